@@ -1,0 +1,319 @@
+/* Direct connections: a host socket to the destination, relayed to the application's socket.
+ * Backpressure: reading one side stops while the other side's write queue holds more than
+ * DIRECT_QUEUE_HIGH bytes and resumes from the write callback. An EOF becomes a shutdown of the
+ * other side (libuv runs it after the queued writes); an error on either side resets both. */
+#include "app/direct.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include <uv.h>
+
+#include "app/log.h"
+
+enum {
+    DIRECT_READ_SIZE = 64 * 1024,
+    DIRECT_QUEUE_HIGH = 1024 * 1024,
+};
+
+enum direct_state {
+    DIRECT_CONNECTING,
+    DIRECT_CONNECTED,
+    DIRECT_BRIDGED,
+    DIRECT_CLOSING,
+};
+
+struct direct_side {
+    struct direct_conn *c;
+    uv_tcp_t *h;
+    struct direct_side *peer;
+    uv_shutdown_t shutdown_req;
+    uint64_t bytes; /* read from this side */
+    unsigned reading : 1;
+    unsigned eof : 1;
+    unsigned shut_done : 1; /* this side's write direction is shut */
+};
+
+struct direct_conn {
+    uv_tcp_t remote;
+    uv_connect_t connect_req;
+    uv_timer_t timer;
+    enum direct_state state;
+    int handles_open;
+    int reset;
+    struct direct_side side[2]; /* 0: application, 1: remote */
+    direct_connect_cb connect_cb;
+    void *arg;
+    direct_done_cb done;
+    void *done_arg;
+    char label[320];
+};
+
+struct direct_write {
+    uv_write_t req;
+    struct direct_side *from;
+    char data[];
+};
+
+static void direct_handle_closed(uv_handle_t *h)
+{
+    struct direct_conn *c = h->data;
+    if (--c->handles_open > 0)
+        return;
+    if (c->done) {
+        v2s_info("%s closed%s (%llu bytes up, %llu down)", c->label, c->reset ? " by reset" : "",
+                 (unsigned long long)c->side[0].bytes, (unsigned long long)c->side[1].bytes);
+        c->done(c->done_arg);
+    }
+    free(c);
+}
+
+static void direct_set_reset(uv_tcp_t *h)
+{
+    uv_os_fd_t fd;
+    if (uv_fileno((uv_handle_t *)h, &fd) == 0) {
+        struct linger l = {1, 0};
+        setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof(l));
+    }
+}
+
+/* Closes every handle; with reset both sockets send RST. */
+static void direct_end(struct direct_conn *c, int reset)
+{
+    if (c->state == DIRECT_CLOSING)
+        return;
+    int bridged = c->state == DIRECT_BRIDGED;
+    c->state = DIRECT_CLOSING;
+    c->reset = reset;
+    c->handles_open = 2 + bridged;
+    if (reset) {
+        direct_set_reset(&c->remote);
+        if (bridged)
+            direct_set_reset(c->side[0].h);
+    }
+    uv_close((uv_handle_t *)&c->timer, direct_handle_closed);
+    uv_close((uv_handle_t *)&c->remote, direct_handle_closed);
+    if (bridged)
+        uv_close((uv_handle_t *)c->side[0].h, direct_handle_closed);
+}
+
+static void direct_connect_timeout(uv_timer_t *t)
+{
+    struct direct_conn *c = t->data;
+    direct_connect_cb cb = c->connect_cb;
+    void *arg = c->arg;
+    direct_end(c, 1);
+    cb(arg, NULL, UV_ETIMEDOUT);
+}
+
+static void direct_connected(uv_connect_t *req, int status)
+{
+    struct direct_conn *c = req->data;
+    if (c->state != DIRECT_CONNECTING)
+        return; /* timed out or cancelled: the close already owns c */
+    uv_timer_stop(&c->timer);
+    if (status < 0) {
+        direct_connect_cb cb = c->connect_cb;
+        void *arg = c->arg;
+        direct_end(c, 0);
+        cb(arg, NULL, status);
+        return;
+    }
+    c->state = DIRECT_CONNECTED;
+    c->connect_cb(c->arg, c, 0);
+}
+
+int direct_connect(uv_loop_t *loop, const struct v2s_addr *dst, uint16_t port, unsigned timeout_ms,
+                   direct_connect_cb cb, void *arg, struct direct_conn **out)
+{
+    struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof(ss));
+    if (dst->family == AF_INET) {
+        struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
+        sin->sin_family = AF_INET;
+        sin->sin_port = htons(port);
+        memcpy(&sin->sin_addr, dst->bytes, 4);
+    } else if (dst->family == AF_INET6) {
+        struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
+        sin6->sin6_family = AF_INET6;
+        sin6->sin6_port = htons(port);
+        memcpy(&sin6->sin6_addr, dst->bytes, 16);
+    } else {
+        return UV_EINVAL;
+    }
+    struct direct_conn *c = calloc(1, sizeof(*c));
+    if (!c)
+        return UV_ENOMEM;
+    uv_tcp_init(loop, &c->remote);
+    uv_timer_init(loop, &c->timer);
+    c->remote.data = c;
+    c->timer.data = c;
+    c->connect_req.data = c;
+    c->connect_cb = cb;
+    c->arg = arg;
+    int rc = uv_tcp_connect(&c->connect_req, &c->remote, (const struct sockaddr *)&ss, direct_connected);
+    if (rc < 0) {
+        c->connect_cb = NULL;
+        direct_end(c, 0);
+        return rc;
+    }
+    uv_timer_start(&c->timer, direct_connect_timeout, timeout_ms, 0);
+    *out = c;
+    return 0;
+}
+
+void direct_cancel(struct direct_conn *c)
+{
+    direct_end(c, 1);
+}
+
+void direct_local(const struct direct_conn *c, struct v2s_addr *addr, uint16_t *port)
+{
+    struct sockaddr_storage ss;
+    int len = sizeof(ss);
+    memset(addr, 0, sizeof(*addr));
+    *port = 0;
+    if (uv_tcp_getsockname(&c->remote, (struct sockaddr *)&ss, &len) < 0)
+        return;
+    if (ss.ss_family == AF_INET) {
+        const struct sockaddr_in *sin = (const struct sockaddr_in *)&ss;
+        addr->family = AF_INET;
+        memcpy(addr->bytes, &sin->sin_addr, 4);
+        *port = ntohs(sin->sin_port);
+    } else if (ss.ss_family == AF_INET6) {
+        const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)&ss;
+        addr->family = AF_INET6;
+        memcpy(addr->bytes, &sin6->sin6_addr, 16);
+        *port = ntohs(sin6->sin6_port);
+    }
+}
+
+static void direct_read_start(struct direct_side *s);
+
+static void direct_maybe_finish(struct direct_conn *c)
+{
+    if (c->side[0].shut_done && c->side[1].shut_done)
+        direct_end(c, 0);
+}
+
+static void direct_shutdown_cb(uv_shutdown_t *req, int status)
+{
+    struct direct_side *s = req->data;
+    if (s->c->state != DIRECT_BRIDGED)
+        return;
+    if (status < 0) {
+        direct_end(s->c, 1);
+        return;
+    }
+    s->shut_done = 1;
+    direct_maybe_finish(s->c);
+}
+
+static void direct_write_cb(uv_write_t *req, int status)
+{
+    struct direct_write *w = (struct direct_write *)req;
+    struct direct_side *from = w->from;
+    free(w);
+    if (from->c->state != DIRECT_BRIDGED)
+        return;
+    if (status < 0) {
+        direct_end(from->c, 1);
+        return;
+    }
+    direct_read_start(from);
+}
+
+static void direct_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    (void)h;
+    (void)suggested;
+    struct direct_write *w = malloc(sizeof(*w) + DIRECT_READ_SIZE);
+    *buf = w ? uv_buf_init(w->data, DIRECT_READ_SIZE) : uv_buf_init(NULL, 0);
+}
+
+static struct direct_side *direct_side_of(uv_stream_t *h)
+{
+    struct direct_conn *c = h->data;
+    return (uv_tcp_t *)h == &c->remote ? &c->side[1] : &c->side[0];
+}
+
+static void direct_read_cb(uv_stream_t *h, ssize_t nread, const uv_buf_t *buf)
+{
+    struct direct_side *s = direct_side_of(h);
+    struct direct_write *w = buf->base ? (struct direct_write *)(buf->base - offsetof(struct direct_write, data)) : NULL;
+    if (nread <= 0 || s->c->state != DIRECT_BRIDGED) {
+        free(w);
+        if (nread == 0 || s->c->state != DIRECT_BRIDGED)
+            return;
+        if (nread == UV_EOF) {
+            uv_read_stop(h);
+            s->reading = 0;
+            s->eof = 1;
+            s->peer->shutdown_req.data = s->peer;
+            if (uv_shutdown(&s->peer->shutdown_req, (uv_stream_t *)s->peer->h, direct_shutdown_cb) < 0)
+                direct_end(s->c, 1);
+            return;
+        }
+        direct_end(s->c, 1);
+        return;
+    }
+    s->bytes += (uint64_t)nread;
+    w->from = s;
+    uv_buf_t out = uv_buf_init(w->data, (unsigned)nread);
+    if (uv_write(&w->req, (uv_stream_t *)s->peer->h, &out, 1, direct_write_cb) < 0) {
+        free(w);
+        direct_end(s->c, 1);
+        return;
+    }
+    if (uv_stream_get_write_queue_size((uv_stream_t *)s->peer->h) > DIRECT_QUEUE_HIGH) {
+        uv_read_stop(h);
+        s->reading = 0;
+    }
+}
+
+static void direct_read_start(struct direct_side *s)
+{
+    if (s->reading || s->eof || s->c->state != DIRECT_BRIDGED)
+        return;
+    if (uv_stream_get_write_queue_size((uv_stream_t *)s->peer->h) > DIRECT_QUEUE_HIGH)
+        return;
+    if (uv_read_start((uv_stream_t *)s->h, direct_alloc_cb, direct_read_cb) == 0)
+        s->reading = 1;
+}
+
+void direct_bridge_start(struct direct_conn *c, uv_tcp_t *app, const uint8_t *early, size_t n,
+                         const char *label, direct_done_cb done, void *arg)
+{
+    c->state = DIRECT_BRIDGED;
+    c->done = done;
+    c->done_arg = arg;
+    snprintf(c->label, sizeof(c->label), "%s", label);
+    app->data = c;
+    for (int i = 0; i < 2; i++) {
+        c->side[i].c = c;
+        c->side[i].peer = &c->side[1 - i];
+    }
+    c->side[0].h = app;
+    c->side[1].h = &c->remote;
+    if (n > 0) {
+        struct direct_write *w = malloc(sizeof(*w) + n);
+        if (!w) {
+            direct_end(c, 1);
+            return;
+        }
+        memcpy(w->data, early, n);
+        w->from = &c->side[0];
+        c->side[0].bytes += n;
+        uv_buf_t out = uv_buf_init(w->data, (unsigned)n);
+        if (uv_write(&w->req, (uv_stream_t *)&c->remote, &out, 1, direct_write_cb) < 0) {
+            free(w);
+            direct_end(c, 1);
+            return;
+        }
+    }
+    direct_read_start(&c->side[0]);
+    direct_read_start(&c->side[1]);
+}

@@ -1,0 +1,291 @@
+/* vpn2socks: wires a tunnel, the stack, the router and the listeners together on one loop. */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <uv.h>
+
+#include "app/dial.h"
+#include "app/log.h"
+#include "app/options.h"
+#include "app/router.h"
+#include "socks/server.h"
+#include "stack/stack.h"
+#include "tunnel/fd.h"
+#include "tunnel/settings.h"
+#include "tunnel/tunnel.h"
+
+enum {
+    EXIT_USAGE = 1,
+    EXIT_AUTH = 2,
+    EXIT_TUNNEL_LOST = 3,
+};
+
+struct app {
+    uv_loop_t *loop;
+    struct options opt;
+    struct tunnel *tunnel;
+    struct stack *stack;
+    struct socks_server *socks[OPTIONS_MAX_LISTENERS];
+    size_t n_socks;
+    uv_signal_t sig[3];
+    int stopping;
+    int exit_code;
+};
+
+static void app_stop(struct app *a, int code);
+
+static void app_log_settings(const struct tunnel_settings *ts)
+{
+    char buf[V2S_ADDR_STRLEN];
+    if (ts->addr4.family)
+        v2s_info("tunnel up: address %s/%u", v2s_addr_format(&ts->addr4, buf, sizeof(buf)), ts->prefix4);
+    if (ts->addr6.family)
+        v2s_info("tunnel up: address %s/%u", v2s_addr_format(&ts->addr6, buf, sizeof(buf)), ts->prefix6);
+    v2s_info("tunnel up: MTU %u", ts->mtu);
+    for (size_t i = 0; i < ts->n_routes; i++)
+        v2s_info("tunnel up: route %s", v2s_cidr_format(&ts->routes[i], buf, sizeof(buf)));
+    for (size_t i = 0; i < ts->n_excludes; i++)
+        v2s_info("tunnel up: excluded %s", v2s_cidr_format(&ts->excludes[i], buf, sizeof(buf)));
+    if (ts->n_routes == 0)
+        v2s_info("tunnel up: no split routes, everything goes through the tunnel unless --others says otherwise");
+    for (size_t i = 0; i < ts->n_dns; i++)
+        v2s_info("tunnel up: DNS %s", v2s_addr_format(&ts->dns[i], buf, sizeof(buf)));
+    if (ts->domains)
+        v2s_info("tunnel up: search domains %s", ts->domains);
+}
+
+static void app_tunnel_up(void *arg, const struct tunnel_settings *ts)
+{
+    struct app *a = arg;
+    app_log_settings(ts);
+    if (stack_tunnel_up(a->stack, ts) < 0 || router_set_tunnel(&a->opt.router, ts) < 0) {
+        v2s_error("cannot use the tunnel's settings");
+        app_stop(a, EXIT_USAGE);
+    }
+}
+
+static void app_tunnel_packet(void *arg, const uint8_t *pkt, size_t len)
+{
+    struct app *a = arg;
+    stack_input(a->stack, pkt, len);
+}
+
+static void app_tunnel_writable(void *arg)
+{
+    struct app *a = arg;
+    stack_tunnel_writable(a->stack);
+}
+
+static void app_tunnel_down(void *arg, enum tunnel_down_reason reason, const char *why)
+{
+    struct app *a = arg;
+    if (a->stopping)
+        return;
+    v2s_error("tunnel lost: %s", why);
+    app_stop(a, reason == TUNNEL_DOWN_AUTH ? EXIT_AUTH : EXIT_TUNNEL_LOST);
+}
+
+static void app_signal(uv_signal_t *h, int signum)
+{
+    struct app *a = h->data;
+    v2s_info("%s: stopping", strsignal(signum));
+    app_stop(a, 0);
+}
+
+static void app_tunnel_closed(struct tunnel *t)
+{
+    (void)t;
+}
+
+static void app_stack_closed(void *arg)
+{
+    (void)arg;
+}
+
+static void app_stop(struct app *a, int code)
+{
+    if (a->stopping)
+        return;
+    a->stopping = 1;
+    a->exit_code = code;
+    for (size_t i = 0; i < a->n_socks; i++)
+        socks_server_close(a->socks[i], NULL, NULL);
+    a->n_socks = 0;
+    /* The stack resets what is still open, then the tunnel goes. */
+    if (a->stack)
+        stack_close(a->stack, app_stack_closed, a);
+    if (a->tunnel)
+        tunnel_close(a->tunnel, app_tunnel_closed);
+    for (size_t i = 0; i < 3; i++)
+        uv_close((uv_handle_t *)&a->sig[i], NULL);
+}
+
+static const char *app_getenv(void *arg, const char *name)
+{
+    (void)arg;
+    return getenv(name);
+}
+
+/* The tunnel settings: the environment openconnect gives the script, then the command line. */
+static int app_settings(struct app *a, struct tunnel_settings *ts)
+{
+    const struct tunnel_settings *o = &a->opt.overrides;
+    char err[256];
+    tunnel_settings_init(ts);
+    if (getenv("INTERNAL_IP4_ADDRESS") || getenv("INTERNAL_IP6_ADDRESS")) {
+        if (tunnel_settings_from_env(ts, app_getenv, NULL, err, sizeof(err)) < 0) {
+            v2s_error("%s", err);
+            return -EINVAL;
+        }
+    }
+    if (o->addr4.family) {
+        ts->addr4 = o->addr4;
+        ts->prefix4 = o->prefix4;
+    }
+    if (o->addr6.family) {
+        ts->addr6 = o->addr6;
+        ts->prefix6 = o->prefix6;
+    }
+    if (o->mtu)
+        ts->mtu = o->mtu;
+    if (o->n_dns) {
+        memcpy(ts->dns, o->dns, sizeof(ts->dns));
+        ts->n_dns = o->n_dns;
+    }
+    if (o->domains) {
+        free(ts->domains);
+        if (!(ts->domains = strdup(o->domains)))
+            return -ENOMEM;
+    }
+    if (!ts->addr4.family && !ts->addr6.family) {
+        v2s_error("no tunnel address: run me from openconnect --script-tun, or give --address");
+        return -EINVAL;
+    }
+    return 0;
+}
+
+static int app_run(struct app *a)
+{
+    int fd = a->opt.tunnel_fd;
+    if (fd < 0) {
+        const char *env = getenv("VPNFD");
+        char *end;
+        if (!env) {
+            v2s_error("no tunnel: VPNFD is not set (run me from openconnect --script-tun) and no --tunnel-fd");
+            return EXIT_USAGE;
+        }
+        long v = strtol(env, &end, 10);
+        if (*env == '\0' || *end || v < 0 || v > 65535) {
+            v2s_error("VPNFD=%s is not a file descriptor number", env);
+            return EXIT_USAGE;
+        }
+        fd = (int)v;
+    }
+    struct tunnel_settings ts;
+    if (app_settings(a, &ts) < 0) {
+        tunnel_settings_free(&ts);
+        return EXIT_USAGE;
+    }
+    struct tunnel_events ev = {
+        .up = app_tunnel_up,
+        .packet = app_tunnel_packet,
+        .writable = app_tunnel_writable,
+        .down = app_tunnel_down,
+        .arg = a,
+    };
+    int rc = tunnel_fd_new(&a->tunnel, a->loop, fd, &ts, &ev);
+    tunnel_settings_free(&ts);
+    if (rc < 0) {
+        v2s_error("packet fd %d: %s", fd,
+                  rc == -EPROTOTYPE ? "a stream socket; packets need a datagram or seqpacket socket"
+                                    : strerror(-rc));
+        return EXIT_USAGE;
+    }
+    if ((rc = stack_new(&a->stack, a->loop, a->tunnel)) < 0) {
+        v2s_error("cannot start the TCP/IP stack: %s", strerror(-rc));
+        return EXIT_USAGE;
+    }
+    struct dial_ctx ctx = {
+        .loop = a->loop,
+        .stack = a->stack,
+        .router = &a->opt.router,
+        .connect_timeout_ms = a->opt.connect_timeout_ms,
+    };
+    for (size_t i = 0; i < a->opt.n_socks; i++) {
+        const struct sockaddr *sa = (const struct sockaddr *)&a->opt.socks[i];
+        char name[64];
+        struct v2s_addr addr = {.family = (uint8_t)sa->sa_family};
+        uint16_t port;
+        if (sa->sa_family == AF_INET) {
+            memcpy(addr.bytes, &((const struct sockaddr_in *)sa)->sin_addr, 4);
+            port = ntohs(((const struct sockaddr_in *)sa)->sin_port);
+        } else {
+            memcpy(addr.bytes, &((const struct sockaddr_in6 *)sa)->sin6_addr, 16);
+            port = ntohs(((const struct sockaddr_in6 *)sa)->sin6_port);
+        }
+        v2s_addr_format_port(&addr, port, name, sizeof(name));
+        if ((rc = socks_server_new(&a->socks[a->n_socks], &ctx, sa)) < 0) {
+            v2s_error("SOCKS listener %s: %s", name, uv_strerror(rc));
+            app_stop(a, EXIT_USAGE);
+            return -1;
+        }
+        a->n_socks++;
+        v2s_info("SOCKS5 proxy listening on %s", name);
+    }
+    static const int signals[3] = {SIGINT, SIGTERM, SIGHUP};
+    for (size_t i = 0; i < 3; i++) {
+        uv_signal_init(a->loop, &a->sig[i]);
+        a->sig[i].data = a;
+        uv_signal_start(&a->sig[i], app_signal, signals[i]);
+    }
+    if ((rc = tunnel_start(a->tunnel)) < 0) {
+        v2s_error("cannot start the tunnel: %s", uv_strerror(rc));
+        app_stop(a, EXIT_USAGE);
+    }
+    return -1;
+}
+
+int main(int argc, char **argv)
+{
+    struct app a;
+    char err[256];
+    memset(&a, 0, sizeof(a));
+    options_init(&a.opt);
+    if (options_parse(&a.opt, argc, argv, err, sizeof(err)) < 0) {
+        fprintf(stderr, "vpn2socks: %s\nTry 'vpn2socks --help'.\n", err);
+        options_free(&a.opt);
+        return EXIT_USAGE;
+    }
+    if (a.opt.help) {
+        options_usage(stdout);
+        options_free(&a.opt);
+        return 0;
+    }
+    if (a.opt.version) {
+        printf("vpn2socks %s\n", VPN2SOCKS_VERSION);
+        options_free(&a.opt);
+        return 0;
+    }
+    v2s_log_level = a.opt.verbosity < 0 ? V2S_LOG_ERROR : V2S_LOG_WARN + a.opt.verbosity;
+    if (v2s_log_level > V2S_LOG_TRACE)
+        v2s_log_level = V2S_LOG_TRACE;
+    /* A peer that goes away mid-write must not kill the process. */
+    signal(SIGPIPE, SIG_IGN);
+
+    a.loop = uv_default_loop();
+    int code = app_run(&a);
+    if (code >= 0 && !a.stack && !a.tunnel) {
+        options_free(&a.opt);
+        return code;
+    }
+    if (code >= 0)
+        app_stop(&a, code);
+    uv_run(a.loop, UV_RUN_DEFAULT);
+    if (uv_loop_close(a.loop) != 0)
+        v2s_debug("handles still open at exit");
+    options_free(&a.opt);
+    return a.exit_code;
+}

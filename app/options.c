@@ -1,0 +1,298 @@
+#include "app/options.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
+enum {
+    OPT_TUNNEL_FD = 256,
+    OPT_ROUTE,
+    OPT_EXCLUDE,
+    OPT_OTHERS,
+    OPT_ADDRESS,
+    OPT_MTU,
+    OPT_DNS,
+    OPT_DOMAIN,
+    OPT_CONNECT_TIMEOUT,
+};
+
+static const struct option long_options[] = {
+    {"socks", required_argument, NULL, 'D'},
+    {"tunnel-fd", required_argument, NULL, OPT_TUNNEL_FD},
+    {"route", required_argument, NULL, OPT_ROUTE},
+    {"exclude", required_argument, NULL, OPT_EXCLUDE},
+    {"others", required_argument, NULL, OPT_OTHERS},
+    {"address", required_argument, NULL, OPT_ADDRESS},
+    {"mtu", required_argument, NULL, OPT_MTU},
+    {"dns", required_argument, NULL, OPT_DNS},
+    {"domain", required_argument, NULL, OPT_DOMAIN},
+    {"connect-timeout", required_argument, NULL, OPT_CONNECT_TIMEOUT},
+    {"verbose", no_argument, NULL, 'v'},
+    {"quiet", no_argument, NULL, 'q'},
+    {"help", no_argument, NULL, 'h'},
+    {"version", no_argument, NULL, 'V'},
+    {NULL, 0, NULL, 0},
+};
+
+void options_usage(FILE *f)
+{
+    fputs("Usage: openconnect --script-tun --script \"vpn2socks [options]\" URL\n"
+          "       vpn2socks --tunnel-fd N --address ADDR[/PREFIX] [options]\n"
+          "\n"
+          "A VPN endpoint in one unprivileged process: the tunnel's IP packets end in an embedded\n"
+          "TCP/IP stack, and applications reach the VPN through a local SOCKS5 proxy.\n"
+          "\n"
+          "Listeners:\n"
+          "  -D, --socks [ADDR:]PORT     SOCKS5/4a proxy (ADDR defaults to 127.0.0.1; repeatable)\n"
+          "\n"
+          "Tunnel:\n"
+          "  --tunnel-fd N               read and write raw IP packets on fd N (default: $VPNFD,\n"
+          "                              as openconnect --script-tun passes it)\n"
+          "  --address ADDR[/PREFIX]     tunnel address (default: $INTERNAL_IP4_ADDRESS,\n"
+          "                              $INTERNAL_IP6_ADDRESS); repeat for IPv4 and IPv6\n"
+          "  --mtu N                     tunnel MTU (default: $INTERNAL_IP4_MTU, else 1280)\n"
+          "  --dns ADDR                  DNS server inside the tunnel (default: $INTERNAL_IP4_DNS)\n"
+          "  --domain NAME               search domain (default: $CISCO_DEF_DOMAIN)\n"
+          "\n"
+          "Routing (default: the VPN's split routes; everything when it sends none):\n"
+          "  --route CIDR                send CIDR through the tunnel\n"
+          "  --exclude CIDR              send CIDR directly from this host\n"
+          "  --others direct|tunnel|reject\n"
+          "                              where destinations matching no route go\n"
+          "  --connect-timeout SEC       give up opening a connection after SEC seconds (20)\n"
+          "\n"
+          "  -v, --verbose               more logging (repeat for more)\n"
+          "  -q, --quiet                 errors only\n"
+          "  -h, --help                  this help\n"
+          "  -V, --version               print the version\n"
+          "\n"
+          "Exit status: 0 stopped by SIGINT/SIGTERM, 1 bad usage or configuration,\n"
+          "2 authentication or certificate failure, 3 tunnel lost.\n",
+          f);
+}
+
+void options_init(struct options *o)
+{
+    memset(o, 0, sizeof(*o));
+    o->tunnel_fd = -1;
+    o->connect_timeout_ms = 20 * 1000;
+    router_init(&o->router);
+    tunnel_settings_init(&o->overrides);
+}
+
+void options_free(struct options *o)
+{
+    router_free(&o->router);
+    tunnel_settings_free(&o->overrides);
+}
+
+static int parse_uint(const char *text, unsigned long max, unsigned long *out)
+{
+    char *end;
+    if (!*text || *text == '-' || *text == '+')
+        return -EINVAL;
+    errno = 0;
+    unsigned long v = strtoul(text, &end, 10);
+    if (errno || *end || v > max)
+        return -EINVAL;
+    *out = v;
+    return 0;
+}
+
+int options_parse_listen(struct sockaddr_storage *out, const char *text)
+{
+    char host[64] = "127.0.0.1";
+    const char *port = text;
+    memset(out, 0, sizeof(*out));
+    if (text[0] == '[') {
+        const char *close = strchr(text, ']');
+        if (!close || close[1] != ':' || (size_t)(close - text - 1) >= sizeof(host))
+            return -EINVAL;
+        memcpy(host, text + 1, (size_t)(close - text - 1));
+        host[close - text - 1] = '\0';
+        port = close + 2;
+    } else {
+        const char *colon = strrchr(text, ':');
+        if (colon) {
+            if (strchr(text, ':') != colon || (size_t)(colon - text) >= sizeof(host))
+                return -EINVAL;
+            memcpy(host, text, (size_t)(colon - text));
+            host[colon - text] = '\0';
+            port = colon + 1;
+        }
+    }
+    unsigned long p;
+    if (parse_uint(port, 65535, &p) < 0)
+        return -EINVAL;
+    struct sockaddr_in *sin = (struct sockaddr_in *)out;
+    struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)out;
+    if (strcmp(host, "*") == 0)
+        snprintf(host, sizeof(host), "0.0.0.0");
+    if (inet_pton(AF_INET, host, &sin->sin_addr) == 1) {
+        sin->sin_family = AF_INET;
+        sin->sin_port = htons((uint16_t)p);
+        return 0;
+    }
+    if (inet_pton(AF_INET6, host, &sin6->sin6_addr) == 1) {
+        sin6->sin6_family = AF_INET6;
+        sin6->sin6_port = htons((uint16_t)p);
+        return 0;
+    }
+    if (strcmp(host, "localhost") == 0) {
+        sin->sin_family = AF_INET;
+        sin->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        sin->sin_port = htons((uint16_t)p);
+        return 0;
+    }
+    return -EINVAL;
+}
+
+static int append_domain(struct tunnel_settings *s, const char *d)
+{
+    size_t old = s->domains ? strlen(s->domains) : 0;
+    char *n = realloc(s->domains, old + strlen(d) + 2);
+    if (!n)
+        return -ENOMEM;
+    if (old)
+        n[old++] = ' ';
+    strcpy(n + old, d);
+    s->domains = n;
+    return 0;
+}
+
+int options_parse(struct options *o, int argc, char **argv, char *err, size_t errcap)
+{
+    int c;
+    unsigned long v;
+    struct v2s_cidr cidr;
+    optind = 1;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":D:vqhV", long_options, NULL)) != -1) {
+        switch (c) {
+        case 'D':
+            if (o->n_socks == OPTIONS_MAX_LISTENERS) {
+                snprintf(err, errcap, "too many -D listeners (at most %d)", OPTIONS_MAX_LISTENERS);
+                return -EINVAL;
+            }
+            if (options_parse_listen(&o->socks[o->n_socks], optarg) < 0) {
+                snprintf(err, errcap, "-D %s: expected [ADDR:]PORT", optarg);
+                return -EINVAL;
+            }
+            o->n_socks++;
+            break;
+        case OPT_TUNNEL_FD:
+            if (parse_uint(optarg, INT_MAX, &v) < 0) {
+                snprintf(err, errcap, "--tunnel-fd %s: expected a file descriptor number", optarg);
+                return -EINVAL;
+            }
+            o->tunnel_fd = (int)v;
+            break;
+        case OPT_ROUTE:
+        case OPT_EXCLUDE:
+            if (v2s_cidr_parse(&cidr, optarg, 1) < 0) {
+                snprintf(err, errcap, "%s %s: expected ADDR/PREFIX", c == OPT_ROUTE ? "--route" : "--exclude", optarg);
+                return -EINVAL;
+            }
+            if (router_add_user(&o->router, &cidr, c == OPT_ROUTE ? ROUTER_TUNNEL : ROUTER_DIRECT) < 0) {
+                snprintf(err, errcap, "out of memory");
+                return -ENOMEM;
+            }
+            break;
+        case OPT_OTHERS:
+            if (strcmp(optarg, "direct") == 0)
+                o->router.others = ROUTER_OTHERS_DIRECT;
+            else if (strcmp(optarg, "tunnel") == 0)
+                o->router.others = ROUTER_OTHERS_TUNNEL;
+            else if (strcmp(optarg, "reject") == 0)
+                o->router.others = ROUTER_OTHERS_REJECT;
+            else {
+                snprintf(err, errcap, "--others %s: expected direct, tunnel or reject", optarg);
+                return -EINVAL;
+            }
+            break;
+        case OPT_ADDRESS: {
+            /* An interface address keeps its host bits, so this is not a CIDR prefix. */
+            char text[64];
+            struct v2s_addr a;
+            unsigned long prefix = 0;
+            snprintf(text, sizeof(text), "%s", optarg);
+            char *slash = strchr(text, '/');
+            if (slash)
+                *slash = '\0';
+            if (v2s_addr_parse(&a, text) < 0 ||
+                (slash && parse_uint(slash + 1, a.family == AF_INET ? 32 : 128, &prefix) < 0)) {
+                snprintf(err, errcap, "--address %s: expected ADDR[/PREFIX]", optarg);
+                return -EINVAL;
+            }
+            if (a.family == AF_INET) {
+                o->overrides.addr4 = a;
+                o->overrides.prefix4 = slash ? (unsigned)prefix : 32;
+            } else {
+                o->overrides.addr6 = a;
+                o->overrides.prefix6 = slash ? (unsigned)prefix : 128;
+            }
+            break;
+        }
+        case OPT_MTU:
+            if (parse_uint(optarg, 65535, &v) < 0 || v < 576) {
+                snprintf(err, errcap, "--mtu %s: expected a number from 576 to 65535", optarg);
+                return -EINVAL;
+            }
+            o->overrides.mtu = (unsigned)v;
+            break;
+        case OPT_DNS:
+            if (o->overrides.n_dns == TUNNEL_MAX_DNS ||
+                v2s_addr_parse(&o->overrides.dns[o->overrides.n_dns], optarg) < 0) {
+                snprintf(err, errcap, "--dns %s: expected an IP address (at most %d)", optarg, TUNNEL_MAX_DNS);
+                return -EINVAL;
+            }
+            o->overrides.n_dns++;
+            break;
+        case OPT_DOMAIN:
+            if (!*optarg || strlen(optarg) > 253 || strpbrk(optarg, " ,") || append_domain(&o->overrides, optarg) < 0) {
+                snprintf(err, errcap, "--domain %s: expected one domain name", optarg);
+                return -EINVAL;
+            }
+            break;
+        case OPT_CONNECT_TIMEOUT:
+            if (parse_uint(optarg, 3600, &v) < 0 || v == 0) {
+                snprintf(err, errcap, "--connect-timeout %s: expected seconds from 1 to 3600", optarg);
+                return -EINVAL;
+            }
+            o->connect_timeout_ms = (unsigned)v * 1000;
+            break;
+        case 'v':
+            o->verbosity++;
+            break;
+        case 'q':
+            o->verbosity = -1;
+            break;
+        case 'h':
+            o->help = 1;
+            return 0;
+        case 'V':
+            o->version = 1;
+            return 0;
+        case ':':
+            snprintf(err, errcap, "%s needs a value", argv[optind - 1]);
+            return -EINVAL;
+        default:
+            snprintf(err, errcap, "unknown option %s", argv[optind - 1]);
+            return -EINVAL;
+        }
+    }
+    if (optind < argc) {
+        snprintf(err, errcap, "unexpected argument '%s'", argv[optind]);
+        return -EINVAL;
+    }
+    if (o->n_socks == 0) {
+        snprintf(err, errcap, "nothing to serve: give at least one listener (-D PORT)");
+        return -EINVAL;
+    }
+    return 0;
+}

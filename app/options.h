@@ -1,0 +1,34 @@
+/* The command line. Parsing is pure: main() acts on the result. */
+#ifndef VPN2SOCKS_APP_OPTIONS_H
+#define VPN2SOCKS_APP_OPTIONS_H
+
+#include <stddef.h>
+#include <stdio.h>
+#include <sys/socket.h>
+
+#include "app/router.h"
+#include "tunnel/settings.h"
+
+enum { OPTIONS_MAX_LISTENERS = 8 };
+
+struct options {
+    struct sockaddr_storage socks[OPTIONS_MAX_LISTENERS];
+    size_t n_socks;
+    int tunnel_fd;             /* -1 = from VPNFD */
+    struct router router;      /* --route / --exclude / --others */
+    struct tunnel_settings overrides; /* --address / --mtu / --dns / --domain */
+    unsigned connect_timeout_ms;
+    int verbosity;             /* added to the default log level */
+    int help;
+    int version;
+};
+
+void options_init(struct options *o);
+void options_free(struct options *o);
+/* Parses argv. 0, or -EINVAL with a one-line message in err. */
+int options_parse(struct options *o, int argc, char **argv, char *err, size_t errcap);
+/* Parses "[ADDR:]PORT" ("[v6]:PORT" for IPv6); a bare port binds 127.0.0.1. 0 or -EINVAL. */
+int options_parse_listen(struct sockaddr_storage *out, const char *text);
+void options_usage(FILE *f);
+
+#endif

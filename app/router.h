@@ -1,0 +1,50 @@
+/* The router decides where a destination goes: into the tunnel, directly from this host, or
+ * nowhere. Pure code: the tunnel's split routes plus the user's --route / --exclude / --others. */
+#ifndef VPN2SOCKS_APP_ROUTER_H
+#define VPN2SOCKS_APP_ROUTER_H
+
+#include <stddef.h>
+
+#include "tunnel/addr.h"
+
+struct tunnel_settings;
+
+enum router_verdict {
+    ROUTER_TUNNEL,
+    ROUTER_DIRECT,
+    ROUTER_REJECT,
+};
+
+enum router_others {
+    ROUTER_OTHERS_DEFAULT, /* tunnel when the VPN pushed no routes (full tunnel), else direct */
+    ROUTER_OTHERS_TUNNEL,
+    ROUTER_OTHERS_DIRECT,
+    ROUTER_OTHERS_REJECT,
+};
+
+struct router_entry {
+    struct v2s_cidr cidr;
+    enum router_verdict verdict;
+};
+
+struct router {
+    struct router_entry *entries; /* user entries first; tunnel entries follow */
+    size_t n_entries;
+    size_t n_user;                /* how many of entries came from the command line */
+    enum router_others others;
+    int tunnel_has_routes;        /* the VPN pushed split-include routes */
+};
+
+void router_init(struct router *r);
+void router_free(struct router *r);
+/* A user's --route (verdict TUNNEL) or --exclude (verdict DIRECT). 0 or -ENOMEM. */
+int router_add_user(struct router *r, const struct v2s_cidr *c, enum router_verdict v);
+/* Replaces the tunnel's routes with those of the settings (called on every tunnel up).
+ * 0 or -ENOMEM. */
+int router_set_tunnel(struct router *r, const struct tunnel_settings *s);
+/* Longest prefix wins; on a tie, a user entry beats a tunnel entry and DIRECT beats TUNNEL.
+ * Without a match, --others decides. */
+enum router_verdict router_decide(const struct router *r, const struct v2s_addr *dst);
+const char *router_verdict_name(enum router_verdict v);
+
+#endif

@@ -1,0 +1,22 @@
+# Builds lwIP's core (IPv4, IPv6, TCP, UDP, raw) from an upstream source tree with our own
+# stack/lwipopts.h. The tree is never committed: scripts/fetch-lwip.sh puts one in
+# third_party/lwip, or -DLWIP_SOURCE_DIR=<tree> names any lwIP 2.1+ tree.
+set(LWIP_SOURCE_DIR "${PROJECT_SOURCE_DIR}/third_party/lwip" CACHE PATH "lwIP 2.1+ source tree")
+
+if(NOT EXISTS "${LWIP_SOURCE_DIR}/src/Filelists.cmake")
+  message(FATAL_ERROR
+    "lwIP source not found in ${LWIP_SOURCE_DIR}.\n"
+    "Fetch it with:   ./scripts/fetch-lwip.sh            (Debian/Ubuntu: apt-get source lwip)\n"
+    "or point at any lwIP 2.1+ tree:   cmake -DLWIP_SOURCE_DIR=/path/to/lwip ...")
+endif()
+
+set(LWIP_DIR "${LWIP_SOURCE_DIR}")
+include("${LWIP_SOURCE_DIR}/src/Filelists.cmake")
+
+add_library(lwip STATIC ${lwipcore_SRCS} ${lwipcore4_SRCS} ${lwipcore6_SRCS})
+target_include_directories(lwip SYSTEM PUBLIC
+  "${LWIP_SOURCE_DIR}/src/include"
+  "${PROJECT_SOURCE_DIR}/stack")
+# lwIP's own code is not ours to lint: our warning flags do not apply to it.
+target_compile_options(lwip PRIVATE -w)
+set_target_properties(lwip PROPERTIES C_STANDARD 99 POSITION_INDEPENDENT_CODE ON)

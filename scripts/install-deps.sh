@@ -1,0 +1,54 @@
+#!/bin/bash
+# Installs what building vpn2socks and running its tests needs, from Debian's archive.
+#
+# Runs apt-get only when something is missing, so a second run returns at once. Needs root to
+# install; without root it lists what is missing and exits 1.
+#   scripts/install-deps.sh            install what is missing
+#   scripts/install-deps.sh --check    only report; exit 1 if something is missing
+set -euo pipefail
+
+pkgs=(
+    # build
+    build-essential cmake pkg-config
+    libuv1-dev libssl-dev liblzo2-dev liblz4-dev
+    dpkg-dev xz-utils            # `apt-get source lwip` (scripts/fetch-lwip.sh)
+    # lab: real servers and clients
+    ocserv openconnect openvpn
+    openssl ca-certificates      # throwaway PKI
+    dnsmasq-base                 # DNS inside the server namespace
+    iproute2 util-linux          # ip netns / veth, setpriv
+    nftables                     # packet loss in lab tests
+    procps                       # pkill/pgrep -P for cleanup helpers
+    # test clients
+    curl python3 python3-socks
+)
+
+missing=()
+for p in "${pkgs[@]}"; do
+    st=$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null || true)
+    [ "$st" = installed ] || missing+=("$p")
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+    echo "install-deps: all ${#pkgs[@]} packages present"
+    exit 0
+fi
+
+echo "install-deps: missing: ${missing[*]}"
+if [ "${1:-}" = --check ]; then
+    exit 1
+fi
+if [ "$(id -u)" -ne 0 ]; then
+    echo "install-deps: not root; run as root, or: sudo apt-get install ${missing[*]}" >&2
+    exit 1
+fi
+
+export DEBIAN_FRONTEND=noninteractive
+apt-get update
+apt-get install -y --no-install-recommends "${missing[@]}"
+
+# ocserv's package starts a system service; the lab runs its own instances and wants none.
+if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
+    systemctl disable --now ocserv.service ocserv.socket >/dev/null 2>&1 || true
+fi
+echo "install-deps: done"

@@ -1,0 +1,395 @@
+/* The SOCKS listener: reads the greeting and request with the push parser, dials, answers with the
+ * RFC 1928 reply code that says what happened, then hands the client socket to the relay.
+ * A client that does not finish its request within SOCKS_HANDSHAKE_TIMEOUT_MS is dropped. */
+#include "socks/server.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include <uv.h>
+
+#include "app/dial.h"
+#include "app/log.h"
+#include "socks/socks5.h"
+
+enum {
+    SOCKS_READ_BUF = 16 * 1024,
+    SOCKS_HANDSHAKE_TIMEOUT_MS = 30 * 1000,
+    SOCKS_MAX_EARLY = 64 * 1024,
+};
+
+enum socks_conn_state {
+    SOCKS_CONN_HANDSHAKE, /* reading greeting and request */
+    SOCKS_CONN_DIALING,
+    SOCKS_CONN_RELAYING,  /* the relay owns the client handle */
+    SOCKS_CONN_CLOSING,
+};
+
+struct socks_conn {
+    struct socks_server *srv;
+    struct socks_conn *next, *prev;
+    uv_tcp_t client;
+    uv_timer_t timer;
+    int handles_open;
+    enum socks_conn_state state;
+    struct socks5_parser parser;
+    struct dial *dial;
+    uint8_t *early; /* bytes the client sent after its request */
+    size_t early_len;
+    uv_write_t method_req; /* the method choice, which may still be in flight at the reply */
+    uint8_t method_reply[2];
+    uv_write_t write_req;
+    uint8_t reply[32];
+    char peer[V2S_ADDR_STRLEN];
+    char target[300];
+};
+
+struct socks_server {
+    struct dial_ctx ctx;
+    uv_tcp_t listener;
+    struct socks_conn *conns;
+    uint8_t *read_buf;
+    int closing;
+    int handles_open;
+    void (*close_cb)(void *arg);
+    void *close_arg;
+};
+
+static void socks_server_maybe_free(struct socks_server *srv)
+{
+    if (!srv->closing || srv->handles_open > 0 || srv->conns)
+        return;
+    void (*cb)(void *) = srv->close_cb;
+    void *arg = srv->close_arg;
+    free(srv->read_buf);
+    free(srv);
+    if (cb)
+        cb(arg);
+}
+
+static void socks_conn_unlink(struct socks_conn *c)
+{
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        c->srv->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+}
+
+static void socks_conn_free(struct socks_conn *c)
+{
+    struct socks_server *srv = c->srv;
+    socks_conn_unlink(c);
+    free(c->early);
+    free(c);
+    socks_server_maybe_free(srv);
+}
+
+static void socks_conn_handle_closed(uv_handle_t *h)
+{
+    struct socks_conn *c = h->data;
+    if (--c->handles_open == 0)
+        socks_conn_free(c);
+}
+
+/* Ends a connection the relay does not own. */
+static void socks_conn_close(struct socks_conn *c)
+{
+    if (c->state == SOCKS_CONN_CLOSING)
+        return;
+    if (c->state == SOCKS_CONN_DIALING && c->dial)
+        dial_cancel(c->dial);
+    c->dial = NULL;
+    c->state = SOCKS_CONN_CLOSING;
+    c->handles_open = 2;
+    uv_close((uv_handle_t *)&c->timer, socks_conn_handle_closed);
+    uv_close((uv_handle_t *)&c->client, socks_conn_handle_closed);
+}
+
+/* The relay closed the client handle; only the timer is left. */
+static void socks_conn_relay_done(void *arg)
+{
+    struct socks_conn *c = arg;
+    c->state = SOCKS_CONN_CLOSING;
+    c->handles_open = 1;
+    uv_close((uv_handle_t *)&c->timer, socks_conn_handle_closed);
+}
+
+static void socks_conn_write_then_close_cb(uv_write_t *req, int status)
+{
+    (void)status;
+    socks_conn_close(req->data);
+}
+
+/* Sends a reply that ends the conversation, then closes. */
+static void socks_conn_reply_and_close(struct socks_conn *c, uint8_t rep)
+{
+    size_t len = c->parser.version == SOCKS4_VERSION
+                     ? socks4_build_reply(c->reply, rep == SOCKS5_REP_SUCCEEDED ? SOCKS4_REP_GRANTED
+                                                                                : SOCKS4_REP_REJECTED,
+                                          NULL, 0)
+                     : socks5_build_reply(c->reply, rep, NULL, 0);
+    uv_buf_t b = uv_buf_init((char *)c->reply, (unsigned)len);
+    c->write_req.data = c;
+    uv_read_stop((uv_stream_t *)&c->client);
+    if (uv_write(&c->write_req, (uv_stream_t *)&c->client, &b, 1, socks_conn_write_then_close_cb) < 0)
+        socks_conn_close(c);
+}
+
+/* What the client is told when the connection could not be opened. */
+static uint8_t socks_reply_for(int status)
+{
+    switch (status) {
+    case UV_ECONNREFUSED: return SOCKS5_REP_REFUSED;
+    case UV_EHOSTUNREACH:
+    case UV_EAI_NONAME:
+    case UV_EAI_AGAIN:
+    case UV_EAI_NODATA: return SOCKS5_REP_HOST_UNREACHABLE;
+    case UV_ENETUNREACH:
+    case UV_ENETDOWN: return SOCKS5_REP_NET_UNREACHABLE;
+    case UV_ETIMEDOUT: return SOCKS5_REP_TTL_EXPIRED;
+    case UV_EACCES:
+    case UV_EPERM: return SOCKS5_REP_NOT_ALLOWED;
+    default: return SOCKS5_REP_GENERAL_FAILURE;
+    }
+}
+
+static void socks_conn_reply_ok_cb(uv_write_t *req, int status)
+{
+    (void)req;
+    (void)status; /* a failed write shows up in the relay as a read or write error */
+}
+
+static void socks_conn_dialed(void *arg, struct dial *d, int status, const struct v2s_addr *bound,
+                              uint16_t port)
+{
+    struct socks_conn *c = arg;
+    c->dial = NULL;
+    if (status < 0) {
+        uint8_t rep = socks_reply_for(status);
+        v2s_info("%s -> %s: %s (reply %u)", c->peer, c->target, uv_strerror(status), rep);
+        socks_conn_reply_and_close(c, rep);
+        return;
+    }
+    size_t len = c->parser.version == SOCKS4_VERSION ? socks4_build_reply(c->reply, SOCKS4_REP_GRANTED, bound, port)
+                                                     : socks5_build_reply(c->reply, SOCKS5_REP_SUCCEEDED, bound, port);
+    uv_buf_t b = uv_buf_init((char *)c->reply, (unsigned)len);
+    uv_timer_stop(&c->timer);
+    c->state = SOCKS_CONN_RELAYING;
+    /* libuv keeps writes in order, so the reply reaches the client before any relayed byte. */
+    if (uv_write(&c->write_req, (uv_stream_t *)&c->client, &b, 1, socks_conn_reply_ok_cb) < 0)
+        v2s_debug("%s: reply not sent", c->peer);
+    dial_bridge(d, &c->client, c->early, c->early_len, c->peer, socks_conn_relay_done, c);
+    free(c->early);
+    c->early = NULL;
+    c->early_len = 0;
+}
+
+static void socks_conn_request(struct socks_conn *c, const uint8_t *rest, size_t rest_len)
+{
+    struct socks5_parser *p = &c->parser;
+    uv_read_stop((uv_stream_t *)&c->client);
+    if (p->atyp == SOCKS5_ATYP_DOMAIN)
+        snprintf(c->target, sizeof(c->target), "%s:%u", p->name, p->port);
+    else
+        v2s_addr_format_port(&p->addr, p->port, c->target, sizeof(c->target));
+    if (p->cmd != SOCKS5_CMD_CONNECT) {
+        v2s_info("%s: SOCKS command %u not supported", c->peer, p->cmd);
+        socks_conn_reply_and_close(c, SOCKS5_REP_CMD_UNSUPPORTED);
+        return;
+    }
+    if (rest_len > 0) {
+        if (rest_len > SOCKS_MAX_EARLY || !(c->early = malloc(rest_len))) {
+            socks_conn_reply_and_close(c, SOCKS5_REP_GENERAL_FAILURE);
+            return;
+        }
+        memcpy(c->early, rest, rest_len);
+        c->early_len = rest_len;
+    }
+    c->state = SOCKS_CONN_DIALING;
+    int rc = dial_start(&c->srv->ctx, p->atyp == SOCKS5_ATYP_DOMAIN ? p->name : NULL, &p->addr, p->port,
+                        socks_conn_dialed, c, &c->dial);
+    if (rc < 0) {
+        uint8_t rep = socks_reply_for(rc);
+        v2s_info("%s -> %s: %s (reply %u)", c->peer, c->target, uv_strerror(rc), rep);
+        socks_conn_reply_and_close(c, rep);
+    }
+}
+
+static void socks_conn_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    struct socks_conn *c = h->data;
+    (void)suggested;
+    /* Shared by every connection: the read callback consumes it before returning. */
+    *buf = uv_buf_init((char *)c->srv->read_buf, SOCKS_READ_BUF);
+}
+
+static void socks_conn_noop_write_cb(uv_write_t *req, int status)
+{
+    (void)req;
+    (void)status;
+}
+
+static void socks_conn_read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
+{
+    struct socks_conn *c = stream->data;
+    if (nread == 0 || c->state != SOCKS_CONN_HANDSHAKE)
+        return;
+    if (nread < 0) {
+        v2s_debug("%s: client left during the SOCKS handshake (%s)", c->peer, uv_strerror((int)nread));
+        socks_conn_close(c);
+        return;
+    }
+    const uint8_t *data = (const uint8_t *)buf->base;
+    size_t len = (size_t)nread;
+    while (len > 0) {
+        size_t used = 0;
+        enum socks5_event ev = socks5_parse_feed(&c->parser, data, len, &used);
+        data += used;
+        len -= used;
+        switch (ev) {
+        case SOCKS5_EV_NEED_MORE:
+            return;
+        case SOCKS5_EV_METHODS: {
+            uint8_t method = socks5_parse_method(&c->parser);
+            c->method_reply[0] = SOCKS5_VERSION;
+            c->method_reply[1] = method;
+            uv_buf_t b = uv_buf_init((char *)c->method_reply, 2);
+            if (method == SOCKS5_AUTH_NO_ACCEPTABLE) {
+                v2s_info("%s: no acceptable SOCKS authentication method offered", c->peer);
+                c->method_req.data = c;
+                uv_read_stop(stream);
+                if (uv_write(&c->method_req, stream, &b, 1, socks_conn_write_then_close_cb) < 0)
+                    socks_conn_close(c);
+                return;
+            }
+            if (uv_write(&c->method_req, stream, &b, 1, socks_conn_noop_write_cb) < 0) {
+                socks_conn_close(c);
+                return;
+            }
+            break;
+        }
+        case SOCKS5_EV_REQUEST:
+            socks_conn_request(c, data, len);
+            return;
+        case SOCKS5_EV_ERROR:
+            v2s_info("%s: bad SOCKS request: %s", c->peer, c->parser.why ? c->parser.why : "malformed");
+            if (c->parser.error >= 0)
+                socks_conn_reply_and_close(c, (uint8_t)c->parser.error);
+            else
+                socks_conn_close(c);
+            return;
+        }
+    }
+}
+
+static void socks_conn_timeout(uv_timer_t *t)
+{
+    struct socks_conn *c = t->data;
+    if (c->state == SOCKS_CONN_HANDSHAKE) {
+        v2s_info("%s: SOCKS handshake timed out", c->peer);
+        socks_conn_close(c);
+    }
+}
+
+static void socks_server_on_connection(uv_stream_t *listener, int status)
+{
+    struct socks_server *srv = listener->data;
+    if (status < 0) {
+        v2s_warn("socks: accept failed: %s", uv_strerror(status));
+        return;
+    }
+    struct socks_conn *c = calloc(1, sizeof(*c));
+    if (!c) {
+        /* Take the connection off the backlog and drop it: better than spinning on it. */
+        uv_tcp_t tmp;
+        uv_tcp_init(listener->loop, &tmp);
+        if (uv_accept(listener, (uv_stream_t *)&tmp) == 0)
+            uv_close((uv_handle_t *)&tmp, NULL);
+        return;
+    }
+    c->srv = srv;
+    uv_tcp_init(listener->loop, &c->client);
+    uv_timer_init(listener->loop, &c->timer);
+    c->client.data = c;
+    c->timer.data = c;
+    c->next = srv->conns;
+    if (srv->conns)
+        srv->conns->prev = c;
+    srv->conns = c;
+    socks5_parse_init(&c->parser);
+    if (uv_accept(listener, (uv_stream_t *)&c->client) < 0) {
+        socks_conn_close(c);
+        return;
+    }
+    struct sockaddr_storage ss;
+    int sl = sizeof(ss);
+    snprintf(c->peer, sizeof(c->peer), "?");
+    if (uv_tcp_getpeername(&c->client, (struct sockaddr *)&ss, &sl) == 0) {
+        struct v2s_addr a = {0};
+        uint16_t port = 0;
+        if (ss.ss_family == AF_INET) {
+            a.family = AF_INET;
+            memcpy(a.bytes, &((struct sockaddr_in *)&ss)->sin_addr, 4);
+            port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+        } else if (ss.ss_family == AF_INET6) {
+            a.family = AF_INET6;
+            memcpy(a.bytes, &((struct sockaddr_in6 *)&ss)->sin6_addr, 16);
+            port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+        }
+        v2s_addr_format_port(&a, port, c->peer, sizeof(c->peer));
+    }
+    uv_tcp_nodelay(&c->client, 1);
+    uv_timer_start(&c->timer, socks_conn_timeout, SOCKS_HANDSHAKE_TIMEOUT_MS, 0);
+    if (uv_read_start((uv_stream_t *)&c->client, socks_conn_alloc_cb, socks_conn_read_cb) < 0)
+        socks_conn_close(c);
+}
+
+int socks_server_new(struct socks_server **out, const struct dial_ctx *ctx, const struct sockaddr *addr)
+{
+    struct socks_server *srv = calloc(1, sizeof(*srv));
+    if (!srv)
+        return UV_ENOMEM;
+    srv->read_buf = malloc(SOCKS_READ_BUF);
+    if (!srv->read_buf) {
+        free(srv);
+        return UV_ENOMEM;
+    }
+    srv->ctx = *ctx;
+    uv_tcp_init(ctx->loop, &srv->listener);
+    srv->listener.data = srv;
+    srv->handles_open = 1;
+    int rc = uv_tcp_bind(&srv->listener, addr, 0);
+    if (rc == 0)
+        rc = uv_listen((uv_stream_t *)&srv->listener, 511, socks_server_on_connection);
+    if (rc < 0) {
+        socks_server_close(srv, NULL, NULL);
+        return rc;
+    }
+    *out = srv;
+    return 0;
+}
+
+static void socks_server_listener_closed(uv_handle_t *h)
+{
+    struct socks_server *srv = h->data;
+    srv->handles_open--;
+    socks_server_maybe_free(srv);
+}
+
+void socks_server_close(struct socks_server *srv, void (*cb)(void *arg), void *arg)
+{
+    srv->closing = 1;
+    srv->close_cb = cb;
+    srv->close_arg = arg;
+    uv_close((uv_handle_t *)&srv->listener, socks_server_listener_closed);
+    for (struct socks_conn *c = srv->conns, *next; c; c = next) {
+        next = c->next;
+        if (c->state != SOCKS_CONN_RELAYING)
+            socks_conn_close(c);
+    }
+}

@@ -1,0 +1,89 @@
+/* SOCKS5 (RFC 1928) and SOCKS4/4a wire format: a push parser for what the client sends and
+ * builders for what the server answers. Pure code, no I/O; unit tests and fuzzers drive it. */
+#ifndef VPN2SOCKS_SOCKS_SOCKS5_H
+#define VPN2SOCKS_SOCKS_SOCKS5_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "tunnel/addr.h"
+
+enum socks5_const {
+    SOCKS5_VERSION = 0x05,
+    SOCKS4_VERSION = 0x04,
+    SOCKS5_AUTH_NONE = 0x00,
+    SOCKS5_AUTH_USERPASS = 0x02,
+    SOCKS5_AUTH_NO_ACCEPTABLE = 0xFF,
+    SOCKS5_CMD_CONNECT = 0x01,
+    SOCKS5_CMD_BIND = 0x02,
+    SOCKS5_CMD_UDP_ASSOCIATE = 0x03,
+    SOCKS5_ATYP_IPV4 = 0x01,
+    SOCKS5_ATYP_DOMAIN = 0x03,
+    SOCKS5_ATYP_IPV6 = 0x04,
+};
+
+/* Reply codes (RFC 1928 section 6). */
+enum socks5_reply {
+    SOCKS5_REP_SUCCEEDED = 0x00,
+    SOCKS5_REP_GENERAL_FAILURE = 0x01,
+    SOCKS5_REP_NOT_ALLOWED = 0x02,
+    SOCKS5_REP_NET_UNREACHABLE = 0x03,
+    SOCKS5_REP_HOST_UNREACHABLE = 0x04,
+    SOCKS5_REP_REFUSED = 0x05,
+    SOCKS5_REP_TTL_EXPIRED = 0x06,
+    SOCKS5_REP_CMD_UNSUPPORTED = 0x07,
+    SOCKS5_REP_ATYP_UNSUPPORTED = 0x08,
+};
+
+/* SOCKS4 reply codes. */
+enum socks4_reply {
+    SOCKS4_REP_GRANTED = 0x5A,
+    SOCKS4_REP_REJECTED = 0x5B,
+};
+
+enum socks5_parse_state {
+    SOCKS5_PARSE_METHODS,  /* reading VER NMETHODS METHODS (or a SOCKS4 request) */
+    SOCKS5_PARSE_REQUEST,  /* reading VER CMD RSV ATYP ADDR PORT */
+    SOCKS5_PARSE_DONE,
+    SOCKS5_PARSE_ERROR,
+};
+
+/* What socks5_parse_feed() found. */
+enum socks5_event {
+    SOCKS5_EV_NEED_MORE = 0,  /* all input consumed, nothing complete yet */
+    SOCKS5_EV_METHODS,        /* greeting complete: answer with socks5_parse_method() */
+    SOCKS5_EV_REQUEST,        /* request complete: see cmd, addr/name, port */
+    SOCKS5_EV_ERROR,          /* malformed: see error (a reply code to send, if any) and why */
+};
+
+struct socks5_parser {
+    enum socks5_parse_state state;
+    uint8_t version;        /* 5, or 4 for SOCKS4/4a */
+    uint8_t methods_mask[32]; /* bit set for every method the client offered */
+    uint8_t cmd;
+    uint8_t atyp;           /* SOCKS5_ATYP_*; a SOCKS4a name reports DOMAIN */
+    struct v2s_addr addr;   /* for IPV4 / IPV6 */
+    char name[256];         /* for DOMAIN, NUL-terminated */
+    uint16_t port;
+    int error;              /* on SOCKS5_EV_ERROR: reply code to send, or -1 to just close */
+    const char *why;        /* on SOCKS5_EV_ERROR: a short reason for the log */
+    /* private: position within the current message */
+    size_t pos;
+    size_t need;
+    uint8_t buf[262];
+};
+
+void socks5_parse_init(struct socks5_parser *p);
+/* Feeds bytes; *consumed tells how many were used, so bytes after a complete request (data the
+ * client sent early) stay with the caller. Call again after SOCKS5_EV_METHODS with the rest. */
+enum socks5_event socks5_parse_feed(struct socks5_parser *p, const uint8_t *data, size_t len,
+                                    size_t *consumed);
+/* The method the server picks from what was offered (NONE if offered), or NO_ACCEPTABLE. */
+uint8_t socks5_parse_method(const struct socks5_parser *p);
+
+/* Builds a SOCKS5 reply with a bound address (NULL = 0.0.0.0:0). Returns the length (<= 22). */
+size_t socks5_build_reply(uint8_t *out, uint8_t rep, const struct v2s_addr *bnd, uint16_t port);
+/* Builds the 8-byte SOCKS4 reply. */
+size_t socks4_build_reply(uint8_t *out, uint8_t rep, const struct v2s_addr *bnd, uint16_t port);
+
+#endif

@@ -1,0 +1,62 @@
+/* Shared inside stack/ only: the stack object and the hooks between its files. */
+#ifndef VPN2SOCKS_STACK_INTERNAL_H
+#define VPN2SOCKS_STACK_INTERNAL_H
+
+#include <uv.h>
+
+#include "lwip/ip_addr.h"
+#include "lwip/netif.h"
+#include "stack/stack.h"
+#include "tunnel/settings.h"
+
+struct stack_tcp;
+struct resolver_query;
+
+struct stack {
+    uv_loop_t *loop;
+    struct tunnel *tunnel;
+    struct netif netif;
+    int netif_added;
+    int up;                     /* tunnel up: new connections may start */
+    int tunnel_congested;       /* tunnel_send() said its queue is above the high mark */
+    uv_timer_t timer;           /* runs lwIP's timeouts */
+    uv_prepare_t prepare;       /* re-arms timer before the loop sleeps */
+    uint32_t timer_due;         /* sys_now() value the timer is armed for; 0 = not armed */
+    int handles_open;
+    int closing;                /* stack_close() called: free once the last connection is gone */
+    void (*close_cb)(void *arg);
+    void *close_arg;
+    struct stack_tcp *conns;    /* every TCP connection, for tunnel-down and ICMP errors */
+    struct resolver_query *queries;
+    uint8_t *read_buf;          /* shared buffer for reads from applications (see tcp.c) */
+    uint8_t *tx_buf;            /* linearises chained pbufs for tunnel_send() */
+    struct v2s_addr dns[TUNNEL_MAX_DNS];
+    size_t n_dns;
+    char *domains;
+    unsigned mtu;
+    uint64_t rx_bad;            /* packets from the tunnel lwIP could not take */
+};
+
+enum {
+    STACK_READ_BUF_SIZE = 64 * 1024,
+    STACK_TX_BUF_SIZE = 64 * 1024,
+};
+
+void stack_sys_init(uv_loop_t *loop);
+/* Frees a closing stack once its handles and connections are all gone. */
+void stack_maybe_free(struct stack *s);
+
+/* Converting at the one boundary that meets lwIP. */
+void stack_addr_to_lwip(const struct v2s_addr *a, ip_addr_t *out);
+void stack_addr_from_lwip(const ip_addr_t *a, struct v2s_addr *out);
+int stack_err_to_uv(err_t err);
+
+/* tcp.c: ICMP errors for connections still opening; resets on tunnel loss; resume on writable. */
+void stack_tcp_icmp_error(struct stack *s, const struct v2s_addr *dst, uint16_t sport, uint16_t dport,
+                          int status);
+void stack_tcp_abort_all(struct stack *s);
+void stack_tcp_resume_all(struct stack *s);
+/* resolver.c: fail every query (tunnel down or stack closing). */
+void stack_resolver_abort_all(struct stack *s, int status);
+
+#endif

@@ -1,0 +1,118 @@
+/* lwIP configuration for vpn2socks. lwIP terminates the tunnel's IP packets inside this process:
+ * it owns the address the VPN assigned, and its TCP and UDP pcbs are bridged to local sockets.
+ * Every value says why it is set. */
+#ifndef VPN2SOCKS_LWIPOPTS_H
+#define VPN2SOCKS_LWIPOPTS_H
+
+/* One thread, one libuv loop: no OS layer, raw API only. */
+#define NO_SYS                      1
+/* lwIP is only ever entered from the loop thread, so no critical sections are needed. */
+#define SYS_LIGHTWEIGHT_PROT        0
+#define LWIP_NETCONN                0
+#define LWIP_SOCKET                 0
+/* lwIP time comes from uv_now() (stack/sys.c); timers run from one uv timer. */
+#define LWIP_TIMERS                 1
+
+/* Memory: the C allocator for the heap and for every pool. Receive windows are large and a pbuf
+ * that lwIP hands over is kept until the application has the bytes, so fixed pools would either
+ * waste memory or drop packets under load; glibc's thread caches make this cheap. */
+#define MEM_LIBC_MALLOC             1
+#define MEMP_MEM_MALLOC             1
+#define MEM_ALIGNMENT               8
+/* Only used as bounds by lwIP's sanity checks when pools are malloc-backed. */
+#define MEMP_NUM_PBUF               4096
+#define MEMP_NUM_TCP_PCB            65535
+#define MEMP_NUM_TCP_PCB_LISTEN     64
+#define MEMP_NUM_UDP_PCB            64
+#define MEMP_NUM_TCP_SEG            65535
+#define MEMP_NUM_REASSDATA          64
+#define MEMP_NUM_FRAG_PBUF          256
+#define PBUF_POOL_SIZE              1024
+/* One pool pbuf holds a whole packet of the largest tunnel MTU we expect, so a packet coming out
+ * of the tunnel is a single contiguous buffer. */
+#define PBUF_POOL_BUFSIZE           1600
+
+/* Protocols. */
+#define LWIP_IPV4                   1
+#define LWIP_IPV6                   1
+#define LWIP_TCP                    1
+#define LWIP_UDP                    1
+#define LWIP_RAW                    0
+#define LWIP_ICMP                   1
+#define LWIP_ARP                    0   /* a tunnel is point-to-point: no link layer */
+#define LWIP_ETHERNET               0
+#define LWIP_DHCP                   0
+#define LWIP_AUTOIP                 0
+#define LWIP_IGMP                   0
+#define LWIP_DNS                    0   /* our resolver (stack/resolver.c) queries the tunnel's servers */
+#define LWIP_IPV6_MLD               0
+#define LWIP_IPV6_AUTOCONFIG        0
+#define LWIP_IPV6_DHCP6             0
+#define LWIP_IPV6_SEND_ROUTER_SOLICIT 0
+#define LWIP_ND6_QUEUEING           0
+#define LWIP_IPV6_SCOPES            0   /* tunnel addresses are global; scopes add cost for nothing */
+#define LWIP_IPV6_NUM_ADDRESSES     3
+#define LWIP_IPV6_FRAG              1
+#define LWIP_IPV6_REASS             1
+/* Servers may send fragments (DNS answers, UDP); reassemble, and fragment what we send. */
+#define IP_REASSEMBLY               1
+#define IP_FRAG                     1
+#define IP_REASS_MAX_PBUFS          512
+#define IP_DEFAULT_TTL              64
+
+/* Packets from the tunnel are hostile until checked: verify every checksum. We generate ours. */
+#define CHECKSUM_CHECK_IP           1
+#define CHECKSUM_CHECK_TCP          1
+#define CHECKSUM_CHECK_UDP          1
+#define CHECKSUM_CHECK_ICMP         1
+#define CHECKSUM_CHECK_ICMP6        1
+#define LWIP_CHECKSUM_ON_COPY       1   /* checksum while copying application data into pbufs */
+
+/* TCP sized for the bandwidth-delay product: a 30 ms path at 500 Mbit/s holds ~1.9 MB. */
+#define TCP_MSS                     1460 /* upper bound; the real MSS follows the netif MTU */
+#define TCP_CALCULATE_EFF_SEND_MSS  1
+#define LWIP_WND_SCALE              1
+#define TCP_RCV_SCALE               6    /* window field counts 64-byte units: up to 4 MiB */
+/* 2 MiB receive window; must fit in 0xFFFF << TCP_RCV_SCALE. */
+#define TCP_WND                     (2 * 1024 * 1024)
+/* Send buffer to match; tcpwnd_size_t is 32 bits once window scaling is on. */
+#define TCP_SND_BUF                 (2 * 1024 * 1024)
+/* Segments queued for sending; a u16, so bounded below 65535. */
+#define TCP_SND_QUEUELEN            ((4 * (TCP_SND_BUF) + (TCP_MSS - 1)) / (TCP_MSS))
+/* The writable mark is a u16 even with a larger send buffer: keep it below 0xFFFF - 4 * TCP_MSS. */
+#define TCP_SNDLOWAT                (32 * 1024)
+#define TCP_SNDQUEUELOWAT           LWIP_MAX(((TCP_SND_QUEUELEN) / 2), 5)
+/* Send a window update once the application has taken a quarter of the window. */
+#define TCP_WND_UPDATE_THRESHOLD    ((TCP_WND) / 4)
+/* Keep out-of-order segments so a single loss costs one retransmit, not a window. */
+#define TCP_QUEUE_OOSEQ             1
+#define TCP_OOSEQ_MAX_BYTES         (TCP_WND)
+#define TCP_OOSEQ_MAX_PBUFS         4096
+#define LWIP_TCP_SACK_OUT           1
+#define LWIP_TCP_MAX_SACK_NUM       4
+#define TCP_OVERSIZE                TCP_MSS
+#define LWIP_TCP_TIMESTAMPS         1
+#define TCP_LISTEN_BACKLOG          1
+#define LWIP_TCP_KEEPALIVE          1
+/* SYN retries bound how long a connect to a silent host takes; the SOCKS layer has its own,
+ * shorter timeout on top. */
+#define TCP_SYNMAXRTX               6
+#define TCP_MAXRTX                  12
+
+/* ISNs and ephemeral ports must not be predictable: stack/sys.c draws them from getrandom(). */
+unsigned int stack_random(void);
+#define LWIP_RAND()                 (stack_random())
+
+/* Callbacks we use; the rest off. */
+#define LWIP_NETIF_STATUS_CALLBACK  0
+#define LWIP_NETIF_LINK_CALLBACK    0
+#define LWIP_NETIF_API              0
+#define LWIP_SINGLE_NETIF           0
+#define LWIP_HAVE_LOOPIF            0
+#define LWIP_NETIF_LOOPBACK         0
+
+/* No statistics in the hot path; our own counters live in the bridges. */
+#define LWIP_STATS                  0
+#define LWIP_DEBUG                  0
+
+#endif

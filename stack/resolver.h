@@ -1,0 +1,25 @@
+/* Name resolution through the tunnel: A and AAAA queries over UDP to the DNS servers the VPN
+ * announced, with the search domains tried for single-label names. */
+#ifndef VPN2SOCKS_STACK_RESOLVER_H
+#define VPN2SOCKS_STACK_RESOLVER_H
+
+#include <stddef.h>
+
+#include "tunnel/addr.h"
+
+struct stack;
+struct resolver_query;
+
+/* status: 0 with at least one address (IPv4 ones first), UV_EAI_NONAME (no such name),
+ * UV_EAI_AGAIN (no answer in time, or server failure), UV_ENETDOWN (tunnel lost).
+ * addrs is valid only during the call. */
+typedef void (*resolver_cb)(void *arg, int status, const struct v2s_addr *addrs, size_t n);
+
+/* Starts resolving name. Returns 0 (cb follows exactly once unless cancelled) or a negative
+ * error: UV_EINVAL for a malformed name, UV_ENETDOWN when the tunnel is down or has no DNS. */
+int resolver_resolve(struct stack *s, const char *name, resolver_cb cb, void *arg,
+                     struct resolver_query **out);
+/* Stops a query; its callback never runs. */
+void resolver_cancel(struct resolver_query *q);
+
+#endif

@@ -1,0 +1,393 @@
+/* lwIP on the libuv loop: initialisation, the netif over the tunnel, the timer that runs lwIP's
+ * timeouts, and the first look at every packet coming out of the tunnel. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include <uv.h>
+
+#include "app/log.h"
+#include "lwip/init.h"
+#include "lwip/ip.h"
+#include "lwip/ip4_frag.h"
+#include "lwip/pbuf.h"
+#include "lwip/sys.h"
+#include "lwip/tcp.h"
+#include "lwip/timeouts.h"
+#include "stack/internal.h"
+#include "tunnel/tunnel.h"
+
+/* lwIP has global state, so there is one stack per process. */
+static int stack_exists;
+
+/* --- conversions at the lwIP boundary --- */
+
+void stack_addr_to_lwip(const struct v2s_addr *a, ip_addr_t *out)
+{
+    if (a->family == AF_INET6) {
+        IP_SET_TYPE(out, IPADDR_TYPE_V6);
+        memcpy(ip_2_ip6(out)->addr, a->bytes, 16);
+        ip6_addr_clear_zone(ip_2_ip6(out));
+    } else {
+        IP_SET_TYPE(out, IPADDR_TYPE_V4);
+        memcpy(&ip_2_ip4(out)->addr, a->bytes, 4);
+    }
+}
+
+void stack_addr_from_lwip(const ip_addr_t *a, struct v2s_addr *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (IP_IS_V6(a)) {
+        out->family = AF_INET6;
+        memcpy(out->bytes, ip_2_ip6(a)->addr, 16);
+    } else {
+        out->family = AF_INET;
+        memcpy(out->bytes, &ip_2_ip4(a)->addr, 4);
+    }
+}
+
+int stack_err_to_uv(err_t err)
+{
+    switch (err) {
+    case ERR_OK: return 0;
+    case ERR_MEM: return UV_ENOMEM;
+    case ERR_BUF: return UV_ENOBUFS;
+    case ERR_TIMEOUT: return UV_ETIMEDOUT;
+    case ERR_RTE: return UV_ENETUNREACH;
+    case ERR_INPROGRESS: return UV_EAGAIN;
+    case ERR_VAL: return UV_EINVAL;
+    case ERR_WOULDBLOCK: return UV_EAGAIN;
+    case ERR_USE: return UV_EADDRINUSE;
+    case ERR_ALREADY: return UV_EALREADY;
+    case ERR_ISCONN: return UV_EISCONN;
+    case ERR_CONN: return UV_ENOTCONN;
+    case ERR_IF: return UV_ENETDOWN;
+    case ERR_ABRT: return UV_ECONNABORTED;
+    case ERR_RST: return UV_ECONNRESET;
+    case ERR_CLSD: return UV_ENOTCONN;
+    case ERR_ARG: return UV_EINVAL;
+    default: return UV_EIO;
+    }
+}
+
+/* --- timers: every lwIP timeout runs from one uv timer --- */
+
+static void stack_timer_cb(uv_timer_t *t)
+{
+    struct stack *s = t->data;
+    s->timer_due = 0;
+    sys_check_timeouts();
+}
+
+/* Runs before the loop blocks: packets handled in this iteration may have added lwIP timeouts
+ * (a retransmission, a delayed ACK), so the timer is re-armed for the earliest one. */
+static void stack_prepare_cb(uv_prepare_t *p)
+{
+    struct stack *s = p->data;
+    u32_t sleep = sys_timeouts_sleeptime();
+    if (sleep == SYS_TIMEOUTS_SLEEPTIME_INFINITE) {
+        if (s->timer_due) {
+            uv_timer_stop(&s->timer);
+            s->timer_due = 0;
+        }
+        return;
+    }
+    uint32_t due = sys_now() + sleep;
+    if (due == 0)
+        due = 1;
+    if (s->timer_due == due)
+        return;
+    s->timer_due = due;
+    uv_timer_start(&s->timer, stack_timer_cb, sleep, 0);
+}
+
+/* --- the netif --- */
+
+/* Hands one IP packet to the tunnel. A chained pbuf is copied into one buffer first; the tunnel
+ * copies again only if it has to queue. */
+static err_t stack_netif_output(struct netif *netif, struct pbuf *p)
+{
+    struct stack *s = netif->state;
+    const uint8_t *pkt = p->payload;
+    if (p->next) {
+        /* tot_len is a u16, so it always fits the 64 KiB buffer. */
+        pbuf_copy_partial(p, s->tx_buf, p->tot_len, 0);
+        pkt = s->tx_buf;
+    }
+    int rc = tunnel_send(s->tunnel, pkt, p->tot_len);
+    if (rc < 0)
+        return ERR_IF;
+    if (rc > 0)
+        s->tunnel_congested = 1;
+    return ERR_OK;
+}
+
+static err_t stack_netif_output4(struct netif *netif, struct pbuf *p, const ip4_addr_t *dst)
+{
+    (void)dst;
+    return stack_netif_output(netif, p);
+}
+
+static err_t stack_netif_output6(struct netif *netif, struct pbuf *p, const ip6_addr_t *dst)
+{
+    (void)dst;
+    return stack_netif_output(netif, p);
+}
+
+static err_t stack_netif_init(struct netif *netif)
+{
+    netif->name[0] = 'v';
+    netif->name[1] = 'p';
+    netif->output = stack_netif_output4;
+    netif->output_ip6 = stack_netif_output6;
+    netif->flags = NETIF_FLAG_UP | NETIF_FLAG_LINK_UP;
+    return ERR_OK;
+}
+
+int stack_new(struct stack **out, uv_loop_t *loop, struct tunnel *t)
+{
+    if (stack_exists)
+        return -EBUSY;
+    struct stack *s = calloc(1, sizeof(*s));
+    if (!s)
+        return -ENOMEM;
+    s->read_buf = malloc(STACK_READ_BUF_SIZE);
+    s->tx_buf = malloc(STACK_TX_BUF_SIZE);
+    if (!s->read_buf || !s->tx_buf) {
+        free(s->read_buf);
+        free(s->tx_buf);
+        free(s);
+        return -ENOMEM;
+    }
+    s->loop = loop;
+    s->tunnel = t;
+    stack_sys_init(loop);
+    lwip_init();
+    uv_timer_init(loop, &s->timer);
+    uv_prepare_init(loop, &s->prepare);
+    s->timer.data = s;
+    s->prepare.data = s;
+    uv_prepare_start(&s->prepare, stack_prepare_cb);
+    s->handles_open = 2;
+    stack_exists = 1;
+    *out = s;
+    return 0;
+}
+
+static void stack_set_netif(struct stack *s, const struct tunnel_settings *ts)
+{
+    ip4_addr_t addr, mask, gw;
+    ip4_addr_set_zero(&addr);
+    ip4_addr_set_zero(&gw);
+    ip4_addr_set_u32(&mask, PP_HTONL(0xFFFFFFFFUL));
+    if (ts->addr4.family == AF_INET) {
+        memcpy(&addr.addr, ts->addr4.bytes, 4);
+        uint32_t m = ts->prefix4 == 0 ? 0 : 0xFFFFFFFFUL << (32 - ts->prefix4);
+        ip4_addr_set_u32(&mask, lwip_htonl(m));
+    }
+    if (!s->netif_added) {
+        netif_add(&s->netif, &addr, &mask, &gw, s, stack_netif_init, ip_input);
+        netif_set_default(&s->netif);
+        s->netif_added = 1;
+    } else {
+        netif_set_addr(&s->netif, &addr, &mask, &gw);
+    }
+    s->netif.mtu = (u16_t)s->mtu;
+#if LWIP_IPV6
+    s->netif.mtu6 = (u16_t)s->mtu;
+    netif_ip6_addr_set_state(&s->netif, 0, IP6_ADDR_INVALID);
+    if (ts->addr6.family == AF_INET6) {
+        ip6_addr_t a6;
+        memcpy(a6.addr, ts->addr6.bytes, 16);
+        ip6_addr_clear_zone(&a6);
+        netif_ip6_addr_set(&s->netif, 0, &a6);
+        netif_ip6_addr_set_state(&s->netif, 0, IP6_ADDR_PREFERRED);
+    }
+#endif
+    netif_set_up(&s->netif);
+    netif_set_link_up(&s->netif);
+}
+
+int stack_tunnel_up(struct stack *s, const struct tunnel_settings *ts)
+{
+    if (ts->addr4.family != AF_INET && ts->addr6.family != AF_INET6)
+        return -EINVAL;
+    char *domains = NULL;
+    if (ts->domains && !(domains = strdup(ts->domains)))
+        return -ENOMEM;
+    free(s->domains);
+    s->domains = domains;
+    /* 1280 is the IPv6 minimum and safe for IPv4; a tunnel that knows better says so. */
+    s->mtu = ts->mtu ? ts->mtu : 1280;
+    if (s->mtu > STACK_TX_BUF_SIZE)
+        s->mtu = STACK_TX_BUF_SIZE;
+    s->n_dns = ts->n_dns < TUNNEL_MAX_DNS ? ts->n_dns : TUNNEL_MAX_DNS;
+    memcpy(s->dns, ts->dns, s->n_dns * sizeof(s->dns[0]));
+    stack_set_netif(s, ts);
+    s->up = 1;
+    s->tunnel_congested = 0;
+    return 0;
+}
+
+/* Looks for an ICMP or ICMPv6 error about one of our TCP connections that is still opening, so
+ * the SOCKS client learns "port unreachable" or "TTL expired" at once instead of after the connect
+ * timeout. lwIP itself does not deliver ICMP errors to TCP. */
+static void stack_check_icmp_error(struct stack *s, const uint8_t *pkt, size_t len)
+{
+    const uint8_t *icmp, *inner;
+    size_t ilen;
+    int status = 0;
+    struct v2s_addr dst = {0};
+    if (len >= 20 && pkt[0] >> 4 == 4) {
+        size_t ihl = (size_t)(pkt[0] & 0x0F) * 4;
+        if (pkt[9] != 1 || ihl < 20 || len < ihl + 8)
+            return;
+        icmp = pkt + ihl;
+        if (icmp[0] == 3) {
+            switch (icmp[1]) {
+            case 0: case 6: case 11: status = UV_ENETUNREACH; break;
+            case 1: case 5: case 7: case 8: case 12: status = UV_EHOSTUNREACH; break;
+            case 2: case 3: status = UV_ECONNREFUSED; break;
+            case 9: case 10: case 13: status = UV_EACCES; break;
+            default: return; /* 4 = fragmentation needed: a PMTU hint, not a failure */
+            }
+        } else if (icmp[0] == 11) {
+            status = UV_ETIMEDOUT;
+        } else {
+            return;
+        }
+        inner = icmp + 8;
+        ilen = len - ihl - 8;
+        if (ilen < 20 || inner[0] >> 4 != 4 || inner[9] != 6)
+            return;
+        size_t iihl = (size_t)(inner[0] & 0x0F) * 4;
+        if (iihl < 20 || ilen < iihl + 4)
+            return;
+        dst.family = AF_INET;
+        memcpy(dst.bytes, inner + 16, 4);
+        inner += iihl;
+    } else if (len >= 40 && pkt[0] >> 4 == 6) {
+        if (pkt[6] != 58 || len < 40 + 8)
+            return;
+        icmp = pkt + 40;
+        if (icmp[0] == 1) {
+            switch (icmp[1]) {
+            case 0: status = UV_ENETUNREACH; break;
+            case 1: case 5: case 6: status = UV_EACCES; break;
+            case 3: status = UV_EHOSTUNREACH; break;
+            case 4: status = UV_ECONNREFUSED; break;
+            default: return;
+            }
+        } else if (icmp[0] == 3) {
+            status = UV_ETIMEDOUT;
+        } else {
+            return;
+        }
+        inner = icmp + 8;
+        ilen = len - 48;
+        /* Only a TCP header straight after the inner IPv6 header; extension headers are rare here. */
+        if (ilen < 44 || inner[0] >> 4 != 6 || inner[6] != 6)
+            return;
+        dst.family = AF_INET6;
+        memcpy(dst.bytes, inner + 24, 16);
+        inner += 40;
+    } else {
+        return;
+    }
+    uint16_t sport = (uint16_t)(inner[0] << 8 | inner[1]);
+    uint16_t dport = (uint16_t)(inner[2] << 8 | inner[3]);
+    stack_tcp_icmp_error(s, &dst, sport, dport, status);
+}
+
+void stack_input(struct stack *s, const uint8_t *pkt, size_t len)
+{
+    if (!s->up || len == 0 || len > 0xFFFF) {
+        s->rx_bad++;
+        return;
+    }
+    struct pbuf *p = pbuf_alloc(PBUF_RAW, (u16_t)len, PBUF_POOL);
+    if (!p) {
+        /* Out of memory: the sender will retransmit; say so once per burst at debug level. */
+        s->rx_bad++;
+        v2s_debug("stack: no buffer for a %zu-byte packet from the tunnel", len);
+        return;
+    }
+    pbuf_take(p, pkt, (u16_t)len);
+    if ((pkt[0] >> 4 == 4 && len >= 20 && pkt[9] == 1) || (pkt[0] >> 4 == 6 && len >= 40 && pkt[6] == 58))
+        stack_check_icmp_error(s, pkt, len);
+    /* ip_input() owns p from here, whatever it returns. */
+    if (s->netif.input(p, &s->netif) != ERR_OK)
+        s->rx_bad++;
+}
+
+void stack_tunnel_writable(struct stack *s)
+{
+    s->tunnel_congested = 0;
+    stack_tcp_resume_all(s);
+}
+
+void stack_tunnel_down(struct stack *s)
+{
+    s->up = 0;
+    stack_resolver_abort_all(s, UV_ENETDOWN);
+    stack_tcp_abort_all(s);
+    if (s->netif_added)
+        netif_set_down(&s->netif);
+}
+
+int stack_has_family(const struct stack *s, int family)
+{
+    if (!s->up)
+        return 0;
+    if (family == AF_INET)
+        return !ip4_addr_isany_val(*netif_ip4_addr(&s->netif));
+    if (family == AF_INET6)
+        return ip6_addr_isvalid(netif_ip6_addr_state(&s->netif, 0));
+    return 0;
+}
+
+size_t stack_dns_servers(const struct stack *s, const struct v2s_addr **servers)
+{
+    *servers = s->dns;
+    return s->n_dns;
+}
+
+const char *stack_domains(const struct stack *s)
+{
+    return s->domains;
+}
+
+void stack_maybe_free(struct stack *s)
+{
+    if (!s->closing || s->handles_open > 0 || s->conns || s->queries)
+        return;
+    if (s->netif_added)
+        netif_remove(&s->netif);
+    void (*cb)(void *) = s->close_cb;
+    void *arg = s->close_arg;
+    free(s->domains);
+    free(s->read_buf);
+    free(s->tx_buf);
+    free(s);
+    stack_exists = 0;
+    if (cb)
+        cb(arg);
+}
+
+static void stack_handle_closed(uv_handle_t *h)
+{
+    struct stack *s = h->data;
+    s->handles_open--;
+    stack_maybe_free(s);
+}
+
+void stack_close(struct stack *s, void (*cb)(void *arg), void *arg)
+{
+    s->close_cb = cb;
+    s->close_arg = arg;
+    s->closing = 1;
+    stack_tunnel_down(s);
+    uv_close((uv_handle_t *)&s->timer, stack_handle_closed);
+    uv_close((uv_handle_t *)&s->prepare, stack_handle_closed);
+}

@@ -1,0 +1,37 @@
+/* The small OS layer lwIP needs with NO_SYS=1: a millisecond clock, randomness, assertions. */
+#include <stdlib.h>
+#include <sys/random.h>
+
+#include <uv.h>
+
+#include "app/log.h"
+#include "lwip/sys.h"
+#include "stack/internal.h"
+
+static uv_loop_t *clock_loop;
+
+void stack_sys_init(uv_loop_t *loop)
+{
+    clock_loop = loop;
+}
+
+/* lwIP's timers run on the loop's clock, which the loop refreshes once per iteration. */
+u32_t sys_now(void)
+{
+    return (u32_t)uv_now(clock_loop);
+}
+
+unsigned int stack_random(void)
+{
+    unsigned int v;
+    /* getrandom() for a word never blocks after boot and never returns short. */
+    if (getrandom(&v, sizeof(v), 0) != (ssize_t)sizeof(v))
+        abort();
+    return v;
+}
+
+void stack_lwip_assert(const char *msg, const char *file, int line)
+{
+    v2s_error("lwIP assertion failed: %s (%s:%d)", msg, file, line);
+    abort();
+}

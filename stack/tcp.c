@@ -1,0 +1,601 @@
+/* TCP through the tunnel: opening a connection from the tunnel address, and the bridge that
+ * relays it to an application's uv_tcp_t.
+ *
+ * Backpressure, tunnel to application: every pbuf lwIP hands over is kept until uv_write() has
+ * given its bytes to the application socket, and only then is tcp_recved() called. The advertised
+ * window therefore bounds what we buffer. Refusing data instead would park it until lwIP's 250 ms
+ * timer retries, so we never refuse.
+ *
+ * Backpressure, application to tunnel: reads from the application are sized to tcp_sndbuf() and
+ * copied into lwIP at once; reading stops while the send buffer or queue is short, or while the
+ * tunnel's own queue is above its high mark, and resumes from the sent callback (or the tunnel's
+ * writable event).
+ *
+ * Closing: a FIN from either side becomes a shutdown of the other side's write direction; the
+ * connection ends when both directions are closed. A reset on either side resets the other. */
+#include "stack/tcp.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include <uv.h>
+
+#include "app/log.h"
+#include "lwip/tcp.h"
+#include "lwip/timeouts.h"
+#include "stack/internal.h"
+
+enum stack_tcp_state {
+    STACK_TCP_CONNECTING, /* SYN sent; connect_cb pending */
+    STACK_TCP_CONNECTED,  /* connect_cb ran; waiting for stack_tcp_bridge_start() */
+    STACK_TCP_BRIDGED,    /* relaying */
+    STACK_TCP_CLOSING,    /* the application handle is closing; freed in its close callback */
+};
+
+/* Resume reading the application only once this much send buffer is free, so each read moves a
+ * useful amount instead of a few bytes at a time. */
+enum { STACK_TCP_RESUME_SNDBUF = 16 * 1024 };
+
+struct stack_tcp {
+    struct stack *s;
+    struct stack_tcp *next, *prev;
+    struct tcp_pcb *pcb; /* NULL once lwIP freed it or we let it go */
+    enum stack_tcp_state state;
+    struct v2s_addr dst;
+    uint16_t dport;
+    uint16_t sport;
+    stack_tcp_connect_cb connect_cb;
+    void *arg;
+
+    uv_tcp_t *app;
+    stack_tcp_done_cb done;
+    void *done_arg;
+    char label[320];
+    uint8_t *pending; /* application bytes lwIP could not take yet */
+    size_t pending_len;
+    size_t pending_off;
+    size_t writes_pending; /* uv_write()s to the application in flight */
+    uv_shutdown_t shutdown_req;
+    uint64_t bytes_up;   /* application -> tunnel */
+    uint64_t bytes_down; /* tunnel -> application */
+    unsigned reading : 1;
+    unsigned app_eof : 1;       /* the application half-closed (or we stopped taking its data) */
+    unsigned tx_shut : 1;       /* our FIN is queued in lwIP */
+    unsigned remote_fin : 1;    /* the remote end half-closed */
+    unsigned app_shut_sent : 1; /* uv_shutdown() issued to the application */
+    unsigned app_shut_done : 1;
+    unsigned reset : 1;         /* ended by a reset or an error, not by two FINs */
+};
+
+/* One uv_write() to the application holding the pbuf it came from. */
+struct stack_tcp_write {
+    uv_write_t req;
+    struct stack_tcp *c;
+    struct pbuf *p;
+};
+
+static void stack_tcp_link(struct stack_tcp *c)
+{
+    struct stack *s = c->s;
+    c->prev = NULL;
+    c->next = s->conns;
+    if (s->conns)
+        s->conns->prev = c;
+    s->conns = c;
+}
+
+static void stack_tcp_unlink(struct stack_tcp *c)
+{
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        c->s->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+}
+
+/* Lets go of the pcb. lwIP rule: clear every callback first, so lwIP never calls back into a
+ * connection that is going away; tcp_abort() would otherwise call our err callback. */
+static void stack_tcp_release_pcb(struct stack_tcp *c, int abort)
+{
+    struct tcp_pcb *pcb = c->pcb;
+    if (!pcb)
+        return;
+    c->pcb = NULL;
+    tcp_arg(pcb, NULL);
+    tcp_recv(pcb, NULL);
+    tcp_sent(pcb, NULL);
+    tcp_err(pcb, NULL);
+    if (abort || tcp_close(pcb) != ERR_OK)
+        tcp_abort(pcb);
+}
+
+/* --- opening --- */
+
+static void stack_tcp_connect_timeout(void *arg);
+
+/* Ends a connection that never opened; the connect callback learns why. */
+static void stack_tcp_fail(struct stack_tcp *c, int status)
+{
+    sys_untimeout(stack_tcp_connect_timeout, c);
+    stack_tcp_release_pcb(c, 1);
+    stack_tcp_unlink(c);
+    struct stack *s = c->s;
+    stack_tcp_connect_cb cb = c->connect_cb;
+    void *arg = c->arg;
+    free(c);
+    cb(arg, NULL, status);
+    stack_maybe_free(s);
+}
+
+static void stack_tcp_connect_timeout(void *arg)
+{
+    stack_tcp_fail(arg, UV_ETIMEDOUT);
+}
+
+static void stack_tcp_on_error(void *arg, err_t err);
+static err_t stack_tcp_on_recv(void *arg, struct tcp_pcb *pcb, struct pbuf *p, err_t err);
+static err_t stack_tcp_on_sent(void *arg, struct tcp_pcb *pcb, u16_t len);
+
+static err_t stack_tcp_on_connected(void *arg, struct tcp_pcb *pcb, err_t err)
+{
+    struct stack_tcp *c = arg;
+    (void)pcb;
+    (void)err; /* lwIP always passes ERR_OK here */
+    sys_untimeout(stack_tcp_connect_timeout, c);
+    c->state = STACK_TCP_CONNECTED;
+    c->connect_cb(c->arg, c, 0);
+    return ERR_OK;
+}
+
+int stack_tcp_connect(struct stack *s, const struct v2s_addr *dst, uint16_t port, unsigned timeout_ms,
+                      stack_tcp_connect_cb cb, void *arg, struct stack_tcp **out)
+{
+    if (!s->up || s->closing)
+        return UV_ENETDOWN;
+    if (!stack_has_family(s, dst->family))
+        return UV_ENETUNREACH;
+    struct stack_tcp *c = calloc(1, sizeof(*c));
+    if (!c)
+        return UV_ENOMEM;
+    ip_addr_t ip;
+    stack_addr_to_lwip(dst, &ip);
+    struct tcp_pcb *pcb = tcp_new_ip_type(IP_GET_TYPE(&ip));
+    if (!pcb) {
+        free(c);
+        return UV_ENOMEM;
+    }
+    c->s = s;
+    c->pcb = pcb;
+    c->dst = *dst;
+    c->dport = port;
+    c->connect_cb = cb;
+    c->arg = arg;
+    c->state = STACK_TCP_CONNECTING;
+    tcp_arg(pcb, c);
+    tcp_err(pcb, stack_tcp_on_error);
+    tcp_recv(pcb, stack_tcp_on_recv);
+    tcp_sent(pcb, stack_tcp_on_sent);
+    /* Many small writes (interactive protocols) should not wait for the ACK of the previous one. */
+    tcp_nagle_disable(pcb);
+    err_t e = tcp_connect(pcb, &ip, port, stack_tcp_on_connected);
+    if (e != ERR_OK) {
+        tcp_arg(pcb, NULL);
+        tcp_err(pcb, NULL);
+        tcp_abort(pcb);
+        free(c);
+        return stack_err_to_uv(e);
+    }
+    c->sport = pcb->local_port;
+    stack_tcp_link(c);
+    sys_timeout(timeout_ms, stack_tcp_connect_timeout, c);
+    *out = c;
+    return 0;
+}
+
+void stack_tcp_cancel(struct stack_tcp *c)
+{
+    struct stack *s = c->s;
+    sys_untimeout(stack_tcp_connect_timeout, c);
+    stack_tcp_release_pcb(c, 1);
+    stack_tcp_unlink(c);
+    free(c);
+    stack_maybe_free(s);
+}
+
+void stack_tcp_local(const struct stack_tcp *c, struct v2s_addr *addr, uint16_t *port)
+{
+    memset(addr, 0, sizeof(*addr));
+    *port = 0;
+    if (c->pcb) {
+        stack_addr_from_lwip(&c->pcb->local_ip, addr);
+        *port = c->pcb->local_port;
+    }
+}
+
+void stack_tcp_icmp_error(struct stack *s, const struct v2s_addr *dst, uint16_t sport, uint16_t dport,
+                          int status)
+{
+    for (struct stack_tcp *c = s->conns; c; c = c->next) {
+        if (c->state == STACK_TCP_CONNECTING && c->sport == sport && c->dport == dport &&
+            v2s_addr_equal(&c->dst, dst)) {
+            stack_tcp_fail(c, status);
+            return;
+        }
+    }
+}
+
+/* --- the bridge --- */
+
+static void stack_tcp_app_closed(uv_handle_t *h)
+{
+    struct stack_tcp *c = h->data;
+    struct stack *s = c->s;
+    v2s_info("%s closed%s (%llu bytes up, %llu down)", c->label, c->reset ? " by reset" : "",
+             (unsigned long long)c->bytes_up, (unsigned long long)c->bytes_down);
+    stack_tcp_unlink(c);
+    free(c->pending);
+    stack_tcp_done_cb done = c->done;
+    void *done_arg = c->done_arg;
+    free(c);
+    if (done)
+        done(done_arg);
+    stack_maybe_free(s);
+}
+
+/* Ends the bridge. With reset, the application sees a TCP reset (SO_LINGER 0) and the remote end
+ * gets one through lwIP; otherwise both FINs have been exchanged already. Pending uv writes are
+ * cancelled by uv_close() and free their pbufs before the close callback runs. */
+static void stack_tcp_end(struct stack_tcp *c, int reset)
+{
+    if (c->state == STACK_TCP_CLOSING)
+        return;
+    c->state = STACK_TCP_CLOSING;
+    c->reset = reset ? 1 : 0;
+    stack_tcp_release_pcb(c, reset);
+    if (reset) {
+        uv_os_fd_t fd;
+        if (uv_fileno((uv_handle_t *)c->app, &fd) == 0) {
+            struct linger l = {1, 0};
+            setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof(l));
+        }
+    }
+    uv_close((uv_handle_t *)c->app, stack_tcp_app_closed);
+}
+
+/* Both directions closed cleanly: done. */
+static void stack_tcp_maybe_finish(struct stack_tcp *c)
+{
+    if (c->state == STACK_TCP_BRIDGED && c->tx_shut && c->app_shut_done)
+        stack_tcp_end(c, 0);
+}
+
+static void stack_tcp_read_start(struct stack_tcp *c);
+
+static void stack_tcp_app_shutdown_cb(uv_shutdown_t *req, int status)
+{
+    struct stack_tcp *c = req->data;
+    if (c->state != STACK_TCP_BRIDGED)
+        return;
+    if (status < 0) {
+        stack_tcp_end(c, 1);
+        return;
+    }
+    c->app_shut_done = 1;
+    stack_tcp_maybe_finish(c);
+}
+
+/* The remote end's FIN reaches the application once every byte before it has. */
+static void stack_tcp_maybe_shutdown_app(struct stack_tcp *c)
+{
+    if (c->state != STACK_TCP_BRIDGED || !c->remote_fin || c->writes_pending || c->app_shut_sent)
+        return;
+    c->app_shut_sent = 1;
+    c->shutdown_req.data = c;
+    if (uv_shutdown(&c->shutdown_req, (uv_stream_t *)c->app, stack_tcp_app_shutdown_cb) < 0)
+        stack_tcp_end(c, 1);
+}
+
+static void stack_tcp_app_write_cb(uv_write_t *req, int status)
+{
+    struct stack_tcp_write *w = (struct stack_tcp_write *)req;
+    struct stack_tcp *c = w->c;
+    u16_t len = w->p->tot_len;
+    pbuf_free(w->p);
+    free(w);
+    c->writes_pending--;
+    if (c->state != STACK_TCP_BRIDGED)
+        return;
+    if (status < 0) {
+        v2s_debug("%s: write to application failed: %s", c->label, uv_strerror(status));
+        stack_tcp_end(c, 1);
+        return;
+    }
+    /* The application has the bytes: now, and only now, open the window by as much. */
+    c->bytes_down += len;
+    if (c->pcb)
+        tcp_recved(c->pcb, len);
+    stack_tcp_maybe_shutdown_app(c);
+}
+
+/* Hands p (consumed) to the application. 0, or a negative uv error with p freed. */
+static int stack_tcp_deliver(struct stack_tcp *c, struct pbuf *p)
+{
+    struct stack_tcp_write *w = malloc(sizeof(*w));
+    if (!w) {
+        pbuf_free(p);
+        return UV_ENOMEM;
+    }
+    size_t n = pbuf_clen(p);
+    uv_buf_t small[16];
+    uv_buf_t *bufs = n <= 16 ? small : malloc(n * sizeof(*bufs));
+    if (!bufs) {
+        free(w);
+        pbuf_free(p);
+        return UV_ENOMEM;
+    }
+    size_t i = 0;
+    for (struct pbuf *q = p; q; q = q->next)
+        bufs[i++] = uv_buf_init(q->payload, q->len);
+    w->c = c;
+    w->p = p;
+    /* uv_write() copies the descriptors, so bufs may go when it returns. */
+    int rc = uv_write(&w->req, (uv_stream_t *)c->app, bufs, (unsigned)n, stack_tcp_app_write_cb);
+    if (bufs != small)
+        free(bufs);
+    if (rc < 0) {
+        free(w);
+        pbuf_free(p);
+        return rc;
+    }
+    c->writes_pending++;
+    return 0;
+}
+
+static err_t stack_tcp_on_recv(void *arg, struct tcp_pcb *pcb, struct pbuf *p, err_t err)
+{
+    struct stack_tcp *c = arg;
+    (void)err; /* lwIP passes ERR_OK for data and FIN */
+    if (!p) {
+        c->remote_fin = 1;
+        stack_tcp_maybe_shutdown_app(c);
+        return ERR_OK;
+    }
+    if (c->state != STACK_TCP_BRIDGED) {
+        /* Nobody to give it to (the bridge is closing): take it so lwIP does not retry. */
+        tcp_recved(pcb, p->tot_len);
+        pbuf_free(p);
+        return ERR_OK;
+    }
+    if (stack_tcp_deliver(c, p) < 0) {
+        /* The pcb is aborted inside its own callback, so lwIP must hear ERR_ABRT. */
+        stack_tcp_end(c, 1);
+        return ERR_ABRT;
+    }
+    return ERR_OK;
+}
+
+static void stack_tcp_on_error(void *arg, err_t err)
+{
+    struct stack_tcp *c = arg;
+    /* lwIP has already freed the pcb. */
+    c->pcb = NULL;
+    if (c->state == STACK_TCP_CONNECTING) {
+        stack_tcp_fail(c, err == ERR_RST ? UV_ECONNREFUSED : err == ERR_ABRT ? UV_ETIMEDOUT
+                                                                              : stack_err_to_uv(err));
+        return;
+    }
+    if (c->state == STACK_TCP_CONNECTED) {
+        /* The owner is between connect_cb and bridge_start; it finds pcb NULL there. */
+        return;
+    }
+    v2s_debug("%s: tunnel side %s", c->label, err == ERR_RST ? "reset" : uv_strerror(stack_err_to_uv(err)));
+    stack_tcp_end(c, 1);
+}
+
+/* Whether lwIP can take a useful amount of application data now. */
+static int stack_tcp_can_take(const struct stack_tcp *c)
+{
+    return c->pcb && !c->s->tunnel_congested && !c->pending &&
+           tcp_sndbuf(c->pcb) >= STACK_TCP_RESUME_SNDBUF && tcp_sndqueuelen(c->pcb) < TCP_SNDQUEUELOWAT;
+}
+
+/* Copies application bytes into lwIP. Returns how many were taken; stops at ERR_MEM (send buffer
+ * or segment queue full) and returns a negative uv error on a hard failure. */
+static ssize_t stack_tcp_push(struct stack_tcp *c, const uint8_t *data, size_t len)
+{
+    size_t off = 0;
+    while (off < len && c->pcb) {
+        size_t room = tcp_sndbuf(c->pcb);
+        if (room == 0)
+            break;
+        size_t chunk = len - off;
+        if (chunk > room)
+            chunk = room;
+        if (chunk > 0xFFFF)
+            chunk = 0xFFFF;
+        u8_t flags = TCP_WRITE_FLAG_COPY | (off + chunk < len ? TCP_WRITE_FLAG_MORE : 0);
+        err_t e = tcp_write(c->pcb, data + off, (u16_t)chunk, flags);
+        if (e == ERR_MEM)
+            break;
+        if (e != ERR_OK)
+            return stack_err_to_uv(e);
+        off += chunk;
+    }
+    if (off > 0 && c->pcb)
+        tcp_output(c->pcb);
+    c->bytes_up += off;
+    return (ssize_t)off;
+}
+
+static void stack_tcp_shut_tx(struct stack_tcp *c)
+{
+    if (c->tx_shut || !c->pcb)
+        return;
+    c->tx_shut = 1;
+    tcp_shutdown(c->pcb, 0, 1);
+    stack_tcp_maybe_finish(c);
+}
+
+static void stack_tcp_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    struct stack_tcp *c = h->data;
+    size_t len = STACK_READ_BUF_SIZE;
+    (void)suggested;
+    if (c->pcb && tcp_sndbuf(c->pcb) < len)
+        len = tcp_sndbuf(c->pcb);
+    if (len == 0)
+        len = 1; /* never hand libuv an empty buffer: it reports that as ENOBUFS */
+    /* One shared buffer: libuv calls alloc, read and read_cb back to back for one handle, and the
+     * read callback copies everything out before it returns. */
+    *buf = uv_buf_init((char *)c->s->read_buf, (unsigned)len);
+}
+
+static void stack_tcp_read_stop(struct stack_tcp *c)
+{
+    if (c->reading) {
+        uv_read_stop((uv_stream_t *)c->app);
+        c->reading = 0;
+    }
+}
+
+static void stack_tcp_read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
+{
+    struct stack_tcp *c = stream->data;
+    if (nread == 0 || c->state != STACK_TCP_BRIDGED)
+        return;
+    if (nread == UV_EOF) {
+        stack_tcp_read_stop(c);
+        c->app_eof = 1;
+        if (!c->pending)
+            stack_tcp_shut_tx(c);
+        return;
+    }
+    if (nread < 0) {
+        v2s_debug("%s: application side %s", c->label, uv_strerror((int)nread));
+        stack_tcp_end(c, 1);
+        return;
+    }
+    if (!c->pcb) {
+        stack_tcp_end(c, 1);
+        return;
+    }
+    ssize_t taken = stack_tcp_push(c, (const uint8_t *)buf->base, (size_t)nread);
+    if (taken < 0) {
+        stack_tcp_end(c, 1);
+        return;
+    }
+    if (taken < nread) {
+        size_t rest = (size_t)(nread - taken);
+        c->pending = malloc(rest);
+        if (!c->pending) {
+            stack_tcp_end(c, 1);
+            return;
+        }
+        memcpy(c->pending, buf->base + taken, rest);
+        c->pending_len = rest;
+        c->pending_off = 0;
+    }
+    if (!stack_tcp_can_take(c))
+        stack_tcp_read_stop(c);
+}
+
+static void stack_tcp_read_start(struct stack_tcp *c)
+{
+    if (c->reading || c->app_eof || c->state != STACK_TCP_BRIDGED || !stack_tcp_can_take(c))
+        return;
+    if (uv_read_start((uv_stream_t *)c->app, stack_tcp_alloc_cb, stack_tcp_read_cb) == 0)
+        c->reading = 1;
+}
+
+/* Moves held-back application bytes into lwIP; once they are all in, reading resumes (or the FIN
+ * that waited behind them goes out). */
+static int stack_tcp_flush_pending(struct stack_tcp *c)
+{
+    if (!c->pending)
+        return 0;
+    ssize_t taken = stack_tcp_push(c, c->pending + c->pending_off, c->pending_len - c->pending_off);
+    if (taken < 0)
+        return (int)taken;
+    c->pending_off += (size_t)taken;
+    if (c->pending_off == c->pending_len) {
+        free(c->pending);
+        c->pending = NULL;
+        if (c->app_eof)
+            stack_tcp_shut_tx(c);
+    }
+    return 0;
+}
+
+static err_t stack_tcp_on_sent(void *arg, struct tcp_pcb *pcb, u16_t len)
+{
+    struct stack_tcp *c = arg;
+    (void)pcb;
+    (void)len;
+    if (c->state != STACK_TCP_BRIDGED)
+        return ERR_OK;
+    if (stack_tcp_flush_pending(c) < 0) {
+        stack_tcp_end(c, 1);
+        return ERR_ABRT;
+    }
+    stack_tcp_read_start(c);
+    return ERR_OK;
+}
+
+void stack_tcp_bridge_start(struct stack_tcp *c, uv_tcp_t *app, const uint8_t *early, size_t n,
+                            const char *label, stack_tcp_done_cb done, void *arg)
+{
+    c->app = app;
+    app->data = c;
+    c->done = done;
+    c->done_arg = arg;
+    c->state = STACK_TCP_BRIDGED;
+    snprintf(c->label, sizeof(c->label), "%s", label);
+    if (!c->pcb) {
+        /* Reset between connect and here. */
+        stack_tcp_end(c, 1);
+        return;
+    }
+    if (n > 0) {
+        ssize_t taken = stack_tcp_push(c, early, n);
+        if (taken < 0) {
+            stack_tcp_end(c, 1);
+            return;
+        }
+        if ((size_t)taken < n) {
+            c->pending = malloc(n - (size_t)taken);
+            if (!c->pending) {
+                stack_tcp_end(c, 1);
+                return;
+            }
+            memcpy(c->pending, early + taken, n - (size_t)taken);
+            c->pending_len = n - (size_t)taken;
+        }
+    }
+    stack_tcp_read_start(c);
+    if (c->remote_fin)
+        stack_tcp_maybe_shutdown_app(c);
+}
+
+void stack_tcp_abort_all(struct stack *s)
+{
+    struct stack_tcp *c = s->conns, *next;
+    for (; c; c = next) {
+        next = c->next;
+        if (c->state == STACK_TCP_CONNECTING)
+            stack_tcp_fail(c, UV_ENETDOWN);
+        else if (c->state == STACK_TCP_BRIDGED)
+            stack_tcp_end(c, 1);
+        else if (c->state == STACK_TCP_CONNECTED)
+            stack_tcp_release_pcb(c, 1);
+    }
+}
+
+void stack_tcp_resume_all(struct stack *s)
+{
+    for (struct stack_tcp *c = s->conns; c; c = c->next)
+        stack_tcp_read_start(c);
+}

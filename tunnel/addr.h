@@ -1,0 +1,42 @@
+/* Addresses and CIDR prefixes as every layer above lwIP sees them. Pure code, no I/O. */
+#ifndef VPN2SOCKS_TUNNEL_ADDR_H
+#define VPN2SOCKS_TUNNEL_ADDR_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* An IPv4 or IPv6 address in network byte order; family is AF_INET or AF_INET6 (0 = none). */
+struct v2s_addr {
+    uint8_t family;
+    uint8_t bytes[16];
+};
+
+struct v2s_cidr {
+    struct v2s_addr addr; /* host bits are zero */
+    uint8_t prefix;       /* 0..32 or 0..128 */
+};
+
+/* Longest text form of an address with a port: "[v6]:65535" plus NUL. */
+#define V2S_ADDR_STRLEN (46 + 8)
+
+/* Parses a numeric IPv4 or IPv6 address. 0 or -EINVAL. */
+int v2s_addr_parse(struct v2s_addr *out, const char *text);
+/* Writes the numeric form; returns buf. */
+const char *v2s_addr_format(const struct v2s_addr *a, char *buf, size_t cap);
+/* "1.2.3.4:80" or "[::1]:80"; returns buf. */
+const char *v2s_addr_format_port(const struct v2s_addr *a, uint16_t port, char *buf, size_t cap);
+int v2s_addr_equal(const struct v2s_addr *a, const struct v2s_addr *b);
+/* Length in bytes of the family's address: 4, 16, or 0 for none. */
+size_t v2s_addr_len(const struct v2s_addr *a);
+
+/* Parses "A/N", "A" (a host prefix), or for IPv4 "A/dotted-mask". Host bits must be zero
+ * unless relaxed is set, in which case they are cleared. 0 or -EINVAL. */
+int v2s_cidr_parse(struct v2s_cidr *out, const char *text, int relaxed);
+/* Builds a prefix from an address and a prefix length, clearing host bits. 0 or -EINVAL. */
+int v2s_cidr_make(struct v2s_cidr *out, const struct v2s_addr *a, unsigned prefix);
+/* Converts a dotted IPv4 netmask to a prefix length; -EINVAL if not contiguous. */
+int v2s_netmask_prefix(const char *mask);
+int v2s_cidr_contains(const struct v2s_cidr *c, const struct v2s_addr *a);
+const char *v2s_cidr_format(const struct v2s_cidr *c, char *buf, size_t cap);
+
+#endif

@@ -1,0 +1,42 @@
+/* What a tunnel tells the stack when it comes up: addresses, MTU, routes, DNS, domains. */
+#ifndef VPN2SOCKS_TUNNEL_SETTINGS_H
+#define VPN2SOCKS_TUNNEL_SETTINGS_H
+
+#include <stddef.h>
+
+#include "tunnel/addr.h"
+
+enum { TUNNEL_MAX_DNS = 8 };
+
+struct tunnel_settings {
+    struct v2s_addr addr4;      /* family 0 when the tunnel has no IPv4 */
+    unsigned prefix4;           /* from the netmask; 32 when none given */
+    struct v2s_addr addr6;      /* family 0 when the tunnel has no IPv6 */
+    unsigned prefix6;
+    unsigned mtu;               /* 0 = unknown, the stack picks a default */
+    struct v2s_addr dns[TUNNEL_MAX_DNS];
+    size_t n_dns;
+    char *domains;              /* space-separated search domains, NULL when none */
+    struct v2s_cidr *routes;    /* split-include; none = everything goes through the tunnel */
+    size_t n_routes;
+    struct v2s_cidr *excludes;  /* split-exclude */
+    size_t n_excludes;
+};
+
+void tunnel_settings_init(struct tunnel_settings *s);
+void tunnel_settings_free(struct tunnel_settings *s);
+/* Appends a prefix to routes or excludes. 0 or -ENOMEM. */
+int tunnel_settings_add_route(struct tunnel_settings *s, const struct v2s_cidr *c, int exclude);
+
+/* Looks up one variable; returns NULL when unset. */
+typedef const char *(*tunnel_getenv_fn)(void *arg, const char *name);
+
+/* Reads the openconnect/vpnc-script variables (INTERNAL_IP4_ADDRESS, INTERNAL_IP4_NETMASK,
+ * INTERNAL_IP4_MTU, INTERNAL_IP4_DNS, INTERNAL_IP6_ADDRESS, INTERNAL_IP6_NETMASK, INTERNAL_IP6_DNS,
+ * CISCO_DEF_DOMAIN, CISCO_SPLIT_INC/EXC and CISCO_IPV6_SPLIT_INC/EXC with their _%d_ADDR, _MASK,
+ * _MASKLEN). On error returns -EINVAL and writes a one-line reason naming the variable into err;
+ * s is left initialised (free it either way). */
+int tunnel_settings_from_env(struct tunnel_settings *s, tunnel_getenv_fn get, void *arg,
+                             char *err, size_t errcap);
+
+#endif

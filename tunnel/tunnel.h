@@ -1,0 +1,64 @@
+/* The one interface between a VPN protocol and the stack. A tunnel carries raw IP packets; the
+ * stack and the listeners never know which protocol is underneath. */
+#ifndef VPN2SOCKS_TUNNEL_TUNNEL_H
+#define VPN2SOCKS_TUNNEL_TUNNEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct tunnel;
+struct tunnel_settings;
+
+/* Why a tunnel went down; the process maps these to exit codes. */
+enum tunnel_down_reason {
+    TUNNEL_DOWN_CLOSED = 1, /* the VPN side closed it (peer went away, EOF) */
+    TUNNEL_DOWN_ERROR,      /* an I/O error on the tunnel */
+    TUNNEL_DOWN_AUTH,       /* authentication or certificate failure */
+};
+
+/* Events a tunnel raises. All run on the loop thread. */
+struct tunnel_events {
+    /* The tunnel is up with these settings (valid only during the call; copy what is kept). */
+    void (*up)(void *arg, const struct tunnel_settings *settings);
+    /* One IP packet arrived; borrowed for the duration of the call. */
+    void (*packet)(void *arg, const uint8_t *pkt, size_t len);
+    /* The queue toward the VPN drained below its low mark after tunnel_send() said it was full. */
+    void (*writable)(void *arg);
+    /* The tunnel is gone for good; why is a human-readable reason. */
+    void (*down)(void *arg, enum tunnel_down_reason reason, const char *why);
+    void *arg;
+};
+
+struct tunnel_ops {
+    int (*start)(struct tunnel *t);
+    int (*send)(struct tunnel *t, const uint8_t *pkt, size_t len);
+    void (*close)(struct tunnel *t, void (*cb)(struct tunnel *t));
+};
+
+struct tunnel {
+    const struct tunnel_ops *ops;
+    struct tunnel_events ev;
+};
+
+/* Starts the tunnel; events follow. 0 or a negative errno. */
+static inline int tunnel_start(struct tunnel *t)
+{
+    return t->ops->start(t);
+}
+
+/* Sends one IP packet; the tunnel copies what it cannot send at once, so the caller keeps pkt.
+ * Returns 0 when sent or queued, 1 when queued and the queue is now above its high mark (callers
+ * should stop producing until the writable event), or a negative errno when the tunnel is down.
+ * A packet is never dropped silently. */
+static inline int tunnel_send(struct tunnel *t, const uint8_t *pkt, size_t len)
+{
+    return t->ops->send(t, pkt, len);
+}
+
+/* Stops the tunnel; cb runs once every handle is closed and t may be freed. */
+static inline void tunnel_close(struct tunnel *t, void (*cb)(struct tunnel *t))
+{
+    t->ops->close(t, cb);
+}
+
+#endif
