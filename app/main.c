@@ -4,6 +4,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include <uv.h>
 
@@ -31,6 +33,8 @@ struct app {
     struct socks_server *socks[OPTIONS_MAX_LISTENERS];
     size_t n_socks;
     uv_signal_t sig[3];
+    uv_poll_t vpn_watch; /* readable when the VPN client process ($VPNPID) exits */
+    int vpn_watch_fd;
     int stopping;
     int exit_code;
 };
@@ -91,8 +95,54 @@ static void app_tunnel_down(void *arg, enum tunnel_down_reason reason, const cha
 static void app_signal(uv_signal_t *h, int signum)
 {
     struct app *a = h->data;
+    if (signum == SIGHUP) {
+        /* openconnect hangs up its script's process group when the session ends. */
+        app_tunnel_down(a, TUNNEL_DOWN_CLOSED, "the VPN client ended the session (SIGHUP)");
+        return;
+    }
     v2s_info("%s: stopping", strsignal(signum));
     app_stop(a, 0);
+}
+
+static void app_vpn_exited(uv_poll_t *h, int status, int events)
+{
+    struct app *a = h->data;
+    (void)status;
+    (void)events;
+    app_tunnel_down(a, TUNNEL_DOWN_CLOSED, "the VPN client process exited");
+}
+
+/* A datagram packet fd gives no EOF when the other end dies, and a killed openconnect sends no
+ * SIGHUP, so watch its process (VPNPID) through a pidfd, which becomes readable when it exits. */
+static void app_watch_vpn_client(struct app *a)
+{
+    const char *env = getenv("VPNPID");
+    char *end;
+    a->vpn_watch_fd = -1;
+    if (!env || !*env)
+        return;
+    long pid = strtol(env, &end, 10);
+    if (*end || pid <= 0)
+        return;
+    int fd = (int)syscall(SYS_pidfd_open, (pid_t)pid, 0);
+    if (fd < 0) {
+        v2s_debug("cannot watch the VPN client (pid %ld): %s", pid, strerror(errno));
+        return;
+    }
+    if (uv_poll_init(a->loop, &a->vpn_watch, fd) < 0) {
+        close(fd);
+        return;
+    }
+    a->vpn_watch.data = a;
+    a->vpn_watch_fd = fd;
+    uv_poll_start(&a->vpn_watch, UV_READABLE, app_vpn_exited);
+}
+
+static void app_vpn_watch_closed(uv_handle_t *h)
+{
+    struct app *a = h->data;
+    close(a->vpn_watch_fd);
+    a->vpn_watch_fd = -1;
 }
 
 static void app_tunnel_closed(struct tunnel *t)
@@ -121,6 +171,8 @@ static void app_stop(struct app *a, int code)
         tunnel_close(a->tunnel, app_tunnel_closed);
     for (size_t i = 0; i < 3; i++)
         uv_close((uv_handle_t *)&a->sig[i], NULL);
+    if (a->vpn_watch_fd >= 0)
+        uv_close((uv_handle_t *)&a->vpn_watch, app_vpn_watch_closed);
 }
 
 static const char *app_getenv(void *arg, const char *name)
@@ -169,6 +221,13 @@ static int app_settings(struct app *a, struct tunnel_settings *ts)
 
 static int app_run(struct app *a)
 {
+    /* First, so that every later failure path can close them. */
+    static const int signals[3] = {SIGINT, SIGTERM, SIGHUP};
+    for (size_t i = 0; i < 3; i++) {
+        uv_signal_init(a->loop, &a->sig[i]);
+        a->sig[i].data = a;
+        uv_signal_start(&a->sig[i], app_signal, signals[i]);
+    }
     int fd = a->opt.tunnel_fd;
     if (fd < 0) {
         const char *env = getenv("VPNFD");
@@ -202,6 +261,7 @@ static int app_run(struct app *a)
         v2s_error("packet fd %d: %s", fd,
                   rc == -EPROTOTYPE ? "a stream socket; packets need a datagram or seqpacket socket"
                                     : strerror(-rc));
+        a->tunnel = NULL;
         return EXIT_USAGE;
     }
     if ((rc = stack_new(&a->stack, a->loop, a->tunnel)) < 0) {
@@ -235,14 +295,9 @@ static int app_run(struct app *a)
         a->n_socks++;
         v2s_info("SOCKS5 proxy listening on %s", name);
     }
-    static const int signals[3] = {SIGINT, SIGTERM, SIGHUP};
-    for (size_t i = 0; i < 3; i++) {
-        uv_signal_init(a->loop, &a->sig[i]);
-        a->sig[i].data = a;
-        uv_signal_start(&a->sig[i], app_signal, signals[i]);
-    }
+    app_watch_vpn_client(a);
     if ((rc = tunnel_start(a->tunnel)) < 0) {
-        v2s_error("cannot start the tunnel: %s", uv_strerror(rc));
+        v2s_error("cannot use the packet fd: %s (it must be a socket or a tun device)", uv_strerror(rc));
         app_stop(a, EXIT_USAGE);
     }
     return -1;
@@ -253,6 +308,7 @@ int main(int argc, char **argv)
     struct app a;
     char err[256];
     memset(&a, 0, sizeof(a));
+    a.vpn_watch_fd = -1;
     options_init(&a.opt);
     if (options_parse(&a.opt, argc, argv, err, sizeof(err)) < 0) {
         fprintf(stderr, "vpn2socks: %s\nTry 'vpn2socks --help'.\n", err);
@@ -277,10 +333,6 @@ int main(int argc, char **argv)
 
     a.loop = uv_default_loop();
     int code = app_run(&a);
-    if (code >= 0 && !a.stack && !a.tunnel) {
-        options_free(&a.opt);
-        return code;
-    }
     if (code >= 0)
         app_stop(&a, code);
     uv_run(a.loop, UV_RUN_DEFAULT);
