@@ -54,6 +54,9 @@
 #define LWIP_IPV6_NUM_ADDRESSES     3
 #define LWIP_IPV6_FRAG              1
 #define LWIP_IPV6_REASS             1
+/* Pointers are 8 bytes here, so the reassembly bookkeeping does not fit in the IPv6 fragment
+ * header lwIP would otherwise overwrite; keep a copy of it instead. */
+#define IPV6_FRAG_COPYHEADER        1
 /* Servers may send fragments (DNS answers, UDP); reassemble, and fragment what we send. */
 #define IP_REASSEMBLY               1
 #define IP_FRAG                     1

@@ -113,6 +113,15 @@ static void stack_tcp_release_pcb(struct stack_tcp *c, int abort)
         tcp_abort(pcb);
 }
 
+/* Once both FINs are through, the tunnel side needs nothing more from us: lwIP finishes the
+ * close (TIME_WAIT, LAST_ACK) by itself. Letting go now matters because lwIP frees a TIME_WAIT
+ * pcb on its own timer without telling anyone, while the application side may take longer. */
+static void stack_tcp_maybe_release(struct stack_tcp *c)
+{
+    if (c->tx_shut && c->remote_fin)
+        stack_tcp_release_pcb(c, 0);
+}
+
 /* --- opening --- */
 
 static void stack_tcp_connect_timeout(void *arg);
@@ -361,6 +370,7 @@ static err_t stack_tcp_on_recv(void *arg, struct tcp_pcb *pcb, struct pbuf *p, e
     (void)err; /* lwIP passes ERR_OK for data and FIN */
     if (!p) {
         c->remote_fin = 1;
+        stack_tcp_maybe_release(c);
         stack_tcp_maybe_shutdown_app(c);
         return ERR_OK;
     }
@@ -390,6 +400,12 @@ static void stack_tcp_on_error(void *arg, err_t err)
     }
     if (c->state == STACK_TCP_CONNECTED) {
         /* The owner is between connect_cb and bridge_start; it finds pcb NULL there. */
+        return;
+    }
+    if (err == ERR_CLSD && c->tx_shut && c->remote_fin) {
+        /* Not a failure: the remote end acknowledged our FIN after sending its own (LAST_ACK
+         * done) and lwIP freed the pcb. The application side may still be finishing. */
+        stack_tcp_maybe_finish(c);
         return;
     }
     v2s_debug("%s: tunnel side %s", c->label, err == ERR_RST ? "reset" : uv_strerror(stack_err_to_uv(err)));
@@ -437,6 +453,7 @@ static void stack_tcp_shut_tx(struct stack_tcp *c)
         return;
     c->tx_shut = 1;
     tcp_shutdown(c->pcb, 0, 1);
+    stack_tcp_maybe_release(c);
     stack_tcp_maybe_finish(c);
 }
 

@@ -1,0 +1,176 @@
+/* Router: a linear longest-prefix match over the user's entries and the tunnel's. The tables are
+ * tens to hundreds of entries and a decision is made once per connection, so a scan is enough.
+ *
+ * What the tunnel contributes, mirroring what vpnc-script would install as kernel routes:
+ *   - split-include routes -> TUNNEL, split-exclude routes -> DIRECT;
+ *   - the tunnel's own subnet (address/prefix, when wider than a host) -> TUNNEL;
+ *   - the tunnel's DNS servers, as host routes -> TUNNEL: they are only reachable through it, and a
+ *     split-tunnel VPN often pushes DNS servers outside its split-include list. */
+#include "app/router.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "tunnel/settings.h"
+
+void router_init(struct router *r)
+{
+    memset(r, 0, sizeof(*r));
+    r->others = ROUTER_OTHERS_DEFAULT;
+}
+
+void router_free(struct router *r)
+{
+    free(r->entries);
+    router_init(r);
+}
+
+static int router_reserve(struct router *r, size_t n)
+{
+    if (n == 0)
+        return 0;
+    struct router_entry *grown = realloc(r->entries, n * sizeof(*grown));
+    if (grown == NULL)
+        return -ENOMEM;
+    r->entries = grown;
+    return 0;
+}
+
+int router_add_user(struct router *r, const struct v2s_cidr *c, enum router_verdict v)
+{
+    int err = router_reserve(r, r->n_entries + 1);
+    if (err < 0)
+        return err;
+    /* User entries stay in front of the tunnel's, which router_set_tunnel() replaces wholesale. */
+    memmove(r->entries + r->n_user + 1, r->entries + r->n_user,
+            (r->n_entries - r->n_user) * sizeof(*r->entries));
+    r->entries[r->n_user].cidr = *c;
+    r->entries[r->n_user].verdict = v;
+    r->n_user++;
+    r->n_entries++;
+    return 0;
+}
+
+static void router_append(struct router *r, const struct v2s_cidr *c, enum router_verdict v)
+{
+    r->entries[r->n_entries].cidr = *c;
+    r->entries[r->n_entries].verdict = v;
+    r->n_entries++;
+}
+
+static void router_append_subnet(struct router *r, const struct v2s_addr *a, unsigned prefix)
+{
+    struct v2s_cidr c;
+    if (prefix >= v2s_addr_len(a) * 8 || v2s_cidr_make(&c, a, prefix) != 0)
+        return; /* no address, or a host prefix: nothing but ourselves lives there */
+    router_append(r, &c, ROUTER_TUNNEL);
+}
+
+/* A NULL s removes the tunnel's entries (the tunnel went down). */
+int router_set_tunnel(struct router *r, const struct tunnel_settings *s)
+{
+    r->n_entries = r->n_user;
+    r->tunnel_has_routes = 0;
+    if (s == NULL)
+        return 0;
+    size_t n = r->n_user + s->n_routes + s->n_excludes + s->n_dns + 2;
+    int err = router_reserve(r, n);
+    if (err < 0)
+        return err;
+    for (size_t i = 0; i < s->n_routes; i++)
+        router_append(r, &s->routes[i], ROUTER_TUNNEL);
+    for (size_t i = 0; i < s->n_excludes; i++)
+        router_append(r, &s->excludes[i], ROUTER_DIRECT);
+    router_append_subnet(r, &s->addr4, s->prefix4);
+    router_append_subnet(r, &s->addr6, s->prefix6);
+    for (size_t i = 0; i < s->n_dns; i++) {
+        struct v2s_cidr c;
+        if (v2s_cidr_make(&c, &s->dns[i], (unsigned)(v2s_addr_len(&s->dns[i]) * 8)) == 0)
+            router_append(r, &c, ROUTER_TUNNEL);
+    }
+    r->tunnel_has_routes = s->n_routes > 0;
+    return 0;
+}
+
+/* On equal prefixes the more cautious verdict wins: REJECT over DIRECT over TUNNEL. */
+static int router_verdict_rank(enum router_verdict v)
+{
+    switch (v) {
+    case ROUTER_REJECT:
+        return 2;
+    case ROUTER_DIRECT:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+/* ::ffff:a.b.c.d is the IPv4 host a.b.c.d; match it against the IPv4 entries. */
+static void router_unmap_v4(struct v2s_addr *a)
+{
+    static const uint8_t prefix[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xFF, 0xFF};
+    if (a->family != AF_INET6 || memcmp(a->bytes, prefix, sizeof(prefix)) != 0)
+        return;
+    memmove(a->bytes, a->bytes + 12, 4);
+    memset(a->bytes + 4, 0, 12);
+    a->family = AF_INET;
+}
+
+enum router_verdict router_decide(const struct router *r, const struct v2s_addr *dst)
+{
+    struct v2s_addr a = *dst;
+    router_unmap_v4(&a);
+    if (v2s_addr_len(&a) == 0)
+        return ROUTER_REJECT;
+
+    const struct router_entry *best = NULL;
+    int best_user = 0;
+    for (size_t i = 0; i < r->n_entries; i++) {
+        const struct router_entry *e = &r->entries[i];
+        int user = i < r->n_user;
+        if (!v2s_cidr_contains(&e->cidr, &a))
+            continue;
+        if (best != NULL) {
+            if (e->cidr.prefix < best->cidr.prefix)
+                continue;
+            if (e->cidr.prefix == best->cidr.prefix) {
+                if (best_user && !user)
+                    continue;
+                if (best_user == user &&
+                    router_verdict_rank(e->verdict) <= router_verdict_rank(best->verdict))
+                    continue;
+            }
+        }
+        best = e;
+        best_user = user;
+    }
+    if (best != NULL)
+        return best->verdict;
+
+    switch (r->others) {
+    case ROUTER_OTHERS_TUNNEL:
+        return ROUTER_TUNNEL;
+    case ROUTER_OTHERS_DIRECT:
+        return ROUTER_DIRECT;
+    case ROUTER_OTHERS_REJECT:
+        return ROUTER_REJECT;
+    case ROUTER_OTHERS_DEFAULT:
+    default:
+        return r->tunnel_has_routes ? ROUTER_DIRECT : ROUTER_TUNNEL;
+    }
+}
+
+const char *router_verdict_name(enum router_verdict v)
+{
+    switch (v) {
+    case ROUTER_TUNNEL:
+        return "tunnel";
+    case ROUTER_DIRECT:
+        return "direct";
+    case ROUTER_REJECT:
+        return "reject";
+    }
+    return "unknown";
+}

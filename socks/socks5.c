@@ -1,0 +1,243 @@
+/* SOCKS5 / SOCKS4 / SOCKS4a push parser and reply builders.
+ *
+ * Every message is collected into p->buf. p->need is how many bytes of the current message are
+ * known to be needed so far; it grows as the length fields arrive (NMETHODS, ATYP, domain length).
+ * Input is copied only up to need, so the result cannot depend on how the input was split.
+ *
+ * SOCKS4 has no length fields, only NUL-terminated strings, so there need means something else:
+ *   pos < 8            header VN CD DSTPORT DSTIP (need = 8)
+ *   need == 8          reading USERID up to its NUL
+ *   need > 8           SOCKS4a: reading HOST, which starts at buf[need], up to its NUL
+ * The whole SOCKS4 request must fit in buf; a longer one is refused (no real client sends one). */
+#include "socks/socks5.h"
+
+#include <string.h>
+#include <sys/socket.h>
+
+enum {
+    SOCKS5_GREETING_HDR = 2, /* VER NMETHODS */
+    SOCKS5_REQUEST_HDR = 4,  /* VER CMD RSV ATYP */
+    SOCKS4_HDR = 8,          /* VN CD DSTPORT DSTIP */
+};
+
+void socks5_parse_init(struct socks5_parser *p)
+{
+    memset(p, 0, sizeof(*p));
+    p->state = SOCKS5_PARSE_METHODS;
+    p->need = 1; /* the version byte decides which protocol this is */
+}
+
+static enum socks5_event socks5_fail(struct socks5_parser *p, int error, const char *why)
+{
+    p->state = SOCKS5_PARSE_ERROR;
+    p->error = error;
+    p->why = why;
+    return SOCKS5_EV_ERROR;
+}
+
+static uint16_t socks5_be16(const uint8_t *b)
+{
+    return (uint16_t)((b[0] << 8) | b[1]);
+}
+
+/* Called whenever pos reaches need in the greeting: either asks for more or completes it. */
+static enum socks5_event socks5_step_greeting(struct socks5_parser *p)
+{
+    if (p->pos == 1) {
+        if (p->buf[0] == SOCKS4_VERSION) {
+            p->version = SOCKS4_VERSION;
+            p->need = SOCKS4_HDR;
+            return SOCKS5_EV_NEED_MORE;
+        }
+        if (p->buf[0] != SOCKS5_VERSION)
+            return socks5_fail(p, -1, "not a SOCKS4 or SOCKS5 client");
+        p->version = SOCKS5_VERSION;
+        p->need = SOCKS5_GREETING_HDR;
+        return SOCKS5_EV_NEED_MORE;
+    }
+    if (p->pos == SOCKS5_GREETING_HDR) {
+        if (p->buf[1] == 0)
+            return socks5_fail(p, -1, "greeting offers no methods");
+        p->need = SOCKS5_GREETING_HDR + (size_t)p->buf[1];
+        return SOCKS5_EV_NEED_MORE;
+    }
+    for (size_t i = SOCKS5_GREETING_HDR; i < p->pos; i++)
+        p->methods_mask[p->buf[i] / 8] |= (uint8_t)(1u << (p->buf[i] % 8));
+    p->state = SOCKS5_PARSE_REQUEST;
+    p->pos = 0;
+    p->need = SOCKS5_REQUEST_HDR;
+    return SOCKS5_EV_METHODS;
+}
+
+static enum socks5_event socks5_step_request(struct socks5_parser *p)
+{
+    if (p->pos == SOCKS5_REQUEST_HDR) {
+        if (p->buf[0] != SOCKS5_VERSION)
+            return socks5_fail(p, -1, "request version is not 5");
+        p->cmd = p->buf[1];
+        p->atyp = p->buf[3];
+        switch (p->atyp) {
+        case SOCKS5_ATYP_IPV4:
+            p->need = SOCKS5_REQUEST_HDR + 4 + 2;
+            break;
+        case SOCKS5_ATYP_IPV6:
+            p->need = SOCKS5_REQUEST_HDR + 16 + 2;
+            break;
+        case SOCKS5_ATYP_DOMAIN:
+            p->need = SOCKS5_REQUEST_HDR + 1; /* the length byte */
+            break;
+        default:
+            /* Without a known type the request has no known end: answer and close now. */
+            return socks5_fail(p, SOCKS5_REP_ATYP_UNSUPPORTED, "unknown address type");
+        }
+        return SOCKS5_EV_NEED_MORE;
+    }
+    if (p->atyp == SOCKS5_ATYP_DOMAIN && p->pos == SOCKS5_REQUEST_HDR + 1) {
+        p->need = SOCKS5_REQUEST_HDR + 1 + (size_t)p->buf[4] + 2;
+        return SOCKS5_EV_NEED_MORE;
+    }
+
+    /* The whole request is here, so any error below can still be answered with a reply. */
+    const uint8_t *port = p->buf + p->pos - 2;
+    p->port = socks5_be16(port);
+    if (p->atyp == SOCKS5_ATYP_DOMAIN) {
+        size_t n = p->buf[4];
+        if (n == 0)
+            return socks5_fail(p, SOCKS5_REP_GENERAL_FAILURE, "empty domain name");
+        if (memchr(p->buf + 5, 0, n) != NULL)
+            return socks5_fail(p, SOCKS5_REP_GENERAL_FAILURE, "NUL byte in domain name");
+        memcpy(p->name, p->buf + 5, n);
+        p->name[n] = '\0';
+    } else {
+        p->addr.family = p->atyp == SOCKS5_ATYP_IPV4 ? AF_INET : AF_INET6;
+        memcpy(p->addr.bytes, p->buf + SOCKS5_REQUEST_HDR, p->atyp == SOCKS5_ATYP_IPV4 ? 4 : 16);
+    }
+    if (p->cmd != SOCKS5_CMD_CONNECT && p->cmd != SOCKS5_CMD_BIND && p->cmd != SOCKS5_CMD_UDP_ASSOCIATE)
+        return socks5_fail(p, SOCKS5_REP_CMD_UNSUPPORTED, "unknown command");
+    p->state = SOCKS5_PARSE_DONE;
+    return SOCKS5_EV_REQUEST;
+}
+
+/* SOCKS4 and 4a: VN CD DSTPORT DSTIP USERID\0, then HOST\0 when DSTIP is 0.0.0.x with x != 0. */
+static enum socks5_event socks4_step(struct socks5_parser *p)
+{
+    if (p->pos == SOCKS4_HDR && p->need == SOCKS4_HDR) {
+        p->cmd = p->buf[1];
+        p->port = socks5_be16(p->buf + 2);
+        return SOCKS5_EV_NEED_MORE; /* USERID follows, even when empty (just its NUL) */
+    }
+    uint8_t last = p->buf[p->pos - 1];
+    if (last != 0) {
+        if (p->pos == sizeof(p->buf))
+            return socks5_fail(p, -1, "SOCKS4 user id or host name too long");
+        return SOCKS5_EV_NEED_MORE;
+    }
+    const uint8_t *ip = p->buf + 4;
+    int is_4a = ip[0] == 0 && ip[1] == 0 && ip[2] == 0 && ip[3] != 0;
+    if (p->need == SOCKS4_HDR && is_4a) {
+        if (p->pos == sizeof(p->buf))
+            return socks5_fail(p, -1, "SOCKS4 user id or host name too long");
+        p->need = p->pos; /* the host name starts after the user id's NUL */
+        return SOCKS5_EV_NEED_MORE;
+    }
+    if (p->need > SOCKS4_HDR) {
+        size_t n = p->pos - 1 - p->need;
+        if (n == 0)
+            return socks5_fail(p, SOCKS4_REP_REJECTED, "SOCKS4a request with an empty host name");
+        memcpy(p->name, p->buf + p->need, n); /* n < sizeof(buf) - 8 < sizeof(name) */
+        p->name[n] = '\0';
+        p->atyp = SOCKS5_ATYP_DOMAIN;
+    } else {
+        p->addr.family = AF_INET;
+        memcpy(p->addr.bytes, ip, 4);
+        p->atyp = SOCKS5_ATYP_IPV4;
+    }
+    p->state = SOCKS5_PARSE_DONE;
+    return SOCKS5_EV_REQUEST;
+}
+
+enum socks5_event socks5_parse_feed(struct socks5_parser *p, const uint8_t *data, size_t len,
+                                    size_t *consumed)
+{
+    size_t used = 0;
+    enum socks5_event ev = SOCKS5_EV_NEED_MORE;
+
+    if (p->state == SOCKS5_PARSE_ERROR || p->state == SOCKS5_PARSE_DONE) {
+        /* Sticky: an error stays an error; feeding a finished parser is the caller's bug. */
+        *consumed = 0;
+        if (p->state == SOCKS5_PARSE_DONE)
+            return socks5_fail(p, -1, "data fed after the request was complete");
+        return SOCKS5_EV_ERROR;
+    }
+    while (used < len && ev == SOCKS5_EV_NEED_MORE) {
+        int socks4 = p->version == SOCKS4_VERSION;
+        /* SOCKS4 strings end at a NUL, so past its header it reads one byte at a time. */
+        size_t want = socks4 && p->pos >= SOCKS4_HDR ? 1 : p->need - p->pos;
+        if (want > len - used)
+            want = len - used;
+        memcpy(p->buf + p->pos, data + used, want);
+        p->pos += want;
+        used += want;
+        if (!socks4 && p->pos < p->need)
+            continue;
+        if (socks4 && p->pos < SOCKS4_HDR)
+            continue;
+        if (socks4)
+            ev = socks4_step(p);
+        else if (p->state == SOCKS5_PARSE_METHODS)
+            ev = socks5_step_greeting(p);
+        else
+            ev = socks5_step_request(p);
+    }
+    *consumed = used;
+    return ev;
+}
+
+uint8_t socks5_parse_method(const struct socks5_parser *p)
+{
+    if (p->methods_mask[SOCKS5_AUTH_NONE / 8] & (1u << (SOCKS5_AUTH_NONE % 8)))
+        return SOCKS5_AUTH_NONE;
+    return SOCKS5_AUTH_NO_ACCEPTABLE;
+}
+
+/* A NULL bound address means 0.0.0.0:0 (the port argument is then ignored, per the header). */
+size_t socks5_build_reply(uint8_t *out, uint8_t rep, const struct v2s_addr *bnd, uint16_t port)
+{
+    size_t n = 0;
+    out[n++] = SOCKS5_VERSION;
+    out[n++] = rep;
+    out[n++] = 0; /* RSV */
+    if (bnd != NULL && bnd->family == AF_INET6) {
+        out[n++] = SOCKS5_ATYP_IPV6;
+        memcpy(out + n, bnd->bytes, 16);
+        n += 16;
+    } else {
+        out[n++] = SOCKS5_ATYP_IPV4;
+        if (bnd != NULL && bnd->family == AF_INET)
+            memcpy(out + n, bnd->bytes, 4);
+        else
+            memset(out + n, 0, 4);
+        n += 4;
+    }
+    if (bnd == NULL)
+        port = 0;
+    out[n++] = (uint8_t)(port >> 8);
+    out[n++] = (uint8_t)(port & 0xFF);
+    return n;
+}
+
+/* SOCKS4 replies carry only IPv4; anything else is sent as 0.0.0.0. */
+size_t socks4_build_reply(uint8_t *out, uint8_t rep, const struct v2s_addr *bnd, uint16_t port)
+{
+    out[0] = 0; /* VN of a reply is 0, not 4 */
+    out[1] = rep;
+    if (bnd == NULL)
+        port = 0;
+    out[2] = (uint8_t)(port >> 8);
+    out[3] = (uint8_t)(port & 0xFF);
+    if (bnd != NULL && bnd->family == AF_INET)
+        memcpy(out + 4, bnd->bytes, 4);
+    else
+        memset(out + 4, 0, 4);
+    return 8;
+}

@@ -1,0 +1,71 @@
+/* libFuzzer target for the SOCKS push parser: any input, fed whole and then one byte at a time,
+ * must give the same events, the same consumed counts and the same parsed request. */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "socks/socks5.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+struct fuzz_outcome {
+    enum socks5_event last;
+    size_t n_methods_events;
+    size_t end;
+};
+
+/* Feeds data in chunks of at most step bytes, the way a server loop would. */
+static void fuzz_run(struct socks5_parser *p, const uint8_t *data, size_t size, size_t step,
+                     struct fuzz_outcome *o)
+{
+    memset(o, 0, sizeof(*o));
+    socks5_parse_init(p);
+    size_t off = 0;
+    o->last = SOCKS5_EV_NEED_MORE;
+    while (off < size) {
+        size_t n = size - off < step ? size - off : step;
+        size_t used = 0;
+        enum socks5_event ev = socks5_parse_feed(p, data + off, n, &used);
+        if (used > n)
+            abort();
+        off += used;
+        o->last = ev;
+        if (ev == SOCKS5_EV_NEED_MORE) {
+            if (used != n)
+                abort();
+            continue;
+        }
+        if (ev == SOCKS5_EV_METHODS) {
+            o->n_methods_events++;
+            (void)socks5_parse_method(p);
+            continue;
+        }
+        break; /* REQUEST or ERROR */
+    }
+    o->end = off;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    static struct socks5_parser whole, bytes;
+    struct fuzz_outcome a, b;
+    uint8_t reply[32];
+
+    fuzz_run(&whole, data, size, size ? size : 1, &a);
+    fuzz_run(&bytes, data, size, 1, &b);
+    if (a.last != b.last || a.n_methods_events != b.n_methods_events || a.end != b.end ||
+        whole.state != bytes.state || whole.version != bytes.version)
+        abort();
+    if (a.last == SOCKS5_EV_REQUEST) {
+        if (whole.cmd != bytes.cmd || whole.atyp != bytes.atyp || whole.port != bytes.port ||
+            !v2s_addr_equal(&whole.addr, &bytes.addr) || strcmp(whole.name, bytes.name) != 0 ||
+            memchr(whole.name, 0, sizeof(whole.name)) == NULL)
+            abort();
+        if (socks5_build_reply(reply, SOCKS5_REP_SUCCEEDED, &whole.addr, whole.port) > 22)
+            abort();
+        socks4_build_reply(reply, SOCKS4_REP_GRANTED, &whole.addr, whole.port);
+    }
+    if (a.last == SOCKS5_EV_ERROR && (whole.error != bytes.error || whole.why == NULL))
+        abort();
+    return 0;
+}

@@ -1,0 +1,222 @@
+/* app/router.c: longest prefix match over user and tunnel entries, and --others. */
+#include <errno.h>
+#include <sys/socket.h>
+
+#include "app/router.h"
+#include "test.h"
+#include "tunnel/settings.h"
+
+static struct v2s_cidr cidr(const char *text)
+{
+    struct v2s_cidr c;
+    ASSERT(v2s_cidr_parse(&c, text, 0) == 0);
+    return c;
+}
+
+static enum router_verdict decide(const struct router *r, const char *dst)
+{
+    struct v2s_addr a;
+    ASSERT(v2s_addr_parse(&a, dst) == 0);
+    return router_decide(r, &a);
+}
+
+static void add_user(struct router *r, const char *text, enum router_verdict v)
+{
+    struct v2s_cidr c = cidr(text);
+    ASSERT(router_add_user(r, &c, v) == 0);
+}
+
+static void settings_route(struct tunnel_settings *s, const char *text, int exclude)
+{
+    struct v2s_cidr c = cidr(text);
+    ASSERT(tunnel_settings_add_route(s, &c, exclude) == 0);
+}
+
+static void settings_dns(struct tunnel_settings *s, const char *text)
+{
+    ASSERT(v2s_addr_parse(&s->dns[s->n_dns++], text) == 0);
+}
+
+/* A split tunnel plus user overrides, checked destination by destination. */
+TEST_IMPL(router_longest_prefix)
+{
+    struct router r;
+    struct tunnel_settings s;
+    router_init(&r);
+    tunnel_settings_init(&s);
+    ASSERT_EQ(v2s_addr_parse(&s.addr4, "10.8.0.17"), 0);
+    s.prefix4 = 24;
+    settings_route(&s, "10.0.0.0/8", 0);
+    settings_route(&s, "172.16.0.0/12", 0);
+    settings_route(&s, "fd00::/16", 0);
+    settings_route(&s, "10.99.0.0/16", 1);
+    settings_route(&s, "10.99.5.0/24", 0); /* include inside an exclude */
+    settings_route(&s, "fd00:99::/32", 1);
+    settings_dns(&s, "192.0.2.53");        /* outside every split route */
+    settings_dns(&s, "2001:db8::53");
+
+    add_user(&r, "172.20.0.0/16", ROUTER_DIRECT);
+    add_user(&r, "203.0.113.0/24", ROUTER_TUNNEL);
+    add_user(&r, "10.99.7.7/32", ROUTER_TUNNEL);
+    ASSERT_EQ(router_set_tunnel(&r, &s), 0);
+    ASSERT_EQ(r.n_user, 3);
+    ASSERT(r.tunnel_has_routes);
+
+    static const struct {
+        const char *dst;
+        enum router_verdict want;
+    } rows[] = {
+        {"10.1.2.3", ROUTER_TUNNEL},      /* split include */
+        {"10.99.1.1", ROUTER_DIRECT},     /* split exclude, longer than the include */
+        {"10.99.5.1", ROUTER_TUNNEL},     /* include nested in the exclude */
+        {"10.99.7.7", ROUTER_TUNNEL},     /* user host route beats the exclude */
+        {"10.99.7.8", ROUTER_DIRECT},
+        {"172.16.0.1", ROUTER_TUNNEL},
+        {"172.20.1.1", ROUTER_DIRECT},    /* user --exclude inside a split include */
+        {"203.0.113.9", ROUTER_TUNNEL},   /* user --route */
+        {"192.0.2.53", ROUTER_TUNNEL},    /* the tunnel's DNS server */
+        {"192.0.2.54", ROUTER_DIRECT},    /* others: direct, since routes were pushed */
+        {"2001:db8::53", ROUTER_TUNNEL},
+        {"2001:db8::54", ROUTER_DIRECT},
+        {"fd00:1::1", ROUTER_TUNNEL},
+        {"fd00:99::1", ROUTER_DIRECT},
+        {"8.8.8.8", ROUTER_DIRECT},
+        {"10.8.0.200", ROUTER_TUNNEL},    /* the tunnel's own subnet */
+        {"::ffff:10.1.2.3", ROUTER_TUNNEL}, /* IPv4-mapped is matched as IPv4 */
+        {"::ffff:8.8.8.8", ROUTER_DIRECT},
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(rows); i++) {
+        enum router_verdict v = decide(&r, rows[i].dst);
+        ASSERT_ROW(v == rows[i].want, "%zu %s -> %s", i, rows[i].dst, router_verdict_name(v));
+    }
+    tunnel_settings_free(&s);
+    router_free(&r);
+    return 0;
+}
+
+/* On equal prefixes: a user entry beats a tunnel entry whatever its verdict, and between entries
+ * of the same origin DIRECT beats TUNNEL, whichever was added first. */
+TEST_IMPL(router_ties)
+{
+    struct router r;
+    struct tunnel_settings s;
+    router_init(&r);
+    tunnel_settings_init(&s);
+    ASSERT_EQ(v2s_addr_parse(&s.addr4, "10.8.0.17"), 0);
+    settings_route(&s, "10.1.0.0/16", 0);
+    settings_route(&s, "10.1.0.0/16", 1);
+    settings_route(&s, "10.3.0.0/16", 1);
+    settings_route(&s, "10.3.0.0/16", 0);
+    settings_route(&s, "10.2.0.0/16", 1);
+    ASSERT_EQ(router_set_tunnel(&r, &s), 0);
+    add_user(&r, "10.2.0.0/16", ROUTER_TUNNEL); /* added after the tunnel: still user */
+    add_user(&r, "10.4.0.0/16", ROUTER_TUNNEL);
+    add_user(&r, "10.4.0.0/16", ROUTER_DIRECT);
+    add_user(&r, "10.5.0.0/16", ROUTER_DIRECT);
+    add_user(&r, "10.5.0.0/16", ROUTER_TUNNEL);
+
+    ASSERT_EQ(decide(&r, "10.1.1.1"), ROUTER_DIRECT);
+    ASSERT_EQ(decide(&r, "10.3.1.1"), ROUTER_DIRECT);
+    ASSERT_EQ(decide(&r, "10.2.1.1"), ROUTER_TUNNEL);
+    ASSERT_EQ(decide(&r, "10.4.1.1"), ROUTER_DIRECT);
+    ASSERT_EQ(decide(&r, "10.5.1.1"), ROUTER_DIRECT);
+    /* User entries stay in front of tunnel entries. */
+    ASSERT_EQ(r.n_user, 5);
+    ASSERT_EQ(r.n_entries, 10);
+    struct v2s_cidr first_tunnel = cidr("10.1.0.0/16");
+    ASSERT(v2s_addr_equal(&r.entries[5].cidr.addr, &first_tunnel.addr));
+    tunnel_settings_free(&s);
+    router_free(&r);
+    return 0;
+}
+
+TEST_IMPL(router_others)
+{
+    struct router r;
+    struct tunnel_settings s;
+    router_init(&r);
+    tunnel_settings_init(&s);
+    ASSERT_EQ(v2s_addr_parse(&s.addr4, "10.8.0.17"), 0);
+
+    /* No tunnel yet, and a full tunnel (no split includes): others go through the tunnel. */
+    ASSERT_EQ(decide(&r, "8.8.8.8"), ROUTER_TUNNEL);
+    settings_route(&s, "10.99.0.0/16", 1); /* excludes alone keep it a full tunnel */
+    ASSERT_EQ(router_set_tunnel(&r, &s), 0);
+    ASSERT(!r.tunnel_has_routes);
+    ASSERT_EQ(decide(&r, "8.8.8.8"), ROUTER_TUNNEL);
+    ASSERT_EQ(decide(&r, "2001:db8::1"), ROUTER_TUNNEL);
+    ASSERT_EQ(decide(&r, "10.99.0.1"), ROUTER_DIRECT);
+
+    /* Split includes make others direct. */
+    settings_route(&s, "10.0.0.0/8", 0);
+    ASSERT_EQ(router_set_tunnel(&r, &s), 0);
+    ASSERT_EQ(decide(&r, "8.8.8.8"), ROUTER_DIRECT);
+
+    static const struct {
+        enum router_others others;
+        enum router_verdict want;
+    } rows[] = {
+        {ROUTER_OTHERS_TUNNEL, ROUTER_TUNNEL},
+        {ROUTER_OTHERS_DIRECT, ROUTER_DIRECT},
+        {ROUTER_OTHERS_REJECT, ROUTER_REJECT},
+        {ROUTER_OTHERS_DEFAULT, ROUTER_DIRECT},
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(rows); i++) {
+        r.others = rows[i].others;
+        ASSERT_ROW(decide(&r, "8.8.8.8") == rows[i].want, "%zu", i);
+        ASSERT_ROW(decide(&r, "10.0.0.1") == ROUTER_TUNNEL, "%zu: matches are not others", i);
+    }
+
+    /* An address of no family is refused outright. */
+    struct v2s_addr none;
+    memset(&none, 0, sizeof(none));
+    ASSERT_EQ(router_decide(&r, &none), ROUTER_REJECT);
+    tunnel_settings_free(&s);
+    router_free(&r);
+    return 0;
+}
+
+/* Every tunnel up replaces the tunnel's entries; user entries survive; NULL removes them. */
+TEST_IMPL(router_set_tunnel_replaces)
+{
+    struct router r;
+    struct tunnel_settings a, b;
+    router_init(&r);
+    tunnel_settings_init(&a);
+    tunnel_settings_init(&b);
+    ASSERT_EQ(v2s_addr_parse(&a.addr4, "10.8.0.17"), 0);
+    ASSERT_EQ(v2s_addr_parse(&b.addr4, "10.8.0.18"), 0);
+    settings_route(&a, "10.1.0.0/16", 0);
+    settings_route(&b, "10.2.0.0/16", 0);
+    add_user(&r, "192.168.0.0/16", ROUTER_TUNNEL);
+
+    ASSERT_EQ(router_set_tunnel(&r, &a), 0);
+    ASSERT_EQ(decide(&r, "10.1.0.1"), ROUTER_TUNNEL);
+    ASSERT_EQ(decide(&r, "10.2.0.1"), ROUTER_DIRECT);
+    ASSERT_EQ(router_set_tunnel(&r, &b), 0);
+    ASSERT_EQ(decide(&r, "10.1.0.1"), ROUTER_DIRECT);
+    ASSERT_EQ(decide(&r, "10.2.0.1"), ROUTER_TUNNEL);
+    ASSERT_EQ(decide(&r, "192.168.1.1"), ROUTER_TUNNEL);
+    for (int i = 0; i < 1000; i++) /* no growth across reconnects */
+        ASSERT_EQ(router_set_tunnel(&r, i % 2 ? &a : &b), 0);
+    ASSERT_EQ(r.n_entries, 2);
+
+    ASSERT_EQ(router_set_tunnel(&r, NULL), 0);
+    ASSERT_EQ(r.n_entries, 1);
+    ASSERT(!r.tunnel_has_routes);
+    ASSERT_EQ(decide(&r, "192.168.1.1"), ROUTER_TUNNEL);
+    tunnel_settings_free(&a);
+    tunnel_settings_free(&b);
+    router_free(&r);
+    router_free(&r); /* idempotent */
+    return 0;
+}
+
+TEST_IMPL(router_verdict_name)
+{
+    ASSERT_STR_EQ(router_verdict_name(ROUTER_TUNNEL), "tunnel");
+    ASSERT_STR_EQ(router_verdict_name(ROUTER_DIRECT), "direct");
+    ASSERT_STR_EQ(router_verdict_name(ROUTER_REJECT), "reject");
+    ASSERT_STR_EQ(router_verdict_name((enum router_verdict)42), "unknown");
+    return 0;
+}
