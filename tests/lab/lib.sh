@@ -289,8 +289,8 @@ lab_setup_web() {
     LAB_BIG_SHA256=$(sha256sum "$LAB_WEB_ROOT/$LAB_BIG_FILE" | cut -d' ' -f1)
     chmod 644 "$LAB_WEB_ROOT"/*
     export LAB_WEB_ROOT LAB_SMALL_FILE LAB_SMALL_SHA256 LAB_BIG_FILE LAB_BIG_SIZE LAB_BIG_SHA256
-    lab_bg web ip netns exec "$LAB_SERVER_NS" "$LAB_PY" -m http.server \
-        --bind "$LAB_INTERNAL_IP" "$LAB_WEB_PORT" --directory "$LAB_WEB_ROOT"
+    lab_bg web ip netns exec "$LAB_SERVER_NS" "$LAB_PY" "$LAB_LIB_DIR/web_server.py" \
+        "$LAB_INTERNAL_IP" "$LAB_WEB_PORT" "$LAB_WEB_ROOT"
 }
 
 lab_setup_echo() {

@@ -12,123 +12,25 @@
 # LAB_KEEP=1 keeps the run dir (logs of vpn2socks in out/s*/v2s.log).
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
-repo=$(cd "$here/../.." && pwd)
 # shellcheck source-path=SCRIPTDIR
 source "$here/lib.sh"
+# shellcheck source-path=SCRIPTDIR
+source "$here/v2s.sh"
 
 lab_require_root
-
-BIN=${VPN2SOCKS_BIN:-$repo/build/vpn2socks}
-if [ ! -x "$BIN" ]; then
-    echo "lab: no vpn2socks binary at $BIN; build it, or set VPN2SOCKS_BIN" >&2
-    exit 1
-fi
-BIN=$(readlink -f "$BIN")
-
 lab_setup
-
-# nobody runs the binary: copy it where nobody can reach it when the build dir is closed to it
-if ! setpriv --reuid=nobody --regid=nogroup --clear-groups test -x "$BIN"; then
-    cp "$BIN" "$LAB_RUN_DIR/vpn2socks"
-    chmod 755 "$LAB_RUN_DIR/vpn2socks"
-    BIN=$LAB_RUN_DIR/vpn2socks
-    lab_log "nobody cannot execute the build's binary; running a copy, $BIN"
-fi
-
-SOCKS_ADDR=127.0.0.1
-SOCKS_PORT=1080
-PROXY=socks5://$SOCKS_ADDR:$SOCKS_PORT
-PROXY_H=socks5h://$SOCKS_ADDR:$SOCKS_PORT
-SC=$here/socks_client.py
-
-# lib.sh's web server (python -m http.server) listens with a backlog of 5: 100 connections at once
-# overflow its accept queue, and the dropped handshakes then trickle in by TCP retransmission
-# (tens of seconds). The parallel checks use a second server on the same files with a deep backlog.
-WEB_DEEP_PORT=8081
-WEB_DEEP_URL=http://$LAB_INTERNAL_IP:$WEB_DEEP_PORT
-lab_bg web-deep ip netns exec "$LAB_SERVER_NS" "$LAB_PY" -c '
-import functools, http.server, sys
-class Server(http.server.ThreadingHTTPServer):
-    request_queue_size = 1024
-handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=sys.argv[3])
-Server((sys.argv[1], int(sys.argv[2])), handler).serve_forever()
-' "$LAB_INTERNAL_IP" "$WEB_DEEP_PORT" "$LAB_WEB_ROOT"
-lab_wait_listen "$LAB_SERVER_NS" tcp "$LAB_INTERNAL_IP" "$WEB_DEEP_PORT" ||
-    lab_die "second web server did not start"
-
-# openconnect runs its script with /bin/sh -c; this wrapper records vpn2socks's pid (the inner sh
-# execs it), its log, and its exit status. openconnect SIGHUPs the script's process group: the
-# wrapper traps HUP so that it lives on to write the status.
-WRAP=$LAB_RUN_DIR/v2s-wrap.sh
-cat >"$WRAP" <<EOF
-#!/bin/sh
-# usage: v2s-wrap.sh OUTDIR [vpn2socks options]; writes OUTDIR/pid, v2s.log, exit
-out=\$1
-shift
-trap : HUP
-sh -c 'out=\$1; shift; echo \$\$ >"\$out/pid"; exec "\$@" 2>>"\$out/v2s.log"' sh "\$out" "$BIN" "\$@"
-echo \$? >"\$out/exit.tmp" && mv "\$out/exit.tmp" "\$out/exit"
-EOF
-chmod 755 "$WRAP"
-
-# start_session NAME [openconnect args]: openconnect + vpn2socks, out dir in $S; 1 on failure
-start_session() {
-    S=$LAB_RUN_DIR/out/$1
-    shift
-    mkdir -m 1777 "$S"
-    : >"$LAB_RUN_DIR/log/openconnect.log"
-    lab_start_openconnect "$WRAP $S -D $SOCKS_ADDR:$SOCKS_PORT -vv" "$@" || return 1
-    if ! lab_wait_listen "$LAB_CLIENT_NS" tcp "$SOCKS_ADDR" "$SOCKS_PORT" 10; then
-        echo "vpn2socks log:" >&2
-        tail -n 20 "$S/v2s.log" >&2
-        return 1
-    fi
-    lab_wait_file_match "$S/pid" '^[0-9]+$' 5 || return 1
-    V2S_PID=$(cat "$S/pid")
-}
-
-v2s_alive() {
-    local st
-    st=$(sed -n 's/^State:\t\(.\).*/\1/p' "/proc/$V2S_PID/status" 2>/dev/null)
-    if [ -z "$st" ] || [ "$st" = Z ] || [ "$st" = X ]; then
-        echo "vpn2socks (pid $V2S_PID) is gone"
-        return 1
-    fi
-}
-
-# check_file FILE SHA256 [SIZE]
-check_file() {
-    local sha size
-    [ -f "$1" ] || { echo "$1: missing"; return 1; }
-    size=$(stat -c %s "$1")
-    sha=$(sha256sum <"$1" | cut -d' ' -f1)
-    if [ "$sha" != "$2" ]; then
-        echo "$1: sha256 $sha, expected $2 (size $size)"
-        return 1
-    fi
-    if [ -n "${3:-}" ] && [ "$size" != "$3" ]; then
-        echo "$1: size $size, expected $3"
-        return 1
-    fi
-}
-
-# fetch_check PROXY_URL URL OUTFILE MAX_S SHA256 [SIZE]: one download through the proxy, checked
-fetch_check() {
-    local proxy=$1 url=$2 out=$3 max=$4 sha=$5 size=${6:-}
-    lab_in_client curl -sS -f --connect-timeout 20 -m "$max" -x "$proxy" -o "$out" "$url" || return 1
-    check_file "$out" "$sha" "$size" && rm -f "$out"
-}
+v2s_prepare
 
 # parallel_check N FILE SHA256 MAX_S: N parallel downloads of FILE with one curl; all N must match
 parallel_check() {
     local n=$1 file=$2 sha=$3 max=$4 dir i ok=0 bad=0 rc=0 args=()
     dir=$S/par-$file-$n
     mkdir -p "$dir"
-    for ((i = 1; i <= n; i++)); do args+=(-o "$dir/$i" "$WEB_DEEP_URL/$file"); done
+    for ((i = 1; i <= n; i++)); do args+=(-o "$dir/$i" "$LAB_WEB_URL/$file"); done
     lab_in_client curl -sS -f --parallel --parallel-immediate --parallel-max "$n" \
         --connect-timeout 20 -m "$max" -x "$PROXY" "${args[@]}" || rc=$?
     for ((i = 1; i <= n; i++)); do
-        if check_file "$dir/$i" "$sha" >/dev/null; then ok=$((ok + 1)); else bad=$((bad + 1)); fi
+        if v2s_check_file "$dir/$i" "$sha" >/dev/null; then ok=$((ok + 1)); else bad=$((bad + 1)); fi
     done
     rm -rf "$dir"
     echo "$ok of $n downloads complete and matching (curl exit $rc)"
@@ -145,7 +47,6 @@ dns_queried() {
     fi
 }
 
-sc() { lab_in_client timeout 60 "$LAB_PY" "$SC" "$SOCKS_ADDR" "$SOCKS_PORT" "$@"; }
 
 # curl_socks_error PROXY_URL URL CODE: curl fails with its SOCKS5 error naming reply CODE
 curl_socks_error() {
@@ -156,15 +57,10 @@ curl_socks_error() {
     [ "$rc" -eq 97 ] && [[ $out == *"SOCKS5"*"($3)"* ]]
 }
 
-# wait_exit DIR TIMEOUT_S: wait for the wrapper's exit file; prints the status
-wait_exit() {
-    lab_wait_file_match "$1/exit" '^[0-9]+$' "$2" || { echo "no exit status after ${2}s"; return 1; }
-    cat "$1/exit"
-}
 
 t_start=$SECONDS
 # ================================================================ session 1: DTLS, all traffic
-if start_session s1; then
+if v2s_start_session s1; then
     lab_pass "openconnect starts vpn2socks (as nobody); SOCKS5 listens on $SOCKS_ADDR:$SOCKS_PORT"
 else
     lab_fail "openconnect starts vpn2socks (as nobody); SOCKS5 listens on $SOCKS_ADDR:$SOCKS_PORT"
@@ -174,10 +70,10 @@ S1=$S
 
 # ---- 1, 2: downloads by numeric address
 lab_check "socks5 $LAB_INTERNAL_IP: small file, sha256 matches" \
-    fetch_check "$PROXY" "$LAB_WEB_URL/$LAB_SMALL_FILE" "$S/small" 30 "$LAB_SMALL_SHA256"
+    v2s_fetch_check "$PROXY" "$LAB_WEB_URL/$LAB_SMALL_FILE" "$S/small" 30 "$LAB_SMALL_SHA256"
 t0=$SECONDS
 lab_check "socks5 $LAB_INTERNAL_IP: $((LAB_BIG_SIZE >> 20)) MiB file, sha256 and size match" \
-    fetch_check "$PROXY" "$LAB_WEB_URL/$LAB_BIG_FILE" "$S/big" 120 "$LAB_BIG_SHA256" "$LAB_BIG_SIZE"
+    v2s_fetch_check "$PROXY" "$LAB_WEB_URL/$LAB_BIG_FILE" "$S/big" 120 "$LAB_BIG_SHA256" "$LAB_BIG_SIZE"
 lab_log "big download took $((SECONDS - t0))s"
 
 # ---- 3: parallel
@@ -194,11 +90,11 @@ lab_log "10 parallel big downloads took $((SECONDS - t0))s"
 dns_log=$LAB_RUN_DIR/log/dnsmasq.log
 dns_lines=$(wc -l <"$dns_log")
 lab_check "socks5h single-label 'web': small file, sha256 matches" \
-    fetch_check "$PROXY_H" "http://web:$LAB_WEB_PORT/$LAB_SMALL_FILE" "$S/small-web" 30 "$LAB_SMALL_SHA256"
+    v2s_fetch_check "$PROXY_H" "http://web:$LAB_WEB_PORT/$LAB_SMALL_FILE" "$S/small-web" 30 "$LAB_SMALL_SHA256"
 lab_check "socks5h single-label 'web': looked up as web.$LAB_DOMAIN (search domain from the VPN)" \
     dns_queried "web.$LAB_DOMAIN" "$dns_lines"
 lab_check "socks5h $LAB_WEB_NAME (tunnel DNS): small file, sha256 matches" \
-    fetch_check "$PROXY_H" "http://$LAB_WEB_NAME:$LAB_WEB_PORT/$LAB_SMALL_FILE" "$S/small-fqdn" 30 "$LAB_SMALL_SHA256"
+    v2s_fetch_check "$PROXY_H" "http://$LAB_WEB_NAME:$LAB_WEB_PORT/$LAB_SMALL_FILE" "$S/small-fqdn" 30 "$LAB_SMALL_SHA256"
 lab_check "socks5h nosuch.$LAB_DOMAIN (NXDOMAIN): curl reports SOCKS5 error 4" \
     curl_socks_error "$PROXY_H" "http://nosuch.$LAB_DOMAIN:$LAB_WEB_PORT/" 4
 lab_check "raw SOCKS5 CONNECT nosuch.$LAB_DOMAIN: reply 0x04 (host unreachable), then close" \
@@ -243,26 +139,26 @@ dl_rc=0
 wait "$dl_pid" || dl_rc=$?
 lab_check_eq "hostile: concurrent download, curl exit status" 0 "$dl_rc"
 lab_check "hostile: concurrent download, sha256 and size match" \
-    check_file "$S/concurrent" "$LAB_BIG_SHA256" "$LAB_BIG_SIZE"
+    v2s_check_file "$S/concurrent" "$LAB_BIG_SHA256" "$LAB_BIG_SIZE"
 rm -f "$S/concurrent"
 lab_check "hostile: vpn2socks still alive" v2s_alive
 lab_check "hostile: a fresh download still works afterwards" \
-    fetch_check "$PROXY" "$LAB_WEB_URL/$LAB_SMALL_FILE" "$S/small-after" 30 "$LAB_SMALL_SHA256"
+    v2s_fetch_check "$PROXY" "$LAB_WEB_URL/$LAB_SMALL_FILE" "$S/small-after" 30 "$LAB_SMALL_SHA256"
 
 # ---- 9a: openconnect TERM: it SIGHUPs the script's process group -> exit 3, "tunnel lost"
 lab_stop_openconnect TERM
-lab_check_eq "openconnect TERM (SIGHUP): vpn2socks exit status" 3 "$(wait_exit "$S1" 10)"
+lab_check_eq "openconnect TERM (SIGHUP): vpn2socks exit status" 3 "$(v2s_wait_exit "$S1" 10)"
 lab_check "openconnect TERM (SIGHUP): vpn2socks logs that the tunnel was lost" \
     grep -E 'vpn2socks error: tunnel lost' "$S1/v2s.log"
 
 # ================================================================ session 2: openconnect KILLed
-if start_session s2; then
+if v2s_start_session s2; then
     lab_pass "session 2: openconnect starts vpn2socks again"
     lab_check "session 2: small file through the new tunnel" \
-        fetch_check "$PROXY" "$LAB_WEB_URL/$LAB_SMALL_FILE" "$S/small" 30 "$LAB_SMALL_SHA256"
+        v2s_fetch_check "$PROXY" "$LAB_WEB_URL/$LAB_SMALL_FILE" "$S/small" 30 "$LAB_SMALL_SHA256"
     lab_stop_openconnect KILL
     t0=$SECONDS
-    status=$(wait_exit "$S" 10)
+    status=$(v2s_wait_exit "$S" 10)
     lab_check_eq "openconnect KILL (no SIGHUP): vpn2socks exits with status 3 within 10s" 3 "$status"
     [ "$status" = 3 ] && lab_log "vpn2socks exited $((SECONDS - t0))s after openconnect was killed"
     lab_check "openconnect KILL: vpn2socks logs that the tunnel was lost" \

@@ -1,0 +1,106 @@
+# shellcheck shell=bash
+# shellcheck disable=SC2034  # variables here are for the tests that source this file
+# vpn2socks in the lab: sourced after lib.sh by the tests that run the binary.
+#
+#   v2s_prepare                  find the binary ($VPN2SOCKS_BIN, else build/vpn2socks), make sure
+#                                nobody can run it, write the script wrapper openconnect starts
+#   V2S_ARGS="--others reject" v2s_start_session NAME [openconnect args]
+#                                openconnect (as nobody) -> vpn2socks (as nobody) with a SOCKS5
+#                                listener on $SOCKS_ADDR:$SOCKS_PORT; its files in $S
+#   v2s_alive / v2s_wait_exit DIR TIMEOUT_S / v2s_check_file / v2s_fetch_check / sc CASE ...
+
+V2S_REPO=$(cd "$LAB_LIB_DIR/../.." && pwd)
+SOCKS_ADDR=127.0.0.1
+SOCKS_PORT=1080
+PROXY=socks5://$SOCKS_ADDR:$SOCKS_PORT
+PROXY_H=socks5h://$SOCKS_ADDR:$SOCKS_PORT
+SC=$LAB_LIB_DIR/socks_client.py
+
+v2s_prepare() {
+    BIN=${VPN2SOCKS_BIN:-$V2S_REPO/build/vpn2socks}
+    if [ ! -x "$BIN" ]; then
+        echo "lab: no vpn2socks binary at $BIN; build it, or set VPN2SOCKS_BIN" >&2
+        exit 1
+    fi
+    BIN=$(readlink -f "$BIN")
+    # nobody runs the binary: copy it where nobody can reach it when the build dir is closed to it
+    if ! setpriv --reuid=nobody --regid=nogroup --clear-groups test -x "$BIN"; then
+        cp "$BIN" "$LAB_RUN_DIR/vpn2socks"
+        chmod 755 "$LAB_RUN_DIR/vpn2socks"
+        BIN=$LAB_RUN_DIR/vpn2socks
+        lab_log "nobody cannot execute the build's binary; running a copy, $BIN"
+    fi
+
+    # openconnect runs its script with /bin/sh -c; this wrapper records vpn2socks's pid (the inner sh
+    # execs it), its log, and its exit status. openconnect SIGHUPs the script's process group: the
+    # wrapper traps HUP so that it lives on to write the status.
+    WRAP=$LAB_RUN_DIR/v2s-wrap.sh
+    cat >"$WRAP" <<EOF
+#!/bin/sh
+# usage: v2s-wrap.sh OUTDIR [vpn2socks options]; writes OUTDIR/pid, v2s.log, exit
+out=\$1
+shift
+trap : HUP
+sh -c 'out=\$1; shift; echo \$\$ >"\$out/pid"; exec "\$@" 2>>"\$out/v2s.log"' sh "\$out" "$BIN" "\$@"
+echo \$? >"\$out/exit.tmp" && mv "\$out/exit.tmp" "\$out/exit"
+EOF
+    chmod 755 "$WRAP"
+}
+
+# v2s_start_session NAME [openconnect args]: openconnect + vpn2socks -D $SOCKS_ADDR:$SOCKS_PORT -vv
+# plus $V2S_ARGS; out dir in $S, pid in $V2S_PID; 1 on failure
+v2s_start_session() {
+    S=$LAB_RUN_DIR/out/$1
+    shift
+    mkdir -m 1777 "$S"
+    : >"$LAB_RUN_DIR/log/openconnect.log"
+    lab_start_openconnect "$WRAP $S -D $SOCKS_ADDR:$SOCKS_PORT -vv ${V2S_ARGS:-}" "$@" || return 1
+    if ! lab_wait_listen "$LAB_CLIENT_NS" tcp "$SOCKS_ADDR" "$SOCKS_PORT" 10; then
+        echo "vpn2socks log:" >&2
+        tail -n 20 "$S/v2s.log" >&2
+        return 1
+    fi
+    lab_wait_file_match "$S/pid" '^[0-9]+$' 5 || return 1
+    V2S_PID=$(cat "$S/pid")
+}
+
+v2s_alive() {
+    local st
+    st=$(sed -n 's/^State:\t\(.\).*/\1/p' "/proc/$V2S_PID/status" 2>/dev/null)
+    if [ -z "$st" ] || [ "$st" = Z ] || [ "$st" = X ]; then
+        echo "vpn2socks (pid $V2S_PID) is gone"
+        return 1
+    fi
+}
+
+# v2s_check_file FILE SHA256 [SIZE]
+v2s_check_file() {
+    local sha size
+    [ -f "$1" ] || { echo "$1: missing"; return 1; }
+    size=$(stat -c %s "$1")
+    sha=$(sha256sum <"$1" | cut -d' ' -f1)
+    if [ "$sha" != "$2" ]; then
+        echo "$1: sha256 $sha, expected $2 (size $size)"
+        return 1
+    fi
+    if [ -n "${3:-}" ] && [ "$size" != "$3" ]; then
+        echo "$1: size $size, expected $3"
+        return 1
+    fi
+}
+
+# v2s_fetch_check PROXY_URL URL OUTFILE MAX_S SHA256 [SIZE]: one download through the proxy, checked
+v2s_fetch_check() {
+    local proxy=$1 url=$2 out=$3 max=$4 sha=$5 size=${6:-}
+    lab_in_client curl -sS -f --connect-timeout 20 -m "$max" -x "$proxy" -o "$out" "$url" || return 1
+    v2s_check_file "$out" "$sha" "$size" && rm -f "$out"
+}
+
+# v2s_wait_exit DIR TIMEOUT_S: wait for the wrapper's exit file; prints the status
+v2s_wait_exit() {
+    lab_wait_file_match "$1/exit" '^[0-9]+$' "$2" || { echo "no exit status after ${2}s"; return 1; }
+    cat "$1/exit"
+}
+
+# sc CASE ARGS...: socks_client.py against the proxy, from the client namespace
+sc() { lab_in_client timeout 60 "$LAB_PY" "$SC" "$SOCKS_ADDR" "$SOCKS_PORT" "$@"; }
