@@ -38,6 +38,7 @@ struct direct_side {
 };
 
 struct direct_conn {
+    struct direct_conn *next, *prev; /* every live one, for direct_abort_all() */
     uv_tcp_t remote;
     uv_connect_t connect_req;
     uv_timer_t timer;
@@ -58,11 +59,32 @@ struct direct_write {
     char data[];
 };
 
+static struct direct_conn *direct_all;
+
+static void direct_link(struct direct_conn *c)
+{
+    c->next = direct_all;
+    if (direct_all)
+        direct_all->prev = c;
+    direct_all = c;
+}
+
+static void direct_unlink(struct direct_conn *c)
+{
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        direct_all = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+}
+
 static void direct_handle_closed(uv_handle_t *h)
 {
     struct direct_conn *c = h->data;
     if (--c->handles_open > 0)
         return;
+    direct_unlink(c);
     if (c->done) {
         v2s_info("%s closed%s (%llu bytes up, %llu down)", c->label, c->reset ? " by reset" : "",
                  (unsigned long long)c->side[0].bytes, (unsigned long long)c->side[1].bytes);
@@ -147,6 +169,7 @@ int direct_connect(uv_loop_t *loop, const struct v2s_addr *dst, uint16_t port, u
     struct direct_conn *c = calloc(1, sizeof(*c));
     if (!c)
         return UV_ENOMEM;
+    direct_link(c);
     uv_tcp_init(loop, &c->remote);
     uv_timer_init(loop, &c->timer);
     c->remote.data = c;
@@ -168,6 +191,22 @@ int direct_connect(uv_loop_t *loop, const struct v2s_addr *dst, uint16_t port, u
 void direct_cancel(struct direct_conn *c)
 {
     direct_end(c, 1);
+}
+
+void direct_abort_all(void)
+{
+    for (struct direct_conn *c = direct_all; c; c = c->next) {
+        if (c->state == DIRECT_CONNECTING) {
+            /* The dial waiting on it learns through its callback, as on a timeout. */
+            direct_connect_cb cb = c->connect_cb;
+            void *arg = c->arg;
+            direct_end(c, 1);
+            if (cb)
+                cb(arg, NULL, UV_ECANCELED);
+        } else {
+            direct_end(c, 1);
+        }
+    }
 }
 
 void direct_local(const struct direct_conn *c, struct v2s_addr *addr, uint16_t *port)

@@ -24,4 +24,7 @@ void direct_local(const struct direct_conn *c, struct v2s_addr *addr, uint16_t *
 void direct_bridge_start(struct direct_conn *c, uv_tcp_t *app, const uint8_t *early, size_t n,
                          const char *label, direct_done_cb done, void *arg);
 
+/* Resets every direct relay and pending direct connection (the process is stopping). */
+void direct_abort_all(void);
+
 #endif

@@ -305,11 +305,14 @@ static void socks_server_on_connection(uv_stream_t *listener, int status)
     }
     struct socks_conn *c = calloc(1, sizeof(*c));
     if (!c) {
-        /* Take the connection off the backlog and drop it: better than spinning on it. */
-        uv_tcp_t tmp;
-        uv_tcp_init(listener->loop, &tmp);
-        if (uv_accept(listener, (uv_stream_t *)&tmp) == 0)
-            uv_close((uv_handle_t *)&tmp, NULL);
+        /* Take the connection off the backlog and drop it: better than spinning on it. The
+         * handle is static because closing finishes later; one is enough, since the loop does
+         * not come back here before that. */
+        static uv_tcp_t spare;
+        if (uv_is_closing((uv_handle_t *)&spare) || uv_tcp_init(listener->loop, &spare) < 0)
+            return;
+        uv_accept(listener, (uv_stream_t *)&spare);
+        uv_close((uv_handle_t *)&spare, NULL);
         return;
     }
     c->srv = srv;

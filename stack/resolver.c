@@ -1,6 +1,7 @@
 /* DNS through the tunnel. Each lookup has its own UDP pcb (a fresh random source port) and sends
  * an A query, plus AAAA when the tunnel has IPv6, to one server at a time. Timers: one per lookup,
- * RESOLVER_TIMEOUT_MS per attempt, RESOLVER_ATTEMPTS attempts rotating through the servers.
+ * RESOLVER_TIMEOUT_MS per attempt, RESOLVER_ATTEMPTS attempts rotating through the servers; a
+ * lookup that has addresses for one question when the timer fires is done.
  *
  * Names are tried like a stub resolver with ndots 1: a name with a dot as given first, then with
  * each search domain; a single label with each search domain first, then as given; a trailing dot
@@ -174,6 +175,12 @@ static void resolver_candidate_done(struct resolver_query *q)
 static void resolver_timeout(void *arg)
 {
     struct resolver_query *q = arg;
+    if (q->n_addrs > 0) {
+        /* One question answered with addresses and the other silent (servers often drop AAAA):
+         * what we have is good enough. */
+        resolver_finish(q, 0);
+        return;
+    }
     if (++q->attempt >= RESOLVER_ATTEMPTS) {
         resolver_finish(q, UV_EAI_AGAIN);
         return;
@@ -224,6 +231,8 @@ static void resolver_on_recv(void *arg, struct udp_pcb *pcb, struct pbuf *p, con
     resolver_candidate_done(q);
 }
 
+/* Adds name (with domain appended when given) to the names to try, unless it cannot be put in a
+ * query (a label over 63 bytes, too long with the domain): such a name is skipped. */
 static int resolver_add_candidate(struct resolver_query *q, const char *name, const char *domain,
                                   size_t dlen)
 {
@@ -241,8 +250,24 @@ static int resolver_add_candidate(struct resolver_query *q, const char *name, co
     } else {
         c[nlen] = '\0';
     }
+    uint8_t probe[DNSMSG_MAX_UDP];
+    if (dnsmsg_build_query(probe, sizeof(probe), 0, c, DNSMSG_TYPE_A) < 0) {
+        free(c);
+        return 0;
+    }
     q->cands[q->n_cands++] = c;
     return 0;
+}
+
+/* Binds the query's pcb to a random high port, so an off-path attacker must guess the port as
+ * well as the 16-bit id. */
+static void resolver_bind_random(struct udp_pcb *pcb)
+{
+    for (int i = 0; i < 16; i++) {
+        u16_t port = (u16_t)(49152 + stack_random() % 16384);
+        if (udp_bind(pcb, IP_ANY_TYPE, port) == ERR_OK)
+            return;
+    }
 }
 
 static int resolver_add_searched(struct resolver_query *q, const char *name, const char *domains)
@@ -290,6 +315,8 @@ int resolver_resolve(struct stack *s, const char *name, resolver_cb cb, void *ar
         if (rc == 0)
             rc = resolver_add_candidate(q, name, NULL, 0);
     }
+    if (rc == 0 && q->n_cands == 0)
+        rc = UV_EINVAL;
     q->pcb = rc == 0 ? udp_new_ip_type(IPADDR_TYPE_ANY) : NULL;
     if (!q->pcb) {
         for (size_t i = 0; i < q->n_cands; i++)
@@ -297,6 +324,7 @@ int resolver_resolve(struct stack *s, const char *name, resolver_cb cb, void *ar
         free(q);
         return rc < 0 ? rc : UV_ENOMEM;
     }
+    resolver_bind_random(q->pcb);
     udp_recv(q->pcb, resolver_on_recv, q);
     q->server = stack_random() % s->n_dns;
     q->next = s->queries;

@@ -224,6 +224,23 @@ int stack_tunnel_up(struct stack *s, const struct tunnel_settings *ts)
         s->mtu = STACK_TX_BUF_SIZE;
     s->n_dns = ts->n_dns < TUNNEL_MAX_DNS ? ts->n_dns : TUNNEL_MAX_DNS;
     memcpy(s->dns, ts->dns, s->n_dns * sizeof(s->dns[0]));
+    if (s->netif_added) {
+        /* Up again after a reconnect: connections survive only if the address stayed. */
+        ip4_addr_t old4 = *netif_ip4_addr(&s->netif);
+        int same4 = ts->addr4.family == AF_INET ? memcmp(&old4.addr, ts->addr4.bytes, 4) == 0
+                                                : ip4_addr_isany_val(old4);
+        int same6 = 1;
+#if LWIP_IPV6
+        if (ip6_addr_isvalid(netif_ip6_addr_state(&s->netif, 0)) || ts->addr6.family == AF_INET6)
+            same6 = ts->addr6.family == AF_INET6 && ip6_addr_isvalid(netif_ip6_addr_state(&s->netif, 0)) &&
+                    memcmp(netif_ip6_addr(&s->netif, 0)->addr, ts->addr6.bytes, 16) == 0;
+#endif
+        if (!same4 || !same6) {
+            v2s_info("stack: the tunnel address changed; resetting open connections");
+            stack_resolver_abort_all(s, UV_ENETDOWN);
+            stack_tcp_abort_all(s);
+        }
+    }
     stack_set_netif(s, ts);
     s->up = 1;
     s->tunnel_congested = 0;

@@ -68,6 +68,7 @@ struct stack_tcp {
     unsigned app_shut_sent : 1; /* uv_shutdown() issued to the application */
     unsigned app_shut_done : 1;
     unsigned reset : 1;         /* ended by a reset or an error, not by two FINs */
+    unsigned aborted : 1;       /* we called tcp_abort(): an lwIP callback must return ERR_ABRT */
 };
 
 /* One uv_write() to the application holding the pbuf it came from. */
@@ -109,8 +110,10 @@ static void stack_tcp_release_pcb(struct stack_tcp *c, int abort)
     tcp_recv(pcb, NULL);
     tcp_sent(pcb, NULL);
     tcp_err(pcb, NULL);
-    if (abort || tcp_close(pcb) != ERR_OK)
+    if (abort || tcp_close(pcb) != ERR_OK) {
         tcp_abort(pcb);
+        c->aborted = 1;
+    }
 }
 
 /* Once both FINs are through, the tunnel side needs nothing more from us: lwIP finishes the
@@ -157,7 +160,9 @@ static err_t stack_tcp_on_connected(void *arg, struct tcp_pcb *pcb, err_t err)
     sys_untimeout(stack_tcp_connect_timeout, c);
     c->state = STACK_TCP_CONNECTED;
     c->connect_cb(c->arg, c, 0);
-    return ERR_OK;
+    /* The bridge may have given up at once (out of memory); c lives on until its app handle
+     * closes, so the flag can still be read. */
+    return c->aborted ? ERR_ABRT : ERR_OK;
 }
 
 int stack_tcp_connect(struct stack *s, const struct v2s_addr *dst, uint16_t port, unsigned timeout_ms,
@@ -372,7 +377,7 @@ static err_t stack_tcp_on_recv(void *arg, struct tcp_pcb *pcb, struct pbuf *p, e
         c->remote_fin = 1;
         stack_tcp_maybe_release(c);
         stack_tcp_maybe_shutdown_app(c);
-        return ERR_OK;
+        return c->aborted ? ERR_ABRT : ERR_OK;
     }
     if (c->state != STACK_TCP_BRIDGED) {
         /* Nobody to give it to (the bridge is closing): take it so lwIP does not retry. */

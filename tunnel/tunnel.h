@@ -24,7 +24,9 @@ struct tunnel_events {
     void (*packet)(void *arg, const uint8_t *pkt, size_t len);
     /* The queue toward the VPN drained below its low mark after tunnel_send() said it was full. */
     void (*writable)(void *arg);
-    /* The tunnel is gone for good; why is a human-readable reason. */
+    /* The tunnel is gone for good; why is a human-readable reason. This may be raised from inside
+     * tunnel_send(), that is from inside the stack: the handler must only note it and act later
+     * (from its own loop callback), never close the stack from here. */
     void (*down)(void *arg, enum tunnel_down_reason reason, const char *why);
     void *arg;
 };
