@@ -10,12 +10,15 @@
 #include <uv.h>
 
 #include "app/dial.h"
+#include "app/direct.h"
 #include "app/log.h"
 #include "app/options.h"
 #include "app/router.h"
 #include "socks/server.h"
 #include "stack/stack.h"
 #include "tunnel/fd.h"
+#include "tunnel/openvpn/client.h"
+#include "tunnel/openvpn/config.h"
 #include "tunnel/settings.h"
 #include "tunnel/tunnel.h"
 
@@ -33,6 +36,8 @@ struct app {
     struct socks_server *socks[OPTIONS_MAX_LISTENERS];
     size_t n_socks;
     uv_signal_t sig[3];
+    uv_timer_t stop_timer; /* runs app_stop() from the loop, never from inside the stack */
+    int stop_code;
     uv_poll_t vpn_watch; /* readable when the VPN client process ($VPNPID) exits */
     int vpn_watch_fd;
     int stopping;
@@ -83,13 +88,21 @@ static void app_tunnel_writable(void *arg)
     stack_tunnel_writable(a->stack);
 }
 
+static void app_deferred_stop(uv_timer_t *t)
+{
+    struct app *a = t->data;
+    app_stop(a, a->stop_code);
+}
+
 static void app_tunnel_down(void *arg, enum tunnel_down_reason reason, const char *why)
 {
     struct app *a = arg;
-    if (a->stopping)
+    if (a->stopping || uv_is_active((uv_handle_t *)&a->stop_timer))
         return;
     v2s_error("tunnel lost: %s", why);
-    app_stop(a, reason == TUNNEL_DOWN_AUTH ? EXIT_AUTH : EXIT_TUNNEL_LOST);
+    /* We may be inside tunnel_send(), inside lwIP: stop from the loop instead. */
+    a->stop_code = reason == TUNNEL_DOWN_AUTH ? EXIT_AUTH : EXIT_TUNNEL_LOST;
+    uv_timer_start(&a->stop_timer, app_deferred_stop, 0, 0);
 }
 
 static void app_signal(uv_signal_t *h, int signum)
@@ -169,8 +182,14 @@ static void app_stop(struct app *a, int code)
         stack_close(a->stack, app_stack_closed, a);
     if (a->tunnel)
         tunnel_close(a->tunnel, app_tunnel_closed);
+    /* Direct relays are ours to end; the stack resets the tunneled ones. */
+    direct_abort_all();
     for (size_t i = 0; i < 3; i++)
         uv_close((uv_handle_t *)&a->sig[i], NULL);
+    /* Closing the watchers restored the default actions; openconnect hangs up its script's process
+     * group as it ends, which must not kill us halfway through a clean exit. */
+    signal(SIGHUP, SIG_IGN);
+    uv_close((uv_handle_t *)&a->stop_timer, NULL);
     if (a->vpn_watch_fd >= 0)
         uv_close((uv_handle_t *)&a->vpn_watch, app_vpn_watch_closed);
 }
@@ -219,21 +238,15 @@ static int app_settings(struct app *a, struct tunnel_settings *ts)
     return 0;
 }
 
-static int app_run(struct app *a)
+/* The packet-fd tunnel: VPNFD (openconnect) or --tunnel-fd. */
+static int app_open_fd_tunnel(struct app *a, const struct tunnel_events *ev)
 {
-    /* First, so that every later failure path can close them. */
-    static const int signals[3] = {SIGINT, SIGTERM, SIGHUP};
-    for (size_t i = 0; i < 3; i++) {
-        uv_signal_init(a->loop, &a->sig[i]);
-        a->sig[i].data = a;
-        uv_signal_start(&a->sig[i], app_signal, signals[i]);
-    }
     int fd = a->opt.tunnel_fd;
     if (fd < 0) {
         const char *env = getenv("VPNFD");
         char *end;
         if (!env) {
-            v2s_error("no tunnel: VPNFD is not set (run me from openconnect --script-tun) and no --tunnel-fd");
+            v2s_error("no tunnel: give --config client.ovpn, run me from openconnect --script-tun, or give --tunnel-fd");
             return EXIT_USAGE;
         }
         long v = strtol(env, &end, 10);
@@ -248,14 +261,7 @@ static int app_run(struct app *a)
         tunnel_settings_free(&ts);
         return EXIT_USAGE;
     }
-    struct tunnel_events ev = {
-        .up = app_tunnel_up,
-        .packet = app_tunnel_packet,
-        .writable = app_tunnel_writable,
-        .down = app_tunnel_down,
-        .arg = a,
-    };
-    int rc = tunnel_fd_new(&a->tunnel, a->loop, fd, &ts, &ev);
+    int rc = tunnel_fd_new(&a->tunnel, a->loop, fd, &ts, ev);
     tunnel_settings_free(&ts);
     if (rc < 0) {
         v2s_error("packet fd %d: %s", fd,
@@ -264,6 +270,52 @@ static int app_run(struct app *a)
         a->tunnel = NULL;
         return EXIT_USAGE;
     }
+    return 0;
+}
+
+/* The native OpenVPN client: --config. */
+static int app_open_openvpn(struct app *a, const struct tunnel_events *ev)
+{
+    char err[512];
+    struct ovpn_config *cfg = calloc(1, sizeof(*cfg));
+    if (!cfg)
+        return EXIT_USAGE;
+    if (ovpn_config_load(cfg, a->opt.config, a->opt.auth_user_pass, err, sizeof(err)) < 0) {
+        v2s_error("%s", err);
+        ovpn_config_free(cfg);
+        free(cfg);
+        return EXIT_USAGE;
+    }
+    /* The client owns cfg from here, whatever happens. */
+    if (ovpn_client_new(&a->tunnel, a->loop, cfg, ev, err, sizeof(err)) < 0) {
+        v2s_error("%s: %s", a->opt.config, err);
+        a->tunnel = NULL;
+        return EXIT_USAGE;
+    }
+    return 0;
+}
+
+static int app_run(struct app *a)
+{
+    /* First, so that every later failure path can close them. */
+    uv_timer_init(a->loop, &a->stop_timer);
+    a->stop_timer.data = a;
+    static const int signals[3] = {SIGINT, SIGTERM, SIGHUP};
+    for (size_t i = 0; i < 3; i++) {
+        uv_signal_init(a->loop, &a->sig[i]);
+        a->sig[i].data = a;
+        uv_signal_start(&a->sig[i], app_signal, signals[i]);
+    }
+    struct tunnel_events ev = {
+        .up = app_tunnel_up,
+        .packet = app_tunnel_packet,
+        .writable = app_tunnel_writable,
+        .down = app_tunnel_down,
+        .arg = a,
+    };
+    int rc = a->opt.config ? app_open_openvpn(a, &ev) : app_open_fd_tunnel(a, &ev);
+    if (rc > 0)
+        return rc;
     if ((rc = stack_new(&a->stack, a->loop, a->tunnel)) < 0) {
         v2s_error("cannot start the TCP/IP stack: %s", strerror(-rc));
         return EXIT_USAGE;

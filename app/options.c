@@ -19,9 +19,12 @@ enum {
     OPT_DNS,
     OPT_DOMAIN,
     OPT_CONNECT_TIMEOUT,
+    OPT_AUTH_USER_PASS,
 };
 
 static const struct option long_options[] = {
+    {"config", required_argument, NULL, 'c'},
+    {"auth-user-pass", required_argument, NULL, OPT_AUTH_USER_PASS},
     {"socks", required_argument, NULL, 'D'},
     {"tunnel-fd", required_argument, NULL, OPT_TUNNEL_FD},
     {"route", required_argument, NULL, OPT_ROUTE},
@@ -41,7 +44,8 @@ static const struct option long_options[] = {
 
 void options_usage(FILE *f)
 {
-    fputs("Usage: openconnect --script-tun --script \"vpn2socks [options]\" URL\n"
+    fputs("Usage: vpn2socks --config client.ovpn [--auth-user-pass FILE] [options]\n"
+          "       openconnect --script-tun --script \"vpn2socks [options]\" URL\n"
           "       vpn2socks --tunnel-fd N --address ADDR[/PREFIX] [options]\n"
           "\n"
           "A VPN endpoint in one unprivileged process: the tunnel's IP packets end in an embedded\n"
@@ -50,7 +54,11 @@ void options_usage(FILE *f)
           "Listeners:\n"
           "  -D, --socks [ADDR:]PORT     SOCKS5/4a proxy (ADDR defaults to 127.0.0.1; repeatable)\n"
           "\n"
-          "Tunnel:\n"
+          "OpenVPN (native client, no TUN, no root):\n"
+          "  -c, --config FILE           connect with this .ovpn file (OpenVPN 2.x, Alibaba Cloud SSL-VPN)\n"
+          "  --auth-user-pass FILE       username on line 1, password on line 2 (for auth-user-pass)\n"
+          "\n"
+          "Packet fd (openconnect --script-tun, or any producer of raw IP packets):\n"
           "  --tunnel-fd N               read and write raw IP packets on fd N (default: $VPNFD,\n"
           "                              as openconnect --script-tun passes it)\n"
           "  --address ADDR[/PREFIX]     tunnel address (default: $INTERNAL_IP4_ADDRESS,\n"
@@ -172,8 +180,14 @@ int options_parse(struct options *o, int argc, char **argv, char *err, size_t er
     struct v2s_cidr cidr;
     optind = 1;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, ":D:vqhV", long_options, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":c:D:vqhV", long_options, NULL)) != -1) {
         switch (c) {
+        case 'c':
+            o->config = optarg;
+            break;
+        case OPT_AUTH_USER_PASS:
+            o->auth_user_pass = optarg;
+            break;
         case 'D':
             if (o->n_socks == OPTIONS_MAX_LISTENERS) {
                 snprintf(err, errcap, "too many -D listeners (at most %d)", OPTIONS_MAX_LISTENERS);
@@ -288,6 +302,14 @@ int options_parse(struct options *o, int argc, char **argv, char *err, size_t er
     }
     if (optind < argc) {
         snprintf(err, errcap, "unexpected argument '%s'", argv[optind]);
+        return -EINVAL;
+    }
+    if (o->auth_user_pass && !o->config) {
+        snprintf(err, errcap, "--auth-user-pass goes with --config");
+        return -EINVAL;
+    }
+    if (o->config && (o->tunnel_fd >= 0 || o->overrides.addr4.family || o->overrides.addr6.family)) {
+        snprintf(err, errcap, "--config brings its own tunnel: --tunnel-fd and --address do not apply");
         return -EINVAL;
     }
     if (o->n_socks == 0) {

@@ -15,6 +15,8 @@ struct options {
     struct sockaddr_storage socks[OPTIONS_MAX_LISTENERS];
     size_t n_socks;
     int tunnel_fd;             /* -1 = from VPNFD */
+    const char *config;        /* --config: a .ovpn file for the native OpenVPN client */
+    const char *auth_user_pass; /* --auth-user-pass FILE */
     struct router router;      /* --route / --exclude / --others */
     struct tunnel_settings overrides; /* --address / --mtu / --dns / --domain */
     unsigned connect_timeout_ms;

@@ -1,0 +1,567 @@
+# shellcheck shell=bash
+# shellcheck disable=SC2034,SC2153  # variables here are for the tests; LAB_ID etc. come from lib.sh
+# OpenVPN in the lab: sourced after lib.sh by tests that run Debian's `openvpn` 2.6 server in
+# $LAB_SERVER_NS (set up with `lab_setup --no-ocserv`, or alongside ocserv).
+#
+#   lab_start_openvpn_server NAME [options] [-- "extra config line"...]
+#       --proto udp|tcp         (udp)          --port N   (first free port >= 1194 for that proto)
+#       --topology subnet|net30|p2p (subnet)   --ciphers LIST (AES-256-GCM:AES-128-GCM:CHACHA20-POLY1305)
+#       --profile alibaba       data-ciphers AES-128-CBC, cipher AES-128-CBC, auth SHA1,
+#                               topology net30, comp-lzo yes + allow-compression yes (really compresses)
+#       --auth DIGEST           --comp-lzo yes|no|adaptive (yes turns on allow-compression yes)
+#       --tls-auth | --tls-crypt   a fresh key in the instance dir (server: key-direction 0)
+#       --password              auth-user-pass-verify (via-file) accepting $LAB_OVPN_USER/$LAB_OVPN_PASS
+#       --verify-client-cert none|optional|require (require)
+#       --reneg-sec N           --keepalive "PING RESTART" ("10 60")   --exit-notify (UDP: tell
+#                               clients RESTART when the server stops/restarts)
+#       --cert server|server-expired|server-otherca   the server's certificate (server)
+#       --client-ca lab|other   which CA the server trusts for client certificates (lab)
+#       --verb N (3)            --stdin: more config lines from standard input (a here-doc:
+#                               piped into, the function would run in a subshell and be lost)
+#   lab_stop_openvpn_server NAME / lab_restart_openvpn_server NAME [--sighup]
+#   lab_openvpn_mgmt NAME|SOCKET COMMAND  one management command ("status 2", "kill ovpn-client")
+#   lab_openvpn_clients NAME            how many clients are connected
+#   lab_openvpn_cert WHICH / lab_pki_sign NAME KIND [--san S] [--ca PREFIX] [--dates START END] /
+#   lab_pki_make_ca PREFIX              certificates (ovpn-*.pem in $LAB_PKI_DIR), other CAs
+#   lab_openvpn_client_config NAME [options] [-- "extra line"...] -> $LAB_OVPN_CLIENT_DIR
+#       --dir DIR  --inline  --cert client|client-expired|client-otherca|none  --ca lab|other
+#       --password P (what auth.txt holds; default the right one)   --no-auth-user-pass
+#       --tls-key none|FILE  leave out the server's tls-auth/tls-crypt key, or use another one
+#   lab_start_stock_openvpn_client CONFIGDIR [openvpn args]   root, kernel TUN, client ns
+#   lab_stop_stock_openvpn_client [SIGNAL]
+#
+# Per instance NAME: dir $LAB_RUN_DIR/ovpn/NAME (server.conf, status, mgmt.sock, pid, keys),
+# log $LAB_RUN_DIR/log/openvpn-NAME.log, and in associative arrays keyed by NAME:
+# LAB_OVPN_PROTO LAB_OVPN_PORT LAB_OVPN_NET (10.97.X.0) LAB_OVPN_GW (server's tun address)
+# LAB_OVPN_DEV LAB_OVPN_PID LAB_OVPN_CONF LAB_OVPN_LOG LAB_OVPN_MGMT LAB_OVPN_STATUS, and the
+# settings the client config follows (LAB_OVPN_CIPHER LAB_OVPN_CIPHERS LAB_OVPN_COMP LAB_OVPN_TA
+# LAB_OVPN_AUTH LAB_OVPN_TC LAB_OVPN_PASSWORD LAB_OVPN_VCC LAB_OVPN_PROFILE).
+
+LAB_OVPN_USER=lab
+LAB_OVPN_COUNT=0
+LAB_OVPN_DEFAULT_CIPHERS=AES-256-GCM:AES-128-GCM:CHACHA20-POLY1305
+LAB_STOCK_FAILED='AUTH_FAILED|VERIFY ERROR|TLS Error|SIGUSR1\[|Exiting due to fatal error'
+declare -gA LAB_OVPN_PROTO LAB_OVPN_PORT LAB_OVPN_NET LAB_OVPN_GW LAB_OVPN_DEV LAB_OVPN_PID \
+    LAB_OVPN_CONF LAB_OVPN_LOG LAB_OVPN_MGMT LAB_OVPN_STATUS LAB_OVPN_DIR LAB_OVPN_CIPHER \
+    LAB_OVPN_CIPHERS LAB_OVPN_COMP LAB_OVPN_TA LAB_OVPN_TC LAB_OVPN_PASSWORD LAB_OVPN_VCC \
+    LAB_OVPN_PROFILE LAB_OVPN_AUTH
+
+# ---------------------------------------------------------------- PKI additions
+
+# lab_pki_make_ca PREFIX: a second, unrelated CA, $LAB_PKI_DIR/PREFIX-ca.pem and .key
+lab_pki_make_ca() {
+    local p=$LAB_PKI_DIR/$1-ca
+    [ -f "$p.pem" ] && return 0
+    openssl req -x509 -newkey rsa:2048 -nodes -days 1 -sha256 -keyout "$p.key" -out "$p.pem" \
+        -subj "/CN=vpn2socks lab $1 CA $LAB_ID" \
+        -addext "basicConstraints=critical,CA:TRUE" \
+        -addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null || lab_die "CA $1 creation failed"
+    chmod 644 "$p.pem"
+}
+
+# lab_pki_sign NAME server|client [--san SAN] [--ca PREFIX] [--dates START END]:
+# like lab_pki_issue (NAME.pem, NAME.key in $LAB_PKI_DIR, key mode 644) but signed by another CA
+# (PREFIX-ca.pem from lab_pki_make_ca) and/or with fixed validity dates (YYYYMMDDHHMMSSZ), e.g.
+# --dates 20200101000000Z 20200102000000Z for an expired certificate. OpenSSL 3.0's `x509 -req`
+# takes only -days, so dated certificates go through `openssl ca` with a throwaway config.
+lab_pki_sign() {
+    local name=$1 kind=$2 san='' cacert=$LAB_CA_CERT cakey=$LAB_CA_KEY start='' end='' eku
+    shift 2
+    while [ $# -gt 0 ]; do
+        case $1 in
+        --san) san=$2; shift 2 ;;
+        --ca) cacert=$LAB_PKI_DIR/$2-ca.pem; cakey=$LAB_PKI_DIR/$2-ca.key; shift 2 ;;
+        --dates) start=$2; end=$3; shift 3 ;;
+        *) lab_die "lab_pki_sign: unknown option $1" ;;
+        esac
+    done
+    local d=$LAB_PKI_DIR ext=$LAB_PKI_DIR/$name.ext
+    [ "$kind" = server ] && eku=serverAuth || eku=clientAuth
+    {
+        echo "basicConstraints=critical,CA:FALSE"
+        echo "keyUsage=critical,digitalSignature,keyEncipherment"
+        echo "extendedKeyUsage=$eku"
+        [ -n "$san" ] && echo "subjectAltName=$san"
+    } >"$ext"
+    openssl req -new -newkey rsa:2048 -nodes -keyout "$d/$name.key" -out "$d/$name.csr" \
+        -subj "/CN=$name" 2>/dev/null || lab_die "CSR for $name failed"
+    if [ -n "$start" ]; then
+        local cadir=$d/ca-db
+        mkdir -p "$cadir/new"
+        [ -f "$cadir/index.txt" ] || : >"$cadir/index.txt"
+        cat >"$cadir/ca.cnf" <<EOF
+[ca]
+default_ca = lab
+[lab]
+database = $cadir/index.txt
+new_certs_dir = $cadir/new
+rand_serial = yes
+default_md = sha256
+policy = anything
+unique_subject = no
+copy_extensions = none
+[anything]
+commonName = supplied
+EOF
+        openssl ca -batch -notext -config "$cadir/ca.cnf" -cert "$cacert" -keyfile "$cakey" \
+            -startdate "$start" -enddate "$end" -extfile "$ext" \
+            -in "$d/$name.csr" -out "$d/$name.pem" >"$cadir/$name.out" 2>&1 ||
+            lab_die "signing $name failed: $(tail -n 3 "$cadir/$name.out")"
+    else
+        openssl x509 -req -in "$d/$name.csr" -CA "$cacert" -CAkey "$cakey" \
+            -set_serial "0x$(openssl rand -hex 8)" -days 1 -sha256 -extfile "$ext" \
+            -out "$d/$name.pem" 2>/dev/null || lab_die "signing $name failed"
+    fi
+    chmod 644 "$d/$name.pem" "$d/$name.key"
+}
+
+# lab_openvpn_cert WHICH: make sure $LAB_PKI_DIR/ovpn-WHICH.pem/.key exist (issued on first use);
+# WHICH: server client server-expired client-expired server-otherca client-otherca
+lab_openvpn_cert() {
+    local w=$1 san="IP:$LAB_SERVER_IP"
+    [ -f "$LAB_PKI_DIR/ovpn-$w.pem" ] && return 0
+    case $w in
+    server) lab_pki_sign ovpn-server server --san "$san" ;;
+    client) lab_pki_sign ovpn-client client ;;
+    server-expired) lab_pki_sign ovpn-server-expired server --san "$san" \
+        --dates 20200101000000Z 20200102000000Z ;;
+    client-expired) lab_pki_sign ovpn-client-expired client --dates 20200101000000Z 20200102000000Z ;;
+    server-otherca) lab_pki_make_ca other && lab_pki_sign ovpn-server-otherca server --san "$san" --ca other ;;
+    client-otherca) lab_pki_make_ca other && lab_pki_sign ovpn-client-otherca client --ca other ;;
+    *) lab_die "lab_openvpn_cert: unknown certificate $w" ;;
+    esac
+}
+
+# ---------------------------------------------------------------- server
+
+lab_openvpn_require() {
+    command -v openvpn >/dev/null 2>&1 || { echo "lab: missing openvpn; run scripts/install-deps.sh" >&2; exit 1; }
+    [ -c /dev/net/tun ] || { echo "SKIP: no /dev/net/tun"; exit 77; }
+}
+
+# lab_openvpn_auth_script: the auth-user-pass-verify script (via-file: $1 = file with the user on
+# line 1 and the password on line 2); accepts $LAB_OVPN_USER/$LAB_OVPN_PASS, logs each attempt's user
+lab_openvpn_auth_script() {
+    LAB_OVPN_PASS=${LAB_OVPN_PASS:-lab-pass-$LAB_ID}
+    LAB_OVPN_AUTH_SCRIPT=$LAB_RUN_DIR/ovpn/auth-verify.sh
+    export LAB_OVPN_USER LAB_OVPN_PASS LAB_OVPN_AUTH_SCRIPT
+    [ -f "$LAB_OVPN_AUTH_SCRIPT" ] && return 0
+    cat >"$LAB_OVPN_AUTH_SCRIPT" <<EOF
+#!/bin/sh
+user=\$(sed -n 1p "\$1")
+pass=\$(sed -n 2p "\$1")
+if [ "\$user" = '$LAB_OVPN_USER' ] && [ "\$pass" = '$LAB_OVPN_PASS' ]; then
+    echo "accept \$user" >>'$LAB_RUN_DIR/ovpn/auth.log'
+    exit 0
+fi
+echo "reject \$user" >>'$LAB_RUN_DIR/ovpn/auth.log'
+exit 1
+EOF
+    chmod 755 "$LAB_OVPN_AUTH_SCRIPT"
+}
+
+# lab_openvpn_port_free PROTO PORT: no instance of ours uses it
+lab_openvpn_port_free() {
+    local n
+    for n in "${!LAB_OVPN_PORT[@]}"; do
+        [ "${LAB_OVPN_PROTO[$n]}" = "$1" ] && [ "${LAB_OVPN_PORT[$n]}" = "$2" ] && return 1
+    done
+    return 0
+}
+
+lab_start_openvpn_server() {
+    local name=$1
+    shift
+    [ -z "${LAB_OVPN_DIR[$name]:-}" ] || lab_die "openvpn server $name exists already"
+    local proto=udp port='' topology=subnet ciphers=$LAB_OVPN_DEFAULT_CIPHERS cipher='' auth=''
+    local comp='' ta=0 tc=0 password=0 vcc=require reneg='' keepalive='10 60' exitnotify=0
+    local cert=server clientca=lab verb=3 profile=default extra=() line
+    while [ $# -gt 0 ]; do
+        case $1 in
+        --proto) proto=$2; shift 2 ;;
+        --port) port=$2; shift 2 ;;
+        --topology) topology=$2; shift 2 ;;
+        --ciphers) ciphers=$2; shift 2 ;;
+        --profile)
+            profile=$2
+            [ "$2" = alibaba ] || lab_die "lab_start_openvpn_server: unknown profile $2"
+            ciphers=AES-128-CBC; cipher=AES-128-CBC; auth=SHA1; topology=net30; comp=yes
+            shift 2 ;;
+        --auth) auth=$2; shift 2 ;;
+        --comp-lzo) comp=$2; shift 2 ;;
+        --tls-auth) ta=1; shift ;;
+        --tls-crypt) tc=1; shift ;;
+        --password) password=1; shift ;;
+        --verify-client-cert) vcc=$2; shift 2 ;;
+        --reneg-sec) reneg=$2; shift 2 ;;
+        --keepalive) keepalive=$2; shift 2 ;;
+        --exit-notify) exitnotify=1; shift ;;
+        --cert) cert=$2; shift 2 ;;
+        --client-ca) clientca=$2; shift 2 ;;
+        --verb) verb=$2; shift 2 ;;
+        --stdin) while IFS= read -r line; do extra+=("$line"); done; shift ;;
+        --) shift; extra+=("$@"); break ;;
+        *) lab_die "lab_start_openvpn_server: unknown option $1" ;;
+        esac
+    done
+    case $proto in udp | tcp) ;; *) lab_die "lab_start_openvpn_server: --proto udp|tcp" ;; esac
+    if [ -z "$port" ]; then
+        port=1194
+        while ! lab_openvpn_port_free "$proto" "$port"; do port=$((port + 1)); done
+    else
+        lab_openvpn_port_free "$proto" "$port" || lab_die "openvpn: $proto port $port is taken"
+    fi
+
+    mkdir -p "$LAB_RUN_DIR/ovpn"
+    chmod 755 "$LAB_RUN_DIR/ovpn"
+    LAB_OVPN_COUNT=$((LAB_OVPN_COUNT + 1))
+    local idx=$LAB_OVPN_COUNT dir=$LAB_RUN_DIR/ovpn/$name
+    mkdir -p "$dir"
+    chmod 755 "$dir"
+    lab_openvpn_cert "$cert"
+    local ca=$LAB_CA_CERT
+    if [ "$clientca" = other ]; then lab_pki_make_ca other; ca=$LAB_PKI_DIR/other-ca.pem; fi
+    [ "$ta" = 1 ] && openvpn --genkey secret "$dir/ta.key" >/dev/null
+    [ "$tc" = 1 ] && openvpn --genkey secret "$dir/tc.key" >/dev/null
+    [ "$ta" = 1 ] || [ "$tc" = 1 ] && chmod 644 "$dir"/t?.key
+    [ "$password" = 1 ] && lab_openvpn_auth_script
+
+    local net=10.97.$idx.0 gw=10.97.$idx.1 dev=ovs$idx
+    local conf=$dir/server.conf log=$LAB_RUN_DIR/log/openvpn-$name.log
+    {
+        echo "# lab openvpn server $name ($profile profile)"
+        echo "local $LAB_SERVER_IP"
+        echo "port $port"
+        [ "$proto" = udp ] && echo "proto udp" || echo "proto tcp-server"
+        echo "dev $dev"
+        echo "dev-type tun"
+        echo "disable-dco"
+        echo "topology $topology"
+        echo "server $net 255.255.255.0"
+        echo "push \"route ${LAB_INTERNAL_NET%/*} 255.255.255.0\""
+        echo "push \"dhcp-option DNS $LAB_DNS_IP\""
+        echo "push \"dhcp-option DOMAIN $LAB_DOMAIN\""
+        echo "keepalive $keepalive"
+        echo "duplicate-cn"
+        echo "ca $ca"
+        echo "cert $LAB_PKI_DIR/ovpn-$cert.pem"
+        echo "key $LAB_PKI_DIR/ovpn-$cert.key"
+        echo "dh none"
+        echo "data-ciphers $ciphers"
+        [ -n "$cipher" ] && echo "cipher $cipher" && echo "data-ciphers-fallback $cipher"
+        [ -n "$auth" ] && echo "auth $auth"
+        if [ -n "$comp" ]; then
+            echo "comp-lzo $comp"
+            [ "$comp" = no ] || echo "allow-compression yes"
+        fi
+        [ "$ta" = 1 ] && echo "tls-auth $dir/ta.key 0"
+        [ "$tc" = 1 ] && echo "tls-crypt $dir/tc.key"
+        if [ "$password" = 1 ]; then
+            echo "script-security 2"
+            echo "auth-user-pass-verify $LAB_OVPN_AUTH_SCRIPT via-file"
+            echo "tmp-dir $dir"
+        fi
+        echo "verify-client-cert $vcc"
+        [ -n "$reneg" ] && echo "reneg-sec $reneg"
+        [ "$exitnotify" = 1 ] && [ "$proto" = udp ] && echo "explicit-exit-notify 1"
+        echo "verb $verb"
+        echo "log-append $log"
+        echo "status $dir/status 1"
+        echo "management $dir/mgmt.sock unix"
+        echo "writepid $dir/pid"
+        for line in "${extra[@]}"; do echo "$line"; done
+    } >"$conf"
+
+    LAB_OVPN_PROTO[$name]=$proto
+    LAB_OVPN_PORT[$name]=$port
+    LAB_OVPN_NET[$name]=$net
+    LAB_OVPN_GW[$name]=$gw
+    LAB_OVPN_DEV[$name]=$dev
+    LAB_OVPN_CONF[$name]=$conf
+    LAB_OVPN_LOG[$name]=$log
+    LAB_OVPN_MGMT[$name]=$dir/mgmt.sock
+    LAB_OVPN_STATUS[$name]=$dir/status
+    LAB_OVPN_DIR[$name]=$dir
+    LAB_OVPN_CIPHER[$name]=$cipher
+    LAB_OVPN_CIPHERS[$name]=$ciphers
+    LAB_OVPN_AUTH[$name]=$auth
+    LAB_OVPN_COMP[$name]=$comp
+    LAB_OVPN_TA[$name]=$ta
+    LAB_OVPN_TC[$name]=$tc
+    LAB_OVPN_PASSWORD[$name]=$password
+    LAB_OVPN_VCC[$name]=$vcc
+    LAB_OVPN_PROFILE[$name]=$profile
+    lab_openvpn_launch "$name"
+}
+
+# lab_openvpn_launch NAME: start the process on its existing config; wait for it to come up
+lab_openvpn_launch() {
+    local name=$1 log=${LAB_OVPN_LOG[$1]} from pid
+    touch "$log"
+    from=$(wc -l <"$log")
+    rm -f "${LAB_OVPN_MGMT[$name]}"
+    ip netns exec "$LAB_SERVER_NS" openvpn --config "${LAB_OVPN_CONF[$name]}" </dev/null \
+        >>"$LAB_RUN_DIR/log/openvpn-$name.out" 2>&1 &
+    pid=$!
+    LAB_PIDS+=("$pid")
+    echo "$pid openvpn-$name" >>"$LAB_RUN_DIR/pids"
+    LAB_OVPN_PID[$name]=$pid
+    if ! lab_openvpn_wait_log "$log" "$from" 'Initialization Sequence Completed' 15 "$pid"; then
+        tail -n 20 "$log" "$LAB_RUN_DIR/log/openvpn-$name.out" >&2
+        lab_die "openvpn server $name did not start"
+    fi
+    if [ "${LAB_OVPN_PROTO[$name]}" = tcp ]; then
+        lab_wait_listen "$LAB_SERVER_NS" tcp "$LAB_SERVER_IP" "${LAB_OVPN_PORT[$name]}" 5
+    else
+        lab_wait_listen "$LAB_SERVER_NS" udp "$LAB_SERVER_IP" "${LAB_OVPN_PORT[$name]}" 5
+    fi || lab_die "openvpn server $name does not listen"
+}
+
+# lab_openvpn_wait_log FILE FROM_LINE REGEX TIMEOUT_S [PID]: a line after FROM_LINE matches
+lab_openvpn_wait_log() {
+    local file=$1 from=$2 re=$3 timeout=$4 pid=${5:-} i
+    for ((i = 0; i < timeout * 20; i++)); do
+        tail -n "+$((from + 1))" "$file" 2>/dev/null | grep -qE -- "$re" && return 0
+        if [ -n "$pid" ] && ! kill -0 "$pid" 2>/dev/null; then
+            tail -n "+$((from + 1))" "$file" 2>/dev/null | grep -qE -- "$re"
+            return
+        fi
+        sleep 0.05
+    done
+    return 1
+}
+
+# lab_stop_openvpn_server NAME [SIGNAL]: default TERM; waits for the process to end
+lab_stop_openvpn_server() {
+    local name=$1 sig=${2:-TERM} pid=${LAB_OVPN_PID[$1]:-} i
+    [ -n "$pid" ] || return 0
+    {
+        kill -s "$sig" "$pid"
+        for ((i = 0; i < 100; i++)); do
+            kill -0 "$pid" || break
+            sleep 0.05
+        done
+        kill -KILL "$pid"
+        wait "$pid"
+    } 2>/dev/null
+    LAB_OVPN_PID[$name]=''
+}
+
+# lab_restart_openvpn_server NAME [--sighup]: a new process on the same config, port and pool
+# (clients lose their session: over TCP at once, over UDP at their ping-restart unless the server
+# has --exit-notify); --sighup restarts inside the same process instead (openvpn's SIGHUP).
+lab_restart_openvpn_server() {
+    local name=$1 from
+    if [ "${2:-}" = --sighup ]; then
+        from=$(wc -l <"${LAB_OVPN_LOG[$name]}")
+        kill -HUP "${LAB_OVPN_PID[$name]}" || return 1
+        lab_openvpn_wait_log "${LAB_OVPN_LOG[$name]}" "$from" 'Initialization Sequence Completed' 15 \
+            "${LAB_OVPN_PID[$name]}" || lab_die "openvpn server $name did not come back after SIGHUP"
+        return 0
+    fi
+    lab_stop_openvpn_server "$name"
+    lab_openvpn_launch "$name"
+}
+
+# lab_openvpn_mgmt NAME COMMAND: one command on the instance's management socket; prints the
+# answer (up to END, SUCCESS: or ERROR:; real-time '>' lines dropped); exit 1 on ERROR:
+lab_openvpn_mgmt() {
+    local sock=${LAB_OVPN_MGMT[$1]:-$1}
+    shift
+    "$LAB_PY" - "$sock" "$*" <<'EOF'
+import socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.settimeout(10)
+s.connect(sys.argv[1])
+f = s.makefile("rb")
+f.readline()                       # >INFO:OpenVPN Management Interface ...
+s.sendall(sys.argv[2].encode() + b"\n")
+out = []
+while True:
+    line = f.readline().decode(errors="replace").rstrip("\r\n")
+    if not line:
+        break
+    if line.startswith(">"):
+        continue
+    out.append(line)
+    if line == "END" or line.startswith(("SUCCESS:", "ERROR:")):
+        break
+s.sendall(b"quit\n")
+print("\n".join(out))
+sys.exit(1 if out and out[-1].startswith("ERROR:") else 0)
+EOF
+}
+
+# lab_openvpn_clients NAME: how many clients the server has (management "status")
+lab_openvpn_clients() {
+    lab_openvpn_mgmt "$1" status 2 | grep -c '^CLIENT_LIST,'
+}
+
+# ---------------------------------------------------------------- client configs
+
+# lab_openvpn_client_config NAME [options] [-- "extra line"...]: a directory like the one the
+# server's users download, shaped after server NAME's settings: config.ovpn + ca.crt + client.crt
+# + client.key (+ ta.key / tc.key) (+ auth.txt: user, password, for --auth-user-pass FILE),
+# everything readable by nobody. --inline puts ca/cert/key/tls-auth/tls-crypt in the file instead.
+# Sets LAB_OVPN_CLIENT_DIR. For the alibaba profile the file is exactly the Alibaba Cloud shape.
+lab_openvpn_client_config() {
+    local name=$1
+    shift
+    [ -n "${LAB_OVPN_DIR[$name]:-}" ] || lab_die "lab_openvpn_client_config: no server $name"
+    local dir='' inline=0 cert=client ca=$LAB_CA_CERT aup=auto pass='' tlskey='' extra=() line
+    while [ $# -gt 0 ]; do
+        case $1 in
+        --dir) dir=$2; shift 2 ;;
+        --inline) inline=1; shift ;;
+        --cert) cert=$2; shift 2 ;;
+        --ca) [ "$2" = other ] && { lab_pki_make_ca other; ca=$LAB_PKI_DIR/other-ca.pem; }; shift 2 ;;
+        --password) pass=$2; shift 2 ;;
+        --no-auth-user-pass) aup=0; shift ;;
+        --tls-key) tlskey=$2; shift 2 ;;
+        --) shift; extra=("$@"); break ;;
+        *) lab_die "lab_openvpn_client_config: unknown option $1" ;;
+        esac
+    done
+    if [ -z "$dir" ]; then
+        dir=${LAB_OVPN_DIR[$name]}/client
+        [ "$inline" = 1 ] && dir+=-inline
+    fi
+    [ "$aup" = auto ] && aup=${LAB_OVPN_PASSWORD[$name]}
+    [ "$aup" = 1 ] && lab_openvpn_auth_script
+    [ -n "$pass" ] || pass=${LAB_OVPN_PASS:-}
+    [ "${LAB_OVPN_VCC[$name]}" = none ] && [ "$cert" = client ] && cert=none
+    [ "$cert" = none ] || lab_openvpn_cert "$cert"
+    rm -rf "$dir"
+    mkdir -p "$dir"
+
+    local proto=${LAB_OVPN_PROTO[$name]} c cipher='' ta=${LAB_OVPN_TA[$name]}
+    local tc=${LAB_OVPN_TC[$name]} takey=${LAB_OVPN_DIR[$name]}/ta.key tckey=${LAB_OVPN_DIR[$name]}/tc.key
+    if [ "$tlskey" = none ]; then ta=0; tc=0
+    elif [ -n "$tlskey" ]; then takey=$tlskey; tckey=$tlskey; fi
+    # a cipher line only when a 2.6 client's default data-ciphers share nothing with the server's
+    # (Alibaba style: `cipher AES-128-CBC`); a modern server needs none
+    cipher=${LAB_OVPN_CIPHER[$name]}
+    if [ -z "$cipher" ]; then
+        cipher=${LAB_OVPN_CIPHERS[$name]%%:*}
+        for c in ${LAB_OVPN_CIPHERS[$name]//:/ }; do
+            case ":$LAB_OVPN_DEFAULT_CIPHERS:" in *":$c:"*) cipher='' ;; esac
+        done
+    fi
+    pem() { echo "<$1>"; cat "$2"; echo "</$1>"; }
+    {
+        echo "client"
+        echo "dev tun"
+        echo "proto $proto"
+        echo "remote $LAB_SERVER_IP ${LAB_OVPN_PORT[$name]}"
+        echo "resolv-retry infinite"
+        echo "nobind"
+        echo "persist-key"
+        echo "persist-tun"
+        if [ "$inline" = 1 ]; then
+            pem ca "$ca"
+            [ "$cert" = none ] || { pem cert "$LAB_PKI_DIR/ovpn-$cert.pem"; pem key "$LAB_PKI_DIR/ovpn-$cert.key"; }
+        else
+            echo "ca ca.crt"
+            [ "$cert" = none ] || { echo "cert client.crt"; echo "key client.key"; }
+        fi
+        echo "remote-cert-tls server"
+        if [ "$ta" = 1 ]; then
+            if [ "$inline" = 1 ]; then echo "key-direction 1"; pem tls-auth "$takey"
+            else echo "tls-auth ta.key 1"; fi
+        fi
+        if [ "$tc" = 1 ]; then
+            if [ "$inline" = 1 ]; then pem tls-crypt "$tckey"; else echo "tls-crypt tc.key"; fi
+        fi
+        [ -n "$cipher" ] && echo "cipher $cipher"
+        [ "${LAB_OVPN_PROFILE[$name]}" = default ] && [ -n "${LAB_OVPN_AUTH[$name]}" ] &&
+            echo "auth ${LAB_OVPN_AUTH[$name]}"
+        case ${LAB_OVPN_COMP[$name]} in
+        '') ;;
+        yes) echo "comp-lzo" ;;
+        *) echo "comp-lzo ${LAB_OVPN_COMP[$name]}" ;;
+        esac
+        [ "$aup" = 1 ] && echo "auth-user-pass"
+        echo "verb 3"
+        for line in "${extra[@]}"; do echo "$line"; done
+    } >"$dir/config.ovpn"
+    unset -f pem
+    if [ "$inline" = 0 ]; then
+        cp "$ca" "$dir/ca.crt"
+        if [ "$cert" != none ]; then
+            cp "$LAB_PKI_DIR/ovpn-$cert.pem" "$dir/client.crt"
+            cp "$LAB_PKI_DIR/ovpn-$cert.key" "$dir/client.key"
+        fi
+        [ "$ta" = 1 ] && cp "$takey" "$dir/ta.key"
+        [ "$tc" = 1 ] && cp "$tckey" "$dir/tc.key"
+    fi
+    [ "$aup" = 1 ] && printf '%s\n%s\n' "$LAB_OVPN_USER" "$pass" >"$dir/auth.txt"
+    chmod 755 "$dir"
+    chmod 644 "$dir"/*
+    LAB_OVPN_CLIENT_DIR=$dir
+}
+
+# ---------------------------------------------------------------- the stock client
+
+# lab_start_stock_openvpn_client CONFIGDIR [openvpn args]: Debian's openvpn client as root in the
+# client namespace with a kernel TUN (device tun0, routes pushed by the server), from
+# CONFIGDIR/config.ovpn. Adds, for this client only: --data-ciphers CIPHER when the config has
+# `cipher` and no data-ciphers (2.6 no longer offers `cipher`), --auth-user-pass CONFIGDIR/auth.txt
+# when it has a bare auth-user-pass, --disable-dco, a status file and a management socket. With
+# comp-lzo and no allow-compression a 2.6 client decompresses but never compresses (asym), like ours.
+# Waits for "Initialization Sequence Completed"; 1 as soon as the log shows a failure
+# ($LAB_STOCK_FAILED: AUTH_FAILED, VERIFY ERROR, TLS Error, a SIGUSR1 restart, a fatal error), when
+# it dies, or after $LAB_STOCK_TIMEOUT s (30; 0: return at once without waiting). NB: a client
+# whose certificate the server rejects sees nothing until its hand-window (60 s) runs out: look at
+# the server's log for that.
+# Sets LAB_STOCK_PID, LAB_STOCK_LOG ($LAB_RUN_DIR/log/openvpn-client.log, new on each start),
+# LAB_STOCK_STATUS, LAB_STOCK_MGMT (use lab_openvpn_mgmt "$LAB_STOCK_MGMT" ...).
+lab_start_stock_openvpn_client() {
+    local cfgdir=$1 cfg=$1/config.ovpn args=() c
+    shift
+    local sdir=$LAB_RUN_DIR/ovpn/stock-client
+    mkdir -p "$sdir"
+    LAB_STOCK_LOG=$LAB_RUN_DIR/log/openvpn-client.log
+    LAB_STOCK_STATUS=$sdir/status
+    LAB_STOCK_MGMT=$sdir/mgmt.sock
+    rm -f "$LAB_STOCK_MGMT" "$LAB_STOCK_STATUS"
+    : >"$LAB_STOCK_LOG"
+    c=$(sed -n 's/^cipher[[:space:]]\+\([^[:space:]]\+\).*/\1/p' "$cfg" | tail -n 1)
+    if [ -n "$c" ] && ! grep -q '^data-ciphers[[:space:]]' "$cfg"; then
+        args+=(--data-ciphers "$c")
+    fi
+    if grep -qx 'auth-user-pass[[:space:]]*' "$cfg" && [ -f "$cfgdir/auth.txt" ]; then
+        args+=(--auth-user-pass "$cfgdir/auth.txt")
+    fi
+    ip netns exec "$LAB_CLIENT_NS" openvpn --cd "$cfgdir" --config "$cfg" --disable-dco \
+        --status "$LAB_STOCK_STATUS" 1 --management "$LAB_STOCK_MGMT" unix "${args[@]}" "$@" \
+        </dev/null >>"$LAB_STOCK_LOG" 2>&1 &
+    LAB_STOCK_PID=$!
+    LAB_PIDS+=("$LAB_STOCK_PID")
+    echo "$LAB_STOCK_PID openvpn-client" >>"$LAB_RUN_DIR/pids"
+    export LAB_STOCK_PID LAB_STOCK_LOG LAB_STOCK_STATUS LAB_STOCK_MGMT
+    local i timeout=${LAB_STOCK_TIMEOUT:-30}
+    [ "$timeout" = 0 ] && return 0
+    for ((i = 0; i < timeout * 20; i++)); do
+        grep -q 'Initialization Sequence Completed' "$LAB_STOCK_LOG" && return 0
+        grep -qE "$LAB_STOCK_FAILED" "$LAB_STOCK_LOG" && return 1
+        kill -0 "$LAB_STOCK_PID" 2>/dev/null || return 1
+        sleep 0.05
+    done
+    return 1
+}
+
+# lab_stop_stock_openvpn_client [SIGNAL]: default TERM; waits until it has exited
+lab_stop_stock_openvpn_client() {
+    local sig=${1:-TERM} i
+    [ -n "${LAB_STOCK_PID:-}" ] || return 0
+    {
+        kill -s "$sig" "$LAB_STOCK_PID"
+        for ((i = 0; i < 100; i++)); do
+            kill -0 "$LAB_STOCK_PID" || break
+            sleep 0.05
+        done
+        kill -KILL "$LAB_STOCK_PID"
+        wait "$LAB_STOCK_PID"
+    } 2>/dev/null
+    LAB_STOCK_PID=''
+}

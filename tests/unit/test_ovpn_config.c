@@ -1,0 +1,1174 @@
+/* tunnel/openvpn/config.c: the word splitter, the .ovpn push parser, the static key reader and
+ * the loader (with the files it names, made in a temporary folder). */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "app/log.h"
+#include "test.h"
+#include "tunnel/openvpn/config.h"
+
+/* ---- helpers ---- */
+
+static int parse_chunks(const char *text, size_t len, size_t chunk, struct ovpn_config *cfg, char *err,
+                        size_t errcap)
+{
+    struct ovpn_config_parser *p;
+    int rc;
+    ASSERT_EQ(ovpn_config_parser_new(&p, "client.ovpn"), 0);
+    for (size_t off = 0; off < len; off += chunk) {
+        size_t n = len - off < chunk ? len - off : chunk;
+        if (ovpn_config_parser_feed(p, text + off, n, err, errcap) < 0)
+            break; /* finish reports the same error and leaves cfg safe to free */
+    }
+    rc = ovpn_config_parser_finish(p, cfg, err, errcap);
+    ovpn_config_parser_free(p);
+    return rc;
+}
+
+/* Parses text fed in one piece as "client.ovpn". cfg must be freed either way. */
+static int parse(const char *text, struct ovpn_config *cfg, char *err, size_t errcap)
+{
+    size_t len = strlen(text);
+    return parse_chunks(text, len, len ? len : 1, cfg, err, errcap);
+}
+
+/* Parses text that must fail, and checks the message. */
+static void expect_error(const char *text, const char *message)
+{
+    struct ovpn_config cfg;
+    char err[512] = "";
+    int rc = parse(text, &cfg, err, sizeof(err));
+    if (rc != -EINVAL || strcmp(err, message) != 0)
+        TEST_FAIL_AT("config:\n%s\nexpected -EINVAL \"%s\", got %d \"%s\"", text, message, rc, err);
+    ovpn_config_free(&cfg);
+}
+
+static void expect_ok(const char *text)
+{
+    struct ovpn_config cfg;
+    char err[512] = "";
+    int rc = parse(text, &cfg, err, sizeof(err));
+    if (rc != 0)
+        TEST_FAIL_AT("config:\n%s\nexpected success, got %d \"%s\"", text, rc, err);
+    ovpn_config_free(&cfg);
+}
+
+/* The static key OpenVPN would write for the bytes first, first+1, ... (mod 256). */
+static void make_static_key(char *out, size_t cap, unsigned first)
+{
+    size_t n = (size_t)snprintf(out, cap, "#\n# 2048 bit OpenVPN static key\n#\n"
+                                          "-----BEGIN OpenVPN Static key V1-----\n");
+    for (unsigned i = 0; i < 256; i++) {
+        n += (size_t)snprintf(out + n, cap - n, "%02x", (first + i) & 0xFF);
+        if (i % 16 == 15)
+            n += (size_t)snprintf(out + n, cap - n, "\n");
+    }
+    snprintf(out + n, cap - n, "-----END OpenVPN Static key V1-----\n");
+}
+
+static void check_static_key(const uint8_t *key, unsigned first)
+{
+    for (unsigned i = 0; i < 256; i++)
+        ASSERT_ROW(key[i] == ((first + i) & 0xFF), "%u", i);
+}
+
+static const char *fmt_cidr(const struct v2s_cidr *c)
+{
+    static char buf[64];
+    return v2s_cidr_format(c, buf, sizeof(buf));
+}
+
+static const char *fmt_addr(const struct v2s_addr *a)
+{
+    static char buf[64];
+    return v2s_addr_format(a, buf, sizeof(buf));
+}
+
+/* A temporary folder for loader tests, removed by tmp_cleanup (files first, then folders). */
+struct tmp {
+    char root[64];
+    char paths[32][256];
+    int n;
+};
+
+static void tmp_init(struct tmp *t)
+{
+    snprintf(t->root, sizeof(t->root), "/tmp/v2s-ovpn-XXXXXX");
+    ASSERT(mkdtemp(t->root) != NULL);
+    t->n = 0;
+}
+
+static const char *tmp_path(struct tmp *t, const char *rel)
+{
+    static char buf[512];
+    snprintf(buf, sizeof(buf), "%s/%s", t->root, rel);
+    return buf;
+}
+
+/* Records root/rel as the next path to remove. */
+static const char *tmp_add(struct tmp *t, const char *rel)
+{
+    char buf[sizeof(t->paths[0])];
+    ASSERT(t->n < 32);
+    snprintf(buf, sizeof(buf), "%s/%s", t->root, rel);
+    memcpy(t->paths[t->n], buf, sizeof(buf));
+    return t->paths[t->n++];
+}
+
+static void tmp_mkdir(struct tmp *t, const char *rel)
+{
+    const char *path = tmp_add(t, rel);
+    ASSERT_EQ(mkdir(path, 0700), 0);
+}
+
+static void tmp_write(struct tmp *t, const char *rel, const char *text, size_t len)
+{
+    int fd = open(tmp_add(t, rel), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    ASSERT(fd >= 0);
+    ASSERT_EQ(write(fd, text, len), (ssize_t)len);
+    close(fd);
+}
+
+static void tmp_file(struct tmp *t, const char *rel, const char *text)
+{
+    tmp_write(t, rel, text, strlen(text));
+}
+
+static void tmp_cleanup(struct tmp *t)
+{
+    for (int i = t->n - 1; i >= 0; i--) {
+        struct stat st;
+        if (stat(t->paths[i], &st) == 0 && S_ISDIR(st.st_mode))
+            rmdir(t->paths[i]);
+        else
+            unlink(t->paths[i]);
+    }
+    ASSERT_EQ(rmdir(t->root), 0);
+}
+
+static const char ca_pem[] = "-----BEGIN CERTIFICATE-----\nMIIBCA==\n-----END CERTIFICATE-----\n";
+static const char cert_pem[] = "-----BEGIN CERTIFICATE-----\nMIIBQg==\n-----END CERTIFICATE-----\n";
+static const char key_pem[] = "-----BEGIN PRIVATE KEY-----\nMIIEvQ==\n-----END PRIVATE KEY-----\n";
+
+/* ---- the word splitter ---- */
+
+TEST_IMPL(ovpn_split_words)
+{
+    static const struct {
+        const char *line;
+        int n; /* -1: -EINVAL */
+        const char *words[5];
+    } rows[] = {
+        {"remote vpn.example.com 1194 udp", 4, {"remote", "vpn.example.com", "1194", "udp"}},
+        {"  \t remote\t\thost  ", 2, {"remote", "host"}},
+        {"", 0, {NULL}},
+        {"   ", 0, {NULL}},
+        {"# a comment", 0, {NULL}},
+        {"; a comment", 0, {NULL}},
+        {"  ;indented comment", 0, {NULL}},
+        {"remote host # trailing comment", 2, {"remote", "host"}},
+        {"remote host ;trailing", 2, {"remote", "host"}},
+        {"remote host#notacomment", 2, {"remote", "host#notacomment"}},
+        {"ca \"my ca.crt\"", 2, {"ca", "my ca.crt"}},
+        {"ca 'my ca.crt'", 2, {"ca", "my ca.crt"}},
+        {"ca my\\ ca.crt", 2, {"ca", "my ca.crt"}},
+        {"ca \"a\\\"b\"", 2, {"ca", "a\"b"}},
+        {"ca \"a\\\\b\"", 2, {"ca", "a\\b"}},
+        {"ca 'a\\b'", 2, {"ca", "a\\b"}},          /* no escapes in single quotes */
+        {"ca 'a\"b'", 2, {"ca", "a\"b"}},
+        {"ca \"a'b\"", 2, {"ca", "a'b"}},
+        {"x \"\"", 2, {"x", ""}},                 /* an empty quoted word */
+        {"x \"ab\"cd", 3, {"x", "ab", "cd"}},     /* a closing quote ends the word */
+        {"x ab\"cd", 2, {"x", "ab\"cd"}},         /* a quote inside a word is literal */
+        {"x \\\"ab", 2, {"x", "\"ab"}},           /* an escaped quote starts a plain word */
+        {"x \"# not a comment\"", 2, {"x", "# not a comment"}},
+        {"x a\\\\b", 2, {"x", "a\\b"}},
+        {"x \\", 1, {"x"}},                       /* a backslash between words is dropped */
+        {"x\r", 1, {"x"}},
+        {"x \"unterminated", -1, {NULL}},
+        {"x 'unterminated", -1, {NULL}},
+        {"x \"\\q\"", -1, {NULL}},                /* bad escape */
+        {"x c:\\path", -1, {NULL}},
+        {"x ab\\", -1, {NULL}},                   /* a backslash ending a word */
+        {"a b c d e f g h i j k l m n o p", 16, {"a", "b", "c", "d", "e"}},
+        {"a b c d e f g h i j k l m n o p q", -1, {NULL}},
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(rows); i++) {
+        char buf[128];
+        char *words[16];
+        snprintf(buf, sizeof(buf), "%s", rows[i].line);
+        int n = ovpn_split_words(buf, words, 16);
+        ASSERT_ROW(n == (rows[i].n < 0 ? -EINVAL : rows[i].n), "%zu", i);
+        for (int j = 0; j < n && j < 5 && rows[i].words[j] != NULL; j++)
+            ASSERT_ROW(strcmp(words[j], rows[i].words[j]) == 0, "%zu word %d", i, j);
+    }
+    /* max words is the caller's */
+    char buf[] = "a b c";
+    char *words[2];
+    ASSERT_EQ(ovpn_split_words(buf, words, 2), -EINVAL);
+    return 0;
+}
+
+/* ---- static keys ---- */
+
+TEST_IMPL(ovpn_static_key_parse)
+{
+    char text[2048];
+    uint8_t key[OVPN_STATIC_KEY_LEN];
+
+    make_static_key(text, sizeof(text), 0);
+    ASSERT_EQ(ovpn_static_key_parse(text, key), 0);
+    check_static_key(key, 0);
+
+    /* CRLF line ends and upper-case hex */
+    char crlf[4096];
+    size_t n = 0;
+    for (const char *p = text; *p; p++) {
+        if (*p == '\n')
+            crlf[n++] = '\r';
+        crlf[n++] = (*p >= 'a' && *p <= 'f') ? (char)(*p - 32) : *p;
+    }
+    crlf[n] = '\0';
+    /* upper-casing touched the head and foot words too; put them back */
+    char *h = strstr(crlf, "-----BEGIN");
+    ASSERT(h != NULL);
+    memcpy(h, "-----BEGIN OpenVPN Static key V1-----", 37);
+    char *f = strstr(crlf, "-----END");
+    ASSERT(f != NULL);
+    memcpy(f, "-----END OpenVPN Static key V1-----", 35);
+    ASSERT_EQ(ovpn_static_key_parse(crlf, key), 0);
+    check_static_key(key, 0);
+
+    static const struct {
+        const char *what;
+        const char *from, *to; /* replace the first "from" with "to" */
+    } bad[] = {
+        {"no head", "-----BEGIN OpenVPN Static key V1-----", "-----BEGIN OpenVPN Static key V2-----"},
+        {"no foot", "-----END OpenVPN Static key V1-----", ""},
+        {"bad foot", "-----END OpenVPN Static key V1-----", "-----END something else-----"},
+        {"non-hex", "0001", "00x1"},
+        {"odd digits", "0001", "001"},
+        {"short", "000102030405060708090a0b0c0d0e0f\n", ""},
+        {"long", "000102030405060708090a0b0c0d0e0f\n", "000102030405060708090a0b0c0d0e0f\n00\n"},
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+        char copy[2048];
+        const char *at = strstr(text, bad[i].from);
+        ASSERT(at != NULL);
+        size_t pre = (size_t)(at - text);
+        snprintf(copy, sizeof(copy), "%.*s%s%s", (int)pre, text, bad[i].to, at + strlen(bad[i].from));
+        ASSERT_ROW(ovpn_static_key_parse(copy, key) == -EINVAL, "%s", bad[i].what);
+    }
+    ASSERT_EQ(ovpn_static_key_parse("", key), -EINVAL);
+    ASSERT_EQ(ovpn_static_key_parse("-----BEGIN OpenVPN Static key V1-----", key), -EINVAL);
+    return 0;
+}
+
+/* ---- whole files ---- */
+
+static const char alibaba_ovpn[] = "client\n"
+                                   "dev tun\n"
+                                   "proto udp\n"
+                                   "remote 47.100.1.2 1194\n"
+                                   "resolv-retry infinite\n"
+                                   "nobind\n"
+                                   "persist-key\n"
+                                   "persist-tun\n"
+                                   "ca ca.crt\n"
+                                   "cert client.crt\n"
+                                   "key client.key\n"
+                                   "remote-cert-tls server\n"
+                                   "cipher AES-128-CBC\n"
+                                   "comp-lzo\n"
+                                   "auth-user-pass\n"
+                                   "verb 3\n";
+
+TEST_IMPL(ovpn_config_alibaba)
+{
+    struct ovpn_config cfg;
+    char err[256] = "";
+    ASSERT_EQ(parse(alibaba_ovpn, &cfg, err, sizeof(err)), 0);
+    ASSERT_STR_EQ(err, "");
+    ASSERT_EQ(cfg.n_remotes, 1);
+    ASSERT_STR_EQ(cfg.remotes[0].host, "47.100.1.2");
+    ASSERT_STR_EQ(cfg.remotes[0].port, "1194");
+    ASSERT_EQ(cfg.remotes[0].proto, OVPN_PROTO_UDP);
+    ASSERT_EQ(cfg.remotes[0].family, 0);
+    ASSERT_EQ(cfg.pull, 1);
+    ASSERT_EQ(cfg.remote_cert_tls_server, 1);
+    ASSERT_STR_EQ(cfg.cipher, "AES-128-CBC");
+    ASSERT_EQ(cfg.comp, OVPN_COMP_FRAMING_LZO);
+    ASSERT_EQ(cfg.comp_set, 1);
+    ASSERT_EQ(cfg.auth_user_pass, 1);
+    ASSERT(cfg.username == NULL && cfg.password == NULL);
+    /* File names are the loader's business; the parser leaves the fields empty. */
+    ASSERT(cfg.ca == NULL && cfg.cert == NULL && cfg.key == NULL);
+    /* Defaults */
+    ASSERT_STR_EQ(cfg.auth, "SHA1");
+    ASSERT_EQ(cfg.key_direction, -1);
+    ASSERT_EQ(cfg.has_tls_auth, 0);
+    ASSERT_EQ(cfg.has_tls_crypt, 0);
+    ASSERT_EQ(cfg.reneg_sec, 3600);
+    ASSERT_EQ(cfg.hand_window, 60);
+    ASSERT_EQ(cfg.connect_retry, 5);
+    ASSERT_EQ(cfg.connect_retry_max, 0);
+    ASSERT_EQ(cfg.server_poll_timeout, 120);
+    ASSERT_EQ(cfg.connect_timeout, 120);
+    ASSERT_EQ(cfg.tun_mtu, 1500);
+    ASSERT_EQ(cfg.mssfix, 0);
+    ASSERT_EQ(cfg.ping, 0);
+    ASSERT_EQ(cfg.ping_restart, 0);
+    ASSERT_EQ(cfg.explicit_exit_notify, 0);
+    ASSERT_STR_EQ(cfg.tls_version_min, "");
+    ASSERT_STR_EQ(cfg.data_ciphers, "");
+    ASSERT(cfg.verify_x509_name == NULL && cfg.tls_cipher == NULL && cfg.auth_token == NULL);
+    ASSERT_EQ(cfg.settings.n_routes, 0);
+    ASSERT_EQ(cfg.settings.n_dns, 0);
+    ovpn_config_free(&cfg);
+    return 0;
+}
+
+TEST_IMPL(ovpn_config_alibaba_load)
+{
+    struct tmp t;
+    struct ovpn_config cfg;
+    char err[512] = "";
+    char path[512];
+
+    tmp_init(&t);
+    tmp_file(&t, "config.ovpn", alibaba_ovpn);
+    tmp_file(&t, "ca.crt", ca_pem);
+    tmp_file(&t, "client.crt", cert_pem);
+    tmp_file(&t, "client.key", key_pem);
+    tmp_file(&t, "pass.txt", "alice\r\nsecret\r\n");
+    snprintf(path, sizeof(path), "%s", tmp_path(&t, "config.ovpn"));
+
+    /* Without --auth-user-pass: the caller sees the file wants one and has none. */
+    ASSERT_EQ(ovpn_config_load(&cfg, path, NULL, err, sizeof(err)), 0);
+    ASSERT_STR_EQ(cfg.ca, ca_pem);
+    ASSERT_STR_EQ(cfg.cert, cert_pem);
+    ASSERT_STR_EQ(cfg.key, key_pem);
+    ASSERT(cfg.extra_certs == NULL);
+    ASSERT_EQ(cfg.auth_user_pass, 1);
+    ASSERT(cfg.username == NULL && cfg.password == NULL);
+    ovpn_config_free(&cfg);
+
+    /* With it (named as the command line would: here an absolute path). */
+    ASSERT_EQ(ovpn_config_load(&cfg, path, tmp_path(&t, "pass.txt"), err, sizeof(err)), 0);
+    ASSERT_STR_EQ(cfg.username, "alice");
+    ASSERT_STR_EQ(cfg.password, "secret");
+    ovpn_config_free(&cfg);
+
+    /* The same from the folder itself, with a relative config path. */
+    char cwd[512];
+    ASSERT(getcwd(cwd, sizeof(cwd)) != NULL);
+    ASSERT_EQ(chdir(t.root), 0);
+    ASSERT_EQ(ovpn_config_load(&cfg, "config.ovpn", "pass.txt", err, sizeof(err)), 0);
+    ASSERT_STR_EQ(cfg.ca, ca_pem);
+    ASSERT_STR_EQ(cfg.password, "secret");
+    ovpn_config_free(&cfg);
+    ASSERT_EQ(chdir(cwd), 0);
+
+    tmp_cleanup(&t);
+    return 0;
+}
+
+/* What "openvpn --genkey" + a typical server-side client template produce: everything inline,
+ * tls-auth with key-direction 1. */
+static void make_server_profile(char *out, size_t cap, int tls_crypt)
+{
+    char key[2048];
+    make_static_key(key, sizeof(key), 0x10);
+    snprintf(out, cap,
+             "# Generated by the server\r\n"
+             "client\r\n"
+             "dev tun\r\n"
+             "proto tcp-client\r\n"
+             "remote vpn.example.com 443\r\n"
+             "remote 2001:db8::1 1194 udp6\r\n"
+             "remote-random\r\n"
+             "resolv-retry infinite\r\n"
+             "nobind\r\n"
+             "persist-key\r\n"
+             "persist-tun\r\n"
+             "remote-cert-tls server\r\n"
+             "verify-x509-name 'server_Q7abc' name\r\n"
+             "auth SHA256\r\n"
+             "cipher AES-256-CBC\r\n"
+             "data-ciphers AES-256-GCM:AES-128-GCM:CHACHA20-POLY1305\r\n"
+             "tls-version-min 1.2\r\n"
+             "tls-cipher TLS-ECDHE-ECDSA-WITH-AES-128-GCM-SHA256\r\n"
+             "ignore-unknown-option block-outside-dns\r\n"
+             "setenv opt block-outside-dns\r\n"
+             "verb 3\r\n"
+             "key-direction 1\r\n"
+             "<ca>\r\n%s</ca>\r\n"
+             "<cert>\r\n%s</cert>\r\n"
+             "<key>\r\n%s</key>\r\n"
+             "<%s>\r\n%s</%s>\r\n",
+             ca_pem, cert_pem, key_pem, tls_crypt ? "tls-crypt" : "tls-auth", key,
+             tls_crypt ? "tls-crypt" : "tls-auth");
+}
+
+static void check_server_profile(const struct ovpn_config *cfg, int tls_crypt)
+{
+    ASSERT_EQ(cfg->n_remotes, 2);
+    ASSERT_STR_EQ(cfg->remotes[0].host, "vpn.example.com");
+    ASSERT_STR_EQ(cfg->remotes[0].port, "443");
+    ASSERT_EQ(cfg->remotes[0].proto, OVPN_PROTO_TCP);
+    ASSERT_EQ(cfg->remotes[0].family, 0);
+    ASSERT_STR_EQ(cfg->remotes[1].host, "2001:db8::1");
+    ASSERT_STR_EQ(cfg->remotes[1].port, "1194");
+    ASSERT_EQ(cfg->remotes[1].proto, OVPN_PROTO_UDP);
+    ASSERT_EQ(cfg->remotes[1].family, AF_INET6);
+    ASSERT_EQ(cfg->remote_random, 1);
+    ASSERT_EQ(cfg->remote_cert_tls_server, 1);
+    ASSERT_STR_EQ(cfg->verify_x509_name, "server_Q7abc");
+    ASSERT_EQ(cfg->verify_x509_type, OVPN_X509_NAME_CN);
+    ASSERT_STR_EQ(cfg->auth, "SHA256");
+    ASSERT_STR_EQ(cfg->cipher, "AES-256-CBC");
+    ASSERT_STR_EQ(cfg->data_ciphers, "AES-256-GCM:AES-128-GCM:CHACHA20-POLY1305");
+    ASSERT_STR_EQ(cfg->tls_version_min, "1.2");
+    ASSERT_STR_EQ(cfg->tls_cipher, "TLS-ECDHE-ECDSA-WITH-AES-128-GCM-SHA256");
+    /* Inline text keeps its lines (CR stripped). */
+    ASSERT_STR_EQ(cfg->ca, ca_pem);
+    ASSERT_STR_EQ(cfg->cert, cert_pem);
+    ASSERT_STR_EQ(cfg->key, key_pem);
+    ASSERT_EQ(cfg->key_direction, 1);
+    ASSERT_EQ(cfg->has_tls_auth, !tls_crypt);
+    ASSERT_EQ(cfg->has_tls_crypt, tls_crypt);
+    check_static_key(tls_crypt ? cfg->tls_crypt_key : cfg->tls_auth_key, 0x10);
+    ASSERT_EQ(cfg->comp_set, 0);
+    ASSERT_EQ(cfg->comp, OVPN_COMP_FRAMING_NONE);
+}
+
+TEST_IMPL(ovpn_config_server_profile)
+{
+    char text[8192];
+    struct ovpn_config cfg;
+    char err[256] = "";
+    v2s_log_level = V2S_LOG_ERROR; /* block-outside-dns is ignored with a warning */
+    for (int tls_crypt = 0; tls_crypt <= 1; tls_crypt++) {
+        make_server_profile(text, sizeof(text), tls_crypt);
+        ASSERT_EQ(parse(text, &cfg, err, sizeof(err)), 0);
+        check_server_profile(&cfg, tls_crypt);
+        ovpn_config_free(&cfg);
+    }
+    /* A byte order mark and "--" before names, as some exporters write. */
+    char bom[8300];
+    make_server_profile(text, sizeof(text), 0);
+    snprintf(bom, sizeof(bom), "\xEF\xBB\xBF--tun-mtu 1400\n%s", text);
+    ASSERT_EQ(parse(bom, &cfg, err, sizeof(err)), 0);
+    ASSERT_EQ(cfg.tun_mtu, 1400);
+    check_server_profile(&cfg, 0);
+    ovpn_config_free(&cfg);
+    return 0;
+}
+
+TEST_IMPL(ovpn_config_every_split)
+{
+    char text[8192];
+    struct ovpn_config cfg;
+    char err[256];
+    make_server_profile(text, sizeof(text), 0);
+    size_t len = strlen(text);
+    /* Two pieces, cut at every byte. */
+    for (size_t cut = 0; cut <= len; cut++) {
+        struct ovpn_config_parser *p;
+        ASSERT_EQ(ovpn_config_parser_new(&p, "client.ovpn"), 0);
+        ASSERT_ROW(ovpn_config_parser_feed(p, text, cut, err, sizeof(err)) == 0, "%zu", cut);
+        ASSERT_ROW(ovpn_config_parser_feed(p, text + cut, len - cut, err, sizeof(err)) == 0, "%zu", cut);
+        ASSERT_ROW(ovpn_config_parser_finish(p, &cfg, err, sizeof(err)) == 0, "%zu", cut);
+        ovpn_config_parser_free(p);
+        check_server_profile(&cfg, 0);
+        ovpn_config_free(&cfg);
+    }
+    /* One byte at a time, and with no final newline. */
+    ASSERT_EQ(parse_chunks(text, len, 1, &cfg, err, sizeof(err)), 0);
+    check_server_profile(&cfg, 0);
+    ovpn_config_free(&cfg);
+    ASSERT_EQ(parse_chunks(text, len - 2, 7, &cfg, err, sizeof(err)), 0); /* drops the last CRLF */
+    check_server_profile(&cfg, 0);
+    ovpn_config_free(&cfg);
+    return 0;
+}
+
+TEST_IMPL(ovpn_config_connection_blocks)
+{
+    struct ovpn_config cfg;
+    char err[256] = "";
+    char key[2048];
+    char text[8192];
+
+    v2s_log_level = V2S_LOG_ERROR;
+    /* Blocks start from what is set above them; plain remotes are dropped (with a warning). */
+    ASSERT_EQ(parse("client\n"
+                    "proto tcp\n"
+                    "port 443\n"
+                    "remote ignored.example.com\n"
+                    "<connection>\n"
+                    "remote a.example.com\n"
+                    "</connection>\n"
+                    "<connection>\n"
+                    "remote b.example.com 1195 udp4\n"
+                    "explicit-exit-notify 2\n"
+                    "connect-timeout 10\n"
+                    "nobind\n"
+                    "</connection>\n"
+                    "  <connection>\n"
+                    "proto udp6\n"
+                    "port 53\n"
+                    "remote c.example.com\n"
+                    "  </connection>  trailing text is ignored\n"
+                    "proto udp\n",
+                    &cfg, err, sizeof(err)),
+              0);
+    ASSERT_EQ(cfg.n_remotes, 3);
+    ASSERT_STR_EQ(cfg.remotes[0].host, "a.example.com");
+    ASSERT_STR_EQ(cfg.remotes[0].port, "443");
+    ASSERT_EQ(cfg.remotes[0].proto, OVPN_PROTO_TCP);
+    ASSERT_STR_EQ(cfg.remotes[1].host, "b.example.com");
+    ASSERT_STR_EQ(cfg.remotes[1].port, "1195");
+    ASSERT_EQ(cfg.remotes[1].proto, OVPN_PROTO_UDP);
+    ASSERT_EQ(cfg.remotes[1].family, AF_INET);
+    ASSERT_STR_EQ(cfg.remotes[2].host, "c.example.com");
+    ASSERT_STR_EQ(cfg.remotes[2].port, "53");
+    ASSERT_EQ(cfg.remotes[2].proto, OVPN_PROTO_UDP);
+    ASSERT_EQ(cfg.remotes[2].family, AF_INET6);
+    ASSERT_EQ(cfg.explicit_exit_notify, 2);
+    ASSERT_EQ(cfg.connect_timeout, 10);
+    ovpn_config_free(&cfg);
+
+    /* Plain remotes take the proto and port in force at the end of the file. */
+    ASSERT_EQ(parse("remote a\nremote b 1\nproto tcp4\nport 8443\n", &cfg, err, sizeof(err)), 0);
+    ASSERT_EQ(cfg.n_remotes, 2);
+    ASSERT_STR_EQ(cfg.remotes[0].port, "8443");
+    ASSERT_EQ(cfg.remotes[0].proto, OVPN_PROTO_TCP);
+    ASSERT_EQ(cfg.remotes[0].family, AF_INET);
+    ASSERT_STR_EQ(cfg.remotes[1].port, "1");
+    ovpn_config_free(&cfg);
+
+    /* A block may carry its own inline key; the same key in two blocks is fine. */
+    make_static_key(key, sizeof(key), 0x80);
+    snprintf(text, sizeof(text),
+             "<connection>\nremote a\nkey-direction 1\n<tls-auth>\n%s</tls-auth>\n</connection>\n"
+             "<connection>\nremote b\nkey-direction 1\n<tls-auth>\n%s</tls-auth>\n</connection>\n",
+             key, key);
+    ASSERT_EQ(parse(text, &cfg, err, sizeof(err)), 0);
+    ASSERT_EQ(cfg.n_remotes, 2);
+    ASSERT_EQ(cfg.has_tls_auth, 1);
+    ASSERT_EQ(cfg.key_direction, 1);
+    check_static_key(cfg.tls_auth_key, 0x80);
+    ovpn_config_free(&cfg);
+
+    /* Different keys per block cannot be represented: refused. */
+    char key2[2048];
+    make_static_key(key2, sizeof(key2), 0x81);
+    snprintf(text, sizeof(text),
+             "<connection>\nremote a\n<tls-auth>\n%s</tls-auth>\n</connection>\n"
+             "<connection>\nremote b\n<tls-auth>\n%s</tls-auth>\n</connection>\n",
+             key, key2);
+    ASSERT_EQ(parse(text, &cfg, err, sizeof(err)), -EINVAL);
+    ASSERT_STR_EQ(err, "client.ovpn:29: <connection> blocks with different tls-auth keys are not supported");
+    ovpn_config_free(&cfg);
+
+    expect_error("<connection>\nremote a\nremote b\n</connection>\n",
+                 "client.ovpn:3: a <connection> block takes exactly one remote");
+    expect_error("remote x\n<connection>\nproto tcp\n</connection>\n",
+                 "client.ovpn:2: a <connection> block needs a remote");
+    expect_error("<connection>\nremote a\n<connection>\n", "client.ovpn:3: <connection> blocks cannot nest");
+    expect_error("<connection>\nremote a\n",
+                 "client.ovpn:1: <connection> is not closed: no </connection> before the end of the file");
+    expect_error("<connection>\nremote a\ncipher AES-256-GCM\n</connection>\n",
+                 "client.ovpn:3: cipher cannot be used inside a <connection> block");
+    expect_error("<connection>\nremote a\nkey-direction 1\n</connection>\n<connection>\nremote b\n"
+                 "key-direction 0\n</connection>\n",
+                 "client.ovpn:7: <connection> blocks with different key directions are not supported");
+    expect_error("remote a\n</connection>\n", "client.ovpn:2: </connection> closes a block that was never opened");
+    expect_error("remote a\nconnection foo\n",
+                 "client.ovpn:2: connection must be an inline <connection> ... </connection> block");
+    expect_error("<connection>\nremote a\nhttp-proxy p 8080\n</connection>\n",
+                 "client.ovpn:3: connecting through an HTTP or SOCKS proxy is not supported");
+    return 0;
+}
+
+TEST_IMPL(ovpn_config_relative_paths)
+{
+    struct tmp t;
+    struct ovpn_config cfg;
+    char err[512] = "";
+    char key[2048], path[512], text[1024], want[2048];
+
+    tmp_init(&t);
+    tmp_mkdir(&t, "profiles");
+    tmp_mkdir(&t, "profiles/keys");
+    tmp_mkdir(&t, "elsewhere");
+    make_static_key(key, sizeof(key), 3);
+    tmp_file(&t, "profiles/keys/ca.crt", ca_pem);
+    tmp_file(&t, "profiles/keys/my client.crt", cert_pem);
+    tmp_file(&t, "profiles/keys/client.key", key_pem);
+    tmp_file(&t, "profiles/keys/ta.key", key);
+    tmp_file(&t, "profiles/up.txt", "bob\nhunter2");
+    tmp_file(&t, "elsewhere/extra.pem", ca_pem);
+    snprintf(text, sizeof(text),
+             "client\nremote gw\n"
+             "ca keys/ca.crt\n"
+             "cert \"keys/my client.crt\"\n"
+             "key keys/client.key\n"
+             "tls-auth keys/ta.key 1\n"
+             "auth-user-pass up.txt\n"
+             "extra-certs %s\n",
+             tmp_path(&t, "elsewhere/extra.pem"));
+    tmp_file(&t, "profiles/client.ovpn", text);
+    snprintf(path, sizeof(path), "%s", tmp_path(&t, "profiles/client.ovpn"));
+
+    ASSERT_EQ(ovpn_config_load(&cfg, path, NULL, err, sizeof(err)), 0);
+    ASSERT_STR_EQ(cfg.ca, ca_pem);
+    ASSERT_STR_EQ(cfg.cert, cert_pem);
+    ASSERT_STR_EQ(cfg.key, key_pem);
+    ASSERT_STR_EQ(cfg.extra_certs, ca_pem);
+    ASSERT_EQ(cfg.has_tls_auth, 1);
+    ASSERT_EQ(cfg.key_direction, 1);
+    check_static_key(cfg.tls_auth_key, 3);
+    ASSERT_STR_EQ(cfg.username, "bob");
+    ASSERT_STR_EQ(cfg.password, "hunter2"); /* no final newline */
+    ovpn_config_free(&cfg);
+
+    /* "cd" moves the folder relative names resolve against. */
+    tmp_file(&t, "elsewhere/cd.ovpn", "remote gw\ncd ../profiles/keys\nca ca.crt\n");
+    snprintf(path, sizeof(path), "%s", tmp_path(&t, "elsewhere/cd.ovpn"));
+    ASSERT_EQ(ovpn_config_load(&cfg, path, NULL, err, sizeof(err)), 0);
+    ASSERT_STR_EQ(cfg.ca, ca_pem);
+    ovpn_config_free(&cfg);
+
+    /* A missing file is named with the config line that wants it. */
+    tmp_file(&t, "profiles/missing.ovpn", "remote gw\n\nca keys/nope.crt\n");
+    snprintf(path, sizeof(path), "%s", tmp_path(&t, "profiles/missing.ovpn"));
+    snprintf(want, sizeof(want), "%s:3: ca 'keys/nope.crt': cannot read %s/profiles/keys/nope.crt: %s", path,
+             t.root, strerror(ENOENT));
+    ASSERT_EQ(ovpn_config_load(&cfg, path, NULL, err, sizeof(err)), -ENOENT);
+    ASSERT_STR_EQ(err, want);
+    ovpn_config_free(&cfg);
+
+    /* A tls-auth file that is not a key. */
+    tmp_file(&t, "profiles/badkey.ovpn", "remote gw\ntls-auth keys/ca.crt 0\n");
+    snprintf(path, sizeof(path), "%s", tmp_path(&t, "profiles/badkey.ovpn"));
+    snprintf(want, sizeof(want),
+             "%s:2: tls-auth 'keys/ca.crt': %s/profiles/keys/ca.crt is not an OpenVPN static key (256 bytes "
+             "of hex between the BEGIN and END lines)",
+             path, t.root);
+    ASSERT_EQ(ovpn_config_load(&cfg, path, NULL, err, sizeof(err)), -EINVAL);
+    ASSERT_STR_EQ(err, want);
+    ovpn_config_free(&cfg);
+
+    /* A file with a NUL byte. */
+    tmp_write(&t, "profiles/keys/nul.crt", "abc\0def\n", 8);
+    tmp_file(&t, "profiles/nul.ovpn", "remote gw\nca keys/nul.crt\n");
+    snprintf(path, sizeof(path), "%s", tmp_path(&t, "profiles/nul.ovpn"));
+    ASSERT_EQ(ovpn_config_load(&cfg, path, NULL, err, sizeof(err)), -EINVAL);
+    ASSERT(strstr(err, ":2: ca 'keys/nul.crt': ") != NULL && strstr(err, "NUL byte") != NULL);
+    ovpn_config_free(&cfg);
+
+    /* The config itself missing. */
+    snprintf(path, sizeof(path), "%s", tmp_path(&t, "nothere.ovpn"));
+    snprintf(want, sizeof(want), "%s: %s", path, strerror(ENOENT));
+    ASSERT_EQ(ovpn_config_load(&cfg, path, NULL, err, sizeof(err)), -ENOENT);
+    ASSERT_STR_EQ(err, want);
+    ovpn_config_free(&cfg);
+
+    /* A parse error carries the path the caller gave. */
+    tmp_file(&t, "profiles/tap.ovpn", "client\nremote gw\ndev tap\n");
+    snprintf(path, sizeof(path), "%s", tmp_path(&t, "profiles/tap.ovpn"));
+    snprintf(want, sizeof(want), "%s:3: dev tap is not supported: vpn2socks carries IP packets (dev tun) only",
+             path);
+    ASSERT_EQ(ovpn_config_load(&cfg, path, NULL, err, sizeof(err)), -EINVAL);
+    ASSERT_STR_EQ(err, want);
+    ovpn_config_free(&cfg);
+
+    tmp_cleanup(&t);
+    return 0;
+}
+
+TEST_IMPL(ovpn_config_auth_user_pass)
+{
+    struct tmp t;
+    struct ovpn_config cfg;
+    char err[512] = "";
+    char path[512], want[2048];
+
+    /* Inline */
+    ASSERT_EQ(parse("remote gw\n<auth-user-pass>\nuser1\npass word\n</auth-user-pass>\n", &cfg, err,
+                    sizeof(err)),
+              0);
+    ASSERT_EQ(cfg.auth_user_pass, 1);
+    ASSERT_STR_EQ(cfg.username, "user1");
+    ASSERT_STR_EQ(cfg.password, "pass word");
+    ovpn_config_free(&cfg);
+    ASSERT_EQ(parse("remote gw\n<auth-user-pass>\nuser1\n\n</auth-user-pass>\n", &cfg, err, sizeof(err)), 0);
+    ASSERT_STR_EQ(cfg.password, ""); /* an empty line 2 is an empty password */
+    ovpn_config_free(&cfg);
+    expect_error("remote gw\n<auth-user-pass>\nuser1\n</auth-user-pass>\n",
+                 "client.ovpn:2: <auth-user-pass>: no password on line 2");
+    expect_error("remote gw\n<auth-user-pass>\n</auth-user-pass>\n",
+                 "client.ovpn:2: <auth-user-pass>: no user name on line 1");
+    expect_error("remote gw\nauth-user-pass a b\n", "client.ovpn:2: auth-user-pass takes 0 to 1 arguments, not 2");
+
+    tmp_init(&t);
+    tmp_file(&t, "c.ovpn", "remote gw\nauth-user-pass creds.txt\n");
+    tmp_file(&t, "creds.txt", "carol\nfrom-config\n");
+    tmp_file(&t, "cli.txt", "dave\nfrom-cli\nextra lines are ignored\n");
+    tmp_file(&t, "short.txt", "erin\n");
+    tmp_file(&t, "noauth.ovpn", "remote gw\n");
+    tmp_file(&t, "missing.ovpn", "remote gw\nauth-user-pass gone.txt\n");
+    snprintf(path, sizeof(path), "%s", tmp_path(&t, "c.ovpn"));
+    ASSERT_EQ(ovpn_config_load(&cfg, path, NULL, err, sizeof(err)), 0);
+    ASSERT_STR_EQ(cfg.username, "carol");
+    ASSERT_STR_EQ(cfg.password, "from-config");
+    ovpn_config_free(&cfg);
+    /* The command line's file wins over the config's. */
+    ASSERT_EQ(ovpn_config_load(&cfg, path, tmp_path(&t, "cli.txt"), err, sizeof(err)), 0);
+    ASSERT_STR_EQ(cfg.username, "dave");
+    ASSERT_STR_EQ(cfg.password, "from-cli");
+    ovpn_config_free(&cfg);
+    /* ... even when the config's is missing, and it turns auth on for a config without it. */
+    snprintf(path, sizeof(path), "%s", tmp_path(&t, "missing.ovpn"));
+    ASSERT_EQ(ovpn_config_load(&cfg, path, tmp_path(&t, "cli.txt"), err, sizeof(err)), 0);
+    ASSERT_STR_EQ(cfg.username, "dave");
+    ovpn_config_free(&cfg);
+    snprintf(path, sizeof(path), "%s", tmp_path(&t, "noauth.ovpn"));
+    ASSERT_EQ(ovpn_config_load(&cfg, path, tmp_path(&t, "cli.txt"), err, sizeof(err)), 0);
+    ASSERT_EQ(cfg.auth_user_pass, 1);
+    ovpn_config_free(&cfg);
+    /* Errors name the command line's file. */
+    char shortp[512];
+    snprintf(shortp, sizeof(shortp), "%s", tmp_path(&t, "short.txt"));
+    snprintf(want, sizeof(want), "%s: no password on line 2", shortp);
+    ASSERT_EQ(ovpn_config_load(&cfg, path, shortp, err, sizeof(err)), -EINVAL);
+    ASSERT_STR_EQ(err, want);
+    ovpn_config_free(&cfg);
+    char gone[512];
+    snprintf(gone, sizeof(gone), "%s", tmp_path(&t, "gone.txt"));
+    snprintf(want, sizeof(want), "%s: %s", gone, strerror(ENOENT));
+    ASSERT_EQ(ovpn_config_load(&cfg, path, gone, err, sizeof(err)), -ENOENT);
+    ASSERT_STR_EQ(err, want);
+    ovpn_config_free(&cfg);
+    tmp_cleanup(&t);
+    return 0;
+}
+
+TEST_IMPL(ovpn_config_errors)
+{
+    static const struct {
+        const char *text;
+        const char *err;
+    } rows[] = {
+        {"client\nremote gw\nfoo bar\n", "client.ovpn:3: unknown option 'foo'"},
+        {"client\nremote gw\ndev tap\n",
+         "client.ovpn:3: dev tap is not supported: vpn2socks carries IP packets (dev tun) only"},
+        {"dev tap0\n", "client.ovpn:1: dev tap is not supported: vpn2socks carries IP packets (dev tun) only"},
+        {"dev-type tap\n",
+         "client.ovpn:1: dev-type tap is not supported: vpn2socks carries IP packets (dev tun) only"},
+        {"dev null\n", "client.ovpn:1: dev null is not supported: vpn2socks carries IP packets (dev tun) only"},
+        {"remote gw\nfragment 1300\n",
+         "client.ovpn:2: fragment is not supported: remove it here and on the server (mssfix covers TCP)"},
+        {"socks-proxy 127.0.0.1 1080\n", "client.ovpn:1: connecting through an HTTP or SOCKS proxy is not supported"},
+        {"http-proxy proxy 3128\n", "client.ovpn:1: connecting through an HTTP or SOCKS proxy is not supported"},
+        {"pkcs12 client.p12\n",
+         "client.ovpn:1: pkcs12 is not supported: convert it (openssl pkcs12 -nodes) into ca, cert and key files"},
+        {"<pkcs12>\nMIIX\n</pkcs12>\n",
+         "client.ovpn:1: pkcs12 is not supported: convert it (openssl pkcs12 -nodes) into ca, cert and key files"},
+        {"cryptoapicert \"SUBJ:me\"\n",
+         "client.ovpn:1: keys held by a token or a certificate store are not supported: use cert and key files"},
+        {"pkcs11-providers /usr/lib/p11.so\n",
+         "client.ovpn:1: keys held by a token or a certificate store are not supported: use cert and key files"},
+        {"secret static.key\n",
+         "client.ovpn:1: secret (static key mode) is not supported: vpn2socks needs a TLS server (client, ca, "
+         "cert, key)"},
+        {"mode server\n", "client.ovpn:1: mode server: this is a server config; vpn2socks is a client"},
+        {"tls-server\n", "client.ovpn:1: tls-server: this is a server config; vpn2socks is a client"},
+        {"server 10.8.0.0 255.255.255.0\n", "client.ovpn:1: server is a server option: this is not a client config"},
+        {"push \"route 10.0.0.0 255.0.0.0\"\n", "client.ovpn:1: push is a server option: this is not a client config"},
+        {"tls-crypt-v2 v2.key\n",
+         "client.ovpn:1: tls-crypt-v2 is not supported: ask the server's admin for a tls-crypt or tls-auth key"},
+        {"askpass\n",
+         "client.ovpn:1: askpass (an encrypted private key) is not supported: decrypt the key (openssl pkey -in "
+         "KEY -out KEY2)"},
+        {"config other.ovpn\n", "client.ovpn:1: config (reading another file) is not supported: merge the files"},
+        /* Syntax */
+        {"remote \"gw\n", "client.ovpn:1: no closing quotation mark (\")"},
+        {"remote 'gw\n", "client.ovpn:1: no closing quotation mark (')"},
+        {"ca c:\\ca.crt\n",
+         "client.ovpn:1: a backslash before something other than \\, \" or a space (write \\\\ for one)"},
+        {"route 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16\n", "client.ovpn:1: too many words on one line"},
+        {"remote gw\n<ca>\nabc\n", "client.ovpn:2: <ca> is not closed: no </ca> before the end of the file"},
+        {"remote gw\n<ca>\n</cert>\n", "client.ovpn:2: <ca> is not closed: no </ca> before the end of the file"},
+        {"remote gw\n<ca>\n</ca>\n", "client.ovpn:2: the <ca> block is empty"},
+        {"remote gw\n<foo>\nx\n</foo>\n", "client.ovpn:2: unknown option 'foo'"},
+        {"<remote>\nx\n</remote>\n", "client.ovpn:1: remote cannot be an inline <remote> block"},
+        {"remote gw\n<tls-auth>\nnot a key\n</tls-auth>\n",
+         "client.ovpn:2: the <tls-auth> block is not an OpenVPN static key (256 bytes of hex between the BEGIN "
+         "and END lines)"},
+        {"remote gw\ntls-auth ta.key 1\ntls-crypt tc.key\n",
+         "client.ovpn: tls-auth and tls-crypt cannot be used together"},
+        {"client\n", "client.ovpn: no remote: the file names no server to connect to"},
+        {"", "client.ovpn: no remote: the file names no server to connect to"},
+        /* Values */
+        {"remote\n", "client.ovpn:1: remote takes 1 to 3 arguments, not 0"},
+        {"remote a 1 udp extra\n", "client.ovpn:1: remote takes 1 to 3 arguments, not 4"},
+        {"remote gw 0\n", "client.ovpn:1: port '0' is not a number in 1..65535"},
+        {"remote gw 65536\n", "client.ovpn:1: port '65536' is not a number in 1..65535"},
+        {"remote gw 99999999999999999999\n", "client.ovpn:1: port '99999999999999999999' is not a number in 1..65535"},
+        {"remote gw 1194 sctp\n",
+         "client.ovpn:1: unknown protocol 'sctp': expected udp, udp4, udp6, tcp, tcp4 or tcp6"},
+        {"proto tcp-server\n", "client.ovpn:1: proto tcp-server is for servers; a client uses udp or tcp"},
+        {"remote \"\"\n", "client.ovpn:1: remote: '' is not a host name or address"},
+        {"remote \"a b\"\n", "client.ovpn:1: remote: 'a b' is not a host name or address"},
+        {"client extra\n", "client.ovpn:1: client takes 0 arguments, not 1"},
+        {"keepalive 10\n", "client.ovpn:1: keepalive takes 2 arguments, not 1"},
+        {"keepalive 10 15\n",
+         "client.ovpn:1: keepalive 10 15: the restart time must be at least twice the ping interval"},
+        {"keepalive 0 60\n", "client.ovpn:1: keepalive: '0' is not a number in 1..100000000"},
+        {"remote gw\nkeepalive 10 60\nping 5\n",
+         "client.ovpn:2: keepalive conflicts with ping and ping-restart (line 3); keep one of them"},
+        {"tun-mtu 99\n", "client.ovpn:1: tun-mtu: '99' is not a number in 100..65535"},
+        {"tun-mtu 1500x\n", "client.ovpn:1: tun-mtu: '1500x' is not a number in 100..65535"},
+        {"reneg-sec -1\n", "client.ovpn:1: reneg-sec: '-1' is not a number in 0..100000000"},
+        {"ping 1000000000\n", "client.ovpn:1: ping: '1000000000' is not a number in 0..100000000"},
+        {"hand-window 0\n", "client.ovpn:1: hand-window: '0' is not a number in 1..100000000"},
+        {"key-direction 2\n", "client.ovpn:1: key direction '2': expected 0 or 1"},
+        {"tls-auth ta.key bidirectional\n", "client.ovpn:1: key direction 'bidirectional': expected 0 or 1"},
+        {"remote-cert-tls client\n", "client.ovpn:1: remote-cert-tls 'client': a client checks for 'server'"},
+        {"verify-x509-name x cn\n",
+         "client.ovpn:1: verify-x509-name type 'cn': expected subject, name or name-prefix"},
+        {"tls-version-min 1.4\n", "client.ovpn:1: tls-version-min '1.4': expected 1.0, 1.1, 1.2 or 1.3"},
+        {"comp-lzo maybe\n", "client.ovpn:1: comp-lzo 'maybe': expected yes, no or adaptive"},
+        {"compress zstd\n",
+         "client.ovpn:1: compress 'zstd': expected stub, stub-v2, lzo, lz4, lz4-v2 or migrate"},
+        {"remote gw\nallow-compression no\ncomp-lzo\n",
+         "client.ovpn:2: allow-compression no conflicts with compression turned on by comp-lzo or compress"},
+        {"remote gw\ncompress lz4\nallow-compression no\n",
+         "client.ovpn:3: allow-compression no conflicts with compression turned on by comp-lzo or compress"},
+        {"key-method 1\n", "client.ovpn:1: key-method 1 is not supported: only key-method 2"},
+        {"cipher "
+         "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\n",
+         "client.ovpn:1: cipher: 'AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA...' is empty or longer than 63 "
+         "characters"},
+        {"route 10.0.0.0 255.0.255.0\n", "client.ovpn:1: route netmask '255.0.255.0': not an IPv4 netmask"},
+        {"route vpn.example.com\n",
+         "client.ovpn:1: route 'vpn.example.com': not a numeric IPv4 address (names are not resolved)"},
+        {"route-ipv6 10.0.0.0/8\n", "client.ovpn:1: route-ipv6 '10.0.0.0/8': not an IPv6 prefix"},
+        {"dhcp-option DNS 1.2.3\n", "client.ovpn:1: DNS server '1.2.3': not an IP address"},
+        {"setenv opt\n", "client.ovpn:1: setenv opt needs an option"},
+        {"setenv opt fragment 1300\n",
+         "client.ovpn:1: fragment is not supported: remove it here and on the server (mssfix covers TCP)"},
+        {"ignore-unknown-option foo\nremote gw\nbar\n", "client.ovpn:3: unknown option 'bar'"},
+        {"bar\nignore-unknown-option bar\n", "client.ovpn:1: unknown option 'bar'"},
+        /* Hostile text is shown tamed. */
+        {"\x1b[31mred\n", "client.ovpn:1: unknown option '?[31mred'"},
+        {"remote gw\n\x01\x02\x03 x\n", "client.ovpn:2: unknown option '?\?\?'"},
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(rows); i++)
+        expect_error(rows[i].text, rows[i].err);
+    return 0;
+}
+
+TEST_IMPL(ovpn_config_ignored_options)
+{
+    v2s_log_level = V2S_LOG_ERROR; /* the scripts, pull-filter and the like warn */
+    expect_ok("client\n"
+              "dev tun0\n"
+              "dev-type tun\n"
+              "dev-node /dev/net/tun\n"
+              "tls-client\n"
+              "pull\n"
+              "mode p2p\n"
+              "persist-tun\npersist-key\nnobind\nresolv-retry infinite\nuser nobody\ngroup nogroup\n"
+              "verb 4\nmute 20\nmute-replay-warnings\nscript-security 2\nauth-nocache\nfloat\ntun-ipv6\n"
+              "topology subnet\nsndbuf 393216\nrcvbuf 393216\nfast-io\ntxqueuelen 1000\n"
+              "block-outside-dns\nregister-dns\ndisable-dco\nping-timer-rem\nlport 0\n"
+              "route-delay 2\nroute-method exe\nip-win32 dynamic\nwin-sys env\n"
+              "pull-filter ignore \"route-ipv6\"\n"
+              "up /etc/openvpn/update-resolv-conf\ndown /etc/openvpn/update-resolv-conf\n"
+              "route-up \"/bin/sh -c 'echo hi'\"\n"
+              "plugin /usr/lib/openvpn/openvpn-plugin-down-root.so down.sh\n"
+              "management 127.0.0.1 7505\nmanagement-query-passwords\nmanagement-hold\n"
+              "status /tmp/status.log\nlog-append /tmp/ovpn.log\n"
+              "auth-retry nointeract\npush-peer-info\nns-cert-type server\n"
+              "remote-cert-eku \"TLS Web Server Authentication\"\nremote-cert-ku a0 88\n"
+              "key-method 2\ncomp-noadapt\nlink-mtu 1542\ntun-mtu-extra 32\nmssfix\n"
+              "tls-version-max 1.3\ntls-timeout 2\ntran-window 60\nreneg-bytes 0\n"
+              "providers legacy default\nifconfig 10.8.0.2 255.255.255.0\nroute-gateway 10.8.0.1\n"
+              "explicit-exit-notify\nconnect-retry 2 300\nconnect-retry-max 3\nserver-poll-timeout 4\n"
+              "data-ciphers-fallback AES-128-CBC\nncp-ciphers AES-256-GCM\ntls-ciphersuites "
+              "TLS_AES_256_GCM_SHA384\n"
+              "allow-compression asym\nallow-pull-fqdn\nblock-ipv6\ndh none\nsetenv CLIENT_CERT 0\n"
+              "setenv FORWARD_COMPATIBLE 0\n"
+              "remote gw\n");
+    return 0;
+}
+
+TEST_IMPL(ovpn_config_unknown_leniency)
+{
+    v2s_log_level = V2S_LOG_ERROR;
+    expect_ok("ignore-unknown-option foo --bar\nremote gw\nfoo 1 2\nbar\n<foo>\nignored\n</foo>\n");
+    expect_ok("ignore-unknown-option a\nignore-unknown-option b\nremote gw\na\nb\n");
+    expect_ok("setenv opt foo 1\nsetenv opt block-outside-dns\nremote gw\n");
+    expect_ok("remote gw\nsetenv FORWARD_COMPATIBLE 1\nsomething-from-openvpn-3 x\nanother\n");
+    expect_error("remote gw\nsetenv FORWARD_COMPATIBLE 0\nsomething-new\n",
+                 "client.ovpn:3: unknown option 'something-new'");
+    /* setenv opt of a known option applies it. */
+    struct ovpn_config cfg;
+    char err[256];
+    ASSERT_EQ(parse("setenv opt tun-mtu 1400\nremote gw\n", &cfg, err, sizeof(err)), 0);
+    ASSERT_EQ(cfg.tun_mtu, 1400);
+    ovpn_config_free(&cfg);
+    return 0;
+}
+
+TEST_IMPL(ovpn_config_compression)
+{
+    static const struct {
+        const char *line;
+        enum ovpn_comp_framing framing;
+        int set;
+    } rows[] = {
+        {"", OVPN_COMP_FRAMING_NONE, 0},
+        {"comp-lzo", OVPN_COMP_FRAMING_LZO, 1},
+        {"comp-lzo yes", OVPN_COMP_FRAMING_LZO, 1},
+        {"comp-lzo no", OVPN_COMP_FRAMING_LZO, 1},
+        {"comp-lzo adaptive", OVPN_COMP_FRAMING_LZO, 1},
+        {"compress", OVPN_COMP_FRAMING_V1, 1},
+        {"compress stub", OVPN_COMP_FRAMING_V1, 1},
+        {"compress lzo", OVPN_COMP_FRAMING_V1, 1},
+        {"compress lz4", OVPN_COMP_FRAMING_V1, 1},
+        {"compress stub-v2", OVPN_COMP_FRAMING_V2, 1},
+        {"compress lz4-v2", OVPN_COMP_FRAMING_V2, 1},
+        {"compress migrate", OVPN_COMP_FRAMING_NONE, 0},
+        {"comp-lzo\ncompress stub-v2", OVPN_COMP_FRAMING_V2, 1}, /* the last one wins */
+        {"allow-compression no\ncomp-lzo no", OVPN_COMP_FRAMING_LZO, 1},
+        {"allow-compression no\ncompress stub-v2", OVPN_COMP_FRAMING_V2, 1},
+        {"allow-compression yes\ncompress lz4-v2", OVPN_COMP_FRAMING_V2, 1},
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(rows); i++) {
+        char text[256];
+        struct ovpn_config cfg;
+        char err[256];
+        snprintf(text, sizeof(text), "remote gw\n%s\n", rows[i].line);
+        ASSERT_ROW(parse(text, &cfg, err, sizeof(err)) == 0, "%zu", i);
+        ASSERT_ROW(cfg.comp == rows[i].framing && cfg.comp_set == rows[i].set, "%zu", i);
+        ovpn_config_free(&cfg);
+    }
+    return 0;
+}
+
+TEST_IMPL(ovpn_config_values)
+{
+    struct ovpn_config cfg;
+    char err[256] = "";
+    ASSERT_EQ(parse("remote gw\n"
+                    "keepalive 10 60\n"
+                    "reneg-sec 0\n"
+                    "hand-window 30\n"
+                    "connect-retry 2\n"
+                    "connect-retry-max 7\n"
+                    "server-poll-timeout 9\n"
+                    "connect-timeout 11\n"
+                    "explicit-exit-notify 3\n"
+                    "tun-mtu 1400 1500\n"
+                    "mssfix 1360 mtu\n"
+                    "route-nopull\n"
+                    "tls-version-min 1.4 or-highest\n"
+                    "verify-x509-name \"C=DE, CN=vpn\"\n"
+                    "tls-ciphersuites TLS_CHACHA20_POLY1305_SHA256\n"
+                    "auth SHA512\n",
+                    &cfg, err, sizeof(err)),
+              0);
+    ASSERT_EQ(cfg.ping, 10);
+    ASSERT_EQ(cfg.ping_restart, 60);
+    ASSERT_EQ(cfg.reneg_sec, 0);
+    ASSERT_EQ(cfg.hand_window, 30);
+    ASSERT_EQ(cfg.connect_retry, 2);
+    ASSERT_EQ(cfg.connect_retry_max, 7);
+    ASSERT_EQ(cfg.server_poll_timeout, 9);
+    ASSERT_EQ(cfg.connect_timeout, 11);
+    ASSERT_EQ(cfg.explicit_exit_notify, 3);
+    ASSERT_EQ(cfg.tun_mtu, 1400);
+    ASSERT_EQ(cfg.mssfix, 1360);
+    ASSERT_EQ(cfg.route_nopull, 1);
+    ASSERT_STR_EQ(cfg.tls_version_min, "1.3");
+    ASSERT_STR_EQ(cfg.verify_x509_name, "C=DE, CN=vpn");
+    ASSERT_EQ(cfg.verify_x509_type, OVPN_X509_NAME_SUBJECT);
+    ASSERT_STR_EQ(cfg.tls_ciphersuites, "TLS_CHACHA20_POLY1305_SHA256");
+    ASSERT_STR_EQ(cfg.auth, "SHA512");
+    ovpn_config_free(&cfg);
+
+    ASSERT_EQ(parse("remote gw\nping 15\nping-restart 120\nmssfix\nverify-x509-name vpn- name-prefix\n", &cfg,
+                    err, sizeof(err)),
+              0);
+    ASSERT_EQ(cfg.ping, 15);
+    ASSERT_EQ(cfg.ping_restart, 120);
+    ASSERT_EQ(cfg.mssfix, 1492);
+    ASSERT_EQ(cfg.verify_x509_type, OVPN_X509_NAME_CN_PREFIX);
+    ovpn_config_free(&cfg);
+
+    /* A later inline block replaces an earlier file name, and the other way round. */
+    ASSERT_EQ(parse("remote gw\nca file.crt\n<ca>\nINLINE\n</ca>\n", &cfg, err, sizeof(err)), 0);
+    ASSERT_STR_EQ(cfg.ca, "INLINE\n");
+    ovpn_config_free(&cfg);
+    ASSERT_EQ(parse("remote gw\n<ca>\nINLINE\n</ca>\nca file.crt\n", &cfg, err, sizeof(err)), 0);
+    ASSERT(cfg.ca == NULL);
+    ovpn_config_free(&cfg);
+    return 0;
+}
+
+TEST_IMPL(ovpn_config_client_routes)
+{
+    struct ovpn_config cfg;
+    char err[256] = "";
+    ASSERT_EQ(parse("remote gw\n"
+                    "route 10.0.0.0 255.0.0.0\n"
+                    "route 172.16.1.7 255.255.0.0 vpn_gateway 5\n"
+                    "route 192.168.1.0 255.255.255.0 net_gateway\n"
+                    "route 198.51.100.9\n"
+                    "route remote_host 255.255.255.255 net_gateway\n"
+                    "route-ipv6 fd00::/8\n"
+                    "route-ipv6 2001:db8::/32 net_gateway\n"
+                    "dhcp-option DNS 10.0.0.53\n"
+                    "dhcp-option DNS6 fd00::53\n"
+                    "dhcp-option DOMAIN corp.example\n"
+                    "dhcp-option DOMAIN-SEARCH lab.example\n"
+                    "dhcp-option WINS 10.0.0.9\n"
+                    "dns server 0 address 10.0.0.54 [fd00::54]:53\n"
+                    "redirect-gateway def1 bypass-dhcp ipv6\n",
+                    &cfg, err, sizeof(err)),
+              0);
+    const struct tunnel_settings *s = &cfg.settings;
+    ASSERT_EQ(s->n_routes, 6);
+    ASSERT_STR_EQ(fmt_cidr(&s->routes[0]), "10.0.0.0/8");
+    ASSERT_STR_EQ(fmt_cidr(&s->routes[1]), "172.16.0.0/16"); /* host bits cleared */
+    ASSERT_STR_EQ(fmt_cidr(&s->routes[2]), "198.51.100.9/32");
+    ASSERT_STR_EQ(fmt_cidr(&s->routes[3]), "fd00::/8");
+    ASSERT_STR_EQ(fmt_cidr(&s->routes[4]), "0.0.0.0/0");
+    ASSERT_STR_EQ(fmt_cidr(&s->routes[5]), "::/0");
+    ASSERT_EQ(s->n_excludes, 2);
+    ASSERT_STR_EQ(fmt_cidr(&s->excludes[0]), "192.168.1.0/24");
+    ASSERT_STR_EQ(fmt_cidr(&s->excludes[1]), "2001:db8::/32");
+    ASSERT_EQ(s->n_dns, 4);
+    ASSERT_STR_EQ(fmt_addr(&s->dns[0]), "10.0.0.53");
+    ASSERT_STR_EQ(fmt_addr(&s->dns[1]), "fd00::53");
+    ASSERT_STR_EQ(fmt_addr(&s->dns[2]), "10.0.0.54");
+    ASSERT_STR_EQ(fmt_addr(&s->dns[3]), "fd00::54");
+    ASSERT_STR_EQ(s->domains, "corp.example lab.example");
+    ovpn_config_free(&cfg);
+    return 0;
+}
+
+TEST_IMPL(ovpn_config_many_remotes)
+{
+    enum { N = 1024 };
+    size_t cap = (N + 2) * 32;
+    char *text = malloc(cap);
+    size_t n = 0;
+    struct ovpn_config cfg;
+    char err[256] = "";
+    ASSERT(text != NULL);
+    for (int i = 0; i < N; i++)
+        n += (size_t)snprintf(text + n, cap - n, "remote host%d.example %d\n", i, i + 1);
+    ASSERT_EQ(parse(text, &cfg, err, sizeof(err)), 0);
+    ASSERT_EQ(cfg.n_remotes, N);
+    ASSERT_STR_EQ(cfg.remotes[N - 1].host, "host1023.example");
+    ASSERT_STR_EQ(cfg.remotes[N - 1].port, "1024");
+    ovpn_config_free(&cfg);
+    snprintf(text + n, cap - n, "remote one-too-many\n");
+    ASSERT_EQ(parse(text, &cfg, err, sizeof(err)), -EINVAL);
+    ASSERT_STR_EQ(err, "client.ovpn:1025: more than 1024 remotes");
+    ovpn_config_free(&cfg);
+    free(text);
+    return 0;
+}
+
+TEST_IMPL(ovpn_config_hostile)
+{
+    struct ovpn_config cfg;
+    char err[256];
+    struct ovpn_config_parser *p;
+
+    /* An overlong line, fed in pieces so no single feed sees it all. */
+    char *line = malloc(9000);
+    ASSERT(line != NULL);
+    memset(line, 'a', 9000);
+    ASSERT_EQ(ovpn_config_parser_new(&p, "client.ovpn"), 0);
+    ASSERT_EQ(ovpn_config_parser_feed(p, "remote gw\n", 10, err, sizeof(err)), 0);
+    ASSERT_EQ(ovpn_config_parser_feed(p, line, 4000, err, sizeof(err)), 0);
+    ASSERT_EQ(ovpn_config_parser_feed(p, line, 4000, err, sizeof(err)), 0);
+    ASSERT_EQ(ovpn_config_parser_feed(p, line, 4000, err, sizeof(err)), -EINVAL);
+    ASSERT_STR_EQ(err, "client.ovpn:2: line longer than 8192 bytes");
+    /* The error sticks. */
+    ASSERT_EQ(ovpn_config_parser_feed(p, "\n", 1, err, sizeof(err)), -EINVAL);
+    ASSERT_EQ(ovpn_config_parser_finish(p, &cfg, err, sizeof(err)), -EINVAL);
+    ASSERT_STR_EQ(err, "client.ovpn:2: line longer than 8192 bytes");
+    ovpn_config_free(&cfg);
+    ovpn_config_parser_free(p);
+    /* 8192 bytes exactly is fine (a comment here). */
+    line[0] = '#';
+    ASSERT_EQ(ovpn_config_parser_new(&p, "client.ovpn"), 0);
+    ASSERT_EQ(ovpn_config_parser_feed(p, line, 8192, err, sizeof(err)), 0);
+    ASSERT_EQ(ovpn_config_parser_feed(p, "\nremote gw", 10, err, sizeof(err)), 0);
+    ASSERT_EQ(ovpn_config_parser_finish(p, &cfg, err, sizeof(err)), 0);
+    ovpn_config_free(&cfg);
+    ovpn_config_parser_free(p);
+    free(line);
+
+    /* NUL bytes */
+    ASSERT_EQ(parse_chunks("remote gw\nca a\0b\n", 17, 17, &cfg, err, sizeof(err)), -EINVAL);
+    ASSERT_STR_EQ(err, "client.ovpn:2: a NUL byte: this is not a text file");
+    ovpn_config_free(&cfg);
+    ASSERT_EQ(parse_chunks("\0", 1, 1, &cfg, err, sizeof(err)), -EINVAL);
+    ovpn_config_free(&cfg);
+
+    /* An inline block that never ends, growing past 1 MiB. */
+    ASSERT_EQ(ovpn_config_parser_new(&p, "client.ovpn"), 0);
+    ASSERT_EQ(ovpn_config_parser_feed(p, "<ca>\n", 5, err, sizeof(err)), 0);
+    char chunk[1001];
+    memset(chunk, 'M', 1000);
+    chunk[1000] = '\n';
+    int rc = 0;
+    for (int i = 0; i < 1100 && rc == 0; i++)
+        rc = ovpn_config_parser_feed(p, chunk, sizeof(chunk), err, sizeof(err));
+    ASSERT_EQ(rc, -EINVAL);
+    ASSERT_STR_EQ(err, "client.ovpn:1: the <ca> block is larger than 1048576 bytes");
+    ovpn_config_parser_free(p);
+
+    /* Finish twice, feed after finish. */
+    ASSERT_EQ(ovpn_config_parser_new(&p, "client.ovpn"), 0);
+    ASSERT_EQ(ovpn_config_parser_feed(p, "remote gw\n", 10, err, sizeof(err)), 0);
+    ASSERT_EQ(ovpn_config_parser_finish(p, &cfg, err, sizeof(err)), 0);
+    ovpn_config_free(&cfg);
+    ASSERT_EQ(ovpn_config_parser_feed(p, "remote x\n", 9, err, sizeof(err)), -EINVAL);
+    ASSERT_EQ(ovpn_config_parser_finish(p, &cfg, err, sizeof(err)), -EINVAL);
+    ovpn_config_free(&cfg);
+    ovpn_config_parser_free(p);
+
+    /* Pseudo-random bytes biased towards the syntax: no crash, and an error is one line. */
+    uint32_t seed = 12345;
+    static const char alphabet[] = "<>/\\\"' \t\n\r#;abcdeconnectiremotls-ca0123456789.:\x01\xff";
+    for (int round = 0; round < 2000; round++) {
+        char buf[512];
+        size_t len = 0;
+        seed = seed * 1103515245u + 12345u;
+        size_t want = (seed >> 8) % sizeof(buf);
+        while (len < want) {
+            seed = seed * 1103515245u + 12345u;
+            buf[len++] = alphabet[(seed >> 16) % (sizeof(alphabet) - 1)];
+        }
+        rc = parse_chunks(buf, len, len ? len : 1, &cfg, err, sizeof(err));
+        ASSERT_ROW(rc == 0 || (rc == -EINVAL && strchr(err, '\n') == NULL &&
+                               strncmp(err, "client.ovpn", 11) == 0), "%d", round);
+        ovpn_config_free(&cfg);
+    }
+    return 0;
+}

@@ -1,0 +1,110 @@
+/* .ovpn configuration: a push parser (no I/O inside) for the file's text, and a loader that reads
+ * the file, the files it names (relative to its folder) and any --auth-user-pass file. */
+#ifndef VPN2SOCKS_OPENVPN_CONFIG_H
+#define VPN2SOCKS_OPENVPN_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "tunnel/openvpn/comp.h"
+#include "tunnel/openvpn/proto.h"
+#include "tunnel/settings.h"
+
+enum ovpn_proto {
+    OVPN_PROTO_UDP,
+    OVPN_PROTO_TCP,
+};
+
+struct ovpn_remote {
+    char host[256];
+    char port[8];          /* "1194" when not given */
+    enum ovpn_proto proto;
+    int family;            /* 0 = any, AF_INET (udp4/tcp4), AF_INET6 (udp6/tcp6) */
+};
+
+enum ovpn_x509_name_type {
+    OVPN_X509_NAME_SUBJECT,     /* whole subject DN, OpenVPN's RFC 2253-like format */
+    OVPN_X509_NAME_CN,          /* name: the CN equals */
+    OVPN_X509_NAME_CN_PREFIX,   /* name-prefix: the CN starts with */
+};
+
+/* What a loaded config holds. Strings are owned (freed by ovpn_config_free). Inline blocks and
+ * named files end up in the same fields. */
+struct ovpn_config {
+    struct ovpn_remote *remotes;  /* <connection> blocks and remote lines, in order */
+    size_t n_remotes;
+    int remote_random;
+    char *ca;                     /* PEM text */
+    char *cert;
+    char *key;
+    char *extra_certs;
+    uint8_t tls_auth_key[OVPN_STATIC_KEY_LEN];
+    int has_tls_auth;
+    int key_direction;            /* -1 none (bidirectional), 0 or 1 */
+    uint8_t tls_crypt_key[OVPN_STATIC_KEY_LEN];
+    int has_tls_crypt;
+    char cipher[64];              /* "cipher": the NCP fallback; "" when not given (BF-CBC legacy) */
+    char data_ciphers[512];       /* "data-ciphers", colon separated; "" = default list */
+    char data_ciphers_fallback[64];
+    char auth[32];                /* "auth": default "SHA1" */
+    enum ovpn_comp_framing comp;  /* comp-lzo / compress as configured */
+    int comp_set;                 /* comp-lzo or compress appeared (else the server may push it) */
+    int auth_user_pass;           /* auth-user-pass present */
+    char *username;               /* inline or from a file; NULL when asked for but not given */
+    char *password;
+    char tls_version_min[16];     /* "1.2" etc.; "" = 1.2 */
+    char *tls_cipher;             /* OpenSSL cipher list for TLS <= 1.2, or NULL */
+    char *tls_ciphersuites;       /* TLS 1.3 suites, or NULL */
+    int remote_cert_tls_server;   /* remote-cert-tls server (or ns-cert-type server) */
+    char *verify_x509_name;
+    enum ovpn_x509_name_type verify_x509_type;
+    unsigned reneg_sec;           /* default 3600; 0 = off */
+    unsigned ping;                /* seconds; 0 = off */
+    unsigned ping_restart;        /* seconds; 0 = off */
+    unsigned hand_window;         /* default 60 */
+    unsigned connect_retry;       /* default 5 */
+    unsigned connect_retry_max;   /* 0 = forever */
+    unsigned server_poll_timeout; /* default 120 */
+    unsigned connect_timeout;     /* TCP connect timeout, default 120 */
+    unsigned explicit_exit_notify;/* count, 0 = off */
+    unsigned tun_mtu;             /* default 1500 */
+    unsigned mssfix;              /* 0 = not set */
+    int route_nopull;
+    int pull;                     /* client / pull given */
+    char *auth_token;             /* never in a file; set from a push */
+    struct tunnel_settings settings; /* the file's own route, route-ipv6, dhcp-option DNS/DOMAIN,
+                                      * dns and redirect-gateway lines, added to what is pushed;
+                                      * routes via net_gateway are excludes */
+};
+
+/* The push parser. Lines arrive in any split; nothing is read from disk. File names it meets
+ * (ca, cert, key, tls-auth, tls-crypt, auth-user-pass, extra-certs) are recorded and resolved by
+ * ovpn_config_load(). */
+struct ovpn_config_parser;
+
+int ovpn_config_parser_new(struct ovpn_config_parser **out, const char *source_name);
+/* 0, or -EINVAL with a message "NAME:LINE: ..." in err (an unknown option, a bad value,
+ * dev tap, an unterminated inline block, ...). */
+int ovpn_config_parser_feed(struct ovpn_config_parser *p, const char *text, size_t len, char *err, size_t errcap);
+/* Completes the parse into cfg (which the caller then owns). 0 or -EINVAL with err. */
+int ovpn_config_parser_finish(struct ovpn_config_parser *p, struct ovpn_config *cfg, char *err, size_t errcap);
+void ovpn_config_parser_free(struct ovpn_config_parser *p);
+
+/* Reads path, parses it, reads the files it refers to (relative to its folder) and, when
+ * auth_user_pass_file is not NULL, the username (line 1) and password (line 2) from it.
+ * 0 or -EINVAL / -ENOENT ... with a one-line message in err naming the file (and line). */
+int ovpn_config_load(struct ovpn_config *cfg, const char *path, const char *auth_user_pass_file, char *err,
+                     size_t errcap);
+void ovpn_config_free(struct ovpn_config *cfg);
+
+/* Parses an OpenVPN static key ("-----BEGIN OpenVPN Static key V1-----", 256 bytes of hex).
+ * 0 or -EINVAL. */
+int ovpn_static_key_parse(const char *text, uint8_t out[OVPN_STATIC_KEY_LEN]);
+
+/* Splits one OpenVPN option line into words the way OpenVPN does (whitespace, "double" and
+ * 'single' quotes, backslash escapes, # and ; comments). Returns the number of words (<= max),
+ * or -EINVAL for an unterminated quote or too many words; words point into buf, which is
+ * modified. */
+int ovpn_split_words(char *buf, char **words, int max);
+
+#endif

@@ -1,0 +1,71 @@
+/* Control channel packets: the plain layout, and the tls-auth / tls-crypt wrapping around it.
+ * Pure code over OpenSSL; no I/O. */
+#ifndef VPN2SOCKS_OPENVPN_CONTROL_H
+#define VPN2SOCKS_OPENVPN_CONTROL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "tunnel/openvpn/data.h"
+#include "tunnel/openvpn/proto.h"
+
+enum ovpn_wrap_mode {
+    OVPN_WRAP_NONE,
+    OVPN_WRAP_AUTH,  /* tls-auth: HMAC and a replay id on every control packet */
+    OVPN_WRAP_CRYPT, /* tls-crypt: HMAC-SHA256 tag and AES-256-CTR */
+};
+
+enum { OVPN_WRAP_MAX_HMAC = 64 };
+
+struct ovpn_wrap {
+    enum ovpn_wrap_mode mode;
+    const char *digest;                 /* tls-auth: the "auth" digest; tls-crypt: SHA256 */
+    size_t hmac_len;
+    uint8_t hmac_out[OVPN_WRAP_MAX_HMAC];
+    uint8_t hmac_in[OVPN_WRAP_MAX_HMAC];
+    uint8_t cipher_out[32];             /* tls-crypt only */
+    uint8_t cipher_in[32];
+    uint32_t send_id;                   /* replay id of the last packet sent */
+    uint32_t send_time;
+    struct ovpn_replay replay;
+};
+
+/* Sets up wrapping from a 256-byte static key (two records of a 64-byte cipher key and a 64-byte
+ * HMAC key). key_direction: -1 = both ways use record 0 (tls-auth without key-direction); 1 =
+ * send with record 1, receive with record 0 (a client's tls-crypt, key-direction 1); 0 = the
+ * reverse. tls-crypt treats -1 as 1. digest is the tls-auth HMAC ("SHA1"). 0 or -EINVAL. */
+int ovpn_wrap_init(struct ovpn_wrap *w, enum ovpn_wrap_mode mode, const uint8_t *key, int key_direction,
+                   const char *digest);
+/* Wipes the keys. */
+void ovpn_wrap_clear(struct ovpn_wrap *w);
+/* Bytes the wrapping adds to a control packet. */
+size_t ovpn_wrap_overhead(const struct ovpn_wrap *w);
+
+/* One control packet, decoded. */
+struct ovpn_ctrl {
+    uint8_t op;                       /* OVPN_OP_* */
+    uint8_t key_id;
+    uint8_t sid[OVPN_SID_LEN];        /* the sender's session id */
+    size_t n_acks;
+    uint32_t acks[OVPN_MAX_ACKS_ACK];
+    uint8_t ack_sid[OVPN_SID_LEN];    /* the receiver's session id, echoed; only with acks */
+    int has_msg_id;                   /* all but ACK_V1 */
+    uint32_t msg_id;
+    const uint8_t *payload;
+    size_t len;
+};
+
+/* Encodes c into out. Returns the length, -ENOSPC, or -EINVAL (too many acks, opcode not a
+ * control one). */
+int ovpn_ctrl_encode(struct ovpn_wrap *w, const struct ovpn_ctrl *c, uint8_t *out, size_t cap);
+
+/* Decodes a control packet: checks and strips the wrapping (tls-crypt decrypts into scratch, which
+ * needs len bytes; payload may point into it or into pkt). Returns 0, or -EBADMSG (malformed,
+ * authentication failed), -EALREADY (a replayed wrapped packet). */
+int ovpn_ctrl_decode(struct ovpn_wrap *w, const uint8_t *pkt, size_t len, uint8_t *scratch, size_t scap,
+                     struct ovpn_ctrl *out);
+
+/* Whether an opcode is a control channel one. */
+int ovpn_op_is_control(uint8_t op);
+
+#endif

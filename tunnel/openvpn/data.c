@@ -1,0 +1,574 @@
+/* The OpenVPN data channel for one key (see data.h and docs/openvpn-wire.md).
+ *
+ * Packet layouts, as OpenVPN 2.6 builds them (crypto.c, ssl.c):
+ *   AEAD:  hdr | packet_id[4] | tag[16] | ciphertext
+ *          nonce = packet_id | hmac slot[0..8); AAD = hdr | packet_id for DATA_V2, packet_id alone
+ *          for DATA_V1 (its opcode byte is not authenticated).
+ *   CBC:   hdr | hmac[N] | iv[16] | CBC(packet_id | payload), PKCS#7 padded; the HMAC covers
+ *          iv | ciphertext and is checked before anything is decrypted.
+ *   none:  hdr | hmac[N] | packet_id | payload, the HMAC over packet_id | payload (no hmac with
+ *          auth none).
+ * hdr is the opcode byte, plus the 24-bit peer id for DATA_V2.
+ *
+ * The cipher and HMAC contexts are keyed once in ovpn_data_key_new(); each packet only resets
+ * them with its IV (cipher) or re-initialises them with the stored key (HMAC), so nothing is
+ * allocated per packet. */
+#include "tunnel/openvpn/data.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <openssl/core_names.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/params.h>
+#include <openssl/rand.h>
+
+#include "tunnel/openvpn/proto.h"
+
+enum ovpn_data_mode {
+    OVPN_DATA_AEAD,
+    OVPN_DATA_CBC,
+    OVPN_DATA_PLAIN, /* cipher none */
+};
+
+enum {
+    OVPN_DATA_IMPLICIT_IV_LEN = 8,   /* the AEAD nonce is 12 bytes: packet id + 8 from the hmac slot */
+    OVPN_DATA_NONCE_LEN = 12,
+    OVPN_DATA_CBC_BLOCK = 16,
+    OVPN_DATA_MAX_HMAC = 64,         /* SHA512 */
+    OVPN_DATA_V1_HDR = 1,
+    OVPN_DATA_V2_HDR = 1 + OVPN_PEER_ID_LEN,
+};
+
+/* Named in data.h's terms; OpenSSL's own spelling beside it. */
+struct ovpn_data_cipher_info {
+    const char *name;
+    const char *ossl;
+    enum ovpn_data_mode mode;
+};
+
+static const struct ovpn_data_cipher_info ovpn_data_ciphers[] = {
+    {"AES-128-GCM", "AES-128-GCM", OVPN_DATA_AEAD},
+    {"AES-192-GCM", "AES-192-GCM", OVPN_DATA_AEAD},
+    {"AES-256-GCM", "AES-256-GCM", OVPN_DATA_AEAD},
+    {"CHACHA20-POLY1305", "ChaCha20-Poly1305", OVPN_DATA_AEAD},
+    {"AES-128-CBC", "AES-128-CBC", OVPN_DATA_CBC},
+    {"AES-192-CBC", "AES-192-CBC", OVPN_DATA_CBC},
+    {"AES-256-CBC", "AES-256-CBC", OVPN_DATA_CBC},
+    {"none", NULL, OVPN_DATA_PLAIN},
+};
+
+static const char *const ovpn_data_digests[] = {"SHA1", "SHA224", "SHA256", "SHA384", "SHA512"};
+
+struct ovpn_data_key {
+    enum ovpn_data_mode mode;
+    uint8_t key_id;
+    int data_v2;
+    uint32_t peer_id;
+
+    EVP_CIPHER_CTX *enc;      /* NULL for cipher none */
+    EVP_CIPHER_CTX *dec;
+    EVP_MAC_CTX *hmac_enc;    /* NULL for AEAD and for auth none */
+    EVP_MAC_CTX *hmac_dec;
+    size_t hmac_len;
+
+    uint8_t iv_enc[OVPN_DATA_IMPLICIT_IV_LEN]; /* AEAD implicit IVs: hmac slot c->s and s->c */
+    uint8_t iv_dec[OVPN_DATA_IMPLICIT_IV_LEN];
+
+    uint32_t send_id;         /* last packet id sent; the first packet carries 1 */
+    struct ovpn_replay replay;
+};
+
+static const struct ovpn_data_cipher_info *ovpn_data_cipher_find(const char *name)
+{
+    if (name == NULL)
+        return NULL;
+    for (size_t i = 0; i < sizeof(ovpn_data_ciphers) / sizeof(ovpn_data_ciphers[0]); i++)
+        if (strcasecmp(name, ovpn_data_ciphers[i].name) == 0)
+            return &ovpn_data_ciphers[i];
+    return NULL;
+}
+
+/* The OpenSSL digest name for an auth name, NULL for "none", or "" when unknown. */
+static const char *ovpn_data_digest_find(const char *name)
+{
+    if (name == NULL)
+        return "";
+    if (strcasecmp(name, "none") == 0)
+        return NULL;
+    for (size_t i = 0; i < sizeof(ovpn_data_digests) / sizeof(ovpn_data_digests[0]); i++)
+        if (strcasecmp(name, ovpn_data_digests[i]) == 0)
+            return ovpn_data_digests[i];
+    return "";
+}
+
+int ovpn_data_cipher_supported(const char *cipher)
+{
+    return ovpn_data_cipher_find(cipher) != NULL;
+}
+
+int ovpn_data_cipher_is_aead(const char *cipher)
+{
+    const struct ovpn_data_cipher_info *c = ovpn_data_cipher_find(cipher);
+    return c != NULL && c->mode == OVPN_DATA_AEAD;
+}
+
+/* A cipher context keyed for one direction. CBC decryption strips the padding itself, after the
+ * packet id, so that the plaintext lands in the caller's buffer without a second copy. */
+static EVP_CIPHER_CTX *ovpn_data_cipher_ctx(EVP_CIPHER *cipher, const uint8_t *key, int enc,
+                                           enum ovpn_data_mode mode)
+{
+    EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
+    if (ctx == NULL)
+        return NULL;
+    if (EVP_CipherInit_ex2(ctx, cipher, key, NULL, enc, NULL) != 1 ||
+        (mode == OVPN_DATA_AEAD && EVP_CIPHER_CTX_get_iv_length(ctx) != OVPN_DATA_NONCE_LEN) ||
+        (mode == OVPN_DATA_CBC && !enc && EVP_CIPHER_CTX_set_padding(ctx, 0) != 1)) {
+        EVP_CIPHER_CTX_free(ctx);
+        return NULL;
+    }
+    return ctx;
+}
+
+static EVP_MAC_CTX *ovpn_data_hmac_ctx(EVP_MAC *mac, const char *digest, const uint8_t *key,
+                                       size_t key_len)
+{
+    OSSL_PARAM params[] = {
+        OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)digest, 0),
+        OSSL_PARAM_construct_end(),
+    };
+    EVP_MAC_CTX *ctx = EVP_MAC_CTX_new(mac);
+    if (ctx == NULL)
+        return NULL;
+    if (EVP_MAC_init(ctx, key, key_len, params) != 1) {
+        EVP_MAC_CTX_free(ctx);
+        return NULL;
+    }
+    return ctx;
+}
+
+int ovpn_data_key_new(struct ovpn_data_key **out, const struct ovpn_data_params *p)
+{
+    const struct ovpn_data_cipher_info *ci = ovpn_data_cipher_find(p->cipher);
+    const char *digest = NULL;
+    EVP_CIPHER *cipher = NULL;
+    EVP_MAC *mac = NULL;
+    struct ovpn_data_key *k = NULL;
+    int rc = -EINVAL;
+
+    *out = NULL;
+    if (ci == NULL || p->key_id > OVPN_KEY_ID_MASK || p->peer_id > OVPN_PEER_ID_UNDEF ||
+        p->key_block == NULL)
+        return -EINVAL;
+    /* An AEAD cipher authenticates itself; OpenVPN ignores --auth then. */
+    if (ci->mode != OVPN_DATA_AEAD) {
+        digest = ovpn_data_digest_find(p->auth);
+        if ((digest != NULL && digest[0] == '\0') || (digest == NULL && ci->mode == OVPN_DATA_CBC))
+            return -EINVAL;
+    }
+
+    k = calloc(1, sizeof(*k));
+    if (k == NULL)
+        return -ENOMEM;
+    k->mode = ci->mode;
+    k->key_id = p->key_id;
+    k->data_v2 = p->data_v2 != 0;
+    k->peer_id = p->peer_id;
+    ovpn_replay_init(&k->replay);
+
+    const uint8_t *kb = p->key_block;
+    rc = -ENOMEM;
+    if (ci->ossl != NULL) {
+        cipher = EVP_CIPHER_fetch(NULL, ci->ossl, NULL);
+        if (cipher == NULL) {
+            rc = -EINVAL; /* not in this OpenSSL (or not allowed by its configuration) */
+            goto out;
+        }
+        if (EVP_CIPHER_get_key_length(cipher) > OVPN_KEY_SLOT_LEN)
+            goto out;
+        k->enc = ovpn_data_cipher_ctx(cipher, kb + 0 * OVPN_KEY_SLOT_LEN, 1, ci->mode);
+        k->dec = ovpn_data_cipher_ctx(cipher, kb + 2 * OVPN_KEY_SLOT_LEN, 0, ci->mode);
+        if (k->enc == NULL || k->dec == NULL)
+            goto out;
+    }
+    if (ci->mode == OVPN_DATA_AEAD) {
+        /* ssl.c key_ctx_update_implicit_iv: the start of each direction's hmac slot. */
+        memcpy(k->iv_enc, kb + 1 * OVPN_KEY_SLOT_LEN, sizeof(k->iv_enc));
+        memcpy(k->iv_dec, kb + 3 * OVPN_KEY_SLOT_LEN, sizeof(k->iv_dec));
+    } else if (digest != NULL) {
+        EVP_MD *md = EVP_MD_fetch(NULL, digest, NULL);
+        int md_len = md != NULL ? EVP_MD_get_size(md) : -1;
+        EVP_MD_free(md);
+        if (md_len <= 0 || md_len > OVPN_DATA_MAX_HMAC) {
+            rc = -EINVAL;
+            goto out;
+        }
+        /* OpenVPN keys the HMAC with as many bytes as the digest is long. */
+        k->hmac_len = (size_t)md_len;
+        mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+        if (mac == NULL)
+            goto out;
+        k->hmac_enc = ovpn_data_hmac_ctx(mac, digest, kb + 1 * OVPN_KEY_SLOT_LEN, k->hmac_len);
+        k->hmac_dec = ovpn_data_hmac_ctx(mac, digest, kb + 3 * OVPN_KEY_SLOT_LEN, k->hmac_len);
+        if (k->hmac_enc == NULL || k->hmac_dec == NULL)
+            goto out;
+    }
+    *out = k;
+    k = NULL;
+    rc = 0;
+out:
+    EVP_CIPHER_free(cipher); /* the contexts hold their own references */
+    EVP_MAC_free(mac);
+    ovpn_data_key_free(k);
+    return rc;
+}
+
+void ovpn_data_key_free(struct ovpn_data_key *k)
+{
+    if (k == NULL)
+        return;
+    /* The contexts wipe their key schedules when freed. */
+    EVP_CIPHER_CTX_free(k->enc);
+    EVP_CIPHER_CTX_free(k->dec);
+    EVP_MAC_CTX_free(k->hmac_enc);
+    EVP_MAC_CTX_free(k->hmac_dec);
+    OPENSSL_cleanse(k, sizeof(*k));
+    free(k);
+}
+
+static size_t ovpn_data_hdr_len(const struct ovpn_data_key *k)
+{
+    return k->data_v2 ? OVPN_DATA_V2_HDR : OVPN_DATA_V1_HDR;
+}
+
+size_t ovpn_data_overhead(const struct ovpn_data_key *k)
+{
+    size_t n = ovpn_data_hdr_len(k) + OVPN_PACKET_ID_LEN;
+    switch (k->mode) {
+    case OVPN_DATA_AEAD:
+        return n + OVPN_AEAD_TAG_LEN;
+    case OVPN_DATA_CBC:
+        return n + k->hmac_len + OVPN_DATA_CBC_BLOCK /* iv */ + OVPN_DATA_CBC_BLOCK /* padding */;
+    case OVPN_DATA_PLAIN:
+        return n + k->hmac_len;
+    }
+    return n;
+}
+
+uint32_t ovpn_data_send_id(const struct ovpn_data_key *k)
+{
+    return k->send_id;
+}
+
+void ovpn_data_test_set_send_id(struct ovpn_data_key *k, uint32_t last_sent)
+{
+    k->send_id = last_sent;
+}
+
+static void ovpn_data_put32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)(v >> 24);
+    p[1] = (uint8_t)(v >> 16);
+    p[2] = (uint8_t)(v >> 8);
+    p[3] = (uint8_t)v;
+}
+
+static uint32_t ovpn_data_get32(const uint8_t *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+/* HMAC of one or two ranges with a keyed context, re-initialised with its stored key. */
+static int ovpn_data_hmac(EVP_MAC_CTX *ctx, const uint8_t *a, size_t a_len, const uint8_t *b,
+                          size_t b_len, uint8_t *mac, size_t mac_len)
+{
+    size_t n = 0;
+    if (EVP_MAC_init(ctx, NULL, 0, NULL) != 1 || EVP_MAC_update(ctx, a, a_len) != 1 ||
+        (b_len > 0 && EVP_MAC_update(ctx, b, b_len) != 1) ||
+        EVP_MAC_final(ctx, mac, &n, OVPN_DATA_MAX_HMAC) != 1 || n != mac_len)
+        return -1;
+    return 0;
+}
+
+static int ovpn_data_encrypt_aead(struct ovpn_data_key *k, size_t hdr, const uint8_t *payload,
+                                  size_t len, uint8_t *out)
+{
+    uint8_t nonce[OVPN_DATA_NONCE_LEN];
+    uint8_t *pid = out + hdr, *tag = pid + OVPN_PACKET_ID_LEN, *ct = tag + OVPN_AEAD_TAG_LEN;
+    /* DATA_V2 authenticates its opcode and peer id; DATA_V1 starts at the packet id. */
+    const uint8_t *ad = k->data_v2 ? out : pid;
+    int n1 = 0, n2 = 0;
+
+    memcpy(nonce, pid, OVPN_PACKET_ID_LEN);
+    memcpy(nonce + OVPN_PACKET_ID_LEN, k->iv_enc, OVPN_DATA_IMPLICIT_IV_LEN);
+    if (EVP_EncryptInit_ex2(k->enc, NULL, NULL, nonce, NULL) != 1 ||
+        EVP_EncryptUpdate(k->enc, NULL, &n1, ad, (int)(pid + OVPN_PACKET_ID_LEN - ad)) != 1 ||
+        EVP_EncryptUpdate(k->enc, ct, &n1, payload, (int)len) != 1 ||
+        EVP_EncryptFinal_ex(k->enc, ct + n1, &n2) != 1 || (size_t)n1 + (size_t)n2 != len ||
+        EVP_CIPHER_CTX_ctrl(k->enc, EVP_CTRL_AEAD_GET_TAG, OVPN_AEAD_TAG_LEN, tag) != 1)
+        return -EIO;
+    return (int)(hdr + OVPN_PACKET_ID_LEN + OVPN_AEAD_TAG_LEN + len);
+}
+
+static int ovpn_data_encrypt_cbc(struct ovpn_data_key *k, size_t hdr, const uint8_t *payload,
+                                 size_t len, uint8_t *out)
+{
+    uint8_t *mac = out + hdr, *iv = mac + k->hmac_len, *ct = iv + OVPN_DATA_CBC_BLOCK;
+    uint8_t pid[OVPN_PACKET_ID_LEN];
+    int n1 = 0, n2 = 0, n3 = 0;
+
+    ovpn_data_put32(pid, k->send_id);
+    if (RAND_bytes(iv, OVPN_DATA_CBC_BLOCK) != 1 ||
+        EVP_EncryptInit_ex2(k->enc, NULL, NULL, iv, NULL) != 1 ||
+        EVP_EncryptUpdate(k->enc, ct, &n1, pid, sizeof(pid)) != 1 ||
+        EVP_EncryptUpdate(k->enc, ct + n1, &n2, payload, (int)len) != 1 ||
+        EVP_EncryptFinal_ex(k->enc, ct + n1 + n2, &n3) != 1)
+        return -EIO;
+    size_t ct_len = (size_t)n1 + (size_t)n2 + (size_t)n3;
+    if (ovpn_data_hmac(k->hmac_enc, iv, OVPN_DATA_CBC_BLOCK + ct_len, NULL, 0, mac, k->hmac_len) != 0)
+        return -EIO;
+    return (int)(hdr + k->hmac_len + OVPN_DATA_CBC_BLOCK + ct_len);
+}
+
+static int ovpn_data_encrypt_plain(struct ovpn_data_key *k, size_t hdr, const uint8_t *payload,
+                                   size_t len, uint8_t *out)
+{
+    uint8_t *mac = out + hdr, *pid = mac + k->hmac_len;
+
+    ovpn_data_put32(pid, k->send_id);
+    memcpy(pid + OVPN_PACKET_ID_LEN, payload, len);
+    if (k->hmac_enc != NULL &&
+        ovpn_data_hmac(k->hmac_enc, pid, OVPN_PACKET_ID_LEN + len, NULL, 0, mac, k->hmac_len) != 0)
+        return -EIO;
+    return (int)(hdr + k->hmac_len + OVPN_PACKET_ID_LEN + len);
+}
+
+int ovpn_data_encrypt(struct ovpn_data_key *k, const uint8_t *payload, size_t len, uint8_t *out,
+                      size_t cap)
+{
+    size_t hdr = ovpn_data_hdr_len(k);
+    size_t need = hdr + OVPN_PACKET_ID_LEN + len;
+    int rc;
+
+    /* OpenVPN never sends an empty data packet, and rejects an AEAD one. */
+    if (len == 0 || len > OVPN_MAX_PACKET)
+        return -EINVAL;
+    if (k->mode == OVPN_DATA_AEAD)
+        need += OVPN_AEAD_TAG_LEN;
+    else if (k->mode == OVPN_DATA_CBC)
+        need = hdr + k->hmac_len + OVPN_DATA_CBC_BLOCK +
+               (OVPN_PACKET_ID_LEN + len) / OVPN_DATA_CBC_BLOCK * OVPN_DATA_CBC_BLOCK +
+               OVPN_DATA_CBC_BLOCK;
+    else
+        need += k->hmac_len;
+    if (need > cap || need > INT32_MAX)
+        return -ENOSPC;
+    if (k->send_id >= OVPN_DATA_ID_LIMIT)
+        return -EOVERFLOW;
+
+    if (k->data_v2) {
+        out[0] = OVPN_OP_BYTE(OVPN_OP_DATA_V2, k->key_id);
+        out[1] = (uint8_t)(k->peer_id >> 16);
+        out[2] = (uint8_t)(k->peer_id >> 8);
+        out[3] = (uint8_t)k->peer_id;
+    } else {
+        out[0] = OVPN_OP_BYTE(OVPN_OP_DATA_V1, k->key_id);
+    }
+    k->send_id++;
+    switch (k->mode) {
+    case OVPN_DATA_AEAD:
+        ovpn_data_put32(out + hdr, k->send_id);
+        rc = ovpn_data_encrypt_aead(k, hdr, payload, len, out);
+        break;
+    case OVPN_DATA_CBC:
+        rc = ovpn_data_encrypt_cbc(k, hdr, payload, len, out);
+        break;
+    default:
+        rc = ovpn_data_encrypt_plain(k, hdr, payload, len, out);
+        break;
+    }
+    return rc;
+}
+
+static int ovpn_data_decrypt_aead(struct ovpn_data_key *k, const uint8_t *pkt, size_t len,
+                                  size_t hdr, uint8_t *out, size_t cap, uint32_t *id)
+{
+    const uint8_t *pid = pkt + hdr, *tag = pid + OVPN_PACKET_ID_LEN, *ct = tag + OVPN_AEAD_TAG_LEN;
+    const uint8_t *ad = OVPN_OP_OF(pkt[0]) == OVPN_OP_DATA_V2 ? pkt : pid;
+    uint8_t nonce[OVPN_DATA_NONCE_LEN];
+    int n1 = 0, n2 = 0;
+
+    /* OpenVPN drops a packet without at least one byte of ciphertext. */
+    if (len < hdr + OVPN_PACKET_ID_LEN + OVPN_AEAD_TAG_LEN + 1)
+        return -EBADMSG;
+    size_t ct_len = len - (size_t)(ct - pkt);
+    if (ct_len > cap)
+        return -ENOSPC;
+
+    memcpy(nonce, pid, OVPN_PACKET_ID_LEN);
+    memcpy(nonce + OVPN_PACKET_ID_LEN, k->iv_dec, OVPN_DATA_IMPLICIT_IV_LEN);
+    if (EVP_DecryptInit_ex2(k->dec, NULL, NULL, nonce, NULL) != 1 ||
+        EVP_DecryptUpdate(k->dec, NULL, &n1, ad, (int)(tag - ad)) != 1 ||
+        EVP_DecryptUpdate(k->dec, out, &n1, ct, (int)ct_len) != 1 ||
+        EVP_CIPHER_CTX_ctrl(k->dec, EVP_CTRL_AEAD_SET_TAG, OVPN_AEAD_TAG_LEN, (void *)tag) != 1 ||
+        EVP_DecryptFinal_ex(k->dec, out + n1, &n2) != 1 || (size_t)n1 + (size_t)n2 != ct_len) {
+        /* Nothing unauthenticated leaves this function. */
+        OPENSSL_cleanse(out, ct_len);
+        return -EBADMSG;
+    }
+    *id = ovpn_data_get32(pid);
+    return (int)ct_len;
+}
+
+static int ovpn_data_decrypt_cbc(struct ovpn_data_key *k, const uint8_t *pkt, size_t len,
+                                 size_t hdr, uint8_t *out, size_t cap, uint32_t *id)
+{
+    enum { B = OVPN_DATA_CBC_BLOCK, HEAD = OVPN_DATA_CBC_BLOCK - OVPN_PACKET_ID_LEN };
+    const uint8_t *mac = pkt + hdr, *iv = mac + k->hmac_len, *ct = iv + B;
+    uint8_t want[OVPN_DATA_MAX_HMAC], first[B], last[B];
+    size_t payload_len = 0, mid = 0;
+    int n = 0, rc = -EBADMSG;
+
+    if (len < (size_t)(ct - pkt) + B)
+        return -EBADMSG;
+    size_t ct_len = len - (size_t)(ct - pkt);
+    if (ovpn_data_hmac(k->hmac_dec, iv, len - (size_t)(iv - pkt), NULL, 0, want, k->hmac_len) != 0 ||
+        CRYPTO_memcmp(want, mac, k->hmac_len) != 0)
+        return -EBADMSG;
+    if (ct_len % B != 0)
+        return -EBADMSG;
+
+    /* The first block (packet id and 12 payload bytes) and the last (padding) go through local
+     * blocks; the ones between land in out directly, so the payload needs no moving and out
+     * needs room for the payload alone. */
+    size_t nblocks = ct_len / B;
+    if (nblocks > 2) {
+        mid = (nblocks - 2) * B;
+        if (HEAD + mid > cap)
+            return -ENOSPC;
+    }
+    if (EVP_DecryptInit_ex2(k->dec, NULL, NULL, iv, NULL) != 1 ||
+        EVP_DecryptUpdate(k->dec, first, &n, ct, B) != 1 || n != B ||
+        (mid > 0 && (EVP_DecryptUpdate(k->dec, out + HEAD, &n, ct + B, (int)mid) != 1 || (size_t)n != mid)) ||
+        (nblocks > 1 && (EVP_DecryptUpdate(k->dec, last, &n, ct + B + mid, B) != 1 || n != B)))
+        goto out;
+
+    /* PKCS#7 padding. The HMAC already passed, so only the key holder can get here with bad
+     * padding, and timing leaks nothing an attacker could use. */
+    const uint8_t *tail = nblocks > 1 ? last : first;
+    uint8_t pad = tail[B - 1];
+    if (pad == 0 || pad > B || ct_len - pad < OVPN_PACKET_ID_LEN)
+        goto out;
+    for (size_t i = B - pad; i < B; i++)
+        if (tail[i] != pad)
+            goto out;
+    payload_len = ct_len - OVPN_PACKET_ID_LEN - pad;
+    if (payload_len > cap) {
+        rc = -ENOSPC;
+        goto out;
+    }
+    if (nblocks == 1) {
+        memcpy(out, first + OVPN_PACKET_ID_LEN, payload_len);
+    } else {
+        memcpy(out, first + OVPN_PACKET_ID_LEN, HEAD); /* a payload of two blocks or more has 12 */
+        memcpy(out + HEAD + mid, last, B - pad);
+    }
+    *id = ovpn_data_get32(first);
+    rc = (int)payload_len;
+out:
+    OPENSSL_cleanse(first, sizeof(first));
+    OPENSSL_cleanse(last, sizeof(last));
+    if (rc < 0 && mid > 0)
+        OPENSSL_cleanse(out + HEAD, mid);
+    return rc;
+}
+
+static int ovpn_data_decrypt_plain(struct ovpn_data_key *k, const uint8_t *pkt, size_t len,
+                                   size_t hdr, uint8_t *out, size_t cap, uint32_t *id)
+{
+    const uint8_t *mac = pkt + hdr, *pid = mac + k->hmac_len, *payload = pid + OVPN_PACKET_ID_LEN;
+    uint8_t want[OVPN_DATA_MAX_HMAC];
+
+    if (len < (size_t)(payload - pkt))
+        return -EBADMSG;
+    if (k->hmac_dec != NULL &&
+        (ovpn_data_hmac(k->hmac_dec, pid, len - (size_t)(pid - pkt), NULL, 0, want, k->hmac_len) != 0 ||
+         CRYPTO_memcmp(want, mac, k->hmac_len) != 0))
+        return -EBADMSG;
+    size_t n = len - (size_t)(payload - pkt);
+    if (n > cap)
+        return -ENOSPC;
+    memcpy(out, payload, n);
+    *id = ovpn_data_get32(pid);
+    return (int)n;
+}
+
+int ovpn_data_decrypt(struct ovpn_data_key *k, const uint8_t *pkt, size_t len, uint8_t *out, size_t cap)
+{
+    uint32_t id = 0;
+    size_t hdr;
+    int rc;
+
+    if (len < 1 || len > OVPN_MAX_PACKET || OVPN_KEY_ID_OF(pkt[0]) != k->key_id)
+        return -EBADMSG;
+    /* Either header is accepted whatever we send; the peer id is the server's business. */
+    if (OVPN_OP_OF(pkt[0]) == OVPN_OP_DATA_V2)
+        hdr = OVPN_DATA_V2_HDR;
+    else if (OVPN_OP_OF(pkt[0]) == OVPN_OP_DATA_V1)
+        hdr = OVPN_DATA_V1_HDR;
+    else
+        return -EBADMSG;
+    if (len < hdr)
+        return -EBADMSG;
+
+    switch (k->mode) {
+    case OVPN_DATA_AEAD:
+        rc = ovpn_data_decrypt_aead(k, pkt, len, hdr, out, cap, &id);
+        break;
+    case OVPN_DATA_CBC:
+        rc = ovpn_data_decrypt_cbc(k, pkt, len, hdr, out, cap, &id);
+        break;
+    default:
+        rc = ovpn_data_decrypt_plain(k, pkt, len, hdr, out, cap, &id);
+        break;
+    }
+    if (rc < 0)
+        return rc;
+    /* Only an authenticated packet id may move the replay window (crypto.c checks after the tag
+     * or HMAC too). */
+    if (ovpn_replay_check(&k->replay, id) != 0) {
+        OPENSSL_cleanse(out, (size_t)rc);
+        return -EALREADY;
+    }
+    return rc;
+}
+
+void ovpn_replay_init(struct ovpn_replay *r)
+{
+    r->highest = 0;
+    r->bitmap = 0;
+}
+
+int ovpn_replay_check(struct ovpn_replay *r, uint32_t id)
+{
+    if (id == 0)
+        return -EALREADY;
+    if (r->highest == 0 || id > r->highest) {
+        uint32_t shift = r->highest == 0 ? 64 : id - r->highest;
+        r->bitmap = shift >= 64 ? 0 : r->bitmap << shift;
+        r->bitmap |= 1;
+        r->highest = id;
+        return 0;
+    }
+    uint32_t diff = r->highest - id;
+    if (diff >= 64)
+        return -EALREADY;
+    uint64_t bit = (uint64_t)1 << diff;
+    if (r->bitmap & bit)
+        return -EALREADY;
+    r->bitmap |= bit;
+    return 0;
+}

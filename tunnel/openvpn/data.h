@@ -1,0 +1,67 @@
+/* The OpenVPN data channel for one key: encrypting IP packets (already compression-framed) into
+ * DATA_V1 / DATA_V2 packets and back, with packet ids and a replay window. Pure code over OpenSSL
+ * EVP; no I/O. */
+#ifndef VPN2SOCKS_OPENVPN_DATA_H
+#define VPN2SOCKS_OPENVPN_DATA_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct ovpn_data_key;
+
+struct ovpn_data_params {
+    const char *cipher;      /* "AES-256-GCM", "AES-128-GCM", "AES-192-GCM", "CHACHA20-POLY1305",
+                              * "AES-128-CBC", "AES-192-CBC", "AES-256-CBC", "none" (any case) */
+    const char *auth;        /* HMAC digest for CBC and none: "SHA1", "SHA256", "SHA512", "none" */
+    uint8_t key_id;          /* 0..7 */
+    int data_v2;             /* send DATA_V2 with peer_id (the server pushed peer-id) */
+    uint32_t peer_id;        /* 24 bits; 0xFFFFFF is valid and echoed as is */
+    /* Key material as the client sees it: [0,64) cipher client->server, [64,128) hmac c->s,
+     * [128,192) cipher s->c, [192,256) hmac s->c; the first keylen bytes of a slot are used. */
+    const uint8_t *key_block; /* OVPN_KEY_BLOCK_LEN bytes */
+};
+
+/* Creates the key. 0, -EINVAL (unknown cipher/auth name, or a CBC cipher without auth) or
+ * -ENOMEM; an AEAD cipher ignores auth, as OpenVPN does. The key block is not referenced
+ * afterwards: the keys live in OpenSSL contexts, wiped by ovpn_data_key_free(). */
+int ovpn_data_key_new(struct ovpn_data_key **out, const struct ovpn_data_params *p);
+void ovpn_data_key_free(struct ovpn_data_key *k);
+
+/* The most bytes encryption adds to a payload (header, packet id, tag or HMAC+IV+padding). */
+size_t ovpn_data_overhead(const struct ovpn_data_key *k);
+
+/* Packet ids: a key renegotiates once its sent ids pass OVPN_DATA_ID_RENEGOTIATE (OpenVPN's wrap
+ * trigger); past OVPN_DATA_ID_LIMIT it refuses to send at all. */
+#define OVPN_DATA_ID_RENEGOTIATE ((uint32_t)0xFF000000u)
+#define OVPN_DATA_ID_LIMIT ((uint32_t)0xFFFFFF00u)
+
+/* Encrypts payload into out (whole packet: opcode byte onwards). Returns the length, -ENOSPC when
+ * cap is short, -EINVAL for an empty payload (OpenVPN never sends one), -EOVERFLOW when the
+ * packet id space is used up (renegotiate), or -EIO if OpenSSL fails. */
+int ovpn_data_encrypt(struct ovpn_data_key *k, const uint8_t *payload, size_t len, uint8_t *out, size_t cap);
+
+/* The last packet id sent (0 before the first packet). */
+uint32_t ovpn_data_send_id(const struct ovpn_data_key *k);
+/* For tests only: pretend last_sent ids went out already. */
+void ovpn_data_test_set_send_id(struct ovpn_data_key *k, uint32_t last_sent);
+
+/* Decrypts a whole DATA_V1/V2 packet of this key. Returns the payload length, or -EBADMSG
+ * (authentication failed, malformed, another key id), -EALREADY (replayed or too old packet id),
+ * -ENOSPC (cap below the payload length). A failure records no packet id. */
+int ovpn_data_decrypt(struct ovpn_data_key *k, const uint8_t *pkt, size_t len, uint8_t *out, size_t cap);
+
+/* Whether a cipher name is one we implement (for IV_CIPHERS and NCP). */
+int ovpn_data_cipher_supported(const char *cipher);
+/* Whether the cipher is an AEAD one (no separate HMAC). */
+int ovpn_data_cipher_is_aead(const char *cipher);
+
+/* The replay window (64 packets, as OpenVPN's default), exposed for table-driven tests. */
+struct ovpn_replay {
+    uint32_t highest; /* 0 = nothing seen yet */
+    uint64_t bitmap;  /* bit i set = highest - i seen */
+};
+void ovpn_replay_init(struct ovpn_replay *r);
+/* 0 and records id if new and inside the window; -EALREADY for id 0, a repeat or one too old. */
+int ovpn_replay_check(struct ovpn_replay *r, uint32_t id);
+
+#endif

@@ -1,0 +1,57 @@
+/* PUSH_REPLY: the options the server pushes, parsed into what the client acts on. Pure code;
+ * a reply may arrive in several messages (push-continuation). */
+#ifndef VPN2SOCKS_OPENVPN_PUSH_H
+#define VPN2SOCKS_OPENVPN_PUSH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "tunnel/openvpn/comp.h"
+#include "tunnel/settings.h"
+
+enum ovpn_topology {
+    OVPN_TOPOLOGY_NET30,  /* OpenVPN's default */
+    OVPN_TOPOLOGY_P2P,
+    OVPN_TOPOLOGY_SUBNET,
+};
+
+struct ovpn_push {
+    struct tunnel_settings settings; /* ifconfig, ifconfig-ipv6, route, route-ipv6, dhcp-option
+                                      * DNS/DNS6/DOMAIN/DOMAIN-SEARCH, tun-mtu; redirect-gateway adds
+                                      * 0.0.0.0/0 (and ::/0 with its ipv6 flag) to the routes */
+    enum ovpn_topology topology;
+    struct v2s_addr ifconfig_remote; /* ifconfig's second argument: the peer (net30, p2p) or the
+                                      * netmask (subnet); kept so a later topology can re-read it */
+    int redirect_gateway;            /* redirect-gateway or redirect-gateway def1 pushed */
+    char cipher[64];                 /* "" when not pushed */
+    char auth[32];
+    int peer_id_set;
+    uint32_t peer_id;
+    int key_derivation_ekm;          /* key-derivation tls-ekm, or protocol-flags ... tls-ekm */
+    int cc_exit;                     /* protocol-flags cc-exit */
+    int comp_set;                    /* compress / comp-lzo pushed */
+    enum ovpn_comp_framing comp;
+    unsigned ping;                   /* 0 = not pushed */
+    unsigned ping_restart;
+    char *auth_token;                /* NULL when not pushed */
+    char *auth_token_user;           /* auth-token-user, base64-decoded; NULL when not pushed */
+    int continuation;                /* push-continuation: 2 = more follows, 1 = last, 0 = absent */
+};
+
+void ovpn_push_init(struct ovpn_push *p);
+void ovpn_push_free(struct ovpn_push *p);
+/* Parses one PUSH_REPLY message ("PUSH_REPLY,opt,opt,..." without the trailing NUL) into p,
+ * adding to what earlier parts gave. Unknown options are ignored (servers push many we need
+ * not act on); malformed ones known to us give -EINVAL with a reason in err. */
+int ovpn_push_parse(struct ovpn_push *p, const char *msg, char *err, size_t errcap);
+
+/* The options a config file and a push share: route, route-ipv6, dhcp-option, dns,
+ * redirect-gateway and redirect-private, already split into words (words[0] is the name). Routes
+ * via net_gateway go to the excludes; redirect-gateway adds 0.0.0.0/0 (::/0 with its ipv6 flag,
+ * none for IPv4 with !ipv4) and sets *redirect_gateway when that is not NULL. Returns 1 when
+ * applied, 0 when words[0] is none of these, -EINVAL with a reason (no file or line) in err,
+ * or -ENOMEM. */
+int ovpn_push_settings_option(struct tunnel_settings *s, int *redirect_gateway, char **words, int n,
+                              char *err, size_t errcap);
+
+#endif

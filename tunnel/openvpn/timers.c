@@ -1,0 +1,63 @@
+/* Every timer of the OpenVPN client, run from one 100 ms tick (client.c):
+ *   retransmit      control messages not acked: 2 s, doubling (reliable.c keeps the schedule)
+ *   hand-window     a key negotiation not finished in hand-window seconds (60) fails: the first
+ *                   key restarts the connection, a renegotiation is dropped and retried later
+ *   push-request    PUSH_REQUEST again every 5 s until PUSH_REPLY
+ *   ping            a ping when nothing was sent for `ping` seconds
+ *   ping-restart    reconnect when nothing arrived for `ping-restart` seconds
+ *   reneg-sec       a new key after reneg-sec seconds on the current one
+ *   transition      an old key still decrypts for 60 s after a new one took over, then goes
+ *   reconnect wait  handled by the tick itself (client.c) */
+#include <stdio.h>
+
+#include "app/log.h"
+#include "tunnel/openvpn/internal.h"
+
+enum { OVPN_PUSH_RETRY_MS = 5000 };
+
+void ovpn_timers_tick(struct ovpn_client *c, uint64_t now)
+{
+    const struct ovpn_config *cfg = c->cfg;
+    if (c->state < OVPN_CLIENT_HANDSHAKE || c->state > OVPN_CLIENT_UP)
+        return;
+    uint64_t hand = (uint64_t)(cfg->hand_window ? cfg->hand_window : 60) * 1000;
+    for (int i = 0; i < OVPN_CLIENT_KEYS; i++) {
+        struct ovpn_ks *ks = &c->keys[i];
+        if (!ks->used)
+            continue;
+        if (ks->retire_at && now >= ks->retire_at && i != c->primary) {
+            ovpn_ks_free(ks);
+            continue;
+        }
+        int negotiating = ks->state != OVPN_KS_KEYED || (i == c->primary && c->state == OVPN_CLIENT_PUSH);
+        if (negotiating && now - ks->started > hand) {
+            if (i == c->primary || c->state != OVPN_CLIENT_UP) {
+                char why[128];
+                snprintf(why, sizeof(why), "no %s within hand-window (%u s)",
+                         c->state == OVPN_CLIENT_PUSH ? "PUSH_REPLY" : "TLS handshake", (unsigned)(hand / 1000));
+                ovpn_client_restart(c, why);
+                return;
+            }
+            v2s_warn("openvpn: renegotiation of key %u did not finish in time; keeping the current key", ks->key_id);
+            ovpn_ks_free(ks);
+            continue;
+        }
+        ovpn_client_flush(c, ks);
+        if (c->state < OVPN_CLIENT_HANDSHAKE)
+            return; /* the flush failed the link */
+    }
+    if (c->state == OVPN_CLIENT_PUSH && now - c->push_sent >= OVPN_PUSH_RETRY_MS)
+        ovpn_client_send_push_request(c);
+    if (c->state != OVPN_CLIENT_UP)
+        return;
+    if (c->ping_restart_ms && now - c->last_rx >= c->ping_restart_ms) {
+        char why[96];
+        snprintf(why, sizeof(why), "nothing from the server for %u s (ping-restart)", c->ping_restart_ms / 1000);
+        ovpn_client_restart(c, why);
+        return;
+    }
+    if (c->ping_ms && now - c->last_tx >= c->ping_ms)
+        ovpn_client_send_ping(c);
+    if (cfg->reneg_sec && now - c->keyed_at >= (uint64_t)cfg->reneg_sec * 1000)
+        ovpn_client_renegotiate(c);
+}
