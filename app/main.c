@@ -99,7 +99,10 @@ static void app_tunnel_down(void *arg, enum tunnel_down_reason reason, const cha
     struct app *a = arg;
     if (a->stopping || uv_is_active((uv_handle_t *)&a->stop_timer))
         return;
-    v2s_error("tunnel lost: %s", why);
+    if (reason == TUNNEL_DOWN_AUTH)
+        v2s_error("%s", why);
+    else
+        v2s_error("tunnel lost: %s", why);
     /* We may be inside tunnel_send(), inside lwIP: stop from the loop instead. */
     a->stop_code = reason == TUNNEL_DOWN_AUTH ? EXIT_AUTH : EXIT_TUNNEL_LOST;
     uv_timer_start(&a->stop_timer, app_deferred_stop, 0, 0);
@@ -287,10 +290,11 @@ static int app_open_openvpn(struct app *a, const struct tunnel_events *ev)
         return EXIT_USAGE;
     }
     /* The client owns cfg from here, whatever happens. */
-    if (ovpn_client_new(&a->tunnel, a->loop, cfg, ev, err, sizeof(err)) < 0) {
+    int rc = ovpn_client_new(&a->tunnel, a->loop, cfg, ev, err, sizeof(err));
+    if (rc < 0) {
         v2s_error("%s: %s", a->opt.config, err);
         a->tunnel = NULL;
-        return EXIT_USAGE;
+        return rc == -EKEYEXPIRED ? EXIT_AUTH : EXIT_USAGE;
     }
     return 0;
 }

@@ -84,7 +84,8 @@ static void fuzz_split(const uint8_t *data, size_t size)
     if (count < -EINVAL || (count < 0 && count != -EINVAL) || count > 16)
         abort();
     for (int i = 0; i < count; i++)
-        if (words[i] < buf || words[i] >= buf + sizeof(buf) || memchr(words[i], '\0', (size_t)(buf + sizeof(buf) - words[i])) == NULL)
+        if (words[i] < buf || words[i] >= buf + sizeof(buf) ||
+            memchr(words[i], '\0', (size_t)(buf + sizeof(buf) - words[i])) == NULL)
             abort();
 }
 

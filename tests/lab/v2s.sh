@@ -104,3 +104,42 @@ v2s_wait_exit() {
 
 # sc CASE ARGS...: socks_client.py against the proxy, from the client namespace
 sc() { lab_in_client timeout 60 "$LAB_PY" "$SC" "$SOCKS_ADDR" "$SOCKS_PORT" "$@"; }
+
+# v2s_start_ovpn NAME CONFIGDIR [vpn2socks args]: vpn2socks --config CONFIGDIR/config.ovpn (with
+# --auth-user-pass CONFIGDIR/auth.txt when there is one) as nobody in the client namespace, with a
+# SOCKS5 listener on $SOCKS_ADDR:$SOCKS_PORT; out dir in $S (v2s.log, pid, exit), pid in $V2S_PID.
+# Returns once the tunnel is up, 1 if it is not within 30 s.
+v2s_start_ovpn() {
+    local name=$1 dir=$2 extra=()
+    shift 2
+    S=$LAB_RUN_DIR/out/$name
+    mkdir -m 1777 "$S"
+    [ -f "$dir/auth.txt" ] && extra=(--auth-user-pass "$dir/auth.txt")
+    lab_bg "v2s-$name" ip netns exec "$LAB_CLIENT_NS" setpriv --reuid=nobody --regid=nogroup --clear-groups \
+        "$WRAP" "$S" --config "$dir/config.ovpn" "${extra[@]}" -D "$SOCKS_ADDR:$SOCKS_PORT" -vv "$@"
+    lab_wait_file_match "$S/pid" '^[0-9]+$' 5 || return 1
+    V2S_PID=$(cat "$S/pid")
+    if ! lab_wait_file_match "$S/v2s.log" 'tunnel up: address' 30 "$V2S_PID"; then
+        echo "vpn2socks log:" >&2
+        tail -n 20 "$S/v2s.log" >&2
+        return 1
+    fi
+}
+
+# v2s_stop: SIGTERM to vpn2socks; waits for its exit status (printed).
+v2s_stop() {
+    kill -TERM "$V2S_PID" 2>/dev/null
+    v2s_wait_exit "$S" 10
+}
+
+# v2s_run_ovpn_fail NAME CONFIGDIR [vpn2socks args]: runs vpn2socks --config as nobody expecting it
+# to give up by itself within 30 s; sets FAIL_STATUS and FAIL_LOG (its stderr).
+v2s_run_ovpn_fail() {
+    local name=$1 dir=$2 extra=()
+    shift 2
+    FAIL_LOG=$LAB_RUN_DIR/out/$name.log
+    [ -f "$dir/auth.txt" ] && extra=(--auth-user-pass "$dir/auth.txt")
+    ip netns exec "$LAB_CLIENT_NS" setpriv --reuid=nobody --regid=nogroup --clear-groups \
+        timeout 30 "$BIN" --config "$dir/config.ovpn" "${extra[@]}" -D "$SOCKS_ADDR:$SOCKS_PORT" "$@" \
+        >"$FAIL_LOG" 2>&1 && FAIL_STATUS=0 || FAIL_STATUS=$?
+}

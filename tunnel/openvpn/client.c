@@ -246,6 +246,7 @@ static int ovpn_client_send_data(struct ovpn_client *c, const uint8_t *payload, 
     }
     if (n < 0)
         return n;
+    c->tx_packets++;
     ovpn_client_link_send(c, c->buf, (size_t)n);
     return 0;
 }
@@ -266,6 +267,11 @@ static void ovpn_client_on_data(struct ovpn_client *c, const uint8_t *pkt, size_
         return;
     }
     c->last_rx = now_ms(c);
+    c->rx_packets++;
+    /* The framing byte says whether the server compressed it: LZO, LZ4, or v2's algorithm byte. */
+    if (c->comp != OVPN_COMP_FRAMING_NONE && n >= 2 &&
+        (c->buf2[0] == 0x66 || c->buf2[0] == 0x69 || (c->buf2[0] == 0x50 && c->buf2[1] != 0)))
+        c->rx_compressed++;
     int ipl = ovpn_comp_unframe(c->comp, c->buf2, (size_t)n, c->buf3, OVPN_BUF);
     if (ipl < 0) {
         v2s_debug("openvpn: data packet dropped: bad compression framing");
@@ -317,6 +323,40 @@ static void ovpn_client_promote(struct ovpn_client *c, struct ovpn_ks *ks)
     c->keyed_at = now_ms(c);
 }
 
+/* Adds the config file's own routes and DNS to what the server pushed (route-nopull: instead). */
+static int ovpn_client_merge_settings(struct ovpn_client *c, struct tunnel_settings *s)
+{
+    const struct tunnel_settings *own = &c->cfg->settings;
+    if (c->cfg->route_nopull) {
+        free(s->routes);
+        free(s->excludes);
+        s->routes = s->excludes = NULL;
+        s->n_routes = s->n_excludes = 0;
+    }
+    for (size_t i = 0; i < own->n_routes; i++)
+        if (tunnel_settings_add_route(s, &own->routes[i], 0) < 0)
+            return -ENOMEM;
+    for (size_t i = 0; i < own->n_excludes; i++)
+        if (tunnel_settings_add_route(s, &own->excludes[i], 1) < 0)
+            return -ENOMEM;
+    for (size_t i = 0; i < own->n_dns && s->n_dns < TUNNEL_MAX_DNS; i++)
+        s->dns[s->n_dns++] = own->dns[i];
+    if (own->domains && !s->domains && !(s->domains = strdup(own->domains)))
+        return -ENOMEM;
+    /* OpenVPN without routes or redirect-gateway reaches only the tunnel's own subnet; the stack
+     * would take "no routes" as a full tunnel, so say it explicitly. */
+    if (s->n_routes == 0) {
+        struct v2s_cidr net;
+        if (s->addr4.family && v2s_cidr_make(&net, &s->addr4, s->prefix4) == 0 &&
+            tunnel_settings_add_route(s, &net, 0) < 0)
+            return -ENOMEM;
+        if (s->addr6.family && v2s_cidr_make(&net, &s->addr6, s->prefix6) == 0 &&
+            tunnel_settings_add_route(s, &net, 0) < 0)
+            return -ENOMEM;
+    }
+    return 0;
+}
+
 /* The tunnel settings once the push is complete: address, routes, DNS, MTU. */
 static void ovpn_client_announce(struct ovpn_client *c)
 {
@@ -328,6 +368,14 @@ static void ovpn_client_announce(struct ovpn_client *c)
         size_t over = ovpn_data_overhead(c->keys[c->primary].data) + OVPN_COMP_MAX_OVERHEAD + 28;
         if (s->mtu > 1500 - over)
             s->mtu = (unsigned)(1500 - over);
+    }
+    if (!s->addr4.family && !s->addr6.family) {
+        ovpn_client_fail(c, TUNNEL_DOWN_ERROR, "the server pushed no address (ifconfig)");
+        return;
+    }
+    if (ovpn_client_merge_settings(c, s) < 0) {
+        ovpn_client_fail(c, TUNNEL_DOWN_ERROR, "out of memory");
+        return;
     }
     c->t.ev.up(c->t.ev.arg, s);
     c->up_announced = 1;
@@ -868,6 +916,9 @@ static void ovpn_client_close(struct tunnel *t, void (*cb)(struct tunnel *t))
         for (unsigned i = 0; i < c->cfg->explicit_exit_notify && i < 5; i++)
             ovpn_client_send_data(c, occ, sizeof(occ));
     }
+    v2s_info("openvpn: %llu data packets in (%llu compressed by the server), %llu out, %llu not sent while down",
+             (unsigned long long)c->rx_packets, (unsigned long long)c->rx_compressed,
+             (unsigned long long)c->tx_packets, (unsigned long long)c->tx_dropped);
     c->closing = 1;
     c->close_cb = cb;
     c->state = OVPN_CLIENT_DONE;
@@ -904,8 +955,11 @@ int ovpn_client_new(struct tunnel **out, uv_loop_t *loop, struct ovpn_config *cf
                               "--auth-user-pass FILE (username on line 1, password on line 2)");
         goto fail;
     }
-    if (ovpn_tls_ctx_new(&c->tls_ctx, cfg, err, errcap) < 0)
-        goto fail;
+    int rc = ovpn_tls_ctx_new(&c->tls_ctx, cfg, err, errcap);
+    if (rc < 0) {
+        ovpn_client_free(c);
+        return rc;
+    }
     c->buf = malloc(OVPN_BUF);
     c->buf2 = malloc(OVPN_BUF);
     c->buf3 = malloc(OVPN_BUF);

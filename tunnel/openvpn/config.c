@@ -1312,7 +1312,8 @@ static const struct config_option config_options[] = {
     REFUSE("tls-crypt-v2", CONFIG_CONN | CONFIG_BLOCK,
            "tls-crypt-v2 is not supported: ask the server's admin for a tls-crypt or tls-auth key"),
     REFUSE("askpass", 0,
-           "askpass (an encrypted private key) is not supported: decrypt the key (openssl pkey -in KEY -out KEY2)"),
+           "askpass (an encrypted private key) is not supported: decrypt the key "
+           "(openssl pkey -in KEY -out KEY2)"),
     REFUSE("static-challenge", 0,
            "static-challenge (an interactive one-time password prompt) is not supported"),
     REFUSE("crl-verify", CONFIG_BLOCK, "crl-verify is not supported"),
@@ -1414,7 +1415,8 @@ static int config_option(struct ovpn_config_parser *p, char **w, int n)
         if (o->min_args == o->max_args)
             return config_fail(p, "%s takes %d argument%s, not %d", o->name, o->min_args,
                                o->min_args == 1 ? "" : "s", n - 1);
-        return config_fail(p, "%s takes %d to %d arguments, not %d", o->name, o->min_args, o->max_args, n - 1);
+        return config_fail(p, "%s takes %d to %d arguments, not %d", o->name, o->min_args, o->max_args,
+                           n - 1);
     }
     return o->apply(p, w, n, NULL);
 }
@@ -1703,8 +1705,9 @@ static int config_finish(struct ovpn_config_parser *p, struct ovpn_config *cfg)
         return config_fail_at(p, p->conn_line, "<connection> is not closed: no </connection> before the end "
                                                "of the file");
     if (p->keepalive_line != 0 && p->ping_line != 0)
-        return config_fail_at(p, p->keepalive_line, "keepalive conflicts with ping and ping-restart (line %u); "
-                                                    "keep one of them", p->ping_line);
+        return config_fail_at(p, p->keepalive_line,
+                              "keepalive conflicts with ping and ping-restart (line %u); keep one of them",
+                              p->ping_line);
     if (p->keepalive_line != 0) {
         p->cfg.ping = p->keepalive_ping;
         p->cfg.ping_restart = p->keepalive_restart;
@@ -1867,7 +1870,11 @@ static char *config_join(const char *dir, const char *rel)
 static char *config_base_dir(const char *config_path, const char *cd)
 {
     const char *slash = strrchr(config_path, '/');
-    char *dir = slash == NULL ? strdup(".") : strndup(config_path, slash == config_path ? 1 : (size_t)(slash - config_path));
+    char *dir;
+    if (slash == NULL)
+        dir = strdup(".");
+    else /* "/x.ovpn" lives in "/" */
+        dir = strndup(config_path, slash == config_path ? 1 : (size_t)(slash - config_path));
     if (dir == NULL || cd == NULL)
         return dir;
     char *joined = config_join(dir, cd);

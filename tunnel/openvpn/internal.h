@@ -97,6 +97,9 @@ struct ovpn_client {
     char *auth_token;
     int congested;
     uint64_t tx_dropped;        /* packets from the stack while no data key was live */
+    uint64_t rx_packets;        /* data packets decrypted */
+    uint64_t rx_compressed;     /* of those, compressed by the server */
+    uint64_t tx_packets;
     uint8_t *buf;               /* scratch: framing and encryption */
     uint8_t *buf2;
     uint8_t *buf3;

@@ -312,7 +312,8 @@ int ovpn_push_settings_option(struct tunnel_settings *s, int *redirect_gateway, 
     else if (strcmp(name, "route-ipv6") == 0)
         r = push_route6(s, words, n, err, errcap);
     else if (strcmp(name, "dhcp-option") == 0)
-        r = n < 2 ? push_fail(err, errcap, "dhcp-option needs a type") : push_dhcp_option(s, words, n, err, errcap);
+        r = n < 2 ? push_fail(err, errcap, "dhcp-option needs a type")
+                  : push_dhcp_option(s, words, n, err, errcap);
     else if (strcmp(name, "dns") == 0)
         r = push_dns(s, words, n, err, errcap);
     else if (strcmp(name, "redirect-gateway") == 0 || strcmp(name, "redirect-private") == 0)

@@ -59,11 +59,27 @@ static int ovpn_tls_load_cas(X509_STORE *store, const char *pem)
     return n;
 }
 
-static int ovpn_tls_load_cert_chain(SSL_CTX *c, const char *pem, const char *extra)
+/* 0, -1 for no certificate, or -EKEYEXPIRED when ours is outside its validity period (the server
+ * would refuse it, and under TLS 1.3 we would only learn that from a silent timeout). */
+static int ovpn_tls_load_cert_chain(SSL_CTX *c, const char *pem, const char *extra, char *err, size_t errcap)
 {
     BIO *b = BIO_new_mem_buf(pem, -1);
     X509 *x = b ? PEM_read_bio_X509(b, NULL, NULL, NULL) : NULL;
     int ok = x && SSL_CTX_use_certificate(c, x) == 1;
+    if (ok && (X509_cmp_current_time(X509_get0_notAfter(x)) < 0 || X509_cmp_current_time(X509_get0_notBefore(x)) > 0)) {
+        BIO *m = BIO_new(BIO_s_mem());
+        char when[64] = "?";
+        int expired = X509_cmp_current_time(X509_get0_notAfter(x)) < 0;
+        if (m && ASN1_TIME_print(m, expired ? X509_get0_notAfter(x) : X509_get0_notBefore(x)) == 1) {
+            int n = BIO_read(m, when, sizeof(when) - 1);
+            when[n > 0 ? n : 0] = '\0';
+        }
+        BIO_free(m);
+        snprintf(err, errcap, "cert: the client certificate %s %s", expired ? "expired on" : "is not valid before", when);
+        X509_free(x);
+        BIO_free(b);
+        return -EKEYEXPIRED;
+    }
     X509_free(x);
     /* Any further certificates in the file, then extra-certs, complete the chain. */
     while (ok && (x = PEM_read_bio_X509(b, NULL, NULL, NULL)))
@@ -121,7 +137,12 @@ int ovpn_tls_ctx_new(struct ovpn_tls_ctx **out, const struct ovpn_config *cfg, c
             snprintf(err, errcap, "cert and key go together; only %s given", cfg->cert ? "cert" : "key");
             goto fail;
         }
-        if (ovpn_tls_load_cert_chain(c, cfg->cert, cfg->extra_certs) < 0) {
+        int rc = ovpn_tls_load_cert_chain(c, cfg->cert, cfg->extra_certs, err, errcap);
+        if (rc == -EKEYEXPIRED) {
+            ovpn_tls_ctx_free(ctx);
+            return rc;
+        }
+        if (rc < 0) {
             snprintf(err, errcap, "cert: not a PEM certificate");
             goto fail;
         }

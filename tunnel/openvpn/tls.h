@@ -12,8 +12,8 @@ struct ovpn_tls_ctx;
 struct ovpn_tls;
 
 /* The per-config part (certificates, keys, settings), shared by every session and key.
- * 0, or -EINVAL with a one-line reason in err (unreadable certificate, key that does not match,
- * unknown tls-cipher...). */
+ * 0, -EKEYEXPIRED (our certificate is outside its validity period) or -EINVAL with a one-line
+ * reason in err (unreadable certificate, key that does not match, unknown tls-cipher...). */
 int ovpn_tls_ctx_new(struct ovpn_tls_ctx **out, const struct ovpn_config *cfg, char *err, size_t errcap);
 void ovpn_tls_ctx_free(struct ovpn_tls_ctx *ctx);
 

@@ -1,0 +1,185 @@
+#!/bin/bash
+# shellcheck disable=SC2317,SC2119  # helpers are called through lab_check
+# The native OpenVPN client against Debian's openvpn 2.6 server, vpn2socks always as nobody:
+#   UDP and TCP x {default (AES-256-GCM, EKM), the Alibaba Cloud SSL-VPN profile (AES-128-CBC,
+#   SHA1, net30, comp-lzo yes: the server really compresses), CHACHA20-POLY1305, tls-auth,
+#   tls-crypt, username+password checked by a server script}: a 100 MiB file byte-exact and
+#   names through the tunnel DNS via SOCKS5, then a clean stop;
+#   renegotiation every 20 s (server-started over UDP, client-started over TCP) under a transfer;
+#   the server restarted mid-session (UDP with exit notification, TCP): reconnect, same process;
+#   failures: wrong CA, expired server and client certificates, wrong password, an unknown option,
+#   dev tap: one clear error line and exit status 2 or 1.
+# Needs root (skips with exit 77 otherwise). The binary: $VPN2SOCKS_BIN, else build/vpn2socks.
+set -u
+here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source-path=SCRIPTDIR
+source "$here/lib.sh"
+# shellcheck source-path=SCRIPTDIR
+source "$here/openvpn.sh"
+# shellcheck source-path=SCRIPTDIR
+source "$here/v2s.sh"
+
+lab_require_root
+LAB_BIG_MB=${LAB_BIG_MB:-100} lab_setup --no-ocserv
+v2s_prepare
+
+# Text compresses: with comp-lzo yes the server sends these packets LZO-compressed.
+TEXT_FILE=text.txt
+yes "vpn2socks lab: compressible line of text for the LZO test" | head -c $((8 * 1048576)) \
+    >"$LAB_WEB_ROOT/$TEXT_FILE"
+chmod 644 "$LAB_WEB_ROOT/$TEXT_FILE"
+TEXT_SHA256=$(sha256sum <"$LAB_WEB_ROOT/$TEXT_FILE" | cut -d' ' -f1)
+
+# names_check: a name and a single label (search domain) resolved through the tunnel's DNS
+names_check() {
+    v2s_fetch_check "$PROXY_H" "http://$LAB_WEB_NAME:$LAB_WEB_PORT/$LAB_SMALL_FILE" "$S/n1" 20 "$LAB_SMALL_SHA256" &&
+        v2s_fetch_check "$PROXY_H" "http://web:$LAB_WEB_PORT/$LAB_SMALL_FILE" "$S/n2" 20 "$LAB_SMALL_SHA256"
+}
+
+logged() { grep -qE -- "$1" "$S/v2s.log" || { echo "not in the log: $1"; tail -n 5 "$S/v2s.log"; return 1; }; }
+
+# ================================================================ the matrix
+# case NAME EXPECTED_CIPHER SERVER_OPTIONS...
+run_case() {
+    local name=$1 cipher=$2
+    shift 2
+    lab_start_openvpn_server "$name" "$@"
+    lab_openvpn_client_config "$name"
+    if ! v2s_start_ovpn "$name" "$LAB_OVPN_CLIENT_DIR"; then
+        lab_fail "$name: vpn2socks --config brings the tunnel up"
+        lab_stop_openvpn_server "$name"
+        return
+    fi
+    lab_check "$name: data channel $cipher negotiated" logged "data channel $cipher"
+    lab_check "$name: 100 MiB file, sha256 and size match" \
+        v2s_fetch_check "$PROXY" "$LAB_WEB_URL/$LAB_BIG_FILE" "$S/big" 120 "$LAB_BIG_SHA256" "$LAB_BIG_SIZE"
+    lab_check "$name: names through the tunnel DNS (web.lab.test, web)" names_check
+    if [ "$name" != "${name%alibaba}" ]; then
+        lab_check "$name: compressible text file, sha256 matches" \
+            v2s_fetch_check "$PROXY" "$LAB_WEB_URL/$TEXT_FILE" "$S/text" 60 "$TEXT_SHA256"
+    fi
+    lab_check_eq "$name: SIGTERM stops vpn2socks with status 0" 0 "$(v2s_stop)"
+    if [ "$name" != "${name%alibaba}" ]; then
+        lab_check "$name: the server sent LZO-compressed packets and we decompressed them" \
+            logged "data packets in \\([1-9][0-9]* compressed"
+    fi
+    lab_stop_openvpn_server "$name"
+}
+
+for proto in udp tcp; do
+    run_case "$proto-default" AES-256-GCM --proto "$proto"
+    run_case "$proto-alibaba" AES-128-CBC --proto "$proto" --profile alibaba
+    run_case "$proto-chacha" CHACHA20-POLY1305 --proto "$proto" --ciphers CHACHA20-POLY1305
+    run_case "$proto-tlsauth" AES-256-GCM --proto "$proto" --tls-auth
+    run_case "$proto-tlscrypt" AES-256-GCM --proto "$proto" --tls-crypt
+    run_case "$proto-password" AES-256-GCM --proto "$proto" --password
+done
+
+# ================================================================ renegotiation under load
+# Both at once, each with its own SOCKS port: UDP renegotiated by the server every 20 s, TCP by
+# the client (reneg-sec 20 in its config). A rate-limited 100 MiB transfer outlasts two of each.
+lab_start_openvpn_server reneg-udp --proto udp --reneg-sec 20
+lab_openvpn_client_config reneg-udp
+SOCKS_PORT=1081 v2s_start_ovpn reneg-udp "$LAB_OVPN_CLIENT_DIR" || lab_fail "reneg-udp: tunnel up"
+S_UDP=$S PID_UDP=$V2S_PID
+lab_start_openvpn_server reneg-tcp --proto tcp
+lab_openvpn_client_config reneg-tcp -- "reneg-sec 20"
+SOCKS_PORT=1082 v2s_start_ovpn reneg-tcp "$LAB_OVPN_CLIENT_DIR" || lab_fail "reneg-tcp: tunnel up"
+S_TCP=$S PID_TCP=$V2S_PID
+reneg_fetch() { # PORT OUT
+    lab_in_client curl -sS -f --limit-rate 2M -m 120 -x "socks5://$SOCKS_ADDR:$1" -o "$2" \
+        "$LAB_WEB_URL/$LAB_BIG_FILE"
+}
+reneg_fetch 1081 "$S_UDP/big" & f1=$!
+reneg_fetch 1082 "$S_TCP/big" & f2=$!
+wait $f1; r1=$?
+wait $f2; r2=$?
+lab_check_eq "reneg-udp: transfer across renegotiations, curl status" 0 "$r1"
+lab_check "reneg-udp: sha256 and size match" v2s_check_file "$S_UDP/big" "$LAB_BIG_SHA256" "$LAB_BIG_SIZE"
+lab_check "reneg-udp: at least two renegotiations during it" \
+    test "$(grep -c 'openvpn: renegotiated' "$S_UDP/v2s.log")" -ge 2
+lab_check_eq "reneg-tcp: transfer across renegotiations, curl status" 0 "$r2"
+lab_check "reneg-tcp: sha256 and size match" v2s_check_file "$S_TCP/big" "$LAB_BIG_SHA256" "$LAB_BIG_SIZE"
+lab_check "reneg-tcp: at least two client-started renegotiations during it" \
+    test "$(grep -c 'openvpn: renegotiating' "$S_TCP/v2s.log")" -ge 2
+rm -f "$S_UDP/big" "$S_TCP/big"
+S=$S_UDP V2S_PID=$PID_UDP v2s_stop >/dev/null
+S=$S_TCP V2S_PID=$PID_TCP v2s_stop >/dev/null
+lab_stop_openvpn_server reneg-udp
+lab_stop_openvpn_server reneg-tcp
+
+# ================================================================ server restart
+restart_case() { # NAME SERVER_OPTIONS...
+    local name=$1 before
+    shift
+    lab_start_openvpn_server "$name" "$@"
+    lab_openvpn_client_config "$name"
+    v2s_start_ovpn "$name" "$LAB_OVPN_CLIENT_DIR" || { lab_fail "$name: tunnel up"; return; }
+    lab_check "$name: fetch before the restart" \
+        v2s_fetch_check "$PROXY" "$LAB_WEB_URL/$LAB_SMALL_FILE" "$S/a" 20 "$LAB_SMALL_SHA256"
+    before=$(grep -c 'tunnel up: address' "$S/v2s.log")
+    lab_restart_openvpn_server "$name"
+    if lab_wait_file_match "$S/v2s.log" 'openvpn: data channel' 40 "$V2S_PID" &&
+        lab_wait_for_count "$S/v2s.log" 'tunnel up: address' "$before" 40; then
+        lab_pass "$name: vpn2socks reconnected by itself"
+    else
+        lab_fail "$name: vpn2socks reconnected by itself"
+        tail -n 10 "$S/v2s.log"
+    fi
+    lab_check "$name: a new fetch works after the reconnect" \
+        v2s_fetch_check "$PROXY" "$LAB_WEB_URL/$LAB_BIG_FILE" "$S/b" 60 "$LAB_BIG_SHA256" "$LAB_BIG_SIZE"
+    lab_check "$name: the same vpn2socks process throughout" v2s_alive
+    v2s_stop >/dev/null
+    lab_stop_openvpn_server "$name"
+}
+
+# lab_wait_for_count FILE REGEX N TIMEOUT_S: until more than N lines match
+lab_wait_for_count() {
+    local i
+    for ((i = 0; i < $4 * 10; i++)); do
+        [ "$(grep -cE -- "$2" "$1")" -gt "$3" ] && return 0
+        sleep 0.1
+    done
+    return 1
+}
+
+restart_case restart-udp --proto udp --exit-notify --keepalive "2 10"
+restart_case restart-tcp --proto tcp
+
+# ================================================================ failures
+# fail_case NAME STATUS PATTERN CONFIG_OPTIONS... [-- extra lines]: vpn2socks gives up by itself
+# with STATUS and one error line matching PATTERN. $SERVER names the server it talks to; when
+# set, the server must have seen exactly one session from it (no retry storm).
+fail_case() {
+    local name=$1 want=$2 pattern=$3 errors before=0 after
+    shift 3
+    [ -n "$SERVER" ] && before=$(grep -c 'Initial packet from' "${LAB_OVPN_LOG[$SERVER]}")
+    lab_openvpn_client_config "${SERVER:-fail-srv}" --dir "$LAB_RUN_DIR/ovpn/$name" "$@"
+    v2s_run_ovpn_fail "$name" "$LAB_OVPN_CLIENT_DIR"
+    lab_check_eq "$name: exit status" "$want" "$FAIL_STATUS"
+    errors=$(grep -c 'vpn2socks error:' "$FAIL_LOG")
+    if [ "$errors" = 1 ] && grep 'vpn2socks error:' "$FAIL_LOG" | grep -qE -- "$pattern"; then
+        lab_pass "$name: one error line: $(grep 'vpn2socks error:' "$FAIL_LOG" | sed 's/.*error: //')"
+    else
+        lab_fail "$name: one error line matching '$pattern'"
+        cat "$FAIL_LOG"
+    fi
+    if [ -n "$SERVER" ]; then
+        after=$(grep -c 'Initial packet from' "${LAB_OVPN_LOG[$SERVER]}")
+        lab_check_eq "$name: the server saw exactly one session (no retry storm)" 1 "$((after - before))"
+    fi
+}
+
+lab_start_openvpn_server fail-srv --proto udp --password
+SERVER=fail-srv fail_case wrong-ca 2 'certificate verify failed: unable to get local issuer certificate' --ca other
+SERVER=fail-srv fail_case wrong-password 2 'authentication failed' --password not-the-password
+SERVER='' fail_case expired-client-cert 2 'client certificate expired' --cert client-expired
+SERVER='' fail_case unknown-option 1 "config.ovpn:[0-9]+: .*frobnicate" -- "frobnicate 1"
+SERVER='' fail_case dev-tap 1 "config.ovpn:[0-9]+: .*dev tap" -- "dev tap"
+
+lab_start_openvpn_server expired-srv --proto udp --cert server-expired
+SERVER=expired-srv fail_case expired-server-cert 2 'certificate verify failed: certificate has expired'
+lab_stop_openvpn_server expired-srv
+lab_stop_openvpn_server fail-srv
+
+lab_finish
