@@ -544,7 +544,7 @@ static int ovpn_client_send_km2(struct ovpn_client *c, struct ovpn_ks *ks)
     char options[512], ciphers[512], peer_info[1024];
     ovpn_km2_options(options, sizeof(options), cfg, c->proto == OVPN_PROTO_TCP);
     ovpn_km2_offered_ciphers(ciphers, sizeof(ciphers), cfg);
-    ovpn_km2_peer_info(peer_info, sizeof(peer_info), ciphers);
+    ovpn_km2_peer_info(peer_info, sizeof(peer_info), ciphers, !cfg->compat_version || cfg->compat_version >= 20600);
     const char *user = NULL, *pass = NULL;
     if (cfg->auth_user_pass) {
         user = cfg->username;

@@ -940,6 +940,23 @@ static int config_apply_reneg_sec(struct ovpn_config_parser *p, char **w, int n,
     return n == 3 ? config_number(p, w[0], w[2], 0, CONFIG_MAX_NUMBER, &max) : 0;
 }
 
+/* compat-mode X.Y.Z: behave as a client of that version would where it matters on the wire (before
+ * 2.6, no TLS-exporter key derivation is offered, so the server falls back to the PRF). */
+static int config_apply_compat_mode(struct ovpn_config_parser *p, char **w, int n, const char *block)
+{
+    unsigned x, y, z = 0;
+    char tail;
+    (void)n, (void)block;
+    int got = sscanf(w[1], "%u.%u.%u%c", &x, &y, &z, &tail);
+    if ((got != 2 && got != 3) || x > 99 || y > 99 || z > 99)
+    {
+        char shown[CONFIG_SHOWN_MAX];
+        return config_fail(p, "%s: '%s' is not a version like 2.5.0", w[0], config_shown(w[1], shown));
+    }
+    p->cfg.compat_version = x * 10000 + y * 100 + z;
+    return 0;
+}
+
 static int config_apply_hand_window(struct ovpn_config_parser *p, char **w, int n, const char *block)
 {
     (void)n, (void)block;
@@ -1208,6 +1225,7 @@ static const struct config_option config_options[] = {
     APPLY("key-method", 0, 1, 1, config_apply_key_method),
     /* Timers and sizes. */
     APPLY("reneg-sec", 0, 1, 2, config_apply_reneg_sec),
+    APPLY("compat-mode", 0, 1, 1, config_apply_compat_mode),
     APPLY("hand-window", 0, 1, 1, config_apply_hand_window),
     APPLY("connect-retry", CONFIG_CONN, 1, 2, config_apply_connect_retry),
     APPLY("connect-retry-max", CONFIG_CONN, 1, 1, config_apply_connect_retry_max),

@@ -70,6 +70,7 @@ struct ovpn_config {
     unsigned tun_mtu;             /* default 1500 */
     unsigned mssfix;              /* 0 = not set */
     int route_nopull;
+    unsigned compat_version;      /* compat-mode X.Y.Z as X*10000+Y*100+Z; 0 = current */
     int pull;                     /* client / pull given */
     char *auth_token;             /* never in a file; set from a push */
     struct tunnel_settings settings; /* the file's own route, route-ipv6, dhcp-option DNS/DOMAIN,

@@ -14,7 +14,7 @@
 static const char default_ciphers[] = "AES-256-GCM:AES-128-GCM:CHACHA20-POLY1305";
 
 /* IV_PROTO bits we implement: DATA_V2 (1), REQUEST_PUSH (2), TLS_EKM (3). */
-enum { OVPN_IV_PROTO = (1 << 1) | (1 << 2) | (1 << 3) };
+enum { OVPN_IV_PROTO_BASE = (1 << 1) | (1 << 2), OVPN_IV_PROTO_EKM = 1 << 3 };
 
 int ovpn_km2_randomize(struct ovpn_key_source *src)
 {
@@ -109,12 +109,12 @@ int ovpn_km2_options(char *out, size_t cap, const struct ovpn_config *cfg, int t
     return n < 0 ? 0 : (size_t)n < cap ? n : (int)cap - 1;
 }
 
-int ovpn_km2_peer_info(char *out, size_t cap, const char *ciphers)
+int ovpn_km2_peer_info(char *out, size_t cap, const char *ciphers, int ekm)
 {
     int n = snprintf(out, cap,
                      "IV_VER=2.6.14\nIV_PLAT=linux\nIV_PROTO=%d\nIV_NCP=2\nIV_CIPHERS=%s\nIV_TCPNL=1\n"
                      "IV_LZO_STUB=1\nIV_COMP_STUB=1\nIV_COMP_STUBv2=1\nIV_GUI_VER=vpn2socks\n",
-                     OVPN_IV_PROTO, ciphers);
+                     OVPN_IV_PROTO_BASE | (ekm ? OVPN_IV_PROTO_EKM : 0), ciphers);
     return n < 0 ? 0 : (size_t)n < cap ? n : (int)cap - 1;
 }
 

@@ -30,8 +30,9 @@ int ovpn_km2_parse_server(const uint8_t *in, size_t len, struct ovpn_key_source 
 int ovpn_km2_options(char *out, size_t cap, const struct ovpn_config *cfg, int tcp);
 
 /* Peer info: IV_VER, IV_PLAT, IV_PROTO, IV_NCP, IV_CIPHERS, IV_TCPNL and the compression stubs,
- * newline separated. ciphers is the colon-separated list offered. */
-int ovpn_km2_peer_info(char *out, size_t cap, const char *ciphers);
+ * newline separated. ciphers is the colon-separated list offered; ekm says whether to offer
+ * TLS-exporter key derivation. */
+int ovpn_km2_peer_info(char *out, size_t cap, const char *ciphers, int ekm);
 
 /* The data ciphers the client offers: data-ciphers (or our default list), with the config's
  * cipher and data-ciphers-fallback appended when missing, keeping only ciphers we implement. */
