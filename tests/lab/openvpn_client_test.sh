@@ -152,6 +152,73 @@ lab_wait_for_count() {
 restart_case restart-udp --proto udp --exit-notify --keepalive "2 10"
 restart_case restart-tcp --proto tcp
 
+# ================================================================ remotes, names, keepalive
+# Several remotes: the first refuses (nothing listens there), the next one is used.
+for proto in udp tcp; do
+    name=remotes-$proto
+    lab_start_openvpn_server "$name" --proto "$proto"
+    lab_openvpn_client_config "$name"
+    sed -i "s/^remote .*/remote $LAB_SERVER_IP 9 $proto\n&/" "$LAB_OVPN_CLIENT_DIR/config.ovpn"
+    if v2s_start_ovpn "$name" "$LAB_OVPN_CLIENT_DIR"; then
+        lab_check "$name: the refusing first remote was tried, then the second" \
+            logged "connecting to $LAB_SERVER_IP \\[$LAB_SERVER_IP\\]:9 over"
+        lab_check "$name: fetch through the second remote" \
+            v2s_fetch_check "$PROXY" "$LAB_WEB_URL/$LAB_SMALL_FILE" "$S/a" 20 "$LAB_SMALL_SHA256"
+        v2s_stop >/dev/null
+    else
+        lab_fail "$name: tunnel up through the second remote"
+    fi
+    lab_stop_openvpn_server "$name"
+done
+
+# verify-x509-name: the server's CN matches; and explicit-exit-notify tells the server at once.
+lab_start_openvpn_server names --proto udp
+lab_openvpn_client_config names -- "verify-x509-name ovpn-server name" "explicit-exit-notify 1"
+if v2s_start_ovpn names "$LAB_OVPN_CLIENT_DIR"; then
+    lab_pass "verify-x509-name ovpn-server name: accepted"
+    from=$(wc -l <"${LAB_OVPN_LOG[names]}")
+    v2s_stop >/dev/null
+    if lab_openvpn_wait_log "${LAB_OVPN_LOG[names]}" "$from" 'remote-exit' 5 "${LAB_OVPN_PID[names]}"; then
+        lab_pass "explicit-exit-notify: the server learned of our exit at once"
+    else
+        lab_fail "explicit-exit-notify: the server learned of our exit at once"
+    fi
+else
+    lab_fail "verify-x509-name ovpn-server name: accepted"
+fi
+lab_stop_openvpn_server names
+
+# Keepalive: idle longer than both sides' ping-restart, pings keep the session; then the path
+# goes dark (nftables drops the VPN's packets) and ping-restart reconnects once it is back.
+lab_start_openvpn_server keepalive --proto udp --keepalive "2 8"
+lab_openvpn_client_config keepalive
+if v2s_start_ovpn keepalive "$LAB_OVPN_CLIENT_DIR"; then
+    sleep 12
+    lab_check "keepalive: 12 s idle, no reconnect (pings both ways)" sh -c "! grep -q reconnecting '$S/v2s.log'"
+    lab_check "keepalive: fetch after the idle time" \
+        v2s_fetch_check "$PROXY" "$LAB_WEB_URL/$LAB_SMALL_FILE" "$S/a" 20 "$LAB_SMALL_SHA256"
+    port=${LAB_OVPN_PORT[keepalive]}
+    printf 'table inet v2sblock {\n chain out { type filter hook output priority 0; udp dport %s drop; }\n chain in { type filter hook input priority 0; udp sport %s drop; }\n}\n' \
+        "$port" "$port" | lab_in_client nft -f -
+    if lab_wait_file_match "$S/v2s.log" 'ping-restart' 30 "$V2S_PID"; then
+        lab_pass "keepalive: the dark path is noticed (ping-restart)"
+    else
+        lab_fail "keepalive: the dark path is noticed (ping-restart)"
+    fi
+    lab_in_client nft delete table inet v2sblock
+    if lab_wait_for_count "$S/v2s.log" 'tunnel up: address' 1 40; then
+        lab_pass "keepalive: reconnected once the path is back"
+    else
+        lab_fail "keepalive: reconnected once the path is back"
+    fi
+    lab_check "keepalive: fetch after the reconnect" \
+        v2s_fetch_check "$PROXY" "$LAB_WEB_URL/$LAB_SMALL_FILE" "$S/b" 20 "$LAB_SMALL_SHA256"
+    v2s_stop >/dev/null
+else
+    lab_fail "keepalive: tunnel up"
+fi
+lab_stop_openvpn_server keepalive
+
 # ================================================================ failures
 # sessions_since LOG LINE: how many client sessions (source address:port) the server logged after
 # line LINE
@@ -186,6 +253,7 @@ fail_case() {
 lab_start_openvpn_server fail-srv --proto udp --password
 SERVER=fail-srv fail_case wrong-ca 2 'server certificate verify failed' --ca other
 SERVER=fail-srv fail_case wrong-password 2 'authentication failed' --password not-the-password
+SERVER=fail-srv fail_case wrong-x509-name 2 "does not match verify-x509-name" -- "verify-x509-name someone-else name"
 SERVER='' fail_case expired-client-cert 2 'client certificate expired' --cert client-expired
 SERVER='' fail_case unknown-option 1 "config.ovpn:[0-9]+: .*frobnicate" -- "frobnicate 1"
 SERVER='' fail_case dev-tap 1 "config.ovpn:[0-9]+: .*dev tap" -- "dev tap"

@@ -122,6 +122,8 @@ v2s_start_ovpn() {
     if ! lab_wait_file_match "$S/v2s.log" 'tunnel up: address' 30 "$V2S_PID"; then
         echo "vpn2socks log:" >&2
         tail -n 20 "$S/v2s.log" >&2
+        # Do not leave it holding the SOCKS port for the next case.
+        kill -KILL "$V2S_PID" 2>/dev/null
         return 1
     fi
 }

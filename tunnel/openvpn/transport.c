@@ -32,6 +32,7 @@ struct ovpn_transport {
     int handles_open;
     int congested;
     int deferred_status; /* a send failure waiting to be reported */
+    int heard;           /* a packet arrived from the server */
     size_t queued;      /* bytes in uv_udp_send / uv_write requests */
     uint8_t *rx;
     size_t rx_len;
@@ -187,13 +188,20 @@ static void ovpn_transport_udp_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *
 {
     struct ovpn_transport *t = h->data;
     (void)flags;
-    if (t->closing || nread == 0 || !addr)
+    if (t->closing || (nread == 0 && !addr))
         return;
     if (nread < 0) {
-        /* ICMP errors surface here on a connected socket; the session's timers decide. */
+        /* ICMP errors surface here on a connected socket. Before the server ever answered, "port
+         * unreachable" means nothing listens there: move on instead of waiting out hand-window.
+         * Later, they are transient and the session's timers decide. */
         v2s_debug("openvpn: udp receive: %s", uv_strerror((int)nread));
+        if (!t->heard && nread == UV_ECONNREFUSED)
+            ovpn_transport_fail_later(t, UV_ECONNREFUSED);
         return;
     }
+    if (nread == 0)
+        return;
+    t->heard = 1;
     t->ev.packet(t->ev.arg, (uint8_t *)buf->base, (size_t)nread);
 }
 
