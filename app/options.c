@@ -2,7 +2,6 @@
 
 #include <errno.h>
 #include <getopt.h>
-#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -99,19 +98,6 @@ void options_free(struct options *o)
     tunnel_settings_free(&o->overrides);
 }
 
-static int parse_uint(const char *text, unsigned long max, unsigned long *out)
-{
-    char *end;
-    if (!*text || *text == '-' || *text == '+')
-        return -EINVAL;
-    errno = 0;
-    unsigned long v = strtoul(text, &end, 10);
-    if (errno || *end || v > max)
-        return -EINVAL;
-    *out = v;
-    return 0;
-}
-
 int options_parse_listen(struct sockaddr_storage *out, const char *text)
 {
     char host[64] = "127.0.0.1";
@@ -135,7 +121,7 @@ int options_parse_listen(struct sockaddr_storage *out, const char *text)
         }
     }
     unsigned long p;
-    if (parse_uint(port, 65535, &p) < 0)
+    if (v2s_parse_uint(port, 65535, &p) < 0)
         return -EINVAL;
     struct sockaddr_in *sin = (struct sockaddr_in *)out;
     struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)out;
@@ -200,7 +186,7 @@ int options_parse(struct options *o, int argc, char **argv, char *err, size_t er
             o->n_socks++;
             break;
         case OPT_TUNNEL_FD:
-            if (parse_uint(optarg, INT_MAX, &v) < 0) {
+            if (v2s_parse_uint(optarg, 65535, &v) < 0) {
                 snprintf(err, errcap, "--tunnel-fd %s: expected a file descriptor number", optarg);
                 return -EINVAL;
             }
@@ -239,7 +225,7 @@ int options_parse(struct options *o, int argc, char **argv, char *err, size_t er
             if (slash)
                 *slash = '\0';
             if (v2s_addr_parse(&a, text) < 0 ||
-                (slash && parse_uint(slash + 1, a.family == AF_INET ? 32 : 128, &prefix) < 0)) {
+                (slash && v2s_parse_uint(slash + 1, a.family == AF_INET ? 32 : 128, &prefix) < 0)) {
                 snprintf(err, errcap, "--address %s: expected ADDR[/PREFIX]", optarg);
                 return -EINVAL;
             }
@@ -253,7 +239,7 @@ int options_parse(struct options *o, int argc, char **argv, char *err, size_t er
             break;
         }
         case OPT_MTU:
-            if (parse_uint(optarg, 65535, &v) < 0 || v < 576) {
+            if (v2s_parse_uint(optarg, 65535, &v) < 0 || v < 576) {
                 snprintf(err, errcap, "--mtu %s: expected a number from 576 to 65535", optarg);
                 return -EINVAL;
             }
@@ -274,7 +260,7 @@ int options_parse(struct options *o, int argc, char **argv, char *err, size_t er
             }
             break;
         case OPT_CONNECT_TIMEOUT:
-            if (parse_uint(optarg, 3600, &v) < 0 || v == 0) {
+            if (v2s_parse_uint(optarg, 3600, &v) < 0 || v == 0) {
                 snprintf(err, errcap, "--connect-timeout %s: expected seconds from 1 to 3600", optarg);
                 return -EINVAL;
             }

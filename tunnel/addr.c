@@ -200,3 +200,20 @@ const char *v2s_cidr_format(const struct v2s_cidr *c, char *buf, size_t cap)
     snprintf(buf, cap, "%s/%u", text, (unsigned)c->prefix);
     return buf;
 }
+
+int v2s_parse_uint(const char *text, unsigned long max, unsigned long *out)
+{
+    size_t n = strlen(text);
+    unsigned long v = 0;
+    if (n == 0 || n > 9)
+        return -EINVAL;
+    for (size_t i = 0; i < n; i++) {
+        if (text[i] < '0' || text[i] > '9')
+            return -EINVAL;
+        v = v * 10 + (unsigned long)(text[i] - '0');
+    }
+    if (v > max)
+        return -EINVAL;
+    *out = v;
+    return 0;
+}

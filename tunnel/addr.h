@@ -1,4 +1,4 @@
-/* Addresses and CIDR prefixes as every layer above lwIP sees them. Pure code, no I/O. */
+/* Addresses, CIDR prefixes and numbers as every layer above lwIP reads them. Pure code, no I/O. */
 #ifndef VPN2SOCKS_TUNNEL_ADDR_H
 #define VPN2SOCKS_TUNNEL_ADDR_H
 
@@ -38,5 +38,9 @@ int v2s_cidr_make(struct v2s_cidr *out, const struct v2s_addr *a, unsigned prefi
 int v2s_netmask_prefix(const char *mask);
 int v2s_cidr_contains(const struct v2s_cidr *c, const struct v2s_addr *a);
 const char *v2s_cidr_format(const struct v2s_cidr *c, char *buf, size_t cap);
+
+/* Strict unsigned decimal: digits only (no sign, no spaces), at most 9 of them, no more than max.
+ * 0 or -EINVAL. Every parser of configuration text uses this one. */
+int v2s_parse_uint(const char *text, unsigned long max, unsigned long *out);
 
 #endif

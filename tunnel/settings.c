@@ -107,22 +107,6 @@ static int settings_fail(const struct settings_env *env, const char *name, const
     return -EINVAL;
 }
 
-/* Strict unsigned decimal: digits only, at most 9 of them so the value fits with room. */
-static int settings_parse_uint(const char *text, unsigned long *out)
-{
-    size_t n = strlen(text);
-    if (n == 0 || n > 9)
-        return -EINVAL;
-    unsigned long v = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (text[i] < '0' || text[i] > '9')
-            return -EINVAL;
-        v = v * 10 + (unsigned long)(text[i] - '0');
-    }
-    *out = v;
-    return 0;
-}
-
 static void settings_name(char *buf, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void settings_name(char *buf, const char *fmt, ...)
 {
@@ -225,7 +209,7 @@ static int settings_read_ip4(struct tunnel_settings *s, const struct settings_en
         s->prefix4 = (unsigned)prefix;
     } else if (masklen != NULL) {
         unsigned long prefix;
-        if (settings_parse_uint(masklen, &prefix) != 0 || prefix > 32)
+        if (v2s_parse_uint(masklen, 999999999UL, &prefix) != 0 || prefix > 32)
             return settings_fail(env, "INTERNAL_IP4_NETMASKLEN", masklen, "not a number in 0..32");
         s->prefix4 = (unsigned)prefix;
     }
@@ -246,7 +230,7 @@ static int settings_read_ip6(struct tunnel_settings *s, const struct settings_en
     unsigned long prefix;
     const char *len_text = mask[0] == '/' ? mask + 1 : mask;
     if (strchr(len_text, ':') == NULL) {
-        if (settings_parse_uint(len_text, &prefix) != 0 || prefix > 128)
+        if (v2s_parse_uint(len_text, 999999999UL, &prefix) != 0 || prefix > 128)
             return settings_fail(env, "INTERNAL_IP6_NETMASK", mask, "not addr/len or a prefix length");
         s->prefix6 = (unsigned)prefix;
         return 0;
@@ -272,7 +256,7 @@ static int settings_read_mtu(struct tunnel_settings *s, const struct settings_en
     unsigned long mtu;
     if (v == NULL)
         return 0;
-    if (settings_parse_uint(v, &mtu) != 0 ||
+    if (v2s_parse_uint(v, 999999999UL, &mtu) != 0 ||
         (mtu != 0 && (mtu < SETTINGS_MTU_MIN || mtu > SETTINGS_MTU_MAX)))
         return settings_fail(env, "INTERNAL_IP4_MTU", v, "not a number in 68..65535 (or 0)");
     s->mtu = (unsigned)mtu;
@@ -290,7 +274,7 @@ static int settings_read_split(struct tunnel_settings *s, const struct settings_
     char name[SETTINGS_NAME_MAX];
     if (count_text == NULL)
         return 0;
-    if (settings_parse_uint(count_text, &count) != 0 || count > SETTINGS_MAX_ROUTES)
+    if (v2s_parse_uint(count_text, 999999999UL, &count) != 0 || count > SETTINGS_MAX_ROUTES)
         return settings_fail(env, base, count_text, "not a route count in 0..4096");
 
     for (unsigned long i = 0; i < count; i++) {
@@ -309,7 +293,7 @@ static int settings_read_split(struct tunnel_settings *s, const struct settings_
         settings_name(name, "%s_%lu_MASKLEN", base, i);
         const char *masklen = settings_get(env, name);
         if (masklen != NULL) {
-            if (settings_parse_uint(masklen, &prefix) != 0 || prefix > (family == AF_INET ? 32 : 128))
+            if (v2s_parse_uint(masklen, 999999999UL, &prefix) != 0 || prefix > (family == AF_INET ? 32 : 128))
                 return settings_fail(env, name, masklen, "not a prefix length");
         } else if (family == AF_INET) {
             settings_name(name, "%s_%lu_MASK", base, i);

@@ -192,30 +192,12 @@ static void config_copy_err(char *err, size_t errcap, const char *text)
         snprintf(err, errcap, "%s", text);
 }
 
-/* Strict unsigned decimal, at most 9 digits, no more than max. */
-static int config_parse_uint(const char *text, unsigned long max, unsigned long *out)
-{
-    size_t n = strlen(text);
-    unsigned long v = 0;
-    if (n == 0 || n > 9)
-        return -EINVAL;
-    for (size_t i = 0; i < n; i++) {
-        if (text[i] < '0' || text[i] > '9')
-            return -EINVAL;
-        v = v * 10 + (unsigned long)(text[i] - '0');
-    }
-    if (v > max)
-        return -EINVAL;
-    *out = v;
-    return 0;
-}
-
 static int config_number(struct ovpn_config_parser *p, const char *option, const char *text,
                          unsigned long min, unsigned long max, unsigned *out)
 {
     unsigned long v;
     char shown[CONFIG_SHOWN_MAX];
-    if (config_parse_uint(text, max, &v) != 0 || v < min)
+    if (v2s_parse_uint(text, max, &v) != 0 || v < min)
         return config_fail(p, "%s: '%s' is not a number in %lu..%lu", option, config_shown(text, shown),
                            min, max);
     *out = (unsigned)v;
@@ -567,7 +549,7 @@ static int config_parse_port(struct ovpn_config_parser *p, const char *text, cha
 {
     unsigned long v;
     char shown[CONFIG_SHOWN_MAX];
-    if (config_parse_uint(text, 65535, &v) != 0 || v == 0)
+    if (v2s_parse_uint(text, 65535, &v) != 0 || v == 0)
         return config_fail(p, "port '%s' is not a number in 1..65535", config_shown(text, shown));
     snprintf(port, cap, "%u", (unsigned)(v & 0xFFFF)); /* v <= 65535 */
     return 0;

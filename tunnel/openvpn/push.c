@@ -69,24 +69,6 @@ static int push_bad(char *err, size_t errcap, const char *option, const char *va
     return push_fail(err, errcap, "%s '%s': %s", option, push_shown(value, shown), why);
 }
 
-/* Strict unsigned decimal, at most 9 digits, no more than max. */
-static int push_parse_uint(const char *text, unsigned long max, unsigned long *out)
-{
-    size_t n = strlen(text);
-    unsigned long v = 0;
-    if (n == 0 || n > 9)
-        return -EINVAL;
-    for (size_t i = 0; i < n; i++) {
-        if (text[i] < '0' || text[i] > '9')
-            return -EINVAL;
-        v = v * 10 + (unsigned long)(text[i] - '0');
-    }
-    if (v > max)
-        return -EINVAL;
-    *out = v;
-    return 0;
-}
-
 static int push_is_special_gateway(const char *text)
 {
     return strcmp(text, "vpn_gateway") == 0 || strcmp(text, "net_gateway") == 0 ||
@@ -255,7 +237,7 @@ static int push_dns(struct tunnel_settings *s, char **w, int n, char *err, size_
     if (n < 5)
         return push_fail(err, errcap, "dns server needs a priority, a type and a value");
     /* The priority may be negative in a config file; only its syntax matters here. */
-    if (push_parse_uint(w[2][0] == '-' ? w[2] + 1 : w[2], 1000000, &prio) != 0)
+    if (v2s_parse_uint(w[2][0] == '-' ? w[2] + 1 : w[2], 1000000, &prio) != 0)
         return push_bad(err, errcap, "dns server priority", w[2], "not a number");
     if (strcmp(w[3], "address") != 0)
         return 0;
@@ -397,7 +379,7 @@ static int push_ifconfig6(struct ovpn_push *p, char **w, int n, char *err, size_
     memcpy(host, w[1], hl);
     host[hl] = '\0';
     if (v2s_addr_parse(&a, host) != 0 || a.family != AF_INET6 ||
-        (slash != NULL && push_parse_uint(slash + 1, 128, &bits) != 0))
+        (slash != NULL && v2s_parse_uint(slash + 1, 128, &bits) != 0))
         return push_bad(err, errcap, "ifconfig-ipv6", w[1], "not an IPv6 address/bits");
     if (n == 3 && (v2s_addr_parse(&remote, w[2]) != 0 || remote.family != AF_INET6))
         return push_bad(err, errcap, "ifconfig-ipv6", w[2], "not an IPv6 address");
@@ -437,7 +419,7 @@ static int push_number(unsigned *dst, unsigned long max, char **w, int n, char *
     unsigned long v;
     if (n < 2)
         return push_fail(err, errcap, "%s needs a number", w[0]);
-    if (push_parse_uint(w[1], max, &v) != 0)
+    if (v2s_parse_uint(w[1], max, &v) != 0)
         return push_bad(err, errcap, w[0], w[1], "not a number in range");
     *dst = (unsigned)v;
     return 0;
@@ -563,7 +545,7 @@ static int push_option(struct ovpn_push *p, char **w, int n, char *err, size_t e
     if (strcmp(name, "topology") == 0)
         return push_topology(p, w, n, err, errcap);
     if (strcmp(name, "peer-id") == 0) {
-        if (n != 2 || push_parse_uint(w[1], OVPN_PEER_ID_UNDEF, &v) != 0)
+        if (n != 2 || v2s_parse_uint(w[1], OVPN_PEER_ID_UNDEF, &v) != 0)
             return push_fail(err, errcap, "peer-id takes a number in 0..16777215");
         p->peer_id = (uint32_t)v;
         p->peer_id_set = 1;
@@ -598,7 +580,7 @@ static int push_option(struct ovpn_push *p, char **w, int n, char *err, size_t e
     if (strcmp(name, "auth-token") == 0 || strcmp(name, "auth-token-user") == 0)
         return push_auth_token(p, w, n, err, errcap);
     if (strcmp(name, "push-continuation") == 0) {
-        if (n != 2 || push_parse_uint(w[1], 2, &v) != 0)
+        if (n != 2 || v2s_parse_uint(w[1], 2, &v) != 0)
             return push_fail(err, errcap, "push-continuation takes 0, 1 or 2");
         p->continuation = (int)v;
         return 0;

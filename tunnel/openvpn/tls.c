@@ -28,7 +28,7 @@ struct ovpn_tls {
     SSL *ssl;
     BIO *in;  /* from the peer */
     BIO *out; /* to the peer */
-    char error[256];
+    char error[320];
 };
 
 static void ovpn_tls_ssl_error(char *buf, size_t cap, const char *what)
@@ -286,7 +286,7 @@ static int ovpn_tls_check_peer(struct ovpn_tls *t)
                      : strncmp(have, t->ctx->verify_name, strlen(t->ctx->verify_name)) == 0;
         }
         if (!ok) {
-            snprintf(t->error, sizeof(t->error), "server certificate name '%s' does not match verify-x509-name '%s'",
+            snprintf(t->error, sizeof(t->error), "server certificate name '%.100s' does not match verify-x509-name '%.100s'",
                      have, t->ctx->verify_name);
             return -EACCES;
         }
