@@ -19,6 +19,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <netinet/udp.h>
 #include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -33,6 +34,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#ifndef UDP_SEGMENT
+#define UDP_SEGMENT 103 /* linux/udp.h, 4.18+ */
+#endif
+#ifndef SOL_UDP
+#define SOL_UDP 17
+#endif
+
 enum {
     RELAY_MAX_LISTENERS = 8,
     RELAY_UDP_SLOT_DATA = 2048,       /* an OpenVPN UDP packet at MTU 1500 is well below */
@@ -40,6 +48,9 @@ enum {
     RELAY_UDP_MAX_SESSIONS = 16,
     RELAY_UDP_SESSION_IDLE_S = 120,
     RELAY_BATCH = 64,
+    RELAY_GSO_SEGS = 64,              /* the kernel takes up to UDP_MAX_SEGMENTS (64 or 128) */
+    RELAY_GSO_BYTES = 65000,          /* one UDP message: under 64 KiB with headers */
+    RELAY_GSO_IOV = 256,
     RELAY_SOCKBUF = 8 * 1024 * 1024,
     RELAY_TCP_CHUNK = 64 * 1024,
     RELAY_TCP_MAX_QUEUED = 32 * 1024 * 1024, /* above the bandwidth-delay product we need */
@@ -75,7 +86,7 @@ struct relay_udp_ring {
     uint32_t head, tail; /* free-running; index with % RELAY_UDP_RING_SLOTS */
     int blocked;         /* the last send got EAGAIN: wait for EPOLLOUT */
     int blocked_fd;
-    uint64_t sent, dropped_full, dropped_err;
+    uint64_t sent, gso_msgs, dropped_full, dropped_err;
 };
 
 struct relay_udp_session {
@@ -131,6 +142,8 @@ struct relay_tcp {
 struct relay {
     int ep, tfd, sfd;
     uint64_t delay_ns;
+    uint64_t batch_ns; /* after a busy wakeup, let packets gather this long */
+    int gso;           /* send runs of equal datagrams as one UDP_SEGMENT message */
     uint64_t armed_ns; /* what tfd is armed for; 0 when disarmed */
     struct relay_ev tev, sev;
     struct relay_udp *udp[RELAY_MAX_LISTENERS];
@@ -205,12 +218,20 @@ static int relay_udp_fd_for(struct relay_udp *u, struct relay_udp_ring *q, uint3
     return q == &u->up ? u->sessions[session].fd : u->fd;
 }
 
-/* Sends the datagrams at the head of q whose time has come, in batches that share a socket. */
+/* Sends the datagrams at the head of q whose time has come, in sendmmsg batches that share a
+ * socket. Runs of datagrams of one size to one destination go as one UDP GSO message
+ * (UDP_SEGMENT): the kernel walks its output path once per run instead of once per datagram, which
+ * is most of what a relay costs. */
 static void relay_udp_flush(struct relay *r, struct relay_udp *u, struct relay_udp_ring *q,
                             uint64_t now)
 {
     struct mmsghdr msgs[RELAY_BATCH];
-    struct iovec iov[RELAY_BATCH];
+    struct iovec iov[RELAY_GSO_IOV];
+    union {
+        char buf[CMSG_SPACE(sizeof(uint16_t))];
+        struct cmsghdr align;
+    } ctl[RELAY_BATCH];
+    uint32_t segs[RELAY_BATCH];
     if (q->blocked)
         return;
     while (q->head != q->tail) {
@@ -218,20 +239,51 @@ static void relay_udp_flush(struct relay *r, struct relay_udp *u, struct relay_u
         if (first->due_ns > now)
             break;
         int fd = relay_udp_fd_for(u, q, first->session);
-        int n = 0;
-        while (n < RELAY_BATCH && q->head + (uint32_t)n != q->tail) {
-            struct relay_udp_slot *s = relay_ring_at(q, q->head + (uint32_t)n);
+        int n = 0, niov = 0;
+        uint32_t i = q->head;
+        while (n < RELAY_BATCH && i != q->tail && niov < RELAY_GSO_IOV) {
+            struct relay_udp_slot *s = relay_ring_at(q, i);
             if (s->due_ns > now || relay_udp_fd_for(u, q, s->session) != fd)
                 break;
-            iov[n].iov_base = s->data;
-            iov[n].iov_len = s->len;
+            /* one message: s, then while GSO is on, the datagrams after it of the same size to
+             * the same peer (the last of a run may be shorter) */
+            struct msghdr *m = &msgs[n].msg_hdr;
             memset(&msgs[n], 0, sizeof(msgs[n]));
-            msgs[n].msg_hdr.msg_iov = &iov[n];
-            msgs[n].msg_hdr.msg_iovlen = 1;
+            m->msg_iov = &iov[niov];
+            uint32_t count = 0, bytes = 0;
+            do {
+                struct relay_udp_slot *t = relay_ring_at(q, i);
+                iov[niov].iov_base = t->data;
+                iov[niov].iov_len = t->len;
+                niov++;
+                count++;
+                bytes += t->len;
+                i++;
+                if (t->len != s->len)
+                    break; /* a shorter datagram ends the run */
+                if (!r->gso || count == RELAY_GSO_SEGS || niov == RELAY_GSO_IOV || i == q->tail)
+                    break;
+                t = relay_ring_at(q, i);
+                if (t->due_ns > now || t->session != s->session || t->len > s->len ||
+                    bytes + t->len > RELAY_GSO_BYTES)
+                    break;
+            } while (1);
+            m->msg_iovlen = count;
             if (q == &u->down) {
-                msgs[n].msg_hdr.msg_name = &u->sessions[s->session].client;
-                msgs[n].msg_hdr.msg_namelen = sizeof(struct sockaddr_in);
+                m->msg_name = &u->sessions[s->session].client;
+                m->msg_namelen = sizeof(struct sockaddr_in);
             }
+            if (count > 1) {
+                m->msg_control = ctl[n].buf;
+                m->msg_controllen = sizeof(ctl[n].buf);
+                struct cmsghdr *cm = CMSG_FIRSTHDR(m);
+                cm->cmsg_level = SOL_UDP;
+                cm->cmsg_type = UDP_SEGMENT;
+                cm->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+                uint16_t gso = (uint16_t)s->len;
+                memcpy(CMSG_DATA(cm), &gso, sizeof(gso));
+            }
+            segs[n] = count;
             n++;
         }
         int sent = sendmmsg(fd, msgs, (unsigned)n, MSG_DONTWAIT);
@@ -243,14 +295,24 @@ static void relay_udp_flush(struct relay *r, struct relay_udp *u, struct relay_u
                 relay_epoll_mod(r, fd, EPOLLIN | EPOLLOUT, ev);
                 return;
             }
-            /* ECONNREFUSED and the like: an ICMP error for an earlier datagram. Drop this one
+            if (segs[0] > 1 && (errno == EINVAL || errno == EIO || errno == EOPNOTSUPP)) {
+                /* no UDP GSO here (old kernel, odd device): send one by one from now on */
+                fprintf(stderr, "relay: UDP GSO refused (%s); sending datagrams singly\n", strerror(errno));
+                r->gso = 0;
+                continue;
+            }
+            /* ECONNREFUSED and the like: an ICMP error for an earlier datagram. Drop this message
              * rather than loop on it; the VPN's own retransmissions cope. */
-            q->dropped_err++;
-            q->head++;
+            q->dropped_err += segs[0];
+            q->head += segs[0];
             continue;
         }
-        q->sent += (uint64_t)sent;
-        q->head += (uint32_t)sent;
+        for (int k = 0; k < sent; k++) {
+            q->sent += segs[k];
+            q->head += segs[k];
+            if (segs[k] > 1)
+                q->gso_msgs++;
+        }
     }
 }
 
@@ -704,9 +766,10 @@ static void relay_print_stats(const struct relay *r)
     for (int i = 0; i < r->n_udp; i++) {
         const struct relay_udp *u = r->udp[i];
         fprintf(stderr,
-                "relay: udp %d: sent up %llu down %llu; dropped: queue full %llu/%llu, send error "
+                "relay: udp %d: sent up %llu down %llu (%llu GSO messages); dropped: queue full %llu/%llu, send error "
                 "%llu/%llu, too big %llu, no session %llu\n",
                 i, (unsigned long long)u->up.sent, (unsigned long long)u->down.sent,
+                (unsigned long long)(u->up.gso_msgs + u->down.gso_msgs),
                 (unsigned long long)u->up.dropped_full, (unsigned long long)u->down.dropped_full,
                 (unsigned long long)u->up.dropped_err, (unsigned long long)u->down.dropped_err,
                 (unsigned long long)u->dropped_big, (unsigned long long)u->dropped_nosession);
@@ -778,6 +841,10 @@ static int relay_run(struct relay *r)
         /* one clock read per wakeup: release what is due, then sleep until the next release */
         relay_flush_all(r, relay_now_ns());
         relay_arm_timer(r);
+        if (r->batch_ns && n > 0) {
+            struct timespec ts = {.tv_sec = 0, .tv_nsec = (long)r->batch_ns};
+            nanosleep(&ts, NULL);
+        }
     }
 }
 
@@ -792,10 +859,13 @@ int main(int argc, char **argv)
     struct relay r = {0};
     int opt;
     double delay_ms = 0;
-    while ((opt = getopt(argc, argv, "d:u:t:h")) != -1) {
+    while ((opt = getopt(argc, argv, "b:d:u:t:h")) != -1) {
         struct sockaddr_in l, up;
         char *eq = optarg ? strchr(optarg, '=') : NULL;
         switch (opt) {
+        case 'b':
+            r.batch_ns = (uint64_t)strtoul(optarg, NULL, 10) * 1000u;
+            break;
         case 'd':
             delay_ms = strtod(optarg, NULL);
             if (delay_ms < 0 || delay_ms > 10000) {
@@ -839,6 +909,7 @@ int main(int argc, char **argv)
         return 1;
     }
     r.delay_ns = (uint64_t)(delay_ms * 1e6);
+    r.gso = getenv("RELAY_NO_GSO") == NULL;
     signal(SIGPIPE, SIG_IGN);
 
     sigset_t mask;

@@ -199,6 +199,14 @@ TEST_IMPL(ovpn_reliable_receive_order)
     ASSERT_EQ(acks[1], 0);
     ASSERT_EQ(ovpn_rel_take_acks(&r, acks, 8), 1);
     ASSERT_EQ(acks[0], 1);
+    /* Acks already sent are repeated in spare room, newest first, without duplicates. */
+    acks[0] = 0;
+    ASSERT_EQ(ovpn_rel_add_recent_acks(&r, acks, 1, 4), 3);
+    ASSERT_EQ(acks[1], 1);
+    ASSERT_EQ(acks[2], 2);
+    ASSERT_EQ(ovpn_rel_add_recent_acks(&r, acks, 0, 2), 2);
+    ASSERT_EQ(acks[0], 1);
+    ASSERT_EQ(acks[1], 0);
     ovpn_rel_free(&r);
     return 0;
 }

@@ -32,6 +32,9 @@ enum {
     OVPN_RETRY_MAX_S = 300,
 };
 
+static void ovpn_client_tick_closed(uv_handle_t *h);
+static void ovpn_client_set_token(struct ovpn_client *c, const char *token);
+
 static uint64_t now_ms(const struct ovpn_client *c)
 {
     return uv_now(c->loop);
@@ -46,7 +49,10 @@ void ovpn_ks_free(struct ovpn_ks *ks)
     ovpn_rel_free(&ks->rel);
     ovpn_tls_free(ks->tls);
     ovpn_data_key_free(ks->data);
-    free(ks->msg);
+    if (ks->msg) {
+        OPENSSL_cleanse(ks->msg, ks->msg_len + 1);
+        free(ks->msg);
+    }
     OPENSSL_cleanse(ks, sizeof(*ks));
 }
 
@@ -133,6 +139,9 @@ void ovpn_client_flush(struct ovpn_client *c, struct ovpn_ks *ks)
         /* The very first reset carries no acks: the server has no session to ack yet. */
         if (c->have_remote_sid) {
             p.n_acks = ovpn_rel_take_acks(&ks->rel, p.acks, OVPN_MAX_ACKS_CONTROL);
+            /* Spare room repeats recent acks: a lost packet must not lose its acks for good
+             * (a 2.6 UDP server keeps no state until it sees its reset acked). */
+            p.n_acks = ovpn_rel_add_recent_acks(&ks->rel, p.acks, p.n_acks, OVPN_MAX_ACKS_CONTROL);
             memcpy(p.ack_sid, c->remote_sid, OVPN_SID_LEN);
         }
         int len = ovpn_ctrl_encode(&c->wrap, &p, c->buf, OVPN_BUF);
@@ -180,6 +189,8 @@ static void ovpn_client_close_link(struct ovpn_client *c)
         ovpn_ks_free(&c->keys[i]);
     c->primary = -1;
     c->have_remote_sid = 0;
+    /* A congested old link never drains: the stack hears "writable" when the tunnel is up again. */
+    c->congested = 0;
     ovpn_wrap_clear(&c->wrap);
     ovpn_push_free(&c->push);
     ovpn_push_init(&c->push);
@@ -200,7 +211,17 @@ void ovpn_client_restart(struct ovpn_client *c, const char *why)
 {
     if (c->state == OVPN_CLIENT_DONE)
         return;
+    int was_up = c->state == OVPN_CLIENT_UP;
     ovpn_client_close_link(c);
+    if (!was_up && c->addr_next) {
+        /* This address never answered properly: the remote's next one goes first, at once
+         * (from the tick: we may be deep inside the old session's processing here). */
+        v2s_info("openvpn: %s; trying the next address", why);
+        c->state = OVPN_CLIENT_WAITING;
+        c->wait_until = now_ms(c);
+        c->next_addr = 1;
+        return;
+    }
     if (c->addrs) {
         uv_freeaddrinfo(c->addrs);
         c->addrs = c->addr_next = NULL;
@@ -365,7 +386,8 @@ static void ovpn_client_announce(struct ovpn_client *c)
         s->mtu = c->cfg->tun_mtu ? c->cfg->tun_mtu : 1500;
     /* Over UDP, keep encapsulated packets within a 1500-byte path: the inner MSS follows. */
     if (c->proto == OVPN_PROTO_UDP && c->primary >= 0) {
-        size_t over = ovpn_data_overhead(c->keys[c->primary].data) + OVPN_COMP_MAX_OVERHEAD + 28;
+        size_t ip_udp = c->remote_family == AF_INET6 ? 48 : 28;
+        size_t over = ovpn_data_overhead(c->keys[c->primary].data) + OVPN_COMP_MAX_OVERHEAD + ip_udp;
         if (s->mtu > 1500 - over)
             s->mtu = (unsigned)(1500 - over);
     }
@@ -379,6 +401,7 @@ static void ovpn_client_announce(struct ovpn_client *c)
     }
     c->t.ev.up(c->t.ev.arg, s);
     c->up_announced = 1;
+    c->t.ev.writable(c->t.ev.arg);
 }
 
 /* PUSH_REPLY complete: settle the cipher, install the first key, go up. */
@@ -402,10 +425,8 @@ static void ovpn_client_pushed(struct ovpn_client *c)
     c->peer_id = p->peer_id;
     c->ping_ms = (p->ping ? p->ping : cfg->ping) * 1000U;
     c->ping_restart_ms = (p->ping_restart ? p->ping_restart : cfg->ping_restart) * 1000U;
-    if (p->auth_token) {
-        free(c->auth_token);
-        c->auth_token = strdup(p->auth_token);
-    }
+    if (p->auth_token)
+        ovpn_client_set_token(c, p->auth_token);
     struct ovpn_ks *ks = &c->keys[c->primary];
     if (ovpn_client_install_keys(c, ks) < 0) {
         ovpn_client_fail(c, TUNNEL_DOWN_ERROR, "cannot set up the data channel keys");
@@ -425,12 +446,32 @@ static void ovpn_client_pushed(struct ovpn_client *c)
 
 /* --- control messages --- */
 
+/* Replaces the auth-token (NULL: forget it), wiping the old one. */
+static void ovpn_client_set_token(struct ovpn_client *c, const char *token)
+{
+    if (c->auth_token) {
+        OPENSSL_cleanse(c->auth_token, strlen(c->auth_token));
+        free(c->auth_token);
+    }
+    c->auth_token = token ? strdup(token) : NULL;
+}
+
 static void ovpn_client_message(struct ovpn_client *c, struct ovpn_ks *ks, const char *msg)
 {
     char err[200];
     if (strncmp(msg, "PUSH_REPLY", 10) == 0) {
+        if (c->state == OVPN_CLIENT_UP) {
+            /* After a renegotiation a 2.6 server renews the auth-token this way; the rest of a
+             * late PUSH_REPLY changes nothing once we are up. */
+            struct ovpn_push late;
+            ovpn_push_init(&late);
+            if (ovpn_push_parse(&late, msg, err, sizeof(err)) == 0 && late.auth_token)
+                ovpn_client_set_token(c, late.auth_token);
+            ovpn_push_free(&late);
+            return;
+        }
         if (c->state != OVPN_CLIENT_PUSH)
-            return; /* a repeat: the first one was used */
+            return;
         if (ovpn_push_parse(&c->push, msg, err, sizeof(err)) < 0) {
             char why[300];
             snprintf(why, sizeof(why), "bad PUSH_REPLY: %s", err);
@@ -443,6 +484,12 @@ static void ovpn_client_message(struct ovpn_client *c, struct ovpn_ks *ks, const
     }
     if (strncmp(msg, "AUTH_FAILED", 11) == 0) {
         char why[300];
+        if (c->auth_token) {
+            /* The token expired or the server forgot it: reconnect once with the password. */
+            ovpn_client_set_token(c, NULL);
+            ovpn_client_restart(c, "the server refused our auth-token; retrying with the password");
+            return;
+        }
         snprintf(why, sizeof(why), "authentication failed%s%s", msg[11] == ',' ? ": " : "", msg[11] == ',' ? msg + 12 : "");
         ovpn_client_fail(c, TUNNEL_DOWN_AUTH, why);
         return;
@@ -475,7 +522,7 @@ static void ovpn_client_message(struct ovpn_client *c, struct ovpn_ks *ks, const
 static void ovpn_client_read_tls(struct ovpn_client *c, struct ovpn_ks *ks)
 {
     for (;;) {
-        ssize_t n = ovpn_tls_read(ks->tls, c->buf2, OVPN_BUF);
+        ssize_t n = ovpn_tls_read(ks->tls, c->ctl, OVPN_BUF);
         if (n == 0)
             return;
         if (n < 0) {
@@ -489,7 +536,7 @@ static void ovpn_client_read_tls(struct ovpn_client *c, struct ovpn_ks *ks)
         }
         if (ks->state == OVPN_KS_KM) {
             char options[512];
-            if (ovpn_km2_parse_server(c->buf2, (size_t)n, &ks->theirs, options, sizeof(options)) < 0) {
+            if (ovpn_km2_parse_server(c->ctl, (size_t)n, &ks->theirs, options, sizeof(options)) < 0) {
                 ovpn_client_restart(c, "malformed key-method 2 message from the server");
                 return;
             }
@@ -510,17 +557,23 @@ static void ovpn_client_read_tls(struct ovpn_client *c, struct ovpn_ks *ks)
         /* Control messages: split on NUL; a message may span reads. */
         size_t off = 0;
         while (off < (size_t)n && c->state != OVPN_CLIENT_DONE && c->state != OVPN_CLIENT_WAITING) {
-            uint8_t *nul = memchr(c->buf2 + off, 0, (size_t)n - off);
-            size_t part = nul ? (size_t)(nul - (c->buf2 + off)) : (size_t)n - off;
+            uint8_t *nul = memchr(c->ctl + off, 0, (size_t)n - off);
+            size_t part = nul ? (size_t)(nul - (c->ctl + off)) : (size_t)n - off;
             if (ks->msg_len + part + 1 > OVPN_MAX_MSG) {
                 ovpn_client_restart(c, "control message too long");
                 return;
             }
-            char *m = realloc(ks->msg, ks->msg_len + part + 1);
+            /* Grown by hand rather than realloc(): messages carry tokens, and no copy may be left. */
+            char *m = malloc(ks->msg_len + part + 1);
             if (!m)
                 return;
+            if (ks->msg) {
+                memcpy(m, ks->msg, ks->msg_len);
+                OPENSSL_cleanse(ks->msg, ks->msg_len + 1);
+                free(ks->msg);
+            }
             ks->msg = m;
-            memcpy(m + ks->msg_len, c->buf2 + off, part);
+            memcpy(m + ks->msg_len, c->ctl + off, part);
             ks->msg_len += part;
             m[ks->msg_len] = '\0';
             off += part + (nul ? 1 : 0);
@@ -551,11 +604,11 @@ static int ovpn_client_send_km2(struct ovpn_client *c, struct ovpn_ks *ks)
         /* Once the server pushed a token, it stands in for the password (OTP servers need it). */
         pass = c->auth_token ? c->auth_token : cfg->password;
     }
-    int len = ovpn_km2_build(c->buf2, OVPN_BUF, &ks->ours, options, user, pass, peer_info);
+    int len = ovpn_km2_build(c->ctl, OVPN_BUF, &ks->ours, options, user, pass, peer_info);
     if (len < 0)
         return len;
-    int rc = ovpn_tls_write(ks->tls, c->buf2, (size_t)len);
-    OPENSSL_cleanse(c->buf2, (size_t)len);
+    int rc = ovpn_tls_write(ks->tls, c->ctl, (size_t)len);
+    OPENSSL_cleanse(c->ctl, (size_t)len);
     if (rc == 0)
         ks->state = OVPN_KS_KM;
     return rc;
@@ -608,7 +661,7 @@ flush:
 static void ovpn_client_on_control(struct ovpn_client *c, const uint8_t *pkt, size_t len)
 {
     struct ovpn_ctrl p;
-    int rc = ovpn_ctrl_decode(&c->wrap, pkt, len, c->buf2, OVPN_BUF, &p);
+    int rc = ovpn_ctrl_decode(&c->wrap, pkt, len, c->ctl, OVPN_BUF, &p);
     if (rc < 0) {
         v2s_debug("openvpn: control packet dropped: %s", rc == -EALREADY ? "replayed" : "malformed or not authentic");
         return;
@@ -731,14 +784,6 @@ static void ovpn_client_on_failed(void *arg, int status, const char *why)
     (void)status;
     const struct ovpn_remote *r = &c->cfg->remotes[c->order[c->remote]];
     snprintf(msg, sizeof(msg), "%s %s:%s: %s", r->proto == OVPN_PROTO_TCP ? "tcp" : "udp", r->host, r->port, why);
-    if (c->state == OVPN_CLIENT_CONNECTING && c->addr_next) {
-        /* Try the remote's next address first. */
-        v2s_info("openvpn: %s", msg);
-        ovpn_transport_close(c->transport);
-        c->transport = NULL;
-        ovpn_client_connect_next(c);
-        return;
-    }
     ovpn_client_restart(c, msg);
 }
 
@@ -765,15 +810,11 @@ static void ovpn_client_open_addr(struct ovpn_client *c)
         if (ovpn_transport_open(&c->transport, c->loop, ai->ai_addr, r->proto, timeout, &e) == 0) {
             c->state = OVPN_CLIENT_CONNECTING;
             c->proto = r->proto;
+            c->remote_family = ai->ai_family;
             return;
         }
     }
     ovpn_client_restart(c, "no address of the server could be used");
-}
-
-void ovpn_client_connect_next(struct ovpn_client *c)
-{
-    ovpn_client_open_addr(c);
 }
 
 static void ovpn_client_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
@@ -781,9 +822,9 @@ static void ovpn_client_resolved(uv_getaddrinfo_t *req, int status, struct addri
     struct ovpn_client *c = req->data;
     c->gai_active = 0;
     if (c->closing) {
+        /* ovpn_client_close() left the last step to us: the lookup had to end first. */
         uv_freeaddrinfo(res);
-        if (c->state == OVPN_CLIENT_DONE && c->close_cb)
-            uv_close((uv_handle_t *)&c->tick, NULL); /* finished in the close path */
+        uv_close((uv_handle_t *)&c->tick, ovpn_client_tick_closed);
         return;
     }
     const struct ovpn_remote *r = &c->cfg->remotes[c->order[c->remote]];
@@ -825,6 +866,8 @@ void ovpn_client_renegotiate(struct ovpn_client *c)
         if (c->keys[i].used && c->keys[i].state != OVPN_KS_KEYED)
             return; /* one is under way */
     uint8_t id = c->next_key_id;
+    for (int tries = 0; tries < 7 && ovpn_ks_find(c, id); tries++)
+        id = (uint8_t)(id % 7 + 1); /* still held by a lame duck */
     c->next_key_id = (uint8_t)(id % 7 + 1);
     struct ovpn_ks *ks = ovpn_ks_new(c, id);
     if (!ks)
@@ -843,8 +886,14 @@ static void ovpn_client_tick(uv_timer_t *t)
     struct ovpn_client *c = t->data;
     uint64_t now = now_ms(c);
     if (c->state == OVPN_CLIENT_WAITING) {
-        if (now >= c->wait_until)
+        if (now < c->wait_until)
+            return;
+        if (c->next_addr) {
+            c->next_addr = 0;
+            ovpn_client_open_addr(c);
+        } else {
             ovpn_client_start_attempt(c);
+        }
         return;
     }
     ovpn_timers_tick(c, now);
@@ -893,6 +942,10 @@ static void ovpn_client_free(struct ovpn_client *c)
     free(c->buf);
     free(c->buf2);
     free(c->buf3);
+    if (c->ctl) {
+        OPENSSL_cleanse(c->ctl, OVPN_BUF); /* PUSH_REPLY (auth-token) and key material passed here */
+        free(c->ctl);
+    }
     free(c);
 }
 
@@ -923,8 +976,12 @@ static void ovpn_client_close(struct tunnel *t, void (*cb)(struct tunnel *t))
     c->close_cb = cb;
     c->state = OVPN_CLIENT_DONE;
     ovpn_client_close_link(c);
-    if (c->gai_active)
-        uv_cancel((uv_req_t *)&c->gai); /* its callback runs before the loop ends */
+    uv_timer_stop(&c->tick);
+    if (c->gai_active) {
+        /* The lookup's callback runs either way (cancelled or done) and finishes the close. */
+        uv_cancel((uv_req_t *)&c->gai);
+        return;
+    }
     uv_close((uv_handle_t *)&c->tick, ovpn_client_tick_closed);
 }
 
@@ -963,8 +1020,9 @@ int ovpn_client_new(struct tunnel **out, uv_loop_t *loop, struct ovpn_config *cf
     c->buf = malloc(OVPN_BUF);
     c->buf2 = malloc(OVPN_BUF);
     c->buf3 = malloc(OVPN_BUF);
+    c->ctl = malloc(OVPN_BUF);
     c->order = calloc(cfg->n_remotes, sizeof(*c->order));
-    if (!c->buf || !c->buf2 || !c->buf3 || !c->order) {
+    if (!c->buf || !c->buf2 || !c->buf3 || !c->ctl || !c->order) {
         snprintf(err, errcap, "out of memory");
         goto fail;
     }

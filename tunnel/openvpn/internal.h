@@ -103,6 +103,9 @@ struct ovpn_client {
     uint8_t *buf;               /* scratch: framing and encryption */
     uint8_t *buf2;
     uint8_t *buf3;
+    uint8_t *ctl;               /* control path only: TLS plaintext, key exchange, decode scratch */
+    int remote_family;          /* of the server address in use */
+    int next_addr;              /* the wait ends by trying the remote's next address */
     int closing;
     void (*close_cb)(struct tunnel *t);
 };
@@ -115,7 +118,6 @@ void ovpn_client_send_ping(struct ovpn_client *c);
 void ovpn_client_send_push_request(struct ovpn_client *c);
 void ovpn_client_renegotiate(struct ovpn_client *c);
 void ovpn_client_flush(struct ovpn_client *c, struct ovpn_ks *ks);
-void ovpn_client_connect_next(struct ovpn_client *c);
 void ovpn_ks_free(struct ovpn_ks *ks);
 
 #endif

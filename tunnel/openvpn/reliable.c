@@ -170,12 +170,39 @@ void ovpn_rel_delivered(struct ovpn_reliable *r)
     }
 }
 
+static void ovpn_rel_remember(struct ovpn_reliable *r, uint32_t id)
+{
+    size_t i;
+    for (i = 0; i < r->n_recent && r->recent[i] != id; i++)
+        ;
+    if (i == r->n_recent && r->n_recent < OVPN_REL_RECENT_ACKS)
+        r->n_recent++;
+    if (i == r->n_recent)
+        i = r->n_recent - 1;
+    memmove(r->recent + 1, r->recent, i * sizeof(r->recent[0]));
+    r->recent[0] = id;
+}
+
 size_t ovpn_rel_take_acks(struct ovpn_reliable *r, uint32_t *ids, size_t max)
 {
     size_t n = r->n_acks < max ? r->n_acks : max;
     memcpy(ids, r->acks, n * sizeof(ids[0]));
     memmove(r->acks, r->acks + n, (r->n_acks - n) * sizeof(r->acks[0]));
     r->n_acks -= n;
+    for (size_t i = 0; i < n; i++)
+        ovpn_rel_remember(r, ids[i]);
+    return n;
+}
+
+size_t ovpn_rel_add_recent_acks(const struct ovpn_reliable *r, uint32_t *ids, size_t n, size_t max)
+{
+    for (size_t i = 0; i < r->n_recent && n < max; i++) {
+        size_t k;
+        for (k = 0; k < n && ids[k] != r->recent[i]; k++)
+            ;
+        if (k == n)
+            ids[n++] = r->recent[i];
+    }
     return n;
 }
 

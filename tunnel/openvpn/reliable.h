@@ -17,6 +17,7 @@ enum {
     OVPN_REL_INITIAL_RTO_MS = 2000,
     OVPN_REL_MAX_RTO_MS = 32000,
     OVPN_REL_FAST_RETRANSMIT = 3,    /* later messages acked this often: resend at once */
+    OVPN_REL_RECENT_ACKS = 4,        /* acks repeated on later packets, as OpenVPN 2.6 does */
 };
 
 struct ovpn_rel_msg {
@@ -37,6 +38,8 @@ struct ovpn_reliable {
     struct ovpn_rel_msg in[OVPN_REL_RECV_WINDOW];
     uint32_t acks[OVPN_REL_MAX_ACKS];   /* ids to ack, oldest first */
     size_t n_acks;
+    uint32_t recent[OVPN_REL_RECENT_ACKS]; /* ids acked lately, newest first */
+    size_t n_recent;
 };
 
 void ovpn_rel_init(struct ovpn_reliable *r);
@@ -67,5 +70,8 @@ void ovpn_rel_delivered(struct ovpn_reliable *r);
 /* Takes up to max pending acks (oldest first) to put on an outgoing packet. */
 size_t ovpn_rel_take_acks(struct ovpn_reliable *r, uint32_t *ids, size_t max);
 size_t ovpn_rel_pending_acks(const struct ovpn_reliable *r);
+/* Adds recently sent acks not already in ids[0..n) until max; returns the new count. Repeating an
+ * ack is harmless, and it saves a handshake when the packet that carried it was lost. */
+size_t ovpn_rel_add_recent_acks(const struct ovpn_reliable *r, uint32_t *ids, size_t n, size_t max);
 
 #endif

@@ -5,7 +5,8 @@
  *   push-request    PUSH_REQUEST again every 5 s until PUSH_REPLY
  *   ping            a ping when nothing was sent for `ping` seconds
  *   ping-restart    reconnect when nothing arrived for `ping-restart` seconds
- *   reneg-sec       a new key after reneg-sec seconds on the current one
+ *   reneg-sec       a new key after reneg-sec seconds on the current one; a failed attempt is
+ *                   retried after 10 s
  *   transition      an old key still decrypts for 60 s after a new one took over, then goes
  *   reconnect wait  handled by the tick itself (client.c) */
 #include <stdio.h>
@@ -13,7 +14,10 @@
 #include "app/log.h"
 #include "tunnel/openvpn/internal.h"
 
-enum { OVPN_PUSH_RETRY_MS = 5000 };
+enum {
+    OVPN_PUSH_RETRY_MS = 5000,
+    OVPN_RENEG_RETRY_MS = 10000,
+};
 
 void ovpn_timers_tick(struct ovpn_client *c, uint64_t now)
 {
@@ -40,6 +44,9 @@ void ovpn_timers_tick(struct ovpn_client *c, uint64_t now)
             }
             v2s_warn("openvpn: renegotiation of key %u did not finish in time; keeping the current key", ks->key_id);
             ovpn_ks_free(ks);
+            /* Try again in a while, not on the next tick. */
+            if (cfg->reneg_sec)
+                c->keyed_at = now - (uint64_t)cfg->reneg_sec * 1000 + OVPN_RENEG_RETRY_MS;
             continue;
         }
         ovpn_client_flush(c, ks);

@@ -267,7 +267,8 @@ static int ovpn_tls_check_peer(struct ovpn_tls *t)
                      "server certificate lacks the TLS Web Server Authentication usage (remote-cert-tls server)");
             return -EACCES;
         }
-        if ((X509_get_extension_flags(peer) & EXFLAG_KUSAGE) &&
+        /* As OpenVPN: the key usage extension must be there and allow a TLS server's key. */
+        if (!(X509_get_extension_flags(peer) & EXFLAG_KUSAGE) ||
             !(ku & (KU_DIGITAL_SIGNATURE | KU_KEY_ENCIPHERMENT | KU_KEY_AGREEMENT))) {
             snprintf(t->error, sizeof(t->error), "server certificate key usage does not allow TLS (remote-cert-tls server)");
             return -EACCES;

@@ -266,6 +266,8 @@ static void ovpn_transport_udp_ready(uv_timer_t *timer)
         t->ev.connected(t->ev.arg);
 }
 
+static void ovpn_transport_handle_closed(uv_handle_t *h);
+
 int ovpn_transport_open(struct ovpn_transport **out, uv_loop_t *loop, const struct sockaddr *addr,
                         enum ovpn_proto proto, unsigned connect_timeout_ms, const struct ovpn_transport_events *ev)
 {
@@ -285,7 +287,14 @@ int ovpn_transport_open(struct ovpn_transport **out, uv_loop_t *loop, const stru
     t->handles_open = 2;
     int rc;
     if (proto == OVPN_PROTO_UDP) {
-        uv_udp_init_ex(loop, &t->sock.udp, addr->sa_family);
+        rc = uv_udp_init_ex(loop, &t->sock.udp, addr->sa_family);
+        if (rc < 0) {
+            /* No socket (out of descriptors): only the timer exists to close. */
+            t->closing = 1;
+            t->handles_open = 1;
+            uv_close((uv_handle_t *)&t->timer, ovpn_transport_handle_closed);
+            return rc;
+        }
         t->sock.udp.data = t;
         rc = uv_udp_connect(&t->sock.udp, addr);
         if (rc == 0)
@@ -299,7 +308,13 @@ int ovpn_transport_open(struct ovpn_transport **out, uv_loop_t *loop, const stru
             uv_timer_start(&t->timer, ovpn_transport_udp_ready, 0, 0);
         }
     } else {
-        uv_tcp_init(loop, &t->sock.tcp);
+        rc = uv_tcp_init(loop, &t->sock.tcp);
+        if (rc < 0) {
+            t->closing = 1;
+            t->handles_open = 1;
+            uv_close((uv_handle_t *)&t->timer, ovpn_transport_handle_closed);
+            return rc;
+        }
         t->sock.tcp.data = t;
         t->connect_req.data = t;
         rc = uv_tcp_connect(&t->connect_req, &t->sock.tcp, addr, ovpn_transport_connected);
