@@ -4,14 +4,15 @@
  *   netbench serve ADDR PORT [FILE]
  *       HTTP/1.1, one request per connection, epoll:
  *         GET /hello        a 64-byte answer (latency)
- *         GET /file         FILE, with sendfile (bulk download)
+ *         GET /file[?bytes=N] FILE (or its first N bytes), with sendfile (bulk download)
  *         PUT /sink[?sha256] reads Content-Length bytes, answers "BYTES SHA256HEX\n" (or "BYTES -")
  *         GET /stats        "open N accepted N\n"
  *       A connection that sends nothing is held open until the peer closes it (idle scale test).
  *   netbench latency [--socks HOST:PORT] HOST PORT COUNT
  *       COUNT sequential requests for /hello, each on a new connection (through a SOCKS5 CONNECT
  *       when --socks is given); per request, the time from connect() to the answer's first byte.
- *       Prints "n N fail N p50 MS p90 MS p99 MS mean MS max MS".
+ *       Prints "n N fail N p50 MS p90 MS p99 MS mean MS max MS connected-p50 MS", the last being
+ *       the median time until the connection to the target stood (connect(), or the SOCKS reply).
  *   netbench hold [--socks HOST:PORT] [--parallel K] HOST PORT COUNT
  *       Opens COUNT connections (K at a time, default 200) and keeps them open and idle. Prints
  *       "opened N failed N seconds S" once all are open or failed, then waits for standard input to
@@ -105,8 +106,9 @@ struct nb_conn {
     size_t req_len;
     char out[512];
     size_t out_len, out_off;
-    int send_file; /* the file follows the head */
+    int send_file; /* the file follows the head, up to file_end */
     off_t file_off;
+    uint64_t file_end;
     uint64_t body_left, body_bytes;
     EVP_MD_CTX *sha;
 };
@@ -201,11 +203,15 @@ static void nb_conn_request(struct nb_server *s, struct nb_conn *c, size_t head_
         char body[96];
         snprintf(body, sizeof(body), "open %ld accepted %ld\n", s->open, s->accepted);
         nb_conn_answer(s, c, "200 OK", body);
-    } else if (strcmp(method, "GET") == 0 && strcmp(path, "/file") == 0 && s->file_fd >= 0) {
+    } else if (strcmp(method, "GET") == 0 && strncmp(path, "/file", 5) == 0 && s->file_fd >= 0) {
+        const char *q = strstr(path, "?bytes=");
+        c->file_end = s->file_size;
+        if (q && strtoull(q + 7, NULL, 10) < s->file_size)
+            c->file_end = strtoull(q + 7, NULL, 10);
         int n = snprintf(c->out, sizeof(c->out),
                          "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n"
                          "Content-Length: %llu\r\nConnection: close\r\n\r\n",
-                         (unsigned long long)s->file_size);
+                         (unsigned long long)c->file_end);
         c->out_len = (size_t)n;
         c->out_off = 0;
         c->send_file = 1;
@@ -300,8 +306,8 @@ static void nb_conn_writable(struct nb_server *s, struct nb_conn *c)
     }
     if (c->state == NB_SEND_HEAD && c->send_file)
         c->state = NB_SEND_FILE;
-    while (c->state == NB_SEND_FILE && (uint64_t)c->file_off < s->file_size) {
-        size_t left = (size_t)(s->file_size - (uint64_t)c->file_off);
+    while (c->state == NB_SEND_FILE && (uint64_t)c->file_off < c->file_end) {
+        size_t left = (size_t)(c->file_end - (uint64_t)c->file_off);
         ssize_t n = sendfile(c->fd, s->file_fd, &c->file_off, left < NB_FILE_CHUNK ? left : NB_FILE_CHUNK);
         if (n < 0) {
             if (errno == EAGAIN || errno == EWOULDBLOCK)
@@ -433,8 +439,10 @@ static int nb_cmp_double(const void *a, const void *b)
 }
 
 /* One request: connect (through SOCKS when proxy is set), GET /hello, time to the first byte in
- * seconds, then the rest of the answer. Returns a negative value on failure. */
-static double nb_one_request(const struct sockaddr_in *proxy, const struct sockaddr_in *target)
+ * seconds, then the rest of the answer. Returns a negative value on failure. *connected: when the
+ * connection to the target stood (connect() returned, or the SOCKS reply came), from the start. */
+static double nb_one_request(const struct sockaddr_in *proxy, const struct sockaddr_in *target,
+                             double *connected)
 {
     static const char get[] = "GET /hello HTTP/1.1\r\nHost: bench\r\nUser-Agent: netbench\r\n\r\n";
     double t0 = nb_now(), ttfb = -1;
@@ -460,6 +468,7 @@ static double nb_one_request(const struct sockaddr_in *proxy, const struct socka
         if (write(fd, req, 10) != 10 || nb_read_full(fd, rep, 10) < 0 || rep[1] != 0 || rep[3] != 1)
             goto out;
     }
+    *connected = nb_now() - t0;
     if (write(fd, get, sizeof(get) - 1) != (ssize_t)(sizeof(get) - 1))
         goto out;
     ssize_t n = read(fd, buf, sizeof(buf));
@@ -493,19 +502,22 @@ static int nb_latency(int argc, char **argv)
     if (count <= 0)
         goto usage;
     double *t = calloc((size_t)count, sizeof(double));
-    if (!t)
+    double *hs = calloc((size_t)count, sizeof(double));
+    if (!t || !hs)
         return 1;
+    double h = 0;
     /* a few unmeasured requests first: ARP, route and allocator warm-up on both sides */
     for (int i = 0; i < 10; i++)
-        nb_one_request(use_proxy ? &proxy : NULL, &target);
+        nb_one_request(use_proxy ? &proxy : NULL, &target, &h);
     long ok = 0, fail = 0;
     double sum = 0;
     for (long i = 0; i < count; i++) {
-        double d = nb_one_request(use_proxy ? &proxy : NULL, &target);
+        double d = nb_one_request(use_proxy ? &proxy : NULL, &target, &h);
         if (d < 0) {
             fail++;
             continue;
         }
+        hs[ok] = h;
         t[ok++] = d;
         sum += d;
     }
@@ -514,11 +526,14 @@ static int nb_latency(int argc, char **argv)
         return 1;
     }
     qsort(t, (size_t)ok, sizeof(double), nb_cmp_double);
-#define NB_PCT(p) (t[(long)((double)(ok - 1) * (p) + 0.5)] * 1e3)
-    printf("n %ld fail %ld p50 %.3f p90 %.3f p99 %.3f mean %.3f max %.3f\n", ok, fail, NB_PCT(0.50),
-           NB_PCT(0.90), NB_PCT(0.99), sum / (double)ok * 1e3, t[ok - 1] * 1e3);
+    qsort(hs, (size_t)ok, sizeof(double), nb_cmp_double);
+#define NB_PCT(a, p) ((a)[(long)((double)(ok - 1) * (p) + 0.5)] * 1e3)
+    printf("n %ld fail %ld p50 %.3f p90 %.3f p99 %.3f mean %.3f max %.3f connected-p50 %.3f\n", ok, fail,
+           NB_PCT(t, 0.50), NB_PCT(t, 0.90), NB_PCT(t, 0.99), sum / (double)ok * 1e3, t[ok - 1] * 1e3,
+           NB_PCT(hs, 0.50));
 #undef NB_PCT
     free(t);
+    free(hs);
     return fail ? 1 : 0;
 usage:
     fprintf(stderr, "usage: netbench latency [--socks HOST:PORT] HOST PORT COUNT\n");

@@ -217,3 +217,18 @@ int v2s_parse_uint(const char *text, unsigned long max, unsigned long *out)
     *out = v;
     return 0;
 }
+
+const char *v2s_shown(const char *text, char *buf, size_t cap)
+{
+    size_t i = 0;
+    for (; text[i] != '\0' && i < cap - 4; i++) {
+        unsigned char c = (unsigned char)text[i];
+        buf[i] = (c < 0x20 || c == 0x7F) ? '?' : (char)c;
+    }
+    if (text[i] != '\0') {
+        memcpy(buf + i, "...", 3);
+        i += 3;
+    }
+    buf[i] = '\0';
+    return buf;
+}

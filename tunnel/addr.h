@@ -39,6 +39,10 @@ int v2s_netmask_prefix(const char *mask);
 int v2s_cidr_contains(const struct v2s_cidr *c, const struct v2s_addr *a);
 const char *v2s_cidr_format(const struct v2s_cidr *c, char *buf, size_t cap);
 
+/* Copies text into buf (cap >= 8) for an error message: shortened with "...", control characters
+ * replaced by '?', so a hostile value cannot forge log lines. Returns buf. */
+const char *v2s_shown(const char *text, char *buf, size_t cap);
+
 /* Strict unsigned decimal: digits only (no sign, no spaces), at most 9 of them, no more than max.
  * 0 or -EINVAL. Every parser of configuration text uses this one. */
 int v2s_parse_uint(const char *text, unsigned long max, unsigned long *out);

@@ -85,19 +85,9 @@ static const char *settings_get(const struct settings_env *env, const char *name
 static int settings_fail(const struct settings_env *env, const char *name, const char *value,
                          const char *why)
 {
-    char shown[48];
-    size_t i = 0;
-    if (value != NULL) {
-        for (; value[i] != '\0' && i < sizeof(shown) - 4; i++) {
-            unsigned char c = (unsigned char)value[i];
-            shown[i] = (c < 0x20 || c == 0x7F) ? '?' : (char)c;
-        }
-        if (value[i] != '\0') {
-            memcpy(shown + i, "...", 3);
-            i += 3;
-        }
-    }
-    shown[i] = '\0';
+    char shown[48] = "";
+    if (value != NULL)
+        v2s_shown(value, shown, sizeof(shown));
     if (env->err != NULL && env->errcap > 0) {
         if (value != NULL)
             snprintf(env->err, env->errcap, "%s=\"%s\": %s", name, shown, why);

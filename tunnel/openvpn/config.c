@@ -143,23 +143,6 @@ static void config_free_secret(char **s)
     }
 }
 
-/* Copies text into shown, shortened, control characters replaced, so a hostile value cannot
- * forge log lines. Returns shown. */
-static const char *config_shown(const char *text, char shown[CONFIG_SHOWN_MAX])
-{
-    size_t i = 0;
-    for (; text[i] != '\0' && i < CONFIG_SHOWN_MAX - 4; i++) {
-        unsigned char c = (unsigned char)text[i];
-        shown[i] = (c < 0x20 || c == 0x7F) ? '?' : (char)c;
-    }
-    if (text[i] != '\0') {
-        memcpy(shown + i, "...", 3);
-        i += 3;
-    }
-    shown[i] = '\0';
-    return shown;
-}
-
 /* Records "NAME:LINE: why" (line 0: "NAME: why") as the parser's sticky error. */
 static int config_fail_at(struct ovpn_config_parser *p, unsigned line, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -198,7 +181,7 @@ static int config_number(struct ovpn_config_parser *p, const char *option, const
     unsigned long v;
     char shown[CONFIG_SHOWN_MAX];
     if (v2s_parse_uint(text, max, &v) != 0 || v < min)
-        return config_fail(p, "%s: '%s' is not a number in %lu..%lu", option, config_shown(text, shown),
+        return config_fail(p, "%s: '%s' is not a number in %lu..%lu", option, v2s_shown(text, shown, sizeof(shown)),
                            min, max);
     *out = (unsigned)v;
     return 0;
@@ -210,7 +193,7 @@ static int config_copy_name(struct ovpn_config_parser *p, char *dst, size_t cap,
     char shown[CONFIG_SHOWN_MAX];
     if (len == 0 || len >= cap)
         return config_fail(p, "%s: '%s' is empty or longer than %zu characters", w[0],
-                           config_shown(w[1], shown), cap - 1);
+                           v2s_shown(w[1], shown, sizeof(shown)), cap - 1);
     memcpy(dst, w[1], len + 1);
     return 0;
 }
@@ -500,7 +483,7 @@ static int config_apply_dev_type(struct ovpn_config_parser *p, char **w, int n, 
     (void)n, (void)block;
     if (strcmp(w[1], "tun") == 0)
         return 0;
-    return config_fail(p, "dev-type %s is not supported: %s", config_shown(w[1], shown), config_tun_only);
+    return config_fail(p, "dev-type %s is not supported: %s", v2s_shown(w[1], shown, sizeof(shown)), config_tun_only);
 }
 
 static int config_apply_mode(struct ovpn_config_parser *p, char **w, int n, const char *block)
@@ -511,7 +494,7 @@ static int config_apply_mode(struct ovpn_config_parser *p, char **w, int n, cons
         return 0;
     if (strcmp(w[1], "server") == 0)
         return config_fail(p, "mode server: this is a server config; vpn2socks is a client");
-    return config_fail(p, "mode '%s': expected p2p", config_shown(w[1], shown));
+    return config_fail(p, "mode '%s': expected p2p", v2s_shown(w[1], shown, sizeof(shown)));
 }
 
 struct config_proto_name {
@@ -540,9 +523,9 @@ static int config_parse_proto(struct ovpn_config_parser *p, const char *text, en
         }
     }
     if (strstr(text, "-server") != NULL)
-        return config_fail(p, "proto %s is for servers; a client uses udp or tcp", config_shown(text, shown));
+        return config_fail(p, "proto %s is for servers; a client uses udp or tcp", v2s_shown(text, shown, sizeof(shown)));
     return config_fail(p, "unknown protocol '%s': expected udp, udp4, udp6, tcp, tcp4 or tcp6",
-                       config_shown(text, shown));
+                       v2s_shown(text, shown, sizeof(shown)));
 }
 
 static int config_parse_port(struct ovpn_config_parser *p, const char *text, char *port, size_t cap)
@@ -550,7 +533,7 @@ static int config_parse_port(struct ovpn_config_parser *p, const char *text, cha
     unsigned long v;
     char shown[CONFIG_SHOWN_MAX];
     if (v2s_parse_uint(text, 65535, &v) != 0 || v == 0)
-        return config_fail(p, "port '%s' is not a number in 1..65535", config_shown(text, shown));
+        return config_fail(p, "port '%s' is not a number in 1..65535", v2s_shown(text, shown, sizeof(shown)));
     snprintf(port, cap, "%u", (unsigned)(v & 0xFFFF)); /* v <= 65535 */
     return 0;
 }
@@ -601,11 +584,11 @@ static int config_apply_remote(struct ovpn_config_parser *p, char **w, int n, co
 
     memset(&r, 0, sizeof(r));
     if (len == 0 || len >= sizeof(r.r.host))
-        return config_fail(p, "remote: '%s' is not a host name or address", config_shown(w[1], shown));
+        return config_fail(p, "remote: '%s' is not a host name or address", v2s_shown(w[1], shown, sizeof(shown)));
     for (size_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char)w[1][i];
         if (c <= 0x20 || c == 0x7F)
-            return config_fail(p, "remote: '%s' is not a host name or address", config_shown(w[1], shown));
+            return config_fail(p, "remote: '%s' is not a host name or address", v2s_shown(w[1], shown, sizeof(shown)));
     }
     memcpy(r.r.host, w[1], len + 1);
     if (n >= 3) {
@@ -702,7 +685,7 @@ static int config_parse_key_direction(struct ovpn_config_parser *p, const char *
     else if (strcmp(text, "1") == 0)
         *out = 1;
     else
-        return config_fail(p, "key direction '%s': expected 0 or 1", config_shown(text, shown));
+        return config_fail(p, "key direction '%s': expected 0 or 1", v2s_shown(text, shown, sizeof(shown)));
     return 0;
 }
 
@@ -839,7 +822,7 @@ static int config_apply_tls_version_min(struct ovpn_config_parser *p, char **w, 
     char shown[CONFIG_SHOWN_MAX];
     (void)block;
     if (n == 3 && strcmp(w[2], "or-highest") != 0)
-        return config_fail(p, "tls-version-min: '%s' is not or-highest", config_shown(w[2], shown));
+        return config_fail(p, "tls-version-min: '%s' is not or-highest", v2s_shown(w[2], shown, sizeof(shown)));
     for (size_t i = 0; i < sizeof(versions) / sizeof(versions[0]); i++) {
         if (strcmp(w[1], versions[i]) == 0) {
             snprintf(p->cfg.tls_version_min, sizeof(p->cfg.tls_version_min), "%s", versions[i]);
@@ -850,7 +833,7 @@ static int config_apply_tls_version_min(struct ovpn_config_parser *p, char **w, 
         snprintf(p->cfg.tls_version_min, sizeof(p->cfg.tls_version_min), "1.3");
         return 0;
     }
-    return config_fail(p, "tls-version-min '%s': expected 1.0, 1.1, 1.2 or 1.3", config_shown(w[1], shown));
+    return config_fail(p, "tls-version-min '%s': expected 1.0, 1.1, 1.2 or 1.3", v2s_shown(w[1], shown, sizeof(shown)));
 }
 
 static int config_apply_tls_cipher(struct ovpn_config_parser *p, char **w, int n, const char *block)
@@ -871,7 +854,7 @@ static int config_apply_remote_cert_tls(struct ovpn_config_parser *p, char **w, 
     char shown[CONFIG_SHOWN_MAX];
     (void)n, (void)block;
     if (strcmp(w[1], "server") != 0)
-        return config_fail(p, "%s '%s': a client checks for 'server'", w[0], config_shown(w[1], shown));
+        return config_fail(p, "%s '%s': a client checks for 'server'", w[0], v2s_shown(w[1], shown, sizeof(shown)));
     p->cfg.remote_cert_tls_server = 1;
     return 0;
 }
@@ -885,7 +868,7 @@ static int config_apply_remote_cert_eku(struct ovpn_config_parser *p, char **w, 
     if (strcmp(w[1], "TLS Web Server Authentication") != 0 && strcmp(w[1], "serverAuth") != 0 &&
         strcmp(w[1], "1.3.6.1.5.5.7.3.1") != 0)
         return config_fail(p, "remote-cert-eku '%s' is not supported: only TLS Web Server Authentication",
-                           config_shown(w[1], shown));
+                           v2s_shown(w[1], shown, sizeof(shown)));
     p->cfg.remote_cert_tls_server = 1;
     return 0;
 }
@@ -906,7 +889,7 @@ static int config_apply_verify_x509_name(struct ovpn_config_parser *p, char **w,
             type = OVPN_X509_NAME_CN_PREFIX;
         else
             return config_fail(p, "verify-x509-name type '%s': expected subject, name or name-prefix",
-                               config_shown(w[2], shown));
+                               v2s_shown(w[2], shown, sizeof(shown)));
     }
     p->cfg.verify_x509_type = type;
     return config_set_string(p, &p->cfg.verify_x509_name, w[1]);
@@ -933,7 +916,7 @@ static int config_apply_compat_mode(struct ovpn_config_parser *p, char **w, int 
     if ((got != 2 && got != 3) || x > 99 || y > 99 || z > 99)
     {
         char shown[CONFIG_SHOWN_MAX];
-        return config_fail(p, "%s: '%s' is not a version like 2.5.0", w[0], config_shown(w[1], shown));
+        return config_fail(p, "%s: '%s' is not a version like 2.5.0", w[0], v2s_shown(w[1], shown, sizeof(shown)));
     }
     p->cfg.compat_version = x * 10000 + y * 100 + z;
     return 0;
@@ -1006,7 +989,7 @@ static int config_apply_mssfix(struct ovpn_config_parser *p, char **w, int n, co
         return 0;
     }
     if (n == 3 && strcmp(w[2], "mtu") != 0 && strcmp(w[2], "fixed") != 0)
-        return config_fail(p, "mssfix: '%s' is not mtu or fixed", config_shown(w[2], shown));
+        return config_fail(p, "mssfix: '%s' is not mtu or fixed", v2s_shown(w[2], shown, sizeof(shown)));
     return config_number(p, w[0], w[1], 0, CONFIG_MTU_MAX, &p->cfg.mssfix);
 }
 
@@ -1054,7 +1037,7 @@ static int config_apply_comp_lzo(struct ovpn_config_parser *p, char **w, int n, 
     char shown[CONFIG_SHOWN_MAX];
     (void)block;
     if (n == 2 && strcmp(w[1], "yes") != 0 && strcmp(w[1], "no") != 0 && strcmp(w[1], "adaptive") != 0)
-        return config_fail(p, "comp-lzo '%s': expected yes, no or adaptive", config_shown(w[1], shown));
+        return config_fail(p, "comp-lzo '%s': expected yes, no or adaptive", v2s_shown(w[1], shown, sizeof(shown)));
     p->cfg.comp = OVPN_COMP_FRAMING_LZO;
     p->cfg.comp_set = 1;
     p->comp_compresses = !(n == 2 && strcmp(w[1], "no") == 0);
@@ -1091,7 +1074,7 @@ static int config_apply_compress(struct ovpn_config_parser *p, char **w, int n, 
         }
     }
     return config_fail(p, "compress '%s': expected stub, stub-v2, lzo, lz4, lz4-v2 or migrate",
-                       config_shown(alg, shown));
+                       v2s_shown(alg, shown, sizeof(shown)));
 }
 
 static int config_apply_allow_compression(struct ovpn_config_parser *p, char **w, int n, const char *block)
@@ -1104,7 +1087,7 @@ static int config_apply_allow_compression(struct ovpn_config_parser *p, char **w
     }
     if (strcmp(w[1], "yes") == 0 || strcmp(w[1], "asym") == 0)
         return 0;
-    return config_fail(p, "allow-compression '%s': expected yes, no or asym", config_shown(w[1], shown));
+    return config_fail(p, "allow-compression '%s': expected yes, no or asym", v2s_shown(w[1], shown, sizeof(shown)));
 }
 
 /* route, route-ipv6, dhcp-option, dns, redirect-gateway: the same code as a push. */
@@ -1144,7 +1127,7 @@ static int config_apply_key_method(struct ovpn_config_parser *p, char **w, int n
     (void)n, (void)block;
     if (strcmp(w[1], "2") == 0)
         return 0;
-    return config_fail(p, "key-method %s is not supported: only key-method 2", config_shown(w[1], shown));
+    return config_fail(p, "key-method %s is not supported: only key-method 2", v2s_shown(w[1], shown, sizeof(shown)));
 }
 
 /* cd DIR: OpenVPN changes directory there, so relative file names resolve against it. */
@@ -1355,8 +1338,8 @@ static int config_unknown(struct ovpn_config_parser *p, const char *name, int le
     for (size_t i = 0; !ignored && i < p->n_ignored; i++)
         ignored = strcmp(p->ignored[i], name) == 0;
     if (!ignored)
-        return config_fail(p, "unknown option '%s'", config_shown(name, shown));
-    v2s_warn("%s:%u: ignoring unknown option '%s'", p->name, p->opt_line, config_shown(name, shown));
+        return config_fail(p, "unknown option '%s'", v2s_shown(name, shown, sizeof(shown)));
+    v2s_warn("%s:%u: ignoring unknown option '%s'", p->name, p->opt_line, v2s_shown(name, shown, sizeof(shown)));
     return 0;
 }
 
@@ -1468,9 +1451,9 @@ static int config_block_begin(struct ovpn_config_parser *p, const char *tag)
     int rc;
 
     if (tag[0] == '/')
-        return config_fail(p, "<%s> closes a block that was never opened", config_shown(tag, shown));
+        return config_fail(p, "<%s> closes a block that was never opened", v2s_shown(tag, shown, sizeof(shown)));
     if (strlen(tag) >= sizeof(p->block_tag))
-        return config_fail(p, "unknown option '%s'", config_shown(tag, shown));
+        return config_fail(p, "unknown option '%s'", v2s_shown(tag, shown, sizeof(shown)));
     if (strcmp(tag, "connection") == 0)
         return config_connection_begin(p);
     o = config_find(tag);
@@ -1896,7 +1879,7 @@ static int config_load_ref(struct ovpn_config_parser *p, struct ovpn_config *cfg
 
     if (full == NULL)
         return config_nomem(p);
-    config_shown(fr->path, shown);
+    v2s_shown(fr->path, shown, sizeof(shown));
     rc = config_read_file(full, CONFIG_MAX_FILE, &text, &len);
     if (rc < 0) {
         config_fail_at(p, fr->line, "%s '%s': cannot read %s: %s", name, shown, full, config_read_error(rc));

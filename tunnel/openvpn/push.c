@@ -33,23 +33,6 @@ enum {
     PUSH_SHOWN_MAX = 48,       /* how much of a hostile value an error message shows */
 };
 
-/* Copies text into shown, shortened and with control characters replaced, so a hostile value
- * cannot forge log lines. Returns shown. */
-static const char *push_shown(const char *text, char shown[PUSH_SHOWN_MAX])
-{
-    size_t i = 0;
-    for (; text[i] != '\0' && i < PUSH_SHOWN_MAX - 4; i++) {
-        unsigned char c = (unsigned char)text[i];
-        shown[i] = (c < 0x20 || c == 0x7F) ? '?' : (char)c;
-    }
-    if (text[i] != '\0') {
-        memcpy(shown + i, "...", 3);
-        i += 3;
-    }
-    shown[i] = '\0';
-    return shown;
-}
-
 static int push_fail(char *err, size_t errcap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static int push_fail(char *err, size_t errcap, const char *fmt, ...)
 {
@@ -66,7 +49,7 @@ static int push_fail(char *err, size_t errcap, const char *fmt, ...)
 static int push_bad(char *err, size_t errcap, const char *option, const char *value, const char *why)
 {
     char shown[PUSH_SHOWN_MAX];
-    return push_fail(err, errcap, "%s '%s': %s", option, push_shown(value, shown), why);
+    return push_fail(err, errcap, "%s '%s': %s", option, v2s_shown(value, shown, sizeof(shown)), why);
 }
 
 static int push_is_special_gateway(const char *text)
@@ -638,7 +621,7 @@ int ovpn_push_parse(struct ovpn_push *p, const char *msg, char *err, size_t errc
         /* The name as written, kept before the split modifies the piece, for the error below. */
         size_t skip = strspn(item, " \t");
         size_t nl = strcspn(item + skip, " \t");
-        push_shown(item + skip, name);
+        v2s_shown(item + skip, name, sizeof(name));
         if (nl < strlen(name))
             name[nl] = '\0';
         int n = ovpn_split_words(item, words, PUSH_MAX_WORDS);

@@ -26,21 +26,30 @@ int ovpn_rel_can_send(const struct ovpn_reliable *r)
     return 0;
 }
 
+/* Fills a free slot with a copy of data. 0 or -ENOMEM. */
+static int ovpn_rel_store(struct ovpn_rel_msg *m, uint8_t op, uint32_t id, const uint8_t *data, size_t len)
+{
+    m->data = len ? malloc(len) : NULL;
+    if (len && !m->data)
+        return -ENOMEM;
+    if (len)
+        memcpy(m->data, data, len);
+    m->used = 1;
+    m->op = op;
+    m->id = id;
+    m->len = len;
+    return 0;
+}
+
 int64_t ovpn_rel_send(struct ovpn_reliable *r, uint8_t op, const uint8_t *data, size_t len, uint64_t now)
 {
     for (size_t i = 0; i < OVPN_REL_SEND_WINDOW; i++) {
         struct ovpn_rel_msg *m = &r->out[i];
         if (m->used)
             continue;
-        m->data = len ? malloc(len) : NULL;
-        if (len && !m->data)
+        if (ovpn_rel_store(m, op, r->send_next, data, len) < 0)
             return -ENOMEM;
-        if (len)
-            memcpy(m->data, data, len);
-        m->used = 1;
-        m->op = op;
-        m->id = r->send_next++;
-        m->len = len;
+        r->send_next++;
         m->due = now;
         m->rto = OVPN_REL_INITIAL_RTO_MS;
         m->later_acks = 0;
@@ -135,16 +144,7 @@ int ovpn_rel_receive(struct ovpn_reliable *r, uint8_t op, uint32_t id, const uin
         struct ovpn_rel_msg *m = &r->in[i];
         if (m->used)
             continue;
-        m->data = len ? malloc(len) : NULL;
-        if (len && !m->data)
-            return -ENOMEM;
-        if (len)
-            memcpy(m->data, data, len);
-        m->used = 1;
-        m->op = op;
-        m->id = id;
-        m->len = len;
-        return 1;
+        return ovpn_rel_store(m, op, id, data, len) < 0 ? -ENOMEM : 1;
     }
     return 0;
 }
