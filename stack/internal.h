@@ -27,6 +27,7 @@ struct stack {
     void (*close_cb)(void *arg);
     void *close_arg;
     struct stack_tcp *conns;    /* every TCP connection, for tunnel-down and ICMP errors */
+    struct stack_tcp *flushes;  /* connections with segments waiting to go to the application */
     struct resolver_query *queries;
     uint8_t *read_buf;          /* shared buffer for reads from applications (see tcp.c) */
     uint8_t *tx_buf;            /* linearises chained pbufs for tunnel_send() */
@@ -55,6 +56,8 @@ int stack_err_to_uv(err_t err);
 void stack_tcp_icmp_error(struct stack *s, const struct v2s_addr *dst, uint16_t sport, uint16_t dport,
                           int status);
 void stack_tcp_abort_all(struct stack *s);
+/* Writes every connection's gathered segments to its application (end of a loop iteration). */
+void stack_tcp_flush_all(struct stack *s);
 void stack_tcp_resume_all(struct stack *s);
 /* resolver.c: fail every query (tunnel down or stack closing). */
 void stack_resolver_abort_all(struct stack *s, int status);

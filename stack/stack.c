@@ -80,11 +80,14 @@ static void stack_timer_cb(uv_timer_t *t)
     sys_check_timeouts();
 }
 
-/* Runs before the loop blocks: packets handled in this iteration may have added lwIP timeouts
- * (a retransmission, a delayed ACK), so the timer is re-armed for the earliest one. */
+/* Runs before the loop blocks: segments received in this iteration go to the applications, and
+ * packets handled may have added lwIP timeouts (a retransmission, a delayed ACK), so the timer is
+ * re-armed for the earliest one. */
 static void stack_prepare_cb(uv_prepare_t *p)
 {
     struct stack *s = p->data;
+    /* Everything this iteration received goes to the applications in one write each. */
+    stack_tcp_flush_all(s);
     u32_t sleep = sys_timeouts_sleeptime();
     if (sleep == SYS_TIMEOUTS_SLEEPTIME_INFINITE) {
         if (s->timer_due) {

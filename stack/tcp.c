@@ -36,8 +36,13 @@ enum stack_tcp_state {
 };
 
 /* Resume reading the application only once this much send buffer is free, so each read moves a
- * useful amount instead of a few bytes at a time. */
-enum { STACK_TCP_RESUME_SNDBUF = 16 * 1024 };
+ * useful amount instead of a few bytes at a time. Segments for the application are gathered
+ * until the end of the loop iteration (or STACK_TCP_RXQ of them) and written with one writev():
+ * one system call and one wakeup of the application per batch, not per segment. */
+enum {
+    STACK_TCP_RESUME_SNDBUF = 16 * 1024,
+    STACK_TCP_RXQ = 16,
+};
 
 struct stack_tcp {
     struct stack *s;
@@ -58,6 +63,9 @@ struct stack_tcp {
     size_t pending_len;
     size_t pending_off;
     size_t writes_pending; /* uv_write()s to the application in flight */
+    struct pbuf *rxq[STACK_TCP_RXQ]; /* received, not yet handed to the application */
+    unsigned n_rxq;
+    struct stack_tcp *flush_next, *flush_prev; /* on the stack's list while n_rxq > 0 */
     uv_shutdown_t shutdown_req;
     uint64_t bytes_up;   /* application -> tunnel */
     uint64_t bytes_down; /* tunnel -> application */
@@ -71,11 +79,13 @@ struct stack_tcp {
     unsigned aborted : 1;       /* we called tcp_abort(): an lwIP callback must return ERR_ABRT */
 };
 
-/* One uv_write() to the application holding the pbuf it came from. */
+/* One uv_write() to the application holding the pbufs it came from. */
 struct stack_tcp_write {
     uv_write_t req;
     struct stack_tcp *c;
-    struct pbuf *p;
+    size_t len;
+    unsigned n;
+    struct pbuf *p[STACK_TCP_RXQ];
 };
 
 static void stack_tcp_link(struct stack_tcp *c)
@@ -128,6 +138,7 @@ static void stack_tcp_maybe_release(struct stack_tcp *c)
 /* --- opening --- */
 
 static void stack_tcp_connect_timeout(void *arg);
+static void stack_tcp_flush_unlink(struct stack_tcp *c);
 
 /* Ends a connection that never opened; the connect callback learns why. */
 static void stack_tcp_fail(struct stack_tcp *c, int status)
@@ -269,6 +280,11 @@ static void stack_tcp_end(struct stack_tcp *c, int reset)
         return;
     c->state = STACK_TCP_CLOSING;
     c->reset = reset ? 1 : 0;
+    for (unsigned i = 0; i < c->n_rxq; i++)
+        pbuf_free(c->rxq[i]);
+    if (c->n_rxq)
+        stack_tcp_flush_unlink(c);
+    c->n_rxq = 0;
     stack_tcp_release_pcb(c, reset);
     if (reset) {
         uv_os_fd_t fd;
@@ -305,7 +321,7 @@ static void stack_tcp_app_shutdown_cb(uv_shutdown_t *req, int status)
 /* The remote end's FIN reaches the application once every byte before it has. */
 static void stack_tcp_maybe_shutdown_app(struct stack_tcp *c)
 {
-    if (c->state != STACK_TCP_BRIDGED || !c->remote_fin || c->writes_pending || c->app_shut_sent)
+    if (c->state != STACK_TCP_BRIDGED || !c->remote_fin || c->writes_pending || c->n_rxq || c->app_shut_sent)
         return;
     c->app_shut_sent = 1;
     c->shutdown_req.data = c;
@@ -317,8 +333,9 @@ static void stack_tcp_app_write_cb(uv_write_t *req, int status)
 {
     struct stack_tcp_write *w = (struct stack_tcp_write *)req;
     struct stack_tcp *c = w->c;
-    u16_t len = w->p->tot_len;
-    pbuf_free(w->p);
+    size_t len = w->len;
+    for (unsigned i = 0; i < w->n; i++)
+        pbuf_free(w->p[i]);
     free(w);
     c->writes_pending--;
     if (c->state != STACK_TCP_BRIDGED)
@@ -330,43 +347,96 @@ static void stack_tcp_app_write_cb(uv_write_t *req, int status)
     }
     /* The application has the bytes: now, and only now, open the window by as much. */
     c->bytes_down += len;
-    if (c->pcb)
-        tcp_recved(c->pcb, len);
+    for (size_t left = len; c->pcb && left > 0;) {
+        u16_t step = left > 0xFFFF ? 0xFFFF : (u16_t)left;
+        tcp_recved(c->pcb, step);
+        left -= step;
+    }
     stack_tcp_maybe_shutdown_app(c);
 }
 
-/* Hands p (consumed) to the application. 0, or a negative uv error with p freed. */
-static int stack_tcp_deliver(struct stack_tcp *c, struct pbuf *p)
+static void stack_tcp_flush_unlink(struct stack_tcp *c)
 {
+    struct stack *s = c->s;
+    if (c->flush_prev)
+        c->flush_prev->flush_next = c->flush_next;
+    else if (s->flushes == c)
+        s->flushes = c->flush_next;
+    if (c->flush_next)
+        c->flush_next->flush_prev = c->flush_prev;
+    c->flush_next = c->flush_prev = NULL;
+}
+
+/* Writes the gathered segments to the application in one uv_write(). 0, or a negative uv error
+ * with the segments freed. */
+static int stack_tcp_flush(struct stack_tcp *c)
+{
+    if (c->n_rxq == 0)
+        return 0;
+    stack_tcp_flush_unlink(c);
     struct stack_tcp_write *w = malloc(sizeof(*w));
-    if (!w) {
-        pbuf_free(p);
-        return UV_ENOMEM;
-    }
-    size_t n = pbuf_clen(p);
-    uv_buf_t small[16];
-    uv_buf_t *bufs = n <= 16 ? small : malloc(n * sizeof(*bufs));
-    if (!bufs) {
+    size_t nbufs = 0;
+    for (unsigned i = 0; i < c->n_rxq; i++)
+        nbufs += pbuf_clen(c->rxq[i]);
+    uv_buf_t small[64];
+    uv_buf_t *bufs = nbufs <= 64 ? small : malloc(nbufs * sizeof(*bufs));
+    if (!w || !bufs) {
         free(w);
-        pbuf_free(p);
+        if (bufs && bufs != small)
+            free(bufs);
+        for (unsigned i = 0; i < c->n_rxq; i++)
+            pbuf_free(c->rxq[i]);
+        c->n_rxq = 0;
         return UV_ENOMEM;
     }
-    size_t i = 0;
-    for (struct pbuf *q = p; q; q = q->next)
-        bufs[i++] = uv_buf_init(q->payload, q->len);
+    size_t k = 0;
     w->c = c;
-    w->p = p;
+    w->len = 0;
+    w->n = c->n_rxq;
+    for (unsigned i = 0; i < c->n_rxq; i++) {
+        w->p[i] = c->rxq[i];
+        w->len += c->rxq[i]->tot_len;
+        for (struct pbuf *q = c->rxq[i]; q; q = q->next)
+            bufs[k++] = uv_buf_init(q->payload, q->len);
+    }
+    c->n_rxq = 0;
     /* uv_write() copies the descriptors, so bufs may go when it returns. */
-    int rc = uv_write(&w->req, (uv_stream_t *)c->app, bufs, (unsigned)n, stack_tcp_app_write_cb);
+    int rc = uv_write(&w->req, (uv_stream_t *)c->app, bufs, (unsigned)nbufs, stack_tcp_app_write_cb);
     if (bufs != small)
         free(bufs);
     if (rc < 0) {
+        for (unsigned i = 0; i < w->n; i++)
+            pbuf_free(w->p[i]);
         free(w);
-        pbuf_free(p);
         return rc;
     }
     c->writes_pending++;
     return 0;
+}
+
+/* Keeps p (consumed) for the next flush; flushes at once when the batch is full. 0, or a negative
+ * uv error (p and the batch freed). */
+static int stack_tcp_deliver(struct stack_tcp *c, struct pbuf *p)
+{
+    if (c->n_rxq == 0) {
+        struct stack *s = c->s;
+        c->flush_prev = NULL;
+        c->flush_next = s->flushes;
+        if (s->flushes)
+            s->flushes->flush_prev = c;
+        s->flushes = c;
+    }
+    c->rxq[c->n_rxq++] = p;
+    return c->n_rxq == STACK_TCP_RXQ ? stack_tcp_flush(c) : 0;
+}
+
+void stack_tcp_flush_all(struct stack *s)
+{
+    while (s->flushes) {
+        struct stack_tcp *c = s->flushes;
+        if (stack_tcp_flush(c) < 0)
+            stack_tcp_end(c, 1);
+    }
 }
 
 static err_t stack_tcp_on_recv(void *arg, struct tcp_pcb *pcb, struct pbuf *p, err_t err)
