@@ -1,12 +1,12 @@
 #!/bin/bash
-# shellcheck disable=SC2317  # helpers are called indirectly
+# shellcheck disable=SC2317,SC2119,SC2016  # helpers called indirectly; awk programs in single quotes
 # vpn2socks against the stock OpenVPN 2.6 client (kernel TUN), same lab server, same machine.
 #
 #   sudo bench/run.sh [--quick] [--runs N] [--size MIB] [--cap S] [--only LIST] [--markdown FILE]
 #                     [--perf DIR]
 #
-#   --quick        256 MiB transfers of at most 8 s (under 5 minutes in all); default 1 GiB
-#                  transfers of at most 25 s (under 20 minutes)
+#   --quick        128 MiB transfers of at most 4 s (about 5 minutes in all); default 1 GiB
+#                  transfers of at most 15 s (under 20 minutes)
 #   --runs N       timed runs per figure, the median is reported (3)
 #   --size MIB     bytes per bulk transfer
 #   --cap S        a transfer stops after S seconds; its rate is then the bytes moved by then
@@ -23,6 +23,8 @@
 #   2. client CPU (user + system, /proc/PID/stat) per GiB moved, during the runs of case 1
 #   3. latency: connect to the first byte of a small HTTP answer (netbench latency), 1,000 requests
 #   4. scale: 10,000 idle connections held open; VmRSS growth per connection, time to open them
+#      (and, in the log, the client's CPU while they idle and how long their closes take to reach
+#      the server)
 #   5. distance: case 1's UDP AES-256-GCM download through bench/relay with 15 ms each way (30 ms
 #      round trip); the relay at 0 ms against no relay shows what the relay itself costs
 # Needs root (network namespaces, the stock client's TUN). The binaries: $VPN2SOCKS_BIN (else
@@ -41,7 +43,9 @@ source "$lab/v2s.sh"
 
 QUICK=0 RUNS='' SIZE_MB='' CAP='' ONLY=bulk,latency,scale,distance MARKDOWN='' PERF_DIR=''
 LAT_COUNT=1000 SCALE_COUNT=10000 ONE_WAY_MS=15
-RELAY_GATHER_US=25   # the relay lets datagrams gather this long after a busy wakeup (batching)
+# After a busy wakeup the relay lets datagrams gather this long, so that it moves them in batches
+# (its CPU competes with both clients on a small machine); a lone datagram does not wait.
+RELAY_GATHER_US=500
 while [ $# -gt 0 ]; do
     case $1 in
     --quick) QUICK=1; shift ;;
@@ -56,12 +60,13 @@ while [ $# -gt 0 ]; do
     esac
 done
 if [ "$QUICK" = 1 ]; then
-    SIZE_MB=${SIZE_MB:-256} CAP=${CAP:-8} CHECK_S=3
+    SIZE_MB=${SIZE_MB:-128} CAP=${CAP:-4} CHECK_S=2 IDLE_S=2 CLOSE_WAIT_S=10
 else
-    SIZE_MB=${SIZE_MB:-1024} CAP=${CAP:-25} CHECK_S=8
+    SIZE_MB=${SIZE_MB:-1024} CAP=${CAP:-15} CHECK_S=5 IDLE_S=5 CLOSE_WAIT_S=60
 fi
 RUNS=${RUNS:-3}
 want() { [[ ",$ONLY," == *",$1,"* ]]; }
+say() { echo "bench: $*" >&2; }
 
 lab_require_root
 lab_openvpn_require
@@ -72,13 +77,24 @@ if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt $((SCALE_COUNT + 1000
     echo "bench: open files limit $(ulimit -n) is below $((SCALE_COUNT + 1000)); the scale case may fail" >&2
 fi
 
-T_START=$(date +%s)
+# elapsed time from /proc/uptime: the wall clock of these VMs has been seen to jump
+uptime_s() { cut -d. -f1 /proc/uptime; }
+T_START=$(uptime_s)
+DATE_START=$(date -u "+%F %H:%M UTC")
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 # other lab runs share the CPUs: say so, since the figures then carry their noise
 OTHERS=$(ip netns list 2>/dev/null | grep -c '^v2s-' || true)
 [ "$OTHERS" -gt 0 ] && echo "bench: warning: $OTHERS network namespaces of other lab runs exist; figures will be noisy" >&2
 LAB_BIG_MB=1 lab_setup --no-ocserv
 v2s_prepare
+# which binary: its build time against the last commit's, since the tree may have moved on
+BIN_SRC=$(readlink -f "${VPN2SOCKS_BIN:-$repo/build/vpn2socks}")
+BIN_MTIME=$(stat -c %Y "$BIN_SRC")
+BIN_STALE=''
+if [ "$BIN_MTIME" -lt "$(git -C "$repo" log -1 --format=%ct 2>/dev/null || echo 0)" ]; then
+    BIN_STALE=', NB: the binary is older than the last commit'
+    say "warning: $BIN_SRC is older than the last commit; rebuild it to measure the tree"
+fi
 
 # ---------------------------------------------------------------- tools
 bench_tools() {
@@ -91,8 +107,9 @@ bench_tools() {
     done
     lab_log "no built netbench/relay found; compiling them into the run dir"
     NETBENCH=$LAB_RUN_DIR/netbench RELAY=$LAB_RUN_DIR/relay
-    cc -O2 -o "$NETBENCH" "$here/netbench.c" -lcrypto && cc -O2 -o "$RELAY" "$here/relay.c" ||
+    if ! cc -O2 -o "$NETBENCH" "$here/netbench.c" -lcrypto || ! cc -O2 -o "$RELAY" "$here/relay.c"; then
         lab_die "compiling bench/netbench.c or bench/relay.c failed"
+    fi
 }
 bench_tools
 
@@ -103,7 +120,6 @@ SIZE=$((SIZE_MB * 1048576))
 lab_log "making a $SIZE_MB MiB file of random bytes"
 openssl rand -out "$FILE" "$SIZE" 2>/dev/null || head -c "$SIZE" /dev/urandom >"$FILE"
 chmod 644 "$FILE"
-FILE_SHA=$(sha256sum <"$FILE" | cut -d' ' -f1)
 lab_bg netbench ip netns exec "$LAB_SERVER_NS" "$NETBENCH" serve "$LAB_INTERNAL_IP" "$NB_PORT" "$FILE"
 lab_wait_listen "$LAB_SERVER_NS" tcp "$LAB_INTERNAL_IP" "$NB_PORT" || lab_die "netbench serve did not start"
 
@@ -113,16 +129,27 @@ RAW=$LAB_RUN_DIR/raw.txt
 : >"$RAW"
 declare -A R     # R[key] = figure
 
-say() { echo "bench: $*" >&2; }
 # cpu_ticks PID: user + system time so far, in clock ticks
 cpu_ticks() { sed 's/.*) //' "/proc/$1/stat" | awk '{print $12 + $13}'; }
 rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
 median() { sort -g | awk '{v[NR] = $1} END {if (NR == 0) print "nan"; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
 fmt() { awk -v v="$1" -v f="${2:-%.1f}" 'BEGIN {if (v == "" || v == "nan") print "-"; else printf f, v}'; }
 
-# The client under test: CLIENT=ours|stock, PID, PROXY_ARGS (curl's SOCKS option for ours)
-# start_ours NAME CONFIGDIR: vpn2socks as nobody at the default log level; ready once a request
-# crosses the tunnel
+# Both clients run side by side in the client namespace: the stock one owns tun0 and the routes to
+# the services, vpn2socks reaches the server over the veth and serves SOCKS on 127.0.0.1. Their
+# transfers alternate, so that a slow minute of the machine hits both alike.
+# use_client ours|stock: what the next xfer, latency or scale goes through (CLIENT, PID, and
+# PROXY_ARGS, curl's SOCKS option for ours); UP[ours|stock] says whether it is running
+declare -A UP
+use_client() {
+    CLIENT=$1
+    if [ "$1" = ours ]; then
+        PID=$V2S_PID PROXY_ARGS=(--socks5 "$SOCKS_ADDR:$SOCKS_PORT")
+    else
+        PID=$LAB_STOCK_PID PROXY_ARGS=()
+    fi
+}
+# start_ours NAME CONFIGDIR: vpn2socks as nobody at the default log level
 start_ours() {
     S=$LAB_RUN_DIR/out/$1
     mkdir -p "$S" && chmod 1777 "$S"
@@ -131,14 +158,15 @@ start_ours() {
         "$WRAP" "$S" --config "$2/config.ovpn" -D "$SOCKS_ADDR:$SOCKS_PORT"
     lab_wait_file_match "$S/pid" '^[0-9]+$' 5 || return 1
     V2S_PID=$(cat "$S/pid")
-    CLIENT=ours PID=$V2S_PID PROXY_ARGS=(--socks5 "$SOCKS_ADDR:$SOCKS_PORT")
+    use_client ours
     wait_ready || { say "vpn2socks did not come up; its log:"; tail -n 20 "$S/v2s.log" >&2; return 1; }
 }
-start_stock() {
+start_stock() { # CONFIGDIR
     lab_start_stock_openvpn_client "$1" || { say "stock client did not come up"; tail -n 20 "$LAB_STOCK_LOG" >&2; return 1; }
-    CLIENT=stock PID=$LAB_STOCK_PID PROXY_ARGS=()
+    use_client stock
     wait_ready
 }
+# wait_ready: until a request crosses the tunnel of the current client
 wait_ready() {
     local i
     for ((i = 0; i < 150; i++)); do
@@ -148,15 +176,31 @@ wait_ready() {
     done
     return 1
 }
-stop_client() {
-    if [ "$CLIENT" = ours ]; then v2s_stop >/dev/null; else lab_stop_stock_openvpn_client; fi
+# start_both NAME CONFIGDIR: both clients on that config; 1 if neither came up
+start_both() {
+    UP[ours]=0 UP[stock]=0
+    start_ours "$1" "$2" && UP[ours]=1
+    start_stock "$2" && UP[stock]=1
+    [ "${UP[ours]}" = 1 ] || [ "${UP[stock]}" = 1 ]
+}
+stop_both() {
+    [ "${UP[ours]}" = 1 ] && v2s_stop >/dev/null
+    [ "${UP[stock]}" = 1 ] && lab_stop_stock_openvpn_client
+    UP[ours]=0 UP[stock]=0
+}
+# clients_for RUN: the running clients, ours first on even runs and stock first on odd ones
+clients_for() {
+    local order=(ours stock) w
+    [ $(($1 % 2)) = 1 ] && order=(stock ours)
+    for w in "${order[@]}"; do [ "${UP[$w]}" = 1 ] && echo "$w"; done
 }
 
 # udp_drops NS: datagrams the kernel dropped for want of receive buffer in namespace NS, so far
 udp_drops() { ip netns exec "$1" awk '$1 == "Udp:" && $2 ~ /^[0-9]/ {print $6}' /proc/net/snmp; }
 
 # xfer dl|ul BYTES CHECK MAX_S: one transfer of the first BYTES of $FILE, stopped after MAX_S s;
-# prints "BYTES_MOVED SECONDS CLIENT_CPU_SECONDS"; with CHECK=1 the SHA-256 of what arrived is
+# prints "BYTES_MOVED SECONDS CLIENT_CPU_SECONDS SERVER_NS_UDP_DROPS CLIENT_NS_UDP_DROPS" (datagrams
+# the kernel dropped for a full receive buffer in each namespace meanwhile); with CHECK=1 the SHA-256 of what arrived is
 # compared with the file's (1 on a mismatch or a stop before the end)
 xfer() {
     local dir=$1 n=$2 check=$3 max=$4 out rc=0 c0 c1 want='' d0 d1 src=$FILE
@@ -191,43 +235,52 @@ xfer() {
     d1="$(udp_drops "$LAB_SERVER_NS") $(udp_drops "$LAB_CLIENT_NS")"
     # a transfer cut short by -m still reports the bytes it moved and the time it took
     [ -n "$out" ] || { out="0 0"; rc=1; }
-    echo "$out $(awk -v a="$c0" -v b="$c1" -v t="$CLK_TCK" 'BEGIN {print (b - a) / t}')"
     read -r a b <<<"$d0"
     read -r c d <<<"$d1"
-    XFER_DROPS="server ns dropped $((c - a)), client ns $((d - b)) UDP datagrams (receive buffer full)"
+    echo "$out $(awk -v a="$c0" -v b="$c1" -v t="$CLK_TCK" 'BEGIN {print (b - a) / t}') $((c - a)) $((d - b))"
     return $rc
 }
 
-# bulk KEY: $RUNS timed transfers each way, then a checked one; R[KEY,dl|ul,CLIENT] in MiB/s,
-# R[KEY,dl|ul,CLIENT,cpu] in CPU seconds per GiB (medians)
+# bulk KEY: each way, $RUNS timed transfers per client (alternating), then a checked one each;
+# R[KEY,dl|ul,CLIENT] in MiB/s, R[KEY,dl|ul,CLIENT,cpu] in CPU seconds per GiB (medians)
 bulk() {
-    local key=$1 dir i line mibs cpu n
+    local key=$1 dir i line mibs cpu n who
     for dir in dl ul; do
-        [ -n "$PERF_DIR" ] && [ "$CLIENT" = ours ] && [ "$key" = udp-gcm ] && perf_one "$dir"
-        : >"$LAB_RUN_DIR/runs"
-        for ((i = 0; i < RUNS; i++)); do
-            line=$(xfer "$dir" "$SIZE" 0 "$CAP")
-            read -r bytes secs cpu <<<"$line"
-            if [ "${bytes%.*}" -lt 1048576 ] || [ "$(awk -v s="$secs" 'BEGIN {print (s > 0)}')" = 0 ]; then
-                say "  $key $dir $CLIENT: transfer failed ($line)"
-                echo "bulk $key $dir $CLIENT run $i: failed ($line)" >>"$RAW"
-                continue
-            fi
-            mibs=$(awk -v b="$bytes" -v s="$secs" 'BEGIN {print b / 1048576 / s}')
-            cpu=$(awk -v c="$cpu" -v b="$bytes" 'BEGIN {print c / (b / 1073741824)}')
-            echo "$mibs $cpu" >>"$LAB_RUN_DIR/runs"
-            line="$(fmt "$mibs") MiB/s, $(fmt "$cpu" %.2f) CPU s/GiB, $((${bytes%.*} / 1048576)) MiB in $(fmt "$secs") s; $XFER_DROPS"
-            echo "bulk $key $dir $CLIENT run $i: $line" >>"$RAW"
-            say "  $key $dir $CLIENT: $line"
-        done
-        R[$key,$dir,$CLIENT]=$(cut -d' ' -f1 "$LAB_RUN_DIR/runs" | median)
-        R[$key,$dir,$CLIENT,cpu]=$(cut -d' ' -f2 "$LAB_RUN_DIR/runs" | median)
-        n=$(check_bytes "${R[$key,$dir,$CLIENT]}")
-        if xfer "$dir" "$n" 1 $((CHECK_S * 4 + 30)) >/dev/null; then
-            R[$key,$dir,check]="${R[$key,$dir,check]:-} $CLIENT ok ($((n / 1048576)) MiB)"
-        else
-            R[$key,$dir,check]="${R[$key,$dir,check]:-} $CLIENT FAILED ($((n / 1048576)) MiB)"
+        if [ -n "$PERF_DIR" ] && [ "${UP[ours]}" = 1 ] && [ "$key" = udp-gcm ]; then
+            use_client ours
+            perf_one "$dir"
         fi
+        : >"$LAB_RUN_DIR/runs-ours"
+        : >"$LAB_RUN_DIR/runs-stock"
+        for ((i = 0; i < RUNS; i++)); do
+            for who in $(clients_for "$i"); do
+                use_client "$who"
+                line=$(xfer "$dir" "$SIZE" 0 "$CAP")
+                read -r bytes secs cpu sdrop cdrop <<<"$line"
+                if [ "${bytes%.*}" -lt 1048576 ] || [ "$(awk -v s="$secs" 'BEGIN {print (s > 0)}')" = 0 ]; then
+                    say "  $key $dir $who: transfer failed ($line)"
+                    echo "bulk $key $dir $who run $i: failed ($line)" >>"$RAW"
+                    continue
+                fi
+                mibs=$(awk -v b="$bytes" -v s="$secs" 'BEGIN {print b / 1048576 / s}')
+                cpu=$(awk -v c="$cpu" -v b="$bytes" 'BEGIN {print c / (b / 1073741824)}')
+                echo "$mibs $cpu" >>"$LAB_RUN_DIR/runs-$who"
+                line="$(fmt "$mibs") MiB/s, $(fmt "$cpu" %.2f) CPU s/GiB, $((${bytes%.*} / 1048576)) MiB in $(fmt "$secs") s; UDP drops: server $sdrop, client $cdrop"
+                echo "bulk $key $dir $who run $i: $line" >>"$RAW"
+                say "  $key $dir $who: $line"
+            done
+        done
+        for who in $(clients_for 0); do
+            use_client "$who"
+            R[$key,$dir,$who]=$(cut -d' ' -f1 "$LAB_RUN_DIR/runs-$who" | median)
+            R[$key,$dir,$who,cpu]=$(cut -d' ' -f2 "$LAB_RUN_DIR/runs-$who" | median)
+            n=$(check_bytes "${R[$key,$dir,$who]}")
+            if xfer "$dir" "$n" 1 $((CHECK_S * 6 + 30)) >/dev/null; then
+                R[$key,$dir,check]="${R[$key,$dir,check]:-} $who ok ($((n / 1048576)) MiB)"
+            else
+                R[$key,$dir,check]="${R[$key,$dir,check]:-} $who FAILED ($((n / 1048576)) MiB)"
+            fi
+        done
     done
 }
 
@@ -288,22 +341,35 @@ scale() {
         sleep 0.1
     done
     line=$(grep '^opened' "$out")
+    local opened_line=$line
     sleep 1    # let the last handshakes settle before reading memory
     rss1=$(rss_kib "$PID")
     srv=$(lab_in_server curl -s -m 5 "$URL/stats")
+    # what holding them costs: the client's CPU while they idle
+    local c0 c1
+    c0=$(cpu_ticks "$PID")
+    sleep "$IDLE_S"
+    c1=$(cpu_ticks "$PID")
+    line+="; idle for ${IDLE_S} s: client CPU $(awk -v a="$c0" -v b="$c1" -v t="$CLK_TCK" -v s="$IDLE_S" 'BEGIN {printf "%.1f", (b - a) / t / s * 100}') % of a core"
     exec 7>&-
     wait "$hp"
-    # the closes must reach the server too: wait until its count is back where it was
-    local t0=$SECONDS left
-    while :; do
+    # how long until the server has seen every close (a burst of 10,000 FINs)
+    local t0=$SECONDS left=''
+    while [ "$CLOSE_WAIT_S" -gt 0 ]; do
         left=$(lab_in_server curl -s -m 5 "$URL/stats" | awk '{print $2}')
-        [ "${left:-0}" -le "$SCALE_BASE" ] || [ $((SECONDS - t0)) -ge 60 ] && break
+        if [ "${left:-0}" -le "$SCALE_BASE" ]; then
+            line+="; all closed at the server $((SECONDS - t0)) s after the client closed them"
+            break
+        fi
+        if [ $((SECONDS - t0)) -ge "$CLOSE_WAIT_S" ]; then
+            line+="; $((left - SCALE_BASE)) still open at the server after ${CLOSE_WAIT_S} s"
+            break
+        fi
         sleep 0.5
     done
-    echo "scale $CLIENT: $line; server: $srv; VmRSS $rss0 -> $rss1 KiB; all closed at the server" \
-        "after $((SECONDS - t0)) s ($((left - SCALE_BASE)) left)" >>"$RAW"
-    say "  scale $CLIENT: $line; server: $srv; VmRSS $rss0 -> $rss1 KiB; closed after $((SECONDS - t0)) s"
-    read -r _ opened _ failed _ secs _ <<<"$line"
+    echo "scale $CLIENT: $line; server: $srv; VmRSS $rss0 -> $rss1 KiB" >>"$RAW"
+    say "  scale $CLIENT: $line; server: $srv; VmRSS $rss0 -> $rss1 KiB"
+    read -r _ opened _ _ _ secs <<<"$opened_line"
     R[scale_open,$CLIENT]=${opened:-0}
     R[scale_s,$CLIENT]=${secs:-}
     if [ "${opened:-0}" -gt 0 ]; then
@@ -329,43 +395,40 @@ server udp-cbc --proto udp --ciphers AES-128-CBC --auth SHA1
 server tcp-gcm --proto tcp --ciphers AES-256-GCM
 server tcp-cbc --proto tcp --ciphers AES-128-CBC --auth SHA1
 
-run_client() { # ours|stock NAME CONFIGDIR
-    if [ "$1" = ours ]; then start_ours "$2" "$3"; else start_stock "$3"; fi
-}
-
 # ---------------------------------------------------------------- 1+2: bulk and CPU
 if want bulk; then
     for key in "${CASES[@]}"; do
-        for who in ours stock; do
-            say "bulk ${CASE_NAME[$key]}, $who: checked transfers, then $RUNS x $SIZE_MB MiB each way"
-            if run_client "$who" "bulk-$key" "${CFG[$key]}"; then
-                bulk "$key"
-                stop_client
-            else
-                R[$key,dl,$who]=fail R[$key,ul,$who]=fail
-            fi
-        done
+        say "bulk ${CASE_NAME[$key]}: $RUNS x $SIZE_MB MiB (or ${CAP} s) each way per client, then a checked one"
+        if start_both "bulk-$key" "${CFG[$key]}"; then
+            bulk "$key"
+        fi
+        stop_both
     done
 fi
 
 # ---------------------------------------------------------------- 3+4: latency and scale
-for who in ours stock; do
-    if want latency; then
-        say "latency, $who: $LAT_COUNT requests, UDP AES-256-GCM"
-        run_client "$who" "latency" "${CFG[udp-gcm]}" && { latency; stop_client; }
+# Fresh clients. The stock one's 10,000 first: connections whose closes have not reached the
+# server when vpn2socks stops stay open there, and the server's descriptors are limited.
+if want latency || want scale; then
+    say "latency ($LAT_COUNT requests) and scale ($SCALE_COUNT idle connections), UDP AES-256-GCM"
+    if start_both idle "${CFG[udp-gcm]}"; then
+        if want latency; then
+            for who in $(clients_for 0); do use_client "$who"; latency; done
+        fi
+        if want scale; then
+            for who in $(clients_for 1); do use_client "$who"; scale; done
+        fi
     fi
-    if want scale; then
-        say "scale, $who: $SCALE_COUNT idle connections, UDP AES-256-GCM (a fresh client)"
-        run_client "$who" "scale" "${CFG[udp-gcm]}" && { scale; stop_client; }
-    fi
-done
+    stop_both
+fi
 
 # ---------------------------------------------------------------- 5: distance
-# relay_config DELAY_MS: the relay on 127.0.0.1 in the client namespace, in front of the udp-gcm
-# server, with a copy of its client config pointed at it; sets RCFG
+# relay_start DELAY_MS: bench/relay on 127.0.0.1 in the client namespace, in front of the udp-gcm
+# server, delaying each datagram DELAY_MS each way; RCFG is a copy of that server's client config
+# pointed at the relay
 RELAY_PORT=11940
 relay_start() {
-    lab_bg "relay-$1ms" ip netns exec "$LAB_CLIENT_NS" "$RELAY" -d "$1" \
+    lab_bg "relay-$1ms" ip netns exec "$LAB_CLIENT_NS" "$RELAY" -d "$1" -b "$RELAY_GATHER_US" \
         -u "127.0.0.1:$RELAY_PORT=$LAB_SERVER_IP:${LAB_OVPN_PORT[udp-gcm]}"
     RELAY_PID=$LAB_LAST_PID
     lab_wait_listen "$LAB_CLIENT_NS" udp 127.0.0.1 "$RELAY_PORT" || lab_die "relay did not start"
@@ -373,51 +436,76 @@ relay_start() {
     rm -rf "$RCFG"
     cp -a "${CFG[udp-gcm]}" "$RCFG"
     sed -i "s/^remote .*/remote 127.0.0.1 $RELAY_PORT/" "$RCFG/config.ovpn"
+    RELAY_C0=$(cpu_ticks "$RELAY_PID")
 }
-relay_stop() {
+relay_stop() { # DELAY_MS
+    local c1
+    c1=$(cpu_ticks "$RELAY_PID")
     kill -TERM "$RELAY_PID" 2>/dev/null
     wait "$RELAY_PID" 2>/dev/null
-    grep -E 'dropped' "$LAB_RUN_DIR/log/relay-$1ms.log" | sed "s/^/relay $1 ms: /" >>"$RAW"
+    {
+        echo "relay at $1 ms: $(awk -v a="$RELAY_C0" -v b="$c1" -v t="$CLK_TCK" 'BEGIN {printf "%.1f", (b - a) / t}') CPU s"
+        grep -E 'dropped' "$LAB_RUN_DIR/log/relay-$1ms.log" | sed 's/^/    /'
+    } >>"$RAW"
 }
-dl_runs() { # KEY: RUNS timed downloads; R[KEY,CLIENT]
-    local i line mibs
-    : >"$LAB_RUN_DIR/runs"
+dl_runs() { # KEY: RUNS timed downloads per client, alternating; R[KEY,CLIENT] the median MiB/s
+    local i line mibs who
+    : >"$LAB_RUN_DIR/runs-ours"
+    : >"$LAB_RUN_DIR/runs-stock"
     for ((i = 0; i < RUNS; i++)); do
-        line=$(xfer dl 0) || continue
-        mibs=$(awk '{print $1 / 1048576 / $2}' <<<"$line")
-        echo "$mibs" >>"$LAB_RUN_DIR/runs"
-        echo "distance $1 $CLIENT run $i: $(fmt "$mibs") MiB/s" >>"$RAW"
-        say "  $1 $CLIENT: $(fmt "$mibs") MiB/s"
+        for who in $(clients_for "$i"); do
+            use_client "$who"
+            line=$(xfer dl "$SIZE" 0 "$CAP")
+            read -r bytes secs _ sdrop cdrop <<<"$line"
+            [ "${bytes%.*}" -ge 1048576 ] || { say "  $1 $who: transfer failed ($line)"; continue; }
+            mibs=$(awk -v b="$bytes" -v s="$secs" 'BEGIN {print b / 1048576 / s}')
+            echo "$mibs" >>"$LAB_RUN_DIR/runs-$who"
+            echo "distance $1 $who run $i: $(fmt "$mibs") MiB/s, $((${bytes%.*} / 1048576)) MiB in $(fmt "$secs") s; UDP drops: server $sdrop, client $cdrop" >>"$RAW"
+            say "  $1 $who: $(fmt "$mibs") MiB/s"
+        done
     done
-    R[$1,$CLIENT]=$(median <"$LAB_RUN_DIR/runs")
+    for who in $(clients_for 0); do R[$1,$who]=$(median <"$LAB_RUN_DIR/runs-$who"); done
+}
+dl_check() { # KEY: one checked download per client, sized from R[KEY,CLIENT]
+    local n who
+    for who in $(clients_for 0); do
+        use_client "$who"
+        n=$(check_bytes "${R[$1,$who]:-nan}")
+        if xfer dl "$n" 1 $((CHECK_S * 6 + 30)) >/dev/null; then
+            R[$1,check,$who]="ok ($((n / 1048576)) MiB)"
+        else
+            R[$1,check,$who]="FAILED ($((n / 1048576)) MiB)"
+        fi
+    done
 }
 if want distance; then
-    for who in ours stock; do
-        # the same client, without and with the relay at 0 ms, back to back
-        say "distance, $who: no relay, relay at 0 ms, relay at $ONE_WAY_MS ms each way"
-        run_client "$who" "direct" "${CFG[udp-gcm]}" && { dl_runs d-none; stop_client; }
-        relay_start 0
-        if run_client "$who" "relay0" "$RCFG"; then
-            if xfer dl 1 >/dev/null; then R[d0check,$who]=ok; else R[d0check,$who]=FAIL; fi
-            dl_runs d-0
-            stop_client
-        fi
-        relay_stop 0
-        relay_start "$ONE_WAY_MS"
-        if run_client "$who" "relay$ONE_WAY_MS" "$RCFG"; then
-            rtt=$(lab_in_client "$NETBENCH" latency ${PROXY_ARGS[0]:+--socks "$SOCKS_ADDR:$SOCKS_PORT"} \
-                "$LAB_INTERNAL_IP" "$NB_PORT" 20 | awk '{print $6}')
-            R[d-rtt,$who]=$rtt
-            if xfer dl 1 >/dev/null; then R[dcheck,$who]=ok; else R[dcheck,$who]=FAIL; fi
-            dl_runs d-far
-            stop_client
-        fi
-        relay_stop "$ONE_WAY_MS"
-    done
+    # both clients without the relay, through it at 0 ms, and at ONE_WAY_MS each way
+    say "distance: no relay, relay at 0 ms, relay at $ONE_WAY_MS ms each way; $RUNS downloads per client each"
+    start_both direct "${CFG[udp-gcm]}" && dl_runs d-none
+    stop_both
+    relay_start 0
+    start_both relay0 "$RCFG" && { dl_runs d-0; dl_check d-0; }
+    stop_both
+    relay_stop 0
+    relay_start "$ONE_WAY_MS"
+    if start_both "relay$ONE_WAY_MS" "$RCFG"; then
+        for who in $(clients_for 0); do
+            # connect to first byte is two round trips (SYN, then request and answer)
+            use_client "$who"
+            args=()
+            [ "$who" = ours ] && args=(--socks "$SOCKS_ADDR:$SOCKS_PORT")
+            R[d-rtt,$who]=$(lab_in_client "$NETBENCH" latency "${args[@]}" "$LAB_INTERNAL_IP" "$NB_PORT" 20 |
+                awk '{for (i = 1; i < NF; i++) if ($i == "p50") printf "%.1f", $(i + 1) / 2}')
+        done
+        dl_runs d-far
+        dl_check d-far
+    fi
+    stop_both
+    relay_stop "$ONE_WAY_MS"
 fi
 
 # ---------------------------------------------------------------- the table
-T_END=$(date +%s)
+T_END=$(uptime_s)
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (a + 0 > 0 && b + 0 > 0) printf "%.2f", a / b; else print "-"}'; }
 # verdict RATIO OP LIMIT: ok or MISS
 verdict() {
@@ -453,6 +541,9 @@ if want latency; then
         "$(fmt "${R[lat50,stock]:-}" %.3f)" "$r" "<= 1.2" "$(verdict "$r" '<=' 1.2)"
     r=$(ratio "${R[lat99,ours]:-}" "${R[lat99,stock]:-}")
     row "latency p99 ms" "$(fmt "${R[lat99,ours]:-}" %.3f)" "$(fmt "${R[lat99,stock]:-}" %.3f)" "$r" "-" "-"
+    r=$(ratio "${R[latconn,ours]:-}" "${R[latconn,stock]:-}")
+    row "  of which connected (SOCKS reply / connect()) p50 ms" "$(fmt "${R[latconn,ours]:-}" %.3f)" \
+        "$(fmt "${R[latconn,stock]:-}" %.3f)" "$r" "-" "-"
 fi
 if want scale; then
     k=${R[scale_kib,ours]:-}
@@ -472,17 +563,21 @@ if want distance; then
             "$(fmt "${R[d-none,$who]:-}")" "$r" ">= 0.95 (relay is free)" "$(verdict "$r" '>=' 0.95)"
     done
     r=$(ratio "${R[d-far,ours]:-}" "${R[d-far,stock]:-}")
-    row "download MiB/s at $((2 * ONE_WAY_MS)) ms RTT (measured RTT ${R[d-rtt,ours]:-?}/${R[d-rtt,stock]:-?} ms)" \
+    row "download at $((2 * ONE_WAY_MS)) ms RTT / through the relay at 0 ms" \
+        "$(ratio "${R[d-far,ours]:-}" "${R[d-0,ours]:-}")" "$(ratio "${R[d-far,stock]:-}" "${R[d-0,stock]:-}")" "-" "-" "-"
+    row "download MiB/s, $((2 * ONE_WAY_MS)) ms RTT added (RTT ${R[d-rtt,ours]:-?} / ${R[d-rtt,stock]:-?} ms)" \
         "$(fmt "${R[d-far,ours]:-}")" "$(fmt "${R[d-far,stock]:-}")" "$r" ">= 0.9" "$(verdict "$r" '>=' 0.9)"
 fi
 
 {
     echo
-    echo "vpn2socks $(git -C "$repo" describe --always --dirty 2>/dev/null || echo '?') vs $(openvpn --version | head -n 1 | cut -d' ' -f1-2)"
+    echo "vpn2socks $("$BIN" --version 2>/dev/null | head -n 1 | awk '{print $NF}') ($BIN_SRC, built $(date -u -d "@$BIN_MTIME" '+%F %T UTC');" \
+        "tree at $(git -C "$repo" describe --always --dirty 2>/dev/null || echo '?')$BIN_STALE) vs $(openvpn --version | head -n 1 | cut -d' ' -f1-2)"
+    echo "date: $DATE_START"
     echo "machine: $(nproc) cores, $(sed -n 's/^model name\t*: //p' /proc/cpuinfo | head -n 1), kernel $(uname -r)"
-    echo "command: bench/run.sh $([ "$QUICK" = 1 ] && echo --quick) ($SIZE_MB MiB per transfer, median of $RUNS runs," \
+    echo "command: bench/run.sh $([ "$QUICK" = 1 ] && echo --quick) ($SIZE_MB MiB per transfer or $CAP s, median of $RUNS runs," \
         "$LAT_COUNT latency requests, $SCALE_COUNT idle connections); took $(((T_END - T_START) / 60)) min $(((T_END - T_START) % 60)) s"
-    echo "load average before: $LOAD_START, after: $(cut -d' ' -f1-3 /proc/loadavg)"
+    echo "load average before: $LOAD_START, after: $(cut -d' ' -f1-3 /proc/loadavg); other lab runs at the start: $OTHERS namespaces"
     echo
     printf '%-62s %10s %10s %6s  %-24s %s\n' "figure" "vpn2socks" "stock" "ratio" "target" "verdict"
     for r in "${ROWS[@]}"; do
@@ -491,14 +586,14 @@ fi
     done
     echo
     if want bulk; then
-        echo "SHA-256 checks (first transfer of each case):"
+        echo "SHA-256 checks (one more transfer after the timed ones, sized to take ~$CHECK_S s):"
         for key in "${CASES[@]}"; do
-            echo "  ${CASE_NAME[$key]}: download${R[$key,dl,check]:- -}; upload${R[$key,ul,check]:- -}"
+            echo "  ${CASE_NAME[$key]}: download:${R[$key,dl,check]:- -}; upload:${R[$key,ul,check]:- -}"
         done
     fi
     if want distance; then
-        echo "  through the relay (download): 0 ms: ours ${R[d0check,ours]:--}, stock ${R[d0check,stock]:--};" \
-            "$((2 * ONE_WAY_MS)) ms: ours ${R[dcheck,ours]:--}, stock ${R[dcheck,stock]:--}"
+        echo "  through the relay (download): 0 ms: ours ${R[d-0,check,ours]:--}, stock ${R[d-0,check,stock]:--};" \
+            "$((2 * ONE_WAY_MS)) ms: ours ${R[d-far,check,ours]:--}, stock ${R[d-far,check,stock]:--}"
     fi
     want scale && echo "scale: VmRSS KiB ours ${R[scale_rss,ours]:-?}, stock ${R[scale_rss,stock]:-?} (the stock client's sockets live in the kernel)"
     echo "CPU is the client process only (/proc/PID/stat user+system); the kernel's TCP work for the"
@@ -507,7 +602,7 @@ fi
 
 if [ -n "$MARKDOWN" ]; then
     {
-        sed -n '1,5p' "$LAB_RUN_DIR/table.txt" | grep . | sed 's/$/  /'
+        sed -n '1,6p' "$LAB_RUN_DIR/table.txt" | grep . | sed 's/$/  /'
         echo
         echo "| figure | vpn2socks | stock openvpn | ratio | target | verdict |"
         echo "| --- | ---: | ---: | ---: | --- | --- |"
