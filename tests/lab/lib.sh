@@ -143,6 +143,16 @@ lab_wait_listen() {
 
 # lab_wait_file_match FILE REGEX [TIMEOUT_S] [PID]: wait until FILE has a line matching REGEX;
 # fails early if PID is given and dies
+# lab_wait_count FILE REGEX N [TIMEOUT_S]: until at least N lines of FILE match (default 10 s)
+lab_wait_count() {
+    local i
+    for ((i = 0; i < ${4:-10} * 20; i++)); do
+        [ "$(grep -cE -- "$2" "$1" 2>/dev/null)" -ge "$3" ] && return 0
+        sleep 0.05
+    done
+    return 1
+}
+
 lab_wait_file_match() {
     local file=$1 re=$2 timeout=${3:-10} pid=${4:-} i
     for ((i = 0; i < timeout * 20; i++)); do

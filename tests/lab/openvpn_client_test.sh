@@ -126,7 +126,7 @@ restart_case() { # NAME SERVER_OPTIONS...
     before=$(grep -c 'tunnel up: address' "$S/v2s.log")
     lab_restart_openvpn_server "$name"
     if lab_wait_file_match "$S/v2s.log" 'openvpn: data channel' 40 "$V2S_PID" &&
-        lab_wait_for_count "$S/v2s.log" 'tunnel up: address' "$before" 40; then
+        lab_wait_count "$S/v2s.log" 'tunnel up: address' "$((before + 1))" 40; then
         lab_pass "$name: vpn2socks reconnected by itself"
     else
         lab_fail "$name: vpn2socks reconnected by itself"
@@ -139,15 +139,6 @@ restart_case() { # NAME SERVER_OPTIONS...
     lab_stop_openvpn_server "$name"
 }
 
-# lab_wait_for_count FILE REGEX N TIMEOUT_S: until more than N lines match
-lab_wait_for_count() {
-    local i
-    for ((i = 0; i < $4 * 10; i++)); do
-        [ "$(grep -cE -- "$2" "$1")" -gt "$3" ] && return 0
-        sleep 0.1
-    done
-    return 1
-}
 
 restart_case restart-udp --proto udp --exit-notify --keepalive "2 10"
 restart_case restart-tcp --proto tcp
@@ -206,7 +197,7 @@ if v2s_start_ovpn keepalive "$LAB_OVPN_CLIENT_DIR"; then
         lab_fail "keepalive: the dark path is noticed (ping-restart)"
     fi
     lab_in_client nft delete table inet v2sblock
-    if lab_wait_for_count "$S/v2s.log" 'tunnel up: address' 1 40; then
+    if lab_wait_count "$S/v2s.log" 'tunnel up: address' 2 40; then
         lab_pass "keepalive: reconnected once the path is back"
     else
         lab_fail "keepalive: reconnected once the path is back"

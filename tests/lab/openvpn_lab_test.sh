@@ -63,15 +63,6 @@ timed() {
     echo "    $* took $((SECONDS - t))s" >&2
     return "$rc"
 }
-# wait_count FILE REGEX N TIMEOUT_S: until at least N lines match
-wait_count() {
-    local i
-    for ((i = 0; i < $4 * 10; i++)); do
-        [ "$(grep -cE -- "$2" "$1")" -ge "$3" ] && return 0
-        sleep 0.1
-    done
-    return 1
-}
 dns_via_push() {
     local dns
     dns=$(pushed_dns)
@@ -241,7 +232,7 @@ lab_start_openvpn_server udp-reneg --reneg-sec 3
 lab_openvpn_client_config udp-reneg
 if lab_start_stock_openvpn_client "$LAB_OVPN_CLIENT_DIR"; then
     lab_check "reneg-sec 3: two more TLS handshakes within 10s" \
-        wait_count "$LAB_STOCK_LOG" 'Control Channel: TLSv' 3 10
+        lab_wait_count "$LAB_STOCK_LOG" 'Control Channel: TLSv' 3 10
     lab_check "reneg-sec 3: big file after renegotiation" fetch reneg-big "$LAB_BIG_FILE" "$LAB_BIG_SHA256"
 else
     lab_fail "reneg: stock client connects"

@@ -22,15 +22,6 @@ probe_alive() {
     st=$(sed -n 's/^State:\t\(.\).*/\1/p' "/proc/$pid/status" 2>/dev/null)
     [ -n "$st" ] && [ "$st" != Z ] && [ "$st" != X ]
 }
-# wait_count FILE REGEX N [TIMEOUT_S]: wait until more than N lines match
-wait_count() {
-    local i
-    for ((i = 0; i < ${4:-10} * 20; i++)); do
-        [ "$(grep -cE -- "$2" "$1" 2>/dev/null)" -gt "$3" ] && return 0
-        sleep 0.05
-    done
-    return 1
-}
 newdir() { mkdir -m 1777 "$LAB_RUN_DIR/out/$1" && echo "$LAB_RUN_DIR/out/$1"; }
 
 # ---- the services, from inside the server namespace (no VPN)
@@ -118,7 +109,7 @@ if [[ $worker =~ ^[0-9]+$ ]]; then
     lab_in_server kill -KILL "$worker"
     before=$(grep -c icmp-ok "$A/events.txt")
     lab_check "openconnect reconnects after the server worker dies" \
-        wait_count "$LAB_OC_LOG" '^Got CONNECT response' "$connects" 15
+        lab_wait_count "$LAB_OC_LOG" '^Got CONNECT response' "$((connects + 1))" 15
     sleep 3
     after=$(grep -c icmp-ok "$A/events.txt")
     if probe_alive "$A" && [ "$after" -gt "$before" ] && ! grep -q '^[0-9.]* \(signal\|eof\|read-error\|write-error\)' "$A/events.txt"; then
