@@ -81,19 +81,22 @@ fi
 uptime_s() { cut -d. -f1 /proc/uptime; }
 T_START=$(uptime_s)
 DATE_START=$(date -u "+%F %H:%M UTC")
+TREE=$(git -C "$repo" describe --always --dirty 2>/dev/null || echo '?')
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 # other lab runs share the CPUs: say so, since the figures then carry their noise
 OTHERS=$(ip netns list 2>/dev/null | grep -c '^v2s-' || true)
 [ "$OTHERS" -gt 0 ] && echo "bench: warning: $OTHERS network namespaces of other lab runs exist; figures will be noisy" >&2
 LAB_BIG_MB=1 lab_setup --no-ocserv
 v2s_prepare
-# which binary: its build time against the last commit's, since the tree may have moved on
+# which binary: its build time against the last commit to what it is built from, since the tree
+# may have moved on
 BIN_SRC=$(readlink -f "${VPN2SOCKS_BIN:-$repo/build/vpn2socks}")
 BIN_MTIME=$(stat -c %Y "$BIN_SRC")
 BIN_STALE=''
-if [ "$BIN_MTIME" -lt "$(git -C "$repo" log -1 --format=%ct 2>/dev/null || echo 0)" ]; then
-    BIN_STALE=', NB: the binary is older than the last commit'
-    say "warning: $BIN_SRC is older than the last commit; rebuild it to measure the tree"
+SRC_COMMIT=$(git -C "$repo" log -1 --format='%ct %h' -- app stack tunnel socks port cmake CMakeLists.txt 2>/dev/null)
+if [ -n "$SRC_COMMIT" ] && [ "$BIN_MTIME" -lt "${SRC_COMMIT%% *}" ]; then
+    BIN_STALE=", NB: the binary is older than commit ${SRC_COMMIT#* }"
+    say "warning: $BIN_SRC is older than commit ${SRC_COMMIT#* }, the last to its sources; rebuild it"
 fi
 
 # ---------------------------------------------------------------- tools
@@ -195,12 +198,25 @@ clients_for() {
     for w in "${order[@]}"; do [ "${UP[$w]}" = 1 ] && echo "$w"; done
 }
 
+# others_now: network namespaces of other lab runs (ours are two)
+others_now() { echo $(($(ip netns list 2>/dev/null | grep -c '^v2s-') - 2)); }
+# note_others N: count a timed transfer, and whether other lab runs were there
+TIMED=0 NOISY=0
+note_others() {
+    TIMED=$((TIMED + 1))
+    if [ "${1:-0}" -gt 0 ]; then
+        NOISY=$((NOISY + 1))
+        echo "; $1 namespaces of other lab runs"
+    fi
+}
+
 # udp_drops NS: datagrams the kernel dropped for want of receive buffer in namespace NS, so far
 udp_drops() { ip netns exec "$1" awk '$1 == "Udp:" && $2 ~ /^[0-9]/ {print $6}' /proc/net/snmp; }
 
 # xfer dl|ul BYTES CHECK MAX_S: one transfer of the first BYTES of $FILE, stopped after MAX_S s;
-# prints "BYTES_MOVED SECONDS CLIENT_CPU_SECONDS SERVER_NS_UDP_DROPS CLIENT_NS_UDP_DROPS" (datagrams
-# the kernel dropped for a full receive buffer in each namespace meanwhile); with CHECK=1 the SHA-256 of what arrived is
+# prints "BYTES_MOVED SECONDS CLIENT_CPU_SECONDS SERVER_NS_UDP_DROPS CLIENT_NS_UDP_DROPS OTHERS"
+# (datagrams the kernel dropped for a full receive buffer in each namespace meanwhile; network
+# namespaces of other lab runs at the end, whose tests compete for the CPUs); with CHECK=1 the SHA-256 of what arrived is
 # compared with the file's (1 on a mismatch or a stop before the end)
 xfer() {
     local dir=$1 n=$2 check=$3 max=$4 out rc=0 c0 c1 want='' d0 d1 src=$FILE
@@ -237,7 +253,7 @@ xfer() {
     [ -n "$out" ] || { out="0 0"; rc=1; }
     read -r a b <<<"$d0"
     read -r c d <<<"$d1"
-    echo "$out $(awk -v a="$c0" -v b="$c1" -v t="$CLK_TCK" 'BEGIN {print (b - a) / t}') $((c - a)) $((d - b))"
+    echo "$out $(awk -v a="$c0" -v b="$c1" -v t="$CLK_TCK" 'BEGIN {print (b - a) / t}') $((c - a)) $((d - b)) $(others_now)"
     return $rc
 }
 
@@ -256,7 +272,7 @@ bulk() {
             for who in $(clients_for "$i"); do
                 use_client "$who"
                 line=$(xfer "$dir" "$SIZE" 0 "$CAP")
-                read -r bytes secs cpu sdrop cdrop <<<"$line"
+                read -r bytes secs cpu sdrop cdrop others <<<"$line"
                 if [ "${bytes%.*}" -lt 1048576 ] || [ "$(awk -v s="$secs" 'BEGIN {print (s > 0)}')" = 0 ]; then
                     say "  $key $dir $who: transfer failed ($line)"
                     echo "bulk $key $dir $who run $i: failed ($line)" >>"$RAW"
@@ -265,7 +281,8 @@ bulk() {
                 mibs=$(awk -v b="$bytes" -v s="$secs" 'BEGIN {print b / 1048576 / s}')
                 cpu=$(awk -v c="$cpu" -v b="$bytes" 'BEGIN {print c / (b / 1073741824)}')
                 echo "$mibs $cpu" >>"$LAB_RUN_DIR/runs-$who"
-                line="$(fmt "$mibs") MiB/s, $(fmt "$cpu" %.2f) CPU s/GiB, $((${bytes%.*} / 1048576)) MiB in $(fmt "$secs") s; UDP drops: server $sdrop, client $cdrop"
+                note_others "$others" >"$LAB_RUN_DIR/note"
+                line="$(fmt "$mibs") MiB/s, $(fmt "$cpu" %.2f) CPU s/GiB, $((${bytes%.*} / 1048576)) MiB in $(fmt "$secs") s; UDP drops: server $sdrop, client $cdrop$(cat "$LAB_RUN_DIR/note")"
                 echo "bulk $key $dir $who run $i: $line" >>"$RAW"
                 say "  $key $dir $who: $line"
             done
@@ -456,11 +473,12 @@ dl_runs() { # KEY: RUNS timed downloads per client, alternating; R[KEY,CLIENT] t
         for who in $(clients_for "$i"); do
             use_client "$who"
             line=$(xfer dl "$SIZE" 0 "$CAP")
-            read -r bytes secs _ sdrop cdrop <<<"$line"
+            read -r bytes secs _ sdrop cdrop others <<<"$line"
             [ "${bytes%.*}" -ge 1048576 ] || { say "  $1 $who: transfer failed ($line)"; continue; }
             mibs=$(awk -v b="$bytes" -v s="$secs" 'BEGIN {print b / 1048576 / s}')
             echo "$mibs" >>"$LAB_RUN_DIR/runs-$who"
-            echo "distance $1 $who run $i: $(fmt "$mibs") MiB/s, $((${bytes%.*} / 1048576)) MiB in $(fmt "$secs") s; UDP drops: server $sdrop, client $cdrop" >>"$RAW"
+            note_others "$others" >"$LAB_RUN_DIR/note"
+            echo "distance $1 $who run $i: $(fmt "$mibs") MiB/s, $((${bytes%.*} / 1048576)) MiB in $(fmt "$secs") s; UDP drops: server $sdrop, client $cdrop$(cat "$LAB_RUN_DIR/note")" >>"$RAW"
             say "  $1 $who: $(fmt "$mibs") MiB/s"
         done
     done
@@ -572,12 +590,13 @@ fi
 {
     echo
     echo "vpn2socks $("$BIN" --version 2>/dev/null | head -n 1 | awk '{print $NF}') ($BIN_SRC, built $(date -u -d "@$BIN_MTIME" '+%F %T UTC');" \
-        "tree at $(git -C "$repo" describe --always --dirty 2>/dev/null || echo '?')$BIN_STALE) vs $(openvpn --version | head -n 1 | cut -d' ' -f1-2)"
+        "tree at $TREE$BIN_STALE) vs $(openvpn --version | head -n 1 | cut -d' ' -f1-2)"
     echo "date: $DATE_START"
     echo "machine: $(nproc) cores, $(sed -n 's/^model name\t*: //p' /proc/cpuinfo | head -n 1), kernel $(uname -r)"
     echo "command: bench/run.sh $([ "$QUICK" = 1 ] && echo --quick) ($SIZE_MB MiB per transfer or $CAP s, median of $RUNS runs," \
         "$LAT_COUNT latency requests, $SCALE_COUNT idle connections); took $(((T_END - T_START) / 60)) min $(((T_END - T_START) % 60)) s"
-    echo "load average before: $LOAD_START, after: $(cut -d' ' -f1-3 /proc/loadavg); other lab runs at the start: $OTHERS namespaces"
+    echo "load average before: $LOAD_START, after: $(cut -d' ' -f1-3 /proc/loadavg); other lab runs (their namespaces)" \
+        "seen at the start: $OTHERS, at the end of $NOISY of $TIMED timed transfers"
     echo
     printf '%-62s %10s %10s %6s  %-24s %s\n' "figure" "vpn2socks" "stock" "ratio" "target" "verdict"
     for r in "${ROWS[@]}"; do
