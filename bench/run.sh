@@ -5,7 +5,7 @@
 #   sudo bench/run.sh [--quick] [--runs N] [--size MIB] [--cap S] [--only LIST] [--markdown FILE]
 #                     [--perf DIR]
 #
-#   --quick        128 MiB transfers of at most 4 s (about 5 minutes in all); default 1 GiB
+#   --quick        128 MiB transfers of at most 4 s (under 5 minutes in all); default 1 GiB
 #                  transfers of at most 15 s (under 20 minutes)
 #   --runs N       timed runs per figure, the median is reported (3)
 #   --size MIB     bytes per bulk transfer
@@ -18,8 +18,8 @@
 # Cases (each against Debian's openvpn 2.6 server in the lab's server namespace):
 #   1. bulk TCP download and upload through vpn2socks's SOCKS5 (curl --socks5) and through the stock
 #      client's tun0 (plain curl), UDP and TCP transport x AES-256-GCM and AES-128-CBC + SHA1;
-#      SHA-256 of the bytes checked once per case and direction, by one more transfer after the
-#      timed ones, of what the measured rate moves in about $CHECK_S seconds (at most --size)
+#      SHA-256 of the bytes checked once per case, direction and client, by one more transfer
+#      after the timed ones of what the measured rate moves in 5 s (2 s with --quick)
 #   2. client CPU (user + system, /proc/PID/stat) per GiB moved, during the runs of case 1
 #   3. latency: connect to the first byte of a small HTTP answer (netbench latency), 1,000 requests
 #   4. scale: 10,000 idle connections held open; VmRSS growth per connection, time to open them
@@ -27,9 +27,11 @@
 #      the server)
 #   5. distance: case 1's UDP AES-256-GCM download through bench/relay with 15 ms each way (30 ms
 #      round trip); the relay at 0 ms against no relay shows what the relay itself costs
-# Needs root (network namespaces, the stock client's TUN). The binaries: $VPN2SOCKS_BIN (else
-# build/vpn2socks); netbench and relay from $BENCH_TOOLS_DIR, else the bench/ folder of the
-# binary's build tree, else compiled here with cc.
+# Both clients run side by side in the client namespace and their transfers alternate, so that a
+# slow minute of a shared machine hits both alike; the header counts the timed transfers that had
+# other lab runs beside them. Needs root (network namespaces, the stock client's TUN).
+# The binaries: $VPN2SOCKS_BIN (else build/vpn2socks); netbench and relay from $BENCH_TOOLS_DIR,
+# else the bench/ folder of the binary's build tree, else compiled here with cc.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/.." && pwd)
@@ -55,7 +57,7 @@ while [ $# -gt 0 ]; do
     --only) ONLY=$2; shift 2 ;;
     --markdown) MARKDOWN=$2; shift 2 ;;
     --perf) PERF_DIR=$2; shift 2 ;;
-    -h | --help) sed -n '2,/^set -u/p' "$0" | sed -n 's/^# \{0,1\}//p'; exit 0 ;;
+    -h | --help) sed -n '3,/^set -u/p' "$0" | sed -n 's/^# \{0,1\}//p'; exit 0 ;;
     *) echo "bench: unknown option $1 (see --help)" >&2; exit 1 ;;
     esac
 done
@@ -604,8 +606,10 @@ fi
         printf '%-62s %10s %10s %6s  %-24s %s\n' "$a" "$b" "$c" "$d" "$e" "$f"
     done
     echo
-    if want bulk; then
+    if want bulk || want distance; then
         echo "SHA-256 checks (one more transfer after the timed ones, sized to take ~$CHECK_S s):"
+    fi
+    if want bulk; then
         for key in "${CASES[@]}"; do
             echo "  ${CASE_NAME[$key]}: download:${R[$key,dl,check]:- -}; upload:${R[$key,ul,check]:- -}"
         done
@@ -631,7 +635,9 @@ if [ -n "$MARKDOWN" ]; then
             echo "| $a | $b | $c | $d | $e | $f |"
         done
         echo
-        sed -n '/^SHA-256 checks/,$p' "$LAB_RUN_DIR/table.txt"
+        sed -n '/^SHA-256 checks/,/^scale:/p' "$LAB_RUN_DIR/table.txt" | sed '/^scale:/d; s/^  /- /'
+        echo
+        sed -n '/^scale:/,$p' "$LAB_RUN_DIR/table.txt"
         echo
         echo "Each run:"
         echo '```'

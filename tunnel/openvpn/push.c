@@ -546,7 +546,7 @@ static int push_option(struct ovpn_push *p, char **w, int n, char *err, size_t e
     if (strcmp(name, "protocol-flags") == 0)
         return push_protocol_flags(p, w, n);
     if (strcmp(name, "tun-mtu") == 0) {
-        unsigned mtu;
+        unsigned mtu = 0;
         if (n > 3)
             return push_fail(err, errcap, "tun-mtu takes 1 or 2 arguments");
         if ((r = push_number(&mtu, PUSH_MTU_MAX, w, n, err, errcap)) < 0)
