@@ -11,6 +11,8 @@
 #   --size MIB     bytes per bulk transfer
 #   --cap S        a transfer stops after S seconds; its rate is then the bytes moved by then
 #   --only LIST    comma-separated subset of: bulk,latency,scale,distance
+#   --cases LIST   bulk cases, a subset of: udp-gcm,udp-cbc,tcp-gcm,tcp-cbc (all)
+#   --dirs LIST    bulk directions, a subset of: dl,ul (both)
 #   --markdown F   also write the table as Markdown to F
 #   --perf DIR     record `perf record -g` of vpn2socks during one UDP AES-256-GCM download and one
 #                  upload, reports in DIR
@@ -43,6 +45,7 @@ source "$lab/openvpn.sh"
 # shellcheck source-path=SCRIPTDIR/../tests/lab
 source "$lab/v2s.sh"
 
+CASE_LIST=udp-gcm,udp-cbc,tcp-gcm,tcp-cbc DIR_LIST=dl,ul
 QUICK=0 RUNS='' SIZE_MB='' CAP='' ONLY=bulk,latency,scale,distance MARKDOWN='' PERF_DIR=''
 LAT_COUNT=1000 SCALE_COUNT=10000 ONE_WAY_MS=15
 # After a busy wakeup the relay lets datagrams gather this long, so that it moves them in batches
@@ -55,6 +58,8 @@ while [ $# -gt 0 ]; do
     --size) SIZE_MB=$2; shift 2 ;;
     --cap) CAP=$2; shift 2 ;;
     --only) ONLY=$2; shift 2 ;;
+    --cases) CASE_LIST=$2; shift 2 ;;
+    --dirs) DIR_LIST=$2; shift 2 ;;
     --markdown) MARKDOWN=$2; shift 2 ;;
     --perf) PERF_DIR=$2; shift 2 ;;
     -h | --help) sed -n '3,/^set -u/p' "$0" | sed -n 's/^# \{0,1\}//p'; exit 0 ;;
@@ -263,7 +268,7 @@ xfer() {
 # R[KEY,dl|ul,CLIENT] in MiB/s, R[KEY,dl|ul,CLIENT,cpu] in CPU seconds per GiB (medians)
 bulk() {
     local key=$1 dir i line mibs cpu n who
-    for dir in dl ul; do
+    for dir in "${DIRS[@]}"; do
         if [ -n "$PERF_DIR" ] && [ "${UP[ours]}" = 1 ] && [ "$key" = udp-gcm ]; then
             use_client ours
             perf_one "$dir"
@@ -406,7 +411,8 @@ server() { # KEY SERVER_OPTIONS...
     lab_openvpn_client_config "$key"
     CFG[$key]=$LAB_OVPN_CLIENT_DIR
 }
-CASES=(udp-gcm udp-cbc tcp-gcm tcp-cbc)
+IFS=, read -r -a CASES <<<"$CASE_LIST"
+IFS=, read -r -a DIRS <<<"$DIR_LIST"
 declare -A CASE_NAME=([udp-gcm]="UDP AES-256-GCM" [udp-cbc]="UDP AES-128-CBC+SHA1"
     [tcp-gcm]="TCP AES-256-GCM" [tcp-cbc]="TCP AES-128-CBC+SHA1")
 server udp-gcm --proto udp --ciphers AES-256-GCM
@@ -539,7 +545,7 @@ row() { ROWS+=("$1|$2|$3|$4|$5|$6"); } # what | ours | stock | ratio | target | 
 
 if want bulk; then
     for key in "${CASES[@]}"; do
-        for dir in dl ul; do
+        for dir in "${DIRS[@]}"; do
             [ "$dir" = dl ] && d=download || d=upload
             r=$(ratio "${R[$key,$dir,ours]:-}" "${R[$key,$dir,stock]:-}")
             row "$d MiB/s, ${CASE_NAME[$key]}" "$(fmt "${R[$key,$dir,ours]:-}")" \
@@ -547,7 +553,7 @@ if want bulk; then
         done
     done
     for key in "${CASES[@]}"; do
-        for dir in dl ul; do
+        for dir in "${DIRS[@]}"; do
             [ "$dir" = dl ] && d=download || d=upload
             r=$(ratio "${R[$key,$dir,ours,cpu]:-}" "${R[$key,$dir,stock,cpu]:-}")
             row "client CPU s/GiB, $d, ${CASE_NAME[$key]}" "$(fmt "${R[$key,$dir,ours,cpu]:-}" %.2f)" \
