@@ -16,6 +16,7 @@
 #include "lwip/tcp.h"
 #include "lwip/timeouts.h"
 #include "stack/internal.h"
+#include "stack/lwip_hooks.h"
 #include "tunnel/tunnel.h"
 
 /* lwIP has global state, so there is one stack per process. */
@@ -167,6 +168,7 @@ int stack_new(struct stack **out, uv_loop_t *loop, struct tunnel *t)
     s->tunnel = t;
     stack_sys_init(loop);
     lwip_init();
+    stack_recovery_init();
     uv_timer_init(loop, &s->timer);
     uv_prepare_init(loop, &s->prepare);
     s->timer.data = s;

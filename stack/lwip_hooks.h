@@ -1,0 +1,16 @@
+/* lwIP hooks (LWIP_HOOK_FILENAME in lwipopts.h): compiled into lwIP's own sources. */
+#ifndef VPN2SOCKS_LWIP_HOOKS_H
+#define VPN2SOCKS_LWIP_HOOKS_H
+
+#include "lwip/arch.h"
+#include "lwip/err.h"
+
+struct tcp_pcb;
+struct tcp_hdr;
+
+/* stack/recovery.c: SACK-based loss recovery for what lwIP sends. */
+void stack_recovery_init(void);
+err_t stack_recovery_input(struct tcp_pcb *pcb, const struct tcp_hdr *hdr, u16_t optlen, u16_t opt1len,
+                           const u8_t *opt2);
+
+#endif

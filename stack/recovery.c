@@ -1,0 +1,261 @@
+/* Loss recovery from SACK for the data lwIP sends into the tunnel (uploads).
+ *
+ * lwIP 2.1 sends SACK-permitted and SACK blocks as a receiver, but as a sender it ignores them:
+ * after three duplicate ACKs it resends one segment, and a second loss in the same window waits
+ * for the retransmission timer, which then resends the whole window. A burst that overflows the
+ * VPN server's socket loses tens of segments at once, so an upload stalled for seconds after each.
+ *
+ * This file takes over fast recovery for connections whose peer sends SACK, in the spirit of
+ * RFC 6675, from lwIP's input hook (LWIP_HOOK_TCP_INPACKET_PCB, see lwip_hooks.h), which sees each
+ * segment before lwIP processes it:
+ *   - SACK blocks mark the segments of pcb->unacked they cover (a spare bit in tcp_seg.flags);
+ *   - a segment is lost once more than two segments' worth of data above it is SACKed;
+ *   - on the first loss: ssthresh = half the data in flight, recovery lasts until everything sent
+ *     before it is acknowledged (the recovery point);
+ *   - during recovery, lost segments are moved back to pcb->unsent (in sequence order, as
+ *     lwIP's own tcp_rexmit() does) while the estimated data in the network ("pipe": not SACKed
+ *     and not lost, plus what we resent) stays under ssthresh, and cwnd is set so that lwIP's
+ *     sequence-relative window check lets those segments, and new data within the same budget,
+ *     go out; lwIP calls tcp_output() itself once it has processed the segment;
+ *   - lwIP's own duplicate-ACK counter is kept at zero so that it never starts its fast
+ *     retransmit beside ours.
+ * A segment resent once in an episode is not resent again by this code; if that copy is lost
+ * too, lwIP's retransmission timer (TF_RTO) takes over and this code stands aside until it ends.
+ * Connections without SACK keep lwIP's behaviour. */
+#include <stdint.h>
+#include <stdlib.h>
+
+#include "lwip/priv/tcp_priv.h"
+#include "lwip/tcp.h"
+#include "stack/lwip_hooks.h"
+
+/* Spare bits of tcp_seg.flags (lwIP uses 0x01-0x10). */
+#define SEG_SACKED 0x40U
+#define SEG_RESENT 0x80U
+
+/* TCP option kind of SACK blocks (RFC 2018); lwIP names only SACK-permitted. */
+#define TCP_OPT_SACK 5
+
+/* Per-connection state, allocated at the first loss and freed with the pcb. */
+struct recovery {
+    int active;
+    uint32_t point;    /* snd_nxt when the episode began */
+};
+
+static uint8_t ext_id;
+static int ext_id_valid;
+
+static void recovery_destroyed(u8_t id, void *data)
+{
+    (void)id;
+    free(data);
+}
+
+static const struct tcp_ext_arg_callbacks recovery_callbacks = {
+    .destroy = recovery_destroyed,
+    .passive_open = NULL,
+};
+
+void stack_recovery_init(void)
+{
+    if (!ext_id_valid) {
+        ext_id = tcp_ext_arg_alloc_id();
+        ext_id_valid = 1;
+    }
+}
+
+static struct recovery *recovery_of(struct tcp_pcb *pcb, int create)
+{
+    struct recovery *r = tcp_ext_arg_get(pcb, ext_id);
+    if (r || !create)
+        return r;
+    r = calloc(1, sizeof(*r));
+    if (!r)
+        return NULL;
+    tcp_ext_arg_set_callbacks(pcb, ext_id, &recovery_callbacks);
+    tcp_ext_arg_set(pcb, ext_id, r);
+    return r;
+}
+
+static uint32_t seg_seq(const struct tcp_seg *seg)
+{
+    return lwip_ntohl(seg->tcphdr->seqno);
+}
+
+/* Reads the SACK blocks of the segment's options into left/right; returns how many. The options
+ * may be split between the header's pbuf (opt1len bytes) and opt2. */
+static int parse_sack(const struct tcp_hdr *hdr, u16_t optlen, u16_t opt1len, const u8_t *opt2,
+                      uint32_t *left, uint32_t *right, int max)
+{
+    const u8_t *opt1 = (const u8_t *)hdr + TCP_HLEN;
+#define OPT(i) ((i) < opt1len ? opt1[(i)] : opt2[(i) - opt1len])
+    int n = 0;
+    u16_t i = 0;
+    if (!opt2)
+        opt1len = optlen;
+    while (i < optlen) {
+        u8_t kind = OPT(i);
+        if (kind == LWIP_TCP_OPT_EOL)
+            break;
+        if (kind == LWIP_TCP_OPT_NOP) {
+            i++;
+            continue;
+        }
+        if (i + 1 >= optlen)
+            break;
+        u8_t len = OPT(i + 1);
+        if (len < 2 || i + len > optlen)
+            break;
+        if (kind == TCP_OPT_SACK) {
+            for (u16_t b = i + 2; b + 8 <= i + len && n < max; b += 8) {
+                uint32_t l = 0, r = 0;
+                for (int k = 0; k < 4; k++) {
+                    l = l << 8 | OPT(b + k);
+                    r = r << 8 | OPT(b + 4 + k);
+                }
+                left[n] = l;
+                right[n] = r;
+                n++;
+            }
+        }
+        i = (u16_t)(i + len);
+    }
+#undef OPT
+    return n;
+}
+
+/* Moves seg (already unlinked from unacked) into unsent, keeping unsent in sequence order. */
+static void requeue(struct tcp_pcb *pcb, struct tcp_seg *seg)
+{
+    struct tcp_seg **at = &pcb->unsent;
+    while (*at && TCP_SEQ_LT(seg_seq(*at), seg_seq(seg)))
+        at = &(*at)->next;
+    seg->next = *at;
+    *at = seg;
+#if TCP_OVERSIZE
+    if (!seg->next)
+        pcb->unsent_oversize = 0; /* lwIP must not append new data to a resent segment's pbuf */
+#endif
+}
+
+err_t stack_recovery_input(struct tcp_pcb *pcb, const struct tcp_hdr *hdr, u16_t optlen, u16_t opt1len,
+                           const u8_t *opt2)
+{
+    if (pcb->state < ESTABLISHED || pcb->state == TIME_WAIT || !(pcb->flags & TF_SACK) ||
+        !(TCPH_FLAGS(hdr) & TCP_ACK) || (TCPH_FLAGS(hdr) & (TCP_RST | TCP_SYN)))
+        return ERR_OK;
+    uint32_t ackno = hdr->ackno; /* tcp_input() already converted the header to host order */
+    struct recovery *r = recovery_of(pcb, 0);
+    int active = r && r->active;
+    if (TCP_SEQ_GT(ackno, pcb->snd_nxt) || TCP_SEQ_LT(ackno, pcb->lastack))
+        return ERR_OK; /* not an acceptable ACK: lwIP deals with it */
+    if (pcb->flags & TF_RTO) {
+        /* The retransmission timer fired: lwIP resends everything from lastack; ours is over. */
+        if (active)
+            r->active = 0;
+        return ERR_OK;
+    }
+    if (active && TCP_SEQ_GEQ(ackno, r->point)) {
+        /* Everything sent before the loss is acknowledged: continue from the halved window. */
+        r->active = 0;
+        pcb->cwnd = pcb->ssthresh;
+        pcb->dupacks = 0;
+        return ERR_OK;
+    }
+
+    uint32_t left[LWIP_TCP_MAX_SACK_NUM + 1], right[LWIP_TCP_MAX_SACK_NUM + 1];
+    int nblocks = parse_sack(hdr, optlen, opt1len, opt2, left, right, LWIP_TCP_MAX_SACK_NUM + 1);
+    if (nblocks == 0 && !active)
+        return ERR_OK;
+
+    /* Pass 1: mark what the blocks cover; count SACKed bytes above the cumulative ACK. */
+    uint32_t sacked_total = 0;
+    for (struct tcp_seg *seg = pcb->unacked; seg; seg = seg->next) {
+        uint32_t start = seg_seq(seg), end = start + TCP_TCPLEN(seg);
+        if (TCP_SEQ_LEQ(end, ackno))
+            continue;
+        if (!(seg->flags & SEG_SACKED)) {
+            for (int b = 0; b < nblocks; b++) {
+                if (TCP_SEQ_GEQ(start, left[b]) && TCP_SEQ_LEQ(end, right[b]) && TCP_SEQ_LT(left[b], right[b])) {
+                    seg->flags |= SEG_SACKED;
+                    break;
+                }
+            }
+        }
+        if (seg->flags & SEG_SACKED)
+            sacked_total += end - start;
+    }
+    /* From here on, duplicate ACKs are ours to count. */
+    pcb->dupacks = 0;
+
+    /* Pass 2: the pipe (data still in the network: neither SACKed nor lost, plus what was
+     * resent), and whether a lost segment is waiting to be resent. */
+    uint32_t threshold = 2U * pcb->mss, sacked_below = 0, pipe = 0;
+    int lost_waiting = 0;
+    for (struct tcp_seg *seg = pcb->unacked; seg; seg = seg->next) {
+        uint32_t start = seg_seq(seg), end = start + TCP_TCPLEN(seg);
+        if (TCP_SEQ_LEQ(end, ackno))
+            continue;
+        if (seg->flags & SEG_SACKED) {
+            sacked_below += end - start;
+            continue;
+        }
+        int lost = TCP_SEQ_GEQ(start, ackno) && sacked_total - sacked_below > threshold;
+        if (!lost || (seg->flags & SEG_RESENT))
+            pipe += end - start;
+        else
+            lost_waiting = 1;
+    }
+    if (!active) {
+        if (!lost_waiting)
+            return ERR_OK;
+        if (!r && !(r = recovery_of(pcb, 1)))
+            return ERR_OK;
+        r->active = 1;
+        r->point = pcb->snd_nxt;
+        if (pcb->flags & TF_INFR) {
+            /* lwIP began its own fast retransmit before the SACKs showed more: it already
+             * halved ssthresh and resent the first segment. */
+            tcp_clear_flags(pcb, TF_INFR);
+        } else {
+            uint32_t flight = pcb->snd_nxt - pcb->lastack;
+            pcb->ssthresh = LWIP_MAX(flight / 2, 2U * pcb->mss);
+        }
+    }
+
+    /* Pass 3: resend lost segments in order while the pipe stays under ssthresh; one always
+     * goes, so that every ACK in recovery moves something. */
+    int sent = 0;
+    sacked_below = 0;
+    struct tcp_seg **link = &pcb->unacked;
+    while (*link && lost_waiting) {
+        struct tcp_seg *seg = *link;
+        uint32_t start = seg_seq(seg), len = TCP_TCPLEN(seg);
+        int skip = TCP_SEQ_LT(start, ackno) || (seg->flags & (SEG_SACKED | SEG_RESENT)) || seg->p->ref != 1;
+        if (TCP_SEQ_GT(start + len, ackno) && (seg->flags & SEG_SACKED))
+            sacked_below += len;
+        if (skip) {
+            link = &seg->next;
+            continue;
+        }
+        if (sacked_total - sacked_below <= threshold)
+            break; /* nothing from here up counts as lost */
+        if (sent && pipe + len > pcb->ssthresh)
+            break;
+        *link = seg->next; /* out of unacked, into unsent */
+        seg->flags |= SEG_RESENT;
+        requeue(pcb, seg);
+        pipe += len;
+        sent++;
+    }
+    if (sent) {
+        pcb->rttest = 0; /* Karn: no RTT sample across a retransmission */
+        pcb->rtime = 0;
+    }
+    /* lwIP sends a segment when seqno - lastack + len <= min(cwnd, snd_wnd): open cwnd over
+     * everything outstanding, plus new data for whatever the pipe leaves of ssthresh. */
+    uint32_t outstanding = pcb->snd_nxt - ackno;
+    uint32_t room = pipe < pcb->ssthresh ? pcb->ssthresh - pipe : 0;
+    pcb->cwnd = (tcpwnd_size_t)(outstanding + room);
+    return ERR_OK;
+}
