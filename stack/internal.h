@@ -28,6 +28,10 @@ struct stack {
     void *close_arg;
     struct stack_tcp *conns;    /* every TCP connection, for tunnel-down and ICMP errors */
     struct stack_tcp *flushes;  /* connections with segments waiting to go to the application */
+    /* Paced closes (see tcp.c): FINs waiting for a slot, oldest first, and FINs in flight. */
+    struct stack_tcp *fin_wait_head, *fin_wait_tail;
+    struct stack_tcp *fin_flight;
+    unsigned n_fin_flight;
     struct resolver_query *queries;
     uint8_t *read_buf;          /* shared buffer for reads from applications (see tcp.c) */
     uint8_t *tx_buf;            /* linearises chained pbufs for tunnel_send() */
@@ -59,6 +63,8 @@ void stack_tcp_abort_all(struct stack *s);
 /* Writes every connection's gathered segments to its application (end of a loop iteration). */
 void stack_tcp_flush_all(struct stack *s);
 void stack_tcp_resume_all(struct stack *s);
+/* Frees the slots of acknowledged FINs and sends waiting ones (end of a loop iteration). */
+void stack_tcp_fin_pump(struct stack *s);
 /* resolver.c: fail every query (tunnel down or stack closing). */
 void stack_resolver_abort_all(struct stack *s, int status);
 

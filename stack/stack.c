@@ -89,6 +89,7 @@ static void stack_prepare_cb(uv_prepare_t *p)
     struct stack *s = p->data;
     /* Everything this iteration received goes to the applications in one write each. */
     stack_tcp_flush_all(s);
+    stack_tcp_fin_pump(s);
     u32_t sleep = sys_timeouts_sleeptime();
     if (sleep == SYS_TIMEOUTS_SLEEPTIME_INFINITE) {
         if (s->timer_due) {
