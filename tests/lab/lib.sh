@@ -168,26 +168,49 @@ lab_wait_file_match() {
 
 # ---------------------------------------------------------------- PKI
 
+# lab_pki_ca FILE_PREFIX CN: a self-signed CA, FILE_PREFIX.pem (mode 644) and FILE_PREFIX.key
+lab_pki_ca() {
+    openssl req -x509 -newkey rsa:2048 -nodes -days 1 -sha256 -keyout "$1.key" -out "$1.pem" \
+        -subj "/CN=$2" \
+        -addext "basicConstraints=critical,CA:TRUE" \
+        -addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null || lab_die "CA $2: creation failed"
+    chmod 644 "$1.pem"
+    chmod 600 "$1.key"
+}
+
 # lab_pki_init: a CA valid one day in $LAB_PKI_DIR (ca.pem, ca.key)
 lab_pki_init() {
     LAB_PKI_DIR=$LAB_RUN_DIR/pki
     LAB_CA_CERT=$LAB_PKI_DIR/ca.pem
     LAB_CA_KEY=$LAB_PKI_DIR/ca.key
     mkdir -p "$LAB_PKI_DIR"
-    openssl req -x509 -newkey rsa:2048 -nodes -days 1 -sha256 \
-        -keyout "$LAB_CA_KEY" -out "$LAB_CA_CERT" -subj "/CN=vpn2socks lab CA $LAB_ID" \
-        -addext "basicConstraints=critical,CA:TRUE" \
-        -addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null || lab_die "CA creation failed"
-    chmod 644 "$LAB_CA_CERT"
-    chmod 600 "$LAB_CA_KEY"
+    lab_pki_ca "$LAB_PKI_DIR/ca" "vpn2socks lab CA $LAB_ID"
     export LAB_PKI_DIR LAB_CA_CERT LAB_CA_KEY
 }
 
-# lab_pki_issue NAME server|client [SAN]: NAME.pem and NAME.key in $LAB_PKI_DIR, signed by the
-# lab CA, valid one day. SAN like "IP:172.30.1.1,DNS:vpn.lab.test". The key is mode 644 so an
-# unprivileged client can read it (throwaway).
+# lab_pki_make_ca PREFIX: a second, unrelated CA, $LAB_PKI_DIR/PREFIX-ca.pem and .key
+lab_pki_make_ca() {
+    [ -f "$LAB_PKI_DIR/$1-ca.pem" ] || lab_pki_ca "$LAB_PKI_DIR/$1-ca" "vpn2socks lab $1 CA $LAB_ID"
+}
+
+# lab_pki_issue NAME server|client [--san SAN] [--ca PREFIX] [--dates START END]: NAME.pem and
+# NAME.key in $LAB_PKI_DIR, signed by the lab CA (or PREFIX-ca.pem from lab_pki_make_ca), valid
+# one day from now or between fixed dates (YYYYMMDDHHMMSSZ; e.g. --dates 20200101000000Z
+# 20200102000000Z for an expired certificate). SAN like "IP:172.30.1.1,DNS:vpn.lab.test". The key
+# is mode 644 so an unprivileged client can read it (throwaway). OpenSSL 3.0's `x509 -req` takes
+# only -days, so dated certificates go through `openssl ca` with a throwaway config.
 lab_pki_issue() {
-    local name=$1 kind=$2 san=${3:-} ext=$LAB_PKI_DIR/$1.ext eku
+    local name=$1 kind=$2 san='' cacert=$LAB_CA_CERT cakey=$LAB_CA_KEY start='' end='' eku
+    shift 2
+    while [ $# -gt 0 ]; do
+        case $1 in
+        --san) san=$2; shift 2 ;;
+        --ca) cacert=$LAB_PKI_DIR/$2-ca.pem; cakey=$LAB_PKI_DIR/$2-ca.key; shift 2 ;;
+        --dates) start=$2; end=$3; shift 3 ;;
+        *) lab_die "lab_pki_issue: unknown option $1" ;;
+        esac
+    done
+    local d=$LAB_PKI_DIR ext=$LAB_PKI_DIR/$name.ext
     [ "$kind" = server ] && eku=serverAuth || eku=clientAuth
     {
         echo "basicConstraints=critical,CA:FALSE"
@@ -195,14 +218,36 @@ lab_pki_issue() {
         echo "extendedKeyUsage=$eku"
         [ -n "$san" ] && echo "subjectAltName=$san"
     } >"$ext"
-    if ! openssl req -new -newkey rsa:2048 -nodes -keyout "$LAB_PKI_DIR/$name.key" \
-        -out "$LAB_PKI_DIR/$name.csr" -subj "/CN=$name" 2>/dev/null ||
-        ! openssl x509 -req -in "$LAB_PKI_DIR/$name.csr" -CA "$LAB_CA_CERT" -CAkey "$LAB_CA_KEY" \
+    openssl req -new -newkey rsa:2048 -nodes -keyout "$d/$name.key" -out "$d/$name.csr" \
+        -subj "/CN=$name" 2>/dev/null || lab_die "CSR for $name failed"
+    if [ -n "$start" ]; then
+        local cadir=$d/ca-db
+        mkdir -p "$cadir/new"
+        [ -f "$cadir/index.txt" ] || : >"$cadir/index.txt"
+        cat >"$cadir/ca.cnf" <<EOF
+[ca]
+default_ca = lab
+[lab]
+database = $cadir/index.txt
+new_certs_dir = $cadir/new
+rand_serial = yes
+default_md = sha256
+policy = anything
+unique_subject = no
+copy_extensions = none
+[anything]
+commonName = supplied
+EOF
+        openssl ca -batch -notext -config "$cadir/ca.cnf" -cert "$cacert" -keyfile "$cakey" \
+            -startdate "$start" -enddate "$end" -extfile "$ext" \
+            -in "$d/$name.csr" -out "$d/$name.pem" >"$cadir/$name.out" 2>&1 ||
+            lab_die "signing $name failed: $(tail -n 3 "$cadir/$name.out")"
+    else
+        openssl x509 -req -in "$d/$name.csr" -CA "$cacert" -CAkey "$cakey" \
             -set_serial "0x$(openssl rand -hex 8)" -days 1 -sha256 -extfile "$ext" \
-            -out "$LAB_PKI_DIR/$name.pem" 2>/dev/null; then
-        lab_die "issuing $name failed"
+            -out "$d/$name.pem" 2>/dev/null || lab_die "signing $name failed"
     fi
-    chmod 644 "$LAB_PKI_DIR/$name.pem" "$LAB_PKI_DIR/$name.key"
+    chmod 644 "$d/$name.pem" "$d/$name.key"
 }
 
 # ---------------------------------------------------------------- setup
@@ -253,7 +298,7 @@ lab_setup() {
     lab_setup_dns
     lab_pki_init
     if [ "$want_ocserv" = 1 ]; then
-        lab_pki_issue server server "IP:$LAB_SERVER_IP"
+        lab_pki_issue server server --san "IP:$LAB_SERVER_IP"
         LAB_SERVER_CERT=$LAB_PKI_DIR/server.pem
         LAB_SERVER_KEY=$LAB_PKI_DIR/server.key
         chmod 600 "$LAB_SERVER_KEY"

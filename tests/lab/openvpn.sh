@@ -21,7 +21,7 @@
 #   lab_stop_openvpn_server NAME / lab_restart_openvpn_server NAME [--sighup]
 #   lab_openvpn_mgmt NAME|SOCKET COMMAND  one management command ("status 2", "kill ovpn-client")
 #   lab_openvpn_clients NAME            how many clients are connected
-#   lab_openvpn_cert WHICH / lab_pki_sign NAME KIND [--san S] [--ca PREFIX] [--dates START END] /
+#   lab_openvpn_cert WHICH / lab_pki_issue NAME KIND [--san S] [--ca PREFIX] [--dates START END] /
 #   lab_pki_make_ca PREFIX              certificates (ovpn-*.pem in $LAB_PKI_DIR), other CAs
 #   lab_openvpn_client_config NAME [options] [-- "extra line"...] -> $LAB_OVPN_CLIENT_DIR
 #       --dir DIR  --inline  --cert client|client-expired|client-otherca|none  --ca lab|other
@@ -46,74 +46,7 @@ declare -gA LAB_OVPN_PROTO LAB_OVPN_PORT LAB_OVPN_NET LAB_OVPN_GW LAB_OVPN_DEV L
     LAB_OVPN_CIPHERS LAB_OVPN_COMP LAB_OVPN_TA LAB_OVPN_TC LAB_OVPN_PASSWORD LAB_OVPN_VCC \
     LAB_OVPN_PROFILE LAB_OVPN_AUTH
 
-# ---------------------------------------------------------------- PKI additions
-
-# lab_pki_make_ca PREFIX: a second, unrelated CA, $LAB_PKI_DIR/PREFIX-ca.pem and .key
-lab_pki_make_ca() {
-    local p=$LAB_PKI_DIR/$1-ca
-    [ -f "$p.pem" ] && return 0
-    openssl req -x509 -newkey rsa:2048 -nodes -days 1 -sha256 -keyout "$p.key" -out "$p.pem" \
-        -subj "/CN=vpn2socks lab $1 CA $LAB_ID" \
-        -addext "basicConstraints=critical,CA:TRUE" \
-        -addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null || lab_die "CA $1 creation failed"
-    chmod 644 "$p.pem"
-}
-
-# lab_pki_sign NAME server|client [--san SAN] [--ca PREFIX] [--dates START END]:
-# like lab_pki_issue (NAME.pem, NAME.key in $LAB_PKI_DIR, key mode 644) but signed by another CA
-# (PREFIX-ca.pem from lab_pki_make_ca) and/or with fixed validity dates (YYYYMMDDHHMMSSZ), e.g.
-# --dates 20200101000000Z 20200102000000Z for an expired certificate. OpenSSL 3.0's `x509 -req`
-# takes only -days, so dated certificates go through `openssl ca` with a throwaway config.
-lab_pki_sign() {
-    local name=$1 kind=$2 san='' cacert=$LAB_CA_CERT cakey=$LAB_CA_KEY start='' end='' eku
-    shift 2
-    while [ $# -gt 0 ]; do
-        case $1 in
-        --san) san=$2; shift 2 ;;
-        --ca) cacert=$LAB_PKI_DIR/$2-ca.pem; cakey=$LAB_PKI_DIR/$2-ca.key; shift 2 ;;
-        --dates) start=$2; end=$3; shift 3 ;;
-        *) lab_die "lab_pki_sign: unknown option $1" ;;
-        esac
-    done
-    local d=$LAB_PKI_DIR ext=$LAB_PKI_DIR/$name.ext
-    [ "$kind" = server ] && eku=serverAuth || eku=clientAuth
-    {
-        echo "basicConstraints=critical,CA:FALSE"
-        echo "keyUsage=critical,digitalSignature,keyEncipherment"
-        echo "extendedKeyUsage=$eku"
-        [ -n "$san" ] && echo "subjectAltName=$san"
-    } >"$ext"
-    openssl req -new -newkey rsa:2048 -nodes -keyout "$d/$name.key" -out "$d/$name.csr" \
-        -subj "/CN=$name" 2>/dev/null || lab_die "CSR for $name failed"
-    if [ -n "$start" ]; then
-        local cadir=$d/ca-db
-        mkdir -p "$cadir/new"
-        [ -f "$cadir/index.txt" ] || : >"$cadir/index.txt"
-        cat >"$cadir/ca.cnf" <<EOF
-[ca]
-default_ca = lab
-[lab]
-database = $cadir/index.txt
-new_certs_dir = $cadir/new
-rand_serial = yes
-default_md = sha256
-policy = anything
-unique_subject = no
-copy_extensions = none
-[anything]
-commonName = supplied
-EOF
-        openssl ca -batch -notext -config "$cadir/ca.cnf" -cert "$cacert" -keyfile "$cakey" \
-            -startdate "$start" -enddate "$end" -extfile "$ext" \
-            -in "$d/$name.csr" -out "$d/$name.pem" >"$cadir/$name.out" 2>&1 ||
-            lab_die "signing $name failed: $(tail -n 3 "$cadir/$name.out")"
-    else
-        openssl x509 -req -in "$d/$name.csr" -CA "$cacert" -CAkey "$cakey" \
-            -set_serial "0x$(openssl rand -hex 8)" -days 1 -sha256 -extfile "$ext" \
-            -out "$d/$name.pem" 2>/dev/null || lab_die "signing $name failed"
-    fi
-    chmod 644 "$d/$name.pem" "$d/$name.key"
-}
+# ---------------------------------------------------------------- certificates
 
 # lab_openvpn_cert WHICH: make sure $LAB_PKI_DIR/ovpn-WHICH.pem/.key exist (issued on first use);
 # WHICH: server client server-expired client-expired server-otherca client-otherca
@@ -121,13 +54,13 @@ lab_openvpn_cert() {
     local w=$1 san="IP:$LAB_SERVER_IP"
     [ -f "$LAB_PKI_DIR/ovpn-$w.pem" ] && return 0
     case $w in
-    server) lab_pki_sign ovpn-server server --san "$san" ;;
-    client) lab_pki_sign ovpn-client client ;;
-    server-expired) lab_pki_sign ovpn-server-expired server --san "$san" \
+    server) lab_pki_issue ovpn-server server --san "$san" ;;
+    client) lab_pki_issue ovpn-client client ;;
+    server-expired) lab_pki_issue ovpn-server-expired server --san "$san" \
         --dates 20200101000000Z 20200102000000Z ;;
-    client-expired) lab_pki_sign ovpn-client-expired client --dates 20200101000000Z 20200102000000Z ;;
-    server-otherca) lab_pki_make_ca other && lab_pki_sign ovpn-server-otherca server --san "$san" --ca other ;;
-    client-otherca) lab_pki_make_ca other && lab_pki_sign ovpn-client-otherca client --ca other ;;
+    client-expired) lab_pki_issue ovpn-client-expired client --dates 20200101000000Z 20200102000000Z ;;
+    server-otherca) lab_pki_make_ca other && lab_pki_issue ovpn-server-otherca server --san "$san" --ca other ;;
+    client-otherca) lab_pki_make_ca other && lab_pki_issue ovpn-client-otherca client --ca other ;;
     *) lab_die "lab_openvpn_cert: unknown certificate $w" ;;
     esac
 }
