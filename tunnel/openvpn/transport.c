@@ -1,3 +1,6 @@
+/* sendmmsg() is a GNU extension. */
+#define _GNU_SOURCE
+
 #include "tunnel/openvpn/transport.h"
 
 #include <errno.h>
@@ -11,8 +14,30 @@
 #include "app/log.h"
 #include "tunnel/openvpn/proto.h"
 
+/* Sending: the packets one loop iteration produces (mostly lwIP's ACKs while downloading) are
+ * gathered in tx and leave in one write() (TCP) or sendmmsg() (UDP), so the server gets one TCP
+ * segment or one burst instead of one per packet and we make one syscall instead of dozens.
+ *
+ * No gathered packet may wait for a blocking poll. libuv runs an iteration as timers, pending
+ * callbacks, idle, prepare, poll (I/O callbacks), check, close callbacks, and it runs the
+ * handles of one phase in an order we do not choose (the stack's prepare handle may send after
+ * ours ran). So when tx becomes non-empty we start two handles and stop both once it is flushed:
+ * - a check handle, which flushes right after the poll phase, where most packets are produced
+ *   (packets read from the server or an application, write completions);
+ * - an idle handle, which flushes what timers and pending callbacks produced, and whose being
+ *   active makes libuv poll without blocking, so packets produced in prepare, check (after ours)
+ *   or close callbacks are flushed by the check or idle of the next, non-blocking, round.
+ * A full tx (a largest framed packet would not fit) is flushed at once from ovpn_transport_send.
+ * A flush always empties tx: what the socket does not take now goes to libuv's own queue
+ * (uv_write for TCP, uv_udp_send for UDP), which preserves order and waits for POLLOUT. */
 enum {
-    OVPN_TRANSPORT_RX = 2 + OVPN_MAX_PACKET,  /* one whole framed TCP packet fits */
+    OVPN_TRANSPORT_BATCH = 2 + OVPN_MAX_PACKET, /* ~64 KiB, and one largest framed packet fits */
+    OVPN_TRANSPORT_BATCH_DGRAMS = 64,           /* datagrams per sendmmsg() */
+    OVPN_TRANSPORT_RX_TCP = 2 + OVPN_MAX_PACKET, /* one whole framed TCP packet fits */
+    /* recvmmsg: libuv hands out one 64 KiB slot (its largest datagram) per message and fills
+     * at most 20 per call. Slots the kernel never writes into stay untouched virtual memory. */
+    OVPN_TRANSPORT_RX_SLOT = 64 * 1024,
+    OVPN_TRANSPORT_RX_UDP = 16 * OVPN_TRANSPORT_RX_SLOT,
     OVPN_TRANSPORT_QUEUE_HIGH = 1024 * 1024,
     OVPN_TRANSPORT_QUEUE_LOW = 256 * 1024,
 };
@@ -26,6 +51,8 @@ struct ovpn_transport {
         uv_handle_t handle;
     } sock;
     uv_timer_t timer;   /* TCP connect timeout */
+    uv_idle_t idle;     /* active while tx holds packets: flushes, and keeps poll from blocking */
+    uv_check_t check;   /* active while tx holds packets: flushes after the poll phase */
     uv_connect_t connect_req;
     struct ovpn_transport_events ev;
     int closing;
@@ -36,6 +63,10 @@ struct ovpn_transport {
     size_t queued;      /* bytes in uv_udp_send / uv_write requests */
     uint8_t *rx;
     size_t rx_len;
+    uint8_t *tx;        /* gathered packets (TCP: framed; UDP: back to back) */
+    size_t tx_len;
+    unsigned tx_count;  /* UDP: datagrams in tx, their lengths in tx_sizes */
+    uint16_t tx_sizes[OVPN_TRANSPORT_BATCH_DGRAMS];
 };
 
 struct ovpn_transport_write {
@@ -75,6 +106,16 @@ static void ovpn_transport_fail_later(struct ovpn_transport *t, int status)
     uv_timer_start(&t->timer, ovpn_transport_fail_deferred, 0, 0);
 }
 
+/* The send queue is below its low mark again after ovpn_transport_send() returned 1. Only ever
+ * called from the loop, never from inside ovpn_transport_send(). */
+static void ovpn_transport_check_writable(struct ovpn_transport *t)
+{
+    if (t->congested && t->queued + t->tx_len < OVPN_TRANSPORT_QUEUE_LOW) {
+        t->congested = 0;
+        t->ev.writable(t->ev.arg);
+    }
+}
+
 static void ovpn_transport_sent(struct ovpn_transport *t, size_t len, int status)
 {
     t->queued -= len;
@@ -84,10 +125,7 @@ static void ovpn_transport_sent(struct ovpn_transport *t, size_t len, int status
         ovpn_transport_fail(t, status, uv_strerror(status));
         return;
     }
-    if (t->congested && t->queued < OVPN_TRANSPORT_QUEUE_LOW) {
-        t->congested = 0;
-        t->ev.writable(t->ev.arg);
-    }
+    ovpn_transport_check_writable(t);
 }
 
 static void ovpn_transport_udp_sent(uv_udp_send_t *req, int status)
@@ -110,6 +148,136 @@ static void ovpn_transport_tcp_written(uv_write_t *req, int status)
     ovpn_transport_sent(t, len, status);
 }
 
+/* Writes the gathered stream bytes; the unsent tail, if may_queue, goes into one uv_write. */
+static void ovpn_transport_tcp_flush(struct ovpn_transport *t, int may_queue)
+{
+    size_t n = 0;
+    /* While a uv_write is queued, uv_try_write refuses (UV_EAGAIN) and so keeps the order. */
+    uv_buf_t b = uv_buf_init((char *)t->tx, (unsigned)t->tx_len);
+    int rc = uv_try_write((uv_stream_t *)&t->sock.tcp, &b, 1);
+    if (rc >= 0)
+        n = (size_t)rc;
+    else if (rc != UV_EAGAIN) {
+        ovpn_transport_fail_later(t, rc);
+        return;
+    }
+    if (n == t->tx_len || !may_queue)
+        return;
+    size_t rest = t->tx_len - n;
+    struct ovpn_transport_write *w = malloc(sizeof(*w) + rest);
+    if (!w) {
+        /* Whole packets may go missing (the tunnel's TCP resends them), a packet's tail may not. */
+        if (n)
+            ovpn_transport_fail_later(t, UV_ENOMEM);
+        return;
+    }
+    w->t = t;
+    w->len = rest;
+    memcpy(w->data, t->tx + n, rest);
+    uv_buf_t wb = uv_buf_init((char *)w->data, (unsigned)rest);
+    rc = uv_write(&w->req.w, (uv_stream_t *)&t->sock.tcp, &wb, 1, ovpn_transport_tcp_written);
+    if (rc < 0) {
+        free(w);
+        ovpn_transport_fail_later(t, rc);
+        return;
+    }
+    t->queued += rest;
+}
+
+/* Sends the gathered datagrams with sendmmsg(); from the first the socket refuses for lack of
+ * room on, they go (if may_queue) to uv_udp_send, which keeps them in order and waits for POLLOUT. */
+static void ovpn_transport_udp_flush(struct ovpn_transport *t, int may_queue)
+{
+    struct mmsghdr msgs[OVPN_TRANSPORT_BATCH_DGRAMS];
+    struct iovec iov[OVPN_TRANSPORT_BATCH_DGRAMS];
+    unsigned count = t->tx_count;
+    size_t off = 0;
+    for (unsigned i = 0; i < count; i++) {
+        iov[i].iov_base = t->tx + off;
+        iov[i].iov_len = t->tx_sizes[i];
+        off += t->tx_sizes[i];
+        memset(&msgs[i], 0, sizeof(msgs[i]));
+        msgs[i].msg_hdr.msg_iov = &iov[i];
+        msgs[i].msg_hdr.msg_iovlen = 1;
+    }
+    unsigned done = 0;
+    uv_os_fd_t fd;
+    /* Datagrams still in libuv's queue go first. */
+    if (uv_udp_get_send_queue_count(&t->sock.udp) == 0 && uv_fileno(&t->sock.handle, &fd) == 0) {
+        while (done < count) {
+            int n = sendmmsg(fd, msgs + done, count - done, MSG_DONTWAIT);
+            if (n > 0) {
+                done += (unsigned)n;
+                continue;
+            }
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n == 0 || errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS)
+                break;
+            /* The first unsent datagram is lost like any datagram (e.g. an ICMP error of an
+             * earlier one reported here). "Refused" before the server ever answered means
+             * nothing listens there, as in ovpn_transport_udp_recv, which this error no
+             * longer reaches. */
+            int err = -errno;
+            v2s_debug("openvpn: udp send: %s", uv_strerror(err));
+            if (!t->heard && err == UV_ECONNREFUSED)
+                ovpn_transport_fail_later(t, UV_ECONNREFUSED);
+            done++;
+        }
+    }
+    for (unsigned i = done; i < count && may_queue; i++) {
+        size_t len = iov[i].iov_len;
+        struct ovpn_transport_write *w = malloc(sizeof(*w) + len);
+        if (!w)
+            return; /* lost like any datagram */
+        w->t = t;
+        w->len = len;
+        memcpy(w->data, iov[i].iov_base, len);
+        uv_buf_t b = uv_buf_init((char *)w->data, (unsigned)len);
+        if (uv_udp_send(&w->req.u, &t->sock.udp, &b, 1, NULL, ovpn_transport_udp_sent) < 0) {
+            free(w);
+            return;
+        }
+        t->queued += len;
+    }
+}
+
+/* Empties tx: to the socket now, or into libuv's queue if may_queue (else dropped). */
+static void ovpn_transport_flush(struct ovpn_transport *t, int may_queue)
+{
+    if (t->tx_len) {
+        if (t->proto == OVPN_PROTO_UDP)
+            ovpn_transport_udp_flush(t, may_queue);
+        else
+            ovpn_transport_tcp_flush(t, may_queue);
+    }
+    t->tx_len = 0;
+    t->tx_count = 0;
+    uv_idle_stop(&t->idle);
+    uv_check_stop(&t->check);
+}
+
+static void ovpn_transport_flush_from_loop(struct ovpn_transport *t)
+{
+    /* A failed link sends nothing more. */
+    if (t->closing || t->deferred_status) {
+        ovpn_transport_flush(t, 0);
+        return;
+    }
+    ovpn_transport_flush(t, 1);
+    ovpn_transport_check_writable(t);
+}
+
+static void ovpn_transport_idle_cb(uv_idle_t *idle)
+{
+    ovpn_transport_flush_from_loop(idle->data);
+}
+
+static void ovpn_transport_check_cb(uv_check_t *check)
+{
+    ovpn_transport_flush_from_loop(check->data);
+}
+
 int ovpn_transport_send(struct ovpn_transport *t, const uint8_t *pkt, size_t len)
 {
     if (t->closing || t->deferred_status)
@@ -117,56 +285,29 @@ int ovpn_transport_send(struct ovpn_transport *t, const uint8_t *pkt, size_t len
     if (len > OVPN_MAX_PACKET)
         return UV_EMSGSIZE;
     if (t->proto == OVPN_PROTO_UDP) {
-        uv_buf_t b = uv_buf_init((char *)pkt, (unsigned)len);
-        int rc = t->queued ? UV_EAGAIN : uv_udp_try_send(&t->sock.udp, &b, 1, NULL);
-        if (rc >= 0 || (rc != UV_EAGAIN && rc != UV_ENOBUFS))
-            return 0; /* sent, or lost like any datagram (e.g. ICMP refused) */
-        struct ovpn_transport_write *w = malloc(sizeof(*w) + len);
-        if (!w)
-            return UV_ENOMEM;
-        w->t = t;
-        w->len = len;
-        memcpy(w->data, pkt, len);
-        b = uv_buf_init((char *)w->data, (unsigned)len);
-        if ((rc = uv_udp_send(&w->req.u, &t->sock.udp, &b, 1, NULL, ovpn_transport_udp_sent)) < 0) {
-            free(w);
+        if (len == 0)
             return 0;
-        }
-        t->queued += len;
+        if (t->tx_count == OVPN_TRANSPORT_BATCH_DGRAMS || t->tx_len + len > OVPN_TRANSPORT_BATCH)
+            ovpn_transport_flush(t, 1);
+        if (t->deferred_status)
+            return t->deferred_status; /* the flush failed; the owner hears it from the loop */
+        memcpy(t->tx + t->tx_len, pkt, len);
+        t->tx_sizes[t->tx_count++] = (uint16_t)len;
+        t->tx_len += len;
     } else {
-        uint8_t hdr[2] = {(uint8_t)(len >> 8), (uint8_t)len};
-        uv_buf_t b[2] = {uv_buf_init((char *)hdr, 2), uv_buf_init((char *)pkt, (unsigned)len)};
-        int n = uv_try_write((uv_stream_t *)&t->sock.tcp, b, 2);
-        if (n == UV_EAGAIN)
-            n = 0;
-        if (n < 0) {
-            ovpn_transport_fail_later(t, n);
-            return n;
-        }
-        size_t total = len + 2;
-        if ((size_t)n == total)
-            return 0;
-        /* Keep the stream in order: the unsent tail goes into one queued write. */
-        size_t rest = total - (size_t)n;
-        struct ovpn_transport_write *w = malloc(sizeof(*w) + rest);
-        if (!w)
-            return UV_ENOMEM;
-        w->t = t;
-        w->len = rest;
-        size_t off = (size_t)n;
-        size_t hrest = off < 2 ? 2 - off : 0;
-        memcpy(w->data, hdr + (2 - hrest), hrest);
-        memcpy(w->data + hrest, pkt + (off > 2 ? off - 2 : 0), rest - hrest);
-        uv_buf_t wb = uv_buf_init((char *)w->data, (unsigned)rest);
-        int rc = uv_write(&w->req.w, (uv_stream_t *)&t->sock.tcp, &wb, 1, ovpn_transport_tcp_written);
-        if (rc < 0) {
-            free(w);
-            ovpn_transport_fail_later(t, rc);
-            return rc;
-        }
-        t->queued += rest;
+        if (t->tx_len + 2 + len > OVPN_TRANSPORT_BATCH)
+            ovpn_transport_flush(t, 1);
+        if (t->deferred_status)
+            return t->deferred_status;
+        t->tx[t->tx_len] = (uint8_t)(len >> 8);
+        t->tx[t->tx_len + 1] = (uint8_t)len;
+        memcpy(t->tx + t->tx_len + 2, pkt, len);
+        t->tx_len += 2 + len;
     }
-    if (t->queued > OVPN_TRANSPORT_QUEUE_HIGH) {
+    /* No-ops while already active. */
+    uv_idle_start(&t->idle, ovpn_transport_idle_cb);
+    uv_check_start(&t->check, ovpn_transport_check_cb);
+    if (t->queued + t->tx_len > OVPN_TRANSPORT_QUEUE_HIGH) {
         t->congested = 1;
         return 1;
     }
@@ -178,17 +319,18 @@ static void ovpn_transport_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf
     struct ovpn_transport *t = h->data;
     (void)suggested;
     if (t->proto == OVPN_PROTO_UDP)
-        *buf = uv_buf_init((char *)t->rx, OVPN_TRANSPORT_RX);
+        *buf = uv_buf_init((char *)t->rx, OVPN_TRANSPORT_RX_UDP);
     else
-        *buf = uv_buf_init((char *)t->rx + t->rx_len, (unsigned)(OVPN_TRANSPORT_RX - t->rx_len));
+        *buf = uv_buf_init((char *)t->rx + t->rx_len, (unsigned)(OVPN_TRANSPORT_RX_TCP - t->rx_len));
 }
 
 static void ovpn_transport_udp_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf, const struct sockaddr *addr,
                                     unsigned flags)
 {
     struct ovpn_transport *t = h->data;
-    (void)flags;
-    if (t->closing || (nread == 0 && !addr))
+    /* rx is ours for the transport's lifetime: after a recvmmsg batch (UV_UDP_MMSG_FREE, nread
+     * 0) there is nothing to free, and each UV_UDP_MMSG_CHUNK is one datagram in its own slot. */
+    if (t->closing || (nread == 0 && !addr) || (flags & UV_UDP_MMSG_FREE))
         return;
     if (nread < 0) {
         /* ICMP errors surface here on a connected socket. Before the server ever answered, "port
@@ -199,7 +341,8 @@ static void ovpn_transport_udp_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *
             ovpn_transport_fail_later(t, UV_ECONNREFUSED);
         return;
     }
-    if (nread == 0)
+    /* No OpenVPN packet is empty, and none exceeds a slot (a datagram's largest payload). */
+    if (nread == 0 || (flags & UV_UDP_PARTIAL))
         return;
     t->heard = 1;
     t->ev.packet(t->ev.arg, (uint8_t *)buf->base, (size_t)nread);
@@ -268,14 +411,25 @@ static void ovpn_transport_udp_ready(uv_timer_t *timer)
 
 static void ovpn_transport_handle_closed(uv_handle_t *h);
 
+/* Closes the handles that exist besides the socket. */
+static void ovpn_transport_close_helpers(struct ovpn_transport *t)
+{
+    uv_close((uv_handle_t *)&t->timer, ovpn_transport_handle_closed);
+    uv_close((uv_handle_t *)&t->idle, ovpn_transport_handle_closed);
+    uv_close((uv_handle_t *)&t->check, ovpn_transport_handle_closed);
+}
+
 int ovpn_transport_open(struct ovpn_transport **out, uv_loop_t *loop, const struct sockaddr *addr,
                         enum ovpn_proto proto, unsigned connect_timeout_ms, const struct ovpn_transport_events *ev)
 {
     struct ovpn_transport *t = calloc(1, sizeof(*t));
     if (!t)
         return UV_ENOMEM;
-    t->rx = malloc(OVPN_TRANSPORT_RX);
-    if (!t->rx) {
+    t->rx = malloc(proto == OVPN_PROTO_UDP ? OVPN_TRANSPORT_RX_UDP : OVPN_TRANSPORT_RX_TCP);
+    t->tx = malloc(OVPN_TRANSPORT_BATCH);
+    if (!t->rx || !t->tx) {
+        free(t->rx);
+        free(t->tx);
         free(t);
         return UV_ENOMEM;
     }
@@ -283,16 +437,21 @@ int ovpn_transport_open(struct ovpn_transport **out, uv_loop_t *loop, const stru
     t->proto = proto;
     t->ev = *ev;
     uv_timer_init(loop, &t->timer);
+    uv_idle_init(loop, &t->idle);
+    uv_check_init(loop, &t->check);
     t->timer.data = t;
-    t->handles_open = 2;
+    t->idle.data = t;
+    t->check.data = t;
+    t->handles_open = 4;
     int rc;
     if (proto == OVPN_PROTO_UDP) {
-        rc = uv_udp_init_ex(loop, &t->sock.udp, addr->sa_family);
+        /* recvmmsg: one wakeup reads many datagrams (libuv falls back to recvmsg without it). */
+        rc = uv_udp_init_ex(loop, &t->sock.udp, addr->sa_family | UV_UDP_RECVMMSG);
         if (rc < 0) {
-            /* No socket (out of descriptors): only the timer exists to close. */
+            /* No socket (out of descriptors): only the helpers exist to close. */
             t->closing = 1;
-            t->handles_open = 1;
-            uv_close((uv_handle_t *)&t->timer, ovpn_transport_handle_closed);
+            t->handles_open = 3;
+            ovpn_transport_close_helpers(t);
             return rc;
         }
         t->sock.udp.data = t;
@@ -311,8 +470,8 @@ int ovpn_transport_open(struct ovpn_transport **out, uv_loop_t *loop, const stru
         rc = uv_tcp_init(loop, &t->sock.tcp);
         if (rc < 0) {
             t->closing = 1;
-            t->handles_open = 1;
-            uv_close((uv_handle_t *)&t->timer, ovpn_transport_handle_closed);
+            t->handles_open = 3;
+            ovpn_transport_close_helpers(t);
             return rc;
         }
         t->sock.tcp.data = t;
@@ -336,12 +495,18 @@ static void ovpn_transport_handle_closed(uv_handle_t *h)
     if (--t->handles_open > 0)
         return;
     free(t->rx);
+    free(t->tx);
     free(t);
 }
 
 void ovpn_transport_close(struct ovpn_transport *t)
 {
+    /* Packets gathered in this iteration still leave if the socket takes them now: the client
+     * sends explicit-exit-notify right before closing. Nothing is queued behind them any more,
+     * as closing the socket would cancel it. */
+    if (!t->closing && !t->deferred_status)
+        ovpn_transport_flush(t, 0);
     t->closing = 1;
-    uv_close((uv_handle_t *)&t->timer, ovpn_transport_handle_closed);
+    ovpn_transport_close_helpers(t);
     uv_close(&t->sock.handle, ovpn_transport_handle_closed);
 }
