@@ -44,6 +44,12 @@ enum {
      * too, so the choice rests on few runs. */
     OVPN_TRANSPORT_RX_SLOT = 64 * 1024,
     OVPN_TRANSPORT_RX_UDP = 4 * OVPN_TRANSPORT_RX_SLOT,
+    /* TCP receive coalescing (see ovpn_transport_tcp_bulk): above BULK bytes in one millisecond,
+     * the socket wakes us only once LOWAT bytes are waiting, and a timer every DRAIN_MS takes
+     * whatever is left below that. */
+    OVPN_TRANSPORT_TCP_BULK = 16 * 1024,
+    OVPN_TRANSPORT_TCP_LOWAT = 16 * 1024,
+    OVPN_TRANSPORT_TCP_DRAIN_MS = 1,
     OVPN_TRANSPORT_QUEUE_HIGH = 1024 * 1024,
     OVPN_TRANSPORT_QUEUE_LOW = 256 * 1024,
 };
@@ -59,6 +65,7 @@ struct ovpn_transport {
     uv_timer_t timer;   /* TCP connect timeout */
     uv_idle_t idle;     /* active while tx holds packets: flushes, and keeps poll from blocking */
     uv_check_t check;   /* active while tx holds packets: flushes after the poll phase */
+    uv_timer_t drain;   /* TCP, while lowat: reads what is below the low-water mark */
     uv_connect_t connect_req;
     struct ovpn_transport_events ev;
     int closing;
@@ -69,6 +76,10 @@ struct ovpn_transport {
     size_t queued;      /* bytes in uv_udp_send / uv_write requests */
     uint8_t *rx;
     size_t rx_len;
+    int lowat;          /* TCP: SO_RCVLOWAT is raised (bulk download) */
+    uint64_t rx_ms;     /* TCP: the millisecond rx_ms_bytes were read in */
+    size_t rx_ms_bytes;
+    size_t drain_period_bytes; /* TCP, while lowat: bytes read since the last drain */
     uint8_t *tx;        /* gathered packets (TCP: framed; UDP: back to back) */
     size_t tx_len;
     unsigned tx_count;  /* UDP: datagrams in tx, their lengths in tx_sizes */
@@ -354,17 +365,10 @@ static void ovpn_transport_udp_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *
     t->ev.packet(t->ev.arg, (uint8_t *)buf->base, (size_t)nread);
 }
 
-static void ovpn_transport_tcp_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+/* Hands the complete framed packets in rx to the client; nread more bytes just arrived. */
+static void ovpn_transport_tcp_consume(struct ovpn_transport *t, size_t nread)
 {
-    struct ovpn_transport *t = s->data;
-    (void)buf;
-    if (t->closing || nread == 0)
-        return;
-    if (nread < 0) {
-        ovpn_transport_fail(t, (int)nread, nread == UV_EOF ? "the server closed the connection" : uv_strerror((int)nread));
-        return;
-    }
-    t->rx_len += (size_t)nread;
+    t->rx_len += nread;
     size_t off = 0;
     while (!t->closing && t->rx_len - off >= 2) {
         size_t len = (size_t)t->rx[off] << 8 | t->rx[off + 1];
@@ -381,6 +385,90 @@ static void ovpn_transport_tcp_read(uv_stream_t *s, ssize_t nread, const uv_buf_
         memmove(t->rx, t->rx + off, t->rx_len - off);
         t->rx_len -= off;
     }
+}
+
+/* Receive coalescing on the TCP link. The server writes one packet per write(), and we are
+ * faster than it, so each ~1.4 KB segment woke us on its own: a wakeup, a read, a decryption, an
+ * lwIP input and, every second segment, an ACK of its own back to the server, whose single
+ * thread then spends on our ACKs what it could spend on sending. During a bulk transfer
+ * (more than OVPN_TRANSPORT_TCP_BULK bytes read within one millisecond) the socket's low-water
+ * mark is raised to OVPN_TRANSPORT_TCP_LOWAT, so one wakeup reads ten or more packets and
+ * lwIP's ACKs for them leave together; a timer every OVPN_TRANSPORT_TCP_DRAIN_MS reads what is
+ * below the mark, so a packet waits at most about a millisecond, and once less than a mark's
+ * worth arrived between two drains the mark is lowered again. Interactive traffic never gets
+ * here. */
+static void ovpn_transport_tcp_drain(uv_timer_t *timer);
+
+static void ovpn_transport_tcp_lowat(struct ovpn_transport *t, int on)
+{
+    uv_os_fd_t fd;
+    if (t->lowat == on || uv_fileno(&t->sock.handle, &fd) < 0)
+        return;
+    int v = on ? OVPN_TRANSPORT_TCP_LOWAT : 1;
+    if (setsockopt(fd, SOL_SOCKET, SO_RCVLOWAT, &v, sizeof(v)) < 0)
+        return;
+    t->lowat = on;
+    if (on) {
+        t->drain_period_bytes = 0;
+        uv_timer_start(&t->drain, ovpn_transport_tcp_drain, OVPN_TRANSPORT_TCP_DRAIN_MS, OVPN_TRANSPORT_TCP_DRAIN_MS);
+    } else {
+        uv_timer_stop(&t->drain);
+    }
+}
+
+static void ovpn_transport_tcp_drain(uv_timer_t *timer)
+{
+    struct ovpn_transport *t = timer->data;
+    uv_os_fd_t fd;
+    if (t->closing || uv_fileno(&t->sock.handle, &fd) < 0)
+        return;
+    for (;;) {
+        ssize_t n = recv(fd, t->rx + t->rx_len, OVPN_TRANSPORT_RX_TCP - t->rx_len, MSG_DONTWAIT);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            if (errno != EAGAIN && errno != EWOULDBLOCK)
+                ovpn_transport_fail(t, -errno, uv_strerror(-errno));
+            break;
+        }
+        if (n == 0) {
+            ovpn_transport_fail(t, UV_EOF, "the server closed the connection");
+            return;
+        }
+        t->drain_period_bytes += (size_t)n;
+        ovpn_transport_tcp_consume(t, (size_t)n);
+        if (t->closing)
+            return;
+    }
+    if (t->closing)
+        return;
+    if (t->drain_period_bytes < OVPN_TRANSPORT_TCP_LOWAT)
+        ovpn_transport_tcp_lowat(t, 0);
+    t->drain_period_bytes = 0;
+}
+
+static void ovpn_transport_tcp_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    struct ovpn_transport *t = s->data;
+    (void)buf;
+    if (t->closing || nread == 0)
+        return;
+    if (nread < 0) {
+        ovpn_transport_fail(t, (int)nread, nread == UV_EOF ? "the server closed the connection" : uv_strerror((int)nread));
+        return;
+    }
+    ovpn_transport_tcp_consume(t, (size_t)nread);
+    if (t->closing)
+        return;
+    uint64_t now = uv_now(t->loop);
+    if (now != t->rx_ms) {
+        t->rx_ms = now;
+        t->rx_ms_bytes = 0;
+    }
+    t->rx_ms_bytes += (size_t)nread;
+    t->drain_period_bytes += (size_t)nread;
+    if (!t->lowat && t->rx_ms_bytes >= OVPN_TRANSPORT_TCP_BULK)
+        ovpn_transport_tcp_lowat(t, 1);
 }
 
 static void ovpn_transport_connected(uv_connect_t *req, int status)
@@ -423,6 +511,7 @@ static void ovpn_transport_close_helpers(struct ovpn_transport *t)
     uv_close((uv_handle_t *)&t->timer, ovpn_transport_handle_closed);
     uv_close((uv_handle_t *)&t->idle, ovpn_transport_handle_closed);
     uv_close((uv_handle_t *)&t->check, ovpn_transport_handle_closed);
+    uv_close((uv_handle_t *)&t->drain, ovpn_transport_handle_closed);
 }
 
 int ovpn_transport_open(struct ovpn_transport **out, uv_loop_t *loop, const struct sockaddr *addr,
@@ -445,10 +534,12 @@ int ovpn_transport_open(struct ovpn_transport **out, uv_loop_t *loop, const stru
     uv_timer_init(loop, &t->timer);
     uv_idle_init(loop, &t->idle);
     uv_check_init(loop, &t->check);
+    uv_timer_init(loop, &t->drain);
+    t->drain.data = t;
     t->timer.data = t;
     t->idle.data = t;
     t->check.data = t;
-    t->handles_open = 4;
+    t->handles_open = 5;
     int rc;
     if (proto == OVPN_PROTO_UDP) {
         /* recvmmsg: one wakeup reads many datagrams (libuv falls back to recvmsg without it). */
@@ -456,7 +547,7 @@ int ovpn_transport_open(struct ovpn_transport **out, uv_loop_t *loop, const stru
         if (rc < 0) {
             /* No socket (out of descriptors): only the helpers exist to close. */
             t->closing = 1;
-            t->handles_open = 3;
+            t->handles_open = 4;
             ovpn_transport_close_helpers(t);
             return rc;
         }
@@ -476,7 +567,7 @@ int ovpn_transport_open(struct ovpn_transport **out, uv_loop_t *loop, const stru
         rc = uv_tcp_init(loop, &t->sock.tcp);
         if (rc < 0) {
             t->closing = 1;
-            t->handles_open = 3;
+            t->handles_open = 4;
             ovpn_transport_close_helpers(t);
             return rc;
         }
