@@ -71,15 +71,18 @@
 #define CHECKSUM_CHECK_ICMP6        1
 #define LWIP_CHECKSUM_ON_COPY       1   /* checksum while copying application data into pbufs */
 
-/* TCP sized for the bandwidth-delay product: a 30 ms path at 500 Mbit/s holds ~1.9 MB. */
+/* TCP sized for the bandwidth-delay product: a 30 ms path at 1 Gbit/s holds ~3.75 MB. The
+ * windows are limits, not allocations: memory is only taken by data actually in flight or
+ * waiting for a slow application. */
 #define TCP_MSS                     1460 /* upper bound; the real MSS follows the netif MTU */
 #define TCP_CALCULATE_EFF_SEND_MSS  1
 #define LWIP_WND_SCALE              1
-#define TCP_RCV_SCALE               6    /* window field counts 64-byte units: up to 4 MiB */
-/* 2 MiB receive window; must fit in 0xFFFF << TCP_RCV_SCALE. */
-#define TCP_WND                     (2 * 1024 * 1024)
+#define TCP_RCV_SCALE               7    /* window field counts 128-byte units: up to 8 MiB */
+/* 4 MiB receive window; must fit in 0xFFFF << TCP_RCV_SCALE. With 2 MiB a 30 ms path topped
+ * out at 59 MiB/s (window / round trip). */
+#define TCP_WND                     (4 * 1024 * 1024)
 /* Send buffer to match; tcpwnd_size_t is 32 bits once window scaling is on. */
-#define TCP_SND_BUF                 (2 * 1024 * 1024)
+#define TCP_SND_BUF                 (4 * 1024 * 1024)
 /* Segments queued for sending; a u16, so bounded below 65535. */
 #define TCP_SND_QUEUELEN            ((4 * (TCP_SND_BUF) + (TCP_MSS - 1)) / (TCP_MSS))
 /* The writable mark is a u16 even with a larger send buffer: keep it below 0xFFFF - 4 * TCP_MSS. */
