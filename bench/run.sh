@@ -22,7 +22,9 @@
 #      client's tun0 (plain curl), UDP and TCP transport x AES-256-GCM and AES-128-CBC + SHA1;
 #      SHA-256 of the bytes checked once per case, direction and client, by one more transfer
 #      after the timed ones of what the measured rate moves in 5 s (2 s with --quick)
-#   2. client CPU (user + system, /proc/PID/stat) per GiB moved, during the runs of case 1
+#   2. client CPU (user + system, /proc/PID/stat) per GiB moved, during the runs of case 1 (the
+#      log also gives the openvpn server process's CPU per GiB and how busy it was: over TCP the
+#      server's single thread is what both clients wait for)
 #   3. latency: connect to the first byte of a small HTTP answer (netbench latency), 1,000 requests
 #   4. scale: 10,000 idle connections held open; VmRSS growth per connection, time to open them
 #      (and, in the log, the client's CPU while they idle and how long their closes take to reach
@@ -221,13 +223,15 @@ note_others() {
 udp_drops() { ip netns exec "$1" awk '$1 == "Udp:" && $2 ~ /^[0-9]/ {print $6}' /proc/net/snmp; }
 
 # xfer dl|ul BYTES CHECK MAX_S: one transfer of the first BYTES of $FILE, stopped after MAX_S s;
-# prints "BYTES_MOVED SECONDS CLIENT_CPU_SECONDS SERVER_NS_UDP_DROPS CLIENT_NS_UDP_DROPS OTHERS"
+# prints "BYTES_MOVED SECONDS CLIENT_CPU_SECONDS SERVER_CPU_SECONDS SERVER_NS_UDP_DROPS
+# CLIENT_NS_UDP_DROPS OTHERS" (the server's CPU: the openvpn server process in $SRV_PID, if set)
 # (datagrams the kernel dropped for a full receive buffer in each namespace meanwhile; network
 # namespaces of other lab runs at the end, whose tests compete for the CPUs); with CHECK=1 the SHA-256 of what arrived is
 # compared with the file's (1 on a mismatch or a stop before the end)
 xfer() {
-    local dir=$1 n=$2 check=$3 max=$4 out rc=0 c0 c1 want='' d0 d1 src=$FILE
+    local dir=$1 n=$2 check=$3 max=$4 out rc=0 c0 c1 s0 s1 want='' d0 d1 src=$FILE
     c0=$(cpu_ticks "$PID")
+    s0=$(cpu_ticks "${SRV_PID:-$PID}")
     d0="$(udp_drops "$LAB_SERVER_NS") $(udp_drops "$LAB_CLIENT_NS")"
     if [ "$check" = 1 ]; then
         want=$(head -c "$n" "$FILE" | sha256sum | cut -d' ' -f1)
@@ -255,12 +259,14 @@ xfer() {
         fi
     fi
     c1=$(cpu_ticks "$PID")
+    s1=$(cpu_ticks "${SRV_PID:-$PID}")
     d1="$(udp_drops "$LAB_SERVER_NS") $(udp_drops "$LAB_CLIENT_NS")"
     # a transfer cut short by -m still reports the bytes it moved and the time it took
     [ -n "$out" ] || { out="0 0"; rc=1; }
     read -r a b <<<"$d0"
     read -r c d <<<"$d1"
-    echo "$out $(awk -v a="$c0" -v b="$c1" -v t="$CLK_TCK" 'BEGIN {print (b - a) / t}') $((c - a)) $((d - b)) $(others_now)"
+    echo "$out $(awk -v a="$c0" -v b="$c1" -v t="$CLK_TCK" 'BEGIN {print (b - a) / t}')" \
+        "$(awk -v a="$s0" -v b="$s1" -v t="$CLK_TCK" 'BEGIN {print (b - a) / t}') $((c - a)) $((d - b)) $(others_now)"
     return $rc
 }
 
@@ -279,7 +285,7 @@ bulk() {
             for who in $(clients_for "$i"); do
                 use_client "$who"
                 line=$(xfer "$dir" "$SIZE" 0 "$CAP")
-                read -r bytes secs cpu sdrop cdrop others <<<"$line"
+                read -r bytes secs cpu scpu sdrop cdrop others <<<"$line"
                 if [ "${bytes%.*}" -lt 1048576 ] || [ "$(awk -v s="$secs" 'BEGIN {print (s > 0)}')" = 0 ]; then
                     say "  $key $dir $who: transfer failed ($line)"
                     echo "bulk $key $dir $who run $i: failed ($line)" >>"$RAW"
@@ -287,9 +293,10 @@ bulk() {
                 fi
                 mibs=$(awk -v b="$bytes" -v s="$secs" 'BEGIN {print b / 1048576 / s}')
                 cpu=$(awk -v c="$cpu" -v b="$bytes" 'BEGIN {print c / (b / 1073741824)}')
+                scpu=$(awk -v c="$scpu" -v b="$bytes" -v s="$secs" 'BEGIN {printf "%.2f s/GiB (%.0f %% busy)", c / (b / 1073741824), c / s * 100}')
                 echo "$mibs $cpu" >>"$LAB_RUN_DIR/runs-$who"
                 note_others "$others" >"$LAB_RUN_DIR/note"
-                line="$(fmt "$mibs") MiB/s, $(fmt "$cpu" %.2f) CPU s/GiB, $((${bytes%.*} / 1048576)) MiB in $(fmt "$secs") s; UDP drops: server $sdrop, client $cdrop$(cat "$LAB_RUN_DIR/note")"
+                line="$(fmt "$mibs") MiB/s, $(fmt "$cpu" %.2f) CPU s/GiB, $((${bytes%.*} / 1048576)) MiB in $(fmt "$secs") s; server CPU $scpu; UDP drops: server $sdrop, client $cdrop$(cat "$LAB_RUN_DIR/note")"
                 echo "bulk $key $dir $who run $i: $line" >>"$RAW"
                 say "  $key $dir $who: $line"
             done
@@ -425,7 +432,7 @@ if want bulk; then
     for key in "${CASES[@]}"; do
         say "bulk ${CASE_NAME[$key]}: $RUNS x $SIZE_MB MiB (or ${CAP} s) each way per client, then a checked one"
         if start_both "bulk-$key" "${CFG[$key]}"; then
-            bulk "$key"
+            SRV_PID=${LAB_OVPN_PID[$key]} bulk "$key"
         fi
         stop_both
     done
@@ -481,7 +488,7 @@ dl_runs() { # KEY: RUNS timed downloads per client, alternating; R[KEY,CLIENT] t
         for who in $(clients_for "$i"); do
             use_client "$who"
             line=$(xfer dl "$SIZE" 0 "$CAP")
-            read -r bytes secs _ sdrop cdrop others <<<"$line"
+            read -r bytes secs _ _ sdrop cdrop others <<<"$line"
             [ "${bytes%.*}" -ge 1048576 ] || { say "  $1 $who: transfer failed ($line)"; continue; }
             mibs=$(awk -v b="$bytes" -v s="$secs" 'BEGIN {print b / 1048576 / s}')
             echo "$mibs" >>"$LAB_RUN_DIR/runs-$who"

@@ -10,6 +10,7 @@
 #include "tunnel/settings.h"
 
 struct stack_tcp;
+struct stack_held_ack;
 struct resolver_query;
 
 struct stack {
@@ -21,6 +22,9 @@ struct stack {
     int tunnel_congested;       /* tunnel_send() said its queue is above the high mark */
     uv_timer_t timer;           /* runs lwIP's timeouts */
     uv_prepare_t prepare;       /* re-arms timer before the loop sleeps */
+    uv_check_t check;           /* active while ACKs are held: sends them after the poll phase */
+    struct stack_held_ack *acks; /* pure ACKs held back within one loop iteration (stack.c) */
+    unsigned n_acks;
     uint32_t timer_due;         /* sys_now() value the timer is armed for; 0 = not armed */
     int handles_open;
     int closing;                /* stack_close() called: free once the last connection is gone */

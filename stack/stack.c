@@ -13,6 +13,7 @@
 #include "lwip/ip4_frag.h"
 #include "lwip/pbuf.h"
 #include "lwip/sys.h"
+#include "lwip/priv/tcp_priv.h"
 #include "lwip/tcp.h"
 #include "lwip/timeouts.h"
 #include "stack/internal.h"
@@ -81,6 +82,8 @@ static void stack_timer_cb(uv_timer_t *t)
     sys_check_timeouts();
 }
 
+static void stack_acks_flush(struct stack *s);
+
 /* Runs before the loop blocks: segments received in this iteration go to the applications, and
  * packets handled may have added lwIP timeouts (a retransmission, a delayed ACK), so the timer is
  * re-armed for the earliest one. */
@@ -90,6 +93,8 @@ static void stack_prepare_cb(uv_prepare_t *p)
     /* Everything this iteration received goes to the applications in one write each. */
     stack_tcp_flush_all(s);
     stack_tcp_fin_pump(s);
+    /* ACKs held by timers' and earlier callbacks' output must not wait for the poll. */
+    stack_acks_flush(s);
     u32_t sleep = sys_timeouts_sleeptime();
     if (sleep == SYS_TIMEOUTS_SLEEPTIME_INFINITE) {
         if (s->timer_due) {
@@ -111,21 +116,144 @@ static void stack_prepare_cb(uv_prepare_t *p)
 
 /* Hands one IP packet to the tunnel. A chained pbuf is copied into one buffer first; the tunnel
  * copies again only if it has to queue. */
-static err_t stack_netif_output(struct netif *netif, struct pbuf *p)
+static err_t stack_send(struct stack *s, const uint8_t *pkt, size_t len)
 {
-    struct stack *s = netif->state;
-    const uint8_t *pkt = p->payload;
-    if (p->next) {
-        /* tot_len is a u16, so it always fits the 64 KiB buffer. */
-        pbuf_copy_partial(p, s->tx_buf, p->tot_len, 0);
-        pkt = s->tx_buf;
-    }
-    int rc = tunnel_send(s->tunnel, pkt, p->tot_len);
+    int rc = tunnel_send(s->tunnel, pkt, len);
     if (rc < 0)
         return ERR_IF;
     if (rc > 0)
         s->tunnel_congested = 1;
     return ERR_OK;
+}
+
+/* ACK thinning. lwIP acknowledges every second segment, so a loop iteration that takes in a
+ * burst of segments for one connection (a recvmmsg batch, a coalesced TCP read) produces a run
+ * of pure ACKs, each only superseding the one before; each costs an encryption here and, worse,
+ * a decryption and a TUN write in the VPN server's single thread, which is also the one sending
+ * us the data. So a pure ACK is held until the end of the iteration and replaced by a later one
+ * of the same connection that acknowledges more. Never thinned, to keep their meaning for the
+ * sender: duplicate ACKs (same number: loss signals), ACKs with SACK blocks, anything with data
+ * or flags besides ACK. A held ACK always leaves before any later packet of its connection. */
+enum {
+    STACK_ACK_SLOTS = 64,
+    STACK_ACK_MAX = 128,  /* IPv6 + TCP with timestamps is 72 bytes */
+    STACK_ACK_KEY = 37,   /* version, two IPv6 addresses, two ports */
+};
+
+struct stack_held_ack {
+    uint8_t key[STACK_ACK_KEY];
+    uint8_t key_len;
+    uint16_t len;
+    uint32_t ackno;
+    uint8_t pkt[STACK_ACK_MAX];
+};
+
+enum stack_tcp_kind { STACK_NOT_TCP, STACK_TCP_OTHER, STACK_TCP_PURE_ACK };
+
+/* Classifies an IP packet we send; for TCP, fills the connection key and the ACK number. */
+static enum stack_tcp_kind stack_classify(const uint8_t *pkt, size_t len, uint8_t *key, uint8_t *key_len,
+                                          uint32_t *ackno)
+{
+    size_t ihl;
+    if (len >= 20 && pkt[0] >> 4 == 4) {
+        ihl = (size_t)(pkt[0] & 15) * 4;
+        if (pkt[9] != IP_PROTO_TCP || ihl < 20 || (((pkt[6] & 0x3F) << 8) | pkt[7]))
+            return STACK_NOT_TCP; /* not TCP, or a fragment */
+        key[0] = 4;
+        memcpy(key + 1, pkt + 12, 8);
+        *key_len = 1 + 8 + 4;
+    } else if (len >= 40 && pkt[0] >> 4 == 6) {
+        ihl = 40;
+        if (pkt[6] != IP_PROTO_TCP)
+            return STACK_NOT_TCP; /* or behind extension headers: left alone */
+        key[0] = 6;
+        memcpy(key + 1, pkt + 8, 32);
+        *key_len = 1 + 32 + 4;
+    } else {
+        return STACK_NOT_TCP;
+    }
+    if (len < ihl + 20)
+        return STACK_NOT_TCP;
+    const uint8_t *tcp = pkt + ihl;
+    memcpy(key + *key_len - 4, tcp, 4);
+    size_t doff = (size_t)(tcp[12] >> 4) * 4;
+    *ackno = (uint32_t)tcp[8] << 24 | (uint32_t)tcp[9] << 16 | (uint32_t)tcp[10] << 8 | tcp[11];
+    if (doff < 20 || len != ihl + doff || (tcp[13] & 0x3F) != TCP_ACK || len > STACK_ACK_MAX)
+        return STACK_TCP_OTHER;
+    for (size_t i = 20; i < doff;) {
+        uint8_t kind = tcp[i];
+        if (kind == 0)
+            break;
+        if (kind == 1) {
+            i++;
+            continue;
+        }
+        if (kind == 5 || i + 1 >= doff || tcp[i + 1] < 2)
+            return STACK_TCP_OTHER; /* SACK blocks, or options we do not follow */
+        i += tcp[i + 1];
+    }
+    return STACK_TCP_PURE_ACK;
+}
+
+static void stack_acks_flush(struct stack *s)
+{
+    unsigned n = s->n_acks;
+    s->n_acks = 0;
+    for (unsigned i = 0; i < n; i++)
+        stack_send(s, s->acks[i].pkt, s->acks[i].len);
+    uv_check_stop(&s->check);
+}
+
+static void stack_check_cb(uv_check_t *c)
+{
+    stack_acks_flush(c->data);
+}
+
+static err_t stack_netif_output(struct netif *netif, struct pbuf *p)
+{
+    struct stack *s = netif->state;
+    const uint8_t *pkt = p->payload;
+    size_t len = p->tot_len;
+    if (p->next) {
+        /* tot_len is a u16, so it always fits the 64 KiB buffer. */
+        pbuf_copy_partial(p, s->tx_buf, p->tot_len, 0);
+        pkt = s->tx_buf;
+    }
+    uint8_t key[STACK_ACK_KEY];
+    uint8_t key_len = 0;
+    uint32_t ackno = 0;
+    enum stack_tcp_kind kind = s->acks ? stack_classify(pkt, len, key, &key_len, &ackno) : STACK_NOT_TCP;
+    if (kind == STACK_NOT_TCP)
+        return stack_send(s, pkt, len);
+    struct stack_held_ack *held = NULL;
+    for (unsigned i = 0; i < s->n_acks; i++) {
+        if (s->acks[i].key_len == key_len && memcmp(s->acks[i].key, key, key_len) == 0) {
+            held = &s->acks[i];
+            break;
+        }
+    }
+    if (held && kind == STACK_TCP_PURE_ACK && TCP_SEQ_GT(ackno, held->ackno)) {
+        memcpy(held->pkt, pkt, len);
+        held->len = (uint16_t)len;
+        held->ackno = ackno;
+        return ERR_OK;
+    }
+    if (held) {
+        /* It leaves first, and its slot is refilled by the last one. */
+        stack_send(s, held->pkt, held->len);
+        *held = s->acks[--s->n_acks];
+    }
+    if (kind == STACK_TCP_PURE_ACK && s->n_acks < STACK_ACK_SLOTS) {
+        held = &s->acks[s->n_acks++];
+        memcpy(held->key, key, key_len);
+        held->key_len = key_len;
+        memcpy(held->pkt, pkt, len);
+        held->len = (uint16_t)len;
+        held->ackno = ackno;
+        uv_check_start(&s->check, stack_check_cb);
+        return ERR_OK;
+    }
+    return stack_send(s, pkt, len);
 }
 
 static err_t stack_netif_output4(struct netif *netif, struct pbuf *p, const ip4_addr_t *dst)
@@ -159,9 +287,11 @@ int stack_new(struct stack **out, uv_loop_t *loop, struct tunnel *t)
         return -ENOMEM;
     s->read_buf = malloc(STACK_READ_BUF_SIZE);
     s->tx_buf = malloc(STACK_TX_BUF_SIZE);
-    if (!s->read_buf || !s->tx_buf) {
+    s->acks = malloc(STACK_ACK_SLOTS * sizeof(*s->acks));
+    if (!s->read_buf || !s->tx_buf || !s->acks) {
         free(s->read_buf);
         free(s->tx_buf);
+        free(s->acks);
         free(s);
         return -ENOMEM;
     }
@@ -175,7 +305,9 @@ int stack_new(struct stack **out, uv_loop_t *loop, struct tunnel *t)
     s->timer.data = s;
     s->prepare.data = s;
     uv_prepare_start(&s->prepare, stack_prepare_cb);
-    s->handles_open = 2;
+    uv_check_init(loop, &s->check);
+    s->check.data = s;
+    s->handles_open = 3;
     stack_exists = 1;
     *out = s;
     return 0;
@@ -353,6 +485,8 @@ void stack_tunnel_writable(struct stack *s)
 void stack_tunnel_down(struct stack *s)
 {
     s->up = 0;
+    s->n_acks = 0; /* for a link that is gone */
+    uv_check_stop(&s->check);
     stack_resolver_abort_all(s, UV_ENETDOWN);
     stack_tcp_abort_all(s);
     if (s->netif_added)
@@ -392,6 +526,7 @@ void stack_maybe_free(struct stack *s)
     free(s->domains);
     free(s->read_buf);
     free(s->tx_buf);
+    free(s->acks);
     free(s);
     stack_exists = 0;
     if (cb)
@@ -413,4 +548,5 @@ void stack_close(struct stack *s, void (*cb)(void *arg), void *arg)
     stack_tunnel_down(s);
     uv_close((uv_handle_t *)&s->timer, stack_handle_closed);
     uv_close((uv_handle_t *)&s->prepare, stack_handle_closed);
+    uv_close((uv_handle_t *)&s->check, stack_handle_closed);
 }
