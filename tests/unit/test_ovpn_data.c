@@ -299,6 +299,44 @@ TEST_IMPL(ovpn_data_layout)
     return 0;
 }
 
+/* CBC keeps one context per direction across packets and draws its IVs from a pool: a run of
+ * packets of every length class (one block, a whole last block, many blocks), longer than the
+ * pool, each taken apart by the independent code above, with no IV seen twice. */
+TEST_IMPL(ovpn_data_cbc_sequence)
+{
+    enum { PACKETS = 300 };
+    uint8_t block[OVPN_KEY_BLOCK_LEN], payload[1500], pkt[DATA_BUF], out[DATA_BUF];
+    static uint8_t ivs[PACKETS][16];
+    static const struct {
+        const char *cipher, *auth;
+        size_t hmac_len;
+    } rows[] = {
+        {"AES-128-CBC", "SHA1", 20}, {"AES-192-CBC", "SHA256", 32}, {"AES-256-CBC", "SHA512", 64},
+    };
+
+    data_fill(block, sizeof(block), 11);
+    data_fill(payload, sizeof(payload), 12);
+    for (size_t row = 0; row < ARRAY_SIZE(rows); row++) {
+        struct ovpn_data_key *k = data_key(rows[row].cipher, rows[row].auth, 2, 1, 9, block);
+        for (uint32_t i = 0; i < PACKETS; i++) {
+            size_t len = 1 + (i * 37 + i / 16) % 1500;
+            int n = ovpn_data_encrypt(k, payload, len, pkt, sizeof(pkt));
+            ASSERT_ROW(n > 0, "%zu/%u", row, i);
+            ASSERT_ROW((size_t)n == 4 + rows[row].hmac_len + 16 + (4 + len) / 16 * 16 + 16, "%zu/%u", row, i);
+            uint32_t pid = 0;
+            ASSERT_ROW(data_ref_cbc(rows[row].cipher, rows[row].auth, block, pkt, (size_t)n, out, &pid) == len,
+                       "%zu/%u", row, i);
+            ASSERT_EQ(pid, i + 1);
+            ASSERT_ROW(memcmp(out, payload, len) == 0, "%zu/%u", row, i);
+            memcpy(ivs[i], pkt + 4 + rows[row].hmac_len, 16);
+            for (uint32_t j = 0; j < i; j++)
+                ASSERT_ROW(memcmp(ivs[i], ivs[j], 16) != 0, "%zu/%u", row, i);
+        }
+        ovpn_data_key_free(k);
+    }
+    return 0;
+}
+
 TEST_IMPL(ovpn_data_roundtrip)
 {
     uint8_t block[OVPN_KEY_BLOCK_LEN], server_block[OVPN_KEY_BLOCK_LEN];

@@ -10,9 +10,11 @@
  *          auth none).
  * hdr is the opcode byte, plus the 24-bit peer id for DATA_V2.
  *
- * The cipher and HMAC contexts are keyed once in ovpn_data_key_new(); each packet only resets
- * them with its IV (cipher) or re-initialises them with the stored key (HMAC), so nothing is
- * allocated per packet. */
+ * The cipher and HMAC contexts are keyed once in ovpn_data_key_new(); nothing is allocated per
+ * packet. An AEAD packet resets its context with the nonce; the HMAC context restarts from its
+ * stored key. The CBC contexts are never reset at all (see ovpn_data_encrypt_cbc() and
+ * ovpn_data_decrypt_cbc()), and CBC IVs come from the DRBG a pool at a time: per packet, the
+ * reset and RAND_bytes() cost more than encrypting a small packet. */
 #include "tunnel/openvpn/data.h"
 
 #include <errno.h>
@@ -41,6 +43,7 @@ enum {
     OVPN_DATA_MAX_HMAC = 64,         /* SHA512 */
     OVPN_DATA_V1_HDR = 1,
     OVPN_DATA_V2_HDR = 1 + OVPN_PEER_ID_LEN,
+    OVPN_DATA_IV_POOL = 64,          /* CBC IVs drawn from the DRBG at once */
 };
 
 /* Named in data.h's terms; OpenSSL's own spelling beside it. */
@@ -77,6 +80,14 @@ struct ovpn_data_key {
 
     uint8_t iv_enc[OVPN_DATA_IMPLICIT_IV_LEN]; /* AEAD implicit IVs: hmac slot c->s and s->c */
     uint8_t iv_dec[OVPN_DATA_IMPLICIT_IV_LEN];
+
+    /* CBC encryption: the chaining value the context holds now (the last ciphertext block it
+     * produced, or the zero IV it was keyed with), valid when enc_chain_ok. */
+    uint8_t enc_chain[OVPN_DATA_CBC_BLOCK];
+    int enc_chain_ok;
+    /* CBC IVs not handed out yet: iv_pool[iv_next..OVPN_DATA_IV_POOL) blocks. */
+    uint8_t iv_pool[OVPN_DATA_IV_POOL][OVPN_DATA_CBC_BLOCK];
+    unsigned iv_next;
 
     uint32_t send_id;         /* last packet id sent; the first packet carries 1 */
     struct ovpn_replay replay;
@@ -116,17 +127,21 @@ int ovpn_data_cipher_is_aead(const char *cipher)
     return c != NULL && c->mode == OVPN_DATA_AEAD;
 }
 
-/* A cipher context keyed for one direction. CBC decryption strips the padding itself, after the
- * packet id, so that the plaintext lands in the caller's buffer without a second copy. */
+/* A cipher context keyed for one direction. CBC contexts start from a zero IV and do no padding:
+ * this file pads and strips the padding itself, so that payloads go between the caller's buffers
+ * without a second copy. */
 static EVP_CIPHER_CTX *ovpn_data_cipher_ctx(EVP_CIPHER *cipher, const uint8_t *key, int enc,
                                            enum ovpn_data_mode mode)
 {
+    static const uint8_t zero_iv[OVPN_DATA_CBC_BLOCK];
     EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
     if (ctx == NULL)
         return NULL;
-    if (EVP_CipherInit_ex2(ctx, cipher, key, NULL, enc, NULL) != 1 ||
+    if (EVP_CipherInit_ex2(ctx, cipher, key, mode == OVPN_DATA_CBC ? zero_iv : NULL, enc, NULL) != 1 ||
         (mode == OVPN_DATA_AEAD && EVP_CIPHER_CTX_get_iv_length(ctx) != OVPN_DATA_NONCE_LEN) ||
-        (mode == OVPN_DATA_CBC && !enc && EVP_CIPHER_CTX_set_padding(ctx, 0) != 1)) {
+        (mode == OVPN_DATA_CBC && (EVP_CIPHER_CTX_get_iv_length(ctx) != OVPN_DATA_CBC_BLOCK ||
+                                   EVP_CIPHER_CTX_get_block_size(ctx) != OVPN_DATA_CBC_BLOCK ||
+                                   EVP_CIPHER_CTX_set_padding(ctx, 0) != 1))) {
         EVP_CIPHER_CTX_free(ctx);
         return NULL;
     }
@@ -177,6 +192,8 @@ int ovpn_data_key_new(struct ovpn_data_key **out, const struct ovpn_data_params 
     k->key_id = p->key_id;
     k->data_v2 = p->data_v2 != 0;
     k->peer_id = p->peer_id;
+    k->enc_chain_ok = 1; /* the zero IV below */
+    k->iv_next = OVPN_DATA_IV_POOL;
     ovpn_replay_init(&k->replay);
 
     const uint8_t *kb = p->key_block;
@@ -313,24 +330,83 @@ static int ovpn_data_encrypt_aead(struct ovpn_data_key *k, size_t hdr, const uin
     return (int)(hdr + OVPN_PACKET_ID_LEN + OVPN_AEAD_TAG_LEN + len);
 }
 
+/* The next CBC IV. The pool holds DRBG output exactly as RAND_bytes() would return it one IV at
+ * a time; drawing OVPN_DATA_IV_POOL IVs at once pays its per-call cost (locks, the reseed check,
+ * the fork check's getpid()) once per pool, where it used to cost more than the AES of a small
+ * packet. A CBC IV only needs to be unpredictable to the peer choosing plaintext until the packet
+ * is encrypted, and used once: waiting in the pool, IVs are as private as the key next to them,
+ * and each is handed out once. (A forked child would share the pool as it shares the key;
+ * vpn2socks does not fork.) */
+static int ovpn_data_next_iv(struct ovpn_data_key *k, uint8_t *iv)
+{
+    if (k->iv_next >= OVPN_DATA_IV_POOL) {
+        if (RAND_bytes(&k->iv_pool[0][0], sizeof(k->iv_pool)) != 1)
+            return -1;
+        k->iv_next = 0;
+    }
+    memcpy(iv, k->iv_pool[k->iv_next++], OVPN_DATA_CBC_BLOCK);
+    return 0;
+}
+
+/* Puts the encryption context back on a known chaining value, after a failed update left it
+ * unknown. */
+static int ovpn_data_cbc_resync(struct ovpn_data_key *k)
+{
+    memset(k->enc_chain, 0, sizeof(k->enc_chain));
+    if (EVP_EncryptInit_ex2(k->enc, NULL, NULL, k->enc_chain, NULL) != 1)
+        return -1;
+    k->enc_chain_ok = 1;
+    return 0;
+}
+
+/* The encryption context is never reset with the packet's IV (that costs as much as the AES of a
+ * 100-byte packet, measured with bench/databench). It goes on chaining from
+ * the last ciphertext block it produced, k->enc_chain, so the first plaintext block goes in XORed
+ * with enc_chain and the IV: the context then encrypts P1 ^ IV, the very block a context reset to
+ * the IV would, and every block after it chains as usual. The padding is built here, so that
+ * only whole blocks go through the context: packet id and the first 12 payload bytes in a local
+ * block, the blocks between straight from the caller's payload, the rest and the padding in a
+ * last local block. */
 static int ovpn_data_encrypt_cbc(struct ovpn_data_key *k, size_t hdr, const uint8_t *payload,
                                  size_t len, uint8_t *out)
 {
-    uint8_t *mac = out + hdr, *iv = mac + k->hmac_len, *ct = iv + OVPN_DATA_CBC_BLOCK;
-    uint8_t pid[OVPN_PACKET_ID_LEN];
-    int n1 = 0, n2 = 0, n3 = 0;
+    enum { B = OVPN_DATA_CBC_BLOCK, HEAD = OVPN_DATA_CBC_BLOCK - OVPN_PACKET_ID_LEN };
+    uint8_t *mac = out + hdr, *iv = mac + k->hmac_len, *ct = iv + B;
+    /* PKCS#7 pads even a whole last block, with a block of padding. */
+    size_t ct_len = (OVPN_PACKET_ID_LEN + len) / B * B + B;
+    size_t nblocks = ct_len / B, mid = nblocks > 2 ? (nblocks - 2) * B : 0;
+    uint8_t first[B], last[B];
+    int n = 0, rc = -EIO;
 
-    ovpn_data_put32(pid, k->send_id);
-    if (RAND_bytes(iv, OVPN_DATA_CBC_BLOCK) != 1 ||
-        EVP_EncryptInit_ex2(k->enc, NULL, NULL, iv, NULL) != 1 ||
-        EVP_EncryptUpdate(k->enc, ct, &n1, pid, sizeof(pid)) != 1 ||
-        EVP_EncryptUpdate(k->enc, ct + n1, &n2, payload, (int)len) != 1 ||
-        EVP_EncryptFinal_ex(k->enc, ct + n1 + n2, &n3) != 1)
+    if (ovpn_data_next_iv(k, iv) != 0 || (!k->enc_chain_ok && ovpn_data_cbc_resync(k) != 0))
         return -EIO;
-    size_t ct_len = (size_t)n1 + (size_t)n2 + (size_t)n3;
-    if (ovpn_data_hmac(k->hmac_enc, iv, OVPN_DATA_CBC_BLOCK + ct_len, NULL, 0, mac, k->hmac_len) != 0)
-        return -EIO;
-    return (int)(hdr + k->hmac_len + OVPN_DATA_CBC_BLOCK + ct_len);
+    ovpn_data_put32(first, k->send_id);
+    if (nblocks == 1) {
+        memcpy(first + OVPN_PACKET_ID_LEN, payload, len);
+        memset(first + OVPN_PACKET_ID_LEN + len, (int)(B - OVPN_PACKET_ID_LEN - len), B - OVPN_PACKET_ID_LEN - len);
+    } else {
+        size_t tail = len - HEAD - mid; /* 0..15 bytes of payload in the last block */
+        memcpy(first + OVPN_PACKET_ID_LEN, payload, HEAD);
+        memcpy(last, payload + HEAD + mid, tail);
+        memset(last + tail, (int)(B - tail), B - tail);
+    }
+    for (size_t i = 0; i < B; i++)
+        first[i] ^= iv[i] ^ k->enc_chain[i];
+
+    k->enc_chain_ok = 0;
+    if (EVP_EncryptUpdate(k->enc, ct, &n, first, B) != 1 || n != B ||
+        (mid > 0 && (EVP_EncryptUpdate(k->enc, ct + B, &n, payload + HEAD, (int)mid) != 1 || (size_t)n != mid)) ||
+        (nblocks > 1 && (EVP_EncryptUpdate(k->enc, ct + B + mid, &n, last, B) != 1 || n != B)))
+        goto out;
+    memcpy(k->enc_chain, ct + ct_len - B, B);
+    k->enc_chain_ok = 1;
+    if (ovpn_data_hmac(k->hmac_enc, iv, B + ct_len, NULL, 0, mac, k->hmac_len) != 0)
+        goto out;
+    rc = (int)(hdr + k->hmac_len + B + ct_len);
+out:
+    OPENSSL_cleanse(first, sizeof(first));
+    OPENSSL_cleanse(last, sizeof(last));
+    return rc;
 }
 
 static int ovpn_data_encrypt_plain(struct ovpn_data_key *k, size_t hdr, const uint8_t *payload,
@@ -428,7 +504,8 @@ static int ovpn_data_decrypt_cbc(struct ovpn_data_key *k, const uint8_t *pkt, si
 {
     enum { B = OVPN_DATA_CBC_BLOCK, HEAD = OVPN_DATA_CBC_BLOCK - OVPN_PACKET_ID_LEN };
     const uint8_t *mac = pkt + hdr, *iv = mac + k->hmac_len, *ct = iv + B;
-    uint8_t want[OVPN_DATA_MAX_HMAC], first[B], last[B];
+    uint8_t want[OVPN_DATA_MAX_HMAC], head[2 * B], last[B];
+    const uint8_t *first = head + B;
     size_t payload_len = 0, mid = 0;
     int n = 0, rc = -EBADMSG;
 
@@ -443,15 +520,16 @@ static int ovpn_data_decrypt_cbc(struct ovpn_data_key *k, const uint8_t *pkt, si
 
     /* The first block (packet id and 12 payload bytes) and the last (padding) go through local
      * blocks; the ones between land in out directly, so the payload needs no moving and out
-     * needs room for the payload alone. */
+     * needs room for the payload alone. The context is not reset with the IV either: the IV goes
+     * in as a ciphertext block ahead of the first, so the second block out is D(C1) ^ IV = P1
+     * whatever the context chained from, and the first one is thrown away. */
     size_t nblocks = ct_len / B;
     if (nblocks > 2) {
         mid = (nblocks - 2) * B;
         if (HEAD + mid > cap)
             return -ENOSPC;
     }
-    if (EVP_DecryptInit_ex2(k->dec, NULL, NULL, iv, NULL) != 1 ||
-        EVP_DecryptUpdate(k->dec, first, &n, ct, B) != 1 || n != B ||
+    if (EVP_DecryptUpdate(k->dec, head, &n, iv, 2 * B) != 1 || n != 2 * B ||
         (mid > 0 && (EVP_DecryptUpdate(k->dec, out + HEAD, &n, ct + B, (int)mid) != 1 || (size_t)n != mid)) ||
         (nblocks > 1 && (EVP_DecryptUpdate(k->dec, last, &n, ct + B + mid, B) != 1 || n != B)))
         goto out;
@@ -479,7 +557,7 @@ static int ovpn_data_decrypt_cbc(struct ovpn_data_key *k, const uint8_t *pkt, si
     *id = ovpn_data_get32(first);
     rc = (int)payload_len;
 out:
-    OPENSSL_cleanse(first, sizeof(first));
+    OPENSSL_cleanse(head, sizeof(head));
     OPENSSL_cleanse(last, sizeof(last));
     if (rc < 0 && mid > 0)
         OPENSSL_cleanse(out + HEAD, mid);
