@@ -24,8 +24,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         abort();
 
     memcpy(in, data + 2, len);
-    int rc = ovpn_comp_unframe(f, in, len, out, cap);
+    const uint8_t *pkt = NULL;
+    int rc = ovpn_comp_unframe(f, in, len, out, cap, &pkt);
     if (rc > (int)cap || (rc < 0 && rc != -EBADMSG && rc != -ENOSPC))
+        abort();
+    /* the packet is in out, or left inside in */
+    if (rc > 0 && !(pkt == out || (pkt >= in && pkt + rc <= in + len)))
         abort();
 
     /* frame, then unframe: the payload comes back */
@@ -36,7 +40,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     int n = ovpn_comp_frame(f, buf, len, room, &start);
     if (n < (int)len || start > OVPN_COMP_MAX_OVERHEAD || start + (size_t)n > room)
         abort();
-    if (ovpn_comp_unframe(f, buf + start, (size_t)n, back, len) != (int)len || memcmp(back, data + 2, len) != 0)
+    if (ovpn_comp_unframe(f, buf + start, (size_t)n, back, len, &pkt) != (int)len ||
+        memcmp(pkt, data + 2, len) != 0)
         abort();
     free(buf);
     free(back);

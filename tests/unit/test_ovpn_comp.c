@@ -78,6 +78,7 @@ TEST_IMPL(ovpn_comp_roundtrip)
     static const enum ovpn_comp_framing fs[] = {OVPN_COMP_FRAMING_NONE, OVPN_COMP_FRAMING_LZO,
                                                 OVPN_COMP_FRAMING_V1, OVPN_COMP_FRAMING_V2};
     uint8_t in[300], framed[COMP_BUF], out[COMP_BUF];
+    const uint8_t *pkt = NULL;
 
     for (size_t i = 0; i < sizeof(in); i++)
         in[i] = (uint8_t)(i * 7 + 3);
@@ -87,17 +88,19 @@ TEST_IMPL(ovpn_comp_roundtrip)
                 in[0] = (uint8_t)first;
                 int n = comp_frame(fs[fi], in, len, framed);
                 ASSERT(n >= (int)len);
-                int m = ovpn_comp_unframe(fs[fi], framed, (size_t)n, out, sizeof(out));
-                ASSERT_ROW(m == (int)len && memcmp(out, in, len) == 0, "framing %zu len %zu first %d: %d",
+                int m = ovpn_comp_unframe(fs[fi], framed, (size_t)n, out, sizeof(out), &pkt);
+                ASSERT_ROW(m == (int)len && memcmp(pkt, in, len) == 0, "framing %zu len %zu first %d: %d",
                            fi, len, first, m);
+                /* uncompressed: the packet is left where it is */
+                ASSERT(pkt >= framed && pkt + len <= framed + n);
             }
         }
     }
     /* The ping passes through like any payload (the caller filters it). */
     for (size_t fi = 0; fi < ARRAY_SIZE(fs); fi++) {
         int n = comp_frame(fs[fi], ovpn_ping_magic, sizeof(ovpn_ping_magic), framed);
-        ASSERT_EQ(ovpn_comp_unframe(fs[fi], framed, (size_t)n, out, sizeof(out)), sizeof(ovpn_ping_magic));
-        ASSERT_MEM_EQ(out, ovpn_ping_magic, sizeof(ovpn_ping_magic));
+        ASSERT_EQ(ovpn_comp_unframe(fs[fi], framed, (size_t)n, out, sizeof(out), &pkt), sizeof(ovpn_ping_magic));
+        ASSERT_MEM_EQ(pkt, ovpn_ping_magic, sizeof(ovpn_ping_magic));
     }
     return 0;
 }
@@ -117,6 +120,7 @@ TEST_IMPL(ovpn_comp_unframe_lzo)
 {
     static uint8_t wrk[LZO1X_1_MEM_COMPRESS];
     uint8_t in[1500], framed[COMP_BUF], out[COMP_BUF];
+    const uint8_t *pkt = NULL;
     static const size_t lens[] = {100, 101, 576, 1400, 1500};
 
     ASSERT(lzo_init() == LZO_E_OK);
@@ -126,16 +130,16 @@ TEST_IMPL(ovpn_comp_unframe_lzo)
         ASSERT(lzo1x_1_compress(in, len, framed + 1, &zlen, wrk) == LZO_E_OK);
         ASSERT(zlen < len); /* it did compress */
         framed[0] = 0x66;
-        int n = ovpn_comp_unframe(OVPN_COMP_FRAMING_LZO, framed, zlen + 1, out, sizeof(out));
-        ASSERT_ROW(n == (int)len && memcmp(out, in, len) == 0, "%zu: %d", i, n);
+        int n = ovpn_comp_unframe(OVPN_COMP_FRAMING_LZO, framed, zlen + 1, out, sizeof(out), &pkt);
+        ASSERT_ROW(n == (int)len && pkt == out && memcmp(out, in, len) == 0, "%zu: %d", i, n);
         /* exactly the room it needs, then one byte less */
-        ASSERT_EQ(ovpn_comp_unframe(OVPN_COMP_FRAMING_LZO, framed, zlen + 1, out, len), len);
-        ASSERT_EQ(ovpn_comp_unframe(OVPN_COMP_FRAMING_LZO, framed, zlen + 1, out, len - 1), -EBADMSG);
+        ASSERT_EQ(ovpn_comp_unframe(OVPN_COMP_FRAMING_LZO, framed, zlen + 1, out, len, &pkt), len);
+        ASSERT_EQ(ovpn_comp_unframe(OVPN_COMP_FRAMING_LZO, framed, zlen + 1, out, len - 1, &pkt), -EBADMSG);
         /* cut short: corrupt */
-        ASSERT_EQ(ovpn_comp_unframe(OVPN_COMP_FRAMING_LZO, framed, zlen, out, sizeof(out)), -EBADMSG);
+        ASSERT_EQ(ovpn_comp_unframe(OVPN_COMP_FRAMING_LZO, framed, zlen, out, sizeof(out), &pkt), -EBADMSG);
         /* 0x69 (LZ4) is no byte of the LZO framing */
         framed[0] = 0x69;
-        ASSERT(ovpn_comp_unframe(OVPN_COMP_FRAMING_LZO, framed, zlen + 1, out, sizeof(out)) == -EBADMSG);
+        ASSERT(ovpn_comp_unframe(OVPN_COMP_FRAMING_LZO, framed, zlen + 1, out, sizeof(out), &pkt) == -EBADMSG);
     }
     return 0;
 }
@@ -144,6 +148,7 @@ TEST_IMPL(ovpn_comp_unframe_lzo)
 TEST_IMPL(ovpn_comp_unframe_lz4_v1)
 {
     uint8_t in[1500], z[COMP_BUF], framed[COMP_BUF], out[COMP_BUF];
+    const uint8_t *pkt = NULL;
     static const size_t lens[] = {100, 333, 1400, 1500};
 
     for (size_t i = 0; i < ARRAY_SIZE(lens); i++) {
@@ -153,13 +158,13 @@ TEST_IMPL(ovpn_comp_unframe_lz4_v1)
         framed[0] = 0x69;
         memcpy(framed + 1, z + 1, (size_t)zlen - 1);
         framed[zlen] = z[0];
-        int n = ovpn_comp_unframe(OVPN_COMP_FRAMING_V1, framed, (size_t)zlen + 1, out, sizeof(out));
-        ASSERT_ROW(n == (int)len && memcmp(out, in, len) == 0, "%zu: %d", i, n);
+        int n = ovpn_comp_unframe(OVPN_COMP_FRAMING_V1, framed, (size_t)zlen + 1, out, sizeof(out), &pkt);
+        ASSERT_ROW(n == (int)len && pkt == out && memcmp(out, in, len) == 0, "%zu: %d", i, n);
 
         /* without the swap undone the data is garbage */
         framed[0] = 0x69;
         memcpy(framed + 1, z, (size_t)zlen);
-        n = ovpn_comp_unframe(OVPN_COMP_FRAMING_V1, framed, (size_t)zlen + 1, out, sizeof(out));
+        n = ovpn_comp_unframe(OVPN_COMP_FRAMING_V1, framed, (size_t)zlen + 1, out, sizeof(out), &pkt);
         ASSERT(n < 0 || (size_t)n != len || memcmp(out, in, len) != 0);
     }
     return 0;
@@ -169,6 +174,7 @@ TEST_IMPL(ovpn_comp_unframe_lz4_v1)
 TEST_IMPL(ovpn_comp_unframe_lz4_v2)
 {
     uint8_t in[1500], framed[COMP_BUF], out[COMP_BUF];
+    const uint8_t *pkt = NULL;
     static const size_t lens[] = {100, 333, 1400, 1500};
 
     for (size_t i = 0; i < ARRAY_SIZE(lens); i++) {
@@ -177,10 +183,10 @@ TEST_IMPL(ovpn_comp_unframe_lz4_v2)
         ASSERT(zlen > 0 && (size_t)zlen + 2 < len);
         framed[0] = 0x50;
         framed[1] = 0x01;
-        int n = ovpn_comp_unframe(OVPN_COMP_FRAMING_V2, framed, (size_t)zlen + 2, out, sizeof(out));
-        ASSERT_ROW(n == (int)len && memcmp(out, in, len) == 0, "%zu: %d", i, n);
-        ASSERT_EQ(ovpn_comp_unframe(OVPN_COMP_FRAMING_V2, framed, (size_t)zlen + 2, out, len - 1), -EBADMSG);
-        ASSERT_EQ(ovpn_comp_unframe(OVPN_COMP_FRAMING_V2, framed, (size_t)zlen + 1, out, sizeof(out)), -EBADMSG);
+        int n = ovpn_comp_unframe(OVPN_COMP_FRAMING_V2, framed, (size_t)zlen + 2, out, sizeof(out), &pkt);
+        ASSERT_ROW(n == (int)len && pkt == out && memcmp(out, in, len) == 0, "%zu: %d", i, n);
+        ASSERT_EQ(ovpn_comp_unframe(OVPN_COMP_FRAMING_V2, framed, (size_t)zlen + 2, out, len - 1, &pkt), -EBADMSG);
+        ASSERT_EQ(ovpn_comp_unframe(OVPN_COMP_FRAMING_V2, framed, (size_t)zlen + 1, out, sizeof(out), &pkt), -EBADMSG);
     }
     return 0;
 }
@@ -222,17 +228,20 @@ TEST_IMPL(ovpn_comp_unframe_bad)
     };
     for (size_t row = 0; row < ARRAY_SIZE(rows); row++) {
         uint8_t in[8], out[64];
+        const uint8_t *pkt = NULL;
         memcpy(in, rows[row].in, sizeof(rows[row].in));
-        int rc = ovpn_comp_unframe(rows[row].f, in, rows[row].len, out, sizeof(out));
+        int rc = ovpn_comp_unframe(rows[row].f, in, rows[row].len, out, sizeof(out), &pkt);
         ASSERT_ROW(rc == rows[row].rc, "%zu: %d", row, rc);
         if (rc > 0)
-            ASSERT_ROW(memcmp(out, rows[row].want, (size_t)rc) == 0, "%zu", row);
+            ASSERT_ROW(memcmp(pkt, rows[row].want, (size_t)rc) == 0, "%zu", row);
     }
 
     /* Plain payloads larger than out. */
     uint8_t in[8] = {0xFA, 1, 2, 3, 4, 5, 6, 7}, out[8];
-    ASSERT_EQ(ovpn_comp_unframe(OVPN_COMP_FRAMING_LZO, in, 8, out, 6), -ENOSPC);
-    ASSERT_EQ(ovpn_comp_unframe(OVPN_COMP_FRAMING_LZO, in, 8, out, 7), 7);
-    ASSERT_EQ(ovpn_comp_unframe(OVPN_COMP_FRAMING_NONE, in, 8, out, 7), -ENOSPC);
+    const uint8_t *pkt = NULL;
+    ASSERT_EQ(ovpn_comp_unframe(OVPN_COMP_FRAMING_LZO, in, 8, out, 6, &pkt), -ENOSPC);
+    ASSERT_EQ(ovpn_comp_unframe(OVPN_COMP_FRAMING_LZO, in, 8, out, 7, &pkt), 7);
+    ASSERT(pkt == in + 1);
+    ASSERT_EQ(ovpn_comp_unframe(OVPN_COMP_FRAMING_NONE, in, 8, out, 7, &pkt), -ENOSPC);
     return 0;
 }

@@ -282,7 +282,7 @@ static void ovpn_client_on_data(struct ovpn_client *c, const uint8_t *pkt, size_
     struct ovpn_ks *ks = ovpn_ks_find(c, OVPN_KEY_ID_OF(pkt[0]));
     if (!ks || !ks->data)
         return;
-    int n = ovpn_data_decrypt(ks->data, pkt, len, c->buf2, OVPN_BUF);
+    int n = ovpn_data_decrypt(ks->data, pkt, len, c->rx, OVPN_BUF);
     if (n < 0) {
         v2s_debug("openvpn: data packet dropped: %s", n == -EALREADY ? "replayed" : "authentication failed");
         return;
@@ -291,14 +291,14 @@ static void ovpn_client_on_data(struct ovpn_client *c, const uint8_t *pkt, size_
     c->rx_packets++;
     /* The framing byte says whether the server compressed it: LZO, LZ4, or v2's algorithm byte. */
     if (c->comp != OVPN_COMP_FRAMING_NONE && n >= 2 &&
-        (c->buf2[0] == 0x66 || c->buf2[0] == 0x69 || (c->buf2[0] == 0x50 && c->buf2[1] != 0)))
+        (c->rx[0] == 0x66 || c->rx[0] == 0x69 || (c->rx[0] == 0x50 && c->rx[1] != 0)))
         c->rx_compressed++;
-    int ipl = ovpn_comp_unframe(c->comp, c->buf2, (size_t)n, c->buf3, OVPN_BUF);
+    const uint8_t *ip = NULL;
+    int ipl = ovpn_comp_unframe(c->comp, c->rx, (size_t)n, c->buf3, OVPN_BUF, &ip);
     if (ipl < 0) {
         v2s_debug("openvpn: data packet dropped: bad compression framing");
         return;
     }
-    const uint8_t *ip = c->buf3;
     if (ipl == (int)sizeof(ovpn_ping_magic) && memcmp(ip, ovpn_ping_magic, sizeof(ovpn_ping_magic)) == 0)
         return;
     if (ipl > (int)sizeof(ovpn_occ_magic) && memcmp(ip, ovpn_occ_magic, sizeof(ovpn_occ_magic)) == 0) {
@@ -942,6 +942,7 @@ static void ovpn_client_free(struct ovpn_client *c)
     free(c->buf);
     free(c->buf2);
     free(c->buf3);
+    free(c->rx);
     if (c->ctl) {
         OPENSSL_cleanse(c->ctl, OVPN_BUF); /* PUSH_REPLY (auth-token) and key material passed here */
         free(c->ctl);
@@ -1020,9 +1021,10 @@ int ovpn_client_new(struct tunnel **out, uv_loop_t *loop, struct ovpn_config *cf
     c->buf = malloc(OVPN_BUF);
     c->buf2 = malloc(OVPN_BUF);
     c->buf3 = malloc(OVPN_BUF);
+    c->rx = malloc(OVPN_BUF);
     c->ctl = malloc(OVPN_BUF);
     c->order = calloc(cfg->n_remotes, sizeof(*c->order));
-    if (!c->buf || !c->buf2 || !c->buf3 || !c->ctl || !c->order) {
+    if (!c->buf || !c->buf2 || !c->buf3 || !c->rx || !c->ctl || !c->order) {
         snprintf(err, errcap, "out of memory");
         goto fail;
     }

@@ -61,11 +61,12 @@ int ovpn_comp_frame(enum ovpn_comp_framing f, uint8_t *buf, size_t len, size_t c
     return -EINVAL;
 }
 
-static int ovpn_comp_copy(const uint8_t *in, size_t len, uint8_t *out, size_t cap)
+/* An uncompressed packet stays where it is: no copy on the download path. */
+static int ovpn_comp_plain(const uint8_t *in, size_t len, size_t cap, const uint8_t **packet)
 {
     if (len > cap)
         return -ENOSPC;
-    memcpy(out, in, len);
+    *packet = in;
     return (int)len;
 }
 
@@ -94,42 +95,50 @@ static int ovpn_comp_lz4(const uint8_t *in, size_t len, uint8_t *out, size_t cap
     return n > 0 ? n : -EBADMSG;
 }
 
-int ovpn_comp_unframe(enum ovpn_comp_framing f, uint8_t *in, size_t len, uint8_t *out, size_t cap)
+int ovpn_comp_unframe(enum ovpn_comp_framing f, uint8_t *in, size_t len, uint8_t *out, size_t cap,
+                      const uint8_t **packet)
 {
     uint8_t c;
 
+    *packet = in;
     if (len > OVPN_MAX_PACKET)
         return -EBADMSG;
     if (len == 0)
         return 0;
     switch (f) {
     case OVPN_COMP_FRAMING_NONE:
-        return ovpn_comp_copy(in, len, out, cap);
+        return ovpn_comp_plain(in, len, cap, packet);
     case OVPN_COMP_FRAMING_LZO:
         c = in[0];
         if (c == OVPN_COMP_NONE)
-            return ovpn_comp_copy(in + 1, len - 1, out, cap);
-        if (c == OVPN_COMP_LZO)
+            return ovpn_comp_plain(in + 1, len - 1, cap, packet);
+        if (c == OVPN_COMP_LZO) {
+            *packet = out;
             return ovpn_comp_lzo(in + 1, len - 1, out, cap);
+        }
         return -EBADMSG;
     case OVPN_COMP_FRAMING_V1:
         c = in[0];
         in[0] = in[len - 1];
         len--;
         if (c == OVPN_COMP_NONE_SWAP)
-            return ovpn_comp_copy(in, len, out, cap);
-        if (c == OVPN_COMP_LZ4 && len > 0)
+            return ovpn_comp_plain(in, len, cap, packet);
+        if (c == OVPN_COMP_LZ4 && len > 0) {
+            *packet = out;
             return ovpn_comp_lz4(in, len, out, cap);
+        }
         return -EBADMSG;
     case OVPN_COMP_FRAMING_V2:
         if (in[0] != OVPN_COMP_V2_INDICATOR)
-            return ovpn_comp_copy(in, len, out, cap);
+            return ovpn_comp_plain(in, len, cap, packet);
         if (len < 2)
             return -EBADMSG;
         if (in[1] == OVPN_COMP_V2_NONE)
-            return ovpn_comp_copy(in + 2, len - 2, out, cap);
-        if (in[1] == OVPN_COMP_V2_LZ4 && len > 2)
+            return ovpn_comp_plain(in + 2, len - 2, cap, packet);
+        if (in[1] == OVPN_COMP_V2_LZ4 && len > 2) {
+            *packet = out;
             return ovpn_comp_lz4(in + 2, len - 2, out, cap);
+        }
         return -EBADMSG;
     }
     return -EINVAL;

@@ -23,9 +23,13 @@ enum { OVPN_COMP_MAX_OVERHEAD = 2 };
 int ovpn_comp_frame(enum ovpn_comp_framing f, uint8_t *buf, size_t len, size_t cap, size_t *start);
 
 /* Undoes the framing of a received payload, decompressing LZO or LZ4 into out. Returns the IP
- * packet length, or -EBADMSG (unknown framing byte, corrupt compressed data or more than cap
- * bytes of it), -ENOSPC. A payload that is an OpenVPN ping or OCC message is returned like any
- * other (the caller filters them). in is scratch: the V1 byte swap is undone in place. */
-int ovpn_comp_unframe(enum ovpn_comp_framing f, uint8_t *in, size_t len, uint8_t *out, size_t cap);
+ * packet length with *packet set to its first byte: inside in when the payload was not
+ * compressed (nothing is copied), out when it was. Or -EBADMSG (unknown framing byte, corrupt
+ * compressed data or more than cap bytes of it), -ENOSPC (an uncompressed packet longer than
+ * cap: cap bounds the packet either way). A payload that is an OpenVPN ping or OCC message is
+ * returned like any other (the caller filters them). in is scratch: the V1 byte swap is undone
+ * in place. */
+int ovpn_comp_unframe(enum ovpn_comp_framing f, uint8_t *in, size_t len, uint8_t *out, size_t cap,
+                      const uint8_t **packet);
 
 #endif

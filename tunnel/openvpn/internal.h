@@ -102,7 +102,9 @@ struct ovpn_client {
     uint64_t tx_packets;
     uint8_t *buf;               /* scratch: framing and encryption */
     uint8_t *buf2;
-    uint8_t *buf3;
+    uint8_t *buf3;              /* decompressed packets, TLS records for the control channel */
+    uint8_t *rx;                /* data receive path only: the decrypted payload, whose IP packet
+                                 * the stack borrows in place (no send ever writes here) */
     uint8_t *ctl;               /* control path only: TLS plaintext, key exchange, decode scratch */
     int remote_family;          /* of the server address in use */
     int next_addr;              /* the wait ends by trying the remote's next address */
