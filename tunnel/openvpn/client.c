@@ -255,12 +255,18 @@ static int ovpn_client_send_data(struct ovpn_client *c, const uint8_t *payload, 
         return -ENETDOWN;
     if (len > OVPN_MAX_PACKET - 64)
         return -EMSGSIZE;
-    size_t start;
-    memcpy(c->buf2 + OVPN_COMP_MAX_OVERHEAD, payload, len);
-    int flen = ovpn_comp_frame(c->comp, c->buf2, len, OVPN_BUF, &start);
-    if (flen < 0)
-        return flen;
-    int n = ovpn_data_encrypt(c->keys[c->primary].data, c->buf2 + start, (size_t)flen, c->buf, OVPN_BUF);
+    const uint8_t *framed = payload;
+    size_t flen = len;
+    if (!ovpn_comp_frame_is_identity(c->comp, payload, len)) {
+        size_t start;
+        memcpy(c->buf2 + OVPN_COMP_MAX_OVERHEAD, payload, len);
+        int m = ovpn_comp_frame(c->comp, c->buf2, len, OVPN_BUF, &start);
+        if (m < 0)
+            return m;
+        framed = c->buf2 + start;
+        flen = (size_t)m;
+    }
+    int n = ovpn_data_encrypt(c->keys[c->primary].data, framed, flen, c->buf, OVPN_BUF);
     if (n == -EOVERFLOW) {
         ovpn_client_renegotiate(c);
         return -ENETDOWN;

@@ -27,6 +27,12 @@ enum ovpn_comp_byte {
     OVPN_COMP_V2_LZ4 = 0x01,
 };
 
+int ovpn_comp_frame_is_identity(enum ovpn_comp_framing f, const uint8_t *payload, size_t len)
+{
+    return f == OVPN_COMP_FRAMING_NONE ||
+           (f == OVPN_COMP_FRAMING_V2 && len > 0 && payload[0] != OVPN_COMP_V2_INDICATOR);
+}
+
 int ovpn_comp_frame(enum ovpn_comp_framing f, uint8_t *buf, size_t len, size_t cap, size_t *start)
 {
     uint8_t *p = buf + OVPN_COMP_MAX_OVERHEAD;

@@ -22,6 +22,11 @@ enum { OVPN_COMP_MAX_OVERHEAD = 2 };
  * begins inside buf. Returns the framed length or -ENOSPC. */
 int ovpn_comp_frame(enum ovpn_comp_framing f, uint8_t *buf, size_t len, size_t cap, size_t *start);
 
+/* Whether framing would leave this payload byte for byte as it is (no framing, or V2 framing of
+ * a payload that does not start with 0x50, which is any IP packet): the caller may then encrypt
+ * it from where it is instead of copying it into a framing buffer. */
+int ovpn_comp_frame_is_identity(enum ovpn_comp_framing f, const uint8_t *payload, size_t len);
+
 /* Undoes the framing of a received payload, decompressing LZO or LZ4 into out. Returns the IP
  * packet length with *packet set to its first byte: inside in when the payload was not
  * compressed (nothing is copied), out when it was. Or -EBADMSG (unknown framing byte, corrupt
