@@ -70,6 +70,9 @@
 #define CHECKSUM_CHECK_ICMP         1
 #define CHECKSUM_CHECK_ICMP6        1
 #define LWIP_CHECKSUM_ON_COPY       1   /* checksum while copying application data into pbufs */
+/* lwIP's checksum loop that sums 32-bit words (its default sums 16-bit ones); checksums were
+ * ~10 % of our user-space CPU in a UDP download. */
+#define LWIP_CHKSUM_ALGORITHM       3
 
 /* TCP sized for the bandwidth-delay product: a 30 ms path at 1 Gbit/s holds ~3.75 MB. The
  * windows are limits, not allocations: memory is only taken by data actually in flight or
