@@ -18,6 +18,7 @@
 #include "lwip/timeouts.h"
 #include "stack/internal.h"
 #include "stack/lwip_hooks.h"
+#include "stack/packet.h"
 #include "tunnel/tunnel.h"
 
 /* lwIP has global state, so there is one stack per process. */
@@ -137,63 +138,13 @@ static err_t stack_send(struct stack *s, const uint8_t *pkt, size_t len)
 enum {
     STACK_ACK_SLOTS = 64,
     STACK_ACK_MAX = 128,  /* IPv6 + TCP with timestamps is 72 bytes */
-    STACK_ACK_KEY = 37,   /* version, two IPv6 addresses, two ports */
 };
 
 struct stack_held_ack {
-    uint8_t key[STACK_ACK_KEY];
-    uint8_t key_len;
+    struct packet_tcp_info tcp;
     uint16_t len;
-    uint32_t ackno;
     uint8_t pkt[STACK_ACK_MAX];
 };
-
-enum stack_tcp_kind { STACK_NOT_TCP, STACK_TCP_OTHER, STACK_TCP_PURE_ACK };
-
-/* Classifies an IP packet we send; for TCP, fills the connection key and the ACK number. */
-static enum stack_tcp_kind stack_classify(const uint8_t *pkt, size_t len, uint8_t *key, uint8_t *key_len,
-                                          uint32_t *ackno)
-{
-    size_t ihl;
-    if (len >= 20 && pkt[0] >> 4 == 4) {
-        ihl = (size_t)(pkt[0] & 15) * 4;
-        if (pkt[9] != IP_PROTO_TCP || ihl < 20 || (((pkt[6] & 0x3F) << 8) | pkt[7]))
-            return STACK_NOT_TCP; /* not TCP, or a fragment */
-        key[0] = 4;
-        memcpy(key + 1, pkt + 12, 8);
-        *key_len = 1 + 8 + 4;
-    } else if (len >= 40 && pkt[0] >> 4 == 6) {
-        ihl = 40;
-        if (pkt[6] != IP_PROTO_TCP)
-            return STACK_NOT_TCP; /* or behind extension headers: left alone */
-        key[0] = 6;
-        memcpy(key + 1, pkt + 8, 32);
-        *key_len = 1 + 32 + 4;
-    } else {
-        return STACK_NOT_TCP;
-    }
-    if (len < ihl + 20)
-        return STACK_NOT_TCP;
-    const uint8_t *tcp = pkt + ihl;
-    memcpy(key + *key_len - 4, tcp, 4);
-    size_t doff = (size_t)(tcp[12] >> 4) * 4;
-    *ackno = (uint32_t)tcp[8] << 24 | (uint32_t)tcp[9] << 16 | (uint32_t)tcp[10] << 8 | tcp[11];
-    if (doff < 20 || len != ihl + doff || (tcp[13] & 0x3F) != TCP_ACK || len > STACK_ACK_MAX)
-        return STACK_TCP_OTHER;
-    for (size_t i = 20; i < doff;) {
-        uint8_t kind = tcp[i];
-        if (kind == 0)
-            break;
-        if (kind == 1) {
-            i++;
-            continue;
-        }
-        if (kind == 5 || i + 1 >= doff || tcp[i + 1] < 2)
-            return STACK_TCP_OTHER; /* SACK blocks, or options we do not follow */
-        i += tcp[i + 1];
-    }
-    return STACK_TCP_PURE_ACK;
-}
 
 static void stack_acks_flush(struct stack *s)
 {
@@ -219,23 +170,21 @@ static err_t stack_netif_output(struct netif *netif, struct pbuf *p)
         pbuf_copy_partial(p, s->tx_buf, p->tot_len, 0);
         pkt = s->tx_buf;
     }
-    uint8_t key[STACK_ACK_KEY];
-    uint8_t key_len = 0;
-    uint32_t ackno = 0;
-    enum stack_tcp_kind kind = s->acks ? stack_classify(pkt, len, key, &key_len, &ackno) : STACK_NOT_TCP;
-    if (kind == STACK_NOT_TCP)
+    struct packet_tcp_info tcp;
+    enum packet_tcp_kind kind = s->acks ? packet_classify_tcp(pkt, len, &tcp) : PACKET_NOT_TCP;
+    if (kind == PACKET_NOT_TCP)
         return stack_send(s, pkt, len);
     struct stack_held_ack *held = NULL;
     for (unsigned i = 0; i < s->n_acks; i++) {
-        if (s->acks[i].key_len == key_len && memcmp(s->acks[i].key, key, key_len) == 0) {
+        if (s->acks[i].tcp.key_len == tcp.key_len && memcmp(s->acks[i].tcp.key, tcp.key, tcp.key_len) == 0) {
             held = &s->acks[i];
             break;
         }
     }
-    if (held && kind == STACK_TCP_PURE_ACK && TCP_SEQ_GT(ackno, held->ackno)) {
+    if (held && kind == PACKET_TCP_PURE_ACK && len <= STACK_ACK_MAX && TCP_SEQ_GT(tcp.ackno, held->tcp.ackno)) {
         memcpy(held->pkt, pkt, len);
         held->len = (uint16_t)len;
-        held->ackno = ackno;
+        held->tcp.ackno = tcp.ackno;
         return ERR_OK;
     }
     if (held) {
@@ -243,13 +192,11 @@ static err_t stack_netif_output(struct netif *netif, struct pbuf *p)
         stack_send(s, held->pkt, held->len);
         *held = s->acks[--s->n_acks];
     }
-    if (kind == STACK_TCP_PURE_ACK && s->n_acks < STACK_ACK_SLOTS) {
+    if (kind == PACKET_TCP_PURE_ACK && len <= STACK_ACK_MAX && s->n_acks < STACK_ACK_SLOTS) {
         held = &s->acks[s->n_acks++];
-        memcpy(held->key, key, key_len);
-        held->key_len = key_len;
+        held->tcp = tcp;
         memcpy(held->pkt, pkt, len);
         held->len = (uint16_t)len;
-        held->ackno = ackno;
         uv_check_start(&s->check, stack_check_cb);
         return ERR_OK;
     }
