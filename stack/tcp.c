@@ -36,6 +36,7 @@
 #include <uv.h>
 
 #include "app/log.h"
+#include "lwip/priv/tcp_priv.h" /* TCP_SLOW_INTERVAL */
 #include "lwip/tcp.h"
 #include "lwip/timeouts.h"
 #include "stack/internal.h"
@@ -298,6 +299,11 @@ int stack_tcp_connect(struct stack *s, const struct v2s_addr *dst, uint16_t port
     tcp_sent(pcb, stack_tcp_on_sent);
     /* Many small writes (interactive protocols) should not wait for the ACK of the previous one. */
     tcp_nagle_disable(pcb);
+    /* lwIP 2.1 starts the retransmission timer at 3 s, the value of RFC 1122; RFC 6298 lowered it
+     * to 1 s. A SYN lost in a burst of connects (or a FIN of a connection that never carried
+     * data, and so never had its round trip measured) then costs 1 s, not 3. */
+    pcb->rto = (s16_t)(1000 / TCP_SLOW_INTERVAL);
+    pcb->sv = (s16_t)(1000 / TCP_SLOW_INTERVAL);
     err_t e = tcp_connect(pcb, &ip, port, stack_tcp_on_connected);
     if (e != ERR_OK) {
         tcp_arg(pcb, NULL);
