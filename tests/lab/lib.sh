@@ -15,6 +15,8 @@
 #     echo  $LAB_INTERNAL_IP:$LAB_ECHO_PORT tcp and udp (TCP: echoes until half-close, then closes)
 #     DNS   $LAB_INTERNAL_IP:53  web.lab.test and web -> $LAB_INTERNAL_IP, NXDOMAIN for the rest
 #     ocserv on $LAB_SERVER_IP:$LAB_OCSERV_PORT tcp (+udp for DTLS unless LAB_OCSERV_UDP=0)
+# The veth pair also has $LAB_SERVER_IP6/64 and $LAB_CLIENT_IP6/64 (fd00:30:X::1 and ::2, a ULA
+# prefix) for VPN servers on IPv6; both are empty when the kernel has no IPv6 (IPv6 cases skip).
 #
 # Knobs (environment): LAB_KEEP=1 keeps the run dir; LAB_BIG_MB (default 100) sizes the big file;
 # LAB_OCSERV_UDP=0 serves TLS only; LAB_TMP is where the run dir goes (default /tmp).
@@ -127,10 +129,12 @@ lab_bg() {
     echo "$LAB_LAST_PID $name" >>"$LAB_RUN_DIR/pids"
 }
 
-# lab_wait_listen NS tcp|udp ADDR PORT [TIMEOUT_S]: wait until something listens there
+# lab_wait_listen NS tcp|udp ADDR PORT [TIMEOUT_S]: wait until something listens there (ADDR an
+# IPv4 or IPv6 address as ss prints it, IPv6 without brackets)
 lab_wait_listen() {
     local ns=$1 proto=$2 addr=$3 port=$4 timeout=${5:-10} flag i
     [ "$proto" = udp ] && flag=-Hlun || flag=-Hltn
+    [[ $addr == *:* ]] && addr="[$addr]"
     for ((i = 0; i < timeout * 20; i++)); do
         if ip netns exec "$ns" ss $flag "( sport = :$port )" 2>/dev/null | grep -qF "$addr:$port"; then
             return 0
@@ -279,6 +283,8 @@ lab_setup() {
     local third=$((16 + LAB_ID % 224))
     LAB_SERVER_IP=172.30.$third.1
     LAB_CLIENT_IP=172.30.$third.2
+    LAB_SERVER_IP6=fd00:30:$third::1
+    LAB_CLIENT_IP6=fd00:30:$third::2
     LAB_INTERNAL_IP=10.99.0.1
     LAB_INTERNAL_NET=10.99.0.0/24
     LAB_VPN_POOL=10.98.0.0/24
@@ -289,8 +295,8 @@ lab_setup() {
     LAB_ECHO_PORT=7777
     LAB_WEB_URL=http://$LAB_INTERNAL_IP:$LAB_WEB_PORT
     export LAB_ID LAB_RUN_DIR LAB_SERVER_NS LAB_CLIENT_NS LAB_SERVER_IP LAB_CLIENT_IP \
-        LAB_INTERNAL_IP LAB_INTERNAL_NET LAB_VPN_POOL LAB_DNS_IP LAB_DOMAIN LAB_WEB_NAME \
-        LAB_WEB_PORT LAB_ECHO_PORT LAB_WEB_URL
+        LAB_SERVER_IP6 LAB_CLIENT_IP6 LAB_INTERNAL_IP LAB_INTERNAL_NET LAB_VPN_POOL LAB_DNS_IP \
+        LAB_DOMAIN LAB_WEB_NAME LAB_WEB_PORT LAB_ECHO_PORT LAB_WEB_URL
 
     lab_setup_net
     lab_setup_web
@@ -323,6 +329,13 @@ lab_setup_net() {
     lab_in_client ip link set lo up
     lab_in_server ip addr add "$LAB_SERVER_IP/24" dev "$vs"
     lab_in_client ip addr add "$LAB_CLIENT_IP/24" dev "$vc"
+    # nodad: usable at once, no duplicate address detection to wait for on a link of two
+    if ! lab_in_server ip -6 addr add "$LAB_SERVER_IP6/64" dev "$vs" nodad 2>/dev/null ||
+        ! lab_in_client ip -6 addr add "$LAB_CLIENT_IP6/64" dev "$vc" nodad 2>/dev/null; then
+        lab_log "no IPv6 on the veth pair (IPv6 disabled?): IPv6 cases will skip"
+        LAB_SERVER_IP6=''
+        LAB_CLIENT_IP6=''
+    fi
     lab_in_server ip link set "$vs" up
     lab_in_client ip link set "$vc" up
     # reachable only through the tunnel: the client ns has no route to it
