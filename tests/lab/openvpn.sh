@@ -5,6 +5,8 @@
 #
 #   lab_start_openvpn_server NAME [options] [-- "extra config line"...]
 #       --proto udp|tcp         (udp)          --port N   (first free port >= 1194 for that proto)
+#       --proto udp6|tcp6       the same on $LAB_SERVER_IP6 (proto udp6 / tcp6-server); the
+#                               clients' remote is that address, their proto stays udp / tcp
 #       --topology subnet|net30|p2p (subnet)   --ciphers LIST (AES-256-GCM:AES-128-GCM:CHACHA20-POLY1305)
 #       --profile alibaba       data-ciphers AES-128-CBC, cipher AES-128-CBC, auth SHA1,
 #                               topology net30, comp-lzo yes + allow-compression yes (really compresses)
@@ -32,7 +34,8 @@
 #
 # Per instance NAME: dir $LAB_RUN_DIR/ovpn/NAME (server.conf, status, mgmt.sock, pid, keys),
 # log $LAB_RUN_DIR/log/openvpn-NAME.log, and in associative arrays keyed by NAME:
-# LAB_OVPN_PROTO LAB_OVPN_PORT LAB_OVPN_NET (10.97.X.0) LAB_OVPN_GW (server's tun address)
+# LAB_OVPN_PROTO (udp|tcp, also for udp6|tcp6) LAB_OVPN_ADDR (where it listens: $LAB_SERVER_IP or
+# $LAB_SERVER_IP6) LAB_OVPN_PORT LAB_OVPN_NET (10.97.X.0) LAB_OVPN_GW (server's tun address)
 # LAB_OVPN_DEV LAB_OVPN_PID LAB_OVPN_CONF LAB_OVPN_LOG LAB_OVPN_MGMT LAB_OVPN_STATUS, and the
 # settings the client config follows (LAB_OVPN_CIPHER LAB_OVPN_CIPHERS LAB_OVPN_COMP LAB_OVPN_TA
 # LAB_OVPN_AUTH LAB_OVPN_TC LAB_OVPN_PASSWORD LAB_OVPN_VCC LAB_OVPN_PROFILE).
@@ -44,7 +47,7 @@ LAB_STOCK_FAILED='AUTH_FAILED|VERIFY ERROR|TLS Error|SIGUSR1\[|Exiting due to fa
 declare -gA LAB_OVPN_PROTO LAB_OVPN_PORT LAB_OVPN_NET LAB_OVPN_GW LAB_OVPN_DEV LAB_OVPN_PID \
     LAB_OVPN_CONF LAB_OVPN_LOG LAB_OVPN_MGMT LAB_OVPN_STATUS LAB_OVPN_DIR LAB_OVPN_CIPHER \
     LAB_OVPN_CIPHERS LAB_OVPN_COMP LAB_OVPN_TA LAB_OVPN_TC LAB_OVPN_PASSWORD LAB_OVPN_VCC \
-    LAB_OVPN_PROFILE LAB_OVPN_AUTH
+    LAB_OVPN_PROFILE LAB_OVPN_AUTH LAB_OVPN_ADDR
 
 # ---------------------------------------------------------------- certificates
 
@@ -137,7 +140,14 @@ lab_start_openvpn_server() {
         *) lab_die "lab_start_openvpn_server: unknown option $1" ;;
         esac
     done
-    case $proto in udp | tcp) ;; *) lab_die "lab_start_openvpn_server: --proto udp|tcp" ;; esac
+    local addr=$LAB_SERVER_IP six=''
+    case $proto in
+    udp | tcp) ;;
+    udp6 | tcp6)
+        [ -n "$LAB_SERVER_IP6" ] || lab_die "lab_start_openvpn_server: $proto, but the lab has no IPv6"
+        addr=$LAB_SERVER_IP6 six=6 proto=${proto%6} ;;
+    *) lab_die "lab_start_openvpn_server: --proto udp|tcp|udp6|tcp6" ;;
+    esac
     if [ -z "$port" ]; then
         port=1194
         while ! lab_openvpn_port_free "$proto" "$port"; do port=$((port + 1)); done
@@ -163,9 +173,9 @@ lab_start_openvpn_server() {
     local conf=$dir/server.conf log=$LAB_RUN_DIR/log/openvpn-$name.log
     {
         echo "# lab openvpn server $name ($profile profile)"
-        echo "local $LAB_SERVER_IP"
+        echo "local $addr"
         echo "port $port"
-        [ "$proto" = udp ] && echo "proto udp" || echo "proto tcp-server"
+        [ "$proto" = udp ] && echo "proto udp$six" || echo "proto tcp$six-server"
         echo "dev $dev"
         echo "dev-type tun"
         echo "disable-dco"
@@ -206,6 +216,7 @@ lab_start_openvpn_server() {
     } >"$conf"
 
     LAB_OVPN_PROTO[$name]=$proto
+    LAB_OVPN_ADDR[$name]=$addr
     LAB_OVPN_PORT[$name]=$port
     LAB_OVPN_NET[$name]=$net
     LAB_OVPN_GW[$name]=$gw
@@ -243,11 +254,8 @@ lab_openvpn_launch() {
         tail -n 20 "$log" "$LAB_RUN_DIR/log/openvpn-$name.out" >&2
         lab_die "openvpn server $name did not start"
     fi
-    if [ "${LAB_OVPN_PROTO[$name]}" = tcp ]; then
-        lab_wait_listen "$LAB_SERVER_NS" tcp "$LAB_SERVER_IP" "${LAB_OVPN_PORT[$name]}" 5
-    else
-        lab_wait_listen "$LAB_SERVER_NS" udp "$LAB_SERVER_IP" "${LAB_OVPN_PORT[$name]}" 5
-    fi || lab_die "openvpn server $name does not listen"
+    lab_wait_listen "$LAB_SERVER_NS" "${LAB_OVPN_PROTO[$name]}" "${LAB_OVPN_ADDR[$name]}" \
+        "${LAB_OVPN_PORT[$name]}" 5 || lab_die "openvpn server $name does not listen"
 }
 
 # lab_openvpn_wait_log FILE FROM_LINE REGEX TIMEOUT_S [PID]: a line after FROM_LINE matches
@@ -384,8 +392,10 @@ lab_openvpn_client_config() {
     {
         echo "client"
         echo "dev tun"
+        # udp/tcp even for an IPv6 server: since OpenVPN 2.4 the address picks the family, and
+        # udp6/tcp6 would only forbid IPv4, which a literal address needs no help with
         echo "proto $proto"
-        echo "remote $LAB_SERVER_IP ${LAB_OVPN_PORT[$name]}"
+        echo "remote ${LAB_OVPN_ADDR[$name]} ${LAB_OVPN_PORT[$name]}"
         echo "resolv-retry infinite"
         echo "nobind"
         echo "persist-key"
