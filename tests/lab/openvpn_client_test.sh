@@ -7,6 +7,7 @@
 #   names through the tunnel DNS via SOCKS5, then a clean stop;
 #   renegotiation every 20 s (server-started over UDP, client-started over TCP) under a transfer;
 #   the server restarted mid-session (UDP with exit notification, TCP): reconnect, same process;
+#   an IPv6 remote over UDP and TCP (over UDP the MTU leaves room for the IPv6 header: no fragments);
 #   failures: wrong CA, expired server and client certificates, wrong password, an unknown option,
 #   dev tap: one clear error line and exit status 2 or 1.
 # Needs root (skips with exit 77 otherwise). The binary: $VPN2SOCKS_BIN, else build/vpn2socks.
@@ -29,6 +30,12 @@ yes "vpn2socks lab: compressible line of text for the LZO test" | head -c $((8 *
     >"$LAB_WEB_ROOT/$TEXT_FILE"
 chmod 644 "$LAB_WEB_ROOT/$TEXT_FILE"
 TEXT_SHA256=$(sha256sum <"$LAB_WEB_ROOT/$TEXT_FILE" | cut -d' ' -f1)
+# A few MiB for the quick cases: enough for full-size packets both ways, over in a second.
+MID_FILE=mid.bin
+MID_SIZE=$((8 * 1048576))
+head -c "$MID_SIZE" /dev/urandom >"$LAB_WEB_ROOT/$MID_FILE"
+chmod 644 "$LAB_WEB_ROOT/$MID_FILE"
+MID_SHA256=$(sha256sum <"$LAB_WEB_ROOT/$MID_FILE" | cut -d' ' -f1)
 
 # names_check: a name and a single label (search domain) resolved through the tunnel's DNS
 names_check() {
@@ -209,6 +216,56 @@ else
     lab_fail "keepalive: tunnel up"
 fi
 lab_stop_openvpn_server keepalive
+
+# ================================================================ IPv6 remotes
+# frag6 NS: the namespace's counters of IPv6 fragments made and reassemblies started, as
+# "Ip6ReasmReqds=N Ip6FragCreates=N"
+frag6() {
+    ip netns exec "$1" grep -E '^Ip6(ReasmReqds|FragCreates)[[:space:]]' /proc/net/snmp6 |
+        tr -s ' \t' '=' | paste -sd' '
+}
+
+# ipv6_case udp|tcp: the server on $LAB_SERVER_IP6 only, the client's remote that address (its
+# proto plain udp/tcp, as in most downloaded configs). Over UDP the tunnel MTU must leave room for
+# 48 bytes of IPv6 + UDP header: 1500 - 48 - 24 (AES-256-GCM: opcode and peer-id 4, packet id 4,
+# tag 16) - 2 (compression framing headroom) = 1426, where IPv4 gives 1446. The server runs with
+# mssfix 0 so that only our MTU (and the MSS that follows it) keeps the packets within the veth's
+# 1500 bytes: an IPv6 fragment in either namespace means it did not.
+ipv6_case() {
+    local proto=$1 name=${1}6 ip=$LAB_SERVER_IP6 port frag extra=()
+    if [ -z "$ip" ]; then
+        lab_skip "$name: the lab has no IPv6"
+        return
+    fi
+    [ "$proto" = udp ] && extra=(-- "mssfix 0")
+    lab_start_openvpn_server "$name" --proto "${proto}6" "${extra[@]}"
+    port=${LAB_OVPN_PORT[$name]}
+    lab_openvpn_client_config "$name"
+    frag="$(frag6 "$LAB_CLIENT_NS") $(frag6 "$LAB_SERVER_NS")"
+    if ! v2s_start_ovpn "$name" "$LAB_OVPN_CLIENT_DIR"; then
+        lab_fail "$name: vpn2socks --config brings the tunnel up over IPv6"
+        lab_stop_openvpn_server "$name"
+        return
+    fi
+    lab_check "$name: connects to the IPv6 remote [$ip]:$port over ${proto^^}" \
+        logged "openvpn: connecting to $ip \\[$ip\\]:$port over ${proto^^}"
+    lab_check "$name: the server's peer is $LAB_CLIENT_IP6" \
+        grep -qF "Peer Connection Initiated with [AF_INET6]$LAB_CLIENT_IP6" "${LAB_OVPN_LOG[$name]}"
+    lab_check "$name: 8 MiB file, sha256 and size match" \
+        v2s_fetch_check "$PROXY" "$LAB_WEB_URL/$MID_FILE" "$S/mid" 30 "$MID_SHA256" "$MID_SIZE"
+    if [ "$proto" = udp ]; then
+        lab_check "$name: tunnel MTU 1426 (room for the IPv6 header)" logged "tunnel up: MTU 1426\$"
+        lab_check "$name: 2 MiB echo, intact" \
+            sc echo "$LAB_INTERNAL_IP" "$LAB_ECHO_PORT" $((2 * 1048576))
+        lab_check_eq "$name: no IPv6 fragments (counters: client ns, server ns)" "$frag" \
+            "$(frag6 "$LAB_CLIENT_NS") $(frag6 "$LAB_SERVER_NS")"
+    fi
+    lab_check_eq "$name: SIGTERM stops vpn2socks with status 0" 0 "$(v2s_stop)"
+    lab_stop_openvpn_server "$name"
+}
+
+ipv6_case udp
+ipv6_case tcp
 
 # ================================================================ failures
 # sessions_since LOG LINE: how many client sessions (source address:port) the server logged after
