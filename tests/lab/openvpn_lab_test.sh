@@ -5,7 +5,8 @@
 # in the client namespace. For UDP and TCP and each server variant (default ciphers, the Alibaba
 # Cloud profile, CHACHA20-POLY1305, tls-auth, tls-crypt, user+password): the client connects with
 # the expected data cipher, fetches the small and the big file intact from the internal web server
-# through the tunnel, and resolves a name with the pushed DNS server. Then: inline configs, a wrong
+# through the tunnel, and resolves a name with the pushed DNS server; the same over IPv6 (UDP and
+# TCP servers on $LAB_SERVER_IP6, the default variant). Then: inline configs, a wrong
 # password (AUTH_FAILED), expired and foreign-CA certificates, the Alibaba server against a 2.6
 # client without data-ciphers, LZO compression on the wire, renegotiation, server restarts and the
 # management interface. Needs root (skips with exit 77 otherwise). LAB_KEEP=1 keeps the run dir.
@@ -102,6 +103,20 @@ for proto in udp tcp; do
     for v in "${VARIANTS[@]}"; do
         one_case "$proto-$v" "${CIPHER[$v]}"
     done
+done
+
+# ---- IPv6: the server on the lab's IPv6 address only, the client's remote that address
+for proto in udp tcp; do
+    name=${proto}6-default
+    if [ -z "$LAB_SERVER_IP6" ]; then
+        lab_skip "$name: the lab has no IPv6"
+        continue
+    fi
+    lab_start_openvpn_server "$name" --proto "${proto}6"
+    one_case "$name" AES-256-GCM
+    lab_check "$name: the stock client's peer is [$LAB_SERVER_IP6]:${LAB_OVPN_PORT[$name]}" \
+        grep -qF "[AF_INET6]$LAB_SERVER_IP6:${LAB_OVPN_PORT[$name]}" "$LAB_STOCK_LOG"
+    lab_stop_openvpn_server "$name"
 done
 
 # ---- inline configs (<ca> <cert> <key> <tls-auth> with key-direction 1, <tls-crypt>)
