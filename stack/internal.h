@@ -22,7 +22,7 @@ struct stack {
     int tunnel_congested;       /* tunnel_send() said its queue is above the high mark */
     uv_timer_t timer;           /* runs lwIP's timeouts */
     uv_prepare_t prepare;       /* re-arms timer before the loop sleeps */
-    uv_check_t check;           /* active while ACKs are held: sends them after the poll phase */
+    uv_check_t check;           /* active while ACKs are held or segments gathered (see stack.c) */
     struct stack_held_ack *acks; /* pure ACKs held back within one loop iteration (stack.c) */
     unsigned n_acks;
     uint32_t timer_due;         /* sys_now() value the timer is armed for; 0 = not armed */
@@ -64,6 +64,8 @@ int stack_err_to_uv(err_t err);
 void stack_tcp_icmp_error(struct stack *s, const struct v2s_addr *dst, uint16_t sport, uint16_t dport,
                           int status);
 void stack_tcp_abort_all(struct stack *s);
+/* Makes the end of the poll phase write the gathered segments and send the held ACKs. */
+void stack_check_arm(struct stack *s);
 /* Writes every connection's gathered segments to its application (end of a loop iteration). */
 void stack_tcp_flush_all(struct stack *s);
 void stack_tcp_resume_all(struct stack *s);

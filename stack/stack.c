@@ -85,13 +85,13 @@ static void stack_timer_cb(uv_timer_t *t)
 
 static void stack_acks_flush(struct stack *s);
 
-/* Runs before the loop blocks: segments received in this iteration go to the applications, and
- * packets handled may have added lwIP timeouts (a retransmission, a delayed ACK), so the timer is
- * re-armed for the earliest one. */
+/* Runs before the loop blocks: segments received since the check (by timers, pending callbacks)
+ * go to the applications, and packets handled may have added lwIP timeouts (a retransmission, a
+ * delayed ACK), so the timer is re-armed for the earliest one. */
 static void stack_prepare_cb(uv_prepare_t *p)
 {
     struct stack *s = p->data;
-    /* Everything this iteration received goes to the applications in one write each. */
+    /* What was gathered goes to the applications in one write each. */
     stack_tcp_flush_all(s);
     stack_tcp_fin_pump(s);
     /* ACKs held by timers' and earlier callbacks' output must not wait for the poll. */
@@ -155,9 +155,19 @@ static void stack_acks_flush(struct stack *s)
     uv_check_stop(&s->check);
 }
 
+/* Right after the poll phase, where the tunnel's packets were read: the segments they carried go
+ * to the applications first, so that an answer does not wait behind the encryption and sending of
+ * our ACK for it, then the ACKs held in this iteration leave (with any a window update added). */
 static void stack_check_cb(uv_check_t *c)
 {
-    stack_acks_flush(c->data);
+    struct stack *s = c->data;
+    stack_tcp_flush_all(s);
+    stack_acks_flush(s);
+}
+
+void stack_check_arm(struct stack *s)
+{
+    uv_check_start(&s->check, stack_check_cb);
 }
 
 static err_t stack_netif_output(struct netif *netif, struct pbuf *p)
@@ -197,7 +207,7 @@ static err_t stack_netif_output(struct netif *netif, struct pbuf *p)
         held->tcp = tcp;
         memcpy(held->pkt, pkt, len);
         held->len = (uint16_t)len;
-        uv_check_start(&s->check, stack_check_cb);
+        stack_check_arm(s);
         return ERR_OK;
     }
     return stack_send(s, pkt, len);

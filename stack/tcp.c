@@ -50,7 +50,7 @@ enum stack_tcp_state {
 
 /* Resume reading the application only once this much send buffer is free, so each read moves a
  * useful amount instead of a few bytes at a time. Segments for the application are gathered
- * until the end of the loop iteration (or STACK_TCP_RXQ of them) and written with one writev():
+ * until the end of the poll phase (or STACK_TCP_RXQ of them) and written with one writev():
  * one system call and one wakeup of the application per batch, not per segment. */
 enum {
     STACK_TCP_RESUME_SNDBUF = 16 * 1024,
@@ -428,6 +428,18 @@ static void stack_tcp_maybe_shutdown_app(struct stack_tcp *c)
         stack_tcp_end(c, 1);
 }
 
+/* len bytes are in the application's socket: now, and only now, open the window by as much. */
+static void stack_tcp_app_wrote(struct stack_tcp *c, size_t len)
+{
+    c->bytes_down += len;
+    for (size_t left = len; c->pcb && left > 0;) {
+        u16_t step = left > 0xFFFF ? 0xFFFF : (u16_t)left;
+        tcp_recved(c->pcb, step);
+        left -= step;
+    }
+    stack_tcp_maybe_shutdown_app(c);
+}
+
 static void stack_tcp_app_write_cb(uv_write_t *req, int status)
 {
     struct stack_tcp_write *w = (struct stack_tcp_write *)req;
@@ -444,14 +456,7 @@ static void stack_tcp_app_write_cb(uv_write_t *req, int status)
         stack_tcp_end(c, 1);
         return;
     }
-    /* The application has the bytes: now, and only now, open the window by as much. */
-    c->bytes_down += len;
-    for (size_t left = len; c->pcb && left > 0;) {
-        u16_t step = left > 0xFFFF ? 0xFFFF : (u16_t)left;
-        tcp_recved(c->pcb, step);
-        left -= step;
-    }
-    stack_tcp_maybe_shutdown_app(c);
+    stack_tcp_app_wrote(c, len);
 }
 
 static void stack_tcp_flush_unlink(struct stack_tcp *c)
@@ -466,41 +471,70 @@ static void stack_tcp_flush_unlink(struct stack_tcp *c)
     c->flush_next = c->flush_prev = NULL;
 }
 
-/* Writes the gathered segments to the application in one uv_write(). 0, or a negative uv error
- * with the segments freed. */
+static void stack_tcp_free_rxq(struct stack_tcp *c)
+{
+    for (unsigned i = 0; i < c->n_rxq; i++)
+        pbuf_free(c->rxq[i]);
+    c->n_rxq = 0;
+}
+
+/* Writes the gathered segments to the application. Most of the time its socket takes them all at
+ * once: then one writev() is the whole cost, the window opens at once, and there is no request
+ * to allocate and no completion to wait for (libuv reports even a uv_write() that finished at
+ * once only from the next loop iteration, and re-registers the descriptor with epoll for it).
+ * What the socket does not take goes into one uv_write(). 0, or a negative uv error with the
+ * segments freed. */
 static int stack_tcp_flush(struct stack_tcp *c)
 {
     if (c->n_rxq == 0)
         return 0;
     stack_tcp_flush_unlink(c);
-    struct stack_tcp_write *w = malloc(sizeof(*w));
-    size_t nbufs = 0;
-    for (unsigned i = 0; i < c->n_rxq; i++)
+    size_t nbufs = 0, len = 0;
+    for (unsigned i = 0; i < c->n_rxq; i++) {
         nbufs += pbuf_clen(c->rxq[i]);
+        len += c->rxq[i]->tot_len;
+    }
     uv_buf_t small[64];
     uv_buf_t *bufs = nbufs <= 64 ? small : malloc(nbufs * sizeof(*bufs));
-    if (!w || !bufs) {
-        free(w);
-        if (bufs && bufs != small)
-            free(bufs);
-        for (unsigned i = 0; i < c->n_rxq; i++)
-            pbuf_free(c->rxq[i]);
-        c->n_rxq = 0;
+    if (!bufs) {
+        stack_tcp_free_rxq(c);
         return UV_ENOMEM;
     }
     size_t k = 0;
-    w->c = c;
-    w->len = 0;
-    w->n = c->n_rxq;
-    for (unsigned i = 0; i < c->n_rxq; i++) {
-        w->p[i] = c->rxq[i];
-        w->len += c->rxq[i]->tot_len;
+    for (unsigned i = 0; i < c->n_rxq; i++)
         for (struct pbuf *q = c->rxq[i]; q; q = q->next)
             bufs[k++] = uv_buf_init(q->payload, q->len);
+    /* While a uv_write() is queued, uv_try_write() refuses (UV_EAGAIN), which keeps the order. */
+    int rc = uv_try_write((uv_stream_t *)c->app, bufs, (unsigned)nbufs);
+    size_t done = rc > 0 ? (size_t)rc : 0;
+    struct stack_tcp_write *w = NULL;
+    if ((rc < 0 && rc != UV_EAGAIN) || done == len || !(w = malloc(sizeof(*w)))) {
+        if (bufs != small)
+            free(bufs);
+        stack_tcp_free_rxq(c);
+        if (rc < 0 && rc != UV_EAGAIN)
+            return rc;
+        if (done < len)
+            return UV_ENOMEM;
+        stack_tcp_app_wrote(c, len);
+        return 0;
     }
+    /* The rest: skip the descriptors, and the part of one, that the socket took. */
+    size_t first = 0;
+    while (done >= bufs[first].len) {
+        done -= bufs[first].len;
+        first++;
+    }
+    bufs[first].base += done;
+    bufs[first].len -= done;
+    /* The window opens for the whole batch when the uv_write() completes. */
+    w->c = c;
+    w->len = len;
+    w->n = c->n_rxq;
+    memcpy(w->p, c->rxq, c->n_rxq * sizeof(c->rxq[0]));
     c->n_rxq = 0;
     /* uv_write() copies the descriptors, so bufs may go when it returns. */
-    int rc = uv_write(&w->req, (uv_stream_t *)c->app, bufs, (unsigned)nbufs, stack_tcp_app_write_cb);
+    rc = uv_write(&w->req, (uv_stream_t *)c->app, bufs + first, (unsigned)(nbufs - first), stack_tcp_app_write_cb);
     if (bufs != small)
         free(bufs);
     if (rc < 0) {
@@ -524,6 +558,7 @@ static int stack_tcp_deliver(struct stack_tcp *c, struct pbuf *p)
         if (s->flushes)
             s->flushes->flush_prev = c;
         s->flushes = c;
+        stack_check_arm(s);
     }
     c->rxq[c->n_rxq++] = p;
     return c->n_rxq == STACK_TCP_RXQ ? stack_tcp_flush(c) : 0;
@@ -559,7 +594,8 @@ static err_t stack_tcp_on_recv(void *arg, struct tcp_pcb *pcb, struct pbuf *p, e
         stack_tcp_end(c, 1);
         return ERR_ABRT;
     }
-    return ERR_OK;
+    /* A full batch was written at once, which may have ended the bridge. */
+    return c->aborted ? ERR_ABRT : ERR_OK;
 }
 
 static void stack_tcp_on_error(void *arg, err_t err)
