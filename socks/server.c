@@ -158,10 +158,30 @@ static uint8_t socks_reply_for(int status)
     }
 }
 
-static void socks_conn_reply_ok_cb(uv_write_t *req, int status)
+static void socks_conn_sent_cb(uv_write_t *req, int status)
 {
     (void)req;
-    (void)status; /* a failed write shows up in the relay as a read or write error */
+    (void)status; /* a failed write shows up as a read error, or in the relay */
+}
+
+/* Sends a reply that the conversation goes on after. The client's socket nearly always takes it at
+ * once, for the cost of one write(); a uv_write() would also re-register the socket with epoll and
+ * complete only in the next loop iteration. A rest goes to uv_write(), which keeps it ahead of
+ * anything written later. 0, or a negative uv error. */
+static int socks_conn_send(struct socks_conn *c, uv_write_t *req, uint8_t *data, size_t len)
+{
+    uv_buf_t b = uv_buf_init((char *)data, (unsigned)len);
+    /* While a uv_write() is queued, uv_try_write() refuses (UV_EAGAIN), which keeps the order. */
+    int n = uv_try_write((uv_stream_t *)&c->client, &b, 1);
+    if (n == (int)len)
+        return 0;
+    if (n < 0 && n != UV_EAGAIN)
+        return n;
+    if (n > 0) {
+        b.base += n;
+        b.len -= (size_t)n;
+    }
+    return uv_write(req, (uv_stream_t *)&c->client, &b, 1, socks_conn_sent_cb);
 }
 
 static void socks_conn_dialed(void *arg, struct dial *d, int status, const struct v2s_addr *bound,
@@ -177,11 +197,11 @@ static void socks_conn_dialed(void *arg, struct dial *d, int status, const struc
     }
     size_t len = c->parser.version == SOCKS4_VERSION ? socks4_build_reply(c->reply, SOCKS4_REP_GRANTED, bound, port)
                                                      : socks5_build_reply(c->reply, SOCKS5_REP_SUCCEEDED, bound, port);
-    uv_buf_t b = uv_buf_init((char *)c->reply, (unsigned)len);
     uv_timer_stop(&c->timer);
     c->state = SOCKS_CONN_RELAYING;
-    /* libuv keeps writes in order, so the reply reaches the client before any relayed byte. */
-    if (uv_write(&c->write_req, (uv_stream_t *)&c->client, &b, 1, socks_conn_reply_ok_cb) < 0)
+    /* Written, or queued in libuv, which keeps writes in order: the reply reaches the client
+     * before any relayed byte. */
+    if (socks_conn_send(c, &c->write_req, c->reply, len) < 0)
         v2s_debug("%s: reply not sent", c->peer);
     dial_bridge(d, &c->client, c->early, c->early_len, c->peer, socks_conn_relay_done, c);
     free(c->early);
@@ -228,12 +248,6 @@ static void socks_conn_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     *buf = uv_buf_init((char *)c->srv->read_buf, SOCKS_READ_BUF);
 }
 
-static void socks_conn_noop_write_cb(uv_write_t *req, int status)
-{
-    (void)req;
-    (void)status;
-}
-
 static void socks_conn_read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 {
     struct socks_conn *c = stream->data;
@@ -258,8 +272,8 @@ static void socks_conn_read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_
             uint8_t method = socks5_parse_method(&c->parser);
             c->method_reply[0] = SOCKS5_VERSION;
             c->method_reply[1] = method;
-            uv_buf_t b = uv_buf_init((char *)c->method_reply, 2);
             if (method == SOCKS5_AUTH_NO_ACCEPTABLE) {
+                uv_buf_t b = uv_buf_init((char *)c->method_reply, 2);
                 v2s_info("%s: no acceptable SOCKS authentication method offered", c->peer);
                 c->method_req.data = c;
                 uv_read_stop(stream);
@@ -267,7 +281,7 @@ static void socks_conn_read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_
                     socks_conn_close(c);
                 return;
             }
-            if (uv_write(&c->method_req, stream, &b, 1, socks_conn_noop_write_cb) < 0) {
+            if (socks_conn_send(c, &c->method_req, c->method_reply, 2) < 0) {
                 socks_conn_close(c);
                 return;
             }
