@@ -310,6 +310,25 @@ static void socks_conn_timeout(uv_timer_t *t)
     }
 }
 
+/* A client sends its greeting right behind connect(), so by the time the connection is accepted
+ * the greeting is usually there: answering it now saves a trip through epoll, and the answer
+ * leaves before the rest of this loop iteration's work (another connection's close, say). */
+static void socks_conn_read_now(struct socks_conn *c)
+{
+    uv_os_fd_t fd;
+    if (uv_fileno((uv_handle_t *)&c->client, &fd) < 0)
+        return;
+    ssize_t n;
+    do
+        n = recv(fd, c->srv->read_buf, SOCKS_READ_BUF, MSG_DONTWAIT);
+    while (n < 0 && errno == EINTR);
+    /* Nothing yet, the end or an error: the read watcher reports it like any other. */
+    if (n <= 0)
+        return;
+    uv_buf_t b = uv_buf_init((char *)c->srv->read_buf, (unsigned)n);
+    socks_conn_read_cb((uv_stream_t *)&c->client, n, &b);
+}
+
 static void socks_server_on_connection(uv_stream_t *listener, int status)
 {
     struct socks_server *srv = listener->data;
@@ -362,8 +381,11 @@ static void socks_server_on_connection(uv_stream_t *listener, int status)
     }
     uv_tcp_nodelay(&c->client, 1);
     uv_timer_start(&c->timer, socks_conn_timeout, SOCKS_HANDSHAKE_TIMEOUT_MS, 0);
-    if (uv_read_start((uv_stream_t *)&c->client, socks_conn_alloc_cb, socks_conn_read_cb) < 0)
+    if (uv_read_start((uv_stream_t *)&c->client, socks_conn_alloc_cb, socks_conn_read_cb) < 0) {
         socks_conn_close(c);
+        return;
+    }
+    socks_conn_read_now(c);
 }
 
 int socks_server_new(struct socks_server **out, const struct dial_ctx *ctx, const struct sockaddr *addr)
