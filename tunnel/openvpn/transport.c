@@ -76,6 +76,8 @@ struct ovpn_transport {
     size_t queued;      /* bytes in uv_udp_send / uv_write requests */
     uint8_t *rx;
     size_t rx_len;
+    unsigned rx_batch;  /* UDP: datagrams the current recvmmsg() returned so far */
+    int rx_drained;     /* UDP: the last recvmmsg() returned fewer than it had slots for */
     int lowat;          /* TCP: SO_RCVLOWAT is raised (bulk download) */
     uint64_t rx_ms;     /* TCP: the millisecond rx_ms_bytes were read in */
     size_t rx_ms_bytes;
@@ -335,9 +337,14 @@ static void ovpn_transport_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf
 {
     struct ovpn_transport *t = h->data;
     (void)suggested;
-    if (t->proto == OVPN_PROTO_UDP)
-        *buf = uv_buf_init((char *)t->rx, OVPN_TRANSPORT_RX_UDP);
-    else
+    if (t->proto == OVPN_PROTO_UDP) {
+        /* libuv reads until recvmmsg() says EAGAIN. A call that returned fewer datagrams than it
+         * had slots for already emptied the socket, so an empty buffer ends this wakeup's reads
+         * (libuv then reports UV_ENOBUFS, without a system call) instead of that last
+         * recvmmsg(); what arrives meanwhile wakes the level-triggered poll again. */
+        *buf = t->rx_drained ? uv_buf_init(NULL, 0) : uv_buf_init((char *)t->rx, OVPN_TRANSPORT_RX_UDP);
+        t->rx_batch = 0;
+    } else
         *buf = uv_buf_init((char *)t->rx + t->rx_len, (unsigned)(OVPN_TRANSPORT_RX_TCP - t->rx_len));
 }
 
@@ -347,7 +354,17 @@ static void ovpn_transport_udp_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *
     struct ovpn_transport *t = h->data;
     /* rx is ours for the transport's lifetime: after a recvmmsg batch (UV_UDP_MMSG_FREE, nread
      * 0) there is nothing to free, and each UV_UDP_MMSG_CHUNK is one datagram in its own slot. */
-    if (t->closing || (nread == 0 && !addr) || (flags & UV_UDP_MMSG_FREE))
+    if (flags & UV_UDP_MMSG_FREE) {
+        t->rx_drained = t->rx_batch < OVPN_TRANSPORT_RX_UDP / OVPN_TRANSPORT_RX_SLOT;
+        return;
+    }
+    if (nread == UV_ENOBUFS && t->rx_drained) {
+        t->rx_drained = 0; /* the empty buffer of ovpn_transport_alloc */
+        return;
+    }
+    if (flags & UV_UDP_MMSG_CHUNK)
+        t->rx_batch++;
+    if (t->closing || (nread == 0 && !addr))
         return;
     if (nread < 0) {
         /* ICMP errors surface here on a connected socket. Before the server ever answered, "port
