@@ -341,7 +341,9 @@ static void ovpn_transport_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf
         /* libuv reads until recvmmsg() says EAGAIN. A call that returned fewer datagrams than it
          * had slots for already emptied the socket, so an empty buffer ends this wakeup's reads
          * (libuv then reports UV_ENOBUFS, without a system call) instead of that last
-         * recvmmsg(); what arrives meanwhile wakes the level-triggered poll again. */
+         * recvmmsg(); what arrives meanwhile wakes the level-triggered poll again. libuv stops
+         * at 32 datagrams, a multiple of our 4 slots, so only a full call can reach that limit:
+         * the flag is always used up in the wakeup that set it. */
         *buf = t->rx_drained ? uv_buf_init(NULL, 0) : uv_buf_init((char *)t->rx, OVPN_TRANSPORT_RX_UDP);
         t->rx_batch = 0;
     } else
