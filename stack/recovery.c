@@ -42,6 +42,9 @@ struct recovery {
     uint32_t point;    /* snd_nxt when the episode began */
 };
 
+/* For the log at exit: how often recovery ran, and what it resent. */
+static unsigned long recovery_episodes, recovery_resent;
+
 static uint8_t ext_id;
 static int ext_id_valid;
 
@@ -62,6 +65,12 @@ void stack_recovery_init(void)
         ext_id = tcp_ext_arg_alloc_id();
         ext_id_valid = 1;
     }
+}
+
+void stack_recovery_stats(unsigned long *episodes, unsigned long *resent)
+{
+    *episodes = recovery_episodes;
+    *resent = recovery_resent;
 }
 
 static struct recovery *recovery_of(struct tcp_pcb *pcb, int create)
@@ -138,6 +147,38 @@ static void requeue(struct tcp_pcb *pcb, struct tcp_seg *seg)
 #endif
 }
 
+/* Puts pcb->unsent back in sequence order. lwIP keeps it sorted as long as only new data and its
+ * own retransmissions go there; but a segment this file moved there and that could not be sent
+ * yet ends up behind later ones when lwIP's retransmission timer puts pcb->unacked in front of
+ * pcb->unsent, and lwIP sends unsent strictly from the head: with the oldest byte out of order,
+ * the connection stalls. Segments out of place are taken out and put back in order. */
+static void recovery_sort_unsent(struct tcp_pcb *pcb)
+{
+    struct tcp_seg **link = &pcb->unsent;
+    uint32_t last = 0;
+    int first = 1, moved = 0;
+    while (*link) {
+        struct tcp_seg *seg = *link;
+        if (!first && TCP_SEQ_LT(seg_seq(seg), last)) {
+            *link = seg->next;
+            requeue(pcb, seg);
+            moved = 1;
+            continue;
+        }
+        if (TCP_SEQ_GEQ(seg_seq(seg), pcb->snd_nxt))
+            break; /* new data from here on: lwIP appended it in order */
+        last = seg_seq(seg);
+        first = 0;
+        link = &seg->next;
+    }
+#if TCP_OVERSIZE
+    if (moved)
+        pcb->unsent_oversize = 0;
+#else
+    (void)moved;
+#endif
+}
+
 err_t stack_recovery_input(struct tcp_pcb *pcb, const struct tcp_hdr *hdr, u16_t optlen, u16_t opt1len,
                            const u8_t *opt2)
 {
@@ -149,6 +190,8 @@ err_t stack_recovery_input(struct tcp_pcb *pcb, const struct tcp_hdr *hdr, u16_t
     int active = r && r->active;
     if (TCP_SEQ_GT(ackno, pcb->snd_nxt) || TCP_SEQ_LT(ackno, pcb->lastack))
         return ERR_OK; /* not an acceptable ACK: lwIP deals with it */
+    if (r && pcb->unsent && TCP_SEQ_LT(seg_seq(pcb->unsent), pcb->snd_nxt))
+        recovery_sort_unsent(pcb);
     if (pcb->flags & TF_RTO) {
         /* The retransmission timer fired: lwIP resends everything from lastack; ours is over. */
         if (active)
@@ -213,6 +256,7 @@ err_t stack_recovery_input(struct tcp_pcb *pcb, const struct tcp_hdr *hdr, u16_t
             return ERR_OK;
         r->active = 1;
         r->point = pcb->snd_nxt;
+        recovery_episodes++;
         if (pcb->flags & TF_INFR) {
             /* lwIP began its own fast retransmit before the SACKs showed more: it already
              * halved ssthresh and resent the first segment. */
@@ -224,7 +268,11 @@ err_t stack_recovery_input(struct tcp_pcb *pcb, const struct tcp_hdr *hdr, u16_t
     }
 
     /* Pass 3: resend lost segments in order while the pipe stays under ssthresh; one always
-     * goes, so that every ACK in recovery moves something. */
+     * goes, so that every ACK in recovery moves something. Only what the peer's window (as this
+     * ACK advertises it) takes right now: a segment left waiting in pcb->unsent below snd_nxt
+     * would be put behind later ones if lwIP's retransmission timer then moved pcb->unacked in
+     * front of pcb->unsent, and a connection whose oldest byte is out of order there stalls. */
+    uint32_t peer_wnd = (pcb->flags & TF_WND_SCALE) ? (uint32_t)SND_WND_SCALE(pcb, (uint32_t)hdr->wnd) : hdr->wnd;
     int sent = 0;
     sacked_below = 0;
     struct tcp_seg **link = &pcb->unacked;
@@ -240,7 +288,7 @@ err_t stack_recovery_input(struct tcp_pcb *pcb, const struct tcp_hdr *hdr, u16_t
         }
         if (sacked_total - sacked_below <= threshold)
             break; /* nothing from here up counts as lost */
-        if (sent && pipe + len > pcb->ssthresh)
+        if ((sent && pipe + len > pcb->ssthresh) || start - ackno + len > peer_wnd)
             break;
         *link = seg->next; /* out of unacked, into unsent */
         seg->flags |= SEG_RESENT;
@@ -248,6 +296,7 @@ err_t stack_recovery_input(struct tcp_pcb *pcb, const struct tcp_hdr *hdr, u16_t
         pipe += len;
         sent++;
     }
+    recovery_resent += (unsigned long)sent;
     if (sent) {
         pcb->rttest = 0; /* Karn: no RTT sample across a retransmission */
         pcb->rtime = 0;
