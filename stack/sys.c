@@ -7,17 +7,26 @@
 #include "app/log.h"
 #include "lwip/sys.h"
 #include "stack/internal.h"
+#include "stack/sys_clock.h"
 
 static uv_loop_t *clock_loop;
+static uint32_t (*clock_override)(void); /* tests only (stack/sys_clock.h) */
 
 void stack_sys_init(uv_loop_t *loop)
 {
     clock_loop = loop;
 }
 
+void stack_sys_set_clock(uint32_t (*now)(void))
+{
+    clock_override = now;
+}
+
 /* lwIP's timers run on the loop's clock, which the loop refreshes once per iteration. */
 u32_t sys_now(void)
 {
+    if (clock_override)
+        return (u32_t)clock_override();
     return (u32_t)uv_now(clock_loop);
 }
 

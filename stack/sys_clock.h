@@ -1,0 +1,13 @@
+/* Tests only: the clock lwIP's timers run on. */
+#ifndef VPN2SOCKS_STACK_SYS_CLOCK_H
+#define VPN2SOCKS_STACK_SYS_CLOCK_H
+
+#include <stdint.h>
+
+/* Tests only. Makes sys_now() (lwIP's clock, and so every lwIP timer) read now() instead of the
+ * loop's clock, so a test can run retransmission timeouts of seconds in virtual time; NULL goes
+ * back to the loop's clock. The test then runs lwIP's timeouts itself (sys_check_timeouts()) as
+ * its clock advances. */
+void stack_sys_set_clock(uint32_t (*now)(void));
+
+#endif
