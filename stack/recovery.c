@@ -21,7 +21,13 @@
  *     retransmit beside ours.
  * A segment resent once in an episode is not resent again by this code; if that copy is lost
  * too, lwIP's retransmission timer (TF_RTO) takes over and this code stands aside until it ends.
- * Connections without SACK keep lwIP's behaviour. */
+ * Connections without SACK keep lwIP's behaviour.
+ *
+ * One more loss is repaired here: a peer that repeats its SYN-ACK after we sent data never got
+ * our handshake ACK (a Linux server does this while its accept queue is full, and drops what we
+ * sent after it too). lwIP answers such a SYN-ACK with a pure ACK and leaves the data to its
+ * retransmission timer, which may be seconds away; we resend the data at once instead, since the
+ * segment that completes the handshake may as well carry the request. */
 #include <stdint.h>
 #include <stdlib.h>
 
@@ -44,6 +50,8 @@ struct recovery {
 
 /* For the log at exit: how often recovery ran, and what it resent. */
 static unsigned long recovery_episodes, recovery_resent;
+/* Resends at once because the peer repeated its SYN-ACK. */
+static unsigned long recovery_synack_resends;
 
 static uint8_t ext_id;
 static int ext_id_valid;
@@ -67,10 +75,11 @@ void stack_recovery_init(void)
     }
 }
 
-void stack_recovery_stats(unsigned long *episodes, unsigned long *resent)
+void stack_recovery_stats(unsigned long *episodes, unsigned long *resent, unsigned long *synack_resends)
 {
     *episodes = recovery_episodes;
     *resent = recovery_resent;
+    *synack_resends = recovery_synack_resends;
 }
 
 static struct recovery *recovery_of(struct tcp_pcb *pcb, int create)
@@ -179,9 +188,27 @@ static void recovery_sort_unsent(struct tcp_pcb *pcb)
 #endif
 }
 
+/* The peer sent its SYN-ACK again (see the top): everything unacknowledged goes back to unsent,
+ * and lwIP's tcp_output() after this segment sends it, its ACK flag answering the SYN-ACK. The
+ * retransmission count is left alone: the peer asked for this, no timer ran out. */
+static void recovery_repeated_synack(struct tcp_pcb *pcb, const struct tcp_hdr *hdr)
+{
+    if ((pcb->state != ESTABLISHED && pcb->state != FIN_WAIT_1) || !pcb->unacked ||
+        hdr->seqno + 1 != pcb->rcv_nxt || hdr->ackno != pcb->lastack)
+        return;
+    if (tcp_rexmit_rto_prepare(pcb) == ERR_OK) {
+        pcb->rtime = 0;
+        recovery_synack_resends++;
+    }
+}
+
 err_t stack_recovery_input(struct tcp_pcb *pcb, const struct tcp_hdr *hdr, u16_t optlen, u16_t opt1len,
                            const u8_t *opt2)
 {
+    if ((TCPH_FLAGS(hdr) & (TCP_SYN | TCP_ACK | TCP_RST | TCP_FIN)) == (TCP_SYN | TCP_ACK)) {
+        recovery_repeated_synack(pcb, hdr);
+        return ERR_OK;
+    }
     if (pcb->state < ESTABLISHED || pcb->state == TIME_WAIT || !(pcb->flags & TF_SACK) ||
         !(TCPH_FLAGS(hdr) & TCP_ACK) || (TCPH_FLAGS(hdr) & (TCP_RST | TCP_SYN)))
         return ERR_OK;

@@ -502,9 +502,10 @@ void stack_close(struct stack *s, void (*cb)(void *arg), void *arg)
     s->close_cb = cb;
     s->close_arg = arg;
     s->closing = 1;
-    unsigned long episodes, resent;
-    stack_recovery_stats(&episodes, &resent);
-    v2s_debug("stack: SACK loss recovery: %lu episodes, %lu segments resent", episodes, resent);
+    unsigned long episodes, resent, synack;
+    stack_recovery_stats(&episodes, &resent, &synack);
+    v2s_debug("stack: SACK loss recovery: %lu episodes, %lu segments resent; %lu resends for a repeated SYN-ACK",
+              episodes, resent, synack);
     stack_tunnel_down(s);
     uv_close((uv_handle_t *)&s->timer, stack_handle_closed);
     uv_close((uv_handle_t *)&s->prepare, stack_handle_closed);

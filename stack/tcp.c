@@ -24,7 +24,24 @@
  * out as earlier ones are acknowledged. The FIN's own ACK has no lwIP callback (the sent callback
  * counts data bytes only), so the slots are checked once per loop iteration from the pcb state.
  * A slot is given up after STACK_TCP_FIN_SLOT_MS even unacknowledged: a FIN that was lost anyway,
- * or a peer that does not answer, must not hold back the closes of every other connection. */
+ * or a peer that does not answer, must not hold back the closes of every other connection.
+ *
+ * Retransmission timing starts from the handshake. lwIP takes no round-trip sample from the SYN,
+ * so a connection whose first data is lost retransmits after 1 s, then 2, 4, 8, 16, 32 s; and
+ * every connection opened in the same 50 ms timer tick retransmits in the same tick. That is what
+ * a Linux server with a full accept queue meets: it drops our handshake ACK and our request (with
+ * SYN cookies it does not even repeat its SYN-ACK), and takes a handful of connections per burst
+ * of retransmissions. 300 parallel downloads from a server with a listen backlog of 5 left 3 to
+ * 153 connections with 0 bytes when curl gave up after 60 s: forty of them retransmitted at
+ * 16.214 s and six got in, again at 32.3 s, and the next try was due at 64 s. So the SYN-ACK
+ * gives the first sample (RFC 6298: RTO = SRTT + 4 * RTTVAR, at least STACK_TCP_RTO_MIN_MS, as
+ * Linux), plus up to STACK_TCP_RTO_JITTER_MS drawn per connection so that connections opened
+ * together do not retransmit together; stack/recovery.c also resends at once when the peer
+ * repeats its SYN-ACK. The SYN itself is retransmitted by us, not by lwIP, which repeats it every
+ * second without backing off and gives up after seven: a burst of connects to a server that
+ * drops SYNs while its accept queue is full came back in lockstep, six got in per second, and
+ * 17 of 300 failed after 7 s. Ours go after 1, 2, 4, 8... s (as Linux), each a quarter longer
+ * at random, until the caller's connect timeout. */
 #include "stack/tcp.h"
 
 #include <errno.h>
@@ -37,6 +54,7 @@
 
 #include "app/log.h"
 #include "lwip/priv/tcp_priv.h" /* TCP_SLOW_INTERVAL */
+#include "lwip/sys.h"
 #include "lwip/tcp.h"
 #include "lwip/timeouts.h"
 #include "stack/internal.h"
@@ -57,6 +75,9 @@ enum {
     STACK_TCP_RXQ = 16,
     STACK_TCP_FIN_WINDOW = 128,
     STACK_TCP_FIN_SLOT_MS = 1000,
+    STACK_TCP_RTO_MIN_MS = 200,
+    STACK_TCP_RTO_JITTER_MS = 150,
+    STACK_TCP_SYN_RTO_MS = 1000,
 };
 
 /* Where a connection's FIN is in the pacing of closes. */
@@ -92,6 +113,8 @@ struct stack_tcp {
     enum stack_tcp_fin fin;
     struct stack_tcp *fin_next, *fin_prev; /* on the stack's fin_wait or fin_flight list */
     uint64_t fin_sent_ms;
+    uint32_t syn_sent_ms; /* sys_now() when the SYN left: the handshake's round-trip sample */
+    unsigned syn_tries;   /* SYNs sent */
     uint64_t bytes_up;   /* application -> tunnel */
     uint64_t bytes_down; /* tunnel -> application */
     unsigned reading : 1;
@@ -231,12 +254,40 @@ void stack_tcp_fin_pump(struct stack *s)
 /* --- opening --- */
 
 static void stack_tcp_connect_timeout(void *arg);
+static void stack_tcp_syn_timer(void *arg);
 static void stack_tcp_flush_unlink(struct stack_tcp *c);
+
+/* The connect's own timers are over (connected, failed or cancelled). */
+static void stack_tcp_connect_timers_stop(struct stack_tcp *c)
+{
+    sys_untimeout(stack_tcp_connect_timeout, c);
+    sys_untimeout(stack_tcp_syn_timer, c);
+}
+
+/* Arms the next SYN retransmission: 1 s doubled per SYN sent, plus up to a quarter at random. */
+static void stack_tcp_syn_timer_arm(struct stack_tcp *c)
+{
+    unsigned shift = c->syn_tries > 6 ? 6 : c->syn_tries - 1;
+    uint32_t base = (uint32_t)STACK_TCP_SYN_RTO_MS << shift;
+    sys_timeout(base + stack_random() % (base / 4 + 1), stack_tcp_syn_timer, c);
+}
+
+static void stack_tcp_syn_timer(void *arg)
+{
+    struct stack_tcp *c = arg;
+    if (!c->pcb || c->pcb->state != SYN_SENT)
+        return;
+    /* lwIP puts the SYN back in front of unsent and sends it; its count of retransmissions
+     * still ends the attempt at TCP_SYNMAXRTX if the connect timeout is longer than that. */
+    tcp_rexmit_rto(c->pcb);
+    c->syn_tries++;
+    stack_tcp_syn_timer_arm(c);
+}
 
 /* Ends a connection that never opened; the connect callback learns why. */
 static void stack_tcp_fail(struct stack_tcp *c, int status)
 {
-    sys_untimeout(stack_tcp_connect_timeout, c);
+    stack_tcp_connect_timers_stop(c);
     stack_tcp_release_pcb(c, 1);
     stack_tcp_unlink(c);
     struct stack *s = c->s;
@@ -256,12 +307,43 @@ static void stack_tcp_on_error(void *arg, err_t err);
 static err_t stack_tcp_on_recv(void *arg, struct tcp_pcb *pcb, struct pbuf *p, err_t err);
 static err_t stack_tcp_on_sent(void *arg, struct tcp_pcb *pcb, u16_t len);
 
+/* The first retransmission timeout, from the handshake (see "Retransmission timing" at the top).
+ * lwIP keeps its estimator in timer ticks: sa is 8 * SRTT, sv is 4 * RTTVAR and rto = sa / 8 + sv.
+ * Runs while lwIP handles the SYN-ACK. */
+static void stack_tcp_rto_from_handshake(struct stack_tcp *c, struct tcp_pcb *pcb)
+{
+    /* Karn: a retransmitted SYN gives no sample: 1 s (RFC 6298) and the jitter. */
+    if (c->syn_tries > 1) {
+        uint32_t rto = STACK_TCP_SYN_RTO_MS / TCP_SLOW_INTERVAL +
+                       stack_random() % (STACK_TCP_RTO_JITTER_MS / TCP_SLOW_INTERVAL + 1);
+        pcb->sa = 0;
+        pcb->sv = (s16_t)rto;
+        pcb->rto = (s16_t)rto;
+    } else {
+        uint32_t rtt = (sys_now() - c->syn_sent_ms) / TCP_SLOW_INTERVAL;
+        if (rtt > 0x7FF)
+            rtt = 0x7FF; /* a sample of minutes: 8 * SRTT must still fit an s16 */
+        uint32_t var4 = 2 * rtt; /* RTTVAR = R / 2 */
+        uint32_t floor = STACK_TCP_RTO_MIN_MS / TCP_SLOW_INTERVAL;
+        uint32_t jitter = stack_random() % (STACK_TCP_RTO_JITTER_MS / TCP_SLOW_INTERVAL + 1);
+        if (var4 < floor)
+            var4 = floor;
+        pcb->sa = (s16_t)(rtt << 3);
+        pcb->sv = (s16_t)(var4 + jitter);
+        pcb->rto = (s16_t)(rtt + var4 + jitter);
+    }
+    /* lwIP leaves the SYN's retransmission count in place and would time the SYN against the
+     * first data ACK; the data starts afresh. */
+    pcb->nrtx = 0;
+    pcb->rttest = 0;
+}
+
 static err_t stack_tcp_on_connected(void *arg, struct tcp_pcb *pcb, err_t err)
 {
     struct stack_tcp *c = arg;
-    (void)pcb;
     (void)err; /* lwIP always passes ERR_OK here */
-    sys_untimeout(stack_tcp_connect_timeout, c);
+    stack_tcp_connect_timers_stop(c);
+    stack_tcp_rto_from_handshake(c, pcb);
     c->state = STACK_TCP_CONNECTED;
     c->connect_cb(c->arg, c, 0);
     /* The bridge may have given up at once (out of memory); c lives on until its app handle
@@ -299,11 +381,11 @@ int stack_tcp_connect(struct stack *s, const struct v2s_addr *dst, uint16_t port
     tcp_sent(pcb, stack_tcp_on_sent);
     /* Many small writes (interactive protocols) should not wait for the ACK of the previous one. */
     tcp_nagle_disable(pcb);
-    /* lwIP 2.1 starts the retransmission timer at 3 s, the value of RFC 1122; RFC 6298 lowered it
-     * to 1 s. A SYN lost in a burst of connects (or a FIN of a connection that never carried
-     * data, and so never had its round trip measured) then costs 1 s, not 3. */
-    pcb->rto = (s16_t)(1000 / TCP_SLOW_INTERVAL);
-    pcb->sv = (s16_t)(1000 / TCP_SLOW_INTERVAL);
+    /* The SYN's retransmissions are ours (stack_tcp_syn_timer): lwIP's timer must not fire
+     * before the handshake (0x7FFF ticks is its largest timeout, half an hour). */
+    pcb->rto = 0x7FFF;
+    c->syn_sent_ms = sys_now();
+    c->syn_tries = 1;
     err_t e = tcp_connect(pcb, &ip, port, stack_tcp_on_connected);
     if (e != ERR_OK) {
         tcp_arg(pcb, NULL);
@@ -315,6 +397,7 @@ int stack_tcp_connect(struct stack *s, const struct v2s_addr *dst, uint16_t port
     c->sport = pcb->local_port;
     stack_tcp_link(c);
     sys_timeout(timeout_ms, stack_tcp_connect_timeout, c);
+    stack_tcp_syn_timer_arm(c);
     *out = c;
     return 0;
 }
@@ -322,7 +405,7 @@ int stack_tcp_connect(struct stack *s, const struct v2s_addr *dst, uint16_t port
 void stack_tcp_cancel(struct stack_tcp *c)
 {
     struct stack *s = c->s;
-    sys_untimeout(stack_tcp_connect_timeout, c);
+    stack_tcp_connect_timers_stop(c);
     stack_tcp_release_pcb(c, 1);
     stack_tcp_unlink(c);
     free(c);
