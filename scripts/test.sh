@@ -1,7 +1,8 @@
 #!/bin/bash
-# The whole test suite: installs what is missing, builds, runs the unit tests and the lab tests
-# (real ocserv/openconnect in network namespaces; those need root and skip without it), then the
-# unit tests again under AddressSanitizer and UndefinedBehaviorSanitizer.
+# The whole test suite: installs what is missing, builds, runs the unit tests, the process tests
+# (the built binary on 127.0.0.1, tests/proc) and the lab tests (real ocserv/openconnect in network
+# namespaces; those need root and skip without it), then the unit tests again under
+# AddressSanitizer and UndefinedBehaviorSanitizer.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
@@ -18,6 +19,6 @@ fi
 status=0
 echo "== unit tests under ASan+UBSan"
 ctest --test-dir build-asan -L unit --output-on-failure || status=1
-echo "== all tests (unit and lab)"
+echo "== all tests (unit, proc and lab)"
 ctest --test-dir build --output-on-failure || status=1
 exit $status
