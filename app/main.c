@@ -36,7 +36,7 @@ struct app {
     struct socks_server *socks[OPTIONS_MAX_LISTENERS];
     size_t n_socks;
     uv_signal_t sig[3];
-    uv_timer_t stop_timer; /* runs app_stop() from the loop, never from inside the stack */
+    uv_timer_t stop_timer; /* runs app_stop() from the loop, never from inside the stack or a tunnel */
     int stop_code;
     uv_poll_t vpn_watch; /* readable when the VPN client process ($VPNPID) exits */
     int vpn_watch_fd;
@@ -45,6 +45,8 @@ struct app {
 };
 
 static void app_stop(struct app *a, int code);
+static void app_stop_later(struct app *a, int code);
+static int app_stop_pending(const struct app *a);
 
 static void app_log_settings(const struct tunnel_settings *ts)
 {
@@ -66,13 +68,19 @@ static void app_log_settings(const struct tunnel_settings *ts)
         v2s_info("tunnel up: search domains %s", ts->domains);
 }
 
+/* The tunnel events run inside the tunnel's own processing: the fd tunnel raises up from inside
+ * tunnel_start(), the OpenVPN client from inside its control channel, which carries on after the
+ * call; down may come from inside tunnel_send(), that is from inside lwIP. So none of them closes
+ * anything itself: a stop they raise goes through app_stop_later(). */
 static void app_tunnel_up(void *arg, const struct tunnel_settings *ts)
 {
     struct app *a = arg;
+    if (a->stopping || app_stop_pending(a))
+        return; /* not worth setting up a tunnel we are leaving */
     app_log_settings(ts);
     if (stack_tunnel_up(a->stack, ts) < 0 || router_set_tunnel(&a->opt.router, ts) < 0) {
         v2s_error("cannot use the tunnel's settings");
-        app_stop(a, EXIT_USAGE);
+        app_stop_later(a, EXIT_USAGE);
     }
 }
 
@@ -94,18 +102,30 @@ static void app_deferred_stop(uv_timer_t *t)
     app_stop(a, a->stop_code);
 }
 
+static int app_stop_pending(const struct app *a)
+{
+    return uv_is_active((const uv_handle_t *)&a->stop_timer);
+}
+
+/* Stops with code from the loop's next turn; the first reason given wins. */
+static void app_stop_later(struct app *a, int code)
+{
+    if (a->stopping || app_stop_pending(a))
+        return;
+    a->stop_code = code;
+    uv_timer_start(&a->stop_timer, app_deferred_stop, 0, 0);
+}
+
 static void app_tunnel_down(void *arg, enum tunnel_down_reason reason, const char *why)
 {
     struct app *a = arg;
-    if (a->stopping || uv_is_active((uv_handle_t *)&a->stop_timer))
+    if (a->stopping || app_stop_pending(a))
         return;
     if (reason == TUNNEL_DOWN_AUTH)
         v2s_error("%s", why);
     else
         v2s_error("tunnel lost: %s", why);
-    /* We may be inside tunnel_send(), inside lwIP: stop from the loop instead. */
-    a->stop_code = reason == TUNNEL_DOWN_AUTH ? EXIT_AUTH : EXIT_TUNNEL_LOST;
-    uv_timer_start(&a->stop_timer, app_deferred_stop, 0, 0);
+    app_stop_later(a, reason == TUNNEL_DOWN_AUTH ? EXIT_AUTH : EXIT_TUNNEL_LOST);
 }
 
 static void app_signal(uv_signal_t *h, int signum)
