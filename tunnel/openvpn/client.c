@@ -998,6 +998,31 @@ static const struct tunnel_ops ovpn_client_ops = {
     .close = ovpn_client_close,
 };
 
+/* The order remotes are tried in: as configured, or shuffled for remote-random. That only spreads
+ * clients over servers, so when there is no randomness for it the configured order does; what
+ * needs randomness for security (session id, key material, TLS) checks for it where it is used. */
+static void ovpn_client_order_remotes(struct ovpn_client *c)
+{
+    size_t n = c->cfg->n_remotes;
+    for (size_t i = 0; i < n; i++)
+        c->order[i] = i;
+    if (!c->cfg->remote_random)
+        return;
+    for (size_t i = n; i > 1; i--) {
+        uint32_t r;
+        if (RAND_bytes((unsigned char *)&r, sizeof(r)) != 1) {
+            v2s_warn("openvpn: remote-random: no randomness to shuffle the remotes; trying them in the config's order");
+            for (size_t k = 0; k < n; k++)
+                c->order[k] = k;
+            return;
+        }
+        size_t j = r % i;
+        size_t tmp = c->order[i - 1];
+        c->order[i - 1] = c->order[j];
+        c->order[j] = tmp;
+    }
+}
+
 int ovpn_client_new(struct tunnel **out, uv_loop_t *loop, struct ovpn_config *cfg, const struct tunnel_events *ev,
                     char *err, size_t errcap)
 {
@@ -1034,18 +1059,7 @@ int ovpn_client_new(struct tunnel **out, uv_loop_t *loop, struct ovpn_config *cf
         snprintf(err, errcap, "out of memory");
         goto fail;
     }
-    for (size_t i = 0; i < cfg->n_remotes; i++)
-        c->order[i] = i;
-    if (cfg->remote_random) {
-        for (size_t i = cfg->n_remotes; i > 1; i--) {
-            uint32_t r;
-            RAND_bytes((unsigned char *)&r, sizeof(r));
-            size_t j = r % i;
-            size_t tmp = c->order[i - 1];
-            c->order[i - 1] = c->order[j];
-            c->order[j] = tmp;
-        }
-    }
+    ovpn_client_order_remotes(c);
     c->loop = loop;
     c->t.ops = &ovpn_client_ops;
     c->t.ev = *ev;
