@@ -19,10 +19,30 @@ enum {
     OVPN_RENEG_RETRY_MS = 10000,
 };
 
+/* Whether the timers above run in state s: only while a link carries a session. Every state is
+ * named, not compared by its place in the enum (WAITING and DONE sort after UP): the compiler
+ * (-Wswitch) asks where a new state belongs. */
+static int ovpn_timers_state_active(enum ovpn_client_state s)
+{
+    switch (s) {
+    case OVPN_CLIENT_HANDSHAKE:
+    case OVPN_CLIENT_PUSH:
+    case OVPN_CLIENT_UP:
+        return 1;
+    case OVPN_CLIENT_IDLE:
+    case OVPN_CLIENT_RESOLVING:
+    case OVPN_CLIENT_CONNECTING: /* the transport's connect-timeout covers this */
+    case OVPN_CLIENT_WAITING:    /* the tick itself ends the wait (client.c) */
+    case OVPN_CLIENT_DONE:
+        return 0;
+    }
+    return 0;
+}
+
 void ovpn_timers_tick(struct ovpn_client *c, uint64_t now)
 {
     const struct ovpn_config *cfg = c->cfg;
-    if (c->state < OVPN_CLIENT_HANDSHAKE || c->state > OVPN_CLIENT_UP)
+    if (!ovpn_timers_state_active(c->state))
         return;
     uint64_t hand = (uint64_t)(cfg->hand_window ? cfg->hand_window : 60) * 1000;
     for (int i = 0; i < OVPN_CLIENT_KEYS; i++) {
@@ -50,8 +70,10 @@ void ovpn_timers_tick(struct ovpn_client *c, uint64_t now)
             continue;
         }
         ovpn_client_flush(c, ks);
-        if (c->state < OVPN_CLIENT_HANDSHAKE)
-            return; /* the flush failed the link */
+        /* A flush does not end the link today (the transport reports a failed send from the loop);
+         * if one ever did, the state would be WAITING or DONE and the keys gone. */
+        if (!ovpn_timers_state_active(c->state))
+            return;
     }
     if (c->state == OVPN_CLIENT_PUSH && now - c->push_sent >= OVPN_PUSH_RETRY_MS)
         ovpn_client_send_push_request(c);
