@@ -5,6 +5,7 @@
 #include "lwip/arch.h"
 #include "lwip/err.h"
 
+struct pbuf;
 struct tcp_pcb;
 struct tcp_hdr;
 
@@ -15,5 +16,8 @@ void stack_recovery_init(void);
 void stack_recovery_stats(unsigned long *episodes, unsigned long *resent, unsigned long *synack_resends);
 err_t stack_recovery_input(struct tcp_pcb *pcb, const struct tcp_hdr *hdr, u16_t optlen, u16_t opt1len,
                            const u8_t *opt2);
+
+/* The output hook: a pure ACK gets a sequence number inside the peer's window. Returns opts. */
+u32_t *stack_recovery_output(struct pbuf *p, struct tcp_hdr *hdr, const struct tcp_pcb *pcb, u32_t *opts);
 
 #endif

@@ -106,6 +106,9 @@
 #define LWIP_HOOK_TCP_INPACKET_PCB(pcb, hdr, optlen, opt1len, opt2, p) \
     stack_recovery_input((pcb), (hdr), (optlen), (opt1len), (opt2))
 #define LWIP_TCP_PCB_NUM_EXT_ARGS   1
+/* lwIP's pure ACKs carry snd_nxt even past the peer's window, where Linux drops them whole; the
+ * output hook puts them at the window's edge (stack/recovery.c). */
+#define LWIP_HOOK_TCP_OUT_ADD_TCPOPTS(p, hdr, pcb, opts) stack_recovery_output((p), (hdr), (pcb), (opts))
 /* lwIP's TCP timers tick every TCP_TMR_INTERVAL (delayed ACKs) and twice that (retransmission,
  * in whole ticks). The default 250 ms makes the shortest retransmission timeout 1.5 s, long
  * stalls on a path with a round trip of a millisecond; 25 ms gives 150 ms, near Linux's 200 ms

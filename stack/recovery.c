@@ -27,7 +27,28 @@
  * our handshake ACK (a Linux server does this while its accept queue is full, and drops what we
  * sent after it too). lwIP answers such a SYN-ACK with a pure ACK and leaves the data to its
  * retransmission timer, which may be seconds away; we resend the data at once instead, since the
- * segment that completes the handshake may as well carry the request. */
+ * segment that completes the handshake may as well carry the request.
+ *
+ * Two lwIP habits are undone here as well.
+ *   - Its pure ACKs carry snd_nxt as their sequence number, even when snd_nxt is past the right
+ *     edge of the peer's window: after a zero-window probe (lwIP moves snd_nxt past the probed
+ *     byte) or a retransmission timeout (snd_nxt stays where it was). A Linux peer accepts a
+ *     segment only if it starts inside its receive window (at exactly rcv_nxt when the window is
+ *     closed), so it drops those ACKs whole, acknowledgment included, and answers each with a
+ *     duplicate ACK. An echo server that was blocked writing to us (its window closed because it
+ *     stopped reading) then never learned that we had its data: it resent the same segment on
+ *     its backoff forever, we ACKed each copy in vain, and neither side moved again (28 to 41 of
+ *     100 parallel 1 MiB echoes through the lab's OpenVPN server). So a pure ACK leaves with the
+ *     sequence number Linux would use (tcp_acceptable_seq): snd_nxt, or the right edge of the
+ *     peer's window if that is lower. This is lwIP's output hook, which sees every segment
+ *     before its checksum is computed.
+ *   - Its fast retransmit moves the first unacknowledged segment to pcb->unsent; if the window
+ *     does not let it go and the retransmission timer then fires, pcb->unacked is put in front
+ *     of pcb->unsent and that segment ends up behind later ones. lwIP sends unsent strictly from
+ *     the head, so the connection stalls for good with the oldest byte never resent (seen with
+ *     the persist timer probing a 1 KiB window with the segment after the missing one). The
+ *     same happens to segments this file moves. So whenever pcb->unsent starts with resent data,
+ *     the resent part is put back in order before lwIP looks at an incoming segment. */
 #include <stdint.h>
 #include <stdlib.h>
 
@@ -209,16 +230,18 @@ err_t stack_recovery_input(struct tcp_pcb *pcb, const struct tcp_hdr *hdr, u16_t
         recovery_repeated_synack(pcb, hdr);
         return ERR_OK;
     }
-    if (pcb->state < ESTABLISHED || pcb->state == TIME_WAIT || !(pcb->flags & TF_SACK) ||
-        !(TCPH_FLAGS(hdr) & TCP_ACK) || (TCPH_FLAGS(hdr) & (TCP_RST | TCP_SYN)))
+    if (pcb->state < ESTABLISHED || pcb->state == TIME_WAIT || !(TCPH_FLAGS(hdr) & TCP_ACK) ||
+        (TCPH_FLAGS(hdr) & (TCP_RST | TCP_SYN)))
+        return ERR_OK;
+    if (pcb->unsent && TCP_SEQ_LT(seg_seq(pcb->unsent), pcb->snd_nxt))
+        recovery_sort_unsent(pcb);
+    if (!(pcb->flags & TF_SACK))
         return ERR_OK;
     uint32_t ackno = hdr->ackno; /* tcp_input() already converted the header to host order */
     struct recovery *r = recovery_of(pcb, 0);
     int active = r && r->active;
     if (TCP_SEQ_GT(ackno, pcb->snd_nxt) || TCP_SEQ_LT(ackno, pcb->lastack))
         return ERR_OK; /* not an acceptable ACK: lwIP deals with it */
-    if (r && pcb->unsent && TCP_SEQ_LT(seg_seq(pcb->unsent), pcb->snd_nxt))
-        recovery_sort_unsent(pcb);
     if (pcb->flags & TF_RTO) {
         /* The retransmission timer fired: lwIP resends everything from lastack; ours is over. */
         if (active)
@@ -334,4 +357,17 @@ err_t stack_recovery_input(struct tcp_pcb *pcb, const struct tcp_hdr *hdr, u16_t
     uint32_t room = pipe < pcb->ssthresh ? pcb->ssthresh - pipe : 0;
     pcb->cwnd = (tcpwnd_size_t)(outstanding + room);
     return ERR_OK;
+}
+
+u32_t *stack_recovery_output(struct pbuf *p, struct tcp_hdr *hdr, const struct tcp_pcb *pcb, u32_t *opts)
+{
+    /* Only lwIP's pure ACKs (tcp_send_empty_ack: flags ACK alone, no data, seqno snd_nxt); a
+     * keepalive (snd_nxt - 1), a probe (data), a RST or FIN keep theirs. */
+    if (!pcb || TCPH_FLAGS(hdr) != TCP_ACK || p->tot_len != TCPH_HDRLEN_BYTES(hdr) ||
+        hdr->seqno != lwip_htonl(pcb->snd_nxt))
+        return opts;
+    u32_t edge = pcb->lastack + pcb->snd_wnd;
+    if (TCP_SEQ_GT(pcb->snd_nxt, edge))
+        hdr->seqno = lwip_htonl(edge);
+    return opts;
 }
