@@ -133,8 +133,12 @@ static err_t stack_send(struct stack *s, const uint8_t *pkt, size_t len)
  * a decryption and a TUN write in the VPN server's single thread, which is also the one sending
  * us the data. So a pure ACK is held until the end of the iteration and replaced by a later one
  * of the same connection that acknowledges more. Never thinned, to keep their meaning for the
- * sender: duplicate ACKs (same number: loss signals), ACKs with SACK blocks, anything with data
- * or flags besides ACK. A held ACK always leaves before any later packet of its connection. */
+ * sender: ACKs with SACK blocks, anything with data or flags besides ACK, and duplicate ACKs
+ * among themselves (a later ACK with the same number sends the held one first, so a sender
+ * without SACK counts every duplicate). A held duplicate ACK is replaced only by one with a
+ * higher number, that is once the hole it reported is filled; then it has nothing left to say
+ * (a partial ACK that leaves another hole is itself what a NewReno sender acts on). A held ACK
+ * always leaves before any later packet of its connection. */
 enum {
     STACK_ACK_SLOTS = 64,
     STACK_ACK_MAX = 128,  /* IPv6 + TCP with timestamps is 72 bytes */

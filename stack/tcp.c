@@ -881,7 +881,9 @@ static err_t stack_tcp_on_sent(void *arg, struct tcp_pcb *pcb, u16_t len)
         return ERR_ABRT;
     }
     stack_tcp_read_start(c);
-    return ERR_OK;
+    /* The held-back bytes going in may have let our FIN go (stack_tcp_shut_tx), and a FIN that
+     * lwIP refuses ends the bridge with tcp_abort() on this very pcb: lwIP must hear ERR_ABRT. */
+    return c->aborted ? ERR_ABRT : ERR_OK;
 }
 
 void stack_tcp_bridge_start(struct stack_tcp *c, uv_tcp_t *app, const uint8_t *early, size_t n,
