@@ -1,0 +1,506 @@
+/* The TCP stack under faults (harness.h): each test is one scenario played with many seeds, each
+ * seed in a process of its own (lwIP's state is global, and a crash then names its seed). A seed
+ * draws the scenario's free parameters (how many connections, their sizes, the loss rates...)
+ * and the faults themselves.
+ *
+ *   V2S_HARNESS_SEED=N        replay seed N only, in this process, reporting every connection
+ *   V2S_HARNESS_SEEDS=N       how many seeds (each test has its default)
+ *   V2S_HARNESS_SEED_BASE=B   the first seed (default 1): other seeds, same scenarios
+ *   V2S_HARNESS_BUDGET=S      stop starting seeds after S seconds (default 20), to stay under the
+ *                             runner's 30 s limit on a slow or sanitized build
+ *
+ * A failure prints the scenario, the seed, the line that replays it, and for each failed
+ * connection what the application, lwIP's pcb and the peer each saw. */
+#include <signal.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "harness_rand.h"
+#include "test.h"
+
+enum {
+    FAULTS_MAX_XFERS = 128,
+    FAULTS_DEADLINE_MS = 10 * 60 * 1000, /* ten virtual minutes */
+    FAULTS_STALL_MS = 60 * 1000,         /* a minute without a byte moving is a stall to anyone */
+    FAULTS_SEED_ALARM_S = 25,            /* real time one seed may take before it is killed */
+    FAULTS_BUDGET_S = 20,
+};
+
+/* One seed's run: the harness's configuration, its transfers, and a description of what the
+ * seed drew. */
+struct faults_run {
+    struct harness_config cfg;
+    struct harness_transfer xfers[FAULTS_MAX_XFERS];
+    char desc[512];
+    struct harness_rand r;
+};
+
+typedef void (*faults_make_fn)(struct faults_run *run);
+
+static void faults_describe(struct faults_run *run, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void faults_describe(struct faults_run *run, const char *fmt, ...)
+{
+    size_t used = strlen(run->desc);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(run->desc + used, sizeof(run->desc) - used, fmt, ap);
+    va_end(ap);
+}
+
+/* What every scenario starts from: a clean path of a few ms each way and a Linux-like peer whose
+ * options (window scale, SACK, timestamps, buffer) the seed draws. */
+static void faults_defaults(struct faults_run *run, const char *test, const char *name, uint64_t seed)
+{
+    memset(&run->cfg, 0, sizeof(run->cfg));
+    memset(run->xfers, 0, sizeof(run->xfers));
+    run->desc[0] = '\0';
+    harness_rand_init(&run->r, seed, 0x7363656E6172ULL);
+    struct harness_rand *r = &run->r;
+    struct harness_config *c = &run->cfg;
+    c->test = test;
+    c->scenario = run->desc;
+    c->seed = seed;
+    c->xfers = run->xfers;
+    c->deadline_ms = FAULTS_DEADLINE_MS;
+    c->stall_ms = FAULTS_STALL_MS;
+    c->up.delay_ms = harness_rand_range(r, 1, 30);
+    c->down.delay_ms = harness_rand_range(r, 1, 30);
+    static const int scales[] = {-1, 0, 2, 7, 9};
+    c->peer.wscale = scales[harness_rand_range(r, 0, 4)];
+    c->peer.mss = 1360;
+    c->peer.sack = harness_rand_chance(r, 0.8);
+    c->peer.timestamps = harness_rand_chance(r, 0.6);
+    static const uint32_t bufs[] = {16 * 1024, 64 * 1024, 256 * 1024, 1024 * 1024};
+    c->peer.rcv_buf = bufs[harness_rand_range(r, 0, 3)];
+    c->peer.accept_mode = HARNESS_ACCEPT_SYNACK;
+    faults_describe(run, "%s: delay %u/%u ms, peer wscale %d sack %d ts %d rcvbuf %u", name, c->up.delay_ms,
+                    c->down.delay_ms, c->peer.wscale, c->peer.sack, c->peer.timestamps, c->peer.rcv_buf);
+}
+
+/* n transfers of the kinds in mask (bits of enum harness_kind), of len_min..len_max bytes,
+ * starting within stagger_ms. */
+static void faults_transfers(struct faults_run *run, unsigned n, unsigned mask, uint32_t len_min, uint32_t len_max,
+                             uint32_t stagger_ms)
+{
+    struct harness_rand *r = &run->r;
+    unsigned kinds[3], nk = 0;
+    for (unsigned k = 0; k < 3; k++)
+        if (mask & (1U << k))
+            kinds[nk++] = k;
+    if (n > FAULTS_MAX_XFERS)
+        n = FAULTS_MAX_XFERS;
+    run->cfg.n = n;
+    for (unsigned i = 0; i < n; i++) {
+        struct harness_transfer *x = &run->xfers[i];
+        x->kind = (enum harness_kind)kinds[harness_rand_range(r, 0, nk - 1)];
+        x->port = (uint16_t)(10000 + i);
+        x->key = harness_rand_next(r);
+        x->len = harness_rand_range(r, len_min, len_max);
+        x->request_len = x->kind == HARNESS_DOWNLOAD ? harness_rand_range(r, 40, 2000) : 0;
+        x->start_ms = harness_rand_range(r, 0, stagger_ms);
+    }
+    faults_describe(run, "; %u conns of %u..%u B", n, len_min, len_max);
+}
+
+static void faults_link_loss(struct faults_run *run, struct harness_link_faults *f, const char *dir, double drop_max,
+                             double dup_max, double reorder_max)
+{
+    struct harness_rand *r = &run->r;
+    f->drop = drop_max * (double)harness_rand_range(r, 0, 1000) / 1000.0;
+    f->dup = dup_max * (double)harness_rand_range(r, 0, 1000) / 1000.0;
+    f->reorder = reorder_max * (double)harness_rand_range(r, 0, 1000) / 1000.0;
+    f->reorder_ms = harness_rand_range(r, 1, 40);
+    f->jitter_ms = harness_rand_range(r, 0, 5);
+    /* A lost SYN costs lwIP's connect retries, not data; the handshake has its own scenarios. */
+    f->spare_syn = 1;
+    faults_describe(run, "; %s drop %.3f dup %.3f reorder %.3f/%u ms jitter %u ms", dir, f->drop, f->dup,
+                    f->reorder, f->reorder_ms, f->jitter_ms);
+}
+
+/* --- running the seeds --- */
+
+static double faults_elapsed(const struct timespec *t0)
+{
+    struct timespec t1;
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    return (double)(t1.tv_sec - t0->tv_sec) + (double)(t1.tv_nsec - t0->tv_nsec) / 1e9;
+}
+
+static unsigned long faults_env(const char *name, unsigned long dflt)
+{
+    const char *v = getenv(name);
+    return v && *v ? strtoul(v, NULL, 10) : dflt;
+}
+
+/* Plays one seed in this process; fills res (failed set when the invariant broke). */
+static void faults_play(const char *test, faults_make_fn make, uint64_t seed, int verbose, struct harness_result *res)
+{
+    static struct faults_run run;
+    run.cfg.seed = seed;
+    run.cfg.test = test;
+    make(&run);
+    run.cfg.verbose = verbose;
+    if (verbose)
+        fprintf(stderr, "stack_faults: %s seed %llu: %s\n", test, (unsigned long long)seed, run.desc);
+    int rc = harness_run(&run.cfg, res);
+    if (rc < 0) {
+        fprintf(stderr, "stack_faults: %s seed %llu: the harness could not start (%d)\n", test,
+                (unsigned long long)seed, rc);
+        res->failed = 1;
+        return;
+    }
+    if (verbose || res->failed)
+        fprintf(stderr,
+                "stack_faults: %s seed %llu: %u completed, %u reset as scripted, %u errors, %u hung, %u stalled, "
+                "%u corrupt, %u unexpected, %s; %u ms virtual, longest stall %u ms\n",
+                test, (unsigned long long)seed, res->completed, res->reset_errors, res->errors, res->hung,
+                res->stalled, res->corrupt, res->unexpected, res->failed ? "FAILED" : "ok", res->end_ms,
+                res->max_stall_ms);
+}
+
+/* Plays one seed in a child process (lwIP's state is global; a crash names its seed); the
+ * result comes back through a pipe. 0 when the child could not report. */
+static int faults_play_child(const char *test, faults_make_fn make, uint64_t seed, struct harness_result *res)
+{
+    int fds[2];
+    ASSERT(pipe(fds) == 0);
+    fflush(stdout);
+    fflush(stderr);
+    pid_t pid = fork();
+    ASSERT(pid >= 0);
+    if (pid == 0) {
+        close(fds[0]);
+        alarm(FAULTS_SEED_ALARM_S);
+        struct harness_result r;
+        faults_play(test, make, seed, 0, &r);
+        fflush(stderr);
+        ssize_t n = write(fds[1], &r, sizeof(r));
+        _exit(n == (ssize_t)sizeof(r) ? 0 : 1);
+    }
+    close(fds[1]);
+    ssize_t n = read(fds[0], res, sizeof(*res));
+    close(fds[0]);
+    int status;
+    ASSERT(waitpid(pid, &status, 0) == pid);
+    if (WIFSIGNALED(status))
+        fprintf(stderr, "stack_faults: %s seed %llu: killed by signal %d (%s)\n  replay: V2S_HARNESS_SEED=%llu unit_tests %s\n",
+                test, (unsigned long long)seed, WTERMSIG(status), strsignal(WTERMSIG(status)),
+                (unsigned long long)seed, test);
+    return n == (ssize_t)sizeof(*res) && WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
+
+/* Plays the seeds of one test; returns how many failed. */
+static unsigned faults_seeds(const char *test, faults_make_fn make, unsigned dflt_count)
+{
+    struct harness_result res;
+    const char *one = getenv("V2S_HARNESS_SEED");
+    if (one && *one) {
+        faults_play(test, make, strtoull(one, NULL, 10), 1, &res);
+        return res.failed ? 1 : 0;
+    }
+    unsigned long count = faults_env("V2S_HARNESS_SEEDS", dflt_count);
+    unsigned long base = faults_env("V2S_HARNESS_SEED_BASE", 1);
+    double budget = (double)faults_env("V2S_HARNESS_BUDGET", FAULTS_BUDGET_S);
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    unsigned failed = 0, played = 0;
+    unsigned long long completed = 0, resets = 0;
+    uint32_t slowest = 0, longest_stall = 0;
+    unsigned long slowest_seed = 0, stall_seed = 0;
+    char failed_list[256] = "";
+    for (unsigned long seed = base; seed < base + count; seed++) {
+        if (faults_elapsed(&t0) > budget) {
+            fprintf(stderr, "stack_faults: %s: time budget of %.0f s spent after %u of %lu seeds\n", test, budget,
+                    played, count);
+            break;
+        }
+        played++;
+        int reported = faults_play_child(test, make, seed, &res);
+        if (reported) {
+            completed += res.completed;
+            resets += res.reset_errors;
+            if (res.end_ms > slowest) {
+                slowest = res.end_ms;
+                slowest_seed = seed;
+            }
+            if (res.max_stall_ms > longest_stall) {
+                longest_stall = res.max_stall_ms;
+                stall_seed = seed;
+            }
+        }
+        if (reported && !res.failed)
+            continue;
+        failed++;
+        size_t used = strlen(failed_list);
+        snprintf(failed_list + used, sizeof(failed_list) - used, " %lu", seed);
+    }
+    fprintf(stderr,
+            "stack_faults: %s: %u seeds from %lu, %u failed%s%s; %llu transfers completed, %llu reset as "
+            "scripted; slowest seed %lu (%.1f s virtual), longest stall %.1f s (seed %lu); %.1f s real\n",
+            test, played, base, failed, failed ? ":" : "", failed_list, completed, resets, slowest_seed,
+            slowest / 1000.0, longest_stall / 1000.0, stall_seed, faults_elapsed(&t0));
+    return failed;
+}
+
+/* --- scenarios --- */
+
+/* No faults at all: every kind of transfer, a few at a time. */
+static void faults_make_clean(struct faults_run *run)
+{
+    faults_defaults(run, run->cfg.test, "clean", run->cfg.seed);
+    faults_transfers(run, harness_rand_range(&run->r, 1, 8), 7, 1, 512 * 1024, 100);
+}
+
+/* Loss, duplicates and reordering on the way to the stack: downloads and echoes. */
+static void faults_make_loss_down(struct faults_run *run)
+{
+    faults_defaults(run, run->cfg.test, "loss_down", run->cfg.seed);
+    faults_transfers(run, harness_rand_range(&run->r, 1, 8), 1 << HARNESS_DOWNLOAD | 1 << HARNESS_ECHO, 16 * 1024,
+                     1024 * 1024, 200);
+    faults_link_loss(run, &run->cfg.down, "down", 0.10, 0.03, 0.10);
+    faults_link_loss(run, &run->cfg.up, "up", 0.03, 0.01, 0.02);
+}
+
+/* Loss, duplicates and reordering of what the stack sends: uploads (stack/recovery.c's work
+ * when the peer sends SACK blocks). */
+static void faults_make_loss_up(struct faults_run *run)
+{
+    faults_defaults(run, run->cfg.test, "loss_up", run->cfg.seed);
+    faults_transfers(run, harness_rand_range(&run->r, 1, 8), 1 << HARNESS_UPLOAD | 1 << HARNESS_ECHO, 16 * 1024,
+                     1024 * 1024, 200);
+    faults_link_loss(run, &run->cfg.up, "up", 0.10, 0.03, 0.10);
+    faults_link_loss(run, &run->cfg.down, "down", 0.03, 0.01, 0.02);
+}
+
+/* Echo with half-close, faults both ways. */
+static void faults_make_echo(struct faults_run *run)
+{
+    faults_defaults(run, run->cfg.test, "echo", run->cfg.seed);
+    faults_transfers(run, harness_rand_range(&run->r, 1, 10), 1 << HARNESS_ECHO, 1, 512 * 1024, 300);
+    faults_link_loss(run, &run->cfg.up, "up", 0.08, 0.02, 0.08);
+    faults_link_loss(run, &run->cfg.down, "down", 0.08, 0.02, 0.08);
+}
+
+/* A bottleneck with a short queue each way: losses come in bursts, as when a VPN server's
+ * socket buffer overflows. */
+static void faults_make_bottleneck(struct faults_run *run)
+{
+    struct harness_rand *r = &run->r;
+    faults_defaults(run, run->cfg.test, "bottleneck", run->cfg.seed);
+    faults_transfers(run, harness_rand_range(r, 1, 8), 7, 64 * 1024, 1024 * 1024, 100);
+    struct harness_link_faults *dirs[] = {&run->cfg.up, &run->cfg.down};
+    for (int d = 0; d < 2; d++) {
+        dirs[d]->rate = harness_rand_range(r, 100, 5000);
+        dirs[d]->queue_bytes = harness_rand_range(r, 8, 128) * 1024;
+        dirs[d]->spare_syn = 1;
+        faults_describe(run, "; %s %u B/ms queue %u B", d ? "down" : "up", dirs[d]->rate, dirs[d]->queue_bytes);
+    }
+}
+
+/* The peer's reader stops for a while (up to 20 s) so its window closes, often with the
+ * application's FIN queued behind data the window does not take. */
+static void faults_make_zero_window(struct faults_run *run)
+{
+    struct harness_rand *r = &run->r;
+    faults_defaults(run, run->cfg.test, "zero_window", run->cfg.seed);
+    static const uint32_t bufs[] = {4 * 1024, 16 * 1024, 64 * 1024};
+    run->cfg.peer.rcv_buf = bufs[harness_rand_range(r, 0, 2)];
+    faults_transfers(run, harness_rand_range(r, 1, 6), 1 << HARNESS_UPLOAD | 1 << HARNESS_ECHO, 1, 256 * 1024, 200);
+    for (size_t i = 0; i < run->cfg.n; i++) {
+        struct harness_transfer *x = &run->xfers[i];
+        if (!harness_rand_chance(r, 0.8))
+            continue;
+        x->pause_after = harness_rand_range(r, 0, x->len);
+        x->pause_ms = harness_rand_range(r, 100, 20000);
+    }
+    faults_link_loss(run, &run->cfg.up, "up", 0.02, 0.01, 0.02);
+    faults_link_loss(run, &run->cfg.down, "down", 0.02, 0.01, 0.02);
+    faults_describe(run, "; peer rcvbuf now %u, readers pausing", run->cfg.peer.rcv_buf);
+}
+
+/* The application reads slowly through small socket buffers: the bridge's writes wait, then
+ * lwIP's window closes, and the peer has to probe it open. */
+static void faults_make_slow_reader(struct faults_run *run)
+{
+    struct harness_rand *r = &run->r;
+    faults_defaults(run, run->cfg.test, "slow_reader", run->cfg.seed);
+    faults_transfers(run, harness_rand_range(r, 1, 4), 1 << HARNESS_DOWNLOAD | 1 << HARNESS_ECHO, 64 * 1024,
+                     2 * 1024 * 1024, 100);
+    run->cfg.app_rcvbuf = 16 * 1024;
+    run->cfg.bridge_sndbuf = 16 * 1024;
+    for (size_t i = 0; i < run->cfg.n; i++) {
+        struct harness_transfer *x = &run->xfers[i];
+        x->app_pause_every = harness_rand_range(r, 16, 512) * 1024;
+        x->app_pause_ms = harness_rand_range(r, 10, 3000);
+    }
+    faults_link_loss(run, &run->cfg.down, "down", 0.02, 0.01, 0.02);
+}
+
+/* The lab's stall: many downloads at once to a server whose accept queue is full. It drops our
+ * handshake ACK and the request behind it K times per connection, and either repeats its
+ * SYN-ACK (1 s, 2 s, 4 s...) or stays silent as with SYN cookies, then accepts. */
+static void faults_make_accept(struct faults_run *run, const char *name, enum harness_accept_mode mode)
+{
+    struct harness_rand *r = &run->r;
+    faults_defaults(run, run->cfg.test, name, run->cfg.seed);
+    run->cfg.peer.accept_mode = mode;
+    faults_transfers(run, harness_rand_range(r, 20, 100), 1 << HARNESS_DOWNLOAD, 1024, 64 * 1024, 50);
+    unsigned kmax = harness_rand_range(r, 1, 4);
+    for (size_t i = 0; i < run->cfg.n; i++)
+        run->xfers[i].accept_drops = harness_rand_range(r, 0, kmax);
+    faults_describe(run, "; accept queue full for up to %u ACKs per conn", kmax);
+}
+
+static void faults_make_accept_synack(struct faults_run *run)
+{
+    faults_make_accept(run, "accept_synack", HARNESS_ACCEPT_SYNACK);
+}
+
+static void faults_make_accept_silent(struct faults_run *run)
+{
+    faults_make_accept(run, "accept_silent", HARNESS_ACCEPT_SILENT);
+}
+
+/* A burst of connections to a server with a short accept queue that its application empties
+ * slowly: SYNs and handshake ACKs are dropped while the queue is full, for whichever connections
+ * come at the wrong moment. */
+static void faults_make_accept_backlog(struct faults_run *run)
+{
+    struct harness_rand *r = &run->r;
+    faults_defaults(run, run->cfg.test, "accept_backlog", run->cfg.seed);
+    run->cfg.peer.accept_mode = harness_rand_chance(r, 0.5) ? HARNESS_ACCEPT_SYNACK : HARNESS_ACCEPT_SILENT;
+    run->cfg.peer.backlog = harness_rand_range(r, 4, 32);
+    run->cfg.peer.accept_interval_ms = harness_rand_range(r, 1, 20);
+    faults_transfers(run, harness_rand_range(r, 30, 100), 1 << HARNESS_DOWNLOAD, 1024, 64 * 1024, 20);
+    faults_describe(run, "; backlog %u, one accept per %u ms, %s", run->cfg.peer.backlog,
+                    run->cfg.peer.accept_interval_ms,
+                    run->cfg.peer.accept_mode == HARNESS_ACCEPT_SYNACK ? "SYN-ACK repeats" : "silent");
+}
+
+/* The peer resets about half of the connections mid-transfer: those must end with an error at
+ * the application, every other one must complete. */
+static void faults_make_reset(struct faults_run *run)
+{
+    struct harness_rand *r = &run->r;
+    faults_defaults(run, run->cfg.test, "reset", run->cfg.seed);
+    faults_transfers(run, harness_rand_range(r, 1, 10), 7, 2, 512 * 1024, 200);
+    for (size_t i = 0; i < run->cfg.n; i++) {
+        struct harness_transfer *x = &run->xfers[i];
+        if (harness_rand_chance(r, 0.5))
+            x->reset_after = harness_rand_range(r, 1, x->len - 1);
+    }
+    faults_link_loss(run, &run->cfg.up, "up", 0.03, 0.01, 0.03);
+    faults_link_loss(run, &run->cfg.down, "down", 0.03, 0.01, 0.03);
+    /* A lost reset leaves a connection that waits for data open for good, in any TCP. */
+    run->cfg.up.spare_rst = run->cfg.down.spare_rst = 1;
+}
+
+/* Many connections of every kind at once through one stack, with loss both ways. */
+static void faults_make_many(struct faults_run *run)
+{
+    struct harness_rand *r = &run->r;
+    faults_defaults(run, run->cfg.test, "many", run->cfg.seed);
+    faults_transfers(run, harness_rand_range(r, 20, 100), 7, 1, 64 * 1024, 500);
+    faults_link_loss(run, &run->cfg.up, "up", 0.05, 0.02, 0.05);
+    faults_link_loss(run, &run->cfg.down, "down", 0.05, 0.02, 0.05);
+}
+
+/* The tunnel's own queue fills (a slow VPN uplink): tunnel_send() says so and the stack must
+ * stop reading its applications until the writable event, then resume. */
+static void faults_make_tunnel_congestion(struct faults_run *run)
+{
+    struct harness_rand *r = &run->r;
+    faults_defaults(run, run->cfg.test, "tunnel_congestion", run->cfg.seed);
+    faults_transfers(run, harness_rand_range(r, 1, 8), 1 << HARNESS_UPLOAD | 1 << HARNESS_ECHO, 16 * 1024,
+                     1024 * 1024, 100);
+    run->cfg.up.rate = harness_rand_range(r, 50, 2000);
+    run->cfg.up.lossless = 1;
+    run->cfg.tunnel_high = harness_rand_range(r, 16, 256) * 1024;
+    run->cfg.tunnel_low = run->cfg.tunnel_high / 4;
+    faults_describe(run, "; tunnel %u B/ms, high mark %u B", run->cfg.up.rate, run->cfg.tunnel_high);
+}
+
+#define FAULTS_TEST(name, count)                                                                   \
+    TEST_IMPL(stack_faults_##name)                                                                 \
+    {                                                                                              \
+        ASSERT_EQ(faults_seeds("stack_faults_" #name, faults_make_##name, (count)), 0);            \
+        return 0;                                                                                  \
+    }
+
+FAULTS_TEST(clean, 40)
+FAULTS_TEST(loss_down, 60)
+FAULTS_TEST(loss_up, 60)
+FAULTS_TEST(echo, 60)
+FAULTS_TEST(bottleneck, 40)
+FAULTS_TEST(zero_window, 60)
+FAULTS_TEST(slow_reader, 30)
+FAULTS_TEST(accept_synack, 30)
+FAULTS_TEST(accept_silent, 30)
+FAULTS_TEST(accept_backlog, 30)
+FAULTS_TEST(reset, 60)
+FAULTS_TEST(many, 30)
+FAULTS_TEST(tunnel_congestion, 40)
+
+/* --- the harness can fail --- */
+
+/* A download whose peer falls silent halfway (everything toward the stack is lost from then on):
+ * nothing is outstanding on the stack's side, so no TCP ever notices, and the harness must call
+ * it a hang. */
+static void faults_make_blackhole(struct faults_run *run)
+{
+    faults_defaults(run, run->cfg.test, "blackhole", run->cfg.seed);
+    faults_transfers(run, 1, 1 << HARNESS_DOWNLOAD, 4 * 1024 * 1024, 4 * 1024 * 1024, 0);
+    run->cfg.down.blackhole_at = 300;
+    run->cfg.deadline_ms = 60 * 1000;
+    run->cfg.quiet = 1;
+}
+
+/* A download whose peer sends one wrong byte (with a right checksum). */
+static void faults_make_corrupt(struct faults_run *run)
+{
+    faults_defaults(run, run->cfg.test, "corrupt", run->cfg.seed);
+    faults_transfers(run, 1, 1 << HARNESS_DOWNLOAD, 100 * 1024, 200 * 1024, 0);
+    run->xfers[0].corrupt_at = 50 * 1024;
+    run->cfg.quiet = 1;
+}
+
+static struct harness_result faults_expect(faults_make_fn make, uint64_t seed)
+{
+    static struct faults_run run;
+    run.cfg.seed = seed;
+    run.cfg.test = "harness";
+    make(&run);
+    struct harness_result res;
+    ASSERT_EQ(harness_run(&run.cfg, &res), 0);
+    return res;
+}
+
+TEST_IMPL(stack_faults_harness_sees_hang)
+{
+    for (uint64_t seed = 1; seed <= 3; seed++) {
+        struct harness_result res = faults_expect(faults_make_blackhole, seed);
+        ASSERT(res.failed);
+        ASSERT_EQ(res.hung, 1);
+        ASSERT_EQ(res.leaked, 0);
+    }
+    return 0;
+}
+
+TEST_IMPL(stack_faults_harness_sees_corruption)
+{
+    for (uint64_t seed = 1; seed <= 3; seed++) {
+        struct harness_result res = faults_expect(faults_make_corrupt, seed);
+        ASSERT(res.failed);
+        ASSERT_EQ(res.corrupt, 1);
+        ASSERT_EQ(res.completed, 0);
+    }
+    return 0;
+}
