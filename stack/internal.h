@@ -10,6 +10,7 @@
 #include "tunnel/settings.h"
 
 struct stack_tcp;
+struct tcp_pcb;
 struct stack_held_ack;
 struct resolver_query;
 
@@ -31,6 +32,10 @@ struct stack {
     void (*close_cb)(void *arg);
     void *close_arg;
     struct stack_tcp *conns;    /* every TCP connection, for tunnel-down and ICMP errors */
+    unsigned n_conns;
+    uint64_t reclaim_ms;        /* when out-of-order data was last given back (tcp.c) */
+    uint64_t reclaims;          /* how often */
+    uint64_t rx_over_share;     /* segments dropped for a connection above its share of memory */
     struct stack_tcp *flushes;  /* connections with segments waiting to go to the application */
     /* Paced closes (see tcp.c): FINs waiting for a slot, oldest first, and FINs in flight. */
     struct stack_tcp *fin_wait_head, *fin_wait_tail;
@@ -49,9 +54,13 @@ struct stack {
 enum {
     STACK_READ_BUF_SIZE = 64 * 1024,
     STACK_TX_BUF_SIZE = 64 * 1024,
+    /* lwIP's heap above which the stack is under pressure (see "Memory" in tcp.c). */
+    STACK_MEM_HIGH = 256 * 1024 * 1024,
 };
 
 void stack_sys_init(uv_loop_t *loop);
+/* Bytes lwIP has allocated (every pbuf, pcb and segment), counted by sys.c. */
+size_t stack_mem_bytes(void);
 /* Frees a closing stack once its handles and connections are all gone. */
 void stack_maybe_free(struct stack *s);
 
@@ -71,6 +80,11 @@ void stack_tcp_flush_all(struct stack *s);
 void stack_tcp_resume_all(struct stack *s);
 /* Frees the slots of acknowledged FINs and sends waiting ones (end of a loop iteration). */
 void stack_tcp_fin_pump(struct stack *s);
+/* tcp.c, memory under pressure: gives back every connection's out-of-order data (at most every
+ * STACK_TCP_RECLAIM_MS); and whether lwIP may take a segment with len bytes of data for pcb
+ * (0: drop it, the connection holds more than its share while the stack is above its limit). */
+void stack_tcp_reclaim(struct stack *s);
+int stack_tcp_admit(struct tcp_pcb *pcb, size_t len);
 /* resolver.c: fail every query (tunnel down or stack closing). */
 void stack_resolver_abort_all(struct stack *s, int status);
 

@@ -9,6 +9,11 @@ struct pbuf;
 struct tcp_pcb;
 struct tcp_hdr;
 
+/* stack/stack.c: lwIP's TCP input hook, before lwIP processes a segment of pcb: admission under
+ * memory pressure (tcp.c), then loss recovery (recovery.c). ERR_OK, or ERR_MEM to drop it. */
+err_t stack_hook_tcp_input(struct tcp_pcb *pcb, struct tcp_hdr *hdr, u16_t optlen, u16_t opt1len,
+                           const u8_t *opt2, struct pbuf *p);
+
 /* stack/recovery.c: SACK-based loss recovery for what lwIP sends. */
 void stack_recovery_init(void);
 /* Loss recovery episodes and segments it resent since the process started, and how often a

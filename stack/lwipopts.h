@@ -17,6 +17,14 @@
  * that lwIP hands over is kept until the application has the bytes, so fixed pools would either
  * waste memory or drop packets under load; glibc's thread caches make this cheap. */
 #define MEM_LIBC_MALLOC             1
+/* ... through stack/sys.c, which counts what lwIP holds (see "Memory" in stack/tcp.c). */
+#include <stddef.h>
+void *stack_mem_malloc(size_t size);
+void *stack_mem_calloc(size_t n, size_t size);
+void stack_mem_free(void *p);
+#define mem_clib_malloc             stack_mem_malloc
+#define mem_clib_calloc             stack_mem_calloc
+#define mem_clib_free               stack_mem_free
 #define MEMP_MEM_MALLOC             1
 #define MEM_ALIGNMENT               8
 /* Only used as bounds by lwIP's sanity checks when pools are malloc-backed. */
@@ -104,7 +112,7 @@
  * lost segment within one round trip. Its per-connection state hangs on one ext arg. */
 #define LWIP_HOOK_FILENAME          "lwip_hooks.h"
 #define LWIP_HOOK_TCP_INPACKET_PCB(pcb, hdr, optlen, opt1len, opt2, p) \
-    stack_recovery_input((pcb), (hdr), (optlen), (opt1len), (opt2))
+    stack_hook_tcp_input((pcb), (hdr), (optlen), (opt1len), (opt2), (p))
 #define LWIP_TCP_PCB_NUM_EXT_ARGS   1
 /* lwIP's pure ACKs carry snd_nxt even past the peer's window, where Linux drops them whole; the
  * output hook puts them at the window's edge (stack/recovery.c). */

@@ -74,6 +74,17 @@ int stack_err_to_uv(err_t err)
     }
 }
 
+/* --- lwIP's TCP input hook --- */
+
+err_t stack_hook_tcp_input(struct tcp_pcb *pcb, struct tcp_hdr *hdr, u16_t optlen, u16_t opt1len,
+                           const u8_t *opt2, struct pbuf *p)
+{
+    /* At this point p holds the segment's data alone. */
+    if (!stack_tcp_admit(pcb, p->tot_len))
+        return ERR_MEM;
+    return stack_recovery_input(pcb, hdr, optlen, opt1len, opt2);
+}
+
 /* --- timers: every lwIP timeout runs from one uv timer --- */
 
 static void stack_timer_cb(uv_timer_t *t)
@@ -422,7 +433,11 @@ void stack_input(struct stack *s, const uint8_t *pkt, size_t len)
         s->rx_bad++;
         return;
     }
-    struct pbuf *p = pbuf_alloc(PBUF_RAW, (u16_t)len, PBUF_POOL);
+    if (stack_mem_bytes() > STACK_MEM_HIGH)
+        stack_tcp_reclaim(s);
+    /* Exactly the packet's size: a pool buffer (1600 bytes) for a 41-byte segment would make a
+     * peer sending 1-byte segments cost forty times what it sends. */
+    struct pbuf *p = pbuf_alloc(PBUF_RAW, (u16_t)len, PBUF_RAM);
     if (!p) {
         /* Out of memory: the sender will retransmit; say so once per burst at debug level. */
         s->rx_bad++;
@@ -510,6 +525,9 @@ void stack_close(struct stack *s, void (*cb)(void *arg), void *arg)
     stack_recovery_stats(&episodes, &resent, &synack);
     v2s_debug("stack: SACK loss recovery: %lu episodes, %lu segments resent; %lu resends for a repeated SYN-ACK",
               episodes, resent, synack);
+    v2s_debug("stack: memory: %zu bytes in lwIP's heap; above the limit, %llu reclaims of out-of-order data and "
+              "%llu segments dropped for connections over their share",
+              stack_mem_bytes(), (unsigned long long)s->reclaims, (unsigned long long)s->rx_over_share);
     stack_tunnel_down(s);
     uv_close((uv_handle_t *)&s->timer, stack_handle_closed);
     uv_close((uv_handle_t *)&s->prepare, stack_handle_closed);

@@ -1,4 +1,5 @@
 /* The small OS layer lwIP needs with NO_SYS=1: a millisecond clock, randomness, assertions. */
+#include <malloc.h>
 #include <stdlib.h>
 #include <sys/random.h>
 
@@ -28,6 +29,38 @@ u32_t sys_now(void)
     if (clock_override)
         return (u32_t)clock_override();
     return (u32_t)uv_now(clock_loop);
+}
+
+/* lwIP's heap (lwipopts.h routes mem_clib_malloc and friends here): every pbuf, pcb and segment,
+ * counted in what the allocator really gave, so that small buffers count their overhead too. */
+static size_t mem_in_use;
+
+void *stack_mem_malloc(size_t size)
+{
+    void *p = malloc(size);
+    if (p)
+        mem_in_use += malloc_usable_size(p);
+    return p;
+}
+
+void *stack_mem_calloc(size_t n, size_t size)
+{
+    void *p = calloc(n, size);
+    if (p)
+        mem_in_use += malloc_usable_size(p);
+    return p;
+}
+
+void stack_mem_free(void *p)
+{
+    if (p)
+        mem_in_use -= malloc_usable_size(p);
+    free(p);
+}
+
+size_t stack_mem_bytes(void)
+{
+    return mem_in_use;
 }
 
 unsigned int stack_random(void)

@@ -6,6 +6,19 @@
  * window therefore bounds what we buffer. Refusing data instead would park it until lwIP's 250 ms
  * timer retries, so we never refuse.
  *
+ * Memory, tunnel to application: the window bounds payload, not memory, and a peer sending
+ * 1-byte segments makes each byte cost a buffer. So a run of segments of at most STACK_TCP_SMALL
+ * bytes is copied together into buffers that double from STACK_TCP_COALESCE_MIN to
+ * STACK_TCP_COALESCE_MAX bytes (so a short run wastes little), and only one uv_write() per
+ * connection is in flight: what arrives meanwhile waits and goes in the next one, instead of a
+ * request and its buffers per batch. A connection then holds at most about twice its window
+ * (4 MiB) for data the application has not taken, plus its out-of-order queue (at most
+ * TCP_OOSEQ_MAX_BYTES, TCP_OOSEQ_MAX_PBUFS buffers). Above that, one limit for the whole stack,
+ * STACK_MEM_HIGH bytes of lwIP's heap (stack/sys.c counts it): past it, out-of-order data is
+ * given back (the peers resend it) and new data for a connection holding more than its share
+ * (the limit divided among the open connections) is dropped before lwIP takes it, as if lost,
+ * so a few connections whose applications stopped reading cannot starve the rest.
+ *
  * Backpressure, application to tunnel: reads from the application are sized to tcp_sndbuf() and
  * copied into lwIP at once; reading stops while the send buffer or queue is short, or while the
  * tunnel's own queue is above its high mark, and resumes from the sent callback (or the tunnel's
@@ -73,6 +86,13 @@ enum stack_tcp_state {
 enum {
     STACK_TCP_RESUME_SNDBUF = 16 * 1024,
     STACK_TCP_RXQ = 16,
+    STACK_TCP_SMALL = 512,
+    STACK_TCP_COALESCE_MIN = 256,
+    STACK_TCP_COALESCE_MAX = 8192,
+    /* What a buffer costs beyond its payload, as counted against a connection's share: the pbuf,
+     * the IP and TCP headers it keeps, the allocator's own word. An estimate, on the high side. */
+    STACK_TCP_PBUF_COST = 128,
+    STACK_TCP_RECLAIM_MS = 100,
     STACK_TCP_FIN_WINDOW = 128,
     STACK_TCP_FIN_SLOT_MS = 1000,
     STACK_TCP_RTO_MIN_MS = 200,
@@ -105,9 +125,12 @@ struct stack_tcp {
     uint8_t *pending; /* application bytes lwIP could not take yet */
     size_t pending_len;
     size_t pending_off;
-    size_t writes_pending; /* uv_write()s to the application in flight */
-    struct pbuf *rxq[STACK_TCP_RXQ]; /* received, not yet handed to the application */
-    unsigned n_rxq;
+    struct stack_tcp_write *writing; /* the one uv_write() to the application in flight */
+    struct stack_tcp_rx *rxq; /* received, not yet handed to the application (grown as needed) */
+    unsigned n_rxq, cap_rxq;
+    uint32_t coalesce_size; /* size of rxq's last entry when it is our buffer of small segments */
+    uint32_t coalesce_room; /* and its free bytes */
+    size_t held;           /* memory held for the application: rxq and the write in flight */
     struct stack_tcp *flush_next, *flush_prev; /* on the stack's list while n_rxq > 0 */
     uv_shutdown_t shutdown_req;
     enum stack_tcp_fin fin;
@@ -127,18 +150,26 @@ struct stack_tcp {
     unsigned aborted : 1;       /* we called tcp_abort(): an lwIP callback must return ERR_ABRT */
 };
 
-/* One uv_write() to the application holding the pbufs it came from. */
+/* A received buffer and the memory it is counted as (see "Memory" at the top). */
+struct stack_tcp_rx {
+    struct pbuf *p;
+    uint32_t cost;
+};
+
+/* The uv_write() to the application, holding the buffers it came from. */
 struct stack_tcp_write {
     uv_write_t req;
     struct stack_tcp *c;
     size_t len;
+    size_t held;
     unsigned n;
-    struct pbuf *p[STACK_TCP_RXQ];
+    struct stack_tcp_rx *rx;
 };
 
 static void stack_tcp_link(struct stack_tcp *c)
 {
     struct stack *s = c->s;
+    s->n_conns++;
     c->prev = NULL;
     c->next = s->conns;
     if (s->conns)
@@ -148,6 +179,7 @@ static void stack_tcp_link(struct stack_tcp *c)
 
 static void stack_tcp_unlink(struct stack_tcp *c)
 {
+    c->s->n_conns--;
     if (c->prev)
         c->prev->next = c->next;
     else
@@ -444,6 +476,7 @@ static void stack_tcp_app_closed(uv_handle_t *h)
              (unsigned long long)c->bytes_up, (unsigned long long)c->bytes_down);
     stack_tcp_unlink(c);
     free(c->pending);
+    free(c->rxq);
     stack_tcp_done_cb done = c->done;
     void *done_arg = c->done_arg;
     free(c);
@@ -451,6 +484,8 @@ static void stack_tcp_app_closed(uv_handle_t *h)
         done(done_arg);
     stack_maybe_free(s);
 }
+
+static void stack_tcp_free_rxq(struct stack_tcp *c);
 
 /* Ends the bridge. With reset, the application sees a TCP reset (SO_LINGER 0) and the remote end
  * gets one through lwIP; otherwise both FINs have been exchanged already. Pending uv writes are
@@ -462,11 +497,9 @@ static void stack_tcp_end(struct stack_tcp *c, int reset)
     c->state = STACK_TCP_CLOSING;
     c->reset = reset ? 1 : 0;
     stack_tcp_fin_forget(c);
-    for (unsigned i = 0; i < c->n_rxq; i++)
-        pbuf_free(c->rxq[i]);
     if (c->n_rxq)
         stack_tcp_flush_unlink(c);
-    c->n_rxq = 0;
+    stack_tcp_free_rxq(c);
     stack_tcp_release_pcb(c, reset);
     if (reset) {
         uv_os_fd_t fd;
@@ -503,7 +536,7 @@ static void stack_tcp_app_shutdown_cb(uv_shutdown_t *req, int status)
 /* The remote end's FIN reaches the application once every byte before it has. */
 static void stack_tcp_maybe_shutdown_app(struct stack_tcp *c)
 {
-    if (c->state != STACK_TCP_BRIDGED || !c->remote_fin || c->writes_pending || c->n_rxq || c->app_shut_sent)
+    if (c->state != STACK_TCP_BRIDGED || !c->remote_fin || c->writing || c->n_rxq || c->app_shut_sent)
         return;
     c->app_shut_sent = 1;
     c->shutdown_req.data = c;
@@ -523,15 +556,19 @@ static void stack_tcp_app_wrote(struct stack_tcp *c, size_t len)
     stack_tcp_maybe_shutdown_app(c);
 }
 
+static int stack_tcp_flush(struct stack_tcp *c);
+
 static void stack_tcp_app_write_cb(uv_write_t *req, int status)
 {
     struct stack_tcp_write *w = (struct stack_tcp_write *)req;
     struct stack_tcp *c = w->c;
     size_t len = w->len;
     for (unsigned i = 0; i < w->n; i++)
-        pbuf_free(w->p[i]);
+        pbuf_free(w->rx[i].p);
+    c->held -= w->held;
+    free(w->rx);
     free(w);
-    c->writes_pending--;
+    c->writing = NULL;
     if (c->state != STACK_TCP_BRIDGED)
         return;
     if (status < 0) {
@@ -540,6 +577,9 @@ static void stack_tcp_app_write_cb(uv_write_t *req, int status)
         return;
     }
     stack_tcp_app_wrote(c, len);
+    /* What arrived while this write was in flight goes now, in one write. */
+    if (c->state == STACK_TCP_BRIDGED && stack_tcp_flush(c) < 0)
+        stack_tcp_end(c, 1);
 }
 
 static void stack_tcp_flush_unlink(struct stack_tcp *c)
@@ -556,9 +596,12 @@ static void stack_tcp_flush_unlink(struct stack_tcp *c)
 
 static void stack_tcp_free_rxq(struct stack_tcp *c)
 {
-    for (unsigned i = 0; i < c->n_rxq; i++)
-        pbuf_free(c->rxq[i]);
+    for (unsigned i = 0; i < c->n_rxq; i++) {
+        c->held -= c->rxq[i].cost;
+        pbuf_free(c->rxq[i].p);
+    }
     c->n_rxq = 0;
+    c->coalesce_size = c->coalesce_room = 0;
 }
 
 /* Writes the gathered segments to the application. Most of the time its socket takes them all at
@@ -572,10 +615,12 @@ static int stack_tcp_flush(struct stack_tcp *c)
     if (c->n_rxq == 0)
         return 0;
     stack_tcp_flush_unlink(c);
+    if (c->writing)
+        return 0; /* its completion writes what gathered meanwhile */
     size_t nbufs = 0, len = 0;
     for (unsigned i = 0; i < c->n_rxq; i++) {
-        nbufs += pbuf_clen(c->rxq[i]);
-        len += c->rxq[i]->tot_len;
+        nbufs += pbuf_clen(c->rxq[i].p);
+        len += c->rxq[i].p->tot_len;
     }
     uv_buf_t small[64];
     uv_buf_t *bufs = nbufs <= 64 ? small : malloc(nbufs * sizeof(*bufs));
@@ -585,7 +630,7 @@ static int stack_tcp_flush(struct stack_tcp *c)
     }
     size_t k = 0;
     for (unsigned i = 0; i < c->n_rxq; i++)
-        for (struct pbuf *q = c->rxq[i]; q; q = q->next)
+        for (struct pbuf *q = c->rxq[i].p; q; q = q->next)
             bufs[k++] = uv_buf_init(q->payload, q->len);
     /* While a uv_write() is queued, uv_try_write() refuses (UV_EAGAIN), which keeps the order. */
     int rc = uv_try_write((uv_stream_t *)c->app, bufs, (unsigned)nbufs);
@@ -610,28 +655,86 @@ static int stack_tcp_flush(struct stack_tcp *c)
     }
     bufs[first].base += done;
     bufs[first].len -= done;
-    /* The window opens for the whole batch when the uv_write() completes. */
+    /* The window opens for the whole batch when the uv_write() completes; the write takes the
+     * array of pbufs with it and rxq starts afresh. */
     w->c = c;
     w->len = len;
+    w->held = 0;
+    for (unsigned i = 0; i < c->n_rxq; i++)
+        w->held += c->rxq[i].cost;
     w->n = c->n_rxq;
-    memcpy(w->p, c->rxq, c->n_rxq * sizeof(c->rxq[0]));
-    c->n_rxq = 0;
+    w->rx = c->rxq;
+    c->rxq = NULL;
+    c->n_rxq = c->cap_rxq = 0;
+    c->coalesce_size = c->coalesce_room = 0;
     /* uv_write() copies the descriptors, so bufs may go when it returns. */
     rc = uv_write(&w->req, (uv_stream_t *)c->app, bufs + first, (unsigned)(nbufs - first), stack_tcp_app_write_cb);
     if (bufs != small)
         free(bufs);
     if (rc < 0) {
         for (unsigned i = 0; i < w->n; i++)
-            pbuf_free(w->p[i]);
+            pbuf_free(w->rx[i].p);
+        c->held -= w->held;
+        free(w->rx);
         free(w);
         return rc;
     }
-    c->writes_pending++;
+    c->writing = w;
     return 0;
 }
 
-/* Keeps p (consumed) for the next flush; flushes at once when the batch is full. 0, or a negative
- * uv error (p and the batch freed). */
+/* Appends p (consumed) to rxq, counted as cost. 0, or UV_ENOMEM with p freed. */
+static int stack_tcp_rxq_push(struct stack_tcp *c, struct pbuf *p, uint32_t cost)
+{
+    if (c->n_rxq == c->cap_rxq) {
+        unsigned cap = c->cap_rxq ? 2 * c->cap_rxq : STACK_TCP_RXQ;
+        struct stack_tcp_rx *grown = realloc(c->rxq, cap * sizeof(*grown));
+        if (!grown) {
+            pbuf_free(p);
+            return UV_ENOMEM;
+        }
+        c->rxq = grown;
+        c->cap_rxq = cap;
+    }
+    c->rxq[c->n_rxq].p = p;
+    c->rxq[c->n_rxq].cost = cost;
+    c->n_rxq++;
+    c->held += cost;
+    c->coalesce_size = c->coalesce_room = 0;
+    return 0;
+}
+
+/* Keeps p (consumed) in rxq: a small segment is copied into the buffer of small segments at
+ * rxq's end, which is started (or followed by one twice its size, up to the largest) when it
+ * has no room. 0, or UV_ENOMEM with p freed. */
+static int stack_tcp_rxq_add(struct stack_tcp *c, struct pbuf *p)
+{
+    if (p->tot_len <= STACK_TCP_SMALL) {
+        if (c->coalesce_room < p->tot_len) {
+            uint32_t size = c->coalesce_size ? 2 * c->coalesce_size : STACK_TCP_COALESCE_MIN;
+            if (size > STACK_TCP_COALESCE_MAX)
+                size = STACK_TCP_COALESCE_MAX;
+            struct pbuf *q = pbuf_alloc(PBUF_RAW, (u16_t)size, PBUF_RAM);
+            if (q && stack_tcp_rxq_push(c, q, size + STACK_TCP_PBUF_COST) == 0) {
+                q->len = q->tot_len = 0;
+                c->coalesce_size = c->coalesce_room = size;
+            }
+        }
+        if (c->coalesce_room >= p->tot_len) {
+            struct pbuf *q = c->rxq[c->n_rxq - 1].p;
+            pbuf_copy_partial(p, (uint8_t *)q->payload + q->len, p->tot_len, 0);
+            q->len = q->tot_len = (u16_t)(q->len + p->tot_len);
+            c->coalesce_room -= p->tot_len;
+            pbuf_free(p);
+            return 0;
+        }
+        /* No memory for a buffer: keep p as it is. */
+    }
+    return stack_tcp_rxq_push(c, p, (uint32_t)(p->tot_len + pbuf_clen(p) * STACK_TCP_PBUF_COST));
+}
+
+/* Keeps p (consumed) for the next flush; flushes at once when a batch is full and no write is in
+ * flight. 0, or a negative uv error (p and the batch freed). */
 static int stack_tcp_deliver(struct stack_tcp *c, struct pbuf *p)
 {
     if (c->n_rxq == 0) {
@@ -643,8 +746,13 @@ static int stack_tcp_deliver(struct stack_tcp *c, struct pbuf *p)
         s->flushes = c;
         stack_check_arm(s);
     }
-    c->rxq[c->n_rxq++] = p;
-    return c->n_rxq == STACK_TCP_RXQ ? stack_tcp_flush(c) : 0;
+    int rc = stack_tcp_rxq_add(c, p);
+    if (rc < 0) {
+        stack_tcp_flush_unlink(c);
+        stack_tcp_free_rxq(c);
+        return rc;
+    }
+    return c->n_rxq >= STACK_TCP_RXQ && !c->writing ? stack_tcp_flush(c) : 0;
 }
 
 void stack_tcp_flush_all(struct stack *s)
@@ -939,4 +1047,40 @@ void stack_tcp_resume_all(struct stack *s)
 {
     for (struct stack_tcp *c = s->conns; c; c = c->next)
         stack_tcp_read_start(c);
+}
+
+/* --- memory under pressure (see "Memory" at the top) --- */
+
+void stack_tcp_reclaim(struct stack *s)
+{
+    uint64_t now = uv_now(s->loop);
+    if (now - s->reclaim_ms < STACK_TCP_RECLAIM_MS)
+        return;
+    s->reclaim_ms = now;
+    unsigned freed = 0;
+    for (struct stack_tcp *c = s->conns; c; c = c->next) {
+        if (c->pcb && c->pcb->ooseq) {
+            tcp_free_ooseq(c->pcb);
+            freed++;
+        }
+    }
+    s->reclaims++;
+    v2s_debug("stack: %zu bytes in use, above %u: out-of-order data of %u connections given back",
+              stack_mem_bytes(), (unsigned)STACK_MEM_HIGH, freed);
+}
+
+int stack_tcp_admit(struct tcp_pcb *pcb, size_t len)
+{
+    /* A listening or TIME_WAIT pcb is not one of our connections (TIME_WAIT ones were let go). */
+    if (len == 0 || pcb->state == LISTEN || pcb->state == TIME_WAIT || stack_mem_bytes() <= STACK_MEM_HIGH)
+        return 1;
+    struct stack_tcp *c = pcb->callback_arg;
+    if (!c)
+        return 1;
+    struct stack *s = c->s;
+    size_t share = STACK_MEM_HIGH / (s->n_conns ? s->n_conns : 1);
+    if (c->held < share)
+        return 1;
+    s->rx_over_share++;
+    return 0;
 }
