@@ -49,7 +49,7 @@ def main():
     t = socket.socket(family, socket.SOCK_STREAM)
     t.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     t.bind((addr, port))
-    t.listen(128)
+    t.listen(1024)      # a thousand connections at once (the kernel caps it at somaxconn)
     u = socket.socket(family, socket.SOCK_DGRAM)
     u.bind((addr, port))
     threading.Thread(target=udp_loop, args=(u,), daemon=True).start()

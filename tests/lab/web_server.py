@@ -5,8 +5,11 @@ usage: web_server.py BIND PORT DIR
 
 Unlike `python3 -m http.server` (listen backlog 5), the accept queue holds 1024 connections, so a
 test opening a hundred connections at once does not lose handshakes to the server's own queue.
+A POST (any path) is an upload: the server reads Content-Length bytes and answers 200 with
+"LENGTH SHA256" of what it received, so a client can check that every byte arrived.
 """
 import functools
+import hashlib
 import http.server
 import sys
 
@@ -16,9 +19,28 @@ class Server(http.server.ThreadingHTTPServer):
     daemon_threads = True
 
 
+class Handler(http.server.SimpleHTTPRequestHandler):
+    def do_POST(self):
+        want = int(self.headers.get("Content-Length") or 0)
+        h = hashlib.sha256()
+        got = 0
+        while got < want:
+            chunk = self.rfile.read1(min(want - got, 262144))
+            if not chunk:
+                break
+            h.update(chunk)
+            got += len(chunk)
+        body = f"{got} {h.hexdigest()}\n".encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
 def main():
     bind, port, root = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=root)
+    handler = functools.partial(Handler, directory=root)
     Server((bind, port), handler).serve_forever()
 
 
