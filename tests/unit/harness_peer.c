@@ -94,7 +94,9 @@ struct harness_peer_conn {
 
     /* Receiving. */
     uint32_t irs, rcv_nxt, rcv_adv; /* rcv_adv: the right edge announced, never moved left */
+    uint32_t rcv_wup;               /* rcv_nxt when the window was last announced (Linux's name) */
     uint32_t rcv_buf;               /* the buffer the window is computed from */
+    uint32_t snd_buf;               /* echo: see harness_peer_config */
     uint8_t *rbuf;                  /* in order, not yet taken by the peer's reader */
     uint32_t rlen, rcap;            /* rcap may exceed rcv_buf: see harness_peer_append() */
     uint64_t received, consumed;
@@ -103,6 +105,7 @@ struct harness_peer_conn {
     int ooo_fin;
     uint32_t ooo_fin_seq;
     int fin_received;
+    uint64_t after_fin; /* bytes the stack sent past its own FIN */
     long mismatch;
     int paused, pause_done;
     uint32_t resume_at;
@@ -113,7 +116,7 @@ struct harness_peer_conn {
     int accepted, queued;
     uint64_t ticket;
 
-    unsigned handshake_drops, retransmits, timeouts, probes, syn_drops;
+    unsigned handshake_drops, retransmits, timeouts, probes, syn_drops, out_of_window;
     int reset_sent, reset_received;
 };
 
@@ -274,6 +277,7 @@ static uint16_t harness_peer_window(struct harness_peer_conn *c)
     uint32_t edge = c->rcv_nxt + (field << c->rcv_ws);
     if (harness_seq_lt(c->rcv_adv, edge))
         c->rcv_adv = edge;
+    c->rcv_wup = c->rcv_nxt;
     return (uint16_t)field;
 }
 
@@ -507,25 +511,37 @@ static void harness_peer_consume(struct harness_peer_conn *c, uint32_t now)
     const struct harness_transfer *x = c->x;
     if (!c->accepted || c->paused)
         return;
-    if (c->rlen > 0) {
+    uint32_t take = c->rlen;
+    if (x->kind == HARNESS_ECHO && c->snd_buf) {
+        /* An echo server blocked writing stops reading: what it has sent and not had
+         * acknowledged fills its send buffer. */
+        uint64_t unacked = c->stream_len - (uint32_t)(c->snd_una - (c->iss + 1));
+        uint64_t room = unacked < c->snd_buf ? c->snd_buf - unacked : 0;
+        if (take > room)
+            take = (uint32_t)room;
+    }
+    if (take > 0) {
         uint64_t expected = harness_peer_expected(x);
         if (c->mismatch < 0) {
-            if (c->consumed + c->rlen > expected) {
+            if (c->consumed + take > expected) {
                 c->mismatch = (long)expected;
             } else {
-                long bad = harness_pattern_check(x->key, c->consumed, c->rbuf, c->rlen);
+                long bad = harness_pattern_check(x->key, c->consumed, c->rbuf, take);
                 if (bad >= 0)
                     c->mismatch = (long)c->consumed + bad;
             }
         }
-        if (x->kind == HARNESS_ECHO && c->consumed + c->rlen <= x->len) {
-            memcpy(c->echo + c->consumed, c->rbuf, c->rlen);
-            c->stream_len += c->rlen;
+        if (x->kind == HARNESS_ECHO && c->consumed + take <= x->len) {
+            memcpy(c->echo + c->consumed, c->rbuf, take);
+            c->stream_len += take;
         }
-        c->consumed += c->rlen;
-        c->rlen = 0;
+        c->consumed += take;
+        c->rlen -= take;
+        memmove(c->rbuf, c->rbuf + take, c->rlen);
         c->ack_now = 1; /* the window opened */
     }
+    if (c->rlen > 0)
+        return; /* FIN and the script's pause wait for the reader */
     /* A connection the script resets never gets the peer's FIN, and a download's answer stops
      * at the reset point: the application must not be able to finish cleanly. */
     if (x->kind == HARNESS_DOWNLOAD && c->consumed >= x->request_len && !c->stream_len) {
@@ -610,6 +626,12 @@ static void harness_peer_data(struct harness_peer_conn *c, const struct harness_
         return;
     }
     c->ack_now = 1;
+    if (c->fin_received && harness_seq_lt(c->rcv_nxt - 1, seq + n)) {
+        /* Data past the FIN the stack sent: its stream ended early, and these bytes are lost
+         * (a TCP ignores them). A stack bug: counted and reported. */
+        c->after_fin += seq + n - (c->rcv_nxt - 1);
+        return;
+    }
     if (harness_seq_lt(seq, c->rcv_nxt)) {
         uint32_t skip = c->rcv_nxt - seq;
         if (skip > n || (skip == n && c->fin_received)) {
@@ -731,6 +753,7 @@ static void harness_peer_on_syn(struct harness_peer *p, struct harness_peer_conn
     c->irs = in->seq;
     c->rcv_nxt = in->seq + 1;
     c->rcv_adv = c->rcv_nxt;
+    c->rcv_wup = c->rcv_nxt;
     c->iss = (uint32_t)harness_rand_next(&c->rand);
     c->snd_una = c->iss;
     c->snd_nxt = c->snd_max = c->iss + 1;
@@ -746,6 +769,7 @@ static void harness_peer_on_syn(struct harness_peer *p, struct harness_peer_conn
     c->ts = in->has_ts && p->cfg.timestamps;
     c->ts_recent = in->tsval;
     c->rcv_buf = p->cfg.rcv_buf;
+    c->snd_buf = p->cfg.snd_buf;
     c->rcap = c->rcv_buf + (1U << c->rcv_ws);
     c->rbuf = malloc(c->rcap);
     if (!c->rbuf)
@@ -942,6 +966,14 @@ void harness_peer_input(struct harness_peer *p, uint32_t now, const uint8_t *pkt
         }
         return;
     }
+    uint32_t end = in.seq + in.len + ((in.flags & (HP_SYN | HP_FIN)) ? 1 : 0);
+    if (harness_seq_lt(end, c->rcv_wup) || harness_seq_lt(c->rcv_adv, in.seq)) {
+        /* Linux's tcp_sequence(): a segment outside the receive window is dropped whole, its
+         * ACK field too, and answered with an ACK. */
+        c->out_of_window++;
+        harness_peer_ack(p, c, now);
+        return;
+    }
     if (in.flags & HP_SYN) {
         c->ack_now = 1;
     } else {
@@ -1100,6 +1132,7 @@ void harness_peer_status(const struct harness_peer *p, size_t i, struct harness_
         st->acked = acked < c->stream_len ? acked : c->stream_len;
     }
     st->fin_received = c->fin_received;
+    st->after_fin = c->after_fin;
     st->fin_sent = c->fin_sent;
     st->fin_acked = c->fin_acked;
     st->reset_sent = c->reset_sent;
@@ -1121,18 +1154,19 @@ void harness_peer_describe(const struct harness_peer *p, size_t i, uint32_t now,
     if (c->persist_armed)
         snprintf(persist, sizeof(persist), "in %d ms", (int)(c->persist_due - now));
     snprintf(buf, cap,
-             "peer: %s%s%s; from stack %llu B in order (%llu taken%s), FIN %s, %s out of order; "
+             "peer: %s%s%s; from stack %llu B in order (%llu taken%s), FIN %s%s, %s out of order; "
              "to stack %llu B sent, %llu acked of %llu, FIN %s; snd_wnd %u, cwnd %u, our window %u; "
              "RTO %u ms (next %s), probe next %s; %u retransmits, %u timeouts, %u probes, "
-             "%u handshake ACKs dropped, %u SYNs dropped, %u SYN-ACKs sent; first bad byte at %ld",
+             "%u handshake ACKs dropped, %u SYNs dropped, %u SYN-ACKs sent, %u segments outside our window; "
+             "first bad byte at %ld",
              st.state, c->queued ? " (in the accept queue)" : "", c->paused ? " (reader paused)" : "",
              (unsigned long long)c->received, (unsigned long long)c->consumed,
              c->mismatch >= 0 ? ", MISMATCH" : "", c->fin_received ? "received" : "not received",
-             c->ooo ? "data" : "nothing", (unsigned long long)st.sent, (unsigned long long)st.acked,
+             c->after_fin ? " (AND DATA AFTER IT)" : "", c->ooo ? "data" : "nothing", (unsigned long long)st.sent, (unsigned long long)st.acked,
              (unsigned long long)c->stream_len,
              c->fin_acked ? "acked" : c->fin_sent ? "sent" : c->fin_queued ? "queued" : "not yet",
              c->snd_wnd, c->cwnd, c->rcv_adv - c->rcv_nxt, c->rto, rto, persist, c->retransmits, c->timeouts,
-             c->probes, c->handshake_drops, c->syn_drops, c->synack_sent, c->mismatch);
+             c->probes, c->handshake_drops, c->syn_drops, c->synack_sent, c->out_of_window, c->mismatch);
 }
 
 uint64_t harness_peer_bad_packets(const struct harness_peer *p)

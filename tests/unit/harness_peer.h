@@ -55,6 +55,8 @@ struct harness_peer_config {
     int timestamps;        /* it answers the timestamp option (when the stack sends it) */
     int wscale;            /* its window scale shift; negative: no window scale option */
     uint32_t rcv_buf;      /* its receive buffer: the most it advertises */
+    uint32_t snd_buf;      /* echo: its reader stops while this much of its answer is not yet
+                            * acknowledged, as an echo server blocked in write(); 0: no limit */
     enum harness_accept_mode accept_mode;
     unsigned backlog;      /* a shared accept queue of this many connections; 0: unbounded */
     uint32_t accept_interval_ms; /* its server takes one connection off the queue this often */
@@ -73,6 +75,7 @@ struct harness_peer_status {
     uint64_t acked;          /* of those, acknowledged by the stack */
     long mismatch;           /* offset of the first received byte unlike the pattern, or -1 */
     int fin_received, fin_sent, fin_acked;
+    uint64_t after_fin;      /* bytes the stack sent past its own FIN (its stream ended early) */
     int reset_sent, reset_received;
 };
 
