@@ -25,6 +25,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/sockios.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 
 #include <uv.h>
@@ -48,7 +52,7 @@ enum {
     HARNESS_CONNECT_TIMEOUT_MS = 120 * 1000,
     HARNESS_SETTLE_MAX = 200000,      /* loop passes at one instant before calling it a livelock */
     HARNESS_PKT_MAX = 2048,
-    HARNESS_WAIT_MAX = 5000,          /* real-time waits for loopback per run (1 ms each) */
+    HARNESS_WAIT_MAX = 20000,         /* real-time waits for loopback per run (1 ms each) */
 };
 
 /* 10.8.0.2 is the tunnel's address, 10.9.0.1 the peer's. */
@@ -356,6 +360,17 @@ static void harness_app_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *b
     *buf = uv_buf_init((char *)a->h->read_buf, sizeof(a->h->read_buf));
 }
 
+/* Linux delays an ACK up to 40 ms of real time, and the bridge's socket waits for that ACK
+ * before it takes more: the virtual clock would run far ahead. Quick-ACK mode lasts only a
+ * while, so the application asks for it again after every read. */
+static void harness_quickack(struct harness_app *a)
+{
+    uv_os_fd_t fd;
+    int one = 1;
+    if (uv_fileno((const uv_handle_t *)&a->client, &fd) == 0)
+        setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof(one));
+}
+
 static void harness_app_read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 {
     struct harness_app *a = stream->data;
@@ -376,6 +391,7 @@ static void harness_app_read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf
     }
     size_t n = (size_t)nread;
     harness_trace_app(a, "read", n);
+    harness_quickack(a);
     if (a->mismatch < 0) {
         if (a->read + n > a->expect) {
             a->mismatch = (long)a->expect;
@@ -409,6 +425,7 @@ static void harness_app_read_start(struct harness_app *a)
         harness_app_fail(a, rc, "read start");
     else
         a->reading = 1;
+    harness_quickack(a);
 }
 
 static void harness_bridge_done(void *arg)
@@ -612,19 +629,28 @@ static void harness_due(struct harness *h)
     }
 }
 
-/* Whether the bridge has bytes queued for an application that is reading: the kernel moves them
- * in real time (an ACK on loopback may wait for the delayed-ACK timer), so the clock must not run
- * ahead of it. (The other way, the bridge may have stopped reading on purpose: no wait.) */
-static int harness_loopback_busy(const struct harness *h)
+static void harness_describe_loopback(const struct harness_app *a, char *buf, size_t cap);
+
+/* Whether the bridge has bytes in libuv's queue for an application that is reading: they wait
+ * for room in the kernel, which comes in real time (an ACK from the application's socket, which
+ * Linux may delay up to 40 ms), so the virtual clock must wait too. Bytes already in the kernel
+ * need no wait (the application's socket has them, and the loop hears it), and the other way
+ * needs no such care: the bridge stops reading its application on purpose. */
+static int harness_loopback_busy(struct harness *h)
 {
+    int busy = 0;
     for (size_t i = 0; i < h->cfg->n; i++) {
-        const struct harness_app *a = &h->apps[i];
-        if (!a->bridged || a->bridge_done || !a->client_open || uv_is_closing((const uv_handle_t *)&a->client))
+        struct harness_app *a = &h->apps[i];
+        if (!a->reading || !a->accepted || !a->bridged || a->bridge_done || !a->client_open ||
+            uv_is_closing((const uv_handle_t *)&a->client) || uv_is_closing((const uv_handle_t *)a->accepted))
             continue;
-        if (a->reading && a->accepted && uv_stream_get_write_queue_size((const uv_stream_t *)a->accepted) > 0)
-            return 1;
+        if (uv_stream_get_write_queue_size((const uv_stream_t *)a->accepted) > 0) {
+            /* Ask for the ACK now; Linux honours this while the connection is established. */
+            harness_quickack(a);
+            busy = 1;
+        }
     }
-    return 0;
+    return busy;
 }
 
 /* Runs everything that can happen without the clock moving. */
@@ -772,6 +798,29 @@ static void harness_describe_pcb(uint16_t port, char *buf, size_t cap)
     snprintf(buf, cap, "lwIP pcb: none (freed, or let go by the bridge)");
 }
 
+/* What sits between the application and its bridge: in the kernel and in libuv's queues. */
+static void harness_describe_loopback(const struct harness_app *a, char *buf, size_t cap)
+{
+    int client_rx = -1, client_tx = -1, acc_tx = -1, acc_unsent = -1;
+    uv_os_fd_t fd;
+    if (a->client_open && uv_fileno((const uv_handle_t *)&a->client, &fd) == 0) {
+        ioctl(fd, FIONREAD, &client_rx);
+        ioctl(fd, SIOCOUTQ, &client_tx);
+    }
+    size_t acc_queue = 0;
+    if (a->accepted && uv_fileno((const uv_handle_t *)a->accepted, &fd) == 0) {
+        ioctl(fd, SIOCOUTQ, &acc_tx);
+        ioctl(fd, SIOCOUTQNSD, &acc_unsent);
+        acc_queue = uv_stream_get_write_queue_size((const uv_stream_t *)a->accepted);
+    }
+    snprintf(buf, cap,
+             "loopback: application %s%s, %d B to read, %d B not yet taken by the bridge, %zu B in uv "
+             "queue; bridge side: %zu B in uv queue, %d B in kernel (%d unsent)",
+             a->reading ? "reading" : "not reading", a->paused ? " (paused)" : "", client_rx, client_tx,
+             a->client_open ? uv_stream_get_write_queue_size((const uv_stream_t *)&a->client) : 0, acc_queue, acc_tx,
+             acc_unsent);
+}
+
 static void harness_report_one(const struct harness *h, size_t i, const char *verdict)
 {
     const struct harness_app *a = &h->apps[i];
@@ -792,6 +841,10 @@ static void harness_report_one(const struct harness *h, size_t i, const char *ve
             a->connect_failed ? " (connect failed)" : "", a->stall_ms);
     if (a->error_where)
         fprintf(stderr, "    app error in: %s\n", a->error_where);
+    if (a->client_open) {
+        harness_describe_loopback(a, line, sizeof(line));
+        fprintf(stderr, "    %s\n", line);
+    }
     if (a->mismatch >= 0)
         fprintf(stderr, "    app: first wrong byte at offset %ld\n", a->mismatch);
     harness_describe_pcb(x->port, line, sizeof(line));
@@ -815,7 +868,10 @@ static void harness_judge(struct harness *h, struct harness_result *res)
             res->max_stall_ms = a->stall_ms;
         const char *verdict;
         int bad = 1;
-        if (a->mismatch >= 0 || st.mismatch >= 0 || a->outcome == HARNESS_APP_SHORT) {
+        if (st.after_fin) {
+            res->corrupt++;
+            verdict = "CORRUPT: the stack sent data after its FIN (its stream ended early at the peer)";
+        } else if (a->mismatch >= 0 || st.mismatch >= 0 || a->outcome == HARNESS_APP_SHORT) {
             res->corrupt++;
             verdict = a->outcome == HARNESS_APP_SHORT ? "CORRUPT: clean EOF with bytes missing"
                                                         : "CORRUPT: a byte differs or is in excess";
