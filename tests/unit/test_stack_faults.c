@@ -31,6 +31,11 @@ enum {
     FAULTS_STALL_MS = 60 * 1000,         /* a minute without a byte moving is a stall to anyone */
     FAULTS_SEED_ALARM_S = 25,            /* real time one seed may take before it is killed */
     FAULTS_BUDGET_S = 20,
+    /* A slow reader's socket buffer: small, so the bridge's writes back up soon, but not below
+     * loopback's segment size (64 KiB): Linux does not reopen a receive window by less than a
+     * segment, and the sender's zero-window probes back off in real time, which the virtual
+     * clock would outrun into a false hang. */
+    FAULTS_APP_RCVBUF = 0,
 };
 
 /* One seed's run: the harness's configuration, its transfers, and a description of what the
@@ -326,6 +331,27 @@ static void faults_make_zero_window(struct faults_run *run)
     faults_describe(run, "; peer rcvbuf now %u, readers pausing", run->cfg.peer.rcv_buf);
 }
 
+/* The application sends a little more than the peer's window and half-closes at once; the
+ * peer's reader is stopped, so the last segment, which carries the FIN, meets a window too small
+ * for it, and lwIP's persist timer splits it to fit. (lwIP 2.1.3 leaves the FIN on the first
+ * part: the peer then sees the stream end early and the rest arrive after the FIN.) */
+static void faults_make_fin_split(struct faults_run *run)
+{
+    struct harness_rand *r = &run->r;
+    faults_defaults(run, run->cfg.test, "fin_split", run->cfg.seed);
+    static const uint32_t bufs[] = {4 * 1024, 8 * 1024, 16 * 1024};
+    run->cfg.peer.rcv_buf = bufs[harness_rand_range(r, 0, 2)];
+    uint32_t buf = run->cfg.peer.rcv_buf;
+    faults_transfers(run, harness_rand_range(r, 1, 4), 1 << HARNESS_UPLOAD | 1 << HARNESS_ECHO, buf + 1, buf + 1400,
+                     50);
+    for (size_t i = 0; i < run->cfg.n; i++) {
+        struct harness_transfer *x = &run->xfers[i];
+        x->pause_after = 0;
+        x->pause_ms = harness_rand_range(r, 500, 5000);
+    }
+    faults_describe(run, "; peer rcvbuf now %u, its reader stopped at first", buf);
+}
+
 /* The application reads slowly through small socket buffers: the bridge's writes wait, then
  * lwIP's window closes, and the peer has to probe it open. */
 static void faults_make_slow_reader(struct faults_run *run)
@@ -334,7 +360,7 @@ static void faults_make_slow_reader(struct faults_run *run)
     faults_defaults(run, run->cfg.test, "slow_reader", run->cfg.seed);
     faults_transfers(run, harness_rand_range(r, 1, 4), 1 << HARNESS_DOWNLOAD | 1 << HARNESS_ECHO, 64 * 1024,
                      2 * 1024 * 1024, 100);
-    run->cfg.app_rcvbuf = 16 * 1024;
+    run->cfg.app_rcvbuf = FAULTS_APP_RCVBUF;
     run->cfg.bridge_sndbuf = 16 * 1024;
     for (size_t i = 0; i < run->cfg.n; i++) {
         struct harness_transfer *x = &run->xfers[i];
@@ -342,6 +368,27 @@ static void faults_make_slow_reader(struct faults_run *run)
         x->app_pause_ms = harness_rand_range(r, 10, 3000);
     }
     faults_link_loss(run, &run->cfg.down, "down", 0.02, 0.01, 0.02);
+}
+
+/* Echoes whose both ends push back: the application reads slowly, so the stack's window closes;
+ * the peer, an echo server blocked writing, stops reading, so its window closes too. Each side
+ * then probes the other's zero window, and every window update must get through. */
+static void faults_make_echo_backpressure(struct faults_run *run)
+{
+    struct harness_rand *r = &run->r;
+    faults_defaults(run, run->cfg.test, "echo_backpressure", run->cfg.seed);
+    static const uint32_t bufs[] = {4 * 1024, 16 * 1024, 64 * 1024};
+    run->cfg.peer.rcv_buf = bufs[harness_rand_range(r, 0, 2)];
+    run->cfg.peer.snd_buf = bufs[harness_rand_range(r, 0, 2)];
+    faults_transfers(run, harness_rand_range(r, 1, 10), 1 << HARNESS_ECHO, 64 * 1024, 2 * 1024 * 1024, 100);
+    for (size_t i = 0; i < run->cfg.n; i++) {
+        struct harness_transfer *x = &run->xfers[i];
+        x->app_pause_every = harness_rand_range(r, 16, 256) * 1024;
+        x->app_pause_ms = harness_rand_range(r, 10, 3000);
+    }
+    faults_link_loss(run, &run->cfg.up, "up", 0.01, 0.005, 0.01);
+    faults_link_loss(run, &run->cfg.down, "down", 0.01, 0.005, 0.01);
+    faults_describe(run, "; peer rcvbuf %u sndbuf %u", run->cfg.peer.rcv_buf, run->cfg.peer.snd_buf);
 }
 
 /* The lab's stall: many downloads at once to a server whose accept queue is full. It drops our
@@ -441,7 +488,9 @@ FAULTS_TEST(loss_up, 60)
 FAULTS_TEST(echo, 60)
 FAULTS_TEST(bottleneck, 40)
 FAULTS_TEST(zero_window, 60)
+FAULTS_TEST(fin_split, 60)
 FAULTS_TEST(slow_reader, 30)
+FAULTS_TEST(echo_backpressure, 30)
 FAULTS_TEST(accept_synack, 30)
 FAULTS_TEST(accept_silent, 30)
 FAULTS_TEST(accept_backlog, 30)
