@@ -16,6 +16,7 @@
 #       --verify-client-cert none|optional|require (require)
 #       --reneg-sec N           --keepalive "PING RESTART" ("10 60")   --exit-notify (UDP: tell
 #                               clients RESTART when the server stops/restarts)
+#       --dns "ADDR..."         the DNS servers pushed, in this order ($LAB_DNS_IP)
 #       --cert server|server-expired|server-otherca   the server's certificate (server)
 #       --client-ca lab|other   which CA the server trusts for client certificates (lab)
 #       --verb N (3)            --stdin: more config lines from standard input (a here-doc:
@@ -111,6 +112,7 @@ lab_start_openvpn_server() {
     [ -z "${LAB_OVPN_DIR[$name]:-}" ] || lab_die "openvpn server $name exists already"
     local proto=udp port='' topology=subnet ciphers=$LAB_OVPN_DEFAULT_CIPHERS cipher='' auth=''
     local comp='' ta=0 tc=0 password=0 vcc=require reneg='' keepalive='10 60' exitnotify=0
+    local dns=$LAB_DNS_IP d
     local cert=server clientca=lab verb=3 profile=default extra=() line
     while [ $# -gt 0 ]; do
         case $1 in
@@ -131,6 +133,7 @@ lab_start_openvpn_server() {
         --verify-client-cert) vcc=$2; shift 2 ;;
         --reneg-sec) reneg=$2; shift 2 ;;
         --keepalive) keepalive=$2; shift 2 ;;
+        --dns) dns=$2; shift 2 ;;
         --exit-notify) exitnotify=1; shift ;;
         --cert) cert=$2; shift 2 ;;
         --client-ca) clientca=$2; shift 2 ;;
@@ -182,7 +185,7 @@ lab_start_openvpn_server() {
         echo "topology $topology"
         echo "server $net 255.255.255.0"
         echo "push \"route ${LAB_INTERNAL_NET%/*} 255.255.255.0\""
-        echo "push \"dhcp-option DNS $LAB_DNS_IP\""
+        for d in $dns; do echo "push \"dhcp-option DNS $d\""; done
         echo "push \"dhcp-option DOMAIN $LAB_DOMAIN\""
         echo "keepalive $keepalive"
         echo "duplicate-cn"
