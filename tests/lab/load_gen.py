@@ -328,6 +328,8 @@ async def one(run, conn, host, port, path):
     finally:
         conn.t_end = time.time()
         conn.t_rel = time.monotonic() - run.t0
+        if not conn.waiting:
+            conn.gap = max(conn.gap, time.monotonic() - conn.last)     # a silence until the end
         if not args.no_barrier and not conn.at_barrier:
             run.connected_one()     # failed before the barrier: the others need not wait for it
         if counted:
