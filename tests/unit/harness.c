@@ -631,20 +631,32 @@ static void harness_due(struct harness *h)
 
 static void harness_describe_loopback(const struct harness_app *a, char *buf, size_t cap);
 
-/* Whether the bridge has bytes in libuv's queue for an application that is reading: they wait
- * for room in the kernel, which comes in real time (an ACK from the application's socket, which
- * Linux may delay up to 40 ms), so the virtual clock must wait too. Bytes already in the kernel
- * need no wait (the application's socket has them, and the loop hears it), and the other way
- * needs no such care: the bridge stops reading its application on purpose. */
+/* Whether bytes are on their way from the bridge to an application that is reading, held back
+ * in real time: in libuv's queue, waiting for room in the kernel; in the kernel, not yet sent
+ * (the application's window update may be delayed); or, once the bridge has closed its socket,
+ * still in that socket's buffer, which the kernel goes on sending before the FIN. An ACK or a
+ * window update from the application's socket may wait for Linux's delayed-ACK timer (40 ms),
+ * so the virtual clock must wait too. The other way needs no such care: the bridge stops reading
+ * its application on purpose. */
 static int harness_loopback_busy(struct harness *h)
 {
     int busy = 0;
     for (size_t i = 0; i < h->cfg->n; i++) {
         struct harness_app *a = &h->apps[i];
-        if (!a->reading || !a->accepted || !a->bridged || a->bridge_done || !a->client_open ||
-            uv_is_closing((const uv_handle_t *)&a->client) || uv_is_closing((const uv_handle_t *)a->accepted))
+        if (!a->reading || !a->bridged || !a->client_open || a->eof || a->outcome != HARNESS_APP_RUNNING ||
+            uv_is_closing((const uv_handle_t *)&a->client))
             continue;
-        if (uv_stream_get_write_queue_size((const uv_stream_t *)a->accepted) > 0) {
+        int held = 0;
+        uv_os_fd_t fd;
+        if (!a->accepted) {
+            held = 1; /* the bridge is done and the application has not seen the end yet */
+        } else if (!uv_is_closing((const uv_handle_t *)a->accepted)) {
+            int unsent = 0;
+            held = uv_stream_get_write_queue_size((const uv_stream_t *)a->accepted) > 0 ||
+                   (uv_fileno((const uv_handle_t *)a->accepted, &fd) == 0 && ioctl(fd, SIOCOUTQNSD, &unsent) == 0 &&
+                    unsent > 0);
+        }
+        if (held) {
             /* Ask for the ACK now; Linux honours this while the connection is established. */
             harness_quickack(a);
             busy = 1;
