@@ -29,7 +29,7 @@
  * retransmission timer, which may be seconds away; we resend the data at once instead, since the
  * segment that completes the handshake may as well carry the request.
  *
- * Two lwIP habits are undone here as well.
+ * lwIP habits undone here as well (the last one, a FIN split with its segment, below).
  *   - Its pure ACKs carry snd_nxt as their sequence number, even when snd_nxt is past the right
  *     edge of the peer's window: after a zero-window probe (lwIP moves snd_nxt past the probed
  *     byte) or a retransmission timeout (snd_nxt stays where it was). A Linux peer accepts a
@@ -359,8 +359,27 @@ err_t stack_recovery_input(struct tcp_pcb *pcb, const struct tcp_hdr *hdr, u16_t
     return ERR_OK;
 }
 
+/* lwIP 2.1.3's persist timer splits the head of unsent to fit a small window
+ * (tcp_split_unsent_seg()) and ORs the flags of the first part with what it had: a FIN stays on
+ * the first part as well as going to the second. The peer then sees the stream end early and
+ * the rest arrive after the FIN, a transfer cut short (found by the fault harness,
+ * stack_faults_fin_split). A data segment about to leave with a FIN while a later segment waits
+ * behind it in unsent is such a first part: its FIN is taken off, for good. */
+static void recovery_fin_split(struct tcp_hdr *hdr, const struct tcp_pcb *pcb)
+{
+    for (const struct tcp_seg *seg = pcb->unsent; seg; seg = seg->next) {
+        if (seg->tcphdr != hdr)
+            continue;
+        if (seg->next && TCP_SEQ_GT(seg_seq(seg->next), seg_seq(seg)))
+            TCPH_UNSET_FLAG(hdr, TCP_FIN);
+        return;
+    }
+}
+
 u32_t *stack_recovery_output(struct pbuf *p, struct tcp_hdr *hdr, const struct tcp_pcb *pcb, u32_t *opts)
 {
+    if (pcb && (TCPH_FLAGS(hdr) & TCP_FIN) && p->tot_len > TCPH_HDRLEN_BYTES(hdr))
+        recovery_fin_split(hdr, pcb);
     /* Only lwIP's pure ACKs (tcp_send_empty_ack: flags ACK alone, no data, seqno snd_nxt); a
      * keepalive (snd_nxt - 1), a probe (data), a RST or FIN keep theirs. */
     if (!pcb || TCPH_FLAGS(hdr) != TCP_ACK || p->tot_len != TCPH_HDRLEN_BYTES(hdr) ||
