@@ -4,8 +4,10 @@
  * the peer. The driver runs the loop with UV_RUN_NOWAIT until nothing moves (no packet, no read,
  * no write, no callback, and the loop's epoll set has nothing ready), then jumps the clock to the
  * next thing due (a packet on a link, a peer timer, an application's pause, lwIP's next timeout)
- * and runs lwIP's timeouts. Retransmission timeouts of seconds so take microseconds; only the
- * loopback sockets between the applications and the bridge run in real time, and they never wait.
+ * and runs lwIP's timeouts. Retransmission timeouts of seconds so take microseconds. Only the
+ * loopback sockets between the applications and the bridges run in real time; where the kernel
+ * holds bytes back for an ACK of its own (see harness_loopback_busy()), the clock waits for it,
+ * a millisecond of real time at a time.
  *
  * Determinism: the faults of each connection are drawn from streams of their own (the seed and
  * the connection's port), so they do not depend on how connections interleave. What is left to
@@ -93,6 +95,7 @@ struct harness_app {
     int bridged, bridge_done;
     enum harness_app_outcome outcome;
     uint32_t end_ms;
+    int watched;                /* harness_watch() has seen it */
     uint64_t progress;          /* bytes moved, as last seen by harness_watch() */
     uint32_t progress_ms;       /* when they last changed */
     uint32_t stall_ms, stall_at; /* the longest time nothing moved, and when that began */
@@ -360,9 +363,9 @@ static void harness_app_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *b
     *buf = uv_buf_init((char *)a->h->read_buf, sizeof(a->h->read_buf));
 }
 
-/* Linux delays an ACK up to 40 ms of real time, and the bridge's socket waits for that ACK
- * before it takes more: the virtual clock would run far ahead. Quick-ACK mode lasts only a
- * while, so the application asks for it again after every read. */
+/* Linux delays an ACK up to 40 ms of real time, and the bridge's socket may wait for that ACK
+ * before it takes more, while the virtual clock would run far ahead. Quick-ACK mode lasts only
+ * a while, so the application asks for it again after every read. */
 static void harness_quickack(struct harness_app *a)
 {
     uv_os_fd_t fd;
@@ -629,8 +632,6 @@ static void harness_due(struct harness *h)
     }
 }
 
-static void harness_describe_loopback(const struct harness_app *a, char *buf, size_t cap);
-
 /* Whether bytes are on their way from the bridge to an application that is reading, held back
  * in real time: in libuv's queue, waiting for room in the kernel; in the kernel, not yet sent
  * (the application's window update may be delayed); or, once the bridge has closed its socket,
@@ -754,7 +755,8 @@ static void harness_watch(struct harness *h)
         harness_peer_status(h->peer, i, &st);
         uint64_t progress = a->read + st.received + st.acked + (uint64_t)a->eof + (uint64_t)st.fin_received +
                             (uint64_t)st.fin_acked + (a->outcome != HARNESS_APP_RUNNING);
-        if (progress != a->progress || a->progress_ms == 0) {
+        if (progress != a->progress || !a->watched) {
+            a->watched = 1;
             a->progress = progress;
             a->progress_ms = harness_now_ms;
             continue;

@@ -8,8 +8,11 @@
  * when the stack offers them), in-order receive with an advertised window that never shrinks,
  * out-of-order data kept and reported in SACK blocks, cumulative ACKs, its own retransmission
  * (RFC 6298 timer, go-back-N on timeout, fast retransmit on three duplicate ACKs) with a simple
- * Reno window, zero-window probes, FIN both ways and RST both ways. Every checksum is computed,
- * and every checksum the stack sends is checked. */
+ * Reno window, zero-window probes, FIN both ways and RST both ways; like Linux, it drops a
+ * segment outside its receive window whole (its ACK field too) and answers with an ACK, and it
+ * ignores data past a FIN. Every checksum is computed, and every checksum the stack sends is
+ * checked. Not modelled: IPv6, IP fragments, urgent data, PAWS, delayed ACKs (it acknowledges
+ * every segment), retransmission driven by the stack's SACK blocks. */
 #ifndef VPN2SOCKS_TESTS_UNIT_HARNESS_PEER_H
 #define VPN2SOCKS_TESTS_UNIT_HARNESS_PEER_H
 
