@@ -36,6 +36,7 @@ struct stack {
     uint64_t reclaim_ms;        /* when out-of-order data was last given back (tcp.c) */
     uint64_t reclaims;          /* how often */
     uint64_t rx_over_share;     /* segments dropped for a connection above its share of memory */
+    size_t mem_mark;            /* lwIP's heap at its highest since memory was last handed back */
     struct stack_tcp *flushes;  /* connections with segments waiting to go to the application */
     /* Paced closes (see tcp.c): FINs waiting for a slot, oldest first, and FINs in flight. */
     struct stack_tcp *fin_wait_head, *fin_wait_tail;

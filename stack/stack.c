@@ -433,7 +433,10 @@ void stack_input(struct stack *s, const uint8_t *pkt, size_t len)
         s->rx_bad++;
         return;
     }
-    if (stack_mem_bytes() > STACK_MEM_HIGH)
+    size_t in_use = stack_mem_bytes();
+    if (in_use > s->mem_mark)
+        s->mem_mark = in_use;
+    if (in_use > STACK_MEM_HIGH)
         stack_tcp_reclaim(s);
     /* Exactly the packet's size: a pool buffer (1600 bytes) for a 41-byte segment would make a
      * peer sending 1-byte segments cost forty times what it sends. */

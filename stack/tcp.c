@@ -69,6 +69,7 @@
 #include "stack/tcp.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -104,6 +105,7 @@ enum {
      * the IP and TCP headers it keeps, the allocator's own word. An estimate, on the high side. */
     STACK_TCP_PBUF_COST = 128,
     STACK_TCP_RECLAIM_MS = 100,
+    STACK_TCP_TRIM_BYTES = 32 * 1024 * 1024,
     STACK_TCP_FIN_WINDOW = 128,
     STACK_TCP_FIN_SLOT_MS = 1000,
     STACK_TCP_RTO_MIN_MS = 200,
@@ -188,9 +190,27 @@ static void stack_tcp_link(struct stack_tcp *c)
     s->conns = c;
 }
 
+/* The C allocator keeps what lwIP's buffers gave back, scattered between live ones, so after a
+ * burst of load the process stayed at its peak (123 MB after 156 transfers of 1 MiB each way,
+ * with 160 bytes left in lwIP's heap). Once the heap has fallen STACK_TCP_TRIM_BYTES below its
+ * highest, a connection's end hands the free pages back to the system. */
+static void stack_tcp_trim(struct stack *s)
+{
+#ifdef __GLIBC__
+    size_t in_use = stack_mem_bytes();
+    if (s->mem_mark > in_use + STACK_TCP_TRIM_BYTES) {
+        malloc_trim(0);
+        s->mem_mark = in_use;
+    }
+#else
+    (void)s;
+#endif
+}
+
 static void stack_tcp_unlink(struct stack_tcp *c)
 {
     c->s->n_conns--;
+    stack_tcp_trim(c->s);
     if (c->prev)
         c->prev->next = c->next;
     else
