@@ -65,7 +65,13 @@
  * second without backing off and gives up after seven: a burst of connects to a server that
  * drops SYNs while its accept queue is full came back in lockstep, six got in per second, and
  * 17 of 300 failed after 7 s. Ours go after 1, 2, 4, 8... s (as Linux), each a quarter longer
- * at random, until the caller's connect timeout. */
+ * at random, until the caller's connect timeout. The first flight of data is ours to resend
+ * too, for the same reason: until the peer acknowledges or sends anything it may not have
+ * taken the connection at all, and lwIP's retransmissions fall on its 50 ms ticks, so a burst
+ * of connections resends in a few bunches that a small accept queue turns away again (the
+ * fault harness's accept_burst: 100 connects, a queue of 2 with SYN cookies, connections
+ * waiting over a minute). Ours run on the millisecond clock, from the handshake's RTO with a
+ * quarter of it at random, doubling; lwIP's timer takes over once the peer has answered. */
 #include "stack/tcp.h"
 
 #include <errno.h>
@@ -151,6 +157,10 @@ struct stack_tcp {
     uint64_t fin_sent_ms;
     uint32_t syn_sent_ms; /* sys_now() when the SYN left: the handshake's round-trip sample */
     unsigned syn_tries;   /* SYNs sent */
+    unsigned flight : 1;  /* in the first flight: its retransmissions are ours (see the top) */
+    uint32_t flight_ms;   /* the first flight's retransmission timeout */
+    uint32_t first_ack;   /* lastack and rcv_nxt right after the handshake */
+    uint32_t first_rcv;
     uint64_t bytes_up;   /* application -> tunnel */
     uint64_t bytes_down; /* tunnel -> application */
     unsigned reading : 1;
@@ -221,9 +231,12 @@ static void stack_tcp_unlink(struct stack_tcp *c)
 
 /* Lets go of the pcb. lwIP rule: clear every callback first, so lwIP never calls back into a
  * connection that is going away; tcp_abort() would otherwise call our err callback. */
+static void stack_tcp_flight_stop(struct stack_tcp *c);
+
 static void stack_tcp_release_pcb(struct stack_tcp *c, int abort)
 {
     struct tcp_pcb *pcb = c->pcb;
+    stack_tcp_flight_stop(c);
     if (!pcb)
         return;
     c->pcb = NULL;
@@ -401,12 +414,68 @@ static void stack_tcp_rto_from_handshake(struct stack_tcp *c, struct tcp_pcb *pc
     pcb->rttest = 0;
 }
 
+/* --- the first flight (see "Retransmission timing" at the top) --- */
+
+static void stack_tcp_flight_timer(void *arg);
+
+static void stack_tcp_flight_arm(struct stack_tcp *c)
+{
+    sys_timeout(c->flight_ms + stack_random() % (c->flight_ms / 4 + 1), stack_tcp_flight_timer, c);
+}
+
+/* The first flight is over: lwIP's own timer, from its estimate, from now on. */
+static void stack_tcp_flight_stop(struct stack_tcp *c)
+{
+    if (!c->flight)
+        return;
+    c->flight = 0;
+    sys_untimeout(stack_tcp_flight_timer, c);
+    if (c->pcb) {
+        c->pcb->rto = (s16_t)((c->pcb->sa >> 3) + c->pcb->sv);
+        c->pcb->rtime = 0;
+    }
+}
+
+static void stack_tcp_flight_timer(void *arg)
+{
+    struct stack_tcp *c = arg;
+    struct tcp_pcb *pcb = c->pcb;
+    /* Still nothing from the peer, and something to resend: resend it all, back off. */
+    if (pcb && pcb->unacked && pcb->lastack == c->first_ack && pcb->rcv_nxt == c->first_rcv &&
+        (pcb->state == ESTABLISHED || pcb->state == FIN_WAIT_1) && c->flight_ms < 64 * 1000) {
+        tcp_rexmit_rto(pcb);
+        c->flight_ms *= 2;
+        stack_tcp_flight_arm(c);
+        return;
+    }
+    /* Over (this timer is not armed any more, so no untimeout). */
+    c->flight = 0;
+    if (pcb) {
+        pcb->rto = (s16_t)((pcb->sa >> 3) + pcb->sv);
+        pcb->rtime = 0;
+    }
+}
+
+/* From the handshake on, the first flight's retransmissions are ours; lwIP's timer is held off
+ * (0x7FFF ticks) until the peer answers (lwIP itself resets its timeout on the first ACK of
+ * data) or stack_tcp_flight_stop(). */
+static void stack_tcp_flight_start(struct stack_tcp *c, struct tcp_pcb *pcb)
+{
+    c->flight = 1;
+    c->flight_ms = (uint32_t)pcb->rto * TCP_SLOW_INTERVAL;
+    c->first_ack = pcb->lastack;
+    c->first_rcv = pcb->rcv_nxt;
+    pcb->rto = 0x7FFF;
+    stack_tcp_flight_arm(c);
+}
+
 static err_t stack_tcp_on_connected(void *arg, struct tcp_pcb *pcb, err_t err)
 {
     struct stack_tcp *c = arg;
     (void)err; /* lwIP always passes ERR_OK here */
     stack_tcp_connect_timers_stop(c);
     stack_tcp_rto_from_handshake(c, pcb);
+    stack_tcp_flight_start(c, pcb);
     c->state = STACK_TCP_CONNECTED;
     c->connect_cb(c->arg, c, 0);
     /* The bridge may have given up at once (out of memory); c lives on until its app handle
@@ -825,6 +894,7 @@ static void stack_tcp_on_error(void *arg, err_t err)
     struct stack_tcp *c = arg;
     /* lwIP has already freed the pcb. */
     c->pcb = NULL;
+    stack_tcp_flight_stop(c);
     if (c->state == STACK_TCP_CONNECTING) {
         stack_tcp_fail(c, err == ERR_RST ? UV_ECONNREFUSED : err == ERR_ABRT ? UV_ETIMEDOUT
                                                                               : stack_err_to_uv(err));
