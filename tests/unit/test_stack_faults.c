@@ -16,11 +16,7 @@
  * A failure prints the scenario, the seed, the line that replays it, and for each failed
  * connection what the application, the loopback sockets, lwIP's pcb and the peer each saw.
  *
- * Known failures (stack bugs found by these tests, kept failing until fixed):
- *   fin_split, zero_window seeds 129 208 253 272, echo_backpressure seed 173: lwIP 2.1.3's
- *   tcp_split_unsent_seg() (the persist timer fitting the head of unsent into a small window)
- *   sets the flags of the first part with TCPH_SET_FLAG, which ORs: a FIN on the segment stays
- *   on the first part, the peer sees the stream end early, and the rest arrives after the FIN.
+ * Known failures (stack weaknesses found by these tests, kept failing until fixed):
  *   accept_burst, most seeds: a few of the 100 connections wait over a minute before the server
  *   takes their request. Retransmissions stay bunched on lwIP's 50 ms slow-timer ticks (the
  *   per-connection jitter is whole ticks, and doubling keeps a tick's group together), a 2-deep
@@ -439,7 +435,7 @@ static void faults_make_accept_backlog(struct faults_run *run)
     struct harness_rand *r = &run->r;
     faults_defaults(run, run->cfg.test, "accept_backlog", run->cfg.seed);
     run->cfg.peer.accept_mode = harness_rand_chance(r, 0.5) ? HARNESS_ACCEPT_SYNACK : HARNESS_ACCEPT_SILENT;
-    run->cfg.peer.backlog = harness_rand_range(r, 4, 32);
+    run->cfg.peer.backlog = harness_rand_range(r, 8, 32);
     run->cfg.peer.accept_interval_ms = harness_rand_range(r, 1, 20);
     faults_transfers(run, harness_rand_range(r, 30, 100), 1 << HARNESS_DOWNLOAD, 1024, 64 * 1024, 20);
     run->cfg.up.jitter_ms = harness_rand_range(r, 1, 5);
