@@ -16,12 +16,15 @@
  * A failure prints the scenario, the seed, the line that replays it, and for each failed
  * connection what the application, the loopback sockets, lwIP's pcb and the peer each saw.
  *
- * Known failures (stack weaknesses found by these tests, kept failing until fixed):
- *   accept_burst, most seeds: a few of the 100 connections wait over a minute before the server
- *   takes their request. Retransmissions stay bunched on lwIP's 50 ms slow-timer ticks (the
- *   per-connection jitter is whole ticks, and doubling keeps a tick's group together), a 2-deep
- *   accept queue takes two of each group per try, and the unlucky ones are refused ten times.
- *   Runs differ from one another: the stack draws that jitter from getrandom(). */
+ * Scenarios that found stack bugs, and now guard their fixes (each fails on the code before):
+ *   accept_backlog   no round-trip sample from the handshake: synchronized retransmissions from
+ *                    1 s, backing off to minutes (bd38550);
+ *   echo_backpressure  pure ACKs carrying a sequence number past the peer's window, dropped by
+ *                    Linux: a zero-window standoff (7ad4a4d);
+ *   fin_split        lwIP 2.1.3 leaves the FIN on the first part of a segment its persist timer
+ *                    splits: the stream ends early at the peer (3fc8c7d);
+ *   accept_burst     retransmissions bunched on lwIP's 50 ms ticks, turned away again by a small
+ *                    accept queue: a few connections waited over a minute (ca05157). */
 #include <signal.h>
 #include <stdarg.h>
 #include <stdint.h>
