@@ -10,7 +10,7 @@
  *                             (10000 + the transfer's index) and what the links did to them
  *   V2S_HARNESS_SEEDS=N       how many seeds (each test has its default)
  *   V2S_HARNESS_SEED_BASE=B   the first seed (default 1): other seeds, same scenarios
- *   V2S_HARNESS_BUDGET=S      stop starting seeds after S seconds (default 20), to stay under the
+ *   V2S_HARNESS_BUDGET=S      stop starting seeds after S seconds (default 15), to stay under the
  *                             runner's 30 s limit on a slow or sanitized build
  *
  * A failure prints the scenario, the seed, the line that replays it, and for each failed
@@ -44,7 +44,7 @@ enum {
     FAULTS_DEADLINE_MS = 10 * 60 * 1000, /* ten virtual minutes */
     FAULTS_STALL_MS = 60 * 1000,         /* a minute without a byte moving is a stall to anyone */
     FAULTS_SEED_ALARM_S = 25,            /* real time one seed may take before it is killed */
-    FAULTS_BUDGET_S = 20,
+    FAULTS_BUDGET_S = 15,
     /* A slow reader's socket buffer: small, so the bridge's writes back up soon, but not below
      * loopback's segment size (64 KiB): Linux does not reopen a receive window by less than a
      * segment, and the sender's zero-window probes back off in real time, which the virtual
