@@ -63,8 +63,17 @@ size_t stack_mem_bytes(void)
     return mem_in_use;
 }
 
+static uint32_t (*random_fn)(void);
+
+void stack_sys_set_random(uint32_t (*random)(void))
+{
+    random_fn = random;
+}
+
 unsigned int stack_random(void)
 {
+    if (random_fn)
+        return random_fn();
     unsigned int v;
     /* getrandom() for a word never blocks after boot and never returns short. */
     if (getrandom(&v, sizeof(v), 0) != (ssize_t)sizeof(v))

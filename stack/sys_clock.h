@@ -9,5 +9,8 @@
  * back to the loop's clock. The test then runs lwIP's timeouts itself (sys_check_timeouts()) as
  * its clock advances. */
 void stack_sys_set_clock(uint32_t (*now)(void));
+/* Tests only. Makes stack_random() (lwIP's ISNs and ports, the stack's retransmission jitter)
+ * return random() instead, so that a seeded run replays exactly; NULL goes back to getrandom(). */
+void stack_sys_set_random(uint32_t (*random)(void));
 
 #endif

@@ -137,6 +137,14 @@ struct harness {
  * TIME_WAIT) across runs, and they must not end up in a far future. */
 static uint32_t harness_now_ms;
 
+/* What stack_random() returns during a run (stack_sys_set_random()). */
+static struct harness_rand harness_stack_rand;
+
+static uint32_t harness_stack_random(void)
+{
+    return (uint32_t)harness_rand_next(&harness_stack_rand);
+}
+
 static uint32_t harness_clock(void)
 {
     return harness_now_ms;
@@ -1006,6 +1014,9 @@ int harness_run(const struct harness_config *cfg, struct harness_result *res)
     h->t0 = harness_now_ms;
     uint32_t deadline = h->t0 + cfg->deadline_ms;
     stack_sys_set_clock(harness_clock);
+    /* lwIP's ISNs and ports and the stack's jitter come from the seed too: a replay is exact. */
+    harness_rand_init(&harness_stack_rand, cfg->seed, 0x5354414bU);
+    stack_sys_set_random(harness_stack_random);
     h->apps = calloc(cfg->n ? cfg->n : 1, sizeof(*h->apps));
     h->up_rand = calloc(cfg->n ? cfg->n : 1, sizeof(*h->up_rand));
     h->down_rand = calloc(cfg->n ? cfg->n : 1, sizeof(*h->down_rand));
@@ -1085,6 +1096,7 @@ int harness_run(const struct harness_config *cfg, struct harness_result *res)
 out:
     harness_teardown(h, res);
     stack_sys_set_clock(NULL);
+    stack_sys_set_random(NULL);
     res->failed = rc < 0 || res->errors || res->hung || res->corrupt || res->unexpected || res->stalled ||
                   res->bad_packets || res->leaked || h->livelock;
     harness_peer_free(h->peer);
