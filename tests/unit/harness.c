@@ -10,9 +10,9 @@
  * a millisecond of real time at a time.
  *
  * Determinism: the faults of each connection are drawn from streams of their own (the seed and
- * the connection's port), so they do not depend on how connections interleave. What is left to
- * chance is lwIP's ISNs and ports (getrandom()) and how the kernel splits reads on loopback;
- * a replayed seed normally takes the same path, and always the same faults per segment.
+ * the connection's port), so they do not depend on how connections interleave; lwIP's ISNs and
+ * ports and the stack's jitter come from the seed as well (stack_sys_set_random()). What is left
+ * to chance is how the kernel splits reads on loopback; a replayed seed takes the same path.
  *
  * The applications: one listener on 127.0.0.1 and, per transfer, a client socket connected to
  * it before the clock starts. At the transfer's start the accepted socket's connection is opened
