@@ -16,8 +16,9 @@
 #       (socks5h) resolve through the second;
 #   (e) openconnect killed mid-transfer: vpn2socks exits with status 3 (README "Exit status")
 #       and the connections in flight get an error at once, not a hang.
-# A connection in flight counts as hung when it moves no byte for FAULT_HANG_S (45) seconds; the
-# bounds are correctness bounds, the times themselves are printed, never asserted.
+# A connection in flight counts as hung when it moves no byte for FAULT_HANG_S (45) seconds, or is
+# not done after 120 s (crawling); the bounds are correctness bounds, the times themselves are
+# printed, never asserted.
 # Knobs: FAULT_LOSS_CONNS (200), FAULT_LOSS_SIZE (bytes each way, 1048576), FAULT_CASES ("a a2 b c
 # d e"), LAB_KEEP=1 (run dir with out/*.tsv per connection and out/*/v2s.log).
 # Needs root (skips with exit 77 otherwise). The binary: $VPN2SOCKS_BIN, else build/vpn2socks.
@@ -55,7 +56,7 @@ inflight_start() {
     IF_TSV=$LAB_RUN_DIR/out/$1.tsv
     lab_bg "$1" ip netns exec "$LAB_CLIENT_NS" "$LAB_PY" "$LOAD_GEN" --label "$1" \
         --socks "$SOCKS_ADDR:$SOCKS_PORT" --size "$3" --rate "$4" --stall "$FAULT_HANG_S" \
-        --results "$IF_TSV" "echo=$2@$LAB_INTERNAL_IP:$LAB_ECHO_PORT"
+        --deadline 120 --results "$IF_TSV" "echo=$2@$LAB_INTERNAL_IP:$LAB_ECHO_PORT"
     IF_PID=$LAB_LAST_PID
 }
 
@@ -71,7 +72,7 @@ inflight_ended() {
             n++
             if ($3 == 1) ok++
             else { e = $9; gsub(/[0-9]+/, "N", e); err[e]++ }
-            if ($9 ~ /stalled|differ|more bytes/) bad++
+            if ($9 ~ /stalled|crawling|differ|more bytes/) bad++
             if (n == 1 || $7 > last) last = $7
         }
         END {
@@ -143,14 +144,14 @@ socks_listening() {
 # echoes_ok N SIZE: N echoes at once through the proxy, every byte back intact
 echoes_ok() {
     lab_in_client "$LAB_PY" "$LOAD_GEN" --socks "$SOCKS_ADDR:$SOCKS_PORT" --size "$2" --stall 30 \
-        "echo=$1@$LAB_INTERNAL_IP:$LAB_ECHO_PORT"
+        --deadline 60 "echo=$1@$LAB_INTERNAL_IP:$LAB_ECHO_PORT"
 }
 
 # loss_run OUT: FAULT_LOSS_CONNS echoes at once through the proxy; the output in OUT and shown
 loss_run() {
     local rc
     lab_in_client "$LAB_PY" "$LOAD_GEN" --label loss --socks "$SOCKS_ADDR:$SOCKS_PORT" \
-        --size "$FAULT_LOSS_SIZE" --stall "$FAULT_HANG_S" --results "$LAB_RUN_DIR/out/loss.tsv" \
+        --size "$FAULT_LOSS_SIZE" --stall "$FAULT_HANG_S" --deadline 120 --results "$LAB_RUN_DIR/out/loss.tsv" \
         "echo=$FAULT_LOSS_CONNS@$LAB_INTERNAL_IP:$LAB_ECHO_PORT" >"$1" 2>&1 && rc=0 || rc=$?
     grep -v '^RESULT ' "$1"
     return "$rc"

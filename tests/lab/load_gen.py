@@ -6,7 +6,8 @@ usage: load_gen.py [options] JOB...
 
   JOB is KIND=N@HOST:PORT[/PATH]:
     echo=N@HOST:PORT        N connections to the lab's TCP echo server: send SIZE bytes and shut
-                            down writing while reading; the echo must be the same SIZE bytes, then EOF
+                            down writing while reading; the echo must be the same SIZE bytes,
+                            then EOF
     get=N@HOST:PORT/PATH    N HTTP/1.0 GETs of PATH: status 200, a body of SIZE bytes whose
                             sha256 is --sha256
     post=N@HOST:PORT/PATH   N HTTP/1.0 POSTs of SIZE bytes: the lab's web server answers
@@ -18,13 +19,16 @@ usage: load_gen.py [options] JOB...
   --sha256 HEX        expected sha256 of each GET body
   --stall S           a connection that moves no byte for S seconds is a failure, "stalled" (30);
                       every other wait is bounded by it too, so nothing hangs
+  --deadline S        a connection still not done S seconds after it started (after the barrier)
+                      is a failure too, "crawling": bytes trickling through a connection that a
+                      user would call hung (0: no deadline, the default)
   --no-barrier        each connection transfers as soon as it is up; by default every connection
                       is opened first and all transfer together (so N really are open at once)
   --rate BYTES_S      pace each connection's sending (echo, post) or reading (get) at this rate
   --results FILE      one line per connection: index kind ok step sent received t_end
                       local_port error (t_end: Unix time it ended; local_port: of its socket
                       to the proxy, or to the server when direct)
-  --on-stall CMD      run this shell command once, at the first stall, before the stalled
+  --on-stall CMD      run this shell command once, at the first stall or crawl, before those
                       connections are closed (e.g. ss, to see both ends while they are stuck);
                       $STALLED_PORTS holds their local ports
   --label TEXT        a name for the summary line
@@ -352,17 +356,23 @@ async def on_stall(cmd, stalled):
 
 async def watchdog(run, conns, tasks):
     stall = run.args.stall
+    deadline = run.args.deadline
     hook = run.args.on_stall
     while True:
         await asyncio.sleep(0.5)
         now = time.monotonic()
         stalled = [(c, t) for c, t in zip(conns, tasks)
-                   if not t.done() and not c.waiting and now - c.last > stall]
+                   if not t.done() and not c.waiting and
+                   (now - c.last > stall or (deadline and now - c.t_start > deadline))]
         if stalled and hook:
             await on_stall(hook, [c for c, _ in stalled])
             hook = None
         for conn, task in stalled:
-            conn.error = f"stalled: no byte moved for {stall:g} s"
+            if now - conn.last > stall:
+                conn.error = f"stalled: no byte moved for {stall:g} s"
+            else:
+                conn.error = (f"crawling: not done after {deadline:g} s, "
+                              f"{(conn.sent + conn.recvd) / deadline:.0f} bytes/s on average")
             task.cancel()
 
 
@@ -433,6 +443,7 @@ def main():
     p.add_argument("--size", type=int, default=1048576)
     p.add_argument("--sha256", default="")
     p.add_argument("--stall", type=float, default=30.0)
+    p.add_argument("--deadline", type=float, default=0.0)
     p.add_argument("--no-barrier", action="store_true")
     p.add_argument("--rate", type=float, default=0.0)
     p.add_argument("--results", default="")

@@ -30,6 +30,8 @@
 #   LOAD_BACKLOG_CONNS=N  downloads at once from the backlog-5 servers (default 100)
 #   LOAD_SIZE=BYTES       bytes each way per connection (default 1048576)
 #   LOAD_STALL_S=S        a connection moving no byte for S s fails as stalled (default 30)
+#   LOAD_DEADLINE_S=S     a connection not done after S s fails as crawling (default 120, some ten
+#                         times what a run takes): bytes trickling, a hang to its user
 #   LOAD_TUNNELS="udp tcp oc"        which ways in
 #   LOAD_STOCK="udp"      the ways in that get the stock-client baseline ("" none)
 #   LOAD_STOCK_RUNS="web backlog"   its runs (the stock client takes ~70 s for 200 echoes and
@@ -38,9 +40,11 @@
 #   LAB_KEEP=1            keep the run dir: out/load-*.out (generator output), out/load-*.tsv (one
 #                         line per connection), out/load-*.stall (both ends' sockets at the first
 #                         stall), out/*/v2s.log (vpn2socks -vv)
-# Full form, by hand:
-#   LOAD_CONNS=1000 LOAD_STOCK="udp tcp oc" LOAD_STOCK_RUNS="echo web backlog httpserver" \
-#       bash tests/lab/load_test.sh
+# Full form, by hand (an hour or more: the stock client takes ~10 minutes for 1000 echoes; the
+# bounds are wider since under that load the server's kernel itself goes quiet for 30 s and more
+# while its retransmission timer backs off, with the stock client too):
+#   LOAD_CONNS=1000 LOAD_STALL_S=180 LOAD_DEADLINE_S=1200 LOAD_STOCK="udp tcp oc" \
+#       LOAD_STOCK_RUNS="echo web backlog httpserver" bash tests/lab/load_test.sh
 # Needs root (skips with exit 77 otherwise). The binary: $VPN2SOCKS_BIN, else build/vpn2socks.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
@@ -55,6 +59,7 @@ LOAD_CONNS=${LOAD_CONNS:-200}
 LOAD_BACKLOG_CONNS=${LOAD_BACKLOG_CONNS:-100}
 LOAD_SIZE=${LOAD_SIZE:-1048576}
 LOAD_STALL_S=${LOAD_STALL_S:-30}
+LOAD_DEADLINE_S=${LOAD_DEADLINE_S:-120}
 LOAD_TUNNELS=${LOAD_TUNNELS:-udp tcp oc}
 LOAD_STOCK=${LOAD_STOCK-udp}
 LOAD_RUNS=${LOAD_RUNS:-echo web backlog httpserver}
@@ -120,6 +125,7 @@ load() {
     out=$LAB_RUN_DIR/out/load-$name.out
     [ "$via" = socks ] && args+=(--socks "$SOCKS_ADDR:$SOCKS_PORT")
     lab_in_client "$LAB_PY" "$LOAD_GEN" --label "$name" --size "$LOAD_SIZE" --stall "$LOAD_STALL_S" \
+        --deadline "$LOAD_DEADLINE_S" \
         --sha256 "$LOAD_SHA256" --results "$LAB_RUN_DIR/out/load-$name.tsv" \
         --on-stall "$STALL_HOOK $LAB_RUN_DIR/out/load-$name.stall" "${args[@]}" "$@" \
         >"$out" 2>&1 && rc=0 || rc=$?
