@@ -21,6 +21,7 @@ struct stack {
     int netif_added;
     int up;                     /* tunnel up: new connections may start */
     int tunnel_congested;       /* tunnel_send() said its queue is above the high mark */
+    int send_failed;            /* tunnel_send() refused a packet (see stack_tcp_connect()) */
     uv_timer_t timer;           /* runs lwIP's timeouts */
     uv_prepare_t prepare;       /* re-arms timer before the loop sleeps */
     uv_check_t check;           /* active while ACKs are held or segments gathered (see stack.c) */

@@ -131,8 +131,10 @@ static void stack_prepare_cb(uv_prepare_t *p)
 static err_t stack_send(struct stack *s, const uint8_t *pkt, size_t len)
 {
     int rc = tunnel_send(s->tunnel, pkt, len);
-    if (rc < 0)
+    if (rc < 0) {
+        s->send_failed = 1;
         return ERR_IF;
+    }
     if (rc > 0)
         s->tunnel_congested = 1;
     return ERR_OK;

@@ -520,7 +520,14 @@ int stack_tcp_connect(struct stack *s, const struct v2s_addr *dst, uint16_t port
     pcb->rto = 0x7FFF;
     c->syn_sent_ms = sys_now();
     c->syn_tries = 1;
+    /* A tunnel that is between sessions (the OpenVPN client reconnecting) refuses packets while
+     * the stack is still up, to keep connections across a quick reconnect; a new connection then
+     * fails at once, as "no route", rather than wait out its connect timeout. lwIP itself
+     * ignores the SYN's send error. */
+    s->send_failed = 0;
     err_t e = tcp_connect(pcb, &ip, port, stack_tcp_on_connected);
+    if (e == ERR_OK && s->send_failed)
+        e = ERR_IF;
     if (e != ERR_OK) {
         tcp_arg(pcb, NULL);
         tcp_err(pcb, NULL);
