@@ -223,6 +223,26 @@ static void recovery_repeated_synack(struct tcp_pcb *pcb, const struct tcp_hdr *
     }
 }
 
+/* A peer whose receive window is open but smaller than our next segment (a Linux receiver under
+ * memory pressure, with a thousand connections at once): lwIP sends only whole queued segments,
+ * so it waits for its persist timer (150 ms and more) to cut the head down to the window, sends
+ * that, and waits again once it is acknowledged: an echo at a thousand connections crawled at two
+ * segments per probe. Linux cuts to the window at once; so do we, when this ACK acknowledges
+ * everything in flight and leaves a window of at least STACK_RECOVERY_MIN_SPLIT bytes (smaller
+ * ones are the persist timer's, against silly windows). lwIP's tcp_output() after the segment
+ * then sends the cut piece. */
+enum { STACK_RECOVERY_MIN_SPLIT = 512 };
+
+static void recovery_fit_window(struct tcp_pcb *pcb, const struct tcp_hdr *hdr)
+{
+    struct tcp_seg *head = pcb->unsent;
+    if (!head || hdr->ackno != pcb->snd_nxt || seg_seq(head) != hdr->ackno)
+        return;
+    uint32_t wnd = (pcb->flags & TF_WND_SCALE) ? (uint32_t)SND_WND_SCALE(pcb, (uint32_t)hdr->wnd) : hdr->wnd;
+    if (wnd >= STACK_RECOVERY_MIN_SPLIT && wnd < head->len)
+        tcp_split_unsent_seg(pcb, (u16_t)wnd);
+}
+
 err_t stack_recovery_input(struct tcp_pcb *pcb, const struct tcp_hdr *hdr, u16_t optlen, u16_t opt1len,
                            const u8_t *opt2)
 {
@@ -235,6 +255,8 @@ err_t stack_recovery_input(struct tcp_pcb *pcb, const struct tcp_hdr *hdr, u16_t
         return ERR_OK;
     if (pcb->unsent && TCP_SEQ_LT(seg_seq(pcb->unsent), pcb->snd_nxt))
         recovery_sort_unsent(pcb);
+    if (pcb->state == ESTABLISHED || pcb->state == CLOSE_WAIT || pcb->state == FIN_WAIT_1)
+        recovery_fit_window(pcb, hdr);
     if (!(pcb->flags & TF_SACK))
         return ERR_OK;
     uint32_t ackno = hdr->ackno; /* tcp_input() already converted the header to host order */
