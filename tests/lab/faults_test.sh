@@ -3,14 +3,16 @@
 # Faults under load, as users meet them, vpn2socks as nobody with connections in flight (echoes
 # through SOCKS5, paced so that they are mid-transfer when the fault strikes; load_gen.py):
 #   (a) the OpenVPN server (UDP, ping-restart 10 s) killed mid-transfer and started again: the
-#       SOCKS listener stays up, vpn2socks reconnects by itself, every connection in flight ends
-#       (its bytes intact, or an error) instead of hanging, new connections work;
+#       SOCKS listener stays up, vpn2socks reconnects by itself, every connection in flight ends,
+#       its bytes intact or with an error, instead of hanging (with the same address again they
+#       may survive: stack.c keeps them), new connections work;
 #   (a2) the same over TCP, the server coming back with another address for us: a new CONNECT
-#       while the tunnel is down is answered at once (0x03), and the connections in flight are
-#       reset within seconds of the tunnel coming back (they cannot survive a new address);
+#       while the tunnel is down is answered at once with 0x03 (README "SOCKS replies": no route,
+#       the tunnel is down), and the connections in flight are reset within seconds of the tunnel
+#       coming back (they cannot survive a new address);
 #   (b) the path dark (nftables drops the VPN's datagrams in the client namespace) for longer
-#       than ping-restart, then back: vpn2socks notices, answers CONNECTs with 0x03 meanwhile,
-#       reconnects, and new connections work;
+#       than ping-restart, then back: vpn2socks notices, answers a CONNECT with 0x03 meanwhile,
+#       reconnects, every connection in flight ends, and new connections work;
 #   (c) 5 % random loss each way during FAULT_LOSS_CONNS connections at once: every byte intact;
 #   (d) the tunnel's first DNS server dead (it swallows queries): names given to the proxy
 #       (socks5h) resolve through the second;
