@@ -34,8 +34,10 @@
 #                         times what a run takes): bytes trickling, a hang to its user
 #   LOAD_TUNNELS="udp tcp oc"        which ways in
 #   LOAD_STOCK="udp"      the ways in that get the stock-client baseline ("" none)
-#   LOAD_STOCK_RUNS="web backlog"   its runs (the stock client takes ~70 s for 200 echoes and
-#                         ~35 s against python3 -m http.server: the full form only)
+#   LOAD_STOCK_RUNS="web"  its runs (the stock client takes ~70 s for 200 echoes and ~35 s
+#                         against python3 -m http.server, and against the backlog-5 server it
+#                         loses a few downloads itself now and then (2 of 100 stalled in one CI
+#                         run): those are for the full form, by hand)
 #   LOAD_RUNS="echo web backlog httpserver"   which runs
 #   LAB_KEEP=1            keep the run dir: out/load-*.out (generator output), out/load-*.tsv (one
 #                         line per connection), out/load-*.stall (both ends' sockets at the first
@@ -63,7 +65,7 @@ LOAD_DEADLINE_S=${LOAD_DEADLINE_S:-120}
 LOAD_TUNNELS=${LOAD_TUNNELS:-udp tcp oc}
 LOAD_STOCK=${LOAD_STOCK-udp}
 LOAD_RUNS=${LOAD_RUNS:-echo web backlog httpserver}
-LOAD_STOCK_RUNS=${LOAD_STOCK_RUNS:-web backlog}
+LOAD_STOCK_RUNS=${LOAD_STOCK_RUNS:-web}
 BACKLOG_PORT=8081
 HTTPSERVER_PORT=8082
 LOAD_GEN=$here/load_gen.py
