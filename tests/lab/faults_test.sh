@@ -367,11 +367,4 @@ if want e; then
     fi
 fi
 
-if [ "$LAB_FAILED" -gt 0 ]; then
-    for f in "$LAB_RUN_DIR"/out/*/v2s.log; do
-        [ -s "$f" ] || continue
-        echo "---- last lines of $f" >&2
-        tail -n 25 "$f" >&2
-    done
-fi
 lab_finish

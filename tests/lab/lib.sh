@@ -78,7 +78,8 @@ lab_finish() {
 lab_dump_logs() {
     [ -n "${LAB_RUN_DIR:-}" ] && [ -d "$LAB_RUN_DIR/log" ] || return 0
     local f
-    for f in "$LAB_RUN_DIR"/log/*.log; do
+    # the services' logs, and each vpn2socks's own (v2s.sh keeps them in out/NAME/v2s.log)
+    for f in "$LAB_RUN_DIR"/log/*.log "$LAB_RUN_DIR"/out/*/v2s.log; do
         [ -s "$f" ] || continue
         echo "---- last lines of $f" >&2
         tail -n 25 "$f" >&2

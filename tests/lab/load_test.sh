@@ -303,11 +303,4 @@ for name in "${WALL_ORDER[@]}"; do
     printf '  %-28s vpn2socks %7s s   stock %7s s\n' "${name#v2s-}" "${WALL[$name]:-?}" "${WALL[$stock]:--}"
 done
 lab_log "tests took $((SECONDS - t_start)) s after setup ($LOAD_CONNS connections per run)"
-if [ "$LAB_FAILED" -gt 0 ]; then
-    for f in "$LAB_RUN_DIR"/out/*/v2s.log; do
-        [ -s "$f" ] || continue
-        echo "---- last lines of $f" >&2
-        tail -n 25 "$f" >&2
-    done
-fi
 lab_finish
