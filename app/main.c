@@ -35,7 +35,7 @@ struct app {
     struct stack *stack;
     struct socks_server *socks[OPTIONS_MAX_LISTENERS];
     size_t n_socks;
-    uv_signal_t sig[3];
+    uv_signal_t sig[4];
     uv_timer_t stop_timer; /* runs app_stop() from the loop, never from inside the stack or a tunnel */
     int stop_code;
     uv_poll_t vpn_watch; /* readable when the VPN client process ($VPNPID) exits */
@@ -136,6 +136,13 @@ static void app_signal(uv_signal_t *h, int signum)
         app_tunnel_down(a, TUNNEL_DOWN_CLOSED, "the VPN client ended the session (SIGHUP)");
         return;
     }
+    if (signum == SIGUSR1) {
+        if (a->tunnel)
+            tunnel_log_stats(a->tunnel);
+        if (a->stack)
+            stack_log_stats(a->stack);
+        return;
+    }
     v2s_info("%s: stopping", strsignal(signum));
     app_stop(a, 0);
 }
@@ -207,11 +214,12 @@ static void app_stop(struct app *a, int code)
         tunnel_close(a->tunnel, app_tunnel_closed);
     /* Direct relays are ours to end; the stack resets the tunneled ones. */
     direct_abort_all();
-    for (size_t i = 0; i < 3; i++)
+    for (size_t i = 0; i < sizeof(a->sig) / sizeof(a->sig[0]); i++)
         uv_close((uv_handle_t *)&a->sig[i], NULL);
     /* Closing the watchers restored the default actions; openconnect hangs up its script's process
      * group as it ends, which must not kill us halfway through a clean exit. */
     signal(SIGHUP, SIG_IGN);
+    signal(SIGUSR1, SIG_IGN);
     uv_close((uv_handle_t *)&a->stop_timer, NULL);
     if (a->vpn_watch_fd >= 0)
         uv_close((uv_handle_t *)&a->vpn_watch, app_vpn_watch_closed);
@@ -324,8 +332,8 @@ static int app_run(struct app *a)
     /* First, so that every later failure path can close them. */
     uv_timer_init(a->loop, &a->stop_timer);
     a->stop_timer.data = a;
-    static const int signals[3] = {SIGINT, SIGTERM, SIGHUP};
-    for (size_t i = 0; i < 3; i++) {
+    static const int signals[] = {SIGINT, SIGTERM, SIGHUP, SIGUSR1};
+    for (size_t i = 0; i < sizeof(signals) / sizeof(signals[0]); i++) {
         uv_signal_init(a->loop, &a->sig[i]);
         a->sig[i].data = a;
         uv_signal_start(&a->sig[i], app_signal, signals[i]);

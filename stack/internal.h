@@ -36,7 +36,6 @@ struct stack {
     unsigned n_conns;
     uint64_t reclaim_ms;        /* when out-of-order data was last given back (tcp.c) */
     uint64_t reclaims;          /* how often */
-    uint64_t rx_over_share;     /* segments dropped for a connection above its share of memory */
     size_t mem_mark;            /* lwIP's heap at its highest since memory was last handed back */
     struct stack_tcp *flushes;  /* connections with segments waiting to go to the application */
     /* Paced closes (see tcp.c): FINs waiting for a slot, oldest first, and FINs in flight. */
@@ -51,6 +50,7 @@ struct stack {
     char *domains;
     unsigned mtu;
     uint64_t rx_bad;            /* packets from the tunnel lwIP could not take */
+    uint64_t icmp_ignored;      /* ICMP errors naming no connection we are opening (forged?) */
 };
 
 enum {
@@ -61,6 +61,12 @@ enum {
 };
 
 void stack_sys_init(uv_loop_t *loop);
+/* A local port drawn at random from the dynamic range (RFC 6335), so that an off-path host cannot
+ * guess it; callers bind it and draw again if it is taken. */
+enum { STACK_PORT_FIRST = 49152, STACK_PORT_TRIES = 16 };
+u16_t stack_random_port(void);
+/* SipHash-2-4 of msg under key (sys.c, for the ISNs; exposed for its test vectors). */
+uint64_t stack_siphash(const uint8_t key[16], const uint8_t *msg, size_t len);
 /* Bytes lwIP has allocated (every pbuf, pcb and segment), counted by sys.c. */
 size_t stack_mem_bytes(void);
 /* Frees a closing stack once its handles and connections are all gone. */
@@ -71,9 +77,11 @@ void stack_addr_to_lwip(const struct v2s_addr *a, ip_addr_t *out);
 void stack_addr_from_lwip(const ip_addr_t *a, struct v2s_addr *out);
 int stack_err_to_uv(err_t err);
 
-/* tcp.c: ICMP errors for connections still opening; resets on tunnel loss; resume on writable. */
-void stack_tcp_icmp_error(struct stack *s, const struct v2s_addr *dst, uint16_t sport, uint16_t dport,
-                          int status);
+/* tcp.c: an ICMP error quoting src:sport -> dst:dport with sequence number seq fails the
+ * connection still opening that it names with status; -1 when it names none (or a sequence
+ * number the connection has not sent). Resets on tunnel loss; resume on writable. */
+int stack_tcp_icmp_error(struct stack *s, const struct v2s_addr *src, const struct v2s_addr *dst,
+                         uint16_t sport, uint16_t dport, uint32_t seq, int status);
 void stack_tcp_abort_all(struct stack *s);
 /* Makes the end of the poll phase write the gathered segments and send the held ACKs. */
 void stack_check_arm(struct stack *s);
@@ -83,10 +91,8 @@ void stack_tcp_resume_all(struct stack *s);
 /* Frees the slots of acknowledged FINs and sends waiting ones (end of a loop iteration). */
 void stack_tcp_fin_pump(struct stack *s);
 /* tcp.c, memory under pressure: gives back every connection's out-of-order data (at most every
- * STACK_TCP_RECLAIM_MS); and whether lwIP may take a segment with len bytes of data for pcb
- * (0: drop it, the connection holds more than its share while the stack is above its limit). */
+ * STACK_TCP_RECLAIM_MS). */
 void stack_tcp_reclaim(struct stack *s);
-int stack_tcp_admit(struct tcp_pcb *pcb, size_t len);
 /* resolver.c: fail every query (tunnel down or stack closing). */
 void stack_resolver_abort_all(struct stack *s, int status);
 

@@ -4,13 +4,14 @@
 
 #include "lwip/arch.h"
 #include "lwip/err.h"
+#include "lwip/ip_addr.h"
 
 struct pbuf;
 struct tcp_pcb;
 struct tcp_hdr;
 
-/* stack/stack.c: lwIP's TCP input hook, before lwIP processes a segment of pcb: admission under
- * memory pressure (tcp.c), then loss recovery (recovery.c). ERR_OK, or ERR_MEM to drop it. */
+/* stack/stack.c: lwIP's TCP input hook, before lwIP processes a segment of pcb: loss recovery
+ * (recovery.c). ERR_OK, or ERR_MEM to drop it. */
 err_t stack_hook_tcp_input(struct tcp_pcb *pcb, struct tcp_hdr *hdr, u16_t optlen, u16_t opt1len,
                            const u8_t *opt2, struct pbuf *p);
 
@@ -24,5 +25,8 @@ err_t stack_recovery_input(struct tcp_pcb *pcb, const struct tcp_hdr *hdr, u16_t
 
 /* The output hook: a pure ACK gets a sequence number inside the peer's window. Returns opts. */
 u32_t *stack_recovery_output(struct pbuf *p, struct tcp_hdr *hdr, const struct tcp_pcb *pcb, u32_t *opts);
+
+/* stack/sys.c: RFC 6528 initial sequence numbers (LWIP_HOOK_TCP_ISN). */
+u32_t stack_tcp_isn(const ip_addr_t *local_ip, u16_t local_port, const ip_addr_t *remote_ip, u16_t remote_port);
 
 #endif

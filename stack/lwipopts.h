@@ -131,7 +131,12 @@ void stack_mem_free(void *p);
 #define TCP_SYNMAXRTX               6
 #define TCP_MAXRTX                  12
 
-/* ISNs and ephemeral ports must not be predictable: stack/sys.c draws them from getrandom(). */
+/* ISNs and ephemeral ports must not be predictable, or a host on the VPN side that can spoof a
+ * destination's address could forge its SYN-ACK and inject data: ISNs are RFC 6528's (a keyed
+ * hash of the 4-tuple plus a clock, stack/sys.c), local ports are drawn at random for each
+ * connection (stack/tcp.c, stack/resolver.c), both from getrandom(). */
+#define LWIP_HOOK_TCP_ISN(local_ip, local_port, remote_ip, remote_port) \
+    stack_tcp_isn((local_ip), (local_port), (remote_ip), (remote_port))
 unsigned int stack_random(void);
 #define LWIP_RAND()                 (stack_random())
 
@@ -143,8 +148,27 @@ unsigned int stack_random(void);
 #define LWIP_HAVE_LOOPIF            0
 #define LWIP_NETIF_LOOPBACK         0
 
-/* No statistics in the hot path; our own counters live in the bridges. */
-#define LWIP_STATS                  0
+/* lwIP's protocol counters (a few increments per packet): what the tunnel sent that lwIP
+ * dropped, by reason, for stack_log_stats() at exit and on SIGUSR1. Nothing else. */
+#define LWIP_STATS                  1
+#define LWIP_STATS_LARGE            1
+#define LWIP_STATS_DISPLAY          0
+#define LINK_STATS                  0
+#define ETHARP_STATS                0
+#define IP_STATS                    1
+#define IPFRAG_STATS                1
+#define ICMP_STATS                  1
+#define IGMP_STATS                  0
+#define UDP_STATS                   1
+#define TCP_STATS                   1
+#define MEM_STATS                   0
+#define MEMP_STATS                  0
+#define SYS_STATS                   0
+#define IP6_STATS                   1
+#define ICMP6_STATS                 1
+#define IP6_FRAG_STATS              1
+#define MLD6_STATS                  0
+#define ND6_STATS                   0
 #define LWIP_DEBUG                  0
 
 #endif

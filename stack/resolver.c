@@ -263,9 +263,8 @@ static int resolver_add_candidate(struct resolver_query *q, const char *name, co
  * well as the 16-bit id. */
 static void resolver_bind_random(struct udp_pcb *pcb)
 {
-    for (int i = 0; i < 16; i++) {
-        u16_t port = (u16_t)(49152 + stack_random() % 16384);
-        if (udp_bind(pcb, IP_ANY_TYPE, port) == ERR_OK)
+    for (int i = 0; i < STACK_PORT_TRIES; i++) {
+        if (udp_bind(pcb, IP_ANY_TYPE, stack_random_port()) == ERR_OK)
             return;
     }
 }

@@ -12,8 +12,9 @@
 #include "lwip/ip.h"
 #include "lwip/ip4_frag.h"
 #include "lwip/pbuf.h"
-#include "lwip/sys.h"
 #include "lwip/priv/tcp_priv.h"
+#include "lwip/stats.h"
+#include "lwip/sys.h"
 #include "lwip/tcp.h"
 #include "lwip/timeouts.h"
 #include "stack/internal.h"
@@ -79,9 +80,7 @@ int stack_err_to_uv(err_t err)
 err_t stack_hook_tcp_input(struct tcp_pcb *pcb, struct tcp_hdr *hdr, u16_t optlen, u16_t opt1len,
                            const u8_t *opt2, struct pbuf *p)
 {
-    /* At this point p holds the segment's data alone. */
-    if (!stack_tcp_admit(pcb, p->tot_len))
-        return ERR_MEM;
+    (void)p;
     return stack_recovery_input(pcb, hdr, optlen, opt1len, opt2);
 }
 
@@ -361,13 +360,15 @@ int stack_tunnel_up(struct stack *s, const struct tunnel_settings *ts)
 
 /* Looks for an ICMP or ICMPv6 error about one of our TCP connections that is still opening, so
  * the SOCKS client learns "port unreachable" or "TTL expired" at once instead of after the connect
- * timeout. lwIP itself does not deliver ICMP errors to TCP. */
+ * timeout. lwIP itself does not deliver ICMP errors to TCP. The quoted header must name the
+ * connection exactly (both addresses, both ports) and carry a sequence number it has sent
+ * (RFC 5927), so a host that cannot see the connection cannot abort it with a forged error. */
 static void stack_check_icmp_error(struct stack *s, const uint8_t *pkt, size_t len)
 {
     const uint8_t *icmp, *inner;
     size_t ilen;
     int status = 0;
-    struct v2s_addr dst = {0};
+    struct v2s_addr src = {0}, dst = {0};
     if (len >= 20 && pkt[0] >> 4 == 4) {
         size_t ihl = (size_t)(pkt[0] & 0x0F) * 4;
         if (pkt[9] != 1 || ihl < 20 || len < ihl + 8)
@@ -391,9 +392,10 @@ static void stack_check_icmp_error(struct stack *s, const uint8_t *pkt, size_t l
         if (ilen < 20 || inner[0] >> 4 != 4 || inner[9] != 6)
             return;
         size_t iihl = (size_t)(inner[0] & 0x0F) * 4;
-        if (iihl < 20 || ilen < iihl + 4)
+        if (iihl < 20 || ilen < iihl + 8)
             return;
-        dst.family = AF_INET;
+        src.family = dst.family = AF_INET;
+        memcpy(src.bytes, inner + 12, 4);
         memcpy(dst.bytes, inner + 16, 4);
         inner += iihl;
     } else if (len >= 40 && pkt[0] >> 4 == 6) {
@@ -416,9 +418,10 @@ static void stack_check_icmp_error(struct stack *s, const uint8_t *pkt, size_t l
         inner = icmp + 8;
         ilen = len - 48;
         /* Only a TCP header straight after the inner IPv6 header; extension headers are rare here. */
-        if (ilen < 44 || inner[0] >> 4 != 6 || inner[6] != 6)
+        if (ilen < 48 || inner[0] >> 4 != 6 || inner[6] != 6)
             return;
-        dst.family = AF_INET6;
+        src.family = dst.family = AF_INET6;
+        memcpy(src.bytes, inner + 8, 16);
         memcpy(dst.bytes, inner + 24, 16);
         inner += 40;
     } else {
@@ -426,7 +429,9 @@ static void stack_check_icmp_error(struct stack *s, const uint8_t *pkt, size_t l
     }
     uint16_t sport = (uint16_t)(inner[0] << 8 | inner[1]);
     uint16_t dport = (uint16_t)(inner[2] << 8 | inner[3]);
-    stack_tcp_icmp_error(s, &dst, sport, dport, status);
+    uint32_t seq = (uint32_t)inner[4] << 24 | (uint32_t)inner[5] << 16 | (uint32_t)inner[6] << 8 | inner[7];
+    if (stack_tcp_icmp_error(s, &src, &dst, sport, dport, seq, status) != 0)
+        s->icmp_ignored++;
 }
 
 void stack_input(struct stack *s, const uint8_t *pkt, size_t len)
@@ -521,18 +526,49 @@ static void stack_handle_closed(uv_handle_t *h)
     stack_maybe_free(s);
 }
 
+/* One protocol's drops in words, appended to buf if any. lwIP counts checksum, length, protocol
+ * and option errors apart; "drop" is every packet it dropped, those included. */
+static void stack_stats_proto(char *buf, size_t size, const char *name, const struct stats_proto *p)
+{
+    if (p->drop == 0 && p->chkerr == 0 && p->lenerr == 0 && p->proterr == 0 && p->opterr == 0 &&
+        p->memerr == 0)
+        return;
+    size_t n = strlen(buf);
+    snprintf(buf + n, size - n,
+             "%s%s %lu dropped (%lu bad checksum, %lu bad length, %lu not taken by protocol, %lu bad "
+             "options, %lu no memory)",
+             n ? "; " : "", name, (unsigned long)p->drop, (unsigned long)p->chkerr, (unsigned long)p->lenerr,
+             (unsigned long)p->proterr, (unsigned long)p->opterr, (unsigned long)p->memerr);
+}
+
+void stack_log_stats(const struct stack *s)
+{
+    char drops[1024] = "";
+    stack_stats_proto(drops, sizeof(drops), "IPv4", &lwip_stats.ip);
+    stack_stats_proto(drops, sizeof(drops), "IPv4 fragments", &lwip_stats.ip_frag);
+    stack_stats_proto(drops, sizeof(drops), "IPv6", &lwip_stats.ip6);
+    stack_stats_proto(drops, sizeof(drops), "IPv6 fragments", &lwip_stats.ip6_frag);
+    stack_stats_proto(drops, sizeof(drops), "ICMP", &lwip_stats.icmp);
+    stack_stats_proto(drops, sizeof(drops), "ICMPv6", &lwip_stats.icmp6);
+    stack_stats_proto(drops, sizeof(drops), "UDP", &lwip_stats.udp);
+    stack_stats_proto(drops, sizeof(drops), "TCP", &lwip_stats.tcp);
+    v2s_info("stack: from the tunnel %llu IPv4 and %llu IPv6 packets; %llu not taken (malformed or no memory), "
+             "%llu ICMP errors ignored (naming no connection we opened)%s%s",
+             (unsigned long long)lwip_stats.ip.recv, (unsigned long long)lwip_stats.ip6.recv,
+             (unsigned long long)s->rx_bad, (unsigned long long)s->icmp_ignored, drops[0] ? "; " : "", drops);
+    unsigned long episodes, resent, synack;
+    stack_recovery_stats(&episodes, &resent, &synack);
+    v2s_info("stack: SACK loss recovery: %lu episodes, %lu segments resent; %lu resends for a repeated SYN-ACK; "
+             "%zu bytes in lwIP's heap (at most %zu), %llu reclaims of out-of-order data",
+             episodes, resent, synack, stack_mem_bytes(), s->mem_mark, (unsigned long long)s->reclaims);
+}
+
 void stack_close(struct stack *s, void (*cb)(void *arg), void *arg)
 {
     s->close_cb = cb;
     s->close_arg = arg;
     s->closing = 1;
-    unsigned long episodes, resent, synack;
-    stack_recovery_stats(&episodes, &resent, &synack);
-    v2s_debug("stack: SACK loss recovery: %lu episodes, %lu segments resent; %lu resends for a repeated SYN-ACK",
-              episodes, resent, synack);
-    v2s_debug("stack: memory: %zu bytes in lwIP's heap; above the limit, %llu reclaims of out-of-order data and "
-              "%llu segments dropped for connections over their share",
-              stack_mem_bytes(), (unsigned long long)s->reclaims, (unsigned long long)s->rx_over_share);
+    stack_log_stats(s);
     stack_tunnel_down(s);
     uv_close((uv_handle_t *)&s->timer, stack_handle_closed);
     uv_close((uv_handle_t *)&s->prepare, stack_handle_closed);

@@ -15,8 +15,11 @@ typedef struct uv_loop_s uv_loop_t;
 
 /* Creates the (single) stack on loop; packets it emits go to tunnel_send(t). 0 or -errno. */
 int stack_new(struct stack **out, uv_loop_t *loop, struct tunnel *t);
-/* Closes every connection and handle; cb runs when s has been freed. */
+/* Closes every connection and handle; cb runs when s has been freed. Logs the statistics first. */
 void stack_close(struct stack *s, void (*cb)(void *arg), void *arg);
+/* Logs what the tunnel sent that was dropped, by reason, loss recovery and memory (at exit and
+ * on SIGUSR1). */
+void stack_log_stats(const struct stack *s);
 
 /* Tunnel events, forwarded by whoever owns the tunnel. */
 /* The tunnel is up (again): take its address, MTU and DNS servers. 0 or -EINVAL. */

@@ -16,11 +16,10 @@
  * TCP_OOSEQ_MAX_BYTES, TCP_OOSEQ_MAX_PBUFS buffers). Above that, one limit for the whole stack,
  * STACK_MEM_HIGH bytes of lwIP's heap (stack/sys.c counts it): past it, out-of-order data is
  * given back (the peers resend it). Dropping new data for connections above their share of the
- * limit (stack_tcp_admit(), STACK_TCP_ADMIT_DROPS) and not reading applications whose
- * connection has more than its share queued were tried and are off: at 1,000 echoes at once
- * the heap passes 256 MiB in normal use (about 290 KB a connection), and the drops made the
- * servers back off their retransmissions until 379 of 1,000 stalled (52 without them; that
- * stall is still open).
+ * limit and not reading applications whose connection has more than its share queued were
+ * tried and taken out: at 1,000 echoes at once the heap passes 256 MiB in normal use (about
+ * 290 KB a connection), and the drops made the servers back off their retransmissions until
+ * 379 of 1,000 stalled.
  *
  * Worst case, then, for N connections: each holds at most about 8 MiB received and not yet
  * written (twice the window: small segments cost at most as much again as their payload once
@@ -110,7 +109,6 @@ enum {
     STACK_TCP_PBUF_COST = 128,
     STACK_TCP_RECLAIM_MS = 100,
     STACK_TCP_TRIM_BYTES = 32 * 1024 * 1024,
-    STACK_TCP_ADMIT_DROPS = 0,
     STACK_TCP_FIN_WINDOW = 128,
     STACK_TCP_FIN_SLOT_MS = 1000,
     STACK_TCP_RTO_MIN_MS = 200,
@@ -524,6 +522,11 @@ int stack_tcp_connect(struct stack *s, const struct v2s_addr *dst, uint16_t port
      * fails at once, as "no route", rather than wait out its connect timeout. lwIP itself
      * ignores the SYN's send error. */
     s->send_failed = 0;
+    /* A random local port (lwIP's own count up by one); if every try is taken, lwIP picks one. */
+    for (int i = 0; i < STACK_PORT_TRIES; i++) {
+        if (tcp_bind(pcb, IP_IS_V6(&ip) ? IP6_ADDR_ANY : IP4_ADDR_ANY, stack_random_port()) == ERR_OK)
+            break;
+    }
     err_t e = tcp_connect(pcb, &ip, port, stack_tcp_on_connected);
     if (e == ERR_OK && s->send_failed)
         e = ERR_IF;
@@ -562,16 +565,22 @@ void stack_tcp_local(const struct stack_tcp *c, struct v2s_addr *addr, uint16_t 
     }
 }
 
-void stack_tcp_icmp_error(struct stack *s, const struct v2s_addr *dst, uint16_t sport, uint16_t dport,
-                          int status)
+int stack_tcp_icmp_error(struct stack *s, const struct v2s_addr *src, const struct v2s_addr *dst,
+                         uint16_t sport, uint16_t dport, uint32_t seq, int status)
 {
     for (struct stack_tcp *c = s->conns; c; c = c->next) {
-        if (c->state == STACK_TCP_CONNECTING && c->sport == sport && c->dport == dport &&
-            v2s_addr_equal(&c->dst, dst)) {
-            stack_tcp_fail(c, status);
-            return;
-        }
+        if (c->state != STACK_TCP_CONNECTING || !c->pcb || c->sport != sport || c->dport != dport ||
+            !v2s_addr_equal(&c->dst, dst))
+            continue;
+        struct v2s_addr local;
+        stack_addr_from_lwip(&c->pcb->local_ip, &local);
+        /* RFC 5927: SND.UNA <= SEG.SEQ < SND.NXT; while opening, that is the SYN's own. */
+        if (!v2s_addr_equal(&local, src) || !TCP_SEQ_BETWEEN(seq, c->pcb->lastack, c->pcb->snd_nxt - 1))
+            return -1;
+        stack_tcp_fail(c, status);
+        return 0;
     }
+    return -1;
 }
 
 /* --- the bridge --- */
@@ -1176,23 +1185,4 @@ void stack_tcp_reclaim(struct stack *s)
     s->reclaims++;
     v2s_debug("stack: %zu bytes in use, above %u: out-of-order data of %u connections given back",
               stack_mem_bytes(), (unsigned)STACK_MEM_HIGH, freed);
-}
-
-int stack_tcp_admit(struct tcp_pcb *pcb, size_t len)
-{
-    /* Off for now: see "Memory" at the top (1,000 echoes stalled with it). */
-    if (STACK_TCP_ADMIT_DROPS == 0)
-        return 1;
-    /* A listening or TIME_WAIT pcb is not one of our connections (TIME_WAIT ones were let go). */
-    if (len == 0 || pcb->state == LISTEN || pcb->state == TIME_WAIT || stack_mem_bytes() <= STACK_MEM_HIGH)
-        return 1;
-    struct stack_tcp *c = pcb->callback_arg;
-    if (!c)
-        return 1;
-    struct stack *s = c->s;
-    size_t share = STACK_MEM_HIGH / (s->n_conns ? s->n_conns : 1);
-    if (c->held < share)
-        return 1;
-    s->rx_over_share++;
-    return 0;
 }

@@ -35,6 +35,8 @@ struct tunnel_ops {
     int (*start)(struct tunnel *t);
     int (*send)(struct tunnel *t, const uint8_t *pkt, size_t len);
     void (*close)(struct tunnel *t, void (*cb)(struct tunnel *t));
+    /* Optional: logs the tunnel's counters (packets each way, drops by reason). */
+    void (*log_stats)(struct tunnel *t);
 };
 
 struct tunnel {
@@ -61,6 +63,13 @@ static inline int tunnel_send(struct tunnel *t, const uint8_t *pkt, size_t len)
 static inline void tunnel_close(struct tunnel *t, void (*cb)(struct tunnel *t))
 {
     t->ops->close(t, cb);
+}
+
+/* Logs the tunnel's counters, if it keeps any (on SIGUSR1 and at exit). */
+static inline void tunnel_log_stats(struct tunnel *t)
+{
+    if (t->ops->log_stats)
+        t->ops->log_stats(t);
 }
 
 #endif

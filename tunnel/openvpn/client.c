@@ -965,6 +965,14 @@ static void ovpn_client_tick_closed(uv_handle_t *h)
         cb(NULL);
 }
 
+static void ovpn_client_log_stats(struct tunnel *t)
+{
+    struct ovpn_client *c = (struct ovpn_client *)t;
+    v2s_info("openvpn: %llu data packets in (%llu compressed by the server), %llu out, %llu not sent while down",
+             (unsigned long long)c->rx_packets, (unsigned long long)c->rx_compressed,
+             (unsigned long long)c->tx_packets, (unsigned long long)c->tx_dropped);
+}
+
 /* Tells the server we are leaving (explicit-exit-notify, UDP only), then closes. */
 static void ovpn_client_close(struct tunnel *t, void (*cb)(struct tunnel *t))
 {
@@ -976,9 +984,7 @@ static void ovpn_client_close(struct tunnel *t, void (*cb)(struct tunnel *t))
         for (unsigned i = 0; i < c->cfg->explicit_exit_notify && i < 5; i++)
             ovpn_client_send_data(c, occ, sizeof(occ));
     }
-    v2s_info("openvpn: %llu data packets in (%llu compressed by the server), %llu out, %llu not sent while down",
-             (unsigned long long)c->rx_packets, (unsigned long long)c->rx_compressed,
-             (unsigned long long)c->tx_packets, (unsigned long long)c->tx_dropped);
+    ovpn_client_log_stats(t);
     c->closing = 1;
     c->close_cb = cb;
     c->state = OVPN_CLIENT_DONE;
@@ -996,6 +1002,7 @@ static const struct tunnel_ops ovpn_client_ops = {
     .start = ovpn_client_start,
     .send = ovpn_client_send,
     .close = ovpn_client_close,
+    .log_stats = ovpn_client_log_stats,
 };
 
 /* The order remotes are tried in: as configured, or shuffled for remote-random. That only spreads

@@ -1,0 +1,234 @@
+/* What a host on the VPN side must not be able to guess or forge: the stack's initial sequence
+ * numbers and local ports (RFC 6528, RFC 6056), and ICMP errors that would abort a connection
+ * still opening (RFC 5927). The real stack and lwIP on a real libuv loop, behind a fake tunnel
+ * that keeps what the stack sends; nothing answers, so every connection stays in SYN-SENT. */
+#include <arpa/inet.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <uv.h>
+
+#include "stack/internal.h"
+#include "stack/stack.h"
+#include "stack/tcp.h"
+#include "test.h"
+#include "tunnel/settings.h"
+#include "tunnel/tunnel.h"
+
+enum { GUARD_MAX_SYNS = 512, GUARD_CONNS = 200 };
+
+/* One SYN the stack sent: its local port and sequence number. */
+struct guard_syn {
+    uint16_t sport, dport;
+    uint32_t seq;
+};
+
+struct guard {
+    struct tunnel tunnel; /* first: the stack hands this back */
+    uv_loop_t loop;
+    struct stack *stack;
+    struct guard_syn syns[GUARD_MAX_SYNS];
+    size_t n_syns;
+    int results[GUARD_CONNS]; /* 1: no callback yet; else the status */
+};
+
+static int guard_start(struct tunnel *t)
+{
+    (void)t;
+    return 0;
+}
+
+static int guard_send(struct tunnel *t, const uint8_t *pkt, size_t len)
+{
+    struct guard *g = (struct guard *)t;
+    if (len < 40 || pkt[0] >> 4 != 4 || pkt[9] != 6 || g->n_syns == GUARD_MAX_SYNS)
+        return 0;
+    size_t ihl = (size_t)(pkt[0] & 0x0F) * 4;
+    const uint8_t *tcp = pkt + ihl;
+    if (!(tcp[13] & 0x02) || (tcp[13] & 0x10)) /* SYN without ACK: a connection opening */
+        return 0;
+    struct guard_syn *s = &g->syns[g->n_syns++];
+    s->sport = (uint16_t)(tcp[0] << 8 | tcp[1]);
+    s->dport = (uint16_t)(tcp[2] << 8 | tcp[3]);
+    s->seq = (uint32_t)tcp[4] << 24 | (uint32_t)tcp[5] << 16 | (uint32_t)tcp[6] << 8 | tcp[7];
+    return 0;
+}
+
+static void guard_close(struct tunnel *t, void (*cb)(struct tunnel *t))
+{
+    cb(t);
+}
+
+static const struct tunnel_ops guard_ops = {
+    .start = guard_start,
+    .send = guard_send,
+    .close = guard_close,
+};
+
+static void guard_connect_cb(void *arg, struct stack_tcp *c, int status)
+{
+    (void)c;
+    *(int *)arg = status;
+}
+
+static const uint8_t guard_local[4] = {10, 8, 0, 2}, guard_remote[4] = {10, 9, 0, 1};
+
+static void guard_up(struct guard *g)
+{
+    memset(g, 0, sizeof(*g));
+    ASSERT_EQ(uv_loop_init(&g->loop), 0);
+    g->tunnel.ops = &guard_ops;
+    ASSERT_EQ(stack_new(&g->stack, &g->loop, &g->tunnel), 0);
+    struct tunnel_settings ts;
+    tunnel_settings_init(&ts);
+    ts.addr4.family = AF_INET;
+    memcpy(ts.addr4.bytes, guard_local, 4);
+    ts.prefix4 = 24;
+    ts.mtu = 1400;
+    ASSERT_EQ(stack_tunnel_up(g->stack, &ts), 0);
+    tunnel_settings_free(&ts);
+}
+
+/* Opens n connections to the remote address (port 80 + i % 3, so that tuples differ in more than
+ * the local port) and lets the loop send their SYNs. */
+static void guard_open(struct guard *g, size_t n)
+{
+    struct v2s_addr dst = {.family = AF_INET};
+    memcpy(dst.bytes, guard_remote, 4);
+    for (size_t i = 0; i < n; i++) {
+        struct stack_tcp *c;
+        g->results[i] = 1;
+        ASSERT_EQ(stack_tcp_connect(g->stack, &dst, (uint16_t)(80 + i % 3), 60000, guard_connect_cb,
+                                    &g->results[i], &c),
+                  0);
+    }
+    uv_run(&g->loop, UV_RUN_NOWAIT);
+    ASSERT_EQ(g->n_syns, n);
+}
+
+static void guard_down(struct guard *g)
+{
+    stack_close(g->stack, NULL, NULL);
+    uv_run(&g->loop, UV_RUN_DEFAULT);
+    ASSERT_EQ(uv_loop_close(&g->loop), 0);
+}
+
+/* An ICMP destination unreachable (type 3, code 3: port) from the remote host, quoting a TCP
+ * header from src:sport to the remote host's dport with sequence number seq. */
+static size_t guard_icmp(uint8_t *pkt, const uint8_t src[4], uint16_t sport, uint16_t dport, uint32_t seq)
+{
+    memset(pkt, 0, 56);
+    uint8_t *ip = pkt, *icmp = pkt + 20, *inner = pkt + 28, *tcp = pkt + 48;
+    ip[0] = 0x45;
+    ip[2] = 0;
+    ip[3] = 56;
+    ip[8] = 64;
+    ip[9] = 1;
+    memcpy(ip + 12, guard_remote, 4);
+    memcpy(ip + 16, guard_local, 4);
+    icmp[0] = 3;
+    icmp[1] = 3;
+    inner[0] = 0x45;
+    inner[3] = 60;
+    inner[8] = 64;
+    inner[9] = 6;
+    memcpy(inner + 12, src, 4);
+    memcpy(inner + 16, guard_remote, 4);
+    tcp[0] = (uint8_t)(sport >> 8);
+    tcp[1] = (uint8_t)sport;
+    tcp[2] = (uint8_t)(dport >> 8);
+    tcp[3] = (uint8_t)dport;
+    tcp[4] = (uint8_t)(seq >> 24);
+    tcp[5] = (uint8_t)(seq >> 16);
+    tcp[6] = (uint8_t)(seq >> 8);
+    tcp[7] = (uint8_t)seq;
+    /* Header checksums, so that lwIP would take the packet as well. */
+    uint32_t sum = 0;
+    for (int i = 0; i < 20; i += 2)
+        sum += (uint32_t)(ip[i] << 8 | ip[i + 1]);
+    while (sum >> 16)
+        sum = (sum & 0xFFFF) + (sum >> 16);
+    ip[10] = (uint8_t)(~sum >> 8);
+    ip[11] = (uint8_t)~sum;
+    sum = 0;
+    for (int i = 0; i < 36; i += 2)
+        sum += (uint32_t)(icmp[i] << 8 | icmp[i + 1]);
+    while (sum >> 16)
+        sum = (sum & 0xFFFF) + (sum >> 16);
+    icmp[2] = (uint8_t)(~sum >> 8);
+    icmp[3] = (uint8_t)~sum;
+    return 56;
+}
+
+/* The SipHash-2-4 test vector of its paper (key 00..0f, message 00..0e). */
+TEST_IMPL(stack_siphash_vector)
+{
+    uint8_t key[16], msg[15];
+    for (int i = 0; i < 16; i++)
+        key[i] = (uint8_t)i;
+    for (int i = 0; i < 15; i++)
+        msg[i] = (uint8_t)i;
+    ASSERT(stack_siphash(key, msg, sizeof(msg)) == 0xa129ca6149be45e5ULL);
+    /* and the empty message (the first line of the reference's vector table) */
+    ASSERT(stack_siphash(key, msg, 0) == 0x726fdb47dd0e0e31ULL);
+    return 0;
+}
+
+/* Local ports and ISNs of connections opened at once: no two ports in a row one apart (lwIP's own
+ * allocator counts up by one) and ISNs that neither repeat nor step by a constant (lwIP's own are
+ * 6510 plus the tick count). */
+TEST_IMPL(stack_isn_and_ports_unpredictable)
+{
+    static struct guard g;
+    guard_up(&g);
+    guard_open(&g, GUARD_CONNS);
+    size_t sequential = 0, same_step = 0, same_isn = 0;
+    for (size_t i = 1; i < g.n_syns; i++) {
+        const struct guard_syn *a = &g.syns[i - 1], *b = &g.syns[i];
+        ASSERT(b->sport >= STACK_PORT_FIRST);
+        if ((uint16_t)(b->sport - a->sport) == 1)
+            sequential++;
+        if (b->seq == a->seq)
+            same_isn++;
+        if (i >= 2 && b->seq - a->seq == a->seq - g.syns[i - 2].seq)
+            same_step++;
+    }
+    /* By chance, one neighbour in 16,384 is one port up and one step in 2^32 repeats. */
+    ASSERT(sequential <= 2);
+    ASSERT_EQ(same_isn, 0);
+    ASSERT(same_step <= 1);
+    guard_down(&g);
+    return 0;
+}
+
+/* A port unreachable for a connection still opening fails it at once, but only when it quotes
+ * the connection exactly, down to the SYN's sequence number; anything else is counted and
+ * ignored. */
+TEST_IMPL(stack_icmp_forged_ignored)
+{
+    static struct guard g;
+    guard_up(&g);
+    guard_open(&g, 1);
+    const struct guard_syn *syn = &g.syns[0];
+    uint8_t pkt[56];
+    static const uint8_t other[4] = {10, 8, 0, 3};
+    /* Sequence numbers an off-path host would try, a local address that is not ours, and a
+     * destination port that is not the connection's. */
+    const uint32_t seqs[] = {syn->seq + 1, syn->seq - 2, syn->seq + 0x10000, 0, 6510};
+    for (size_t i = 0; i < ARRAY_SIZE(seqs); i++) {
+        stack_input(g.stack, pkt, guard_icmp(pkt, guard_local, syn->sport, syn->dport, seqs[i]));
+        uv_run(&g.loop, UV_RUN_NOWAIT);
+        ASSERT_ROW(g.results[0] == 1, "%zu", i);
+    }
+    stack_input(g.stack, pkt, guard_icmp(pkt, other, syn->sport, syn->dport, syn->seq));
+    stack_input(g.stack, pkt, guard_icmp(pkt, guard_local, syn->sport, (uint16_t)(syn->dport + 1), syn->seq));
+    uv_run(&g.loop, UV_RUN_NOWAIT);
+    ASSERT_EQ(g.results[0], 1);
+    ASSERT_EQ(g.stack->icmp_ignored, ARRAY_SIZE(seqs) + 2);
+    /* The real thing. */
+    stack_input(g.stack, pkt, guard_icmp(pkt, guard_local, syn->sport, syn->dport, syn->seq));
+    uv_run(&g.loop, UV_RUN_NOWAIT);
+    ASSERT_EQ(g.results[0], UV_ECONNREFUSED);
+    guard_down(&g);
+    return 0;
+}
