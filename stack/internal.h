@@ -37,6 +37,12 @@ struct stack {
     uint64_t reclaim_ms;        /* when out-of-order data was last given back (tcp.c) */
     uint64_t reclaims;          /* how often */
     size_t mem_mark;            /* lwIP's heap at its highest since memory was last handed back */
+    /* Fair shares of memory held for applications (tcp.c, "Memory"). */
+    size_t rx_high;             /* STACK_RX_HIGH; tests may lower it */
+    size_t rx_held;             /* held for applications by every connection */
+    size_t rx_held_peak;
+    size_t rx_budgets;          /* every connection's budget (held plus offered) */
+    uint64_t withholds;         /* how often a connection's budget was cut to its share */
     struct stack_tcp *flushes;  /* connections with segments waiting to go to the application */
     /* Paced closes (see tcp.c): FINs waiting for a slot, oldest first, and FINs in flight. */
     struct stack_tcp *fin_wait_head, *fin_wait_tail;
@@ -56,8 +62,11 @@ struct stack {
 enum {
     STACK_READ_BUF_SIZE = 64 * 1024,
     STACK_TX_BUF_SIZE = 64 * 1024,
-    /* lwIP's heap above which the stack is under pressure (see "Memory" in tcp.c). */
+    /* lwIP's heap above which out-of-order data is given back, and the memory held for
+     * applications above which each connection's window is held to its share (see "Memory" in
+     * tcp.c). */
     STACK_MEM_HIGH = 256 * 1024 * 1024,
+    STACK_RX_HIGH = 128 * 1024 * 1024,
 };
 
 void stack_sys_init(uv_loop_t *loop);

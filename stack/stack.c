@@ -268,6 +268,7 @@ int stack_new(struct stack **out, uv_loop_t *loop, struct tunnel *t)
         free(s);
         return -ENOMEM;
     }
+    s->rx_high = STACK_RX_HIGH;
     s->loop = loop;
     s->tunnel = t;
     stack_sys_init(loop);
@@ -559,8 +560,10 @@ void stack_log_stats(const struct stack *s)
     unsigned long episodes, resent, synack;
     stack_recovery_stats(&episodes, &resent, &synack);
     v2s_info("stack: SACK loss recovery: %lu episodes, %lu segments resent; %lu resends for a repeated SYN-ACK; "
-             "%zu bytes in lwIP's heap (at most %zu), %llu reclaims of out-of-order data",
-             episodes, resent, synack, stack_mem_bytes(), s->mem_mark, (unsigned long long)s->reclaims);
+             "%zu bytes in lwIP's heap (at most %zu), %llu reclaims of out-of-order data; held for "
+             "applications %zu bytes (at most %zu), budgets cut to a share %llu times",
+             episodes, resent, synack, stack_mem_bytes(), s->mem_mark, (unsigned long long)s->reclaims, s->rx_held,
+             s->rx_held_peak, (unsigned long long)s->withholds);
 }
 
 void stack_close(struct stack *s, void (*cb)(void *arg), void *arg)

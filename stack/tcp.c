@@ -11,21 +11,33 @@
  * bytes is copied together into buffers that double from STACK_TCP_COALESCE_MIN to
  * STACK_TCP_COALESCE_MAX bytes (so a short run wastes little), and only one uv_write() per
  * connection is in flight: what arrives meanwhile waits and goes in the next one, instead of a
- * request and its buffers per batch. A connection then holds at most about twice its window
- * (4 MiB) for data the application has not taken, plus its out-of-order queue (at most
- * TCP_OOSEQ_MAX_BYTES, TCP_OOSEQ_MAX_PBUFS buffers). Above that, one limit for the whole stack,
- * STACK_MEM_HIGH bytes of lwIP's heap (stack/sys.c counts it): past it, out-of-order data is
- * given back (the peers resend it). Dropping new data for connections above their share of the
- * limit and not reading applications whose connection has more than its share queued were
- * tried and taken out: at 1,000 echoes at once the heap passes 256 MiB in normal use (about
- * 290 KB a connection), and the drops made the servers back off their retransmissions until
- * 379 of 1,000 stalled.
+ * request and its buffers per batch.
  *
- * Worst case, then, for N connections: each holds at most about 8 MiB received and not yet
- * written (twice the window: small segments cost at most as much again as their payload once
- * copied together), 4.4 MiB out of order (given back under pressure) and 4.4 MiB queued to send,
- * plus one 64 KiB read and 3 KiB of bookkeeping. Measured: 1,000,000 one-byte segments to a
- * client that does not read cost 4.4 MB (lab.memory).
+ * Fair shares: each connection has a budget, the most it may hold for its application plus what
+ * its window still lets the peer send; the part of lwIP's 4 MiB window beyond it is never given
+ * back by tcp_recved(). A connection starts with STACK_TCP_WND_START (offered in the handshake's
+ * ACK, so no window ever shrinks) and doubles its budget each time its application has taken a
+ * whole budget, as Linux grows a receive buffer for a reader that keeps up, while the budgets of
+ * all connections together stay within the stack's limit (STACK_RX_HIGH) or the connection is
+ * under its fair share (the limit over the number of connections, at least STACK_TCP_WND_MIN).
+ * When the budgets pass the limit (many connections growing at once), a connection above its
+ * share is cut back to it as its application reads. A budget never falls below what was already
+ * offered, and a window is opened again each time the application takes data, so no connection
+ * waits on another's memory. Out-of-order data has its own bound per connection
+ * (TCP_OOSEQ_MAX_BYTES, TCP_OOSEQ_MAX_PBUFS buffers), and past STACK_MEM_HIGH bytes of lwIP's heap
+ * (stack/sys.c counts it) every connection's is given back (the peers resend it). Dropping new
+ * data for connections above their share and not reading applications whose connection has more
+ * than its share queued were tried and taken out: the drops made the servers back off their
+ * retransmissions until 379 of 1,000 echoes stalled.
+ *
+ * Worst case, then, for N connections: data held for applications plus windows offered is at
+ * most max(STACK_RX_HIGH, N * STACK_TCP_WND_START) in payload (each buffer costs at most as
+ * much again as its payload once small segments are copied together), plus per connection its
+ * out-of-order queue (4.4 MiB, given back under pressure), 4.4 MiB queued to send, one 64 KiB
+ * read and 3 KiB of bookkeeping. Measured: 1,000,000 one-byte segments to a client that does
+ * not read cost 4.4 MB (lab.memory); the unit test stack_faults_memory_shares holds slow
+ * readers under a limit of 256 KiB to 2 MiB to twice that, where without budgets they held 3 to
+ * 7 times the limit.
  *
  * Backpressure, application to tunnel: reads from the application are sized to tcp_sndbuf() and
  * copied into lwIP at once; reading stops while the send buffer or queue is short, or while the
@@ -109,6 +121,8 @@ enum {
     STACK_TCP_PBUF_COST = 128,
     STACK_TCP_RECLAIM_MS = 100,
     STACK_TCP_TRIM_BYTES = 32 * 1024 * 1024,
+    STACK_TCP_WND_START = 128 * 1024,
+    STACK_TCP_WND_MIN = 64 * 1024,
     STACK_TCP_FIN_WINDOW = 128,
     STACK_TCP_FIN_SLOT_MS = 1000,
     STACK_TCP_RTO_MIN_MS = 200,
@@ -147,6 +161,9 @@ struct stack_tcp {
     uint32_t coalesce_size; /* size of rxq's last entry when it is our buffer of small segments */
     uint32_t coalesce_room; /* and its free bytes */
     size_t held;           /* memory held for the application: rxq and the write in flight */
+    size_t budget;         /* held for the application plus offered to the peer, at most */
+    size_t withheld;       /* the rest of lwIP's window: not given back by tcp_recved() */
+    size_t since_grow;     /* bytes the application took since the budget last grew */
     struct stack_tcp *flush_next, *flush_prev; /* on the stack's list while n_rxq > 0 */
     uv_shutdown_t shutdown_req;
     enum stack_tcp_fin fin;
@@ -186,6 +203,45 @@ struct stack_tcp_write {
     struct stack_tcp_rx *rx;
 };
 
+/* A connection's fair share of the stack's limit (see "Memory" at the top). */
+static size_t stack_tcp_share(const struct stack *s)
+{
+    size_t share = s->rx_high / (s->n_conns ? s->n_conns : 1);
+    return share < STACK_TCP_WND_MIN ? STACK_TCP_WND_MIN : share;
+}
+
+/* Sets c's budget: the most it may hold for its application plus what its window lets the peer
+ * send. The rest of lwIP's window is withheld (never given back by tcp_recved()). */
+static void stack_tcp_set_budget(struct stack_tcp *c, size_t budget)
+{
+    struct stack *s = c->s;
+    s->rx_budgets = s->rx_budgets - c->budget + budget;
+    c->budget = budget;
+}
+
+/* The handshake is done, and lwIP has opened its whole window (window scaling agreed): offer the
+ * peer only the starting budget. Called before the handshake's ACK leaves, so the peer never
+ * sees more (a window, once offered, must not shrink). */
+static void stack_tcp_budget_start(struct stack_tcp *c, struct tcp_pcb *pcb)
+{
+    size_t full = TCP_WND_MAX(pcb), start = STACK_TCP_WND_START < full ? STACK_TCP_WND_START : full;
+    if (pcb->rcv_wnd != full || pcb->rcv_ann_wnd != full)
+        start = full; /* not the fresh window expected: leave it alone */
+    c->withheld = full - start;
+    pcb->rcv_wnd = pcb->rcv_ann_wnd = (tcpwnd_size_t)start;
+    stack_tcp_set_budget(c, start);
+}
+
+/* Counts memory held for c's application, for c and for the whole stack. */
+static void stack_tcp_hold(struct stack_tcp *c, size_t add, size_t sub)
+{
+    struct stack *s = c->s;
+    c->held = c->held + add - sub;
+    s->rx_held = s->rx_held + add - sub;
+    if (s->rx_held > s->rx_held_peak)
+        s->rx_held_peak = s->rx_held;
+}
+
 static void stack_tcp_link(struct stack_tcp *c)
 {
     struct stack *s = c->s;
@@ -218,6 +274,7 @@ static void stack_tcp_trim(struct stack *s)
 
 static void stack_tcp_unlink(struct stack_tcp *c)
 {
+    stack_tcp_set_budget(c, 0);
     c->s->n_conns--;
     stack_tcp_trim(c->s);
     if (c->prev)
@@ -475,6 +532,7 @@ static err_t stack_tcp_on_connected(void *arg, struct tcp_pcb *pcb, err_t err)
     stack_tcp_connect_timers_stop(c);
     stack_tcp_rto_from_handshake(c, pcb);
     stack_tcp_flight_start(c, pcb);
+    stack_tcp_budget_start(c, pcb);
     c->state = STACK_TCP_CONNECTED;
     c->connect_cb(c->arg, c, 0);
     /* The bridge may have given up at once (out of memory); c lives on until its app handle
@@ -661,15 +719,50 @@ static void stack_tcp_maybe_shutdown_app(struct stack_tcp *c)
         stack_tcp_end(c, 1);
 }
 
-/* len bytes are in the application's socket: now, and only now, open the window by as much. */
-static void stack_tcp_app_wrote(struct stack_tcp *c, size_t len)
+/* Opens c's window by what its application has taken (withheld) as far as its budget allows,
+ * after growing the budget (when the application took a whole budget since it last grew, and
+ * the stack's limit has room) or cutting it to its share (when the budgets of all connections
+ * are over the limit). A closed window is announced open at once: the peer only probes it. */
+static void stack_tcp_open_window(struct stack_tcp *c)
 {
-    c->bytes_down += len;
-    for (size_t left = len; c->pcb && left > 0;) {
+    struct stack *s = c->s;
+    if (!c->pcb)
+        return;
+    size_t full = TCP_WND_MAX(c->pcb), share = stack_tcp_share(s);
+    if (c->since_grow >= c->budget && c->budget < full) {
+        size_t more = c->budget < full - c->budget ? c->budget : full - c->budget;
+        if (s->rx_budgets + more <= s->rx_high || c->budget + more <= share)
+            stack_tcp_set_budget(c, c->budget + more);
+        c->since_grow = 0;
+    } else if (s->rx_budgets > s->rx_high && c->budget > share) {
+        stack_tcp_set_budget(c, share);
+        s->withholds++;
+    }
+    size_t keep = full - c->budget;
+    if (c->withheld <= keep)
+        return;
+    size_t give = c->withheld - keep;
+    u32_t before = c->pcb->rcv_ann_wnd;
+    c->withheld = keep;
+    for (size_t left = give; left > 0;) {
         u16_t step = left > 0xFFFF ? 0xFFFF : (u16_t)left;
         tcp_recved(c->pcb, step);
         left -= step;
     }
+    if (before < c->pcb->mss && c->pcb->rcv_ann_wnd > before) {
+        tcp_ack_now(c->pcb);
+        tcp_output(c->pcb);
+    }
+}
+
+/* len bytes are in the application's socket: now, and only now, open the window by as much (within
+ * the connection's budget). */
+static void stack_tcp_app_wrote(struct stack_tcp *c, size_t len)
+{
+    c->bytes_down += len;
+    c->withheld += len;
+    c->since_grow += len;
+    stack_tcp_open_window(c);
     stack_tcp_maybe_shutdown_app(c);
 }
 
@@ -682,7 +775,7 @@ static void stack_tcp_app_write_cb(uv_write_t *req, int status)
     size_t len = w->len;
     for (unsigned i = 0; i < w->n; i++)
         pbuf_free(w->rx[i].p);
-    c->held -= w->held;
+    stack_tcp_hold(c, 0, w->held);
     free(w->rx);
     free(w);
     c->writing = NULL;
@@ -714,7 +807,7 @@ static void stack_tcp_flush_unlink(struct stack_tcp *c)
 static void stack_tcp_free_rxq(struct stack_tcp *c)
 {
     for (unsigned i = 0; i < c->n_rxq; i++) {
-        c->held -= c->rxq[i].cost;
+        stack_tcp_hold(c, 0, c->rxq[i].cost);
         pbuf_free(c->rxq[i].p);
     }
     c->n_rxq = 0;
@@ -791,7 +884,7 @@ static int stack_tcp_flush(struct stack_tcp *c)
     if (rc < 0) {
         for (unsigned i = 0; i < w->n; i++)
             pbuf_free(w->rx[i].p);
-        c->held -= w->held;
+        stack_tcp_hold(c, 0, w->held);
         free(w->rx);
         free(w);
         return rc;
@@ -816,7 +909,7 @@ static int stack_tcp_rxq_push(struct stack_tcp *c, struct pbuf *p, uint32_t cost
     c->rxq[c->n_rxq].p = p;
     c->rxq[c->n_rxq].cost = cost;
     c->n_rxq++;
-    c->held += cost;
+    stack_tcp_hold(c, cost, 0);
     c->coalesce_size = c->coalesce_room = 0;
     return 0;
 }

@@ -36,6 +36,7 @@
 #include <uv.h>
 
 #include "harness_rand.h"
+#include "stack/internal.h"
 #include "stack/stack.h"
 #include "stack/sys_clock.h"
 #include "stack/tcp.h"
@@ -1061,6 +1062,8 @@ int harness_run(const struct harness_config *cfg, struct harness_result *res)
     memcpy(ts.addr4.bytes, &be, 4);
     ts.prefix4 = 24;
     ts.mtu = 1400;
+    if (cfg->rx_high)
+        h->stack->rx_high = cfg->rx_high;
     rc = stack_tunnel_up(h->stack, &ts);
     tunnel_settings_free(&ts);
     if (rc < 0)
@@ -1092,13 +1095,16 @@ int harness_run(const struct harness_config *cfg, struct harness_result *res)
         sys_check_timeouts();
     }
     res->end_ms = harness_now_ms - h->t0;
+    res->rx_held_peak = h->stack->rx_held_peak;
+    res->withholds = (unsigned long)h->stack->withholds;
+    res->over_bound = cfg->rx_bound && res->rx_held_peak > cfg->rx_bound;
     harness_judge(h, res);
 out:
     harness_teardown(h, res);
     stack_sys_set_clock(NULL);
     stack_sys_set_random(NULL);
     res->failed = rc < 0 || res->errors || res->hung || res->corrupt || res->unexpected || res->stalled ||
-                  res->bad_packets || res->leaked || h->livelock;
+                  res->bad_packets || res->leaked || res->over_bound || h->livelock;
     harness_peer_free(h->peer);
     harness_link_free(h->up);
     harness_link_free(h->down);

@@ -33,6 +33,10 @@ struct harness_config {
     uint32_t tunnel_high, tunnel_low;
     int app_rcvbuf;           /* SO_RCVBUF of the applications' sockets; 0: the default */
     int bridge_sndbuf;        /* SO_SNDBUF of the bridged (accepted) sockets; 0: the default */
+    size_t rx_high;           /* the stack's limit on memory held for applications (its fair
+                               * shares, stack/tcp.c "Memory"); 0: the stack's own */
+    size_t rx_bound;          /* the run fails if the stack ever held more than this for its
+                               * applications; 0: no bound */
     int verbose;              /* report every transfer, not only the failed ones */
     int quiet;                /* report nothing (tests of the harness, which expect failures) */
 };
@@ -48,6 +52,9 @@ struct harness_result {
     uint32_t max_stall_ms;    /* the longest time any transfer moved no byte */
     uint64_t bad_packets;     /* malformed packets or wrong checksums from the stack */
     int leaked;               /* handles still open after the stack closed */
+    size_t rx_held_peak;      /* the most the stack held for applications at once */
+    unsigned long withholds;  /* how often it held a window to its share */
+    int over_bound;           /* rx_held_peak passed rx_bound */
     uint32_t end_ms;          /* virtual time when the last transfer ended */
     int failed;               /* any of the above that breaks the invariant */
 };

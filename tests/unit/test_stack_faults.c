@@ -179,10 +179,11 @@ static void faults_play(const char *test, faults_make_fn make, uint64_t seed, in
     if (verbose || res->failed)
         fprintf(stderr,
                 "stack_faults: %s seed %llu: %u completed, %u reset as scripted, %u errors, %u hung, %u stalled, "
-                "%u corrupt, %u unexpected, %s; %u ms virtual, longest stall %u ms\n",
+                "%u corrupt, %u unexpected, %s; %u ms virtual, longest stall %u ms; held for applications "
+                "at most %zu bytes%s, windows held %lu times\n",
                 test, (unsigned long long)seed, res->completed, res->reset_errors, res->errors, res->hung,
                 res->stalled, res->corrupt, res->unexpected, res->failed ? "FAILED" : "ok", res->end_ms,
-                res->max_stall_ms);
+                res->max_stall_ms, res->rx_held_peak, res->over_bound ? " (over its bound)" : "", res->withholds);
 }
 
 /* Plays one seed in a child process (lwIP's state is global; a crash names its seed); the
@@ -405,6 +406,32 @@ static void faults_make_echo_backpressure(struct faults_run *run)
     faults_describe(run, "; peer rcvbuf %u sndbuf %u", run->cfg.peer.rcv_buf, run->cfg.peer.snd_buf);
 }
 
+/* More held for slow applications than the stack's limit allows: each connection's window is
+ * held to its fair share of the limit and opened again as its application reads (stack/tcp.c,
+ * "Memory"). Nothing may hang for it, and what the stack holds stays near the limit. */
+static void faults_make_memory_shares(struct faults_run *run)
+{
+    struct harness_rand *r = &run->r;
+    faults_defaults(run, run->cfg.test, "memory_shares", run->cfg.seed);
+    faults_transfers(run, harness_rand_range(r, 8, 24), 1 << HARNESS_DOWNLOAD | 1 << HARNESS_ECHO, 256 * 1024,
+                     2 * 1024 * 1024, 100);
+    run->cfg.app_rcvbuf = FAULTS_APP_RCVBUF;
+    run->cfg.bridge_sndbuf = 16 * 1024;
+    run->cfg.rx_high = harness_rand_range(r, 256, 2048) * 1024;
+    /* Each connection keeps at least its starting window (128 KiB) and the count includes what
+     * each buffer costs beyond its payload: twice the larger of the two leaves room for both.
+     * Without the budgets the stack held 3 to 7 times the limit. */
+    size_t floor = run->cfg.n * 128 * 1024;
+    run->cfg.rx_bound = 2 * (run->cfg.rx_high > floor ? run->cfg.rx_high : floor);
+    for (size_t i = 0; i < run->cfg.n; i++) {
+        struct harness_transfer *x = &run->xfers[i];
+        x->app_pause_every = harness_rand_range(r, 16, 256) * 1024;
+        x->app_pause_ms = harness_rand_range(r, 10, 1500);
+    }
+    faults_link_loss(run, &run->cfg.down, "down", 0.01, 0.005, 0.01);
+    faults_describe(run, "; limit %zu KiB", run->cfg.rx_high / 1024);
+}
+
 /* The lab's stall: many downloads at once to a server whose accept queue is full. It drops our
  * handshake ACK and the request behind it K times per connection, and either repeats its
  * SYN-ACK (1 s, 2 s, 4 s...) or stays silent as with SYN cookies, then accepts. */
@@ -523,6 +550,7 @@ FAULTS_TEST(bottleneck, 40)
 FAULTS_TEST(zero_window, 60)
 FAULTS_TEST(fin_split, 60)
 FAULTS_TEST(slow_reader, 30)
+FAULTS_TEST(memory_shares, 30)
 FAULTS_TEST(echo_backpressure, 30)
 FAULTS_TEST(accept_synack, 30)
 FAULTS_TEST(accept_silent, 30)
