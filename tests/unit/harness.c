@@ -126,7 +126,8 @@ struct harness {
     uint32_t t0;      /* the clock when the run began: the script's times count from here */
     int congested;
     uint64_t events;  /* anything that happened: the driver runs the loop until this stands still */
-    long trace_port;  /* V2S_HARNESS_TRACE=port: print that connection's packets; -1: none */
+    long trace_port;  /* V2S_HARNESS_TRACE=port: print that connection's packets (0: every
+                       * connection's, with absolute sequence numbers); -1: none */
     uint32_t trace_isn[2]; /* initial sequence numbers, stack's and peer's, for relative numbers */
     int livelock;
     unsigned waits;   /* real-time waits for loopback (harness_loopback_busy()) */
@@ -171,7 +172,7 @@ static void harness_trace(struct harness *h, const char *what, int from_stack, c
     size_t ihl = (size_t)(pkt[0] & 0x0F) * 4;
     const uint8_t *t = pkt + ihl;
     uint16_t peer_port = (uint16_t)(from_stack ? t[2] << 8 | t[3] : t[0] << 8 | t[1]);
-    if (peer_port != h->trace_port)
+    if (h->trace_port != 0 && peer_port != h->trace_port)
         return;
     uint32_t seq = (uint32_t)t[4] << 24 | (uint32_t)t[5] << 16 | (uint32_t)t[6] << 8 | t[7];
     uint32_t ack = (uint32_t)t[8] << 24 | (uint32_t)t[9] << 16 | (uint32_t)t[10] << 8 | t[11];
@@ -180,7 +181,9 @@ static void harness_trace(struct harness *h, const char *what, int from_stack, c
     if (flags & 0x02)
         h->trace_isn[from_stack ? 0 : 1] = seq;
     uint32_t rseq = seq - h->trace_isn[from_stack ? 0 : 1], rack = ack - h->trace_isn[from_stack ? 1 : 0];
-    fprintf(stderr, "trace %6u %s %s%s%s%s%s seq %u ack %u len %zu win %u%s\n", harness_now_ms - h->t0, what,
+    if (h->trace_port == 0) /* every connection: absolute numbers */
+        rseq = seq, rack = ack;
+    fprintf(stderr, "trace %u %6u %s %s%s%s%s%s seq %u ack %u len %zu win %u%s\n", peer_port, harness_now_ms - h->t0, what,
             (flags & 0x02) ? "S" : ".", (flags & 0x10) ? "A" : ".", (flags & 0x01) ? "F" : ".",
             (flags & 0x04) ? "R" : ".", (flags & 0x08) ? "P" : ".", rseq, (flags & 0x10) ? rack : 0,
             total - ihl - doff, (unsigned)(t[14] << 8 | t[15]), fate);

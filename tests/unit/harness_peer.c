@@ -432,7 +432,12 @@ static uint32_t harness_peer_send_at(struct harness_peer *p, struct harness_peer
         c->retransmits++;
     if (flags & HP_FIN)
         c->fin_sent = 1;
-    return len + ((flags & HP_FIN) ? 1 : 0);
+    uint32_t used = len + ((flags & HP_FIN) ? 1 : 0);
+    /* A resend of a full segment from snd_una can carry bytes never sent before (the stream grew
+     * since): they are sent now, so the stack may acknowledge them. */
+    if (harness_seq_lt(c->snd_max, seq + used))
+        c->snd_max = seq + used;
+    return used;
 }
 
 /* Sends what the window and the congestion window allow. */

@@ -7,6 +7,7 @@
  *
  *   V2S_HARNESS_SEED=N        replay seed N only, in this process, reporting every connection
  *   V2S_HARNESS_TRACE=PORT    with it: print the packets of the connection to that peer port
+ *                             (0: of every connection)
  *                             (10000 + the transfer's index) and what the links did to them
  *   V2S_HARNESS_SEEDS=N       how many seeds (each test has its default)
  *   V2S_HARNESS_SEED_BASE=B   the first seed (default 1): other seeds, same scenarios
