@@ -18,6 +18,7 @@ pkgs=(
     dnsmasq-base                 # DNS inside the server namespace
     iproute2 util-linux          # ip netns / veth, setpriv
     nftables                     # packet loss in lab tests
+    tcpdump                      # lab.guard: the SYNs captured at the server
     procps                       # pkill/pgrep -P for cleanup helpers
     # test clients
     curl python3 python3-socks
