@@ -1172,3 +1172,84 @@ TEST_IMPL(ovpn_config_hostile)
     }
     return 0;
 }
+
+/* peer-fingerprint as OpenVPN 2.6 reads it: one per line, or a block of several (blank lines and
+ * # or ; comments skipped); every occurrence adds to the list; exactly 32 hex pairs. */
+TEST_IMPL(ovpn_config_peer_fingerprint)
+{
+    static const char fp_a[] = "00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:"
+                               "00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF";
+    static const char fp_b[] = "ad:b0:95:d8:09:00:00:00:00:00:00:00:00:00:00:00:"
+                               "00:00:00:00:00:00:00:00:00:00:00:00:00:00:00:01";
+    char text[1024];
+    struct ovpn_config cfg;
+    char err[512] = "";
+
+    snprintf(text, sizeof(text),
+             "remote gw\r\n"
+             "peer-fingerprint %s\r\n"
+             "<peer-fingerprint>\r\n"
+             "# the server's\r\n"
+             "\r\n"
+             "   %s  \r\n"
+             "; the next one\r\n"
+             "%s\r\n"
+             "</peer-fingerprint>\r\n",
+             fp_b, fp_a, fp_b);
+    ASSERT_EQ(parse(text, &cfg, err, sizeof(err)), 0);
+    ASSERT_EQ(cfg.n_peer_fingerprints, 3);
+    ASSERT(cfg.ca == NULL);
+    static const uint8_t want_a[OVPN_FINGERPRINT_LEN] = {
+        0x00, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88, 0x99, 0xAA, 0xBB, 0xCC, 0xDD, 0xEE, 0xFF,
+        0x00, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88, 0x99, 0xAA, 0xBB, 0xCC, 0xDD, 0xEE, 0xFF};
+    ASSERT_MEM_EQ(cfg.peer_fingerprints[1], want_a, OVPN_FINGERPRINT_LEN);
+    ASSERT_EQ(cfg.peer_fingerprints[0][0], 0xAD);
+    ASSERT_EQ(cfg.peer_fingerprints[0][31], 0x01);
+    ASSERT_MEM_EQ(cfg.peer_fingerprints[2], cfg.peer_fingerprints[0], OVPN_FINGERPRINT_LEN);
+    ovpn_config_free(&cfg);
+
+    /* Split at every byte: the same three. */
+    ASSERT_EQ(parse_chunks(text, strlen(text), 1, &cfg, err, sizeof(err)), 0);
+    ASSERT_EQ(cfg.n_peer_fingerprints, 3);
+    ovpn_config_free(&cfg);
+
+    static const struct {
+        const char *text;
+        const char *message;
+    } bad[] = {
+        {"remote gw\npeer-fingerprint 00:11\n",
+         "client.ovpn:2: peer-fingerprint '00:11' is not a SHA-256 fingerprint: 32 bytes as hex pairs separated by "
+         "':', as `openssl x509 -noout -fingerprint -sha256` prints them"},
+        {"remote gw\npeer-fingerprint "
+         "00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:00\n",
+         "client.ovpn:2: peer-fingerprint '00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE...' is not a SHA-256 "
+         "fingerprint: 32 bytes as hex pairs separated by ':', as `openssl x509 -noout -fingerprint -sha256` "
+         "prints them"},
+        {"remote gw\npeer-fingerprint "
+         "00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FG\n",
+         "client.ovpn:2: peer-fingerprint '00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE...' is not a SHA-256 "
+         "fingerprint: 32 bytes as hex pairs separated by ':', as `openssl x509 -noout -fingerprint -sha256` "
+         "prints them"},
+        {"remote gw\npeer-fingerprint "
+         "00112233445566778899AABBCCDDEEFF00112233445566778899AABBCCDDEEFF\n",
+         "client.ovpn:2: peer-fingerprint '00112233445566778899AABBCCDDEEFF001122334455...' is not a SHA-256 "
+         "fingerprint: 32 bytes as hex pairs separated by ':', as `openssl x509 -noout -fingerprint -sha256` "
+         "prints them"},
+        {"remote gw\n<peer-fingerprint>\n# only a comment\n\n</peer-fingerprint>\n",
+         "client.ovpn:2: the <peer-fingerprint> block holds no fingerprint"},
+        {"remote gw\n<peer-fingerprint>\n"
+         "00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF\n"
+         "SHA256 Fingerprint=00:11\n</peer-fingerprint>\n",
+         "client.ovpn:4: peer-fingerprint 'SHA256 Fingerprint=00:11' is not a SHA-256 fingerprint: 32 bytes as hex "
+         "pairs separated by ':', as `openssl x509 -noout -fingerprint -sha256` prints them"},
+        {"remote gw\npeer-fingerprint a b\n", "client.ovpn:2: peer-fingerprint takes 1 argument, not 2"},
+        {"<connection>\nremote gw\npeer-fingerprint 00\n</connection>\n",
+         "client.ovpn:3: peer-fingerprint cannot be used inside a <connection> block"},
+        {"remote gw\nverify-hash 00:11 SHA256\n",
+         "client.ovpn:2: verify-hash (pinning the CA's hash) is not supported: use ca, or peer-fingerprint for the "
+         "server's own certificate"},
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(bad); i++)
+        expect_error(bad[i].text, bad[i].message);
+    return 0;
+}

@@ -42,6 +42,7 @@ enum {
     CONFIG_MAX_CONFIG = 8 << 20,     /* the config itself */
     CONFIG_MAX_REMOTES = 1024,
     CONFIG_MAX_IGNORED = 256,        /* names given to ignore-unknown-option */
+    CONFIG_MAX_FINGERPRINTS = 1024,  /* peer-fingerprint entries */
     CONFIG_MAX_NUMBER = 100000000,   /* any timer or count; larger is a typo or an attack */
     CONFIG_MAX_CRED = 4096,          /* a user name or password (OpenVPN's USER_PASS_LEN) */
     CONFIG_MAX_TAG = 64,
@@ -895,6 +896,80 @@ static int config_apply_verify_x509_name(struct ovpn_config_parser *p, char **w,
     return config_set_string(p, &p->cfg.verify_x509_name, w[1]);
 }
 
+/* One SHA-256 fingerprint as OpenVPN reads it (options.c parse_hash_fingerprint) and `openssl x509
+ * -noout -fingerprint -sha256` prints it: 32 bytes, each two hex digits in either case, separated
+ * by ':'. 0 or -EINVAL. */
+static int config_parse_fingerprint(const char *text, size_t len, uint8_t out[OVPN_FINGERPRINT_LEN])
+{
+    size_t i = 0, n = 0;
+    for (;;) {
+        if (n == OVPN_FINGERPRINT_LEN || i + 2 > len)
+            return -EINVAL;
+        int high = config_hex(text[i]), low = config_hex(text[i + 1]);
+        if (high < 0 || low < 0)
+            return -EINVAL;
+        out[n++] = (uint8_t)(high << 4 | low);
+        i += 2;
+        if (i == len)
+            return n == OVPN_FINGERPRINT_LEN ? 0 : -EINVAL;
+        if (text[i++] != ':')
+            return -EINVAL;
+    }
+}
+
+static int config_add_fingerprint(struct ovpn_config_parser *p, const char *text, size_t len, unsigned line)
+{
+    uint8_t fp[OVPN_FINGERPRINT_LEN];
+    char shown[CONFIG_SHOWN_MAX], copy[CONFIG_SHOWN_MAX];
+    if (config_parse_fingerprint(text, len, fp) < 0) {
+        snprintf(copy, sizeof(copy), "%.*s", (int)(len < sizeof(copy) - 1 ? len : sizeof(copy) - 1), text);
+        return config_fail_at(p, line,
+                              "peer-fingerprint '%s' is not a SHA-256 fingerprint: 32 bytes as hex pairs "
+                              "separated by ':', as `openssl x509 -noout -fingerprint -sha256` prints them",
+                              v2s_shown(copy, shown, sizeof(shown)));
+    }
+    if (p->cfg.n_peer_fingerprints >= CONFIG_MAX_FINGERPRINTS)
+        return config_fail_at(p, line, "more than %d peer-fingerprint entries", CONFIG_MAX_FINGERPRINTS);
+    uint8_t(*grown)[OVPN_FINGERPRINT_LEN] =
+        realloc(p->cfg.peer_fingerprints, (p->cfg.n_peer_fingerprints + 1) * sizeof(*grown));
+    if (grown == NULL)
+        return config_nomem(p);
+    memcpy(grown[p->cfg.n_peer_fingerprints++], fp, sizeof(fp));
+    p->cfg.peer_fingerprints = grown;
+    return 0;
+}
+
+/* peer-fingerprint FP, or a <peer-fingerprint> block of one per line (blank lines and lines
+ * starting with # or ; skipped, as OpenVPN does). Every occurrence adds to the list. */
+static int config_apply_peer_fingerprint(struct ovpn_config_parser *p, char **w, int n, const char *block)
+{
+    (void)n;
+    if (block == NULL)
+        return config_add_fingerprint(p, w[1], strlen(w[1]), p->opt_line);
+    unsigned line = p->opt_line;
+    size_t before = p->cfg.n_peer_fingerprints;
+    const char *s = block;
+    while (*s != '\0') {
+        const char *end = strchr(s, '\n');
+        size_t len = end != NULL ? (size_t)(end - s) : strlen(s);
+        const char *next = s + len + (end != NULL);
+        line++;
+        while (len > 0 && config_is_space(*s))
+            s++, len--;
+        while (len > 0 && config_is_space(s[len - 1]))
+            len--;
+        if (len > 0 && *s != '#' && *s != ';') {
+            int rc = config_add_fingerprint(p, s, len, line);
+            if (rc < 0)
+                return rc;
+        }
+        s = next;
+    }
+    if (p->cfg.n_peer_fingerprints == before)
+        return config_fail(p, "the <peer-fingerprint> block holds no fingerprint");
+    return 0;
+}
+
 static int config_apply_reneg_sec(struct ovpn_config_parser *p, char **w, int n, const char *block)
 {
     unsigned max;
@@ -1149,8 +1224,6 @@ static int config_apply_cd(struct ovpn_config_parser *p, char **w, int n, const 
 static const char config_no_proxy[] = "connecting through an HTTP or SOCKS proxy is not supported";
 static const char config_no_token[] =
     "keys held by a token or a certificate store are not supported: use cert and key files";
-static const char config_no_pinning[] =
-    "certificate pinning (peer-fingerprint, verify-hash) is not supported: use ca";
 
 static const struct config_option config_options[] = {
     /* What a client is and where it connects. */
@@ -1187,6 +1260,7 @@ static const struct config_option config_options[] = {
     APPLY("ns-cert-type", 0, 1, 1, config_apply_remote_cert_tls),
     APPLY("remote-cert-eku", 0, 1, 1, config_apply_remote_cert_eku),
     APPLY("verify-x509-name", 0, 1, 2, config_apply_verify_x509_name),
+    APPLY("peer-fingerprint", CONFIG_BLOCK, 1, 1, config_apply_peer_fingerprint),
     APPLY("key-method", 0, 1, 1, config_apply_key_method),
     /* Timers and sizes. */
     APPLY("reneg-sec", 0, 1, 2, config_apply_reneg_sec),
@@ -1301,8 +1375,9 @@ static const struct config_option config_options[] = {
            "static-challenge (an interactive one-time password prompt) is not supported"),
     REFUSE("crl-verify", CONFIG_BLOCK, "crl-verify is not supported"),
     REFUSE("capath", 0, "capath is not supported: put the CA certificates into one ca file"),
-    REFUSE("verify-hash", 0, config_no_pinning),
-    REFUSE("peer-fingerprint", CONFIG_BLOCK, config_no_pinning),
+    REFUSE("verify-hash", CONFIG_BLOCK,
+           "verify-hash (pinning the CA's hash) is not supported: use ca, or peer-fingerprint for the "
+           "server's own certificate"),
     REFUSE("tls-verify", 0, "tls-verify scripts are not supported: use verify-x509-name"),
     REFUSE("config", 0, "config (reading another file) is not supported: merge the files"),
     SERVER("server"), SERVER("server-ipv6"), SERVER("server-bridge"), SERVER("push"),
@@ -1750,6 +1825,7 @@ void ovpn_config_free(struct ovpn_config *cfg)
     free(cfg->tls_cipher);
     free(cfg->tls_ciphersuites);
     free(cfg->verify_x509_name);
+    free(cfg->peer_fingerprints);
     config_free_secret(&cfg->auth_token);
     tunnel_settings_free(&cfg->settings);
     explicit_bzero(cfg, sizeof(*cfg)); /* the tls-auth and tls-crypt keys */

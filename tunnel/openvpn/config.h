@@ -22,6 +22,9 @@ struct ovpn_remote {
     int family;            /* 0 = any, AF_INET (udp4/tcp4), AF_INET6 (udp6/tcp6) */
 };
 
+/* peer-fingerprint: the SHA-256 of the server's certificate. */
+enum { OVPN_FINGERPRINT_LEN = 32 };
+
 enum ovpn_x509_name_type {
     OVPN_X509_NAME_SUBJECT,     /* whole subject DN, OpenVPN's RFC 2253-like format */
     OVPN_X509_NAME_CN,          /* name: the CN equals */
@@ -58,6 +61,10 @@ struct ovpn_config {
     int remote_cert_tls_server;   /* remote-cert-tls server (or ns-cert-type server) */
     char *verify_x509_name;
     enum ovpn_x509_name_type verify_x509_type;
+    uint8_t (*peer_fingerprints)[OVPN_FINGERPRINT_LEN]; /* peer-fingerprint lines and blocks, in
+                                  * order: the server's certificate must be one of these; with no
+                                  * ca they replace the CA (a self-signed server), as in OpenVPN 2.6 */
+    size_t n_peer_fingerprints;
     unsigned reneg_sec;           /* default 3600; 0 = off */
     unsigned ping;                /* seconds; 0 = off */
     unsigned ping_restart;        /* seconds; 0 = off */

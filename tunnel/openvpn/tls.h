@@ -1,5 +1,6 @@
 /* The control channel's TLS session: OpenSSL over memory BIOs, the server certificate verified as
- * the config asks (ca, remote-cert-tls server, verify-x509-name, tls-version-min, tls-cipher). */
+ * the config asks (ca and/or peer-fingerprint, remote-cert-tls server, verify-x509-name,
+ * tls-version-min, tls-cipher). */
 #ifndef VPN2SOCKS_OPENVPN_TLS_H
 #define VPN2SOCKS_OPENVPN_TLS_H
 
@@ -13,7 +14,9 @@ struct ovpn_tls;
 
 /* The per-config part (certificates, keys, settings), shared by every session and key.
  * 0, -EKEYEXPIRED (our certificate is outside its validity period) or -EINVAL with a one-line
- * reason in err (unreadable certificate, key that does not match, unknown tls-cipher...). */
+ * reason in err (unreadable certificate, key that does not match, unknown tls-cipher, neither ca
+ * nor peer-fingerprint...). Logs a warning when nothing checks that the server is the server
+ * (none of remote-cert-tls server, verify-x509-name, peer-fingerprint). */
 int ovpn_tls_ctx_new(struct ovpn_tls_ctx **out, const struct ovpn_config *cfg, char *err, size_t errcap);
 void ovpn_tls_ctx_free(struct ovpn_tls_ctx *ctx);
 
@@ -23,7 +26,7 @@ void ovpn_tls_free(struct ovpn_tls *t);
 /* Bytes from the peer (CONTROL_V1 payloads, in order). 0 or -ENOMEM. */
 int ovpn_tls_feed(struct ovpn_tls *t, const uint8_t *data, size_t len);
 /* Advances the handshake: 1 done, 0 waiting for the peer, -EPROTO / -EACCES on failure (EACCES =
- * the server's certificate was refused), with the reason in ovpn_tls_error(). */
+ * the server's certificate was refused, and stays refused), with the reason in ovpn_tls_error(). */
 int ovpn_tls_handshake(struct ovpn_tls *t);
 /* Plaintext from the peer: bytes read, 0 when none is ready, negative on failure. */
 ssize_t ovpn_tls_read(struct ovpn_tls *t, uint8_t *buf, size_t cap);
