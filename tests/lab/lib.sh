@@ -198,18 +198,20 @@ lab_pki_make_ca() {
     [ -f "$LAB_PKI_DIR/$1-ca.pem" ] || lab_pki_ca "$LAB_PKI_DIR/$1-ca" "vpn2socks lab $1 CA $LAB_ID"
 }
 
-# lab_pki_issue NAME server|client [--san SAN] [--ca PREFIX] [--dates START END]: NAME.pem and
-# NAME.key in $LAB_PKI_DIR, signed by the lab CA (or PREFIX-ca.pem from lab_pki_make_ca), valid
-# one day from now or between fixed dates (YYYYMMDDHHMMSSZ; e.g. --dates 20200101000000Z
-# 20200102000000Z for an expired certificate). SAN like "IP:172.30.1.1,DNS:vpn.lab.test". The key
+# lab_pki_issue NAME server|client [--san SAN] [--ca PREFIX] [--dates START END] [--cn CN]:
+# NAME.pem and NAME.key in $LAB_PKI_DIR, subject CN=NAME (or CN), signed by the lab CA (or
+# PREFIX-ca.pem from lab_pki_make_ca), valid one day from now or between fixed dates
+# (YYYYMMDDHHMMSSZ; e.g. --dates 20200101000000Z 20200102000000Z for an expired certificate).
+# SAN like "IP:172.30.1.1,DNS:vpn.lab.test". The key
 # is mode 644 so an unprivileged client can read it (throwaway). OpenSSL 3.0's `x509 -req` takes
 # only -days, so dated certificates go through `openssl ca` with a throwaway config.
 lab_pki_issue() {
-    local name=$1 kind=$2 san='' cacert=$LAB_CA_CERT cakey=$LAB_CA_KEY start='' end='' eku
+    local name=$1 kind=$2 san='' cacert=$LAB_CA_CERT cakey=$LAB_CA_KEY start='' end='' eku cn=$1
     shift 2
     while [ $# -gt 0 ]; do
         case $1 in
         --san) san=$2; shift 2 ;;
+        --cn) cn=$2; shift 2 ;;
         --ca) cacert=$LAB_PKI_DIR/$2-ca.pem; cakey=$LAB_PKI_DIR/$2-ca.key; shift 2 ;;
         --dates) start=$2; end=$3; shift 3 ;;
         *) lab_die "lab_pki_issue: unknown option $1" ;;
@@ -224,7 +226,7 @@ lab_pki_issue() {
         [ -n "$san" ] && echo "subjectAltName=$san"
     } >"$ext"
     openssl req -new -newkey rsa:2048 -nodes -keyout "$d/$name.key" -out "$d/$name.csr" \
-        -subj "/CN=$name" 2>/dev/null || lab_die "CSR for $name failed"
+        -subj "/CN=$cn" 2>/dev/null || lab_die "CSR for $name failed"
     if [ -n "$start" ]; then
         local cadir=$d/ca-db
         mkdir -p "$cadir/new"

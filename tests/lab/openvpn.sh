@@ -17,8 +17,9 @@
 #       --reneg-sec N           --keepalive "PING RESTART" ("10 60")   --exit-notify (UDP: tell
 #                               clients RESTART when the server stops/restarts)
 #       --dns "ADDR..."         the DNS servers pushed, in this order ($LAB_DNS_IP)
-#       --cert server|server-expired|server-otherca   the server's certificate (server)
-#       --client-ca lab|other   which CA the server trusts for client certificates (lab)
+#       --cert WHICH            the server's certificate (server): see lab_openvpn_cert
+#       --client-ca lab|other|none  which CA the server trusts for client certificates (lab);
+#                               none: no ca line (give peer-fingerprint as an extra line)
 #       --verb N (3)            --stdin: more config lines from standard input (a here-doc:
 #                               piped into, the function would run in a subshell and be lost)
 #   lab_stop_openvpn_server NAME / lab_restart_openvpn_server NAME [--sighup]
@@ -27,7 +28,8 @@
 #   lab_openvpn_cert WHICH / lab_pki_issue NAME KIND [--san S] [--ca PREFIX] [--dates START END] /
 #   lab_pki_make_ca PREFIX              certificates (ovpn-*.pem in $LAB_PKI_DIR), other CAs
 #   lab_openvpn_client_config NAME [options] [-- "extra line"...] -> $LAB_OVPN_CLIENT_DIR
-#       --dir DIR  --inline  --cert client|client-expired|client-otherca|none  --ca lab|other
+#       --dir DIR  --inline  --cert client|client-expired|client-otherca|client-selfsigned|none
+#       --ca lab|other|none (none: no ca line)   --no-remote-cert-tls (the line is there by default)
 #       --password P (what auth.txt holds; default the right one)   --no-auth-user-pass
 #       --tls-key none|FILE  leave out the server's tls-auth/tls-crypt key, or use another one
 #   lab_start_stock_openvpn_client CONFIGDIR [openvpn args]   root, kernel TUN, client ns
@@ -42,6 +44,7 @@
 # LAB_OVPN_AUTH LAB_OVPN_TC LAB_OVPN_PASSWORD LAB_OVPN_VCC LAB_OVPN_PROFILE).
 
 LAB_OVPN_USER=lab
+LAB_OVPN_SERVER_NAME=vpn.example.com   # the CN of the server-named and server-nulcn certificates
 LAB_OVPN_COUNT=0
 LAB_OVPN_DEFAULT_CIPHERS=AES-256-GCM:AES-128-GCM:CHACHA20-POLY1305
 LAB_STOCK_FAILED='AUTH_FAILED|VERIFY ERROR|TLS Error|SIGUSR1\[|Exiting due to fatal error'
@@ -53,12 +56,20 @@ declare -gA LAB_OVPN_PROTO LAB_OVPN_PORT LAB_OVPN_NET LAB_OVPN_GW LAB_OVPN_DEV L
 # ---------------------------------------------------------------- certificates
 
 # lab_openvpn_cert WHICH: make sure $LAB_PKI_DIR/ovpn-WHICH.pem/.key exist (issued on first use);
-# WHICH: server client server-expired client-expired server-otherca client-otherca
+# WHICH: server client server-expired client-expired server-otherca client-otherca,
+# server-named (CN $LAB_OVPN_SERVER_NAME), server-nulcn (CN "$LAB_OVPN_SERVER_NAME\0.attacker.example":
+# a NUL byte inside, same CA), server-selfsigned client-selfsigned (no CA at all, for
+# peer-fingerprint: what `openssl req -x509` makes, as in OpenVPN's own quick setup)
 lab_openvpn_cert() {
     local w=$1 san="IP:$LAB_SERVER_IP"
     [ -f "$LAB_PKI_DIR/ovpn-$w.pem" ] && return 0
     case $w in
     server) lab_pki_issue ovpn-server server --san "$san" ;;
+    server-named) lab_pki_issue ovpn-server-named server --san "$san" --cn "$LAB_OVPN_SERVER_NAME" ;;
+    server-nulcn)
+        lab_pki_issue ovpn-server-nulcn server --san "$san" --cn "$LAB_OVPN_SERVER_NAME#.attacker.example"
+        lab_pki_nul_cn ovpn-server-nulcn "$LAB_OVPN_SERVER_NAME#.attacker.example" ;;
+    server-selfsigned | client-selfsigned) lab_pki_self_signed "ovpn-$w" ;;
     client) lab_pki_issue ovpn-client client ;;
     server-expired) lab_pki_issue ovpn-server-expired server --san "$san" \
         --dates 20200101000000Z 20200102000000Z ;;
@@ -67,6 +78,65 @@ lab_openvpn_cert() {
     client-otherca) lab_pki_make_ca other && lab_pki_issue ovpn-client-otherca client --ca other ;;
     *) lab_die "lab_openvpn_cert: unknown certificate $w" ;;
     esac
+}
+
+# lab_pki_nul_cn NAME CN: NAME.pem (issued by the lab CA with subject CN=CN, CN holding one '#')
+# again with that '#' turned into a NUL byte, signed anew by the lab CA. No openssl command writes
+# a NUL into a name, so the certificate's DER is patched (its length does not change) and signed
+# with `openssl dgst -sign`; `openssl verify` must accept the result.
+lab_pki_nul_cn() {
+    local d=$LAB_PKI_DIR
+    "$LAB_PY" - "$d/$1.pem" "$LAB_CA_KEY" "$2" <<'EOF' || lab_die "lab_pki_nul_cn $1 failed"
+import base64, subprocess, sys
+path, ca_key, cn = sys.argv[1], sys.argv[2], sys.argv[3].encode()
+der = base64.b64decode("".join(l for l in open(path) if not l.startswith("-----")))
+
+def element(buf, off):
+    """(header length, content length) of the DER element at off"""
+    n = buf[off + 1]
+    if n < 0x80:
+        return 2, n
+    return 2 + (n & 0x7F), int.from_bytes(buf[off + 2:off + 2 + (n & 0x7F)], "big")
+
+def encode(tag, content):
+    n = len(content)
+    if n < 0x80:
+        return bytes([tag, n]) + content
+    size = n.to_bytes((n.bit_length() + 7) // 8, "big")
+    return bytes([tag, 0x80 | len(size)]) + size + content
+
+h, _ = element(der, 0)                      # Certificate ::= SEQUENCE {
+th, tl = element(der, h)                    #   tbsCertificate,
+tbs = der[h:h + th + tl]
+ah, al = element(der, h + th + tl)          #   signatureAlgorithm, signatureValue }
+alg = der[h + th + tl:h + th + tl + ah + al]
+assert tbs.count(cn) == 1, "the CN is not in the certificate exactly once"
+tbs = tbs.replace(cn, cn.replace(b"#", b"\0", 1))
+sig = subprocess.run(["openssl", "dgst", "-sha256", "-sign", ca_key], input=tbs, capture_output=True,
+                     check=True).stdout
+b64 = base64.b64encode(encode(0x30, tbs + alg + encode(0x03, b"\0" + sig))).decode()
+with open(path, "w") as f:
+    f.write("-----BEGIN CERTIFICATE-----\n")
+    f.write("".join(b64[i:i + 64] + "\n" for i in range(0, len(b64), 64)))
+    f.write("-----END CERTIFICATE-----\n")
+EOF
+    openssl verify -CAfile "$LAB_CA_CERT" "$d/$1.pem" >/dev/null 2>&1 ||
+        lab_die "lab_pki_nul_cn $1: the lab CA does not verify the patched certificate"
+}
+
+# lab_pki_self_signed NAME: NAME.pem and NAME.key in $LAB_PKI_DIR, self-signed, CN=NAME, one day
+lab_pki_self_signed() {
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 \
+        -keyout "$LAB_PKI_DIR/$1.key" -out "$LAB_PKI_DIR/$1.pem" -subj "/CN=$1" 2>/dev/null ||
+        lab_die "self-signed certificate $1: creation failed"
+    chmod 644 "$LAB_PKI_DIR/$1.pem" "$LAB_PKI_DIR/$1.key"
+}
+
+# lab_openvpn_fingerprint WHICH: the SHA-256 fingerprint of ovpn-WHICH.pem as peer-fingerprint
+# takes it (AB:CD:...)
+lab_openvpn_fingerprint() {
+    lab_openvpn_cert "$1"
+    openssl x509 -in "$LAB_PKI_DIR/ovpn-$1.pem" -noout -fingerprint -sha256 | sed 's/^.*=//'
 }
 
 # ---------------------------------------------------------------- server
@@ -189,7 +259,7 @@ lab_start_openvpn_server() {
         echo "push \"dhcp-option DOMAIN $LAB_DOMAIN\""
         echo "keepalive $keepalive"
         echo "duplicate-cn"
-        echo "ca $ca"
+        [ "$clientca" = none ] || echo "ca $ca"
         echo "cert $LAB_PKI_DIR/ovpn-$cert.pem"
         echo "key $LAB_PKI_DIR/ovpn-$cert.key"
         echo "dh none"
@@ -352,13 +422,17 @@ lab_openvpn_client_config() {
     local name=$1
     shift
     [ -n "${LAB_OVPN_DIR[$name]:-}" ] || lab_die "lab_openvpn_client_config: no server $name"
-    local dir='' inline=0 cert=client ca=$LAB_CA_CERT aup=auto pass='' tlskey='' extra=() line
+    local dir='' inline=0 cert=client ca=$LAB_CA_CERT aup=auto pass='' tlskey='' extra=() line rct=1
     while [ $# -gt 0 ]; do
         case $1 in
         --dir) dir=$2; shift 2 ;;
         --inline) inline=1; shift ;;
         --cert) cert=$2; shift 2 ;;
-        --ca) [ "$2" = other ] && { lab_pki_make_ca other; ca=$LAB_PKI_DIR/other-ca.pem; }; shift 2 ;;
+        --ca)
+            [ "$2" = other ] && { lab_pki_make_ca other; ca=$LAB_PKI_DIR/other-ca.pem; }
+            [ "$2" = none ] && ca=''
+            shift 2 ;;
+        --no-remote-cert-tls) rct=0; shift ;;
         --password) pass=$2; shift 2 ;;
         --no-auth-user-pass) aup=0; shift ;;
         --tls-key) tlskey=$2; shift 2 ;;
@@ -404,13 +478,13 @@ lab_openvpn_client_config() {
         echo "persist-key"
         echo "persist-tun"
         if [ "$inline" = 1 ]; then
-            pem ca "$ca"
+            [ -z "$ca" ] || pem ca "$ca"
             [ "$cert" = none ] || { pem cert "$LAB_PKI_DIR/ovpn-$cert.pem"; pem key "$LAB_PKI_DIR/ovpn-$cert.key"; }
         else
-            echo "ca ca.crt"
+            [ -z "$ca" ] || echo "ca ca.crt"
             [ "$cert" = none ] || { echo "cert client.crt"; echo "key client.key"; }
         fi
-        echo "remote-cert-tls server"
+        [ "$rct" = 1 ] && echo "remote-cert-tls server"
         if [ "$ta" = 1 ]; then
             if [ "$inline" = 1 ]; then echo "key-direction 1"; pem tls-auth "$takey"
             else echo "tls-auth ta.key 1"; fi
@@ -432,7 +506,7 @@ lab_openvpn_client_config() {
     } >"$dir/config.ovpn"
     unset -f pem
     if [ "$inline" = 0 ]; then
-        cp "$ca" "$dir/ca.crt"
+        [ -z "$ca" ] || cp "$ca" "$dir/ca.crt"
         if [ "$cert" != none ]; then
             cp "$LAB_PKI_DIR/ovpn-$cert.pem" "$dir/client.crt"
             cp "$LAB_PKI_DIR/ovpn-$cert.key" "$dir/client.key"
