@@ -404,8 +404,10 @@ TEST_IMPL(ovpn_data_tamper)
                     ovpn_data_key_free(fresh);
                     continue;
                 }
+                /* A flipped opcode or key id makes it another key's packet; any other bit fails
+                 * authentication. */
                 int rc = ovpn_data_decrypt(server, bad, (size_t)n, out, sizeof(out));
-                ASSERT_ROW(rc == -EBADMSG, "%zu byte %d bit %d: %d", row, i, bit, rc);
+                ASSERT_ROW(rc == (i == 0 ? -EPROTO : -EBADMSG), "%zu byte %d bit %d: %d", row, i, bit, rc);
             }
         }
         ASSERT_EQ(ovpn_data_decrypt(server, pkt, (size_t)n, out, sizeof(out)), sizeof(payload));
@@ -433,9 +435,13 @@ TEST_IMPL(ovpn_data_truncated)
         struct ovpn_data_key *server = data_key(c->cipher, c->auth, 0, c->v2, 1, server_block);
         int n = ovpn_data_encrypt(client, payload, sizeof(payload), pkt, sizeof(pkt));
         ASSERT(n > 0);
-        for (int len = 0; len < n; len++)
-            ASSERT_ROW(ovpn_data_decrypt(server, pkt, (size_t)len, out, sizeof(out)) == -EBADMSG,
-                       "%zu len %d", row, len);
+        /* Shorter than the cipher's smallest packet: malformed; longer: the tag or HMAC fails. */
+        int min = c->aead ? (c->v2 ? 4 : 1) + 4 + 16 + 1 : -1;
+        for (int len = 0; len < n; len++) {
+            int rc = ovpn_data_decrypt(server, pkt, (size_t)len, out, sizeof(out));
+            ASSERT_ROW(rc == -EPROTO || rc == -EBADMSG, "%zu len %d: %d", row, len, rc);
+            ASSERT_ROW(len == 0 || min < 0 || rc == (len < min ? -EPROTO : -EBADMSG), "%zu len %d: %d", row, len, rc);
+        }
         for (int extra = 1; extra <= 17; extra++) {
             memset(pkt + n, 0, (size_t)extra);
             ASSERT_ROW(ovpn_data_decrypt(server, pkt, (size_t)(n + extra), out, sizeof(out)) == -EBADMSG,
@@ -467,8 +473,10 @@ TEST_IMPL(ovpn_data_wrong_header)
             int rc = ovpn_data_decrypt(server, pkt, (size_t)n, out, sizeof(out));
             if (op == OVPN_OP_DATA_V1 && kid == 1)
                 ASSERT_EQ(rc, sizeof(payload));
-            else
+            else if (op == OVPN_OP_DATA_V2 && kid == 1) /* read as DATA_V2, the HMAC is elsewhere */
                 ASSERT_ROW(rc == -EBADMSG, "op %d key %d: %d", op, kid, rc);
+            else
+                ASSERT_ROW(rc == -EPROTO, "op %d key %d: %d", op, kid, rc);
             pkt[0] = save;
         }
     }
@@ -488,7 +496,7 @@ TEST_IMPL(ovpn_data_wrong_header)
     EVP_CIPHER_CTX_free(ctx);
     EVP_CIPHER_free(c);
     client = data_key("AES-128-GCM", NULL, 0, 0, 0, block);
-    ASSERT_EQ(ovpn_data_decrypt(client, empty, sizeof(empty), out, sizeof(out)), -EBADMSG);
+    ASSERT_EQ(ovpn_data_decrypt(client, empty, sizeof(empty), out, sizeof(out)), -EPROTO);
     ovpn_data_key_free(client);
     return 0;
 }
@@ -608,6 +616,162 @@ TEST_IMPL(ovpn_data_packet_id_limit)
     ASSERT_EQ(ovpn_data_encrypt(client, payload, sizeof(payload), pkt, sizeof(pkt)), -EOVERFLOW);
     ASSERT_EQ(ovpn_data_encrypt(client, payload, sizeof(payload), pkt, sizeof(pkt)), -EOVERFLOW);
     ASSERT_EQ(ovpn_data_send_id(client), OVPN_DATA_ID_LIMIT);
+    ovpn_data_key_free(client);
+    ovpn_data_key_free(server);
+    return 0;
+}
+
+/* What each packet adds to a key's usage: whole wire packets both ways (authenticated ones only
+ * on receive), and for AES-GCM the packets plus 16-byte plaintext blocks the usage limit sums. */
+TEST_IMPL(ovpn_data_usage_counts)
+{
+    uint8_t block[OVPN_KEY_BLOCK_LEN], server_block[OVPN_KEY_BLOCK_LEN], pkt[DATA_BUF], out[DATA_BUF];
+    uint8_t payload[100] = {0};
+    static const struct {
+        const char *cipher, *auth;
+        int limited;
+    } rows[] = {
+        {"AES-256-GCM", NULL, 1},
+        {"AES-128-GCM", NULL, 1},
+        {"CHACHA20-POLY1305", NULL, 0},
+        {"AES-128-CBC", "SHA1", 0},
+    };
+
+    data_fill(block, sizeof(block), 21);
+    data_swap(block, server_block);
+    for (size_t row = 0; row < ARRAY_SIZE(rows); row++) {
+        struct ovpn_data_key *client = data_key(rows[row].cipher, rows[row].auth, 1, 1, 7, block);
+        struct ovpn_data_key *server = data_key(rows[row].cipher, rows[row].auth, 1, 1, 7, server_block);
+        struct ovpn_data_usage u;
+        ovpn_data_get_usage(client, &u);
+        ASSERT(u.tx_packets == 0 && u.tx_bytes == 0 && u.rx_packets == 0 && u.rx_bytes == 0 && u.tx_aead == 0);
+        uint64_t wire = 0;
+        for (size_t len = 1; len <= sizeof(payload); len += 33) { /* 1, 34, 67, 100 bytes */
+            int n = ovpn_data_encrypt(client, payload, len, pkt, sizeof(pkt));
+            ASSERT(n > 0);
+            wire += (uint64_t)n;
+            ASSERT_EQ(ovpn_data_decrypt(server, pkt, (size_t)n, out, sizeof(out)), len);
+            /* a replay and a forgery count as nothing received */
+            ASSERT_EQ(ovpn_data_decrypt(server, pkt, (size_t)n, out, sizeof(out)), -EALREADY);
+            pkt[n - 1] ^= 1;
+            ASSERT_EQ(ovpn_data_decrypt(server, pkt, (size_t)n, out, sizeof(out)), -EBADMSG);
+        }
+        ovpn_data_get_usage(client, &u);
+        ASSERT_EQ(u.tx_packets, 4);
+        ASSERT_EQ(u.tx_bytes, wire);
+        ASSERT_EQ(u.rx_packets, 0);
+        /* 1 + 3 + 5 + 7 blocks, plus 4 packets */
+        ASSERT_EQ(u.tx_aead, rows[row].limited ? 16 + 4 : 0);
+        ovpn_data_get_usage(server, &u);
+        ASSERT_EQ(u.rx_packets, 4);
+        ASSERT_EQ(u.rx_bytes, wire);
+        ASSERT_EQ(u.rx_aead, rows[row].limited ? 16 + 4 : 0);
+        ASSERT_EQ(u.rx_auth_failed, 4);
+        ASSERT_EQ(u.tx_packets, 0);
+        ovpn_data_key_free(client);
+        ovpn_data_key_free(server);
+    }
+    return 0;
+}
+
+/* Why a key asks to be replaced: reneg-bytes and reneg-pkts count both directions; the packet id
+ * trigger and the AEAD limits hold whatever the config says, each only for the ciphers it
+ * concerns. */
+TEST_IMPL(ovpn_data_renegotiate_due)
+{
+    uint8_t block[OVPN_KEY_BLOCK_LEN] = {0};
+    static const struct {
+        const char *cipher;
+        uint64_t reneg_bytes, reneg_pkts;
+        uint32_t send_id;
+        struct ovpn_data_usage u;
+        enum ovpn_data_reneg want;
+    } rows[] = {
+        {"AES-256-GCM", 0, 0, 0, {0}, OVPN_DATA_RENEG_NONE},
+        /* reneg-bytes: sent plus received */
+        {"AES-256-GCM", 1000000, 0, 0, {.tx_bytes = 600000, .rx_bytes = 399999}, OVPN_DATA_RENEG_NONE},
+        {"AES-256-GCM", 1000000, 0, 0, {.tx_bytes = 600000, .rx_bytes = 400000}, OVPN_DATA_RENEG_BYTES},
+        {"AES-128-CBC", 1000000, 0, 0, {.rx_bytes = 1000001}, OVPN_DATA_RENEG_BYTES},
+        {"AES-128-CBC", 0, 0, 0, {.rx_bytes = 1000001, .tx_bytes = 1ULL << 40}, OVPN_DATA_RENEG_NONE},
+        /* reneg-pkts */
+        {"CHACHA20-POLY1305", 0, 100, 0, {.tx_packets = 50, .rx_packets = 49}, OVPN_DATA_RENEG_NONE},
+        {"CHACHA20-POLY1305", 0, 100, 0, {.tx_packets = 50, .rx_packets = 50}, OVPN_DATA_RENEG_PACKETS},
+        {"CHACHA20-POLY1305", 1ULL << 50, 100, 0, {.tx_bytes = 1ULL << 50, .tx_packets = 100}, OVPN_DATA_RENEG_BYTES},
+        /* packet ids near the end, for every cipher */
+        {"AES-128-CBC", 0, 0, OVPN_DATA_ID_RENEGOTIATE - 1, {0}, OVPN_DATA_RENEG_NONE},
+        {"AES-128-CBC", 0, 0, OVPN_DATA_ID_RENEGOTIATE, {0}, OVPN_DATA_RENEG_PACKET_ID},
+        {"none", 0, 0, OVPN_DATA_ID_RENEGOTIATE, {0}, OVPN_DATA_RENEG_PACKET_ID},
+        {"CHACHA20-POLY1305", 0, 0, OVPN_DATA_ID_RENEGOTIATE + 5, {0}, OVPN_DATA_RENEG_PACKET_ID},
+        /* the AES-GCM usage limit, either direction; not for ChaCha20-Poly1305 or CBC */
+        {"AES-256-GCM", 0, 0, 0, {.tx_aead = OVPN_DATA_AEAD_RENEGOTIATE - 1}, OVPN_DATA_RENEG_NONE},
+        {"AES-256-GCM", 0, 0, 0, {.tx_aead = OVPN_DATA_AEAD_RENEGOTIATE}, OVPN_DATA_RENEG_AEAD_LIMIT},
+        {"AES-128-GCM", 0, 0, 0, {.rx_aead = OVPN_DATA_AEAD_RENEGOTIATE}, OVPN_DATA_RENEG_AEAD_LIMIT},
+        {"CHACHA20-POLY1305", 0, 0, 0, {.tx_aead = OVPN_DATA_AEAD_LIMIT}, OVPN_DATA_RENEG_NONE},
+        {"AES-128-CBC", 0, 0, 0, {.tx_aead = OVPN_DATA_AEAD_LIMIT}, OVPN_DATA_RENEG_NONE},
+        /* forgery attempts: any AEAD cipher */
+        {"CHACHA20-POLY1305", 0, 0, 0, {.rx_auth_failed = OVPN_DATA_AUTH_FAIL_RENEGOTIATE - 1}, OVPN_DATA_RENEG_NONE},
+        {"CHACHA20-POLY1305", 0, 0, 0, {.rx_auth_failed = OVPN_DATA_AUTH_FAIL_RENEGOTIATE}, OVPN_DATA_RENEG_AUTH_FAIL},
+        {"AES-256-GCM", 0, 0, 0, {.rx_auth_failed = OVPN_DATA_AUTH_FAIL_RENEGOTIATE}, OVPN_DATA_RENEG_AUTH_FAIL},
+        {"AES-128-CBC", 0, 0, 0, {.rx_auth_failed = OVPN_DATA_AUTH_FAIL_LIMIT}, OVPN_DATA_RENEG_NONE},
+    };
+    /* The trigger leaves room to renegotiate in before the hard limit: OpenVPN's 7/8. */
+    ASSERT(OVPN_DATA_AEAD_LIMIT == (1ULL << 36) - 1);
+    ASSERT(OVPN_DATA_AEAD_RENEGOTIATE == ((1ULL << 36) - 1) / 8 * 7);
+    for (size_t row = 0; row < ARRAY_SIZE(rows); row++) {
+        struct ovpn_data_key *k = data_key(rows[row].cipher, "SHA1", 0, 0, 0, block);
+        ovpn_data_test_set_send_id(k, rows[row].send_id);
+        ovpn_data_test_set_usage(k, &rows[row].u);
+        enum ovpn_data_reneg got = ovpn_data_renegotiate_due(k, rows[row].reneg_bytes, rows[row].reneg_pkts);
+        ASSERT_ROW(got == rows[row].want, "%zu: %s, want %s", row, ovpn_data_reneg_name(got),
+                   ovpn_data_reneg_name(rows[row].want));
+        ovpn_data_key_free(k);
+    }
+    return 0;
+}
+
+/* Past the AES-GCM usage limit a key sends nothing more, as past the last packet id; past the
+ * forgery limit an AEAD key decrypts nothing more, not even good packets. */
+TEST_IMPL(ovpn_data_aead_limits)
+{
+    uint8_t block[OVPN_KEY_BLOCK_LEN], server_block[OVPN_KEY_BLOCK_LEN], pkt[DATA_BUF], out[DATA_BUF];
+    uint8_t payload[32] = {0}; /* 2 blocks: 3 with its packet */
+
+    data_fill(block, sizeof(block), 17);
+    data_swap(block, server_block);
+    struct ovpn_data_key *client = data_key("AES-256-GCM", NULL, 0, 0, 0, block);
+    struct ovpn_data_key *server = data_key("AES-256-GCM", NULL, 0, 0, 0, server_block);
+    struct ovpn_data_usage u = {.tx_aead = OVPN_DATA_AEAD_LIMIT - 5};
+    ovpn_data_test_set_usage(client, &u);
+    int n = ovpn_data_encrypt(client, payload, sizeof(payload), pkt, sizeof(pkt)); /* to LIMIT - 2 */
+    ASSERT(n > 0);
+    ASSERT_EQ(ovpn_data_decrypt(server, pkt, (size_t)n, out, sizeof(out)), sizeof(payload));
+    ASSERT_EQ(ovpn_data_encrypt(client, payload, sizeof(payload), pkt, sizeof(pkt)), -EOVERFLOW);
+    ASSERT_EQ(ovpn_data_encrypt(client, payload, 17, pkt, sizeof(pkt)), -EOVERFLOW); /* 3 more: over */
+    ASSERT(ovpn_data_encrypt(client, payload, 16, pkt, sizeof(pkt)) > 0);            /* 2 more: the limit */
+    ASSERT_EQ(ovpn_data_encrypt(client, payload, 1, pkt, sizeof(pkt)), -EOVERFLOW);
+    ovpn_data_get_usage(client, &u);
+    ASSERT(u.tx_aead == OVPN_DATA_AEAD_LIMIT);
+    ASSERT_EQ(ovpn_data_send_id(client), 2);
+
+    /* The same sums on ChaCha20-Poly1305 stop nothing. */
+    struct ovpn_data_key *chacha = data_key("CHACHA20-POLY1305", NULL, 0, 0, 0, block);
+    u = (struct ovpn_data_usage){.tx_aead = OVPN_DATA_AEAD_LIMIT};
+    ovpn_data_test_set_usage(chacha, &u);
+    ASSERT(ovpn_data_encrypt(chacha, payload, sizeof(payload), pkt, sizeof(pkt)) > 0);
+    ovpn_data_key_free(chacha);
+
+    /* Forgeries: the key still takes good packets up to the limit, none after it. */
+    n = ovpn_data_encrypt(server, payload, sizeof(payload), pkt, sizeof(pkt));
+    ASSERT(n > 0);
+    u = (struct ovpn_data_usage){.rx_auth_failed = OVPN_DATA_AUTH_FAIL_LIMIT - 1};
+    ovpn_data_test_set_usage(client, &u);
+    pkt[n - 1] ^= 1;
+    ASSERT_EQ(ovpn_data_decrypt(client, pkt, (size_t)n, out, sizeof(out)), -EBADMSG);
+    pkt[n - 1] ^= 1;
+    ASSERT_EQ(ovpn_data_decrypt(client, pkt, (size_t)n, out, sizeof(out)), -EKEYEXPIRED);
+    u.rx_auth_failed = OVPN_DATA_AUTH_FAIL_LIMIT - 1;
+    ovpn_data_test_set_usage(client, &u);
+    ASSERT_EQ(ovpn_data_decrypt(client, pkt, (size_t)n, out, sizeof(out)), sizeof(payload));
     ovpn_data_key_free(client);
     ovpn_data_key_free(server);
     return 0;

@@ -51,23 +51,25 @@ struct ovpn_data_cipher_info {
     const char *name;
     const char *ossl;
     enum ovpn_data_mode mode;
+    int usage_limited; /* the AES-GCM usage limit applies (data.h) */
 };
 
 static const struct ovpn_data_cipher_info ovpn_data_ciphers[] = {
-    {"AES-128-GCM", "AES-128-GCM", OVPN_DATA_AEAD},
-    {"AES-192-GCM", "AES-192-GCM", OVPN_DATA_AEAD},
-    {"AES-256-GCM", "AES-256-GCM", OVPN_DATA_AEAD},
-    {"CHACHA20-POLY1305", "ChaCha20-Poly1305", OVPN_DATA_AEAD},
-    {"AES-128-CBC", "AES-128-CBC", OVPN_DATA_CBC},
-    {"AES-192-CBC", "AES-192-CBC", OVPN_DATA_CBC},
-    {"AES-256-CBC", "AES-256-CBC", OVPN_DATA_CBC},
-    {"none", NULL, OVPN_DATA_PLAIN},
+    {"AES-128-GCM", "AES-128-GCM", OVPN_DATA_AEAD, 1},
+    {"AES-192-GCM", "AES-192-GCM", OVPN_DATA_AEAD, 1},
+    {"AES-256-GCM", "AES-256-GCM", OVPN_DATA_AEAD, 1},
+    {"CHACHA20-POLY1305", "ChaCha20-Poly1305", OVPN_DATA_AEAD, 0},
+    {"AES-128-CBC", "AES-128-CBC", OVPN_DATA_CBC, 0},
+    {"AES-192-CBC", "AES-192-CBC", OVPN_DATA_CBC, 0},
+    {"AES-256-CBC", "AES-256-CBC", OVPN_DATA_CBC, 0},
+    {"none", NULL, OVPN_DATA_PLAIN, 0},
 };
 
 static const char *const ovpn_data_digests[] = {"SHA1", "SHA224", "SHA256", "SHA384", "SHA512"};
 
 struct ovpn_data_key {
     enum ovpn_data_mode mode;
+    int usage_limited;
     uint8_t key_id;
     int data_v2;
     uint32_t peer_id;
@@ -91,6 +93,7 @@ struct ovpn_data_key {
 
     uint32_t send_id;         /* last packet id sent; the first packet carries 1 */
     struct ovpn_replay replay;
+    struct ovpn_data_usage usage;
 };
 
 static const struct ovpn_data_cipher_info *ovpn_data_cipher_find(const char *name)
@@ -189,6 +192,7 @@ int ovpn_data_key_new(struct ovpn_data_key **out, const struct ovpn_data_params 
     if (k == NULL)
         return -ENOMEM;
     k->mode = ci->mode;
+    k->usage_limited = ci->usage_limited;
     k->key_id = p->key_id;
     k->data_v2 = p->data_v2 != 0;
     k->peer_id = p->peer_id;
@@ -283,6 +287,58 @@ uint32_t ovpn_data_send_id(const struct ovpn_data_key *k)
 void ovpn_data_test_set_send_id(struct ovpn_data_key *k, uint32_t last_sent)
 {
     k->send_id = last_sent;
+}
+
+void ovpn_data_get_usage(const struct ovpn_data_key *k, struct ovpn_data_usage *out)
+{
+    *out = k->usage;
+}
+
+void ovpn_data_test_set_usage(struct ovpn_data_key *k, const struct ovpn_data_usage *u)
+{
+    k->usage = *u;
+}
+
+/* What one packet of len plaintext bytes adds to the AEAD usage sum: itself and its blocks. */
+static uint64_t ovpn_data_aead_cost(size_t len)
+{
+    return 1 + ((uint64_t)len + OVPN_DATA_CBC_BLOCK - 1) / OVPN_DATA_CBC_BLOCK;
+}
+
+enum ovpn_data_reneg ovpn_data_renegotiate_due(const struct ovpn_data_key *k, uint64_t reneg_bytes,
+                                               uint64_t reneg_packets)
+{
+    const struct ovpn_data_usage *u = &k->usage;
+    if (reneg_bytes > 0 && u->tx_bytes + u->rx_bytes >= reneg_bytes)
+        return OVPN_DATA_RENEG_BYTES;
+    if (reneg_packets > 0 && u->tx_packets + u->rx_packets >= reneg_packets)
+        return OVPN_DATA_RENEG_PACKETS;
+    if (k->send_id >= OVPN_DATA_ID_RENEGOTIATE)
+        return OVPN_DATA_RENEG_PACKET_ID;
+    if (k->usage_limited && (u->tx_aead >= OVPN_DATA_AEAD_RENEGOTIATE || u->rx_aead >= OVPN_DATA_AEAD_RENEGOTIATE))
+        return OVPN_DATA_RENEG_AEAD_LIMIT;
+    if (k->mode == OVPN_DATA_AEAD && u->rx_auth_failed >= OVPN_DATA_AUTH_FAIL_RENEGOTIATE)
+        return OVPN_DATA_RENEG_AUTH_FAIL;
+    return OVPN_DATA_RENEG_NONE;
+}
+
+const char *ovpn_data_reneg_name(enum ovpn_data_reneg why)
+{
+    switch (why) {
+    case OVPN_DATA_RENEG_NONE:
+        return "no reason";
+    case OVPN_DATA_RENEG_BYTES:
+        return "reneg-bytes";
+    case OVPN_DATA_RENEG_PACKETS:
+        return "reneg-pkts";
+    case OVPN_DATA_RENEG_PACKET_ID:
+        return "packet ids running out";
+    case OVPN_DATA_RENEG_AEAD_LIMIT:
+        return "AEAD usage limit";
+    case OVPN_DATA_RENEG_AUTH_FAIL:
+        return "too many packets failed authentication";
+    }
+    return "?";
 }
 
 static void ovpn_data_put32(uint8_t *p, uint32_t v)
@@ -452,7 +508,8 @@ int ovpn_data_encrypt(struct ovpn_data_key *k, const uint8_t *payload, size_t le
         need += k->hmac_len;
     if (need > cap || need > INT32_MAX)
         return -ENOSPC;
-    if (k->send_id >= OVPN_DATA_ID_LIMIT)
+    if (k->send_id >= OVPN_DATA_ID_LIMIT ||
+        (k->usage_limited && k->usage.tx_aead + ovpn_data_aead_cost(len) > OVPN_DATA_AEAD_LIMIT))
         return -EOVERFLOW;
 
     if (k->data_v2) {
@@ -476,6 +533,12 @@ int ovpn_data_encrypt(struct ovpn_data_key *k, const uint8_t *payload, size_t le
         rc = ovpn_data_encrypt_plain(k, hdr, payload, len, out);
         break;
     }
+    if (rc > 0) {
+        k->usage.tx_packets++;
+        k->usage.tx_bytes += (uint64_t)rc;
+        if (k->usage_limited)
+            k->usage.tx_aead += ovpn_data_aead_cost(len);
+    }
     return rc;
 }
 
@@ -489,7 +552,7 @@ static int ovpn_data_decrypt_aead(struct ovpn_data_key *k, const uint8_t *pkt, s
 
     /* OpenVPN drops a packet without at least one byte of ciphertext. */
     if (len < hdr + OVPN_PACKET_ID_LEN + OVPN_AEAD_TAG_LEN + 1)
-        return -EBADMSG;
+        return -EPROTO;
     size_t ct_len = len - (size_t)(ct - pkt);
     if (ct_len > cap)
         return -ENOSPC;
@@ -517,16 +580,17 @@ static int ovpn_data_decrypt_cbc(struct ovpn_data_key *k, const uint8_t *pkt, si
     uint8_t want[OVPN_DATA_MAX_HMAC], head[2 * B], last[B];
     const uint8_t *first = head + B;
     size_t payload_len = 0, mid = 0;
-    int n = 0, rc = -EBADMSG;
+    int n = 0, rc = -EPROTO;
 
     if (len < (size_t)(ct - pkt) + B)
-        return -EBADMSG;
+        return -EPROTO;
     size_t ct_len = len - (size_t)(ct - pkt);
     if (ovpn_data_hmac(k->hmac_dec, iv, len - (size_t)(iv - pkt), NULL, 0, want, k->hmac_len) != 0 ||
         CRYPTO_memcmp(want, mac, k->hmac_len) != 0)
         return -EBADMSG;
+    /* From here on the packet is authentic: what is wrong with it, its sender made so. */
     if (ct_len % B != 0)
-        return -EBADMSG;
+        return -EPROTO;
 
     /* The first block (packet id and 12 payload bytes) and the last (padding) go through local
      * blocks; the ones between land in out directly, so the payload needs no moving and out
@@ -581,7 +645,7 @@ static int ovpn_data_decrypt_plain(struct ovpn_data_key *k, const uint8_t *pkt, 
     uint8_t want[OVPN_DATA_MAX_HMAC];
 
     if (len < (size_t)(payload - pkt))
-        return -EBADMSG;
+        return -EPROTO;
     if (k->hmac_dec != NULL &&
         (ovpn_data_hmac(k->hmac_dec, pid, len - (size_t)(pid - pkt), NULL, 0, want, k->hmac_len) != 0 ||
          CRYPTO_memcmp(want, mac, k->hmac_len) != 0))
@@ -601,16 +665,18 @@ int ovpn_data_decrypt(struct ovpn_data_key *k, const uint8_t *pkt, size_t len, u
     int rc;
 
     if (len < 1 || len > OVPN_MAX_PACKET || OVPN_KEY_ID_OF(pkt[0]) != k->key_id)
-        return -EBADMSG;
+        return -EPROTO;
     /* Either header is accepted whatever we send; the peer id is the server's business. */
     if (OVPN_OP_OF(pkt[0]) == OVPN_OP_DATA_V2)
         hdr = OVPN_DATA_V2_HDR;
     else if (OVPN_OP_OF(pkt[0]) == OVPN_OP_DATA_V1)
         hdr = OVPN_DATA_V1_HDR;
     else
-        return -EBADMSG;
+        return -EPROTO;
     if (len < hdr)
-        return -EBADMSG;
+        return -EPROTO;
+    if (k->mode == OVPN_DATA_AEAD && k->usage.rx_auth_failed >= OVPN_DATA_AUTH_FAIL_LIMIT)
+        return -EKEYEXPIRED;
 
     switch (k->mode) {
     case OVPN_DATA_AEAD:
@@ -623,6 +689,8 @@ int ovpn_data_decrypt(struct ovpn_data_key *k, const uint8_t *pkt, size_t len, u
         rc = ovpn_data_decrypt_plain(k, pkt, len, hdr, out, cap, &id);
         break;
     }
+    if (rc == -EBADMSG)
+        k->usage.rx_auth_failed++;
     if (rc < 0)
         return rc;
     /* Only an authenticated packet id may move the replay window (crypto.c checks after the tag
@@ -631,6 +699,10 @@ int ovpn_data_decrypt(struct ovpn_data_key *k, const uint8_t *pkt, size_t len, u
         OPENSSL_cleanse(out, (size_t)rc);
         return -EALREADY;
     }
+    k->usage.rx_packets++;
+    k->usage.rx_bytes += len;
+    if (k->usage_limited)
+        k->usage.rx_aead += ovpn_data_aead_cost((size_t)rc);
     return rc;
 }
 
