@@ -831,14 +831,14 @@ TEST_IMPL(ovpn_config_errors)
         {"keepalive 10\n", "client.ovpn:1: keepalive takes 2 arguments, not 1"},
         {"keepalive 10 15\n",
          "client.ovpn:1: keepalive 10 15: the restart time must be at least twice the ping interval"},
-        {"keepalive 0 60\n", "client.ovpn:1: keepalive: '0' is not a number in 1..100000000"},
+        {"keepalive 0 60\n", "client.ovpn:1: keepalive: '0' is not a number of seconds in 1..4294967"},
         {"remote gw\nkeepalive 10 60\nping 5\n",
          "client.ovpn:2: keepalive conflicts with ping and ping-restart (line 3); keep one of them"},
         {"tun-mtu 99\n", "client.ovpn:1: tun-mtu: '99' is not a number in 100..65535"},
         {"tun-mtu 1500x\n", "client.ovpn:1: tun-mtu: '1500x' is not a number in 100..65535"},
-        {"reneg-sec -1\n", "client.ovpn:1: reneg-sec: '-1' is not a number in 0..100000000"},
-        {"ping 1000000000\n", "client.ovpn:1: ping: '1000000000' is not a number in 0..100000000"},
-        {"hand-window 0\n", "client.ovpn:1: hand-window: '0' is not a number in 1..100000000"},
+        {"reneg-sec -1\n", "client.ovpn:1: reneg-sec: '-1' is not a number of seconds in 0..4294967"},
+        {"ping 1000000000\n", "client.ovpn:1: ping: '1000000000' is not a number of seconds in 0..4294967"},
+        {"hand-window 0\n", "client.ovpn:1: hand-window: '0' is not a number of seconds in 1..4294967"},
         {"key-direction 2\n", "client.ovpn:1: key direction '2': expected 0 or 1"},
         {"tls-auth ta.key bidirectional\n", "client.ovpn:1: key direction 'bidirectional': expected 0 or 1"},
         {"remote-cert-tls client\n", "client.ovpn:1: remote-cert-tls 'client': a client checks for 'server'"},
@@ -873,6 +873,84 @@ TEST_IMPL(ovpn_config_errors)
     };
     for (size_t i = 0; i < ARRAY_SIZE(rows); i++)
         expect_error(rows[i].text, rows[i].err);
+    return 0;
+}
+
+/* Times in seconds that would overflow a 32-bit millisecond timer are refused with the file and
+ * line; the largest that fits is taken. So are attempt counts past 32 bits. */
+TEST_IMPL(ovpn_config_timer_overflow)
+{
+    static const struct {
+        const char *text, *err;
+    } rows[] = {
+        {"remote gw\nping 4294968\n",
+         "client.ovpn:2: ping: 4294968 seconds is more than 4294967 (49 days), the longest time a timer here can hold"},
+        {"remote gw\nping-restart 100000000\n",
+         "client.ovpn:2: ping-restart: 100000000 seconds is more than 4294967 (49 days), the longest time a timer "
+         "here can hold"},
+        {"remote gw\nping-exit 5000000\n",
+         "client.ovpn:2: ping-exit: 5000000 seconds is more than 4294967 (49 days), the longest time a timer here "
+         "can hold"},
+        {"remote gw\nkeepalive 10 99999999\n",
+         "client.ovpn:2: keepalive: 99999999 seconds is more than 4294967 (49 days), the longest time a timer here "
+         "can hold"},
+        {"remote gw\nconnect-timeout 5000000\n",
+         "client.ovpn:2: connect-timeout: 5000000 seconds is more than 4294967 (49 days), the longest time a timer "
+         "here can hold"},
+        {"<connection>\nremote gw\nconnect-timeout 4294968\n</connection>\n",
+         "client.ovpn:3: connect-timeout: 4294968 seconds is more than 4294967 (49 days), the longest time a timer "
+         "here can hold"},
+        {"remote gw\nconnect-retry 5 4294968\n",
+         "client.ovpn:2: connect-retry: 4294968 seconds is more than 4294967 (49 days), the longest time a timer "
+         "here can hold"},
+        {"remote gw\nhand-window 4294968\n",
+         "client.ovpn:2: hand-window: 4294968 seconds is more than 4294967 (49 days), the longest time a timer here "
+         "can hold"},
+        {"remote gw\nserver-poll-timeout 4294968\n",
+         "client.ovpn:2: server-poll-timeout: 4294968 seconds is more than 4294967 (49 days), the longest time a "
+         "timer here can hold"},
+        {"remote gw\nreneg-sec 3600 4294968\n",
+         "client.ovpn:2: reneg-sec: 4294968 seconds is more than 4294967 (49 days), the longest time a timer here "
+         "can hold"},
+        /* 100000000 attempts at each of 43 remotes: over 2^32. */
+        {"connect-retry-max 100000000\nremote a\nremote b\nremote c\nremote d\nremote e\nremote f\n"
+         "remote g\nremote h\nremote i\nremote j\nremote k\nremote l\nremote m\nremote n\nremote o\n"
+         "remote p\nremote q\nremote r\nremote s\nremote t\nremote u\nremote v\nremote w\nremote x\n"
+         "remote y\nremote z\nremote aa\nremote ab\nremote ac\nremote ad\nremote ae\nremote af\n"
+         "remote ag\nremote ah\nremote ai\nremote aj\nremote ak\nremote al\nremote am\nremote an\n"
+         "remote ao\nremote ap\nremote aq\n",
+         "client.ovpn:1: connect-retry-max 100000000 times 43 remotes is more attempts than can be counted "
+         "(4294967295)"},
+        {"remote gw\nreneg-bytes -1\n", "client.ovpn:2: reneg-bytes: '-1' is not a number in 0..999999999999999999"},
+        {"remote gw\nreneg-pkts 1000000000000000000\n",
+         "client.ovpn:2: reneg-pkts: '1000000000000000000' is not a number in 0..999999999999999999"},
+        {"remote gw\nreneg-bytes 1e6\n", "client.ovpn:2: reneg-bytes: '1e6' is not a number in 0..999999999999999999"},
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(rows); i++)
+        expect_error(rows[i].text, rows[i].err);
+
+    struct ovpn_config cfg;
+    char err[256];
+    ASSERT_EQ(parse("remote gw\nping 4294967\nping-restart 4294967\nconnect-timeout 4294967\n"
+                    "hand-window 4294967\nreneg-sec 4294967\nreneg-bytes 999999999999999999\nreneg-pkts 1000\n"
+                    "connect-retry-max 4294967295\n", &cfg, err, sizeof(err)), -EINVAL);
+    ovpn_config_free(&cfg);
+    ASSERT_EQ(parse("remote gw\nping 4294967\nping-restart 4294967\nconnect-timeout 4294967\n"
+                    "hand-window 4294967\nreneg-sec 4294967\nreneg-bytes 999999999999999999\nreneg-pkts 1000\n"
+                    "connect-retry-max 100000000\n", &cfg, err, sizeof(err)), 0);
+    ASSERT_EQ(cfg.ping, 4294967);
+    ASSERT_EQ(cfg.ping_restart, 4294967);
+    ASSERT_EQ(cfg.connect_timeout, 4294967);
+    ASSERT_EQ(cfg.hand_window, 4294967);
+    ASSERT_EQ(cfg.reneg_sec, 4294967);
+    ASSERT(cfg.reneg_bytes == 999999999999999999ULL);
+    ASSERT_EQ(cfg.reneg_pkts, 1000);
+    ASSERT_EQ(cfg.connect_retry_max, 100000000);
+    ovpn_config_free(&cfg);
+    /* Neither is set by default: reneg-sec alone renegotiates. */
+    ASSERT_EQ(parse("remote gw\n", &cfg, err, sizeof(err)), 0);
+    ASSERT(cfg.reneg_bytes == 0 && cfg.reneg_pkts == 0);
+    ovpn_config_free(&cfg);
     return 0;
 }
 

@@ -43,7 +43,9 @@ enum {
     CONFIG_MAX_REMOTES = 1024,
     CONFIG_MAX_IGNORED = 256,        /* names given to ignore-unknown-option */
     CONFIG_MAX_FINGERPRINTS = 1024,  /* peer-fingerprint entries */
-    CONFIG_MAX_NUMBER = 100000000,   /* any timer or count; larger is a typo or an attack */
+    CONFIG_MAX_NUMBER = 100000000,   /* any count; larger is a typo or an attack */
+    /* Any time in seconds: the client keeps timers in milliseconds in 32 bits, so 49.7 days. */
+    CONFIG_MAX_SECONDS = 4294967,
     CONFIG_MAX_CRED = 4096,          /* a user name or password (OpenVPN's USER_PASS_LEN) */
     CONFIG_MAX_TAG = 64,
     CONFIG_SHOWN_MAX = 48,
@@ -127,6 +129,7 @@ struct ovpn_config_parser {
     char *cd;
     unsigned keepalive_line, keepalive_ping, keepalive_restart;
     unsigned ping_line;
+    unsigned connect_retry_max_line;
     unsigned allow_comp_no_line;
     int comp_compresses;            /* the framing picked also compresses (not a stub) */
 
@@ -186,6 +189,42 @@ static int config_number(struct ovpn_config_parser *p, const char *option, const
                            min, max);
     *out = (unsigned)v;
     return 0;
+}
+
+/* A time in seconds, min..CONFIG_MAX_SECONDS; a number past that is named as a timer overflow. */
+static int config_seconds(struct ovpn_config_parser *p, const char *option, const char *text, unsigned long min,
+                          unsigned *out)
+{
+    unsigned long v;
+    char shown[CONFIG_SHOWN_MAX];
+    if (v2s_parse_uint(text, 999999999UL, &v) == 0 && v > CONFIG_MAX_SECONDS)
+        return config_fail(p, "%s: %lu seconds is more than %d (49 days), the longest time a timer here can hold",
+                           option, v, CONFIG_MAX_SECONDS);
+    if (v2s_parse_uint(text, CONFIG_MAX_SECONDS, &v) != 0 || v < min)
+        return config_fail(p, "%s: '%s' is not a number of seconds in %lu..%d", option,
+                           v2s_shown(text, shown, sizeof(shown)), min, CONFIG_MAX_SECONDS);
+    *out = (unsigned)v;
+    return 0;
+}
+
+/* A 64-bit count (reneg-bytes, reneg-pkts), 0..10^18 - 1: decimal digits only. */
+static int config_number64(struct ovpn_config_parser *p, const char *option, const char *text, uint64_t *out)
+{
+    char shown[CONFIG_SHOWN_MAX];
+    size_t n = strlen(text);
+    uint64_t v = 0;
+    if (n == 0 || n > 18)
+        goto bad;
+    for (size_t i = 0; i < n; i++) {
+        if (text[i] < '0' || text[i] > '9')
+            goto bad;
+        v = v * 10 + (uint64_t)(text[i] - '0');
+    }
+    *out = v;
+    return 0;
+bad:
+    return config_fail(p, "%s: '%s' is not a number in 0..999999999999999999", option,
+                       v2s_shown(text, shown, sizeof(shown)));
 }
 
 static int config_copy_name(struct ovpn_config_parser *p, char *dst, size_t cap, char **w)
@@ -975,9 +1014,16 @@ static int config_apply_reneg_sec(struct ovpn_config_parser *p, char **w, int n,
     unsigned max;
     int rc;
     (void)block;
-    if ((rc = config_number(p, w[0], w[1], 0, CONFIG_MAX_NUMBER, &p->cfg.reneg_sec)) < 0)
+    if ((rc = config_seconds(p, w[0], w[1], 0, &p->cfg.reneg_sec)) < 0)
         return rc;
-    return n == 3 ? config_number(p, w[0], w[2], 0, CONFIG_MAX_NUMBER, &max) : 0;
+    return n == 3 ? config_seconds(p, w[0], w[2], 0, &max) : 0;
+}
+
+/* reneg-bytes N / reneg-pkts N: a new key after N bytes / packets, both directions counted. */
+static int config_apply_reneg_count(struct ovpn_config_parser *p, char **w, int n, const char *block)
+{
+    (void)n, (void)block;
+    return config_number64(p, w[0], w[1], strcmp(w[0], "reneg-bytes") == 0 ? &p->cfg.reneg_bytes : &p->cfg.reneg_pkts);
 }
 
 /* compat-mode X.Y.Z: behave as a client of that version would where it matters on the wire (before
@@ -1000,7 +1046,7 @@ static int config_apply_compat_mode(struct ovpn_config_parser *p, char **w, int 
 static int config_apply_hand_window(struct ovpn_config_parser *p, char **w, int n, const char *block)
 {
     (void)n, (void)block;
-    return config_number(p, w[0], w[1], 1, CONFIG_MAX_NUMBER, &p->cfg.hand_window);
+    return config_seconds(p, w[0], w[1], 1, &p->cfg.hand_window);
 }
 
 /* connect-retry n [max]: the second value caps OpenVPN's back-off; we keep n. */
@@ -1009,27 +1055,28 @@ static int config_apply_connect_retry(struct ovpn_config_parser *p, char **w, in
     unsigned max;
     int rc;
     (void)block;
-    if ((rc = config_number(p, w[0], w[1], 0, CONFIG_MAX_NUMBER, &p->cfg.connect_retry)) < 0)
+    if ((rc = config_seconds(p, w[0], w[1], 0, &p->cfg.connect_retry)) < 0)
         return rc;
-    return n == 3 ? config_number(p, w[0], w[2], 0, CONFIG_MAX_NUMBER, &max) : 0;
+    return n == 3 ? config_seconds(p, w[0], w[2], 0, &max) : 0;
 }
 
 static int config_apply_connect_retry_max(struct ovpn_config_parser *p, char **w, int n, const char *block)
 {
     (void)n, (void)block;
+    p->connect_retry_max_line = p->opt_line;
     return config_number(p, w[0], w[1], 0, CONFIG_MAX_NUMBER, &p->cfg.connect_retry_max);
 }
 
 static int config_apply_server_poll_timeout(struct ovpn_config_parser *p, char **w, int n, const char *block)
 {
     (void)n, (void)block;
-    return config_number(p, w[0], w[1], 0, CONFIG_MAX_NUMBER, &p->cfg.server_poll_timeout);
+    return config_seconds(p, w[0], w[1], 0, &p->cfg.server_poll_timeout);
 }
 
 static int config_apply_connect_timeout(struct ovpn_config_parser *p, char **w, int n, const char *block)
 {
     (void)n, (void)block;
-    return config_number(p, w[0], w[1], 0, CONFIG_MAX_NUMBER, &p->cfg.connect_timeout);
+    return config_seconds(p, w[0], w[1], 0, &p->cfg.connect_timeout);
 }
 
 static int config_apply_explicit_exit_notify(struct ovpn_config_parser *p, char **w, int n,
@@ -1079,7 +1126,7 @@ static int config_apply_ping(struct ovpn_config_parser *p, char **w, int n, cons
 {
     (void)n, (void)block;
     p->ping_line = p->opt_line;
-    return config_number(p, w[0], w[1], 0, CONFIG_MAX_NUMBER, &p->cfg.ping);
+    return config_seconds(p, w[0], w[1], 0, &p->cfg.ping);
 }
 
 /* ping-restart, and ping-exit, which OpenVPN ends the process on: we restart instead. */
@@ -1089,15 +1136,15 @@ static int config_apply_ping_restart(struct ovpn_config_parser *p, char **w, int
     if (strcmp(w[0], "ping-exit") == 0)
         v2s_warn("%s:%u: ping-exit is treated as ping-restart", p->name, p->opt_line);
     p->ping_line = p->opt_line;
-    return config_number(p, w[0], w[1], 0, CONFIG_MAX_NUMBER, &p->cfg.ping_restart);
+    return config_seconds(p, w[0], w[1], 0, &p->cfg.ping_restart);
 }
 
 static int config_apply_keepalive(struct ovpn_config_parser *p, char **w, int n, const char *block)
 {
     int rc;
     (void)n, (void)block;
-    if ((rc = config_number(p, w[0], w[1], 1, CONFIG_MAX_NUMBER, &p->keepalive_ping)) < 0 ||
-        (rc = config_number(p, w[0], w[2], 1, CONFIG_MAX_NUMBER, &p->keepalive_restart)) < 0)
+    if ((rc = config_seconds(p, w[0], w[1], 1, &p->keepalive_ping)) < 0 ||
+        (rc = config_seconds(p, w[0], w[2], 1, &p->keepalive_restart)) < 0)
         return rc;
     if (p->keepalive_restart < 2 * p->keepalive_ping)
         return config_fail(p, "keepalive %u %u: the restart time must be at least twice the ping interval",
@@ -1264,6 +1311,8 @@ static const struct config_option config_options[] = {
     APPLY("key-method", 0, 1, 1, config_apply_key_method),
     /* Timers and sizes. */
     APPLY("reneg-sec", 0, 1, 2, config_apply_reneg_sec),
+    APPLY("reneg-bytes", 0, 1, 1, config_apply_reneg_count),
+    APPLY("reneg-pkts", 0, 1, 1, config_apply_reneg_count),
     APPLY("compat-mode", 0, 1, 1, config_apply_compat_mode),
     APPLY("hand-window", 0, 1, 1, config_apply_hand_window),
     APPLY("connect-retry", CONFIG_CONN, 1, 2, config_apply_connect_retry),
@@ -1328,8 +1377,6 @@ static const struct config_option config_options[] = {
     WARN("tls-version-max", 0, "tls-version-max is ignored"),
     WARN("tls-groups", 0, "tls-groups is ignored; OpenSSL's defaults are used"),
     WARN("tls-cert-profile", 0, "tls-cert-profile is ignored; OpenSSL's defaults are used"),
-    WARN("reneg-bytes", 0, "reneg-bytes is ignored; reneg-sec still applies"),
-    WARN("reneg-pkts", 0, "reneg-pkts is ignored; reneg-sec still applies"),
     WARN("inactive", 0, "inactive is ignored"),
     WARN("session-timeout", 0, "session-timeout is ignored"),
     WARN("shaper", 0, "shaper is ignored"),
@@ -1778,6 +1825,11 @@ static int config_finish(struct ovpn_config_parser *p, struct ovpn_config *cfg)
                                                         "turned on by comp-lzo or compress");
     if ((rc = config_finish_remotes(p, &p->cfg)) < 0)
         return rc;
+    /* The client counts attempts over all remotes in 32 bits. */
+    if ((uint64_t)p->cfg.connect_retry_max * p->cfg.n_remotes > UINT32_MAX)
+        return config_fail_at(p, p->connect_retry_max_line,
+                              "connect-retry-max %u times %zu remotes is more attempts than can be counted (%u)",
+                              p->cfg.connect_retry_max, p->cfg.n_remotes, (unsigned)UINT32_MAX);
     *cfg = p->cfg;
     config_defaults(&p->cfg);
     return 0;

@@ -65,7 +65,10 @@ struct ovpn_config {
                                   * order: the server's certificate must be one of these; with no
                                   * ca they replace the CA (a self-signed server), as in OpenVPN 2.6 */
     size_t n_peer_fingerprints;
+    /* Times in seconds are at most 4294967 (the parser refuses more): times 1000 they fit 32 bits. */
     unsigned reneg_sec;           /* default 3600; 0 = off */
+    uint64_t reneg_bytes;         /* a new key after this many bytes, sent plus received; 0 = off */
+    uint64_t reneg_pkts;          /* the same in packets; 0 = off */
     unsigned ping;                /* seconds; 0 = off */
     unsigned ping_restart;        /* seconds; 0 = off */
     unsigned hand_window;         /* default 60 */
