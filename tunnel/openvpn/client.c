@@ -16,10 +16,12 @@
 #include <uv.h>
 
 #include "app/log.h"
+#include "tunnel/addr.h"
 #include "tunnel/openvpn/comp.h"
 #include "tunnel/openvpn/data.h"
 #include "tunnel/openvpn/internal.h"
 #include "tunnel/openvpn/keymethod.h"
+#include "tunnel/openvpn/ncp.h"
 #include "tunnel/openvpn/tls.h"
 #include "tunnel/openvpn/transport.h"
 #include "tunnel/settings.h"
@@ -415,16 +417,18 @@ static void ovpn_client_pushed(struct ovpn_client *c)
 {
     struct ovpn_push *p = &c->push;
     const struct ovpn_config *cfg = c->cfg;
-    const char *cipher = p->cipher[0] ? p->cipher : cfg->cipher[0] ? cfg->cipher : cfg->data_ciphers_fallback;
-    if (!cipher[0] || !ovpn_data_cipher_supported(cipher)) {
-        char why[200];
-        snprintf(why, sizeof(why), "no usable data cipher (server %s, config %s)", p->cipher[0] ? p->cipher : "pushed none",
-                 cfg->cipher[0] ? cfg->cipher : "names none");
+    char why[768];
+    if (ovpn_ncp_choose(cfg, p->cipher, c->server_cipher, c->cipher, sizeof(c->cipher), why, sizeof(why)) < 0) {
         ovpn_client_fail(c, TUNNEL_DOWN_ERROR, why);
         return;
     }
-    snprintf(c->cipher, sizeof(c->cipher), "%s", cipher);
-    snprintf(c->auth, sizeof(c->auth), "%s", p->auth[0] ? p->auth : cfg->auth);
+    /* The HMAC digest is the config's: OpenVPN does not take auth from a push either. */
+    if (p->auth[0] && strcasecmp(p->auth, cfg->auth) != 0) {
+        char shown[40];
+        v2s_warn("openvpn: the server pushed auth %s; ignored, the data channel keeps the config's %s",
+                 v2s_shown(p->auth, shown, sizeof(shown)), cfg->auth);
+    }
+    snprintf(c->auth, sizeof(c->auth), "%s", cfg->auth);
     c->comp = p->comp_set ? p->comp : cfg->comp;
     c->ekm = p->key_derivation_ekm;
     c->peer_id_set = p->peer_id_set;
@@ -549,6 +553,7 @@ static void ovpn_client_read_tls(struct ovpn_client *c, struct ovpn_ks *ks)
             v2s_debug("openvpn: server options: %s", options);
             ks->state = OVPN_KS_KEYED;
             if (c->state == OVPN_CLIENT_HANDSHAKE) {
+                ovpn_ncp_options_cipher(options, c->server_cipher, sizeof(c->server_cipher));
                 c->state = OVPN_CLIENT_PUSH;
                 ovpn_client_send_push_request(c);
             } else if (ovpn_client_install_keys(c, ks) < 0) {
@@ -1051,6 +1056,11 @@ int ovpn_client_new(struct tunnel **out, uv_loop_t *loop, struct ovpn_config *cf
                               "--auth-user-pass FILE (username on line 1, password on line 2)");
         goto fail;
     }
+    if (ovpn_ncp_allows_none(cfg))
+        v2s_warn("openvpn: the config allows data cipher none: if the server picks it, tunnelled packets cross "
+                 "the network unencrypted, %s",
+                 strcasecmp(cfg->auth, "none") == 0 ? "and with auth none anyone on the path can also forge them"
+                                                    : "readable by anyone on the path");
     int rc = ovpn_tls_ctx_new(&c->tls_ctx, cfg, err, errcap);
     if (rc < 0) {
         ovpn_client_free(c);

@@ -82,6 +82,7 @@ struct ovpn_client {
     struct ovpn_push push;      /* accumulates PUSH_REPLY parts */
     uint64_t push_sent;
     int up_announced;
+    char server_cipher[64];     /* the cipher the server's options string names, "" if none */
     /* negotiated */
     char cipher[64];
     char auth[32];
