@@ -229,7 +229,7 @@ void ovpn_client_restart(struct ovpn_client *c, const char *why)
         c->addrs = c->addr_next = NULL;
     }
     unsigned cr = c->cfg->connect_retry ? c->cfg->connect_retry : 5;
-    if (c->cfg->connect_retry_max && c->attempts >= c->cfg->connect_retry_max * c->cfg->n_remotes) {
+    if (c->cfg->connect_retry_max && c->attempts >= (uint64_t)c->cfg->connect_retry_max * c->cfg->n_remotes) {
         char msg[300];
         snprintf(msg, sizeof(msg), "%s; giving up after %u attempts (connect-retry-max)", why, c->attempts);
         ovpn_client_fail(c, TUNNEL_DOWN_CLOSED, msg);
@@ -270,13 +270,15 @@ static int ovpn_client_send_data(struct ovpn_client *c, const uint8_t *payload, 
     }
     int n = ovpn_data_encrypt(c->keys[c->primary].data, framed, flen, c->buf, OVPN_BUF);
     if (n == -EOVERFLOW) {
-        ovpn_client_renegotiate(c);
+        /* Renegotiation starts long before this (timers.c); this key cannot send any more. */
+        ovpn_client_renegotiate(c, "the key is used up");
         return -ENETDOWN;
     }
     if (n < 0)
         return n;
     c->tx_packets++;
     ovpn_client_link_send(c, c->buf, (size_t)n);
+    ovpn_timers_data_moved(c, &c->keys[c->primary]);
     return 0;
 }
 
@@ -285,18 +287,51 @@ void ovpn_client_send_ping(struct ovpn_client *c)
     ovpn_client_send_data(c, ovpn_ping_magic, sizeof(ovpn_ping_magic));
 }
 
+/* Counts a data packet dropped by ovpn_data_decrypt() with rc. */
+static void ovpn_client_count_drop(struct ovpn_client *c, int rc)
+{
+    struct ovpn_drop_counts *d = &c->drops;
+    const char *why;
+    switch (rc) {
+    case -EALREADY:
+        d->replayed++;
+        why = "replayed";
+        break;
+    case -EBADMSG:
+        d->bad_auth++;
+        why = "authentication failed";
+        break;
+    case -EKEYEXPIRED:
+        d->worn_key++;
+        why = "its key failed authentication too often";
+        break;
+    case -ENOSPC:
+        d->too_big++;
+        why = "too big";
+        break;
+    default:
+        d->malformed++;
+        why = "malformed";
+        break;
+    }
+    v2s_debug("openvpn: data packet dropped: %s", why);
+}
+
 static void ovpn_client_on_data(struct ovpn_client *c, const uint8_t *pkt, size_t len)
 {
     struct ovpn_ks *ks = ovpn_ks_find(c, OVPN_KEY_ID_OF(pkt[0]));
-    if (!ks || !ks->data)
+    if (!ks || !ks->data) {
+        c->drops.unknown_key++;
         return;
+    }
     int n = ovpn_data_decrypt(ks->data, pkt, len, c->rx, OVPN_BUF);
     if (n < 0) {
-        v2s_debug("openvpn: data packet dropped: %s", n == -EALREADY ? "replayed" : "authentication failed");
+        ovpn_client_count_drop(c, n);
         return;
     }
     c->last_rx = now_ms(c);
     c->rx_packets++;
+    ovpn_timers_data_moved(c, ks);
     /* The framing byte says whether the server compressed it: LZO, LZ4, or v2's algorithm byte. */
     if (c->comp != OVPN_COMP_FRAMING_NONE && n >= 2 &&
         (c->rx[0] == 0x66 || c->rx[0] == 0x69 || (c->rx[0] == 0x50 && c->rx[1] != 0)))
@@ -304,6 +339,7 @@ static void ovpn_client_on_data(struct ovpn_client *c, const uint8_t *pkt, size_
     const uint8_t *ip = NULL;
     int ipl = ovpn_comp_unframe(c->comp, c->rx, (size_t)n, c->buf3, OVPN_BUF, &ip);
     if (ipl < 0) {
+        c->drops.decompress++;
         v2s_debug("openvpn: data packet dropped: bad compression framing");
         return;
     }
@@ -316,6 +352,24 @@ static void ovpn_client_on_data(struct ovpn_client *c, const uint8_t *pkt, size_
     }
     if (c->state == OVPN_CLIENT_UP)
         c->t.ev.packet(c->t.ev.arg, ip, (size_t)ipl);
+    else
+        c->drops.not_up++;
+}
+
+void ovpn_client_drop_counts(const struct tunnel *t, struct ovpn_drop_counts *out)
+{
+    *out = ((const struct ovpn_client *)t)->drops;
+}
+
+int ovpn_drop_counts_format(const struct ovpn_drop_counts *d, char *out, size_t cap)
+{
+    return snprintf(out, cap,
+                    "%llu bad tag/HMAC, %llu replayed, %llu malformed, %llu unknown key, %llu on a worn-out key, "
+                    "%llu bad compression, %llu too big, %llu before the tunnel was up",
+                    (unsigned long long)d->bad_auth, (unsigned long long)d->replayed,
+                    (unsigned long long)d->malformed, (unsigned long long)d->unknown_key,
+                    (unsigned long long)d->worn_key, (unsigned long long)d->decompress,
+                    (unsigned long long)d->too_big, (unsigned long long)d->not_up);
 }
 
 /* Derives and installs the data key of ks with the negotiated cipher. 0 or negative. */
@@ -350,6 +404,7 @@ static void ovpn_client_promote(struct ovpn_client *c, struct ovpn_ks *ks)
         c->keys[c->primary].retire_at = now_ms(c) + OVPN_TRANSITION_MS;
     c->primary = idx;
     c->keyed_at = now_ms(c);
+    c->reneg_not_before = 0;
 }
 
 /* Adds the config file's own routes and DNS to what the server pushed (route-nopull: instead). */
@@ -433,8 +488,8 @@ static void ovpn_client_pushed(struct ovpn_client *c)
     c->ekm = p->key_derivation_ekm;
     c->peer_id_set = p->peer_id_set;
     c->peer_id = p->peer_id;
-    c->ping_ms = (p->ping ? p->ping : cfg->ping) * 1000U;
-    c->ping_restart_ms = (p->ping_restart ? p->ping_restart : cfg->ping_restart) * 1000U;
+    c->ping_ms = (uint64_t)(p->ping ? p->ping : cfg->ping) * 1000;
+    c->ping_restart_ms = (uint64_t)(p->ping_restart ? p->ping_restart : cfg->ping_restart) * 1000;
     if (p->auth_token)
         ovpn_client_set_token(c, p->auth_token);
     struct ovpn_ks *ks = &c->keys[c->primary];
@@ -869,7 +924,7 @@ static void ovpn_client_start_attempt(struct ovpn_client *c)
     c->gai_active = 1;
 }
 
-void ovpn_client_renegotiate(struct ovpn_client *c)
+void ovpn_client_renegotiate(struct ovpn_client *c, const char *why)
 {
     if (c->state != OVPN_CLIENT_UP)
         return;
@@ -883,7 +938,7 @@ void ovpn_client_renegotiate(struct ovpn_client *c)
     struct ovpn_ks *ks = ovpn_ks_new(c, id);
     if (!ks)
         return;
-    v2s_info("openvpn: renegotiating (key %u)", id);
+    v2s_info("openvpn: renegotiating (key %u): %s", id, why);
     /* Our own reset counts as the exchange: the server answers ours with TLS. */
     ks->server_reset = 1;
     ovpn_rel_send(&ks->rel, OVPN_OP_CONTROL_SOFT_RESET_V1, NULL, 0, now_ms(c));
@@ -973,9 +1028,12 @@ static void ovpn_client_tick_closed(uv_handle_t *h)
 static void ovpn_client_log_stats(struct tunnel *t)
 {
     struct ovpn_client *c = (struct ovpn_client *)t;
-    v2s_info("openvpn: %llu data packets in (%llu compressed by the server), %llu out, %llu not sent while down",
+    char drops[400];
+    ovpn_drop_counts_format(&c->drops, drops, sizeof(drops));
+    v2s_info("openvpn: %llu data packets in (%llu compressed by the server), %llu out, %llu not sent while down; "
+             "dropped: %s",
              (unsigned long long)c->rx_packets, (unsigned long long)c->rx_compressed,
-             (unsigned long long)c->tx_packets, (unsigned long long)c->tx_dropped);
+             (unsigned long long)c->tx_packets, (unsigned long long)c->tx_dropped, drops);
 }
 
 /* Tells the server we are leaving (explicit-exit-notify, UDP only), then closes. */

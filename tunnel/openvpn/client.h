@@ -3,6 +3,7 @@
 #define VPN2SOCKS_OPENVPN_CLIENT_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "tunnel/tunnel.h"
 
@@ -15,5 +16,23 @@ typedef struct uv_loop_s uv_loop_t;
  * tunnel_start(). */
 int ovpn_client_new(struct tunnel **out, uv_loop_t *loop, struct ovpn_config *cfg, const struct tunnel_events *ev,
                     char *err, size_t errcap);
+
+/* Data channel packets from the server dropped since the start, by reason. */
+struct ovpn_drop_counts {
+    uint64_t bad_auth;    /* the tag or HMAC did not match: corrupt or forged */
+    uint64_t replayed;    /* a packet id seen before, or too old for the replay window */
+    uint64_t malformed;   /* too short for the cipher, or a layout no OpenVPN sender makes */
+    uint64_t unknown_key; /* a key id with no data key (yet, or any more) */
+    uint64_t worn_key;    /* the key failed authentication too often to be used (data.h) */
+    uint64_t decompress;  /* bad compression framing, or decompression failed */
+    uint64_t too_big;     /* more than the receive buffer holds */
+    uint64_t not_up;      /* decrypted before the tunnel was up */
+};
+
+/* The counts of t, a tunnel made by ovpn_client_new(). */
+void ovpn_client_drop_counts(const struct tunnel *t, struct ovpn_drop_counts *out);
+/* The counts as one line for the log ("3 bad tag/HMAC, 0 replayed, ..."); returns what snprintf
+ * returns. */
+int ovpn_drop_counts_format(const struct ovpn_drop_counts *d, char *out, size_t cap);
 
 #endif

@@ -6,6 +6,7 @@
 
 #include <uv.h>
 
+#include "tunnel/openvpn/client.h"
 #include "tunnel/openvpn/config.h"
 #include "tunnel/openvpn/control.h"
 #include "tunnel/openvpn/keys.h"
@@ -90,17 +91,19 @@ struct ovpn_client {
     int ekm;
     int peer_id_set;
     uint32_t peer_id;
-    unsigned ping_ms;
-    unsigned ping_restart_ms;
+    uint64_t ping_ms;
+    uint64_t ping_restart_ms;
     uint64_t last_rx;
     uint64_t last_tx;
     uint64_t keyed_at;          /* when the primary key went live, for reneg-sec */
+    uint64_t reneg_not_before;  /* no renegotiation of our own before this (after a failed one) */
     char *auth_token;
     int congested;
     uint64_t tx_dropped;        /* packets from the stack while no data key was live */
     uint64_t rx_packets;        /* data packets decrypted */
     uint64_t rx_compressed;     /* of those, compressed by the server */
     uint64_t tx_packets;
+    struct ovpn_drop_counts drops;
     uint8_t *buf;               /* scratch: framing and encryption */
     uint8_t *buf2;
     uint8_t *buf3;              /* decompressed packets, TLS records for the control channel */
@@ -115,11 +118,15 @@ struct ovpn_client {
 
 /* timers.c: the timer policy, run from the tick. */
 void ovpn_timers_tick(struct ovpn_client *c, uint64_t now);
+/* A data packet of ks went out or came in: renegotiates when ks is the primary key and has
+ * carried enough (reneg-bytes, reneg-pkts, packet ids, AEAD usage). */
+void ovpn_timers_data_moved(struct ovpn_client *c, const struct ovpn_ks *ks);
 /* client.c hooks the policy calls. */
 void ovpn_client_restart(struct ovpn_client *c, const char *why);
 void ovpn_client_send_ping(struct ovpn_client *c);
 void ovpn_client_send_push_request(struct ovpn_client *c);
-void ovpn_client_renegotiate(struct ovpn_client *c);
+/* Starts a renegotiation of our own unless one is under way; why goes to the log. */
+void ovpn_client_renegotiate(struct ovpn_client *c, const char *why);
 void ovpn_client_flush(struct ovpn_client *c, struct ovpn_ks *ks);
 void ovpn_ks_free(struct ovpn_ks *ks);
 
