@@ -322,6 +322,7 @@ static void ovpn_client_on_data(struct ovpn_client *c, const uint8_t *pkt, size_
     struct ovpn_ks *ks = ovpn_ks_find(c, OVPN_KEY_ID_OF(pkt[0]));
     if (!ks || !ks->data) {
         c->drops.unknown_key++;
+        v2s_debug("openvpn: data packet dropped: no data key %u", OVPN_KEY_ID_OF(pkt[0]));
         return;
     }
     int n = ovpn_data_decrypt(ks->data, pkt, len, c->rx, OVPN_BUF);
