@@ -22,6 +22,7 @@
 #                               none: no ca line (give peer-fingerprint as an extra line)
 #       --verb N (3)            --stdin: more config lines from standard input (a here-doc:
 #                               piped into, the function would run in a subshell and be lost)
+#       --env NAME=VALUE        in the server process's environment (repeatable; e.g. LD_PRELOAD)
 #   lab_stop_openvpn_server NAME / lab_restart_openvpn_server NAME [--sighup]
 #   lab_openvpn_mgmt NAME|SOCKET COMMAND  one management command ("status 2", "kill ovpn-client")
 #   lab_openvpn_clients NAME            how many clients are connected
@@ -49,7 +50,7 @@ LAB_OVPN_COUNT=0
 LAB_OVPN_DEFAULT_CIPHERS=AES-256-GCM:AES-128-GCM:CHACHA20-POLY1305
 LAB_STOCK_FAILED='AUTH_FAILED|VERIFY ERROR|TLS Error|SIGUSR1\[|Exiting due to fatal error'
 declare -gA LAB_OVPN_PROTO LAB_OVPN_PORT LAB_OVPN_NET LAB_OVPN_GW LAB_OVPN_DEV LAB_OVPN_PID \
-    LAB_OVPN_CONF LAB_OVPN_LOG LAB_OVPN_MGMT LAB_OVPN_STATUS LAB_OVPN_DIR LAB_OVPN_CIPHER \
+    LAB_OVPN_CONF LAB_OVPN_LOG LAB_OVPN_MGMT LAB_OVPN_STATUS LAB_OVPN_DIR LAB_OVPN_CIPHER LAB_OVPN_ENV \
     LAB_OVPN_CIPHERS LAB_OVPN_COMP LAB_OVPN_TA LAB_OVPN_TC LAB_OVPN_PASSWORD LAB_OVPN_VCC \
     LAB_OVPN_PROFILE LAB_OVPN_AUTH LAB_OVPN_ADDR
 
@@ -183,7 +184,7 @@ lab_start_openvpn_server() {
     local proto=udp port='' topology=subnet ciphers=$LAB_OVPN_DEFAULT_CIPHERS cipher='' auth=''
     local comp='' ta=0 tc=0 password=0 vcc=require reneg='' keepalive='10 60' exitnotify=0
     local dns=$LAB_DNS_IP d
-    local cert=server clientca=lab verb=3 profile=default extra=() line
+    local cert=server clientca=lab verb=3 profile=default extra=() line env=()
     while [ $# -gt 0 ]; do
         case $1 in
         --proto) proto=$2; shift 2 ;;
@@ -208,6 +209,7 @@ lab_start_openvpn_server() {
         --cert) cert=$2; shift 2 ;;
         --client-ca) clientca=$2; shift 2 ;;
         --verb) verb=$2; shift 2 ;;
+        --env) env+=("$2"); shift 2 ;;
         --stdin) while IFS= read -r line; do extra+=("$line"); done; shift ;;
         --) shift; extra+=("$@"); break ;;
         *) lab_die "lab_start_openvpn_server: unknown option $1" ;;
@@ -308,6 +310,7 @@ lab_start_openvpn_server() {
     LAB_OVPN_PASSWORD[$name]=$password
     LAB_OVPN_VCC[$name]=$vcc
     LAB_OVPN_PROFILE[$name]=$profile
+    LAB_OVPN_ENV[$name]=${env[*]}
     lab_openvpn_launch "$name"
 }
 
@@ -317,7 +320,8 @@ lab_openvpn_launch() {
     touch "$log"
     from=$(wc -l <"$log")
     rm -f "${LAB_OVPN_MGMT[$name]}"
-    ip netns exec "$LAB_SERVER_NS" openvpn --config "${LAB_OVPN_CONF[$name]}" </dev/null \
+    # shellcheck disable=SC2086  # NAME=VALUE words, split on purpose
+    ip netns exec "$LAB_SERVER_NS" env ${LAB_OVPN_ENV[$name]:-} openvpn --config "${LAB_OVPN_CONF[$name]}" </dev/null \
         >>"$LAB_RUN_DIR/log/openvpn-$name.out" 2>&1 &
     pid=$!
     LAB_PIDS+=("$pid")
