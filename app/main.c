@@ -4,11 +4,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
 #include <uv.h>
 
+#include "app/conn_limit.h"
 #include "app/dial.h"
 #include "app/direct.h"
 #include "app/log.h"
@@ -35,6 +37,7 @@ struct app {
     struct stack *stack;
     struct socks_server *socks[OPTIONS_MAX_LISTENERS];
     size_t n_socks;
+    struct conn_limit conns; /* every listener's connections together */
     uv_signal_t sig[4];
     uv_timer_t stop_timer; /* runs app_stop() from the loop, never from inside the stack or a tunnel */
     int stop_code;
@@ -327,6 +330,58 @@ static int app_open_openvpn(struct app *a, const struct tunnel_events *ev)
     return 0;
 }
 
+/* Descriptors besides the listeners' connections: the tunnel's socket and its reconnects, DNS
+ * queries, the listeners themselves, libuv's own, the host resolver's threads. Kept free so that a
+ * flood of clients up to the caps cannot take away what the tunnel needs to come back. */
+enum { APP_FD_RESERVE = 128 };
+
+/* Makes the open files limit fit the connection caps: a direct connection holds two descriptors
+ * (the client's and the destination's), a tunnelled one one. The soft limit is raised as far as
+ * the hard one allows (libuv polls with epoll, so a high descriptor number costs nothing); if that
+ * is still short, default caps are lowered to fit, and caps the user gave are kept with a warning
+ * (connections past the limit then fail with "too many open files" before the cap refuses them). */
+static void app_fit_descriptors(struct options *o)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+        return;
+    rlim_t need = (rlim_t)o->max_conns * 2 + APP_FD_RESERVE;
+    if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < need) {
+        rlim_t old = rl.rlim_cur;
+        rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > need ? need : rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+            rl.rlim_cur = old;
+        else if (rl.rlim_cur != old)
+            v2s_debug("open files limit raised from %llu to %llu for --max-connections %u",
+                      (unsigned long long)old, (unsigned long long)rl.rlim_cur, o->max_conns);
+    }
+    if (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur >= need)
+        return;
+    unsigned fit = rl.rlim_cur > APP_FD_RESERVE + 2 ? (unsigned)((rl.rlim_cur - APP_FD_RESERVE) / 2) : 1;
+    if (o->max_conns_given) {
+        v2s_warn("--max-connections %u needs about %llu open files, but the limit is %llu (ulimit -n): past "
+                 "about %u connections, new ones may fail for want of descriptors",
+                 o->max_conns, (unsigned long long)need, (unsigned long long)rl.rlim_cur, fit);
+        return;
+    }
+    o->max_conns = fit;
+    if (!o->listener_max_conns_given && o->listener_max_conns > fit)
+        o->listener_max_conns = fit;
+    v2s_info("open files limit %llu (ulimit -n): at most %u connections in all, %u per listener",
+             (unsigned long long)rl.rlim_cur, o->max_conns, o->listener_max_conns);
+}
+
+/* Until the listeners have authentication, any address but loopback hands the VPN (and this
+ * host's own network, for direct destinations) to whoever can reach it. */
+static void app_warn_exposed(const struct sockaddr *sa, const char *name)
+{
+    if (options_listen_is_loopback(sa))
+        return;
+    v2s_warn("SOCKS listener %s is reachable from other hosts and has no authentication: anyone who can "
+             "connect to it can use the VPN through it; bind 127.0.0.1 (the default) unless that is meant",
+             name);
+}
+
 static int app_run(struct app *a)
 {
     /* First, so that every later failure path can close them. */
@@ -358,6 +413,14 @@ static int app_run(struct app *a)
         .router = &a->opt.router,
         .connect_timeout_ms = a->opt.connect_timeout_ms,
     };
+    app_fit_descriptors(&a->opt);
+    conn_limit_init(&a->conns, a->opt.max_conns, "SOCKS listeners together", "--max-connections");
+    struct socks_server_config scfg = {
+        .ctx = &ctx,
+        .max_conns = a->opt.listener_max_conns,
+        .shared = &a->conns,
+        .handshake_timeout_ms = a->opt.handshake_timeout_ms,
+    };
     for (size_t i = 0; i < a->opt.n_socks; i++) {
         const struct sockaddr *sa = (const struct sockaddr *)&a->opt.socks[i];
         char name[64];
@@ -371,13 +434,14 @@ static int app_run(struct app *a)
             port = ntohs(((const struct sockaddr_in6 *)sa)->sin6_port);
         }
         v2s_addr_format_port(&addr, port, name, sizeof(name));
-        if ((rc = socks_server_new(&a->socks[a->n_socks], &ctx, sa)) < 0) {
+        if ((rc = socks_server_new(&a->socks[a->n_socks], &scfg, sa)) < 0) {
             v2s_error("SOCKS listener %s: %s", name, uv_strerror(rc));
             app_stop(a, EXIT_USAGE);
             return -1;
         }
         a->n_socks++;
         v2s_info("SOCKS5 proxy listening on %s", name);
+        app_warn_exposed(sa, name);
     }
     app_watch_vpn_client(a);
     if ((rc = tunnel_start(a->tunnel)) < 0) {

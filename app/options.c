@@ -8,6 +8,28 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 
+/* Connection caps (see app/conn_limit.h), chosen against what comparable tools do. ocproxy and
+ * tunsocks, the closest relatives (lwIP behind a SOCKS listener), stop at about 1,000 connections
+ * in all, through the size of lwIP's pool of TCP PCBs (1000 and 1024); 3proxy caps each service
+ * at 500 (250 since 0.9.3); dante and wireproxy set no cap of their own and leave it to the open
+ * files limit. One listener gets 1,024, a busy user's share: a browser keeps a few hundred
+ * connections at most (Firefox's network.http.max-connections has been 256 since Firefox 6).
+ * All listeners together get 4,096, so that a few busy listeners fit and one of them cannot take
+ * everything; the stack is tested with 4,000 connections at once (tests/lab/close_burst_test.sh).
+ * What really runs out first is descriptors: a direct connection takes two, so main() raises the
+ * soft open files limit to fit the global cap, or lowers the default caps when the hard limit is
+ * too low for them. */
+enum {
+    OPTIONS_DEFAULT_LISTENER_MAX_CONNS = 1024,
+    OPTIONS_DEFAULT_MAX_CONNS = 4096,
+    OPTIONS_MAX_CONNS_LIMIT = 1000000,
+};
+
+/* sshd gives a client 120 s to log in (LoginGraceTime), but that covers typing a password. A
+ * SOCKS client sends its greeting and request at once, one round trip to a local listener, so
+ * 10 s is generous and still lets a loaded host or a client across a slow link through. */
+enum { OPTIONS_DEFAULT_HANDSHAKE_TIMEOUT_S = 10 };
+
 enum {
     OPT_TUNNEL_FD = 256,
     OPT_ROUTE,
@@ -19,6 +41,10 @@ enum {
     OPT_DOMAIN,
     OPT_CONNECT_TIMEOUT,
     OPT_AUTH_USER_PASS,
+    OPT_HANDSHAKE_TIMEOUT,
+    OPT_MAX_CONNS,
+    OPT_LISTENER_MAX_CONNS,
+    OPT_ALLOW_DIRECT_LOCAL,
 };
 
 static const struct option long_options[] = {
@@ -34,6 +60,10 @@ static const struct option long_options[] = {
     {"dns", required_argument, NULL, OPT_DNS},
     {"domain", required_argument, NULL, OPT_DOMAIN},
     {"connect-timeout", required_argument, NULL, OPT_CONNECT_TIMEOUT},
+    {"handshake-timeout", required_argument, NULL, OPT_HANDSHAKE_TIMEOUT},
+    {"max-connections", required_argument, NULL, OPT_MAX_CONNS},
+    {"listener-max-connections", required_argument, NULL, OPT_LISTENER_MAX_CONNS},
+    {"allow-direct-local", no_argument, NULL, OPT_ALLOW_DIRECT_LOCAL},
     {"verbose", no_argument, NULL, 'v'},
     {"quiet", no_argument, NULL, 'q'},
     {"help", no_argument, NULL, 'h'},
@@ -51,7 +81,15 @@ void options_usage(FILE *f)
           "TCP/IP stack, and applications reach the VPN through a local SOCKS5 proxy.\n"
           "\n"
           "Listeners:\n"
-          "  -D, --socks [ADDR:]PORT     SOCKS5/4a proxy (ADDR defaults to 127.0.0.1; repeatable)\n"
+          "  -D, --socks [ADDR:]PORT     SOCKS5/4a proxy (ADDR defaults to 127.0.0.1; repeatable).\n"
+          "                              It has no authentication: an address other than\n"
+          "                              loopback lets other hosts use it (a warning says so)\n"
+          "  --max-connections N         connections of all listeners together (4096); at the\n"
+          "                              cap a new one is reset at once, and one line is logged\n"
+          "  --listener-max-connections N\n"
+          "                              connections of each listener (1024)\n"
+          "  --handshake-timeout SEC     drop a client that has not sent its whole SOCKS request\n"
+          "                              SEC seconds after connecting (10)\n"
           "\n"
           "OpenVPN (native client, no TUN, no root):\n"
           "  -c, --config FILE           connect with this .ovpn file (OpenVPN 2.x, Alibaba Cloud SSL-VPN)\n"
@@ -72,6 +110,10 @@ void options_usage(FILE *f)
           "  --others direct|tunnel|reject\n"
           "                              where destinations matching no route go\n"
           "  --connect-timeout SEC       give up opening a connection after SEC seconds (20)\n"
+          "  --allow-direct-local        allow direct connections to loopback, link-local and\n"
+          "                              unspecified addresses (127.0.0.1, ::1, 169.254.169.254,\n"
+          "                              fe80::/10, 0.0.0.0), names resolving to them too;\n"
+          "                              refused by default (SOCKS reply 2)\n"
           "\n"
           "  -v, --verbose               more logging (repeat for more)\n"
           "  -q, --quiet                 errors only\n"
@@ -88,6 +130,9 @@ void options_init(struct options *o)
     memset(o, 0, sizeof(*o));
     o->tunnel_fd = -1;
     o->connect_timeout_ms = 20 * 1000;
+    o->handshake_timeout_ms = OPTIONS_DEFAULT_HANDSHAKE_TIMEOUT_S * 1000;
+    o->max_conns = OPTIONS_DEFAULT_MAX_CONNS;
+    o->listener_max_conns = OPTIONS_DEFAULT_LISTENER_MAX_CONNS;
     router_init(&o->router);
     tunnel_settings_init(&o->overrides);
 }
@@ -144,6 +189,19 @@ int options_parse_listen(struct sockaddr_storage *out, const char *text)
         return 0;
     }
     return -EINVAL;
+}
+
+int options_listen_is_loopback(const struct sockaddr *addr)
+{
+    if (addr->sa_family == AF_INET)
+        return (ntohl(((const struct sockaddr_in *)addr)->sin_addr.s_addr) >> 24) == 127;
+    if (addr->sa_family != AF_INET6)
+        return 0;
+    const struct in6_addr *a = &((const struct sockaddr_in6 *)addr)->sin6_addr;
+    if (IN6_IS_ADDR_LOOPBACK(a))
+        return 1;
+    /* ::ffff:127.x.y.z binds the IPv4 loopback */
+    return IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127;
 }
 
 static int append_domain(struct tunnel_settings *s, const char *d)
@@ -265,6 +323,32 @@ int options_parse(struct options *o, int argc, char **argv, char *err, size_t er
                 return -EINVAL;
             }
             o->connect_timeout_ms = (unsigned)v * 1000;
+            break;
+        case OPT_HANDSHAKE_TIMEOUT:
+            if (v2s_parse_uint(optarg, 3600, &v) < 0 || v == 0) {
+                snprintf(err, errcap, "--handshake-timeout %s: expected seconds from 1 to 3600", optarg);
+                return -EINVAL;
+            }
+            o->handshake_timeout_ms = (unsigned)v * 1000;
+            break;
+        case OPT_MAX_CONNS:
+        case OPT_LISTENER_MAX_CONNS:
+            if (v2s_parse_uint(optarg, OPTIONS_MAX_CONNS_LIMIT, &v) < 0 || v == 0) {
+                snprintf(err, errcap, "%s %s: expected a number of connections from 1 to %d",
+                         c == OPT_MAX_CONNS ? "--max-connections" : "--listener-max-connections", optarg,
+                         OPTIONS_MAX_CONNS_LIMIT);
+                return -EINVAL;
+            }
+            if (c == OPT_MAX_CONNS) {
+                o->max_conns = (unsigned)v;
+                o->max_conns_given = 1;
+            } else {
+                o->listener_max_conns = (unsigned)v;
+                o->listener_max_conns_given = 1;
+            }
+            break;
+        case OPT_ALLOW_DIRECT_LOCAL:
+            o->router.allow_direct_local = 1;
             break;
         case 'v':
             o->verbosity++;

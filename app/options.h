@@ -20,6 +20,11 @@ struct options {
     struct router router;      /* --route / --exclude / --others */
     struct tunnel_settings overrides; /* --address / --mtu / --dns / --domain */
     unsigned connect_timeout_ms;
+    unsigned handshake_timeout_ms;  /* --handshake-timeout */
+    unsigned max_conns;             /* --max-connections: every listener together */
+    unsigned listener_max_conns;    /* --listener-max-connections: each listener */
+    int max_conns_given;            /* set on the command line, so not lowered to fit */
+    int listener_max_conns_given;
     int verbosity;             /* added to the default log level */
     int help;
     int version;
@@ -31,6 +36,8 @@ void options_free(struct options *o);
 int options_parse(struct options *o, int argc, char **argv, char *err, size_t errcap);
 /* Parses "[ADDR:]PORT" ("[v6]:PORT" for IPv6); a bare port binds 127.0.0.1. 0 or -EINVAL. */
 int options_parse_listen(struct sockaddr_storage *out, const char *text);
+/* Whether only this host can connect to a listener bound to addr (a loopback address). */
+int options_listen_is_loopback(const struct sockaddr *addr);
 void options_usage(FILE *f);
 
 #endif

@@ -118,7 +118,22 @@ static void router_unmap_v4(struct v2s_addr *a)
     a->family = AF_INET;
 }
 
-enum router_verdict router_decide(const struct router *r, const struct v2s_addr *dst)
+int router_addr_is_local(const struct v2s_addr *dst)
+{
+    struct v2s_addr a = *dst;
+    router_unmap_v4(&a);
+    if (a.family == AF_INET)
+        return a.bytes[0] == 127 || a.bytes[0] == 0 || (a.bytes[0] == 169 && a.bytes[1] == 254);
+    if (a.family != AF_INET6)
+        return 0;
+    static const uint8_t zero[15] = {0};
+    if (memcmp(a.bytes, zero, 15) == 0 && (a.bytes[15] == 0 || a.bytes[15] == 1))
+        return 1; /* :: and ::1 */
+    return a.bytes[0] == 0xFE && (a.bytes[1] & 0xC0) == 0x80; /* fe80::/10 */
+}
+
+/* What the table and --others say, before the local-address rule. */
+static enum router_verdict router_lookup(const struct router *r, const struct v2s_addr *dst)
 {
     struct v2s_addr a = *dst;
     router_unmap_v4(&a);
@@ -160,6 +175,21 @@ enum router_verdict router_decide(const struct router *r, const struct v2s_addr 
     default:
         return r->tunnel_has_routes ? ROUTER_DIRECT : ROUTER_TUNNEL;
     }
+}
+
+/* With split routes, DIRECT is what every destination outside them gets, so whoever can use the
+ * proxy would reach the services that listen on this host's loopback, the cloud metadata service
+ * and the link, with this process's address and user: the very places an unprivileged or remote
+ * client must not get to. A tunnel verdict is left alone: there the address means a host behind
+ * the VPN (or nothing). */
+enum router_verdict router_decide(const struct router *r, const struct v2s_addr *dst)
+{
+    return router_refuses_local(r, dst) ? ROUTER_REJECT : router_lookup(r, dst);
+}
+
+int router_refuses_local(const struct router *r, const struct v2s_addr *dst)
+{
+    return !r->allow_direct_local && router_addr_is_local(dst) && router_lookup(r, dst) == ROUTER_DIRECT;
 }
 
 const char *router_verdict_name(enum router_verdict v)

@@ -33,6 +33,7 @@ struct router {
     size_t n_user;                /* how many of entries came from the command line */
     enum router_others others;
     int tunnel_has_routes;        /* the VPN pushed split-include routes */
+    int allow_direct_local;       /* --allow-direct-local: see router_addr_is_local() */
 };
 
 void router_init(struct router *r);
@@ -43,8 +44,16 @@ int router_add_user(struct router *r, const struct v2s_cidr *c, enum router_verd
  * 0 or -ENOMEM. */
 int router_set_tunnel(struct router *r, const struct tunnel_settings *s);
 /* Longest prefix wins; on a tie, a user entry beats a tunnel entry and DIRECT beats TUNNEL.
- * Without a match, --others decides. */
+ * Without a match, --others decides. A DIRECT verdict for a local address (router_addr_is_local)
+ * becomes REJECT unless allow_direct_local is set. */
 enum router_verdict router_decide(const struct router *r, const struct v2s_addr *dst);
+/* Whether a direct connection to a reaches this host or its link rather than a network: loopback
+ * (127.0.0.0/8, ::1), unspecified (0.0.0.0/8, ::, which Linux connects to this host) and
+ * link-local (169.254.0.0/16, the cloud metadata service 169.254.169.254 among them, fe80::/10),
+ * IPv4 ones also as ::ffff:a.b.c.d. */
+int router_addr_is_local(const struct v2s_addr *a);
+/* Whether router_decide() rejects dst only because it is local (for the log). */
+int router_refuses_local(const struct router *r, const struct v2s_addr *dst);
 const char *router_verdict_name(enum router_verdict v);
 
 #endif

@@ -1,6 +1,19 @@
 /* The SOCKS listener: reads the greeting and request with the push parser, dials, answers with the
  * RFC 1928 reply code that says what happened, then hands the client socket to the relay.
- * A client that does not finish its request within SOCKS_HANDSHAKE_TIMEOUT_MS is dropped. */
+ *
+ * What a client can hold, and for how long:
+ *   - a connection holds a slot of the listener's cap and of the cap shared by every listener
+ *     (app/conn_limit.h) from accept until its last handle is closed, relaying included;
+ *   - a client that has not sent a complete request handshake_timeout_ms after accept is dropped,
+ *     however many bytes it sent by then: the timer is not re-armed by each read, so one byte a
+ *     second cannot hold a slot for longer than that;
+ *   - at the cap, a new connection is accepted and reset at once. The other way, leaving it in the
+ *     kernel's accept queue until a slot frees, was turned down: the client's connect() has
+ *     already succeeded there, so it hangs instead of failing; once the queue (511) is full, new
+ *     SYNs are dropped and even clients that would get a slot a moment later back off for
+ *     seconds; and connections that waited are served stale. Draining the queue keeps it empty,
+ *     and a refused client learns at once (ECONNRESET). A reset rather than a FIN, so that our
+ *     side keeps no TIME_WAIT for each refusal in a flood. */
 #include "socks/server.h"
 
 #include <errno.h>
@@ -11,13 +24,13 @@
 
 #include <uv.h>
 
+#include "app/conn_limit.h"
 #include "app/dial.h"
 #include "app/log.h"
 #include "socks/socks5.h"
 
 enum {
     SOCKS_READ_BUF = 16 * 1024,
-    SOCKS_HANDSHAKE_TIMEOUT_MS = 30 * 1000,
     SOCKS_MAX_EARLY = 64 * 1024,
 };
 
@@ -52,11 +65,34 @@ struct socks_server {
     uv_tcp_t listener;
     struct socks_conn *conns;
     uint8_t *read_buf;
+    struct conn_limit limit;   /* this listener's cap */
+    struct conn_limit *shared; /* every listener's, or NULL */
+    unsigned handshake_timeout_ms;
+    uv_tcp_t spare;            /* resets a refused connection when malloc fails */
+    int spare_busy;
+    int accept_pending;        /* a connection waits in the listener for the spare */
     int closing;
     int handles_open;
     void (*close_cb)(void *arg);
     void *close_arg;
 };
+
+/* "1.2.3.4:80" or "[::1]:80" */
+static void socks_format_sockaddr(const struct sockaddr *sa, char *buf, size_t cap)
+{
+    struct v2s_addr a = {0};
+    uint16_t port = 0;
+    if (sa->sa_family == AF_INET) {
+        a.family = AF_INET;
+        memcpy(a.bytes, &((const struct sockaddr_in *)sa)->sin_addr, 4);
+        port = ntohs(((const struct sockaddr_in *)sa)->sin_port);
+    } else if (sa->sa_family == AF_INET6) {
+        a.family = AF_INET6;
+        memcpy(a.bytes, &((const struct sockaddr_in6 *)sa)->sin6_addr, 16);
+        port = ntohs(((const struct sockaddr_in6 *)sa)->sin6_port);
+    }
+    v2s_addr_format_port(&a, port, buf, cap);
+}
 
 static void socks_server_maybe_free(struct socks_server *srv)
 {
@@ -84,6 +120,7 @@ static void socks_conn_free(struct socks_conn *c)
 {
     struct socks_server *srv = c->srv;
     socks_conn_unlink(c);
+    conn_limit_give(&srv->limit, srv->shared);
     free(c->early);
     free(c);
     socks_server_maybe_free(srv);
@@ -329,6 +366,48 @@ static void socks_conn_read_now(struct socks_conn *c)
     socks_conn_read_cb((uv_stream_t *)&c->client, n, &b);
 }
 
+static void socks_server_on_connection(uv_stream_t *listener, int status);
+
+static void socks_server_refused_closed(uv_handle_t *h)
+{
+    struct socks_server *srv = h->data;
+    srv->handles_open--;
+    if (h == (uv_handle_t *)&srv->spare)
+        srv->spare_busy = 0;
+    else
+        free(h);
+    if (srv->accept_pending && !srv->closing) {
+        /* libuv stopped watching the listener while the connection waited; taking it (or
+         * refusing it again) starts the watch again. */
+        srv->accept_pending = 0;
+        socks_server_on_connection((uv_stream_t *)&srv->listener, 0);
+        return;
+    }
+    socks_server_maybe_free(srv);
+}
+
+/* Takes the waiting connection off the listener and resets it at once (see the top of the file). */
+static void socks_server_refuse(struct socks_server *srv)
+{
+    uv_tcp_t *h = malloc(sizeof(*h));
+    if (!h) {
+        if (srv->spare_busy) {
+            /* Not accepted: libuv leaves it in the listener and stops reading the listener until
+             * the spare's close callback comes back for it. */
+            srv->accept_pending = 1;
+            return;
+        }
+        h = &srv->spare;
+        srv->spare_busy = 1;
+    }
+    uv_tcp_init(srv->listener.loop, h);
+    h->data = srv;
+    srv->handles_open++;
+    if (uv_accept((uv_stream_t *)&srv->listener, (uv_stream_t *)h) < 0 ||
+        uv_tcp_close_reset(h, socks_server_refused_closed) < 0)
+        uv_close((uv_handle_t *)h, socks_server_refused_closed);
+}
+
 static void socks_server_on_connection(uv_stream_t *listener, int status)
 {
     struct socks_server *srv = listener->data;
@@ -336,16 +415,14 @@ static void socks_server_on_connection(uv_stream_t *listener, int status)
         v2s_warn("socks: accept failed: %s", uv_strerror(status));
         return;
     }
+    if (conn_limit_take(&srv->limit, srv->shared, uv_now(listener->loop)) < 0) {
+        socks_server_refuse(srv);
+        return;
+    }
     struct socks_conn *c = calloc(1, sizeof(*c));
     if (!c) {
-        /* Take the connection off the backlog and drop it: better than spinning on it. The
-         * handle is static because closing finishes later; one is enough, since the loop does
-         * not come back here before that. */
-        static uv_tcp_t spare;
-        if (uv_is_closing((uv_handle_t *)&spare) || uv_tcp_init(listener->loop, &spare) < 0)
-            return;
-        uv_accept(listener, (uv_stream_t *)&spare);
-        uv_close((uv_handle_t *)&spare, NULL);
+        conn_limit_give(&srv->limit, srv->shared);
+        socks_server_refuse(srv);
         return;
     }
     c->srv = srv;
@@ -365,22 +442,10 @@ static void socks_server_on_connection(uv_stream_t *listener, int status)
     struct sockaddr_storage ss;
     int sl = sizeof(ss);
     snprintf(c->peer, sizeof(c->peer), "?");
-    if (uv_tcp_getpeername(&c->client, (struct sockaddr *)&ss, &sl) == 0) {
-        struct v2s_addr a = {0};
-        uint16_t port = 0;
-        if (ss.ss_family == AF_INET) {
-            a.family = AF_INET;
-            memcpy(a.bytes, &((struct sockaddr_in *)&ss)->sin_addr, 4);
-            port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
-        } else if (ss.ss_family == AF_INET6) {
-            a.family = AF_INET6;
-            memcpy(a.bytes, &((struct sockaddr_in6 *)&ss)->sin6_addr, 16);
-            port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
-        }
-        v2s_addr_format_port(&a, port, c->peer, sizeof(c->peer));
-    }
+    if (uv_tcp_getpeername(&c->client, (struct sockaddr *)&ss, &sl) == 0)
+        socks_format_sockaddr((const struct sockaddr *)&ss, c->peer, sizeof(c->peer));
     uv_tcp_nodelay(&c->client, 1);
-    uv_timer_start(&c->timer, socks_conn_timeout, SOCKS_HANDSHAKE_TIMEOUT_MS, 0);
+    uv_timer_start(&c->timer, socks_conn_timeout, srv->handshake_timeout_ms, 0);
     if (uv_read_start((uv_stream_t *)&c->client, socks_conn_alloc_cb, socks_conn_read_cb) < 0) {
         socks_conn_close(c);
         return;
@@ -388,8 +453,9 @@ static void socks_server_on_connection(uv_stream_t *listener, int status)
     socks_conn_read_now(c);
 }
 
-int socks_server_new(struct socks_server **out, const struct dial_ctx *ctx, const struct sockaddr *addr)
+int socks_server_new(struct socks_server **out, const struct socks_server_config *cfg, const struct sockaddr *addr)
 {
+    const struct dial_ctx *ctx = cfg->ctx;
     struct socks_server *srv = calloc(1, sizeof(*srv));
     if (!srv)
         return UV_ENOMEM;
@@ -399,6 +465,12 @@ int socks_server_new(struct socks_server **out, const struct dial_ctx *ctx, cons
         return UV_ENOMEM;
     }
     srv->ctx = *ctx;
+    srv->shared = cfg->shared;
+    srv->handshake_timeout_ms = cfg->handshake_timeout_ms;
+    char where[V2S_ADDR_STRLEN], name[V2S_ADDR_STRLEN + 32];
+    socks_format_sockaddr(addr, where, sizeof(where));
+    snprintf(name, sizeof(name), "SOCKS listener %s", where);
+    conn_limit_init(&srv->limit, cfg->max_conns, name, "--listener-max-connections");
     uv_tcp_init(ctx->loop, &srv->listener);
     srv->listener.data = srv;
     srv->handles_open = 1;

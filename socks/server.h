@@ -4,10 +4,18 @@
 
 struct socks_server;
 struct dial_ctx;
+struct conn_limit;
 struct sockaddr;
 
-/* Listens on addr; connections are opened through ctx (copied). 0 or a negative uv error. */
-int socks_server_new(struct socks_server **out, const struct dial_ctx *ctx, const struct sockaddr *addr);
+struct socks_server_config {
+    const struct dial_ctx *ctx;    /* connections are opened through it (copied) */
+    unsigned max_conns;            /* this listener's cap; 0: none */
+    struct conn_limit *shared;     /* the cap over every listener (the caller keeps it), or NULL */
+    unsigned handshake_timeout_ms; /* from accept to a complete request */
+};
+
+/* Listens on addr. 0 or a negative uv error. */
+int socks_server_new(struct socks_server **out, const struct socks_server_config *cfg, const struct sockaddr *addr);
 /* Stops listening and ends every connection; cb runs once all handles are closed. */
 void socks_server_close(struct socks_server *srv, void (*cb)(void *arg), void *arg);
 

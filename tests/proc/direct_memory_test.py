@@ -139,7 +139,7 @@ class Relay:
         self.tunnel = ours  # kept open: a closed tunnel would end the process
         self.log = tempfile.NamedTemporaryFile(prefix="direct_memory_test.", suffix=".log", delete=False)
         cmd = [binary, "--tunnel-fd", str(theirs.fileno()), "--address", "10.255.0.2/24",
-               "--others", "direct", "-D", f"127.0.0.1:{self.port}", "-v"]
+               "--others", "direct", "--allow-direct-local", "-D", f"127.0.0.1:{self.port}", "-v"]
         self.proc = subprocess.Popen(cmd, pass_fds=(theirs.fileno(),), stdout=self.log, stderr=self.log)
         theirs.close()
 

@@ -220,3 +220,92 @@ TEST_IMPL(router_verdict_name)
     ASSERT_STR_EQ(router_verdict_name((enum router_verdict)42), "unknown");
     return 0;
 }
+
+/* Which addresses count as this host's or its link's, for the direct-local rule. */
+TEST_IMPL(router_addr_is_local)
+{
+    static const struct {
+        const char *addr;
+        int local;
+    } rows[] = {
+        {"127.0.0.1", 1},
+        {"127.255.255.254", 1},
+        {"0.0.0.0", 1},
+        {"0.1.2.3", 1},
+        {"169.254.169.254", 1},
+        {"169.254.0.1", 1},
+        {"::1", 1},
+        {"::", 1},
+        {"fe80::1", 1},
+        {"febf:ffff::1", 1},
+        {"::ffff:127.0.0.1", 1},
+        {"::ffff:169.254.169.254", 1},
+        {"::ffff:0.0.0.0", 1},
+        {"1.0.0.127", 0},
+        {"126.255.255.255", 0},
+        {"128.0.0.1", 0},
+        {"169.253.255.255", 0},
+        {"169.255.0.1", 0},
+        {"10.0.0.1", 0},
+        {"192.168.1.1", 0},
+        {"8.8.8.8", 0},
+        {"::2", 0},
+        {"fec0::1", 0},
+        {"fe7f::1", 0},
+        {"2001:db8::1", 0},
+        {"::ffff:8.8.8.8", 0},
+        {"::127.0.0.1", 0}, /* IPv4-compatible, deprecated: Linux does not send it to IPv4 */
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(rows); i++) {
+        struct v2s_addr a;
+        ASSERT_ROW(v2s_addr_parse(&a, rows[i].addr) == 0, "%s", rows[i].addr);
+        ASSERT_ROW(router_addr_is_local(&a) == rows[i].local, "%s", rows[i].addr);
+    }
+    return 0;
+}
+
+/* A direct verdict for a local address becomes a rejection unless --allow-direct-local; a tunnel
+ * verdict and other addresses are left alone. */
+TEST_IMPL(router_direct_local)
+{
+    struct router r;
+    struct tunnel_settings s;
+    router_init(&r);
+    tunnel_settings_init(&s);
+    ASSERT_EQ(v2s_addr_parse(&s.addr4, "10.8.0.17"), 0);
+    settings_route(&s, "10.0.0.0/8", 0);
+    ASSERT_EQ(router_set_tunnel(&r, &s), 0); /* split routes: others go direct */
+    add_user(&r, "169.254.0.0/16", ROUTER_DIRECT);
+    add_user(&r, "fe80::/10", ROUTER_TUNNEL);
+
+    static const char *const local[] = {"127.0.0.1", "::1", "0.0.0.0", "::", "169.254.169.254",
+                                        "::ffff:127.0.0.1"};
+    for (size_t i = 0; i < ARRAY_SIZE(local); i++) {
+        struct v2s_addr a;
+        ASSERT(v2s_addr_parse(&a, local[i]) == 0);
+        r.allow_direct_local = 0;
+        ASSERT_ROW(router_decide(&r, &a) == ROUTER_REJECT, "%s", local[i]);
+        ASSERT_ROW(router_refuses_local(&r, &a), "%s", local[i]);
+        r.allow_direct_local = 1;
+        ASSERT_ROW(router_decide(&r, &a) == ROUTER_DIRECT, "%s", local[i]);
+        ASSERT_ROW(!router_refuses_local(&r, &a), "%s", local[i]);
+    }
+    r.allow_direct_local = 0;
+    /* The user's route sends link-local IPv6 into the tunnel: not a direct connection. */
+    ASSERT_EQ(decide(&r, "fe80::1"), ROUTER_TUNNEL);
+    ASSERT_EQ(decide(&r, "8.8.8.8"), ROUTER_DIRECT);
+    ASSERT_EQ(decide(&r, "10.1.1.1"), ROUTER_TUNNEL);
+
+    /* --others tunnel: local addresses go into the tunnel like any other. */
+    r.others = ROUTER_OTHERS_TUNNEL;
+    ASSERT_EQ(decide(&r, "127.0.0.1"), ROUTER_TUNNEL);
+    /* --others reject: rejected, but not for being local. */
+    r.others = ROUTER_OTHERS_REJECT;
+    struct v2s_addr lo;
+    ASSERT(v2s_addr_parse(&lo, "127.0.0.1") == 0);
+    ASSERT_EQ(router_decide(&r, &lo), ROUTER_REJECT);
+    ASSERT(!router_refuses_local(&r, &lo));
+    tunnel_settings_free(&s);
+    router_free(&r);
+    return 0;
+}
