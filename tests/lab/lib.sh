@@ -13,7 +13,8 @@
 #   server ns  $LAB_SERVER_NS  veth $LAB_SERVER_IP/24, lo + $LAB_INTERNAL_IP/32 where
 #     HTTP  $LAB_INTERNAL_IP:$LAB_WEB_PORT  (web root $LAB_WEB_ROOT)
 #     echo  $LAB_INTERNAL_IP:$LAB_ECHO_PORT tcp and udp (TCP: echoes until half-close, then closes)
-#     DNS   $LAB_INTERNAL_IP:53  web.lab.test and web -> $LAB_INTERNAL_IP, NXDOMAIN for the rest
+#     DNS   $LAB_INTERNAL_IP:53  web.lab.test and web -> $LAB_INTERNAL_IP, $LAB_LOOPBACK_NAME
+#           (loopback.lab.test) -> 127.0.0.1 (what a hostile VPN's DNS may answer), NXDOMAIN for the rest
 #     ocserv on $LAB_SERVER_IP:$LAB_OCSERV_PORT tcp (+udp for DTLS unless LAB_OCSERV_UDP=0)
 # The veth pair also has $LAB_SERVER_IP6/64 and $LAB_CLIENT_IP6/64 (fd00:30:X::1 and ::2, a ULA
 # prefix) for VPN servers on IPv6; both are empty when the kernel has no IPv6 (IPv6 cases skip).
@@ -294,12 +295,13 @@ lab_setup() {
     LAB_DNS_IP=$LAB_INTERNAL_IP
     LAB_DOMAIN=lab.test
     LAB_WEB_NAME=web.lab.test
+    LAB_LOOPBACK_NAME=loopback.lab.test
     LAB_WEB_PORT=8080
     LAB_ECHO_PORT=7777
     LAB_WEB_URL=http://$LAB_INTERNAL_IP:$LAB_WEB_PORT
     export LAB_ID LAB_RUN_DIR LAB_SERVER_NS LAB_CLIENT_NS LAB_SERVER_IP LAB_CLIENT_IP \
         LAB_SERVER_IP6 LAB_CLIENT_IP6 LAB_INTERNAL_IP LAB_INTERNAL_NET LAB_VPN_POOL LAB_DNS_IP \
-        LAB_DOMAIN LAB_WEB_NAME LAB_WEB_PORT LAB_ECHO_PORT LAB_WEB_URL
+        LAB_DOMAIN LAB_WEB_NAME LAB_LOOPBACK_NAME LAB_WEB_PORT LAB_ECHO_PORT LAB_WEB_URL
 
     lab_setup_net
     lab_setup_web
@@ -378,6 +380,7 @@ lab_setup_dns() {
         --user=nobody --group=nogroup --pid-file="$LAB_RUN_DIR/dnsmasq.pid" \
         --log-facility=- --log-queries \
         --host-record="$LAB_WEB_NAME,$LAB_INTERNAL_IP" --host-record="web,$LAB_INTERNAL_IP" \
+        --host-record="$LAB_LOOPBACK_NAME,127.0.0.1" \
         --local=/#/
 }
 

@@ -12,8 +12,22 @@ usage: socks_client.py PROXY_HOST PROXY_PORT CASE [ARGS...]
                                  nothing or exactly one of the ALLOWED hex strings
   truncated HEX                  greeting, then the incomplete request HEX, then close abruptly
   random NBYTES                  send NBYTES of random bytes; the server must close the connection
+  stall HEX MIN_S MAX_S [ALLOWED...]
+                                 send HEX, then nothing: the server must close between MIN_S and
+                                 MAX_S after the connection opened, having sent nothing or one of
+                                 the ALLOWED hex strings
+  trickle HOST PORT INTERVAL_S MIN_S MAX_S
+                                 the greeting and a CONNECT request for HOST:PORT, one byte every
+                                 INTERVAL_S: the server must close between MIN_S and MAX_S after
+                                 the connection opened, before the request is complete, having
+                                 sent only the method choice (0500)
   echo HOST PORT NBYTES          python-socks: send NBYTES random to the echo server, half-close,
                                  read to EOF, compare
+  paced HOST PORT NBYTES SECONDS MAX_GAP_S
+                                 like echo, but the NBYTES go out evenly over SECONDS, so the
+                                 transfer is under way through the proxy all that time; the echo
+                                 must come back with the same sha256, and never fall silent for
+                                 MAX_GAP_S or more while bytes are outstanding
 
 Every socket has a timeout (TIMEOUT_S), so a hang is a failure. Exit 0 when the case passes;
 otherwise a message on stderr and exit 1.
@@ -23,6 +37,7 @@ import os
 import selectors
 import socket
 import sys
+import time
 
 TIMEOUT_S = 10
 
@@ -163,6 +178,77 @@ def case_random(proxy, nbytes):
     print(f"random: server closed after {sent} of {len(data)} bytes (first bytes {data[:4].hex()})")
 
 
+def wait_closed_between(s, t0, min_s, max_s, what):
+    """Waits for the server to close; fails unless that happens between min_s and max_s after t0.
+    Returns what arrived before."""
+    s.settimeout(max(0.1, t0 + max_s + 2 - time.monotonic()))
+    got = b""
+    while True:
+        try:
+            chunk = s.recv(65536)
+        except socket.timeout:
+            fail(f"{what}: still open {time.monotonic() - t0:.1f}s after connecting"
+                 f" (expected a close within {max_s}s; received {got.hex() or 'nothing'})")
+        except ConnectionResetError:
+            chunk = b""
+        if not chunk:
+            break
+        got += chunk
+    took = time.monotonic() - t0
+    if took < float(min_s):
+        fail(f"{what}: closed after {took:.1f}s, before {min_s}s (received {got.hex() or 'nothing'})")
+    return got, took
+
+
+def case_stall(proxy, data_hex, min_s, max_s, *allowed):
+    t0 = time.monotonic()
+    s = dial(proxy)
+    s.sendall(bytes.fromhex(data_hex))
+    got, took = wait_closed_between(s, t0, float(min_s), float(max_s), f"stall after {data_hex}")
+    if got and got.hex() not in allowed:
+        fail(f"stall after {data_hex}: got {got.hex()} before close, allowed: {' '.join(allowed) or 'nothing'}")
+    print(f"stall after {data_hex}: closed after {took:.1f}s, having sent {got.hex() or 'nothing'}")
+
+
+def case_trickle(proxy, host, port, interval_s, min_s, max_s):
+    data = b"\x05\x01\x00" + b"\x05\x01\x00" + encode_dest(host, port)
+    t0 = time.monotonic()
+    s = dial(proxy)
+    got = b""
+    sent = 0
+    for i in range(len(data)):
+        if i:
+            time.sleep(float(interval_s))
+        try:
+            s.send(data[i:i + 1])
+            sent += 1
+        except (BrokenPipeError, ConnectionResetError):
+            break
+        # whatever the server sent so far, without waiting
+        s.setblocking(False)
+        try:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            got += chunk
+        except BlockingIOError:
+            pass
+        except ConnectionResetError:
+            break
+        finally:
+            s.setblocking(True)
+    rest, took = wait_closed_between(s, t0, float(min_s), float(max_s),
+                                     f"trickle ({sent} of {len(data)} bytes sent)")
+    got += rest
+    if sent == len(data):
+        fail(f"trickle: the whole request ({len(data)} bytes) went out before the close"
+             f" ({took:.1f}s; received {got.hex() or 'nothing'})")
+    if got != b"\x05\x00":
+        fail(f"trickle: received {got.hex() or 'nothing'}, expected only the method choice 0500")
+    print(f"trickle: one byte every {interval_s}s, closed after {took:.1f}s with {sent} of {len(data)}"
+          f" bytes sent, received {got.hex()}")
+
+
 def case_echo(proxy, host, port, nbytes):
     import socks  # Debian's python3-socks, in /usr/bin/python3
 
@@ -210,6 +296,68 @@ def case_echo(proxy, host, port, nbytes):
                 got += chunk
 
 
+def case_paced(proxy, host, port, nbytes, seconds, max_gap_s):
+    import hashlib
+    import socks  # Debian's python3-socks, in /usr/bin/python3
+
+    nbytes, seconds, max_gap_s = int(nbytes), float(seconds), float(max_gap_s)
+    data = os.urandom(nbytes)
+    chunk = 16384
+    s = socks.socksocket()
+    s.set_proxy(socks.SOCKS5, proxy[0], proxy[1], rdns=False)
+    s.settimeout(TIMEOUT_S * 3)
+    s.connect((host, int(port)))
+    s.setblocking(False)
+    sel = selectors.DefaultSelector()
+    sel.register(s, selectors.EVENT_READ)
+    got = bytearray()
+    sent = 0
+    t0 = time.monotonic()
+    last_rx = t0
+    longest = 0.0
+    write_open = True
+    while True:
+        now = time.monotonic()
+        if write_open:
+            due = min(nbytes, int(nbytes * (now - t0) / seconds) + chunk)
+            while sent < due:
+                try:
+                    sent += s.send(data[sent:min(due, sent + chunk)])
+                except BlockingIOError:
+                    break
+            if sent == nbytes:
+                s.shutdown(socket.SHUT_WR)
+                write_open = False
+        events = sel.select(timeout=0.02)
+        now = time.monotonic()
+        if not events:
+            if len(got) < sent:
+                longest = max(longest, now - last_rx)
+                if now - last_rx > max(max_gap_s, 1) * 10:
+                    fail(f"paced: stalled {now - last_rx:.1f}s with {sent - len(got)} bytes outstanding")
+            else:
+                last_rx = now
+            continue
+        try:
+            buf = s.recv(262144)
+        except BlockingIOError:
+            continue
+        if not buf:
+            break
+        longest = max(longest, now - last_rx)
+        last_rx = now
+        got += buf
+    took = time.monotonic() - t0
+    want = hashlib.sha256(data).hexdigest()
+    have = hashlib.sha256(bytes(got)).hexdigest()
+    if len(got) != nbytes or have != want:
+        fail(f"paced: {len(got)} of {nbytes} bytes back, sha256 {have}, sent {want}")
+    if longest >= max_gap_s:
+        fail(f"paced: the echo fell silent for {longest:.1f}s (limit {max_gap_s}s) with bytes outstanding")
+    print(f"paced: {nbytes} bytes each way in {took:.1f}s, sha256 {want[:16]}... matches,"
+          f" longest silence {longest:.2f}s")
+
+
 def main():
     if len(sys.argv) < 4:
         fail(__doc__)
@@ -221,7 +369,10 @@ def main():
         "close": case_close,
         "truncated": case_truncated,
         "random": case_random,
+        "stall": case_stall,
+        "trickle": case_trickle,
         "echo": case_echo,
+        "paced": case_paced,
     }
     if case not in cases:
         fail(f"unknown case {case}")
