@@ -47,7 +47,9 @@ server_open() { lab_in_server curl -s -m 5 "http://$LAB_INTERNAL_IP:$NB_PORT/sta
 
 lab_start_openvpn_server close --proto udp
 lab_openvpn_client_config close
-v2s_start_ovpn close "$LAB_OVPN_CLIENT_DIR" || lab_die "vpn2socks did not bring the tunnel up"
+# all of them through one listener: above its default cap (1024), so the caps are raised to fit
+v2s_start_ovpn close "$LAB_OVPN_CLIENT_DIR" --listener-max-connections $((CLOSE_COUNT + 100)) \
+    --max-connections $((CLOSE_COUNT + 100)) || lab_die "vpn2socks did not bring the tunnel up"
 
 BASE=$(server_open)
 fifo=$LAB_RUN_DIR/hold.fifo

@@ -70,6 +70,13 @@ BACKLOG_PORT=8081
 HTTPSERVER_PORT=8082
 LOAD_GEN=$here/load_gen.py
 
+# A run's connections may still be closing in vpn2socks when the next run opens its own, so the
+# full form (LOAD_CONNS=1000) could pass a listener's default cap (1024): raise it to fit.
+LOAD_V2S_ARGS=()
+if [ $((2 * LOAD_CONNS + 100)) -gt 1024 ]; then
+    LOAD_V2S_ARGS=(--listener-max-connections $((2 * LOAD_CONNS + 100)))
+fi
+
 lab_require_root
 lab_openvpn_require
 # every connection is a descriptor in the generator and in vpn2socks (which inherits the limit)
@@ -252,7 +259,7 @@ for kind in $LOAD_TUNNELS; do
         who="openvpn-$kind"
         lab_start_openvpn_server "$srv" --proto "$kind"
         lab_openvpn_client_config "$srv"
-        if ! v2s_start_ovpn "$srv" "$LAB_OVPN_CLIENT_DIR"; then
+        if ! v2s_start_ovpn "$srv" "$LAB_OVPN_CLIENT_DIR" "${LOAD_V2S_ARGS[@]}"; then
             lab_fail "$who: vpn2socks brings the tunnel up"
             lab_stop_openvpn_server "$srv"
             continue
@@ -273,7 +280,7 @@ for kind in $LOAD_TUNNELS; do
         ;;
     oc)
         who=openconnect
-        if ! v2s_start_session load-oc; then
+        if ! V2S_ARGS="${LOAD_V2S_ARGS[*]}" v2s_start_session load-oc; then
             lab_fail "$who: openconnect starts vpn2socks"
             continue
         fi
