@@ -218,17 +218,44 @@ int v2s_parse_uint(const char *text, unsigned long max, unsigned long *out)
     return 0;
 }
 
+/* How many bytes v2s_shown writes for byte c. */
+static size_t addr_shown_len(unsigned char c)
+{
+    if (c == '\\')
+        return 2;
+    return c >= 0x20 && c < 0x7F ? 1 : 4;
+}
+
 const char *v2s_shown(const char *text, char *buf, size_t cap)
 {
-    size_t i = 0;
-    for (; text[i] != '\0' && i < cap - 4; i++) {
-        unsigned char c = (unsigned char)text[i];
-        buf[i] = (c < 0x20 || c == 0x7F) ? '?' : (char)c;
+    static const char hex[] = "0123456789abcdef";
+    const unsigned char *in = (const unsigned char *)text;
+    size_t total = 0, o = 0;
+
+    for (const unsigned char *p = in; *p != '\0'; p++)
+        total += addr_shown_len(*p);
+    /* Shortened text keeps room for "..." and never ends in half an escape. */
+    size_t room = total + 1 <= cap ? cap - 1 : cap - 1 - 3;
+    for (; *in != '\0'; in++) {
+        size_t n = addr_shown_len(*in);
+        if (o + n > room)
+            break;
+        if (n == 1) {
+            buf[o] = (char)*in;
+        } else if (n == 2) {
+            buf[o] = buf[o + 1] = '\\';
+        } else {
+            buf[o] = '\\';
+            buf[o + 1] = 'x';
+            buf[o + 2] = hex[*in >> 4];
+            buf[o + 3] = hex[*in & 0xF];
+        }
+        o += n;
     }
-    if (text[i] != '\0') {
-        memcpy(buf + i, "...", 3);
-        i += 3;
+    if (*in != '\0') {
+        memcpy(buf + o, "...", 3);
+        o += 3;
     }
-    buf[i] = '\0';
+    buf[o] = '\0';
     return buf;
 }

@@ -39,8 +39,10 @@ int v2s_netmask_prefix(const char *mask);
 int v2s_cidr_contains(const struct v2s_cidr *c, const struct v2s_addr *a);
 const char *v2s_cidr_format(const struct v2s_cidr *c, char *buf, size_t cap);
 
-/* Copies text into buf (cap >= 8) for an error message: shortened with "...", control characters
- * replaced by '?', so a hostile value cannot forge log lines. Returns buf. */
+/* Copies text into buf (cap >= 8) for a log line or an error message, escaped so that text from a
+ * peer (a server's message, a pushed option, a SOCKS host name) can neither forge log lines nor
+ * reach a terminal: printable ASCII stays, a backslash becomes "\\", any other byte (control
+ * characters, DEL, 0x80 and above) "\xNN". Text that does not fit ends in "...". Returns buf. */
 const char *v2s_shown(const char *text, char *buf, size_t cap);
 
 /* Strict unsigned decimal: digits only (no sign, no spaces), at most 9 of them, no more than max.

@@ -215,3 +215,46 @@ TEST_IMPL(cidr_contains)
     }
     return 0;
 }
+
+/* Text from a peer goes into logs through v2s_shown: nothing it holds may end a line, move a
+ * terminal's cursor or pass for our own escapes, and it never overruns the buffer. */
+TEST_IMPL(shown_escapes)
+{
+    static const struct {
+        const char *in;
+        size_t cap;
+        const char *out;
+    } rows[] = {
+        {"plain text, 1.2.3.4:80", 64, "plain text, 1.2.3.4:80"},
+        {"", 8, ""},
+        {"line\nvpn2socks error: forged", 64, "line\\x0avpn2socks error: forged"},
+        {"cr\r tab\t nul-less del\x7f", 64, "cr\\x0d tab\\x09 nul-less del\\x7f"},
+        {"\x1b[2J\x1b]0;title\x07", 64, "\\x1b[2J\\x1b]0;title\\x07"},   /* terminal escapes */
+        {"\xc2\x9b" "31m \xe2\x80\xae", 64, "\\xc2\\x9b31m \\xe2\\x80\\xae"}, /* C1 CSI, RTL override */
+        {"a\\x0a", 64, "a\\\\x0a"},                  /* a literal backslash cannot fake an escape */
+        {"12345678", 9, "12345678"},                 /* fits exactly */
+        {"123456789", 9, "12345..."},                /* one byte too long */
+        {"\n\n\n", 8, "\\x0a..."},                   /* an escape is never cut in half */
+        {"ab\ncd", 8, "ab..."},
+        {"ab\n", 8, "ab\\x0a"},
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(rows); i++) {
+        char buf[80];
+        memset(buf, 'Z', sizeof(buf));
+        const char *got = v2s_shown(rows[i].in, buf, rows[i].cap);
+        ASSERT_ROW(got == buf, "%zu", i);
+        ASSERT_ROW(strcmp(got, rows[i].out) == 0, "%zu: got \"%s\"", i, got);
+        ASSERT_ROW(strlen(got) < rows[i].cap, "%zu", i);
+        ASSERT_ROW(buf[rows[i].cap] == 'Z', "%zu", i); /* nothing written past cap */
+    }
+    /* Every byte value, one at a time: only printable ASCII passes through as itself. */
+    for (int c = 1; c < 256; c++) {
+        char in[2] = {(char)c, '\0'}, buf[8];
+        v2s_shown(in, buf, sizeof(buf));
+        for (const char *p = buf; *p; p++)
+            ASSERT_ROW(*p >= 0x20 && *p < 0x7F, "byte 0x%02x", c);
+        if (c >= 0x20 && c < 0x7F && c != '\\')
+            ASSERT_ROW(buf[0] == c && buf[1] == '\0', "byte 0x%02x", c);
+    }
+    return 0;
+}

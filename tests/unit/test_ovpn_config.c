@@ -868,8 +868,8 @@ TEST_IMPL(ovpn_config_errors)
         {"ignore-unknown-option foo\nremote gw\nbar\n", "client.ovpn:3: unknown option 'bar'"},
         {"bar\nignore-unknown-option bar\n", "client.ovpn:1: unknown option 'bar'"},
         /* Hostile text is shown tamed. */
-        {"\x1b[31mred\n", "client.ovpn:1: unknown option '?[31mred'"},
-        {"remote gw\n\x01\x02\x03 x\n", "client.ovpn:2: unknown option '?\?\?'"},
+        {"\x1b[31mred\n", "client.ovpn:1: unknown option '\\x1b[31mred'"},
+        {"remote gw\n\x01\x02\x03 x\n", "client.ovpn:2: unknown option '\\x01\\x02\\x03'"},
     };
     for (size_t i = 0; i < ARRAY_SIZE(rows); i++)
         expect_error(rows[i].text, rows[i].err);

@@ -372,7 +372,7 @@ TEST_IMPL(ovpn_push_errors)
         {"PUSH_REPLY,route \"10.0.0.0", "option 'route': unterminated quote, bad backslash or too many words"},
         {"PUSH_REPLY,ping 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16",
          "option 'ping': unterminated quote, bad backslash or too many words"},
-        {"PUSH_REPLY,ifconfig \x1b[2J 1.2.3.4", "ifconfig '?[2J': not an IPv4 address"},
+        {"PUSH_REPLY,ifconfig \x1b[2J 1.2.3.4", "ifconfig '\\x1b[2J': not an IPv4 address"},
     };
     for (size_t i = 0; i < ARRAY_SIZE(rows); i++) {
         struct ovpn_push p;
