@@ -171,7 +171,7 @@ int dial_start(const struct dial_ctx *ctx, const char *name, const struct v2s_ad
         v2s_addr_format(addr, d->name, sizeof(d->name));
         rc = dial_connect_any(d, addr, 1);
     } else {
-        snprintf(d->name, sizeof(d->name), "%s", name);
+        v2s_shown(name, d->name, sizeof(d->name)); /* only ever logged: a client's bytes, escaped */
         const struct v2s_addr *servers;
         if (stack_dns_servers(ctx->stack, &servers) > 0) {
             d->state = DIAL_RESOLVING_TUNNEL;

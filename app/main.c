@@ -67,8 +67,10 @@ static void app_log_settings(const struct tunnel_settings *ts)
         v2s_info("tunnel up: no split routes, everything goes through the tunnel unless --others says otherwise");
     for (size_t i = 0; i < ts->n_dns; i++)
         v2s_info("tunnel up: DNS %s", v2s_addr_format(&ts->dns[i], buf, sizeof(buf)));
-    if (ts->domains)
-        v2s_info("tunnel up: search domains %s", ts->domains);
+    if (ts->domains) {
+        char shown[512]; /* the VPN server chose them */
+        v2s_info("tunnel up: search domains %s", v2s_shown(ts->domains, shown, sizeof(shown)));
+    }
 }
 
 /* The tunnel events run inside the tunnel's own processing: the fd tunnel raises up from inside

@@ -250,9 +250,10 @@ static void socks_conn_request(struct socks_conn *c, const uint8_t *rest, size_t
 {
     struct socks5_parser *p = &c->parser;
     uv_read_stop((uv_stream_t *)&c->client);
-    if (p->atyp == SOCKS5_ATYP_DOMAIN)
-        snprintf(c->target, sizeof(c->target), "%s:%u", p->name, p->port);
-    else
+    if (p->atyp == SOCKS5_ATYP_DOMAIN) {
+        char name[256]; /* the client's bytes, escaped for the log lines that name the target */
+        snprintf(c->target, sizeof(c->target), "%s:%u", v2s_shown(p->name, name, sizeof(name)), p->port);
+    } else
         v2s_addr_format_port(&p->addr, p->port, c->target, sizeof(c->target));
     if (p->cmd != SOCKS5_CMD_CONNECT) {
         v2s_info("%s: SOCKS command %u not supported", c->peer, p->cmd);

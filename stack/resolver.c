@@ -215,7 +215,8 @@ static void resolver_on_recv(void *arg, struct udp_pcb *pcb, struct pbuf *p, con
         if (rc == -ENOENT)
             continue;
         if (rc < 0) {
-            v2s_debug("resolver: malformed answer for %s ignored", q->cands[q->cand]);
+            char shown[128]; /* the name came from a proxy client */
+            v2s_debug("resolver: malformed answer for %s ignored", v2s_shown(q->cands[q->cand], shown, sizeof(shown)));
             return;
         }
         if (ans.rcode == DNSMSG_RCODE_NXDOMAIN)

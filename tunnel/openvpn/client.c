@@ -556,7 +556,9 @@ static void ovpn_client_message(struct ovpn_client *c, struct ovpn_ks *ks, const
             ovpn_client_restart(c, "the server refused our auth-token; retrying with the password");
             return;
         }
-        snprintf(why, sizeof(why), "authentication failed%s%s", msg[11] == ',' ? ": " : "", msg[11] == ',' ? msg + 12 : "");
+        char reason[200];
+        snprintf(why, sizeof(why), "authentication failed%s%s", msg[11] == ',' ? ": " : "",
+                 msg[11] == ',' ? v2s_shown(msg + 12, reason, sizeof(reason)) : "");
         ovpn_client_fail(c, TUNNEL_DOWN_AUTH, why);
         return;
     }
@@ -572,16 +574,18 @@ static void ovpn_client_message(struct ovpn_client *c, struct ovpn_ks *ks, const
         ovpn_client_restart(c, "the server is going away");
         return;
     }
+    /* What the server says is shown escaped: it must not forge log lines or reach a terminal. */
+    char shown[256];
     if (strncmp(msg, "AUTH_PENDING", 12) == 0) {
-        v2s_info("openvpn: authentication pending (%s)", msg);
+        v2s_info("openvpn: authentication pending (%s)", v2s_shown(msg, shown, sizeof(shown)));
         ks->started = now_ms(c); /* the server takes its time: give it a fresh hand-window */
         return;
     }
     if (strncmp(msg, "INFO", 4) == 0) {
-        v2s_info("openvpn: server says %s", msg);
+        v2s_info("openvpn: server says %s", v2s_shown(msg, shown, sizeof(shown)));
         return;
     }
-    v2s_debug("openvpn: control message ignored: %.60s", msg);
+    v2s_debug("openvpn: control message ignored: %s", v2s_shown(msg, shown, 64));
 }
 
 /* Reads TLS plaintext: first the server's key-method 2 message, then NUL-terminated messages. */
@@ -593,7 +597,7 @@ static void ovpn_client_read_tls(struct ovpn_client *c, struct ovpn_ks *ks)
             return;
         if (n < 0) {
             char why[300];
-            snprintf(why, sizeof(why), "%s", ovpn_tls_error(ks->tls));
+            v2s_shown(ovpn_tls_error(ks->tls), why, sizeof(why)); /* it may quote the server's CN */
             if (n == -EACCES)
                 ovpn_client_fail(c, TUNNEL_DOWN_AUTH, why);
             else
@@ -606,7 +610,8 @@ static void ovpn_client_read_tls(struct ovpn_client *c, struct ovpn_ks *ks)
                 ovpn_client_restart(c, "malformed key-method 2 message from the server");
                 return;
             }
-            v2s_debug("openvpn: server options: %s", options);
+            char shown[sizeof(options)];
+            v2s_debug("openvpn: server options: %s", v2s_shown(options, shown, sizeof(shown)));
             ks->state = OVPN_KS_KEYED;
             if (c->state == OVPN_CLIENT_HANDSHAKE) {
                 ovpn_ncp_options_cipher(options, c->server_cipher, sizeof(c->server_cipher));
@@ -698,7 +703,7 @@ static void ovpn_client_progress(struct ovpn_client *c, struct ovpn_ks *ks)
         int rc = ovpn_tls_handshake(ks->tls);
         if (rc < 0) {
             char why[300];
-            snprintf(why, sizeof(why), "%s", ovpn_tls_error(ks->tls));
+            v2s_shown(ovpn_tls_error(ks->tls), why, sizeof(why)); /* it may quote the server's CN */
             ovpn_client_flush(c, ks); /* our alert, if any, still goes out */
             if (rc == -EACCES)
                 ovpn_client_fail(c, TUNNEL_DOWN_AUTH, why);
@@ -708,8 +713,9 @@ static void ovpn_client_progress(struct ovpn_client *c, struct ovpn_ks *ks)
         }
         if (rc == 1) {
             char desc[300];
+            char shown[sizeof(desc)];
             ovpn_tls_describe(ks->tls, desc, sizeof(desc));
-            v2s_info("openvpn: TLS up (%s)", desc);
+            v2s_info("openvpn: TLS up (%s)", v2s_shown(desc, shown, sizeof(shown))); /* the server's CN */
             if (ovpn_client_send_km2(c, ks) < 0) {
                 ovpn_client_restart(c, "cannot send the key exchange message");
                 return;
