@@ -956,7 +956,7 @@ TEST_IMPL(ovpn_config_timer_overflow)
 
 TEST_IMPL(ovpn_config_ignored_options)
 {
-    v2s_log_level = V2S_LOG_ERROR; /* the scripts, pull-filter and the like warn */
+    v2s_log_level = V2S_LOG_ERROR; /* the scripts and the like warn */
     expect_ok("client\n"
               "dev tun0\n"
               "dev-type tun\n"
@@ -969,7 +969,6 @@ TEST_IMPL(ovpn_config_ignored_options)
               "topology subnet\nsndbuf 393216\nrcvbuf 393216\nfast-io\ntxqueuelen 1000\n"
               "block-outside-dns\nregister-dns\ndisable-dco\nping-timer-rem\nlport 0\n"
               "route-delay 2\nroute-method exe\nip-win32 dynamic\nwin-sys env\n"
-              "pull-filter ignore \"route-ipv6\"\n"
               "up /etc/openvpn/update-resolv-conf\ndown /etc/openvpn/update-resolv-conf\n"
               "route-up \"/bin/sh -c 'echo hi'\"\n"
               "plugin /usr/lib/openvpn/openvpn-plugin-down-root.so down.sh\n"
@@ -986,6 +985,41 @@ TEST_IMPL(ovpn_config_ignored_options)
               "allow-compression asym\nallow-pull-fqdn\nblock-ipv6\ndh none\nsetenv CLIENT_CERT 0\n"
               "setenv FORWARD_COMPATIBLE 0\n"
               "remote gw\n");
+    return 0;
+}
+
+/* pull-filter lines, in order, with their text as the words give it. */
+TEST_IMPL(ovpn_config_pull_filter)
+{
+    struct ovpn_config cfg;
+    char err[256];
+    ASSERT_EQ(parse("remote gw\n"
+                    "pull-filter accept \"route 10.99.\"\n"
+                    "pull-filter ignore route\n"
+                    "# a comment\n"
+                    "pull-filter reject 'dhcp-option DNS6'\n"
+                    "pull-filter ignore \"\"\n",
+                    &cfg, err, sizeof(err)), 0);
+    ASSERT_EQ(cfg.n_pull_filters, 4);
+    ASSERT_EQ(cfg.pull_filters[0].action, OVPN_PULL_ACCEPT);
+    ASSERT_STR_EQ(cfg.pull_filters[0].text, "route 10.99.");
+    ASSERT_EQ(cfg.pull_filters[0].line, 2);
+    ASSERT_EQ(cfg.pull_filters[1].action, OVPN_PULL_IGNORE);
+    ASSERT_STR_EQ(cfg.pull_filters[1].text, "route");
+    ASSERT_EQ(cfg.pull_filters[1].line, 3);
+    ASSERT_EQ(cfg.pull_filters[2].action, OVPN_PULL_REJECT);
+    ASSERT_STR_EQ(cfg.pull_filters[2].text, "dhcp-option DNS6");
+    ASSERT_EQ(cfg.pull_filters[2].line, 5);
+    ASSERT_STR_EQ(cfg.pull_filters[3].text, "");
+    ovpn_config_free(&cfg);
+
+    expect_error("remote gw\npull-filter drop route\n",
+                 "client.ovpn:2: pull-filter 'drop': expected accept, ignore or reject");
+    expect_error("remote gw\npull-filter ignore\n", "client.ovpn:2: pull-filter takes 2 arguments, not 1");
+    expect_error("remote gw\npull-filter ignore route 10.99.0.0\n",
+                 "client.ovpn:2: pull-filter takes 2 arguments, not 3");
+    expect_error("<connection>\nremote gw\npull-filter ignore route\n</connection>\n",
+                 "client.ovpn:3: pull-filter cannot be used inside a <connection> block");
     return 0;
 }
 

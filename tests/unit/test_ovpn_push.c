@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <sys/socket.h>
 
+#include "app/log.h"
 #include "test.h"
 #include "tunnel/openvpn/push.h"
 
@@ -440,5 +441,132 @@ TEST_IMPL(ovpn_push_settings_option)
     ASSERT_EQ(ovpn_push_settings_option(&s, NULL, v, 2, err, sizeof(err)), 1);
     ASSERT_EQ(s.n_routes, 1);
     tunnel_settings_free(&s);
+    return 0;
+}
+
+/* A route list as text: "10.99.0.0/24 fd00::/64" (routes only). */
+static const char *route_list(const struct ovpn_push *p)
+{
+    static char buf[512];
+    size_t n = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; i < p->settings.n_routes; i++)
+        n += (size_t)snprintf(buf + n, sizeof(buf) - n, "%s%s", i ? " " : "", fmt_cidr(&p->settings.routes[i]));
+    return buf;
+}
+
+/* pull-filter as OpenVPN 2.6 applies it: first match wins, plain prefixes of the text as sent. */
+TEST_IMPL(ovpn_push_pull_filter)
+{
+    static const char reply[] =
+        "PUSH_REPLY,route 10.99.0.0 255.255.255.0,route 10.98.0.0 255.255.0.0,route-ipv6 fd00::/64,"
+        "route-gateway 10.8.0.1,dhcp-option DNS 10.99.0.1,dhcp-option DOMAIN lab.test,"
+        "topology subnet,ifconfig 10.8.0.2 255.255.255.0";
+    const struct ovpn_pull_filter filters[] = {
+        {OVPN_PULL_ACCEPT, "route 10.99.", 3},
+        {OVPN_PULL_IGNORE, "route", 4},       /* also route-ipv6 and route-gateway */
+        {OVPN_PULL_IGNORE, "dhcp-option DOMAIN", 5},
+    };
+    struct ovpn_push p;
+    char err[256] = "";
+
+    v2s_log_level = V2S_LOG_ERROR; /* each ignored option logs a line */
+    ovpn_push_init(&p);
+    ASSERT_EQ(ovpn_push_parse_filtered(&p, reply, filters, ARRAY_SIZE(filters), err, sizeof(err)), 0);
+    ASSERT_STR_EQ(err, "");
+    ASSERT_STR_EQ(route_list(&p), "10.99.0.0/24");
+    ASSERT_EQ(p.settings.n_dns, 1);
+    ASSERT_STR_EQ(fmt_addr(&p.settings.dns[0]), "10.99.0.1");
+    ASSERT(p.settings.domains == NULL);
+    ASSERT_STR_EQ(fmt_addr(&p.settings.addr4), "10.8.0.2");
+    ASSERT_EQ(p.settings.prefix4, 24);
+    ovpn_push_free(&p);
+
+    /* No filters: everything is taken. */
+    ovpn_push_init(&p);
+    ASSERT_EQ(ovpn_push_parse_filtered(&p, reply, NULL, 0, err, sizeof(err)), 0);
+    ASSERT_STR_EQ(route_list(&p), "10.99.0.0/24 10.98.0.0/16 fd00::/64");
+    ASSERT_STR_EQ(p.settings.domains, "lab.test");
+    ovpn_push_free(&p);
+
+    /* The text is compared as sent: leading whitespace is skipped, but quotes and inner spacing
+     * count (OpenVPN's man page warns that a server can dodge a filter that way); "route 10.1"
+     * is a prefix of "route 10.10.0.0" too. */
+    static const struct {
+        const char *option;
+        int dropped;
+    } rows[] = {
+        {"route 10.1.0.0 255.255.0.0", 1},
+        {"   \troute 10.1.0.0 255.255.0.0", 1},
+        {"route 10.10.0.0 255.255.0.0", 1},
+        {"route  10.1.0.0 255.255.0.0", 0},
+        {"route \"10.1.0.0\" 255.255.0.0", 0},
+        {"route 10.2.0.0 255.255.0.0", 0},
+    };
+    const struct ovpn_pull_filter one[] = {{OVPN_PULL_IGNORE, "route 10.1", 1}};
+    for (size_t i = 0; i < ARRAY_SIZE(rows); i++) {
+        char msg[128];
+        snprintf(msg, sizeof(msg), "PUSH_REPLY,%s", rows[i].option);
+        ovpn_push_init(&p);
+        ASSERT_ROW(ovpn_push_parse_filtered(&p, msg, one, 1, err, sizeof(err)) == 0, "%zu", i);
+        ASSERT_ROW(p.settings.n_routes == (rows[i].dropped ? 0u : 1u), "%zu", i);
+        ovpn_push_free(&p);
+    }
+
+    /* An empty text matches everything, as strncmp(.., 0) does in OpenVPN. */
+    const struct ovpn_pull_filter all[] = {{OVPN_PULL_IGNORE, "", 1}};
+    ovpn_push_init(&p);
+    ASSERT_EQ(ovpn_push_parse_filtered(&p, reply, all, 1, err, sizeof(err)), 0);
+    ASSERT_EQ(p.settings.n_routes, 0);
+    ASSERT_EQ(p.settings.addr4.family, 0);
+    ovpn_push_free(&p);
+    return 0;
+}
+
+/* A reject ends the parse with -EPERM and says which option and which filter. */
+TEST_IMPL(ovpn_push_pull_filter_reject)
+{
+    const struct ovpn_pull_filter filters[] = {
+        {OVPN_PULL_ACCEPT, "route 10.99.", 7},
+        {OVPN_PULL_REJECT, "route", 8},
+    };
+    struct ovpn_push p;
+    char err[256] = "";
+
+    v2s_log_level = V2S_LOG_ERROR;
+    /* Accepted before the reject filter is reached. */
+    ovpn_push_init(&p);
+    ASSERT_EQ(ovpn_push_parse_filtered(&p, "PUSH_REPLY,route 10.99.0.0 255.255.255.0,ping 10", filters, 2, err,
+                                       sizeof(err)), 0);
+    ASSERT_EQ(p.settings.n_routes, 1);
+    ovpn_push_free(&p);
+
+    ovpn_push_init(&p);
+    ASSERT_EQ(ovpn_push_parse_filtered(&p, "PUSH_REPLY,route 10.99.0.0 255.255.255.0, route-ipv6 fd00::/64,ping 10",
+                                       filters, 2, err, sizeof(err)), -EPERM);
+    ASSERT_STR_EQ(err, "pushed option 'route-ipv6 fd00::/64' rejected by pull-filter reject \"route\" (config line 8)");
+    ovpn_push_free(&p);
+
+    /* Options we do not read are filtered too, and hostile text is shown escaped. */
+    const struct ovpn_pull_filter x[] = {{OVPN_PULL_REJECT, "setenv-safe", 2}};
+    ovpn_push_init(&p);
+    ASSERT_EQ(ovpn_push_parse_filtered(&p, "PUSH_REPLY,setenv-safe X \x1b[2J\nforged", x, 1, err, sizeof(err)),
+              -EPERM);
+    ASSERT_STR_EQ(err, "pushed option 'setenv-safe X \\x1b[2J\\x0aforged' rejected by pull-filter reject "
+                       "\"setenv-safe\" (config line 2)");
+    ovpn_push_free(&p);
+
+    /* A token is a secret: the message names the option only. */
+    const struct ovpn_pull_filter tok[] = {{OVPN_PULL_REJECT, "auth-token", 3}};
+    ovpn_push_init(&p);
+    ASSERT_EQ(ovpn_push_parse_filtered(&p, "PUSH_REPLY,auth-token SESS_ID_AT_s3cr3t", tok, 1, err, sizeof(err)),
+              -EPERM);
+    ASSERT_STR_EQ(err, "pushed option 'auth-token (value not shown)' rejected by pull-filter reject "
+                       "\"auth-token\" (config line 3)");
+    ovpn_push_free(&p);
+    ovpn_push_init(&p);
+    ASSERT_EQ(ovpn_push_parse_filtered(&p, "PUSH_REPLY,auth-token-user YWxpY2U=", tok, 1, err, sizeof(err)), -EPERM);
+    ASSERT(strstr(err, "YWxpY2U") == NULL);
+    ovpn_push_free(&p);
     return 0;
 }

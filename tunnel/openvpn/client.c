@@ -502,6 +502,7 @@ static void ovpn_client_pushed(struct ovpn_client *c)
     c->keyed_at = now_ms(c);
     c->state = OVPN_CLIENT_UP;
     c->attempts = 0;
+    c->push_rejects = 0;
     v2s_info("openvpn: data channel %s%s, key derivation %s, %s, compression framing %s", c->cipher,
              ovpn_data_cipher_is_aead(c->cipher) ? "" : "", c->ekm ? "TLS exporter" : "PRF",
              c->peer_id_set ? "DATA_V2" : "DATA_V1",
@@ -522,24 +523,51 @@ static void ovpn_client_set_token(struct ovpn_client *c, const char *token)
     c->auth_token = token ? strdup(token) : NULL;
 }
 
+/* A pull-filter reject: OpenVPN restarts, which against one server repeats forever, so the next
+ * remote is tried, and once as many sessions in a row as there are remotes were rejected the
+ * client gives up (exit status 3). */
+static void ovpn_client_push_rejected(struct ovpn_client *c, const char *err)
+{
+    char why[400];
+    c->push_rejects++;
+    if (c->push_rejects >= c->cfg->n_remotes) {
+        snprintf(why, sizeof(why), "%s%s", err,
+                 c->cfg->n_remotes > 1 ? " (by every remote in turn)" : "");
+        ovpn_client_fail(c, TUNNEL_DOWN_ERROR, why);
+        return;
+    }
+    snprintf(why, sizeof(why), "%s; trying the next remote", err);
+    ovpn_client_restart(c, why);
+}
+
 static void ovpn_client_message(struct ovpn_client *c, struct ovpn_ks *ks, const char *msg)
 {
-    char err[200];
+    const struct ovpn_config *cfg = c->cfg;
+    char err[300];
     if (strncmp(msg, "PUSH_REPLY", 10) == 0) {
+        int rc;
         if (c->state == OVPN_CLIENT_UP) {
             /* After a renegotiation a 2.6 server renews the auth-token this way; the rest of a
-             * late PUSH_REPLY changes nothing once we are up. */
+             * late PUSH_REPLY changes nothing once we are up. The filters apply to it too. */
             struct ovpn_push late;
             ovpn_push_init(&late);
-            if (ovpn_push_parse(&late, msg, err, sizeof(err)) == 0 && late.auth_token)
+            rc = ovpn_push_parse_filtered(&late, msg, cfg->pull_filters, cfg->n_pull_filters, err, sizeof(err));
+            if (rc == 0 && late.auth_token)
                 ovpn_client_set_token(c, late.auth_token);
             ovpn_push_free(&late);
+            if (rc == -EPERM)
+                ovpn_client_push_rejected(c, err);
             return;
         }
         if (c->state != OVPN_CLIENT_PUSH)
             return;
-        if (ovpn_push_parse(&c->push, msg, err, sizeof(err)) < 0) {
-            char why[300];
+        rc = ovpn_push_parse_filtered(&c->push, msg, cfg->pull_filters, cfg->n_pull_filters, err, sizeof(err));
+        if (rc == -EPERM) {
+            ovpn_client_push_rejected(c, err);
+            return;
+        }
+        if (rc < 0) {
+            char why[400];
             snprintf(why, sizeof(why), "bad PUSH_REPLY: %s", err);
             ovpn_client_fail(c, TUNNEL_DOWN_ERROR, why);
             return;

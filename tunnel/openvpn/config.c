@@ -43,6 +43,7 @@ enum {
     CONFIG_MAX_REMOTES = 1024,
     CONFIG_MAX_IGNORED = 256,        /* names given to ignore-unknown-option */
     CONFIG_MAX_FINGERPRINTS = 1024,  /* peer-fingerprint entries */
+    CONFIG_MAX_PULL_FILTERS = 1024,
     CONFIG_MAX_NUMBER = 100000000,   /* any count; larger is a typo or an attack */
     /* Any time in seconds: the client keeps timers in milliseconds in 32 bits, so 49.7 days. */
     CONFIG_MAX_SECONDS = 4294967,
@@ -1122,6 +1123,33 @@ static int config_apply_route_nopull(struct ovpn_config_parser *p, char **w, int
     return 0;
 }
 
+/* pull-filter accept|ignore|reject TEXT: kept in order for the push parser (push.c). */
+static int config_apply_pull_filter(struct ovpn_config_parser *p, char **w, int n, const char *block)
+{
+    static const char *const actions[] = {"accept", "ignore", "reject"};
+    static const enum ovpn_pull_action values[] = {OVPN_PULL_ACCEPT, OVPN_PULL_IGNORE, OVPN_PULL_REJECT};
+    struct ovpn_config *cfg = &p->cfg;
+    char shown[CONFIG_SHOWN_MAX];
+    size_t i = 0;
+    (void)n, (void)block;
+    while (i < 3 && strcmp(w[1], actions[i]) != 0)
+        i++;
+    if (i == 3)
+        return config_fail(p, "pull-filter '%s': expected accept, ignore or reject", v2s_shown(w[1], shown, sizeof(shown)));
+    if (cfg->n_pull_filters >= CONFIG_MAX_PULL_FILTERS)
+        return config_fail(p, "more than %d pull-filter lines", CONFIG_MAX_PULL_FILTERS);
+    struct ovpn_pull_filter *grown = realloc(cfg->pull_filters, (cfg->n_pull_filters + 1) * sizeof(*grown));
+    if (grown == NULL)
+        return config_nomem(p);
+    cfg->pull_filters = grown;
+    if ((grown[cfg->n_pull_filters].text = strdup(w[2])) == NULL)
+        return config_nomem(p);
+    grown[cfg->n_pull_filters].action = values[i];
+    grown[cfg->n_pull_filters].line = p->opt_line;
+    cfg->n_pull_filters++;
+    return 0;
+}
+
 static int config_apply_ping(struct ovpn_config_parser *p, char **w, int n, const char *block)
 {
     (void)n, (void)block;
@@ -1337,6 +1365,7 @@ static const struct config_option config_options[] = {
     APPLY("redirect-gateway", 0, 0, 15, config_apply_settings),
     APPLY("redirect-private", 0, 0, 15, config_apply_settings),
     APPLY("route-nopull", 0, 0, 0, config_apply_route_nopull),
+    APPLY("pull-filter", 0, 2, 2, config_apply_pull_filter),
     /* The parser itself. */
     APPLY("ignore-unknown-option", 0, 1, 15, config_apply_ignore_unknown),
     APPLY("cd", 0, 1, 1, config_apply_cd),
@@ -1370,7 +1399,6 @@ static const struct config_option config_options[] = {
     IGNORE("tls-export-cert", 0), IGNORE("ecdh-curve", 0), IGNORE("memstats", 0), IGNORE("prng", 0),
     IGNORE("compat-names", 0), IGNORE("pause-exit", 0), IGNORE("service", 0),
     /* Accepted, but the user should know it does nothing here. */
-    WARN("pull-filter", 0, "pull-filter is not supported; every pushed option is taken"),
     WARN("link-mtu", CONFIG_CONN, "link-mtu is ignored; tun-mtu sets the size"),
     WARN("ifconfig", 0, "ifconfig is ignored; the server pushes the tunnel address"),
     WARN("ifconfig-ipv6", 0, "ifconfig-ipv6 is ignored; the server pushes the tunnel address"),
@@ -1880,6 +1908,9 @@ void ovpn_config_free(struct ovpn_config *cfg)
     free(cfg->peer_fingerprints);
     config_free_secret(&cfg->auth_token);
     tunnel_settings_free(&cfg->settings);
+    for (size_t i = 0; i < cfg->n_pull_filters; i++)
+        free(cfg->pull_filters[i].text);
+    free(cfg->pull_filters);
     explicit_bzero(cfg, sizeof(*cfg)); /* the tls-auth and tls-crypt keys */
 }
 

@@ -8,6 +8,7 @@
 
 #include "tunnel/openvpn/comp.h"
 #include "tunnel/openvpn/proto.h"
+#include "tunnel/openvpn/push.h"
 #include "tunnel/settings.h"
 
 enum ovpn_proto {
@@ -80,6 +81,9 @@ struct ovpn_config {
     unsigned tun_mtu;             /* default 1500 */
     unsigned mssfix;              /* 0 = not set */
     int route_nopull;
+    struct ovpn_pull_filter *pull_filters; /* pull-filter lines in the file's order; the first whose
+                                            * text starts a pushed option decides */
+    size_t n_pull_filters;
     unsigned compat_version;      /* compat-mode X.Y.Z as X*10000+Y*100+Z; 0 = current */
     int pull;                     /* client / pull given */
     char *auth_token;             /* never in a file; set from a push */

@@ -10,9 +10,17 @@
  *
  * ifconfig depends on the topology, which may be pushed before or after it (even in an earlier or
  * later part of a push-continuation), so the second argument is kept and re-read whenever either
- * arrives: topology subnet = address + netmask; net30 and p2p = address + peer, a /32. */
+ * arrives: topology subnet = address + netmask; net30 and p2p = address + peer, a /32.
+ *
+ * pull-filter (OpenVPN 2.6 options.c apply_pull_filter) looks at each piece before it is split:
+ * leading whitespace skipped, the rest compared with each filter's text as a plain prefix, so
+ * "route" also matches route-ipv6 and route-gateway, and "route 10.1" matches "route 10.10.0.0";
+ * quotes and extra spaces in the pushed text count, as OpenVPN's man page warns. The first filter
+ * that matches decides; OpenVPN restarts on reject, which the client turns into trying the next
+ * remote (see client.c). */
 #include "tunnel/openvpn/push.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -20,6 +28,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "app/log.h"
 #include "tunnel/openvpn/config.h"
 
 enum {
@@ -31,6 +40,7 @@ enum {
     PUSH_MTU_MAX = 65535,
     PUSH_TOKEN_MAX = 4096,     /* OpenVPN's USER_PASS_LEN bounds the token and its user */
     PUSH_SHOWN_MAX = 48,       /* how much of a hostile value an error message shows */
+    PUSH_OPTION_SHOWN = 96,    /* how much of a filtered option a message shows */
 };
 
 static int push_fail(char *err, size_t errcap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -589,7 +599,58 @@ static int push_is_known(const char *name, size_t len)
     return 0;
 }
 
+/* The first filter whose text starts the option (its leading whitespace skipped); NULL when none. */
+static const struct ovpn_pull_filter *push_filter_match(const char *option, const struct ovpn_pull_filter *filters,
+                                                        size_t n_filters)
+{
+    for (size_t i = 0; i < n_filters; i++)
+        if (strncmp(option, filters[i].text, strlen(filters[i].text)) == 0)
+            return &filters[i];
+    return NULL;
+}
+
+/* Applies the filters to one piece. 1: take it, 0: drop it, -EPERM: a reject filter matched. */
+static int push_filter(const char *item, const struct ovpn_pull_filter *filters, size_t n_filters, char *err,
+                       size_t errcap)
+{
+    static const char *const names[] = {"accept", "ignore", "reject"};
+    char option[PUSH_OPTION_SHOWN], text[PUSH_SHOWN_MAX];
+    while (isspace((unsigned char)*item))
+        item++;
+    const struct ovpn_pull_filter *f = push_filter_match(item, filters, n_filters);
+    if (f == NULL)
+        return 1;
+    /* A token is a password: the messages name the option, never its value. */
+    size_t nl = strcspn(item, " \t");
+    if ((nl == 10 && strncmp(item, "auth-token", 10) == 0) || (nl == 15 && strncmp(item, "auth-token-user", 15) == 0))
+        snprintf(option, sizeof(option), "%.*s (value not shown)", (int)nl, item);
+    else
+        v2s_shown(item, option, sizeof(option));
+    v2s_shown(f->text, text, sizeof(text));
+    switch (f->action) {
+    case OVPN_PULL_ACCEPT:
+        v2s_debug("openvpn: pushed option '%s' accepted (pull-filter %s \"%s\", config line %u)", option,
+                  names[f->action], text, f->line);
+        return 1;
+    case OVPN_PULL_IGNORE:
+        v2s_info("openvpn: pushed option '%s' ignored (pull-filter %s \"%s\", config line %u)", option,
+                 names[f->action], text, f->line);
+        return 0;
+    case OVPN_PULL_REJECT:
+        push_fail(err, errcap, "pushed option '%s' rejected by pull-filter %s \"%s\" (config line %u)", option,
+                  names[f->action], text, f->line);
+        return -EPERM;
+    }
+    return 1;
+}
+
 int ovpn_push_parse(struct ovpn_push *p, const char *msg, char *err, size_t errcap)
+{
+    return ovpn_push_parse_filtered(p, msg, NULL, 0, err, errcap);
+}
+
+int ovpn_push_parse_filtered(struct ovpn_push *p, const char *msg, const struct ovpn_pull_filter *filters,
+                             size_t n_filters, char *err, size_t errcap)
 {
     static const char prefix[] = "PUSH_REPLY";
     const size_t plen = sizeof(prefix) - 1;
@@ -618,6 +679,17 @@ int ovpn_push_parse(struct ovpn_push *p, const char *msg, char *err, size_t errc
         if (comma != NULL)
             *comma = '\0';
         char *next = comma ? comma + 1 : NULL;
+        if (n_filters > 0) {
+            int take = push_filter(item, filters, n_filters, err, errcap);
+            if (take < 0) {
+                r = take;
+                goto out;
+            }
+            if (take == 0) {
+                item = next;
+                continue;
+            }
+        }
         /* The name as written, kept before the split modifies the piece, for the error below. */
         size_t skip = strspn(item, " \t");
         size_t nl = strcspn(item + skip, " \t");

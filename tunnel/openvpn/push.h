@@ -38,12 +38,32 @@ struct ovpn_push {
     int continuation;                /* push-continuation: 2 = more follows, 1 = last, 0 = absent */
 };
 
+/* One pull-filter line of the config. */
+enum ovpn_pull_action {
+    OVPN_PULL_ACCEPT,
+    OVPN_PULL_IGNORE,
+    OVPN_PULL_REJECT,
+};
+
+struct ovpn_pull_filter {
+    enum ovpn_pull_action action;
+    char *text;    /* the prefix, as the config's words give it (quotes removed) */
+    unsigned line; /* the config line, for messages */
+};
+
 void ovpn_push_init(struct ovpn_push *p);
 void ovpn_push_free(struct ovpn_push *p);
 /* Parses one PUSH_REPLY message ("PUSH_REPLY,opt,opt,..." without the trailing NUL) into p,
  * adding to what earlier parts gave. Unknown options are ignored (servers push many we need
  * not act on); malformed ones known to us give -EINVAL with a reason in err. */
 int ovpn_push_parse(struct ovpn_push *p, const char *msg, char *err, size_t errcap);
+/* ovpn_push_parse with the config's pull-filter lines applied first, as OpenVPN does: each pushed
+ * option's text as the server sent it (leading whitespace skipped, quotes and spacing kept) is
+ * compared with each filter's text as a prefix, in order, and the first match decides: accept
+ * takes the option, ignore drops it (with a log line), reject ends the parse with -EPERM and err
+ * naming the option and the filter. An option no filter matches is taken. */
+int ovpn_push_parse_filtered(struct ovpn_push *p, const char *msg, const struct ovpn_pull_filter *filters,
+                             size_t n_filters, char *err, size_t errcap);
 
 /* The options a config file and a push share: route, route-ipv6, dhcp-option, dns,
  * redirect-gateway and redirect-private, already split into words (words[0] is the name). Routes
