@@ -312,11 +312,12 @@ static int app_open_fd_tunnel(struct app *a, const struct tunnel_events *ev)
 /* The native OpenVPN client: --config. */
 static int app_open_openvpn(struct app *a, const struct tunnel_events *ev)
 {
-    char err[512];
+    char err[1024];
     struct ovpn_config *cfg = calloc(1, sizeof(*cfg));
     if (!cfg)
         return EXIT_USAGE;
-    if (ovpn_config_load(cfg, a->opt.config, a->opt.auth_user_pass, err, sizeof(err)) < 0) {
+    unsigned flags = a->opt.allow_readable_secrets ? OVPN_CONFIG_ALLOW_READABLE_SECRETS : 0;
+    if (ovpn_config_load_flags(cfg, a->opt.config, a->opt.auth_user_pass, flags, err, sizeof(err)) < 0) {
         v2s_error("%s", err);
         ovpn_config_free(cfg);
         free(cfg);

@@ -45,11 +45,13 @@ enum {
     OPT_MAX_CONNS,
     OPT_LISTENER_MAX_CONNS,
     OPT_ALLOW_DIRECT_LOCAL,
+    OPT_ALLOW_READABLE_SECRETS,
 };
 
 static const struct option long_options[] = {
     {"config", required_argument, NULL, 'c'},
     {"auth-user-pass", required_argument, NULL, OPT_AUTH_USER_PASS},
+    {"allow-readable-secrets", no_argument, NULL, OPT_ALLOW_READABLE_SECRETS},
     {"socks", required_argument, NULL, 'D'},
     {"tunnel-fd", required_argument, NULL, OPT_TUNNEL_FD},
     {"route", required_argument, NULL, OPT_ROUTE},
@@ -94,6 +96,9 @@ void options_usage(FILE *f)
           "OpenVPN (native client, no TUN, no root):\n"
           "  -c, --config FILE           connect with this .ovpn file (OpenVPN 2.x, Alibaba Cloud SSL-VPN)\n"
           "  --auth-user-pass FILE       username on line 1, password on line 2 (for auth-user-pass)\n"
+          "  --allow-readable-secrets    use a private key, tls-auth/tls-crypt key or password file\n"
+          "                              (or a config holding one) that other users can read or\n"
+          "                              write, with a warning; refused by default (chmod 600 it)\n"
           "\n"
           "Packet fd (openconnect --script-tun, or any producer of raw IP packets):\n"
           "  --tunnel-fd N               read and write raw IP packets on fd N (default: $VPNFD,\n"
@@ -231,6 +236,9 @@ int options_parse(struct options *o, int argc, char **argv, char *err, size_t er
             break;
         case OPT_AUTH_USER_PASS:
             o->auth_user_pass = optarg;
+            break;
+        case OPT_ALLOW_READABLE_SECRETS:
+            o->allow_readable_secrets = 1;
             break;
         case 'D':
             if (o->n_socks == OPTIONS_MAX_LISTENERS) {

@@ -17,6 +17,7 @@ struct options {
     int tunnel_fd;             /* -1 = from VPNFD */
     const char *config;        /* --config: a .ovpn file for the native OpenVPN client */
     const char *auth_user_pass; /* --auth-user-pass FILE */
+    int allow_readable_secrets; /* --allow-readable-secrets: warn about exposed key files instead of refusing */
     struct router router;      /* --route / --exclude / --others */
     struct tunnel_settings overrides; /* --address / --mtu / --dns / --domain */
     unsigned connect_timeout_ms;

@@ -760,6 +760,138 @@ TEST_IMPL(ovpn_config_auth_user_pass)
     return 0;
 }
 
+/* Loads dir/name; returns the result, err holding the message. */
+static int load_in(struct tmp *t, const char *name, const char *auth, unsigned flags, char *err, size_t errcap)
+{
+    struct ovpn_config cfg;
+    char path[512], apath[512];
+    snprintf(path, sizeof(path), "%s", tmp_path(t, name));
+    if (auth != NULL)
+        snprintf(apath, sizeof(apath), "%s", tmp_path(t, auth));
+    err[0] = '\0';
+    int rc = ovpn_config_load_flags(&cfg, path, auth ? apath : NULL, flags, err, errcap);
+    ovpn_config_free(&cfg);
+    return rc;
+}
+
+/* Secrets in files other users can get at are refused (as ssh refuses such a private key), with
+ * the file and the fix in the message; --allow-readable-secrets lets them through. */
+TEST_IMPL(ovpn_config_secret_modes)
+{
+    struct tmp t;
+    char err[1024], want[4096], text[4096], key[1024];
+    v2s_log_level = V2S_LOG_ERROR; /* the allowed case warns */
+
+    tmp_init(&t);
+    make_static_key(key, sizeof(key), 7);
+    tmp_file(&t, "files.ovpn", "remote gw\nca ca.crt\ncert client.crt\nkey client.key\ntls-crypt tc.key\n"
+                               "auth-user-pass creds.txt\n");
+    tmp_file(&t, "ca.crt", ca_pem);
+    tmp_file(&t, "client.crt", cert_pem);
+    tmp_file(&t, "client.key", key_pem);
+    tmp_file(&t, "tc.key", key);
+    tmp_file(&t, "creds.txt", "carol\npassword\n");
+    tmp_file(&t, "cli.txt", "dave\npassword\n");
+    /* Certificates and a config without secrets may be readable by anyone. */
+    ASSERT_EQ(chmod(tmp_path(&t, "files.ovpn"), 0644), 0);
+    ASSERT_EQ(chmod(tmp_path(&t, "ca.crt"), 0644), 0);
+    ASSERT_EQ(chmod(tmp_path(&t, "client.crt"), 0644), 0);
+    ASSERT_EQ(load_in(&t, "files.ovpn", NULL, 0, err, sizeof(err)), 0);
+
+    /* Each file that holds a secret, opened to others in turn. */
+    static const struct {
+        const char *file, *option, *what;
+        unsigned line;
+    } files[] = {
+        {"client.key", "key", "a private key", 4},
+        {"tc.key", "tls-crypt", "a tls-crypt key", 5},
+        {"creds.txt", "auth-user-pass", "a password", 6},
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(files); i++) {
+        char full[512];
+        snprintf(full, sizeof(full), "%s", tmp_path(&t, files[i].file));
+        ASSERT_EQ(chmod(full, 0644), 0);
+        snprintf(want, sizeof(want), "%s:%u: %s '%s': %s holds %s that other users can read (mode 0644): run chmod 600 "
+                 "%s, or give --allow-readable-secrets", tmp_path(&t, "files.ovpn"), files[i].line, files[i].option,
+                 files[i].file, full, files[i].what, full);
+        ASSERT_ROW(load_in(&t, "files.ovpn", NULL, 0, err, sizeof(err)) == -EPERM, "%zu", i);
+        ASSERT_STR_EQ(err, want);
+        ASSERT_ROW(load_in(&t, "files.ovpn", NULL, OVPN_CONFIG_ALLOW_READABLE_SECRETS, err, sizeof(err)) == 0, "%zu", i);
+        ASSERT_EQ(chmod(full, 0600), 0);
+    }
+
+    /* Which modes count. Group read is fine only when root owns the file (root:GROUP 0640). */
+    int root_owned = geteuid() == 0;
+    static const struct {
+        unsigned mode;
+        const char *exposure; /* NULL: accepted */
+    } modes[] = {
+        {0600, NULL}, {0400, NULL}, {0700, NULL}, {0644, "other users can read"}, {0604, "other users can read"},
+        {0602, "other users can write"}, {0620, "its group can write"}, {0660, "its group can write"},
+        {0640, "its group can read"}, {0610, NULL},
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(modes); i++) {
+        ASSERT_EQ(chmod(tmp_path(&t, "client.key"), modes[i].mode), 0);
+        int refused = modes[i].exposure != NULL && !(root_owned && modes[i].mode == 0640);
+        int rc = load_in(&t, "files.ovpn", NULL, 0, err, sizeof(err));
+        ASSERT_ROW(rc == (refused ? -EPERM : 0), "mode %04o: %s", modes[i].mode, err);
+        if (refused) {
+            snprintf(want, sizeof(want), "%s (mode %04o)", modes[i].exposure, modes[i].mode);
+            ASSERT_ROW(strstr(err, want) != NULL, "mode %04o: %s", modes[i].mode, err);
+        }
+    }
+    ASSERT_EQ(chmod(tmp_path(&t, "client.key"), 0600), 0);
+
+    /* The command line's password file. */
+    ASSERT_EQ(chmod(tmp_path(&t, "cli.txt"), 0640), 0);
+    char cli[512];
+    snprintf(cli, sizeof(cli), "%s", tmp_path(&t, "cli.txt"));
+    snprintf(want, sizeof(want), "%s holds a password that its group can read (mode 0640): run chmod 600 %s, or give "
+             "--allow-readable-secrets", cli, cli);
+    ASSERT_EQ(load_in(&t, "files.ovpn", "cli.txt", 0, err, sizeof(err)), root_owned ? 0 : -EPERM);
+    if (!root_owned)
+        ASSERT_STR_EQ(err, want);
+    ASSERT_EQ(chmod(tmp_path(&t, "cli.txt"), 0606), 0);
+    ASSERT_EQ(load_in(&t, "files.ovpn", "cli.txt", 0, err, sizeof(err)), -EPERM);
+    ASSERT(strstr(err, "cli.txt holds a password that other users can read (mode 0606): run chmod 600 ") != NULL);
+    ASSERT_EQ(load_in(&t, "files.ovpn", "cli.txt", OVPN_CONFIG_ALLOW_READABLE_SECRETS, err, sizeof(err)), 0);
+
+    /* A config holding a secret inline is a secret file itself. */
+    static const struct {
+        const char *open, *close, *what; /* the block's text is the static key when body is NULL */
+        const char *body;
+    } blocks[] = {
+        {"<key>\n", "</key>\n", "a private key (<key>)", key_pem},
+        {"<tls-crypt>\n", "</tls-crypt>\n", "a tls-crypt key (<tls-crypt>)", NULL},
+        {"key-direction 1\n<tls-auth>\n", "</tls-auth>\n", "a tls-auth key (<tls-auth>)", NULL},
+        {"<auth-user-pass>\n", "</auth-user-pass>\n", "a password (<auth-user-pass>)", "erin\nsecret\n"},
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(blocks); i++) {
+        char name[32];
+        snprintf(name, sizeof(name), "inline%zu.ovpn", i);
+        snprintf(text, sizeof(text), "remote gw\n<ca>\n%s</ca>\n%s%s%s", ca_pem, blocks[i].open,
+                 blocks[i].body ? blocks[i].body : key, blocks[i].close);
+        tmp_file(&t, name, text);
+        ASSERT_EQ(chmod(tmp_path(&t, name), 0600), 0);
+        ASSERT_ROW(load_in(&t, name, NULL, 0, err, sizeof(err)) == 0, "%zu: %s", i, err);
+        ASSERT_EQ(chmod(tmp_path(&t, name), 0644), 0);
+        char full[512];
+        snprintf(full, sizeof(full), "%s", tmp_path(&t, name));
+        snprintf(want, sizeof(want), "%s holds %s that other users can read (mode 0644): run chmod 600 %s, or give "
+                 "--allow-readable-secrets", full, blocks[i].what, full);
+        ASSERT_ROW(load_in(&t, name, NULL, 0, err, sizeof(err)) == -EPERM, "%zu", i);
+        ASSERT_STR_EQ(err, want);
+        ASSERT_ROW(load_in(&t, name, NULL, OVPN_CONFIG_ALLOW_READABLE_SECRETS, err, sizeof(err)) == 0, "%zu", i);
+    }
+    /* Only a <ca> inline: nothing secret, anyone may read it. */
+    snprintf(text, sizeof(text), "remote gw\n<ca>\n%s</ca>\n", ca_pem);
+    tmp_file(&t, "ca-only.ovpn", text);
+    ASSERT_EQ(chmod(tmp_path(&t, "ca-only.ovpn"), 0644), 0);
+    ASSERT_EQ(load_in(&t, "ca-only.ovpn", NULL, 0, err, sizeof(err)), 0);
+    tmp_cleanup(&t);
+    return 0;
+}
+
 TEST_IMPL(ovpn_config_errors)
 {
     static const struct {

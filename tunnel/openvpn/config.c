@@ -29,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "app/log.h"
@@ -50,7 +51,7 @@ enum {
     CONFIG_MAX_CRED = 4096,          /* a user name or password (OpenVPN's USER_PASS_LEN) */
     CONFIG_MAX_TAG = 64,
     CONFIG_SHOWN_MAX = 48,
-    CONFIG_ERR_MAX = 384,
+    CONFIG_ERR_MAX = 768,            /* a secret file's message names its full path twice */
     CONFIG_MTU_MIN = 100,            /* OpenVPN's TUN_MTU_MIN */
     CONFIG_MTU_MAX = 65535,
     CONFIG_MSSFIX_DEFAULT = 1492,    /* "mssfix" without a value, as OpenVPN */
@@ -1917,8 +1918,9 @@ void ovpn_config_free(struct ovpn_config *cfg)
 /* ---- the loader ---- */
 
 /* Reads a whole file (a regular file, or a pipe such as <(...)) of at most max bytes, NUL
- * terminated. 0 or a negative errno; -EFBIG when larger. */
-static int config_read_file(const char *path, size_t max, char **out, size_t *out_len)
+ * terminated, and what fstat() says of it (the file read, not a name looked up again). 0 or a
+ * negative errno; -EFBIG when larger. */
+static int config_read_file(const char *path, size_t max, char **out, size_t *out_len, struct stat *st)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     size_t len = 0, cap = 4096;
@@ -1928,6 +1930,10 @@ static int config_read_file(const char *path, size_t max, char **out, size_t *ou
     *out = NULL;
     if (fd < 0)
         return -errno;
+    if (fstat(fd, st) < 0) {
+        rc = -errno;
+        goto out;
+    }
     if ((buf = malloc(cap + 1)) == NULL) {
         rc = -ENOMEM;
         goto out;
@@ -1986,6 +1992,46 @@ static void config_free_file(char *text, size_t len)
     }
 }
 
+/* Files that hold secrets (ssh's rule for private keys, with PostgreSQL's allowance for root):
+ * other users may neither read nor write one, and its group may read it only when root owns it
+ * (root:GROUP 0640, how Debian hands keys to a service through a group such as ssl-cert), never
+ * write it. Only regular files are checked: a pipe such as <(...) belongs to the process alone.
+ * Returns what other users can do, or NULL when the file is closed to them. */
+static const char *config_exposure(const struct stat *st)
+{
+    if (!S_ISREG(st->st_mode))
+        return NULL;
+    if (st->st_mode & S_IROTH)
+        return "other users can read";
+    if (st->st_mode & S_IWOTH)
+        return "other users can write";
+    if (st->st_mode & S_IWGRP)
+        return "its group can write";
+    if ((st->st_mode & S_IRGRP) && st->st_uid != 0)
+        return "its group can read";
+    return NULL;
+}
+
+/* A file holding `what` that other users can get at: refused with -EPERM and a message saying the
+ * fix in err, or with OVPN_CONFIG_ALLOW_READABLE_SECRETS a warning and 0. */
+static int config_check_secret(const char *path, const struct stat *st, const char *what, unsigned flags,
+                               char *err, size_t errcap)
+{
+    const char *exposure = config_exposure(st);
+    char shown[256];
+    if (exposure == NULL)
+        return 0;
+    v2s_shown(path, shown, sizeof(shown));
+    if (flags & OVPN_CONFIG_ALLOW_READABLE_SECRETS) {
+        v2s_warn("%s holds %s that %s (mode %04o); used anyway (--allow-readable-secrets)", shown, what, exposure,
+                 (unsigned)(st->st_mode & 07777));
+        return 0;
+    }
+    snprintf(err, errcap, "%s holds %s that %s (mode %04o): run chmod 600 %s, or give --allow-readable-secrets",
+             shown, what, exposure, (unsigned)(st->st_mode & 07777), shown);
+    return -EPERM;
+}
+
 static const char *config_read_error(int rc)
 {
     if (rc == -EFBIG)
@@ -2024,24 +2070,40 @@ static char *config_base_dir(const char *config_path, const char *cd)
     return joined;
 }
 
+/* What each file a config names holds, for the permission check; NULL: nothing secret. */
+static const char *const config_ref_secrets[CONFIG_REF_COUNT] = {
+    [CONFIG_REF_KEY] = "a private key",
+    [CONFIG_REF_TLS_AUTH] = "a tls-auth key",
+    [CONFIG_REF_TLS_CRYPT] = "a tls-crypt key",
+    [CONFIG_REF_AUTH_USER_PASS] = "a password",
+};
+
 /* Reads one named file into the field its option fills. */
 static int config_load_ref(struct ovpn_config_parser *p, struct ovpn_config *cfg, enum config_ref ref,
-                           const char *base)
+                           const char *base, unsigned flags)
 {
     const struct config_file_ref *fr = &p->refs[ref];
     const char *name = config_ref_names[ref];
     char shown[CONFIG_SHOWN_MAX];
+    char exposed[CONFIG_ERR_MAX];
     char *full = config_join(base, fr->path);
     char *text = NULL;
     size_t len = 0;
+    struct stat st;
     int rc;
 
     if (full == NULL)
         return config_nomem(p);
     v2s_shown(fr->path, shown, sizeof(shown));
-    rc = config_read_file(full, CONFIG_MAX_FILE, &text, &len);
+    rc = config_read_file(full, CONFIG_MAX_FILE, &text, &len, &st);
     if (rc < 0) {
         config_fail_at(p, fr->line, "%s '%s': cannot read %s: %s", name, shown, full, config_read_error(rc));
+        p->error = rc;
+        goto out;
+    }
+    if (config_ref_secrets[ref] != NULL &&
+        (rc = config_check_secret(full, &st, config_ref_secrets[ref], flags, exposed, sizeof(exposed))) < 0) {
+        config_fail_at(p, fr->line, "%s '%s': %s", name, shown, exposed);
         p->error = rc;
         goto out;
     }
@@ -2097,14 +2159,19 @@ out:
 
 /* The --auth-user-pass file of the command line: named relative to the working directory, and
  * errors name it rather than the config. */
-static int config_load_auth_file(struct ovpn_config *cfg, const char *path, char *err, size_t errcap)
+static int config_load_auth_file(struct ovpn_config *cfg, const char *path, unsigned flags, char *err,
+                                 size_t errcap)
 {
     char *text = NULL;
     size_t len = 0;
     const char *why = NULL;
-    int rc = config_read_file(path, CONFIG_MAX_FILE, &text, &len);
+    struct stat st;
+    int rc = config_read_file(path, CONFIG_MAX_FILE, &text, &len, &st);
     if (rc < 0) {
         why = config_read_error(rc);
+    } else if ((rc = config_check_secret(path, &st, "a password", flags, err, errcap)) < 0) {
+        config_free_file(text, len);
+        return rc;
     } else if (strlen(text) != len) {
         why = "has a NUL byte: not a text file";
         rc = -EINVAL;
@@ -2119,18 +2186,40 @@ static int config_load_auth_file(struct ovpn_config *cfg, const char *path, char
     return rc;
 }
 
+/* The secret a config holds in its own text (an inline block), or NULL. */
+static const char *config_inline_secret(const struct ovpn_config_parser *p, const struct ovpn_config *cfg)
+{
+    if (cfg->key != NULL && p->refs[CONFIG_REF_KEY].path == NULL)
+        return "a private key (<key>)";
+    if (cfg->has_tls_crypt && p->refs[CONFIG_REF_TLS_CRYPT].path == NULL)
+        return "a tls-crypt key (<tls-crypt>)";
+    if (cfg->has_tls_auth && p->refs[CONFIG_REF_TLS_AUTH].path == NULL)
+        return "a tls-auth key (<tls-auth>)";
+    if (cfg->password != NULL && p->refs[CONFIG_REF_AUTH_USER_PASS].path == NULL)
+        return "a password (<auth-user-pass>)";
+    return NULL;
+}
+
 int ovpn_config_load(struct ovpn_config *cfg, const char *path, const char *auth_user_pass_file, char *err,
                      size_t errcap)
+{
+    return ovpn_config_load_flags(cfg, path, auth_user_pass_file, 0, err, errcap);
+}
+
+int ovpn_config_load_flags(struct ovpn_config *cfg, const char *path, const char *auth_user_pass_file,
+                           unsigned flags, char *err, size_t errcap)
 {
     struct ovpn_config_parser *p = NULL;
     struct ovpn_config got;
     char *text = NULL, *base = NULL;
+    const char *secret;
     size_t len = 0;
+    struct stat st;
     int rc;
 
     config_defaults(cfg);
     config_defaults(&got);
-    if ((rc = config_read_file(path, CONFIG_MAX_CONFIG, &text, &len)) < 0) {
+    if ((rc = config_read_file(path, CONFIG_MAX_CONFIG, &text, &len, &st)) < 0) {
         if (err != NULL && errcap > 0)
             snprintf(err, errcap, "%s: %s", path, rc == -EFBIG ? "larger than 8 MiB" : strerror(-rc));
         return rc;
@@ -2141,6 +2230,9 @@ int ovpn_config_load(struct ovpn_config *cfg, const char *path, const char *auth
     }
     if ((rc = ovpn_config_parser_feed(p, text, len, NULL, 0)) < 0 || (rc = config_finish(p, &got)) < 0)
         goto fail;
+    if ((secret = config_inline_secret(p, &got)) != NULL &&
+        (rc = config_check_secret(path, &st, secret, flags, err, errcap)) < 0)
+        goto out;
     if ((base = config_base_dir(path, p->cd)) == NULL) {
         rc = config_nomem(p);
         goto fail;
@@ -2150,11 +2242,11 @@ int ovpn_config_load(struct ovpn_config *cfg, const char *path, const char *auth
             continue;
         if (ref == CONFIG_REF_AUTH_USER_PASS && auth_user_pass_file != NULL)
             continue; /* the command line's file wins; the config's need not exist */
-        if ((rc = config_load_ref(p, &got, (enum config_ref)ref, base)) < 0)
+        if ((rc = config_load_ref(p, &got, (enum config_ref)ref, base, flags)) < 0)
             goto fail;
     }
     if (auth_user_pass_file != NULL) {
-        if ((rc = config_load_auth_file(&got, auth_user_pass_file, err, errcap)) < 0)
+        if ((rc = config_load_auth_file(&got, auth_user_pass_file, flags, err, errcap)) < 0)
             goto out;
         got.auth_user_pass = 1;
     }

@@ -110,6 +110,19 @@ void ovpn_config_parser_free(struct ovpn_config_parser *p);
  * 0 or -EINVAL / -ENOENT ... with a one-line message in err naming the file (and line). */
 int ovpn_config_load(struct ovpn_config *cfg, const char *path, const char *auth_user_pass_file, char *err,
                      size_t errcap);
+
+enum ovpn_config_load_flags {
+    OVPN_CONFIG_ALLOW_READABLE_SECRETS = 1, /* warn about exposed secrets instead of refusing them */
+};
+
+/* ovpn_config_load with flags. Either way, a regular file holding a secret (a private key, a
+ * tls-auth or tls-crypt key, a password: a file the config names, the --auth-user-pass file, or the
+ * config itself when an inline block holds one) that other users can read or write, or that its
+ * group can read unless root owns it, is refused with -EPERM and a message naming the file and the
+ * fix (chmod 600), as ssh refuses an exposed private key; OVPN_CONFIG_ALLOW_READABLE_SECRETS turns
+ * that into a warning. */
+int ovpn_config_load_flags(struct ovpn_config *cfg, const char *path, const char *auth_user_pass_file,
+                           unsigned flags, char *err, size_t errcap);
 void ovpn_config_free(struct ovpn_config *cfg);
 
 /* Parses an OpenVPN static key ("-----BEGIN OpenVPN Static key V1-----", 256 bytes of hex).
