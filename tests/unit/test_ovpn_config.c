@@ -760,6 +760,54 @@ TEST_IMPL(ovpn_config_auth_user_pass)
     return 0;
 }
 
+/* auth-nocache: the client wipes the password once sent and reads it again from where it came. */
+TEST_IMPL(ovpn_config_auth_nocache)
+{
+    struct tmp t;
+    struct ovpn_config cfg;
+    char err[1024] = "", path[512], cli[512];
+
+    tmp_init(&t);
+    tmp_file(&t, "c.ovpn", "remote gw\nauth-user-pass creds.txt\nauth-nocache\n");
+    tmp_file(&t, "creds.txt", "carol\nfirst\n");
+    tmp_file(&t, "cli.txt", "dave\nsecond\n");
+    snprintf(path, sizeof(path), "%s", tmp_path(&t, "c.ovpn"));
+    snprintf(cli, sizeof(cli), "%s", tmp_path(&t, "cli.txt"));
+
+    ASSERT_EQ(ovpn_config_load(&cfg, path, NULL, err, sizeof(err)), 0);
+    ASSERT_EQ(cfg.auth_nocache, 1);
+    ASSERT_STR_EQ(cfg.auth_file, tmp_path(&t, "creds.txt"));
+    free(cfg.password); /* what the client does once it sent it */
+    cfg.password = NULL;
+    tmp_file(&t, "creds.txt", "carol\nchanged\n"); /* read again, so a change is seen */
+    ASSERT_EQ(ovpn_config_reload_password(&cfg, err, sizeof(err)), 0);
+    ASSERT_STR_EQ(cfg.username, "carol");
+    ASSERT_STR_EQ(cfg.password, "changed");
+    /* The same checks as the first time: a file opened to others meanwhile is refused. */
+    ASSERT_EQ(chmod(tmp_path(&t, "creds.txt"), 0644), 0);
+    ASSERT_EQ(ovpn_config_reload_password(&cfg, err, sizeof(err)), -EPERM);
+    ASSERT(strstr(err, "creds.txt holds a password that other users can read (mode 0644)") != NULL);
+    ovpn_config_free(&cfg);
+
+    /* The command line's file is the one read again. */
+    ASSERT_EQ(ovpn_config_load(&cfg, path, cli, err, sizeof(err)), 0);
+    ASSERT_STR_EQ(cfg.auth_file, cli);
+    free(cfg.password);
+    cfg.password = NULL;
+    ASSERT_EQ(ovpn_config_reload_password(&cfg, err, sizeof(err)), 0);
+    ASSERT_STR_EQ(cfg.password, "second");
+    ovpn_config_free(&cfg);
+
+    /* Inline credentials have no file to come back from. */
+    ASSERT_EQ(parse("remote gw\nauth-nocache\n<auth-user-pass>\nerin\npw\n</auth-user-pass>\n", &cfg, err,
+                    sizeof(err)), 0);
+    ASSERT(cfg.auth_file == NULL);
+    ASSERT_EQ(ovpn_config_reload_password(&cfg, err, sizeof(err)), -ENOENT);
+    ovpn_config_free(&cfg);
+    tmp_cleanup(&t);
+    return 0;
+}
+
 /* Loads dir/name; returns the result, err holding the message. */
 static int load_in(struct tmp *t, const char *name, const char *auth, unsigned flags, char *err, size_t errcap)
 {

@@ -699,6 +699,15 @@ static int ovpn_client_send_km2(struct ovpn_client *c, struct ovpn_ks *ks)
     ovpn_km2_offered_ciphers(ciphers, sizeof(ciphers), cfg);
     ovpn_km2_peer_info(peer_info, sizeof(peer_info), ciphers, !cfg->compat_version || cfg->compat_version >= 20600);
     const char *user = NULL, *pass = NULL;
+    if (cfg->auth_user_pass && !c->auth_token && !cfg->password) {
+        /* auth-nocache wiped it after the last use: read the file again, as OpenVPN does. */
+        char err[400];
+        int rc = ovpn_config_reload_password(c->cfg, err, sizeof(err));
+        if (rc < 0) {
+            ovpn_client_fail(c, TUNNEL_DOWN_ERROR, err);
+            return rc;
+        }
+    }
     if (cfg->auth_user_pass) {
         user = cfg->username;
         /* Once the server pushed a token, it stands in for the password (OTP servers need it). */
@@ -709,6 +718,11 @@ static int ovpn_client_send_km2(struct ovpn_client *c, struct ovpn_ks *ks)
         return len;
     int rc = ovpn_tls_write(ks->tls, c->ctl, (size_t)len);
     OPENSSL_cleanse(c->ctl, (size_t)len);
+    if (cfg->auth_nocache && cfg->auth_file && c->cfg->password) {
+        OPENSSL_cleanse(c->cfg->password, strlen(c->cfg->password));
+        free(c->cfg->password);
+        c->cfg->password = NULL;
+    }
     if (rc == 0)
         ks->state = OVPN_KS_KM;
     return rc;
@@ -849,24 +863,13 @@ static void ovpn_client_on_writable(void *arg)
 static void ovpn_client_on_connected(void *arg)
 {
     struct ovpn_client *c = arg;
-    const struct ovpn_config *cfg = c->cfg;
     c->state = OVPN_CLIENT_HANDSHAKE;
     c->last_rx = c->last_tx = now_ms(c);
     if (RAND_bytes(c->sid, sizeof(c->sid)) != 1) {
         ovpn_client_fail(c, TUNNEL_DOWN_ERROR, "no randomness");
         return;
     }
-    int rc = 0;
-    if (cfg->has_tls_crypt)
-        rc = ovpn_wrap_init(&c->wrap, OVPN_WRAP_CRYPT, cfg->tls_crypt_key, 1, NULL);
-    else if (cfg->has_tls_auth)
-        rc = ovpn_wrap_init(&c->wrap, OVPN_WRAP_AUTH, cfg->tls_auth_key, cfg->key_direction, cfg->auth);
-    else
-        rc = ovpn_wrap_init(&c->wrap, OVPN_WRAP_NONE, NULL, -1, NULL);
-    if (rc < 0) {
-        ovpn_client_fail(c, TUNNEL_DOWN_ERROR, "tls-auth: unknown digest in auth");
-        return;
-    }
+    ovpn_wrap_start(&c->wrap, &c->wrap_keys);
     c->next_key_id = 1;
     struct ovpn_ks *ks = ovpn_ks_new(c, 0);
     if (!ks) {
@@ -1031,6 +1034,7 @@ static void ovpn_client_free(struct ovpn_client *c)
         uv_freeaddrinfo(c->addrs);
     ovpn_push_free(&c->push);
     ovpn_tls_ctx_free(c->tls_ctx);
+    ovpn_wrap_clear(&c->wrap_keys);
     if (c->cfg) {
         ovpn_config_free(c->cfg);
         free(c->cfg);
@@ -1128,6 +1132,20 @@ static void ovpn_client_order_remotes(struct ovpn_client *c)
     }
 }
 
+/* OpenSSL holds the private key and wrap_keys the expanded static key from here on, for every
+ * session and reconnect; the text of the key file (or <key> block) and the static key's 256 bytes
+ * are not needed again, so they do not stay in memory for the life of the process. */
+static void ovpn_client_forget_key_files(struct ovpn_config *cfg)
+{
+    if (cfg->key) {
+        OPENSSL_cleanse(cfg->key, strlen(cfg->key));
+        free(cfg->key);
+        cfg->key = NULL;
+    }
+    OPENSSL_cleanse(cfg->tls_auth_key, sizeof(cfg->tls_auth_key));
+    OPENSSL_cleanse(cfg->tls_crypt_key, sizeof(cfg->tls_crypt_key));
+}
+
 int ovpn_client_new(struct tunnel **out, uv_loop_t *loop, struct ovpn_config *cfg, const struct tunnel_events *ev,
                     char *err, size_t errcap)
 {
@@ -1154,11 +1172,25 @@ int ovpn_client_new(struct tunnel **out, uv_loop_t *loop, struct ovpn_config *cf
                  "the network unencrypted, %s",
                  strcasecmp(cfg->auth, "none") == 0 ? "and with auth none anyone on the path can also forge them"
                                                     : "readable by anyone on the path");
+    if (cfg->auth_nocache && cfg->auth_user_pass && !cfg->auth_file)
+        v2s_warn("openvpn: auth-nocache: the password is inline in the config, so it stays in memory (there is "
+                 "no file to read it from again)");
     int rc = ovpn_tls_ctx_new(&c->tls_ctx, cfg, err, errcap);
     if (rc < 0) {
         ovpn_client_free(c);
         return rc;
     }
+    if (cfg->has_tls_crypt)
+        rc = ovpn_wrap_init(&c->wrap_keys, OVPN_WRAP_CRYPT, cfg->tls_crypt_key, 1, NULL);
+    else if (cfg->has_tls_auth)
+        rc = ovpn_wrap_init(&c->wrap_keys, OVPN_WRAP_AUTH, cfg->tls_auth_key, cfg->key_direction, cfg->auth);
+    else
+        rc = ovpn_wrap_init(&c->wrap_keys, OVPN_WRAP_NONE, NULL, -1, NULL);
+    if (rc < 0) {
+        snprintf(err, errcap, "tls-auth: auth %s is not a digest OpenSSL knows", cfg->auth);
+        goto fail;
+    }
+    ovpn_client_forget_key_files(cfg);
     c->buf = malloc(OVPN_BUF);
     c->buf2 = malloc(OVPN_BUF);
     c->buf3 = malloc(OVPN_BUF);

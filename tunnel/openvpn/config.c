@@ -832,6 +832,13 @@ static int config_apply_auth_user_pass(struct ovpn_config_parser *p, char **w, i
     return 0;
 }
 
+static int config_apply_auth_nocache(struct ovpn_config_parser *p, char **w, int n, const char *block)
+{
+    (void)w, (void)n, (void)block;
+    p->cfg.auth_nocache = 1;
+    return 0;
+}
+
 static int config_apply_cipher(struct ovpn_config_parser *p, char **w, int n, const char *block)
 {
     (void)n, (void)block;
@@ -1324,6 +1331,7 @@ static const struct config_option config_options[] = {
     APPLY("tls-crypt", CONFIG_BLOCK | CONFIG_CONN, 1, 1, config_apply_tls_crypt),
     APPLY("key-direction", CONFIG_CONN, 1, 1, config_apply_key_direction),
     APPLY("auth-user-pass", CONFIG_BLOCK, 0, 1, config_apply_auth_user_pass),
+    APPLY("auth-nocache", 0, 0, 0, config_apply_auth_nocache),
     APPLY("cipher", 0, 1, 1, config_apply_cipher),
     APPLY("data-ciphers", 0, 1, 1, config_apply_data_ciphers),
     APPLY("ncp-ciphers", 0, 1, 1, config_apply_data_ciphers),
@@ -1374,7 +1382,7 @@ static const struct config_option config_options[] = {
     IGNORE("resolv-retry", 0), IGNORE("nobind", CONFIG_CONN), IGNORE("persist-tun", 0),
     IGNORE("persist-key", 0), IGNORE("persist-local-ip", 0), IGNORE("persist-remote-ip", 0),
     IGNORE("user", 0), IGNORE("group", 0), IGNORE("verb", 0), IGNORE("mute", 0),
-    IGNORE("mute-replay-warnings", 0), IGNORE("script-security", 0), IGNORE("auth-nocache", 0),
+    IGNORE("mute-replay-warnings", 0), IGNORE("script-security", 0),
     IGNORE("float", CONFIG_CONN), IGNORE("tun-ipv6", 0), IGNORE("topology", 0), IGNORE("sndbuf", 0),
     IGNORE("rcvbuf", 0), IGNORE("fast-io", 0), IGNORE("txqueuelen", 0), IGNORE("block-outside-dns", 0),
     IGNORE("register-dns", 0), IGNORE("disable-dco", 0), IGNORE("dev-node", 0), IGNORE("lladdr", 0),
@@ -1903,6 +1911,7 @@ void ovpn_config_free(struct ovpn_config *cfg)
     free(cfg->extra_certs);
     config_free_secret(&cfg->username);
     config_free_secret(&cfg->password);
+    free(cfg->auth_file);
     free(cfg->tls_cipher);
     free(cfg->tls_ciphersuites);
     free(cfg->verify_x509_name);
@@ -2078,6 +2087,17 @@ static const char *const config_ref_secrets[CONFIG_REF_COUNT] = {
     [CONFIG_REF_AUTH_USER_PASS] = "a password",
 };
 
+/* Records where the credentials came from, for auth-nocache. */
+static int config_set_auth_file(struct ovpn_config *cfg, const char *path)
+{
+    char *copy = strdup(path);
+    if (copy == NULL)
+        return -ENOMEM;
+    free(cfg->auth_file);
+    cfg->auth_file = copy;
+    return 0;
+}
+
 /* Reads one named file into the field its option fills. */
 static int config_load_ref(struct ovpn_config_parser *p, struct ovpn_config *cfg, enum config_ref ref,
                            const char *base, unsigned flags)
@@ -2145,6 +2165,8 @@ static int config_load_ref(struct ovpn_config_parser *p, struct ovpn_config *cfg
         if ((rc = config_user_pass(text, &cfg->username, &cfg->password, &why)) < 0) {
             config_fail_at(p, fr->line, "auth-user-pass '%s': %s: %s", shown, full, why);
             p->error = rc;
+        } else if ((rc = config_set_auth_file(cfg, full)) < 0) {
+            config_nomem(p);
         }
         break;
     }
@@ -2179,11 +2201,23 @@ static int config_load_auth_file(struct ovpn_config *cfg, const char *path, unsi
         config_free_secret(&cfg->username);
         config_free_secret(&cfg->password);
         rc = config_user_pass(text, &cfg->username, &cfg->password, &why);
+        if (rc == 0 && cfg->auth_file != path && (rc = config_set_auth_file(cfg, path)) < 0)
+            why = "out of memory";
     }
     if (rc < 0 && err != NULL && errcap > 0)
         snprintf(err, errcap, "%s: %s", path, why);
     config_free_file(text, len);
     return rc;
+}
+
+int ovpn_config_reload_password(struct ovpn_config *cfg, char *err, size_t errcap)
+{
+    if (cfg->auth_file == NULL) {
+        if (err != NULL && errcap > 0)
+            snprintf(err, errcap, "auth-user-pass: the credentials were inline; there is no file to read again");
+        return -ENOENT;
+    }
+    return config_load_auth_file(cfg, cfg->auth_file, cfg->load_flags, err, errcap);
 }
 
 /* The secret a config holds in its own text (an inline block), or NULL. */
@@ -2250,6 +2284,7 @@ int ovpn_config_load_flags(struct ovpn_config *cfg, const char *path, const char
             goto out;
         got.auth_user_pass = 1;
     }
+    got.load_flags = flags;
     *cfg = got;
     config_defaults(&got);
     rc = 0;

@@ -55,7 +55,10 @@ struct ovpn_config {
     int comp_set;                 /* comp-lzo or compress appeared (else the server may push it) */
     int auth_user_pass;           /* auth-user-pass present */
     char *username;               /* inline or from a file; NULL when asked for but not given */
-    char *password;
+    char *password;               /* NULL also once auth-nocache wiped it (auth_file has it) */
+    char *auth_file;              /* the file the credentials came from (resolved); NULL: inline */
+    int auth_nocache;             /* auth-nocache: wipe the password once sent, read the file again */
+    unsigned load_flags;          /* what ovpn_config_load_flags was given, for reading it again */
     char tls_version_min[16];     /* "1.2" etc.; "" = 1.2 */
     char *tls_cipher;             /* OpenSSL cipher list for TLS <= 1.2, or NULL */
     char *tls_ciphersuites;       /* TLS 1.3 suites, or NULL */
@@ -124,6 +127,11 @@ enum ovpn_config_load_flags {
 int ovpn_config_load_flags(struct ovpn_config *cfg, const char *path, const char *auth_user_pass_file,
                            unsigned flags, char *err, size_t errcap);
 void ovpn_config_free(struct ovpn_config *cfg);
+
+/* Reads the username and password again from auth_file (auth-nocache wiped the password after it
+ * was sent), with the same checks as the first time. 0, or a negative errno with err naming the
+ * file; -ENOENT when the credentials were inline. */
+int ovpn_config_reload_password(struct ovpn_config *cfg, char *err, size_t errcap);
 
 /* Parses an OpenVPN static key ("-----BEGIN OpenVPN Static key V1-----", 256 bytes of hex).
  * 0 or -EINVAL. */

@@ -90,6 +90,14 @@ int ovpn_wrap_init(struct ovpn_wrap *w, enum ovpn_wrap_mode mode, const uint8_t 
     return 0;
 }
 
+void ovpn_wrap_start(struct ovpn_wrap *w, const struct ovpn_wrap *keys)
+{
+    *w = *keys;
+    w->send_id = 0;
+    w->send_time = (uint32_t)time(NULL);
+    ovpn_replay_init(&w->replay);
+}
+
 void ovpn_wrap_clear(struct ovpn_wrap *w)
 {
     OPENSSL_cleanse(w, sizeof(*w));

@@ -36,6 +36,10 @@ struct ovpn_wrap {
  * reverse. tls-crypt treats -1 as 1. digest is the tls-auth HMAC ("SHA1"). 0 or -EINVAL. */
 int ovpn_wrap_init(struct ovpn_wrap *w, enum ovpn_wrap_mode mode, const uint8_t *key, int key_direction,
                    const char *digest);
+/* Starts a new session's wrapping from keys that ovpn_wrap_init set up once: the keys copied, the
+ * replay window and packet ids new. The client expands its static key once this way and wipes the
+ * key file's bytes. */
+void ovpn_wrap_start(struct ovpn_wrap *w, const struct ovpn_wrap *keys);
 /* Wipes the keys. */
 void ovpn_wrap_clear(struct ovpn_wrap *w);
 /* Bytes the wrapping adds to a control packet. */

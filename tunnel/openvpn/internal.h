@@ -75,6 +75,7 @@ struct ovpn_client {
     struct ovpn_transport *transport;
     enum ovpn_proto proto;
     struct ovpn_wrap wrap;
+    struct ovpn_wrap wrap_keys; /* tls-auth / tls-crypt keys, expanded once; each session starts from them */
     uint8_t sid[OVPN_SID_LEN];
     uint8_t remote_sid[OVPN_SID_LEN];
     int have_remote_sid;
