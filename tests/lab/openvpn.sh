@@ -419,8 +419,10 @@ lab_openvpn_clients() {
 
 # lab_openvpn_client_config NAME [options] [-- "extra line"...]: a directory like the one the
 # server's users download, shaped after server NAME's settings: config.ovpn + ca.crt + client.crt
-# + client.key (+ ta.key / tc.key) (+ auth.txt: user, password, for --auth-user-pass FILE),
-# everything readable by nobody. --inline puts ca/cert/key/tls-auth/tls-crypt in the file instead.
+# + client.key (+ ta.key / tc.key) (+ auth.txt: user, password, for --auth-user-pass FILE). What
+# holds a secret (client.key, ta.key, tc.key, auth.txt, and config.ovpn with --inline) belongs to
+# nobody, mode 600, since vpn2socks (run as nobody) refuses secrets other users can read; the rest is
+# mode 644. --inline puts ca/cert/key/tls-auth/tls-crypt in the file instead.
 # Sets LAB_OVPN_CLIENT_DIR. For the alibaba profile the file is exactly the Alibaba Cloud shape.
 lab_openvpn_client_config() {
     local name=$1
@@ -521,6 +523,13 @@ lab_openvpn_client_config() {
     [ "$aup" = 1 ] && printf '%s\n%s\n' "$LAB_OVPN_USER" "$pass" >"$dir/auth.txt"
     chmod 755 "$dir"
     chmod 644 "$dir"/*
+    local f secrets=(client.key ta.key tc.key auth.txt)
+    [ "$inline" = 1 ] && secrets+=(config.ovpn)
+    for f in "${secrets[@]}"; do
+        [ -f "$dir/$f" ] || continue
+        chown nobody:nogroup "$dir/$f"
+        chmod 600 "$dir/$f"
+    done
     LAB_OVPN_CLIENT_DIR=$dir
 }
 
