@@ -7,7 +7,8 @@
 #                refused before connecting, exit status 1, one error line naming the file and
 #                "chmod 600"; --allow-readable-secrets uses the readable key with a warning
 #   logs         a session at the highest verbosity (-vvv) through a renegotiation: the log holds
-#                neither the password, nor the tls-crypt key's hex, nor the private key's PEM
+#                neither the password, nor the tls-crypt key's hex, nor the private key's PEM; a
+#                SOCKS host name with a line break and an escape sequence is logged escaped
 #   memory       in that session (auth-nocache: the password is read again from its file at the
 #                renegotiation), the running process's memory holds neither the private key's
 #                PEM, nor the tls-crypt key, nor the password
@@ -122,7 +123,14 @@ if v2s_start_ovpn verbose "$DIR" -v; then
     lab_check "memory: no private key PEM, tls-crypt key or password in the running process" \
         "$LAB_PY" "$LAB_LIB_DIR/mem_scan.py" "$V2S_PID" "key-pem:text:$KEY_LINES" "tls-crypt-bytes:hex:$TC_HEX" \
         "tls-crypt-hex:text:$TC_LINES" "password:text:$PASS"
+    # A proxy client's host name with a line break and a terminal escape in it: logged escaped.
+    lab_check "logs: a hostile SOCKS host name gets its failure reply (0x04)" \
+        sc connect $'web\nvpn2socks error: forged\e[2J' "$LAB_WEB_PORT" 0x04
     lab_check_eq "verbose: SIGTERM stops vpn2socks with status 0" 0 "$(v2s_stop)"
+    lab_check "logs: the host name is logged escaped (web\\x0avpn2socks error: forged\\x1b[2J)" \
+        grep -qF 'web\x0avpn2socks error: forged\x1b[2J' "$S/v2s.log"
+    lab_check "logs: no forged line, no raw escape byte" \
+        sh -c "! grep -q '^vpn2socks error: forged' '$S/v2s.log' && ! grep -q \"\$(printf '\\033')\" '$S/v2s.log'"
     lab_check "logs: the log is at the highest level (debug lines present)" grep -q 'vpn2socks debug:' "$S/v2s.log"
     printf '%s\n' "$PASS" >"$LAB_RUN_DIR/needle-password"
     sed -n '/BEGIN/,/END/p' "$DIR/tc.key" | grep -v -- ----- >"$LAB_RUN_DIR/needle-tc"
