@@ -625,7 +625,7 @@ static void ovpn_client_read_tls(struct ovpn_client *c, struct ovpn_ks *ks)
             return;
         if (n < 0) {
             char why[300];
-            v2s_shown(ovpn_tls_error(ks->tls), why, sizeof(why)); /* it may quote the server's CN */
+            snprintf(why, sizeof(why), "%s", ovpn_tls_error(ks->tls)); /* tls.c escapes certificate text */
             if (n == -EACCES)
                 ovpn_client_fail(c, TUNNEL_DOWN_AUTH, why);
             else
@@ -745,7 +745,7 @@ static void ovpn_client_progress(struct ovpn_client *c, struct ovpn_ks *ks)
         int rc = ovpn_tls_handshake(ks->tls);
         if (rc < 0) {
             char why[300];
-            v2s_shown(ovpn_tls_error(ks->tls), why, sizeof(why)); /* it may quote the server's CN */
+            snprintf(why, sizeof(why), "%s", ovpn_tls_error(ks->tls)); /* tls.c escapes certificate text */
             ovpn_client_flush(c, ks); /* our alert, if any, still goes out */
             if (rc == -EACCES)
                 ovpn_client_fail(c, TUNNEL_DOWN_AUTH, why);
@@ -755,9 +755,8 @@ static void ovpn_client_progress(struct ovpn_client *c, struct ovpn_ks *ks)
         }
         if (rc == 1) {
             char desc[300];
-            char shown[sizeof(desc)];
-            ovpn_tls_describe(ks->tls, desc, sizeof(desc));
-            v2s_info("openvpn: TLS up (%s)", v2s_shown(desc, shown, sizeof(shown))); /* the server's CN */
+            ovpn_tls_describe(ks->tls, desc, sizeof(desc)); /* the server's CN escaped by tls.c */
+            v2s_info("openvpn: TLS up (%s)", desc);
             if (ovpn_client_send_km2(c, ks) < 0) {
                 ovpn_client_restart(c, "cannot send the key exchange message");
                 return;

@@ -968,7 +968,7 @@ static int config_parse_fingerprint(const char *text, size_t len, uint8_t out[OV
 static int config_add_fingerprint(struct ovpn_config_parser *p, const char *text, size_t len, unsigned line)
 {
     uint8_t fp[OVPN_FINGERPRINT_LEN];
-    char shown[CONFIG_SHOWN_MAX], copy[CONFIG_SHOWN_MAX];
+    char shown[CONFIG_SHOWN_MAX], copy[CONFIG_SHOWN_MAX + 1]; /* one more than fits: "..." shows the cut */
     if (config_parse_fingerprint(text, len, fp) < 0) {
         snprintf(copy, sizeof(copy), "%.*s", (int)(len < sizeof(copy) - 1 ? len : sizeof(copy) - 1), text);
         return config_fail_at(p, line,
