@@ -49,7 +49,7 @@ TEST_IMPL(ovpn_ncp_choose)
         {"", "none", "", "none", "", "none", NULL},
         {"", "", "none", "none", "", "none", NULL},
         /* hostile names are shown tamed */
-        {"", "", "", "AES\x1b[31m", "", NULL, "data cipher AES?[31m, which"},
+        {"", "", "", "AES\x1b[31m", "", NULL, "data cipher AES\\x1b[31m, which"},
         /* No push: the server's own cipher when ours, else the fallback, else the config's cipher */
         {"", "", "", "", "AES-256-GCM", "AES-256-GCM", NULL},
         {"", "AES-128-CBC", "", "", "AES-128-CBC", "AES-128-CBC", NULL},
