@@ -85,13 +85,13 @@ static int dial_connect_any(struct dial *d, const struct v2s_addr *addrs, size_t
         enum router_verdict v = router_decide(d->ctx.router, &addrs[i]);
         if (v == ROUTER_REJECT) {
             if (router_refuses_local(d->ctx.router, &addrs[i])) {
-                char a[V2S_ADDR_STRLEN], name[300];
+                char a[V2S_ADDR_STRLEN];
                 v2s_addr_format(&addrs[i], a, sizeof(a));
-                /* The name is the client's text: shown escaped. */
-                v2s_shown(d->name, name, sizeof(name));
+                /* The name is the client's text, escaped when dial_start() stored it. */
+                int same = strcmp(d->name, a) == 0;
                 v2s_info("dial: %s%s%s is a local address (loopback, link-local or unspecified): "
                          "direct connections to it are refused without --allow-direct-local",
-                         strcmp(name, a) == 0 ? "" : name, strcmp(name, a) == 0 ? "" : ": ", a);
+                         same ? "" : d->name, same ? "" : ": ", a);
             }
             rejected = 1;
             continue;
