@@ -118,7 +118,7 @@ int ovpn_km2_peer_info(char *out, size_t cap, const char *ciphers, int ekm)
     return n < 0 ? 0 : (size_t)n < cap ? n : (int)cap - 1;
 }
 
-static int list_has(const char *list, const char *name)
+int ovpn_cipher_list_has(const char *list, const char *name)
 {
     size_t nl = strlen(name);
     for (const char *p = list; *p;) {
@@ -134,7 +134,7 @@ static int list_has(const char *list, const char *name)
 
 static void list_add(char *out, size_t cap, const char *name)
 {
-    if (!name[0] || !ovpn_data_cipher_supported(name) || list_has(out, name))
+    if (!name[0] || !ovpn_data_cipher_supported(name) || ovpn_cipher_list_has(out, name))
         return;
     size_t used = strlen(out);
     if (used + strlen(name) + 2 > cap)

@@ -37,5 +37,8 @@ int ovpn_km2_peer_info(char *out, size_t cap, const char *ciphers, int ekm);
 /* The data ciphers the client offers: data-ciphers (or our default list), with the config's
  * cipher and data-ciphers-fallback appended when missing, keeping only ciphers we implement. */
 void ovpn_km2_offered_ciphers(char *out, size_t cap, const struct ovpn_config *cfg);
+/* Whether name is one of the colon-separated list's cipher names (compared case-insensitively,
+ * as OpenSSL's names are). */
+int ovpn_cipher_list_has(const char *list, const char *name);
 
 #endif

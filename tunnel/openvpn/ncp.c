@@ -18,29 +18,12 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
-#include <strings.h>
 
 #include "tunnel/addr.h"
 #include "tunnel/openvpn/config.h"
 #include "tunnel/openvpn/keymethod.h"
 
 enum { NCP_LIST_MAX = 512, NCP_SHOWN_MAX = 48 };
-
-/* Whether name is one of the colon-separated list's entries (names compare case-insensitively,
- * as OpenSSL's do). */
-static int ncp_list_has(const char *list, const char *name)
-{
-    size_t nl = strlen(name);
-    for (const char *p = list; *p;) {
-        size_t l = strcspn(p, ":");
-        if (l == nl && strncasecmp(p, name, nl) == 0)
-            return 1;
-        p += l;
-        if (*p == ':')
-            p++;
-    }
-    return 0;
-}
 
 static int ncp_set(char *out, size_t cap, const char *name)
 {
@@ -54,7 +37,7 @@ int ovpn_ncp_choose(const struct ovpn_config *cfg, const char *pushed, const cha
     char allowed[NCP_LIST_MAX], shown[NCP_SHOWN_MAX];
     ovpn_km2_offered_ciphers(allowed, sizeof(allowed), cfg);
     if (pushed[0]) {
-        if (ncp_list_has(allowed, pushed))
+        if (ovpn_cipher_list_has(allowed, pushed))
             return ncp_set(out, cap, pushed);
         snprintf(err, errcap, "the server chose data cipher %s%s, which is not one we allow (%s); add it to "
                               "data-ciphers only if this server is meant to use it", v2s_shown(pushed, shown, sizeof(shown)),
@@ -62,11 +45,11 @@ int ovpn_ncp_choose(const struct ovpn_config *cfg, const char *pushed, const cha
         return -EPERM;
     }
     /* A server that does not negotiate runs the cipher of its options string. */
-    if (server_occ[0] && ncp_list_has(allowed, server_occ))
+    if (server_occ[0] && ovpn_cipher_list_has(allowed, server_occ))
         return ncp_set(out, cap, server_occ);
-    if (cfg->data_ciphers_fallback[0] && ncp_list_has(allowed, cfg->data_ciphers_fallback))
+    if (cfg->data_ciphers_fallback[0] && ovpn_cipher_list_has(allowed, cfg->data_ciphers_fallback))
         return ncp_set(out, cap, cfg->data_ciphers_fallback);
-    if (cfg->cipher[0] && ncp_list_has(allowed, cfg->cipher))
+    if (cfg->cipher[0] && ovpn_cipher_list_has(allowed, cfg->cipher))
         return ncp_set(out, cap, cfg->cipher);
     if (server_occ[0])
         snprintf(err, errcap, "the server pushed no data cipher and its options name %s, which is not one we "
@@ -82,7 +65,7 @@ int ovpn_ncp_allows_none(const struct ovpn_config *cfg)
 {
     char allowed[NCP_LIST_MAX];
     ovpn_km2_offered_ciphers(allowed, sizeof(allowed), cfg);
-    return ncp_list_has(allowed, "none");
+    return ovpn_cipher_list_has(allowed, "none");
 }
 
 void ovpn_ncp_options_cipher(const char *options, char *out, size_t cap)
