@@ -113,6 +113,18 @@ static void guard_down(struct guard *g)
     ASSERT_EQ(uv_loop_close(&g->loop), 0);
 }
 
+/* The Internet checksum of n bytes (an even count) at p, stored big-endian at out. */
+static void guard_checksum(const uint8_t *p, size_t n, uint8_t *out)
+{
+    uint32_t sum = 0;
+    for (size_t i = 0; i < n; i += 2)
+        sum += (uint32_t)(p[i] << 8 | p[i + 1]);
+    while (sum >> 16)
+        sum = (sum & 0xFFFF) + (sum >> 16);
+    out[0] = (uint8_t)(~sum >> 8);
+    out[1] = (uint8_t)~sum;
+}
+
 /* An ICMP destination unreachable (type 3, code 3: port) from the remote host, quoting a TCP
  * header from src:sport to the remote host's dport with sequence number seq. */
 static size_t guard_icmp(uint8_t *pkt, const uint8_t src[4], uint16_t sport, uint16_t dport, uint32_t seq)
@@ -143,20 +155,8 @@ static size_t guard_icmp(uint8_t *pkt, const uint8_t src[4], uint16_t sport, uin
     tcp[6] = (uint8_t)(seq >> 8);
     tcp[7] = (uint8_t)seq;
     /* Header checksums, so that lwIP would take the packet as well. */
-    uint32_t sum = 0;
-    for (int i = 0; i < 20; i += 2)
-        sum += (uint32_t)(ip[i] << 8 | ip[i + 1]);
-    while (sum >> 16)
-        sum = (sum & 0xFFFF) + (sum >> 16);
-    ip[10] = (uint8_t)(~sum >> 8);
-    ip[11] = (uint8_t)~sum;
-    sum = 0;
-    for (int i = 0; i < 36; i += 2)
-        sum += (uint32_t)(icmp[i] << 8 | icmp[i + 1]);
-    while (sum >> 16)
-        sum = (sum & 0xFFFF) + (sum >> 16);
-    icmp[2] = (uint8_t)(~sum >> 8);
-    icmp[3] = (uint8_t)~sum;
+    guard_checksum(ip, 20, ip + 10);
+    guard_checksum(icmp, 36, icmp + 2);
     return 56;
 }
 
