@@ -22,6 +22,8 @@ pkgs=(
     procps                       # pkill/pgrep -P for cleanup helpers
     # test clients
     curl python3 python3-socks
+    # fuzzing: clang with libFuzzer and the sanitizer runtimes (tests/fuzz)
+    clang libclang-rt-dev
 )
 
 missing=()
