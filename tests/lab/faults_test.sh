@@ -19,9 +19,13 @@
 #   (e) openconnect killed mid-transfer: vpn2socks exits with status 3 (README "Exit status")
 #       and the connections in flight get an error at once, not a hang.
 # A connection in flight counts as hung when it moves no byte for FAULT_HANG_S (45) seconds, or is
-# not done after 120 s (crawling); the bounds are correctness bounds, the times themselves are
-# printed, never asserted.
-# Knobs: FAULT_LOSS_CONNS (200), FAULT_LOSS_SIZE (bytes each way, 1048576), FAULT_CASES ("a a2 b c
+# not done after 120 s (FAULT_DEADLINE_S for (c): crawling); the bounds are correctness bounds,
+# sized for the CI form: 1,000 connections at once take minutes even without loss, with the stock
+# client too (tests/lab/load_test.sh), so the full form of (c), by hand, widens them:
+#   FAULT_CASES=c FAULT_LOSS_CONNS=1000 FAULT_HANG_S=180 FAULT_DEADLINE_S=1200 tests/lab/faults_test.sh
+# The times themselves are printed, never asserted.
+# Knobs: FAULT_LOSS_CONNS (200), FAULT_LOSS_SIZE (bytes each way, 1048576), FAULT_HANG_S (45),
+# FAULT_DEADLINE_S (120), FAULT_CASES ("a a2 b c
 # d e"), LAB_KEEP=1 (run dir with out/*.tsv per connection and out/*/v2s.log).
 # Needs root (skips with exit 77 otherwise). The binary: $VPN2SOCKS_BIN, else build/vpn2socks.
 set -u
@@ -37,6 +41,7 @@ FAULT_LOSS_CONNS=${FAULT_LOSS_CONNS:-200}
 FAULT_LOSS_SIZE=${FAULT_LOSS_SIZE:-1048576}
 FAULT_CASES=${FAULT_CASES:-a a2 b c d e}
 FAULT_HANG_S=${FAULT_HANG_S:-45}
+FAULT_DEADLINE_S=${FAULT_DEADLINE_S:-120}
 LOAD_GEN=$here/load_gen.py
 DEAD_DNS=10.99.0.53
 
@@ -153,7 +158,7 @@ echoes_ok() {
 loss_run() {
     local rc
     lab_in_client "$LAB_PY" "$LOAD_GEN" --label loss --socks "$SOCKS_ADDR:$SOCKS_PORT" \
-        --size "$FAULT_LOSS_SIZE" --stall "$FAULT_HANG_S" --deadline 120 --results "$LAB_RUN_DIR/out/loss.tsv" \
+        --size "$FAULT_LOSS_SIZE" --stall "$FAULT_HANG_S" --deadline "$FAULT_DEADLINE_S" --results "$LAB_RUN_DIR/out/loss.tsv" \
         "echo=$FAULT_LOSS_CONNS@$LAB_INTERNAL_IP:$LAB_ECHO_PORT" >"$1" 2>&1 && rc=0 || rc=$?
     grep -v '^RESULT ' "$1"
     return "$rc"
