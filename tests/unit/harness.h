@@ -53,7 +53,7 @@ struct harness_result {
     uint64_t bad_packets;     /* malformed packets or wrong checksums from the stack */
     int leaked;               /* handles still open after the stack closed */
     size_t rx_held_peak;      /* the most the stack held for applications at once */
-    unsigned long withholds;  /* how often it held a window to its share */
+    unsigned long withholds;  /* how often it cut a budget to its share */
     int over_bound;           /* rx_held_peak passed rx_bound */
     uint32_t end_ms;          /* virtual time when the last transfer ended */
     int failed;               /* any of the above that breaks the invariant */

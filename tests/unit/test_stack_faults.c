@@ -181,7 +181,7 @@ static void faults_play(const char *test, faults_make_fn make, uint64_t seed, in
         fprintf(stderr,
                 "stack_faults: %s seed %llu: %u completed, %u reset as scripted, %u errors, %u hung, %u stalled, "
                 "%u corrupt, %u unexpected, %s; %u ms virtual, longest stall %u ms; held for applications "
-                "at most %zu bytes%s, windows held %lu times\n",
+                "at most %zu bytes%s, budgets cut to a share %lu times\n",
                 test, (unsigned long long)seed, res->completed, res->reset_errors, res->errors, res->hung,
                 res->stalled, res->corrupt, res->unexpected, res->failed ? "FAILED" : "ok", res->end_ms,
                 res->max_stall_ms, res->rx_held_peak, res->over_bound ? " (over its bound)" : "", res->withholds);
