@@ -14,6 +14,7 @@
 #include "app/dial.h"
 #include "app/direct.h"
 #include "app/log.h"
+#include "app/memtrim.h"
 #include "app/options.h"
 #include "app/router.h"
 #include "socks/server.h"
@@ -40,6 +41,7 @@ struct app {
     struct conn_limit conns; /* every listener's connections together */
     uv_signal_t sig[4];
     uv_timer_t stop_timer; /* runs app_stop() from the loop, never from inside the stack or a tunnel */
+    struct memtrim memtrim;
     int stop_code;
     uv_poll_t vpn_watch; /* readable when the VPN client process ($VPNPID) exits */
     int vpn_watch_fd;
@@ -226,6 +228,7 @@ static void app_stop(struct app *a, int code)
     signal(SIGHUP, SIG_IGN);
     signal(SIGUSR1, SIG_IGN);
     uv_close((uv_handle_t *)&a->stop_timer, NULL);
+    memtrim_close(&a->memtrim);
     if (a->vpn_watch_fd >= 0)
         uv_close((uv_handle_t *)&a->vpn_watch, app_vpn_watch_closed);
 }
@@ -390,6 +393,7 @@ static int app_run(struct app *a)
     /* First, so that every later failure path can close them. */
     uv_timer_init(a->loop, &a->stop_timer);
     a->stop_timer.data = a;
+    memtrim_init(&a->memtrim, a->loop);
     static const int signals[] = {SIGINT, SIGTERM, SIGHUP, SIGUSR1};
     for (size_t i = 0; i < sizeof(signals) / sizeof(signals[0]); i++) {
         uv_signal_init(a->loop, &a->sig[i]);
