@@ -10,13 +10,13 @@
 
 #include <uv.h>
 
-#include "app/conn_limit.h"
-#include "app/dial.h"
-#include "app/direct.h"
-#include "app/log.h"
+#include "base/conn_limit.h"
+#include "route/dial.h"
+#include "route/direct.h"
+#include "base/log.h"
 #include "app/memtrim.h"
 #include "app/options.h"
-#include "app/router.h"
+#include "route/router.h"
 #include "socks/server.h"
 #include "stack/stack.h"
 #include "tunnel/fd.h"

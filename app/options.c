@@ -8,7 +8,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 
-/* Connection caps (see app/conn_limit.h), chosen against what comparable tools do. ocproxy and
+/* Connection caps (see base/conn_limit.h), chosen against what comparable tools do. ocproxy and
  * tunsocks, the closest relatives (lwIP behind a SOCKS listener), stop at about 1,000 connections
  * in all, through the size of lwIP's pool of TCP PCBs (1000 and 1024); 3proxy caps each service
  * at 500 (250 since 0.9.3); dante and wireproxy set no cap of their own and leave it to the open

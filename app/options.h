@@ -6,7 +6,7 @@
 #include <stdio.h>
 #include <sys/socket.h>
 
-#include "app/router.h"
+#include "route/router.h"
 #include "tunnel/settings.h"
 
 enum { OPTIONS_MAX_LISTENERS = 8 };

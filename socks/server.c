@@ -3,7 +3,7 @@
  *
  * What a client can hold, and for how long:
  *   - a connection holds a slot of the listener's cap and of the cap shared by every listener
- *     (app/conn_limit.h) from accept until its last handle is closed, relaying included;
+ *     (base/conn_limit.h) from accept until its last handle is closed, relaying included;
  *   - a client that has not sent a complete request handshake_timeout_ms after accept is dropped,
  *     however many bytes it sent by then: the timer is not re-armed by each read, so one byte a
  *     second cannot hold a slot for longer than that;
@@ -24,9 +24,9 @@
 
 #include <uv.h>
 
-#include "app/conn_limit.h"
-#include "app/dial.h"
-#include "app/log.h"
+#include "base/conn_limit.h"
+#include "route/dial.h"
+#include "base/log.h"
 #include "socks/socks5.h"
 
 enum {

@@ -6,7 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "tunnel/addr.h"
+#include "base/addr.h"
 
 enum socks5_const {
     SOCKS5_VERSION = 0x05,

@@ -6,7 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "tunnel/addr.h"
+#include "base/addr.h"
 
 enum dnsmsg_const {
     DNSMSG_TYPE_A = 1,

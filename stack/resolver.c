@@ -16,7 +16,7 @@
 
 #include <uv.h>
 
-#include "app/log.h"
+#include "base/log.h"
 #include "lwip/pbuf.h"
 #include "lwip/timeouts.h"
 #include "lwip/udp.h"

@@ -5,7 +5,7 @@
 
 #include <stddef.h>
 
-#include "tunnel/addr.h"
+#include "base/addr.h"
 
 struct stack;
 struct resolver_query;

@@ -7,7 +7,7 @@
 
 #include <uv.h>
 
-#include "app/log.h"
+#include "base/log.h"
 #include "lwip/init.h"
 #include "lwip/ip.h"
 #include "lwip/ip4_frag.h"

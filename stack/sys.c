@@ -7,7 +7,7 @@
 
 #include <uv.h>
 
-#include "app/log.h"
+#include "base/log.h"
 #include "lwip/ip_addr.h"
 #include "lwip/sys.h"
 #include "stack/internal.h"

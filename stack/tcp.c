@@ -92,7 +92,7 @@
 
 #include <uv.h>
 
-#include "app/log.h"
+#include "base/log.h"
 #include "lwip/priv/tcp_priv.h" /* TCP_SLOW_INTERVAL */
 #include "lwip/sys.h"
 #include "lwip/tcp.h"

@@ -6,7 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "tunnel/addr.h"
+#include "base/addr.h"
 
 struct stack;
 struct stack_tcp;

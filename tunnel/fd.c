@@ -17,7 +17,7 @@
 
 #include <uv.h>
 
-#include "app/log.h"
+#include "base/log.h"
 #include "tunnel/settings.h"
 
 enum {

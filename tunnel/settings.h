@@ -4,7 +4,7 @@
 
 #include <stddef.h>
 
-#include "tunnel/addr.h"
+#include "base/addr.h"
 
 enum { TUNNEL_MAX_DNS = 8 };
 

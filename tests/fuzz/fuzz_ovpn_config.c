@@ -8,7 +8,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
-#include "app/log.h"
+#include "base/log.h"
 #include "tunnel/openvpn/config.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

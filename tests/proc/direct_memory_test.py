@@ -11,7 +11,7 @@ receive queue, both read from /proc/net/tcp) and vpn2socks starts queueing in it
 Then it sends SEGMENTS (default 100,000) segments of one byte each: TCP_NODELAY and one send() per
 byte, so vpn2socks sees many tiny reads while the client's side cannot take them. What the relay
 holds meanwhile is measured as the growth of vpn2socks's VmRSS from the end of the bulk phase, and
-must stay under GROWTH_LIMIT: the relay's own bound (app/direct.c) is about 1 MiB per direction.
+must stay under GROWTH_LIMIT: the relay's own bound (route/direct.c) is about 1 MiB per direction.
 While that bound counted bytes read instead of memory allocated (64 KiB per read), this grew the
 process by tens of MB. Then the client reads: every byte must arrive, in order, followed by EOF.
 

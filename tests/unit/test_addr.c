@@ -1,9 +1,9 @@
-/* tunnel/addr.c: numeric addresses, CIDR prefixes, netmasks. */
+/* base/addr.c: numeric addresses, CIDR prefixes, netmasks. */
 #include <errno.h>
 #include <sys/socket.h>
 
 #include "test.h"
-#include "tunnel/addr.h"
+#include "base/addr.h"
 
 TEST_IMPL(addr_parse)
 {

@@ -1,7 +1,7 @@
-/* app/conn_limit.c: slots in a listener's cap and the shared one, and one log line per episode. */
+/* base/conn_limit.c: slots in a listener's cap and the shared one, and one log line per episode. */
 #include <errno.h>
 
-#include "app/conn_limit.h"
+#include "base/conn_limit.h"
 #include "test.h"
 
 TEST_IMPL(conn_limit_caps)

@@ -7,7 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "app/log.h"
+#include "base/log.h"
 #include "test.h"
 #include "tunnel/openvpn/config.h"
 

@@ -2,7 +2,7 @@
 #include <errno.h>
 #include <sys/socket.h>
 
-#include "app/log.h"
+#include "base/log.h"
 #include "test.h"
 #include "tunnel/openvpn/push.h"
 

@@ -1,8 +1,8 @@
-/* app/router.c: longest prefix match over user and tunnel entries, and --others. */
+/* route/router.c: longest prefix match over user and tunnel entries, and --others. */
 #include <errno.h>
 #include <sys/socket.h>
 
-#include "app/router.h"
+#include "route/router.h"
 #include "test.h"
 #include "tunnel/settings.h"
 

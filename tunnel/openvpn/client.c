@@ -15,8 +15,8 @@
 #include <openssl/rand.h>
 #include <uv.h>
 
-#include "app/log.h"
-#include "tunnel/addr.h"
+#include "base/log.h"
+#include "base/addr.h"
 #include "tunnel/openvpn/comp.h"
 #include "tunnel/openvpn/data.h"
 #include "tunnel/openvpn/internal.h"

@@ -32,7 +32,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "app/log.h"
+#include "base/log.h"
 #include "tunnel/openvpn/push.h"
 
 enum {

@@ -19,7 +19,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "tunnel/addr.h"
+#include "base/addr.h"
 #include "tunnel/openvpn/config.h"
 #include "tunnel/openvpn/keymethod.h"
 

@@ -28,7 +28,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
-#include "app/log.h"
+#include "base/log.h"
 #include "tunnel/openvpn/config.h"
 
 enum {

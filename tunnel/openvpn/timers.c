@@ -16,7 +16,7 @@
  *   reconnect wait  handled by the tick itself (client.c) */
 #include <stdio.h>
 
-#include "app/log.h"
+#include "base/log.h"
 #include "tunnel/openvpn/data.h"
 #include "tunnel/openvpn/internal.h"
 

@@ -32,7 +32,7 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
-#include "app/log.h"
+#include "base/log.h"
 #include "tunnel/openvpn/config.h"
 
 enum {

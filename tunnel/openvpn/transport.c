@@ -11,7 +11,7 @@
 
 #include <uv.h>
 
-#include "app/log.h"
+#include "base/log.h"
 #include "tunnel/openvpn/proto.h"
 
 /* Sending: the packets one loop iteration produces (mostly lwIP's ACKs while downloading) are

@@ -2,13 +2,13 @@
  * that retries in a loop (or a flood of thousands) must not turn the log into the next thing that
  * fills up. The first refusal writes a line; later ones are counted and reported at most once per
  * CONN_LIMIT_LOG_INTERVAL_MS, and only while refusals go on. */
-#include "app/conn_limit.h"
+#include "base/conn_limit.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
-#include "app/log.h"
+#include "base/log.h"
 
 void conn_limit_init(struct conn_limit *l, unsigned max, const char *what, const char *option)
 {

@@ -1,6 +1,6 @@
 /* Logging: one line per event on stderr, with a level set by -v / -q. Secrets never go here. */
-#ifndef VPN2SOCKS_APP_LOG_H
-#define VPN2SOCKS_APP_LOG_H
+#ifndef VPN2SOCKS_BASE_LOG_H
+#define VPN2SOCKS_BASE_LOG_H
 
 enum v2s_log_level {
     V2S_LOG_ERROR = 0,

@@ -1,11 +1,11 @@
 /* The router decides where a destination goes: into the tunnel, directly from this host, or
  * nowhere. Pure code: the tunnel's split routes plus the user's --route / --exclude / --others. */
-#ifndef VPN2SOCKS_APP_ROUTER_H
-#define VPN2SOCKS_APP_ROUTER_H
+#ifndef VPN2SOCKS_ROUTE_ROUTER_H
+#define VPN2SOCKS_ROUTE_ROUTER_H
 
 #include <stddef.h>
 
-#include "tunnel/addr.h"
+#include "base/addr.h"
 
 struct tunnel_settings;
 

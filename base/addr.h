@@ -1,6 +1,6 @@
 /* Addresses, CIDR prefixes and numbers as every layer above lwIP reads them. Pure code, no I/O. */
-#ifndef VPN2SOCKS_TUNNEL_ADDR_H
-#define VPN2SOCKS_TUNNEL_ADDR_H
+#ifndef VPN2SOCKS_BASE_ADDR_H
+#define VPN2SOCKS_BASE_ADDR_H
 
 #include <stddef.h>
 #include <stdint.h>

@@ -1,7 +1,7 @@
 /* Addresses and CIDR prefixes. Text goes through inet_pton/inet_ntop only, so what we accept is
  * exactly the numeric forms the C library accepts: no hostnames, no IPv6 zone ids, no shorthand
  * IPv4 forms like "10.1" that inet_aton would take. */
-#include "tunnel/addr.h"
+#include "base/addr.h"
 
 #include <arpa/inet.h>
 #include <errno.h>

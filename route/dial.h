@@ -1,14 +1,14 @@
 /* Opening an outbound TCP connection for a listener (SOCKS, -L): resolve the name, ask the router
  * where the destination goes, connect through the tunnel or directly, then relay to the
  * application's socket. The listeners never see which path was taken. */
-#ifndef VPN2SOCKS_APP_DIAL_H
-#define VPN2SOCKS_APP_DIAL_H
+#ifndef VPN2SOCKS_ROUTE_DIAL_H
+#define VPN2SOCKS_ROUTE_DIAL_H
 
 #include <stddef.h>
 #include <stdint.h>
 
-#include "app/router.h"
-#include "tunnel/addr.h"
+#include "route/router.h"
+#include "base/addr.h"
 
 struct stack;
 struct dial;

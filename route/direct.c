@@ -15,7 +15,7 @@
  * Worst case per direct connection: per direction DIRECT_QUEUE_HIGH plus the one write that crossed
  * it (a header and DIRECT_READ_SIZE), about 1.06 MiB, so about 2.1 MiB for both, plus the
  * struct direct_conn (under 1 KiB). The shared read buffer is 64 KiB for the whole process. */
-#include "app/direct.h"
+#include "route/direct.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -26,7 +26,7 @@
 
 #include <uv.h>
 
-#include "app/log.h"
+#include "base/log.h"
 
 enum {
     DIRECT_READ_SIZE = 64 * 1024,

@@ -6,7 +6,7 @@
  *   - the tunnel's own subnet (address/prefix, when wider than a host) -> TUNNEL;
  *   - the tunnel's DNS servers, as host routes -> TUNNEL: they are only reachable through it, and a
  *     split-tunnel VPN often pushes DNS servers outside its split-include list. */
-#include "app/router.h"
+#include "route/router.h"
 
 #include <errno.h>
 #include <stdlib.h>

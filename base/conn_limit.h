@@ -1,8 +1,8 @@
 /* Connection caps for the listeners: one per listener and one shared by all of them. A connection
  * holds a slot in both from accept until its last handle is closed. Pure code, no I/O besides the
  * log line; the caller passes the time, so unit tests drive it directly. */
-#ifndef VPN2SOCKS_APP_CONN_LIMIT_H
-#define VPN2SOCKS_APP_CONN_LIMIT_H
+#ifndef VPN2SOCKS_BASE_CONN_LIMIT_H
+#define VPN2SOCKS_BASE_CONN_LIMIT_H
 
 #include <stdint.h>
 

@@ -1,12 +1,12 @@
 /* Direct connections (the router's DIRECT verdict): a plain host socket, relayed to the
  * application's socket with backpressure, half-close and resets passed through. */
-#ifndef VPN2SOCKS_APP_DIRECT_H
-#define VPN2SOCKS_APP_DIRECT_H
+#ifndef VPN2SOCKS_ROUTE_DIRECT_H
+#define VPN2SOCKS_ROUTE_DIRECT_H
 
 #include <stddef.h>
 #include <stdint.h>
 
-#include "tunnel/addr.h"
+#include "base/addr.h"
 
 struct direct_conn;
 typedef struct uv_loop_s uv_loop_t;

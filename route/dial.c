@@ -1,5 +1,5 @@
 /* dial: name -> addresses -> route verdict -> connection -> relay. */
-#include "app/dial.h"
+#include "route/dial.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -9,8 +9,8 @@
 
 #include <uv.h>
 
-#include "app/direct.h"
-#include "app/log.h"
+#include "route/direct.h"
+#include "base/log.h"
 #include "stack/resolver.h"
 #include "stack/stack.h"
 #include "stack/tcp.h"
