@@ -430,17 +430,8 @@ static int app_run(struct app *a)
     };
     for (size_t i = 0; i < a->opt.n_socks; i++) {
         const struct sockaddr *sa = (const struct sockaddr *)&a->opt.socks[i];
-        char name[64];
-        struct v2s_addr addr = {.family = (uint8_t)sa->sa_family};
-        uint16_t port;
-        if (sa->sa_family == AF_INET) {
-            memcpy(addr.bytes, &((const struct sockaddr_in *)sa)->sin_addr, 4);
-            port = ntohs(((const struct sockaddr_in *)sa)->sin_port);
-        } else {
-            memcpy(addr.bytes, &((const struct sockaddr_in6 *)sa)->sin6_addr, 16);
-            port = ntohs(((const struct sockaddr_in6 *)sa)->sin6_port);
-        }
-        v2s_addr_format_port(&addr, port, name, sizeof(name));
+        char name[V2S_ADDR_STRLEN];
+        v2s_sockaddr_format(sa, name, sizeof(name));
         if ((rc = socks_server_new(&a->socks[a->n_socks], &scfg, sa)) < 0) {
             v2s_error("SOCKS listener %s: %s", name, uv_strerror(rc));
             app_stop(a, EXIT_USAGE);

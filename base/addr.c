@@ -259,3 +259,55 @@ const char *v2s_shown(const char *text, char *buf, size_t cap)
     buf[o] = '\0';
     return buf;
 }
+
+int v2s_addr_from_sockaddr(const struct sockaddr *sa, struct v2s_addr *addr, uint16_t *port)
+{
+    memset(addr, 0, sizeof(*addr));
+    *port = 0;
+    if (sa->sa_family == AF_INET) {
+        const struct sockaddr_in *sin = (const struct sockaddr_in *)(const void *)sa;
+        addr->family = AF_INET;
+        memcpy(addr->bytes, &sin->sin_addr, 4);
+        *port = ntohs(sin->sin_port);
+        return 0;
+    }
+    if (sa->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)(const void *)sa;
+        addr->family = AF_INET6;
+        memcpy(addr->bytes, &sin6->sin6_addr, 16);
+        *port = ntohs(sin6->sin6_port);
+        return 0;
+    }
+    return -EAFNOSUPPORT;
+}
+
+int v2s_addr_to_sockaddr(const struct v2s_addr *addr, uint16_t port, struct sockaddr_storage *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (addr->family == AF_INET) {
+        struct sockaddr_in *sin = (struct sockaddr_in *)(void *)out;
+        sin->sin_family = AF_INET;
+        sin->sin_port = htons(port);
+        memcpy(&sin->sin_addr, addr->bytes, 4);
+        return (int)sizeof(*sin);
+    }
+    if (addr->family == AF_INET6) {
+        struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)(void *)out;
+        sin6->sin6_family = AF_INET6;
+        sin6->sin6_port = htons(port);
+        memcpy(&sin6->sin6_addr, addr->bytes, 16);
+        return (int)sizeof(*sin6);
+    }
+    return -EAFNOSUPPORT;
+}
+
+const char *v2s_sockaddr_format(const struct sockaddr *sa, char *buf, size_t cap)
+{
+    struct v2s_addr a;
+    uint16_t port;
+    if (v2s_addr_from_sockaddr(sa, &a, &port) < 0) {
+        snprintf(buf, cap, "?");
+        return buf;
+    }
+    return v2s_addr_format_port(&a, port, buf, cap);
+}

@@ -39,6 +39,17 @@ int v2s_netmask_prefix(const char *mask);
 int v2s_cidr_contains(const struct v2s_cidr *c, const struct v2s_addr *a);
 const char *v2s_cidr_format(const struct v2s_cidr *c, char *buf, size_t cap);
 
+struct sockaddr;
+struct sockaddr_storage;
+/* Reads an AF_INET or AF_INET6 socket address into addr and port (host order). 0, or -EAFNOSUPPORT
+ * for any other family (then addr is none and port 0). */
+int v2s_addr_from_sockaddr(const struct sockaddr *sa, struct v2s_addr *addr, uint16_t *port);
+/* Builds the socket address of addr and port (host order); returns its length, or -EAFNOSUPPORT
+ * when addr is none. */
+int v2s_addr_to_sockaddr(const struct v2s_addr *addr, uint16_t port, struct sockaddr_storage *out);
+/* "1.2.3.4:80" or "[::1]:80" of a socket address ("?" for another family); returns buf. */
+const char *v2s_sockaddr_format(const struct sockaddr *sa, char *buf, size_t cap);
+
 /* Copies text into buf (cap >= 8) for a log line or an error message, escaped so that text from a
  * peer (a server's message, a pushed option, a SOCKS host name) can neither forge log lines nor
  * reach a terminal: printable ASCII stays, a backslash becomes "\\", any other byte (control

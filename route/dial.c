@@ -133,13 +133,9 @@ static void dial_host_resolved(uv_getaddrinfo_t *req, int status, struct addrinf
     struct v2s_addr addrs[16];
     size_t n = 0;
     for (struct addrinfo *ai = res; ai && n < 16; ai = ai->ai_next) {
-        if (ai->ai_family == AF_INET) {
-            addrs[n].family = AF_INET;
-            memcpy(addrs[n++].bytes, &((struct sockaddr_in *)ai->ai_addr)->sin_addr, 4);
-        } else if (ai->ai_family == AF_INET6) {
-            addrs[n].family = AF_INET6;
-            memcpy(addrs[n++].bytes, &((struct sockaddr_in6 *)ai->ai_addr)->sin6_addr, 16);
-        }
+        uint16_t unused;
+        if (v2s_addr_from_sockaddr(ai->ai_addr, &addrs[n], &unused) == 0)
+            n++;
     }
     uv_freeaddrinfo(res);
     if (status == UV_EAI_NONAME || status == UV_EAI_NODATA)

@@ -173,20 +173,8 @@ int direct_connect(uv_loop_t *loop, const struct v2s_addr *dst, uint16_t port, u
                    direct_connect_cb cb, void *arg, struct direct_conn **out)
 {
     struct sockaddr_storage ss;
-    memset(&ss, 0, sizeof(ss));
-    if (dst->family == AF_INET) {
-        struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
-        sin->sin_family = AF_INET;
-        sin->sin_port = htons(port);
-        memcpy(&sin->sin_addr, dst->bytes, 4);
-    } else if (dst->family == AF_INET6) {
-        struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
-        sin6->sin6_family = AF_INET6;
-        sin6->sin6_port = htons(port);
-        memcpy(&sin6->sin6_addr, dst->bytes, 16);
-    } else {
+    if (v2s_addr_to_sockaddr(dst, port, &ss) < 0)
         return UV_EINVAL;
-    }
     struct direct_conn *c = calloc(1, sizeof(*c));
     if (!c)
         return UV_ENOMEM;
@@ -238,17 +226,7 @@ void direct_local(const struct direct_conn *c, struct v2s_addr *addr, uint16_t *
     *port = 0;
     if (uv_tcp_getsockname(&c->remote, (struct sockaddr *)&ss, &len) < 0)
         return;
-    if (ss.ss_family == AF_INET) {
-        const struct sockaddr_in *sin = (const struct sockaddr_in *)&ss;
-        addr->family = AF_INET;
-        memcpy(addr->bytes, &sin->sin_addr, 4);
-        *port = ntohs(sin->sin_port);
-    } else if (ss.ss_family == AF_INET6) {
-        const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)&ss;
-        addr->family = AF_INET6;
-        memcpy(addr->bytes, &sin6->sin6_addr, 16);
-        *port = ntohs(sin6->sin6_port);
-    }
+    v2s_addr_from_sockaddr((const struct sockaddr *)&ss, addr, port);
 }
 
 static void direct_read_start(struct direct_side *s);

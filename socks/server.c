@@ -77,23 +77,6 @@ struct socks_server {
     void *close_arg;
 };
 
-/* "1.2.3.4:80" or "[::1]:80" */
-static void socks_format_sockaddr(const struct sockaddr *sa, char *buf, size_t cap)
-{
-    struct v2s_addr a = {0};
-    uint16_t port = 0;
-    if (sa->sa_family == AF_INET) {
-        a.family = AF_INET;
-        memcpy(a.bytes, &((const struct sockaddr_in *)sa)->sin_addr, 4);
-        port = ntohs(((const struct sockaddr_in *)sa)->sin_port);
-    } else if (sa->sa_family == AF_INET6) {
-        a.family = AF_INET6;
-        memcpy(a.bytes, &((const struct sockaddr_in6 *)sa)->sin6_addr, 16);
-        port = ntohs(((const struct sockaddr_in6 *)sa)->sin6_port);
-    }
-    v2s_addr_format_port(&a, port, buf, cap);
-}
-
 static void socks_server_maybe_free(struct socks_server *srv)
 {
     if (!srv->closing || srv->handles_open > 0 || srv->conns)
@@ -444,7 +427,7 @@ static void socks_server_on_connection(uv_stream_t *listener, int status)
     int sl = sizeof(ss);
     snprintf(c->peer, sizeof(c->peer), "?");
     if (uv_tcp_getpeername(&c->client, (struct sockaddr *)&ss, &sl) == 0)
-        socks_format_sockaddr((const struct sockaddr *)&ss, c->peer, sizeof(c->peer));
+        v2s_sockaddr_format((const struct sockaddr *)&ss, c->peer, sizeof(c->peer));
     uv_tcp_nodelay(&c->client, 1);
     uv_timer_start(&c->timer, socks_conn_timeout, srv->handshake_timeout_ms, 0);
     if (uv_read_start((uv_stream_t *)&c->client, socks_conn_alloc_cb, socks_conn_read_cb) < 0) {
@@ -469,7 +452,7 @@ int socks_server_new(struct socks_server **out, const struct socks_server_config
     srv->shared = cfg->shared;
     srv->handshake_timeout_ms = cfg->handshake_timeout_ms;
     char where[V2S_ADDR_STRLEN], name[V2S_ADDR_STRLEN + 32];
-    socks_format_sockaddr(addr, where, sizeof(where));
+    v2s_sockaddr_format(addr, where, sizeof(where));
     snprintf(name, sizeof(name), "SOCKS listener %s", where);
     conn_limit_init(&srv->limit, cfg->max_conns, name, "--listener-max-connections");
     uv_tcp_init(ctx->loop, &srv->listener);

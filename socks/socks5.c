@@ -11,6 +11,8 @@
  * The whole SOCKS4 request must fit in buf; a longer one is refused (no real client sends one). */
 #include "socks/socks5.h"
 
+#include "base/bytes.h"
+
 #include <string.h>
 #include <sys/socket.h>
 
@@ -33,11 +35,6 @@ static enum socks5_event socks5_fail(struct socks5_parser *p, int error, const c
     p->error = error;
     p->why = why;
     return SOCKS5_EV_ERROR;
-}
-
-static uint16_t socks5_be16(const uint8_t *b)
-{
-    return (uint16_t)((b[0] << 8) | b[1]);
 }
 
 /* Called whenever pos reaches need in the greeting: either asks for more or completes it. */
@@ -99,7 +96,7 @@ static enum socks5_event socks5_step_request(struct socks5_parser *p)
 
     /* The whole request is here, so any error below can still be answered with a reply. */
     const uint8_t *port = p->buf + p->pos - 2;
-    p->port = socks5_be16(port);
+    p->port = v2s_get_be16(port);
     if (p->atyp == SOCKS5_ATYP_DOMAIN) {
         size_t n = p->buf[4];
         if (n == 0)
@@ -123,7 +120,7 @@ static enum socks5_event socks4_step(struct socks5_parser *p)
 {
     if (p->pos == SOCKS4_HDR && p->need == SOCKS4_HDR) {
         p->cmd = p->buf[1];
-        p->port = socks5_be16(p->buf + 2);
+        p->port = v2s_get_be16(p->buf + 2);
         return SOCKS5_EV_NEED_MORE; /* USERID follows, even when empty (just its NUL) */
     }
     uint8_t last = p->buf[p->pos - 1];

@@ -6,6 +6,8 @@
  * text, so a label that itself contains a '.' byte cannot pass for two labels. */
 #include "stack/dnsmsg.h"
 
+#include "base/bytes.h"
+
 #include <errno.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -36,16 +38,6 @@ struct dnsmsg_rr {
     size_t rdata;
     size_t rdlen;
 };
-
-static uint16_t dnsmsg_be16(const uint8_t *b)
-{
-    return (uint16_t)((b[0] << 8) | b[1]);
-}
-
-static uint32_t dnsmsg_be32(const uint8_t *b)
-{
-    return ((uint32_t)b[0] << 24) | ((uint32_t)b[1] << 16) | ((uint32_t)b[2] << 8) | (uint32_t)b[3];
-}
 
 static uint8_t dnsmsg_lower(uint8_t c)
 {
@@ -160,10 +152,10 @@ static int dnsmsg_read_rr(const uint8_t *msg, size_t len, size_t *off, struct dn
         return -EINVAL;
     if (len - pos < 10)
         return -EINVAL;
-    rr->type = dnsmsg_be16(msg + pos);
-    rr->cls = dnsmsg_be16(msg + pos + 2);
-    rr->ttl = dnsmsg_be32(msg + pos + 4);
-    rr->rdlen = dnsmsg_be16(msg + pos + 8);
+    rr->type = v2s_get_be16(msg + pos);
+    rr->cls = v2s_get_be16(msg + pos + 2);
+    rr->ttl = v2s_get_be32(msg + pos + 4);
+    rr->rdlen = v2s_get_be16(msg + pos + 8);
     rr->rdata = pos + 10;
     if (rr->rdlen > len - rr->rdata)
         return -EINVAL;
@@ -223,14 +215,14 @@ int dnsmsg_parse_answer(const uint8_t *msg, size_t len, uint16_t id, const char 
         return -EINVAL;
     if (len < DNSMSG_HDR)
         return -EINVAL;
-    uint16_t flags = dnsmsg_be16(msg + 2);
+    uint16_t flags = v2s_get_be16(msg + 2);
     /* Not a response, or not a standard query's response: not the answer we wait for. */
-    if (dnsmsg_be16(msg) != id || !(flags & DNSMSG_FLAG_QR) || ((flags >> 11) & 0xF) != 0)
+    if (v2s_get_be16(msg) != id || !(flags & DNSMSG_FLAG_QR) || ((flags >> 11) & 0xF) != 0)
         return -ENOENT;
     out->rcode = flags & 0xF;
     out->truncated = (flags & DNSMSG_FLAG_TC) != 0;
-    unsigned qdcount = dnsmsg_be16(msg + 4);
-    unsigned ancount = dnsmsg_be16(msg + 6);
+    unsigned qdcount = v2s_get_be16(msg + 4);
+    unsigned ancount = v2s_get_be16(msg + 6);
 
     /* Servers answer FORMERR, SERVFAIL or REFUSED without echoing the question; the id is all
      * that ties those to our query. */
@@ -241,8 +233,8 @@ int dnsmsg_parse_answer(const uint8_t *msg, size_t len, uint16_t id, const char 
     size_t off = DNSMSG_HDR;
     if (dnsmsg_read_name(msg, len, &off, &qname) != 0 || len - off < 4)
         return -EINVAL;
-    if (!dnsmsg_name_equal(&qname, &want) || dnsmsg_be16(msg + off) != qtype ||
-        dnsmsg_be16(msg + off + 2) != DNSMSG_CLASS_IN)
+    if (!dnsmsg_name_equal(&qname, &want) || v2s_get_be16(msg + off) != qtype ||
+        v2s_get_be16(msg + off + 2) != DNSMSG_CLASS_IN)
         return -ENOENT;
     off += 4;
 

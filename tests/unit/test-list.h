@@ -1,6 +1,9 @@
 /* Every unit test, in the order the runner runs them. tests/CMakeLists.txt reads the
  * TEST_ENTRY lines to register each as its own ctest test (unit.<name>). */
 
+TEST_DECLARE(base_list)
+TEST_DECLARE(base_bytes)
+TEST_DECLARE(base_sockaddr)
 TEST_DECLARE(addr_parse)
 TEST_DECLARE(addr_format)
 TEST_DECLARE(addr_equal)
@@ -153,6 +156,9 @@ TEST_DECLARE(stack_faults_harness_sees_hang)
 TEST_DECLARE(stack_faults_harness_sees_corruption)
 
 TEST_LIST_START
+    TEST_ENTRY(base_list)
+    TEST_ENTRY(base_bytes)
+    TEST_ENTRY(base_sockaddr)
     TEST_ENTRY(addr_parse)
     TEST_ENTRY(addr_format)
     TEST_ENTRY(addr_equal)
