@@ -14,6 +14,8 @@ import asyncio
 import os
 import sys
 
+from lab_cc import pin_cubic
+
 
 async def serve(reader, writer, root):
     try:
@@ -46,6 +48,8 @@ async def main():
     backlog = int(sys.argv[4]) if len(sys.argv) > 4 else 5
     server = await asyncio.start_server(lambda r, w: serve(r, w, root), bind, port,
                                         backlog=backlog, reuse_address=True)
+    for sock in server.sockets:
+        pin_cubic(sock)
     print(f"backlog_server on {bind}:{port} backlog {backlog} pid {os.getpid()}", flush=True)
     async with server:
         await server.serve_forever()

@@ -13,6 +13,8 @@ import socket
 import sys
 import threading
 
+from lab_cc import pin_cubic
+
 
 def serve_tcp_conn(conn):
     try:
@@ -48,6 +50,7 @@ def main():
     family = socket.AF_INET6 if ":" in addr else socket.AF_INET
     t = socket.socket(family, socket.SOCK_STREAM)
     t.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    pin_cubic(t)
     t.bind((addr, port))
     t.listen(1024)      # a thousand connections at once (the kernel caps it at somaxconn)
     u = socket.socket(family, socket.SOCK_DGRAM)

@@ -13,10 +13,16 @@ import hashlib
 import http.server
 import sys
 
+from lab_cc import pin_cubic
+
 
 class Server(http.server.ThreadingHTTPServer):
     request_queue_size = 1024
     daemon_threads = True
+
+    def server_bind(self):
+        pin_cubic(self.socket)
+        super().server_bind()
 
 
 class Handler(http.server.SimpleHTTPRequestHandler):
