@@ -24,6 +24,8 @@
 # client too (tests/lab/load_test.sh), so the full form of (c), by hand, widens them:
 #   FAULT_CASES=c FAULT_LOSS_CONNS=1000 FAULT_HANG_S=180 FAULT_DEADLINE_S=1200 tests/lab/faults_test.sh
 # The times themselves are printed, never asserted.
+# FAULT_CAPTURE=FILE (by hand) writes a capture of (c)'s inner TCP headers at the server's tun to
+# FILE, and at the first stall the echo server's sockets (out/stall-ss.txt) and vpn2socks's counters.
 # Knobs: FAULT_LOSS_CONNS (200), FAULT_LOSS_SIZE (bytes each way, 1048576), FAULT_HANG_S (45),
 # FAULT_DEADLINE_S (120), FAULT_CASES ("a a2 b c
 # d e"), LAB_KEEP=1 (run dir with out/*.tsv per connection and out/*/v2s.log).
@@ -159,6 +161,7 @@ loss_run() {
     local rc
     lab_in_client "$LAB_PY" "$LOAD_GEN" --label loss --socks "$SOCKS_ADDR:$SOCKS_PORT" \
         --size "$FAULT_LOSS_SIZE" --stall "$FAULT_HANG_S" --deadline "$FAULT_DEADLINE_S" --results "$LAB_RUN_DIR/out/loss.tsv" \
+        ${FAULT_CAPTURE:+--on-stall "$LAB_RUN_DIR/on-stall.sh"} \
         "echo=$FAULT_LOSS_CONNS@$LAB_INTERNAL_IP:$LAB_ECHO_PORT" >"$1" 2>&1 && rc=0 || rc=$?
     grep -v '^RESULT ' "$1"
     return "$rc"
@@ -306,6 +309,15 @@ if want c; then
  chain out { type filter hook output priority 0; udp dport %s numgen random mod 100 < 5 counter drop; }
  chain in { type filter hook input priority 0; udp sport %s numgen random mod 100 < 5 counter drop; }
 }\n' "$port" "$port" | lab_in_client nft -f - || lab_die "nft failed"
+        if [ -n "${FAULT_CAPTURE:-}" ]; then
+            # By hand, to find a stall: the tunnel's inner TCP headers at the server's tun, and at the
+            # first stall the echo server's view of its sockets and vpn2socks's counters (SIGUSR1).
+            lab_bg capture ip netns exec "$LAB_SERVER_NS" tcpdump -n -i "${LAB_OVPN_DEV[lossy]}" -s 96 \
+                -w "$FAULT_CAPTURE" tcp port "$LAB_ECHO_PORT"
+            printf '#!/bin/sh\nip netns exec %s ss -tnioe state established "( sport = :%s )" >%s/out/stall-ss.txt 2>&1\nkill -USR1 %s\n' \
+                "$LAB_SERVER_NS" "$LAB_ECHO_PORT" "$LAB_RUN_DIR" "$V2S_PID" >"$LAB_RUN_DIR/on-stall.sh"
+            chmod 755 "$LAB_RUN_DIR/on-stall.sh"
+        fi
         out=$LAB_RUN_DIR/out/loss.out
         t0=$(now)
         lab_check "(c) 5% loss each way: $FAULT_LOSS_CONNS echoes at once ($FAULT_LOSS_SIZE bytes each way), every byte back intact" \
