@@ -16,7 +16,9 @@
 #include "base/log.h"
 #include "app/memtrim.h"
 #include "app/options.h"
+#include "route/outbound.h"
 #include "route/router.h"
+#include "route/via_stack.h"
 #include "socks/server.h"
 #include "stack/stack.h"
 #include "tunnel/fd.h"
@@ -36,6 +38,9 @@ struct app {
     struct options opt;
     struct tunnel *tunnel;
     struct stack *stack;
+    struct outbound *via_tunnel; /* the stack's connections */
+    struct outbound *direct;     /* host sockets */
+    struct outbound *dialer;     /* the router's pick between them: what the listeners dial */
     struct socks_server *socks[OPTIONS_MAX_LISTENERS];
     size_t n_socks;
     struct conn_limit conns; /* every listener's connections together */
@@ -220,7 +225,13 @@ static void app_stop(struct app *a, int code)
     if (a->tunnel)
         tunnel_close(a->tunnel, app_tunnel_closed);
     /* Direct relays are ours to end; the stack resets the tunneled ones. */
-    direct_abort_all();
+    if (a->dialer)
+        outbound_close(a->dialer);
+    if (a->via_tunnel)
+        outbound_close(a->via_tunnel);
+    if (a->direct)
+        outbound_close(a->direct);
+    a->dialer = a->via_tunnel = a->direct = NULL;
     for (size_t i = 0; i < sizeof(a->sig) / sizeof(a->sig[0]); i++)
         uv_close((uv_handle_t *)&a->sig[i], NULL);
     /* Closing the watchers restored the default actions; openconnect hangs up its script's process
@@ -414,16 +425,29 @@ static int app_run(struct app *a)
         v2s_error("cannot start the TCP/IP stack: %s", strerror(-rc));
         return EXIT_USAGE;
     }
-    struct dial_ctx ctx = {
+    struct dial_config dcfg = {
         .loop = a->loop,
         .stack = a->stack,
         .router = &a->opt.router,
-        .connect_timeout_ms = a->opt.connect_timeout_ms,
     };
+    if (via_stack_new(&a->via_tunnel, a->stack) < 0 || direct_new(&a->direct, a->loop) < 0) {
+        v2s_error("out of memory");
+        app_stop(a, EXIT_USAGE);
+        return -1;
+    }
+    dcfg.via[ROUTER_TUNNEL] = a->via_tunnel;
+    dcfg.via[ROUTER_DIRECT] = a->direct;
+    if (dial_new(&a->dialer, &dcfg) < 0) {
+        v2s_error("out of memory");
+        app_stop(a, EXIT_USAGE);
+        return -1;
+    }
     app_fit_descriptors(&a->opt);
     conn_limit_init(&a->conns, a->opt.max_conns, "SOCKS listeners together", "--max-connections");
     struct socks_server_config scfg = {
-        .ctx = &ctx,
+        .loop = a->loop,
+        .out = a->dialer,
+        .connect_timeout_ms = a->opt.connect_timeout_ms,
         .max_conns = a->opt.listener_max_conns,
         .shared = &a->conns,
         .handshake_timeout_ms = a->opt.handshake_timeout_ms,

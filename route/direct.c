@@ -26,7 +26,9 @@
 
 #include <uv.h>
 
+#include "base/list.h"
 #include "base/log.h"
+#include "route/outbound.h"
 
 enum {
     DIRECT_READ_SIZE = 64 * 1024,
@@ -42,6 +44,13 @@ enum direct_state {
     DIRECT_CLOSING,
 };
 
+struct direct {
+    struct outbound ob;
+    uv_loop_t *loop;
+    struct v2s_list conns; /* every live connection, for direct_close() */
+    int closing;
+};
+
 struct direct_side {
     struct direct_conn *c;
     uv_tcp_t *h;
@@ -55,7 +64,8 @@ struct direct_side {
 };
 
 struct direct_conn {
-    struct direct_conn *next, *prev; /* every live one, for direct_abort_all() */
+    struct outbound_conn base;
+    struct v2s_list node; /* on struct direct's conns */
     uv_tcp_t remote;
     uv_connect_t connect_req;
     uv_timer_t timer;
@@ -63,11 +73,11 @@ struct direct_conn {
     int handles_open;
     int reset;
     struct direct_side side[2]; /* 0: application, 1: remote */
-    direct_connect_cb connect_cb;
+    outbound_connect_cb connect_cb;
     void *arg;
-    direct_done_cb done;
+    outbound_done_cb done;
     void *done_arg;
-    char label[320];
+    char label[OUTBOUND_LABEL_MAX];
 };
 
 struct direct_write {
@@ -77,27 +87,18 @@ struct direct_write {
     char data[];
 };
 
-static struct direct_conn *direct_all;
-
 /* Every read lands here first; see the top of the file. */
 static char direct_read_buf[DIRECT_READ_SIZE];
 
-static void direct_link(struct direct_conn *c)
+static struct direct *direct_of(struct outbound *ob)
 {
-    c->next = direct_all;
-    if (direct_all)
-        direct_all->prev = c;
-    direct_all = c;
+    return (struct direct *)ob;
 }
 
-static void direct_unlink(struct direct_conn *c)
+static void direct_maybe_free(struct direct *d)
 {
-    if (c->prev)
-        c->prev->next = c->next;
-    else
-        direct_all = c->next;
-    if (c->next)
-        c->next->prev = c->prev;
+    if (d->closing && v2s_list_empty(&d->conns))
+        free(d);
 }
 
 static void direct_handle_closed(uv_handle_t *h)
@@ -105,22 +106,14 @@ static void direct_handle_closed(uv_handle_t *h)
     struct direct_conn *c = h->data;
     if (--c->handles_open > 0)
         return;
-    direct_unlink(c);
+    struct direct *d = direct_of(c->base.ob);
+    v2s_list_remove(&c->node);
     if (c->done) {
-        v2s_info("%s closed%s (%llu bytes up, %llu down)", c->label, c->reset ? " by reset" : "",
-                 (unsigned long long)c->side[0].bytes, (unsigned long long)c->side[1].bytes);
+        outbound_log_closed(c->label, c->reset, c->side[0].bytes, c->side[1].bytes);
         c->done(c->done_arg);
     }
     free(c);
-}
-
-static void direct_set_reset(uv_tcp_t *h)
-{
-    uv_os_fd_t fd;
-    if (uv_fileno((uv_handle_t *)h, &fd) == 0) {
-        struct linger l = {1, 0};
-        setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof(l));
-    }
+    direct_maybe_free(d);
 }
 
 /* Closes every handle; with reset both sockets send RST. */
@@ -133,9 +126,9 @@ static void direct_end(struct direct_conn *c, int reset)
     c->reset = reset;
     c->handles_open = 2 + bridged;
     if (reset) {
-        direct_set_reset(&c->remote);
+        outbound_set_reset(&c->remote);
         if (bridged)
-            direct_set_reset(c->side[0].h);
+            outbound_set_reset(c->side[0].h);
     }
     uv_close((uv_handle_t *)&c->timer, direct_handle_closed);
     uv_close((uv_handle_t *)&c->remote, direct_handle_closed);
@@ -146,10 +139,21 @@ static void direct_end(struct direct_conn *c, int reset)
 static void direct_connect_timeout(uv_timer_t *t)
 {
     struct direct_conn *c = t->data;
-    direct_connect_cb cb = c->connect_cb;
+    outbound_connect_cb cb = c->connect_cb;
     void *arg = c->arg;
     direct_end(c, 1);
-    cb(arg, NULL, UV_ETIMEDOUT);
+    cb(arg, NULL, UV_ETIMEDOUT, NULL, 0);
+}
+
+static void direct_local(const struct direct_conn *c, struct v2s_addr *addr, uint16_t *port)
+{
+    struct sockaddr_storage ss;
+    int len = sizeof(ss);
+    memset(addr, 0, sizeof(*addr));
+    *port = 0;
+    if (uv_tcp_getsockname(&c->remote, (struct sockaddr *)&ss, &len) < 0)
+        return;
+    v2s_addr_from_sockaddr((const struct sockaddr *)&ss, addr, port);
 }
 
 static void direct_connected(uv_connect_t *req, int status)
@@ -159,28 +163,36 @@ static void direct_connected(uv_connect_t *req, int status)
         return; /* timed out or cancelled: the close already owns c */
     uv_timer_stop(&c->timer);
     if (status < 0) {
-        direct_connect_cb cb = c->connect_cb;
+        outbound_connect_cb cb = c->connect_cb;
         void *arg = c->arg;
         direct_end(c, 0);
-        cb(arg, NULL, status);
+        cb(arg, NULL, status, NULL, 0);
         return;
     }
     c->state = DIRECT_CONNECTED;
-    c->connect_cb(c->arg, c, 0);
+    struct v2s_addr bound;
+    uint16_t bound_port;
+    direct_local(c, &bound, &bound_port);
+    c->connect_cb(c->arg, &c->base, 0, &bound, bound_port);
 }
 
-int direct_connect(uv_loop_t *loop, const struct v2s_addr *dst, uint16_t port, unsigned timeout_ms,
-                   direct_connect_cb cb, void *arg, struct direct_conn **out)
+static int direct_connect(struct outbound *ob, const char *name, const struct v2s_addr *dst, uint16_t port,
+                          unsigned timeout_ms, outbound_connect_cb cb, void *arg, struct outbound_conn **out)
 {
+    struct direct *d = direct_of(ob);
     struct sockaddr_storage ss;
-    if (v2s_addr_to_sockaddr(dst, port, &ss) < 0)
+    if (name || v2s_addr_to_sockaddr(dst, port, &ss) < 0)
         return UV_EINVAL;
+    if (d->closing)
+        return UV_ECANCELED;
     struct direct_conn *c = calloc(1, sizeof(*c));
     if (!c)
         return UV_ENOMEM;
-    direct_link(c);
-    uv_tcp_init(loop, &c->remote);
-    uv_timer_init(loop, &c->timer);
+    c->base.ob = ob;
+    v2s_list_init(&c->node);
+    v2s_list_push_front(&d->conns, &c->node);
+    uv_tcp_init(d->loop, &c->remote);
+    uv_timer_init(d->loop, &c->timer);
     c->remote.data = c;
     c->timer.data = c;
     c->connect_req.data = c;
@@ -193,40 +205,38 @@ int direct_connect(uv_loop_t *loop, const struct v2s_addr *dst, uint16_t port, u
         return rc;
     }
     uv_timer_start(&c->timer, direct_connect_timeout, timeout_ms, 0);
-    *out = c;
+    *out = &c->base;
     return 0;
 }
 
-void direct_cancel(struct direct_conn *c)
+static void direct_cancel(struct outbound_conn *base)
 {
-    direct_end(c, 1);
+    direct_end((struct direct_conn *)base, 1);
 }
 
-void direct_abort_all(void)
+/* Resets every direct relay and pending direct connection (the process is stopping); d is freed
+ * once the last one's handles are closed. */
+static void direct_close(struct outbound *ob)
 {
-    for (struct direct_conn *c = direct_all; c; c = c->next) {
+    struct direct *d = direct_of(ob);
+    d->closing = 1;
+    struct v2s_list *n;
+    /* direct_end() only starts closes: every connection stays on the list until its handles are
+     * closed, so walking it here is safe. */
+    V2S_LIST_FOREACH(n, &d->conns) {
+        struct direct_conn *c = V2S_LIST_ENTRY(n, struct direct_conn, node);
         if (c->state == DIRECT_CONNECTING) {
             /* The dial waiting on it learns through its callback, as on a timeout. */
-            direct_connect_cb cb = c->connect_cb;
+            outbound_connect_cb cb = c->connect_cb;
             void *arg = c->arg;
             direct_end(c, 1);
             if (cb)
-                cb(arg, NULL, UV_ECANCELED);
+                cb(arg, NULL, UV_ECANCELED, NULL, 0);
         } else {
             direct_end(c, 1);
         }
     }
-}
-
-void direct_local(const struct direct_conn *c, struct v2s_addr *addr, uint16_t *port)
-{
-    struct sockaddr_storage ss;
-    int len = sizeof(ss);
-    memset(addr, 0, sizeof(*addr));
-    *port = 0;
-    if (uv_tcp_getsockname(&c->remote, (struct sockaddr *)&ss, &len) < 0)
-        return;
-    v2s_addr_from_sockaddr((const struct sockaddr *)&ss, addr, port);
+    direct_maybe_free(d);
 }
 
 static void direct_read_start(struct direct_side *s);
@@ -338,13 +348,15 @@ static void direct_read_start(struct direct_side *s)
         s->reading = 1;
 }
 
-void direct_bridge_start(struct direct_conn *c, uv_tcp_t *app, const uint8_t *early, size_t n,
-                         const char *label, direct_done_cb done, void *arg)
+static void direct_bridge(struct outbound_conn *base, uv_tcp_t *app, const uint8_t *early, size_t n,
+                          const char *label, outbound_done_cb done, void *arg)
 {
+    struct direct_conn *c = (struct direct_conn *)base;
     c->state = DIRECT_BRIDGED;
     c->done = done;
     c->done_arg = arg;
     snprintf(c->label, sizeof(c->label), "%s", label);
+    outbound_log_open(c->label);
     app->data = c;
     for (int i = 0; i < 2; i++) {
         c->side[i].c = c;
@@ -361,4 +373,24 @@ void direct_bridge_start(struct direct_conn *c, uv_tcp_t *app, const uint8_t *ea
     }
     direct_read_start(&c->side[0]);
     direct_read_start(&c->side[1]);
+}
+
+static const struct outbound_ops direct_ops = {
+    .connect = direct_connect,
+    .cancel = direct_cancel,
+    .bridge = direct_bridge,
+    .close = direct_close,
+};
+
+int direct_new(struct outbound **out, uv_loop_t *loop)
+{
+    struct direct *d = calloc(1, sizeof(*d));
+    if (!d)
+        return UV_ENOMEM;
+    d->ob.ops = &direct_ops;
+    d->ob.name = "direct";
+    d->loop = loop;
+    v2s_list_init(&d->conns);
+    *out = &d->ob;
+    return 0;
 }

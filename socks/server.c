@@ -25,8 +25,9 @@
 #include <uv.h>
 
 #include "base/conn_limit.h"
-#include "route/dial.h"
+#include "base/list.h"
 #include "base/log.h"
+#include "route/outbound.h"
 #include "socks/socks5.h"
 
 enum {
@@ -43,13 +44,13 @@ enum socks_conn_state {
 
 struct socks_conn {
     struct socks_server *srv;
-    struct socks_conn *next, *prev;
+    struct v2s_list node; /* on the server's conns */
     uv_tcp_t client;
     uv_timer_t timer;
     int handles_open;
     enum socks_conn_state state;
     struct socks5_parser parser;
-    struct dial *dial;
+    struct outbound_conn *dial;
     uint8_t *early; /* bytes the client sent after its request */
     size_t early_len;
     uv_write_t method_req; /* the method choice, which may still be in flight at the reply */
@@ -61,9 +62,10 @@ struct socks_conn {
 };
 
 struct socks_server {
-    struct dial_ctx ctx;
+    struct outbound *out;
+    unsigned connect_timeout_ms;
     uv_tcp_t listener;
-    struct socks_conn *conns;
+    struct v2s_list conns;
     uint8_t *read_buf;
     struct conn_limit limit;   /* this listener's cap */
     struct conn_limit *shared; /* every listener's, or NULL */
@@ -79,7 +81,7 @@ struct socks_server {
 
 static void socks_server_maybe_free(struct socks_server *srv)
 {
-    if (!srv->closing || srv->handles_open > 0 || srv->conns)
+    if (!srv->closing || srv->handles_open > 0 || !v2s_list_empty(&srv->conns))
         return;
     void (*cb)(void *) = srv->close_cb;
     void *arg = srv->close_arg;
@@ -89,20 +91,10 @@ static void socks_server_maybe_free(struct socks_server *srv)
         cb(arg);
 }
 
-static void socks_conn_unlink(struct socks_conn *c)
-{
-    if (c->prev)
-        c->prev->next = c->next;
-    else
-        c->srv->conns = c->next;
-    if (c->next)
-        c->next->prev = c->prev;
-}
-
 static void socks_conn_free(struct socks_conn *c)
 {
     struct socks_server *srv = c->srv;
-    socks_conn_unlink(c);
+    v2s_list_remove(&c->node);
     conn_limit_give(&srv->limit, srv->shared);
     free(c->early);
     free(c);
@@ -122,7 +114,7 @@ static void socks_conn_close(struct socks_conn *c)
     if (c->state == SOCKS_CONN_CLOSING)
         return;
     if (c->state == SOCKS_CONN_DIALING && c->dial)
-        dial_cancel(c->dial);
+        outbound_cancel(c->dial);
     c->dial = NULL;
     c->state = SOCKS_CONN_CLOSING;
     c->handles_open = 2;
@@ -204,7 +196,7 @@ static int socks_conn_send(struct socks_conn *c, uv_write_t *req, uint8_t *data,
     return uv_write(req, (uv_stream_t *)&c->client, &b, 1, socks_conn_sent_cb);
 }
 
-static void socks_conn_dialed(void *arg, struct dial *d, int status, const struct v2s_addr *bound,
+static void socks_conn_dialed(void *arg, struct outbound_conn *d, int status, const struct v2s_addr *bound,
                               uint16_t port)
 {
     struct socks_conn *c = arg;
@@ -223,7 +215,7 @@ static void socks_conn_dialed(void *arg, struct dial *d, int status, const struc
      * before any relayed byte. */
     if (socks_conn_send(c, &c->write_req, c->reply, len) < 0)
         v2s_debug("%s: reply not sent", c->peer);
-    dial_bridge(d, &c->client, c->early, c->early_len, c->peer, socks_conn_relay_done, c);
+    outbound_bridge(d, &c->client, c->early, c->early_len, c->peer, socks_conn_relay_done, c);
     free(c->early);
     c->early = NULL;
     c->early_len = 0;
@@ -252,8 +244,8 @@ static void socks_conn_request(struct socks_conn *c, const uint8_t *rest, size_t
         c->early_len = rest_len;
     }
     c->state = SOCKS_CONN_DIALING;
-    int rc = dial_start(&c->srv->ctx, p->atyp == SOCKS5_ATYP_DOMAIN ? p->name : NULL, &p->addr, p->port,
-                        socks_conn_dialed, c, &c->dial);
+    int rc = outbound_connect(c->srv->out, p->atyp == SOCKS5_ATYP_DOMAIN ? p->name : NULL, &p->addr, p->port,
+                              c->srv->connect_timeout_ms, socks_conn_dialed, c, &c->dial);
     if (rc < 0) {
         uint8_t rep = socks_reply_for(rc);
         v2s_info("%s -> %s: %s (reply %u)", c->peer, c->target, uv_strerror(rc), rep);
@@ -414,10 +406,8 @@ static void socks_server_on_connection(uv_stream_t *listener, int status)
     uv_timer_init(listener->loop, &c->timer);
     c->client.data = c;
     c->timer.data = c;
-    c->next = srv->conns;
-    if (srv->conns)
-        srv->conns->prev = c;
-    srv->conns = c;
+    v2s_list_init(&c->node);
+    v2s_list_push_front(&srv->conns, &c->node);
     socks5_parse_init(&c->parser);
     if (uv_accept(listener, (uv_stream_t *)&c->client) < 0) {
         socks_conn_close(c);
@@ -439,7 +429,6 @@ static void socks_server_on_connection(uv_stream_t *listener, int status)
 
 int socks_server_new(struct socks_server **out, const struct socks_server_config *cfg, const struct sockaddr *addr)
 {
-    const struct dial_ctx *ctx = cfg->ctx;
     struct socks_server *srv = calloc(1, sizeof(*srv));
     if (!srv)
         return UV_ENOMEM;
@@ -448,14 +437,16 @@ int socks_server_new(struct socks_server **out, const struct socks_server_config
         free(srv);
         return UV_ENOMEM;
     }
-    srv->ctx = *ctx;
+    srv->out = cfg->out;
+    srv->connect_timeout_ms = cfg->connect_timeout_ms;
+    v2s_list_init(&srv->conns);
     srv->shared = cfg->shared;
     srv->handshake_timeout_ms = cfg->handshake_timeout_ms;
     char where[V2S_ADDR_STRLEN], name[V2S_ADDR_STRLEN + 32];
     v2s_sockaddr_format(addr, where, sizeof(where));
     snprintf(name, sizeof(name), "SOCKS listener %s", where);
     conn_limit_init(&srv->limit, cfg->max_conns, name, "--listener-max-connections");
-    uv_tcp_init(ctx->loop, &srv->listener);
+    uv_tcp_init(cfg->loop, &srv->listener);
     srv->listener.data = srv;
     srv->handles_open = 1;
     int rc = uv_tcp_bind(&srv->listener, addr, 0);
@@ -482,8 +473,10 @@ void socks_server_close(struct socks_server *srv, void (*cb)(void *arg), void *a
     srv->close_cb = cb;
     srv->close_arg = arg;
     uv_close((uv_handle_t *)&srv->listener, socks_server_listener_closed);
-    for (struct socks_conn *c = srv->conns, *next; c; c = next) {
-        next = c->next;
+    struct v2s_list *n, *tmp;
+    /* socks_conn_close() only starts the closes: c stays on the list until its handles are. */
+    V2S_LIST_FOREACH_SAFE(n, tmp, &srv->conns) {
+        struct socks_conn *c = V2S_LIST_ENTRY(n, struct socks_conn, node);
         if (c->state != SOCKS_CONN_RELAYING)
             socks_conn_close(c);
     }

@@ -3,12 +3,15 @@
 #define VPN2SOCKS_SOCKS_SERVER_H
 
 struct socks_server;
-struct dial_ctx;
+struct outbound;
 struct conn_limit;
 struct sockaddr;
+typedef struct uv_loop_s uv_loop_t;
 
 struct socks_server_config {
-    const struct dial_ctx *ctx;    /* connections are opened through it (copied) */
+    uv_loop_t *loop;
+    struct outbound *out;          /* connections are opened through it (route/outbound.h) */
+    unsigned connect_timeout_ms;   /* given to each connect */
     unsigned max_conns;            /* this listener's cap; 0: none */
     struct conn_limit *shared;     /* the cap over every listener (the caller keeps it), or NULL */
     unsigned handshake_timeout_ms; /* from accept to a complete request */

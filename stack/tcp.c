@@ -647,16 +647,16 @@ static void stack_tcp_app_closed(uv_handle_t *h)
 {
     struct stack_tcp *c = h->data;
     struct stack *s = c->s;
-    v2s_info("%s closed%s (%llu bytes up, %llu down)", c->label, c->reset ? " by reset" : "",
-             (unsigned long long)c->bytes_up, (unsigned long long)c->bytes_down);
     stack_tcp_unlink(c);
     free(c->pending);
     free(c->rxq);
     stack_tcp_done_cb done = c->done;
     void *done_arg = c->done_arg;
+    int reset = c->reset;
+    uint64_t up = c->bytes_up, down = c->bytes_down;
     free(c);
     if (done)
-        done(done_arg);
+        done(done_arg, reset, up, down);
     stack_maybe_free(s);
 }
 

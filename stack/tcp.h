@@ -16,8 +16,10 @@ typedef struct uv_tcp_s uv_tcp_t;
  * expired), UV_EHOSTUNREACH, UV_ENETUNREACH, UV_EACCES (administratively prohibited),
  * UV_ENETDOWN (tunnel lost), UV_ENOMEM. On failure c is already gone. */
 typedef void (*stack_tcp_connect_cb)(void *arg, struct stack_tcp *c, int status);
-/* The bridge is over and the application handle closed; the caller may free it now. */
-typedef void (*stack_tcp_done_cb)(void *arg);
+/* The bridge is over and the application handle closed; the caller may free it now. reset: it
+ * ended by a reset or an error, not by two FINs; up: bytes the application sent, down: bytes it
+ * was given. The caller logs them (route/outbound.c). */
+typedef void (*stack_tcp_done_cb)(void *arg, int reset, uint64_t up, uint64_t down);
 
 /* Opens a connection to dst:port from the tunnel address, giving up after timeout_ms. Returns 0
  * (cb follows, exactly once, unless cancelled) or a negative errno (cb never runs). */

@@ -443,9 +443,12 @@ static void harness_app_read_start(struct harness_app *a)
     harness_quickack(a);
 }
 
-static void harness_bridge_done(void *arg)
+static void harness_bridge_done(void *arg, int reset, uint64_t up, uint64_t down)
 {
     struct harness_app *a = arg;
+    (void)reset;
+    (void)up;
+    (void)down;
     a->h->events++;
     a->bridge_done = 1;
     free(a->accepted);

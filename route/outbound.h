@@ -1,0 +1,126 @@
+/* One outbound interface: how a listener (SOCKS today; the HTTP proxy, -L/-R forwards and the SOCKS
+ * UDP relay next) opens a connection and relays a client to it, without knowing which path it
+ * takes. An ops table in the style of struct tunnel_ops, with three implementations:
+ *
+ *   - through the stack (route/via_stack.c): a TCP connection inside the tunnel;
+ *   - direct (route/direct.c): a socket of this host;
+ *   - routed (route/dial.c): resolves a name, asks the router for each address, and hands the
+ *     connection to the outbound the router picked (tunnel or direct). This is the one listeners
+ *     are given; the verdict is looked at once, there, and nowhere after.
+ *
+ * The bookkeeping every implementation shares (how a relay is named in the log, its "open" and
+ * "closed ... bytes up, down" lines, how a reset is reported) is written once, in route/outbound.c.
+ *
+ * Datagrams (the SOCKS UDP relay) get their own ops next to the stream ones (udp_open, udp_send,
+ * udp_close below), so a listener holds one struct outbound for both; no implementation has them
+ * yet (the fields are NULL). */
+#ifndef VPN2SOCKS_ROUTE_OUTBOUND_H
+#define VPN2SOCKS_ROUTE_OUTBOUND_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/addr.h"
+
+typedef struct uv_tcp_s uv_tcp_t;
+
+struct outbound;
+struct outbound_udp;
+
+/* The part of a connection every implementation embeds first: the ops that own it. */
+struct outbound_conn {
+    struct outbound *ob;
+};
+
+/* status: 0, UV_EAI_NONAME / UV_EAI_AGAIN (name), UV_EACCES (rejected by the router or the
+ * network), UV_ENETUNREACH, UV_EHOSTUNREACH, UV_ECONNREFUSED, UV_ETIMEDOUT, UV_ENETDOWN,
+ * UV_ECANCELED (the outbound was closed), ... On success bound/port are the local end of the
+ * outbound connection, and the callback must call outbound_bridge() (or outbound_cancel()) before
+ * it returns: data arriving later would have no reader. On failure c is NULL (already gone). */
+typedef void (*outbound_connect_cb)(void *arg, struct outbound_conn *c, int status, const struct v2s_addr *bound,
+                                    uint16_t port);
+/* The relay is over and the client handle closed; the listener may free what holds it. */
+typedef void (*outbound_done_cb)(void *arg);
+/* A datagram arrived for a UDP association (from: its source). */
+typedef void (*outbound_udp_recv_cb)(void *arg, const struct v2s_addr *from, uint16_t port, const uint8_t *data,
+                                     size_t len);
+
+struct outbound_ops {
+    /* Opens a TCP connection to name (a host name; NULL: addr) port, giving up after timeout_ms.
+     * Only the routed outbound takes names: the stack and direct ones answer UV_EINVAL to one.
+     * 0 (cb follows exactly once, unless cancelled) or a negative uv error (cb never runs). */
+    int (*connect)(struct outbound *ob, const char *name, const struct v2s_addr *addr, uint16_t port,
+                   unsigned timeout_ms, outbound_connect_cb cb, void *arg, struct outbound_conn **out);
+    /* Abandons a connection whose callback has not run, or one connected but not bridged. */
+    void (*cancel)(struct outbound_conn *c);
+    /* Relays between c and app (a connected uv_tcp_t the caller owns, not reading) until both
+     * directions are closed or either side resets; early bytes (copied) go out first. From here
+     * the relay owns app: it closes it, then calls done(arg). label names the relay in the log;
+     * each layer adds what it knows (the routed outbound is given the client's name and passes
+     * "client -> destination (tunnel)" on). */
+    void (*bridge)(struct outbound_conn *c, uv_tcp_t *app, const uint8_t *early, size_t n, const char *label,
+                   outbound_done_cb done, void *arg);
+    /* Whether this path can reach an address of this family now (the tunnel may lack IPv6).
+     * NULL: every family. */
+    int (*can_reach)(const struct outbound *ob, int family);
+    /* Resets every connection and relay, fails pending connects with UV_ECANCELED, and frees the
+     * outbound once its last handle is closed. ob is not used again by the caller. */
+    void (*close)(struct outbound *ob);
+
+    /* Datagrams, for the SOCKS UDP relay (next). NULL until an implementation has them. */
+    int (*udp_open)(struct outbound *ob, outbound_udp_recv_cb recv, void *arg, struct outbound_udp **out);
+    int (*udp_send)(struct outbound_udp *u, const struct v2s_addr *dst, uint16_t port, const uint8_t *data,
+                    size_t len);
+    void (*udp_close)(struct outbound_udp *u);
+};
+
+struct outbound {
+    const struct outbound_ops *ops;
+    const char *name; /* how the log names the path: "tunnel", "direct" */
+};
+
+static inline int outbound_connect(struct outbound *ob, const char *name, const struct v2s_addr *addr,
+                                   uint16_t port, unsigned timeout_ms, outbound_connect_cb cb, void *arg,
+                                   struct outbound_conn **out)
+{
+    return ob->ops->connect(ob, name, addr, port, timeout_ms, cb, arg, out);
+}
+
+static inline void outbound_cancel(struct outbound_conn *c)
+{
+    c->ob->ops->cancel(c);
+}
+
+static inline void outbound_bridge(struct outbound_conn *c, uv_tcp_t *app, const uint8_t *early, size_t n,
+                                   const char *label, outbound_done_cb done, void *arg)
+{
+    c->ob->ops->bridge(c, app, early, n, label, done, arg);
+}
+
+static inline int outbound_can_reach(const struct outbound *ob, int family)
+{
+    return ob->ops->can_reach ? ob->ops->can_reach(ob, family) : 1;
+}
+
+static inline void outbound_close(struct outbound *ob)
+{
+    ob->ops->close(ob);
+}
+
+/* --- the bookkeeping every implementation shares (route/outbound.c) --- */
+
+enum { OUTBOUND_LABEL_MAX = 320 };
+
+/* The label of a relay: "client -> dst:port (via)", or "client -> name:port [dst:port] (via)" when
+ * the client asked for a name (name: as shown in the log, escaped; NULL or numeric: none). */
+void outbound_label(char *buf, size_t cap, const char *client, const char *name, const struct v2s_addr *dst,
+                    uint16_t port, const char *via);
+/* A relay starts: "LABEL open". */
+void outbound_log_open(const char *label);
+/* A relay ended: "LABEL closed[ by reset] (U bytes up, D down)"; up is what the client sent. */
+void outbound_log_closed(const char *label, int reset, uint64_t up, uint64_t down);
+/* Makes the close of h send a TCP reset instead of a FIN (SO_LINGER 0): how a reset or an error on
+ * one side is passed to the other. */
+void outbound_set_reset(uv_tcp_t *h);
+
+#endif
