@@ -460,6 +460,11 @@ int socks_server_new(struct socks_server **out, const struct socks_server_config
     return 0;
 }
 
+int socks_server_local(const struct socks_server *srv, struct sockaddr *addr, int *len)
+{
+    return uv_tcp_getsockname(&srv->listener, addr, len);
+}
+
 static void socks_server_listener_closed(uv_handle_t *h)
 {
     struct socks_server *srv = h->data;

@@ -19,6 +19,8 @@ struct socks_server_config {
 
 /* Listens on addr. 0 or a negative uv error. */
 int socks_server_new(struct socks_server **out, const struct socks_server_config *cfg, const struct sockaddr *addr);
+/* The address the listener is bound to (the port the kernel chose for port 0). 0 or a uv error. */
+int socks_server_local(const struct socks_server *srv, struct sockaddr *addr, int *len);
 /* Stops listening and ends every connection; cb runs once all handles are closed. */
 void socks_server_close(struct socks_server *srv, void (*cb)(void *arg), void *arg);
 

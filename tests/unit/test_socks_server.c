@@ -1,0 +1,533 @@
+/* socks/server.c on a real libuv loop: loopback client sockets against a fake outbound that
+ * records what it is asked, answers success or a given error, and plays the remote end of the
+ * relay. Checks the reply a client gets for each outcome, that bytes pass both ways with
+ * half-close, and that no handle is left open. No root, no tunnel. */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <uv.h>
+
+#include "base/log.h"
+#include "route/dial.h"
+#include "route/direct.h"
+#include "route/outbound.h"
+#include "route/router.h"
+#include "socks/server.h"
+#include "test.h"
+#include "uvtest.h"
+
+/* --- the fake outbound --- */
+
+enum fake_mode {
+    FAKE_ANSWER, /* succeed (status 0) or fail with status, on the next loop turn */
+    FAKE_HANG,   /* never answer */
+};
+
+struct fake_conn;
+
+struct fake_outbound {
+    struct outbound ob;
+    uv_loop_t *loop;
+    enum fake_mode mode;
+    int status; /* what FAKE_ANSWER answers */
+    /* What it was asked. */
+    int connects, cancels, bridges, closed;
+    char name[256];
+    struct v2s_addr addr;
+    uint16_t port;
+    unsigned timeout_ms;
+    struct fake_conn *conn; /* the last one */
+};
+
+struct fake_conn {
+    struct outbound_conn base;
+    struct fake_outbound *f;
+    uv_timer_t timer;
+    outbound_connect_cb cb;
+    void *arg;
+    /* The relay: the fake is the remote end. */
+    uv_tcp_t *app;
+    outbound_done_cb done;
+    void *done_arg;
+    char label[OUTBOUND_LABEL_MAX];
+    uint8_t got[4096]; /* early bytes, then what the client sent */
+    size_t n_got;
+    int got_eof, shut, done_ran;
+    uv_write_t wr;
+    uv_shutdown_t sh;
+    char out[256];
+};
+
+static struct fake_outbound *fake_of(struct outbound *ob)
+{
+    return (struct fake_outbound *)ob;
+}
+
+static void fake_timer_closed(uv_handle_t *h)
+{
+    struct fake_conn *c = h->data;
+    if (!c->app)
+        free(c); /* failed or cancelled; a bridged one is freed when its relay ends */
+}
+
+static void fake_answer(uv_timer_t *t)
+{
+    struct fake_conn *c = t->data;
+    struct fake_outbound *f = c->f;
+    uv_close((uv_handle_t *)&c->timer, fake_timer_closed);
+    if (f->status < 0) {
+        f->conn = NULL;
+        c->cb(c->arg, NULL, f->status, NULL, 0);
+        return;
+    }
+    struct v2s_addr bound;
+    ASSERT(v2s_addr_parse(&bound, "10.1.2.3") == 0);
+    c->cb(c->arg, &c->base, 0, &bound, 4321);
+    ASSERT(c->app != NULL); /* the listener must bridge from inside the callback */
+}
+
+static int fake_connect(struct outbound *ob, const char *name, const struct v2s_addr *addr, uint16_t port,
+                        unsigned timeout_ms, outbound_connect_cb cb, void *arg, struct outbound_conn **out)
+{
+    struct fake_outbound *f = fake_of(ob);
+    struct fake_conn *c = calloc(1, sizeof(*c));
+    ASSERT(c != NULL);
+    f->connects++;
+    snprintf(f->name, sizeof(f->name), "%s", name ? name : "");
+    f->addr = name ? (struct v2s_addr){0} : *addr;
+    f->port = port;
+    f->timeout_ms = timeout_ms;
+    f->conn = c;
+    c->base.ob = ob;
+    c->f = f;
+    c->cb = cb;
+    c->arg = arg;
+    uv_timer_init(f->loop, &c->timer);
+    c->timer.data = c;
+    if (f->mode == FAKE_ANSWER)
+        uv_timer_start(&c->timer, fake_answer, 0, 0);
+    *out = &c->base;
+    return 0;
+}
+
+static void fake_cancel(struct outbound_conn *base)
+{
+    struct fake_conn *c = (struct fake_conn *)base;
+    c->f->cancels++;
+    c->f->conn = NULL;
+    uv_close((uv_handle_t *)&c->timer, fake_timer_closed);
+}
+
+static void fake_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    struct fake_conn *c = h->data;
+    (void)suggested;
+    *buf = uv_buf_init((char *)c->got + c->n_got, (unsigned)(sizeof(c->got) - c->n_got));
+}
+
+static void fake_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    struct fake_conn *c = s->data;
+    (void)buf;
+    if (nread > 0)
+        c->n_got += (size_t)nread;
+    else if (nread < 0) {
+        c->got_eof = nread == UV_EOF ? 1 : (int)nread;
+        uv_read_stop(s);
+    }
+}
+
+static void fake_bridge(struct outbound_conn *base, uv_tcp_t *app, const uint8_t *early, size_t n,
+                        const char *label, outbound_done_cb done, void *arg)
+{
+    struct fake_conn *c = (struct fake_conn *)base;
+    c->f->bridges++;
+    c->app = app;
+    c->done = done;
+    c->done_arg = arg;
+    snprintf(c->label, sizeof(c->label), "%s", label);
+    ASSERT(n < sizeof(c->got));
+    memcpy(c->got, early, n);
+    c->n_got = n;
+    app->data = c;
+    ASSERT_EQ(uv_read_start((uv_stream_t *)app, fake_alloc, fake_read), 0);
+}
+
+static void fake_close(struct outbound *ob)
+{
+    fake_of(ob)->closed++;
+}
+
+static const struct outbound_ops fake_ops = {
+    .connect = fake_connect,
+    .cancel = fake_cancel,
+    .bridge = fake_bridge,
+    .close = fake_close,
+};
+
+static void fake_init(struct fake_outbound *f, uv_loop_t *loop, enum fake_mode mode, int status)
+{
+    memset(f, 0, sizeof(*f));
+    f->ob.ops = &fake_ops;
+    f->ob.name = "fake";
+    f->loop = loop;
+    f->mode = mode;
+    f->status = status;
+}
+
+/* The remote end sends text to the client. */
+static void fake_send(struct fake_conn *c, const char *text)
+{
+    snprintf(c->out, sizeof(c->out), "%s", text);
+    uv_buf_t b = uv_buf_init(c->out, (unsigned)strlen(c->out));
+    ASSERT_EQ(uv_write(&c->wr, (uv_stream_t *)c->app, &b, 1, NULL), 0);
+}
+
+static void fake_shut_cb(uv_shutdown_t *req, int status)
+{
+    struct fake_conn *c = req->data;
+    ASSERT_EQ(status, 0);
+    c->shut = 1;
+}
+
+/* The remote end half-closes toward the client. */
+static void fake_shutdown(struct fake_conn *c)
+{
+    c->sh.data = c;
+    ASSERT_EQ(uv_shutdown(&c->sh, (uv_stream_t *)c->app, fake_shut_cb), 0);
+}
+
+static void fake_app_closed(uv_handle_t *h)
+{
+    struct fake_conn *c = h->data;
+    outbound_done_cb done = c->done;
+    void *arg = c->done_arg;
+    free(c);
+    done(arg);
+}
+
+/* The relay ends: the client handle is closed and the listener told. */
+static void fake_end(struct fake_conn *c)
+{
+    c->f->conn = NULL;
+    uv_close((uv_handle_t *)c->app, fake_app_closed);
+}
+
+/* --- a SOCKS client on a plain socket --- */
+
+struct sstest {
+    uv_loop_t loop;
+    struct fake_outbound fake;
+    struct socks_server *srv;
+    uint16_t port;
+    int server_closed;
+};
+
+static void sstest_server_closed(void *arg)
+{
+    ((struct sstest *)arg)->server_closed = 1;
+}
+
+static void sstest_start(struct sstest *t, enum fake_mode mode, int status)
+{
+    memset(t, 0, sizeof(*t));
+    ASSERT_EQ(uv_loop_init(&t->loop), 0);
+    fake_init(&t->fake, &t->loop, mode, status);
+    struct socks_server_config cfg = {
+        .loop = &t->loop,
+        .out = &t->fake.ob,
+        .connect_timeout_ms = 1234,
+        .handshake_timeout_ms = 5000,
+    };
+    struct sockaddr_in sin = {.sin_family = AF_INET};
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ASSERT_EQ(socks_server_new(&t->srv, &cfg, (const struct sockaddr *)&sin), 0);
+    struct sockaddr_storage ss;
+    int len = sizeof(ss);
+    ASSERT_EQ(socks_server_local(t->srv, (struct sockaddr *)&ss, &len), 0);
+    t->port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+}
+
+static void sstest_finish(struct sstest *t)
+{
+    socks_server_close(t->srv, sstest_server_closed, t);
+    ASSERT(uvtest_run_until(&t->loop, &t->server_closed, 2000));
+    uvtest_loop_finish(&t->loop);
+}
+
+/* Greeting (no authentication) and a CONNECT to name:port, plus extra bytes in the same send. */
+static int sstest_request(struct sstest *t, const char *name, uint16_t port, const char *extra)
+{
+    uint8_t req[512];
+    size_t n = 0;
+    req[n++] = 5;
+    req[n++] = 1;
+    req[n++] = 0;
+    req[n++] = 5;
+    req[n++] = 1;
+    req[n++] = 0;
+    struct v2s_addr a;
+    if (v2s_addr_parse(&a, name) == 0 && a.family == AF_INET) {
+        req[n++] = 1;
+        memcpy(req + n, a.bytes, 4);
+        n += 4;
+    } else {
+        req[n++] = 3;
+        req[n++] = (uint8_t)strlen(name);
+        memcpy(req + n, name, strlen(name));
+        n += strlen(name);
+    }
+    req[n++] = (uint8_t)(port >> 8);
+    req[n++] = (uint8_t)port;
+    memcpy(req + n, extra, strlen(extra));
+    n += strlen(extra);
+    int fd = uvtest_connect(t->port);
+    uvtest_send(&t->loop, fd, req, n);
+    return fd;
+}
+
+/* Reads the method choice and the 10-byte IPv4 reply; returns the reply code. */
+static int sstest_reply(struct sstest *t, int fd, uint8_t reply[10])
+{
+    uint8_t m[2];
+    int end;
+    ASSERT_EQ(uvtest_recv(&t->loop, fd, m, 2, &end, 3000), 2);
+    ASSERT_EQ(m[0], 5);
+    ASSERT_EQ(m[1], 0);
+    ASSERT_EQ(uvtest_recv(&t->loop, fd, reply, 10, &end, 3000), 10);
+    ASSERT_EQ(reply[0], 5);
+    ASSERT_EQ(reply[3], 1); /* IPv4 bound address */
+    return reply[1];
+}
+
+TEST_IMPL(socks_server_outcomes)
+{
+    static const struct {
+        int status;
+        int rep;
+    } rows[] = {
+        {UV_ECONNREFUSED, 5}, {UV_ETIMEDOUT, 6}, {UV_EHOSTUNREACH, 4}, {UV_EAI_NONAME, 4},
+        {UV_ENETUNREACH, 3},  {UV_ENETDOWN, 3},  {UV_EACCES, 2},       {UV_ECANCELED, 1},
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(rows); i++) {
+        struct sstest t;
+        uint8_t reply[10];
+        sstest_start(&t, FAKE_ANSWER, rows[i].status);
+        int fd = sstest_request(&t, "example.test", 443, "");
+        int rep = sstest_reply(&t, fd, reply);
+        ASSERT_ROW(rep == rows[i].rep, "%zu: status %d gave reply %d", i, rows[i].status, rep);
+        /* The client is told, then the connection ends. */
+        ASSERT_ROW(uvtest_wait_end(&t.loop, fd, NULL, 3000) == 1, "%zu", i);
+        ASSERT_EQ(t.fake.connects, 1);
+        ASSERT_STR_EQ(t.fake.name, "example.test");
+        ASSERT_EQ(t.fake.port, 443);
+        ASSERT_EQ(t.fake.timeout_ms, 1234);
+        ASSERT_EQ(t.fake.bridges, 0);
+        close(fd);
+        sstest_finish(&t);
+    }
+
+    /* Success, to a numeric address: the outbound gets the address, the client the bound one. */
+    struct sstest t;
+    uint8_t reply[10];
+    sstest_start(&t, FAKE_ANSWER, 0);
+    int fd = sstest_request(&t, "192.0.2.7", 8080, "");
+    ASSERT_EQ(sstest_reply(&t, fd, reply), 0);
+    static const uint8_t bound[6] = {10, 1, 2, 3, 4321 >> 8, 4321 & 0xff};
+    ASSERT_MEM_EQ(reply + 4, bound, 6);
+    ASSERT_STR_EQ(t.fake.name, "");
+    char a[V2S_ADDR_STRLEN];
+    ASSERT_STR_EQ(v2s_addr_format(&t.fake.addr, a, sizeof(a)), "192.0.2.7");
+    ASSERT_EQ(t.fake.port, 8080);
+    ASSERT_EQ(t.fake.bridges, 1);
+    /* The relay is given the client's address as the start of its label. */
+    ASSERT(strncmp(t.fake.conn->label, "127.0.0.1:", 10) == 0);
+    close(fd);
+    struct fake_conn *c = t.fake.conn;
+    ASSERT(uvtest_run_until(&t.loop, &c->got_eof, 2000) != 0);
+    fake_end(c);
+    sstest_finish(&t);
+    return 0;
+}
+
+TEST_IMPL(socks_server_relay_half_close)
+{
+    struct sstest t;
+    uint8_t reply[10], buf[64];
+    int end;
+    sstest_start(&t, FAKE_ANSWER, 0);
+    /* Bytes behind the request, in the same segment, reach the outbound first. */
+    int fd = sstest_request(&t, "example.test", 80, "early;");
+    ASSERT_EQ(sstest_reply(&t, fd, reply), 0);
+    struct fake_conn *c = t.fake.conn;
+    ASSERT(c != NULL && c->app != NULL);
+    uvtest_send(&t.loop, fd, "up1;", 4);
+    for (unsigned i = 0; i < 2000 && c->n_got < 10; i++)
+        uvtest_run_until(&t.loop, &c->got_eof, 1);
+    ASSERT_EQ(c->n_got, 10);
+    ASSERT_MEM_EQ(c->got, "early;up1;", 10);
+
+    fake_send(c, "down1;");
+    ASSERT_EQ(uvtest_recv(&t.loop, fd, buf, 6, &end, 3000), 6);
+    ASSERT_MEM_EQ(buf, "down1;", 6);
+
+    /* The client half-closes: the remote end sees EOF and can still send. */
+    ASSERT_EQ(shutdown(fd, SHUT_WR), 0);
+    ASSERT(uvtest_run_until(&t.loop, &c->got_eof, 3000) == 1);
+    fake_send(c, "down2;");
+    ASSERT_EQ(uvtest_recv(&t.loop, fd, buf, 6, &end, 3000), 6);
+    ASSERT_MEM_EQ(buf, "down2;", 6);
+    ASSERT_EQ(end, 0);
+
+    /* Then the remote end half-closes too: the client gets EOF. */
+    fake_shutdown(c);
+    ASSERT(uvtest_run_until(&t.loop, &c->shut, 3000));
+    ASSERT_EQ(uvtest_wait_end(&t.loop, fd, NULL, 3000), 1);
+    fake_end(c);
+    close(fd);
+    sstest_finish(&t);
+    ASSERT_EQ(t.fake.cancels, 0);
+    return 0;
+}
+
+static int sstest_connected_once(void *arg)
+{
+    return ((struct fake_outbound *)arg)->connects == 1;
+}
+
+TEST_IMPL(socks_server_close_while_dialing)
+{
+    struct sstest t;
+    sstest_start(&t, FAKE_HANG, 0);
+    int fd = sstest_request(&t, "slow.example", 443, "");
+    ASSERT(uvtest_run_until_fn(&t.loop, sstest_connected_once, &t.fake, 3000));
+    /* Closing the listener abandons the dial and drops the client. */
+    socks_server_close(t.srv, sstest_server_closed, &t);
+    ASSERT(uvtest_run_until(&t.loop, &t.server_closed, 3000));
+    ASSERT_EQ(t.fake.cancels, 1);
+    uint8_t m[2];
+    int end;
+    ASSERT_EQ(uvtest_recv(&t.loop, fd, m, 2, &end, 3000), 2);
+    ASSERT(uvtest_wait_end(&t.loop, fd, NULL, 3000) != 0);
+    close(fd);
+    uvtest_loop_finish(&t.loop);
+    return 0;
+}
+
+/* --- the routed outbound (route/dial.c) behind the SOCKS server --- */
+
+struct rtest {
+    struct sstest s;
+    struct router router;
+    struct outbound *direct, *dialer;
+};
+
+static void rtest_start(struct rtest *t)
+{
+    memset(t, 0, sizeof(*t));
+    ASSERT_EQ(uv_loop_init(&t->s.loop), 0);
+    fake_init(&t->s.fake, &t->s.loop, FAKE_ANSWER, 0);
+    t->s.fake.ob.name = "tunnel";
+    router_init(&t->router);
+    struct v2s_cidr c;
+    ASSERT(v2s_cidr_parse(&c, "192.0.2.0/24", 1) == 0);
+    ASSERT_EQ(router_add_user(&t->router, &c, ROUTER_TUNNEL), 0);
+    ASSERT(v2s_cidr_parse(&c, "198.51.100.0/24", 1) == 0);
+    ASSERT_EQ(router_add_user(&t->router, &c, ROUTER_DIRECT), 0);
+    t->router.others = ROUTER_OTHERS_REJECT;
+    t->router.allow_direct_local = 1;
+    ASSERT(v2s_cidr_parse(&c, "127.0.0.0/8", 1) == 0);
+    ASSERT_EQ(router_add_user(&t->router, &c, ROUTER_DIRECT), 0);
+    ASSERT_EQ(direct_new(&t->direct, &t->s.loop), 0);
+    struct dial_config dcfg = {.loop = &t->s.loop, .stack = NULL, .router = &t->router};
+    dcfg.via[ROUTER_TUNNEL] = &t->s.fake.ob;
+    dcfg.via[ROUTER_DIRECT] = t->direct;
+    ASSERT_EQ(dial_new(&t->dialer, &dcfg), 0);
+    struct socks_server_config cfg = {
+        .loop = &t->s.loop,
+        .out = t->dialer,
+        .connect_timeout_ms = 3000,
+        .handshake_timeout_ms = 5000,
+    };
+    struct sockaddr_in sin = {.sin_family = AF_INET};
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ASSERT_EQ(socks_server_new(&t->s.srv, &cfg, (const struct sockaddr *)&sin), 0);
+    struct sockaddr_storage ss;
+    int len = sizeof(ss);
+    ASSERT_EQ(socks_server_local(t->s.srv, (struct sockaddr *)&ss, &len), 0);
+    t->s.port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+}
+
+/* One request through the routed outbound; returns the reply code, the client's fd in *fd. */
+static int rtest_ask(struct rtest *t, const char *name, uint16_t port, int *fd)
+{
+    uint8_t reply[10];
+    *fd = sstest_request(&t->s, name, port, "");
+    return sstest_reply(&t->s, *fd, reply);
+}
+
+TEST_IMPL(dial_routes_per_verdict)
+{
+    struct rtest t;
+    uint8_t buf[16];
+    int end, fd;
+    rtest_start(&t);
+
+    /* A --route destination goes to the tunnel's outbound, whose name ends the label. */
+    ASSERT_EQ(rtest_ask(&t, "192.0.2.9", 80, &fd), 0);
+    ASSERT_EQ(t.s.fake.connects, 1);
+    ASSERT_EQ(t.s.fake.timeout_ms, 3000);
+    struct fake_conn *c = t.s.fake.conn;
+    const char *tail = " -> 192.0.2.9:80 (tunnel)";
+    ASSERT(strlen(c->label) > strlen(tail) && strcmp(c->label + strlen(c->label) - strlen(tail), tail) == 0);
+    close(fd);
+    ASSERT(uvtest_run_until(&t.s.loop, &c->got_eof, 3000) != 0);
+    fake_end(c);
+
+    /* A direct destination: a real connection to a loopback listener, relayed both ways. */
+    uint16_t port;
+    int l = uvtest_listen(&port);
+    ASSERT_EQ(rtest_ask(&t, "127.0.0.1", port, &fd), 0);
+    int remote = uvtest_accept(&t.s.loop, l, 3000);
+    ASSERT(remote >= 0);
+    uvtest_send(&t.s.loop, fd, "ping", 4);
+    ASSERT_EQ(uvtest_recv(&t.s.loop, remote, buf, 4, &end, 3000), 4);
+    ASSERT_MEM_EQ(buf, "ping", 4);
+    uvtest_send(&t.s.loop, remote, "pong", 4);
+    ASSERT_EQ(uvtest_recv(&t.s.loop, fd, buf, 4, &end, 3000), 4);
+    ASSERT_MEM_EQ(buf, "pong", 4);
+    ASSERT_EQ(shutdown(fd, SHUT_WR), 0);
+    ASSERT_EQ(uvtest_wait_end(&t.s.loop, remote, NULL, 3000), 1);
+    ASSERT_EQ(shutdown(remote, SHUT_WR), 0);
+    ASSERT_EQ(uvtest_wait_end(&t.s.loop, fd, NULL, 3000), 1);
+    close(fd);
+    close(remote);
+    ASSERT_EQ(t.s.fake.connects, 1); /* not the tunnel's */
+
+    /* A name, through the host's resolver (no stack): a refused port gives "connection refused". */
+    ASSERT_EQ(rtest_ask(&t, "localhost", uvtest_closed_port(), &fd), 5);
+    close(fd);
+    /* --others reject: "not allowed". */
+    ASSERT_EQ(rtest_ask(&t, "203.0.113.1", 80, &fd), 2);
+    close(fd);
+    /* A local address without --allow-direct-local: "not allowed" too. */
+    t.router.allow_direct_local = 0;
+    ASSERT_EQ(rtest_ask(&t, "127.0.0.1", port, &fd), 2);
+    close(fd);
+    ASSERT_EQ(t.s.fake.connects, 1);
+
+    close(l);
+    socks_server_close(t.s.srv, sstest_server_closed, &t.s);
+    ASSERT(uvtest_run_until(&t.s.loop, &t.s.server_closed, 3000));
+    outbound_close(t.dialer);
+    outbound_close(t.direct);
+    outbound_close(&t.s.fake.ob);
+    ASSERT_EQ(t.s.fake.closed, 1);
+    router_free(&t.router);
+    uvtest_loop_finish(&t.s.loop);
+    return 0;
+}
