@@ -36,6 +36,7 @@ enum {
 struct app {
     uv_loop_t *loop;
     struct options opt;
+    struct router router; /* live: the command line's entries, then the tunnel's routes */
     struct tunnel *tunnel;
     struct stack *stack;
     struct outbound *via_tunnel; /* the stack's connections */
@@ -90,7 +91,7 @@ static void app_tunnel_up(void *arg, const struct tunnel_settings *ts)
     if (a->stopping || app_stop_pending(a))
         return; /* not worth setting up a tunnel we are leaving */
     app_log_settings(ts);
-    if (stack_tunnel_up(a->stack, ts) < 0 || router_set_tunnel(&a->opt.router, ts) < 0) {
+    if (stack_tunnel_up(a->stack, ts) < 0 || router_set_tunnel(&a->router, ts) < 0) {
         v2s_error("cannot use the tunnel's settings");
         app_stop_later(a, EXIT_USAGE);
     }
@@ -418,6 +419,10 @@ static int app_run(struct app *a)
         .down = app_tunnel_down,
         .arg = a,
     };
+    if (router_init_from(&a->router, &a->opt.route) < 0) {
+        v2s_error("out of memory");
+        return EXIT_USAGE;
+    }
     int rc = a->opt.config ? app_open_openvpn(a, &ev) : app_open_fd_tunnel(a, &ev);
     if (rc > 0)
         return rc;
@@ -428,7 +433,7 @@ static int app_run(struct app *a)
     struct dial_config dcfg = {
         .loop = a->loop,
         .stack = a->stack,
-        .router = &a->opt.router,
+        .router = &a->router,
     };
     if (via_stack_new(&a->via_tunnel, a->stack) < 0 || direct_new(&a->direct, a->loop) < 0) {
         v2s_error("out of memory");
@@ -508,6 +513,7 @@ int main(int argc, char **argv)
     uv_run(a.loop, UV_RUN_DEFAULT);
     if (uv_loop_close(a.loop) != 0)
         v2s_debug("handles still open at exit");
+    router_free(&a.router);
     options_free(&a.opt);
     return a.exit_code;
 }

@@ -138,13 +138,13 @@ void options_init(struct options *o)
     o->handshake_timeout_ms = OPTIONS_DEFAULT_HANDSHAKE_TIMEOUT_S * 1000;
     o->max_conns = OPTIONS_DEFAULT_MAX_CONNS;
     o->listener_max_conns = OPTIONS_DEFAULT_LISTENER_MAX_CONNS;
-    router_init(&o->router);
+    router_config_init(&o->route);
     tunnel_settings_init(&o->overrides);
 }
 
 void options_free(struct options *o)
 {
-    router_free(&o->router);
+    router_config_free(&o->route);
     tunnel_settings_free(&o->overrides);
 }
 
@@ -264,18 +264,18 @@ int options_parse(struct options *o, int argc, char **argv, char *err, size_t er
                 snprintf(err, errcap, "%s %s: expected ADDR/PREFIX", c == OPT_ROUTE ? "--route" : "--exclude", optarg);
                 return -EINVAL;
             }
-            if (router_add_user(&o->router, &cidr, c == OPT_ROUTE ? ROUTER_TUNNEL : ROUTER_DIRECT) < 0) {
+            if (router_config_add(&o->route, &cidr, c == OPT_ROUTE ? ROUTER_TUNNEL : ROUTER_DIRECT) < 0) {
                 snprintf(err, errcap, "out of memory");
                 return -ENOMEM;
             }
             break;
         case OPT_OTHERS:
             if (strcmp(optarg, "direct") == 0)
-                o->router.others = ROUTER_OTHERS_DIRECT;
+                o->route.others = ROUTER_OTHERS_DIRECT;
             else if (strcmp(optarg, "tunnel") == 0)
-                o->router.others = ROUTER_OTHERS_TUNNEL;
+                o->route.others = ROUTER_OTHERS_TUNNEL;
             else if (strcmp(optarg, "reject") == 0)
-                o->router.others = ROUTER_OTHERS_REJECT;
+                o->route.others = ROUTER_OTHERS_REJECT;
             else {
                 snprintf(err, errcap, "--others %s: expected direct, tunnel or reject", optarg);
                 return -EINVAL;
@@ -356,7 +356,7 @@ int options_parse(struct options *o, int argc, char **argv, char *err, size_t er
             }
             break;
         case OPT_ALLOW_DIRECT_LOCAL:
-            o->router.allow_direct_local = 1;
+            o->route.allow_direct_local = 1;
             break;
         case 'v':
             o->verbosity++;

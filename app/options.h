@@ -18,7 +18,7 @@ struct options {
     const char *config;        /* --config: a .ovpn file for the native OpenVPN client */
     const char *auth_user_pass; /* --auth-user-pass FILE */
     int allow_readable_secrets; /* --allow-readable-secrets: warn about exposed key files instead of refusing */
-    struct router router;      /* --route / --exclude / --others */
+    struct router_config route; /* --route / --exclude / --others / --allow-direct-local */
     struct tunnel_settings overrides; /* --address / --mtu / --dns / --domain */
     unsigned connect_timeout_ms;
     unsigned handshake_timeout_ms;  /* --handshake-timeout */

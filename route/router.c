@@ -27,6 +27,44 @@ void router_free(struct router *r)
     router_init(r);
 }
 
+void router_config_init(struct router_config *c)
+{
+    memset(c, 0, sizeof(*c));
+    c->others = ROUTER_OTHERS_DEFAULT;
+}
+
+void router_config_free(struct router_config *c)
+{
+    free(c->user);
+    router_config_init(c);
+}
+
+int router_config_add(struct router_config *c, const struct v2s_cidr *cidr, enum router_verdict v)
+{
+    struct router_entry *grown = realloc(c->user, (c->n_user + 1) * sizeof(*grown));
+    if (grown == NULL)
+        return -ENOMEM;
+    c->user = grown;
+    c->user[c->n_user].cidr = *cidr;
+    c->user[c->n_user].verdict = v;
+    c->n_user++;
+    return 0;
+}
+
+int router_init_from(struct router *r, const struct router_config *c)
+{
+    router_init(r);
+    r->others = c->others;
+    r->allow_direct_local = c->allow_direct_local;
+    for (size_t i = 0; i < c->n_user; i++) {
+        if (router_add_user(r, &c->user[i].cidr, c->user[i].verdict) < 0) {
+            router_free(r);
+            return -ENOMEM;
+        }
+    }
+    return 0;
+}
+
 static int router_reserve(struct router *r, size_t n)
 {
     if (n == 0)

@@ -36,6 +36,23 @@ struct router {
     int allow_direct_local;       /* --allow-direct-local: see router_addr_is_local() */
 };
 
+/* What the command line says about routing (app/options.c fills it); the live router, which the
+ * process owns, starts from it and adds the tunnel's routes as they come. */
+struct router_config {
+    struct router_entry *user;    /* --route (TUNNEL) and --exclude (DIRECT), in the order given */
+    size_t n_user;
+    enum router_others others;    /* --others */
+    int allow_direct_local;       /* --allow-direct-local */
+};
+
+void router_config_init(struct router_config *c);
+void router_config_free(struct router_config *c);
+/* Appends a --route (verdict TUNNEL) or --exclude (verdict DIRECT). 0 or -ENOMEM. */
+int router_config_add(struct router_config *c, const struct v2s_cidr *cidr, enum router_verdict v);
+/* A live router with c's entries and settings and no tunnel routes yet. 0 or -ENOMEM (r is then
+ * empty, and router_free() on it is harmless). */
+int router_init_from(struct router *r, const struct router_config *c);
+
 void router_init(struct router *r);
 void router_free(struct router *r);
 /* A user's --route (verdict TUNNEL) or --exclude (verdict DIRECT). 0 or -ENOMEM. */

@@ -29,7 +29,7 @@ TEST_IMPL(options_caps_and_timeouts)
     ASSERT_EQ(o.max_conns, 4096);
     ASSERT_EQ(o.listener_max_conns, 1024);
     ASSERT_EQ(o.handshake_timeout_ms, 10000);
-    ASSERT_EQ(o.router.allow_direct_local, 0);
+    ASSERT_EQ(o.route.allow_direct_local, 0);
     ASSERT(!o.max_conns_given && !o.listener_max_conns_given);
     options_free(&o);
 
@@ -38,7 +38,7 @@ TEST_IMPL(options_caps_and_timeouts)
     ASSERT_EQ(o.max_conns, 50);
     ASSERT_EQ(o.listener_max_conns, 20);
     ASSERT_EQ(o.handshake_timeout_ms, 3000);
-    ASSERT_EQ(o.router.allow_direct_local, 1);
+    ASSERT_EQ(o.route.allow_direct_local, 1);
     ASSERT(o.max_conns_given && o.listener_max_conns_given);
     options_free(&o);
 

@@ -309,3 +309,47 @@ TEST_IMPL(router_direct_local)
     router_free(&r);
     return 0;
 }
+
+/* The command line's routing (struct router_config, as app/options.c fills it) makes the live
+ * router: entries, --others and --allow-direct-local carried over; the tunnel's routes come after
+ * without touching the config. */
+TEST_IMPL(router_from_config)
+{
+    struct router_config cfg;
+    router_config_init(&cfg);
+    struct v2s_cidr c = cidr("10.1.0.0/16");
+    ASSERT_EQ(router_config_add(&cfg, &c, ROUTER_DIRECT), 0);
+    c = cidr("10.0.0.0/8");
+    ASSERT_EQ(router_config_add(&cfg, &c, ROUTER_TUNNEL), 0);
+    c = cidr("127.0.0.0/8");
+    ASSERT_EQ(router_config_add(&cfg, &c, ROUTER_DIRECT), 0);
+    cfg.others = ROUTER_OTHERS_REJECT;
+    cfg.allow_direct_local = 1;
+
+    struct router r;
+    ASSERT_EQ(router_init_from(&r, &cfg), 0);
+    ASSERT_EQ(r.n_user, 3);
+    ASSERT_EQ(decide(&r, "10.1.2.3"), ROUTER_DIRECT);
+    ASSERT_EQ(decide(&r, "10.2.3.4"), ROUTER_TUNNEL);
+    ASSERT_EQ(decide(&r, "127.0.0.1"), ROUTER_DIRECT); /* allowed local */
+    ASSERT_EQ(decide(&r, "192.0.2.1"), ROUTER_REJECT); /* --others reject */
+
+    struct tunnel_settings s;
+    tunnel_settings_init(&s);
+    settings_route(&s, "192.0.2.0/24", 0);
+    ASSERT_EQ(router_set_tunnel(&r, &s), 0);
+    ASSERT_EQ(decide(&r, "192.0.2.1"), ROUTER_TUNNEL);
+    ASSERT_EQ(decide(&r, "10.1.2.3"), ROUTER_DIRECT);
+    ASSERT_EQ(cfg.n_user, 3);
+    tunnel_settings_free(&s);
+    router_free(&r);
+
+    /* Without --allow-direct-local the same entry is refused. */
+    cfg.allow_direct_local = 0;
+    ASSERT_EQ(router_init_from(&r, &cfg), 0);
+    ASSERT_EQ(decide(&r, "127.0.0.1"), ROUTER_REJECT);
+    router_free(&r);
+    router_config_free(&cfg);
+    ASSERT_EQ(cfg.n_user, 0);
+    return 0;
+}
