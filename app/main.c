@@ -56,6 +56,7 @@ struct app {
 };
 
 static void app_stop(struct app *a, int code);
+static const char *app_getenv(void *arg, const char *name);
 static void app_stop_later(struct app *a, int code);
 static int app_stop_pending(const struct app *a);
 
@@ -172,13 +173,9 @@ static void app_vpn_exited(uv_poll_t *h, int status, int events)
  * SIGHUP, so watch its process (VPNPID) through a pidfd, which becomes readable when it exits. */
 static void app_watch_vpn_client(struct app *a)
 {
-    const char *env = getenv("VPNPID");
-    char *end;
     a->vpn_watch_fd = -1;
-    if (!env || !*env)
-        return;
-    long pid = strtol(env, &end, 10);
-    if (*end || pid <= 0)
+    long pid = tunnel_env_vpnpid(app_getenv, NULL);
+    if (pid <= 0)
         return;
     int fd = (int)syscall(SYS_pidfd_open, (pid_t)pid, 0);
     if (fd < 0) {
@@ -256,12 +253,9 @@ static int app_settings(struct app *a, struct tunnel_settings *ts)
 {
     const struct tunnel_settings *o = &a->opt.overrides;
     char err[256];
-    tunnel_settings_init(ts);
-    if (getenv("INTERNAL_IP4_ADDRESS") || getenv("INTERNAL_IP6_ADDRESS")) {
-        if (tunnel_settings_from_env(ts, app_getenv, NULL, err, sizeof(err)) < 0) {
-            v2s_error("%s", err);
-            return -EINVAL;
-        }
+    if (tunnel_settings_from_script_env(ts, app_getenv, NULL, err, sizeof(err)) < 0) {
+        v2s_error("%s", err);
+        return -EINVAL;
     }
     if (o->addr4.family) {
         ts->addr4 = o->addr4;
@@ -294,18 +288,16 @@ static int app_open_fd_tunnel(struct app *a, const struct tunnel_events *ev)
 {
     int fd = a->opt.tunnel_fd;
     if (fd < 0) {
-        const char *env = getenv("VPNFD");
-        char *end;
-        if (!env) {
+        char err[512];
+        int rc = tunnel_env_vpnfd(app_getenv, NULL, &fd, err, sizeof(err));
+        if (rc == -ENOENT) {
             v2s_error("no tunnel: give --config client.ovpn, run me from openconnect --script-tun, or give --tunnel-fd");
             return EXIT_USAGE;
         }
-        long v = strtol(env, &end, 10);
-        if (*env == '\0' || *end || v < 0 || v > 65535) {
-            v2s_error("VPNFD=%s is not a file descriptor number", env);
+        if (rc < 0) {
+            v2s_error("%s", err);
             return EXIT_USAGE;
         }
-        fd = (int)v;
     }
     struct tunnel_settings ts;
     if (app_settings(a, &ts) < 0) {

@@ -338,3 +338,42 @@ out:
         snprintf(err, errcap, "out of memory reading the tunnel settings");
     return r;
 }
+
+int tunnel_settings_from_script_env(struct tunnel_settings *s, tunnel_getenv_fn get, void *arg,
+                                    char *err, size_t errcap)
+{
+    if (!get(arg, "INTERNAL_IP4_ADDRESS") && !get(arg, "INTERNAL_IP6_ADDRESS")) {
+        tunnel_settings_init(s);
+        if (err != NULL && errcap > 0)
+            err[0] = '\0';
+        return 0;
+    }
+    return tunnel_settings_from_env(s, get, arg, err, errcap);
+}
+
+int tunnel_env_vpnfd(tunnel_getenv_fn get, void *arg, int *fd, char *err, size_t errcap)
+{
+    const char *env = get(arg, "VPNFD");
+    char *end;
+    if (!env)
+        return -ENOENT;
+    long v = strtol(env, &end, 10);
+    if (*env == '\0' || *end || v < 0 || v > 65535) {
+        snprintf(err, errcap, "VPNFD=%s is not a file descriptor number", env);
+        return -EINVAL;
+    }
+    *fd = (int)v;
+    return 0;
+}
+
+long tunnel_env_vpnpid(tunnel_getenv_fn get, void *arg)
+{
+    const char *env = get(arg, "VPNPID");
+    char *end;
+    if (!env || !*env)
+        return 0;
+    long pid = strtol(env, &end, 10);
+    if (*end || pid <= 0)
+        return 0;
+    return pid;
+}

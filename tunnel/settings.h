@@ -39,4 +39,19 @@ typedef const char *(*tunnel_getenv_fn)(void *arg, const char *name);
 int tunnel_settings_from_env(struct tunnel_settings *s, tunnel_getenv_fn get, void *arg,
                              char *err, size_t errcap);
 
+/* The rest of what openconnect's --script-tun environment says, read through the same callback
+ * (getenv in the process, a table in the unit tests). */
+
+/* Like tunnel_settings_from_env() when INTERNAL_IP4_ADDRESS or INTERNAL_IP6_ADDRESS is set; when
+ * neither is (not run by openconnect, or the addresses come from the command line), returns 0 with
+ * s initialised and empty. */
+int tunnel_settings_from_script_env(struct tunnel_settings *s, tunnel_getenv_fn get, void *arg,
+                                    char *err, size_t errcap);
+/* VPNFD, the packet fd openconnect hands over: 0 with *fd set, -ENOENT when unset, or -EINVAL with
+ * "VPNFD=... is not a file descriptor number" in err. */
+int tunnel_env_vpnfd(tunnel_getenv_fn get, void *arg, int *fd, char *err, size_t errcap);
+/* VPNPID, openconnect's process (watched so that its end is noticed): the pid, or 0 when unset or
+ * not a positive number. */
+long tunnel_env_vpnpid(tunnel_getenv_fn get, void *arg);
+
 #endif

@@ -316,3 +316,55 @@ TEST_IMPL(settings_add_route)
     tunnel_settings_free(&s); /* idempotent */
     return 0;
 }
+
+/* The rest of openconnect's script environment, which main() used to read with getenv() itself:
+ * VPNFD, VPNPID, and whether the INTERNAL_* settings are there at all. */
+TEST_IMPL(settings_script_env)
+{
+    char err[256];
+    int fd = -1;
+    static const char *const with[] = {"VPNFD=7", "VPNPID=4242", NULL};
+    ASSERT_EQ(tunnel_env_vpnfd(fake_getenv, (void *)with, &fd, err, sizeof(err)), 0);
+    ASSERT_EQ(fd, 7);
+    ASSERT_EQ(tunnel_env_vpnpid(fake_getenv, (void *)with), 4242);
+
+    static const char *const none[] = {"reason=connect", NULL};
+    fd = -1;
+    ASSERT_EQ(tunnel_env_vpnfd(fake_getenv, (void *)none, &fd, err, sizeof(err)), -ENOENT);
+    ASSERT_EQ(fd, -1);
+    ASSERT_EQ(tunnel_env_vpnpid(fake_getenv, (void *)none), 0);
+
+    static const char *const bad_fd[] = {"abc", "", "70000", "-1", "7x"};
+    for (size_t i = 0; i < ARRAY_SIZE(bad_fd); i++) {
+        char var[32], want[96];
+        snprintf(var, sizeof(var), "VPNFD=%s", bad_fd[i]);
+        const char *const env[] = {var, NULL};
+        ASSERT_ROW(tunnel_env_vpnfd(fake_getenv, (void *)env, &fd, err, sizeof(err)) == -EINVAL, "%s", var);
+        snprintf(want, sizeof(want), "%s is not a file descriptor number", var);
+        ASSERT_STR_EQ(err, want);
+    }
+    static const char *const bad_pid[] = {"VPNPID=", "VPNPID=-3", "VPNPID=0", "VPNPID=12x"};
+    for (size_t i = 0; i < ARRAY_SIZE(bad_pid); i++) {
+        const char *const env[] = {bad_pid[i], NULL};
+        ASSERT_ROW(tunnel_env_vpnpid(fake_getenv, (void *)env) == 0, "%s", bad_pid[i]);
+    }
+
+    /* No INTERNAL_IP*_ADDRESS: no settings and no error (they may come from --address). */
+    struct tunnel_settings s;
+    static const char *const no_addr[] = {"VPNFD=7", "INTERNAL_IP4_MTU=1300", NULL};
+    ASSERT_EQ(tunnel_settings_from_script_env(&s, fake_getenv, (void *)no_addr, err, sizeof(err)), 0);
+    ASSERT_EQ(s.addr4.family, 0);
+    ASSERT_EQ(s.mtu, 0);
+    tunnel_settings_free(&s);
+    /* IPv6 alone is enough to read them all. */
+    static const char *const v6[] = {"INTERNAL_IP6_ADDRESS=fd00::5", "INTERNAL_IP4_MTU=1300", NULL};
+    ASSERT_EQ(tunnel_settings_from_script_env(&s, fake_getenv, (void *)v6, err, sizeof(err)), 0);
+    ASSERT_STR_EQ(fmt_addr(&s.addr6), "fd00::5");
+    ASSERT_EQ(s.mtu, 1300);
+    tunnel_settings_free(&s);
+    static const char *const bad[] = {"INTERNAL_IP4_ADDRESS=10.0.0.300", NULL};
+    ASSERT_EQ(tunnel_settings_from_script_env(&s, fake_getenv, (void *)bad, err, sizeof(err)), -EINVAL);
+    ASSERT(strstr(err, "INTERNAL_IP4_ADDRESS") != NULL);
+    tunnel_settings_free(&s);
+    return 0;
+}
