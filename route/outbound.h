@@ -35,8 +35,8 @@ struct outbound_conn {
 /* status: 0, UV_EAI_NONAME / UV_EAI_AGAIN (name), UV_EACCES (rejected by the router or the
  * network), UV_ENETUNREACH, UV_EHOSTUNREACH, UV_ECONNREFUSED, UV_ETIMEDOUT, UV_ENETDOWN,
  * UV_ECANCELED (the outbound was closed), ... On success bound/port are the local end of the
- * outbound connection, and the callback must call outbound_bridge() (or outbound_cancel()) before
- * it returns: data arriving later would have no reader. On failure c is NULL (already gone). */
+ * outbound connection, and the callback must call outbound_bridge() before it returns: data
+ * arriving later would have no reader. On failure c is NULL (already gone). */
 typedef void (*outbound_connect_cb)(void *arg, struct outbound_conn *c, int status, const struct v2s_addr *bound,
                                     uint16_t port);
 /* The relay is over and the client handle closed; the listener may free what holds it. */
@@ -51,7 +51,7 @@ struct outbound_ops {
      * 0 (cb follows exactly once, unless cancelled) or a negative uv error (cb never runs). */
     int (*connect)(struct outbound *ob, const char *name, const struct v2s_addr *addr, uint16_t port,
                    unsigned timeout_ms, outbound_connect_cb cb, void *arg, struct outbound_conn **out);
-    /* Abandons a connection whose callback has not run, or one connected but not bridged. */
+    /* Abandons a connection whose callback has not run; the callback never runs then. */
     void (*cancel)(struct outbound_conn *c);
     /* Relays between c and app (a connected uv_tcp_t the caller owns, not reading) until both
      * directions are closed or either side resets; early bytes (copied) go out first. From here

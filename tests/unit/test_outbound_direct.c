@@ -200,12 +200,22 @@ TEST_IMPL(direct_outbound_errors)
     ASSERT(v2s_addr_parse(&dst, "127.0.0.1") == 0);
     struct outbound_conn *c = NULL;
     ASSERT_EQ(outbound_connect(t.direct, "localhost", &dst, 80, 1000, dtest_connected, &t, &c), UV_EINVAL);
-    /* A connection cancelled after it connected closes both handles. */
+    /* A connection cancelled while connecting: its callback never runs, its handles close. */
     uint16_t port;
     int l = uvtest_listen(&port);
-    ASSERT_EQ(dtest_connect(&t, port), 0);
-    outbound_cancel(t.conn);
+    t.answered = 0;
+    ASSERT_EQ(outbound_connect(t.direct, NULL, &dst, port, 1000, dtest_connected, &t, &c), 0);
+    outbound_cancel(c);
+    for (int i = 0; i < 50; i++)
+        uvtest_run_until(&t.loop, &t.answered, 1);
+    ASSERT_EQ(t.answered, 0);
+    ASSERT_EQ(uvtest_handles(&t.loop), 0);
+    /* Closing the outbound fails a pending connect with UV_ECANCELED. */
+    ASSERT_EQ(outbound_connect(t.direct, NULL, &dst, port, 1000, dtest_connected, &t, &c), 0);
     outbound_close(t.direct);
+    ASSERT_EQ(t.answered, 1);
+    ASSERT_EQ(t.status, UV_ECANCELED);
+    ASSERT(t.conn == NULL);
     close(l);
     uvtest_loop_finish(&t.loop);
     return 0;

@@ -531,3 +531,27 @@ TEST_IMPL(dial_routes_per_verdict)
     uvtest_loop_finish(&t.s.loop);
     return 0;
 }
+
+/* Closing the routed outbound fails the dials still connecting (the client is told "general
+ * failure") and cancels them in the outbound the router picked. */
+TEST_IMPL(dial_close_fails_pending)
+{
+    struct rtest t;
+    int fd;
+    rtest_start(&t);
+    t.s.fake.mode = FAKE_HANG;
+    uint8_t reply[10];
+    fd = sstest_request(&t.s, "192.0.2.9", 80, "");
+    ASSERT(uvtest_run_until_fn(&t.s.loop, sstest_connected_once, &t.s.fake, 3000));
+    outbound_close(t.dialer);
+    ASSERT_EQ(t.s.fake.cancels, 1);
+    ASSERT_EQ(sstest_reply(&t.s, fd, reply), 1);
+    ASSERT_EQ(uvtest_wait_end(&t.s.loop, fd, NULL, 3000), 1);
+    close(fd);
+    socks_server_close(t.s.srv, sstest_server_closed, &t.s);
+    ASSERT(uvtest_run_until(&t.s.loop, &t.s.server_closed, 3000));
+    outbound_close(t.direct);
+    router_free(&t.router);
+    uvtest_loop_finish(&t.s.loop);
+    return 0;
+}
