@@ -224,11 +224,11 @@ static void app_stop(struct app *a, int code)
         tunnel_close(a->tunnel, app_tunnel_closed);
     /* Direct relays are ours to end; the stack resets the tunneled ones. */
     if (a->dialer)
-        outbound_close(a->dialer);
+        outbound_close(a->dialer, NULL, NULL);
     if (a->via_tunnel)
-        outbound_close(a->via_tunnel);
+        outbound_close(a->via_tunnel, NULL, NULL);
     if (a->direct)
-        outbound_close(a->direct);
+        outbound_close(a->direct, NULL, NULL);
     a->dialer = a->via_tunnel = a->direct = NULL;
     for (size_t i = 0; i < sizeof(a->sig) / sizeof(a->sig[0]); i++)
         uv_close((uv_handle_t *)&a->sig[i], NULL);

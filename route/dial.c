@@ -58,7 +58,7 @@ static void dial_free(struct dial *d)
     v2s_list_remove(&d->node);
     free(d);
     if (r->closing && !r->in_close && v2s_list_empty(&r->dials))
-        free(r);
+        outbound_free_closed(&r->ob, r);
 }
 
 static void dial_fail(struct dial *d, int status)
@@ -258,7 +258,7 @@ static void dialer_close(struct outbound *ob)
     }
     r->in_close = 0;
     if (v2s_list_empty(&r->dials))
-        free(r);
+        outbound_free_closed(&r->ob, r);
 }
 
 static const struct outbound_ops dialer_ops = {

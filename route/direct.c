@@ -98,7 +98,7 @@ static struct direct *direct_of(struct outbound *ob)
 static void direct_maybe_free(struct direct *d)
 {
     if (d->closing && v2s_list_empty(&d->conns))
-        free(d);
+        outbound_free_closed(&d->ob, d);
 }
 
 static void direct_handle_closed(uv_handle_t *h)

@@ -3,12 +3,22 @@
 #include "route/outbound.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 
 #include <uv.h>
 
 #include "base/log.h"
+
+void outbound_free_closed(struct outbound *ob, void *mem)
+{
+    void (*cb)(void *) = ob->close_cb;
+    void *arg = ob->close_arg;
+    free(mem);
+    if (cb)
+        cb(arg);
+}
 
 void outbound_label(char *buf, size_t cap, const char *client, const char *name, const struct v2s_addr *dst,
                     uint16_t port, const char *via)

@@ -63,8 +63,8 @@ struct outbound_ops {
     /* Whether this path can reach an address of this family now (the tunnel may lack IPv6).
      * NULL: every family. */
     int (*can_reach)(const struct outbound *ob, int family);
-    /* Resets every connection and relay, fails pending connects with UV_ECANCELED, and frees the
-     * outbound once its last handle is closed. ob is not used again by the caller. */
+    /* Resets every connection and relay, fails pending connects with UV_ECANCELED, and once the
+     * last handle is closed frees the outbound and calls outbound_free_closed(). */
     void (*close)(struct outbound *ob);
 
     /* Datagrams, for the SOCKS UDP relay (next). NULL until an implementation has them. */
@@ -77,6 +77,8 @@ struct outbound_ops {
 struct outbound {
     const struct outbound_ops *ops;
     const char *name; /* how the log names the path: "tunnel", "direct" */
+    void (*close_cb)(void *arg); /* from outbound_close() */
+    void *close_arg;
 };
 
 static inline int outbound_connect(struct outbound *ob, const char *name, const struct v2s_addr *addr,
@@ -102,10 +104,18 @@ static inline int outbound_can_reach(const struct outbound *ob, int family)
     return ob->ops->can_reach ? ob->ops->can_reach(ob, family) : 1;
 }
 
-static inline void outbound_close(struct outbound *ob)
+/* Ends everything ob carries (see the close op); cb (may be NULL) runs once ob is freed. The
+ * caller does not use ob again. */
+static inline void outbound_close(struct outbound *ob, void (*cb)(void *arg), void *arg)
 {
+    ob->close_cb = cb;
+    ob->close_arg = arg;
     ob->ops->close(ob);
 }
+
+/* For implementations, at the end of a close: frees mem (the object that holds ob), then runs the
+ * close callback. */
+void outbound_free_closed(struct outbound *ob, void *mem);
 
 /* --- the bookkeeping every implementation shares (route/outbound.c) --- */
 

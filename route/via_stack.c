@@ -40,7 +40,7 @@ static struct via_stack *via_stack_of(struct outbound *ob)
 static void via_stack_maybe_free(struct via_stack *v)
 {
     if (v->closing && v2s_list_empty(&v->conns))
-        free(v);
+        outbound_free_closed(&v->ob, v);
 }
 
 static void via_stack_conn_free(struct via_stack_conn *c)

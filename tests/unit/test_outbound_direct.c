@@ -29,7 +29,13 @@ struct dtest {
     uv_tcp_t *app;
     int app_fd;
     int done;
+    int closed; /* the outbound's close callback ran */
 };
+
+static void dtest_closed(void *arg)
+{
+    ((struct dtest *)arg)->closed++;
+}
 
 static void dtest_connected(void *arg, struct outbound_conn *c, int status, const struct v2s_addr *bound,
                             uint16_t port)
@@ -135,8 +141,10 @@ TEST_IMPL(direct_outbound_relay)
     close(remote);
     close(t.app_fd);
     close(l);
-    outbound_close(t.direct);
+    outbound_close(t.direct, dtest_closed, &t);
+    ASSERT(uvtest_run_until(&t.loop, &t.closed, 3000));
     uvtest_loop_finish(&t.loop);
+    ASSERT_EQ(t.closed, 1);
     return 0;
 }
 
@@ -177,13 +185,15 @@ TEST_IMPL(direct_outbound_reset)
     t.done = 0;
     dtest_app(&t);
     outbound_bridge(t.conn, t.app, NULL, 0, "c -> r", dtest_done, &t);
-    outbound_close(t.direct);
+    outbound_close(t.direct, dtest_closed, &t);
     ASSERT(uvtest_run_until(&t.loop, &t.done, 3000));
+    ASSERT(uvtest_run_until(&t.loop, &t.closed, 3000));
     ASSERT_EQ(uvtest_wait_end(&t.loop, t.app_fd, NULL, 3000), -ECONNRESET);
     ASSERT_EQ(uvtest_wait_end(&t.loop, remote, NULL, 3000), -ECONNRESET);
     close(remote);
     close(t.app_fd);
     close(l);
+    ASSERT(uvtest_run_until(&t.loop, &t.closed, 3000));
     uvtest_loop_finish(&t.loop);
     return 0;
 }
@@ -212,11 +222,12 @@ TEST_IMPL(direct_outbound_errors)
     ASSERT_EQ(uvtest_handles(&t.loop), 0);
     /* Closing the outbound fails a pending connect with UV_ECANCELED. */
     ASSERT_EQ(outbound_connect(t.direct, NULL, &dst, port, 1000, dtest_connected, &t, &c), 0);
-    outbound_close(t.direct);
+    outbound_close(t.direct, dtest_closed, &t);
     ASSERT_EQ(t.answered, 1);
     ASSERT_EQ(t.status, UV_ECANCELED);
     ASSERT(t.conn == NULL);
     close(l);
+    ASSERT(uvtest_run_until(&t.loop, &t.closed, 3000));
     uvtest_loop_finish(&t.loop);
     return 0;
 }

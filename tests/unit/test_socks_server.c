@@ -160,6 +160,7 @@ static void fake_bridge(struct outbound_conn *base, uv_tcp_t *app, const uint8_t
 static void fake_close(struct outbound *ob)
 {
     fake_of(ob)->closed++;
+    outbound_free_closed(ob, NULL); /* nothing to free: the test holds it */
 }
 
 static const struct outbound_ops fake_ops = {
@@ -424,7 +425,13 @@ struct rtest {
     struct sstest s;
     struct router router;
     struct outbound *direct, *dialer;
+    int closed; /* close callbacks of the outbounds */
 };
+
+static void rtest_closed(void *arg)
+{
+    ((struct rtest *)arg)->closed++;
+}
 
 static void rtest_start(struct rtest *t)
 {
@@ -523,10 +530,13 @@ TEST_IMPL(dial_routes_per_verdict)
     close(l);
     socks_server_close(t.s.srv, sstest_server_closed, &t.s);
     ASSERT(uvtest_run_until(&t.s.loop, &t.s.server_closed, 3000));
-    outbound_close(t.dialer);
-    outbound_close(t.direct);
-    outbound_close(&t.s.fake.ob);
+    outbound_close(t.dialer, rtest_closed, &t);
+    outbound_close(t.direct, rtest_closed, &t);
+    outbound_close(&t.s.fake.ob, rtest_closed, &t);
     ASSERT_EQ(t.s.fake.closed, 1);
+    for (int i = 0; i < 3000 && t.closed < 3; i++)
+        uvtest_run_until(&t.s.loop, &t.s.server_closed, 1);
+    ASSERT_EQ(t.closed, 3);
     router_free(&t.router);
     uvtest_loop_finish(&t.s.loop);
     return 0;
@@ -543,15 +553,17 @@ TEST_IMPL(dial_close_fails_pending)
     uint8_t reply[10];
     fd = sstest_request(&t.s, "192.0.2.9", 80, "");
     ASSERT(uvtest_run_until_fn(&t.s.loop, sstest_connected_once, &t.s.fake, 3000));
-    outbound_close(t.dialer);
+    outbound_close(t.dialer, rtest_closed, &t);
     ASSERT_EQ(t.s.fake.cancels, 1);
+    ASSERT_EQ(t.closed, 1); /* nothing pending any more: freed at once */
     ASSERT_EQ(sstest_reply(&t.s, fd, reply), 1);
     ASSERT_EQ(uvtest_wait_end(&t.s.loop, fd, NULL, 3000), 1);
     close(fd);
     socks_server_close(t.s.srv, sstest_server_closed, &t.s);
     ASSERT(uvtest_run_until(&t.s.loop, &t.s.server_closed, 3000));
-    outbound_close(t.direct);
+    outbound_close(t.direct, rtest_closed, &t);
     router_free(&t.router);
     uvtest_loop_finish(&t.s.loop);
+    ASSERT_EQ(t.closed, 2);
     return 0;
 }
