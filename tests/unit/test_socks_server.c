@@ -151,7 +151,8 @@ static void fake_bridge(struct outbound_conn *base, uv_tcp_t *app, const uint8_t
     c->done_arg = arg;
     snprintf(c->label, sizeof(c->label), "%s", label);
     ASSERT(n < sizeof(c->got));
-    memcpy(c->got, early, n);
+    if (n > 0)
+        memcpy(c->got, early, n);
     c->n_got = n;
     app->data = c;
     ASSERT_EQ(uv_read_start((uv_stream_t *)app, fake_alloc, fake_read), 0);
