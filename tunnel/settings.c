@@ -23,6 +23,8 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "base/errmsg.h"
+
 /* Upper bound on the count in CISCO_SPLIT_INC and friends. Real concentrators push tens to a few
  * hundred; the bound keeps a hostile count from costing millions of lookups. */
 enum { SETTINGS_MAX_ROUTES = 4096 };
@@ -85,16 +87,10 @@ static const char *settings_get(const struct settings_env *env, const char *name
 static int settings_fail(const struct settings_env *env, const char *name, const char *value,
                          const char *why)
 {
-    char shown[48] = "";
-    if (value != NULL)
-        v2s_shown(value, shown, sizeof(shown));
-    if (env->err != NULL && env->errcap > 0) {
-        if (value != NULL)
-            snprintf(env->err, env->errcap, "%s=\"%s\": %s", name, shown, why);
-        else
-            snprintf(env->err, env->errcap, "%s: %s", name, why);
-    }
-    return -EINVAL;
+    char shown[48];
+    if (value == NULL)
+        return v2s_fail(env->err, env->errcap, "%s: %s", name, why);
+    return v2s_fail(env->err, env->errcap, "%s=\"%s\": %s", name, v2s_shown(value, shown, sizeof(shown)), why);
 }
 
 static void settings_name(char *buf, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
