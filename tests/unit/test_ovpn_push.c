@@ -5,6 +5,7 @@
 #include "base/log.h"
 #include "test.h"
 #include "tunnel/openvpn/push.h"
+#include "tunnel/openvpn/settings_opt.h"
 
 static const char *fmt_cidr(const struct v2s_cidr *c)
 {
@@ -432,13 +433,13 @@ TEST_IMPL(ovpn_push_settings_option)
     char a0[] = "cipher", a1[] = "x";
     char *w[] = {a0, a1};
     tunnel_settings_init(&s);
-    ASSERT_EQ(ovpn_push_settings_option(&s, NULL, w, 2, err, sizeof(err)), 0);
+    ASSERT_EQ(ovpn_settings_option(&s, NULL, w, 2, err, sizeof(err)), 0);
     char b0[] = "redirect-gateway", b1[] = "def1";
     char *v[] = {b0, b1};
     int redirect = 0;
-    ASSERT_EQ(ovpn_push_settings_option(&s, &redirect, v, 2, err, sizeof(err)), 1);
+    ASSERT_EQ(ovpn_settings_option(&s, &redirect, v, 2, err, sizeof(err)), 1);
     ASSERT_EQ(redirect, 1);
-    ASSERT_EQ(ovpn_push_settings_option(&s, NULL, v, 2, err, sizeof(err)), 1);
+    ASSERT_EQ(ovpn_settings_option(&s, NULL, v, 2, err, sizeof(err)), 1);
     ASSERT_EQ(s.n_routes, 1);
     tunnel_settings_free(&s);
     return 0;

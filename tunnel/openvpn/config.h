@@ -1,5 +1,7 @@
-/* .ovpn configuration: a push parser (no I/O inside) for the file's text, and a loader that reads
- * the file, the files it names (relative to its folder) and any --auth-user-pass file. */
+/* .ovpn configuration: a push parser (no I/O and no logging inside) for the file's text, and a
+ * loader that reads the file, the files it names (relative to its folder) and any
+ * --auth-user-pass file, and logs the parser's warnings. The word splitter (words.h) and the
+ * static key and credentials readers (keyfile.h) come with it. */
 #ifndef VPN2SOCKS_OPENVPN_CONFIG_H
 #define VPN2SOCKS_OPENVPN_CONFIG_H
 
@@ -7,8 +9,10 @@
 #include <stdint.h>
 
 #include "tunnel/openvpn/comp.h"
+#include "tunnel/openvpn/keyfile.h"
 #include "tunnel/openvpn/proto.h"
-#include "tunnel/openvpn/push.h"
+#include "tunnel/openvpn/pull_filter.h"
+#include "tunnel/openvpn/words.h"
 #include "tunnel/settings.h"
 
 enum ovpn_proto {
@@ -101,6 +105,13 @@ struct ovpn_config {
 struct ovpn_config_parser;
 
 int ovpn_config_parser_new(struct ovpn_config_parser **out, const char *source_name);
+/* Where the parser's warnings go (an option accepted but ignored, a script hook not run, an
+ * unknown option the file said to ignore, remote lines dropped for <connection> blocks): each is
+ * one line, "NAME:LINE: what", handed over as it is met, for the caller to show;
+ * ovpn_config_load() logs them at warn level. Without a function they are dropped. The parser
+ * itself never logs. */
+typedef void (*ovpn_config_warn_fn)(void *arg, const char *text);
+void ovpn_config_parser_set_warn(struct ovpn_config_parser *p, ovpn_config_warn_fn fn, void *arg);
 /* 0, or -EINVAL with a message "NAME:LINE: ..." in err (an unknown option, a bad value,
  * dev tap, an unterminated inline block, ...). */
 int ovpn_config_parser_feed(struct ovpn_config_parser *p, const char *text, size_t len, char *err, size_t errcap);
@@ -132,15 +143,5 @@ void ovpn_config_free(struct ovpn_config *cfg);
  * was sent), with the same checks as the first time. 0, or a negative errno with err naming the
  * file; -ENOENT when the credentials were inline. */
 int ovpn_config_reload_password(struct ovpn_config *cfg, char *err, size_t errcap);
-
-/* Parses an OpenVPN static key ("-----BEGIN OpenVPN Static key V1-----", 256 bytes of hex).
- * 0 or -EINVAL. */
-int ovpn_static_key_parse(const char *text, uint8_t out[OVPN_STATIC_KEY_LEN]);
-
-/* Splits one OpenVPN option line into words the way OpenVPN does (whitespace, "double" and
- * 'single' quotes, backslash escapes, # and ; comments). Returns the number of words (<= max),
- * or -EINVAL for an unterminated quote or too many words; words point into buf, which is
- * modified. */
-int ovpn_split_words(char *buf, char **words, int max);
 
 #endif

@@ -1,5 +1,6 @@
-/* PUSH_REPLY parsing, and the options a config file shares with a push (routes, DNS, domains,
- * redirect-gateway).
+/* PUSH_REPLY parsing: the options the server pushes, read into what the client acts on. The
+ * options a config file shares with a push (routes, DNS, domains, redirect-gateway) are read by
+ * settings_opt.c, and the words are cut by words.c, both below this file and the .ovpn parser.
  *
  * How OpenVPN 2.6 reads a push (options.c apply_push_options): the text after "PUSH_REPLY," is cut
  * at every comma with no regard for quotes, and each piece is then split into words like a config
@@ -22,283 +23,25 @@
 
 #include <ctype.h>
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 
+#include "base/errmsg.h"
 #include "base/log.h"
-#include "tunnel/openvpn/config.h"
+#include "tunnel/openvpn/keyfile.h"
+#include "tunnel/openvpn/settings_opt.h"
+#include "tunnel/openvpn/words.h"
 
 enum {
     PUSH_MAX_WORDS = 16,       /* OpenVPN's MAX_PARMS */
-    PUSH_MAX_ROUTES = 4096,    /* per list, as tunnel/settings.c; servers push tens to hundreds */
-    PUSH_MAX_DOMAINS = 4096,   /* bytes of the space-separated domain list */
-    PUSH_DOMAIN_MAX = 253,     /* longest DNS name in text form */
     PUSH_MTU_MIN = 100,        /* OpenVPN's TUN_MTU_MIN */
     PUSH_MTU_MAX = 65535,
     PUSH_TOKEN_MAX = 4096,     /* OpenVPN's USER_PASS_LEN bounds the token and its user */
     PUSH_SHOWN_MAX = 48,       /* how much of a hostile value an error message shows */
     PUSH_OPTION_SHOWN = 96,    /* how much of a filtered option a message shows */
 };
-
-static int push_fail(char *err, size_t errcap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int push_fail(char *err, size_t errcap, const char *fmt, ...)
-{
-    if (err != NULL && errcap > 0) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errcap, fmt, ap);
-        va_end(ap);
-    }
-    return -EINVAL;
-}
-
-/* "option 'X': why", with the value shortened. Always -EINVAL. */
-static int push_bad(char *err, size_t errcap, const char *option, const char *value, const char *why)
-{
-    char shown[PUSH_SHOWN_MAX];
-    return push_fail(err, errcap, "%s '%s': %s", option, v2s_shown(value, shown, sizeof(shown)), why);
-}
-
-static int push_is_special_gateway(const char *text)
-{
-    return strcmp(text, "vpn_gateway") == 0 || strcmp(text, "net_gateway") == 0 ||
-           strcmp(text, "remote_host") == 0;
-}
-
-static int push_add_route(struct tunnel_settings *s, const struct v2s_cidr *c, int exclude, char *err,
-                          size_t errcap)
-{
-    const struct v2s_cidr *list = exclude ? s->excludes : s->routes;
-    size_t n = exclude ? s->n_excludes : s->n_routes;
-    for (size_t i = 0; i < n; i++)
-        if (list[i].prefix == c->prefix && v2s_addr_equal(&list[i].addr, &c->addr))
-            return 0; /* servers repeat routes (redirect-gateway twice, a route in two parts) */
-    if (n >= PUSH_MAX_ROUTES)
-        return push_fail(err, errcap, "more than %d routes", PUSH_MAX_ROUTES);
-    return tunnel_settings_add_route(s, c, exclude);
-}
-
-/* route network [netmask [gateway [metric]]] */
-static int push_route4(struct tunnel_settings *s, char **w, int n, char *err, size_t errcap)
-{
-    struct v2s_addr net;
-    struct v2s_cidr c;
-    int prefix = 32;
-    int exclude = 0;
-
-    if (n < 2 || n > 5)
-        return push_fail(err, errcap, "route takes 1 to 4 arguments");
-    if (n >= 4) {
-        if (strcmp(w[3], "net_gateway") == 0)
-            exclude = 1;
-        else if (!push_is_special_gateway(w[3]) &&
-                 (v2s_addr_parse(&net, w[3]) != 0 || net.family != AF_INET))
-            return push_bad(err, errcap, "route gateway", w[3], "not an IPv4 address");
-    }
-    if (n >= 3) {
-        prefix = v2s_netmask_prefix(w[2]);
-        if (prefix < 0)
-            return push_bad(err, errcap, "route netmask", w[2], "not an IPv4 netmask");
-    }
-    /* The tunnel's own gateway and the VPN server are reached anyway; nothing to add. */
-    if (push_is_special_gateway(w[1]))
-        return 0;
-    if (v2s_addr_parse(&net, w[1]) != 0 || net.family != AF_INET)
-        return push_bad(err, errcap, "route", w[1], "not a numeric IPv4 address (names are not resolved)");
-    v2s_cidr_make(&c, &net, (unsigned)prefix); /* OpenVPN only warns about host bits */
-    return push_add_route(s, &c, exclude, err, errcap);
-}
-
-/* route-ipv6 prefix[/bits] [gateway [metric]] */
-static int push_route6(struct tunnel_settings *s, char **w, int n, char *err, size_t errcap)
-{
-    struct v2s_cidr c;
-    struct v2s_addr gw;
-    int exclude = 0;
-
-    if (n < 2 || n > 4)
-        return push_fail(err, errcap, "route-ipv6 takes 1 to 3 arguments");
-    if (n >= 3) {
-        if (strcmp(w[2], "net_gateway") == 0)
-            exclude = 1;
-        else if (v2s_addr_parse(&gw, w[2]) != 0 || gw.family != AF_INET6)
-            return push_bad(err, errcap, "route-ipv6 gateway", w[2], "not an IPv6 address");
-    }
-    if (v2s_cidr_parse(&c, w[1], 1) != 0 || c.addr.family != AF_INET6)
-        return push_bad(err, errcap, "route-ipv6", w[1], "not an IPv6 prefix");
-    return push_add_route(s, &c, exclude, err, errcap);
-}
-
-static int push_add_dns(struct tunnel_settings *s, const char *text, char *err, size_t errcap)
-{
-    struct v2s_addr a;
-    if (v2s_addr_parse(&a, text) != 0)
-        return push_bad(err, errcap, "DNS server", text, "not an IP address");
-    for (size_t i = 0; i < s->n_dns; i++)
-        if (v2s_addr_equal(&s->dns[i], &a))
-            return 0;
-    if (s->n_dns < TUNNEL_MAX_DNS)
-        s->dns[s->n_dns++] = a;
-    return 0;
-}
-
-/* Appends one domain to the space-separated list, once. */
-static int push_add_domain(struct tunnel_settings *s, const char *d, char *err, size_t errcap)
-{
-    size_t len = strlen(d);
-    if (len == 0 || len > PUSH_DOMAIN_MAX)
-        return push_bad(err, errcap, "domain", d, "not a DNS name");
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)d[i];
-        if (c <= 0x20 || c == 0x7F || c == ',')
-            return push_bad(err, errcap, "domain", d, "not a DNS name");
-    }
-    size_t have = s->domains ? strlen(s->domains) : 0;
-    if (s->domains != NULL) {
-        for (const char *p = s->domains; (p = strstr(p, d)) != NULL; p++)
-            if ((p == s->domains || p[-1] == ' ') && (p[len] == '\0' || p[len] == ' '))
-                return 0;
-    }
-    if (have + 1 + len > PUSH_MAX_DOMAINS)
-        return push_fail(err, errcap, "the search domains are longer than %d bytes", PUSH_MAX_DOMAINS);
-    char *grown = realloc(s->domains, have + 1 + len + 1);
-    if (grown == NULL)
-        return -ENOMEM;
-    if (have > 0)
-        grown[have++] = ' ';
-    memcpy(grown + have, d, len + 1);
-    s->domains = grown;
-    return 0;
-}
-
-/* dhcp-option TYPE [value]: DNS servers and domains; the Windows-only types are ignored. */
-static int push_dhcp_option(struct tunnel_settings *s, char **w, int n, char *err, size_t errcap)
-{
-    const char *type = w[1];
-    int is_dns = strcmp(type, "DNS") == 0 || strcmp(type, "DNS6") == 0;
-    int is_domain = strcmp(type, "DOMAIN") == 0 || strcmp(type, "DOMAIN-SEARCH") == 0 ||
-                    strcmp(type, "ADAPTER_DOMAIN_SUFFIX") == 0;
-    if (!is_dns && !is_domain)
-        return 0;
-    if (n != 3)
-        return push_bad(err, errcap, "dhcp-option", type, "takes exactly one value");
-    return is_dns ? push_add_dns(s, w[2], err, errcap) : push_add_domain(s, w[2], err, errcap);
-}
-
-/* One address of "dns server N address A ...": "A", "A:port" (IPv4) or "[A]:port". The port is
- * dropped: the resolver over the tunnel talks to port 53. */
-static int push_dns_address(struct tunnel_settings *s, const char *text, char *err, size_t errcap)
-{
-    char host[64];
-    size_t len = strlen(text);
-    const char *colon = strchr(text, ':');
-    if (len >= sizeof(host))
-        return push_bad(err, errcap, "dns server address", text, "not an IP address");
-    memcpy(host, text, len + 1);
-    if (text[0] == '[') {
-        char *close = strchr(host, ']');
-        if (close == NULL || (close[1] != '\0' && close[1] != ':'))
-            return push_bad(err, errcap, "dns server address", text, "not an IP address");
-        *close = '\0';
-        return push_add_dns(s, host + 1, err, errcap);
-    }
-    if (colon != NULL && strchr(colon + 1, ':') == NULL)
-        host[colon - text] = '\0'; /* IPv4 with a port; two colons or more is IPv6 */
-    return push_add_dns(s, host, err, errcap);
-}
-
-/* OpenVPN 2.6's dns option: server addresses and search domains; the rest (DNSSEC, DoT, resolve
- * domains) is for the host's resolver and is ignored. */
-static int push_dns(struct tunnel_settings *s, char **w, int n, char *err, size_t errcap)
-{
-    unsigned long prio;
-    if (n < 2)
-        return push_fail(err, errcap, "dns needs arguments");
-    if (strcmp(w[1], "search-domains") == 0) {
-        for (int i = 2; i < n; i++) {
-            int r = push_add_domain(s, w[i], err, errcap);
-            if (r < 0)
-                return r;
-        }
-        return 0;
-    }
-    if (strcmp(w[1], "server") != 0)
-        return 0;
-    if (n < 5)
-        return push_fail(err, errcap, "dns server needs a priority, a type and a value");
-    /* The priority may be negative in a config file; only its syntax matters here. */
-    if (v2s_parse_uint(w[2][0] == '-' ? w[2] + 1 : w[2], 1000000, &prio) != 0)
-        return push_bad(err, errcap, "dns server priority", w[2], "not a number");
-    if (strcmp(w[3], "address") != 0)
-        return 0;
-    for (int i = 4; i < n; i++) {
-        int r = push_dns_address(s, w[i], err, errcap);
-        if (r < 0)
-            return r;
-    }
-    return 0;
-}
-
-/* redirect-gateway [flags]: everything goes through the tunnel. redirect-private sets the same
- * flags without the default route. Unknown flags are ignored, as a newer server may add some. */
-static int push_redirect(struct tunnel_settings *s, int *redirect_gateway, char **w, int n, char *err,
-                         size_t errcap)
-{
-    int ipv4 = 1, ipv6 = 0;
-    struct v2s_cidr all;
-    struct v2s_addr any;
-    int r;
-
-    if (strcmp(w[0], "redirect-private") == 0)
-        return 0;
-    for (int i = 1; i < n; i++) {
-        if (strcmp(w[i], "!ipv4") == 0)
-            ipv4 = 0;
-        else if (strcmp(w[i], "ipv6") == 0)
-            ipv6 = 1;
-    }
-    if (ipv4) {
-        v2s_addr_parse(&any, "0.0.0.0");
-        v2s_cidr_make(&all, &any, 0);
-        if ((r = push_add_route(s, &all, 0, err, errcap)) < 0)
-            return r;
-    }
-    if (ipv6) {
-        v2s_addr_parse(&any, "::");
-        v2s_cidr_make(&all, &any, 0);
-        if ((r = push_add_route(s, &all, 0, err, errcap)) < 0)
-            return r;
-    }
-    if (redirect_gateway != NULL)
-        *redirect_gateway = 1;
-    return 0;
-}
-
-int ovpn_push_settings_option(struct tunnel_settings *s, int *redirect_gateway, char **words, int n,
-                              char *err, size_t errcap)
-{
-    const char *name = words[0];
-    int r;
-    if (strcmp(name, "route") == 0)
-        r = push_route4(s, words, n, err, errcap);
-    else if (strcmp(name, "route-ipv6") == 0)
-        r = push_route6(s, words, n, err, errcap);
-    else if (strcmp(name, "dhcp-option") == 0)
-        r = n < 2 ? push_fail(err, errcap, "dhcp-option needs a type")
-                  : push_dhcp_option(s, words, n, err, errcap);
-    else if (strcmp(name, "dns") == 0)
-        r = push_dns(s, words, n, err, errcap);
-    else if (strcmp(name, "redirect-gateway") == 0 || strcmp(name, "redirect-private") == 0)
-        r = push_redirect(s, redirect_gateway, words, n, err, errcap);
-    else
-        return 0;
-    if (r == -ENOMEM)
-        push_fail(err, errcap, "out of memory");
-    return r < 0 ? r : 1;
-}
 
 void ovpn_push_init(struct ovpn_push *p)
 {
@@ -307,20 +50,12 @@ void ovpn_push_init(struct ovpn_push *p)
     p->topology = OVPN_TOPOLOGY_NET30;
 }
 
-static void push_free_secret(char **s)
-{
-    if (*s != NULL) {
-        explicit_bzero(*s, strlen(*s));
-        free(*s);
-        *s = NULL;
-    }
-}
 
 void ovpn_push_free(struct ovpn_push *p)
 {
     tunnel_settings_free(&p->settings);
-    push_free_secret(&p->auth_token);
-    push_free_secret(&p->auth_token_user);
+    ovpn_secret_free(&p->auth_token);
+    ovpn_secret_free(&p->auth_token_user);
     ovpn_push_init(p);
 }
 
@@ -337,7 +72,7 @@ static int push_apply_ifconfig(struct ovpn_push *p, char *err, size_t errcap)
     v2s_addr_format(&p->ifconfig_remote, text, sizeof(text));
     int prefix = v2s_netmask_prefix(text);
     if (prefix < 0)
-        return push_bad(err, errcap, "ifconfig netmask", text, "not a netmask, and the topology is subnet");
+        return ovpn_option_bad(err, errcap, "ifconfig netmask", text, "not a netmask, and the topology is subnet");
     p->settings.prefix4 = (unsigned)prefix;
     return 0;
 }
@@ -346,11 +81,11 @@ static int push_ifconfig(struct ovpn_push *p, char **w, int n, char *err, size_t
 {
     struct v2s_addr local, remote;
     if (n != 3)
-        return push_fail(err, errcap, "ifconfig takes 2 arguments");
+        return v2s_fail(err, errcap, "ifconfig takes 2 arguments");
     if (v2s_addr_parse(&local, w[1]) != 0 || local.family != AF_INET)
-        return push_bad(err, errcap, "ifconfig", w[1], "not an IPv4 address");
+        return ovpn_option_bad(err, errcap, "ifconfig", w[1], "not an IPv4 address");
     if (v2s_addr_parse(&remote, w[2]) != 0 || remote.family != AF_INET)
-        return push_bad(err, errcap, "ifconfig", w[2], "not an IPv4 address or netmask");
+        return ovpn_option_bad(err, errcap, "ifconfig", w[2], "not an IPv4 address or netmask");
     p->settings.addr4 = local;
     p->ifconfig_remote = remote;
     return push_apply_ifconfig(p, err, errcap);
@@ -364,18 +99,18 @@ static int push_ifconfig6(struct ovpn_push *p, char **w, int n, char *err, size_
     char host[64];
 
     if (n < 2 || n > 3)
-        return push_fail(err, errcap, "ifconfig-ipv6 takes 1 or 2 arguments");
+        return v2s_fail(err, errcap, "ifconfig-ipv6 takes 1 or 2 arguments");
     const char *slash = strchr(w[1], '/');
     size_t hl = slash ? (size_t)(slash - w[1]) : strlen(w[1]);
     if (hl >= sizeof(host))
-        return push_bad(err, errcap, "ifconfig-ipv6", w[1], "not an IPv6 address/bits");
+        return ovpn_option_bad(err, errcap, "ifconfig-ipv6", w[1], "not an IPv6 address/bits");
     memcpy(host, w[1], hl);
     host[hl] = '\0';
     if (v2s_addr_parse(&a, host) != 0 || a.family != AF_INET6 ||
         (slash != NULL && v2s_parse_uint(slash + 1, 128, &bits) != 0))
-        return push_bad(err, errcap, "ifconfig-ipv6", w[1], "not an IPv6 address/bits");
+        return ovpn_option_bad(err, errcap, "ifconfig-ipv6", w[1], "not an IPv6 address/bits");
     if (n == 3 && (v2s_addr_parse(&remote, w[2]) != 0 || remote.family != AF_INET6))
-        return push_bad(err, errcap, "ifconfig-ipv6", w[2], "not an IPv6 address");
+        return ovpn_option_bad(err, errcap, "ifconfig-ipv6", w[2], "not an IPv6 address");
     p->settings.addr6 = a;
     p->settings.prefix6 = (unsigned)bits;
     return 0;
@@ -384,7 +119,7 @@ static int push_ifconfig6(struct ovpn_push *p, char **w, int n, char *err, size_
 static int push_topology(struct ovpn_push *p, char **w, int n, char *err, size_t errcap)
 {
     if (n != 2)
-        return push_fail(err, errcap, "topology takes 1 argument");
+        return v2s_fail(err, errcap, "topology takes 1 argument");
     if (strcmp(w[1], "subnet") == 0)
         p->topology = OVPN_TOPOLOGY_SUBNET;
     else if (strcmp(w[1], "net30") == 0)
@@ -392,17 +127,17 @@ static int push_topology(struct ovpn_push *p, char **w, int n, char *err, size_t
     else if (strcmp(w[1], "p2p") == 0)
         p->topology = OVPN_TOPOLOGY_P2P;
     else
-        return push_bad(err, errcap, "topology", w[1], "expected net30, p2p or subnet");
+        return ovpn_option_bad(err, errcap, "topology", w[1], "expected net30, p2p or subnet");
     return push_apply_ifconfig(p, err, errcap);
 }
 
 static int push_copy_name(char *dst, size_t cap, char **w, int n, char *err, size_t errcap)
 {
     if (n != 2)
-        return push_fail(err, errcap, "%s takes 1 argument", w[0]);
+        return v2s_fail(err, errcap, "%s takes 1 argument", w[0]);
     size_t len = strlen(w[1]);
     if (len == 0 || len >= cap)
-        return push_bad(err, errcap, w[0], w[1], "empty or too long");
+        return ovpn_option_bad(err, errcap, w[0], w[1], "empty or too long");
     memcpy(dst, w[1], len + 1);
     return 0;
 }
@@ -411,9 +146,9 @@ static int push_number(unsigned *dst, unsigned long max, char **w, int n, char *
 {
     unsigned long v;
     if (n < 2)
-        return push_fail(err, errcap, "%s needs a number", w[0]);
+        return v2s_fail(err, errcap, "%s needs a number", w[0]);
     if (v2s_parse_uint(w[1], max, &v) != 0)
-        return push_bad(err, errcap, w[0], w[1], "not a number in range");
+        return ovpn_option_bad(err, errcap, w[0], w[1], "not a number in range");
     *dst = (unsigned)v;
     return 0;
 }
@@ -421,7 +156,7 @@ static int push_number(unsigned *dst, unsigned long max, char **w, int n, char *
 static int push_compression(struct ovpn_push *p, char **w, int n, char *err, size_t errcap)
 {
     if (n > 2)
-        return push_fail(err, errcap, "%s takes at most 1 argument", w[0]);
+        return v2s_fail(err, errcap, "%s takes at most 1 argument", w[0]);
     if (strcmp(w[0], "comp-lzo") == 0) {
         /* Any argument, "no" included, means the one-byte LZO framing. */
         p->comp = OVPN_COMP_FRAMING_LZO;
@@ -431,7 +166,7 @@ static int push_compression(struct ovpn_push *p, char **w, int n, char *err, siz
     } else if (strcmp(w[1], "stub-v2") == 0 || strcmp(w[1], "lz4-v2") == 0) {
         p->comp = OVPN_COMP_FRAMING_V2;
     } else {
-        return push_bad(err, errcap, "compress", w[1], "expected stub, stub-v2, lzo, lz4 or lz4-v2");
+        return ovpn_option_bad(err, errcap, "compress", w[1], "expected stub, stub-v2, lzo, lz4 or lz4-v2");
     }
     p->comp_set = 1;
     return 0;
@@ -493,19 +228,19 @@ static int push_auth_token(struct ovpn_push *p, char **w, int n, char *err, size
 {
     char *copy;
     if (n != 2 || w[1][0] == '\0' || strlen(w[1]) > PUSH_TOKEN_MAX)
-        return push_fail(err, errcap, "%s takes 1 non-empty argument", w[0]);
+        return v2s_fail(err, errcap, "%s takes 1 non-empty argument", w[0]);
     if (strcmp(w[0], "auth-token") == 0) {
         if ((copy = strdup(w[1])) == NULL) {
-            push_fail(err, errcap, "out of memory");
+            v2s_fail(err, errcap, "out of memory");
             return -ENOMEM;
         }
-        push_free_secret(&p->auth_token);
+        ovpn_secret_free(&p->auth_token);
         p->auth_token = copy;
         return 0;
     }
     if ((copy = push_base64_decode(w[1])) == NULL)
-        return push_fail(err, errcap, "auth-token-user: not base64 of a user name");
-    push_free_secret(&p->auth_token_user);
+        return v2s_fail(err, errcap, "auth-token-user: not base64 of a user name");
+    ovpn_secret_free(&p->auth_token_user);
     p->auth_token_user = copy;
     return 0;
 }
@@ -527,7 +262,7 @@ static int push_option(struct ovpn_push *p, char **w, int n, char *err, size_t e
 {
     const char *name = w[0];
     unsigned long v;
-    int r = ovpn_push_settings_option(&p->settings, &p->redirect_gateway, w, n, err, errcap);
+    int r = ovpn_settings_option(&p->settings, &p->redirect_gateway, w, n, err, errcap);
     if (r != 0)
         return r < 0 ? r : 0;
 
@@ -539,7 +274,7 @@ static int push_option(struct ovpn_push *p, char **w, int n, char *err, size_t e
         return push_topology(p, w, n, err, errcap);
     if (strcmp(name, "peer-id") == 0) {
         if (n != 2 || v2s_parse_uint(w[1], OVPN_PEER_ID_UNDEF, &v) != 0)
-            return push_fail(err, errcap, "peer-id takes a number in 0..16777215");
+            return v2s_fail(err, errcap, "peer-id takes a number in 0..16777215");
         p->peer_id = (uint32_t)v;
         p->peer_id_set = 1;
         return 0;
@@ -558,11 +293,11 @@ static int push_option(struct ovpn_push *p, char **w, int n, char *err, size_t e
     if (strcmp(name, "tun-mtu") == 0) {
         unsigned mtu = 0;
         if (n > 3)
-            return push_fail(err, errcap, "tun-mtu takes 1 or 2 arguments");
+            return v2s_fail(err, errcap, "tun-mtu takes 1 or 2 arguments");
         if ((r = push_number(&mtu, PUSH_MTU_MAX, w, n, err, errcap)) < 0)
             return r;
         if (mtu < PUSH_MTU_MIN)
-            return push_bad(err, errcap, "tun-mtu", w[1], "not a number in 100..65535");
+            return ovpn_option_bad(err, errcap, "tun-mtu", w[1], "not a number in 100..65535");
         p->settings.mtu = mtu;
         return 0;
     }
@@ -574,7 +309,7 @@ static int push_option(struct ovpn_push *p, char **w, int n, char *err, size_t e
         return push_auth_token(p, w, n, err, errcap);
     if (strcmp(name, "push-continuation") == 0) {
         if (n != 2 || v2s_parse_uint(w[1], 2, &v) != 0)
-            return push_fail(err, errcap, "push-continuation takes 0, 1 or 2");
+            return v2s_fail(err, errcap, "push-continuation takes 0, 1 or 2");
         p->continuation = (int)v;
         return 0;
     }
@@ -637,8 +372,8 @@ static int push_filter(const char *item, const struct ovpn_pull_filter *filters,
                  names[f->action], text, f->line);
         return 0;
     case OVPN_PULL_REJECT:
-        push_fail(err, errcap, "pushed option '%s' rejected by pull-filter %s \"%s\" (config line %u)", option,
-                  names[f->action], text, f->line);
+        v2s_fail(err, errcap, "pushed option '%s' rejected by pull-filter %s \"%s\" (config line %u)", option,
+                 names[f->action], text, f->line);
         return -EPERM;
     }
     return 1;
@@ -661,7 +396,7 @@ int ovpn_push_parse_filtered(struct ovpn_push *p, const char *msg, const struct 
     if (err != NULL && errcap > 0)
         err[0] = '\0';
     if (strncmp(msg, prefix, plen) != 0 || (msg[plen] != '\0' && msg[plen] != ','))
-        return push_bad(err, errcap, "message", msg, "not a PUSH_REPLY");
+        return ovpn_option_bad(err, errcap, "message", msg, "not a PUSH_REPLY");
     p->continuation = 0; /* absent from this part = the last part */
     if (msg[plen] == '\0')
         return 0;
@@ -669,7 +404,7 @@ int ovpn_push_parse_filtered(struct ovpn_push *p, const char *msg, const struct 
     size_t len = strlen(msg + plen + 1);
     char *copy = malloc(len + 1);
     if (copy == NULL) {
-        push_fail(err, errcap, "out of memory");
+        v2s_fail(err, errcap, "out of memory");
         return -ENOMEM;
     }
     memcpy(copy, msg + plen + 1, len + 1);
@@ -699,8 +434,8 @@ int ovpn_push_parse_filtered(struct ovpn_push *p, const char *msg, const struct 
         int n = ovpn_split_words(item, words, PUSH_MAX_WORDS);
         if (n < 0) {
             if (push_is_known(name, strlen(name))) {
-                r = push_fail(err, errcap, "option '%s': unterminated quote, bad backslash or too many words",
-                              name);
+                r = v2s_fail(err, errcap, "option '%s': unterminated quote, bad backslash or too many words",
+                             name);
                 goto out;
             }
         } else if (n > 0) {

@@ -1,5 +1,6 @@
-/* PUSH_REPLY: the options the server pushes, parsed into what the client acts on. Pure code;
- * a reply may arrive in several messages (push-continuation). */
+/* PUSH_REPLY: the options the server pushes, parsed into what the client acts on. Pure code but
+ * for the log line of a pull-filter decision; a reply may arrive in several messages
+ * (push-continuation). The options a config shares with a push are in settings_opt.h. */
 #ifndef VPN2SOCKS_OPENVPN_PUSH_H
 #define VPN2SOCKS_OPENVPN_PUSH_H
 
@@ -7,6 +8,7 @@
 #include <stdint.h>
 
 #include "tunnel/openvpn/comp.h"
+#include "tunnel/openvpn/pull_filter.h"
 #include "tunnel/settings.h"
 
 enum ovpn_topology {
@@ -38,19 +40,6 @@ struct ovpn_push {
     int continuation;                /* push-continuation: 2 = more follows, 1 = last, 0 = absent */
 };
 
-/* One pull-filter line of the config. */
-enum ovpn_pull_action {
-    OVPN_PULL_ACCEPT,
-    OVPN_PULL_IGNORE,
-    OVPN_PULL_REJECT,
-};
-
-struct ovpn_pull_filter {
-    enum ovpn_pull_action action;
-    char *text;    /* the prefix, as the config's words give it (quotes removed) */
-    unsigned line; /* the config line, for messages */
-};
-
 void ovpn_push_init(struct ovpn_push *p);
 void ovpn_push_free(struct ovpn_push *p);
 /* Parses one PUSH_REPLY message ("PUSH_REPLY,opt,opt,..." without the trailing NUL) into p,
@@ -64,14 +53,5 @@ int ovpn_push_parse(struct ovpn_push *p, const char *msg, char *err, size_t errc
  * naming the option and the filter. An option no filter matches is taken. */
 int ovpn_push_parse_filtered(struct ovpn_push *p, const char *msg, const struct ovpn_pull_filter *filters,
                              size_t n_filters, char *err, size_t errcap);
-
-/* The options a config file and a push share: route, route-ipv6, dhcp-option, dns,
- * redirect-gateway and redirect-private, already split into words (words[0] is the name). Routes
- * via net_gateway go to the excludes; redirect-gateway adds 0.0.0.0/0 (::/0 with its ipv6 flag,
- * none for IPv4 with !ipv4) and sets *redirect_gateway when that is not NULL. Returns 1 when
- * applied, 0 when words[0] is none of these, -EINVAL with a reason (no file or line) in err,
- * or -ENOMEM. */
-int ovpn_push_settings_option(struct tunnel_settings *s, int *redirect_gateway, char **words, int n,
-                              char *err, size_t errcap);
 
 #endif

@@ -1,0 +1,411 @@
+/* The loader: reads a .ovpn file, feeds it to the parser, then reads the files it names and the
+ * --auth-user-pass file. The one part of the config code that touches the file system, and the
+ * one that logs: the parser's warnings are written to the log here, as they are met, with the
+ * text the parser gives ("NAME:LINE: what").
+ *
+ * What it guarantees:
+ * - Relative names resolve against the config file's folder, or its "cd" folder (as OpenVPN,
+ *   which changes into it); the --auth-user-pass file of the command line against the working
+ *   directory, and it wins over the config's own auth-user-pass file, which then need not exist.
+ * - Each file is read whole through one descriptor, at most 1 MiB (the config itself 8 MiB), a
+ *   pipe such as <(...) as well as a regular file; a NUL byte means it is not a text file. Errors
+ *   name the option, the name as written, the path tried and the line.
+ * - Secrets (a private key, a tls-auth or tls-crypt key, a password, or the config itself when an
+ *   inline block holds one) in a regular file others can read or write, or its group can read
+ *   unless root owns it, are refused with -EPERM and the fix (chmod 600), as ssh refuses an
+ *   exposed private key, unless OVPN_CONFIG_ALLOW_READABLE_SECRETS makes that a warning. The mode
+ *   checked is the one fstat() gives for the descriptor read, not a name looked up again.
+ * - Every buffer that held a file is wiped before it is freed; the config is handed over whole
+ *   or not at all. */
+#include "tunnel/openvpn/config_internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "base/errmsg.h"
+#include "base/log.h"
+
+/* The parser's warnings, logged as they are met. */
+static void config_log_warning(void *arg, const char *text)
+{
+    (void)arg;
+    v2s_warn("%s", text);
+}
+
+/* Reads a whole file (a regular file, or a pipe such as <(...)) of at most max bytes, NUL
+ * terminated, and what fstat() says of it (the file read, not a name looked up again). 0 or a
+ * negative errno; -EFBIG when larger. */
+static int config_read_file(const char *path, size_t max, char **out, size_t *out_len, struct stat *st)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    size_t len = 0, cap = 4096;
+    char *buf = NULL;
+    int rc = 0;
+
+    *out = NULL;
+    if (fd < 0)
+        return -errno;
+    if (fstat(fd, st) < 0) {
+        rc = -errno;
+        goto out;
+    }
+    if ((buf = malloc(cap + 1)) == NULL) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    for (;;) {
+        if (len == cap) {
+            if (cap >= max + 1) {
+                rc = -EFBIG;
+                goto out;
+            }
+            size_t ncap = cap * 2 > max + 1 ? max + 1 : cap * 2;
+            char *grown = malloc(ncap + 1);
+            if (grown == NULL) {
+                rc = -ENOMEM;
+                goto out;
+            }
+            memcpy(grown, buf, len);
+            explicit_bzero(buf, cap + 1);
+            free(buf);
+            buf = grown;
+            cap = ncap;
+        }
+        ssize_t got = read(fd, buf + len, cap - len);
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got < 0) {
+            rc = -errno;
+            goto out;
+        }
+        if (got == 0)
+            break;
+        len += (size_t)got;
+    }
+    if (len > max) {
+        rc = -EFBIG;
+        goto out;
+    }
+    buf[len] = '\0';
+    *out = buf;
+    *out_len = len;
+    buf = NULL;
+out:
+    if (buf != NULL) {
+        explicit_bzero(buf, cap + 1);
+        free(buf);
+    }
+    close(fd);
+    return rc;
+}
+
+static void config_free_file(char *text, size_t len)
+{
+    if (text != NULL) {
+        explicit_bzero(text, len);
+        free(text);
+    }
+}
+
+/* Files that hold secrets (ssh's rule for private keys, with PostgreSQL's allowance for root):
+ * other users may neither read nor write one, and its group may read it only when root owns it
+ * (root:GROUP 0640, how Debian hands keys to a service through a group such as ssl-cert), never
+ * write it. Only regular files are checked: a pipe such as <(...) belongs to the process alone.
+ * Returns what other users can do, or NULL when the file is closed to them. */
+static const char *config_exposure(const struct stat *st)
+{
+    if (!S_ISREG(st->st_mode))
+        return NULL;
+    if (st->st_mode & S_IROTH)
+        return "other users can read";
+    if (st->st_mode & S_IWOTH)
+        return "other users can write";
+    if (st->st_mode & S_IWGRP)
+        return "its group can write";
+    if ((st->st_mode & S_IRGRP) && st->st_uid != 0)
+        return "its group can read";
+    return NULL;
+}
+
+/* A file holding `what` that other users can get at: refused with -EPERM and a message saying the
+ * fix in err, or with OVPN_CONFIG_ALLOW_READABLE_SECRETS a warning and 0. */
+static int config_check_secret(const char *path, const struct stat *st, const char *what, unsigned flags,
+                               char *err, size_t errcap)
+{
+    const char *exposure = config_exposure(st);
+    char shown[256];
+    if (exposure == NULL)
+        return 0;
+    v2s_shown(path, shown, sizeof(shown));
+    if (flags & OVPN_CONFIG_ALLOW_READABLE_SECRETS) {
+        v2s_warn("%s holds %s that %s (mode %04o); used anyway (--allow-readable-secrets)", shown, what, exposure,
+                 (unsigned)(st->st_mode & 07777));
+        return 0;
+    }
+    v2s_fail(err, errcap, "%s holds %s that %s (mode %04o): run chmod 600 %s, or give --allow-readable-secrets",
+             shown, what, exposure, (unsigned)(st->st_mode & 07777), shown);
+    return -EPERM;
+}
+
+static const char *config_read_error(int rc)
+{
+    if (rc == -EFBIG)
+        return "larger than 1 MiB";
+    return strerror(-rc);
+}
+
+/* dir/rel, or rel when it is absolute. */
+static char *config_join(const char *dir, const char *rel)
+{
+    if (rel[0] == '/' || dir == NULL || dir[0] == '\0')
+        return strdup(rel);
+    size_t dl = strlen(dir), rl = strlen(rel);
+    char *out = malloc(dl + 1 + rl + 1);
+    if (out == NULL)
+        return NULL;
+    memcpy(out, dir, dl);
+    out[dl] = '/';
+    memcpy(out + dl + 1, rel, rl + 1);
+    return out;
+}
+
+/* The folder relative names resolve against: the config's own, or its "cd" folder. */
+static char *config_base_dir(const char *config_path, const char *cd)
+{
+    const char *slash = strrchr(config_path, '/');
+    char *dir;
+    if (slash == NULL)
+        dir = strdup(".");
+    else /* "/x.ovpn" lives in "/" */
+        dir = strndup(config_path, slash == config_path ? 1 : (size_t)(slash - config_path));
+    if (dir == NULL || cd == NULL)
+        return dir;
+    char *joined = config_join(dir, cd);
+    free(dir);
+    return joined;
+}
+
+/* What each file a config names holds, for the permission check; NULL: nothing secret. */
+static const char *const config_ref_secrets[CONFIG_REF_COUNT] = {
+    [CONFIG_REF_KEY] = "a private key",
+    [CONFIG_REF_TLS_AUTH] = "a tls-auth key",
+    [CONFIG_REF_TLS_CRYPT] = "a tls-crypt key",
+    [CONFIG_REF_AUTH_USER_PASS] = "a password",
+};
+
+/* Records where the credentials came from, for auth-nocache. */
+static int config_set_auth_file(struct ovpn_config *cfg, const char *path)
+{
+    char *copy = strdup(path);
+    if (copy == NULL)
+        return -ENOMEM;
+    free(cfg->auth_file);
+    cfg->auth_file = copy;
+    return 0;
+}
+
+/* Reads one named file into the field its option fills. */
+static int config_load_ref(struct ovpn_config_parser *p, struct ovpn_config *cfg, enum config_ref ref,
+                           const char *base, unsigned flags)
+{
+    const struct config_file_ref *fr = &p->refs[ref];
+    const char *name = ovpn_config_ref_names[ref];
+    char shown[CONFIG_SHOWN_MAX];
+    char exposed[CONFIG_ERR_MAX];
+    char *full = config_join(base, fr->path);
+    char *text = NULL;
+    size_t len = 0;
+    struct stat st;
+    int rc;
+
+    if (full == NULL)
+        return ovpn_config_nomem(p);
+    v2s_shown(fr->path, shown, sizeof(shown));
+    rc = config_read_file(full, CONFIG_MAX_FILE, &text, &len, &st);
+    if (rc < 0) {
+        ovpn_config_fail_at(p, fr->line, "%s '%s': cannot read %s: %s", name, shown, full, config_read_error(rc));
+        p->error = rc;
+        goto out;
+    }
+    if (config_ref_secrets[ref] != NULL &&
+        (rc = config_check_secret(full, &st, config_ref_secrets[ref], flags, exposed, sizeof(exposed))) < 0) {
+        ovpn_config_fail_at(p, fr->line, "%s '%s': %s", name, shown, exposed);
+        p->error = rc;
+        goto out;
+    }
+    if (strlen(text) != len) {
+        rc = ovpn_config_fail_at(p, fr->line, "%s '%s': %s has a NUL byte: not a text file", name, shown, full);
+        goto out;
+    }
+    switch (ref) {
+    case CONFIG_REF_CA:
+    case CONFIG_REF_CERT:
+    case CONFIG_REF_KEY:
+    case CONFIG_REF_EXTRA_CERTS: {
+        char **field = ref == CONFIG_REF_CA ? &cfg->ca : ref == CONFIG_REF_CERT ? &cfg->cert
+                     : ref == CONFIG_REF_KEY ? &cfg->key : &cfg->extra_certs;
+        if (len == 0) {
+            rc = ovpn_config_fail_at(p, fr->line, "%s '%s': %s is empty", name, shown, full);
+            goto out;
+        }
+        ovpn_secret_free(field);
+        *field = text;
+        text = NULL;
+        break;
+    }
+    case CONFIG_REF_TLS_AUTH:
+    case CONFIG_REF_TLS_CRYPT: {
+        uint8_t *key = ref == CONFIG_REF_TLS_AUTH ? cfg->tls_auth_key : cfg->tls_crypt_key;
+        if (ovpn_static_key_parse(text, key) != 0) {
+            rc = ovpn_config_fail_at(p, fr->line,
+                                     "%s '%s': %s is not an OpenVPN static key (256 bytes of hex between the "
+                                     "BEGIN and END lines)", name, shown, full);
+            goto out;
+        }
+        *(ref == CONFIG_REF_TLS_AUTH ? &cfg->has_tls_auth : &cfg->has_tls_crypt) = 1;
+        break;
+    }
+    case CONFIG_REF_AUTH_USER_PASS: {
+        const char *why;
+        ovpn_secret_free(&cfg->username);
+        ovpn_secret_free(&cfg->password);
+        if ((rc = ovpn_user_pass_parse(text, &cfg->username, &cfg->password, &why)) < 0) {
+            ovpn_config_fail_at(p, fr->line, "auth-user-pass '%s': %s: %s", shown, full, why);
+            p->error = rc;
+        } else if ((rc = config_set_auth_file(cfg, full)) < 0) {
+            ovpn_config_nomem(p);
+        }
+        break;
+    }
+    case CONFIG_REF_COUNT:
+        break;
+    }
+out:
+    config_free_file(text, len);
+    free(full);
+    return rc;
+}
+
+/* The --auth-user-pass file of the command line: named relative to the working directory, and
+ * errors name it rather than the config. */
+static int config_load_auth_file(struct ovpn_config *cfg, const char *path, unsigned flags, char *err,
+                                 size_t errcap)
+{
+    char *text = NULL;
+    size_t len = 0;
+    const char *why = NULL;
+    struct stat st;
+    int rc = config_read_file(path, CONFIG_MAX_FILE, &text, &len, &st);
+    if (rc < 0) {
+        why = config_read_error(rc);
+    } else if ((rc = config_check_secret(path, &st, "a password", flags, err, errcap)) < 0) {
+        config_free_file(text, len);
+        return rc;
+    } else if (strlen(text) != len) {
+        why = "has a NUL byte: not a text file";
+        rc = -EINVAL;
+    } else {
+        ovpn_secret_free(&cfg->username);
+        ovpn_secret_free(&cfg->password);
+        rc = ovpn_user_pass_parse(text, &cfg->username, &cfg->password, &why);
+        if (rc == 0 && cfg->auth_file != path && (rc = config_set_auth_file(cfg, path)) < 0)
+            why = "out of memory";
+    }
+    if (rc < 0)
+        v2s_fail(err, errcap, "%s: %s", path, why);
+    config_free_file(text, len);
+    return rc;
+}
+
+int ovpn_config_reload_password(struct ovpn_config *cfg, char *err, size_t errcap)
+{
+    if (cfg->auth_file == NULL) {
+        v2s_fail(err, errcap, "auth-user-pass: the credentials were inline; there is no file to read again");
+        return -ENOENT;
+    }
+    return config_load_auth_file(cfg, cfg->auth_file, cfg->load_flags, err, errcap);
+}
+
+/* The secret a config holds in its own text (an inline block), or NULL. */
+static const char *config_inline_secret(const struct ovpn_config_parser *p, const struct ovpn_config *cfg)
+{
+    if (cfg->key != NULL && p->refs[CONFIG_REF_KEY].path == NULL)
+        return "a private key (<key>)";
+    if (cfg->has_tls_crypt && p->refs[CONFIG_REF_TLS_CRYPT].path == NULL)
+        return "a tls-crypt key (<tls-crypt>)";
+    if (cfg->has_tls_auth && p->refs[CONFIG_REF_TLS_AUTH].path == NULL)
+        return "a tls-auth key (<tls-auth>)";
+    if (cfg->password != NULL && p->refs[CONFIG_REF_AUTH_USER_PASS].path == NULL)
+        return "a password (<auth-user-pass>)";
+    return NULL;
+}
+
+int ovpn_config_load(struct ovpn_config *cfg, const char *path, const char *auth_user_pass_file, char *err,
+                     size_t errcap)
+{
+    return ovpn_config_load_flags(cfg, path, auth_user_pass_file, 0, err, errcap);
+}
+
+int ovpn_config_load_flags(struct ovpn_config *cfg, const char *path, const char *auth_user_pass_file,
+                           unsigned flags, char *err, size_t errcap)
+{
+    struct ovpn_config_parser *p = NULL;
+    struct ovpn_config got;
+    char *text = NULL, *base = NULL;
+    const char *secret;
+    size_t len = 0;
+    struct stat st;
+    int rc;
+
+    ovpn_config_defaults(cfg);
+    ovpn_config_defaults(&got);
+    if ((rc = config_read_file(path, CONFIG_MAX_CONFIG, &text, &len, &st)) < 0) {
+        v2s_fail(err, errcap, "%s: %s", path, rc == -EFBIG ? "larger than 8 MiB" : strerror(-rc));
+        return rc;
+    }
+    if ((rc = ovpn_config_parser_new(&p, path)) < 0) {
+        v2s_fail(err, errcap, "out of memory");
+        goto out;
+    }
+    ovpn_config_parser_set_warn(p, config_log_warning, NULL);
+    if ((rc = ovpn_config_parser_feed(p, text, len, NULL, 0)) < 0 || (rc = ovpn_config_finish(p, &got)) < 0)
+        goto fail;
+    if ((secret = config_inline_secret(p, &got)) != NULL &&
+        (rc = config_check_secret(path, &st, secret, flags, err, errcap)) < 0)
+        goto out;
+    if ((base = config_base_dir(path, p->cd)) == NULL) {
+        rc = ovpn_config_nomem(p);
+        goto fail;
+    }
+    for (int ref = 0; ref < CONFIG_REF_COUNT; ref++) {
+        if (p->refs[ref].path == NULL)
+            continue;
+        if (ref == CONFIG_REF_AUTH_USER_PASS && auth_user_pass_file != NULL)
+            continue; /* the command line's file wins; the config's need not exist */
+        if ((rc = config_load_ref(p, &got, (enum config_ref)ref, base, flags)) < 0)
+            goto fail;
+    }
+    if (auth_user_pass_file != NULL) {
+        if ((rc = config_load_auth_file(&got, auth_user_pass_file, flags, err, errcap)) < 0)
+            goto out;
+        got.auth_user_pass = 1;
+    }
+    got.load_flags = flags;
+    *cfg = got;
+    ovpn_config_defaults(&got);
+    rc = 0;
+    goto out;
+fail:
+    v2s_fail(err, errcap, "%s", p->err);
+out:
+    ovpn_config_free(&got);
+    ovpn_config_parser_free(p);
+    config_free_file(text, len);
+    free(base);
+    return rc;
+}
