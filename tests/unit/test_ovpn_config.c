@@ -1545,3 +1545,116 @@ TEST_IMPL(ovpn_config_peer_fingerprint)
         expect_error(bad[i].text, bad[i].message);
     return 0;
 }
+
+/* ---- warnings: returned by the parser, logged by the loader ---- */
+
+struct warnings {
+    char text[8][256];
+    int n;
+};
+
+static void collect_warning(void *arg, const char *text)
+{
+    struct warnings *w = arg;
+    ASSERT(w->n < 8);
+    snprintf(w->text[w->n++], sizeof(w->text[0]), "%s", text);
+}
+
+/* Sends stderr (where the log goes) to path until stderr_restore; returns the saved descriptor. */
+static int stderr_capture(const char *path)
+{
+    int saved = dup(2);
+    int fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+    ASSERT(saved >= 0 && fd >= 0);
+    fflush(stderr);
+    ASSERT(dup2(fd, 2) == 2);
+    close(fd);
+    return saved;
+}
+
+/* Puts stderr back and returns what was written meanwhile (NUL-terminated, in buf). */
+static const char *stderr_restore(int saved, const char *path, char *buf, size_t cap)
+{
+    fflush(stderr);
+    ASSERT(dup2(saved, 2) == 2);
+    close(saved);
+    int fd = open(path, O_RDONLY);
+    ASSERT(fd >= 0);
+    ssize_t got = read(fd, buf, cap - 1);
+    ASSERT(got >= 0);
+    buf[got] = '\0';
+    close(fd);
+    return buf;
+}
+
+/* One line of each kind of warning: an accepted-but-ignored option, ping-exit, a script hook, an
+ * unknown option made lenient, and plain remote lines dropped for <connection> blocks. */
+static const char warn_config[] = "remote outside.example.com\n"
+                                  "tls-version-max 1.3\n"
+                                  "ping-exit 60\n"
+                                  "up /etc/openvpn/up.sh\n"
+                                  "setenv opt frobnicate 1\n"
+                                  "<connection>\nremote gw\n</connection>\n";
+
+/* The parser hands its warnings to the caller's function, in the text the log showed before, and
+ * writes nothing to the log itself: stderr is captured at the most verbose log level while it
+ * runs, with and without a warning function. (The parser's files do not include base/log.h at
+ * all; the ctest unit.ovpn_parsers_pure checks that.) The loader, which does I/O, logs them. */
+TEST_IMPL(ovpn_config_warnings_returned)
+{
+    static const char *const expected[] = {
+        "warn.ovpn:2: tls-version-max is ignored",
+        "warn.ovpn:3: ping-exit is treated as ping-restart",
+        "warn.ovpn:4: up ignored: vpn2socks runs no scripts",
+        "warn.ovpn:5: ignoring unknown option 'frobnicate'",
+        "warn.ovpn:1: remote lines outside <connection> blocks are ignored because the file has <connection> "
+        "blocks (as OpenVPN does)",
+    };
+    struct ovpn_config_parser *p;
+    struct ovpn_config cfg;
+    struct warnings got = {.n = 0};
+    struct tmp t;
+    char err[256] = "", log[4096], line[1024];
+
+    tmp_init(&t);
+    const char *capture = tmp_add(&t, "stderr.txt");
+    v2s_log_level = V2S_LOG_TRACE;
+
+    /* With a warning function: every warning arrives there, in order, and the log stays empty. */
+    int saved = stderr_capture(capture);
+    ASSERT_EQ(ovpn_config_parser_new(&p, "warn.ovpn"), 0);
+    ovpn_config_parser_set_warn(p, collect_warning, &got);
+    ASSERT_EQ(ovpn_config_parser_feed(p, warn_config, strlen(warn_config), err, sizeof(err)), 0);
+    ASSERT_EQ(ovpn_config_parser_finish(p, &cfg, err, sizeof(err)), 0);
+    ovpn_config_parser_free(p);
+    ovpn_config_free(&cfg);
+    ASSERT_STR_EQ(stderr_restore(saved, capture, log, sizeof(log)), "");
+    ASSERT_EQ(got.n, (int)ARRAY_SIZE(expected));
+    for (size_t i = 0; i < ARRAY_SIZE(expected); i++)
+        ASSERT_STR_EQ(got.text[i], expected[i]);
+
+    /* Without one: the warnings are dropped, still nothing is logged. */
+    saved = stderr_capture(capture);
+    ASSERT_EQ(ovpn_config_parser_new(&p, "warn.ovpn"), 0);
+    ASSERT_EQ(ovpn_config_parser_feed(p, warn_config, strlen(warn_config), err, sizeof(err)), 0);
+    ASSERT_EQ(ovpn_config_parser_finish(p, &cfg, err, sizeof(err)), 0);
+    ovpn_config_parser_free(p);
+    ovpn_config_free(&cfg);
+    ASSERT_STR_EQ(stderr_restore(saved, capture, log, sizeof(log)), "");
+
+    /* The loader logs each at warn level, the file named by the path it was given. */
+    tmp_file(&t, "warn.ovpn", warn_config);
+    char path[sizeof(t.root) + 16];
+    snprintf(path, sizeof(path), "%s/warn.ovpn", t.root);
+    saved = stderr_capture(capture);
+    int rc = ovpn_config_load(&cfg, path, NULL, err, sizeof(err));
+    stderr_restore(saved, capture, log, sizeof(log));
+    ASSERT_EQ(rc, 0);
+    ovpn_config_free(&cfg);
+    for (size_t i = 0; i < ARRAY_SIZE(expected); i++) {
+        snprintf(line, sizeof(line), " vpn2socks warn: %s%s\n", path, expected[i] + strlen("warn.ovpn"));
+        ASSERT_ROW(strstr(log, line) != NULL, "%zu: %s not in the log:\n%s", i, line, log);
+    }
+    tmp_cleanup(&t);
+    return 0;
+}
