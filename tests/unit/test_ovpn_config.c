@@ -1,5 +1,5 @@
-/* tunnel/openvpn/config.c: the word splitter, the .ovpn push parser, the static key reader and
- * the loader (with the files it names, made in a temporary folder). */
+/* tunnel/openvpn/config*.c, words.c and keyfile.c: the word splitter, the .ovpn push parser, the
+ * static key reader and the loader (with the files it names, made in a temporary folder). */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdint.h>
@@ -451,7 +451,6 @@ TEST_IMPL(ovpn_config_server_profile)
     char text[8192];
     struct ovpn_config cfg;
     char err[256] = "";
-    v2s_log_level = V2S_LOG_ERROR; /* block-outside-dns is ignored with a warning */
     for (int tls_crypt = 0; tls_crypt <= 1; tls_crypt++) {
         make_server_profile(text, sizeof(text), tls_crypt);
         ASSERT_EQ(parse(text, &cfg, err, sizeof(err)), 0);
@@ -504,7 +503,6 @@ TEST_IMPL(ovpn_config_connection_blocks)
     char key[2048];
     char text[8192];
 
-    v2s_log_level = V2S_LOG_ERROR;
     /* Blocks start from what is set above them; plain remotes are dropped (with a warning). */
     ASSERT_EQ(parse("client\n"
                     "proto tcp\n"
@@ -1136,7 +1134,6 @@ TEST_IMPL(ovpn_config_timer_overflow)
 
 TEST_IMPL(ovpn_config_ignored_options)
 {
-    v2s_log_level = V2S_LOG_ERROR; /* the scripts and the like warn */
     expect_ok("client\n"
               "dev tun0\n"
               "dev-type tun\n"
@@ -1205,7 +1202,6 @@ TEST_IMPL(ovpn_config_pull_filter)
 
 TEST_IMPL(ovpn_config_unknown_leniency)
 {
-    v2s_log_level = V2S_LOG_ERROR;
     expect_ok("ignore-unknown-option foo --bar\nremote gw\nfoo 1 2\nbar\n<foo>\nignored\n</foo>\n");
     expect_ok("ignore-unknown-option a\nignore-unknown-option b\nremote gw\na\nb\n");
     expect_ok("setenv opt foo 1\nsetenv opt block-outside-dns\nremote gw\n");
