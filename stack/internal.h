@@ -4,15 +4,14 @@
 
 #include <uv.h>
 
+#include "base/list.h"
 #include "lwip/ip_addr.h"
 #include "lwip/netif.h"
 #include "stack/stack.h"
 #include "tunnel/settings.h"
 
-struct stack_tcp;
 struct tcp_pcb;
 struct stack_held_ack;
-struct resolver_query;
 
 struct stack {
     uv_loop_t *loop;
@@ -32,24 +31,27 @@ struct stack {
     int closing;                /* stack_close() called: free once the last connection is gone */
     void (*close_cb)(void *arg);
     void *close_arg;
-    struct stack_tcp *conns;    /* every TCP connection, for tunnel-down and ICMP errors */
+    struct v2s_list conns;      /* every TCP connection (stack_tcp.node), newest first, for
+                                 * tunnel-down and ICMP errors */
     unsigned n_conns;
-    uint64_t reclaim_ms;        /* when out-of-order data was last given back (tcp.c) */
+    uint64_t reclaim_ms;        /* when out-of-order data was last given back (tcp_budget.c) */
     uint64_t reclaims;          /* how often */
     size_t mem_mark;            /* lwIP's heap at its highest since memory was last handed back */
-    /* Fair shares of memory held for applications (tcp.c, "Memory"). */
+    /* Fair shares of memory held for applications (tcp_budget.c, "Fair shares"). */
     size_t rx_high;             /* STACK_RX_HIGH; tests may lower it */
     size_t rx_held;             /* held for applications by every connection */
     size_t rx_held_peak;
     size_t rx_budgets;          /* every connection's budget (held plus offered) */
     uint64_t withholds;         /* how often a connection's budget was cut to its share */
-    struct stack_tcp *flushes;  /* connections with segments waiting to go to the application */
-    /* Paced closes (see tcp.c): FINs waiting for a slot, oldest first, and FINs in flight. */
-    struct stack_tcp *fin_wait_head, *fin_wait_tail;
-    struct stack_tcp *fin_flight;
+    struct v2s_list flushes;    /* connections with segments waiting to go to the application
+                                 * (stack_tcp.flush_node, tcp_recv.c) */
+    /* Paced closes (tcp_close.c): FINs waiting for a slot, oldest first, and FINs in flight
+     * (stack_tcp.fin_node). */
+    struct v2s_list fin_wait;
+    struct v2s_list fin_flight;
     unsigned n_fin_flight;
-    struct resolver_query *queries;
-    uint8_t *read_buf;          /* shared buffer for reads from applications (see tcp.c) */
+    struct v2s_list queries;    /* every DNS lookup (resolver_query.node, resolver.c) */
+    uint8_t *read_buf;          /* shared buffer for reads from applications (see tcp_send.c) */
     uint8_t *tx_buf;            /* linearises chained pbufs for tunnel_send() */
     struct v2s_addr dns[TUNNEL_MAX_DNS];
     size_t n_dns;
@@ -63,8 +65,8 @@ enum {
     STACK_READ_BUF_SIZE = 64 * 1024,
     STACK_TX_BUF_SIZE = 64 * 1024,
     /* lwIP's heap above which out-of-order data is given back, and the memory held for
-     * applications above which each connection's window is held to its share (see "Memory" in
-     * tcp.c). */
+     * applications above which each connection's window is held to its share (see "Fair shares"
+     * in tcp_budget.c). */
     STACK_MEM_HIGH = 256 * 1024 * 1024,
     STACK_RX_HIGH = 128 * 1024 * 1024,
 };
@@ -94,13 +96,15 @@ int stack_tcp_icmp_error(struct stack *s, const struct v2s_addr *src, const stru
 void stack_tcp_abort_all(struct stack *s);
 /* Makes the end of the poll phase write the gathered segments and send the held ACKs. */
 void stack_check_arm(struct stack *s);
-/* Writes every connection's gathered segments to its application (end of a loop iteration). */
+/* tcp_recv.c: writes every connection's gathered segments to its application (end of a loop
+ * iteration). */
 void stack_tcp_flush_all(struct stack *s);
 void stack_tcp_resume_all(struct stack *s);
-/* Frees the slots of acknowledged FINs and sends waiting ones (end of a loop iteration). */
+/* tcp_close.c: frees the slots of acknowledged FINs and sends waiting ones (end of a loop
+ * iteration). */
 void stack_tcp_fin_pump(struct stack *s);
-/* tcp.c, memory under pressure: gives back every connection's out-of-order data (at most every
- * STACK_TCP_RECLAIM_MS). */
+/* tcp_budget.c, memory under pressure: gives back every connection's out-of-order data (at most
+ * every STACK_TCP_RECLAIM_MS). */
 void stack_tcp_reclaim(struct stack *s);
 /* resolver.c: fail every query (tunnel down or stack closing). */
 void stack_resolver_abort_all(struct stack *s, int status);

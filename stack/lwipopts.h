@@ -17,7 +17,7 @@
  * that lwIP hands over is kept until the application has the bytes, so fixed pools would either
  * waste memory or drop packets under load; glibc's thread caches make this cheap. */
 #define MEM_LIBC_MALLOC             1
-/* ... through stack/sys.c, which counts what lwIP holds (see "Memory" in stack/tcp.c). */
+/* ... through stack/sys.c, which counts what lwIP holds (see "Fair shares" in stack/tcp_budget.c). */
 #include <stddef.h>
 void *stack_mem_malloc(size_t size);
 void *stack_mem_calloc(size_t n, size_t size);

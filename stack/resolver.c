@@ -16,6 +16,7 @@
 
 #include <uv.h>
 
+#include "base/list.h"
 #include "base/log.h"
 #include "lwip/pbuf.h"
 #include "lwip/timeouts.h"
@@ -47,7 +48,7 @@ struct resolver_sub {
 
 struct resolver_query {
     struct stack *s;
-    struct resolver_query *next, *prev;
+    struct v2s_list node; /* on the stack's list of lookups */
     struct udp_pcb *pcb;
     char *cands[RESOLVER_MAX_CANDIDATES];
     size_t n_cands;
@@ -66,18 +67,12 @@ static void resolver_timeout(void *arg);
 
 static void resolver_free(struct resolver_query *q)
 {
-    struct stack *s = q->s;
     sys_untimeout(resolver_timeout, q);
     if (q->pcb) {
         udp_recv(q->pcb, NULL, NULL);
         udp_remove(q->pcb);
     }
-    if (q->prev)
-        q->prev->next = q->next;
-    else
-        s->queries = q->next;
-    if (q->next)
-        q->next->prev = q->prev;
+    v2s_list_remove(&q->node);
     for (size_t i = 0; i < q->n_cands; i++)
         free(q->cands[i]);
     free(q);
@@ -298,6 +293,7 @@ int resolver_resolve(struct stack *s, const char *name, resolver_cb cb, void *ar
     if (!q)
         return UV_ENOMEM;
     q->s = s;
+    v2s_list_init(&q->node);
     q->cb = cb;
     q->arg = arg;
     int rc = 0;
@@ -327,10 +323,7 @@ int resolver_resolve(struct stack *s, const char *name, resolver_cb cb, void *ar
     resolver_bind_random(q->pcb);
     udp_recv(q->pcb, resolver_on_recv, q);
     q->server = stack_random() % s->n_dns;
-    q->next = s->queries;
-    if (s->queries)
-        s->queries->prev = q;
-    s->queries = q;
+    v2s_list_push_front(&s->queries, &q->node);
     resolver_start_candidate(q);
     *out = q;
     return 0;
@@ -345,6 +338,7 @@ void resolver_cancel(struct resolver_query *q)
 
 void stack_resolver_abort_all(struct stack *s, int status)
 {
-    while (s->queries)
-        resolver_finish(s->queries, status);
+    struct v2s_list *n;
+    while ((n = v2s_list_first(&s->queries)) != NULL)
+        resolver_finish(V2S_LIST_ENTRY(n, struct resolver_query, node), status);
 }

@@ -269,6 +269,11 @@ int stack_new(struct stack **out, uv_loop_t *loop, struct tunnel *t)
         return -ENOMEM;
     }
     s->rx_high = STACK_RX_HIGH;
+    v2s_list_init(&s->conns);
+    v2s_list_init(&s->flushes);
+    v2s_list_init(&s->fin_wait);
+    v2s_list_init(&s->fin_flight);
+    v2s_list_init(&s->queries);
     s->loop = loop;
     s->tunnel = t;
     stack_sys_init(loop);
@@ -504,7 +509,7 @@ const char *stack_domains(const struct stack *s)
 
 void stack_maybe_free(struct stack *s)
 {
-    if (!s->closing || s->handles_open > 0 || s->conns || s->queries)
+    if (!s->closing || s->handles_open > 0 || !v2s_list_empty(&s->conns) || !v2s_list_empty(&s->queries))
         return;
     if (s->netif_added)
         netif_remove(&s->netif);

@@ -1,4 +1,4 @@
-/* The fault harness for the TCP stack: the real stack (stack/stack.c, tcp.c, recovery.c and
+/* The fault harness for the TCP stack: the real stack (stack/stack.c, tcp*.c, recovery.c and
  * lwIP) on a real libuv loop, a fake tunnel whose packets cross two faulty links to a scripted
  * peer (harness_peer.h), and applications on real loopback sockets bridged to the stack, all in
  * virtual time. One harness_run() plays one seed of one scenario and checks the invariant: every
@@ -34,7 +34,7 @@ struct harness_config {
     int app_rcvbuf;           /* SO_RCVBUF of the applications' sockets; 0: the default */
     int bridge_sndbuf;        /* SO_SNDBUF of the bridged (accepted) sockets; 0: the default */
     size_t rx_high;           /* the stack's limit on memory held for applications (its fair
-                               * shares, stack/tcp.c "Memory"); 0: the stack's own */
+                               * shares, stack/tcp_budget.c "Fair shares"); 0: the stack's own */
     size_t rx_bound;          /* the run fails if the stack ever held more than this for its
                                * applications; 0: no bound */
     int verbose;              /* report every transfer, not only the failed ones */

@@ -408,8 +408,8 @@ static void faults_make_echo_backpressure(struct faults_run *run)
 }
 
 /* More held for slow applications than the stack's limit allows: each connection's window is
- * held to its fair share of the limit and opened again as its application reads (stack/tcp.c,
- * "Memory"). Nothing may hang for it, and what the stack holds stays near the limit. */
+ * held to its fair share of the limit and opened again as its application reads (stack/tcp_budget.c,
+ * "Fair shares"). Nothing may hang for it, and what the stack holds stays near the limit. */
 static void faults_make_memory_shares(struct faults_run *run)
 {
     struct harness_rand *r = &run->r;

@@ -1,0 +1,167 @@
+/* TCP through the tunnel, the bridge's send path: what the application writes goes into lwIP,
+ * no faster than lwIP and the tunnel take it.
+ *
+ * Backpressure, application to tunnel: reads from the application are sized to tcp_sndbuf() and
+ * copied into lwIP at once; reading stops while the send buffer or queue is short, or while the
+ * tunnel's own queue is above its high mark, and resumes from the sent callback (or the tunnel's
+ * writable event).
+ *
+ * Reading resumes only once STACK_TCP_RESUME_SNDBUF bytes of send buffer are free, so each read
+ * moves a useful amount instead of a few bytes at a time. What a read brought that lwIP could
+ * not take is held (pending) and goes in first when lwIP has room; the application's FIN waits
+ * behind it (tcp_close.c). */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <uv.h>
+
+#include "base/log.h"
+#include "lwip/tcp.h"
+#include "stack/tcp_internal.h"
+
+enum {
+    STACK_TCP_RESUME_SNDBUF = 16 * 1024,
+};
+
+/* Whether lwIP can take a useful amount of application data now. */
+static int stack_tcp_can_take(const struct stack_tcp *c)
+{
+    return c->pcb && !c->s->tunnel_congested && !c->pending && tcp_sndbuf(c->pcb) >= STACK_TCP_RESUME_SNDBUF &&
+           tcp_sndqueuelen(c->pcb) < TCP_SNDQUEUELOWAT;
+}
+
+/* Copies application bytes into lwIP. Returns how many were taken; stops at ERR_MEM (send buffer
+ * or segment queue full) and returns a negative uv error on a hard failure. */
+ssize_t stack_tcp_push(struct stack_tcp *c, const uint8_t *data, size_t len)
+{
+    size_t off = 0;
+    while (off < len && c->pcb) {
+        size_t room = tcp_sndbuf(c->pcb);
+        if (room == 0)
+            break;
+        size_t chunk = len - off;
+        if (chunk > room)
+            chunk = room;
+        if (chunk > 0xFFFF)
+            chunk = 0xFFFF;
+        u8_t flags = TCP_WRITE_FLAG_COPY | (off + chunk < len ? TCP_WRITE_FLAG_MORE : 0);
+        err_t e = tcp_write(c->pcb, data + off, (u16_t)chunk, flags);
+        if (e == ERR_MEM)
+            break;
+        if (e != ERR_OK)
+            return stack_err_to_uv(e);
+        off += chunk;
+    }
+    if (off > 0 && c->pcb)
+        tcp_output(c->pcb);
+    c->bytes_up += off;
+    return (ssize_t)off;
+}
+
+static void stack_tcp_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    struct stack_tcp *c = h->data;
+    size_t len = STACK_READ_BUF_SIZE;
+    (void)suggested;
+    if (c->pcb && tcp_sndbuf(c->pcb) < len)
+        len = tcp_sndbuf(c->pcb);
+    if (len == 0)
+        len = 1; /* never hand libuv an empty buffer: it reports that as ENOBUFS */
+    /* One shared buffer: libuv calls alloc, read and read_cb back to back for one handle, and the
+     * read callback copies everything out before it returns. */
+    *buf = uv_buf_init((char *)c->s->read_buf, (unsigned)len);
+}
+
+static void stack_tcp_read_stop(struct stack_tcp *c)
+{
+    if (c->reading) {
+        uv_read_stop((uv_stream_t *)c->app);
+        c->reading = 0;
+    }
+}
+
+static void stack_tcp_read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
+{
+    struct stack_tcp *c = stream->data;
+    if (nread == 0 || c->state != STACK_TCP_BRIDGED)
+        return;
+    if (nread == UV_EOF) {
+        stack_tcp_read_stop(c);
+        c->app_eof = 1;
+        if (!c->pending)
+            stack_tcp_shut_tx(c);
+        return;
+    }
+    if (nread < 0) {
+        v2s_debug("%s: application side %s", c->label, uv_strerror((int)nread));
+        stack_tcp_end(c, 1);
+        return;
+    }
+    if (!c->pcb) {
+        stack_tcp_end(c, 1);
+        return;
+    }
+    ssize_t taken = stack_tcp_push(c, (const uint8_t *)buf->base, (size_t)nread);
+    if (taken < 0) {
+        stack_tcp_end(c, 1);
+        return;
+    }
+    if (taken < nread) {
+        size_t rest = (size_t)(nread - taken);
+        c->pending = malloc(rest);
+        if (!c->pending) {
+            stack_tcp_end(c, 1);
+            return;
+        }
+        memcpy(c->pending, buf->base + taken, rest);
+        c->pending_len = rest;
+        c->pending_off = 0;
+    }
+    if (!stack_tcp_can_take(c))
+        stack_tcp_read_stop(c);
+}
+
+void stack_tcp_read_start(struct stack_tcp *c)
+{
+    if (c->reading || c->app_eof || c->state != STACK_TCP_BRIDGED || !stack_tcp_can_take(c))
+        return;
+    if (uv_read_start((uv_stream_t *)c->app, stack_tcp_alloc_cb, stack_tcp_read_cb) == 0)
+        c->reading = 1;
+}
+
+/* Moves held-back application bytes into lwIP; once they are all in, reading resumes (or the FIN
+ * that waited behind them goes out). */
+static int stack_tcp_flush_pending(struct stack_tcp *c)
+{
+    if (!c->pending)
+        return 0;
+    ssize_t taken = stack_tcp_push(c, c->pending + c->pending_off, c->pending_len - c->pending_off);
+    if (taken < 0)
+        return (int)taken;
+    c->pending_off += (size_t)taken;
+    if (c->pending_off == c->pending_len) {
+        free(c->pending);
+        c->pending = NULL;
+        if (c->app_eof)
+            stack_tcp_shut_tx(c);
+    }
+    return 0;
+}
+
+err_t stack_tcp_on_sent(void *arg, struct tcp_pcb *pcb, u16_t len)
+{
+    struct stack_tcp *c = arg;
+    (void)pcb;
+    (void)len;
+    if (c->state != STACK_TCP_BRIDGED)
+        return ERR_OK;
+    if (stack_tcp_flush_pending(c) < 0) {
+        stack_tcp_end(c, 1);
+        return ERR_ABRT;
+    }
+    stack_tcp_read_start(c);
+    /* The held-back bytes going in may have let our FIN go (stack_tcp_shut_tx), and a FIN that
+     * lwIP refuses ends the bridge with tcp_abort() on this very pcb: lwIP must hear ERR_ABRT. */
+    return c->aborted ? ERR_ABRT : ERR_OK;
+}
