@@ -1,8 +1,17 @@
 #include "stack/packet.h"
 
 #include <string.h>
+#include <sys/socket.h>
+
+#include "base/bytes.h"
 
 enum {
+    IPPROTO_ICMP_NUM = 1,
+    IPPROTO_ICMPV6_NUM = 58,
+    ICMP_UNREACHABLE = 3,
+    ICMP_TIME_EXCEEDED = 11,
+    ICMPV6_UNREACHABLE = 1,
+    ICMPV6_TIME_EXCEEDED = 3,
     IPPROTO_TCP_NUM = 6,
     TCP_FLAG_ACK = 0x10,
     TCP_FLAGS_MASK = 0x3F, /* URG ACK PSH RST SYN FIN */
@@ -52,4 +61,92 @@ enum packet_tcp_kind packet_classify_tcp(const uint8_t *pkt, size_t len, struct 
         i += tcp[i + 1];
     }
     return PACKET_TCP_PURE_ACK;
+}
+
+/* The reason an IPv4 ICMP error gives, or -1 for one that is not a failure (code 4, fragmentation
+ * needed, is a path MTU hint) or not an error at all. */
+static int packet_icmp4_reason(uint8_t type, uint8_t code)
+{
+    if (type == ICMP_TIME_EXCEEDED)
+        return PACKET_ICMP_TIME_EXCEEDED;
+    if (type != ICMP_UNREACHABLE)
+        return -1;
+    switch (code) {
+    case 0: case 6: case 11: return PACKET_ICMP_NET_UNREACHABLE;
+    case 1: case 5: case 7: case 8: case 12: return PACKET_ICMP_HOST_UNREACHABLE;
+    case 2: case 3: return PACKET_ICMP_REFUSED;
+    case 9: case 10: case 13: return PACKET_ICMP_PROHIBITED;
+    default: return -1;
+    }
+}
+
+/* The same for ICMPv6 (RFC 4443); code 2 (beyond the scope of the source address) and the
+ * newer codes are not taken as failures. */
+static int packet_icmp6_reason(uint8_t type, uint8_t code)
+{
+    if (type == ICMPV6_TIME_EXCEEDED)
+        return PACKET_ICMP_TIME_EXCEEDED;
+    if (type != ICMPV6_UNREACHABLE)
+        return -1;
+    switch (code) {
+    case 0: return PACKET_ICMP_NET_UNREACHABLE;
+    case 1: case 5: case 6: return PACKET_ICMP_PROHIBITED;
+    case 3: return PACKET_ICMP_HOST_UNREACHABLE;
+    case 4: return PACKET_ICMP_REFUSED;
+    default: return -1;
+    }
+}
+
+int packet_parse_icmp_error(const uint8_t *pkt, size_t len, struct packet_icmp_error *err)
+{
+    const uint8_t *inner;
+    int reason;
+    memset(err, 0, sizeof(*err));
+    if (len >= 20 && pkt[0] >> 4 == 4) {
+        size_t ihl = (size_t)(pkt[0] & 0x0F) * 4;
+        if (pkt[9] != IPPROTO_ICMP_NUM || ihl < 20 || len < ihl + 8)
+            return 0;
+        const uint8_t *icmp = pkt + ihl;
+        if ((reason = packet_icmp4_reason(icmp[0], icmp[1])) < 0)
+            return 0;
+        inner = icmp + 8;
+        size_t ilen = len - ihl - 8;
+        if (ilen < 20 || inner[0] >> 4 != 4)
+            return 0;
+        size_t iihl = (size_t)(inner[0] & 0x0F) * 4;
+        if (iihl < 20 || ilen < iihl + 8)
+            return 0;
+        err->proto = inner[9];
+        err->src.family = err->dst.family = AF_INET;
+        memcpy(err->src.bytes, inner + 12, 4);
+        memcpy(err->dst.bytes, inner + 16, 4);
+        inner += iihl;
+    } else if (len >= 40 && pkt[0] >> 4 == 6) {
+        if (pkt[6] != IPPROTO_ICMPV6_NUM || len < 40 + 8)
+            return 0;
+        const uint8_t *icmp = pkt + 40;
+        if ((reason = packet_icmp6_reason(icmp[0], icmp[1])) < 0)
+            return 0;
+        inner = icmp + 8;
+        /* Only a transport header straight after the quoted IPv6 header; extension headers are
+         * rare here. */
+        if (len - 48 < 48 || inner[0] >> 4 != 6)
+            return 0;
+        err->proto = inner[6];
+        err->src.family = err->dst.family = AF_INET6;
+        memcpy(err->src.bytes, inner + 8, 16);
+        memcpy(err->dst.bytes, inner + 24, 16);
+        inner += 40;
+    } else {
+        return 0;
+    }
+    if (err->proto != PACKET_PROTO_TCP && err->proto != PACKET_PROTO_UDP)
+        return 0;
+    err->reason = (enum packet_icmp_reason)reason;
+    err->sport = v2s_get_be16(inner);
+    err->dport = v2s_get_be16(inner + 2);
+    /* The first 8 bytes are all an IPv4 router must quote: for TCP, the ports and the sequence
+     * number; UDP's are its ports, length and checksum. */
+    err->seq = err->proto == PACKET_PROTO_TCP ? v2s_get_be32(inner + 4) : 0;
+    return 1;
 }

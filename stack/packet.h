@@ -1,9 +1,12 @@
-/* Looks at the IP packets lwIP sends, without lwIP: pure functions, unit-tested. */
+/* Looks at IP packets without lwIP: which of those lwIP sends are pure ACKs, and what an ICMP
+ * error from the tunnel says about the connection it quotes. Pure functions, unit-tested. */
 #ifndef VPN2SOCKS_STACK_PACKET_H
 #define VPN2SOCKS_STACK_PACKET_H
 
 #include <stddef.h>
 #include <stdint.h>
+
+#include "base/addr.h"
 
 enum {
     /* A TCP connection's key: IP version, source and destination addresses, ports. */
@@ -24,5 +27,33 @@ struct packet_tcp_info {
 
 /* Classifies an IPv4 or IPv6 packet; for TCP, fills info's key and acknowledgement number. */
 enum packet_tcp_kind packet_classify_tcp(const uint8_t *pkt, size_t len, struct packet_tcp_info *info);
+
+/* Why a packet did not arrive, as an ICMP or ICMPv6 error says it. */
+enum packet_icmp_reason {
+    PACKET_ICMP_NET_UNREACHABLE,
+    PACKET_ICMP_HOST_UNREACHABLE,
+    PACKET_ICMP_REFUSED,       /* port (or IPv4 protocol) unreachable */
+    PACKET_ICMP_PROHIBITED,    /* administratively prohibited, or beyond the source's scope */
+    PACKET_ICMP_TIME_EXCEEDED, /* the TTL or hop limit ran out, or reassembly timed out */
+};
+
+/* An ICMP error and the packet it quotes: the quoted packet is one we sent, so src is our
+ * address and dst the host we sent to. */
+struct packet_icmp_error {
+    enum packet_icmp_reason reason;
+    uint8_t proto;             /* the quoted packet's protocol: PACKET_PROTO_TCP or _UDP */
+    struct v2s_addr src, dst;
+    uint16_t sport, dport;
+    uint32_t seq;              /* TCP: the quoted sequence number; UDP: 0 */
+};
+
+enum { PACKET_PROTO_TCP = 6, PACKET_PROTO_UDP = 17 };
+
+/* Parses an IPv4 ICMP or IPv6 ICMPv6 error (destination unreachable, time exceeded) that quotes
+ * the start of a TCP or UDP packet: 1 with err filled, or 0 for anything else (another ICMP
+ * type, "fragmentation needed" and "packet too big", which are hints rather than failures, a
+ * quote too short for the ports and sequence number, a quoted IPv6 packet with extension
+ * headers, a packet that is not ICMP). Checksums are not looked at. */
+int packet_parse_icmp_error(const uint8_t *pkt, size_t len, struct packet_icmp_error *err);
 
 #endif

@@ -368,75 +368,23 @@ int stack_tunnel_up(struct stack *s, const struct tunnel_settings *ts)
  * the SOCKS client learns "port unreachable" or "TTL expired" at once instead of after the connect
  * timeout. lwIP itself does not deliver ICMP errors to TCP. The quoted header must name the
  * connection exactly (both addresses, both ports) and carry a sequence number it has sent
- * (RFC 5927), so a host that cannot see the connection cannot abort it with a forged error. */
+ * (RFC 5927), so a host that cannot see the connection cannot abort it with a forged error
+ * (stack_tcp_icmp_error() checks that); packet_parse_icmp_error() reads the packet. */
 static void stack_check_icmp_error(struct stack *s, const uint8_t *pkt, size_t len)
 {
-    const uint8_t *icmp, *inner;
-    size_t ilen;
-    int status = 0;
-    struct v2s_addr src = {0}, dst = {0};
-    if (len >= 20 && pkt[0] >> 4 == 4) {
-        size_t ihl = (size_t)(pkt[0] & 0x0F) * 4;
-        if (pkt[9] != 1 || ihl < 20 || len < ihl + 8)
-            return;
-        icmp = pkt + ihl;
-        if (icmp[0] == 3) {
-            switch (icmp[1]) {
-            case 0: case 6: case 11: status = UV_ENETUNREACH; break;
-            case 1: case 5: case 7: case 8: case 12: status = UV_EHOSTUNREACH; break;
-            case 2: case 3: status = UV_ECONNREFUSED; break;
-            case 9: case 10: case 13: status = UV_EACCES; break;
-            default: return; /* 4 = fragmentation needed: a PMTU hint, not a failure */
-            }
-        } else if (icmp[0] == 11) {
-            status = UV_ETIMEDOUT;
-        } else {
-            return;
-        }
-        inner = icmp + 8;
-        ilen = len - ihl - 8;
-        if (ilen < 20 || inner[0] >> 4 != 4 || inner[9] != 6)
-            return;
-        size_t iihl = (size_t)(inner[0] & 0x0F) * 4;
-        if (iihl < 20 || ilen < iihl + 8)
-            return;
-        src.family = dst.family = AF_INET;
-        memcpy(src.bytes, inner + 12, 4);
-        memcpy(dst.bytes, inner + 16, 4);
-        inner += iihl;
-    } else if (len >= 40 && pkt[0] >> 4 == 6) {
-        if (pkt[6] != 58 || len < 40 + 8)
-            return;
-        icmp = pkt + 40;
-        if (icmp[0] == 1) {
-            switch (icmp[1]) {
-            case 0: status = UV_ENETUNREACH; break;
-            case 1: case 5: case 6: status = UV_EACCES; break;
-            case 3: status = UV_EHOSTUNREACH; break;
-            case 4: status = UV_ECONNREFUSED; break;
-            default: return;
-            }
-        } else if (icmp[0] == 3) {
-            status = UV_ETIMEDOUT;
-        } else {
-            return;
-        }
-        inner = icmp + 8;
-        ilen = len - 48;
-        /* Only a TCP header straight after the inner IPv6 header; extension headers are rare here. */
-        if (ilen < 48 || inner[0] >> 4 != 6 || inner[6] != 6)
-            return;
-        src.family = dst.family = AF_INET6;
-        memcpy(src.bytes, inner + 8, 16);
-        memcpy(dst.bytes, inner + 24, 16);
-        inner += 40;
-    } else {
+    struct packet_icmp_error e;
+    if (!packet_parse_icmp_error(pkt, len, &e) || e.proto != PACKET_PROTO_TCP)
         return;
+    int status;
+    switch (e.reason) {
+    case PACKET_ICMP_NET_UNREACHABLE: status = UV_ENETUNREACH; break;
+    case PACKET_ICMP_HOST_UNREACHABLE: status = UV_EHOSTUNREACH; break;
+    case PACKET_ICMP_REFUSED: status = UV_ECONNREFUSED; break;
+    case PACKET_ICMP_PROHIBITED: status = UV_EACCES; break;
+    case PACKET_ICMP_TIME_EXCEEDED: status = UV_ETIMEDOUT; break;
+    default: return;
     }
-    uint16_t sport = (uint16_t)(inner[0] << 8 | inner[1]);
-    uint16_t dport = (uint16_t)(inner[2] << 8 | inner[3]);
-    uint32_t seq = (uint32_t)inner[4] << 24 | (uint32_t)inner[5] << 16 | (uint32_t)inner[6] << 8 | inner[7];
-    if (stack_tcp_icmp_error(s, &src, &dst, sport, dport, seq, status) != 0)
+    if (stack_tcp_icmp_error(s, &e.src, &e.dst, e.sport, e.dport, e.seq, status) != 0)
         s->icmp_ignored++;
 }
 

@@ -1,5 +1,6 @@
 /* stack/packet.c: which of the packets we send are pure ACKs (held back and thinned). */
 #include <stdint.h>
+#include <sys/socket.h>
 #include <string.h>
 
 #include "stack/packet.h"
@@ -121,5 +122,183 @@ TEST_IMPL(packet_ipv6)
     ASSERT_EQ(packet_classify_tcp(p, 61, &i), PACKET_TCP_OTHER); /* a byte of data */
     p[6] = 0; /* a hop-by-hop header first: not looked into */
     ASSERT_EQ(packet_classify_tcp(p, 60, &i), PACKET_NOT_TCP);
+    return 0;
+}
+
+/* --- ICMP errors (packet_parse_icmp_error) --- */
+
+/* One ICMP error to build: the outer family, ICMP type and code, and the quoted packet's
+ * protocol; the quote is a full IP header and the first 8 bytes of the transport header. */
+struct icmp_case {
+    const char *what;
+    int v6;
+    uint8_t type, code;
+    uint8_t proto;
+    int ok;                       /* what the parser must say */
+    enum packet_icmp_reason reason;
+};
+
+static const uint8_t icmp_us4[4] = {10, 8, 0, 2}, icmp_them4[4] = {10, 9, 0, 1};
+static const uint8_t icmp_us6[16] = {0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2};
+static const uint8_t icmp_them6[16] = {0xfd, 0, 0, 0, 0, 0, 0, 9, 0, 0, 0, 0, 0, 0, 0, 1};
+
+/* An error from them to us quoting our packet us:49153 -> them:443 with sequence number
+ * 0x01020304 (for TCP). Returns its length. */
+static size_t make_icmp(uint8_t *p, const struct icmp_case *c)
+{
+    uint8_t *icmp, *inner, *t;
+    size_t len;
+    if (!c->v6) {
+        len = 20 + 8 + 20 + 8;
+        memset(p, 0, len);
+        p[0] = 0x45, p[3] = (uint8_t)len, p[8] = 64, p[9] = 1;
+        memcpy(p + 12, icmp_them4, 4);
+        memcpy(p + 16, icmp_us4, 4);
+        icmp = p + 20;
+        inner = icmp + 8;
+        inner[0] = 0x45, inner[3] = 60, inner[8] = 64, inner[9] = c->proto;
+        memcpy(inner + 12, icmp_us4, 4);
+        memcpy(inner + 16, icmp_them4, 4);
+        t = inner + 20;
+    } else {
+        len = 40 + 8 + 40 + 8;
+        memset(p, 0, len);
+        p[0] = 0x60, p[5] = (uint8_t)(len - 40), p[6] = 58, p[7] = 64;
+        memcpy(p + 8, icmp_them6, 16);
+        memcpy(p + 24, icmp_us6, 16);
+        icmp = p + 40;
+        inner = icmp + 8;
+        inner[0] = 0x60, inner[5] = 20, inner[6] = c->proto, inner[7] = 64;
+        memcpy(inner + 8, icmp_us6, 16);
+        memcpy(inner + 24, icmp_them6, 16);
+        t = inner + 40;
+    }
+    icmp[0] = c->type;
+    icmp[1] = c->code;
+    t[0] = 0xC0, t[1] = 0x01; /* 49153 */
+    t[2] = 0x01, t[3] = 0xBB; /* 443 */
+    t[4] = 1, t[5] = 2, t[6] = 3, t[7] = 4;
+    return len;
+}
+
+static const struct icmp_case icmp_cases[] = {
+    {"v4 port unreachable, TCP", 0, 3, 3, 6, 1, PACKET_ICMP_REFUSED},
+    {"v4 protocol unreachable, TCP", 0, 3, 2, 6, 1, PACKET_ICMP_REFUSED},
+    {"v4 net unreachable, TCP", 0, 3, 0, 6, 1, PACKET_ICMP_NET_UNREACHABLE},
+    {"v4 net unknown, TCP", 0, 3, 6, 6, 1, PACKET_ICMP_NET_UNREACHABLE},
+    {"v4 host unreachable, TCP", 0, 3, 1, 6, 1, PACKET_ICMP_HOST_UNREACHABLE},
+    {"v4 host unreachable for TOS, UDP", 0, 3, 12, 17, 1, PACKET_ICMP_HOST_UNREACHABLE},
+    {"v4 administratively prohibited, TCP", 0, 3, 13, 6, 1, PACKET_ICMP_PROHIBITED},
+    {"v4 host prohibited, UDP", 0, 3, 10, 17, 1, PACKET_ICMP_PROHIBITED},
+    {"v4 TTL exceeded, TCP", 0, 11, 0, 6, 1, PACKET_ICMP_TIME_EXCEEDED},
+    {"v4 port unreachable, UDP", 0, 3, 3, 17, 1, PACKET_ICMP_REFUSED},
+    {"v4 fragmentation needed: a hint", 0, 3, 4, 6, 0, 0},
+    {"v4 unknown unreachable code", 0, 3, 14, 6, 0, 0},
+    {"v4 echo reply", 0, 0, 0, 6, 0, 0},
+    {"v4 redirect", 0, 5, 1, 6, 0, 0},
+    {"v4 quoting ICMP", 0, 3, 3, 1, 0, 0},
+    {"v6 port unreachable, TCP", 1, 1, 4, 6, 1, PACKET_ICMP_REFUSED},
+    {"v6 no route, TCP", 1, 1, 0, 6, 1, PACKET_ICMP_NET_UNREACHABLE},
+    {"v6 address unreachable, UDP", 1, 1, 3, 17, 1, PACKET_ICMP_HOST_UNREACHABLE},
+    {"v6 administratively prohibited, TCP", 1, 1, 1, 6, 1, PACKET_ICMP_PROHIBITED},
+    {"v6 source address failed policy, TCP", 1, 1, 5, 6, 1, PACKET_ICMP_PROHIBITED},
+    {"v6 reject route, UDP", 1, 1, 6, 17, 1, PACKET_ICMP_PROHIBITED},
+    {"v6 hop limit exceeded, UDP", 1, 3, 0, 17, 1, PACKET_ICMP_TIME_EXCEEDED},
+    {"v6 beyond scope", 1, 1, 2, 6, 0, 0},
+    {"v6 packet too big: a hint", 1, 2, 0, 6, 0, 0},
+    {"v6 echo reply", 1, 129, 0, 6, 0, 0},
+    {"v6 quoting a hop-by-hop header", 1, 1, 4, 0, 0, 0},
+    {"v6 quoting ICMPv6", 1, 1, 4, 58, 0, 0},
+};
+
+/* Each row: the verdict, and for an error the reason and the quoted connection exactly (our
+ * address and port as the source, theirs as the destination, the sequence number for TCP). */
+TEST_IMPL(packet_icmp_error_table)
+{
+    uint8_t p[256];
+    for (size_t i = 0; i < ARRAY_SIZE(icmp_cases); i++) {
+        const struct icmp_case *c = &icmp_cases[i];
+        struct packet_icmp_error e;
+        size_t len = make_icmp(p, c);
+        int ok = packet_parse_icmp_error(p, len, &e);
+        ASSERT_ROW(ok == c->ok, "%s", c->what);
+        if (!ok)
+            continue;
+        ASSERT_ROW(e.reason == c->reason, "%s", c->what);
+        ASSERT_ROW(e.proto == c->proto, "%s", c->what);
+        int fam = c->v6 ? AF_INET6 : AF_INET;
+        size_t alen = c->v6 ? 16 : 4;
+        ASSERT_ROW(e.src.family == fam && e.dst.family == fam, "%s", c->what);
+        ASSERT_ROW(memcmp(e.src.bytes, c->v6 ? icmp_us6 : icmp_us4, alen) == 0, "%s", c->what);
+        ASSERT_ROW(memcmp(e.dst.bytes, c->v6 ? icmp_them6 : icmp_them4, alen) == 0, "%s", c->what);
+        ASSERT_ROW(e.sport == 49153 && e.dport == 443, "%s", c->what);
+        ASSERT_ROW(e.seq == (c->proto == 6 ? 0x01020304u : 0), "%s", c->what);
+    }
+    return 0;
+}
+
+/* A quote cut anywhere short of the transport header's first 8 bytes is no error; trailing
+ * bytes (a router quoting more) change nothing. */
+TEST_IMPL(packet_icmp_error_truncated)
+{
+    uint8_t p[256];
+    struct packet_icmp_error e;
+    for (int v6 = 0; v6 <= 1; v6++) {
+        for (uint8_t proto = 6; proto <= 17; proto += 11) {
+            struct icmp_case c = {"", v6, v6 ? 1 : 3, v6 ? 4 : 3, proto, 1, PACKET_ICMP_REFUSED};
+            size_t len = make_icmp(p, &c);
+            for (size_t n = 0; n < len; n++)
+                ASSERT_ROW(packet_parse_icmp_error(p, n, &e) == 0, "v6 %d proto %u length %zu", v6, proto, n);
+            ASSERT_EQ(packet_parse_icmp_error(p, len, &e), 1);
+            memset(p + len, 0xAA, 40);
+            ASSERT_EQ(packet_parse_icmp_error(p, len + 40, &e), 1);
+            ASSERT_EQ(e.sport, 49153);
+        }
+    }
+    return 0;
+}
+
+/* Header fields that make a packet no ICMP error we can use: wrong versions, header lengths
+ * below 20, a quoted IPv4 header with options (read past them), an outer packet not ICMP. */
+TEST_IMPL(packet_icmp_error_malformed)
+{
+    uint8_t p[256];
+    struct packet_icmp_error e;
+    const struct icmp_case v4 = {"", 0, 3, 3, 6, 1, PACKET_ICMP_REFUSED};
+    const struct icmp_case v6 = {"", 1, 1, 4, 6, 1, PACKET_ICMP_REFUSED};
+    size_t len = make_icmp(p, &v4);
+    p[0] = 0x44; /* outer IHL 16 */
+    ASSERT_EQ(packet_parse_icmp_error(p, len, &e), 0);
+    make_icmp(p, &v4);
+    p[28] = 0x44; /* quoted IHL 16 */
+    ASSERT_EQ(packet_parse_icmp_error(p, len, &e), 0);
+    make_icmp(p, &v4);
+    p[28] = 0x65; /* quoted version 6 inside ICMP for IPv4 */
+    ASSERT_EQ(packet_parse_icmp_error(p, len, &e), 0);
+    make_icmp(p, &v4);
+    p[9] = 6; /* TCP, not ICMP */
+    ASSERT_EQ(packet_parse_icmp_error(p, len, &e), 0);
+    make_icmp(p, &v4);
+    p[0] = 0x55;
+    ASSERT_EQ(packet_parse_icmp_error(p, len, &e), 0);
+    /* A quoted header with 4 bytes of options: the ports come after them. */
+    make_icmp(p, &v4);
+    memmove(p + 52, p + 48, 8);
+    memset(p + 48, 1, 4); /* NOPs */
+    p[28] = 0x46;
+    ASSERT_EQ(packet_parse_icmp_error(p, len, &e), 0); /* 4 bytes short now */
+    ASSERT_EQ(packet_parse_icmp_error(p, len + 4, &e), 1);
+    ASSERT_EQ(e.sport, 49153);
+    ASSERT_EQ(e.dport, 443);
+    ASSERT(e.seq == 0x01020304u);
+    /* IPv6: outer next header not ICMPv6, quoted version 4. */
+    len = make_icmp(p, &v6);
+    p[6] = 17;
+    ASSERT_EQ(packet_parse_icmp_error(p, len, &e), 0);
+    make_icmp(p, &v6);
+    p[48] = 0x45;
+    ASSERT_EQ(packet_parse_icmp_error(p, len, &e), 0);
+    make_icmp(p, &v6);
+    ASSERT_EQ(packet_parse_icmp_error(p, len, &e), 1);
     return 0;
 }

@@ -19,6 +19,7 @@ enum { GUARD_MAX_SYNS = 512, GUARD_CONNS = 200 };
 
 /* One SYN the stack sent: its local port and sequence number. */
 struct guard_syn {
+    int v6;
     uint16_t sport, dport;
     uint32_t seq;
 };
@@ -41,13 +42,17 @@ static int guard_start(struct tunnel *t)
 static int guard_send(struct tunnel *t, const uint8_t *pkt, size_t len)
 {
     struct guard *g = (struct guard *)t;
-    if (len < 40 || pkt[0] >> 4 != 4 || pkt[9] != 6 || g->n_syns == GUARD_MAX_SYNS)
+    int v6 = len >= 60 && pkt[0] >> 4 == 6 && pkt[6] == 6;
+    if (!v6 && (len < 40 || pkt[0] >> 4 != 4 || pkt[9] != 6))
         return 0;
-    size_t ihl = (size_t)(pkt[0] & 0x0F) * 4;
+    if (g->n_syns == GUARD_MAX_SYNS)
+        return 0;
+    size_t ihl = v6 ? 40 : (size_t)(pkt[0] & 0x0F) * 4;
     const uint8_t *tcp = pkt + ihl;
     if (!(tcp[13] & 0x02) || (tcp[13] & 0x10)) /* SYN without ACK: a connection opening */
         return 0;
     struct guard_syn *s = &g->syns[g->n_syns++];
+    s->v6 = v6;
     s->sport = (uint16_t)(tcp[0] << 8 | tcp[1]);
     s->dport = (uint16_t)(tcp[2] << 8 | tcp[3]);
     s->seq = (uint32_t)tcp[4] << 24 | (uint32_t)tcp[5] << 16 | (uint32_t)tcp[6] << 8 | tcp[7];
@@ -72,6 +77,8 @@ static void guard_connect_cb(void *arg, struct stack_tcp *c, int status)
 }
 
 static const uint8_t guard_local[4] = {10, 8, 0, 2}, guard_remote[4] = {10, 9, 0, 1};
+static const uint8_t guard_local6[16] = {0xfd, 0, 0, 0, 0, 0, 0, 8, 0, 0, 0, 0, 0, 0, 0, 2};
+static const uint8_t guard_remote6[16] = {0xfd, 0, 0, 0, 0, 0, 0, 9, 0, 0, 0, 0, 0, 0, 0, 1};
 
 static void guard_up(struct guard *g)
 {
@@ -84,10 +91,15 @@ static void guard_up(struct guard *g)
     ts.addr4.family = AF_INET;
     memcpy(ts.addr4.bytes, guard_local, 4);
     ts.prefix4 = 24;
+    ts.addr6.family = AF_INET6;
+    memcpy(ts.addr6.bytes, guard_local6, 16);
+    ts.prefix6 = 64;
     ts.mtu = 1400;
     ASSERT_EQ(stack_tunnel_up(g->stack, &ts), 0);
     tunnel_settings_free(&ts);
 }
+
+static void guard_open_to(struct guard *g, const struct v2s_addr *to, size_t n);
 
 /* Opens n connections to the remote address (port 80 + i % 3, so that tuples differ in more than
  * the local port) and lets the loop send their SYNs. */
@@ -95,7 +107,14 @@ static void guard_open(struct guard *g, size_t n)
 {
     struct v2s_addr dst = {.family = AF_INET};
     memcpy(dst.bytes, guard_remote, 4);
-    for (size_t i = 0; i < n; i++) {
+    guard_open_to(g, &dst, n);
+}
+
+static void guard_open_to(struct guard *g, const struct v2s_addr *to, size_t n)
+{
+    struct v2s_addr dst = *to;
+    size_t first = g->n_syns;
+    for (size_t i = first; i < first + n; i++) {
         struct stack_tcp *c;
         g->results[i] = 1;
         ASSERT_EQ(stack_tcp_connect(g->stack, &dst, (uint16_t)(80 + i % 3), 60000, guard_connect_cb,
@@ -103,7 +122,7 @@ static void guard_open(struct guard *g, size_t n)
                   0);
     }
     uv_run(&g->loop, UV_RUN_NOWAIT);
-    ASSERT_EQ(g->n_syns, n);
+    ASSERT_EQ(g->n_syns, first + n);
 }
 
 static void guard_down(struct guard *g)
@@ -229,6 +248,103 @@ TEST_IMPL(stack_icmp_forged_ignored)
     stack_input(g.stack, pkt, guard_icmp(pkt, guard_local, syn->sport, syn->dport, syn->seq));
     uv_run(&g.loop, UV_RUN_NOWAIT);
     ASSERT_EQ(g.results[0], UV_ECONNREFUSED);
+    guard_down(&g);
+    return 0;
+}
+
+/* An ICMP or ICMPv6 error of type and code from the remote host, quoting the first 8 bytes of
+ * the transport header of our packet (proto) that the SYN syn names, with sequence number seq.
+ * ICMPv6's checksum is left zero: the stack reads the error before lwIP checks it. */
+static size_t guard_icmp_any(uint8_t *pkt, uint8_t type, uint8_t code, uint8_t proto, const struct guard_syn *syn,
+                             uint32_t seq)
+{
+    if (!syn->v6) {
+        size_t len = guard_icmp(pkt, guard_local, syn->sport, syn->dport, seq);
+        pkt[20] = type;
+        pkt[21] = code;
+        pkt[28 + 9] = proto;
+        pkt[22] = pkt[23] = 0;
+        guard_checksum(pkt + 20, 36, pkt + 22);
+        return len;
+    }
+    size_t len = 40 + 8 + 40 + 8;
+    memset(pkt, 0, len);
+    uint8_t *icmp = pkt + 40, *inner = pkt + 48, *tcp = pkt + 88;
+    pkt[0] = 0x60;
+    pkt[5] = (uint8_t)(len - 40);
+    pkt[6] = 58;
+    pkt[7] = 64;
+    memcpy(pkt + 8, guard_remote6, 16);
+    memcpy(pkt + 24, guard_local6, 16);
+    icmp[0] = type;
+    icmp[1] = code;
+    inner[0] = 0x60;
+    inner[5] = 20;
+    inner[6] = proto;
+    inner[7] = 64;
+    memcpy(inner + 8, guard_local6, 16);
+    memcpy(inner + 24, guard_remote6, 16);
+    tcp[0] = (uint8_t)(syn->sport >> 8);
+    tcp[1] = (uint8_t)syn->sport;
+    tcp[2] = (uint8_t)(syn->dport >> 8);
+    tcp[3] = (uint8_t)syn->dport;
+    tcp[4] = (uint8_t)(seq >> 24);
+    tcp[5] = (uint8_t)(seq >> 16);
+    tcp[6] = (uint8_t)(seq >> 8);
+    tcp[7] = (uint8_t)seq;
+    return len;
+}
+
+/* What each ICMP error does to a connection still opening, for IPv4 and IPv6: the connect
+ * callback gets the status the error means (what the SOCKS client then hears), while a hint
+ * (fragmentation needed, packet too big), an error quoting UDP, and one quoting a sequence
+ * number the connection never sent leave it opening; only the last is counted as forged. */
+TEST_IMPL(stack_icmp_reasons)
+{
+    static const struct {
+        int v6;
+        uint8_t type, code, proto;
+        int seq_off;    /* added to the SYN's sequence number */
+        int status;     /* the connect callback's, or 1: none (still opening) */
+        int ignored;    /* counted as naming no connection */
+    } rows[] = {
+        {0, 3, 0, 6, 0, UV_ENETUNREACH, 0},
+        {0, 3, 1, 6, 0, UV_EHOSTUNREACH, 0},
+        {0, 3, 3, 6, 0, UV_ECONNREFUSED, 0},
+        {0, 3, 13, 6, 0, UV_EACCES, 0},
+        {0, 11, 0, 6, 0, UV_ETIMEDOUT, 0},
+        {0, 3, 4, 6, 0, 1, 0},
+        {0, 3, 3, 17, 0, 1, 0},
+        {0, 3, 3, 6, 1, 1, 1},
+        {1, 1, 0, 6, 0, UV_ENETUNREACH, 0},
+        {1, 1, 3, 6, 0, UV_EHOSTUNREACH, 0},
+        {1, 1, 4, 6, 0, UV_ECONNREFUSED, 0},
+        {1, 1, 1, 6, 0, UV_EACCES, 0},
+        {1, 3, 0, 6, 0, UV_ETIMEDOUT, 0},
+        {1, 2, 0, 6, 0, 1, 0},
+        {1, 1, 4, 17, 0, 1, 0},
+        {1, 1, 4, 6, 1, 1, 1},
+    };
+    static struct guard g;
+    guard_up(&g);
+    struct v2s_addr dst4 = {.family = AF_INET}, dst6 = {.family = AF_INET6};
+    memcpy(dst4.bytes, guard_remote, 4);
+    memcpy(dst6.bytes, guard_remote6, 16);
+    for (size_t i = 0; i < ARRAY_SIZE(rows); i++)
+        guard_open_to(&g, rows[i].v6 ? &dst6 : &dst4, 1);
+    uint64_t ignored = 0;
+    for (size_t i = 0; i < ARRAY_SIZE(rows); i++) {
+        const struct guard_syn *syn = &g.syns[i];
+        uint8_t pkt[128];
+        ASSERT_ROW(syn->v6 == rows[i].v6, "%zu", i);
+        size_t len = guard_icmp_any(pkt, rows[i].type, rows[i].code, rows[i].proto, syn,
+                                    syn->seq + (uint32_t)rows[i].seq_off);
+        stack_input(g.stack, pkt, len);
+        uv_run(&g.loop, UV_RUN_NOWAIT);
+        ignored += (uint64_t)rows[i].ignored;
+        ASSERT_ROW(g.results[i] == rows[i].status, "%zu: status %d", i, g.results[i]);
+        ASSERT_ROW(g.stack->icmp_ignored == ignored, "%zu", i);
+    }
     guard_down(&g);
     return 0;
 }
