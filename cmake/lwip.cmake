@@ -1,13 +1,14 @@
 # Builds lwIP's core (IPv4, IPv6, TCP, UDP, raw) from an upstream source tree with our own
 # stack/lwipopts.h. The tree is never committed: scripts/fetch-lwip.sh puts one in
-# third_party/lwip, or -DLWIP_SOURCE_DIR=<tree> names any lwIP 2.1+ tree.
-set(LWIP_SOURCE_DIR "${PROJECT_SOURCE_DIR}/third_party/lwip" CACHE PATH "lwIP 2.1+ source tree")
+# third_party/lwip, or -DLWIP_SOURCE_DIR=<tree> names an lwIP 2.1.3 tree (stack/lwip_pin.h
+# refuses any other version: stack/ uses lwIP's TCP internals).
+set(LWIP_SOURCE_DIR "${PROJECT_SOURCE_DIR}/third_party/lwip" CACHE PATH "lwIP 2.1.3 source tree")
 
 if(NOT EXISTS "${LWIP_SOURCE_DIR}/src/Filelists.cmake")
   message(FATAL_ERROR
     "lwIP source not found in ${LWIP_SOURCE_DIR}.\n"
     "Fetch it with:   ./scripts/fetch-lwip.sh            (Debian/Ubuntu: apt-get source lwip)\n"
-    "or point at any lwIP 2.1+ tree:   cmake -DLWIP_SOURCE_DIR=/path/to/lwip ...")
+    "or point at an lwIP 2.1.3 tree:   cmake -DLWIP_SOURCE_DIR=/path/to/lwip ...")
 endif()
 
 set(LWIP_DIR "${LWIP_SOURCE_DIR}")

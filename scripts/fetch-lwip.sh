@@ -3,7 +3,8 @@
 #
 # On Debian and Ubuntu it uses `apt-get source lwip` through a temporary deb-src list derived from
 # the machine's own apt sources, with its own lists folder, so the system's apt configuration and
-# state stay exactly as they were. Elsewhere, point the build at any lwIP 2.1+ tree instead:
+# state stay exactly as they were. Elsewhere, point the build at an lwIP 2.1.3 tree instead (the
+# one version stack/lwip_pin.h accepts):
 #   cmake -DLWIP_SOURCE_DIR=/path/to/lwip ...
 set -eu
 
@@ -13,7 +14,7 @@ if [ -f "$dest/src/Filelists.cmake" ]; then
     exit 0
 fi
 command -v apt-get >/dev/null 2>&1 || {
-    echo "fetch-lwip: no apt-get here; download lwIP 2.1+ and pass -DLWIP_SOURCE_DIR=<tree>" >&2
+    echo "fetch-lwip: no apt-get here; download lwIP 2.1.3 and pass -DLWIP_SOURCE_DIR=<tree>" >&2
     exit 1
 }
 command -v dpkg-source >/dev/null 2>&1 || {

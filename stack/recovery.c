@@ -55,6 +55,7 @@
 #include "lwip/priv/tcp_priv.h"
 #include "lwip/tcp.h"
 #include "stack/lwip_hooks.h"
+#include "stack/lwip_pin.h" /* lwIP internals: see there */
 
 /* Spare bits of tcp_seg.flags (lwIP uses 0x01-0x10). */
 #define SEG_SACKED 0x40U

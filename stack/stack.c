@@ -19,6 +19,7 @@
 #include "lwip/timeouts.h"
 #include "stack/internal.h"
 #include "stack/lwip_hooks.h"
+#include "stack/lwip_pin.h" /* lwIP internals: see there */
 #include "stack/packet.h"
 #include "tunnel/tunnel.h"
 

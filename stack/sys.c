@@ -12,6 +12,7 @@
 #include "lwip/sys.h"
 #include "stack/internal.h"
 #include "stack/lwip_hooks.h"
+#include "stack/lwip_pin.h" /* lwIP internals: see there */
 #include "stack/sys_clock.h"
 
 static uv_loop_t *clock_loop;

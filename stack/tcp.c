@@ -48,6 +48,7 @@
 #include "lwip/tcp.h"
 #include "lwip/timeouts.h"
 #include "stack/tcp_internal.h"
+#include "stack/lwip_pin.h" /* lwIP internals: see there */
 
 enum {
     STACK_TCP_RTO_MIN_MS = 200,

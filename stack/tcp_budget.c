@@ -37,6 +37,7 @@
 #include "lwip/priv/tcp_priv.h" /* tcp_free_ooseq() */
 #include "lwip/tcp.h"
 #include "stack/tcp_internal.h"
+#include "stack/lwip_pin.h" /* lwIP internals: see there */
 
 enum {
     STACK_TCP_RECLAIM_MS = 100,

@@ -48,6 +48,7 @@
 #include "lwip/priv/tcp_priv.h"
 #include "lwip/tcp.h"
 #include "lwip/timeouts.h"
+#include "stack/lwip_pin.h"
 
 enum {
     HARNESS_CHUNK = 16 * 1024,        /* one uv_write() of an upload */

@@ -1,0 +1,72 @@
+/* The one lwIP we build against: 2.1.3, the release scripts/fetch-lwip.sh fetches (Debian's
+ * 2.1.3+dfsg1 source package, whose patches leave src/core alone). Parts of stack/ reach past
+ * lwIP's raw API into its TCP internals, which lwIP may change in any release without notice, so
+ * every file that does includes this header and a different lwIP does not compile. To move to
+ * another lwIP, re-check each item below against its source (and rerun the fault harness,
+ * ctest -L unit, and the lab's loss, guard, load and faults tests), then change the numbers here.
+ *
+ * lwIP internals we touch, where, and why:
+ *
+ * lwip/priv/tcp_priv.h (not an API):
+ *   - TCP_SLOW_INTERVAL, the tick of lwIP's retransmission timer: tcp.c converts its RTO values
+ *     (milliseconds) into the pcb's ticks.
+ *   - tcp_rexmit_rto(): tcp.c resends the SYN and the first flight on its own timers (lwIP would
+ *     resend the SYN every second without backing off, and the first flight on its 50 ms ticks).
+ *   - tcp_rexmit_rto_prepare(): recovery.c resends at once when the peer repeats its SYN-ACK.
+ *   - tcp_split_unsent_seg(): recovery.c fits a resent segment to the peer's window.
+ *   - tcp_free_ooseq(): tcp_budget.c gives out-of-order data back under memory pressure.
+ *   - TCP_SEQ_*, TCPH_FLAGS, TCP_TCPLEN, TCP_HLEN, SND_WND_SCALE and the TF_* pcb flags:
+ *     recovery.c and stack.c (the ACK thinning compares sequence numbers).
+ *   - tcp_active_pcbs, tcp_tw_pcbs: tests/unit/harness.c, for failure reports only.
+ *
+ * struct tcp_pcb fields written (lwIP reads them on its own schedule):
+ *   - rto, sa, sv, nrtx, rttest, rtime: tcp.c seeds the RTT estimator from the handshake (lwIP's
+ *     units: ticks, sa = 8 * SRTT, sv = 4 * RTTVAR), holds lwIP's timer off (rto 0x7FFF) while
+ *     the SYN and the first flight are ours, and gives it back; recovery.c clears rttest and
+ *     rtime after a resend (Karn).
+ *   - rcv_wnd, rcv_ann_wnd: tcp_budget.c offers only the starting budget in the handshake's ACK
+ *     (it runs from the connected callback, before that ACK leaves); reads TCP_WND_MAX(), mss
+ *     and ooseq.
+ *   - unsent, unacked, unsent_oversize: recovery.c moves lost segments from unacked back into
+ *     unsent in sequence order, and re-sorts unsent when lwIP's RTO put resent data behind later
+ *     segments (lwIP sends unsent strictly from its head).
+ *   - cwnd, ssthresh, dupacks, flags (TF_INFR cleared): recovery.c runs SACK-based fast
+ *     recovery in place of lwIP's, keeping lwIP's duplicate-ACK counter at zero.
+ *   - struct tcp_seg.flags bits 0x40 and 0x80 (lwIP 2.1.3 uses 0x01 to 0x10): recovery.c marks
+ *     SACKed and resent segments; it also reads seg->tcphdr, seg->p->ref and seg->len.
+ *   - the TCP header's seqno and FIN flag in the output hook: recovery.c (below).
+ *
+ * Hooks and their exact points of call (lwipopts.h, lwip_hooks.h):
+ *   - LWIP_HOOK_TCP_INPACKET_PCB: tcp_input() calls it for every segment that matches a pcb
+ *     (active, TIME_WAIT or listening) before processing it, with the header already in host
+ *     order (recovery.c reads SACK blocks and moves segments before lwIP acts on the ACK).
+ *   - LWIP_HOOK_TCP_OUT_ADD_TCPOPTS: tcp_output_segment() and the path of segments without
+ *     data (pure ACKs, keepalives) call it before the checksum is computed (recovery.c rewrites
+ *     a pure ACK's seqno and takes a split FIN off).
+ *   - LWIP_HOOK_TCP_ISN (sys.c, RFC 6528 ISNs), LWIP_TCP_PCB_NUM_EXT_ARGS (recovery.c's state).
+ *
+ * lwIP 2.1.3 behaviours worked around, to re-check (each may be fixed, or changed, upstream):
+ *   - no round-trip sample from the SYN; the SYN resent every second, seven times (tcp.c);
+ *   - as a sender, SACK blocks ignored (recovery.c);
+ *   - pure ACKs carry snd_nxt even past the peer's window (recovery.c, stack_faults_echo_backpressure);
+ *   - the persist timer's split leaves the FIN on the first part too (recovery.c,
+ *     stack_faults_fin_split);
+ *   - the RTO puts unacked in front of unsent, leaving resent data out of order (recovery.c);
+ *   - ICMP errors never reach TCP (stack.c reads them itself, packet.c);
+ *   - the error callback's ERR_CLSD once LAST_ACK completes, after which the pcb is freed
+ *     (tcp.c); a pcb in TIME_WAIT freed on lwIP's timer without a callback (tcp_close.c). */
+#ifndef VPN2SOCKS_STACK_LWIP_PIN_H
+#define VPN2SOCKS_STACK_LWIP_PIN_H
+
+#include "lwip/init.h"
+
+#define STACK_LWIP_PINNED_MAJOR 2
+#define STACK_LWIP_PINNED_MINOR 1
+#define STACK_LWIP_PINNED_REVISION 3
+
+#if LWIP_VERSION_MAJOR != STACK_LWIP_PINNED_MAJOR || LWIP_VERSION_MINOR != STACK_LWIP_PINNED_MINOR ||  \
+    LWIP_VERSION_REVISION != STACK_LWIP_PINNED_REVISION || !LWIP_VERSION_IS_RELEASE
+#error "vpn2socks needs lwIP 2.1.3 exactly: stack/ uses its TCP internals (see stack/lwip_pin.h before upgrading)"
+#endif
+
+#endif
