@@ -1,19 +1,19 @@
 /* What a host on the VPN side must not be able to guess or forge: the stack's initial sequence
  * numbers and local ports (RFC 6528, RFC 6056), and ICMP errors that would abort a connection
- * still opening (RFC 5927). The real stack and lwIP on a real libuv loop, behind a fake tunnel
- * that keeps what the stack sends; nothing answers, so every connection stays in SYN-SENT. */
+ * still opening (RFC 5927). The real stack and lwIP on a real libuv loop, behind the fake tunnel
+ * of harness_tun.h, which hands us what the stack sends; nothing answers, so every connection
+ * stays in SYN-SENT until an ICMP error ends it. */
 #include <arpa/inet.h>
 #include <stdint.h>
 #include <string.h>
 
 #include <uv.h>
 
+#include "harness_tun.h"
 #include "stack/internal.h"
 #include "stack/stack.h"
 #include "stack/tcp.h"
 #include "test.h"
-#include "tunnel/settings.h"
-#include "tunnel/tunnel.h"
 
 enum { GUARD_MAX_SYNS = 512, GUARD_CONNS = 200 };
 
@@ -25,50 +25,30 @@ struct guard_syn {
 };
 
 struct guard {
-    struct tunnel tunnel; /* first: the stack hands this back */
-    uv_loop_t loop;
-    struct stack *stack;
+    struct harness_tun tun; /* the stack behind a fake tunnel that hands us what it sends */
     struct guard_syn syns[GUARD_MAX_SYNS];
     size_t n_syns;
     int results[GUARD_CONNS]; /* 1: no callback yet; else the status */
 };
 
-static int guard_start(struct tunnel *t)
+static void guard_send(struct harness_tun *t, const uint8_t *pkt, size_t len)
 {
-    (void)t;
-    return 0;
-}
-
-static int guard_send(struct tunnel *t, const uint8_t *pkt, size_t len)
-{
-    struct guard *g = (struct guard *)t;
+    struct guard *g = t->arg;
     int v6 = len >= 60 && pkt[0] >> 4 == 6 && pkt[6] == 6;
     if (!v6 && (len < 40 || pkt[0] >> 4 != 4 || pkt[9] != 6))
-        return 0;
+        return;
     if (g->n_syns == GUARD_MAX_SYNS)
-        return 0;
+        return;
     size_t ihl = v6 ? 40 : (size_t)(pkt[0] & 0x0F) * 4;
     const uint8_t *tcp = pkt + ihl;
     if (!(tcp[13] & 0x02) || (tcp[13] & 0x10)) /* SYN without ACK: a connection opening */
-        return 0;
+        return;
     struct guard_syn *s = &g->syns[g->n_syns++];
     s->v6 = v6;
     s->sport = (uint16_t)(tcp[0] << 8 | tcp[1]);
     s->dport = (uint16_t)(tcp[2] << 8 | tcp[3]);
     s->seq = (uint32_t)tcp[4] << 24 | (uint32_t)tcp[5] << 16 | (uint32_t)tcp[6] << 8 | tcp[7];
-    return 0;
 }
-
-static void guard_close(struct tunnel *t, void (*cb)(struct tunnel *t))
-{
-    cb(t);
-}
-
-static const struct tunnel_ops guard_ops = {
-    .start = guard_start,
-    .send = guard_send,
-    .close = guard_close,
-};
 
 static void guard_connect_cb(void *arg, struct stack_tcp *c, int status)
 {
@@ -83,20 +63,9 @@ static const uint8_t guard_remote6[16] = {0xfd, 0, 0, 0, 0, 0, 0, 9, 0, 0, 0, 0,
 static void guard_up(struct guard *g)
 {
     memset(g, 0, sizeof(*g));
-    ASSERT_EQ(uv_loop_init(&g->loop), 0);
-    g->tunnel.ops = &guard_ops;
-    ASSERT_EQ(stack_new(&g->stack, &g->loop, &g->tunnel), 0);
-    struct tunnel_settings ts;
-    tunnel_settings_init(&ts);
-    ts.addr4.family = AF_INET;
-    memcpy(ts.addr4.bytes, guard_local, 4);
-    ts.prefix4 = 24;
-    ts.addr6.family = AF_INET6;
-    memcpy(ts.addr6.bytes, guard_local6, 16);
-    ts.prefix6 = 64;
-    ts.mtu = 1400;
-    ASSERT_EQ(stack_tunnel_up(g->stack, &ts), 0);
-    tunnel_settings_free(&ts);
+    /* No seed: ISNs and ports from getrandom(), as in use. */
+    const struct harness_tun_config cfg = {.addr4 = "10.8.0.2", .addr6 = "fd00:0:0:8::2"};
+    ASSERT_EQ(harness_tun_up(&g->tun, &cfg, guard_send, g), 0);
 }
 
 static void guard_open_to(struct guard *g, const struct v2s_addr *to, size_t n);
@@ -117,19 +86,17 @@ static void guard_open_to(struct guard *g, const struct v2s_addr *to, size_t n)
     for (size_t i = first; i < first + n; i++) {
         struct stack_tcp *c;
         g->results[i] = 1;
-        ASSERT_EQ(stack_tcp_connect(g->stack, &dst, (uint16_t)(80 + i % 3), 60000, guard_connect_cb,
+        ASSERT_EQ(stack_tcp_connect(g->tun.stack, &dst, (uint16_t)(80 + i % 3), 60000, guard_connect_cb,
                                     &g->results[i], &c),
                   0);
     }
-    uv_run(&g->loop, UV_RUN_NOWAIT);
+    harness_tun_settle(&g->tun);
     ASSERT_EQ(g->n_syns, first + n);
 }
 
 static void guard_down(struct guard *g)
 {
-    stack_close(g->stack, NULL, NULL);
-    uv_run(&g->loop, UV_RUN_DEFAULT);
-    ASSERT_EQ(uv_loop_close(&g->loop), 0);
+    ASSERT_EQ(harness_tun_down(&g->tun), 0);
 }
 
 /* The Internet checksum of n bytes (an even count) at p, stored big-endian at out. */
@@ -235,19 +202,16 @@ TEST_IMPL(stack_icmp_forged_ignored)
      * destination port that is not the connection's. */
     const uint32_t seqs[] = {syn->seq + 1, syn->seq - 2, syn->seq + 0x10000, 0, 6510};
     for (size_t i = 0; i < ARRAY_SIZE(seqs); i++) {
-        stack_input(g.stack, pkt, guard_icmp(pkt, guard_local, syn->sport, syn->dport, seqs[i]));
-        uv_run(&g.loop, UV_RUN_NOWAIT);
-        ASSERT_ROW(g.results[0] == 1, "%zu", i);
+        harness_tun_inject(&g.tun, pkt, guard_icmp(pkt, guard_local, syn->sport, syn->dport, seqs[i]));
+                ASSERT_ROW(g.results[0] == 1, "%zu", i);
     }
-    stack_input(g.stack, pkt, guard_icmp(pkt, other, syn->sport, syn->dport, syn->seq));
-    stack_input(g.stack, pkt, guard_icmp(pkt, guard_local, syn->sport, (uint16_t)(syn->dport + 1), syn->seq));
-    uv_run(&g.loop, UV_RUN_NOWAIT);
-    ASSERT_EQ(g.results[0], 1);
-    ASSERT_EQ(g.stack->icmp_ignored, ARRAY_SIZE(seqs) + 2);
+    harness_tun_inject(&g.tun, pkt, guard_icmp(pkt, other, syn->sport, syn->dport, syn->seq));
+    harness_tun_inject(&g.tun, pkt, guard_icmp(pkt, guard_local, syn->sport, (uint16_t)(syn->dport + 1), syn->seq));
+        ASSERT_EQ(g.results[0], 1);
+    ASSERT_EQ(g.tun.stack->icmp_ignored, ARRAY_SIZE(seqs) + 2);
     /* The real thing. */
-    stack_input(g.stack, pkt, guard_icmp(pkt, guard_local, syn->sport, syn->dport, syn->seq));
-    uv_run(&g.loop, UV_RUN_NOWAIT);
-    ASSERT_EQ(g.results[0], UV_ECONNREFUSED);
+    harness_tun_inject(&g.tun, pkt, guard_icmp(pkt, guard_local, syn->sport, syn->dport, syn->seq));
+        ASSERT_EQ(g.results[0], UV_ECONNREFUSED);
     guard_down(&g);
     return 0;
 }
@@ -339,11 +303,10 @@ TEST_IMPL(stack_icmp_reasons)
         ASSERT_ROW(syn->v6 == rows[i].v6, "%zu", i);
         size_t len = guard_icmp_any(pkt, rows[i].type, rows[i].code, rows[i].proto, syn,
                                     syn->seq + (uint32_t)rows[i].seq_off);
-        stack_input(g.stack, pkt, len);
-        uv_run(&g.loop, UV_RUN_NOWAIT);
-        ignored += (uint64_t)rows[i].ignored;
+        harness_tun_inject(&g.tun, pkt, len);
+                ignored += (uint64_t)rows[i].ignored;
         ASSERT_ROW(g.results[i] == rows[i].status, "%zu: status %d", i, g.results[i]);
-        ASSERT_ROW(g.stack->icmp_ignored == ignored, "%zu", i);
+        ASSERT_ROW(g.tun.stack->icmp_ignored == ignored, "%zu", i);
     }
     guard_down(&g);
     return 0;

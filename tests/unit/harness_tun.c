@@ -1,0 +1,218 @@
+/* The stack behind a fake tunnel, on a virtual clock (harness_tun.h). */
+#include "harness_tun.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "base/bytes.h"
+#include "harness_rand.h"
+#include "lwip/timeouts.h"
+#include "stack/stack.h"
+#include "stack/sys_clock.h"
+#include "tunnel/settings.h"
+
+enum { HARNESS_TUN_SETTLE_PASSES = 4 };
+
+/* lwIP's clock and randomness are process-wide, and so is the one stack a test runs. */
+static struct harness_tun *harness_tun_current;
+static struct harness_rand harness_tun_rand;
+
+static uint32_t harness_tun_clock(void)
+{
+    return harness_tun_current ? harness_tun_current->now_ms : 0;
+}
+
+static uint32_t harness_tun_random(void)
+{
+    return (uint32_t)harness_rand_next(&harness_tun_rand);
+}
+
+static int harness_tun_start(struct tunnel *t)
+{
+    (void)t;
+    return 0;
+}
+
+/* The stack's packets go to the test; the tunnel never refuses one. */
+static int harness_tun_send(struct tunnel *tunnel, const uint8_t *pkt, size_t len)
+{
+    struct harness_tun *t = (struct harness_tun *)tunnel;
+    t->sent++;
+    if (t->on_send)
+        t->on_send(t, pkt, len);
+    return 0;
+}
+
+static void harness_tun_close(struct tunnel *t, void (*cb)(struct tunnel *t))
+{
+    cb(t);
+}
+
+static const struct tunnel_ops harness_tun_ops = {
+    .start = harness_tun_start,
+    .send = harness_tun_send,
+    .close = harness_tun_close,
+};
+
+int harness_tun_up(struct harness_tun *t, const struct harness_tun_config *cfg, harness_tun_send_fn on_send,
+                   void *arg)
+{
+    memset(t, 0, sizeof(*t));
+    t->tunnel.ops = &harness_tun_ops;
+    t->on_send = on_send;
+    t->arg = arg;
+    t->now_ms = 1000;
+    harness_tun_current = t;
+    stack_sys_set_clock(harness_tun_clock);
+    if (cfg->seed) {
+        harness_rand_init(&harness_tun_rand, cfg->seed, 0x74756e00ULL);
+        stack_sys_set_random(harness_tun_random);
+    }
+    int rc = uv_loop_init(&t->loop);
+    if (rc < 0)
+        return rc;
+    if ((rc = stack_new(&t->stack, &t->loop, &t->tunnel)) < 0)
+        return rc;
+    struct tunnel_settings ts;
+    tunnel_settings_init(&ts);
+    rc = 0;
+    if (cfg->addr4 && (rc = v2s_addr_parse(&ts.addr4, cfg->addr4)) == 0)
+        ts.prefix4 = 24;
+    if (rc == 0 && cfg->addr6 && (rc = v2s_addr_parse(&ts.addr6, cfg->addr6)) == 0)
+        ts.prefix6 = 64;
+    for (size_t i = 0; rc == 0 && i < 4 && cfg->dns[i]; i++)
+        rc = v2s_addr_parse(&ts.dns[ts.n_dns++], cfg->dns[i]);
+    if (rc == 0 && cfg->domains && !(ts.domains = strdup(cfg->domains)))
+        rc = -ENOMEM;
+    ts.mtu = 1400;
+    if (rc == 0)
+        rc = stack_tunnel_up(t->stack, &ts);
+    tunnel_settings_free(&ts);
+    return rc;
+}
+
+void harness_tun_settle(struct harness_tun *t)
+{
+    for (int i = 0; i < HARNESS_TUN_SETTLE_PASSES; i++)
+        uv_run(&t->loop, UV_RUN_NOWAIT);
+}
+
+void harness_tun_inject(struct harness_tun *t, const uint8_t *pkt, size_t len)
+{
+    stack_input(t->stack, pkt, len);
+    harness_tun_settle(t);
+}
+
+void harness_tun_advance(struct harness_tun *t, uint32_t ms)
+{
+    uint32_t end = t->now_ms + ms;
+    for (;;) {
+        uint32_t sleep = sys_timeouts_sleeptime();
+        if (sleep == SYS_TIMEOUTS_SLEEPTIME_INFINITE || sleep > end - t->now_ms) {
+            t->now_ms = end;
+            sys_check_timeouts();
+            harness_tun_settle(t);
+            return;
+        }
+        t->now_ms += sleep;
+        sys_check_timeouts();
+        harness_tun_settle(t);
+        if (t->now_ms == end)
+            return;
+    }
+}
+
+static void harness_tun_stack_closed(void *arg)
+{
+    struct harness_tun *t = arg;
+    t->stack_closed = 1;
+}
+
+static void harness_tun_count(uv_handle_t *h, void *arg)
+{
+    (void)h;
+    (*(int *)arg)++;
+}
+
+int harness_tun_down(struct harness_tun *t)
+{
+    if (t->stack)
+        stack_close(t->stack, harness_tun_stack_closed, t);
+    uv_run(&t->loop, UV_RUN_DEFAULT);
+    int open = 0;
+    uv_walk(&t->loop, harness_tun_count, &open);
+    int closed = !t->stack || t->stack_closed;
+    if (open == 0 && uv_loop_close(&t->loop) != 0)
+        open = 1;
+    stack_sys_set_clock(NULL);
+    stack_sys_set_random(NULL);
+    harness_tun_current = NULL;
+    return closed ? open : -1;
+}
+
+/* The Internet checksum of what sum already holds plus n bytes at p. */
+static uint32_t harness_tun_sum(uint32_t sum, const uint8_t *p, size_t n)
+{
+    for (size_t i = 0; i + 1 < n; i += 2)
+        sum += v2s_get_be16(p + i);
+    if (n & 1)
+        sum += (uint32_t)p[n - 1] << 8;
+    return sum;
+}
+
+static uint16_t harness_tun_fold(uint32_t sum)
+{
+    while (sum >> 16)
+        sum = (sum & 0xFFFF) + (sum >> 16);
+    return (uint16_t)~sum;
+}
+
+size_t harness_tun_udp4(uint8_t *pkt, size_t cap, const struct v2s_addr *src, uint16_t sport,
+                        const struct v2s_addr *dst, uint16_t dport, const uint8_t *payload, size_t n)
+{
+    size_t len = 20 + 8 + n;
+    if (len > cap || len > 0xFFFF)
+        return 0;
+    memset(pkt, 0, 28);
+    pkt[0] = 0x45;
+    v2s_put_be16(pkt + 2, (uint16_t)len);
+    pkt[8] = 64;
+    pkt[9] = 17;
+    memcpy(pkt + 12, src->bytes, 4);
+    memcpy(pkt + 16, dst->bytes, 4);
+    v2s_put_be16(pkt + 10, harness_tun_fold(harness_tun_sum(0, pkt, 20)));
+    uint8_t *udp = pkt + 20;
+    v2s_put_be16(udp, sport);
+    v2s_put_be16(udp + 2, dport);
+    v2s_put_be16(udp + 4, (uint16_t)(8 + n));
+    memcpy(udp + 8, payload, n);
+    uint32_t sum = harness_tun_sum(0, pkt + 12, 8) + 17 + (uint32_t)(8 + n);
+    uint16_t ck = harness_tun_fold(harness_tun_sum(sum, udp, 8 + n));
+    v2s_put_be16(udp + 6, ck ? ck : 0xFFFF);
+    return len;
+}
+
+int harness_tun_parse_udp4(const uint8_t *pkt, size_t len, struct v2s_addr *src, uint16_t *sport,
+                           struct v2s_addr *dst, uint16_t *dport, const uint8_t **payload, size_t *n)
+{
+    if (len < 28 || pkt[0] >> 4 != 4 || pkt[9] != 17)
+        return 0;
+    size_t ihl = (size_t)(pkt[0] & 0x0F) * 4;
+    if (ihl < 20 || len < ihl + 8)
+        return 0;
+    const uint8_t *udp = pkt + ihl;
+    size_t ulen = v2s_get_be16(udp + 4);
+    if (ulen < 8 || ihl + ulen > len)
+        return 0;
+    memset(src, 0, sizeof(*src));
+    memset(dst, 0, sizeof(*dst));
+    src->family = dst->family = AF_INET;
+    memcpy(src->bytes, pkt + 12, 4);
+    memcpy(dst->bytes, pkt + 16, 4);
+    *sport = v2s_get_be16(udp);
+    *dport = v2s_get_be16(udp + 2);
+    *payload = udp + 8;
+    *n = ulen - 8;
+    return 1;
+}

@@ -1,0 +1,73 @@
+/* The stack behind a fake tunnel, for unit tests of stateful stack code without root: the real
+ * stack (every file of stack/, and lwIP) on a real libuv loop, whose packets toward the VPN go to a callback
+ * of the test, and into which the test injects packets as if they came from the VPN, all on a
+ * virtual clock that only the test moves. What the fault harness (harness.c) does for TCP with
+ * links and a scripted peer, this does for one packet at a time: a test plays a server (a DNS
+ * server, a router sending ICMP errors) by answering what the stack sends.
+ *
+ * A test runs one stack per process (lwIP's state is global): harness_tun_up(), then packets and
+ * harness_tun_advance(), then harness_tun_down(), which returns the number of libuv handles left
+ * open once the stack has closed (a test asserts it is 0). */
+#ifndef VPN2SOCKS_TESTS_UNIT_HARNESS_TUN_H
+#define VPN2SOCKS_TESTS_UNIT_HARNESS_TUN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+#include "base/addr.h"
+#include "tunnel/tunnel.h"
+
+struct stack;
+struct harness_tun;
+
+/* One packet the stack sent toward the VPN (borrowed for the call). The callback runs inside
+ * lwIP's output, so it must not inject packets itself: it keeps its answers and the test
+ * injects them once the call that sent the packet has returned. */
+typedef void (*harness_tun_send_fn)(struct harness_tun *t, const uint8_t *pkt, size_t len);
+
+struct harness_tun_config {
+    const char *addr4;        /* the tunnel's IPv4 address ("10.8.0.2"), NULL for none */
+    const char *addr6;        /* its IPv6 address, NULL for none */
+    const char *dns[4];       /* DNS servers, up to the first NULL */
+    const char *domains;      /* search domains, NULL for none */
+    uint64_t seed;            /* stack_random() from this seed, so a run replays exactly; 0:
+                               * from getrandom(), as in use */
+};
+
+struct harness_tun {
+    struct tunnel tunnel;
+    uv_loop_t loop;
+    struct stack *stack;
+    harness_tun_send_fn on_send;
+    void *arg;                /* the test's */
+    uint64_t sent;            /* packets the stack sent */
+    uint32_t now_ms;          /* the virtual clock, from harness_tun_up() on */
+    int stack_closed;
+};
+
+/* Starts a loop and a stack, and brings the tunnel up with cfg. 0 or a negative errno. */
+int harness_tun_up(struct harness_tun *t, const struct harness_tun_config *cfg, harness_tun_send_fn on_send,
+                   void *arg);
+/* Hands pkt (borrowed) to the stack as a packet from the VPN and runs what it set off. */
+void harness_tun_inject(struct harness_tun *t, const uint8_t *pkt, size_t len);
+/* Moves the virtual clock on by ms, running lwIP's timeouts and the loop as it goes (each
+ * timeout at its own time). */
+void harness_tun_advance(struct harness_tun *t, uint32_t ms);
+/* Runs the loop without moving the clock until nothing more happens. */
+void harness_tun_settle(struct harness_tun *t);
+/* Closes the stack and the loop. Returns how many handles were still open once the stack had
+ * called back (0 when all is well), or -1 when the stack never called back. */
+int harness_tun_down(struct harness_tun *t);
+
+/* Writes an IPv4 UDP packet from src:sport to dst:dport carrying payload, with correct IP and
+ * UDP checksums (lwIP checks both). Returns its length, 0 when it does not fit cap. */
+size_t harness_tun_udp4(uint8_t *pkt, size_t cap, const struct v2s_addr *src, uint16_t sport,
+                        const struct v2s_addr *dst, uint16_t dport, const uint8_t *payload, size_t n);
+/* Reads an IPv4 UDP packet: 1 with the addresses, ports and payload (pointing into pkt), or 0
+ * for anything else. */
+int harness_tun_parse_udp4(const uint8_t *pkt, size_t len, struct v2s_addr *src, uint16_t *sport,
+                           struct v2s_addr *dst, uint16_t *dport, const uint8_t **payload, size_t *n);
+
+#endif
