@@ -4,6 +4,7 @@
  * of harness_tun.h, which hands us what the stack sends; nothing answers, so every connection
  * stays in SYN-SENT until an ICMP error ends it. */
 #include <arpa/inet.h>
+#include <errno.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -14,6 +15,7 @@
 #include "stack/stack.h"
 #include "stack/tcp.h"
 #include "test.h"
+#include "tunnel/settings.h"
 
 enum { GUARD_MAX_SYNS = 512, GUARD_CONNS = 200 };
 
@@ -308,6 +310,62 @@ TEST_IMPL(stack_icmp_reasons)
         ASSERT_ROW(g.results[i] == rows[i].status, "%zu: status %d", i, g.results[i]);
         ASSERT_ROW(g.tun.stack->icmp_ignored == ignored, "%zu", i);
     }
+    guard_down(&g);
+    return 0;
+}
+
+/* The tunnel's events as stack.c handles them, for connections still opening: down resets them
+ * (UV_ENETDOWN) and refuses new ones; up again with the same address keeps them; up with
+ * another address resets them; a family the tunnel has no address of is unreachable; packets
+ * while down are counted and dropped. */
+TEST_IMPL(stack_tunnel_events)
+{
+    static struct guard g;
+    guard_up(&g);
+    struct stack *s = g.tun.stack;
+    struct v2s_addr dst4 = {.family = AF_INET}, dst6 = {.family = AF_INET6};
+    memcpy(dst4.bytes, guard_remote, 4);
+    memcpy(dst6.bytes, guard_remote6, 16);
+    ASSERT(stack_has_family(s, AF_INET));
+    ASSERT(stack_has_family(s, AF_INET6));
+    guard_open_to(&g, &dst4, 1);
+
+    /* Up again with the same addresses: the connection lives on. */
+    struct tunnel_settings ts;
+    tunnel_settings_init(&ts);
+    ASSERT_EQ(v2s_addr_parse(&ts.addr4, "10.8.0.2"), 0);
+    ts.prefix4 = 24;
+    ASSERT_EQ(v2s_addr_parse(&ts.addr6, "fd00:0:0:8::2"), 0);
+    ts.prefix6 = 64;
+    ASSERT_EQ(stack_tunnel_up(s, &ts), 0);
+    harness_tun_settle(&g.tun);
+    ASSERT_EQ(g.results[0], 1);
+
+    /* Up with another IPv4 address and none for IPv6: it is reset, and IPv6 is unreachable. */
+    ASSERT_EQ(v2s_addr_parse(&ts.addr4, "10.8.0.3"), 0);
+    ts.addr6.family = 0;
+    ASSERT_EQ(stack_tunnel_up(s, &ts), 0);
+    harness_tun_settle(&g.tun);
+    ASSERT_EQ(g.results[0], UV_ENETDOWN);
+    ASSERT(!stack_has_family(s, AF_INET6));
+    struct stack_tcp *c;
+    ASSERT_EQ(stack_tcp_connect(s, &dst6, 80, 60000, guard_connect_cb, &g.results[1], &c), UV_ENETUNREACH);
+
+    /* Down: the next connection opened is reset, new ones are refused, packets dropped. */
+    g.results[1] = 1;
+    ASSERT_EQ(stack_tcp_connect(s, &dst4, 80, 60000, guard_connect_cb, &g.results[1], &c), 0);
+    stack_tunnel_down(s);
+    ASSERT_EQ(g.results[1], UV_ENETDOWN);
+    ASSERT(!stack_has_family(s, AF_INET));
+    ASSERT_EQ(stack_tcp_connect(s, &dst4, 80, 60000, guard_connect_cb, &g.results[2], &c), UV_ENETDOWN);
+    uint64_t bad = s->rx_bad;
+    uint8_t pkt[56];
+    harness_tun_inject(&g.tun, pkt, guard_icmp(pkt, guard_local, 50000, 80, 1));
+    ASSERT_EQ(s->rx_bad, bad + 1);
+    /* Without any address the tunnel cannot come up. */
+    ts.addr4.family = 0;
+    ASSERT_EQ(stack_tunnel_up(s, &ts), -EINVAL);
+    tunnel_settings_free(&ts);
     guard_down(&g);
     return 0;
 }
