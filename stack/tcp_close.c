@@ -70,7 +70,7 @@ static void stack_tcp_fin_take_slot(struct stack_tcp *c)
 }
 
 /* Takes c off whichever pacing list it is on, freeing its slot if it held one. */
-void stack_tcp_fin_forget(struct stack_tcp *c)
+static void stack_tcp_fin_forget(struct stack_tcp *c)
 {
     struct stack *s = c->s;
     if (c->fin == STACK_TCP_FIN_NONE)

@@ -139,8 +139,6 @@ void stack_tcp_maybe_finish(struct stack_tcp *c);
 void stack_tcp_maybe_shutdown_app(struct stack_tcp *c);
 /* The application closed its write direction: our FIN, now or when the pacing gives a slot. */
 void stack_tcp_shut_tx(struct stack_tcp *c);
-/* Takes c off the pacing's lists. */
-void stack_tcp_fin_forget(struct stack_tcp *c);
 
 /* tcp_budget.c, memory and fair shares. */
 /* After the handshake: offer only the starting budget. */
