@@ -193,6 +193,38 @@ size_t harness_tun_udp4(uint8_t *pkt, size_t cap, const struct v2s_addr *src, ui
     return len;
 }
 
+size_t harness_tun_tcp4(uint8_t *pkt, size_t cap, const struct v2s_addr *src, uint16_t sport,
+                        const struct v2s_addr *dst, uint16_t dport, uint8_t flags, uint32_t seq, uint32_t ack,
+                        uint16_t wnd, const uint8_t *opts, size_t optlen, const uint8_t *payload, size_t n)
+{
+    size_t tlen = 20 + optlen + n, len = 20 + tlen;
+    if (len > cap || len > 0xFFFF || optlen % 4 || optlen > 40)
+        return 0;
+    memset(pkt, 0, 40);
+    pkt[0] = 0x45;
+    v2s_put_be16(pkt + 2, (uint16_t)len);
+    pkt[8] = 64;
+    pkt[9] = 6;
+    memcpy(pkt + 12, src->bytes, 4);
+    memcpy(pkt + 16, dst->bytes, 4);
+    v2s_put_be16(pkt + 10, harness_tun_fold(harness_tun_sum(0, pkt, 20)));
+    uint8_t *tcp = pkt + 20;
+    v2s_put_be16(tcp, sport);
+    v2s_put_be16(tcp + 2, dport);
+    v2s_put_be32(tcp + 4, seq);
+    v2s_put_be32(tcp + 8, ack);
+    tcp[12] = (uint8_t)((20 + optlen) / 4 << 4);
+    tcp[13] = flags;
+    v2s_put_be16(tcp + 14, wnd);
+    if (optlen)
+        memcpy(tcp + 20, opts, optlen);
+    if (n)
+        memcpy(tcp + 20 + optlen, payload, n);
+    uint32_t sum = harness_tun_sum(0, pkt + 12, 8) + 6 + (uint32_t)tlen;
+    v2s_put_be16(tcp + 16, harness_tun_fold(harness_tun_sum(sum, tcp, tlen)));
+    return len;
+}
+
 int harness_tun_parse_udp4(const uint8_t *pkt, size_t len, struct v2s_addr *src, uint16_t *sport,
                            struct v2s_addr *dst, uint16_t *dport, const uint8_t **payload, size_t *n)
 {

@@ -65,6 +65,12 @@ int harness_tun_down(struct harness_tun *t);
  * UDP checksums (lwIP checks both). Returns its length, 0 when it does not fit cap. */
 size_t harness_tun_udp4(uint8_t *pkt, size_t cap, const struct v2s_addr *src, uint16_t sport,
                         const struct v2s_addr *dst, uint16_t dport, const uint8_t *payload, size_t n);
+/* Writes an IPv4 TCP segment from src:sport to dst:dport (flags, seq, ack, window field, options
+ * of optlen bytes, a multiple of 4, then n bytes of payload), with correct checksums. Returns its
+ * length, 0 when it does not fit cap. */
+size_t harness_tun_tcp4(uint8_t *pkt, size_t cap, const struct v2s_addr *src, uint16_t sport,
+                        const struct v2s_addr *dst, uint16_t dport, uint8_t flags, uint32_t seq, uint32_t ack,
+                        uint16_t wnd, const uint8_t *opts, size_t optlen, const uint8_t *payload, size_t n);
 /* Reads an IPv4 UDP packet: 1 with the addresses, ports and payload (pointing into pkt), or 0
  * for anything else. */
 int harness_tun_parse_udp4(const uint8_t *pkt, size_t len, struct v2s_addr *src, uint16_t *sport,

@@ -1,0 +1,161 @@
+/* ACK thinning (stack.c, stack_netif_output()): within one loop iteration a pure ACK is held and
+ * replaced by a later one of the same connection that acknowledges more, while duplicate ACKs
+ * all leave (a sender without SACK counts them). The real stack and lwIP behind the fake tunnel
+ * of harness_tun.h; the test plays the server's TCP by hand (a handshake without SACK, window
+ * scaling or timestamps, then data), and a loopback socket is the bridged application. */
+#include <stdint.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include <uv.h>
+
+#include "base/bytes.h"
+#include "harness_tun.h"
+#include "stack/stack.h"
+#include "stack/tcp.h"
+#include "test.h"
+
+enum { ACKS_MAX = 64, ACKS_PEER_ISN = 1000000, ACKS_SEG = 100 };
+
+struct acks {
+    struct harness_tun tun;
+    struct v2s_addr us, peer;
+    uint16_t sport;         /* the stack's port, from its SYN */
+    uint32_t syn_seq;
+    int syns;
+    uint32_t acks[ACKS_MAX]; /* acknowledgement numbers of the pure ACKs sent, in order */
+    size_t n_acks;
+    /* The application: a loopback pair, the accepted end bridged. */
+    uv_tcp_t listener, client, *accepted;
+    uv_connect_t connect_req;
+    int connected, status, done;
+};
+
+static void acks_send(struct harness_tun *t, const uint8_t *pkt, size_t len)
+{
+    struct acks *a = t->arg;
+    if (len < 40 || pkt[0] != 0x45 || pkt[9] != 6)
+        return;
+    const uint8_t *tcp = pkt + 20;
+    size_t doff = (size_t)(tcp[12] >> 4) * 4;
+    if (tcp[13] == 0x02) {
+        a->syns++;
+        a->sport = v2s_get_be16(tcp);
+        a->syn_seq = v2s_get_be32(tcp + 4);
+    } else if (tcp[13] == 0x10 && len == 20 + doff && a->n_acks < ACKS_MAX) {
+        a->acks[a->n_acks++] = v2s_get_be32(tcp + 8);
+    }
+}
+
+static void acks_done(void *arg)
+{
+    struct acks *a = arg;
+    a->done = 1;
+}
+
+static void acks_connected(void *arg, struct stack_tcp *c, int status)
+{
+    struct acks *a = arg;
+    a->status = status;
+    if (status == 0)
+        stack_tcp_bridge_start(c, a->accepted, NULL, 0, "acks", acks_done, a);
+}
+
+static void acks_on_connection(uv_stream_t *server, int status)
+{
+    struct acks *a = server->data;
+    ASSERT_EQ(status, 0);
+    a->accepted = malloc(sizeof(*a->accepted));
+    ASSERT(a->accepted != NULL);
+    ASSERT_EQ(uv_tcp_init(&a->tun.loop, a->accepted), 0);
+    ASSERT_EQ(uv_accept(server, (uv_stream_t *)a->accepted), 0);
+}
+
+static void acks_client_connected(uv_connect_t *req, int status)
+{
+    struct acks *a = req->data;
+    ASSERT_EQ(status, 0);
+    a->connected = 1;
+}
+
+/* One segment from the peer to the stack, into the stack but not yet through the loop. */
+static void acks_segment(struct acks *a, uint8_t flags, uint32_t seq, const uint8_t *opts, size_t optlen, size_t n)
+{
+    uint8_t pkt[1500], data[ACKS_SEG];
+    memset(data, 'x', sizeof(data));
+    size_t len = harness_tun_tcp4(pkt, sizeof(pkt), &a->peer, 80, &a->us, a->sport, flags, seq, a->syn_seq + 1,
+                                  65535, opts, optlen, data, n);
+    ASSERT(len > 0);
+    stack_input(a->tun.stack, pkt, len);
+}
+
+TEST_IMPL(stack_ack_thinning)
+{
+    static struct acks a;
+    memset(&a, 0, sizeof(a));
+    const struct harness_tun_config cfg = {.addr4 = "10.8.0.2", .seed = 3};
+    ASSERT_EQ(harness_tun_up(&a.tun, &cfg, acks_send, &a), 0);
+    ASSERT_EQ(v2s_addr_parse(&a.us, "10.8.0.2"), 0);
+    ASSERT_EQ(v2s_addr_parse(&a.peer, "10.9.0.1"), 0);
+
+    /* The application's loopback pair. */
+    struct sockaddr_in sin;
+    int slen = sizeof(sin);
+    uv_ip4_addr("127.0.0.1", 0, &sin);
+    ASSERT_EQ(uv_tcp_init(&a.tun.loop, &a.listener), 0);
+    a.listener.data = &a;
+    ASSERT_EQ(uv_tcp_bind(&a.listener, (const struct sockaddr *)&sin, 0), 0);
+    ASSERT_EQ(uv_listen((uv_stream_t *)&a.listener, 1, acks_on_connection), 0);
+    ASSERT_EQ(uv_tcp_getsockname(&a.listener, (struct sockaddr *)&sin, &slen), 0);
+    ASSERT_EQ(uv_tcp_init(&a.tun.loop, &a.client), 0);
+    a.connect_req.data = &a;
+    ASSERT_EQ(uv_tcp_connect(&a.connect_req, &a.client, (const struct sockaddr *)&sin, acks_client_connected), 0);
+    for (int i = 0; i < 10000 && (!a.connected || !a.accepted); i++)
+        uv_run(&a.tun.loop, UV_RUN_ONCE);
+    ASSERT(a.connected && a.accepted);
+
+    /* The handshake: SYN, then a SYN-ACK with MSS 1400 only. */
+    struct stack_tcp *c;
+    ASSERT_EQ(stack_tcp_connect(a.tun.stack, &a.peer, 80, 60000, acks_connected, &a, &c), 0);
+    harness_tun_settle(&a.tun);
+    ASSERT_EQ(a.syns, 1);
+    static const uint8_t mss[4] = {2, 4, 0x05, 0x78};
+    acks_segment(&a, 0x12, ACKS_PEER_ISN, mss, sizeof(mss), 0);
+    harness_tun_settle(&a.tun);
+    ASSERT_EQ(a.status, 0);
+    ASSERT_EQ(a.n_acks, 1); /* the handshake's ACK */
+    ASSERT_EQ(a.acks[0], ACKS_PEER_ISN + 1);
+
+    /* Eight segments in one iteration: lwIP acknowledges every second one, and only the last
+     * of those ACKs leaves. */
+    a.n_acks = 0;
+    uint32_t seq = ACKS_PEER_ISN + 1;
+    for (int i = 0; i < 8; i++, seq += ACKS_SEG)
+        acks_segment(&a, 0x18, seq, NULL, 0, ACKS_SEG);
+    ASSERT_EQ(a.n_acks, 0); /* held until the end of the iteration */
+    harness_tun_settle(&a.tun);
+    ASSERT_EQ(a.n_acks, 1);
+    ASSERT_EQ(a.acks[0], seq);
+
+    /* Three segments past a hole: three duplicate ACKs, all of them sent. */
+    a.n_acks = 0;
+    for (int i = 1; i <= 3; i++)
+        acks_segment(&a, 0x18, seq + (uint32_t)i * ACKS_SEG, NULL, 0, ACKS_SEG);
+    harness_tun_settle(&a.tun);
+    ASSERT_EQ(a.n_acks, 3);
+    for (size_t i = 0; i < 3; i++)
+        ASSERT_EQ(a.acks[i], seq);
+    /* The hole filled: one ACK for everything (lwIP delays it to its next fast timer tick). */
+    a.n_acks = 0;
+    acks_segment(&a, 0x18, seq, NULL, 0, ACKS_SEG);
+    harness_tun_advance(&a.tun, 50);
+    ASSERT_EQ(a.n_acks, 1);
+    ASSERT_EQ(a.acks[0], seq + 4 * ACKS_SEG);
+
+    uv_close((uv_handle_t *)&a.client, NULL);
+    uv_close((uv_handle_t *)&a.listener, NULL);
+    ASSERT_EQ(harness_tun_down(&a.tun), 0);
+    ASSERT_EQ(a.done, 1);
+    free(a.accepted);
+    return 0;
+}
