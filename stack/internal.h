@@ -34,6 +34,7 @@ struct stack {
     struct v2s_list conns;      /* every TCP connection (stack_tcp.node), newest first, for
                                  * tunnel-down and ICMP errors */
     unsigned n_conns;
+    int probe_look;             /* the look for zero-window probes is armed (tcp_send.c) */
     uint64_t reclaim_ms;        /* when out-of-order data was last given back (tcp_budget.c) */
     uint64_t reclaims;          /* how often */
     size_t mem_mark;            /* lwIP's heap at its highest since memory was last handed back */

@@ -36,6 +36,11 @@
  *     SACKed and resent segments; it also reads seg->tcphdr, seg->p->ref and seg->len.
  *   - the TCP header's seqno and FIN flag in the output hook: recovery.c (below).
  *
+ * struct tcp_pcb fields read:
+ *   - persist_backoff, persist_cnt, snd_wnd: tcp_send.c tells from them that the persist timer
+ *     sent a zero-window probe (lwIP 2.1.3 moves to the next slot of tcp_persist_backoff[] and
+ *     restarts persist_cnt at 0 after each) and sends a pure ACK beside it.
+ *
  * Hooks and their exact points of call (lwipopts.h, lwip_hooks.h):
  *   - LWIP_HOOK_TCP_INPACKET_PCB: tcp_input() calls it for every segment that matches a pcb
  *     (active, TIME_WAIT or listening) before processing it, with the header already in host
@@ -52,6 +57,8 @@
  *   - the persist timer's split leaves the FIN on the first part too (recovery.c,
  *     stack_faults_fin_split);
  *   - the RTO puts unacked in front of unsent, leaving resent data out of order (recovery.c);
+ *   - zero-window probes carry a byte beyond the window, so a receiver may drop them unread
+ *     (Linux does), acknowledgement included (tcp_send.c adds a pure ACK);
  *   - ICMP errors never reach TCP (stack.c reads them itself, packet.c);
  *   - the error callback's ERR_CLSD once LAST_ACK completes, after which the pcb is freed
  *     (tcp.c); a pcb in TIME_WAIT freed on lwIP's timer without a callback (tcp_close.c). */

@@ -61,6 +61,7 @@ static void stack_tcp_link(struct stack_tcp *c)
     struct stack *s = c->s;
     s->n_conns++;
     v2s_list_push_front(&s->conns, &c->node);
+    stack_tcp_probe_look_start(s);
 }
 
 void stack_tcp_unlink(struct stack_tcp *c)
@@ -69,6 +70,8 @@ void stack_tcp_unlink(struct stack_tcp *c)
     c->s->n_conns--;
     stack_tcp_trim(c->s);
     v2s_list_remove(&c->node);
+    if (v2s_list_empty(&c->s->conns))
+        stack_tcp_probe_look_stop(c->s);
 }
 
 /* --- opening --- */

@@ -71,6 +71,8 @@ struct stack_tcp {
     uint32_t flight_ms;   /* the first flight's retransmission timeout */
     uint32_t first_ack;   /* lastack and rcv_nxt right after the handshake */
     uint32_t first_rcv;
+    uint8_t probe_backoff; /* the pcb's persist_backoff and persist_cnt when last looked at */
+    uint8_t probe_cnt;
     uint64_t bytes_up;   /* application -> tunnel */
     uint64_t bytes_down; /* tunnel -> application */
     unsigned reading : 1;
@@ -113,6 +115,9 @@ static inline void stack_tcp_hold(struct stack_tcp *c, size_t add, size_t sub)
 void stack_tcp_flight_stop(struct stack_tcp *c);
 /* tcp.c: takes c off the stack's list of connections (its budget and count with it). */
 void stack_tcp_unlink(struct stack_tcp *c);
+/* tcp_send.c: the look for zero-window probes runs while there are connections. */
+void stack_tcp_probe_look_start(struct stack *s);
+void stack_tcp_probe_look_stop(struct stack *s);
 
 /* tcp_recv.c, tunnel to application. */
 err_t stack_tcp_on_recv(void *arg, struct tcp_pcb *pcb, struct pbuf *p, err_t err);
