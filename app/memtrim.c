@@ -1,30 +1,20 @@
-/* Heap trimming. Only glibc needs it (and has malloc_trim); other C libraries and the sanitizers'
- * allocators manage their own pages, and there this is a timer that does nothing. */
+/* The heap's free pages handed back on a timer (base/heap.c does the handing back). */
 #include "app/memtrim.h"
 
-#if defined(__GLIBC__) && !defined(__SANITIZE_ADDRESS__)
-#include <malloc.h>
-#define MEMTRIM_GLIBC 1
-#endif
+#include "base/heap.h"
 
 int memtrim_check(struct memtrim *m, int anyway)
 {
-#if defined(MEMTRIM_GLIBC) && (__GLIBC__ > 2 || __GLIBC_MINOR__ >= 33)
-    /* fordblks: free bytes inside the heap, given back to the system or not. */
-    size_t free_bytes = mallinfo2().fordblks;
+    size_t free_bytes = v2s_heap_free_bytes();
     if (free_bytes < m->base)
         m->base = free_bytes;
     if (free_bytes <= MEMTRIM_SLACK || (!anyway && free_bytes - m->base <= MEMTRIM_SLACK))
         return 0;
-    malloc_trim(0);
+    if (!v2s_heap_trim())
+        return 0;
     m->base = free_bytes;
     m->trims++;
     return 1;
-#else
-    (void)m;
-    (void)anyway;
-    return 0;
-#endif
 }
 
 static void memtrim_tick(uv_timer_t *t)

@@ -27,12 +27,12 @@
  * not read cost 4.4 MB (lab.memory); the unit test stack_faults_memory_shares holds slow
  * readers under a limit of 256 KiB to 2 MiB to twice that, where without budgets they held 3 to
  * 7 times the limit. */
-#include <malloc.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include <uv.h>
 
+#include "base/heap.h"
 #include "base/log.h"
 #include "lwip/priv/tcp_priv.h" /* tcp_free_ooseq() */
 #include "lwip/tcp.h"
@@ -83,15 +83,11 @@ void stack_tcp_budget_start(struct stack_tcp *c, struct tcp_pcb *pcb)
  * above where its first round left it, within the allocator's swings between rounds.) */
 void stack_tcp_trim(struct stack *s)
 {
-#ifdef __GLIBC__
     size_t in_use = stack_mem_bytes();
     if (s->mem_mark > in_use + STACK_TCP_TRIM_BYTES || (s->n_conns == 0 && s->mem_mark > in_use + (1u << 20))) {
-        malloc_trim(0);
+        v2s_heap_trim();
         s->mem_mark = in_use;
     }
-#else
-    (void)s;
-#endif
 }
 
 /* Opens c's window by what its application has taken (withheld) as far as its budget allows,
