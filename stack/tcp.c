@@ -54,6 +54,10 @@ enum {
     STACK_TCP_RTO_MIN_MS = 200,
     STACK_TCP_RTO_JITTER_MS = 150,
     STACK_TCP_SYN_RTO_MS = 1000,
+    /* Keepalives on every connection through the tunnel (see stack_tcp_keepalive_start()). */
+    STACK_TCP_KEEP_IDLE_MS = 120 * 1000,
+    STACK_TCP_KEEP_INTVL_MS = 15 * 1000,
+    STACK_TCP_KEEP_CNT = 8,
 };
 
 static void stack_tcp_link(struct stack_tcp *c)
@@ -213,6 +217,24 @@ static void stack_tcp_flight_start(struct stack_tcp *c, struct tcp_pcb *pcb)
     stack_tcp_flight_arm(c);
 }
 
+/* An application's own keepalives stop at our end of its loopback connection, so the far end
+ * going away unheard is ours to notice. That happens when its reset is lost: a peer that reset
+ * answers later segments with resets of its own, but a client that only receives has nothing to
+ * send, and resets that answer our older ACKs fall below our window and are ignored (RFC 5961),
+ * so the connection would stay open forever (the fault harness's reset scenario, seeds 5008 and
+ * 5030, hung for its whole 600 s). After STACK_TCP_KEEP_IDLE_MS without a segment from the peer,
+ * lwIP sends a keepalive every STACK_TCP_KEEP_INTVL_MS; a live peer acknowledges it, a peer
+ * that reset answers it with a reset we accept, and one that stays silent through
+ * STACK_TCP_KEEP_CNT of them is given up (the application sees a reset). They also keep the
+ * state of idle connections alive in NATs and firewalls on the VPN side. */
+static void stack_tcp_keepalive_start(struct tcp_pcb *pcb)
+{
+    ip_set_option(pcb, SOF_KEEPALIVE);
+    pcb->keep_idle = STACK_TCP_KEEP_IDLE_MS;
+    pcb->keep_intvl = STACK_TCP_KEEP_INTVL_MS;
+    pcb->keep_cnt = STACK_TCP_KEEP_CNT;
+}
+
 static err_t stack_tcp_on_connected(void *arg, struct tcp_pcb *pcb, err_t err)
 {
     struct stack_tcp *c = arg;
@@ -221,6 +243,7 @@ static err_t stack_tcp_on_connected(void *arg, struct tcp_pcb *pcb, err_t err)
     stack_tcp_rto_from_handshake(c, pcb);
     stack_tcp_flight_start(c, pcb);
     stack_tcp_budget_start(c, pcb);
+    stack_tcp_keepalive_start(pcb);
     c->state = STACK_TCP_CONNECTED;
     c->connect_cb(c->arg, c, 0);
     /* The bridge may have given up at once (out of memory); c lives on until its app handle

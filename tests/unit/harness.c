@@ -95,6 +95,7 @@ struct harness_app {
     uint32_t resume_at;
     uint64_t since_pause;
     int bridged, bridge_done;
+    int bridge_reset;      /* the bridge ended by resetting the application's connection */
     enum harness_app_outcome outcome;
     uint32_t end_ms;
     int watched;                /* harness_watch() has seen it */
@@ -452,6 +453,7 @@ static void harness_bridge_done(void *arg, int reset, uint64_t up, uint64_t down
     (void)down;
     a->h->events++;
     a->bridge_done = 1;
+    a->bridge_reset = reset;
     free(a->accepted);
     a->accepted = NULL;
 }
@@ -884,6 +886,14 @@ static void harness_report_one(const struct harness *h, size_t i, const char *ve
 }
 
 /* Sorts every transfer into the result, reporting the failed ones (all of them when verbose). */
+/* The longest silence a transfer may have (see stall_ms and reset_stall_ms in harness.h). */
+static uint32_t harness_stall_bound(const struct harness_config *cfg, const struct harness_app *a)
+{
+    if (a->x->reset_after && a->outcome == HARNESS_APP_ERROR && cfg->reset_stall_ms > cfg->stall_ms)
+        return cfg->reset_stall_ms;
+    return cfg->stall_ms;
+}
+
 static void harness_judge(struct harness *h, struct harness_result *res)
 {
     const struct harness_config *cfg = h->cfg;
@@ -901,6 +911,21 @@ static void harness_judge(struct harness *h, struct harness_result *res)
         if (st.after_fin) {
             res->corrupt++;
             verdict = "CORRUPT: the stack sent data after its FIN (its stream ended early at the peer)";
+        } else if (a->outcome == HARNESS_APP_SHORT && a->mismatch < 0 && st.mismatch < 0 && a->bridge_reset &&
+                   a->shut_sent) {
+            /* The bridge reset the application's socket (SO_LINGER 0: the kernel sends RST, and
+             * read() fails with ECONNRESET), but this application had half-closed, so the RST
+             * shut its socket both ways and epoll reported POLLHUP; libuv (before 1.52) then
+             * takes a short read as the last one and reports UV_EOF without reading the error.
+             * A reset all the same: the peer's reset reached the application's socket. */
+            if (a->x->reset_after) {
+                res->reset_errors++;
+                verdict = "error (the peer reset it: allowed; libuv showed the reset as EOF)";
+                bad = 0;
+            } else {
+                res->errors++;
+                verdict = "ERROR where none was injected (a reset libuv showed as EOF)";
+            }
         } else if (a->mismatch >= 0 || st.mismatch >= 0 || a->outcome == HARNESS_APP_SHORT) {
             res->corrupt++;
             verdict = a->outcome == HARNESS_APP_SHORT ? "CORRUPT: clean EOF with bytes missing"
@@ -908,7 +933,7 @@ static void harness_judge(struct harness *h, struct harness_result *res)
         } else if (!harness_finished(h, i)) {
             res->hung++;
             verdict = "HUNG: neither complete nor failed by the deadline";
-        } else if (cfg->stall_ms && a->stall_ms > cfg->stall_ms) {
+        } else if (cfg->stall_ms && a->stall_ms > harness_stall_bound(cfg, a)) {
             res->stalled++;
             snprintf(stalled, sizeof(stalled), "STALLED: moved no byte for %u ms from %u ms on", a->stall_ms,
                      a->stall_at - h->t0);

@@ -27,6 +27,10 @@ struct harness_config {
     /* A transfer that moved no byte for this long (virtual, while not over) has stalled, even if
      * it completes later: what a user sees as a hang; 0: no limit. */
     uint32_t stall_ms;
+    /* The same for a transfer the peer resets and that ends in an error: when the peer's reset
+     * is lost and the stack only receives, it learns of the reset from its first keepalive
+     * (stack/tcp.c), so such a silence is allowed this long; 0: stall_ms. */
+    uint32_t reset_stall_ms;
     /* The tunnel says it is congested (tunnel_send() returns 1) while the up link's bottleneck
      * holds more than tunnel_high bytes, and raises writable once it holds tunnel_low or less;
      * 0: never congested. Give up a lossless bottleneck with it. */
