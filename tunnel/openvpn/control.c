@@ -17,25 +17,14 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
+#include "base/bytes.h"
+
 enum {
     OVPN_REPLAY_LEN = 8, /* replay id and time */
     OVPN_TLS_CRYPT_TAG = 32,
     OVPN_KEY_RECORD = 128,
     OVPN_KEY_HMAC_OFF = 64,
 };
-
-static void put32(uint8_t *p, uint32_t v)
-{
-    p[0] = (uint8_t)(v >> 24);
-    p[1] = (uint8_t)(v >> 16);
-    p[2] = (uint8_t)(v >> 8);
-    p[3] = (uint8_t)v;
-}
-
-static uint32_t get32(const uint8_t *p)
-{
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
 
 int ovpn_op_is_control(uint8_t op)
 {
@@ -121,13 +110,13 @@ static int ovpn_ctrl_write_body(const struct ovpn_ctrl *c, uint8_t *out, size_t 
     uint8_t *p = out;
     *p++ = (uint8_t)c->n_acks;
     for (size_t i = 0; i < c->n_acks; i++, p += 4)
-        put32(p, c->acks[i]);
+        v2s_put_be32(p, c->acks[i]);
     if (c->n_acks) {
         memcpy(p, c->ack_sid, OVPN_SID_LEN);
         p += OVPN_SID_LEN;
     }
     if (c->has_msg_id) {
-        put32(p, c->msg_id);
+        v2s_put_be32(p, c->msg_id);
         p += 4;
     }
     if (c->len)
@@ -145,7 +134,7 @@ static int ovpn_ctrl_read_body(const uint8_t *p, size_t len, int has_msg_id, str
     if (c->n_acks > OVPN_MAX_ACKS_ACK || len < 4 * c->n_acks)
         return -EBADMSG;
     for (size_t i = 0; i < c->n_acks; i++, p += 4)
-        c->acks[i] = get32(p);
+        c->acks[i] = v2s_get_be32(p);
     len -= 4 * c->n_acks;
     if (c->n_acks) {
         if (len < OVPN_SID_LEN)
@@ -158,7 +147,7 @@ static int ovpn_ctrl_read_body(const uint8_t *p, size_t len, int has_msg_id, str
     if (has_msg_id) {
         if (len < 4)
             return -EBADMSG;
-        c->msg_id = get32(p);
+        c->msg_id = v2s_get_be32(p);
         p += 4;
         len -= 4;
     }
@@ -216,8 +205,8 @@ int ovpn_ctrl_encode(struct ovpn_wrap *w, const struct ovpn_ctrl *c, uint8_t *ou
     w->send_id++;
     if (w->mode == OVPN_WRAP_AUTH) {
         /* HMAC input: replay record first, then op and sid, then the body. */
-        put32(rec, w->send_id);
-        put32(rec + 4, w->send_time);
+        v2s_put_be32(rec, w->send_id);
+        v2s_put_be32(rec + 4, w->send_time);
         memcpy(rec + OVPN_REPLAY_LEN, out, head);
         uint8_t *mac = out + head;
         if (ovpn_hmac(w->digest, w->hmac_out, w->hmac_len, rec, sizeof(rec), body, (size_t)blen, mac) < 0)
@@ -227,8 +216,8 @@ int ovpn_ctrl_encode(struct ovpn_wrap *w, const struct ovpn_ctrl *c, uint8_t *ou
     }
     /* tls-crypt: op | sid | replay record | tag | ciphertext of the body. */
     uint8_t *r = out + head;
-    put32(r, w->send_id);
-    put32(r + 4, w->send_time);
+    v2s_put_be32(r, w->send_id);
+    v2s_put_be32(r + 4, w->send_time);
     uint8_t *tag = r + OVPN_REPLAY_LEN;
     if (ovpn_hmac(w->digest, w->hmac_out, w->hmac_len, out, head + OVPN_REPLAY_LEN, body, (size_t)blen, tag) < 0)
         return -EIO;
@@ -267,7 +256,7 @@ int ovpn_ctrl_decode(struct ovpn_wrap *w, const uint8_t *pkt, size_t len, uint8_
         if (ovpn_hmac(w->digest, w->hmac_in, w->hmac_len, rec, sizeof(rec), body, blen, mac) < 0 ||
             CRYPTO_memcmp(mac, theirs, w->hmac_len) != 0)
             return -EBADMSG;
-        rid = get32(r);
+        rid = v2s_get_be32(r);
     } else if (w->mode == OVPN_WRAP_CRYPT) {
         const uint8_t *r = pkt + head;
         const uint8_t *tag = r + OVPN_REPLAY_LEN;
@@ -278,7 +267,7 @@ int ovpn_ctrl_decode(struct ovpn_wrap *w, const uint8_t *pkt, size_t len, uint8_
         if (ovpn_hmac(w->digest, w->hmac_in, w->hmac_len, pkt, head + OVPN_REPLAY_LEN, scratch, blen, mac) < 0 ||
             CRYPTO_memcmp(mac, tag, OVPN_TLS_CRYPT_TAG) != 0)
             return -EBADMSG;
-        rid = get32(r);
+        rid = v2s_get_be32(r);
         body = scratch;
     }
     int rc = ovpn_ctrl_read_body(body, blen, has_msg_id, out);

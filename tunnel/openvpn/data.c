@@ -28,6 +28,7 @@
 #include <openssl/params.h>
 #include <openssl/rand.h>
 
+#include "base/bytes.h"
 #include "tunnel/openvpn/proto.h"
 
 enum ovpn_data_mode {
@@ -341,19 +342,6 @@ const char *ovpn_data_reneg_name(enum ovpn_data_reneg why)
     return "?";
 }
 
-static void ovpn_data_put32(uint8_t *p, uint32_t v)
-{
-    p[0] = (uint8_t)(v >> 24);
-    p[1] = (uint8_t)(v >> 16);
-    p[2] = (uint8_t)(v >> 8);
-    p[3] = (uint8_t)v;
-}
-
-static uint32_t ovpn_data_get32(const uint8_t *p)
-{
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
 /* HMAC of one or two ranges with a keyed context, re-initialised with its stored key. */
 static int ovpn_data_hmac(EVP_MAC_CTX *ctx, const uint8_t *a, size_t a_len, const uint8_t *b,
                           size_t b_len, uint8_t *mac, size_t mac_len)
@@ -446,7 +434,7 @@ static int ovpn_data_encrypt_cbc(struct ovpn_data_key *k, size_t hdr, const uint
 
     if (ovpn_data_next_iv(k, iv) != 0 || (!k->enc_chain_ok && ovpn_data_cbc_resync(k) != 0))
         return -EIO;
-    ovpn_data_put32(first, k->send_id);
+    v2s_put_be32(first, k->send_id);
     if (nblocks == 1) {
         memcpy(first + OVPN_PACKET_ID_LEN, payload, len);
         memset(first + OVPN_PACKET_ID_LEN + len, (int)(B - OVPN_PACKET_ID_LEN - len), B - OVPN_PACKET_ID_LEN - len);
@@ -480,7 +468,7 @@ static int ovpn_data_encrypt_plain(struct ovpn_data_key *k, size_t hdr, const ui
 {
     uint8_t *mac = out + hdr, *pid = mac + k->hmac_len;
 
-    ovpn_data_put32(pid, k->send_id);
+    v2s_put_be32(pid, k->send_id);
     memcpy(pid + OVPN_PACKET_ID_LEN, payload, len);
     if (k->hmac_enc != NULL &&
         ovpn_data_hmac(k->hmac_enc, pid, OVPN_PACKET_ID_LEN + len, NULL, 0, mac, k->hmac_len) != 0)
@@ -513,17 +501,15 @@ int ovpn_data_encrypt(struct ovpn_data_key *k, const uint8_t *payload, size_t le
         return -EOVERFLOW;
 
     if (k->data_v2) {
-        out[0] = OVPN_OP_BYTE(OVPN_OP_DATA_V2, k->key_id);
-        out[1] = (uint8_t)(k->peer_id >> 16);
-        out[2] = (uint8_t)(k->peer_id >> 8);
-        out[3] = (uint8_t)k->peer_id;
+        /* The opcode byte, then the 24-bit peer id: one big-endian word with the opcode on top. */
+        v2s_put_be32(out, (uint32_t)OVPN_OP_BYTE(OVPN_OP_DATA_V2, k->key_id) << 24 | (k->peer_id & 0xFFFFFF));
     } else {
         out[0] = OVPN_OP_BYTE(OVPN_OP_DATA_V1, k->key_id);
     }
     k->send_id++;
     switch (k->mode) {
     case OVPN_DATA_AEAD:
-        ovpn_data_put32(out + hdr, k->send_id);
+        v2s_put_be32(out + hdr, k->send_id);
         rc = ovpn_data_encrypt_aead(k, hdr, payload, len, out);
         break;
     case OVPN_DATA_CBC:
@@ -568,7 +554,7 @@ static int ovpn_data_decrypt_aead(struct ovpn_data_key *k, const uint8_t *pkt, s
         OPENSSL_cleanse(out, ct_len);
         return -EBADMSG;
     }
-    *id = ovpn_data_get32(pid);
+    *id = v2s_get_be32(pid);
     return (int)ct_len;
 }
 
@@ -628,7 +614,7 @@ static int ovpn_data_decrypt_cbc(struct ovpn_data_key *k, const uint8_t *pkt, si
         memcpy(out, first + OVPN_PACKET_ID_LEN, HEAD); /* a payload of two blocks or more has 12 */
         memcpy(out + HEAD + mid, last, B - pad);
     }
-    *id = ovpn_data_get32(first);
+    *id = v2s_get_be32(first);
     rc = (int)payload_len;
 out:
     OPENSSL_cleanse(head, sizeof(head));
@@ -654,7 +640,7 @@ static int ovpn_data_decrypt_plain(struct ovpn_data_key *k, const uint8_t *pkt, 
     if (n > cap)
         return -ENOSPC;
     memcpy(out, payload, n);
-    *id = ovpn_data_get32(pid);
+    *id = v2s_get_be32(pid);
     return (int)n;
 }
 

@@ -7,6 +7,7 @@
 
 #include <openssl/rand.h>
 
+#include "base/bytes.h"
 #include "tunnel/openvpn/config.h"
 #include "tunnel/openvpn/data.h"
 
@@ -35,8 +36,8 @@ static int put_str(uint8_t **p, uint8_t *end, const char *s)
         return -EINVAL;
     if ((size_t)(end - *p) < 2 + n)
         return -ENOSPC;
-    *(*p)++ = (uint8_t)(n >> 8);
-    *(*p)++ = (uint8_t)n;
+    v2s_put_be16(*p, (uint16_t)n);
+    *p += 2;
     memcpy(*p, s, n);
     *p += n;
     return 0;
@@ -74,7 +75,7 @@ int ovpn_km2_parse_server(const uint8_t *in, size_t len, struct ovpn_key_source 
     memset(src->pre_master, 0, sizeof(src->pre_master));
     memcpy(src->random1, in + 5, sizeof(src->random1));
     memcpy(src->random2, in + 5 + sizeof(src->random1), sizeof(src->random2));
-    size_t n = (size_t)in[fixed] << 8 | in[fixed + 1];
+    size_t n = v2s_get_be16(in + fixed);
     if (n > len - fixed - 2)
         return -EBADMSG;
     size_t copy = n > 0 ? n - 1 : 0; /* the length counts the NUL */

@@ -11,6 +11,7 @@
 
 #include <uv.h>
 
+#include "base/bytes.h"
 #include "base/log.h"
 #include "tunnel/openvpn/proto.h"
 
@@ -318,8 +319,7 @@ int ovpn_transport_send(struct ovpn_transport *t, const uint8_t *pkt, size_t len
             ovpn_transport_flush(t, 1);
         if (t->deferred_status)
             return t->deferred_status;
-        t->tx[t->tx_len] = (uint8_t)(len >> 8);
-        t->tx[t->tx_len + 1] = (uint8_t)len;
+        v2s_put_be16(t->tx + t->tx_len, (uint16_t)len);
         memcpy(t->tx + t->tx_len + 2, pkt, len);
         t->tx_len += 2 + len;
     }
@@ -390,7 +390,7 @@ static void ovpn_transport_tcp_consume(struct ovpn_transport *t, size_t nread)
     t->rx_len += nread;
     size_t off = 0;
     while (!t->closing && t->rx_len - off >= 2) {
-        size_t len = (size_t)t->rx[off] << 8 | t->rx[off + 1];
+        size_t len = v2s_get_be16(t->rx + off);
         if (len == 0) {
             ovpn_transport_fail(t, UV_EPROTO, "a zero-length packet on the TCP link");
             return;
