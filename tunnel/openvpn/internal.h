@@ -1,4 +1,11 @@
-/* Shared inside tunnel/openvpn/ only: the client object, for the timer policy in timers.c. */
+/* Shared inside tunnel/openvpn/ only: the client object and what its parts call in each other.
+ * client.c   the object, its tunnel interface, key state slots and every state transition
+ *            (the only code that writes c->state)
+ * link.c     resolving, connecting and reconnecting: the transport and its events
+ * session.c  the control channel: resets, reliability, TLS, key method 2, PUSH_REQUEST /
+ *            PUSH_REPLY and NCP, control messages, renegotiation
+ * datapath.c data channel packets: encrypt and send, decrypt and deliver, drop counts
+ * timers.c   every timer (timers.h) */
 #ifndef VPN2SOCKS_OPENVPN_INTERNAL_H
 #define VPN2SOCKS_OPENVPN_INTERNAL_H
 
@@ -12,6 +19,7 @@
 #include "tunnel/openvpn/keys.h"
 #include "tunnel/openvpn/push.h"
 #include "tunnel/openvpn/reliable.h"
+#include "tunnel/openvpn/timers.h"
 #include "tunnel/tunnel.h"
 
 struct ovpn_tls;
@@ -36,8 +44,6 @@ struct ovpn_ks {
     struct ovpn_key_source ours;
     struct ovpn_key_source theirs;
     struct ovpn_data_key *data;
-    uint64_t started;      /* for hand-window */
-    uint64_t retire_at;    /* lame duck: free at this time (0 = not retiring) */
     int server_reset;      /* the server's reset for this key arrived */
     char *msg;             /* a control message still missing its NUL */
     size_t msg_len;
@@ -54,15 +60,27 @@ enum ovpn_client_state {
     OVPN_CLIENT_DONE,      /* failed for good or closing */
 };
 
-enum { OVPN_CLIENT_KEYS = 3 };
+struct sockaddr;
+struct ovpn_transport_events;
+
+enum { OVPN_BUF = OVPN_MAX_PACKET + 512 }; /* each of the client's scratch buffers */
+
+/* The transport as the client uses it: transport.c's functions, or a unit test's fake. */
+struct ovpn_link_ops {
+    int (*open)(struct ovpn_transport **out, uv_loop_t *loop, const struct sockaddr *addr, enum ovpn_proto proto,
+                const struct ovpn_transport_events *ev);
+    int (*send)(struct ovpn_transport *t, const uint8_t *pkt, size_t len);
+    void (*close)(struct ovpn_transport *t);
+};
 
 struct ovpn_client {
     struct tunnel t; /* first: ops receive a struct tunnel * */
     uv_loop_t *loop;
     struct ovpn_config *cfg;
     struct ovpn_tls_ctx *tls_ctx;
-    enum ovpn_client_state state;
-    uv_timer_t tick;
+    enum ovpn_client_state state; /* written by ovpn_client_set_state() (client.c) alone */
+    struct ovpn_timers timers;
+    const struct ovpn_link_ops *link;
     uv_getaddrinfo_t gai;
     int gai_active;
     struct addrinfo *addrs;     /* results for the current remote */
@@ -71,7 +89,6 @@ struct ovpn_client {
     size_t *order;              /* remote order (remote-random shuffles it) */
     unsigned attempts;          /* failed connection attempts in a row */
     unsigned push_rejects;      /* sessions in a row ended by a pull-filter reject */
-    uint64_t wait_until;
     struct ovpn_transport *transport;
     enum ovpn_proto proto;
     struct ovpn_wrap wrap;
@@ -83,7 +100,6 @@ struct ovpn_client {
     int primary;                /* index of the key data goes out with; -1 none */
     uint8_t next_key_id;
     struct ovpn_push push;      /* accumulates PUSH_REPLY parts */
-    uint64_t push_sent;
     int up_announced;
     char server_cipher[64];     /* the cipher the server's options string names, "" if none */
     /* negotiated */
@@ -93,12 +109,6 @@ struct ovpn_client {
     int ekm;
     int peer_id_set;
     uint32_t peer_id;
-    uint64_t ping_ms;
-    uint64_t ping_restart_ms;
-    uint64_t last_rx;
-    uint64_t last_tx;
-    uint64_t keyed_at;          /* when the primary key went live, for reneg-sec */
-    uint64_t reneg_not_before;  /* no renegotiation of our own before this (after a failed one) */
     char *auth_token;
     int congested;
     uint64_t tx_dropped;        /* packets from the stack while no data key was live */
@@ -113,23 +123,65 @@ struct ovpn_client {
                                  * the stack borrows in place (no send ever writes here) */
     uint8_t *ctl;               /* control path only: TLS plaintext, key exchange, decode scratch */
     int remote_family;          /* of the server address in use */
-    int next_addr;              /* the wait ends by trying the remote's next address */
     int closing;
     void (*close_cb)(struct tunnel *t);
 };
 
-/* timers.c: the timer policy, run from the tick. */
-void ovpn_timers_tick(struct ovpn_client *c, uint64_t now);
-/* A data packet of ks went out or came in: renegotiates when ks is the primary key and has
- * carried enough (reneg-bytes, reneg-pkts, packet ids, AEAD usage). */
-void ovpn_timers_data_moved(struct ovpn_client *c, const struct ovpn_ks *ks);
-/* client.c hooks the policy calls. */
-void ovpn_client_restart(struct ovpn_client *c, const char *why);
-void ovpn_client_send_ping(struct ovpn_client *c);
+/* client.c: the state transitions, one function each. Each checks first that the client is in a
+ * state it may come from; one that is not is refused with a log line (a bug: nothing happens). */
+int ovpn_client_enter_resolving(struct ovpn_client *c);  /* from IDLE or WAITING */
+int ovpn_client_enter_connecting(struct ovpn_client *c); /* from RESOLVING or WAITING */
+int ovpn_client_enter_handshake(struct ovpn_client *c);  /* from CONNECTING */
+int ovpn_client_enter_push_wait(struct ovpn_client *c);  /* from HANDSHAKE */
+int ovpn_client_enter_up(struct ovpn_client *c);         /* from PUSH */
+/* The session ends and the client waits before the next attempt (WAITING): at once with the
+ * remote's next address when this one never came up, else after a back-off; once connect-retry-max
+ * is used up it fails instead. Nothing happens once DONE. */
+void ovpn_client_enter_restart(struct ovpn_client *c, const char *why);
+/* Gives up for good (DONE): the process exits with the reason's code. Nothing happens once DONE. */
+void ovpn_client_enter_failed(struct ovpn_client *c, enum tunnel_down_reason reason, const char *why);
+/* Whether the session the caller works on ended under it (WAITING or DONE): its keys are gone. */
+int ovpn_client_session_over(const struct ovpn_client *c);
+const char *ovpn_client_state_name(enum ovpn_client_state s);
+/* The lookup's callback ran after ovpn_client_close(): the close finishes. */
+void ovpn_client_close_after_lookup(struct ovpn_client *c);
+
+/* client.c: key state slots. */
+struct ovpn_ks *ovpn_ks_find(struct ovpn_client *c, uint8_t key_id);
+struct ovpn_ks *ovpn_ks_new(struct ovpn_client *c, uint8_t key_id);
+void ovpn_ks_free(struct ovpn_ks *ks);
+static inline int ovpn_ks_slot(const struct ovpn_client *c, const struct ovpn_ks *ks)
+{
+    return (int)(ks - c->keys);
+}
+
+/* link.c */
+extern const struct ovpn_link_ops ovpn_link_transport_ops;
+/* Resolves the current remote, then connects (RESOLVING, CONNECTING). */
+void ovpn_client_start_attempt(struct ovpn_client *c);
+/* Closes the link and forgets the session on it (keys, session ids, push). */
+void ovpn_client_close_link(struct ovpn_client *c);
+/* One packet onto the link (none when there is no link). */
+void ovpn_client_link_send(struct ovpn_client *c, const uint8_t *pkt, size_t len);
+void ovpn_client_resume(struct ovpn_client *c, int next_addr);
+void ovpn_client_connect_timed_out(struct ovpn_client *c);
+
+/* session.c */
+/* The link is up: the first key starts with a hard reset. */
+void ovpn_client_session_start(struct ovpn_client *c);
+void ovpn_client_on_control(struct ovpn_client *c, const uint8_t *pkt, size_t len);
+/* Puts due (re)transmissions of ks on the wire with acks riding along, then any acks left. */
+void ovpn_client_flush(struct ovpn_client *c, struct ovpn_ks *ks);
 void ovpn_client_send_push_request(struct ovpn_client *c);
 /* Starts a renegotiation of our own unless one is under way; why goes to the log. */
 void ovpn_client_renegotiate(struct ovpn_client *c, const char *why);
-void ovpn_client_flush(struct ovpn_client *c, struct ovpn_ks *ks);
-void ovpn_ks_free(struct ovpn_ks *ks);
+/* Replaces the auth-token (NULL: forget it), wiping the old one. */
+void ovpn_client_set_token(struct ovpn_client *c, const char *token);
+
+/* datapath.c */
+/* Frames, encrypts and sends one payload with the primary key. 0, or -ENETDOWN without one. */
+int ovpn_client_send_data(struct ovpn_client *c, const uint8_t *payload, size_t len);
+void ovpn_client_send_ping(struct ovpn_client *c);
+void ovpn_client_on_data(struct ovpn_client *c, const uint8_t *pkt, size_t len);
 
 #endif

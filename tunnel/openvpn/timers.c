@@ -1,4 +1,7 @@
-/* Every timer of the OpenVPN client, run from one 100 ms tick (client.c):
+/* Every timer of the OpenVPN client, run from one 100 ms tick; their times live here alone
+ * (struct ovpn_timers) and the protocol code only reports events (timers.h):
+ *   connect-timeout a TCP link not connected within connect-timeout (120 s) is given up
+ *                   (ovpn_timers_connect_started)
  *   retransmit      control messages not acked: 2 s, doubling (reliable.c keeps the schedule)
  *   hand-window     a key negotiation not finished in hand-window seconds (60) fails: the first
  *                   key restarts the connection, a renegotiation is dropped and retried later
@@ -13,7 +16,10 @@
  *                   key keeps sending until the new one is in. A failed attempt is retried after
  *                   10 s
  *   transition      an old key still decrypts for 60 s after a new one took over, then goes
- *   reconnect wait  handled by the tick itself (client.c) */
+ *   reconnect wait  the pause before the next connection attempt (the back-off is the client's
+ *                   policy, link.c; the wait is kept here) */
+#include "tunnel/openvpn/timers.h"
+
 #include <stdio.h>
 
 #include "base/log.h"
@@ -21,11 +27,125 @@
 #include "tunnel/openvpn/internal.h"
 
 enum {
+    OVPN_TICK_MS = 100,
     OVPN_PUSH_RETRY_MS = 5000,
     OVPN_RENEG_RETRY_MS = 10000,
+    OVPN_TRANSITION_MS = 60 * 1000, /* an old key still decrypts this long after a new one */
 };
 
-/* Whether the timers above run in state s: only while a link carries a session. Every state is
+void ovpn_timers_init(struct ovpn_timers *t, uv_loop_t *loop, struct ovpn_client *c,
+                      const struct ovpn_timer_actions *act)
+{
+    t->c = c;
+    t->act = act;
+    t->loop = loop;
+    uv_timer_init(loop, &t->tick);
+    t->tick.data = t;
+}
+
+uint64_t ovpn_timers_now(const struct ovpn_timers *t)
+{
+    return t->clock ? t->clock(t->clock_arg) : uv_now(t->loop);
+}
+
+static void ovpn_timers_on_tick(uv_timer_t *h)
+{
+    ovpn_timers_run(h->data);
+}
+
+int ovpn_timers_start(struct ovpn_timers *t)
+{
+    return uv_timer_start(&t->tick, ovpn_timers_on_tick, OVPN_TICK_MS, OVPN_TICK_MS);
+}
+
+void ovpn_timers_stop(struct ovpn_timers *t)
+{
+    uv_timer_stop(&t->tick);
+}
+
+static void ovpn_timers_tick_closed(uv_handle_t *h)
+{
+    struct ovpn_timers *t = h->data;
+    t->on_closed(t->c);
+}
+
+void ovpn_timers_close(struct ovpn_timers *t, void (*cb)(struct ovpn_client *c))
+{
+    t->on_closed = cb;
+    uv_close((uv_handle_t *)&t->tick, ovpn_timers_tick_closed);
+}
+
+/* --- event hooks --- */
+
+void ovpn_timers_connect_started(struct ovpn_timers *t, unsigned timeout_ms)
+{
+    t->connect_deadline = ovpn_timers_now(t) + timeout_ms;
+}
+
+void ovpn_timers_connected(struct ovpn_timers *t)
+{
+    t->connect_deadline = 0;
+    t->last_rx = t->last_tx = ovpn_timers_now(t);
+}
+
+void ovpn_timers_packet_sent(struct ovpn_timers *t)
+{
+    t->last_tx = ovpn_timers_now(t);
+}
+
+void ovpn_timers_packet_received(struct ovpn_timers *t)
+{
+    t->last_rx = ovpn_timers_now(t);
+}
+
+void ovpn_timers_push_sent(struct ovpn_timers *t)
+{
+    t->push_sent = ovpn_timers_now(t);
+}
+
+void ovpn_timers_keepalive(struct ovpn_timers *t, uint64_t ping_ms, uint64_t ping_restart_ms)
+{
+    t->ping_ms = ping_ms;
+    t->ping_restart_ms = ping_restart_ms;
+}
+
+void ovpn_timers_key_started(struct ovpn_timers *t, int slot)
+{
+    t->key_started[slot] = ovpn_timers_now(t);
+    t->key_retire_at[slot] = 0;
+}
+
+void ovpn_timers_key_promoted(struct ovpn_timers *t, int slot, int old_slot)
+{
+    uint64_t now = ovpn_timers_now(t);
+    if (old_slot >= 0 && old_slot != slot)
+        t->key_retire_at[old_slot] = now + OVPN_TRANSITION_MS;
+    t->keyed_at = now;
+    /* A renegotiation that succeeded ends the pause after one that failed. */
+    if (old_slot >= 0)
+        t->reneg_not_before = 0;
+}
+
+void ovpn_timers_auth_pending(struct ovpn_timers *t, int slot)
+{
+    t->key_started[slot] = ovpn_timers_now(t);
+}
+
+uint64_t ovpn_timers_key_retire_at(const struct ovpn_timers *t, int slot)
+{
+    return t->key_retire_at[slot];
+}
+
+void ovpn_timers_reconnect_wait(struct ovpn_timers *t, uint64_t delay_ms, int next_addr)
+{
+    t->connect_deadline = 0;
+    t->wait_until = ovpn_timers_now(t) + delay_ms;
+    t->wait_next_addr = next_addr;
+}
+
+/* --- the policy --- */
+
+/* Whether the session timers run in state s: only while a link carries a session. Every state is
  * named, not compared by its place in the enum (WAITING and DONE sort after UP): the compiler
  * (-Wswitch) asks where a new state belongs. */
 static int ovpn_timers_state_active(enum ovpn_client_state s)
@@ -37,8 +157,8 @@ static int ovpn_timers_state_active(enum ovpn_client_state s)
         return 1;
     case OVPN_CLIENT_IDLE:
     case OVPN_CLIENT_RESOLVING:
-    case OVPN_CLIENT_CONNECTING: /* the transport's connect-timeout covers this */
-    case OVPN_CLIENT_WAITING:    /* the tick itself ends the wait (client.c) */
+    case OVPN_CLIENT_CONNECTING: /* connect-timeout only (ovpn_timers_run) */
+    case OVPN_CLIENT_WAITING:    /* the reconnect wait only (ovpn_timers_run) */
     case OVPN_CLIENT_DONE:
         return 0;
     }
@@ -54,13 +174,14 @@ static int ovpn_timers_negotiating(const struct ovpn_client *c)
     return 0;
 }
 
-void ovpn_timers_data_moved(struct ovpn_client *c, const struct ovpn_ks *ks)
+void ovpn_timers_data_moved(struct ovpn_timers *t, const struct ovpn_ks *ks)
 {
+    struct ovpn_client *c = t->c;
     const struct ovpn_config *cfg = c->cfg;
     if (c->state != OVPN_CLIENT_UP || c->primary < 0 || ks != &c->keys[c->primary])
         return;
     enum ovpn_data_reneg due = ovpn_data_renegotiate_due(ks->data, cfg->reneg_bytes, cfg->reneg_pkts);
-    if (due == OVPN_DATA_RENEG_NONE || uv_now(c->loop) < c->reneg_not_before || ovpn_timers_negotiating(c))
+    if (due == OVPN_DATA_RENEG_NONE || ovpn_timers_now(t) < t->reneg_not_before || ovpn_timers_negotiating(c))
         return;
     struct ovpn_data_usage u;
     char why[128];
@@ -68,61 +189,83 @@ void ovpn_timers_data_moved(struct ovpn_client *c, const struct ovpn_ks *ks)
     snprintf(why, sizeof(why), "%s (%llu bytes, %llu packets on key %u)", ovpn_data_reneg_name(due),
              (unsigned long long)(u.tx_bytes + u.rx_bytes), (unsigned long long)(u.tx_packets + u.rx_packets),
              ks->key_id);
-    ovpn_client_renegotiate(c, why);
+    t->act->renegotiate(c, why);
 }
 
-void ovpn_timers_tick(struct ovpn_client *c, uint64_t now)
+/* The key states: lame ducks that served their time, hand-window, retransmissions. 0, or -1 when
+ * the session ended. */
+static int ovpn_timers_run_keys(struct ovpn_timers *t, uint64_t now)
 {
-    const struct ovpn_config *cfg = c->cfg;
-    if (!ovpn_timers_state_active(c->state))
-        return;
-    uint64_t hand = (uint64_t)(cfg->hand_window ? cfg->hand_window : 60) * 1000;
+    struct ovpn_client *c = t->c;
+    uint64_t hand = (uint64_t)(c->cfg->hand_window ? c->cfg->hand_window : 60) * 1000;
     for (int i = 0; i < OVPN_CLIENT_KEYS; i++) {
         struct ovpn_ks *ks = &c->keys[i];
         if (!ks->used)
             continue;
-        if (ks->retire_at && now >= ks->retire_at && i != c->primary) {
-            ovpn_ks_free(ks);
+        if (t->key_retire_at[i] && now >= t->key_retire_at[i] && i != c->primary) {
+            t->act->drop_key(c, ks);
             continue;
         }
         int negotiating = ks->state != OVPN_KS_KEYED || (i == c->primary && c->state == OVPN_CLIENT_PUSH);
-        if (negotiating && now - ks->started > hand) {
+        if (negotiating && now - t->key_started[i] > hand) {
             if (i == c->primary || c->state != OVPN_CLIENT_UP) {
                 char why[128];
                 snprintf(why, sizeof(why), "no %s within hand-window (%u s)",
                          c->state == OVPN_CLIENT_PUSH ? "PUSH_REPLY" : "TLS handshake", (unsigned)(hand / 1000));
-                ovpn_client_restart(c, why);
-                return;
+                t->act->restart(c, why);
+                return -1;
             }
             v2s_warn("openvpn: renegotiation of key %u did not finish in time; keeping the current key", ks->key_id);
-            ovpn_ks_free(ks);
+            t->act->drop_key(c, ks);
             /* Try again in a while, not on the next tick. */
-            c->reneg_not_before = now + OVPN_RENEG_RETRY_MS;
+            t->reneg_not_before = now + OVPN_RENEG_RETRY_MS;
             continue;
         }
-        ovpn_client_flush(c, ks);
-        /* A flush does not end the link today (the transport reports a failed send from the loop);
-         * if one ever did, the state would be WAITING or DONE and the keys gone. */
+        t->act->retransmit(c, ks);
+        /* A retransmission does not end the link today (the transport reports a failed send from
+         * the loop); if one ever did, the state would be WAITING or DONE and the keys gone. */
         if (!ovpn_timers_state_active(c->state))
-            return;
+            return -1;
     }
-    if (c->state == OVPN_CLIENT_PUSH && now - c->push_sent >= OVPN_PUSH_RETRY_MS)
-        ovpn_client_send_push_request(c);
+    return 0;
+}
+
+void ovpn_timers_run(struct ovpn_timers *t)
+{
+    struct ovpn_client *c = t->c;
+    const struct ovpn_config *cfg = c->cfg;
+    uint64_t now = ovpn_timers_now(t);
+    if (c->state == OVPN_CLIENT_WAITING) {
+        if (now >= t->wait_until)
+            t->act->resume(c, t->wait_next_addr);
+        return;
+    }
+    if (c->state == OVPN_CLIENT_CONNECTING) {
+        if (t->connect_deadline && now >= t->connect_deadline) {
+            t->connect_deadline = 0;
+            t->act->connect_timed_out(c);
+        }
+        return;
+    }
+    if (!ovpn_timers_state_active(c->state) || ovpn_timers_run_keys(t, now) < 0)
+        return;
+    if (c->state == OVPN_CLIENT_PUSH && now - t->push_sent >= OVPN_PUSH_RETRY_MS)
+        t->act->push_request(c);
     if (c->state != OVPN_CLIENT_UP)
         return;
-    if (c->ping_restart_ms && now - c->last_rx >= c->ping_restart_ms) {
+    if (t->ping_restart_ms && now - t->last_rx >= t->ping_restart_ms) {
         char why[96];
         snprintf(why, sizeof(why), "nothing from the server for %llu s (ping-restart)",
-                 (unsigned long long)(c->ping_restart_ms / 1000));
-        ovpn_client_restart(c, why);
+                 (unsigned long long)(t->ping_restart_ms / 1000));
+        t->act->restart(c, why);
         return;
     }
-    if (c->ping_ms && now - c->last_tx >= c->ping_ms)
-        ovpn_client_send_ping(c);
-    if (cfg->reneg_sec && now - c->keyed_at >= (uint64_t)cfg->reneg_sec * 1000 && now >= c->reneg_not_before &&
+    if (t->ping_ms && now - t->last_tx >= t->ping_ms)
+        t->act->ping(c);
+    if (cfg->reneg_sec && now - t->keyed_at >= (uint64_t)cfg->reneg_sec * 1000 && now >= t->reneg_not_before &&
         !ovpn_timers_negotiating(c)) {
         char why[32];
         snprintf(why, sizeof(why), "reneg-sec %u", cfg->reneg_sec);
-        ovpn_client_renegotiate(c, why);
+        t->act->renegotiate(c, why);
     }
 }

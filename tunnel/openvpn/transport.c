@@ -63,7 +63,7 @@ struct ovpn_transport {
         uv_tcp_t tcp;
         uv_handle_t handle;
     } sock;
-    uv_timer_t timer;   /* TCP connect timeout */
+    uv_timer_t timer;   /* events from the loop: UDP "connected", a failure found while sending */
     uv_idle_t idle;     /* active while tx holds packets: flushes, and keeps poll from blocking */
     uv_check_t check;   /* active while tx holds packets: flushes after the poll phase */
     uv_timer_t drain;   /* TCP, while lowat: reads what is below the low-water mark */
@@ -495,7 +495,6 @@ static void ovpn_transport_connected(uv_connect_t *req, int status)
     struct ovpn_transport *t = req->data;
     if (t->closing)
         return;
-    uv_timer_stop(&t->timer);
     if (status < 0) {
         ovpn_transport_fail(t, status, uv_strerror(status));
         return;
@@ -507,11 +506,6 @@ static void ovpn_transport_connected(uv_connect_t *req, int status)
         return;
     }
     t->ev.connected(t->ev.arg);
-}
-
-static void ovpn_transport_connect_timeout(uv_timer_t *timer)
-{
-    ovpn_transport_fail(timer->data, UV_ETIMEDOUT, "connection timed out");
 }
 
 /* UDP has no handshake: "connected" is announced from the loop, after open() returned. */
@@ -534,7 +528,7 @@ static void ovpn_transport_close_helpers(struct ovpn_transport *t)
 }
 
 int ovpn_transport_open(struct ovpn_transport **out, uv_loop_t *loop, const struct sockaddr *addr,
-                        enum ovpn_proto proto, unsigned connect_timeout_ms, const struct ovpn_transport_events *ev)
+                        enum ovpn_proto proto, const struct ovpn_transport_events *ev)
 {
     struct ovpn_transport *t = calloc(1, sizeof(*t));
     if (!t)
@@ -593,8 +587,6 @@ int ovpn_transport_open(struct ovpn_transport **out, uv_loop_t *loop, const stru
         t->sock.tcp.data = t;
         t->connect_req.data = t;
         rc = uv_tcp_connect(&t->connect_req, &t->sock.tcp, addr, ovpn_transport_connected);
-        if (rc == 0)
-            uv_timer_start(&t->timer, ovpn_transport_connect_timeout, connect_timeout_ms, 0);
     }
     if (rc < 0) {
         t->closing = 1;

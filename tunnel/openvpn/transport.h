@@ -23,9 +23,11 @@ struct ovpn_transport_events {
     void *arg;
 };
 
-/* Opens a link to addr. 0 (connected or failed follows) or a negative uv error. */
+/* Opens a link to addr. 0 (connected or failed follows, never from inside this call) or a
+ * negative uv error. There is no time limit: the client's connect-timeout is a timer of its own
+ * (timers.c) that closes the link. */
 int ovpn_transport_open(struct ovpn_transport **out, uv_loop_t *loop, const struct sockaddr *addr,
-                        enum ovpn_proto proto, unsigned connect_timeout_ms, const struct ovpn_transport_events *ev);
+                        enum ovpn_proto proto, const struct ovpn_transport_events *ev);
 /* Sends one packet (copied if it cannot go at once). 0, 1 when the queue is now above its high
  * mark, or a negative uv error. */
 int ovpn_transport_send(struct ovpn_transport *t, const uint8_t *pkt, size_t len);

@@ -1,0 +1,606 @@
+/* The OpenVPN client session on a link: the control channel (resets, reliability, TLS records in
+ * CONTROL_V1, acks), key-method 2, PUSH_REQUEST / PUSH_REPLY and the data cipher (NCP), control
+ * messages from the server (AUTH_FAILED, RESTART, HALT, ...), data channel keys and renegotiation.
+ * Timer policy lives in timers.c, state transitions in client.c. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
+
+#include "base/addr.h"
+#include "base/log.h"
+#include "tunnel/openvpn/comp.h"
+#include "tunnel/openvpn/data.h"
+#include "tunnel/openvpn/internal.h"
+#include "tunnel/openvpn/keymethod.h"
+#include "tunnel/openvpn/ncp.h"
+#include "tunnel/openvpn/tls.h"
+#include "tunnel/settings.h"
+
+enum {
+    OVPN_MAX_MSG = 64 * 1024, /* longest control message (PUSH_REPLY parts are ~1.5 KB) */
+};
+
+static uint64_t now_ms(const struct ovpn_client *c)
+{
+    return ovpn_timers_now(&c->timers);
+}
+
+/* --- sending control packets --- */
+
+/* The most TLS bytes one CONTROL_V1 carries, so the packet stays within 1250 bytes. */
+static size_t ovpn_client_control_payload(const struct ovpn_client *c)
+{
+    size_t head = 1 + OVPN_SID_LEN + 1 + 4 * OVPN_MAX_ACKS_CONTROL + OVPN_SID_LEN + 4;
+    return OVPN_CONTROL_MAX_PACKET - head - ovpn_wrap_overhead(&c->wrap);
+}
+
+/* Puts due (re)transmissions on the wire with acks riding along, then any acks left in ACK_V1. */
+void ovpn_client_flush(struct ovpn_client *c, struct ovpn_ks *ks)
+{
+    uint64_t now = now_ms(c);
+    /* Move TLS records into the reliability layer while its window has room. */
+    if (ks->tls) {
+        size_t max = ovpn_client_control_payload(c);
+        while (ovpn_tls_pending_output(ks->tls) && ovpn_rel_can_send(&ks->rel)) {
+            size_t n = ovpn_tls_take_output(ks->tls, c->buf3, max);
+            if (n == 0 || ovpn_rel_send(&ks->rel, OVPN_OP_CONTROL_V1, c->buf3, n, now) < 0)
+                break;
+        }
+    }
+    const struct ovpn_rel_msg *m;
+    while ((m = ovpn_rel_next_due(&ks->rel, now))) {
+        struct ovpn_ctrl p = {
+            .op = m->op,
+            .key_id = ks->key_id,
+            .has_msg_id = 1,
+            .msg_id = m->id,
+            .payload = m->data,
+            .len = m->len,
+        };
+        memcpy(p.sid, c->sid, OVPN_SID_LEN);
+        /* The very first reset carries no acks: the server has no session to ack yet. */
+        if (c->have_remote_sid) {
+            p.n_acks = ovpn_rel_take_acks(&ks->rel, p.acks, OVPN_MAX_ACKS_CONTROL);
+            /* Spare room repeats recent acks: a lost packet must not lose its acks for good
+             * (a 2.6 UDP server keeps no state until it sees its reset acked). */
+            p.n_acks = ovpn_rel_add_recent_acks(&ks->rel, p.acks, p.n_acks, OVPN_MAX_ACKS_CONTROL);
+            memcpy(p.ack_sid, c->remote_sid, OVPN_SID_LEN);
+        }
+        int len = ovpn_ctrl_encode(&c->wrap, &p, c->buf, OVPN_BUF);
+        if (len > 0)
+            ovpn_client_link_send(c, c->buf, (size_t)len);
+    }
+    while (c->have_remote_sid && ovpn_rel_pending_acks(&ks->rel)) {
+        struct ovpn_ctrl p = {.op = OVPN_OP_ACK_V1, .key_id = ks->key_id};
+        memcpy(p.sid, c->sid, OVPN_SID_LEN);
+        /* Four at most: some servers drop packets with more. */
+        p.n_acks = ovpn_rel_take_acks(&ks->rel, p.acks, OVPN_MAX_ACKS_CONTROL);
+        memcpy(p.ack_sid, c->remote_sid, OVPN_SID_LEN);
+        int len = ovpn_ctrl_encode(&c->wrap, &p, c->buf, OVPN_BUF);
+        if (len > 0)
+            ovpn_client_link_send(c, c->buf, (size_t)len);
+    }
+}
+
+/* Sends a control message over TLS: text and its NUL, as one record. */
+static int ovpn_client_send_message(struct ovpn_client *c, struct ovpn_ks *ks, const char *msg)
+{
+    int rc = ovpn_tls_write(ks->tls, (const uint8_t *)msg, strlen(msg) + 1);
+    if (rc == 0)
+        ovpn_client_flush(c, ks);
+    return rc;
+}
+
+void ovpn_client_send_push_request(struct ovpn_client *c)
+{
+    if (c->primary < 0)
+        return;
+    ovpn_timers_push_sent(&c->timers);
+    ovpn_client_send_message(c, &c->keys[c->primary], "PUSH_REQUEST");
+}
+
+/* --- keys and the push --- */
+
+/* Derives and installs the data key of ks with the negotiated cipher. 0 or negative. */
+static int ovpn_client_install_keys(struct ovpn_client *c, struct ovpn_ks *ks)
+{
+    uint8_t block[OVPN_KEY_BLOCK_LEN];
+    int rc = c->ekm ? ovpn_tls_export_keys(ks->tls, block, sizeof(block))
+                    : ovpn_keys_prf(&ks->ours, &ks->theirs, c->sid, c->remote_sid, block);
+    if (rc == 0) {
+        struct ovpn_data_params p = {
+            .cipher = c->cipher,
+            .auth = c->auth,
+            .key_id = ks->key_id,
+            .data_v2 = c->peer_id_set,
+            .peer_id = c->peer_id,
+            .key_block = block,
+        };
+        ovpn_data_key_free(ks->data);
+        ks->data = NULL;
+        rc = ovpn_data_key_new(&ks->data, &p);
+    }
+    OPENSSL_cleanse(block, sizeof(block));
+    OPENSSL_cleanse(&ks->ours, sizeof(ks->ours));
+    return rc;
+}
+
+/* ks becomes the key data goes out with; the one before it keeps decrypting for a while. */
+static void ovpn_client_promote(struct ovpn_client *c, struct ovpn_ks *ks)
+{
+    int idx = ovpn_ks_slot(c, ks);
+    ovpn_timers_key_promoted(&c->timers, idx, c->primary);
+    c->primary = idx;
+}
+
+/* Adds the config file's own routes and DNS to what the server pushed (route-nopull: instead). */
+static int ovpn_client_merge_settings(struct ovpn_client *c, struct tunnel_settings *s)
+{
+    const struct tunnel_settings *own = &c->cfg->settings;
+    if (c->cfg->route_nopull) {
+        free(s->routes);
+        free(s->excludes);
+        s->routes = s->excludes = NULL;
+        s->n_routes = s->n_excludes = 0;
+    }
+    for (size_t i = 0; i < own->n_routes; i++)
+        if (tunnel_settings_add_route(s, &own->routes[i], 0) < 0)
+            return -ENOMEM;
+    for (size_t i = 0; i < own->n_excludes; i++)
+        if (tunnel_settings_add_route(s, &own->excludes[i], 1) < 0)
+            return -ENOMEM;
+    for (size_t i = 0; i < own->n_dns && s->n_dns < TUNNEL_MAX_DNS; i++)
+        s->dns[s->n_dns++] = own->dns[i];
+    if (own->domains && !s->domains && !(s->domains = strdup(own->domains)))
+        return -ENOMEM;
+    /* OpenVPN without routes or redirect-gateway reaches only the tunnel's own subnet; the stack
+     * would take "no routes" as a full tunnel, so say it explicitly. */
+    if (s->n_routes == 0) {
+        struct v2s_cidr net;
+        if (s->addr4.family && v2s_cidr_make(&net, &s->addr4, s->prefix4) == 0 &&
+            tunnel_settings_add_route(s, &net, 0) < 0)
+            return -ENOMEM;
+        if (s->addr6.family && v2s_cidr_make(&net, &s->addr6, s->prefix6) == 0 &&
+            tunnel_settings_add_route(s, &net, 0) < 0)
+            return -ENOMEM;
+    }
+    return 0;
+}
+
+/* The tunnel settings once the push is complete: address, routes, DNS, MTU. */
+static void ovpn_client_announce(struct ovpn_client *c)
+{
+    struct tunnel_settings *s = &c->push.settings;
+    if (!s->mtu)
+        s->mtu = c->cfg->tun_mtu ? c->cfg->tun_mtu : 1500;
+    /* Over UDP, keep encapsulated packets within a 1500-byte path: the inner MSS follows. */
+    if (c->proto == OVPN_PROTO_UDP && c->primary >= 0) {
+        size_t ip_udp = c->remote_family == AF_INET6 ? 48 : 28;
+        size_t over = ovpn_data_overhead(c->keys[c->primary].data) + OVPN_COMP_MAX_OVERHEAD + ip_udp;
+        if (s->mtu > 1500 - over)
+            s->mtu = (unsigned)(1500 - over);
+    }
+    if (!s->addr4.family && !s->addr6.family) {
+        ovpn_client_enter_failed(c, TUNNEL_DOWN_ERROR, "the server pushed no address (ifconfig)");
+        return;
+    }
+    if (ovpn_client_merge_settings(c, s) < 0) {
+        ovpn_client_enter_failed(c, TUNNEL_DOWN_ERROR, "out of memory");
+        return;
+    }
+    c->t.ev.up(c->t.ev.arg, s);
+    c->up_announced = 1;
+    c->t.ev.writable(c->t.ev.arg);
+}
+
+/* PUSH_REPLY complete: settle the cipher, install the first key, go up. */
+static void ovpn_client_pushed(struct ovpn_client *c)
+{
+    struct ovpn_push *p = &c->push;
+    const struct ovpn_config *cfg = c->cfg;
+    char why[768];
+    if (ovpn_ncp_choose(cfg, p->cipher, c->server_cipher, c->cipher, sizeof(c->cipher), why, sizeof(why)) < 0) {
+        ovpn_client_enter_failed(c, TUNNEL_DOWN_ERROR, why);
+        return;
+    }
+    /* The HMAC digest is the config's: OpenVPN does not take auth from a push either. */
+    if (p->auth[0] && strcasecmp(p->auth, cfg->auth) != 0) {
+        char shown[40];
+        v2s_warn("openvpn: the server pushed auth %s; ignored, the data channel keeps the config's %s",
+                 v2s_shown(p->auth, shown, sizeof(shown)), cfg->auth);
+    }
+    snprintf(c->auth, sizeof(c->auth), "%s", cfg->auth);
+    c->comp = p->comp_set ? p->comp : cfg->comp;
+    c->ekm = p->key_derivation_ekm;
+    c->peer_id_set = p->peer_id_set;
+    c->peer_id = p->peer_id;
+    ovpn_timers_keepalive(&c->timers, (uint64_t)(p->ping ? p->ping : cfg->ping) * 1000,
+                          (uint64_t)(p->ping_restart ? p->ping_restart : cfg->ping_restart) * 1000);
+    if (p->auth_token)
+        ovpn_client_set_token(c, p->auth_token);
+    struct ovpn_ks *ks = &c->keys[c->primary];
+    if (ovpn_client_install_keys(c, ks) < 0) {
+        ovpn_client_enter_failed(c, TUNNEL_DOWN_ERROR, "cannot set up the data channel keys");
+        return;
+    }
+    ks->state = OVPN_KS_KEYED;
+    if (ovpn_client_enter_up(c) < 0)
+        return;
+    ovpn_timers_key_promoted(&c->timers, c->primary, -1);
+    v2s_info("openvpn: data channel %s%s, key derivation %s, %s, compression framing %s", c->cipher,
+             ovpn_data_cipher_is_aead(c->cipher) ? "" : "", c->ekm ? "TLS exporter" : "PRF",
+             c->peer_id_set ? "DATA_V2" : "DATA_V1",
+             c->comp == OVPN_COMP_FRAMING_NONE ? "none" : c->comp == OVPN_COMP_FRAMING_LZO ? "comp-lzo"
+             : c->comp == OVPN_COMP_FRAMING_V1 ? "compress (v1)" : "compress (v2)");
+    ovpn_client_announce(c);
+}
+
+/* --- control messages --- */
+
+void ovpn_client_set_token(struct ovpn_client *c, const char *token)
+{
+    if (c->auth_token) {
+        OPENSSL_cleanse(c->auth_token, strlen(c->auth_token));
+        free(c->auth_token);
+    }
+    c->auth_token = token ? strdup(token) : NULL;
+}
+
+/* A pull-filter reject: OpenVPN restarts, which against one server repeats forever, so the next
+ * remote is tried, and once as many sessions in a row as there are remotes were rejected the
+ * client gives up (exit status 3). */
+static void ovpn_client_push_rejected(struct ovpn_client *c, const char *err)
+{
+    char why[400];
+    c->push_rejects++;
+    if (c->push_rejects >= c->cfg->n_remotes) {
+        snprintf(why, sizeof(why), "%s%s", err,
+                 c->cfg->n_remotes > 1 ? " (by every remote in turn)" : "");
+        ovpn_client_enter_failed(c, TUNNEL_DOWN_ERROR, why);
+        return;
+    }
+    snprintf(why, sizeof(why), "%s; trying the next remote", err);
+    ovpn_client_enter_restart(c, why);
+}
+
+static void ovpn_client_message(struct ovpn_client *c, struct ovpn_ks *ks, const char *msg)
+{
+    const struct ovpn_config *cfg = c->cfg;
+    char err[300];
+    if (strncmp(msg, "PUSH_REPLY", 10) == 0) {
+        int rc;
+        if (c->state == OVPN_CLIENT_UP) {
+            /* After a renegotiation a 2.6 server renews the auth-token this way; the rest of a
+             * late PUSH_REPLY changes nothing once we are up. The filters apply to it too. */
+            struct ovpn_push late;
+            ovpn_push_init(&late);
+            rc = ovpn_push_parse_filtered(&late, msg, cfg->pull_filters, cfg->n_pull_filters, err, sizeof(err));
+            if (rc == 0 && late.auth_token)
+                ovpn_client_set_token(c, late.auth_token);
+            ovpn_push_free(&late);
+            if (rc == -EPERM)
+                ovpn_client_push_rejected(c, err);
+            return;
+        }
+        if (c->state != OVPN_CLIENT_PUSH)
+            return;
+        rc = ovpn_push_parse_filtered(&c->push, msg, cfg->pull_filters, cfg->n_pull_filters, err, sizeof(err));
+        if (rc == -EPERM) {
+            ovpn_client_push_rejected(c, err);
+            return;
+        }
+        if (rc < 0) {
+            char why[400];
+            snprintf(why, sizeof(why), "bad PUSH_REPLY: %s", err);
+            ovpn_client_enter_failed(c, TUNNEL_DOWN_ERROR, why);
+            return;
+        }
+        if (c->push.continuation != 2)
+            ovpn_client_pushed(c);
+        return;
+    }
+    if (strncmp(msg, "AUTH_FAILED", 11) == 0) {
+        char why[300];
+        if (c->auth_token) {
+            /* The token expired or the server forgot it: reconnect once with the password. */
+            ovpn_client_set_token(c, NULL);
+            ovpn_client_enter_restart(c, "the server refused our auth-token; retrying with the password");
+            return;
+        }
+        char reason[200];
+        snprintf(why, sizeof(why), "authentication failed%s%s", msg[11] == ',' ? ": " : "",
+                 msg[11] == ',' ? v2s_shown(msg + 12, reason, sizeof(reason)) : "");
+        ovpn_client_enter_failed(c, TUNNEL_DOWN_AUTH, why);
+        return;
+    }
+    if (strncmp(msg, "RESTART", 7) == 0) {
+        ovpn_client_enter_restart(c, "the server asked for a restart");
+        return;
+    }
+    if (strncmp(msg, "HALT", 4) == 0) {
+        ovpn_client_enter_failed(c, TUNNEL_DOWN_CLOSED, "the server told us to stop (HALT)");
+        return;
+    }
+    if (strncmp(msg, "EXIT", 4) == 0) {
+        ovpn_client_enter_restart(c, "the server is going away");
+        return;
+    }
+    /* What the server says is shown escaped: it must not forge log lines or reach a terminal. */
+    char shown[256];
+    if (strncmp(msg, "AUTH_PENDING", 12) == 0) {
+        v2s_info("openvpn: authentication pending (%s)", v2s_shown(msg, shown, sizeof(shown)));
+        /* The server takes its time: give it a fresh hand-window. */
+        ovpn_timers_auth_pending(&c->timers, ovpn_ks_slot(c, ks));
+        return;
+    }
+    if (strncmp(msg, "INFO", 4) == 0) {
+        v2s_info("openvpn: server says %s", v2s_shown(msg, shown, sizeof(shown)));
+        return;
+    }
+    v2s_debug("openvpn: control message ignored: %s", v2s_shown(msg, shown, 64));
+}
+
+/* Reads TLS plaintext: first the server's key-method 2 message, then NUL-terminated messages. */
+static void ovpn_client_read_tls(struct ovpn_client *c, struct ovpn_ks *ks)
+{
+    for (;;) {
+        ssize_t n = ovpn_tls_read(ks->tls, c->ctl, OVPN_BUF);
+        if (n == 0)
+            return;
+        if (n < 0) {
+            char why[300];
+            snprintf(why, sizeof(why), "%s", ovpn_tls_error(ks->tls)); /* tls.c escapes certificate text */
+            if (n == -EACCES)
+                ovpn_client_enter_failed(c, TUNNEL_DOWN_AUTH, why);
+            else
+                ovpn_client_enter_restart(c, why);
+            return;
+        }
+        if (ks->state == OVPN_KS_KM) {
+            char options[512];
+            if (ovpn_km2_parse_server(c->ctl, (size_t)n, &ks->theirs, options, sizeof(options)) < 0) {
+                ovpn_client_enter_restart(c, "malformed key-method 2 message from the server");
+                return;
+            }
+            char shown[sizeof(options)];
+            v2s_debug("openvpn: server options: %s", v2s_shown(options, shown, sizeof(shown)));
+            ks->state = OVPN_KS_KEYED;
+            if (c->state == OVPN_CLIENT_HANDSHAKE) {
+                ovpn_ncp_options_cipher(options, c->server_cipher, sizeof(c->server_cipher));
+                if (ovpn_client_enter_push_wait(c) < 0)
+                    return;
+                ovpn_client_send_push_request(c);
+            } else if (ovpn_client_install_keys(c, ks) < 0) {
+                ovpn_client_enter_restart(c, "cannot set up the renegotiated data channel keys");
+                return;
+            } else {
+                v2s_info("openvpn: renegotiated, key %u", ks->key_id);
+                ovpn_client_promote(c, ks);
+            }
+            continue;
+        }
+        /* Control messages: split on NUL; a message may span reads. */
+        size_t off = 0;
+        while (off < (size_t)n && !ovpn_client_session_over(c)) {
+            uint8_t *nul = memchr(c->ctl + off, 0, (size_t)n - off);
+            size_t part = nul ? (size_t)(nul - (c->ctl + off)) : (size_t)n - off;
+            if (ks->msg_len + part + 1 > OVPN_MAX_MSG) {
+                ovpn_client_enter_restart(c, "control message too long");
+                return;
+            }
+            /* Grown by hand rather than realloc(): messages carry tokens, and no copy may be left. */
+            char *m = malloc(ks->msg_len + part + 1);
+            if (!m)
+                return;
+            if (ks->msg) {
+                memcpy(m, ks->msg, ks->msg_len);
+                OPENSSL_cleanse(ks->msg, ks->msg_len + 1);
+                free(ks->msg);
+            }
+            ks->msg = m;
+            memcpy(m + ks->msg_len, c->ctl + off, part);
+            ks->msg_len += part;
+            m[ks->msg_len] = '\0';
+            off += part + (nul ? 1 : 0);
+            if (nul) {
+                if (ks->msg_len)
+                    ovpn_client_message(c, ks, m);
+                if (ovpn_client_session_over(c))
+                    return; /* the key state is gone */
+                ks->msg_len = 0;
+            }
+        }
+        if (ovpn_client_session_over(c))
+            return;
+    }
+}
+
+/* Sends our key-method 2 message once TLS is up. */
+static int ovpn_client_send_km2(struct ovpn_client *c, struct ovpn_ks *ks)
+{
+    const struct ovpn_config *cfg = c->cfg;
+    char options[512], ciphers[512], peer_info[1024];
+    ovpn_km2_options(options, sizeof(options), cfg, c->proto == OVPN_PROTO_TCP);
+    ovpn_km2_offered_ciphers(ciphers, sizeof(ciphers), cfg);
+    ovpn_km2_peer_info(peer_info, sizeof(peer_info), ciphers, !cfg->compat_version || cfg->compat_version >= 20600);
+    const char *user = NULL, *pass = NULL;
+    if (cfg->auth_user_pass && !c->auth_token && !cfg->password) {
+        /* auth-nocache wiped it after the last use: read the file again, as OpenVPN does. */
+        char err[400];
+        int rc = ovpn_config_reload_password(c->cfg, err, sizeof(err));
+        if (rc < 0) {
+            ovpn_client_enter_failed(c, TUNNEL_DOWN_ERROR, err);
+            return rc;
+        }
+    }
+    if (cfg->auth_user_pass) {
+        user = cfg->username;
+        /* Once the server pushed a token, it stands in for the password (OTP servers need it). */
+        pass = c->auth_token ? c->auth_token : cfg->password;
+    }
+    int len = ovpn_km2_build(c->ctl, OVPN_BUF, &ks->ours, options, user, pass, peer_info);
+    if (len < 0)
+        return len;
+    int rc = ovpn_tls_write(ks->tls, c->ctl, (size_t)len);
+    OPENSSL_cleanse(c->ctl, (size_t)len);
+    if (cfg->auth_nocache && cfg->auth_file && c->cfg->password) {
+        OPENSSL_cleanse(c->cfg->password, strlen(c->cfg->password));
+        free(c->cfg->password);
+        c->cfg->password = NULL;
+    }
+    if (rc == 0)
+        ks->state = OVPN_KS_KM;
+    return rc;
+}
+
+/* Moves a key state forward as far as what arrived allows. */
+static void ovpn_client_progress(struct ovpn_client *c, struct ovpn_ks *ks)
+{
+    if (ks->state == OVPN_KS_RESET) {
+        /* TLS starts once our reset is acked and the server's has arrived. */
+        if (!ks->server_reset || !ovpn_rel_all_acked(&ks->rel))
+            goto flush;
+        if (ovpn_tls_new(&ks->tls, c->tls_ctx) < 0) {
+            ovpn_client_enter_failed(c, TUNNEL_DOWN_ERROR, "out of memory");
+            return;
+        }
+        ks->state = OVPN_KS_TLS;
+    }
+    if (ks->state == OVPN_KS_TLS) {
+        int rc = ovpn_tls_handshake(ks->tls);
+        if (rc < 0) {
+            char why[300];
+            snprintf(why, sizeof(why), "%s", ovpn_tls_error(ks->tls)); /* tls.c escapes certificate text */
+            ovpn_client_flush(c, ks); /* our alert, if any, still goes out */
+            if (rc == -EACCES)
+                ovpn_client_enter_failed(c, TUNNEL_DOWN_AUTH, why);
+            else
+                ovpn_client_enter_restart(c, why);
+            return;
+        }
+        if (rc == 1) {
+            char desc[300];
+            ovpn_tls_describe(ks->tls, desc, sizeof(desc)); /* the server's CN escaped by tls.c */
+            v2s_info("openvpn: TLS up (%s)", desc);
+            if (ovpn_client_send_km2(c, ks) < 0) {
+                ovpn_client_enter_restart(c, "cannot send the key exchange message");
+                return;
+            }
+        }
+    }
+    if (ks->state >= OVPN_KS_KM) {
+        ovpn_client_read_tls(c, ks);
+        if (ovpn_client_session_over(c) || !ks->used)
+            return;
+    }
+flush:
+    ovpn_client_flush(c, ks);
+}
+
+void ovpn_client_on_control(struct ovpn_client *c, const uint8_t *pkt, size_t len)
+{
+    struct ovpn_ctrl p;
+    int rc = ovpn_ctrl_decode(&c->wrap, pkt, len, c->ctl, OVPN_BUF, &p);
+    if (rc < 0) {
+        v2s_debug("openvpn: control packet dropped: %s", rc == -EALREADY ? "replayed" : "malformed or not authentic");
+        return;
+    }
+    if (c->have_remote_sid && memcmp(p.sid, c->remote_sid, OVPN_SID_LEN) != 0) {
+        v2s_debug("openvpn: control packet from another session dropped");
+        return;
+    }
+    if (p.n_acks && memcmp(p.ack_sid, c->sid, OVPN_SID_LEN) != 0) {
+        v2s_debug("openvpn: control packet acking another session dropped");
+        return;
+    }
+    struct ovpn_ks *ks = ovpn_ks_find(c, p.key_id);
+    if (p.op == OVPN_OP_CONTROL_HARD_RESET_SERVER_V2) {
+        if (p.key_id != 0 || !ks || c->state != OVPN_CLIENT_HANDSHAKE)
+            return;
+        if (!c->have_remote_sid) {
+            memcpy(c->remote_sid, p.sid, OVPN_SID_LEN);
+            c->have_remote_sid = 1;
+        }
+    } else if (!c->have_remote_sid) {
+        return;
+    }
+    if (p.op == OVPN_OP_CONTROL_SOFT_RESET_V1 && !ks) {
+        /* The server starts a renegotiation with the next key id. */
+        if (c->state != OVPN_CLIENT_UP || !(ks = ovpn_ks_new(c, p.key_id)))
+            return;
+        c->next_key_id = (uint8_t)(p.key_id % 7 + 1);
+        ovpn_rel_send(&ks->rel, OVPN_OP_CONTROL_SOFT_RESET_V1, NULL, 0, now_ms(c));
+        v2s_debug("openvpn: server started renegotiation of key %u", p.key_id);
+    }
+    if (!ks)
+        return;
+    ovpn_timers_packet_received(&c->timers);
+    for (size_t i = 0; i < p.n_acks; i++)
+        ovpn_rel_acked(&ks->rel, p.acks[i]);
+    if (p.has_msg_id) {
+        if (ovpn_rel_receive(&ks->rel, p.op, p.msg_id, p.payload, p.len) < 0)
+            return;
+        const struct ovpn_rel_msg *m;
+        while ((m = ovpn_rel_peek(&ks->rel))) {
+            if (m->op == OVPN_OP_CONTROL_V1 && ks->state >= OVPN_KS_TLS && ks->tls)
+                ovpn_tls_feed(ks->tls, m->data, m->len);
+            else if (m->op == OVPN_OP_CONTROL_HARD_RESET_SERVER_V2 || m->op == OVPN_OP_CONTROL_SOFT_RESET_V1)
+                ks->server_reset = 1;
+            else if (m->op == OVPN_OP_CONTROL_V1) {
+                /* TLS data before the reset exchange finished: keep it for the session. */
+                ks->server_reset = 1;
+                if (!ks->tls && ovpn_tls_new(&ks->tls, c->tls_ctx) == 0)
+                    ks->state = OVPN_KS_TLS;
+                if (ks->tls)
+                    ovpn_tls_feed(ks->tls, m->data, m->len);
+            }
+            ovpn_rel_delivered(&ks->rel);
+        }
+    }
+    ovpn_client_progress(c, ks);
+}
+
+void ovpn_client_renegotiate(struct ovpn_client *c, const char *why)
+{
+    if (c->state != OVPN_CLIENT_UP)
+        return;
+    for (int i = 0; i < OVPN_CLIENT_KEYS; i++)
+        if (c->keys[i].used && c->keys[i].state != OVPN_KS_KEYED)
+            return; /* one is under way */
+    uint8_t id = c->next_key_id;
+    for (int tries = 0; tries < 7 && ovpn_ks_find(c, id); tries++)
+        id = (uint8_t)(id % 7 + 1); /* still held by a lame duck */
+    c->next_key_id = (uint8_t)(id % 7 + 1);
+    struct ovpn_ks *ks = ovpn_ks_new(c, id);
+    if (!ks)
+        return;
+    v2s_info("openvpn: renegotiating (key %u): %s", id, why);
+    /* Our own reset counts as the exchange: the server answers ours with TLS. */
+    ks->server_reset = 1;
+    ovpn_rel_send(&ks->rel, OVPN_OP_CONTROL_SOFT_RESET_V1, NULL, 0, now_ms(c));
+    ovpn_client_flush(c, ks);
+}
+
+void ovpn_client_session_start(struct ovpn_client *c)
+{
+    if (RAND_bytes(c->sid, sizeof(c->sid)) != 1) {
+        ovpn_client_enter_failed(c, TUNNEL_DOWN_ERROR, "no randomness");
+        return;
+    }
+    ovpn_wrap_start(&c->wrap, &c->wrap_keys);
+    c->next_key_id = 1;
+    struct ovpn_ks *ks = ovpn_ks_new(c, 0);
+    if (!ks) {
+        ovpn_client_enter_failed(c, TUNNEL_DOWN_ERROR, "out of memory");
+        return;
+    }
+    c->primary = ovpn_ks_slot(c, ks);
+    ovpn_rel_send(&ks->rel, OVPN_OP_CONTROL_HARD_RESET_CLIENT_V2, NULL, 0, now_ms(c));
+    ovpn_client_flush(c, ks);
+}
