@@ -1,0 +1,688 @@
+/* tunnel/openvpn/ (client.c, link.c, session.c, datapath.c, timers.c): the real client on a real
+ * libuv loop against a scripted server, without root or sockets. The link is a fake transport
+ * (what the client sends is queued for the server; what the server sends is handed to the client
+ * as the transport would), the clock is the test's (timers.h), and the server's side of TLS is a
+ * real OpenSSL server over memory with a certificate made here. The server speaks the OpenVPN
+ * control channel with the client's own codecs (control.c, reliable.c): resets, acks, TLS records,
+ * key-method 2, PUSH_REQUEST / PUSH_REPLY or AUTH_FAILED, and a renegotiation of its own. Each
+ * test asserts the states reached, what went over the link, the reason the tunnel went down, and
+ * that no libuv handle is left once the client closed. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/bio.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/rand.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+#include <uv.h>
+
+#include "base/bytes.h"
+#include "test.h"
+#include "tunnel/openvpn/client.h"
+#include "tunnel/openvpn/config.h"
+#include "tunnel/openvpn/control.h"
+#include "tunnel/openvpn/internal.h"
+#include "tunnel/openvpn/reliable.h"
+#include "tunnel/openvpn/transport.h"
+
+enum {
+    FAKE_QUEUE = 256,
+    FAKE_PKT = 2048,
+    SRV_KEYS = 8,
+    T0 = 1000000, /* the fake clock's start: 0 means "no time" to some timers */
+};
+
+/* ---- the scripted server ---- */
+
+struct srv_key {
+    int used;
+    uint8_t key_id;
+    struct ovpn_reliable rel;
+    SSL *ssl;
+    BIO *rbio, *wbio;
+    int keyed;           /* our key-method 2 message went out */
+    char msg[8192];      /* plaintext not yet split into messages */
+    size_t msg_len;
+};
+
+struct server {
+    SSL_CTX *ctx;
+    struct ovpn_wrap wrap_keys, wrap;
+    uint8_t sid[OVPN_SID_LEN];
+    uint8_t client_sid[OVPN_SID_LEN];
+    int have_client_sid;
+    struct srv_key keys[SRV_KEYS];
+    const char *reply;    /* the answer to PUSH_REQUEST */
+    int hard_resets;      /* HARD_RESET_CLIENT_V2 seen (sessions started) */
+    int push_requests;
+    int client_km2;       /* key-method 2 messages from the client */
+    int data_packets;     /* data channel packets (pings) */
+};
+
+/* One test's world: the loop, the client, the fake link and the server. */
+struct world {
+    uv_loop_t loop;
+    struct tunnel *t;
+    struct ovpn_client *c;
+    uint64_t now;
+    struct server srv;
+    struct fake_link *link;
+    int opens, closes;
+    uint8_t to_server[FAKE_QUEUE][FAKE_PKT];
+    size_t to_server_len[FAKE_QUEUE];
+    size_t n_to_server;
+    uint8_t to_client[FAKE_QUEUE][FAKE_PKT];
+    size_t to_client_len[FAKE_QUEUE];
+    size_t n_to_client;
+    int ups, downs;
+    enum tunnel_down_reason down_reason;
+    char down_why[512];
+    int closed;
+};
+
+struct fake_link {
+    struct world *w;
+    struct ovpn_transport_events ev;
+};
+
+static struct world *the_world; /* the fake link's open() has no argument of its own */
+
+static void queue_push(uint8_t q[][FAKE_PKT], size_t *lens, size_t *n, const uint8_t *pkt, size_t len)
+{
+    ASSERT(*n < FAKE_QUEUE && len <= FAKE_PKT);
+    memcpy(q[*n], pkt, len);
+    lens[*n] = len;
+    (*n)++;
+}
+
+static size_t queue_pop(uint8_t q[][FAKE_PKT], size_t *lens, size_t *n, uint8_t *out)
+{
+    size_t len = lens[0];
+    memcpy(out, q[0], len);
+    memmove(q[0], q[1], (*n - 1) * FAKE_PKT);
+    memmove(&lens[0], &lens[1], (*n - 1) * sizeof(lens[0]));
+    (*n)--;
+    return len;
+}
+
+/* ---- the fake transport (internal.h: struct ovpn_link_ops) ---- */
+
+static int fake_open(struct ovpn_transport **out, uv_loop_t *loop, const struct sockaddr *addr, enum ovpn_proto proto,
+                     const struct ovpn_transport_events *ev)
+{
+    (void)loop;
+    (void)addr;
+    (void)proto;
+    struct world *w = the_world;
+    ASSERT(w->link == NULL); /* one link at a time */
+    struct fake_link *l = calloc(1, sizeof(*l));
+    ASSERT(l != NULL);
+    l->w = w;
+    l->ev = *ev;
+    w->link = l;
+    w->opens++;
+    *out = (struct ovpn_transport *)l;
+    return 0;
+}
+
+static int fake_send(struct ovpn_transport *t, const uint8_t *pkt, size_t len)
+{
+    struct fake_link *l = (struct fake_link *)t;
+    queue_push(l->w->to_server, l->w->to_server_len, &l->w->n_to_server, pkt, len);
+    return 0;
+}
+
+static void fake_close(struct ovpn_transport *t)
+{
+    struct fake_link *l = (struct fake_link *)t;
+    l->w->link = NULL;
+    l->w->closes++;
+    /* What was sent and not yet read by the server is gone with the link. */
+    l->w->n_to_server = 0;
+    l->w->n_to_client = 0;
+    free(l);
+}
+
+static const struct ovpn_link_ops fake_link_ops = {
+    .open = fake_open,
+    .send = fake_send,
+    .close = fake_close,
+};
+
+static uint64_t fake_clock(void *arg)
+{
+    return ((struct world *)arg)->now;
+}
+
+/* ---- the server's control channel ---- */
+
+static void srv_key_free(struct srv_key *k)
+{
+    if (!k->used)
+        return;
+    ovpn_rel_free(&k->rel);
+    SSL_free(k->ssl); /* frees the BIOs too */
+    memset(k, 0, sizeof(*k));
+}
+
+static struct srv_key *srv_key_find(struct server *s, uint8_t key_id)
+{
+    for (int i = 0; i < SRV_KEYS; i++)
+        if (s->keys[i].used && s->keys[i].key_id == key_id)
+            return &s->keys[i];
+    return NULL;
+}
+
+static struct srv_key *srv_key_new(struct server *s, uint8_t key_id)
+{
+    for (int i = 0; i < SRV_KEYS; i++) {
+        struct srv_key *k = &s->keys[i];
+        if (k->used)
+            continue;
+        k->used = 1;
+        k->key_id = key_id;
+        ovpn_rel_init(&k->rel);
+        k->ssl = SSL_new(s->ctx);
+        k->rbio = BIO_new(BIO_s_mem());
+        k->wbio = BIO_new(BIO_s_mem());
+        ASSERT(k->ssl != NULL && k->rbio != NULL && k->wbio != NULL);
+        BIO_set_mem_eof_return(k->rbio, -1);
+        SSL_set_bio(k->ssl, k->rbio, k->wbio);
+        SSL_set_accept_state(k->ssl);
+        return k;
+    }
+    ASSERT(!"no free server key slot");
+    return NULL;
+}
+
+/* Sends what k's reliability layer has due, acks riding along, then the acks left. */
+static void srv_flush(struct world *w, struct srv_key *k)
+{
+    struct server *s = &w->srv;
+    uint8_t pkt[FAKE_PKT];
+    const struct ovpn_rel_msg *m;
+    while ((m = ovpn_rel_next_due(&k->rel, w->now))) {
+        struct ovpn_ctrl p = {.op = m->op, .key_id = k->key_id, .has_msg_id = 1, .msg_id = m->id,
+                              .payload = m->data, .len = m->len};
+        memcpy(p.sid, s->sid, OVPN_SID_LEN);
+        p.n_acks = ovpn_rel_take_acks(&k->rel, p.acks, OVPN_MAX_ACKS_CONTROL);
+        memcpy(p.ack_sid, s->client_sid, OVPN_SID_LEN);
+        int len = ovpn_ctrl_encode(&s->wrap, &p, pkt, sizeof(pkt));
+        ASSERT(len > 0);
+        queue_push(w->to_client, w->to_client_len, &w->n_to_client, pkt, (size_t)len);
+    }
+    while (ovpn_rel_pending_acks(&k->rel)) {
+        struct ovpn_ctrl p = {.op = OVPN_OP_ACK_V1, .key_id = k->key_id};
+        memcpy(p.sid, s->sid, OVPN_SID_LEN);
+        p.n_acks = ovpn_rel_take_acks(&k->rel, p.acks, OVPN_MAX_ACKS_CONTROL);
+        memcpy(p.ack_sid, s->client_sid, OVPN_SID_LEN);
+        int len = ovpn_ctrl_encode(&s->wrap, &p, pkt, sizeof(pkt));
+        ASSERT(len > 0);
+        queue_push(w->to_client, w->to_client_len, &w->n_to_client, pkt, (size_t)len);
+    }
+}
+
+static void srv_tls_write(struct srv_key *k, const char *text, size_t len)
+{
+    ASSERT_EQ(SSL_write(k->ssl, text, (int)len), (int)len);
+}
+
+/* The server's key-method 2 message: no pre-master, two randoms, the options string. */
+static void srv_send_km2(struct srv_key *k)
+{
+    static const char options[] = "V4,dev-type tun,link-mtu 1549,tun-mtu 1500,proto UDPv4,cipher AES-256-GCM,"
+                                  "auth [null-digest],keysize 256,key-method 2,tls-server";
+    uint8_t km[4 + 1 + 64 + 2 + sizeof(options) + 2];
+    memset(km, 0, sizeof(km));
+    km[4] = 2;
+    ASSERT_EQ(RAND_bytes(km + 5, 64), 1);
+    v2s_put_be16(km + 69, sizeof(options));
+    memcpy(km + 71, options, sizeof(options));
+    /* Empty username and password fields close the message, as OpenVPN's server sends them. */
+    srv_tls_write(k, (const char *)km, sizeof(km));
+    k->keyed = 1;
+}
+
+/* Handshake, then reads what the client said and answers it. */
+static void srv_progress(struct world *w, struct srv_key *k)
+{
+    struct server *s = &w->srv;
+    if (!SSL_is_init_finished(k->ssl))
+        SSL_do_handshake(k->ssl);
+    if (SSL_is_init_finished(k->ssl)) {
+        int n;
+        while ((n = SSL_read(k->ssl, k->msg + k->msg_len, (int)(sizeof(k->msg) - k->msg_len - 1))) > 0) {
+            if (!k->keyed) {
+                /* The client's key-method 2 message comes as one record. */
+                s->client_km2++;
+                srv_send_km2(k);
+                continue;
+            }
+            k->msg_len += (size_t)n;
+            size_t off = 0;
+            char *nul;
+            while ((nul = memchr(k->msg + off, 0, k->msg_len - off))) {
+                const char *m = k->msg + off;
+                if (strcmp(m, "PUSH_REQUEST") == 0) {
+                    s->push_requests++;
+                    srv_tls_write(k, s->reply, strlen(s->reply) + 1);
+                }
+                off = (size_t)(nul - k->msg) + 1;
+            }
+            memmove(k->msg, k->msg + off, k->msg_len - off);
+            k->msg_len -= off;
+        }
+    }
+    /* TLS records into CONTROL_V1 messages. */
+    uint8_t rec[1000];
+    int m;
+    while ((m = BIO_read(k->wbio, rec, sizeof(rec))) > 0)
+        ASSERT(ovpn_rel_send(&k->rel, OVPN_OP_CONTROL_V1, rec, (size_t)m, w->now) >= 0);
+    srv_flush(w, k);
+}
+
+/* The server starts a renegotiation with key_id. */
+static void srv_renegotiate(struct world *w, uint8_t key_id)
+{
+    struct srv_key *k = srv_key_new(&w->srv, key_id);
+    ASSERT(ovpn_rel_send(&k->rel, OVPN_OP_CONTROL_SOFT_RESET_V1, NULL, 0, w->now) >= 0);
+    srv_flush(w, k);
+}
+
+static void srv_packet(struct world *w, const uint8_t *pkt, size_t len)
+{
+    struct server *s = &w->srv;
+    uint8_t op = OVPN_OP_OF(pkt[0]);
+    if (op == OVPN_OP_DATA_V1 || op == OVPN_OP_DATA_V2) {
+        s->data_packets++;
+        return;
+    }
+    struct ovpn_ctrl p;
+    uint8_t scratch[FAKE_PKT];
+    ASSERT_EQ(ovpn_ctrl_decode(&s->wrap, pkt, len, scratch, sizeof(scratch), &p), 0);
+    if (p.op == OVPN_OP_CONTROL_HARD_RESET_CLIENT_V2) {
+        if (!s->have_client_sid || memcmp(s->client_sid, p.sid, OVPN_SID_LEN) != 0) {
+            /* A new session: everything of the old one goes. */
+            for (int i = 0; i < SRV_KEYS; i++)
+                srv_key_free(&s->keys[i]);
+            memcpy(s->client_sid, p.sid, OVPN_SID_LEN);
+            s->have_client_sid = 1;
+            ASSERT_EQ(RAND_bytes(s->sid, sizeof(s->sid)), 1);
+            ovpn_wrap_start(&s->wrap, &s->wrap_keys);
+            s->hard_resets++;
+            struct srv_key *k = srv_key_new(s, 0);
+            ASSERT(ovpn_rel_send(&k->rel, OVPN_OP_CONTROL_HARD_RESET_SERVER_V2, NULL, 0, w->now) >= 0);
+        }
+    }
+    ASSERT(s->have_client_sid && memcmp(s->client_sid, p.sid, OVPN_SID_LEN) == 0);
+    struct srv_key *k = srv_key_find(s, p.key_id);
+    if (!k && p.op == OVPN_OP_CONTROL_SOFT_RESET_V1) {
+        /* The client renegotiates: answer with our own soft reset. */
+        k = srv_key_new(s, p.key_id);
+        ASSERT(ovpn_rel_send(&k->rel, OVPN_OP_CONTROL_SOFT_RESET_V1, NULL, 0, w->now) >= 0);
+    }
+    ASSERT(k != NULL);
+    for (size_t i = 0; i < p.n_acks; i++)
+        ovpn_rel_acked(&k->rel, p.acks[i]);
+    if (p.has_msg_id && ovpn_rel_receive(&k->rel, p.op, p.msg_id, p.payload, p.len) >= 0) {
+        const struct ovpn_rel_msg *m;
+        while ((m = ovpn_rel_peek(&k->rel))) {
+            if (m->op == OVPN_OP_CONTROL_V1)
+                ASSERT_EQ(BIO_write(k->rbio, m->data, (int)m->len), (int)m->len);
+            ovpn_rel_delivered(&k->rel);
+        }
+    }
+    srv_progress(w, k);
+}
+
+/* Carries packets both ways until neither side has anything more to say. */
+static void pump(struct world *w)
+{
+    uint8_t pkt[FAKE_PKT];
+    for (int round = 0; round < 1000; round++) {
+        if (w->n_to_server) {
+            size_t len = queue_pop(w->to_server, w->to_server_len, &w->n_to_server, pkt);
+            srv_packet(w, pkt, len);
+        } else if (w->n_to_client) {
+            size_t len = queue_pop(w->to_client, w->to_client_len, &w->n_to_client, pkt);
+            if (w->link)
+                w->link->ev.packet(w->link->ev.arg, pkt, len);
+        } else {
+            return;
+        }
+    }
+    ASSERT(!"the client and the server never stopped talking");
+}
+
+/* The clock moves by ms, then the timers run as the tick would run them. */
+static void advance(struct world *w, uint64_t ms)
+{
+    w->now += ms;
+    ovpn_timers_run(&w->c->timers);
+}
+
+/* ---- the world ---- */
+
+static void ev_up(void *arg, const struct tunnel_settings *s)
+{
+    struct world *w = arg;
+    (void)s;
+    w->ups++;
+}
+
+static void ev_packet(void *arg, const uint8_t *pkt, size_t len)
+{
+    (void)arg;
+    (void)pkt;
+    (void)len;
+}
+
+static void ev_writable(void *arg)
+{
+    (void)arg;
+}
+
+static void ev_down(void *arg, enum tunnel_down_reason reason, const char *why)
+{
+    struct world *w = arg;
+    w->downs++;
+    w->down_reason = reason;
+    snprintf(w->down_why, sizeof(w->down_why), "%s", why);
+}
+
+/* A self-signed server certificate; its PEM is the client's <ca>. */
+static X509 *make_cert(EVP_PKEY *key)
+{
+    X509 *x = X509_new();
+    ASSERT(x != NULL);
+    ASSERT_EQ(X509_set_version(x, 2), 1);
+    ASSERT_EQ(ASN1_INTEGER_set(X509_get_serialNumber(x), 1), 1);
+    ASSERT_EQ(X509_NAME_add_entry_by_txt(X509_get_subject_name(x), "CN", MBSTRING_ASC,
+                                         (const unsigned char *)"test-server", -1, -1, 0), 1);
+    ASSERT_EQ(X509_set_issuer_name(x, X509_get_subject_name(x)), 1);
+    ASSERT(X509_gmtime_adj(X509_getm_notBefore(x), -60) != NULL);
+    ASSERT(X509_gmtime_adj(X509_getm_notAfter(x), 86400) != NULL);
+    ASSERT_EQ(X509_set_pubkey(x, key), 1);
+    ASSERT(X509_sign(x, key, EVP_sha256()) > 0);
+    return x;
+}
+
+/* Sets up w: the server with its certificate, the client from a config naming it (proto: "udp"
+ * or "tcp"; extra: more config lines), the fake link and clock. The client is not started. */
+static void world_init(struct world *w, const char *proto, const char *reply, const char *extra)
+{
+    memset(w, 0, sizeof(*w));
+    the_world = w;
+    w->now = T0;
+    ASSERT_EQ(uv_loop_init(&w->loop), 0);
+
+    EVP_PKEY *key = EVP_EC_gen("P-256");
+    ASSERT(key != NULL);
+    X509 *x = make_cert(key);
+    struct server *s = &w->srv;
+    s->reply = reply;
+    s->ctx = SSL_CTX_new(TLS_server_method());
+    ASSERT(s->ctx != NULL);
+    ASSERT_EQ(SSL_CTX_use_certificate(s->ctx, x), 1);
+    ASSERT_EQ(SSL_CTX_use_PrivateKey(s->ctx, key), 1);
+    ASSERT_EQ(ovpn_wrap_init(&s->wrap_keys, OVPN_WRAP_NONE, NULL, -1, NULL), 0);
+
+    BIO *b = BIO_new(BIO_s_mem());
+    ASSERT(b != NULL && PEM_write_bio_X509(b, x) == 1);
+    char *pem;
+    long pem_len = BIO_get_mem_data(b, &pem);
+    char text[8192];
+    int n = snprintf(text, sizeof(text), "client\ndev tun\nremote 127.0.0.1 1194 %s\nverify-x509-name test-server name\n%s"
+                     "<ca>\n%.*s</ca>\n", proto, extra ? extra : "", (int)pem_len, pem);
+    ASSERT(n > 0 && (size_t)n < sizeof(text));
+    BIO_free(b);
+    X509_free(x);
+    EVP_PKEY_free(key);
+
+    struct ovpn_config_parser *p;
+    char err[512] = "";
+    struct ovpn_config *cfg = calloc(1, sizeof(*cfg));
+    ASSERT(cfg != NULL);
+    ASSERT_EQ(ovpn_config_parser_new(&p, "test.ovpn"), 0);
+    int rc = ovpn_config_parser_feed(p, text, (size_t)n, err, sizeof(err));
+    if (rc == 0)
+        rc = ovpn_config_parser_finish(p, cfg, err, sizeof(err));
+    ovpn_config_parser_free(p);
+    if (rc != 0)
+        TEST_FAIL_AT("config: %s", err);
+
+    struct tunnel_events ev = {.up = ev_up, .packet = ev_packet, .writable = ev_writable, .down = ev_down, .arg = w};
+    rc = ovpn_client_new(&w->t, &w->loop, cfg, &ev, err, sizeof(err));
+    if (rc != 0)
+        TEST_FAIL_AT("ovpn_client_new: %d %s", rc, err);
+    w->c = (struct ovpn_client *)w->t;
+    w->c->link = &fake_link_ops;
+    w->c->timers.clock = fake_clock;
+    w->c->timers.clock_arg = w;
+}
+
+/* Starts the client and runs the loop until it resolved the remote and opened the link. */
+static void world_start(struct world *w)
+{
+    ASSERT_EQ(tunnel_start(w->t), 0);
+    ASSERT_EQ(w->c->state, OVPN_CLIENT_RESOLVING);
+    for (int i = 0; i < 1000 && !w->link; i++)
+        uv_run(&w->loop, UV_RUN_ONCE);
+    ASSERT(w->link != NULL);
+    ASSERT_EQ(w->c->state, OVPN_CLIENT_CONNECTING);
+}
+
+/* The link comes up and the session runs as far as the server lets it. */
+static void world_connect(struct world *w)
+{
+    ASSERT(w->link != NULL);
+    w->link->ev.connected(w->link->ev.arg);
+    ASSERT_EQ(w->c->state, OVPN_CLIENT_HANDSHAKE);
+    /* The first packet is our hard reset, key 0, with no acks (nothing to ack yet). */
+    ASSERT(w->n_to_server >= 1);
+    ASSERT_EQ(w->to_server[0][0], OVPN_OP_BYTE(OVPN_OP_CONTROL_HARD_RESET_CLIENT_V2, 0));
+    pump(w);
+}
+
+static void count_handle(uv_handle_t *h, void *arg)
+{
+    (void)h;
+    ++*(int *)arg;
+}
+
+static void world_closed(struct tunnel *t)
+{
+    (void)t;
+    the_world->closed++;
+}
+
+/* Closes the client; every handle must be gone and the loop closable. */
+static void world_close(struct world *w)
+{
+    w->t->ops->close(w->t, world_closed);
+    uv_run(&w->loop, UV_RUN_DEFAULT);
+    ASSERT_EQ(w->closed, 1);
+    ASSERT(w->link == NULL);
+    ASSERT_EQ(w->opens, w->closes);
+    int open = 0;
+    uv_walk(&w->loop, count_handle, &open);
+    ASSERT_EQ(open, 0);
+    ASSERT_EQ(uv_loop_close(&w->loop), 0);
+    for (int i = 0; i < SRV_KEYS; i++)
+        srv_key_free(&w->srv.keys[i]);
+    SSL_CTX_free(w->srv.ctx);
+    ovpn_wrap_clear(&w->srv.wrap);
+    ovpn_wrap_clear(&w->srv.wrap_keys);
+}
+
+static const char push_reply[] = "PUSH_REPLY,ifconfig 10.8.0.2 255.255.255.0,topology subnet,route-gateway 10.8.0.1,"
+                                 "ping 1,ping-restart 3,cipher AES-256-GCM,peer-id 0";
+
+/* ---- tests ---- */
+
+TEST_IMPL(ovpn_client_handshake_push_up)
+{
+    struct world w;
+    world_init(&w, "udp", push_reply, NULL);
+    world_start(&w);
+    /* A transition the state machine does not have is refused and changes nothing. */
+    ASSERT_EQ(ovpn_client_enter_up(w.c), -1);
+    ASSERT_EQ(w.c->state, OVPN_CLIENT_CONNECTING);
+    world_connect(&w);
+    ASSERT_EQ(w.srv.hard_resets, 1);
+    ASSERT_EQ(w.srv.client_km2, 1);
+    ASSERT_EQ(w.srv.push_requests, 1);
+    ASSERT_EQ(w.c->state, OVPN_CLIENT_UP);
+    ASSERT_EQ(w.ups, 1);
+    ASSERT_EQ(w.downs, 0);
+    ASSERT_STR_EQ(w.c->cipher, "AES-256-GCM");
+    ASSERT(w.c->primary >= 0 && w.c->keys[w.c->primary].data != NULL);
+    ASSERT_EQ(w.c->keys[w.c->primary].key_id, 0);
+    /* The keepalive the server pushed: a ping after 1 s without sending. */
+    ASSERT_EQ(w.srv.data_packets, 0);
+    advance(&w, 1000);
+    ASSERT_EQ(w.n_to_server, 1);
+    ASSERT_EQ(OVPN_OP_OF(w.to_server[0][0]), OVPN_OP_DATA_V2);
+    pump(&w);
+    ASSERT_EQ(w.srv.data_packets, 1);
+    world_close(&w);
+    return 0;
+}
+
+TEST_IMPL(ovpn_client_ping_restart)
+{
+    struct world w;
+    world_init(&w, "udp", push_reply, NULL);
+    world_start(&w);
+    world_connect(&w);
+    ASSERT_EQ(w.c->state, OVPN_CLIENT_UP);
+    /* The server goes silent: pings go out each second, and after ping-restart (3 s) without a
+     * packet from it the client drops the link and waits before reconnecting. */
+    for (int i = 0; i < 2; i++) {
+        advance(&w, 1000);
+        pump(&w);
+        ASSERT_EQ(w.c->state, OVPN_CLIENT_UP);
+    }
+    ASSERT_EQ(w.srv.data_packets, 2);
+    ASSERT_EQ(w.closes, 0);
+    advance(&w, 1000);
+    ASSERT_EQ(w.c->state, OVPN_CLIENT_WAITING);
+    ASSERT_EQ(w.closes, 1);
+    ASSERT(w.link == NULL);
+    ASSERT_EQ(w.downs, 0);
+    /* The first retry after a session that was up comes after 1 s: not before, then a new attempt
+     * resolves the remote and opens a new link, and a new session comes up. */
+    advance(&w, 900);
+    ASSERT_EQ(w.c->state, OVPN_CLIENT_WAITING);
+    advance(&w, 100);
+    ASSERT_EQ(w.c->state, OVPN_CLIENT_RESOLVING);
+    for (int i = 0; i < 1000 && !w.link; i++)
+        uv_run(&w.loop, UV_RUN_ONCE);
+    ASSERT_EQ(w.opens, 2);
+    world_connect(&w);
+    ASSERT_EQ(w.srv.hard_resets, 2);
+    ASSERT_EQ(w.c->state, OVPN_CLIENT_UP);
+    ASSERT_EQ(w.ups, 2);
+    world_close(&w);
+    return 0;
+}
+
+TEST_IMPL(ovpn_client_renegotiation)
+{
+    struct world w;
+    world_init(&w, "udp", push_reply, NULL);
+    world_start(&w);
+    world_connect(&w);
+    ASSERT_EQ(w.c->state, OVPN_CLIENT_UP);
+    int old = w.c->primary;
+    /* The server starts key 1: a new TLS session and key exchange on the same link, after which
+     * key 1 carries the data and key 0 stays for 60 s as a lame duck, then goes. */
+    advance(&w, 500);
+    srv_renegotiate(&w, 1);
+    pump(&w);
+    ASSERT_EQ(w.srv.client_km2, 2);
+    ASSERT_EQ(w.c->state, OVPN_CLIENT_UP);
+    ASSERT(w.c->primary != old);
+    ASSERT_EQ(w.c->keys[w.c->primary].key_id, 1);
+    ASSERT(w.c->keys[w.c->primary].data != NULL);
+    ASSERT(w.c->keys[old].used);
+    ASSERT_EQ(ovpn_timers_key_retire_at(&w.c->timers, old), w.now + 60000);
+    /* Pings now go out with key 1. */
+    advance(&w, 1000);
+    ASSERT_EQ(w.n_to_server, 1);
+    ASSERT_EQ(w.to_server[0][0], OVPN_OP_BYTE(OVPN_OP_DATA_V2, 1));
+    pump(&w);
+    ASSERT_EQ(w.opens, 1); /* no reconnect */
+    ASSERT_EQ(w.ups, 1);
+    world_close(&w);
+    return 0;
+}
+
+TEST_IMPL(ovpn_client_auth_failed)
+{
+    struct world w;
+    world_init(&w, "udp", "AUTH_FAILED,bad password", NULL);
+    world_start(&w);
+    world_connect(&w);
+    /* The server refused us after the key exchange: the client gives up for good, with the
+     * server's reason, and does not reconnect. */
+    ASSERT_EQ(w.srv.push_requests, 1);
+    ASSERT_EQ(w.c->state, OVPN_CLIENT_DONE);
+    ASSERT_EQ(w.ups, 0);
+    ASSERT_EQ(w.downs, 1);
+    ASSERT_EQ(w.down_reason, TUNNEL_DOWN_AUTH);
+    ASSERT_STR_EQ(w.down_why, "authentication failed: bad password");
+    ASSERT_EQ(w.closes, 1);
+    advance(&w, 10 * 60 * 1000);
+    ASSERT_EQ(w.opens, 1);
+    world_close(&w);
+    return 0;
+}
+
+TEST_IMPL(ovpn_client_connect_timeout)
+{
+    struct world w;
+    world_init(&w, "tcp", push_reply, "connect-timeout 5\n");
+    world_start(&w);
+    /* The link never connects: connect-timeout (a timer of the client's, timers.c) gives it up. */
+    advance(&w, 4900);
+    ASSERT_EQ(w.c->state, OVPN_CLIENT_CONNECTING);
+    ASSERT_EQ(w.closes, 0);
+    advance(&w, 100);
+    ASSERT_EQ(w.c->state, OVPN_CLIENT_WAITING);
+    ASSERT_EQ(w.closes, 1);
+    world_close(&w);
+    return 0;
+}
+
+TEST_IMPL(ovpn_client_hand_window)
+{
+    struct world w;
+    world_init(&w, "udp", push_reply, "hand-window 10\n");
+    world_start(&w);
+    w.link->ev.connected(w.link->ev.arg);
+    ASSERT_EQ(w.c->state, OVPN_CLIENT_HANDSHAKE);
+    /* No server at all: our reset is retransmitted (2 s, then 4 s), and after hand-window the
+     * session restarts. */
+    w.n_to_server = 0;
+    advance(&w, 1900);
+    ASSERT_EQ(w.n_to_server, 0);
+    advance(&w, 100);
+    ASSERT_EQ(w.n_to_server, 1);
+    ASSERT_EQ(w.to_server[0][0], OVPN_OP_BYTE(OVPN_OP_CONTROL_HARD_RESET_CLIENT_V2, 0));
+    advance(&w, 3900);
+    ASSERT_EQ(w.n_to_server, 1);
+    advance(&w, 100);
+    ASSERT_EQ(w.n_to_server, 2);
+    advance(&w, 4000);
+    ASSERT_EQ(w.c->state, OVPN_CLIENT_HANDSHAKE);
+    advance(&w, 100);
+    ASSERT_EQ(w.c->state, OVPN_CLIENT_WAITING);
+    ASSERT_EQ(w.closes, 1);
+    world_close(&w);
+    return 0;
+}
