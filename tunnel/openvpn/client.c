@@ -5,7 +5,6 @@
 #include "tunnel/openvpn/client.h"
 
 #include <errno.h>
-#include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,7 +20,6 @@
 #include "tunnel/openvpn/keymethod.h"
 #include "tunnel/openvpn/ncp.h"
 #include "tunnel/openvpn/tls.h"
-#include "tunnel/openvpn/transport.h"
 
 enum {
     OVPN_RETRY_MAX_S = 300,
@@ -112,15 +110,22 @@ const char *ovpn_client_state_name(enum ovpn_client_state s)
 
 #define OVPN_FROM(s) (1u << (s))
 
-/* The one place the state is written: to, when the current state is in the mask from. 0, or -1
- * with a log line when the move is not one the state machine has (a bug in the caller). */
+/* Whether the client may move to state to, its current state being in the mask from; when not,
+ * says so in the log: the caller has a bug, and the move is refused. */
+static int ovpn_client_may_enter(const struct ovpn_client *c, unsigned from, enum ovpn_client_state to)
+{
+    if (from & OVPN_FROM(c->state))
+        return 1;
+    v2s_error("openvpn: internal error: no transition from %s to %s; ignored", ovpn_client_state_name(c->state),
+              ovpn_client_state_name(to));
+    return 0;
+}
+
+/* The one place the state is written. 0, or -1 when the move was refused. */
 static int ovpn_client_set_state(struct ovpn_client *c, unsigned from, enum ovpn_client_state to)
 {
-    if (!(from & OVPN_FROM(c->state))) {
-        v2s_error("openvpn: internal error: no transition from %s to %s; ignored", ovpn_client_state_name(c->state),
-                  ovpn_client_state_name(to));
+    if (!ovpn_client_may_enter(c, from, to))
         return -1;
-    }
     c->state = to;
     return 0;
 }
@@ -185,10 +190,8 @@ void ovpn_client_enter_restart(struct ovpn_client *c, const char *why)
         return;
     /* From any state a session or its link can be in; IDLE has neither. */
     unsigned from = ~(OVPN_FROM(OVPN_CLIENT_IDLE) | OVPN_FROM(OVPN_CLIENT_DONE));
-    if (!(from & OVPN_FROM(c->state))) {
-        ovpn_client_set_state(c, from, OVPN_CLIENT_WAITING); /* refused, with its log line */
+    if (!ovpn_client_may_enter(c, from, OVPN_CLIENT_WAITING))
         return;
-    }
     int was_up = c->state == OVPN_CLIENT_UP;
     ovpn_client_close_link(c);
     if (!was_up && c->addr_next) {
