@@ -521,6 +521,9 @@ static void world_close(struct world *w)
 
 static const char push_reply[] = "PUSH_REPLY,ifconfig 10.8.0.2 255.255.255.0,topology subnet,route-gateway 10.8.0.1,"
                                  "ping 1,ping-restart 3,cipher AES-256-GCM,peer-id 0";
+/* Pings, but no ping-restart: the server may stay silent for minutes. */
+static const char push_reply_ping[] = "PUSH_REPLY,ifconfig 10.8.0.2 255.255.255.0,topology subnet,ping 1,"
+                                      "cipher AES-256-GCM,peer-id 0";
 
 /* ---- tests ---- */
 
@@ -594,7 +597,7 @@ TEST_IMPL(ovpn_client_ping_restart)
 TEST_IMPL(ovpn_client_renegotiation)
 {
     struct world w;
-    world_init(&w, "udp", push_reply, NULL);
+    world_init(&w, "udp", push_reply_ping, NULL);
     world_start(&w);
     world_connect(&w);
     ASSERT_EQ(w.c->state, OVPN_CLIENT_UP);
@@ -616,8 +619,43 @@ TEST_IMPL(ovpn_client_renegotiation)
     ASSERT_EQ(w.n_to_server, 1);
     ASSERT_EQ(w.to_server[0][0], OVPN_OP_BYTE(OVPN_OP_DATA_V2, 1));
     pump(&w);
+    /* The lame duck goes 60 s after the new key took over. */
+    advance(&w, 58900);
+    ASSERT(w.c->keys[old].used);
+    advance(&w, 100);
+    ASSERT(!w.c->keys[old].used);
+    pump(&w);
     ASSERT_EQ(w.opens, 1); /* no reconnect */
     ASSERT_EQ(w.ups, 1);
+    world_close(&w);
+    return 0;
+}
+
+TEST_IMPL(ovpn_client_reneg_sec)
+{
+    struct world w;
+    world_init(&w, "udp", push_reply_ping, "reneg-sec 10\n");
+    world_start(&w);
+    world_connect(&w);
+    ASSERT_EQ(w.c->state, OVPN_CLIENT_UP);
+    /* reneg-sec: after 10 s on key 0 the client starts key 1 with a soft reset of its own. */
+    for (int i = 0; i < 9; i++) {
+        advance(&w, 1000);
+        pump(&w);
+    }
+    ASSERT_EQ(w.c->keys[w.c->primary].key_id, 0);
+    advance(&w, 999);
+    ASSERT_EQ(w.n_to_server, 0);
+    advance(&w, 1);
+    /* A ping is due at the same time and goes first. */
+    ASSERT_EQ(w.n_to_server, 2);
+    ASSERT_EQ(w.to_server[0][0], OVPN_OP_BYTE(OVPN_OP_DATA_V2, 0));
+    ASSERT_EQ(w.to_server[1][0], OVPN_OP_BYTE(OVPN_OP_CONTROL_SOFT_RESET_V1, 1));
+    pump(&w);
+    ASSERT_EQ(w.srv.client_km2, 2);
+    ASSERT_EQ(w.c->state, OVPN_CLIENT_UP);
+    ASSERT_EQ(w.c->keys[w.c->primary].key_id, 1);
+    ASSERT_EQ(w.opens, 1);
     world_close(&w);
     return 0;
 }
