@@ -80,7 +80,7 @@ struct ovpn_client {
     struct ovpn_tls_ctx *tls_ctx;
     enum ovpn_client_state state; /* written by ovpn_client_set_state() (client.c) alone */
     struct ovpn_timers timers;
-    const struct ovpn_link_ops *link;
+    const struct ovpn_link_ops *link; /* ovpn_link_transport_ops but in unit tests */
     uv_getaddrinfo_t gai;
     int gai_active;
     struct addrinfo *addrs;     /* results for the current remote */
@@ -175,8 +175,6 @@ void ovpn_client_flush(struct ovpn_client *c, struct ovpn_ks *ks);
 void ovpn_client_send_push_request(struct ovpn_client *c);
 /* Starts a renegotiation of our own unless one is under way; why goes to the log. */
 void ovpn_client_renegotiate(struct ovpn_client *c, const char *why);
-/* Replaces the auth-token (NULL: forget it), wiping the old one. */
-void ovpn_client_set_token(struct ovpn_client *c, const char *token);
 
 /* datapath.c */
 /* Frames, encrypts and sends one payload with the primary key. 0, or -ENETDOWN without one. */

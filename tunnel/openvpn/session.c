@@ -26,6 +26,8 @@ enum {
     OVPN_MAX_MSG = 64 * 1024, /* longest control message (PUSH_REPLY parts are ~1.5 KB) */
 };
 
+static void ovpn_client_set_token(struct ovpn_client *c, const char *token);
+
 static uint64_t now_ms(const struct ovpn_client *c)
 {
     return ovpn_timers_now(&c->timers);
@@ -243,7 +245,8 @@ static void ovpn_client_pushed(struct ovpn_client *c)
 
 /* --- control messages --- */
 
-void ovpn_client_set_token(struct ovpn_client *c, const char *token)
+/* Replaces the auth-token (NULL: forget it), wiping the old one. */
+static void ovpn_client_set_token(struct ovpn_client *c, const char *token)
 {
     if (c->auth_token) {
         OPENSSL_cleanse(c->auth_token, strlen(c->auth_token));
