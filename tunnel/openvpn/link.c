@@ -13,14 +13,8 @@
 #include "tunnel/openvpn/internal.h"
 #include "tunnel/openvpn/transport.h"
 
-static int ovpn_link_transport_open(struct ovpn_transport **out, uv_loop_t *loop, const struct sockaddr *addr,
-                                    enum ovpn_proto proto, const struct ovpn_transport_events *ev)
-{
-    return ovpn_transport_open(out, loop, addr, proto, ev);
-}
-
 const struct ovpn_link_ops ovpn_link_transport_ops = {
-    .open = ovpn_link_transport_open,
+    .open = ovpn_transport_open,
     .send = ovpn_transport_send,
     .close = ovpn_transport_close,
 };
