@@ -2,6 +2,7 @@
 #include "harness_tun.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 
@@ -10,6 +11,7 @@
 #include "lwip/timeouts.h"
 #include "stack/stack.h"
 #include "stack/sys_clock.h"
+#include "stack/tcp.h"
 #include "tunnel/settings.h"
 
 enum { HARNESS_TUN_SETTLE_PASSES = 4 };
@@ -247,4 +249,83 @@ int harness_tun_parse_udp4(const uint8_t *pkt, size_t len, struct v2s_addr *src,
     *payload = udp + 8;
     *n = ulen - 8;
     return 1;
+}
+
+/* --- the application of hand-played connections --- */
+
+static void harness_tun_app_accepted(uv_stream_t *server, int status)
+{
+    struct harness_tun_app *app = server->data;
+    if (status < 0 || app->accepted)
+        return;
+    app->accepted = malloc(sizeof(*app->accepted));
+    if (!app->accepted || uv_tcp_init(&app->t->loop, app->accepted) < 0 ||
+        uv_accept(server, (uv_stream_t *)app->accepted) < 0)
+        abort();
+}
+
+static void harness_tun_app_connected(uv_connect_t *req, int status)
+{
+    struct harness_tun_app *app = req->data;
+    app->connected = status == 0;
+}
+
+int harness_tun_app_open(struct harness_tun *t, struct harness_tun_app *app)
+{
+    struct sockaddr_in sin;
+    int slen = sizeof(sin), rc;
+    memset(app, 0, sizeof(*app));
+    app->t = t;
+    uv_ip4_addr("127.0.0.1", 0, &sin);
+    if ((rc = uv_tcp_init(&t->loop, &app->listener)) < 0)
+        return rc;
+    app->listener.data = app;
+    if ((rc = uv_tcp_bind(&app->listener, (const struct sockaddr *)&sin, 0)) < 0 ||
+        (rc = uv_listen((uv_stream_t *)&app->listener, 1, harness_tun_app_accepted)) < 0 ||
+        (rc = uv_tcp_getsockname(&app->listener, (struct sockaddr *)&sin, &slen)) < 0 ||
+        (rc = uv_tcp_init(&t->loop, &app->client)) < 0)
+        return rc;
+    app->connect_req.data = app;
+    if ((rc = uv_tcp_connect(&app->connect_req, &app->client, (const struct sockaddr *)&sin,
+                             harness_tun_app_connected)) < 0)
+        return rc;
+    for (int i = 0; i < 10000 && (!app->connected || !app->accepted); i++)
+        uv_run(&t->loop, UV_RUN_ONCE);
+    return app->connected && app->accepted ? 0 : -ETIMEDOUT;
+}
+
+static void harness_tun_app_done(void *arg, int reset, uint64_t up, uint64_t down)
+{
+    struct harness_tun_app *app = arg;
+    (void)reset;
+    (void)up;
+    (void)down;
+    app->done = 1;
+}
+
+static void harness_tun_app_bridge(void *arg, struct stack_tcp *c, int status)
+{
+    struct harness_tun_app *app = arg;
+    app->status = status;
+    if (status == 0)
+        stack_tcp_bridge_start(c, app->accepted, NULL, 0, "harness_tun app", harness_tun_app_done, app);
+}
+
+int harness_tun_app_connect(struct harness_tun_app *app, const struct v2s_addr *dst, uint16_t port,
+                            struct stack_tcp **out)
+{
+    app->status = 1;
+    return stack_tcp_connect(app->t->stack, dst, port, 60000, harness_tun_app_bridge, app, out);
+}
+
+void harness_tun_app_close(struct harness_tun_app *app)
+{
+    uv_close((uv_handle_t *)&app->client, NULL);
+    uv_close((uv_handle_t *)&app->listener, NULL);
+}
+
+void harness_tun_app_free(struct harness_tun_app *app)
+{
+    free(app->accepted);
+    app->accepted = NULL;
 }

@@ -76,4 +76,27 @@ size_t harness_tun_tcp4(uint8_t *pkt, size_t cap, const struct v2s_addr *src, ui
 int harness_tun_parse_udp4(const uint8_t *pkt, size_t len, struct v2s_addr *src, uint16_t *sport,
                            struct v2s_addr *dst, uint16_t *dport, const uint8_t **payload, size_t *n);
 
+/* An application for tests that bridge connections by hand: a loopback pair on t's loop whose
+ * accepted end is bridged to the stack's connection once it connects. */
+struct stack_tcp;
+struct harness_tun_app {
+    struct harness_tun *t;
+    uv_tcp_t listener, client, *accepted;
+    uv_connect_t connect_req;
+    int connected;       /* the client's connect completed */
+    int status;          /* the stack's connect status, once known */
+    int done;            /* the bridge is over */
+};
+
+/* Opens the loopback pair (client connected, accepted end ready). 0 or a negative errno. */
+int harness_tun_app_open(struct harness_tun *t, struct harness_tun_app *app);
+/* Connects through the stack to dst:port; the accepted end is bridged when it connects. As
+ * stack_tcp_connect(). */
+int harness_tun_app_connect(struct harness_tun_app *app, const struct v2s_addr *dst, uint16_t port,
+                            struct stack_tcp **out);
+/* Closes the client and the listener (before harness_tun_down()); the accepted end is the
+ * bridge's, freed by harness_tun_app_free() once the stack is down. */
+void harness_tun_app_close(struct harness_tun_app *app);
+void harness_tun_app_free(struct harness_tun_app *app);
+
 #endif

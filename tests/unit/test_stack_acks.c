@@ -25,10 +25,7 @@ struct acks {
     int syns;
     uint32_t acks[ACKS_MAX]; /* acknowledgement numbers of the pure ACKs sent, in order */
     size_t n_acks;
-    /* The application: a loopback pair, the accepted end bridged. */
-    uv_tcp_t listener, client, *accepted;
-    uv_connect_t connect_req;
-    int connected, status, done;
+    struct harness_tun_app app; /* a loopback pair, the accepted end bridged */
 };
 
 static void acks_send(struct harness_tun *t, const uint8_t *pkt, size_t len)
@@ -45,40 +42,6 @@ static void acks_send(struct harness_tun *t, const uint8_t *pkt, size_t len)
     } else if (tcp[13] == 0x10 && len == 20 + doff && a->n_acks < ACKS_MAX) {
         a->acks[a->n_acks++] = v2s_get_be32(tcp + 8);
     }
-}
-
-static void acks_done(void *arg, int reset, uint64_t up, uint64_t down)
-{
-    struct acks *a = arg;
-    (void)reset;
-    (void)up;
-    (void)down;
-    a->done = 1;
-}
-
-static void acks_connected(void *arg, struct stack_tcp *c, int status)
-{
-    struct acks *a = arg;
-    a->status = status;
-    if (status == 0)
-        stack_tcp_bridge_start(c, a->accepted, NULL, 0, "acks", acks_done, a);
-}
-
-static void acks_on_connection(uv_stream_t *server, int status)
-{
-    struct acks *a = server->data;
-    ASSERT_EQ(status, 0);
-    a->accepted = malloc(sizeof(*a->accepted));
-    ASSERT(a->accepted != NULL);
-    ASSERT_EQ(uv_tcp_init(&a->tun.loop, a->accepted), 0);
-    ASSERT_EQ(uv_accept(server, (uv_stream_t *)a->accepted), 0);
-}
-
-static void acks_client_connected(uv_connect_t *req, int status)
-{
-    struct acks *a = req->data;
-    ASSERT_EQ(status, 0);
-    a->connected = 1;
 }
 
 /* One segment from the peer to the stack, into the stack but not yet through the loop. */
@@ -101,31 +64,17 @@ TEST_IMPL(stack_ack_thinning)
     ASSERT_EQ(v2s_addr_parse(&a.us, "10.8.0.2"), 0);
     ASSERT_EQ(v2s_addr_parse(&a.peer, "10.9.0.1"), 0);
 
-    /* The application's loopback pair. */
-    struct sockaddr_in sin;
-    int slen = sizeof(sin);
-    uv_ip4_addr("127.0.0.1", 0, &sin);
-    ASSERT_EQ(uv_tcp_init(&a.tun.loop, &a.listener), 0);
-    a.listener.data = &a;
-    ASSERT_EQ(uv_tcp_bind(&a.listener, (const struct sockaddr *)&sin, 0), 0);
-    ASSERT_EQ(uv_listen((uv_stream_t *)&a.listener, 1, acks_on_connection), 0);
-    ASSERT_EQ(uv_tcp_getsockname(&a.listener, (struct sockaddr *)&sin, &slen), 0);
-    ASSERT_EQ(uv_tcp_init(&a.tun.loop, &a.client), 0);
-    a.connect_req.data = &a;
-    ASSERT_EQ(uv_tcp_connect(&a.connect_req, &a.client, (const struct sockaddr *)&sin, acks_client_connected), 0);
-    for (int i = 0; i < 10000 && (!a.connected || !a.accepted); i++)
-        uv_run(&a.tun.loop, UV_RUN_ONCE);
-    ASSERT(a.connected && a.accepted);
+    ASSERT_EQ(harness_tun_app_open(&a.tun, &a.app), 0);
 
     /* The handshake: SYN, then a SYN-ACK with MSS 1400 only. */
     struct stack_tcp *c;
-    ASSERT_EQ(stack_tcp_connect(a.tun.stack, &a.peer, 80, 60000, acks_connected, &a, &c), 0);
+    ASSERT_EQ(harness_tun_app_connect(&a.app, &a.peer, 80, &c), 0);
     harness_tun_settle(&a.tun);
     ASSERT_EQ(a.syns, 1);
     static const uint8_t mss[4] = {2, 4, 0x05, 0x78};
     acks_segment(&a, 0x12, ACKS_PEER_ISN, mss, sizeof(mss), 0);
     harness_tun_settle(&a.tun);
-    ASSERT_EQ(a.status, 0);
+    ASSERT_EQ(a.app.status, 0);
     ASSERT_EQ(a.n_acks, 1); /* the handshake's ACK */
     ASSERT_EQ(a.acks[0], ACKS_PEER_ISN + 1);
 
@@ -155,10 +104,9 @@ TEST_IMPL(stack_ack_thinning)
     ASSERT_EQ(a.n_acks, 1);
     ASSERT_EQ(a.acks[0], seq + 4 * ACKS_SEG);
 
-    uv_close((uv_handle_t *)&a.client, NULL);
-    uv_close((uv_handle_t *)&a.listener, NULL);
+    harness_tun_app_close(&a.app);
     ASSERT_EQ(harness_tun_down(&a.tun), 0);
-    ASSERT_EQ(a.done, 1);
-    free(a.accepted);
+    ASSERT_EQ(a.app.done, 1);
+    harness_tun_app_free(&a.app);
     return 0;
 }

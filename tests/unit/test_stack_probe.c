@@ -29,10 +29,8 @@ struct probe {
      * and pure ACKs acknowledging at least want_ack. */
     uint32_t want_ack;
     int probes, acks_after_probe, pure_acks;
-    uv_tcp_t listener, client, *accepted;
-    uv_connect_t connect_req;
+    struct harness_tun_app app;
     uv_write_t write_req;
-    int connected, status, done;
 };
 
 static void probe_send(struct harness_tun *t, const uint8_t *pkt, size_t len)
@@ -60,40 +58,6 @@ static void probe_send(struct harness_tun *t, const uint8_t *pkt, size_t len)
         if (p->probes > 0)
             p->acks_after_probe++;
     }
-}
-
-static void probe_done(void *arg, int reset, uint64_t up, uint64_t down)
-{
-    struct probe *p = arg;
-    (void)reset;
-    (void)up;
-    (void)down;
-    p->done = 1;
-}
-
-static void probe_connected(void *arg, struct stack_tcp *c, int status)
-{
-    struct probe *p = arg;
-    p->status = status;
-    if (status == 0)
-        stack_tcp_bridge_start(c, p->accepted, NULL, 0, "probe", probe_done, p);
-}
-
-static void probe_on_connection(uv_stream_t *server, int status)
-{
-    struct probe *p = server->data;
-    ASSERT_EQ(status, 0);
-    p->accepted = malloc(sizeof(*p->accepted));
-    ASSERT(p->accepted != NULL);
-    ASSERT_EQ(uv_tcp_init(&p->tun.loop, p->accepted), 0);
-    ASSERT_EQ(uv_accept(server, (uv_stream_t *)p->accepted), 0);
-}
-
-static void probe_client_connected(uv_connect_t *req, int status)
-{
-    struct probe *p = req->data;
-    ASSERT_EQ(status, 0);
-    p->connected = 1;
 }
 
 static void probe_written(uv_write_t *req, int status)
@@ -125,30 +89,17 @@ TEST_IMPL(stack_probe_acks)
     ASSERT_EQ(v2s_addr_parse(&p.peer, "10.9.0.1"), 0);
 
     /* The application: a loopback pair, the accepted end bridged. */
-    struct sockaddr_in sin;
-    int slen = sizeof(sin);
-    uv_ip4_addr("127.0.0.1", 0, &sin);
-    ASSERT_EQ(uv_tcp_init(&p.tun.loop, &p.listener), 0);
-    p.listener.data = &p;
-    ASSERT_EQ(uv_tcp_bind(&p.listener, (const struct sockaddr *)&sin, 0), 0);
-    ASSERT_EQ(uv_listen((uv_stream_t *)&p.listener, 1, probe_on_connection), 0);
-    ASSERT_EQ(uv_tcp_getsockname(&p.listener, (struct sockaddr *)&sin, &slen), 0);
-    ASSERT_EQ(uv_tcp_init(&p.tun.loop, &p.client), 0);
-    p.connect_req.data = &p;
-    ASSERT_EQ(uv_tcp_connect(&p.connect_req, &p.client, (const struct sockaddr *)&sin, probe_client_connected), 0);
-    for (int i = 0; i < 10000 && (!p.connected || !p.accepted); i++)
-        uv_run(&p.tun.loop, UV_RUN_ONCE);
-    ASSERT(p.connected && p.accepted);
+    ASSERT_EQ(harness_tun_app_open(&p.tun, &p.app), 0);
 
     /* The handshake (MSS only: no window scaling, so the window field is the window). */
     struct stack_tcp *c;
-    ASSERT_EQ(stack_tcp_connect(p.tun.stack, &p.peer, 7, 60000, probe_connected, &p, &c), 0);
+    ASSERT_EQ(harness_tun_app_connect(&p.app, &p.peer, 7, &c), 0);
     harness_tun_settle(&p.tun);
     ASSERT_EQ(p.syns, 1);
     static const uint8_t mss[4] = {2, 4, 0x05, 0x78};
     probe_segment(&p, 0x12, PROBE_PEER_ISN, 65535, mss, sizeof(mss), 0);
     harness_tun_settle(&p.tun);
-    ASSERT_EQ(p.status, 0);
+    ASSERT_EQ(p.app.status, 0);
 
     /* The server sends data and shuts its window; the application then writes, which lwIP must
      * hold: the persist timer starts. */
@@ -157,7 +108,7 @@ TEST_IMPL(stack_probe_acks)
     seq += PROBE_SEG;
     memset(app_data, 'a', sizeof(app_data));
     uv_buf_t buf = uv_buf_init(app_data, sizeof(app_data));
-    ASSERT_EQ(uv_write(&p.write_req, (uv_stream_t *)&p.client, &buf, 1, probe_written), 0);
+    ASSERT_EQ(uv_write(&p.write_req, (uv_stream_t *)&p.app.client, &buf, 1, probe_written), 0);
     harness_tun_advance(&p.tun, 300);
 
     /* More data from the server, window still shut; the stack acknowledges it at once or on its
@@ -179,10 +130,9 @@ TEST_IMPL(stack_probe_acks)
     ASSERT_EQ(p.acks_after_probe, p.probes);
 
     /* Closing the stack resets the connection and must leave no handle open. */
-    uv_close((uv_handle_t *)&p.client, NULL);
-    uv_close((uv_handle_t *)&p.listener, NULL);
+    harness_tun_app_close(&p.app);
     ASSERT_EQ(harness_tun_down(&p.tun), 0);
-    ASSERT_EQ(p.done, 1);
-    free(p.accepted);
+    ASSERT_EQ(p.app.done, 1);
+    harness_tun_app_free(&p.app);
     return 0;
 }
