@@ -1,0 +1,252 @@
+/* port/forward.c, the -L listener, on a real libuv loop: through the routed outbound (route/dial.c)
+ * and the real direct one to loopback servers. Bytes both ways, half-close both ways, a reset
+ * passed on, a name resolved per connection, a refused port and a destination the router rejects
+ * (the client's connection reset, a log line naming both), the listener cap, and no handle left. */
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <uv.h>
+
+#include "base/log.h"
+#include "port/forward.h"
+#include "route/dial.h"
+#include "route/direct.h"
+#include "route/outbound.h"
+#include "route/router.h"
+#include "test.h"
+#include "uvtest.h"
+
+struct ftest {
+    uv_loop_t loop;
+    struct router router;
+    struct outbound *direct, *dialer;
+    int ob_closed;
+    int fwd_closed;
+};
+
+static void ftest_ob_closed(void *arg)
+{
+    ((struct ftest *)arg)->ob_closed++;
+}
+
+static void ftest_fwd_closed(void *arg)
+{
+    ((struct ftest *)arg)->fwd_closed++;
+}
+
+/* 127.0.0.0/8 goes direct (with --allow-direct-local), everything else is rejected. */
+static void ftest_start(struct ftest *t)
+{
+    memset(t, 0, sizeof(*t));
+    ASSERT_EQ(uv_loop_init(&t->loop), 0);
+    router_init(&t->router);
+    struct v2s_cidr c;
+    ASSERT(v2s_cidr_parse(&c, "127.0.0.0/8", 1) == 0);
+    ASSERT_EQ(router_add_user(&t->router, &c, ROUTER_DIRECT), 0);
+    t->router.others = ROUTER_OTHERS_REJECT;
+    t->router.allow_direct_local = 1;
+    ASSERT_EQ(direct_new(&t->direct, &t->loop), 0);
+    struct dial_config dcfg = {.loop = &t->loop, .stack = NULL, .router = &t->router};
+    dcfg.via[ROUTER_TUNNEL] = t->direct; /* nothing here goes to the tunnel */
+    dcfg.via[ROUTER_DIRECT] = t->direct;
+    ASSERT_EQ(dial_new(&t->dialer, &dcfg), 0);
+}
+
+/* A forward from 127.0.0.1 (a port the kernel picks) to host:port; returns its port. */
+static uint16_t ftest_forward(struct ftest *t, struct port_forward **pf, const char *host, uint16_t port,
+                              unsigned max_conns)
+{
+    struct port_forward_config cfg = {
+        .loop = &t->loop,
+        .out = t->dialer,
+        .connect_timeout_ms = 3000,
+        .max_conns = max_conns,
+        .host = host,
+        .port = port,
+    };
+    struct sockaddr_in sin = {.sin_family = AF_INET};
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ASSERT_EQ(port_forward_new(pf, &cfg, (const struct sockaddr *)&sin), 0);
+    struct sockaddr_storage ss;
+    int len = sizeof(ss);
+    ASSERT_EQ(port_forward_local(*pf, (struct sockaddr *)&ss, &len), 0);
+    return ntohs(((struct sockaddr_in *)&ss)->sin_port);
+}
+
+/* A blocking connect to 127.0.0.1:port: 0, or the errno it failed with. */
+static int ftest_connect_errno(uint16_t port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    ASSERT(fd >= 0);
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons(port)};
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    int rc = connect(fd, (struct sockaddr *)&sin, sizeof(sin)) < 0 ? errno : 0;
+    close(fd);
+    return rc;
+}
+
+static void ftest_finish(struct ftest *t)
+{
+    outbound_close(t->dialer, ftest_ob_closed, t);
+    outbound_close(t->direct, ftest_ob_closed, t);
+    for (int i = 0; i < 3000 && t->ob_closed < 2; i++)
+        uvtest_run_until(&t->loop, &t->ob_closed, 1);
+    ASSERT_EQ(t->ob_closed, 2);
+    router_free(&t->router);
+    uvtest_loop_finish(&t->loop);
+}
+
+TEST_IMPL(port_forward_relay)
+{
+    struct ftest t;
+    struct port_forward *pf;
+    uint8_t buf[64];
+    int end;
+    ftest_start(&t);
+    uint16_t port;
+    int l = uvtest_listen(&port);
+    uint16_t fport = ftest_forward(&t, &pf, "127.0.0.1", port, 0);
+
+    /* Bytes both ways, then each side's half-close reaches the other. */
+    int fd = uvtest_connect(fport);
+    int remote = uvtest_accept(&t.loop, l, 3000);
+    ASSERT(remote >= 0);
+    uvtest_send(&t.loop, fd, "ping", 4);
+    ASSERT_EQ(uvtest_recv(&t.loop, remote, buf, 4, &end, 3000), 4);
+    ASSERT_MEM_EQ(buf, "ping", 4);
+    ASSERT_EQ(shutdown(fd, SHUT_WR), 0);
+    ASSERT_EQ(uvtest_wait_end(&t.loop, remote, NULL, 3000), 1);
+    /* the other direction still carries data after the client's half-close */
+    uvtest_send(&t.loop, remote, "pong", 4);
+    ASSERT_EQ(uvtest_recv(&t.loop, fd, buf, 4, &end, 3000), 4);
+    ASSERT_MEM_EQ(buf, "pong", 4);
+    ASSERT_EQ(shutdown(remote, SHUT_WR), 0);
+    ASSERT_EQ(uvtest_wait_end(&t.loop, fd, NULL, 3000), 1);
+    close(fd);
+    close(remote);
+
+    /* 1 MiB through, with the server reading only once it is all sent (backpressure). */
+    size_t big = 1 << 20;
+    uint8_t *out = malloc(big), *in = malloc(big);
+    ASSERT(out && in);
+    for (size_t i = 0; i < big; i++)
+        out[i] = (uint8_t)(i * 7 + (i >> 11));
+    fd = uvtest_connect(fport);
+    remote = uvtest_accept(&t.loop, l, 3000);
+    ASSERT(remote >= 0);
+    uvtest_send(&t.loop, remote, out, big);
+    ASSERT_EQ(uvtest_recv(&t.loop, fd, in, big, &end, 5000), big);
+    ASSERT(memcmp(in, out, big) == 0);
+    free(out);
+    free(in);
+
+    /* A reset from the server reaches the client as a reset. */
+    struct linger lg = {.l_onoff = 1, .l_linger = 0};
+    ASSERT_EQ(setsockopt(remote, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg)), 0);
+    close(remote);
+    ASSERT_EQ(uvtest_wait_end(&t.loop, fd, NULL, 3000), -ECONNRESET);
+    close(fd);
+
+    close(l);
+    port_forward_close(pf, ftest_fwd_closed, &t);
+    ASSERT(uvtest_run_until(&t.loop, &t.fwd_closed, 3000));
+    ftest_finish(&t);
+    return 0;
+}
+
+/* A destination that cannot be had ends the client's connection with a reset and a log line; a
+ * name is resolved at each connection; the listener's cap resets the one past it. */
+TEST_IMPL(port_forward_refused)
+{
+    struct ftest t;
+    struct port_forward *closed_pf, *reject_pf, *name_pf;
+    uint8_t buf[8];
+    int end;
+    ftest_start(&t);
+    int saved = v2s_log_level;
+    v2s_log_level = V2S_LOG_INFO;
+
+    uint16_t closed_port = uvtest_closed_port();
+    uint16_t p1 = ftest_forward(&t, &closed_pf, "127.0.0.1", closed_port, 0);
+    uint16_t p2 = ftest_forward(&t, &reject_pf, "203.0.113.1", 80, 0);
+    uvtest_log_begin();
+    int fd = uvtest_connect(p1);
+    ASSERT_EQ(uvtest_wait_end(&t.loop, fd, NULL, 3000), -ECONNRESET);
+    close(fd);
+    fd = uvtest_connect(p2);
+    ASSERT_EQ(uvtest_wait_end(&t.loop, fd, NULL, 3000), -ECONNRESET);
+    close(fd);
+    const char *log = uvtest_log_end();
+    char want[128];
+    snprintf(want, sizeof(want), " -> 127.0.0.1:%u: connection refused (forward 127.0.0.1:%u, connection reset)",
+             closed_port, p1);
+    ASSERT(strstr(log, want) != NULL);
+    snprintf(want, sizeof(want), " -> 203.0.113.1:80: permission denied (forward 127.0.0.1:%u, connection reset)",
+             p2);
+    ASSERT(strstr(log, want) != NULL);
+
+    /* A name, and a cap of one connection. */
+    uint16_t port;
+    int l = uvtest_listen(&port);
+    uint16_t p3 = ftest_forward(&t, &name_pf, "localhost", port, 1);
+    fd = uvtest_connect(p3);
+    int remote = uvtest_accept(&t.loop, l, 3000);
+    ASSERT(remote >= 0);
+    int over = uvtest_connect(p3);
+    ASSERT_EQ(uvtest_wait_end(&t.loop, over, NULL, 3000), -ECONNRESET);
+    close(over);
+    uvtest_send(&t.loop, remote, "hi", 2);
+    ASSERT_EQ(uvtest_recv(&t.loop, fd, buf, 2, &end, 3000), 2);
+    ASSERT_MEM_EQ(buf, "hi", 2);
+    close(fd);
+    ASSERT_EQ(uvtest_wait_end(&t.loop, remote, NULL, 3000), 1);
+    close(remote);
+    close(l);
+    v2s_log_level = saved;
+
+    port_forward_close(closed_pf, ftest_fwd_closed, &t);
+    port_forward_close(reject_pf, ftest_fwd_closed, &t);
+    port_forward_close(name_pf, ftest_fwd_closed, &t);
+    for (int i = 0; i < 3000 && t.fwd_closed < 3; i++)
+        uvtest_run_until(&t.loop, &t.fwd_closed, 1);
+    ASSERT_EQ(t.fwd_closed, 3);
+    ftest_finish(&t);
+    return 0;
+}
+
+/* Closing a forward stops the listener; a relay in flight goes on, and the close callback waits
+ * for its end. */
+TEST_IMPL(port_forward_close_with_relay)
+{
+    struct ftest t;
+    struct port_forward *pf;
+    int end;
+    uint8_t buf[4];
+    ftest_start(&t);
+    uint16_t port;
+    int l = uvtest_listen(&port);
+    uint16_t fport = ftest_forward(&t, &pf, "127.0.0.1", port, 0);
+    int fd = uvtest_connect(fport);
+    int remote = uvtest_accept(&t.loop, l, 3000);
+    ASSERT(remote >= 0);
+    uvtest_send(&t.loop, fd, "abc", 3);
+    ASSERT_EQ(uvtest_recv(&t.loop, remote, buf, 3, &end, 3000), 3); /* relaying */
+    port_forward_close(pf, ftest_fwd_closed, &t);
+    /* the relay goes on after the listener is gone */
+    uvtest_send(&t.loop, fd, "def", 3);
+    ASSERT_EQ(uvtest_recv(&t.loop, remote, buf, 3, &end, 3000), 3);
+    ASSERT_MEM_EQ(buf, "def", 3);
+    ASSERT_EQ(ftest_connect_errno(fport), ECONNREFUSED); /* the listener is gone */
+    ASSERT_EQ(t.fwd_closed, 0);
+    close(fd);
+    ASSERT_EQ(uvtest_wait_end(&t.loop, remote, NULL, 3000), 1);
+    close(remote);
+    ASSERT(uvtest_run_until(&t.loop, &t.fwd_closed, 3000));
+    close(l);
+    ftest_finish(&t);
+    return 0;
+}
