@@ -19,6 +19,7 @@
 #include "route/outbound.h"
 #include "route/router.h"
 #include "route/via_stack.h"
+#include "port/forward.h"
 #include "socks/server.h"
 #include "stack/stack.h"
 #include "tunnel/fd.h"
@@ -44,6 +45,8 @@ struct app {
     struct outbound *dialer;     /* the router's pick between them: what the listeners dial */
     struct socks_server *socks[OPTIONS_MAX_LISTENERS];
     size_t n_socks;
+    struct port_forward *forwards[OPTIONS_MAX_FORWARDS];
+    size_t n_forwards;
     struct conn_limit conns; /* every listener's connections together */
     uv_signal_t sig[4];
     uv_timer_t stop_timer; /* runs app_stop() from the loop, never from inside the stack or a tunnel */
@@ -217,6 +220,9 @@ static void app_stop(struct app *a, int code)
     for (size_t i = 0; i < a->n_socks; i++)
         socks_server_close(a->socks[i], NULL, NULL);
     a->n_socks = 0;
+    for (size_t i = 0; i < a->n_forwards; i++)
+        port_forward_close(a->forwards[i], NULL, NULL);
+    a->n_forwards = 0;
     /* The stack resets what is still open, then the tunnel goes. */
     if (a->stack)
         stack_close(a->stack, app_stack_closed, a);
@@ -383,13 +389,13 @@ static void app_fit_descriptors(struct options *o)
 
 /* Until the listeners have authentication, any address but loopback hands the VPN (and this
  * host's own network, for direct destinations) to whoever can reach it. */
-static void app_warn_exposed(const struct sockaddr *sa, const char *name)
+static void app_warn_exposed(const struct sockaddr *sa, const char *what, const char *name)
 {
     if (options_listen_is_loopback(sa))
         return;
-    v2s_warn("SOCKS listener %s is reachable from other hosts and has no authentication: anyone who can "
+    v2s_warn("%s %s is reachable from other hosts and has no authentication: anyone who can "
              "connect to it can use the VPN through it; bind 127.0.0.1 (the default) unless that is meant",
-             name);
+             what, name);
 }
 
 static int app_run(struct app *a)
@@ -460,7 +466,31 @@ static int app_run(struct app *a)
         }
         a->n_socks++;
         v2s_info("SOCKS5 proxy listening on %s", name);
-        app_warn_exposed(sa, name);
+        app_warn_exposed(sa, "SOCKS listener", name);
+    }
+    struct port_forward_config fcfg = {
+        .loop = a->loop,
+        .out = a->dialer,
+        .connect_timeout_ms = a->opt.connect_timeout_ms,
+        .max_conns = a->opt.listener_max_conns,
+        .shared = &a->conns,
+    };
+    for (size_t i = 0; i < a->opt.n_forwards; i++) {
+        const struct options_forward *f = &a->opt.forwards[i];
+        const struct sockaddr *sa = (const struct sockaddr *)&f->listen;
+        char name[V2S_ADDR_STRLEN], to[300];
+        v2s_sockaddr_format(sa, name, sizeof(name));
+        snprintf(to, sizeof(to), strchr(f->host, ':') ? "[%s]:%u" : "%s:%u", f->host, f->port);
+        fcfg.host = f->host;
+        fcfg.port = f->port;
+        if ((rc = port_forward_new(&a->forwards[a->n_forwards], &fcfg, sa)) < 0) {
+            v2s_error("forward %s -> %s: %s", name, to, uv_strerror(rc));
+            app_stop(a, EXIT_USAGE);
+            return -1;
+        }
+        a->n_forwards++;
+        v2s_info("forwarding %s to %s", name, to);
+        app_warn_exposed(sa, "forward", name);
     }
     app_watch_vpn_client(a);
     if ((rc = tunnel_start(a->tunnel)) < 0) {

@@ -53,6 +53,7 @@ static const struct option long_options[] = {
     {"auth-user-pass", required_argument, NULL, OPT_AUTH_USER_PASS},
     {"allow-readable-secrets", no_argument, NULL, OPT_ALLOW_READABLE_SECRETS},
     {"socks", required_argument, NULL, 'D'},
+    {"local", required_argument, NULL, 'L'},
     {"tunnel-fd", required_argument, NULL, OPT_TUNNEL_FD},
     {"route", required_argument, NULL, OPT_ROUTE},
     {"exclude", required_argument, NULL, OPT_EXCLUDE},
@@ -86,11 +87,16 @@ void options_usage(FILE *f)
           "  -D, --socks [ADDR:]PORT     SOCKS5/4a proxy (ADDR defaults to 127.0.0.1; repeatable).\n"
           "                              It has no authentication: an address other than\n"
           "                              loopback lets other hosts use it (a warning says so)\n"
+          "  -L, --local [ADDR:]PORT:HOST:HOSTPORT\n"
+          "                              forward each TCP connection to ADDR:PORT (ADDR defaults to\n"
+          "                              127.0.0.1) to HOST:HOSTPORT, routed as SOCKS connections are;\n"
+          "                              HOST may be a name (resolved at each connection); IPv6\n"
+          "                              addresses in brackets; repeatable\n"
           "  --max-connections N         connections of all listeners together (4096); at the\n"
           "                              cap a new one is reset at once, and one line is logged\n"
           "  --listener-max-connections N\n"
           "                              connections of each listener (1024)\n"
-          "  --handshake-timeout SEC     drop a client that has not sent its whole SOCKS request\n"
+          "  --handshake-timeout SEC     drop a SOCKS client that has not sent its whole SOCKS request\n"
           "                              SEC seconds after connecting (10)\n"
           "\n"
           "OpenVPN (native client, no TUN, no root):\n"
@@ -196,6 +202,97 @@ int options_parse_listen(struct sockaddr_storage *out, const char *text)
     return -EINVAL;
 }
 
+/* Cuts the next ':'-separated field of *text into buf: "[...]" is one field (brackets kept), so
+ * IPv6 addresses can hold colons. 0, or -1 when the field is malformed or too long. */
+static int forward_field(const char **text, char *buf, size_t cap)
+{
+    const char *s = *text, *end;
+    if (*s == '[') {
+        const char *close = strchr(s, ']');
+        if (!close || (close[1] != ':' && close[1] != '\0'))
+            return -1;
+        end = close + 1;
+    } else
+        end = s + strcspn(s, ":");
+    if ((size_t)(end - s) >= cap)
+        return -1;
+    memcpy(buf, s, (size_t)(end - s));
+    buf[end - s] = '\0';
+    *text = *end == ':' ? end + 1 : end;
+    return *end == ':' && end[1] == '\0' ? -1 : 0; /* a trailing ':' leaves an empty field */
+}
+
+int options_parse_forward(struct options_forward *out, const char *text, char *err, size_t errcap)
+{
+    static const char expected[] = "expected [ADDR:]PORT:HOST:HOSTPORT";
+    char spec[600], f[4][300];
+    memset(out, 0, sizeof(*out));
+    if (strlen(text) >= sizeof(spec)) {
+        snprintf(err, errcap, "too long");
+        return -EINVAL;
+    }
+    snprintf(spec, sizeof(spec), "%s", text);
+    char *slash = strrchr(spec, '/');
+    if (slash && !strchr(slash, ']')) {
+        if (strcmp(slash, "/udp") == 0) {
+            snprintf(err, errcap, "UDP forwards are not supported yet (TCP only)");
+            return -EINVAL;
+        }
+        if (strcmp(slash, "/tcp") != 0) {
+            snprintf(err, errcap, "%s, optionally followed by /tcp", expected);
+            return -EINVAL;
+        }
+        *slash = '\0';
+    }
+    const char *p = spec;
+    int n = 0;
+    while (*p && n < 4)
+        if (forward_field(&p, f[n++], sizeof(f[0])) < 0) {
+            snprintf(err, errcap, "%s", expected);
+            return -EINVAL;
+        }
+    if (*p || n < 3) {
+        snprintf(err, errcap, "%s%s", expected, *p ? " (an IPv6 address goes in brackets)" : "");
+        return -EINVAL;
+    }
+    char listen[sizeof(f[0]) * 2 + 2];
+    if (n == 4)
+        snprintf(listen, sizeof(listen), "%s:%s", f[0], f[1]);
+    else
+        snprintf(listen, sizeof(listen), "%s", f[0]);
+    unsigned long port;
+    if (!f[n - 3][0] || options_parse_listen(&out->listen, listen) < 0 || v2s_parse_uint(f[n - 3], 65535, &port) < 0 ||
+        port == 0) {
+        snprintf(err, errcap, "%s: the listening [ADDR:]PORT is not an IP address and a port from 1 to 65535",
+                 expected);
+        return -EINVAL;
+    }
+    const char *host = f[n - 2];
+    size_t hl = strlen(host);
+    if (host[0] == '[') {
+        struct v2s_addr a;
+        char inner[300];
+        snprintf(inner, sizeof(inner), "%.*s", (int)(hl - 2), host + 1);
+        if (hl < 3 || host[hl - 1] != ']' || v2s_addr_parse(&a, inner) < 0 || a.family != AF_INET6) {
+            snprintf(err, errcap, "%s: HOST in brackets must be an IPv6 address", expected);
+            return -EINVAL;
+        }
+        memcpy(out->host, inner, strlen(inner) + 1); /* an IPv6 address: short */
+    } else {
+        if (hl == 0 || hl > 253 || strspn(host, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_") != hl) {
+            snprintf(err, errcap, "%s: HOST must be a host name or an IP address", expected);
+            return -EINVAL;
+        }
+        memcpy(out->host, host, hl + 1);
+    }
+    if (v2s_parse_uint(f[n - 1], 65535, &port) < 0 || port == 0) {
+        snprintf(err, errcap, "%s: HOSTPORT must be a port from 1 to 65535", expected);
+        return -EINVAL;
+    }
+    out->port = (uint16_t)port;
+    return 0;
+}
+
 int options_listen_is_loopback(const struct sockaddr *addr)
 {
     if (addr->sa_family == AF_INET)
@@ -229,7 +326,7 @@ int options_parse(struct options *o, int argc, char **argv, char *err, size_t er
     struct v2s_cidr cidr;
     optind = 1;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, ":c:D:vqhV", long_options, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":c:D:L:vqhV", long_options, NULL)) != -1) {
         switch (c) {
         case 'c':
             o->config = optarg;
@@ -251,6 +348,19 @@ int options_parse(struct options *o, int argc, char **argv, char *err, size_t er
             }
             o->n_socks++;
             break;
+        case 'L': {
+            char why[160];
+            if (o->n_forwards == OPTIONS_MAX_FORWARDS) {
+                snprintf(err, errcap, "too many -L forwards (at most %d)", OPTIONS_MAX_FORWARDS);
+                return -EINVAL;
+            }
+            if (options_parse_forward(&o->forwards[o->n_forwards], optarg, why, sizeof(why)) < 0) {
+                snprintf(err, errcap, "-L %s: %s", optarg, why);
+                return -EINVAL;
+            }
+            o->n_forwards++;
+            break;
+        }
         case OPT_TUNNEL_FD:
             if (v2s_parse_uint(optarg, 65535, &v) < 0) {
                 snprintf(err, errcap, "--tunnel-fd %s: expected a file descriptor number", optarg);
@@ -390,8 +500,8 @@ int options_parse(struct options *o, int argc, char **argv, char *err, size_t er
         snprintf(err, errcap, "--config brings its own tunnel: --tunnel-fd and --address do not apply");
         return -EINVAL;
     }
-    if (o->n_socks == 0) {
-        snprintf(err, errcap, "nothing to serve: give at least one listener (-D PORT)");
+    if (o->n_socks == 0 && o->n_forwards == 0) {
+        snprintf(err, errcap, "nothing to serve: give at least one listener (-D PORT or -L PORT:HOST:HOSTPORT)");
         return -EINVAL;
     }
     return 0;

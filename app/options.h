@@ -3,17 +3,27 @@
 #define VPN2SOCKS_APP_OPTIONS_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <sys/socket.h>
 
 #include "route/router.h"
 #include "tunnel/settings.h"
 
-enum { OPTIONS_MAX_LISTENERS = 8 };
+enum { OPTIONS_MAX_LISTENERS = 8, OPTIONS_MAX_FORWARDS = 32 };
+
+/* One -L [ADDR:]PORT:HOST:HOSTPORT. */
+struct options_forward {
+    struct sockaddr_storage listen;
+    char host[256]; /* an IP address (without brackets) or a name */
+    uint16_t port;
+};
 
 struct options {
     struct sockaddr_storage socks[OPTIONS_MAX_LISTENERS];
     size_t n_socks;
+    struct options_forward forwards[OPTIONS_MAX_FORWARDS]; /* -L */
+    size_t n_forwards;
     int tunnel_fd;             /* -1 = from VPNFD */
     const char *config;        /* --config: a .ovpn file for the native OpenVPN client */
     const char *auth_user_pass; /* --auth-user-pass FILE */
@@ -37,6 +47,9 @@ void options_free(struct options *o);
 int options_parse(struct options *o, int argc, char **argv, char *err, size_t errcap);
 /* Parses "[ADDR:]PORT" ("[v6]:PORT" for IPv6); a bare port binds 127.0.0.1. 0 or -EINVAL. */
 int options_parse_listen(struct sockaddr_storage *out, const char *text);
+/* Parses "[ADDR:]PORT:HOST:HOSTPORT[/tcp]" (IPv6 addresses in brackets; ADDR defaults to
+ * 127.0.0.1). 0, or -EINVAL with what is wrong in err (without the option's name). */
+int options_parse_forward(struct options_forward *out, const char *text, char *err, size_t errcap);
 /* Whether only this host can connect to a listener bound to addr (a loopback address). */
 int options_listen_is_loopback(const struct sockaddr *addr);
 void options_usage(FILE *f);

@@ -4,6 +4,7 @@
 #include <netinet/in.h>
 
 #include "app/options.h"
+#include "base/addr.h"
 #include "test.h"
 
 /* Parses a command line given as one string of words; returns what options_parse() returned. */
@@ -89,5 +90,80 @@ TEST_IMPL(options_listen_loopback)
         ASSERT_ROW(options_listen_is_loopback((const struct sockaddr *)&ss) == rows[i].loopback, "%s",
                    rows[i].text);
     }
+    return 0;
+}
+
+/* -L specs, good and bad: what each good one listens on and forwards to, and the message of each
+ * bad one. */
+TEST_IMPL(options_forward_specs)
+{
+    static const struct {
+        const char *spec;
+        const char *listen; /* NULL: refused */
+        const char *host;   /* or the error text expected in the message */
+        uint16_t port;
+    } rows[] = {
+        {"8080:db.corp.internal:5432", "127.0.0.1:8080", "db.corp.internal", 5432},
+        {"0.0.0.0:5432:10.0.0.2:5432", "0.0.0.0:5432", "10.0.0.2", 5432},
+        {"*:1:h:2", "0.0.0.0:1", "h", 2},
+        {"localhost:8080:host:80", "127.0.0.1:8080", "host", 80},
+        {"[::1]:8080:host:80", "[::1]:8080", "host", 80},
+        {"8080:[2001:db8::5]:443", "127.0.0.1:8080", "2001:db8::5", 443},
+        {"[::]:8080:[fd00::1]:22/tcp", "[::]:8080", "fd00::1", 22},
+        {"127.0.0.2:65535:a-b_c.example:65535", "127.0.0.2:65535", "a-b_c.example", 65535},
+        {"8080:10.0.0.2:53/udp", NULL, "UDP forwards are not supported yet", 0},
+        {"8080:host:80/sctp", NULL, "optionally followed by /tcp", 0},
+        {"8080:host", NULL, "expected [ADDR:]PORT:HOST:HOSTPORT", 0},
+        {"8080", NULL, "expected [ADDR:]PORT:HOST:HOSTPORT", 0},
+        {"", NULL, "expected [ADDR:]PORT:HOST:HOSTPORT", 0},
+        {"1:2:3:4:5", NULL, "an IPv6 address goes in brackets", 0},
+        {"8080:2001:db8::5:443", NULL, "an IPv6 address goes in brackets", 0},
+        {"8080:host:80:", NULL, "expected [ADDR:]PORT:HOST:HOSTPORT", 0},
+        {"0:host:80", NULL, "listening [ADDR:]PORT", 0},
+        {"65536:host:80", NULL, "listening [ADDR:]PORT", 0},
+        {"x:host:80", NULL, "listening [ADDR:]PORT", 0},
+        {"example.com:8080:host:80", NULL, "listening [ADDR:]PORT", 0},
+        {"[::1:8080:host:80", NULL, "expected [ADDR:]PORT:HOST:HOSTPORT", 0},
+        {"8080::80", NULL, "HOST must be", 0},
+        {"8080:ho st:80", NULL, "HOST must be", 0},
+        {"8080:[10.0.0.1]:80", NULL, "HOST in brackets must be an IPv6 address", 0},
+        {"8080:[]:80", NULL, "HOST in brackets", 0},
+        {"8080:host:0", NULL, "HOSTPORT must be a port", 0},
+        {"8080:host:http", NULL, "HOSTPORT must be a port", 0},
+        {"8080:host:", NULL, "expected [ADDR:]PORT:HOST:HOSTPORT", 0},
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(rows); i++) {
+        struct options_forward f;
+        char err[256] = "", where[64];
+        int rc = options_parse_forward(&f, rows[i].spec, err, sizeof(err));
+        if (!rows[i].listen) {
+            ASSERT_ROW(rc == -EINVAL, "%s", rows[i].spec);
+            ASSERT_ROW(strstr(err, rows[i].host) != NULL, "%s: %s", rows[i].spec, err);
+            continue;
+        }
+        ASSERT_ROW(rc == 0, "%s: %s", rows[i].spec, err);
+        v2s_sockaddr_format((const struct sockaddr *)&f.listen, where, sizeof(where));
+        ASSERT_ROW(strcmp(where, rows[i].listen) == 0, "%s: %s", rows[i].spec, where);
+        ASSERT_ROW(strcmp(f.host, rows[i].host) == 0, "%s: %s", rows[i].spec, f.host);
+        ASSERT_ROW(f.port == rows[i].port, "%s", rows[i].spec);
+    }
+
+    /* On the command line: repeatable, enough on its own, and a bad one names the option. */
+    struct options o;
+    char err[256];
+    ASSERT_EQ(parse(&o, "-L 5432:db:5432 --local [::1]:8080:10.0.0.2:80", err, sizeof(err)), 0);
+    ASSERT_EQ(o.n_forwards, 2);
+    ASSERT_EQ(o.n_socks, 0);
+    ASSERT_STR_EQ(o.forwards[1].host, "10.0.0.2");
+    options_free(&o);
+    ASSERT_EQ(parse(&o, "-D 1080 -L 5353:10.0.0.2:53/udp", err, sizeof(err)), -EINVAL);
+    ASSERT_STR_EQ(err, "-L 5353:10.0.0.2:53/udp: UDP forwards are not supported yet (TCP only)");
+    options_free(&o);
+    ASSERT_EQ(parse(&o, "--local 8080", err, sizeof(err)), -EINVAL);
+    ASSERT(strncmp(err, "-L 8080: expected", 17) == 0);
+    options_free(&o);
+    ASSERT_EQ(parse(&o, "-v", err, sizeof(err)), -EINVAL);
+    ASSERT(strstr(err, "-L PORT:HOST:HOSTPORT") != NULL);
+    options_free(&o);
     return 0;
 }
