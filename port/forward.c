@@ -19,6 +19,7 @@
 #include "base/list.h"
 #include "base/log.h"
 #include "route/outbound.h"
+#include "route/refuse.h"
 
 enum fwd_conn_state {
     FWD_CONN_DIALING,
@@ -47,9 +48,7 @@ struct port_forward {
     uint16_t port;
     char where[V2S_ADDR_STRLEN]; /* the listen address, for the log */
     char target[300];            /* the destination, for the log */
-    uv_tcp_t spare;              /* resets a refused connection when malloc fails */
-    int spare_busy;
-    int accept_pending;          /* a connection waits in the listener for the spare */
+    struct refuser refuser;    /* resets connections past the caps */
     int closing;
     int handles_open;
     void (*close_cb)(void *arg);
@@ -121,42 +120,15 @@ static void fwd_conn_dialed(void *arg, struct outbound_conn *d, int status, cons
 
 static void fwd_on_connection(uv_stream_t *listener, int status);
 
-static void fwd_refused_closed(uv_handle_t *h)
+static void fwd_refused_closed(void *arg, int retry)
 {
-    struct port_forward *pf = h->data;
+    struct port_forward *pf = arg;
     pf->handles_open--;
-    if (h == (uv_handle_t *)&pf->spare)
-        pf->spare_busy = 0;
-    else
-        free(h);
-    if (pf->accept_pending && !pf->closing) {
-        /* libuv stopped watching the listener while the connection waited: taking it (or
-         * refusing it again) starts the watch again. */
-        pf->accept_pending = 0;
+    if (retry && !pf->closing) {
         fwd_on_connection((uv_stream_t *)&pf->listener, 0);
         return;
     }
     fwd_maybe_free(pf);
-}
-
-/* Takes the waiting connection off the listener and resets it at once. */
-static void fwd_refuse(struct port_forward *pf)
-{
-    uv_tcp_t *h = malloc(sizeof(*h));
-    if (!h) {
-        if (pf->spare_busy) {
-            pf->accept_pending = 1;
-            return;
-        }
-        h = &pf->spare;
-        pf->spare_busy = 1;
-    }
-    uv_tcp_init(pf->listener.loop, h);
-    h->data = pf;
-    pf->handles_open++;
-    if (uv_accept((uv_stream_t *)&pf->listener, (uv_stream_t *)h) < 0 ||
-        uv_tcp_close_reset(h, fwd_refused_closed) < 0)
-        uv_close((uv_handle_t *)h, fwd_refused_closed);
 }
 
 static void fwd_on_connection(uv_stream_t *listener, int status)
@@ -167,13 +139,13 @@ static void fwd_on_connection(uv_stream_t *listener, int status)
         return;
     }
     if (conn_limit_take(&pf->limit, pf->shared, uv_now(listener->loop)) < 0) {
-        fwd_refuse(pf);
+        pf->handles_open += refuser_refuse(&pf->refuser);
         return;
     }
     struct fwd_conn *c = calloc(1, sizeof(*c));
     if (!c) {
         conn_limit_give(&pf->limit, pf->shared);
-        fwd_refuse(pf);
+        pf->handles_open += refuser_refuse(&pf->refuser);
         return;
     }
     c->pf = pf;
@@ -224,6 +196,7 @@ int port_forward_new(struct port_forward **out, const struct port_forward_config
     uv_tcp_init(cfg->loop, &pf->listener);
     pf->listener.data = pf;
     pf->handles_open = 1;
+    refuser_init(&pf->refuser, (uv_stream_t *)&pf->listener, fwd_refused_closed, pf);
     int rc = uv_tcp_bind(&pf->listener, addr, 0);
     if (rc == 0)
         rc = uv_listen((uv_stream_t *)&pf->listener, 511, fwd_on_connection);

@@ -28,6 +28,7 @@
 #include "base/list.h"
 #include "base/log.h"
 #include "route/outbound.h"
+#include "route/refuse.h"
 #include "socks/socks5.h"
 
 enum {
@@ -70,9 +71,7 @@ struct socks_server {
     struct conn_limit limit;   /* this listener's cap */
     struct conn_limit *shared; /* every listener's, or NULL */
     unsigned handshake_timeout_ms;
-    uv_tcp_t spare;            /* resets a refused connection when malloc fails */
-    int spare_busy;
-    int accept_pending;        /* a connection waits in the listener for the spare */
+    struct refuser refuser;    /* resets connections past the caps */
     int closing;
     int handles_open;
     void (*close_cb)(void *arg);
@@ -344,44 +343,15 @@ static void socks_conn_read_now(struct socks_conn *c)
 
 static void socks_server_on_connection(uv_stream_t *listener, int status);
 
-static void socks_server_refused_closed(uv_handle_t *h)
+static void socks_server_refused_closed(void *arg, int retry)
 {
-    struct socks_server *srv = h->data;
+    struct socks_server *srv = arg;
     srv->handles_open--;
-    if (h == (uv_handle_t *)&srv->spare)
-        srv->spare_busy = 0;
-    else
-        free(h);
-    if (srv->accept_pending && !srv->closing) {
-        /* libuv stopped watching the listener while the connection waited; taking it (or
-         * refusing it again) starts the watch again. */
-        srv->accept_pending = 0;
+    if (retry && !srv->closing) {
         socks_server_on_connection((uv_stream_t *)&srv->listener, 0);
         return;
     }
     socks_server_maybe_free(srv);
-}
-
-/* Takes the waiting connection off the listener and resets it at once (see the top of the file). */
-static void socks_server_refuse(struct socks_server *srv)
-{
-    uv_tcp_t *h = malloc(sizeof(*h));
-    if (!h) {
-        if (srv->spare_busy) {
-            /* Not accepted: libuv leaves it in the listener and stops reading the listener until
-             * the spare's close callback comes back for it. */
-            srv->accept_pending = 1;
-            return;
-        }
-        h = &srv->spare;
-        srv->spare_busy = 1;
-    }
-    uv_tcp_init(srv->listener.loop, h);
-    h->data = srv;
-    srv->handles_open++;
-    if (uv_accept((uv_stream_t *)&srv->listener, (uv_stream_t *)h) < 0 ||
-        uv_tcp_close_reset(h, socks_server_refused_closed) < 0)
-        uv_close((uv_handle_t *)h, socks_server_refused_closed);
 }
 
 static void socks_server_on_connection(uv_stream_t *listener, int status)
@@ -392,13 +362,13 @@ static void socks_server_on_connection(uv_stream_t *listener, int status)
         return;
     }
     if (conn_limit_take(&srv->limit, srv->shared, uv_now(listener->loop)) < 0) {
-        socks_server_refuse(srv);
+        srv->handles_open += refuser_refuse(&srv->refuser);
         return;
     }
     struct socks_conn *c = calloc(1, sizeof(*c));
     if (!c) {
         conn_limit_give(&srv->limit, srv->shared);
-        socks_server_refuse(srv);
+        srv->handles_open += refuser_refuse(&srv->refuser);
         return;
     }
     c->srv = srv;
@@ -449,6 +419,7 @@ int socks_server_new(struct socks_server **out, const struct socks_server_config
     uv_tcp_init(cfg->loop, &srv->listener);
     srv->listener.data = srv;
     srv->handles_open = 1;
+    refuser_init(&srv->refuser, (uv_stream_t *)&srv->listener, socks_server_refused_closed, srv);
     int rc = uv_tcp_bind(&srv->listener, addr, 0);
     if (rc == 0)
         rc = uv_listen((uv_stream_t *)&srv->listener, 511, socks_server_on_connection);
