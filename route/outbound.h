@@ -11,12 +11,12 @@
  * The bookkeeping every implementation shares (how a relay is named in the log, its "open" and
  * "closed ... bytes up, down" lines, how a reset is reported) is written once, in route/outbound.c.
  *
- * Datagrams (the SOCKS UDP relay) get their own ops next to the stream ones (udp_open, udp_send,
- * udp_close below), so a listener holds one struct outbound for both; no implementation has them
- * yet (the fields are NULL). */
+ * Datagrams get their own ops next to the stream ones (udp_open, udp_send, udp_close below), so
+ * a listener holds one struct outbound for both. */
 #ifndef VPN2SOCKS_ROUTE_OUTBOUND_H
 #define VPN2SOCKS_ROUTE_OUTBOUND_H
 
+#include <errno.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -42,6 +42,8 @@ typedef void (*outbound_connect_cb)(void *arg, struct outbound_conn *c, int stat
 /* The relay is over and the client handle closed; the listener may free what holds it. */
 typedef void (*outbound_done_cb)(void *arg);
 /* A datagram arrived for a UDP association (from: its source). */
+/* A datagram arrived for a UDP association, from from:port (what its sender would see as the
+ * peer); data is borrowed for the call. */
 typedef void (*outbound_udp_recv_cb)(void *arg, const struct v2s_addr *from, uint16_t port, const uint8_t *data,
                                      size_t len);
 
@@ -67,11 +69,25 @@ struct outbound_ops {
      * last handle is closed frees the outbound and calls outbound_free_closed(). */
     void (*close)(struct outbound *ob);
 
-    /* Datagrams, for the SOCKS UDP relay (next). NULL until an implementation has them. */
+    /* Datagrams (the -L/udp forwards; the SOCKS UDP relay next). An association is one local
+     * port that sends to any destination and hands every answer to recv. */
+    /* Opens one. 0, or a negative uv error (UV_ENOMEM, UV_ENETDOWN). */
     int (*udp_open)(struct outbound *ob, outbound_udp_recv_cb recv, void *arg, struct outbound_udp **out);
-    int (*udp_send)(struct outbound_udp *u, const struct v2s_addr *dst, uint16_t port, const uint8_t *data,
-                    size_t len);
+    /* Sends one datagram (data copied if it has to wait) to name (a host name; NULL: dst) port.
+     * Datagrams are never buffered without bound: what cannot go is dropped, as IP would.
+     * 0 (sent, or queued behind a name being resolved), or a negative uv error when it is known
+     * at once (UV_EACCES rejected by the router, UV_EMSGSIZE, UV_ENETDOWN, UV_EINVAL: a name to
+     * an outbound that takes none). Errors learnt later (a name that does not resolve) are
+     * logged once per association and destination, and the datagram dropped. */
+    int (*udp_send)(struct outbound_udp *u, const char *name, const struct v2s_addr *dst, uint16_t port,
+                    const uint8_t *data, size_t len);
+    /* Closes the association at once; recv never runs again. */
     void (*udp_close)(struct outbound_udp *u);
+};
+
+/* The part of a UDP association every implementation embeds first. */
+struct outbound_udp {
+    struct outbound *ob;
 };
 
 struct outbound {
@@ -102,6 +118,23 @@ static inline void outbound_bridge(struct outbound_conn *c, uv_tcp_t *app, const
 static inline int outbound_can_reach(const struct outbound *ob, int family)
 {
     return ob->ops->can_reach ? ob->ops->can_reach(ob, family) : 1;
+}
+
+static inline int outbound_udp_open(struct outbound *ob, outbound_udp_recv_cb recv, void *arg,
+                                    struct outbound_udp **out)
+{
+    return ob->ops->udp_open ? ob->ops->udp_open(ob, recv, arg, out) : -ENOTSUP /* UV_ENOTSUP */;
+}
+
+static inline int outbound_udp_send(struct outbound_udp *u, const char *name, const struct v2s_addr *dst,
+                                    uint16_t port, const uint8_t *data, size_t len)
+{
+    return u->ob->ops->udp_send(u, name, dst, port, data, len);
+}
+
+static inline void outbound_udp_close(struct outbound_udp *u)
+{
+    u->ob->ops->udp_close(u);
 }
 
 /* Ends everything ob carries (see the close op); cb (may be NULL) runs once ob is freed. The

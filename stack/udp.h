@@ -1,0 +1,34 @@
+/* UDP through the tunnel: a datagram socket of the tunnel's address, for the -L/udp and -R/udp
+ * forwards and the outbounds' datagram ops. lwIP fragments what exceeds the tunnel MTU and
+ * answers datagrams to a port nobody opened with ICMP port unreachable. */
+#ifndef VPN2SOCKS_STACK_UDP_H
+#define VPN2SOCKS_STACK_UDP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/addr.h"
+
+struct stack;
+struct stack_udp;
+
+/* A datagram arrived: from src:sport, sent to dst (one of the tunnel's addresses); data is
+ * borrowed for the call. */
+typedef void (*stack_udp_recv_cb)(void *arg, const struct v2s_addr *src, uint16_t sport, const struct v2s_addr *dst,
+                                  const uint8_t *data, size_t len);
+
+/* Opens a socket bound to local:port (local NULL: every tunnel address, IPv4 and IPv6; port 0: a
+ * random port from the dynamic range). It survives the tunnel going down and up again. 0, or
+ * UV_EADDRINUSE, UV_ENOMEM, UV_EINVAL. */
+int stack_udp_open(struct stack *s, const struct v2s_addr *local, uint16_t port, stack_udp_recv_cb cb, void *arg,
+                   struct stack_udp **out);
+/* Sends one datagram to dst:port from the socket's port (and the tunnel address of dst's
+ * family). 0, or UV_EMSGSIZE (larger than an IP datagram can carry), UV_ENETDOWN (tunnel down),
+ * UV_EAFNOSUPPORT (the tunnel has no address of dst's family), UV_ENOMEM. */
+int stack_udp_send(struct stack_udp *u, const struct v2s_addr *dst, uint16_t port, const uint8_t *data, size_t len);
+/* The port the socket is bound to. */
+uint16_t stack_udp_port(const struct stack_udp *u);
+/* Closes the socket at once; its callback never runs again. */
+void stack_udp_close(struct stack_udp *u);
+
+#endif
