@@ -28,7 +28,7 @@ enum {
 /* sshd gives a client 120 s to log in (LoginGraceTime), but that covers typing a password. A
  * SOCKS client sends its greeting and request at once, one round trip to a local listener, so
  * 10 s is generous and still lets a loaded host or a client across a slow link through. */
-enum { OPTIONS_DEFAULT_HANDSHAKE_TIMEOUT_S = 10 };
+enum { OPTIONS_DEFAULT_HANDSHAKE_TIMEOUT_S = 10, OPTIONS_DEFAULT_UDP_TIMEOUT_S = 60, OPTIONS_DEFAULT_UDP_MAX_FLOWS = 256 };
 
 enum {
     OPT_TUNNEL_FD = 256,
@@ -46,6 +46,8 @@ enum {
     OPT_LISTENER_MAX_CONNS,
     OPT_ALLOW_DIRECT_LOCAL,
     OPT_ALLOW_READABLE_SECRETS,
+    OPT_UDP_TIMEOUT,
+    OPT_UDP_MAX_FLOWS,
 };
 
 static const struct option long_options[] = {
@@ -54,6 +56,9 @@ static const struct option long_options[] = {
     {"allow-readable-secrets", no_argument, NULL, OPT_ALLOW_READABLE_SECRETS},
     {"socks", required_argument, NULL, 'D'},
     {"local", required_argument, NULL, 'L'},
+    {"remote", required_argument, NULL, 'R'},
+    {"udp-timeout", required_argument, NULL, OPT_UDP_TIMEOUT},
+    {"udp-max-flows", required_argument, NULL, OPT_UDP_MAX_FLOWS},
     {"tunnel-fd", required_argument, NULL, OPT_TUNNEL_FD},
     {"route", required_argument, NULL, OPT_ROUTE},
     {"exclude", required_argument, NULL, OPT_EXCLUDE},
@@ -143,6 +148,8 @@ void options_init(struct options *o)
     o->connect_timeout_ms = 20 * 1000;
     o->handshake_timeout_ms = OPTIONS_DEFAULT_HANDSHAKE_TIMEOUT_S * 1000;
     o->max_conns = OPTIONS_DEFAULT_MAX_CONNS;
+    o->udp_timeout_ms = OPTIONS_DEFAULT_UDP_TIMEOUT_S * 1000;
+    o->udp_max_flows = OPTIONS_DEFAULT_UDP_MAX_FLOWS;
     o->listener_max_conns = OPTIONS_DEFAULT_LISTENER_MAX_CONNS;
     router_config_init(&o->route);
     tunnel_settings_init(&o->overrides);
@@ -222,7 +229,7 @@ static int forward_field(const char **text, char *buf, size_t cap)
     return *end == ':' && end[1] == '\0' ? -1 : 0; /* a trailing ':' leaves an empty field */
 }
 
-int options_parse_forward(struct options_forward *out, const char *text, char *err, size_t errcap)
+int options_parse_forward(struct options_forward *out, const char *text, int remote, char *err, size_t errcap)
 {
     static const char expected[] = "expected [ADDR:]PORT:HOST:HOSTPORT";
     char spec[600], f[4][300];
@@ -234,12 +241,10 @@ int options_parse_forward(struct options_forward *out, const char *text, char *e
     snprintf(spec, sizeof(spec), "%s", text);
     char *slash = strrchr(spec, '/');
     if (slash && !strchr(slash, ']')) {
-        if (strcmp(slash, "/udp") == 0) {
-            snprintf(err, errcap, "UDP forwards are not supported yet (TCP only)");
-            return -EINVAL;
-        }
-        if (strcmp(slash, "/tcp") != 0) {
-            snprintf(err, errcap, "%s, optionally followed by /tcp", expected);
+        if (strcmp(slash, "/udp") == 0)
+            out->udp = 1;
+        else if (strcmp(slash, "/tcp") != 0) {
+            snprintf(err, errcap, "%s, optionally followed by /tcp or /udp", expected);
             return -EINVAL;
         }
         *slash = '\0';
@@ -259,7 +264,10 @@ int options_parse_forward(struct options_forward *out, const char *text, char *e
     if (n == 4)
         snprintf(listen, sizeof(listen), "%s:%s", f[0], f[1]);
     else
-        snprintf(listen, sizeof(listen), "%s", f[0]);
+        snprintf(listen, sizeof(listen), remote ? "0.0.0.0:%s" : "%s", f[0]);
+    /* Inside the tunnel there is no "localhost" or "*": an address, or none for all of them. */
+    if (remote && n == 4 && (strcmp(f[0], "localhost") == 0 || strcmp(f[0], "*") == 0))
+        listen[0] = '\0';
     unsigned long port;
     if (!f[n - 3][0] || options_parse_listen(&out->listen, listen) < 0 || v2s_parse_uint(f[n - 3], 65535, &port) < 0 ||
         port == 0) {
@@ -290,6 +298,7 @@ int options_parse_forward(struct options_forward *out, const char *text, char *e
         return -EINVAL;
     }
     out->port = (uint16_t)port;
+    out->remote = remote;
     return 0;
 }
 
@@ -326,7 +335,7 @@ int options_parse(struct options *o, int argc, char **argv, char *err, size_t er
     struct v2s_cidr cidr;
     optind = 1;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, ":c:D:L:vqhV", long_options, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":c:D:L:R:vqhV", long_options, NULL)) != -1) {
         switch (c) {
         case 'c':
             o->config = optarg;
@@ -348,19 +357,41 @@ int options_parse(struct options *o, int argc, char **argv, char *err, size_t er
             }
             o->n_socks++;
             break;
-        case 'L': {
+        case 'L':
+        case 'R': {
             char why[160];
+            struct options_forward *f = &o->forwards[o->n_forwards];
             if (o->n_forwards == OPTIONS_MAX_FORWARDS) {
-                snprintf(err, errcap, "too many -L forwards (at most %d)", OPTIONS_MAX_FORWARDS);
+                snprintf(err, errcap, "too many -L and -R forwards (at most %d)", OPTIONS_MAX_FORWARDS);
                 return -EINVAL;
             }
-            if (options_parse_forward(&o->forwards[o->n_forwards], optarg, why, sizeof(why)) < 0) {
-                snprintf(err, errcap, "-L %s: %s", optarg, why);
+            if (options_parse_forward(f, optarg, c == 'R', why, sizeof(why)) < 0) {
+                snprintf(err, errcap, "-%c %s: %s", c, optarg, why);
+                return -EINVAL;
+            }
+            /* Each kind is switched on as it lands. */
+            if (f->udp || f->remote) {
+                snprintf(err, errcap, "-%c %s: %s forwards are not supported yet", c, optarg,
+                         f->remote ? (f->udp ? "-R UDP" : "-R") : "UDP");
                 return -EINVAL;
             }
             o->n_forwards++;
             break;
         }
+        case OPT_UDP_TIMEOUT:
+            if (v2s_parse_uint(optarg, 86400, &v) < 0 || v == 0) {
+                snprintf(err, errcap, "--udp-timeout %s: expected seconds from 1 to 86400", optarg);
+                return -EINVAL;
+            }
+            o->udp_timeout_ms = (unsigned)v * 1000;
+            break;
+        case OPT_UDP_MAX_FLOWS:
+            if (v2s_parse_uint(optarg, 65535, &v) < 0 || v == 0) {
+                snprintf(err, errcap, "--udp-max-flows %s: expected a number from 1 to 65535", optarg);
+                return -EINVAL;
+            }
+            o->udp_max_flows = (unsigned)v;
+            break;
         case OPT_TUNNEL_FD:
             if (v2s_parse_uint(optarg, 65535, &v) < 0) {
                 snprintf(err, errcap, "--tunnel-fd %s: expected a file descriptor number", optarg);

@@ -111,8 +111,7 @@ TEST_IMPL(options_forward_specs)
         {"8080:[2001:db8::5]:443", "127.0.0.1:8080", "2001:db8::5", 443},
         {"[::]:8080:[fd00::1]:22/tcp", "[::]:8080", "fd00::1", 22},
         {"127.0.0.2:65535:a-b_c.example:65535", "127.0.0.2:65535", "a-b_c.example", 65535},
-        {"8080:10.0.0.2:53/udp", NULL, "UDP forwards are not supported yet", 0},
-        {"8080:host:80/sctp", NULL, "optionally followed by /tcp", 0},
+        {"8080:host:80/sctp", NULL, "optionally followed by /tcp or /udp", 0},
         {"8080:host", NULL, "expected [ADDR:]PORT:HOST:HOSTPORT", 0},
         {"8080", NULL, "expected [ADDR:]PORT:HOST:HOSTPORT", 0},
         {"", NULL, "expected [ADDR:]PORT:HOST:HOSTPORT", 0},
@@ -135,7 +134,7 @@ TEST_IMPL(options_forward_specs)
     for (size_t i = 0; i < ARRAY_SIZE(rows); i++) {
         struct options_forward f;
         char err[256] = "", where[64];
-        int rc = options_parse_forward(&f, rows[i].spec, err, sizeof(err));
+        int rc = options_parse_forward(&f, rows[i].spec, 0, err, sizeof(err));
         if (!rows[i].listen) {
             ASSERT_ROW(rc == -EINVAL, "%s", rows[i].spec);
             ASSERT_ROW(strstr(err, rows[i].host) != NULL, "%s: %s", rows[i].spec, err);
@@ -146,6 +145,36 @@ TEST_IMPL(options_forward_specs)
         ASSERT_ROW(strcmp(where, rows[i].listen) == 0, "%s: %s", rows[i].spec, where);
         ASSERT_ROW(strcmp(f.host, rows[i].host) == 0, "%s: %s", rows[i].spec, f.host);
         ASSERT_ROW(f.port == rows[i].port, "%s", rows[i].spec);
+        ASSERT_ROW(!f.udp && !f.remote, "%s", rows[i].spec);
+    }
+
+    /* /udp, and -R: a bare port means every tunnel address; an address must be one. */
+    static const struct {
+        const char *spec;
+        int remote;
+        const char *listen; /* NULL: refused */
+        int udp;
+    } kinds[] = {
+        {"5353:10.0.0.2:53/udp", 0, "127.0.0.1:5353", 1},
+        {"[::1]:5353:[fd00::53]:53/udp", 0, "[::1]:5353", 1},
+        {"8022:127.0.0.1:22", 1, "0.0.0.0:8022", 0},
+        {"10.8.0.6:8022:localhost:22", 1, "10.8.0.6:8022", 0},
+        {"[fd00::6]:5353:127.0.0.1:53/udp", 1, "[fd00::6]:5353", 1},
+        {"localhost:8022:127.0.0.1:22", 1, NULL, 0},
+        {"*:8022:127.0.0.1:22", 1, NULL, 0},
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(kinds); i++) {
+        struct options_forward f;
+        char err[256] = "", where[64];
+        int rc = options_parse_forward(&f, kinds[i].spec, kinds[i].remote, err, sizeof(err));
+        if (!kinds[i].listen) {
+            ASSERT_ROW(rc == -EINVAL && strstr(err, "listening [ADDR:]PORT"), "%s: %s", kinds[i].spec, err);
+            continue;
+        }
+        ASSERT_ROW(rc == 0, "%s: %s", kinds[i].spec, err);
+        v2s_sockaddr_format((const struct sockaddr *)&f.listen, where, sizeof(where));
+        ASSERT_ROW(strcmp(where, kinds[i].listen) == 0, "%s: %s", kinds[i].spec, where);
+        ASSERT_ROW(f.udp == kinds[i].udp && f.remote == kinds[i].remote, "%s", kinds[i].spec);
     }
 
     /* On the command line: repeatable, enough on its own, and a bad one names the option. */
@@ -157,7 +186,7 @@ TEST_IMPL(options_forward_specs)
     ASSERT_STR_EQ(o.forwards[1].host, "10.0.0.2");
     options_free(&o);
     ASSERT_EQ(parse(&o, "-D 1080 -L 5353:10.0.0.2:53/udp", err, sizeof(err)), -EINVAL);
-    ASSERT_STR_EQ(err, "-L 5353:10.0.0.2:53/udp: UDP forwards are not supported yet (TCP only)");
+    ASSERT_STR_EQ(err, "-L 5353:10.0.0.2:53/udp: UDP forwards are not supported yet");
     options_free(&o);
     ASSERT_EQ(parse(&o, "--local 8080", err, sizeof(err)), -EINVAL);
     ASSERT(strncmp(err, "-L 8080: expected", 17) == 0);
