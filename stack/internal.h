@@ -52,6 +52,11 @@ struct stack {
     struct v2s_list fin_flight;
     unsigned n_fin_flight;
     struct v2s_list queries;    /* every DNS lookup (resolver_query.node, resolver.c) */
+    struct v2s_list udps;       /* every UDP socket (stack_udp.node, udp.c); detached, not
+                                 * waited for, when the stack closes */
+    uint8_t *udp_buf;           /* flattens reassembled datagrams (udp.c), made when first needed */
+    uint64_t udp_in, udp_out;   /* datagrams through UDP sockets */
+    uint64_t udp_dropped;       /* ... refused on the way out, or not delivered for lack of memory */
     uint8_t *read_buf;          /* shared buffer for reads from applications (see tcp_send.c) */
     uint8_t *tx_buf;            /* linearises chained pbufs for tunnel_send() */
     struct v2s_addr dns[TUNNEL_MAX_DNS];
@@ -109,5 +114,8 @@ void stack_tcp_fin_pump(struct stack *s);
 void stack_tcp_reclaim(struct stack *s);
 /* resolver.c: fail every query (tunnel down or stack closing). */
 void stack_resolver_abort_all(struct stack *s, int status);
+/* udp.c: takes every socket's pcb away (stack closing): recv never runs again, send answers
+ * UV_ENETDOWN, and stack_udp_close() only frees the socket. */
+void stack_udp_detach_all(struct stack *s);
 
 #endif

@@ -31,7 +31,10 @@ void stack_mem_free(void *p);
 #define MEMP_NUM_PBUF               4096
 #define MEMP_NUM_TCP_PCB            65535
 #define MEMP_NUM_TCP_PCB_LISTEN     64
-#define MEMP_NUM_UDP_PCB            64
+/* Not a cap either (each pcb is a ~60-byte malloc): sized for what may be open at once, one pcb
+ * per -L/udp flow (up to 64 forwards of 256 flows each: 16384), per stack_udp socket and per DNS
+ * lookup, with room to spare; the flow caps are the real bound. */
+#define MEMP_NUM_UDP_PCB            32768
 #define MEMP_NUM_TCP_SEG            65535
 #define MEMP_NUM_REASSDATA          64
 #define MEMP_NUM_FRAG_PBUF          256

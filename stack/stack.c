@@ -275,6 +275,7 @@ int stack_new(struct stack **out, uv_loop_t *loop, struct tunnel *t)
     v2s_list_init(&s->fin_wait);
     v2s_list_init(&s->fin_flight);
     v2s_list_init(&s->queries);
+    v2s_list_init(&s->udps);
     s->loop = loop;
     s->tunnel = t;
     stack_sys_init(loop);
@@ -468,6 +469,7 @@ void stack_maybe_free(struct stack *s)
     free(s->read_buf);
     free(s->tx_buf);
     free(s->acks);
+    free(s->udp_buf);
     free(s);
     stack_exists = 0;
     if (cb)
@@ -511,6 +513,9 @@ void stack_log_stats(const struct stack *s)
              "%llu ICMP errors ignored (naming no connection we opened)%s%s",
              (unsigned long long)lwip_stats.ip.recv, (unsigned long long)lwip_stats.ip6.recv,
              (unsigned long long)s->rx_bad, (unsigned long long)s->icmp_ignored, drops[0] ? "; " : "", drops);
+    if (s->udp_in || s->udp_out || s->udp_dropped)
+        v2s_info("stack: UDP sockets: %llu datagrams in, %llu out, %llu dropped", (unsigned long long)s->udp_in,
+                 (unsigned long long)s->udp_out, (unsigned long long)s->udp_dropped);
     unsigned long episodes, resent, synack;
     stack_recovery_stats(&episodes, &resent, &synack);
     v2s_info("stack: SACK loss recovery: %lu episodes, %lu segments resent; %lu resends for a repeated SYN-ACK; "
@@ -527,6 +532,9 @@ void stack_close(struct stack *s, void (*cb)(void *arg), void *arg)
     s->closing = 1;
     stack_log_stats(s);
     stack_tunnel_down(s);
+    /* Sockets are their users' to close; the stack only takes their pcbs away, so it need not
+     * wait for them (see stack/udp.c). */
+    stack_udp_detach_all(s);
     uv_close((uv_handle_t *)&s->timer, stack_handle_closed);
     uv_close((uv_handle_t *)&s->prepare, stack_handle_closed);
     uv_close((uv_handle_t *)&s->check, stack_handle_closed);

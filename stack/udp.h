@@ -22,13 +22,17 @@ typedef void (*stack_udp_recv_cb)(void *arg, const struct v2s_addr *src, uint16_
  * UV_EADDRINUSE, UV_ENOMEM, UV_EINVAL. */
 int stack_udp_open(struct stack *s, const struct v2s_addr *local, uint16_t port, stack_udp_recv_cb cb, void *arg,
                    struct stack_udp **out);
-/* Sends one datagram to dst:port from the socket's port (and the tunnel address of dst's
- * family). 0, or UV_EMSGSIZE (larger than an IP datagram can carry), UV_ENETDOWN (tunnel down),
- * UV_EAFNOSUPPORT (the tunnel has no address of dst's family), UV_ENOMEM. */
+/* Sends one datagram (data borrowed) to dst:port from the socket's port (and the tunnel address of
+ * dst's family), in fragments when it exceeds the tunnel MTU. 0, or UV_EMSGSIZE (larger than an
+ * IP datagram can carry: 65507 bytes over IPv4, 65487 over IPv6, where lwIP counts the whole
+ * packet in 16 bits), UV_ENETDOWN (tunnel down, or the stack closed), UV_EAFNOSUPPORT (the
+ * tunnel has no address of dst's family, or the socket is bound to the other one), UV_ENOMEM. */
 int stack_udp_send(struct stack_udp *u, const struct v2s_addr *dst, uint16_t port, const uint8_t *data, size_t len);
 /* The port the socket is bound to. */
 uint16_t stack_udp_port(const struct stack_udp *u);
-/* Closes the socket at once; its callback never runs again. */
+/* Closes the socket at once (also from its own callback); its callback never runs again. The
+ * stack does not wait for its sockets when it closes: it detaches them (no datagram arrives,
+ * sending answers UV_ENETDOWN), and this call, still owed by their owners, then only frees. */
 void stack_udp_close(struct stack_udp *u);
 
 #endif
