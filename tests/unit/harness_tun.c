@@ -170,28 +170,85 @@ static uint16_t harness_tun_fold(uint32_t sum)
     return (uint16_t)~sum;
 }
 
-size_t harness_tun_udp4(uint8_t *pkt, size_t cap, const struct v2s_addr *src, uint16_t sport,
-                        const struct v2s_addr *dst, uint16_t dport, const uint8_t *payload, size_t n)
+/* An IPv4 header (20 bytes, with its checksum) or an IPv6 one (40) for proto carrying plen bytes
+ * from src to dst, at pkt; returns its length. */
+static size_t harness_tun_ip_header(uint8_t *pkt, const struct v2s_addr *src, const struct v2s_addr *dst,
+                                    uint8_t proto, size_t plen)
 {
-    size_t len = 20 + 8 + n;
-    if (len > cap || len > 0xFFFF)
-        return 0;
-    memset(pkt, 0, 28);
+    if (src->family == AF_INET6) {
+        memset(pkt, 0, 40);
+        pkt[0] = 0x60;
+        v2s_put_be16(pkt + 4, (uint16_t)plen);
+        pkt[6] = proto;
+        pkt[7] = 64;
+        memcpy(pkt + 8, src->bytes, 16);
+        memcpy(pkt + 24, dst->bytes, 16);
+        return 40;
+    }
+    memset(pkt, 0, 20);
     pkt[0] = 0x45;
-    v2s_put_be16(pkt + 2, (uint16_t)len);
+    v2s_put_be16(pkt + 2, (uint16_t)(20 + plen));
     pkt[8] = 64;
-    pkt[9] = 17;
+    pkt[9] = proto;
     memcpy(pkt + 12, src->bytes, 4);
     memcpy(pkt + 16, dst->bytes, 4);
     v2s_put_be16(pkt + 10, harness_tun_fold(harness_tun_sum(0, pkt, 20)));
-    uint8_t *udp = pkt + 20;
+    return 20;
+}
+
+/* The pseudo-header's sum for a transport checksum of plen bytes of proto. */
+static uint32_t harness_tun_pseudo(const struct v2s_addr *src, const struct v2s_addr *dst, uint8_t proto,
+                                   size_t plen)
+{
+    size_t alen = src->family == AF_INET6 ? 16 : 4;
+    uint32_t sum = harness_tun_sum(0, src->bytes, alen);
+    sum = harness_tun_sum(sum, dst->bytes, alen);
+    return sum + proto + (uint32_t)plen;
+}
+
+size_t harness_tun_udp(uint8_t *pkt, size_t cap, const struct v2s_addr *src, uint16_t sport,
+                       const struct v2s_addr *dst, uint16_t dport, const uint8_t *payload, size_t n)
+{
+    size_t hlen = src->family == AF_INET6 ? 40 : 20, len = hlen + 8 + n;
+    if (len > cap || 8 + n > 0xFFFF || (hlen == 20 && len > 0xFFFF) || src->family != dst->family)
+        return 0;
+    harness_tun_ip_header(pkt, src, dst, 17, 8 + n);
+    uint8_t *udp = pkt + hlen;
     v2s_put_be16(udp, sport);
     v2s_put_be16(udp + 2, dport);
     v2s_put_be16(udp + 4, (uint16_t)(8 + n));
+    v2s_put_be16(udp + 6, 0);
     memcpy(udp + 8, payload, n);
-    uint32_t sum = harness_tun_sum(0, pkt + 12, 8) + 17 + (uint32_t)(8 + n);
-    uint16_t ck = harness_tun_fold(harness_tun_sum(sum, udp, 8 + n));
+    uint16_t ck = harness_tun_fold(harness_tun_sum(harness_tun_pseudo(src, dst, 17, 8 + n), udp, 8 + n));
     v2s_put_be16(udp + 6, ck ? ck : 0xFFFF);
+    return len;
+}
+
+size_t harness_tun_udp4(uint8_t *pkt, size_t cap, const struct v2s_addr *src, uint16_t sport,
+                        const struct v2s_addr *dst, uint16_t dport, const uint8_t *payload, size_t n)
+{
+    if (src->family != AF_INET)
+        return 0;
+    return harness_tun_udp(pkt, cap, src, sport, dst, dport, payload, n);
+}
+
+size_t harness_tun_icmp_echo(uint8_t *pkt, size_t cap, const struct v2s_addr *src, const struct v2s_addr *dst,
+                             uint16_t id, uint16_t seq, const uint8_t *payload, size_t n)
+{
+    int v6 = src->family == AF_INET6;
+    size_t hlen = v6 ? 40 : 20, len = hlen + 8 + n;
+    if (len > cap || len > 0xFFFF || src->family != dst->family)
+        return 0;
+    harness_tun_ip_header(pkt, src, dst, v6 ? 58 : 1, 8 + n);
+    uint8_t *icmp = pkt + hlen;
+    icmp[0] = v6 ? 128 : 8;
+    icmp[1] = 0;
+    v2s_put_be16(icmp + 2, 0);
+    v2s_put_be16(icmp + 4, id);
+    v2s_put_be16(icmp + 6, seq);
+    memcpy(icmp + 8, payload, n);
+    uint32_t sum = v6 ? harness_tun_pseudo(src, dst, 58, 8 + n) : 0;
+    v2s_put_be16(icmp + 2, harness_tun_fold(harness_tun_sum(sum, icmp, 8 + n)));
     return len;
 }
 
@@ -227,28 +284,58 @@ size_t harness_tun_tcp4(uint8_t *pkt, size_t cap, const struct v2s_addr *src, ui
     return len;
 }
 
-int harness_tun_parse_udp4(const uint8_t *pkt, size_t len, struct v2s_addr *src, uint16_t *sport,
-                           struct v2s_addr *dst, uint16_t *dport, const uint8_t **payload, size_t *n)
+int harness_tun_parse_udp(const uint8_t *pkt, size_t len, struct v2s_addr *src, uint16_t *sport,
+                          struct v2s_addr *dst, uint16_t *dport, const uint8_t **payload, size_t *n)
 {
-    if (len < 28 || pkt[0] >> 4 != 4 || pkt[9] != 17)
+    size_t hlen, alen;
+    if (len >= 48 && pkt[0] >> 4 == 6 && pkt[6] == 17) {
+        hlen = 40;
+        alen = 16;
+        if (40 + (size_t)v2s_get_be16(pkt + 4) > len)
+            return 0;
+    } else if (len >= 28 && pkt[0] >> 4 == 4 && pkt[9] == 17 && (v2s_get_be16(pkt + 6) & 0x3FFF) == 0) {
+        hlen = (size_t)(pkt[0] & 0x0F) * 4;
+        alen = 4;
+        if (hlen < 20 || len < hlen + 8)
+            return 0;
+    } else {
         return 0;
-    size_t ihl = (size_t)(pkt[0] & 0x0F) * 4;
-    if (ihl < 20 || len < ihl + 8)
-        return 0;
-    const uint8_t *udp = pkt + ihl;
+    }
+    const uint8_t *udp = pkt + hlen;
     size_t ulen = v2s_get_be16(udp + 4);
-    if (ulen < 8 || ihl + ulen > len)
+    if (ulen < 8 || hlen + ulen > len)
         return 0;
     memset(src, 0, sizeof(*src));
     memset(dst, 0, sizeof(*dst));
-    src->family = dst->family = AF_INET;
-    memcpy(src->bytes, pkt + 12, 4);
-    memcpy(dst->bytes, pkt + 16, 4);
+    src->family = dst->family = alen == 4 ? AF_INET : AF_INET6;
+    memcpy(src->bytes, pkt + (alen == 4 ? 12 : 8), alen);
+    memcpy(dst->bytes, pkt + (alen == 4 ? 16 : 24), alen);
     *sport = v2s_get_be16(udp);
     *dport = v2s_get_be16(udp + 2);
     *payload = udp + 8;
     *n = ulen - 8;
     return 1;
+}
+
+int harness_tun_parse_udp4(const uint8_t *pkt, size_t len, struct v2s_addr *src, uint16_t *sport,
+                           struct v2s_addr *dst, uint16_t *dport, const uint8_t **payload, size_t *n)
+{
+    return len > 0 && pkt[0] >> 4 == 4 && harness_tun_parse_udp(pkt, len, src, sport, dst, dport, payload, n);
+}
+
+size_t harness_tun_fragment4(uint8_t *out, size_t cap, const uint8_t *pkt, size_t len, size_t off, size_t n)
+{
+    size_t hlen = (size_t)(pkt[0] & 0x0F) * 4;
+    if (len < hlen || off % 8 || off + n > len - hlen || hlen + n > cap)
+        return 0;
+    memcpy(out, pkt, hlen);
+    memcpy(out + hlen, pkt + hlen + off, n);
+    v2s_put_be16(out + 2, (uint16_t)(hlen + n));
+    v2s_put_be16(out + 4, 0x7654);
+    v2s_put_be16(out + 6, (uint16_t)((off / 8) | (off + n < len - hlen ? 0x2000 : 0)));
+    v2s_put_be16(out + 10, 0);
+    v2s_put_be16(out + 10, harness_tun_fold(harness_tun_sum(0, out, hlen)));
+    return hlen + n;
 }
 
 /* --- the application of hand-played connections --- */

@@ -65,6 +65,13 @@ int harness_tun_down(struct harness_tun *t);
  * UDP checksums (lwIP checks both). Returns its length, 0 when it does not fit cap. */
 size_t harness_tun_udp4(uint8_t *pkt, size_t cap, const struct v2s_addr *src, uint16_t sport,
                         const struct v2s_addr *dst, uint16_t dport, const uint8_t *payload, size_t n);
+/* The same for either family (src and dst of one family; IPv6 with no extension header). */
+size_t harness_tun_udp(uint8_t *pkt, size_t cap, const struct v2s_addr *src, uint16_t sport,
+                       const struct v2s_addr *dst, uint16_t dport, const uint8_t *payload, size_t n);
+/* Writes an ICMP echo request (IPv4 type 8, IPv6 type 128) from src to dst with id, seq and
+ * payload, with correct checksums. Returns its length, 0 when it does not fit cap. */
+size_t harness_tun_icmp_echo(uint8_t *pkt, size_t cap, const struct v2s_addr *src, const struct v2s_addr *dst,
+                             uint16_t id, uint16_t seq, const uint8_t *payload, size_t n);
 /* Writes an IPv4 TCP segment from src:sport to dst:dport (flags, seq, ack, window field, options
  * of optlen bytes, a multiple of 4, then n bytes of payload), with correct checksums. Returns its
  * length, 0 when it does not fit cap. */
@@ -72,9 +79,15 @@ size_t harness_tun_tcp4(uint8_t *pkt, size_t cap, const struct v2s_addr *src, ui
                         const struct v2s_addr *dst, uint16_t dport, uint8_t flags, uint32_t seq, uint32_t ack,
                         uint16_t wnd, const uint8_t *opts, size_t optlen, const uint8_t *payload, size_t n);
 /* Reads an IPv4 UDP packet: 1 with the addresses, ports and payload (pointing into pkt), or 0
- * for anything else. */
+ * for anything else (a fragment included). */
 int harness_tun_parse_udp4(const uint8_t *pkt, size_t len, struct v2s_addr *src, uint16_t *sport,
                            struct v2s_addr *dst, uint16_t *dport, const uint8_t **payload, size_t *n);
+/* Writes the fragment of the IPv4 packet pkt that carries n bytes of its payload from off (a
+ * multiple of 8), with the flags and checksum set. Returns its length, 0 when it does not fit. */
+size_t harness_tun_fragment4(uint8_t *out, size_t cap, const uint8_t *pkt, size_t len, size_t off, size_t n);
+/* The same for either family (IPv6: UDP right after the fixed header). */
+int harness_tun_parse_udp(const uint8_t *pkt, size_t len, struct v2s_addr *src, uint16_t *sport,
+                          struct v2s_addr *dst, uint16_t *dport, const uint8_t **payload, size_t *n);
 
 /* An application for tests that bridge connections by hand: a loopback pair on t's loop whose
  * accepted end is bridged to the stack's connection once it connects. */
