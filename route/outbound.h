@@ -41,7 +41,6 @@ typedef void (*outbound_connect_cb)(void *arg, struct outbound_conn *c, int stat
                                     uint16_t port);
 /* The relay is over and the client handle closed; the listener may free what holds it. */
 typedef void (*outbound_done_cb)(void *arg);
-/* A datagram arrived for a UDP association (from: its source). */
 /* A datagram arrived for a UDP association, from from:port (what its sender would see as the
  * peer); data is borrowed for the call. */
 typedef void (*outbound_udp_recv_cb)(void *arg, const struct v2s_addr *from, uint16_t port, const uint8_t *data,
@@ -65,20 +64,26 @@ struct outbound_ops {
     /* Whether this path can reach an address of this family now (the tunnel may lack IPv6).
      * NULL: every family. */
     int (*can_reach)(const struct outbound *ob, int family);
-    /* Resets every connection and relay, fails pending connects with UV_ECANCELED, and once the
-     * last handle is closed frees the outbound and calls outbound_free_closed(). */
+    /* Resets every connection and relay, fails pending connects with UV_ECANCELED, ends every UDP
+     * association (recv never runs again, udp_send answers UV_ECANCELED; its owner still calls
+     * outbound_udp_close(), which then only frees it), and once the last handle is closed and
+     * the last association freed, frees the outbound and calls outbound_free_closed(). */
     void (*close)(struct outbound *ob);
 
     /* Datagrams (the -L/udp forwards; the SOCKS UDP relay next). An association is one local
      * port that sends to any destination and hands every answer to recv. */
-    /* Opens one. 0, or a negative uv error (UV_ENOMEM, UV_ENETDOWN). */
+    /* Opens one. 0, or a negative uv error (UV_ENOMEM, UV_ENETDOWN, UV_ECANCELED: the outbound
+     * is closing). */
     int (*udp_open)(struct outbound *ob, outbound_udp_recv_cb recv, void *arg, struct outbound_udp **out);
     /* Sends one datagram (data copied if it has to wait) to name (a host name; NULL: dst) port.
      * Datagrams are never buffered without bound: what cannot go is dropped, as IP would.
      * 0 (sent, or queued behind a name being resolved), or a negative uv error when it is known
      * at once (UV_EACCES rejected by the router, UV_EMSGSIZE, UV_ENETDOWN, UV_EINVAL: a name to
-     * an outbound that takes none). Errors learnt later (a name that does not resolve) are
-     * logged once per association and destination, and the datagram dropped. */
+     * an outbound that takes none, UV_ENOBUFS: dropped, the host socket's send queue is full or
+     * too many datagrams wait for names, UV_ECANCELED: the outbound was closed). Errors learnt
+     * later (a name that does not resolve) are logged once per association and destination,
+     * and the datagram dropped; the routed outbound logs its rejections that way too, so the
+     * caller need not. */
     int (*udp_send)(struct outbound_udp *u, const char *name, const struct v2s_addr *dst, uint16_t port,
                     const uint8_t *data, size_t len);
     /* Closes the association at once; recv never runs again. */
