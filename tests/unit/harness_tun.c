@@ -8,6 +8,7 @@
 
 #include "base/bytes.h"
 #include "harness_rand.h"
+#include "stack/dnsmsg.h"
 #include "lwip/timeouts.h"
 #include "stack/stack.h"
 #include "stack/sys_clock.h"
@@ -336,6 +337,52 @@ size_t harness_tun_fragment4(uint8_t *out, size_t cap, const uint8_t *pkt, size_
     v2s_put_be16(out + 10, 0);
     v2s_put_be16(out + 10, harness_tun_fold(harness_tun_sum(0, out, hlen)));
     return hlen + n;
+}
+
+size_t harness_tun_dns_question(const uint8_t *m, size_t n, char *name, size_t cap, uint16_t *id, uint16_t *qtype)
+{
+    if (n < 12 || v2s_get_be16(m + 4) != 1 || cap == 0)
+        return 0;
+    *id = v2s_get_be16(m);
+    size_t off = 12, out = 0;
+    while (off < n && m[off] != 0) {
+        size_t l = m[off++];
+        if (l > 63 || off + l > n || out + l + 2 > cap)
+            return 0;
+        if (out)
+            name[out++] = '.';
+        memcpy(name + out, m + off, l);
+        out += l;
+        off += l;
+    }
+    name[out] = '\0';
+    if (off + 5 > n)
+        return 0;
+    *qtype = v2s_get_be16(m + off + 1);
+    return off + 5;
+}
+
+size_t harness_tun_dns_answer(uint8_t *out, const uint8_t *m, size_t qend, uint16_t id, int rcode,
+                              const struct v2s_addr *addr)
+{
+    memcpy(out, m, qend);
+    v2s_put_be16(out, id);
+    v2s_put_be16(out + 2, (uint16_t)(0x8180 | rcode)); /* QR, RD, RA */
+    v2s_put_be16(out + 6, addr ? 1 : 0);
+    memset(out + 8, 0, 4);
+    size_t len = qend;
+    if (addr) {
+        size_t alen = addr->family == AF_INET ? 4 : 16;
+        uint8_t *rr = out + len;
+        rr[0] = 0xC0, rr[1] = 12; /* the name in the question */
+        v2s_put_be16(rr + 2, alen == 4 ? DNSMSG_TYPE_A : DNSMSG_TYPE_AAAA);
+        v2s_put_be16(rr + 4, DNSMSG_CLASS_IN);
+        v2s_put_be32(rr + 6, 60);
+        v2s_put_be16(rr + 10, (uint16_t)alen);
+        memcpy(rr + 12, addr->bytes, alen);
+        len += 12 + alen;
+    }
+    return len;
 }
 
 /* --- the application of hand-played connections --- */

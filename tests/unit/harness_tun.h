@@ -89,6 +89,15 @@ size_t harness_tun_fragment4(uint8_t *out, size_t cap, const uint8_t *pkt, size_
 int harness_tun_parse_udp(const uint8_t *pkt, size_t len, struct v2s_addr *src, uint16_t *sport,
                           struct v2s_addr *dst, uint16_t *dport, const uint8_t **payload, size_t *n);
 
+/* For tests that play a DNS server. Reads the question of the query m (12-byte header, the name,
+ * type and class) into name (cap bytes), id and qtype; returns the offset after the question, or
+ * 0 when m is not one. */
+size_t harness_tun_dns_question(const uint8_t *m, size_t n, char *name, size_t cap, uint16_t *id, uint16_t *qtype);
+/* Writes the answer to the query m (whose question ends at qend) with id, rcode and one address
+ * record of addr (NULL: none) to out, which must hold qend + 28 bytes; returns its length. */
+size_t harness_tun_dns_answer(uint8_t *out, const uint8_t *m, size_t qend, uint16_t id, int rcode,
+                              const struct v2s_addr *addr);
+
 /* An application for tests that bridge connections by hand: a loopback pair on t's loop whose
  * accepted end is bridged to the stack's connection once it connects. */
 struct stack_tcp;

@@ -70,56 +70,6 @@ struct dns_server {
 
 static const char *const dns_servers[] = {"10.9.0.53", "10.9.1.53"};
 
-/* Reads the question of a query: 12-byte header, the name, type and class. Returns the offset
- * after the question, or 0. */
-static size_t dns_read_query(const uint8_t *m, size_t n, struct dns_query *q)
-{
-    if (n < 12 || v2s_get_be16(m + 4) != 1)
-        return 0;
-    q->id = v2s_get_be16(m);
-    size_t off = 12, out = 0;
-    while (off < n && m[off] != 0) {
-        size_t l = m[off++];
-        if (l > 63 || off + l > n || out + l + 2 > sizeof(q->name))
-            return 0;
-        if (out)
-            q->name[out++] = '.';
-        memcpy(q->name + out, m + off, l);
-        out += l;
-        off += l;
-    }
-    q->name[out] = '\0';
-    if (off + 5 > n)
-        return 0;
-    q->qtype = v2s_get_be16(m + off + 1);
-    return off + 5;
-}
-
-/* The server's answer to q (whose question ends at qend in the query m), with id, rcode and
- * the addresses in the record; returns its length. */
-static size_t dns_build_answer(uint8_t *out, const uint8_t *m, size_t qend, uint16_t id, int rcode,
-                               const struct v2s_addr *addr)
-{
-    memcpy(out, m, qend);
-    v2s_put_be16(out, id);
-    v2s_put_be16(out + 2, (uint16_t)(0x8180 | rcode)); /* QR, RD, RA */
-    v2s_put_be16(out + 6, addr ? 1 : 0);
-    memset(out + 8, 0, 4);
-    size_t len = qend;
-    if (addr) {
-        size_t alen = addr->family == AF_INET ? 4 : 16;
-        uint8_t *rr = out + len;
-        rr[0] = 0xC0, rr[1] = 12; /* the name in the question */
-        v2s_put_be16(rr + 2, alen == 4 ? DNSMSG_TYPE_A : DNSMSG_TYPE_AAAA);
-        v2s_put_be16(rr + 4, DNSMSG_CLASS_IN);
-        v2s_put_be32(rr + 6, 60);
-        v2s_put_be16(rr + 10, (uint16_t)alen);
-        memcpy(rr + 12, addr->bytes, alen);
-        len += 12 + alen;
-    }
-    return len;
-}
-
 /* Keeps a UDP packet from from:sport to the stack for dns_deliver(). */
 static void dns_queue(struct dns_server *srv, const struct v2s_addr *from, uint16_t sport, const struct v2s_addr *to,
                       uint16_t dport, const uint8_t *msg, size_t n)
@@ -141,7 +91,7 @@ static void dns_on_send(struct harness_tun *t, const uint8_t *pkt, size_t len)
         return;
     ASSERT(srv->n_queries < DNS_MAX_QUERIES);
     struct dns_query *q = &srv->queries[srv->n_queries++];
-    size_t qend = dns_read_query(m, n, q);
+    size_t qend = harness_tun_dns_question(m, n, q->name, sizeof(q->name), &q->id, &q->qtype);
     ASSERT(qend > 0);
     q->sport = sport;
     q->to = dst;
@@ -164,21 +114,21 @@ static void dns_on_send(struct harness_tun *t, const uint8_t *pkt, size_t len)
     struct v2s_addr evil;
     ASSERT_EQ(v2s_addr_parse(&evil, q->qtype == DNSMSG_TYPE_A ? "6.6.6.6" : "fd66::6"), 0);
     if (srv->hostile & DNS_HOSTILE_WRONG_ID)
-        dns_queue(srv, &dst, 53, &src, sport, out, dns_build_answer(out, m, qend, (uint16_t)(q->id ^ 0x5A5A), 0, &evil));
+        dns_queue(srv, &dst, 53, &src, sport, out, harness_tun_dns_answer(out, m, qend, (uint16_t)(q->id ^ 0x5A5A), 0, &evil));
     if (srv->hostile & DNS_HOSTILE_WRONG_SERVER) {
         struct v2s_addr other;
         ASSERT_EQ(v2s_addr_parse(&other, "10.9.0.54"), 0);
-        dns_queue(srv, &other, 53, &src, sport, out, dns_build_answer(out, m, qend, q->id, 0, &evil));
+        dns_queue(srv, &other, 53, &src, sport, out, harness_tun_dns_answer(out, m, qend, q->id, 0, &evil));
     }
     if (srv->hostile & DNS_HOSTILE_WRONG_PORT)
-        dns_queue(srv, &dst, 5353, &src, sport, out, dns_build_answer(out, m, qend, q->id, 0, &evil));
+        dns_queue(srv, &dst, 5353, &src, sport, out, harness_tun_dns_answer(out, m, qend, q->id, 0, &evil));
     if (srv->hostile & DNS_HOSTILE_GARBAGE) {
-        size_t glen = dns_build_answer(out, m, qend, q->id, 0, &evil);
+        size_t glen = harness_tun_dns_answer(out, m, qend, q->id, 0, &evil);
         out[glen - 12 - (evil.family == AF_INET ? 4 : 16) + 10] = 0xFF; /* rdlength past the end */
         dns_queue(srv, &dst, 53, &src, sport, out, glen);
     }
     if (srv->genuine)
-        dns_queue(srv, &dst, 53, &src, sport, out, dns_build_answer(out, m, qend, q->id, rcode, ans));
+        dns_queue(srv, &dst, 53, &src, sport, out, harness_tun_dns_answer(out, m, qend, q->id, rcode, ans));
 }
 
 /* Hands the stack what the server queued, and what that sets off, until nothing is left. */
