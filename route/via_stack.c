@@ -1,6 +1,7 @@
-/* The tunnel's outbound: wraps stack/tcp.h. A connection is a small record around the stack's
- * struct stack_tcp that lives from connect until the relay's end, so that the relay's totals come
- * back here and are logged by the shared bookkeeping (route/outbound.c). */
+/* The tunnel's outbound: wraps stack/tcp.h and stack/udp.h. A connection is a small record around
+ * the stack's struct stack_tcp that lives from connect until the relay's end, so that the relay's
+ * totals come back here and are logged by the shared bookkeeping (route/outbound.c). A UDP
+ * association is one stack_udp socket on a random port of the tunnel address. */
 #include "route/via_stack.h"
 
 #include <stdio.h>
@@ -12,12 +13,22 @@
 #include "route/outbound.h"
 #include "stack/stack.h"
 #include "stack/tcp.h"
+#include "stack/udp.h"
 
 struct via_stack {
     struct outbound ob;
     struct stack *stack;
     struct v2s_list conns; /* connecting and relaying */
+    struct v2s_list udps;  /* UDP associations not yet closed by their owners */
     int closing;
+};
+
+struct via_stack_udp {
+    struct outbound_udp base;
+    struct v2s_list node;
+    struct stack_udp *sock; /* NULL once ended by via_stack_close() */
+    outbound_udp_recv_cb recv;
+    void *arg;
 };
 
 struct via_stack_conn {
@@ -39,7 +50,7 @@ static struct via_stack *via_stack_of(struct outbound *ob)
 
 static void via_stack_maybe_free(struct via_stack *v)
 {
-    if (v->closing && v2s_list_empty(&v->conns))
+    if (v->closing && v2s_list_empty(&v->conns) && v2s_list_empty(&v->udps))
         outbound_free_closed(&v->ob, v);
 }
 
@@ -130,11 +141,72 @@ static int via_stack_can_reach(const struct outbound *ob, int family)
     return stack_has_family(((const struct via_stack *)ob)->stack, family);
 }
 
+/* --- datagrams --- */
+
+static void via_stack_udp_recv(void *arg, const struct v2s_addr *src, uint16_t sport, const struct v2s_addr *dst,
+                               const uint8_t *data, size_t len)
+{
+    struct via_stack_udp *u = arg;
+    (void)dst;
+    u->recv(u->arg, src, sport, data, len);
+}
+
+static int via_stack_udp_open(struct outbound *ob, outbound_udp_recv_cb recv, void *arg, struct outbound_udp **out)
+{
+    struct via_stack *v = via_stack_of(ob);
+    if (v->closing)
+        return UV_ECANCELED;
+    struct via_stack_udp *u = calloc(1, sizeof(*u));
+    if (!u)
+        return UV_ENOMEM;
+    u->base.ob = ob;
+    u->recv = recv;
+    u->arg = arg;
+    int rc = stack_udp_open(v->stack, NULL, 0, via_stack_udp_recv, u, &u->sock);
+    if (rc < 0) {
+        free(u);
+        return rc;
+    }
+    v2s_list_init(&u->node);
+    v2s_list_push_front(&v->udps, &u->node);
+    *out = &u->base;
+    return 0;
+}
+
+static int via_stack_udp_send(struct outbound_udp *base, const char *name, const struct v2s_addr *dst,
+                              uint16_t port, const uint8_t *data, size_t len)
+{
+    struct via_stack_udp *u = (struct via_stack_udp *)base;
+    if (name)
+        return UV_EINVAL;
+    if (!u->sock)
+        return UV_ECANCELED;
+    return stack_udp_send(u->sock, dst, port, data, len);
+}
+
+static void via_stack_udp_close(struct outbound_udp *base)
+{
+    struct via_stack_udp *u = (struct via_stack_udp *)base;
+    struct via_stack *v = via_stack_of(base->ob);
+    if (u->sock)
+        stack_udp_close(u->sock);
+    v2s_list_remove(&u->node);
+    free(u);
+    via_stack_maybe_free(v);
+}
+
 static void via_stack_close(struct outbound *ob)
 {
     struct via_stack *v = via_stack_of(ob);
     v->closing = 1;
     struct v2s_list *n, *tmp;
+    /* Associations end now; each is freed by its owner's outbound_udp_close(). */
+    V2S_LIST_FOREACH(n, &v->udps) {
+        struct via_stack_udp *u = V2S_LIST_ENTRY(n, struct via_stack_udp, node);
+        if (u->sock)
+            stack_udp_close(u->sock);
+        u->sock = NULL;
+    }
     V2S_LIST_FOREACH_SAFE(n, tmp, &v->conns) {
         struct via_stack_conn *c = V2S_LIST_ENTRY(n, struct via_stack_conn, node);
         if (!c->connecting)
@@ -156,6 +228,9 @@ static const struct outbound_ops via_stack_ops = {
     .bridge = via_stack_bridge,
     .can_reach = via_stack_can_reach,
     .close = via_stack_close,
+    .udp_open = via_stack_udp_open,
+    .udp_send = via_stack_udp_send,
+    .udp_close = via_stack_udp_close,
 };
 
 int via_stack_new(struct outbound **out, struct stack *s)
@@ -167,6 +242,7 @@ int via_stack_new(struct outbound **out, struct stack *s)
     v->ob.name = "tunnel";
     v->stack = s;
     v2s_list_init(&v->conns);
+    v2s_list_init(&v->udps);
     *out = &v->ob;
     return 0;
 }
