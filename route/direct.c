@@ -48,6 +48,7 @@ struct direct {
     struct outbound ob;
     uv_loop_t *loop;
     struct v2s_list conns; /* every live connection, for direct_close() */
+    struct v2s_list udps;  /* every UDP association until it is freed */
     int closing;
 };
 
@@ -97,7 +98,7 @@ static struct direct *direct_of(struct outbound *ob)
 
 static void direct_maybe_free(struct direct *d)
 {
-    if (d->closing && v2s_list_empty(&d->conns))
+    if (d->closing && v2s_list_empty(&d->conns) && v2s_list_empty(&d->udps))
         outbound_free_closed(&d->ob, d);
 }
 
@@ -214,8 +215,10 @@ static void direct_cancel(struct outbound_conn *base)
     direct_end((struct direct_conn *)base, 1);
 }
 
-/* Resets every direct relay and pending direct connection (the process is stopping); d is freed
- * once the last one's handles are closed. */
+static void direct_udp_end_all(struct direct *d);
+
+/* Resets every direct relay and pending direct connection (the process is stopping) and ends every
+ * UDP association; d is freed once the last one's handles are closed. */
 static void direct_close(struct outbound *ob)
 {
     struct direct *d = direct_of(ob);
@@ -236,6 +239,8 @@ static void direct_close(struct outbound *ob)
             direct_end(c, 1);
         }
     }
+    /* UDP associations end too; each is freed once its owner closed it and its sockets are. */
+    direct_udp_end_all(d);
     direct_maybe_free(d);
 }
 
@@ -375,11 +380,188 @@ static void direct_bridge(struct outbound_conn *base, uv_tcp_t *app, const uint8
     direct_read_start(&c->side[1]);
 }
 
+/* --- datagrams ---
+ *
+ * An association has a host UDP socket per family, each opened on the first datagram to an
+ * address of its family and bound to the wildcard address and a port the kernel picks. One
+ * socket per family rather than one dual-stack IPv6 socket: a host or container without IPv6
+ * (ipv6.disable=1) still carries IPv4, and no address is ever seen in its v4-mapped form.
+ * A datagram goes out with uv_udp_try_send() when it can; otherwise (the socket's buffer is full)
+ * a copy waits in libuv's queue, but only while that queue holds under DIRECT_UDP_QUEUE_MAX
+ * bytes: past that it is dropped (UV_ENOBUFS), as a full interface queue drops. */
+enum {
+    DIRECT_UDP_QUEUE_MAX = 256 * 1024,
+};
+
+struct direct_udp {
+    struct outbound_udp base;
+    struct v2s_list node;  /* on struct direct's udps */
+    uv_udp_t h[2];         /* [0] IPv4, [1] IPv6 */
+    unsigned opened[2];    /* h[i] initialised (and so owed a uv_close) */
+    int failed[2];         /* why h[i] could not be opened: its family fails the same way after */
+    int handles_open;
+    int ended;             /* the handles are closing: nothing more goes or comes */
+    int released;          /* its owner called outbound_udp_close() */
+    outbound_udp_recv_cb recv;
+    void *arg;
+};
+
+struct direct_udp_send {
+    uv_udp_send_t req;
+    char data[];
+};
+
+static void direct_udp_maybe_free(struct direct_udp *u)
+{
+    if (!u->released || u->handles_open > 0)
+        return;
+    struct direct *d = direct_of(u->base.ob);
+    v2s_list_remove(&u->node);
+    free(u);
+    direct_maybe_free(d);
+}
+
+static void direct_udp_handle_closed(uv_handle_t *h)
+{
+    struct direct_udp *u = h->data;
+    u->handles_open--;
+    direct_udp_maybe_free(u);
+}
+
+static void direct_udp_end(struct direct_udp *u)
+{
+    if (u->ended)
+        return;
+    u->ended = 1;
+    for (int i = 0; i < 2; i++) {
+        if (u->opened[i]) {
+            u->handles_open++;
+            uv_close((uv_handle_t *)&u->h[i], direct_udp_handle_closed);
+        }
+    }
+}
+
+static void direct_udp_end_all(struct direct *d)
+{
+    struct v2s_list *n;
+    /* Ending only starts closes: nothing leaves the list here. */
+    V2S_LIST_FOREACH(n, &d->udps)
+        direct_udp_end(V2S_LIST_ENTRY(n, struct direct_udp, node));
+}
+
+static void direct_udp_recv_cb(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf, const struct sockaddr *addr,
+                               unsigned flags)
+{
+    struct direct_udp *u = h->data;
+    struct v2s_addr from;
+    uint16_t port;
+    (void)flags;
+    /* 0 with no address: the socket had nothing more; an error on an unconnected UDP socket
+     * names no datagram of ours worth passing on. */
+    if (nread < 0 || !addr || u->ended)
+        return;
+    if (v2s_addr_from_sockaddr(addr, &from, &port) < 0)
+        return;
+    u->recv(u->arg, &from, port, (const uint8_t *)buf->base, (size_t)nread);
+}
+
+/* Opens the socket of family index i (0: IPv4, 1: IPv6). 0 or a uv error. */
+static int direct_udp_socket(struct direct_udp *u, int i)
+{
+    struct direct *d = direct_of(u->base.ob);
+    int rc = uv_udp_init_ex(d->loop, &u->h[i], i ? AF_INET6 : AF_INET);
+    if (rc < 0)
+        return u->failed[i] = rc;
+    u->opened[i] = 1;
+    u->h[i].data = u;
+    struct sockaddr_storage any;
+    memset(&any, 0, sizeof(any));
+    any.ss_family = i ? AF_INET6 : AF_INET;
+    rc = uv_udp_bind(&u->h[i], (const struct sockaddr *)&any, 0);
+    if (rc == 0)
+        rc = uv_udp_recv_start(&u->h[i], direct_alloc_cb, direct_udp_recv_cb);
+    if (rc < 0) {
+        u->opened[i] = 0;
+        u->failed[i] = rc;
+        u->handles_open++;
+        uv_close((uv_handle_t *)&u->h[i], direct_udp_handle_closed);
+    }
+    return rc;
+}
+
+static int direct_udp_open(struct outbound *ob, outbound_udp_recv_cb recv, void *arg, struct outbound_udp **out)
+{
+    struct direct *d = direct_of(ob);
+    if (d->closing)
+        return UV_ECANCELED;
+    struct direct_udp *u = calloc(1, sizeof(*u));
+    if (!u)
+        return UV_ENOMEM;
+    u->base.ob = ob;
+    u->recv = recv;
+    u->arg = arg;
+    v2s_list_init(&u->node);
+    v2s_list_push_front(&d->udps, &u->node);
+    *out = &u->base;
+    return 0;
+}
+
+static void direct_udp_sent(uv_udp_send_t *req, int status)
+{
+    (void)status; /* a datagram that could not go is lost, as IP would lose it */
+    free(req);
+}
+
+static int direct_udp_send(struct outbound_udp *base, const char *name, const struct v2s_addr *dst, uint16_t port,
+                           const uint8_t *data, size_t len)
+{
+    struct direct_udp *u = (struct direct_udp *)base;
+    struct sockaddr_storage ss;
+    if (name || v2s_addr_to_sockaddr(dst, port, &ss) < 0)
+        return UV_EINVAL;
+    if (u->ended)
+        return UV_ECANCELED;
+    int i = dst->family == AF_INET6;
+    int rc;
+    if (u->failed[i])
+        return u->failed[i];
+    if (!u->opened[i] && (rc = direct_udp_socket(u, i)) < 0)
+        return rc;
+    uv_buf_t buf = uv_buf_init((char *)data, (unsigned)len);
+    rc = uv_udp_try_send(&u->h[i], &buf, 1, (const struct sockaddr *)&ss);
+    if (rc >= 0)
+        return 0;
+    if (rc != UV_EAGAIN)
+        return rc;
+    if (uv_udp_get_send_queue_size(&u->h[i]) + len > DIRECT_UDP_QUEUE_MAX)
+        return UV_ENOBUFS;
+    struct direct_udp_send *s = malloc(sizeof(*s) + len);
+    if (!s)
+        return UV_ENOMEM;
+    memcpy(s->data, data, len);
+    buf = uv_buf_init(s->data, (unsigned)len);
+    rc = uv_udp_send(&s->req, &u->h[i], &buf, 1, (const struct sockaddr *)&ss, direct_udp_sent);
+    if (rc < 0)
+        free(s);
+    return rc;
+}
+
+static void direct_udp_close(struct outbound_udp *base)
+{
+    struct direct_udp *u = (struct direct_udp *)base;
+    u->released = 1;
+    direct_udp_end(u);
+    direct_udp_maybe_free(u);
+}
+
 static const struct outbound_ops direct_ops = {
     .connect = direct_connect,
     .cancel = direct_cancel,
     .bridge = direct_bridge,
     .close = direct_close,
+    .udp_open = direct_udp_open,
+    .udp_send = direct_udp_send,
+    .udp_close = direct_udp_close,
 };
 
 int direct_new(struct outbound **out, uv_loop_t *loop)
@@ -391,6 +573,7 @@ int direct_new(struct outbound **out, uv_loop_t *loop)
     d->ob.name = "direct";
     d->loop = loop;
     v2s_list_init(&d->conns);
+    v2s_list_init(&d->udps);
     *out = &d->ob;
     return 0;
 }

@@ -8,7 +8,8 @@ struct outbound;
 typedef struct uv_loop_s uv_loop_t;
 
 /* An outbound named "direct" on loop. 0 or UV_ENOMEM. outbound_close() resets every direct relay
- * and pending connection (the process is stopping) and frees it once their handles are closed. */
+ * and pending connection (the process is stopping), ends every UDP association (host sockets of
+ * this machine, route/direct.c), and frees it once their handles are closed. */
 int direct_new(struct outbound **out, uv_loop_t *loop);
 
 #endif
