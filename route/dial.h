@@ -1,7 +1,8 @@
 /* The routed outbound: what a listener (SOCKS, -L) dials through. It resolves the name, asks the
  * router where each address goes, and hands the connection to the outbound of that verdict (the
  * tunnel's or the direct one); it is a struct outbound itself (route/outbound.h), so listeners
- * never see which path was taken, and nothing after it looks at the verdict. */
+ * never see which path was taken, and nothing after it looks at the verdict. Datagrams take the
+ * same way, decided per destination (the UDP ops; "datagrams" in route/dial.c). */
 #ifndef VPN2SOCKS_ROUTE_DIAL_H
 #define VPN2SOCKS_ROUTE_DIAL_H
 
