@@ -1,0 +1,418 @@
+/* The outbounds' datagram ops (route/outbound.h): the direct one against a real UDP echo socket on
+ * loopback, and the routed one over the real stack behind the fake tunnel (harness_tun.h), where
+ * the test plays the hosts behind the VPN and its DNS server: a tunnel verdict reaches the
+ * tunnel, a direct one the host's socket, a rejected destination is UV_EACCES and logged once, a
+ * name is resolved through the tunnel's DNS and remembered, and closing ends everything. */
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include <uv.h>
+
+#include "base/log.h"
+#include "harness_tun.h"
+#include "route/dial.h"
+#include "route/direct.h"
+#include "route/outbound.h"
+#include "route/router.h"
+#include "route/via_stack.h"
+#include "stack/dnsmsg.h"
+#include "stack/stack.h"
+#include "test.h"
+#include "uvtest.h"
+
+enum {
+    OT_MAX_PKTS = 64,
+    OT_PKT_MAX = 1500,
+    OT_MAX_GOT = 16,
+};
+
+/* A UDP echo socket of the test: answers "echo:" and what it got, to the sender. */
+struct ot_echo {
+    uv_udp_t h;
+    struct sockaddr_storage last_from; /* the sender of the last datagram */
+    int got;
+};
+
+static void ot_echo_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    static char mem[65536];
+    (void)h;
+    (void)suggested;
+    *buf = uv_buf_init(mem, sizeof(mem));
+}
+
+static void ot_echo_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf, const struct sockaddr *addr,
+                         unsigned flags)
+{
+    struct ot_echo *e = h->data;
+    (void)flags;
+    if (nread < 0 || !addr)
+        return;
+    e->got++;
+    memcpy(&e->last_from, addr, addr->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in));
+    char out[70000];
+    memcpy(out, "echo:", 5);
+    memcpy(out + 5, buf->base, (size_t)nread);
+    uv_buf_t b = uv_buf_init(out, (unsigned)nread + 5);
+    ASSERT_EQ(uv_udp_try_send(h, &b, 1, addr), (int)nread + 5);
+}
+
+/* Binds an echo socket on text (a loopback address); returns its port, 0 when that family is
+ * not available here. */
+static uint16_t ot_echo_start(struct ot_echo *e, uv_loop_t *loop, const char *text)
+{
+    struct v2s_addr a;
+    struct sockaddr_storage ss;
+    memset(e, 0, sizeof(*e));
+    ASSERT_EQ(v2s_addr_parse(&a, text), 0);
+    ASSERT(v2s_addr_to_sockaddr(&a, 0, &ss) > 0);
+    ASSERT_EQ(uv_udp_init(loop, &e->h), 0);
+    e->h.data = e;
+    if (uv_udp_bind(&e->h, (const struct sockaddr *)&ss, 0) < 0) {
+        uv_close((uv_handle_t *)&e->h, NULL);
+        return 0;
+    }
+    ASSERT_EQ(uv_udp_recv_start(&e->h, ot_echo_alloc, ot_echo_recv), 0);
+    int len = sizeof(ss);
+    ASSERT_EQ(uv_udp_getsockname(&e->h, (struct sockaddr *)&ss, &len), 0);
+    uint16_t port;
+    ASSERT_EQ(v2s_addr_from_sockaddr((const struct sockaddr *)&ss, &a, &port), 0);
+    return port;
+}
+
+/* What an association's recv got. */
+struct ot_got {
+    int calls;
+    struct v2s_addr from[OT_MAX_GOT];
+    uint16_t port[OT_MAX_GOT];
+    char data[OT_MAX_GOT][64];
+};
+
+static void ot_recv(void *arg, const struct v2s_addr *from, uint16_t port, const uint8_t *data, size_t len)
+{
+    struct ot_got *g = arg;
+    ASSERT(g->calls < OT_MAX_GOT);
+    ASSERT(len < sizeof(g->data[0]));
+    g->from[g->calls] = *from;
+    g->port[g->calls] = port;
+    memcpy(g->data[g->calls], data, len);
+    g->data[g->calls][len] = '\0';
+    g->calls++;
+}
+
+struct ot_wait {
+    const struct ot_got *g;
+    int n;
+};
+
+static int ot_reached(void *arg)
+{
+    const struct ot_wait *w = arg;
+    return w->g->calls >= w->n;
+}
+
+/* Runs loop until g has seen n datagrams (3 s at most); returns whether it has. */
+static int ot_wait_calls(uv_loop_t *loop, const struct ot_got *g, int n)
+{
+    struct ot_wait w = {g, n};
+    return uvtest_run_until_fn(loop, ot_reached, &w, 3000);
+}
+
+static int ot_is(const struct v2s_addr *a, const char *text)
+{
+    struct v2s_addr b;
+    return v2s_addr_parse(&b, text) == 0 && v2s_addr_equal(a, &b);
+}
+
+static void ot_closed(void *arg)
+{
+    (*(int *)arg)++;
+}
+
+static int ot_send(struct outbound_udp *u, const char *name, const char *dst, uint16_t port, const char *text)
+{
+    struct v2s_addr a;
+    if (dst)
+        ASSERT_EQ(v2s_addr_parse(&a, dst), 0);
+    return outbound_udp_send(u, name, dst ? &a : NULL, port, (const uint8_t *)text, strlen(text));
+}
+
+/* The direct outbound: a datagram to a loopback echo socket and its answer through recv, from
+ * the echo's address and port, over IPv4 and (where the host has it) IPv6; a name is refused.
+ * Closing the outbound ends the association at once (nothing more arrives, sending is
+ * UV_ECANCELED) and frees the outbound once the association's owner closed it too, with every
+ * handle closed. */
+TEST_IMPL(direct_outbound_udp)
+{
+    uv_loop_t loop;
+    struct outbound *direct;
+    static struct ot_echo echo4, echo6;
+    static struct ot_got got;
+    int closed = 0;
+    ASSERT_EQ(uv_loop_init(&loop), 0);
+    ASSERT_EQ(direct_new(&direct, &loop), 0);
+    uint16_t port4 = ot_echo_start(&echo4, &loop, "127.0.0.1");
+    uint16_t port6 = ot_echo_start(&echo6, &loop, "::1");
+    ASSERT(port4 != 0);
+    struct outbound_udp *u = NULL, *other = NULL;
+    ASSERT_EQ(outbound_udp_open(direct, ot_recv, &got, &u), 0);
+
+    ASSERT_EQ(ot_send(u, NULL, "127.0.0.1", port4, "ping"), 0);
+    ASSERT(uvtest_run_until(&loop, &got.calls, 3000));
+    ASSERT(ot_is(&got.from[0], "127.0.0.1"));
+    ASSERT_EQ(got.port[0], port4);
+    ASSERT_STR_EQ(got.data[0], "echo:ping");
+    if (port6) {
+        ASSERT_EQ(ot_send(u, NULL, "::1", port6, "ping6"), 0);
+        ASSERT(ot_wait_calls(&loop, &got, 2));
+        ASSERT(ot_is(&got.from[1], "::1"));
+        ASSERT_EQ(got.port[1], port6);
+        ASSERT_STR_EQ(got.data[1], "echo:ping6");
+    }
+    ASSERT_EQ(ot_send(u, "localhost", NULL, port4, "x"), UV_EINVAL);
+
+    /* A second association gets a socket (and port) of its own; closing it closes that. */
+    ASSERT_EQ(outbound_udp_open(direct, ot_recv, &got, &other), 0);
+    echo4.got = 0;
+    ASSERT_EQ(ot_send(other, NULL, "127.0.0.1", port4, "other"), 0);
+    ASSERT(uvtest_run_until(&loop, &echo4.got, 3000));
+    unsigned handles = uvtest_handles(&loop);
+    outbound_udp_close(other);
+    uv_run(&loop, UV_RUN_NOWAIT);
+    ASSERT_EQ(uvtest_handles(&loop), handles - 1);
+
+    /* The outbound closes under u: nothing more arrives, nothing more goes. */
+    int calls = got.calls;
+    struct sockaddr_storage u_addr = echo4.last_from;
+    outbound_close(direct, ot_closed, &closed);
+    ASSERT_EQ(ot_send(u, NULL, "127.0.0.1", port4, "late"), UV_ECANCELED);
+    uv_buf_t b = uv_buf_init((char *)"unasked", 7);
+    uv_udp_try_send(&echo4.h, &b, 1, (const struct sockaddr *)&u_addr);
+    for (int i = 0; i < 50; i++)
+        uvtest_run_until(&loop, &closed, 1);
+    ASSERT_EQ(got.calls, calls);
+    ASSERT_EQ(closed, 0); /* u's owner has not closed it yet */
+    outbound_udp_close(u);
+    ASSERT(uvtest_run_until(&loop, &closed, 3000));
+    ASSERT_EQ(closed, 1);
+    uv_close((uv_handle_t *)&echo4.h, NULL);
+    if (port6)
+        uv_close((uv_handle_t *)&echo6.h, NULL);
+    uvtest_loop_finish(&loop);
+    return 0;
+}
+
+/* --- the routed outbound over the stack --- */
+
+struct rt_dgram {
+    struct v2s_addr src, dst;
+    uint16_t sport, dport;
+    char data[64];
+};
+
+struct rt {
+    struct harness_tun tun;
+    /* Datagrams the stack sent, DNS queries aside. */
+    struct rt_dgram sent[OT_MAX_PKTS];
+    int n_sent;
+    /* The DNS server: the names it was asked, and its answers waiting to be injected. */
+    char asked[8][256];
+    int n_asked;
+    uint8_t answers[8][OT_PKT_MAX];
+    size_t answer_len[8];
+    int n_answers;
+};
+
+/* Plays the tunnel's DNS server (svc.corp is 10.9.0.8, other names do not exist) and records
+ * every other datagram. */
+static void rt_on_send(struct harness_tun *t, const uint8_t *pkt, size_t len)
+{
+    struct rt *r = t->arg;
+    struct v2s_addr src, dst;
+    uint16_t sport, dport;
+    const uint8_t *m;
+    size_t n;
+    if (!harness_tun_parse_udp(pkt, len, &src, &sport, &dst, &dport, &m, &n))
+        return;
+    if (dport == 53) {
+        char name[256];
+        uint16_t id, qtype;
+        size_t qend = harness_tun_dns_question(m, n, name, sizeof(name), &id, &qtype);
+        ASSERT(qend > 0 && r->n_asked < 8 && r->n_answers < 8);
+        snprintf(r->asked[r->n_asked++], sizeof(r->asked[0]), "%s", name);
+        struct v2s_addr a;
+        ASSERT_EQ(v2s_addr_parse(&a, "10.9.0.8"), 0);
+        int known = strcmp(name, "svc.corp") == 0;
+        uint8_t out[OT_PKT_MAX];
+        size_t alen = harness_tun_dns_answer(out, m, qend, id, known ? DNSMSG_RCODE_NOERROR : DNSMSG_RCODE_NXDOMAIN,
+                                             known ? &a : NULL);
+        r->answer_len[r->n_answers] = harness_tun_udp(r->answers[r->n_answers], OT_PKT_MAX, &dst, 53, &src, sport, out, alen);
+        ASSERT(r->answer_len[r->n_answers++] > 0);
+        return;
+    }
+    ASSERT(r->n_sent < OT_MAX_PKTS && n < sizeof(r->sent[0].data));
+    struct rt_dgram *d = &r->sent[r->n_sent++];
+    d->src = src;
+    d->dst = dst;
+    d->sport = sport;
+    d->dport = dport;
+    memcpy(d->data, m, n);
+    d->data[n] = '\0';
+}
+
+/* Injects the DNS server's answers held so far. */
+static void rt_answer(struct rt *r)
+{
+    static uint8_t pkt[OT_PKT_MAX];
+    for (int i = 0; i < r->n_answers; i++) {
+        memcpy(pkt, r->answers[i], r->answer_len[i]);
+        harness_tun_inject(&r->tun, pkt, r->answer_len[i]);
+    }
+    r->n_answers = 0;
+}
+
+static size_t rt_count(const char *log, const char *needle)
+{
+    size_t n = 0;
+    for (const char *p = log; (p = strstr(p, needle)) != NULL; p++)
+        n++;
+    return n;
+}
+
+/* The routed outbound's UDP: a tunnel verdict goes out of the stack from the tunnel address and
+ * its answer comes back through recv; a direct verdict goes out of a host socket to a loopback
+ * echo, whose answer comes out of the same recv; a rejected destination is UV_EACCES, logged
+ * once; a name is resolved through the tunnel's DNS server while at most 8 datagrams wait (they
+ * leave in order once it answers), then remembered (no second query); a name that does not
+ * exist is logged once and known at once after. The tunnel's outbound takes no name. Closing
+ * the routed outbound ends the association (and its inner ones) and frees the outbound once
+ * the owner closed it. */
+TEST_IMPL(dial_udp_routes)
+{
+    static struct rt r;
+    static struct ot_got got;
+    static struct ot_echo echo;
+    memset(&r, 0, sizeof(r));
+    struct harness_tun_config cfg = {.addr4 = "10.8.0.2", .dns = {"10.9.0.53"}, .seed = 5};
+    ASSERT_EQ(harness_tun_up(&r.tun, &cfg, rt_on_send, &r), 0);
+    uv_loop_t *loop = &r.tun.loop;
+    struct router router;
+    router_init(&router);
+    struct v2s_cidr c;
+    ASSERT_EQ(v2s_cidr_parse(&c, "10.9.0.0/16", 0), 0);
+    ASSERT_EQ(router_add_user(&router, &c, ROUTER_TUNNEL), 0);
+    ASSERT_EQ(v2s_cidr_parse(&c, "127.0.0.0/8", 0), 0);
+    ASSERT_EQ(router_add_user(&router, &c, ROUTER_DIRECT), 0);
+    router.others = ROUTER_OTHERS_REJECT;
+    router.allow_direct_local = 1;
+    struct outbound *via, *direct, *dialer;
+    ASSERT_EQ(via_stack_new(&via, r.tun.stack), 0);
+    ASSERT_EQ(direct_new(&direct, loop), 0);
+    struct dial_config dcfg = {.loop = loop, .stack = r.tun.stack, .router = &router};
+    dcfg.via[ROUTER_TUNNEL] = via;
+    dcfg.via[ROUTER_DIRECT] = direct;
+    ASSERT_EQ(dial_new(&dialer, &dcfg), 0);
+    struct outbound_udp *u = NULL, *raw = NULL;
+    ASSERT_EQ(outbound_udp_open(dialer, ot_recv, &got, &u), 0);
+
+    /* The tunnel: out from the tunnel address and a random dynamic port, and back. */
+    ASSERT_EQ(ot_send(u, NULL, "10.9.0.7", 5000, "hello"), 0);
+    ASSERT_EQ(r.n_sent, 1);
+    ASSERT(ot_is(&r.sent[0].src, "10.8.0.2") && ot_is(&r.sent[0].dst, "10.9.0.7"));
+    ASSERT(r.sent[0].sport >= 49152);
+    ASSERT_EQ(r.sent[0].dport, 5000);
+    ASSERT_STR_EQ(r.sent[0].data, "hello");
+    uint8_t pkt[OT_PKT_MAX];
+    struct v2s_addr peer, self;
+    ASSERT_EQ(v2s_addr_parse(&peer, "10.9.0.7"), 0);
+    ASSERT_EQ(v2s_addr_parse(&self, "10.8.0.2"), 0);
+    size_t len = harness_tun_udp(pkt, sizeof(pkt), &peer, 5000, &self, r.sent[0].sport, (const uint8_t *)"hi", 2);
+    harness_tun_inject(&r.tun, pkt, len);
+    ASSERT_EQ(got.calls, 1);
+    ASSERT(ot_is(&got.from[0], "10.9.0.7"));
+    ASSERT_EQ(got.port[0], 5000);
+    ASSERT_STR_EQ(got.data[0], "hi");
+    /* A numeric name is an address. */
+    ASSERT_EQ(ot_send(u, "10.9.0.7", NULL, 5001, "numeric"), 0);
+    ASSERT_EQ(r.n_sent, 2);
+    ASSERT_EQ(r.sent[1].dport, 5001);
+    ASSERT_EQ(r.sent[1].sport, r.sent[0].sport); /* the same inner association */
+
+    /* Rejected: at once, and one log line however many datagrams. */
+    int saved_level = v2s_log_level;
+    v2s_log_level = V2S_LOG_INFO;
+    uvtest_log_begin();
+    ASSERT_EQ(ot_send(u, NULL, "203.0.113.1", 53, "no"), UV_EACCES);
+    ASSERT_EQ(ot_send(u, NULL, "203.0.113.1", 53, "no"), UV_EACCES);
+    const char *log = uvtest_log_end();
+    ASSERT_EQ(rt_count(log, "203.0.113.1:53: not allowed by the routes"), 1);
+    ASSERT_EQ(r.n_sent, 2);
+
+    /* A name: one query through the tunnel; 8 datagrams wait for it, the 9th is dropped. */
+    char text[16];
+    for (int i = 0; i < 8; i++) {
+        snprintf(text, sizeof(text), "w%d", i);
+        ASSERT_EQ(ot_send(u, "svc.corp", NULL, 6000, text), 0);
+    }
+    ASSERT_EQ(ot_send(u, "svc.corp", NULL, 6000, "w8"), UV_ENOBUFS);
+    ASSERT_EQ(r.n_asked, 1);
+    ASSERT_STR_EQ(r.asked[0], "svc.corp");
+    ASSERT_EQ(r.n_sent, 2);
+    rt_answer(&r);
+    ASSERT_EQ(r.n_sent, 10);
+    for (int i = 0; i < 8; i++) {
+        snprintf(text, sizeof(text), "w%d", i);
+        ASSERT(ot_is(&r.sent[2 + i].dst, "10.9.0.8"));
+        ASSERT_EQ(r.sent[2 + i].dport, 6000);
+        ASSERT_STR_EQ(r.sent[2 + i].data, text);
+    }
+    ASSERT_EQ(ot_send(u, "svc.corp", NULL, 6001, "cached"), 0);
+    ASSERT_EQ(r.n_sent, 11);
+    ASSERT_EQ(r.n_asked, 1);
+    /* A name that does not exist: dropped and logged once; known at once after. */
+    uvtest_log_begin();
+    ASSERT_EQ(ot_send(u, "nosuch.corp", NULL, 7000, "lost"), 0);
+    ASSERT_EQ(ot_send(u, "nosuch.corp", NULL, 7000, "lost"), 0);
+    rt_answer(&r);
+    ASSERT_EQ(ot_send(u, "nosuch.corp", NULL, 7000, "lost"), UV_EAI_NONAME);
+    log = uvtest_log_end();
+    v2s_log_level = saved_level;
+    ASSERT_EQ(r.n_asked, 2);
+    ASSERT_EQ(r.n_sent, 11);
+    ASSERT_EQ(rt_count(log, "nosuch.corp:7000"), 1);
+
+    /* Direct: a host socket to a loopback echo, answered through the same recv. */
+    uint16_t eport = ot_echo_start(&echo, loop, "127.0.0.1");
+    ASSERT(eport != 0);
+    ASSERT_EQ(ot_send(u, NULL, "127.0.0.1", eport, "direct"), 0);
+    ASSERT(ot_wait_calls(loop, &got, 2));
+    ASSERT(ot_is(&got.from[1], "127.0.0.1"));
+    ASSERT_EQ(got.port[1], eport);
+    ASSERT_STR_EQ(got.data[1], "echo:direct");
+    ASSERT_EQ(r.n_sent, 11);
+
+    /* The tunnel's own outbound takes addresses only. */
+    ASSERT_EQ(outbound_udp_open(via, ot_recv, &got, &raw), 0);
+    ASSERT_EQ(ot_send(raw, "svc.corp", NULL, 53, "x"), UV_EINVAL);
+    outbound_udp_close(raw);
+
+    /* Closing the routed outbound ends u: nothing more goes, an answer to the inner tunnel
+     * socket finds it closed, and the outbound is freed once u is closed. */
+    int closed = 0;
+    outbound_close(dialer, ot_closed, &closed);
+    ASSERT_EQ(ot_send(u, NULL, "10.9.0.7", 5000, "late"), UV_ECANCELED);
+    harness_tun_inject(&r.tun, pkt, len);
+    ASSERT_EQ(got.calls, 2);
+    ASSERT_EQ(closed, 0);
+    outbound_udp_close(u);
+    ASSERT_EQ(closed, 1);
+    outbound_close(via, ot_closed, &closed);
+    outbound_close(direct, ot_closed, &closed);
+    uv_close((uv_handle_t *)&echo.h, NULL);
+    ASSERT_EQ(harness_tun_down(&r.tun), 0);
+    ASSERT_EQ(closed, 3);
+    router_free(&router);
+    return 0;
+}
