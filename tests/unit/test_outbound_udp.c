@@ -61,13 +61,21 @@ static void ot_echo_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf, const 
 
 /* Binds an echo socket on text (a loopback address); returns its port, 0 when that family is
  * not available here. */
+static uint16_t ot_echo_start_port(struct ot_echo *e, uv_loop_t *loop, const char *text, uint16_t port);
+
 static uint16_t ot_echo_start(struct ot_echo *e, uv_loop_t *loop, const char *text)
+{
+    return ot_echo_start_port(e, loop, text, 0);
+}
+
+/* The same on a given port (0: one the kernel picks). */
+static uint16_t ot_echo_start_port(struct ot_echo *e, uv_loop_t *loop, const char *text, uint16_t want)
 {
     struct v2s_addr a;
     struct sockaddr_storage ss;
     memset(e, 0, sizeof(*e));
     ASSERT_EQ(v2s_addr_parse(&a, text), 0);
-    ASSERT(v2s_addr_to_sockaddr(&a, 0, &ss) > 0);
+    ASSERT(v2s_addr_to_sockaddr(&a, want, &ss) > 0);
     ASSERT_EQ(uv_udp_init(loop, &e->h), 0);
     e->h.data = e;
     if (uv_udp_bind(&e->h, (const struct sockaddr *)&ss, 0) < 0) {
@@ -84,6 +92,7 @@ static uint16_t ot_echo_start(struct ot_echo *e, uv_loop_t *loop, const char *te
 
 /* What an association's recv got. */
 struct ot_got {
+    struct outbound_udp *close_in_recv; /* closed by the next recv when set */
     int calls;
     struct v2s_addr from[OT_MAX_GOT];
     uint16_t port[OT_MAX_GOT];
@@ -100,6 +109,10 @@ static void ot_recv(void *arg, const struct v2s_addr *from, uint16_t port, const
     memcpy(g->data[g->calls], data, len);
     g->data[g->calls][len] = '\0';
     g->calls++;
+    if (g->close_in_recv) {
+        outbound_udp_close(g->close_in_recv);
+        g->close_in_recv = NULL;
+    }
 }
 
 struct ot_wait {
@@ -129,6 +142,11 @@ static int ot_is(const struct v2s_addr *a, const char *text)
 static void ot_closed(void *arg)
 {
     (*(int *)arg)++;
+}
+
+static int ot_two(void *arg)
+{
+    return *(int *)arg >= 2;
 }
 
 static int ot_send(struct outbound_udp *u, const char *name, const char *dst, uint16_t port, const char *text)
@@ -413,6 +431,78 @@ TEST_IMPL(dial_udp_routes)
     uv_close((uv_handle_t *)&echo.h, NULL);
     ASSERT_EQ(harness_tun_down(&r.tun), 0);
     ASSERT_EQ(closed, 3);
+    router_free(&router);
+    return 0;
+}
+
+/* Without DNS servers in the tunnel (here: no stack at all), names go to the host's resolver, as
+ * for connect: "localhost" reaches a loopback echo (on 127.0.0.1 and ::1, one port), whose answer
+ * arrives through recv, which may close the association from inside. A name that does not
+ * exist is logged once, then known at once. An association closed while a host lookup runs in
+ * the thread pool frees what waited, and the lookup's end touches nothing freed. */
+TEST_IMPL(dial_udp_host_names)
+{
+    uv_loop_t loop;
+    static struct ot_echo echo4, echo6;
+    static struct ot_got got;
+    ASSERT_EQ(uv_loop_init(&loop), 0);
+    struct router router;
+    router_init(&router);
+    router.others = ROUTER_OTHERS_DIRECT;
+    router.allow_direct_local = 1;
+    struct outbound *direct, *dialer;
+    ASSERT_EQ(direct_new(&direct, &loop), 0);
+    struct dial_config dcfg = {.loop = &loop, .stack = NULL, .router = &router};
+    dcfg.via[ROUTER_DIRECT] = direct;
+    ASSERT_EQ(dial_new(&dialer, &dcfg), 0);
+    uint16_t port = ot_echo_start(&echo4, &loop, "127.0.0.1");
+    ASSERT(port != 0);
+    int have6 = ot_echo_start_port(&echo6, &loop, "::1", port) == port;
+
+    struct outbound_udp *u = NULL, *gone = NULL;
+    ASSERT_EQ(outbound_udp_open(dialer, ot_recv, &got, &u), 0);
+    ASSERT_EQ(ot_send(u, "localhost", NULL, port, "by name"), 0);
+    ASSERT(ot_wait_calls(&loop, &got, 1));
+    ASSERT(ot_is(&got.from[0], "127.0.0.1") || ot_is(&got.from[0], "::1"));
+    ASSERT_EQ(got.port[0], port);
+    ASSERT_STR_EQ(got.data[0], "echo:by name");
+
+    int saved_level = v2s_log_level;
+    v2s_log_level = V2S_LOG_INFO;
+    uvtest_log_begin();
+    ASSERT_EQ(ot_send(u, "nosuch.invalid", NULL, 9, "lost"), 0);
+    ASSERT_EQ(ot_send(u, "nosuch.invalid", NULL, 9, "lost"), 0);
+    /* Until the lookup ends, probes wait with the others (or are dropped: UV_ENOBUFS). */
+    int rc = 0, never = 0;
+    for (int i = 0; i < 1000 && (rc == 0 || rc == UV_ENOBUFS); i++) {
+        uvtest_run_until(&loop, &never, 10);
+        rc = ot_send(u, "nosuch.invalid", NULL, 9, "probe");
+    }
+    const char *log = uvtest_log_end();
+    v2s_log_level = saved_level;
+    ASSERT_ROW(rc == UV_EAI_NONAME || rc == UV_EAI_AGAIN, "rc %d", rc);
+    ASSERT_EQ(rt_count(log, "nosuch.invalid:9"), 1);
+
+    /* Closed from its own recv: the second association is closed inside the first answer. */
+    ASSERT_EQ(outbound_udp_open(dialer, ot_recv, &got, &gone), 0);
+    got.close_in_recv = gone;
+    ASSERT_EQ(ot_send(gone, NULL, "127.0.0.1", port, "last"), 0);
+    ASSERT(ot_wait_calls(&loop, &got, 2));
+    ASSERT_STR_EQ(got.data[1], "echo:last");
+    ASSERT(got.close_in_recv == NULL);
+
+    /* Closed under a host lookup. */
+    ASSERT_EQ(ot_send(u, "another.invalid", NULL, 9, "waits"), 0);
+    outbound_udp_close(u);
+    int closed = 0;
+    outbound_close(dialer, ot_closed, &closed);
+    outbound_close(direct, ot_closed, &closed);
+    ASSERT(uvtest_run_until_fn(&loop, ot_two, &closed, 3000));
+    uv_close((uv_handle_t *)&echo4.h, NULL);
+    if (have6)
+        uv_close((uv_handle_t *)&echo6.h, NULL);
+    uvtest_loop_finish(&loop);
+    ASSERT_EQ(got.calls, 2);
     router_free(&router);
     return 0;
 }
