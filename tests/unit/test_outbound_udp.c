@@ -266,8 +266,9 @@ static void rt_on_send(struct harness_tun *t, const uint8_t *pkt, size_t len)
         uint8_t out[OT_PKT_MAX];
         size_t alen = harness_tun_dns_answer(out, m, qend, id, known ? DNSMSG_RCODE_NOERROR : DNSMSG_RCODE_NXDOMAIN,
                                              known ? &a : NULL);
-        r->answer_len[r->n_answers] = harness_tun_udp(r->answers[r->n_answers], OT_PKT_MAX, &dst, 53, &src, sport, out, alen);
-        ASSERT(r->answer_len[r->n_answers++] > 0);
+        size_t plen = harness_tun_udp(r->answers[r->n_answers], OT_PKT_MAX, &dst, 53, &src, sport, out, alen);
+        ASSERT(plen > 0);
+        r->answer_len[r->n_answers++] = plen;
         return;
     }
     ASSERT(r->n_sent < OT_MAX_PKTS && n < sizeof(r->sent[0].data));

@@ -114,7 +114,8 @@ static void dns_on_send(struct harness_tun *t, const uint8_t *pkt, size_t len)
     struct v2s_addr evil;
     ASSERT_EQ(v2s_addr_parse(&evil, q->qtype == DNSMSG_TYPE_A ? "6.6.6.6" : "fd66::6"), 0);
     if (srv->hostile & DNS_HOSTILE_WRONG_ID)
-        dns_queue(srv, &dst, 53, &src, sport, out, harness_tun_dns_answer(out, m, qend, (uint16_t)(q->id ^ 0x5A5A), 0, &evil));
+        dns_queue(srv, &dst, 53, &src, sport, out,
+                  harness_tun_dns_answer(out, m, qend, (uint16_t)(q->id ^ 0x5A5A), 0, &evil));
     if (srv->hostile & DNS_HOSTILE_WRONG_SERVER) {
         struct v2s_addr other;
         ASSERT_EQ(v2s_addr_parse(&other, "10.9.0.54"), 0);
