@@ -20,6 +20,7 @@
 #include "route/router.h"
 #include "route/via_stack.h"
 #include "port/forward.h"
+#include "port/udp_forward.h"
 #include "socks/server.h"
 #include "stack/stack.h"
 #include "tunnel/fd.h"
@@ -47,6 +48,8 @@ struct app {
     size_t n_socks;
     struct port_forward *forwards[OPTIONS_MAX_FORWARDS];
     size_t n_forwards;
+    struct port_udp *udp_forwards[OPTIONS_MAX_FORWARDS]; /* -L/udp and -R/udp */
+    size_t n_udp_forwards;
     struct conn_limit conns; /* every listener's connections together */
     uv_signal_t sig[4];
     uv_timer_t stop_timer; /* runs app_stop() from the loop, never from inside the stack or a tunnel */
@@ -223,6 +226,9 @@ static void app_stop(struct app *a, int code)
     for (size_t i = 0; i < a->n_forwards; i++)
         port_forward_close(a->forwards[i], NULL, NULL);
     a->n_forwards = 0;
+    for (size_t i = 0; i < a->n_udp_forwards; i++)
+        port_udp_close(a->udp_forwards[i], NULL, NULL);
+    a->n_udp_forwards = 0;
     /* The stack resets what is still open, then the tunnel goes. */
     if (a->stack)
         stack_close(a->stack, app_stack_closed, a);
@@ -398,6 +404,50 @@ static void app_warn_exposed(const struct sockaddr *sa, const char *what, const 
              what, name);
 }
 
+/* Starts one -L/udp or -R/udp forward: a host socket into the routed outbound, or a socket in
+ * the tunnel toward this host. 0, or -1 once the reason is logged. */
+static int app_start_udp_forward(struct app *a, const struct options_forward *f)
+{
+    const struct sockaddr *sa = (const struct sockaddr *)&f->listen;
+    char name[V2S_ADDR_STRLEN], to[300];
+    v2s_sockaddr_format(sa, name, sizeof(name));
+    snprintf(to, sizeof(to), strchr(f->host, ':') ? "[%s]:%u/udp" : "%s:%u/udp", f->host, f->port);
+    struct port_udp_config cfg = {
+        .loop = a->loop,
+        .host = f->host,
+        .port = f->port,
+        .idle_timeout_ms = a->opt.udp_timeout_ms,
+        .max_flows = a->opt.udp_max_flows,
+    };
+    struct port_udp **pu = &a->udp_forwards[a->n_udp_forwards];
+    int rc;
+    if (f->remote) {
+        /* -R: the address inside the tunnel; 0.0.0.0 stands for every tunnel address. */
+        struct v2s_addr local;
+        uint16_t port;
+        v2s_addr_from_sockaddr(sa, &local, &port);
+        int every = local.family == AF_INET && !memcmp(local.bytes, "\0\0\0\0", 4);
+        rc = port_udp_remote_new(pu, &cfg, a->stack, every ? NULL : &local, port);
+        if (every)
+            snprintf(name, sizeof(name), "port %u", port);
+        if (rc < 0) {
+            v2s_error("remote forward %s/udp (tunnel) -> %s: %s", name, to, uv_strerror(rc));
+            return -1;
+        }
+        a->n_udp_forwards++;
+        v2s_info("forwarding %s/udp of the tunnel to %s", name, to);
+        return 0;
+    }
+    if ((rc = port_udp_local_new(pu, &cfg, a->dialer, sa)) < 0) {
+        v2s_error("forward %s/udp -> %s: %s", name, to, uv_strerror(rc));
+        return -1;
+    }
+    a->n_udp_forwards++;
+    v2s_info("forwarding %s/udp to %s", name, to);
+    app_warn_exposed(sa, "forward", name);
+    return 0;
+}
+
 static int app_run(struct app *a)
 {
     /* First, so that every later failure path can close them. */
@@ -477,6 +527,13 @@ static int app_run(struct app *a)
     };
     for (size_t i = 0; i < a->opt.n_forwards; i++) {
         const struct options_forward *f = &a->opt.forwards[i];
+        if (f->udp) {
+            if (app_start_udp_forward(a, f) < 0) {
+                app_stop(a, EXIT_USAGE);
+                return -1;
+            }
+            continue;
+        }
         const struct sockaddr *sa = (const struct sockaddr *)&f->listen;
         char name[V2S_ADDR_STRLEN], to[300];
         v2s_sockaddr_format(sa, name, sizeof(name));

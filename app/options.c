@@ -370,9 +370,8 @@ int options_parse(struct options *o, int argc, char **argv, char *err, size_t er
                 return -EINVAL;
             }
             /* Each kind is switched on as it lands. */
-            if (f->udp || f->remote) {
-                snprintf(err, errcap, "-%c %s: %s forwards are not supported yet", c, optarg,
-                         f->remote ? (f->udp ? "-R UDP" : "-R") : "UDP");
+            if (f->remote && !f->udp) {
+                snprintf(err, errcap, "-%c %s: -R forwards are not supported yet", c, optarg);
                 return -EINVAL;
             }
             o->n_forwards++;

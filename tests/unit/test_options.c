@@ -185,8 +185,18 @@ TEST_IMPL(options_forward_specs)
     ASSERT_EQ(o.n_socks, 0);
     ASSERT_STR_EQ(o.forwards[1].host, "10.0.0.2");
     options_free(&o);
-    ASSERT_EQ(parse(&o, "-D 1080 -L 5353:10.0.0.2:53/udp", err, sizeof(err)), -EINVAL);
-    ASSERT_STR_EQ(err, "-L 5353:10.0.0.2:53/udp: UDP forwards are not supported yet");
+    /* UDP both ways, with their timeout and cap. */
+    ASSERT_EQ(parse(&o, "-L 5353:10.0.0.2:53/udp -R 5000:127.0.0.1:7/udp --udp-timeout 5 --udp-max-flows 3", err,
+                    sizeof(err)),
+              0);
+    ASSERT_EQ(o.n_forwards, 2);
+    ASSERT(o.forwards[0].udp && !o.forwards[0].remote);
+    ASSERT(o.forwards[1].udp && o.forwards[1].remote);
+    ASSERT_EQ(o.udp_timeout_ms, 5000);
+    ASSERT_EQ(o.udp_max_flows, 3);
+    options_free(&o);
+    ASSERT_EQ(parse(&o, "-D 1080 -R 8022:127.0.0.1:22", err, sizeof(err)), -EINVAL);
+    ASSERT_STR_EQ(err, "-R 8022:127.0.0.1:22: -R forwards are not supported yet");
     options_free(&o);
     ASSERT_EQ(parse(&o, "--local 8080", err, sizeof(err)), -EINVAL);
     ASSERT(strncmp(err, "-L 8080: expected", 17) == 0);
