@@ -22,6 +22,7 @@ pkgs=(
     procps                       # pkill/pgrep -P for cleanup helpers
     # test clients
     curl python3 python3-socks
+    bind9-dnsutils               # dig (lab.port_udp)
     # fuzzing: clang with libFuzzer and the sanitizer runtimes (tests/fuzz)
     clang libclang-rt-dev
 )
