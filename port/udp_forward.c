@@ -518,7 +518,16 @@ static void ufwd_remote_resolved(uv_getaddrinfo_t *req, int status, struct addri
         uv_freeaddrinfo(res);
         return;
     }
-    ufwd_remote_connect(fl, res->ai_addr);
+    /* One address for the flow: UDP has no handshake to tell a live one, so take the first of
+     * the family the remote client used (a service on 127.0.0.1 for an IPv4 client of
+     * "localhost"), else the first. */
+    const struct addrinfo *pick = res;
+    for (const struct addrinfo *ai = res; ai; ai = ai->ai_next)
+        if ((ai->ai_family == AF_INET) == (fl->peer.family == AF_INET)) {
+            pick = ai;
+            break;
+        }
+    ufwd_remote_connect(fl, pick->ai_addr);
     uv_freeaddrinfo(res);
 }
 
@@ -537,7 +546,7 @@ static struct ufwd_flow *ufwd_remote_flow_new(struct port_udp *pu, const struct 
         ufwd_remote_connect(fl, (const struct sockaddr *)&ss);
         return fl;
     }
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_DGRAM, .ai_flags = AI_ADDRCONFIG};
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_DGRAM};
     fl->state = UFWD_FLOW_RESOLVING;
     fl->gai.data = fl;
     int rc = uv_getaddrinfo(pu->loop, &fl->gai, ufwd_remote_resolved, pu->name, pu->port_text, &hints);
