@@ -372,7 +372,7 @@ TEST_IMPL(port_udp_rejected)
 
 /* --- -R/udp: the real stack behind a fake tunnel (harness_tun.h), real host sockets --- */
 
-enum { RTEST_MAX_SENT = 16, RTEST_BIG = 3000 };
+enum { RTEST_MAX_SENT = 16, RTEST_BIG = 5000 };
 
 /* What the stack sent toward the VPN: whole UDP datagrams, fragments put back together. */
 struct rtest {
@@ -564,7 +564,7 @@ TEST_IMPL(port_udp_remote)
     ASSERT_EQ(sendto(other, "stray", 5, 0, (struct sockaddr *)&from1, fl1), 5);
     ASSERT(!rtest_wait_sent(r, 3, 100));
 
-    /* 3000 bytes each way: in whole, out in fragments of the 1400-byte MTU, put back intact. */
+    /* 5000 bytes each way: in whole, out in fragments of the 1400-byte MTU, put back intact. */
     uint8_t *big = malloc(RTEST_BIG);
     ASSERT(big);
     for (size_t i = 0; i < RTEST_BIG; i++)
