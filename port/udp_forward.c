@@ -232,10 +232,11 @@ static int ufwd_send(uv_udp_t *h, const struct sockaddr *to, const uint8_t *data
 }
 
 /* A datagram toward the destination (up) or the client (down) could not go: dropped, with a
- * line once per flow (a debug line for sizes, which are the sender's choice). */
+ * line once per flow; a debug line for sizes, which are the sender's choice, for a full queue,
+ * and for -L's rejections, which the routed outbound logs itself (route/outbound.h). */
 static void ufwd_send_failed(struct ufwd_flow *fl, int rc, int up, size_t len)
 {
-    if (rc == UV_EMSGSIZE || rc == UV_ENOBUFS) {
+    if (rc == UV_EMSGSIZE || rc == UV_ENOBUFS || (rc == UV_EACCES && up && fl->pu->kind == UFWD_LOCAL)) {
         v2s_debug("%s: a datagram of %zu bytes %s dropped: %s", fl->label, len, up ? "up" : "down",
                   uv_strerror(rc));
         return;

@@ -7,7 +7,7 @@
 #                                                 MTU: fragmented) echoed byte-exact, two clients
 #                                                 at once each getting only its own
 #   out   -L 127.0.0.1:5354:SERVER_VETH_IP:53/udp outside the pushed routes: nothing sent, and
-#                                                 the log names the flow and the reason
+#                                                 the log says why, once
 #   back  -R 7000:127.0.0.1:17007/udp             from the server's namespace, datagrams to the
 #                                                 client's tunnel address port 7000 reach a UDP
 #                                                 echo on the client's loopback and come back;
@@ -119,7 +119,7 @@ try:
 except socket.timeout:
     print("nothing came back")
 PY
-    local want="-> $LAB_SERVER_IP:53 (forward 127.0.0.1:$OUT_FWD): permission denied"
+    local want="dial: UDP to $LAB_SERVER_IP:53: not allowed by the routes"
     lab_wait_count "$S/v2s.log" "$want" 1 5 || { echo "not in the log: $want"; tail -n 5 "$S/v2s.log"; return 1; }
     [ "$(grep -cF -- "$want" "$S/v2s.log")" = 1 ] || { echo "logged more than once: $want"; return 1; }
 }
