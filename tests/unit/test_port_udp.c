@@ -507,7 +507,8 @@ static uint16_t rtest_sockaddr_port(const struct sockaddr_storage *ss)
 
 /* -R/udp: each remote client of the tunnel port gets its own host socket, answers go back to it
  * from the forwarded port (fragmented past the MTU), another host's datagrams to a flow's socket
- * go nowhere, a name is resolved for the flow, idle flows end, and closing leaves no handle. */
+ * go nowhere, a name is resolved for the flow (on a forward bound to one tunnel address), idle
+ * flows end, and closing leaves no handle. */
 TEST_IMPL(port_udp_remote)
 {
     struct rtest *r = calloc(1, sizeof(*r));
@@ -596,7 +597,9 @@ TEST_IMPL(port_udp_remote)
     int dual = rtest_service(1, &dual_port);
     pcfg.host = "localhost";
     pcfg.port = dual_port;
-    ASSERT_EQ(port_udp_remote_new(&named, &pcfg, r->tun.stack, NULL, 5001), 0);
+    struct v2s_addr local;
+    ASSERT_EQ(v2s_addr_parse(&local, "10.8.0.2"), 0); /* and on one tunnel address only */
+    ASSERT_EQ(port_udp_remote_new(&named, &pcfg, r->tun.stack, &local, 5001), 0);
     rtest_inject(r, "10.8.0.1", 4001, 5001, "by name", 7);
     ASSERT_EQ(rtest_service_recv(r, dual, buf, sizeof(buf), &from, &fl, 3000), 7);
     ASSERT_MEM_EQ(buf, "by name", 7);
@@ -620,7 +623,8 @@ TEST_IMPL(port_udp_remote)
              "idle (1 datagrams up, 1 down)", svc_port);
     ASSERT(strstr(log, want) != NULL);
     ASSERT(strstr(log, "closed after 400 ms idle (3 datagrams up, 2 down)") != NULL);
-    ASSERT(strstr(log, "udp 10.8.0.1:4001 -> localhost:") != NULL);
+    snprintf(want, sizeof(want), "udp 10.8.0.1:4001 -> localhost:%u (forward tunnel 10.8.0.2:5001) open", dual_port);
+    ASSERT(strstr(log, want) != NULL);
     close(svc);
     close(other);
     close(dual);
