@@ -2,7 +2,8 @@
  * 127.0.0.1 and a fake outbound (an ops table here) that records what each association sends and
  * plays the destination's answers: a flow per client, each client getting only its own answers
  * and only those from the destination; a 9000-byte datagram whole both ways; the idle timeout;
- * the cap on flows, with one line per burst; a destination the router rejects; no handle left. */
+ * the cap on flows, with one line per burst; a destination the router rejects; no handle left.
+ * Then -R/udp, and -L/udp end to end, through the real stack behind a fake tunnel. */
 #include <errno.h>
 #include <netinet/in.h>
 #include <stdlib.h>
@@ -14,7 +15,11 @@
 
 #include "base/log.h"
 #include "port/udp_forward.h"
+#include "route/dial.h"
+#include "route/direct.h"
 #include "route/outbound.h"
+#include "route/router.h"
+#include "route/via_stack.h"
 #include "harness_tun.h"
 #include "test.h"
 #include "uvtest.h"
@@ -628,6 +633,115 @@ TEST_IMPL(port_udp_remote)
     close(svc);
     close(other);
     close(dual);
+    for (int i = 0; i < r->n; i++)
+        free(r->data[i]);
+    free(r);
+    return 0;
+}
+
+/* A datagram for fd within ms while the harness's loop runs: its length, or -1 for none. */
+static ssize_t rtest_client_recv(struct rtest *r, int fd, uint8_t *buf, size_t cap, unsigned ms)
+{
+    for (unsigned i = 0; i <= ms; i++) {
+        ssize_t n = recv(fd, buf, cap, MSG_DONTWAIT);
+        if (n >= 0)
+            return n;
+        harness_tun_settle(&r->tun);
+        usleep(1000);
+    }
+    return -1;
+}
+
+/* -L/udp end to end on the real outbounds: the routed one picks the tunnel, the datagram leaves
+ * the stack from the tunnel address (in fragments past the MTU), the destination's answer comes
+ * back to the client, and another host's datagram to the same port of the tunnel address does
+ * not. */
+TEST_IMPL(port_udp_local_tunnel)
+{
+    struct rtest *r = calloc(1, sizeof(*r));
+    ASSERT(r);
+    struct harness_tun_config cfg = {.addr4 = "10.8.0.2"};
+    ASSERT_EQ(harness_tun_up(&r->tun, &cfg, rtest_on_send, r), 0);
+    uv_loop_t *loop = &r->tun.loop;
+    struct router router;
+    router_init(&router);
+    struct v2s_cidr c;
+    ASSERT_EQ(v2s_cidr_parse(&c, "10.99.0.0/24", 0), 0);
+    ASSERT_EQ(router_add_user(&router, &c, ROUTER_TUNNEL), 0);
+    router.others = ROUTER_OTHERS_REJECT;
+    struct outbound *via, *direct, *dialer;
+    ASSERT_EQ(via_stack_new(&via, r->tun.stack), 0);
+    ASSERT_EQ(direct_new(&direct, loop), 0);
+    struct dial_config dcfg = {.loop = loop, .stack = r->tun.stack, .router = &router};
+    dcfg.via[ROUTER_TUNNEL] = via;
+    dcfg.via[ROUTER_DIRECT] = direct;
+    ASSERT_EQ(dial_new(&dialer, &dcfg), 0);
+    struct port_udp_config pcfg = {
+        .loop = loop,
+        .host = "10.99.0.1",
+        .port = 53,
+        .idle_timeout_ms = 5000,
+        .max_flows = 4,
+    };
+    struct sockaddr_in sin = {.sin_family = AF_INET};
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ASSERT_EQ(port_udp_local_new(&r->pu, &pcfg, dialer, (const struct sockaddr *)&sin), 0);
+    struct sockaddr_storage ss;
+    int sl = sizeof(ss);
+    ASSERT_EQ(port_udp_local(r->pu, (struct sockaddr *)&ss, &sl), 0);
+    struct utest fake_t = {.port = ntohs(((struct sockaddr_in *)&ss)->sin_port)};
+    int client = utest_client(&fake_t);
+
+    utest_send(client, "query", 5);
+    ASSERT(rtest_wait_sent(r, 1, 1000));
+    char a[V2S_ADDR_STRLEN];
+    ASSERT_STR_EQ(v2s_addr_format(&r->src[0], a, sizeof(a)), "10.8.0.2");
+    ASSERT_STR_EQ(v2s_addr_format(&r->dst[0], a, sizeof(a)), "10.99.0.1");
+    ASSERT_EQ(r->dport[0], 53);
+    ASSERT_MEM_EQ(r->data[0], "query", 5);
+    uint16_t sport = r->sport[0];
+
+    /* Another host inside the tunnel aims at the association's port: nothing reaches the client. */
+    struct v2s_addr self, dest, other;
+    ASSERT_EQ(v2s_addr_parse(&self, "10.8.0.2"), 0);
+    ASSERT_EQ(v2s_addr_parse(&dest, "10.99.0.1"), 0);
+    ASSERT_EQ(v2s_addr_parse(&other, "10.99.0.9"), 0);
+    static uint8_t pkt[0x10000];
+    uint8_t buf[0x10000];
+    size_t n = harness_tun_udp4(pkt, sizeof(pkt), &other, 53, &self, sport, (const uint8_t *)"spoof", 5);
+    harness_tun_inject(&r->tun, pkt, n);
+    ASSERT_EQ(rtest_client_recv(r, client, buf, sizeof(buf), 50), -1);
+    n = harness_tun_udp4(pkt, sizeof(pkt), &dest, 53, &self, sport, (const uint8_t *)"answer", 6);
+    harness_tun_inject(&r->tun, pkt, n);
+    ASSERT_EQ(rtest_client_recv(r, client, buf, sizeof(buf), 1000), 6);
+    ASSERT_MEM_EQ(buf, "answer", 6);
+
+    /* 4000 bytes: out in fragments of the 1400-byte MTU, whole at the far end; and back. */
+    uint8_t *big = malloc(4000);
+    ASSERT(big);
+    for (size_t i = 0; i < 4000; i++)
+        big[i] = (uint8_t)(i * 7 + 3);
+    utest_send(client, big, 4000);
+    ASSERT(rtest_wait_sent(r, 2, 1000));
+    ASSERT(r->fragments >= 3);
+    ASSERT_EQ(r->len[1], 4000);
+    ASSERT_MEM_EQ(r->data[1], big, 4000);
+    ASSERT_EQ(r->sport[1], sport); /* the same flow */
+    n = harness_tun_udp4(pkt, sizeof(pkt), &dest, 53, &self, sport, big, 4000);
+    harness_tun_inject(&r->tun, pkt, n);
+    ASSERT_EQ(rtest_client_recv(r, client, buf, sizeof(buf), 1000), 4000);
+    ASSERT_MEM_EQ(buf, big, 4000);
+    free(big);
+
+    int closed = 0;
+    port_udp_close(r->pu, utest_closed_flag, &closed);
+    outbound_close(dialer, utest_closed_flag, &closed);
+    outbound_close(via, utest_closed_flag, &closed);
+    outbound_close(direct, utest_closed_flag, &closed);
+    ASSERT_EQ(harness_tun_down(&r->tun), 0);
+    ASSERT_EQ(closed, 4);
+    router_free(&router);
+    close(client);
     for (int i = 0; i < r->n; i++)
         free(r->data[i]);
     free(r);
