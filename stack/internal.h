@@ -57,6 +57,7 @@ struct stack {
     uint8_t *udp_buf;           /* flattens reassembled datagrams (udp.c), made when first needed */
     uint64_t udp_in, udp_out;   /* datagrams through UDP sockets */
     uint64_t udp_dropped;       /* ... refused on the way out, or not delivered for lack of memory */
+    struct v2s_list listeners;  /* every listener in the tunnel (tcp_listen.c) */
     uint8_t *read_buf;          /* shared buffer for reads from applications (see tcp_send.c) */
     uint8_t *tx_buf;            /* linearises chained pbufs for tunnel_send() */
     struct v2s_addr dns[TUNNEL_MAX_DNS];
@@ -100,6 +101,9 @@ int stack_err_to_uv(err_t err);
 int stack_tcp_icmp_error(struct stack *s, const struct v2s_addr *src, const struct v2s_addr *dst,
                          uint16_t sport, uint16_t dport, uint32_t seq, int status);
 void stack_tcp_abort_all(struct stack *s);
+/* tcp_listen.c: after the netif took the tunnel's addresses, puts listeners back on the address
+ * they were given (lwIP moves them with a changed IPv4 address). */
+void stack_tcp_listeners_readdress(struct stack *s);
 /* Makes the end of the poll phase write the gathered segments and send the held ACKs. */
 void stack_check_arm(struct stack *s);
 /* tcp_recv.c: writes every connection's gathered segments to its application (end of a loop

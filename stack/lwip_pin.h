@@ -27,6 +27,11 @@
  *   - rcv_wnd, rcv_ann_wnd: tcp_budget.c offers only the starting budget in the handshake's ACK
  *     (it runs from the connected callback, before that ACK leaves); reads TCP_WND_MAX(), mss
  *     and ooseq.
+ *   - rcv_ann_right_edge of an accepted pcb: tcp.c (stack_tcp_adopt()) puts it back to what the
+ *     SYN-ACK offered, since lwIP records the whole window there once window scaling is agreed;
+ *     reads rttest, nrtx and tcp_ticks for the handshake's round trip.
+ *   - local_ip of a listening pcb: tcp_listen.c puts back the address a listener was given after
+ *     tcp_netif_ip_addr_changed() moved it to the tunnel's new IPv4 address.
  *   - unsent, unacked, unsent_oversize: recovery.c moves lost segments from unacked back into
  *     unsent in sequence order, and re-sorts unsent when lwIP's RTO put resent data behind later
  *     segments (lwIP sends unsent strictly from its head).

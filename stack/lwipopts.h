@@ -127,7 +127,12 @@ void stack_mem_free(void *p);
 #define TCP_TMR_INTERVAL            25
 #define TCP_OVERSIZE                TCP_MSS
 #define LWIP_TCP_TIMESTAMPS         1
+/* Counts the handshakes half done per listener, so a SYN flood is bounded (the bound itself:
+ * stack/tcp_listen.c). */
 #define TCP_LISTEN_BACKLOG          1
+/* SOF_REUSEADDR exists: a listener (stack/tcp_listen.c) can open again on a port whose earlier
+ * connections are still open or in TIME_WAIT. Nothing else sets the flag. */
+#define SO_REUSE                    1
 #define LWIP_TCP_KEEPALIVE          1
 /* SYN retries bound how long a connect to a silent host takes; the SOCKS layer has its own,
  * shorter timeout on top. */

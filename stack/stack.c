@@ -276,6 +276,7 @@ int stack_new(struct stack **out, uv_loop_t *loop, struct tunnel *t)
     v2s_list_init(&s->fin_flight);
     v2s_list_init(&s->queries);
     v2s_list_init(&s->udps);
+    v2s_list_init(&s->listeners);
     s->loop = loop;
     s->tunnel = t;
     stack_sys_init(loop);
@@ -361,6 +362,7 @@ int stack_tunnel_up(struct stack *s, const struct tunnel_settings *ts)
         }
     }
     stack_set_netif(s, ts);
+    stack_tcp_listeners_readdress(s);
     s->up = 1;
     s->tunnel_congested = 0;
     return 0;
@@ -459,7 +461,8 @@ const char *stack_domains(const struct stack *s)
 
 void stack_maybe_free(struct stack *s)
 {
-    if (!s->closing || s->handles_open > 0 || !v2s_list_empty(&s->conns) || !v2s_list_empty(&s->queries))
+    if (!s->closing || s->handles_open > 0 || !v2s_list_empty(&s->conns) || !v2s_list_empty(&s->queries) ||
+        !v2s_list_empty(&s->listeners))
         return;
     if (s->netif_added)
         netif_remove(&s->netif);

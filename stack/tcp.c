@@ -131,35 +131,43 @@ static void stack_tcp_connect_timeout(void *arg)
 
 static void stack_tcp_on_error(void *arg, err_t err);
 
-/* The first retransmission timeout, from the handshake (see "Retransmission timing" at the top).
- * lwIP keeps its estimator in timer ticks: sa is 8 * SRTT, sv is 4 * RTTVAR and rto = sa / 8 + sv.
- * Runs while lwIP handles the SYN-ACK. */
-static void stack_tcp_rto_from_handshake(struct stack_tcp *c, struct tcp_pcb *pcb)
+/* The first retransmission timeout, from the handshake (see "Retransmission timing" at the top):
+ * rtt is its round trip in lwIP's timer ticks, or -1 when a SYN or SYN-ACK was resent (Karn: no
+ * sample; 1 s as RFC 6298 says, and the jitter). lwIP keeps its estimator in timer ticks: sa is
+ * 8 * SRTT, sv is 4 * RTTVAR and rto = sa / 8 + sv. */
+static void stack_tcp_rto_seed(struct tcp_pcb *pcb, int32_t rtt)
 {
-    /* Karn: a retransmitted SYN gives no sample: 1 s (RFC 6298) and the jitter. */
-    if (c->syn_tries > 1) {
-        uint32_t rto = STACK_TCP_SYN_RTO_MS / TCP_SLOW_INTERVAL +
-                       stack_random() % (STACK_TCP_RTO_JITTER_MS / TCP_SLOW_INTERVAL + 1);
+    uint32_t jitter = stack_random() % (STACK_TCP_RTO_JITTER_MS / TCP_SLOW_INTERVAL + 1);
+    if (rtt < 0) {
+        uint32_t rto = STACK_TCP_SYN_RTO_MS / TCP_SLOW_INTERVAL + jitter;
         pcb->sa = 0;
         pcb->sv = (s16_t)rto;
         pcb->rto = (s16_t)rto;
     } else {
-        uint32_t rtt = (sys_now() - c->syn_sent_ms) / TCP_SLOW_INTERVAL;
-        if (rtt > 0x7FF)
-            rtt = 0x7FF; /* a sample of minutes: 8 * SRTT must still fit an s16 */
-        uint32_t var4 = 2 * rtt; /* RTTVAR = R / 2 */
+        uint32_t r = (uint32_t)rtt;
+        if (r > 0x7FF)
+            r = 0x7FF; /* a sample of minutes: 8 * SRTT must still fit an s16 */
+        uint32_t var4 = 2 * r; /* RTTVAR = R / 2 */
         uint32_t floor = STACK_TCP_RTO_MIN_MS / TCP_SLOW_INTERVAL;
-        uint32_t jitter = stack_random() % (STACK_TCP_RTO_JITTER_MS / TCP_SLOW_INTERVAL + 1);
         if (var4 < floor)
             var4 = floor;
-        pcb->sa = (s16_t)(rtt << 3);
+        pcb->sa = (s16_t)(r << 3);
         pcb->sv = (s16_t)(var4 + jitter);
-        pcb->rto = (s16_t)(rtt + var4 + jitter);
+        pcb->rto = (s16_t)(r + var4 + jitter);
     }
-    /* lwIP leaves the SYN's retransmission count in place and would time the SYN against the
+    /* lwIP leaves the handshake's retransmission count in place and would time it against the
      * first data ACK; the data starts afresh. */
     pcb->nrtx = 0;
     pcb->rttest = 0;
+}
+
+/* Runs while lwIP handles the SYN-ACK. */
+static void stack_tcp_rto_from_handshake(struct stack_tcp *c, struct tcp_pcb *pcb)
+{
+    if (c->syn_tries > 1)
+        stack_tcp_rto_seed(pcb, -1);
+    else
+        stack_tcp_rto_seed(pcb, (int32_t)((sys_now() - c->syn_sent_ms) / TCP_SLOW_INTERVAL));
 }
 
 /* --- the first flight (see "Retransmission timing" at the top) --- */
@@ -322,7 +330,9 @@ void stack_tcp_cancel(struct stack_tcp *c)
     struct stack *s = c->s;
     stack_tcp_connect_timers_stop(c);
     stack_tcp_release_pcb(c, 1);
+    stack_tcp_free_rxq(c); /* what an accepted connection's peer sent before its bridge */
     stack_tcp_unlink(c);
+    free(c->rxq);
     free(c);
     stack_maybe_free(s);
 }
@@ -335,6 +345,51 @@ void stack_tcp_local(const struct stack_tcp *c, struct v2s_addr *addr, uint16_t 
         stack_addr_from_lwip(&c->pcb->local_ip, addr);
         *port = c->pcb->local_port;
     }
+}
+
+void stack_tcp_remote(const struct stack_tcp *c, struct v2s_addr *addr, uint16_t *port)
+{
+    *addr = c->dst;
+    *port = c->dport;
+}
+
+/* A connection a listener's handshake has just completed (tcp_listen.c calls this from lwIP's
+ * accept callback, before lwIP hands over any data the handshake's ACK carried): set up as a
+ * connection of ours is once its SYN-ACK arrived, so the bridge, budgets and fair shares, paced
+ * closes, keepalives and loss recovery (recovery.c works on every pcb) apply alike. Two
+ * differences. The round-trip sample is our SYN-ACK's, which lwIP timed in its ticks, and the
+ * first flight is lwIP's to resend: the peer has completed the handshake itself, so nothing
+ * suggests it may not have taken the connection. And the window: lwIP set the whole window
+ * (4 MiB) as announced when window scaling was agreed in the SYN, though the SYN-ACK's window
+ * field, never scaled, offered at most 64 KiB; left so, lwIP would announce the rest with its
+ * next ACK whatever the budget, so the announced edge is put back where the SYN-ACK put it. */
+struct stack_tcp *stack_tcp_adopt(struct stack *s, struct tcp_pcb *pcb)
+{
+    struct stack_tcp *c = calloc(1, sizeof(*c));
+    if (!c)
+        return NULL;
+    c->s = s;
+    v2s_list_init(&c->node);
+    v2s_list_init(&c->flush_node);
+    v2s_list_init(&c->fin_node);
+    c->pcb = pcb;
+    stack_addr_from_lwip(&pcb->remote_ip, &c->dst);
+    c->dport = pcb->remote_port;
+    c->sport = pcb->local_port;
+    c->state = STACK_TCP_CONNECTED;
+    tcp_arg(pcb, c);
+    tcp_err(pcb, stack_tcp_on_error);
+    tcp_recv(pcb, stack_tcp_on_recv);
+    tcp_sent(pcb, stack_tcp_on_sent);
+    tcp_nagle_disable(pcb);
+    stack_tcp_rto_seed(pcb, pcb->rttest && pcb->nrtx == 0 ? (int32_t)(tcp_ticks - pcb->rttest) : -1);
+    uint32_t offered = pcb->rcv_nxt + (pcb->rcv_ann_wnd < 0xFFFF ? pcb->rcv_ann_wnd : 0xFFFF);
+    if (TCP_SEQ_GT(pcb->rcv_ann_right_edge, offered))
+        pcb->rcv_ann_right_edge = offered;
+    stack_tcp_budget_start(c, pcb);
+    stack_tcp_keepalive_start(pcb);
+    stack_tcp_link(c);
+    return c;
 }
 
 int stack_tcp_icmp_error(struct stack *s, const struct v2s_addr *src, const struct v2s_addr *dst,
@@ -392,7 +447,7 @@ void stack_tcp_bridge_start(struct stack_tcp *c, uv_tcp_t *app, const uint8_t *e
     c->state = STACK_TCP_BRIDGED;
     snprintf(c->label, sizeof(c->label), "%s", label);
     if (!c->pcb) {
-        /* Reset between connect and here. */
+        /* Reset (or the tunnel lost) between connect or accept and here. */
         stack_tcp_end(c, 1);
         return;
     }
@@ -413,6 +468,8 @@ void stack_tcp_bridge_start(struct stack_tcp *c, uv_tcp_t *app, const uint8_t *e
         }
     }
     stack_tcp_read_start(c);
+    /* What the peer sent before the bridge goes first; its FIN, if it came, after it. */
+    stack_tcp_deliver_held(c);
     if (c->remote_fin)
         stack_tcp_maybe_shutdown_app(c);
 }

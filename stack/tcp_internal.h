@@ -1,5 +1,5 @@
 /* Shared by the files of the TCP bridge only (tcp.c, tcp_recv.c, tcp_send.c, tcp_close.c,
- * tcp_budget.c): the connection object and the calls between its parts. Each part's guarantees
+ * tcp_budget.c, tcp_listen.c): the connection object and the calls between its parts. Each part's guarantees
  * are at the top of its file; tcp.c's opening comment says which file does what. */
 #ifndef VPN2SOCKS_STACK_TCP_INTERNAL_H
 #define VPN2SOCKS_STACK_TCP_INTERNAL_H
@@ -21,7 +21,8 @@ struct tcp_pcb;
 
 enum stack_tcp_state {
     STACK_TCP_CONNECTING, /* SYN sent; connect_cb pending */
-    STACK_TCP_CONNECTED,  /* connect_cb ran; waiting for stack_tcp_bridge_start() */
+    STACK_TCP_CONNECTED,  /* connect_cb ran, or a listener accepted it; waiting for
+                           * stack_tcp_bridge_start(), what arrives meanwhile held in rxq */
     STACK_TCP_BRIDGED,    /* relaying */
     STACK_TCP_CLOSING,    /* the application handle is closing; freed in its close callback */
 };
@@ -111,6 +112,9 @@ static inline void stack_tcp_hold(struct stack_tcp *c, size_t add, size_t sub)
         s->rx_held_peak = s->rx_held;
 }
 
+/* tcp.c: a connection for the pcb a listener's handshake just completed (tcp_listen.c), set up
+ * as stack_tcp_connect()'s are once connected, on the stack's list; NULL when out of memory. */
+struct stack_tcp *stack_tcp_adopt(struct stack *s, struct tcp_pcb *pcb);
 /* tcp.c: the first flight's retransmissions are over; lwIP's timer from now on. */
 void stack_tcp_flight_stop(struct stack_tcp *c);
 /* tcp.c: takes c off the stack's list of connections (its budget and count with it). */
@@ -121,6 +125,9 @@ void stack_tcp_probe_look_stop(struct stack *s);
 
 /* tcp_recv.c, tunnel to application. */
 err_t stack_tcp_on_recv(void *arg, struct tcp_pcb *pcb, struct pbuf *p, err_t err);
+/* The bridge started: what arrived before it goes to the application at the end of this loop
+ * iteration. */
+void stack_tcp_deliver_held(struct stack_tcp *c);
 /* Frees what was gathered for the application (and its count). */
 void stack_tcp_free_rxq(struct stack_tcp *c);
 

@@ -232,6 +232,15 @@ static int stack_tcp_deliver(struct stack_tcp *c, struct pbuf *p)
     return c->n_rxq >= STACK_TCP_RXQ && !c->writing ? stack_tcp_flush(c) : 0;
 }
 
+void stack_tcp_deliver_held(struct stack_tcp *c)
+{
+    if (c->n_rxq == 0 || c->state != STACK_TCP_BRIDGED)
+        return;
+    v2s_list_remove(&c->flush_node);
+    v2s_list_push_front(&c->s->flushes, &c->flush_node);
+    stack_check_arm(c->s);
+}
+
 void stack_tcp_flush_all(struct stack *s)
 {
     struct v2s_list *n;
@@ -251,6 +260,16 @@ err_t stack_tcp_on_recv(void *arg, struct tcp_pcb *pcb, struct pbuf *p, err_t er
         stack_tcp_maybe_release(c);
         stack_tcp_maybe_shutdown_app(c);
         return c->aborted ? ERR_ABRT : ERR_OK;
+    }
+    if (c->state == STACK_TCP_CONNECTED) {
+        /* Before the bridge (an accepted connection whose application side is still opening):
+         * kept and counted as for the application, and, as there, the window opens only once
+         * the application has the bytes, so the peer can send no more than it was offered. */
+        if (stack_tcp_rxq_add(c, p) < 0) {
+            stack_tcp_release_pcb(c, 1); /* the bridge, when it starts, ends with a reset */
+            return ERR_ABRT;
+        }
+        return ERR_OK;
     }
     if (c->state != STACK_TCP_BRIDGED) {
         /* Nobody to give it to (the bridge is closing): take it so lwIP does not retry. */
