@@ -1,0 +1,471 @@
+/* Listening in the tunnel (stack/tcp_listen.c) and the -R forward on it (port/reverse.c): the real
+ * stack and lwIP behind the fake tunnel of harness_tun.h, the test playing the VPN side's TCP by
+ * hand, and plain loopback sockets as the services the forward reaches. A SYN to a forwarded
+ * port is accepted and bytes go both ways; what the peer sends before the bridge starts is held,
+ * not lost, and not acknowledged beyond the window it was offered; a SYN to another port is reset;
+ * a closed listener resets new SYNs while its connection keeps relaying; a destination that
+ * refuses resets the tunnel side with a log line; the cap resets one connection too many; a
+ * listener on an address stays there when the tunnel's address changes, one on every address
+ * follows it; and no handle is left. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <uv.h>
+
+#include "base/bytes.h"
+#include "base/conn_limit.h"
+#include "base/log.h"
+#include "harness_tun.h"
+#include "port/reverse.h"
+#include "stack/stack.h"
+#include "stack/tcp.h"
+#include "test.h"
+#include "tunnel/settings.h"
+#include "uvtest.h"
+
+enum {
+    RP_MAX_SEGS = 512,
+    RP_PEER_ISN = 5000000,
+    RP_RCV_SCALE = 7, /* the stack's TCP_RCV_SCALE (lwipopts.h) */
+};
+
+/* A segment the stack sent toward the VPN. */
+struct rp_seg {
+    uint32_t src, dst; /* IPv4, network order as bytes */
+    uint16_t sport, dport;
+    uint8_t flags;
+    uint32_t seq, ack;
+    uint16_t wnd;
+    size_t n; /* payload bytes */
+};
+
+struct rp {
+    struct harness_tun tun;
+    struct v2s_addr us, peer;
+    struct rp_seg segs[RP_MAX_SEGS];
+    size_t n_segs;
+    /* Payload the stack sent, in order, per peer port (the test's connections use ports
+     * 40000 + i, i < 8). */
+    uint8_t rx[8][8192];
+    size_t n_rx[8];
+    uint32_t rx_next[8]; /* the next sequence number expected; 0: not known yet */
+    int closed;
+};
+
+static void rp_send_cb(struct harness_tun *t, const uint8_t *pkt, size_t len)
+{
+    struct rp *r = t->arg;
+    if (len < 40 || pkt[0] != 0x45 || pkt[9] != 6 || r->n_segs == RP_MAX_SEGS)
+        return;
+    const uint8_t *tcp = pkt + 20;
+    size_t doff = (size_t)(tcp[12] >> 4) * 4;
+    struct rp_seg *s = &r->segs[r->n_segs++];
+    memcpy(&s->src, pkt + 12, 4);
+    memcpy(&s->dst, pkt + 16, 4);
+    s->sport = v2s_get_be16(tcp);
+    s->dport = v2s_get_be16(tcp + 2);
+    s->seq = v2s_get_be32(tcp + 4);
+    s->ack = v2s_get_be32(tcp + 8);
+    s->flags = tcp[13];
+    s->wnd = v2s_get_be16(tcp + 14);
+    s->n = len - 20 - doff;
+    unsigned i = (unsigned)(s->dport - 40000);
+    if (i < 8) {
+        if (s->flags & 0x02)
+            r->rx_next[i] = s->seq + 1;
+        else if (s->n && s->seq == r->rx_next[i] && r->n_rx[i] + s->n <= sizeof(r->rx[i])) {
+            memcpy(r->rx[i] + r->n_rx[i], tcp + doff, s->n);
+            r->n_rx[i] += s->n;
+            r->rx_next[i] += (uint32_t)s->n;
+        }
+    }
+}
+
+/* The last segment the stack sent to peer port pport (from us:uport, 0: any) with all of flags
+ * set, or NULL. */
+static const struct rp_seg *rp_last(const struct rp *r, uint16_t pport, uint16_t uport, uint8_t flags)
+{
+    for (size_t i = r->n_segs; i-- > 0;) {
+        const struct rp_seg *s = &r->segs[i];
+        if (s->dport == pport && (!uport || s->sport == uport) && (s->flags & flags) == flags)
+            return s;
+    }
+    return NULL;
+}
+
+/* One segment from the peer (peer:pport -> to:uport) into the stack; the loop is not run. */
+static void rp_segment(struct rp *r, const struct v2s_addr *to, uint16_t pport, uint16_t uport, uint8_t flags,
+                       uint32_t seq, uint32_t ack, const uint8_t *opts, size_t optlen, const void *data, size_t n)
+{
+    uint8_t pkt[2048];
+    size_t len = harness_tun_tcp4(pkt, sizeof(pkt), &r->peer, pport, to, uport, flags, seq, ack, 65535, opts,
+                                  optlen, data, n);
+    ASSERT(len > 0);
+    stack_input(r->tun.stack, pkt, len);
+}
+
+/* A SYN (MSS 1360, window scale 0 from our side, so the stack scales its windows) from peer port
+ * pport; returns the SYN-ACK's sequence number + 1, or asserts there was a reset instead when
+ * expect_rst. */
+static uint32_t rp_syn(struct rp *r, const struct v2s_addr *to, uint16_t pport, uint16_t uport, int expect_rst)
+{
+    static const uint8_t opts[8] = {2, 4, 0x05, 0x50, 1, 3, 3, 0};
+    size_t before = r->n_segs;
+    rp_segment(r, to, pport, uport, 0x02, RP_PEER_ISN, 0, opts, sizeof(opts), NULL, 0);
+    harness_tun_settle(&r->tun);
+    ASSERT(r->n_segs > before);
+    const struct rp_seg *s = &r->segs[r->n_segs - 1];
+    ASSERT_EQ(s->dport, pport);
+    if (expect_rst) {
+        ASSERT_EQ(s->flags & 0x04, 0x04);
+        ASSERT_EQ(s->ack, RP_PEER_ISN + 1);
+        return 0;
+    }
+    ASSERT_EQ(s->flags, 0x12);
+    ASSERT_EQ(s->ack, RP_PEER_ISN + 1);
+    return s->seq + 1;
+}
+
+static void rp_up(struct rp *r)
+{
+    memset(r, 0, sizeof(*r));
+    v2s_log_level = V2S_LOG_INFO; /* the forward's lines (each test runs in its own process) */
+    const struct harness_tun_config cfg = {.addr4 = "10.8.0.2", .seed = 11};
+    ASSERT_EQ(harness_tun_up(&r->tun, &cfg, rp_send_cb, r), 0);
+    ASSERT_EQ(v2s_addr_parse(&r->us, "10.8.0.2"), 0);
+    ASSERT_EQ(v2s_addr_parse(&r->peer, "10.9.0.1"), 0);
+}
+
+static void rp_closed(void *arg)
+{
+    ((struct rp *)arg)->closed++;
+}
+
+/* A forward from the tunnel's port uport (every address; listen names one otherwise) to
+ * 127.0.0.1:port. */
+static struct port_reverse *rp_forward(struct rp *r, const char *listen, uint16_t uport, const char *host,
+                                       uint16_t port, unsigned max_conns)
+{
+    struct port_reverse_config cfg = {
+        .loop = &r->tun.loop,
+        .stack = r->tun.stack,
+        .connect_timeout_ms = 3000,
+        .max_conns = max_conns,
+        .host = host,
+        .port = port,
+    };
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons(uport)};
+    ASSERT_EQ(inet_pton(AF_INET, listen ? listen : "0.0.0.0", &sin.sin_addr), 1);
+    struct port_reverse *pr = NULL;
+    ASSERT_EQ(port_reverse_new(&pr, &cfg, (const struct sockaddr *)&sin), 0);
+    return pr;
+}
+
+/* Runs the loop until the stack has sent peer port i at least n payload bytes. */
+static int rp_rx_has(void *arg)
+{
+    struct rp *r = ((struct rp **)arg)[0];
+    size_t *want = ((size_t **)arg)[1];
+    return r->n_rx[want[0]] >= want[1];
+}
+
+static void rp_wait_rx(struct rp *r, unsigned i, size_t n)
+{
+    size_t want[2] = {i, n};
+    void *arg[2] = {r, want};
+    uvtest_run_until_fn(&r->tun.loop, rp_rx_has, arg, 3000);
+    ASSERT_EQ(r->n_rx[i], n);
+}
+
+TEST_IMPL(port_reverse_relay)
+{
+    static struct rp r;
+    uint8_t buf[64];
+    int end;
+    rp_up(&r);
+    uint16_t port;
+    int l = uvtest_listen(&port);
+    struct port_reverse *pr = rp_forward(&r, NULL, 8022, "127.0.0.1", port, 0);
+
+    /* The handshake, then data and the peer's FIN in the same loop iteration: the forward's
+     * connect to the service has not completed, so the bridge has not started. */
+    uint32_t ack = rp_syn(&r, &r.us, 40000, 8022, 0);
+    uvtest_log_begin();
+    rp_segment(&r, &r.us, 40000, 8022, 0x10, RP_PEER_ISN + 1, ack, NULL, 0, NULL, 0);
+    rp_segment(&r, &r.us, 40000, 8022, 0x18, RP_PEER_ISN + 1, ack, NULL, 0, "hello ", 6);
+    rp_segment(&r, &r.us, 40000, 8022, 0x18, RP_PEER_ISN + 7, ack, NULL, 0, "tunnel", 6);
+    int svc = uvtest_accept(&r.tun.loop, l, 3000);
+    ASSERT(svc >= 0);
+    ASSERT_EQ(uvtest_recv(&r.tun.loop, svc, buf, 12, &end, 3000), 12);
+    ASSERT_MEM_EQ(buf, "hello tunnel", 12);
+
+    /* The other way, then the service half-closes: the peer gets the bytes and a FIN. */
+    uvtest_send(&r.tun.loop, svc, "from the laptop", 15);
+    rp_wait_rx(&r, 0, 15);
+    ASSERT_MEM_EQ(r.rx[0], "from the laptop", 15);
+    shutdown(svc, SHUT_WR);
+    for (int i = 0; i < 1000 && !rp_last(&r, 40000, 8022, 0x01); i++)
+        uvtest_run_until(&r.tun.loop, &r.closed, 1);
+    const struct rp_seg *fin = rp_last(&r, 40000, 8022, 0x01);
+    ASSERT(fin != NULL);
+    /* The peer acknowledges, sends one more line and its own FIN: the service reads both. */
+    rp_segment(&r, &r.us, 40000, 8022, 0x19, RP_PEER_ISN + 13, fin->seq + 1, NULL, 0, "bye", 3);
+    harness_tun_settle(&r.tun);
+    ASSERT_EQ(uvtest_recv(&r.tun.loop, svc, buf, 3, &end, 3000), 3);
+    ASSERT_MEM_EQ(buf, "bye", 3);
+    ASSERT_EQ(uvtest_wait_end(&r.tun.loop, svc, NULL, 3000), 1);
+    close(svc);
+    for (int i = 0; i < 200; i++)
+        uvtest_run_until(&r.tun.loop, &r.closed, 1);
+    const char *log = uvtest_log_end();
+    ASSERT(strstr(log, "10.9.0.1:40000 -> 127.0.0.1:") != NULL);
+    ASSERT(strstr(log, "(remote forward *:8022) open") != NULL);
+    ASSERT(strstr(log, "(remote forward *:8022) closed (15 bytes up, 15 down)") != NULL);
+
+    port_reverse_close(pr, rp_closed, &r);
+    uvtest_run_until(&r.tun.loop, &r.closed, 1000);
+    ASSERT_EQ(r.closed, 1);
+    close(l);
+    ASSERT_EQ(harness_tun_down(&r.tun), 0);
+    return 0;
+}
+
+/* Nothing listens: lwIP answers a SYN with a reset, and so does a closed listener, while the
+ * connection it accepted keeps relaying. */
+TEST_IMPL(port_reverse_close_with_relay)
+{
+    static struct rp r;
+    uint8_t buf[64];
+    int end;
+    rp_up(&r);
+    uint16_t port;
+    int l = uvtest_listen(&port);
+    rp_syn(&r, &r.us, 40001, 8023, 1); /* no listener yet */
+    struct port_reverse *pr = rp_forward(&r, NULL, 8022, "127.0.0.1", port, 0);
+    rp_syn(&r, &r.us, 40001, 8023, 1); /* another port */
+
+    uint32_t ack = rp_syn(&r, &r.us, 40000, 8022, 0);
+    rp_segment(&r, &r.us, 40000, 8022, 0x10, RP_PEER_ISN + 1, ack, NULL, 0, NULL, 0);
+    harness_tun_settle(&r.tun);
+    int svc = uvtest_accept(&r.tun.loop, l, 3000);
+    ASSERT(svc >= 0);
+    uvtest_send(&r.tun.loop, svc, "one", 3);
+    rp_wait_rx(&r, 0, 3);
+
+    port_reverse_close(pr, rp_closed, &r);
+    harness_tun_settle(&r.tun);
+    rp_syn(&r, &r.us, 40002, 8022, 1);
+    ASSERT_EQ(r.closed, 0); /* its relay goes on */
+    rp_segment(&r, &r.us, 40000, 8022, 0x18, RP_PEER_ISN + 1, ack + 3, NULL, 0, "still", 5);
+    harness_tun_settle(&r.tun);
+    ASSERT_EQ(uvtest_recv(&r.tun.loop, svc, buf, 5, &end, 3000), 5);
+    ASSERT_MEM_EQ(buf, "still", 5);
+    uvtest_send(&r.tun.loop, svc, "two", 3);
+    rp_wait_rx(&r, 0, 6);
+    ASSERT_MEM_EQ(r.rx[0], "onetwo", 6);
+    /* And a listener opens again on the same port while that connection is open. */
+    struct port_reverse *again = rp_forward(&r, NULL, 8022, "127.0.0.1", port, 0);
+    port_reverse_close(again, rp_closed, &r);
+    ASSERT_EQ(r.closed, 1);
+
+    /* The service resets: so does the tunnel side, and the closed forward is freed. */
+    struct linger lg = {1, 0};
+    setsockopt(svc, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+    close(svc);
+    for (int i = 0; i < 3000 && r.closed < 2; i++)
+        uvtest_run_until(&r.tun.loop, &r.closed, 1);
+    ASSERT_EQ(r.closed, 2);
+    ASSERT(rp_last(&r, 40000, 8022, 0x04) != NULL);
+    close(l);
+    ASSERT_EQ(harness_tun_down(&r.tun), 0);
+    return 0;
+}
+
+/* A destination that refuses: the tunnel side is reset and one line names the forward. One
+ * connection past the cap is reset too, and the cap says so. */
+TEST_IMPL(port_reverse_refused)
+{
+    static struct rp r;
+    rp_up(&r);
+    uvtest_log_begin();
+    struct port_reverse *pr = rp_forward(&r, NULL, 8022, "localhost", uvtest_closed_port(), 1);
+    uint32_t ack = rp_syn(&r, &r.us, 40000, 8022, 0);
+    uint32_t ack2 = rp_syn(&r, &r.us, 40001, 8022, 0);
+    /* Both handshakes complete in one loop iteration, so the first is still resolving when the
+     * second one arrives, over the cap of 1. */
+    rp_segment(&r, &r.us, 40000, 8022, 0x18, RP_PEER_ISN + 1, ack, NULL, 0, "x", 1);
+    rp_segment(&r, &r.us, 40001, 8022, 0x10, RP_PEER_ISN + 1, ack2, NULL, 0, NULL, 0);
+    harness_tun_settle(&r.tun);
+    ASSERT(rp_last(&r, 40001, 8022, 0x04) != NULL);
+    for (int i = 0; i < 3000 && !rp_last(&r, 40000, 8022, 0x04); i++)
+        uvtest_run_until(&r.tun.loop, &r.closed, 1);
+    ASSERT(rp_last(&r, 40000, 8022, 0x04) != NULL);
+    const char *log = uvtest_log_end();
+    ASSERT(strstr(log, "10.9.0.1:40000 -> localhost:") != NULL);
+    ASSERT(strstr(log, "connection refused (remote forward *:8022, connection reset)") != NULL);
+    ASSERT(strstr(log, "remote forward *:8022: 1 connections, its cap (--listener-max-connections)") != NULL);
+    port_reverse_close(pr, rp_closed, &r);
+    uvtest_run_until(&r.tun.loop, &r.closed, 1000);
+    ASSERT_EQ(r.closed, 1);
+    ASSERT_EQ(harness_tun_down(&r.tun), 0);
+    return 0;
+}
+
+/* The stack alone: a connection accepted and bridged only much later. What the peer sent meanwhile
+ * (more than fits one window update, and its FIN) waits in the stack and reaches the application
+ * whole; the windows the stack announced never offered more than its starting budget. */
+struct held {
+    struct rp r;
+    struct stack_tcp *c;
+    int accepted;
+    struct harness_tun_app app;
+};
+
+static int held_accept(void *arg, struct stack_tcp *c)
+{
+    struct held *h = arg;
+    h->c = c;
+    h->accepted++;
+    return 0;
+}
+
+static void held_done(void *arg, int reset, uint64_t up, uint64_t down)
+{
+    struct held *h = arg;
+    h->app.done = 1 + reset;
+    (void)up;
+    (void)down;
+}
+
+TEST_IMPL(stack_listen_held_until_bridged)
+{
+    static struct held h;
+    struct rp *r = &h.r;
+    rp_up(r);
+    memset(&h.app, 0, sizeof(h.app));
+    struct stack_tcp_listener *lst;
+    ASSERT_EQ(stack_tcp_listen(r->tun.stack, &r->us, 9000, held_accept, &h, &lst), 0);
+    uint32_t ack = rp_syn(r, &r->us, 40000, 9000, 0);
+    const struct rp_seg *synack = rp_last(r, 40000, 9000, 0x12);
+    ASSERT(synack->wnd <= 0xFFFF);
+    rp_segment(r, &r->us, 40000, 9000, 0x10, RP_PEER_ISN + 1, ack, NULL, 0, NULL, 0);
+    harness_tun_settle(&r->tun);
+    ASSERT_EQ(h.accepted, 1);
+    struct v2s_addr a;
+    uint16_t p;
+    stack_tcp_remote(h.c, &a, &p);
+    ASSERT(v2s_addr_equal(&a, &r->peer) && p == 40000);
+
+    /* 100 segments of 1,000 bytes over a second, no application yet: every ACK offers at most the
+     * 128 KiB budget, the right edge never moves past it, and nothing is refused. */
+    static uint8_t data[100000];
+    for (size_t i = 0; i < sizeof(data); i++)
+        data[i] = (uint8_t)(i * 7 + i / 251);
+    uint32_t seq = RP_PEER_ISN + 1;
+    for (size_t off = 0; off < sizeof(data); off += 1000, seq += 1000) {
+        rp_segment(r, &r->us, 40000, 9000, 0x18, seq, ack, NULL, 0, data + off, 1000);
+        harness_tun_advance(&r->tun, 10);
+    }
+    rp_segment(r, &r->us, 40000, 9000, 0x11, seq, ack, NULL, 0, NULL, 0);
+    harness_tun_advance(&r->tun, 200);
+    uint32_t edge_max = 0;
+    for (size_t i = 0; i < r->n_segs; i++) {
+        const struct rp_seg *s = &r->segs[i];
+        if (s->dport != 40000 || (s->flags & 0x02))
+            continue;
+        uint32_t edge = s->ack + ((uint32_t)s->wnd << RP_RCV_SCALE) - (RP_PEER_ISN + 1);
+        if (edge > edge_max)
+            edge_max = edge;
+    }
+    ASSERT(edge_max >= sizeof(data));
+    ASSERT(edge_max <= 128 * 1024);
+    const struct rp_seg *last = rp_last(r, 40000, 9000, 0x10);
+    ASSERT_EQ(last->ack, seq + 1); /* everything and the FIN acknowledged */
+
+    /* Now the application: it gets every byte, then the FIN. */
+    ASSERT_EQ(harness_tun_app_open(&r->tun, &h.app), 0);
+    stack_tcp_bridge_start(h.c, h.app.accepted, NULL, 0, "held", held_done, &h);
+    uv_os_fd_t fd;
+    ASSERT_EQ(uv_fileno((uv_handle_t *)&h.app.client, &fd), 0);
+    static uint8_t got[sizeof(data)];
+    int end;
+    ASSERT_EQ(uvtest_recv(&r->tun.loop, fd, got, sizeof(got), &end, 3000), sizeof(got));
+    ASSERT_MEM_EQ(got, data, sizeof(data));
+    ASSERT_EQ(uvtest_wait_end(&r->tun.loop, fd, NULL, 3000), 1);
+    /* The window opened again as the application took the bytes (its answer carries it). */
+    ASSERT_EQ(write(fd, "ok", 2), 2);
+    rp_wait_rx(r, 0, 2);
+    last = rp_last(r, 40000, 9000, 0x18);
+    ASSERT(last->ack + ((uint32_t)last->wnd << RP_RCV_SCALE) - (RP_PEER_ISN + 1) > edge_max);
+
+    stack_tcp_listen_close(lst);
+    harness_tun_app_close(&h.app);
+    ASSERT_EQ(harness_tun_down(&r->tun), 0);
+    ASSERT(h.app.done != 0);
+    harness_tun_app_free(&h.app);
+    return 0;
+}
+
+/* A listener on 10.8.0.2 stays there when the tunnel comes back as 10.8.0.3 (and accepts again
+ * once it is 10.8.0.2 again); one on every address listens on the new one. A connection refused
+ * from the accept callback is reset. */
+static int refuse_accept(void *arg, struct stack_tcp *c)
+{
+    (void)c;
+    (*(int *)arg)++;
+    return UV_EBUSY;
+}
+
+static void rp_tunnel_as(struct rp *r, const char *addr)
+{
+    struct tunnel_settings ts;
+    tunnel_settings_init(&ts);
+    ASSERT_EQ(v2s_addr_parse(&ts.addr4, addr), 0);
+    ts.prefix4 = 24;
+    ts.mtu = 1400;
+    stack_tunnel_down(r->tun.stack);
+    ASSERT_EQ(stack_tunnel_up(r->tun.stack, &ts), 0);
+    tunnel_settings_free(&ts);
+}
+
+TEST_IMPL(stack_listen_address_change)
+{
+    static struct held h;
+    struct rp *r = &h.r;
+    rp_up(r);
+    int refused = 0;
+    struct stack_tcp_listener *one, *every;
+    ASSERT_EQ(stack_tcp_listen(r->tun.stack, &r->us, 9000, held_accept, &h, &one), 0);
+    ASSERT_EQ(stack_tcp_listen(r->tun.stack, NULL, 9001, refuse_accept, &refused, &every), 0);
+    ASSERT_EQ(stack_tcp_listen(r->tun.stack, &r->us, 9000, held_accept, &h, &(struct stack_tcp_listener *){0}),
+              UV_EADDRINUSE);
+
+    struct v2s_addr other;
+    ASSERT_EQ(v2s_addr_parse(&other, "10.8.0.3"), 0);
+    rp_tunnel_as(r, "10.8.0.3");
+    rp_syn(r, &other, 40000, 9000, 1);
+    uint32_t ack = rp_syn(r, &other, 40001, 9001, 0);
+    rp_segment(r, &other, 40001, 9001, 0x10, RP_PEER_ISN + 1, ack, NULL, 0, NULL, 0);
+    harness_tun_settle(&r->tun);
+    ASSERT_EQ(refused, 1);
+    ASSERT(rp_last(r, 40001, 9001, 0x04) != NULL);
+
+    rp_tunnel_as(r, "10.8.0.2");
+    ack = rp_syn(r, &r->us, 40002, 9000, 0);
+    rp_segment(r, &r->us, 40002, 9000, 0x10, RP_PEER_ISN + 1, ack, NULL, 0, NULL, 0);
+    harness_tun_settle(&r->tun);
+    ASSERT_EQ(h.accepted, 1);
+    stack_tcp_cancel(h.c);
+    harness_tun_settle(&r->tun);
+    ASSERT(rp_last(r, 40002, 9000, 0x04) != NULL);
+
+    stack_tcp_listen_close(one);
+    stack_tcp_listen_close(every);
+    ASSERT_EQ(harness_tun_down(&r->tun), 0);
+    return 0;
+}
