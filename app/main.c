@@ -21,6 +21,7 @@
 #include "route/via_stack.h"
 #include "port/forward.h"
 #include "port/udp_forward.h"
+#include "port/reverse.h"
 #include "socks/server.h"
 #include "stack/stack.h"
 #include "tunnel/fd.h"
@@ -50,6 +51,8 @@ struct app {
     size_t n_forwards;
     struct port_udp *udp_forwards[OPTIONS_MAX_FORWARDS]; /* -L/udp and -R/udp */
     size_t n_udp_forwards;
+    struct port_reverse *reverses[OPTIONS_MAX_FORWARDS]; /* -R over TCP: listening in the stack */
+    size_t n_reverses;
     struct conn_limit conns; /* every listener's connections together */
     uv_signal_t sig[4];
     uv_timer_t stop_timer; /* runs app_stop() from the loop, never from inside the stack or a tunnel */
@@ -101,7 +104,10 @@ static void app_tunnel_up(void *arg, const struct tunnel_settings *ts)
     if (stack_tunnel_up(a->stack, ts) < 0 || router_set_tunnel(&a->router, ts) < 0) {
         v2s_error("cannot use the tunnel's settings");
         app_stop_later(a, EXIT_USAGE);
+        return;
     }
+    for (size_t i = 0; i < a->n_reverses; i++)
+        port_reverse_tunnel_up(a->reverses[i], ts);
 }
 
 static void app_tunnel_packet(void *arg, const uint8_t *pkt, size_t len)
@@ -229,6 +235,9 @@ static void app_stop(struct app *a, int code)
     for (size_t i = 0; i < a->n_udp_forwards; i++)
         port_udp_close(a->udp_forwards[i], NULL, NULL);
     a->n_udp_forwards = 0;
+    for (size_t i = 0; i < a->n_reverses; i++)
+        port_reverse_close(a->reverses[i], NULL, NULL);
+    a->n_reverses = 0;
     /* The stack resets what is still open, then the tunnel goes. */
     if (a->stack)
         stack_close(a->stack, app_stack_closed, a);
@@ -448,6 +457,38 @@ static int app_start_udp_forward(struct app *a, const struct options_forward *f)
     return 0;
 }
 
+/* The -R forwards over TCP listen in the stack from the start, before the tunnel is up (lwIP listens on an
+ * address it does not have yet); each tunnel up says where they listen, or that an -R ADDR is not
+ * the tunnel's address. */
+static int app_start_remote_forwards(struct app *a)
+{
+    struct port_reverse_config cfg = {
+        .loop = a->loop,
+        .stack = a->stack,
+        .connect_timeout_ms = a->opt.connect_timeout_ms,
+        .max_conns = a->opt.listener_max_conns,
+        .shared = &a->conns,
+    };
+    for (size_t i = 0; i < a->opt.n_forwards; i++) {
+        const struct options_forward *f = &a->opt.forwards[i];
+        if (!f->remote || f->udp)
+            continue; /* app_start_udp_forward() */
+        char name[V2S_ADDR_STRLEN], to[300];
+        v2s_sockaddr_format((const struct sockaddr *)&f->listen, name, sizeof(name));
+        snprintf(to, sizeof(to), strchr(f->host, ':') ? "[%s]:%u" : "%s:%u", f->host, f->port);
+        cfg.host = f->host;
+        cfg.port = f->port;
+        int rc = port_reverse_new(&a->reverses[a->n_reverses], &cfg, (const struct sockaddr *)&f->listen);
+        if (rc < 0) {
+            v2s_error("remote forward %s -> %s: %s", name, to, uv_strerror(rc));
+            app_stop(a, EXIT_USAGE);
+            return -1;
+        }
+        a->n_reverses++;
+    }
+    return 0;
+}
+
 static int app_run(struct app *a)
 {
     /* First, so that every later failure path can close them. */
@@ -536,6 +577,8 @@ static int app_run(struct app *a)
         }
         const struct sockaddr *sa = (const struct sockaddr *)&f->listen;
         char name[V2S_ADDR_STRLEN], to[300];
+        if (f->remote)
+            continue; /* app_start_remote_forwards() */
         v2s_sockaddr_format(sa, name, sizeof(name));
         snprintf(to, sizeof(to), strchr(f->host, ':') ? "[%s]:%u" : "%s:%u", f->host, f->port);
         fcfg.host = f->host;
@@ -549,6 +592,8 @@ static int app_run(struct app *a)
         v2s_info("forwarding %s to %s", name, to);
         app_warn_exposed(sa, "forward", name);
     }
+    if (app_start_remote_forwards(a) < 0)
+        return -1;
     app_watch_vpn_client(a);
     if ((rc = tunnel_start(a->tunnel)) < 0) {
         v2s_error("cannot use the packet fd: %s (it must be a socket or a tun device)", uv_strerror(rc));

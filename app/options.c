@@ -98,11 +98,14 @@ void options_usage(FILE *f)
           "                              HOST may be a name (resolved at each connection); IPv6\n"
           "                              addresses in brackets; repeatable. /udp: UDP datagrams,\n"
           "                              one flow per client address and port\n"
-          "  -R, --remote [ADDR:]PORT:HOST:HOSTPORT/udp\n"
-          "                              forward UDP datagrams that reach the tunnel address (or\n"
-          "                              ADDR, one of the tunnel's) and PORT to HOST:HOSTPORT from\n"
-          "                              this host; answers go back from PORT. Other ports of the\n"
-          "                              tunnel address answer ICMP port unreachable\n"
+          "  -R, --remote [ADDR:]PORT:HOST:HOSTPORT[/udp]\n"
+          "                              listen on PORT of the tunnel address (every tunnel address,\n"
+          "                              IPv4 and IPv6, unless ADDR names one of them) and forward\n"
+          "                              each TCP connection to HOST:HOSTPORT from this host; HOST may\n"
+          "                              be a name (resolved here at each connection); repeatable.\n"
+          "                              Other ports of the tunnel address answer with a reset.\n"
+          "                              /udp: UDP datagrams, the answers sent back from PORT; other\n"
+          "                              ports answer ICMP port unreachable\n"
           "  --udp-timeout SEC           end a UDP flow after SEC seconds without a datagram (60)\n"
           "  --udp-max-flows N           UDP flows of each forward (256); past it a new client's\n"
           "                              datagrams are dropped, and one line is logged\n"
@@ -376,11 +379,6 @@ int options_parse(struct options *o, int argc, char **argv, char *err, size_t er
             }
             if (options_parse_forward(f, optarg, c == 'R', why, sizeof(why)) < 0) {
                 snprintf(err, errcap, "-%c %s: %s", c, optarg, why);
-                return -EINVAL;
-            }
-            /* Each kind is switched on as it lands. */
-            if (f->remote && !f->udp) {
-                snprintf(err, errcap, "-%c %s: -R forwards are not supported yet", c, optarg);
                 return -EINVAL;
             }
             o->n_forwards++;

@@ -195,8 +195,10 @@ TEST_IMPL(options_forward_specs)
     ASSERT_EQ(o.udp_timeout_ms, 5000);
     ASSERT_EQ(o.udp_max_flows, 3);
     options_free(&o);
-    ASSERT_EQ(parse(&o, "-D 1080 -R 8022:127.0.0.1:22", err, sizeof(err)), -EINVAL);
-    ASSERT_STR_EQ(err, "-R 8022:127.0.0.1:22: -R forwards are not supported yet");
+    /* -R over TCP, alone too. */
+    ASSERT_EQ(parse(&o, "--remote 8022:localhost:22 -R [fd00::6]:8080:127.0.0.1:80", err, sizeof(err)), 0);
+    ASSERT_EQ(o.n_forwards, 2);
+    ASSERT(o.forwards[0].remote && o.forwards[1].remote && !o.forwards[1].udp);
     options_free(&o);
     ASSERT_EQ(parse(&o, "--local 8080", err, sizeof(err)), -EINVAL);
     ASSERT(strncmp(err, "-L 8080: expected", 17) == 0);
