@@ -357,24 +357,31 @@ void port_reverse_tunnel_up(struct port_reverse *pr, const struct tunnel_setting
 {
     if (!pr->listener)
         return;
-    char a4[V2S_ADDR_STRLEN] = "", a6[V2S_ADDR_STRLEN] = "", has[2 * V2S_ADDR_STRLEN + 8];
-    if (ts->addr4.family)
-        v2s_addr_format_port(&ts->addr4, pr->listen_port, a4, sizeof(a4));
-    if (ts->addr6.family)
-        v2s_addr_format_port(&ts->addr6, pr->listen_port, a6, sizeof(a6));
-    snprintf(has, sizeof(has), "%s%s%s", a4, a4[0] && a6[0] ? " and " : "", a6);
+    /* "10.8.0.6:8022 and [fd00::6]:8022" where it listens, "10.8.0.6 and fd00::6" what it has. */
+    char at[2][V2S_ADDR_STRLEN] = {"", ""}, addr[2][V2S_ADDR_STRLEN] = {"", ""};
+    char where[2 * V2S_ADDR_STRLEN + 8], has[2 * V2S_ADDR_STRLEN + 8];
+    const struct v2s_addr *mine[2] = {&ts->addr4, &ts->addr6};
+    for (int i = 0; i < 2; i++) {
+        if (!mine[i]->family)
+            continue;
+        v2s_addr_format_port(mine[i], pr->listen_port, at[i], sizeof(at[i]));
+        v2s_addr_format(mine[i], addr[i], sizeof(addr[i]));
+    }
+    const char *and = at[0][0] && at[1][0] ? " and " : "";
+    snprintf(where, sizeof(where), "%s%s%s", at[0], and, at[1]);
+    snprintf(has, sizeof(has), "%s%s%s", addr[0], and, addr[1]);
     if (pr->any) {
-        v2s_info("%s: listening on %s, forwarding to %s", pr->via, has, pr->target);
+        v2s_info("%s: listening on %s, forwarding to %s", pr->via, where, pr->target);
         return;
     }
     if (v2s_addr_equal(&pr->local, &ts->addr4) || v2s_addr_equal(&pr->local, &ts->addr6)) {
         v2s_info("%s: listening, forwarding to %s", pr->via, pr->target);
         return;
     }
-    char mine[V2S_ADDR_STRLEN];
+    char wanted[V2S_ADDR_STRLEN];
     v2s_warn("%s: %s is not the tunnel's address (the tunnel has %s): no connection can arrive there; "
              "give -R PORT:HOST:HOSTPORT to listen on whatever address the tunnel has",
-             pr->via, v2s_addr_format(&pr->local, mine, sizeof(mine)), has);
+             pr->via, v2s_addr_format(&pr->local, wanted, sizeof(wanted)), has);
 }
 
 void port_reverse_close(struct port_reverse *pr, void (*cb)(void *arg), void *arg)

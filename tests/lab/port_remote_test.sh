@@ -86,8 +86,9 @@ sys.exit(0 if hashlib.sha256(got).digest() == hashlib.sha256(data).digest() else
 PY
 }
 
-# connect() to PORT on the tunnel address: "refused" (a reset to the SYN), "reset" (accepted, then
-# reset), or what else happened.
+# connect() to PORT on the tunnel address: "refused" (a reset answered the SYN), "reset" (the
+# handshake completed, then a reset: it may reach connect() itself, which waits for the handshake
+# in poll() and reads the socket's error after it), or what else happened.
 probe() {
     lab_in_server timeout 20 "$LAB_PY" - "$TUN4" "$1" <<'PY'
 import socket, sys
@@ -95,6 +96,8 @@ try:
     s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=10)
 except ConnectionRefusedError:
     print("refused"); sys.exit(0)
+except ConnectionResetError:
+    print("reset"); sys.exit(0)
 except OSError as e:
     print(f"connect: {e}"); sys.exit(0)
 try:
