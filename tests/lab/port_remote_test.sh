@@ -10,7 +10,8 @@
 #                                     back intact (half-close ends it)
 #   dead  -R 7001:127.0.0.1:CLOSED    nothing listens there: the connection is reset, and logged
 #   wrong -R 10.96.0.9:7002:...       an address the tunnel does not have: a warning at tunnel up
-# and a port not forwarded is refused (a reset), and ping to the tunnel address is answered.
+# and a port not forwarded is refused (a reset), and ping to the tunnel address is answered. Then
+# the server restarts: the forwards outlive the tunnel going down and coming back.
 # Needs root (skips with exit 77 otherwise). The binary: $VPN2SOCKS_BIN, else build/vpn2socks.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
@@ -43,7 +44,7 @@ DEAD_LOCAL=$(lab_in_client "$LAB_PY" -c 'import socket; s = socket.socket(); s.b
 
 six=()
 [ -n "$LAB_SERVER_IP6" ] && six=(-- "server-ipv6 fd00:97:77::/64")
-lab_start_openvpn_server rev --proto udp "${six[@]}"
+lab_start_openvpn_server rev --proto udp --exit-notify --keepalive "2 10" "${six[@]}"
 lab_openvpn_client_config rev
 v2s_start_ovpn rev "$LAB_OVPN_CLIENT_DIR" --others reject \
     -R "$WEB_R:127.0.0.1:$LOCAL_WEB" \
@@ -142,6 +143,17 @@ if [ -n "$TUN6" ]; then
     lab_check "ping -6 to the tunnel's IPv6 address is answered" lab_in_server ping -6 -c 3 -i 0.2 -W 2 "$TUN6"
 else
     lab_skip "IPv6 (the lab has no IPv6, or the server pushed no IPv6 address)"
+fi
+# The tunnel goes down and comes back (the server restarts and tells the client): the same
+# listeners serve again, on whatever address the tunnel has now.
+ups=$(grep -c 'tunnel up: address' "$S/v2s.log")
+lab_restart_openvpn_server rev
+if lab_wait_count "$S/v2s.log" 'tunnel up: address' "$((ups + 1))" 40; then
+    lab_pass "the server restarted: vpn2socks reconnected"
+    TUN4=$(sed -n 's/.*tunnel up: address \([0-9.]*\)\/.*/\1/p' "$S/v2s.log" | tail -n 1)
+    lab_check "-R after the reconnect: curl fetches the file byte-exact" fetch "$TUN4"
+else
+    lab_fail "the server restarted: vpn2socks reconnected"
 fi
 lab_check "vpn2socks is still running" v2s_alive
 lab_check_eq "SIGTERM: exit status 0" 0 "$(v2s_stop)"
