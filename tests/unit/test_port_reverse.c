@@ -6,7 +6,7 @@
  * a closed listener resets new SYNs while its connection keeps relaying; a destination that
  * refuses resets the tunnel side with a log line; the cap resets one connection too many; a
  * listener on an address stays there when the tunnel's address changes, one on every address
- * follows it; and no handle is left. */
+ * follows it; a SYN flood holds at most the backlog; and no handle is left. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -466,6 +466,41 @@ TEST_IMPL(stack_listen_address_change)
 
     stack_tcp_listen_close(one);
     stack_tcp_listen_close(every);
+    ASSERT_EQ(harness_tun_down(&r->tun), 0);
+    return 0;
+}
+
+/* A SYN flood: 100 SYNs from forged ports, none of them completing. The listener answers as many
+ * as its backlog of half-open handshakes (64), drops the rest unanswered, and once lwIP gives the
+ * half-open ones up (20 s) a new SYN is answered again. */
+TEST_IMPL(stack_listen_syn_backlog)
+{
+    static struct held h;
+    struct rp *r = &h.r;
+    rp_up(r);
+    struct stack_tcp_listener *lst;
+    ASSERT_EQ(stack_tcp_listen(r->tun.stack, NULL, 9000, held_accept, &h, &lst), 0);
+    static const uint8_t mss[4] = {2, 4, 0x05, 0x50};
+    for (uint16_t i = 0; i < 100; i++)
+        rp_segment(r, &r->us, (uint16_t)(20000 + i), 9000, 0x02, RP_PEER_ISN, 0, mss, sizeof(mss), NULL, 0);
+    harness_tun_settle(&r->tun);
+    unsigned synacks = 0, answered_late = 0;
+    for (size_t i = 0; i < r->n_segs; i++) {
+        if (r->segs[i].flags == 0x12) {
+            synacks++;
+            answered_late += r->segs[i].dport >= 20064;
+        }
+    }
+    ASSERT_EQ(synacks, 64);
+    ASSERT_EQ(answered_late, 0);
+    harness_tun_advance(&r->tun, 21000);
+    r->n_segs = 0;
+    uint32_t ack = rp_syn(r, &r->us, 40000, 9000, 0);
+    rp_segment(r, &r->us, 40000, 9000, 0x10, RP_PEER_ISN + 1, ack, NULL, 0, NULL, 0);
+    harness_tun_settle(&r->tun);
+    ASSERT_EQ(h.accepted, 1);
+    stack_tcp_cancel(h.c);
+    stack_tcp_listen_close(lst);
     ASSERT_EQ(harness_tun_down(&r->tun), 0);
     return 0;
 }
