@@ -193,7 +193,8 @@ static void rev_connected(uv_connect_t *req, int status)
     stack_tcp_bridge_start(tcp, &c->local, NULL, 0, c->label, rev_relay_done, c);
 }
 
-/* Connects to sa: 0 (rev_connected() follows), or a uv error with nothing left open. */
+/* Connects to sa: 0 (rev_connected() follows, or rev_local_closed() when the connect could not
+ * start), or a uv error with nothing left open. */
 static int rev_connect(struct rev_conn *c, const struct sockaddr *sa)
 {
     uint16_t port;

@@ -1,7 +1,7 @@
 /* TCP through the tunnel: opening a connection from the tunnel address, the connection object's
  * life, and the start of the bridge that relays it to an application's uv_tcp_t.
  *
- * The bridge is five files, one job each, and each says at its top what it guarantees and why:
+ * The bridge is six files, one job each, and each says at its top what it guarantees and why:
  *   tcp.c         opening (SYN and first-flight retransmissions, below), the list of every
  *                 connection, lwIP's error callback, tunnel down and writable;
  *   tcp_recv.c    tunnel to application: backpressure (the window opens only as the application
@@ -10,7 +10,9 @@
  *   tcp_close.c   FINs and resets passed through, and closes paced (at most so many FINs in
  *                 flight);
  *   tcp_budget.c  memory held for applications: each connection's budget and fair share, the
- *                 worst case for N connections, what is given back under pressure.
+ *                 worst case for N connections, what is given back under pressure;
+ *   tcp_listen.c  listening in the tunnel (-R): what lwIP accepts becomes a connection like
+ *                 ours (stack_tcp_adopt(), below), and the bounds on half-open handshakes.
  *
  * Retransmission timing starts from the handshake. lwIP takes no round-trip sample from the SYN,
  * so a connection whose first data is lost retransmits after 1 s, then 2, 4, 8, 16, 32 s; and

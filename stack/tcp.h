@@ -58,9 +58,8 @@ typedef int (*stack_tcp_accept_cb)(void *arg, struct stack_tcp *c);
 /* Listens on local:port in the tunnel (local NULL: every tunnel address, IPv4 and IPv6, whatever
  * they are now or become). Works before the tunnel is up and across its going down and up; a
  * listener on a given address stays on it when the tunnel's address changes (and accepts again
- * once the tunnel has it). At most STACK_TCP_LISTEN_BACKLOG handshakes are half done at once per
- * listener (see tcp_listen.c: a SYN flood holds that many, and later SYNs are dropped until they
- * end). 0, or UV_EADDRINUSE, UV_EINVAL, UV_ENOMEM (cb never runs). */
+ * once the tunnel has it). At most 64 handshakes are half done at once per listener (see
+ * tcp_listen.c: a SYN flood holds that many, and later SYNs are dropped until they end). 0, or UV_EADDRINUSE, UV_EINVAL, UV_ENOMEM (cb never runs). */
 int stack_tcp_listen(struct stack *s, const struct v2s_addr *local, uint16_t port, stack_tcp_accept_cb cb,
                      void *arg, struct stack_tcp_listener **out);
 /* Stops listening at once: SYNs to the port are answered with a reset again, handshakes still

@@ -4,7 +4,7 @@
  *
  * What lwIP does for us, and what it does not:
  *   - A SYN to a port nobody listens on is answered with a reset (tcp_input()), so only what is
- *     forwarded answers; the unit test stack_listen_refused checks it.
+ *     forwarded answers (the unit test port_reverse_close_with_relay checks it).
  *   - lwIP accepts a connection once its handshake completes. Between the SYN and the ACK the
  *     connection is a pcb in SYN_RCVD that counts against its listener's backlog
  *     (TCP_LISTEN_BACKLOG in lwipopts.h only switches the count on; the bound is the backlog
