@@ -504,3 +504,31 @@ TEST_IMPL(stack_listen_syn_backlog)
     ASSERT_EQ(harness_tun_down(&r->tun), 0);
     return 0;
 }
+
+/* The peer resets before the forward has reached the service: the service's connection, once
+ * made, is reset too, and the relay logged as closed by reset. */
+TEST_IMPL(port_reverse_reset_before_bridge)
+{
+    static struct rp r;
+    rp_up(&r);
+    uint16_t port;
+    int l = uvtest_listen(&port);
+    uvtest_log_begin();
+    struct port_reverse *pr = rp_forward(&r, NULL, 8022, "127.0.0.1", port, 0);
+    uint32_t ack = rp_syn(&r, &r.us, 40000, 8022, 0);
+    rp_segment(&r, &r.us, 40000, 8022, 0x18, RP_PEER_ISN + 1, ack, NULL, 0, "lost", 4);
+    rp_segment(&r, &r.us, 40000, 8022, 0x04, RP_PEER_ISN + 5, 0, NULL, 0, NULL, 0);
+    int svc = uvtest_accept(&r.tun.loop, l, 3000);
+    ASSERT(svc >= 0);
+    ASSERT_EQ(uvtest_wait_end(&r.tun.loop, svc, NULL, 3000), -ECONNRESET);
+    close(svc);
+    for (int i = 0; i < 200; i++)
+        uvtest_run_until(&r.tun.loop, &r.closed, 1);
+    const char *log = uvtest_log_end();
+    ASSERT(strstr(log, "(remote forward *:8022) closed by reset (0 bytes up, 0 down)") != NULL);
+    port_reverse_close(pr, rp_closed, &r);
+    ASSERT_EQ(r.closed, 1);
+    close(l);
+    ASSERT_EQ(harness_tun_down(&r.tun), 0);
+    return 0;
+}
