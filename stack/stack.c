@@ -316,13 +316,19 @@ static void stack_set_netif(struct stack *s, const struct tunnel_settings *ts)
     s->netif.mtu = (u16_t)s->mtu;
 #if LWIP_IPV6
     s->netif.mtu6 = (u16_t)s->mtu;
-    netif_ip6_addr_set_state(&s->netif, 0, IP6_ADDR_INVALID);
-    if (ts->addr6.family == AF_INET6) {
-        ip6_addr_t a6;
-        memcpy(a6.addr, ts->addr6.bytes, 16);
-        ip6_addr_clear_zone(&a6);
-        netif_ip6_addr_set(&s->netif, 0, &a6);
-        netif_ip6_addr_set_state(&s->netif, 0, IP6_ADDR_PREFERRED);
+    /* Invalidating an address makes lwIP abort every connection bound to it, so the same address
+     * (a reconnect) is left in place. */
+    int same6 = ts->addr6.family == AF_INET6 && ip6_addr_isvalid(netif_ip6_addr_state(&s->netif, 0)) &&
+                memcmp(netif_ip6_addr(&s->netif, 0)->addr, ts->addr6.bytes, 16) == 0;
+    if (!same6) {
+        netif_ip6_addr_set_state(&s->netif, 0, IP6_ADDR_INVALID);
+        if (ts->addr6.family == AF_INET6) {
+            ip6_addr_t a6;
+            memcpy(a6.addr, ts->addr6.bytes, 16);
+            ip6_addr_clear_zone(&a6);
+            netif_ip6_addr_set(&s->netif, 0, &a6);
+            netif_ip6_addr_set_state(&s->netif, 0, IP6_ADDR_PREFERRED);
+        }
     }
 #endif
     netif_set_up(&s->netif);

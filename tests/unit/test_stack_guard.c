@@ -329,8 +329,9 @@ TEST_IMPL(stack_tunnel_events)
     ASSERT(stack_has_family(s, AF_INET));
     ASSERT(stack_has_family(s, AF_INET6));
     guard_open_to(&g, &dst4, 1);
+    guard_open_to(&g, &dst6, 1);
 
-    /* Up again with the same addresses: the connection lives on. */
+    /* Up again with the same addresses: the connections live on, IPv6 too. */
     struct tunnel_settings ts;
     tunnel_settings_init(&ts);
     ASSERT_EQ(v2s_addr_parse(&ts.addr4, "10.8.0.2"), 0);
@@ -340,13 +341,15 @@ TEST_IMPL(stack_tunnel_events)
     ASSERT_EQ(stack_tunnel_up(s, &ts), 0);
     harness_tun_settle(&g.tun);
     ASSERT_EQ(g.results[0], 1);
+    ASSERT_EQ(g.results[1], 1);
 
-    /* Up with another IPv4 address and none for IPv6: it is reset, and IPv6 is unreachable. */
+    /* Up with another IPv4 address and none for IPv6: both are reset, and IPv6 is unreachable. */
     ASSERT_EQ(v2s_addr_parse(&ts.addr4, "10.8.0.3"), 0);
     ts.addr6.family = 0;
     ASSERT_EQ(stack_tunnel_up(s, &ts), 0);
     harness_tun_settle(&g.tun);
     ASSERT_EQ(g.results[0], UV_ENETDOWN);
+    ASSERT_EQ(g.results[1], UV_ENETDOWN);
     ASSERT(!stack_has_family(s, AF_INET6));
     struct stack_tcp *c;
     ASSERT_EQ(stack_tcp_connect(s, &dst6, 80, 60000, guard_connect_cb, &g.results[1], &c), UV_ENETUNREACH);
