@@ -20,15 +20,14 @@
 #include "tunnel/openvpn/config_internal.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #include "base/errmsg.h"
 #include "base/log.h"
+#include "base/secret_file.h"
 
 /* The parser's warnings, logged as they are met. */
 static void config_log_warning(void *arg, const char *text)
@@ -37,119 +36,12 @@ static void config_log_warning(void *arg, const char *text)
     v2s_warn("%s", text);
 }
 
-/* Reads a whole file (a regular file, or a pipe such as <(...)) of at most max bytes, NUL
- * terminated, and what fstat() says of it (the file read, not a name looked up again). 0 or a
- * negative errno; -EFBIG when larger. */
-static int config_read_file(const char *path, size_t max, char **out, size_t *out_len, struct stat *st)
-{
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    size_t len = 0, cap = 4096;
-    char *buf = NULL;
-    int rc = 0;
-
-    *out = NULL;
-    if (fd < 0)
-        return -errno;
-    if (fstat(fd, st) < 0) {
-        rc = -errno;
-        goto out;
-    }
-    if ((buf = malloc(cap + 1)) == NULL) {
-        rc = -ENOMEM;
-        goto out;
-    }
-    for (;;) {
-        if (len == cap) {
-            if (cap >= max + 1) {
-                rc = -EFBIG;
-                goto out;
-            }
-            size_t ncap = cap * 2 > max + 1 ? max + 1 : cap * 2;
-            char *grown = malloc(ncap + 1);
-            if (grown == NULL) {
-                rc = -ENOMEM;
-                goto out;
-            }
-            memcpy(grown, buf, len);
-            explicit_bzero(buf, cap + 1);
-            free(buf);
-            buf = grown;
-            cap = ncap;
-        }
-        ssize_t got = read(fd, buf + len, cap - len);
-        if (got < 0 && errno == EINTR)
-            continue;
-        if (got < 0) {
-            rc = -errno;
-            goto out;
-        }
-        if (got == 0)
-            break;
-        len += (size_t)got;
-    }
-    if (len > max) {
-        rc = -EFBIG;
-        goto out;
-    }
-    buf[len] = '\0';
-    *out = buf;
-    *out_len = len;
-    buf = NULL;
-out:
-    if (buf != NULL) {
-        explicit_bzero(buf, cap + 1);
-        free(buf);
-    }
-    close(fd);
-    return rc;
-}
-
-static void config_free_file(char *text, size_t len)
-{
-    if (text != NULL) {
-        explicit_bzero(text, len);
-        free(text);
-    }
-}
-
-/* Files that hold secrets (ssh's rule for private keys, with PostgreSQL's allowance for root):
- * other users may neither read nor write one, and its group may read it only when root owns it
- * (root:GROUP 0640, how Debian hands keys to a service through a group such as ssl-cert), never
- * write it. Only regular files are checked: a pipe such as <(...) belongs to the process alone.
- * Returns what other users can do, or NULL when the file is closed to them. */
-static const char *config_exposure(const struct stat *st)
-{
-    if (!S_ISREG(st->st_mode))
-        return NULL;
-    if (st->st_mode & S_IROTH)
-        return "other users can read";
-    if (st->st_mode & S_IWOTH)
-        return "other users can write";
-    if (st->st_mode & S_IWGRP)
-        return "its group can write";
-    if ((st->st_mode & S_IRGRP) && st->st_uid != 0)
-        return "its group can read";
-    return NULL;
-}
-
-/* A file holding `what` that other users can get at: refused with -EPERM and a message saying the
- * fix in err, or with OVPN_CONFIG_ALLOW_READABLE_SECRETS a warning and 0. */
+/* The secret-file rule (base/secret_file.c), with OVPN_CONFIG_ALLOW_READABLE_SECRETS for
+ * --allow-readable-secrets. */
 static int config_check_secret(const char *path, const struct stat *st, const char *what, unsigned flags,
                                char *err, size_t errcap)
 {
-    const char *exposure = config_exposure(st);
-    char shown[256];
-    if (exposure == NULL)
-        return 0;
-    v2s_shown(path, shown, sizeof(shown));
-    if (flags & OVPN_CONFIG_ALLOW_READABLE_SECRETS) {
-        v2s_warn("%s holds %s that %s (mode %04o); used anyway (--allow-readable-secrets)", shown, what, exposure,
-                 (unsigned)(st->st_mode & 07777));
-        return 0;
-    }
-    v2s_fail(err, errcap, "%s holds %s that %s (mode %04o): run chmod 600 %s, or give --allow-readable-secrets",
-             shown, what, exposure, (unsigned)(st->st_mode & 07777), shown);
-    return -EPERM;
+    return v2s_secret_check(path, st, what, (flags & OVPN_CONFIG_ALLOW_READABLE_SECRETS) != 0, err, errcap);
 }
 
 static const char *config_read_error(int rc)
@@ -226,7 +118,7 @@ static int config_load_ref(struct ovpn_config_parser *p, struct ovpn_config *cfg
     if (full == NULL)
         return ovpn_config_nomem(p);
     v2s_shown(fr->path, shown, sizeof(shown));
-    rc = config_read_file(full, CONFIG_MAX_FILE, &text, &len, &st);
+    rc = v2s_file_read(full, CONFIG_MAX_FILE, &text, &len, &st);
     if (rc < 0) {
         ovpn_config_fail_at(p, fr->line, "%s '%s': cannot read %s: %s", name, shown, full, config_read_error(rc));
         p->error = rc;
@@ -286,7 +178,7 @@ static int config_load_ref(struct ovpn_config_parser *p, struct ovpn_config *cfg
         break;
     }
 out:
-    config_free_file(text, len);
+    v2s_file_free(text, len);
     free(full);
     return rc;
 }
@@ -300,11 +192,11 @@ static int config_load_auth_file(struct ovpn_config *cfg, const char *path, unsi
     size_t len = 0;
     const char *why = NULL;
     struct stat st;
-    int rc = config_read_file(path, CONFIG_MAX_FILE, &text, &len, &st);
+    int rc = v2s_file_read(path, CONFIG_MAX_FILE, &text, &len, &st);
     if (rc < 0) {
         why = config_read_error(rc);
     } else if ((rc = config_check_secret(path, &st, "a password", flags, err, errcap)) < 0) {
-        config_free_file(text, len);
+        v2s_file_free(text, len);
         return rc;
     } else if (strlen(text) != len) {
         why = "has a NUL byte: not a text file";
@@ -318,7 +210,7 @@ static int config_load_auth_file(struct ovpn_config *cfg, const char *path, unsi
     }
     if (rc < 0)
         v2s_fail(err, errcap, "%s: %s", path, why);
-    config_free_file(text, len);
+    v2s_file_free(text, len);
     return rc;
 }
 
@@ -364,7 +256,7 @@ int ovpn_config_load_flags(struct ovpn_config *cfg, const char *path, const char
 
     ovpn_config_defaults(cfg);
     ovpn_config_defaults(&got);
-    if ((rc = config_read_file(path, CONFIG_MAX_CONFIG, &text, &len, &st)) < 0) {
+    if ((rc = v2s_file_read(path, CONFIG_MAX_CONFIG, &text, &len, &st)) < 0) {
         v2s_fail(err, errcap, "%s: %s", path, rc == -EFBIG ? "larger than 8 MiB" : strerror(-rc));
         return rc;
     }
@@ -405,7 +297,7 @@ fail:
 out:
     ovpn_config_free(&got);
     ovpn_config_parser_free(p);
-    config_free_file(text, len);
+    v2s_file_free(text, len);
     free(base);
     return rc;
 }
