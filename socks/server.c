@@ -1,6 +1,12 @@
 /* The SOCKS listener: reads the greeting and request with the push parser, dials, answers with the
  * RFC 1928 reply code that says what happened, then hands the client socket to the relay.
  *
+ * With credentials (--socks-auth), a client logs in first: the only method picked is
+ * username/password (RFC 1929), so a client offering only "no authentication" is answered 0xFF
+ * and closed, a wrong user or password 0x01 0x01 and closed, and a SOCKS4 request, which has no
+ * password to carry, is rejected (91). Each refusal is logged through base/credentials.h, rate
+ * limited. The login is part of the handshake, so the handshake timeout covers it.
+ *
  * What a client can hold, and for how long:
  *   - a connection holds a slot of the listener's cap and of the cap shared by every listener
  *     (base/conn_limit.h) from accept until its last handle is closed, relaying included;
@@ -25,6 +31,7 @@
 #include <uv.h>
 
 #include "base/conn_limit.h"
+#include "base/credentials.h"
 #include "base/list.h"
 #include "base/log.h"
 #include "route/outbound.h"
@@ -56,6 +63,8 @@ struct socks_conn {
     size_t early_len;
     uv_write_t method_req; /* the method choice, which may still be in flight at the reply */
     uint8_t method_reply[2];
+    uv_write_t auth_req;   /* the login's answer, likewise */
+    uint8_t auth_reply[2];
     uv_write_t write_req;
     uint8_t reply[32];
     char peer[V2S_ADDR_STRLEN];
@@ -71,6 +80,8 @@ struct socks_server {
     struct conn_limit limit;   /* this listener's cap */
     struct conn_limit *shared; /* every listener's, or NULL */
     unsigned handshake_timeout_ms;
+    struct v2s_credentials *creds; /* NULL: no authentication */
+    char name[V2S_ADDR_STRLEN + 32]; /* "SOCKS listener ADDR:PORT", for the log */
     struct refuser refuser;    /* resets connections past the caps */
     int closing;
     int handles_open;
@@ -95,6 +106,7 @@ static void socks_conn_free(struct socks_conn *c)
     struct socks_server *srv = c->srv;
     v2s_list_remove(&c->node);
     conn_limit_give(&srv->limit, srv->shared);
+    socks5_parse_forget_password(&c->parser);
     free(c->early);
     free(c);
     socks_server_maybe_free(srv);
@@ -229,6 +241,12 @@ static void socks_conn_request(struct socks_conn *c, const uint8_t *rest, size_t
         snprintf(c->target, sizeof(c->target), "%s:%u", v2s_shown(p->name, name, sizeof(name)), p->port);
     } else
         v2s_addr_format_port(&p->addr, p->port, c->target, sizeof(c->target));
+    if (p->version == SOCKS4_VERSION && c->srv->creds != NULL) {
+        v2s_credentials_log_failure(c->srv->creds, uv_now(c->client.loop), c->srv->name, c->peer, NULL, 0,
+                                    "a SOCKS4 request, which carries no password (use SOCKS5)");
+        socks_conn_reply_and_close(c, SOCKS5_REP_NOT_ALLOWED);
+        return;
+    }
     if (p->cmd != SOCKS5_CMD_CONNECT) {
         v2s_info("%s: SOCKS command %u not supported", c->peer, p->cmd);
         socks_conn_reply_and_close(c, SOCKS5_REP_CMD_UNSUPPORTED);
@@ -250,6 +268,39 @@ static void socks_conn_request(struct socks_conn *c, const uint8_t *rest, size_t
         v2s_info("%s -> %s: %s (reply %u)", c->peer, c->target, uv_strerror(rc), rep);
         socks_conn_reply_and_close(c, rep);
     }
+}
+
+/* Answers the client's user name and password. 0: logged in, the request comes next; -1: refused,
+ * the answer is on its way and the connection closes behind it. */
+static int socks_conn_login(struct socks_conn *c)
+{
+    struct socks5_parser *p = &c->parser;
+    struct socks_server *srv = c->srv;
+    enum v2s_cred_result r = v2s_credentials_check(srv->creds, p->user, p->user_len, p->password, p->password_len);
+    socks5_parse_forget_password(p);
+    size_t n = socks5_build_auth_reply(c->auth_reply, r == V2S_CRED_OK);
+    if (r != V2S_CRED_OK) {
+        v2s_credentials_log_failure(srv->creds, uv_now(c->client.loop), srv->name, c->peer, p->user, p->user_len,
+                                    r == V2S_CRED_UNKNOWN_USER ? "unknown user" : "wrong password");
+        uv_buf_t b = uv_buf_init((char *)c->auth_reply, (unsigned)n);
+        c->auth_req.data = c;
+        uv_read_stop((uv_stream_t *)&c->client);
+        /* Queued behind the method choice if that is still in flight. */
+        if (uv_write(&c->auth_req, (uv_stream_t *)&c->client, &b, 1, socks_conn_write_then_close_cb) < 0)
+            socks_conn_close(c);
+        return -1;
+    }
+    if (V2S_LOG_ENABLED(V2S_LOG_DEBUG)) {
+        char user[V2S_CRED_MAX_USER + 1], shown[128];
+        memcpy(user, p->user, p->user_len);
+        user[p->user_len] = '\0';
+        v2s_debug("%s: logged in as \"%s\"", c->peer, v2s_shown(user, shown, sizeof(shown)));
+    }
+    if (socks_conn_send(c, &c->auth_req, c->auth_reply, n) < 0) {
+        socks_conn_close(c);
+        return -1;
+    }
+    return 0;
 }
 
 static void socks_conn_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
@@ -286,7 +337,11 @@ static void socks_conn_read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_
             c->method_reply[1] = method;
             if (method == SOCKS5_AUTH_NO_ACCEPTABLE) {
                 uv_buf_t b = uv_buf_init((char *)c->method_reply, 2);
-                v2s_info("%s: no acceptable SOCKS authentication method offered", c->peer);
+                if (c->srv->creds != NULL)
+                    v2s_credentials_log_failure(c->srv->creds, uv_now(stream->loop), c->srv->name, c->peer, NULL,
+                                                0, "no username/password offered (SOCKS5 method 2)");
+                else
+                    v2s_info("%s: no acceptable SOCKS authentication method offered", c->peer);
                 c->method_req.data = c;
                 uv_read_stop(stream);
                 if (uv_write(&c->method_req, stream, &b, 1, socks_conn_write_then_close_cb) < 0)
@@ -299,6 +354,10 @@ static void socks_conn_read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_
             }
             break;
         }
+        case SOCKS5_EV_AUTH:
+            if (socks_conn_login(c) < 0)
+                return;
+            break;
         case SOCKS5_EV_REQUEST:
             socks_conn_request(c, data, len);
             return;
@@ -379,6 +438,8 @@ static void socks_server_on_connection(uv_stream_t *listener, int status)
     v2s_list_init(&c->node);
     v2s_list_push_front(&srv->conns, &c->node);
     socks5_parse_init(&c->parser);
+    if (srv->creds != NULL)
+        socks5_parse_require_auth(&c->parser);
     if (uv_accept(listener, (uv_stream_t *)&c->client) < 0) {
         socks_conn_close(c);
         return;
@@ -412,10 +473,11 @@ int socks_server_new(struct socks_server **out, const struct socks_server_config
     v2s_list_init(&srv->conns);
     srv->shared = cfg->shared;
     srv->handshake_timeout_ms = cfg->handshake_timeout_ms;
-    char where[V2S_ADDR_STRLEN], name[V2S_ADDR_STRLEN + 32];
+    srv->creds = cfg->credentials;
+    char where[V2S_ADDR_STRLEN];
     v2s_sockaddr_format(addr, where, sizeof(where));
-    snprintf(name, sizeof(name), "SOCKS listener %s", where);
-    conn_limit_init(&srv->limit, cfg->max_conns, name, "--listener-max-connections");
+    snprintf(srv->name, sizeof(srv->name), "SOCKS listener %s", where);
+    conn_limit_init(&srv->limit, cfg->max_conns, srv->name, "--listener-max-connections");
     uv_tcp_init(cfg->loop, &srv->listener);
     srv->listener.data = srv;
     srv->handles_open = 1;

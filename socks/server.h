@@ -5,6 +5,7 @@
 struct socks_server;
 struct outbound;
 struct conn_limit;
+struct v2s_credentials;
 struct sockaddr;
 typedef struct uv_loop_s uv_loop_t;
 
@@ -14,7 +15,9 @@ struct socks_server_config {
     unsigned connect_timeout_ms;   /* given to each connect */
     unsigned max_conns;            /* this listener's cap; 0: none */
     struct conn_limit *shared;     /* the cap over every listener (the caller keeps it), or NULL */
-    unsigned handshake_timeout_ms; /* from accept to a complete request */
+    unsigned handshake_timeout_ms; /* from accept to a complete request, the login included */
+    struct v2s_credentials *credentials; /* users who may log in (the caller keeps it for the listener's
+                                          * life); NULL: no authentication */
 };
 
 /* Listens on addr. 0 or a negative uv error. */

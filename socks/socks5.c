@@ -8,11 +8,17 @@
  *   pos < 8            header VN CD DSTPORT DSTIP (need = 8)
  *   need == 8          reading USERID up to its NUL
  *   need > 8           SOCKS4a: reading HOST, which starts at buf[need], up to its NUL
- * The whole SOCKS4 request must fit in buf; a longer one is refused (no real client sends one). */
+ * The whole SOCKS4 request must fit in buf; a longer one is refused (no real client sends one).
+ *
+ * The username/password sub-negotiation (RFC 1929: VER ULEN UNAME PLEN PASSWD, up to 513 bytes)
+ * does not fit in buf at once, so it is read in two messages: VER ULEN UNAME PLEN (at most 258
+ * bytes), whose name is copied out, then PASSWD alone. The password is copied out of buf and
+ * wiped there at once, so one copy remains, which the caller wipes once it was checked. */
 #include "socks/socks5.h"
 
 #include "base/bytes.h"
 
+#include <assert.h>
 #include <string.h>
 #include <sys/socket.h>
 
@@ -20,6 +26,7 @@ enum {
     SOCKS5_GREETING_HDR = 2, /* VER NMETHODS */
     SOCKS5_REQUEST_HDR = 4,  /* VER CMD RSV ATYP */
     SOCKS4_HDR = 8,          /* VN CD DSTPORT DSTIP */
+    SOCKS5_AUTH_HDR = 2,     /* VER ULEN */
 };
 
 void socks5_parse_init(struct socks5_parser *p)
@@ -27,6 +34,12 @@ void socks5_parse_init(struct socks5_parser *p)
     memset(p, 0, sizeof(*p));
     p->state = SOCKS5_PARSE_METHODS;
     p->need = 1; /* the version byte decides which protocol this is */
+}
+
+void socks5_parse_require_auth(struct socks5_parser *p)
+{
+    assert(p->state == SOCKS5_PARSE_METHODS && p->pos == 0);
+    p->auth_required = 1;
 }
 
 static enum socks5_event socks5_fail(struct socks5_parser *p, int error, const char *why)
@@ -60,10 +73,59 @@ static enum socks5_event socks5_step_greeting(struct socks5_parser *p)
     }
     for (size_t i = SOCKS5_GREETING_HDR; i < p->pos; i++)
         p->methods_mask[p->buf[i] / 8] |= (uint8_t)(1u << (p->buf[i] % 8));
+    p->pos = 0;
+    switch (socks5_parse_method(p)) {
+    case SOCKS5_AUTH_USERPASS:
+        p->state = SOCKS5_PARSE_AUTH;
+        p->need = SOCKS5_AUTH_HDR;
+        break;
+    case SOCKS5_AUTH_NONE:
+        p->state = SOCKS5_PARSE_REQUEST;
+        p->need = SOCKS5_REQUEST_HDR;
+        break;
+    default:
+        /* The answer is NO_ACCEPTABLE and the server closes: nothing the client sends next counts. */
+        p->state = SOCKS5_PARSE_ERROR;
+        p->error = -1;
+        p->why = "no acceptable authentication method offered";
+        break;
+    }
+    return SOCKS5_EV_METHODS;
+}
+
+/* RFC 1929: VER ULEN UNAME PLEN, then PASSWD as a message of its own. */
+static enum socks5_event socks5_step_auth(struct socks5_parser *p)
+{
+    if (p->state == SOCKS5_PARSE_AUTH) {
+        if (p->pos == SOCKS5_AUTH_HDR) {
+            if (p->buf[0] != SOCKS5_USERPASS_VERSION)
+                return socks5_fail(p, -1, "username/password sub-negotiation version is not 1");
+            p->need = SOCKS5_AUTH_HDR + (size_t)p->buf[1] + 1; /* UNAME and PLEN */
+            return SOCKS5_EV_NEED_MORE;
+        }
+        p->user_len = p->buf[1];
+        memcpy(p->user, p->buf + SOCKS5_AUTH_HDR, p->user_len);
+        p->password_len = p->buf[p->pos - 1];
+        p->state = SOCKS5_PARSE_AUTH_PASSWORD;
+        p->pos = 0;
+        p->need = p->password_len;
+        if (p->need > 0)
+            return SOCKS5_EV_NEED_MORE;
+    } else {
+        memcpy(p->password, p->buf, p->password_len);
+        explicit_bzero(p->buf, p->password_len);
+    }
     p->state = SOCKS5_PARSE_REQUEST;
     p->pos = 0;
     p->need = SOCKS5_REQUEST_HDR;
-    return SOCKS5_EV_METHODS;
+    return SOCKS5_EV_AUTH;
+}
+
+void socks5_parse_forget_password(struct socks5_parser *p)
+{
+    explicit_bzero(p->password, sizeof(p->password));
+    explicit_bzero(p->buf, sizeof(p->buf));
+    p->password_len = 0;
 }
 
 static enum socks5_event socks5_step_request(struct socks5_parser *p)
@@ -183,6 +245,8 @@ enum socks5_event socks5_parse_feed(struct socks5_parser *p, const uint8_t *data
             ev = socks4_step(p);
         else if (p->state == SOCKS5_PARSE_METHODS)
             ev = socks5_step_greeting(p);
+        else if (p->state == SOCKS5_PARSE_AUTH || p->state == SOCKS5_PARSE_AUTH_PASSWORD)
+            ev = socks5_step_auth(p);
         else
             ev = socks5_step_request(p);
     }
@@ -192,9 +256,18 @@ enum socks5_event socks5_parse_feed(struct socks5_parser *p, const uint8_t *data
 
 uint8_t socks5_parse_method(const struct socks5_parser *p)
 {
-    if (p->methods_mask[SOCKS5_AUTH_NONE / 8] & (1u << (SOCKS5_AUTH_NONE % 8)))
-        return SOCKS5_AUTH_NONE;
+    /* With credentials, "no authentication" is never picked, even when offered. */
+    uint8_t want = p->auth_required ? SOCKS5_AUTH_USERPASS : SOCKS5_AUTH_NONE;
+    if (p->methods_mask[want / 8] & (1u << (want % 8)))
+        return want;
     return SOCKS5_AUTH_NO_ACCEPTABLE;
+}
+
+size_t socks5_build_auth_reply(uint8_t *out, int ok)
+{
+    out[0] = SOCKS5_USERPASS_VERSION;
+    out[1] = ok ? SOCKS5_USERPASS_SUCCESS : SOCKS5_USERPASS_FAILURE;
+    return 2;
 }
 
 /* A NULL bound address means 0.0.0.0:0 (the port argument is then ignored, per the header). */

@@ -1,5 +1,6 @@
-/* SOCKS5 (RFC 1928) and SOCKS4/4a wire format: a push parser for what the client sends and
- * builders for what the server answers. Pure code, no I/O; unit tests and fuzzers drive it. */
+/* SOCKS5 (RFC 1928), its username/password sub-negotiation (RFC 1929) and SOCKS4/4a wire format:
+ * a push parser for what the client sends and builders for what the server answers. Pure code,
+ * no I/O; unit tests and fuzzers drive it. */
 #ifndef VPN2SOCKS_SOCKS_SOCKS5_H
 #define VPN2SOCKS_SOCKS_SOCKS5_H
 
@@ -20,6 +21,9 @@ enum socks5_const {
     SOCKS5_ATYP_IPV4 = 0x01,
     SOCKS5_ATYP_DOMAIN = 0x03,
     SOCKS5_ATYP_IPV6 = 0x04,
+    SOCKS5_USERPASS_VERSION = 0x01, /* RFC 1929's VER, in the request and the reply */
+    SOCKS5_USERPASS_SUCCESS = 0x00, /* RFC 1929 STATUS; anything else is a failure */
+    SOCKS5_USERPASS_FAILURE = 0x01,
 };
 
 /* Reply codes (RFC 1928 section 6). */
@@ -43,6 +47,8 @@ enum socks4_reply {
 
 enum socks5_parse_state {
     SOCKS5_PARSE_METHODS,  /* reading VER NMETHODS METHODS (or a SOCKS4 request) */
+    SOCKS5_PARSE_AUTH,     /* reading VER ULEN UNAME PLEN (RFC 1929) */
+    SOCKS5_PARSE_AUTH_PASSWORD, /* reading PASSWD */
     SOCKS5_PARSE_REQUEST,  /* reading VER CMD RSV ATYP ADDR PORT */
     SOCKS5_PARSE_DONE,
     SOCKS5_PARSE_ERROR,
@@ -52,6 +58,8 @@ enum socks5_parse_state {
 enum socks5_event {
     SOCKS5_EV_NEED_MORE = 0,  /* all input consumed, nothing complete yet */
     SOCKS5_EV_METHODS,        /* greeting complete: answer with socks5_parse_method() */
+    SOCKS5_EV_AUTH,           /* username/password complete: see user, password; answer, and on
+                               * success feed the rest (the request follows) */
     SOCKS5_EV_REQUEST,        /* request complete: see cmd, addr/name, port */
     SOCKS5_EV_ERROR,          /* malformed: see error (a reply code to send, if any) and why */
 };
@@ -59,12 +67,19 @@ enum socks5_event {
 struct socks5_parser {
     enum socks5_parse_state state;
     uint8_t version;        /* 5, or 4 for SOCKS4/4a */
+    int auth_required;      /* socks5_parse_require_auth(): username/password or nothing */
     uint8_t methods_mask[32]; /* bit set for every method the client offered */
     uint8_t cmd;
     uint8_t atyp;           /* SOCKS5_ATYP_*; a SOCKS4a name reports DOMAIN */
     struct v2s_addr addr;   /* for IPV4 / IPV6 */
     char name[256];         /* for DOMAIN, NUL-terminated */
     uint16_t port;
+    /* On SOCKS5_EV_AUTH, what the client sent (1..255 bytes each by the wire format, though a
+     * client may send a length of 0). socks5_parse_forget_password() wipes the password. */
+    uint8_t user[255];
+    uint8_t user_len;
+    uint8_t password[255];
+    uint8_t password_len;
     int error;              /* on SOCKS5_EV_ERROR: reply code to send, or -1 to just close */
     const char *why;        /* on SOCKS5_EV_ERROR: a short reason for the log */
     /* private: position within the current message */
@@ -74,15 +89,25 @@ struct socks5_parser {
 };
 
 void socks5_parse_init(struct socks5_parser *p);
+/* Right after init: the listener has credentials, so the only method it picks is
+ * username/password, and a greeting that does not offer it gets NO_ACCEPTABLE. SOCKS4 requests
+ * are still parsed: the caller refuses them (they carry no password). */
+void socks5_parse_require_auth(struct socks5_parser *p);
 /* Feeds bytes; *consumed tells how many were used, so bytes after a complete request (data the
  * client sent early) stay with the caller. Call again after SOCKS5_EV_METHODS with the rest. */
 enum socks5_event socks5_parse_feed(struct socks5_parser *p, const uint8_t *data, size_t len,
                                     size_t *consumed);
-/* The method the server picks from what was offered (NONE if offered), or NO_ACCEPTABLE. */
+/* The method the server picks from what was offered: USERPASS when auth is required, else NONE;
+ * NO_ACCEPTABLE when that one was not offered (the parser then takes no more input: the caller
+ * sends the answer and closes). */
 uint8_t socks5_parse_method(const struct socks5_parser *p);
+/* Wipes the password (and the parser's copy of the bytes it came in), once it was checked. */
+void socks5_parse_forget_password(struct socks5_parser *p);
 
 /* Builds a SOCKS5 reply with a bound address (NULL = 0.0.0.0:0). Returns the length (<= 22). */
 size_t socks5_build_reply(uint8_t *out, uint8_t rep, const struct v2s_addr *bnd, uint16_t port);
+/* Builds the 2-byte RFC 1929 reply: success, or failure (after which the server closes). */
+size_t socks5_build_auth_reply(uint8_t *out, int ok);
 /* Builds the 8-byte SOCKS4 reply. */
 size_t socks4_build_reply(uint8_t *out, uint8_t rep, const struct v2s_addr *bnd, uint16_t port);
 

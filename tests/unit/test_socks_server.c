@@ -11,6 +11,7 @@
 
 #include <uv.h>
 
+#include "base/credentials.h"
 #include "base/log.h"
 #include "route/dial.h"
 #include "route/direct.h"
@@ -234,7 +235,9 @@ static void sstest_server_closed(void *arg)
     ((struct sstest *)arg)->server_closed = 1;
 }
 
-static void sstest_start(struct sstest *t, enum fake_mode mode, int status)
+/* A listener over the fake outbound; with creds, it requires a login. */
+static void sstest_start_with(struct sstest *t, enum fake_mode mode, int status, struct v2s_credentials *creds,
+                              unsigned handshake_timeout_ms)
 {
     memset(t, 0, sizeof(*t));
     ASSERT_EQ(uv_loop_init(&t->loop), 0);
@@ -243,7 +246,8 @@ static void sstest_start(struct sstest *t, enum fake_mode mode, int status)
         .loop = &t->loop,
         .out = &t->fake.ob,
         .connect_timeout_ms = 1234,
-        .handshake_timeout_ms = 5000,
+        .handshake_timeout_ms = handshake_timeout_ms,
+        .credentials = creds,
     };
     struct sockaddr_in sin = {.sin_family = AF_INET};
     sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
@@ -252,6 +256,11 @@ static void sstest_start(struct sstest *t, enum fake_mode mode, int status)
     int len = sizeof(ss);
     ASSERT_EQ(socks_server_local(t->srv, (struct sockaddr *)&ss, &len), 0);
     t->port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+}
+
+static void sstest_start(struct sstest *t, enum fake_mode mode, int status)
+{
+    sstest_start_with(t, mode, status, NULL, 5000);
 }
 
 static void sstest_finish(struct sstest *t)
@@ -566,5 +575,179 @@ TEST_IMPL(dial_close_fails_pending)
     router_free(&t.router);
     uvtest_loop_finish(&t.s.loop);
     ASSERT_EQ(t.closed, 2);
+    return 0;
+}
+
+/* --- a listener with credentials (--socks-auth) --- */
+
+/* Builds VER ULEN UNAME PLEN PASSWD. */
+static size_t sstest_login(uint8_t *out, const char *user, const char *password)
+{
+    size_t n = 0, ul = strlen(user), pl = strlen(password);
+    out[n++] = 0x01;
+    out[n++] = (uint8_t)ul;
+    memcpy(out + n, user, ul);
+    n += ul;
+    out[n++] = (uint8_t)pl;
+    memcpy(out + n, password, pl);
+    return n + pl;
+}
+
+/* Sends the login and reads the method choice and the login's answer. Returns the answer's status. */
+static int sstest_auth(struct sstest *t, int fd, const char *user, const char *password)
+{
+    static const uint8_t greeting[] = {0x05, 0x02, 0x00, 0x02};
+    uint8_t login[600], m[2];
+    int end;
+    uvtest_send(&t->loop, fd, greeting, sizeof(greeting));
+    ASSERT_EQ(uvtest_recv(&t->loop, fd, m, 2, &end, 3000), 2);
+    ASSERT_MEM_EQ(m, "\x05\x02", 2);
+    uvtest_send(&t->loop, fd, login, sstest_login(login, user, password));
+    ASSERT_EQ(uvtest_recv(&t->loop, fd, m, 2, &end, 3000), 2);
+    ASSERT_EQ(m[0], 0x01);
+    return m[1];
+}
+
+/* A CONNECT to example.test:443 by name. */
+static size_t sstest_connect_req(uint8_t *out)
+{
+    static const uint8_t req[] = {0x05, 0x01, 0x00, 0x03, 12, 'e', 'x', 'a', 'm', 'p', 'l', 'e', '.', 't', 'e', 's',
+                                  't', 0x01, 0xBB};
+    memcpy(out, req, sizeof(req));
+    return sizeof(req);
+}
+
+static void sstest_relay_end(struct sstest *t, int fd)
+{
+    struct fake_conn *c = t->fake.conn;
+    ASSERT(c != NULL);
+    close(fd);
+    ASSERT(uvtest_run_until(&t->loop, &c->got_eof, 3000) != 0);
+    fake_end(c);
+}
+
+/* Right and wrong logins on the wire: 05 02 then 01 00 and the request goes through; 05 FF for a
+ * client offering no login; 01 01 and the end for a wrong password or user; 91 for SOCKS4; and a
+ * right login still works after all that. Every refusal is logged with the client and the user,
+ * never the password; nothing refused reaches the outbound. */
+TEST_IMPL(socks_server_auth)
+{
+    struct sstest t;
+    struct v2s_credentials *creds;
+    char err[128];
+    static const char users[] = "bob:pa:ss\nalice:x\n";
+    uint8_t buf[600], reply[10], m[2];
+    int end, zero = 0;
+    size_t n;
+    ASSERT_EQ(v2s_credentials_parse(&creds, "users", users, sizeof(users) - 1, err, sizeof(err)), 0);
+    sstest_start_with(&t, FAKE_ANSWER, 0, creds, 5000);
+    int saved = v2s_log_level;
+    v2s_log_level = V2S_LOG_WARN;
+    uvtest_log_begin();
+
+    /* Greeting, login and request one byte per read. */
+    static const uint8_t greeting[] = {0x05, 0x02, 0x00, 0x02};
+    n = 0;
+    memcpy(buf, greeting, sizeof(greeting));
+    n += sizeof(greeting);
+    n += sstest_login(buf + n, "bob", "pa:ss");
+    n += sstest_connect_req(buf + n);
+    int fd = uvtest_connect(t.port);
+    for (size_t i = 0; i < n; i++) {
+        uvtest_send(&t.loop, fd, buf + i, 1);
+        uvtest_run_until(&t.loop, &zero, 2);
+    }
+    ASSERT_EQ(uvtest_recv(&t.loop, fd, m, 2, &end, 3000), 2);
+    ASSERT_MEM_EQ(m, "\x05\x02", 2);
+    ASSERT_EQ(uvtest_recv(&t.loop, fd, m, 2, &end, 3000), 2);
+    ASSERT_MEM_EQ(m, "\x01\x00", 2);
+    ASSERT_EQ(uvtest_recv(&t.loop, fd, reply, 10, &end, 3000), 10);
+    ASSERT_EQ(reply[1], 0);
+    ASSERT_EQ(t.fake.connects, 1);
+    ASSERT_STR_EQ(t.fake.name, "example.test");
+    sstest_relay_end(&t, fd);
+
+    /* Only "no authentication" offered (curl without credentials): 0xFF, then the end. */
+    fd = uvtest_connect(t.port);
+    uvtest_send(&t.loop, fd, "\x05\x01\x00", 3);
+    ASSERT_EQ(uvtest_recv(&t.loop, fd, m, 2, &end, 3000), 2);
+    ASSERT_MEM_EQ(m, "\x05\xff", 2);
+    ASSERT_EQ(uvtest_wait_end(&t.loop, fd, NULL, 3000), 1);
+    close(fd);
+
+    /* A wrong password, then an unknown user: 01 01, then the end. */
+    fd = uvtest_connect(t.port);
+    ASSERT_EQ(sstest_auth(&t, fd, "bob", "pa:sS"), 0x01);
+    ASSERT_EQ(uvtest_wait_end(&t.loop, fd, NULL, 3000), 1);
+    close(fd);
+    fd = uvtest_connect(t.port);
+    ASSERT_EQ(sstest_auth(&t, fd, "mal\nlory", "x"), 0x01);
+    ASSERT_EQ(uvtest_wait_end(&t.loop, fd, NULL, 3000), 1);
+    close(fd);
+    /* Another user's password is wrong too. */
+    fd = uvtest_connect(t.port);
+    ASSERT_EQ(sstest_auth(&t, fd, "alice", "pa:ss"), 0x01);
+    ASSERT_EQ(uvtest_wait_end(&t.loop, fd, NULL, 3000), 1);
+    close(fd);
+
+    /* SOCKS4a carries no password: rejected (91). */
+    static const uint8_t socks4a[] = {0x04, 0x01, 0x00, 0x50, 0, 0, 0, 1, 'b', 'o', 'b', 0, 'h', 0};
+    fd = uvtest_connect(t.port);
+    uvtest_send(&t.loop, fd, socks4a, sizeof(socks4a));
+    ASSERT_EQ(uvtest_recv(&t.loop, fd, buf, 8, &end, 3000), 8);
+    ASSERT_EQ(buf[0], 0);
+    ASSERT_EQ(buf[1], 91);
+    ASSERT_EQ(uvtest_wait_end(&t.loop, fd, NULL, 3000), 1);
+    close(fd);
+    ASSERT_EQ(t.fake.connects, 1);
+
+    /* A right login still works, the other user's, with the request right behind it. */
+    fd = uvtest_connect(t.port);
+    ASSERT_EQ(sstest_auth(&t, fd, "alice", "x"), 0x00);
+    n = sstest_connect_req(buf);
+    uvtest_send(&t.loop, fd, buf, n);
+    ASSERT_EQ(uvtest_recv(&t.loop, fd, reply, 10, &end, 3000), 10);
+    ASSERT_EQ(reply[1], 0);
+    ASSERT_EQ(t.fake.connects, 2);
+    sstest_relay_end(&t, fd);
+
+    const char *log = uvtest_log_end();
+    v2s_log_level = saved;
+    ASSERT(strstr(log, ": login refused for a client without a user name: no username/password offered") != NULL);
+    ASSERT(strstr(log, "SOCKS listener 127.0.0.1:") != NULL);
+    ASSERT(strstr(log, ": 127.0.0.1:") != NULL);
+    ASSERT(strstr(log, ": login refused for user \"bob\": wrong password\n") != NULL);
+    ASSERT(strstr(log, ": login refused for user \"mal\\x0alory\": unknown user\n") != NULL);
+    ASSERT(strstr(log, ": login refused for user \"alice\": wrong password\n") != NULL);
+    ASSERT(strstr(log, ": login refused for a client without a user name: a SOCKS4 request") != NULL);
+    ASSERT(strstr(log, "pa:s") == NULL);
+    sstest_finish(&t);
+    v2s_credentials_free(creds);
+    return 0;
+}
+
+/* The handshake timeout covers the login: a client that stops halfway through its password is
+ * dropped, and nothing is dialed. */
+TEST_IMPL(socks_server_auth_timeout)
+{
+    struct sstest t;
+    struct v2s_credentials *creds;
+    char err[128];
+    uint8_t m[2];
+    int end;
+    ASSERT_EQ(v2s_credentials_parse(&creds, "users", "bob:secret\n", 11, err, sizeof(err)), 0);
+    sstest_start_with(&t, FAKE_ANSWER, 0, creds, 300);
+    int fd = uvtest_connect(t.port);
+    uvtest_send(&t.loop, fd, "\x05\x01\x02\x01\x03" "bob\x06" "sec", 12);
+    ASSERT_EQ(uvtest_recv(&t.loop, fd, m, 2, &end, 3000), 2);
+    ASSERT_MEM_EQ(m, "\x05\x02", 2);
+    uint64_t start = uv_now(&t.loop);
+    ASSERT_EQ(uvtest_wait_end(&t.loop, fd, NULL, 3000), 1);
+    uv_update_time(&t.loop);
+    ASSERT(uv_now(&t.loop) - start < 2000);
+    ASSERT_EQ(t.fake.connects, 0);
+    close(fd);
+    sstest_finish(&t);
+    v2s_credentials_free(creds);
     return 0;
 }
