@@ -11,6 +11,7 @@
 #include <uv.h>
 
 #include "base/conn_limit.h"
+#include "base/credentials.h"
 #include "route/dial.h"
 #include "route/direct.h"
 #include "base/log.h"
@@ -47,6 +48,7 @@ struct app {
     struct outbound *dialer;     /* the router's pick between them: what the listeners dial */
     struct socks_server *socks[OPTIONS_MAX_LISTENERS];
     size_t n_socks;
+    struct v2s_credentials *socks_creds; /* --socks-auth; NULL: no authentication */
     struct port_forward *forwards[OPTIONS_MAX_FORWARDS];
     size_t n_forwards;
     struct port_udp *udp_forwards[OPTIONS_MAX_FORWARDS]; /* -L/udp and -R/udp */
@@ -402,8 +404,8 @@ static void app_fit_descriptors(struct options *o)
              (unsigned long long)rl.rlim_cur, o->max_conns, o->listener_max_conns);
 }
 
-/* Until the listeners have authentication, any address but loopback hands the VPN (and this
- * host's own network, for direct destinations) to whoever can reach it. */
+/* A listener without authentication on any address but loopback hands the VPN (and this host's
+ * own network, for direct destinations) to whoever can reach it. */
 static void app_warn_exposed(const struct sockaddr *sa, const char *what, const char *name)
 {
     if (options_listen_is_loopback(sa))
@@ -512,6 +514,20 @@ static int app_run(struct app *a)
         v2s_error("out of memory");
         return EXIT_USAGE;
     }
+    /* Before the tunnel, so that a bad file stops us before we connect. */
+    if (a->opt.socks_auth) {
+        char err[512];
+        int rc = v2s_credentials_load(&a->socks_creds, a->opt.socks_auth, a->opt.allow_readable_secrets, err,
+                                      sizeof(err));
+        if (rc < 0) {
+            v2s_error("--socks-auth: %s", err);
+            return EXIT_USAGE;
+        }
+        if (a->opt.n_socks == 0)
+            v2s_warn("--socks-auth: there is no SOCKS listener (-D) to use it");
+        v2s_info("SOCKS listeners require one of the %zu users of %s", v2s_credentials_count(a->socks_creds),
+                 a->opt.socks_auth);
+    }
     int rc = a->opt.config ? app_open_openvpn(a, &ev) : app_open_fd_tunnel(a, &ev);
     if (rc > 0)
         return rc;
@@ -545,6 +561,7 @@ static int app_run(struct app *a)
         .max_conns = a->opt.listener_max_conns,
         .shared = &a->conns,
         .handshake_timeout_ms = a->opt.handshake_timeout_ms,
+        .credentials = a->socks_creds,
     };
     for (size_t i = 0; i < a->opt.n_socks; i++) {
         const struct sockaddr *sa = (const struct sockaddr *)&a->opt.socks[i];
@@ -557,7 +574,8 @@ static int app_run(struct app *a)
         }
         a->n_socks++;
         v2s_info("SOCKS5 proxy listening on %s", name);
-        app_warn_exposed(sa, "SOCKS listener", name);
+        if (a->socks_creds == NULL)
+            app_warn_exposed(sa, "SOCKS listener", name);
     }
     struct port_forward_config fcfg = {
         .loop = a->loop,
@@ -638,6 +656,7 @@ int main(int argc, char **argv)
     if (uv_loop_close(a.loop) != 0)
         v2s_debug("handles still open at exit");
     router_free(&a.router);
+    v2s_credentials_free(a.socks_creds);
     options_free(&a.opt);
     return a.exit_code;
 }

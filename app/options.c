@@ -48,6 +48,7 @@ enum {
     OPT_ALLOW_READABLE_SECRETS,
     OPT_UDP_TIMEOUT,
     OPT_UDP_MAX_FLOWS,
+    OPT_SOCKS_AUTH,
 };
 
 static const struct option long_options[] = {
@@ -55,6 +56,7 @@ static const struct option long_options[] = {
     {"auth-user-pass", required_argument, NULL, OPT_AUTH_USER_PASS},
     {"allow-readable-secrets", no_argument, NULL, OPT_ALLOW_READABLE_SECRETS},
     {"socks", required_argument, NULL, 'D'},
+    {"socks-auth", required_argument, NULL, OPT_SOCKS_AUTH},
     {"local", required_argument, NULL, 'L'},
     {"remote", required_argument, NULL, 'R'},
     {"udp-timeout", required_argument, NULL, OPT_UDP_TIMEOUT},
@@ -90,8 +92,11 @@ void options_usage(FILE *f)
           "\n"
           "Listeners:\n"
           "  -D, --socks [ADDR:]PORT     SOCKS5/4a proxy (ADDR defaults to 127.0.0.1; repeatable).\n"
-          "                              It has no authentication: an address other than\n"
-          "                              loopback lets other hosts use it (a warning says so)\n"
+          "                              Without --socks-auth it has no authentication: an address\n"
+          "                              other than loopback lets other hosts use it (a warning says so)\n"
+          "  --socks-auth FILE           every SOCKS listener requires a SOCKS5 user name and password\n"
+          "                              (RFC 1929) from FILE, one user:password a line ('#' comments);\n"
+          "                              SOCKS4 is then refused. FILE must not be readable by others\n"
           "  -L, --local [ADDR:]PORT:HOST:HOSTPORT[/udp]\n"
           "                              forward each TCP connection to ADDR:PORT (ADDR defaults to\n"
           "                              127.0.0.1) to HOST:HOSTPORT, routed as SOCKS connections are;\n"
@@ -120,8 +125,9 @@ void options_usage(FILE *f)
           "  -c, --config FILE           connect with this .ovpn file (OpenVPN 2.x, Alibaba Cloud SSL-VPN)\n"
           "  --auth-user-pass FILE       username on line 1, password on line 2 (for auth-user-pass)\n"
           "  --allow-readable-secrets    use a private key, tls-auth/tls-crypt key or password file\n"
-          "                              (or a config holding one) that other users can read or\n"
-          "                              write, with a warning; refused by default (chmod 600 it)\n"
+          "                              (or a config holding one, or the --socks-auth file) that\n"
+          "                              other users can read or write, with a warning; refused by\n"
+          "                              default (chmod 600 it)\n"
           "\n"
           "Packet fd (openconnect --script-tun, or any producer of raw IP packets):\n"
           "  --tunnel-fd N               read and write raw IP packets on fd N (default: $VPNFD,\n"
@@ -357,6 +363,9 @@ int options_parse(struct options *o, int argc, char **argv, char *err, size_t er
             break;
         case OPT_ALLOW_READABLE_SECRETS:
             o->allow_readable_secrets = 1;
+            break;
+        case OPT_SOCKS_AUTH:
+            o->socks_auth = optarg;
             break;
         case 'D':
             if (o->n_socks == OPTIONS_MAX_LISTENERS) {

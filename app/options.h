@@ -30,6 +30,7 @@ struct options {
     int tunnel_fd;             /* -1 = from VPNFD */
     const char *config;        /* --config: a .ovpn file for the native OpenVPN client */
     const char *auth_user_pass; /* --auth-user-pass FILE */
+    const char *socks_auth;     /* --socks-auth FILE: user:password lines every SOCKS listener requires */
     int allow_readable_secrets; /* --allow-readable-secrets: warn about exposed key files instead of refusing */
     struct router_config route; /* --route / --exclude / --others / --allow-direct-local */
     struct tunnel_settings overrides; /* --address / --mtu / --dns / --domain */

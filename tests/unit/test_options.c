@@ -41,6 +41,11 @@ TEST_IMPL(options_caps_and_timeouts)
     ASSERT_EQ(o.handshake_timeout_ms, 3000);
     ASSERT_EQ(o.route.allow_direct_local, 1);
     ASSERT(o.max_conns_given && o.listener_max_conns_given);
+    ASSERT(o.socks_auth == NULL);
+    options_free(&o);
+
+    ASSERT_EQ(parse(&o, "-D 1080 --socks-auth /etc/vpn2socks/users", err, sizeof(err)), 0);
+    ASSERT_STR_EQ(o.socks_auth, "/etc/vpn2socks/users");
     options_free(&o);
 
     static const struct {
@@ -54,6 +59,7 @@ TEST_IMPL(options_caps_and_timeouts)
         {"-D 1080 --handshake-timeout 0", "--handshake-timeout 0: expected seconds from 1 to 3600"},
         {"-D 1080 --handshake-timeout 3601", "--handshake-timeout 3601: expected seconds from 1 to 3600"},
         {"-D 1080 --handshake-timeout", "--handshake-timeout needs a value"},
+        {"-D 1080 --socks-auth", "--socks-auth needs a value"},
         {"-D 1080 --allow-direct-local=yes", "unknown option --allow-direct-local=yes"},
     };
     for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
