@@ -1,5 +1,6 @@
 /* libFuzzer target for the SOCKS push parser: any input, fed whole and then one byte at a time,
- * must give the same events, the same consumed counts and the same parsed request. */
+ * must give the same events, the same consumed counts and the same parsed request; once as a
+ * listener without authentication and once as one with --socks-auth (username/password first). */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,15 +12,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 struct fuzz_outcome {
     enum socks5_event last;
     size_t n_methods_events;
+    size_t n_auth_events;
     size_t end;
 };
 
 /* Feeds data in chunks of at most step bytes, the way a server loop would. */
-static void fuzz_run(struct socks5_parser *p, const uint8_t *data, size_t size, size_t step,
+static void fuzz_run(struct socks5_parser *p, const uint8_t *data, size_t size, size_t step, int auth,
                      struct fuzz_outcome *o)
 {
     memset(o, 0, sizeof(*o));
     socks5_parse_init(p);
+    if (auth)
+        socks5_parse_require_auth(p);
     size_t off = 0;
     o->last = SOCKS5_EV_NEED_MORE;
     while (off < size) {
@@ -40,21 +44,32 @@ static void fuzz_run(struct socks5_parser *p, const uint8_t *data, size_t size, 
             (void)socks5_parse_method(p);
             continue;
         }
+        if (ev == SOCKS5_EV_AUTH) {
+            if (!auth)
+                abort();
+            o->n_auth_events++;
+            continue;
+        }
         break; /* REQUEST or ERROR */
     }
     o->end = off;
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+static void fuzz_one(const uint8_t *data, size_t size, int auth)
 {
     static struct socks5_parser whole, bytes;
     struct fuzz_outcome a, b;
     uint8_t reply[32];
 
-    fuzz_run(&whole, data, size, size ? size : 1, &a);
-    fuzz_run(&bytes, data, size, 1, &b);
-    if (a.last != b.last || a.n_methods_events != b.n_methods_events || a.end != b.end ||
-        whole.state != bytes.state || whole.version != bytes.version)
+    fuzz_run(&whole, data, size, size ? size : 1, auth, &a);
+    fuzz_run(&bytes, data, size, 1, auth, &b);
+    if (a.last != b.last || a.n_methods_events != b.n_methods_events || a.n_auth_events != b.n_auth_events ||
+        a.end != b.end || whole.state != bytes.state || whole.version != bytes.version)
+        abort();
+    if (a.n_auth_events > 0 &&
+        (whole.user_len != bytes.user_len || memcmp(whole.user, bytes.user, whole.user_len) != 0 ||
+         whole.password_len != bytes.password_len ||
+         memcmp(whole.password, bytes.password, whole.password_len) != 0))
         abort();
     if (a.last == SOCKS5_EV_REQUEST) {
         if (whole.cmd != bytes.cmd || whole.atyp != bytes.atyp || whole.port != bytes.port ||
@@ -67,5 +82,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     if (a.last == SOCKS5_EV_ERROR && (whole.error != bytes.error || whole.why == NULL))
         abort();
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    fuzz_one(data, size, 0);
+    fuzz_one(data, size, 1);
     return 0;
 }

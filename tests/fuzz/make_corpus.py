@@ -42,6 +42,9 @@ seed("fuzz_socks5", "bind-rsv7", b"\x05\x01\x00" b"\x05\x02\x07\x01\x0a\x00\x00\
 seed("fuzz_socks5", "socks4-user", b"\x04\x01\x15\x38\x00\x00\x00\x09bob\x00")
 seed("fuzz_socks5", "socks4a-host", b"\x04\x01\x00\x50\x00\x00\x00\x01\x00web.lab.test\x00")
 seed("fuzz_socks5", "nmethods-0", b"\x05\x00\x05\x01")
+# with --socks-auth (the target parses every input both ways): curl's greeting, a login, a request
+seed("fuzz_socks5", "auth-userpass",
+     b"\x05\x02\x00\x02" b"\x01\x05alice\x06pa:ss!" b"\x05\x01\x00\x03\x0cweb.lab.test" + u16(8080))
 
 # ---------------------------------------------------------------- fuzz_dnsmsg (test_dnsmsg.c)
 QNAME = b"\x03www\x07example\x03com\x00"
