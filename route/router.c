@@ -91,6 +91,25 @@ int router_add_user(struct router *r, const struct v2s_cidr *c, enum router_verd
     return 0;
 }
 
+int router_set_user(struct router *r, const struct router_config *c)
+{
+    size_t n_tunnel = r->n_entries - r->n_user, n = c->n_user + n_tunnel;
+    struct router_entry *entries = NULL;
+    if (n > 0 && !(entries = malloc(n * sizeof(*entries))))
+        return -ENOMEM;
+    if (c->n_user)
+        memcpy(entries, c->user, c->n_user * sizeof(*entries));
+    if (n_tunnel)
+        memcpy(entries + c->n_user, r->entries + r->n_user, n_tunnel * sizeof(*entries));
+    free(r->entries);
+    r->entries = entries;
+    r->n_entries = n;
+    r->n_user = c->n_user;
+    r->others = c->others;
+    r->allow_direct_local = c->allow_direct_local;
+    return 0;
+}
+
 static void router_append(struct router *r, const struct v2s_cidr *c, enum router_verdict v)
 {
     r->entries[r->n_entries].cidr = *c;

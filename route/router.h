@@ -55,6 +55,10 @@ int router_init_from(struct router *r, const struct router_config *c);
 
 void router_init(struct router *r);
 void router_free(struct router *r);
+/* Replaces the user's entries, --others and --allow-direct-local with c's and keeps the tunnel's
+ * routes (a reload of the config file). Connections already open are not looked at again.
+ * 0, or -ENOMEM with r unchanged. */
+int router_set_user(struct router *r, const struct router_config *c);
 /* A user's --route (verdict TUNNEL) or --exclude (verdict DIRECT). 0 or -ENOMEM. */
 int router_add_user(struct router *r, const struct v2s_cidr *c, enum router_verdict v);
 /* Replaces the tunnel's routes with those of the settings (called on every tunnel up).

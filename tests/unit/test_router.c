@@ -353,3 +353,49 @@ TEST_IMPL(router_from_config)
     ASSERT_EQ(cfg.n_user, 0);
     return 0;
 }
+
+/* A reload: the user's entries, --others and --allow-direct-local replaced, the tunnel's kept. */
+TEST_IMPL(router_set_user_keeps_tunnel)
+{
+    struct router_config cfg;
+    router_config_init(&cfg);
+    struct v2s_cidr c = cidr("10.1.0.0/16");
+    ASSERT_EQ(router_config_add(&cfg, &c, ROUTER_DIRECT), 0);
+    struct router r;
+    ASSERT_EQ(router_init_from(&r, &cfg), 0);
+    struct tunnel_settings s;
+    tunnel_settings_init(&s);
+    settings_route(&s, "10.0.0.0/8", 0);
+    ASSERT_EQ(router_set_tunnel(&r, &s), 0);
+    ASSERT_EQ(decide(&r, "10.1.2.3"), ROUTER_DIRECT);
+    ASSERT_EQ(decide(&r, "10.2.3.4"), ROUTER_TUNNEL);
+    ASSERT_EQ(decide(&r, "192.0.2.1"), ROUTER_DIRECT); /* split routes: others go direct */
+
+    router_config_free(&cfg);
+    router_config_init(&cfg);
+    c = cidr("10.2.0.0/16");
+    ASSERT_EQ(router_config_add(&cfg, &c, ROUTER_DIRECT), 0);
+    c = cidr("198.51.100.0/24");
+    ASSERT_EQ(router_config_add(&cfg, &c, ROUTER_TUNNEL), 0);
+    cfg.others = ROUTER_OTHERS_REJECT;
+    ASSERT_EQ(router_set_user(&r, &cfg), 0);
+    ASSERT_EQ(r.n_user, 2);
+    ASSERT_EQ(decide(&r, "10.1.2.3"), ROUTER_TUNNEL);     /* the old exclude is gone; the tunnel's route stays */
+    ASSERT_EQ(decide(&r, "10.2.3.4"), ROUTER_DIRECT);     /* the new exclude */
+    ASSERT_EQ(decide(&r, "198.51.100.7"), ROUTER_TUNNEL); /* the new route */
+    ASSERT_EQ(decide(&r, "192.0.2.1"), ROUTER_REJECT);    /* the new --others */
+
+    /* No user entries at all, then the tunnel's routes replaced as on a reconnect. */
+    router_config_free(&cfg);
+    router_config_init(&cfg);
+    ASSERT_EQ(router_set_user(&r, &cfg), 0);
+    ASSERT_EQ(r.n_user, 0);
+    ASSERT_EQ(decide(&r, "10.2.3.4"), ROUTER_TUNNEL);
+    ASSERT_EQ(router_set_tunnel(&r, &s), 0);
+    ASSERT_EQ(decide(&r, "10.2.3.4"), ROUTER_TUNNEL);
+    ASSERT_EQ(decide(&r, "192.0.2.1"), ROUTER_DIRECT);
+    tunnel_settings_free(&s);
+    router_config_free(&cfg);
+    router_free(&r);
+    return 0;
+}
