@@ -15,6 +15,8 @@
 #include "route/dial.h"
 #include "route/direct.h"
 #include "base/log.h"
+#include "app/conf.h"
+#include "app/listeners.h"
 #include "app/memtrim.h"
 #include "app/options.h"
 #include "route/outbound.h"
@@ -37,25 +39,32 @@ enum {
     EXIT_TUNNEL_LOST = 3,
 };
 
+/* A running listener: what it is, and the object of its kind. */
+struct app_listener {
+    struct listener_spec spec;
+    void *h; /* struct socks_server, struct port_forward, ... as spec.kind says */
+};
+
 struct app {
     uv_loop_t *loop;
-    struct options opt;
+    int argc;   /* the command line, read again at each reload (--conf) */
+    char **argv;
+    struct options opt; /* the running configuration */
     struct router router; /* live: the command line's entries, then the tunnel's routes */
     struct tunnel *tunnel;
     struct stack *stack;
     struct outbound *via_tunnel; /* the stack's connections */
     struct outbound *direct;     /* host sockets */
     struct outbound *dialer;     /* the router's pick between them: what the listeners dial */
-    struct socks_server *socks[OPTIONS_MAX_LISTENERS];
-    size_t n_socks;
+    struct app_listener listeners[LISTENERS_MAX];
+    size_t n_listeners;
     struct v2s_credentials *socks_creds; /* --socks-auth; NULL: no authentication */
-    struct port_forward *forwards[OPTIONS_MAX_FORWARDS];
-    size_t n_forwards;
-    struct port_udp *udp_forwards[OPTIONS_MAX_FORWARDS]; /* -L/udp and -R/udp */
-    size_t n_udp_forwards;
-    struct port_reverse *reverses[OPTIONS_MAX_FORWARDS]; /* -R over TCP: listening in the stack */
-    size_t n_reverses;
+    unsigned max_conns;          /* --max-connections and --listener-max-connections as they */
+    unsigned listener_max_conns; /* fit the open files limit (app_fit_descriptors) */
     struct conn_limit conns; /* every listener's connections together */
+    int hup_reloads; /* SIGHUP reloads --conf, rather than meaning the VPN client ended */
+    struct tunnel_settings tunnel_addrs; /* the last tunnel up's addresses (nothing else) */
+    int tunnel_was_up;
     uv_signal_t sig[4];
     uv_timer_t stop_timer; /* runs app_stop() from the loop, never from inside the stack or a tunnel */
     struct memtrim memtrim;
@@ -67,9 +76,18 @@ struct app {
 };
 
 static void app_stop(struct app *a, int code);
+static void app_reload(struct app *a);
+static void app_listener_close(struct app_listener *l);
 static const char *app_getenv(void *arg, const char *name);
 static void app_stop_later(struct app *a, int code);
 static int app_stop_pending(const struct app *a);
+
+static void app_set_log_level(int verbosity)
+{
+    v2s_log_level = verbosity < 0 ? V2S_LOG_ERROR : V2S_LOG_WARN + verbosity;
+    if (v2s_log_level > V2S_LOG_TRACE)
+        v2s_log_level = V2S_LOG_TRACE;
+}
 
 static void app_log_settings(const struct tunnel_settings *ts)
 {
@@ -108,8 +126,16 @@ static void app_tunnel_up(void *arg, const struct tunnel_settings *ts)
         app_stop_later(a, EXIT_USAGE);
         return;
     }
-    for (size_t i = 0; i < a->n_reverses; i++)
-        port_reverse_tunnel_up(a->reverses[i], ts);
+    /* What -R forwards started by a later reload are told (they only look at the addresses). */
+    tunnel_settings_init(&a->tunnel_addrs);
+    a->tunnel_addrs.addr4 = ts->addr4;
+    a->tunnel_addrs.prefix4 = ts->prefix4;
+    a->tunnel_addrs.addr6 = ts->addr6;
+    a->tunnel_addrs.prefix6 = ts->prefix6;
+    a->tunnel_was_up = 1;
+    for (size_t i = 0; i < a->n_listeners; i++)
+        if (a->listeners[i].spec.kind == LISTENER_REMOTE_TCP)
+            port_reverse_tunnel_up(a->listeners[i].h, ts);
 }
 
 static void app_tunnel_packet(void *arg, const uint8_t *pkt, size_t len)
@@ -160,6 +186,10 @@ static void app_signal(uv_signal_t *h, int signum)
 {
     struct app *a = h->data;
     if (signum == SIGHUP) {
+        if (a->hup_reloads) {
+            app_reload(a);
+            return;
+        }
         /* openconnect hangs up its script's process group when the session ends. */
         app_tunnel_down(a, TUNNEL_DOWN_CLOSED, "the VPN client ended the session (SIGHUP)");
         return;
@@ -228,18 +258,9 @@ static void app_stop(struct app *a, int code)
         return;
     a->stopping = 1;
     a->exit_code = code;
-    for (size_t i = 0; i < a->n_socks; i++)
-        socks_server_close(a->socks[i], NULL, NULL);
-    a->n_socks = 0;
-    for (size_t i = 0; i < a->n_forwards; i++)
-        port_forward_close(a->forwards[i], NULL, NULL);
-    a->n_forwards = 0;
-    for (size_t i = 0; i < a->n_udp_forwards; i++)
-        port_udp_close(a->udp_forwards[i], NULL, NULL);
-    a->n_udp_forwards = 0;
-    for (size_t i = 0; i < a->n_reverses; i++)
-        port_reverse_close(a->reverses[i], NULL, NULL);
-    a->n_reverses = 0;
+    for (size_t i = 0; i < a->n_listeners; i++)
+        app_listener_close(&a->listeners[i]);
+    a->n_listeners = 0;
     /* The stack resets what is still open, then the tunnel goes. */
     if (a->stack)
         stack_close(a->stack, app_stack_closed, a);
@@ -373,9 +394,12 @@ enum { APP_FD_RESERVE = 128 };
  * the hard one allows (libuv polls with epoll, so a high descriptor number costs nothing); if that
  * is still short, default caps are lowered to fit, and caps the user gave are kept with a warning
  * (connections past the limit then fail with "too many open files" before the cap refuses them). */
-static void app_fit_descriptors(struct options *o)
+static void app_fit_descriptors(struct app *a)
 {
+    const struct options *o = &a->opt;
     struct rlimit rl;
+    a->max_conns = o->max_conns;
+    a->listener_max_conns = o->listener_max_conns;
     if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
         return;
     rlim_t need = (rlim_t)o->max_conns * 2 + APP_FD_RESERVE;
@@ -397,11 +421,11 @@ static void app_fit_descriptors(struct options *o)
                  o->max_conns, (unsigned long long)need, (unsigned long long)rl.rlim_cur, fit);
         return;
     }
-    o->max_conns = fit;
-    if (!o->listener_max_conns_given && o->listener_max_conns > fit)
-        o->listener_max_conns = fit;
+    a->max_conns = fit;
+    if (!o->listener_max_conns_given && a->listener_max_conns > fit)
+        a->listener_max_conns = fit;
     v2s_info("open files limit %llu (ulimit -n): at most %u connections in all, %u per listener",
-             (unsigned long long)rl.rlim_cur, o->max_conns, o->listener_max_conns);
+             (unsigned long long)rl.rlim_cur, a->max_conns, a->listener_max_conns);
 }
 
 /* A listener without authentication on any address but loopback hands the VPN (and this host's
@@ -416,8 +440,8 @@ static void app_warn_exposed(const struct sockaddr *sa, const char *what, const 
 }
 
 /* Starts one -L/udp or -R/udp forward: a host socket into the routed outbound, or a socket in
- * the tunnel toward this host. 0, or -1 once the reason is logged. */
-static int app_start_udp_forward(struct app *a, const struct options_forward *f)
+ * the tunnel toward this host. 0, or a negative uv error once the reason is logged. */
+static int app_start_udp_forward(struct app *a, const struct options_forward *f, struct port_udp **pu)
 {
     const struct sockaddr *sa = (const struct sockaddr *)&f->listen;
     char name[V2S_ADDR_STRLEN], to[300];
@@ -430,7 +454,6 @@ static int app_start_udp_forward(struct app *a, const struct options_forward *f)
         .idle_timeout_ms = a->opt.udp_timeout_ms,
         .max_flows = a->opt.udp_max_flows,
     };
-    struct port_udp **pu = &a->udp_forwards[a->n_udp_forwards];
     int rc;
     if (f->remote) {
         /* -R: the address inside the tunnel; 0.0.0.0 stands for every tunnel address. */
@@ -443,52 +466,225 @@ static int app_start_udp_forward(struct app *a, const struct options_forward *f)
             snprintf(name, sizeof(name), "port %u", port);
         if (rc < 0) {
             v2s_error("remote forward %s/udp (tunnel) -> %s: %s", name, to, uv_strerror(rc));
-            return -1;
+            return rc;
         }
-        a->n_udp_forwards++;
         v2s_info("forwarding %s/udp of the tunnel to %s", name, to);
         return 0;
     }
     if ((rc = port_udp_local_new(pu, &cfg, a->dialer, sa)) < 0) {
         v2s_error("forward %s/udp -> %s: %s", name, to, uv_strerror(rc));
-        return -1;
+        return rc;
     }
-    a->n_udp_forwards++;
     v2s_info("forwarding %s/udp to %s", name, to);
     app_warn_exposed(sa, "forward", name);
     return 0;
 }
 
-/* The -R forwards over TCP listen in the stack from the start, before the tunnel is up (lwIP listens on an
- * address it does not have yet); each tunnel up says where they listen, or that an -R ADDR is not
- * the tunnel's address. */
-static int app_start_remote_forwards(struct app *a)
+/* Starts one listener; every kind is started here, and closed in app_listener_close(). 0, or a
+ * negative uv error, logged. */
+static int app_listener_start(struct app *a, struct app_listener *l)
 {
-    struct port_reverse_config cfg = {
-        .loop = a->loop,
-        .stack = a->stack,
-        .connect_timeout_ms = a->opt.connect_timeout_ms,
-        .max_conns = a->opt.listener_max_conns,
-        .shared = &a->conns,
-    };
-    for (size_t i = 0; i < a->opt.n_forwards; i++) {
-        const struct options_forward *f = &a->opt.forwards[i];
-        if (!f->remote || f->udp)
-            continue; /* app_start_udp_forward() */
-        char name[V2S_ADDR_STRLEN], to[300];
-        v2s_sockaddr_format((const struct sockaddr *)&f->listen, name, sizeof(name));
-        snprintf(to, sizeof(to), strchr(f->host, ':') ? "[%s]:%u" : "%s:%u", f->host, f->port);
-        cfg.host = f->host;
-        cfg.port = f->port;
-        int rc = port_reverse_new(&a->reverses[a->n_reverses], &cfg, (const struct sockaddr *)&f->listen);
-        if (rc < 0) {
-            v2s_error("remote forward %s -> %s: %s", name, to, uv_strerror(rc));
-            app_stop(a, EXIT_USAGE);
-            return -1;
+    const struct options_forward *f = &l->spec.fwd;
+    const struct sockaddr *sa = (const struct sockaddr *)&f->listen;
+    char where[V2S_ADDR_STRLEN], to[300];
+    int rc = UV_ENOTSUP;
+    v2s_sockaddr_format(sa, where, sizeof(where));
+    snprintf(to, sizeof(to), strchr(f->host, ':') ? "[%s]:%u" : "%s:%u", f->host, f->port);
+    switch (l->spec.kind) {
+    case LISTENER_SOCKS: {
+        struct socks_server_config cfg = {
+            .loop = a->loop,
+            .out = a->dialer,
+            .connect_timeout_ms = a->opt.connect_timeout_ms,
+            .max_conns = a->listener_max_conns,
+            .shared = &a->conns,
+            .handshake_timeout_ms = a->opt.handshake_timeout_ms,
+            .credentials = a->socks_creds,
+        };
+        struct socks_server *srv = NULL;
+        if ((rc = socks_server_new(&srv, &cfg, sa)) < 0) {
+            v2s_error("SOCKS listener %s: %s", where, uv_strerror(rc));
+            return rc;
         }
-        a->n_reverses++;
+        l->h = srv;
+        v2s_info("SOCKS5 proxy listening on %s", where);
+        if (a->socks_creds == NULL)
+            app_warn_exposed(sa, "SOCKS listener", where);
+        return 0;
     }
-    return 0;
+    case LISTENER_LOCAL_TCP: {
+        struct port_forward_config cfg = {
+            .loop = a->loop,
+            .out = a->dialer,
+            .connect_timeout_ms = a->opt.connect_timeout_ms,
+            .max_conns = a->listener_max_conns,
+            .shared = &a->conns,
+            .host = f->host,
+            .port = f->port,
+        };
+        struct port_forward *pf = NULL;
+        if ((rc = port_forward_new(&pf, &cfg, sa)) < 0) {
+            v2s_error("forward %s -> %s: %s", where, to, uv_strerror(rc));
+            return rc;
+        }
+        l->h = pf;
+        v2s_info("forwarding %s to %s", where, to);
+        app_warn_exposed(sa, "forward", where);
+        return 0;
+    }
+    case LISTENER_LOCAL_UDP:
+    case LISTENER_REMOTE_UDP: {
+        struct port_udp *pu = NULL;
+        if ((rc = app_start_udp_forward(a, f, &pu)) < 0)
+            return rc;
+        l->h = pu;
+        return 0;
+    }
+    case LISTENER_REMOTE_TCP: {
+        /* It listens in the stack before the tunnel is up (lwIP listens on an address it does
+         * not have yet); each tunnel up says where, or that an -R ADDR is not the tunnel's. */
+        struct port_reverse_config cfg = {
+            .loop = a->loop,
+            .stack = a->stack,
+            .connect_timeout_ms = a->opt.connect_timeout_ms,
+            .max_conns = a->listener_max_conns,
+            .shared = &a->conns,
+            .host = f->host,
+            .port = f->port,
+        };
+        struct port_reverse *pr = NULL;
+        if ((rc = port_reverse_new(&pr, &cfg, sa)) < 0) {
+            v2s_error("remote forward %s -> %s: %s", where, to, uv_strerror(rc));
+            return rc;
+        }
+        l->h = pr;
+        if (a->tunnel_was_up)
+            port_reverse_tunnel_up(pr, &a->tunnel_addrs);
+        return 0;
+    }
+    }
+    char name[V2S_ADDR_STRLEN + 300];
+    v2s_error("%s: %s", listener_spec_name(&l->spec, name, sizeof(name)), uv_strerror(rc));
+    return rc;
+}
+
+/* Stops accepting; connections already relaying carry on until they end (the listener's object
+ * goes with the last of them), those still being set up are closed. */
+static void app_listener_close(struct app_listener *l)
+{
+    switch (l->spec.kind) {
+    case LISTENER_SOCKS:
+        socks_server_close(l->h, NULL, NULL);
+        break;
+    case LISTENER_LOCAL_TCP:
+        port_forward_close(l->h, NULL, NULL);
+        break;
+    case LISTENER_LOCAL_UDP:
+    case LISTENER_REMOTE_UDP:
+        port_udp_close(l->h, NULL, NULL); /* a UDP forward's flows end with it */
+        break;
+    case LISTENER_REMOTE_TCP:
+        port_reverse_close(l->h, NULL, NULL);
+        break;
+    }
+    l->h = NULL;
+}
+
+/* What a reload works with; too big for the stack. */
+struct app_reload_scratch {
+    struct listener_spec run[LISTENERS_MAX], want[LISTENERS_MAX];
+    unsigned char keep[LISTENERS_MAX];
+    int from[LISTENERS_MAX];
+    struct app_listener next[LISTENERS_MAX];
+};
+
+/* Moves the running listeners to those o asks for: the ones in both keep running untouched, the
+ * others are closed first (so that a listener moved to a new destination can bind its address
+ * again), then the new ones start. One that cannot start is logged and left out (a later reload
+ * tries it again); the rest go on. */
+static void app_listeners_reload(struct app *a, const struct options *o, struct app_reload_scratch *w)
+{
+    char name[V2S_ADDR_STRLEN + 300];
+    size_t n_want = listener_specs(o, w->want, LISTENERS_MAX), n_next = 0;
+    size_t kept = 0, closed = 0, started = 0, failed = 0;
+    for (size_t i = 0; i < a->n_listeners; i++)
+        w->run[i] = a->listeners[i].spec;
+    listener_diff(w->run, a->n_listeners, w->want, n_want, w->keep, w->from);
+    for (size_t i = 0; i < a->n_listeners; i++) {
+        if (w->keep[i])
+            continue;
+        v2s_info("reload: closing %s (connections in progress continue)",
+                 listener_spec_name(&a->listeners[i].spec, name, sizeof(name)));
+        app_listener_close(&a->listeners[i]);
+        closed++;
+    }
+    for (size_t j = 0; j < n_want; j++) {
+        struct app_listener *l = &w->next[n_next];
+        if (w->from[j] >= 0) {
+            *l = a->listeners[w->from[j]];
+            n_next++;
+            kept++;
+            continue;
+        }
+        l->spec = w->want[j];
+        l->h = NULL;
+        if (app_listener_start(a, l) < 0) {
+            v2s_error("reload: %s not started; the rest of the reload goes on",
+                      listener_spec_name(&l->spec, name, sizeof(name)));
+            failed++;
+            continue;
+        }
+        n_next++;
+        started++;
+    }
+    memcpy(a->listeners, w->next, n_next * sizeof(w->next[0]));
+    a->n_listeners = n_next;
+    v2s_info("reload: %zu listener%s kept, %zu started, %zu closed%s", kept, kept == 1 ? "" : "s", started, closed,
+             failed ? ", some failed to start (see above)" : "");
+}
+
+/* SIGHUP with --conf: the file and the command line read again, as at startup. What can change
+ * while running does (listeners, forwards, routes, the log level); what cannot is named and left
+ * as it is. A file that does not parse changes nothing. */
+static void app_reload(struct app *a)
+{
+    struct options next;
+    char err[1024];
+    if (a->stopping || app_stop_pending(a))
+        return;
+    v2s_info("SIGHUP: reloading %s", a->opt.conf);
+    struct app_reload_scratch *w = malloc(sizeof(*w));
+    if (!w) {
+        v2s_error("reload: out of memory; the running configuration is kept");
+        return;
+    }
+    options_init(&next);
+    if (conf_options(&next, a->argc, a->argv, err, sizeof(err)) < 0) {
+        v2s_error("reload: %s; the running configuration is kept", err);
+        goto out;
+    }
+    if (router_set_user(&a->router, &next.route) < 0) {
+        v2s_error("reload: out of memory; the running configuration is kept");
+        goto out;
+    }
+    char changed[512];
+    options_restart_only_changes(&a->opt, &next, changed, sizeof(changed));
+    if (changed[0])
+        v2s_warn("reload: %s: %s changed, ignored until a restart", next.conf, changed);
+    app_set_log_level(next.verbosity);
+    app_listeners_reload(a, &next, w);
+    /* The running configuration takes what was reloaded; the rest stays as it started. */
+    struct router_config route = a->opt.route;
+    a->opt.route = next.route;
+    next.route = route;
+    memcpy(a->opt.socks, next.socks, sizeof(next.socks));
+    a->opt.n_socks = next.n_socks;
+    memcpy(a->opt.forwards, next.forwards, sizeof(next.forwards));
+    a->opt.n_forwards = next.n_forwards;
+    a->opt.verbosity = next.verbosity;
+out:
+    options_free(&next);
+    free(w);
 }
 
 static int app_run(struct app *a)
@@ -552,67 +748,38 @@ static int app_run(struct app *a)
         app_stop(a, EXIT_USAGE);
         return -1;
     }
-    app_fit_descriptors(&a->opt);
-    conn_limit_init(&a->conns, a->opt.max_conns, "SOCKS listeners together", "--max-connections");
-    struct socks_server_config scfg = {
-        .loop = a->loop,
-        .out = a->dialer,
-        .connect_timeout_ms = a->opt.connect_timeout_ms,
-        .max_conns = a->opt.listener_max_conns,
-        .shared = &a->conns,
-        .handshake_timeout_ms = a->opt.handshake_timeout_ms,
-        .credentials = a->socks_creds,
-    };
-    for (size_t i = 0; i < a->opt.n_socks; i++) {
-        const struct sockaddr *sa = (const struct sockaddr *)&a->opt.socks[i];
-        char name[V2S_ADDR_STRLEN];
-        v2s_sockaddr_format(sa, name, sizeof(name));
-        if ((rc = socks_server_new(&a->socks[a->n_socks], &scfg, sa)) < 0) {
-            v2s_error("SOCKS listener %s: %s", name, uv_strerror(rc));
+    app_fit_descriptors(a);
+    conn_limit_init(&a->conns, a->max_conns, "SOCKS listeners together", "--max-connections");
+    struct listener_spec *specs = calloc(LISTENERS_MAX, sizeof(*specs));
+    size_t n = specs ? listener_specs(&a->opt, specs, LISTENERS_MAX) : 0;
+    for (size_t i = 0; specs && i < n; i++) {
+        struct app_listener *l = &a->listeners[a->n_listeners];
+        l->spec = specs[i];
+        if (app_listener_start(a, l) < 0) {
+            free(specs);
             app_stop(a, EXIT_USAGE);
             return -1;
         }
-        a->n_socks++;
-        v2s_info("SOCKS5 proxy listening on %s", name);
-        if (a->socks_creds == NULL)
-            app_warn_exposed(sa, "SOCKS listener", name);
+        a->n_listeners++;
     }
-    struct port_forward_config fcfg = {
-        .loop = a->loop,
-        .out = a->dialer,
-        .connect_timeout_ms = a->opt.connect_timeout_ms,
-        .max_conns = a->opt.listener_max_conns,
-        .shared = &a->conns,
-    };
-    for (size_t i = 0; i < a->opt.n_forwards; i++) {
-        const struct options_forward *f = &a->opt.forwards[i];
-        if (f->udp) {
-            if (app_start_udp_forward(a, f) < 0) {
-                app_stop(a, EXIT_USAGE);
-                return -1;
-            }
-            continue;
-        }
-        const struct sockaddr *sa = (const struct sockaddr *)&f->listen;
-        char name[V2S_ADDR_STRLEN], to[300];
-        if (f->remote)
-            continue; /* app_start_remote_forwards() */
-        v2s_sockaddr_format(sa, name, sizeof(name));
-        snprintf(to, sizeof(to), strchr(f->host, ':') ? "[%s]:%u" : "%s:%u", f->host, f->port);
-        fcfg.host = f->host;
-        fcfg.port = f->port;
-        if ((rc = port_forward_new(&a->forwards[a->n_forwards], &fcfg, sa)) < 0) {
-            v2s_error("forward %s -> %s: %s", name, to, uv_strerror(rc));
-            app_stop(a, EXIT_USAGE);
-            return -1;
-        }
-        a->n_forwards++;
-        v2s_info("forwarding %s to %s", name, to);
-        app_warn_exposed(sa, "forward", name);
-    }
-    if (app_start_remote_forwards(a) < 0)
+    free(specs);
+    if (!specs) {
+        v2s_error("out of memory");
+        app_stop(a, EXIT_USAGE);
         return -1;
+    }
     app_watch_vpn_client(a);
+    /* openconnect hangs up its script's process group as the session ends, and SIGHUP has meant
+     * that here since before there was a config file to reload. With --conf it reloads, and the end
+     * of openconnect is seen by watching its process instead; where that watch is impossible
+     * (VPNPID set but no pidfd), SIGHUP keeps its old meaning. */
+    if (a->opt.conf) {
+        a->hup_reloads = tunnel_env_vpnpid(app_getenv, NULL) <= 0 || a->vpn_watch_fd >= 0;
+        if (!a->hup_reloads)
+            v2s_warn("%s: SIGHUP will not reload it: the VPN client's process cannot be watched, so SIGHUP "
+                     "keeps meaning that it ended the session",
+                     a->opt.conf);
+    }
     if ((rc = tunnel_start(a->tunnel)) < 0) {
         v2s_error("cannot use the packet fd: %s (it must be a socket or a tun device)", uv_strerror(rc));
         app_stop(a, EXIT_USAGE);
@@ -623,11 +790,13 @@ static int app_run(struct app *a)
 int main(int argc, char **argv)
 {
     struct app a;
-    char err[256];
+    char err[1024];
     memset(&a, 0, sizeof(a));
     a.vpn_watch_fd = -1;
+    a.argc = argc;
+    a.argv = argv;
     options_init(&a.opt);
-    if (options_parse(&a.opt, argc, argv, err, sizeof(err)) < 0) {
+    if (conf_options(&a.opt, argc, argv, err, sizeof(err)) < 0) {
         fprintf(stderr, "vpn2socks: %s\nTry 'vpn2socks --help'.\n", err);
         options_free(&a.opt);
         return EXIT_USAGE;
@@ -642,9 +811,7 @@ int main(int argc, char **argv)
         options_free(&a.opt);
         return 0;
     }
-    v2s_log_level = a.opt.verbosity < 0 ? V2S_LOG_ERROR : V2S_LOG_WARN + a.opt.verbosity;
-    if (v2s_log_level > V2S_LOG_TRACE)
-        v2s_log_level = V2S_LOG_TRACE;
+    app_set_log_level(a.opt.verbosity);
     /* A peer that goes away mid-write must not kill the process. */
     signal(SIGPIPE, SIG_IGN);
 

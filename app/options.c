@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
 
@@ -49,9 +50,11 @@ enum {
     OPT_UDP_TIMEOUT,
     OPT_UDP_MAX_FLOWS,
     OPT_SOCKS_AUTH,
+    OPT_CONF,
 };
 
 static const struct option long_options[] = {
+    {"conf", required_argument, NULL, OPT_CONF},
     {"config", required_argument, NULL, 'c'},
     {"auth-user-pass", required_argument, NULL, OPT_AUTH_USER_PASS},
     {"allow-readable-secrets", no_argument, NULL, OPT_ALLOW_READABLE_SECRETS},
@@ -177,6 +180,11 @@ void options_free(struct options *o)
 {
     router_config_free(&o->route);
     tunnel_settings_free(&o->overrides);
+    free(o->config);
+    free(o->auth_user_pass);
+    free(o->socks_auth);
+    free(o->conf);
+    o->config = o->auth_user_pass = o->socks_auth = o->conf = NULL;
 }
 
 int options_parse_listen(struct sockaddr_storage *out, const char *text)
@@ -346,26 +354,148 @@ static int append_domain(struct tunnel_settings *s, const char *d)
     return 0;
 }
 
-int options_parse(struct options *o, int argc, char **argv, char *err, size_t errcap)
+enum { OPTIONS_N_NAMES = sizeof(long_options) / sizeof(long_options[0]) - 1 };
+_Static_assert((int)OPTIONS_N_NAMES <= (int)OPTIONS_MAX_NAMES, "raise OPTIONS_MAX_NAMES");
+
+/* The slot of the long option whose getopt value is c. */
+static int option_slot(int c)
+{
+    for (int i = 0; i < OPTIONS_N_NAMES; i++)
+        if (long_options[i].val == c)
+            return i;
+    return -1;
+}
+
+/* Options that add an entry each time they are given, rather than set one value. */
+static int option_repeatable(int c)
+{
+    switch (c) {
+    case 'D':
+    case 'L':
+    case 'R':
+    case OPT_ROUTE:
+    case OPT_EXCLUDE:
+    case OPT_ADDRESS:
+    case OPT_DNS:
+    case OPT_DOMAIN:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+/* Drops every entry a repeatable option added (the config file's, when the command line gives the
+ * option too). */
+static void option_clear(struct options *o, int c)
+{
+    size_t kept = 0;
+    switch (c) {
+    case 'D':
+        o->n_socks = 0;
+        break;
+    case 'L':
+    case 'R':
+        for (size_t i = 0; i < o->n_forwards; i++)
+            if (o->forwards[i].remote != (c == 'R'))
+                o->forwards[kept++] = o->forwards[i];
+        o->n_forwards = kept;
+        break;
+    case OPT_ROUTE:
+    case OPT_EXCLUDE:
+        for (size_t i = 0; i < o->route.n_user; i++)
+            if (o->route.user[i].verdict != (c == OPT_ROUTE ? ROUTER_TUNNEL : ROUTER_DIRECT))
+                o->route.user[kept++] = o->route.user[i];
+        o->route.n_user = kept;
+        break;
+    case OPT_ADDRESS:
+        memset(&o->overrides.addr4, 0, sizeof(o->overrides.addr4));
+        memset(&o->overrides.addr6, 0, sizeof(o->overrides.addr6));
+        o->overrides.prefix4 = o->overrides.prefix6 = 0;
+        break;
+    case OPT_DNS:
+        o->overrides.n_dns = 0;
+        break;
+    case OPT_DOMAIN:
+        free(o->overrides.domains);
+        o->overrides.domains = NULL;
+        break;
+    }
+}
+
+/* Notes where an option came from before it is applied. From a file (line > 0): a single-valued
+ * option may be set once. From the command line (line 0): the file's setting of it goes. */
+static int option_note_source(struct options *o, int c, unsigned line, char *err, size_t errcap)
+{
+    int slot = option_slot(c);
+    if (slot < 0)
+        return 0;
+    if (line > 0) {
+        int first = slot;
+        /* verbose and quiet set one thing, the log level: one of them may come, once. */
+        if ((c == 'v' || c == 'q') && !o->file_line[slot])
+            first = option_slot(c == 'v' ? 'q' : 'v');
+        if (o->file_line[first] && !option_repeatable(c)) {
+            snprintf(err, errcap, "%s is already set on line %u", long_options[first].name, o->file_line[first]);
+            return -EINVAL;
+        }
+        if (!o->file_line[slot])
+            o->file_line[slot] = line;
+        return 0;
+    }
+    if (c == 'v' || c == 'q') {
+        int vs = option_slot('v'), qs = option_slot('q');
+        if (o->file_line[vs] || o->file_line[qs])
+            o->verbosity = 0;
+        o->file_line[vs] = o->file_line[qs] = 0;
+        return 0;
+    }
+    if (o->file_line[slot] && option_repeatable(c))
+        option_clear(o, c);
+    o->file_line[slot] = 0;
+    return 0;
+}
+
+/* Replaces an owned string. 0 or -ENOMEM. */
+static int set_string(char **field, const char *value)
+{
+    char *copy = strdup(value);
+    if (!copy)
+        return -ENOMEM;
+    free(*field);
+    *field = copy;
+    return 0;
+}
+
+/* The per-option code, for the command line (line 0) and for one line of a config file. */
+static int options_getopt(struct options *o, int argc, char **argv, unsigned line, char *err, size_t errcap)
 {
     int c;
     unsigned long v;
     struct v2s_cidr cidr;
-    optind = 1;
+    optind = 0; /* glibc: start over, forgetting any earlier argv */
     opterr = 0;
     while ((c = getopt_long(argc, argv, ":c:D:L:R:vqhV", long_options, NULL)) != -1) {
+        if (c != ':' && c != '?' && option_note_source(o, c, line, err, errcap) < 0)
+            return -EINVAL;
         switch (c) {
+        case OPT_CONF:
+            if (set_string(&o->conf, optarg) < 0)
+                goto nomem;
+            break;
         case 'c':
-            o->config = optarg;
+            if (set_string(&o->config, optarg) < 0)
+                goto nomem;
             break;
         case OPT_AUTH_USER_PASS:
-            o->auth_user_pass = optarg;
+            if (set_string(&o->auth_user_pass, optarg) < 0)
+                goto nomem;
             break;
         case OPT_ALLOW_READABLE_SECRETS:
             o->allow_readable_secrets = 1;
             break;
         case OPT_SOCKS_AUTH:
-            o->socks_auth = optarg;
+            if (set_string(&o->socks_auth, optarg) < 0)
+                goto nomem;
             break;
         case 'D':
             if (o->n_socks == OPTIONS_MAX_LISTENERS) {
@@ -538,6 +668,112 @@ int options_parse(struct options *o, int argc, char **argv, char *err, size_t er
         snprintf(err, errcap, "unexpected argument '%s'", argv[optind]);
         return -EINVAL;
     }
+    return 0;
+nomem:
+    snprintf(err, errcap, "out of memory");
+    return -ENOMEM;
+}
+
+int options_apply_args(struct options *o, int argc, char **argv, char *err, size_t errcap)
+{
+    return options_getopt(o, argc, argv, 0, err, errcap);
+}
+
+int options_parse(struct options *o, int argc, char **argv, char *err, size_t errcap)
+{
+    int rc = options_getopt(o, argc, argv, 0, err, errcap);
+    if (rc < 0 || o->help || o->version)
+        return rc;
+    return options_check(o, err, errcap);
+}
+
+/* yes/no and its spellings, as a flag's value in a config file: 1, 0, or -1. */
+static int parse_bool(const char *v)
+{
+    static const char *const yes[] = {"yes", "true", "1"}, *const no[] = {"no", "false", "0"};
+    for (size_t i = 0; i < 3; i++) {
+        if (strcasecmp(v, yes[i]) == 0)
+            return 1;
+        if (strcasecmp(v, no[i]) == 0)
+            return 0;
+    }
+    return -1;
+}
+
+int options_apply_setting(struct options *o, const char *name, const char *value, unsigned line, const char *dir,
+                          char *err, size_t errcap)
+{
+    int slot = -1;
+    if (name[0] == '-') {
+        snprintf(err, errcap, "'%s': write the option's name without dashes", name);
+        return -EINVAL;
+    }
+    for (int i = 0; i < OPTIONS_N_NAMES && slot < 0; i++)
+        if (strcmp(long_options[i].name, name) == 0)
+            slot = i;
+    if (slot < 0) {
+        snprintf(err, errcap, "unknown option '%s'", name);
+        return -EINVAL;
+    }
+    int c = long_options[slot].val;
+    if (c == OPT_CONF || c == 'h' || c == 'V') {
+        snprintf(err, errcap, "%s only goes on the command line", name);
+        return -EINVAL;
+    }
+    char flag[64], path[4096];
+    snprintf(flag, sizeof(flag), "--%s", name);
+    char *argv[] = {"vpn2socks", flag, (char *)value, NULL}; /* getopt reorders argv, never the strings */
+    int argc = 3;
+    if (long_options[slot].has_arg == no_argument) {
+        int on = parse_bool(value);
+        unsigned long level = 0;
+        if (c == 'v' && on < 0 && v2s_parse_uint(value, 3, &level) == 0)
+            on = 1;
+        else if (c == 'v')
+            level = (unsigned long)on;
+        if (on < 0) {
+            snprintf(err, errcap, "%s = %s: expected %s", name, value,
+                     c == 'v' ? "a level from 0 to 3" : "yes or no (true or false, 1 or 0)");
+            return -EINVAL;
+        }
+        if (c == 'v' || !on) {
+            /* Nothing for getopt to do (a flag's default is off), but the line counts. */
+            if (option_note_source(o, c, line, err, errcap) < 0)
+                return -EINVAL;
+            if (c == 'v')
+                o->verbosity = (int)level;
+            return 0;
+        }
+        argc = 2;
+        argv[2] = NULL;
+    } else if (!value[0]) {
+        snprintf(err, errcap, "%s needs a value", name);
+        return -EINVAL;
+    } else if ((c == 'c' || c == OPT_AUTH_USER_PASS || c == OPT_SOCKS_AUTH) && value[0] != '/' && dir) {
+        if ((size_t)snprintf(path, sizeof(path), "%s/%s", dir, value) >= sizeof(path)) {
+            snprintf(err, errcap, "%s: the path is too long", name);
+            return -EINVAL;
+        }
+        argv[2] = path;
+    }
+    int rc = options_getopt(o, argc, argv, line, err, errcap);
+    /* The per-option messages name the option as typed on a command line ("--mtu 1", "-L ..."):
+     * say it as the file does. */
+    const char *shortname = c == 'D' ? "-D " : c == 'L' ? "-L " : c == 'R' ? "-R " : NULL;
+    size_t fl = strlen(flag);
+    char rest[512];
+    if (rc < 0 && shortname && strncmp(err, shortname, 3) == 0)
+        snprintf(rest, sizeof(rest), "%s", err + 3);
+    else if (rc < 0 && strncmp(err, flag, fl) == 0 && err[fl] == ' ')
+        snprintf(rest, sizeof(rest), "%s", err + fl + 1);
+    else
+        return rc;
+    snprintf(err, errcap, "%s = %s", name, rest);
+    return rc;
+}
+
+int options_check(const struct options *o, char *err, size_t errcap)
+{
     if (o->auth_user_pass && !o->config) {
         snprintf(err, errcap, "--auth-user-pass goes with --config");
         return -EINVAL;
@@ -551,4 +787,59 @@ int options_parse(struct options *o, int argc, char **argv, char *err, size_t er
         return -EINVAL;
     }
     return 0;
+}
+
+static int same_string(const char *a, const char *b)
+{
+    return a == b || (a && b && strcmp(a, b) == 0);
+}
+
+static int same_addr(const struct v2s_addr *a, unsigned pa, const struct v2s_addr *b, unsigned pb)
+{
+    return a->family == b->family && (!a->family || (v2s_addr_equal(a, b) && pa == pb));
+}
+
+static int same_dns(const struct tunnel_settings *a, const struct tunnel_settings *b)
+{
+    if (a->n_dns != b->n_dns)
+        return 0;
+    for (size_t i = 0; i < a->n_dns; i++)
+        if (!v2s_addr_equal(&a->dns[i], &b->dns[i]))
+            return 0;
+    return 1;
+}
+
+void options_restart_only_changes(const struct options *run, const struct options *now, char *out, size_t cap)
+{
+    const struct tunnel_settings *r = &run->overrides, *n = &now->overrides;
+    const struct {
+        const char *name;
+        int same;
+    } rows[] = {
+        {"config", same_string(run->config, now->config)},
+        {"auth-user-pass", same_string(run->auth_user_pass, now->auth_user_pass)},
+        {"socks-auth", same_string(run->socks_auth, now->socks_auth)},
+        {"allow-readable-secrets", run->allow_readable_secrets == now->allow_readable_secrets},
+        {"tunnel-fd", run->tunnel_fd == now->tunnel_fd},
+        {"address", same_addr(&r->addr4, r->prefix4, &n->addr4, n->prefix4) &&
+                        same_addr(&r->addr6, r->prefix6, &n->addr6, n->prefix6)},
+        {"mtu", r->mtu == n->mtu},
+        {"dns", same_dns(r, n)},
+        {"domain", same_string(r->domains, n->domains)},
+        {"connect-timeout", run->connect_timeout_ms == now->connect_timeout_ms},
+        {"handshake-timeout", run->handshake_timeout_ms == now->handshake_timeout_ms},
+        {"max-connections", run->max_conns == now->max_conns},
+        {"listener-max-connections", run->listener_max_conns == now->listener_max_conns},
+        {"udp-timeout", run->udp_timeout_ms == now->udp_timeout_ms},
+        {"udp-max-flows", run->udp_max_flows == now->udp_max_flows},
+    };
+    size_t used = 0;
+    if (cap)
+        out[0] = '\0';
+    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+        if (rows[i].same || used >= cap)
+            continue;
+        int w = snprintf(out + used, cap - used, "%s%s", used ? ", " : "", rows[i].name);
+        used = w < 0 ? cap : used + (size_t)w;
+    }
 }

@@ -1,4 +1,5 @@
-/* The command line. Parsing is pure: main() acts on the result. */
+/* The command line, and the config file's settings (app/conf.c reads the file and hands each
+ * `name = value` line here). Parsing is pure: main() acts on the result. */
 #ifndef VPN2SOCKS_APP_OPTIONS_H
 #define VPN2SOCKS_APP_OPTIONS_H
 
@@ -11,6 +12,8 @@
 #include "tunnel/settings.h"
 
 enum { OPTIONS_MAX_LISTENERS = 8, OPTIONS_MAX_FORWARDS = 64 };
+/* More than the long options there are (options.c checks): one slot each in options.file_line. */
+enum { OPTIONS_MAX_NAMES = 48 };
 
 /* One -L or -R [ADDR:]PORT:HOST:HOSTPORT[/udp]. */
 struct options_forward {
@@ -28,9 +31,10 @@ struct options {
     struct options_forward forwards[OPTIONS_MAX_FORWARDS]; /* -L and -R, in the order given */
     size_t n_forwards;
     int tunnel_fd;             /* -1 = from VPNFD */
-    const char *config;        /* --config: a .ovpn file for the native OpenVPN client */
-    const char *auth_user_pass; /* --auth-user-pass FILE */
-    const char *socks_auth;     /* --socks-auth FILE: user:password lines every SOCKS listener requires */
+    char *config;              /* --config: a .ovpn file for the native OpenVPN client (owned) */
+    char *auth_user_pass;      /* --auth-user-pass FILE (owned) */
+    char *socks_auth;          /* --socks-auth FILE: user:password lines every SOCKS listener requires (owned) */
+    char *conf;                /* --conf FILE: the config file these options came from (owned) */
     int allow_readable_secrets; /* --allow-readable-secrets: warn about exposed key files instead of refusing */
     struct router_config route; /* --route / --exclude / --others / --allow-direct-local */
     struct tunnel_settings overrides; /* --address / --mtu / --dns / --domain */
@@ -45,12 +49,33 @@ struct options {
     int verbosity;             /* added to the default log level */
     int help;
     int version;
+    /* For each long option, the line of the config file that set it, 0 when the file did not: a
+     * second line of a single-valued option is an error, and a repeatable option given on the
+     * command line replaces the file's lines of it. */
+    unsigned file_line[OPTIONS_MAX_NAMES];
 };
 
 void options_init(struct options *o);
 void options_free(struct options *o);
-/* Parses argv. 0, or -EINVAL with a one-line message in err. */
+/* Parses argv and checks the whole (options_check). 0, or -EINVAL with a one-line message in err. */
 int options_parse(struct options *o, int argc, char **argv, char *err, size_t errcap);
+/* Applies argv onto what o holds, without the checks on the whole. Every option a config file set
+ * is replaced: a single-valued one takes the command line's value, and a repeatable one (socks,
+ * local, remote, route, exclude, address, dns, domain) drops all of the file's lines of it. -v and
+ * -q replace the file's verbose and quiet. 0, or -EINVAL with a message in err. */
+int options_apply_args(struct options *o, int argc, char **argv, char *err, size_t errcap);
+/* One `name = value` line of a config file, at line (1 and up), as if "--name value" had been
+ * given: the same per-option code, so the same values are accepted. name is a long option,
+ * spelled out; a flag takes yes, no, true, false, 1 or 0; verbose takes a level from 0 to 3.
+ * A relative path (config, auth-user-pass) is taken from dir, the file's directory. A
+ * single-valued option may appear once. 0, or -EINVAL with a message in err (without the line). */
+int options_apply_setting(struct options *o, const char *name, const char *value, unsigned line, const char *dir,
+                          char *err, size_t errcap);
+/* The checks on the whole (a listener at least, --auth-user-pass with --config, ...). 0 or -EINVAL. */
+int options_check(const struct options *o, char *err, size_t errcap);
+/* The names of the options in now that differ from run and only take effect at a restart (the
+ * tunnel, its settings, the caps and timeouts), comma-separated in out (empty: none). */
+void options_restart_only_changes(const struct options *run, const struct options *now, char *out, size_t cap);
 /* Parses "[ADDR:]PORT" ("[v6]:PORT" for IPv6); a bare port binds 127.0.0.1. 0 or -EINVAL. */
 int options_parse_listen(struct sockaddr_storage *out, const char *text);
 /* Parses "[ADDR:]PORT:HOST:HOSTPORT[/tcp|/udp]" (IPv6 addresses in brackets). For -L (remote 0)

@@ -11,6 +11,7 @@ pkgs=(
     # build
     build-essential cmake pkg-config
     libuv1-dev libssl-dev liblzo2-dev liblz4-dev
+    libinih-dev                  # the config file (--conf)
     dpkg-dev xz-utils            # `apt-get source lwip` (scripts/fetch-lwip.sh)
     # lab: real servers and clients
     ocserv openconnect openvpn

@@ -1,0 +1,41 @@
+/* The listeners a configuration asks for, as specs that can be compared, so that a reload (SIGHUP
+ * with --conf) keeps the ones still asked for, closes the others and starts the new ones. Pure:
+ * app/main.c starts and closes the listeners themselves, all kinds in one place. */
+#ifndef VPN2SOCKS_APP_LISTENERS_H
+#define VPN2SOCKS_APP_LISTENERS_H
+
+#include <stddef.h>
+
+#include "app/options.h"
+
+enum listener_kind {
+    LISTENER_SOCKS,      /* -D */
+    LISTENER_LOCAL_TCP,  /* -L */
+    LISTENER_LOCAL_UDP,  /* -L .../udp */
+    LISTENER_REMOTE_TCP, /* -R */
+    LISTENER_REMOTE_UDP, /* -R .../udp */
+};
+
+enum { LISTENERS_MAX = OPTIONS_MAX_LISTENERS + OPTIONS_MAX_FORWARDS };
+
+/* One listener: its kind, where it listens (fwd.listen) and, for a forward, where it forwards to
+ * (fwd.host, fwd.port). Two specs are the same listener when all of these are equal. */
+struct listener_spec {
+    enum listener_kind kind;
+    struct options_forward fwd;
+};
+
+/* The listeners o asks for, SOCKS first, then the forwards in their order; at most cap. */
+size_t listener_specs(const struct options *o, struct listener_spec *out, size_t cap);
+int listener_spec_equal(const struct listener_spec *a, const struct listener_spec *b);
+/* "SOCKS 127.0.0.1:1080", "forward 127.0.0.1:5432 -> db.internal:5432", ... for the log. */
+const char *listener_spec_name(const struct listener_spec *s, char *buf, size_t cap);
+/* From the running listeners (run) to the ones asked for (want): keep[i] is 1 when run[i] is also
+ * in want (it keeps running, its connections untouched) and 0 when it is to be closed; from[j] is
+ * the index in run of want[j], or -1 when want[j] is to be started. Each running listener stands
+ * for at most one wanted one, so a listener asked for twice is started a second time (and fails
+ * to bind, as it would at startup). */
+void listener_diff(const struct listener_spec *run, size_t n_run, const struct listener_spec *want, size_t n_want,
+                   unsigned char *keep, int *from);
+
+#endif

@@ -1,0 +1,395 @@
+/* app/conf.c, the config file, and app/listeners.c, the reload's diff: lines applied through the
+ * command line's code, comments and layout, every error naming its file and line, the command
+ * line winning, the file's permissions, and which listeners a reload keeps, closes and starts. */
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "app/conf.h"
+#include "app/listeners.h"
+#include "app/options.h"
+#include "base/addr.h"
+#include "test.h"
+
+static int parse_text(struct options *o, const char *text, char *err, size_t errcap)
+{
+    options_init(o);
+    return conf_parse_text(o, text, strlen(text), "t.conf", NULL, err, errcap);
+}
+
+static const char *listen_of(const struct sockaddr_storage *ss, char *buf, size_t cap)
+{
+    return v2s_sockaddr_format((const struct sockaddr *)ss, buf, cap);
+}
+
+/* The example of issue 11, as the file a user would write. */
+static const char example[] = "config = /etc/vpn2socks/alibaba.ovpn\n"
+                              "socks  = 127.0.0.1:1080\n"
+                              "local  = 127.0.0.1:5432:db.corp.internal:5432\n"
+                              "local  = 127.0.0.1:5353:10.0.0.2:53/udp\n"
+                              "remote = 8022:127.0.0.1:22\n";
+
+TEST_IMPL(conf_example)
+{
+    struct options o;
+    char err[512] = "", where[64];
+
+    /* UDP and -R forwards are refused until their code lands, and the refusal names the line. */
+    ASSERT_EQ(parse_text(&o, example, err, sizeof(err)), -EINVAL);
+    ASSERT_STR_EQ(err, "t.conf:4: local = 127.0.0.1:5353:10.0.0.2:53/udp: UDP forwards are not supported yet");
+    options_free(&o);
+    ASSERT_EQ(parse_text(&o, "socks = 1080\n\nremote = 8022:127.0.0.1:22\n", err, sizeof(err)), -EINVAL);
+    ASSERT_STR_EQ(err, "t.conf:3: remote = 8022:127.0.0.1:22: -R forwards are not supported yet");
+    options_free(&o);
+
+    /* The lines that are supported today. */
+    char supported[sizeof(example)];
+    snprintf(supported, sizeof(supported), "%.*s", (int)(strstr(example, "local  = 127.0.0.1:5353") - example),
+             example);
+    ASSERT_EQ(parse_text(&o, supported, err, sizeof(err)), 0);
+    ASSERT_STR_EQ(o.config, "/etc/vpn2socks/alibaba.ovpn");
+    ASSERT_EQ(o.n_socks, 1);
+    ASSERT_STR_EQ(listen_of(&o.socks[0], where, sizeof(where)), "127.0.0.1:1080");
+    ASSERT_EQ(o.n_forwards, 1);
+    ASSERT_STR_EQ(listen_of(&o.forwards[0].listen, where, sizeof(where)), "127.0.0.1:5432");
+    ASSERT_STR_EQ(o.forwards[0].host, "db.corp.internal");
+    ASSERT_EQ(o.forwards[0].port, 5432);
+    ASSERT_EQ(options_check(&o, err, sizeof(err)), 0);
+    options_free(&o);
+    return 0;
+}
+
+/* Comments, blank and indented lines, CRLF, a BOM, `name: value`, repeated options in order, flags
+ * and the log level. */
+TEST_IMPL(conf_layout_and_values)
+{
+    struct options o;
+    char err[512] = "", where[64];
+    static const char text[] = "\xEF\xBB\xBF# a comment\n"
+                               "; another\n"
+                               "\n"
+                               "socks = 1080   ; inline, after a blank\n"
+                               "    socks = [::1]:1081\n"
+                               "\tsocks: 127.0.0.2:1082\r\n"
+                               "route = 10.0.0.0/8\n"
+                               "exclude = 10.1.0.0/16\n"
+                               "route = 192.168.0.0/16\n"
+                               "others = reject\n"
+                               "allow-direct-local = yes\n"
+                               "allow-readable-secrets = FALSE\n"
+                               "connect-timeout = 7\n"
+                               "domain = corp.internal\n"
+                               "domain = corp.example\n"
+                               "verbose = 2\n";
+    ASSERT_EQ(parse_text(&o, text, err, sizeof(err)), 0);
+    ASSERT_EQ(o.n_socks, 3);
+    ASSERT_STR_EQ(listen_of(&o.socks[0], where, sizeof(where)), "127.0.0.1:1080");
+    ASSERT_STR_EQ(listen_of(&o.socks[1], where, sizeof(where)), "[::1]:1081");
+    ASSERT_STR_EQ(listen_of(&o.socks[2], where, sizeof(where)), "127.0.0.2:1082");
+    ASSERT_EQ(o.route.n_user, 3);
+    ASSERT_EQ(o.route.user[1].verdict, ROUTER_DIRECT);
+    ASSERT_EQ(o.route.others, ROUTER_OTHERS_REJECT);
+    ASSERT_EQ(o.route.allow_direct_local, 1);
+    ASSERT_EQ(o.allow_readable_secrets, 0);
+    ASSERT_EQ(o.connect_timeout_ms, 7000);
+    ASSERT_STR_EQ(o.overrides.domains, "corp.internal corp.example");
+    ASSERT_EQ(o.verbosity, 2);
+    options_free(&o);
+
+    static const struct {
+        const char *line;
+        int on;
+    } flags[] = {
+        {"allow-direct-local = yes", 1}, {"allow-direct-local = true", 1}, {"allow-direct-local = 1", 1},
+        {"allow-direct-local = No", 0},  {"allow-direct-local = false", 0}, {"allow-direct-local = 0", 0},
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(flags); i++) {
+        char t[128];
+        snprintf(t, sizeof(t), "socks = 1080\n%s\n", flags[i].line);
+        ASSERT_ROW(parse_text(&o, t, err, sizeof(err)) == 0, "%s: %s", flags[i].line, err);
+        ASSERT_ROW(o.route.allow_direct_local == flags[i].on, "%s", flags[i].line);
+        options_free(&o);
+    }
+    ASSERT_EQ(parse_text(&o, "quiet = yes\n", err, sizeof(err)), 0);
+    ASSERT_EQ(o.verbosity, -1);
+    options_free(&o);
+    return 0;
+}
+
+/* Every error names the file and the line, and says what is wrong. */
+TEST_IMPL(conf_errors_name_the_line)
+{
+    static const struct {
+        const char *text;
+        const char *message;
+    } rows[] = {
+        {"socks = 1080\nbogus = 1\n", "t.conf:2: unknown option 'bogus'"},
+        {"sock = 1080\n", "t.conf:1: unknown option 'sock'"}, /* no abbreviations, unlike getopt */
+        {"--socks = 1080\n", "t.conf:1: '--socks': write the option's name without dashes"},
+        {"socks = 1080\nmtu =\n", "t.conf:2: mtu needs a value"},
+        {"socks = 1080\n\n# c\nallow-direct-local\n", "t.conf:4: expected `name = value` (a flag too: `name = yes`)"},
+        {"socks 1080\nbogus = 1\n", "t.conf:1: expected `name = value` (a flag too: `name = yes`)"},
+        {"socks = 1080\nallow-direct-local = maybe\n",
+         "t.conf:2: allow-direct-local = maybe: expected yes or no (true or false, 1 or 0)"},
+        {"verbose = 4\n", "t.conf:1: verbose = 4: expected a level from 0 to 3"},
+        {"config = a.ovpn\nsocks = 1080\nconfig = b.ovpn\n", "t.conf:3: config is already set on line 1"},
+        {"socks = 1080\nothers = direct\nothers = reject\n", "t.conf:3: others is already set on line 2"},
+        {"socks = 1080\nallow-direct-local = no\nallow-direct-local = yes\n",
+         "t.conf:3: allow-direct-local is already set on line 2"},
+        {"verbose = 1\nquiet = yes\n", "t.conf:2: verbose is already set on line 1"},
+        {"socks = 1080x\n", "t.conf:1: socks = 1080x: expected [ADDR:]PORT"},
+        {"socks = 1\nlocal = 8080\n", "t.conf:2: local = 8080: expected [ADDR:]PORT:HOST:HOSTPORT"},
+        {"socks = 1\nmtu = 100\n", "t.conf:2: mtu = 100: expected a number from 576 to 65535"},
+        {"socks = 1\nothers = sideways\n", "t.conf:2: others = sideways: expected direct, tunnel or reject"},
+        {"socks = 1\nroute = 10.0.0.300/8\n", "t.conf:2: route = 10.0.0.300/8: expected ADDR/PREFIX"},
+        {"socks = 1\n[vpn]\nmtu = 1400\n",
+         "t.conf:2: sections are not used: every option goes on a `name = value` line of its own"},
+        {"conf = other.conf\n", "t.conf:1: conf only goes on the command line"},
+        {"help = yes\n", "t.conf:1: help only goes on the command line"},
+        {"socks = 1\nmtu = 1400\0\n", "t.conf:2: a NUL byte: not a text file"},
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(rows); i++) {
+        struct options o;
+        char err[512] = "";
+        size_t len = strlen(rows[i].text);
+        if (strstr(rows[i].message, "NUL"))
+            len += 2; /* the NUL and the line end after it */
+        options_init(&o);
+        ASSERT_ROW(conf_parse_text(&o, rows[i].text, len, "t.conf", NULL, err, sizeof(err)) == -EINVAL, "%zu", i);
+        ASSERT_ROW(strcmp(err, rows[i].message) == 0, "%zu: got \"%s\"", i, err);
+        options_free(&o);
+    }
+
+    /* A line longer than inih's buffer would be cut in two lines; it is refused instead. */
+    char text[400];
+    snprintf(text, sizeof(text), "socks = 1\nconfig = /%0250d\n", 0);
+    struct options o;
+    char err[512] = "";
+    ASSERT_EQ(parse_text(&o, text, err, sizeof(err)), -EINVAL);
+    ASSERT(strncmp(err, "t.conf:2: line too long (at most ", 33) == 0);
+    options_free(&o);
+    return 0;
+}
+
+/* Writes a config file (mode 0644) into dir; returns its path in buf. */
+static const char *write_conf(const char *dir, const char *name, const char *text, char *buf, size_t cap)
+{
+    snprintf(buf, cap, "%s/%s", dir, name);
+    int fd = open(buf, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    ASSERT(fd >= 0);
+    ASSERT(fchmod(fd, 0644) == 0); /* whatever the umask */
+    ASSERT(write(fd, text, strlen(text)) == (ssize_t)strlen(text));
+    close(fd);
+    return buf;
+}
+
+/* Parses a command line (words split on spaces) with conf_options(). */
+static int conf_cmdline(struct options *o, const char *line, char *err, size_t errcap)
+{
+    static char buf[1024];
+    char *argv[32];
+    int argc = 0;
+    snprintf(buf, sizeof(buf), "vpn2socks %s", line);
+    for (char *w = strtok(buf, " "); w && argc < 31; w = strtok(NULL, " "))
+        argv[argc++] = w;
+    argv[argc] = NULL;
+    options_init(o);
+    return conf_options(o, argc, argv, err, errcap);
+}
+
+/* The command line wins: a single-valued option takes its value, a repeatable one replaces all of
+ * the file's lines of it (and only of it), -v replaces the file's level. */
+TEST_IMPL(conf_command_line_wins)
+{
+    char dir[] = "/tmp/v2s-conf-XXXXXX", path[256], line[512], err[512] = "", where[64], want[400];
+    struct options o;
+    ASSERT(mkdtemp(dir) != NULL);
+    write_conf(dir, "v.conf",
+               "config = client.ovpn\n"
+               "socks = 1080\n"
+               "socks = 1081\n"
+               "local = 5432:db.corp.internal:5432\n"
+               "route = 10.0.0.0/8\n"
+               "exclude = 10.1.0.0/16\n"
+               "connect-timeout = 7\n"
+               "handshake-timeout = 3\n"
+               "verbose = 2\n",
+               path, sizeof(path));
+
+    /* The file alone; its relative path is taken from its directory. */
+    snprintf(line, sizeof(line), "--conf %s", path);
+    ASSERT_EQ(conf_cmdline(&o, line, err, sizeof(err)), 0);
+    ASSERT_STR_EQ(o.conf, path);
+
+    snprintf(want, sizeof(want), "%s/client.ovpn", dir);
+    ASSERT_STR_EQ(o.config, want);
+    ASSERT_EQ(o.n_socks, 2);
+    ASSERT_EQ(o.connect_timeout_ms, 7000);
+    ASSERT_EQ(o.verbosity, 2);
+    options_free(&o);
+
+    /* Over it: a scalar, a repeatable option, -v; and the options the command line leaves alone
+     * keep the file's values (the other socks line goes too: replaced means all of them). */
+    snprintf(line, sizeof(line), "-D 2000 --conf %s --connect-timeout 9 --route 172.16.0.0/12 -v --config /x.ovpn",
+             path);
+    ASSERT_EQ(conf_cmdline(&o, line, err, sizeof(err)), 0);
+    ASSERT_EQ(o.n_socks, 1);
+    ASSERT_STR_EQ(listen_of(&o.socks[0], where, sizeof(where)), "127.0.0.1:2000");
+    ASSERT_EQ(o.n_forwards, 1); /* -L not given: the file's stays */
+    ASSERT_EQ(o.connect_timeout_ms, 9000);
+    ASSERT_EQ(o.handshake_timeout_ms, 3000);
+    ASSERT_EQ(o.verbosity, 1);
+    ASSERT_STR_EQ(o.config, "/x.ovpn");
+    ASSERT_EQ(o.route.n_user, 2); /* the command line's route, and the file's exclude */
+    char c0[64], c1[64];
+    v2s_cidr_format(&o.route.user[0].cidr, c0, sizeof(c0));
+    v2s_cidr_format(&o.route.user[1].cidr, c1, sizeof(c1));
+    ASSERT_STR_EQ(c0, "10.1.0.0/16");
+    ASSERT_STR_EQ(c1, "172.16.0.0/12");
+    options_free(&o);
+
+    /* A file error stops everything, whatever the command line says; a missing file is named. */
+    write_conf(dir, "bad.conf", "socks = 1080\nmtu = 1\n", path, sizeof(path));
+    snprintf(line, sizeof(line), "-D 2000 --conf %s", path);
+    ASSERT_EQ(conf_cmdline(&o, line, err, sizeof(err)), -EINVAL);
+    snprintf(want, sizeof(want), "%s:2: mtu = 1: expected a number from 576 to 65535", path);
+    ASSERT_STR_EQ(err, want);
+    options_free(&o);
+    ASSERT_EQ(conf_cmdline(&o, "--conf /nonexistent/v.conf", err, sizeof(err)), -ENOENT);
+    ASSERT_STR_EQ(err, "/nonexistent/v.conf: No such file or directory");
+    options_free(&o);
+
+    /* A file others may write is refused: it decides where the traffic goes. */
+    write_conf(dir, "open.conf", "socks = 1080\n", path, sizeof(path));
+    ASSERT(chmod(path, 0664) == 0);
+    snprintf(line, sizeof(line), "--conf %s", path);
+    ASSERT_EQ(conf_cmdline(&o, line, err, sizeof(err)), -EPERM);
+    ASSERT(strstr(err, "other users may write it (mode 0664), so it is refused: chmod go-w") != NULL);
+    options_free(&o);
+    ASSERT(chmod(path, 0602) == 0);
+    ASSERT_EQ(conf_cmdline(&o, line, err, sizeof(err)), -EPERM);
+    options_free(&o);
+    ASSERT(chmod(path, 0644) == 0);
+    ASSERT_EQ(conf_cmdline(&o, line, err, sizeof(err)), 0);
+    options_free(&o);
+
+    /* The whole is checked after the command line: a file with no listener, none given either. */
+    write_conf(dir, "empty.conf", "# nothing\n", path, sizeof(path));
+    snprintf(line, sizeof(line), "--conf %s", path);
+    ASSERT_EQ(conf_cmdline(&o, line, err, sizeof(err)), -EINVAL);
+    ASSERT(strncmp(err, "nothing to serve", 16) == 0);
+    options_free(&o);
+    snprintf(line, sizeof(line), "--conf %s -D 1080", path);
+    ASSERT_EQ(conf_cmdline(&o, line, err, sizeof(err)), 0);
+    options_free(&o);
+
+    const char *names[] = {"v.conf", "bad.conf", "open.conf", "empty.conf"};
+    for (size_t i = 0; i < ARRAY_SIZE(names); i++) {
+        snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
+        unlink(path);
+    }
+    rmdir(dir);
+    return 0;
+}
+
+/* What a reload reports as needing a restart. */
+TEST_IMPL(conf_restart_only_changes)
+{
+    struct options a, b;
+    char err[512], out[256];
+    ASSERT_EQ(parse_text(&a, "config = /a.ovpn\nsocks = 1080\nmtu = 1400\nconnect-timeout = 5\n", err, sizeof(err)),
+              0);
+    ASSERT_EQ(parse_text(&b, "config = /a.ovpn\nsocks = 1081\nlocal = 1:h:2\nroute = 10.0.0.0/8\nmtu = 1400\n"
+                             "connect-timeout = 5\nverbose = 3\n",
+                         err, sizeof(err)),
+              0);
+    options_restart_only_changes(&a, &b, out, sizeof(out));
+    ASSERT_STR_EQ(out, ""); /* listeners, routes and the log level change while running */
+    options_free(&b);
+    ASSERT_EQ(parse_text(&b, "config = /b.ovpn\nsocks = 1080\nmtu = 1300\ndns = 10.0.0.2\nconnect-timeout = 5\n"
+                             "udp-timeout = 9\n",
+                         err, sizeof(err)),
+              0);
+    options_restart_only_changes(&a, &b, out, sizeof(out));
+    ASSERT_STR_EQ(out, "config, mtu, dns, udp-timeout");
+    options_free(&a);
+    options_free(&b);
+    return 0;
+}
+
+static struct listener_spec spec(enum listener_kind kind, const char *text)
+{
+    struct listener_spec s;
+    char err[256];
+    memset(&s, 0, sizeof(s));
+    s.kind = kind;
+    if (kind == LISTENER_SOCKS)
+        ASSERT(options_parse_listen(&s.fwd.listen, text) == 0);
+    else
+        ASSERT(options_parse_forward(&s.fwd, text, kind == LISTENER_REMOTE_TCP || kind == LISTENER_REMOTE_UDP, err,
+                                     sizeof(err)) == 0);
+    return s;
+}
+
+/* The reload's diff: the same kind, listen address and destination is the same listener. */
+TEST_IMPL(listeners_diff)
+{
+    const struct listener_spec run[] = {
+        spec(LISTENER_SOCKS, "1080"),                       /* 0: kept */
+        spec(LISTENER_LOCAL_TCP, "5432:db:5432"),           /* 1: kept */
+        spec(LISTENER_LOCAL_TCP, "5433:db:5432"),           /* 2: removed */
+        spec(LISTENER_LOCAL_TCP, "8080:web:80"),            /* 3: same address, new destination */
+        spec(LISTENER_SOCKS, "1081"),                       /* 4: same address, now a forward */
+        spec(LISTENER_LOCAL_TCP, "5353:10.0.0.2:53"),       /* 5: TCP, now UDP */
+        spec(LISTENER_REMOTE_TCP, "8022:127.0.0.1:22"),     /* 6: kept */
+        spec(LISTENER_LOCAL_TCP, "[::1]:9000:[fd00::1]:9"), /* 7: kept */
+    };
+    const struct listener_spec want[] = {
+        spec(LISTENER_LOCAL_TCP, "[::1]:9000:[fd00::1]:9"),
+        spec(LISTENER_LOCAL_TCP, "5432:db:5432"),
+        spec(LISTENER_LOCAL_TCP, "8080:web2:80"),
+        spec(LISTENER_LOCAL_TCP, "1081:db:5432"),
+        spec(LISTENER_LOCAL_UDP, "5353:10.0.0.2:53/udp"),
+        spec(LISTENER_SOCKS, "127.0.0.1:1080"),
+        spec(LISTENER_REMOTE_TCP, "8022:127.0.0.1:22"),
+        spec(LISTENER_SOCKS, "1080"), /* asked for twice: the second one starts (and will fail to bind) */
+        spec(LISTENER_LOCAL_TCP, "6000:new:1"),
+    };
+    unsigned char keep[ARRAY_SIZE(run)];
+    int from[ARRAY_SIZE(want)];
+    listener_diff(run, ARRAY_SIZE(run), want, ARRAY_SIZE(want), keep, from);
+    static const unsigned char want_keep[] = {1, 1, 0, 0, 0, 0, 1, 1};
+    static const int want_from[] = {7, 1, -1, -1, -1, 0, 6, -1, -1};
+    for (size_t i = 0; i < ARRAY_SIZE(run); i++)
+        ASSERT_ROW(keep[i] == want_keep[i], "run %zu", i);
+    for (size_t j = 0; j < ARRAY_SIZE(want); j++)
+        ASSERT_ROW(from[j] == want_from[j], "want %zu: %d", j, from[j]);
+
+    /* Nothing running: everything starts; nothing wanted: everything closes. */
+    listener_diff(NULL, 0, want, ARRAY_SIZE(want), keep, from);
+    for (size_t j = 0; j < ARRAY_SIZE(want); j++)
+        ASSERT_EQ(from[j], -1);
+    listener_diff(run, ARRAY_SIZE(run), NULL, 0, keep, from);
+    for (size_t i = 0; i < ARRAY_SIZE(run); i++)
+        ASSERT_EQ(keep[i], 0);
+
+    /* The specs of a configuration: SOCKS first, then the forwards, each of its kind. */
+    struct options o;
+    char err[256], name[400];
+    options_init(&o);
+    ASSERT_EQ(options_parse_forward(&o.forwards[0], "5353:10.0.0.2:53/udp", 0, err, sizeof(err)), 0);
+    ASSERT_EQ(options_parse_forward(&o.forwards[1], "8022:127.0.0.1:22", 1, err, sizeof(err)), 0);
+    o.n_forwards = 2;
+    ASSERT_EQ(options_parse_listen(&o.socks[0], "1080"), 0);
+    o.n_socks = 1;
+    struct listener_spec got[LISTENERS_MAX];
+    ASSERT_EQ(listener_specs(&o, got, LISTENERS_MAX), 3);
+    ASSERT_STR_EQ(listener_spec_name(&got[0], name, sizeof(name)), "SOCKS 127.0.0.1:1080");
+    ASSERT_STR_EQ(listener_spec_name(&got[1], name, sizeof(name)), "UDP forward 127.0.0.1:5353 -> 10.0.0.2:53");
+    ASSERT_STR_EQ(listener_spec_name(&got[2], name, sizeof(name)), "remote forward 0.0.0.0:8022 -> 127.0.0.1:22");
+    ASSERT_EQ(listener_specs(&o, got, 2), 2);
+    options_free(&o);
+    return 0;
+}
