@@ -1,0 +1,184 @@
+#!/bin/bash
+# shellcheck disable=SC2317  # helpers are called through lab_check
+# --conf FILE and SIGHUP: vpn2socks as nobody, started with nothing but `--conf FILE` (config =,
+# socks =, two local = forwards), against Debian's openvpn 2.6 server:
+#   A  local = 127.0.0.1:18081:web.lab.test:8080   kept across the reload
+#   C  local = 127.0.0.1:18083:10.99.0.1:7777      removed by the reload
+#   B  local = 127.0.0.1:18082:10.99.0.1:7777      added by the reload
+# While a rate-limited download through A runs (several seconds) and a connection through C is
+# open, the file is rewritten (A kept, C removed, B added) and vpn2socks gets SIGHUP: B then
+# answers, C refuses new connections, the connection through C carries on, and the download
+# through A completes byte-exact (sha256). Then a file with a bad line gets SIGHUP: the log names
+# FILE:LINE, and B and A still work. SIGTERM: exit 0.
+# Needs root (skips with exit 77 otherwise). The binary: $VPN2SOCKS_BIN, else build/vpn2socks.
+set -u
+here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source-path=SCRIPTDIR
+source "$here/lib.sh"
+# shellcheck source-path=SCRIPTDIR
+source "$here/openvpn.sh"
+# shellcheck source-path=SCRIPTDIR
+source "$here/v2s.sh"
+
+lab_require_root
+lab_openvpn_require
+LAB_BIG_MB=6 lab_setup --no-ocserv
+v2s_prepare
+
+A_PORT=18081
+B_PORT=18082
+C_PORT=18083
+RATE=1M # 6 MiB at 1 MiB/s: the download through A lasts about 6 s
+
+lab_start_openvpn_server conf --proto udp
+lab_openvpn_client_config conf
+
+# The config file: root's, mode 644 (vpn2socks refuses one that others may write).
+CONF_DIR=$LAB_RUN_DIR/conf
+mkdir -p "$CONF_DIR"
+chmod 755 "$CONF_DIR"
+CONF=$CONF_DIR/vpn2socks.conf
+AUTH=''
+[ -f "$LAB_OVPN_CLIENT_DIR/auth.txt" ] && AUTH="auth-user-pass = $LAB_OVPN_CLIENT_DIR/auth.txt"
+HEAD="# vpn2socks for the lab
+config = $LAB_OVPN_CLIENT_DIR/config.ovpn
+$AUTH
+socks  = $SOCKS_ADDR:$SOCKS_PORT   ; the SOCKS listener stays across every reload
+verbose = 2
+"
+# write_conf TEXT: replaces the file at once (rename), as an editor or a deploy tool would
+write_conf() {
+    printf '%s' "$HEAD$1" >"$CONF.tmp"
+    chmod 644 "$CONF.tmp"
+    mv "$CONF.tmp" "$CONF"
+}
+write_conf "local  = 127.0.0.1:$A_PORT:$LAB_WEB_NAME:$LAB_WEB_PORT
+local  = 127.0.0.1:$C_PORT:$LAB_INTERNAL_IP:$LAB_ECHO_PORT
+"
+
+S=$LAB_RUN_DIR/out/conf
+mkdir -m 1777 "$S"
+lab_bg v2s-conf ip netns exec "$LAB_CLIENT_NS" setpriv --reuid=nobody --regid=nogroup --clear-groups \
+    "$WRAP" "$S" --conf "$CONF"
+lab_wait_file_match "$S/pid" '^[0-9]+$' 5 || lab_die "vpn2socks did not start"
+V2S_PID=$(cat "$S/pid")
+lab_wait_file_match "$S/v2s.log" 'tunnel up: address' 30 "$V2S_PID" || lab_die "vpn2socks did not bring the tunnel up"
+
+# echo_once PORT: a line through the forward comes back (the lab's echo server)
+echo_once() {
+    lab_in_client timeout 20 "$LAB_PY" - "$1" <<'PY'
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10)
+s.sendall(b"ping\n")
+s.shutdown(socket.SHUT_WR)
+got = b""
+while True:
+    b = s.recv(100)
+    if not b:
+        break
+    got += b
+print(f"got {got!r}")
+sys.exit(0 if got == b"ping\n" else 1)
+PY
+}
+
+# refused PORT: nothing listens there any more
+refused() {
+    lab_in_client timeout 20 "$LAB_PY" - "$1" <<'PY'
+import socket, sys
+try:
+    socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10)
+except ConnectionRefusedError:
+    print("refused"); sys.exit(0)
+print("connected"); sys.exit(1)
+PY
+}
+
+fetch_small() {
+    lab_in_client curl -sS -f --connect-timeout 10 -m 20 -o "$S/small" \
+        "http://127.0.0.1:$A_PORT/$LAB_SMALL_FILE" || return 1
+    v2s_check_file "$S/small" "$LAB_SMALL_SHA256"
+}
+
+lab_check "before the reload: A (a name) fetches a file" fetch_small
+lab_check "before the reload: C echoes" echo_once "$C_PORT"
+lab_check "before the reload: B is not there yet" refused "$B_PORT"
+
+# The long download through A, and a connection through C held open across the reload: it echoes
+# once before, waits for $S/reloaded, and must echo again after.
+lab_in_client curl -sS -f --connect-timeout 10 -m 60 --limit-rate "$RATE" -o "$S/big" \
+    "http://127.0.0.1:$A_PORT/$LAB_BIG_FILE" 2>"$S/curl.err" &
+CURL_PID=$!
+lab_in_client timeout 60 "$LAB_PY" - "$C_PORT" "$S/reloaded" >"$S/held.out" 2>&1 <<'PY' &
+import os, socket, sys, time
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=30)
+def echo(word):
+    s.sendall(word)
+    got = b""
+    while len(got) < len(word):
+        b = s.recv(100)
+        if not b:
+            break
+        got += b
+    return got
+print("before:", echo(b"before\n"), flush=True)
+for _ in range(300):
+    if os.path.exists(sys.argv[2]):
+        break
+    time.sleep(0.1)
+after = echo(b"after the reload\n")
+print("after:", after, flush=True)
+sys.exit(0 if after == b"after the reload\n" else 1)
+PY
+HELD_PID=$!
+
+lab_wait_file_match "$S/held.out" '^before:' 10 || lab_fail "the connection through C did not echo before the reload"
+# The download is under way: some bytes, far from all.
+for _ in $(seq 100); do
+    [ "$(stat -c %s "$S/big" 2>/dev/null || echo 0)" -gt 100000 ] && break
+    sleep 0.05
+done
+
+write_conf "local  = 127.0.0.1:$A_PORT:$LAB_WEB_NAME:$LAB_WEB_PORT
+
+local  = 127.0.0.1:$B_PORT:$LAB_INTERNAL_IP:$LAB_ECHO_PORT
+"
+size_at_hup=$(stat -c %s "$S/big" 2>/dev/null || echo 0)
+kill -HUP "$V2S_PID"
+if kill -0 "$CURL_PID" 2>/dev/null && [ "$size_at_hup" -lt "$LAB_BIG_SIZE" ]; then
+    lab_pass "the download through A was under way at SIGHUP ($size_at_hup of $LAB_BIG_SIZE bytes)"
+else
+    lab_fail "the download through A was not under way at SIGHUP ($size_at_hup bytes): the test proves nothing"
+fi
+lab_check "SIGHUP: the log says what the reload did" \
+    lab_wait_file_match "$S/v2s.log" 'reload: 2 listeners kept, 1 started, 1 closed' 10
+touch "$S/reloaded"
+
+lab_check "after the reload: B (added) echoes" echo_once "$B_PORT"
+lab_check "after the reload: C (removed) refuses connections" refused "$C_PORT"
+# (waited for here, not inside lab_check: its subshell cannot wait for this shell's children)
+wait "$HELD_PID" && held=0 || held=$?
+sed 's/^/    /' "$S/held.out"
+lab_check_eq "after the reload: the connection opened through C before it carries on (exit status)" 0 "$held"
+wait "$CURL_PID" && curl_rc=0 || curl_rc=$?
+[ "$curl_rc" = 0 ] || sed 's/^/    /' "$S/curl.err"
+lab_check_eq "the download through A (kept) ends well across the reload (curl's exit status)" 0 "$curl_rc"
+lab_check "the download through A is byte-exact (sha256)" v2s_check_file "$S/big" "$LAB_BIG_SHA256" "$LAB_BIG_SIZE"
+lab_check "SOCKS (kept) still works" \
+    v2s_fetch_check "$PROXY_H" "http://$LAB_WEB_NAME:$LAB_WEB_PORT/$LAB_SMALL_FILE" "$S/viasocks" 20 "$LAB_SMALL_SHA256"
+
+# A file that no longer parses: reported with its line, the running configuration kept.
+write_conf "local  = 127.0.0.1:$A_PORT:$LAB_WEB_NAME:$LAB_WEB_PORT
+local  = 127.0.0.1:18084
+"
+bad_line=$(grep -n ':18084$' "$CONF" | cut -d: -f1)
+kill -HUP "$V2S_PID"
+lab_check "a bad line: the log names $CONF:$bad_line and keeps the running configuration" \
+    lab_wait_file_match "$S/v2s.log" \
+    "reload: $CONF:$bad_line: local = 127.0.0.1:18084: expected .*; the running configuration is kept" 10
+lab_check "after the bad reload: B still echoes" echo_once "$B_PORT"
+lab_check "after the bad reload: A still fetches" fetch_small
+lab_check "vpn2socks is still running" v2s_alive
+lab_check_eq "SIGTERM: exit status 0" 0 "$(v2s_stop)"
+
+lab_finish
