@@ -639,8 +639,11 @@ static void app_listeners_reload(struct app *a, const struct options *o, struct 
     }
     memcpy(a->listeners, w->next, n_next * sizeof(w->next[0]));
     a->n_listeners = n_next;
-    v2s_info("reload: %zu listener%s kept, %zu started, %zu closed%s", kept, kept == 1 ? "" : "s", started, closed,
-             failed ? ", some failed to start (see above)" : "");
+    if (failed)
+        v2s_warn("reload: %zu listener%s kept, %zu started, %zu closed, %zu failed to start", kept, kept == 1 ? "" : "s",
+                 started, closed, failed);
+    else
+        v2s_info("reload: %zu listener%s kept, %zu started, %zu closed", kept, kept == 1 ? "" : "s", started, closed);
 }
 
 /* SIGHUP with --conf: the file and the command line read again, as at startup. What can change

@@ -6,9 +6,10 @@
 #   C  local = 127.0.0.1:18083:10.99.0.1:7777      removed by the reload
 #   B  local = 127.0.0.1:18082:10.99.0.1:7777      added by the reload
 # While a rate-limited download through A runs (several seconds) and a connection through C is
-# open, the file is rewritten (A kept, C removed, B added) and vpn2socks gets SIGHUP: B then
-# answers, C refuses new connections, the connection through C carries on, and the download
-# through A completes byte-exact (sha256). Then a file with a bad line gets SIGHUP: the log names
+# open, the file is rewritten (A kept, C removed, B added, and D, whose port another program
+# holds) and vpn2socks gets SIGHUP: D is logged as not started, B answers, C refuses new
+# connections, the connection through C carries on, and the download through A completes
+# byte-exact (sha256). Then a file with a bad line gets SIGHUP: the log names
 # FILE:LINE, and B and A still work. SIGTERM: exit 0.
 # Needs root (skips with exit 77 otherwise). The binary: $VPN2SOCKS_BIN, else build/vpn2socks.
 set -u
@@ -22,13 +23,14 @@ source "$here/v2s.sh"
 
 lab_require_root
 lab_openvpn_require
-LAB_BIG_MB=6 lab_setup --no-ocserv
+LAB_BIG_MB=8 lab_setup --no-ocserv
 v2s_prepare
 
 A_PORT=18081
 B_PORT=18082
 C_PORT=18083
-RATE=1M # 6 MiB at 1 MiB/s: the download through A lasts about 6 s
+D_PORT=18085
+RATE=1M # 8 MiB at 1 MiB/s: the download through A lasts several seconds
 
 lab_start_openvpn_server conf --proto udp
 lab_openvpn_client_config conf
@@ -100,6 +102,15 @@ fetch_small() {
     v2s_check_file "$S/small" "$LAB_SMALL_SHA256"
 }
 
+# D's port is taken by another program: at the reload D cannot start,
+# and the rest of the reload goes on.
+lab_bg blocker ip netns exec "$LAB_CLIENT_NS" "$LAB_PY" -c "
+import socket, time
+s = socket.socket()
+s.bind(('127.0.0.1', $D_PORT))
+s.listen()
+time.sleep(120)"
+lab_wait_listen "$LAB_CLIENT_NS" tcp 127.0.0.1 "$D_PORT" 10 || lab_fail "the program holding D's port did not start"
 lab_check "before the reload: A (a name) fetches a file" fetch_small
 lab_check "before the reload: C echoes" echo_once "$C_PORT"
 lab_check "before the reload: B is not there yet" refused "$B_PORT"
@@ -141,6 +152,7 @@ done
 
 write_conf "local  = 127.0.0.1:$A_PORT:$LAB_WEB_NAME:$LAB_WEB_PORT
 
+local  = 127.0.0.1:$D_PORT:$LAB_INTERNAL_IP:$LAB_ECHO_PORT
 local  = 127.0.0.1:$B_PORT:$LAB_INTERNAL_IP:$LAB_ECHO_PORT
 "
 size_at_hup=$(stat -c %s "$S/big" 2>/dev/null || echo 0)
@@ -151,7 +163,10 @@ else
     lab_fail "the download through A was not under way at SIGHUP ($size_at_hup bytes): the test proves nothing"
 fi
 lab_check "SIGHUP: the log says what the reload did" \
-    lab_wait_file_match "$S/v2s.log" 'reload: 2 listeners kept, 1 started, 1 closed' 10
+    lab_wait_file_match "$S/v2s.log" 'reload: 2 listeners kept, 1 started, 1 closed, 1 failed to start' 10
+lab_check "SIGHUP: D, whose port is taken, is named as not started" grep -q \
+    "reload: forward 127.0.0.1:$D_PORT -> $LAB_INTERNAL_IP:$LAB_ECHO_PORT not started; the rest of the reload goes on" \
+    "$S/v2s.log"
 touch "$S/reloaded"
 
 lab_check "after the reload: B (added) echoes" echo_once "$B_PORT"
