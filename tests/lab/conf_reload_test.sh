@@ -2,14 +2,15 @@
 # shellcheck disable=SC2317  # helpers are called through lab_check
 # --conf FILE and SIGHUP: vpn2socks as nobody, started with nothing but `--conf FILE` (config =,
 # socks =, two local = forwards), against Debian's openvpn 2.6 server:
-#   A  local = 127.0.0.1:18081:web.lab.test:8080   kept across the reload
-#   C  local = 127.0.0.1:18083:10.99.0.1:7777      removed by the reload
-#   B  local = 127.0.0.1:18082:10.99.0.1:7777      added by the reload
+#   A  local = 127.0.0.1:18081:web.lab.test:8080      kept across the reload
+#   C  local = 127.0.0.1:18083:10.99.0.1:7777         removed by the reload
+#   B  local = 127.0.0.1:18082:10.99.0.1:7777         added by the reload
+#   E  local = 127.0.0.1:18086:10.99.0.1:7777/udp     added by the reload
+#   D  local = 127.0.0.1:18085:...                    added, but another program holds the port
 # While a rate-limited download through A runs (several seconds) and a connection through C is
-# open, the file is rewritten (A kept, C removed, B added, and D, whose port another program
-# holds) and vpn2socks gets SIGHUP: D is logged as not started, B answers, C refuses new
-# connections, the connection through C carries on, and the download through A completes
-# byte-exact (sha256). Then a file with a bad line gets SIGHUP: the log names
+# open, the file is rewritten and vpn2socks gets SIGHUP: D is logged as not started, B and E
+# answer, C refuses new connections, the connection through C carries on, and the download through
+# A completes byte-exact (sha256). Then a file with a bad line gets SIGHUP: the log names
 # FILE:LINE, and B and A still work. SIGTERM: exit 0.
 # Needs root (skips with exit 77 otherwise). The binary: $VPN2SOCKS_BIN, else build/vpn2socks.
 set -u
@@ -30,6 +31,7 @@ A_PORT=18081
 B_PORT=18082
 C_PORT=18083
 D_PORT=18085
+E_PORT=18086
 RATE=1M # 8 MiB at 1 MiB/s: the download through A lasts several seconds
 
 lab_start_openvpn_server conf --proto udp
@@ -154,6 +156,7 @@ write_conf "local  = 127.0.0.1:$A_PORT:$LAB_WEB_NAME:$LAB_WEB_PORT
 
 local  = 127.0.0.1:$D_PORT:$LAB_INTERNAL_IP:$LAB_ECHO_PORT
 local  = 127.0.0.1:$B_PORT:$LAB_INTERNAL_IP:$LAB_ECHO_PORT
+local  = 127.0.0.1:$E_PORT:$LAB_INTERNAL_IP:$LAB_ECHO_PORT/udp
 "
 size_at_hup=$(stat -c %s "$S/big" 2>/dev/null || echo 0)
 kill -HUP "$V2S_PID"
@@ -163,7 +166,7 @@ else
     lab_fail "the download through A was not under way at SIGHUP ($size_at_hup bytes): the test proves nothing"
 fi
 lab_check "SIGHUP: the log says what the reload did" \
-    lab_wait_file_match "$S/v2s.log" 'reload: 2 listeners kept, 1 started, 1 closed, 1 failed to start' 10
+    lab_wait_file_match "$S/v2s.log" 'reload: 2 listeners kept, 2 started, 1 closed, 1 failed to start' 10
 lab_check "SIGHUP: D, whose port is taken, is named as not started" grep -q \
     "reload: forward 127.0.0.1:$D_PORT -> $LAB_INTERNAL_IP:$LAB_ECHO_PORT not started; the rest of the reload goes on" \
     "$S/v2s.log"
@@ -171,6 +174,24 @@ touch "$S/reloaded"
 
 lab_check "after the reload: B (added) echoes" echo_once "$B_PORT"
 lab_check "after the reload: C (removed) refuses connections" refused "$C_PORT"
+udp_echo() {
+    lab_in_client timeout 20 "$LAB_PY" - "$1" <<'PY'
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.settimeout(3)
+s.connect(("127.0.0.1", int(sys.argv[1])))
+for _ in range(3):
+    s.send(b"datagram")
+    try:
+        got = s.recv(100)
+    except socket.timeout:
+        continue
+    print(f"got {got!r}")
+    sys.exit(0 if got == b"datagram" else 1)
+print("no answer"); sys.exit(1)
+PY
+}
+lab_check "after the reload: E (added, UDP) echoes a datagram" udp_echo "$E_PORT"
 # (waited for here, not inside lab_check: its subshell cannot wait for this shell's children)
 wait "$HELD_PID" && held=0 || held=$?
 sed 's/^/    /' "$S/held.out"
