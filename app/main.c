@@ -640,8 +640,8 @@ static void app_listeners_reload(struct app *a, const struct options *o, struct 
     memcpy(a->listeners, w->next, n_next * sizeof(w->next[0]));
     a->n_listeners = n_next;
     if (failed)
-        v2s_warn("reload: %zu listener%s kept, %zu started, %zu closed, %zu failed to start", kept, kept == 1 ? "" : "s",
-                 started, closed, failed);
+        v2s_warn("reload: %zu listener%s kept, %zu started, %zu closed, %zu failed to start", kept,
+                 kept == 1 ? "" : "s", started, closed, failed);
     else
         v2s_info("reload: %zu listener%s kept, %zu started, %zu closed", kept, kept == 1 ? "" : "s", started, closed);
 }

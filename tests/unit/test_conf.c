@@ -36,19 +36,11 @@ TEST_IMPL(conf_example)
     struct options o;
     char err[512] = "", where[64];
 
-    /* -R over TCP is refused until its code lands, and the refusal names the line. */
-    ASSERT_EQ(parse_text(&o, example, err, sizeof(err)), -EINVAL);
-    ASSERT_STR_EQ(err, "t.conf:5: remote = 8022:127.0.0.1:22: -R forwards are not supported yet");
-    options_free(&o);
-
-    /* The lines that are supported today. */
-    char supported[sizeof(example)];
-    snprintf(supported, sizeof(supported), "%.*s", (int)(strstr(example, "remote = ") - example), example);
-    ASSERT_EQ(parse_text(&o, supported, err, sizeof(err)), 0);
+    ASSERT_EQ(parse_text(&o, example, err, sizeof(err)), 0);
     ASSERT_STR_EQ(o.config, "/etc/vpn2socks/alibaba.ovpn");
     ASSERT_EQ(o.n_socks, 1);
     ASSERT_STR_EQ(listen_of(&o.socks[0], where, sizeof(where)), "127.0.0.1:1080");
-    ASSERT_EQ(o.n_forwards, 2);
+    ASSERT_EQ(o.n_forwards, 3);
     ASSERT_STR_EQ(listen_of(&o.forwards[0].listen, where, sizeof(where)), "127.0.0.1:5432");
     ASSERT_STR_EQ(o.forwards[0].host, "db.corp.internal");
     ASSERT_EQ(o.forwards[0].port, 5432);
@@ -57,6 +49,10 @@ TEST_IMPL(conf_example)
     ASSERT_STR_EQ(o.forwards[1].host, "10.0.0.2");
     ASSERT_EQ(o.forwards[1].port, 53);
     ASSERT(o.forwards[1].udp && !o.forwards[1].remote);
+    ASSERT_STR_EQ(listen_of(&o.forwards[2].listen, where, sizeof(where)), "0.0.0.0:8022"); /* every tunnel address */
+    ASSERT_STR_EQ(o.forwards[2].host, "127.0.0.1");
+    ASSERT_EQ(o.forwards[2].port, 22);
+    ASSERT(!o.forwards[2].udp && o.forwards[2].remote);
     ASSERT_EQ(options_check(&o, err, sizeof(err)), 0);
     options_free(&o);
     return 0;
