@@ -10,11 +10,12 @@
 #   R  remote = 18087:127.0.0.1:17001                 added: from the server's namespace, the
 #                                                     tunnel address's port 18087 reaches an echo
 #                                                     server on the client's loopback
-# While a slowly read download through A runs (about 6 s) and a connection through C is
-# open, the file is rewritten and vpn2socks gets SIGHUP: D is logged as not started, B, E and R
-# answer, C refuses new connections, the connection through C carries on, and the download through
-# A completes byte-exact (sha256). Then a file with a bad line gets SIGHUP: the log names
-# FILE:LINE, and B and A still work. SIGTERM: exit 0.
+# While a slowly read download through A runs (about 6 s), a connection through C is open and a
+# SOCKS client is halfway through its handshake, the file is rewritten and vpn2socks gets SIGHUP:
+# D is logged as not started, B, E and R answer, C refuses new connections, the connection through
+# C carries on, the SOCKS handshake completes on the kept listener, and the download through A
+# completes byte-exact (sha256). Then a file with a bad line gets SIGHUP: the log names FILE:LINE,
+# and B and A still work. SIGTERM: exit 0.
 # Needs root (skips with exit 77 otherwise). The binary: $VPN2SOCKS_BIN, else build/vpn2socks.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
@@ -180,8 +181,30 @@ print("after:", after, flush=True)
 sys.exit(0 if after == b"after the reload\n" else 1)
 PY
 HELD_PID=$!
+# A SOCKS client halfway through its handshake on the kept SOCKS listener: greeting sent before the
+# reload, request after. A listener closed and opened again would have ended it.
+lab_in_client timeout 60 "$LAB_PY" - "$SOCKS_PORT" "$LAB_INTERNAL_IP" "$LAB_ECHO_PORT" "$S/reloaded" \
+    >"$S/mid.out" 2>&1 <<'PY' &
+import ipaddress, os, socket, struct, sys, time
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=30)
+s.sendall(b"\x05\x01\x00")
+print("method:", s.recv(2), flush=True)
+for _ in range(300):
+    if os.path.exists(sys.argv[4]):
+        break
+    time.sleep(0.1)
+s.sendall(b"\x05\x01\x00\x01" + ipaddress.ip_address(sys.argv[2]).packed + struct.pack(">H", int(sys.argv[3])))
+reply = s.recv(10)
+print("reply:", reply, flush=True)
+s.sendall(b"mid-handshake\n")
+got = s.recv(100)
+print("echo:", got, flush=True)
+sys.exit(0 if reply[:2] == b"\x05\x00" and got == b"mid-handshake\n" else 1)
+PY
+MID_PID=$!
 
 lab_wait_file_match "$S/held.out" '^before:' 10 || lab_fail "the connection through C did not echo before the reload"
+lab_wait_file_match "$S/mid.out" '^method:' 10 || lab_fail "the SOCKS client got no method choice before the reload"
 # The download is under way: some bytes, far from all.
 for _ in $(seq 100); do
     [ "$(stat -c %s "$S/big" 2>/dev/null || echo 0)" -gt 100000 ] && break
@@ -250,6 +273,9 @@ lab_check "after the reload: R (added, -R) answers on the tunnel address $TUN4:$
 wait "$HELD_PID" && held=0 || held=$?
 sed 's/^/    /' "$S/held.out"
 lab_check_eq "after the reload: the connection opened through C before it carries on (exit status)" 0 "$held"
+wait "$MID_PID" && mid=0 || mid=$?
+sed 's/^/    /' "$S/mid.out"
+lab_check_eq "after the reload: the SOCKS handshake begun before it on the kept listener completes (exit status)" 0 "$mid"
 wait "$SLOW_PID" && slow_rc=0 || slow_rc=$?
 sed 's/^/    /' "$S/slow.out"
 lab_check_eq "the download through A (kept) ends well across the reload (exit status)" 0 "$slow_rc"
