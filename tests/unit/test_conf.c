@@ -271,6 +271,13 @@ TEST_IMPL(conf_command_line_wins)
     ASSERT(chmod(path, 0644) == 0);
     ASSERT_EQ(conf_cmdline(&o, line, err, sizeof(err)), 0);
     options_free(&o);
+    /* Another user's file is refused too (root can make one: CI runs the unit tests as root). */
+    if (geteuid() == 0) {
+        ASSERT(chown(path, 65534, 65534) == 0);
+        ASSERT_EQ(conf_cmdline(&o, line, err, sizeof(err)), -EPERM);
+        ASSERT(strstr(err, "owned by uid 65534, neither root nor the user running vpn2socks (uid 0): refused"));
+        options_free(&o);
+    }
 
     /* The whole is checked after the command line: a file with no listener, none given either. */
     write_conf(dir, "empty.conf", "# nothing\n", path, sizeof(path));
