@@ -11,8 +11,9 @@
 #                                                     tunnel address's port 18087 reaches an echo
 #                                                     server on the client's loopback
 # While a slowly read download through A runs (about 6 s), a connection through C is open and a
-# SOCKS client is halfway through its handshake, the file is rewritten and vpn2socks gets SIGHUP:
-# D is logged as not started, B, E and R answer, C refuses new connections, the connection through
+# SOCKS client is halfway through its handshake, the file is rewritten (with a connect-timeout,
+# which needs a restart) and vpn2socks gets SIGHUP: D is logged as not started and connect-timeout
+# as ignored until a restart; B, E and R answer, C refuses new connections, the connection through
 # C carries on, the SOCKS handshake completes on the kept listener, and the download through A
 # completes byte-exact (sha256). Then a file with a bad line gets SIGHUP: the log names FILE:LINE,
 # and B and A still work. SIGTERM: exit 0.
@@ -217,6 +218,7 @@ local  = 127.0.0.1:$D_PORT:$LAB_INTERNAL_IP:$LAB_ECHO_PORT
 local  = 127.0.0.1:$B_PORT:$LAB_INTERNAL_IP:$LAB_ECHO_PORT
 local  = 127.0.0.1:$E_PORT:$LAB_INTERNAL_IP:$LAB_ECHO_PORT/udp
 remote = $R_PORT:127.0.0.1:$R_LOCAL
+connect-timeout = 7
 "
 size_at_hup=$(stat -c %s "$S/big" 2>/dev/null || echo 0)
 kill -HUP "$V2S_PID"
@@ -227,6 +229,8 @@ else
 fi
 lab_check "SIGHUP: the log says what the reload did" \
     lab_wait_file_match "$S/v2s.log" 'reload: 2 listeners kept, 3 started, 1 closed, 1 failed to start' 10
+lab_check "SIGHUP: connect-timeout, which needs a restart, is named as ignored" grep -q \
+    "reload: $CONF: connect-timeout changed, ignored until a restart" "$S/v2s.log"
 lab_check "SIGHUP: D, whose port is taken, is named as not started" grep -q \
     "reload: forward 127.0.0.1:$D_PORT -> $LAB_INTERNAL_IP:$LAB_ECHO_PORT not started; the rest of the reload goes on" \
     "$S/v2s.log"
