@@ -205,6 +205,7 @@ TEST_IMPL(conf_command_line_wins)
     ASSERT(mkdtemp(dir) != NULL);
     write_conf(dir, "v.conf",
                "config = client.ovpn\n"
+               "socks-auth = users.txt\n"
                "socks = 1080\n"
                "socks = 1081\n"
                "local = 5432:db.corp.internal:5432\n"
@@ -222,6 +223,8 @@ TEST_IMPL(conf_command_line_wins)
 
     snprintf(want, sizeof(want), "%s/client.ovpn", dir);
     ASSERT_STR_EQ(o.config, want);
+    snprintf(want, sizeof(want), "%s/users.txt", dir);
+    ASSERT_STR_EQ(o.socks_auth, want);
     ASSERT_EQ(o.n_socks, 2);
     ASSERT_EQ(o.connect_timeout_ms, 7000);
     ASSERT_EQ(o.verbosity, 2);
@@ -313,11 +316,11 @@ TEST_IMPL(conf_restart_only_changes)
     ASSERT_STR_EQ(out, ""); /* listeners, routes and the log level change while running */
     options_free(&b);
     ASSERT_EQ(parse_text(&b, "config = /b.ovpn\nsocks = 1080\nmtu = 1300\ndns = 10.0.0.2\nconnect-timeout = 5\n"
-                             "udp-timeout = 9\n",
+                             "udp-timeout = 9\nsocks-auth = /users\n",
                          err, sizeof(err)),
               0);
     options_restart_only_changes(&a, &b, out, sizeof(out));
-    ASSERT_STR_EQ(out, "config, mtu, dns, udp-timeout");
+    ASSERT_STR_EQ(out, "config, socks-auth, mtu, dns, udp-timeout");
     options_free(&a);
     options_free(&b);
     return 0;
