@@ -18,6 +18,7 @@
 #include "base/conn_limit.h"
 #include "base/list.h"
 #include "base/log.h"
+#include "port/target.h"
 #include "route/outbound.h"
 #include "route/refuse.h"
 
@@ -43,11 +44,8 @@ struct port_forward {
     struct v2s_list conns;
     struct conn_limit limit;   /* this listener's cap */
     struct conn_limit *shared; /* every listener's, or NULL */
-    char *name;                /* the destination as a name, or NULL when it is an address */
-    struct v2s_addr addr;
-    uint16_t port;
+    struct port_target dst;
     char where[V2S_ADDR_STRLEN]; /* the listen address, for the log */
-    char target[300];            /* the destination, for the log */
     struct refuser refuser;    /* resets connections past the caps */
     int closing;
     int handles_open;
@@ -61,7 +59,7 @@ static void fwd_maybe_free(struct port_forward *pf)
         return;
     void (*cb)(void *) = pf->close_cb;
     void *arg = pf->close_arg;
-    free(pf->name);
+    port_target_free(&pf->dst);
     free(pf);
     if (cb)
         cb(arg);
@@ -109,7 +107,7 @@ static void fwd_conn_dialed(void *arg, struct outbound_conn *d, int status, cons
     (void)port;
     c->dial = NULL;
     if (status < 0) {
-        v2s_info("%s -> %s: %s (forward %s, connection reset)", c->peer, c->pf->target, uv_strerror(status),
+        v2s_info("%s -> %s: %s (forward %s, connection reset)", c->peer, c->pf->dst.text, uv_strerror(status),
                  c->pf->where);
         fwd_conn_close(c, 1);
         return;
@@ -163,10 +161,10 @@ static void fwd_on_connection(uv_stream_t *listener, int status)
     if (uv_tcp_getpeername(&c->client, (struct sockaddr *)&ss, &sl) == 0)
         v2s_sockaddr_format((const struct sockaddr *)&ss, c->peer, sizeof(c->peer));
     uv_tcp_nodelay(&c->client, 1);
-    int rc = outbound_connect(pf->out, pf->name, &pf->addr, pf->port, pf->connect_timeout_ms, fwd_conn_dialed, c,
+    int rc = outbound_connect(pf->out, pf->dst.name, &pf->dst.addr, pf->dst.port, pf->connect_timeout_ms, fwd_conn_dialed, c,
                               &c->dial);
     if (rc < 0) {
-        v2s_info("%s -> %s: %s (forward %s, connection reset)", c->peer, pf->target, uv_strerror(rc), pf->where);
+        v2s_info("%s -> %s: %s (forward %s, connection reset)", c->peer, pf->dst.text, uv_strerror(rc), pf->where);
         c->dial = NULL;
         fwd_conn_close(c, 1);
     }
@@ -174,21 +172,14 @@ static void fwd_on_connection(uv_stream_t *listener, int status)
 
 int port_forward_new(struct port_forward **out, const struct port_forward_config *cfg, const struct sockaddr *addr)
 {
-    if (!cfg->host || !cfg->host[0] || strlen(cfg->host) > 255)
-        return UV_EINVAL;
     struct port_forward *pf = calloc(1, sizeof(*pf));
     if (!pf)
         return UV_ENOMEM;
-    if (v2s_addr_parse(&pf->addr, cfg->host) < 0 && !(pf->name = strdup(cfg->host))) {
+    int rc = port_target_init(&pf->dst, cfg->host, cfg->port);
+    if (rc < 0) {
         free(pf);
-        return UV_ENOMEM;
+        return rc;
     }
-    pf->port = cfg->port;
-    if (pf->name) {
-        char shown[256];
-        snprintf(pf->target, sizeof(pf->target), "%s:%u", v2s_shown(pf->name, shown, sizeof(shown)), pf->port);
-    } else
-        v2s_addr_format_port(&pf->addr, pf->port, pf->target, sizeof(pf->target));
     pf->out = cfg->out;
     pf->connect_timeout_ms = cfg->connect_timeout_ms;
     pf->shared = cfg->shared;
@@ -197,7 +188,7 @@ int port_forward_new(struct port_forward **out, const struct port_forward_config
     pf->listener.data = pf;
     pf->handles_open = 1;
     refuser_init(&pf->refuser, (uv_stream_t *)&pf->listener, fwd_refused_closed, pf);
-    int rc = uv_tcp_bind(&pf->listener, addr, 0);
+    rc = uv_tcp_bind(&pf->listener, addr, 0);
     if (rc == 0)
         rc = uv_listen((uv_stream_t *)&pf->listener, 511, fwd_on_connection);
     if (rc < 0) {

@@ -26,6 +26,7 @@
 #include "base/conn_limit.h"
 #include "base/list.h"
 #include "base/log.h"
+#include "port/target.h"
 #include "route/outbound.h"
 #include "stack/tcp.h"
 #include "tunnel/settings.h"
@@ -65,15 +66,12 @@ struct port_reverse {
     struct v2s_list conns;
     struct conn_limit limit;   /* this listener's cap */
     struct conn_limit *shared; /* every listener's, or NULL */
-    char *name;                /* the destination as a name, or NULL when it is an address */
-    struct v2s_addr addr;
-    uint16_t port;
+    struct port_target dst;
     int any;                   /* listening on every tunnel address */
     struct v2s_addr local;     /* else this one */
     uint16_t listen_port;
     char where[V2S_ADDR_STRLEN + 8]; /* "*:8022" or "10.8.0.6:8022", for the log */
     char via[V2S_ADDR_STRLEN + 32];  /* "remote forward *:8022" */
-    char target[300];                /* the destination, for the log */
     int closing;
     void (*close_cb)(void *arg);
     void *close_arg;
@@ -85,7 +83,7 @@ static void rev_maybe_free(struct port_reverse *pr)
         return;
     void (*cb)(void *) = pr->close_cb;
     void *arg = pr->close_arg;
-    free(pr->name);
+    port_target_free(&pr->dst);
     free(pr);
     if (cb)
         cb(arg);
@@ -145,7 +143,7 @@ static void rev_conn_close(struct rev_conn *c)
 /* The destination cannot be reached: one line, and the tunnel side is reset. */
 static void rev_conn_fail(struct rev_conn *c, int status)
 {
-    v2s_info("%s -> %s: %s (%s, connection reset)", c->peer, c->pr->target, uv_strerror(status), c->pr->via);
+    v2s_info("%s -> %s: %s (%s, connection reset)", c->peer, c->pr->dst.text, uv_strerror(status), c->pr->via);
     rev_conn_close(c);
 }
 
@@ -185,7 +183,7 @@ static void rev_connected(uv_connect_t *req, int status)
     struct port_reverse *pr = c->pr;
     rev_timer_close(c);
     uv_tcp_nodelay(&c->local, 1);
-    outbound_label(c->label, sizeof(c->label), c->peer, pr->name, &c->dst, pr->port, pr->via);
+    outbound_label(c->label, sizeof(c->label), c->peer, pr->dst.name, &c->dst, pr->dst.port, pr->via);
     outbound_log_open(c->label);
     c->state = REV_CONN_RELAYING;
     struct stack_tcp *tcp = c->tcp;
@@ -257,22 +255,22 @@ static void rev_conn_start(struct rev_conn *c)
 {
     struct port_reverse *pr = c->pr;
     int rc;
-    if (pr->name) {
+    if (pr->dst.name) {
         struct addrinfo hints;
         memset(&hints, 0, sizeof(hints));
         hints.ai_family = AF_UNSPEC;
         hints.ai_socktype = SOCK_STREAM;
         char port[8];
-        snprintf(port, sizeof(port), "%u", pr->port);
+        snprintf(port, sizeof(port), "%u", pr->dst.port);
         c->gai.data = c;
-        rc = uv_getaddrinfo(pr->loop, &c->gai, rev_resolved, pr->name, port, &hints);
+        rc = uv_getaddrinfo(pr->loop, &c->gai, rev_resolved, pr->dst.name, port, &hints);
         if (rc == 0) {
             c->resolving = 1;
             return;
         }
     } else {
         struct sockaddr_storage ss;
-        v2s_addr_to_sockaddr(&pr->addr, pr->port, &ss);
+        v2s_addr_to_sockaddr(&pr->dst.addr, pr->dst.port, &ss);
         rc = rev_connect(c, (const struct sockaddr *)&ss);
         if (rc == 0)
             return;
@@ -312,7 +310,7 @@ static int rev_on_accept(void *arg, struct stack_tcp *tcp)
 
 int port_reverse_new(struct port_reverse **out, const struct port_reverse_config *cfg, const struct sockaddr *listen)
 {
-    if (!cfg->host || !cfg->host[0] || strlen(cfg->host) > 255 || cfg->port == 0)
+    if (cfg->port == 0)
         return UV_EINVAL;
     struct port_reverse *pr = calloc(1, sizeof(*pr));
     if (!pr)
@@ -323,30 +321,25 @@ int port_reverse_new(struct port_reverse **out, const struct port_reverse_config
     }
     static const uint8_t zero[16];
     pr->any = memcmp(pr->local.bytes, zero, v2s_addr_len(&pr->local)) == 0;
-    if (v2s_addr_parse(&pr->addr, cfg->host) < 0 && !(pr->name = strdup(cfg->host))) {
+    int rc = port_target_init(&pr->dst, cfg->host, cfg->port);
+    if (rc < 0) {
         free(pr);
-        return UV_ENOMEM;
+        return rc;
     }
     pr->loop = cfg->loop;
-    pr->port = cfg->port;
     pr->connect_timeout_ms = cfg->connect_timeout_ms;
     pr->shared = cfg->shared;
     v2s_list_init(&pr->conns);
-    if (pr->name) {
-        char shown[256];
-        snprintf(pr->target, sizeof(pr->target), "%s:%u", v2s_shown(pr->name, shown, sizeof(shown)), pr->port);
-    } else
-        v2s_addr_format_port(&pr->addr, pr->port, pr->target, sizeof(pr->target));
     if (pr->any)
         snprintf(pr->where, sizeof(pr->where), "*:%u", pr->listen_port);
     else
         v2s_addr_format_port(&pr->local, pr->listen_port, pr->where, sizeof(pr->where));
     snprintf(pr->via, sizeof(pr->via), "remote forward %s", pr->where);
     conn_limit_init(&pr->limit, cfg->max_conns, pr->via, "--listener-max-connections");
-    int rc = stack_tcp_listen(cfg->stack, pr->any ? NULL : &pr->local, pr->listen_port, rev_on_accept, pr,
+    rc = stack_tcp_listen(cfg->stack, pr->any ? NULL : &pr->local, pr->listen_port, rev_on_accept, pr,
                               &pr->listener);
     if (rc < 0) {
-        free(pr->name);
+        port_target_free(&pr->dst);
         free(pr);
         return rc;
     }
@@ -372,11 +365,11 @@ void port_reverse_tunnel_up(struct port_reverse *pr, const struct tunnel_setting
     snprintf(where, sizeof(where), "%s%s%s", at[0], and, at[1]);
     snprintf(has, sizeof(has), "%s%s%s", addr[0], and, addr[1]);
     if (pr->any) {
-        v2s_info("%s: listening on %s, forwarding to %s", pr->via, where, pr->target);
+        v2s_info("%s: listening on %s, forwarding to %s", pr->via, where, pr->dst.text);
         return;
     }
     if (v2s_addr_equal(&pr->local, &ts->addr4) || v2s_addr_equal(&pr->local, &ts->addr6)) {
-        v2s_info("%s: listening, forwarding to %s", pr->via, pr->target);
+        v2s_info("%s: listening, forwarding to %s", pr->via, pr->dst.text);
         return;
     }
     char wanted[V2S_ADDR_STRLEN];

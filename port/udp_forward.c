@@ -37,6 +37,7 @@
 #include "base/addr.h"
 #include "base/list.h"
 #include "base/log.h"
+#include "port/target.h"
 #include "route/outbound.h"
 #include "stack/udp.h"
 
@@ -94,9 +95,7 @@ struct port_udp {
     uv_udp_t sock;          /* -L: the listening socket */
     struct stack_udp *su;   /* -R: the listening socket in the tunnel */
     uv_timer_t timer;       /* the idle timeout of the oldest flow */
-    char *name;             /* the destination as a name, or NULL when it is an address */
-    struct v2s_addr addr;
-    uint16_t port;
+    struct port_target dst;
     char port_text[8];      /* for getaddrinfo */
     unsigned idle_ms;
     unsigned max_flows;
@@ -109,7 +108,6 @@ struct port_udp {
     unsigned long cap_dropped;
     int open_failed_logged; /* -L: outbound_udp_open() failed and said so */
     char where[V2S_ADDR_STRLEN + 16]; /* the listening address, for the log */
-    char target[300];       /* the destination, for the log */
     int closing;
     int handles_open;       /* the socket (-L), the timer, each -R flow still closing */
     void (*close_cb)(void *arg);
@@ -124,7 +122,7 @@ static void ufwd_maybe_free(struct port_udp *pu)
     void *arg = pu->close_arg;
     free(pu->table);
     free(pu->buf);
-    free(pu->name);
+    port_target_free(&pu->dst);
     free(pu);
     if (cb)
         cb(arg);
@@ -353,7 +351,7 @@ static struct ufwd_flow *ufwd_flow_alloc(struct port_udp *pu, const struct v2s_a
     v2s_list_init(&fl->pending);
     char client[V2S_ADDR_STRLEN];
     v2s_addr_format_port(peer, port, client, sizeof(client));
-    snprintf(fl->label, sizeof(fl->label), "udp %s -> %s (forward %s)", client, pu->target, pu->where);
+    snprintf(fl->label, sizeof(fl->label), "udp %s -> %s (forward %s)", client, pu->dst.text, pu->where);
     return fl;
 }
 
@@ -378,7 +376,7 @@ static void ufwd_local_answer(void *arg, const struct v2s_addr *from, uint16_t p
 {
     struct ufwd_flow *fl = arg;
     struct port_udp *pu = fl->pu;
-    if (port != pu->port || (!pu->name && !v2s_addr_equal(from, &pu->addr))) {
+    if (port != pu->dst.port || (!pu->dst.name && !v2s_addr_equal(from, &pu->dst.addr))) {
         if (!fl->foreign_logged) {
             char src[V2S_ADDR_STRLEN];
             v2s_debug("%s: a datagram from %s dropped: not the destination", fl->label,
@@ -439,7 +437,7 @@ static void ufwd_local_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf, con
     if (!fl && !(fl = ufwd_local_flow_new(pu, &peer, port)))
         return;
     ufwd_touch(fl);
-    int rc = outbound_udp_send(fl->assoc, pu->name, &pu->addr, pu->port, (const uint8_t *)buf->base, (size_t)nread);
+    int rc = outbound_udp_send(fl->assoc, pu->dst.name, &pu->dst.addr, pu->dst.port, (const uint8_t *)buf->base, (size_t)nread);
     if (rc < 0) {
         ufwd_send_failed(fl, rc, 1, (size_t)nread);
         return;
@@ -541,16 +539,16 @@ static struct ufwd_flow *ufwd_remote_flow_new(struct port_udp *pu, const struct 
     fl->sock.data = fl;
     fl->handles_open = 1;
     ufwd_flow_insert(fl);
-    if (!pu->name) {
+    if (!pu->dst.name) {
         struct sockaddr_storage ss;
-        v2s_addr_to_sockaddr(&pu->addr, pu->port, &ss);
+        v2s_addr_to_sockaddr(&pu->dst.addr, pu->dst.port, &ss);
         ufwd_remote_connect(fl, (const struct sockaddr *)&ss);
         return fl;
     }
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_DGRAM};
     fl->state = UFWD_FLOW_RESOLVING;
     fl->gai.data = fl;
-    int rc = uv_getaddrinfo(pu->loop, &fl->gai, ufwd_remote_resolved, pu->name, pu->port_text, &hints);
+    int rc = uv_getaddrinfo(pu->loop, &fl->gai, ufwd_remote_resolved, pu->dst.name, pu->port_text, &hints);
     if (rc < 0) {
         v2s_info("%s: %s (datagrams dropped until the flow ends)", fl->label, uv_strerror(rc));
         fl->state = UFWD_FLOW_FAILED;
@@ -600,7 +598,7 @@ static void ufwd_remote_recv(void *arg, const struct v2s_addr *src, uint16_t spo
 /* What both kinds share: the destination, the table, the buffer, the timer. */
 static int ufwd_new(struct port_udp **out, const struct port_udp_config *cfg, enum ufwd_kind kind)
 {
-    if (!cfg->host || !cfg->host[0] || strlen(cfg->host) > 255 || cfg->max_flows == 0 || cfg->idle_timeout_ms == 0)
+    if (cfg->max_flows == 0 || cfg->idle_timeout_ms == 0)
         return UV_EINVAL;
     struct port_udp *pu = calloc(1, sizeof(*pu));
     if (!pu)
@@ -610,32 +608,25 @@ static int ufwd_new(struct port_udp **out, const struct port_udp_config *cfg, en
         buckets <<= 1;
     pu->table = malloc(buckets * sizeof(*pu->table));
     pu->buf = malloc(UFWD_BUF_SIZE);
-    if (v2s_addr_parse(&pu->addr, cfg->host) < 0) {
-        memset(&pu->addr, 0, sizeof(pu->addr));
-        pu->name = strdup(cfg->host);
-    }
-    if (!pu->table || !pu->buf || (!pu->addr.family && !pu->name)) {
+    int rc = port_target_init(&pu->dst, cfg->host, cfg->port);
+    if (rc == 0 && (!pu->table || !pu->buf))
+        rc = UV_ENOMEM;
+    if (rc < 0) {
         free(pu->table);
         free(pu->buf);
-        free(pu->name);
+        port_target_free(&pu->dst);
         free(pu);
-        return UV_ENOMEM;
+        return rc;
     }
     for (unsigned i = 0; i < buckets; i++)
         v2s_list_init(&pu->table[i]);
     pu->table_mask = buckets - 1;
     pu->kind = kind;
     pu->loop = cfg->loop;
-    pu->port = cfg->port;
     snprintf(pu->port_text, sizeof(pu->port_text), "%u", cfg->port);
     pu->idle_ms = cfg->idle_timeout_ms;
     pu->max_flows = cfg->max_flows;
     v2s_list_init(&pu->flows);
-    if (pu->name) {
-        char shown[256];
-        snprintf(pu->target, sizeof(pu->target), "%s:%u", v2s_shown(pu->name, shown, sizeof(shown)), pu->port);
-    } else
-        v2s_addr_format_port(&pu->addr, pu->port, pu->target, sizeof(pu->target));
     uv_timer_init(cfg->loop, &pu->timer);
     pu->timer.data = pu;
     pu->handles_open = 1;
