@@ -24,6 +24,7 @@ pkgs=(
     # test clients
     curl python3 python3-socks
     bind9-dnsutils               # dig (lab.port_udp)
+    openssh-client openssh-server  # lab.port_ssh: ssh and scp through -L to its own sshd
     # fuzzing: clang with libFuzzer and the sanitizer runtimes (tests/fuzz)
     clang libclang-rt-dev
 )
@@ -52,8 +53,18 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get update
 apt-get install -y --no-install-recommends "${missing[@]}"
 
-# ocserv's package starts a system service; the lab runs its own instances and wants none.
+# ocserv's and openssh-server's packages start system services; the lab runs its own instances
+# and wants none. sshd is stopped only when this run installed it: a machine that already had it
+# may be reached through it.
+stop=(ocserv.service ocserv.socket)
+[[ " ${missing[*]} " == *" openssh-server "* ]] && stop+=(ssh.service ssh.socket)
 if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
-    systemctl disable --now ocserv.service ocserv.socket >/dev/null 2>&1 || true
+    for u in "${stop[@]}"; do   # one at a time: a unit the system lacks fails only itself
+        systemctl disable --now "$u" >/dev/null 2>&1 || true
+    done
+elif [[ " ${stop[*]} " == *" ssh.service "* ]] && [ -x /etc/init.d/ssh ]; then
+    # no systemd: the package's init script may have started it (unless policy-rc.d said no)
+    /etc/init.d/ssh stop >/dev/null 2>&1 || true
+    update-rc.d ssh disable >/dev/null 2>&1 || true
 fi
 echo "install-deps: done"
