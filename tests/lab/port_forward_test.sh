@@ -3,7 +3,7 @@
 # -L local forwards: vpn2socks as nobody, with --config against Debian's openvpn 2.6 server and
 # --others reject, three forwards on the client's loopback:
 #   web   -L 127.0.0.1:18080:web.lab.test:8080   a name, resolved through the tunnel's DNS: curl
-#                                                fetches a file byte-exact (sha256)
+#                                                fetches the lab's 100 MiB file byte-exact (sha256)
 #   echo  -L 127.0.0.1:17777:10.99.0.1:7777      10 MiB of random bytes come back intact through
 #                                                the lab's echo server (half-close ends it)
 #   out   -L 127.0.0.1:18090:SERVER_VETH_IP:8080 outside the pushed routes, so rejected: the
@@ -21,7 +21,7 @@ source "$here/v2s.sh"
 
 lab_require_root
 lab_openvpn_require
-LAB_BIG_MB=4 lab_setup --no-ocserv
+LAB_BIG_MB=100 lab_setup --no-ocserv
 v2s_prepare
 
 WEB_FWD=18080
@@ -38,7 +38,7 @@ v2s_start_ovpn fwd "$LAB_OVPN_CLIENT_DIR" --others reject \
 fetch_forward() {
     lab_in_client curl -sS -f --connect-timeout 10 -m 60 -o "$S/big" \
         "http://127.0.0.1:$WEB_FWD/$LAB_BIG_FILE" || return 1
-    v2s_check_file "$S/big" "$LAB_BIG_SHA256" "$LAB_BIG_SIZE"
+    v2s_check_file "$S/big" "$LAB_BIG_SHA256" "$LAB_BIG_SIZE" && rm -f "$S/big"
 }
 
 # 10 MiB through the echo forward: one thread writes then half-closes, the main one reads to EOF.
@@ -83,7 +83,7 @@ PY
     grep -qF -- "$want" "$S/v2s.log" || { echo "not in the log: $want"; tail -n 5 "$S/v2s.log"; return 1; }
 }
 
-lab_check "-L to a name: curl fetches a file byte-exact (sha256)" fetch_forward
+lab_check "-L to a name: curl fetches $((LAB_BIG_SIZE >> 20)) MiB byte-exact (sha256)" fetch_forward
 lab_check "-L to the echo server: 10 MiB come back intact" echo_forward
 lab_check "-L to a destination --others reject covers: reset and logged" rejected_forward
 lab_check "vpn2socks is still running" v2s_alive
