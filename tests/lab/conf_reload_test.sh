@@ -78,20 +78,7 @@ lab_wait_file_match "$S/v2s.log" 'tunnel up: address' 30 "$V2S_PID" || lab_die "
 
 # echo_once PORT: a line through the forward comes back (the lab's echo server)
 echo_once() {
-    lab_in_client timeout 20 "$LAB_PY" - "$1" <<'PY'
-import socket, sys
-s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10)
-s.sendall(b"ping\n")
-s.shutdown(socket.SHUT_WR)
-got = b""
-while True:
-    b = s.recv(100)
-    if not b:
-        break
-    got += b
-print(f"got {got!r}")
-sys.exit(0 if got == b"ping\n" else 1)
-PY
+    lab_in_client timeout 20 "$LAB_PY" "$here/echo_check.py" 127.0.0.1 "$1" --text $'ping\n' --timeout 10
 }
 
 # refused PORT: nothing listens there any more
@@ -257,20 +244,7 @@ PY
 }
 lab_check "after the reload: E (added, UDP) echoes a datagram" udp_echo "$E_PORT"
 remote_echo() {
-    lab_in_server timeout 20 "$LAB_PY" - "$TUN4" "$R_PORT" <<'PY'
-import socket, sys
-s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=10)
-s.sendall(b"from the VPN side\n")
-s.shutdown(socket.SHUT_WR)
-got = b""
-while True:
-    b = s.recv(100)
-    if not b:
-        break
-    got += b
-print(f"got {got!r}")
-sys.exit(0 if got == b"from the VPN side\n" else 1)
-PY
+    lab_in_server timeout 20 "$LAB_PY" "$here/echo_check.py" "$TUN4" "$R_PORT" --text $'from the VPN side\n' --timeout 10
 }
 lab_check "after the reload: R (added, -R) answers on the tunnel address $TUN4:$R_PORT" remote_echo
 # (waited for here, not inside lab_check: its subshell cannot wait for this shell's children)

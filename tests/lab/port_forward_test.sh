@@ -43,25 +43,7 @@ fetch_forward() {
 
 # 10 MiB through the echo forward: one thread writes then half-closes, the main one reads to EOF.
 echo_forward() {
-    lab_in_client timeout 60 "$LAB_PY" - "$ECHO_FWD" <<'PY'
-import hashlib, os, socket, sys, threading
-data = os.urandom(10 << 20)
-s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=30)
-def send():
-    s.sendall(data)
-    s.shutdown(socket.SHUT_WR)
-t = threading.Thread(target=send)
-t.start()
-got = bytearray()
-while True:
-    b = s.recv(1 << 16)
-    if not b:
-        break
-    got += b
-t.join()
-print(f"sent {len(data)}, got {len(got)} back")
-sys.exit(0 if hashlib.sha256(got).digest() == hashlib.sha256(data).digest() else 1)
-PY
+    lab_in_client timeout 60 "$LAB_PY" "$here/echo_check.py" 127.0.0.1 "$ECHO_FWD" --random $((10 << 20))
 }
 
 # The rejected destination: the connection is accepted, then reset with no byte, and logged.

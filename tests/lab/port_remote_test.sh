@@ -66,25 +66,7 @@ fetch() { # URL_HOST
 
 # 10 MiB through the echo forward: one thread writes then half-closes, the main one reads to EOF.
 echo_remote() {
-    lab_in_server timeout 60 "$LAB_PY" - "$TUN4" "$ECHO_R" <<'PY'
-import hashlib, os, socket, sys, threading
-data = os.urandom(10 << 20)
-s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=30)
-def send():
-    s.sendall(data)
-    s.shutdown(socket.SHUT_WR)
-t = threading.Thread(target=send)
-t.start()
-got = bytearray()
-while True:
-    b = s.recv(1 << 16)
-    if not b:
-        break
-    got += b
-t.join()
-print(f"sent {len(data)}, got {len(got)} back")
-sys.exit(0 if hashlib.sha256(got).digest() == hashlib.sha256(data).digest() else 1)
-PY
+    lab_in_server timeout 60 "$LAB_PY" "$here/echo_check.py" "$TUN4" "$ECHO_R" --random $((10 << 20))
 }
 
 # connect() to PORT on the tunnel address: "refused" (a reset answered the SYN), "reset" (the
