@@ -1,0 +1,175 @@
+#!/bin/bash
+# The Debian package and the systemd unit, as a user gets them: no lab, no network.
+#   deb_test.sh BUILD_DIR SOURCE_DIR     (ctest: pkg.deb, label pkg)
+# 1. `cpack -G DEB` on the build makes one vpn2socks_VERSION_ARCH.deb (into a temporary folder,
+#    so the build tree gets no package files);
+# 2. `dpkg-deb -I`: package vpn2socks, Depends found by dpkg-shlibdeps naming the libraries the
+#    binary links (libc6 libuv1 libssl3 liblzo2-2 liblz4-1 libinih1);
+# 3. `dpkg-deb -c`: exactly the binary, the man page, README.md, the examples folder, the unit
+#    and the sysusers.d file; no tests, no headers, no lwIP;
+# 4. `dpkg --root=ROOT --unpack` into an empty root with a fresh dpkg database (dpkg unpacks and
+#    registers it there; --force-depends because that root has no libraries, and --unpack rather
+#    than -i because the postinst would run chrooted into a root with no shell: it is checked
+#    with sh -n only). The installed binary, run from ROOT with the host's libraries (the ones
+#    Depends names): --version, --help, a bad option (status 1), and a SOCKS5 proxy serving curl
+#    through it (a direct route to a local web server, the tunnel a socketpair);
+# 5. `systemd-analyze verify` of the installed unit as instance vpn2socks@test.service (a copy:
+#    verify wants an instance), with ROOT's /usr/bin and man1 laid over the host's in a private
+#    mount namespace so that ExecStart's /usr/bin/vpn2socks and man:vpn2socks(1) resolve: it must
+#    print nothing and exit 0 (an unknown key is only a warning there).
+# Needs root (dpkg --root, the mount namespace); skips with 77 otherwise.
+set -u
+build=$(cd "${1:?usage: deb_test.sh BUILD_DIR SOURCE_DIR}" && pwd)
+src=$(cd "${2:?usage: deb_test.sh BUILD_DIR SOURCE_DIR}" && pwd)
+
+if [ "$(id -u)" -ne 0 ]; then
+    echo "SKIP: needs root (dpkg --root, a mount namespace for systemd-analyze verify)"
+    exit 77
+fi
+for t in cpack dpkg-deb dpkg-shlibdeps dpkg systemd-analyze unshare curl python3; do
+    command -v "$t" >/dev/null 2>&1 || { echo "deb_test: missing $t; run scripts/install-deps.sh" >&2; exit 1; }
+done
+
+passed=0
+failed=0
+pass() { passed=$((passed + 1)); echo "PASS: $*"; }
+fail() { failed=$((failed + 1)); echo "FAIL: $*"; }
+check() {
+    local desc=$1 out rc
+    shift
+    out=$("$@" 2>&1) && rc=0 || rc=$?
+    if [ "$rc" -eq 0 ]; then pass "$desc"; else fail "$desc (exit $rc)"; printf '%s\n' "$out" | tail -n 20 | sed 's/^/    /'; fi
+    return "$rc"
+}
+
+tmp=$(mktemp -d /tmp/vpn2socks-deb.XXXXXX)
+trap 'rm -rf "$tmp"' EXIT
+
+# ---- 1. the package
+if ! cpack -G DEB --config "$build/CPackConfig.cmake" -B "$tmp/out" >"$tmp/cpack.log" 2>&1; then
+    cat "$tmp/cpack.log"
+    echo "FAIL: cpack -G DEB"
+    exit 1
+fi
+version=$(sed -n 's/^set(CPACK_PACKAGE_VERSION "\(.*\)")$/\1/p' "$build/CPackConfig.cmake")
+deb=$tmp/out/vpn2socks_${version}_$(dpkg --print-architecture).deb
+check "cpack -G DEB made $(basename "$deb")" test -f "$deb" || exit 1
+
+# ---- 2. control: name and Depends
+check_control() {
+    local pkg deps want missing=()
+    pkg=$(dpkg-deb -f "$deb" Package)
+    [ "$pkg" = vpn2socks ] || { echo "Package: '$pkg'"; return 1; }
+    deps=$(dpkg-deb -f "$deb" Depends)
+    echo "Depends: $deps"
+    for want in libc6 libuv1 libssl3 liblzo2-2 liblz4-1 libinih1; do
+        # a package name is followed by a version, a comma or the end
+        grep -qE "(^|, )$want( \(|,|$)" <<<"$deps" || missing+=("$want")
+    done
+    [ ${#missing[@]} -eq 0 ] || { echo "missing from Depends: ${missing[*]}"; return 1; }
+    dpkg-deb -I "$deb" postinst >"$tmp/postinst" && sh -n "$tmp/postinst"
+}
+check "dpkg-deb -I: Package vpn2socks, Depends on libc6 libuv1 libssl3 liblzo2-2 liblz4-1 libinih1, a postinst sh accepts" check_control
+dpkg-deb -f "$deb" Depends
+
+# ---- 3. the files
+check_files() {
+    local f
+    {
+        echo ./usr/bin/vpn2socks
+        echo ./usr/share/man/man1/vpn2socks.1.gz
+        echo ./usr/lib/systemd/system/vpn2socks@.service
+        echo ./usr/lib/sysusers.d/vpn2socks.conf
+        echo ./usr/share/doc/vpn2socks/README.md
+        (cd "$src/examples" && find . -type f) | sed 's|^\./|./usr/share/doc/vpn2socks/examples/|'
+    } | sort >"$tmp/want"
+    dpkg-deb -c "$deb" | awk '$1 !~ /^d/ {print $6}' | sort >"$tmp/got"
+    diff -u "$tmp/want" "$tmp/got" || return 1
+    # the binary is executable by everyone, the rest readable by everyone and root's
+    dpkg-deb -c "$deb" | awk '$1 ~ /^d/ {next}
+        $2 != "root/root" {print "owner:", $0; bad=1}
+        $6 == "./usr/bin/vpn2socks" && $1 != "-rwxr-xr-x" {print "mode:", $0; bad=1}
+        $6 != "./usr/bin/vpn2socks" && $1 != "-rw-r--r--" {print "mode:", $0; bad=1}
+        END {exit bad}'
+}
+check "dpkg-deb -c: binary, man page, README, examples/, unit, sysusers.d and nothing else" check_files
+dpkg-deb -c "$deb" | awk '$1 !~ /^d/ {print "    " $6}'
+
+# ---- 4. into an empty root
+root=$tmp/root
+mkdir -p "$root/var/lib/dpkg/info" "$root/var/lib/dpkg/updates"
+: >"$root/var/lib/dpkg/status"
+check "dpkg --root=ROOT --force-depends --unpack" dpkg --root="$root" --force-depends --unpack "$deb" || exit 1
+check_registered() {
+    dpkg --root="$root" -s vpn2socks | grep -qx 'Status: install ok unpacked' &&
+        dpkg --root="$root" -L vpn2socks | grep -qx /usr/bin/vpn2socks
+}
+check "dpkg --root=ROOT -s / -L: vpn2socks unpacked, /usr/bin/vpn2socks is its" check_registered
+bin=$root/usr/bin/vpn2socks
+check_eq() {
+    if [ "$2" = "$3" ]; then pass "$1"; else fail "$1: expected '$2', got '$3'"; fi
+}
+check_eq "installed vpn2socks --version" "vpn2socks $version" "$("$bin" --version 2>&1)"
+check "installed vpn2socks --help names --conf" sh -c "'$bin' --help | grep -q -- '--conf FILE'"
+"$bin" --no-such-option >/dev/null 2>&1
+check_eq "installed vpn2socks --no-such-option: exit status 1" 1 "$?"
+check_eq "man -l on the installed page: its NAME line" "vpn2socks" \
+    "$(MANWIDTH=80 man -l "$root/usr/share/man/man1/vpn2socks.1.gz" 2>/dev/null | awk '/^NAME/{getline; print $1; exit}')"
+
+# The installed binary serving SOCKS5: a socketpair for the tunnel, --others direct to a web
+# server on 127.0.0.1, and curl fetching a page through it.
+serve_socks() {
+    python3 - "$bin" "$tmp" <<'PY'
+import http.server, os, socket, subprocess, sys, threading, time
+binary, tmp = sys.argv[1], sys.argv[2]
+page = os.urandom(64 << 10).hex().encode()
+with open(os.path.join(tmp, "page"), "wb") as f:
+    f.write(page)
+class Quiet(http.server.SimpleHTTPRequestHandler):
+    def __init__(self, *a, **k): super().__init__(*a, directory=tmp, **k)
+    def log_message(self, *a): pass
+web = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
+threading.Thread(target=web.serve_forever, daemon=True).start()
+s = socket.socket(); s.bind(("127.0.0.1", 0)); port = s.getsockname()[1]; s.close()
+ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+log = open(os.path.join(tmp, "v2s.log"), "wb")
+p = subprocess.Popen([binary, "--tunnel-fd", str(theirs.fileno()), "--address", "10.255.0.2/24",
+                      "--others", "direct", "--allow-direct-local", "-D", f"127.0.0.1:{port}"],
+                     pass_fds=(theirs.fileno(),), stdout=log, stderr=log)
+theirs.close()
+try:
+    for _ in range(100):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close(); break
+        except OSError:
+            time.sleep(0.05)
+    out = subprocess.run(["curl", "-sS", "-f", "-m", "20", "-x", f"socks5h://127.0.0.1:{port}",
+                          f"http://127.0.0.1:{web.server_port}/page"], capture_output=True)
+    if out.returncode != 0 or out.stdout != page:
+        print("curl:", out.returncode, out.stderr.decode(), len(out.stdout), "bytes")
+        print(open(os.path.join(tmp, "v2s.log"), errors="replace").read()[-2000:])
+        sys.exit(1)
+finally:
+    p.terminate()
+    rc = p.wait(10)
+sys.exit(0 if rc == 0 else f"vpn2socks exit status {rc} after SIGTERM")
+PY
+}
+check "installed vpn2socks serves SOCKS5: curl fetches 128 KiB byte-exact, SIGTERM exits 0" serve_socks
+
+# ---- 5. the unit
+verify_unit() {
+    local dir=$tmp/unit out rc
+    mkdir -p "$dir"
+    cp "$root/usr/lib/systemd/system/vpn2socks@.service" "$dir/vpn2socks@test.service"
+    out=$(unshare -m sh -c '
+        mount -t overlay overlay -o "lowerdir=$1/usr/bin:/usr/bin" /usr/bin &&
+        mount -t overlay overlay -o "lowerdir=$1/usr/share/man/man1:/usr/share/man/man1" /usr/share/man/man1 &&
+        systemd-analyze verify "$2/vpn2socks@test.service"' sh "$root" "$dir" 2>&1) && rc=0 || rc=$?
+    [ -n "$out" ] && printf '%s\n' "$out"
+    [ "$rc" -eq 0 ] && [ -z "$out" ]
+}
+check "systemd-analyze verify vpn2socks@test.service (the installed unit): exit 0, no warning" verify_unit
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
