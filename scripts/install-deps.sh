@@ -12,7 +12,9 @@ pkgs=(
     build-essential cmake pkg-config
     libuv1-dev libssl-dev liblzo2-dev liblz4-dev
     libinih-dev                  # the config file (--conf)
-    dpkg-dev xz-utils            # `apt-get source lwip` (scripts/fetch-lwip.sh)
+    dpkg-dev xz-utils            # `apt-get source lwip` (scripts/fetch-lwip.sh); dpkg-shlibdeps (cpack -G DEB)
+    # packaging (tests/pkg): systemd-analyze verify on the unit, man -l on the installed page
+    systemd man-db
     # lab: real servers and clients
     ocserv openconnect openvpn
     openssl ca-certificates      # throwaway PKI
@@ -25,6 +27,7 @@ pkgs=(
     curl python3 python3-socks
     bind9-dnsutils               # dig (lab.port_udp)
     openssh-client openssh-server  # lab.port_ssh: ssh and scp through -L to its own sshd
+    bubblewrap                   # lab.sandbox: the container's root file system, unprivileged
     # fuzzing: clang with libFuzzer and the sanitizer runtimes (tests/fuzz)
     clang libclang-rt-dev
 )
