@@ -5,14 +5,18 @@
 # install; without root it lists what is missing and exits 1.
 #   scripts/install-deps.sh            install what is missing
 #   scripts/install-deps.sh --check    only report; exit 1 if something is missing
+#   scripts/install-deps.sh --build    only what building (and cpack -G DEB) needs: the
+#                                      container's build stage (examples/container/Containerfile)
 set -euo pipefail
 
-pkgs=(
-    # build
+build_pkgs=(
     build-essential cmake pkg-config
     libuv1-dev libssl-dev liblzo2-dev liblz4-dev
     libinih-dev                  # the config file (--conf)
     dpkg-dev xz-utils            # `apt-get source lwip` (scripts/fetch-lwip.sh); dpkg-shlibdeps (cpack -G DEB)
+)
+pkgs=(
+    "${build_pkgs[@]}"
     # packaging (tests/pkg): systemd-analyze verify on the unit, man -l on the installed page
     systemd man-db
     # lab: real servers and clients
@@ -32,6 +36,9 @@ pkgs=(
     clang libclang-rt-dev
 )
 
+mode=${1:-}
+[ "$mode" = --build ] && pkgs=("${build_pkgs[@]}")
+
 missing=()
 for p in "${pkgs[@]}"; do
     st=$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null || true)
@@ -44,7 +51,7 @@ if [ ${#missing[@]} -eq 0 ]; then
 fi
 
 echo "install-deps: missing: ${missing[*]}"
-if [ "${1:-}" = --check ]; then
+if [ "$mode" = --check ]; then
     exit 1
 fi
 if [ "$(id -u)" -ne 0 ]; then

@@ -3,8 +3,9 @@
 # The unprivileged container, proven without a container runtime (this machine's podman cannot
 # start containers): the image's root file system is built from the build output as
 # examples/container/Containerfile's final stage would hold it (the binary, the shared libraries
-# ldd names and the dynamic loader, /etc/passwd and /etc/group with nobody, the --conf file and
-# the .ovpn folder, nothing else: no shell, no /dev/net/tun) and vpn2socks runs in it under
+# ldd names and the dynamic loader, /etc/passwd and /etc/group with nobody, the image's --conf
+# file examples/container/vpn2socks.conf and the .ovpn folder it names, nothing else: no shell,
+# no /dev/net/tun) and vpn2socks runs in it under
 # bubblewrap as the container would run: started by nobody (not root) in the lab's client
 # namespace, `bwrap --unshare-all --share-net` (its own user, pid, mount, ipc, uts and cgroup
 # namespaces; the client namespace's network, which a pod's containers share too), the root
@@ -48,14 +49,9 @@ done <"$LAB_RUN_DIR/libs"
 printf 'root:x:0:0:root:/root:/usr/sbin/nologin\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n' >"$ROOT/etc/passwd"
 printf 'root:x:0:\nnogroup:x:65534:\n' >"$ROOT/etc/group"
 lab_start_openvpn_server sbx --proto udp
-lab_openvpn_client_config sbx --dir "$ROOT/etc/vpn2socks/lab"
-cat >"$ROOT/etc/vpn2socks/vpn2socks.conf" <<EOF
-# the container's --conf file (examples/container/vpn2socks.conf has the same shape)
-config = /etc/vpn2socks/lab/config.ovpn
-socks  = $SOCKS_ADDR:$SOCKS_PORT
-verbose = 2
-EOF
-chmod 644 "$ROOT/etc/vpn2socks/vpn2socks.conf"
+# the image's --conf file as it is (SOCKS5 on 0.0.0.0:1080), the .ovpn folder where it says
+lab_openvpn_client_config sbx --dir "$ROOT/etc/vpn2socks/vpn"
+install -m 0644 "$V2S_REPO/examples/container/vpn2socks.conf" "$ROOT/etc/vpn2socks/vpn2socks.conf"
 chmod -R a+rX,go-w "$ROOT/usr" "$ROOT/lib"* "$ROOT/etc/passwd" "$ROOT/etc/group" 2>/dev/null
 lab_log "root file system: $(find "$ROOT" -type f | wc -l) files, $(du -sh "$ROOT" | cut -f1)"
 
@@ -66,14 +62,14 @@ lab_bg v2s-sbx ip netns exec "$LAB_CLIENT_NS" setpriv --reuid=nobody --regid=nog
     bwrap --unshare-all --share-net --die-with-parent --new-session \
     --ro-bind "$ROOT" / --proc /proc --dev /dev \
     --uid 65534 --gid 65534 --cap-drop ALL \
-    /usr/bin/vpn2socks --conf /etc/vpn2socks/vpn2socks.conf
+    /usr/bin/vpn2socks --conf /etc/vpn2socks/vpn2socks.conf     # the image's ENTRYPOINT and CMD
 BWRAP_PID=$LAB_LAST_PID
 LOG=$LAB_RUN_DIR/log/v2s-sbx.log
 if ! lab_wait_file_match "$LOG" 'tunnel up: address' 30 "$BWRAP_PID"; then
     tail -n 20 "$LOG" >&2
     lab_die "the sandboxed vpn2socks did not bring the tunnel up"
 fi
-lab_wait_listen "$LAB_CLIENT_NS" tcp "$SOCKS_ADDR" "$SOCKS_PORT" 10 || lab_die "no SOCKS listener"
+lab_wait_listen "$LAB_CLIENT_NS" tcp 0.0.0.0 "$SOCKS_PORT" 10 || lab_die "no SOCKS listener on 0.0.0.0:$SOCKS_PORT"
 V2S_PID=''
 for p in $(ip netns pids "$LAB_CLIENT_NS"); do
     [ "$(cat "/proc/$p/comm" 2>/dev/null)" = vpn2socks ] && V2S_PID=$p
