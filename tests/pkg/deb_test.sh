@@ -7,23 +7,22 @@
 #    binary links (libc6 libuv1 libssl3 liblzo2-2 liblz4-1 libinih1);
 # 3. `dpkg-deb -c`: exactly the binary, the man page, README.md, the examples folder, the unit
 #    and the sysusers.d file; no tests, no headers, no lwIP;
-# 4. `dpkg --root=ROOT --unpack` into an empty root with a fresh dpkg database (dpkg unpacks and
-#    registers it there; --force-depends because that root has no libraries, and --unpack rather
-#    than -i because the postinst would run chrooted into a root with no shell: it is checked
-#    with sh -n only). The installed binary, run from ROOT with the host's libraries (the ones
-#    Depends names): --version, --help, a bad option (status 1), and a SOCKS5 proxy serving curl
-#    through it (a direct route to a local web server, the tunnel a socketpair);
-# 5. `systemd-analyze verify` of the installed unit as instance vpn2socks@test.service (a copy:
-#    verify wants an instance), with ROOT's /usr/bin and man1 laid over the host's in a private
-#    mount namespace so that ExecStart's /usr/bin/vpn2socks and man:vpn2socks(1) resolve: it must
-#    print nothing and exit 0 (an unknown key is only a warning there).
-# Needs root (dpkg --root, the mount namespace); skips with 77 otherwise.
+# 4. `dpkg --root=ROOT --unpack` into an empty root with a fresh dpkg database: dpkg accepts the
+#    package and registers it there (--force-depends: that root has no libraries; --unpack: the
+#    postinst would run chrooted into a root without a shell). Its binary, run with the host's
+#    libraries (the ones Depends names): --version, --help, a bad option (status 1), and a SOCKS5
+#    proxy serving curl (a direct route to a local web server, the tunnel a socketpair);
+# 5. `dpkg -i` for real into a throwaway overlay of this machine's root (a tmpfs upper layer, a
+#    private mount namespace, chroot): Depends met by Debian's libraries, the postinst run (the
+#    vpn2socks group, /etc/vpn2socks), the binary on PATH, `man -w`, `systemd-analyze verify`
+#    on the installed unit as vpn2socks@test.service (no output, exit 0), `dpkg --purge`.
+# Needs root (dpkg --root, the mount namespace); skips with 77 otherwise. About 3 s.
 set -u
 build=$(cd "${1:?usage: deb_test.sh BUILD_DIR SOURCE_DIR}" && pwd)
 src=$(cd "${2:?usage: deb_test.sh BUILD_DIR SOURCE_DIR}" && pwd)
 
 if [ "$(id -u)" -ne 0 ]; then
-    echo "SKIP: needs root (dpkg --root, a mount namespace for systemd-analyze verify)"
+    echo "SKIP: needs root (dpkg --root, a mount namespace for dpkg -i into an overlay)"
     exit 77
 fi
 for t in cpack dpkg-deb dpkg-shlibdeps dpkg systemd-analyze unshare curl python3; do
@@ -157,19 +156,65 @@ PY
 }
 check "installed vpn2socks serves SOCKS5: curl fetches 128 KiB byte-exact, SIGTERM exits 0" serve_socks
 
-# ---- 5. the unit
-verify_unit() {
-    local dir=$tmp/unit out rc
-    mkdir -p "$dir"
-    cp "$root/usr/lib/systemd/system/vpn2socks@.service" "$dir/vpn2socks@test.service"
-    out=$(unshare -m sh -c '
-        mount -t overlay overlay -o "lowerdir=$1/usr/bin:/usr/bin" /usr/bin &&
-        mount -t overlay overlay -o "lowerdir=$1/usr/share/man/man1:/usr/share/man/man1" /usr/share/man/man1 &&
-        systemd-analyze verify "$2/vpn2socks@test.service"' sh "$root" "$dir" 2>&1) && rc=0 || rc=$?
-    [ -n "$out" ] && printf '%s\n' "$out"
-    [ "$rc" -eq 0 ] && [ -z "$out" ]
+# ---- 5. dpkg -i for real, into a throwaway copy of this machine's root: an overlay whose upper
+# layer is a tmpfs, in a private mount namespace, chrooted into. dpkg resolves the Depends against
+# the libraries installed here, runs the postinst, and nothing of it reaches the real root. Then,
+# as installed: the binary on PATH, the man page where man finds it, the group the postinst made,
+# and systemd-analyze verify on the unit as instance vpn2socks@test.service (verify wants an
+# instance; a copy): it must print nothing and exit 0 (an unknown key is only a warning there).
+cp "$deb" "$tmp/v.deb"
+unshare -m --propagation private bash -s "$tmp" >"$tmp/overlay.log" 2>&1 <<'EOS'
+set -u
+t=$1
+mkdir -p "$t/ov"
+mount -t tmpfs tmpfs "$t/ov" || exit 10
+mkdir -p "$t/ov/upper" "$t/ov/work" "$t/ov/root"
+m=$t/ov/root
+mount -t overlay overlay -o "lowerdir=/,upperdir=$t/ov/upper,workdir=$t/ov/work" "$m" || exit 11
+mount --bind /proc "$m/proc" && mount --bind /dev "$m/dev" && mount -t tmpfs tmpfs "$m/tmp" &&
+    mount -t tmpfs tmpfs "$m/run" || exit 12
+cp "$t/v.deb" "$m/tmp/v.deb"
+step() { echo "== $*"; chroot "$m" sh -c "$*"; echo "== exit $?"; }
+step 'dpkg -i /tmp/v.deb'
+step 'dpkg -s vpn2socks | grep "^Status:"'
+step 'getent group vpn2socks && test -d /etc/vpn2socks && echo /etc/vpn2socks'
+step 'vpn2socks --version'
+step 'man -w vpn2socks'
+step 'cp /usr/lib/systemd/system/vpn2socks@.service /tmp/vpn2socks@test.service && systemd-analyze verify /tmp/vpn2socks@test.service 2>&1'
+step 'dpkg --purge vpn2socks >/dev/null && ! test -e /usr/bin/vpn2socks && ! test -e /usr/lib/systemd/system/vpn2socks@.service'
+EOS
+echo "overlay: exit $?"
+# overlay_step N: the output of the Nth step (without its "== exit" line) and its exit status
+overlay_step() {
+    awk -v n="$1" '/^== / && !/^== exit/ {k++} k == n' "$tmp/overlay.log" | sed '1d;$d'
+    awk -v n="$1" '/^== / && !/^== exit/ {k++} k == n && /^== exit/ {print $3}' "$tmp/overlay.log"
 }
-check "systemd-analyze verify vpn2socks@test.service (the installed unit): exit 0, no warning" verify_unit
+# step_ok N DESCRIPTION [OUTPUT]: step N exited 0 (and printed exactly OUTPUT, when given)
+step_ok() {
+    local n=$1 desc=$2 out st
+    out=$(overlay_step "$n" | sed '$d')
+    st=$(overlay_step "$n" | tail -n 1)
+    if [ "$st" = 0 ] && { [ $# -lt 3 ] || [ "$out" = "$3" ]; }; then
+        pass "$desc"
+    else
+        fail "$desc (exit ${st:-none})"
+        [ $# -ge 3 ] && echo "    expected: '$3', got:"
+        printf '%s\n' "$out" | tail -n 20 | sed 's/^/    /'
+    fi
+}
+if ! grep -q '^== exit' "$tmp/overlay.log"; then
+    fail "overlay of / for dpkg -i: could not be set up"
+    sed 's/^/    /' "$tmp/overlay.log"
+else
+    step_ok 1 "dpkg -i (overlay of this machine's root): Depends met, postinst run"
+    step_ok 2 "dpkg -s: install ok installed" "Status: install ok installed"
+    step_ok 3 "postinst: group vpn2socks and /etc/vpn2socks made"
+    step_ok 4 "vpn2socks on PATH: --version" "vpn2socks $version"
+    step_ok 5 "man -w vpn2socks: the installed page" /usr/share/man/man1/vpn2socks.1.gz
+    step_ok 6 "systemd-analyze verify vpn2socks@test.service (the installed unit): exit 0, no warning" ""
+    step_ok 7 "dpkg --purge removes the binary and the unit"
+fi
+sed -n '/^Depends\|^Setting up/p' "$tmp/overlay.log" | sed 's/^/    /'
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
