@@ -15,7 +15,9 @@
 # 5. `dpkg -i` for real into a throwaway overlay of this machine's root (a tmpfs upper layer, a
 #    private mount namespace, chroot): Depends met by Debian's libraries, the postinst run (the
 #    vpn2socks group, /etc/vpn2socks), the binary on PATH, `man -w`, `systemd-analyze verify`
-#    on the installed unit as vpn2socks@test.service (no output, exit 0), `dpkg --purge`.
+#    on the installed unit as vpn2socks@test.service (no output, exit 0), the files laid out as
+#    examples/systemd/README.md says read by a uid with the vpn2socks group (the unit's dynamic
+#    user) and refused without it, `dpkg --purge`.
 # Needs root (dpkg --root, the mount namespace); skips with 77 otherwise. About 3 s.
 set -u
 build=$(cd "${1:?usage: deb_test.sh BUILD_DIR SOURCE_DIR}" && pwd)
@@ -181,6 +183,25 @@ step 'getent group vpn2socks && test -d /etc/vpn2socks && echo /etc/vpn2socks'
 step 'vpn2socks --version'
 step 'man -w vpn2socks'
 step 'cp /usr/lib/systemd/system/vpn2socks@.service /tmp/vpn2socks@test.service && systemd-analyze verify /tmp/vpn2socks@test.service 2>&1'
+# The files laid out as examples/systemd/README.md says, read as the unit reads them: an
+# arbitrary uid (a dynamic user's) with the vpn2socks group beside it and no capabilities. The
+# secret is accepted (vpn2socks still runs after 2 s, trying the absent server), and refused
+# (status 1) without the group.
+chroot "$m" sh -c '
+    set -e
+    install -d -m 0750 -g vpn2socks /etc/vpn2socks/work
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 -subj /CN=t \
+        -keyout /tmp/client.key -out /tmp/client.crt 2>/dev/null
+    install -m 0644 /tmp/client.crt /etc/vpn2socks/work/ca.crt
+    install -m 0644 /tmp/client.crt /etc/vpn2socks/work/client.crt
+    install -m 0640 -g vpn2socks /tmp/client.key /etc/vpn2socks/work/client.key
+    printf "client\ndev tun\nproto udp\nremote 127.0.0.1 9\nremote-cert-tls server\nca ca.crt\ncert client.crt\nkey client.key\n" \
+        >/etc/vpn2socks/work/config.ovpn
+    printf "config = /etc/vpn2socks/work/config.ovpn\nsocks = 127.0.0.1:0\n" >/etc/vpn2socks/work.conf
+    chmod 0644 /etc/vpn2socks/work/config.ovpn /etc/vpn2socks/work.conf'
+gid=$(chroot "$m" getent group vpn2socks | cut -d: -f3)
+step "timeout 2 setpriv --reuid=61234 --regid=61234 --groups=$gid --inh-caps=-all --bounding-set=-all vpn2socks --conf /etc/vpn2socks/work.conf 2>&1; test \$? = 124"
+step "setpriv --reuid=61234 --regid=61234 --clear-groups vpn2socks --conf /etc/vpn2socks/work.conf 2>&1; test \$? = 1"
 step 'dpkg --purge vpn2socks >/dev/null && ! test -e /usr/bin/vpn2socks && ! test -e /usr/lib/systemd/system/vpn2socks@.service'
 EOS
 echo "overlay: exit $?"
@@ -212,7 +233,9 @@ else
     step_ok 4 "vpn2socks on PATH: --version" "vpn2socks $version"
     step_ok 5 "man -w vpn2socks: the installed page" /usr/share/man/man1/vpn2socks.1.gz
     step_ok 6 "systemd-analyze verify vpn2socks@test.service (the installed unit): exit 0, no warning" ""
-    step_ok 7 "dpkg --purge removes the binary and the unit"
+    step_ok 7 "the unit's user model (uid 61234 + group vpn2socks, no capabilities): a root:vpn2socks 0640 key accepted"
+    step_ok 8 "the same without the group: refused, status 1"
+    step_ok 9 "dpkg --purge removes the binary and the unit"
 fi
 sed -n '/^Depends\|^Setting up/p' "$tmp/overlay.log" | sed 's/^/    /'
 
