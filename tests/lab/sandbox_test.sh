@@ -91,8 +91,8 @@ identity() {
 capabilities() {
     local f bad=0
     for f in CapInh CapPrm CapEff CapBnd CapAmb; do
-        echo "$f: $(status_field $f)"
-        [ "$(status_field $f)" = 0000000000000000 ] || bad=1
+        echo "$f: $(status_field "$f")"
+        [ "$(status_field "$f")" = 0000000000000000 ] || bad=1
     done
     echo "NoNewPrivs: $(status_field NoNewPrivs)"
     [ "$(status_field NoNewPrivs)" = 1 ] && [ "$bad" = 0 ]
@@ -117,8 +117,7 @@ read_only_root() {
 }
 no_tun() {
     [ -c /dev/net/tun ] || { echo "the host has no /dev/net/tun: nothing to compare"; return 1; }
-    ls "/proc/$V2S_PID/root/dev/" | tr '\n' ' '
-    echo
+    echo "its /dev: $(cd "/proc/$V2S_PID/root/dev" && echo *)"
     [ ! -e "/proc/$V2S_PID/root/dev/net/tun" ] && [ ! -e "/proc/$V2S_PID/root/dev/net" ]
 }
 fetch_big() {

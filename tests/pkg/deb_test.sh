@@ -75,7 +75,6 @@ dpkg-deb -f "$deb" Depends
 
 # ---- 3. the files
 check_files() {
-    local f
     {
         echo ./usr/bin/vpn2socks
         echo ./usr/share/man/man1/vpn2socks.1.gz
