@@ -32,6 +32,12 @@ source "$here/v2s.sh"
 lab_require_root
 lab_openvpn_require
 command -v bwrap >/dev/null 2>&1 || { echo "lab: missing bwrap (bubblewrap); run scripts/install-deps.sh" >&2; exit 1; }
+# bwrap (not setuid in Debian) needs user namespaces for an unprivileged caller: say so plainly
+# when this kernel refuses them, rather than fail later with a tunnel that never came up
+if ! out=$(setpriv --reuid=nobody --regid=nogroup --clear-groups bwrap --unshare-all --ro-bind / / true 2>&1); then
+    echo "lab: bwrap cannot make its namespaces as nobody here ($out); see user.max_user_namespaces" >&2
+    exit 1
+fi
 LAB_BIG_MB=100 lab_setup --no-ocserv
 v2s_prepare
 
