@@ -14,6 +14,7 @@ build_pkgs=(
     libuv1-dev libssl-dev liblzo2-dev liblz4-dev
     libinih-dev                  # the config file (--conf)
     dpkg-dev xz-utils            # `apt-get source lwip` (scripts/fetch-lwip.sh); dpkg-shlibdeps (cpack -G DEB)
+    file                         # cpack -G DEB: finds the ELF files for dpkg-shlibdeps
 )
 pkgs=(
     "${build_pkgs[@]}"

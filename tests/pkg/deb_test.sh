@@ -27,7 +27,7 @@ if [ "$(id -u)" -ne 0 ]; then
     echo "SKIP: needs root (dpkg --root, a mount namespace for dpkg -i into an overlay)"
     exit 77
 fi
-for t in cpack dpkg-deb dpkg-shlibdeps dpkg systemd-analyze unshare curl python3; do
+for t in cpack file dpkg-deb dpkg-shlibdeps dpkg systemd-analyze unshare curl python3 openssl; do
     command -v "$t" >/dev/null 2>&1 || { echo "deb_test: missing $t; run scripts/install-deps.sh" >&2; exit 1; }
 done
 
