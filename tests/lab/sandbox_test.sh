@@ -1,15 +1,15 @@
 #!/bin/bash
 # shellcheck disable=SC2317  # helpers are called through lab_check
 # The unprivileged container, proven without a container runtime (this machine's podman cannot
-# start containers): the image's root file system is built from the build output as
-# examples/container/Containerfile's final stage would hold it (the binary, the shared libraries
-# ldd names and the dynamic loader, /etc/passwd and /etc/group with nobody, the image's --conf
-# file examples/container/vpn2socks.conf and the .ovpn folder it names, nothing else: no shell,
-# no /dev/net/tun) and vpn2socks runs in it under
-# bubblewrap as the container would run: started by nobody (not root) in the lab's client
-# namespace, `bwrap --unshare-all --share-net` (its own user, pid, mount, ipc, uts and cgroup
-# namespaces; the client namespace's network, which a pod's containers share too), the root
-# read-only, uid and gid 65534, every capability dropped, a /dev without TUN.
+# start containers). A root file system is built from the build output with what
+# examples/container/Containerfile's image needs to run vpn2socks, and no more: the binary, the
+# shared libraries ldd names and the dynamic loader, /etc/passwd and /etc/group with nobody, the
+# image's --conf file (examples/container/vpn2socks.conf, as it is) and the .ovpn folder it names;
+# no shell, no /dev/net/tun. vpn2socks runs in it under bubblewrap as the container would run:
+# started by nobody (not root) in the lab's client namespace, `bwrap --unshare-all --share-net`
+# (its own user, pid, mount, ipc, uts and cgroup namespaces; the client namespace's network, as
+# a pod's containers share theirs), the root read-only, uid and gid 65534, every capability
+# dropped, a /dev without TUN.
 # Against Debian's openvpn 2.6 server, from outside the sandbox:
 #   - curl in the client namespace fetches the lab's 100 MiB file byte-exact (sha256) through the
 #     sandboxed vpn2socks's SOCKS5 port;
