@@ -121,6 +121,28 @@ static int dial_connect_any(struct dial *d, const struct v2s_addr *addrs, size_t
     return rejected ? UV_EACCES : UV_ENETUNREACH;
 }
 
+/* Split DNS: which resolver name goes to (router_name_decide()): ROUTER_NAME_TUNNEL (the stack's
+ * resolver), ROUTER_NAME_HOST (uv_getaddrinfo() in the thread pool), or UV_EACCES for a name
+ * --others reject refuses.
+ * shown is the name escaped, for the log. */
+static int dial_name_route(struct dialer *r, const char *name, const char *shown)
+{
+    if (!r->cfg.stack)
+        return ROUTER_NAME_HOST; /* no tunnel at all (dial.h) */
+    enum router_name_verdict v = router_name_decide(r->cfg.router, name);
+    v2s_debug("dial: %s: resolved by %s", shown, router_name_verdict_name(v));
+    switch (v) {
+    case ROUTER_NAME_TUNNEL:
+        return ROUTER_NAME_TUNNEL;
+    case ROUTER_NAME_HOST:
+        return ROUTER_NAME_HOST;
+    case ROUTER_NAME_REJECT:
+        break;
+    }
+    v2s_info("dial: %s: not under the tunnel's DNS domains: refused (--others reject)", shown);
+    return UV_EACCES;
+}
+
 static void dial_resolved(void *arg, int status, const struct v2s_addr *addrs, size_t n)
 {
     struct dial *d = arg;
@@ -185,12 +207,11 @@ static int dial_connect(struct outbound *ob, const char *name, const struct v2s_
         rc = dial_connect_any(d, addr, 1);
     } else {
         v2s_shown(name, d->name, sizeof(d->name)); /* only ever logged: a client's bytes, escaped */
-        const struct v2s_addr *servers;
-        if (r->cfg.stack && stack_dns_servers(r->cfg.stack, &servers) > 0) {
+        rc = dial_name_route(r, name, d->name);
+        if (rc == ROUTER_NAME_TUNNEL) {
             d->state = DIAL_RESOLVING_TUNNEL;
             rc = resolver_resolve(r->cfg.stack, name, dial_resolved, d, &d->query);
-        } else {
-            /* No DNS server in the tunnel: the host's resolver is all there is. */
+        } else if (rc == ROUTER_NAME_HOST) {
             struct addrinfo hints = {.ai_socktype = SOCK_STREAM};
             d->state = DIAL_RESOLVING_HOST;
             d->gai.data = d;
@@ -243,7 +264,7 @@ static void dial_bridge(struct outbound_conn *base, uv_tcp_t *app, const uint8_t
  * A routed association sends each datagram where the router says its destination goes, through
  * an association of that outbound (the tunnel's, the direct one) opened on the first datagram
  * that needs it; answers from both come out of the one recv. A destination given by name is
- * resolved as dial_connect() resolves (the tunnel's DNS servers, else the host's resolver), and
+ * resolved as dial_connect() resolves (split DNS: dial_name_route()), and
  * the answer kept per association for DIAL_UDP_NAME_LIFE_MS (a failure for DIAL_UDP_FAIL_LIFE_MS),
  * so a flow of datagrams costs one lookup a minute. While names resolve, at most
  * DIAL_UDP_WAITING datagrams of the association wait (copied); more are dropped. A rejected
@@ -498,11 +519,12 @@ static int dial_udp_lookup_start(struct dial_udp *u, const char *name, struct di
     snprintf(l->name, sizeof(l->name), "%s", name);
     v2s_list_init(&l->waiting);
     v2s_list_init(&l->node);
-    const struct v2s_addr *servers;
-    int rc;
-    if (r->cfg.stack && stack_dns_servers(r->cfg.stack, &servers) > 0) {
+    char shown[DIAL_UDP_NAME_MAX + 1];
+    v2s_shown(name, shown, sizeof(shown));
+    int rc = dial_name_route(r, name, shown);
+    if (rc == ROUTER_NAME_TUNNEL) {
         rc = resolver_resolve(r->cfg.stack, name, dial_udp_resolved, l, &l->query);
-    } else {
+    } else if (rc == ROUTER_NAME_HOST) {
         struct addrinfo hints = {.ai_socktype = SOCK_DGRAM};
         l->gai.data = l;
         rc = uv_getaddrinfo(r->cfg.loop, &l->gai, dial_udp_host_resolved, name, NULL, &hints);

@@ -14,8 +14,8 @@ typedef struct uv_loop_s uv_loop_t;
 
 struct dial_config {
     uv_loop_t *loop;
-    struct stack *stack;           /* resolves names with the tunnel's DNS servers; NULL, or a
-                                    * tunnel without any: the host's resolver */
+    struct stack *stack;           /* resolves the names router_name_decide() sends to the tunnel's
+                                    * DNS servers; NULL: the host's resolver for every name */
     const struct router *router;   /* read at each connect: it follows the tunnel's routes */
     struct outbound *via[ROUTER_REJECT]; /* the outbound of each verdict: [ROUTER_TUNNEL], [ROUTER_DIRECT] */
 };

@@ -24,6 +24,7 @@ void router_init(struct router *r)
 void router_free(struct router *r)
 {
     free(r->entries);
+    free(r->tunnel_domains);
     router_init(r);
 }
 
@@ -125,13 +126,21 @@ static void router_append_subnet(struct router *r, const struct v2s_addr *a, uns
     router_append(r, &c, ROUTER_TUNNEL);
 }
 
-/* A NULL s removes the tunnel's entries (the tunnel went down). */
+/* A NULL s removes the tunnel's entries (the tunnel went down); what it said about names stays,
+ * so a name of the VPN does not go to the host's resolver while it reconnects. */
 int router_set_tunnel(struct router *r, const struct tunnel_settings *s)
 {
     r->n_entries = r->n_user;
     r->tunnel_has_routes = 0;
     if (s == NULL)
         return 0;
+    char *domains = NULL;
+    if (s->domains && s->domains[0] && !(domains = strdup(s->domains)))
+        return -ENOMEM;
+    free(r->tunnel_domains);
+    r->tunnel_domains = domains;
+    r->tunnel_dns_known = 1;
+    r->tunnel_has_dns = s->n_dns > 0;
     size_t n = r->n_user + s->n_routes + s->n_excludes + s->n_dns + 2;
     int err = router_reserve(r, n);
     if (err < 0)
@@ -258,6 +267,69 @@ const char *router_verdict_name(enum router_verdict v)
         return "direct";
     case ROUTER_REJECT:
         return "reject";
+    }
+    return "unknown";
+}
+
+static char router_lower(char c)
+{
+    return (c >= 'A' && c <= 'Z') ? (char)(c + ('a' - 'A')) : c;
+}
+
+int router_name_under(const char *name, const char *domain, size_t dlen)
+{
+    size_t nlen = strlen(name);
+    if (nlen > 0 && name[nlen - 1] == '.')
+        nlen--;
+    while (dlen > 0 && domain[0] == '.') { /* ".corp.example" means the same as "corp.example" */
+        domain++;
+        dlen--;
+    }
+    if (dlen > 0 && domain[dlen - 1] == '.')
+        dlen--;
+    if (dlen == 0 || nlen < dlen)
+        return 0;
+    const char *tail = name + nlen - dlen;
+    if (nlen > dlen && tail[-1] != '.')
+        return 0; /* "notcorp.example" is not under "corp.example" */
+    for (size_t i = 0; i < dlen; i++)
+        if (router_lower(tail[i]) != router_lower(domain[i]))
+            return 0;
+    return 1;
+}
+
+enum router_name_verdict router_name_decide(const struct router *r, const char *name)
+{
+    if (!r->tunnel_dns_known)
+        return ROUTER_NAME_TUNNEL;
+    if (!r->tunnel_has_dns)
+        return ROUTER_NAME_HOST;
+    enum router_others others = r->others;
+    if (others == ROUTER_OTHERS_DEFAULT)
+        others = r->tunnel_has_routes ? ROUTER_OTHERS_DIRECT : ROUTER_OTHERS_TUNNEL;
+    if (others == ROUTER_OTHERS_TUNNEL || strchr(name, '.') == NULL)
+        return ROUTER_NAME_TUNNEL;
+    for (const char *d = r->tunnel_domains; d && *d;) {
+        d += strspn(d, " ,");
+        size_t dlen = strcspn(d, " ,");
+        if (dlen > 0 && router_name_under(name, d, dlen))
+            return ROUTER_NAME_TUNNEL;
+        d += dlen;
+    }
+    if (others == ROUTER_OTHERS_DIRECT)
+        return ROUTER_NAME_HOST;
+    return r->tunnel_domains ? ROUTER_NAME_REJECT : ROUTER_NAME_TUNNEL;
+}
+
+const char *router_name_verdict_name(enum router_name_verdict v)
+{
+    switch (v) {
+    case ROUTER_NAME_TUNNEL:
+        return "the tunnel's DNS";
+    case ROUTER_NAME_HOST:
+        return "the host's resolver";
+    case ROUTER_NAME_REJECT:
+        return "refused";
     }
     return "unknown";
 }

@@ -34,6 +34,10 @@ struct router {
     enum router_others others;
     int tunnel_has_routes;        /* the VPN pushed split-include routes */
     int allow_direct_local;       /* --allow-direct-local: see router_addr_is_local() */
+    /* For names (router_name_decide): kept when the tunnel goes down, replaced when it comes up. */
+    int tunnel_dns_known;         /* the tunnel has come up at least once */
+    int tunnel_has_dns;           /* ... and announced DNS servers */
+    char *tunnel_domains;         /* its DNS domains, space-separated; NULL when none */
 };
 
 /* What the command line says about routing (app/options.c fills it); the live router, which the
@@ -76,5 +80,28 @@ int router_addr_is_local(const struct v2s_addr *a);
 /* Whether router_decide() rejects dst only because it is local (for the log). */
 int router_refuses_local(const struct router *r, const struct v2s_addr *dst);
 const char *router_verdict_name(enum router_verdict v);
+
+/* Which resolver a name goes to (split DNS). */
+enum router_name_verdict {
+    ROUTER_NAME_TUNNEL, /* the tunnel's DNS servers */
+    ROUTER_NAME_HOST,   /* the host's resolver */
+    ROUTER_NAME_REJECT, /* nobody: the destination is refused without a lookup */
+};
+/* The split-DNS decision for name (not an address literal), in this order:
+ *   - before the tunnel's first settings: TUNNEL (its resolver fails while it is down; a name we
+ *     cannot place yet is told to nobody);
+ *   - a tunnel without DNS servers: HOST (there is no other resolver);
+ *   - --others tunnel (or the default with a full tunnel): TUNNEL;
+ *   - a single label (no dot, no trailing dot: the search domains complete it) or a name equal to
+ *     or under one of the tunnel's DNS domains: TUNNEL;
+ *   - any other name: HOST with --others direct (or the default with split routes); with
+ *     --others reject, REJECT when the tunnel named its domains (the name is not the VPN's and
+ *     nothing may leave outside it), TUNNEL when it named none (its servers are the only ones
+ *     that may be asked; the router then judges the address).
+ * Names are compared without case and without a trailing dot. */
+enum router_name_verdict router_name_decide(const struct router *r, const char *name);
+/* Whether name is domain or under it (both dotted; case and a trailing dot ignored). */
+int router_name_under(const char *name, const char *domain, size_t dlen);
+const char *router_name_verdict_name(enum router_name_verdict v);
 
 #endif
