@@ -204,6 +204,31 @@ static void dnsmsg_use_ttl(struct dnsmsg_answer *out, uint32_t ttl, int *used)
     *used = 1;
 }
 
+/* RFC 2308 3 and 5: a negative answer carries the zone's SOA in the authority section; its TTL and
+ * its MINIMUM field bound how long the absence may be cached. off is past the answer section. */
+static void dnsmsg_read_soa(const uint8_t *msg, size_t len, size_t off, unsigned nscount,
+                            struct dnsmsg_answer *out)
+{
+    struct dnsmsg_rr rr;
+    struct dnsmsg_name skip;
+    for (unsigned i = 0; i < nscount; i++) {
+        if (dnsmsg_read_rr(msg, len, &off, &rr) != 0)
+            return;
+        if (rr.type != DNSMSG_TYPE_SOA || rr.cls != DNSMSG_CLASS_IN)
+            continue;
+        size_t pos = rr.rdata;
+        if (dnsmsg_read_name(msg, len, &pos, &skip) != 0 || dnsmsg_read_name(msg, len, &pos, &skip) != 0 ||
+            pos + 20 != rr.rdata + rr.rdlen)
+            return; /* MNAME, RNAME, then SERIAL REFRESH RETRY EXPIRE MINIMUM */
+        uint32_t minimum = v2s_get_be32(msg + pos + 16);
+        if (minimum & 0x80000000u)
+            minimum = 0;
+        out->has_soa = 1;
+        out->neg_ttl = rr.ttl < minimum ? rr.ttl : minimum;
+        return;
+    }
+}
+
 int dnsmsg_parse_answer(const uint8_t *msg, size_t len, uint16_t id, const char *name, uint16_t qtype,
                         struct dnsmsg_answer *out)
 {
@@ -278,6 +303,12 @@ int dnsmsg_parse_answer(const uint8_t *msg, size_t len, uint16_t id, const char 
         struct v2s_addr *a = &out->addrs[out->n_addrs++];
         a->family = addr_len == 4 ? AF_INET : AF_INET6;
         memcpy(a->bytes, msg + rr.rdata, addr_len);
+    }
+    if (out->n_addrs == 0 && !out->truncated) {
+        pos = off;
+        for (unsigned i = 0; i < usable; i++)
+            dnsmsg_read_rr(msg, len, &pos, &rr);
+        dnsmsg_read_soa(msg, len, pos, v2s_get_be16(msg + 8), out);
     }
     return 0;
 }

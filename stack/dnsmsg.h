@@ -11,6 +11,7 @@
 enum dnsmsg_const {
     DNSMSG_TYPE_A = 1,
     DNSMSG_TYPE_CNAME = 5,
+    DNSMSG_TYPE_SOA = 6,
     DNSMSG_TYPE_AAAA = 28,
     DNSMSG_CLASS_IN = 1,
     DNSMSG_RCODE_NOERROR = 0,
@@ -27,6 +28,9 @@ struct dnsmsg_answer {
     struct v2s_addr addrs[DNSMSG_MAX_ADDRS];
     size_t n_addrs;
     uint32_t ttl;              /* smallest TTL among the records used */
+    int has_soa;               /* the authority section has the zone's SOA (a negative answer) */
+    uint32_t neg_ttl;          /* ... then how long the absence may be cached (RFC 2308 5: the
+                                * smaller of the SOA record's TTL and its MINIMUM field) */
 };
 
 /* Writes a recursive query for name (dotted, an optional trailing dot) and qtype into buf.
@@ -35,7 +39,9 @@ struct dnsmsg_answer {
 int dnsmsg_build_query(uint8_t *buf, size_t cap, uint16_t id, const char *name, uint16_t qtype);
 
 /* Reads a response to the query (id, name, qtype): checks QR, id and the echoed question, follows
- * CNAMEs within the answer section, collects the addresses of qtype. Returns 0 (see out->rcode and
+ * CNAMEs within the answer section, collects the addresses of qtype, and, for an answer without
+ * them that is not truncated, reads the first SOA of the authority section (a malformed authority
+ * section only means no SOA). Returns 0 (see out->rcode and
  * out->n_addrs), -EINVAL for a malformed message or -ENOENT when it does not answer this query
  * (wrong id or question: ignore it and keep waiting). */
 int dnsmsg_parse_answer(const uint8_t *msg, size_t len, uint16_t id, const char *name, uint16_t qtype,

@@ -52,6 +52,8 @@ struct stack {
     struct v2s_list fin_flight;
     unsigned n_fin_flight;
     struct v2s_list queries;    /* every DNS lookup (resolver_query.node, resolver.c) */
+    struct resolver_state *resolver; /* servers' health and the cache (resolver.c); NULL before
+                                      * the first lookup */
     struct v2s_list udps;       /* every UDP socket (stack_udp.node, udp.c); detached, not
                                  * waited for, when the stack closes */
     uint8_t *udp_buf;           /* flattens reassembled datagrams (udp.c), made when first needed */
@@ -118,6 +120,8 @@ void stack_tcp_fin_pump(struct stack *s);
 void stack_tcp_reclaim(struct stack *s);
 /* resolver.c: fail every query (tunnel down or stack closing). */
 void stack_resolver_abort_all(struct stack *s, int status);
+/* resolver.c: frees what the resolver remembers (the stack is being freed). */
+void stack_resolver_free(struct stack *s);
 /* udp.c: takes every socket's pcb away (stack closing): recv never runs again, send answers
  * UV_ENETDOWN, and stack_udp_close() only frees the socket. */
 void stack_udp_detach_all(struct stack *s);

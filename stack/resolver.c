@@ -3,6 +3,21 @@
  * RESOLVER_TIMEOUT_MS per attempt, RESOLVER_ATTEMPTS attempts rotating through the servers; a
  * lookup that has addresses for one question when the timer fires is done.
  *
+ * Servers: a lookup starts at the server with the fewest recent failures (ties: the first in the
+ * tunnel's order, as resolv.conf does). A server that let an attempt time out without a word, or
+ * answered SERVFAIL/REFUSED, has one failure more; any answer from it clears them; failures older
+ * than RESOLVER_FORGET_MS are forgotten, so a server that came back is tried again.
+ *
+ * Truncated answers (TC): the same question goes to the same server over TCP (dnstcp.c) within the
+ * attempt's time.
+ *
+ * Cache: the outcome of a lookup, by the name as asked, for the smallest TTL of the records used
+ * (at most RESOLVER_MAX_TTL_S); a name that does not exist (NXDOMAIN, or no address of either
+ * type) for the SOA's negative TTL (RFC 2308: the smaller of its TTL and MINIMUM, at most
+ * RESOLVER_MAX_NEG_TTL_S), and not at all without an SOA. Failures (no answer, SERVFAIL) are never
+ * cached. The cache and the failures are forgotten when the servers, the search domains or the
+ * tunnel's address families change.
+ *
  * Names are tried like a stub resolver with ndots 1: a name with a dot as given first, then with
  * each search domain; a single label with each search domain first, then as given; a trailing dot
  * means exactly this name. */
@@ -19,9 +34,11 @@
 #include "base/list.h"
 #include "base/log.h"
 #include "lwip/pbuf.h"
+#include "lwip/sys.h"
 #include "lwip/timeouts.h"
 #include "lwip/udp.h"
 #include "stack/dnsmsg.h"
+#include "stack/dnstcp.h"
 #include "stack/internal.h"
 
 enum {
@@ -30,13 +47,19 @@ enum {
     RESOLVER_MAX_CANDIDATES = 8,
     RESOLVER_MAX_MSG = 4096,
     RESOLVER_DNS_PORT = 53,
+    RESOLVER_FORGET_MS = 60 * 1000,
+    RESOLVER_CACHE_SIZE = 256,
+    RESOLVER_MAX_TTL_S = 3600,
+    RESOLVER_MAX_NEG_TTL_S = 300,
+    RESOLVER_CACHE_ADDRS = 8,
 };
 
 enum resolver_sub_state {
     RESOLVER_SUB_WAITING,
     RESOLVER_SUB_ANSWERED, /* NOERROR, with or without addresses */
     RESOLVER_SUB_NXDOMAIN,
-    RESOLVER_SUB_FAILED,   /* SERVFAIL, REFUSED, truncated... */
+    RESOLVER_SUB_FAILED,   /* SERVFAIL, REFUSED, TCP failed... */
+    RESOLVER_SUB_TCP,      /* truncated over UDP: asked again over TCP */
 };
 
 /* One question (A or AAAA) of the current candidate name. */
@@ -44,6 +67,27 @@ struct resolver_sub {
     uint16_t qtype;
     uint16_t id;
     enum resolver_sub_state state;
+    struct dnstcp *tcp;
+    struct resolver_query *q;
+};
+
+struct resolver_cached {
+    char name[256];        /* as asked, lowercased; "" for a free slot */
+    uint32_t expires;      /* sys_now() */
+    int status;            /* 0 or UV_EAI_NONAME */
+    struct v2s_addr addrs[RESOLVER_CACHE_ADDRS];
+    size_t n;
+};
+
+/* What the resolver remembers between lookups (struct stack's resolver). */
+struct resolver_state {
+    struct v2s_addr servers[TUNNEL_MAX_DNS]; /* the servers the memory is about */
+    size_t n_servers;
+    char *domains;
+    int v6;
+    unsigned fails[TUNNEL_MAX_DNS];
+    uint32_t failed_at[TUNNEL_MAX_DNS];
+    struct resolver_cached cache[RESOLVER_CACHE_SIZE];
 };
 
 struct resolver_query {
@@ -61,13 +105,36 @@ struct resolver_query {
     size_t n_addrs;
     resolver_cb cb;
     void *arg;
+    char key[256];      /* the name as asked, lowercased: the cache's key */
+    int heard;          /* the server of this attempt answered something */
+    uint32_t ttl;       /* smallest TTL of the addresses kept */
+    uint32_t neg_ttl;   /* smallest negative TTL met */
+    int neg_uncacheable; /* a negative answer came without an SOA */
+    int cached_status;  /* from the cache: delivered by resolver_cached_fire() */
 };
 
 static void resolver_timeout(void *arg);
+static void resolver_cached_fire(void *arg);
+
+static uint32_t resolver_now(void)
+{
+    return sys_now();
+}
+
+static void resolver_sub_stop_tcp(struct resolver_sub *sub)
+{
+    if (sub->tcp) {
+        dnstcp_cancel(sub->tcp);
+        sub->tcp = NULL;
+    }
+}
 
 static void resolver_free(struct resolver_query *q)
 {
     sys_untimeout(resolver_timeout, q);
+    sys_untimeout(resolver_cached_fire, q);
+    for (size_t i = 0; i < q->n_sub; i++)
+        resolver_sub_stop_tcp(&q->sub[i]);
     if (q->pcb) {
         udp_recv(q->pcb, NULL, NULL);
         udp_remove(q->pcb);
@@ -78,9 +145,140 @@ static void resolver_free(struct resolver_query *q)
     free(q);
 }
 
+/* The state for s's current servers, domains and families; made, or reset, as needed. NULL
+ * without memory (then nothing is remembered). */
+static struct resolver_state *resolver_state(struct stack *s)
+{
+    struct resolver_state *st = s->resolver;
+    int v6 = stack_has_family(s, AF_INET6);
+    const char *domains = s->domains ? s->domains : "";
+    if (st && st->n_servers == s->n_dns && memcmp(st->servers, s->dns, s->n_dns * sizeof(s->dns[0])) == 0 &&
+        st->v6 == v6 && strcmp(st->domains, domains) == 0)
+        return st;
+    char *d = strdup(domains);
+    if (!d)
+        return NULL;
+    if (!st && !(st = malloc(sizeof(*st)))) {
+        free(d);
+        return NULL;
+    }
+    if (s->resolver)
+        free(s->resolver->domains);
+    memset(st, 0, sizeof(*st));
+    st->n_servers = s->n_dns;
+    memcpy(st->servers, s->dns, s->n_dns * sizeof(s->dns[0]));
+    st->domains = d;
+    st->v6 = v6;
+    s->resolver = st;
+    return st;
+}
+
+/* Index of server addr among the tunnel's, or -1. */
+static int resolver_server_index(const struct stack *s, const struct v2s_addr *addr)
+{
+    for (size_t i = 0; i < s->n_dns; i++)
+        if (v2s_addr_equal(&s->dns[i], addr))
+            return (int)i;
+    return -1;
+}
+
+static unsigned resolver_fails(struct resolver_state *st, size_t i, uint32_t now)
+{
+    if (st->fails[i] && (int32_t)(now - st->failed_at[i]) >= RESOLVER_FORGET_MS)
+        st->fails[i] = 0;
+    return st->fails[i];
+}
+
+static void resolver_health(struct stack *s, size_t server, int ok)
+{
+    struct resolver_state *st = s->resolver;
+    if (!st || server >= st->n_servers)
+        return;
+    if (ok) {
+        st->fails[server] = 0;
+    } else {
+        st->fails[server]++;
+        st->failed_at[server] = resolver_now();
+    }
+}
+
+/* The server a new lookup asks first. */
+static size_t resolver_pick_server(struct stack *s)
+{
+    struct resolver_state *st = s->resolver;
+    size_t best = 0;
+    if (!st)
+        return 0;
+    uint32_t now = resolver_now();
+    for (size_t i = 1; i < st->n_servers; i++)
+        if (resolver_fails(st, i, now) < resolver_fails(st, best, now))
+            best = i;
+    return best;
+}
+
+static struct resolver_cached *resolver_cache_find(struct resolver_state *st, const char *key)
+{
+    uint32_t now = resolver_now();
+    for (size_t i = 0; i < RESOLVER_CACHE_SIZE; i++) {
+        struct resolver_cached *c = &st->cache[i];
+        if (c->name[0] && (int32_t)(c->expires - now) > 0 && strcmp(c->name, key) == 0)
+            return c;
+    }
+    return NULL;
+}
+
+/* Keeps the outcome of q for ttl seconds, in a free or expired slot, else the one that expires
+ * first. */
+static void resolver_cache_put(struct resolver_query *q, int status, uint32_t ttl)
+{
+    struct resolver_state *st = q->s->resolver;
+    if (!st || ttl == 0 || !q->key[0])
+        return;
+    uint32_t now = resolver_now();
+    struct resolver_cached *slot = &st->cache[0];
+    for (size_t i = 0; i < RESOLVER_CACHE_SIZE; i++) {
+        struct resolver_cached *c = &st->cache[i];
+        if (!c->name[0] || (int32_t)(c->expires - now) <= 0 || strcmp(c->name, q->key) == 0) {
+            slot = c;
+            break;
+        }
+        if ((int32_t)(c->expires - slot->expires) < 0)
+            slot = c;
+    }
+    snprintf(slot->name, sizeof(slot->name), "%s", q->key);
+    slot->expires = now + ttl * 1000u;
+    slot->status = status;
+    slot->n = 0;
+    /* IPv4 first, as resolver_finish() hands them out. */
+    for (int pass = 0; pass < 2; pass++)
+        for (size_t i = 0; i < q->n_addrs && slot->n < RESOLVER_CACHE_ADDRS; i++)
+            if ((q->addrs[i].family == AF_INET) == (pass == 0))
+                slot->addrs[slot->n++] = q->addrs[i];
+}
+
+void resolver_flush(struct stack *s)
+{
+    if (s->resolver)
+        memset(s->resolver->cache, 0, sizeof(s->resolver->cache));
+}
+
+void stack_resolver_free(struct stack *s)
+{
+    if (s->resolver)
+        free(s->resolver->domains);
+    free(s->resolver);
+    s->resolver = NULL;
+}
+
 static void resolver_finish(struct resolver_query *q, int status)
 {
     struct stack *s = q->s;
+    if (!q->cached_status) {
+        if (status == 0)
+            resolver_cache_put(q, 0, q->ttl < RESOLVER_MAX_TTL_S ? q->ttl : RESOLVER_MAX_TTL_S);
+        else if (status == UV_EAI_NONAME && !q->neg_uncacheable)
+            resolver_cache_put(q, status, q->neg_ttl < RESOLVER_MAX_NEG_TTL_S ? q->neg_ttl : RESOLVER_MAX_NEG_TTL_S);
+    }
     resolver_cb cb = q->cb;
     void *arg = q->arg;
     struct v2s_addr addrs[2 * DNSMSG_MAX_ADDRS];
@@ -104,6 +302,7 @@ static void resolver_send(struct resolver_query *q)
     uint8_t msg[DNSMSG_MAX_UDP];
     ip_addr_t ip;
     stack_addr_to_lwip(server, &ip);
+    q->heard = 0;
     for (size_t i = 0; i < q->n_sub; i++) {
         struct resolver_sub *sub = &q->sub[i];
         if (sub->state != RESOLVER_SUB_WAITING)
@@ -126,10 +325,12 @@ static void resolver_send(struct resolver_query *q)
 /* Starts the questions for the current candidate name. */
 static void resolver_start_candidate(struct resolver_query *q)
 {
+    for (size_t i = 0; i < q->n_sub; i++)
+        resolver_sub_stop_tcp(&q->sub[i]);
     q->n_sub = 0;
-    q->sub[q->n_sub++] = (struct resolver_sub){.qtype = DNSMSG_TYPE_A};
+    q->sub[q->n_sub++] = (struct resolver_sub){.qtype = DNSMSG_TYPE_A, .q = q};
     if (stack_has_family(q->s, AF_INET6))
-        q->sub[q->n_sub++] = (struct resolver_sub){.qtype = DNSMSG_TYPE_AAAA};
+        q->sub[q->n_sub++] = (struct resolver_sub){.qtype = DNSMSG_TYPE_AAAA, .q = q};
     for (size_t i = 0; i < q->n_sub; i++)
         q->sub[i].id = (uint16_t)stack_random();
     q->attempt = 0;
@@ -141,7 +342,7 @@ static void resolver_candidate_done(struct resolver_query *q)
 {
     int failed = 0;
     for (size_t i = 0; i < q->n_sub; i++) {
-        if (q->sub[i].state == RESOLVER_SUB_WAITING)
+        if (q->sub[i].state == RESOLVER_SUB_WAITING || q->sub[i].state == RESOLVER_SUB_TCP)
             return;
         if (q->sub[i].state == RESOLVER_SUB_FAILED)
             failed = 1;
@@ -170,6 +371,16 @@ static void resolver_candidate_done(struct resolver_query *q)
 static void resolver_timeout(void *arg)
 {
     struct resolver_query *q = arg;
+    if (!q->heard)
+        resolver_health(q->s, q->server % q->s->n_dns, 0);
+    /* An exchange over TCP that did not finish in the attempt's time is asked again, over UDP
+     * first, of the next server. */
+    for (size_t i = 0; i < q->n_sub; i++) {
+        if (q->sub[i].state == RESOLVER_SUB_TCP) {
+            resolver_sub_stop_tcp(&q->sub[i]);
+            q->sub[i].state = RESOLVER_SUB_WAITING;
+        }
+    }
     if (q->n_addrs > 0) {
         /* One question answered with addresses and the other silent (servers often drop AAAA):
          * what we have is good enough. */
@@ -184,6 +395,62 @@ static void resolver_timeout(void *arg)
     resolver_send(q);
 }
 
+/* What an answer to sub says, from UDP or TCP. */
+static void resolver_take(struct resolver_query *q, struct resolver_sub *sub, const struct dnsmsg_answer *ans)
+{
+    if (ans->rcode == DNSMSG_RCODE_NXDOMAIN)
+        sub->state = RESOLVER_SUB_NXDOMAIN;
+    else if (ans->rcode != DNSMSG_RCODE_NOERROR || (ans->truncated && ans->n_addrs == 0))
+        sub->state = RESOLVER_SUB_FAILED;
+    else
+        sub->state = RESOLVER_SUB_ANSWERED;
+    if (sub->state == RESOLVER_SUB_FAILED)
+        resolver_health(q->s, q->server % q->s->n_dns, 0);
+    if (ans->n_addrs > 0) {
+        if (q->n_addrs == 0 || ans->ttl < q->ttl)
+            q->ttl = ans->ttl;
+    } else if (sub->state != RESOLVER_SUB_FAILED) {
+        /* NXDOMAIN or no address of this type: cacheable only with the zone's SOA. */
+        if (!ans->has_soa)
+            q->neg_uncacheable = 1;
+        else if (q->neg_ttl == 0 || ans->neg_ttl < q->neg_ttl)
+            q->neg_ttl = ans->neg_ttl;
+        if (ans->has_soa && ans->neg_ttl == 0)
+            q->neg_uncacheable = 1;
+    }
+    for (size_t k = 0; k < ans->n_addrs && q->n_addrs < 2 * DNSMSG_MAX_ADDRS; k++)
+        q->addrs[q->n_addrs++] = ans->addrs[k];
+}
+
+static void resolver_tcp_answer(void *arg, int status, const uint8_t *msg, size_t len)
+{
+    struct resolver_sub *sub = arg;
+    struct resolver_query *q = sub->q;
+    sub->tcp = NULL;
+    struct dnsmsg_answer ans;
+    if (status == 0 &&
+        dnsmsg_parse_answer(msg, len, sub->id, q->cands[q->cand], sub->qtype, &ans) == 0) {
+        ans.truncated = 0; /* over TCP, what came is all there is */
+        resolver_take(q, sub, &ans);
+    } else {
+        v2s_debug("resolver: DNS over TCP failed: %s", status < 0 ? uv_strerror(status) : "not the answer");
+        sub->state = RESOLVER_SUB_FAILED;
+    }
+    resolver_candidate_done(q);
+}
+
+/* A truncated answer: the same question to the same server over TCP. 0, or -1 when it cannot
+ * be asked (then the truncated answer counts as it is). */
+static int resolver_ask_tcp(struct resolver_query *q, struct resolver_sub *sub, const struct v2s_addr *server)
+{
+    uint8_t msg[DNSMSG_MAX_UDP];
+    int len = dnsmsg_build_query(msg, sizeof(msg), sub->id, q->cands[q->cand], sub->qtype);
+    if (len < 0 || dnstcp_ask(q->s, server, msg, (size_t)len, resolver_tcp_answer, sub, &sub->tcp) < 0)
+        return -1;
+    sub->state = RESOLVER_SUB_TCP;
+    return 0;
+}
+
 static void resolver_on_recv(void *arg, struct udp_pcb *pcb, struct pbuf *p, const ip_addr_t *addr,
                              u16_t port)
 {
@@ -196,10 +463,8 @@ static void resolver_on_recv(void *arg, struct udp_pcb *pcb, struct pbuf *p, con
     /* Only answers from one of the tunnel's DNS servers count. */
     struct v2s_addr from;
     stack_addr_from_lwip(addr, &from);
-    int known = 0;
-    for (size_t i = 0; i < q->s->n_dns; i++)
-        known |= v2s_addr_equal(&q->s->dns[i], &from);
-    if (!known || port != RESOLVER_DNS_PORT)
+    int idx = resolver_server_index(q->s, &from);
+    if (idx < 0 || port != RESOLVER_DNS_PORT)
         return;
     for (size_t i = 0; i < q->n_sub; i++) {
         struct resolver_sub *sub = &q->sub[i];
@@ -214,14 +479,12 @@ static void resolver_on_recv(void *arg, struct udp_pcb *pcb, struct pbuf *p, con
             v2s_debug("resolver: malformed answer for %s ignored", v2s_shown(q->cands[q->cand], shown, sizeof(shown)));
             return;
         }
-        if (ans.rcode == DNSMSG_RCODE_NXDOMAIN)
-            sub->state = RESOLVER_SUB_NXDOMAIN;
-        else if (ans.rcode != DNSMSG_RCODE_NOERROR || (ans.truncated && ans.n_addrs == 0))
-            sub->state = RESOLVER_SUB_FAILED;
-        else
-            sub->state = RESOLVER_SUB_ANSWERED;
-        for (size_t k = 0; k < ans.n_addrs && q->n_addrs < 2 * DNSMSG_MAX_ADDRS; k++)
-            q->addrs[q->n_addrs++] = ans.addrs[k];
+        if ((size_t)idx == q->server % q->s->n_dns)
+            q->heard = 1;
+        resolver_health(q->s, (size_t)idx, 1);
+        if (ans.truncated && ans.rcode == DNSMSG_RCODE_NOERROR && resolver_ask_tcp(q, sub, &from) == 0)
+            break;
+        resolver_take(q, sub, &ans);
         break;
     }
     resolver_candidate_done(q);
@@ -296,6 +559,20 @@ int resolver_resolve(struct stack *s, const char *name, resolver_cb cb, void *ar
     v2s_list_init(&q->node);
     q->cb = cb;
     q->arg = arg;
+    for (size_t i = 0; i <= len; i++)
+        q->key[i] = (name[i] >= 'A' && name[i] <= 'Z') ? (char)(name[i] + ('a' - 'A')) : name[i];
+    struct resolver_state *st = resolver_state(s);
+    struct resolver_cached *hit = st ? resolver_cache_find(st, q->key) : NULL;
+    if (hit) {
+        /* The callback must not run before this call returns: a zero timeout delivers it. */
+        q->cached_status = hit->status < 0 ? hit->status : 1;
+        q->n_addrs = hit->n;
+        memcpy(q->addrs, hit->addrs, hit->n * sizeof(hit->addrs[0]));
+        v2s_list_push_front(&s->queries, &q->node);
+        sys_timeout(0, resolver_cached_fire, q);
+        *out = q;
+        return 0;
+    }
     int rc = 0;
     if (name[len - 1] == '.') {
         char exact[254];
@@ -322,11 +599,19 @@ int resolver_resolve(struct stack *s, const char *name, resolver_cb cb, void *ar
     }
     resolver_bind_random(q->pcb);
     udp_recv(q->pcb, resolver_on_recv, q);
-    q->server = stack_random() % s->n_dns;
+    q->server = resolver_pick_server(s);
     v2s_list_push_front(&s->queries, &q->node);
     resolver_start_candidate(q);
     *out = q;
     return 0;
+}
+
+static void resolver_cached_fire(void *arg)
+{
+    struct resolver_query *q = arg;
+    char shown[128];
+    v2s_debug("resolver: %s from the cache", v2s_shown(q->key, shown, sizeof(shown)));
+    resolver_finish(q, q->cached_status < 0 ? q->cached_status : 0);
 }
 
 void resolver_cancel(struct resolver_query *q)

@@ -1,5 +1,7 @@
-/* Name resolution through the tunnel: A and AAAA queries over UDP to the DNS servers the VPN
- * announced, with the search domains tried for single-label names. */
+/* Name resolution through the tunnel: A and AAAA queries over UDP (TCP when an answer is
+ * truncated) to the DNS servers the VPN announced, with failover between them, the search domains
+ * tried for single-label names, and a cache that honours TTLs and negative answers. Which names
+ * come here at all is route/router.h's router_name_decide(). */
 #ifndef VPN2SOCKS_STACK_RESOLVER_H
 #define VPN2SOCKS_STACK_RESOLVER_H
 
@@ -21,5 +23,7 @@ int resolver_resolve(struct stack *s, const char *name, resolver_cb cb, void *ar
                      struct resolver_query **out);
 /* Stops a query; its callback never runs. */
 void resolver_cancel(struct resolver_query *q);
+/* Forgets every cached answer (tests; the cache also goes when the servers or domains change). */
+void resolver_flush(struct stack *s);
 
 #endif

@@ -474,6 +474,7 @@ void stack_maybe_free(struct stack *s)
         netif_remove(&s->netif);
     void (*cb)(void *) = s->close_cb;
     void *arg = s->close_arg;
+    stack_resolver_free(s);
     free(s->domains);
     free(s->read_buf);
     free(s->tx_buf);
