@@ -1,5 +1,7 @@
 /* route/router.c: longest prefix match over user and tunnel entries, and --others. */
 #include <errno.h>
+#include <stdlib.h>
+#include <string.h>
 #include <sys/socket.h>
 
 #include "route/router.h"
@@ -396,6 +398,85 @@ TEST_IMPL(router_set_user_keeps_tunnel)
     ASSERT_EQ(decide(&r, "192.0.2.1"), ROUTER_DIRECT);
     tunnel_settings_free(&s);
     router_config_free(&cfg);
+    router_free(&r);
+    return 0;
+}
+
+/* Split DNS, the decision table: name x the tunnel's domains x --others -> the tunnel's DNS, the
+ * host's resolver, or refused. */
+TEST_IMPL(router_name_decide)
+{
+    static const struct {
+        const char *name;
+        const char *domains; /* NULL: the tunnel named none */
+        enum router_others others;
+        int split;           /* the tunnel pushed split routes */
+        enum router_name_verdict want;
+    } rows[] = {
+        /* --others direct: the VPN's names to the tunnel, the rest to the host. */
+        {"intranet.corp.example", "corp.example", ROUTER_OTHERS_DIRECT, 1, ROUTER_NAME_TUNNEL},
+        {"INTRANET.Corp.Example.", "corp.example", ROUTER_OTHERS_DIRECT, 1, ROUTER_NAME_TUNNEL},
+        {"corp.example", "corp.example", ROUTER_OTHERS_DIRECT, 1, ROUTER_NAME_TUNNEL},
+        {"a.b.lab.test", "corp.example lab.test", ROUTER_OTHERS_DIRECT, 1, ROUTER_NAME_TUNNEL},
+        {"a.lab.test", "corp.example,.lab.test.", ROUTER_OTHERS_DIRECT, 1, ROUTER_NAME_TUNNEL},
+        {"intranet", "corp.example", ROUTER_OTHERS_DIRECT, 1, ROUTER_NAME_TUNNEL},
+        {"intranet", NULL, ROUTER_OTHERS_DIRECT, 1, ROUTER_NAME_TUNNEL},
+        {"www.example.com", "corp.example", ROUTER_OTHERS_DIRECT, 1, ROUTER_NAME_HOST},
+        {"notcorp.example", "corp.example", ROUTER_OTHERS_DIRECT, 1, ROUTER_NAME_HOST},
+        {"corp.example.evil.com", "corp.example", ROUTER_OTHERS_DIRECT, 1, ROUTER_NAME_HOST},
+        {"example", "corp.example", ROUTER_OTHERS_DIRECT, 1, ROUTER_NAME_TUNNEL},
+        {"com.", "corp.example", ROUTER_OTHERS_DIRECT, 1, ROUTER_NAME_HOST},
+        {"www.example.com", NULL, ROUTER_OTHERS_DIRECT, 1, ROUTER_NAME_HOST},
+        /* The default is direct with split routes, tunnel without. */
+        {"www.example.com", "corp.example", ROUTER_OTHERS_DEFAULT, 1, ROUTER_NAME_HOST},
+        {"www.example.com", "corp.example", ROUTER_OTHERS_DEFAULT, 0, ROUTER_NAME_TUNNEL},
+        {"x.corp.example", "corp.example", ROUTER_OTHERS_DEFAULT, 1, ROUTER_NAME_TUNNEL},
+        /* --others tunnel: everything. */
+        {"www.example.com", "corp.example", ROUTER_OTHERS_TUNNEL, 1, ROUTER_NAME_TUNNEL},
+        {"www.example.com", NULL, ROUTER_OTHERS_TUNNEL, 1, ROUTER_NAME_TUNNEL},
+        /* --others reject: not the VPN's name, refused without asking anyone; with no domains
+         * named, the tunnel's servers are the only ones asked. */
+        {"www.example.com", "corp.example", ROUTER_OTHERS_REJECT, 1, ROUTER_NAME_REJECT},
+        {"x.corp.example", "corp.example", ROUTER_OTHERS_REJECT, 1, ROUTER_NAME_TUNNEL},
+        {"intranet", "corp.example", ROUTER_OTHERS_REJECT, 1, ROUTER_NAME_TUNNEL},
+        {"www.example.com", NULL, ROUTER_OTHERS_REJECT, 1, ROUTER_NAME_TUNNEL},
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(rows); i++) {
+        struct router r;
+        router_init(&r);
+        r.others = rows[i].others;
+        struct tunnel_settings s;
+        tunnel_settings_init(&s);
+        if (rows[i].split)
+            settings_route(&s, "10.0.0.0/8", 0);
+        settings_dns(&s, "10.0.0.53");
+        s.domains = rows[i].domains ? strdup(rows[i].domains) : NULL;
+        ASSERT_EQ(router_set_tunnel(&r, &s), 0);
+        tunnel_settings_free(&s);
+        enum router_name_verdict got = router_name_decide(&r, rows[i].name);
+        ASSERT_ROW(got == rows[i].want, "%s in [%s] others %d: %s, want %s", rows[i].name,
+                   rows[i].domains ? rows[i].domains : "", rows[i].others, router_name_verdict_name(got),
+                   router_name_verdict_name(rows[i].want));
+        /* The tunnel going down keeps what it said about names: no leak while it reconnects. */
+        ASSERT_EQ(router_set_tunnel(&r, NULL), 0);
+        if (rows[i].others != ROUTER_OTHERS_DEFAULT)
+            ASSERT_ROW(router_name_decide(&r, rows[i].name) == rows[i].want, "%s after down", rows[i].name);
+        router_free(&r);
+    }
+
+    /* Before the tunnel's first settings nothing is known: the tunnel (which fails while down).
+     * A tunnel without DNS servers: the host's resolver is the only one. */
+    struct router r;
+    router_init(&r);
+    r.others = ROUTER_OTHERS_DIRECT;
+    ASSERT_EQ(router_name_decide(&r, "www.example.com"), ROUTER_NAME_TUNNEL);
+    struct tunnel_settings s;
+    tunnel_settings_init(&s);
+    settings_route(&s, "10.0.0.0/8", 0);
+    s.domains = strdup("corp.example");
+    ASSERT_EQ(router_set_tunnel(&r, &s), 0);
+    ASSERT_EQ(router_name_decide(&r, "x.corp.example"), ROUTER_NAME_HOST);
+    tunnel_settings_free(&s);
     router_free(&r);
     return 0;
 }

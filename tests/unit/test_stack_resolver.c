@@ -58,6 +58,20 @@ struct dns_server {
     unsigned silent_aaaa;  /* never answers AAAA */
     int hostile;           /* DNS_HOSTILE_* sent before each genuine answer */
     int genuine;           /* 0: only the hostile ones */
+    unsigned dead;         /* bit i: dns_servers[i] never answers */
+    int tc;                /* UDP answers are truncated (TC, no records); TCP answers in full */
+    int tcp_silent;        /* ... or TCP never answers (not even the SYN) */
+    int soa;               /* negative answers carry an SOA with these TTL and MINIMUM */
+    uint32_t soa_ttl, soa_min;
+    /* The TCP server on port 53 (one connection at a time). */
+    struct {
+        uint16_t cport;
+        uint32_t cseq, sseq; /* the client's next sequence number, ours */
+        uint8_t buf[DNS_PKT_MAX];
+        size_t n;
+        unsigned conns, queries;
+        char name[256];
+    } tcp;
     uint8_t pending[DNS_MAX_PENDING][DNS_PKT_MAX];
     size_t pending_len[DNS_MAX_PENDING];
     size_t n_pending;
@@ -70,6 +84,12 @@ struct dns_server {
 
 static const char *const dns_servers[] = {"10.9.0.53", "10.9.1.53"};
 
+static int dns_is_text(const struct v2s_addr *a, const char *text)
+{
+    struct v2s_addr b;
+    return v2s_addr_parse(&b, text) == 0 && v2s_addr_equal(a, &b);
+}
+
 /* Keeps a UDP packet from from:sport to the stack for dns_deliver(). */
 static void dns_queue(struct dns_server *srv, const struct v2s_addr *from, uint16_t sport, const struct v2s_addr *to,
                       uint16_t dport, const uint8_t *msg, size_t n)
@@ -80,6 +100,104 @@ static void dns_queue(struct dns_server *srv, const struct v2s_addr *from, uint1
     srv->pending_len[srv->n_pending++] = len;
 }
 
+/* The server's answer to the query m (question ending at qend) from its zone, into out. */
+static size_t dns_make_answer(struct dns_server *srv, uint8_t *out, const uint8_t *m, size_t qend, const char *name,
+                              uint16_t id, uint16_t qtype)
+{
+    const struct dns_record *r = NULL;
+    for (size_t i = 0; i < srv->n_zone; i++)
+        if (strcmp(srv->zone[i].name, name) == 0)
+            r = &srv->zone[i];
+    int rcode = r ? r->rcode : DNSMSG_RCODE_NXDOMAIN;
+    struct v2s_addr addr, *ans = NULL;
+    const char *text = !r ? NULL : qtype == DNSMSG_TYPE_A ? r->a : r->aaaa;
+    if (text && v2s_addr_parse(&addr, text) == 0)
+        ans = &addr;
+    size_t len = harness_tun_dns_answer(out, m, qend, id, rcode, ans);
+    if (srv->soa && !ans && (rcode == DNSMSG_RCODE_NXDOMAIN || rcode == DNSMSG_RCODE_NOERROR)) {
+        /* The authority section: the root's SOA (MNAME and RNAME the root too). */
+        uint8_t *rr = out + len;
+        memset(rr, 0, 33);
+        v2s_put_be16(rr + 1, DNSMSG_TYPE_SOA);
+        v2s_put_be16(rr + 3, DNSMSG_CLASS_IN);
+        v2s_put_be32(rr + 5, srv->soa_ttl);
+        v2s_put_be16(rr + 9, 22);
+        v2s_put_be32(rr + 11 + 2 + 16, srv->soa_min);
+        len += 33;
+        v2s_put_be16(out + 8, 1);
+    }
+    return len;
+}
+
+/* Queues a TCP segment from the server to the client's connection. */
+static void dns_tcp_segment(struct dns_server *srv, const struct v2s_addr *from, const struct v2s_addr *to,
+                            uint8_t flags, const uint8_t *data, size_t n)
+{
+    ASSERT(srv->n_pending < DNS_MAX_PENDING);
+    static const uint8_t mss[4] = {2, 4, 0x05, 0x78};
+    int syn = flags & 0x02;
+    size_t len = harness_tun_tcp4(srv->pending[srv->n_pending], DNS_PKT_MAX, from, 53, to, srv->tcp.cport, flags,
+                                  srv->tcp.sseq, srv->tcp.cseq, 65535, syn ? mss : NULL, syn ? 4 : 0, data, n);
+    ASSERT(len > 0);
+    srv->pending_len[srv->n_pending++] = len;
+    srv->tcp.sseq += (uint32_t)n + (syn ? 1 : 0) + ((flags & 0x01) ? 1 : 0);
+}
+
+/* Plays a DNS server over TCP: accepts, reads one length-prefixed query, answers it in full and
+ * closes. */
+static void dns_on_tcp(struct dns_server *srv, const uint8_t *pkt, size_t len)
+{
+    struct v2s_addr src, dst;
+    ASSERT(len >= 40);
+    src.family = dst.family = AF_INET;
+    memcpy(src.bytes, pkt + 12, 4);
+    memcpy(dst.bytes, pkt + 16, 4);
+    const uint8_t *tcp = pkt + 20;
+    if (v2s_get_be16(tcp + 2) != 53 || srv->tcp_silent)
+        return;
+    size_t doff = (size_t)(tcp[12] >> 4) * 4;
+    size_t payload = len - 20 - doff;
+    uint8_t flags = tcp[13];
+    uint32_t seq = v2s_get_be32(tcp + 4);
+    if (flags & 0x04)
+        return; /* RST */
+    if ((flags & 0x12) == 0x02) {
+        srv->tcp.conns++;
+        srv->tcp.cport = v2s_get_be16(tcp);
+        srv->tcp.cseq = seq + 1;
+        srv->tcp.sseq = 7000u * srv->tcp.conns;
+        srv->tcp.n = 0;
+        dns_tcp_segment(srv, &dst, &src, 0x12, NULL, 0);
+        return;
+    }
+    if (payload > 0 && seq == srv->tcp.cseq) {
+        ASSERT(srv->tcp.n + payload <= sizeof(srv->tcp.buf));
+        memcpy(srv->tcp.buf + srv->tcp.n, tcp + doff, payload);
+        srv->tcp.n += payload;
+        srv->tcp.cseq += (uint32_t)payload;
+        if (srv->tcp.n >= 2 && srv->tcp.n >= 2u + v2s_get_be16(srv->tcp.buf)) {
+            const uint8_t *m = srv->tcp.buf + 2;
+            uint16_t id, qtype;
+            size_t qend = harness_tun_dns_question(m, v2s_get_be16(srv->tcp.buf), srv->tcp.name,
+                                                   sizeof(srv->tcp.name), &id, &qtype);
+            ASSERT(qend > 0);
+            srv->tcp.queries++;
+            uint8_t out[DNS_PKT_MAX];
+            size_t alen = dns_make_answer(srv, out + 2, m, qend, srv->tcp.name, id, qtype);
+            v2s_put_be16(out, (uint16_t)alen);
+            dns_tcp_segment(srv, &dst, &src, 0x18, out, alen + 2);
+            dns_tcp_segment(srv, &dst, &src, 0x11, NULL, 0);
+        } else {
+            dns_tcp_segment(srv, &dst, &src, 0x10, NULL, 0);
+        }
+        return;
+    }
+    if ((flags & 0x01) && seq == srv->tcp.cseq) {
+        srv->tcp.cseq++;
+        dns_tcp_segment(srv, &dst, &src, 0x10, NULL, 0);
+    }
+}
+
 static void dns_on_send(struct harness_tun *t, const uint8_t *pkt, size_t len)
 {
     struct dns_server *srv = t->arg;
@@ -87,6 +205,10 @@ static void dns_on_send(struct harness_tun *t, const uint8_t *pkt, size_t len)
     uint16_t sport, dport;
     const uint8_t *m;
     size_t n;
+    if (len >= 20 && pkt[0] == 0x45 && pkt[9] == 6) {
+        dns_on_tcp(srv, pkt, len);
+        return;
+    }
     if (!harness_tun_parse_udp4(pkt, len, &src, &sport, &dst, &dport, &m, &n) || dport != 53)
         return;
     ASSERT(srv->n_queries < DNS_MAX_QUERIES);
@@ -95,21 +217,15 @@ static void dns_on_send(struct harness_tun *t, const uint8_t *pkt, size_t len)
     ASSERT(qend > 0);
     q->sport = sport;
     q->to = dst;
+    for (size_t i = 0; i < 2; i++)
+        if ((srv->dead & (1u << i)) && dns_is_text(&dst, dns_servers[i]))
+            return;
     if (srv->silent > 0) {
         srv->silent--;
         return;
     }
     if (srv->silent_aaaa && q->qtype == DNSMSG_TYPE_AAAA)
         return;
-    const struct dns_record *r = NULL;
-    for (size_t i = 0; i < srv->n_zone; i++)
-        if (strcmp(srv->zone[i].name, q->name) == 0)
-            r = &srv->zone[i];
-    int rcode = r ? r->rcode : DNSMSG_RCODE_NXDOMAIN;
-    struct v2s_addr addr, *ans = NULL;
-    const char *text = !r ? NULL : q->qtype == DNSMSG_TYPE_A ? r->a : r->aaaa;
-    if (text && v2s_addr_parse(&addr, text) == 0)
-        ans = &addr;
     uint8_t out[DNS_PKT_MAX];
     struct v2s_addr evil;
     ASSERT_EQ(v2s_addr_parse(&evil, q->qtype == DNSMSG_TYPE_A ? "6.6.6.6" : "fd66::6"), 0);
@@ -128,8 +244,14 @@ static void dns_on_send(struct harness_tun *t, const uint8_t *pkt, size_t len)
         out[glen - 12 - (evil.family == AF_INET ? 4 : 16) + 10] = 0xFF; /* rdlength past the end */
         dns_queue(srv, &dst, 53, &src, sport, out, glen);
     }
-    if (srv->genuine)
-        dns_queue(srv, &dst, 53, &src, sport, out, harness_tun_dns_answer(out, m, qend, q->id, rcode, ans));
+    if (srv->genuine) {
+        size_t alen = dns_make_answer(srv, out, m, qend, q->name, q->id, q->qtype);
+        if (srv->tc) {
+            alen = harness_tun_dns_answer(out, m, qend, q->id, 0, NULL);
+            out[2] |= 0x02;
+        }
+        dns_queue(srv, &dst, 53, &src, sport, out, alen);
+    }
 }
 
 /* Hands the stack what the server queued, and what that sets off, until nothing is left. */
@@ -406,5 +528,195 @@ TEST_IMPL(stack_resolver_down_cancel)
     ASSERT_EQ(harness_tun_down(&srv.tun), 0);
     ASSERT_EQ(srv.calls, 2);
     ASSERT_EQ(srv.status, UV_ENETDOWN);
+    return 0;
+}
+
+/* Failover and the servers' health: the first server is dead; the first lookup asks it, hears
+ * nothing for 2 s and gets its answer from the second. Every lookup after that asks the second
+ * server first and is answered at once. A minute later the failure is forgotten and the first
+ * server is asked first again. */
+TEST_IMPL(stack_resolver_failover_health)
+{
+    static struct dns_server srv;
+    dns_up(&srv, dns_zone, ARRAY_SIZE(dns_zone), NULL, NULL);
+    srv.dead = 1;
+    uint32_t start = srv.tun.now_ms;
+    dns_lookup(&srv, "v4only.example.com");
+    ASSERT_EQ(srv.n_queries, 1);
+    ASSERT(dns_is(&srv.queries[0].to, dns_servers[0])); /* the tunnel's order */
+    dns_run(&srv, DNS_TIMEOUT_MS + 100);
+    ASSERT_EQ(srv.calls, 1);
+    ASSERT_EQ(srv.status, 0);
+    ASSERT_EQ(srv.done_ms - start, DNS_TIMEOUT_MS);
+    ASSERT_EQ(srv.n_queries, 2);
+    ASSERT(dns_is(&srv.queries[1].to, dns_servers[1]));
+
+    static const char *const names[] = {"www.example.com", "intranet.lab.example", "nosuch.example.com",
+                                        "other.example.com"};
+    for (size_t i = 0; i < ARRAY_SIZE(names); i++) {
+        srv.calls = 0;
+        srv.n_queries = 0;
+        start = srv.tun.now_ms;
+        dns_lookup(&srv, names[i]);
+        ASSERT_ROW(srv.n_queries == 1, "%s", names[i]);
+        ASSERT_ROW(dns_is(&srv.queries[0].to, dns_servers[1]), "%s: the good server first", names[i]);
+        dns_run(&srv, 0);
+        ASSERT_ROW(srv.calls == 1 && srv.tun.now_ms == start, "%s: answered at once", names[i]);
+    }
+
+    /* Failures are forgotten after a minute: the first server is asked first again, and is
+     * still dead. */
+    dns_run(&srv, 60 * 1000);
+    srv.calls = 0;
+    srv.n_queries = 0;
+    resolver_flush(srv.tun.stack);
+    dns_lookup(&srv, "v4only.example.com");
+    ASSERT(dns_is(&srv.queries[0].to, dns_servers[0]));
+    dns_run(&srv, DNS_TIMEOUT_MS + 100);
+    ASSERT_EQ(srv.calls, 1);
+    ASSERT_EQ(srv.status, 0);
+    ASSERT_EQ(harness_tun_down(&srv.tun), 0);
+    return 0;
+}
+
+/* A truncated answer over UDP: the same question goes to the same server over TCP (a connection
+ * from a random high port to port 53, the query with its length), whose full answer is taken;
+ * the connection is closed and nothing is left open. */
+TEST_IMPL(stack_resolver_tcp_retry)
+{
+    static struct dns_server srv;
+    dns_up(&srv, dns_zone, ARRAY_SIZE(dns_zone), NULL, NULL);
+    srv.tc = 1;
+    dns_lookup(&srv, "www.example.com");
+    ASSERT_EQ(srv.n_queries, 1);
+    dns_run(&srv, 0);
+    ASSERT_EQ(srv.tcp.conns, 1);
+    ASSERT(srv.tcp.cport >= STACK_PORT_FIRST);
+    ASSERT_EQ(srv.tcp.queries, 1);
+    ASSERT_STR_EQ(srv.tcp.name, "www.example.com");
+    dns_run(&srv, 100);
+    ASSERT_EQ(srv.calls, 1);
+    ASSERT_EQ(srv.status, 0);
+    ASSERT_EQ(srv.n_addrs, 1);
+    ASSERT(dns_is(&srv.addrs[0], "93.184.216.34"));
+    ASSERT_EQ(srv.n_queries, 1); /* no second UDP query */
+
+    /* A TCP answer that never comes: the attempt's timer moves on to the next server (over UDP
+     * first again), and after four attempts the lookup fails; the connections are gone. */
+    srv.calls = 0;
+    srv.n_queries = 0;
+    srv.tcp_silent = 1;
+    uint32_t start = srv.tun.now_ms;
+    dns_lookup(&srv, "v4only.example.com");
+    dns_run(&srv, DNS_TIMEOUT_MS - 100);
+    ASSERT_EQ(srv.n_queries, 1);
+    dns_run(&srv, 200);
+    ASSERT_EQ(srv.n_queries, 2);
+    ASSERT(!v2s_addr_equal(&srv.queries[0].to, &srv.queries[1].to));
+    dns_run(&srv, 4 * DNS_TIMEOUT_MS);
+    ASSERT_EQ(srv.calls, 1);
+    ASSERT_EQ(srv.status, UV_EAI_AGAIN);
+    ASSERT_EQ(srv.done_ms - start, 4 * DNS_TIMEOUT_MS);
+    ASSERT_EQ(srv.n_queries, 4);
+    ASSERT_EQ(harness_tun_down(&srv.tun), 0);
+    return 0;
+}
+
+/* The cache: a second lookup of a name is answered without a query (and not from inside
+ * resolver_resolve()), names compared without case; once the TTL (60 s) has passed, a query goes
+ * out again. */
+TEST_IMPL(stack_resolver_cache_ttl)
+{
+    static struct dns_server srv;
+    dns_up(&srv, dns_zone, ARRAY_SIZE(dns_zone), "fd00::2", NULL);
+    dns_lookup(&srv, "www.example.com");
+    dns_run(&srv, 0);
+    ASSERT_EQ(srv.calls, 1);
+    ASSERT_EQ(srv.n_queries, 2);
+
+    srv.calls = 0;
+    dns_run(&srv, 59 * 1000);
+    dns_lookup(&srv, "WWW.Example.COM");
+    ASSERT_EQ(srv.calls, 0);
+    dns_run(&srv, 100);
+    ASSERT_EQ(srv.calls, 1);
+    ASSERT_EQ(srv.status, 0);
+    ASSERT_EQ(srv.n_addrs, 2);
+    ASSERT(dns_is(&srv.addrs[0], "93.184.216.34"));
+    ASSERT(dns_is(&srv.addrs[1], "2606:2800:220:1::248"));
+    ASSERT_EQ(srv.n_queries, 2); /* no query */
+
+    /* A cached answer cancelled before it is delivered never calls back. */
+    srv.calls = 0;
+    resolver_cancel(dns_lookup(&srv, "www.example.com"));
+    dns_run(&srv, 100);
+    ASSERT_EQ(srv.calls, 0);
+
+    dns_run(&srv, 1000); /* past the TTL */
+    dns_lookup(&srv, "www.example.com");
+    ASSERT_EQ(srv.n_queries, 4);
+    dns_run(&srv, 0);
+    ASSERT_EQ(srv.calls, 1);
+    ASSERT_EQ(srv.status, 0);
+    ASSERT_EQ(harness_tun_down(&srv.tun), 0);
+    return 0;
+}
+
+/* Negative caching (RFC 2308): NXDOMAIN with the zone's SOA is kept for the smaller of the SOA's
+ * TTL and MINIMUM, at most 5 minutes; without an SOA it is not kept; a server failure never is. */
+TEST_IMPL(stack_resolver_negative_cache)
+{
+    static struct dns_server srv;
+    dns_up(&srv, dns_zone, ARRAY_SIZE(dns_zone), NULL, NULL);
+    srv.soa = 1;
+    srv.soa_ttl = 3600;
+    srv.soa_min = 30;
+    dns_lookup(&srv, "nosuch.example.com");
+    dns_run(&srv, 0);
+    ASSERT_EQ(srv.status, UV_EAI_NONAME);
+    ASSERT_EQ(srv.n_queries, 1);
+    dns_run(&srv, 29 * 1000);
+    dns_lookup(&srv, "nosuch.example.com");
+    dns_run(&srv, 100);
+    ASSERT_EQ(srv.calls, 2);
+    ASSERT_EQ(srv.status, UV_EAI_NONAME);
+    ASSERT_EQ(srv.n_queries, 1);
+    dns_run(&srv, 1000);
+    dns_lookup(&srv, "nosuch.example.com");
+    ASSERT_EQ(srv.n_queries, 2); /* 30 s passed */
+    dns_run(&srv, 0);
+
+    /* The SOA's TTL when smaller; a huge one is capped at 5 minutes. */
+    srv.soa_ttl = 100000;
+    srv.soa_min = 100000;
+    srv.n_queries = 0;
+    dns_lookup(&srv, "gone.example.com");
+    dns_run(&srv, 299 * 1000);
+    dns_lookup(&srv, "gone.example.com");
+    ASSERT_EQ(srv.n_queries, 1);
+    dns_run(&srv, 1100);
+    dns_lookup(&srv, "gone.example.com");
+    ASSERT_EQ(srv.n_queries, 2);
+    dns_run(&srv, 0);
+
+    /* No SOA: asked every time. SERVFAIL: asked every time. */
+    srv.soa = 0;
+    srv.n_queries = 0;
+    dns_lookup(&srv, "nosoa.example.com");
+    dns_run(&srv, 0);
+    dns_lookup(&srv, "nosoa.example.com");
+    ASSERT_EQ(srv.n_queries, 2);
+    dns_run(&srv, 0);
+    srv.soa = 1;
+    srv.n_queries = 0;
+    srv.calls = 0;
+    dns_lookup(&srv, "broken.example.com");
+    dns_run(&srv, 0);
+    ASSERT_EQ(srv.status, UV_EAI_AGAIN);
+    dns_lookup(&srv, "broken.example.com");
+    ASSERT(srv.n_queries > 4);
+    dns_run(&srv, 0);
+    ASSERT_EQ(srv.calls, 2);
+    ASSERT_EQ(harness_tun_down(&srv.tun), 0);
     return 0;
 }
