@@ -278,6 +278,8 @@ static char router_lower(char c)
 
 int router_name_under(const char *name, const char *domain, size_t dlen)
 {
+    if (dlen == 1 && domain[0] == '.')
+        return 1; /* the root: every name (DOMAIN-ROUTE .) */
     size_t nlen = strlen(name);
     if (nlen > 0 && name[nlen - 1] == '.')
         nlen--;

@@ -100,7 +100,8 @@ enum router_name_verdict {
  *     that may be asked; the router then judges the address).
  * Names are compared without case and without a trailing dot. */
 enum router_name_verdict router_name_decide(const struct router *r, const char *name);
-/* Whether name is domain or under it (both dotted; case and a trailing dot ignored). */
+/* Whether name is domain or under it (both dotted; case and a trailing dot ignored; "." holds every
+ * name). */
 int router_name_under(const char *name, const char *domain, size_t dlen);
 const char *router_name_verdict_name(enum router_name_verdict v);
 

@@ -141,32 +141,49 @@ static int settings_read_dns(struct tunnel_settings *s, const struct settings_en
     }
 }
 
-/* Joins the tokens of CISCO_DEF_DOMAIN with single spaces. */
+/* Joins the tokens of CISCO_DEF_DOMAIN (the search domains) and CISCO_SPLIT_DNS (the split-DNS
+ * domains, comma-separated) with single spaces, each domain once. */
 static int settings_read_domains(struct tunnel_settings *s, const struct settings_env *env)
 {
-    const char *v = settings_get(env, "CISCO_DEF_DOMAIN");
-    if (v == NULL)
-        return 0;
-    size_t len = strlen(v);
-    char *out = malloc(len + 1);
+    static const char *const vars[] = {"CISCO_DEF_DOMAIN", "CISCO_SPLIT_DNS"};
+    size_t cap = 1;
+    for (size_t i = 0; i < 2; i++) {
+        const char *v = settings_get(env, vars[i]);
+        cap += v ? strlen(v) + 1 : 0;
+    }
+    char *out = malloc(cap);
     if (out == NULL)
         return -ENOMEM;
     size_t n = 0;
-    for (const char *p = v; *p != '\0'; p++) {
-        unsigned char c = (unsigned char)*p;
-        if (settings_is_sep(*p)) {
-            if (n > 0 && out[n - 1] != ' ')
-                out[n++] = ' ';
-            continue;
+    out[0] = '\0';
+    for (size_t i = 0; i < 2; i++) {
+        const char *v = settings_get(env, vars[i]);
+        for (const char *p = v; p && *p;) {
+            while (settings_is_sep(*p))
+                p++;
+            size_t len = 0;
+            while (p[len] != '\0' && !settings_is_sep(p[len]))
+                len++;
+            for (size_t k = 0; k < len; k++) {
+                unsigned char c = (unsigned char)p[k];
+                if (c < 0x20 || c == 0x7F) {
+                    free(out);
+                    return settings_fail(env, vars[i], v, "control character in domain list");
+                }
+            }
+            int seen = 0;
+            for (size_t at = 0; len > 0 && at < n && !seen; at += strcspn(out + at, " ") + 1)
+                seen = strncmp(out + at, p, len) == 0 && (out[at + len] == ' ' || at + len == n);
+            if (len > 0 && !seen) {
+                if (n > 0)
+                    out[n++] = ' ';
+                memcpy(out + n, p, len);
+                n += len;
+                out[n] = '\0'; /* for the next one's look for duplicates */
+            }
+            p += len;
         }
-        if (c < 0x20 || c == 0x7F) {
-            free(out);
-            return settings_fail(env, "CISCO_DEF_DOMAIN", v, "control character in domain list");
-        }
-        out[n++] = *p;
     }
-    if (n > 0 && out[n - 1] == ' ')
-        n--;
     out[n] = '\0';
     if (n == 0) {
         free(out);

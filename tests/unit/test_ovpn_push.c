@@ -186,6 +186,7 @@ TEST_IMPL(ovpn_push_dns_domains)
     parse1(&p, "PUSH_REPLY,dhcp-option DNS 10.8.0.1,dhcp-option DNS 10.8.0.1,dhcp-option DNS6 fd00::1,"
                "dhcp-option DNS fd00::2,dhcp-option DOMAIN corp.example,dhcp-option DOMAIN-SEARCH corp.example,"
                "dhcp-option DOMAIN-SEARCH lab.corp.example,dhcp-option ADAPTER_DOMAIN_SUFFIX ad.example,"
+               "dhcp-option DOMAIN-ROUTE route.example,"
                "dhcp-option WINS 10.8.0.3,dhcp-option NTP 10.8.0.4,dhcp-option DISABLE-NBT,"
                "dns server 1 address 10.8.0.53:5353 [fd00::53]:53 fd00::54,dns server 1 dnssec yes,"
                "dns search-domains one.example two.example,dns server 2 resolve-domains x.example");
@@ -196,7 +197,8 @@ TEST_IMPL(ovpn_push_dns_domains)
     ASSERT_STR_EQ(fmt_addr(&p.settings.dns[3]), "10.8.0.53");
     ASSERT_STR_EQ(fmt_addr(&p.settings.dns[4]), "fd00::53");
     ASSERT_STR_EQ(fmt_addr(&p.settings.dns[5]), "fd00::54");
-    ASSERT_STR_EQ(p.settings.domains, "corp.example lab.corp.example ad.example one.example two.example");
+    ASSERT_STR_EQ(p.settings.domains,
+                  "corp.example lab.corp.example ad.example route.example one.example two.example x.example");
     ovpn_push_free(&p);
 
     /* More than TUNNEL_MAX_DNS servers: the rest are checked but not kept. */

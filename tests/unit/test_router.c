@@ -427,6 +427,7 @@ TEST_IMPL(router_name_decide)
         {"example", "corp.example", ROUTER_OTHERS_DIRECT, 1, ROUTER_NAME_TUNNEL},
         {"com.", "corp.example", ROUTER_OTHERS_DIRECT, 1, ROUTER_NAME_HOST},
         {"www.example.com", NULL, ROUTER_OTHERS_DIRECT, 1, ROUTER_NAME_HOST},
+        {"www.example.com", "corp.example .", ROUTER_OTHERS_DIRECT, 1, ROUTER_NAME_TUNNEL},
         /* The default is direct with split routes, tunnel without. */
         {"www.example.com", "corp.example", ROUTER_OTHERS_DEFAULT, 1, ROUTER_NAME_HOST},
         {"www.example.com", "corp.example", ROUTER_OTHERS_DEFAULT, 0, ROUTER_NAME_TUNNEL},

@@ -49,6 +49,7 @@ TEST_IMPL(settings_openconnect_env)
         "INTERNAL_IP6_ADDRESS=fd00:1::17",
         "INTERNAL_IP6_NETMASK=fd00:1::17/64",
         "CISCO_DEF_DOMAIN=corp.example, lab.example",
+        "CISCO_SPLIT_DNS=split.example,lab.example,,other.example",
         "CISCO_SPLIT_INC=2",
         "CISCO_SPLIT_INC_0_ADDR=10.0.0.0",
         "CISCO_SPLIT_INC_0_MASK=255.0.0.0",
@@ -82,7 +83,7 @@ TEST_IMPL(settings_openconnect_env)
     ASSERT_STR_EQ(fmt_addr(&s.dns[0]), "10.8.0.1");
     ASSERT_STR_EQ(fmt_addr(&s.dns[1]), "10.8.0.2");
     ASSERT_STR_EQ(fmt_addr(&s.dns[2]), "fd00::53");
-    ASSERT_STR_EQ(s.domains, "corp.example lab.example");
+    ASSERT_STR_EQ(s.domains, "corp.example lab.example split.example other.example");
     ASSERT_EQ(s.n_routes, 3);
     ASSERT_STR_EQ(fmt_cidr(&s.routes[0]), "10.0.0.0/8");
     ASSERT_STR_EQ(fmt_cidr(&s.routes[1]), "172.16.0.0/12");

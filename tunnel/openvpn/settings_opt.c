@@ -151,8 +151,10 @@ static int sopt_dhcp_option(struct tunnel_settings *s, char **w, int n, char *er
 {
     const char *type = w[1];
     int is_dns = strcmp(type, "DNS") == 0 || strcmp(type, "DNS6") == 0;
+    /* DOMAIN-ROUTE (OpenVPN 2.6): names under it go to the VPN's DNS; for us every domain is
+     * both searched and routed (route/router.h, router_name_decide()). */
     int is_domain = strcmp(type, "DOMAIN") == 0 || strcmp(type, "DOMAIN-SEARCH") == 0 ||
-                    strcmp(type, "ADAPTER_DOMAIN_SUFFIX") == 0;
+                    strcmp(type, "DOMAIN-ROUTE") == 0 || strcmp(type, "ADAPTER_DOMAIN_SUFFIX") == 0;
     if (!is_dns && !is_domain)
         return 0;
     if (n != 3)
@@ -182,8 +184,9 @@ static int sopt_dns_address(struct tunnel_settings *s, const char *text, char *e
     return sopt_add_dns(s, host, err, errcap);
 }
 
-/* OpenVPN 2.6's dns option: server addresses and search domains; the rest (DNSSEC, DoT, resolve
- * domains) is for the host's resolver and is ignored. */
+/* OpenVPN 2.6's dns option: server addresses, search domains and resolve-domains (the split-DNS
+ * domains, kept with the others); the rest (DNSSEC, DoT) is for the host's resolver and is
+ * ignored. */
 static int sopt_dns(struct tunnel_settings *s, char **w, int n, char *err, size_t errcap)
 {
     unsigned long prio;
@@ -204,6 +207,14 @@ static int sopt_dns(struct tunnel_settings *s, char **w, int n, char *err, size_
     /* The priority may be negative in a config file; only its syntax matters here. */
     if (v2s_parse_uint(w[2][0] == '-' ? w[2] + 1 : w[2], 1000000, &prio) != 0)
         return ovpn_option_bad(err, errcap, "dns server priority", w[2], "not a number");
+    if (strcmp(w[3], "resolve-domains") == 0) {
+        for (int i = 4; i < n; i++) {
+            int r = sopt_add_domain(s, w[i], err, errcap);
+            if (r < 0)
+                return r;
+        }
+        return 0;
+    }
     if (strcmp(w[3], "address") != 0)
         return 0;
     for (int i = 4; i < n; i++) {
