@@ -115,11 +115,21 @@ static void app_log_settings(const struct tunnel_settings *ts)
  * tunnel_start(), the OpenVPN client from inside its control channel, which carries on after the
  * call; down may come from inside tunnel_send(), that is from inside lwIP. So none of them closes
  * anything itself: a stop they raise goes through app_stop_later(). */
-static void app_tunnel_up(void *arg, const struct tunnel_settings *ts)
+static void app_tunnel_up(void *arg, const struct tunnel_settings *pushed)
 {
     struct app *a = arg;
     if (a->stopping || app_stop_pending(a))
         return; /* not worth setting up a tunnel we are leaving */
+    /* --dns and --domain replace what the VPN announced, whichever tunnel it is (the packet fd's
+     * came through app_settings() already). A shallow copy: everything below copies what it keeps. */
+    struct tunnel_settings copy = *pushed;
+    const struct tunnel_settings *o = &a->opt.overrides, *ts = &copy;
+    if (o->n_dns) {
+        memcpy(copy.dns, o->dns, sizeof(copy.dns));
+        copy.n_dns = o->n_dns;
+    }
+    if (o->domains)
+        copy.domains = o->domains;
     app_log_settings(ts);
     if (stack_tunnel_up(a->stack, ts) < 0 || router_set_tunnel(&a->router, ts) < 0) {
         v2s_error("cannot use the tunnel's settings");
