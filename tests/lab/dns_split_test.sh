@@ -1,0 +1,92 @@
+#!/bin/bash
+# shellcheck disable=SC2317  # helpers are called through lab_check
+# Split DNS through the native OpenVPN client: vpn2socks as nobody with --others direct against
+# Debian's openvpn 2.6 server, which pushes the domain lab.test, the route to 10.99.0.0/24 and two
+# DNS servers in this order: a dead one (dns_server.py silent: it logs what reaches it and never
+# answers) and one that answers UDP with TC=1 and no records, and TCP in full (dns_server.py tc).
+# The client namespace's /etc/hosts (ip netns exec's /etc/netns/NS/hosts) knows outside.example.
+#   - curl --socks5-hostname to web.lab.test (a tunnel-domain name): the page byte-exact; the
+#     dead server was asked first, then the second over UDP (truncated) and over TCP;
+#   - the same again: no query anywhere (the cache);
+#   - the single label "web" (searched as web.lab.test): the page, asked of the good server first
+#     (the dead one's failure is remembered: nothing more reaches it), well under the 2 s the
+#     dead server costs;
+#   - outside.example (not under lab.test): resolved by the host's resolver, the page through
+#     the tunnel; neither tunnel DNS server ever hears the name.
+# Needs root (skips with exit 77 otherwise). The binary: $VPN2SOCKS_BIN, else build/vpn2socks.
+set -u
+here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source-path=SCRIPTDIR
+source "$here/lib.sh"
+# shellcheck source-path=SCRIPTDIR
+source "$here/openvpn.sh"
+# shellcheck source-path=SCRIPTDIR
+source "$here/v2s.sh"
+
+lab_require_root
+lab_openvpn_require
+lab_setup --no-ocserv
+v2s_prepare
+
+DEAD=10.99.0.54
+GOOD=10.99.0.53
+DEAD_LOG=$LAB_RUN_DIR/log/dns-dead-queries.log
+GOOD_LOG=$LAB_RUN_DIR/log/dns-good-queries.log
+: >"$DEAD_LOG"
+: >"$GOOD_LOG"
+lab_in_server ip addr add "$DEAD/32" dev lo
+lab_in_server ip addr add "$GOOD/32" dev lo
+lab_bg dns-dead ip netns exec "$LAB_SERVER_NS" "$LAB_PY" "$here/dns_server.py" "$DEAD" "$DEAD_LOG" silent
+lab_bg dns-good ip netns exec "$LAB_SERVER_NS" "$LAB_PY" "$here/dns_server.py" "$GOOD" "$GOOD_LOG" tc \
+    "$LAB_WEB_NAME=$LAB_INTERNAL_IP"
+lab_wait_listen "$LAB_SERVER_NS" udp "$DEAD" 53 || lab_die "the silent DNS server did not start"
+lab_wait_listen "$LAB_SERVER_NS" tcp "$GOOD" 53 || lab_die "the TC DNS server did not start"
+
+NETNS_ETC=/etc/netns/$LAB_CLIENT_NS
+mkdir -p "$NETNS_ETC"
+printf '127.0.0.1 localhost\n%s outside.example\n' "$LAB_INTERNAL_IP" >"$NETNS_ETC/hosts"
+trap 'rc=$?; rm -rf "$NETNS_ETC"; (exit $rc); lab_teardown' EXIT
+
+lab_start_openvpn_server dns --proto udp --dns "$DEAD $GOOD"
+lab_openvpn_client_config dns
+v2s_start_ovpn dns "$LAB_OVPN_CLIENT_DIR" --others direct || lab_die "vpn2socks did not bring the tunnel up"
+
+# fetch HOST: the small file from http://HOST:PORT/ through --socks5-hostname, byte-exact
+fetch() {
+    local out=$S/small
+    rm -f "$out"
+    lab_in_client curl -sS -f --connect-timeout 10 -m 20 -o "$out" --socks5-hostname "$SOCKS_ADDR:$SOCKS_PORT" \
+        "http://$1:$LAB_WEB_PORT/$LAB_SMALL_FILE" || return 1
+    v2s_check_file "$out" "$LAB_SMALL_SHA256"
+}
+# asked LOG PROTO NAME: how many questions for NAME (type A) came over PROTO
+asked() { grep -cx -- "$2 $3 1" "$1"; }
+
+lab_check "web.lab.test (the tunnel's domain) through SOCKS: the page byte-exact" fetch "$LAB_WEB_NAME"
+lab_check_eq "the dead first server was asked first" 1 "$(asked "$DEAD_LOG" udp "$LAB_WEB_NAME")"
+lab_check_eq "the second server over UDP (it answered TC=1)" 1 "$(asked "$GOOD_LOG" udp "$LAB_WEB_NAME")"
+lab_check_eq "... then over TCP" 1 "$(asked "$GOOD_LOG" tcp "$LAB_WEB_NAME")"
+
+lab_check "web.lab.test again: the page" fetch "$LAB_WEB_NAME"
+lab_check_eq "... answered from the cache: no query anywhere (still 1 and 2 questions)" "1 2" \
+    "$(wc -l <"$DEAD_LOG") $(wc -l <"$GOOD_LOG")"
+
+t0=$(date +%s%N)
+lab_check "the single label web (searched as web.lab.test): the page" fetch web
+ms=$((($(date +%s%N) - t0) / 1000000))
+lab_check_eq "... the good server asked first: nothing more reached the dead one" 1 "$(wc -l <"$DEAD_LOG")"
+lab_check_eq "... which answered it over UDP and TCP" "2 2" \
+    "$(asked "$GOOD_LOG" udp "$LAB_WEB_NAME") $(asked "$GOOD_LOG" tcp "$LAB_WEB_NAME")"
+lab_check "... in ${ms} ms, without the dead server's 2 s timeout" test "$ms" -lt 1500
+
+lab_check "outside.example (not the tunnel's) through SOCKS: the page, by the host's resolver" fetch outside.example
+lab_check_eq "... the tunnel's DNS servers never heard the name" 0 \
+    "$(cat "$DEAD_LOG" "$GOOD_LOG" | grep -c outside)"
+lab_check "... the log says who resolved it" grep -qF "dial: outside.example: resolved by the host's resolver" \
+    "$S/v2s.log"
+lab_check "... and that it went through the tunnel" grep -qE -- "-> outside.example:$LAB_WEB_PORT .*\(tunnel\) open$" \
+    "$S/v2s.log"
+
+lab_check "vpn2socks is still running" v2s_alive
+lab_check_eq "SIGTERM: exit status 0" 0 "$(v2s_stop)"
+lab_finish
