@@ -518,3 +518,101 @@ TEST_IMPL(dnsmsg_counts)
     ASSERT_EQ(dnsmsg_parse_answer(m.b, 0, 8, "n.example", DNSMSG_TYPE_A, &ans), -EINVAL);
     return 0;
 }
+
+/* Writes the NSCOUNT field (put_header() leaves it 0). */
+static void set_nscount(struct msg *m, unsigned n)
+{
+    m->b[8] = (uint8_t)(n >> 8);
+    m->b[9] = (uint8_t)n;
+}
+
+/* An SOA record owned by the name at owner (a pointer): MNAME and RNAME compressed or not, then
+ * SERIAL REFRESH RETRY EXPIRE MINIMUM. rdlen_fix is added to the true rdata length. */
+static void put_soa(struct msg *m, size_t owner, uint32_t ttl, uint32_t minimum, int compressed, int rdlen_fix)
+{
+    size_t names = compressed ? 4 : 2 + 2; /* two pointers, or two root names plus padding below */
+    put_rr_ptr(m, owner, DNSMSG_TYPE_SOA, ttl, (unsigned)((int)(names + 20) + rdlen_fix));
+    if (compressed) {
+        put_ptr(m, owner);
+        put_ptr(m, owner);
+    } else {
+        put_name(m, "a");
+        put8(m, 0);
+    }
+    put32(m, 2026120501);
+    put32(m, 3600);
+    put32(m, 600);
+    put32(m, 86400);
+    put32(m, minimum);
+}
+
+/* Negative answers (RFC 2308): the first SOA of the authority section gives the negative TTL, the
+ * smaller of its TTL and MINIMUM, after an answer section with a CNAME and behind compressed
+ * names; a malformed SOA, one that is not IN, or an answer with addresses gives none; a malformed
+ * authority section only loses the SOA. */
+TEST_IMPL(dnsmsg_negative_soa)
+{
+    struct msg m;
+    struct dnsmsg_answer ans;
+    put_query(&m, 90, RESP | DNSMSG_RCODE_NXDOMAIN, 0, "gone.example", DNSMSG_TYPE_A);
+    put_soa(&m, QNAME_OFF + 5, 3600, 300, 1, 0); /* owner "example" */
+    set_nscount(&m, 1);
+    ASSERT_EQ(dnsmsg_parse_answer(m.b, m.n, 90, "gone.example", DNSMSG_TYPE_A, &ans), 0);
+    ASSERT_EQ(ans.rcode, DNSMSG_RCODE_NXDOMAIN);
+    ASSERT_EQ(ans.has_soa, 1);
+    ASSERT_EQ(ans.neg_ttl, 300);
+
+    /* NODATA behind a CNAME, the SOA's TTL the smaller, uncompressed names. */
+    put_query(&m, 91, RESP, 1, "alias.example", DNSMSG_TYPE_AAAA);
+    put_rr_ptr(&m, QNAME_OFF, DNSMSG_TYPE_CNAME, 30, 2);
+    put_ptr(&m, QNAME_OFF + 6); /* "example" */
+    put_soa(&m, QNAME_OFF + 6, 45, 900, 0, 0);
+    set_nscount(&m, 1);
+    ASSERT_EQ(dnsmsg_parse_answer(m.b, m.n, 91, "alias.example", DNSMSG_TYPE_AAAA, &ans), 0);
+    ASSERT_EQ(ans.n_addrs, 0);
+    ASSERT_EQ(ans.has_soa, 1);
+    ASSERT_EQ(ans.neg_ttl, 45);
+
+    /* The SOA's rdata one byte too long or too short: no SOA, the answer still read. */
+    for (int fix = -1; fix <= 1; fix += 2) {
+        put_query(&m, 92, RESP | DNSMSG_RCODE_NXDOMAIN, 0, "gone.example", DNSMSG_TYPE_A);
+        put_soa(&m, QNAME_OFF + 5, 3600, 300, 1, fix);
+        if (fix > 0)
+            put8(&m, 0);
+        set_nscount(&m, 1);
+        ASSERT_ROW(dnsmsg_parse_answer(m.b, m.n, 92, "gone.example", DNSMSG_TYPE_A, &ans) == 0, "fix %d", fix);
+        ASSERT_ROW(ans.rcode == DNSMSG_RCODE_NXDOMAIN && ans.has_soa == 0, "fix %d", fix);
+    }
+    /* NSCOUNT says two records, one is there: the first still counts. */
+    put_query(&m, 93, RESP | DNSMSG_RCODE_NXDOMAIN, 0, "gone.example", DNSMSG_TYPE_A);
+    put_soa(&m, QNAME_OFF + 5, 100, 300, 1, 0);
+    set_nscount(&m, 2);
+    ASSERT_EQ(dnsmsg_parse_answer(m.b, m.n, 93, "gone.example", DNSMSG_TYPE_A, &ans), 0);
+    ASSERT_EQ(ans.has_soa, 1);
+    ASSERT_EQ(ans.neg_ttl, 100);
+    /* ...and a cut record before it loses it. */
+    put_query(&m, 94, RESP | DNSMSG_RCODE_NXDOMAIN, 0, "gone.example", DNSMSG_TYPE_A);
+    put_rr_ptr(&m, QNAME_OFF, DNSMSG_TYPE_A, 60, 40);
+    put32(&m, 0);
+    set_nscount(&m, 1);
+    ASSERT_EQ(dnsmsg_parse_answer(m.b, m.n, 94, "gone.example", DNSMSG_TYPE_A, &ans), 0);
+    ASSERT_EQ(ans.has_soa, 0);
+    /* A MINIMUM with the top bit set counts as 0. */
+    put_query(&m, 95, RESP | DNSMSG_RCODE_NXDOMAIN, 0, "gone.example", DNSMSG_TYPE_A);
+    put_soa(&m, QNAME_OFF + 5, 100, 0x80000001u, 1, 0);
+    set_nscount(&m, 1);
+    ASSERT_EQ(dnsmsg_parse_answer(m.b, m.n, 95, "gone.example", DNSMSG_TYPE_A, &ans), 0);
+    ASSERT_EQ(ans.has_soa, 1);
+    ASSERT_EQ(ans.neg_ttl, 0);
+
+    /* An answer with an address carries no negative TTL. */
+    put_query(&m, 96, RESP, 1, "www.example", DNSMSG_TYPE_A);
+    put_rr_ptr(&m, QNAME_OFF, DNSMSG_TYPE_A, 60, 4);
+    put32(&m, 0xC0000207);
+    put_soa(&m, QNAME_OFF + 4, 100, 300, 1, 0);
+    set_nscount(&m, 1);
+    ASSERT_EQ(dnsmsg_parse_answer(m.b, m.n, 96, "www.example", DNSMSG_TYPE_A, &ans), 0);
+    ASSERT_EQ(ans.n_addrs, 1);
+    ASSERT_EQ(ans.has_soa, 0);
+    return 0;
+}

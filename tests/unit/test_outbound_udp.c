@@ -5,6 +5,7 @@
  * name is resolved through the tunnel's DNS and remembered, and closing ends everything. */
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 
@@ -20,6 +21,7 @@
 #include "stack/dnsmsg.h"
 #include "stack/stack.h"
 #include "test.h"
+#include "tunnel/settings.h"
 #include "uvtest.h"
 
 enum {
@@ -430,6 +432,99 @@ TEST_IMPL(dial_udp_routes)
     outbound_close(via, ot_closed, &closed);
     outbound_close(direct, ot_closed, &closed);
     uv_close((uv_handle_t *)&echo.h, NULL);
+    ASSERT_EQ(harness_tun_down(&r.tun), 0);
+    ASSERT_EQ(closed, 3);
+    router_free(&router);
+    return 0;
+}
+
+static void split_never(void *arg, struct outbound_conn *c, int status, const struct v2s_addr *bound, uint16_t port)
+{
+    (void)arg, (void)c, (void)status, (void)bound, (void)port;
+    ASSERT(0 && "a refused name must not call back");
+}
+
+/* Split DNS in the routed outbound (router_name_decide()): the tunnel pushed the domain corp, a
+ * split route and its DNS server. A name under corp, and a single label (searched as svc.corp),
+ * go to the tunnel's server; with --others direct any other name goes to the host's resolver and
+ * the tunnel's server never hears it; with --others reject it is refused at once, for UDP and for
+ * connect, without a lookup anywhere, one log line each; the tunnel's names still resolve. */
+TEST_IMPL(dial_split_dns)
+{
+    static struct rt r;
+    static struct ot_got got;
+    memset(&r, 0, sizeof(r));
+    struct harness_tun_config cfg = {.addr4 = "10.8.0.2", .dns = {"10.9.0.53"}, .domains = "corp", .seed = 5};
+    ASSERT_EQ(harness_tun_up(&r.tun, &cfg, rt_on_send, &r), 0);
+    uv_loop_t *loop = &r.tun.loop;
+    struct router router;
+    router_init(&router);
+    router.others = ROUTER_OTHERS_DIRECT;
+    struct tunnel_settings ts;
+    tunnel_settings_init(&ts);
+    struct v2s_cidr c;
+    ASSERT_EQ(v2s_cidr_parse(&c, "10.9.0.0/16", 0), 0);
+    ASSERT_EQ(tunnel_settings_add_route(&ts, &c, 0), 0);
+    ASSERT_EQ(v2s_addr_parse(&ts.dns[0], "10.9.0.53"), 0);
+    ts.n_dns = 1;
+    ts.domains = strdup("corp");
+    ASSERT_EQ(router_set_tunnel(&router, &ts), 0);
+    tunnel_settings_free(&ts);
+    struct outbound *via, *direct, *dialer;
+    ASSERT_EQ(via_stack_new(&via, r.tun.stack), 0);
+    ASSERT_EQ(direct_new(&direct, loop), 0);
+    struct dial_config dcfg = {.loop = loop, .stack = r.tun.stack, .router = &router};
+    dcfg.via[ROUTER_TUNNEL] = via;
+    dcfg.via[ROUTER_DIRECT] = direct;
+    ASSERT_EQ(dial_new(&dialer, &dcfg), 0);
+    struct outbound_udp *u = NULL;
+    ASSERT_EQ(outbound_udp_open(dialer, ot_recv, &got, &u), 0);
+
+    ASSERT_EQ(ot_send(u, "svc.corp", NULL, 6000, "in"), 0);
+    ASSERT_EQ(r.n_asked, 1);
+    ASSERT_STR_EQ(r.asked[0], "svc.corp");
+    rt_answer(&r);
+    ASSERT_EQ(r.n_sent, 1);
+    ASSERT(ot_is(&r.sent[0].dst, "10.9.0.8"));
+    ASSERT_EQ(ot_send(u, "svc", NULL, 6000, "short"), 0);
+    ASSERT_EQ(r.n_asked, 2);
+    ASSERT_STR_EQ(r.asked[1], "svc.corp");
+    rt_answer(&r);
+    ASSERT_EQ(r.n_sent, 2);
+
+    /* --others direct: the host's resolver (which knows no such name), never the tunnel's. */
+    int rc = 0, never = 0;
+    ASSERT_EQ(ot_send(u, "nosuch.invalid", NULL, 9, "host"), 0);
+    for (int i = 0; i < 1000 && (rc == 0 || rc == UV_ENOBUFS); i++) {
+        uvtest_run_until(loop, &never, 10);
+        rc = ot_send(u, "nosuch.invalid", NULL, 9, "probe");
+    }
+    ASSERT_ROW(rc == UV_EAI_NONAME || rc == UV_EAI_AGAIN, "rc %d", rc);
+    ASSERT_EQ(r.n_asked, 2);
+
+    /* --others reject: refused before any lookup. */
+    router.others = ROUTER_OTHERS_REJECT;
+    int saved_level = v2s_log_level;
+    v2s_log_level = V2S_LOG_INFO;
+    uvtest_log_begin();
+    ASSERT_EQ(ot_send(u, "www.example.com", NULL, 80, "no"), UV_EACCES);
+    struct outbound_conn *conn = NULL;
+    ASSERT_EQ(outbound_connect(dialer, "www.example.com", NULL, 80, 1000, split_never, NULL, &conn), UV_EACCES);
+    const char *log = uvtest_log_end();
+    v2s_log_level = saved_level;
+    ASSERT_EQ(rt_count(log, "www.example.com: not under the tunnel's DNS domains: refused (--others reject)"), 2);
+    ASSERT_EQ(r.n_asked, 2);
+    ASSERT_EQ(ot_send(u, "db.corp", NULL, 5432, "still"), 0);
+    ASSERT_EQ(r.n_asked, 3);
+    ASSERT_STR_EQ(r.asked[2], "db.corp");
+    rt_answer(&r);
+
+    outbound_udp_close(u);
+    int closed = 0;
+    outbound_close(dialer, ot_closed, &closed);
+    outbound_close(via, ot_closed, &closed);
+    outbound_close(direct, ot_closed, &closed);
+    ASSERT(uvtest_run_until_fn(loop, ot_two, &closed, 3000));
     ASSERT_EQ(harness_tun_down(&r.tun), 0);
     ASSERT_EQ(closed, 3);
     router_free(&router);
