@@ -12,7 +12,9 @@
 #     (the dead one's failure is remembered: nothing more reaches it), well under the 2 s the
 #     dead server costs;
 #   - outside.example (not under lab.test): resolved by the host's resolver, the page through
-#     the tunnel; neither tunnel DNS server ever hears the name.
+#     the tunnel; neither tunnel DNS server ever hears the name;
+#   - with --others reject instead: web.lab.test still works, outside.example is refused (SOCKS
+#     reply 2, curl exit 97) without a lookup, and still no tunnel DNS server hears it.
 # Needs root (skips with exit 77 otherwise). The binary: $VPN2SOCKS_BIN, else build/vpn2socks.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
@@ -88,5 +90,18 @@ lab_check "... and that it went through the tunnel" grep -qE -- "-> outside.exam
     "$S/v2s.log"
 
 lab_check "vpn2socks is still running" v2s_alive
+lab_check_eq "SIGTERM: exit status 0" 0 "$(v2s_stop)"
+
+# --others reject: a name outside the tunnel's domains is refused without a lookup anywhere.
+v2s_start_ovpn dns-reject "$LAB_OVPN_CLIENT_DIR" --others reject || lab_die "vpn2socks did not bring the tunnel up"
+lab_check "--others reject: web.lab.test still through the tunnel" fetch "$LAB_WEB_NAME"
+rc=0
+err=$(lab_in_client curl -sS --connect-timeout 10 -m 20 -o /dev/null --socks5-hostname "$SOCKS_ADDR:$SOCKS_PORT" \
+    "http://outside.example:$LAB_WEB_PORT/$LAB_SMALL_FILE" 2>&1) || rc=$?
+lab_check_eq "... outside.example refused with SOCKS reply 2 (not allowed): curl exit 97 ($err)" "97 (2)" \
+    "$rc $(grep -o '([0-9])$' <<<"$err")"
+lab_check "... the log says why" grep -qF \
+    "dial: outside.example: not under the tunnel's DNS domains: refused (--others reject)" "$S/v2s.log"
+lab_check_eq "... and the tunnel's DNS servers never heard the name" 0 "$(cat "$DEAD_LOG" "$GOOD_LOG" | grep -c outside)"
 lab_check_eq "SIGTERM: exit status 0" 0 "$(v2s_stop)"
 lab_finish
