@@ -14,7 +14,9 @@
 #   - outside.example (not under lab.test): resolved by the host's resolver, the page through
 #     the tunnel; neither tunnel DNS server ever hears the name;
 #   - with --others reject instead: web.lab.test still works, outside.example is refused (SOCKS
-#     reply 2, curl exit 97) without a lookup, and still no tunnel DNS server hears it.
+#     reply 2, curl exit 97) without a lookup, and still no tunnel DNS server hears it;
+#   - with --dns GOOD: it replaces the pushed servers (the log shows only it, the dead one is
+#     never asked).
 # Needs root (skips with exit 77 otherwise). The binary: $VPN2SOCKS_BIN, else build/vpn2socks.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
@@ -103,5 +105,17 @@ lab_check_eq "... outside.example refused with SOCKS reply 2 (not allowed): curl
 lab_check "... the log says why" grep -qF \
     "dial: outside.example: not under the tunnel's DNS domains: refused (--others reject)" "$S/v2s.log"
 lab_check_eq "... and the tunnel's DNS servers never heard the name" 0 "$(cat "$DEAD_LOG" "$GOOD_LOG" | grep -c outside)"
+lab_check_eq "SIGTERM: exit status 0" 0 "$(v2s_stop)"
+
+# --dns replaces the pushed servers for the native OpenVPN client: the dead one is never asked.
+dead_before=$(wc -l <"$DEAD_LOG")
+v2s_start_ovpn dns-override "$LAB_OVPN_CLIENT_DIR" --dns "$GOOD" || lab_die "vpn2socks did not bring the tunnel up"
+lab_check_eq "--dns $GOOD: the only DNS server the log shows" "DNS $GOOD" \
+    "$(grep -o 'tunnel up: DNS .*' "$S/v2s.log" | sed 's/tunnel up: //' | tr '\n' ' ' | sed 's/ $//')"
+t0=$(date +%s%N)
+lab_check "... web.lab.test through SOCKS: the page" fetch "$LAB_WEB_NAME"
+ms=$((($(date +%s%N) - t0) / 1000000))
+lab_check_eq "... the pushed dead server was not asked" "$dead_before" "$(wc -l <"$DEAD_LOG")"
+lab_check "... in ${ms} ms, no 2 s timeout" test "$ms" -lt 1500
 lab_check_eq "SIGTERM: exit status 0" 0 "$(v2s_stop)"
 lab_finish
