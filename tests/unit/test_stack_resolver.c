@@ -61,6 +61,7 @@ struct dns_server {
     unsigned dead;         /* bit i: dns_servers[i] never answers */
     int tc;                /* UDP answers are truncated (TC, no records); TCP answers in full */
     int tcp_silent;        /* ... or TCP never answers (not even the SYN) */
+    int tcp_no_answer;     /* ... or takes the query (ACKs it) and never answers it */
     int soa;               /* negative answers carry an SOA with these TTL and MINIMUM */
     uint32_t soa_ttl, soa_min;
     /* The TCP server on port 53 (one connection at a time). */
@@ -182,6 +183,10 @@ static void dns_on_tcp(struct dns_server *srv, const uint8_t *pkt, size_t len)
                                                    sizeof(srv->tcp.name), &id, &qtype);
             ASSERT(qend > 0);
             srv->tcp.queries++;
+            if (srv->tcp_no_answer) {
+                dns_tcp_segment(srv, &dst, &src, 0x10, NULL, 0);
+                return;
+            }
             uint8_t out[DNS_PKT_MAX];
             size_t alen = dns_make_answer(srv, out + 2, m, qend, srv->tcp.name, id, qtype);
             v2s_put_be16(out, (uint16_t)alen);
@@ -602,7 +607,8 @@ TEST_IMPL(stack_resolver_tcp_retry)
     ASSERT_EQ(srv.n_queries, 1); /* no second UDP query */
 
     /* A TCP answer that never comes: the attempt's timer moves on to the next server (over UDP
-     * first again), and after four attempts the lookup fails; the connections are gone. */
+     * first again), and after four attempts the lookup fails; the connections are gone. A lookup
+     * cancelled, or whose tunnel goes down, during its TCP exchange. */
     srv.calls = 0;
     srv.n_queries = 0;
     srv.tcp_silent = 1;
@@ -618,6 +624,31 @@ TEST_IMPL(stack_resolver_tcp_retry)
     ASSERT_EQ(srv.status, UV_EAI_AGAIN);
     ASSERT_EQ(srv.done_ms - start, 4 * DNS_TIMEOUT_MS);
     ASSERT_EQ(srv.n_queries, 4);
+
+    /* Cancelled while its TCP exchange is open: no callback, ever. */
+    srv.calls = 0;
+    srv.tcp_silent = 0;
+    srv.tcp.conns = 0;
+    srv.tcp_no_answer = 1;
+    srv.tcp.queries = 0;
+    resolver_flush(srv.tun.stack); /* www.example.com is cached from above */
+    struct resolver_query *q = dns_lookup(&srv, "www.example.com");
+    dns_run(&srv, 100);
+    ASSERT_EQ(srv.tcp.conns, 1);
+    ASSERT_EQ(srv.tcp.queries, 1); /* the connection is open and the query sent */
+    ASSERT_EQ(srv.calls, 0);
+    resolver_cancel(q);
+    dns_run(&srv, 4 * DNS_TIMEOUT_MS);
+    ASSERT_EQ(srv.calls, 0);
+    /* The tunnel going down under one: UV_ENETDOWN at once. */
+    srv.tcp_silent = 1;
+    dns_lookup(&srv, "www.example.com");
+    dns_run(&srv, 100);
+    ASSERT_EQ(srv.calls, 0);
+    stack_tunnel_down(srv.tun.stack);
+    ASSERT_EQ(srv.calls, 1);
+    ASSERT_EQ(srv.status, UV_ENETDOWN);
+    dns_run(&srv, 2000);
     ASSERT_EQ(harness_tun_down(&srv.tun), 0);
     return 0;
 }
