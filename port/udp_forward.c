@@ -38,6 +38,7 @@
 #include "base/list.h"
 #include "base/log.h"
 #include "port/target.h"
+#include "route/dgram.h"
 #include "route/outbound.h"
 #include "stack/udp.h"
 
@@ -199,34 +200,11 @@ static void ufwd_touch(struct ufwd_flow *fl)
 
 /* --- sending on a host socket, with a bounded queue --- */
 
-static void ufwd_sent(uv_udp_send_t *req, int status)
-{
-    if (status < 0 && status != UV_ECANCELED)
-        v2s_debug("udp forward: a queued datagram was not sent: %s", uv_strerror(status));
-    free(req);
-}
-
-/* Sends one datagram on h (to: NULL when h is connected). 0 (sent or queued, data copied), or a
- * negative uv error: UV_ENOBUFS when the queue is full (dropped), UV_EMSGSIZE... */
+/* Sends one datagram on h (to: NULL when h is connected) through the bounded queue of
+ * route/dgram.h. 0 or a negative uv error (UV_ENOBUFS: dropped, the queue is full). */
 static int ufwd_send(uv_udp_t *h, const struct sockaddr *to, const uint8_t *data, size_t len)
 {
-    uv_buf_t b = uv_buf_init((char *)data, (unsigned)len);
-    int rc = uv_udp_try_send(h, &b, 1, to);
-    if (rc >= 0)
-        return 0;
-    if (rc != UV_EAGAIN)
-        return rc;
-    if (uv_udp_get_send_queue_size(h) + len > UFWD_QUEUE_MAX)
-        return UV_ENOBUFS;
-    uv_udp_send_t *req = malloc(sizeof(*req) + len);
-    if (!req)
-        return UV_ENOMEM;
-    memcpy(req + 1, data, len);
-    b = uv_buf_init((char *)(req + 1), (unsigned)len);
-    rc = uv_udp_send(req, h, &b, 1, to, ufwd_sent);
-    if (rc < 0)
-        free(req);
-    return rc;
+    return dgram_send(h, to, NULL, 0, data, len, UFWD_QUEUE_MAX);
 }
 
 /* A datagram toward the destination (up) or the client (down) could not go: dropped, with a

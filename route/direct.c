@@ -28,6 +28,7 @@
 
 #include "base/list.h"
 #include "base/log.h"
+#include "route/dgram.h"
 #include "route/outbound.h"
 
 enum {
@@ -386,9 +387,8 @@ static void direct_bridge(struct outbound_conn *base, uv_tcp_t *app, const uint8
  * address of its family and bound to the wildcard address and a port the kernel picks. One
  * socket per family rather than one dual-stack IPv6 socket: a host or container without IPv6
  * (ipv6.disable=1) still carries IPv4, and no address is ever seen in its v4-mapped form.
- * A datagram goes out with uv_udp_try_send() when it can; otherwise (the socket's buffer is full)
- * a copy waits in libuv's queue, but only while that queue holds under DIRECT_UDP_QUEUE_MAX
- * bytes: past that it is dropped (UV_ENOBUFS), as a full interface queue drops. */
+ * A datagram goes out through dgram_send() (route/dgram.h), whose queue is bounded by
+ * DIRECT_UDP_QUEUE_MAX bytes: past that it is dropped (UV_ENOBUFS), as a full interface queue drops. */
 enum {
     DIRECT_UDP_QUEUE_MAX = 256 * 1024,
 };
@@ -404,11 +404,6 @@ struct direct_udp {
     int released;          /* its owner called outbound_udp_close() */
     outbound_udp_recv_cb recv;
     void *arg;
-};
-
-struct direct_udp_send {
-    uv_udp_send_t req;
-    char data[];
 };
 
 static void direct_udp_maybe_free(struct direct_udp *u)
@@ -506,12 +501,6 @@ static int direct_udp_open(struct outbound *ob, outbound_udp_recv_cb recv, void 
     return 0;
 }
 
-static void direct_udp_sent(uv_udp_send_t *req, int status)
-{
-    (void)status; /* a datagram that could not go is lost, as IP would lose it */
-    free(req);
-}
-
 static int direct_udp_send(struct outbound_udp *base, const char *name, const struct v2s_addr *dst, uint16_t port,
                            const uint8_t *data, size_t len)
 {
@@ -527,23 +516,7 @@ static int direct_udp_send(struct outbound_udp *base, const char *name, const st
         return u->failed[i];
     if (!u->opened[i] && (rc = direct_udp_socket(u, i)) < 0)
         return rc;
-    uv_buf_t buf = uv_buf_init((char *)data, (unsigned)len);
-    rc = uv_udp_try_send(&u->h[i], &buf, 1, (const struct sockaddr *)&ss);
-    if (rc >= 0)
-        return 0;
-    if (rc != UV_EAGAIN)
-        return rc;
-    if (uv_udp_get_send_queue_size(&u->h[i]) + len > DIRECT_UDP_QUEUE_MAX)
-        return UV_ENOBUFS;
-    struct direct_udp_send *s = malloc(sizeof(*s) + len);
-    if (!s)
-        return UV_ENOMEM;
-    memcpy(s->data, data, len);
-    buf = uv_buf_init(s->data, (unsigned)len);
-    rc = uv_udp_send(&s->req, &u->h[i], &buf, 1, (const struct sockaddr *)&ss, direct_udp_sent);
-    if (rc < 0)
-        free(s);
-    return rc;
+    return dgram_send(&u->h[i], (const struct sockaddr *)&ss, NULL, 0, data, len, DIRECT_UDP_QUEUE_MAX);
 }
 
 static void direct_udp_close(struct outbound_udp *base)
