@@ -510,6 +510,10 @@ static int app_listener_start(struct app *a, struct app_listener *l)
             .shared = &a->conns,
             .handshake_timeout_ms = a->opt.handshake_timeout_ms,
             .credentials = a->socks_creds,
+            .udp_idle_timeout_ms = a->opt.udp_timeout_ms,
+            .udp_max_assocs = a->opt.udp_max_flows,
+            .stack = a->stack,
+            .router = &a->router,
         };
         struct socks_server *srv = NULL;
         if ((rc = socks_server_new(&srv, &cfg, sa)) < 0) {

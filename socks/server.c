@@ -19,7 +19,18 @@
  *     SYNs are dropped and even clients that would get a slot a moment later back off for
  *     seconds; and connections that waited are served stale. Draining the queue keeps it empty,
  *     and a refused client learns at once (ECONNRESET). A reset rather than a FIN, so that our
- *     side keeps no TIME_WAIT for each refusal in a flood. */
+ *     side keeps no TIME_WAIT for each refusal in a flood.
+ *
+ * The three SOCKS5 commands:
+ *   - CONNECT: dialed through the routed outbound, then bridged by it.
+ *   - UDP ASSOCIATE: a relay (socks/udp_relay.c) for as long as the TCP connection lasts, which
+ *     keeps its slot of the caps meanwhile; at most udp_max_assocs per listener. The TCP side is
+ *     read only to learn its end; bytes the client sends on it are ignored.
+ *   - BIND: a port in the tunnel (socks/bind.c) for one connection back from DST.ADDR, which the
+ *     router must send into the tunnel (else "not allowed"); the first reply names the tunnel's
+ *     address and the port, the second the peer once it connected, within the connect timeout
+ *     (else "TTL expired"); then the stack's bridge relays. SOCKS4's BIND is refused (91): no
+ *     client we know uses it, and its reply cannot name a tunnel address of IPv6. */
 #include "socks/server.h"
 
 #include <errno.h>
@@ -36,7 +47,12 @@
 #include "base/log.h"
 #include "route/outbound.h"
 #include "route/refuse.h"
+#include "route/router.h"
+#include "socks/bind.h"
 #include "socks/socks5.h"
+#include "socks/udp_relay.h"
+#include "stack/stack.h"
+#include "stack/tcp.h"
 
 enum {
     SOCKS_READ_BUF = 16 * 1024,
@@ -47,6 +63,9 @@ enum socks_conn_state {
     SOCKS_CONN_HANDSHAKE, /* reading greeting and request */
     SOCKS_CONN_DIALING,
     SOCKS_CONN_RELAYING,  /* the relay owns the client handle */
+    SOCKS_CONN_UDP,       /* UDP ASSOCIATE: the relay runs until the client's TCP connection ends */
+    SOCKS_CONN_BIND_WAIT, /* BIND: listening in the tunnel, the first reply sent */
+    SOCKS_CONN_BIND_READY, /* BIND: the peer connected; the timer (at 0) bridges outside lwIP's call */
     SOCKS_CONN_CLOSING,
 };
 
@@ -67,8 +86,14 @@ struct socks_conn {
     uint8_t auth_reply[2];
     uv_write_t write_req;
     uint8_t reply[32];
+    struct socks_udp_relay *udp;  /* UDP ASSOCIATE */
+    struct socks_bind *bind;      /* BIND, while listening */
+    struct stack_tcp *bind_tcp;   /* BIND: the peer's connection, until it is bridged */
+    struct v2s_addr bind_from;
+    uint16_t bind_port;
     char peer[V2S_ADDR_STRLEN];
     char target[300];
+    char label[OUTBOUND_LABEL_MAX]; /* BIND's relay, for its open and closed lines */
 };
 
 struct socks_server {
@@ -81,6 +106,13 @@ struct socks_server {
     struct conn_limit *shared; /* every listener's, or NULL */
     unsigned handshake_timeout_ms;
     struct v2s_credentials *creds; /* NULL: no authentication */
+    unsigned udp_idle_ms;
+    unsigned udp_max;
+    unsigned n_udp;            /* associations open */
+    int udp_cap_logged;
+    uint8_t *udp_buf;          /* SOCKS_UDP_BUF: every relay's receive buffer, from the first one */
+    struct stack *stack;       /* NULL: no BIND */
+    const struct router *router;
     char name[V2S_ADDR_STRLEN + 32]; /* "SOCKS listener ADDR:PORT", for the log */
     struct refuser refuser;    /* resets connections past the caps */
     int closing;
@@ -96,6 +128,7 @@ static void socks_server_maybe_free(struct socks_server *srv)
     void (*cb)(void *) = srv->close_cb;
     void *arg = srv->close_arg;
     free(srv->read_buf);
+    free(srv->udp_buf);
     free(srv);
     if (cb)
         cb(arg);
@@ -119,7 +152,14 @@ static void socks_conn_handle_closed(uv_handle_t *h)
         socks_conn_free(c);
 }
 
-/* Ends a connection the relay does not own. */
+static void socks_conn_udp_closed(void *arg)
+{
+    struct socks_conn *c = arg;
+    if (--c->handles_open == 0)
+        socks_conn_free(c);
+}
+
+/* Ends a connection the relay does not own (never from inside the stack's accept callback). */
 static void socks_conn_close(struct socks_conn *c)
 {
     if (c->state == SOCKS_CONN_CLOSING)
@@ -129,6 +169,19 @@ static void socks_conn_close(struct socks_conn *c)
     c->dial = NULL;
     c->state = SOCKS_CONN_CLOSING;
     c->handles_open = 2;
+    if (c->bind)
+        socks_bind_close(c->bind);
+    c->bind = NULL;
+    if (c->bind_tcp)
+        stack_tcp_cancel(c->bind_tcp); /* the peer gets a reset */
+    c->bind_tcp = NULL;
+    if (c->udp) {
+        c->handles_open++;
+        c->srv->n_udp--;
+        c->srv->udp_cap_logged = 0;
+        socks_udp_relay_close(c->udp, socks_conn_udp_closed, c);
+        c->udp = NULL;
+    }
     uv_close((uv_handle_t *)&c->timer, socks_conn_handle_closed);
     uv_close((uv_handle_t *)&c->client, socks_conn_handle_closed);
 }
@@ -232,6 +285,14 @@ static void socks_conn_dialed(void *arg, struct outbound_conn *d, int status, co
     c->early_len = 0;
 }
 
+static void socks_conn_udp(struct socks_conn *c);
+static void socks_conn_bind(struct socks_conn *c);
+static void socks_conn_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
+static void socks_conn_read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf);
+static void socks_conn_timeout(uv_timer_t *t);
+static void socks_conn_bind_bridge(struct socks_conn *c);
+static void socks_conn_read_after(struct socks_conn *c, ssize_t nread, const uv_buf_t *buf);
+
 static void socks_conn_request(struct socks_conn *c, const uint8_t *rest, size_t rest_len)
 {
     struct socks5_parser *p = &c->parser;
@@ -247,8 +308,12 @@ static void socks_conn_request(struct socks_conn *c, const uint8_t *rest, size_t
         socks_conn_reply_and_close(c, SOCKS5_REP_NOT_ALLOWED);
         return;
     }
-    if (p->cmd != SOCKS5_CMD_CONNECT) {
-        v2s_info("%s: SOCKS command %u not supported", c->peer, p->cmd);
+    if (p->version == SOCKS5_VERSION && p->cmd == SOCKS5_CMD_UDP_ASSOCIATE) {
+        socks_conn_udp(c);
+        return;
+    }
+    if (p->cmd != SOCKS5_CMD_CONNECT && (p->cmd != SOCKS5_CMD_BIND || p->version != SOCKS5_VERSION)) {
+        v2s_info("%s: SOCKS%u command %u not supported", c->peer, p->version, p->cmd);
         socks_conn_reply_and_close(c, SOCKS5_REP_CMD_UNSUPPORTED);
         return;
     }
@@ -259,6 +324,10 @@ static void socks_conn_request(struct socks_conn *c, const uint8_t *rest, size_t
         }
         memcpy(c->early, rest, rest_len);
         c->early_len = rest_len;
+    }
+    if (p->cmd == SOCKS5_CMD_BIND) {
+        socks_conn_bind(c);
+        return;
     }
     c->state = SOCKS_CONN_DIALING;
     int rc = outbound_connect(c->srv->out, p->atyp == SOCKS5_ATYP_DOMAIN ? p->name : NULL, &p->addr, p->port,
@@ -303,6 +372,183 @@ static int socks_conn_login(struct socks_conn *c)
     return 0;
 }
 
+/* --- UDP ASSOCIATE --- */
+
+static void socks_conn_udp_idle(void *arg)
+{
+    socks_conn_close(arg);
+}
+
+/* Starts the relay and answers with its address; the TCP connection is read on for its end. */
+static void socks_conn_udp(struct socks_conn *c)
+{
+    struct socks_server *srv = c->srv;
+    if (srv->udp_max == 0 || srv->udp_idle_ms == 0) {
+        v2s_info("%s: UDP ASSOCIATE is not enabled on %s (reply %u)", c->peer, srv->name, SOCKS5_REP_CMD_UNSUPPORTED);
+        socks_conn_reply_and_close(c, SOCKS5_REP_CMD_UNSUPPORTED);
+        return;
+    }
+    if (srv->n_udp >= srv->udp_max) {
+        if (!srv->udp_cap_logged)
+            v2s_warn("%s: %u UDP associations, the most it keeps (--udp-max-flows): more are refused until one "
+                     "ends", srv->name, srv->udp_max);
+        srv->udp_cap_logged = 1;
+        v2s_info("%s: UDP ASSOCIATE refused: %u associations open", c->peer, srv->n_udp);
+        socks_conn_reply_and_close(c, SOCKS5_REP_GENERAL_FAILURE);
+        return;
+    }
+    struct sockaddr_storage local, peer, bound;
+    int ll = sizeof(local), pl = sizeof(peer);
+    struct v2s_addr client;
+    uint16_t client_port;
+    int rc = uv_tcp_getsockname(&c->client, (struct sockaddr *)&local, &ll);
+    if (rc == 0)
+        rc = uv_tcp_getpeername(&c->client, (struct sockaddr *)&peer, &pl);
+    if (rc == 0 && v2s_addr_from_sockaddr((const struct sockaddr *)&peer, &client, &client_port) < 0)
+        rc = UV_EAFNOSUPPORT;
+    if (rc == 0 && !srv->udp_buf && !(srv->udp_buf = malloc(SOCKS_UDP_BUF)))
+        rc = UV_ENOMEM;
+    if (rc == 0) {
+        struct socks_udp_relay_config cfg = {
+            .loop = c->client.loop,
+            .out = srv->out,
+            .local = (const struct sockaddr *)&local,
+            .client = &client,
+            /* The port the client said it sends from; 0 (most clients): the first that does. */
+            .client_port = c->parser.port,
+            .idle_timeout_ms = srv->udp_idle_ms,
+            .buf = srv->udp_buf,
+            .peer = c->peer,
+            .idle = socks_conn_udp_idle,
+            .arg = c,
+        };
+        rc = socks_udp_relay_new(&c->udp, &cfg, &bound);
+    }
+    if (rc < 0) {
+        v2s_info("%s: UDP ASSOCIATE: %s (reply %u)", c->peer, uv_strerror(rc), SOCKS5_REP_GENERAL_FAILURE);
+        socks_conn_reply_and_close(c, SOCKS5_REP_GENERAL_FAILURE);
+        return;
+    }
+    srv->n_udp++;
+    struct v2s_addr bnd;
+    uint16_t bnd_port;
+    v2s_addr_from_sockaddr((const struct sockaddr *)&bound, &bnd, &bnd_port);
+    size_t len = socks5_build_reply(c->reply, SOCKS5_REP_SUCCEEDED, &bnd, bnd_port);
+    uv_timer_stop(&c->timer);
+    c->state = SOCKS_CONN_UDP;
+    if (socks_conn_send(c, &c->write_req, c->reply, len) < 0 ||
+        uv_read_start((uv_stream_t *)&c->client, socks_conn_alloc_cb, socks_conn_read_cb) < 0)
+        socks_conn_close(c);
+}
+
+/* --- BIND --- */
+
+static void socks_conn_bind_done(void *arg, int reset, uint64_t up, uint64_t down)
+{
+    struct socks_conn *c = arg;
+    outbound_log_closed(c->label, reset, up, down);
+    socks_conn_relay_done(c);
+}
+
+/* The peer connected: second reply, then the stack's bridge (outside lwIP's accept callback). */
+static void socks_conn_bind_bridge(struct socks_conn *c)
+{
+    socks_bind_close(c->bind);
+    c->bind = NULL;
+    struct stack_tcp *tcp = c->bind_tcp;
+    c->bind_tcp = NULL;
+    size_t len = socks5_build_reply(c->reply, SOCKS5_REP_SUCCEEDED, &c->bind_from, c->bind_port);
+    c->state = SOCKS_CONN_RELAYING;
+    if (socks_conn_send(c, &c->write_req, c->reply, len) < 0)
+        v2s_debug("%s: second BIND reply not sent", c->peer);
+    char from[V2S_ADDR_STRLEN];
+    snprintf(c->label, sizeof(c->label), "%s <- %s (BIND, tunnel)", c->peer,
+             v2s_addr_format_port(&c->bind_from, c->bind_port, from, sizeof(from)));
+    outbound_log_open(c->label);
+    stack_tcp_bridge_start(tcp, &c->client, c->early, c->early_len, c->label, socks_conn_bind_done, c);
+    free(c->early);
+    c->early = NULL;
+    c->early_len = 0;
+}
+
+/* From the stack's accept callback: nothing closes here (stack/tcp.h), the timer bridges next. */
+static void socks_conn_bind_accepted(void *arg, struct stack_tcp *tcp, const struct v2s_addr *from, uint16_t port)
+{
+    struct socks_conn *c = arg;
+    c->bind_tcp = tcp;
+    c->bind_from = *from;
+    c->bind_port = port;
+    c->state = SOCKS_CONN_BIND_READY;
+    uv_read_stop((uv_stream_t *)&c->client); /* the bridge reads it */
+    uv_timer_start(&c->timer, socks_conn_timeout, 0, 0);
+}
+
+static void socks_conn_bind(struct socks_conn *c)
+{
+    struct socks_server *srv = c->srv;
+    struct socks5_parser *p = &c->parser;
+    uint8_t rep = SOCKS5_REP_GENERAL_FAILURE;
+    const char *why = NULL;
+    static const uint8_t zero[16];
+    int any = p->atyp != SOCKS5_ATYP_DOMAIN && !memcmp(p->addr.bytes, zero, v2s_addr_len(&p->addr));
+    struct v2s_addr here;
+    uint16_t port = 0;
+    int rc = 0;
+    if (!srv->stack) {
+        rep = SOCKS5_REP_CMD_UNSUPPORTED;
+        why = "BIND needs the tunnel";
+    } else if (p->atyp == SOCKS5_ATYP_DOMAIN) {
+        rep = SOCKS5_REP_ATYP_UNSUPPORTED;
+        why = "BIND takes the address of the host that connects back, not a name";
+    } else if (!any && srv->router && router_decide(srv->router, &p->addr) != ROUTER_TUNNEL) {
+        rep = SOCKS5_REP_NOT_ALLOWED;
+        why = "the router does not send that address into the tunnel";
+    } else if ((rc = stack_tunnel_addr(srv->stack, p->addr.family, &here)) < 0) {
+        rep = SOCKS5_REP_NET_UNREACHABLE;
+        why = p->addr.family == AF_INET6 ? "the tunnel has no IPv6 address" : "the tunnel has no IPv4 address";
+    } else if ((rc = socks_bind_new(&c->bind, srv->stack, &here, any ? NULL : &p->addr, c->peer,
+                                    socks_conn_bind_accepted, c, &port)) < 0) {
+        why = uv_strerror(rc);
+    }
+    if (why) {
+        v2s_info("%s: BIND %s: %s (reply %u)", c->peer, c->target, why, rep);
+        socks_conn_reply_and_close(c, rep);
+        return;
+    }
+    char where[V2S_ADDR_STRLEN];
+    v2s_info("%s: BIND %s: listening on %s in the tunnel", c->peer, c->target,
+             v2s_addr_format_port(&here, port, where, sizeof(where)));
+    size_t len = socks5_build_reply(c->reply, SOCKS5_REP_SUCCEEDED, &here, port);
+    c->state = SOCKS_CONN_BIND_WAIT;
+    uv_timer_start(&c->timer, socks_conn_timeout, srv->connect_timeout_ms, 0);
+    if (socks_conn_send(c, &c->write_req, c->reply, len) < 0 ||
+        uv_read_start((uv_stream_t *)&c->client, socks_conn_alloc_cb, socks_conn_read_cb) < 0)
+        socks_conn_close(c);
+}
+
+/* Reading the client after its request: a UDP association's TCP connection, whose end ends the
+ * association (bytes on it mean nothing and are dropped), or a BIND waiting for its peer, whose
+ * bytes are kept for the peer (bounded as early data is). */
+static void socks_conn_read_after(struct socks_conn *c, ssize_t nread, const uv_buf_t *buf)
+{
+    if (nread < 0) {
+        v2s_debug("%s: client closed its SOCKS connection (%s)", c->peer, uv_strerror((int)nread));
+        socks_conn_close(c);
+        return;
+    }
+    if (c->state == SOCKS_CONN_UDP)
+        return;
+    uint8_t *more;
+    if (c->early_len + (size_t)nread > SOCKS_MAX_EARLY || !(more = realloc(c->early, c->early_len + (size_t)nread))) {
+        v2s_info("%s: too much data before the BIND peer connected", c->peer);
+        socks_conn_close(c);
+        return;
+    }
+    memcpy(more + c->early_len, buf->base, (size_t)nread);
+    c->early = more;
+    c->early_len += (size_t)nread;
+}
+
 static void socks_conn_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
     struct socks_conn *c = h->data;
@@ -314,7 +560,13 @@ static void socks_conn_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 static void socks_conn_read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 {
     struct socks_conn *c = stream->data;
-    if (nread == 0 || c->state != SOCKS_CONN_HANDSHAKE)
+    if (nread == 0)
+        return;
+    if (c->state == SOCKS_CONN_UDP || c->state == SOCKS_CONN_BIND_WAIT) {
+        socks_conn_read_after(c, nread, buf);
+        return;
+    }
+    if (c->state != SOCKS_CONN_HANDSHAKE)
         return;
     if (nread < 0) {
         v2s_debug("%s: client left during the SOCKS handshake (%s)", c->peer, uv_strerror((int)nread));
@@ -375,6 +627,18 @@ static void socks_conn_read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_
 static void socks_conn_timeout(uv_timer_t *t)
 {
     struct socks_conn *c = t->data;
+    if (c->state == SOCKS_CONN_BIND_WAIT) {
+        v2s_info("%s -> %s: no connection to the BIND port within %u ms (reply %u)", c->peer, c->target,
+                 c->srv->connect_timeout_ms, SOCKS5_REP_TTL_EXPIRED);
+        socks_bind_close(c->bind);
+        c->bind = NULL;
+        socks_conn_reply_and_close(c, SOCKS5_REP_TTL_EXPIRED);
+        return;
+    }
+    if (c->state == SOCKS_CONN_BIND_READY) {
+        socks_conn_bind_bridge(c);
+        return;
+    }
     if (c->state == SOCKS_CONN_HANDSHAKE) {
         v2s_info("%s: SOCKS handshake timed out", c->peer);
         socks_conn_close(c);
@@ -474,6 +738,10 @@ int socks_server_new(struct socks_server **out, const struct socks_server_config
     srv->shared = cfg->shared;
     srv->handshake_timeout_ms = cfg->handshake_timeout_ms;
     srv->creds = cfg->credentials;
+    srv->udp_idle_ms = cfg->udp_idle_timeout_ms;
+    srv->udp_max = cfg->udp_max_assocs;
+    srv->stack = cfg->stack;
+    srv->router = cfg->router;
     char where[V2S_ADDR_STRLEN];
     v2s_sockaddr_format(addr, where, sizeof(where));
     snprintf(srv->name, sizeof(srv->name), "SOCKS listener %s", where);

@@ -6,6 +6,8 @@ struct socks_server;
 struct outbound;
 struct conn_limit;
 struct v2s_credentials;
+struct stack;
+struct router;
 struct sockaddr;
 typedef struct uv_loop_s uv_loop_t;
 
@@ -18,6 +20,14 @@ struct socks_server_config {
     unsigned handshake_timeout_ms; /* from accept to a complete request, the login included */
     struct v2s_credentials *credentials; /* users who may log in (the caller keeps it for the listener's
                                           * life); NULL: no authentication */
+    /* UDP ASSOCIATE: each association's relay (socks/udp_relay.h) ends after this long without a
+     * datagram; at most udp_max_assocs at once on this listener (0: UDP ASSOCIATE refused). */
+    unsigned udp_idle_timeout_ms;
+    unsigned udp_max_assocs;
+    /* BIND: listens in the tunnel through stack, for a DST.ADDR the router sends into the tunnel
+     * (both outlive the listener; NULL: BIND refused with "command not supported"). */
+    struct stack *stack;
+    const struct router *router;
 };
 
 /* Listens on addr. 0 or a negative uv error. */

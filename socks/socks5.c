@@ -19,6 +19,7 @@
 #include "base/bytes.h"
 
 #include <assert.h>
+#include <errno.h>
 #include <string.h>
 #include <sys/socket.h>
 
@@ -310,4 +311,55 @@ size_t socks4_build_reply(uint8_t *out, uint8_t rep, const struct v2s_addr *bnd,
     else
         memset(out + 4, 0, 4);
     return 8;
+}
+
+int socks5_udp_parse(struct socks5_udp_header *h, const uint8_t *data, size_t len)
+{
+    memset(h, 0, sizeof(*h));
+    if (len < 4 || data[0] != 0 || data[1] != 0)
+        return -EINVAL;
+    h->frag = data[2];
+    h->atyp = data[3];
+    size_t n = 4, alen;
+    switch (h->atyp) {
+    case SOCKS5_ATYP_IPV4: alen = 4; break;
+    case SOCKS5_ATYP_IPV6: alen = 16; break;
+    case SOCKS5_ATYP_DOMAIN:
+        if (len < 5 || data[4] == 0)
+            return -EINVAL;
+        alen = data[4];
+        n = 5;
+        break;
+    default: return -EINVAL;
+    }
+    if (len < n + alen + 2)
+        return -EINVAL;
+    if (h->atyp == SOCKS5_ATYP_DOMAIN) {
+        if (memchr(data + n, 0, alen) != NULL)
+            return -EINVAL;
+        memcpy(h->name, data + n, alen);
+        h->name[alen] = '\0';
+    } else {
+        h->addr.family = h->atyp == SOCKS5_ATYP_IPV4 ? AF_INET : AF_INET6;
+        memcpy(h->addr.bytes, data + n, alen);
+    }
+    h->port = v2s_get_be16(data + n + alen);
+    h->len = n + alen + 2;
+    /* Checked last, so that a fragment is told from a malformed datagram only when it is whole. */
+    return h->frag != 0 ? -ENOTSUP : 0;
+}
+
+size_t socks5_udp_build_header(uint8_t *out, const struct v2s_addr *src, uint16_t port)
+{
+    out[0] = 0;
+    out[1] = 0;
+    out[2] = 0; /* FRAG */
+    size_t alen = src->family == AF_INET6 ? 16 : 4;
+    out[3] = src->family == AF_INET6 ? SOCKS5_ATYP_IPV6 : SOCKS5_ATYP_IPV4;
+    if (src->family == AF_INET6 || src->family == AF_INET)
+        memcpy(out + 4, src->bytes, alen);
+    else
+        memset(out + 4, 0, alen);
+    v2s_put_be16(out + 4 + alen, port);
+    return 4 + alen + 2;
 }

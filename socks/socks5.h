@@ -111,4 +111,27 @@ size_t socks5_build_auth_reply(uint8_t *out, int ok);
 /* Builds the 8-byte SOCKS4 reply. */
 size_t socks4_build_reply(uint8_t *out, uint8_t rep, const struct v2s_addr *bnd, uint16_t port);
 
+/* The header of every datagram on a UDP association (RFC 1928 section 7), both ways:
+ * RSV (2 bytes, 0) FRAG ATYP DST.ADDR DST.PORT, then the payload. */
+enum {
+    SOCKS5_UDP_HEADER_MAX = 4 + 1 + 255 + 2, /* with the longest name */
+};
+
+struct socks5_udp_header {
+    uint8_t frag;           /* 0: a whole datagram; else a fragment (we take none) */
+    uint8_t atyp;           /* SOCKS5_ATYP_* */
+    struct v2s_addr addr;   /* for IPV4 / IPV6 */
+    char name[256];         /* for DOMAIN, NUL-terminated */
+    uint16_t port;
+    size_t len;             /* the header's length: the payload starts there */
+};
+
+/* Parses the header at the start of a datagram of len bytes. 0; -ENOTSUP for a fragment (FRAG
+ * != 0, which we drop: reassembly is optional and no client we know sends fragments); -EINVAL
+ * for anything malformed (shorter than its header, RSV not 0, an unknown ATYP, an empty name or
+ * one with a NUL byte). */
+int socks5_udp_parse(struct socks5_udp_header *h, const uint8_t *data, size_t len);
+/* Writes the header of an answer from src:port (FRAG 0); returns its length (10 or 22). */
+size_t socks5_udp_build_header(uint8_t *out, const struct v2s_addr *src, uint16_t port);
+
 #endif

@@ -454,6 +454,17 @@ int stack_has_family(const struct stack *s, int family)
     return 0;
 }
 
+int stack_tunnel_addr(const struct stack *s, int family, struct v2s_addr *out)
+{
+    if (!stack_has_family(s, family))
+        return UV_ENETDOWN;
+    if (family == AF_INET)
+        stack_addr_from_lwip(&s->netif.ip_addr, out);
+    else
+        stack_addr_from_lwip(&s->netif.ip6_addr[0], out);
+    return 0;
+}
+
 size_t stack_dns_servers(const struct stack *s, const struct v2s_addr **servers)
 {
     *servers = s->dns;

@@ -33,6 +33,9 @@ void stack_tunnel_down(struct stack *s);
 
 /* Whether the tunnel has an address of this family (AF_INET / AF_INET6) right now. */
 int stack_has_family(const struct stack *s, int family);
+/* The tunnel's address of this family, right now (what a SOCKS BIND announces). 0, or
+ * UV_ENETDOWN when the tunnel has none. */
+int stack_tunnel_addr(const struct stack *s, int family, struct v2s_addr *out);
 /* The tunnel's DNS servers and search domains (NULL when none) as last announced. */
 size_t stack_dns_servers(const struct stack *s, const struct v2s_addr **servers);
 const char *stack_domains(const struct stack *s);

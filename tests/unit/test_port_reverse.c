@@ -6,7 +6,8 @@
  * a closed listener resets new SYNs while its connection keeps relaying; a destination that
  * refuses resets the tunnel side with a log line; the cap resets one connection too many; a
  * listener on an address stays there when the tunnel's address changes, one on every address
- * follows it; a SYN flood holds at most the backlog; and no handle is left. */
+ * follows it; a SYN flood holds at most the backlog; and no handle is left. SOCKS5 BIND listens
+ * the same way, and is tested here too. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -22,6 +23,10 @@
 #include "base/log.h"
 #include "harness_tun.h"
 #include "port/reverse.h"
+#include "route/direct.h"
+#include "route/outbound.h"
+#include "route/router.h"
+#include "socks/server.h"
 #include "stack/stack.h"
 #include "stack/tcp.h"
 #include "test.h"
@@ -529,6 +534,121 @@ TEST_IMPL(port_reverse_reset_before_bridge)
     port_reverse_close(pr, rp_closed, &r);
     ASSERT_EQ(r.closed, 1);
     close(l);
+    ASSERT_EQ(harness_tun_down(&r.tun), 0);
+    return 0;
+}
+
+/* --- SOCKS5 BIND (socks/bind.c behind socks/server.c), which listens in the tunnel too --- */
+
+/* A BIND request for dst:0 on a new connection to the SOCKS listener; returns the fd and the
+ * first reply (10 bytes) in rep. */
+static int rp_socks_bind(struct rp *r, uint16_t socks_port, const char *dst, uint8_t rep[10])
+{
+    int fd = uvtest_connect(socks_port);
+    uint8_t req[13] = {5, 1, 0, 5, 2, 0, 1};
+    struct v2s_addr a;
+    ASSERT_EQ(v2s_addr_parse(&a, dst), 0);
+    memcpy(req + 7, a.bytes, 4);
+    uvtest_send(&r->tun.loop, fd, req, sizeof(req));
+    uint8_t m[2];
+    int end;
+    ASSERT_EQ(uvtest_recv(&r->tun.loop, fd, m, 2, &end, 3000), 2);
+    ASSERT_EQ(uvtest_recv(&r->tun.loop, fd, rep, 10, &end, 3000), 10);
+    return fd;
+}
+
+/* The first reply names the tunnel's address and a random dynamic port; a connection from
+ * another address than DST.ADDR is reset; the one from DST.ADDR gets the second reply naming it,
+ * bytes pass both ways, and the port takes no second connection. A peer that never comes gets
+ * "TTL expired" after the connect timeout; a DST.ADDR the router keeps out of the tunnel, "not
+ * allowed". */
+TEST_IMPL(socks_bind_relay)
+{
+    static struct rp r;
+    uint8_t rep[10], buf[64];
+    int end;
+    rp_up(&r);
+    struct router router;
+    router_init(&router);
+    struct outbound *direct = NULL;
+    ASSERT_EQ(direct_new(&direct, &r.tun.loop), 0);
+    struct socks_server_config cfg = {
+        .loop = &r.tun.loop,
+        .out = direct,
+        .connect_timeout_ms = 500,
+        .handshake_timeout_ms = 3000,
+        .stack = r.tun.stack,
+        .router = &router,
+    };
+    struct sockaddr_in sin = {.sin_family = AF_INET};
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    struct socks_server *srv = NULL;
+    ASSERT_EQ(socks_server_new(&srv, &cfg, (const struct sockaddr *)&sin), 0);
+    struct sockaddr_storage ss;
+    int sl = sizeof(ss);
+    ASSERT_EQ(socks_server_local(srv, (struct sockaddr *)&ss, &sl), 0);
+    uint16_t socks_port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+
+    uvtest_log_begin();
+    int fd = rp_socks_bind(&r, socks_port, "10.9.0.1", rep);
+    ASSERT_MEM_EQ(rep, "\x05\x00\x00\x01\x0a\x08\x00\x02", 8); /* the tunnel's address */
+    uint16_t port = v2s_get_be16(rep + 8);
+    ASSERT(port >= 49152);
+    /* From another host of the VPN: reset once its handshake completes (lwIP asks only then). */
+    struct v2s_addr peer = r.peer;
+    ASSERT_EQ(v2s_addr_parse(&r.peer, "10.9.0.5"), 0);
+    uint32_t other = rp_syn(&r, &r.us, 40001, port, 0);
+    rp_segment(&r, &r.us, 40001, port, 0x10, RP_PEER_ISN + 1, other, NULL, 0, NULL, 0);
+    harness_tun_settle(&r.tun);
+    ASSERT(rp_last(&r, 40001, port, 0x04) != NULL);
+    r.peer = peer;
+    /* From DST.ADDR: the second reply, then bytes both ways. */
+    uint32_t ack = rp_syn(&r, &r.us, 40000, port, 0);
+    rp_segment(&r, &r.us, 40000, port, 0x10, RP_PEER_ISN + 1, ack, NULL, 0, NULL, 0);
+    rp_segment(&r, &r.us, 40000, port, 0x18, RP_PEER_ISN + 1, ack, NULL, 0, "from the server", 15);
+    harness_tun_settle(&r.tun);
+    ASSERT_EQ(uvtest_recv(&r.tun.loop, fd, rep, 10, &end, 3000), 10);
+    ASSERT_MEM_EQ(rep, "\x05\x00\x00\x01\x0a\x09\x00\x01\x9c\x40", 10); /* 10.9.0.1:40000 */
+    ASSERT_EQ(uvtest_recv(&r.tun.loop, fd, buf, 15, &end, 3000), 15);
+    ASSERT_MEM_EQ(buf, "from the server", 15);
+    uvtest_send(&r.tun.loop, fd, "from the client", 15);
+    rp_wait_rx(&r, 0, 15);
+    ASSERT_MEM_EQ(r.rx[0], "from the client", 15);
+    /* The port is closed after its one connection. */
+    rp_syn(&r, &r.us, 40002, port, 1);
+    /* The client resets: so does the peer's side, and the relay logs its end. */
+    struct linger lg = {1, 0};
+    setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+    close(fd);
+    for (int i = 0; i < 2000 && !rp_last(&r, 40000, port, 0x04); i++)
+        uvtest_run_until(&r.tun.loop, &r.closed, 1);
+    ASSERT(rp_last(&r, 40000, port, 0x04) != NULL);
+
+    /* Nobody connects within the connect timeout. */
+    fd = rp_socks_bind(&r, socks_port, "0.0.0.0", rep);
+    ASSERT_EQ(rep[1], 0);
+    ASSERT_EQ(uvtest_recv(&r.tun.loop, fd, rep, 10, &end, 3000), 10);
+    ASSERT_EQ(rep[1], 6);
+    ASSERT_EQ(uvtest_wait_end(&r.tun.loop, fd, NULL, 3000), 1);
+    close(fd);
+    /* An address the router sends elsewhere. */
+    struct v2s_cidr ex;
+    ASSERT_EQ(v2s_cidr_parse(&ex, "10.9.0.0/16", 0), 0);
+    ASSERT_EQ(router_add_user(&router, &ex, ROUTER_DIRECT), 0);
+    fd = rp_socks_bind(&r, socks_port, "10.9.0.1", rep);
+    ASSERT_EQ(rep[1], 2);
+    ASSERT_EQ(uvtest_wait_end(&r.tun.loop, fd, NULL, 3000), 1);
+    close(fd);
+    const char *log = uvtest_log_end();
+    ASSERT(strstr(log, "a connection from 10.9.0.5:40001 to the BIND port reset") != NULL);
+    ASSERT(strstr(log, "<- 10.9.0.1:40000 (BIND, tunnel) closed by reset (15 bytes up, 15 down)") != NULL);
+
+    int done = 0;
+    socks_server_close(srv, rp_closed, &r);
+    outbound_close(direct, rp_closed, &r);
+    uvtest_run_until(&r.tun.loop, &done, 200);
+    ASSERT_EQ(r.closed, 2);
+    router_free(&router);
     ASSERT_EQ(harness_tun_down(&r.tun), 0);
     return 0;
 }
