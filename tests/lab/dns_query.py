@@ -1,7 +1,9 @@
 #!/usr/bin/python3
 """Minimal DNS A query over UDP, for checking the lab's dnsmasq.
 
-usage: dns_query.py SERVER NAME      prints "RCODE addr..." e.g. "NOERROR 10.99.0.1", "NXDOMAIN"
+usage: dns_query.py SERVER NAME [--socks HOST:PORT]
+       prints "RCODE addr..." e.g. "NOERROR 10.99.0.1", "NXDOMAIN"; with --socks the query goes
+       through that SOCKS5 proxy's UDP ASSOCIATE (python3-socks)
 exit 0 when an answer (any rcode) came back, 1 on timeout or a malformed reply
 """
 import os
@@ -29,7 +31,14 @@ def main():
     for label in name.rstrip(".").split("."):
         q += bytes([len(label)]) + label.encode()
     q += b"\0" + struct.pack("!HH", 1, 1)
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    if len(sys.argv) > 4 and sys.argv[3] == "--socks":
+        import socks  # python3-socks, only here: the other uses need no proxy
+
+        host, port = sys.argv[4].rsplit(":", 1)
+        s = socks.socksocket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.set_proxy(socks.SOCKS5, host.strip("[]"), int(port))
+    else:
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     s.settimeout(3)
     s.sendto(q, (server, 53))
     try:

@@ -11,6 +11,7 @@ A POST (any path) is an upload: the server reads Content-Length bytes and answer
 import functools
 import hashlib
 import http.server
+import socket
 import sys
 
 from lab_cc import pin_cubic
@@ -46,6 +47,8 @@ class Handler(http.server.SimpleHTTPRequestHandler):
 
 def main():
     bind, port, root = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+    if ":" in bind:
+        Server.address_family = socket.AF_INET6
     handler = functools.partial(Handler, directory=root)
     Server((bind, port), handler).serve_forever()
 
