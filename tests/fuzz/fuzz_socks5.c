@@ -1,6 +1,9 @@
 /* libFuzzer target for the SOCKS push parser: any input, fed whole and then one byte at a time,
  * must give the same events, the same consumed counts and the same parsed request; once as a
- * listener without authentication and once as one with --socks-auth (username/password first). */
+ * listener without authentication and once as one with --socks-auth (username/password first).
+ * The same input is also parsed as a UDP ASSOCIATE datagram's header, whose length must stay
+ * within the input, and whose name is NUL-terminated. */
+#include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -84,9 +87,21 @@ static void fuzz_one(const uint8_t *data, size_t size, int auth)
         abort();
 }
 
+static void fuzz_udp(const uint8_t *data, size_t size)
+{
+    static struct socks5_udp_header h;
+    int rc = socks5_udp_parse(&h, data, size);
+    if (rc == 0 || rc == -ENOTSUP) {
+        if (h.len > size || h.len > SOCKS5_UDP_HEADER_MAX || memchr(h.name, 0, sizeof(h.name)) == NULL ||
+            (rc == 0) != (h.frag == 0))
+            abort();
+    }
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     fuzz_one(data, size, 0);
     fuzz_one(data, size, 1);
+    fuzz_udp(data, size);
     return 0;
 }

@@ -45,6 +45,9 @@ seed("fuzz_socks5", "nmethods-0", b"\x05\x00\x05\x01")
 # with --socks-auth (the target parses every input both ways): curl's greeting, a login, a request
 seed("fuzz_socks5", "auth-userpass",
      b"\x05\x02\x00\x02" b"\x01\x05alice\x06pa:ss!" b"\x05\x01\x00\x03\x0cweb.lab.test" + u16(8080))
+# UDP ASSOCIATE datagrams (the target parses every input as one too; test_socks_udp.c)
+seed("fuzz_socks5", "udp-datagram-name", b"\x00\x00\x00\x03\x0cweb.lab.test" + u16(53) + b"query")
+seed("fuzz_socks5", "udp-datagram-ipv6-frag", b"\x00\x00\x01\x04" + bytes(range(16)) + u16(7777) + b"x")
 
 # ---------------------------------------------------------------- fuzz_dnsmsg (test_dnsmsg.c)
 QNAME = b"\x03www\x07example\x03com\x00"
