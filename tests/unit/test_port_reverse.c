@@ -561,7 +561,7 @@ static int rp_socks_bind(struct rp *r, uint16_t socks_port, const char *dst, uin
  * another address than DST.ADDR is reset; the one from DST.ADDR gets the second reply naming it,
  * bytes pass both ways, and the port takes no second connection. A peer that never comes gets
  * "TTL expired" after the connect timeout; a DST.ADDR the router keeps out of the tunnel, "not
- * allowed". */
+ * allowed"; SOCKS4's BIND is refused. */
 TEST_IMPL(socks_bind_relay)
 {
     static struct rp r;
@@ -638,6 +638,12 @@ TEST_IMPL(socks_bind_relay)
     fd = rp_socks_bind(&r, socks_port, "10.9.0.1", rep);
     ASSERT_EQ(rep[1], 2);
     ASSERT_EQ(uvtest_wait_end(&r.tun.loop, fd, NULL, 3000), 1);
+    close(fd);
+    /* SOCKS4's BIND is refused (91), SOCKS5's is served. */
+    fd = uvtest_connect(socks_port);
+    uvtest_send(&r.tun.loop, fd, "\x04\x02\x00\x00\x0a\x09\x00\x01\x00", 9);
+    ASSERT_EQ(uvtest_recv(&r.tun.loop, fd, rep, 8, &end, 3000), 8);
+    ASSERT_EQ(rep[1], 0x5B);
     close(fd);
     const char *log = uvtest_log_end();
     ASSERT(strstr(log, "a connection from 10.9.0.5:40001 to the BIND port reset") != NULL);
