@@ -26,6 +26,16 @@ size_t v2s_addr_len(const struct v2s_addr *a)
     return 0;
 }
 
+void v2s_addr_unmap_v4(struct v2s_addr *a)
+{
+    static const uint8_t prefix[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xFF, 0xFF};
+    if (a->family != AF_INET6 || memcmp(a->bytes, prefix, sizeof(prefix)) != 0)
+        return;
+    memmove(a->bytes, a->bytes + 12, 4);
+    memset(a->bytes + 4, 0, 12);
+    a->family = AF_INET;
+}
+
 int v2s_addr_parse(struct v2s_addr *out, const char *text)
 {
     memset(out, 0, sizeof(*out));

@@ -173,21 +173,10 @@ static int router_verdict_rank(enum router_verdict v)
     }
 }
 
-/* ::ffff:a.b.c.d is the IPv4 host a.b.c.d; match it against the IPv4 entries. */
-static void router_unmap_v4(struct v2s_addr *a)
-{
-    static const uint8_t prefix[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xFF, 0xFF};
-    if (a->family != AF_INET6 || memcmp(a->bytes, prefix, sizeof(prefix)) != 0)
-        return;
-    memmove(a->bytes, a->bytes + 12, 4);
-    memset(a->bytes + 4, 0, 12);
-    a->family = AF_INET;
-}
-
 int router_addr_is_local(const struct v2s_addr *dst)
 {
     struct v2s_addr a = *dst;
-    router_unmap_v4(&a);
+    v2s_addr_unmap_v4(&a); /* ::ffff:a.b.c.d is the IPv4 host a.b.c.d */
     if (a.family == AF_INET)
         return a.bytes[0] == 127 || a.bytes[0] == 0 || (a.bytes[0] == 169 && a.bytes[1] == 254);
     if (a.family != AF_INET6)
@@ -202,7 +191,7 @@ int router_addr_is_local(const struct v2s_addr *dst)
 static enum router_verdict router_lookup(const struct router *r, const struct v2s_addr *dst)
 {
     struct v2s_addr a = *dst;
-    router_unmap_v4(&a);
+    v2s_addr_unmap_v4(&a); /* ::ffff:a.b.c.d is the IPv4 host a.b.c.d */
     if (v2s_addr_len(&a) == 0)
         return ROUTER_REJECT;
 

@@ -433,6 +433,9 @@ static void socks_conn_udp(struct socks_conn *c)
     struct v2s_addr bnd;
     uint16_t bnd_port;
     v2s_addr_from_sockaddr((const struct sockaddr *)&bound, &bnd, &bnd_port);
+    /* On a dual-stack listener ([::]) an IPv4 client reached ::ffff:a.b.c.d, which it knows as
+     * a.b.c.d: named that way, an IPv4-only client can use it. */
+    v2s_addr_unmap_v4(&bnd);
     size_t len = socks5_build_reply(c->reply, SOCKS5_REP_SUCCEEDED, &bnd, bnd_port);
     uv_timer_stop(&c->timer);
     c->state = SOCKS_CONN_UDP;

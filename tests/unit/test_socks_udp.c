@@ -3,9 +3,11 @@
  * loopback UDP echo: a datagram goes out and its answer comes back wrapped with the echo's
  * address; a datagram from another port of the client's host, a fragment and a malformed header
  * are dropped and counted; the association ends with its TCP connection and after the idle
- * timeout; the cap refuses one association too many. No root, no tunnel. */
+ * timeout; the cap refuses one association too many; on a dual-stack listener an IPv4 client is
+ * told an IPv4 address. No root, no tunnel. */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <stdio.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <stdlib.h>
@@ -107,7 +109,8 @@ static int sutest_udp(uint16_t *port)
     return fd;
 }
 
-static void sutest_start(struct sutest *t, unsigned idle_ms, unsigned max)
+/* A server listening on listen (NULL: 127.0.0.1), port 0. */
+static void sutest_start_at(struct sutest *t, unsigned idle_ms, unsigned max, const struct sockaddr *listen)
 {
     memset(t, 0, sizeof(*t));
     v2s_log_level = V2S_LOG_INFO;
@@ -123,12 +126,18 @@ static void sutest_start(struct sutest *t, unsigned idle_ms, unsigned max)
     };
     struct sockaddr_in sin = {.sin_family = AF_INET};
     sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ASSERT_EQ(socks_server_new(&t->srv, &cfg, (const struct sockaddr *)&sin), 0);
+    ASSERT_EQ(socks_server_new(&t->srv, &cfg, listen ? listen : (const struct sockaddr *)&sin), 0);
     struct sockaddr_storage ss;
     int len = sizeof(ss);
+    struct v2s_addr a;
     ASSERT_EQ(socks_server_local(t->srv, (struct sockaddr *)&ss, &len), 0);
-    t->port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+    ASSERT_EQ(v2s_addr_from_sockaddr((const struct sockaddr *)&ss, &a, &t->port), 0);
     t->echo = sutest_udp(&t->echo_port);
+}
+
+static void sutest_start(struct sutest *t, unsigned idle_ms, unsigned max)
+{
+    sutest_start_at(t, idle_ms, max, NULL);
 }
 
 static void sutest_finish(struct sutest *t)
@@ -309,6 +318,33 @@ TEST_IMPL(socks_udp_idle_and_cap)
     tcp = sutest_associate(&t, 0, &rep, &relay);
     ASSERT_EQ(rep, 0);
     close(tcp);
+    sutest_finish(&t);
+    return 0;
+}
+
+/* A dual-stack listener ([::]) reached over IPv4: the relay is on ::ffff:127.0.0.1, and the reply
+ * names it 127.0.0.1 (sutest_associate() checks), which an IPv4 client can send to. */
+TEST_IMPL(socks_udp_dual_stack_listener)
+{
+    static struct sutest t;
+    int probe = socket(AF_INET6, SOCK_STREAM, 0);
+    if (probe < 0) {
+        fprintf(stderr, "no IPv6 here: nothing to check\n");
+        return 0;
+    }
+    close(probe);
+    struct sockaddr_in6 any = {.sin6_family = AF_INET6, .sin6_addr = IN6ADDR_ANY_INIT};
+    sutest_start_at(&t, 10000, 4, (const struct sockaddr *)&any);
+    uint8_t rep, buf[512];
+    uint16_t relay, cport;
+    int tcp = sutest_associate(&t, 0, &rep, &relay);
+    ASSERT_EQ(rep, 0);
+    int c = sutest_client(relay, &cport);
+    sutest_send(&t, c, 0, "v4 client");
+    ASSERT_EQ(sutest_pump(&t, c, buf, sizeof(buf), 3000), 19);
+    ASSERT_MEM_EQ(buf + 10, "v4 client", 9);
+    close(tcp);
+    close(c);
     sutest_finish(&t);
     return 0;
 }
