@@ -10,6 +10,7 @@ usage: socks_bind.py peer SRC_ADDR ADDR PORT BYTES
   Connects from SRC_ADDR (bound, so the proxy sees it) to ADDR:PORT, sends BYTES random bytes
   in one thread and half-closes, reads to EOF in the other, and checks what came back is what it
   sent: prints "ok BYTES both ways", exit 0; "reset" when the connection was reset; else exit 1.
+  BYTES 0: sends nothing and only reads (to tell a reset from an end of file).
 """
 import hashlib
 import os
@@ -90,7 +91,9 @@ def peer(src, addr, port, nbytes):
             except OSError:
                 pass
 
-        t = threading.Thread(target=send)
+        # With 0 bytes nothing is sent, so that a reset is seen by recv() (a send() racing with
+        # it could take the error and leave recv() an end of file).
+        t = threading.Thread(target=send if nbytes else lambda: None)
         t.start()
         got = hashlib.sha256()
         n = 0
