@@ -13,6 +13,7 @@ build_pkgs=(
     build-essential cmake pkg-config
     libuv1-dev libssl-dev liblzo2-dev liblz4-dev
     libinih-dev                  # the config file (--conf)
+    libhttp-parser-dev           # the HTTP proxy's parser (http/)
     dpkg-dev xz-utils            # `apt-get source lwip` (scripts/fetch-lwip.sh); dpkg-shlibdeps (cpack -G DEB)
     file                         # cpack -G DEB: finds the ELF files for dpkg-shlibdeps
 )

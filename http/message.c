@@ -1,0 +1,368 @@
+/* HTTP messages for the proxy (see message.h). */
+#include "http/message.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+static int http_msg_reserve(char **buf, size_t *cap, size_t len, size_t more)
+{
+    if (len + more <= *cap)
+        return 0;
+    size_t n = *cap ? *cap : 256;
+    while (n < len + more)
+        n *= 2;
+    char *b = realloc(*buf, n);
+    if (!b)
+        return -ENOMEM;
+    *buf = b;
+    *cap = n;
+    return 0;
+}
+
+static int http_msg_out(struct http_msg *m, const void *data, size_t len)
+{
+    if (http_msg_reserve((char **)&m->out, &m->out_cap, m->out_len, len) < 0)
+        return -ENOMEM;
+    memcpy(m->out + m->out_len, data, len);
+    m->out_len += len;
+    return 0;
+}
+
+static int http_msg_outs(struct http_msg *m, const char *s)
+{
+    return http_msg_out(m, s, strlen(s));
+}
+
+static struct http_msg *http_msg_of(http_parser *p)
+{
+    return p->data;
+}
+
+/* Keeps a piece of the head; pieces of one item arrive back to back, so appending joins them. */
+static int http_msg_keep(struct http_msg *m, const char *at, size_t len)
+{
+    if (m->text_len + len > HTTP_MSG_HEAD_MAX) {
+        m->status = 431;
+        m->why = "head too large";
+        return -1;
+    }
+    if (http_msg_reserve(&m->text, &m->text_cap, m->text_len, len) < 0) {
+        m->status = 500;
+        m->why = "out of memory";
+        return -1;
+    }
+    memcpy(m->text + m->text_len, at, len);
+    m->text_len += len;
+    return 0;
+}
+
+static int http_msg_on_begin(http_parser *p)
+{
+    struct http_msg *m = http_msg_of(p);
+    m->in_head = 1;
+    return 0;
+}
+
+static int http_msg_on_target(http_parser *p, const char *at, size_t len)
+{
+    struct http_msg *m = http_msg_of(p);
+    if (m->target_len == 0)
+        m->target = (uint32_t)m->text_len;
+    if (http_msg_keep(m, at, len) < 0)
+        return -1;
+    m->target_len += (uint32_t)len;
+    return 0;
+}
+
+static int http_msg_on_field(http_parser *p, const char *at, size_t len)
+{
+    struct http_msg *m = http_msg_of(p);
+    if (m->last_was_value || m->n_headers == 0) {
+        if (m->n_headers == HTTP_MSG_HEADERS_MAX) {
+            m->status = 431;
+            m->why = "too many headers";
+            return -1;
+        }
+        struct http_msg_header *h = &m->headers[m->n_headers++];
+        memset(h, 0, sizeof(*h));
+        h->name = (uint32_t)m->text_len;
+        m->last_was_value = 0;
+    }
+    if (http_msg_keep(m, at, len) < 0)
+        return -1;
+    m->headers[m->n_headers - 1].name_len += (uint32_t)len;
+    return 0;
+}
+
+static int http_msg_on_value(http_parser *p, const char *at, size_t len)
+{
+    struct http_msg *m = http_msg_of(p);
+    if (m->n_headers == 0)
+        return -1;
+    struct http_msg_header *h = &m->headers[m->n_headers - 1];
+    if (!m->last_was_value) {
+        h->value = (uint32_t)m->text_len;
+        m->last_was_value = 1;
+    }
+    if (http_msg_keep(m, at, len) < 0)
+        return -1;
+    h->value_len += (uint32_t)len;
+    return 0;
+}
+
+static int http_msg_on_headers_complete(http_parser *p)
+{
+    struct http_msg *m = http_msg_of(p);
+    m->in_head = 0;
+    /* A response to HEAD carries no body, but a 1xx before it is a message of its own. */
+    int skip = m->response && m->skip_body && p->status_code >= 200;
+    int bodiless = m->response && (p->status_code / 100 == 1 || p->status_code == 204 || p->status_code == 304);
+    m->chunked = (p->flags & F_CHUNKED) && !skip && !bodiless;
+    m->event = HTTP_MSG_HEAD;
+    http_parser_pause(p, 1);
+    return skip; /* 1: no body */
+}
+
+static int http_msg_on_body(http_parser *p, const char *at, size_t len)
+{
+    struct http_msg *m = http_msg_of(p);
+    if (m->chunked) {
+        char size[24];
+        int n = snprintf(size, sizeof(size), "%zx\r\n", len);
+        if (http_msg_out(m, size, (size_t)n) < 0 || http_msg_out(m, at, len) < 0 || http_msg_out(m, "\r\n", 2) < 0)
+            return -1;
+        return 0;
+    }
+    return http_msg_out(m, at, len) < 0 ? -1 : 0;
+}
+
+static int http_msg_on_complete(http_parser *p)
+{
+    struct http_msg *m = http_msg_of(p);
+    if (m->chunked && http_msg_outs(m, "0\r\n\r\n") < 0)
+        return -1;
+    m->event = HTTP_MSG_DONE;
+    http_parser_pause(p, 1);
+    return 0;
+}
+
+static const http_parser_settings http_msg_settings = {
+    .on_message_begin = http_msg_on_begin,
+    .on_url = http_msg_on_target,
+    .on_status = http_msg_on_target,
+    .on_header_field = http_msg_on_field,
+    .on_header_value = http_msg_on_value,
+    .on_headers_complete = http_msg_on_headers_complete,
+    .on_body = http_msg_on_body,
+    .on_message_complete = http_msg_on_complete,
+};
+
+void http_msg_init(struct http_msg *m, int response)
+{
+    memset(m, 0, sizeof(*m));
+    m->response = response;
+    http_parser_init(&m->p, response ? HTTP_RESPONSE : HTTP_REQUEST);
+    m->p.data = m;
+}
+
+void http_msg_free(struct http_msg *m)
+{
+    free(m->text);
+    free(m->out);
+    m->text = NULL;
+    m->out = NULL;
+    m->text_cap = m->out_cap = 0;
+}
+
+void http_msg_next(struct http_msg *m)
+{
+    m->text_len = 0;
+    m->target = m->target_len = 0;
+    m->n_headers = 0;
+    m->last_was_value = 0;
+    m->chunked = 0;
+    m->in_head = 0;
+}
+
+static enum http_msg_event http_msg_error(struct http_msg *m)
+{
+    enum http_errno e = HTTP_PARSER_ERRNO(&m->p);
+    if (!m->status)
+        m->status = e == HPE_HEADER_OVERFLOW ? 431 : 400;
+    if (!m->why)
+        m->why = http_errno_description(e);
+    return HTTP_MSG_ERROR;
+}
+
+enum http_msg_event http_msg_feed(struct http_msg *m, const uint8_t *data, size_t len, size_t *used)
+{
+    *used = 0;
+    if (m->done_pending) {
+        m->done_pending = 0;
+        return HTTP_MSG_DONE;
+    }
+    if (m->event == HTTP_MSG_ERROR)
+        return HTTP_MSG_ERROR;
+    if (len == 0)
+        return HTTP_MSG_NEED_MORE; /* no bytes would mean the end to the parser */
+    size_t n = http_parser_execute(&m->p, &http_msg_settings, (const char *)data, len);
+    enum http_errno e = HTTP_PARSER_ERRNO(&m->p);
+    if (e != HPE_OK && e != HPE_PAUSED) {
+        m->event = HTTP_MSG_ERROR;
+        return http_msg_error(m);
+    }
+    if (e == HPE_OK) {
+        *used = n;
+        return HTTP_MSG_NEED_MORE;
+    }
+    http_parser_pause(&m->p, 0);
+    enum http_msg_event ev = m->event;
+    m->event = HTTP_MSG_NEED_MORE;
+    if (ev == HTTP_MSG_HEAD && n < len) {
+        /* Paused at the end of the head, the parser stands on its last byte (the LF) and reads it
+         * again when resumed: read it now, so that what follows the head is the body. Where no
+         * body follows, that byte completes the message. */
+        size_t k = http_parser_execute(&m->p, &http_msg_settings, (const char *)data + n, 1);
+        e = HTTP_PARSER_ERRNO(&m->p);
+        if (e != HPE_OK && e != HPE_PAUSED) {
+            m->event = HTTP_MSG_ERROR;
+            return http_msg_error(m);
+        }
+        n += k;
+        if (e == HPE_PAUSED) {
+            http_parser_pause(&m->p, 0);
+            m->event = HTTP_MSG_NEED_MORE;
+            m->done_pending = 1;
+        }
+    }
+    *used = n;
+    return ev;
+}
+
+enum http_msg_event http_msg_finish(struct http_msg *m)
+{
+    if (m->done_pending) {
+        m->done_pending = 0;
+        return HTTP_MSG_DONE;
+    }
+    if (m->event == HTTP_MSG_ERROR)
+        return HTTP_MSG_ERROR;
+    http_parser_execute(&m->p, &http_msg_settings, NULL, 0);
+    enum http_errno e = HTTP_PARSER_ERRNO(&m->p);
+    if (e == HPE_PAUSED) {
+        http_parser_pause(&m->p, 0);
+        m->event = HTTP_MSG_NEED_MORE;
+        return HTTP_MSG_DONE;
+    }
+    if (e != HPE_OK) {
+        m->event = HTTP_MSG_ERROR;
+        m->why = "the connection ended inside a message";
+        return http_msg_error(m);
+    }
+    return HTTP_MSG_NEED_MORE;
+}
+
+const char *http_msg_header(const struct http_msg *m, const char *name, size_t *len)
+{
+    size_t nl = strlen(name);
+    for (size_t i = 0; i < m->n_headers; i++) {
+        const struct http_msg_header *h = &m->headers[i];
+        if (h->name_len == nl && strncasecmp(m->text + h->name, name, nl) == 0) {
+            *len = h->value_len;
+            return m->text + h->value;
+        }
+    }
+    return NULL;
+}
+
+/* Whether the comma-separated list list (len bytes) names token (case-insensitive). */
+static int http_msg_list_has(const char *list, size_t len, const char *token, size_t tlen)
+{
+    size_t i = 0;
+    while (i < len) {
+        while (i < len && (list[i] == ' ' || list[i] == '\t' || list[i] == ','))
+            i++;
+        size_t start = i;
+        while (i < len && list[i] != ',')
+            i++;
+        size_t end = i;
+        while (end > start && (list[end - 1] == ' ' || list[end - 1] == '\t'))
+            end--;
+        if (end - start == tlen && strncasecmp(list + start, token, tlen) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+int http_msg_hop_by_hop(const struct http_msg *m, size_t i)
+{
+    static const char *const fixed[] = {
+        "connection", "keep-alive", "proxy-connection", "proxy-authorization", "proxy-authenticate",
+        "te", "trailer", "upgrade",
+    };
+    const struct http_msg_header *h = &m->headers[i];
+    const char *name = m->text + h->name;
+    for (size_t k = 0; k < sizeof(fixed) / sizeof(fixed[0]); k++)
+        if (strlen(fixed[k]) == h->name_len && strncasecmp(name, fixed[k], h->name_len) == 0)
+            return 1;
+    for (size_t k = 0; k < m->n_headers; k++) {
+        const struct http_msg_header *c = &m->headers[k];
+        if (c->name_len == 10 && strncasecmp(m->text + c->name, "connection", 10) == 0 &&
+            http_msg_list_has(m->text + c->value, c->value_len, name, h->name_len))
+            return 1;
+    }
+    return 0;
+}
+
+/* The end-to-end headers, all but skip (or NULL), then extra and the blank line. */
+static int http_msg_write_headers(struct http_msg *m, const char *skip, const char *extra)
+{
+    size_t sl = skip ? strlen(skip) : 0;
+    for (size_t i = 0; i < m->n_headers; i++) {
+        const struct http_msg_header *h = &m->headers[i];
+        if (http_msg_hop_by_hop(m, i))
+            continue;
+        if (skip && h->name_len == sl && strncasecmp(m->text + h->name, skip, sl) == 0)
+            continue;
+        if (http_msg_out(m, m->text + h->name, h->name_len) < 0 || http_msg_out(m, ": ", 2) < 0 ||
+            http_msg_out(m, m->text + h->value, h->value_len) < 0 || http_msg_out(m, "\r\n", 2) < 0)
+            return -ENOMEM;
+    }
+    if ((extra && http_msg_outs(m, extra) < 0) || http_msg_out(m, "\r\n", 2) < 0)
+        return -ENOMEM;
+    return 0;
+}
+
+int http_msg_write_request_head(struct http_msg *m, const char *target, size_t target_len, const char *host,
+                                const char *extra)
+{
+    const char *method = http_method_str((enum http_method)m->p.method);
+    char version[32];
+    snprintf(version, sizeof(version), " HTTP/%u.%u\r\nHost: ", m->p.http_major, m->p.http_minor);
+    if (http_msg_outs(m, method) < 0 || http_msg_out(m, " ", 1) < 0 || http_msg_out(m, target, target_len) < 0 ||
+        http_msg_outs(m, version) < 0 || http_msg_outs(m, host) < 0 || http_msg_out(m, "\r\n", 2) < 0)
+        return -ENOMEM;
+    return http_msg_write_headers(m, "host", extra);
+}
+
+int http_msg_write_response_head(struct http_msg *m, const char *extra)
+{
+    char line[32];
+    snprintf(line, sizeof(line), "HTTP/1.1 %u ", m->p.status_code);
+    if (http_msg_outs(m, line) < 0 || http_msg_out(m, m->text + m->target, m->target_len) < 0 ||
+        http_msg_out(m, "\r\n", 2) < 0)
+        return -ENOMEM;
+    return http_msg_write_headers(m, NULL, extra);
+}
+
+uint8_t *http_msg_take_out(struct http_msg *m, size_t *len)
+{
+    uint8_t *b = m->out;
+    *len = m->out_len;
+    m->out = NULL;
+    m->out_len = m->out_cap = 0;
+    return b;
+}

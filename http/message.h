@@ -1,0 +1,84 @@
+/* One HTTP/1.x message at a time, read by a push parser over the Node.js http-parser
+ * (libhttp-parser, Debian's libhttp-parser-dev), and written back out for the next hop: the head
+ * rebuilt without the hop-by-hop headers, the body re-framed the way it came (Content-Length
+ * bytes as they are, chunked as chunked, trailers dropped).
+ *
+ * Why http-parser rather than llhttp or our own: it is the parser Node.js used for a decade, it
+ * is packaged by Debian (llhttp is not), it has no allocation and no I/O, its callbacks hand over
+ * pieces of the caller's buffer, and it can be paused at a message's edge, which is how a proxy
+ * reads one request at a time. It is no longer developed, but it is complete for HTTP/1.1 and its
+ * security fixes (request smuggling: Content-Length with Transfer-Encoding, obs-fold) are in 2.9.
+ *
+ * No I/O here: the caller feeds bytes and takes what is to be sent (out) after each feed. */
+#ifndef VPN2SOCKS_HTTP_MESSAGE_H
+#define VPN2SOCKS_HTTP_MESSAGE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <http_parser.h>
+
+enum {
+    HTTP_MSG_HEAD_MAX = 64 * 1024, /* a head (request line and headers) longer than this is refused */
+    HTTP_MSG_HEADERS_MAX = 128,    /* and one with more headers */
+};
+
+enum http_msg_event {
+    HTTP_MSG_NEED_MORE, /* every byte used; feed more */
+    HTTP_MSG_HEAD,      /* the head is complete (and paused there); the body follows */
+    HTTP_MSG_DONE,      /* the message is complete (and paused there) */
+    HTTP_MSG_ERROR,     /* malformed; why says how; status the answer (400, 431) */
+};
+
+struct http_msg_header {
+    uint32_t name, name_len, value, value_len; /* offsets into text */
+};
+
+struct http_msg {
+    http_parser p;
+    int response;
+    int skip_body;     /* a response to HEAD: no body whatever its headers say */
+    int in_head;       /* between the first byte and the end of the head */
+    int last_was_value;
+    int chunked;       /* the body comes chunked and goes out chunked */
+    int status;        /* on HTTP_MSG_ERROR: 400 or 431 */
+    enum http_msg_event event; /* what paused the parser */
+    int done_pending;  /* the message ended with its head: DONE is the next feed's answer */
+    const char *why;
+    /* The head as read: the URL (requests) or reason (responses), then the headers. */
+    char *text;
+    size_t text_len, text_cap;
+    uint32_t target, target_len;
+    struct http_msg_header headers[HTTP_MSG_HEADERS_MAX];
+    size_t n_headers;
+    /* What is to be sent onward: body bytes (re-framed) after each feed. The caller takes it. */
+    uint8_t *out;
+    size_t out_len, out_cap;
+};
+
+/* response: 0 parses requests, 1 responses. */
+void http_msg_init(struct http_msg *m, int response);
+void http_msg_free(struct http_msg *m);
+/* Forgets the last message's head to read the next one on the same connection. */
+void http_msg_next(struct http_msg *m);
+/* Feeds len bytes; *used says how many were consumed (all, unless an event stopped it). */
+enum http_msg_event http_msg_feed(struct http_msg *m, const uint8_t *data, size_t len, size_t *used);
+/* The connection ended: DONE when the message was framed by the end, else ERROR (truncated);
+ * NEED_MORE when no message had begun. */
+enum http_msg_event http_msg_finish(struct http_msg *m);
+
+/* The value of the first header called name (any case), or NULL; its length in *len. */
+const char *http_msg_header(const struct http_msg *m, const char *name, size_t *len);
+/* Whether header i is hop-by-hop: one of the fixed names, or named by a Connection header. */
+int http_msg_hop_by_hop(const struct http_msg *m, size_t i);
+/* Appends to out: the request line "METHOD target HTTP/x.y" (target given by the caller) and
+ * the end-to-end headers, with Host set to host (replacing the client's), and extra (raw header
+ * lines, or NULL) before the blank line. 0 or -ENOMEM. */
+int http_msg_write_request_head(struct http_msg *m, const char *target, size_t target_len, const char *host,
+                                const char *extra);
+/* Appends the status line "HTTP/1.1 CODE REASON" and the end-to-end headers, then extra. */
+int http_msg_write_response_head(struct http_msg *m, const char *extra);
+/* Takes out (malloc'd, the caller frees it), leaving m with none. */
+uint8_t *http_msg_take_out(struct http_msg *m, size_t *len);
+
+#endif

@@ -1,0 +1,1018 @@
+/* The HTTP proxy listener (-H).
+ *
+ * CONNECT host:port is dialed through the routed outbound and, once "200 Connection established"
+ * is written, the client socket is handed to the outbound's relay like a SOCKS client's, with any
+ * bytes the client sent behind its request as early data.
+ *
+ * An absolute-URI request (http:// only) is read one at a time: its head is rebuilt for the
+ * origin (origin-form target, Host from the URI, hop-by-hop headers gone), its body streamed
+ * (Content-Length as it is, chunked re-chunked), and the response read with the same parser, so
+ * that its end is known and the client connection can carry the next request (keep-alive). Bytes
+ * a client pipelines behind a request stay unparsed, and the client unread, until the answer to
+ * that request has been written: requests are answered in order, never interleaved. The next
+ * request may name another host: the old upstream connection is closed then; one to the same
+ * host:port that the origin kept open is used again.
+ *
+ * The outbound's relay (route/outbound.h) relays a whole connection between a uv_tcp_t and the
+ * destination; it has no way to hand the destination's bytes to a listener. Rather than a new op
+ * in each outbound, an upstream is a socketpair: the relay gets one end (opened as a uv_tcp_t;
+ * the relay uses only stream calls on it), this file reads and writes the other (a uv_pipe_t).
+ * The price is two descriptors and one copy through the kernel per upstream connection; the
+ * relay's backpressure, half-close and logging come for free. A reset from the origin reaches
+ * us as the socketpair's end: a response it truncates is still seen (the parser knows the
+ * framing), only one framed by the connection's end cannot tell a reset from a FIN.
+ *
+ * Caps, the refusal at the cap and the handshake timeout are the SOCKS listener's
+ * (socks/server.c); the timeout runs from accept, and again from the end of each answer, until
+ * a complete request head. Errors answer with a status and close: 400 malformed (431 a head over
+ * 64 KiB), 403 the router rejected the destination, 501 a scheme other than http, 502 the
+ * destination refused, was unreachable, did not resolve or ended without an answer, 504 it did
+ * not answer the connect in time. */
+#include "http/proxy.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <uv.h>
+
+#include "base/addr.h"
+#include "base/conn_limit.h"
+#include "base/list.h"
+#include "base/log.h"
+#include "http/message.h"
+#include "route/outbound.h"
+#include "route/refuse.h"
+
+enum {
+    HTTP_READ_BUF = 64 * 1024,
+    HTTP_MAX_PENDING = 256 * 1024, /* pipelined bytes held while a request is answered */
+    HTTP_LINGER_MS = 2000,         /* reading what a client still sends after an error answer */
+};
+
+enum http_conn_state {
+    HTTP_CONN_HEAD,    /* reading a request head */
+    HTTP_CONN_DIALING, /* the destination is being reached */
+    HTTP_CONN_FORWARD, /* a request goes upstream and its answer comes back */
+    HTTP_CONN_TUNNEL,  /* CONNECT: the relay owns the client handle */
+    HTTP_CONN_ENDING,  /* a last answer is being written, then the close */
+    HTTP_CONN_CLOSING,
+};
+
+struct http_conn;
+
+/* One connection to an origin, through a socketpair whose other end the outbound relays. */
+struct http_upstream {
+    struct http_proxy *hp;
+    struct http_conn *conn; /* NULL once let go */
+    struct v2s_list node;   /* on the proxy's upstreams */
+    uv_tcp_t relay_end;     /* the relay's from outbound_bridge() on */
+    uv_pipe_t pipe;         /* ours */
+    struct outbound_conn *dial;
+    int handles_open;       /* ours still to be closed */
+    int bridged;            /* the relay's done callback is still due */
+    int closing;
+    int reusable;           /* the origin keeps it open after the last answer */
+    int writing;
+    uv_write_t wreq;
+    uint8_t *wbuf;
+    char authority[300];    /* host:port, to reuse it for the same destination */
+};
+
+struct http_conn {
+    struct http_proxy *hp;
+    struct v2s_list node; /* on the proxy's conns */
+    uv_tcp_t client;
+    uv_timer_t timer;
+    int handles_open;
+    enum http_conn_state state;
+    struct http_msg req, resp;
+    uint8_t *pending; /* client bytes read but not parsed yet */
+    size_t pending_len;
+    int reading;
+    struct http_upstream *up;
+    struct outbound_conn *dial; /* CONNECT's */
+    int req_done, resp_done, resp_started;
+    int keep_alive; /* the client wants the connection kept after this answer */
+    int head_method;
+    int writing; /* a write to the client is in flight */
+    uv_write_t wreq;
+    uint8_t *wbuf;
+    uv_shutdown_t shut_req;
+    char peer[V2S_ADDR_STRLEN];
+    char target[300]; /* the destination as host:port, for the log */
+};
+
+struct http_proxy {
+    struct outbound *out;
+    unsigned connect_timeout_ms;
+    unsigned handshake_timeout_ms;
+    uv_tcp_t listener;
+    struct v2s_list conns;
+    struct v2s_list upstreams;
+    uint8_t *read_buf;
+    struct conn_limit limit;
+    struct conn_limit *shared;
+    struct refuser refuser;
+    int closing;
+    int handles_open;
+    void (*close_cb)(void *arg);
+    void *close_arg;
+};
+
+static void http_conn_close(struct http_conn *c, int reset);
+static void http_conn_client_input(struct http_conn *c, const uint8_t *data, size_t len);
+static void http_conn_update_reading(struct http_conn *c);
+static void http_conn_answer_done(struct http_conn *c);
+static void http_upstream_flush(struct http_conn *c);
+static void http_conn_read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf);
+static void http_conn_timeout(uv_timer_t *t);
+static void http_conn_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
+static void http_upstream_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
+static void http_upstream_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
+
+static void http_proxy_maybe_free(struct http_proxy *hp)
+{
+    if (!hp->closing || hp->handles_open > 0 || !v2s_list_empty(&hp->conns) || !v2s_list_empty(&hp->upstreams))
+        return;
+    void (*cb)(void *) = hp->close_cb;
+    void *arg = hp->close_arg;
+    free(hp->read_buf);
+    free(hp);
+    if (cb)
+        cb(arg);
+}
+
+/* --- upstream connections --- */
+
+static void http_upstream_maybe_free(struct http_upstream *up)
+{
+    if (up->handles_open > 0 || up->bridged)
+        return;
+    struct http_proxy *hp = up->hp;
+    v2s_list_remove(&up->node);
+    free(up->wbuf);
+    free(up);
+    http_proxy_maybe_free(hp);
+}
+
+static void http_upstream_handle_closed(uv_handle_t *h)
+{
+    struct http_upstream *up = h->data;
+    up->handles_open--;
+    http_upstream_maybe_free(up);
+}
+
+static void http_upstream_relay_done(void *arg)
+{
+    struct http_upstream *up = arg;
+    up->bridged = 0;
+    http_upstream_maybe_free(up);
+}
+
+/* Lets the upstream go: a dial is cancelled, our end of the socketpair closed, which the relay
+ * sees as the end of the request side and passes on as a FIN. */
+static void http_upstream_release(struct http_upstream *up)
+{
+    if (!up || up->closing)
+        return;
+    up->closing = 1;
+    if (up->conn && up->conn->up == up)
+        up->conn->up = NULL;
+    up->conn = NULL;
+    if (up->dial) {
+        outbound_cancel(up->dial);
+        up->dial = NULL;
+    }
+    if (!up->bridged)
+        uv_close((uv_handle_t *)&up->relay_end, http_upstream_handle_closed);
+    uv_close((uv_handle_t *)&up->pipe, http_upstream_handle_closed);
+}
+
+/* --- answers the proxy writes itself --- */
+
+static const char *http_reason(int status)
+{
+    switch (status) {
+    case 400: return "Bad Request";
+    case 403: return "Forbidden";
+    case 408: return "Request Timeout";
+    case 431: return "Request Header Fields Too Large";
+    case 500: return "Internal Server Error";
+    case 501: return "Not Implemented";
+    case 502: return "Bad Gateway";
+    case 504: return "Gateway Timeout";
+    default: return "Error";
+    }
+}
+
+/* What the client is told when the destination could not be reached. */
+static int http_status_for(int err)
+{
+    switch (err) {
+    case UV_EACCES:
+    case UV_EPERM: return 403;
+    case UV_ETIMEDOUT: return 504;
+    default: return 502;
+    }
+}
+
+static void http_conn_linger_timeout(uv_timer_t *t)
+{
+    http_conn_close(t->data, 0);
+}
+
+static void http_conn_linger_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
+{
+    (void)buf;
+    if (nread < 0)
+        http_conn_close(stream->data, 0);
+}
+
+static void http_conn_end_shut(uv_shutdown_t *req, int status)
+{
+    struct http_conn *c = req->data;
+    if (c->state == HTTP_CONN_CLOSING)
+        return;
+    if (status < 0 ||
+        uv_read_start((uv_stream_t *)&c->client, http_conn_alloc_cb, http_conn_linger_read) < 0) {
+        http_conn_close(c, 0);
+        return;
+    }
+    uv_timer_start(&c->timer, http_conn_linger_timeout, HTTP_LINGER_MS, 0);
+}
+
+/* The error answer is written. Closing now, with the rest of the client's request unread, would
+ * make the kernel send a reset, which can destroy the answer before the client reads it: send a
+ * FIN, and read (and drop) what the client still sends until it closes, for a moment at most. */
+static void http_conn_end_written(uv_write_t *req, int status)
+{
+    struct http_conn *c = req->data;
+    c->writing = 0;
+    free(c->wbuf);
+    c->wbuf = NULL;
+    if (c->state == HTTP_CONN_CLOSING)
+        return;
+    c->shut_req.data = c;
+    if (status < 0 || uv_shutdown(&c->shut_req, (uv_stream_t *)&c->client, http_conn_end_shut) < 0)
+        http_conn_close(c, 0);
+}
+
+/* Answers status with a short text body, then closes the connection. */
+static void http_conn_fail(struct http_conn *c, int status, const char *why)
+{
+    if (c->state == HTTP_CONN_ENDING || c->state == HTTP_CONN_CLOSING)
+        return;
+    http_upstream_release(c->up);
+    if (c->dial) {
+        outbound_cancel(c->dial);
+        c->dial = NULL;
+    }
+    if (c->resp_started || c->writing) {
+        /* Part of an answer went out already: only a reset tells the client it is cut short. */
+        http_conn_close(c, 1);
+        return;
+    }
+    c->state = HTTP_CONN_ENDING;
+    uv_read_stop((uv_stream_t *)&c->client);
+    c->reading = 0;
+    uv_timer_stop(&c->timer);
+    char body[400];
+    int bl = snprintf(body, sizeof(body), "vpn2socks: %s\n", why);
+    if (bl < 0 || bl >= (int)sizeof(body))
+        bl = (int)strlen(body);
+    size_t cap = (size_t)bl + 256;
+    c->wbuf = malloc(cap);
+    if (!c->wbuf) {
+        http_conn_close(c, 1);
+        return;
+    }
+    int n = snprintf((char *)c->wbuf, cap,
+                     "HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\nContent-Length: %d\r\nConnection: close\r\n"
+                     "\r\n%s",
+                     status, http_reason(status), bl, body);
+    uv_buf_t b = uv_buf_init((char *)c->wbuf, (unsigned)n);
+    c->wreq.data = c;
+    c->writing = 1;
+    if (uv_write(&c->wreq, (uv_stream_t *)&c->client, &b, 1, http_conn_end_written) < 0) {
+        c->writing = 0;
+        http_conn_close(c, 1);
+    }
+}
+
+/* --- the client connection --- */
+
+static void http_conn_free(struct http_conn *c)
+{
+    struct http_proxy *hp = c->hp;
+    v2s_list_remove(&c->node);
+    conn_limit_give(&hp->limit, hp->shared);
+    http_msg_free(&c->req);
+    http_msg_free(&c->resp);
+    free(c->pending);
+    free(c->wbuf);
+    free(c);
+    http_proxy_maybe_free(hp);
+}
+
+static void http_conn_handle_closed(uv_handle_t *h)
+{
+    struct http_conn *c = h->data;
+    if (--c->handles_open == 0)
+        http_conn_free(c);
+}
+
+/* Ends a connection the relay does not own: with a reset when reset, else a FIN. */
+static void http_conn_close(struct http_conn *c, int reset)
+{
+    if (c->state == HTTP_CONN_CLOSING)
+        return;
+    if (c->dial)
+        outbound_cancel(c->dial);
+    c->dial = NULL;
+    http_upstream_release(c->up);
+    c->state = HTTP_CONN_CLOSING;
+    c->handles_open = 2;
+    uv_close((uv_handle_t *)&c->timer, http_conn_handle_closed);
+    if (!reset || uv_tcp_close_reset(&c->client, http_conn_handle_closed) < 0)
+        uv_close((uv_handle_t *)&c->client, http_conn_handle_closed);
+}
+
+/* The relay closed the client handle (CONNECT); only the timer is left. */
+static void http_conn_relay_done(void *arg)
+{
+    struct http_conn *c = arg;
+    c->state = HTTP_CONN_CLOSING;
+    c->handles_open = 1;
+    uv_close((uv_handle_t *)&c->timer, http_conn_handle_closed);
+}
+
+/* Keeps what the parser has not taken yet; the client is not read while there is some. */
+static int http_conn_keep(struct http_conn *c, const uint8_t *data, size_t len)
+{
+    if (len == 0)
+        return 0;
+    if (c->pending_len + len > HTTP_MAX_PENDING + HTTP_READ_BUF)
+        return -1;
+    uint8_t *p = realloc(c->pending, c->pending_len + len);
+    if (!p)
+        return -1;
+    memcpy(p + c->pending_len, data, len);
+    c->pending = p;
+    c->pending_len += len;
+    return 0;
+}
+
+/* Parses what was kept back, now that the state allows it. */
+static void http_conn_resume(struct http_conn *c)
+{
+    uint8_t *p = c->pending;
+    size_t len = c->pending_len;
+    c->pending = NULL;
+    c->pending_len = 0;
+    http_conn_client_input(c, p, len);
+    free(p);
+}
+
+static void http_conn_client_written(uv_write_t *req, int status)
+{
+    struct http_conn *c = req->data;
+    c->writing = 0;
+    free(c->wbuf);
+    c->wbuf = NULL;
+    if (c->state == HTTP_CONN_CLOSING)
+        return;
+    if (status < 0) {
+        v2s_debug("%s: write to the client failed: %s", c->peer, uv_strerror(status));
+        http_conn_close(c, 1);
+        return;
+    }
+    if (c->resp_done) {
+        http_conn_answer_done(c);
+        return;
+    }
+    if (c->up && c->state == HTTP_CONN_FORWARD &&
+        uv_read_start((uv_stream_t *)&c->up->pipe, http_upstream_alloc_cb, http_upstream_read_cb) < 0)
+        http_conn_close(c, 1);
+}
+
+/* Writes what the response parser produced to the client; the upstream is not read meanwhile. */
+static void http_conn_client_flush(struct http_conn *c)
+{
+    if (c->writing || c->resp.out_len == 0)
+        return;
+    size_t len;
+    c->wbuf = http_msg_take_out(&c->resp, &len);
+    uv_buf_t b = uv_buf_init((char *)c->wbuf, (unsigned)len);
+    c->wreq.data = c;
+    c->writing = 1;
+    if (c->up)
+        uv_read_stop((uv_stream_t *)&c->up->pipe);
+    if (uv_write(&c->wreq, (uv_stream_t *)&c->client, &b, 1, http_conn_client_written) < 0) {
+        c->writing = 0;
+        http_conn_close(c, 1);
+    }
+}
+
+/* The answer is written: close, or wait for the next request. */
+static void http_conn_answer_done(struct http_conn *c)
+{
+    if (!c->req_done || !c->keep_alive) {
+        http_conn_close(c, 0);
+        return;
+    }
+    if (c->up && !c->up->reusable)
+        http_upstream_release(c->up);
+    c->state = HTTP_CONN_HEAD;
+    c->resp_done = c->req_done = c->resp_started = 0;
+    http_msg_free(&c->req);
+    http_msg_init(&c->req, 0);
+    /* A kept upstream is watched while idle: its end, or bytes out of turn, let it go. */
+    if (c->up && uv_read_start((uv_stream_t *)&c->up->pipe, http_upstream_alloc_cb, http_upstream_read_cb) < 0)
+        http_upstream_release(c->up);
+    uv_timer_start(&c->timer, http_conn_timeout, c->hp->handshake_timeout_ms, 0);
+    http_conn_resume(c);
+}
+
+static void http_upstream_written(uv_write_t *req, int status)
+{
+    struct http_upstream *up = req->data;
+    up->writing = 0;
+    free(up->wbuf);
+    up->wbuf = NULL;
+    struct http_conn *c = up->conn;
+    if (!c)
+        return;
+    if (status < 0) {
+        /* The origin went away; its answer, if any, is still read. */
+        v2s_debug("%s: write to %s failed: %s", c->peer, c->target, uv_strerror(status));
+        return;
+    }
+    http_upstream_flush(c);
+    if (!up->writing && c->state == HTTP_CONN_FORWARD && !c->req_done)
+        http_conn_resume(c);
+}
+
+/* Sends what the request parser produced upstream, one write at a time. */
+static void http_upstream_flush(struct http_conn *c)
+{
+    struct http_upstream *up = c->up;
+    if (!up || up->writing || c->req.out_len == 0 || c->state != HTTP_CONN_FORWARD)
+        return;
+    size_t len;
+    up->wbuf = http_msg_take_out(&c->req, &len);
+    uv_buf_t b = uv_buf_init((char *)up->wbuf, (unsigned)len);
+    up->wreq.data = up;
+    up->writing = 1;
+    if (uv_write(&up->wreq, (uv_stream_t *)&up->pipe, &b, 1, http_upstream_written) < 0) {
+        up->writing = 0;
+        free(up->wbuf);
+        up->wbuf = NULL;
+        http_conn_fail(c, 502, "the destination's connection is gone");
+    }
+}
+
+/* The client is read while a request head or body is parsed, and while an answer is awaited
+ * (what it pipelines meanwhile is kept, up to HTTP_MAX_PENDING, not parsed): so a client that
+ * goes away is noticed. */
+static void http_conn_update_reading(struct http_conn *c)
+{
+    int want = 0;
+    if (c->state == HTTP_CONN_HEAD)
+        want = c->pending_len == 0;
+    else if (c->state == HTTP_CONN_FORWARD && !c->req_done)
+        want = c->pending_len == 0 && c->up && !c->up->writing;
+    else if (c->state == HTTP_CONN_FORWARD)
+        want = c->pending_len < HTTP_MAX_PENDING;
+    if (want && !c->reading)
+        c->reading = uv_read_start((uv_stream_t *)&c->client, http_conn_alloc_cb, http_conn_read_cb) == 0;
+    else if (!want && c->reading) {
+        uv_read_stop((uv_stream_t *)&c->client);
+        c->reading = 0;
+    }
+}
+
+/* The destination is reached: the request goes out, the answer is read. */
+static void http_conn_forward_start(struct http_conn *c)
+{
+    c->state = HTTP_CONN_FORWARD;
+    http_msg_free(&c->resp);
+    http_msg_init(&c->resp, 1);
+    c->resp.skip_body = c->head_method;
+    int rc = uv_read_start((uv_stream_t *)&c->up->pipe, http_upstream_alloc_cb, http_upstream_read_cb);
+    if (rc < 0 && rc != UV_EALREADY) {
+        http_conn_fail(c, 502, "cannot read the destination's connection");
+        return;
+    }
+    http_conn_resume(c);
+}
+
+static void http_upstream_dialed(void *arg, struct outbound_conn *d, int status, const struct v2s_addr *bound,
+                                 uint16_t port)
+{
+    struct http_upstream *up = arg;
+    struct http_conn *c = up->conn;
+    (void)bound;
+    (void)port;
+    up->dial = NULL;
+    if (status < 0) {
+        http_upstream_release(up);
+        if (c) {
+            char why[400];
+            snprintf(why, sizeof(why), "%s: %s", c->target, uv_strerror(status));
+            v2s_info("%s -> %s: %s (HTTP %d)", c->peer, c->target, uv_strerror(status), http_status_for(status));
+            http_conn_fail(c, http_status_for(status), why);
+        }
+        return;
+    }
+    up->bridged = 1;
+    up->handles_open--; /* relay_end is the relay's now */
+    outbound_bridge(d, &up->relay_end, NULL, 0, c ? c->peer : "http", http_upstream_relay_done, up);
+    if (c)
+        http_conn_forward_start(c);
+}
+
+/* A socketpair for the relay, then the dial. 0, or a negative uv error (nothing left open). */
+static int http_upstream_open(struct http_conn *c, const char *host, uint16_t port, const char *authority)
+{
+    struct http_proxy *hp = c->hp;
+    uv_loop_t *loop = c->client.loop;
+    int fds[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) < 0)
+        return uv_translate_sys_error(errno);
+    struct http_upstream *up = calloc(1, sizeof(*up));
+    if (!up) {
+        close(fds[0]);
+        close(fds[1]);
+        return UV_ENOMEM;
+    }
+    up->hp = hp;
+    up->conn = c;
+    snprintf(up->authority, sizeof(up->authority), "%s", authority);
+    v2s_list_init(&up->node);
+    v2s_list_push_front(&hp->upstreams, &up->node);
+    uv_tcp_init(loop, &up->relay_end);
+    uv_pipe_init(loop, &up->pipe, 0);
+    up->relay_end.data = up;
+    up->pipe.data = up;
+    up->handles_open = 2;
+    c->up = up;
+    int rc = uv_tcp_open(&up->relay_end, fds[0]);
+    if (rc < 0)
+        close(fds[0]);
+    int rc2 = uv_pipe_open(&up->pipe, fds[1]);
+    if (rc2 < 0)
+        close(fds[1]);
+    if (rc == 0)
+        rc = rc2;
+    struct v2s_addr addr;
+    int numeric = v2s_addr_parse(&addr, host) == 0;
+    if (rc == 0)
+        rc = outbound_connect(hp->out, numeric ? NULL : host, &addr, port, hp->connect_timeout_ms,
+                              http_upstream_dialed, up, &up->dial);
+    if (rc < 0) {
+        up->dial = NULL;
+        http_upstream_release(up);
+        return rc;
+    }
+    return 0;
+}
+
+static void http_conn_tunnel_dialed(void *arg, struct outbound_conn *d, int status, const struct v2s_addr *bound,
+                                    uint16_t port)
+{
+    static const char established[] = "HTTP/1.1 200 Connection established\r\n\r\n";
+    struct http_conn *c = arg;
+    (void)bound;
+    (void)port;
+    c->dial = NULL;
+    if (status < 0) {
+        char why[400];
+        snprintf(why, sizeof(why), "%s: %s", c->target, uv_strerror(status));
+        v2s_info("%s -> %s: %s (HTTP %d)", c->peer, c->target, uv_strerror(status), http_status_for(status));
+        http_conn_fail(c, http_status_for(status), why);
+        return;
+    }
+    uv_timer_stop(&c->timer);
+    c->state = HTTP_CONN_TUNNEL;
+    /* Queued in libuv ahead of anything the relay writes. */
+    uv_buf_t b = uv_buf_init((char *)established, sizeof(established) - 1);
+    c->wreq.data = c;
+    if (uv_try_write((uv_stream_t *)&c->client, &b, 1) != (int)b.len)
+        v2s_debug("%s: CONNECT answer not sent at once", c->peer);
+    outbound_bridge(d, &c->client, c->pending, c->pending_len, c->peer, http_conn_relay_done, c);
+    free(c->pending);
+    c->pending = NULL;
+    c->pending_len = 0;
+}
+
+/* host and port from text (CONNECT's "host:port", "[v6]:port"); 0 or -1. */
+static int http_split_authority(const char *text, size_t len, char *host, size_t cap, uint16_t *port)
+{
+    struct http_parser_url u;
+    http_parser_url_init(&u);
+    if (http_parser_parse_url(text, len, 1, &u) != 0 || u.field_data[UF_HOST].len >= cap || u.port == 0)
+        return -1;
+    memcpy(host, text + u.field_data[UF_HOST].off, u.field_data[UF_HOST].len);
+    host[u.field_data[UF_HOST].len] = '\0';
+    *port = u.port;
+    return 0;
+}
+
+static void http_conn_connect(struct http_conn *c)
+{
+    char host[256];
+    uint16_t port;
+    const char *url = c->req.text + c->req.target;
+    if (http_split_authority(url, c->req.target_len, host, sizeof(host), &port) < 0) {
+        http_conn_fail(c, 400, "CONNECT needs host:port");
+        return;
+    }
+    char shown[256];
+    snprintf(c->target, sizeof(c->target), strchr(host, ':') ? "[%s]:%u" : "%s:%u",
+             v2s_shown(host, shown, sizeof(shown)), port);
+    http_upstream_release(c->up);
+    /* The parser stops at a CONNECT's head: what follows is the tunnel's. */
+    c->state = HTTP_CONN_DIALING;
+    struct v2s_addr addr;
+    int numeric = v2s_addr_parse(&addr, host) == 0;
+    int rc = outbound_connect(c->hp->out, numeric ? NULL : host, &addr, port, c->hp->connect_timeout_ms,
+                              http_conn_tunnel_dialed, c, &c->dial);
+    if (rc < 0) {
+        c->dial = NULL;
+        char why[400];
+        snprintf(why, sizeof(why), "%s: %s", c->target, uv_strerror(rc));
+        v2s_info("%s -> %s: %s (HTTP %d)", c->peer, c->target, uv_strerror(rc), http_status_for(rc));
+        http_conn_fail(c, http_status_for(rc), why);
+    }
+}
+
+/* A request head is complete: where it goes, and how it is sent there. */
+static void http_conn_request(struct http_conn *c)
+{
+    struct http_msg *m = &c->req;
+    uv_timer_stop(&c->timer);
+    c->keep_alive = http_should_keep_alive(&m->p);
+    c->req_done = c->resp_done = c->resp_started = 0;
+    if (m->p.method == HTTP_CONNECT) {
+        http_conn_connect(c);
+        return;
+    }
+    const char *url = m->text + m->target;
+    size_t url_len = m->target_len;
+    struct http_parser_url u;
+    http_parser_url_init(&u);
+    if (http_parser_parse_url(url, url_len, 0, &u) != 0) {
+        http_conn_fail(c, 400, "malformed request target");
+        return;
+    }
+    if (!(u.field_set & (1 << UF_SCHEMA)) || !(u.field_set & (1 << UF_HOST))) {
+        http_conn_fail(c, 400, "this is a proxy: the request needs an absolute http:// URI");
+        return;
+    }
+    if (u.field_data[UF_SCHEMA].len != 4 || strncasecmp(url + u.field_data[UF_SCHEMA].off, "http", 4) != 0) {
+        http_conn_fail(c, 501, "only http:// URIs are proxied (use CONNECT for https)");
+        return;
+    }
+    char host[256];
+    if (u.field_data[UF_HOST].len >= sizeof(host) || u.field_data[UF_HOST].len == 0) {
+        http_conn_fail(c, 400, "host name too long");
+        return;
+    }
+    memcpy(host, url + u.field_data[UF_HOST].off, u.field_data[UF_HOST].len);
+    host[u.field_data[UF_HOST].len] = '\0';
+    uint16_t port = (u.field_set & (1 << UF_PORT)) ? u.port : 80;
+    if (port == 0) {
+        http_conn_fail(c, 400, "port 0");
+        return;
+    }
+    /* The origin-form target: the path and query, without the fragment. */
+    size_t start = url_len, end = url_len;
+    if (u.field_set & (1 << UF_PATH))
+        start = u.field_data[UF_PATH].off;
+    else if (u.field_set & (1 << UF_QUERY))
+        start = u.field_data[UF_QUERY].off - 1;
+    if (u.field_set & (1 << UF_FRAGMENT))
+        end = u.field_data[UF_FRAGMENT].off - 1;
+    if (start > end)
+        start = end;
+    char hosthdr[300], shown[256];
+    int v6 = strchr(host, ':') != NULL;
+    if (u.field_set & (1 << UF_PORT))
+        snprintf(hosthdr, sizeof(hosthdr), v6 ? "[%s]:%u" : "%s:%u", host, port);
+    else
+        snprintf(hosthdr, sizeof(hosthdr), v6 ? "[%s]" : "%s", host);
+    snprintf(c->target, sizeof(c->target), v6 ? "[%s]:%u" : "%s:%u", v2s_shown(host, shown, sizeof(shown)), port);
+    /* No path ("http://host", "http://host?q"): "/" goes first. */
+    int slash = start == end || url[start] != '/';
+    char *origin = malloc(end - start + 2);
+    int rc = -ENOMEM;
+    if (origin) {
+        origin[0] = '/';
+        memcpy(origin + slash, url + start, end - start);
+        rc = http_msg_write_request_head(m, origin, end - start + (size_t)slash, hosthdr, NULL);
+        free(origin);
+    }
+    if (rc < 0) {
+        http_conn_fail(c, 500, "out of memory");
+        return;
+    }
+    c->head_method = m->p.method == HTTP_HEAD;
+    v2s_debug("%s: %s http://%s", c->peer, http_method_str((enum http_method)m->p.method), c->target);
+    if (c->up && c->up->reusable && strcmp(c->up->authority, c->target) == 0) {
+        c->up->reusable = 0;
+        http_conn_forward_start(c);
+        return;
+    }
+    http_upstream_release(c->up);
+    c->state = HTTP_CONN_DIALING;
+    if ((rc = http_upstream_open(c, host, port, c->target)) < 0) {
+        char why[400];
+        snprintf(why, sizeof(why), "%s: %s", c->target, uv_strerror(rc));
+        v2s_info("%s -> %s: %s (HTTP %d)", c->peer, c->target, uv_strerror(rc), http_status_for(rc));
+        http_conn_fail(c, http_status_for(rc), why);
+    }
+}
+
+/* Bytes from the client: the next request's head, or the body of the one being sent. */
+static void http_conn_client_input(struct http_conn *c, const uint8_t *data, size_t len)
+{
+    for (;;) {
+        int parsing = c->state == HTTP_CONN_HEAD ||
+                      (c->state == HTTP_CONN_FORWARD && !c->req_done && c->up && !c->up->writing);
+        if (!parsing)
+            break;
+        size_t used;
+        enum http_msg_event ev = http_msg_feed(&c->req, data, len, &used);
+        data += used;
+        len -= used;
+        if (ev == HTTP_MSG_ERROR) {
+            v2s_info("%s: bad HTTP request: %s", c->peer, c->req.why ? c->req.why : "malformed");
+            http_conn_fail(c, c->req.status ? c->req.status : 400, c->req.why ? c->req.why : "bad request");
+            return;
+        }
+        if (ev == HTTP_MSG_HEAD) {
+            if (c->state != HTTP_CONN_HEAD || http_conn_keep(c, data, len) < 0) {
+                http_conn_fail(c, 400, "too much pipelined");
+                return;
+            }
+            http_conn_request(c);
+            if (c->state == HTTP_CONN_HEAD)
+                break;
+            http_conn_update_reading(c);
+            return;
+        }
+        if (ev == HTTP_MSG_DONE) {
+            c->req_done = 1;
+            break;
+        }
+        /* NEED_MORE: every byte is used. */
+        break;
+    }
+    if (c->state == HTTP_CONN_CLOSING || c->state == HTTP_CONN_ENDING)
+        return;
+    if (http_conn_keep(c, data, len) < 0) {
+        http_conn_fail(c, 400, "too much pipelined");
+        return;
+    }
+    http_upstream_flush(c);
+    http_conn_update_reading(c);
+}
+
+static void http_conn_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    struct http_conn *c = h->data;
+    (void)suggested;
+    /* Shared by every connection: the read callback consumes it before returning. */
+    *buf = uv_buf_init((char *)c->hp->read_buf, HTTP_READ_BUF);
+}
+
+static void http_conn_read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
+{
+    struct http_conn *c = stream->data;
+    if (nread == 0)
+        return;
+    if (nread < 0) {
+        v2s_debug("%s: client left (%s)", c->peer, uv_strerror((int)nread));
+        /* Even a half-close after a whole request: as nginx and Squid do by default, the end of
+         * the client's side means it gave up, and the origin is let go. */
+        http_conn_close(c, 0);
+        return;
+    }
+    http_conn_client_input(c, (const uint8_t *)buf->base, (size_t)nread);
+}
+
+/* --- the answer --- */
+
+static void http_upstream_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    struct http_upstream *up = h->data;
+    (void)suggested;
+    *buf = uv_buf_init((char *)up->hp->read_buf, HTTP_READ_BUF);
+}
+
+/* The answer ended before it was complete, or could not be read. */
+static void http_conn_bad_answer(struct http_conn *c, const char *why)
+{
+    v2s_info("%s -> %s: %s", c->peer, c->target, why);
+    http_conn_fail(c, 502, why);
+}
+
+static void http_upstream_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    struct http_upstream *up = s->data;
+    struct http_conn *c = up->conn;
+    if (nread == 0)
+        return;
+    if (!c || c->state != HTTP_CONN_FORWARD || c->resp_done) {
+        /* An idle connection kept for the next request ended or spoke out of turn. */
+        http_upstream_release(up);
+        return;
+    }
+    const uint8_t *data = (const uint8_t *)buf->base;
+    size_t len = nread > 0 ? (size_t)nread : 0;
+    while (!c->resp_done) {
+        size_t used = 0;
+        enum http_msg_event ev = nread < 0 ? http_msg_finish(&c->resp) : http_msg_feed(&c->resp, data, len, &used);
+        data += used;
+        len -= used;
+        if (ev == HTTP_MSG_ERROR || (nread < 0 && ev == HTTP_MSG_NEED_MORE)) {
+            http_conn_bad_answer(c, nread < 0 ? "the destination closed the connection without a complete answer"
+                                              : "malformed answer from the destination");
+            return;
+        }
+        if (ev == HTTP_MSG_HEAD) {
+            struct http_msg *m = &c->resp;
+            const char *extra = NULL;
+            if (m->p.status_code >= 200) {
+                int eof_framed = !(m->p.flags & F_CHUNKED) && m->p.content_length == UINT64_MAX && !m->skip_body &&
+                                 m->p.status_code != 204 && m->p.status_code != 304;
+                if (eof_framed || !c->req_done)
+                    c->keep_alive = 0;
+                if (!c->keep_alive)
+                    extra = "Connection: close\r\n";
+                c->resp_started = 1;
+            } else if (m->p.status_code == 101) {
+                http_conn_bad_answer(c, "the destination switched protocols, which this proxy does not relay");
+                return;
+            }
+            if (http_msg_write_response_head(m, extra) < 0) {
+                http_conn_fail(c, 500, "out of memory");
+                return;
+            }
+            continue;
+        }
+        if (ev == HTTP_MSG_DONE) {
+            if (c->resp.p.status_code < 200) {
+                http_msg_next(&c->resp);
+                continue;
+            }
+            c->resp_done = 1;
+            up->reusable = nread > 0 && len == 0 && http_should_keep_alive(&c->resp.p);
+            break;
+        }
+        break; /* NEED_MORE */
+    }
+    if (nread < 0)
+        http_upstream_release(up);
+    http_conn_client_flush(c);
+    if (c->resp_done && !c->writing && c->state == HTTP_CONN_FORWARD)
+        http_conn_answer_done(c);
+}
+
+/* --- the listener --- */
+
+static void http_conn_timeout(uv_timer_t *t)
+{
+    struct http_conn *c = t->data;
+    if (c->state != HTTP_CONN_HEAD)
+        return;
+    if (c->req.in_head || c->pending_len > 0) {
+        v2s_info("%s: HTTP request head timed out", c->peer);
+        http_conn_fail(c, 408, "the request head did not come in time");
+    } else
+        http_conn_close(c, 0);
+}
+
+static void http_proxy_on_connection(uv_stream_t *listener, int status);
+
+static void http_proxy_refused_closed(void *arg, int retry)
+{
+    struct http_proxy *hp = arg;
+    hp->handles_open--;
+    if (retry && !hp->closing) {
+        http_proxy_on_connection((uv_stream_t *)&hp->listener, 0);
+        return;
+    }
+    http_proxy_maybe_free(hp);
+}
+
+static void http_proxy_on_connection(uv_stream_t *listener, int status)
+{
+    struct http_proxy *hp = listener->data;
+    if (status < 0) {
+        v2s_warn("http: accept failed: %s", uv_strerror(status));
+        return;
+    }
+    if (conn_limit_take(&hp->limit, hp->shared, uv_now(listener->loop)) < 0) {
+        hp->handles_open += refuser_refuse(&hp->refuser);
+        return;
+    }
+    struct http_conn *c = calloc(1, sizeof(*c));
+    if (!c) {
+        conn_limit_give(&hp->limit, hp->shared);
+        hp->handles_open += refuser_refuse(&hp->refuser);
+        return;
+    }
+    c->hp = hp;
+    uv_tcp_init(listener->loop, &c->client);
+    uv_timer_init(listener->loop, &c->timer);
+    c->client.data = c;
+    c->timer.data = c;
+    v2s_list_init(&c->node);
+    v2s_list_push_front(&hp->conns, &c->node);
+    http_msg_init(&c->req, 0);
+    http_msg_init(&c->resp, 1);
+    c->state = HTTP_CONN_HEAD;
+    if (uv_accept(listener, (uv_stream_t *)&c->client) < 0) {
+        http_conn_close(c, 0);
+        return;
+    }
+    struct sockaddr_storage ss;
+    int sl = sizeof(ss);
+    snprintf(c->peer, sizeof(c->peer), "?");
+    if (uv_tcp_getpeername(&c->client, (struct sockaddr *)&ss, &sl) == 0)
+        v2s_sockaddr_format((const struct sockaddr *)&ss, c->peer, sizeof(c->peer));
+    uv_tcp_nodelay(&c->client, 1);
+    uv_timer_start(&c->timer, http_conn_timeout, hp->handshake_timeout_ms, 0);
+    if (uv_read_start((uv_stream_t *)&c->client, http_conn_alloc_cb, http_conn_read_cb) < 0) {
+        http_conn_close(c, 0);
+        return;
+    }
+    c->reading = 1;
+}
+
+int http_proxy_new(struct http_proxy **out, const struct http_proxy_config *cfg, const struct sockaddr *addr)
+{
+    struct http_proxy *hp = calloc(1, sizeof(*hp));
+    if (!hp)
+        return UV_ENOMEM;
+    hp->read_buf = malloc(HTTP_READ_BUF);
+    if (!hp->read_buf) {
+        free(hp);
+        return UV_ENOMEM;
+    }
+    hp->out = cfg->out;
+    hp->connect_timeout_ms = cfg->connect_timeout_ms;
+    hp->handshake_timeout_ms = cfg->handshake_timeout_ms;
+    hp->shared = cfg->shared;
+    v2s_list_init(&hp->conns);
+    v2s_list_init(&hp->upstreams);
+    char where[V2S_ADDR_STRLEN], name[V2S_ADDR_STRLEN + 32];
+    v2s_sockaddr_format(addr, where, sizeof(where));
+    snprintf(name, sizeof(name), "HTTP listener %s", where);
+    conn_limit_init(&hp->limit, cfg->max_conns, name, "--listener-max-connections");
+    uv_tcp_init(cfg->loop, &hp->listener);
+    hp->listener.data = hp;
+    hp->handles_open = 1;
+    refuser_init(&hp->refuser, (uv_stream_t *)&hp->listener, http_proxy_refused_closed, hp);
+    int rc = uv_tcp_bind(&hp->listener, addr, 0);
+    if (rc == 0)
+        rc = uv_listen((uv_stream_t *)&hp->listener, 511, http_proxy_on_connection);
+    if (rc < 0) {
+        http_proxy_close(hp, NULL, NULL);
+        return rc;
+    }
+    *out = hp;
+    return 0;
+}
+
+int http_proxy_local(const struct http_proxy *hp, struct sockaddr *addr, int *len)
+{
+    return uv_tcp_getsockname(&hp->listener, addr, len);
+}
+
+static void http_proxy_listener_closed(uv_handle_t *h)
+{
+    struct http_proxy *hp = h->data;
+    hp->handles_open--;
+    http_proxy_maybe_free(hp);
+}
+
+void http_proxy_close(struct http_proxy *hp, void (*cb)(void *arg), void *arg)
+{
+    hp->closing = 1;
+    hp->close_cb = cb;
+    hp->close_arg = arg;
+    uv_close((uv_handle_t *)&hp->listener, http_proxy_listener_closed);
+    struct v2s_list *n, *tmp;
+    V2S_LIST_FOREACH_SAFE(n, tmp, &hp->conns) {
+        struct http_conn *c = V2S_LIST_ENTRY(n, struct http_conn, node);
+        if (c->state != HTTP_CONN_TUNNEL)
+            http_conn_close(c, 0);
+    }
+}

@@ -1,0 +1,27 @@
+/* The HTTP proxy listener (-H): CONNECT tunnels and absolute-URI requests (http:// only). */
+#ifndef VPN2SOCKS_HTTP_PROXY_H
+#define VPN2SOCKS_HTTP_PROXY_H
+
+struct http_proxy;
+struct outbound;
+struct conn_limit;
+struct sockaddr;
+typedef struct uv_loop_s uv_loop_t;
+
+struct http_proxy_config {
+    uv_loop_t *loop;
+    struct outbound *out;          /* connections are opened through it (route/outbound.h) */
+    unsigned connect_timeout_ms;   /* given to each connect */
+    unsigned max_conns;            /* this listener's cap; 0: none */
+    struct conn_limit *shared;     /* the cap over every listener (the caller keeps it), or NULL */
+    unsigned handshake_timeout_ms; /* from accept (or the end of the last answer) to a complete head */
+};
+
+/* Listens on addr. 0 or a negative uv error. */
+int http_proxy_new(struct http_proxy **out, const struct http_proxy_config *cfg, const struct sockaddr *addr);
+/* The address the listener is bound to (the port the kernel chose for port 0). 0 or a uv error. */
+int http_proxy_local(const struct http_proxy *hp, struct sockaddr *addr, int *len);
+/* Stops listening and ends every connection; cb runs once all handles are closed. */
+void http_proxy_close(struct http_proxy *hp, void (*cb)(void *arg), void *arg);
+
+#endif
