@@ -1,0 +1,367 @@
+/* http/proxy.c, the -H listener, on a real libuv loop: through the routed outbound (route/dial.c)
+ * and the real direct one to loopback servers the test plays. CONNECT relays with early data; an
+ * absolute-URI GET reaches the origin in origin form with the hop-by-hop headers gone; two
+ * requests on one connection (the same origin connection reused, then another origin); a
+ * pipelined pair answered in order; a chunked POST re-chunked; 400 for garbage, 501 for https,
+ * 403 for a destination the router rejects, 502 for a refused port; no handle left. */
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <uv.h>
+
+#include "http/proxy.h"
+#include "route/dial.h"
+#include "route/direct.h"
+#include "route/outbound.h"
+#include "route/router.h"
+#include "test.h"
+#include "uvtest.h"
+
+struct htest {
+    uv_loop_t loop;
+    struct router router;
+    struct outbound *direct, *dialer;
+    struct http_proxy *hp;
+    uint16_t port;
+    int ob_closed;
+    int hp_closed;
+};
+
+static void htest_ob_closed(void *arg)
+{
+    ((struct htest *)arg)->ob_closed++;
+}
+
+static void htest_hp_closed(void *arg)
+{
+    ((struct htest *)arg)->hp_closed++;
+}
+
+/* 127.0.0.0/8 goes direct (with --allow-direct-local), everything else is rejected. */
+static void htest_start(struct htest *t)
+{
+    memset(t, 0, sizeof(*t));
+    ASSERT_EQ(uv_loop_init(&t->loop), 0);
+    router_init(&t->router);
+    struct v2s_cidr c;
+    ASSERT(v2s_cidr_parse(&c, "127.0.0.0/8", 1) == 0);
+    ASSERT_EQ(router_add_user(&t->router, &c, ROUTER_DIRECT), 0);
+    t->router.others = ROUTER_OTHERS_REJECT;
+    t->router.allow_direct_local = 1;
+    ASSERT_EQ(direct_new(&t->direct, &t->loop), 0);
+    struct dial_config dcfg = {.loop = &t->loop, .stack = NULL, .router = &t->router};
+    dcfg.via[ROUTER_TUNNEL] = t->direct; /* nothing here goes to the tunnel */
+    dcfg.via[ROUTER_DIRECT] = t->direct;
+    ASSERT_EQ(dial_new(&t->dialer, &dcfg), 0);
+    struct http_proxy_config cfg = {
+        .loop = &t->loop,
+        .out = t->dialer,
+        .connect_timeout_ms = 3000,
+        .handshake_timeout_ms = 5000,
+    };
+    struct sockaddr_in sin = {.sin_family = AF_INET};
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ASSERT_EQ(http_proxy_new(&t->hp, &cfg, (const struct sockaddr *)&sin), 0);
+    struct sockaddr_storage ss;
+    int len = sizeof(ss);
+    ASSERT_EQ(http_proxy_local(t->hp, (struct sockaddr *)&ss, &len), 0);
+    t->port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+}
+
+static void htest_finish(struct htest *t)
+{
+    http_proxy_close(t->hp, htest_hp_closed, t);
+    outbound_close(t->dialer, htest_ob_closed, t);
+    outbound_close(t->direct, htest_ob_closed, t);
+    for (int i = 0; i < 3000 && (t->ob_closed < 2 || t->hp_closed < 1); i++)
+        uvtest_run_until(&t->loop, &t->hp_closed, 1);
+    ASSERT_EQ(t->ob_closed, 2);
+    ASSERT_EQ(t->hp_closed, 1);
+    router_free(&t->router);
+    uvtest_loop_finish(&t->loop);
+}
+
+/* Reads a message head (through the blank line) from fd into buf, NUL-terminated. */
+static size_t htest_read_head(struct htest *t, int fd, char *buf, size_t cap)
+{
+    size_t n = 0;
+    int end = 0;
+    while (n + 1 < cap) {
+        if (uvtest_recv(&t->loop, fd, (uint8_t *)buf + n, 1, &end, 3000) != 1)
+            break;
+        n++;
+        if (n >= 4 && memcmp(buf + n - 4, "\r\n\r\n", 4) == 0)
+            break;
+    }
+    buf[n] = '\0';
+    return n;
+}
+
+/* Reads exactly n bytes; asserts they came. */
+static void htest_read(struct htest *t, int fd, char *buf, size_t n)
+{
+    int end;
+    ASSERT_EQ(uvtest_recv(&t->loop, fd, (uint8_t *)buf, n, &end, 3000), n);
+    buf[n] = '\0';
+}
+
+/* Reads a chunked body and checks its framing: sizes in hex without extensions, CRLF after each
+ * chunk, no trailer. Returns the body, NUL-terminated, in buf. */
+static const char *htest_read_chunked(struct htest *t, int fd, char *buf, size_t cap)
+{
+    size_t n = 0;
+    for (;;) {
+        char line[32];
+        size_t k = 0;
+        int end;
+        while (k + 1 < sizeof(line)) {
+            ASSERT_EQ(uvtest_recv(&t->loop, fd, (uint8_t *)line + k, 1, &end, 3000), 1);
+            k++;
+            if (k >= 2 && line[k - 2] == '\r' && line[k - 1] == '\n')
+                break;
+        }
+        line[k] = '\0';
+        char *stop;
+        unsigned long size = strtoul(line, &stop, 16);
+        ASSERT_STR_EQ(stop, "\r\n");
+        if (size == 0)
+            break;
+        ASSERT(n + size + 2 < cap);
+        htest_read(t, fd, buf + n, size + 2);
+        ASSERT_MEM_EQ(buf + n + size, "\r\n", 2);
+        n += size;
+    }
+    char crlf[3];
+    htest_read(t, fd, crlf, 2);
+    ASSERT_STR_EQ(crlf, "\r\n");
+    buf[n] = '\0';
+    return buf;
+}
+
+static void htest_send(struct htest *t, int fd, const char *s)
+{
+    uvtest_send(&t->loop, fd, s, strlen(s));
+}
+
+/* The status code of a response head. */
+static int htest_status(const char *head)
+{
+    int code = 0;
+    if (sscanf(head, "HTTP/1.1 %d", &code) != 1)
+        return -1;
+    return code;
+}
+
+TEST_IMPL(http_proxy_connect)
+{
+    struct htest t;
+    char buf[512];
+    htest_start(&t);
+    uint16_t port;
+    int l = uvtest_listen(&port);
+    int fd = uvtest_connect(t.port);
+    /* The request and the tunnel's first bytes in one write: they must reach the server. */
+    snprintf(buf, sizeof(buf), "CONNECT 127.0.0.1:%u HTTP/1.1\r\nHost: 127.0.0.1:%u\r\n\r\nping", port, port);
+    htest_send(&t, fd, buf);
+    int remote = uvtest_accept(&t.loop, l, 3000);
+    ASSERT(remote >= 0);
+    htest_read_head(&t, fd, buf, sizeof(buf));
+    ASSERT_STR_EQ(buf, "HTTP/1.1 200 Connection established\r\n\r\n");
+    htest_read(&t, remote, buf, 4);
+    ASSERT_STR_EQ(buf, "ping");
+    htest_send(&t, remote, "pong");
+    htest_read(&t, fd, buf, 4);
+    ASSERT_STR_EQ(buf, "pong");
+    ASSERT_EQ(shutdown(fd, SHUT_WR), 0);
+    ASSERT_EQ(uvtest_wait_end(&t.loop, remote, NULL, 3000), 1);
+    close(remote);
+    ASSERT_EQ(uvtest_wait_end(&t.loop, fd, NULL, 3000), 1);
+    close(fd);
+    close(l);
+    htest_finish(&t);
+    return 0;
+}
+
+TEST_IMPL(http_proxy_get_keep_alive)
+{
+    struct htest t;
+    char buf[2048], want[2048];
+    htest_start(&t);
+    uint16_t port, port2;
+    int l = uvtest_listen(&port);
+    int l2 = uvtest_listen(&port2);
+    int fd = uvtest_connect(t.port);
+
+    /* An absolute URI with hop-by-hop headers, some named by Connection. */
+    snprintf(buf, sizeof(buf),
+             "GET http://127.0.0.1:%u/a/b?c=d#frag HTTP/1.1\r\n"
+             "Host: wrong.example\r\n"
+             "Connection: keep-alive, X-Hop\r\n"
+             "Proxy-Connection: keep-alive\r\n"
+             "Proxy-Authorization: Basic dTpw\r\n"
+             "Keep-Alive: timeout=5\r\n"
+             "TE: trailers\r\n"
+             "Upgrade: websocket\r\n"
+             "X-Hop: gone\r\n"
+             "Accept: */*\r\n"
+             "\r\n",
+             port);
+    htest_send(&t, fd, buf);
+    int remote = uvtest_accept(&t.loop, l, 3000);
+    ASSERT(remote >= 0);
+    htest_read_head(&t, remote, buf, sizeof(buf));
+    snprintf(want, sizeof(want), "GET /a/b?c=d HTTP/1.1\r\nHost: 127.0.0.1:%u\r\nAccept: */*\r\n\r\n", port);
+    ASSERT_STR_EQ(buf, want);
+    htest_send(&t, remote, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nKeep-Alive: timeout=9\r\n\r\nhello");
+    htest_read_head(&t, fd, buf, sizeof(buf));
+    ASSERT_STR_EQ(buf, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n");
+    htest_read(&t, fd, buf, 5);
+    ASSERT_STR_EQ(buf, "hello");
+
+    /* The second request on the same connection, to the same origin: its connection is reused. */
+    snprintf(buf, sizeof(buf), "HEAD http://127.0.0.1:%u/x HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", port);
+    htest_send(&t, fd, buf);
+    htest_read_head(&t, remote, buf, sizeof(buf));
+    snprintf(want, sizeof(want), "HEAD /x HTTP/1.1\r\nHost: 127.0.0.1:%u\r\n\r\n", port);
+    ASSERT_STR_EQ(buf, want);
+    /* A HEAD answer has no body, whatever its Content-Length says. */
+    htest_send(&t, remote, "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n");
+    htest_read_head(&t, fd, buf, sizeof(buf));
+    ASSERT_STR_EQ(buf, "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n");
+
+    /* The third goes to another origin: the first connection is closed, a new one made; two
+     * requests pipelined in one write are answered in order, the second only after the first. */
+    snprintf(buf, sizeof(buf),
+             "GET http://127.0.0.1:%u/1 HTTP/1.1\r\n\r\nGET http://127.0.0.1:%u/2 HTTP/1.1\r\n\r\n", port2, port2);
+    htest_send(&t, fd, buf);
+    ASSERT_EQ(uvtest_wait_end(&t.loop, remote, NULL, 3000), 1);
+    close(remote);
+    int remote2 = uvtest_accept(&t.loop, l2, 3000);
+    ASSERT(remote2 >= 0);
+    htest_read_head(&t, remote2, buf, sizeof(buf));
+    snprintf(want, sizeof(want), "GET /1 HTTP/1.1\r\nHost: 127.0.0.1:%u\r\n\r\n", port2);
+    ASSERT_STR_EQ(buf, want);
+    /* Nothing of the second request yet. */
+    size_t extra = 0;
+    ASSERT_EQ(uvtest_wait_end(&t.loop, remote2, &extra, 200), 0);
+    ASSERT_EQ(extra, 0);
+    htest_send(&t, remote2, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\none\r\n0\r\n\r\n");
+    htest_read_head(&t, fd, buf, sizeof(buf));
+    ASSERT_STR_EQ(buf, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n");
+    htest_read(&t, fd, buf, 13);
+    ASSERT_STR_EQ(buf, "3\r\none\r\n0\r\n\r\n");
+    htest_read_head(&t, remote2, buf, sizeof(buf));
+    snprintf(want, sizeof(want), "GET /2 HTTP/1.1\r\nHost: 127.0.0.1:%u\r\n\r\n", port2);
+    ASSERT_STR_EQ(buf, want);
+    /* An answer framed by the connection's end: the client is told, and the connection closed. */
+    htest_send(&t, remote2, "HTTP/1.1 200 OK\r\n\r\ntwo");
+    ASSERT_EQ(shutdown(remote2, SHUT_WR), 0);
+    htest_read_head(&t, fd, buf, sizeof(buf));
+    ASSERT_STR_EQ(buf, "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n");
+    htest_read(&t, fd, buf, 3);
+    ASSERT_STR_EQ(buf, "two");
+    ASSERT_EQ(uvtest_wait_end(&t.loop, fd, NULL, 3000), 1);
+    close(fd);
+    close(remote2);
+    close(l);
+    close(l2);
+    htest_finish(&t);
+    return 0;
+}
+
+TEST_IMPL(http_proxy_chunked_post)
+{
+    struct htest t;
+    char buf[2048], want[512];
+    htest_start(&t);
+    uint16_t port;
+    int l = uvtest_listen(&port);
+    int fd = uvtest_connect(t.port);
+    snprintf(buf, sizeof(buf),
+             "POST http://127.0.0.1:%u/up HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Type: text/plain\r\n\r\n"
+             "5\r\nhello\r\n",
+             port);
+    htest_send(&t, fd, buf);
+    int remote = uvtest_accept(&t.loop, l, 3000);
+    ASSERT(remote >= 0);
+    htest_read_head(&t, remote, buf, sizeof(buf));
+    snprintf(want, sizeof(want),
+             "POST /up HTTP/1.1\r\nHost: 127.0.0.1:%u\r\nTransfer-Encoding: chunked\r\nContent-Type: text/plain\r\n\r\n",
+             port);
+    ASSERT_STR_EQ(buf, want);
+    /* The rest in pieces, a chunk extension and a trailer: re-chunked (where the pieces split
+     * depends on the reads), the extension and the trailer dropped. */
+    htest_send(&t, fd, "7;ext=1\r\n, worl");
+    htest_send(&t, fd, "d\r\n0\r\nX-Trailer: 1\r\n\r\n");
+    ASSERT_STR_EQ(htest_read_chunked(&t, remote, buf, sizeof(buf)), "hello, world");
+    /* A Content-Length body, then the answer; the connection stays for the next. */
+    htest_send(&t, remote, "HTTP/1.1 201 Created\r\nContent-Length: 2\r\n\r\nok");
+    htest_read_head(&t, fd, buf, sizeof(buf));
+    ASSERT_EQ(htest_status(buf), 201);
+    htest_read(&t, fd, buf, 2);
+    ASSERT_STR_EQ(buf, "ok");
+    snprintf(buf, sizeof(buf), "PUT http://127.0.0.1:%u/p HTTP/1.1\r\nContent-Length: 4\r\n\r\nbody", port);
+    htest_send(&t, fd, buf);
+    htest_read_head(&t, remote, buf, sizeof(buf));
+    snprintf(want, sizeof(want), "PUT /p HTTP/1.1\r\nHost: 127.0.0.1:%u\r\nContent-Length: 4\r\n\r\n", port);
+    ASSERT_STR_EQ(buf, want);
+    htest_read(&t, remote, buf, 4);
+    ASSERT_STR_EQ(buf, "body");
+    /* A client that goes away while its answer is awaited: noticed, the origin let go. */
+    close(fd);
+    ASSERT_EQ(uvtest_wait_end(&t.loop, remote, NULL, 3000), 1);
+    close(remote);
+    close(l);
+    htest_finish(&t);
+    return 0;
+}
+
+/* One request on a fresh connection: the status of the answer, which closes the connection. */
+static int htest_ask(struct htest *t, const char *request)
+{
+    char buf[1024];
+    int fd = uvtest_connect(t->port);
+    htest_send(t, fd, request);
+    htest_read_head(t, fd, buf, sizeof(buf));
+    int status = htest_status(buf);
+    ASSERT(strstr(buf, "Connection: close\r\n") != NULL);
+    ASSERT(uvtest_wait_end(&t->loop, fd, NULL, 3000) != 0);
+    close(fd);
+    return status;
+}
+
+TEST_IMPL(http_proxy_errors)
+{
+    struct htest t;
+    char buf[512];
+    htest_start(&t);
+    ASSERT_EQ(htest_ask(&t, "this is not HTTP\r\n\r\n"), 400);
+    ASSERT_EQ(htest_ask(&t, "GET /origin-form HTTP/1.1\r\nHost: x\r\n\r\n"), 400);
+    ASSERT_EQ(htest_ask(&t, "GET https://127.0.0.1/ HTTP/1.1\r\n\r\n"), 501);
+    ASSERT_EQ(htest_ask(&t, "GET http://127.0.0.1:1/ HTTP/1.1\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n"),
+              400);
+    /* --others reject: the router's verdict is 403, for both kinds of request. */
+    ASSERT_EQ(htest_ask(&t, "GET http://203.0.113.1/ HTTP/1.1\r\n\r\n"), 403);
+    ASSERT_EQ(htest_ask(&t, "CONNECT 203.0.113.1:443 HTTP/1.1\r\n\r\n"), 403);
+    /* Nothing listens: 502. */
+    snprintf(buf, sizeof(buf), "GET http://127.0.0.1:%u/ HTTP/1.1\r\n\r\n", uvtest_closed_port());
+    ASSERT_EQ(htest_ask(&t, buf), 502);
+    snprintf(buf, sizeof(buf), "CONNECT 127.0.0.1:%u HTTP/1.1\r\n\r\n", uvtest_closed_port());
+    ASSERT_EQ(htest_ask(&t, buf), 502);
+    /* A head over 64 KiB: 431. */
+    size_t big = 70 * 1024;
+    char *req = malloc(big + 128);
+    ASSERT(req != NULL);
+    int n = snprintf(req, 128, "GET http://127.0.0.1/ HTTP/1.1\r\nX-Big: ");
+    memset(req + n, 'a', big);
+    strcpy(req + n + big, "\r\n\r\n");
+    ASSERT_EQ(htest_ask(&t, req), 431);
+    free(req);
+    htest_finish(&t);
+    return 0;
+}
