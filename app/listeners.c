@@ -15,6 +15,11 @@ size_t listener_specs(const struct options *o, struct listener_spec *out, size_t
         out[n].kind = LISTENER_SOCKS;
         out[n].fwd.listen = o->socks[i];
     }
+    for (size_t i = 0; i < o->n_http && n < cap; i++, n++) {
+        memset(&out[n], 0, sizeof(out[n]));
+        out[n].kind = LISTENER_HTTP;
+        out[n].fwd.listen = o->http[i];
+    }
     for (size_t i = 0; i < o->n_forwards && n < cap; i++, n++) {
         const struct options_forward *f = &o->forwards[i];
         out[n].kind = f->remote ? (f->udp ? LISTENER_REMOTE_UDP : LISTENER_REMOTE_TCP)
@@ -44,7 +49,7 @@ int listener_spec_equal(const struct listener_spec *a, const struct listener_spe
 {
     if (a->kind != b->kind || !same_sockaddr(&a->fwd.listen, &b->fwd.listen))
         return 0;
-    return a->kind == LISTENER_SOCKS || (a->fwd.port == b->fwd.port && strcmp(a->fwd.host, b->fwd.host) == 0);
+    return a->kind == LISTENER_SOCKS || a->kind == LISTENER_HTTP || (a->fwd.port == b->fwd.port && strcmp(a->fwd.host, b->fwd.host) == 0);
 }
 
 const char *listener_spec_name(const struct listener_spec *s, char *buf, size_t cap)
@@ -55,10 +60,11 @@ const char *listener_spec_name(const struct listener_spec *s, char *buf, size_t 
         [LISTENER_LOCAL_UDP] = "UDP forward",
         [LISTENER_REMOTE_TCP] = "remote forward",
         [LISTENER_REMOTE_UDP] = "remote UDP forward",
+        [LISTENER_HTTP] = "HTTP",
     };
     char where[V2S_ADDR_STRLEN];
     v2s_sockaddr_format((const struct sockaddr *)&s->fwd.listen, where, sizeof(where));
-    if (s->kind == LISTENER_SOCKS)
+    if (s->kind == LISTENER_SOCKS || s->kind == LISTENER_HTTP)
         snprintf(buf, cap, "%s %s", kinds[s->kind], where);
     else
         snprintf(buf, cap, strchr(s->fwd.host, ':') ? "%s %s -> [%s]:%u" : "%s %s -> %s:%u", kinds[s->kind], where,

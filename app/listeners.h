@@ -14,9 +14,10 @@ enum listener_kind {
     LISTENER_LOCAL_UDP,  /* -L .../udp */
     LISTENER_REMOTE_TCP, /* -R */
     LISTENER_REMOTE_UDP, /* -R .../udp */
+    LISTENER_HTTP,       /* -H */
 };
 
-enum { LISTENERS_MAX = OPTIONS_MAX_LISTENERS + OPTIONS_MAX_FORWARDS };
+enum { LISTENERS_MAX = 2 * OPTIONS_MAX_LISTENERS + OPTIONS_MAX_FORWARDS }; /* -D, -H, the forwards */
 
 /* One listener: its kind, where it listens (fwd.listen) and, for a forward, where it forwards to
  * (fwd.host, fwd.port). Two specs are the same listener when all of these are equal. */
@@ -25,10 +26,10 @@ struct listener_spec {
     struct options_forward fwd;
 };
 
-/* The listeners o asks for, SOCKS first, then the forwards in their order; at most cap. */
+/* The listeners o asks for, SOCKS first, then HTTP, then the forwards in their order; at most cap. */
 size_t listener_specs(const struct options *o, struct listener_spec *out, size_t cap);
 int listener_spec_equal(const struct listener_spec *a, const struct listener_spec *b);
-/* "SOCKS 127.0.0.1:1080", "forward 127.0.0.1:5432 -> db.internal:5432", ... for the log. */
+/* "SOCKS 127.0.0.1:1080", "HTTP 127.0.0.1:8118", "forward 127.0.0.1:5432 -> db.internal:5432", ... for the log. */
 const char *listener_spec_name(const struct listener_spec *s, char *buf, size_t cap);
 /* From the running listeners (run) to the ones asked for (want): keep[i] is 1 when run[i] is also
  * in want (it keeps running, its connections untouched) and 0 when it is to be closed; from[j] is

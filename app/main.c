@@ -19,6 +19,7 @@
 #include "app/listeners.h"
 #include "app/memtrim.h"
 #include "app/options.h"
+#include "http/proxy.h"
 #include "route/outbound.h"
 #include "route/router.h"
 #include "route/via_stack.h"
@@ -526,6 +527,25 @@ static int app_listener_start(struct app *a, struct app_listener *l)
             app_warn_exposed(sa, "SOCKS listener", where);
         return 0;
     }
+    case LISTENER_HTTP: {
+        struct http_proxy_config cfg = {
+            .loop = a->loop,
+            .out = a->dialer,
+            .connect_timeout_ms = a->opt.connect_timeout_ms,
+            .max_conns = a->listener_max_conns,
+            .shared = &a->conns,
+            .handshake_timeout_ms = a->opt.handshake_timeout_ms,
+        };
+        struct http_proxy *hp = NULL;
+        if ((rc = http_proxy_new(&hp, &cfg, sa)) < 0) {
+            v2s_error("HTTP listener %s: %s", where, uv_strerror(rc));
+            return rc;
+        }
+        l->h = hp;
+        v2s_info("HTTP proxy listening on %s", where);
+        app_warn_exposed(sa, "HTTP listener", where);
+        return 0;
+    }
     case LISTENER_LOCAL_TCP: {
         struct port_forward_config cfg = {
             .loop = a->loop,
@@ -589,6 +609,9 @@ static void app_listener_close(struct app_listener *l)
     switch (l->spec.kind) {
     case LISTENER_SOCKS:
         socks_server_close(l->h, NULL, NULL);
+        break;
+    case LISTENER_HTTP:
+        http_proxy_close(l->h, NULL, NULL);
         break;
     case LISTENER_LOCAL_TCP:
         port_forward_close(l->h, NULL, NULL);

@@ -60,6 +60,7 @@ static const struct option long_options[] = {
     {"allow-readable-secrets", no_argument, NULL, OPT_ALLOW_READABLE_SECRETS},
     {"socks", required_argument, NULL, 'D'},
     {"socks-auth", required_argument, NULL, OPT_SOCKS_AUTH},
+    {"http", required_argument, NULL, 'H'},
     {"local", required_argument, NULL, 'L'},
     {"remote", required_argument, NULL, 'R'},
     {"udp-timeout", required_argument, NULL, OPT_UDP_TIMEOUT},
@@ -104,6 +105,9 @@ void options_usage(FILE *f)
           "  --socks-auth FILE           every SOCKS listener requires a SOCKS5 user name and password\n"
           "                              (RFC 1929) from FILE, one user:password a line ('#' comments);\n"
           "                              SOCKS4 is then refused. FILE must not be readable by others\n"
+          "  -H, --http [ADDR:]PORT      HTTP proxy: CONNECT, and http:// requests with keep-alive\n"
+          "                              (ADDR defaults to 127.0.0.1; repeatable). No\n"
+          "                              authentication yet: as for -D, beyond loopback it is warned about\n"
           "  -L, --local [ADDR:]PORT:HOST:HOSTPORT[/udp]\n"
           "                              forward each TCP connection to ADDR:PORT (ADDR defaults to\n"
           "                              127.0.0.1) to HOST:HOSTPORT, routed as SOCKS connections are;\n"
@@ -391,6 +395,7 @@ static int option_repeatable(int c)
 {
     switch (c) {
     case 'D':
+    case 'H':
     case 'L':
     case 'R':
     case OPT_ROUTE:
@@ -412,6 +417,9 @@ static void option_clear(struct options *o, int c)
     switch (c) {
     case 'D':
         o->n_socks = 0;
+        break;
+    case 'H':
+        o->n_http = 0;
         break;
     case 'L':
     case 'R':
@@ -494,7 +502,7 @@ static int options_getopt(struct options *o, int argc, char **argv, unsigned lin
     struct v2s_cidr cidr;
     optind = 0; /* glibc: start over, forgetting any earlier argv */
     opterr = 0;
-    while ((c = getopt_long(argc, argv, ":c:D:L:R:vqhV", long_options, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":c:D:H:L:R:vqhV", long_options, NULL)) != -1) {
         if (c != ':' && c != '?' && option_note_source(o, c, line, err, errcap) < 0)
             return -EINVAL;
         switch (c) {
@@ -527,6 +535,17 @@ static int options_getopt(struct options *o, int argc, char **argv, unsigned lin
                 return -EINVAL;
             }
             o->n_socks++;
+            break;
+        case 'H':
+            if (o->n_http == OPTIONS_MAX_LISTENERS) {
+                snprintf(err, errcap, "too many -H listeners (at most %d)", OPTIONS_MAX_LISTENERS);
+                return -EINVAL;
+            }
+            if (options_parse_listen(&o->http[o->n_http], optarg) < 0) {
+                snprintf(err, errcap, "-H %s: expected [ADDR:]PORT", optarg);
+                return -EINVAL;
+            }
+            o->n_http++;
             break;
         case 'L':
         case 'R': {
@@ -779,7 +798,7 @@ int options_apply_setting(struct options *o, const char *name, const char *value
     int rc = options_getopt(o, argc, argv, line, err, errcap);
     /* The per-option messages name the option as typed on a command line ("--mtu 1", "-L ..."):
      * say it as the file does. */
-    const char *shortname = c == 'D' ? "-D " : c == 'L' ? "-L " : c == 'R' ? "-R " : NULL;
+    const char *shortname = c == 'D' ? "-D " : c == 'H' ? "-H " : c == 'L' ? "-L " : c == 'R' ? "-R " : NULL;
     size_t fl = strlen(flag);
     char rest[512];
     if (rc < 0 && shortname && strncmp(err, shortname, 3) == 0)
@@ -802,8 +821,9 @@ int options_check(const struct options *o, char *err, size_t errcap)
         snprintf(err, errcap, "--config brings its own tunnel: --tunnel-fd and --address do not apply");
         return -EINVAL;
     }
-    if (o->n_socks == 0 && o->n_forwards == 0) {
-        snprintf(err, errcap, "nothing to serve: give at least one listener (-D PORT or -L PORT:HOST:HOSTPORT)");
+    if (o->n_socks == 0 && o->n_http == 0 && o->n_forwards == 0) {
+        snprintf(err, errcap,
+                 "nothing to serve: give at least one listener (-D PORT, -H PORT or -L PORT:HOST:HOSTPORT)");
         return -EINVAL;
     }
     return 0;

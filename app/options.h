@@ -28,6 +28,8 @@ struct options_forward {
 struct options {
     struct sockaddr_storage socks[OPTIONS_MAX_LISTENERS];
     size_t n_socks;
+    struct sockaddr_storage http[OPTIONS_MAX_LISTENERS]; /* -H */
+    size_t n_http;
     struct options_forward forwards[OPTIONS_MAX_FORWARDS]; /* -L and -R, in the order given */
     size_t n_forwards;
     int tunnel_fd;             /* -1 = from VPNFD */
