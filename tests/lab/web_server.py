@@ -5,8 +5,8 @@ usage: web_server.py BIND PORT DIR
 
 Unlike `python3 -m http.server` (listen backlog 5), the accept queue holds 1024 connections, so a
 test opening a hundred connections at once does not lose handshakes to the server's own queue.
-A POST (any path) is an upload: the server reads Content-Length bytes and answers 200 with
-"LENGTH SHA256" of what it received, so a client can check that every byte arrived.
+A POST (any path) is an upload: the server reads Content-Length bytes (or a chunked body) and
+answers 200 with "LENGTH SHA256" of what it received, so a client can check that every byte arrived.
 """
 import functools
 import hashlib
@@ -27,10 +27,26 @@ class Server(http.server.ThreadingHTTPServer):
 
 
 class Handler(http.server.SimpleHTTPRequestHandler):
+    def read_chunked(self, h):
+        got = 0
+        while True:
+            size = int(self.rfile.readline().split(b";")[0].strip(), 16)
+            if size == 0:
+                while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                    pass  # trailer
+                return got
+            data = self.rfile.read(size)
+            self.rfile.readline()  # the chunk's CRLF
+            h.update(data)
+            got += len(data)
+
     def do_POST(self):
         want = int(self.headers.get("Content-Length") or 0)
         h = hashlib.sha256()
         got = 0
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            got = self.read_chunked(h)
+            want = 0
         while got < want:
             chunk = self.rfile.read1(min(want - got, 262144))
             if not chunk:

@@ -1,0 +1,88 @@
+#!/bin/bash
+# shellcheck disable=SC2317  # helpers are called through lab_check
+# -H, the HTTP proxy: vpn2socks as nobody, with --config against Debian's openvpn 2.6 server,
+# --others reject and -H 127.0.0.1:8118; curl in the client namespace with --proxy http://...:
+#   - an absolute-URI GET to the web server by name (resolved through the tunnel's DNS), byte-exact;
+#   - the big file (LAB_BIG_MB, 100 MiB by default) byte-exact;
+#   - two URLs in one curl: both byte-exact over one connection to the proxy (num_connects 1, 0);
+#   - a chunked POST: the web server gets every byte (it answers with their length and sha256);
+#   - CONNECT (curl --proxytunnel) to the web server, byte-exact;
+#   - a destination outside the pushed routes: 403, for a GET and for a CONNECT.
+# Needs root (skips with exit 77 otherwise). The binary: $VPN2SOCKS_BIN, else build/vpn2socks.
+set -u
+here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source-path=SCRIPTDIR
+source "$here/lib.sh"
+# shellcheck source-path=SCRIPTDIR
+source "$here/openvpn.sh"
+# shellcheck source-path=SCRIPTDIR
+source "$here/v2s.sh"
+
+lab_require_root
+lab_openvpn_require
+lab_setup --no-ocserv
+v2s_prepare
+
+HTTP_PORT=8118
+HPROXY=http://127.0.0.1:$HTTP_PORT
+WEB=http://$LAB_WEB_NAME:$LAB_WEB_PORT
+
+lab_start_openvpn_server http --proto udp
+lab_openvpn_client_config http
+v2s_start_ovpn http "$LAB_OVPN_CLIENT_DIR" --others reject -H "127.0.0.1:$HTTP_PORT" ||
+    lab_die "vpn2socks did not bring the tunnel up"
+lab_wait_listen "$LAB_CLIENT_NS" tcp 127.0.0.1 "$HTTP_PORT" 5 || lab_die "the HTTP proxy does not listen"
+
+hcurl() { lab_in_client curl -sS --connect-timeout 10 -x "$HPROXY" "$@"; }
+
+get_small() {
+    hcurl -f -m 20 -o "$S/small" "$WEB/$LAB_SMALL_FILE" || return 1
+    v2s_check_file "$S/small" "$LAB_SMALL_SHA256"
+}
+
+get_big() {
+    hcurl -f -m 60 -o "$S/big" "$WEB/$LAB_BIG_FILE" || return 1
+    v2s_check_file "$S/big" "$LAB_BIG_SHA256" "$LAB_BIG_SIZE" && rm -f "$S/big"
+}
+
+# curl keeps its connection to the proxy for the second URL: one connect, then none.
+two_on_one() {
+    local n
+    n=$(hcurl -f -m 20 -w '%{num_connects} ' -o "$S/one" "$WEB/$LAB_SMALL_FILE" -o "$S/two" \
+        "$WEB/$LAB_SMALL_FILE") || return 1
+    [ "$n" = "1 0 " ] || { echo "connections made per URL: '$n', expected '1 0 '"; return 1; }
+    v2s_check_file "$S/one" "$LAB_SMALL_SHA256" && v2s_check_file "$S/two" "$LAB_SMALL_SHA256"
+}
+
+chunked_post() {
+    local got want
+    head -c 3000000 /dev/urandom >"$S/upload"
+    want="3000000 $(sha256sum <"$S/upload" | cut -d' ' -f1)"
+    got=$(hcurl -f -m 30 -H 'Transfer-Encoding: chunked' --data-binary @"$S/upload" "$WEB/upload") || return 1
+    [ "$got" = "$want" ] || { echo "the web server got '$got', expected '$want'"; return 1; }
+}
+
+connect_tunnel() {
+    hcurl -f -m 20 -p -o "$S/tunnel" "$WEB/$LAB_SMALL_FILE" || return 1
+    v2s_check_file "$S/tunnel" "$LAB_SMALL_SHA256"
+}
+
+outside_get() {
+    hcurl -m 20 -o /dev/null -w '%{http_code}' "http://$LAB_SERVER_IP:$LAB_WEB_PORT/$LAB_SMALL_FILE"
+}
+
+outside_connect() {
+    hcurl -m 20 -p -o /dev/null -w '%{http_connect}' "http://$LAB_SERVER_IP:$LAB_WEB_PORT/$LAB_SMALL_FILE" 2>/dev/null
+}
+
+lab_check "GET with an absolute URI to a name in the tunnel: byte-exact (sha256)" get_small
+lab_check "GET of ${LAB_BIG_SIZE} bytes: byte-exact" get_big
+lab_check "two URLs in one curl: one connection to the proxy, both byte-exact" two_on_one
+lab_check "chunked POST: the web server gets every byte" chunked_post
+lab_check "CONNECT (curl --proxytunnel) to the web server: byte-exact" connect_tunnel
+lab_check_eq "GET outside the routes (--others reject): 403" 403 "$(outside_get)"
+lab_check_eq "CONNECT outside the routes (--others reject): 403" 403 "$(outside_connect)"
+lab_check "vpn2socks is still running" v2s_alive
+lab_check_eq "SIGTERM: exit status 0" 0 "$(v2s_stop)"
+
+lab_finish
