@@ -582,6 +582,12 @@ static int http_upstream_open(struct http_conn *c, const char *host, uint16_t po
     return 0;
 }
 
+static void http_conn_established_sent(uv_write_t *req, int status)
+{
+    (void)req;
+    (void)status; /* a failed write shows up in the relay */
+}
+
 static void http_conn_tunnel_dialed(void *arg, struct outbound_conn *d, int status, const struct v2s_addr *bound,
                                     uint16_t port)
 {
@@ -599,11 +605,19 @@ static void http_conn_tunnel_dialed(void *arg, struct outbound_conn *d, int stat
     }
     uv_timer_stop(&c->timer);
     c->state = HTTP_CONN_TUNNEL;
-    /* Queued in libuv ahead of anything the relay writes. */
+    /* Written at once, nearly always; a rest is queued in libuv, which keeps it ahead of
+     * anything the relay writes. */
     uv_buf_t b = uv_buf_init((char *)established, sizeof(established) - 1);
-    c->wreq.data = c;
-    if (uv_try_write((uv_stream_t *)&c->client, &b, 1) != (int)b.len)
-        v2s_debug("%s: CONNECT answer not sent at once", c->peer);
+    int n = uv_try_write((uv_stream_t *)&c->client, &b, 1);
+    if (n > 0) {
+        b.base += n;
+        b.len -= (size_t)n;
+    }
+    if (b.len > 0 && (n >= 0 || n == UV_EAGAIN)) {
+        c->wreq.data = c;
+        if (uv_write(&c->wreq, (uv_stream_t *)&c->client, &b, 1, http_conn_established_sent) < 0)
+            v2s_debug("%s: CONNECT answer not sent", c->peer);
+    }
     outbound_bridge(d, &c->client, c->pending, c->pending_len, c->peer, http_conn_relay_done, c);
     free(c->pending);
     c->pending = NULL;

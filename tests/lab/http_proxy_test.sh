@@ -1,7 +1,8 @@
 #!/bin/bash
 # shellcheck disable=SC2317  # helpers are called through lab_check
 # -H, the HTTP proxy: vpn2socks as nobody, with --config against Debian's openvpn 2.6 server,
-# --others reject and -H 127.0.0.1:8118; curl in the client namespace with --proxy http://...:
+# --others reject, -H 127.0.0.1:8118 and -H 0.0.0.0:8119 (warned about at start: no authentication
+# beyond loopback); curl in the client namespace with --proxy http://127.0.0.1:8118:
 #   - an absolute-URI GET to the web server by name (resolved through the tunnel's DNS), byte-exact;
 #   - the big file (LAB_BIG_MB, 100 MiB by default) byte-exact;
 #   - two URLs in one curl: both byte-exact over one connection to the proxy (num_connects 1, 0);
@@ -29,7 +30,7 @@ WEB=http://$LAB_WEB_NAME:$LAB_WEB_PORT
 
 lab_start_openvpn_server http --proto udp
 lab_openvpn_client_config http
-v2s_start_ovpn http "$LAB_OVPN_CLIENT_DIR" --others reject -H "127.0.0.1:$HTTP_PORT" ||
+v2s_start_ovpn http "$LAB_OVPN_CLIENT_DIR" --others reject -H "127.0.0.1:$HTTP_PORT" -H "0.0.0.0:$((HTTP_PORT + 1))" ||
     lab_die "vpn2socks did not bring the tunnel up"
 lab_wait_listen "$LAB_CLIENT_NS" tcp 127.0.0.1 "$HTTP_PORT" 5 || lab_die "the HTTP proxy does not listen"
 
@@ -75,6 +76,12 @@ outside_connect() {
     hcurl -m 20 -p -o /dev/null -w '%{http_connect}' "http://$LAB_SERVER_IP:$LAB_WEB_PORT/$LAB_SMALL_FILE" 2>/dev/null
 }
 
+exposed() {
+    grep -c "HTTP listener $1 is reachable from other hosts and has no authentication" "$S/v2s.log"
+}
+lab_check_eq "-H 0.0.0.0:$((HTTP_PORT + 1)): one warning that other hosts can reach it unauthenticated" 1 \
+    "$(exposed "0.0.0.0:$((HTTP_PORT + 1))")"
+lab_check_eq "-H 127.0.0.1:$HTTP_PORT: no such warning" 0 "$(exposed "127.0.0.1:$HTTP_PORT")"
 lab_check "GET with an absolute URI to a name in the tunnel: byte-exact (sha256)" get_small
 lab_check "GET of ${LAB_BIG_SIZE} bytes: byte-exact" get_big
 lab_check "two URLs in one curl: one connection to the proxy, both byte-exact" two_on_one

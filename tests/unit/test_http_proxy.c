@@ -43,7 +43,7 @@ static void htest_hp_closed(void *arg)
 }
 
 /* 127.0.0.0/8 goes direct (with --allow-direct-local), everything else is rejected. */
-static void htest_start(struct htest *t)
+static void htest_start_with(struct htest *t, unsigned handshake_ms)
 {
     memset(t, 0, sizeof(*t));
     ASSERT_EQ(uv_loop_init(&t->loop), 0);
@@ -62,7 +62,7 @@ static void htest_start(struct htest *t)
         .loop = &t->loop,
         .out = t->dialer,
         .connect_timeout_ms = 3000,
-        .handshake_timeout_ms = 5000,
+        .handshake_timeout_ms = handshake_ms,
     };
     struct sockaddr_in sin = {.sin_family = AF_INET};
     sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
@@ -71,6 +71,11 @@ static void htest_start(struct htest *t)
     int len = sizeof(ss);
     ASSERT_EQ(http_proxy_local(t->hp, (struct sockaddr *)&ss, &len), 0);
     t->port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+}
+
+static void htest_start(struct htest *t)
+{
+    htest_start_with(t, 5000);
 }
 
 static void htest_finish(struct htest *t)
@@ -362,6 +367,62 @@ TEST_IMPL(http_proxy_errors)
     strcpy(req + n + big, "\r\n\r\n");
     ASSERT_EQ(htest_ask(&t, req), 431);
     free(req);
+    htest_finish(&t);
+    return 0;
+}
+
+/* What an origin answers with, then how the client's answer reads: a malformed answer or one
+ * cut short before its head is a 502; one cut short inside its body resets the client. */
+static void htest_origin_answers(struct htest *t, int l, uint16_t port, const char *answer, int status)
+{
+    char buf[1024];
+    int fd = uvtest_connect(t->port);
+    snprintf(buf, sizeof(buf), "GET http://127.0.0.1:%u/ HTTP/1.1\r\n\r\n", port);
+    htest_send(t, fd, buf);
+    int remote = uvtest_accept(&t->loop, l, 3000);
+    ASSERT(remote >= 0);
+    htest_read_head(t, remote, buf, sizeof(buf));
+    htest_send(t, remote, answer);
+    ASSERT_EQ(shutdown(remote, SHUT_WR), 0);
+    htest_read_head(t, fd, buf, sizeof(buf));
+    ASSERT_EQ(htest_status(buf), status);
+    int end = uvtest_wait_end(&t->loop, fd, NULL, 3000);
+    if (status == 502)
+        ASSERT_EQ(end, 1);
+    else
+        ASSERT_EQ(end, -ECONNRESET);
+    close(fd);
+    close(remote);
+}
+
+TEST_IMPL(http_proxy_bad_origin_and_timeout)
+{
+    struct htest t;
+    char buf[256];
+    htest_start_with(&t, 300);
+    uint16_t port;
+    int l = uvtest_listen(&port);
+    htest_origin_answers(&t, l, port, "SSH-2.0-OpenSSH\r\n", 502);
+    htest_origin_answers(&t, l, port, "", 502);
+    htest_origin_answers(&t, l, port, "HTTP/1.1 200 OK\r\nContent-Le", 502);
+    htest_origin_answers(&t, l, port, "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort", 200);
+
+    /* Half a head, then nothing: 408 once the handshake timeout has passed. */
+    uint64_t start = uv_now(&t.loop);
+    int fd = uvtest_connect(t.port);
+    htest_send(&t, fd, "GET http://127.0.0.1/ HTTP/1.1\r\nHost: x");
+    htest_read_head(&t, fd, buf, sizeof(buf));
+    ASSERT_EQ(htest_status(buf), 408);
+    ASSERT(uv_now(&t.loop) - start >= 250);
+    ASSERT_EQ(uvtest_wait_end(&t.loop, fd, NULL, 3000), 1);
+    close(fd);
+    /* Nothing at all: closed without a word. */
+    fd = uvtest_connect(t.port);
+    size_t extra = 0;
+    ASSERT_EQ(uvtest_wait_end(&t.loop, fd, &extra, 3000), 1);
+    ASSERT_EQ(extra, 0);
+    close(fd);
+    close(l);
     htest_finish(&t);
     return 0;
 }

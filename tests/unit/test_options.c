@@ -214,3 +214,28 @@ TEST_IMPL(options_forward_specs)
     options_free(&o);
     return 0;
 }
+
+/* -H / --http: repeatable, loopback unless an address is given, enough on its own, and a bad one
+ * names the option. */
+TEST_IMPL(options_http_listeners)
+{
+    struct options o;
+    char err[256], where[V2S_ADDR_STRLEN];
+    ASSERT_EQ(parse(&o, "-H 8118 --http 0.0.0.0:3128 -H [::1]:8080", err, sizeof(err)), 0);
+    ASSERT_EQ(o.n_http, 3);
+    ASSERT_EQ(o.n_socks, 0);
+    v2s_sockaddr_format((const struct sockaddr *)&o.http[0], where, sizeof(where));
+    ASSERT_STR_EQ(where, "127.0.0.1:8118");
+    v2s_sockaddr_format((const struct sockaddr *)&o.http[1], where, sizeof(where));
+    ASSERT_STR_EQ(where, "0.0.0.0:3128");
+    v2s_sockaddr_format((const struct sockaddr *)&o.http[2], where, sizeof(where));
+    ASSERT_STR_EQ(where, "[::1]:8080");
+    options_free(&o);
+    ASSERT_EQ(parse(&o, "-H 127.0.0.1:", err, sizeof(err)), -EINVAL);
+    ASSERT_STR_EQ(err, "-H 127.0.0.1:: expected [ADDR:]PORT");
+    options_free(&o);
+    ASSERT_EQ(parse(&o, "-H 1 -H 2 -H 3 -H 4 -H 5 -H 6 -H 7 -H 8 -H 9", err, sizeof(err)), -EINVAL);
+    ASSERT(strstr(err, "too many -H listeners") != NULL);
+    options_free(&o);
+    return 0;
+}
