@@ -736,7 +736,7 @@ static void http_conn_request(struct http_conn *c)
         return;
     }
     c->head_method = m->p.method == HTTP_HEAD;
-    v2s_debug("%s: %s http://%s", c->peer, http_method_str((enum http_method)m->p.method), c->target);
+    v2s_debug("%s: %s to %s", c->peer, http_method_str((enum http_method)m->p.method), c->target);
     if (c->up && c->up->reusable && strcmp(c->up->authority, c->target) == 0) {
         c->up->reusable = 0;
         http_conn_forward_start(c);
