@@ -24,6 +24,8 @@ static int http_msg_reserve(char **buf, size_t *cap, size_t len, size_t more)
 
 static int http_msg_out(struct http_msg *m, const void *data, size_t len)
 {
+    if (len == 0)
+        return 0;
     if (http_msg_reserve((char **)&m->out, &m->out_cap, m->out_len, len) < 0)
         return -ENOMEM;
     memcpy(m->out + m->out_len, data, len);
@@ -44,6 +46,8 @@ static struct http_msg *http_msg_of(http_parser *p)
 /* Keeps a piece of the head; pieces of one item arrive back to back, so appending joins them. */
 static int http_msg_keep(struct http_msg *m, const char *at, size_t len)
 {
+    if (len == 0)
+        return 0;
     if (m->text_len + len > HTTP_MSG_HEAD_MAX) {
         m->status = 431;
         m->why = "head too large";
@@ -119,8 +123,13 @@ static int http_msg_on_headers_complete(http_parser *p)
     m->in_head = 0;
     /* A response to HEAD carries no body, but a 1xx before it is a message of its own. */
     int skip = m->response && m->skip_body && p->status_code >= 200;
-    int bodiless = m->response && (p->status_code / 100 == 1 || p->status_code == 204 || p->status_code == 304);
+    int bodiless = m->response ? p->status_code / 100 == 1 || p->status_code == 204 || p->status_code == 304
+                               : p->method == HTTP_CONNECT;
     m->chunked = (p->flags & F_CHUNKED) && !skip && !bodiless;
+    /* The proxy drops Upgrade (a hop-by-hop header) from requests: what follows such a head is
+     * its body and the next request, not another protocol. Only CONNECT switches. */
+    if (!m->response && p->method != HTTP_CONNECT)
+        p->upgrade = 0;
     m->event = HTTP_MSG_HEAD;
     http_parser_pause(p, 1);
     return skip; /* 1: no body */
@@ -211,6 +220,7 @@ enum http_msg_event http_msg_feed(struct http_msg *m, const uint8_t *data, size_
     size_t n = http_parser_execute(&m->p, &http_msg_settings, (const char *)data, len);
     enum http_errno e = HTTP_PARSER_ERRNO(&m->p);
     if (e != HPE_OK && e != HPE_PAUSED) {
+        *used = n; /* where the error is */
         m->event = HTTP_MSG_ERROR;
         return http_msg_error(m);
     }
@@ -227,11 +237,12 @@ enum http_msg_event http_msg_feed(struct http_msg *m, const uint8_t *data, size_
          * body follows, that byte completes the message. */
         size_t k = http_parser_execute(&m->p, &http_msg_settings, (const char *)data + n, 1);
         e = HTTP_PARSER_ERRNO(&m->p);
+        n += k;
         if (e != HPE_OK && e != HPE_PAUSED) {
+            *used = n;
             m->event = HTTP_MSG_ERROR;
             return http_msg_error(m);
         }
-        n += k;
         if (e == HPE_PAUSED) {
             http_parser_pause(&m->p, 0);
             m->event = HTTP_MSG_NEED_MORE;
@@ -352,7 +363,8 @@ int http_msg_write_response_head(struct http_msg *m, const char *extra)
 {
     char line[32];
     snprintf(line, sizeof(line), "HTTP/1.1 %u ", m->p.status_code);
-    if (http_msg_outs(m, line) < 0 || http_msg_out(m, m->text + m->target, m->target_len) < 0 ||
+    const char *reason = m->target_len ? m->text + m->target : "";
+    if (http_msg_outs(m, line) < 0 || http_msg_out(m, reason, m->target_len) < 0 ||
         http_msg_out(m, "\r\n", 2) < 0)
         return -ENOMEM;
     return http_msg_write_headers(m, NULL, extra);

@@ -61,7 +61,8 @@ void http_msg_init(struct http_msg *m, int response);
 void http_msg_free(struct http_msg *m);
 /* Forgets the last message's head to read the next one on the same connection. */
 void http_msg_next(struct http_msg *m);
-/* Feeds len bytes; *used says how many were consumed (all, unless an event stopped it). */
+/* Feeds len bytes; *used says how many were consumed (all, unless an event stopped it; on
+ * HTTP_MSG_ERROR, where the error is). */
 enum http_msg_event http_msg_feed(struct http_msg *m, const uint8_t *data, size_t len, size_t *used);
 /* The connection ended: DONE when the message was framed by the end, else ERROR (truncated);
  * NEED_MORE when no message had begun. */

@@ -243,6 +243,23 @@ seed("fuzz_ovpn_keymethod", "ciphers-listed", b"\x02\x20CHACHA20-POLY1305:BF-CBC
 seed("fuzz_ovpn_keymethod", "ciphers-none", b"\x02\xff\nnone\nnone")
 
 
+# ---------------------------------------------------------------- fuzz_http_msg (test_http_proxy.c)
+# First byte: bit 0 responses, bit 1 responses to HEAD; then the connection's bytes.
+seed("fuzz_http_msg", "get-hop-by-hop", b"\x00GET http://127.0.0.1:8080/a/b?c=d#frag HTTP/1.1\r\nHost: wrong\r\n"
+     b"Connection: keep-alive, X-Hop\r\nProxy-Connection: keep-alive\r\nX-Hop: 1\r\nAccept: */*\r\n\r\n")
+seed("fuzz_http_msg", "pipelined", b"\x00GET http://h/1 HTTP/1.1\r\n\r\nGET http://h/2 HTTP/1.1\r\n\r\n")
+seed("fuzz_http_msg", "post-chunked", b"\x00POST http://h/up HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+     b"5\r\nhello\r\n7;ext=1\r\n, world\r\n0\r\nX-Trailer: 1\r\n\r\n")
+seed("fuzz_http_msg", "put-length", b"\x00PUT http://h/p HTTP/1.0\r\nContent-Length: 4\r\n\r\nbody")
+seed("fuzz_http_msg", "connect", b"\x00CONNECT 127.0.0.1:443 HTTP/1.1\r\nHost: 127.0.0.1:443\r\n\r\nping")
+seed("fuzz_http_msg", "smuggle", b"\x00POST http://h/ HTTP/1.1\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n")
+seed("fuzz_http_msg", "response-continue-chunked", b"\x01HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\n"
+     b"Transfer-Encoding: chunked\r\nKeep-Alive: timeout=5\r\n\r\n3\r\none\r\n0\r\n\r\n")
+seed("fuzz_http_msg", "response-eof", b"\x01HTTP/1.0 200 OK\r\nServer: x\r\n\r\ntwo")
+seed("fuzz_http_msg", "response-head", b"\x03HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n"
+     b"HTTP/1.1 304 Not Modified\r\n\r\n")
+
+
 def main():
     for target, seeds in sorted(corpora.items()):
         folder = os.path.join(OUT, target)
