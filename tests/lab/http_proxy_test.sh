@@ -8,7 +8,8 @@
 #   - two URLs in one curl: both byte-exact over one connection to the proxy (num_connects 1, 0);
 #   - a chunked POST: the web server gets every byte (it answers with their length and sha256);
 #   - CONNECT (curl --proxytunnel) to the web server, byte-exact;
-#   - a destination outside the pushed routes: 403, for a GET and for a CONNECT.
+#   - a destination outside the pushed routes: 403, for a GET and for a CONNECT;
+#   - a name the tunnel's DNS does not know: 502.
 # Needs root (skips with exit 77 otherwise). The binary: $VPN2SOCKS_BIN, else build/vpn2socks.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
@@ -82,6 +83,10 @@ exposed() {
 lab_check_eq "-H 0.0.0.0:$((HTTP_PORT + 1)): one warning that other hosts can reach it unauthenticated" 1 \
     "$(exposed "0.0.0.0:$((HTTP_PORT + 1))")"
 lab_check_eq "-H 127.0.0.1:$HTTP_PORT: no such warning" 0 "$(exposed "127.0.0.1:$HTTP_PORT")"
+nosuch_name() {
+    hcurl -m 20 -o /dev/null -w '%{http_code}' "http://nosuch.$LAB_DOMAIN:$LAB_WEB_PORT/"
+}
+
 lab_check "GET with an absolute URI to a name in the tunnel: byte-exact (sha256)" get_small
 lab_check "GET of ${LAB_BIG_SIZE} bytes: byte-exact" get_big
 lab_check "two URLs in one curl: one connection to the proxy, both byte-exact" two_on_one
@@ -89,6 +94,7 @@ lab_check "chunked POST: the web server gets every byte" chunked_post
 lab_check "CONNECT (curl --proxytunnel) to the web server: byte-exact" connect_tunnel
 lab_check_eq "GET outside the routes (--others reject): 403" 403 "$(outside_get)"
 lab_check_eq "CONNECT outside the routes (--others reject): 403" 403 "$(outside_connect)"
+lab_check_eq "GET of a name the tunnel's DNS does not know: 502" 502 "$(nosuch_name)"
 lab_check "vpn2socks is still running" v2s_alive
 lab_check_eq "SIGTERM: exit status 0" 0 "$(v2s_stop)"
 
