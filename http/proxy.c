@@ -74,6 +74,7 @@ struct http_upstream {
     uv_pipe_t pipe;         /* ours */
     struct outbound_conn *dial;
     int handles_open;       /* ours still to be closed */
+    int handed;             /* relay_end went to the relay, which closes it */
     int bridged;            /* the relay's done callback is still due */
     int closing;
     int reusable;           /* the origin keeps it open after the last answer */
@@ -188,7 +189,7 @@ static void http_upstream_release(struct http_upstream *up)
         outbound_cancel(up->dial);
         up->dial = NULL;
     }
-    if (!up->bridged)
+    if (!up->handed)
         uv_close((uv_handle_t *)&up->relay_end, http_upstream_handle_closed);
     uv_close((uv_handle_t *)&up->pipe, http_upstream_handle_closed);
 }
@@ -529,7 +530,7 @@ static void http_upstream_dialed(void *arg, struct outbound_conn *d, int status,
         }
         return;
     }
-    up->bridged = 1;
+    up->bridged = up->handed = 1;
     up->handles_open--; /* relay_end is the relay's now */
     outbound_bridge(d, &up->relay_end, NULL, 0, c ? c->peer : "http", http_upstream_relay_done, up);
     if (c)

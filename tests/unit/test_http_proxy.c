@@ -443,3 +443,44 @@ TEST_IMPL(http_proxy_bad_origin_and_timeout)
     htest_finish(&t);
     return 0;
 }
+
+/* An origin resets the connection kept for the next request: the relay ends on its own, the
+ * connection is let go once (its handles closed once), and the next request gets a new one. */
+TEST_IMPL(http_proxy_origin_reset_while_idle)
+{
+    struct htest t;
+    char buf[1024], want[256];
+    htest_start(&t);
+    uint16_t port;
+    int l = uvtest_listen(&port);
+    int fd = uvtest_connect(t.port);
+    snprintf(buf, sizeof(buf), "GET http://127.0.0.1:%u/1 HTTP/1.1\r\n\r\n", port);
+    htest_send(&t, fd, buf);
+    int remote = uvtest_accept(&t.loop, l, 3000);
+    ASSERT(remote >= 0);
+    htest_read_head(&t, remote, buf, sizeof(buf));
+    htest_send(&t, remote, "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nx");
+    htest_read_head(&t, fd, buf, sizeof(buf));
+    htest_read(&t, fd, buf, 1);
+    struct linger lg = {1, 0};
+    ASSERT_EQ(setsockopt(remote, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg)), 0);
+    close(remote);
+    int never = 0;
+    uvtest_run_until(&t.loop, &never, 200);
+    snprintf(buf, sizeof(buf), "GET http://127.0.0.1:%u/2 HTTP/1.1\r\n\r\n", port);
+    htest_send(&t, fd, buf);
+    remote = uvtest_accept(&t.loop, l, 3000);
+    ASSERT(remote >= 0);
+    htest_read_head(&t, remote, buf, sizeof(buf));
+    snprintf(want, sizeof(want), "GET /2 HTTP/1.1\r\nHost: 127.0.0.1:%u\r\n\r\n", port);
+    ASSERT_STR_EQ(buf, want);
+    htest_send(&t, remote, "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\ny");
+    htest_read_head(&t, fd, buf, sizeof(buf));
+    htest_read(&t, fd, buf, 1);
+    ASSERT_STR_EQ(buf, "y");
+    close(fd);
+    close(remote);
+    close(l);
+    htest_finish(&t);
+    return 0;
+}
