@@ -396,9 +396,11 @@ static void http_conn_client_written(uv_write_t *req, int status)
         http_conn_answer_done(c);
         return;
     }
-    if (c->up && c->state == HTTP_CONN_FORWARD &&
-        uv_read_start((uv_stream_t *)&c->up->pipe, http_upstream_alloc_cb, http_upstream_read_cb) < 0)
-        http_conn_close(c, 1);
+    if (c->up && c->state == HTTP_CONN_FORWARD) {
+        int rc = uv_read_start((uv_stream_t *)&c->up->pipe, http_upstream_alloc_cb, http_upstream_read_cb);
+        if (rc < 0 && rc != UV_EALREADY)
+            http_conn_close(c, 1);
+    }
 }
 
 /* Writes what the response parser produced to the client; the upstream is not read meanwhile. */
@@ -433,8 +435,11 @@ static void http_conn_answer_done(struct http_conn *c)
     http_msg_free(&c->req);
     http_msg_init(&c->req, 0);
     /* A kept upstream is watched while idle: its end, or bytes out of turn, let it go. */
-    if (c->up && uv_read_start((uv_stream_t *)&c->up->pipe, http_upstream_alloc_cb, http_upstream_read_cb) < 0)
-        http_upstream_release(c->up);
+    if (c->up) {
+        int rc = uv_read_start((uv_stream_t *)&c->up->pipe, http_upstream_alloc_cb, http_upstream_read_cb);
+        if (rc < 0 && rc != UV_EALREADY)
+            http_upstream_release(c->up);
+    }
     uv_timer_start(&c->timer, http_conn_timeout, c->hp->handshake_timeout_ms, 0);
     http_conn_resume(c);
 }
