@@ -535,6 +535,7 @@ static int app_listener_start(struct app *a, struct app_listener *l)
             .max_conns = a->listener_max_conns,
             .shared = &a->conns,
             .handshake_timeout_ms = a->opt.handshake_timeout_ms,
+            .credentials = a->socks_creds,
         };
         struct http_proxy *hp = NULL;
         if ((rc = http_proxy_new(&hp, &cfg, sa)) < 0) {
@@ -543,7 +544,8 @@ static int app_listener_start(struct app *a, struct app_listener *l)
         }
         l->h = hp;
         v2s_info("HTTP proxy listening on %s", where);
-        app_warn_exposed(sa, "HTTP listener", where);
+        if (a->socks_creds == NULL)
+            app_warn_exposed(sa, "HTTP listener", where);
         return 0;
     }
     case LISTENER_LOCAL_TCP: {
@@ -759,10 +761,10 @@ static int app_run(struct app *a)
             v2s_error("--socks-auth: %s", err);
             return EXIT_USAGE;
         }
-        if (a->opt.n_socks == 0)
-            v2s_warn("--socks-auth: there is no SOCKS listener (-D) to use it");
-        v2s_info("SOCKS listeners require one of the %zu users of %s", v2s_credentials_count(a->socks_creds),
-                 a->opt.socks_auth);
+        if (a->opt.n_socks == 0 && a->opt.n_http == 0)
+            v2s_warn("--socks-auth: there is no SOCKS (-D) or HTTP (-H) listener to use it");
+        v2s_info("SOCKS and HTTP listeners require one of the %zu users of %s",
+                 v2s_credentials_count(a->socks_creds), a->opt.socks_auth);
     }
     int rc = a->opt.config ? app_open_openvpn(a, &ev) : app_open_fd_tunnel(a, &ev);
     if (rc > 0)

@@ -370,6 +370,68 @@ int http_msg_write_response_head(struct http_msg *m, const char *extra)
     return http_msg_write_headers(m, NULL, extra);
 }
 
+static int http_msg_b64(char ch)
+{
+    if (ch >= 'A' && ch <= 'Z')
+        return ch - 'A';
+    if (ch >= 'a' && ch <= 'z')
+        return ch - 'a' + 26;
+    if (ch >= '0' && ch <= '9')
+        return ch - '0' + 52;
+    if (ch == '+')
+        return 62;
+    if (ch == '/')
+        return 63;
+    return -1;
+}
+
+int http_msg_basic_auth(const char *value, size_t len, uint8_t *buf, size_t cap, size_t *user_len,
+                        size_t *pass_len)
+{
+    size_t i = 0;
+    while (i < len && (value[i] == ' ' || value[i] == '\t'))
+        i++;
+    if (len - i < 6 || strncasecmp(value + i, "basic", 5) != 0 || (value[i + 5] != ' ' && value[i + 5] != '\t'))
+        return -1;
+    i += 5;
+    while (i < len && (value[i] == ' ' || value[i] == '\t'))
+        i++;
+    size_t end = len;
+    while (end > i && (value[end - 1] == ' ' || value[end - 1] == '\t'))
+        end--;
+    /* Whole quads, '=' only at the end. */
+    if ((end - i) % 4 != 0 || end == i)
+        return -1;
+    size_t n = 0;
+    for (size_t q = i; q < end; q += 4) {
+        int v[4], pad = 0;
+        for (int k = 0; k < 4; k++) {
+            char ch = value[q + k];
+            if (ch == '=' && q + 4 == end && k >= 2 && (k == 3 || value[q + 3] == '=')) {
+                v[k] = 0;
+                pad++;
+                continue;
+            }
+            if (pad || (v[k] = http_msg_b64(ch)) < 0)
+                return -1;
+        }
+        uint32_t w = (uint32_t)v[0] << 18 | (uint32_t)v[1] << 12 | (uint32_t)v[2] << 6 | (uint32_t)v[3];
+        if (n + 3 - (size_t)pad > cap)
+            return -1;
+        buf[n++] = (uint8_t)(w >> 16);
+        if (pad < 2)
+            buf[n++] = (uint8_t)(w >> 8);
+        if (pad < 1)
+            buf[n++] = (uint8_t)w;
+    }
+    uint8_t *colon = memchr(buf, ':', n);
+    if (!colon)
+        return -1;
+    *user_len = (size_t)(colon - buf);
+    *pass_len = n - *user_len - 1;
+    return 0;
+}
+
 uint8_t *http_msg_take_out(struct http_msg *m, size_t *len)
 {
     uint8_t *b = m->out;

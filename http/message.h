@@ -79,6 +79,11 @@ int http_msg_write_request_head(struct http_msg *m, const char *target, size_t t
                                 const char *extra);
 /* Appends the status line "HTTP/1.1 CODE REASON" and the end-to-end headers, then extra. */
 int http_msg_write_response_head(struct http_msg *m, const char *extra);
+/* Reads a Proxy-Authorization value "Basic BASE64(user:password)" (the scheme in any case) into
+ * buf (cap bytes): the user is buf[0, *user_len), the password buf[*user_len + 1, ... + *pass_len).
+ * 0, or -1 when it is not that (another scheme, bad base64, no ':', too long). The caller wipes buf. */
+int http_msg_basic_auth(const char *value, size_t len, uint8_t *buf, size_t cap, size_t *user_len,
+                        size_t *pass_len);
 /* Takes out (malloc'd, the caller frees it), leaving m with none. */
 uint8_t *http_msg_take_out(struct http_msg *m, size_t *len);
 

@@ -22,6 +22,12 @@
  * us as the socketpair's end: a response it truncates is still seen (the parser knows the
  * framing), only one framed by the connection's end cannot tell a reset from a FIN.
  *
+ * With credentials (--socks-auth), every request (CONNECT included) needs a Proxy-Authorization
+ * "Basic" of one of the users; without one, or with a wrong one, the answer is 407 with
+ * Proxy-Authenticate: Basic realm="vpn2socks", and the connection closes. Refusals are logged
+ * through base/credentials.h (rate limited; a request without credentials, which is how a
+ * browser asks for the challenge, only at debug level), never with the password.
+ *
  * Caps, the refusal at the cap and the handshake timeout are the SOCKS listener's
  * (socks/server.c); the timeout runs from accept, and again from the end of each answer, until
  * a complete request head. Errors answer with a status and close: 400 malformed (431 a head over
@@ -42,6 +48,7 @@
 
 #include "base/addr.h"
 #include "base/conn_limit.h"
+#include "base/credentials.h"
 #include "base/list.h"
 #include "base/log.h"
 #include "http/message.h"
@@ -119,6 +126,8 @@ struct http_proxy {
     struct conn_limit limit;
     struct conn_limit *shared;
     struct refuser refuser;
+    struct v2s_credentials *creds; /* NULL: no authentication */
+    char name[V2S_ADDR_STRLEN + 32]; /* "HTTP listener ADDR", for the log */
     int closing;
     int handles_open;
     void (*close_cb)(void *arg);
@@ -201,6 +210,7 @@ static const char *http_reason(int status)
     switch (status) {
     case 400: return "Bad Request";
     case 403: return "Forbidden";
+    case 407: return "Proxy Authentication Required";
     case 408: return "Request Timeout";
     case 431: return "Request Header Fields Too Large";
     case 500: return "Internal Server Error";
@@ -263,8 +273,9 @@ static void http_conn_end_written(uv_write_t *req, int status)
         http_conn_close(c, 0);
 }
 
-/* Answers status with a short text body, then closes the connection. */
-static void http_conn_fail(struct http_conn *c, int status, const char *why)
+/* Answers status with a short text body (and extra header lines, or NULL), then closes the
+ * connection. */
+static void http_conn_fail_with(struct http_conn *c, int status, const char *why, const char *extra)
 {
     if (c->state == HTTP_CONN_ENDING || c->state == HTTP_CONN_CLOSING)
         return;
@@ -286,16 +297,18 @@ static void http_conn_fail(struct http_conn *c, int status, const char *why)
     int bl = snprintf(body, sizeof(body), "vpn2socks: %s\n", why);
     if (bl < 0 || bl >= (int)sizeof(body))
         bl = (int)strlen(body);
-    size_t cap = (size_t)bl + 256;
+    if (!extra)
+        extra = "";
+    size_t cap = (size_t)bl + strlen(extra) + 256;
     c->wbuf = malloc(cap);
     if (!c->wbuf) {
         http_conn_close(c, 1);
         return;
     }
     int n = snprintf((char *)c->wbuf, cap,
-                     "HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\nContent-Length: %d\r\nConnection: close\r\n"
+                     "HTTP/1.1 %d %s\r\n%sContent-Type: text/plain\r\nContent-Length: %d\r\nConnection: close\r\n"
                      "\r\n%s",
-                     status, http_reason(status), bl, body);
+                     status, http_reason(status), extra, bl, body);
     uv_buf_t b = uv_buf_init((char *)c->wbuf, (unsigned)n);
     c->wreq.data = c;
     c->writing = 1;
@@ -303,6 +316,11 @@ static void http_conn_fail(struct http_conn *c, int status, const char *why)
         c->writing = 0;
         http_conn_close(c, 1);
     }
+}
+
+static void http_conn_fail(struct http_conn *c, int status, const char *why)
+{
+    http_conn_fail_with(c, status, why, NULL);
 }
 
 /* --- the client connection --- */
@@ -671,6 +689,51 @@ static void http_conn_connect(struct http_conn *c)
     }
 }
 
+/* With credentials: whether the request carries a user's. 0, or -1 once the 407 is on its way. */
+static int http_conn_authorize(struct http_conn *c)
+{
+    static const char challenge[] = "Proxy-Authenticate: Basic realm=\"vpn2socks\"\r\n";
+    struct http_proxy *hp = c->hp;
+    struct http_msg *m = &c->req;
+    size_t vl;
+    const char *v = http_msg_header(m, "proxy-authorization", &vl);
+    if (!v) {
+        v2s_debug("%s: no Proxy-Authorization (HTTP 407)", c->peer);
+        http_conn_fail_with(c, 407, "proxy authentication required", challenge);
+        return -1;
+    }
+    uint8_t buf[V2S_CRED_MAX_USER + V2S_CRED_MAX_PASSWORD + 2];
+    size_t ul = 0, pl = 0;
+    int ok = 0;
+    if (http_msg_basic_auth(v, vl, buf, sizeof(buf), &ul, &pl) < 0)
+        v2s_credentials_log_failure(hp->creds, uv_now(c->client.loop), hp->name, c->peer, NULL, 0,
+                                    "Proxy-Authorization is not Basic user:password");
+    else {
+        enum v2s_cred_result r = v2s_credentials_check(hp->creds, buf, ul, buf + ul + 1, pl);
+        if (r != V2S_CRED_OK)
+            v2s_credentials_log_failure(hp->creds, uv_now(c->client.loop), hp->name, c->peer, buf, ul,
+                                        r == V2S_CRED_UNKNOWN_USER ? "unknown user" : "wrong password");
+        else {
+            ok = 1;
+            if (V2S_LOG_ENABLED(V2S_LOG_DEBUG)) {
+                char user[V2S_CRED_MAX_USER + 1], shown[128];
+                memcpy(user, buf, ul < V2S_CRED_MAX_USER ? ul : V2S_CRED_MAX_USER);
+                user[ul < V2S_CRED_MAX_USER ? ul : V2S_CRED_MAX_USER] = '\0';
+                v2s_debug("%s: logged in as \"%s\"", c->peer, v2s_shown(user, shown, sizeof(shown)));
+            }
+        }
+    }
+    /* The password goes no further: neither in the decoded copy nor in the head kept until the
+     * next request (the header itself is hop-by-hop, never forwarded). */
+    explicit_bzero(buf, sizeof(buf));
+    explicit_bzero((char *)v, vl);
+    if (!ok) {
+        http_conn_fail_with(c, 407, "proxy authentication failed", challenge);
+        return -1;
+    }
+    return 0;
+}
+
 /* A request head is complete: where it goes, and how it is sent there. */
 static void http_conn_request(struct http_conn *c)
 {
@@ -678,6 +741,8 @@ static void http_conn_request(struct http_conn *c)
     uv_timer_stop(&c->timer);
     c->keep_alive = http_should_keep_alive(&m->p);
     c->req_done = c->resp_done = c->resp_started = 0;
+    if (c->hp->creds && http_conn_authorize(c) < 0)
+        return;
     if (m->p.method == HTTP_CONNECT) {
         http_conn_connect(c);
         return;
@@ -992,10 +1057,7 @@ int http_proxy_new(struct http_proxy **out, const struct http_proxy_config *cfg,
     hp->shared = cfg->shared;
     v2s_list_init(&hp->conns);
     v2s_list_init(&hp->upstreams);
-    char where[V2S_ADDR_STRLEN], name[V2S_ADDR_STRLEN + 32];
-    v2s_sockaddr_format(addr, where, sizeof(where));
-    snprintf(name, sizeof(name), "HTTP listener %s", where);
-    conn_limit_init(&hp->limit, cfg->max_conns, name, "--listener-max-connections");
+    hp->creds = cfg->credentials;
     uv_tcp_init(cfg->loop, &hp->listener);
     hp->listener.data = hp;
     hp->handles_open = 1;
@@ -1007,6 +1069,15 @@ int http_proxy_new(struct http_proxy **out, const struct http_proxy_config *cfg,
         http_proxy_close(hp, NULL, NULL);
         return rc;
     }
+    /* Named by the address it got (the port the kernel chose for port 0). */
+    struct sockaddr_storage ss;
+    int sl = sizeof(ss);
+    if (uv_tcp_getsockname(&hp->listener, (struct sockaddr *)&ss, &sl) == 0)
+        addr = (const struct sockaddr *)&ss;
+    char where[V2S_ADDR_STRLEN];
+    v2s_sockaddr_format(addr, where, sizeof(where));
+    snprintf(hp->name, sizeof(hp->name), "HTTP listener %s", where);
+    conn_limit_init(&hp->limit, cfg->max_conns, hp->name, "--listener-max-connections");
     *out = hp;
     return 0;
 }
@@ -1029,10 +1100,15 @@ void http_proxy_close(struct http_proxy *hp, void (*cb)(void *arg), void *arg)
     hp->close_cb = cb;
     hp->close_arg = arg;
     uv_close((uv_handle_t *)&hp->listener, http_proxy_listener_closed);
+    /* As the SOCKS listener does (a reload closes listeners under live relays): tunnels carry on
+     * until they end, an answer under way is finished and then its connection closed, the
+     * others (idle between requests, still dialing) are closed now. */
     struct v2s_list *n, *tmp;
     V2S_LIST_FOREACH_SAFE(n, tmp, &hp->conns) {
         struct http_conn *c = V2S_LIST_ENTRY(n, struct http_conn, node);
-        if (c->state != HTTP_CONN_TUNNEL)
+        if (c->state == HTTP_CONN_FORWARD)
+            c->keep_alive = 0;
+        else if (c->state != HTTP_CONN_TUNNEL)
             http_conn_close(c, 0);
     }
 }

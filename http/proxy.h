@@ -5,6 +5,7 @@
 struct http_proxy;
 struct outbound;
 struct conn_limit;
+struct v2s_credentials;
 struct sockaddr;
 typedef struct uv_loop_s uv_loop_t;
 
@@ -15,13 +16,17 @@ struct http_proxy_config {
     unsigned max_conns;            /* this listener's cap; 0: none */
     struct conn_limit *shared;     /* the cap over every listener (the caller keeps it), or NULL */
     unsigned handshake_timeout_ms; /* from accept (or the end of the last answer) to a complete head */
+    struct v2s_credentials *credentials; /* users who may use the proxy (Proxy-Authorization basic; the
+                                          * caller keeps it for the listener's life), or NULL: anyone */
 };
 
 /* Listens on addr. 0 or a negative uv error. */
 int http_proxy_new(struct http_proxy **out, const struct http_proxy_config *cfg, const struct sockaddr *addr);
 /* The address the listener is bound to (the port the kernel chose for port 0). 0 or a uv error. */
 int http_proxy_local(const struct http_proxy *hp, struct sockaddr *addr, int *len);
-/* Stops listening and ends every connection; cb runs once all handles are closed. */
+/* Stops listening and ends the connections still being set up or idle between requests; CONNECT
+ * tunnels carry on until they end, and a request being answered until its answer is written (then
+ * its connection closes). cb runs once all handles are closed. */
 void http_proxy_close(struct http_proxy *hp, void (*cb)(void *arg), void *arg);
 
 #endif

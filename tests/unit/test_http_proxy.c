@@ -3,7 +3,8 @@
  * absolute-URI GET reaches the origin in origin form with the hop-by-hop headers gone; two
  * requests on one connection (the same origin connection reused, then another origin); a
  * pipelined pair answered in order; a chunked POST re-chunked; 400 for garbage, 501 for https,
- * 403 for a destination the router rejects, 502 for a refused port; no handle left. */
+ * 403 for a destination the router rejects, 502 for a refused port; Proxy-Authorization with
+ * credentials (407 otherwise); a close that lets the answer under way finish; no handle left. */
 #include <errno.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -14,6 +15,8 @@
 
 #include <uv.h>
 
+#include "base/credentials.h"
+#include "base/log.h"
 #include "http/proxy.h"
 #include "route/dial.h"
 #include "route/direct.h"
@@ -43,7 +46,7 @@ static void htest_hp_closed(void *arg)
 }
 
 /* 127.0.0.0/8 goes direct (with --allow-direct-local), everything else is rejected. */
-static void htest_start_with(struct htest *t, unsigned handshake_ms)
+static void htest_start_cfg(struct htest *t, unsigned handshake_ms, struct v2s_credentials *creds)
 {
     memset(t, 0, sizeof(*t));
     ASSERT_EQ(uv_loop_init(&t->loop), 0);
@@ -63,6 +66,7 @@ static void htest_start_with(struct htest *t, unsigned handshake_ms)
         .out = t->dialer,
         .connect_timeout_ms = 3000,
         .handshake_timeout_ms = handshake_ms,
+        .credentials = creds,
     };
     struct sockaddr_in sin = {.sin_family = AF_INET};
     sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
@@ -71,6 +75,11 @@ static void htest_start_with(struct htest *t, unsigned handshake_ms)
     int len = sizeof(ss);
     ASSERT_EQ(http_proxy_local(t->hp, (struct sockaddr *)&ss, &len), 0);
     t->port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+}
+
+static void htest_start_with(struct htest *t, unsigned handshake_ms)
+{
+    htest_start_cfg(t, handshake_ms, NULL);
 }
 
 static void htest_start(struct htest *t)
@@ -482,5 +491,134 @@ TEST_IMPL(http_proxy_origin_reset_while_idle)
     close(remote);
     close(l);
     htest_finish(&t);
+    return 0;
+}
+
+/* One request on a fresh connection; the answer's head in head (the connection then closed when
+ * the status is not 200). */
+static int htest_ask_head(struct htest *t, const char *request, char *head, size_t cap)
+{
+    int fd = uvtest_connect(t->port);
+    htest_send(t, fd, request);
+    htest_read_head(t, fd, head, cap);
+    int status = htest_status(head);
+    if (status != 200)
+        ASSERT(uvtest_wait_end(&t->loop, fd, NULL, 3000) != 0);
+    close(fd);
+    return status;
+}
+
+TEST_IMPL(http_proxy_auth)
+{
+    struct htest t;
+    struct v2s_credentials *creds;
+    char err[256], buf[1024], want[256];
+    static const char users[] = "alice:s3:cr#t\nbob:b0b\n";
+    ASSERT_EQ(v2s_credentials_parse(&creds, "users", users, sizeof(users) - 1, err, sizeof(err)), 0);
+    htest_start_cfg(&t, 5000, creds);
+    uint16_t port;
+    int l = uvtest_listen(&port);
+    /* alice:s3:cr#t, alice:wrong, carol:x in base64 */
+    static const char *const refused[] = {
+        "",
+        "Proxy-Authorization: Basic YWxpY2U6d3Jvbmc=\r\n",
+        "Proxy-Authorization: Basic Y2Fyb2w6eA==\r\n",
+        "Proxy-Authorization: Bearer YWxpY2U6czM6Y3IjdA==\r\n",
+        "Proxy-Authorization: Basic YWxpY2U6czM6Y3IjdA\r\n", /* no padding */
+        "Proxy-Authorization: Basic YWxpY2Vz\r\n",           /* no ':' */
+    };
+    uvtest_log_begin();
+    for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+        snprintf(buf, sizeof(buf), "GET http://127.0.0.1:%u/ HTTP/1.1\r\n%s\r\n", port, refused[i]);
+        ASSERT_ROW(htest_ask_head(&t, buf, buf, sizeof(buf)) == 407, "%zu", i);
+        ASSERT_ROW(strstr(buf, "\r\nProxy-Authenticate: Basic realm=\"vpn2socks\"\r\n") != NULL, "%zu: %s", i, buf);
+    }
+    snprintf(buf, sizeof(buf), "CONNECT 127.0.0.1:%u HTTP/1.1\r\n\r\n", port);
+    ASSERT_EQ(htest_ask_head(&t, buf, buf, sizeof(buf)), 407);
+    const char *log = uvtest_log_end();
+    /* Each refusal with credentials is logged, naming the listener and the user, never a password. */
+    ASSERT(strstr(log, "login refused for user \"alice\"") != NULL);
+    ASSERT(strstr(log, "login refused for user \"carol\"") != NULL);
+    char where[64];
+    snprintf(where, sizeof(where), "HTTP listener 127.0.0.1:%u: ", t.port);
+    ASSERT(strstr(log, where) != NULL);
+    ASSERT(strstr(log, "wrong password") != NULL && strstr(log, "unknown user") != NULL);
+    ASSERT(strstr(log, "s3:cr#t") == NULL && strstr(log, ": wrong\n") == NULL);
+
+    /* The right user: the request goes on, without the header. */
+    int fd = uvtest_connect(t.port);
+    snprintf(buf, sizeof(buf),
+             "GET http://127.0.0.1:%u/ok HTTP/1.1\r\nProxy-Authorization: basic  YWxpY2U6czM6Y3IjdA==\r\n\r\n", port);
+    htest_send(&t, fd, buf);
+    int remote = uvtest_accept(&t.loop, l, 3000);
+    ASSERT(remote >= 0);
+    htest_read_head(&t, remote, buf, sizeof(buf));
+    snprintf(want, sizeof(want), "GET /ok HTTP/1.1\r\nHost: 127.0.0.1:%u\r\n\r\n", port);
+    ASSERT_STR_EQ(buf, want);
+    htest_send(&t, remote, "HTTP/1.1 204 No Content\r\n\r\n");
+    htest_read_head(&t, fd, buf, sizeof(buf));
+    ASSERT_EQ(htest_status(buf), 204);
+    /* Each request is checked: the next one on the connection without credentials is refused. */
+    snprintf(buf, sizeof(buf), "GET http://127.0.0.1:%u/again HTTP/1.1\r\n\r\n", port);
+    htest_send(&t, fd, buf);
+    htest_read_head(&t, fd, buf, sizeof(buf));
+    ASSERT_EQ(htest_status(buf), 407);
+    close(fd);
+    close(remote);
+    /* CONNECT with bob's. */
+    fd = uvtest_connect(t.port);
+    snprintf(buf, sizeof(buf), "CONNECT 127.0.0.1:%u HTTP/1.1\r\nProxy-Authorization: Basic Ym9iOmIwYg==\r\n\r\n",
+             port);
+    htest_send(&t, fd, buf);
+    remote = uvtest_accept(&t.loop, l, 3000);
+    ASSERT(remote >= 0);
+    htest_read_head(&t, fd, buf, sizeof(buf));
+    ASSERT_STR_EQ(buf, "HTTP/1.1 200 Connection established\r\n\r\n");
+    close(fd);
+    ASSERT_EQ(uvtest_wait_end(&t.loop, remote, NULL, 3000), 1);
+    close(remote);
+    close(l);
+    htest_finish(&t);
+    v2s_credentials_free(creds);
+    return 0;
+}
+
+/* Closing the listener (a reload that drops it, or the end) finishes the answer under way, then
+ * closes its connection; an idle kept connection is closed at once. */
+TEST_IMPL(http_proxy_close_finishes_answer)
+{
+    struct htest t;
+    char buf[512];
+    htest_start(&t);
+    uint16_t port;
+    int l = uvtest_listen(&port);
+    int idle = uvtest_connect(t.port);
+    int fd = uvtest_connect(t.port);
+    snprintf(buf, sizeof(buf), "GET http://127.0.0.1:%u/ HTTP/1.1\r\n\r\n", port);
+    htest_send(&t, fd, buf);
+    int remote = uvtest_accept(&t.loop, l, 3000);
+    ASSERT(remote >= 0);
+    htest_read_head(&t, remote, buf, sizeof(buf));
+    http_proxy_close(t.hp, htest_hp_closed, &t);
+    ASSERT_EQ(uvtest_wait_end(&t.loop, idle, NULL, 3000), 1);
+    close(idle);
+    htest_send(&t, remote, "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\ndone");
+    htest_read_head(&t, fd, buf, sizeof(buf));
+    ASSERT_STR_EQ(buf, "HTTP/1.1 200 OK\r\nContent-Length: 4\r\nConnection: close\r\n\r\n");
+    htest_read(&t, fd, buf, 4);
+    ASSERT_STR_EQ(buf, "done");
+    ASSERT_EQ(uvtest_wait_end(&t.loop, fd, NULL, 3000), 1);
+    ASSERT_EQ(uvtest_wait_end(&t.loop, remote, NULL, 3000), 1);
+    close(fd);
+    close(remote);
+    close(l);
+    ASSERT(uvtest_run_until(&t.loop, &t.hp_closed, 3000));
+    outbound_close(t.dialer, htest_ob_closed, &t);
+    outbound_close(t.direct, htest_ob_closed, &t);
+    for (int i = 0; i < 3000 && t.ob_closed < 2; i++)
+        uvtest_run_until(&t.loop, &t.ob_closed, 1);
+    ASSERT_EQ(t.ob_closed, 2);
+    router_free(&t.router);
+    uvtest_loop_finish(&t.loop);
     return 0;
 }
