@@ -10,6 +10,11 @@
 #   - CONNECT (curl --proxytunnel) to the web server, byte-exact;
 #   - a destination outside the pushed routes: 403, for a GET and for a CONNECT;
 #   - a name the tunnel's DNS does not know: 502.
+# Then again with --socks-auth USERS (owned by nobody, mode 600) and -H 0.0.0.0:8120:
+#   - no start warning for the listener beyond loopback (it has authentication);
+#   - curl --proxy-user with the right user: a GET and a CONNECT byte-exact;
+#   - no credentials, a wrong password, an unknown user: 407 (and 407 to a CONNECT), each
+#     refusal logged with the user, no password anywhere in the log.
 # Needs root (skips with exit 77 otherwise). The binary: $VPN2SOCKS_BIN, else build/vpn2socks.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
@@ -97,5 +102,39 @@ lab_check_eq "CONNECT outside the routes (--others reject): 403" 403 "$(outside_
 lab_check_eq "GET of a name the tunnel's DNS does not know: 502" 502 "$(nosuch_name)"
 lab_check "vpn2socks is still running" v2s_alive
 lab_check_eq "SIGTERM: exit status 0" 0 "$(v2s_stop)"
+
+# ---------------------------------------------------------------- with --socks-auth
+ALICE_PASS='s3:cr#t pa55'
+USERS=$LAB_RUN_DIR/users
+printf 'alice:%s\nbob:b0b\n' "$ALICE_PASS" >"$USERS"
+chown nobody:nogroup "$USERS"
+chmod 600 "$USERS"
+v2s_start_ovpn http-auth "$LAB_OVPN_CLIENT_DIR" --others reject --socks-auth "$USERS" \
+    -H "127.0.0.1:$HTTP_PORT" -H "0.0.0.0:$((HTTP_PORT + 2))" || lab_die "vpn2socks did not bring the tunnel up"
+lab_wait_listen "$LAB_CLIENT_NS" tcp 127.0.0.1 "$HTTP_PORT" 5 || lab_die "the HTTP proxy does not listen"
+
+auth_get() {
+    hcurl -f -m 20 --proxy-user "alice:$ALICE_PASS" -o "$S/auth" "$WEB/$LAB_SMALL_FILE" || return 1
+    v2s_check_file "$S/auth" "$LAB_SMALL_SHA256"
+}
+auth_connect() {
+    hcurl -f -m 20 -p --proxy-user "bob:b0b" -o "$S/auth-tunnel" "$WEB/$LAB_SMALL_FILE" || return 1
+    v2s_check_file "$S/auth-tunnel" "$LAB_SMALL_SHA256"
+}
+auth_code() { hcurl -m 20 -o /dev/null -w '%{http_code}' "$@" "$WEB/$LAB_SMALL_FILE" 2>/dev/null; }
+auth_connect_code() { hcurl -m 20 -p -o /dev/null -w '%{http_connect}' "$@" "$WEB/$LAB_SMALL_FILE" 2>/dev/null; }
+
+lab_check_eq "auth: no warning that 0.0.0.0:$((HTTP_PORT + 2)) is open without authentication" 0 \
+    "$(grep -c 'has no authentication' "$S/v2s.log")"
+lab_check "auth: GET with the right user (--proxy-user): byte-exact" auth_get
+lab_check "auth: CONNECT with the right user: byte-exact" auth_connect
+lab_check_eq "auth: GET without credentials: 407" 407 "$(auth_code)"
+lab_check_eq "auth: GET with a wrong password: 407" 407 "$(auth_code --proxy-user alice:wrong)"
+lab_check_eq "auth: GET as an unknown user: 407" 407 "$(auth_code --proxy-user carol:x)"
+lab_check_eq "auth: CONNECT with a wrong password: 407" 407 "$(auth_connect_code --proxy-user alice:wrong)"
+lab_check_eq "auth: each refusal logged (wrong password twice, unknown user once)" "2 1" \
+    "$(grep -c 'login refused for user "alice": wrong password' "$S/v2s.log") $(grep -c 'login refused for user "carol": unknown user' "$S/v2s.log")"
+lab_check_eq "auth: no password in the log" 0 "$(grep -c -e "$ALICE_PASS" -e 'b0b' -e ':wrong' "$S/v2s.log")"
+lab_check_eq "auth: SIGTERM: exit status 0" 0 "$(v2s_stop)"
 
 lab_finish
