@@ -172,7 +172,7 @@ void options_usage(FILE *f)
           "                              lines, `#` or `;` comments; a flag is `name = yes` (or no);\n"
           "                              `verbose = 0..3`; relative paths from FILE's folder. The\n"
           "                              command line wins: it replaces a single option's value, and\n"
-          "                              all of the file's lines of a repeatable one (socks, local,\n"
+          "                              all of the file's lines of a repeatable one (socks, http, local,\n"
           "                              route, ...). Refused if other users may write it. SIGHUP\n"
           "                              reads it again: listeners, forwards and routes change\n"
           "                              without dropping the tunnel or open connections\n"

@@ -35,7 +35,8 @@ struct options {
     int tunnel_fd;             /* -1 = from VPNFD */
     char *config;              /* --config: a .ovpn file for the native OpenVPN client (owned) */
     char *auth_user_pass;      /* --auth-user-pass FILE (owned) */
-    char *socks_auth;          /* --socks-auth FILE: user:password lines every SOCKS listener requires (owned) */
+    char *socks_auth;          /* --socks-auth FILE: the user:password lines every SOCKS and HTTP
+                                * listener requires (owned) */
     char *conf;                /* --conf FILE: the config file these options came from (owned) */
     int allow_readable_secrets; /* --allow-readable-secrets: warn about exposed key files instead of refusing */
     struct router_config route; /* --route / --exclude / --others / --allow-direct-local */
@@ -63,7 +64,7 @@ void options_free(struct options *o);
 int options_parse(struct options *o, int argc, char **argv, char *err, size_t errcap);
 /* Applies argv onto what o holds, without the checks on the whole. Every option a config file set
  * is replaced: a single-valued one takes the command line's value, and a repeatable one (socks,
- * local, remote, route, exclude, address, dns, domain) drops all of the file's lines of it. -v and
+ * http, local, remote, route, exclude, address, dns, domain) drops all of the file's lines of it. -v and
  * -q replace the file's verbose and quiet. 0, or -EINVAL with a message in err. */
 int options_apply_args(struct options *o, int argc, char **argv, char *err, size_t errcap);
 /* One `name = value` line of a config file, at line (1 and up), as if "--name value" had been

@@ -400,3 +400,40 @@ TEST_IMPL(listeners_diff)
     options_free(&o);
     return 0;
 }
+
+/* -H in the file (`http = ...`, repeatable), alone enough to serve, a bad one named with its
+ * line; its listeners are their own kind for a reload: the same address as SOCKS is another
+ * listener, the same HTTP address is kept. */
+TEST_IMPL(conf_http_listeners)
+{
+    struct options o;
+    char err[512] = "", where[64], name[128];
+    ASSERT_EQ(parse_text(&o, "http = 8118\nhttp = 0.0.0.0:3128\n", err, sizeof(err)), 0);
+    ASSERT_EQ(o.n_http, 2);
+    ASSERT_STR_EQ(listen_of(&o.http[1], where, sizeof(where)), "0.0.0.0:3128");
+    ASSERT_EQ(options_check(&o, err, sizeof(err)), 0);
+    struct listener_spec specs[4];
+    ASSERT_EQ(listener_specs(&o, specs, 4), 2);
+    ASSERT(specs[0].kind == LISTENER_HTTP && specs[1].kind == LISTENER_HTTP);
+    ASSERT_STR_EQ(listener_spec_name(&specs[0], name, sizeof(name)), "HTTP 127.0.0.1:8118");
+    options_free(&o);
+    ASSERT_EQ(parse_text(&o, "socks = 1080\nhttp = x\n", err, sizeof(err)), -EINVAL);
+    ASSERT_STR_EQ(err, "t.conf:2: http = x: expected [ADDR:]PORT");
+    options_free(&o);
+
+    struct listener_spec run[2], want[2];
+    memset(run, 0, sizeof(run));
+    memset(want, 0, sizeof(want));
+    run[0].kind = LISTENER_SOCKS;
+    run[1].kind = want[0].kind = want[1].kind = LISTENER_HTTP;
+    ASSERT(options_parse_listen(&run[0].fwd.listen, "8118") == 0);
+    ASSERT(options_parse_listen(&run[1].fwd.listen, "8119") == 0);
+    ASSERT(options_parse_listen(&want[0].fwd.listen, "8118") == 0);
+    ASSERT(options_parse_listen(&want[1].fwd.listen, "8119") == 0);
+    unsigned char keep[2];
+    int from[2];
+    listener_diff(run, 2, want, 2, keep, from);
+    ASSERT(keep[0] == 0 && keep[1] == 1);
+    ASSERT(from[0] == -1 && from[1] == 1);
+    return 0;
+}
