@@ -2,7 +2,8 @@
  * picks the mode (bit 0: responses, bit 1: responses to HEAD), the rest is what a connection
  * carries, up to a CONNECT or a 101. Fed whole and then one byte at a time, it must give the same
  * events at the same offsets (an error: the same status), the same rebuilt heads and the same
- * bodies; a re-chunked body must be well framed. */
+ * bodies; a re-chunked body must be well framed. A Proxy-Authorization is decoded too (within
+ * its buffer). */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -114,6 +115,11 @@ static void fuzz_run(int mode, const uint8_t *data, size_t size, size_t step, st
         }
         if (ev == HTTP_MSG_HEAD) {
             fuzz_take(o, &m, 0);
+            size_t vl, ul, pl;
+            uint8_t cred[64];
+            const char *v = http_msg_header(&m, "proxy-authorization", &vl);
+            if (v && http_msg_basic_auth(v, vl, cred, sizeof(cred), &ul, &pl) == 0 && ul + 1 + pl > sizeof(cred))
+                abort();
             int rc = m.response ? http_msg_write_response_head(&m, "X-Fuzz: 1\r\n")
                                 : http_msg_write_request_head(&m, "/", 1, "host", NULL);
             if (rc < 0)

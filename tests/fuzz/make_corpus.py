@@ -247,6 +247,8 @@ seed("fuzz_ovpn_keymethod", "ciphers-none", b"\x02\xff\nnone\nnone")
 # First byte: bit 0 responses, bit 1 responses to HEAD; then the connection's bytes.
 seed("fuzz_http_msg", "get-hop-by-hop", b"\x00GET http://127.0.0.1:8080/a/b?c=d#frag HTTP/1.1\r\nHost: wrong\r\n"
      b"Connection: keep-alive, X-Hop\r\nProxy-Connection: keep-alive\r\nX-Hop: 1\r\nAccept: */*\r\n\r\n")
+seed("fuzz_http_msg", "proxy-authorization", b"\x00GET http://h/ HTTP/1.1\r\n"
+     b"Proxy-Authorization: Basic YWxpY2U6czM6Y3IjdA==\r\n\r\n")
 seed("fuzz_http_msg", "pipelined", b"\x00GET http://h/1 HTTP/1.1\r\n\r\nGET http://h/2 HTTP/1.1\r\n\r\n")
 seed("fuzz_http_msg", "post-chunked", b"\x00POST http://h/up HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
      b"5\r\nhello\r\n7;ext=1\r\n, world\r\n0\r\nX-Trailer: 1\r\n\r\n")
