@@ -46,7 +46,8 @@ static void htest_hp_closed(void *arg)
 }
 
 /* 127.0.0.0/8 goes direct (with --allow-direct-local), everything else is rejected. */
-static void htest_start_cfg(struct htest *t, unsigned handshake_ms, struct v2s_credentials *creds)
+static void htest_start_cfg(struct htest *t, unsigned handshake_ms, struct v2s_credentials *creds,
+                            unsigned connect_ms)
 {
     memset(t, 0, sizeof(*t));
     ASSERT_EQ(uv_loop_init(&t->loop), 0);
@@ -64,7 +65,7 @@ static void htest_start_cfg(struct htest *t, unsigned handshake_ms, struct v2s_c
     struct http_proxy_config cfg = {
         .loop = &t->loop,
         .out = t->dialer,
-        .connect_timeout_ms = 3000,
+        .connect_timeout_ms = connect_ms,
         .handshake_timeout_ms = handshake_ms,
         .credentials = creds,
     };
@@ -79,7 +80,7 @@ static void htest_start_cfg(struct htest *t, unsigned handshake_ms, struct v2s_c
 
 static void htest_start_with(struct htest *t, unsigned handshake_ms)
 {
-    htest_start_cfg(t, handshake_ms, NULL);
+    htest_start_cfg(t, handshake_ms, NULL, 3000);
 }
 
 static void htest_start(struct htest *t)
@@ -515,7 +516,7 @@ TEST_IMPL(http_proxy_auth)
     char err[256], buf[1024], want[256];
     static const char users[] = "alice:s3:cr#t\nbob:b0b\n";
     ASSERT_EQ(v2s_credentials_parse(&creds, "users", users, sizeof(users) - 1, err, sizeof(err)), 0);
-    htest_start_cfg(&t, 5000, creds);
+    htest_start_cfg(&t, 5000, creds, 3000);
     uint16_t port;
     int l = uvtest_listen(&port);
     /* alice:s3:cr#t, alice:wrong, carol:x in base64 */
@@ -620,5 +621,43 @@ TEST_IMPL(http_proxy_close_finishes_answer)
     ASSERT_EQ(t.ob_closed, 2);
     router_free(&t.router);
     uvtest_loop_finish(&t.loop);
+    return 0;
+}
+
+/* A destination that does not answer the connect in time: 504. The kernel drops SYNs to a
+ * listener whose accept queue is full, so the connect hangs until the proxy's timeout. */
+TEST_IMPL(http_proxy_connect_timeout)
+{
+    struct htest t;
+    char buf[256];
+    htest_start_cfg(&t, 5000, NULL, 300);
+    int l = socket(AF_INET, SOCK_STREAM, 0);
+    ASSERT(l >= 0);
+    struct sockaddr_in sin = {.sin_family = AF_INET};
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ASSERT_EQ(bind(l, (struct sockaddr *)&sin, sizeof(sin)), 0);
+    socklen_t sl = sizeof(sin);
+    ASSERT_EQ(getsockname(l, (struct sockaddr *)&sin, &sl), 0);
+    ASSERT_EQ(listen(l, 0), 0);
+    uint16_t port = ntohs(sin.sin_port);
+    /* Fill the queue (backlog 0 holds one) with connections never accepted. */
+    int fill[2];
+    for (int i = 0; i < 2; i++) {
+        fill[i] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+        ASSERT(fill[i] >= 0);
+        connect(fill[i], (struct sockaddr *)&sin, sizeof(sin));
+    }
+    int never = 0;
+    uvtest_run_until(&t.loop, &never, 100);
+    uint64_t start = uv_now(&t.loop);
+    snprintf(buf, sizeof(buf), "GET http://127.0.0.1:%u/ HTTP/1.1\r\n\r\n", port);
+    ASSERT_EQ(htest_ask(&t, buf), 504);
+    ASSERT(uv_now(&t.loop) - start >= 250);
+    snprintf(buf, sizeof(buf), "CONNECT 127.0.0.1:%u HTTP/1.1\r\n\r\n", port);
+    ASSERT_EQ(htest_ask(&t, buf), 504);
+    close(fill[0]);
+    close(fill[1]);
+    close(l);
+    htest_finish(&t);
     return 0;
 }
