@@ -8,10 +8,13 @@
  * origin (origin-form target, Host from the URI, hop-by-hop headers gone), its body streamed
  * (Content-Length as it is, chunked re-chunked), and the response read with the same parser, so
  * that its end is known and the client connection can carry the next request (keep-alive). Bytes
- * a client pipelines behind a request stay unparsed, and the client unread, until the answer to
- * that request has been written: requests are answered in order, never interleaved. The next
- * request may name another host: the old upstream connection is closed then; one to the same
- * host:port that the origin kept open is used again.
+ * a client pipelines behind a request stay unparsed (at most HTTP_MAX_PENDING of them are read,
+ * so that a client that goes away is noticed) until the answer to that request has been written:
+ * requests are answered in order, never interleaved. The end of the client's side while its
+ * answer is awaited is taken as the client giving up (as nginx and Squid do by default), and the
+ * origin is let go. The next request may name another host: the old upstream connection is
+ * closed then; one to the same host:port that the origin kept open is used again. An answer
+ * framed by the connection's end (no length, not chunked) goes out with "Connection: close".
  *
  * The outbound's relay (route/outbound.h) relays a whole connection between a uv_tcp_t and the
  * destination; it has no way to hand the destination's bytes to a listener. Rather than a new op
@@ -30,10 +33,11 @@
  *
  * Caps, the refusal at the cap and the handshake timeout are the SOCKS listener's
  * (socks/server.c); the timeout runs from accept, and again from the end of each answer, until
- * a complete request head. Errors answer with a status and close: 400 malformed (431 a head over
- * 64 KiB), 403 the router rejected the destination, 501 a scheme other than http, 502 the
- * destination refused, was unreachable, did not resolve or ended without an answer, 504 it did
- * not answer the connect in time. */
+ * a complete request head (408 when part of one came, a plain close when nothing did). Errors
+ * answer with a status and close: 400 malformed (431 a head over 64 KiB), 403 the router rejected
+ * the destination, 407 no or wrong credentials, 501 a scheme other than http, 502 the destination
+ * refused, was unreachable, did not resolve or gave no proper answer, 504 it did not answer the
+ * connect in time. Once part of an answer went out, an error can only reset the client. */
 #include "http/proxy.h"
 
 #include <errno.h>
