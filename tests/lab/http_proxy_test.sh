@@ -8,6 +8,8 @@
 #   - two URLs in one curl: both byte-exact over one connection to the proxy (num_connects 1, 0);
 #   - a chunked POST: the web server gets every byte (it answers with their length and sha256);
 #   - CONNECT (curl --proxytunnel) to the web server, byte-exact;
+#   - https:// through CONNECT to a TLS server behind the tunnel (openssl s_server -WWW serving
+#     the web root, its certificate checked by curl against the lab CA), byte-exact;
 #   - a destination outside the pushed routes: 403, for a GET and for a CONNECT;
 #   - a name the tunnel's DNS does not know: 502.
 # Then again with --socks-auth USERS (owned by nobody, mode 600) and -H 0.0.0.0:8120:
@@ -33,6 +35,16 @@ v2s_prepare
 HTTP_PORT=8118
 HPROXY=http://127.0.0.1:$HTTP_PORT
 WEB=http://$LAB_WEB_NAME:$LAB_WEB_PORT
+
+# An HTTPS server behind the tunnel, with a certificate for the web server's name.
+HTTPS_PORT=8443
+lab_pki_issue web-tls server --san "DNS:$LAB_WEB_NAME"
+# (-WWW serves files relative to its working directory.)
+# shellcheck disable=SC2016  # $1.. are the inner shell's
+lab_bg https ip netns exec "$LAB_SERVER_NS" sh -c 'cd "$1" && shift && exec openssl s_server -quiet -WWW "$@"' \
+    sh "$LAB_WEB_ROOT" -accept "$LAB_INTERNAL_IP:$HTTPS_PORT" -cert "$LAB_PKI_DIR/web-tls.pem" \
+    -key "$LAB_PKI_DIR/web-tls.key"
+lab_wait_listen "$LAB_SERVER_NS" tcp "$LAB_INTERNAL_IP" "$HTTPS_PORT" 5 || lab_die "the HTTPS server did not start"
 
 lab_start_openvpn_server http --proto udp
 lab_openvpn_client_config http
@@ -74,6 +86,12 @@ connect_tunnel() {
     v2s_check_file "$S/tunnel" "$LAB_SMALL_SHA256"
 }
 
+https_connect() {
+    hcurl -f -m 20 --cacert "$LAB_CA_CERT" -o "$S/https" "https://$LAB_WEB_NAME:$HTTPS_PORT/$LAB_SMALL_FILE" ||
+        return 1
+    v2s_check_file "$S/https" "$LAB_SMALL_SHA256"
+}
+
 outside_get() {
     hcurl -m 20 -o /dev/null -w '%{http_code}' "http://$LAB_SERVER_IP:$LAB_WEB_PORT/$LAB_SMALL_FILE"
 }
@@ -97,6 +115,7 @@ lab_check "GET of ${LAB_BIG_SIZE} bytes: byte-exact" get_big
 lab_check "two URLs in one curl: one connection to the proxy, both byte-exact" two_on_one
 lab_check "chunked POST: the web server gets every byte" chunked_post
 lab_check "CONNECT (curl --proxytunnel) to the web server: byte-exact" connect_tunnel
+lab_check "https:// through CONNECT to a TLS server in the tunnel (certificate checked): byte-exact" https_connect
 lab_check_eq "GET outside the routes (--others reject): 403" 403 "$(outside_get)"
 lab_check_eq "CONNECT outside the routes (--others reject): 403" 403 "$(outside_connect)"
 lab_check_eq "GET of a name the tunnel's DNS does not know: 502" 502 "$(nosuch_name)"
