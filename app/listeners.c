@@ -49,7 +49,9 @@ int listener_spec_equal(const struct listener_spec *a, const struct listener_spe
 {
     if (a->kind != b->kind || !same_sockaddr(&a->fwd.listen, &b->fwd.listen))
         return 0;
-    return a->kind == LISTENER_SOCKS || a->kind == LISTENER_HTTP || (a->fwd.port == b->fwd.port && strcmp(a->fwd.host, b->fwd.host) == 0);
+    if (a->kind == LISTENER_SOCKS || a->kind == LISTENER_HTTP)
+        return 1; /* a proxy is its address */
+    return a->fwd.port == b->fwd.port && strcmp(a->fwd.host, b->fwd.host) == 0;
 }
 
 const char *listener_spec_name(const struct listener_spec *s, char *buf, size_t cap)

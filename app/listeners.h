@@ -29,7 +29,8 @@ struct listener_spec {
 /* The listeners o asks for, SOCKS first, then HTTP, then the forwards in their order; at most cap. */
 size_t listener_specs(const struct options *o, struct listener_spec *out, size_t cap);
 int listener_spec_equal(const struct listener_spec *a, const struct listener_spec *b);
-/* "SOCKS 127.0.0.1:1080", "HTTP 127.0.0.1:8118", "forward 127.0.0.1:5432 -> db.internal:5432", ... for the log. */
+/* "SOCKS 127.0.0.1:1080", "HTTP 127.0.0.1:8118", "forward 127.0.0.1:5432 -> db.internal:5432", ...
+ * for the log. */
 const char *listener_spec_name(const struct listener_spec *s, char *buf, size_t cap);
 /* From the running listeners (run) to the ones asked for (want): keep[i] is 1 when run[i] is also
  * in want (it keeps running, its connections untouched) and 0 when it is to be closed; from[j] is
