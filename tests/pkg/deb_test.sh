@@ -4,7 +4,7 @@
 # 1. `cpack -G DEB` on the build makes one vpn2socks_VERSION_ARCH.deb (into a temporary folder,
 #    so the build tree gets no package files);
 # 2. `dpkg-deb -I`: package vpn2socks, Depends found by dpkg-shlibdeps naming the libraries the
-#    binary links (libc6 libuv1 libssl3 liblzo2-2 liblz4-1 libinih1);
+#    binary links (libc6 libuv1 libssl3 liblzo2-2 liblz4-1 libinih1 libhttp-parser2.9);
 # 3. `dpkg-deb -c`: exactly the binary, the man page, README.md, the examples folder, the unit
 #    and the sysusers.d file; no tests, no headers, no lwIP;
 # 4. `dpkg --root=ROOT --unpack` into an empty root with a fresh dpkg database: dpkg accepts the
@@ -63,14 +63,14 @@ check_control() {
     [ "$pkg" = vpn2socks ] || { echo "Package: '$pkg'"; return 1; }
     deps=$(dpkg-deb -f "$deb" Depends)
     echo "Depends: $deps"
-    for want in libc6 libuv1 libssl3 liblzo2-2 liblz4-1 libinih1; do
+    for want in libc6 libuv1 libssl3 liblzo2-2 liblz4-1 libinih1 libhttp-parser2.9; do
         # a package name is followed by a version, a comma or the end
         grep -qE "(^|, )$want( \(|,|$)" <<<"$deps" || missing+=("$want")
     done
     [ ${#missing[@]} -eq 0 ] || { echo "missing from Depends: ${missing[*]}"; return 1; }
     dpkg-deb -I "$deb" postinst >"$tmp/postinst" && sh -n "$tmp/postinst"
 }
-check "dpkg-deb -I: Package vpn2socks, Depends on libc6 libuv1 libssl3 liblzo2-2 liblz4-1 libinih1, a postinst sh accepts" check_control
+check "dpkg-deb -I: Package vpn2socks, Depends on libc6 libuv1 libssl3 liblzo2-2 liblz4-1 libinih1 libhttp-parser2.9, a postinst sh accepts" check_control
 dpkg-deb -f "$deb" Depends
 
 # ---- 3. the files
