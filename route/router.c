@@ -89,6 +89,7 @@ int router_add_user(struct router *r, const struct v2s_cidr *c, enum router_verd
     r->entries[r->n_user].verdict = v;
     r->n_user++;
     r->n_entries++;
+    r->generation++;
     return 0;
 }
 
@@ -108,6 +109,7 @@ int router_set_user(struct router *r, const struct router_config *c)
     r->n_user = c->n_user;
     r->others = c->others;
     r->allow_direct_local = c->allow_direct_local;
+    r->generation++;
     return 0;
 }
 
@@ -132,6 +134,7 @@ int router_set_tunnel(struct router *r, const struct tunnel_settings *s)
 {
     r->n_entries = r->n_user;
     r->tunnel_has_routes = 0;
+    r->generation++;
     if (s == NULL)
         return 0;
     char *domains = NULL;
@@ -157,6 +160,7 @@ int router_set_tunnel(struct router *r, const struct tunnel_settings *s)
             router_append(r, &c, ROUTER_TUNNEL);
     }
     r->tunnel_has_routes = s->n_routes > 0;
+    r->generation++;
     return 0;
 }
 
@@ -218,7 +222,11 @@ static enum router_verdict router_lookup(const struct router *r, const struct v2
     }
     if (best != NULL)
         return best->verdict;
+    return router_others_verdict(r);
+}
 
+enum router_verdict router_others_verdict(const struct router *r)
+{
     switch (r->others) {
     case ROUTER_OTHERS_TUNNEL:
         return ROUTER_TUNNEL;

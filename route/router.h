@@ -38,6 +38,7 @@ struct router {
     int tunnel_dns_known;         /* the tunnel has come up at least once */
     int tunnel_has_dns;           /* ... and announced DNS servers */
     char *tunnel_domains;         /* its DNS domains, space-separated; NULL when none */
+    unsigned generation;          /* changes with every change of the above (the PAC file's cache) */
 };
 
 /* What the command line says about routing (app/options.c fills it); the live router, which the
@@ -72,6 +73,8 @@ int router_set_tunnel(struct router *r, const struct tunnel_settings *s);
  * Without a match, --others decides. A DIRECT verdict for a local address (router_addr_is_local)
  * becomes REJECT unless allow_direct_local is set. */
 enum router_verdict router_decide(const struct router *r, const struct v2s_addr *dst);
+/* What --others gives an address no entry matches (the default: TUNNEL without pushed routes). */
+enum router_verdict router_others_verdict(const struct router *r);
 /* Whether a direct connection to a reaches this host or its link rather than a network: loopback
  * (127.0.0.0/8, ::1), unspecified (0.0.0.0/8, ::, which Linux connects to this host) and
  * link-local (169.254.0.0/16, the cloud metadata service 169.254.169.254 among them, fe80::/10),
