@@ -536,6 +536,7 @@ static int app_listener_start(struct app *a, struct app_listener *l)
             .shared = &a->conns,
             .handshake_timeout_ms = a->opt.handshake_timeout_ms,
             .credentials = a->socks_creds,
+            .router = &a->router,
         };
         struct http_proxy *hp = NULL;
         if ((rc = http_proxy_new(&hp, &cfg, sa)) < 0) {

@@ -57,6 +57,8 @@
 #include "base/log.h"
 #include "http/message.h"
 #include "route/outbound.h"
+#include "route/pac.h"
+#include "route/router.h"
 #include "route/refuse.h"
 
 enum {
@@ -131,6 +133,10 @@ struct http_proxy {
     struct conn_limit *shared;
     struct refuser refuser;
     struct v2s_credentials *creds; /* NULL: no authentication */
+    const struct router *router;   /* for the PAC file; NULL: none served */
+    char *pac;                     /* the last PAC text written, for pac_proxy at pac_generation */
+    char pac_proxy[300];
+    unsigned pac_generation;
     char name[V2S_ADDR_STRLEN + 32]; /* "HTTP listener ADDR", for the log */
     int closing;
     int handles_open;
@@ -156,6 +162,7 @@ static void http_proxy_maybe_free(struct http_proxy *hp)
     void (*cb)(void *) = hp->close_cb;
     void *arg = hp->close_arg;
     free(hp->read_buf);
+    free(hp->pac);
     free(hp);
     if (cb)
         cb(arg);
@@ -738,6 +745,144 @@ static int http_conn_authorize(struct http_conn *c)
     return 0;
 }
 
+/* --- the PAC file --- */
+
+/* Whether the Host header (v, len) names host:port with this listener's port (80 when it gives
+ * none) and only the characters a host may have, so that it can go into the script. */
+static int http_pac_host_ok(const char *v, size_t len, uint16_t port)
+{
+    size_t i = 0, host_end;
+    if (len == 0 || len > 260)
+        return 0;
+    if (v[0] == '[') {
+        while (i < len && v[i] != ']') {
+            char ch = v[i];
+            if (i > 0 && !((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f') || (ch >= 'A' && ch <= 'F') ||
+                           ch == ':' || ch == '.'))
+                return 0;
+            i++;
+        }
+        if (i == len || i < 3)
+            return 0;
+        host_end = ++i;
+    } else {
+        while (i < len && v[i] != ':') {
+            char ch = v[i];
+            if (!((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || ch == '.' ||
+                  ch == '-' || ch == '_'))
+                return 0;
+            i++;
+        }
+        host_end = i;
+    }
+    if (host_end == 0)
+        return 0;
+    unsigned p = 80;
+    if (i < len) {
+        if (v[i] != ':' || i + 1 == len || len - i > 6)
+            return 0;
+        p = 0;
+        for (i++; i < len; i++) {
+            if (v[i] < '0' || v[i] > '9')
+                return 0;
+            p = p * 10 + (unsigned)(v[i] - '0');
+        }
+    }
+    return p == port;
+}
+
+/* The proxy's host:port as the client reached it: the Host header when it names this listener,
+ * else the connection's local address. */
+static void http_pac_proxy(struct http_conn *c, char *out, size_t cap)
+{
+    struct sockaddr_storage ss;
+    int sl = sizeof(ss);
+    struct v2s_addr local;
+    uint16_t port = 0;
+    snprintf(out, cap, "127.0.0.1:0");
+    if (uv_tcp_getsockname(&c->client, (struct sockaddr *)&ss, &sl) == 0 &&
+        v2s_addr_from_sockaddr((const struct sockaddr *)&ss, &local, &port) == 0) {
+        v2s_addr_unmap_v4(&local); /* a listener on [::] reached over IPv4 */
+        char buf[V2S_ADDR_STRLEN];
+        snprintf(out, cap, "%s", v2s_addr_format_port(&local, port, buf, sizeof(buf)));
+    }
+    size_t hl;
+    const char *hv = http_msg_header(&c->req, "host", &hl);
+    if (hv && http_pac_host_ok(hv, hl, port)) {
+        int has_port = hv[hl - 1] != ']' && memchr(hv, ':', hl) != NULL;
+        snprintf(out, cap, has_port ? "%.*s" : "%.*s:80", (int)hl, hv);
+    }
+}
+
+/* Whether the request is for the PAC file: GET or HEAD of exactly /proxy.pac or /wpad.dat. */
+static int http_conn_is_pac(const struct http_conn *c)
+{
+    const struct http_msg *m = &c->req;
+    if (!c->hp->router || (m->p.method != HTTP_GET && m->p.method != HTTP_HEAD))
+        return 0;
+    const char *t = m->text + m->target;
+    return (m->target_len == 10 && memcmp(t, "/proxy.pac", 10) == 0) ||
+           (m->target_len == 9 && memcmp(t, "/wpad.dat", 9) == 0);
+}
+
+/* Answers the PAC file, written again when the routes (or the name the client used) changed.
+ * No credentials are asked: browsers fetch it without proxy authentication, and it tells
+ * nothing the proxy's answers would not. */
+static void http_conn_pac(struct http_conn *c)
+{
+    struct http_proxy *hp = c->hp;
+    struct http_msg *m = &c->req;
+    if ((m->p.flags & F_CHUNKED) || (m->p.content_length != 0 && m->p.content_length != UINT64_MAX)) {
+        http_conn_fail(c, 400, "a request for the PAC file has no body");
+        return;
+    }
+    char proxy[300];
+    http_pac_proxy(c, proxy, sizeof(proxy));
+    if (!hp->pac || hp->pac_generation != hp->router->generation || strcmp(hp->pac_proxy, proxy) != 0) {
+        free(hp->pac);
+        hp->pac = router_pac(hp->router, proxy);
+        hp->pac_generation = hp->router->generation;
+        snprintf(hp->pac_proxy, sizeof(hp->pac_proxy), "%s", proxy);
+        if (!hp->pac) {
+            http_conn_fail(c, 500, "out of memory");
+            return;
+        }
+    }
+    http_upstream_release(c->up);
+    size_t body = strlen(hp->pac);
+    int head = m->p.method == HTTP_HEAD;
+    const char *conn = !c->keep_alive ? "Connection: close\r\n"
+                       : (m->p.http_major == 1 && m->p.http_minor == 0) ? "Connection: keep-alive\r\n"
+                                                                         : "";
+    size_t cap = 512 + (head ? 0 : body);
+    c->wbuf = malloc(cap);
+    if (!c->wbuf) {
+        http_conn_fail(c, 500, "out of memory");
+        return;
+    }
+    int n = snprintf((char *)c->wbuf, cap,
+                     "HTTP/1.1 200 OK\r\nContent-Type: application/x-ns-proxy-autoconfig\r\n"
+                     "Content-Length: %zu\r\nCache-Control: max-age=60\r\n%s\r\n",
+                     body, conn);
+    if (!head) {
+        memcpy(c->wbuf + n, hp->pac, body);
+        n += (int)body;
+    }
+    v2s_debug("%s: %s %.*s: the PAC file (PROXY %s)", c->peer, head ? "HEAD" : "GET", (int)m->target_len,
+              m->text + m->target, proxy);
+    /* The answer is whole: the connection goes back to reading the next request once it is
+     * written (http_conn_client_written), what the client pipelines meanwhile is kept. */
+    c->state = HTTP_CONN_FORWARD;
+    c->req_done = c->resp_done = c->resp_started = 1;
+    uv_buf_t b = uv_buf_init((char *)c->wbuf, (unsigned)n);
+    c->wreq.data = c;
+    c->writing = 1;
+    if (uv_write(&c->wreq, (uv_stream_t *)&c->client, &b, 1, http_conn_client_written) < 0) {
+        c->writing = 0;
+        http_conn_close(c, 1);
+    }
+}
+
 /* A request head is complete: where it goes, and how it is sent there. */
 static void http_conn_request(struct http_conn *c)
 {
@@ -745,6 +890,10 @@ static void http_conn_request(struct http_conn *c)
     uv_timer_stop(&c->timer);
     c->keep_alive = http_should_keep_alive(&m->p);
     c->req_done = c->resp_done = c->resp_started = 0;
+    if (http_conn_is_pac(c)) {
+        http_conn_pac(c);
+        return;
+    }
     if (c->hp->creds && http_conn_authorize(c) < 0)
         return;
     if (m->p.method == HTTP_CONNECT) {
@@ -1062,6 +1211,7 @@ int http_proxy_new(struct http_proxy **out, const struct http_proxy_config *cfg,
     v2s_list_init(&hp->conns);
     v2s_list_init(&hp->upstreams);
     hp->creds = cfg->credentials;
+    hp->router = cfg->router;
     uv_tcp_init(cfg->loop, &hp->listener);
     hp->listener.data = hp;
     hp->handles_open = 1;

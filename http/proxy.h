@@ -7,6 +7,7 @@ struct outbound;
 struct conn_limit;
 struct v2s_credentials;
 struct sockaddr;
+struct router;
 typedef struct uv_loop_s uv_loop_t;
 
 struct http_proxy_config {
@@ -18,6 +19,8 @@ struct http_proxy_config {
     unsigned handshake_timeout_ms; /* from accept (or the end of the last answer) to a complete head */
     struct v2s_credentials *credentials; /* users who may use the proxy (Proxy-Authorization basic; the
                                           * caller keeps it for the listener's life), or NULL: anyone */
+    const struct router *router;   /* the live routes, for the PAC file (GET /proxy.pac, /wpad.dat;
+                                    * the caller keeps it), or NULL: no PAC file */
 };
 
 /* Listens on addr. 0 or a negative uv error. */

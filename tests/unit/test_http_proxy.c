@@ -68,6 +68,7 @@ static void htest_start_cfg(struct htest *t, unsigned handshake_ms, struct v2s_c
         .connect_timeout_ms = connect_ms,
         .handshake_timeout_ms = handshake_ms,
         .credentials = creds,
+        .router = &t->router,
     };
     struct sockaddr_in sin = {.sin_family = AF_INET};
     sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
@@ -659,5 +660,111 @@ TEST_IMPL(http_proxy_connect_timeout)
     close(fill[1]);
     close(l);
     htest_finish(&t);
+    return 0;
+}
+
+/* Reads one PAC answer (head and, unless head_only, the body) from fd; returns the body
+ * (malloc'd) and the head in head. */
+static char *htest_read_pac(struct htest *t, int fd, char *head, size_t cap, int head_only)
+{
+    htest_read_head(t, fd, head, cap);
+    ASSERT_EQ(htest_status(head), 200);
+    ASSERT(strstr(head, "\r\nContent-Type: application/x-ns-proxy-autoconfig\r\n") != NULL);
+    ASSERT(strstr(head, "\r\nCache-Control: max-age=60\r\n") != NULL);
+    const char *cl = strstr(head, "\r\nContent-Length: ");
+    ASSERT(cl != NULL);
+    size_t len = strtoul(cl + 18, NULL, 10);
+    ASSERT(len > 500);
+    char *body = malloc(len + 1);
+    ASSERT(body != NULL);
+    body[0] = '\0';
+    if (!head_only)
+        htest_read(t, fd, body, len);
+    return body;
+}
+
+/* GET and HEAD of /proxy.pac and /wpad.dat: the PAC file, without credentials, on a kept-alive
+ * connection, naming the proxy as the client reached it, written again when the routes change;
+ * other origin-form requests are refused as before. */
+TEST_IMPL(http_proxy_pac)
+{
+    struct htest t;
+    struct v2s_credentials *creds;
+    char err[256], head[1024], req[512], want[128];
+    static const char users[] = "alice:secret\n";
+    ASSERT_EQ(v2s_credentials_parse(&creds, "users", users, sizeof(users) - 1, err, sizeof(err)), 0);
+    htest_start_cfg(&t, 5000, creds, 3000);
+
+    int fd = uvtest_connect(t.port);
+    snprintf(req, sizeof(req), "GET /proxy.pac HTTP/1.1\r\nHost: 127.0.0.1:%u\r\n\r\n", t.port);
+    htest_send(&t, fd, req);
+    char *body = htest_read_pac(&t, fd, head, sizeof(head), 0);
+    ASSERT(strstr(head, "Connection: close") == NULL);
+    snprintf(want, sizeof(want), "    var p = \"PROXY 127.0.0.1:%u\";\n", t.port);
+    ASSERT(strstr(body, want) != NULL);
+    ASSERT(strstr(body, "function FindProxyForURL(url, host) {") != NULL);
+    /* The user's 127.0.0.0/8 (direct) is in it; 10.0.0.0/8 is not yet. */
+    ASSERT(strstr(body, "    if (isInNet(h, \"127.0.0.0\", \"255.0.0.0\")) return \"DIRECT\";\n") != NULL);
+    ASSERT(strstr(body, "\"10.0.0.0\"") == NULL);
+    size_t len = strlen(body);
+    free(body);
+
+    /* HEAD of /wpad.dat on the same connection: the same head, no body; then the routes change
+     * (a tunnel up) and the next GET has the new route, named by the Host the client used. */
+    snprintf(req, sizeof(req), "HEAD /wpad.dat HTTP/1.1\r\nHost: localhost:%u\r\n\r\n", t.port);
+    htest_send(&t, fd, req);
+    body = htest_read_pac(&t, fd, head, sizeof(head), 1);
+    snprintf(want, sizeof(want), "\r\nContent-Length: %zu\r\n", len + strlen("localhost") - strlen("127.0.0.1"));
+    ASSERT(strstr(head, want) != NULL);
+    free(body);
+    struct v2s_cidr c;
+    ASSERT_EQ(v2s_cidr_parse(&c, "10.0.0.0/8", 0), 0);
+    ASSERT_EQ(router_add_user(&t.router, &c, ROUTER_TUNNEL), 0);
+    snprintf(req, sizeof(req), "GET /wpad.dat HTTP/1.1\r\nHost: localhost:%u\r\n\r\n", t.port);
+    htest_send(&t, fd, req);
+    body = htest_read_pac(&t, fd, head, sizeof(head), 0);
+    snprintf(want, sizeof(want), "    var p = \"PROXY localhost:%u\";\n", t.port);
+    ASSERT(strstr(body, want) != NULL);
+    ASSERT(strstr(body, "    if (isInNet(h, \"10.0.0.0\", \"255.0.0.0\")) return p;\n") != NULL);
+    free(body);
+
+    /* A Host that does not name this listener (another port, characters a script must not
+     * get): the address the connection reached. Two requests pipelined in one write. */
+    snprintf(req, sizeof(req),
+             "GET /proxy.pac HTTP/1.1\r\nHost: 127.0.0.1:1\r\n\r\n"
+             "GET /proxy.pac HTTP/1.1\r\nHost: a\"b:%u\r\n\r\n",
+             t.port);
+    htest_send(&t, fd, req);
+    snprintf(want, sizeof(want), "    var p = \"PROXY 127.0.0.1:%u\";\n", t.port);
+    for (int i = 0; i < 2; i++) {
+        body = htest_read_pac(&t, fd, head, sizeof(head), 0);
+        ASSERT(strstr(body, want) != NULL);
+        free(body);
+    }
+
+    /* Other origin-form targets are still not for this proxy (and need credentials first). */
+    htest_send(&t, fd, "GET /proxy.pac?x HTTP/1.1\r\nHost: x\r\n\r\n");
+    htest_read_head(&t, fd, head, sizeof(head));
+    ASSERT_EQ(htest_status(head), 407);
+    ASSERT(uvtest_wait_end(&t.loop, fd, NULL, 3000) != 0);
+    close(fd);
+    ASSERT_EQ(htest_ask(&t, "GET /other HTTP/1.1\r\nHost: x\r\n"
+                            "Proxy-Authorization: Basic YWxpY2U6c2VjcmV0\r\n\r\n"),
+              400);
+    ASSERT_EQ(htest_ask(&t, "POST /proxy.pac HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n"
+                            "Proxy-Authorization: Basic YWxpY2U6c2VjcmV0\r\n\r\n"),
+              400);
+    /* A body with a request for it: 400. HTTP/1.0 without keep-alive: the answer, then the end. */
+    ASSERT_EQ(htest_ask(&t, "GET /proxy.pac HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc"), 400);
+    fd = uvtest_connect(t.port);
+    htest_send(&t, fd, "GET /proxy.pac HTTP/1.0\r\n\r\n");
+    body = htest_read_pac(&t, fd, head, sizeof(head), 0);
+    ASSERT(strstr(head, "\r\nConnection: close\r\n") != NULL);
+    ASSERT(strstr(body, want) != NULL);
+    free(body);
+    ASSERT(uvtest_wait_end(&t.loop, fd, NULL, 3000) != 0);
+    close(fd);
+    htest_finish(&t);
+    v2s_credentials_free(creds);
     return 0;
 }
