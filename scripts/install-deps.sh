@@ -31,6 +31,7 @@ pkgs=(
     procps                       # pkill/pgrep -P for cleanup helpers
     # test clients
     curl python3 python3-socks
+    python3-pacparser            # lab.http_pac: a real PAC engine evaluates the PAC file
     bind9-dnsutils               # dig (lab.port_udp)
     openssh-client openssh-server  # lab.port_ssh: ssh and scp through -L to its own sshd
     bubblewrap                   # lab.sandbox: the container's root file system, unprivileged

@@ -1,0 +1,103 @@
+#!/bin/bash
+# The PAC file on the HTTP listener (-H): vpn2socks as nobody with -H 127.0.0.1:8118 (and the
+# default --others: split routes, the rest direct) against Debian's openvpn 2.6 server, which
+# pushes the lab's internal network and DNS domain $LAB_DOMAIN:
+#   - curl fetches http://127.0.0.1:8118/proxy.pac: 200, Content-Type
+#     application/x-ns-proxy-autoconfig; HEAD of /wpad.dat the same;
+#   - pacparser (Debian's python3-pacparser, a real PAC engine) evaluates FindProxyForURL:
+#     $LAB_WEB_NAME (a name under the tunnel's domain) and an address in the pushed route ->
+#     "PROXY 127.0.0.1:8118"; a name and an address outside -> DIRECT;
+#   - curl through the proxy the PAC names fetches the tunnel's web server byte-exact;
+#   - the server is restarted pushing one more route: vpn2socks reconnects and the PAC fetched
+#     again sends that network to the proxy (it went DIRECT before).
+# Not here: headless Chromium (Debian's chromium is 119 packages, 137 MB: more than this test's
+# budget to install); pacparser implements the same PAC functions (Mozilla's).
+# Needs root (skips with exit 77 otherwise). The binary: $VPN2SOCKS_BIN, else build/vpn2socks.
+set -u
+here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source-path=SCRIPTDIR
+source "$here/lib.sh"
+# shellcheck source-path=SCRIPTDIR
+source "$here/openvpn.sh"
+# shellcheck source-path=SCRIPTDIR
+source "$here/v2s.sh"
+
+lab_require_root
+lab_openvpn_require
+"$LAB_PY" -c 'import pacparser' 2>/dev/null || { echo "SKIP: python3-pacparser is not installed"; exit 77; }
+lab_setup --no-ocserv
+v2s_prepare
+
+HTTP_PORT=8118
+HPROXY=127.0.0.1:$HTTP_PORT
+WEB=http://$LAB_WEB_NAME:$LAB_WEB_PORT
+NEW_NET=10.123.0.0    # pushed after the restart only
+NEW_HOST=10.123.4.5
+
+lab_start_openvpn_server pac --proto udp --exit-notify --keepalive "2 10"
+lab_openvpn_client_config pac
+v2s_start_ovpn pac "$LAB_OVPN_CLIENT_DIR" -H "$HPROXY" || lab_die "vpn2socks did not bring the tunnel up"
+lab_wait_listen "$LAB_CLIENT_NS" tcp 127.0.0.1 "$HTTP_PORT" 5 || lab_die "the HTTP proxy does not listen"
+
+# fetch_pac FILE [PATH]: the PAC over plain HTTP from the listener (no proxy); prints the type
+fetch_pac() {
+    lab_in_client curl -sS -f -m 10 -o "$1" -w '%{content_type}' "http://$HPROXY/${2:-proxy.pac}"
+}
+
+# pac FILE HOST...: what FindProxyForURL answers for http://HOST/, one line per host
+pac() {
+    "$LAB_PY" -W ignore - "$@" <<'PY'
+import sys, pacparser
+pacparser.init()
+pacparser.parse_pac_file(sys.argv[1])
+for h in sys.argv[2:]:
+    print(pacparser.find_proxy("http://%s/" % h, h))
+PY
+}
+
+lab_check_eq "GET /proxy.pac: 200 with the PAC content type" application/x-ns-proxy-autoconfig \
+    "$(fetch_pac "$S/proxy.pac")"
+wpad_head() {
+    lab_in_client curl -sS -f -m 10 -I "http://$HPROXY/wpad.dat" | tr -d '\r' | grep -i '^content-type:'
+}
+lab_check_eq "HEAD /wpad.dat: 200 with the PAC content type" "Content-Type: application/x-ns-proxy-autoconfig" \
+    "$(wpad_head)"
+lab_check_eq "pacparser: $LAB_WEB_NAME (the tunnel's domain) goes to the proxy" "PROXY $HPROXY" \
+    "$(pac "$S/proxy.pac" "$LAB_WEB_NAME")"
+lab_check_eq "pacparser: $LAB_INTERNAL_IP (in the pushed route) goes to the proxy" "PROXY $HPROXY" \
+    "$(pac "$S/proxy.pac" "$LAB_INTERNAL_IP")"
+lab_check_eq "pacparser: www.example.org (outside the tunnel's domains) goes DIRECT" DIRECT \
+    "$(pac "$S/proxy.pac" www.example.org)"
+lab_check_eq "pacparser: $LAB_SERVER_IP (outside the routes) goes DIRECT" DIRECT \
+    "$(pac "$S/proxy.pac" "$LAB_SERVER_IP")"
+lab_check_eq "pacparser: $NEW_HOST (not pushed yet) goes DIRECT" DIRECT "$(pac "$S/proxy.pac" "$NEW_HOST")"
+
+# As a browser does: the proxy the PAC names for the URL, then the request through it.
+as_the_pac_says() {
+    local answer
+    answer=$(pac "$S/proxy.pac" "$LAB_WEB_NAME")
+    [ "${answer#PROXY }" != "$answer" ] || { echo "the PAC says '$answer'"; return 1; }
+    lab_in_client curl -sS -f -m 20 -x "http://${answer#PROXY }" -o "$S/small" "$WEB/$LAB_SMALL_FILE" || return 1
+    v2s_check_file "$S/small" "$LAB_SMALL_SHA256"
+}
+lab_check "curl through the proxy the PAC names fetches $WEB byte-exact" as_the_pac_says
+
+# The server pushes one more route from its next start; vpn2socks reconnects (explicit-exit-notify).
+echo "push \"route $NEW_NET 255.255.0.0\"" >>"${LAB_OVPN_CONF[pac]}"
+ups=$(grep -c 'tunnel up: address' "$S/v2s.log")
+lab_restart_openvpn_server pac
+if lab_wait_count "$S/v2s.log" 'tunnel up: address' "$((ups + 1))" 40; then
+    lab_pass "the server restarted with a new route: vpn2socks reconnected"
+    fetch_pac "$S/proxy2.pac" >/dev/null
+    lab_check_eq "the PAC fetched again: $NEW_HOST (the new route) goes to the proxy" "PROXY $HPROXY" \
+        "$(pac "$S/proxy2.pac" "$NEW_HOST")"
+    lab_check_eq "the PAC fetched again: $LAB_WEB_NAME still goes to the proxy" "PROXY $HPROXY" \
+        "$(pac "$S/proxy2.pac" "$LAB_WEB_NAME")"
+    lab_check "after the reconnect: curl through the proxy fetches $WEB byte-exact" as_the_pac_says
+else
+    lab_fail "the server restarted with a new route: vpn2socks reconnected"
+fi
+lab_check "vpn2socks is still running" v2s_alive
+lab_check_eq "SIGTERM: exit status 0" 0 "$(v2s_stop)"
+
+lab_finish
