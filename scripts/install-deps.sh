@@ -32,6 +32,7 @@ pkgs=(
     # test clients
     curl python3 python3-socks
     python3-pacparser            # lab.http_pac: a real PAC engine evaluates the PAC file
+    chromium                     # lab.http_pac: headless Chromium with --proxy-pac-url
     bind9-dnsutils               # dig (lab.port_udp)
     openssh-client openssh-server  # lab.port_ssh: ssh and scp through -L to its own sshd
     bubblewrap                   # lab.sandbox: the container's root file system, unprivileged
