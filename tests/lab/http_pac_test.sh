@@ -1,4 +1,5 @@
 #!/bin/bash
+# shellcheck disable=SC2317  # helpers are called through lab_check
 # The PAC file on the HTTP listener (-H): vpn2socks as nobody with -H 127.0.0.1:8118 (and the
 # default --others: split routes, the rest direct) against Debian's openvpn 2.6 server, which
 # pushes the lab's internal network and DNS domain $LAB_DOMAIN:

@@ -52,7 +52,8 @@ static const struct pac_row rows[] = {
       "    if (n == \"lab.test\" || dnsDomainIs(n, \".lab.test\")) return p;\n", "    return \"DIRECT\";\n}"},
      {"    return \"DIRECT\";\n}"}, {"    return \"DIRECT\";\n}"}},
     {"--others reject, no domains: names to the tunnel's resolver", "", 1, "+10.0.0.0/8", NULL, "10.8.0.1",
-     ROUTER_OTHERS_REJECT, {"    if (isPlainHostName(h)) return p;\n", "    return p;\n}"}, {"    return \"DIRECT\";\n}"},
+     ROUTER_OTHERS_REJECT, {"    if (isPlainHostName(h)) return p;\n", "    return p;\n}"},
+     {"    return \"DIRECT\";\n}"},
      {"    return \"DIRECT\";\n}"}},
     {"--others direct, a tunnel without DNS: names DIRECT", "+10.1.0.0/16", 1, "", NULL, NULL, ROUTER_OTHERS_DIRECT,
      {"    return \"DIRECT\"; /* the tunnel has no DNS servers: the host resolves names */\n}"},
@@ -67,10 +68,14 @@ static const struct pac_row rows[] = {
       "    if (isInNet(h, \"10.0.0.0\", \"255.0.0.0\")) return p;\n",
       "    if (isInNet(h, \"10.0.0.0\", \"255.0.0.0\")) return \"DIRECT\";\n"}, {NULL}},
     {"the root domain: every name", "", 1, "+10.0.0.0/8", "lab.test .", "10.8.0.1", ROUTER_OTHERS_DIRECT,
-     {"    if (n == \"lab.test\" || dnsDomainIs(n, \".lab.test\")) return p;\n", "    return p; /* the root domain"}, {NULL}, {NULL}},
+     {"    if (n == \"lab.test\" || dnsDomainIs(n, \".lab.test\")) return p;\n", "    return p; /* the root domain"},
+     {NULL},
+     {NULL}},
     {"a domain that is not a DNS name stays out of the script", "", 1, "+10.0.0.0/8",
      "evil\");alert(\"x ok.test", "10.8.0.1", ROUTER_OTHERS_DIRECT,
-     {"    if (n == \"ok.test\" || dnsDomainIs(n, \".ok.test\")) return p;\n", "    return \"DIRECT\";\n}"}, {NULL}, {NULL}},
+     {"    if (n == \"ok.test\" || dnsDomainIs(n, \".ok.test\")) return p;\n", "    return \"DIRECT\";\n}"},
+     {NULL},
+     {NULL}},
 };
 
 static void pac_entries(const char *list, void (*add)(void *ctx, const struct v2s_cidr *c, int direct), void *ctx)
