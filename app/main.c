@@ -1,6 +1,7 @@
 /* vpn2socks: wires a tunnel, the stack, the router and the listeners together on one loop. */
 #include <errno.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -90,25 +91,46 @@ static void app_set_log_level(int verbosity)
         v2s_log_level = V2S_LOG_TRACE;
 }
 
+/* A listener's start line: event listener_start, with its kind and the address it listens on. */
+static void app_log_listening(const char *kind, const char *where, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void app_log_listening(const char *kind, const char *where, const char *fmt, ...)
+{
+    if (!V2S_LOG_ENABLED(V2S_LOG_INFO))
+        return;
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    struct v2s_log_field f[] = {V2S_LOG_TEXT("listener", kind), V2S_LOG_TEXT("listen", where)};
+    v2s_log_event(V2S_LOG_INFO, "listener_start", f, 2, "%s", msg);
+}
+
 static void app_log_settings(const struct tunnel_settings *ts)
 {
     char buf[V2S_ADDR_STRLEN];
     if (ts->addr4.family)
-        v2s_info("tunnel up: address %s/%u", v2s_addr_format(&ts->addr4, buf, sizeof(buf)), ts->prefix4);
+        v2s_event(V2S_LOG_INFO, "tunnel_up", "tunnel up: address %s/%u", v2s_addr_format(&ts->addr4, buf, sizeof(buf)),
+                  ts->prefix4);
     if (ts->addr6.family)
-        v2s_info("tunnel up: address %s/%u", v2s_addr_format(&ts->addr6, buf, sizeof(buf)), ts->prefix6);
-    v2s_info("tunnel up: MTU %u", ts->mtu);
+        v2s_event(V2S_LOG_INFO, "tunnel_up", "tunnel up: address %s/%u", v2s_addr_format(&ts->addr6, buf, sizeof(buf)),
+                  ts->prefix6);
+    v2s_event(V2S_LOG_INFO, "tunnel_up", "tunnel up: MTU %u", ts->mtu);
     for (size_t i = 0; i < ts->n_routes; i++)
-        v2s_info("tunnel up: route %s", v2s_cidr_format(&ts->routes[i], buf, sizeof(buf)));
+        v2s_event(V2S_LOG_INFO, "tunnel_up", "tunnel up: route %s", v2s_cidr_format(&ts->routes[i], buf, sizeof(buf)));
     for (size_t i = 0; i < ts->n_excludes; i++)
-        v2s_info("tunnel up: excluded %s", v2s_cidr_format(&ts->excludes[i], buf, sizeof(buf)));
+        v2s_event(V2S_LOG_INFO, "tunnel_up", "tunnel up: excluded %s",
+                  v2s_cidr_format(&ts->excludes[i], buf, sizeof(buf)));
     if (ts->n_routes == 0)
-        v2s_info("tunnel up: no split routes, everything goes through the tunnel unless --others says otherwise");
+        v2s_event(V2S_LOG_INFO, "tunnel_up",
+                  "tunnel up: no split routes, everything goes through the tunnel unless --others says otherwise");
     for (size_t i = 0; i < ts->n_dns; i++)
-        v2s_info("tunnel up: DNS %s", v2s_addr_format(&ts->dns[i], buf, sizeof(buf)));
+        v2s_event(V2S_LOG_INFO, "tunnel_up", "tunnel up: DNS %s", v2s_addr_format(&ts->dns[i], buf, sizeof(buf)));
     if (ts->domains) {
         char shown[512]; /* the VPN server chose them */
-        v2s_info("tunnel up: search domains %s", v2s_shown(ts->domains, shown, sizeof(shown)));
+        v2s_event(V2S_LOG_INFO, "tunnel_up", "tunnel up: search domains %s",
+                  v2s_shown(ts->domains, shown, sizeof(shown)));
     }
 }
 
@@ -187,9 +209,9 @@ static void app_tunnel_down(void *arg, enum tunnel_down_reason reason, const cha
     if (a->stopping || app_stop_pending(a))
         return;
     if (reason == TUNNEL_DOWN_AUTH)
-        v2s_error("%s", why);
+        v2s_log_event(V2S_LOG_ERROR, "auth_failed", NULL, 0, "%s", why);
     else
-        v2s_error("tunnel lost: %s", why);
+        v2s_log_event(V2S_LOG_ERROR, "tunnel_down", NULL, 0, "tunnel lost: %s", why);
     app_stop_later(a, reason == TUNNEL_DOWN_AUTH ? EXIT_AUTH : EXIT_TUNNEL_LOST);
 }
 
@@ -212,7 +234,7 @@ static void app_signal(uv_signal_t *h, int signum)
             stack_log_stats(a->stack);
         return;
     }
-    v2s_info("%s: stopping", strsignal(signum));
+    v2s_event(V2S_LOG_INFO, "stopping", "%s: stopping", strsignal(signum));
     app_stop(a, 0);
 }
 
@@ -479,14 +501,14 @@ static int app_start_udp_forward(struct app *a, const struct options_forward *f,
             v2s_error("remote forward %s/udp (tunnel) -> %s: %s", name, to, uv_strerror(rc));
             return rc;
         }
-        v2s_info("forwarding %s/udp of the tunnel to %s", name, to);
+        app_log_listening("remote_udp", name, "forwarding %s/udp of the tunnel to %s", name, to);
         return 0;
     }
     if ((rc = port_udp_local_new(pu, &cfg, a->dialer, sa)) < 0) {
         v2s_error("forward %s/udp -> %s: %s", name, to, uv_strerror(rc));
         return rc;
     }
-    v2s_info("forwarding %s/udp to %s", name, to);
+    app_log_listening("local_udp", name, "forwarding %s/udp to %s", name, to);
     app_warn_exposed(sa, "forward", name);
     return 0;
 }
@@ -522,7 +544,7 @@ static int app_listener_start(struct app *a, struct app_listener *l)
             return rc;
         }
         l->h = srv;
-        v2s_info("SOCKS5 proxy listening on %s", where);
+        app_log_listening("socks", where, "SOCKS5 proxy listening on %s", where);
         if (a->socks_creds == NULL)
             app_warn_exposed(sa, "SOCKS listener", where);
         return 0;
@@ -544,7 +566,7 @@ static int app_listener_start(struct app *a, struct app_listener *l)
             return rc;
         }
         l->h = hp;
-        v2s_info("HTTP proxy listening on %s", where);
+        app_log_listening("http", where, "HTTP proxy listening on %s", where);
         if (a->socks_creds == NULL)
             app_warn_exposed(sa, "HTTP listener", where);
         return 0;
@@ -565,7 +587,7 @@ static int app_listener_start(struct app *a, struct app_listener *l)
             return rc;
         }
         l->h = pf;
-        v2s_info("forwarding %s to %s", where, to);
+        app_log_listening("local", where, "forwarding %s to %s", where, to);
         app_warn_exposed(sa, "forward", where);
         return 0;
     }
@@ -653,8 +675,8 @@ static void app_listeners_reload(struct app *a, const struct options *o, struct 
     for (size_t i = 0; i < a->n_listeners; i++) {
         if (w->keep[i])
             continue;
-        v2s_info("reload: closing %s (connections in progress continue)",
-                 listener_spec_name(&a->listeners[i].spec, name, sizeof(name)));
+        v2s_event(V2S_LOG_INFO, "listener_closed", "reload: closing %s (connections in progress continue)",
+                  listener_spec_name(&a->listeners[i].spec, name, sizeof(name)));
         app_listener_close(&a->listeners[i]);
         closed++;
     }
@@ -680,14 +702,16 @@ static void app_listeners_reload(struct app *a, const struct options *o, struct 
     memcpy(a->listeners, w->next, n_next * sizeof(w->next[0]));
     a->n_listeners = n_next;
     if (failed)
-        v2s_warn("reload: %zu listener%s kept, %zu started, %zu closed, %zu failed to start", kept,
-                 kept == 1 ? "" : "s", started, closed, failed);
+        v2s_log_event(V2S_LOG_WARN, "reload_done", NULL, 0,
+                      "reload: %zu listener%s kept, %zu started, %zu closed, %zu failed to start", kept,
+                      kept == 1 ? "" : "s", started, closed, failed);
     else
-        v2s_info("reload: %zu listener%s kept, %zu started, %zu closed", kept, kept == 1 ? "" : "s", started, closed);
+        v2s_event(V2S_LOG_INFO, "reload_done", "reload: %zu listener%s kept, %zu started, %zu closed", kept,
+                  kept == 1 ? "" : "s", started, closed);
 }
 
 /* SIGHUP with --conf: the file and the command line read again, as at startup. What can change
- * while running does (listeners, forwards, routes, the log level); what cannot is named and left
+ * while running does (listeners, forwards, routes, the log level and format); what cannot is named and left
  * as it is. A file that does not parse changes nothing. */
 static void app_reload(struct app *a)
 {
@@ -695,7 +719,7 @@ static void app_reload(struct app *a)
     char err[1024];
     if (a->stopping || app_stop_pending(a))
         return;
-    v2s_info("SIGHUP: reloading %s", a->opt.conf);
+    v2s_event(V2S_LOG_INFO, "reload", "SIGHUP: reloading %s", a->opt.conf);
     struct app_reload_scratch *w = malloc(sizeof(*w));
     if (!w) {
         v2s_error("reload: out of memory; the running configuration is kept");
@@ -703,7 +727,7 @@ static void app_reload(struct app *a)
     }
     options_init(&next);
     if (conf_options(&next, a->argc, a->argv, err, sizeof(err)) < 0) {
-        v2s_error("reload: %s; the running configuration is kept", err);
+        v2s_log_event(V2S_LOG_ERROR, "reload_failed", NULL, 0, "reload: %s; the running configuration is kept", err);
         goto out;
     }
     if (router_set_user(&a->router, &next.route) < 0) {
@@ -715,6 +739,7 @@ static void app_reload(struct app *a)
     if (changed[0])
         v2s_warn("reload: %s: %s changed, ignored until a restart", next.conf, changed);
     app_set_log_level(next.verbosity);
+    v2s_log_format = (enum v2s_log_format)next.log_format;
     app_listeners_reload(a, &next, w);
     /* The running configuration takes what was reloaded; the rest stays as it started. */
     struct router_config route = a->opt.route;
@@ -725,6 +750,7 @@ static void app_reload(struct app *a)
     memcpy(a->opt.forwards, next.forwards, sizeof(next.forwards));
     a->opt.n_forwards = next.n_forwards;
     a->opt.verbosity = next.verbosity;
+    a->opt.log_format = next.log_format;
 out:
     options_free(&next);
     free(w);
@@ -855,6 +881,7 @@ int main(int argc, char **argv)
         return 0;
     }
     app_set_log_level(a.opt.verbosity);
+    v2s_log_format = (enum v2s_log_format)a.opt.log_format;
     /* A peer that goes away mid-write must not kill the process. */
     signal(SIGPIPE, SIG_IGN);
 

@@ -9,6 +9,8 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 
+#include "base/log.h"
+
 /* Connection caps (see base/conn_limit.h), chosen against what comparable tools do. ocproxy and
  * tunsocks, the closest relatives (lwIP behind a SOCKS listener), stop at about 1,000 connections
  * in all, through the size of lwIP's pool of TCP PCBs (1000 and 1024); 3proxy caps each service
@@ -51,6 +53,7 @@ enum {
     OPT_UDP_MAX_FLOWS,
     OPT_SOCKS_AUTH,
     OPT_CONF,
+    OPT_LOG_FORMAT,
 };
 
 static const struct option long_options[] = {
@@ -80,6 +83,7 @@ static const struct option long_options[] = {
     {"allow-direct-local", no_argument, NULL, OPT_ALLOW_DIRECT_LOCAL},
     {"verbose", no_argument, NULL, 'v'},
     {"quiet", no_argument, NULL, 'q'},
+    {"log-format", required_argument, NULL, OPT_LOG_FORMAT},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'V'},
     {NULL, 0, NULL, 0},
@@ -184,6 +188,10 @@ void options_usage(FILE *f)
           "\n"
           "  -v, --verbose               more logging (repeat for more)\n"
           "  -q, --quiet                 errors only\n"
+          "  --log-format plain|json     plain: lines for people (the default); json: one object a\n"
+          "                              line for log collectors, with time (UTC), level, event (a\n"
+          "                              stable name: tunnel_up, relay_open, ...; \"message\" for the\n"
+          "                              rest), msg, and fields such as client, destination, bytes_up\n"
           "  -h, --help                  this help\n"
           "  -V, --version               print the version\n"
           "\n"
@@ -689,6 +697,15 @@ static int options_getopt(struct options *o, int argc, char **argv, unsigned lin
         case OPT_ALLOW_DIRECT_LOCAL:
             o->route.allow_direct_local = 1;
             break;
+        case OPT_LOG_FORMAT: {
+            enum v2s_log_format fmt;
+            if (v2s_log_format_parse(optarg, &fmt) < 0) {
+                snprintf(err, errcap, "--log-format %s: expected plain or json", optarg);
+                return -EINVAL;
+            }
+            o->log_format = (int)fmt;
+            break;
+        }
         case 'v':
             o->verbosity++;
             break;

@@ -50,6 +50,7 @@ struct options {
     int max_conns_given;            /* set on the command line, so not lowered to fit */
     int listener_max_conns_given;
     int verbosity;             /* added to the default log level */
+    int log_format;            /* --log-format: enum v2s_log_format (base/log.h) */
     int help;
     int version;
     /* For each long option, the line of the config file that set it, 0 when the file did not: a

@@ -300,6 +300,9 @@ int v2s_credentials_log_failure(struct v2s_credentials *c, uint64_t now_ms, cons
         snprintf(left_out, sizeof(left_out), " (%llu more failed logins before this one were not logged)",
                  c->log_left_out);
     c->log_left_out = 0;
-    v2s_warn("%s: %s: login refused for %s: %s%s", where, peer, name, why, left_out);
+    struct v2s_log_field f[] = {V2S_LOG_TEXT("client", peer), V2S_LOG_TEXT("listener", where),
+                                V2S_LOG_TEXT("reason", why)};
+    v2s_log_event(V2S_LOG_WARN, "login_refused", f, 3, "%s: %s: login refused for %s: %s%s", where, peer, name, why,
+                  left_out);
     return 1;
 }

@@ -1,6 +1,14 @@
-/* Logging: one line per event on stderr, with a level set by -v / -q. Secrets never go here. */
+/* Logging: one line per event on stderr, with a level set by -v / -q. Secrets never go here.
+ * Two formats: plain text for people (the default) and JSON, one object a line, for collectors
+ * (--log-format json). Most lines are a formatted message only; the lines a collector would alert
+ * or count on (tunnel up and down, reconnects, listeners, relays, reloads) also carry a stable
+ * event name and, where it helps, fields. */
 #ifndef VPN2SOCKS_BASE_LOG_H
 #define VPN2SOCKS_BASE_LOG_H
+
+#include <stddef.h>
+
+struct timespec;
 
 enum v2s_log_level {
     V2S_LOG_ERROR = 0,
@@ -10,9 +18,42 @@ enum v2s_log_level {
     V2S_LOG_TRACE = 4,
 };
 
+enum v2s_log_format {
+    V2S_LOG_PLAIN = 0,
+    V2S_LOG_JSON = 1,
+};
+
 extern int v2s_log_level;
+extern enum v2s_log_format v2s_log_format;
+
+/* One named value of an event: text when text is not NULL, else the number num. JSON only: the
+ * plain line says the same in its message. */
+struct v2s_log_field {
+    const char *key;
+    const char *text;
+    unsigned long long num;
+};
+
+#define V2S_LOG_TEXT(k, t) ((struct v2s_log_field){.key = (k), .text = (t)})
+#define V2S_LOG_NUM(k, n) ((struct v2s_log_field){.key = (k), .num = (unsigned long long)(n)})
+
+/* The event name of a line that gives none. */
+#define V2S_LOG_EVENT_MESSAGE "message"
 
 void v2s_log(enum v2s_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* A line with an event name (lower case words joined by '_', stable across releases: collectors
+ * match on it) and n fields (may be 0 with fields NULL). */
+void v2s_log_event(enum v2s_log_level level, const char *event, const struct v2s_log_field *fields, size_t n,
+                   const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+/* Writes the JSON object of one line into buf (no newline), always NUL-terminated and always a
+ * whole object: a message too long for cap is cut at a character boundary. Returns its length. */
+size_t v2s_log_json(char *buf, size_t cap, const struct timespec *when, enum v2s_log_level level, const char *event,
+                    const struct v2s_log_field *fields, size_t n, const char *msg);
+
+/* Parses "plain" or "json". 0 or -EINVAL. */
+int v2s_log_format_parse(const char *text, enum v2s_log_format *out);
 
 #define V2S_LOG_ENABLED(level) ((int)(level) <= v2s_log_level)
 #define v2s_error(...) v2s_log(V2S_LOG_ERROR, __VA_ARGS__)
@@ -21,5 +62,8 @@ void v2s_log(enum v2s_log_level level, const char *fmt, ...) __attribute__((form
     do { if (V2S_LOG_ENABLED(V2S_LOG_INFO)) v2s_log(V2S_LOG_INFO, __VA_ARGS__); } while (0)
 #define v2s_debug(...) \
     do { if (V2S_LOG_ENABLED(V2S_LOG_DEBUG)) v2s_log(V2S_LOG_DEBUG, __VA_ARGS__); } while (0)
+/* v2s_event(V2S_LOG_INFO, "tunnel_up", "tunnel up: MTU %u", mtu): a line with an event name. */
+#define v2s_event(level, event, ...) \
+    do { if (V2S_LOG_ENABLED(level)) v2s_log_event((level), (event), NULL, 0, __VA_ARGS__); } while (0)
 
 #endif

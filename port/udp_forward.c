@@ -270,6 +270,15 @@ static void ufwd_flow_sock_closed(uv_handle_t *h)
     ufwd_flow_maybe_free(fl);
 }
 
+/* The fields of a flow's open and closed lines (JSON logs): its label is "udp " and a relay's. */
+static size_t ufwd_label_fields(const struct ufwd_flow *fl, struct outbound_label_parts *parts,
+                                struct v2s_log_field *f)
+{
+    size_t n = outbound_label_fields(fl->label + 4, parts, f);
+    f[n++] = V2S_LOG_TEXT("protocol", "udp");
+    return n;
+}
+
 /* Ends fl: off the table at once, its line logged; -L frees it now, -R once its handles closed. */
 static void ufwd_flow_close(struct ufwd_flow *fl, int idle)
 {
@@ -277,13 +286,22 @@ static void ufwd_flow_close(struct ufwd_flow *fl, int idle)
     v2s_list_remove(&fl->by_key);
     v2s_list_remove(&fl->by_age);
     pu->n_flows--;
-    if (idle)
-        v2s_info("%s closed after %u %s idle (%llu datagrams up, %llu down)", fl->label,
-                 pu->idle_ms % 1000 ? pu->idle_ms : pu->idle_ms / 1000, pu->idle_ms % 1000 ? "ms" : "s",
-                 (unsigned long long)fl->up, (unsigned long long)fl->down);
-    else
-        v2s_info("%s closed (%llu datagrams up, %llu down)", fl->label, (unsigned long long)fl->up,
-                 (unsigned long long)fl->down);
+    if (V2S_LOG_ENABLED(V2S_LOG_INFO)) {
+        struct outbound_label_parts parts;
+        struct v2s_log_field f[8];
+        size_t n = ufwd_label_fields(fl, &parts, f);
+        f[n++] = V2S_LOG_NUM("datagrams_up", fl->up);
+        f[n++] = V2S_LOG_NUM("datagrams_down", fl->down);
+        f[n++] = V2S_LOG_TEXT("end", idle ? "idle" : "close");
+        if (idle)
+            v2s_log_event(V2S_LOG_INFO, "relay_closed", f, n,
+                          "%s closed after %u %s idle (%llu datagrams up, %llu down)", fl->label,
+                          pu->idle_ms % 1000 ? pu->idle_ms : pu->idle_ms / 1000,
+                          pu->idle_ms % 1000 ? "ms" : "s", (unsigned long long)fl->up, (unsigned long long)fl->down);
+        else
+            v2s_log_event(V2S_LOG_INFO, "relay_closed", f, n, "%s closed (%llu datagrams up, %llu down)", fl->label,
+                          (unsigned long long)fl->up, (unsigned long long)fl->down);
+    }
     if (pu->cap_logged) {
         if (pu->cap_dropped)
             v2s_info("udp forward %s: %lu datagrams from new clients dropped at the cap of %u flows", pu->where,
@@ -343,7 +361,12 @@ static void ufwd_flow_insert(struct ufwd_flow *fl)
     pu->n_flows++;
     if (!uv_is_active((uv_handle_t *)&pu->timer))
         ufwd_arm(pu);
-    v2s_info("%s open", fl->label);
+    if (V2S_LOG_ENABLED(V2S_LOG_INFO)) {
+        struct outbound_label_parts parts;
+        struct v2s_log_field f[5];
+        size_t n = ufwd_label_fields(fl, &parts, f);
+        v2s_log_event(V2S_LOG_INFO, "relay_open", f, n, "%s open", fl->label);
+    }
 }
 
 /* --- -L: a host socket into an outbound --- */

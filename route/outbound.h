@@ -26,6 +26,7 @@ typedef struct uv_tcp_s uv_tcp_t;
 
 struct outbound;
 struct outbound_udp;
+struct v2s_log_field;
 
 /* The part of a connection every implementation embeds first: the ops that own it. */
 struct outbound_conn {
@@ -163,10 +164,22 @@ enum { OUTBOUND_LABEL_MAX = 320 };
  * the client asked for a name (name: as shown in the log, escaped; NULL or numeric: none). */
 void outbound_label(char *buf, size_t cap, const char *client, const char *name, const struct v2s_addr *dst,
                     uint16_t port, const char *via);
-/* A relay starts: "LABEL open". */
+/* A relay starts: "LABEL open" (event relay_open). */
 void outbound_log_open(const char *label);
-/* A relay ended: "LABEL closed[ by reset] (U bytes up, D down)"; up is what the client sent. */
+/* A relay ended: "LABEL closed[ by reset] (U bytes up, D down)"; up is what the client sent
+ * (event relay_closed). */
 void outbound_log_closed(const char *label, int reset, uint64_t up, uint64_t down);
+
+/* A label taken apart again for a log line's fields (JSON logs): "CLIENT -> DEST (VIA)",
+ * "CLIENT -> NAME:PORT [ADDR:PORT] (VIA)" or "CLIENT <- PEER (VIA)" gives client, destination,
+ * address (NULL unless a name was asked for) and via, pointing into buf. A label of another shape
+ * gives 0 fields. */
+struct outbound_label_parts {
+    char buf[OUTBOUND_LABEL_MAX];
+    const char *client, *destination, *address, *via;
+};
+/* Fills f (room for 4) with the parts of label as text fields; returns how many. */
+size_t outbound_label_fields(const char *label, struct outbound_label_parts *p, struct v2s_log_field *f);
 /* Makes the close of h send a TCP reset instead of a FIN (SO_LINGER 0): how a reset or an error on
  * one side is passed to the other. */
 void outbound_set_reset(uv_tcp_t *h);

@@ -1,12 +1,16 @@
-/* base/list.h, base/bytes.h and the socket address conversions of base/addr.c. */
+/* base/list.h, base/bytes.h, the socket address conversions of base/addr.c and the log lines of
+ * base/log.c. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "base/addr.h"
 #include "base/bytes.h"
 #include "base/list.h"
+#include "base/log.h"
 #include "test.h"
 
 struct item {
@@ -139,5 +143,165 @@ TEST_IMPL(base_sockaddr)
     ASSERT_STR_EQ(v2s_sockaddr_format((struct sockaddr *)&un, text, sizeof(text)), "?");
     memset(&none, 0, sizeof(none));
     ASSERT_EQ(v2s_addr_to_sockaddr(&none, 80, &ss), -EAFNOSUPPORT);
+    return 0;
+}
+
+/* --- base/log.c: the JSON line --- */
+
+/* The "msg" of a JSON line, as written. */
+static const char *log_json_msg(const char *msg, char *buf, size_t cap)
+{
+    struct timespec when = {0, 0};
+    v2s_log_json(buf, cap, &when, V2S_LOG_INFO, NULL, NULL, 0, msg);
+    const char *m = strstr(buf, ",\"msg\":");
+    return m ? m + 7 : "(none)";
+}
+
+/* Quotes, backslashes and control characters are escaped; UTF-8 passes; what is not UTF-8 (stray
+ * continuation bytes, overlong forms, surrogates, past U+10FFFF, a sequence cut short) becomes
+ * U+FFFD, one for each byte, so a collector's JSON parser takes every line. */
+TEST_IMPL(base_log_json_escapes)
+{
+    static const struct {
+        const char *in, *out;
+    } rows[] = {
+        {"plain text", "\"plain text\"}"},
+        {"say \"hi\" \\ there", "\"say \\\"hi\\\" \\\\ there\"}"},
+        {"a\nb\rc\td", "\"a\\nb\\rc\\td\"}"},
+        {"\x01\x1f\x7f", "\"\\u0001\\u001f\\u007f\"}"},
+        {"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80", "\"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80\"}"},
+        {"x\x80y", "\"x\\ufffdy\"}"},
+        {"\xc0\xaf", "\"\\ufffd\\ufffd\"}"},             /* overlong '/' */
+        {"\xe0\x80\xaf", "\"\\ufffd\\ufffd\\ufffd\"}"},  /* overlong, 3 bytes */
+        {"\xed\xa0\x80", "\"\\ufffd\\ufffd\\ufffd\"}"},  /* a surrogate */
+        {"\xf4\x90\x80\x80", "\"\\ufffd\\ufffd\\ufffd\\ufffd\"}"}, /* past U+10FFFF */
+        {"end\xe2\x82", "\"end\\ufffd\\ufffd\"}"},       /* cut short */
+        {"\xff", "\"\\ufffd\"}"},
+        {"", "\"\"}"},
+    };
+    char buf[512];
+    for (size_t i = 0; i < ARRAY_SIZE(rows); i++)
+        ASSERT_ROW(strcmp(log_json_msg(rows[i].in, buf, sizeof(buf)), rows[i].out) == 0, "%zu: %s", i, buf);
+    return 0;
+}
+
+/* The keys, in order: time (UTC, milliseconds), level, event ("message" when none), the fields
+ * (text escaped, numbers bare), then msg. */
+TEST_IMPL(base_log_json_fields)
+{
+    struct timespec when = {1796463000, 123456789}; /* 2026-12-05 09:30:00.123 UTC */
+    struct v2s_log_field f[] = {V2S_LOG_TEXT("client", "127.0.0.1:5000"), V2S_LOG_TEXT("destination", "a\"b"),
+                                V2S_LOG_NUM("bytes_up", 18446744073709551615ULL), V2S_LOG_NUM("bytes_down", 0)};
+    char buf[512];
+    size_t n = v2s_log_json(buf, sizeof(buf), &when, V2S_LOG_WARN, "relay_closed", f, 4, "closed");
+    ASSERT_STR_EQ(buf, "{\"time\":\"2026-12-05T09:30:00.123Z\",\"level\":\"warn\",\"event\":\"relay_closed\","
+                       "\"client\":\"127.0.0.1:5000\",\"destination\":\"a\\\"b\",\"bytes_up\":18446744073709551615,"
+                       "\"bytes_down\":0,\"msg\":\"closed\"}");
+    ASSERT_EQ(n, strlen(buf));
+    v2s_log_json(buf, sizeof(buf), &when, V2S_LOG_ERROR, NULL, NULL, 0, "x");
+    ASSERT_STR_EQ(buf, "{\"time\":\"2026-12-05T09:30:00.123Z\",\"level\":\"error\",\"event\":\"message\",\"msg\":\"x\"}");
+    return 0;
+}
+
+/* Whether s is one JSON object of the shape the log writes: it opens with {"time", closes with "}
+ * or is {}, has only valid UTF-8 and no raw control characters, and its quotes pair up. */
+static int log_json_whole(const char *s)
+{
+    size_t n = strlen(s);
+    if (strcmp(s, "{}") == 0)
+        return 1;
+    if (strncmp(s, "{\"time\":\"", 9) != 0 || n < 2 || s[n - 1] != '}' || (s[n - 2] != '"' && s[n - 2] != '0'))
+        return 0;
+    int in_string = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c < 0x20 || c == 0x7f)
+            return 0;
+        if (c >= 0x80) {
+            /* The writer copies only sequences it checked: a cut one would show here. */
+            size_t k = c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : 2;
+            for (size_t j = 1; j < k; j++)
+                if (i + j >= n || ((unsigned char)s[i + j] & 0xc0) != 0x80)
+                    return 0;
+            i += k - 1;
+        } else if (in_string && c == '\\') {
+            if (!strchr("\"\\nrtu", s[i + 1]))
+                return 0;
+            i++;
+        } else if (c == '"') {
+            in_string = !in_string;
+        }
+    }
+    return !in_string;
+}
+
+/* Any buffer size gives a whole object: a long message is cut at a character boundary (never
+ * inside an escape or a UTF-8 sequence), a field that does not fit is left out. */
+TEST_IMPL(base_log_json_cut)
+{
+    char msg[400], full[4096], buf[4096];
+    struct timespec when = {1796463000, 0};
+    struct v2s_log_field f[] = {V2S_LOG_TEXT("client", "[fd00::1]:40000"), V2S_LOG_NUM("bytes_up", 12345)};
+    size_t m = 0;
+    while (m + 8 < sizeof(msg)) { /* a mix of one-byte, escaped, multibyte and invalid characters */
+        memcpy(msg + m, "a\"\xc3\xa9\x01\xe2\x82\xac", 8);
+        m += 8;
+    }
+    msg[m - 1] = '\xff';
+    msg[m] = '\0';
+    size_t whole = v2s_log_json(full, sizeof(full), &when, V2S_LOG_INFO, "relay_open", f, 2, msg);
+    ASSERT(log_json_whole(full));
+    for (size_t cap = 1; cap <= whole + 1; cap++) {
+        memset(buf, 'Z', sizeof(buf));
+        size_t n = v2s_log_json(buf, cap, &when, V2S_LOG_INFO, "relay_open", f, 2, msg);
+        ASSERT_ROW(n < cap && buf[n] == '\0' && buf[cap] == 'Z', "cap %zu", cap);
+        ASSERT_ROW(cap < 3 || log_json_whole(buf), "cap %zu: %s", cap, buf);
+    }
+    ASSERT_STR_EQ(buf, full);
+    return 0;
+}
+
+/* The line on stderr: JSON with --log-format json, one line each; plain otherwise, unchanged. */
+TEST_IMPL(base_log_line)
+{
+    FILE *tmp = tmpfile();
+    ASSERT(tmp != NULL);
+    int saved = dup(2);
+    ASSERT(saved >= 0 && dup2(fileno(tmp), 2) == 2);
+    v2s_log_level = V2S_LOG_INFO;
+    v2s_log_format = V2S_LOG_JSON;
+    struct v2s_log_field f[] = {V2S_LOG_TEXT("listen", "127.0.0.1:1080")};
+    v2s_log_event(V2S_LOG_INFO, "listener_start", f, 1, "SOCKS5 proxy listening on %s", "127.0.0.1:1080");
+    v2s_warn("two\nlines");
+    v2s_debug("not shown at -v 0");
+    v2s_log_format = V2S_LOG_PLAIN;
+    v2s_log_event(V2S_LOG_INFO, "listener_start", f, 1, "plain %d", 7);
+    fflush(stderr);
+    ASSERT(dup2(saved, 2) == 2);
+    close(saved);
+    char text[1024] = "";
+    rewind(tmp);
+    size_t n = fread(text, 1, sizeof(text) - 1, tmp);
+    text[n] = '\0';
+    fclose(tmp);
+    char *l1 = text, *l2 = strchr(l1, '\n') + 1, *l3 = strchr(l2, '\n') + 1;
+    ASSERT(l3 && strchr(l3, '\n') && strchr(l3, '\n')[1] == '\0');
+    ASSERT(strncmp(l1, "{\"time\":\"20", 11) == 0);
+    ASSERT(strstr(l1, "Z\",\"level\":\"info\",\"event\":\"listener_start\",\"listen\":\"127.0.0.1:1080\","
+                      "\"msg\":\"SOCKS5 proxy listening on 127.0.0.1:1080\"}\n") != NULL);
+    ASSERT(strstr(l2, "\"level\":\"warn\",\"event\":\"message\",\"msg\":\"two\\nlines\"}\n") == l2 + 35);
+    ASSERT(strstr(l3, " vpn2socks info: plain 7\n") == l3 + 12);
+    return 0;
+}
+
+TEST_IMPL(base_log_format_parse)
+{
+    enum v2s_log_format f = V2S_LOG_PLAIN;
+    ASSERT_EQ(v2s_log_format_parse("json", &f), 0);
+    ASSERT_EQ(f, V2S_LOG_JSON);
+    ASSERT_EQ(v2s_log_format_parse("plain", &f), 0);
+    ASSERT_EQ(f, V2S_LOG_PLAIN);
+    ASSERT_EQ(v2s_log_format_parse("JSON", &f), -EINVAL);
+    ASSERT_EQ(v2s_log_format_parse("", &f), -EINVAL);
     return 0;
 }

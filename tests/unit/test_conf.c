@@ -11,6 +11,7 @@
 #include "app/listeners.h"
 #include "app/options.h"
 #include "base/addr.h"
+#include "base/log.h"
 #include "test.h"
 
 static int parse_text(struct options *o, const char *text, char *err, size_t errcap)
@@ -136,6 +137,8 @@ TEST_IMPL(conf_errors_name_the_line)
         {"socks = 1080\nallow-direct-local = no\nallow-direct-local = yes\n",
          "t.conf:3: allow-direct-local is already set on line 2"},
         {"verbose = 1\nquiet = yes\n", "t.conf:2: verbose is already set on line 1"},
+        {"log-format = xml\n", "t.conf:1: log-format = xml: expected plain or json"},
+        {"log-format = json\nlog-format = plain\n", "t.conf:2: log-format is already set on line 1"},
         {"socks = 1080x\n", "t.conf:1: socks = 1080x: expected [ADDR:]PORT"},
         {"socks = 1\nlocal = 8080\n", "t.conf:2: local = 8080: expected [ADDR:]PORT:HOST:HOSTPORT"},
         {"socks = 1\nmtu = 100\n", "t.conf:2: mtu = 100: expected a number from 576 to 65535"},
@@ -435,5 +438,19 @@ TEST_IMPL(conf_http_listeners)
     listener_diff(run, 2, want, 2, keep, from);
     ASSERT(keep[0] == 0 && keep[1] == 1);
     ASSERT(from[0] == -1 && from[1] == 1);
+    return 0;
+}
+
+/* `log-format = json` in the file, through the command line's own table; the command line wins. */
+TEST_IMPL(conf_log_format)
+{
+    struct options o;
+    char err[512] = "";
+    ASSERT_EQ(parse_text(&o, "socks = 1080\nlog-format = json\n", err, sizeof(err)), 0);
+    ASSERT_EQ(o.log_format, V2S_LOG_JSON);
+    char *argv[] = {"vpn2socks", "--log-format", "plain", NULL};
+    ASSERT_EQ(options_apply_args(&o, 3, argv, err, sizeof(err)), 0);
+    ASSERT_EQ(o.log_format, V2S_LOG_PLAIN);
+    options_free(&o);
     return 0;
 }

@@ -5,6 +5,7 @@
 
 #include "app/options.h"
 #include "base/addr.h"
+#include "base/log.h"
 #include "test.h"
 
 /* Parses a command line given as one string of words; returns what options_parse() returned. */
@@ -236,6 +237,26 @@ TEST_IMPL(options_http_listeners)
     options_free(&o);
     ASSERT_EQ(parse(&o, "-H 1 -H 2 -H 3 -H 4 -H 5 -H 6 -H 7 -H 8 -H 9", err, sizeof(err)), -EINVAL);
     ASSERT(strstr(err, "too many -H listeners") != NULL);
+    options_free(&o);
+    return 0;
+}
+
+/* --log-format: plain by default, json on request, anything else refused with the choices. */
+TEST_IMPL(options_log_format)
+{
+    struct options o;
+    char err[256];
+    ASSERT_EQ(parse(&o, "-D 1080", err, sizeof(err)), 0);
+    ASSERT_EQ(o.log_format, V2S_LOG_PLAIN);
+    options_free(&o);
+    ASSERT_EQ(parse(&o, "-D 1080 --log-format json", err, sizeof(err)), 0);
+    ASSERT_EQ(o.log_format, V2S_LOG_JSON);
+    options_free(&o);
+    ASSERT_EQ(parse(&o, "-D 1080 --log-format json --log-format plain", err, sizeof(err)), 0);
+    ASSERT_EQ(o.log_format, V2S_LOG_PLAIN);
+    options_free(&o);
+    ASSERT_EQ(parse(&o, "-D 1080 --log-format xml", err, sizeof(err)), -EINVAL);
+    ASSERT_STR_EQ(err, "--log-format xml: expected plain or json");
     options_free(&o);
     return 0;
 }

@@ -231,3 +231,43 @@ TEST_IMPL(direct_outbound_errors)
     uvtest_loop_finish(&t.loop);
     return 0;
 }
+
+/* A relay's label taken apart for the JSON log's fields, for each shape outbound_label and the
+ * BIND relay write; another shape gives no fields (the message still has it all). */
+TEST_IMPL(outbound_label_fields)
+{
+    static const struct {
+        const char *name, *dst;
+        uint16_t port;
+        const char *via, *fields;
+    } rows[] = {
+        {NULL, "10.0.0.2", 80, "tunnel", "client=127.0.0.1:5000 destination=10.0.0.2:80 via=tunnel"},
+        {"web.lab.test", "10.0.0.2", 80, "tunnel",
+         "client=127.0.0.1:5000 destination=web.lab.test:80 address=10.0.0.2:80 via=tunnel"},
+        {"fd00::2", "fd00::2", 443, "direct", "client=127.0.0.1:5000 destination=[fd00::2]:443 via=direct"},
+        {"odd [name] -> (x)", "fd00::2", 22, "forward 127.0.0.1:2222",
+         "client=127.0.0.1:5000 destination=odd [name] -> (x):22 address=[fd00::2]:22 via=forward 127.0.0.1:2222"},
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(rows); i++) {
+        char label[OUTBOUND_LABEL_MAX], got[512] = "";
+        struct v2s_addr dst;
+        struct outbound_label_parts parts;
+        struct v2s_log_field f[4];
+        ASSERT_ROW(v2s_addr_parse(&dst, rows[i].dst) == 0, "%zu", i);
+        outbound_label(label, sizeof(label), "127.0.0.1:5000", rows[i].name, &dst, rows[i].port, rows[i].via);
+        size_t n = outbound_label_fields(label, &parts, f);
+        for (size_t j = 0; j < n; j++)
+            snprintf(got + strlen(got), sizeof(got) - strlen(got), "%s%s=%s", j ? " " : "", f[j].key, f[j].text);
+        ASSERT_ROW(strcmp(got, rows[i].fields) == 0, "%zu: %s", i, got);
+    }
+    struct outbound_label_parts parts;
+    struct v2s_log_field f[4];
+    ASSERT_EQ(outbound_label_fields("[::1]:6000 <- 10.0.0.9:4444 (BIND, tunnel)", &parts, f), 3);
+    ASSERT_STR_EQ(f[0].text, "[::1]:6000");
+    ASSERT_STR_EQ(f[1].text, "10.0.0.9:4444");
+    ASSERT_STR_EQ(f[2].text, "BIND, tunnel");
+    ASSERT_EQ(outbound_label_fields("xfer 3", &parts, f), 0);
+    ASSERT_EQ(outbound_label_fields("a -> b", &parts, f), 0);
+    ASSERT_EQ(outbound_label_fields("a -> (via)", &parts, f), 0);
+    return 0;
+}

@@ -221,7 +221,7 @@ void ovpn_client_enter_restart(struct ovpn_client *c, const char *why)
         delay = OVPN_RETRY_MAX_S;
     c->attempts++;
     c->remote = (c->remote + 1) % c->cfg->n_remotes;
-    v2s_warn("openvpn: %s; reconnecting in %u s", why, delay);
+    v2s_log_event(V2S_LOG_WARN, "reconnect", NULL, 0, "openvpn: %s; reconnecting in %u s", why, delay);
     ovpn_client_set_state(c, from, OVPN_CLIENT_WAITING);
     ovpn_timers_reconnect_wait(&c->timers, delay * 1000ULL, 0);
 }
