@@ -35,6 +35,7 @@ pkgs=(
     chromium                     # lab.http_pac: headless Chromium with --proxy-pac-url
     bind9-dnsutils               # dig (lab.port_udp)
     openssh-client openssh-server  # lab.port_ssh: ssh and scp through -L to its own sshd
+    proxychains4 netcat-openbsd git  # lab.clients: the clients of examples/clients.md
     bubblewrap                   # lab.sandbox: the container's root file system, unprivileged
     # fuzzing: clang with libFuzzer and the sanitizer runtimes (tests/fuzz)
     clang libclang-rt-dev

@@ -21,13 +21,12 @@ source "$here/lib.sh"
 source "$here/openvpn.sh"
 # shellcheck source-path=SCRIPTDIR
 source "$here/v2s.sh"
+# shellcheck source-path=SCRIPTDIR
+source "$here/sshd.sh"
 
 lab_require_root
 lab_openvpn_require
-SSHD=/usr/sbin/sshd             # sshd re-executes itself, so it wants an absolute path
-for t in "$SSHD" ssh scp ssh-keygen; do
-    command -v "$t" >/dev/null 2>&1 || { echo "lab: missing $t; run scripts/install-deps.sh" >&2; exit 1; }
-done
+lab_sshd_require
 LAB_BIG_MB=1 lab_setup --no-ocserv
 v2s_prepare
 
@@ -36,39 +35,9 @@ FILE_MB=16
 
 # ---------------------------------------------------------------- the server's sshd
 
-SD=$LAB_RUN_DIR/sshd            # root's: host key, config, authorized_keys, the files served
-mkdir -m 755 "$SD"
-ssh-keygen -q -t ed25519 -N '' -C "lab sshd $LAB_ID" -f "$SD/host_ed25519" || lab_die "host key"
-# The client's side belongs to nobody: ssh refuses a private key others can read, and nobody
-# must be able to read its own.
-CD=$LAB_RUN_DIR/out/ssh-client
-install -d -o nobody -g nogroup -m 700 "$CD"
-lab_client_nobody ssh-keygen -q -t ed25519 -N '' -C "lab client $LAB_ID" -f "$CD/id_ed25519" ||
-    lab_die "client key"
-cp "$CD/id_ed25519.pub" "$SD/authorized_keys"
-# The privilege separation directory Debian's service would make; sshd will not start without it.
-mkdir -p /run/sshd
-# Root login with the key only: root is the one account every Debian has with a shell, and the
-# server namespace is the lab's "other machine". StrictModes no: the run dir is under /tmp.
-cat >"$SD/sshd_config" <<EOF
-ListenAddress $LAB_INTERNAL_IP:22
-HostKey $SD/host_ed25519
-PidFile none
-AuthorizedKeysFile $SD/authorized_keys
-PermitRootLogin prohibit-password
-PubkeyAuthentication yes
-PasswordAuthentication no
-KbdInteractiveAuthentication no
-UsePAM no
-StrictModes no
-UseDNS no
-MaxStartups 32
-MaxSessions 32
-Subsystem sftp internal-sftp
-LogLevel VERBOSE
-EOF
-lab_bg sshd ip netns exec "$LAB_SERVER_NS" "$SSHD" -D -e -f "$SD/sshd_config"
-lab_wait_listen "$LAB_SERVER_NS" tcp "$LAB_INTERNAL_IP" 22 || lab_die "sshd did not start"
+lab_sshd_start
+SD=$LAB_SSHD_DIR
+CD=$LAB_SSH_CLIENT_DIR
 head -c $((FILE_MB << 20)) /dev/urandom >"$SD/down.bin"
 DOWN_SHA=$(sha256sum <"$SD/down.bin" | cut -d' ' -f1)
 lab_client_nobody sh -c "head -c $((FILE_MB << 20)) /dev/urandom >'$CD/up.bin'"
@@ -83,11 +52,7 @@ v2s_start_ovpn ssh "$LAB_OVPN_CLIENT_DIR" --others reject \
 lab_wait_listen "$LAB_CLIENT_NS" tcp 127.0.0.1 "$SSH_FWD" || lab_die "the -L forward does not listen"
 TUN_ADDR=$(sed -n 's|.*tunnel up: address \([0-9.]*\)/.*|\1|p' "$S/v2s.log" | head -n 1)
 
-# The client's options: nothing from ~/.ssh (nobody has none), no prompt, the lab's key and
-# known_hosts; the first connection adds the host key.
-SSH_OPTS=(-F /dev/null -i "$CD/id_ed25519" -o IdentitiesOnly=yes -o BatchMode=yes
-    -o StrictHostKeyChecking=accept-new -o UserKnownHostsFile="$CD/known_hosts"
-    -o ConnectTimeout=10 -o LogLevel=ERROR)
+SSH_OPTS=("${LAB_SSH_OPTS[@]}")
 nssh() { lab_client_nobody timeout 60 ssh "${SSH_OPTS[@]}" -p "$SSH_FWD" root@127.0.0.1 "$@"; }
 nscp() { lab_client_nobody timeout 60 scp -q "${SSH_OPTS[@]}" -P "$SSH_FWD" "$@"; }
 
