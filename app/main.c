@@ -19,7 +19,9 @@
 #include "app/conf.h"
 #include "app/listeners.h"
 #include "app/memtrim.h"
+#include "app/metrics.h"
 #include "app/options.h"
+#include "app/status.h"
 #include "http/proxy.h"
 #include "route/outbound.h"
 #include "route/router.h"
@@ -41,6 +43,17 @@ enum {
     EXIT_TUNNEL_LOST = 3,
 };
 
+/* Each kind of listener dials through its own routed outbound, which counts its connections
+ * (the metrics' listener label). */
+enum app_dial {
+    APP_DIAL_SOCKS,
+    APP_DIAL_HTTP,
+    APP_DIAL_FORWARD, /* -L, TCP and UDP */
+    APP_DIALS,
+};
+
+static const char *const app_dial_names[APP_DIALS] = {"socks", "http", "forward"};
+
 /* A running listener: what it is, and the object of its kind. */
 struct app_listener {
     struct listener_spec spec;
@@ -57,7 +70,10 @@ struct app {
     struct stack *stack;
     struct outbound *via_tunnel; /* the stack's connections */
     struct outbound *direct;     /* host sockets */
-    struct outbound *dialer;     /* the router's pick between them: what the listeners dial */
+    struct outbound *dialers[APP_DIALS]; /* the router's pick between them: what the listeners dial */
+    struct dial_stats dial_stats[APP_DIALS]; /* theirs; here, as relays may outlive them */
+    struct status_server *status; /* --status */
+    char down_why[200]; /* why the tunnel went down for good, for /readyz */
     struct app_listener listeners[LISTENERS_MAX];
     size_t n_listeners;
     struct v2s_credentials *socks_creds; /* --socks-auth; NULL: no authentication */
@@ -212,7 +228,80 @@ static void app_tunnel_down(void *arg, enum tunnel_down_reason reason, const cha
         v2s_log_event(V2S_LOG_ERROR, "auth_failed", NULL, 0, "%s", why);
     else
         v2s_log_event(V2S_LOG_ERROR, "tunnel_down", NULL, 0, "tunnel lost: %s", why);
+    snprintf(a->down_why, sizeof(a->down_why), "%s: %s",
+             reason == TUNNEL_DOWN_AUTH ? "authentication failed" : "tunnel lost", why);
     app_stop_later(a, reason == TUNNEL_DOWN_AUTH ? EXIT_AUTH : EXIT_TUNNEL_LOST);
+}
+
+/* Every module's counters, now. */
+static void app_metrics_collect(const struct app *a, struct metrics *m)
+{
+    memset(m, 0, sizeof(*m));
+    if (a->tunnel && !a->stopping) {
+        m->has_tunnel = 1;
+        tunnel_get_stats(a->tunnel, &m->tunnel);
+    }
+    if (a->stack && !a->stopping) {
+        m->has_stack = 1;
+        stack_get_stats(a->stack, &m->stack);
+    }
+    for (size_t i = 0; i < APP_DIALS; i++) {
+        m->listeners[i].name = app_dial_names[i];
+        m->listeners[i].dial = a->dial_stats[i];
+    }
+    m->n_listeners = APP_DIALS;
+}
+
+static void app_status_metrics(void *arg, struct metrics_text *t)
+{
+    struct metrics m;
+    app_metrics_collect(arg, &m);
+    metrics_prometheus(&m, t);
+}
+
+/* /readyz: ready while the tunnel is up. */
+static int app_status_ready(void *arg, char *why, size_t cap)
+{
+    struct app *a = arg;
+    if (a->down_why[0]) {
+        snprintf(why, cap, "%s", a->down_why);
+        return 0;
+    }
+    if (a->stopping || app_stop_pending(a) || !a->tunnel) {
+        snprintf(why, cap, "stopping");
+        return 0;
+    }
+    struct tunnel_stats ts;
+    tunnel_get_stats(a->tunnel, &ts);
+    if (ts.state == TUNNEL_STATE_UP && a->tunnel_was_up)
+        return 1;
+    snprintf(why, cap, "tunnel %s", ts.state == TUNNEL_STATE_UP ? "connecting" : tunnel_state_name(ts.state));
+    return 0;
+}
+
+/* --status: started before the tunnel, so that /readyz says "connecting" meanwhile. */
+static int app_status_start(struct app *a)
+{
+    if (!a->opt.has_status)
+        return 0;
+    const struct sockaddr *sa = (const struct sockaddr *)&a->opt.status;
+    char where[V2S_ADDR_STRLEN];
+    v2s_sockaddr_format(sa, where, sizeof(where));
+    struct status_config cfg = {
+        .loop = a->loop,
+        .ready = app_status_ready,
+        .metrics = app_status_metrics,
+        .arg = a,
+    };
+    int rc = status_server_new(&a->status, &cfg, sa);
+    if (rc < 0) {
+        v2s_error("--status %s: %s", where, uv_strerror(rc));
+        return rc;
+    }
+    v2s_info("status endpoint (/healthz, /readyz, /metrics) on http://%s", where);
+    if (!options_listen_is_loopback(sa))
+        v2s_warn("--status %s: not a loopback address: whoever reaches it can read the metrics", where);
+    return 0;
 }
 
 static void app_signal(uv_signal_t *h, int signum)
@@ -232,6 +321,9 @@ static void app_signal(uv_signal_t *h, int signum)
             tunnel_log_stats(a->tunnel);
         if (a->stack)
             stack_log_stats(a->stack);
+        struct metrics m;
+        app_metrics_collect(a, &m);
+        metrics_log(&m); /* what /metrics would answer now */
         return;
     }
     v2s_event(V2S_LOG_INFO, "stopping", "%s: stopping", strsignal(signum));
@@ -300,13 +392,18 @@ static void app_stop(struct app *a, int code)
     if (a->tunnel)
         tunnel_close(a->tunnel, app_tunnel_closed);
     /* Direct relays are ours to end; the stack resets the tunneled ones. */
-    if (a->dialer)
-        outbound_close(a->dialer, NULL, NULL);
+    for (size_t i = 0; i < APP_DIALS; i++)
+        if (a->dialers[i])
+            outbound_close(a->dialers[i], NULL, NULL);
+    if (a->status)
+        status_server_close(a->status);
+    a->status = NULL;
     if (a->via_tunnel)
         outbound_close(a->via_tunnel, NULL, NULL);
     if (a->direct)
         outbound_close(a->direct, NULL, NULL);
-    a->dialer = a->via_tunnel = a->direct = NULL;
+    memset(a->dialers, 0, sizeof(a->dialers));
+    a->via_tunnel = a->direct = NULL;
     for (size_t i = 0; i < sizeof(a->sig) / sizeof(a->sig[0]); i++)
         uv_close((uv_handle_t *)&a->sig[i], NULL);
     /* Closing the watchers restored the default actions; openconnect hangs up its script's process
@@ -504,7 +601,7 @@ static int app_start_udp_forward(struct app *a, const struct options_forward *f,
         app_log_listening("remote_udp", name, "forwarding %s/udp of the tunnel to %s", name, to);
         return 0;
     }
-    if ((rc = port_udp_local_new(pu, &cfg, a->dialer, sa)) < 0) {
+    if ((rc = port_udp_local_new(pu, &cfg, a->dialers[APP_DIAL_FORWARD], sa)) < 0) {
         v2s_error("forward %s/udp -> %s: %s", name, to, uv_strerror(rc));
         return rc;
     }
@@ -527,7 +624,7 @@ static int app_listener_start(struct app *a, struct app_listener *l)
     case LISTENER_SOCKS: {
         struct socks_server_config cfg = {
             .loop = a->loop,
-            .out = a->dialer,
+            .out = a->dialers[APP_DIAL_SOCKS],
             .connect_timeout_ms = a->opt.connect_timeout_ms,
             .max_conns = a->listener_max_conns,
             .shared = &a->conns,
@@ -552,7 +649,7 @@ static int app_listener_start(struct app *a, struct app_listener *l)
     case LISTENER_HTTP: {
         struct http_proxy_config cfg = {
             .loop = a->loop,
-            .out = a->dialer,
+            .out = a->dialers[APP_DIAL_HTTP],
             .connect_timeout_ms = a->opt.connect_timeout_ms,
             .max_conns = a->listener_max_conns,
             .shared = &a->conns,
@@ -574,7 +671,7 @@ static int app_listener_start(struct app *a, struct app_listener *l)
     case LISTENER_LOCAL_TCP: {
         struct port_forward_config cfg = {
             .loop = a->loop,
-            .out = a->dialer,
+            .out = a->dialers[APP_DIAL_FORWARD],
             .connect_timeout_ms = a->opt.connect_timeout_ms,
             .max_conns = a->listener_max_conns,
             .shared = &a->conns,
@@ -812,10 +909,13 @@ static int app_run(struct app *a)
     }
     dcfg.via[ROUTER_TUNNEL] = a->via_tunnel;
     dcfg.via[ROUTER_DIRECT] = a->direct;
-    if (dial_new(&a->dialer, &dcfg) < 0) {
-        v2s_error("out of memory");
-        app_stop(a, EXIT_USAGE);
-        return -1;
+    for (size_t i = 0; i < APP_DIALS; i++) {
+        dcfg.stats = &a->dial_stats[i];
+        if (dial_new(&a->dialers[i], &dcfg) < 0) {
+            v2s_error("out of memory");
+            app_stop(a, EXIT_USAGE);
+            return -1;
+        }
     }
     app_fit_descriptors(a);
     conn_limit_init(&a->conns, a->max_conns, "SOCKS listeners together", "--max-connections");
@@ -834,6 +934,10 @@ static int app_run(struct app *a)
     free(specs);
     if (!specs) {
         v2s_error("out of memory");
+        app_stop(a, EXIT_USAGE);
+        return -1;
+    }
+    if (app_status_start(a) < 0) {
         app_stop(a, EXIT_USAGE);
         return -1;
     }

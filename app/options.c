@@ -54,6 +54,7 @@ enum {
     OPT_SOCKS_AUTH,
     OPT_CONF,
     OPT_LOG_FORMAT,
+    OPT_STATUS,
 };
 
 static const struct option long_options[] = {
@@ -66,6 +67,7 @@ static const struct option long_options[] = {
     {"http", required_argument, NULL, 'H'},
     {"local", required_argument, NULL, 'L'},
     {"remote", required_argument, NULL, 'R'},
+    {"status", required_argument, NULL, OPT_STATUS},
     {"udp-timeout", required_argument, NULL, OPT_UDP_TIMEOUT},
     {"udp-max-flows", required_argument, NULL, OPT_UDP_MAX_FLOWS},
     {"tunnel-fd", required_argument, NULL, OPT_TUNNEL_FD},
@@ -130,6 +132,11 @@ void options_usage(FILE *f)
           "                              Other ports of the tunnel address answer with a reset.\n"
           "                              /udp: UDP datagrams, the answers sent back from PORT; other\n"
           "                              ports answer ICMP port unreachable\n"
+"  --status [ADDR:]PORT        health and metrics over HTTP (ADDR defaults to 127.0.0.1):\n"
+          "                              GET /healthz (200 while running), /readyz (200 while the\n"
+          "                              tunnel is up, else 503 and why), /metrics (Prometheus text);\n"
+          "                              SIGUSR1 logs the same figures. No authentication: keep it on\n"
+          "                              loopback or a private address\n"
           "  --udp-timeout SEC           end a UDP flow (or SOCKS UDP association, and its TCP\n"
           "                              connection) after SEC seconds without a datagram (60)\n"
           "  --udp-max-flows N           UDP flows of each forward and UDP associations of each SOCKS\n"
@@ -550,6 +557,13 @@ static int options_getopt(struct options *o, int argc, char **argv, unsigned lin
             }
             o->n_socks++;
             break;
+        case OPT_STATUS:
+            if (options_parse_listen(&o->status, optarg) < 0) {
+                snprintf(err, errcap, "--status %s: expected [ADDR:]PORT", optarg);
+                return -EINVAL;
+            }
+            o->has_status = 1;
+            break;
         case 'H':
             if (o->n_http == OPTIONS_MAX_LISTENERS) {
                 snprintf(err, errcap, "too many -H listeners (at most %d)", OPTIONS_MAX_LISTENERS);
@@ -895,6 +909,8 @@ void options_restart_only_changes(const struct options *run, const struct option
         {"listener-max-connections", run->listener_max_conns == now->listener_max_conns},
         {"udp-timeout", run->udp_timeout_ms == now->udp_timeout_ms},
         {"udp-max-flows", run->udp_max_flows == now->udp_max_flows},
+        {"status", run->has_status == now->has_status &&
+                       (!run->has_status || memcmp(&run->status, &now->status, sizeof(run->status)) == 0)},
     };
     size_t used = 0;
     if (cap)

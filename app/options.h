@@ -31,6 +31,8 @@ struct options {
     struct sockaddr_storage http[OPTIONS_MAX_LISTENERS]; /* -H */
     size_t n_http;
     struct options_forward forwards[OPTIONS_MAX_FORWARDS]; /* -L and -R, in the order given */
+    struct sockaddr_storage status; /* --status: the health and metrics endpoint */
+    int has_status;
     size_t n_forwards;
     int tunnel_fd;             /* -1 = from VPNFD */
     char *config;              /* --config: a .ovpn file for the native OpenVPN client (owned) */

@@ -89,6 +89,12 @@ static void dial_connected(void *arg, struct outbound_conn *c, int status, const
     d->cb(d->arg, &d->base, 0, bound, port);
 }
 
+static void dial_count(struct dialer *r, enum router_verdict v)
+{
+    if (r->cfg.stats)
+        r->cfg.stats->total[v]++;
+}
+
 /* Picks the first address the router lets through on a path that can carry it, and connects.
  * 0, or a negative error for the caller to report. */
 static int dial_connect_any(struct dial *d, const struct v2s_addr *addrs, size_t n)
@@ -116,8 +122,11 @@ static int dial_connect_any(struct dial *d, const struct v2s_addr *addrs, size_t
         d->via = via;
         d->dst = addrs[i];
         d->state = DIAL_CONNECTING;
+        dial_count(dialer_of(d->base.ob), v);
         return outbound_connect(via, NULL, &d->dst, d->port, d->timeout_ms, dial_connected, d, &d->conn);
     }
+    if (rejected)
+        dial_count(dialer_of(d->base.ob), ROUTER_REJECT);
     return rejected ? UV_EACCES : UV_ENETUNREACH;
 }
 
@@ -140,6 +149,7 @@ static int dial_name_route(struct dialer *r, const char *name, const char *shown
         break;
     }
     v2s_info("dial: %s: not under the tunnel's DNS domains: refused (--others reject)", shown);
+    dial_count(r, ROUTER_REJECT);
     return UV_EACCES;
 }
 
@@ -248,6 +258,23 @@ static void dial_cancel(struct outbound_conn *base)
     dial_free(d);
 }
 
+/* A relay counted open until it ends (dial_stats.open). */
+struct dial_relay {
+    struct dial_stats *stats;
+    outbound_done_cb done;
+    void *arg;
+};
+
+static void dial_relay_done(void *arg)
+{
+    struct dial_relay *rl = arg;
+    outbound_done_cb done = rl->done;
+    void *done_arg = rl->arg;
+    rl->stats->open--;
+    free(rl);
+    done(done_arg);
+}
+
 static void dial_bridge(struct outbound_conn *base, uv_tcp_t *app, const uint8_t *early, size_t n,
                         const char *client, outbound_done_cb done, void *arg)
 {
@@ -255,7 +282,15 @@ static void dial_bridge(struct outbound_conn *base, uv_tcp_t *app, const uint8_t
     char label[OUTBOUND_LABEL_MAX];
     outbound_label(label, sizeof(label), client, d->name, &d->dst, d->port, d->via->name);
     struct outbound_conn *c = d->conn;
+    struct dial_stats *stats = dialer_of(base->ob)->cfg.stats;
     dial_free(d);
+    struct dial_relay *rl = stats && done ? malloc(sizeof(*rl)) : NULL;
+    if (rl) {
+        *rl = (struct dial_relay){.stats = stats, .done = done, .arg = arg};
+        stats->open++;
+        done = dial_relay_done;
+        arg = rl;
+    }
     outbound_bridge(c, app, early, n, label, done, arg);
 }
 

@@ -68,6 +68,9 @@ struct stack {
     unsigned mtu;
     uint64_t rx_bad;            /* packets from the tunnel lwIP could not take */
     uint64_t icmp_ignored;      /* ICMP errors naming no connection we are opening (forged?) */
+    uint64_t dns_queries;       /* lookups started (resolver.c), answered from the cache or not */
+    uint64_t dns_cache_hits;
+    uint64_t dns_failures;      /* lookups that ended without an address */
 };
 
 enum {

@@ -279,6 +279,8 @@ static void resolver_finish(struct resolver_query *q, int status)
         else if (status == UV_EAI_NONAME && !q->neg_uncacheable)
             resolver_cache_put(q, status, q->neg_ttl < RESOLVER_MAX_NEG_TTL_S ? q->neg_ttl : RESOLVER_MAX_NEG_TTL_S);
     }
+    if (status < 0)
+        s->dns_failures++;
     resolver_cb cb = q->cb;
     void *arg = q->arg;
     struct v2s_addr addrs[2 * DNSMSG_MAX_ADDRS];
@@ -563,7 +565,9 @@ int resolver_resolve(struct stack *s, const char *name, resolver_cb cb, void *ar
         q->key[i] = (name[i] >= 'A' && name[i] <= 'Z') ? (char)(name[i] + ('a' - 'A')) : name[i];
     struct resolver_state *st = resolver_state(s);
     struct resolver_cached *hit = st ? resolver_cache_find(st, q->key) : NULL;
+    s->dns_queries++;
     if (hit) {
+        s->dns_cache_hits++;
         /* The callback must not run before this call returns: a zero timeout delivers it. */
         q->cached_status = hit->status < 0 ? hit->status : 1;
         q->n_addrs = hit->n;

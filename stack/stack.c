@@ -546,6 +546,40 @@ void stack_log_stats(const struct stack *s)
              s->rx_held_peak, (unsigned long long)s->withholds);
 }
 
+const char *stack_drop_reason_name(enum stack_drop_reason r)
+{
+    static const char *const names[STACK_DROP_REASONS] = {
+        "not_taken", "checksum", "length", "protocol", "options", "memory", "other", "icmp_ignored", "udp",
+    };
+    return (unsigned)r < STACK_DROP_REASONS ? names[r] : "?";
+}
+
+void stack_get_stats(const struct stack *s, struct stack_stats *out)
+{
+    const struct stats_proto *protos[] = {&lwip_stats.ip,   &lwip_stats.ip_frag, &lwip_stats.ip6, &lwip_stats.ip6_frag,
+                                          &lwip_stats.icmp, &lwip_stats.icmp6,   &lwip_stats.udp, &lwip_stats.tcp};
+    memset(out, 0, sizeof(*out));
+    for (size_t i = 0; i < sizeof(protos) / sizeof(protos[0]); i++) {
+        const struct stats_proto *p = protos[i];
+        uint64_t named = (uint64_t)p->chkerr + p->lenerr + p->proterr + p->opterr + p->memerr;
+        out->dropped[STACK_DROP_CHECKSUM] += p->chkerr;
+        out->dropped[STACK_DROP_LENGTH] += p->lenerr;
+        out->dropped[STACK_DROP_PROTOCOL] += p->proterr;
+        out->dropped[STACK_DROP_OPTIONS] += p->opterr;
+        out->dropped[STACK_DROP_MEMORY] += p->memerr;
+        if (p->drop > named)
+            out->dropped[STACK_DROP_OTHER] += p->drop - named;
+    }
+    out->dropped[STACK_DROP_NOT_TAKEN] = s->rx_bad;
+    out->dropped[STACK_DROP_ICMP_IGNORED] = s->icmp_ignored;
+    out->dropped[STACK_DROP_UDP] = s->udp_dropped;
+    out->heap_bytes = stack_mem_bytes();
+    out->held_bytes = s->rx_held;
+    out->dns_queries = s->dns_queries;
+    out->dns_cache_hits = s->dns_cache_hits;
+    out->dns_failures = s->dns_failures;
+}
+
 void stack_close(struct stack *s, void (*cb)(void *arg), void *arg)
 {
     s->close_cb = cb;

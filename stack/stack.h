@@ -21,6 +21,33 @@ void stack_close(struct stack *s, void (*cb)(void *arg), void *arg);
  * on SIGUSR1). */
 void stack_log_stats(const struct stack *s);
 
+/* Why the stack dropped a packet from the tunnel (or a datagram of its UDP sockets). lwIP's
+ * per-protocol counters are summed by kind; "other" is what lwIP dropped for none of those. */
+enum stack_drop_reason {
+    STACK_DROP_NOT_TAKEN,    /* lwIP could not take it (malformed, no memory) */
+    STACK_DROP_CHECKSUM,
+    STACK_DROP_LENGTH,
+    STACK_DROP_PROTOCOL,     /* no protocol, port or connection took it */
+    STACK_DROP_OPTIONS,
+    STACK_DROP_MEMORY,
+    STACK_DROP_OTHER,
+    STACK_DROP_ICMP_IGNORED, /* ICMP errors naming no connection we opened */
+    STACK_DROP_UDP,          /* datagrams of UDP sockets refused or not delivered */
+    STACK_DROP_REASONS,
+};
+
+struct stack_stats {
+    uint64_t dropped[STACK_DROP_REASONS];
+    size_t heap_bytes; /* lwIP's heap in use */
+    size_t held_bytes; /* received data held for applications */
+    uint64_t dns_queries, dns_cache_hits, dns_failures;
+};
+
+/* The counters as they are now (cheap: the metrics endpoint reads them at each scrape). */
+void stack_get_stats(const struct stack *s, struct stack_stats *out);
+/* "not_taken", "checksum", ... for the metrics' reason label. */
+const char *stack_drop_reason_name(enum stack_drop_reason r);
+
 /* Tunnel events, forwarded by whoever owns the tunnel. */
 /* The tunnel is up (again): take its address, MTU and DNS servers. 0 or -EINVAL. */
 int stack_tunnel_up(struct stack *s, const struct tunnel_settings *ts);

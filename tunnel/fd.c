@@ -47,6 +47,8 @@ struct tunnel_fd {
     uint8_t *rbuf;
     struct tunnel_fd_packet *head, *tail;
     size_t queued;
+    int started;
+    struct tunnel_stats stats; /* the counters; the state is worked out when asked */
     void (*close_cb)(struct tunnel *t);
 };
 
@@ -117,6 +119,8 @@ static void tunnel_fd_read_some(struct tunnel_fd *tf)
             }
             continue; /* an empty datagram */
         }
+        tf->stats.packets_in++;
+        tf->stats.bytes_in += (size_t)n;
         tf->t.ev.packet(tf->t.ev.arg, tf->rbuf, (size_t)n);
     }
 }
@@ -166,8 +170,11 @@ static int tunnel_fd_send(struct tunnel *t, const uint8_t *pkt, size_t len)
         return -ENETDOWN;
     if (!tf->head) {
         ssize_t n = tunnel_fd_write(tf, pkt, len);
-        if (n >= 0)
+        if (n >= 0) {
+            tf->stats.packets_out++;
+            tf->stats.bytes_out += len;
             return 0;
+        }
         if (!tunnel_fd_would_block(errno)) {
             int err = errno;
             char why[128];
@@ -189,6 +196,8 @@ static int tunnel_fd_send(struct tunnel *t, const uint8_t *pkt, size_t len)
         tf->head = p;
     tf->tail = p;
     tf->queued += len;
+    tf->stats.packets_out++;
+    tf->stats.bytes_out += len;
     tunnel_fd_update_poll(tf);
     if (tf->queued > TUNNEL_FD_QUEUE_HIGH) {
         tf->congested = 1;
@@ -205,6 +214,7 @@ static int tunnel_fd_start(struct tunnel *t)
         return rc;
     tf->poll.data = tf;
     tunnel_fd_update_poll(tf);
+    tf->started = 1;
     tf->t.ev.up(tf->t.ev.arg, &tf->settings);
     return 0;
 }
@@ -239,10 +249,19 @@ static void tunnel_fd_close(struct tunnel *t, void (*cb)(struct tunnel *t))
     tunnel_fd_closed((uv_handle_t *)&tf->poll);
 }
 
+/* The packet fd never reconnects: it is up from the start until it goes down for good. */
+static void tunnel_fd_get_stats(const struct tunnel *t, struct tunnel_stats *out)
+{
+    const struct tunnel_fd *tf = (const struct tunnel_fd *)t;
+    *out = tf->stats;
+    out->state = tf->down ? TUNNEL_STATE_DOWN : tf->started ? TUNNEL_STATE_UP : TUNNEL_STATE_CONNECTING;
+}
+
 static const struct tunnel_ops tunnel_fd_ops = {
     .start = tunnel_fd_start,
     .send = tunnel_fd_send,
     .close = tunnel_fd_close,
+    .get_stats = tunnel_fd_get_stats,
 };
 
 static int tunnel_fd_copy_settings(struct tunnel_settings *dst, const struct tunnel_settings *src)

@@ -31,12 +31,42 @@ struct tunnel_events {
     void *arg;
 };
 
+/* Where a tunnel is, for readiness (--status): connecting the first time, up, reconnecting after
+ * it was up or after a failed attempt, or down for good. */
+enum tunnel_state {
+    TUNNEL_STATE_CONNECTING,
+    TUNNEL_STATE_UP,
+    TUNNEL_STATE_RECONNECTING,
+    TUNNEL_STATE_DOWN,
+};
+
+/* Why a tunnel reconnected: the phase the attempt or session was in when it ended. */
+enum tunnel_reconnect_reason {
+    TUNNEL_RECONNECT_RESOLVE,   /* the server's name did not resolve */
+    TUNNEL_RECONNECT_CONNECT,   /* the link did not open (refused, timed out, unreachable) */
+    TUNNEL_RECONNECT_HANDSHAKE, /* TLS, key exchange or the pushed options failed */
+    TUNNEL_RECONNECT_SESSION,   /* a session that was up ended (keepalive timeout, server restart, link lost) */
+    TUNNEL_RECONNECT_REASONS,
+};
+
+/* A tunnel's counters since it started (the metrics and the SIGUSR1 log). Bytes are the IP
+ * packets' own, without the VPN's framing; in is from the VPN to us. */
+struct tunnel_stats {
+    enum tunnel_state state;
+    uint64_t packets_in, packets_out;
+    uint64_t bytes_in, bytes_out;
+    uint64_t reconnects[TUNNEL_RECONNECT_REASONS];
+    uint64_t renegotiations; /* data channel keys renewed while up */
+};
+
 struct tunnel_ops {
     int (*start)(struct tunnel *t);
     int (*send)(struct tunnel *t, const uint8_t *pkt, size_t len);
     void (*close)(struct tunnel *t, void (*cb)(struct tunnel *t));
     /* Optional: logs the tunnel's counters (packets each way, drops by reason). */
     void (*log_stats)(struct tunnel *t);
+    /* Optional: fills the counters it keeps (the rest stay 0, the state UP). */
+    void (*get_stats)(const struct tunnel *t, struct tunnel_stats *out);
 };
 
 struct tunnel {
@@ -70,6 +100,27 @@ static inline void tunnel_log_stats(struct tunnel *t)
 {
     if (t->ops->log_stats)
         t->ops->log_stats(t);
+}
+
+/* The tunnel's counters (cheap: the metrics endpoint reads them at each scrape). */
+static inline void tunnel_get_stats(const struct tunnel *t, struct tunnel_stats *out)
+{
+    *out = (struct tunnel_stats){.state = TUNNEL_STATE_UP};
+    if (t->ops->get_stats)
+        t->ops->get_stats(t, out);
+}
+
+/* "connecting", "up", "reconnecting", "down"; "resolve", "connect", "handshake", "session". */
+static inline const char *tunnel_state_name(enum tunnel_state s)
+{
+    static const char *const names[] = {"connecting", "up", "reconnecting", "down"};
+    return (unsigned)s < 4 ? names[s] : "?";
+}
+
+static inline const char *tunnel_reconnect_reason_name(enum tunnel_reconnect_reason r)
+{
+    static const char *const names[] = {"resolve", "connect", "handshake", "session"};
+    return (unsigned)r < TUNNEL_RECONNECT_REASONS ? names[r] : "?";
 }
 
 #endif

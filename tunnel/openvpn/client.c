@@ -168,6 +168,7 @@ int ovpn_client_enter_up(struct ovpn_client *c)
 {
     int rc = ovpn_client_set_state(c, OVPN_FROM(OVPN_CLIENT_PUSH), OVPN_CLIENT_UP);
     if (rc == 0) {
+        c->was_up = 1;
         c->attempts = 0;
         c->push_rejects = 0;
     }
@@ -184,6 +185,22 @@ void ovpn_client_enter_failed(struct ovpn_client *c, enum tunnel_down_reason rea
     c->t.ev.down(c->t.ev.arg, reason, why);
 }
 
+/* Why a restart happens, by the phase it ends (tunnel_reconnect_reason). */
+static enum tunnel_reconnect_reason ovpn_client_restart_reason(enum ovpn_client_state s)
+{
+    switch (s) {
+    case OVPN_CLIENT_RESOLVING:
+        return TUNNEL_RECONNECT_RESOLVE;
+    case OVPN_CLIENT_CONNECTING:
+    case OVPN_CLIENT_WAITING:
+        return TUNNEL_RECONNECT_CONNECT;
+    case OVPN_CLIENT_UP:
+        return TUNNEL_RECONNECT_SESSION;
+    default:
+        return TUNNEL_RECONNECT_HANDSHAKE;
+    }
+}
+
 void ovpn_client_enter_restart(struct ovpn_client *c, const char *why)
 {
     if (c->state == OVPN_CLIENT_DONE)
@@ -193,6 +210,7 @@ void ovpn_client_enter_restart(struct ovpn_client *c, const char *why)
     if (!ovpn_client_may_enter(c, from, OVPN_CLIENT_WAITING))
         return;
     int was_up = c->state == OVPN_CLIENT_UP;
+    c->reconnects[ovpn_client_restart_reason(c->state)]++;
     ovpn_client_close_link(c);
     if (!was_up && c->addr_next) {
         /* This address never answered properly: the remote's next one goes first, at once
@@ -324,6 +342,29 @@ static void ovpn_client_log_stats(struct tunnel *t)
              (unsigned long long)c->tx_packets, (unsigned long long)c->tx_dropped, drops);
 }
 
+static void ovpn_client_get_stats(const struct tunnel *t, struct tunnel_stats *out)
+{
+    const struct ovpn_client *c = (const struct ovpn_client *)t;
+    switch (c->state) {
+    case OVPN_CLIENT_UP:
+        out->state = TUNNEL_STATE_UP;
+        break;
+    case OVPN_CLIENT_DONE:
+        out->state = TUNNEL_STATE_DOWN;
+        break;
+    default:
+        /* A first attempt that failed is a reconnect too: the wait before the next one says so. */
+        out->state = c->was_up || c->attempts ? TUNNEL_STATE_RECONNECTING : TUNNEL_STATE_CONNECTING;
+        break;
+    }
+    out->packets_in = c->rx_packets;
+    out->packets_out = c->tx_packets;
+    out->bytes_in = c->rx_bytes;
+    out->bytes_out = c->tx_bytes;
+    memcpy(out->reconnects, c->reconnects, sizeof(out->reconnects));
+    out->renegotiations = c->renegotiations;
+}
+
 /* Tells the server we are leaving (explicit-exit-notify, UDP only), then closes. */
 static void ovpn_client_close(struct tunnel *t, void (*cb)(struct tunnel *t))
 {
@@ -360,6 +401,7 @@ static const struct tunnel_ops ovpn_client_ops = {
     .send = ovpn_client_send,
     .close = ovpn_client_close,
     .log_stats = ovpn_client_log_stats,
+    .get_stats = ovpn_client_get_stats,
 };
 
 /* The order remotes are tried in: as configured, or shuffled for remote-random. That only spreads

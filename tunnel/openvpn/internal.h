@@ -115,6 +115,10 @@ struct ovpn_client {
     uint64_t rx_packets;        /* data packets decrypted */
     uint64_t rx_compressed;     /* of those, compressed by the server */
     uint64_t tx_packets;
+    uint64_t rx_bytes, tx_bytes; /* of the IP packets in those (tunnel_stats) */
+    uint64_t reconnects[TUNNEL_RECONNECT_REASONS];
+    uint64_t renegotiations;
+    int was_up;                 /* a session came up once: a new attempt is a reconnect */
     struct ovpn_drop_counts drops;
     uint8_t *buf;               /* scratch: framing and encryption */
     uint8_t *buf2;

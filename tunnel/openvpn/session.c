@@ -384,6 +384,7 @@ static void ovpn_client_read_tls(struct ovpn_client *c, struct ovpn_ks *ks)
                 return;
             } else {
                 v2s_info("openvpn: renegotiated, key %u", ks->key_id);
+                c->renegotiations++;
                 ovpn_client_promote(c, ks);
             }
             continue;

@@ -1,0 +1,285 @@
+/* status: the health and metrics endpoint. Each connection reads one request head, answers it,
+ * and closes. */
+#include "app/status.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <uv.h>
+
+#include "base/addr.h"
+#include "base/list.h"
+#include "base/log.h"
+#include "http/message.h"
+
+struct status_server {
+    uv_tcp_t tcp;
+    struct status_config cfg;
+    struct v2s_list conns;
+    size_t n_conns;
+    int closing;
+    int handles; /* the listener's and every connection's */
+};
+
+struct status_conn {
+    struct v2s_list node;
+    struct status_server *srv;
+    uv_tcp_t tcp;
+    uv_timer_t timer;
+    uv_write_t wr;
+    struct http_msg msg;
+    char rbuf[1024];
+    char *resp;
+    int answered;
+    int closing;
+    int handles;
+};
+
+static void status_server_maybe_free(struct status_server *s)
+{
+    if (s->closing && s->handles == 0)
+        free(s);
+}
+
+static void status_conn_closed(uv_handle_t *h)
+{
+    struct status_conn *c = h->data;
+    if (--c->handles > 0)
+        return;
+    struct status_server *s = c->srv;
+    http_msg_free(&c->msg);
+    free(c->resp);
+    free(c);
+    s->handles--;
+    status_server_maybe_free(s);
+}
+
+static void status_conn_close(struct status_conn *c)
+{
+    if (c->closing)
+        return;
+    c->closing = 1;
+    v2s_list_remove(&c->node);
+    c->srv->n_conns--;
+    uv_close((uv_handle_t *)&c->tcp, status_conn_closed);
+    uv_close((uv_handle_t *)&c->timer, status_conn_closed);
+}
+
+static void status_conn_written(uv_write_t *w, int status)
+{
+    (void)status;
+    status_conn_close(w->data);
+}
+
+static const char *status_reason(int code)
+{
+    switch (code) {
+    case 200:
+        return "OK";
+    case 400:
+        return "Bad Request";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 431:
+        return "Request Header Fields Too Large";
+    case 503:
+        return "Service Unavailable";
+    default:
+        return "Error";
+    }
+}
+
+/* Sends the answer, then closes. body is copied; head_only leaves it out (HEAD). */
+static void status_conn_answer(struct status_conn *c, int code, const char *type, const char *body, size_t len,
+                               int head_only)
+{
+    char head[256];
+    int n = snprintf(head, sizeof(head),
+                     "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\nCache-Control: no-store\r\n"
+                     "Connection: close\r\n\r\n",
+                     code, status_reason(code), type, len);
+    size_t body_len = head_only ? 0 : len;
+    c->answered = 1;
+    uv_read_stop((uv_stream_t *)&c->tcp);
+    uv_timer_stop(&c->timer);
+    c->resp = malloc((size_t)n + body_len);
+    if (!c->resp) {
+        status_conn_close(c);
+        return;
+    }
+    memcpy(c->resp, head, (size_t)n);
+    memcpy(c->resp + n, body, body_len);
+    uv_buf_t b = uv_buf_init(c->resp, (unsigned)((size_t)n + body_len));
+    c->wr.data = c;
+    if (uv_write(&c->wr, (uv_stream_t *)&c->tcp, &b, 1, status_conn_written) < 0)
+        status_conn_close(c);
+}
+
+static void status_conn_text(struct status_conn *c, int code, const char *text, int head_only)
+{
+    status_conn_answer(c, code, "text/plain; charset=utf-8", text, strlen(text), head_only);
+}
+
+static void status_conn_request(struct status_conn *c)
+{
+    struct status_server *s = c->srv;
+    const struct http_msg *m = &c->msg;
+    int head_only = m->p.method == HTTP_HEAD;
+    if (m->p.method != HTTP_GET && !head_only) {
+        status_conn_text(c, 405, "only GET and HEAD\n", 0);
+        return;
+    }
+    const char *target = m->text + m->target;
+    size_t len = m->target_len;
+    for (size_t i = 0; i < len; i++)
+        if (target[i] == '?') {
+            len = i; /* a query string changes nothing */
+            break;
+        }
+#define STATUS_IS(path) (len == sizeof(path) - 1 && memcmp(target, path, len) == 0)
+    if (STATUS_IS("/healthz")) {
+        status_conn_text(c, 200, "ok\n", head_only);
+    } else if (STATUS_IS("/readyz")) {
+        char why[200] = "not ready";
+        if (s->cfg.ready(s->cfg.arg, why, sizeof(why))) {
+            status_conn_text(c, 200, "ready\n", head_only);
+        } else {
+            char body[220];
+            snprintf(body, sizeof(body), "%s\n", why);
+            status_conn_text(c, 503, body, head_only);
+        }
+    } else if (STATUS_IS("/metrics")) {
+        struct metrics_text t = {.cap = METRICS_TEXT_MAX};
+        if (!(t.buf = malloc(t.cap))) {
+            status_conn_close(c);
+            return;
+        }
+        s->cfg.metrics(s->cfg.arg, &t);
+        if (t.overflow)
+            v2s_warn("status: the metrics text was cut at %zu bytes", t.len);
+        status_conn_answer(c, 200, "text/plain; version=0.0.4; charset=utf-8", t.buf, t.len, head_only);
+        free(t.buf);
+    } else {
+        status_conn_text(c, 404, "not found: try /healthz, /readyz or /metrics\n", head_only);
+    }
+#undef STATUS_IS
+}
+
+static void status_conn_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    struct status_conn *c = h->data;
+    (void)suggested;
+    *buf = uv_buf_init(c->rbuf, sizeof(c->rbuf));
+}
+
+static void status_conn_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
+{
+    struct status_conn *c = st->data;
+    if (c->answered || c->closing)
+        return;
+    if (nread < 0) {
+        status_conn_close(c);
+        return;
+    }
+    size_t used;
+    enum http_msg_event ev = http_msg_feed(&c->msg, (const uint8_t *)buf->base, (size_t)nread, &used);
+    if (ev == HTTP_MSG_ERROR) {
+        char body[160];
+        snprintf(body, sizeof(body), "bad request: %s\n", c->msg.why ? c->msg.why : "malformed");
+        status_conn_text(c, c->msg.status ? c->msg.status : 400, body, 0);
+        return;
+    }
+    if (ev == HTTP_MSG_HEAD || ev == HTTP_MSG_DONE)
+        status_conn_request(c);
+}
+
+static void status_conn_timeout(uv_timer_t *t)
+{
+    status_conn_close(t->data);
+}
+
+static void status_accept(uv_stream_t *ls, int status)
+{
+    struct status_server *s = ls->data;
+    if (status < 0 || s->closing)
+        return;
+    struct status_conn *c = calloc(1, sizeof(*c));
+    if (!c)
+        return;
+    c->srv = s;
+    uv_tcp_init(s->cfg.loop, &c->tcp);
+    uv_timer_init(s->cfg.loop, &c->timer);
+    c->tcp.data = c->timer.data = c;
+    c->handles = 2;
+    s->handles++;
+    v2s_list_init(&c->node);
+    v2s_list_push_back(&s->conns, &c->node);
+    s->n_conns++;
+    http_msg_init(&c->msg, 0);
+    if (uv_accept(ls, (uv_stream_t *)&c->tcp) < 0) {
+        status_conn_close(c);
+        return;
+    }
+    if (s->n_conns > STATUS_MAX_CONNS) {
+        status_conn_close(c); /* a flood of checkers: the oldest ones are served first */
+        return;
+    }
+    uv_timer_start(&c->timer, status_conn_timeout, STATUS_REQUEST_TIMEOUT_MS, 0);
+    uv_read_start((uv_stream_t *)&c->tcp, status_conn_alloc, status_conn_read);
+}
+
+static void status_listener_closed(uv_handle_t *h)
+{
+    struct status_server *s = h->data;
+    s->handles--;
+    status_server_maybe_free(s);
+}
+
+int status_server_new(struct status_server **out, const struct status_config *cfg, const struct sockaddr *sa)
+{
+    struct status_server *s = calloc(1, sizeof(*s));
+    if (!s)
+        return UV_ENOMEM;
+    s->cfg = *cfg;
+    v2s_list_init(&s->conns);
+    uv_tcp_init(cfg->loop, &s->tcp);
+    s->tcp.data = s;
+    s->handles = 1;
+    int rc = uv_tcp_bind(&s->tcp, sa, 0);
+    if (rc == 0)
+        rc = uv_listen((uv_stream_t *)&s->tcp, 64, status_accept);
+    if (rc < 0) {
+        s->closing = 1;
+        uv_close((uv_handle_t *)&s->tcp, status_listener_closed);
+        return rc;
+    }
+    *out = s;
+    return 0;
+}
+
+int status_server_port(const struct status_server *s)
+{
+    struct sockaddr_storage ss;
+    int len = sizeof(ss);
+    if (uv_tcp_getsockname(&s->tcp, (struct sockaddr *)&ss, &len) < 0)
+        return -1;
+    struct v2s_addr a;
+    uint16_t port = 0;
+    if (v2s_addr_from_sockaddr((const struct sockaddr *)&ss, &a, &port) < 0)
+        return -1;
+    return port;
+}
+
+void status_server_close(struct status_server *s)
+{
+    if (s->closing)
+        return;
+    s->closing = 1;
+    struct v2s_list *n;
+    while ((n = v2s_list_first(&s->conns)) != NULL)
+        status_conn_close(V2S_LIST_ENTRY(n, struct status_conn, node));
+    uv_close((uv_handle_t *)&s->tcp, status_listener_closed);
+}

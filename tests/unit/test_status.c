@@ -1,0 +1,249 @@
+/* --status: the Prometheus writer (app/metrics.c) and the endpoint (app/status.c) on a real loop. */
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <netinet/in.h>
+#include <uv.h>
+
+#include "app/metrics.h"
+#include "app/status.h"
+#include "base/log.h"
+#include "test.h"
+#include "uvtest.h"
+
+/* A table of samples in, the exact text out: HELP and TYPE once per family, labels in order,
+ * label values escaped. */
+TEST_IMPL(metrics_prometheus_text)
+{
+    static const struct metric_family up = {"vpn2socks_tunnel_up", "gauge", "Whether the tunnel is up."};
+    static const struct metric_family bytes = {"vpn2socks_tunnel_bytes_total", "counter", "Bytes, by\ndirection \\ x."};
+    static const struct metric_family conns = {"vpn2socks_connections_total", "counter", "Connections."};
+    struct metric_label in = {"direction", "in"}, out = {"direction", "out"};
+    struct metric_label odd[2] = {{"listener", "a\"b\\c\nd"}, {"verdict", "tunnel"}};
+    char buf[1024];
+    struct metrics_text t = {.buf = buf, .cap = sizeof(buf)};
+    struct {
+        struct metrics_text *t;
+        const struct metric_family *last;
+    } ctx = {&t, NULL};
+    metrics_prometheus_emit(&ctx, &up, NULL, 0, 1);
+    metrics_prometheus_emit(&ctx, &bytes, &in, 1, 18446744073709551615ULL);
+    metrics_prometheus_emit(&ctx, &bytes, &out, 1, 0);
+    metrics_prometheus_emit(&ctx, &conns, odd, 2, 7);
+    ASSERT_STR_EQ(buf, "# HELP vpn2socks_tunnel_up Whether the tunnel is up.\n"
+                       "# TYPE vpn2socks_tunnel_up gauge\n"
+                       "vpn2socks_tunnel_up 1\n"
+                       "# HELP vpn2socks_tunnel_bytes_total Bytes, by\\ndirection \\\\ x.\n"
+                       "# TYPE vpn2socks_tunnel_bytes_total counter\n"
+                       "vpn2socks_tunnel_bytes_total{direction=\"in\"} 18446744073709551615\n"
+                       "vpn2socks_tunnel_bytes_total{direction=\"out\"} 0\n"
+                       "# HELP vpn2socks_connections_total Connections.\n"
+                       "# TYPE vpn2socks_connections_total counter\n"
+                       "vpn2socks_connections_total{listener=\"a\\\"b\\\\c\\nd\",verdict=\"tunnel\"} 7\n");
+    ASSERT_EQ(t.overflow, 0);
+    ASSERT_EQ(t.len, strlen(buf));
+
+    /* Too small a buffer: cut, NUL-terminated, and said so. */
+    char small[40];
+    struct metrics_text s = {.buf = small, .cap = sizeof(small)};
+    ctx.t = &s;
+    ctx.last = NULL;
+    metrics_prometheus_emit(&ctx, &up, NULL, 0, 1);
+    ASSERT_EQ(s.overflow, 1);
+    ASSERT_EQ(strlen(small), sizeof(small) - 1);
+    return 0;
+}
+
+/* Every module's figures: the names and labels /metrics shows, and the SIGUSR1 log lines carry
+ * the same samples. */
+TEST_IMPL(metrics_every_family)
+{
+    struct metrics m;
+    memset(&m, 0, sizeof(m));
+    m.has_tunnel = 1;
+    m.tunnel.state = TUNNEL_STATE_RECONNECTING;
+    m.tunnel.bytes_in = 1000;
+    m.tunnel.bytes_out = 2000;
+    m.tunnel.packets_in = 10;
+    m.tunnel.packets_out = 20;
+    m.tunnel.reconnects[TUNNEL_RECONNECT_SESSION] = 3;
+    m.tunnel.renegotiations = 4;
+    m.has_stack = 1;
+    m.stack.dns_queries = 5;
+    m.stack.dns_cache_hits = 2;
+    m.stack.dns_failures = 1;
+    m.stack.dropped[STACK_DROP_CHECKSUM] = 6;
+    m.stack.heap_bytes = 4096;
+    m.listeners[0].name = "socks";
+    m.listeners[0].dial.total[ROUTER_TUNNEL] = 8;
+    m.listeners[0].dial.total[ROUTER_REJECT] = 9;
+    m.listeners[0].dial.open = 2;
+    m.n_listeners = 1;
+    char buf[METRICS_TEXT_MAX];
+    struct metrics_text t = {.buf = buf, .cap = sizeof(buf)};
+    metrics_prometheus(&m, &t);
+    ASSERT_EQ(t.overflow, 0);
+    static const char *const lines[] = {
+        "\nvpn2socks_tunnel_up 0\n",
+        "\nvpn2socks_tunnel_state{state=\"reconnecting\"} 1\n",
+        "\nvpn2socks_tunnel_state{state=\"up\"} 0\n",
+        "\nvpn2socks_tunnel_bytes_total{direction=\"in\"} 1000\n",
+        "\nvpn2socks_tunnel_bytes_total{direction=\"out\"} 2000\n",
+        "\nvpn2socks_tunnel_packets_total{direction=\"out\"} 20\n",
+        "\nvpn2socks_tunnel_reconnects_total{reason=\"session\"} 3\n",
+        "\nvpn2socks_tunnel_reconnects_total{reason=\"connect\"} 0\n",
+        "\nvpn2socks_tunnel_renegotiations_total 4\n",
+        "\nvpn2socks_connections_open{listener=\"socks\"} 2\n",
+        "\nvpn2socks_connections_total{listener=\"socks\",verdict=\"tunnel\"} 8\n",
+        "\nvpn2socks_connections_total{listener=\"socks\",verdict=\"direct\"} 0\n",
+        "\nvpn2socks_connections_total{listener=\"socks\",verdict=\"rejected\"} 9\n",
+        "\nvpn2socks_dns_queries_total 5\n",
+        "\nvpn2socks_dns_cache_hits_total 2\n",
+        "\nvpn2socks_dns_failures_total 1\n",
+        "\nvpn2socks_stack_packets_dropped_total{reason=\"checksum\"} 6\n",
+        "\nvpn2socks_stack_memory_bytes 4096\n",
+        "\n# TYPE vpn2socks_tunnel_bytes_total counter\n",
+        "\n# TYPE vpn2socks_connections_open gauge\n",
+        "\n# TYPE vpn2socks_stack_memory_bytes gauge\n",
+    };
+    for (size_t i = 0; i < sizeof(lines) / sizeof(lines[0]); i++)
+        if (!strstr(buf, lines[i]))
+            TEST_FAIL_AT("missing %s", lines[i]);
+    /* Counters end in _total, and nothing else does. */
+    for (const char *p = buf; (p = strstr(p, "# TYPE ")) != NULL; p++) {
+        char name[80], type[16];
+        ASSERT(sscanf(p, "# TYPE %79s %15s", name, type) == 2);
+        size_t n = strlen(name);
+        int total = n > 6 && strcmp(name + n - 6, "_total") == 0;
+        ASSERT_EQ(total, strcmp(type, "counter") == 0);
+    }
+
+    int level = v2s_log_level;
+    v2s_log_level = V2S_LOG_INFO;
+    uvtest_log_begin();
+    metrics_log(&m);
+    const char *log = uvtest_log_end();
+    v2s_log_level = level;
+    ASSERT(strstr(log, "metrics: vpn2socks_tunnel_bytes_total{direction=\"in\"} 1000, "
+                       "vpn2socks_tunnel_bytes_total{direction=\"out\"} 2000\n"));
+    ASSERT(strstr(log, "metrics: vpn2socks_dns_queries_total 5\n"));
+    ASSERT(strstr(log, "vpn2socks_connections_total{listener=\"socks\",verdict=\"rejected\"} 9"));
+    /* Every sample of /metrics is in the log, as written there. */
+    for (const char *p = buf; *p; p = strchr(p, '\n') + 1) {
+        const char *e = strchr(p, '\n');
+        if (*p != '#') {
+            char sample[200];
+            ASSERT((size_t)(e - p) < sizeof(sample));
+            memcpy(sample, p, (size_t)(e - p));
+            sample[e - p] = '\0';
+            if (!strstr(log, sample))
+                TEST_FAIL_AT("not in the log: %s", sample);
+        }
+    }
+    return 0;
+}
+
+struct status_fake {
+    int ready;
+    int scrapes;
+};
+
+static int fake_ready(void *arg, char *why, size_t cap)
+{
+    struct status_fake *f = arg;
+    if (!f->ready)
+        snprintf(why, cap, "tunnel reconnecting");
+    return f->ready;
+}
+
+static void fake_metrics(void *arg, struct metrics_text *t)
+{
+    struct status_fake *f = arg;
+    struct metrics m;
+    memset(&m, 0, sizeof(m));
+    m.has_tunnel = 1;
+    m.tunnel.bytes_in = 12345;
+    f->scrapes++;
+    metrics_prometheus(&m, t);
+}
+
+/* Sends req, reads the whole answer until the server closes. */
+static const char *status_get(uv_loop_t *loop, uint16_t port, const char *req, char *buf, size_t cap)
+{
+    int fd = uvtest_connect(port);
+    uvtest_send(loop, fd, req, strlen(req));
+    int end = 0;
+    size_t n = uvtest_recv(loop, fd, (uint8_t *)buf, cap - 1, &end, 3000);
+    ASSERT_EQ(end, 1);
+    buf[n] = '\0';
+    close(fd);
+    return buf;
+}
+
+static int starts(const char *s, const char *prefix)
+{
+    return strncmp(s, prefix, strlen(prefix)) == 0;
+}
+
+TEST_IMPL(status_endpoint)
+{
+    uv_loop_t loop;
+    ASSERT_EQ(uv_loop_init(&loop), 0);
+    struct status_fake f = {0};
+    struct status_config cfg = {.loop = &loop, .ready = fake_ready, .metrics = fake_metrics, .arg = &f};
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    struct status_server *s = NULL;
+    ASSERT_EQ(status_server_new(&s, &cfg, (const struct sockaddr *)&sin), 0);
+    int port = status_server_port(s);
+    ASSERT(port > 0);
+    char buf[METRICS_TEXT_MAX + 512];
+    const char *r;
+
+    r = status_get(&loop, (uint16_t)port, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n", buf, sizeof(buf));
+    ASSERT(starts(r, "HTTP/1.1 200 OK\r\n"));
+    ASSERT(strstr(r, "\r\nContent-Length: 3\r\n"));
+    ASSERT(strstr(r, "\r\n\r\nok\n"));
+
+    r = status_get(&loop, (uint16_t)port, "GET /readyz HTTP/1.1\r\nHost: x\r\n\r\n", buf, sizeof(buf));
+    ASSERT(starts(r, "HTTP/1.1 503 Service Unavailable\r\n"));
+    ASSERT(strstr(r, "\r\n\r\ntunnel reconnecting\n"));
+    f.ready = 1;
+    r = status_get(&loop, (uint16_t)port, "GET /readyz?verbose HTTP/1.0\r\n\r\n", buf, sizeof(buf));
+    ASSERT(starts(r, "HTTP/1.1 200 OK\r\n"));
+    ASSERT(strstr(r, "\r\n\r\nready\n"));
+
+    r = status_get(&loop, (uint16_t)port, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n", buf, sizeof(buf));
+    ASSERT(starts(r, "HTTP/1.1 200 OK\r\n"));
+    ASSERT(strstr(r, "\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\n"));
+    ASSERT(strstr(r, "\nvpn2socks_tunnel_bytes_total{direction=\"in\"} 12345\n"));
+    ASSERT_EQ(f.scrapes, 1);
+
+    /* HEAD: the head alone, its length the GET's. */
+    r = status_get(&loop, (uint16_t)port, "HEAD /healthz HTTP/1.1\r\nHost: x\r\n\r\n", buf, sizeof(buf));
+    ASSERT(starts(r, "HTTP/1.1 200 OK\r\n"));
+    ASSERT(strstr(r, "\r\nContent-Length: 3\r\n"));
+    ASSERT(strcmp(strstr(r, "\r\n\r\n"), "\r\n\r\n") == 0);
+
+    r = status_get(&loop, (uint16_t)port, "GET /other HTTP/1.1\r\nHost: x\r\n\r\n", buf, sizeof(buf));
+    ASSERT(starts(r, "HTTP/1.1 404 Not Found\r\n"));
+    r = status_get(&loop, (uint16_t)port, "GET /healthzz HTTP/1.1\r\nHost: x\r\n\r\n", buf, sizeof(buf));
+    ASSERT(starts(r, "HTTP/1.1 404 Not Found\r\n"));
+    r = status_get(&loop, (uint16_t)port, "POST /healthz HTTP/1.1\r\nContent-Length: 0\r\n\r\n", buf, sizeof(buf));
+    ASSERT(starts(r, "HTTP/1.1 405 Method Not Allowed\r\n"));
+    r = status_get(&loop, (uint16_t)port, "this is not HTTP\r\n\r\n", buf, sizeof(buf));
+    ASSERT(starts(r, "HTTP/1.1 400 Bad Request\r\n"));
+    r = status_get(&loop, (uint16_t)port, "GET /healthz HTTP/1.1\r\nBad Header\r\n\r\n", buf, sizeof(buf));
+    ASSERT(starts(r, "HTTP/1.1 400 Bad Request\r\n"));
+
+    /* A client that says nothing is closed, and the server still answers the next. */
+    int idle = uvtest_connect((uint16_t)port);
+    r = status_get(&loop, (uint16_t)port, "GET /healthz HTTP/1.1\r\n\r\n", buf, sizeof(buf));
+    ASSERT(starts(r, "HTTP/1.1 200 OK\r\n"));
+
+    status_server_close(s);
+    close(idle);
+    uvtest_loop_finish(&loop);
+    return 0;
+}
