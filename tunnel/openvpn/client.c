@@ -281,6 +281,8 @@ static int ovpn_client_send(struct tunnel *t, const uint8_t *pkt, size_t len)
     int rc = ovpn_client_send_data(c, pkt, len);
     if (rc < 0)
         return rc;
+    c->tx_ip_packets++;
+    c->tx_bytes += len;
     return c->congested ? 1 : 0;
 }
 
@@ -357,8 +359,8 @@ static void ovpn_client_get_stats(const struct tunnel *t, struct tunnel_stats *o
         out->state = c->was_up || c->attempts ? TUNNEL_STATE_RECONNECTING : TUNNEL_STATE_CONNECTING;
         break;
     }
-    out->packets_in = c->rx_packets;
-    out->packets_out = c->tx_packets;
+    out->packets_in = c->rx_ip_packets;
+    out->packets_out = c->tx_ip_packets;
     out->bytes_in = c->rx_bytes;
     out->bytes_out = c->tx_bytes;
     memcpy(out->reconnects, c->reconnects, sizeof(out->reconnects));

@@ -36,7 +36,6 @@ int ovpn_client_send_data(struct ovpn_client *c, const uint8_t *payload, size_t 
     if (n < 0)
         return n;
     c->tx_packets++;
-    c->tx_bytes += len; /* pings and exit notifications too: they are a few */
     ovpn_client_link_send(c, c->buf, (size_t)n);
     ovpn_timers_data_moved(&c->timers, &c->keys[c->primary]);
     return 0;
@@ -112,6 +111,7 @@ void ovpn_client_on_data(struct ovpn_client *c, const uint8_t *pkt, size_t len)
         return;
     }
     if (c->state == OVPN_CLIENT_UP) {
+        c->rx_ip_packets++;
         c->rx_bytes += (size_t)ipl;
         c->t.ev.packet(c->t.ev.arg, ip, (size_t)ipl);
     }

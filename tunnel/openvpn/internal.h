@@ -115,7 +115,9 @@ struct ovpn_client {
     uint64_t rx_packets;        /* data packets decrypted */
     uint64_t rx_compressed;     /* of those, compressed by the server */
     uint64_t tx_packets;
-    uint64_t rx_bytes, tx_bytes; /* of the IP packets in those (tunnel_stats) */
+    /* The IP packets the stack sent and was given (tunnel_stats), keepalive pings left out. */
+    uint64_t rx_ip_packets, tx_ip_packets;
+    uint64_t rx_bytes, tx_bytes;
     uint64_t reconnects[TUNNEL_RECONNECT_REASONS];
     uint64_t renegotiations;
     int was_up;                 /* a session came up once: a new attempt is a reconnect */
