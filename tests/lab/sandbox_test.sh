@@ -136,6 +136,16 @@ lab_check "own user, pid and mount namespaces; the client's network namespace" n
 lab_check "its root file system is read-only" read_only_root
 lab_check "/dev/net/tun absent in the sandbox (present on the host)" no_tun
 lab_check "curl outside the sandbox fetches $((LAB_BIG_SIZE >> 20)) MiB byte-exact through its SOCKS port" fetch_big
+# The image's HEALTHCHECK command, taken from the Containerfile, against the sandboxed vpn2socks
+# (the image's conf has status = 0.0.0.0:9100): bash's /dev/tcp asks /readyz, healthy on 200.
+HEALTH_CMD=$("$LAB_PY" - "$V2S_REPO/examples/container/Containerfile" <<'PY'
+import json, sys
+line = [l for l in open(sys.argv[1]) if l.lstrip().startswith('CMD ["bash"')][0]
+print(json.loads(line.split("CMD ", 1)[1])[2])
+PY
+)
+healthcheck() { lab_in_client bash -c "$HEALTH_CMD"; }
+lab_check "the image's HEALTHCHECK (/readyz on the conf's status port): healthy" healthcheck
 lab_check "vpn2socks is still running" v2s_alive
 kill -TERM "$V2S_PID"
 for ((i = 0; i < 200; i++)); do kill -0 "$BWRAP_PID" 2>/dev/null || break; sleep 0.05; done
