@@ -324,6 +324,24 @@ TEST_IMPL(conf_restart_only_changes)
               0);
     options_restart_only_changes(&a, &b, out, sizeof(out));
     ASSERT_STR_EQ(out, "config, socks-auth, mtu, dns, udp-timeout");
+    options_free(&b);
+    /* --status is not reloaded: added, moved or dropped, it waits for a restart. */
+    ASSERT_EQ(parse_text(&b, "config = /a.ovpn\nsocks = 1080\nmtu = 1400\nconnect-timeout = 5\nstatus = 9100\n", err,
+                         sizeof(err)),
+              0);
+    options_restart_only_changes(&a, &b, out, sizeof(out));
+    ASSERT_STR_EQ(out, "status");
+    options_restart_only_changes(&b, &b, out, sizeof(out));
+    ASSERT_STR_EQ(out, "");
+    options_free(&a);
+    ASSERT_EQ(parse_text(&a, "config = /a.ovpn\nsocks = 1080\nmtu = 1400\nconnect-timeout = 5\nstatus = 9101\n", err,
+                         sizeof(err)),
+              0);
+    options_restart_only_changes(&a, &b, out, sizeof(out));
+    ASSERT_STR_EQ(out, "status");
+    options_free(&a);
+    ASSERT_EQ(parse_text(&a, "socks = 1080\nstatus = x\n", err, sizeof(err)), -EINVAL);
+    ASSERT_STR_EQ(err, "t.conf:2: status = x: expected [ADDR:]PORT");
     options_free(&a);
     options_free(&b);
     return 0;

@@ -260,3 +260,32 @@ TEST_IMPL(options_log_format)
     options_free(&o);
     return 0;
 }
+
+/* --status [ADDR:]PORT: the health and metrics endpoint (not a listener: it serves nothing alone). */
+TEST_IMPL(options_status)
+{
+    struct options o;
+    char err[256], where[V2S_ADDR_STRLEN];
+    ASSERT_EQ(parse(&o, "-D 1080", err, sizeof(err)), 0);
+    ASSERT_EQ(o.has_status, 0);
+    options_free(&o);
+    ASSERT_EQ(parse(&o, "-D 1080 --status 9100", err, sizeof(err)), 0);
+    ASSERT_EQ(o.has_status, 1);
+    v2s_sockaddr_format((const struct sockaddr *)&o.status, where, sizeof(where));
+    ASSERT_STR_EQ(where, "127.0.0.1:9100");
+    options_free(&o);
+    ASSERT_EQ(parse(&o, "-D 1080 --status [::1]:9100", err, sizeof(err)), 0);
+    v2s_sockaddr_format((const struct sockaddr *)&o.status, where, sizeof(where));
+    ASSERT_STR_EQ(where, "[::1]:9100");
+    options_free(&o);
+    ASSERT_EQ(parse(&o, "-D 1080 --status status.example:9100", err, sizeof(err)), -EINVAL);
+    ASSERT_STR_EQ(err, "--status status.example:9100: expected [ADDR:]PORT");
+    options_free(&o);
+    ASSERT_EQ(parse(&o, "-D 1080 --status 70000", err, sizeof(err)), -EINVAL);
+    ASSERT_STR_EQ(err, "--status 70000: expected [ADDR:]PORT");
+    options_free(&o);
+    ASSERT_EQ(parse(&o, "--status 9100", err, sizeof(err)), -EINVAL);
+    ASSERT(strstr(err, "nothing to serve") != NULL);
+    options_free(&o);
+    return 0;
+}
