@@ -535,7 +535,12 @@ TEST_IMPL(ovpn_client_handshake_push_up)
     /* A transition the state machine does not have is refused and changes nothing. */
     ASSERT_EQ(ovpn_client_enter_up(w.c), -1);
     ASSERT_EQ(w.c->state, OVPN_CLIENT_CONNECTING);
+    struct tunnel_stats ts;
+    tunnel_get_stats(&w.c->t, &ts);
+    ASSERT_EQ(ts.state, TUNNEL_STATE_CONNECTING);
     world_connect(&w);
+    tunnel_get_stats(&w.c->t, &ts);
+    ASSERT_EQ(ts.state, TUNNEL_STATE_UP);
     ASSERT_EQ(w.srv.hard_resets, 1);
     ASSERT_EQ(w.srv.client_km2, 1);
     ASSERT_EQ(w.srv.push_requests, 1);
@@ -552,6 +557,16 @@ TEST_IMPL(ovpn_client_handshake_push_up)
     ASSERT_EQ(OVPN_OP_OF(w.to_server[0][0]), OVPN_OP_DATA_V2);
     pump(&w);
     ASSERT_EQ(w.srv.data_packets, 1);
+    /* The metrics count IP packets: a keepalive ping is not one. */
+    tunnel_get_stats(&w.c->t, &ts);
+    ASSERT_EQ(ts.packets_out, 0);
+    ASSERT_EQ(ts.bytes_out, 0);
+    static const uint8_t ip[28] = {0x45, 0, 0, 28, 0, 0, 0, 0, 64, 17};
+    ASSERT_EQ(tunnel_send(&w.c->t, ip, sizeof(ip)), 0);
+    tunnel_get_stats(&w.c->t, &ts);
+    ASSERT_EQ(ts.packets_out, 1);
+    ASSERT_EQ(ts.bytes_out, sizeof(ip));
+    ASSERT_EQ(ts.reconnects[TUNNEL_RECONNECT_SESSION] + ts.reconnects[TUNNEL_RECONNECT_CONNECT], 0);
     world_close(&w);
     return 0;
 }
@@ -577,6 +592,12 @@ TEST_IMPL(ovpn_client_ping_restart)
     ASSERT_EQ(w.closes, 1);
     ASSERT(w.link == NULL);
     ASSERT_EQ(w.downs, 0);
+    /* The metrics: reconnecting, one reconnect of a session that was up. */
+    struct tunnel_stats ts;
+    tunnel_get_stats(&w.c->t, &ts);
+    ASSERT_EQ(ts.state, TUNNEL_STATE_RECONNECTING);
+    ASSERT_EQ(ts.reconnects[TUNNEL_RECONNECT_SESSION], 1);
+    ASSERT_EQ(ts.reconnects[TUNNEL_RECONNECT_CONNECT] + ts.reconnects[TUNNEL_RECONNECT_HANDSHAKE], 0);
     /* The first retry after a session that was up comes after 1 s: not before, then a new attempt
      * resolves the remote and opens a new link, and a new session comes up. */
     advance(&w, 900);
@@ -590,6 +611,9 @@ TEST_IMPL(ovpn_client_ping_restart)
     ASSERT_EQ(w.srv.hard_resets, 2);
     ASSERT_EQ(w.c->state, OVPN_CLIENT_UP);
     ASSERT_EQ(w.ups, 2);
+    tunnel_get_stats(&w.c->t, &ts);
+    ASSERT_EQ(ts.state, TUNNEL_STATE_UP);
+    ASSERT_EQ(ts.reconnects[TUNNEL_RECONNECT_SESSION], 1);
     world_close(&w);
     return 0;
 }
@@ -627,6 +651,9 @@ TEST_IMPL(ovpn_client_renegotiation)
     pump(&w);
     ASSERT_EQ(w.opens, 1); /* no reconnect */
     ASSERT_EQ(w.ups, 1);
+    struct tunnel_stats ts;
+    tunnel_get_stats(&w.c->t, &ts);
+    ASSERT_EQ(ts.renegotiations, 1);
     world_close(&w);
     return 0;
 }
@@ -675,6 +702,9 @@ TEST_IMPL(ovpn_client_auth_failed)
     ASSERT_EQ(w.down_reason, TUNNEL_DOWN_AUTH);
     ASSERT_STR_EQ(w.down_why, "authentication failed: bad password");
     ASSERT_EQ(w.closes, 1);
+    struct tunnel_stats ts;
+    tunnel_get_stats(&w.c->t, &ts);
+    ASSERT_EQ(ts.state, TUNNEL_STATE_DOWN);
     advance(&w, 10 * 60 * 1000);
     ASSERT_EQ(w.opens, 1);
     world_close(&w);
@@ -693,6 +723,12 @@ TEST_IMPL(ovpn_client_connect_timeout)
     advance(&w, 100);
     ASSERT_EQ(w.c->state, OVPN_CLIENT_WAITING);
     ASSERT_EQ(w.closes, 1);
+    /* Never up, yet a reconnect: the link did not open. */
+    struct tunnel_stats ts;
+    tunnel_get_stats(&w.c->t, &ts);
+    ASSERT_EQ(ts.state, TUNNEL_STATE_RECONNECTING);
+    ASSERT_EQ(ts.reconnects[TUNNEL_RECONNECT_CONNECT], 1);
+    ASSERT_EQ(ts.reconnects[TUNNEL_RECONNECT_SESSION], 0);
     world_close(&w);
     return 0;
 }
