@@ -26,6 +26,7 @@ struct ftest {
     struct outbound *direct, *dialer;
     int ob_closed;
     int fwd_closed;
+    struct dial_stats stats; /* the routed outbound's (the metrics) */
 };
 
 static void ftest_ob_closed(void *arg)
@@ -53,7 +54,13 @@ static void ftest_start(struct ftest *t)
     struct dial_config dcfg = {.loop = &t->loop, .stack = NULL, .router = &t->router};
     dcfg.via[ROUTER_TUNNEL] = t->direct; /* nothing here goes to the tunnel */
     dcfg.via[ROUTER_DIRECT] = t->direct;
+    dcfg.stats = &t->stats;
     ASSERT_EQ(dial_new(&t->dialer, &dcfg), 0);
+}
+
+static int ftest_none_open(void *arg)
+{
+    return ((struct ftest *)arg)->stats.open == 0;
 }
 
 /* A forward from 127.0.0.1 (a port the kernel picks) to host:port; returns its port. */
@@ -188,6 +195,11 @@ TEST_IMPL(port_forward_refused)
     snprintf(want, sizeof(want), " -> 203.0.113.1:80: permission denied (forward 127.0.0.1:%u, connection reset)",
              p2);
     ASSERT(strstr(log, want) != NULL);
+    /* The metrics' counts: one direct (refused, still counted), one rejected, none open. */
+    ASSERT_EQ(t.stats.total[ROUTER_DIRECT], 1);
+    ASSERT_EQ(t.stats.total[ROUTER_REJECT], 1);
+    ASSERT_EQ(t.stats.total[ROUTER_TUNNEL], 0);
+    ASSERT_EQ(t.stats.open, 0);
 
     /* A name, and a cap of one connection. */
     uint16_t port;
@@ -202,9 +214,13 @@ TEST_IMPL(port_forward_refused)
     uvtest_send(&t.loop, remote, "hi", 2);
     ASSERT_EQ(uvtest_recv(&t.loop, fd, buf, 2, &end, 3000), 2);
     ASSERT_MEM_EQ(buf, "hi", 2);
+    /* Relaying: open; the one the cap refused never dialed. */
+    ASSERT_EQ(t.stats.open, 1);
+    ASSERT_EQ(t.stats.total[ROUTER_DIRECT], 2);
     close(fd);
     ASSERT_EQ(uvtest_wait_end(&t.loop, remote, NULL, 3000), 1);
     close(remote);
+    ASSERT(uvtest_run_until_fn(&t.loop, ftest_none_open, &t, 3000));
     close(l);
     v2s_log_level = saved;
 
