@@ -689,6 +689,12 @@ TEST_IMPL(stack_resolver_cache_ttl)
     dns_run(&srv, 0);
     ASSERT_EQ(srv.calls, 1);
     ASSERT_EQ(srv.status, 0);
+    /* The metrics: four lookups, two of them from the cache (one cancelled), none failed. */
+    struct stack_stats st;
+    stack_get_stats(srv.tun.stack, &st);
+    ASSERT_EQ(st.dns_queries, 4);
+    ASSERT_EQ(st.dns_cache_hits, 2);
+    ASSERT_EQ(st.dns_failures, 0);
     ASSERT_EQ(harness_tun_down(&srv.tun), 0);
     return 0;
 }
@@ -712,6 +718,12 @@ TEST_IMPL(stack_resolver_negative_cache)
     ASSERT_EQ(srv.calls, 2);
     ASSERT_EQ(srv.status, UV_EAI_NONAME);
     ASSERT_EQ(srv.n_queries, 1);
+    /* The metrics: a failure each, the second from the cache. */
+    struct stack_stats st;
+    stack_get_stats(srv.tun.stack, &st);
+    ASSERT_EQ(st.dns_queries, 2);
+    ASSERT_EQ(st.dns_cache_hits, 1);
+    ASSERT_EQ(st.dns_failures, 2);
     dns_run(&srv, 1000);
     dns_lookup(&srv, "nosuch.example.com");
     ASSERT_EQ(srv.n_queries, 2); /* 30 s passed */
