@@ -10,6 +10,8 @@
 #include "app/metrics.h"
 #include "app/status.h"
 #include "base/log.h"
+#include "tunnel/fd.h"
+#include "tunnel/settings.h"
 #include "test.h"
 #include "uvtest.h"
 
@@ -244,6 +246,82 @@ TEST_IMPL(status_endpoint)
 
     status_server_close(s);
     close(idle);
+    uvtest_loop_finish(&loop);
+    return 0;
+}
+
+struct fd_events {
+    int ups, packets, downs;
+};
+
+static void fd_up(void *arg, const struct tunnel_settings *ts)
+{
+    (void)ts;
+    ((struct fd_events *)arg)->ups++;
+}
+
+static void fd_packet(void *arg, const uint8_t *pkt, size_t len)
+{
+    (void)pkt;
+    (void)len;
+    ((struct fd_events *)arg)->packets++;
+}
+
+static void fd_down(void *arg, enum tunnel_down_reason reason, const char *why)
+{
+    (void)reason;
+    (void)why;
+    ((struct fd_events *)arg)->downs++;
+}
+
+static void fd_closed(struct tunnel *t)
+{
+    (void)t;
+}
+
+/* The packet fd's tunnel_stats: connecting until started, then up, IP packets and bytes each way,
+ * down for good when the other end goes. */
+TEST_IMPL(tunnel_fd_stats)
+{
+    uv_loop_t loop;
+    ASSERT_EQ(uv_loop_init(&loop), 0);
+    int sv[2];
+    ASSERT_EQ(socketpair(AF_UNIX, SOCK_SEQPACKET, 0, sv), 0);
+    struct fd_events fe = {0};
+    struct tunnel_events ev = {.up = fd_up, .packet = fd_packet, .down = fd_down, .arg = &fe};
+    struct tunnel_settings ts;
+    tunnel_settings_init(&ts);
+    ASSERT(v2s_addr_parse(&ts.addr4, "10.0.0.2") == 0);
+    ts.prefix4 = 24;
+    ts.mtu = 1400;
+    struct tunnel *t = NULL;
+    ASSERT_EQ(tunnel_fd_new(&t, &loop, sv[0], &ts, &ev), 0);
+    tunnel_settings_free(&ts);
+    struct tunnel_stats st;
+    tunnel_get_stats(t, &st);
+    ASSERT_EQ(st.state, TUNNEL_STATE_CONNECTING);
+    ASSERT_EQ(tunnel_start(t), 0);
+    ASSERT_EQ(fe.ups, 1);
+    tunnel_get_stats(t, &st);
+    ASSERT_EQ(st.state, TUNNEL_STATE_UP);
+
+    static const uint8_t pkt[40] = {0x45, 0, 0, 40};
+    ASSERT_EQ(tunnel_send(t, pkt, sizeof(pkt)), 0);
+    ASSERT_EQ(tunnel_send(t, pkt, 20), 0);
+    ASSERT_EQ(write(sv[1], pkt, 33), 33);
+    ASSERT(uvtest_run_until(&loop, &fe.packets, 3000));
+    tunnel_get_stats(t, &st);
+    ASSERT_EQ(st.packets_out, 2);
+    ASSERT_EQ(st.bytes_out, 60);
+    ASSERT_EQ(st.packets_in, 1);
+    ASSERT_EQ(st.bytes_in, 33);
+    ASSERT_EQ(st.reconnects[TUNNEL_RECONNECT_SESSION], 0);
+
+    close(sv[1]);
+    ASSERT(uvtest_run_until(&loop, &fe.downs, 3000));
+    tunnel_get_stats(t, &st);
+    ASSERT_EQ(st.state, TUNNEL_STATE_DOWN);
+    tunnel_close(t, fd_closed);
     uvtest_loop_finish(&loop);
     return 0;
 }
