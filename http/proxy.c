@@ -1,4 +1,4 @@
-/* The HTTP proxy listener (-H).
+/* The HTTP proxy listener (-H): the client connections.
  *
  * CONNECT host:port is dialed through the routed outbound and, once "200 Connection established"
  * is written, the client socket is handed to the outbound's relay like a SOCKS client's, with any
@@ -16,14 +16,9 @@
  * closed then; one to the same host:port that the origin kept open is used again. An answer
  * framed by the connection's end (no length, not chunked) goes out with "Connection: close".
  *
- * The outbound's relay (route/outbound.h) relays a whole connection between a uv_tcp_t and the
- * destination; it has no way to hand the destination's bytes to a listener. Rather than a new op
- * in each outbound, an upstream is a socketpair: the relay gets one end (opened as a uv_tcp_t;
- * the relay uses only stream calls on it), this file reads and writes the other (a uv_pipe_t).
- * The price is two descriptors and one copy through the kernel per upstream connection; the
- * relay's backpressure, half-close and logging come for free. A reset from the origin reaches
- * us as the socketpair's end: a response it truncates is still seen (the parser knows the
- * framing), only one framed by the connection's end cannot tell a reset from a FIN.
+ * The proxy's other jobs have a file each: http/upstream.c the connections to the origins and the
+ * answers read from them, http/reply.c the error answers the proxy writes itself, and
+ * http/pac_serve.c the PAC file; http/internal.h holds what they share.
  *
  * With credentials (--socks-auth), every request (CONNECT included) needs a Proxy-Authorization
  * "Basic" of one of the users; without one, or with a wrong one, the answer is 407 with
@@ -46,7 +41,6 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
-#include <unistd.h>
 
 #include <uv.h>
 
@@ -55,107 +49,15 @@
 #include "base/credentials.h"
 #include "base/list.h"
 #include "base/log.h"
+#include "http/internal.h"
 #include "http/message.h"
 #include "route/outbound.h"
-#include "route/pac.h"
-#include "route/router.h"
 #include "route/refuse.h"
 
-enum {
-    HTTP_READ_BUF = 64 * 1024,
-    HTTP_MAX_PENDING = 256 * 1024, /* pipelined bytes held while a request is answered */
-    HTTP_LINGER_MS = 2000,         /* reading what a client still sends after an error answer */
-};
-
-enum http_conn_state {
-    HTTP_CONN_HEAD,    /* reading a request head */
-    HTTP_CONN_DIALING, /* the destination is being reached */
-    HTTP_CONN_FORWARD, /* a request goes upstream and its answer comes back */
-    HTTP_CONN_TUNNEL,  /* CONNECT: the relay owns the client handle */
-    HTTP_CONN_ENDING,  /* a last answer is being written, then the close */
-    HTTP_CONN_CLOSING,
-};
-
-struct http_conn;
-
-/* One connection to an origin, through a socketpair whose other end the outbound relays. */
-struct http_upstream {
-    struct http_proxy *hp;
-    struct http_conn *conn; /* NULL once let go */
-    struct v2s_list node;   /* on the proxy's upstreams */
-    uv_tcp_t relay_end;     /* the relay's from outbound_bridge() on */
-    uv_pipe_t pipe;         /* ours */
-    struct outbound_conn *dial;
-    int handles_open;       /* ours still to be closed */
-    int handed;             /* relay_end went to the relay, which closes it */
-    int bridged;            /* the relay's done callback is still due */
-    int closing;
-    int reusable;           /* the origin keeps it open after the last answer */
-    int writing;
-    uv_write_t wreq;
-    uint8_t *wbuf;
-    char authority[300];    /* host:port, to reuse it for the same destination */
-};
-
-struct http_conn {
-    struct http_proxy *hp;
-    struct v2s_list node; /* on the proxy's conns */
-    uv_tcp_t client;
-    uv_timer_t timer;
-    int handles_open;
-    enum http_conn_state state;
-    struct http_msg req, resp;
-    uint8_t *pending; /* client bytes read but not parsed yet */
-    size_t pending_len;
-    int reading;
-    struct http_upstream *up;
-    struct outbound_conn *dial; /* CONNECT's */
-    int req_done, resp_done, resp_started;
-    int keep_alive; /* the client wants the connection kept after this answer */
-    int head_method;
-    int writing; /* a write to the client is in flight */
-    uv_write_t wreq;
-    uint8_t *wbuf;
-    uv_shutdown_t shut_req;
-    char peer[V2S_ADDR_STRLEN];
-    char target[300]; /* the destination as host:port, for the log */
-};
-
-struct http_proxy {
-    struct outbound *out;
-    unsigned connect_timeout_ms;
-    unsigned handshake_timeout_ms;
-    uv_tcp_t listener;
-    struct v2s_list conns;
-    struct v2s_list upstreams;
-    uint8_t *read_buf;
-    struct conn_limit limit;
-    struct conn_limit *shared;
-    struct refuser refuser;
-    struct v2s_credentials *creds; /* NULL: no authentication */
-    const struct router *router;   /* for the PAC file; NULL: none served */
-    char *pac;                     /* the last PAC text written, for pac_proxy at pac_generation */
-    char pac_proxy[300];
-    unsigned pac_generation;
-    char name[V2S_ADDR_STRLEN + 32]; /* "HTTP listener ADDR", for the log */
-    int closing;
-    int handles_open;
-    void (*close_cb)(void *arg);
-    void *close_arg;
-};
-
-static void http_conn_close(struct http_conn *c, int reset);
 static void http_conn_client_input(struct http_conn *c, const uint8_t *data, size_t len);
-static void http_conn_update_reading(struct http_conn *c);
-static void http_conn_answer_done(struct http_conn *c);
-static void http_upstream_flush(struct http_conn *c);
 static void http_conn_read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf);
-static void http_conn_timeout(uv_timer_t *t);
-static void http_conn_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
-static void http_upstream_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
-static void http_upstream_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
 
-static void http_proxy_maybe_free(struct http_proxy *hp)
+void http_proxy_maybe_free(struct http_proxy *hp)
 {
     if (!hp->closing || hp->handles_open > 0 || !v2s_list_empty(&hp->conns) || !v2s_list_empty(&hp->upstreams))
         return;
@@ -166,172 +68,6 @@ static void http_proxy_maybe_free(struct http_proxy *hp)
     free(hp);
     if (cb)
         cb(arg);
-}
-
-/* --- upstream connections --- */
-
-static void http_upstream_maybe_free(struct http_upstream *up)
-{
-    if (up->handles_open > 0 || up->bridged)
-        return;
-    struct http_proxy *hp = up->hp;
-    v2s_list_remove(&up->node);
-    free(up->wbuf);
-    free(up);
-    http_proxy_maybe_free(hp);
-}
-
-static void http_upstream_handle_closed(uv_handle_t *h)
-{
-    struct http_upstream *up = h->data;
-    up->handles_open--;
-    http_upstream_maybe_free(up);
-}
-
-static void http_upstream_relay_done(void *arg)
-{
-    struct http_upstream *up = arg;
-    up->bridged = 0;
-    http_upstream_maybe_free(up);
-}
-
-/* Lets the upstream go: a dial is cancelled, our end of the socketpair closed, which the relay
- * sees as the end of the request side and passes on as a FIN. */
-static void http_upstream_release(struct http_upstream *up)
-{
-    if (!up || up->closing)
-        return;
-    up->closing = 1;
-    if (up->conn && up->conn->up == up)
-        up->conn->up = NULL;
-    up->conn = NULL;
-    if (up->dial) {
-        outbound_cancel(up->dial);
-        up->dial = NULL;
-    }
-    if (!up->handed)
-        uv_close((uv_handle_t *)&up->relay_end, http_upstream_handle_closed);
-    uv_close((uv_handle_t *)&up->pipe, http_upstream_handle_closed);
-}
-
-/* --- answers the proxy writes itself --- */
-
-static const char *http_reason(int status)
-{
-    switch (status) {
-    case 400: return "Bad Request";
-    case 403: return "Forbidden";
-    case 407: return "Proxy Authentication Required";
-    case 408: return "Request Timeout";
-    case 431: return "Request Header Fields Too Large";
-    case 500: return "Internal Server Error";
-    case 501: return "Not Implemented";
-    case 502: return "Bad Gateway";
-    case 504: return "Gateway Timeout";
-    default: return "Error";
-    }
-}
-
-/* What the client is told when the destination could not be reached. */
-static int http_status_for(int err)
-{
-    switch (err) {
-    case UV_EACCES:
-    case UV_EPERM: return 403;
-    case UV_ETIMEDOUT: return 504;
-    default: return 502;
-    }
-}
-
-static void http_conn_linger_timeout(uv_timer_t *t)
-{
-    http_conn_close(t->data, 0);
-}
-
-static void http_conn_linger_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
-{
-    (void)buf;
-    if (nread < 0)
-        http_conn_close(stream->data, 0);
-}
-
-static void http_conn_end_shut(uv_shutdown_t *req, int status)
-{
-    struct http_conn *c = req->data;
-    if (c->state == HTTP_CONN_CLOSING)
-        return;
-    if (status < 0 ||
-        uv_read_start((uv_stream_t *)&c->client, http_conn_alloc_cb, http_conn_linger_read) < 0) {
-        http_conn_close(c, 0);
-        return;
-    }
-    uv_timer_start(&c->timer, http_conn_linger_timeout, HTTP_LINGER_MS, 0);
-}
-
-/* The error answer is written. Closing now, with the rest of the client's request unread, would
- * make the kernel send a reset, which can destroy the answer before the client reads it: send a
- * FIN, and read (and drop) what the client still sends until it closes, for a moment at most. */
-static void http_conn_end_written(uv_write_t *req, int status)
-{
-    struct http_conn *c = req->data;
-    c->writing = 0;
-    free(c->wbuf);
-    c->wbuf = NULL;
-    if (c->state == HTTP_CONN_CLOSING)
-        return;
-    c->shut_req.data = c;
-    if (status < 0 || uv_shutdown(&c->shut_req, (uv_stream_t *)&c->client, http_conn_end_shut) < 0)
-        http_conn_close(c, 0);
-}
-
-/* Answers status with a short text body (and extra header lines, or NULL), then closes the
- * connection. */
-static void http_conn_fail_with(struct http_conn *c, int status, const char *why, const char *extra)
-{
-    if (c->state == HTTP_CONN_ENDING || c->state == HTTP_CONN_CLOSING)
-        return;
-    http_upstream_release(c->up);
-    if (c->dial) {
-        outbound_cancel(c->dial);
-        c->dial = NULL;
-    }
-    if (c->resp_started || c->writing) {
-        /* Part of an answer went out already: only a reset tells the client it is cut short. */
-        http_conn_close(c, 1);
-        return;
-    }
-    c->state = HTTP_CONN_ENDING;
-    uv_read_stop((uv_stream_t *)&c->client);
-    c->reading = 0;
-    uv_timer_stop(&c->timer);
-    char body[400];
-    int bl = snprintf(body, sizeof(body), "vpn2socks: %s\n", why);
-    if (bl < 0 || bl >= (int)sizeof(body))
-        bl = (int)strlen(body);
-    if (!extra)
-        extra = "";
-    size_t cap = (size_t)bl + strlen(extra) + 256;
-    c->wbuf = malloc(cap);
-    if (!c->wbuf) {
-        http_conn_close(c, 1);
-        return;
-    }
-    int n = snprintf((char *)c->wbuf, cap,
-                     "HTTP/1.1 %d %s\r\n%sContent-Type: text/plain\r\nContent-Length: %d\r\nConnection: close\r\n"
-                     "\r\n%s",
-                     status, http_reason(status), extra, bl, body);
-    uv_buf_t b = uv_buf_init((char *)c->wbuf, (unsigned)n);
-    c->wreq.data = c;
-    c->writing = 1;
-    if (uv_write(&c->wreq, (uv_stream_t *)&c->client, &b, 1, http_conn_end_written) < 0) {
-        c->writing = 0;
-        http_conn_close(c, 1);
-    }
-}
-
-static void http_conn_fail(struct http_conn *c, int status, const char *why)
-{
-    http_conn_fail_with(c, status, why, NULL);
 }
 
 /* --- the client connection --- */
@@ -357,7 +93,7 @@ static void http_conn_handle_closed(uv_handle_t *h)
 }
 
 /* Ends a connection the relay does not own: with a reset when reset, else a FIN. */
-static void http_conn_close(struct http_conn *c, int reset)
+void http_conn_close(struct http_conn *c, int reset)
 {
     if (c->state == HTTP_CONN_CLOSING)
         return;
@@ -398,7 +134,7 @@ static int http_conn_keep(struct http_conn *c, const uint8_t *data, size_t len)
 }
 
 /* Parses what was kept back, now that the state allows it. */
-static void http_conn_resume(struct http_conn *c)
+void http_conn_resume(struct http_conn *c)
 {
     uint8_t *p = c->pending;
     size_t len = c->pending_len;
@@ -406,109 +142,6 @@ static void http_conn_resume(struct http_conn *c)
     c->pending_len = 0;
     http_conn_client_input(c, p, len);
     free(p);
-}
-
-static void http_conn_client_written(uv_write_t *req, int status)
-{
-    struct http_conn *c = req->data;
-    c->writing = 0;
-    free(c->wbuf);
-    c->wbuf = NULL;
-    if (c->state == HTTP_CONN_CLOSING)
-        return;
-    if (status < 0) {
-        v2s_debug("%s: write to the client failed: %s", c->peer, uv_strerror(status));
-        http_conn_close(c, 1);
-        return;
-    }
-    if (c->resp_done) {
-        http_conn_answer_done(c);
-        return;
-    }
-    if (c->up && c->state == HTTP_CONN_FORWARD) {
-        int rc = uv_read_start((uv_stream_t *)&c->up->pipe, http_upstream_alloc_cb, http_upstream_read_cb);
-        if (rc < 0 && rc != UV_EALREADY)
-            http_conn_close(c, 1);
-    }
-}
-
-/* Writes what the response parser produced to the client; the upstream is not read meanwhile. */
-static void http_conn_client_flush(struct http_conn *c)
-{
-    if (c->writing || c->resp.out_len == 0)
-        return;
-    size_t len;
-    c->wbuf = http_msg_take_out(&c->resp, &len);
-    uv_buf_t b = uv_buf_init((char *)c->wbuf, (unsigned)len);
-    c->wreq.data = c;
-    c->writing = 1;
-    if (c->up)
-        uv_read_stop((uv_stream_t *)&c->up->pipe);
-    if (uv_write(&c->wreq, (uv_stream_t *)&c->client, &b, 1, http_conn_client_written) < 0) {
-        c->writing = 0;
-        http_conn_close(c, 1);
-    }
-}
-
-/* The answer is written: close, or wait for the next request. */
-static void http_conn_answer_done(struct http_conn *c)
-{
-    if (!c->req_done || !c->keep_alive) {
-        http_conn_close(c, 0);
-        return;
-    }
-    if (c->up && !c->up->reusable)
-        http_upstream_release(c->up);
-    c->state = HTTP_CONN_HEAD;
-    c->resp_done = c->req_done = c->resp_started = 0;
-    http_msg_free(&c->req);
-    http_msg_init(&c->req, 0);
-    /* A kept upstream is watched while idle: its end, or bytes out of turn, let it go. */
-    if (c->up) {
-        int rc = uv_read_start((uv_stream_t *)&c->up->pipe, http_upstream_alloc_cb, http_upstream_read_cb);
-        if (rc < 0 && rc != UV_EALREADY)
-            http_upstream_release(c->up);
-    }
-    uv_timer_start(&c->timer, http_conn_timeout, c->hp->handshake_timeout_ms, 0);
-    http_conn_resume(c);
-}
-
-static void http_upstream_written(uv_write_t *req, int status)
-{
-    struct http_upstream *up = req->data;
-    up->writing = 0;
-    free(up->wbuf);
-    up->wbuf = NULL;
-    struct http_conn *c = up->conn;
-    if (!c)
-        return;
-    if (status < 0) {
-        /* The origin went away; its answer, if any, is still read. */
-        v2s_debug("%s: write to %s failed: %s", c->peer, c->target, uv_strerror(status));
-        return;
-    }
-    http_upstream_flush(c);
-    if (!up->writing && c->state == HTTP_CONN_FORWARD && !c->req_done)
-        http_conn_resume(c);
-}
-
-/* Sends what the request parser produced upstream, one write at a time. */
-static void http_upstream_flush(struct http_conn *c)
-{
-    struct http_upstream *up = c->up;
-    if (!up || up->writing || c->req.out_len == 0 || c->state != HTTP_CONN_FORWARD)
-        return;
-    size_t len;
-    up->wbuf = http_msg_take_out(&c->req, &len);
-    uv_buf_t b = uv_buf_init((char *)up->wbuf, (unsigned)len);
-    up->wreq.data = up;
-    up->writing = 1;
-    if (uv_write(&up->wreq, (uv_stream_t *)&up->pipe, &b, 1, http_upstream_written) < 0) {
-        up->writing = 0;
-        free(up->wbuf);
-        up->wbuf = NULL;
-        http_conn_fail(c, 502, "the destination's connection is gone");
-    }
 }
 
 /* The client is read while a request head or body is parsed, and while an answer is awaited
@@ -531,91 +164,7 @@ static void http_conn_update_reading(struct http_conn *c)
     }
 }
 
-/* The destination is reached: the request goes out, the answer is read. */
-static void http_conn_forward_start(struct http_conn *c)
-{
-    c->state = HTTP_CONN_FORWARD;
-    http_msg_free(&c->resp);
-    http_msg_init(&c->resp, 1);
-    c->resp.skip_body = c->head_method;
-    int rc = uv_read_start((uv_stream_t *)&c->up->pipe, http_upstream_alloc_cb, http_upstream_read_cb);
-    if (rc < 0 && rc != UV_EALREADY) {
-        http_conn_fail(c, 502, "cannot read the destination's connection");
-        return;
-    }
-    http_conn_resume(c);
-}
-
-static void http_upstream_dialed(void *arg, struct outbound_conn *d, int status, const struct v2s_addr *bound,
-                                 uint16_t port)
-{
-    struct http_upstream *up = arg;
-    struct http_conn *c = up->conn;
-    (void)bound;
-    (void)port;
-    up->dial = NULL;
-    if (status < 0) {
-        http_upstream_release(up);
-        if (c) {
-            char why[400];
-            snprintf(why, sizeof(why), "%s: %s", c->target, uv_strerror(status));
-            v2s_info("%s -> %s: %s (HTTP %d)", c->peer, c->target, uv_strerror(status), http_status_for(status));
-            http_conn_fail(c, http_status_for(status), why);
-        }
-        return;
-    }
-    up->bridged = up->handed = 1;
-    up->handles_open--; /* relay_end is the relay's now */
-    outbound_bridge(d, &up->relay_end, NULL, 0, c ? c->peer : "http", http_upstream_relay_done, up);
-    if (c)
-        http_conn_forward_start(c);
-}
-
-/* A socketpair for the relay, then the dial. 0, or a negative uv error (nothing left open). */
-static int http_upstream_open(struct http_conn *c, const char *host, uint16_t port, const char *authority)
-{
-    struct http_proxy *hp = c->hp;
-    uv_loop_t *loop = c->client.loop;
-    int fds[2];
-    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) < 0)
-        return uv_translate_sys_error(errno);
-    struct http_upstream *up = calloc(1, sizeof(*up));
-    if (!up) {
-        close(fds[0]);
-        close(fds[1]);
-        return UV_ENOMEM;
-    }
-    up->hp = hp;
-    up->conn = c;
-    snprintf(up->authority, sizeof(up->authority), "%s", authority);
-    v2s_list_init(&up->node);
-    v2s_list_push_front(&hp->upstreams, &up->node);
-    uv_tcp_init(loop, &up->relay_end);
-    uv_pipe_init(loop, &up->pipe, 0);
-    up->relay_end.data = up;
-    up->pipe.data = up;
-    up->handles_open = 2;
-    c->up = up;
-    int rc = uv_tcp_open(&up->relay_end, fds[0]);
-    if (rc < 0)
-        close(fds[0]);
-    int rc2 = uv_pipe_open(&up->pipe, fds[1]);
-    if (rc2 < 0)
-        close(fds[1]);
-    if (rc == 0)
-        rc = rc2;
-    struct v2s_addr addr;
-    int numeric = v2s_addr_parse(&addr, host) == 0;
-    if (rc == 0)
-        rc = outbound_connect(hp->out, numeric ? NULL : host, &addr, port, hp->connect_timeout_ms,
-                              http_upstream_dialed, up, &up->dial);
-    if (rc < 0) {
-        up->dial = NULL;
-        http_upstream_release(up);
-        return rc;
-    }
-    return 0;
-}
+/* --- CONNECT --- */
 
 static void http_conn_established_sent(uv_write_t *req, int status)
 {
@@ -700,6 +249,8 @@ static void http_conn_connect(struct http_conn *c)
     }
 }
 
+/* --- the request --- */
+
 /* With credentials: whether the request carries a user's. 0, or -1 once the 407 is on its way. */
 static int http_conn_authorize(struct http_conn *c)
 {
@@ -743,144 +294,6 @@ static int http_conn_authorize(struct http_conn *c)
         return -1;
     }
     return 0;
-}
-
-/* --- the PAC file --- */
-
-/* Whether the Host header (v, len) names host:port with this listener's port (80 when it gives
- * none) and only the characters a host may have, so that it can go into the script. */
-static int http_pac_host_ok(const char *v, size_t len, uint16_t port)
-{
-    size_t i = 0, host_end;
-    if (len == 0 || len > 260)
-        return 0;
-    if (v[0] == '[') {
-        while (i < len && v[i] != ']') {
-            char ch = v[i];
-            if (i > 0 && !((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f') || (ch >= 'A' && ch <= 'F') ||
-                           ch == ':' || ch == '.'))
-                return 0;
-            i++;
-        }
-        if (i == len || i < 3)
-            return 0;
-        host_end = ++i;
-    } else {
-        while (i < len && v[i] != ':') {
-            char ch = v[i];
-            if (!((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || ch == '.' ||
-                  ch == '-' || ch == '_'))
-                return 0;
-            i++;
-        }
-        host_end = i;
-    }
-    if (host_end == 0)
-        return 0;
-    unsigned p = 80;
-    if (i < len) {
-        if (v[i] != ':' || i + 1 == len || len - i > 6)
-            return 0;
-        p = 0;
-        for (i++; i < len; i++) {
-            if (v[i] < '0' || v[i] > '9')
-                return 0;
-            p = p * 10 + (unsigned)(v[i] - '0');
-        }
-    }
-    return p == port;
-}
-
-/* The proxy's host:port as the client reached it: the Host header when it names this listener,
- * else the connection's local address. */
-static void http_pac_proxy(struct http_conn *c, char *out, size_t cap)
-{
-    struct sockaddr_storage ss;
-    int sl = sizeof(ss);
-    struct v2s_addr local;
-    uint16_t port = 0;
-    snprintf(out, cap, "127.0.0.1:0");
-    if (uv_tcp_getsockname(&c->client, (struct sockaddr *)&ss, &sl) == 0 &&
-        v2s_addr_from_sockaddr((const struct sockaddr *)&ss, &local, &port) == 0) {
-        v2s_addr_unmap_v4(&local); /* a listener on [::] reached over IPv4 */
-        char buf[V2S_ADDR_STRLEN];
-        snprintf(out, cap, "%s", v2s_addr_format_port(&local, port, buf, sizeof(buf)));
-    }
-    size_t hl;
-    const char *hv = http_msg_header(&c->req, "host", &hl);
-    if (hv && http_pac_host_ok(hv, hl, port)) {
-        int has_port = hv[hl - 1] != ']' && memchr(hv, ':', hl) != NULL;
-        snprintf(out, cap, has_port ? "%.*s" : "%.*s:80", (int)hl, hv);
-    }
-}
-
-/* Whether the request is for the PAC file: GET or HEAD of exactly /proxy.pac or /wpad.dat. */
-static int http_conn_is_pac(const struct http_conn *c)
-{
-    const struct http_msg *m = &c->req;
-    if (!c->hp->router || (m->p.method != HTTP_GET && m->p.method != HTTP_HEAD))
-        return 0;
-    const char *t = m->text + m->target;
-    return (m->target_len == 10 && memcmp(t, "/proxy.pac", 10) == 0) ||
-           (m->target_len == 9 && memcmp(t, "/wpad.dat", 9) == 0);
-}
-
-/* Answers the PAC file, written again when the routes (or the name the client used) changed.
- * No credentials are asked: browsers fetch it without proxy authentication, and it tells
- * nothing the proxy's answers would not. */
-static void http_conn_pac(struct http_conn *c)
-{
-    struct http_proxy *hp = c->hp;
-    struct http_msg *m = &c->req;
-    if ((m->p.flags & F_CHUNKED) || (m->p.content_length != 0 && m->p.content_length != UINT64_MAX)) {
-        http_conn_fail(c, 400, "a request for the PAC file has no body");
-        return;
-    }
-    char proxy[300];
-    http_pac_proxy(c, proxy, sizeof(proxy));
-    if (!hp->pac || hp->pac_generation != hp->router->generation || strcmp(hp->pac_proxy, proxy) != 0) {
-        free(hp->pac);
-        hp->pac = router_pac(hp->router, proxy);
-        hp->pac_generation = hp->router->generation;
-        snprintf(hp->pac_proxy, sizeof(hp->pac_proxy), "%s", proxy);
-        if (!hp->pac) {
-            http_conn_fail(c, 500, "out of memory");
-            return;
-        }
-    }
-    http_upstream_release(c->up);
-    size_t body = strlen(hp->pac);
-    int head = m->p.method == HTTP_HEAD;
-    const char *conn = !c->keep_alive ? "Connection: close\r\n"
-                       : (m->p.http_major == 1 && m->p.http_minor == 0) ? "Connection: keep-alive\r\n"
-                                                                         : "";
-    size_t cap = 512 + (head ? 0 : body);
-    c->wbuf = malloc(cap);
-    if (!c->wbuf) {
-        http_conn_fail(c, 500, "out of memory");
-        return;
-    }
-    int n = snprintf((char *)c->wbuf, cap,
-                     "HTTP/1.1 200 OK\r\nContent-Type: application/x-ns-proxy-autoconfig\r\n"
-                     "Content-Length: %zu\r\nCache-Control: max-age=60\r\n%s\r\n",
-                     body, conn);
-    if (!head) {
-        memcpy(c->wbuf + n, hp->pac, body);
-        n += (int)body;
-    }
-    v2s_debug("%s: %s %.*s: the PAC file (PROXY %s)", c->peer, head ? "HEAD" : "GET", (int)m->target_len,
-              m->text + m->target, proxy);
-    /* The answer is whole: the connection goes back to reading the next request once it is
-     * written (http_conn_client_written), what the client pipelines meanwhile is kept. */
-    c->state = HTTP_CONN_FORWARD;
-    c->req_done = c->resp_done = c->resp_started = 1;
-    uv_buf_t b = uv_buf_init((char *)c->wbuf, (unsigned)n);
-    c->wreq.data = c;
-    c->writing = 1;
-    if (uv_write(&c->wreq, (uv_stream_t *)&c->client, &b, 1, http_conn_client_written) < 0) {
-        c->writing = 0;
-        http_conn_close(c, 1);
-    }
 }
 
 /* A request head is complete: where it goes, and how it is sent there. */
@@ -1021,7 +434,7 @@ static void http_conn_client_input(struct http_conn *c, const uint8_t *data, siz
     http_conn_update_reading(c);
 }
 
-static void http_conn_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+void http_conn_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
     struct http_conn *c = h->data;
     (void)suggested;
@@ -1044,87 +457,9 @@ static void http_conn_read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t
     http_conn_client_input(c, (const uint8_t *)buf->base, (size_t)nread);
 }
 
-/* --- the answer --- */
-
-static void http_upstream_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
-{
-    struct http_upstream *up = h->data;
-    (void)suggested;
-    *buf = uv_buf_init((char *)up->hp->read_buf, HTTP_READ_BUF);
-}
-
-/* The answer ended before it was complete, or could not be read. */
-static void http_conn_bad_answer(struct http_conn *c, const char *why)
-{
-    v2s_info("%s -> %s: %s", c->peer, c->target, why);
-    http_conn_fail(c, 502, why);
-}
-
-static void http_upstream_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
-{
-    struct http_upstream *up = s->data;
-    struct http_conn *c = up->conn;
-    if (nread == 0)
-        return;
-    if (!c || c->state != HTTP_CONN_FORWARD || c->resp_done) {
-        /* An idle connection kept for the next request ended or spoke out of turn. */
-        http_upstream_release(up);
-        return;
-    }
-    const uint8_t *data = (const uint8_t *)buf->base;
-    size_t len = nread > 0 ? (size_t)nread : 0;
-    while (!c->resp_done) {
-        size_t used = 0;
-        enum http_msg_event ev = nread < 0 ? http_msg_finish(&c->resp) : http_msg_feed(&c->resp, data, len, &used);
-        data += used;
-        len -= used;
-        if (ev == HTTP_MSG_ERROR || (nread < 0 && ev == HTTP_MSG_NEED_MORE)) {
-            http_conn_bad_answer(c, nread < 0 ? "the destination closed the connection without a complete answer"
-                                              : "malformed answer from the destination");
-            return;
-        }
-        if (ev == HTTP_MSG_HEAD) {
-            struct http_msg *m = &c->resp;
-            const char *extra = NULL;
-            if (m->p.status_code >= 200) {
-                int eof_framed = !(m->p.flags & F_CHUNKED) && m->p.content_length == UINT64_MAX && !m->skip_body &&
-                                 m->p.status_code != 204 && m->p.status_code != 304;
-                if (eof_framed || !c->req_done)
-                    c->keep_alive = 0;
-                if (!c->keep_alive)
-                    extra = "Connection: close\r\n";
-                c->resp_started = 1;
-            } else if (m->p.status_code == 101) {
-                http_conn_bad_answer(c, "the destination switched protocols, which this proxy does not relay");
-                return;
-            }
-            if (http_msg_write_response_head(m, extra) < 0) {
-                http_conn_fail(c, 500, "out of memory");
-                return;
-            }
-            continue;
-        }
-        if (ev == HTTP_MSG_DONE) {
-            if (c->resp.p.status_code < 200) {
-                http_msg_next(&c->resp);
-                continue;
-            }
-            c->resp_done = 1;
-            up->reusable = nread > 0 && len == 0 && http_should_keep_alive(&c->resp.p);
-            break;
-        }
-        break; /* NEED_MORE */
-    }
-    if (nread < 0)
-        http_upstream_release(up);
-    http_conn_client_flush(c);
-    if (c->resp_done && !c->writing && c->state == HTTP_CONN_FORWARD)
-        http_conn_answer_done(c);
-}
-
 /* --- the listener --- */
 
-static void http_conn_timeout(uv_timer_t *t)
+void http_conn_timeout(uv_timer_t *t)
 {
     struct http_conn *c = t->data;
     if (c->state != HTTP_CONN_HEAD)

@@ -1,0 +1,136 @@
+/* The answers the HTTP proxy writes itself rather than relays: an error's status line and short
+ * text body, after which the connection ends. They are here, apart from the client connection
+ * (http/proxy.c), because every part of the proxy ends a request this way, and because ending
+ * well takes care: the answer must reach a client that is still sending its request. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <uv.h>
+
+#include "http/internal.h"
+#include "route/outbound.h"
+
+enum {
+    HTTP_LINGER_MS = 2000, /* reading what a client still sends after an error answer */
+};
+
+/* --- answers the proxy writes itself --- */
+
+static const char *http_reason(int status)
+{
+    switch (status) {
+    case 400: return "Bad Request";
+    case 403: return "Forbidden";
+    case 407: return "Proxy Authentication Required";
+    case 408: return "Request Timeout";
+    case 431: return "Request Header Fields Too Large";
+    case 500: return "Internal Server Error";
+    case 501: return "Not Implemented";
+    case 502: return "Bad Gateway";
+    case 504: return "Gateway Timeout";
+    default: return "Error";
+    }
+}
+
+/* What the client is told when the destination could not be reached. */
+int http_status_for(int err)
+{
+    switch (err) {
+    case UV_EACCES:
+    case UV_EPERM: return 403;
+    case UV_ETIMEDOUT: return 504;
+    default: return 502;
+    }
+}
+
+static void http_conn_linger_timeout(uv_timer_t *t)
+{
+    http_conn_close(t->data, 0);
+}
+
+static void http_conn_linger_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
+{
+    (void)buf;
+    if (nread < 0)
+        http_conn_close(stream->data, 0);
+}
+
+static void http_conn_end_shut(uv_shutdown_t *req, int status)
+{
+    struct http_conn *c = req->data;
+    if (c->state == HTTP_CONN_CLOSING)
+        return;
+    if (status < 0 ||
+        uv_read_start((uv_stream_t *)&c->client, http_conn_alloc_cb, http_conn_linger_read) < 0) {
+        http_conn_close(c, 0);
+        return;
+    }
+    uv_timer_start(&c->timer, http_conn_linger_timeout, HTTP_LINGER_MS, 0);
+}
+
+/* The error answer is written. Closing now, with the rest of the client's request unread, would
+ * make the kernel send a reset, which can destroy the answer before the client reads it: send a
+ * FIN, and read (and drop) what the client still sends until it closes, for a moment at most. */
+static void http_conn_end_written(uv_write_t *req, int status)
+{
+    struct http_conn *c = req->data;
+    c->writing = 0;
+    free(c->wbuf);
+    c->wbuf = NULL;
+    if (c->state == HTTP_CONN_CLOSING)
+        return;
+    c->shut_req.data = c;
+    if (status < 0 || uv_shutdown(&c->shut_req, (uv_stream_t *)&c->client, http_conn_end_shut) < 0)
+        http_conn_close(c, 0);
+}
+
+/* Answers status with a short text body (and extra header lines, or NULL), then closes the
+ * connection. */
+void http_conn_fail_with(struct http_conn *c, int status, const char *why, const char *extra)
+{
+    if (c->state == HTTP_CONN_ENDING || c->state == HTTP_CONN_CLOSING)
+        return;
+    http_upstream_release(c->up);
+    if (c->dial) {
+        outbound_cancel(c->dial);
+        c->dial = NULL;
+    }
+    if (c->resp_started || c->writing) {
+        /* Part of an answer went out already: only a reset tells the client it is cut short. */
+        http_conn_close(c, 1);
+        return;
+    }
+    c->state = HTTP_CONN_ENDING;
+    uv_read_stop((uv_stream_t *)&c->client);
+    c->reading = 0;
+    uv_timer_stop(&c->timer);
+    char body[400];
+    int bl = snprintf(body, sizeof(body), "vpn2socks: %s\n", why);
+    if (bl < 0 || bl >= (int)sizeof(body))
+        bl = (int)strlen(body);
+    if (!extra)
+        extra = "";
+    size_t cap = (size_t)bl + strlen(extra) + 256;
+    c->wbuf = malloc(cap);
+    if (!c->wbuf) {
+        http_conn_close(c, 1);
+        return;
+    }
+    int n = snprintf((char *)c->wbuf, cap,
+                     "HTTP/1.1 %d %s\r\n%sContent-Type: text/plain\r\nContent-Length: %d\r\nConnection: close\r\n"
+                     "\r\n%s",
+                     status, http_reason(status), extra, bl, body);
+    uv_buf_t b = uv_buf_init((char *)c->wbuf, (unsigned)n);
+    c->wreq.data = c;
+    c->writing = 1;
+    if (uv_write(&c->wreq, (uv_stream_t *)&c->client, &b, 1, http_conn_end_written) < 0) {
+        c->writing = 0;
+        http_conn_close(c, 1);
+    }
+}
+
+void http_conn_fail(struct http_conn *c, int status, const char *why)
+{
+    http_conn_fail_with(c, status, why, NULL);
+}
