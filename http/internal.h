@@ -11,10 +11,9 @@
 #include <uv.h>
 
 #include "base/addr.h"
-#include "base/conn_limit.h"
 #include "base/list.h"
 #include "http/message.h"
-#include "route/refuse.h"
+#include "route/listener.h"
 
 struct outbound;
 struct outbound_conn;
@@ -84,23 +83,16 @@ struct http_proxy {
     struct outbound *out;
     unsigned connect_timeout_ms;
     unsigned handshake_timeout_ms;
-    uv_tcp_t listener;
+    struct listener l; /* the socket, the caps, the refusal, the close */
     struct v2s_list conns;
     struct v2s_list upstreams;
     uint8_t *read_buf;
-    struct conn_limit limit;
-    struct conn_limit *shared;
-    struct refuser refuser;
     struct v2s_credentials *creds; /* NULL: no authentication */
     const struct router *router;   /* for the PAC file; NULL: none served */
     char *pac;                     /* the last PAC text written, for pac_proxy at pac_generation */
     char pac_proxy[300];
     unsigned pac_generation;
     char name[V2S_ADDR_STRLEN + 32]; /* "HTTP listener ADDR", for the log */
-    int closing;
-    int handles_open;
-    void (*close_cb)(void *arg);
-    void *close_arg;
 };
 
 /* proxy.c: the client connection and the listener. */

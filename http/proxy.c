@@ -45,29 +45,33 @@
 #include <uv.h>
 
 #include "base/addr.h"
-#include "base/conn_limit.h"
 #include "base/credentials.h"
 #include "base/list.h"
 #include "base/log.h"
 #include "http/internal.h"
 #include "http/message.h"
 #include "route/outbound.h"
-#include "route/refuse.h"
 
 static void http_conn_client_input(struct http_conn *c, const uint8_t *data, size_t len);
 static void http_conn_read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf);
 
 void http_proxy_maybe_free(struct http_proxy *hp)
 {
-    if (!hp->closing || hp->handles_open > 0 || !v2s_list_empty(&hp->conns) || !v2s_list_empty(&hp->upstreams))
-        return;
-    void (*cb)(void *) = hp->close_cb;
-    void *arg = hp->close_arg;
+    listener_maybe_free(&hp->l);
+}
+
+static int http_proxy_busy(void *arg)
+{
+    struct http_proxy *hp = arg;
+    return !v2s_list_empty(&hp->conns) || !v2s_list_empty(&hp->upstreams);
+}
+
+static void http_proxy_free(void *arg)
+{
+    struct http_proxy *hp = arg;
     free(hp->read_buf);
     free(hp->pac);
     free(hp);
-    if (cb)
-        cb(arg);
 }
 
 /* --- the client connection --- */
@@ -76,7 +80,7 @@ static void http_conn_free(struct http_conn *c)
 {
     struct http_proxy *hp = c->hp;
     v2s_list_remove(&c->node);
-    conn_limit_give(&hp->limit, hp->shared);
+    listener_give(&hp->l);
     http_msg_free(&c->req);
     http_msg_free(&c->resp);
     free(c->pending);
@@ -471,36 +475,13 @@ void http_conn_timeout(uv_timer_t *t)
         http_conn_close(c, 0);
 }
 
-static void http_proxy_on_connection(uv_stream_t *listener, int status);
-
-static void http_proxy_refused_closed(void *arg, int retry)
+/* A connection holding its slot of the caps (route/listener.h). */
+static int http_proxy_accept(void *arg, uv_stream_t *listener)
 {
     struct http_proxy *hp = arg;
-    hp->handles_open--;
-    if (retry && !hp->closing) {
-        http_proxy_on_connection((uv_stream_t *)&hp->listener, 0);
-        return;
-    }
-    http_proxy_maybe_free(hp);
-}
-
-static void http_proxy_on_connection(uv_stream_t *listener, int status)
-{
-    struct http_proxy *hp = listener->data;
-    if (status < 0) {
-        v2s_warn("http: accept failed: %s", uv_strerror(status));
-        return;
-    }
-    if (conn_limit_take(&hp->limit, hp->shared, uv_now(listener->loop)) < 0) {
-        hp->handles_open += refuser_refuse(&hp->refuser);
-        return;
-    }
     struct http_conn *c = calloc(1, sizeof(*c));
-    if (!c) {
-        conn_limit_give(&hp->limit, hp->shared);
-        hp->handles_open += refuser_refuse(&hp->refuser);
-        return;
-    }
+    if (!c)
+        return -1;
     c->hp = hp;
     uv_tcp_init(listener->loop, &c->client);
     uv_timer_init(listener->loop, &c->timer);
@@ -513,21 +494,23 @@ static void http_proxy_on_connection(uv_stream_t *listener, int status)
     c->state = HTTP_CONN_HEAD;
     if (uv_accept(listener, (uv_stream_t *)&c->client) < 0) {
         http_conn_close(c, 0);
-        return;
+        return 0;
     }
-    struct sockaddr_storage ss;
-    int sl = sizeof(ss);
-    snprintf(c->peer, sizeof(c->peer), "?");
-    if (uv_tcp_getpeername(&c->client, (struct sockaddr *)&ss, &sl) == 0)
-        v2s_sockaddr_format((const struct sockaddr *)&ss, c->peer, sizeof(c->peer));
-    uv_tcp_nodelay(&c->client, 1);
+    listener_accepted(&c->client, c->peer, sizeof(c->peer));
     uv_timer_start(&c->timer, http_conn_timeout, hp->handshake_timeout_ms, 0);
     if (uv_read_start((uv_stream_t *)&c->client, http_conn_alloc_cb, http_conn_read_cb) < 0) {
         http_conn_close(c, 0);
-        return;
+        return 0;
     }
     c->reading = 1;
+    return 0;
 }
+
+static const struct listener_ops http_proxy_ops = {
+    .accept = http_proxy_accept,
+    .busy = http_proxy_busy,
+    .free = http_proxy_free,
+};
 
 int http_proxy_new(struct http_proxy **out, const struct http_proxy_config *cfg, const struct sockaddr *addr)
 {
@@ -542,53 +525,31 @@ int http_proxy_new(struct http_proxy **out, const struct http_proxy_config *cfg,
     hp->out = cfg->out;
     hp->connect_timeout_ms = cfg->connect_timeout_ms;
     hp->handshake_timeout_ms = cfg->handshake_timeout_ms;
-    hp->shared = cfg->shared;
     v2s_list_init(&hp->conns);
     v2s_list_init(&hp->upstreams);
     hp->creds = cfg->credentials;
     hp->router = cfg->router;
-    uv_tcp_init(cfg->loop, &hp->listener);
-    hp->listener.data = hp;
-    hp->handles_open = 1;
-    refuser_init(&hp->refuser, (uv_stream_t *)&hp->listener, http_proxy_refused_closed, hp);
-    int rc = uv_tcp_bind(&hp->listener, addr, 0);
-    if (rc == 0)
-        rc = uv_listen((uv_stream_t *)&hp->listener, 511, http_proxy_on_connection);
-    if (rc < 0) {
-        http_proxy_close(hp, NULL, NULL);
+    listener_init(&hp->l, &http_proxy_ops, hp, cfg->shared, "http");
+    int rc = listener_open(&hp->l, cfg->loop, addr);
+    if (rc < 0)
         return rc;
-    }
     /* Named by the address it got (the port the kernel chose for port 0). */
-    struct sockaddr_storage ss;
-    int sl = sizeof(ss);
-    if (uv_tcp_getsockname(&hp->listener, (struct sockaddr *)&ss, &sl) == 0)
-        addr = (const struct sockaddr *)&ss;
     char where[V2S_ADDR_STRLEN];
-    v2s_sockaddr_format(addr, where, sizeof(where));
+    listener_where(&hp->l, addr, where, sizeof(where));
     snprintf(hp->name, sizeof(hp->name), "HTTP listener %s", where);
-    conn_limit_init(&hp->limit, cfg->max_conns, hp->name, "--listener-max-connections");
+    listener_cap(&hp->l, cfg->max_conns, hp->name);
     *out = hp;
     return 0;
 }
 
 int http_proxy_local(const struct http_proxy *hp, struct sockaddr *addr, int *len)
 {
-    return uv_tcp_getsockname(&hp->listener, addr, len);
-}
-
-static void http_proxy_listener_closed(uv_handle_t *h)
-{
-    struct http_proxy *hp = h->data;
-    hp->handles_open--;
-    http_proxy_maybe_free(hp);
+    return listener_local(&hp->l, addr, len);
 }
 
 void http_proxy_close(struct http_proxy *hp, void (*cb)(void *arg), void *arg)
 {
-    hp->closing = 1;
-    hp->close_cb = cb;
-    hp->close_arg = arg;
-    uv_close((uv_handle_t *)&hp->listener, http_proxy_listener_closed);
+    listener_close(&hp->l, cb, arg);
     /* As the SOCKS listener does (a reload closes listeners under live relays): tunnels carry on
      * until they end, an answer under way is finished and then its connection closed, the
      * others (idle between requests, still dialing) are closed now. */

@@ -1,6 +1,6 @@
 /* Refusing a connection a listener will not serve (a cap reached): take it off the listener and
  * reset it at once, so the client sees a refusal instead of waiting in the accept queue. One per
- * listener; shared by every listener (socks/, port/). */
+ * listener, in route/listener.c, which every local TCP listener embeds. */
 #ifndef VPN2SOCKS_ROUTE_REFUSE_H
 #define VPN2SOCKS_ROUTE_REFUSE_H
 

@@ -41,12 +41,11 @@
 
 #include <uv.h>
 
-#include "base/conn_limit.h"
 #include "base/credentials.h"
 #include "base/list.h"
 #include "base/log.h"
 #include "route/outbound.h"
-#include "route/refuse.h"
+#include "route/listener.h"
 #include "route/router.h"
 #include "socks/bind.h"
 #include "socks/socks5.h"
@@ -99,11 +98,9 @@ struct socks_conn {
 struct socks_server {
     struct outbound *out;
     unsigned connect_timeout_ms;
-    uv_tcp_t listener;
+    struct listener l;         /* the socket, the caps, the refusal, the close */
     struct v2s_list conns;
     uint8_t *read_buf;
-    struct conn_limit limit;   /* this listener's cap */
-    struct conn_limit *shared; /* every listener's, or NULL */
     unsigned handshake_timeout_ms;
     struct v2s_credentials *creds; /* NULL: no authentication */
     unsigned udp_idle_ms;
@@ -114,35 +111,31 @@ struct socks_server {
     struct stack *stack;       /* NULL: no BIND */
     const struct router *router;
     char name[V2S_ADDR_STRLEN + 32]; /* "SOCKS listener ADDR:PORT", for the log */
-    struct refuser refuser;    /* resets connections past the caps */
-    int closing;
-    int handles_open;
-    void (*close_cb)(void *arg);
-    void *close_arg;
 };
 
-static void socks_server_maybe_free(struct socks_server *srv)
+static int socks_server_busy(void *arg)
 {
-    if (!srv->closing || srv->handles_open > 0 || !v2s_list_empty(&srv->conns))
-        return;
-    void (*cb)(void *) = srv->close_cb;
-    void *arg = srv->close_arg;
+    struct socks_server *srv = arg;
+    return !v2s_list_empty(&srv->conns);
+}
+
+static void socks_server_free(void *arg)
+{
+    struct socks_server *srv = arg;
     free(srv->read_buf);
     free(srv->udp_buf);
     free(srv);
-    if (cb)
-        cb(arg);
 }
 
 static void socks_conn_free(struct socks_conn *c)
 {
     struct socks_server *srv = c->srv;
     v2s_list_remove(&c->node);
-    conn_limit_give(&srv->limit, srv->shared);
+    listener_give(&srv->l);
     socks5_parse_forget_password(&c->parser);
     free(c->early);
     free(c);
-    socks_server_maybe_free(srv);
+    listener_maybe_free(&srv->l);
 }
 
 static void socks_conn_handle_closed(uv_handle_t *h)
@@ -667,36 +660,13 @@ static void socks_conn_read_now(struct socks_conn *c)
     socks_conn_read_cb((uv_stream_t *)&c->client, n, &b);
 }
 
-static void socks_server_on_connection(uv_stream_t *listener, int status);
-
-static void socks_server_refused_closed(void *arg, int retry)
+/* A connection holding its slot of the caps (route/listener.h). */
+static int socks_server_accept(void *arg, uv_stream_t *listener)
 {
     struct socks_server *srv = arg;
-    srv->handles_open--;
-    if (retry && !srv->closing) {
-        socks_server_on_connection((uv_stream_t *)&srv->listener, 0);
-        return;
-    }
-    socks_server_maybe_free(srv);
-}
-
-static void socks_server_on_connection(uv_stream_t *listener, int status)
-{
-    struct socks_server *srv = listener->data;
-    if (status < 0) {
-        v2s_warn("socks: accept failed: %s", uv_strerror(status));
-        return;
-    }
-    if (conn_limit_take(&srv->limit, srv->shared, uv_now(listener->loop)) < 0) {
-        srv->handles_open += refuser_refuse(&srv->refuser);
-        return;
-    }
     struct socks_conn *c = calloc(1, sizeof(*c));
-    if (!c) {
-        conn_limit_give(&srv->limit, srv->shared);
-        srv->handles_open += refuser_refuse(&srv->refuser);
-        return;
-    }
+    if (!c)
+        return -1;
     c->srv = srv;
     uv_tcp_init(listener->loop, &c->client);
     uv_timer_init(listener->loop, &c->timer);
@@ -709,21 +679,23 @@ static void socks_server_on_connection(uv_stream_t *listener, int status)
         socks5_parse_require_auth(&c->parser);
     if (uv_accept(listener, (uv_stream_t *)&c->client) < 0) {
         socks_conn_close(c);
-        return;
+        return 0;
     }
-    struct sockaddr_storage ss;
-    int sl = sizeof(ss);
-    snprintf(c->peer, sizeof(c->peer), "?");
-    if (uv_tcp_getpeername(&c->client, (struct sockaddr *)&ss, &sl) == 0)
-        v2s_sockaddr_format((const struct sockaddr *)&ss, c->peer, sizeof(c->peer));
-    uv_tcp_nodelay(&c->client, 1);
+    listener_accepted(&c->client, c->peer, sizeof(c->peer));
     uv_timer_start(&c->timer, socks_conn_timeout, srv->handshake_timeout_ms, 0);
     if (uv_read_start((uv_stream_t *)&c->client, socks_conn_alloc_cb, socks_conn_read_cb) < 0) {
         socks_conn_close(c);
-        return;
+        return 0;
     }
     socks_conn_read_now(c);
+    return 0;
 }
+
+static const struct listener_ops socks_server_ops = {
+    .accept = socks_server_accept,
+    .busy = socks_server_busy,
+    .free = socks_server_free,
+};
 
 int socks_server_new(struct socks_server **out, const struct socks_server_config *cfg, const struct sockaddr *addr)
 {
@@ -738,7 +710,7 @@ int socks_server_new(struct socks_server **out, const struct socks_server_config
     srv->out = cfg->out;
     srv->connect_timeout_ms = cfg->connect_timeout_ms;
     v2s_list_init(&srv->conns);
-    srv->shared = cfg->shared;
+    listener_init(&srv->l, &socks_server_ops, srv, cfg->shared, "socks");
     srv->handshake_timeout_ms = cfg->handshake_timeout_ms;
     srv->creds = cfg->credentials;
     srv->udp_idle_ms = cfg->udp_idle_timeout_ms;
@@ -748,40 +720,22 @@ int socks_server_new(struct socks_server **out, const struct socks_server_config
     char where[V2S_ADDR_STRLEN];
     v2s_sockaddr_format(addr, where, sizeof(where));
     snprintf(srv->name, sizeof(srv->name), "SOCKS listener %s", where);
-    conn_limit_init(&srv->limit, cfg->max_conns, srv->name, "--listener-max-connections");
-    uv_tcp_init(cfg->loop, &srv->listener);
-    srv->listener.data = srv;
-    srv->handles_open = 1;
-    refuser_init(&srv->refuser, (uv_stream_t *)&srv->listener, socks_server_refused_closed, srv);
-    int rc = uv_tcp_bind(&srv->listener, addr, 0);
-    if (rc == 0)
-        rc = uv_listen((uv_stream_t *)&srv->listener, 511, socks_server_on_connection);
-    if (rc < 0) {
-        socks_server_close(srv, NULL, NULL);
+    listener_cap(&srv->l, cfg->max_conns, srv->name);
+    int rc = listener_open(&srv->l, cfg->loop, addr);
+    if (rc < 0)
         return rc;
-    }
     *out = srv;
     return 0;
 }
 
 int socks_server_local(const struct socks_server *srv, struct sockaddr *addr, int *len)
 {
-    return uv_tcp_getsockname(&srv->listener, addr, len);
-}
-
-static void socks_server_listener_closed(uv_handle_t *h)
-{
-    struct socks_server *srv = h->data;
-    srv->handles_open--;
-    socks_server_maybe_free(srv);
+    return listener_local(&srv->l, addr, len);
 }
 
 void socks_server_close(struct socks_server *srv, void (*cb)(void *arg), void *arg)
 {
-    srv->closing = 1;
-    srv->close_cb = cb;
-    srv->close_arg = arg;
-    uv_close((uv_handle_t *)&srv->listener, socks_server_listener_closed);
+    listener_close(&srv->l, cb, arg);
     struct v2s_list *n, *tmp;
     /* socks_conn_close() only starts the closes: c stays on the list until its handles are. */
     V2S_LIST_FOREACH_SAFE(n, tmp, &srv->conns) {

@@ -1,0 +1,120 @@
+/* The local TCP listeners' shared part (see listener.h). */
+#include "route/listener.h"
+
+#include <stdio.h>
+
+#include "base/addr.h"
+#include "base/log.h"
+
+void listener_init(struct listener *l, const struct listener_ops *ops, void *owner, struct conn_limit *shared,
+                   const char *who)
+{
+    l->ops = ops;
+    l->owner = owner;
+    l->shared = shared;
+    l->who = who;
+}
+
+void listener_cap(struct listener *l, unsigned max, const char *what)
+{
+    conn_limit_init(&l->limit, max, what, "--listener-max-connections");
+}
+
+void listener_maybe_free(struct listener *l)
+{
+    if (!l->closing || l->handles_open > 0 || l->ops->busy(l->owner))
+        return;
+    void (*cb)(void *) = l->close_cb;
+    void *arg = l->close_arg;
+    l->ops->free(l->owner);
+    if (cb)
+        cb(arg);
+}
+
+void listener_give(struct listener *l)
+{
+    conn_limit_give(&l->limit, l->shared);
+}
+
+static void listener_on_connection(uv_stream_t *server, int status);
+
+static void listener_refused_closed(void *arg, int retry)
+{
+    struct listener *l = arg;
+    l->handles_open--;
+    if (retry && !l->closing) {
+        listener_on_connection((uv_stream_t *)&l->tcp, 0);
+        return;
+    }
+    listener_maybe_free(l);
+}
+
+static void listener_on_connection(uv_stream_t *server, int status)
+{
+    struct listener *l = server->data;
+    if (status < 0) {
+        v2s_warn("%s: accept failed: %s", l->who, uv_strerror(status));
+        return;
+    }
+    if (conn_limit_take(&l->limit, l->shared, uv_now(server->loop)) < 0) {
+        l->handles_open += refuser_refuse(&l->refuser);
+        return;
+    }
+    if (l->ops->accept(l->owner, server) < 0) {
+        conn_limit_give(&l->limit, l->shared);
+        l->handles_open += refuser_refuse(&l->refuser);
+    }
+}
+
+int listener_open(struct listener *l, uv_loop_t *loop, const struct sockaddr *addr)
+{
+    uv_tcp_init(loop, &l->tcp);
+    l->tcp.data = l;
+    l->handles_open = 1;
+    refuser_init(&l->refuser, (uv_stream_t *)&l->tcp, listener_refused_closed, l);
+    int rc = uv_tcp_bind(&l->tcp, addr, 0);
+    if (rc == 0)
+        rc = uv_listen((uv_stream_t *)&l->tcp, 511, listener_on_connection);
+    if (rc < 0)
+        listener_close(l, NULL, NULL);
+    return rc;
+}
+
+void listener_where(const struct listener *l, const struct sockaddr *addr, char *buf, size_t len)
+{
+    struct sockaddr_storage ss;
+    int sl = sizeof(ss);
+    if (uv_tcp_getsockname(&l->tcp, (struct sockaddr *)&ss, &sl) == 0)
+        addr = (const struct sockaddr *)&ss;
+    v2s_sockaddr_format(addr, buf, len);
+}
+
+int listener_local(const struct listener *l, struct sockaddr *addr, int *len)
+{
+    return uv_tcp_getsockname(&l->tcp, addr, len);
+}
+
+void listener_accepted(uv_tcp_t *client, char *peer, size_t len)
+{
+    struct sockaddr_storage ss;
+    int sl = sizeof(ss);
+    snprintf(peer, len, "?");
+    if (uv_tcp_getpeername(client, (struct sockaddr *)&ss, &sl) == 0)
+        v2s_sockaddr_format((const struct sockaddr *)&ss, peer, len);
+    uv_tcp_nodelay(client, 1);
+}
+
+static void listener_closed(uv_handle_t *h)
+{
+    struct listener *l = h->data;
+    l->handles_open--;
+    listener_maybe_free(l);
+}
+
+void listener_close(struct listener *l, void (*cb)(void *arg), void *arg)
+{
+    l->closing = 1;
+    l->close_cb = cb;
+    l->close_arg = arg;
+    uv_close((uv_handle_t *)&l->tcp, listener_closed);
+}

@@ -1,0 +1,65 @@
+/* The part every local TCP listener (socks/, http/, port/'s -L) shares: the host socket, its
+ * connection caps (this listener's and the one shared by every listener, base/conn_limit.h), the
+ * refusal of a connection past a cap or when memory runs out (route/refuse.h), and the close:
+ * stop accepting, then free the owner once the listener's handles are closed and the owner has
+ * nothing else open. The owner embeds a struct listener and keeps its own connections; for each
+ * connection it is given one callback, after the caps' slot is taken. */
+#ifndef VPN2SOCKS_ROUTE_LISTENER_H
+#define VPN2SOCKS_ROUTE_LISTENER_H
+
+#include <uv.h>
+
+#include "base/conn_limit.h"
+#include "route/refuse.h"
+
+struct listener_ops {
+    /* A connection waits in the listener and holds a slot of both caps: the owner allocates its
+     * connection and takes it with uv_accept(server, ...). 0: done (whatever happened to it after
+     * the allocation is the owner's; its slot is given back with listener_give() when its last
+     * handle is closed); -1: out of memory, nothing done: the slot is given back and the
+     * connection refused. */
+    int (*accept)(void *owner, uv_stream_t *server);
+    /* Whether the owner still has something open (connections, ...): the free waits for it. */
+    int (*busy)(void *owner);
+    /* Frees the owner (and so the listener in it); the close callback is called after. */
+    void (*free)(void *owner);
+};
+
+struct listener {
+    uv_tcp_t tcp;
+    struct conn_limit limit;   /* this listener's cap */
+    struct conn_limit *shared; /* every listener's, or NULL */
+    struct refuser refuser;    /* resets connections past the caps */
+    const char *who;           /* "socks", "forward ADDR": "<who>: accept failed: ..." */
+    const struct listener_ops *ops;
+    void *owner;
+    int closing;
+    int handles_open;          /* the listener's and the refused connections' */
+    void (*close_cb)(void *arg);
+    void *close_arg;
+};
+
+/* Before listener_open(): the owner, its ops, the shared cap (or NULL), and who names it in the
+ * "accept failed" line (kept as given: the owner's string, filled in before the loop runs). */
+void listener_init(struct listener *l, const struct listener_ops *ops, void *owner, struct conn_limit *shared,
+                   const char *who);
+/* Names this listener's cap (what, for its log line) with at most max connections (0: no cap). */
+void listener_cap(struct listener *l, unsigned max, const char *what);
+/* Opens the socket on loop at addr and listens. 0, or a negative uv error: then the listener is
+ * closing, and the owner is freed through ops->free once its handle is closed. */
+int listener_open(struct listener *l, uv_loop_t *loop, const struct sockaddr *addr);
+/* Formats the address the listener got (the port the kernel chose for port 0), or addr when the
+ * socket cannot tell. */
+void listener_where(const struct listener *l, const struct sockaddr *addr, char *buf, size_t len);
+int listener_local(const struct listener *l, struct sockaddr *addr, int *len);
+/* For an owner's accepted connection: its peer's address into peer ("?" when the socket cannot
+ * tell), and no Nagle delay. */
+void listener_accepted(uv_tcp_t *client, char *peer, size_t len);
+/* Gives back a connection's slot of the caps. */
+void listener_give(struct listener *l);
+/* Frees the owner if it is closing and nothing is left open. */
+void listener_maybe_free(struct listener *l);
+/* Stops accepting; cb(arg) follows the owner's free. The owner then closes its connections. */
+void listener_close(struct listener *l, void (*cb)(void *arg), void *arg);
+
+#endif
