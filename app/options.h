@@ -90,6 +90,7 @@ int options_parse_listen(struct sockaddr_storage *out, const char *text);
 int options_parse_forward(struct options_forward *out, const char *text, int remote, char *err, size_t errcap);
 /* Whether only this host can connect to a listener bound to addr (a loopback address). */
 int options_listen_is_loopback(const struct sockaddr *addr);
+/* The --help text (app/usage.c). */
 void options_usage(FILE *f);
 
 #endif
