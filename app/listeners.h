@@ -1,6 +1,6 @@
 /* The listeners a configuration asks for, as specs that can be compared, so that a reload (SIGHUP
  * with --conf) keeps the ones still asked for, closes the others and starts the new ones. Pure:
- * app/main.c starts and closes the listeners themselves, all kinds in one place. */
+ * app/serve.c starts and closes the listeners themselves, all kinds in one place. */
 #ifndef VPN2SOCKS_APP_LISTENERS_H
 #define VPN2SOCKS_APP_LISTENERS_H
 
