@@ -33,6 +33,7 @@ pkgs=(
     curl python3 python3-socks
     python3-pacparser            # lab.http_pac: a real PAC engine evaluates the PAC file
     chromium                     # lab.http_pac: headless Chromium with --proxy-pac-url
+    firefox-esr                  # lab.http_pac: headless Firefox with a PAC URL and with SOCKS v5
     python3-prometheus-client    # lab.status: /metrics read by Prometheus's own text parser
     bind9-dnsutils               # dig (lab.port_udp)
     openssh-client openssh-server  # lab.port_ssh: ssh and scp through -L to its own sshd

@@ -12,7 +12,9 @@
 #   - the server is restarted pushing one more route: vpn2socks reconnects and the PAC fetched
 #     again sends that network to the proxy (it went DIRECT before).
 #   - headless Chromium (Debian's chromium; skipped when not installed) with --proxy-pac-url loads the
-#     tunnel's page through the proxy and one outside the routes DIRECT.
+#     tunnel's page through the proxy and one outside the routes DIRECT;
+#   - headless Firefox (Debian's firefox-esr; skipped when not installed) the same with its
+#     "Automatic proxy configuration URL", and the tunnel's page by name with its SOCKS v5 settings.
 # Needs root (skips with exit 77 otherwise). The binary: $VPN2SOCKS_BIN, else build/vpn2socks.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
@@ -108,15 +110,88 @@ chrome_direct() {
         return 1
     fi
 }
-if command -v chromium >/dev/null; then
+if command -v chromium >/dev/null || command -v firefox-esr >/dev/null; then
     lab_bg web-direct ip netns exec "$LAB_SERVER_NS" "$LAB_PY" "$LAB_LIB_DIR/web_server.py" \
         "$LAB_SERVER_IP" "$((LAB_WEB_PORT + 1))" "$LAB_WEB_ROOT"
     lab_wait_listen "$LAB_SERVER_NS" tcp "$LAB_SERVER_IP" "$((LAB_WEB_PORT + 1))" 5 ||
         lab_die "the second web server did not start"
+fi
+if command -v chromium >/dev/null; then
     lab_check "chromium --proxy-pac-url: $WEB through the proxy" chrome_proxy
     lab_check "chromium --proxy-pac-url: $LAB_SERVER_IP DIRECT (the proxy never sees it)" chrome_direct
 else
     lab_skip "headless Chromium (Debian's chromium is not installed)"
+fi
+
+# Headless Firefox (Debian's firefox-esr; skipped when it is not installed), set up as a user
+# would: a fresh profile whose user.js holds the proxy settings of about:preferences, Network
+# Settings. Firefox has no --dump-dom: it renders each page to a PNG, and the web servers' logs
+# say what it fetched. Each page is a file of its own, so a log line belongs to one check.
+#   - "Automatic proxy configuration URL" (network.proxy.type 2): the tunnel's name through the
+#     proxy, an address outside the routes DIRECT;
+#   - "Manual proxy configuration", SOCKS v5 with "Proxy DNS when using SOCKS v5" (type 1,
+#     socks5_remote_dns): the tunnel's name reaches vpn2socks as a name.
+# firefox NAME URL PREF...: the profile $S/NAME, user_pref(PREF) each; the page to $S/NAME.png
+firefox() {
+    local prof=$S/$1 url=$2 p
+    shift 2
+    mkdir -p "$prof" "$S/ffhome"
+    for p in "$@"; do printf 'user_pref(%s);\n' "$p"; done >"$prof/user.js"
+    # a page it cannot load keeps it waiting: 20 s (it takes about 1 s here)
+    HOME=$S/ffhome lab_in_client timeout 20 firefox-esr --headless --no-remote --profile "$prof" \
+        --screenshot "$prof.png" "$url" >"$prof.log" 2>&1 ||
+        { echo "firefox-esr: exit $? (124: timed out) for $url"; tail -n 5 "$prof.log"; return 1; }
+    [ -s "$prof.png" ] || { echo "no screenshot"; return 1; }
+}
+ff_page() { # ff_page FILE: a page of its own on both web servers
+    printf 'hello from the vpn2socks lab %s: %s\n' "$LAB_ID" "$1" >"$LAB_WEB_ROOT/$1"
+}
+# served LOG FILE: the web server's log shows a 200 for /FILE
+served() {
+    grep -q "\"GET /$2 HTTP/1.1\" 200" "$LAB_RUN_DIR/log/$1.log" ||
+        { echo "$1 did not serve /$2:"; tail -n 5 "$LAB_RUN_DIR/log/$1.log"; return 1; }
+}
+ff_pac=('"network.proxy.type", 2' "\"network.proxy.autoconfig_url\", \"http://$HPROXY/proxy.pac\"")
+ff_pac_proxy() {
+    local from
+    from=$(wc -l <"$S/v2s.log")
+    ff_page firefox-pac.txt
+    firefox ff-pac "$WEB/firefox-pac.txt" "${ff_pac[@]}" || return 1
+    served web firefox-pac.txt || return 1
+    tail -n "+$((from + 1))" "$S/v2s.log" | grep -q "GET /proxy.pac" ||
+        { echo "the proxy logged no GET /proxy.pac"; return 1; }
+    tail -n "+$((from + 1))" "$S/v2s.log" | grep -q "GET to $LAB_WEB_NAME:$LAB_WEB_PORT" ||
+        { echo "the proxy logged no GET to $LAB_WEB_NAME:$LAB_WEB_PORT"; return 1; }
+}
+ff_pac_direct() {
+    local from url=http://$LAB_SERVER_IP:$((LAB_WEB_PORT + 1))/firefox-direct.txt
+    from=$(wc -l <"$S/v2s.log")
+    ff_page firefox-direct.txt
+    firefox ff-direct "$url" "${ff_pac[@]}" || return 1
+    served web-direct firefox-direct.txt || return 1
+    if tail -n "+$((from + 1))" "$S/v2s.log" | grep -q "$LAB_SERVER_IP:$((LAB_WEB_PORT + 1))"; then
+        echo "the proxy saw $url"
+        return 1
+    fi
+}
+ff_socks() {
+    local from
+    from=$(wc -l <"$S/v2s.log")
+    ff_page firefox-socks.txt
+    firefox ff-socks "$WEB/firefox-socks.txt" '"network.proxy.type", 1' \
+        "\"network.proxy.socks\", \"$SOCKS_ADDR\"" "\"network.proxy.socks_port\", $SOCKS_PORT" \
+        '"network.proxy.socks_version", 5' '"network.proxy.socks5_remote_dns", true' || return 1
+    served web firefox-socks.txt || return 1
+    tail -n "+$((from + 1))" "$S/v2s.log" | grep -q -- "-> $LAB_WEB_NAME:$LAB_WEB_PORT \[.*(tunnel) open" ||
+        { echo "vpn2socks logged no relay to $LAB_WEB_NAME:$LAB_WEB_PORT by name"; return 1; }
+}
+if command -v firefox-esr >/dev/null; then
+    lab_check "firefox-esr, automatic proxy configuration URL: $WEB through the proxy" ff_pac_proxy
+    lab_check "firefox-esr, automatic proxy configuration URL: $LAB_SERVER_IP DIRECT (the proxy never sees it)" \
+        ff_pac_direct
+    lab_check "firefox-esr, SOCKS v5 with remote DNS: $WEB by name through vpn2socks" ff_socks
+else
+    lab_skip "headless Firefox (Debian's firefox-esr is not installed)"
 fi
 
 # The server pushes one more route from its next start; vpn2socks reconnects (explicit-exit-notify).
