@@ -122,8 +122,9 @@ lab_check "hostile: greeting 05 00 (no methods): server closes (after nothing or
     sc close 0500 05ff
 lab_check "hostile: request with ATYP 0x09: reply 0x08, then close" \
     sc request "05010009${ip_hex}${port_hex}" 0x08
-lab_check "hostile: BIND request (CMD 0x02): reply 0x07, then close" \
-    sc request "05020001${ip_hex}${port_hex}" 0x07
+# BIND itself is served (lab.socks_udp); it names the host that connects back, never a name.
+lab_check "hostile: BIND (CMD 0x02) for a host name: reply 0x08, then close" \
+    sc request "050200030c$(printf 'bind.example' | od -An -tx1 | tr -d ' \n')${port_hex}" 0x08
 lab_check "hostile: unknown CMD 0x7f: reply 0x07, then close" \
     sc request "057f0001${ip_hex}${port_hex}" 0x07
 lab_check "hostile: truncated request, then reset by the client" \
