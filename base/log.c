@@ -171,6 +171,9 @@ size_t v2s_log_json(char *buf, size_t cap, const struct timespec *when, enum v2s
 }
 
 static void log_write(enum v2s_log_level level, const char *event, const struct v2s_log_field *fields, size_t n,
+                      const char *fmt, va_list ap) __attribute__((format(printf, 5, 0)));
+
+static void log_write(enum v2s_log_level level, const char *event, const struct v2s_log_field *fields, size_t n,
                       const char *fmt, va_list ap)
 {
     struct timespec ts;
