@@ -274,6 +274,8 @@ static void ufwd_flow_sock_closed(uv_handle_t *h)
 static size_t ufwd_label_fields(const struct ufwd_flow *fl, struct outbound_label_parts *parts,
                                 struct v2s_log_field *f)
 {
+    if (v2s_log_format != V2S_LOG_JSON)
+        return 0; /* a plain line is the label itself */
     size_t n = outbound_label_fields(fl->label + 4, parts, f);
     f[n++] = V2S_LOG_TEXT("protocol", "udp");
     return n;

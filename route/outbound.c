@@ -72,7 +72,8 @@ void outbound_log_open(const char *label)
         return;
     struct outbound_label_parts parts;
     struct v2s_log_field f[4];
-    size_t n = outbound_label_fields(label, &parts, f);
+    /* The fields are for JSON lines only; a plain line is the label itself. */
+    size_t n = v2s_log_format == V2S_LOG_JSON ? outbound_label_fields(label, &parts, f) : 0;
     v2s_log_event(V2S_LOG_INFO, "relay_open", f, n, "%s open", label);
 }
 
@@ -82,7 +83,7 @@ void outbound_log_closed(const char *label, int reset, uint64_t up, uint64_t dow
         return;
     struct outbound_label_parts parts;
     struct v2s_log_field f[7];
-    size_t n = outbound_label_fields(label, &parts, f);
+    size_t n = v2s_log_format == V2S_LOG_JSON ? outbound_label_fields(label, &parts, f) : 0;
     f[n++] = V2S_LOG_NUM("bytes_up", up);
     f[n++] = V2S_LOG_NUM("bytes_down", down);
     f[n++] = V2S_LOG_TEXT("end", reset ? "reset" : "close");
