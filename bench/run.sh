@@ -10,7 +10,7 @@
 #   --runs N       timed runs per figure, the median is reported (3)
 #   --size MIB     bytes per bulk transfer
 #   --cap S        a transfer stops after S seconds; its rate is then the bytes moved by then
-#   --only LIST    comma-separated subset of: bulk,latency,scale,distance
+#   --only LIST    comma-separated subset of: bulk,latency,scale,distance,openconnect
 #   --cases LIST   bulk cases, a subset of: udp-gcm,udp-cbc,tcp-gcm,tcp-cbc (all)
 #   --dirs LIST    bulk directions, a subset of: dl,ul (both)
 #   --markdown F   also write the table as Markdown to F
@@ -31,6 +31,10 @@
 #      the server)
 #   5. distance: case 1's UDP AES-256-GCM download through bench/relay with 15 ms each way (30 ms
 #      round trip); the relay at 0 ms against no relay shows what the relay itself costs
+#   6. openconnect: three DTLS sessions to one ocserv at once, vpn2socks and ocproxy (Debian's)
+#      through --script-tun and openconnect with a kernel TUN; downloads and uploads as in case 1
+#      (--dirs), the stack's CPU per GiB (vpn2socks, ocproxy) and, in the log, each openconnect's
+#      (bench/openconnect.sh)
 # Both clients run side by side in the client namespace and their transfers alternate, so that a
 # slow minute of a shared machine hits both alike; the header counts the timed transfers that had
 # other lab runs beside them. Needs root (network namespaces, the stock client's TUN).
@@ -48,7 +52,7 @@ source "$lab/openvpn.sh"
 source "$lab/v2s.sh"
 
 CASE_LIST=udp-gcm,udp-cbc,tcp-gcm,tcp-cbc DIR_LIST=dl,ul
-QUICK=0 RUNS='' SIZE_MB='' CAP='' ONLY=bulk,latency,scale,distance MARKDOWN='' PERF_DIR=''
+QUICK=0 RUNS='' SIZE_MB='' CAP='' ONLY=bulk,latency,scale,distance,openconnect MARKDOWN='' PERF_DIR=''
 LAT_COUNT=1000 SCALE_COUNT=10000 ONE_WAY_MS=15
 # After a busy wakeup the relay lets datagrams gather this long, so that it moves them in batches
 # (its CPU competes with both clients on a small machine); a lone datagram does not wait.
@@ -76,6 +80,8 @@ fi
 RUNS=${RUNS:-3}
 want() { [[ ",$ONLY," == *",$1,"* ]]; }
 say() { echo "bench: $*" >&2; }
+# shellcheck source-path=SCRIPTDIR
+source "$here/openconnect.sh"
 
 lab_require_root
 lab_openvpn_require
@@ -537,6 +543,9 @@ if want distance; then
     relay_stop "$ONE_WAY_MS"
 fi
 
+# ---------------------------------------------------------------- 6: openconnect
+want openconnect && oc_bench
+
 # ---------------------------------------------------------------- the table
 T_END=$(uptime_s)
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (a + 0 > 0 && b + 0 > 0) printf "%.2f", a / b; else print "-"}'; }
@@ -601,12 +610,14 @@ if want distance; then
     row "download MiB/s, $((2 * ONE_WAY_MS)) ms RTT added (RTT ${R[d-rtt,ours]:-?} / ${R[d-rtt,stock]:-?} ms)" \
         "$(fmt "${R[d-far,ours]:-}")" "$(fmt "${R[d-far,stock]:-}")" "$r" ">= 0.9" "$(verdict "$r" '>=' 0.9)"
 fi
+want openconnect && oc_rows
 
 {
     echo
     echo "vpn2socks $("$BIN" --version 2>/dev/null | head -n 1 | awk '{print $NF}') ($BIN_SRC, built $(date -u -d "@$BIN_MTIME" '+%F %T UTC');" \
         "tree at $TREE$BIN_STALE) vs $(openvpn --version | head -n 1 | cut -d' ' -f1-2)"
     echo "date: $DATE_START"
+    want openconnect && oc_header
     echo "machine: $(nproc) cores, $(sed -n 's/^model name\t*: //p' /proc/cpuinfo | head -n 1), kernel $(uname -r)"
     echo "command: bench/run.sh $([ "$QUICK" = 1 ] && echo --quick) ($SIZE_MB MiB per transfer or $CAP s, median of $RUNS runs," \
         "$LAT_COUNT latency requests, $SCALE_COUNT idle connections); took $(((T_END - T_START) / 60)) min $(((T_END - T_START) % 60)) s"
@@ -619,7 +630,7 @@ fi
         printf '%-62s %10s %10s %6s  %-24s %s\n' "$a" "$b" "$c" "$d" "$e" "$f"
     done
     echo
-    if want bulk || want distance; then
+    if want bulk || want distance || want openconnect; then
         echo "SHA-256 checks (one more transfer after the timed ones, sized to take ~$CHECK_S s):"
     fi
     if want bulk; then
@@ -631,6 +642,7 @@ fi
         echo "  through the relay (download): 0 ms: ours ${R[d-0,check,ours]:--}, stock ${R[d-0,check,stock]:--};" \
             "$((2 * ONE_WAY_MS)) ms: ours ${R[d-far,check,ours]:--}, stock ${R[d-far,check,stock]:--}"
     fi
+    want openconnect && oc_footer
     want scale && echo "scale: VmRSS KiB ours ${R[scale_rss,ours]:-?}, stock ${R[scale_rss,stock]:-?} (the stock client's sockets live in the kernel)"
     echo "CPU is the client process only (/proc/PID/stat user+system); the kernel's TCP work for the"
     echo "stock client's connections is not in its figure. Ratios: ours / stock."

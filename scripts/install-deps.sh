@@ -23,6 +23,7 @@ pkgs=(
     systemd man-db
     # lab: real servers and clients
     ocserv openconnect openvpn
+    ocproxy                      # bench/openconnect.sh: the user-space stack vpn2socks is measured against
     openssl ca-certificates      # throwaway PKI
     dnsmasq-base                 # DNS inside the server namespace
     iproute2 util-linux          # ip netns / veth, setpriv

@@ -1,0 +1,240 @@
+# shellcheck shell=bash
+# shellcheck disable=SC2034  # CLIENT, PID, SRV_PID, PROXY_ARGS are what run.sh's xfer reads
+# The openconnect cases of bench/run.sh (--only openconnect); sourced by it, uses its helpers
+# (xfer, check_bytes, median, fmt, ratio, verdict, row, wait_ready, say, R, RAW, URL, SIZE, CAP).
+#
+# One ocserv in the lab's server namespace (lab_start_ocserv: DTLS on, mtu 1400) and three
+# openconnect sessions to it at once from the client namespace, all DTLS:
+#   v2s     openconnect --script-tun (as nobody) starting vpn2socks -D 127.0.0.1:$SOCKS_PORT;
+#           curl --socks5 through it; the stack's CPU is vpn2socks's
+#   ocproxy openconnect --script-tun (as nobody) starting Debian's ocproxy -D 127.0.0.1:$OC_OCPROXY_PORT;
+#           curl --socks5 through it; the stack's CPU is ocproxy's
+#   ktun    openconnect as root with a kernel TUN ($OC_TUN) in the client namespace; its script
+#           gives the tun the session's address and routes only the web server's address through
+#           it; curl --interface $OC_TUN straight to the server; the stack is the kernel's
+# The two --script-tun sessions do not touch the namespace's routing, so the three do not meet.
+# Their transfers alternate (the order rotates each run); each transfer also records the CPU of
+# that session's openconnect process (the log, and a line below the table).
+
+OC_OCPROXY_PORT=1081
+OC_TUN=oc0
+OC_NAMES=(v2s ocproxy ktun)
+declare -A R      # run.sh's figures (declared there as well; this keeps them)
+declare -A OC_PID OC_STACK_PID OC_LOG OC_UP OC_CIPHER
+declare -A OC_LABEL=([v2s]=vpn2socks [ocproxy]=ocproxy [ktun]="kernel TUN")
+
+if want openconnect && ! command -v ocproxy >/dev/null; then
+    echo "bench: the openconnect case needs ocproxy (Debian's package; scripts/install-deps.sh)" >&2
+    exit 1
+fi
+
+# oc_server: ocserv in the server namespace, with a server certificate for its address
+oc_server() {
+    lab_pki_issue server server --san "IP:$LAB_SERVER_IP"
+    LAB_SERVER_CERT=$LAB_PKI_DIR/server.pem
+    LAB_SERVER_KEY=$LAB_PKI_DIR/server.key
+    chmod 600 "$LAB_SERVER_KEY"
+    export LAB_SERVER_CERT LAB_SERVER_KEY
+    lab_start_ocserv
+}
+
+# oc_scripts: what openconnect starts. ocproxy's wrapper records its pid; the kernel TUN's script
+# stands in for vpnc-script with only what this bench needs (address, MTU, one host route).
+oc_scripts() {
+    OC_OCPROXY_WRAP=$LAB_RUN_DIR/ocproxy-wrap.sh
+    cat >"$OC_OCPROXY_WRAP" <<'EOF'
+#!/bin/sh
+# usage: ocproxy-wrap.sh OUTDIR PORT
+echo $$ >"$1/pid"
+exec ocproxy -D "127.0.0.1:$2" 2>>"$1/ocproxy.log"
+EOF
+    OC_TUN_SCRIPT=$LAB_RUN_DIR/oc-tun-script.sh
+    cat >"$OC_TUN_SCRIPT" <<EOF
+#!/bin/sh
+# openconnect's script for the kernel TUN session: reason=connect sets up \$TUNDEV
+[ "\$reason" = connect ] || exit 0
+ip addr add "\$INTERNAL_IP4_ADDRESS/32" dev "\$TUNDEV" &&
+    ip link set "\$TUNDEV" mtu "\${INTERNAL_IP4_MTU:-1400}" up &&
+    ip route add $LAB_INTERNAL_IP/32 dev "\$TUNDEV" src "\$INTERNAL_IP4_ADDRESS"
+EOF
+    chmod 755 "$OC_OCPROXY_WRAP" "$OC_TUN_SCRIPT"
+}
+
+# oc_start NAME: that session's openconnect, until its DTLS channel is up (1 if not in 20 s)
+oc_start() {
+    local name=$1 out=$LAB_RUN_DIR/out/oc-$1 run=() args=() pid
+    mkdir -p "$out" && chmod 1777 "$out"
+    rm -f "$out/pid"
+    OC_LOG[$name]=$LAB_RUN_DIR/log/oc-$name.log
+    case $name in
+    v2s) run=(setpriv --reuid=nobody --regid=nogroup --clear-groups)
+        args=(--script-tun --script "$WRAP $out -D $SOCKS_ADDR:$SOCKS_PORT") ;;
+    ocproxy) run=(setpriv --reuid=nobody --regid=nogroup --clear-groups)
+        args=(--script-tun --script "$OC_OCPROXY_WRAP $out $OC_OCPROXY_PORT") ;;
+    ktun) args=(--interface "$OC_TUN" --script "$OC_TUN_SCRIPT") ;;
+    esac
+    ip netns exec "$LAB_CLIENT_NS" "${run[@]}" openconnect --non-inter --passwd-on-stdin \
+        -u "$LAB_VPN_USER" --cafile "$LAB_CA_CERT" "${args[@]}" "$LAB_VPN_URL" \
+        <<<"$LAB_VPN_PASS" >"${OC_LOG[$name]}" 2>&1 &
+    pid=$!
+    OC_PID[$name]=$pid
+    LAB_PIDS+=("$pid")
+    echo "$pid openconnect-$name" >>"$LAB_RUN_DIR/pids"
+    if ! lab_wait_file_match "${OC_LOG[$name]}" '^Established DTLS' 20 "$pid"; then
+        say "openconnect ($name) has no DTLS channel after 20 s; its log:"
+        tail -n 20 "${OC_LOG[$name]}" >&2
+        return 1
+    fi
+    # "Established DTLS connection (using GnuTLS). Ciphersuite (DTLS1.2)-(...)-(AES-256-GCM)."
+    OC_CIPHER[$name]=$(sed -n 's/^Established DTLS.*Ciphersuite \(.*\)\.$/\1/p' "${OC_LOG[$name]}" | tail -n 1)
+    if [ "$name" = ktun ]; then
+        OC_STACK_PID[$name]=$pid
+    else
+        lab_wait_file_match "$out/pid" '^[0-9]+$' 5 || { say "openconnect ($name) did not start its script"; return 1; }
+        OC_STACK_PID[$name]=$(cat "$out/pid")
+    fi
+    oc_use "$name"
+    wait_ready && return 0
+    say "nothing crosses the $name session; logs:"
+    tail -n 10 "${OC_LOG[$name]}" "$out"/*.log >&2 2>/dev/null
+    return 1
+}
+
+# oc_use NAME: the next xfer goes through that session; PID is the stack's process (openconnect's
+# for the kernel TUN), SRV_PID the session's openconnect (xfer's 4th figure)
+oc_use() {
+    CLIENT=$1 PID=${OC_STACK_PID[$1]} SRV_PID=${OC_PID[$1]}
+    case $1 in
+    v2s) PROXY_ARGS=(--socks5 "$SOCKS_ADDR:$SOCKS_PORT") ;;
+    ocproxy) PROXY_ARGS=(--socks5 "127.0.0.1:$OC_OCPROXY_PORT") ;;
+    ktun) PROXY_ARGS=(--interface "$OC_TUN") ;;
+    esac
+}
+
+# oc_order RUN: the sessions that are up, rotated by RUN so that each goes first in turn
+oc_order() {
+    local i n=${#OC_NAMES[@]} w
+    for ((i = 0; i < n; i++)); do
+        w=${OC_NAMES[(i + $1) % n]}
+        [ "${OC_UP[$w]:-0}" = 1 ] && echo "$w"
+    done
+}
+
+# oc_bulk: per direction, $RUNS timed transfers per session (alternating), then a checked one
+# each; R[oc,DIR,NAME] MiB/s, R[oc,DIR,NAME,cpu] the stack's CPU s/GiB, R[oc,DIR,NAME,occpu]
+# openconnect's CPU s/GiB (medians)
+oc_bulk() {
+    local dir i w line bytes secs cpu occpu mibs n
+    for dir in "${DIRS[@]}"; do
+        for w in "${OC_NAMES[@]}"; do : >"$LAB_RUN_DIR/oc-runs-$w"; done
+        for ((i = 0; i < RUNS; i++)); do
+            for w in $(oc_order "$i"); do
+                oc_use "$w"
+                line=$(xfer "$dir" "$SIZE" 0 "$CAP")
+                read -r bytes secs cpu occpu _ _ others <<<"$line"
+                if [ "${bytes%.*}" -lt 1048576 ] || [ "$(awk -v s="$secs" 'BEGIN {print (s > 0)}')" = 0 ]; then
+                    say "  openconnect $dir $w: transfer failed ($line)"
+                    echo "openconnect $dir $w run $i: failed ($line)" >>"$RAW"
+                    continue
+                fi
+                mibs=$(awk -v b="$bytes" -v s="$secs" 'BEGIN {print b / 1048576 / s}')
+                cpu=$(awk -v c="$cpu" -v b="$bytes" 'BEGIN {print c / (b / 1073741824)}')
+                occpu=$(awk -v c="$occpu" -v b="$bytes" 'BEGIN {print c / (b / 1073741824)}')
+                echo "$mibs $cpu $occpu" >>"$LAB_RUN_DIR/oc-runs-$w"
+                note_others "$others" >"$LAB_RUN_DIR/note"
+                line="$(fmt "$mibs") MiB/s, $((${bytes%.*} / 1048576)) MiB in $(fmt "$secs") s; CPU s/GiB:"
+                [ "$w" != ktun ] && line+=" ${OC_LABEL[$w]} $(fmt "$cpu" %.2f),"
+                line+=" its openconnect $(fmt "$occpu" %.2f)$(cat "$LAB_RUN_DIR/note")"
+                echo "openconnect $dir $w run $i: $line" >>"$RAW"
+                say "  openconnect $dir $w: $line"
+            done
+        done
+        for w in $(oc_order 0); do
+            R[oc,$dir,$w]=$(cut -d' ' -f1 "$LAB_RUN_DIR/oc-runs-$w" | median)
+            R[oc,$dir,$w,cpu]=$(cut -d' ' -f2 "$LAB_RUN_DIR/oc-runs-$w" | median)
+            R[oc,$dir,$w,occpu]=$(cut -d' ' -f3 "$LAB_RUN_DIR/oc-runs-$w" | median)
+            oc_use "$w"
+            n=$(check_bytes "${R[oc,$dir,$w]}")
+            if xfer "$dir" "$n" 1 $((CHECK_S * 6 + 30)) >/dev/null; then
+                R[oc,$dir,check]="${R[oc,$dir,check]:-} $w ok ($((n / 1048576)) MiB)"
+            else
+                R[oc,$dir,check]="${R[oc,$dir,check]:-} $w FAILED ($((n / 1048576)) MiB)"
+            fi
+        done
+    done
+}
+
+# oc_bench: the case; ocserv and the three sessions stay up only for it
+oc_bench() {
+    local w i
+    say "openconnect: ocserv, three DTLS sessions (vpn2socks, ocproxy, kernel TUN); $RUNS x $SIZE_MB MiB (or ${CAP} s) each way per session, then a checked one"
+    oc_server
+    oc_scripts
+    for w in "${OC_NAMES[@]}"; do
+        OC_UP[$w]=0
+        oc_start "$w" && OC_UP[$w]=1
+    done
+    for w in "${OC_NAMES[@]}"; do
+        echo "openconnect $w: DTLS ${OC_CIPHER[$w]:-none}, up ${OC_UP[$w]}" >>"$RAW"
+    done
+    oc_bulk
+    # every session still on its first DTLS channel: none fell back to TLS or renegotiated
+    for w in $(oc_order 0); do
+        i=$(grep -c '^Established DTLS' "${OC_LOG[$w]}")
+        [ "$i" = 1 ] || say "warning: openconnect ($w) established DTLS $i times during the runs"
+        grep -E 'DTLS.*(dead peer|fail|[Ff]alling back)' "${OC_LOG[$w]}" | sed "s/^/bench: openconnect ($w): /" >&2
+    done
+    for w in "${OC_NAMES[@]}"; do
+        [ -n "${OC_PID[$w]:-}" ] && kill -TERM "${OC_PID[$w]}" 2>/dev/null
+    done
+    for w in "${OC_NAMES[@]}"; do
+        for ((i = 0; i < 100; i++)); do
+            kill -0 "${OC_PID[$w]:-0}" 2>/dev/null || break
+            sleep 0.05
+        done
+    done
+    unset SRV_PID
+}
+
+# oc_rows: the table's rows (ours against ocproxy and against the kernel TUN)
+oc_rows() {
+    local dir d r alt
+    for dir in "${DIRS[@]}"; do
+        [ "$dir" = dl ] && d=download || d=upload
+        r=$(ratio "${R[oc,$dir,v2s]:-}" "${R[oc,$dir,ocproxy]:-}")
+        row "$d MiB/s, openconnect DTLS, vs ocproxy" "$(fmt "${R[oc,$dir,v2s]:-}")" \
+            "$(fmt "${R[oc,$dir,ocproxy]:-}")" "$r" ">= 1.5" "$(verdict "$r" '>=' 1.5)"
+        r=$(ratio "${R[oc,$dir,v2s]:-}" "${R[oc,$dir,ktun]:-}")
+        row "$d MiB/s, openconnect DTLS, vs kernel TUN" "$(fmt "${R[oc,$dir,v2s]:-}")" \
+            "$(fmt "${R[oc,$dir,ktun]:-}")" "$r" ">= 0.9 (aim 1.0)" "$(verdict "$r" '>=' 0.9)"
+    done
+    for dir in "${DIRS[@]}"; do
+        [ "$dir" = dl ] && d=download || d=upload
+        alt=${R[oc,$dir,ocproxy,cpu]:-}
+        r=$(ratio "${R[oc,$dir,v2s,cpu]:-}" "$alt")
+        row "stack CPU s/GiB, $d, openconnect, vs ocproxy" "$(fmt "${R[oc,$dir,v2s,cpu]:-}" %.2f)" \
+            "$(fmt "$alt" %.2f)" "$r" "<= 1.0" "$(verdict "$r" '<=' 1.0)"
+    done
+}
+
+# oc_header: under the table's first lines: what ran and the DTLS cipher each session got
+oc_header() {
+    echo "openconnect: $(openconnect --version 2>/dev/null | sed -n 's/^OpenConnect version //p' | head -n 1)," \
+        "ocserv $(ocserv --version 2>&1 | sed -n 's/^ocserv \([0-9.]*\).*/\1/p' | head -n 1)," \
+        "ocproxy $(dpkg-query -W -f='${Version}' ocproxy 2>/dev/null); DTLS cipher:" \
+        "vpn2socks ${OC_CIPHER[v2s]:-none}, ocproxy ${OC_CIPHER[ocproxy]:-none}, kernel TUN ${OC_CIPHER[ktun]:-none}"
+}
+
+# oc_footer: the SHA-256 checks, and openconnect's own CPU per session
+oc_footer() {
+    local dir d w line
+    echo "  openconnect DTLS: download:${R[oc,dl,check]:- -}; upload:${R[oc,ul,check]:- -}"
+    for dir in "${DIRS[@]}"; do
+        [ "$dir" = dl ] && d=download || d=upload
+        line=''
+        for w in "${OC_NAMES[@]}"; do line+=" ${OC_LABEL[$w]}'s $(fmt "${R[oc,$dir,$w,occpu]:-}" %.2f),"; done
+        echo "  openconnect's own CPU s/GiB, $d (the session of):${line%,}"
+    done
+    echo "  openconnect rows: the stock column is ocproxy or openconnect with a kernel TUN, as the figure"
+    echo "  says; stack CPU is the vpn2socks or ocproxy process (their openconnect's is the line above)"
+}
