@@ -48,6 +48,7 @@ enum packet_tcp_kind packet_classify_tcp(const uint8_t *pkt, size_t len, struct 
     size_t doff = (size_t)(tcp[12] >> 4) * 4;
     if (doff < 20 || len != ihl + doff || (tcp[13] & TCP_FLAGS_MASK) != TCP_FLAG_ACK)
         return PACKET_TCP_OTHER;
+    int sack = 0;
     for (size_t i = 20; i < doff;) {
         uint8_t kind = tcp[i];
         if (kind == TCP_OPT_END)
@@ -56,11 +57,13 @@ enum packet_tcp_kind packet_classify_tcp(const uint8_t *pkt, size_t len, struct 
             i++;
             continue;
         }
-        if (kind == TCP_OPT_SACK || i + 1 >= doff || tcp[i + 1] < 2 || i + tcp[i + 1] > doff)
-            return PACKET_TCP_OTHER; /* SACK blocks, or options we cannot walk */
+        if (i + 1 >= doff || tcp[i + 1] < 2 || i + tcp[i + 1] > doff)
+            return PACKET_TCP_OTHER; /* options we cannot walk */
+        if (kind == TCP_OPT_SACK)
+            sack = 1;
         i += tcp[i + 1];
     }
-    return PACKET_TCP_PURE_ACK;
+    return sack ? PACKET_TCP_SACK_ACK : PACKET_TCP_PURE_ACK;
 }
 
 /* The reason an IPv4 ICMP error gives, or -1 for one that is not a failure (code 4, fragmentation

@@ -1,5 +1,6 @@
-/* Looks at IP packets without lwIP: which of those lwIP sends are pure ACKs, and what an ICMP
- * error from the tunnel says about the connection it quotes. Pure functions, unit-tested. */
+/* Looks at IP packets without lwIP: which of those lwIP sends are pure ACKs (with SACK blocks or
+ * not), and what an ICMP error from the tunnel says about the connection it quotes. Pure
+ * functions, unit-tested. */
 #ifndef VPN2SOCKS_STACK_PACKET_H
 #define VPN2SOCKS_STACK_PACKET_H
 
@@ -15,8 +16,9 @@ enum {
 
 enum packet_tcp_kind {
     PACKET_NOT_TCP,       /* not TCP, a fragment, behind IPv6 extension headers, or truncated */
-    PACKET_TCP_OTHER,     /* TCP carrying data, flags besides ACK, SACK blocks or odd options */
+    PACKET_TCP_OTHER,     /* TCP carrying data, flags besides ACK, or options we cannot walk */
     PACKET_TCP_PURE_ACK,  /* only acknowledges: ACK flag, no data, no SACK blocks */
+    PACKET_TCP_SACK_ACK,  /* the same with SACK blocks: what a receiver sends while data is missing */
 };
 
 struct packet_tcp_info {

@@ -60,9 +60,11 @@ TEST_IMPL(packet_not_pure)
                                     0x30 /* URG */, 0x04 /* RST alone */, 0x00};
     for (size_t f = 0; f < sizeof(flags); f++)
         ASSERT_EQ(packet_classify_tcp(p, make4(p, flags[f], NULL, 0, 0), &i), PACKET_TCP_OTHER);
-    /* Data, SACK blocks, an option that runs past the header, a zero option length. */
+    /* Data, data with SACK blocks, an option that runs past the header, a zero option length. */
     ASSERT_EQ(packet_classify_tcp(p, make4(p, 0x10, NULL, 0, 100), &i), PACKET_TCP_OTHER);
-    ASSERT_EQ(packet_classify_tcp(p, make4(p, 0x10, sack_opts, sizeof(sack_opts), 0), &i), PACKET_TCP_OTHER);
+    ASSERT_EQ(packet_classify_tcp(p, make4(p, 0x10, sack_opts, sizeof(sack_opts), 100), &i), PACKET_TCP_OTHER);
+    /* A pure ACK with SACK blocks is a kind of its own. */
+    ASSERT_EQ(packet_classify_tcp(p, make4(p, 0x10, sack_opts, sizeof(sack_opts), 0), &i), PACKET_TCP_SACK_ACK);
     ASSERT_EQ(packet_classify_tcp(p, make4(p, 0x10, (const uint8_t[]){1, 8, 12, 0}, 4, 0), &i), PACKET_TCP_OTHER);
     ASSERT_EQ(packet_classify_tcp(p, make4(p, 0x10, (const uint8_t[]){3, 0, 0, 0}, 4, 0), &i), PACKET_TCP_OTHER);
     /* A data offset below 20 bytes. */

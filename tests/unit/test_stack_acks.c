@@ -1,8 +1,10 @@
 /* ACK thinning (stack.c, stack_netif_output()): within one loop iteration a pure ACK is held and
  * replaced by a later one of the same connection that acknowledges more, while duplicate ACKs
- * all leave (a sender without SACK counts them). The real stack and lwIP behind the fake tunnel
- * of harness_tun.h; the test plays the server's TCP by hand (a handshake without SACK, window
- * scaling or timestamps, then data), and a loopback socket is the bridged application. */
+ * all leave (a sender without SACK counts them); and SACK compression: duplicate ACKs with SACK
+ * blocks, past the first few for one number, leave one in several or after a short delay. The
+ * real stack and lwIP behind the fake tunnel of harness_tun.h; the test plays the server's TCP
+ * by hand (a handshake without window scaling or timestamps, with or without SACK, then data),
+ * and a loopback socket is the bridged application. */
 #include <stdint.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -24,6 +26,7 @@ struct acks {
     uint32_t syn_seq;
     int syns;
     uint32_t acks[ACKS_MAX]; /* acknowledgement numbers of the pure ACKs sent, in order */
+    uint32_t sack_edge[ACKS_MAX]; /* the highest right edge of their SACK blocks, 0 for none */
     size_t n_acks;
     struct harness_tun_app app; /* a loopback pair, the accepted end bridged */
 };
@@ -40,6 +43,21 @@ static void acks_send(struct harness_tun *t, const uint8_t *pkt, size_t len)
         a->sport = v2s_get_be16(tcp);
         a->syn_seq = v2s_get_be32(tcp + 4);
     } else if (tcp[13] == 0x10 && len == 20 + doff && a->n_acks < ACKS_MAX) {
+        uint32_t edge = 0;
+        for (size_t i = 20; i + 1 < doff;) {
+            if (tcp[i] == 0)
+                break;
+            if (tcp[i] == 1) {
+                i++;
+                continue;
+            }
+            if (tcp[i] == 5)
+                for (size_t b = i + 2; b + 8 <= i + tcp[i + 1]; b += 8)
+                    if (edge == 0 || v2s_get_be32(tcp + b + 4) - edge < 0x80000000u)
+                        edge = v2s_get_be32(tcp + b + 4);
+            i += tcp[i + 1] ? tcp[i + 1] : 1;
+        }
+        a->sack_edge[a->n_acks] = edge;
         a->acks[a->n_acks++] = v2s_get_be32(tcp + 8);
     }
 }
@@ -97,12 +115,91 @@ TEST_IMPL(stack_ack_thinning)
     ASSERT_EQ(a.n_acks, 3);
     for (size_t i = 0; i < 3; i++)
         ASSERT_EQ(a.acks[i], seq);
-    /* The hole filled: one ACK for everything (lwIP delays it to its next fast timer tick). */
+    /* The hole filled: one ACK for everything (at once: stack_hook_tcp_input()). */
     a.n_acks = 0;
     acks_segment(&a, 0x18, seq, NULL, 0, ACKS_SEG);
     harness_tun_advance(&a.tun, 50);
     ASSERT_EQ(a.n_acks, 1);
     ASSERT_EQ(a.acks[0], seq + 4 * ACKS_SEG);
+
+    harness_tun_app_close(&a.app);
+    ASSERT_EQ(harness_tun_down(&a.tun), 0);
+    ASSERT_EQ(a.app.done, 1);
+    harness_tun_app_free(&a.app);
+    return 0;
+}
+
+/* Segments one per loop iteration, as from a server that sends one segment per datagram: lwIP
+ * acknowledges every second one. Past a hole (SACK agreed), the first three duplicate ACKs leave
+ * at once, then one for every four segments, and the last within the short delay; the segment
+ * that fills the hole is acknowledged at once. */
+TEST_IMPL(stack_ack_sack_compression)
+{
+    static struct acks a;
+    memset(&a, 0, sizeof(a));
+    const struct harness_tun_config cfg = {.addr4 = "10.8.0.2", .seed = 5};
+    ASSERT_EQ(harness_tun_up(&a.tun, &cfg, acks_send, &a), 0);
+    ASSERT_EQ(v2s_addr_parse(&a.us, "10.8.0.2"), 0);
+    ASSERT_EQ(v2s_addr_parse(&a.peer, "10.9.0.1"), 0);
+    ASSERT_EQ(harness_tun_app_open(&a.tun, &a.app), 0);
+
+    struct stack_tcp *c;
+    ASSERT_EQ(harness_tun_app_connect(&a.app, &a.peer, 80, &c), 0);
+    harness_tun_settle(&a.tun);
+    ASSERT_EQ(a.syns, 1);
+    static const uint8_t opts[8] = {2, 4, 0x05, 0x78, 1, 1, 4, 2}; /* MSS 1400, SACK permitted */
+    acks_segment(&a, 0x12, ACKS_PEER_ISN, opts, sizeof(opts), 0);
+    harness_tun_settle(&a.tun);
+    ASSERT_EQ(a.app.status, 0);
+    ASSERT_EQ(a.n_acks, 1);
+
+    /* Ten segments, each in its own loop iteration: five ACKs, each for two more. */
+    a.n_acks = 0;
+    uint32_t seq = ACKS_PEER_ISN + 1;
+    for (int i = 0; i < 10; i++, seq += ACKS_SEG) {
+        acks_segment(&a, 0x10, seq, NULL, 0, ACKS_SEG);
+        harness_tun_settle(&a.tun);
+    }
+    ASSERT_EQ(a.n_acks, 5);
+    for (size_t i = 0; i < 5; i++) {
+        ASSERT_EQ(a.acks[i], ACKS_PEER_ISN + 1 + (uint32_t)(i + 1) * 2 * ACKS_SEG);
+        ASSERT_EQ(a.sack_edge[i], 0);
+    }
+
+    /* A segment sent again: its duplicate ACK leaves with the iteration. */
+    a.n_acks = 0;
+    acks_segment(&a, 0x10, seq - ACKS_SEG, NULL, 0, ACKS_SEG);
+    harness_tun_settle(&a.tun);
+    ASSERT_EQ(a.n_acks, 1);
+    ASSERT_EQ(a.acks[0], seq);
+
+    /* The segment at seq is lost; twelve after it, one per iteration. */
+    a.n_acks = 0;
+    for (uint32_t i = 1; i <= 12; i++) {
+        acks_segment(&a, 0x10, seq + i * ACKS_SEG, NULL, 0, ACKS_SEG);
+        harness_tun_settle(&a.tun);
+        if (i == 3)
+            ASSERT_EQ(a.n_acks, 3); /* the first three at once */
+    }
+    /* Then the ones for segments 7 and 11 (four each); the one for segment 12 is held. */
+    ASSERT_EQ(a.n_acks, 5);
+    for (size_t i = 0; i < a.n_acks; i++)
+        ASSERT_EQ(a.acks[i], seq);
+    ASSERT_EQ(a.sack_edge[2], seq + 4 * ACKS_SEG);
+    ASSERT_EQ(a.sack_edge[3], seq + 8 * ACKS_SEG);
+    ASSERT_EQ(a.sack_edge[4], seq + 12 * ACKS_SEG);
+    harness_tun_advance(&a.tun, 2);
+    ASSERT_EQ(a.n_acks, 6);
+    ASSERT_EQ(a.acks[5], seq);
+    ASSERT_EQ(a.sack_edge[5], seq + 13 * ACKS_SEG);
+
+    /* The hole filled: one ACK for everything, without waiting for a timer. */
+    a.n_acks = 0;
+    acks_segment(&a, 0x10, seq, NULL, 0, ACKS_SEG);
+    harness_tun_settle(&a.tun);
+    ASSERT_EQ(a.n_acks, 1);
+    ASSERT_EQ(a.acks[0], seq + 13 * ACKS_SEG);
+    ASSERT_EQ(a.sack_edge[0], 0);
 
     harness_tun_app_close(&a.app);
     ASSERT_EQ(harness_tun_down(&a.tun), 0);
