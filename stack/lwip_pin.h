@@ -17,6 +17,9 @@
  *   - tcp_free_ooseq(): tcp_budget.c gives out-of-order data back under memory pressure.
  *   - TCP_SEQ_*, TCPH_FLAGS, TCP_TCPLEN, TCP_HLEN, SND_WND_SCALE and the TF_* pcb flags:
  *     recovery.c and stack.c (the ACK thinning compares sequence numbers).
+ *   - tcp_ack_now() (sets TF_ACK_NOW, which the tcp_output() at the end of tcp_input() acts
+ *     on): stack.c's input hook, for data at the left edge of a hole (lwIP's tcp_ack() would
+ *     only set TF_ACK_DELAY for an odd segment); it reads state, ooseq and rcv_nxt for it.
  *   - tcp_active_pcbs, tcp_tw_pcbs: tests/unit/harness.c, for failure reports only.
  *
  * struct tcp_pcb fields written (lwIP reads them on its own schedule):
@@ -65,6 +68,9 @@
  *   - zero-window probes carry a byte beyond the window, so a receiver may drop them unread
  *     (Linux does), acknowledgement included (tcp_send.c adds a pure ACK);
  *   - ICMP errors never reach TCP (stack.c reads them itself, packet.c);
+ *   - an odd segment that fills a hole is acknowledged only on the next fast timer tick, and
+ *     every segment past a hole at once with SACK blocks (stack.c: ACK at once on the fill,
+ *     the duplicates compressed);
  *   - the error callback's ERR_CLSD once LAST_ACK completes, after which the pcb is freed
  *     (tcp.c); a pcb in TIME_WAIT freed on lwIP's timer without a callback (tcp_close.c). */
 #ifndef VPN2SOCKS_STACK_LWIP_PIN_H

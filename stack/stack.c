@@ -160,21 +160,23 @@ static err_t stack_send(struct stack *s, const uint8_t *pkt, size_t len)
  *
  * SACK compression. While data is missing lwIP sends a duplicate ACK with SACK blocks for every
  * segment that arrives beyond the hole, one per loop iteration when the server sends one segment
- * per datagram (an OpenVPN 2.4 server): a loss of 20 segments in a 35-segment flight made 35
- * ACKs, 39 % of all we sent in a download with the server's TUN queue overflowing. Each says
- * only what the last said plus one more SACKed segment, so, as Linux compresses them: for one
- * acknowledgement number, the first STACK_ACK_DUPS_AT_ONCE duplicates leave at once (enough
- * for a sender that counts duplicates to retransmit fast); later ones are held, each replacing
- * the one before (its blocks are the newest), and the held one leaves after
- * STACK_ACK_SACK_EVERY of them, after STACK_ACK_SACK_DELAY_MS, or before any other packet of
- * its connection; an ACK with a higher number (the hole filled, or partly) replaces it and
- * leaves at once. Only ACKs with SACK blocks are compressed: a sender that gets them keeps a
- * scoreboard and does not count ACKs. */
+ * per datagram (an OpenVPN 2.4 server). In a 100 MiB download from a 2.4.12 server whose TUN
+ * queue overflowed 559 times, those were 35 per hole and 39 % of all we sent. Each says only
+ * what the last said plus one more SACKed segment, so, as Linux compresses them: for one
+ * acknowledgement number, the first STACK_ACK_DUPS_AT_ONCE duplicates leave at once (enough for
+ * a sender that counts duplicates to retransmit fast); later ones are held, each replacing the
+ * one before (its blocks are the newest), and the held one leaves after STACK_ACK_SACK_EVERY of
+ * them, after STACK_ACK_SACK_DELAY_MS, or before any other packet of its connection; an ACK with
+ * a higher number (the hole filled, or partly) replaces it and leaves at once. Only ACKs with
+ * SACK blocks are compressed: a sender that gets them keeps a scoreboard and does not count
+ * ACKs. In the lab's UDP downloads from that server, one in 4 cut our datagrams per 100 MiB
+ * from 47-50 to 35-38 thousand and one in 8 to 34-35 (the stock client's: 28-36), and the
+ * server's CPU from 18.5-25.6 to 15.2-17.9 and 14.2-15.7 s/GiB. */
 enum {
     STACK_ACK_SLOTS = 64,
     STACK_ACK_MAX = 128,  /* IPv6 + TCP with timestamps is 72 bytes; SACK blocks add up to 36 */
     STACK_ACK_DUPS_AT_ONCE = 3,
-    STACK_ACK_SACK_EVERY = 4,
+    STACK_ACK_SACK_EVERY = 8,
     STACK_ACK_SACK_DELAY_MS = 1,
 };
 
