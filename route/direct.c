@@ -28,6 +28,7 @@
 
 #include "base/list.h"
 #include "base/log.h"
+#include "base/uvstream.h"
 #include "route/dgram.h"
 #include "route/outbound.h"
 
@@ -350,7 +351,7 @@ static void direct_read_start(struct direct_side *s)
         return;
     if (s->queued > DIRECT_QUEUE_HIGH)
         return;
-    if (uv_read_start((uv_stream_t *)s->h, direct_alloc_cb, direct_read_cb) == 0)
+    if (v2s_read_take((uv_stream_t *)s->h, direct_alloc_cb, direct_read_cb) == 0)
         s->reading = 1;
 }
 

@@ -55,8 +55,11 @@ struct outbound_ops {
                    unsigned timeout_ms, outbound_connect_cb cb, void *arg, struct outbound_conn **out);
     /* Abandons a connection whose callback has not run; the callback never runs then. */
     void (*cancel)(struct outbound_conn *c);
-    /* Relays between c and app (a connected uv_tcp_t the caller owns, not reading) until both
-     * directions are closed or either side resets; early bytes (copied) go out first. From here
+    /* Relays between c and app (a connected uv_tcp_t the caller owns) until both directions are
+     * closed or either side resets; early bytes (copied) go out first. app may still be being
+     * read by the caller (the SOCKS listener's, to save the epoll_ctl() calls of a stop and a
+     * start): the relay starts its reads with v2s_read_take() (base/uvstream.h), which takes the
+     * reading over, and the caller stops its own once this returns if the relay did not. From here
      * the relay owns app: it closes it, then calls done(arg). label names the relay in the log;
      * each layer adds what it knows (the routed outbound is given the client's name and passes
      * "client -> destination (tunnel)" on). */

@@ -227,6 +227,8 @@ static uint8_t socks_reply_for(int status)
     }
 }
 
+static void socks_conn_read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf);
+
 static void socks_conn_sent_cb(uv_write_t *req, int status)
 {
     (void)req;
@@ -272,7 +274,12 @@ static void socks_conn_dialed(void *arg, struct outbound_conn *d, int status, co
      * before any relayed byte. */
     if (socks_conn_send(c, &c->write_req, c->reply, len) < 0)
         v2s_debug("%s: reply not sent", c->peer);
+    /* The client is handed over still being read (base/uvstream.h): the bridge takes the
+     * reading over, or, if it may not read yet, it is stopped here, so that no read reaches
+     * this file's callbacks once the handle's data is the bridge's. */
     outbound_bridge(d, &c->client, c->early, c->early_len, c->peer, socks_conn_relay_done, c);
+    if (c->client.read_cb == socks_conn_read_cb)
+        uv_read_stop((uv_stream_t *)&c->client);
     free(c->early);
     c->early = NULL;
     c->early_len = 0;
@@ -281,7 +288,6 @@ static void socks_conn_dialed(void *arg, struct outbound_conn *d, int status, co
 static void socks_conn_udp(struct socks_conn *c);
 static void socks_conn_bind(struct socks_conn *c);
 static void socks_conn_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
-static void socks_conn_read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf);
 static void socks_conn_timeout(uv_timer_t *t);
 static void socks_conn_bind_bridge(struct socks_conn *c);
 static void socks_conn_read_after(struct socks_conn *c, ssize_t nread, const uv_buf_t *buf);
@@ -289,7 +295,8 @@ static void socks_conn_read_after(struct socks_conn *c, ssize_t nread, const uv_
 static void socks_conn_request(struct socks_conn *c, const uint8_t *rest, size_t rest_len)
 {
     struct socks5_parser *p = &c->parser;
-    uv_read_stop((uv_stream_t *)&c->client);
+    /* The client stays read: while connecting (socks_conn_read_dialing()), and after a UDP
+     * ASSOCIATE or BIND reply; an answer that ends the conversation stops it. */
     if (p->atyp == SOCKS5_ATYP_DOMAIN) {
         char name[256]; /* the client's bytes, escaped for the log lines that name the target */
         snprintf(c->target, sizeof(c->target), "%s:%u", v2s_shown(p->name, name, sizeof(name)), p->port);
@@ -432,8 +439,7 @@ static void socks_conn_udp(struct socks_conn *c)
     size_t len = socks5_build_reply(c->reply, SOCKS5_REP_SUCCEEDED, &bnd, bnd_port);
     uv_timer_stop(&c->timer);
     c->state = SOCKS_CONN_UDP;
-    if (socks_conn_send(c, &c->write_req, c->reply, len) < 0 ||
-        uv_read_start((uv_stream_t *)&c->client, socks_conn_alloc_cb, socks_conn_read_cb) < 0)
+    if (socks_conn_send(c, &c->write_req, c->reply, len) < 0)
         socks_conn_close(c);
 }
 
@@ -517,8 +523,7 @@ static void socks_conn_bind(struct socks_conn *c)
     size_t len = socks5_build_reply(c->reply, SOCKS5_REP_SUCCEEDED, &here, port);
     c->state = SOCKS_CONN_BIND_WAIT;
     uv_timer_start(&c->timer, socks_conn_timeout, srv->connect_timeout_ms, 0);
-    if (socks_conn_send(c, &c->write_req, c->reply, len) < 0 ||
-        uv_read_start((uv_stream_t *)&c->client, socks_conn_alloc_cb, socks_conn_read_cb) < 0)
+    if (socks_conn_send(c, &c->write_req, c->reply, len) < 0)
         socks_conn_close(c);
 }
 
@@ -545,12 +550,44 @@ static void socks_conn_read_after(struct socks_conn *c, ssize_t nread, const uv_
     c->early_len += (size_t)nread;
 }
 
+/* Reading the client while its CONNECT is dialed. Stopping and restarting the read around the
+ * dial cost two epoll_ctl() calls per connection (base/uvstream.h), so it goes on: bytes the client
+ * sends before the reply join the early bytes (the alloc callback bounds them to SOCKS_MAX_EARLY,
+ * and reading stops there); its end of file stops the reading and stays in the socket for the
+ * relay, which reads it again (a TCP socket reports its end at every read); an error ends the
+ * connection and cancels the dial, whose connection would only have been reset by the relay. */
+static void socks_conn_read_dialing(struct socks_conn *c, ssize_t nread, const uv_buf_t *buf)
+{
+    if (nread == UV_EOF) {
+        uv_read_stop((uv_stream_t *)&c->client);
+        return;
+    }
+    if (nread < 0) {
+        v2s_debug("%s: client left while connecting to %s (%s)", c->peer, c->target, uv_strerror((int)nread));
+        socks_conn_close(c);
+        return;
+    }
+    uint8_t *more = realloc(c->early, c->early_len + (size_t)nread);
+    if (!more) {
+        socks_conn_close(c);
+        return;
+    }
+    memcpy(more + c->early_len, buf->base, (size_t)nread);
+    c->early = more;
+    c->early_len += (size_t)nread;
+    if (c->early_len >= SOCKS_MAX_EARLY)
+        uv_read_stop((uv_stream_t *)&c->client); /* the rest waits in the socket for the relay */
+}
+
 static void socks_conn_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
     struct socks_conn *c = h->data;
+    size_t len = SOCKS_READ_BUF;
     (void)suggested;
+    if (c->state == SOCKS_CONN_DIALING && SOCKS_MAX_EARLY - c->early_len < len)
+        len = SOCKS_MAX_EARLY - c->early_len; /* never 0: reading stops at the bound */
     /* Shared by every connection: the read callback consumes it before returning. */
-    *buf = uv_buf_init((char *)c->srv->read_buf, SOCKS_READ_BUF);
+    *buf = uv_buf_init((char *)c->srv->read_buf, (unsigned)len);
 }
 
 static void socks_conn_read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
@@ -560,6 +597,10 @@ static void socks_conn_read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_
         return;
     if (c->state == SOCKS_CONN_UDP || c->state == SOCKS_CONN_BIND_WAIT) {
         socks_conn_read_after(c, nread, buf);
+        return;
+    }
+    if (c->state == SOCKS_CONN_DIALING) {
+        socks_conn_read_dialing(c, nread, buf);
         return;
     }
     if (c->state != SOCKS_CONN_HANDSHAKE)

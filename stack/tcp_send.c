@@ -27,6 +27,7 @@
 #include <uv.h>
 
 #include "base/log.h"
+#include "base/uvstream.h"
 #include "lwip/tcp.h"
 #include "lwip/timeouts.h"
 #include "stack/lwip_pin.h" /* lwIP internals: see there */
@@ -142,7 +143,7 @@ void stack_tcp_read_start(struct stack_tcp *c)
 {
     if (c->reading || c->app_eof || c->state != STACK_TCP_BRIDGED || !stack_tcp_can_take(c))
         return;
-    if (uv_read_start((uv_stream_t *)c->app, stack_tcp_alloc_cb, stack_tcp_read_cb) == 0)
+    if (v2s_read_take((uv_stream_t *)c->app, stack_tcp_alloc_cb, stack_tcp_read_cb) == 0)
         c->reading = 1;
 }
 

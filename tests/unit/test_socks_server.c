@@ -13,6 +13,7 @@
 
 #include "base/credentials.h"
 #include "base/log.h"
+#include "base/uvstream.h"
 #include "route/dial.h"
 #include "route/direct.h"
 #include "route/outbound.h"
@@ -58,6 +59,7 @@ struct fake_conn {
     uint8_t got[4096]; /* early bytes, then what the client sent */
     size_t n_got;
     int got_eof, shut, done_ran;
+    int reading_at_bridge; /* the listener handed app over still reading it */
     uv_write_t wr;
     uv_shutdown_t sh;
     char out[256];
@@ -155,8 +157,9 @@ static void fake_bridge(struct outbound_conn *base, uv_tcp_t *app, const uint8_t
     if (n > 0)
         memcpy(c->got, early, n);
     c->n_got = n;
+    c->reading_at_bridge = uv_is_active((uv_handle_t *)app);
     app->data = c;
-    ASSERT_EQ(uv_read_start((uv_stream_t *)app, fake_alloc, fake_read), 0);
+    ASSERT_EQ(v2s_read_take((uv_stream_t *)app, fake_alloc, fake_read), 0);
 }
 
 static void fake_close(struct outbound *ob)
@@ -408,6 +411,46 @@ TEST_IMPL(socks_server_relay_half_close)
 static int sstest_connected_once(void *arg)
 {
     return ((struct fake_outbound *)arg)->connects == 1;
+}
+
+/* The client is read on while its CONNECT is dialed, and handed to the relay still being read:
+ * a stop and a start of the read would cost two epoll_ctl() calls per connection. What it sends
+ * meanwhile reaches the remote end first, in order, and its end of file after that. */
+TEST_IMPL(socks_server_reads_while_dialing)
+{
+    for (int eof_early = 0; eof_early < 2; eof_early++) {
+        struct sstest t;
+        uint8_t reply[10];
+        sstest_start(&t, FAKE_HANG, 0);
+        int fd = sstest_request(&t, "example.test", 80, "early;");
+        ASSERT(uvtest_run_until_fn(&t.loop, sstest_connected_once, &t.fake, 3000));
+        struct fake_conn *c = t.fake.conn;
+        uvtest_send(&t.loop, fd, "mid;", 4);
+        if (eof_early)
+            ASSERT_EQ(shutdown(fd, SHUT_WR), 0);
+        int never = 0;
+        uvtest_run_until(&t.loop, &never, 50);
+        ASSERT(c->app == NULL);
+        uv_timer_start(&c->timer, fake_answer, 0, 0);
+        ASSERT_EQ(sstest_reply(&t, fd, reply), 0);
+        ASSERT(c->app != NULL);
+        /* Without an end of file the read went on up to the relay; after one it had stopped. */
+        ASSERT_EQ(c->reading_at_bridge, !eof_early);
+        ASSERT_EQ(c->n_got, 10);
+        ASSERT_MEM_EQ(c->got, "early;mid;", 10);
+        if (!eof_early)
+            ASSERT_EQ(shutdown(fd, SHUT_WR), 0);
+        ASSERT(uvtest_run_until(&t.loop, &c->got_eof, 3000) == 1);
+        ASSERT_EQ(c->n_got, 10);
+        fake_shutdown(c);
+        ASSERT(uvtest_run_until(&t.loop, &c->shut, 3000));
+        ASSERT_EQ(uvtest_wait_end(&t.loop, fd, NULL, 3000), 1);
+        fake_end(c);
+        close(fd);
+        sstest_finish(&t);
+        ASSERT_EQ(t.fake.cancels, 0);
+    }
+    return 0;
 }
 
 TEST_IMPL(socks_server_close_while_dialing)
