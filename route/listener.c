@@ -73,6 +73,11 @@ int listener_open(struct listener *l, uv_loop_t *loop, const struct sockaddr *ad
     l->handles_open = 1;
     refuser_init(&l->refuser, (uv_stream_t *)&l->tcp, listener_refused_closed, l);
     int rc = uv_tcp_bind(&l->tcp, addr, 0);
+    /* No Nagle delay for what we relay in small pieces (a SOCKS reply, an answer's first bytes).
+     * Set on the listening socket, it is inherited by every connection accepted from it (Linux
+     * copies the option into the new socket), which saves a setsockopt() per connection. */
+    if (rc == 0)
+        rc = uv_tcp_nodelay(&l->tcp, 1);
     if (rc == 0)
         rc = uv_listen((uv_stream_t *)&l->tcp, 511, listener_on_connection);
     if (rc < 0)
@@ -101,7 +106,7 @@ void listener_accepted(uv_tcp_t *client, char *peer, size_t len)
     snprintf(peer, len, "?");
     if (uv_tcp_getpeername(client, (struct sockaddr *)&ss, &sl) == 0)
         v2s_sockaddr_format((const struct sockaddr *)&ss, peer, len);
-    uv_tcp_nodelay(client, 1);
+    /* TCP_NODELAY came with the socket from the listener (listener_open()). */
 }
 
 static void listener_closed(uv_handle_t *h)

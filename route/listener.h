@@ -53,7 +53,7 @@ int listener_open(struct listener *l, uv_loop_t *loop, const struct sockaddr *ad
 void listener_where(const struct listener *l, const struct sockaddr *addr, char *buf, size_t len);
 int listener_local(const struct listener *l, struct sockaddr *addr, int *len);
 /* For an owner's accepted connection: its peer's address into peer ("?" when the socket cannot
- * tell), and no Nagle delay. */
+ * tell). It has no Nagle delay: that is set on the listening socket and inherited. */
 void listener_accepted(uv_tcp_t *client, char *peer, size_t len);
 /* Gives back a connection's slot of the caps. */
 void listener_give(struct listener *l);

@@ -4,6 +4,7 @@
  * half-close, and that no handle is left open. No root, no tunnel. */
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -158,6 +159,13 @@ static void fake_bridge(struct outbound_conn *base, uv_tcp_t *app, const uint8_t
         memcpy(c->got, early, n);
     c->n_got = n;
     c->reading_at_bridge = uv_is_active((uv_handle_t *)app);
+    /* Small replies and relayed pieces go without a Nagle delay (inherited from the listener). */
+    uv_os_fd_t fd;
+    int nodelay = 0;
+    socklen_t nl = sizeof(nodelay);
+    ASSERT_EQ(uv_fileno((uv_handle_t *)app, &fd), 0);
+    ASSERT_EQ(getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &nodelay, &nl), 0);
+    ASSERT_EQ(nodelay, 1);
     app->data = c;
     ASSERT_EQ(v2s_read_take((uv_stream_t *)app, fake_alloc, fake_read), 0);
 }
