@@ -330,6 +330,8 @@ static void socks_conn_request(struct socks_conn *c, const uint8_t *rest, size_t
         return;
     }
     c->state = SOCKS_CONN_DIALING;
+    if (c->early_len == SOCKS_MAX_EARLY)
+        uv_read_stop((uv_stream_t *)&c->client); /* full: the rest waits in the socket (socks_conn_read_dialing) */
     int rc = outbound_connect(c->srv->out, p->atyp == SOCKS5_ATYP_DOMAIN ? p->name : NULL, &p->addr, p->port,
                               c->srv->connect_timeout_ms, socks_conn_dialed, c, &c->dial);
     if (rc < 0) {
