@@ -45,6 +45,7 @@ struct srv_key {
     SSL *ssl;
     BIO *rbio, *wbio;
     int keyed;           /* our key-method 2 message went out */
+    int authed;          /* a packet acking all of it was processed (what a 2.4 server waits for) */
     char msg[8192];      /* plaintext not yet split into messages */
     size_t msg_len;
 };
@@ -58,7 +59,9 @@ struct server {
     struct srv_key keys[SRV_KEYS];
     const char *reply;    /* the answer to PUSH_REQUEST */
     int hard_resets;      /* HARD_RESET_CLIENT_V2 seen (sessions started) */
-    int push_requests;
+    int push_requests;    /* answered */
+    int push_ignored;     /* PUSH_REQUESTs dropped unanswered (as_2_4) */
+    int as_2_4;           /* like OpenVPN 2.4: a request before authed is dropped, not kept */
     int client_km2;       /* key-method 2 messages from the client */
     int data_packets;     /* data channel packets (pings) */
 };
@@ -268,8 +271,12 @@ static void srv_progress(struct world *w, struct srv_key *k)
             while ((nul = memchr(k->msg + off, 0, k->msg_len - off))) {
                 const char *m = k->msg + off;
                 if (strcmp(m, "PUSH_REQUEST") == 0) {
-                    s->push_requests++;
-                    srv_tls_write(k, s->reply, strlen(s->reply) + 1);
+                    if (s->as_2_4 && !k->authed) {
+                        s->push_ignored++;
+                    } else {
+                        s->push_requests++;
+                        srv_tls_write(k, s->reply, strlen(s->reply) + 1);
+                    }
                 }
                 off = (size_t)(nul - k->msg) + 1;
             }
@@ -337,6 +344,10 @@ static void srv_packet(struct world *w, const uint8_t *pkt, size_t len)
         }
     }
     srv_progress(w, k);
+    /* Once its key-method 2 reply is acked a 2.4 server counts the client authenticated, after
+     * the packet that acked it (multi_process_post, connection established). */
+    if (k->keyed && ovpn_rel_all_acked(&k->rel))
+        k->authed = 1;
 }
 
 /* Carries packets both ways until neither side has anything more to say. */
@@ -757,6 +768,23 @@ TEST_IMPL(ovpn_client_hand_window)
     advance(&w, 100);
     ASSERT_EQ(w.c->state, OVPN_CLIENT_WAITING);
     ASSERT_EQ(w.closes, 1);
+    world_close(&w);
+    return 0;
+}
+
+TEST_IMPL(ovpn_client_push_after_ack)
+{
+    struct world w;
+    world_init(&w, "udp", push_reply, NULL);
+    /* A 2.4 server drops a PUSH_REQUEST that comes in the packet acking its key-method 2 reply:
+     * the client acks first, in a packet of its own, so its first request is answered at once. */
+    w.srv.as_2_4 = 1;
+    world_start(&w);
+    world_connect(&w);
+    ASSERT_EQ(w.srv.push_ignored, 0);
+    ASSERT_EQ(w.srv.push_requests, 1);
+    ASSERT_EQ(w.c->state, OVPN_CLIENT_UP);
+    ASSERT_EQ(w.ups, 1);
     world_close(&w);
     return 0;
 }

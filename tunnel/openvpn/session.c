@@ -99,12 +99,18 @@ static int ovpn_client_send_message(struct ovpn_client *c, struct ovpn_ks *ks, c
     return rc;
 }
 
+/* PUSH_REQUEST, in a packet after the acks due: a 2.4 server counts the client authenticated once
+ * its key-method 2 reply is acked, and only after the packet carrying that ack is processed; a
+ * request in that very packet finds the client not yet authenticated and is dropped, not kept
+ * (2.5 and newer keep it). The ACK_V1 first, the request next lets it find the exchange done. */
 void ovpn_client_send_push_request(struct ovpn_client *c)
 {
     if (c->primary < 0)
         return;
+    struct ovpn_ks *ks = &c->keys[c->primary];
+    ovpn_client_flush(c, ks);
     ovpn_timers_push_sent(&c->timers);
-    ovpn_client_send_message(c, &c->keys[c->primary], "PUSH_REQUEST");
+    ovpn_client_send_message(c, ks, "PUSH_REQUEST");
 }
 
 /* --- keys and the push --- */
