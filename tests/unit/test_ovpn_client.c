@@ -60,8 +60,11 @@ struct server {
     const char *reply;    /* the answer to PUSH_REQUEST */
     int hard_resets;      /* HARD_RESET_CLIENT_V2 seen (sessions started) */
     int push_requests;    /* answered */
-    int push_ignored;     /* PUSH_REQUESTs dropped unanswered (as_2_4) */
+    int push_ignored;     /* PUSH_REQUESTs dropped unanswered (as_2_4, defer_auth) */
+    uint64_t push_at[32]; /* when each PUSH_REQUEST arrived, answered or not */
+    size_t n_push_at;
     int as_2_4;           /* like OpenVPN 2.4: a request before authed is dropped, not kept */
+    int defer_auth;       /* authentication not finished yet: every request is dropped */
     int client_km2;       /* key-method 2 messages from the client */
     int data_packets;     /* data channel packets (pings) */
 };
@@ -271,7 +274,9 @@ static void srv_progress(struct world *w, struct srv_key *k)
             while ((nul = memchr(k->msg + off, 0, k->msg_len - off))) {
                 const char *m = k->msg + off;
                 if (strcmp(m, "PUSH_REQUEST") == 0) {
-                    if (s->as_2_4 && !k->authed) {
+                    if (s->n_push_at < sizeof(s->push_at) / sizeof(s->push_at[0]))
+                        s->push_at[s->n_push_at++] = w->now;
+                    if (s->defer_auth || (s->as_2_4 && !k->authed)) {
                         s->push_ignored++;
                     } else {
                         s->push_requests++;
@@ -785,6 +790,43 @@ TEST_IMPL(ovpn_client_push_after_ack)
     ASSERT_EQ(w.srv.push_requests, 1);
     ASSERT_EQ(w.c->state, OVPN_CLIENT_UP);
     ASSERT_EQ(w.ups, 1);
+    world_close(&w);
+    return 0;
+}
+
+TEST_IMPL(ovpn_client_push_retry)
+{
+    struct world w;
+    world_init(&w, "udp", push_reply, NULL);
+    /* The server is not done authenticating us and, as 2.4 does, forgets each request meanwhile:
+     * the client asks again every second for 10 s, then every 5 s, until one is answered. */
+    w.srv.as_2_4 = 1;
+    w.srv.defer_auth = 1;
+    world_start(&w);
+    world_connect(&w);
+    ASSERT_EQ(w.c->state, OVPN_CLIENT_PUSH);
+    ASSERT_EQ(w.srv.n_push_at, 1);
+    uint64_t first = w.srv.push_at[0];
+    for (int i = 0; i < 209; i++) {
+        advance(&w, 100);
+        pump(&w);
+    }
+    static const uint64_t want[] = {0, 1000, 2000, 3000, 4000, 5000, 6000, 7000, 8000, 9000, 10000, 15000, 20000};
+    ASSERT_EQ(w.srv.n_push_at, sizeof(want) / sizeof(want[0]));
+    for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
+        ASSERT_EQ(w.srv.push_at[i] - first, want[i]);
+    ASSERT_EQ(w.srv.push_ignored, 13);
+    ASSERT_EQ(w.c->state, OVPN_CLIENT_PUSH);
+    /* Authenticated now: the next request, 5 s after the last, is answered. */
+    w.srv.defer_auth = 0;
+    while (w.c->state == OVPN_CLIENT_PUSH && w.now - first < 30000) {
+        advance(&w, 100);
+        pump(&w);
+    }
+    ASSERT_EQ(w.c->state, OVPN_CLIENT_UP);
+    ASSERT_EQ(w.now - first, 25000);
+    ASSERT_EQ(w.srv.push_requests, 1);
+    ASSERT_EQ(w.opens, 1);
     world_close(&w);
     return 0;
 }

@@ -384,6 +384,7 @@ static void ovpn_client_read_tls(struct ovpn_client *c, struct ovpn_ks *ks)
                 ovpn_ncp_options_cipher(options, c->server_cipher, sizeof(c->server_cipher));
                 if (ovpn_client_enter_push_wait(c) < 0)
                     return;
+                ovpn_timers_push_started(&c->timers);
                 ovpn_client_send_push_request(c);
             } else if (ovpn_client_install_keys(c, ks) < 0) {
                 ovpn_client_enter_restart(c, "cannot set up the renegotiated data channel keys");

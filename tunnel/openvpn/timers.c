@@ -5,7 +5,15 @@
  *   retransmit      control messages not acked: 2 s, doubling (reliable.c keeps the schedule)
  *   hand-window     a key negotiation not finished in hand-window seconds (60) fails: the first
  *                   key restarts the connection, a renegotiation is dropped and retried later
- *   push-request    PUSH_REQUEST again every 5 s until PUSH_REPLY
+ *   push-request    PUSH_REQUEST again until PUSH_REPLY: every second for the first 10 s, then
+ *                   every 5 s (ovpn_timers_push_started). OpenVPN's client sends its first one on
+ *                   its 1 s tick after the key exchange, then one every 5 s; ours goes at once
+ *                   (session.c: after the acks). While a server finishes a deferred auth (a
+ *                   plugin, management client-auth) it looks at the result only for 2 s after a
+ *                   control packet from us (TLS_MULTI_HORIZON), or on the next one; and a 2.4
+ *                   server drops a request that arrives before it is done. A request each
+ *                   second keeps it looking and asks again soon after; past 10 s the auth is a
+ *                   human's and 5 s, as OpenVPN's, is soon enough
  *   ping            a ping when nothing was sent for `ping` seconds
  *   ping-restart    reconnect when nothing arrived for `ping-restart` seconds
  *   renegotiation   a new key after reneg-sec seconds on the current one (the tick), or once
@@ -28,7 +36,9 @@
 
 enum {
     OVPN_TICK_MS = 100,
-    OVPN_PUSH_RETRY_MS = 5000,
+    OVPN_PUSH_FAST_RETRY_MS = 1000, /* PUSH_REQUEST again after this, ... */
+    OVPN_PUSH_FAST_RETRIES = 10,    /* ... this many times, */
+    OVPN_PUSH_RETRY_MS = 5000,      /* then after this: OpenVPN's own interval */
     OVPN_RENEG_RETRY_MS = 10000,
     OVPN_TRANSITION_MS = 60 * 1000, /* an old key still decrypts this long after a new one */
 };
@@ -98,9 +108,16 @@ void ovpn_timers_packet_received(struct ovpn_timers *t)
     t->last_rx = ovpn_timers_now(t);
 }
 
+void ovpn_timers_push_started(struct ovpn_timers *t)
+{
+    t->push_count = 0;
+}
+
 void ovpn_timers_push_sent(struct ovpn_timers *t)
 {
     t->push_sent = ovpn_timers_now(t);
+    if (t->push_count < UINT32_MAX)
+        t->push_count++;
 }
 
 void ovpn_timers_keepalive(struct ovpn_timers *t, uint64_t ping_ms, uint64_t ping_restart_ms)
@@ -144,6 +161,12 @@ void ovpn_timers_reconnect_wait(struct ovpn_timers *t, uint64_t delay_ms, int ne
 }
 
 /* --- the policy --- */
+
+/* The wait after the latest of n PUSH_REQUESTs (n >= 1) before the next. */
+static uint64_t ovpn_timers_push_gap(uint32_t n)
+{
+    return n <= OVPN_PUSH_FAST_RETRIES ? OVPN_PUSH_FAST_RETRY_MS : OVPN_PUSH_RETRY_MS;
+}
 
 /* Whether the session timers run in state s: only while a link carries a session. Every state is
  * named, not compared by its place in the enum (WAITING and DONE sort after UP): the compiler
@@ -249,7 +272,7 @@ void ovpn_timers_run(struct ovpn_timers *t)
     }
     if (!ovpn_timers_state_active(c->state) || ovpn_timers_run_keys(t, now) < 0)
         return;
-    if (c->state == OVPN_CLIENT_PUSH && now - t->push_sent >= OVPN_PUSH_RETRY_MS)
+    if (c->state == OVPN_CLIENT_PUSH && now - t->push_sent >= ovpn_timers_push_gap(t->push_count))
         t->act->push_request(c);
     if (c->state != OVPN_CLIENT_UP)
         return;

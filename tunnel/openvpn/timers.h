@@ -49,7 +49,8 @@ struct ovpn_timers {
     uint64_t last_tx;           /* for ping */
     uint64_t ping_ms;
     uint64_t ping_restart_ms;
-    uint64_t push_sent;         /* for the PUSH_REQUEST retry */
+    uint64_t push_sent;         /* the latest PUSH_REQUEST, for the retry */
+    uint32_t push_count;        /* PUSH_REQUESTs sent in this session: the retry slows down */
     uint64_t keyed_at;          /* when the primary key went live, for reneg-sec */
     uint64_t reneg_not_before;  /* no renegotiation of our own before this (after a failed one) */
     uint64_t key_started[OVPN_CLIENT_KEYS];   /* per key slot, for hand-window */
@@ -75,6 +76,9 @@ void ovpn_timers_connect_started(struct ovpn_timers *t, unsigned timeout_ms);
 void ovpn_timers_connected(struct ovpn_timers *t);
 void ovpn_timers_packet_sent(struct ovpn_timers *t);
 void ovpn_timers_packet_received(struct ovpn_timers *t);
+/* The session's first PUSH_REQUEST is about to go: the retry schedule starts over. */
+void ovpn_timers_push_started(struct ovpn_timers *t);
+/* A PUSH_REQUEST went out (the first or a retry). */
 void ovpn_timers_push_sent(struct ovpn_timers *t);
 /* The keepalive the push (or the config) settled: 0 turns either off. */
 void ovpn_timers_keepalive(struct ovpn_timers *t, uint64_t ping_ms, uint64_t ping_restart_ms);
