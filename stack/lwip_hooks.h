@@ -26,6 +26,10 @@ err_t stack_recovery_input(struct tcp_pcb *pcb, const struct tcp_hdr *hdr, u16_t
 /* The output hook: a pure ACK gets a sequence number inside the peer's window. Returns opts. */
 u32_t *stack_recovery_output(struct pbuf *p, struct tcp_hdr *hdr, const struct tcp_pcb *pcb, u32_t *opts);
 
+/* stack/timers.c: a connection was touched (a segment in, something queued or sent): the TCP
+ * tick runs again, and tcp_ticks is brought up to the clock first if it slept. */
+void stack_timers_tcp_touched(void);
+
 /* stack/sys.c: RFC 6528 initial sequence numbers (LWIP_HOOK_TCP_ISN). */
 u32_t stack_tcp_isn(const ip_addr_t *local_ip, u16_t local_port, const ip_addr_t *remote_ip, u16_t remote_port);
 

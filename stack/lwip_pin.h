@@ -20,13 +20,24 @@
  *   - tcp_ack_now() (sets TF_ACK_NOW, which the tcp_output() at the end of tcp_input() acts
  *     on): stack.c's input hook, for data at the left edge of a hole (lwIP's tcp_ack() would
  *     only set TF_ACK_DELAY for an odd segment); it reads state, ooseq and rcv_nxt for it.
- *   - tcp_active_pcbs, tcp_tw_pcbs: tests/unit/harness.c, for failure reports only.
+ *   - tcp_active_pcbs, tcp_tw_pcbs: tests/unit/harness.c, for failure reports only; timers.c
+ *     walks both to decide whether the TCP tick may sleep (tests/unit/test_stack_idle.c reads
+ *     pcb->last_timer to see the tick walk them).
+ *   - tcp_fasttmr(), tcp_slowtmr(), tcp_ticks (written), TCP_FIN_WAIT_TIMEOUT, TCP_MSL: timers.c
+ *     drives lwIP's TCP timers itself in place of tcp_tmr(), mirrors tcp_slowtmr()'s tests on
+ *     tcp_ticks - pcb->tmr, and moves tcp_ticks on by the slow ticks it skipped.
+ *
+ * LWIP_TIMERS_CUSTOM: timers.c implements sys_timeouts_init(), sys_timeout(), sys_untimeout(),
+ * sys_check_timeouts() and sys_timeouts_sleeptime(), and starts lwip_cyclic_timers[] but for
+ * tcp_tmr; lwIP's tcp_timer_needed() is then empty, so nothing but timers.c's hooks restarts TCP.
  *
  * struct tcp_pcb fields written (lwIP reads them on its own schedule):
  *   - rto, sa, sv, nrtx, rttest, rtime: tcp.c seeds the RTT estimator from the handshake (lwIP's
  *     units: ticks, sa = 8 * SRTT, sv = 4 * RTTVAR), holds lwIP's timer off (rto 0x7FFF) while
  *     the SYN and the first flight are ours, and gives it back; recovery.c clears rttest and
  *     rtime after a resend (Karn).
+ *   - rtime: timers.c sets -1 (stopped) on a connection with nothing in flight before the TCP
+ *     tick sleeps, as lwIP does when the last data is acknowledged.
  *   - rcv_wnd, rcv_ann_wnd: tcp_budget.c offers only the starting budget in the handshake's ACK
  *     (it runs from the connected callback, before that ACK leaves); reads TCP_WND_MAX(), mss
  *     and ooseq.
@@ -45,6 +56,9 @@
  *   - the TCP header's seqno and FIN flag in the output hook: recovery.c (below).
  *
  * struct tcp_pcb fields read:
+ *   - state, flags, unacked, unsent, ooseq, refused_data, persist_backoff, nrtx, poll, tmr,
+ *     keep_idle, keep_intvl, keep_cnt, keep_cnt_sent, so_options: timers.c (whether a connection
+ *     needs the TCP tick, and its next deadline).
  *   - persist_backoff, persist_cnt, snd_wnd: tcp_send.c tells from them that the persist timer
  *     sent a zero-window probe (lwIP 2.1.3 moves to the next slot of tcp_persist_backoff[] and
  *     restarts persist_cnt at 0 after each) and sends a pure ACK beside it.
@@ -56,6 +70,10 @@
  *   - LWIP_HOOK_TCP_OUT_ADD_TCPOPTS: tcp_output_segment() and the path of segments without
  *     data (pure ACKs, keepalives) call it before the checksum is computed (recovery.c rewrites
  *     a pure ACK's seqno and takes a split FIN off).
+ *   - LWIP_HOOK_TCP_OUT_TCPOPT_LENGTH: tcp_write(), tcp_create_segment(), tcp_enqueue_flags(),
+ *     the empty ACK, keepalive and zero-window probe paths and an assertion in
+ *     tcp_output_segment() call it to size a segment's options, before any of them reads
+ *     tcp_ticks (timers.c restarts the TCP tick from it; the input hook does the same).
  *   - LWIP_HOOK_TCP_ISN (sys.c, RFC 6528 ISNs), LWIP_TCP_PCB_NUM_EXT_ARGS (recovery.c's state).
  *
  * lwIP 2.1.3 behaviours worked around, to re-check (each may be fixed, or changed, upstream):

@@ -123,8 +123,14 @@ void stack_mem_free(void *p);
 /* lwIP's TCP timers tick every TCP_TMR_INTERVAL (delayed ACKs) and twice that (retransmission,
  * in whole ticks). The default 250 ms makes the shortest retransmission timeout 1.5 s, long
  * stalls on a path with a round trip of a millisecond; 25 ms gives 150 ms, near Linux's 200 ms
- * floor, for 40 wakeups a second while connections are open. */
+ * floor, for 40 wakeups a second, each walking every connection, while a connection has
+ * something on those timers; idle connections stop the tick (stack/timers.c). */
 #define TCP_TMR_INTERVAL            25
+/* So the timeouts are ours (stack/timers.c): lwIP's would tick TCP while any connection exists. */
+#define LWIP_TIMERS_CUSTOM          1
+/* lwIP sizes the options of every segment it queues or sends with this hook: a touched
+ * connection restarts the TCP tick before lwIP reads tcp_ticks (stack/timers.c). */
+#define LWIP_HOOK_TCP_OUT_TCPOPT_LENGTH(pcb, internal_len) (stack_timers_tcp_touched(), (internal_len))
 #define TCP_OVERSIZE                TCP_MSS
 #define LWIP_TCP_TIMESTAMPS         1
 /* Counts the handshakes half done per listener, so a SYN flood is bounded (the bound itself:

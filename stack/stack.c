@@ -84,6 +84,8 @@ int stack_err_to_uv(err_t err)
 err_t stack_hook_tcp_input(struct tcp_pcb *pcb, struct tcp_hdr *hdr, u16_t optlen, u16_t opt1len,
                            const u8_t *opt2, struct pbuf *p)
 {
+    /* Before lwIP stamps the pcb with tcp_ticks (timers.c). */
+    stack_timers_tcp_touched();
     if ((pcb->state == ESTABLISHED || pcb->state == FIN_WAIT_1 || pcb->state == FIN_WAIT_2) && pcb->ooseq &&
         p->tot_len > 0 && hdr->seqno == pcb->rcv_nxt)
         tcp_ack_now(pcb);
