@@ -21,6 +21,8 @@
 #include "stack/lwip_hooks.h"
 #include "stack/lwip_pin.h" /* lwIP internals: see there */
 #include "stack/packet.h"
+#include "stack/tcp_internal.h"
+#include "stack/timers.h"
 #include "tunnel/tunnel.h"
 
 /* lwIP has global state, so there is one stack per process. */
@@ -105,7 +107,9 @@ static void stack_acks_flush(struct stack *s);
 
 /* Runs before the loop blocks: segments received since the check (by timers, pending callbacks)
  * go to the applications, and packets handled may have added lwIP timeouts (a retransmission, a
- * delayed ACK), so the timer is re-armed for the earliest one. */
+ * delayed ACK) or woken lwIP's TCP tick (timers.c), so the timer is re-armed for the earliest
+ * one, and the look for zero-window probes (tcp_send.c), which stops while the tick sleeps, runs
+ * again with it. */
 static void stack_prepare_cb(uv_prepare_t *p)
 {
     struct stack *s = p->data;
@@ -114,6 +118,8 @@ static void stack_prepare_cb(uv_prepare_t *p)
     stack_tcp_fin_pump(s);
     /* ACKs held by timers' and earlier callbacks' output must not wait for the poll. */
     stack_acks_flush(s);
+    if (!s->probe_look && stack_timers_tcp_awake() && !v2s_list_empty(&s->conns))
+        stack_tcp_probe_look_start(s);
     u32_t sleep = sys_timeouts_sleeptime();
     if (sleep == SYS_TIMEOUTS_SLEEPTIME_INFINITE) {
         if (s->timer_due) {

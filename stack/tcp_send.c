@@ -32,12 +32,14 @@
 #include "lwip/timeouts.h"
 #include "stack/lwip_pin.h" /* lwIP internals: see there */
 #include "stack/tcp_internal.h"
+#include "stack/timers.h"
 
 enum {
     STACK_TCP_RESUME_SNDBUF = 16 * 1024,
     /* How often connections are looked at for a probe sent: lwIP's persist timer runs on its
      * 50 ms tick and its probes are at least 150 ms apart, so none is missed, and the ACK
-     * follows its probe within 50 ms. Armed only while there are connections. */
+     * follows its probe within 50 ms. Armed only while there are connections and lwIP's TCP
+     * tick runs (the persist timer runs on it; stack.c starts the look again with the tick). */
     STACK_TCP_PROBE_LOOK_MS = 50,
 };
 
@@ -218,7 +220,7 @@ static void stack_tcp_probe_look(void *arg)
             tcp_output(pcb);
         }
     }
-    if (!v2s_list_empty(&s->conns))
+    if (!v2s_list_empty(&s->conns) && stack_timers_tcp_awake())
         stack_tcp_probe_look_start(s);
 }
 

@@ -50,6 +50,7 @@
 #include "lwip/timeouts.h"
 #include "stack/lwip_hooks.h"
 #include "stack/lwip_pin.h" /* lwIP internals: see there */
+#include "stack/timers.h"
 
 #if !LWIP_TCP_KEEPALIVE
 #error "stack/timers.c reads the keepalive fields of a pcb that LWIP_TCP_KEEPALIVE adds"
@@ -309,6 +310,11 @@ void stack_timers_tcp_touched(void)
     stack_tick_catch_up(now, 0);
     v2s_list_remove(&stack_tick.timeout.node);
     stack_timeout_add(&stack_tick.timeout, now + TCP_TMR_INTERVAL);
+}
+
+int stack_timers_tcp_awake(void)
+{
+    return !stack_tick.asleep;
 }
 
 /* lwip_init() calls this (again for each new stack): the cyclic timers from now, the TCP tick
