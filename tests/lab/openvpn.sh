@@ -2,6 +2,13 @@
 # shellcheck disable=SC2034,SC2153  # variables here are for the tests; LAB_ID etc. come from lib.sh
 # OpenVPN in the lab: sourced after lib.sh by tests that run Debian's `openvpn` 2.6 server in
 # $LAB_SERVER_NS (set up with `lab_setup --no-ocserv`, or alongside ocserv).
+# $LAB_OPENVPN_SERVER_BIN runs another server binary instead (default `openvpn`; e.g. a 2.4 or
+# 2.5 built from OpenVPN's source): server.conf then holds what that version understands (from
+# `BIN --version`; LAB_OVPN_SERVER_VERSION): before 2.6 no disable-dco; before 2.5 ncp-ciphers
+# for data-ciphers, `cipher` alone for data-ciphers-fallback (the list's first when not given),
+# no allow-compression and no CHACHA20-POLY1305 (2.4 pushes the first of its ncp-ciphers to a
+# client that says IV_NCP=2, and gives any other `cipher`).
+# Clients, key generation and the stock client stay Debian's openvpn.
 #
 #   lab_start_openvpn_server NAME [options] [-- "extra config line"...]
 #       --proto udp|tcp         (udp)          --port N   (first free port >= 1194 for that proto)
@@ -45,6 +52,8 @@
 # LAB_OVPN_AUTH LAB_OVPN_TC LAB_OVPN_PASSWORD LAB_OVPN_VCC LAB_OVPN_PROFILE).
 
 LAB_OVPN_USER=lab
+LAB_OPENVPN_SERVER_BIN=${LAB_OPENVPN_SERVER_BIN:-openvpn}
+LAB_OVPN_SERVER_VERSION=''   # e.g. 2.6.14, set by lab_openvpn_server_version
 LAB_OVPN_SERVER_NAME=vpn.example.com   # the CN of the server-named and server-nulcn certificates
 LAB_OVPN_COUNT=0
 LAB_OVPN_DEFAULT_CIPHERS=AES-256-GCM:AES-128-GCM:CHACHA20-POLY1305
@@ -144,7 +153,27 @@ lab_openvpn_fingerprint() {
 
 lab_openvpn_require() {
     command -v openvpn >/dev/null 2>&1 || { echo "lab: missing openvpn; run scripts/install-deps.sh" >&2; exit 1; }
+    command -v "$LAB_OPENVPN_SERVER_BIN" >/dev/null 2>&1 ||
+        { echo "lab: no openvpn server binary $LAB_OPENVPN_SERVER_BIN" >&2; exit 1; }
     [ -c /dev/net/tun ] || { echo "SKIP: no /dev/net/tun"; exit 77; }
+}
+
+# lab_openvpn_server_version: LAB_OVPN_SERVER_VERSION from the first line of
+# `$LAB_OPENVPN_SERVER_BIN --version` ("OpenVPN 2.4.12 x86_64-..."; a git build says 2.7_git: 2.7)
+lab_openvpn_server_version() {
+    [ -n "$LAB_OVPN_SERVER_VERSION" ] && return 0
+    LAB_OVPN_SERVER_VERSION=$("$LAB_OPENVPN_SERVER_BIN" --version 2>/dev/null |
+        sed -n '1s/^OpenVPN \([0-9]\+\.[0-9]\+[0-9.]*\).*/\1/p')
+    [ -n "$LAB_OVPN_SERVER_VERSION" ] ||
+        lab_die "$LAB_OPENVPN_SERVER_BIN --version does not name an OpenVPN version"
+}
+
+# lab_openvpn_server_at_least MAJOR.MINOR: the server binary is that version or newer
+lab_openvpn_server_at_least() {
+    local v=$LAB_OVPN_SERVER_VERSION major minor
+    major=${v%%.*} minor=${v#*.}
+    minor=${minor%%.*}
+    [ "$major" -gt "${1%%.*}" ] || { [ "$major" = "${1%%.*}" ] && [ "$minor" -ge "${1#*.}" ]; }
 }
 
 # lab_openvpn_auth_script: the auth-user-pass-verify script (via-file: $1 = file with the user on
@@ -237,6 +266,16 @@ lab_start_openvpn_server() {
     mkdir -p "$dir"
     chmod 755 "$dir"
     lab_openvpn_cert "$cert"
+    lab_openvpn_server_version
+    local v25=0 v26=0 c all
+    lab_openvpn_server_at_least 2.5 && v25=1
+    lab_openvpn_server_at_least 2.6 && v26=1
+    if [ "$v25" = 0 ]; then
+        # 2.4 takes CHACHA20-POLY1305 for a non-AEAD cipher: leave it out
+        all=$ciphers ciphers=''
+        for c in ${all//:/ }; do [ "$c" = CHACHA20-POLY1305 ] || ciphers+=${ciphers:+:}$c; done
+        [ -n "$ciphers" ] || lab_die "lab_start_openvpn_server: OpenVPN $LAB_OVPN_SERVER_VERSION has none of these ciphers"
+    fi
     local ca=$LAB_CA_CERT
     if [ "$clientca" = other ]; then lab_pki_make_ca other; ca=$LAB_PKI_DIR/other-ca.pem; fi
     [ "$ta" = 1 ] && openvpn --genkey secret "$dir/ta.key" >/dev/null
@@ -253,7 +292,7 @@ lab_start_openvpn_server() {
         [ "$proto" = udp ] && echo "proto udp$six" || echo "proto tcp$six-server"
         echo "dev $dev"
         echo "dev-type tun"
-        echo "disable-dco"
+        [ "$v26" = 1 ] && echo "disable-dco"
         echo "topology $topology"
         echo "server $net 255.255.255.0"
         echo "push \"route ${LAB_INTERNAL_NET%/*} 255.255.255.0\""
@@ -265,12 +304,20 @@ lab_start_openvpn_server() {
         echo "cert $LAB_PKI_DIR/ovpn-$cert.pem"
         echo "key $LAB_PKI_DIR/ovpn-$cert.key"
         echo "dh none"
-        echo "data-ciphers $ciphers"
-        [ -n "$cipher" ] && echo "cipher $cipher" && echo "data-ciphers-fallback $cipher"
+        if [ "$v25" = 1 ]; then
+            echo "data-ciphers $ciphers"
+            [ -n "$cipher" ] && echo "cipher $cipher" && echo "data-ciphers-fallback $cipher"
+        else
+            # 2.4 pushes the first of ncp-ciphers only to a client that says IV_NCP=2 (a 2.6
+            # client says so only when AES-256-GCM and AES-128-GCM are in its data-ciphers); any
+            # other gets `cipher` (BF-CBC by default): the list's first, unless given
+            echo "ncp-ciphers $ciphers"
+            echo "cipher ${cipher:-${ciphers%%:*}}"
+        fi
         [ -n "$auth" ] && echo "auth $auth"
         if [ -n "$comp" ]; then
             echo "comp-lzo $comp"
-            [ "$comp" = no ] || echo "allow-compression yes"
+            [ "$comp" = no ] || [ "$v25" = 0 ] || echo "allow-compression yes"
         fi
         [ "$ta" = 1 ] && echo "tls-auth $dir/ta.key 0"
         [ "$tc" = 1 ] && echo "tls-crypt $dir/tc.key"
@@ -321,7 +368,7 @@ lab_openvpn_launch() {
     from=$(wc -l <"$log")
     rm -f "${LAB_OVPN_MGMT[$name]}"
     # shellcheck disable=SC2086  # NAME=VALUE words, split on purpose
-    ip netns exec "$LAB_SERVER_NS" env ${LAB_OVPN_ENV[$name]:-} openvpn --config "${LAB_OVPN_CONF[$name]}" </dev/null \
+    ip netns exec "$LAB_SERVER_NS" env ${LAB_OVPN_ENV[$name]:-} "$LAB_OPENVPN_SERVER_BIN" --config "${LAB_OVPN_CONF[$name]}" </dev/null \
         >>"$LAB_RUN_DIR/log/openvpn-$name.out" 2>&1 &
     pid=$!
     LAB_PIDS+=("$pid")
