@@ -3,21 +3,24 @@
 # vpn2socks against the stock OpenVPN 2.6 client (kernel TUN), same lab server, same machine.
 #
 #   sudo bench/run.sh [--quick] [--runs N] [--size MIB] [--cap S] [--only LIST] [--markdown FILE]
-#                     [--perf DIR]
+#                     [--perf DIR] [--server PATH]
 #
 #   --quick        128 MiB transfers of at most 4 s (under 5 minutes in all); default 1 GiB
 #                  transfers of at most 15 s (under 20 minutes)
 #   --runs N       timed runs per figure, the median is reported (3)
 #   --size MIB     bytes per bulk transfer
 #   --cap S        a transfer stops after S seconds; its rate is then the bytes moved by then
-#   --only LIST    comma-separated subset of: bulk,latency,scale,distance,openconnect
+#   --only LIST    comma-separated subset of: bulk,latency,scale,distance,openconnect,up
 #   --cases LIST   bulk cases, a subset of: udp-gcm,udp-cbc,tcp-gcm,tcp-cbc (all)
 #   --dirs LIST    bulk directions, a subset of: dl,ul (both)
 #   --markdown F   also write the table as Markdown to F
 #   --perf DIR     record `perf record -g` of vpn2socks during one UDP AES-256-GCM download and one
 #                  upload, reports in DIR
+#   --server PATH  the lab's OpenVPN server runs this binary (e.g. a 2.4 or 2.5 built from OpenVPN's
+#                  source) instead of Debian's openvpn 2.6, with a server.conf in the options of its
+#                  version (`PATH --version`); the stock client stays Debian's 2.6
 #
-# Cases (each against Debian's openvpn 2.6 server in the lab's server namespace):
+# Cases (each against the same OpenVPN server in the lab's server namespace):
 #   1. bulk TCP download and upload through vpn2socks's SOCKS5 (curl --socks5) and through the stock
 #      client's tun0 (plain curl), UDP and TCP transport x AES-256-GCM and AES-128-CBC + SHA1;
 #      SHA-256 of the bytes checked once per case, direction and client, by one more transfer
@@ -35,6 +38,11 @@
 #      through --script-tun and openconnect with a kernel TUN; downloads and uploads as in case 1
 #      (--dirs), the stack's CPU per GiB (vpn2socks, ocproxy) and, in the log, each openconnect's
 #      (bench/openconnect.sh)
+#   7. up: milliseconds from starting the client (UDP AES-256-GCM) to the first byte of an answer
+#      through its tunnel (bench/up_probe.py: a new connect + GET every 10 ms, through the SOCKS5
+#      port for ours, direct for the stock client's tun0), median of 10 starts, alternating
+# A case's name says the data channel cipher both clients really got (the server's log); a case
+# where they differ names each.
 # Both clients run side by side in the client namespace and their transfers alternate, so that a
 # slow minute of a shared machine hits both alike; the header counts the timed transfers that had
 # other lab runs beside them. Needs root (network namespaces, the stock client's TUN).
@@ -52,7 +60,8 @@ source "$lab/openvpn.sh"
 source "$lab/v2s.sh"
 
 CASE_LIST=udp-gcm,udp-cbc,tcp-gcm,tcp-cbc DIR_LIST=dl,ul
-QUICK=0 RUNS='' SIZE_MB='' CAP='' ONLY=bulk,latency,scale,distance,openconnect MARKDOWN='' PERF_DIR=''
+QUICK=0 RUNS='' SIZE_MB='' CAP='' ONLY=bulk,latency,scale,distance,openconnect,up MARKDOWN='' PERF_DIR='' SERVER=''
+UP_STARTS=10
 LAT_COUNT=1000 SCALE_COUNT=10000 ONE_WAY_MS=15
 # After a busy wakeup the relay lets datagrams gather this long, so that it moves them in batches
 # (its CPU competes with both clients on a small machine); a lone datagram does not wait.
@@ -68,6 +77,7 @@ while [ $# -gt 0 ]; do
     --dirs) DIR_LIST=$2; shift 2 ;;
     --markdown) MARKDOWN=$2; shift 2 ;;
     --perf) PERF_DIR=$2; shift 2 ;;
+    --server) SERVER=$2; shift 2 ;;
     -h | --help) sed -n '3,/^set -u/p' "$0" | sed -n 's/^# \{0,1\}//p'; exit 0 ;;
     *) echo "bench: unknown option $1 (see --help)" >&2; exit 1 ;;
     esac
@@ -84,7 +94,15 @@ say() { echo "bench: $*" >&2; }
 source "$here/openconnect.sh"
 
 lab_require_root
+if [ -n "$SERVER" ]; then
+    if [ ! -f "$SERVER" ] || [ ! -x "$SERVER" ]; then
+        echo "bench: --server $SERVER: not an executable file" >&2
+        exit 1
+    fi
+    LAB_OPENVPN_SERVER_BIN=$SERVER
+fi
 lab_openvpn_require
+lab_openvpn_server_version
 command -v curl >/dev/null || { echo "bench: needs curl" >&2; exit 1; }
 # 10,000 connections: every process started from here inherits the raised limit
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
@@ -168,8 +186,9 @@ use_client() {
     fi
 }
 # start_ours NAME CONFIGDIR: vpn2socks as nobody at the default log level, its connection caps
-# (1024 per listener by default) above the scale case's SCALE_COUNT
-start_ours() {
+# (1024 per listener by default) above the scale case's SCALE_COUNT (launch_ours: without
+# waiting for its tunnel)
+launch_ours() {
     S=$LAB_RUN_DIR/out/$1
     mkdir -p "$S" && chmod 1777 "$S"
     rm -f "$S/pid" "$S/exit"
@@ -178,6 +197,9 @@ start_ours() {
         --max-connections $((SCALE_COUNT + 100)) --listener-max-connections $((SCALE_COUNT + 100))
     lab_wait_file_match "$S/pid" '^[0-9]+$' 5 || return 1
     V2S_PID=$(cat "$S/pid")
+}
+start_ours() {
+    launch_ours "$1" "$2" || return 1
     use_client ours
     wait_ready || { say "vpn2socks did not come up; its log:"; tail -n 20 "$S/v2s.log" >&2; return 1; }
 }
@@ -196,12 +218,48 @@ wait_ready() {
     done
     return 1
 }
-# start_both NAME CONFIGDIR: both clients on that config; 1 if neither came up
+# start_both NAME CONFIGDIR [KEY]: both clients on that config; 1 if neither came up. With the
+# server's KEY, USED[KEY,ours|stock] is the data channel cipher the server's log shows for each.
+declare -A USED
 start_both() {
+    local log=${LAB_OVPN_LOG[${3:-}]:-} l0 l1
     UP[ours]=0 UP[stock]=0
+    [ -n "$log" ] && l0=$(wc -l <"$log")
     start_ours "$1" "$2" && UP[ours]=1
+    [ -n "$log" ] && l1=$(wc -l <"$log")
     start_stock "$2" && UP[stock]=1
+    if [ -n "$log" ]; then
+        USED[$3,ours]=$(data_channel "$log" "$l0" "$l1")
+        USED[$3,stock]=$(data_channel "$log" "$l1" "$(wc -l <"$log")")
+    fi
     [ "${UP[ours]}" = 1 ] || [ "${UP[stock]}" = 1 ]
+}
+# data_channel LOG FROM TO: the cipher (+ HMAC digest for a non-AEAD one) of the last data channel
+# the server's log set up in lines FROM+1..TO ("Outgoing Data Channel: Cipher 'X' initialized",
+# "Outgoing Data Channel: Using N bit message hash 'Y'"), e.g. AES-128-CBC+SHA1
+data_channel() {
+    sed -n "$(($2 + 1)),$3p" "$1" | awk '
+        match($0, /Outgoing Data Channel: Cipher \047[^\047]+\047/) { c = substr($0, RSTART + 31, RLENGTH - 32); h = "" }
+        match($0, /Outgoing Data Channel: Using [0-9]+ bit message hash \047[^\047]+\047/) {
+            h = substr($0, RSTART, RLENGTH); sub(/.*hash \047/, "", h); sub(/\047$/, "", h) }
+        END { if (c != "") print c ((h != "" && c !~ /GCM|POLY1305/) ? "+" h : "") }'
+}
+# case_name KEY: the case's name from the ciphers really used (CASE_NAME[KEY] as intended when the
+# log did not say); a warning when they are not the intended ones
+case_name() {
+    local key=$1 proto=${1%%-*} o=${USED[$1,ours]:-} s=${USED[$1,stock]:-} name
+    proto=${proto^^}
+    echo "case $key: data channel ours ${o:-?}, stock ${s:-?} (the server's log)" >>"$RAW"
+    if [ -z "$o$s" ]; then
+        say "warning: case $key: the server's log does not say which data channel cipher the clients got"
+        return 0
+    elif [ "$o" = "$s" ] || [ -z "$s" ] || [ -z "$o" ]; then name="$proto ${o:-$s}"
+    else name="$proto ours ${o:-?}, stock ${s:-?}"; fi
+    if [ "$name" != "${CASE_NAME[$key]}" ]; then
+        say "warning: case $key was to be ${CASE_NAME[$key]}; the server's log says $name"
+        echo "case $key: meant ${CASE_NAME[$key]}, the server's log says ours ${o:-?}, stock ${s:-?}" >>"$RAW"
+        CASE_NAME[$key]=$name
+    fi
 }
 stop_both() {
     [ "${UP[ours]}" = 1 ] && v2s_stop >/dev/null
@@ -450,7 +508,8 @@ server tcp-cbc --proto tcp --ciphers AES-128-CBC --auth SHA1
 if want bulk; then
     for key in "${CASES[@]}"; do
         say "bulk ${CASE_NAME[$key]}: $RUNS x $SIZE_MB MiB (or ${CAP} s) each way per client, then a checked one"
-        if start_both "bulk-$key" "${CFG[$key]}"; then
+        if start_both "bulk-$key" "${CFG[$key]}" "$key"; then
+            case_name "$key"
             SRV_PID=${LAB_OVPN_PID[$key]} bulk "$key"
         fi
         stop_both
@@ -559,6 +618,52 @@ fi
 # ---------------------------------------------------------------- 6: openconnect
 want openconnect && oc_bench
 
+# ---------------------------------------------------------------- 7: tunnel up
+# up_once ours|stock: one start of that client on the UDP AES-256-GCM config, timed by
+# bench/up_probe.py from just before the start to the first answer through its tunnel; the
+# milliseconds are appended to runs-up-WHO; the client is stopped again
+up_once() {
+    local who=$1 fifo=$LAB_RUN_DIR/up.fifo out=$LAB_RUN_DIR/up.out args=() pp line
+    [ "$who" = ours ] && args=(--socks "$SOCKS_ADDR:$SOCKS_PORT")
+    rm -f "$fifo" "$out"
+    mkfifo "$fifo"
+    lab_in_client "$LAB_PY" "$here/up_probe.py" "${args[@]}" "$LAB_INTERNAL_IP" "$NB_PORT" 60 \
+        <"$fifo" >"$out" 2>&1 &
+    pp=$!
+    exec 8>"$fifo"
+    lab_wait_file_match "$out" '^ready' 10 "$pp" || { exec 8>&-; say "up_probe did not start"; return 1; }
+    echo go >&8
+    if [ "$who" = ours ]; then
+        UP_N=$((UP_N + 1))
+        launch_ours "up-$UP_N" "${CFG[udp-gcm]}"
+    else
+        LAB_STOCK_TIMEOUT=0 lab_start_stock_openvpn_client "${CFG[udp-gcm]}"
+    fi
+    wait "$pp"
+    exec 8>&-
+    line=$(grep '^up ' "$out")
+    if [ "$who" = ours ]; then v2s_stop >/dev/null; else lab_stop_stock_openvpn_client; fi
+    echo "up $who: ${line:-no answer from up_probe} (${OTHERS_NOW:-0} other lab namespaces)" >>"$RAW"
+    say "  up $who: ${line:-no answer from up_probe}"
+    line=$(sed -n 's/^up \([0-9.]*\) ms.*/\1/p' <<<"$line")
+    [ -n "$line" ] && echo "$line" >>"$LAB_RUN_DIR/runs-up-$who"
+}
+if want up; then
+    say "tunnel up: $UP_STARTS starts per client, UDP AES-256-GCM, alternating"
+    : >"$LAB_RUN_DIR/runs-up-ours"
+    : >"$LAB_RUN_DIR/runs-up-stock"
+    UP_N=0
+    for ((i = 0; i < UP_STARTS; i++)); do
+        order=(ours stock)
+        [ $((i % 2)) = 1 ] && order=(stock ours)
+        for who in "${order[@]}"; do OTHERS_NOW=$(others_now) up_once "$who"; done
+    done
+    for who in ours stock; do
+        R[up,$who]=$(median <"$LAB_RUN_DIR/runs-up-$who")
+        R[up,n,$who]=$(wc -l <"$LAB_RUN_DIR/runs-up-$who")
+    done
+fi
+
 # ---------------------------------------------------------------- the table
 T_END=$(uptime_s)
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (a + 0 > 0 && b + 0 > 0) printf "%.2f", a / b; else print "-"}'; }
@@ -627,15 +732,21 @@ if want distance; then
         "$(fmt "${R[d-far,ours]:-}")" "$(fmt "${R[d-far,stock]:-}")" "$r" ">= 0.9" "$(verdict "$r" '>=' 0.9)"
 fi
 want openconnect && oc_rows
+if want up; then
+    r=$(ratio "${R[up,ours]:-}" "${R[up,stock]:-}")
+    row "tunnel up ms, start to first answer (median of ${R[up,n,ours]:-0}/${R[up,n,stock]:-0})" \
+        "$(fmt "${R[up,ours]:-}" %.0f)" "$(fmt "${R[up,stock]:-}" %.0f)" "$r" "<= 1.0" "$(verdict "$r" '<=' 1.0)"
+fi
 
 {
     echo
     echo "vpn2socks $("$BIN" --version 2>/dev/null | head -n 1 | awk '{print $NF}') ($BIN_SRC, built $(date -u -d "@$BIN_MTIME" '+%F %T UTC');" \
-        "tree at $TREE$BIN_STALE) vs $(openvpn --version | head -n 1 | cut -d' ' -f1-2)"
+        "tree at $TREE$BIN_STALE) vs the $(openvpn --version | head -n 1 | cut -d' ' -f1-2) client;" \
+        "server: OpenVPN $LAB_OVPN_SERVER_VERSION ($LAB_OPENVPN_SERVER_BIN)"
     echo "date: $DATE_START"
     want openconnect && oc_header
     echo "machine: $(nproc) cores, $(sed -n 's/^model name\t*: //p' /proc/cpuinfo | head -n 1), kernel $(uname -r)"
-    echo "command: bench/run.sh $([ "$QUICK" = 1 ] && echo --quick) ($SIZE_MB MiB per transfer or $CAP s, median of $RUNS runs," \
+    echo "command: bench/run.sh $([ "$QUICK" = 1 ] && echo --quick)${SERVER:+ --server $SERVER} ($SIZE_MB MiB per transfer or $CAP s, median of $RUNS runs," \
         "$LAT_COUNT latency requests, $SCALE_COUNT idle connections); took $(((T_END - T_START) / 60)) min $(((T_END - T_START) % 60)) s"
     echo "load average before: $LOAD_START, after: $(cut -d' ' -f1-3 /proc/loadavg); other lab runs (their namespaces)" \
         "seen at the start: $OTHERS, at the end of $NOISY of $TIMED timed transfers"
