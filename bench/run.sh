@@ -39,7 +39,7 @@
 #      (--dirs), the stack's CPU per GiB (vpn2socks, ocproxy) and, in the log, each openconnect's
 #      (bench/openconnect.sh)
 #   7. up: milliseconds from starting the client (UDP AES-256-GCM) to the first byte of an answer
-#      through its tunnel (bench/up_probe.py: a new connect + GET every 10 ms, through the SOCKS5
+#      through its tunnel (bench/up_probe.py: a new connect + GET every 1 ms, through the SOCKS5
 #      port for ours, direct for the stock client's tun0), median of 10 starts, alternating
 # A case's name says the data channel cipher both clients really got (the server's log); a case
 # where they differ names each.

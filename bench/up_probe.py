@@ -3,11 +3,12 @@
 
 Prints "ready" and waits for a line on standard input; the moment it reads one is time zero (the
 caller starts the client right after writing it). From then on it starts a new attempt every
-10 ms, each a TCP connect to HOST:PORT (through the SOCKS5 proxy with --socks: greeting, CONNECT)
-followed by "GET /hello" (bench/netbench serve), and prints "up MS ms, ATTEMPTS attempts" when
-the first byte of an answer arrives: the tunnel carried a connection both ways. Attempts that
-fail (refused, no route, a SOCKS error) are dropped; one older than 500 ms is given up. Exit 1,
-"up nan ms", after TIMEOUT_S.
+millisecond while fewer than 20 are under way, each a TCP connect to HOST:PORT (through the SOCKS5
+proxy with --socks: greeting, CONNECT) followed by "GET /hello" (bench/netbench serve), and
+prints "up MS ms, ATTEMPTS attempts" when the first byte of an answer arrives: the tunnel carried
+a connection both ways. Attempts that fail (refused, no route, a SOCKS error) are dropped; one
+older than 500 ms is given up (an attempt the client holds until its tunnel is up stays under
+way meanwhile). Exit 1, "up nan ms", after TIMEOUT_S.
 """
 import errno
 import selectors
@@ -16,7 +17,8 @@ import struct
 import sys
 import time
 
-EVERY_S = 0.010
+EVERY_S = 0.001
+MAX_LIVE = 20
 GIVE_UP_S = 0.5
 REQUEST = b"GET /hello HTTP/1.1\r\nHost: bench\r\nUser-Agent: up_probe\r\n\r\n"
 
@@ -106,8 +108,8 @@ def main():
         if now - t0 > timeout:
             print("up nan ms, %d attempts" % attempts, flush=True)
             sys.exit(1)
-        if now >= next_at:
-            next_at += EVERY_S
+        if now >= next_at and len(live) < MAX_LIVE:
+            next_at = now + EVERY_S
             attempts += 1
             try:
                 live.append(Attempt(sel, target, socks))
@@ -116,7 +118,8 @@ def main():
         for a in [a for a in live if now - a.started > GIVE_UP_S]:
             a.close()
             live.remove(a)
-        for key, _ in sel.select(max(0.0, next_at - time.monotonic())):
+        wait = max(0.0, next_at - time.monotonic()) if len(live) < MAX_LIVE else EVERY_S
+        for key, _ in sel.select(wait):
             a = key.data
             try:
                 done = a.step()
