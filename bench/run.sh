@@ -41,8 +41,8 @@
 #   7. up: milliseconds from starting the client (UDP AES-256-GCM) to the first byte of an answer
 #      through its tunnel (bench/up_probe.py: a new connect + GET every 1 ms, through the SOCKS5
 #      port for ours, direct for the stock client's tun0), median of 10 starts, alternating
-# A case's name says the data channel cipher both clients really got (the server's log); a case
-# where they differ names each.
+# A case's name says the data channel cipher both clients really got (as the server shows it); a
+# case where they differ names each.
 # Both clients run side by side in the client namespace and their transfers alternate, so that a
 # slow minute of a shared machine hits both alike; the header counts the timed transfers that had
 # other lab runs beside them. Needs root (network namespaces, the stock client's TUN).
@@ -219,20 +219,48 @@ wait_ready() {
     return 1
 }
 # start_both NAME CONFIGDIR [KEY]: both clients on that config; 1 if neither came up. With the
-# server's KEY, USED[KEY,ours|stock] is the data channel cipher the server's log shows for each.
+# server's KEY, USED[KEY,ours|stock] is the data channel cipher the server shows for each: its
+# log (2.4, 2.5) or else its management interface (2.5 and newer; a 2.6 server logs no cipher at
+# verb 3), which names no HMAC digest: a non-AEAD cipher then gets the server's `auth` (SHA1 by
+# default), which is not negotiated: a client with another would move no data.
 declare -A USED
 start_both() {
-    local log=${LAB_OVPN_LOG[${3:-}]:-} l0 l1
+    local key=${3:-} log l0 l1 m0 m1 c
+    log=${LAB_OVPN_LOG[$key]:-}
     UP[ours]=0 UP[stock]=0
     [ -n "$log" ] && l0=$(wc -l <"$log")
     start_ours "$1" "$2" && UP[ours]=1
-    [ -n "$log" ] && l1=$(wc -l <"$log")
+    if [ -n "$log" ]; then
+        l1=$(wc -l <"$log")
+        m0=$(mgmt_ciphers "$key")
+    fi
     start_stock "$2" && UP[stock]=1
     if [ -n "$log" ]; then
-        USED[$3,ours]=$(data_channel "$log" "$l0" "$l1")
-        USED[$3,stock]=$(data_channel "$log" "$l1" "$(wc -l <"$log")")
+        m1=$(mgmt_ciphers "$key")
+        USED[$key,ours]=$(data_channel "$log" "$l0" "$l1")
+        USED[$key,stock]=$(data_channel "$log" "$l1" "$(wc -l <"$log")")
+        if [ -z "${USED[$key,ours]}" ] && [ "$(grep -c . <<<"$m0")" = 1 ]; then
+            USED[$key,ours]=${m0#* }
+        fi
+        if [ -z "${USED[$key,stock]}" ]; then
+            # the connection the second list has and the first has not
+            c=$(grep -vxF -f <(echo "$m0") <<<"$m1")
+            [ "$(grep -c . <<<"$c")" = 1 ] && USED[$key,stock]=${c#* }
+        fi
+        for c in ours stock; do
+            case ${USED[$key,$c]} in
+            '' | *+* | *GCM | *POLY1305) ;;
+            *) USED[$key,$c]+=+${LAB_OVPN_AUTH[$key]:-SHA1} ;;
+            esac
+        done
     fi
     [ "${UP[ours]}" = 1 ] || [ "${UP[stock]}" = 1 ]
+}
+# mgmt_ciphers KEY: "REAL_ADDRESS CIPHER" of each client of server KEY (management `status 3`,
+# whose CLIENT_LIST ends in the data channel cipher since 2.5); nothing from a 2.4 server
+mgmt_ciphers() {
+    lab_openvpn_server_at_least 2.5 || return 0
+    lab_openvpn_mgmt "$1" status 3 2>/dev/null | awk -F '\t' '$1 == "CLIENT_LIST" {print $3, $NF}'
 }
 # data_channel LOG FROM TO: the cipher (+ HMAC digest for a non-AEAD one) of the last data channel
 # the server's log set up in lines FROM+1..TO ("Outgoing Data Channel: Cipher 'X' initialized",
@@ -249,15 +277,15 @@ data_channel() {
 case_name() {
     local key=$1 proto=${1%%-*} o=${USED[$1,ours]:-} s=${USED[$1,stock]:-} name
     proto=${proto^^}
-    echo "case $key: data channel ours ${o:-?}, stock ${s:-?} (the server's log)" >>"$RAW"
+    echo "case $key: data channel ours ${o:-?}, stock ${s:-?} (as the server shows them)" >>"$RAW"
     if [ -z "$o$s" ]; then
-        say "warning: case $key: the server's log does not say which data channel cipher the clients got"
+        say "warning: case $key: the server does not show which data channel cipher the clients got"
         return 0
     elif [ "$o" = "$s" ] || [ -z "$s" ] || [ -z "$o" ]; then name="$proto ${o:-$s}"
     else name="$proto ours ${o:-?}, stock ${s:-?}"; fi
     if [ "$name" != "${CASE_NAME[$key]}" ]; then
-        say "warning: case $key was to be ${CASE_NAME[$key]}; the server's log says $name"
-        echo "case $key: meant ${CASE_NAME[$key]}, the server's log says ours ${o:-?}, stock ${s:-?}" >>"$RAW"
+        say "warning: case $key was to be ${CASE_NAME[$key]}; the server shows $name"
+        echo "case $key: meant ${CASE_NAME[$key]}, the server shows ours ${o:-?}, stock ${s:-?}" >>"$RAW"
         CASE_NAME[$key]=$name
     fi
 }
