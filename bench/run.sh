@@ -456,7 +456,11 @@ latency() {
 scale_cpu_ms() {
     local ms
     ms=$(cat /proc/"$1"/task/*/sched 2>/dev/null | awk '/^se.sum_exec_runtime/ {s += $3; n++} END {if (n) printf "%.3f", s}')
-    [ -n "$ms" ] && echo "$ms" || awk -v c="$(cpu_ticks "$1")" -v t="$CLK_TCK" 'BEGIN {printf "%.3f", c * 1000 / t}'
+    if [ -n "$ms" ]; then
+        echo "$ms"
+    else
+        awk -v c="$(cpu_ticks "$1")" -v t="$CLK_TCK" 'BEGIN {printf "%.3f", c * 1000 / t}'
+    fi
 }
 scale() {
     local args=() fifo=$LAB_RUN_DIR/hold.fifo out=$LAB_RUN_DIR/hold.out rss0 rss1 hp i line srv
