@@ -190,7 +190,7 @@ void stack_tcp_flight_stop(struct stack_tcp *c)
     sys_untimeout(stack_tcp_flight_timer, c);
     if (c->pcb) {
         c->pcb->rto = (s16_t)((c->pcb->sa >> 3) + c->pcb->sv);
-        c->pcb->rtime = 0;
+        c->pcb->rtime = c->pcb->unacked ? 0 : -1; /* lwIP's own rule: no timer with nothing to resend */
     }
 }
 
@@ -210,7 +210,7 @@ static void stack_tcp_flight_timer(void *arg)
     c->flight = 0;
     if (pcb) {
         pcb->rto = (s16_t)((pcb->sa >> 3) + pcb->sv);
-        pcb->rtime = 0;
+        pcb->rtime = pcb->unacked ? 0 : -1;
     }
 }
 

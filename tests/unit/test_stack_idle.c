@@ -353,3 +353,26 @@ TEST_IMPL(stack_idle_timers_on_time)
     idle_down(&d);
     return 0;
 }
+
+TEST_IMPL(stack_idle_first_send_after_flight)
+{
+    static struct idle d;
+    idle_up(&d, 13);
+    /* busy's data is never acknowledged, so the tick runs all along; quiet's first flight (tcp.c)
+     * ends meanwhile with nothing in flight. */
+    struct idle_conn *quiet = idle_open(&d), *busy = idle_open(&d);
+    idle_app_write(&d, busy, IDLE_SEG);
+    idle_advance(&d, 2000);
+    ASSERT(busy->resends >= 1);
+
+    /* quiet's first data after that: resent after its retransmission timeout (200 ms to 350 ms
+     * from the handshake), not at the next tick as if its timer had counted the 2 s with nothing
+     * to resend. */
+    idle_app_write(&d, quiet, IDLE_SEG);
+    idle_advance(&d, 1000);
+    ASSERT(quiet->resends >= 1);
+    ASSERT(quiet->resent_at - quiet->sent_at >= 200 - TCP_SLOW_INTERVAL);
+
+    idle_down(&d);
+    return 0;
+}
