@@ -1,10 +1,27 @@
-/* The packet-fd tunnel: one IP packet per read() and per write() on a file descriptor another
- * program handed over (openconnect --script-tun passes a datagram socket in VPNFD).
+/* The packet-fd tunnel: one IP packet per datagram on a file descriptor another program handed
+ * over (openconnect --script-tun passes one end of an AF_UNIX datagram socketpair in VPNFD).
  *
- * Reading takes up to TUNNEL_FD_READ_BATCH packets per wakeup. Writing goes straight to the fd;
- * what the fd cannot take now is queued (never dropped) and flushed when it becomes writable.
- * Above TUNNEL_FD_QUEUE_HIGH queued bytes tunnel_send() tells the stack to stop producing; the
- * writable event fires once the queue is below TUNNEL_FD_QUEUE_LOW. */
+ * Reading: one wakeup reads up to TUNNEL_FD_READ_BATCH packets, TUNNEL_FD_RX_SLOTS per
+ * recvmmsg() on a socket (one read() per packet on anything else). openconnect writes to us
+ * without blocking and, once a write fails with EAGAIN, stops reading its DTLS socket (the
+ * server's packets are then dropped there) and spins on the write until we read. Its end of the
+ * pair holds only its SO_SNDBUF's worth of datagrams (212992 bytes by default: 93 packets of
+ * 1400 bytes; our SO_RCVBUF does not count for an AF_UNIX datagram pair), about a millisecond
+ * of a fast download, so each wakeup drains all that can be there.
+ *
+ * Writing: the packets one loop iteration produces (the stack's ACKs while downloading, a burst
+ * of segments while uploading) are gathered in tx and leave in one sendmmsg() (write() per
+ * packet on a non-socket fd) once the I/O callbacks of the iteration ran, so openconnect is woken
+ * once per burst, not once per packet. As in tunnel/openvpn/transport.c, a check handle flushes
+ * after the poll phase and an idle handle (which also keeps poll from blocking) flushes what
+ * timers and other phases produced; both run only while tx holds packets. What the fd does not
+ * take now is queued in order (never dropped) and flushed when it becomes writable; above
+ * TUNNEL_FD_QUEUE_HIGH queued bytes tunnel_send() tells the stack to stop producing, and the
+ * writable event fires once the queue is below TUNNEL_FD_QUEUE_LOW. Our SO_SNDBUF is raised
+ * (as far as net.core.wmem_max allows) so that the queue is rarely needed. */
+/* recvmmsg() and sendmmsg() are GNU extensions. */
+#define _GNU_SOURCE
+
 #include "tunnel/fd.h"
 
 #include <errno.h>
@@ -21,8 +38,16 @@
 #include "tunnel/settings.h"
 
 enum {
-    TUNNEL_FD_READ_BATCH = 64,
+    /* More than the 93 packets a default-buffered peer can have queued for us. */
+    TUNNEL_FD_READ_BATCH = 128,
+    /* Each slot holds the largest datagram, so none is ever truncated; only the pages a packet
+     * touches become resident (the buffer is one large allocation). */
+    TUNNEL_FD_RX_SLOTS = 32,
     TUNNEL_FD_MAX_PACKET = 65535,
+    TUNNEL_FD_TX_PACKETS = 64, /* packets per sendmmsg() */
+    TUNNEL_FD_TX_BYTES = 2 * TUNNEL_FD_MAX_PACKET,
+    /* Asked for on a socket; the kernel caps it at net.core.wmem_max (and doubles it). */
+    TUNNEL_FD_SNDBUF = 2 * 1024 * 1024,
     TUNNEL_FD_QUEUE_HIGH = 4 * 1024 * 1024,
     TUNNEL_FD_QUEUE_LOW = 1024 * 1024,
 };
@@ -37,6 +62,9 @@ struct tunnel_fd {
     struct tunnel t; /* first: the ops receive a struct tunnel * */
     uv_loop_t *loop;
     uv_poll_t poll;
+    uv_check_t check; /* active while tx holds packets: flushes after the poll phase */
+    uv_idle_t idle;   /* active while tx holds packets: flushes, and keeps poll from blocking */
+    int handles_open;
     int fd;
     int zero_is_eof; /* a 0-byte read means EOF (seqpacket, tun, pipe), not an empty datagram */
     int is_socket;
@@ -44,9 +72,13 @@ struct tunnel_fd {
     int down;
     int congested;   /* tunnel_send() returned 1 and writable has not fired since */
     struct tunnel_settings settings;
-    uint8_t *rbuf;
-    struct tunnel_fd_packet *head, *tail;
-    size_t queued;
+    uint8_t *rbuf; /* TUNNEL_FD_RX_SLOTS slots of TUNNEL_FD_MAX_PACKET (one on a non-socket) */
+    uint8_t *tx;   /* gathered packets, back to back; their lengths in tx_sizes */
+    size_t tx_len;
+    unsigned tx_count;
+    uint16_t tx_sizes[TUNNEL_FD_TX_PACKETS];
+    struct tunnel_fd_packet *head, *tail; /* what the fd refused, in order */
+    size_t queued;                        /* bytes in head..tail */
     int started;
     struct tunnel_stats stats; /* the counters; the state is worked out when asked */
     void (*close_cb)(struct tunnel *t);
@@ -64,6 +96,14 @@ static void tunnel_fd_go_down(struct tunnel_fd *tf, enum tunnel_down_reason reas
     tf->t.ev.down(tf->t.ev.arg, reason, why);
 }
 
+/* A write error other than "full": the VPN client is gone (refused, broken pipe) or the fd broke. */
+static void tunnel_fd_write_failed(struct tunnel_fd *tf, int err)
+{
+    char why[128];
+    snprintf(why, sizeof(why), "writing to the packet fd failed: %s", strerror(err));
+    tunnel_fd_go_down(tf, err == ECONNREFUSED || err == EPIPE ? TUNNEL_DOWN_CLOSED : TUNNEL_DOWN_ERROR, why);
+}
+
 static ssize_t tunnel_fd_write(struct tunnel_fd *tf, const uint8_t *pkt, size_t len)
 {
     ssize_t n;
@@ -79,7 +119,7 @@ static int tunnel_fd_would_block(int err)
 }
 
 /* Writes queued packets in order until the fd pushes back. 0, or -errno when the fd failed. */
-static int tunnel_fd_flush(struct tunnel_fd *tf)
+static int tunnel_fd_flush_queue(struct tunnel_fd *tf)
 {
     while (tf->head) {
         struct tunnel_fd_packet *p = tf->head;
@@ -98,18 +138,166 @@ static int tunnel_fd_flush(struct tunnel_fd *tf)
     return 0;
 }
 
-static void tunnel_fd_read_some(struct tunnel_fd *tf)
+/* Appends a copy of pkt to the queue of what the fd refused. */
+static int tunnel_fd_enqueue(struct tunnel_fd *tf, const uint8_t *pkt, size_t len)
+{
+    struct tunnel_fd_packet *p = malloc(sizeof(*p) + len);
+    if (!p)
+        return -ENOMEM;
+    p->next = NULL;
+    p->len = len;
+    memcpy(p->data, pkt, len);
+    if (tf->tail)
+        tf->tail->next = p;
+    else
+        tf->head = p;
+    tf->tail = p;
+    tf->queued += len;
+    return 0;
+}
+
+/* Writes the first packets of tx to the fd, as many as it takes now; returns how many it took,
+ * or -errno when it failed. */
+static int tunnel_fd_write_tx(struct tunnel_fd *tf)
+{
+    unsigned count = tf->tx_count, done = 0;
+    size_t off = 0;
+    if (!tf->is_socket) {
+        for (; done < count; done++) {
+            ssize_t n = tunnel_fd_write(tf, tf->tx + off, tf->tx_sizes[done]);
+            if (n < 0)
+                return tunnel_fd_would_block(errno) ? (int)done : -errno;
+            off += tf->tx_sizes[done];
+        }
+        return (int)done;
+    }
+    struct mmsghdr msgs[TUNNEL_FD_TX_PACKETS];
+    struct iovec iov[TUNNEL_FD_TX_PACKETS];
+    memset(msgs, 0, count * sizeof(msgs[0]));
+    for (unsigned i = 0; i < count; i++) {
+        iov[i].iov_base = tf->tx + off;
+        iov[i].iov_len = tf->tx_sizes[i];
+        off += tf->tx_sizes[i];
+        msgs[i].msg_hdr.msg_iov = &iov[i];
+        msgs[i].msg_hdr.msg_iovlen = 1;
+    }
+    while (done < count) {
+        int n = sendmmsg(tf->fd, msgs + done, count - done, MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (n > 0) {
+            done += (unsigned)n;
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n == 0 || tunnel_fd_would_block(errno))
+            break;
+        return -errno;
+    }
+    return (int)done;
+}
+
+/* Empties tx: to the fd now, the rest (in order) to the queue, which waits for POLLWRITE. */
+static void tunnel_fd_flush_tx(struct tunnel_fd *tf)
+{
+    uv_check_stop(&tf->check);
+    uv_idle_stop(&tf->idle);
+    if (!tf->tx_count)
+        return;
+    int done = 0;
+    if (!tf->down && !tf->head)
+        done = tunnel_fd_write_tx(tf);
+    if (done < 0) {
+        tunnel_fd_write_failed(tf, -done);
+        done = (int)tf->tx_count; /* the tunnel is down: nothing more leaves */
+    }
+    size_t off = 0;
+    for (unsigned i = 0; i < tf->tx_count; i++) {
+        if (i >= (unsigned)done && tunnel_fd_enqueue(tf, tf->tx + off, tf->tx_sizes[i]) < 0) {
+            v2s_warn("packet fd: out of memory: %u packets to the VPN client lost", tf->tx_count - i);
+            break;
+        }
+        off += tf->tx_sizes[i];
+    }
+    tf->tx_len = 0;
+    tf->tx_count = 0;
+    if (!tf->down)
+        tunnel_fd_update_poll(tf);
+}
+
+static void tunnel_fd_check_cb(uv_check_t *h)
+{
+    tunnel_fd_flush_tx(h->data);
+}
+
+static void tunnel_fd_idle_cb(uv_idle_t *h)
+{
+    tunnel_fd_flush_tx(h->data);
+}
+
+static void tunnel_fd_deliver(struct tunnel_fd *tf, const uint8_t *pkt, size_t n)
+{
+    tf->stats.packets_in++;
+    tf->stats.bytes_in += n;
+    tf->t.ev.packet(tf->t.ev.arg, pkt, n);
+}
+
+static void tunnel_fd_read_failed(struct tunnel_fd *tf, int err)
+{
+    char why[128];
+    snprintf(why, sizeof(why), "reading the packet fd failed: %s", strerror(err));
+    tunnel_fd_go_down(tf, TUNNEL_DOWN_ERROR, why);
+}
+
+/* A socket: recvmmsg() until it returns fewer than it had slots for (the socket is then empty)
+ * or TUNNEL_FD_READ_BATCH packets were read. */
+static void tunnel_fd_read_socket(struct tunnel_fd *tf)
+{
+    struct mmsghdr msgs[TUNNEL_FD_RX_SLOTS];
+    struct iovec iov[TUNNEL_FD_RX_SLOTS];
+    unsigned total = 0;
+    while (total < TUNNEL_FD_READ_BATCH && !tf->down) {
+        memset(msgs, 0, sizeof(msgs));
+        for (unsigned i = 0; i < TUNNEL_FD_RX_SLOTS; i++) {
+            iov[i].iov_base = tf->rbuf + (size_t)i * TUNNEL_FD_MAX_PACKET;
+            iov[i].iov_len = TUNNEL_FD_MAX_PACKET;
+            msgs[i].msg_hdr.msg_iov = &iov[i];
+            msgs[i].msg_hdr.msg_iovlen = 1;
+        }
+        int n = recvmmsg(tf->fd, msgs, TUNNEL_FD_RX_SLOTS, MSG_DONTWAIT, NULL);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            if (!tunnel_fd_would_block(errno))
+                tunnel_fd_read_failed(tf, errno);
+            return;
+        }
+        for (int i = 0; i < n && !tf->down; i++) {
+            size_t len = msgs[i].msg_len;
+            if (len == 0) {
+                if (tf->zero_is_eof) {
+                    tunnel_fd_go_down(tf, TUNNEL_DOWN_CLOSED, "the VPN client closed the packet fd");
+                    return;
+                }
+                continue; /* an empty datagram */
+            }
+            tunnel_fd_deliver(tf, iov[i].iov_base, len);
+        }
+        total += (unsigned)n;
+        if (n < TUNNEL_FD_RX_SLOTS)
+            return;
+    }
+}
+
+/* Anything else (a tun device, a pipe): one read() per packet. */
+static void tunnel_fd_read_other(struct tunnel_fd *tf)
 {
     for (int i = 0; i < TUNNEL_FD_READ_BATCH && !tf->down; i++) {
         ssize_t n = read(tf->fd, tf->rbuf, TUNNEL_FD_MAX_PACKET);
         if (n < 0) {
             if (errno == EINTR)
                 continue;
-            if (tunnel_fd_would_block(errno))
-                return;
-            char why[128];
-            snprintf(why, sizeof(why), "reading the packet fd failed: %s", strerror(errno));
-            tunnel_fd_go_down(tf, TUNNEL_DOWN_ERROR, why);
+            if (!tunnel_fd_would_block(errno))
+                tunnel_fd_read_failed(tf, errno);
             return;
         }
         if (n == 0) {
@@ -119,9 +307,7 @@ static void tunnel_fd_read_some(struct tunnel_fd *tf)
             }
             continue; /* an empty datagram */
         }
-        tf->stats.packets_in++;
-        tf->stats.bytes_in += (size_t)n;
-        tf->t.ev.packet(tf->t.ev.arg, tf->rbuf, (size_t)n);
+        tunnel_fd_deliver(tf, tf->rbuf, (size_t)n);
     }
 }
 
@@ -135,21 +321,22 @@ static void tunnel_fd_poll_cb(uv_poll_t *h, int status, int events)
         return;
     }
     if (events & UV_WRITABLE) {
-        int rc = tunnel_fd_flush(tf);
+        int rc = tunnel_fd_flush_queue(tf);
         if (rc < 0) {
-            char why[128];
-            snprintf(why, sizeof(why), "writing to the packet fd failed: %s", strerror(-rc));
-            tunnel_fd_go_down(tf, rc == -ECONNREFUSED || rc == -EPIPE ? TUNNEL_DOWN_CLOSED : TUNNEL_DOWN_ERROR,
-                              why);
+            tunnel_fd_write_failed(tf, -rc);
             return;
         }
-        if (tf->congested && tf->queued < TUNNEL_FD_QUEUE_LOW) {
+        if (tf->congested && tf->queued + tf->tx_len < TUNNEL_FD_QUEUE_LOW) {
             tf->congested = 0;
             tf->t.ev.writable(tf->t.ev.arg);
         }
     }
-    if ((events & UV_READABLE) || (events & UV_DISCONNECT))
-        tunnel_fd_read_some(tf);
+    if ((events & UV_READABLE) || (events & UV_DISCONNECT)) {
+        if (tf->is_socket)
+            tunnel_fd_read_socket(tf);
+        else
+            tunnel_fd_read_other(tf);
+    }
     if (!tf->down)
         tunnel_fd_update_poll(tf);
 }
@@ -168,38 +355,22 @@ static int tunnel_fd_send(struct tunnel *t, const uint8_t *pkt, size_t len)
     struct tunnel_fd *tf = (struct tunnel_fd *)t;
     if (tf->down)
         return -ENETDOWN;
-    if (!tf->head) {
-        ssize_t n = tunnel_fd_write(tf, pkt, len);
-        if (n >= 0) {
-            tf->stats.packets_out++;
-            tf->stats.bytes_out += len;
-            return 0;
-        }
-        if (!tunnel_fd_would_block(errno)) {
-            int err = errno;
-            char why[128];
-            snprintf(why, sizeof(why), "writing to the packet fd failed: %s", strerror(err));
-            tunnel_fd_go_down(tf, err == ECONNREFUSED || err == EPIPE ? TUNNEL_DOWN_CLOSED : TUNNEL_DOWN_ERROR,
-                              why);
-            return -err;
-        }
+    if (len > TUNNEL_FD_MAX_PACKET)
+        return -EMSGSIZE;
+    if (tf->tx_count == TUNNEL_FD_TX_PACKETS || tf->tx_len + len > TUNNEL_FD_TX_BYTES) {
+        tunnel_fd_flush_tx(tf);
+        if (tf->down)
+            return -ENETDOWN;
     }
-    struct tunnel_fd_packet *p = malloc(sizeof(*p) + len);
-    if (!p)
-        return -ENOMEM;
-    p->next = NULL;
-    p->len = len;
-    memcpy(p->data, pkt, len);
-    if (tf->tail)
-        tf->tail->next = p;
-    else
-        tf->head = p;
-    tf->tail = p;
-    tf->queued += len;
+    memcpy(tf->tx + tf->tx_len, pkt, len);
+    tf->tx_sizes[tf->tx_count++] = (uint16_t)len;
+    tf->tx_len += len;
     tf->stats.packets_out++;
     tf->stats.bytes_out += len;
-    tunnel_fd_update_poll(tf);
-    if (tf->queued > TUNNEL_FD_QUEUE_HIGH) {
+    /* No-ops while already active. */
+    uv_check_start(&tf->check, tunnel_fd_check_cb);
+    uv_idle_start(&tf->idle, tunnel_fd_idle_cb);
+    if (tf->queued + tf->tx_len > TUNNEL_FD_QUEUE_HIGH) {
         tf->congested = 1;
         return 1;
     }
@@ -213,15 +384,19 @@ static int tunnel_fd_start(struct tunnel *t)
     if (rc < 0)
         return rc;
     tf->poll.data = tf;
+    uv_check_init(tf->loop, &tf->check);
+    tf->check.data = tf;
+    uv_idle_init(tf->loop, &tf->idle);
+    tf->idle.data = tf;
+    tf->handles_open = 3;
     tunnel_fd_update_poll(tf);
     tf->started = 1;
     tf->t.ev.up(tf->t.ev.arg, &tf->settings);
     return 0;
 }
 
-static void tunnel_fd_closed(uv_handle_t *h)
+static void tunnel_fd_free(struct tunnel_fd *tf)
 {
-    struct tunnel_fd *tf = h->data;
     void (*cb)(struct tunnel *) = tf->close_cb;
     while (tf->head) {
         struct tunnel_fd_packet *p = tf->head;
@@ -231,22 +406,35 @@ static void tunnel_fd_closed(uv_handle_t *h)
     close(tf->fd);
     tunnel_settings_free(&tf->settings);
     free(tf->rbuf);
+    free(tf->tx);
     free(tf);
     if (cb)
         cb(NULL);
+}
+
+static void tunnel_fd_closed(uv_handle_t *h)
+{
+    struct tunnel_fd *tf = h->data;
+    if (--tf->handles_open == 0)
+        tunnel_fd_free(tf);
 }
 
 static void tunnel_fd_close(struct tunnel *t, void (*cb)(struct tunnel *t))
 {
     struct tunnel_fd *tf = (struct tunnel_fd *)t;
     tf->close_cb = cb;
+    /* What this iteration gathered (e.g. the resets of a shutdown) still leaves, if the fd takes
+     * it now; the queue of what it refused earlier is dropped with the tunnel. */
+    if (!tf->down && !tf->head && tf->tx_count)
+        (void)tunnel_fd_write_tx(tf);
     tf->down = 1;
-    if (uv_is_active((uv_handle_t *)&tf->poll) || tf->poll.data) {
-        uv_close((uv_handle_t *)&tf->poll, tunnel_fd_closed);
+    if (!tf->handles_open) {
+        tunnel_fd_free(tf);
         return;
     }
-    tf->poll.data = tf;
-    tunnel_fd_closed((uv_handle_t *)&tf->poll);
+    uv_close((uv_handle_t *)&tf->poll, tunnel_fd_closed);
+    uv_close((uv_handle_t *)&tf->check, tunnel_fd_closed);
+    uv_close((uv_handle_t *)&tf->idle, tunnel_fd_closed);
 }
 
 /* The packet fd never reconnects: it is up from the start until it goes down for good. */
@@ -303,18 +491,26 @@ int tunnel_fd_new(struct tunnel **out, uv_loop_t *loop, int fd, const struct tun
     struct tunnel_fd *tf = calloc(1, sizeof(*tf));
     if (!tf)
         return -ENOMEM;
-    tf->rbuf = malloc(TUNNEL_FD_MAX_PACKET);
-    if (!tf->rbuf || tunnel_fd_copy_settings(&tf->settings, settings) < 0) {
+    int is_socket = S_ISSOCK(st.st_mode);
+    tf->rbuf = malloc((size_t)(is_socket ? TUNNEL_FD_RX_SLOTS : 1) * TUNNEL_FD_MAX_PACKET);
+    tf->tx = malloc(TUNNEL_FD_TX_BYTES);
+    if (!tf->rbuf || !tf->tx || tunnel_fd_copy_settings(&tf->settings, settings) < 0) {
         tunnel_settings_free(&tf->settings);
         free(tf->rbuf);
+        free(tf->tx);
         free(tf);
         return -ENOMEM;
+    }
+    if (is_socket) {
+        /* Best effort: without it the queue above takes what the socket does not. */
+        int sndbuf = TUNNEL_FD_SNDBUF;
+        (void)setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
     }
     tf->t.ops = &tunnel_fd_ops;
     tf->t.ev = *ev;
     tf->loop = loop;
     tf->fd = fd;
-    tf->is_socket = S_ISSOCK(st.st_mode);
+    tf->is_socket = is_socket;
     tf->zero_is_eof = !tf->is_socket || type == SOCK_SEQPACKET;
     *out = &tf->t;
     return 0;
