@@ -17,8 +17,8 @@
  * timers and other phases produced; both run only while tx holds packets. What the fd does not
  * take now is queued in order (never dropped) and flushed when it becomes writable; above
  * TUNNEL_FD_QUEUE_HIGH queued bytes tunnel_send() tells the stack to stop producing, and the
- * writable event fires once the queue is below TUNNEL_FD_QUEUE_LOW. Our SO_SNDBUF is raised
- * (as far as net.core.wmem_max allows) so that the queue is rarely needed. */
+ * writable event fires once the queue is below TUNNEL_FD_QUEUE_LOW. Our SO_SNDBUF stays the
+ * kernel's default: raised to 2 MiB, uploads through openconnect were slower (bench/RESULTS.md). */
 /* recvmmsg() and sendmmsg() are GNU extensions. */
 #define _GNU_SOURCE
 
@@ -46,8 +46,6 @@ enum {
     TUNNEL_FD_MAX_PACKET = 65535,
     TUNNEL_FD_TX_PACKETS = 64, /* packets per sendmmsg() */
     TUNNEL_FD_TX_BYTES = 2 * TUNNEL_FD_MAX_PACKET,
-    /* Asked for on a socket; the kernel caps it at net.core.wmem_max (and doubles it). */
-    TUNNEL_FD_SNDBUF = 2 * 1024 * 1024,
     TUNNEL_FD_QUEUE_HIGH = 4 * 1024 * 1024,
     TUNNEL_FD_QUEUE_LOW = 1024 * 1024,
 };
@@ -500,11 +498,6 @@ int tunnel_fd_new(struct tunnel **out, uv_loop_t *loop, int fd, const struct tun
         free(tf->tx);
         free(tf);
         return -ENOMEM;
-    }
-    if (is_socket) {
-        /* Best effort: without it the queue above takes what the socket does not. */
-        int sndbuf = TUNNEL_FD_SNDBUF;
-        (void)setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
     }
     tf->t.ops = &tunnel_fd_ops;
     tf->t.ev = *ev;
