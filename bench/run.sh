@@ -723,7 +723,7 @@ if want bulk; then
             [ "$dir" = dl ] && d=download || d=upload
             r=$(ratio "${R[$key,$dir,ours,cpu]:-}" "${R[$key,$dir,stock,cpu]:-}")
             row "client CPU s/GiB, $d, ${CASE_NAME[$key]}" "$(fmt "${R[$key,$dir,ours,cpu]:-}" %.2f)" \
-                "$(fmt "${R[$key,$dir,stock,cpu]:-}" %.2f)" "$r" "<= 0.8" "$(verdict "$r" '<=' 0.8)"
+                "$(fmt "${R[$key,$dir,stock,cpu]:-}" %.2f)" "$r" "<= 0.6" "$(verdict "$r" '<=' 0.6)"
         done
     done
 fi
