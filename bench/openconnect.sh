@@ -28,15 +28,6 @@ if want openconnect && ! command -v ocproxy >/dev/null; then
     exit 1
 fi
 
-# oc_server: ocserv in the server namespace, with a server certificate for its address
-oc_server() {
-    lab_pki_issue server server --san "IP:$LAB_SERVER_IP"
-    LAB_SERVER_CERT=$LAB_PKI_DIR/server.pem
-    LAB_SERVER_KEY=$LAB_PKI_DIR/server.key
-    chmod 600 "$LAB_SERVER_KEY"
-    export LAB_SERVER_CERT LAB_SERVER_KEY
-    lab_start_ocserv
-}
 
 # oc_scripts: what openconnect starts. ocproxy's wrapper records its pid; the kernel TUN's script
 # stands in for vpnc-script with only what this bench needs (address, MTU, one host route).
@@ -168,7 +159,7 @@ oc_bulk() {
 oc_bench() {
     local w i
     say "openconnect: ocserv, three DTLS sessions (vpn2socks, ocproxy, kernel TUN); $RUNS x $SIZE_MB MiB (or ${CAP} s) each way per session, then a checked one"
-    oc_server
+    lab_setup_ocserv
     oc_scripts
     for w in "${OC_NAMES[@]}"; do
         OC_UP[$w]=0

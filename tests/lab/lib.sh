@@ -308,14 +308,7 @@ lab_setup() {
     lab_setup_echo
     lab_setup_dns
     lab_pki_init
-    if [ "$want_ocserv" = 1 ]; then
-        lab_pki_issue server server --san "IP:$LAB_SERVER_IP"
-        LAB_SERVER_CERT=$LAB_PKI_DIR/server.pem
-        LAB_SERVER_KEY=$LAB_PKI_DIR/server.key
-        chmod 600 "$LAB_SERVER_KEY"
-        export LAB_SERVER_CERT LAB_SERVER_KEY
-        lab_start_ocserv
-    fi
+    [ "$want_ocserv" = 1 ] && lab_setup_ocserv
     lab_wait_listen "$LAB_SERVER_NS" tcp "$LAB_INTERNAL_IP" "$LAB_WEB_PORT" || lab_die "web server did not start"
     lab_wait_listen "$LAB_SERVER_NS" tcp "$LAB_INTERNAL_IP" "$LAB_ECHO_PORT" || lab_die "echo server did not start"
     lab_wait_listen "$LAB_SERVER_NS" udp "$LAB_INTERNAL_IP" 53 || lab_die "dnsmasq did not start"
@@ -382,6 +375,16 @@ lab_setup_dns() {
         --host-record="$LAB_WEB_NAME,$LAB_INTERNAL_IP" --host-record="web,$LAB_INTERNAL_IP" \
         --host-record="$LAB_LOOPBACK_NAME,127.0.0.1" \
         --local=/#/
+}
+
+# lab_setup_ocserv: a server certificate for $LAB_SERVER_IP, then lab_start_ocserv
+lab_setup_ocserv() {
+    lab_pki_issue server server --san "IP:$LAB_SERVER_IP"
+    LAB_SERVER_CERT=$LAB_PKI_DIR/server.pem
+    LAB_SERVER_KEY=$LAB_PKI_DIR/server.key
+    chmod 600 "$LAB_SERVER_KEY"
+    export LAB_SERVER_CERT LAB_SERVER_KEY
+    lab_start_ocserv
 }
 
 # lab_start_ocserv: ocserv in the server ns with password auth, its config at
