@@ -14,11 +14,17 @@
 #           it; curl --interface $OC_TUN straight to the server; the stack is the kernel's
 # The two --script-tun sessions do not touch the namespace's routing, so the three do not meet.
 # Their transfers alternate (the order rotates each run); each transfer also records the CPU of
-# that session's openconnect process (the log, and a line below the table).
+# that session's openconnect process and the UDP datagrams dropped meanwhile (the log, and a
+# line below the table).
+# Then downloads at a distance: bench/relay (TCP and UDP, ONE_WAY_MS each way) on 127.0.0.1:443 in
+# the client namespace in front of ocserv, and new vpn2socks and kernel TUN sessions through it
+# (the server's certificate pinned, as it names the server's address); ocproxy is left out, its
+# fixed 64 KiB window would make it a crawl there.
 
 OC_OCPROXY_PORT=1081
 OC_TUN=oc0
 OC_NAMES=(v2s ocproxy ktun)
+OC_URL='' OC_CERT=()
 declare -A R      # run.sh's figures (declared there as well; this keeps them)
 declare -A OC_PID OC_STACK_PID OC_LOG OC_UP OC_CIPHER
 declare -A OC_LABEL=([v2s]=vpn2socks [ocproxy]=ocproxy [ktun]="kernel TUN")
@@ -65,7 +71,7 @@ oc_start() {
     ktun) args=(--interface "$OC_TUN" --script "$OC_TUN_SCRIPT") ;;
     esac
     ip netns exec "$LAB_CLIENT_NS" "${run[@]}" openconnect --non-inter --passwd-on-stdin \
-        -u "$LAB_VPN_USER" --cafile "$LAB_CA_CERT" "${args[@]}" "$LAB_VPN_URL" \
+        -u "$LAB_VPN_USER" "${OC_CERT[@]:---cafile=$LAB_CA_CERT}" "${args[@]}" "${OC_URL:-$LAB_VPN_URL}" \
         <<<"$LAB_VPN_PASS" >"${OC_LOG[$name]}" 2>&1 &
     pid=$!
     OC_PID[$name]=$pid
@@ -111,17 +117,28 @@ oc_order() {
     done
 }
 
+# oc_udp_drops NS: the datagrams the kernel dropped in namespace NS for want of room in a UDP
+# socket's receive buffer (RcvbufErrors): during a download, openconnect's DTLS socket in the
+# client namespace; during an upload, ocserv's in the server namespace
+oc_udp_drops() {
+    # shellcheck disable=SC2016 # awk fields
+    ip netns exec "$1" awk '/^Udp:/ { if (n++) print $6 }' /proc/net/snmp
+}
+
 # oc_bulk: per direction, $RUNS timed transfers per session (alternating), then a checked one
 # each; R[oc,DIR,NAME] MiB/s, R[oc,DIR,NAME,cpu] the stack's CPU s/GiB, R[oc,DIR,NAME,occpu]
 # openconnect's CPU s/GiB (medians)
 oc_bulk() {
-    local dir i w line bytes secs cpu occpu mibs n
+    local dir i w line bytes secs cpu occpu mibs n ns drops
     for dir in "${DIRS[@]}"; do
         for w in "${OC_NAMES[@]}"; do : >"$LAB_RUN_DIR/oc-runs-$w"; done
         for ((i = 0; i < RUNS; i++)); do
             for w in $(oc_order "$i"); do
                 oc_use "$w"
+                [ "$dir" = dl ] && ns=$LAB_CLIENT_NS || ns=$LAB_SERVER_NS
+                drops=$(oc_udp_drops "$ns")
                 line=$(xfer "$dir" "$SIZE" 0 "$CAP")
+                drops=$(($(oc_udp_drops "$ns") - drops))
                 read -r bytes secs cpu occpu _ _ others <<<"$line"
                 if [ "${bytes%.*}" -lt 1048576 ] || [ "$(awk -v s="$secs" 'BEGIN {print (s > 0)}')" = 0 ]; then
                     say "  openconnect $dir $w: transfer failed ($line)"
@@ -135,7 +152,7 @@ oc_bulk() {
                 note_others "$others" >"$LAB_RUN_DIR/note"
                 line="$(fmt "$mibs") MiB/s, $((${bytes%.*} / 1048576)) MiB in $(fmt "$secs") s; CPU s/GiB:"
                 [ "$w" != ktun ] && line+=" ${OC_LABEL[$w]} $(fmt "$cpu" %.2f),"
-                line+=" its openconnect $(fmt "$occpu" %.2f)$(cat "$LAB_RUN_DIR/note")"
+                line+=" its openconnect $(fmt "$occpu" %.2f); UDP drops $(awk -v d="$drops" -v b="$bytes" 'BEGIN {printf "%.0f", d / (b / 104857600)}') per 100 MiB$(cat "$LAB_RUN_DIR/note")"
                 echo "openconnect $dir $w run $i: $line" >>"$RAW"
                 say "  openconnect $dir $w: $line"
             done
@@ -153,6 +170,62 @@ oc_bulk() {
             fi
         done
     done
+}
+
+# oc_stop: ends every session's openconnect (their scripts' stacks go with them)
+oc_stop() {
+    local w i
+    for w in "${OC_NAMES[@]}"; do
+        [ -n "${OC_PID[$w]:-}" ] && kill -TERM "${OC_PID[$w]}" 2>/dev/null
+    done
+    for w in "${OC_NAMES[@]}"; do
+        for ((i = 0; i < 100; i++)); do
+            kill -0 "${OC_PID[$w]:-0}" 2>/dev/null || break
+            sleep 0.05
+        done
+    done
+}
+
+# oc_far: vpn2socks and the kernel TUN through the relay (see the top); $RUNS downloads each,
+# alternating: R[oc,far,NAME] MiB/s (median), R[oc,far,rtt] the relay's round trip in ms
+oc_far() {
+    local i w line bytes secs mibs pin
+    lab_bg oc-relay ip netns exec "$LAB_CLIENT_NS" "$RELAY" -d "$ONE_WAY_MS" -b "$RELAY_GATHER_US" \
+        -u "127.0.0.1:$LAB_OCSERV_PORT=$LAB_SERVER_IP:$LAB_OCSERV_PORT" \
+        -t "127.0.0.1:$LAB_OCSERV_PORT=$LAB_SERVER_IP:$LAB_OCSERV_PORT"
+    lab_wait_listen "$LAB_CLIENT_NS" tcp 127.0.0.1 "$LAB_OCSERV_PORT" || { say "openconnect: the relay did not start"; return 1; }
+    # openconnect's pin: SHA-256 of the server key's SubjectPublicKeyInfo, base64
+    pin=$(openssl x509 -in "$LAB_SERVER_CERT" -noout -pubkey | openssl pkey -pubin -outform DER |
+        openssl dgst -sha256 -binary | base64)
+    OC_URL=https://127.0.0.1:$LAB_OCSERV_PORT/ OC_CERT=(--servercert "pin-sha256:$pin")
+    OC_UP[ocproxy]=0
+    for w in v2s ktun; do
+        OC_UP[$w]=0
+        oc_start "$w" && OC_UP[$w]=1
+    done
+    R[oc,far,rtt]=$((2 * ONE_WAY_MS))
+    for w in v2s ktun; do : >"$LAB_RUN_DIR/oc-far-$w"; done
+    for ((i = 0; i < RUNS; i++)); do
+        for w in $(oc_order "$i"); do
+            oc_use "$w"
+            line=$(xfer dl "$SIZE" 0 "$CAP")
+            read -r bytes secs _ <<<"$line"
+            if [ "${bytes%.*}" -lt 1048576 ] || [ "$(awk -v s="$secs" 'BEGIN {print (s > 0)}')" = 0 ]; then
+                say "  openconnect far dl $w: transfer failed ($line)"
+                echo "openconnect far dl $w run $i: failed ($line)" >>"$RAW"
+                continue
+            fi
+            mibs=$(awk -v b="$bytes" -v s="$secs" 'BEGIN {print b / 1048576 / s}')
+            echo "$mibs" >>"$LAB_RUN_DIR/oc-far-$w"
+            echo "openconnect far dl $w run $i: $(fmt "$mibs") MiB/s, $((${bytes%.*} / 1048576)) MiB in $(fmt "$secs") s" >>"$RAW"
+            say "  openconnect at $((2 * ONE_WAY_MS)) ms dl $w: $(fmt "$mibs") MiB/s"
+        done
+    done
+    for w in $(oc_order 0); do
+        R[oc,far,$w]=$(median <"$LAB_RUN_DIR/oc-far-$w")
+    done
+    oc_stop
+    OC_URL='' OC_CERT=()
 }
 
 # oc_bench: the case; ocserv and the three sessions stay up only for it
@@ -175,15 +248,11 @@ oc_bench() {
         [ "$i" = 1 ] || say "warning: openconnect ($w) established DTLS $i times during the runs"
         grep -E 'DTLS.*(dead peer|fail|[Ff]alling back)' "${OC_LOG[$w]}" | sed "s/^/bench: openconnect ($w): /" >&2
     done
-    for w in "${OC_NAMES[@]}"; do
-        [ -n "${OC_PID[$w]:-}" ] && kill -TERM "${OC_PID[$w]}" 2>/dev/null
-    done
-    for w in "${OC_NAMES[@]}"; do
-        for ((i = 0; i < 100; i++)); do
-            kill -0 "${OC_PID[$w]:-0}" 2>/dev/null || break
-            sleep 0.05
-        done
-    done
+    oc_stop
+    if [[ " ${DIRS[*]} " == *" dl "* ]]; then
+        say "openconnect: downloads at $((2 * ONE_WAY_MS)) ms RTT (bench/relay in front of ocserv), vpn2socks and kernel TUN"
+        oc_far
+    fi
     unset SRV_PID
 }
 
@@ -199,6 +268,11 @@ oc_rows() {
         row "$d MiB/s, openconnect DTLS, vs kernel TUN" "$(fmt "${R[oc,$dir,v2s]:-}")" \
             "$(fmt "${R[oc,$dir,ktun]:-}")" "$r" ">= 0.9 (aim 1.0)" "$(verdict "$r" '>=' 0.9)"
     done
+    if [ -n "${R[oc,far,rtt]:-}" ]; then
+        r=$(ratio "${R[oc,far,v2s]:-}" "${R[oc,far,ktun]:-}")
+        row "download MiB/s, openconnect DTLS, ${R[oc,far,rtt]} ms RTT added, vs kernel TUN" \
+            "$(fmt "${R[oc,far,v2s]:-}")" "$(fmt "${R[oc,far,ktun]:-}")" "$r" ">= 0.9" "$(verdict "$r" '>=' 0.9)"
+    fi
     for dir in "${DIRS[@]}"; do
         [ "$dir" = dl ] && d=download || d=upload
         alt=${R[oc,$dir,ocproxy,cpu]:-}

@@ -37,7 +37,8 @@
 #   6. openconnect: three DTLS sessions to one ocserv at once, vpn2socks and ocproxy (Debian's)
 #      through --script-tun and openconnect with a kernel TUN; downloads and uploads as in case 1
 #      (--dirs), the stack's CPU per GiB (vpn2socks, ocproxy) and, in the log, each openconnect's
-#      (bench/openconnect.sh)
+#      (bench/openconnect.sh); then downloads at 2 x ONE_WAY_MS ms RTT (bench/relay in front of
+#      ocserv) through vpn2socks and the kernel TUN
 #   7. up: milliseconds from starting the client (UDP AES-256-GCM) to the first byte of an answer
 #      through its tunnel (bench/up_probe.py: a new connect + GET every 1 ms, through the SOCKS5
 #      port for ours, direct for the stock client's tun0), median of 10 starts, alternating
