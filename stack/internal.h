@@ -92,6 +92,9 @@ u16_t stack_random_port(void);
 uint64_t stack_siphash(const uint8_t key[16], const uint8_t *msg, size_t len);
 /* Bytes lwIP has allocated (every pbuf, pcb and segment), counted by sys.c. */
 size_t stack_mem_bytes(void);
+/* A clock in microseconds for round-trip samples (sys.c): the monotonic clock, or in tests the
+ * virtual clock of stack_sys_set_clock() in whole milliseconds. */
+uint64_t stack_now_us(void);
 /* Frees a closing stack once its handles and connections are all gone. */
 void stack_maybe_free(struct stack *s);
 

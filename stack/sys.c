@@ -36,6 +36,13 @@ u32_t sys_now(void)
     return (u32_t)uv_now(clock_loop);
 }
 
+uint64_t stack_now_us(void)
+{
+    if (clock_override)
+        return (uint64_t)clock_override() * 1000u;
+    return uv_hrtime() / 1000u;
+}
+
 /* lwIP's heap (lwipopts.h routes mem_clib_malloc and friends here): every pbuf, pcb and segment,
  * counted in what the allocator really gave, so that small buffers count their overhead too. */
 static size_t mem_in_use;

@@ -252,6 +252,8 @@ static err_t stack_tcp_on_connected(void *arg, struct tcp_pcb *pcb, err_t err)
     stack_tcp_connect_timers_stop(c);
     stack_tcp_rto_from_handshake(c, pcb);
     stack_tcp_flight_start(c, pcb);
+    if (c->syn_tries == 1) /* an answer to the one SYN: a round-trip sample */
+        c->rtt_us = (uint32_t)(stack_now_us() - c->syn_sent_us);
     stack_tcp_budget_start(c, pcb);
     stack_tcp_keepalive_start(pcb);
     c->state = STACK_TCP_CONNECTED;
@@ -298,6 +300,7 @@ int stack_tcp_connect(struct stack *s, const struct v2s_addr *dst, uint16_t port
      * before the handshake (0x7FFF ticks is its largest timeout, half an hour). */
     pcb->rto = 0x7FFF;
     c->syn_sent_ms = sys_now();
+    c->syn_sent_us = stack_now_us();
     c->syn_tries = 1;
     /* A tunnel that is between sessions (the OpenVPN client reconnecting) refuses packets while
      * the stack is still up, to keep connections across a quick reconnect; a new connection then

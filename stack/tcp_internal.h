@@ -67,6 +67,9 @@ struct stack_tcp {
     struct v2s_list fin_node; /* on the stack's fin_wait or fin_flight list (as fin says) */
     uint64_t fin_sent_ms;
     uint32_t syn_sent_ms; /* sys_now() when the SYN left: the handshake's round-trip sample */
+    uint64_t syn_sent_us; /* and stack_now_us(), for rtt_us */
+    uint32_t rtt_us;      /* the handshake's round trip (0: not known; tcp_budget.c) */
+    uint64_t grow_us;     /* when since_grow started counting (tcp_budget.c) */
     unsigned syn_tries;   /* SYNs sent */
     unsigned flight : 1;  /* in the first flight: its retransmissions are ours (see tcp.c) */
     uint32_t flight_ms;   /* the first flight's retransmission timeout */

@@ -18,7 +18,13 @@
  * take now is queued in order (never dropped) and flushed when it becomes writable; above
  * TUNNEL_FD_QUEUE_HIGH queued bytes tunnel_send() tells the stack to stop producing, and the
  * writable event fires once the queue is below TUNNEL_FD_QUEUE_LOW. Our SO_SNDBUF stays the
- * kernel's default: raised to 2 MiB, uploads through openconnect were slower (bench/RESULTS.md). */
+ * kernel's default: raised to 2 MiB, uploads through openconnect were slower (bench/RESULTS.md).
+ *
+ * What the pair and openconnect's DTLS socket hold (about 256 KiB) is all the path from the
+ * server to us can queue: past it the server's packets are dropped. A socket's tunnel says so
+ * (rx_room), and the stack keeps receive windows within it unless a connection's round trip needs
+ * more (stack/tcp_budget.c): with the 4 MiB windows of before, a download through openconnect lost
+ * 5,700-13,500 packets per 100 MiB and ran at 0.65x the kernel TUN's rate (bench/RESULTS.md). */
 /* recvmmsg() and sendmmsg() are GNU extensions. */
 #define _GNU_SOURCE
 
@@ -48,6 +54,10 @@ enum {
     TUNNEL_FD_TX_BYTES = 2 * TUNNEL_FD_MAX_PACKET,
     TUNNEL_FD_QUEUE_HIGH = 4 * 1024 * 1024,
     TUNNEL_FD_QUEUE_LOW = 1024 * 1024,
+    /* What the path from the server to us holds (struct tunnel's rx_room): openconnect's end of
+     * the pair (its default SO_SNDBUF, 93 packets of 1400 bytes) and its DTLS socket's receive
+     * buffer (the same default, as many again), about 256 KiB of TCP payload. */
+    TUNNEL_FD_RX_ROOM = 256 * 1024,
 };
 
 struct tunnel_fd_packet {
@@ -501,6 +511,7 @@ int tunnel_fd_new(struct tunnel **out, uv_loop_t *loop, int fd, const struct tun
     }
     tf->t.ops = &tunnel_fd_ops;
     tf->t.ev = *ev;
+    tf->t.rx_room = is_socket ? TUNNEL_FD_RX_ROOM : 0;
     tf->loop = loop;
     tf->fd = fd;
     tf->is_socket = is_socket;

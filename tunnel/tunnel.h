@@ -72,6 +72,11 @@ struct tunnel_ops {
 struct tunnel {
     const struct tunnel_ops *ops;
     struct tunnel_events ev;
+    /* Set by tunnels whose path from the VPN server to us holds little and drops the rest: about
+     * how many bytes of TCP payload it can queue (0: plenty, or not known). The stack keeps a
+     * connection's receive window within it unless the connection's round trip needs more
+     * (stack/tcp_budget.c, "Windows on a short path"). */
+    size_t rx_room;
 };
 
 /* Starts the tunnel; events follow. 0 or a negative errno. */

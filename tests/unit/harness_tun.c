@@ -63,6 +63,7 @@ int harness_tun_up(struct harness_tun *t, const struct harness_tun_config *cfg, 
 {
     memset(t, 0, sizeof(*t));
     t->tunnel.ops = &harness_tun_ops;
+    t->tunnel.rx_room = cfg->rx_room;
     t->on_send = on_send;
     t->arg = arg;
     t->now_ms = 1000;

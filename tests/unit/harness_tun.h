@@ -34,6 +34,7 @@ struct harness_tun_config {
     const char *domains;      /* search domains, NULL for none */
     uint64_t seed;            /* stack_random() from this seed, so a run replays exactly; 0:
                                * from getrandom(), as in use */
+    size_t rx_room;           /* the tunnel's rx_room (tunnel/tunnel.h) */
 };
 
 struct harness_tun {
