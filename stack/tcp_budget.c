@@ -29,7 +29,7 @@
  * 7 times the limit.
  *
  * Windows on a short path: some tunnels can queue little between the server and us (the
- * packet-fd tunnel: openconnect's end of a socketpair and its DTLS socket, about 256 KiB; struct
+ * packet-fd tunnel: openconnect's end of a socketpair and its DTLS socket, about 192 KiB; struct
  * tunnel's rx_room), and what does not fit is dropped. A window that grows whenever the
  * application keeps up lets the server put megabytes in flight there, most of it then lost
  * (5,700-13,500 packets per 100 MiB through openconnect with 4 MiB windows). On such a tunnel a

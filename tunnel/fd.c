@@ -20,7 +20,7 @@
  * writable event fires once the queue is below TUNNEL_FD_QUEUE_LOW. Our SO_SNDBUF stays the
  * kernel's default: raised to 2 MiB, uploads through openconnect were slower (bench/RESULTS.md).
  *
- * What the pair and openconnect's DTLS socket hold (about 256 KiB) is all the path from the
+ * What the pair and openconnect's DTLS socket hold (about 192 KiB) is all the path from the
  * server to us can queue: past it the server's packets are dropped. A socket's tunnel says so
  * (rx_room), and the stack keeps receive windows within it unless a connection's round trip needs
  * more (stack/tcp_budget.c): with the 4 MiB windows of before, a download through openconnect lost
@@ -55,9 +55,10 @@ enum {
     TUNNEL_FD_QUEUE_HIGH = 4 * 1024 * 1024,
     TUNNEL_FD_QUEUE_LOW = 1024 * 1024,
     /* What the path from the server to us holds (struct tunnel's rx_room): openconnect's end of
-     * the pair (its default SO_SNDBUF, 93 packets of 1400 bytes) and its DTLS socket's receive
-     * buffer (the same default, as many again), about 256 KiB of TCP payload. */
-    TUNNEL_FD_RX_ROOM = 256 * 1024,
+     * the pair (its default SO_SNDBUF, 93 packets of 1400 bytes, 127 KiB of TCP payload) and
+     * its DTLS socket's receive buffer (the same default, fewer packets: each costs more there).
+     * Chosen by A/B (bench/RESULTS.md): 192 KiB. */
+    TUNNEL_FD_RX_ROOM = 192 * 1024,
 };
 
 struct tunnel_fd_packet {
