@@ -54,6 +54,9 @@
  *   - struct tcp_seg.flags bits 0x40 and 0x80 (lwIP 2.1.3 uses 0x01 to 0x10): recovery.c marks
  *     SACKed and resent segments; it also reads seg->tcphdr, seg->p->ref and seg->len.
  *   - the TCP header's seqno and FIN flag in the output hook: recovery.c (below).
+ *   - flags: tcp_close.c turns the TF_ACK_NOW that tcp_process() sets for a FIN received in
+ *     ESTABLISHED (now CLOSE_WAIT) into TF_ACK_DELAY, from the receive callback that tcp_input()
+ *     runs for the FIN before its tcp_output(); tcp_fasttmr() sends it if our FIN did not.
  *
  * struct tcp_pcb fields read:
  *   - state, flags, unacked, unsent, ooseq, refused_data, persist_backoff, nrtx, poll, tmr,

@@ -150,6 +150,8 @@ void stack_tcp_maybe_release(struct stack_tcp *c);
 void stack_tcp_end(struct stack_tcp *c, int reset);
 /* Ends the bridge once both directions closed cleanly. */
 void stack_tcp_maybe_finish(struct stack_tcp *c);
+/* In the receive callback for the remote end's FIN: its ACK waits for ours (or the next tick). */
+void stack_tcp_remote_fin_ack_later(struct stack_tcp *c, struct tcp_pcb *pcb);
 /* Passes the remote end's FIN to the application once every byte before it went. */
 void stack_tcp_maybe_shutdown_app(struct stack_tcp *c);
 /* The application closed its write direction: our FIN, now or when the pacing gives a slot. */

@@ -257,6 +257,7 @@ err_t stack_tcp_on_recv(void *arg, struct tcp_pcb *pcb, struct pbuf *p, err_t er
     (void)err; /* lwIP passes ERR_OK for data and FIN */
     if (!p) {
         c->remote_fin = 1;
+        stack_tcp_remote_fin_ack_later(c, pcb);
         stack_tcp_maybe_release(c);
         stack_tcp_maybe_shutdown_app(c);
         return c->aborted ? ERR_ABRT : ERR_OK;

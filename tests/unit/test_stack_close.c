@@ -1,0 +1,173 @@
+/* Closing through the stack (tcp_close.c), counted in packets: a FIN from the far end that
+ * arrives before ours is acknowledged by our own FIN when the application closes in answer, not
+ * by a pure ACK of its own first; if the application does not close, a delayed ACK still leaves
+ * on the next TCP tick. The real stack and lwIP behind the fake tunnel of harness_tun.h; the test
+ * plays the server's TCP by hand (as test_stack_acks.c), and a loopback socket is the bridged
+ * application. */
+#include <stdint.h>
+#include <string.h>
+
+#include <uv.h>
+
+#include "base/bytes.h"
+#include "harness_tun.h"
+#include "stack/stack.h"
+#include "stack/tcp.h"
+#include "test.h"
+
+enum { CLOSE_MAX = 16, CLOSE_PEER_ISN = 2000000, CLOSE_ANSWER = 143 };
+
+struct close_case {
+    struct harness_tun tun;
+    struct v2s_addr us, peer;
+    uint16_t sport;
+    uint32_t syn_seq;
+    int syns;
+    uint8_t flags[CLOSE_MAX]; /* every segment after the SYN, in order: its flags... */
+    uint32_t ackno[CLOSE_MAX]; /* ...and acknowledgement number */
+    size_t n;
+    struct harness_tun_app app;
+    char buf[512];
+    size_t got;    /* bytes the application read */
+    int eof;       /* it read the end */
+    int close_on_eof;
+    uv_shutdown_t shut;
+};
+
+static void close_send(struct harness_tun *t, const uint8_t *pkt, size_t len)
+{
+    struct close_case *k = t->arg;
+    if (len < 40 || pkt[0] != 0x45 || pkt[9] != 6)
+        return;
+    const uint8_t *tcp = pkt + 20;
+    if (tcp[13] == 0x02) {
+        k->syns++;
+        k->sport = v2s_get_be16(tcp);
+        k->syn_seq = v2s_get_be32(tcp + 4);
+    } else if (k->n < CLOSE_MAX) {
+        k->flags[k->n] = tcp[13];
+        k->ackno[k->n++] = v2s_get_be32(tcp + 8);
+    }
+}
+
+static void close_segment(struct close_case *k, uint8_t flags, uint32_t seq, uint32_t ack, const uint8_t *opts,
+                          size_t optlen, size_t n)
+{
+    uint8_t pkt[1500], data[CLOSE_ANSWER];
+    memset(data, 'a', sizeof(data));
+    size_t len = harness_tun_tcp4(pkt, sizeof(pkt), &k->peer, 80, &k->us, k->sport, flags, seq, ack, 65535, opts,
+                                  optlen, data, n);
+    ASSERT(len > 0);
+    stack_input(k->tun.stack, pkt, len);
+}
+
+static void close_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    struct close_case *k = h->data;
+    (void)suggested;
+    *buf = uv_buf_init(k->buf, sizeof(k->buf));
+}
+
+/* The application: reads the answer to its end, then (if told to) closes its side, as an HTTP
+ * client does after a "Connection: close" answer. */
+static void close_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    struct close_case *k = s->data;
+    (void)buf;
+    if (nread > 0) {
+        k->got += (size_t)nread;
+        return;
+    }
+    if (nread != UV_EOF)
+        return;
+    k->eof = 1;
+    uv_read_stop(s);
+    if (k->close_on_eof)
+        ASSERT_EQ(uv_shutdown(&k->shut, s, NULL), 0);
+}
+
+/* Up to the server's answer and FIN in one segment, read by the application to its end. Returns
+ * the sequence number after the FIN, which is what acknowledges it. */
+static uint32_t close_setup(struct close_case *k, uint64_t seed, int close_on_eof)
+{
+    memset(k, 0, sizeof(*k));
+    k->close_on_eof = close_on_eof;
+    const struct harness_tun_config cfg = {.addr4 = "10.8.0.2", .seed = seed};
+    ASSERT_EQ(harness_tun_up(&k->tun, &cfg, close_send, k), 0);
+    ASSERT_EQ(v2s_addr_parse(&k->us, "10.8.0.2"), 0);
+    ASSERT_EQ(v2s_addr_parse(&k->peer, "10.9.0.1"), 0);
+    ASSERT_EQ(harness_tun_app_open(&k->tun, &k->app), 0);
+    k->app.client.data = k;
+    ASSERT_EQ(uv_read_start((uv_stream_t *)&k->app.client, close_alloc, close_read), 0);
+
+    struct stack_tcp *c;
+    ASSERT_EQ(harness_tun_app_connect(&k->app, &k->peer, 80, &c), 0);
+    harness_tun_settle(&k->tun);
+    ASSERT_EQ(k->syns, 1);
+    static const uint8_t mss[4] = {2, 4, 0x05, 0x78};
+    close_segment(k, 0x12, CLOSE_PEER_ISN, k->syn_seq + 1, mss, sizeof(mss), 0);
+    harness_tun_settle(&k->tun);
+    ASSERT_EQ(k->app.status, 0);
+    ASSERT_EQ(k->n, 1); /* the handshake's ACK, at once */
+    ASSERT_EQ(k->flags[0], 0x10);
+    ASSERT_EQ(k->ackno[0], CLOSE_PEER_ISN + 1);
+
+    /* The answer and the FIN (FIN, PSH, ACK), as a server that closes right after writing. */
+    k->n = 0;
+    close_segment(k, 0x19, CLOSE_PEER_ISN + 1, k->syn_seq + 1, NULL, 0, CLOSE_ANSWER);
+    harness_tun_settle(&k->tun);
+    ASSERT_EQ(k->got, CLOSE_ANSWER);
+    ASSERT_EQ(k->eof, 1);
+    return CLOSE_PEER_ISN + 1 + CLOSE_ANSWER + 1;
+}
+
+static void close_teardown(struct close_case *k)
+{
+    harness_tun_app_close(&k->app);
+    ASSERT_EQ(harness_tun_down(&k->tun), 0);
+    harness_tun_app_free(&k->app);
+}
+
+/* The application closes as soon as it read the end: one packet, our FIN carrying the ACK of
+ * theirs; no pure ACK before it. */
+TEST_IMPL(stack_close_fin_ack_on_our_fin)
+{
+    static struct close_case k;
+    uint32_t fin_end = close_setup(&k, 7, 1);
+    ASSERT_EQ(k.n, 1);
+    ASSERT_EQ(k.flags[0], 0x11); /* FIN, ACK */
+    ASSERT_EQ(k.ackno[0], fin_end);
+    /* Nothing more on the next ticks: the delayed ACK went with the FIN. */
+    harness_tun_advance(&k.tun, 100);
+    ASSERT_EQ(k.n, 1);
+    /* The server acknowledges our FIN: the bridge is over. */
+    close_segment(&k, 0x10, fin_end, k.syn_seq + 2, NULL, 0, 0);
+    harness_tun_settle(&k.tun);
+    ASSERT_EQ(k.app.done, 1);
+    close_teardown(&k);
+    return 0;
+}
+
+/* The application keeps its side open: the FIN is acknowledged by a delayed ACK on the next TCP
+ * tick (25 ms), long before the server would resend it (200 ms at the least for Linux); our FIN
+ * follows when the application closes. */
+TEST_IMPL(stack_close_fin_ack_delayed)
+{
+    static struct close_case k;
+    uint32_t fin_end = close_setup(&k, 8, 0);
+    ASSERT_EQ(k.n, 0);
+    harness_tun_advance(&k.tun, 60);
+    ASSERT_EQ(k.n, 1);
+    ASSERT_EQ(k.flags[0], 0x10);
+    ASSERT_EQ(k.ackno[0], fin_end);
+    ASSERT_EQ(uv_shutdown(&k.shut, (uv_stream_t *)&k.app.client, NULL), 0);
+    harness_tun_settle(&k.tun);
+    ASSERT_EQ(k.n, 2);
+    ASSERT_EQ(k.flags[1], 0x11);
+    ASSERT_EQ(k.ackno[1], fin_end);
+    close_segment(&k, 0x10, fin_end, k.syn_seq + 2, NULL, 0, 0);
+    harness_tun_settle(&k.tun);
+    ASSERT_EQ(k.app.done, 1);
+    close_teardown(&k);
+    return 0;
+}
