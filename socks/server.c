@@ -179,13 +179,25 @@ static void socks_conn_close(struct socks_conn *c)
     uv_close((uv_handle_t *)&c->client, socks_conn_handle_closed);
 }
 
-/* The relay closed the client handle; only the timer is left. */
+/* The relay takes the client handle over: the timer has nothing left to time, so it is closed
+ * now. Closed when the relay ends instead, its close would start from inside the relay's close
+ * callback, too late for that loop iteration's close phase, and the next iteration would poll
+ * without blocking for it: an epoll_wait() more per connection. c lives until both handles are
+ * closed. */
+static void socks_conn_relay_start(struct socks_conn *c)
+{
+    c->state = SOCKS_CONN_RELAYING;
+    c->handles_open = 2; /* the timer, and the client handle that the relay closes */
+    uv_close((uv_handle_t *)&c->timer, socks_conn_handle_closed);
+}
+
+/* The relay closed the client handle. */
 static void socks_conn_relay_done(void *arg)
 {
     struct socks_conn *c = arg;
     c->state = SOCKS_CONN_CLOSING;
-    c->handles_open = 1;
-    uv_close((uv_handle_t *)&c->timer, socks_conn_handle_closed);
+    if (--c->handles_open == 0)
+        socks_conn_free(c);
 }
 
 static void socks_conn_write_then_close_cb(uv_write_t *req, int status)
@@ -268,8 +280,7 @@ static void socks_conn_dialed(void *arg, struct outbound_conn *d, int status, co
     }
     size_t len = c->parser.version == SOCKS4_VERSION ? socks4_build_reply(c->reply, SOCKS4_REP_GRANTED, bound, port)
                                                      : socks5_build_reply(c->reply, SOCKS5_REP_SUCCEEDED, bound, port);
-    uv_timer_stop(&c->timer);
-    c->state = SOCKS_CONN_RELAYING;
+    socks_conn_relay_start(c);
     /* Written, or queued in libuv, which keeps writes in order: the reply reaches the client
      * before any relayed byte. */
     if (socks_conn_send(c, &c->write_req, c->reply, len) < 0)
@@ -462,7 +473,7 @@ static void socks_conn_bind_bridge(struct socks_conn *c)
     struct stack_tcp *tcp = c->bind_tcp;
     c->bind_tcp = NULL;
     size_t len = socks5_build_reply(c->reply, SOCKS5_REP_SUCCEEDED, &c->bind_from, c->bind_port);
-    c->state = SOCKS_CONN_RELAYING;
+    socks_conn_relay_start(c); /* from the timer's own callback, which may close it */
     if (socks_conn_send(c, &c->write_req, c->reply, len) < 0)
         v2s_debug("%s: second BIND reply not sent", c->peer);
     char from[V2S_ADDR_STRLEN];

@@ -39,6 +39,7 @@ struct fake_outbound {
     int status; /* what FAKE_ANSWER answers */
     /* What it was asked. */
     int connects, cancels, bridges, closed;
+    int backend_timeout_at_end; /* uv_backend_timeout() right after a relay's end was reported */
     char name[256];
     struct v2s_addr addr;
     uint16_t port;
@@ -218,10 +219,12 @@ static void fake_shutdown(struct fake_conn *c)
 static void fake_app_closed(uv_handle_t *h)
 {
     struct fake_conn *c = h->data;
+    struct fake_outbound *f = c->f;
     outbound_done_cb done = c->done;
     void *arg = c->done_arg;
     free(c);
     done(arg);
+    f->backend_timeout_at_end = uv_backend_timeout(f->loop);
 }
 
 /* The relay ends: the client handle is closed and the listener told. */
@@ -413,6 +416,30 @@ TEST_IMPL(socks_server_relay_half_close)
     close(fd);
     sstest_finish(&t);
     ASSERT_EQ(t.fake.cancels, 0);
+    return 0;
+}
+
+/* When the relay reports its end (from the client handle's close callback), the listener has
+ * nothing left to close: its timer went when the relay started. A close started from inside a
+ * close callback waits for the next loop iteration, whose poll then cannot block (libuv's
+ * backend timeout is 0): an epoll_wait() more per connection. */
+TEST_IMPL(socks_server_relay_end_closes_nothing_more)
+{
+    struct sstest t;
+    uint8_t reply[10];
+    sstest_start(&t, FAKE_ANSWER, 0);
+    int fd = sstest_request(&t, "example.test", 80, "");
+    ASSERT_EQ(sstest_reply(&t, fd, reply), 0);
+    struct fake_conn *c = t.fake.conn;
+    ASSERT(c != NULL && c->app != NULL);
+    close(fd);
+    ASSERT(uvtest_run_until(&t.loop, &c->got_eof, 2000) != 0);
+    t.fake.backend_timeout_at_end = 0;
+    fake_end(c);
+    /* The close callback runs within one turn of the loop. */
+    ASSERT_EQ(uv_run(&t.loop, UV_RUN_NOWAIT), 1);
+    ASSERT_EQ(t.fake.backend_timeout_at_end, -1); /* no timer, nothing closing: poll may block */
+    sstest_finish(&t);
     return 0;
 }
 
