@@ -60,6 +60,8 @@ struct stack {
     uint64_t udp_in, udp_out;   /* datagrams through UDP sockets */
     uint64_t udp_dropped;       /* ... refused on the way out, or not delivered for lack of memory */
     struct v2s_list listeners;  /* every listener in the tunnel (tcp_listen.c) */
+    struct v2s_list ack_rides;  /* connections just opened whose handshake ACK is held
+                                 * (stack_tcp.ride_node, tcp_send.c) */
     uint8_t *read_buf;          /* shared buffer for reads from applications (see tcp_send.c) */
     uint8_t *tx_buf;            /* linearises chained pbufs for tunnel_send() */
     struct v2s_addr dns[TUNNEL_MAX_DNS];
@@ -114,6 +116,13 @@ void stack_tcp_abort_all(struct stack *s);
 void stack_tcp_listeners_readdress(struct stack *s);
 /* Makes the end of the poll phase write the gathered segments and send the held ACKs. */
 void stack_check_arm(struct stack *s);
+/* stack.c: drops the held pure ACK (not one with SACK blocks) of the connection keyed in tcp
+ * whose number is tcp->ackno, if one is held: a segment that carries the same number follows. */
+struct packet_tcp_info;
+void stack_ack_forget(struct stack *s, const struct packet_tcp_info *tcp);
+/* tcp_send.c: the handshake ACKs held this iteration ride on the application's first bytes, if
+ * they are already there (before the held ACKs are sent). */
+void stack_tcp_ack_rides(struct stack *s);
 /* tcp_recv.c: writes every connection's gathered segments to its application (end of a loop
  * iteration). */
 void stack_tcp_flush_all(struct stack *s);

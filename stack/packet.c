@@ -66,6 +66,19 @@ enum packet_tcp_kind packet_classify_tcp(const uint8_t *pkt, size_t len, struct 
     return sack ? PACKET_TCP_SACK_ACK : PACKET_TCP_PURE_ACK;
 }
 
+void packet_tcp_key(const struct v2s_addr *src, uint16_t sport, const struct v2s_addr *dst, uint16_t dport,
+                    uint32_t ackno, struct packet_tcp_info *info)
+{
+    size_t alen = src->family == AF_INET6 ? 16 : 4;
+    info->key[0] = src->family == AF_INET6 ? 6 : 4;
+    memcpy(info->key + 1, src->bytes, alen);
+    memcpy(info->key + 1 + alen, dst->bytes, alen);
+    v2s_put_be16(info->key + 1 + 2 * alen, sport);
+    v2s_put_be16(info->key + 3 + 2 * alen, dport);
+    info->key_len = (uint8_t)(1 + 2 * alen + 4);
+    info->ackno = ackno;
+}
+
 /* The reason an IPv4 ICMP error gives, or -1 for one that is not a failure (code 4, fragmentation
  * needed, is a path MTU hint) or not an error at all. */
 static int packet_icmp4_reason(uint8_t type, uint8_t code)

@@ -30,6 +30,11 @@ struct packet_tcp_info {
 /* Classifies an IPv4 or IPv6 packet; for TCP, fills info's key and acknowledgement number. */
 enum packet_tcp_kind packet_classify_tcp(const uint8_t *pkt, size_t len, struct packet_tcp_info *info);
 
+/* Fills info's key as packet_classify_tcp() does for a segment from src:sport to dst:dport (both
+ * of one family), and its acknowledgement number with ackno. */
+void packet_tcp_key(const struct v2s_addr *src, uint16_t sport, const struct v2s_addr *dst, uint16_t dport,
+                    uint32_t ackno, struct packet_tcp_info *info);
+
 /* Why a packet did not arrive, as an ICMP or ICMPv6 error says it. */
 enum packet_icmp_reason {
     PACKET_ICMP_NET_UNREACHABLE,

@@ -104,6 +104,7 @@ static void stack_timer_cb(uv_timer_t *t)
 }
 
 static void stack_acks_flush(struct stack *s);
+static void stack_ack_release(struct stack *s, struct stack_held_ack *h, int send);
 
 /* Runs before the loop blocks: segments received since the check (by timers, pending callbacks)
  * go to the applications, and packets handled may have added lwIP timeouts (a retransmission, a
@@ -116,6 +117,7 @@ static void stack_prepare_cb(uv_prepare_t *p)
     /* What was gathered goes to the applications in one write each. */
     stack_tcp_flush_all(s);
     stack_tcp_fin_pump(s);
+    stack_tcp_ack_rides(s);
     /* ACKs held by timers' and earlier callbacks' output must not wait for the poll. */
     stack_acks_flush(s);
     if (!s->probe_look && stack_timers_tcp_awake() && !v2s_list_empty(&s->conns))
@@ -253,6 +255,18 @@ static void stack_acks_timeout(void *arg)
     stack_acks_send(arg, 1);
 }
 
+void stack_ack_forget(struct stack *s, const struct packet_tcp_info *tcp)
+{
+    for (unsigned i = 0; i < s->n_acks; i++) {
+        struct stack_held_ack *h = &s->acks[i];
+        if (!h->sack && h->tcp.ackno == tcp->ackno && h->tcp.key_len == tcp->key_len &&
+            memcmp(h->tcp.key, tcp->key, tcp->key_len) == 0) {
+            stack_ack_release(s, h, 0);
+            return;
+        }
+    }
+}
+
 /* Forgets every held ACK (the tunnel is down). */
 static void stack_acks_drop(struct stack *s)
 {
@@ -269,6 +283,7 @@ static void stack_check_cb(uv_check_t *c)
 {
     struct stack *s = c->data;
     stack_tcp_flush_all(s);
+    stack_tcp_ack_rides(s);
     stack_acks_flush(s);
 }
 
@@ -425,6 +440,7 @@ int stack_new(struct stack **out, uv_loop_t *loop, struct tunnel *t)
     v2s_list_init(&s->queries);
     v2s_list_init(&s->udps);
     v2s_list_init(&s->listeners);
+    v2s_list_init(&s->ack_rides);
     s->loop = loop;
     s->tunnel = t;
     stack_sys_init(loop);

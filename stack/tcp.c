@@ -76,6 +76,7 @@ void stack_tcp_unlink(struct stack_tcp *c)
     c->s->n_conns--;
     stack_tcp_trim(c->s);
     v2s_list_remove(&c->node);
+    v2s_list_remove(&c->ride_node);
     if (v2s_list_empty(&c->s->conns))
         stack_tcp_probe_look_stop(c->s);
 }
@@ -260,7 +261,11 @@ static err_t stack_tcp_on_connected(void *arg, struct tcp_pcb *pcb, err_t err)
     c->connect_cb(c->arg, c, 0);
     /* The bridge may have given up at once (out of memory); c lives on until its app handle
      * closes, so the flag can still be read. */
-    return c->aborted ? ERR_ABRT : ERR_OK;
+    if (c->aborted)
+        return ERR_ABRT;
+    if (c->state == STACK_TCP_BRIDGED)
+        stack_tcp_ack_ride_start(c);
+    return ERR_OK;
 }
 
 int stack_tcp_connect(struct stack *s, const struct v2s_addr *dst, uint16_t port, unsigned timeout_ms,
@@ -284,6 +289,7 @@ int stack_tcp_connect(struct stack *s, const struct v2s_addr *dst, uint16_t port
     v2s_list_init(&c->node);
     v2s_list_init(&c->flush_node);
     v2s_list_init(&c->fin_node);
+    v2s_list_init(&c->ride_node);
     c->pcb = pcb;
     c->dst = *dst;
     c->dport = port;
@@ -377,6 +383,7 @@ struct stack_tcp *stack_tcp_adopt(struct stack *s, struct tcp_pcb *pcb)
     v2s_list_init(&c->node);
     v2s_list_init(&c->flush_node);
     v2s_list_init(&c->fin_node);
+    v2s_list_init(&c->ride_node);
     c->pcb = pcb;
     stack_addr_from_lwip(&pcb->remote_ip, &c->dst);
     c->dport = pcb->remote_port;

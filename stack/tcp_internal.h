@@ -62,6 +62,8 @@ struct stack_tcp {
     size_t withheld;       /* the rest of lwIP's window: not given back by tcp_recved() */
     size_t since_grow;     /* bytes the application took since the budget last grew */
     struct v2s_list flush_node; /* on the stack's list of flushes (only while n_rxq > 0) */
+    struct v2s_list ride_node;  /* on the stack's ack_rides from the handshake to the end of its
+                                 * loop iteration (tcp_send.c) */
     uv_shutdown_t shutdown_req;
     enum stack_tcp_fin fin;
     struct v2s_list fin_node; /* on the stack's fin_wait or fin_flight list (as fin says) */
@@ -140,6 +142,11 @@ err_t stack_tcp_on_sent(void *arg, struct tcp_pcb *pcb, u16_t len);
 ssize_t stack_tcp_push(struct stack_tcp *c, const uint8_t *data, size_t len);
 /* Reads the application again if lwIP can take a useful amount. */
 void stack_tcp_read_start(struct stack_tcp *c);
+
+/* tcp_send.c: from the connected callback, once bridged: the handshake's ACK, which lwIP sends
+ * (held, stack.c) when the callback returns, rides on the application's first bytes if they are
+ * there by the end of the loop iteration. */
+void stack_tcp_ack_ride_start(struct stack_tcp *c);
 
 /* tcp_close.c, closing and its pacing. */
 /* Lets go of the pcb (abort: with a reset). */

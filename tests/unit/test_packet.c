@@ -127,6 +127,36 @@ TEST_IMPL(packet_ipv6)
     return 0;
 }
 
+/* packet_tcp_key() names a connection exactly as packet_classify_tcp() reads it from a segment. */
+TEST_IMPL(packet_tcp_key_matches)
+{
+    uint8_t p[1600];
+    struct packet_tcp_info seen, made;
+    size_t len = make4(p, 0x10, NULL, 0, 0);
+    ASSERT_EQ(packet_classify_tcp(p, len, &seen), PACKET_TCP_PURE_ACK);
+    struct v2s_addr src = {.family = AF_INET, .bytes = {10, 97, 1, 6}};
+    struct v2s_addr dst = {.family = AF_INET, .bytes = {10, 99, 0, 1}};
+    packet_tcp_key(&src, 49153, &dst, 8080, 0x11223344, &made);
+    ASSERT_EQ(made.key_len, seen.key_len);
+    ASSERT_MEM_EQ(made.key, seen.key, seen.key_len);
+    ASSERT_EQ(made.ackno, seen.ackno);
+    packet_tcp_key(&dst, 8080, &src, 49153, 0x11223344, &made); /* the other direction differs */
+    ASSERT(memcmp(made.key, seen.key, seen.key_len) != 0);
+
+    uint8_t q[128] = {0};
+    q[0] = 0x60, q[5] = 20, q[6] = 6, q[7] = 64;
+    q[8] = 0xfd, q[23] = 2;
+    q[24] = 0xfd, q[39] = 1;
+    q[40] = 1, q[41] = 2, q[42] = 3, q[43] = 4, q[51] = 9, q[52] = 5 << 4, q[53] = 0x10;
+    ASSERT_EQ(packet_classify_tcp(q, 60, &seen), PACKET_TCP_PURE_ACK);
+    struct v2s_addr s6 = {.family = AF_INET6, .bytes = {0xfd, [15] = 2}};
+    struct v2s_addr d6 = {.family = AF_INET6, .bytes = {0xfd, [15] = 1}};
+    packet_tcp_key(&s6, 0x0102, &d6, 0x0304, 9, &made);
+    ASSERT_EQ(made.key_len, seen.key_len);
+    ASSERT_MEM_EQ(made.key, seen.key, seen.key_len);
+    return 0;
+}
+
 /* --- ICMP errors (packet_parse_icmp_error) --- */
 
 /* One ICMP error to build: the outer family, ICMP type and code, and the quoted packet's

@@ -1,9 +1,11 @@
-/* Closing through the stack (tcp_close.c), counted in packets: a FIN from the far end that
- * arrives before ours is acknowledged by our own FIN when the application closes in answer, not
- * by a pure ACK of its own first; if the application does not close, a delayed ACK still leaves
- * on the next TCP tick. The real stack and lwIP behind the fake tunnel of harness_tun.h; the test
- * plays the server's TCP by hand (as test_stack_acks.c), and a loopback socket is the bridged
- * application. */
+/* ACKs that ride on our own segments, counted in packets. Closing (tcp_close.c): a FIN from the
+ * far end that arrives before ours is acknowledged by our own FIN when the application closes in
+ * answer, not by a pure ACK of its own first; if the application does not close, a delayed ACK
+ * still leaves on the next TCP tick. Opening (tcp_send.c): the handshake's ACK goes with the
+ * application's first bytes when they are there by the end of the loop iteration, and alone in
+ * that iteration when they are not. The real stack and lwIP behind the fake tunnel of
+ * harness_tun.h; the test plays the server's TCP by hand (as test_stack_acks.c), and a loopback
+ * socket is the bridged application. */
 #include <stdint.h>
 #include <string.h>
 
@@ -24,7 +26,8 @@ struct close_case {
     uint32_t syn_seq;
     int syns;
     uint8_t flags[CLOSE_MAX]; /* every segment after the SYN, in order: its flags... */
-    uint32_t ackno[CLOSE_MAX]; /* ...and acknowledgement number */
+    uint32_t ackno[CLOSE_MAX]; /* ...acknowledgement number... */
+    size_t paylen[CLOSE_MAX];  /* ...and payload length */
     size_t n;
     struct harness_tun_app app;
     char buf[512];
@@ -46,6 +49,7 @@ static void close_send(struct harness_tun *t, const uint8_t *pkt, size_t len)
         k->syn_seq = v2s_get_be32(tcp + 4);
     } else if (k->n < CLOSE_MAX) {
         k->flags[k->n] = tcp[13];
+        k->paylen[k->n] = len - 20 - (size_t)(tcp[12] >> 4) * 4;
         k->ackno[k->n++] = v2s_get_be32(tcp + 8);
     }
 }
@@ -171,3 +175,119 @@ TEST_IMPL(stack_close_fin_ack_delayed)
     close_teardown(&k);
     return 0;
 }
+
+/* Up to the handshake: the SYN sent, the loopback application bridged once the SYN-ACK is in. */
+static void ride_open(struct close_case *k, uint64_t seed)
+{
+    memset(k, 0, sizeof(*k));
+    const struct harness_tun_config cfg = {.addr4 = "10.8.0.2", .seed = seed};
+    ASSERT_EQ(harness_tun_up(&k->tun, &cfg, close_send, k), 0);
+    ASSERT_EQ(v2s_addr_parse(&k->us, "10.8.0.2"), 0);
+    ASSERT_EQ(v2s_addr_parse(&k->peer, "10.9.0.1"), 0);
+    ASSERT_EQ(harness_tun_app_open(&k->tun, &k->app), 0);
+    struct stack_tcp *c;
+    ASSERT_EQ(harness_tun_app_connect(&k->app, &k->peer, 80, &c), 0);
+    harness_tun_settle(&k->tun);
+    ASSERT_EQ(k->syns, 1);
+}
+
+static void ride_close(struct close_case *k)
+{
+    harness_tun_app_close(&k->app);
+    ASSERT_EQ(harness_tun_down(&k->tun), 0);
+    harness_tun_app_free(&k->app);
+}
+
+/* The application's request is in its socket by the end of the iteration that took the SYN-ACK
+ * in (as when it answers a SOCKS reply at once): one segment, the request carrying the ACK. */
+TEST_IMPL(stack_handshake_ack_rides_on_request)
+{
+    static struct close_case k;
+    ride_open(&k, 11);
+    static const uint8_t mss[4] = {2, 4, 0x05, 0x78};
+    /* The SYN-ACK is taken in (the bridge starts in the connected callback), then the client
+     * writes before the loop turns. */
+    close_segment(&k, 0x12, CLOSE_PEER_ISN, k.syn_seq + 1, mss, sizeof(mss), 0);
+    ASSERT_EQ(k.app.status, 0);
+    uv_buf_t b = uv_buf_init("GET / HTTP/1.1\r\n\r\n", 18);
+    ASSERT_EQ(uv_try_write((uv_stream_t *)&k.app.client, &b, 1), 18);
+    harness_tun_settle(&k.tun);
+    ASSERT_EQ(k.n, 1);
+    ASSERT_EQ(k.flags[0] & 0x10, 0x10);
+    ASSERT_EQ(k.ackno[0], CLOSE_PEER_ISN + 1);
+    ASSERT_EQ(k.paylen[0], 18);
+    ride_close(&k);
+    return 0;
+}
+
+/* Nothing from the application by then (a protocol where the server speaks first): the ACK
+ * leaves alone within the same settle of the loop, without any timer, and the application's
+ * bytes, later, are a segment of their own. */
+TEST_IMPL(stack_handshake_ack_alone_at_once)
+{
+    static struct close_case k;
+    ride_open(&k, 12);
+    static const uint8_t mss[4] = {2, 4, 0x05, 0x78};
+    close_segment(&k, 0x12, CLOSE_PEER_ISN, k.syn_seq + 1, mss, sizeof(mss), 0);
+    harness_tun_settle(&k.tun);
+    ASSERT_EQ(k.app.status, 0);
+    ASSERT_EQ(k.n, 1);
+    ASSERT_EQ(k.flags[0], 0x10);
+    ASSERT_EQ(k.ackno[0], CLOSE_PEER_ISN + 1);
+    ASSERT_EQ(k.paylen[0], 0);
+    uv_buf_t b = uv_buf_init("QUIT\r\n", 6);
+    ASSERT_EQ(uv_try_write((uv_stream_t *)&k.app.client, &b, 1), 6);
+    harness_tun_settle(&k.tun);
+    ASSERT_EQ(k.n, 2);
+    ASSERT_EQ(k.paylen[1], 6);
+    ride_close(&k);
+    return 0;
+}
+
+static void ride_early_done(void *arg, int reset, uint64_t up, uint64_t down)
+{
+    struct harness_tun_app *app = arg;
+    (void)reset;
+    (void)up;
+    (void)down;
+    app->done = 1;
+}
+
+/* As a listener with bytes the client sent behind its request (a SOCKS client's optimistic
+ * data, an HTTP proxy's rewritten request): bridged with them from the connected callback. */
+static void ride_early_bridge(void *arg, struct stack_tcp *c, int status)
+{
+    struct harness_tun_app *app = arg;
+    app->status = status;
+    if (status == 0)
+        stack_tcp_bridge_start(c, app->accepted, (const uint8_t *)"EARLY", 5, "early", ride_early_done, app);
+}
+
+/* Early bytes pushed from the connected callback leave with the handshake's acknowledgement, in
+ * one segment (lwIP sends nothing from inside its input processing), and the ride reads nothing
+ * more before they are acknowledged: a guard that holds without the ride too. */
+TEST_IMPL(stack_handshake_ack_early_bytes)
+{
+    static struct close_case k;
+    memset(&k, 0, sizeof(k));
+    const struct harness_tun_config cfg = {.addr4 = "10.8.0.2", .seed = 13};
+    ASSERT_EQ(harness_tun_up(&k.tun, &cfg, close_send, &k), 0);
+    ASSERT_EQ(v2s_addr_parse(&k.us, "10.8.0.2"), 0);
+    ASSERT_EQ(v2s_addr_parse(&k.peer, "10.9.0.1"), 0);
+    ASSERT_EQ(harness_tun_app_open(&k.tun, &k.app), 0);
+    struct stack_tcp *c;
+    k.app.status = 1;
+    ASSERT_EQ(stack_tcp_connect(k.tun.stack, &k.peer, 80, 60000, ride_early_bridge, &k.app, &c), 0);
+    harness_tun_settle(&k.tun);
+    ASSERT_EQ(k.syns, 1);
+    static const uint8_t mss[4] = {2, 4, 0x05, 0x78};
+    close_segment(&k, 0x12, CLOSE_PEER_ISN, k.syn_seq + 1, mss, sizeof(mss), 0);
+    harness_tun_settle(&k.tun);
+    ASSERT_EQ(k.app.status, 0);
+    ASSERT_EQ(k.n, 1);
+    ASSERT_EQ(k.paylen[0], 5);
+    ASSERT_EQ(k.ackno[0], CLOSE_PEER_ISN + 1);
+    ride_close(&k);
+    return 0;
+}
+
