@@ -27,6 +27,7 @@
  * with it an encryption here and a decryption and TUN write in the VPN server (bench/run.sh's
  * latency case, an HTTP/1.1 answer with "Connection: close": 5 packets to the server per
  * request, 4 now). */
+#include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <sys/socket.h>
@@ -201,12 +202,31 @@ static void stack_tcp_app_shutdown_cb(uv_shutdown_t *req, int status)
     stack_tcp_maybe_finish(c);
 }
 
-/* The remote end's FIN reaches the application once every byte before it has. */
+/* The remote end's FIN reaches the application once every byte before it has. Then nothing of
+ * ours is in libuv's write queue (tcp_recv.c writes with one writev() and keeps at most one
+ * uv_write() in flight, which is over), and almost always nothing at all: so shutdown() is called
+ * at once. uv_shutdown() would call it only from the loop's pending callbacks and then
+ * re-register the socket with epoll (libuv stops a POLLOUT watch it never started): an
+ * epoll_ctl() per connection. With bytes still queued (a SOCKS reply the socket did not take
+ * whole), uv_shutdown() shuts after them. */
 void stack_tcp_maybe_shutdown_app(struct stack_tcp *c)
 {
     if (c->state != STACK_TCP_BRIDGED || !c->remote_fin || c->writing || c->n_rxq || c->app_shut_sent)
         return;
     c->app_shut_sent = 1;
+    uv_os_fd_t fd;
+    if (uv_stream_get_write_queue_size((uv_stream_t *)c->app) == 0 &&
+        uv_fileno((uv_handle_t *)c->app, &fd) == 0) {
+        if (shutdown(fd, SHUT_WR) < 0) {
+            v2s_debug("%s: shutdown toward the application failed: %s", c->label,
+                      uv_strerror(uv_translate_sys_error(errno)));
+            stack_tcp_end(c, 1);
+            return;
+        }
+        c->app_shut_done = 1;
+        stack_tcp_maybe_finish(c);
+        return;
+    }
     c->shutdown_req.data = c;
     if (uv_shutdown(&c->shutdown_req, (uv_stream_t *)c->app, stack_tcp_app_shutdown_cb) < 0)
         stack_tcp_end(c, 1);

@@ -85,7 +85,7 @@ struct stack_tcp {
     unsigned app_eof : 1;       /* the application half-closed (or we stopped taking its data) */
     unsigned tx_shut : 1;       /* our FIN is queued in lwIP */
     unsigned remote_fin : 1;    /* the remote end half-closed */
-    unsigned app_shut_sent : 1; /* uv_shutdown() issued to the application */
+    unsigned app_shut_sent : 1; /* the application's write side shut, or uv_shutdown() issued */
     unsigned app_shut_done : 1;
     unsigned reset : 1;         /* ended by a reset or an error, not by two FINs */
     unsigned aborted : 1;       /* we called tcp_abort(): an lwIP callback must return ERR_ABRT */

@@ -6,8 +6,10 @@
  * that iteration when they are not. The real stack and lwIP behind the fake tunnel of
  * harness_tun.h; the test plays the server's TCP by hand (as test_stack_acks.c), and a loopback
  * socket is the bridged application. */
+#include <errno.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include <uv.h>
 
@@ -291,3 +293,53 @@ TEST_IMPL(stack_handshake_ack_early_bytes)
     return 0;
 }
 
+/* The server's FIN reaches the application as a shutdown() made at once, with the answer, in
+ * the loop iteration that received them: not through uv_shutdown(), which libuv carries out from
+ * its pending callbacks and follows with an epoll_ctl() on the next poll (it stops a POLLOUT
+ * watch, which queues the socket's watcher again; a queued watcher is also what makes
+ * uv_backend_timeout() 0, which is how this test sees it). */
+TEST_IMPL(stack_close_shutdown_app_at_once)
+{
+    static struct close_case k;
+    memset(&k, 0, sizeof(k));
+    const struct harness_tun_config cfg = {.addr4 = "10.8.0.2", .seed = 9};
+    ASSERT_EQ(harness_tun_up(&k.tun, &cfg, close_send, &k), 0);
+    ASSERT_EQ(v2s_addr_parse(&k.us, "10.8.0.2"), 0);
+    ASSERT_EQ(v2s_addr_parse(&k.peer, "10.9.0.1"), 0);
+    ASSERT_EQ(harness_tun_app_open(&k.tun, &k.app), 0);
+    struct stack_tcp *c;
+    ASSERT_EQ(harness_tun_app_connect(&k.app, &k.peer, 80, &c), 0);
+    harness_tun_settle(&k.tun);
+    static const uint8_t mss[4] = {2, 4, 0x05, 0x78};
+    close_segment(&k, 0x12, CLOSE_PEER_ISN, k.syn_seq + 1, mss, sizeof(mss), 0);
+    harness_tun_settle(&k.tun);
+    ASSERT_EQ(k.app.status, 0);
+
+    uv_os_fd_t fd;
+    ASSERT_EQ(uv_fileno((uv_handle_t *)&k.app.client, &fd), 0);
+    close_segment(&k, 0x19, CLOSE_PEER_ISN + 1, k.syn_seq + 1, NULL, 0, CLOSE_ANSWER);
+    /* Loop iterations one at a time until the application's socket holds the answer and its end;
+     * that iteration must leave no watcher queued. */
+    int eof = 0, turns = 0;
+    while (!eof && turns++ < 100) {
+        uv_run(&k.tun.loop, UV_RUN_NOWAIT);
+        ssize_t n;
+        while ((n = recv(fd, k.buf, sizeof(k.buf), MSG_DONTWAIT)) > 0)
+            k.got += (size_t)n;
+        if (n == 0)
+            eof = 1;
+        else
+            ASSERT(errno == EAGAIN);
+    }
+    ASSERT_EQ(eof, 1);
+    ASSERT_EQ(k.got, CLOSE_ANSWER);
+    ASSERT(uv_backend_timeout(&k.tun.loop) != 0);
+
+    ASSERT_EQ(uv_shutdown(&k.shut, (uv_stream_t *)&k.app.client, NULL), 0);
+    harness_tun_settle(&k.tun);
+    close_segment(&k, 0x10, CLOSE_PEER_ISN + 1 + CLOSE_ANSWER + 1, k.syn_seq + 2, NULL, 0, 0);
+    harness_tun_settle(&k.tun);
+    ASSERT_EQ(k.app.done, 1);
+    close_teardown(&k);
+    return 0;
+}
