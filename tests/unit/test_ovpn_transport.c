@@ -1,0 +1,205 @@
+/* The OpenVPN transport's UDP link (tunnel/openvpn/transport.c) on a real loop, with a plain
+ * loopback UDP socket as the server: datagrams that trickle in are handed over as each arrives;
+ * in a bulk download the socket is read once per period, everything that waits at once, in
+ * order; once the burst is over, datagrams are again handed over as each arrives. */
+#include <errno.h>
+#include <netinet/in.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <uv.h>
+
+#include "tunnel/openvpn/transport.h"
+#include "test.h"
+#include "uvtest.h"
+
+enum { OTT_MAX = 256, OTT_BIG = 1400, OTT_SMALL = 100 };
+
+enum ott_phase { OTT_OTHER, OTT_POLL };
+
+struct ott {
+    uv_loop_t loop;
+    uv_prepare_t prepare;
+    uv_check_t check;
+    struct ovpn_transport *t;
+    int server;            /* the test's UDP socket, connected to the transport's once known */
+    int connected, failed;
+    unsigned iter;         /* loop iterations (prepare callbacks) */
+    enum ott_phase phase;  /* OTT_POLL from prepare to check: callbacks of the poll phase */
+    unsigned packets;
+    uint32_t seq[OTT_MAX];
+    size_t len[OTT_MAX];
+    unsigned at_iter[OTT_MAX];
+    enum ott_phase at_phase[OTT_MAX];
+    uint32_t burst_after;  /* when this packet arrives, burst_count more are sent at once */
+    unsigned burst_count;
+    unsigned want;         /* packets ott_wait waits for */
+    int quiet;
+};
+
+static void ott_prepare(uv_prepare_t *p)
+{
+    struct ott *o = p->data;
+    o->iter++;
+    o->phase = OTT_POLL;
+}
+
+static void ott_check(uv_check_t *c)
+{
+    ((struct ott *)c->data)->phase = OTT_OTHER;
+}
+
+static void ott_connected(void *arg)
+{
+    ((struct ott *)arg)->connected = 1;
+}
+
+/* A datagram of len bytes (>= 4) that starts with seq. */
+static void ott_send(struct ott *o, uint32_t seq, size_t len)
+{
+    uint8_t pkt[OTT_BIG];
+    memset(pkt, (int)(seq & 0xff), len);
+    memcpy(pkt, &seq, 4);
+    ASSERT_EQ(send(o->server, pkt, len, 0), (ssize_t)len);
+}
+
+static void ott_packet(void *arg, uint8_t *pkt, size_t len)
+{
+    struct ott *o = arg;
+    ASSERT(len >= 4);
+    ASSERT(o->packets < OTT_MAX);
+    uint32_t seq;
+    memcpy(&seq, pkt, 4);
+    o->seq[o->packets] = seq;
+    o->len[o->packets] = len;
+    o->at_iter[o->packets] = o->iter;
+    o->at_phase[o->packets] = o->phase;
+    o->packets++;
+    if (o->burst_count && seq == o->burst_after) {
+        for (unsigned i = 1; i <= o->burst_count; i++)
+            ott_send(o, seq + i, OTT_BIG);
+        o->burst_count = 0;
+    }
+}
+
+static void ott_writable(void *arg)
+{
+    (void)arg;
+}
+
+static void ott_failed(void *arg, int status, const char *why)
+{
+    (void)status;
+    (void)why;
+    ((struct ott *)arg)->failed = 1;
+}
+
+static int ott_got(void *arg)
+{
+    struct ott *o = arg;
+    return o->packets >= o->want;
+}
+
+static void ott_quiet(uv_timer_t *timer)
+{
+    ((struct ott *)timer->data)->quiet = 1;
+}
+
+static void ott_open(struct ott *o)
+{
+    ASSERT_EQ(uv_loop_init(&o->loop), 0);
+    uv_prepare_init(&o->loop, &o->prepare);
+    uv_check_init(&o->loop, &o->check);
+    o->prepare.data = o->check.data = o;
+    uv_prepare_start(&o->prepare, ott_prepare);
+    uv_check_start(&o->check, ott_check);
+    o->server = socket(AF_INET, SOCK_DGRAM, 0);
+    ASSERT(o->server >= 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t sl = sizeof(sa);
+    ASSERT_EQ(bind(o->server, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    ASSERT_EQ(getsockname(o->server, (struct sockaddr *)&sa, &sl), 0);
+    struct ovpn_transport_events ev = {
+        .connected = ott_connected, .packet = ott_packet, .writable = ott_writable, .failed = ott_failed, .arg = o};
+    ASSERT_EQ(ovpn_transport_open(&o->t, &o->loop, (struct sockaddr *)&sa, OVPN_PROTO_UDP, &ev), 0);
+    ASSERT(uvtest_run_until(&o->loop, &o->connected, 1000));
+    /* The transport's address, from a packet it sends. */
+    static const uint8_t hello[] = {0x38, 1, 2, 3};
+    ASSERT_EQ(ovpn_transport_send(o->t, hello, sizeof(hello)), 0);
+    uint8_t buf[16];
+    struct sockaddr_in from;
+    socklen_t fl = sizeof(from);
+    ssize_t n = -1;
+    for (int i = 0; i < 1000 && n < 0; i++) {
+        uv_run(&o->loop, UV_RUN_NOWAIT);
+        n = recvfrom(o->server, buf, sizeof(buf), MSG_DONTWAIT, (struct sockaddr *)&from, &fl);
+        if (n < 0)
+            usleep(1000);
+    }
+    ASSERT_EQ(n, (ssize_t)sizeof(hello));
+    ASSERT_EQ(connect(o->server, (struct sockaddr *)&from, fl), 0);
+}
+
+static void ott_close(struct ott *o)
+{
+    ovpn_transport_close(o->t);
+    uv_close((uv_handle_t *)&o->prepare, NULL);
+    uv_close((uv_handle_t *)&o->check, NULL);
+    uvtest_loop_finish(&o->loop);
+    close(o->server);
+}
+
+/* Runs the loop until want packets in all arrived. */
+static void ott_wait(struct ott *o, unsigned want)
+{
+    o->want = want;
+    if (!uvtest_run_until_fn(&o->loop, ott_got, o, 2000))
+        TEST_FAIL_AT("%u of %u packets arrived", o->packets, want);
+}
+
+TEST_IMPL(ovpn_transport_udp_coalesce)
+{
+    struct ott o = {0};
+    ott_open(&o);
+
+    /* A trickle (2 KB in one go) is handed over from the poll phase, as it arrives. */
+    for (uint32_t i = 0; i < 20; i++)
+        ott_send(&o, i, OTT_SMALL);
+    ott_wait(&o, 20);
+    for (unsigned i = 0; i < 20; i++)
+        ASSERT_EQ(o.at_phase[i], OTT_POLL);
+
+    /* A bulk rate (12 x 1400 bytes within a millisecond) and, right behind it, 100 more
+     * datagrams: libuv alone reads at most 32 per wakeup; coalescing reads them all in one
+     * period, from the drain timer. */
+    o.burst_after = 31;
+    o.burst_count = 100;
+    for (uint32_t i = 20; i < 32; i++)
+        ott_send(&o, i, OTT_BIG);
+    ott_wait(&o, 132);
+    for (unsigned i = 0; i < 132; i++) {
+        ASSERT_EQ(o.seq[i], i);
+        ASSERT_EQ(o.len[i], i < 20 ? OTT_SMALL : OTT_BIG);
+    }
+    for (unsigned i = 32; i < 132; i++)
+        if (o.at_iter[i] != o.at_iter[32])
+            TEST_FAIL_AT("packet %u arrived in loop iteration %u, packet 32 in %u", i, o.at_iter[i], o.at_iter[32]);
+    for (unsigned i = 32; i < 132; i++)
+        ASSERT_EQ(o.at_phase[i], OTT_OTHER);
+
+    /* A few quiet periods later, a datagram is handed over from the poll phase again. */
+    uv_timer_t quiet;
+    uv_timer_init(&o.loop, &quiet);
+    quiet.data = &o;
+    uv_timer_start(&quiet, ott_quiet, 10, 0);
+    ASSERT(uvtest_run_until(&o.loop, &o.quiet, 1000));
+    uv_close((uv_handle_t *)&quiet, NULL);
+    ott_send(&o, 132, OTT_SMALL);
+    ott_wait(&o, 133);
+    ASSERT_EQ(o.seq[132], 132);
+    ASSERT_EQ(o.at_phase[132], OTT_POLL);
+    ASSERT_EQ(o.failed, 0);
+    ott_close(&o);
+    return 0;
+}
