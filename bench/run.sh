@@ -15,7 +15,8 @@
 #   --dirs LIST    bulk directions, a subset of: dl,ul (both)
 #   --markdown F   also write the table as Markdown to F
 #   --perf DIR     record `perf record -g` of vpn2socks during one UDP AES-256-GCM download and one
-#                  upload, reports in DIR
+#                  upload, reports in DIR, and count its system calls by kind per MiB moved
+#                  (`perf stat`) during one more of each (DIR/stat-dl.txt, stat-ul.txt)
 #   --server PATH  the lab's OpenVPN server runs this binary (e.g. a 2.4 or 2.5 built from OpenVPN's
 #                  source) instead of Debian's openvpn 2.6, with a server.conf in the options of its
 #                  version (`PATH --version`); the stock client stays Debian's 2.6
@@ -433,6 +434,23 @@ perf_one() {
     perf report -i "$data" --no-children --stdio --percent-limit 1 2>/dev/null >"$PERF_DIR/perf-$1.txt"
     perf report -i "$data" --no-children --stdio --sort dso 2>/dev/null | grep -v '^#' | grep . >"$PERF_DIR/perf-$1-dso.txt"
     say "  perf profile of a $1 in $PERF_DIR/perf-$1.txt"
+    # one more transfer under `perf stat`: its system calls by kind, per MiB moved
+    local ev=task-clock,context-switches sc line bytes
+    for sc in recvmmsg recvmsg recvfrom read readv write writev sendmmsg sendmsg sendto \
+        epoll_wait epoll_pwait epoll_pwait2 epoll_ctl timerfd_settime; do
+        [ -d /sys/kernel/tracing/events/syscalls/sys_enter_$sc ] && ev+=,syscalls:sys_enter_$sc
+    done
+    perf stat -x, -e "$ev" -o "$PERF_DIR/stat-$1.csv" -p "$PID" &
+    pp=$!
+    sleep 0.5
+    line=$(xfer "$1" "$SIZE" 0 "$CAP")
+    kill -INT "$pp"
+    wait "$pp" 2>/dev/null
+    bytes=${line%% *}
+    awk -F, -v b="${bytes%.*}" '$1 ~ /^[0-9.]+$/ {printf "%-40s %14.0f %12.2f per MiB\n", $3, $1, $1 / (b / 1048576)}' \
+        "$PERF_DIR/stat-$1.csv" >"$PERF_DIR/stat-$1.txt"
+    echo "$line (bytes, seconds, client CPU s, ...)" >>"$PERF_DIR/stat-$1.txt"
+    say "  system calls per MiB of a $1 in $PERF_DIR/stat-$1.txt"
 }
 
 # latency: R[latency,CLIENT] = "p50 p99" in ms
