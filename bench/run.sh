@@ -749,7 +749,7 @@ fi
 if want latency; then
     r=$(ratio "${R[lat50,ours]:-}" "${R[lat50,stock]:-}")
     row "latency p50 ms, connect to first byte" "$(fmt "${R[lat50,ours]:-}" %.3f)" \
-        "$(fmt "${R[lat50,stock]:-}" %.3f)" "$r" "<= 1.2" "$(verdict "$r" '<=' 1.2)"
+        "$(fmt "${R[lat50,stock]:-}" %.3f)" "$r" "<= 1.1" "$(verdict "$r" '<=' 1.1)"
     r=$(ratio "${R[lat99,ours]:-}" "${R[lat99,stock]:-}")
     row "latency p99 ms" "$(fmt "${R[lat99,ours]:-}" %.3f)" "$(fmt "${R[lat99,stock]:-}" %.3f)" "$r" "-" "-"
     r=$(ratio "${R[latconn,ours]:-}" "${R[latconn,stock]:-}")
