@@ -358,6 +358,18 @@ int ovpn_transport_send(struct ovpn_transport *t, const uint8_t *pkt, size_t len
  * period brings less than OVPN_TRANSPORT_UDP_LOWAT bytes libuv reads each datagram as it comes
  * again. Interactive traffic never gets here. */
 static void ovpn_transport_udp_drain(uv_timer_t *timer);
+
+/* Counts n bytes read into the bytes of this millisecond of the loop's clock (rx_ms_bytes), which
+ * start UDP coalescing and the TCP low-water mark. */
+static void ovpn_transport_rx_count(struct ovpn_transport *t, size_t n)
+{
+    uint64_t now = uv_now(t->loop);
+    if (now != t->rx_ms) {
+        t->rx_ms = now;
+        t->rx_ms_bytes = 0;
+    }
+    t->rx_ms_bytes += n;
+}
 static void ovpn_transport_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
 static void ovpn_transport_udp_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf, const struct sockaddr *addr,
                                     unsigned flags);
@@ -489,12 +501,7 @@ static void ovpn_transport_udp_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *
     t->ev.packet(t->ev.arg, (uint8_t *)buf->base, (size_t)nread);
     if (t->closing)
         return;
-    uint64_t now = uv_now(t->loop);
-    if (now != t->rx_ms) {
-        t->rx_ms = now;
-        t->rx_ms_bytes = 0;
-    }
-    t->rx_ms_bytes += (size_t)nread;
+    ovpn_transport_rx_count(t, (size_t)nread);
     if (t->rx_ms_bytes >= OVPN_TRANSPORT_UDP_BULK) {
         t->coalesce_due = 1;
         /* Without recvmmsg each callback is a read of its own, and stopping here loses nothing. */
@@ -598,12 +605,7 @@ static void ovpn_transport_tcp_read(uv_stream_t *s, ssize_t nread, const uv_buf_
     ovpn_transport_tcp_consume(t, (size_t)nread);
     if (t->closing)
         return;
-    uint64_t now = uv_now(t->loop);
-    if (now != t->rx_ms) {
-        t->rx_ms = now;
-        t->rx_ms_bytes = 0;
-    }
-    t->rx_ms_bytes += (size_t)nread;
+    ovpn_transport_rx_count(t, (size_t)nread);
     t->drain_period_bytes += (size_t)nread;
     if (!t->lowat && t->rx_ms_bytes >= OVPN_TRANSPORT_TCP_BULK)
         ovpn_transport_tcp_lowat(t, 1);
