@@ -1603,8 +1603,8 @@ TEST_IMPL(ovpn_config_warnings_returned)
         "warn.ovpn:3: ping-exit is treated as ping-restart",
         "warn.ovpn:4: up ignored: vpn2socks runs no scripts",
         "warn.ovpn:5: ignoring unknown option 'frobnicate'",
-        "warn.ovpn:1: remote lines outside <connection> blocks are ignored because the file has <connection> "
-        "blocks (as OpenVPN does)",
+        ("warn.ovpn:1: remote lines outside <connection> blocks are ignored because the file has <connection> "
+         "blocks (as OpenVPN does)"),
     };
     struct ovpn_config_parser *p;
     struct ovpn_config cfg;
