@@ -15,6 +15,11 @@ struct tcp_hdr;
 err_t stack_hook_tcp_input(struct tcp_pcb *pcb, struct tcp_hdr *hdr, u16_t optlen, u16_t opt1len,
                            const u8_t *opt2, struct pbuf *p);
 
+/* stack/tcp_ooseq.c: joins neighbouring out-of-order segments of pcb into one; 1 when the
+ * segment (header hdr, data p) brings nothing ooseq does not already hold: it was acknowledged
+ * at once, and lwIP must drop it. */
+int stack_tcp_ooseq_input(struct tcp_pcb *pcb, const struct tcp_hdr *hdr, const struct pbuf *p);
+
 /* stack/recovery.c: SACK-based loss recovery for what lwIP sends. */
 void stack_recovery_init(void);
 /* Loss recovery episodes and segments it resent since the process started, and how often a

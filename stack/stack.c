@@ -82,15 +82,20 @@ int stack_err_to_uv(err_t err)
 
 /* Besides: data at the left edge of a hole, which fills it or part of it, is acknowledged at once
  * (RFC 5681 4.2); lwIP would hold the ACK for a whole hole filled to its next fast timer tick
- * when the segment is an odd one, and the sender's recovery waits for that ACK. */
+ * when the segment is an odd one, and the sender's recovery waits for that ACK. Any other segment
+ * while data waits past a hole: the waiting segments are joined first (tcp_ooseq.c), and a
+ * segment with nothing new is dropped there. */
 err_t stack_hook_tcp_input(struct tcp_pcb *pcb, struct tcp_hdr *hdr, u16_t optlen, u16_t opt1len,
                            const u8_t *opt2, struct pbuf *p)
 {
     /* Before lwIP stamps the pcb with tcp_ticks (timers.c). */
     stack_timers_tcp_touched();
-    if ((pcb->state == ESTABLISHED || pcb->state == FIN_WAIT_1 || pcb->state == FIN_WAIT_2) && pcb->ooseq &&
-        p->tot_len > 0 && hdr->seqno == pcb->rcv_nxt)
-        tcp_ack_now(pcb);
+    if ((pcb->state == ESTABLISHED || pcb->state == FIN_WAIT_1 || pcb->state == FIN_WAIT_2) && pcb->ooseq) {
+        if (p->tot_len > 0 && hdr->seqno == pcb->rcv_nxt)
+            tcp_ack_now(pcb);
+        else if (stack_tcp_ooseq_input(pcb, hdr, p))
+            return ERR_MEM;
+    }
     return stack_recovery_input(pcb, hdr, optlen, opt1len, opt2);
 }
 
