@@ -15,6 +15,11 @@
  *   - tcp_rexmit_rto_prepare(): recovery.c resends at once when the peer repeats its SYN-ACK.
  *   - tcp_split_unsent_seg(): recovery.c fits a resent segment to the peer's window.
  *   - tcp_free_ooseq(): tcp_budget.c gives out-of-order data back under memory pressure.
+ *   - struct tcp_seg (next, p, len, tcphdr) and tcp_seg_free(): tcp_ooseq.c joins neighbouring
+ *     segments on pcb->ooseq (pbuf_cat() of their pbufs, len summed up to 0xFFFF), relying on
+ *     tcp_receive() reading an ooseq entry only through those fields and the flags in tcphdr, and
+ *     counting pbufs with pbuf_clen() for TCP_OOSEQ_MAX_PBUFS; tcp_output() from the input hook,
+ *     where tcp_input_pcb is not yet set, for the ACK of a segment it drops.
  *   - TCP_SEQ_*, TCPH_FLAGS, TCP_TCPLEN, TCP_HLEN, SND_WND_SCALE and the TF_* pcb flags:
  *     recovery.c and stack.c (the ACK thinning compares sequence numbers).
  *   - tcp_ack_now() (sets TF_ACK_NOW, which the tcp_output() at the end of tcp_input() acts
