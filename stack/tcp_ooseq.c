@@ -13,7 +13,7 @@
  * So before lwIP takes a segment, neighbours on ooseq that meet end to start are joined into one
  * tcp_seg (their pbufs chained, up to 0xFFFF bytes: a tcp_seg's len and a pbuf's tot_len are 16
  * bits), which keeps the list a few entries per hole; lwIP's limits still count every pbuf, so
- * memory stays bounded as before. A joined segment changes one thing in lwIP's handling: a segment
+ * memory stays bounded as before (and segments below STACK_OOSEQ_JOIN_MIN are left alone). A joined segment changes one thing in lwIP's handling: a segment
  * that starts inside one (a resend of data we hold) makes lwIP cut the joined segment at its start
  * and keep the newcomer, which gives back whatever the joined segment held past the newcomer's
  * end, data already reported in SACK blocks. A segment that brings nothing new is therefore
@@ -24,11 +24,19 @@
 #include "stack/lwip_hooks.h"
 #include "stack/lwip_pin.h" /* lwIP internals: see there */
 
-enum { STACK_OOSEQ_JOIN_MAX = 0xFFFF };
+/* The most a joined segment holds (16-bit lengths), and the least each part must hold: segments
+ * of at least TCP_OOSEQ_MAX_BYTES / TCP_OOSEQ_MAX_PBUFS bytes never reach lwIP's pbuf limit
+ * within a window, so lwIP never cuts a joined one for it (which would give back data already
+ * SACKed); a stream of small segments is kept as lwIP keeps it. */
+enum {
+    STACK_OOSEQ_JOIN_MAX = 0xFFFF,
+    STACK_OOSEQ_JOIN_MIN = TCP_OOSEQ_MAX_BYTES / TCP_OOSEQ_MAX_PBUFS,
+};
 
 static int stack_ooseq_plain(const struct tcp_seg *s)
 {
-    return !(TCPH_FLAGS(s->tcphdr) & (TCP_SYN | TCP_FIN)) && s->len > 0 && s->p && s->p->tot_len == s->len;
+    return !(TCPH_FLAGS(s->tcphdr) & (TCP_SYN | TCP_FIN)) && s->len >= STACK_OOSEQ_JOIN_MIN && s->p &&
+           s->p->tot_len == s->len;
 }
 
 /* a and its successor b: one segment of data, end to start, with room for both. */

@@ -211,7 +211,7 @@ TEST_IMPL(stack_ack_sack_compression)
     return 0;
 }
 
-enum { OOSEQ_SEG = 500, OOSEQ_N = 100 };
+enum { OOSEQ_SEG = 1200, OOSEQ_N = 40 };
 
 /* The peer's byte at offset k of its stream. */
 static uint8_t ooseq_byte(uint32_t k)
@@ -243,7 +243,7 @@ static void ooseq_count(size_t *segs, uint32_t *bytes)
     }
 }
 
-/* 100 segments past a lost one are kept as one entry on lwIP's ooseq (not 100, which lwIP walks
+/* 40 segments past a lost one are kept as one entry on lwIP's ooseq (not 40, which lwIP walks
  * for each further segment); a resend of one in the middle of them is acknowledged and changes
  * nothing held (lwIP would cut the joined entry there and give back the rest, data
  * already SACKed); the hole filled, the application gets every byte in order. */
@@ -267,7 +267,7 @@ TEST_IMPL(stack_ooseq_join)
     ASSERT_EQ(a.app.status, 0);
     const uint32_t isn = ACKS_PEER_ISN + 1;
 
-    /* Segment 0 is lost; 1 to 100 arrive, one per loop iteration. */
+    /* Segment 0 is lost; 1 to 40 arrive, one per loop iteration. */
     for (uint32_t i = 1; i <= OOSEQ_N; i++) {
         ooseq_segment(&a, isn, i);
         harness_tun_settle(&a.tun);
@@ -278,11 +278,11 @@ TEST_IMPL(stack_ooseq_join)
     ASSERT_EQ(bytes, OOSEQ_N * OOSEQ_SEG);
     ASSERT(segs <= 2); /* the last one is joined when the next segment comes */
 
-    /* Segment 50 again: acknowledged (within SACK compression's short delay, as any duplicate
+    /* Segment 20 again: acknowledged (within SACK compression's short delay, as any duplicate
      * ACK past the first few), with the whole range in its SACK block. */
     harness_tun_advance(&a.tun, 2);
     a.n_acks = 0;
-    ooseq_segment(&a, isn, 50);
+    ooseq_segment(&a, isn, 20);
     harness_tun_advance(&a.tun, 2);
     ASSERT_EQ(a.n_acks, 1);
     ASSERT_EQ(a.acks[0], isn);
