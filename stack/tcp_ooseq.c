@@ -17,7 +17,9 @@
  * that starts inside one (a resend of data we hold) makes lwIP cut the joined segment at its start
  * and keep the newcomer, which gives back whatever the joined segment held past the newcomer's
  * end, data already reported in SACK blocks. A segment that brings nothing new is therefore
- * dropped here and answered with an immediate ACK, as lwIP answers any out-of-order segment. */
+ * dropped here and answered with an immediate ACK, as lwIP answers any out-of-order segment; its
+ * ACK field and window go unread, as for any segment lost on the way (the peer's next carries
+ * them). */
 #include "lwip/pbuf.h"
 #include "lwip/priv/tcp_priv.h" /* struct tcp_seg, tcp_seg_free(), TCP_SEQ_*, tcp_ack_now() */
 #include "lwip/tcp.h"
