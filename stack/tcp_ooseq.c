@@ -13,13 +13,13 @@
  * So before lwIP takes a segment, neighbours on ooseq that meet end to start are joined into one
  * tcp_seg (their pbufs chained, up to 0xFFFF bytes: a tcp_seg's len and a pbuf's tot_len are 16
  * bits), which keeps the list a few entries per hole; lwIP's limits still count every pbuf, so
- * memory stays bounded as before (and segments below STACK_OOSEQ_JOIN_MIN are left alone). A joined segment changes one thing in lwIP's handling: a segment
- * that starts inside one (a resend of data we hold) makes lwIP cut the joined segment at its start
- * and keep the newcomer, which gives back whatever the joined segment held past the newcomer's
- * end, data already reported in SACK blocks. A segment that brings nothing new is therefore
- * dropped here and answered with an immediate ACK, as lwIP answers any out-of-order segment; its
- * ACK field and window go unread, as for any segment lost on the way (the peer's next carries
- * them). */
+ * memory stays bounded as before (and segments below STACK_OOSEQ_JOIN_MIN are left alone). A
+ * joined segment changes one thing in lwIP's handling: a segment that starts inside one (a resend
+ * of data we hold) makes lwIP cut the joined segment at its start and keep the newcomer, which
+ * gives back whatever the joined segment held past the newcomer's end, data already reported in
+ * SACK blocks. A segment that brings nothing new is therefore dropped here and answered with an
+ * immediate ACK, as lwIP answers any out-of-order segment; its ACK field and window go unread, as
+ * for any segment lost on the way (the peer's next carries them). */
 #include "lwip/pbuf.h"
 #include "lwip/priv/tcp_priv.h" /* struct tcp_seg, tcp_seg_free(), TCP_SEQ_*, tcp_ack_now() */
 #include "lwip/tcp.h"
