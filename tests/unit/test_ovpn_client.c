@@ -23,8 +23,10 @@
 #include "base/bytes.h"
 #include "test.h"
 #include "tunnel/openvpn/client.h"
+#include "tunnel/openvpn/comp.h"
 #include "tunnel/openvpn/config.h"
 #include "tunnel/openvpn/control.h"
+#include "tunnel/openvpn/data.h"
 #include "tunnel/openvpn/internal.h"
 #include "tunnel/openvpn/reliable.h"
 #include "tunnel/openvpn/transport.h"
@@ -85,6 +87,8 @@ struct world {
     size_t to_client_len[FAKE_QUEUE];
     size_t n_to_client;
     int ups, downs;
+    unsigned up_mtu;   /* the MTU the last "up" announced */
+    size_t link_mss;   /* what the fake link says its TCP_MAXSEG is (0: cannot say) */
     enum tunnel_down_reason down_reason;
     char down_why[512];
     int closed;
@@ -153,10 +157,17 @@ static void fake_close(struct ovpn_transport *t)
     free(l);
 }
 
+static size_t fake_mss(struct ovpn_transport *t)
+{
+    struct fake_link *l = (struct fake_link *)t;
+    return l->w->link_mss;
+}
+
 static const struct ovpn_link_ops fake_link_ops = {
     .open = fake_open,
     .send = fake_send,
     .close = fake_close,
+    .mss = fake_mss,
 };
 
 static uint64_t fake_clock(void *arg)
@@ -386,8 +397,8 @@ static void advance(struct world *w, uint64_t ms)
 static void ev_up(void *arg, const struct tunnel_settings *s)
 {
     struct world *w = arg;
-    (void)s;
     w->ups++;
+    w->up_mtu = s->mtu;
 }
 
 static void ev_packet(void *arg, const uint8_t *pkt, size_t len)
@@ -828,5 +839,54 @@ TEST_IMPL(ovpn_client_push_retry)
     ASSERT_EQ(w.srv.push_requests, 1);
     ASSERT_EQ(w.opens, 1);
     world_close(&w);
+    return 0;
+}
+
+/* Over TCP the tunnel MTU keeps a largest data packet, behind its 2-byte length, within one
+ * segment of the link (the link's TCP_MAXSEG): a server writing it sends one segment, not a full
+ * one and a short tail. An MSS the link cannot give, or one that would take the MTU below
+ * IPv6's 1280, leaves the MTU as it was; over UDP the MSS is not asked. */
+TEST_IMPL(ovpn_client_tcp_mtu_fits_segment)
+{
+    static const struct {
+        const char *proto;
+        size_t mss;
+        int fits; /* 1: the MTU follows the MSS; 0: it stays as without one */
+    } cases[] = {
+        {"tcp", 1448, 1}, {"tcp", 1428, 1}, {"tcp", 0, 0}, {"tcp", 536, 0}, {"udp", 1000, 0},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct world w;
+        world_init(&w, cases[i].proto, push_reply, NULL);
+        w.link_mss = cases[i].mss;
+        world_start(&w);
+        world_connect(&w);
+        ASSERT_EQ(w.c->state, OVPN_CLIENT_UP);
+        ASSERT_EQ(w.ups, 1);
+        size_t over = ovpn_data_overhead(w.c->keys[w.c->primary].data);
+        if (!cases[i].fits) {
+            /* TCP: the pushed/default 1500; UDP: what keeps a datagram within 1500 bytes. */
+            unsigned want = strcmp(cases[i].proto, "tcp") == 0 ? 1500 : (unsigned)(1500 - over - OVPN_COMP_MAX_OVERHEAD - 28);
+            ASSERT_EQ(w.up_mtu, want);
+            world_close(&w);
+            continue;
+        }
+        ASSERT_EQ(w.up_mtu, cases[i].mss - 2 - over - OVPN_COMP_MAX_OVERHEAD);
+        /* A packet of the whole MTU goes out in one packet that fits the segment with its length. */
+        static uint8_t ip[1500];
+        memset(ip, 0, sizeof(ip));
+        ip[0] = 0x45;
+        ip[2] = (uint8_t)(w.up_mtu >> 8);
+        ip[3] = (uint8_t)w.up_mtu;
+        ip[8] = 64;
+        ip[9] = 17;
+        w.n_to_server = 0;
+        ASSERT_EQ(tunnel_send(&w.c->t, ip, w.up_mtu), 0);
+        ASSERT_EQ(w.n_to_server, 1);
+        ASSERT_EQ(OVPN_OP_OF(w.to_server[0][0]), OVPN_OP_DATA_V2);
+        ASSERT(2 + w.to_server_len[0] <= cases[i].mss);
+        ASSERT(2 + w.to_server_len[0] + 16 > cases[i].mss); /* and not much below it */
+        world_close(&w);
+    }
     return 0;
 }

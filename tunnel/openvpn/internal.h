@@ -64,6 +64,7 @@ struct sockaddr;
 struct ovpn_transport_events;
 
 enum { OVPN_BUF = OVPN_MAX_PACKET + 512 }; /* each of the client's scratch buffers */
+enum { OVPN_TCP_MTU_MIN = 1280 }; /* a TCP link's MSS lowers the tunnel MTU no further (session.c) */
 
 /* The transport as the client uses it: transport.c's functions, or a unit test's fake. */
 struct ovpn_link_ops {
@@ -71,6 +72,7 @@ struct ovpn_link_ops {
                 const struct ovpn_transport_events *ev);
     int (*send)(struct ovpn_transport *t, const uint8_t *pkt, size_t len);
     void (*close)(struct ovpn_transport *t);
+    size_t (*mss)(struct ovpn_transport *t); /* TCP_MAXSEG of a TCP link, 0 if unknown */
 };
 
 struct ovpn_client {

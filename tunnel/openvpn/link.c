@@ -17,6 +17,7 @@ const struct ovpn_link_ops ovpn_link_transport_ops = {
     .open = ovpn_transport_open,
     .send = ovpn_transport_send,
     .close = ovpn_transport_close,
+    .mss = ovpn_transport_mss,
 };
 
 void ovpn_client_link_send(struct ovpn_client *c, const uint8_t *pkt, size_t len)

@@ -194,6 +194,17 @@ static void ovpn_client_announce(struct ovpn_client *c)
         if (s->mtu > 1500 - over)
             s->mtu = (unsigned)(1500 - over);
     }
+    /* Over TCP, keep a largest data packet with its 2-byte length within one segment of the
+     * link: the server writes each packet with a send() of its own, and one 2 bytes too long
+     * (a 2.4/2.5 server's mssfix 1450 makes them 1448, the usual MSS) leaves as a full segment
+     * and a 2-byte one, twice the segments (and our ACKs) its single thread handles per MiB.
+     * Not below IPv6's minimum MTU: a link that small splits packets either way. */
+    if (c->proto == OVPN_PROTO_TCP && c->primary >= 0 && c->transport && c->link->mss) {
+        size_t mss = c->link->mss(c->transport);
+        size_t over = 2 + ovpn_data_overhead(c->keys[c->primary].data) + OVPN_COMP_MAX_OVERHEAD;
+        if (mss >= OVPN_TCP_MTU_MIN + over && s->mtu > mss - over)
+            s->mtu = (unsigned)(mss - over);
+    }
     if (!s->addr4.family && !s->addr6.family) {
         ovpn_client_enter_failed(c, TUNNEL_DOWN_ERROR, "the server pushed no address (ifconfig)");
         return;

@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 
 #include <uv.h>
@@ -716,6 +718,17 @@ int ovpn_transport_open(struct ovpn_transport **out, uv_loop_t *loop, const stru
     }
     *out = t;
     return 0;
+}
+
+size_t ovpn_transport_mss(struct ovpn_transport *t)
+{
+    uv_os_fd_t fd;
+    int v = 0;
+    socklen_t len = sizeof(v);
+    if (t->proto != OVPN_PROTO_TCP || t->closing || uv_fileno(&t->sock.handle, &fd) < 0 ||
+        getsockopt(fd, IPPROTO_TCP, TCP_MAXSEG, &v, &len) < 0 || v <= 0)
+        return 0;
+    return (size_t)v;
 }
 
 static void ovpn_transport_handle_closed(uv_handle_t *h)

@@ -31,6 +31,9 @@ int ovpn_transport_open(struct ovpn_transport **out, uv_loop_t *loop, const stru
 /* Sends one packet (copied if it cannot go at once). 0, 1 when the queue is now above its high
  * mark, or a negative uv error. */
 int ovpn_transport_send(struct ovpn_transport *t, const uint8_t *pkt, size_t len);
+/* TCP, once connected: the largest segment the connection carries (TCP_MAXSEG, what the server
+ * was told we take and it told us, less TCP options). 0 for UDP or when the socket cannot say. */
+size_t ovpn_transport_mss(struct ovpn_transport *t);
 /* Closes the link; no event follows. Memory goes once libuv has closed the handles. */
 void ovpn_transport_close(struct ovpn_transport *t);
 
