@@ -62,6 +62,8 @@ struct stack {
     struct v2s_list listeners;  /* every listener in the tunnel (tcp_listen.c) */
     struct v2s_list ack_rides;  /* connections just opened whose handshake ACK is held
                                  * (stack_tcp.ride_node, tcp_send.c) */
+    struct v2s_list refills;    /* connections to read from again once lwIP has sent
+                                 * (stack_tcp.refill_node, tcp_send.c) */
     uint8_t *read_buf;          /* shared buffer for reads from applications (see tcp_send.c) */
     uint8_t *tx_buf;            /* linearises chained pbufs for tunnel_send() */
     struct v2s_addr dns[TUNNEL_MAX_DNS];
@@ -123,6 +125,7 @@ void stack_ack_forget(struct stack *s, const struct packet_tcp_info *tcp);
 /* tcp_send.c: the handshake ACKs held this iteration ride on the application's first bytes, if
  * they are already there (before the held ACKs are sent). */
 void stack_tcp_ack_rides(struct stack *s);
+void stack_tcp_refills(struct stack *s);
 /* tcp_recv.c: writes every connection's gathered segments to its application (end of a loop
  * iteration). */
 void stack_tcp_flush_all(struct stack *s);

@@ -70,6 +70,7 @@
  *   - persist_backoff, persist_cnt, snd_wnd: tcp_send.c tells from them that the persist timer
  *     sent a zero-window probe (lwIP 2.1.3 moves to the next slot of tcp_persist_backoff[] and
  *     restarts persist_cnt at 0 after each) and sends a pure ACK beside it.
+ *   - snd_lbb, snd_nxt, cwnd: tcp_send.c bounds what lwIP holds unsent (snd_lbb - snd_nxt).
  *
  * Hooks and their exact points of call (lwipopts.h, lwip_hooks.h):
  *   - LWIP_HOOK_TCP_INPACKET_PCB: tcp_input() calls it for every segment that matches a pcb
@@ -94,6 +95,7 @@
  *   - zero-window probes carry a byte beyond the window, so a receiver may drop them unread
  *     (Linux does), acknowledgement included (tcp_send.c adds a pure ACK);
  *   - ICMP errors never reach TCP (stack.c reads them itself, packet.c);
+ *   - tcp_write() walks the whole unsent queue to find its end (tcp_send.c keeps it short);
  *   - an odd segment that fills a hole is acknowledged only on the next fast timer tick, and
  *     every segment past a hole at once with SACK blocks (stack.c: ACK at once on the fill,
  *     the duplicates compressed);

@@ -123,6 +123,7 @@ static void stack_prepare_cb(uv_prepare_t *p)
     stack_tcp_flush_all(s);
     stack_tcp_fin_pump(s);
     stack_tcp_ack_rides(s);
+    stack_tcp_refills(s);
     /* ACKs held by timers' and earlier callbacks' output must not wait for the poll. */
     stack_acks_flush(s);
     if (!s->probe_look && stack_timers_tcp_awake() && !v2s_list_empty(&s->conns))
@@ -289,6 +290,7 @@ static void stack_check_cb(uv_check_t *c)
     struct stack *s = c->data;
     stack_tcp_flush_all(s);
     stack_tcp_ack_rides(s);
+    stack_tcp_refills(s);
     stack_acks_flush(s);
 }
 
@@ -446,6 +448,7 @@ int stack_new(struct stack **out, uv_loop_t *loop, struct tunnel *t)
     v2s_list_init(&s->udps);
     v2s_list_init(&s->listeners);
     v2s_list_init(&s->ack_rides);
+    v2s_list_init(&s->refills);
     s->loop = loop;
     s->tunnel = t;
     stack_sys_init(loop);

@@ -77,6 +77,7 @@ void stack_tcp_unlink(struct stack_tcp *c)
     stack_tcp_trim(c->s);
     v2s_list_remove(&c->node);
     v2s_list_remove(&c->ride_node);
+    v2s_list_remove(&c->refill_node);
     if (v2s_list_empty(&c->s->conns))
         stack_tcp_probe_look_stop(c->s);
 }
@@ -290,6 +291,7 @@ int stack_tcp_connect(struct stack *s, const struct v2s_addr *dst, uint16_t port
     v2s_list_init(&c->flush_node);
     v2s_list_init(&c->fin_node);
     v2s_list_init(&c->ride_node);
+    v2s_list_init(&c->refill_node);
     c->pcb = pcb;
     c->dst = *dst;
     c->dport = port;
@@ -384,6 +386,7 @@ struct stack_tcp *stack_tcp_adopt(struct stack *s, struct tcp_pcb *pcb)
     v2s_list_init(&c->flush_node);
     v2s_list_init(&c->fin_node);
     v2s_list_init(&c->ride_node);
+    v2s_list_init(&c->refill_node);
     c->pcb = pcb;
     stack_addr_from_lwip(&pcb->remote_ip, &c->dst);
     c->dport = pcb->remote_port;

@@ -64,6 +64,8 @@ struct stack_tcp {
     struct v2s_list flush_node; /* on the stack's list of flushes (only while n_rxq > 0) */
     struct v2s_list ride_node;  /* on the stack's ack_rides from the handshake to the end of its
                                  * loop iteration (tcp_send.c) */
+    struct v2s_list refill_node; /* on the stack's refills while reading waits for lwIP to send
+                                  * (tcp_send.c) */
     uv_shutdown_t shutdown_req;
     enum stack_tcp_fin fin;
     struct v2s_list fin_node; /* on the stack's fin_wait or fin_flight list (as fin says) */

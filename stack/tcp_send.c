@@ -7,7 +7,17 @@
  * writable event).
  *
  * Reading resumes only once STACK_TCP_RESUME_SNDBUF bytes of send buffer are free, so each read
- * moves a useful amount instead of a few bytes at a time. What a read brought that lwIP could
+ * moves a useful amount instead of a few bytes at a time.
+ *
+ * What lwIP holds unsent is kept near what it can send soon: at most STACK_TCP_UNSENT_MAX bytes
+ * or a congestion window, whichever is more, beyond what is in flight; the rest waits in the
+ * application's socket. lwIP's tcp_write() walks its whole queue of unsent segments to find the
+ * last one, so with its 4 MiB send buffer full (about 3,300 segments unsent behind a window of
+ * 60-110 KiB, an upload through openconnect) every 64 KiB read cost a walk of all of them. With
+ * the limit vpn2socks's CPU per GiB uploaded through openconnect fell from 4.5-4.9 to 3.3-3.4
+ * seconds (bench/RESULTS.md). lwIP moves data from unsent to the network after the sent callback
+ * (which is where reading resumes otherwise), so a connection held back by this limit alone is
+ * put on the stack's refills and looked at again once the iteration's packets were handled. What a read brought that lwIP could
  * not take is held (pending) and goes in first when lwIP has room; the application's FIN waits
  * behind it (tcp_close.c).
  *
@@ -52,6 +62,7 @@
 
 enum {
     STACK_TCP_RESUME_SNDBUF = 16 * 1024,
+    STACK_TCP_UNSENT_MAX = 256 * 1024,
     /* How often connections are looked at for a probe sent: lwIP's persist timer runs on its
      * 50 ms tick and its probes are at least 150 ms apart, so none is missed, and the ACK
      * follows its probe within 50 ms. Armed only while there are connections and lwIP's TCP
@@ -59,11 +70,24 @@ enum {
     STACK_TCP_PROBE_LOOK_MS = 50,
 };
 
-/* Whether lwIP can take a useful amount of application data now. */
-static int stack_tcp_can_take(const struct stack_tcp *c)
+/* How many more bytes lwIP may hold unsent (see the top). */
+static size_t stack_tcp_unsent_room(const struct tcp_pcb *pcb)
+{
+    size_t unsent = (u32_t)(pcb->snd_lbb - pcb->snd_nxt);
+    size_t max = pcb->cwnd > STACK_TCP_UNSENT_MAX ? pcb->cwnd : STACK_TCP_UNSENT_MAX;
+    return unsent < max ? max - unsent : 0;
+}
+
+/* Whether lwIP can take a useful amount of application data now, apart from its unsent limit. */
+static int stack_tcp_has_room(const struct stack_tcp *c)
 {
     return c->pcb && !c->s->tunnel_congested && !c->pending && tcp_sndbuf(c->pcb) >= STACK_TCP_RESUME_SNDBUF &&
            tcp_sndqueuelen(c->pcb) < TCP_SNDQUEUELOWAT;
+}
+
+static int stack_tcp_can_take(const struct stack_tcp *c)
+{
+    return stack_tcp_has_room(c) && stack_tcp_unsent_room(c->pcb) >= STACK_TCP_RESUME_SNDBUF;
 }
 
 /* Copies application bytes into lwIP. Returns how many were taken; stops at ERR_MEM (send buffer
@@ -101,6 +125,8 @@ static void stack_tcp_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     (void)suggested;
     if (c->pcb && tcp_sndbuf(c->pcb) < len)
         len = tcp_sndbuf(c->pcb);
+    if (c->pcb && stack_tcp_unsent_room(c->pcb) < len)
+        len = stack_tcp_unsent_room(c->pcb);
     if (len == 0)
         len = 1; /* never hand libuv an empty buffer: it reports that as ENOBUFS */
     /* One shared buffer: libuv calls alloc, read and read_cb back to back for one handle, and the
@@ -220,6 +246,17 @@ void stack_tcp_ack_rides(struct stack *s)
     }
 }
 
+/* Connections whose reading waited for lwIP to send (see the top): reading resumes if it can. */
+void stack_tcp_refills(struct stack *s)
+{
+    struct v2s_list *n;
+    while ((n = v2s_list_first(&s->refills)) != NULL) {
+        struct stack_tcp *c = V2S_LIST_ENTRY(n, struct stack_tcp, refill_node);
+        v2s_list_remove(&c->refill_node);
+        stack_tcp_read_start(c);
+    }
+}
+
 /* Moves held-back application bytes into lwIP; once they are all in, reading resumes (or the FIN
  * that waited behind them goes out). */
 static int stack_tcp_flush_pending(struct stack_tcp *c)
@@ -251,6 +288,11 @@ err_t stack_tcp_on_sent(void *arg, struct tcp_pcb *pcb, u16_t len)
         return ERR_ABRT;
     }
     stack_tcp_read_start(c);
+    /* lwIP sends what this ACK lets go only after this callback: look again then. */
+    if (!c->reading && !c->app_eof && stack_tcp_has_room(c) && !v2s_list_linked(&c->refill_node)) {
+        v2s_list_push_back(&c->s->refills, &c->refill_node);
+        stack_check_arm(c->s);
+    }
     /* The held-back bytes going in may have let our FIN go (stack_tcp_shut_tx), and a FIN that
      * lwIP refuses ends the bridge with tcp_abort() on this very pcb: lwIP must hear ERR_ABRT. */
     return c->aborted ? ERR_ABRT : ERR_OK;
