@@ -17,9 +17,10 @@
  * the limit vpn2socks's CPU per GiB uploaded through openconnect fell from 4.5-4.9 to 3.3-3.4
  * seconds (bench/RESULTS.md). lwIP moves data from unsent to the network after the sent callback
  * (which is where reading resumes otherwise), so a connection held back by this limit alone is
- * put on the stack's refills and looked at again once the iteration's packets were handled. What a read brought that lwIP could
- * not take is held (pending) and goes in first when lwIP has room; the application's FIN waits
- * behind it (tcp_close.c).
+ * put on the stack's refills and looked at again once the iteration's packets were handled.
+ *
+ * What a read brought that lwIP could not take is held (pending) and goes in first when lwIP has
+ * room; the application's FIN waits behind it (tcp_close.c).
  *
  * Zero-window probes: while the peer's window is shut and data waits, lwIP's persist timer sends
  * a probe carrying one byte beyond that window. A receiver does not have to read the
