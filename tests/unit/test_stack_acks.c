@@ -77,26 +77,31 @@ static void acks_segment(struct acks *a, uint8_t flags, uint32_t seq, const uint
     stack_input(a->tun.stack, pkt, len);
 }
 
+/* The stack up at 10.8.0.2 and one connection to 10.9.0.1:80 through the handshake: SYN, then a
+ * SYN-ACK with MSS 1400 (and SACK permitted when sack is set). */
+static void acks_open(struct acks *a, uint64_t seed, int sack)
+{
+    const struct harness_tun_config cfg = {.addr4 = "10.8.0.2", .seed = seed};
+    ASSERT_EQ(harness_tun_up(&a->tun, &cfg, acks_send, a), 0);
+    ASSERT_EQ(v2s_addr_parse(&a->us, "10.8.0.2"), 0);
+    ASSERT_EQ(v2s_addr_parse(&a->peer, "10.9.0.1"), 0);
+    ASSERT_EQ(harness_tun_app_open(&a->tun, &a->app), 0);
+
+    struct stack_tcp *c;
+    ASSERT_EQ(harness_tun_app_connect(&a->app, &a->peer, 80, &c), 0);
+    harness_tun_settle(&a->tun);
+    ASSERT_EQ(a->syns, 1);
+    static const uint8_t opts[8] = {2, 4, 0x05, 0x78, 1, 1, 4, 2}; /* MSS 1400, SACK permitted */
+    acks_segment(a, 0x12, ACKS_PEER_ISN, opts, sack ? 8 : 4, 0);
+    harness_tun_settle(&a->tun);
+    ASSERT_EQ(a->app.status, 0);
+}
+
 TEST_IMPL(stack_ack_thinning)
 {
     static struct acks a;
     memset(&a, 0, sizeof(a));
-    const struct harness_tun_config cfg = {.addr4 = "10.8.0.2", .seed = 3};
-    ASSERT_EQ(harness_tun_up(&a.tun, &cfg, acks_send, &a), 0);
-    ASSERT_EQ(v2s_addr_parse(&a.us, "10.8.0.2"), 0);
-    ASSERT_EQ(v2s_addr_parse(&a.peer, "10.9.0.1"), 0);
-
-    ASSERT_EQ(harness_tun_app_open(&a.tun, &a.app), 0);
-
-    /* The handshake: SYN, then a SYN-ACK with MSS 1400 only. */
-    struct stack_tcp *c;
-    ASSERT_EQ(harness_tun_app_connect(&a.app, &a.peer, 80, &c), 0);
-    harness_tun_settle(&a.tun);
-    ASSERT_EQ(a.syns, 1);
-    static const uint8_t mss[4] = {2, 4, 0x05, 0x78};
-    acks_segment(&a, 0x12, ACKS_PEER_ISN, mss, sizeof(mss), 0);
-    harness_tun_settle(&a.tun);
-    ASSERT_EQ(a.app.status, 0);
+    acks_open(&a, 3, 0); /* the SYN-ACK with MSS 1400 only */
     ASSERT_EQ(a.n_acks, 1); /* the handshake's ACK */
     ASSERT_EQ(a.acks[0], ACKS_PEER_ISN + 1);
 
@@ -141,20 +146,7 @@ TEST_IMPL(stack_ack_sack_compression)
 {
     static struct acks a;
     memset(&a, 0, sizeof(a));
-    const struct harness_tun_config cfg = {.addr4 = "10.8.0.2", .seed = 5};
-    ASSERT_EQ(harness_tun_up(&a.tun, &cfg, acks_send, &a), 0);
-    ASSERT_EQ(v2s_addr_parse(&a.us, "10.8.0.2"), 0);
-    ASSERT_EQ(v2s_addr_parse(&a.peer, "10.9.0.1"), 0);
-    ASSERT_EQ(harness_tun_app_open(&a.tun, &a.app), 0);
-
-    struct stack_tcp *c;
-    ASSERT_EQ(harness_tun_app_connect(&a.app, &a.peer, 80, &c), 0);
-    harness_tun_settle(&a.tun);
-    ASSERT_EQ(a.syns, 1);
-    static const uint8_t opts[8] = {2, 4, 0x05, 0x78, 1, 1, 4, 2}; /* MSS 1400, SACK permitted */
-    acks_segment(&a, 0x12, ACKS_PEER_ISN, opts, sizeof(opts), 0);
-    harness_tun_settle(&a.tun);
-    ASSERT_EQ(a.app.status, 0);
+    acks_open(&a, 5, 1);
     ASSERT_EQ(a.n_acks, 1);
 
     /* Ten segments, each in its own loop iteration: five ACKs, each for two more. */
@@ -251,20 +243,7 @@ TEST_IMPL(stack_ooseq_join)
 {
     static struct acks a;
     memset(&a, 0, sizeof(a));
-    const struct harness_tun_config cfg = {.addr4 = "10.8.0.2", .seed = 7};
-    ASSERT_EQ(harness_tun_up(&a.tun, &cfg, acks_send, &a), 0);
-    ASSERT_EQ(v2s_addr_parse(&a.us, "10.8.0.2"), 0);
-    ASSERT_EQ(v2s_addr_parse(&a.peer, "10.9.0.1"), 0);
-    ASSERT_EQ(harness_tun_app_open(&a.tun, &a.app), 0);
-
-    struct stack_tcp *c;
-    ASSERT_EQ(harness_tun_app_connect(&a.app, &a.peer, 80, &c), 0);
-    harness_tun_settle(&a.tun);
-    ASSERT_EQ(a.syns, 1);
-    static const uint8_t opts[8] = {2, 4, 0x05, 0x78, 1, 1, 4, 2}; /* MSS 1400, SACK permitted */
-    acks_segment(&a, 0x12, ACKS_PEER_ISN, opts, sizeof(opts), 0);
-    harness_tun_settle(&a.tun);
-    ASSERT_EQ(a.app.status, 0);
+    acks_open(&a, 7, 1);
     const uint32_t isn = ACKS_PEER_ISN + 1;
 
     /* Segment 0 is lost; 1 to 40 arrive, one per loop iteration. */
