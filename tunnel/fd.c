@@ -41,6 +41,7 @@
 #include <uv.h>
 
 #include "base/log.h"
+#include "base/mmsg.h"
 #include "tunnel/settings.h"
 
 enum {
@@ -265,13 +266,7 @@ static void tunnel_fd_read_socket(struct tunnel_fd *tf)
     struct iovec iov[TUNNEL_FD_RX_SLOTS];
     unsigned total = 0;
     while (total < TUNNEL_FD_READ_BATCH && !tf->down) {
-        memset(msgs, 0, sizeof(msgs));
-        for (unsigned i = 0; i < TUNNEL_FD_RX_SLOTS; i++) {
-            iov[i].iov_base = tf->rbuf + (size_t)i * TUNNEL_FD_MAX_PACKET;
-            iov[i].iov_len = TUNNEL_FD_MAX_PACKET;
-            msgs[i].msg_hdr.msg_iov = &iov[i];
-            msgs[i].msg_hdr.msg_iovlen = 1;
-        }
+        v2s_mmsg_slots(msgs, iov, TUNNEL_FD_RX_SLOTS, tf->rbuf, TUNNEL_FD_MAX_PACKET);
         int n = recvmmsg(tf->fd, msgs, TUNNEL_FD_RX_SLOTS, MSG_DONTWAIT, NULL);
         if (n < 0) {
             if (errno == EINTR)

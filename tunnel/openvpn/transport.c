@@ -15,6 +15,7 @@
 
 #include "base/bytes.h"
 #include "base/log.h"
+#include "base/mmsg.h"
 #include "tunnel/openvpn/proto.h"
 
 /* Sending: the packets one loop iteration produces (mostly lwIP's ACKs while downloading) are
@@ -411,13 +412,7 @@ static void ovpn_transport_udp_drain(uv_timer_t *timer)
     if (t->closing || uv_fileno(&t->sock.handle, &fd) < 0)
         return;
     for (unsigned calls = 0; calls < OVPN_TRANSPORT_UDP_DRAIN_CALLS; calls++) {
-        for (unsigned k = 0; k < OVPN_TRANSPORT_UDP_DRAIN_SLOTS; k++) {
-            iov[k].iov_base = t->drain_rx + (size_t)k * OVPN_TRANSPORT_RX_SLOT;
-            iov[k].iov_len = OVPN_TRANSPORT_RX_SLOT;
-            memset(&msgs[k], 0, sizeof(msgs[k]));
-            msgs[k].msg_hdr.msg_iov = &iov[k];
-            msgs[k].msg_hdr.msg_iovlen = 1;
-        }
+        v2s_mmsg_slots(msgs, iov, OVPN_TRANSPORT_UDP_DRAIN_SLOTS, t->drain_rx, OVPN_TRANSPORT_RX_SLOT);
         int n = recvmmsg(fd, msgs, OVPN_TRANSPORT_UDP_DRAIN_SLOTS, MSG_DONTWAIT, NULL);
         if (n < 0 && errno == EINTR)
             continue;
