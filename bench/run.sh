@@ -369,7 +369,7 @@ xfer() {
 # bulk KEY: each way, $RUNS timed transfers per client (alternating), then a checked one each;
 # R[KEY,dl|ul,CLIENT] in MiB/s, R[KEY,dl|ul,CLIENT,cpu] in CPU seconds per GiB (medians)
 bulk() {
-    local key=$1 dir i line mibs cpu n who
+    local key=$1 dir i line who
     for dir in "${DIRS[@]}"; do
         if [ -n "$PERF_DIR" ] && [ "${UP[ours]}" = 1 ] && [ "$key" = udp-gcm ]; then
             use_client ours
@@ -381,32 +381,19 @@ bulk() {
             for who in $(clients_for "$i"); do
                 use_client "$who"
                 line=$(xfer "$dir" "$SIZE" 0 "$CAP")
-                read -r bytes secs cpu scpu sdrop cdrop others <<<"$line"
-                if [ "${bytes%.*}" -lt 1048576 ] || [ "$(awk -v s="$secs" 'BEGIN {print (s > 0)}')" = 0 ]; then
-                    say "  $key $dir $who: transfer failed ($line)"
-                    echo "bulk $key $dir $who run $i: failed ($line)" >>"$RAW"
+                if ! xfer_figures "$line" "$LAB_RUN_DIR/runs-$who"; then
+                    run_failed "bulk $key $dir $who" "$i" "$key $dir $who" "$line"
                     continue
                 fi
-                mibs=$(awk -v b="$bytes" -v s="$secs" 'BEGIN {print b / 1048576 / s}')
-                cpu=$(awk -v c="$cpu" -v b="$bytes" 'BEGIN {print c / (b / 1073741824)}')
-                scpu=$(awk -v c="$scpu" -v b="$bytes" -v s="$secs" 'BEGIN {printf "%.2f s/GiB (%.0f %% busy)", c / (b / 1073741824), c / s * 100}')
-                echo "$mibs $cpu" >>"$LAB_RUN_DIR/runs-$who"
-                note_others "$others" >"$LAB_RUN_DIR/note"
-                line="$(fmt "$mibs") MiB/s, $(fmt "$cpu" %.2f) CPU s/GiB, $((${bytes%.*} / 1048576)) MiB in $(fmt "$secs") s; server CPU $scpu; UDP drops: server $sdrop, client $cdrop$(cat "$LAB_RUN_DIR/note")"
-                echo "bulk $key $dir $who run $i: $line" >>"$RAW"
-                say "  $key $dir $who: $line"
+                run_log "bulk $key $dir $who" "$i" "$key $dir $who" \
+                    "$(fmt "${XF[mibs]}") MiB/s, $(fmt "${XF[cpu]}" %.2f) CPU s/GiB, ${XF[moved]}; server CPU $(fmt "${XF[srvcpu]}" %.2f) s/GiB ($(fmt "${XF[busy]}" %.0f) % busy); ${XF[udp]}${XF[note]}"
             done
         done
         for who in $(clients_for 0); do
             use_client "$who"
-            R[$key,$dir,$who]=$(cut -d' ' -f1 "$LAB_RUN_DIR/runs-$who" | median)
-            R[$key,$dir,$who,cpu]=$(cut -d' ' -f2 "$LAB_RUN_DIR/runs-$who" | median)
-            n=$(check_bytes "${R[$key,$dir,$who]}")
-            if xfer "$dir" "$n" 1 $((CHECK_S * 6 + 30)) >/dev/null; then
-                R[$key,$dir,check]="${R[$key,$dir,check]:-} $who ok ($((n / 1048576)) MiB)"
-            else
-                R[$key,$dir,check]="${R[$key,$dir,check]:-} $who FAILED ($((n / 1048576)) MiB)"
-            fi
+            R[$key,$dir,$who]=$(median_of "$LAB_RUN_DIR/runs-$who" 1)
+            R[$key,$dir,$who,cpu]=$(median_of "$LAB_RUN_DIR/runs-$who" 2)
+            R[$key,$dir,check]="${R[$key,$dir,check]:-} $who $(checked_xfer "$dir" "${R[$key,$dir,$who]}")"
         done
     done
 }
@@ -418,6 +405,51 @@ check_bytes() {
         if (n < 16777216) n = 16777216
         if (n > max) n = max
         print n }'
+}
+
+# xfer_figures LINE RUNS_FILE: the figures of a timed transfer from xfer's LINE; 1 if it moved
+# less than 1 MiB or took no time. Else it appends "MIB/S CPU SERVER_CPU" (xfer's client and server
+# CPU seconds per GiB) to RUNS_FILE and sets XF[mibs], XF[cpu], XF[srvcpu], XF[busy] (the server's
+# % of a core), XF[bytes], XF[moved] ("N MiB in S s"), XF[udp] (xfer's UDP drops) and XF[note]
+# (note_others's: counts the transfer, and says whether other lab runs were beside it)
+declare -A XF
+xfer_figures() {
+    local bytes secs cpu srv sdrop cdrop others figs mibs busy
+    read -r bytes secs cpu srv sdrop cdrop others <<<"$1"
+    figs=$(awk -v b="$bytes" -v s="$secs" -v c="$cpu" -v o="$srv" 'BEGIN {
+        if (b + 0 < 1048576 || !(s + 0 > 0)) exit 1
+        print b / 1048576 / s, c / (b / 1073741824), o / (b / 1073741824), o / s * 100 }') || return 1
+    read -r mibs cpu srv busy <<<"$figs"
+    XF=([bytes]=$bytes [mibs]=$mibs [cpu]=$cpu [srvcpu]=$srv [busy]=$busy)
+    echo "${XF[mibs]} ${XF[cpu]} ${XF[srvcpu]}" >>"$2"
+    XF[moved]="$((${bytes%.*} / 1048576)) MiB in $(fmt "$secs") s"
+    XF[udp]="UDP drops: server $sdrop, client $cdrop"
+    note_others "$others" >"$LAB_RUN_DIR/note"
+    XF[note]=$(cat "$LAB_RUN_DIR/note")
+}
+# run_log TAG RUN SAY TEXT [SAY_TEXT]: timed run RUN's line, "TAG run RUN: TEXT" in $RAW and
+# "  SAY: SAY_TEXT" (else TEXT) on stderr
+run_log() {
+    echo "$1 run $2: $4" >>"$RAW"
+    say "  $3: ${5:-$4}"
+}
+# run_failed TAG RUN SAY LINE: the same for a run whose transfer failed (xfer's LINE)
+run_failed() {
+    say "  $3: transfer failed ($4)"
+    echo "$1 run $2: failed ($4)" >>"$RAW"
+}
+# median_of FILE FIELD: the median of that field of FILE's lines (nan if none)
+median_of() { cut -d' ' -f"$2" "$1" | median; }
+# checked_xfer dl|ul MIBS: one transfer sized by check_bytes MIBS whose SHA-256 is checked;
+# prints "ok (N MiB)" or "FAILED (N MiB)"
+checked_xfer() {
+    local n
+    n=$(check_bytes "$2")
+    if xfer "$1" "$n" 1 $((CHECK_S * 6 + 30)) >/dev/null; then
+        echo "ok ($((n / 1048576)) MiB)"
+    else
+        echo "FAILED ($((n / 1048576)) MiB)"
+    fi
 }
 
 # perf_one dl|ul: a profile of vpn2socks during one more transfer
