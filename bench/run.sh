@@ -642,34 +642,28 @@ relay_stop() { # DELAY_MS
     } >>"$RAW"
 }
 dl_runs() { # KEY: RUNS timed downloads per client, alternating; R[KEY,CLIENT] the median MiB/s
-    local i line mibs who
+    local i line who
     : >"$LAB_RUN_DIR/runs-ours"
     : >"$LAB_RUN_DIR/runs-stock"
     for ((i = 0; i < RUNS; i++)); do
         for who in $(clients_for "$i"); do
             use_client "$who"
             line=$(xfer dl "$SIZE" 0 "$CAP")
-            read -r bytes secs _ _ sdrop cdrop others <<<"$line"
-            [ "${bytes%.*}" -ge 1048576 ] || { say "  $1 $who: transfer failed ($line)"; continue; }
-            mibs=$(awk -v b="$bytes" -v s="$secs" 'BEGIN {print b / 1048576 / s}')
-            echo "$mibs" >>"$LAB_RUN_DIR/runs-$who"
-            note_others "$others" >"$LAB_RUN_DIR/note"
-            echo "distance $1 $who run $i: $(fmt "$mibs") MiB/s, $((${bytes%.*} / 1048576)) MiB in $(fmt "$secs") s; UDP drops: server $sdrop, client $cdrop$(cat "$LAB_RUN_DIR/note")" >>"$RAW"
-            say "  $1 $who: $(fmt "$mibs") MiB/s"
+            if ! xfer_figures "$line" "$LAB_RUN_DIR/runs-$who"; then
+                run_failed "distance $1 $who" "$i" "$1 $who" "$line"
+                continue
+            fi
+            run_log "distance $1 $who" "$i" "$1 $who" "$(fmt "${XF[mibs]}") MiB/s, ${XF[moved]}; ${XF[udp]}${XF[note]}" \
+                "$(fmt "${XF[mibs]}") MiB/s"
         done
     done
-    for who in $(clients_for 0); do R[$1,$who]=$(median <"$LAB_RUN_DIR/runs-$who"); done
+    for who in $(clients_for 0); do R[$1,$who]=$(median_of "$LAB_RUN_DIR/runs-$who" 1); done
 }
 dl_check() { # KEY: one checked download per client, sized from R[KEY,CLIENT]
-    local n who
+    local who
     for who in $(clients_for 0); do
         use_client "$who"
-        n=$(check_bytes "${R[$1,$who]:-nan}")
-        if xfer dl "$n" 1 $((CHECK_S * 6 + 30)) >/dev/null; then
-            R[$1,check,$who]="ok ($((n / 1048576)) MiB)"
-        else
-            R[$1,check,$who]="FAILED ($((n / 1048576)) MiB)"
-        fi
+        R[$1,check,$who]=$(checked_xfer dl "${R[$1,$who]:-nan}")
     done
 }
 if want distance; then
