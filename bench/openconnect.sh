@@ -1,7 +1,8 @@
 # shellcheck shell=bash
 # shellcheck disable=SC2034  # CLIENT, PID, SRV_PID, PROXY_ARGS are what run.sh's xfer reads
 # The openconnect cases of bench/run.sh (--only openconnect); sourced by it, uses its helpers
-# (xfer, check_bytes, median, fmt, ratio, verdict, row, wait_ready, say, R, RAW, URL, SIZE, CAP).
+# (xfer, xfer_figures, run_log, run_failed, median_of, checked_xfer, fmt, ratio, verdict, row,
+# wait_ready, say, R, XF, RAW, URL, SIZE, CAP).
 #
 # One ocserv in the lab's server namespace (lab_start_ocserv: DTLS on, mtu 1400) and three
 # openconnect sessions to it at once from the client namespace, all DTLS:
@@ -129,7 +130,7 @@ oc_udp_drops() {
 # each; R[oc,DIR,NAME] MiB/s, R[oc,DIR,NAME,cpu] the stack's CPU s/GiB, R[oc,DIR,NAME,occpu]
 # openconnect's CPU s/GiB (medians)
 oc_bulk() {
-    local dir i w line bytes secs cpu occpu mibs n ns drops
+    local dir i w line ns drops
     for dir in "${DIRS[@]}"; do
         for w in "${OC_NAMES[@]}"; do : >"$LAB_RUN_DIR/oc-runs-$w"; done
         for ((i = 0; i < RUNS; i++)); do
@@ -139,35 +140,23 @@ oc_bulk() {
                 drops=$(oc_udp_drops "$ns")
                 line=$(xfer "$dir" "$SIZE" 0 "$CAP")
                 drops=$(($(oc_udp_drops "$ns") - drops))
-                read -r bytes secs cpu occpu _ _ others <<<"$line"
-                if [ "${bytes%.*}" -lt 1048576 ] || [ "$(awk -v s="$secs" 'BEGIN {print (s > 0)}')" = 0 ]; then
-                    say "  openconnect $dir $w: transfer failed ($line)"
-                    echo "openconnect $dir $w run $i: failed ($line)" >>"$RAW"
+                # xfer's server CPU (XF[srvcpu]) is the session's openconnect's (SRV_PID)
+                if ! xfer_figures "$line" "$LAB_RUN_DIR/oc-runs-$w"; then
+                    run_failed "openconnect $dir $w" "$i" "openconnect $dir $w" "$line"
                     continue
                 fi
-                mibs=$(awk -v b="$bytes" -v s="$secs" 'BEGIN {print b / 1048576 / s}')
-                cpu=$(awk -v c="$cpu" -v b="$bytes" 'BEGIN {print c / (b / 1073741824)}')
-                occpu=$(awk -v c="$occpu" -v b="$bytes" 'BEGIN {print c / (b / 1073741824)}')
-                echo "$mibs $cpu $occpu" >>"$LAB_RUN_DIR/oc-runs-$w"
-                note_others "$others" >"$LAB_RUN_DIR/note"
-                line="$(fmt "$mibs") MiB/s, $((${bytes%.*} / 1048576)) MiB in $(fmt "$secs") s; CPU s/GiB:"
-                [ "$w" != ktun ] && line+=" ${OC_LABEL[$w]} $(fmt "$cpu" %.2f),"
-                line+=" its openconnect $(fmt "$occpu" %.2f); UDP drops $(awk -v d="$drops" -v b="$bytes" 'BEGIN {printf "%.0f", d / (b / 104857600)}') per 100 MiB$(cat "$LAB_RUN_DIR/note")"
-                echo "openconnect $dir $w run $i: $line" >>"$RAW"
-                say "  openconnect $dir $w: $line"
+                line="$(fmt "${XF[mibs]}") MiB/s, ${XF[moved]}; CPU s/GiB:"
+                [ "$w" != ktun ] && line+=" ${OC_LABEL[$w]} $(fmt "${XF[cpu]}" %.2f),"
+                line+=" its openconnect $(fmt "${XF[srvcpu]}" %.2f); UDP drops $(awk -v d="$drops" -v b="${XF[bytes]}" 'BEGIN {printf "%.0f", d / (b / 104857600)}') per 100 MiB${XF[note]}"
+                run_log "openconnect $dir $w" "$i" "openconnect $dir $w" "$line"
             done
         done
         for w in $(oc_order 0); do
-            R[oc,$dir,$w]=$(cut -d' ' -f1 "$LAB_RUN_DIR/oc-runs-$w" | median)
-            R[oc,$dir,$w,cpu]=$(cut -d' ' -f2 "$LAB_RUN_DIR/oc-runs-$w" | median)
-            R[oc,$dir,$w,occpu]=$(cut -d' ' -f3 "$LAB_RUN_DIR/oc-runs-$w" | median)
+            R[oc,$dir,$w]=$(median_of "$LAB_RUN_DIR/oc-runs-$w" 1)
+            R[oc,$dir,$w,cpu]=$(median_of "$LAB_RUN_DIR/oc-runs-$w" 2)
+            R[oc,$dir,$w,occpu]=$(median_of "$LAB_RUN_DIR/oc-runs-$w" 3)
             oc_use "$w"
-            n=$(check_bytes "${R[oc,$dir,$w]}")
-            if xfer "$dir" "$n" 1 $((CHECK_S * 6 + 30)) >/dev/null; then
-                R[oc,$dir,check]="${R[oc,$dir,check]:-} $w ok ($((n / 1048576)) MiB)"
-            else
-                R[oc,$dir,check]="${R[oc,$dir,check]:-} $w FAILED ($((n / 1048576)) MiB)"
-            fi
+            R[oc,$dir,check]="${R[oc,$dir,check]:-} $w $(checked_xfer "$dir" "${R[oc,$dir,$w]}")"
         done
     done
 }
