@@ -178,7 +178,7 @@ oc_stop() {
 # oc_far: vpn2socks and the kernel TUN through the relay (see the top); $RUNS downloads each,
 # alternating: R[oc,far,NAME] MiB/s (median), R[oc,far,rtt] the relay's round trip in ms
 oc_far() {
-    local i w line bytes secs mibs pin
+    local i w line pin
     lab_bg oc-relay ip netns exec "$LAB_CLIENT_NS" "$RELAY" -d "$ONE_WAY_MS" -b "$RELAY_GATHER_US" \
         -u "127.0.0.1:$LAB_OCSERV_PORT=$LAB_SERVER_IP:$LAB_OCSERV_PORT" \
         -t "127.0.0.1:$LAB_OCSERV_PORT=$LAB_SERVER_IP:$LAB_OCSERV_PORT"
@@ -198,20 +198,16 @@ oc_far() {
         for w in $(oc_order "$i"); do
             oc_use "$w"
             line=$(xfer dl "$SIZE" 0 "$CAP")
-            read -r bytes secs _ <<<"$line"
-            if [ "${bytes%.*}" -lt 1048576 ] || [ "$(awk -v s="$secs" 'BEGIN {print (s > 0)}')" = 0 ]; then
-                say "  openconnect far dl $w: transfer failed ($line)"
-                echo "openconnect far dl $w run $i: failed ($line)" >>"$RAW"
+            if ! xfer_figures "$line" "$LAB_RUN_DIR/oc-far-$w"; then
+                run_failed "openconnect far dl $w" "$i" "openconnect far dl $w" "$line"
                 continue
             fi
-            mibs=$(awk -v b="$bytes" -v s="$secs" 'BEGIN {print b / 1048576 / s}')
-            echo "$mibs" >>"$LAB_RUN_DIR/oc-far-$w"
-            echo "openconnect far dl $w run $i: $(fmt "$mibs") MiB/s, $((${bytes%.*} / 1048576)) MiB in $(fmt "$secs") s" >>"$RAW"
-            say "  openconnect at $((2 * ONE_WAY_MS)) ms dl $w: $(fmt "$mibs") MiB/s"
+            run_log "openconnect far dl $w" "$i" "openconnect at $((2 * ONE_WAY_MS)) ms dl $w" \
+                "$(fmt "${XF[mibs]}") MiB/s, ${XF[moved]}${XF[note]}" "$(fmt "${XF[mibs]}") MiB/s"
         done
     done
     for w in $(oc_order 0); do
-        R[oc,far,$w]=$(median <"$LAB_RUN_DIR/oc-far-$w")
+        R[oc,far,$w]=$(median_of "$LAB_RUN_DIR/oc-far-$w" 1)
     done
     oc_stop
     OC_URL='' OC_CERT=()
