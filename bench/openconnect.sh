@@ -1,7 +1,7 @@
 # shellcheck shell=bash
 # shellcheck disable=SC2034  # CLIENT, PID, SRV_PID, PROXY_ARGS are what run.sh's xfer reads
 # The openconnect cases of bench/run.sh (--only openconnect); sourced by it, uses its helpers
-# (xfer, xfer_figures, run_log, run_failed, median_of, checked_xfer, fmt, ratio, verdict, row,
+# (xfer, timed_xfer, run_log, run_failed, median_of, checked_xfer, fmt, ratio, verdict, row,
 # wait_ready, say, R, XF, RAW, URL, SIZE, CAP).
 #
 # One ocserv in the lab's server namespace (lab_start_ocserv: DTLS on, mtu 1400) and three
@@ -118,33 +118,23 @@ oc_order() {
     done
 }
 
-# oc_udp_drops NS: the datagrams the kernel dropped in namespace NS for want of room in a UDP
-# socket's receive buffer (RcvbufErrors): during a download, openconnect's DTLS socket in the
-# client namespace; during an upload, ocserv's in the server namespace
-oc_udp_drops() {
-    # shellcheck disable=SC2016 # awk fields
-    ip netns exec "$1" awk '/^Udp:/ { if (n++) print $6 }' /proc/net/snmp
-}
-
 # oc_bulk: per direction, $RUNS timed transfers per session (alternating), then a checked one
 # each; R[oc,DIR,NAME] MiB/s, R[oc,DIR,NAME,cpu] the stack's CPU s/GiB, R[oc,DIR,NAME,occpu]
 # openconnect's CPU s/GiB (medians)
 oc_bulk() {
-    local dir i w line ns drops
+    local dir i w line drops
     for dir in "${DIRS[@]}"; do
         for w in "${OC_NAMES[@]}"; do : >"$LAB_RUN_DIR/oc-runs-$w"; done
         for ((i = 0; i < RUNS; i++)); do
             for w in $(oc_order "$i"); do
                 oc_use "$w"
-                [ "$dir" = dl ] && ns=$LAB_CLIENT_NS || ns=$LAB_SERVER_NS
-                drops=$(oc_udp_drops "$ns")
-                line=$(xfer "$dir" "$SIZE" 0 "$CAP")
-                drops=$(($(oc_udp_drops "$ns") - drops))
                 # xfer's server CPU (XF[srvcpu]) is the session's openconnect's (SRV_PID)
-                if ! xfer_figures "$line" "$LAB_RUN_DIR/oc-runs-$w"; then
-                    run_failed "openconnect $dir $w" "$i" "openconnect $dir $w" "$line"
+                timed_xfer "$dir" "$LAB_RUN_DIR/oc-runs-$w" "openconnect $dir $w" "$i" "openconnect $dir $w" ||
                     continue
-                fi
+                # the datagrams the kernel dropped for want of room in a UDP socket's receive
+                # buffer: during a download, openconnect's DTLS socket's in the client namespace;
+                # during an upload, ocserv's in the server namespace
+                [ "$dir" = dl ] && drops=${XF[cdrop]} || drops=${XF[sdrop]}
                 line="$(fmt "${XF[mibs]}") MiB/s, ${XF[moved]}; CPU s/GiB:"
                 [ "$w" != ktun ] && line+=" ${OC_LABEL[$w]} $(fmt "${XF[cpu]}" %.2f),"
                 line+=" its openconnect $(fmt "${XF[srvcpu]}" %.2f); UDP drops $(awk -v d="$drops" -v b="${XF[bytes]}" 'BEGIN {printf "%.0f", d / (b / 104857600)}') per 100 MiB${XF[note]}"
@@ -178,7 +168,7 @@ oc_stop() {
 # oc_far: vpn2socks and the kernel TUN through the relay (see the top); $RUNS downloads each,
 # alternating: R[oc,far,NAME] MiB/s (median), R[oc,far,rtt] the relay's round trip in ms
 oc_far() {
-    local i w line pin
+    local i w pin
     lab_bg oc-relay ip netns exec "$LAB_CLIENT_NS" "$RELAY" -d "$ONE_WAY_MS" -b "$RELAY_GATHER_US" \
         -u "127.0.0.1:$LAB_OCSERV_PORT=$LAB_SERVER_IP:$LAB_OCSERV_PORT" \
         -t "127.0.0.1:$LAB_OCSERV_PORT=$LAB_SERVER_IP:$LAB_OCSERV_PORT"
@@ -197,11 +187,8 @@ oc_far() {
     for ((i = 0; i < RUNS; i++)); do
         for w in $(oc_order "$i"); do
             oc_use "$w"
-            line=$(xfer dl "$SIZE" 0 "$CAP")
-            if ! xfer_figures "$line" "$LAB_RUN_DIR/oc-far-$w"; then
-                run_failed "openconnect far dl $w" "$i" "openconnect far dl $w" "$line"
+            timed_xfer dl "$LAB_RUN_DIR/oc-far-$w" "openconnect far dl $w" "$i" "openconnect far dl $w" ||
                 continue
-            fi
             run_log "openconnect far dl $w" "$i" "openconnect at $((2 * ONE_WAY_MS)) ms dl $w" \
                 "$(fmt "${XF[mibs]}") MiB/s, ${XF[moved]}${XF[note]}" "$(fmt "${XF[mibs]}") MiB/s"
         done

@@ -369,7 +369,7 @@ xfer() {
 # bulk KEY: each way, $RUNS timed transfers per client (alternating), then a checked one each;
 # R[KEY,dl|ul,CLIENT] in MiB/s, R[KEY,dl|ul,CLIENT,cpu] in CPU seconds per GiB (medians)
 bulk() {
-    local key=$1 dir i line who
+    local key=$1 dir i who
     for dir in "${DIRS[@]}"; do
         if [ -n "$PERF_DIR" ] && [ "${UP[ours]}" = 1 ] && [ "$key" = udp-gcm ]; then
             use_client ours
@@ -380,11 +380,8 @@ bulk() {
         for ((i = 0; i < RUNS; i++)); do
             for who in $(clients_for "$i"); do
                 use_client "$who"
-                line=$(xfer "$dir" "$SIZE" 0 "$CAP")
-                if ! xfer_figures "$line" "$LAB_RUN_DIR/runs-$who"; then
-                    run_failed "bulk $key $dir $who" "$i" "$key $dir $who" "$line"
+                timed_xfer "$dir" "$LAB_RUN_DIR/runs-$who" "bulk $key $dir $who" "$i" "$key $dir $who" ||
                     continue
-                fi
                 run_log "bulk $key $dir $who" "$i" "$key $dir $who" \
                     "$(fmt "${XF[mibs]}") MiB/s, $(fmt "${XF[cpu]}" %.2f) CPU s/GiB, ${XF[moved]}; server CPU $(fmt "${XF[srvcpu]}" %.2f) s/GiB ($(fmt "${XF[busy]}" %.0f) % busy); ${XF[udp]}${XF[note]}"
             done
@@ -407,21 +404,27 @@ check_bytes() {
         print n }'
 }
 
-# xfer_figures LINE RUNS_FILE: the figures of a timed transfer from xfer's LINE; 1 if it moved
-# less than 1 MiB or took no time. Else it appends "MIB/S CPU SERVER_CPU" (xfer's client and server
-# CPU seconds per GiB) to RUNS_FILE and sets XF[mibs], XF[cpu], XF[srvcpu], XF[busy] (the server's
-# % of a core), XF[bytes], XF[moved] ("N MiB in S s"), XF[udp] (xfer's UDP drops) and XF[note]
-# (note_others's: counts the transfer, and says whether other lab runs were beside it)
+# timed_xfer dl|ul RUNS_FILE TAG RUN SAY: timed run RUN, one transfer of $SIZE bytes (or $CAP s)
+# through the current client. 1 if it moved less than 1 MiB or took no time (run_failed TAG RUN
+# SAY says so). Else it appends "MIB/S CPU SERVER_CPU" (xfer's client and server CPU seconds per
+# GiB) to RUNS_FILE and sets XF[mibs], XF[cpu], XF[srvcpu], XF[busy] (the server's % of a core),
+# XF[bytes], XF[moved] ("N MiB in S s"), XF[sdrop] and XF[cdrop] (xfer's UDP drops), XF[udp]
+# (the two in words) and XF[note] (note_others's: counts the transfer, and says whether other lab
+# runs were beside it)
 declare -A XF
-xfer_figures() {
-    local bytes secs cpu srv sdrop cdrop others figs mibs busy
-    read -r bytes secs cpu srv sdrop cdrop others <<<"$1"
-    figs=$(awk -v b="$bytes" -v s="$secs" -v c="$cpu" -v o="$srv" 'BEGIN {
+timed_xfer() {
+    local line bytes secs cpu srv sdrop cdrop others figs mibs busy
+    line=$(xfer "$1" "$SIZE" 0 "$CAP")
+    read -r bytes secs cpu srv sdrop cdrop others <<<"$line"
+    if ! figs=$(awk -v b="$bytes" -v s="$secs" -v c="$cpu" -v o="$srv" 'BEGIN {
         if (b + 0 < 1048576 || !(s + 0 > 0)) exit 1
-        print b / 1048576 / s, c / (b / 1073741824), o / (b / 1073741824), o / s * 100 }') || return 1
+        print b / 1048576 / s, c / (b / 1073741824), o / (b / 1073741824), o / s * 100 }'); then
+        run_failed "$3" "$4" "$5" "$line"
+        return 1
+    fi
     read -r mibs cpu srv busy <<<"$figs"
-    XF=([bytes]=$bytes [mibs]=$mibs [cpu]=$cpu [srvcpu]=$srv [busy]=$busy)
-    echo "${XF[mibs]} ${XF[cpu]} ${XF[srvcpu]}" >>"$2"
+    XF=([bytes]=$bytes [mibs]=$mibs [cpu]=$cpu [srvcpu]=$srv [busy]=$busy [sdrop]=$sdrop [cdrop]=$cdrop)
+    echo "$mibs $cpu $srv" >>"$2"
     XF[moved]="$((${bytes%.*} / 1048576)) MiB in $(fmt "$secs") s"
     XF[udp]="UDP drops: server $sdrop, client $cdrop"
     note_others "$others" >"$LAB_RUN_DIR/note"
@@ -642,19 +645,15 @@ relay_stop() { # DELAY_MS
     } >>"$RAW"
 }
 dl_runs() { # KEY: RUNS timed downloads per client, alternating; R[KEY,CLIENT] the median MiB/s
-    local i line who
+    local i who
     : >"$LAB_RUN_DIR/runs-ours"
     : >"$LAB_RUN_DIR/runs-stock"
     for ((i = 0; i < RUNS; i++)); do
         for who in $(clients_for "$i"); do
             use_client "$who"
-            line=$(xfer dl "$SIZE" 0 "$CAP")
-            if ! xfer_figures "$line" "$LAB_RUN_DIR/runs-$who"; then
-                run_failed "distance $1 $who" "$i" "$1 $who" "$line"
-                continue
-            fi
-            run_log "distance $1 $who" "$i" "$1 $who" "$(fmt "${XF[mibs]}") MiB/s, ${XF[moved]}; ${XF[udp]}${XF[note]}" \
-                "$(fmt "${XF[mibs]}") MiB/s"
+            timed_xfer dl "$LAB_RUN_DIR/runs-$who" "distance $1 $who" "$i" "$1 $who" || continue
+            run_log "distance $1 $who" "$i" "$1 $who" \
+                "$(fmt "${XF[mibs]}") MiB/s, ${XF[moved]}; ${XF[udp]}${XF[note]}" "$(fmt "${XF[mibs]}") MiB/s"
         done
     done
     for who in $(clients_for 0); do R[$1,$who]=$(median_of "$LAB_RUN_DIR/runs-$who" 1); done
