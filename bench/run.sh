@@ -227,8 +227,9 @@ wait_ready() {
 # default), which is not negotiated: a client with another would move no data.
 declare -A USED
 start_both() {
-    local key=${3:-} log l0 l1 m0 m1 c
-    log=${LAB_OVPN_LOG[$key]:-}
+    local key=${3:-} log='' l0 l1 m0 m1 c
+    # (an empty subscript is an error in bash, even under :-)
+    [ -n "$key" ] && log=${LAB_OVPN_LOG[$key]:-}
     UP[ours]=0 UP[stock]=0
     [ -n "$log" ] && l0=$(wc -l <"$log")
     start_ours "$1" "$2" && UP[ours]=1
