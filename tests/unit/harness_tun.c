@@ -13,6 +13,7 @@
 #include "stack/stack.h"
 #include "stack/sys_clock.h"
 #include "stack/tcp.h"
+#include "test.h"
 #include "tunnel/settings.h"
 
 enum { HARNESS_TUN_SETTLE_PASSES = 4 };
@@ -286,6 +287,23 @@ size_t harness_tun_tcp4(uint8_t *pkt, size_t cap, const struct v2s_addr *src, ui
     return len;
 }
 
+const uint8_t *harness_tun_tcp_option(const uint8_t *tcp, uint8_t kind)
+{
+    size_t doff = (size_t)(tcp[12] >> 4) * 4;
+    for (size_t i = 20; i + 1 < doff;) {
+        if (tcp[i] == 0)
+            break;
+        if (tcp[i] == 1) {
+            i++;
+            continue;
+        }
+        if (tcp[i] == kind && tcp[i + 1] >= 2 && i + tcp[i + 1] <= doff)
+            return tcp + i;
+        i += tcp[i + 1] ? tcp[i + 1] : 1;
+    }
+    return NULL;
+}
+
 int harness_tun_parse_udp(const uint8_t *pkt, size_t len, struct v2s_addr *src, uint16_t *sport,
                           struct v2s_addr *dst, uint16_t *dport, const uint8_t **payload, size_t *n)
 {
@@ -463,4 +481,96 @@ void harness_tun_app_free(struct harness_tun_app *app)
 {
     free(app->accepted);
     app->accepted = NULL;
+}
+
+/* --- one TCP connection played by hand --- */
+
+/* The stack's packets while h is up: its SYN read into h, every other IPv4 TCP segment (a
+ * 20-byte IP header) to the test. */
+static void harness_tun_tcp_sent(struct harness_tun *t, const uint8_t *pkt, size_t len)
+{
+    struct harness_tun_tcp *h = (struct harness_tun_tcp *)t; /* t is its first member */
+    if (len < 40 || pkt[0] != 0x45 || pkt[9] != 6)
+        return;
+    const uint8_t *tcp = pkt + 20;
+    if (tcp[13] != 0x02) {
+        if (h->on_send)
+            h->on_send(t, pkt, len);
+        return;
+    }
+    h->syns++;
+    h->sport = v2s_get_be16(tcp);
+    h->syn_seq = v2s_get_be32(tcp + 4);
+    const uint8_t *ws = harness_tun_tcp_option(tcp, 3);
+    if (ws && ws[1] >= 3)
+        h->syn_scale = ws[2];
+}
+
+void harness_tun_tcp_up(struct harness_tun_tcp *h, const struct harness_tun_tcp_config *cfg,
+                        harness_tun_send_fn on_send, void *arg)
+{
+    memset(h, 0, sizeof(*h));
+    h->cfg = *cfg;
+    h->on_send = on_send;
+    const struct harness_tun_config tc = {.addr4 = "10.8.0.2", .seed = cfg->seed, .rx_room = cfg->rx_room};
+    ASSERT_EQ(harness_tun_up(&h->tun, &tc, harness_tun_tcp_sent, arg), 0);
+    ASSERT_EQ(v2s_addr_parse(&h->us, "10.8.0.2"), 0);
+    ASSERT_EQ(v2s_addr_parse(&h->peer, "10.9.0.1"), 0);
+    ASSERT_EQ(harness_tun_app_open(&h->tun, &h->app), 0);
+}
+
+void harness_tun_tcp_connect(struct harness_tun_tcp *h)
+{
+    ASSERT_EQ(harness_tun_app_connect(&h->app, &h->peer, h->cfg.port, &h->c), 0);
+    harness_tun_settle(&h->tun);
+    ASSERT_EQ(h->syns, 1);
+}
+
+void harness_tun_tcp_synack(struct harness_tun_tcp *h)
+{
+    const struct harness_tun_tcp_config *cfg = &h->cfg;
+    uint8_t opts[12], pkt[100];
+    size_t optlen = 0;
+    if (cfg->mss) {
+        opts[optlen++] = 2;
+        opts[optlen++] = 4;
+        v2s_put_be16(opts + optlen, cfg->mss);
+        optlen += 2;
+    }
+    if (cfg->sack) {
+        static const uint8_t sack[4] = {1, 1, 4, 2};
+        memcpy(opts + optlen, sack, 4);
+        optlen += 4;
+    }
+    if (cfg->scaled) {
+        const uint8_t ws[4] = {1, 3, 3, cfg->wscale};
+        memcpy(opts + optlen, ws, 4);
+        optlen += 4;
+    }
+    size_t len = harness_tun_tcp4(pkt, sizeof(pkt), &h->peer, cfg->port, &h->us, h->sport, 0x12, cfg->isn,
+                                  h->syn_seq + 1, cfg->wnd, opts, optlen, NULL, 0);
+    ASSERT(len > 0);
+    stack_input(h->tun.stack, pkt, len);
+}
+
+void harness_tun_tcp_established(struct harness_tun_tcp *h)
+{
+    harness_tun_tcp_synack(h);
+    harness_tun_settle(&h->tun);
+    ASSERT_EQ(h->app.status, 0);
+}
+
+void harness_tun_tcp_open(struct harness_tun_tcp *h, const struct harness_tun_tcp_config *cfg,
+                          harness_tun_send_fn on_send, void *arg)
+{
+    harness_tun_tcp_up(h, cfg, on_send, arg);
+    harness_tun_tcp_connect(h);
+    harness_tun_tcp_established(h);
+}
+
+void harness_tun_tcp_close(struct harness_tun_tcp *h)
+{
+    harness_tun_app_close(&h->app);
+    ASSERT_EQ(harness_tun_down(&h->tun), 0);
+    harness_tun_app_free(&h->app);
 }

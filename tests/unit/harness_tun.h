@@ -79,6 +79,8 @@ size_t harness_tun_icmp_echo(uint8_t *pkt, size_t cap, const struct v2s_addr *sr
 size_t harness_tun_tcp4(uint8_t *pkt, size_t cap, const struct v2s_addr *src, uint16_t sport,
                         const struct v2s_addr *dst, uint16_t dport, uint8_t flags, uint32_t seq, uint32_t ack,
                         uint16_t wnd, const uint8_t *opts, size_t optlen, const uint8_t *payload, size_t n);
+/* The option of kind in the TCP header tcp (kind, length, data; within the header), or NULL. */
+const uint8_t *harness_tun_tcp_option(const uint8_t *tcp, uint8_t kind);
 /* Reads an IPv4 UDP packet: 1 with the addresses, ports and payload (pointing into pkt), or 0
  * for anything else (a fragment included). */
 int harness_tun_parse_udp4(const uint8_t *pkt, size_t len, struct v2s_addr *src, uint16_t *sport,
@@ -121,5 +123,57 @@ int harness_tun_app_connect(struct harness_tun_app *app, const struct v2s_addr *
  * bridge's, freed by harness_tun_app_free() once the stack is down. */
 void harness_tun_app_close(struct harness_tun_app *app);
 void harness_tun_app_free(struct harness_tun_app *app);
+
+/* One TCP connection the stack opens through the fake tunnel to a server the test plays by hand,
+ * segment by segment: the stack at 10.8.0.2, the server at 10.9.0.1, and a harness_tun_app as the
+ * application, bridged once the handshake is done. What the tests of the stack's TCP share: the
+ * handshake, with the SYN-ACK's options as the test asks. */
+struct harness_tun_tcp_config {
+    uint64_t seed;            /* the tunnel's (harness_tun_config) */
+    size_t rx_room;
+    uint16_t port;            /* the server's */
+    /* The server's SYN-ACK: */
+    uint32_t isn;             /* its sequence number */
+    uint16_t wnd;             /* its window field */
+    uint16_t mss;             /* its MSS option, 0 for none */
+    int sack;                 /* SACK permitted */
+    int scaled;               /* the window scale option, with shift wscale */
+    uint8_t wscale;
+};
+
+struct harness_tun_tcp {
+    /* First, as the send callback finds h from it; tun.arg is the test's. */
+    struct harness_tun tun;
+    struct harness_tun_app app;
+    struct harness_tun_tcp_config cfg;
+    struct v2s_addr us, peer;
+    struct stack_tcp *c;          /* the stack's connection, from harness_tun_tcp_connect() */
+    harness_tun_send_fn on_send;  /* the test's */
+    /* From the stack's SYN: */
+    int syns;                     /* how many it sent */
+    uint16_t sport;               /* its port */
+    uint32_t syn_seq;             /* its sequence number */
+    unsigned syn_scale;           /* the window scale it offered, 0 for none */
+};
+
+/* The steps of the handshake; a failed one fails the test (test.h). Brings the stack up with
+ * cfg's seed and rx_room and opens the application. h keeps the stack's SYN; on_send, when not
+ * NULL, sees every other IPv4 TCP segment the stack sends (a 20-byte IP header, 40 bytes at
+ * least), with arg as the tunnel's arg. */
+void harness_tun_tcp_up(struct harness_tun_tcp *h, const struct harness_tun_tcp_config *cfg,
+                        harness_tun_send_fn on_send, void *arg);
+/* Connects the application to the server through the stack and runs the loop: the stack must have
+ * sent one SYN. */
+void harness_tun_tcp_connect(struct harness_tun_tcp *h);
+/* The server's SYN-ACK (cfg's, acknowledging the SYN), into the stack but not yet through the
+ * loop. */
+void harness_tun_tcp_synack(struct harness_tun_tcp *h);
+/* The SYN-ACK, then the loop run: the connection must be up (the application bridged). */
+void harness_tun_tcp_established(struct harness_tun_tcp *h);
+/* All of the above, in order. */
+void harness_tun_tcp_open(struct harness_tun_tcp *h, const struct harness_tun_tcp_config *cfg,
+                          harness_tun_send_fn on_send, void *arg);
+/* Closes the application and the stack, which must leave no handle open. */
+void harness_tun_tcp_close(struct harness_tun_tcp *h);
 
 #endif

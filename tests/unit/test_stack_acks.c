@@ -24,77 +24,46 @@
 enum { ACKS_MAX = 64, ACKS_PEER_ISN = 1000000, ACKS_SEG = 100 };
 
 struct acks {
-    struct harness_tun tun;
-    struct v2s_addr us, peer;
-    uint16_t sport;         /* the stack's port, from its SYN */
-    uint32_t syn_seq;
-    int syns;
+    struct harness_tun_tcp tcp; /* the connection; its application a loopback pair */
     uint32_t acks[ACKS_MAX]; /* acknowledgement numbers of the pure ACKs sent, in order */
     uint32_t sack_edge[ACKS_MAX]; /* the highest right edge of their SACK blocks, 0 for none */
     size_t n_acks;
-    struct harness_tun_app app; /* a loopback pair, the accepted end bridged */
 };
 
 static void acks_send(struct harness_tun *t, const uint8_t *pkt, size_t len)
 {
     struct acks *a = t->arg;
-    if (len < 40 || pkt[0] != 0x45 || pkt[9] != 6)
-        return;
     const uint8_t *tcp = pkt + 20;
     size_t doff = (size_t)(tcp[12] >> 4) * 4;
-    if (tcp[13] == 0x02) {
-        a->syns++;
-        a->sport = v2s_get_be16(tcp);
-        a->syn_seq = v2s_get_be32(tcp + 4);
-    } else if (tcp[13] == 0x10 && len == 20 + doff && a->n_acks < ACKS_MAX) {
+    if (tcp[13] == 0x10 && len == 20 + doff && a->n_acks < ACKS_MAX) {
         uint32_t edge = 0;
-        for (size_t i = 20; i + 1 < doff;) {
-            if (tcp[i] == 0)
-                break;
-            if (tcp[i] == 1) {
-                i++;
-                continue;
-            }
-            if (tcp[i] == 5)
-                for (size_t b = i + 2; b + 8 <= i + tcp[i + 1]; b += 8)
-                    if (edge == 0 || v2s_get_be32(tcp + b + 4) - edge < 0x80000000u)
-                        edge = v2s_get_be32(tcp + b + 4);
-            i += tcp[i + 1] ? tcp[i + 1] : 1;
-        }
+        const uint8_t *sack = harness_tun_tcp_option(tcp, 5);
+        for (size_t b = 2; sack && b + 8 <= sack[1]; b += 8)
+            if (edge == 0 || v2s_get_be32(sack + b + 4) - edge < 0x80000000u)
+                edge = v2s_get_be32(sack + b + 4);
         a->sack_edge[a->n_acks] = edge;
         a->acks[a->n_acks++] = v2s_get_be32(tcp + 8);
     }
 }
 
 /* One segment from the peer to the stack, into the stack but not yet through the loop. */
-static void acks_segment(struct acks *a, uint8_t flags, uint32_t seq, const uint8_t *opts, size_t optlen, size_t n)
+static void acks_segment(struct acks *a, uint8_t flags, uint32_t seq, size_t n)
 {
     uint8_t pkt[1500], data[ACKS_SEG];
     memset(data, 'x', sizeof(data));
-    size_t len = harness_tun_tcp4(pkt, sizeof(pkt), &a->peer, 80, &a->us, a->sport, flags, seq, a->syn_seq + 1,
-                                  65535, opts, optlen, data, n);
+    size_t len = harness_tun_tcp4(pkt, sizeof(pkt), &a->tcp.peer, 80, &a->tcp.us, a->tcp.sport, flags, seq,
+                                  a->tcp.syn_seq + 1, 65535, NULL, 0, data, n);
     ASSERT(len > 0);
-    stack_input(a->tun.stack, pkt, len);
+    stack_input(a->tcp.tun.stack, pkt, len);
 }
 
 /* The stack up at 10.8.0.2 and one connection to 10.9.0.1:80 through the handshake: SYN, then a
  * SYN-ACK with MSS 1400 (and SACK permitted when sack is set). */
 static void acks_open(struct acks *a, uint64_t seed, int sack)
 {
-    const struct harness_tun_config cfg = {.addr4 = "10.8.0.2", .seed = seed};
-    ASSERT_EQ(harness_tun_up(&a->tun, &cfg, acks_send, a), 0);
-    ASSERT_EQ(v2s_addr_parse(&a->us, "10.8.0.2"), 0);
-    ASSERT_EQ(v2s_addr_parse(&a->peer, "10.9.0.1"), 0);
-    ASSERT_EQ(harness_tun_app_open(&a->tun, &a->app), 0);
-
-    struct stack_tcp *c;
-    ASSERT_EQ(harness_tun_app_connect(&a->app, &a->peer, 80, &c), 0);
-    harness_tun_settle(&a->tun);
-    ASSERT_EQ(a->syns, 1);
-    static const uint8_t opts[8] = {2, 4, 0x05, 0x78, 1, 1, 4, 2}; /* MSS 1400, SACK permitted */
-    acks_segment(a, 0x12, ACKS_PEER_ISN, opts, sack ? 8 : 4, 0);
-    harness_tun_settle(&a->tun);
-    ASSERT_EQ(a->app.status, 0);
+    const struct harness_tun_tcp_config cfg = {
+        .seed = seed, .port = 80, .isn = ACKS_PEER_ISN, .wnd = 65535, .mss = 1400, .sack = sack};
+    harness_tun_tcp_open(&a->tcp, &cfg, acks_send, a);
 }
 
 TEST_IMPL(stack_ack_thinning)
@@ -110,31 +79,29 @@ TEST_IMPL(stack_ack_thinning)
     a.n_acks = 0;
     uint32_t seq = ACKS_PEER_ISN + 1;
     for (int i = 0; i < 8; i++, seq += ACKS_SEG)
-        acks_segment(&a, 0x18, seq, NULL, 0, ACKS_SEG);
+        acks_segment(&a, 0x18, seq, ACKS_SEG);
     ASSERT_EQ(a.n_acks, 0); /* held until the end of the iteration */
-    harness_tun_settle(&a.tun);
+    harness_tun_settle(&a.tcp.tun);
     ASSERT_EQ(a.n_acks, 1);
     ASSERT_EQ(a.acks[0], seq);
 
     /* Three segments past a hole: three duplicate ACKs, all of them sent. */
     a.n_acks = 0;
     for (int i = 1; i <= 3; i++)
-        acks_segment(&a, 0x18, seq + (uint32_t)i * ACKS_SEG, NULL, 0, ACKS_SEG);
-    harness_tun_settle(&a.tun);
+        acks_segment(&a, 0x18, seq + (uint32_t)i * ACKS_SEG, ACKS_SEG);
+    harness_tun_settle(&a.tcp.tun);
     ASSERT_EQ(a.n_acks, 3);
     for (size_t i = 0; i < 3; i++)
         ASSERT_EQ(a.acks[i], seq);
     /* The hole filled: one ACK for everything (at once: stack_hook_tcp_input()). */
     a.n_acks = 0;
-    acks_segment(&a, 0x18, seq, NULL, 0, ACKS_SEG);
-    harness_tun_advance(&a.tun, 50);
+    acks_segment(&a, 0x18, seq, ACKS_SEG);
+    harness_tun_advance(&a.tcp.tun, 50);
     ASSERT_EQ(a.n_acks, 1);
     ASSERT_EQ(a.acks[0], seq + 4 * ACKS_SEG);
 
-    harness_tun_app_close(&a.app);
-    ASSERT_EQ(harness_tun_down(&a.tun), 0);
-    ASSERT_EQ(a.app.done, 1);
-    harness_tun_app_free(&a.app);
+    harness_tun_tcp_close(&a.tcp);
+    ASSERT_EQ(a.tcp.app.done, 1);
     return 0;
 }
 
@@ -153,8 +120,8 @@ TEST_IMPL(stack_ack_sack_compression)
     a.n_acks = 0;
     uint32_t seq = ACKS_PEER_ISN + 1;
     for (int i = 0; i < 10; i++, seq += ACKS_SEG) {
-        acks_segment(&a, 0x10, seq, NULL, 0, ACKS_SEG);
-        harness_tun_settle(&a.tun);
+        acks_segment(&a, 0x10, seq, ACKS_SEG);
+        harness_tun_settle(&a.tcp.tun);
     }
     ASSERT_EQ(a.n_acks, 5);
     for (size_t i = 0; i < 5; i++) {
@@ -164,16 +131,16 @@ TEST_IMPL(stack_ack_sack_compression)
 
     /* A segment sent again: its duplicate ACK leaves with the iteration. */
     a.n_acks = 0;
-    acks_segment(&a, 0x10, seq - ACKS_SEG, NULL, 0, ACKS_SEG);
-    harness_tun_settle(&a.tun);
+    acks_segment(&a, 0x10, seq - ACKS_SEG, ACKS_SEG);
+    harness_tun_settle(&a.tcp.tun);
     ASSERT_EQ(a.n_acks, 1);
     ASSERT_EQ(a.acks[0], seq);
 
     /* The segment at seq is lost; twelve after it, one per iteration. */
     a.n_acks = 0;
     for (uint32_t i = 1; i <= 12; i++) {
-        acks_segment(&a, 0x10, seq + i * ACKS_SEG, NULL, 0, ACKS_SEG);
-        harness_tun_settle(&a.tun);
+        acks_segment(&a, 0x10, seq + i * ACKS_SEG, ACKS_SEG);
+        harness_tun_settle(&a.tcp.tun);
         if (i == 3)
             ASSERT_EQ(a.n_acks, 3); /* the first three at once */
     }
@@ -183,23 +150,21 @@ TEST_IMPL(stack_ack_sack_compression)
         ASSERT_EQ(a.acks[i], seq);
     ASSERT_EQ(a.sack_edge[2], seq + 4 * ACKS_SEG);
     ASSERT_EQ(a.sack_edge[3], seq + 12 * ACKS_SEG);
-    harness_tun_advance(&a.tun, 2);
+    harness_tun_advance(&a.tcp.tun, 2);
     ASSERT_EQ(a.n_acks, 5);
     ASSERT_EQ(a.acks[4], seq);
     ASSERT_EQ(a.sack_edge[4], seq + 13 * ACKS_SEG);
 
     /* The hole filled: one ACK for everything, without waiting for a timer. */
     a.n_acks = 0;
-    acks_segment(&a, 0x10, seq, NULL, 0, ACKS_SEG);
-    harness_tun_settle(&a.tun);
+    acks_segment(&a, 0x10, seq, ACKS_SEG);
+    harness_tun_settle(&a.tcp.tun);
     ASSERT_EQ(a.n_acks, 1);
     ASSERT_EQ(a.acks[0], seq + 13 * ACKS_SEG);
     ASSERT_EQ(a.sack_edge[0], 0);
 
-    harness_tun_app_close(&a.app);
-    ASSERT_EQ(harness_tun_down(&a.tun), 0);
-    ASSERT_EQ(a.app.done, 1);
-    harness_tun_app_free(&a.app);
+    harness_tun_tcp_close(&a.tcp);
+    ASSERT_EQ(a.tcp.app.done, 1);
     return 0;
 }
 
@@ -217,10 +182,10 @@ static void ooseq_segment(struct acks *a, uint32_t isn, uint32_t i)
     uint8_t pkt[1500], data[OOSEQ_SEG];
     for (uint32_t k = 0; k < OOSEQ_SEG; k++)
         data[k] = ooseq_byte(i * OOSEQ_SEG + k);
-    size_t len = harness_tun_tcp4(pkt, sizeof(pkt), &a->peer, 80, &a->us, a->sport, 0x10, isn + i * OOSEQ_SEG,
-                                  a->syn_seq + 1, 65535, NULL, 0, data, OOSEQ_SEG);
+    size_t len = harness_tun_tcp4(pkt, sizeof(pkt), &a->tcp.peer, 80, &a->tcp.us, a->tcp.sport, 0x10,
+                                  isn + i * OOSEQ_SEG, a->tcp.syn_seq + 1, 65535, NULL, 0, data, OOSEQ_SEG);
     ASSERT(len > 0);
-    stack_input(a->tun.stack, pkt, len);
+    stack_input(a->tcp.tun.stack, pkt, len);
 }
 
 /* The connection's out-of-order queue: its entries and the bytes they hold. */
@@ -249,7 +214,7 @@ TEST_IMPL(stack_ooseq_join)
     /* Segment 0 is lost; 1 to 40 arrive, one per loop iteration. */
     for (uint32_t i = 1; i <= OOSEQ_N; i++) {
         ooseq_segment(&a, isn, i);
-        harness_tun_settle(&a.tun);
+        harness_tun_settle(&a.tcp.tun);
     }
     size_t segs;
     uint32_t bytes;
@@ -259,10 +224,10 @@ TEST_IMPL(stack_ooseq_join)
 
     /* Segment 20 again: acknowledged (within SACK compression's short delay, as any duplicate
      * ACK past the first few), with the whole range in its SACK block. */
-    harness_tun_advance(&a.tun, 2);
+    harness_tun_advance(&a.tcp.tun, 2);
     a.n_acks = 0;
     ooseq_segment(&a, isn, 20);
-    harness_tun_advance(&a.tun, 2);
+    harness_tun_advance(&a.tcp.tun, 2);
     ASSERT_EQ(a.n_acks, 1);
     ASSERT_EQ(a.acks[0], isn);
     ASSERT_EQ(a.sack_edge[0], isn + (OOSEQ_N + 1) * OOSEQ_SEG);
@@ -273,16 +238,16 @@ TEST_IMPL(stack_ooseq_join)
     /* The hole filled: one ACK for everything, and every byte reaches the application. */
     a.n_acks = 0;
     ooseq_segment(&a, isn, 0);
-    harness_tun_settle(&a.tun);
+    harness_tun_settle(&a.tcp.tun);
     ASSERT_EQ(a.n_acks, 1);
     ASSERT_EQ(a.acks[0], isn + (OOSEQ_N + 1) * OOSEQ_SEG);
     ASSERT_EQ(a.sack_edge[0], 0);
     uv_os_fd_t fd;
-    ASSERT_EQ(uv_fileno((uv_handle_t *)&a.app.client, &fd), 0);
+    ASSERT_EQ(uv_fileno((uv_handle_t *)&a.tcp.app.client, &fd), 0);
     static uint8_t got[(OOSEQ_N + 1) * OOSEQ_SEG];
     size_t have = 0;
     for (int tries = 0; tries < 100 && have < sizeof(got); tries++) {
-        harness_tun_settle(&a.tun);
+        harness_tun_settle(&a.tcp.tun);
         ssize_t n = recv(fd, got + have, sizeof(got) - have, MSG_DONTWAIT);
         if (n > 0)
             have += (size_t)n;
@@ -291,9 +256,7 @@ TEST_IMPL(stack_ooseq_join)
     for (uint32_t k = 0; k < sizeof(got); k++)
         ASSERT_EQ(got[k], ooseq_byte(k));
 
-    harness_tun_app_close(&a.app);
-    ASSERT_EQ(harness_tun_down(&a.tun), 0);
-    ASSERT_EQ(a.app.done, 1);
-    harness_tun_app_free(&a.app);
+    harness_tun_tcp_close(&a.tcp);
+    ASSERT_EQ(a.tcp.app.done, 1);
     return 0;
 }
