@@ -10,7 +10,6 @@
 
 #include <uv.h>
 
-#include "base/bytes.h"
 #include "harness_tun.h"
 #include "stack/stack.h"
 #include "stack/tcp.h"
@@ -19,37 +18,15 @@
 
 enum { RX_PEER_ISN = 5000000, RX_SEG = 1000, RX_SEGS = 30 };
 
-struct rx {
-    struct harness_tun tun;
-    struct v2s_addr us, peer;
-    uint16_t sport;   /* the stack's port, from its SYN */
-    uint32_t syn_seq;
-    int syns;
-    struct harness_tun_app app;
-};
-
-static void rx_send(struct harness_tun *t, const uint8_t *pkt, size_t len)
-{
-    struct rx *r = t->arg;
-    if (len < 40 || pkt[0] != 0x45 || pkt[9] != 6)
-        return;
-    const uint8_t *tcp = pkt + 20;
-    if (tcp[13] == 0x02) {
-        r->syns++;
-        r->sport = v2s_get_be16(tcp);
-        r->syn_seq = v2s_get_be32(tcp + 4);
-    }
-}
-
 /* One segment from the peer into the stack, not yet through the loop; its bytes are seq's low
  * byte, so that what arrives can be checked. */
-static void rx_segment(struct rx *r, uint8_t flags, uint32_t seq, const uint8_t *opts, size_t optlen, size_t n)
+static void rx_segment(struct harness_tun_tcp *r, uint8_t flags, uint32_t seq, size_t n)
 {
     uint8_t pkt[1500], data[RX_SEG];
     for (size_t i = 0; i < n; i++)
         data[i] = (uint8_t)(seq + i);
     size_t len = harness_tun_tcp4(pkt, sizeof(pkt), &r->peer, 80, &r->us, r->sport, flags, seq, r->syn_seq + 1,
-                                  65535, opts, optlen, data, n);
+                                  65535, NULL, 0, data, n);
     ASSERT(len > 0);
     stack_input(r->tun.stack, pkt, len);
 }
@@ -77,22 +54,9 @@ static uint32_t rx_segs_in(int fd)
  * the window.) */
 TEST_IMPL(stack_tcp_rx_batch_one_write)
 {
-    static struct rx r;
-    memset(&r, 0, sizeof(r));
-    const struct harness_tun_config cfg = {.addr4 = "10.8.0.2", .seed = 5};
-    ASSERT_EQ(harness_tun_up(&r.tun, &cfg, rx_send, &r), 0);
-    ASSERT_EQ(v2s_addr_parse(&r.us, "10.8.0.2"), 0);
-    ASSERT_EQ(v2s_addr_parse(&r.peer, "10.9.0.1"), 0);
-    ASSERT_EQ(harness_tun_app_open(&r.tun, &r.app), 0);
-
-    struct stack_tcp *c;
-    ASSERT_EQ(harness_tun_app_connect(&r.app, &r.peer, 80, &c), 0);
-    harness_tun_settle(&r.tun);
-    ASSERT_EQ(r.syns, 1);
-    static const uint8_t mss[4] = {2, 4, 0x05, 0x78};
-    rx_segment(&r, 0x12, RX_PEER_ISN, mss, sizeof(mss), 0);
-    harness_tun_settle(&r.tun);
-    ASSERT_EQ(r.app.status, 0);
+    static struct harness_tun_tcp r;
+    const struct harness_tun_tcp_config cfg = {.seed = 5, .port = 80, .isn = RX_PEER_ISN, .wnd = 65535, .mss = 1400};
+    harness_tun_tcp_open(&r, &cfg, NULL, NULL);
     ASSERT(r.app.accepted != NULL);
     /* The application's socket has room for the whole batch, and sends each write at once. */
     ASSERT_EQ(uv_tcp_nodelay(r.app.accepted, 1), 0);
@@ -106,7 +70,7 @@ TEST_IMPL(stack_tcp_rx_batch_one_write)
 
     uint32_t seq = RX_PEER_ISN + 1;
     for (int i = 0; i < RX_SEGS; i++, seq += RX_SEG)
-        rx_segment(&r, 0x10, seq, NULL, 0, RX_SEG);
+        rx_segment(&r, 0x10, seq, RX_SEG);
     harness_tun_settle(&r.tun);
 
     static uint8_t got[RX_SEGS * RX_SEG];
@@ -119,9 +83,7 @@ TEST_IMPL(stack_tcp_rx_batch_one_write)
     if (writes != 1)
         TEST_FAIL_AT("the batch reached the application in %u segments (writes)", writes);
 
-    harness_tun_app_close(&r.app);
-    ASSERT_EQ(harness_tun_down(&r.tun), 0);
+    harness_tun_tcp_close(&r);
     ASSERT_EQ(r.app.done, 1);
-    harness_tun_app_free(&r.app);
     return 0;
 }
