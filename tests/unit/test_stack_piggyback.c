@@ -22,16 +22,11 @@
 enum { CLOSE_MAX = 16, CLOSE_PEER_ISN = 2000000, CLOSE_ANSWER = 143 };
 
 struct close_case {
-    struct harness_tun tun;
-    struct v2s_addr us, peer;
-    uint16_t sport;
-    uint32_t syn_seq;
-    int syns;
+    struct harness_tun_tcp tcp; /* the connection; its application a loopback pair */
     uint8_t flags[CLOSE_MAX]; /* every segment after the SYN, in order: its flags... */
     uint32_t ackno[CLOSE_MAX]; /* ...acknowledgement number... */
     size_t paylen[CLOSE_MAX];  /* ...and payload length */
     size_t n;
-    struct harness_tun_app app;
     char buf[512];
     size_t got;    /* bytes the application read */
     int eof;       /* it read the end */
@@ -42,29 +37,28 @@ struct close_case {
 static void close_send(struct harness_tun *t, const uint8_t *pkt, size_t len)
 {
     struct close_case *k = t->arg;
-    if (len < 40 || pkt[0] != 0x45 || pkt[9] != 6)
-        return;
     const uint8_t *tcp = pkt + 20;
-    if (tcp[13] == 0x02) {
-        k->syns++;
-        k->sport = v2s_get_be16(tcp);
-        k->syn_seq = v2s_get_be32(tcp + 4);
-    } else if (k->n < CLOSE_MAX) {
+    if (k->n < CLOSE_MAX) {
         k->flags[k->n] = tcp[13];
         k->paylen[k->n] = len - 20 - (size_t)(tcp[12] >> 4) * 4;
         k->ackno[k->n++] = v2s_get_be32(tcp + 8);
     }
 }
 
-static void close_segment(struct close_case *k, uint8_t flags, uint32_t seq, uint32_t ack, const uint8_t *opts,
-                          size_t optlen, size_t n)
+static void close_segment(struct close_case *k, uint8_t flags, uint32_t seq, uint32_t ack, size_t n)
 {
     uint8_t pkt[1500], data[CLOSE_ANSWER];
     memset(data, 'a', sizeof(data));
-    size_t len = harness_tun_tcp4(pkt, sizeof(pkt), &k->peer, 80, &k->us, k->sport, flags, seq, ack, 65535, opts,
-                                  optlen, data, n);
+    size_t len = harness_tun_tcp4(pkt, sizeof(pkt), &k->tcp.peer, 80, &k->tcp.us, k->tcp.sport, flags, seq, ack,
+                                  65535, NULL, 0, data, n);
     ASSERT(len > 0);
-    stack_input(k->tun.stack, pkt, len);
+    stack_input(k->tcp.tun.stack, pkt, len);
+}
+
+/* The server at 10.9.0.1:80; its SYN-ACK with MSS 1400. */
+static struct harness_tun_tcp_config close_config(uint64_t seed)
+{
+    return (struct harness_tun_tcp_config){.seed = seed, .port = 80, .isn = CLOSE_PEER_ISN, .wnd = 65535, .mss = 1400};
 }
 
 static void close_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
@@ -98,40 +92,24 @@ static uint32_t close_setup(struct close_case *k, uint64_t seed, int close_on_eo
 {
     memset(k, 0, sizeof(*k));
     k->close_on_eof = close_on_eof;
-    const struct harness_tun_config cfg = {.addr4 = "10.8.0.2", .seed = seed};
-    ASSERT_EQ(harness_tun_up(&k->tun, &cfg, close_send, k), 0);
-    ASSERT_EQ(v2s_addr_parse(&k->us, "10.8.0.2"), 0);
-    ASSERT_EQ(v2s_addr_parse(&k->peer, "10.9.0.1"), 0);
-    ASSERT_EQ(harness_tun_app_open(&k->tun, &k->app), 0);
-    k->app.client.data = k;
-    ASSERT_EQ(uv_read_start((uv_stream_t *)&k->app.client, close_alloc, close_read), 0);
+    const struct harness_tun_tcp_config cfg = close_config(seed);
+    harness_tun_tcp_up(&k->tcp, &cfg, close_send, k);
+    k->tcp.app.client.data = k;
+    ASSERT_EQ(uv_read_start((uv_stream_t *)&k->tcp.app.client, close_alloc, close_read), 0);
 
-    struct stack_tcp *c;
-    ASSERT_EQ(harness_tun_app_connect(&k->app, &k->peer, 80, &c), 0);
-    harness_tun_settle(&k->tun);
-    ASSERT_EQ(k->syns, 1);
-    static const uint8_t mss[4] = {2, 4, 0x05, 0x78};
-    close_segment(k, 0x12, CLOSE_PEER_ISN, k->syn_seq + 1, mss, sizeof(mss), 0);
-    harness_tun_settle(&k->tun);
-    ASSERT_EQ(k->app.status, 0);
+    harness_tun_tcp_connect(&k->tcp);
+    harness_tun_tcp_established(&k->tcp);
     ASSERT_EQ(k->n, 1); /* the handshake's ACK, at once */
     ASSERT_EQ(k->flags[0], 0x10);
     ASSERT_EQ(k->ackno[0], CLOSE_PEER_ISN + 1);
 
     /* The answer and the FIN (FIN, PSH, ACK), as a server that closes right after writing. */
     k->n = 0;
-    close_segment(k, 0x19, CLOSE_PEER_ISN + 1, k->syn_seq + 1, NULL, 0, CLOSE_ANSWER);
-    harness_tun_settle(&k->tun);
+    close_segment(k, 0x19, CLOSE_PEER_ISN + 1, k->tcp.syn_seq + 1, CLOSE_ANSWER);
+    harness_tun_settle(&k->tcp.tun);
     ASSERT_EQ(k->got, CLOSE_ANSWER);
     ASSERT_EQ(k->eof, 1);
     return CLOSE_PEER_ISN + 1 + CLOSE_ANSWER + 1;
-}
-
-static void close_teardown(struct close_case *k)
-{
-    harness_tun_app_close(&k->app);
-    ASSERT_EQ(harness_tun_down(&k->tun), 0);
-    harness_tun_app_free(&k->app);
 }
 
 /* The application closes as soon as it read the end: one packet, our FIN carrying the ACK of
@@ -144,13 +122,13 @@ TEST_IMPL(stack_close_fin_ack_on_our_fin)
     ASSERT_EQ(k.flags[0], 0x11); /* FIN, ACK */
     ASSERT_EQ(k.ackno[0], fin_end);
     /* Nothing more on the next ticks: the delayed ACK went with the FIN. */
-    harness_tun_advance(&k.tun, 100);
+    harness_tun_advance(&k.tcp.tun, 100);
     ASSERT_EQ(k.n, 1);
     /* The server acknowledges our FIN: the bridge is over. */
-    close_segment(&k, 0x10, fin_end, k.syn_seq + 2, NULL, 0, 0);
-    harness_tun_settle(&k.tun);
-    ASSERT_EQ(k.app.done, 1);
-    close_teardown(&k);
+    close_segment(&k, 0x10, fin_end, k.tcp.syn_seq + 2, 0);
+    harness_tun_settle(&k.tcp.tun);
+    ASSERT_EQ(k.tcp.app.done, 1);
+    harness_tun_tcp_close(&k.tcp);
     return 0;
 }
 
@@ -162,19 +140,19 @@ TEST_IMPL(stack_close_fin_ack_delayed)
     static struct close_case k;
     uint32_t fin_end = close_setup(&k, 8, 0);
     ASSERT_EQ(k.n, 0);
-    harness_tun_advance(&k.tun, 60);
+    harness_tun_advance(&k.tcp.tun, 60);
     ASSERT_EQ(k.n, 1);
     ASSERT_EQ(k.flags[0], 0x10);
     ASSERT_EQ(k.ackno[0], fin_end);
-    ASSERT_EQ(uv_shutdown(&k.shut, (uv_stream_t *)&k.app.client, NULL), 0);
-    harness_tun_settle(&k.tun);
+    ASSERT_EQ(uv_shutdown(&k.shut, (uv_stream_t *)&k.tcp.app.client, NULL), 0);
+    harness_tun_settle(&k.tcp.tun);
     ASSERT_EQ(k.n, 2);
     ASSERT_EQ(k.flags[1], 0x11);
     ASSERT_EQ(k.ackno[1], fin_end);
-    close_segment(&k, 0x10, fin_end, k.syn_seq + 2, NULL, 0, 0);
-    harness_tun_settle(&k.tun);
-    ASSERT_EQ(k.app.done, 1);
-    close_teardown(&k);
+    close_segment(&k, 0x10, fin_end, k.tcp.syn_seq + 2, 0);
+    harness_tun_settle(&k.tcp.tun);
+    ASSERT_EQ(k.tcp.app.done, 1);
+    harness_tun_tcp_close(&k.tcp);
     return 0;
 }
 
@@ -182,22 +160,9 @@ TEST_IMPL(stack_close_fin_ack_delayed)
 static void ride_open(struct close_case *k, uint64_t seed)
 {
     memset(k, 0, sizeof(*k));
-    const struct harness_tun_config cfg = {.addr4 = "10.8.0.2", .seed = seed};
-    ASSERT_EQ(harness_tun_up(&k->tun, &cfg, close_send, k), 0);
-    ASSERT_EQ(v2s_addr_parse(&k->us, "10.8.0.2"), 0);
-    ASSERT_EQ(v2s_addr_parse(&k->peer, "10.9.0.1"), 0);
-    ASSERT_EQ(harness_tun_app_open(&k->tun, &k->app), 0);
-    struct stack_tcp *c;
-    ASSERT_EQ(harness_tun_app_connect(&k->app, &k->peer, 80, &c), 0);
-    harness_tun_settle(&k->tun);
-    ASSERT_EQ(k->syns, 1);
-}
-
-static void ride_close(struct close_case *k)
-{
-    harness_tun_app_close(&k->app);
-    ASSERT_EQ(harness_tun_down(&k->tun), 0);
-    harness_tun_app_free(&k->app);
+    const struct harness_tun_tcp_config cfg = close_config(seed);
+    harness_tun_tcp_up(&k->tcp, &cfg, close_send, k);
+    harness_tun_tcp_connect(&k->tcp);
 }
 
 /* The application's request is in its socket by the end of the iteration that took the SYN-ACK
@@ -206,19 +171,18 @@ TEST_IMPL(stack_handshake_ack_rides_on_request)
 {
     static struct close_case k;
     ride_open(&k, 11);
-    static const uint8_t mss[4] = {2, 4, 0x05, 0x78};
     /* The SYN-ACK is taken in (the bridge starts in the connected callback), then the client
      * writes before the loop turns. */
-    close_segment(&k, 0x12, CLOSE_PEER_ISN, k.syn_seq + 1, mss, sizeof(mss), 0);
-    ASSERT_EQ(k.app.status, 0);
+    harness_tun_tcp_synack(&k.tcp);
+    ASSERT_EQ(k.tcp.app.status, 0);
     uv_buf_t b = uv_buf_init("GET / HTTP/1.1\r\n\r\n", 18);
-    ASSERT_EQ(uv_try_write((uv_stream_t *)&k.app.client, &b, 1), 18);
-    harness_tun_settle(&k.tun);
+    ASSERT_EQ(uv_try_write((uv_stream_t *)&k.tcp.app.client, &b, 1), 18);
+    harness_tun_settle(&k.tcp.tun);
     ASSERT_EQ(k.n, 1);
     ASSERT_EQ(k.flags[0] & 0x10, 0x10);
     ASSERT_EQ(k.ackno[0], CLOSE_PEER_ISN + 1);
     ASSERT_EQ(k.paylen[0], 18);
-    ride_close(&k);
+    harness_tun_tcp_close(&k.tcp);
     return 0;
 }
 
@@ -229,20 +193,17 @@ TEST_IMPL(stack_handshake_ack_alone_at_once)
 {
     static struct close_case k;
     ride_open(&k, 12);
-    static const uint8_t mss[4] = {2, 4, 0x05, 0x78};
-    close_segment(&k, 0x12, CLOSE_PEER_ISN, k.syn_seq + 1, mss, sizeof(mss), 0);
-    harness_tun_settle(&k.tun);
-    ASSERT_EQ(k.app.status, 0);
+    harness_tun_tcp_established(&k.tcp);
     ASSERT_EQ(k.n, 1);
     ASSERT_EQ(k.flags[0], 0x10);
     ASSERT_EQ(k.ackno[0], CLOSE_PEER_ISN + 1);
     ASSERT_EQ(k.paylen[0], 0);
     uv_buf_t b = uv_buf_init("QUIT\r\n", 6);
-    ASSERT_EQ(uv_try_write((uv_stream_t *)&k.app.client, &b, 1), 6);
-    harness_tun_settle(&k.tun);
+    ASSERT_EQ(uv_try_write((uv_stream_t *)&k.tcp.app.client, &b, 1), 6);
+    harness_tun_settle(&k.tcp.tun);
     ASSERT_EQ(k.n, 2);
     ASSERT_EQ(k.paylen[1], 6);
-    ride_close(&k);
+    harness_tun_tcp_close(&k.tcp);
     return 0;
 }
 
@@ -272,24 +233,18 @@ TEST_IMPL(stack_handshake_ack_early_bytes)
 {
     static struct close_case k;
     memset(&k, 0, sizeof(k));
-    const struct harness_tun_config cfg = {.addr4 = "10.8.0.2", .seed = 13};
-    ASSERT_EQ(harness_tun_up(&k.tun, &cfg, close_send, &k), 0);
-    ASSERT_EQ(v2s_addr_parse(&k.us, "10.8.0.2"), 0);
-    ASSERT_EQ(v2s_addr_parse(&k.peer, "10.9.0.1"), 0);
-    ASSERT_EQ(harness_tun_app_open(&k.tun, &k.app), 0);
+    const struct harness_tun_tcp_config cfg = close_config(13);
+    harness_tun_tcp_up(&k.tcp, &cfg, close_send, &k);
     struct stack_tcp *c;
-    k.app.status = 1;
-    ASSERT_EQ(stack_tcp_connect(k.tun.stack, &k.peer, 80, 60000, ride_early_bridge, &k.app, &c), 0);
-    harness_tun_settle(&k.tun);
-    ASSERT_EQ(k.syns, 1);
-    static const uint8_t mss[4] = {2, 4, 0x05, 0x78};
-    close_segment(&k, 0x12, CLOSE_PEER_ISN, k.syn_seq + 1, mss, sizeof(mss), 0);
-    harness_tun_settle(&k.tun);
-    ASSERT_EQ(k.app.status, 0);
+    k.tcp.app.status = 1;
+    ASSERT_EQ(stack_tcp_connect(k.tcp.tun.stack, &k.tcp.peer, 80, 60000, ride_early_bridge, &k.tcp.app, &c), 0);
+    harness_tun_settle(&k.tcp.tun);
+    ASSERT_EQ(k.tcp.syns, 1);
+    harness_tun_tcp_established(&k.tcp);
     ASSERT_EQ(k.n, 1);
     ASSERT_EQ(k.paylen[0], 5);
     ASSERT_EQ(k.ackno[0], CLOSE_PEER_ISN + 1);
-    ride_close(&k);
+    harness_tun_tcp_close(&k.tcp);
     return 0;
 }
 
@@ -302,27 +257,17 @@ TEST_IMPL(stack_close_shutdown_app_at_once)
 {
     static struct close_case k;
     memset(&k, 0, sizeof(k));
-    const struct harness_tun_config cfg = {.addr4 = "10.8.0.2", .seed = 9};
-    ASSERT_EQ(harness_tun_up(&k.tun, &cfg, close_send, &k), 0);
-    ASSERT_EQ(v2s_addr_parse(&k.us, "10.8.0.2"), 0);
-    ASSERT_EQ(v2s_addr_parse(&k.peer, "10.9.0.1"), 0);
-    ASSERT_EQ(harness_tun_app_open(&k.tun, &k.app), 0);
-    struct stack_tcp *c;
-    ASSERT_EQ(harness_tun_app_connect(&k.app, &k.peer, 80, &c), 0);
-    harness_tun_settle(&k.tun);
-    static const uint8_t mss[4] = {2, 4, 0x05, 0x78};
-    close_segment(&k, 0x12, CLOSE_PEER_ISN, k.syn_seq + 1, mss, sizeof(mss), 0);
-    harness_tun_settle(&k.tun);
-    ASSERT_EQ(k.app.status, 0);
+    const struct harness_tun_tcp_config cfg = close_config(9);
+    harness_tun_tcp_open(&k.tcp, &cfg, close_send, &k);
 
     uv_os_fd_t fd;
-    ASSERT_EQ(uv_fileno((uv_handle_t *)&k.app.client, &fd), 0);
-    close_segment(&k, 0x19, CLOSE_PEER_ISN + 1, k.syn_seq + 1, NULL, 0, CLOSE_ANSWER);
+    ASSERT_EQ(uv_fileno((uv_handle_t *)&k.tcp.app.client, &fd), 0);
+    close_segment(&k, 0x19, CLOSE_PEER_ISN + 1, k.tcp.syn_seq + 1, CLOSE_ANSWER);
     /* Loop iterations one at a time until the application's socket holds the answer and its end;
      * that iteration must leave no watcher queued. */
     int eof = 0, turns = 0;
     while (!eof && turns++ < 100) {
-        uv_run(&k.tun.loop, UV_RUN_NOWAIT);
+        uv_run(&k.tcp.tun.loop, UV_RUN_NOWAIT);
         ssize_t n;
         while ((n = recv(fd, k.buf, sizeof(k.buf), MSG_DONTWAIT)) > 0)
             k.got += (size_t)n;
@@ -333,13 +278,13 @@ TEST_IMPL(stack_close_shutdown_app_at_once)
     }
     ASSERT_EQ(eof, 1);
     ASSERT_EQ(k.got, CLOSE_ANSWER);
-    ASSERT(uv_backend_timeout(&k.tun.loop) != 0);
+    ASSERT(uv_backend_timeout(&k.tcp.tun.loop) != 0);
 
-    ASSERT_EQ(uv_shutdown(&k.shut, (uv_stream_t *)&k.app.client, NULL), 0);
-    harness_tun_settle(&k.tun);
-    close_segment(&k, 0x10, CLOSE_PEER_ISN + 1 + CLOSE_ANSWER + 1, k.syn_seq + 2, NULL, 0, 0);
-    harness_tun_settle(&k.tun);
-    ASSERT_EQ(k.app.done, 1);
-    close_teardown(&k);
+    ASSERT_EQ(uv_shutdown(&k.shut, (uv_stream_t *)&k.tcp.app.client, NULL), 0);
+    harness_tun_settle(&k.tcp.tun);
+    close_segment(&k, 0x10, CLOSE_PEER_ISN + 1 + CLOSE_ANSWER + 1, k.tcp.syn_seq + 2, 0);
+    harness_tun_settle(&k.tcp.tun);
+    ASSERT_EQ(k.tcp.app.done, 1);
+    harness_tun_tcp_close(&k.tcp);
     return 0;
 }
