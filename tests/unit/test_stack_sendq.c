@@ -24,13 +24,9 @@ enum {
 };
 
 struct sq {
-    struct harness_tun tun;
-    struct v2s_addr us, peer;
-    uint16_t sport;
-    uint32_t syn_seq;
+    struct harness_tun_tcp tcp; /* the connection; its application a loopback pair */
     uint32_t got;  /* payload bytes received in order */
     uint32_t sum;  /* and their sum */
-    struct harness_tun_app app;
     uv_write_t wreq;
 };
 
@@ -39,18 +35,12 @@ static uint8_t sq_data[SQ_TOTAL];
 static void sq_send(struct harness_tun *t, const uint8_t *pkt, size_t len)
 {
     struct sq *q = t->arg;
-    if (len < 40 || pkt[0] != 0x45 || pkt[9] != 6)
-        return;
+    (void)len;
     const uint8_t *tcp = pkt + 20;
     size_t doff = (size_t)(tcp[12] >> 4) * 4, tot = v2s_get_be16(pkt + 2);
-    if (tcp[13] == 0x02) {
-        q->sport = v2s_get_be16(tcp);
-        q->syn_seq = v2s_get_be32(tcp + 4);
-        return;
-    }
     uint32_t seq = v2s_get_be32(tcp + 4);
     size_t n = tot - 20 - doff;
-    if (n == 0 || seq != q->syn_seq + 1 + q->got)
+    if (n == 0 || seq != q->tcp.syn_seq + 1 + q->got)
         return; /* no loss here: only a resend would be out of order */
     for (size_t i = 0; i < n; i++)
         q->sum += tcp[doff + i];
@@ -61,10 +51,10 @@ static void sq_send(struct harness_tun *t, const uint8_t *pkt, size_t len)
 static void sq_ack(struct sq *q, uint16_t wnd)
 {
     uint8_t pkt[100];
-    size_t len = harness_tun_tcp4(pkt, sizeof(pkt), &q->peer, 80, &q->us, q->sport, 0x10, SQ_PEER_ISN + 1,
-                                  q->syn_seq + 1 + q->got, wnd, NULL, 0, NULL, 0);
+    size_t len = harness_tun_tcp4(pkt, sizeof(pkt), &q->tcp.peer, 80, &q->tcp.us, q->tcp.sport, 0x10, SQ_PEER_ISN + 1,
+                                  q->tcp.syn_seq + 1 + q->got, wnd, NULL, 0, NULL, 0);
     ASSERT(len > 0);
-    harness_tun_inject(&q->tun, pkt, len);
+    harness_tun_inject(&q->tcp.tun, pkt, len);
 }
 
 static uint32_t sq_unsent(const struct tcp_pcb *pcb)
@@ -76,24 +66,14 @@ TEST_IMPL(stack_sendq_unsent_bounded)
 {
     static struct sq q;
     memset(&q, 0, sizeof(q));
-    const struct harness_tun_config cfg = {.addr4 = "10.8.0.2", .seed = 13};
-    ASSERT_EQ(harness_tun_up(&q.tun, &cfg, sq_send, &q), 0);
-    ASSERT_EQ(v2s_addr_parse(&q.us, "10.8.0.2"), 0);
-    ASSERT_EQ(v2s_addr_parse(&q.peer, "10.9.0.1"), 0);
-    ASSERT_EQ(harness_tun_app_open(&q.tun, &q.app), 0);
-    struct stack_tcp *c;
-    ASSERT_EQ(harness_tun_app_connect(&q.app, &q.peer, 80, &c), 0);
-    harness_tun_settle(&q.tun);
-    harness_tun_advance(&q.tun, 1);
     /* SYN-ACK: MSS 1400, window scale 4 */
-    static const uint8_t opts[8] = {2, 4, 0x05, 0x78, 1, 3, 3, 4};
-    uint8_t pkt[100];
-    size_t len = harness_tun_tcp4(pkt, sizeof(pkt), &q.peer, 80, &q.us, q.sport, 0x12, SQ_PEER_ISN, q.syn_seq + 1,
-                                  4096, opts, sizeof(opts), NULL, 0);
-    ASSERT(len > 0);
-    harness_tun_inject(&q.tun, pkt, len);
-    harness_tun_settle(&q.tun);
-    ASSERT_EQ(q.app.status, 0);
+    const struct harness_tun_tcp_config cfg = {.seed = 13, .port = 80, .isn = SQ_PEER_ISN, .wnd = 4096, .mss = 1400,
+                                               .scaled = 1, .wscale = 4};
+    harness_tun_tcp_up(&q.tcp, &cfg, sq_send, &q);
+    harness_tun_tcp_connect(&q.tcp);
+    harness_tun_advance(&q.tcp.tun, 1);
+    harness_tun_tcp_established(&q.tcp);
+    struct stack_tcp *c = q.tcp.c;
 
     for (uint32_t i = 0; i < SQ_TOTAL; i++)
         sq_data[i] = (uint8_t)(i * 13u + (i >> 9));
@@ -101,12 +81,12 @@ TEST_IMPL(stack_sendq_unsent_bounded)
     for (uint32_t i = 0; i < SQ_TOTAL; i++)
         sum += sq_data[i];
     uv_buf_t buf = uv_buf_init((char *)sq_data, SQ_TOTAL);
-    ASSERT_EQ(uv_write(&q.wreq, (uv_stream_t *)&q.app.client, &buf, 1, NULL), 0);
+    ASSERT_EQ(uv_write(&q.wreq, (uv_stream_t *)&q.tcp.app.client, &buf, 1, NULL), 0);
 
     /* No ACK yet: lwIP sent its first flight and holds at most 256 KiB more; the rest of the
      * 2 MiB stays with the application (before the limit, lwIP took all of it). */
     for (int i = 0; i < 20; i++)
-        harness_tun_advance(&q.tun, 1);
+        harness_tun_advance(&q.tcp.tun, 1);
     ASSERT(c->pcb != NULL);
     ASSERT(q.got > 0);
     ASSERT(sq_unsent(c->pcb) > SQ_UNSENT_MAX / 2);
@@ -120,8 +100,8 @@ TEST_IMPL(stack_sendq_unsent_bounded)
     for (int rounds = 0; q.got < SQ_TOTAL; rounds++) {
         ASSERT(rounds < 20000);
         sq_ack(&q, 0xFFFF);
-        harness_tun_settle(&q.tun);
-        harness_tun_advance(&q.tun, 1);
+        harness_tun_settle(&q.tcp.tun);
+        harness_tun_advance(&q.tcp.tun, 1);
         if (!c->pcb)
             break;
         uint32_t max = c->pcb->cwnd > SQ_UNSENT_MAX ? c->pcb->cwnd : SQ_UNSENT_MAX;
@@ -133,8 +113,6 @@ TEST_IMPL(stack_sendq_unsent_bounded)
     ASSERT_EQ(q.got, (uint32_t)SQ_TOTAL);
     ASSERT_EQ(q.sum, sum);
 
-    harness_tun_app_close(&q.app);
-    ASSERT_EQ(harness_tun_down(&q.tun), 0);
-    harness_tun_app_free(&q.app);
+    harness_tun_tcp_close(&q.tcp);
     return 0;
 }

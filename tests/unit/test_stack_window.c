@@ -17,15 +17,9 @@
 enum { WIN_PEER_ISN = 5000000, WIN_SEG = 1400, WIN_ROOM = 256 * 1024, WIN_TOTAL = 3 * 1024 * 1024 };
 
 struct win {
-    struct harness_tun tun;
-    struct v2s_addr us, peer;
-    uint16_t sport; /* the stack's port, from its SYN */
-    uint32_t syn_seq;
-    unsigned scale; /* the stack's window scale, from its SYN */
-    int syns;
+    struct harness_tun_tcp tcp; /* the connection; its application a loopback pair */
     uint32_t edge;  /* the right edge of the windows the stack offered */
     size_t max_wnd; /* the largest window it offered */
-    struct harness_tun_app app;
     size_t got;      /* bytes the application read */
     uint32_t sum;    /* and their sum, to compare with what was sent */
     char rbuf[65536];
@@ -34,27 +28,10 @@ struct win {
 static void win_send(struct harness_tun *t, const uint8_t *pkt, size_t len)
 {
     struct win *w = t->arg;
-    if (len < 40 || pkt[0] != 0x45 || pkt[9] != 6)
-        return;
+    (void)len;
     const uint8_t *tcp = pkt + 20;
-    size_t doff = (size_t)(tcp[12] >> 4) * 4;
-    if (tcp[13] == 0x02) {
-        w->syns++;
-        w->sport = v2s_get_be16(tcp);
-        w->syn_seq = v2s_get_be32(tcp + 4);
-        for (size_t i = 20; i + 2 < doff;) {
-            if (tcp[i] == 0)
-                break;
-            if (tcp[i] == 1) {
-                i++;
-                continue;
-            }
-            if (tcp[i] == 3)
-                w->scale = tcp[i + 2];
-            i += tcp[i + 1] ? tcp[i + 1] : 1;
-        }
-    } else if (tcp[13] & 0x10) {
-        size_t wnd = (size_t)v2s_get_be16(tcp + 14) << w->scale;
+    if (tcp[13] & 0x10) {
+        size_t wnd = (size_t)v2s_get_be16(tcp + 14) << w->tcp.syn_scale;
         uint32_t edge = v2s_get_be32(tcp + 8) + (uint32_t)wnd;
         if (wnd > w->max_wnd)
             w->max_wnd = wnd;
@@ -90,30 +67,19 @@ static void win_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 static size_t win_run(struct win *w, size_t room, uint32_t rtt_ms, uint32_t step_ms)
 {
     memset(w, 0, sizeof(*w));
-    const struct harness_tun_config cfg = {.addr4 = "10.8.0.2", .seed = 11, .rx_room = room};
-    ASSERT_EQ(harness_tun_up(&w->tun, &cfg, win_send, w), 0);
-    ASSERT_EQ(v2s_addr_parse(&w->us, "10.8.0.2"), 0);
-    ASSERT_EQ(v2s_addr_parse(&w->peer, "10.9.0.1"), 0);
-    ASSERT_EQ(harness_tun_app_open(&w->tun, &w->app), 0);
-    w->app.client.data = w;
-    ASSERT_EQ(uv_read_start((uv_stream_t *)&w->app.client, win_alloc, win_read), 0);
-
-    struct stack_tcp *c;
-    ASSERT_EQ(harness_tun_app_connect(&w->app, &w->peer, 80, &c), 0);
-    harness_tun_settle(&w->tun);
-    ASSERT_EQ(w->syns, 1);
-    ASSERT(w->scale > 0);
-    harness_tun_advance(&w->tun, rtt_ms);
     /* SYN-ACK: MSS 1400, window scale 0 */
-    static const uint8_t opts[8] = {2, 4, 0x05, 0x78, 1, 3, 3, 0};
-    uint8_t pkt[1500], data[WIN_SEG];
-    size_t len = harness_tun_tcp4(pkt, sizeof(pkt), &w->peer, 80, &w->us, w->sport, 0x12, WIN_PEER_ISN,
-                                  w->syn_seq + 1, 65535, opts, sizeof(opts), NULL, 0);
-    ASSERT(len > 0);
-    harness_tun_inject(&w->tun, pkt, len);
-    harness_tun_settle(&w->tun);
-    ASSERT_EQ(w->app.status, 0);
+    const struct harness_tun_tcp_config cfg = {.seed = 11, .rx_room = room, .port = 80, .isn = WIN_PEER_ISN,
+                                               .wnd = 65535, .mss = 1400, .scaled = 1, .wscale = 0};
+    harness_tun_tcp_up(&w->tcp, &cfg, win_send, w);
+    w->tcp.app.client.data = w;
+    ASSERT_EQ(uv_read_start((uv_stream_t *)&w->tcp.app.client, win_alloc, win_read), 0);
 
+    harness_tun_tcp_connect(&w->tcp);
+    ASSERT(w->tcp.syn_scale > 0);
+    harness_tun_advance(&w->tcp.tun, rtt_ms);
+    harness_tun_tcp_established(&w->tcp);
+
+    uint8_t pkt[1500], data[WIN_SEG];
     uint32_t sent = 0, sum = 0;
     for (int rounds = 0; sent < WIN_TOTAL; rounds++) {
         ASSERT(rounds < 100000);
@@ -122,24 +88,22 @@ static size_t win_run(struct win *w, size_t room, uint32_t rtt_ms, uint32_t step
                 data[i] = win_byte(sent + i);
                 sum += data[i];
             }
-            len = harness_tun_tcp4(pkt, sizeof(pkt), &w->peer, 80, &w->us, w->sport, 0x10, WIN_PEER_ISN + 1 + sent,
-                                   w->syn_seq + 1, 65535, NULL, 0, data, WIN_SEG);
+            size_t len = harness_tun_tcp4(pkt, sizeof(pkt), &w->tcp.peer, 80, &w->tcp.us, w->tcp.sport, 0x10,
+                                          WIN_PEER_ISN + 1 + sent, w->tcp.syn_seq + 1, 65535, NULL, 0, data, WIN_SEG);
             ASSERT(len > 0);
-            stack_input(w->tun.stack, pkt, len);
+            stack_input(w->tcp.tun.stack, pkt, len);
             sent += WIN_SEG;
         }
-        harness_tun_settle(&w->tun);
+        harness_tun_settle(&w->tcp.tun);
         if (step_ms)
-            harness_tun_advance(&w->tun, step_ms);
+            harness_tun_advance(&w->tcp.tun, step_ms);
     }
     for (int i = 0; i < 1000 && w->got < sent; i++)
-        harness_tun_advance(&w->tun, 1);
+        harness_tun_advance(&w->tcp.tun, 1);
     ASSERT_EQ(w->got, sent);
     ASSERT_EQ(w->sum, sum);
 
-    harness_tun_app_close(&w->app);
-    ASSERT_EQ(harness_tun_down(&w->tun), 0);
-    harness_tun_app_free(&w->app);
+    harness_tun_tcp_close(&w->tcp);
     return w->max_wnd;
 }
 
