@@ -461,7 +461,8 @@ static void harness_tun_app_bridge(void *arg, struct stack_tcp *c, int status)
     struct harness_tun_app *app = arg;
     app->status = status;
     if (status == 0)
-        stack_tcp_bridge_start(c, app->accepted, NULL, 0, "harness_tun app", harness_tun_app_done, app);
+        stack_tcp_bridge_start(c, app->accepted, app->early, app->n_early, "harness_tun app", harness_tun_app_done,
+                               app);
 }
 
 int harness_tun_app_connect(struct harness_tun_app *app, const struct v2s_addr *dst, uint16_t port,

@@ -111,6 +111,10 @@ struct harness_tun_app {
     int connected;       /* the client's connect completed */
     int status;          /* the stack's connect status, once known */
     int done;            /* the bridge is over */
+    /* Bytes the application sent before the connection was up, bridged with it (as a listener's
+     * with a SOCKS client's optimistic data); set after harness_tun_app_open(). */
+    const uint8_t *early;
+    size_t n_early;
 };
 
 /* Opens the loopback pair (client connected, accepted end ready). 0 or a negative errno. */

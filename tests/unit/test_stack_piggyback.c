@@ -207,25 +207,6 @@ TEST_IMPL(stack_handshake_ack_alone_at_once)
     return 0;
 }
 
-static void ride_early_done(void *arg, int reset, uint64_t up, uint64_t down)
-{
-    struct harness_tun_app *app = arg;
-    (void)reset;
-    (void)up;
-    (void)down;
-    app->done = 1;
-}
-
-/* As a listener with bytes the client sent behind its request (a SOCKS client's optimistic
- * data, an HTTP proxy's rewritten request): bridged with them from the connected callback. */
-static void ride_early_bridge(void *arg, struct stack_tcp *c, int status)
-{
-    struct harness_tun_app *app = arg;
-    app->status = status;
-    if (status == 0)
-        stack_tcp_bridge_start(c, app->accepted, (const uint8_t *)"EARLY", 5, "early", ride_early_done, app);
-}
-
 /* Early bytes pushed from the connected callback leave with the handshake's acknowledgement, in
  * one segment (lwIP sends nothing from inside its input processing), and the ride reads nothing
  * more before they are acknowledged: a guard that holds without the ride too. */
@@ -235,11 +216,11 @@ TEST_IMPL(stack_handshake_ack_early_bytes)
     memset(&k, 0, sizeof(k));
     const struct harness_tun_tcp_config cfg = close_config(13);
     harness_tun_tcp_up(&k.tcp, &cfg, close_send, &k);
-    struct stack_tcp *c;
-    k.tcp.app.status = 1;
-    ASSERT_EQ(stack_tcp_connect(k.tcp.tun.stack, &k.tcp.peer, 80, 60000, ride_early_bridge, &k.tcp.app, &c), 0);
-    harness_tun_settle(&k.tcp.tun);
-    ASSERT_EQ(k.tcp.syns, 1);
+    /* As a listener with bytes the client sent behind its request (a SOCKS client's optimistic
+     * data, an HTTP proxy's rewritten request): bridged with them from the connected callback. */
+    k.tcp.app.early = (const uint8_t *)"EARLY";
+    k.tcp.app.n_early = 5;
+    harness_tun_tcp_connect(&k.tcp);
     harness_tun_tcp_established(&k.tcp);
     ASSERT_EQ(k.n, 1);
     ASSERT_EQ(k.paylen[0], 5);
