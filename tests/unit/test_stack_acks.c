@@ -18,7 +18,6 @@
 #include "lwip/tcp.h"
 #include "stack/lwip_pin.h"
 #include "stack/stack.h"
-#include "stack/tcp.h"
 #include "test.h"
 
 enum { ACKS_MAX = 64, ACKS_PEER_ISN = 1000000, ACKS_SEG = 100 };

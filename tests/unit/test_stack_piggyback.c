@@ -16,7 +16,6 @@
 #include "base/bytes.h"
 #include "harness_tun.h"
 #include "stack/stack.h"
-#include "stack/tcp.h"
 #include "test.h"
 
 enum { CLOSE_MAX = 16, CLOSE_PEER_ISN = 2000000, CLOSE_ANSWER = 143 };

@@ -14,7 +14,6 @@
 #include "base/bytes.h"
 #include "harness_tun.h"
 #include "stack/stack.h"
-#include "stack/tcp.h"
 #include "test.h"
 
 enum { PROBE_PEER_ISN = 5000000, PROBE_SEG = 100, PROBE_APP_BYTES = 5000 };

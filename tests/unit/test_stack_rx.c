@@ -12,7 +12,6 @@
 
 #include "harness_tun.h"
 #include "stack/stack.h"
-#include "stack/tcp.h"
 #include "test.h"
 #include "uvtest.h"
 

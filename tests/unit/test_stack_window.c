@@ -11,7 +11,6 @@
 #include "base/bytes.h"
 #include "harness_tun.h"
 #include "stack/stack.h"
-#include "stack/tcp.h"
 #include "test.h"
 
 enum { WIN_PEER_ISN = 5000000, WIN_SEG = 1400, WIN_ROOM = 256 * 1024, WIN_TOTAL = 3 * 1024 * 1024 };
