@@ -22,9 +22,10 @@ int stack_tcp_ooseq_input(struct tcp_pcb *pcb, const struct tcp_hdr *hdr, const 
 
 /* stack/recovery.c: SACK-based loss recovery for what lwIP sends. */
 void stack_recovery_init(void);
-/* Loss recovery episodes and segments it resent since the process started, and how often a
- * repeated SYN-ACK made us resend at once. */
-void stack_recovery_stats(unsigned long *episodes, unsigned long *resent, unsigned long *synack_resends);
+/* Loss recovery episodes and segments it resent since the process started, how many of those
+ * resends were lost again, and how often a repeated SYN-ACK made us resend at once. */
+void stack_recovery_stats(unsigned long *episodes, unsigned long *resent, unsigned long *lost_resends,
+                          unsigned long *synack_resends);
 err_t stack_recovery_input(struct tcp_pcb *pcb, const struct tcp_hdr *hdr, u16_t optlen, u16_t opt1len,
                            const u8_t *opt2);
 

@@ -709,13 +709,14 @@ void stack_log_stats(const struct stack *s)
     if (s->udp_in || s->udp_out || s->udp_dropped)
         v2s_info("stack: UDP sockets: %llu datagrams in, %llu out, %llu dropped", (unsigned long long)s->udp_in,
                  (unsigned long long)s->udp_out, (unsigned long long)s->udp_dropped);
-    unsigned long episodes, resent, synack;
-    stack_recovery_stats(&episodes, &resent, &synack);
-    v2s_info("stack: SACK loss recovery: %lu episodes, %lu segments resent; %lu resends for a repeated SYN-ACK; "
+    unsigned long episodes, resent, lost_resends, synack;
+    stack_recovery_stats(&episodes, &resent, &lost_resends, &synack);
+    v2s_info("stack: SACK loss recovery: %lu episodes, %lu segments resent (%lu of them lost again); %lu resends "
+             "for a repeated SYN-ACK; "
              "%zu bytes in lwIP's heap (at most %zu), %llu reclaims of out-of-order data; held for "
              "applications %zu bytes (at most %zu), budgets cut to a share %llu times",
-             episodes, resent, synack, stack_mem_bytes(), s->mem_mark, (unsigned long long)s->reclaims, s->rx_held,
-             s->rx_held_peak, (unsigned long long)s->withholds);
+             episodes, resent, lost_resends, synack, stack_mem_bytes(), s->mem_mark, (unsigned long long)s->reclaims,
+             s->rx_held, s->rx_held_peak, (unsigned long long)s->withholds);
 }
 
 const char *stack_drop_reason_name(enum stack_drop_reason r)
