@@ -1,8 +1,13 @@
 /* The packet-fd tunnel (tunnel/fd.c) on a real loop, with the VPN client's end of an AF_UNIX
  * datagram socketpair (what openconnect --script-tun hands over) on the test's side: what one
  * loop iteration sends leaves together, boundaries and order kept; a full peer queues, never
- * drops; one wakeup drains what a default-buffered peer can have queued. */
+ * drops; one wakeup drains what a default-buffered peer can have queued; the reader runs as
+ * SCHED_BATCH. */
+/* SCHED_BATCH is a GNU extension. */
+#define _GNU_SOURCE
+
 #include <errno.h>
+#include <sched.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -193,6 +198,18 @@ TEST_IMPL(tunnel_fd_read_drains)
         ASSERT_EQ(f.seq[i], i);
         ASSERT_EQ(f.len[i], 40 + i);
     }
+    fdt_close(&f);
+    return 0;
+}
+
+/* The loop's thread reads a socket's packets as SCHED_BATCH from the start (tunnel/fd.c,
+ * "Scheduling"): woken by the VPN client's writes, it does not preempt the client. */
+TEST_IMPL(tunnel_fd_sched_batch)
+{
+    ASSERT_EQ(sched_getscheduler(0), SCHED_OTHER);
+    struct fdt f = {0};
+    fdt_open(&f);
+    ASSERT_EQ(sched_getscheduler(0), SCHED_BATCH);
     fdt_close(&f);
     return 0;
 }
