@@ -118,26 +118,50 @@ oc_order() {
     done
 }
 
+# oc_udp_out NS: the datagrams sent from namespace NS (OutDatagrams of /proc/net/snmp): during a
+# download, what the client's openconnect sends back (the stack's ACKs); during an upload, ocserv's
+oc_udp_out() {
+    # shellcheck disable=SC2016 # awk fields
+    ip netns exec "$1" awk '/^Udp:/ { if (n++) print $5 }' /proc/net/snmp
+}
+
+# oc_sleeps PID: how often the process went to sleep (voluntary context switches, all threads)
+oc_sleeps() {
+    cat /proc/"$1"/task/*/status 2>/dev/null | awk '/^voluntary_ctxt_switches/ { n += $2 } END { print n + 0 }'
+}
+
+# oc_per_mib COUNT BYTES
+oc_per_mib() {
+    awk -v n="$1" -v b="$2" 'BEGIN {printf "%.0f", n / (b / 1048576)}'
+}
+
 # oc_bulk: per direction, $RUNS timed transfers per session (alternating), then a checked one
 # each; R[oc,DIR,NAME] MiB/s, R[oc,DIR,NAME,cpu] the stack's CPU s/GiB, R[oc,DIR,NAME,occpu]
-# openconnect's CPU s/GiB (medians)
+# openconnect's CPU s/GiB (medians). The raw log also has, per run, the datagrams sent back at the
+# receiving end and how often the stack and openconnect slept, per MiB.
 oc_bulk() {
-    local dir i w line drops
+    local dir i w line drops ns outs sl osl
     for dir in "${DIRS[@]}"; do
         for w in "${OC_NAMES[@]}"; do : >"$LAB_RUN_DIR/oc-runs-$w"; done
         for ((i = 0; i < RUNS; i++)); do
             for w in $(oc_order "$i"); do
                 oc_use "$w"
+                [ "$dir" = dl ] && ns=$LAB_CLIENT_NS || ns=$LAB_SERVER_NS
+                outs=$(oc_udp_out "$ns") sl=$(oc_sleeps "$PID") osl=$(oc_sleeps "$SRV_PID")
                 # xfer's server CPU (XF[srvcpu]) is the session's openconnect's (SRV_PID)
                 timed_xfer "$dir" "$LAB_RUN_DIR/oc-runs-$w" "openconnect $dir $w" "$i" "openconnect $dir $w" ||
                     continue
+                outs=$(($(oc_udp_out "$ns") - outs))
+                sl=$(($(oc_sleeps "$PID") - sl)) osl=$(($(oc_sleeps "$SRV_PID") - osl))
                 # the datagrams the kernel dropped for want of room in a UDP socket's receive
                 # buffer: during a download, openconnect's DTLS socket's in the client namespace;
                 # during an upload, ocserv's in the server namespace
                 [ "$dir" = dl ] && drops=${XF[cdrop]} || drops=${XF[sdrop]}
                 line="$(fmt "${XF[mibs]}") MiB/s, ${XF[moved]}; CPU s/GiB:"
                 [ "$w" != ktun ] && line+=" ${OC_LABEL[$w]} $(fmt "${XF[cpu]}" %.2f),"
-                line+=" its openconnect $(fmt "${XF[srvcpu]}" %.2f); UDP drops $(awk -v d="$drops" -v b="${XF[bytes]}" 'BEGIN {printf "%.0f", d / (b / 104857600)}') per 100 MiB${XF[note]}"
+                line+=" its openconnect $(fmt "${XF[srvcpu]}" %.2f); UDP drops $(awk -v d="$drops" -v b="${XF[bytes]}" 'BEGIN {printf "%.0f", d / (b / 104857600)}') per 100 MiB, $(oc_per_mib "$outs" "${XF[bytes]}") sent back per MiB; sleeps per MiB:"
+                [ "$w" != ktun ] && line+=" ${OC_LABEL[$w]} $(oc_per_mib "$sl" "${XF[bytes]}"),"
+                line+=" its openconnect $(oc_per_mib "$osl" "${XF[bytes]}")${XF[note]}"
                 run_log "openconnect $dir $w" "$i" "openconnect $dir $w" "$line"
             done
         done
