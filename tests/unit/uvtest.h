@@ -34,7 +34,8 @@ uint16_t uvtest_closed_port(void);
 
 /* How many handles loop still has (uv_walk), closing ones included. */
 unsigned uvtest_handles(uv_loop_t *loop);
-/* Runs loop until it has no handles (close callbacks run), then closes it: asserts both. */
+/* Runs loop until it has no handles (close callbacks run) and no requests (a host lookup's
+ * callback run), then closes it: asserts each. */
 void uvtest_loop_finish(uv_loop_t *loop);
 
 /* Captures what the process logs (stderr) from now to uvtest_log_end(), which returns it
