@@ -30,6 +30,7 @@ pkgs=(
     nftables                     # packet loss in lab tests
     tcpdump                      # lab.guard: the SYNs captured at the server
     procps                       # pkill/pgrep -P for cleanup helpers
+    iputils-ping                 # lab.port_remote: ping to the tunnel address, over -R's tunnel
     # test clients
     curl python3 python3-socks
     python3-pacparser            # lab.http_pac: a real PAC engine evaluates the PAC file
