@@ -28,18 +28,20 @@
  *
  * Scheduling: on a socket, the loop's thread runs as SCHED_BATCH once the tunnel starts. The VPN
  * client writes to us a packet at a time, each write a wakeup; woken as an ordinary task we
- * preempt whoever runs on that CPU, often the VPN client itself in the middle of draining its
- * DTLS socket (past its default buffer of ~90 datagrams the server's packets are dropped there)
- * or the VPN server. A batch task is woken alike but does not preempt: it runs when that task
- * sleeps or its slice ends, and then reads more per wakeup. Measured on the bench's openconnect
- * download at 0 ms (two cores, four busy processes; four rounds of alternating runs, medians of
- * three or five each): vpn2socks's CPU 2.08-2.80 s/GiB against 2.56-3.92, the rate 0.97-1.51x the
- * kernel TUN's (median 1.28) against 0.91-1.28 (1.07); in the quietest round 174-177 MiB/s
- * against 141-146. Per run, the drops at openconnect's DTLS socket, our ACKs and our sleeps per
- * MiB all fall as the rate rises (runs above 170 MiB/s: 121-512 drops per 100 MiB, 37-55 ACKs
- * and 33-51 sleeps per MiB); with the change more runs are fast. Uploads are not hurt (0.70-0.77x the
- * kernel TUN against 0.52-0.68). Only our own thread's policy changes, and an unprivileged one
- * may set it; where it cannot, nothing else depends on it. */
+ * preempt whoever runs on that CPU, often the VPN client itself in the middle of draining its DTLS
+ * socket (past its default buffer of ~90 datagrams the server's packets are dropped there) or the
+ * VPN server. A batch task is woken alike but does not preempt: it runs when that task sleeps or
+ * its slice ends, and then reads more per wakeup. Measured on the bench's openconnect download at
+ * 0 ms (two cores, four busy processes; four rounds of alternating runs, medians of three or five
+ * each): vpn2socks's CPU 2.08-2.80 s/GiB against 2.56-3.92, the rate 0.97-1.51x the kernel TUN's
+ * (median 1.28) against 0.91-1.28 (1.07); in the quietest round 174-177 MiB/s against 141-146. Per
+ * run, the drops at openconnect's DTLS socket, our ACKs and our sleeps per MiB all fall as the
+ * rate rises (runs above 170 MiB/s: 121-512 drops per 100 MiB, 37-55 ACKs and 33-51 sleeps per
+ * MiB); with the change more runs are fast. Uploads are not hurt (0.70-0.77x the kernel TUN
+ * against 0.52-0.68). The price, only when every core is busy: the slowest SOCKS requests wait
+ * longer for their turn (p99 through openconnect up to 8 ms against 4-5 with two busy loops on
+ * both cores; bench/RESULTS.md). Only our own thread's policy changes, and an unprivileged one may
+ * set it; where it cannot, nothing else depends on it. */
 /* recvmmsg() and sendmmsg() are GNU extensions. */
 #define _GNU_SOURCE
 
