@@ -15,6 +15,12 @@ set(LWIP_DIR "${LWIP_SOURCE_DIR}")
 include("${LWIP_SOURCE_DIR}/src/Filelists.cmake")
 
 add_library(lwip STATIC ${lwipcore_SRCS} ${lwipcore4_SRCS} ${lwipcore6_SRCS})
+# lwIP's calls to tcp_output() go to stack_tcp_output() (stack/tcp_output.c), which calls lwIP's
+# own without the walk of the whole unacknowledged queue that it starts with.
+set(lwip_calls_tcp_output ${lwipcore_SRCS} ${lwipcore4_SRCS} ${lwipcore6_SRCS})
+list(FILTER lwip_calls_tcp_output EXCLUDE REGEX "/tcp_out\\.c$")
+set_property(SOURCE ${lwip_calls_tcp_output}
+  APPEND PROPERTY COMPILE_DEFINITIONS tcp_output=stack_tcp_output)
 target_include_directories(lwip SYSTEM PUBLIC
   "${LWIP_SOURCE_DIR}/src/include"
   "${PROJECT_SOURCE_DIR}/stack")

@@ -99,7 +99,7 @@ static err_t dnstcp_on_connected(void *arg, struct tcp_pcb *pcb, err_t err)
         return dnstcp_finish(t, stack_err_to_uv(err));
     err_t e = tcp_write(pcb, t->out, (u16_t)t->out_len, TCP_WRITE_FLAG_COPY);
     if (e == ERR_OK)
-        e = tcp_output(pcb);
+        e = stack_tcp_output(pcb);
     if (e != ERR_OK)
         return dnstcp_finish(t, stack_err_to_uv(e));
     return ERR_OK;

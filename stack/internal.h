@@ -99,6 +99,13 @@ size_t stack_mem_bytes(void);
 /* A clock in microseconds for round-trip samples (sys.c): the monotonic clock, or in tests the
  * virtual clock of stack_sys_set_clock() in whole milliseconds. */
 uint64_t stack_now_us(void);
+/* tcp_output.c: lwIP's tcp_output() without its walk of the unacknowledged queue; lwIP's own
+ * files call it in place of tcp_output() (cmake/lwip.cmake), and so does stack/. */
+err_t stack_tcp_output(struct tcp_pcb *pcb);
+/* sys.c, as lwIP frees the len bytes at p: tcp_output.c forgets what it remembered there. */
+void stack_tcp_output_freed(const void *p, size_t len);
+/* Tests: check every remembered segment against the queue before it is used (aborts if off). */
+void stack_tcp_output_verify(int on);
 /* Frees a closing stack once its handles and connections are all gone. */
 void stack_maybe_free(struct stack *s);
 

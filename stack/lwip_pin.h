@@ -54,6 +54,12 @@
  *   - unsent, unacked, unsent_oversize: recovery.c moves lost segments from unacked back into
  *     unsent in sequence order, and re-sorts unsent when lwIP's RTO put resent data behind later
  *     segments (lwIP sends unsent strictly from its head).
+ *   - unacked, for the length of one call of lwIP's tcp_output(): tcp_output.c points it at a
+ *     segment further down the queue, relying on tcp_output() reading unacked only to find the
+ *     queue's end (walking from it), to compare it with NULL, and to slot in a resent segment
+ *     below the end (never the case when it does this); it reads tcp_input_pcb, snd_wnd, cwnd,
+ *     lastack, snd_nxt and each segment's tcphdr->seqno, len and TCP_TCPLEN() as tcp_output()
+ *     does, and relies on every segment and pcb being freed through mem_clib_free (sys.c).
  *   - cwnd, ssthresh, dupacks, flags (TF_INFR cleared): recovery.c runs SACK-based fast
  *     recovery in place of lwIP's, keeping lwIP's duplicate-ACK counter at zero.
  *   - struct tcp_seg.flags bits 0x40 and 0x80 (lwIP 2.1.3 uses 0x01 to 0x10): recovery.c marks
@@ -96,6 +102,8 @@
  *     (Linux does), acknowledgement included (tcp_send.c adds a pure ACK);
  *   - ICMP errors never reach TCP (stack.c reads them itself, packet.c);
  *   - tcp_write() walks the whole unsent queue to find its end (tcp_send.c keeps it short);
+ *   - tcp_output() walks the whole unacked queue to find its end before it sends (cmake/lwip.cmake
+ *     sends lwIP's calls of it to tcp_output.c, which lets it start near the end);
  *   - an odd segment that fills a hole is acknowledged only on the next fast timer tick, and
  *     every segment past a hole at once with SACK blocks (stack.c: ACK at once on the fill,
  *     the duplicates compressed);

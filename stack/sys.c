@@ -65,8 +65,11 @@ void *stack_mem_calloc(size_t n, size_t size)
 
 void stack_mem_free(void *p)
 {
-    if (p)
-        mem_in_use -= malloc_usable_size(p);
+    if (p) {
+        size_t n = malloc_usable_size(p);
+        mem_in_use -= n;
+        stack_tcp_output_freed(p, n);
+    }
     free(p);
 }
 

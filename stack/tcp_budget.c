@@ -151,7 +151,7 @@ void stack_tcp_open_window(struct stack_tcp *c)
     }
     if (before < c->pcb->mss && c->pcb->rcv_ann_wnd > before) {
         tcp_ack_now(c->pcb);
-        tcp_output(c->pcb);
+        stack_tcp_output(c->pcb);
     }
 }
 

@@ -23,6 +23,7 @@
 #include "lwip/pbuf.h"
 #include "lwip/priv/tcp_priv.h" /* struct tcp_seg, tcp_seg_free(), TCP_SEQ_*, tcp_ack_now() */
 #include "lwip/tcp.h"
+#include "stack/internal.h"
 #include "stack/lwip_hooks.h"
 #include "stack/lwip_pin.h" /* lwIP internals: see there */
 
@@ -76,7 +77,7 @@ int stack_tcp_ooseq_input(struct tcp_pcb *pcb, const struct tcp_hdr *hdr, const 
             break; /* the list is in order: nothing further can hold it */
         if (TCP_SEQ_LEQ(sl, left) && TCP_SEQ_LEQ(right, sr)) {
             tcp_ack_now(pcb);
-            tcp_output(pcb);
+            stack_tcp_output(pcb);
             return 1;
         }
     }

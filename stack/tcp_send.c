@@ -114,7 +114,7 @@ ssize_t stack_tcp_push(struct stack_tcp *c, const uint8_t *data, size_t len)
         off += chunk;
     }
     if (off > 0 && c->pcb)
-        tcp_output(c->pcb);
+        stack_tcp_output(c->pcb);
     c->bytes_up += off;
     return (ssize_t)off;
 }
@@ -331,7 +331,7 @@ static void stack_tcp_probe_look(void *arg)
         /* With the window shut the queued data cannot go, so tcp_output() sends the ACK alone. */
         if (stack_tcp_probed(c, pcb) && pcb->snd_wnd == 0) {
             tcp_set_flags(pcb, TF_ACK_NOW);
-            tcp_output(pcb);
+            stack_tcp_output(pcb);
         }
     }
     if (!v2s_list_empty(&s->conns) && stack_timers_tcp_awake())

@@ -13,6 +13,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "stack/internal.h"
+
 #define TEST_DECLARE(name) int unit_test_##name(void);
 #define TEST_ENTRY(name) {#name, unit_test_##name},
 #define TEST_LIST_START static const struct unit_test unit_tests[] = {
@@ -82,6 +84,8 @@ int main(int argc, char **argv)
 {
     size_t count = sizeof(unit_tests) / sizeof(unit_tests[0]) - 1;
 
+    /* Every segment stack/tcp_output.c remembers is checked against lwIP's queue before use. */
+    stack_tcp_output_verify(1);
     /* Line-buffered, so our lines and the children's stderr come out in order in a pipe. */
     setvbuf(stdout, NULL, _IOLBF, 0);
 
