@@ -47,6 +47,21 @@ static void rec_ack(struct rec *k, uint32_t ack, uint32_t left, uint32_t right)
     harness_tun_settle(&k->tcp.tun);
 }
 
+/* The same with two SACK blocks, [l1, r1) first. */
+static void rec_ack2(struct rec *k, uint32_t ack, uint32_t l1, uint32_t r1, uint32_t l2, uint32_t r2)
+{
+    uint8_t pkt[200], opts[20] = {1, 1, 5, 18};
+    v2s_put_be32(opts + 4, l1);
+    v2s_put_be32(opts + 8, r1);
+    v2s_put_be32(opts + 12, l2);
+    v2s_put_be32(opts + 16, r2);
+    size_t len = harness_tun_tcp4(pkt, sizeof(pkt), &k->tcp.peer, 80, &k->tcp.us, k->tcp.sport, 0x10,
+                                  REC_PEER_ISN + 1, ack, 65535, opts, sizeof(opts), NULL, 0);
+    ASSERT(len > 0);
+    stack_input(k->tcp.tun.stack, pkt, len);
+    harness_tun_settle(&k->tcp.tun);
+}
+
 /* How often the segment starting at seq was sent. */
 static int rec_times(const struct rec *k, uint32_t seq)
 {
@@ -130,5 +145,91 @@ TEST_IMPL(stack_recovery_lost_resend)
     }
     harness_tun_tcp_close(&k.tcp);
     ASSERT_EQ(k.tcp.app.done, 1);
+    return 0;
+}
+
+/* Slow start up to at least 12 segments in flight, every segment acknowledged; returns the
+ * index of the first segment not acknowledged. */
+static size_t rec_grow(struct rec *k)
+{
+    uint32_t acked = k->tcp.syn_seq + 1;
+    while (rec_high(k) - acked < 12 * REC_MSS) {
+        acked = rec_high(k);
+        rec_ack(k, acked, 0, 0);
+    }
+    size_t first = 0;
+    while (k->seq[first] != acked)
+        first++;
+    return first;
+}
+
+/* Acknowledges everything until the upload is done, and closes. */
+static void rec_finish(struct rec *k)
+{
+    uint32_t acked = 0;
+    while (rec_high(k) != acked || acked - (k->tcp.syn_seq + 1) < REC_UPLOAD) {
+        acked = rec_high(k);
+        rec_ack(k, acked, 0, 0);
+    }
+    harness_tun_tcp_close(&k->tcp);
+    ASSERT_EQ(k->tcp.app.done, 1);
+}
+
+/* A segment lost, then its resend lost as well, and nothing sent after the resend arrives (the
+ * window full, or the upload at its end): no SACK can show the resend lost. The recovery timer
+ * resends it within a few milliseconds (the virtual clock's round trip is 0: its 2 ms floor),
+ * long before lwIP's retransmission timer (150 ms at least), and resends nothing else. */
+TEST_IMPL(stack_recovery_timer_resend)
+{
+    static struct rec k;
+    rec_open(&k, 22);
+    size_t first = rec_grow(&k);
+    uint32_t hole = k.seq[first], high = rec_high(&k);
+    for (size_t i = first + 1; i < k.n && k.seq[i] != high; i++)
+        rec_ack(&k, hole, k.seq[first + 1], k.seq[i] + k.len[i]);
+    ASSERT_EQ(rec_times(&k, hole), 2);
+    size_t resend = k.n;
+    while (k.seq[resend - 1] != hole)
+        resend--;
+
+    /* The peer hears nothing more: the resend and all after it are lost. */
+    for (int ms = 0; ms < 20 && rec_times(&k, hole) == 2; ms++)
+        harness_tun_advance(&k.tcp.tun, 1);
+    ASSERT_EQ(rec_times(&k, hole), 3);
+    for (size_t i = first + 1; i < k.n; i++)
+        if (k.seq[i] != hole)
+            ASSERT_EQ(rec_times(&k, k.seq[i]), 1); /* no go-back-N, nothing else again */
+
+    rec_finish(&k);
+    return 0;
+}
+
+/* Two segments lost (A and C), both resends lost too, and the peer silent until lwIP's
+ * retransmission timer fires; it puts every unacknowledged segment back in line. The peer then
+ * has A and acknowledges up to C, SACKing everything after C: only C is sent again, not the
+ * SACKed segment D after it that the window would let out beside it. */
+TEST_IMPL(stack_recovery_timeout_keeps_sacked)
+{
+    static struct rec k;
+    rec_open(&k, 23);
+    size_t first = rec_grow(&k);
+    uint32_t a = k.seq[first], b = k.seq[first + 1], c = k.seq[first + 2], d = k.seq[first + 3];
+    uint32_t high = rec_high(&k);
+    rec_ack(&k, a, b, c);
+    for (size_t i = first + 3; i < k.n && k.seq[i] != high; i++)
+        rec_ack2(&k, a, d, k.seq[i] + k.len[i], b, c);
+    ASSERT_EQ(rec_times(&k, a), 2);
+    ASSERT_EQ(rec_times(&k, c), 2);
+    size_t before = k.n;
+
+    /* Silence: the recovery timer resends A (with backoff), then lwIP's timer fires. */
+    harness_tun_advance(&k.tcp.tun, 3000);
+    ASSERT(k.n > before);
+    int c_sent = rec_times(&k, c);
+    rec_ack2(&k, c, d, high, 0, 0);
+    ASSERT_EQ(rec_times(&k, c), c_sent + 1);
+    ASSERT_EQ(rec_times(&k, d), 1);
+
+    rec_finish(&k);
     return 0;
 }
