@@ -10,8 +10,9 @@
  * segment before lwIP processes it:
  *   - SACK blocks mark the segments of pcb->unacked they cover (a spare bit in tcp_seg.flags);
  *   - a segment is lost once more than two segments' worth of data above it is SACKed;
- *   - on the first loss: ssthresh = half the data in flight, recovery lasts until everything sent
- *     before it is acknowledged (the recovery point);
+ *   - on the first loss: ssthresh = half the data in flight, but not below the pipe the
+ *     connection is known to fill (recovery_cut()), recovery lasts until everything sent before
+ *     it is acknowledged (the recovery point);
  *   - during recovery, lost segments are moved back to pcb->unsent (in sequence order, as
  *     lwIP's own tcp_rexmit() does) while the estimated data in the network ("pipe": not SACKed
  *     and not lost, plus what we resent) stays under ssthresh, and cwnd is set so that lwIP's
@@ -64,6 +65,7 @@
 #include "lwip/timeouts.h"
 #include "stack/internal.h" /* stack_now_us(), stack_tcp_output() */
 #include "stack/lwip_hooks.h"
+#include "stack/internal.h"
 #include "stack/lwip_pin.h" /* lwIP internals: see there */
 
 /* Spare bits of tcp_seg.flags (lwIP uses 0x01-0x10). */
@@ -72,6 +74,14 @@
 
 /* TCP option kind of SACK blocks (RFC 2018); lwIP names only SACK-permitted. */
 #define TCP_OPT_SACK 5
+
+/* How much a loss may cut the window: the rate-derived floor (recovery_cut()). */
+enum {
+    RECOVERY_QUEUE_US = 750,         /* Q, the queueing allowed on top of the minimum RTT */
+    RECOVERY_BW_INTERVAL_US = 4000,  /* the delivery rate over intervals of 4 ms at least... */
+    RECOVERY_BW_SAMPLES = 10,        /* ...is the maximum over the last 10 to 20 of them */
+    RECOVERY_RTT_EPOCH_US = 2000000  /* the minimum RTT over the last 2 to 4 seconds */
+};
 
 /* Per-connection state, allocated at the first ACK of data sent (for the round trip samples)
  * and freed with the pcb. */
@@ -94,6 +104,17 @@ struct recovery {
     unsigned fired;     /* timer resends since then: the wait doubles with each */
     int armed;
     int in_rto;         /* TF_RTO seen (for the count of timeouts) */
+    /* Delivery rate in bytes per second, as two halves of a windowed maximum; samples in the
+     * current half; the interval being measured (bw_on), from bw_ack at bw_t0_us. */
+    uint64_t bw[2];
+    unsigned bw_samples;
+    int bw_on;
+    uint32_t bw_ack;
+    uint64_t bw_t0_us;
+    /* Minimum RTT in microseconds, as two halves of a windowed minimum (0: no sample), and when
+     * the current half began. */
+    uint32_t min_rtt[2];
+    uint64_t rtt_epoch_us;
 };
 
 /* For the log at exit: how often recovery ran, what it resent, and how many of those resends
@@ -287,6 +308,94 @@ static void recovery_fit_window(struct tcp_pcb *pcb, const struct tcp_hdr *hdr)
         tcp_split_unsent_seg(pcb, (u16_t)wnd);
 }
 
+/* The connection's delivery rate: the bytes cumulatively acknowledged over an interval of at
+ * least RECOVERY_BW_INTERVAL_US and one minimum RTT, outside loss recovery (where the cumulative
+ * ACK stands still and then jumps over what was SACKed earlier). Not per round trip: ACKs reach
+ * us in bursts (four processes take turns on two cores), and one burst made a per-round sample
+ * of ~1 ms two or three times the real rate; the floor then kept the window far above where
+ * ocserv drops, 11-15 % of the datagrams were lost and the upload fell to 0.79x ocproxy. */
+static void recovery_rate_sample(struct recovery *r, uint32_t ackno)
+{
+    uint64_t now = stack_now_us();
+    if (r->active) {
+        r->bw_on = 0;
+        return;
+    }
+    if (!r->bw_on) {
+        r->bw_on = 1;
+        r->bw_ack = ackno;
+        r->bw_t0_us = now;
+        return;
+    }
+    uint64_t elapsed = now - r->bw_t0_us;
+    if (elapsed < RECOVERY_BW_INTERVAL_US || elapsed < LWIP_MAX(r->min_rtt[0], r->min_rtt[1]))
+        return;
+    uint64_t bw = (uint64_t)(ackno - r->bw_ack) * 1000000u / elapsed;
+    if (bw > r->bw[0])
+        r->bw[0] = bw;
+    if (++r->bw_samples >= RECOVERY_BW_SAMPLES) {
+        r->bw[1] = r->bw[0];
+        r->bw[0] = 0;
+        r->bw_samples = 0;
+    }
+    r->bw_ack = ackno;
+    r->bw_t0_us = now;
+}
+
+/* The minimum RTT over the last 2 to 4 seconds, from each round trip sample at now. */
+static void recovery_min_rtt(struct recovery *r, uint32_t rtt_us, uint64_t now)
+{
+    if (now - r->rtt_epoch_us >= RECOVERY_RTT_EPOCH_US) {
+        r->min_rtt[1] = r->min_rtt[0];
+        r->min_rtt[0] = 0;
+        r->rtt_epoch_us = now;
+    }
+    if (rtt_us && (!r->min_rtt[0] || rtt_us < r->min_rtt[0]))
+        r->min_rtt[0] = rtt_us;
+}
+
+/* ssthresh after a loss, with basis the data the cut applies to (what was in flight, or the
+ * ssthresh being cut once more): half of it, as RFC 5681 has it, but not less than the pipe the
+ * connection is known to fill, bw_max x (min_rtt + Q), and never more than basis itself: a loss
+ * only ever lowers the window.
+ *
+ * Why: the openconnect upload overflows ocserv's UDP socket (about 90 datagrams) at 96 to
+ * 129 KB in flight, and each halving then takes ~50 round trips of lwIP's 1 MSS per round to
+ * undo, while the delivery rate measured against what is in flight was 89-91 MB/s at 32-96 KB
+ * and 111-115 MB/s at 112-176 KB: the halved window leaves the path idle half the time. A
+ * fixed floor of 128 KiB gave 1.52-1.69x ocproxy's upload against 1.29-1.49x (kernel TUN
+ * 0.84-0.88x against 0.73-0.78x); but a fixed floor is no congestion control on a slow path.
+ * This floor is the connection's own pipe: on that path bw_max was 111-191 MB/s (mean 137) and
+ * min_rtt 0.1-0.13 ms, which makes ~120 KB, about what is in flight at the loss. On a
+ * 10 Mbit/s x 20 ms path it is 1.25 KB/ms x 20.75 ms = 26 KB, below half of a full pipe (the
+ * window at a loss is the pipe and the buffer), so it changes nothing there; a path whose buffer
+ * is shallower than its pipe keeps its pipe full, as BBR would. Both estimators are windowed
+ * maxima/minima of measured samples, never of the window itself, so the floor cannot feed itself
+ * (a floor that added the largest ACK burst did: 540 KB, collapse).
+ *
+ * Q, 0.75 ms: here RTT samples are 0.4-1.6 ms against a minimum near 0.1 ms, the queueing being
+ * mostly four processes (application, vpn2socks, openconnect, ocserv) taking turns on two cores;
+ * what a runnable process waits for its turn is a scheduler slice (sched_base_slice, 0.75 ms).
+ * Without Q the floor would be the bare pipe of an idle machine, below flight/2 here. With 1 ms
+ * the floor came to ~150 KB, above where ocserv drops, and the upload was 1.39x ocproxy (mean of
+ * five runs; main 1.27x in the same rounds); with 0.75 ms 1.14-1.64x (mean 1.47 of six, above
+ * main in each of three rounds; main 1.06-1.38x, mean 1.27 of ten), kernel TUN 0.77-1.01x (mean
+ * 0.88; main 0.71), with 2-9 % of the datagrams lost (main 0.2-2.7 %) and the same CPU per GiB. */
+static uint32_t recovery_cut(const struct tcp_pcb *pcb, const struct recovery *r, uint32_t basis)
+{
+    uint32_t cut = LWIP_MAX(basis / 2, 2U * pcb->mss);
+    uint64_t bw = LWIP_MAX(r->bw[0], r->bw[1]);
+    uint32_t rtt = r->min_rtt[1];
+    if (r->min_rtt[0] && (!rtt || r->min_rtt[0] < rtt))
+        rtt = r->min_rtt[0];
+    if (bw && rtt) {
+        uint64_t pipe = bw * (rtt + RECOVERY_QUEUE_US) / 1000000u;
+        if (pipe > cut)
+            cut = pipe < basis ? (uint32_t)pipe : basis;
+    }
+    return LWIP_MAX(cut, 2U * pcb->mss);
+}
+
 /* More than two segments' worth of what left after the latest resend is SACKed, so every
  * resent segment still neither acknowledged nor SACKed was lost again (the segments after it
  * arrived; RFC 8985's view of a lost retransmission, with the resend's order in place of its
@@ -317,7 +426,7 @@ static void recovery_lost_resend(struct tcp_pcb *pcb, struct recovery *r, uint32
     recovery_lost_resends += (unsigned long)lost;
     r->resent = 0;
     r->point = pcb->snd_nxt;
-    pcb->ssthresh = LWIP_MAX(pcb->ssthresh / 2, 2U * pcb->mss);
+    pcb->ssthresh = recovery_cut(pcb, r, pcb->ssthresh);
 }
 
 /* The recovery timer. recovery_lost_resend() needs SACKs of what left after a resend; when the
@@ -445,9 +554,11 @@ static void recovery_rtt_sample(struct recovery *r, uint32_t ackno, const uint32
         done = TCP_SEQ_LT(left[b], r->probe_end) && TCP_SEQ_GEQ(right[b], r->probe_end);
     if (!done)
         return;
-    r->rtt_us = (uint32_t)(stack_now_us() - r->probe_us);
+    uint64_t now = stack_now_us();
+    r->rtt_us = (uint32_t)(now - r->probe_us);
     r->rtt_known = 1;
     r->probe_us = 0;
+    recovery_min_rtt(r, r->rtt_us, now);
 }
 
 err_t stack_recovery_input(struct tcp_pcb *pcb, const struct tcp_hdr *hdr, u16_t optlen, u16_t opt1len,
@@ -482,13 +593,17 @@ err_t stack_recovery_input(struct tcp_pcb *pcb, const struct tcp_hdr *hdr, u16_t
             r->probe_us = 0;
             recovery_timeouts++;
         }
+        if (r)
+            r->bw_on = 0;
         if (active)
             r->active = 0;
         recovery_rto_skip_sacked(pcb, ackno, left, right, nblocks);
         return ERR_OK;
     }
-    if (r)
+    if (r) {
         r->in_rto = 0;
+        recovery_rate_sample(r, ackno);
+    }
     if (active) {
         r->heard_us = stack_now_us();
         r->fired = 0;
@@ -561,11 +676,12 @@ err_t stack_recovery_input(struct tcp_pcb *pcb, const struct tcp_hdr *hdr, u16_t
         recovery_episodes++;
         if (pcb->flags & TF_INFR) {
             /* lwIP began its own fast retransmit before the SACKs showed more: it already
-             * halved ssthresh and resent the first segment. */
+             * halved ssthresh and resent the first segment; the floor still applies. */
             tcp_clear_flags(pcb, TF_INFR);
-        } else {
             uint32_t flight = pcb->snd_nxt - pcb->lastack;
-            pcb->ssthresh = LWIP_MAX(flight / 2, 2U * pcb->mss);
+            pcb->ssthresh = LWIP_MAX(pcb->ssthresh, LWIP_MIN(recovery_cut(pcb, r, flight), flight));
+        } else {
+            pcb->ssthresh = recovery_cut(pcb, r, pcb->snd_nxt - pcb->lastack);
         }
     }
 

@@ -1,8 +1,9 @@
 /* SACK loss recovery for what the stack sends (stack/recovery.c): a resent segment that is lost
  * again is resent once the peer SACKs what left after it, without waiting for lwIP's
- * retransmission timer (which would resend the whole window from the hole). The real stack and
- * lwIP behind the fake tunnel; the test plays the server's TCP by hand (harness_tun_tcp), and a
- * loopback socket is the bridged application, which uploads. */
+ * retransmission timer (which would resend the whole window from the hole); and a loss cuts the
+ * window to half of what was in flight, but not below the pipe the connection is known to fill.
+ * The real stack and lwIP behind the fake tunnel; the test plays the server's TCP by hand
+ * (harness_tun_tcp), and a loopback socket is the bridged application, which uploads. */
 #include <stdint.h>
 #include <string.h>
 
@@ -10,7 +11,9 @@
 
 #include "base/bytes.h"
 #include "harness_tun.h"
+#include "lwip/tcp.h"
 #include "stack/stack.h"
+#include "stack/tcp_internal.h"
 #include "test.h"
 
 enum { REC_MAX = 512, REC_PEER_ISN = 3000000, REC_MSS = 1000, REC_UPLOAD = 200 * 1000 };
@@ -231,5 +234,156 @@ TEST_IMPL(stack_recovery_timeout_keeps_sacked)
     ASSERT_EQ(rec_times(&k, d), 1);
 
     rec_finish(&k);
+    return 0;
+}
+
+/* A path for the window cut at a loss: the stack's segments reach the peer delay_ms later,
+ * through a bottleneck that passes per_ms segments a millisecond in order; the peer acknowledges
+ * each one as it passes, with a SACK block while a hole is open, and a window of wnd bytes for
+ * the first half of the upload, 64 KiB after. The one segment of new data sent while limit
+ * segments or more are outstanding is lost. */
+enum { PATH_QUEUE = 512, PATH_UPLOAD = 600 * 1000 };
+
+/* Sequence number order. */
+static int seq_lt(uint32_t a, uint32_t b)
+{
+    return (int32_t)(a - b) < 0;
+}
+
+struct path {
+    struct harness_tun_tcp tcp;
+    unsigned per_ms, delay_ms, limit;
+    uint16_t wnd;
+    uint32_t seq[PATH_QUEUE], len[PATH_QUEUE], ready[PATH_QUEUE]; /* the bottleneck's queue */
+    size_t head, tail;
+    uint32_t high;            /* the highest sequence number sent */
+    uint32_t rcv_nxt, sack_l, sack_r;
+    int dropped;
+};
+
+/* An ACK from the peer of a path (below) for everything below ack, with one SACK block
+ * [left, right) unless left is 0, and the window field wnd, run through the loop. */
+static void path_ack(struct harness_tun_tcp *h, uint32_t ack, uint32_t left, uint32_t right, uint16_t wnd)
+{
+    uint8_t pkt[200], opts[12] = {1, 1, 5, 10};
+    v2s_put_be32(opts + 4, left);
+    v2s_put_be32(opts + 8, right);
+    size_t len = harness_tun_tcp4(pkt, sizeof(pkt), &h->peer, 80, &h->us, h->sport, 0x10, REC_PEER_ISN + 1, ack,
+                                  wnd, opts, left ? sizeof(opts) : 0, NULL, 0);
+    ASSERT(len > 0);
+    stack_input(h->tun.stack, pkt, len);
+    harness_tun_settle(&h->tun);
+}
+
+static void path_send(struct harness_tun *t, const uint8_t *pkt, size_t len)
+{
+    struct path *k = t->arg;
+    const uint8_t *tcp = pkt + 20;
+    uint32_t payload = (uint32_t)(len - 20 - (size_t)(tcp[12] >> 4) * 4), seq = v2s_get_be32(tcp + 4);
+    if (!payload)
+        return;
+    if (seq + payload - k->high < 0x80000000u) {
+        if (!k->dropped && k->high - k->rcv_nxt >= k->limit * REC_MSS) {
+            k->dropped = 1;
+            k->high = seq + payload;
+            return;
+        }
+        k->high = seq + payload;
+    }
+    ASSERT(k->tail - k->head < PATH_QUEUE);
+    size_t i = k->tail++ % PATH_QUEUE;
+    k->seq[i] = seq;
+    k->len[i] = payload;
+    k->ready[i] = t->now_ms + k->delay_ms;
+}
+
+/* Runs the upload to its end; returns ssthresh right after the loss, with *flight what was in
+ * flight just before it. */
+static uint32_t path_run(struct path *k, unsigned per_ms, unsigned delay_ms, uint16_t wnd, unsigned limit,
+                         uint32_t *flight)
+{
+    memset(k, 0, sizeof(*k));
+    k->wnd = wnd;
+    k->per_ms = per_ms;
+    k->delay_ms = delay_ms;
+    k->limit = limit;
+    const struct harness_tun_tcp_config cfg = {
+        .seed = 23, .port = 80, .isn = REC_PEER_ISN, .wnd = 65535, .mss = REC_MSS, .sack = 1};
+    harness_tun_tcp_up(&k->tcp, &cfg, path_send, k);
+    harness_tun_tcp_connect(&k->tcp);
+    k->high = k->rcv_nxt = k->tcp.syn_seq + 1;
+    harness_tun_tcp_established(&k->tcp);
+    static uint8_t data[PATH_UPLOAD];
+    memset(data, 'u', sizeof(data));
+    for (size_t off = 0; off < sizeof(data);) {
+        uv_buf_t b = uv_buf_init((char *)data + off, (unsigned)(sizeof(data) - off));
+        int w = uv_try_write((uv_stream_t *)&k->tcp.app.client, &b, 1);
+        ASSERT(w > 0);
+        off += (size_t)w;
+    }
+    harness_tun_settle(&k->tcp.tun);
+    struct tcp_pcb *pcb = k->tcp.c->pcb;
+    uint32_t initial = pcb->ssthresh, cut = 0;
+    for (unsigned ms = 0; k->rcv_nxt - (k->tcp.syn_seq + 1) < PATH_UPLOAD; ms++) {
+        ASSERT(ms < 5000); /* never a retransmission timeout */
+        harness_tun_advance(&k->tcp.tun, 1);
+        for (unsigned n = 0; n < k->per_ms && k->head != k->tail; n++) {
+            size_t i = k->head % PATH_QUEUE;
+            if (k->ready[i] > k->tcp.tun.now_ms)
+                break;
+            k->head++;
+            uint32_t start = k->seq[i], end = start + k->len[i];
+            if (!seq_lt(k->rcv_nxt, start) && seq_lt(k->rcv_nxt, end)) {
+                k->rcv_nxt = end;
+                if (k->sack_l && !seq_lt(k->rcv_nxt, k->sack_l)) {
+                    k->rcv_nxt = seq_lt(k->rcv_nxt, k->sack_r) ? k->sack_r : k->rcv_nxt;
+                    k->sack_l = 0;
+                }
+            } else if (seq_lt(k->rcv_nxt, start)) {
+                if (!k->sack_l || seq_lt(start, k->sack_l))
+                    k->sack_l = start;
+                if (!k->sack_r || seq_lt(k->sack_r, end))
+                    k->sack_r = end;
+            }
+            uint32_t before = pcb->snd_nxt - pcb->lastack;
+            uint16_t now_wnd = k->rcv_nxt - k->tcp.syn_seq < PATH_UPLOAD / 2 ? k->wnd : 65535;
+            path_ack(&k->tcp, k->rcv_nxt, k->sack_l, k->sack_l ? k->sack_r : 0, now_wnd);
+            if (!cut && pcb->ssthresh < initial) {
+                cut = pcb->ssthresh;
+                *flight = before;
+            }
+        }
+    }
+    ASSERT(k->dropped);
+    harness_tun_tcp_close(&k->tcp);
+    ASSERT_EQ(k->tcp.app.done, 1);
+    return cut;
+}
+
+/* A loss on a fast short path (30 MB/s, 1 ms; a 40 KB window for the first half of the upload,
+ * then 64 KiB, and the loss at 45 KB in flight): the window is cut to the pipe the connection is
+ * known to fill, the delivery rate times (the minimum RTT + 0.75 ms), 30 KB/ms x 1.75 ms = 52.5
+ * KB, not to half of what was in flight (65 KB). The openconnect upload, whose ocserv drops bursts
+ * at ~100-130 KB in flight at ~110 MB/s, lost half its window to every burst. */
+TEST_IMPL(stack_recovery_cut_fast_path)
+{
+    static struct path k;
+    uint32_t flight = 0, cut = path_run(&k, 30, 1, 40000, 45, &flight);
+    ASSERT(flight >= 60 * REC_MSS);
+    ASSERT(cut >= 50 * REC_MSS);
+    ASSERT(cut <= 55 * REC_MSS);
+    return 0;
+}
+
+/* The same loss on a slow path with a deep buffer (1 MB/s, 20 ms, the loss at 60 KB in flight,
+ * three times the pipe): the pipe, 1 KB/ms x 20.75 ms, is less than half of what was in flight,
+ * which is what the window is cut to, as before. */
+TEST_IMPL(stack_recovery_cut_slow_path)
+{
+    static struct path k;
+    uint32_t flight = 0, cut = path_run(&k, 1, 20, 65535, 60, &flight);
+    ASSERT(flight >= 60 * REC_MSS);
+    ASSERT(cut <= flight / 2 + REC_MSS);
+    ASSERT(cut >= flight / 2 - REC_MSS);
     return 0;
 }
