@@ -65,7 +65,6 @@
 #include "lwip/timeouts.h"
 #include "stack/internal.h" /* stack_now_us(), stack_tcp_output() */
 #include "stack/lwip_hooks.h"
-#include "stack/internal.h"
 #include "stack/lwip_pin.h" /* lwIP internals: see there */
 
 /* Spare bits of tcp_seg.flags (lwIP uses 0x01-0x10). */
@@ -375,8 +374,10 @@ static void recovery_min_rtt(struct recovery *r, uint32_t rtt_us, uint64_t now)
  *
  * Q, 0.75 ms: here RTT samples are 0.4-1.6 ms against a minimum near 0.1 ms, the queueing being
  * mostly four processes (application, vpn2socks, openconnect, ocserv) taking turns on two cores;
- * what a runnable process waits for its turn is a scheduler slice (sched_base_slice, 0.75 ms).
- * Without Q the floor would be the bare pipe of an idle machine, below flight/2 here. With 1 ms
+ * what a runnable process waits for its turn is of the order of a scheduler slice (Linux's
+ * sched_base_slice: 0.75 ms, scaled by the number of CPUs, 1.5 ms on two). So Q is of that order,
+ * and the value was chosen by measurement: without Q the floor would be the bare pipe of an idle
+ * machine, below flight/2 here. With 1 ms
  * the floor came to ~150 KB, above where ocserv drops, and the upload was 1.39x ocproxy (mean of
  * five runs; main 1.27x in the same rounds); with 0.75 ms 1.14-1.64x (mean 1.47 of six, above
  * main in each of three rounds; main 1.06-1.38x, mean 1.27 of ten), kernel TUN 0.77-1.01x (mean
