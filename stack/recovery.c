@@ -228,6 +228,15 @@ static int parse_sack(const struct tcp_hdr *hdr, u16_t optlen, u16_t opt1len, co
 }
 
 /* Moves seg (already unlinked from unacked) into unsent, keeping unsent in sequence order. */
+/* Whether one of the n SACK blocks covers [start, end) whole. */
+static int sack_covers(uint32_t start, uint32_t end, const uint32_t *left, const uint32_t *right, int n)
+{
+    for (int b = 0; b < n; b++)
+        if (TCP_SEQ_GEQ(start, left[b]) && TCP_SEQ_LEQ(end, right[b]) && TCP_SEQ_LT(left[b], right[b]))
+            return 1;
+    return 0;
+}
+
 static void requeue(struct tcp_pcb *pcb, struct tcp_seg *seg)
 {
     struct tcp_seg **at = &pcb->unsent;
@@ -313,9 +322,8 @@ static void recovery_fit_window(struct tcp_pcb *pcb, const struct tcp_hdr *hdr)
  * us in bursts (four processes take turns on two cores), and one burst made a per-round sample
  * of ~1 ms two or three times the real rate; the floor then kept the window far above where
  * ocserv drops, 11-15 % of the datagrams were lost and the upload fell to 0.79x ocproxy. */
-static void recovery_rate_sample(struct recovery *r, uint32_t ackno)
+static void recovery_rate_sample(struct recovery *r, uint32_t ackno, uint64_t now)
 {
-    uint64_t now = stack_now_us();
     if (r->active) {
         r->bw_on = 0;
         return;
@@ -526,9 +534,8 @@ static void recovery_rto_skip_sacked(struct tcp_pcb *pcb, uint32_t ackno, const 
     while (*link && TCP_SEQ_LT(seg_seq(*link), pcb->snd_nxt)) {
         struct tcp_seg *seg = *link;
         uint32_t start = seg_seq(seg), end = start + TCP_TCPLEN(seg);
-        for (int b = 0; b < nblocks && !(seg->flags & SEG_SACKED); b++)
-            if (TCP_SEQ_GEQ(start, left[b]) && TCP_SEQ_LEQ(end, right[b]) && TCP_SEQ_LT(left[b], right[b]))
-                seg->flags |= SEG_SACKED;
+        if (sack_covers(start, end, left, right, nblocks))
+            seg->flags |= SEG_SACKED;
         if (!(seg->flags & SEG_SACKED) || TCP_SEQ_LEQ(end, ackno) || TCP_SEQ_GT(end, pcb->snd_nxt)) {
             link = &seg->next;
             continue;
@@ -548,14 +555,13 @@ static void recovery_rto_skip_sacked(struct tcp_pcb *pcb, uint32_t ackno, const 
 
 /* A round trip sample when the timed segment is acknowledged or SACKed. */
 static void recovery_rtt_sample(struct recovery *r, uint32_t ackno, const uint32_t *left, const uint32_t *right,
-                                int nblocks)
+                                int nblocks, uint64_t now)
 {
     int done = TCP_SEQ_GEQ(ackno, r->probe_end);
     for (int b = 0; b < nblocks && !done; b++)
         done = TCP_SEQ_LT(left[b], r->probe_end) && TCP_SEQ_GEQ(right[b], r->probe_end);
     if (!done)
         return;
-    uint64_t now = stack_now_us();
     r->rtt_us = (uint32_t)(now - r->probe_us);
     r->rtt_known = 1;
     r->probe_us = 0;
@@ -585,28 +591,28 @@ err_t stack_recovery_input(struct tcp_pcb *pcb, const struct tcp_hdr *hdr, u16_t
         return ERR_OK; /* not an acceptable ACK: lwIP deals with it */
     uint32_t left[LWIP_TCP_MAX_SACK_NUM + 1], right[LWIP_TCP_MAX_SACK_NUM + 1];
     int nblocks = parse_sack(hdr, optlen, opt1len, opt2, left, right, LWIP_TCP_MAX_SACK_NUM + 1);
+    uint64_t now = r ? stack_now_us() : 0; /* one clock read per segment */
     if (r && r->probe_us)
-        recovery_rtt_sample(r, ackno, left, right, nblocks);
+        recovery_rtt_sample(r, ackno, left, right, nblocks, now);
     if (pcb->flags & TF_RTO) {
         /* The retransmission timer fired: lwIP resends everything from lastack; ours is over. */
-        if (r && !r->in_rto) {
+        if (r) {
+            if (!r->in_rto)
+                recovery_timeouts++;
             r->in_rto = 1;
             r->probe_us = 0;
-            recovery_timeouts++;
-        }
-        if (r)
             r->bw_on = 0;
-        if (active)
             r->active = 0;
+        }
         recovery_rto_skip_sacked(pcb, ackno, left, right, nblocks);
         return ERR_OK;
     }
     if (r) {
         r->in_rto = 0;
-        recovery_rate_sample(r, ackno);
+        recovery_rate_sample(r, ackno, now);
     }
     if (active) {
-        r->heard_us = stack_now_us();
+        r->heard_us = now;
         r->fired = 0;
     }
     if (active && TCP_SEQ_GEQ(ackno, r->point)) {
@@ -627,14 +633,8 @@ err_t stack_recovery_input(struct tcp_pcb *pcb, const struct tcp_hdr *hdr, u16_t
         uint32_t start = seg_seq(seg), end = start + TCP_TCPLEN(seg);
         if (TCP_SEQ_LEQ(end, ackno))
             continue;
-        if (!(seg->flags & SEG_SACKED)) {
-            for (int b = 0; b < nblocks; b++) {
-                if (TCP_SEQ_GEQ(start, left[b]) && TCP_SEQ_LEQ(end, right[b]) && TCP_SEQ_LT(left[b], right[b])) {
-                    seg->flags |= SEG_SACKED;
-                    break;
-                }
-            }
-        }
+        if (!(seg->flags & SEG_SACKED) && sack_covers(start, end, left, right, nblocks))
+            seg->flags |= SEG_SACKED;
         if (seg->flags & SEG_SACKED) {
             sacked_total += end - start;
             if (active && r->resent && TCP_SEQ_GEQ(start, r->mark))
