@@ -48,6 +48,8 @@
 # Both clients run side by side in the client namespace and their transfers alternate, so that a
 # slow minute of a shared machine hits both alike; the header counts the timed transfers that had
 # other lab runs beside them. Needs root (network namespaces, the stock client's TUN).
+# A timed transfer or SHA-256 check that failed is listed under the table, and the exit status is
+# then 1 (a median leaves out the timed runs that failed).
 # The binaries: $VPN2SOCKS_BIN (else build/vpn2socks); netbench and relay from $BENCH_TOOLS_DIR,
 # else the bench/ folder of the binary's build tree, else compiled here with cc.
 set -u
@@ -165,6 +167,8 @@ lab_wait_listen "$LAB_SERVER_NS" tcp "$LAB_INTERNAL_IP" "$NB_PORT" || lab_die "n
 CLK_TCK=$(getconf CLK_TCK)
 RAW=$LAB_RUN_DIR/raw.txt
 : >"$RAW"
+FAILED=$LAB_RUN_DIR/failed.txt # one line per timed transfer or SHA-256 check that failed
+: >"$FAILED"
 declare -A R     # R[key] = figure
 
 # cpu_ticks PID: user + system time so far, in clock ticks
@@ -441,6 +445,9 @@ run_log() {
 run_failed() {
     say "  $3: transfer failed ($4)"
     echo "$1 run $2: failed ($4)" >>"$RAW"
+    local bytes secs
+    read -r bytes secs _ <<<"$4"
+    echo "$1 run $2: moved ${bytes:-?} bytes in ${secs:-?} s" >>"$FAILED"
 }
 # median_of FILE FIELD: the median of that field of FILE's lines (nan if none)
 median_of() { cut -d' ' -f"$2" "$1" | median; }
@@ -453,6 +460,7 @@ checked_xfer() {
         echo "ok ($((n / 1048576)) MiB)"
     else
         echo "FAILED ($((n / 1048576)) MiB)"
+        echo "SHA-256 check, $1, $((n / 1048576)) MiB" >>"$FAILED"
     fi
 }
 
@@ -847,6 +855,10 @@ fi
             "$((2 * ONE_WAY_MS)) ms: ours ${R[d-far,check,ours]:--}, stock ${R[d-far,check,stock]:--}"
     fi
     want openconnect && oc_footer
+    if [ -s "$FAILED" ]; then
+        echo "TRANSFERS THAT FAILED: $(wc -l <"$FAILED") (the medians leave out timed runs that failed):"
+        sed 's/^/  /' "$FAILED"
+    fi
     want scale && echo "scale: VmRSS KiB ours ${R[scale_rss,ours]:-?}, stock ${R[scale_rss,stock]:-?} (the stock client's sockets live in the kernel)"
     echo "CPU is the client process only (/proc/PID/stat user+system); the kernel's TCP work for the"
     echo "stock client's connections is not in its figure. Ratios: ours / stock."
@@ -875,4 +887,6 @@ if [ -n "$MARKDOWN" ]; then
     } >"$MARKDOWN"
     say "Markdown table in $MARKDOWN"
 fi
+# a transfer that failed is a finding, not noise: the table says so and the exit status too
+[ -s "$FAILED" ] && { say "$(wc -l <"$FAILED") transfers failed (listed under the table)"; exit 1; }
 exit 0
