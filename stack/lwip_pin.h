@@ -64,8 +64,8 @@
  *     does, and relies on every segment and pcb being freed through mem_clib_free (sys.c).
  *   - cwnd, ssthresh, dupacks, flags (TF_INFR cleared): recovery.c runs SACK-based fast
  *     recovery in place of lwIP's, keeping lwIP's duplicate-ACK counter at zero.
- *   - struct tcp_seg.flags bits 0x40 and 0x80 (lwIP 2.1.3 uses 0x01 to 0x10): recovery.c marks
- *     SACKed and resent segments; it also reads seg->tcphdr, seg->p->ref and seg->len.
+ *   - struct tcp_seg.flags bits 0x20, 0x40 and 0x80 (lwIP 2.1.3 uses 0x01 to 0x10): recovery.c
+ *     marks segments lost, SACKed and resent; it also reads seg->tcphdr, seg->p->ref and seg->len.
  *   - the TCP header's seqno and FIN flag in the output hook: recovery.c (below).
  *   - flags: tcp_close.c turns the TF_ACK_NOW that tcp_process() sets for a FIN received in
  *     ESTABLISHED (now CLOSE_WAIT) into TF_ACK_DELAY, from the receive callback that tcp_input()

@@ -24,8 +24,8 @@
  *     it is SACKed (recovery_lost_resend()); it is then resent once more.
  *   - a short recovery timer (recovery_timer(), RFC 8985's reordering timer and tail loss probe in
  *     one): when no ACK has come for a round trip and a quarter since the latest resend or ACK
- *     in recovery, what was resent and is still neither acknowledged nor SACKed is lost, and the
- *     oldest hole goes again at once rather than at lwIP's retransmission timeout.
+ *     in recovery, what was sent before it and is still neither acknowledged nor SACKed is lost,
+ *     and the holes go again at once rather than at lwIP's retransmission timeout.
  * If lwIP's retransmission timer fires all the same (TF_RTO: nothing came back at all), this code
  * stands aside until that ends, but for one thing: what the peer SACKed is not sent again
  * (recovery_rto_skip_sacked()).
@@ -67,7 +67,9 @@
 #include "stack/lwip_hooks.h"
 #include "stack/lwip_pin.h" /* lwIP internals: see there */
 
-/* Spare bits of tcp_seg.flags (lwIP uses 0x01-0x10). */
+/* Spare bits of tcp_seg.flags (lwIP uses 0x01-0x10). SEG_LOST: declared lost by the recovery
+ * timer and not resent since. */
+#define SEG_LOST 0x20U
 #define SEG_SACKED 0x40U
 #define SEG_RESENT 0x80U
 
@@ -99,7 +101,8 @@ struct recovery {
     uint32_t probe_end; /* the timed segment's end... */
     uint64_t probe_us;  /* ...and when it left; 0: none timed */
     /* The recovery timer (recovery_timer()). */
-    uint64_t heard_us;  /* the latest resend, or ACK in recovery */
+    uint64_t heard_us;  /* the latest resend, or ACK in recovery... */
+    uint32_t heard_nxt; /* ...and snd_nxt then: what was sent before it */
     unsigned fired;     /* timer resends since then: the wait doubles with each */
     int armed;
     int in_rto;         /* TF_RTO seen (for the count of timeouts) */
@@ -445,12 +448,19 @@ static void recovery_lost_resend(struct tcp_pcb *pcb, struct recovery *r, uint32
  * openconnect upload with cwnd pinned at 250-300 KB (burst losses of 5-20 % in ocserv's socket)
  * spent 80 % of its time in such waits and crawled at 11-22 MiB/s. As RFC 8985 (RACK-TLP): once
  * a round trip and a quarter (its reordering window), plus a millisecond for the timer's
- * granularity, passed since the latest resend or ACK in recovery, every resend still neither
- * acknowledged nor SACKed is lost, and the oldest hole is resent at once. Each resend of the
- * timer doubles the next wait, up to 64 times; lwIP's retransmission timer, which these resends
- * do not restart, stays the last resort (a peer gone for good). Pinned at 300 KB, the upload
- * then ran at 1.50-1.54 of ocproxy's rate against 0.53-1.41 without, with 10-15 timer resends
- * and 0-1 timeouts per three uploads; unpinned, one timer resend in three. */
+ * granularity, passed since the latest resend or ACK in recovery, every segment sent before that
+ * and still neither acknowledged nor SACKed is lost (SEG_LOST), resends included, and the holes
+ * go again at once, in order, as the window allows (one at least). Each firing doubles the next
+ * wait, up to 64 times; lwIP's retransmission timer, which these resends do not restart, stays
+ * the last resort (a peer gone for good). Pinned at 300 KB, the upload then ran at 1.50-1.54 of
+ * ocproxy's rate against 0.53-1.41 without, with 10-15 timer resends and 0-1 timeouts per three
+ * uploads; unpinned, one timer resend in three.
+ * All the holes, not the oldest alone: when a burst took the whole tail of the window, nothing
+ * above it is SACKed, so no ACK marks any of it lost, and the data in the network counted the
+ * tail and left no room for new data either. Resending the oldest hole alone then moved the
+ * upload by one segment per firing (stack_recovery_timer_tail). The likeliest cause of an
+ * openconnect upload of the bench that crawled at 1.8 MiB/s (7 MiB in 4 s) in one of 562 runs:
+ * its run had 797 timer resends, against about one in three uploads otherwise. */
 enum {
     RECOVERY_WAIT_MIN_US = 2000,      /* sys_timeout() counts milliseconds */
     RECOVERY_WAIT_UNKNOWN_US = 20000, /* before the first round trip sample */
@@ -465,6 +475,13 @@ static uint64_t recovery_wait_us(const struct recovery *r)
     return wait << (r->fired < RECOVERY_WAIT_MAX_SHIFT ? r->fired : RECOVERY_WAIT_MAX_SHIFT);
 }
 
+/* Something was heard, or resent: the timer's wait counts from now, for what was sent before. */
+static void recovery_heard(struct recovery *r, const struct tcp_pcb *pcb, uint64_t now)
+{
+    r->heard_us = now;
+    r->heard_nxt = pcb->snd_nxt;
+}
+
 static void recovery_timer_arm(struct recovery *r, uint64_t now)
 {
     uint64_t due = r->heard_us + recovery_wait_us(r);
@@ -472,31 +489,25 @@ static void recovery_timer_arm(struct recovery *r, uint64_t now)
     r->armed = 1;
 }
 
-/* Resends the oldest segment neither acknowledged nor SACKed; 1 if it went. */
-static int recovery_resend_oldest(struct tcp_pcb *pcb, struct recovery *r)
+/* The recovery timer ran out (above): every segment sent before r->heard_nxt and neither
+ * acknowledged nor SACKed is lost. */
+static void recovery_mark_overdue(struct tcp_pcb *pcb, struct recovery *r)
 {
-    if (pcb->unsent && TCP_SEQ_LT(seg_seq(pcb->unsent), pcb->snd_nxt))
-        return 0; /* a resend waits for the peer's window already */
-    struct tcp_seg **link = &pcb->unacked;
-    while (*link && ((*link)->flags & SEG_SACKED))
-        link = &(*link)->next;
-    struct tcp_seg *seg = *link;
-    if (!seg || seg->p->ref != 1)
-        return 0;
-    uint32_t need = seg_seq(seg) - pcb->lastack + TCP_TCPLEN(seg);
-    if (need > pcb->snd_wnd)
-        return 0;
-    *link = seg->next;
-    seg->flags |= SEG_RESENT;
-    requeue(pcb, seg);
-    if (pcb->cwnd < need)
-        pcb->cwnd = (tcpwnd_size_t)need;
-    pcb->rttest = 0;
-    r->resent = 1;
-    r->mark = pcb->snd_nxt; /* as in stack_recovery_input(): new data after it starts here */
-    stack_tcp_output(pcb);
-    return 1;
+    for (struct tcp_seg *seg = pcb->unacked; seg; seg = seg->next) {
+        uint32_t start = seg_seq(seg);
+        if (TCP_SEQ_GEQ(start, r->heard_nxt))
+            break;
+        if (TCP_SEQ_LT(start, pcb->lastack) || (seg->flags & (SEG_SACKED | SEG_RESENT | SEG_LOST)))
+            continue;
+        seg->flags |= SEG_LOST;
+        if (TCP_SEQ_GEQ(start, r->point))
+            r->point = pcb->snd_nxt; /* sent after the episode began: it runs until this is back */
+    }
 }
+
+static uint32_t recovery_pipe(const struct tcp_pcb *pcb, uint32_t ackno, uint32_t sacked_total, int *lost_waiting);
+static int recovery_resend(struct tcp_pcb *pcb, struct recovery *r, uint32_t ackno, uint32_t sacked_total,
+                           uint32_t pipe, uint32_t peer_wnd);
 
 static void recovery_timer(void *arg)
 {
@@ -511,12 +522,23 @@ static void recovery_timer(void *arg)
         return;
     }
     recovery_lost_resend(pcb, r, pcb->lastack, pcb->snd_nxt);
+    recovery_mark_overdue(pcb, r);
     r->probe_us = 0;
-    if (recovery_resend_oldest(pcb, r)) {
-        recovery_timer_resends++;
-        recovery_resent++;
+    /* A resend that could not leave yet (the peer's window) still waits in pcb->unsent. */
+    if (!pcb->unsent || TCP_SEQ_GEQ(seg_seq(pcb->unsent), pcb->snd_nxt)) {
+        uint32_t sacked_total = 0;
+        for (struct tcp_seg *seg = pcb->unacked; seg; seg = seg->next)
+            if ((seg->flags & SEG_SACKED) && TCP_SEQ_GT(seg_seq(seg) + TCP_TCPLEN(seg), pcb->lastack))
+                sacked_total += TCP_TCPLEN(seg);
+        int lost_waiting = 0;
+        uint32_t pipe = recovery_pipe(pcb, pcb->lastack, sacked_total, &lost_waiting);
+        int sent = lost_waiting ? recovery_resend(pcb, r, pcb->lastack, sacked_total, pipe, pcb->snd_wnd) : 0;
+        if (sent) {
+            recovery_timer_resends += (unsigned long)sent;
+            stack_tcp_output(pcb);
+        }
     }
-    r->heard_us = now;
+    recovery_heard(r, pcb, now);
     r->fired++;
     recovery_timer_arm(r, now);
 }
@@ -536,6 +558,7 @@ static void recovery_rto_skip_sacked(struct tcp_pcb *pcb, uint32_t ackno, const 
         uint32_t start = seg_seq(seg), end = start + TCP_TCPLEN(seg);
         if (sack_covers(start, end, left, right, nblocks))
             seg->flags |= SEG_SACKED;
+        seg->flags &= (u8_t)~SEG_LOST; /* lwIP resends it now */
         if (!(seg->flags & SEG_SACKED) || TCP_SEQ_LEQ(end, ackno) || TCP_SEQ_GT(end, pcb->snd_nxt)) {
             link = &seg->next;
             continue;
@@ -566,6 +589,83 @@ static void recovery_rtt_sample(struct recovery *r, uint32_t ackno, const uint32
     r->rtt_known = 1;
     r->probe_us = 0;
     recovery_min_rtt(r, r->rtt_us, now);
+}
+
+/* Is this segment (above the cumulative ACK, not SACKed) lost? Declared so by the recovery timer,
+ * or more than two segments' worth of data above it is SACKed (sacked_above). */
+static int recovery_is_lost(const struct tcp_pcb *pcb, const struct tcp_seg *seg, uint32_t sacked_above)
+{
+    return (seg->flags & SEG_LOST) || sacked_above > 2U * pcb->mss;
+}
+
+/* The pipe: the data still in the network (above ackno, neither SACKed nor lost, plus what was
+ * resent); *lost_waiting: whether a lost segment waits to be resent. */
+static uint32_t recovery_pipe(const struct tcp_pcb *pcb, uint32_t ackno, uint32_t sacked_total, int *lost_waiting)
+{
+    uint32_t sacked_below = 0, pipe = 0;
+    for (const struct tcp_seg *seg = pcb->unacked; seg; seg = seg->next) {
+        uint32_t start = seg_seq(seg), end = start + TCP_TCPLEN(seg);
+        if (TCP_SEQ_LEQ(end, ackno))
+            continue;
+        if (seg->flags & SEG_SACKED) {
+            sacked_below += end - start;
+            continue;
+        }
+        int lost = TCP_SEQ_GEQ(start, ackno) && recovery_is_lost(pcb, seg, sacked_total - sacked_below);
+        if (!lost || (seg->flags & SEG_RESENT))
+            pipe += end - start;
+        else
+            *lost_waiting = 1;
+    }
+    return pipe;
+}
+
+/* Resends lost segments in order while the pipe stays under ssthresh; one always goes, so that
+ * every ACK in recovery, and every firing of its timer, moves something. Only what the peer's
+ * window takes right now: a segment left waiting in pcb->unsent below snd_nxt would be put
+ * behind later ones if lwIP's retransmission timer then moved pcb->unacked in front of
+ * pcb->unsent, and a connection whose oldest byte is out of order there stalls. Then cwnd is
+ * set for lwIP's tcp_output() to send them. Returns how many went. */
+static int recovery_resend(struct tcp_pcb *pcb, struct recovery *r, uint32_t ackno, uint32_t sacked_total,
+                           uint32_t pipe, uint32_t peer_wnd)
+{
+    int sent = 0;
+    uint32_t sacked_below = 0;
+    struct tcp_seg **link = &pcb->unacked;
+    while (*link) {
+        struct tcp_seg *seg = *link;
+        uint32_t start = seg_seq(seg), len = TCP_TCPLEN(seg);
+        int skip = TCP_SEQ_LT(start, ackno) || (seg->flags & (SEG_SACKED | SEG_RESENT)) || seg->p->ref != 1;
+        if (TCP_SEQ_GT(start + len, ackno) && (seg->flags & SEG_SACKED))
+            sacked_below += len;
+        if (skip) {
+            link = &seg->next;
+            continue;
+        }
+        /* What the timer declared lost is a prefix of what is neither SACKed nor resent, and so
+         * is what the SACKs declare lost: the first segment that is neither ends both. */
+        if (!recovery_is_lost(pcb, seg, sacked_total - sacked_below))
+            break;
+        if ((sent && pipe + len > pcb->ssthresh) || start - ackno + len > peer_wnd)
+            break;
+        *link = seg->next; /* out of unacked, into unsent */
+        seg->flags = (u8_t)((seg->flags | SEG_RESENT) & ~SEG_LOST);
+        requeue(pcb, seg);
+        pipe += len;
+        sent++;
+    }
+    recovery_resent += (unsigned long)sent;
+    if (sent) {
+        r->resent = 1;
+        r->mark = pcb->snd_nxt; /* what lwIP sends after these segments starts here */
+        pcb->rttest = 0;        /* Karn: no RTT sample across a retransmission */
+        r->probe_us = 0;
+    }
+    /* lwIP sends a segment when seqno - lastack + len <= min(cwnd, snd_wnd): open cwnd over
+     * everything outstanding, plus new data for whatever the pipe leaves of ssthresh. */
+    uint32_t room = pipe < pcb->ssthresh ? pcb->ssthresh - pipe : 0;
+    pcb->cwnd = (tcpwnd_size_t)(pcb->snd_nxt - ackno + room);
+    return sent;
 }
 
 err_t stack_recovery_input(struct tcp_pcb *pcb, const struct tcp_hdr *hdr, u16_t optlen, u16_t opt1len,
@@ -612,7 +712,7 @@ err_t stack_recovery_input(struct tcp_pcb *pcb, const struct tcp_hdr *hdr, u16_t
         recovery_rate_sample(r, ackno, now);
     }
     if (active) {
-        r->heard_us = now;
+        recovery_heard(r, pcb, now);
         r->fired = 0;
     }
     if (active && TCP_SEQ_GEQ(ackno, r->point)) {
@@ -648,24 +748,9 @@ err_t stack_recovery_input(struct tcp_pcb *pcb, const struct tcp_hdr *hdr, u16_t
     if (sacked_after_mark > threshold)
         recovery_lost_resend(pcb, r, ackno, r->mark);
 
-    /* Pass 2: the pipe (data still in the network: neither SACKed nor lost, plus what was
-     * resent), and whether a lost segment is waiting to be resent. */
-    uint32_t sacked_below = 0, pipe = 0;
+    /* Pass 2: the pipe, and whether a lost segment is waiting to be resent. */
     int lost_waiting = 0;
-    for (struct tcp_seg *seg = pcb->unacked; seg; seg = seg->next) {
-        uint32_t start = seg_seq(seg), end = start + TCP_TCPLEN(seg);
-        if (TCP_SEQ_LEQ(end, ackno))
-            continue;
-        if (seg->flags & SEG_SACKED) {
-            sacked_below += end - start;
-            continue;
-        }
-        int lost = TCP_SEQ_GEQ(start, ackno) && sacked_total - sacked_below > threshold;
-        if (!lost || (seg->flags & SEG_RESENT))
-            pipe += end - start;
-        else
-            lost_waiting = 1;
-    }
+    uint32_t pipe = recovery_pipe(pcb, ackno, sacked_total, &lost_waiting);
     if (!active) {
         if (!lost_waiting)
             return ERR_OK;
@@ -686,52 +771,18 @@ err_t stack_recovery_input(struct tcp_pcb *pcb, const struct tcp_hdr *hdr, u16_t
         }
     }
 
-    /* Pass 3: resend lost segments in order while the pipe stays under ssthresh; one always
-     * goes, so that every ACK in recovery moves something. Only what the peer's window (as this
-     * ACK advertises it) takes right now: a segment left waiting in pcb->unsent below snd_nxt
-     * would be put behind later ones if lwIP's retransmission timer then moved pcb->unacked in
-     * front of pcb->unsent, and a connection whose oldest byte is out of order there stalls. */
+    /* Pass 3: resend what is lost, as the window (as this ACK advertises it) allows. */
     uint32_t peer_wnd = (pcb->flags & TF_WND_SCALE) ? (uint32_t)SND_WND_SCALE(pcb, (uint32_t)hdr->wnd) : hdr->wnd;
-    int sent = 0;
-    sacked_below = 0;
-    struct tcp_seg **link = &pcb->unacked;
-    while (*link && lost_waiting) {
-        struct tcp_seg *seg = *link;
-        uint32_t start = seg_seq(seg), len = TCP_TCPLEN(seg);
-        int skip = TCP_SEQ_LT(start, ackno) || (seg->flags & (SEG_SACKED | SEG_RESENT)) || seg->p->ref != 1;
-        if (TCP_SEQ_GT(start + len, ackno) && (seg->flags & SEG_SACKED))
-            sacked_below += len;
-        if (skip) {
-            link = &seg->next;
-            continue;
-        }
-        if (sacked_total - sacked_below <= threshold)
-            break; /* nothing from here up counts as lost */
-        if ((sent && pipe + len > pcb->ssthresh) || start - ackno + len > peer_wnd)
-            break;
-        *link = seg->next; /* out of unacked, into unsent */
-        seg->flags |= SEG_RESENT;
-        requeue(pcb, seg);
-        pipe += len;
-        sent++;
-    }
-    recovery_resent += (unsigned long)sent;
-    if (sent) {
-        r->resent = 1;
-        r->mark = pcb->snd_nxt; /* what lwIP sends after these segments starts here */
-        pcb->rttest = 0; /* Karn: no RTT sample across a retransmission */
-        r->probe_us = 0;
+    if (lost_waiting && recovery_resend(pcb, r, ackno, sacked_total, pipe, peer_wnd)) {
         pcb->rtime = 0;
         if (!r->armed) {
-            r->heard_us = stack_now_us();
+            recovery_heard(r, pcb, stack_now_us());
             recovery_timer_arm(r, r->heard_us);
         }
+    } else {
+        uint32_t room = pipe < pcb->ssthresh ? pcb->ssthresh - pipe : 0;
+        pcb->cwnd = (tcpwnd_size_t)(pcb->snd_nxt - ackno + room);
     }
-    /* lwIP sends a segment when seqno - lastack + len <= min(cwnd, snd_wnd): open cwnd over
-     * everything outstanding, plus new data for whatever the pipe leaves of ssthresh. */
-    uint32_t outstanding = pcb->snd_nxt - ackno;
-    uint32_t room = pipe < pcb->ssthresh ? pcb->ssthresh - pipe : 0;
-    pcb->cwnd = (tcpwnd_size_t)(outstanding + room);
     return ERR_OK;
 }
 
