@@ -2,7 +2,9 @@
  * loopback UDP socket as the server: datagrams that trickle in are handed over as each arrives;
  * in a bulk download the socket is read once per period, everything that waits at once, in
  * order; once the burst is over, datagrams are again handed over as each arrives. Sending: runs
- * of equal datagrams leave as short UDP GSO messages, or singly where the kernel refuses GSO. */
+ * of equal datagrams leave as short UDP GSO messages, or singly where the kernel refuses GSO.
+ * The TCP link with a loopback TCP server: in a bulk download the drain timer, not the poll,
+ * reads what is below the raised low-water mark. */
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/udp.h>
@@ -309,5 +311,110 @@ TEST_IMPL(ovpn_transport_udp_gso)
     ASSERT_EQ(ott_read_runs(&o, 20, 10, OTT_BIG), 1);
     ASSERT_EQ(o.failed, 0);
     ott_close(&o);
+    return 0;
+}
+
+/* The TCP link: the test's server is a loopback TCP socket that writes framed packets. */
+enum { OTT_TCP_BIG = 1400, OTT_TCP_BURST = 15 };
+
+static void ott_tcp_write(int fd, uint32_t seq, unsigned count)
+{
+    uint8_t buf[OTT_TCP_BURST * (2 + OTT_TCP_BIG)];
+    size_t off = 0;
+    for (unsigned i = 0; i < count; i++) {
+        buf[off] = OTT_TCP_BIG >> 8;
+        buf[off + 1] = OTT_TCP_BIG & 0xff;
+        memset(buf + off + 2, 0x5a, OTT_TCP_BIG);
+        uint32_t s = seq + i;
+        memcpy(buf + off + 2, &s, 4);
+        off += 2 + OTT_TCP_BIG;
+    }
+    ASSERT_EQ(send(fd, buf, off, 0), (ssize_t)off);
+}
+
+struct ott_tcp {
+    struct ott o;
+    int conn;           /* the accepted connection */
+    uint32_t next;      /* the first packet of the next burst */
+    uint32_t burst_at;  /* once this packet arrived, the prepare handle sends a burst */
+    int burst_due;
+};
+
+static void ott_tcp_packet(void *arg, uint8_t *pkt, size_t len)
+{
+    struct ott_tcp *c = arg;
+    ott_packet(&c->o, pkt, len);
+    uint32_t seq;
+    memcpy(&seq, pkt, 4);
+    /* The first burst goes out while the bulk's read is handed over (before the transport
+     * raises the mark), the second from the prepare handle after the timer read the first. */
+    if (seq == 29) {
+        ott_tcp_write(c->conn, 30, OTT_TCP_BURST);
+        c->next = 45;
+    } else if (seq == c->burst_at) {
+        c->burst_due = 1;
+    }
+}
+
+/* Sends a due burst before the loop polls: had the transport lowered its low-water mark in the
+ * timer that read the previous one, the poll would hand this one over. */
+static void ott_tcp_prepare(uv_prepare_t *p)
+{
+    struct ott_tcp *c = p->data;
+    ott_prepare(p);
+    if (c->burst_due) {
+        c->burst_due = 0;
+        ott_tcp_write(c->conn, c->next, OTT_TCP_BURST);
+        c->next += OTT_TCP_BURST;
+    }
+}
+
+/* A bulk download on the TCP link raises the socket's low-water mark to 64 KiB: bursts of
+ * 21 KB that follow are read by the drain timer, not by the poll, and the mark stays up while
+ * each period brings more than 16 KiB. (With a 16 KiB mark, or with the mark lowered once a
+ * period brought less than the mark, the poll read the second burst.) */
+TEST_IMPL(ovpn_transport_tcp_coalesce)
+{
+    struct ott_tcp c = {0};
+    struct ott *o = &c.o;
+    ASSERT_EQ(uv_loop_init(&o->loop), 0);
+    uv_prepare_init(&o->loop, &o->prepare);
+    uv_check_init(&o->loop, &o->check);
+    o->prepare.data = o->check.data = &c;
+    uv_prepare_start(&o->prepare, ott_tcp_prepare);
+    uv_check_start(&o->check, ott_check);
+    int lfd = socket(AF_INET, SOCK_STREAM, 0);
+    ASSERT(lfd >= 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t sl = sizeof(sa);
+    ASSERT_EQ(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    ASSERT_EQ(listen(lfd, 1), 0);
+    ASSERT_EQ(getsockname(lfd, (struct sockaddr *)&sa, &sl), 0);
+    struct ovpn_transport_events ev = {
+        .connected = ott_connected, .packet = ott_tcp_packet, .writable = ott_writable, .failed = ott_failed, .arg = &c};
+    ASSERT_EQ(ovpn_transport_open(&o->t, &o->loop, (struct sockaddr *)&sa, OVPN_PROTO_TCP, &ev), 0);
+    ASSERT(uvtest_run_until(&o->loop, &o->connected, 1000));
+    c.conn = accept(lfd, NULL, NULL);
+    ASSERT(c.conn >= 0);
+
+    /* 42 KB at once: a bulk rate. Its last packet sends the first burst, the first burst's last
+     * the second. */
+    ott_tcp_write(c.conn, 0, 15);
+    ott_tcp_write(c.conn, 15, 15);
+    c.burst_at = 44;
+    ott_wait(o, 45);
+    ott_wait(o, 60);
+    for (unsigned i = 0; i < 60; i++)
+        ASSERT_EQ(o->seq[i], i);
+    for (unsigned i = 30; i < 60; i++)
+        if (o->at_phase[i] != OTT_OTHER)
+            TEST_FAIL_AT("packet %u was read by the poll, not by the drain timer", i);
+    ASSERT_EQ(o->failed, 0);
+    ovpn_transport_close(o->t);
+    uv_close((uv_handle_t *)&o->prepare, NULL);
+    uv_close((uv_handle_t *)&o->check, NULL);
+    uvtest_loop_finish(&o->loop);
+    close(c.conn);
+    close(lfd);
     return 0;
 }
