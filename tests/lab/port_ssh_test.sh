@@ -89,16 +89,22 @@ cat_down() {
     [ "$sha" = "$DOWN_SHA" ] || { echo "ssh cat: sha256 $sha, expected $DOWN_SHA"; return 1; }
 }
 
-# Ten sessions at once, each echoing its own number back.
+# Ten sessions at once, each echoing its own number back: ssh's exit status and the remote
+# command's output. What the remote shell's own startup prints on stderr is not the forward's:
+# this machine's root ~/.bashrc runs `pyenv rehash`, and ten at once raced on its lock ("pyenv:
+# cannot rehash") in one CI run. It is shown when a session fails.
 parallel_sessions() {
     local i fails=0 pids=()
     for i in $(seq 1 10); do
-        nssh -n "echo session $i" >"$CD/par.$i" 2>&1 &
+        nssh -n "echo session $i" >"$CD/par.$i" 2>"$CD/par.$i.err" &
         pids+=($!)
     done
-    for i in "${!pids[@]}"; do wait "${pids[i]}" || fails=$((fails + 1)); done
+    for i in "${!pids[@]}"; do
+        wait "${pids[i]}" || { echo "session $((i + 1)): ssh failed: $(cat "$CD/par.$((i + 1)).err")"; fails=$((fails + 1)); }
+    done
     for i in $(seq 1 10); do
-        [ "$(cat "$CD/par.$i")" = "session $i" ] || { echo "session $i: $(cat "$CD/par.$i")"; fails=$((fails + 1)); }
+        [ "$(cat "$CD/par.$i")" = "session $i" ] ||
+            { echo "session $i: '$(cat "$CD/par.$i")'; stderr: $(cat "$CD/par.$i.err")"; fails=$((fails + 1)); }
     done
     [ "$fails" = 0 ]
 }
