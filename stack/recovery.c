@@ -230,7 +230,6 @@ static int parse_sack(const struct tcp_hdr *hdr, u16_t optlen, u16_t opt1len, co
     return n;
 }
 
-/* Moves seg (already unlinked from unacked) into unsent, keeping unsent in sequence order. */
 /* Whether one of the n SACK blocks covers [start, end) whole. */
 static int sack_covers(uint32_t start, uint32_t end, const uint32_t *left, const uint32_t *right, int n)
 {
@@ -240,6 +239,7 @@ static int sack_covers(uint32_t start, uint32_t end, const uint32_t *left, const
     return 0;
 }
 
+/* Moves seg (already unlinked from unacked) into unsent, keeping unsent in sequence order. */
 static void requeue(struct tcp_pcb *pcb, struct tcp_seg *seg)
 {
     struct tcp_seg **at = &pcb->unsent;
@@ -620,6 +620,14 @@ static uint32_t recovery_pipe(const struct tcp_pcb *pcb, uint32_t ackno, uint32_
     return pipe;
 }
 
+/* lwIP sends a segment when seqno - lastack + len <= min(cwnd, snd_wnd): cwnd opens over
+ * everything outstanding, plus new data for whatever the pipe leaves of ssthresh. */
+static void recovery_open_cwnd(struct tcp_pcb *pcb, uint32_t ackno, uint32_t pipe)
+{
+    uint32_t room = pipe < pcb->ssthresh ? pcb->ssthresh - pipe : 0;
+    pcb->cwnd = (tcpwnd_size_t)(pcb->snd_nxt - ackno + room);
+}
+
 /* Resends lost segments in order while the pipe stays under ssthresh; one always goes, so that
  * every ACK in recovery, and every firing of its timer, moves something. Only what the peer's
  * window takes right now: a segment left waiting in pcb->unsent below snd_nxt would be put
@@ -661,10 +669,7 @@ static int recovery_resend(struct tcp_pcb *pcb, struct recovery *r, uint32_t ack
         pcb->rttest = 0;        /* Karn: no RTT sample across a retransmission */
         r->probe_us = 0;
     }
-    /* lwIP sends a segment when seqno - lastack + len <= min(cwnd, snd_wnd): open cwnd over
-     * everything outstanding, plus new data for whatever the pipe leaves of ssthresh. */
-    uint32_t room = pipe < pcb->ssthresh ? pcb->ssthresh - pipe : 0;
-    pcb->cwnd = (tcpwnd_size_t)(pcb->snd_nxt - ackno + room);
+    recovery_open_cwnd(pcb, ackno, pipe);
     return sent;
 }
 
@@ -775,13 +780,13 @@ err_t stack_recovery_input(struct tcp_pcb *pcb, const struct tcp_hdr *hdr, u16_t
     uint32_t peer_wnd = (pcb->flags & TF_WND_SCALE) ? (uint32_t)SND_WND_SCALE(pcb, (uint32_t)hdr->wnd) : hdr->wnd;
     if (lost_waiting && recovery_resend(pcb, r, ackno, sacked_total, pipe, peer_wnd)) {
         pcb->rtime = 0;
-        if (!r->armed) {
-            recovery_heard(r, pcb, stack_now_us());
+        /* The timer's wait counts from this resend even when a timer of an earlier episode is
+         * still set: that one re-arms itself from here rather than declaring it lost at once. */
+        recovery_heard(r, pcb, stack_now_us());
+        if (!r->armed)
             recovery_timer_arm(r, r->heard_us);
-        }
     } else {
-        uint32_t room = pipe < pcb->ssthresh ? pcb->ssthresh - pipe : 0;
-        pcb->cwnd = (tcpwnd_size_t)(pcb->snd_nxt - ackno + room);
+        recovery_open_cwnd(pcb, ackno, pipe);
     }
     return ERR_OK;
 }

@@ -240,6 +240,40 @@ TEST_IMPL(stack_recovery_timer_tail)
     return 0;
 }
 
+/* A loss episode ends with the recovery timer still set, its wait counting from the episode's
+ * last ACK at 0 ms; a new loss 1 ms later is resent at once. The wait is 2.25 ms once that 1 ms
+ * gave a round trip sample (RTT + RTT/4 + 1 ms), so the old timer comes due at 3 ms, when the new
+ * resend has waited 2 ms only: it must not be declared lost and sent again then. */
+TEST_IMPL(stack_recovery_timer_next_episode)
+{
+    static struct rec k;
+    rec_open(&k, 25);
+    size_t first = rec_grow(&k);
+    uint32_t hole = k.seq[first];
+    for (size_t i = first + 1; i <= first + 3; i++)
+        rec_ack(&k, hole, k.seq[first + 1], k.seq[i] + k.len[i]);
+    ASSERT_EQ(rec_times(&k, hole), 2);
+    rec_ack(&k, rec_high(&k), 0, 0); /* the episode is over */
+
+    harness_tun_advance(&k.tcp.tun, 1);
+    uint32_t acked = rec_high(&k);
+    rec_ack(&k, acked, 0, 0); /* everything out now is acknowledged; new data follows */
+    size_t start = 0;
+    while (start < k.n && k.seq[start] != acked)
+        start++;
+    ASSERT(k.n - start >= 4);
+    uint32_t hole2 = k.seq[start];
+    for (size_t i = start + 1; i <= start + 3; i++)
+        rec_ack(&k, hole2, k.seq[start + 1], k.seq[i] + k.len[i]);
+    ASSERT_EQ(rec_times(&k, hole2), 2);
+
+    harness_tun_advance(&k.tcp.tun, 2); /* the first episode's timer comes due */
+    ASSERT_EQ(rec_times(&k, hole2), 2);
+
+    rec_finish(&k);
+    return 0;
+}
+
 /* Two segments lost (A and C), both resends lost too, and the peer silent until lwIP's
  * retransmission timer fires; it puts every unacknowledged segment back in line. The peer then
  * has A and acknowledges up to C, SACKing everything after C: only C is sent again, not the
