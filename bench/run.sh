@@ -34,7 +34,8 @@
 #      while they idle (% of a core, from the scheduler's per-thread runtime), time to open them
 #      (and, in the log, how long their closes take to reach the server)
 #   5. distance: case 1's UDP AES-256-GCM download through bench/relay with 15 ms each way (30 ms
-#      round trip); the relay at 0 ms against no relay shows what the relay itself costs
+#      round trip); the relay at 0 ms against no relay shows what the relay itself costs (not
+#      judged: on two cores one more process takes a share from a CPU-bound client)
 #   6. openconnect: three DTLS sessions to one ocserv at once, vpn2socks and ocproxy (Debian's)
 #      through --script-tun and openconnect with a kernel TUN; downloads and uploads as in case 1
 #      (--dirs), the stack's CPU per GiB (vpn2socks, ocproxy) and, in the log, each openconnect's
@@ -805,10 +806,12 @@ if want scale; then
         "${R[scale_open,ours]:-0}/${R[scale_open,stock]:-0} opened"
 fi
 if want distance; then
+    # What the relay costs is shown, not judged: it is one more process on the machine's cores,
+    # and a client that is CPU-bound without it (ours at ~190 MiB/s on two cores) gives it a share
+    # of its rate at 0 ms. The 30 ms figure is taken through the same relay.
     for who in ours stock; do
-        r=$(ratio "${R[d-0,$who]:-}" "${R[d-none,$who]:-}")
         row "relay at 0 ms / no relay, download, $who" "$(fmt "${R[d-0,$who]:-}")" \
-            "$(fmt "${R[d-none,$who]:-}")" "$r" ">= 0.95 (relay is free)" "$(verdict "$r" '>=' 0.95)"
+            "$(fmt "${R[d-none,$who]:-}")" "$(ratio "${R[d-0,$who]:-}" "${R[d-none,$who]:-}")" "- (the relay's cost)" "-"
     done
     r=$(ratio "${R[d-far,ours]:-}" "${R[d-far,stock]:-}")
     row "download at $((2 * ONE_WAY_MS)) ms RTT / through the relay at 0 ms" \
