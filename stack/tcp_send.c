@@ -7,7 +7,11 @@
  * writable event).
  *
  * Reading resumes only once STACK_TCP_RESUME_SNDBUF bytes of send buffer are free, so each read
- * moves a useful amount instead of a few bytes at a time.
+ * moves a useful amount instead of a few bytes at a time, and, when what lwIP holds unsent (next
+ * paragraph) stopped it, once STACK_TCP_RESUME_UNSENT more may be held, while it goes on as long
+ * as STACK_TCP_RESUME_SNDBUF still fits. With one mark for both, an upload stopped and resumed
+ * reading every 16 KiB, each time an epoll_ctl() for libuv to take the socket out of its poll
+ * set and put it back: 66 per MiB, 1.7 % of vpn2socks's CPU in a UDP upload (perf).
  *
  * What lwIP holds unsent is kept near what it can send soon: at most STACK_TCP_UNSENT_MAX bytes
  * or a congestion window, whichever is more, beyond what is in flight; the rest waits in the
@@ -63,6 +67,7 @@
 
 enum {
     STACK_TCP_RESUME_SNDBUF = 16 * 1024,
+    STACK_TCP_RESUME_UNSENT = 64 * 1024,
     STACK_TCP_UNSENT_MAX = 256 * 1024,
     /* How often connections are looked at for a probe sent: lwIP's persist timer runs on its
      * 50 ms tick and its probes are at least 150 ms apart, so none is missed, and the ACK
@@ -186,7 +191,8 @@ static void stack_tcp_read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t
 
 void stack_tcp_read_start(struct stack_tcp *c)
 {
-    if (c->reading || c->app_eof || c->state != STACK_TCP_BRIDGED || !stack_tcp_can_take(c))
+    if (c->reading || c->app_eof || c->state != STACK_TCP_BRIDGED || !stack_tcp_can_take(c) ||
+        stack_tcp_unsent_room(c->pcb) < STACK_TCP_RESUME_UNSENT)
         return;
     if (v2s_read_take((uv_stream_t *)c->app, stack_tcp_alloc_cb, stack_tcp_read_cb) == 0)
         c->reading = 1;
