@@ -26,8 +26,9 @@ void stack_recovery_init(void);
  * resends were lost again, and how often a repeated SYN-ACK made us resend at once. */
 void stack_recovery_stats(unsigned long *episodes, unsigned long *resent, unsigned long *lost_resends,
                           unsigned long *synack_resends);
-/* Resends by the recovery timer, and lwIP retransmission timeouts on connections with SACK. */
-void stack_recovery_timer_stats(unsigned long *timer_resends, unsigned long *timeouts);
+/* Resends by the recovery timer, lwIP retransmission timeouts on connections with SACK, and tail
+ * loss probes. */
+void stack_recovery_timer_stats(unsigned long *timer_resends, unsigned long *timeouts, unsigned long *tail_probes);
 err_t stack_recovery_input(struct tcp_pcb *pcb, const struct tcp_hdr *hdr, u16_t optlen, u16_t opt1len,
                            const u8_t *opt2);
 

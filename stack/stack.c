@@ -717,10 +717,10 @@ void stack_log_stats(const struct stack *s)
              "applications %zu bytes (at most %zu), budgets cut to a share %llu times",
              episodes, resent, lost_resends, synack, stack_mem_bytes(), s->mem_mark, (unsigned long long)s->reclaims,
              s->rx_held, s->rx_held_peak, (unsigned long long)s->withholds);
-    unsigned long timer_resends, timeouts;
-    stack_recovery_timer_stats(&timer_resends, &timeouts);
-    v2s_info("stack: recovery timer resends %lu; retransmission timeouts (with SACK) %lu", timer_resends,
-             timeouts);
+    unsigned long timer_resends, timeouts, tail_probes;
+    stack_recovery_timer_stats(&timer_resends, &timeouts, &tail_probes);
+    v2s_info("stack: recovery timer resends %lu; tail loss probes %lu; retransmission timeouts (with SACK) %lu",
+             timer_resends, tail_probes, timeouts);
 }
 
 const char *stack_drop_reason_name(enum stack_drop_reason r)

@@ -240,6 +240,63 @@ TEST_IMPL(stack_recovery_timer_tail)
     return 0;
 }
 
+/* Outside recovery, the whole tail of the window is lost (a burst that overflowed a VPN server's
+ * socket took everything in flight), so no ACK comes at all. Within the tail loss probe's wait
+ * (10 ms: the virtual clock's round trip is 0), long before lwIP's retransmission timer (200 ms
+ * at least), the last segment goes again, and nothing else; one probe per silence. The peer
+ * SACKs it, which shows everything before it lost: the hole and what follows go again at once. */
+TEST_IMPL(stack_recovery_tail_probe)
+{
+    static struct rec k;
+    rec_open(&k, 26);
+    size_t first = rec_grow(&k);
+    uint32_t hole = k.seq[first], high = rec_high(&k);
+    size_t last = k.n - 1;
+    ASSERT_EQ(k.seq[last] + k.len[last], high);
+    size_t before = k.n;
+    for (int ms = 0; ms < 30 && k.n == before; ms++)
+        harness_tun_advance(&k.tcp.tun, 1);
+    ASSERT_EQ(k.n, before + 1);
+    ASSERT_EQ(k.seq[before], k.seq[last]);
+    harness_tun_advance(&k.tcp.tun, 40);
+    ASSERT_EQ(k.n, before + 1);
+
+    rec_ack(&k, hole, k.seq[last], high);
+    ASSERT_EQ(rec_times(&k, hole), 2);
+    ASSERT_EQ(rec_times(&k, k.seq[first + 1]), 2);
+    ASSERT_EQ(rec_times(&k, k.seq[last]), 2);
+
+    rec_finish(&k);
+    return 0;
+}
+
+/* The same, but the last segment of the window arrived: the peer SACKs it, too little to show
+ * the holes below it lost (more than two segments' worth must be SACKed above a hole), and then
+ * nothing more comes. The probe is the last segment not SACKed; once it is SACKed as well, the
+ * holes go again. */
+TEST_IMPL(stack_recovery_tail_probe_sacked_tail)
+{
+    static struct rec k;
+    rec_open(&k, 27);
+    size_t first = rec_grow(&k);
+    uint32_t hole = k.seq[first], high = rec_high(&k);
+    size_t last = k.n - 1;
+    rec_ack(&k, hole, k.seq[last], high);
+    size_t before = k.n;
+    ASSERT_EQ(rec_times(&k, hole), 1);
+    for (int ms = 0; ms < 30 && k.n == before; ms++)
+        harness_tun_advance(&k.tcp.tun, 1);
+    ASSERT_EQ(k.n, before + 1);
+    ASSERT_EQ(k.seq[before], k.seq[last - 1]);
+
+    rec_ack(&k, hole, k.seq[last - 1], high);
+    ASSERT_EQ(rec_times(&k, hole), 2);
+    ASSERT_EQ(rec_times(&k, k.seq[last]), 1);
+
+    rec_finish(&k);
+    return 0;
+}
+
 /* A loss episode ends with the recovery timer still set, its wait counting from the episode's
  * last ACK at 0 ms; a new loss 1 ms later is resent at once. The wait is 2.25 ms once that 1 ms
  * gave a round trip sample (RTT + RTT/4 + 1 ms), so the old timer comes due at 3 ms, when the new
