@@ -74,6 +74,16 @@ static int rec_times(const struct rec *k, uint32_t seq)
     return n;
 }
 
+/* Moves the clock on a millisecond at a time, at most max_ms, until a packet is sent; returns the
+ * index of the first packet sent meanwhile (k->n if none was). */
+static size_t rec_wait_send(struct rec *k, int max_ms)
+{
+    size_t before = k->n;
+    for (int ms = 0; ms < max_ms && k->n == before; ms++)
+        harness_tun_advance(&k->tcp.tun, 1);
+    return before;
+}
+
 /* The highest sequence number sent so far. */
 static uint32_t rec_high(const struct rec *k)
 {
@@ -253,9 +263,7 @@ TEST_IMPL(stack_recovery_tail_probe)
     uint32_t hole = k.seq[first], high = rec_high(&k);
     size_t last = k.n - 1;
     ASSERT_EQ(k.seq[last] + k.len[last], high);
-    size_t before = k.n;
-    for (int ms = 0; ms < 30 && k.n == before; ms++)
-        harness_tun_advance(&k.tcp.tun, 1);
+    size_t before = rec_wait_send(&k, 30);
     ASSERT_EQ(k.n, before + 1);
     ASSERT_EQ(k.seq[before], k.seq[last]);
     harness_tun_advance(&k.tcp.tun, 40);
@@ -282,10 +290,8 @@ TEST_IMPL(stack_recovery_tail_probe_sacked_tail)
     uint32_t hole = k.seq[first], high = rec_high(&k);
     size_t last = k.n - 1;
     rec_ack(&k, hole, k.seq[last], high);
-    size_t before = k.n;
     ASSERT_EQ(rec_times(&k, hole), 1);
-    for (int ms = 0; ms < 30 && k.n == before; ms++)
-        harness_tun_advance(&k.tcp.tun, 1);
+    size_t before = rec_wait_send(&k, 30);
     ASSERT_EQ(k.n, before + 1);
     ASSERT_EQ(k.seq[before], k.seq[last - 1]);
 

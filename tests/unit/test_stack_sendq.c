@@ -68,31 +68,37 @@ static uint32_t sq_unsent(const struct tcp_pcb *pcb)
     return pcb->snd_lbb - pcb->snd_nxt;
 }
 
+/* Opens the connection (the SYN-ACK: MSS 1400, window scale 4), has its application write
+ * SQ_TOTAL bytes of a pattern at once, and runs 20 ms without an ACK. Returns the bytes' sum. */
+static uint32_t sq_start(struct sq *q, int seed, uint32_t mul, unsigned shift)
+{
+    memset(q, 0, sizeof(*q));
+    const struct harness_tun_tcp_config cfg = {.seed = seed, .port = 80, .isn = SQ_PEER_ISN, .wnd = 4096, .mss = 1400,
+                                               .scaled = 1, .wscale = 4};
+    harness_tun_tcp_up(&q->tcp, &cfg, sq_send, q);
+    harness_tun_tcp_connect(&q->tcp);
+    harness_tun_advance(&q->tcp.tun, 1);
+    harness_tun_tcp_established(&q->tcp);
+    uint32_t sum = 0;
+    for (uint32_t i = 0; i < SQ_TOTAL; i++) {
+        sq_data[i] = (uint8_t)(i * mul + (i >> shift));
+        sum += sq_data[i];
+    }
+    uv_buf_t buf = uv_buf_init((char *)sq_data, SQ_TOTAL);
+    ASSERT_EQ(uv_write(&q->wreq, (uv_stream_t *)&q->tcp.app.client, &buf, 1, NULL), 0);
+    for (int i = 0; i < 20; i++)
+        harness_tun_advance(&q->tcp.tun, 1);
+    return sum;
+}
+
 TEST_IMPL(stack_sendq_unsent_bounded)
 {
     static struct sq q;
-    memset(&q, 0, sizeof(q));
-    /* SYN-ACK: MSS 1400, window scale 4 */
-    const struct harness_tun_tcp_config cfg = {.seed = 13, .port = 80, .isn = SQ_PEER_ISN, .wnd = 4096, .mss = 1400,
-                                               .scaled = 1, .wscale = 4};
-    harness_tun_tcp_up(&q.tcp, &cfg, sq_send, &q);
-    harness_tun_tcp_connect(&q.tcp);
-    harness_tun_advance(&q.tcp.tun, 1);
-    harness_tun_tcp_established(&q.tcp);
+    uint32_t sum = sq_start(&q, 13, 13u, 9);
     struct stack_tcp *c = q.tcp.c;
-
-    for (uint32_t i = 0; i < SQ_TOTAL; i++)
-        sq_data[i] = (uint8_t)(i * 13u + (i >> 9));
-    uint32_t sum = 0;
-    for (uint32_t i = 0; i < SQ_TOTAL; i++)
-        sum += sq_data[i];
-    uv_buf_t buf = uv_buf_init((char *)sq_data, SQ_TOTAL);
-    ASSERT_EQ(uv_write(&q.wreq, (uv_stream_t *)&q.tcp.app.client, &buf, 1, NULL), 0);
 
     /* No ACK yet: lwIP sent its first flight and holds at most 256 KiB more; the rest of the
      * 2 MiB stays with the application (before the limit, lwIP took all of it). */
-    for (int i = 0; i < 20; i++)
-        harness_tun_advance(&q.tcp.tun, 1);
     ASSERT(c->pcb != NULL);
     ASSERT(q.got > 0);
     ASSERT(sq_unsent(c->pcb) > SQ_UNSENT_MAX / 2);
@@ -132,23 +138,8 @@ TEST_IMPL(stack_sendq_unsent_bounded)
 TEST_IMPL(stack_sendq_resume_hysteresis)
 {
     static struct sq q;
-    memset(&q, 0, sizeof(q));
-    const struct harness_tun_tcp_config cfg = {.seed = 17, .port = 80, .isn = SQ_PEER_ISN, .wnd = 4096, .mss = 1400,
-                                               .scaled = 1, .wscale = 4};
-    harness_tun_tcp_up(&q.tcp, &cfg, sq_send, &q);
-    harness_tun_tcp_connect(&q.tcp);
-    harness_tun_advance(&q.tcp.tun, 1);
-    harness_tun_tcp_established(&q.tcp);
+    uint32_t sum = sq_start(&q, 17, 7u, 11);
     struct stack_tcp *c = q.tcp.c;
-    for (uint32_t i = 0; i < SQ_TOTAL; i++)
-        sq_data[i] = (uint8_t)(i * 7u + (i >> 11));
-    uint32_t sum = 0;
-    for (uint32_t i = 0; i < SQ_TOTAL; i++)
-        sum += sq_data[i];
-    uv_buf_t buf = uv_buf_init((char *)sq_data, SQ_TOTAL);
-    ASSERT_EQ(uv_write(&q.wreq, (uv_stream_t *)&q.tcp.app.client, &buf, 1, NULL), 0);
-    for (int i = 0; i < 20; i++)
-        harness_tun_advance(&q.tcp.tun, 1);
     ASSERT(c->pcb != NULL);
 
     /* Each ACK covers two more segments of what arrived (or what is left). Count the ACKs after
