@@ -919,10 +919,8 @@ u32_t *stack_recovery_output(struct pbuf *p, struct tcp_hdr *hdr, const struct t
         if (r && seq == pcb->lastack && pcb->snd_nxt == pcb->lastack && !(pcb->flags & TF_RTO)) {
             /* The first segment after everything was acknowledged: the tail loss probe's wait
              * counts from here. */
-            r->heard_us = stack_now_us();
-            r->heard_nxt = pcb->snd_nxt;
-            if (!r->armed)
-                recovery_timer_arm(r, r->heard_us);
+            recovery_heard(r, pcb, stack_now_us());
+            recovery_timer_arm(r, r->heard_us);
         }
         if (r && !r->probe_us && TCP_SEQ_GEQ(seq, pcb->snd_nxt) && !(pcb->flags & TF_RTO)) {
             r->probe_end = seq + (uint32_t)(p->tot_len - TCPH_HDRLEN_BYTES(hdr));
