@@ -20,7 +20,7 @@ err_t stack_hook_tcp_input(struct tcp_pcb *pcb, struct tcp_hdr *hdr, u16_t optle
  * at once, and lwIP must drop it. */
 int stack_tcp_ooseq_input(struct tcp_pcb *pcb, const struct tcp_hdr *hdr, const struct pbuf *p);
 
-/* stack/recovery.c: SACK-based loss recovery for what lwIP sends. */
+/* stack/recovery.c and recovery_timer.c: SACK-based loss recovery for what lwIP sends. */
 void stack_recovery_init(void);
 /* Loss recovery episodes and segments it resent since the process started, how many of those
  * resends were lost again, and how often a repeated SYN-ACK made us resend at once. */

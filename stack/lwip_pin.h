@@ -39,8 +39,8 @@
  * struct tcp_pcb fields written (lwIP reads them on its own schedule):
  *   - rto, sa, sv, nrtx, rttest, rtime: tcp.c seeds the RTT estimator from the handshake (lwIP's
  *     units: ticks, sa = 8 * SRTT, sv = 4 * RTTVAR), holds lwIP's timer off (rto 0x7FFF) while
- *     the SYN and the first flight are ours, and gives it back; recovery.c clears rttest and
- *     rtime after a resend (Karn).
+ *     the SYN and the first flight are ours, and gives it back; recovery.c and recovery_timer.c
+ *     clear rttest and rtime after a resend (Karn).
  *   - rtime: timers.c sets -1 (stopped) on a connection with nothing in flight before the TCP
  *     tick sleeps, as lwIP does when the last data is acknowledged.
  *   - rcv_wnd, rcv_ann_wnd: tcp_budget.c offers only the starting budget in the handshake's ACK
@@ -51,18 +51,19 @@
  *     reads rttest, nrtx and tcp_ticks for the handshake's round trip.
  *   - local_ip of a listening pcb: tcp_listen.c puts back the address a listener was given after
  *     tcp_netif_ip_addr_changed() moved it to the tunnel's new IPv4 address.
- *   - unsent, unacked, unsent_oversize: recovery.c moves lost segments from unacked back into
- *     unsent in sequence order, and re-sorts unsent when lwIP's RTO put resent data behind later
- *     segments (lwIP sends unsent strictly from its head); after lwIP's RTO it moves the
- *     segments the peer SACKed from unsent back into unacked, in sequence order, so that only
- *     the holes go again (lwIP frees them from unacked once the cumulative ACK covers them).
+ *   - unsent, unacked, unsent_oversize: recovery.c and recovery_timer.c move lost segments from
+ *     unacked back into unsent in sequence order; recovery.c re-sorts unsent when lwIP's RTO
+ *     put resent data behind later segments (lwIP sends unsent strictly from its head); after
+ *     lwIP's RTO it moves the segments the peer SACKed from unsent back into unacked, in
+ *     sequence order, so that only the holes go again (lwIP frees them from unacked once the
+ *     cumulative ACK covers them).
  *   - unacked, for the length of one call of lwIP's tcp_output(): tcp_output.c points it at a
  *     segment further down the queue, relying on tcp_output() reading unacked only to find the
  *     queue's end (walking from it), to compare it with NULL, and to slot in a resent segment
  *     below the end (never the case when it does this); it reads tcp_input_pcb, snd_wnd, cwnd,
  *     lastack, snd_nxt and each segment's tcphdr->seqno, len and TCP_TCPLEN() as tcp_output()
  *     does, and relies on every segment and pcb being freed through mem_clib_free (sys.c).
- *   - cwnd, ssthresh, dupacks, flags (TF_INFR cleared): recovery.c runs SACK-based fast
+ *   - cwnd, ssthresh, dupacks, flags (TF_INFR cleared): recovery*.c run SACK-based fast
  *     recovery in place of lwIP's, keeping lwIP's duplicate-ACK counter at zero.
  *   - struct tcp_seg.flags bits 0x20, 0x40 and 0x80 (lwIP 2.1.3 uses 0x01 to 0x10): recovery.c
  *     marks segments lost, SACKed and resent; it also reads seg->tcphdr, seg->p->ref and seg->len.

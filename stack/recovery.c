@@ -22,10 +22,11 @@
  *     retransmit beside ours.
  *   - a resent segment is lost again once more than two segments' worth of what was sent after
  *     it is SACKed (recovery_lost_resend()); it is then resent once more.
- *   - a short recovery timer (recovery_timer(), RFC 8985's reordering timer and tail loss probe in
- *     one): when no ACK has come for a round trip and a quarter since the latest resend or ACK
- *     in recovery, what was sent before it and is still neither acknowledged nor SACKed is lost,
- *     and the holes go again at once rather than at lwIP's retransmission timeout.
+ *   - a short recovery timer (recovery_timer.c, RFC 8985's reordering timer): when no ACK has
+ *     come for a round trip and a quarter since the latest resend or ACK in recovery, what was
+ *     sent before it and is still neither acknowledged nor SACKed is lost, and the holes go
+ *     again at once rather than at lwIP's retransmission timeout; outside recovery, the same
+ *     timer sends RFC 8985's tail loss probe after two round trips of silence.
  * If lwIP's retransmission timer fires all the same (TF_RTO: nothing came back at all), this code
  * stands aside until that ends, but for one thing: what the peer SACKed is not sent again
  * (recovery_rto_skip_sacked()).
@@ -66,12 +67,7 @@
 #include "stack/internal.h" /* stack_now_us(), stack_tcp_output() */
 #include "stack/lwip_hooks.h"
 #include "stack/lwip_pin.h" /* lwIP internals: see there */
-
-/* Spare bits of tcp_seg.flags (lwIP uses 0x01-0x10). SEG_LOST: declared lost by the recovery
- * timer and not resent since. */
-#define SEG_LOST 0x20U
-#define SEG_SACKED 0x40U
-#define SEG_RESENT 0x80U
+#include "stack/recovery_internal.h"
 
 /* TCP option kind of SACK blocks (RFC 2018); lwIP names only SACK-permitted. */
 #define TCP_OPT_SACK 5
@@ -84,66 +80,20 @@ enum {
     RECOVERY_RTT_EPOCH_US = 2000000  /* the minimum RTT over the last 2 to 4 seconds */
 };
 
-/* Per-connection state, allocated at the first ACK of data sent (for the round trip samples)
- * and freed with the pcb. */
-struct recovery {
-    struct tcp_pcb *pcb;
-    int active;
-    int resent;        /* this episode resent something... */
-    uint32_t point;    /* snd_nxt when the episode began */
-    uint32_t mark;     /* ...and this was snd_nxt at its latest resend: what starts there left
-                        * after every resent segment */
-    /* Round trip, in microseconds (lwIP's own estimate counts 50 ms ticks; the openconnect
-     * bench's round trip is a few milliseconds): one segment of new data timed at a time, as
-     * lwIP's rttest, none across a resend (Karn). */
-    uint32_t rtt_us;   /* the latest sample (RACK's rtt) */
-    int rtt_known;
-    uint32_t probe_end; /* the timed segment's end... */
-    uint64_t probe_us;  /* ...and when it left; 0: none timed */
-    /* The recovery timer (recovery_timer()). */
-    uint64_t heard_us;  /* the latest resend, or ACK in recovery... */
-    uint32_t heard_nxt; /* ...and snd_nxt then: what was sent before it */
-    unsigned fired;     /* timer resends since then: the wait doubles with each */
-    int armed;
-    /* The tail loss probe outside recovery (recovery_tail_probe()): the segment resent, while
-     * its answer is awaited. */
-    int tlp_out;
-    uint32_t tlp_start, tlp_end;
-    uint64_t due_us; /* when the timer, while armed, comes due */
-    int in_rto;         /* TF_RTO seen (for the count of timeouts) */
-    /* Delivery rate in bytes per second, as two halves of a windowed maximum; samples in the
-     * current half; the interval being measured (bw_on), from bw_ack at bw_t0_us. */
-    uint64_t bw[2];
-    unsigned bw_samples;
-    int bw_on;
-    uint32_t bw_ack;
-    uint64_t bw_t0_us;
-    /* Minimum RTT in microseconds, as two halves of a windowed minimum (0: no sample), and when
-     * the current half began. */
-    uint32_t min_rtt[2];
-    uint64_t rtt_epoch_us;
-};
-
 /* For the log at exit: how often recovery ran, what it resent, and how many of those resends
  * were lost again. */
 static unsigned long recovery_episodes, recovery_resent, recovery_lost_resends;
 /* Resends at once because the peer repeated its SYN-ACK. */
 static unsigned long recovery_synack_resends;
-/* Resends by the recovery timer, lwIP retransmission timeouts seen on connections with SACK, and
- * tail loss probes. */
-static unsigned long recovery_timer_resends, recovery_timeouts, recovery_tail_probes;
 
 static uint8_t ext_id;
 static int ext_id_valid;
-
-static void recovery_timer(void *arg);
 
 static void recovery_destroyed(u8_t id, void *data)
 {
     (void)id;
     struct recovery *r = data;
-    if (r->armed)
-        sys_untimeout(recovery_timer, r);
+    recovery_timer_stop(r);
     free(r);
 }
 
@@ -169,13 +119,6 @@ void stack_recovery_stats(unsigned long *episodes, unsigned long *resent, unsign
     *synack_resends = recovery_synack_resends;
 }
 
-void stack_recovery_timer_stats(unsigned long *timer_resends, unsigned long *timeouts, unsigned long *tail_probes)
-{
-    *timer_resends = recovery_timer_resends;
-    *timeouts = recovery_timeouts;
-    *tail_probes = recovery_tail_probes;
-}
-
 static struct recovery *recovery_of(struct tcp_pcb *pcb, int create)
 {
     struct recovery *r = tcp_ext_arg_get(pcb, ext_id);
@@ -188,11 +131,6 @@ static struct recovery *recovery_of(struct tcp_pcb *pcb, int create)
     tcp_ext_arg_set_callbacks(pcb, ext_id, &recovery_callbacks);
     tcp_ext_arg_set(pcb, ext_id, r);
     return r;
-}
-
-static uint32_t seg_seq(const struct tcp_seg *seg)
-{
-    return lwip_ntohl(seg->tcphdr->seqno);
 }
 
 /* Reads the SACK blocks of the segment's options into left/right; returns how many. The options
@@ -247,7 +185,7 @@ static int sack_covers(uint32_t start, uint32_t end, const uint32_t *left, const
 }
 
 /* Moves seg (already unlinked from unacked) into unsent, keeping unsent in sequence order. */
-static void requeue(struct tcp_pcb *pcb, struct tcp_seg *seg)
+void recovery_requeue(struct tcp_pcb *pcb, struct tcp_seg *seg)
 {
     struct tcp_seg **at = &pcb->unsent;
     while (*at && TCP_SEQ_LT(seg_seq(*at), seg_seq(seg)))
@@ -274,7 +212,7 @@ static void recovery_sort_unsent(struct tcp_pcb *pcb)
         struct tcp_seg *seg = *link;
         if (!first && TCP_SEQ_LT(seg_seq(seg), last)) {
             *link = seg->next;
-            requeue(pcb, seg);
+            recovery_requeue(pcb, seg);
             moved = 1;
             continue;
         }
@@ -428,7 +366,7 @@ static uint32_t recovery_cut(const struct tcp_pcb *pcb, const struct recovery *r
  * (pass 3 resends it), and the loss of a retransmission counts as a second congestion signal:
  * ssthresh halves once more and the episode runs until what is sent now is acknowledged. The
  * recovery timer declares every resend before `below` lost this way too. */
-static void recovery_lost_resend(struct tcp_pcb *pcb, struct recovery *r, uint32_t ackno, uint32_t below)
+void recovery_lost_resend(struct tcp_pcb *pcb, struct recovery *r, uint32_t ackno, uint32_t below)
 {
     int lost = 0;
     for (struct tcp_seg *seg = pcb->unacked; seg; seg = seg->next) {
@@ -446,192 +384,6 @@ static void recovery_lost_resend(struct tcp_pcb *pcb, struct recovery *r, uint32
     r->resent = 0;
     r->point = pcb->snd_nxt;
     pcb->ssthresh = recovery_cut(pcb, r, pcb->ssthresh);
-}
-
-/* The recovery timer. recovery_lost_resend() needs SACKs of what left after a resend; when the
- * resend was lost and nothing new could follow it (the window full, or the upload at its end),
- * none come, and the segment waited for lwIP's retransmission timer (150 ms at least, then
- * backed off), which resends the whole window from the hole, SACKed data included. The
- * openconnect upload with cwnd pinned at 250-300 KB (burst losses of 5-20 % in ocserv's socket)
- * spent 80 % of its time in such waits and crawled at 11-22 MiB/s. As RFC 8985 (RACK-TLP): once
- * a round trip and a quarter (its reordering window), plus a millisecond for the timer's
- * granularity, passed since the latest resend or ACK in recovery, every segment sent before that
- * and still neither acknowledged nor SACKed is lost (SEG_LOST), resends included, and the holes
- * go again at once, in order, as the window allows (one at least). Each firing doubles the next
- * wait, up to 64 times; lwIP's retransmission timer, which these resends do not restart, stays
- * the last resort (a peer gone for good). Pinned at 300 KB, the upload then ran at 1.50-1.54 of
- * ocproxy's rate against 0.53-1.41 without, with 10-15 timer resends and 0-1 timeouts per three
- * uploads; unpinned, one timer resend in three.
- * All the holes, not the oldest alone: when a burst took the whole tail of the window, nothing
- * above it is SACKed, so no ACK marks any of it lost, and the data in the network counted the
- * tail and left no room for new data either. Resending the oldest hole alone then moved the
- * upload by one segment per firing (stack_recovery_timer_tail). The likeliest cause of an
- * openconnect upload of the bench that crawled at 1.8 MiB/s (7 MiB in 4 s) in one of 562 runs:
- * its run had 797 timer resends, against about one in three uploads otherwise. */
-enum {
-    RECOVERY_WAIT_MIN_US = 2000,      /* sys_timeout() counts milliseconds */
-    RECOVERY_WAIT_UNKNOWN_US = 20000, /* before the first round trip sample */
-    RECOVERY_WAIT_MAX_SHIFT = 6,
-};
-
-/* The tail loss probe's wait outside recovery (recovery_tail_probe()): RFC 8985's PTO, two round
- * trips but at least 10 ms, as Linux has it (a receiver that delays its ACKs acknowledges at least
- * every second segment at once). */
-enum { RECOVERY_PTO_MIN_US = 10000 };
-
-static uint64_t recovery_pto_us(const struct recovery *r)
-{
-    uint64_t pto = r->rtt_known ? 2U * (uint64_t)r->rtt_us : RECOVERY_WAIT_UNKNOWN_US;
-    return pto < RECOVERY_PTO_MIN_US ? RECOVERY_PTO_MIN_US : pto;
-}
-
-static uint64_t recovery_wait_us(const struct recovery *r)
-{
-    uint64_t wait = r->rtt_known ? (uint64_t)r->rtt_us + r->rtt_us / 4 + 1000 : RECOVERY_WAIT_UNKNOWN_US;
-    if (wait < RECOVERY_WAIT_MIN_US)
-        wait = RECOVERY_WAIT_MIN_US;
-    return wait << (r->fired < RECOVERY_WAIT_MAX_SHIFT ? r->fired : RECOVERY_WAIT_MAX_SHIFT);
-}
-
-/* Something was heard, or resent: the timer's wait counts from now, for what was sent before. */
-static void recovery_heard(struct recovery *r, const struct tcp_pcb *pcb, uint64_t now)
-{
-    r->heard_us = now;
-    r->heard_nxt = pcb->snd_nxt;
-}
-
-/* Sets the timer for its wait from r->heard_us: the recovery timer's in recovery, the tail loss
- * probe's outside it. One set for the probe's longer wait is moved earlier when recovery begins. */
-static void recovery_timer_arm(struct recovery *r, uint64_t now)
-{
-    uint64_t due = r->heard_us + (r->active ? recovery_wait_us(r) : recovery_pto_us(r));
-    if (r->armed) {
-        if (r->due_us <= due)
-            return;
-        sys_untimeout(recovery_timer, r);
-    }
-    sys_timeout(due > now ? (u32_t)((due - now + 999) / 1000) : 0, recovery_timer, r);
-    r->armed = 1;
-    r->due_us = due;
-}
-
-/* The recovery timer ran out (above): every segment sent before r->heard_nxt and neither
- * acknowledged nor SACKed is lost. */
-static void recovery_mark_overdue(struct tcp_pcb *pcb, struct recovery *r)
-{
-    for (struct tcp_seg *seg = pcb->unacked; seg; seg = seg->next) {
-        uint32_t start = seg_seq(seg);
-        if (TCP_SEQ_GEQ(start, r->heard_nxt))
-            break;
-        if (TCP_SEQ_LT(start, pcb->lastack) || (seg->flags & (SEG_SACKED | SEG_RESENT | SEG_LOST)))
-            continue;
-        seg->flags |= SEG_LOST;
-        if (TCP_SEQ_GEQ(start, r->point))
-            r->point = pcb->snd_nxt; /* sent after the episode began: it runs until this is back */
-    }
-}
-
-static uint32_t recovery_pipe(const struct tcp_pcb *pcb, uint32_t ackno, uint32_t sacked_total, int *lost_waiting);
-static int recovery_resend(struct tcp_pcb *pcb, struct recovery *r, uint32_t ackno, uint32_t sacked_total,
-                           uint32_t pipe, uint32_t peer_wnd);
-
-/* The tail loss probe (RFC 8985's TLP), outside recovery: nothing has been heard for a PTO
- * (recovery_pto_us()) while two segments or more are unacknowledged, so the whole tail of the
- * window, or all of it, was lost, and no ACK will come to show it; lwIP's retransmission timer
- * would wait 200 ms at least and then resend the whole window from the hole. The last segment
- * sent that is not SACKed goes again instead (when only the last one or two arrived, the SACK
- * that says so is too little to show the holes below lost, and nothing more comes either); the
- * peer SACKs it, which shows everything before it and neither acknowledged nor SACKed lost
- * (recovery_probe_answered()), and SACK recovery takes over. One probe
- * per silence; lwIP's timer stays the last resort. A single segment in flight is left to lwIP's
- * timer (the peer may be delaying its ACK), and so is a connection without a round trip sample
- * yet. Why: in the openconnect upload of the bench (ocserv's socket overflowing in bursts), 5 of
- * 28 uploads of 128 MiB had lwIP retransmission timeouts outside recovery (a debug build's log):
- * 18-202 KB in flight and nothing heard for 100-120 ms before the timer, once with only the
- * window's last segment SACKed; a timeout costs ~0.2 s of an upload that takes 1.1-1.2 s. */
-static void recovery_tail_probe(struct recovery *r, struct tcp_pcb *pcb, uint64_t now)
-{
-    if (now - r->heard_us < recovery_pto_us(r)) {
-        recovery_timer_arm(r, now); /* an ACK came since it was set */
-        return;
-    }
-    if (r->tlp_out || !r->rtt_known || !pcb->unacked->next ||
-        (pcb->unsent && TCP_SEQ_LT(seg_seq(pcb->unsent), pcb->snd_nxt)))
-        return;
-    struct tcp_seg **link = NULL;
-    for (struct tcp_seg **at = &pcb->unacked; *at; at = &(*at)->next)
-        if (!((*at)->flags & (SEG_SACKED | SEG_RESENT)))
-            link = at;
-    if (!link)
-        return;
-    struct tcp_seg *last = *link;
-    uint32_t start = seg_seq(last), end = start + TCP_TCPLEN(last);
-    if (TCP_SEQ_LT(start, pcb->lastack) || last->p->ref != 1 || end - pcb->lastack > pcb->snd_wnd)
-        return;
-    *link = last->next; /* out of unacked, into unsent: lwIP sends it as the window allows */
-    last->flags = (u8_t)((last->flags | SEG_RESENT) & ~SEG_LOST);
-    requeue(pcb, last);
-    if (pcb->cwnd < end - pcb->lastack)
-        pcb->cwnd = (tcpwnd_size_t)(end - pcb->lastack);
-    pcb->rttest = 0; /* Karn: no RTT sample across a retransmission */
-    r->probe_us = 0;
-    r->tlp_out = 1;
-    r->tlp_start = start;
-    r->tlp_end = end;
-    recovery_tail_probes++;
-    stack_tcp_output(pcb);
-}
-
-/* The peer SACKed the tail loss probe: what was sent before it, at least a PTO earlier, and is
- * neither acknowledged nor SACKed is lost. */
-static void recovery_probe_answered(struct tcp_pcb *pcb, struct recovery *r, uint32_t ackno)
-{
-    for (struct tcp_seg *seg = pcb->unacked; seg; seg = seg->next) {
-        uint32_t start = seg_seq(seg);
-        if (TCP_SEQ_GEQ(start, r->tlp_start))
-            break;
-        if (TCP_SEQ_GEQ(start, ackno) && !(seg->flags & (SEG_SACKED | SEG_RESENT)))
-            seg->flags |= SEG_LOST;
-    }
-    r->tlp_out = 0;
-}
-
-static void recovery_timer(void *arg)
-{
-    struct recovery *r = arg;
-    struct tcp_pcb *pcb = r->pcb;
-    r->armed = 0;
-    if ((pcb->flags & TF_RTO) || !pcb->unacked)
-        return;
-    uint64_t now = stack_now_us();
-    if (!r->active) {
-        recovery_tail_probe(r, pcb, now);
-        return;
-    }
-    if (now - r->heard_us < recovery_wait_us(r)) {
-        recovery_timer_arm(r, now); /* an ACK came since it was set */
-        return;
-    }
-    recovery_lost_resend(pcb, r, pcb->lastack, pcb->snd_nxt);
-    recovery_mark_overdue(pcb, r);
-    r->probe_us = 0;
-    /* A resend that could not leave yet (the peer's window) still waits in pcb->unsent. */
-    if (!pcb->unsent || TCP_SEQ_GEQ(seg_seq(pcb->unsent), pcb->snd_nxt)) {
-        uint32_t sacked_total = 0;
-        for (struct tcp_seg *seg = pcb->unacked; seg; seg = seg->next)
-            if ((seg->flags & SEG_SACKED) && TCP_SEQ_GT(seg_seq(seg) + TCP_TCPLEN(seg), pcb->lastack))
-                sacked_total += TCP_TCPLEN(seg);
-        int lost_waiting = 0;
-        uint32_t pipe = recovery_pipe(pcb, pcb->lastack, sacked_total, &lost_waiting);
-        int sent = lost_waiting ? recovery_resend(pcb, r, pcb->lastack, sacked_total, pipe, pcb->snd_wnd) : 0;
-        if (sent) {
-            recovery_timer_resends += (unsigned long)sent;
-            stack_tcp_output(pcb);
-        }
-    }
-    recovery_heard(r, pcb, now);
-    r->fired++;
-    recovery_timer_arm(r, now);
 }
 
 /* lwIP's retransmission timer fired: it put every unacknowledged segment back in front of
@@ -691,7 +443,7 @@ static int recovery_is_lost(const struct tcp_pcb *pcb, const struct tcp_seg *seg
 
 /* The pipe: the data still in the network (above ackno, neither SACKed nor lost, plus what was
  * resent); *lost_waiting: whether a lost segment waits to be resent. */
-static uint32_t recovery_pipe(const struct tcp_pcb *pcb, uint32_t ackno, uint32_t sacked_total, int *lost_waiting)
+uint32_t recovery_pipe(const struct tcp_pcb *pcb, uint32_t ackno, uint32_t sacked_total, int *lost_waiting)
 {
     uint32_t sacked_below = 0, pipe = 0;
     for (const struct tcp_seg *seg = pcb->unacked; seg; seg = seg->next) {
@@ -725,7 +477,7 @@ static void recovery_open_cwnd(struct tcp_pcb *pcb, uint32_t ackno, uint32_t pip
  * behind later ones if lwIP's retransmission timer then moved pcb->unacked in front of
  * pcb->unsent, and a connection whose oldest byte is out of order there stalls. Then cwnd is
  * set for lwIP's tcp_output() to send them. Returns how many went. */
-static int recovery_resend(struct tcp_pcb *pcb, struct recovery *r, uint32_t ackno, uint32_t sacked_total,
+int recovery_resend(struct tcp_pcb *pcb, struct recovery *r, uint32_t ackno, uint32_t sacked_total,
                            uint32_t pipe, uint32_t peer_wnd)
 {
     int sent = 0;
@@ -749,7 +501,7 @@ static int recovery_resend(struct tcp_pcb *pcb, struct recovery *r, uint32_t ack
             break;
         *link = seg->next; /* out of unacked, into unsent */
         seg->flags = (u8_t)((seg->flags | SEG_RESENT) & ~SEG_LOST);
-        requeue(pcb, seg);
+        recovery_requeue(pcb, seg);
         pipe += len;
         sent++;
     }
@@ -794,7 +546,7 @@ err_t stack_recovery_input(struct tcp_pcb *pcb, const struct tcp_hdr *hdr, u16_t
         /* The retransmission timer fired: lwIP resends everything from lastack; ours is over. */
         if (r) {
             if (!r->in_rto)
-                recovery_timeouts++;
+                recovery_count_timeout();
             r->in_rto = 1;
             r->probe_us = 0;
             r->bw_on = 0;

@@ -6,8 +6,8 @@
  *   - lwIP's cyclic timers but TCP's: IPv4 and IPv6 reassembly, IPv6 neighbour discovery (1 s);
  *   - the TCP tick (below);
  *   - stack/'s own, through sys_timeout(): tcp.c's connect, SYN and first-flight timers,
- *     tcp_send.c's look for zero-window probes, recovery.c's recovery timer (a few milliseconds
- *     while a loss recovery waits for ACKs), the resolver's query timeouts and cached answers.
+ *     tcp_send.c's look for zero-window probes, recovery_timer.c's timer (a few milliseconds
+ *     while data waits for ACKs), the resolver's query timeouts and cached answers.
  *
  * The TCP tick. lwIP's TCP timers tick every TCP_TMR_INTERVAL (25 ms; lwipopts.h says why):
  * tcp_fasttmr() every tick sends delayed ACKs and pending FINs and retries refused data, and
