@@ -56,7 +56,7 @@
  *     put resent data behind later segments (lwIP sends unsent strictly from its head); after
  *     lwIP's RTO it moves the segments the peer SACKed from unsent back into unacked, in
  *     sequence order, so that only the holes go again (lwIP frees them from unacked once the
- *     cumulative ACK covers them).
+ *     cumulative ACK covers them), and back into unsent if the peer then reneges on them.
  *   - unacked, for the length of one call of lwIP's tcp_output(): tcp_output.c points it at a
  *     segment further down the queue, relying on tcp_output() reading unacked only to find the
  *     queue's end (walking from it), to compare it with NULL, and to slot in a resent segment

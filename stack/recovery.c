@@ -30,6 +30,7 @@
  * If lwIP's retransmission timer fires all the same (TF_RTO: nothing came back at all), this code
  * stands aside until that ends, but for one thing: what the peer SACKed is not sent again
  * (recovery_rto_skip_sacked()).
+ * A peer that throws away data it SACKed (reneging, recovery_renege()) has it resent at once.
  * Connections without SACK keep lwIP's behaviour.
  *
  * One more loss is repaired here: a peer that repeats its SYN-ACK after we sent data never got
@@ -419,6 +420,58 @@ static void recovery_rto_skip_sacked(struct tcp_pcb *pcb, uint32_t ackno, const 
 #endif
 }
 
+/* The segment of queue (sorted) that holds the byte at ackno, if any. */
+static struct tcp_seg *recovery_seg_at(struct tcp_seg *queue, uint32_t ackno)
+{
+    for (struct tcp_seg *seg = queue; seg && TCP_SEQ_LEQ(seg_seq(seg), ackno); seg = seg->next)
+        if (TCP_SEQ_GT(seg_seq(seg) + TCP_TCPLEN(seg), ackno))
+            return seg;
+    return NULL;
+}
+
+/* The peer reneged: RFC 2018 lets a receiver short of memory throw away data it SACKed (Linux's
+ * tcp_prune_ofo_queue() does, under memory pressure), and the cumulative ACK then stops at data
+ * marked SACKed, which a peer that still held it would have acknowledged. SACKed segments are
+ * never resent here, and after lwIP's retransmission timeout they are kept out of its resends
+ * (recovery_rto_skip_sacked()): each of them waited for a timeout of its own, 225 ms for the
+ * first in the unit test and more with each backoff. So every mark the blocks of this ACK do not
+ * repeat is dropped, and what it was on is lost: resent as the window allows, at once (during
+ * lwIP's timeout, put back in unsent, where lwIP resends from). Returns whether it reneged. */
+static int recovery_renege(struct tcp_pcb *pcb, struct recovery *r, uint32_t ackno, const uint32_t *left,
+                           const uint32_t *right, int nblocks)
+{
+    const struct tcp_seg *at = recovery_seg_at(pcb->unacked, ackno);
+    if (!at && pcb->unsent && TCP_SEQ_LT(seg_seq(pcb->unsent), pcb->snd_nxt))
+        at = recovery_seg_at(pcb->unsent, ackno);
+    if (!at || !(at->flags & SEG_SACKED))
+        return 0;
+    int rto = (pcb->flags & TF_RTO) != 0;
+    for (struct tcp_seg **link = &pcb->unacked; *link;) {
+        struct tcp_seg *seg = *link;
+        uint32_t start = seg_seq(seg), end = start + TCP_TCPLEN(seg);
+        if (!(seg->flags & SEG_SACKED) || sack_covers(start, end, left, right, nblocks)) {
+            link = &seg->next;
+            continue;
+        }
+        seg->flags &= (u8_t)~SEG_SACKED;
+        if (rto && seg->p->ref == 1) {
+            *link = seg->next;
+            recovery_requeue(pcb, seg);
+            continue;
+        }
+        seg->flags |= SEG_LOST;
+        link = &seg->next;
+    }
+    for (struct tcp_seg *seg = pcb->unsent; seg && TCP_SEQ_LT(seg_seq(seg), pcb->snd_nxt); seg = seg->next) {
+        uint32_t start = seg_seq(seg), end = start + TCP_TCPLEN(seg);
+        if (!sack_covers(start, end, left, right, nblocks))
+            seg->flags &= (u8_t)~SEG_SACKED;
+    }
+    if (r && r->active)
+        r->point = pcb->snd_nxt; /* the episode runs until what the peer threw away is back */
+    return 1;
+}
+
 /* A round trip sample when the timed segment is acknowledged or SACKed. */
 static void recovery_rtt_sample(struct recovery *r, uint32_t ackno, const uint32_t *left, const uint32_t *right,
                                 int nblocks, uint64_t now)
@@ -542,6 +595,7 @@ err_t stack_recovery_input(struct tcp_pcb *pcb, const struct tcp_hdr *hdr, u16_t
     uint64_t now = r ? stack_now_us() : 0; /* one clock read per segment */
     if (r && r->probe_us)
         recovery_rtt_sample(r, ackno, left, right, nblocks, now);
+    int reneged = recovery_renege(pcb, r, ackno, left, right, nblocks);
     if (pcb->flags & TF_RTO) {
         /* The retransmission timer fired: lwIP resends everything from lastack; ours is over. */
         if (r) {
@@ -578,7 +632,7 @@ err_t stack_recovery_input(struct tcp_pcb *pcb, const struct tcp_hdr *hdr, u16_t
         return ERR_OK;
     }
 
-    if (nblocks == 0 && !active)
+    if (nblocks == 0 && !active && !reneged)
         return ERR_OK;
 
     /* Pass 1: mark what the blocks cover; count SACKed bytes above the cumulative ACK, and those

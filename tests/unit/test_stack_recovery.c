@@ -517,3 +517,73 @@ TEST_IMPL(stack_recovery_cut_slow_path)
     ASSERT(cut >= flight / 2 - REC_MSS);
     return 0;
 }
+
+/* Advances the clock a millisecond at a time, at most max_ms, until the segment at seq has been
+ * sent times times; returns the milliseconds it took (max_ms if it never was). */
+static int rec_wait_times(struct rec *k, uint32_t seq, int times, int max_ms)
+{
+    int ms = 0;
+    while (ms < max_ms && rec_times(k, seq) < times) {
+        harness_tun_advance(&k->tcp.tun, 1);
+        ms++;
+    }
+    return ms;
+}
+
+/* A segment lost and everything after it SACKed; the peer then reneges (RFC 2018 lets a receiver
+ * short of memory throw away what it SACKed; Linux's tcp_prune_ofo_queue() does): it takes the
+ * resent hole and acknowledges up to the first segment it had SACKed, with no SACK block. What
+ * it had SACKed is lost and goes again at once, not one segment per retransmission timeout of
+ * 225 ms or more (the SACK marks kept it from ever being resent otherwise). */
+TEST_IMPL(stack_recovery_renege)
+{
+    static struct rec k;
+    rec_open(&k, 28);
+    size_t first = rec_grow(&k);
+    uint32_t hole = k.seq[first], b = k.seq[first + 1], high = rec_high(&k);
+    size_t last = first + 1;
+    for (size_t i = first + 1; i < k.n && k.seq[i] != high; i++) {
+        rec_ack(&k, hole, b, k.seq[i] + k.len[i]);
+        last = i;
+    }
+    ASSERT_EQ(rec_times(&k, hole), 2);
+    ASSERT_EQ(rec_times(&k, b), 1);
+
+    /* The peer acknowledges each segment as its second copy arrives. */
+    rec_ack(&k, b, 0, 0);
+    for (size_t i = first + 1; i <= last; i++) {
+        ASSERT(rec_wait_times(&k, k.seq[i], 2, 100) < 100);
+        rec_ack(&k, k.seq[i] + k.len[i], 0, 0);
+    }
+
+    rec_finish(&k);
+    return 0;
+}
+
+/* The same renege, but found while lwIP's retransmission timer is running its course (the hole's
+ * resends were lost too, and the peer was silent until the timer fired; then a duplicate ACK
+ * still SACKed everything past the hole): the segments the peer had SACKed, which recovery keeps
+ * out of lwIP's resends (recovery_rto_skip_sacked()), go again at once too, not one per timeout
+ * (1475 ms for the first without this). */
+TEST_IMPL(stack_recovery_renege_timeout)
+{
+    static struct rec k;
+    rec_open(&k, 29);
+    size_t first = rec_grow(&k);
+    uint32_t hole = k.seq[first], b = k.seq[first + 1], c = k.seq[first + 2], high = rec_high(&k);
+    for (size_t i = first + 1; i < k.n && k.seq[i] != high; i++)
+        rec_ack(&k, hole, b, k.seq[i] + k.len[i]);
+    ASSERT_EQ(rec_times(&k, hole), 2);
+    harness_tun_advance(&k.tcp.tun, 3000); /* the recovery timer, then lwIP's timer */
+    ASSERT(k.tcp.c->pcb->flags & TF_RTO);
+    rec_ack(&k, hole, b, high); /* lwIP's resend of the hole lost as well */
+    ASSERT_EQ(rec_times(&k, b), 1);
+
+    rec_ack(&k, b, 0, 0);
+    ASSERT(rec_wait_times(&k, b, 2, 100) < 100);
+    rec_ack(&k, c, 0, 0);
+    ASSERT(rec_wait_times(&k, c, 2, 100) < 100);
+
+    rec_finish(&k);
+    return 0;
+}
