@@ -587,3 +587,120 @@ TEST_IMPL(stack_recovery_renege_timeout)
     rec_finish(&k);
     return 0;
 }
+
+/* An ACK from the peer for everything below ack with the raw TCP options opts (optlen bytes, a
+ * multiple of 4), run through the loop. */
+static void rec_ack_opts(struct rec *k, uint32_t ack, const uint8_t *opts, size_t optlen)
+{
+    uint8_t pkt[200];
+    size_t len = harness_tun_tcp4(pkt, sizeof(pkt), &k->tcp.peer, 80, &k->tcp.us, k->tcp.sport, 0x10,
+                                  REC_PEER_ISN + 1, ack, 65535, opts, optlen, NULL, 0);
+    ASSERT(len > 0);
+    stack_input(k->tcp.tun.stack, pkt, len);
+    harness_tun_settle(&k->tcp.tun);
+}
+
+/* Whether any segment from `from` up to `to` was sent more than max times. */
+static int rec_resent_over(const struct rec *k, uint32_t from, uint32_t to, int max)
+{
+    for (size_t i = 0; i < k->n; i++)
+        if (!seq_lt(k->seq[i], from) && seq_lt(k->seq[i], to) && rec_times(k, k->seq[i]) > max)
+            return 1;
+    return 0;
+}
+
+/* Hostile or broken SACK blocks from the peer, each in a duplicate ACK at the first segment in
+ * flight: below the cumulative ACK, past what was ever sent, right edge before the left, empty,
+ * spanning more than half the sequence space, four overlapping ones. None covers a segment: nothing
+ * is resent, and lwIP's own duplicate-ACK count, which recovery keeps at zero, starts no fast
+ * retransmit either. Then a block from a segment's edge to past snd_nxt, [b, b + 2^31): it is
+ * taken for what it says of the data sent (the hole below it is resent at once), but the peer
+ * lied, and its next ACK stops at b with no block: a renege, and what it claimed goes again. */
+TEST_IMPL(stack_recovery_hostile_blocks)
+{
+    static struct rec k;
+    rec_open(&k, 30);
+    size_t first = rec_grow(&k);
+    uint32_t hole = k.seq[first], b = k.seq[first + 1], c = k.seq[first + 2], high = rec_high(&k);
+    size_t last = k.n - 1;
+    ASSERT_EQ(k.seq[last] + k.len[last], high);
+    const uint32_t blocks[][2] = {
+        {hole - 5000, hole - 1000},         /* below the cumulative ACK (a D-SACK's place) */
+        {hole - 5000, hole},                /* up to it */
+        {high, high + 50000},               /* past snd_nxt */
+        {high + 1000, high + 50000},
+        {c, b},                             /* right edge before the left */
+        {b, b},                             /* empty */
+        {high, hole},                       /* all but the flight: the span wraps */
+        {hole, hole + 0x80000001u},         /* more than half the sequence space */
+    };
+    for (size_t i = 0; i < sizeof(blocks) / sizeof(blocks[0]); i++)
+        for (int n = 0; n < 4; n++)
+            rec_ack(&k, hole, blocks[i][0], blocks[i][1]);
+    for (int n = 0; n < 4; n++) {
+        uint8_t opts[36] = {1, 1, 5, 34};
+        const uint32_t lr[8] = {hole - 2000, hole, high, high + 3000, c, b, hole - 1000, hole - 500};
+        for (int j = 0; j < 8; j++)
+            v2s_put_be32(opts + 4 + 4 * j, lr[j]);
+        rec_ack_opts(&k, hole, opts, sizeof(opts));
+    }
+    ASSERT(!rec_resent_over(&k, hole, high, 1));
+
+    rec_ack(&k, hole, b, b + 0x80000000u);
+    ASSERT_EQ(rec_times(&k, hole), 2);
+    ASSERT(!rec_resent_over(&k, b, high, 1));
+    rec_ack(&k, b, 0, 0);
+    for (size_t i = first + 1; i <= last; i++) {
+        ASSERT(rec_wait_times(&k, k.seq[i], 2, 100) < 100);
+        rec_ack(&k, k.seq[i] + k.len[i], 0, 0);
+    }
+    rec_finish(&k);
+    return 0;
+}
+
+/* Malformed TCP options around SACK blocks in duplicate ACKs: option lengths of 0 and 1 (a
+ * parser that trusts them never moves on), a length past the end of the options, a SACK option
+ * claiming five blocks where only four fit, one of 3 bytes, one cut short by the end of the
+ * header, an option kind as the last byte. Nothing is read past the header (ASan), no loop runs
+ * forever (the test's timeout), and no SACK block comes out of them: what follows is lwIP's own
+ * fast retransmit of the first segment after three duplicate ACKs, nothing else. */
+TEST_IMPL(stack_recovery_malformed_options)
+{
+    static struct rec k;
+    rec_open(&k, 31);
+    size_t first = rec_grow(&k);
+    uint32_t hole = k.seq[first], b = k.seq[first + 1], high = rec_high(&k);
+    uint8_t opts[8][40];
+    size_t lens[8];
+    memset(opts, 1, sizeof(opts)); /* NOPs */
+    /* kind 5 with length 0, then a block that must not be read */
+    opts[0][0] = 5, opts[0][1] = 0, lens[0] = 12;
+    v2s_put_be32(opts[0] + 4, b), v2s_put_be32(opts[0] + 8, high);
+    /* a timestamp option's kind with length 1 */
+    opts[1][0] = 8, opts[1][1] = 1, lens[1] = 12;
+    v2s_put_be32(opts[1] + 4, b), v2s_put_be32(opts[1] + 8, high);
+    /* a SACK block whose length runs past the options */
+    opts[2][2] = 5, opts[2][3] = 255, lens[2] = 12;
+    v2s_put_be32(opts[2] + 4, b), v2s_put_be32(opts[2] + 8, high);
+    /* five blocks claimed (42 bytes) in 40 */
+    opts[3][2] = 5, opts[3][3] = 42, lens[3] = 40;
+    for (int j = 0; j < 4; j++)
+        v2s_put_be32(opts[3] + 4 + 8 * j, b), v2s_put_be32(opts[3] + 8 + 8 * j, high);
+    /* a SACK option of 3 bytes, then an end-of-options and a block behind it */
+    opts[4][0] = 5, opts[4][1] = 3, opts[4][3] = 0, lens[4] = 12;
+    v2s_put_be32(opts[4] + 4, b), v2s_put_be32(opts[4] + 8, high);
+    /* a SACK option of 10 bytes starting 6 bytes before the end */
+    opts[5][6] = 5, opts[5][7] = 10, lens[5] = 12;
+    v2s_put_be32(opts[5] + 8, b);
+    /* an option kind as the header's last byte */
+    opts[6][3] = 5, lens[6] = 4;
+    /* a block of 7 bytes' room: length 9 */
+    opts[7][2] = 5, opts[7][3] = 9, lens[7] = 12;
+    v2s_put_be32(opts[7] + 4, b), v2s_put_be32(opts[7] + 8, high);
+    for (int i = 0; i < 8; i++)
+        rec_ack_opts(&k, hole, opts[i], lens[i]);
+    ASSERT(rec_times(&k, hole) <= 2);
+    ASSERT(!rec_resent_over(&k, b, high, 1));
+    rec_finish(&k);
+    return 0;
+}
