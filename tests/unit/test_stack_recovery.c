@@ -763,3 +763,29 @@ TEST_IMPL(stack_recovery_wrap)
     rec_finish(&k);
     return 0;
 }
+
+/* The peer resets the connection in the middle of loss recovery, with the recovery timer set: lwIP
+ * frees the pcb, and the timer goes with it (its firing on the freed pcb would be a use after free,
+ * which ASan shows); nothing is sent after the reset. */
+TEST_IMPL(stack_recovery_reset_armed)
+{
+    static struct rec k;
+    rec_open(&k, 33);
+    size_t first = rec_grow(&k);
+    uint32_t hole = k.seq[first], b = k.seq[first + 1];
+    for (size_t i = first + 1; i <= first + 3; i++)
+        rec_ack(&k, hole, b, k.seq[i] + k.len[i]);
+    ASSERT_EQ(rec_times(&k, hole), 2);
+
+    uint8_t pkt[100];
+    size_t len = harness_tun_tcp4(pkt, sizeof(pkt), &k.tcp.peer, 80, &k.tcp.us, k.tcp.sport, 0x14, REC_PEER_ISN + 1,
+                                  hole, 0, NULL, 0, NULL, 0);
+    ASSERT(len > 0);
+    stack_input(k.tcp.tun.stack, pkt, len);
+    harness_tun_settle(&k.tcp.tun);
+    size_t sent = k.n;
+    harness_tun_advance(&k.tcp.tun, 3000);
+    ASSERT_EQ(k.n, sent);
+    harness_tun_tcp_close(&k.tcp);
+    return 0;
+}
