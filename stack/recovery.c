@@ -453,7 +453,8 @@ static int recovery_renege(struct tcp_pcb *pcb, struct recovery *r, uint32_t ack
             link = &seg->next;
             continue;
         }
-        seg->flags &= (u8_t)~SEG_SACKED;
+        /* A resend of it the peer had is gone as well: none is in the network. */
+        seg->flags &= (u8_t)~(SEG_SACKED | SEG_RESENT);
         if (rto && seg->p->ref == 1) {
             *link = seg->next;
             recovery_requeue(pcb, seg);

@@ -789,3 +789,25 @@ TEST_IMPL(stack_recovery_reset_armed)
     harness_tun_tcp_close(&k.tcp);
     return 0;
 }
+
+/* The renege takes a resent segment too: the tail loss probe (the window's last segment again)
+ * is SACKed, which starts recovery, and once the holes are filled the peer acknowledges up to
+ * that segment only. It goes a third time at once, not after the recovery timer's wait: its
+ * earlier resend, which the peer threw away, is not one still in the network. */
+TEST_IMPL(stack_recovery_renege_resent)
+{
+    static struct rec k;
+    rec_open(&k, 34);
+    size_t first = rec_grow(&k);
+    uint32_t hole = k.seq[first], high = rec_high(&k);
+    size_t last = k.n - 1;
+    size_t probe = rec_wait_send(&k, 30);
+    ASSERT_EQ(k.seq[probe], k.seq[last]);
+    rec_ack(&k, hole, k.seq[last], high);
+    ASSERT_EQ(rec_times(&k, hole), 2);
+
+    rec_ack(&k, k.seq[last], 0, 0);
+    ASSERT_EQ(rec_times(&k, k.seq[last]), 3);
+    rec_finish(&k);
+    return 0;
+}
