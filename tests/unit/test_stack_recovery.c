@@ -23,6 +23,8 @@ struct rec {
     uint32_t seq[REC_MAX];      /* every data segment the stack sent, in order: its sequence number */
     uint32_t len[REC_MAX];      /* and payload length */
     size_t n;
+    int fins;                   /* segments sent with FIN... */
+    uint32_t fin_end;           /* ...and the sequence number after the FIN */
 };
 
 static void rec_send(struct harness_tun *t, const uint8_t *pkt, size_t len)
@@ -30,6 +32,10 @@ static void rec_send(struct harness_tun *t, const uint8_t *pkt, size_t len)
     struct rec *k = t->arg;
     const uint8_t *tcp = pkt + 20;
     size_t payload = len - 20 - (size_t)(tcp[12] >> 4) * 4;
+    if (tcp[13] & 0x01) {
+        k->fins++;
+        k->fin_end = v2s_get_be32(tcp + 4) + (uint32_t)payload + 1;
+    }
     if (payload > 0 && k->n < REC_MAX) {
         k->seq[k->n] = v2s_get_be32(tcp + 4);
         k->len[k->n++] = (uint32_t)payload;
@@ -809,5 +815,51 @@ TEST_IMPL(stack_recovery_renege_resent)
     rec_ack(&k, k.seq[last], 0, 0);
     ASSERT_EQ(rec_times(&k, k.seq[last]), 3);
     rec_finish(&k);
+    return 0;
+}
+
+static void rec_shutdown_cb(uv_shutdown_t *req, int status)
+{
+    (void)req;
+    ASSERT_EQ(status, 0);
+}
+
+/* The application closes its end after the upload, and the whole tail of the window is lost, the
+ * FIN with it: the tail loss probe resends the last segment, FIN included (TCP_TCPLEN counts it);
+ * the peer SACKs it up to and with the FIN, which shows the holes lost, and they go again. */
+TEST_IMPL(stack_recovery_tail_probe_fin)
+{
+    static struct rec k;
+    static uv_shutdown_t req;
+    rec_open(&k, 35);
+    ASSERT_EQ(uv_shutdown(&req, (uv_stream_t *)&k.tcp.app.client, rec_shutdown_cb), 0);
+    harness_tun_settle(&k.tcp.tun);
+    uint32_t acked = k.tcp.syn_seq + 1;
+    while (!k.fins) {
+        ASSERT(rec_high(&k) != acked);
+        acked = rec_high(&k);
+        rec_ack(&k, acked, 0, 0);
+    }
+    ASSERT_EQ(k.fin_end, rec_high(&k) + 1);
+    size_t first = 0;
+    while (k.seq[first] != acked)
+        first++;
+    ASSERT(k.n - first >= 3);
+    size_t last = k.n - 1;
+    rec_wait_send(&k, 30);
+    ASSERT_EQ(rec_times(&k, k.seq[last]), 2);
+    ASSERT_EQ(k.fins, 2);
+    ASSERT_EQ(rec_times(&k, acked), 1);
+
+    rec_ack(&k, acked, k.seq[last], k.fin_end);
+    ASSERT_EQ(rec_times(&k, acked), 2);
+    for (size_t i = first; i < last; i++) {
+        ASSERT(rec_wait_times(&k, k.seq[i], 2, 100) < 100);
+        rec_ack(&k, k.seq[i] + k.len[i], k.seq[last], k.fin_end);
+    }
+    rec_ack(&k, k.fin_end, 0, 0);
+    ASSERT_EQ(k.fins, 2);
+    ASSERT_EQ(k.tcp.c->pcb->unacked, NULL);
+    harness_tun_tcp_close(&k.tcp);
     return 0;
 }
