@@ -76,6 +76,8 @@
  *   - state, flags, unacked, unsent, ooseq, refused_data, persist_backoff, nrtx, poll, tmr,
  *     keep_idle, keep_intvl, keep_cnt, keep_cnt_sent, so_options: timers.c (whether a connection
  *     needs the TCP tick, and its next deadline).
+ *   - persist_backoff: recovery.c moves nothing into unacked while lwIP's persist timer runs
+ *     (tcp_slowtmr() asserts that nothing is in flight then).
  *   - persist_backoff, persist_cnt, snd_wnd: tcp_send.c tells from them that the persist timer
  *     sent a zero-window probe (lwIP 2.1.3 moves to the next slot of tcp_persist_backoff[] and
  *     restarts persist_cnt at 0 after each) and sends a pure ACK beside it.

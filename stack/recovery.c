@@ -392,10 +392,15 @@ void recovery_lost_resend(struct tcp_pcb *pcb, struct recovery *r, uint32_t ackn
  * at a time in the openconnect upload, into a VPN server's socket that had just overflowed).
  * SACKed segments are taken out of unsent again, into unacked as if sent (RFC 6675 and Linux
  * keep SACK information across a timeout): the cumulative ACK frees them once the holes before
- * them are filled, and only the holes go again. */
+ * them are filled, and only the holes go again. Not while lwIP's persist timer runs: the window
+ * was closed when the timeout put everything in unsent, and that timer asserts that nothing is in
+ * flight, so a segment put in unacked then aborted the process at its next tick (the peer's
+ * answer to a window probe SACKs; stack_recovery_zero_window). The segments stay in unsent until
+ * something is sent again, which stops that timer, and the next ACK takes them out. */
 static void recovery_rto_skip_sacked(struct tcp_pcb *pcb, uint32_t ackno, const uint32_t *left,
                                      const uint32_t *right, int nblocks)
 {
+    int persist = pcb->persist_backoff > 0;
     struct tcp_seg **link = &pcb->unsent;
     while (*link && TCP_SEQ_LT(seg_seq(*link), pcb->snd_nxt)) {
         struct tcp_seg *seg = *link;
@@ -403,7 +408,7 @@ static void recovery_rto_skip_sacked(struct tcp_pcb *pcb, uint32_t ackno, const 
         if (sack_covers(start, end, left, right, nblocks))
             seg->flags |= SEG_SACKED;
         seg->flags &= (u8_t)~SEG_LOST; /* lwIP resends it now */
-        if (!(seg->flags & SEG_SACKED) || TCP_SEQ_LEQ(end, ackno) || TCP_SEQ_GT(end, pcb->snd_nxt)) {
+        if (persist || !(seg->flags & SEG_SACKED) || TCP_SEQ_LEQ(end, ackno) || TCP_SEQ_GT(end, pcb->snd_nxt)) {
             link = &seg->next;
             continue;
         }

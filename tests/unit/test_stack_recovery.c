@@ -863,3 +863,36 @@ TEST_IMPL(stack_recovery_tail_probe_fin)
     harness_tun_tcp_close(&k.tcp);
     return 0;
 }
+
+/* The peer closes its window with data in flight: neither the tail loss probe nor the recovery
+ * timer sends past it, and no timer spins (nothing but lwIP's one-byte window probes goes out in
+ * a second). lwIP's retransmission timer fires meanwhile, puts everything in unsent, cannot send
+ * it and starts its persist timer; the peer's answers to its probes then SACK a hole, still in a
+ * zero window. recovery_rto_skip_sacked() put the SACKed segments back in unacked, and lwIP's
+ * persist timer, which asserts that nothing is in flight, aborted the process at its next tick.
+ * Once the window opens, the upload completes. */
+TEST_IMPL(stack_recovery_zero_window)
+{
+    static struct rec k;
+    rec_open(&k, 36);
+    size_t first = rec_grow(&k);
+    uint32_t b = k.seq[first + 1], c = k.seq[first + 2], high = rec_high(&k);
+    path_ack(&k.tcp, b, 0, 0, 0);
+    size_t before = k.n;
+    harness_tun_advance(&k.tcp.tun, 1000);
+    for (size_t i = before; i < k.n; i++)
+        ASSERT(k.len[i] <= 1);
+
+    for (size_t i = first + 2; i < before && k.seq[i] != high; i++)
+        path_ack(&k.tcp, b, c, k.seq[i] + k.len[i], 0);
+    size_t in_recovery = k.n;
+    harness_tun_advance(&k.tcp.tun, 1000);
+    for (size_t i = in_recovery; i < k.n; i++)
+        ASSERT(k.len[i] <= 1);
+    ASSERT(k.n - in_recovery < 20);
+
+    path_ack(&k.tcp, b, c, high, 65535);
+    ASSERT(rec_times(&k, b) >= 2);
+    rec_finish(&k);
+    return 0;
+}
