@@ -88,6 +88,7 @@ struct ovpn_transport {
     int deferred_status; /* a send failure waiting to be reported */
     int heard;           /* a packet arrived from the server */
     int no_gso;          /* UDP: the kernel refused UDP_SEGMENT once; datagrams go singly */
+    size_t gso_too_long; /* UDP: a run of datagrams this large failed with EMSGSIZE; 0: none did */
     size_t queued;      /* bytes in uv_udp_send / uv_write requests */
     uint8_t *rx;
     size_t rx_len;
@@ -253,7 +254,8 @@ static unsigned ovpn_transport_udp_msgs(struct ovpn_transport *t, unsigned first
     for (unsigned i = first; i < t->tx_count; n++) {
         unsigned run = 1;
         size_t size = t->tx_sizes[i];
-        while (gso && run < OVPN_TRANSPORT_GSO_SEGS && i + run < t->tx_count && t->tx_sizes[i + run] <= size &&
+        int may_run = gso && (!t->gso_too_long || size < t->gso_too_long);
+        while (may_run && run < OVPN_TRANSPORT_GSO_SEGS && i + run < t->tx_count && t->tx_sizes[i + run] <= size &&
                t->tx_sizes[i + run - 1] == size)
             run++;
         memset(&msgs[n], 0, sizeof(msgs[n]));
@@ -315,6 +317,19 @@ static void ovpn_transport_udp_flush(struct ovpn_transport *t, int may_queue)
                 v2s_debug("openvpn: udp GSO refused (%s); sending datagrams singly", strerror(errno));
                 t->no_gso = 1;
                 nmsg = m + ovpn_transport_udp_msgs(t, done, 0, msgs + m, iov + m, ctl + m, segs + m, offs);
+                continue;
+            }
+            if (segs[m] > 1 && errno == EMSGSIZE) {
+                /* Datagrams larger than the route's MTU (so on Linux 6.18; older kernels said
+                 * EINVAL, handled above) or a run longer than a datagram's 65507 bytes: singly
+                 * they leave (in IP fragments), as one message never. Given up, every run of
+                 * full-size datagrams was lost: with lo's MTU at 1300, 1400-byte runs never
+                 * arrived. Runs of this size or larger go singly from now on. */
+                size_t size = t->tx_sizes[done];
+                if (!t->gso_too_long || size < t->gso_too_long)
+                    t->gso_too_long = size;
+                v2s_debug("openvpn: udp GSO of %zu-byte datagrams too long; sending them singly", size);
+                nmsg = m + ovpn_transport_udp_msgs(t, done, 1, msgs + m, iov + m, ctl + m, segs + m, offs);
                 continue;
             }
             /* The first unsent datagram is lost like any datagram (e.g. an ICMP error of an
