@@ -6,6 +6,7 @@
  * The TCP link with a loopback TCP server: in a bulk download the drain timer, not the poll,
  * reads what is below the raised low-water mark. */
 #include <errno.h>
+#include <sys/ioctl.h>
 #include <netinet/in.h>
 #include <netinet/udp.h>
 #include <string.h>
@@ -437,6 +438,180 @@ TEST_IMPL(ovpn_transport_tcp_coalesce)
     uv_close((uv_handle_t *)&o->check, NULL);
     uvtest_loop_finish(&o->loop);
     close(c.conn);
+    close(lfd);
+    return 0;
+}
+
+/* The TCP link's framing: each packet behind its big-endian u16 length, however the stream is cut
+ * into reads. A regression guard: the server's stream cut at every byte (inside a length too),
+ * a largest (65535-byte) packet cut in the middle of its length, and then a zero length, which
+ * OpenVPN never sends: the link fails with EPROTO and hands nothing more over. */
+enum { OTT_FRAMES_CAP = 8, OTT_FRAMES_MAX = 65535 };
+
+struct ott_frames {
+    uv_loop_t loop;
+    struct ovpn_transport *t;
+    int connected, failed, status;
+    int conn;    /* the server's end */
+    int tfd;     /* the transport's socket */
+    unsigned got;
+    size_t len[OTT_FRAMES_CAP];
+    int intact[OTT_FRAMES_CAP]; /* the bytes are the pattern of ott_frames_put */
+    unsigned want;
+};
+
+/* Packet k's bytes: its length in every byte's low bits, plus k and the byte's offset. */
+static uint8_t ott_frames_byte(unsigned k, size_t len, size_t i)
+{
+    return (uint8_t)(len * 7 + k * 31 + i);
+}
+
+static size_t ott_frames_put(uint8_t *out, unsigned k, size_t len)
+{
+    out[0] = (uint8_t)(len >> 8);
+    out[1] = (uint8_t)len;
+    for (size_t i = 0; i < len; i++)
+        out[2 + i] = ott_frames_byte(k, len, i);
+    return 2 + len;
+}
+
+static void ott_frames_packet(void *arg, uint8_t *pkt, size_t len)
+{
+    struct ott_frames *f = arg;
+    ASSERT(f->got < OTT_FRAMES_CAP);
+    f->len[f->got] = len;
+    f->intact[f->got] = 1;
+    for (size_t i = 0; i < len; i++)
+        if (pkt[i] != ott_frames_byte(f->got % 3, len, i))
+            f->intact[f->got] = 0;
+    f->got++;
+}
+
+static void ott_frames_failed(void *arg, int status, const char *why)
+{
+    struct ott_frames *f = arg;
+    (void)why;
+    f->failed = 1;
+    f->status = status;
+}
+
+static void ott_frames_connected(void *arg)
+{
+    ((struct ott_frames *)arg)->connected = 1;
+}
+
+static int ott_frames_got(void *arg)
+{
+    struct ott_frames *f = arg;
+    return f->got >= f->want;
+}
+
+/* Nothing waits in the transport's socket: it read what was sent. */
+static int ott_frames_read(void *arg)
+{
+    struct ott_frames *f = arg;
+    int n = -1;
+    return ioctl(f->tfd, FIONREAD, &n) == 0 && n == 0;
+}
+
+/* Sends n bytes, and (if settle) runs the loop until the transport read them. */
+static void ott_frames_send(struct ott_frames *f, const uint8_t *p, size_t n, int settle)
+{
+    size_t off = 0;
+    while (off < n) {
+        ssize_t w = send(f->conn, p + off, n - off, MSG_DONTWAIT);
+        if (w < 0) {
+            ASSERT(errno == EAGAIN);
+            uv_run(&f->loop, UV_RUN_NOWAIT);
+            continue;
+        }
+        off += (size_t)w;
+    }
+    if (settle && !uvtest_run_until_fn(&f->loop, ott_frames_read, f, 2000))
+        TEST_FAIL_AT("the transport did not read %zu bytes", n);
+}
+
+TEST_IMPL(ovpn_transport_tcp_frames)
+{
+    struct ott_frames f = {0};
+    ASSERT_EQ(uv_loop_init(&f.loop), 0);
+    int lfd = socket(AF_INET, SOCK_STREAM, 0);
+    ASSERT(lfd >= 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t sl = sizeof(sa);
+    ASSERT_EQ(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    ASSERT_EQ(listen(lfd, 1), 0);
+    ASSERT_EQ(getsockname(lfd, (struct sockaddr *)&sa, &sl), 0);
+    struct ovpn_transport_events ev = {.connected = ott_frames_connected,
+                                       .packet = ott_frames_packet,
+                                       .writable = ott_writable,
+                                       .failed = ott_frames_failed,
+                                       .arg = &f};
+    ASSERT_EQ(ovpn_transport_open(&f.t, &f.loop, (struct sockaddr *)&sa, OVPN_PROTO_TCP, &ev), 0);
+    ASSERT(uvtest_run_until(&f.loop, &f.connected, 1000));
+    f.conn = accept(lfd, NULL, NULL);
+    ASSERT(f.conn >= 0);
+    struct sockaddr_in peer;
+    socklen_t pl = sizeof(peer);
+    ASSERT_EQ(getpeername(f.conn, (struct sockaddr *)&peer, &pl), 0);
+    f.tfd = -1;
+    for (int fd = 3; fd < 1024 && f.tfd < 0; fd++) {
+        struct sockaddr_in me;
+        socklen_t ml = sizeof(me);
+        if (fd != f.conn && getsockname(fd, (struct sockaddr *)&me, &ml) == 0 && ml == sizeof(me) &&
+            me.sin_family == AF_INET && me.sin_port == peer.sin_port)
+            f.tfd = fd;
+    }
+    ASSERT(f.tfd >= 0);
+
+    /* Three packets (1, 300 and 256 bytes: a length with a zero low byte), the stream cut once
+     * at every offset. */
+    static const size_t lens[3] = {1, 300, 256};
+    static uint8_t stream[2 * OTT_FRAMES_MAX + 8];
+    size_t total = 0;
+    for (unsigned k = 0; k < 3; k++)
+        total += ott_frames_put(stream + total, k, lens[k]);
+    for (size_t cut = 1; cut < total; cut++) {
+        f.got = 0;
+        ott_frames_send(&f, stream, cut, 1);
+        ott_frames_send(&f, stream + cut, total - cut, 0);
+        f.want = 3;
+        if (!uvtest_run_until_fn(&f.loop, ott_frames_got, &f, 2000))
+            TEST_FAIL_AT("cut at %zu: %u of 3 packets", cut, f.got);
+        for (unsigned k = 0; k < 3; k++)
+            if (f.len[k] != lens[k] || !f.intact[k])
+                TEST_FAIL_AT("cut at %zu: packet %u is %zu bytes (want %zu), intact %d", cut, k, f.len[k], lens[k],
+                             f.intact[k]);
+    }
+
+    /* The largest packet and a 1-byte one, cut between the bytes of the first length and in the
+     * middle of the packet. */
+    f.got = 0;
+    total = ott_frames_put(stream, 0, OTT_FRAMES_MAX);
+    total += ott_frames_put(stream + total, 1, 1);
+    ott_frames_send(&f, stream, 1, 1);
+    ott_frames_send(&f, stream + 1, 40000, 1);
+    ott_frames_send(&f, stream + 40001, total - 40001, 0);
+    f.want = 2;
+    ASSERT(uvtest_run_until_fn(&f.loop, ott_frames_got, &f, 2000));
+    ASSERT_EQ(f.len[0], OTT_FRAMES_MAX);
+    ASSERT(f.intact[0]);
+    ASSERT_EQ(f.len[1], 1);
+    ASSERT(f.intact[1]);
+    ASSERT_EQ(f.failed, 0);
+
+    /* A zero length, then a good packet: the link fails; nothing more is handed over. */
+    f.got = 0;
+    stream[0] = stream[1] = 0;
+    total = 2 + ott_frames_put(stream + 2, 0, 5);
+    ott_frames_send(&f, stream, total, 0);
+    ASSERT(uvtest_run_until(&f.loop, &f.failed, 2000));
+    ASSERT_EQ(f.status, UV_EPROTO);
+    ASSERT_EQ(f.got, 0);
+
+    ovpn_transport_close(f.t);
+    uvtest_loop_finish(&f.loop);
+    close(f.conn);
     close(lfd);
     return 0;
 }
