@@ -27,6 +27,9 @@ struct fdt {
     int sv[2]; /* sv[0] is the tunnel's, sv[1] the VPN client's */
     struct tunnel *t;
     int ups, downs, writables;
+    enum tunnel_down_reason reason; /* of the last down */
+    int close_at;                   /* >= 0: the packet callback closes the tunnel at this seq */
+    int closed;                     /* the close callback ran */
     unsigned packets;
     uint32_t seq[FDT_MAX_PACKETS]; /* the first four bytes of each packet that came in */
     size_t len[FDT_MAX_PACKETS];
@@ -38,6 +41,15 @@ static void fdt_up(void *arg, const struct tunnel_settings *ts)
     ((struct fdt *)arg)->ups++;
 }
 
+static uint32_t fdt_seq_of(const uint8_t *pkt)
+{
+    uint32_t seq;
+    memcpy(&seq, pkt, 4);
+    return seq;
+}
+
+static void fdt_closed(struct tunnel *t);
+
 static void fdt_packet(void *arg, const uint8_t *pkt, size_t len)
 {
     struct fdt *f = arg;
@@ -48,6 +60,8 @@ static void fdt_packet(void *arg, const uint8_t *pkt, size_t len)
         f->len[f->packets] = len;
     }
     f->packets++;
+    if (f->close_at >= 0 && len >= 4 && (int)fdt_seq_of(pkt) == f->close_at)
+        tunnel_close(f->t, fdt_closed);
 }
 
 static void fdt_writable(void *arg)
@@ -57,18 +71,22 @@ static void fdt_writable(void *arg)
 
 static void fdt_down(void *arg, enum tunnel_down_reason reason, const char *why)
 {
-    (void)reason;
     (void)why;
     ((struct fdt *)arg)->downs++;
+    ((struct fdt *)arg)->reason = reason;
 }
+
+static int fdt_close_count;
 
 static void fdt_closed(struct tunnel *t)
 {
     (void)t;
+    fdt_close_count++;
 }
 
 static void fdt_open(struct fdt *f)
 {
+    f->close_at = -1;
     ASSERT_EQ(uv_loop_init(&f->loop), 0);
     ASSERT_EQ(socketpair(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK, 0, f->sv), 0);
     struct tunnel_events ev = {
@@ -216,5 +234,58 @@ TEST_IMPL(tunnel_fd_sched_batch)
     fdt_open(&f);
     ASSERT_EQ(sched_getscheduler(0), SCHED_BATCH);
     fdt_close(&f);
+    return 0;
+}
+
+/* The stack closes the tunnel from inside the packet callback, in the middle of a recvmmsg batch
+ * (the application quits on what a packet said): no packet after it is handed over, the close
+ * callback runs once when the loop closed the handles, and nothing touches the freed tunnel
+ * (ASan). A regression guard. */
+TEST_IMPL(tunnel_fd_close_in_packet)
+{
+    struct fdt f = {0};
+    fdt_open(&f);
+    uint8_t pkt[256];
+    for (uint32_t i = 0; i < 10; i++) {
+        fdt_make(pkt, 100, i);
+        ASSERT_EQ(send(f.sv[1], pkt, 100, 0), 100);
+    }
+    /* Gathered but not yet sent: leaves with the close if the fd takes it. */
+    fdt_make(pkt, 60, 99);
+    ASSERT_EQ(tunnel_send(f.t, pkt, 60), 0);
+    f.close_at = 3;
+    fdt_close_count = 0;
+    uv_run(&f.loop, UV_RUN_NOWAIT);
+    ASSERT_EQ(f.packets, 4);
+    for (uint32_t i = 0; i < 4; i++)
+        ASSERT_EQ(f.seq[i], i);
+    uvtest_loop_finish(&f.loop);
+    ASSERT_EQ(fdt_close_count, 1);
+    ASSERT_EQ(f.downs, 0);
+    fdt_expect(&f, 99, 60);
+    close(f.sv[1]);
+    return 0;
+}
+
+/* The VPN client goes away (its end of the datagram pair closed; no EOF on a datagram socket):
+ * the next write fails with ECONNREFUSED, which is the tunnel closed, not an error, and sends
+ * fail from then on. A regression guard. */
+TEST_IMPL(tunnel_fd_peer_gone)
+{
+    struct fdt f = {0};
+    fdt_open(&f);
+    close(f.sv[1]);
+    uint8_t pkt[100];
+    fdt_make(pkt, sizeof(pkt), 1);
+    ASSERT_EQ(tunnel_send(f.t, pkt, sizeof(pkt)), 0);
+    uv_run(&f.loop, UV_RUN_NOWAIT);
+    ASSERT_EQ(f.downs, 1);
+    ASSERT_EQ(f.reason, TUNNEL_DOWN_CLOSED);
+    ASSERT_EQ(tunnel_send(f.t, pkt, sizeof(pkt)), -ENETDOWN);
+    struct tunnel_stats st;
+    tunnel_get_stats(f.t, &st);
+    ASSERT_EQ(st.state, TUNNEL_STATE_DOWN);
+    tunnel_close(f.t, fdt_closed);
+    uvtest_loop_finish(&f.loop);
     return 0;
 }
