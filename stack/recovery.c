@@ -23,10 +23,11 @@
  *   - a resent segment is lost again once more than two segments' worth of what was sent after
  *     it is SACKed (recovery_lost_resend()); it is then resent once more.
  *   - a short recovery timer (recovery_timer.c, RFC 8985's reordering timer): when no ACK has
- *     come for a round trip and a quarter since the latest resend or ACK in recovery, what was
- *     sent before it and is still neither acknowledged nor SACKed is lost, and the holes go
- *     again at once rather than at lwIP's retransmission timeout; outside recovery, the same
- *     timer sends RFC 8985's tail loss probe after two round trips of silence.
+ *     come for a round trip and a quarter (10 ms at least) since the latest resend or ACK in
+ *     recovery, what was sent before it and is still neither acknowledged nor SACKed is lost,
+ *     and the holes go again at once rather than at lwIP's retransmission timeout; outside
+ *     recovery, the same timer sends RFC 8985's tail loss probe after two round trips of
+ *     silence.
  * If lwIP's retransmission timer fires all the same (TF_RTO: nothing came back at all), this code
  * stands aside until that ends, but for one thing: what the peer SACKed is not sent again
  * (recovery_rto_skip_sacked()).

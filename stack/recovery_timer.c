@@ -39,8 +39,20 @@ static void recovery_timer(void *arg);
  * upload by one segment per firing (stack_recovery_timer_tail). The likeliest cause of an
  * openconnect upload of the bench that crawled at 1.8 MiB/s (7 MiB in 4 s) in one of 562 runs:
  * its run had 797 timer resends, against about one in three uploads otherwise. */
+/* At least 10 ms, as the tail loss probe's wait (below): on two cores with four busy processes the
+ * ACK path stalls for a few milliseconds while one of them is off the CPU, and the round trip
+ * sample (0.2-2.5 ms) does not show it. With a floor of 2 ms the timer fired in 12 of 33 uploads
+ * of the openconnect bench (four quick runs of a debug build), after 2.1-6.3 ms of silence (15 ms
+ * once), with nothing waiting in our end of the socketpair; it declared the whole flight lost
+ * (115-230 KB) and resent 50-130 segments, and in 6 of the 10 uploads whose counters were
+ * logged the peer DSACKed those resends (the originals had arrived). Outside a round where
+ * everything was slow, the uploads with a firing ran at 58-107 MiB/s against 95-130 for the 18
+ * without (the 58 went on to lwIP's retransmission timeout). With this floor, 4 firings in 18
+ * uploads, 1 DSACKed. A true loss now waits up to 8 ms more, under 1 % of an upload that takes
+ * 1.1 s; a spurious firing sent a whole window twice into a VPN server's socket already at its
+ * limit. */
 enum {
-    RECOVERY_WAIT_MIN_US = 2000,      /* sys_timeout() counts milliseconds */
+    RECOVERY_WAIT_MIN_US = 10000,
     RECOVERY_WAIT_UNKNOWN_US = 20000, /* before the first round trip sample */
     RECOVERY_WAIT_MAX_SHIFT = 6,
 };
