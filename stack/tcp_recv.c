@@ -200,6 +200,11 @@ static int stack_tcp_rxq_add(struct stack_tcp *c, struct pbuf *p)
     if (p->tot_len <= STACK_TCP_SMALL) {
         if (c->coalesce_room < p->tot_len) {
             uint32_t size = c->coalesce_size ? 2 * c->coalesce_size : STACK_TCP_COALESCE_MIN;
+            /* Large enough for p (up to STACK_TCP_SMALL, twice the smallest buffer): a buffer
+             * that p does not fit would stay empty behind it, a 256-byte buffer wasted for each
+             * 257-512 byte segment (stack_bridge_rx_small_segments). */
+            while (size < p->tot_len)
+                size *= 2;
             if (size > STACK_TCP_COALESCE_MAX)
                 size = STACK_TCP_COALESCE_MAX;
             struct pbuf *q = pbuf_alloc(PBUF_RAW, (u16_t)size, PBUF_RAM);
