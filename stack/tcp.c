@@ -489,6 +489,12 @@ void stack_tcp_bridge_start(struct stack_tcp *c, uv_tcp_t *app, const uint8_t *e
         stack_tcp_maybe_shutdown_app(c);
 }
 
+/* The tunnel is gone for good (the stack closes) or came back with another address: every
+ * connection using it ends. A bridged one without a pcb is done with the tunnel (both FINs
+ * through, tcp_close.c let go of the pcb) and only hands its last bytes and the end of the stream
+ * to a slow application, so it finishes as it would have, unless the stack itself is closing.
+ * Reset, it dropped those bytes, and the application saw a reset for a transfer that had
+ * completed (stack_bridge_readdress_after_close). */
 void stack_tcp_abort_all(struct stack *s)
 {
     struct v2s_list *n, *next;
@@ -496,7 +502,7 @@ void stack_tcp_abort_all(struct stack *s)
         struct stack_tcp *c = V2S_LIST_ENTRY(n, struct stack_tcp, node);
         if (c->state == STACK_TCP_CONNECTING)
             stack_tcp_fail(c, UV_ENETDOWN);
-        else if (c->state == STACK_TCP_BRIDGED)
+        else if (c->state == STACK_TCP_BRIDGED && (c->pcb || s->closing))
             stack_tcp_end(c, 1);
         else if (c->state == STACK_TCP_CONNECTED)
             stack_tcp_release_pcb(c, 1);

@@ -1,5 +1,6 @@
-/* The TCP bridge between an application's socket and lwIP (stack/tcp*.c) at its edges: the
- * memory segments of a few hundred bytes cost while the application has not taken them.
+/* The TCP bridge between an application's socket and lwIP (stack/tcp*.c) at its edges: what the
+ * peer sent reaching the application whole when the tunnel's address changes after a clean close,
+ * and the memory segments of a few hundred bytes cost while the application has not taken them.
  * The real stack and lwIP behind the fake tunnel of harness_tun.h, the test playing the server's
  * TCP by hand; a loopback socket is the bridged application, whose client end the test reads. */
 #include <string.h>
@@ -13,6 +14,7 @@
 #include "stack/stack.h"
 #include "stack/tcp_internal.h"
 #include "test.h"
+#include "tunnel/settings.h"
 #include "uvtest.h"
 
 enum { BR_PEER_ISN = 3000000 };
@@ -49,6 +51,53 @@ static int br_read_all(struct harness_tun_tcp *r, size_t n, int want_end)
     if (end == 0 && want_end)
         end = uvtest_wait_end(&r->tun.loop, fd, NULL, 2000);
     return end;
+}
+
+/* Both ends closed cleanly (the application half-closed first, then the server sent its last
+ * bytes and its FIN), and the tunnel comes back from a reconnect with another address before the
+ * application has all of those bytes: the connections using the tunnel are reset, but lwIP is
+ * done with this one, so its bytes and the end of the stream still reach the application.
+ * Before, stack_tcp_abort_all() reset every bridged connection, this one included: the bytes
+ * held for the application were dropped and it saw a reset instead of the end of a download that
+ * had completed (a slow reader holds up to its window for as long as it takes). */
+TEST_IMPL(stack_bridge_readdress_after_close)
+{
+    static struct harness_tun_tcp r;
+    const struct harness_tun_tcp_config cfg = {.seed = 41, .port = 80, .isn = BR_PEER_ISN, .wnd = 65535, .mss = 1400};
+    harness_tun_tcp_open(&r, &cfg, NULL, NULL);
+    struct stack_tcp *c = r.c;
+    ASSERT(c != NULL);
+
+    /* The application is done sending: the bridge passes its FIN on. */
+    uv_os_fd_t fd;
+    ASSERT_EQ(uv_fileno((uv_handle_t *)&r.app.client, &fd), 0);
+    ASSERT_EQ(shutdown(fd, SHUT_WR), 0);
+    for (int i = 0; i < 20 && !c->tx_shut; i++)
+        harness_tun_advance(&r.tun, 5);
+    ASSERT(c->tx_shut);
+
+    /* The server acknowledges our FIN, sends 20 KB and its own FIN, all in one read from the
+     * tunnel; then the tunnel is up again with another address, before the loop hands the
+     * bytes to the application. */
+    const size_t seg = 1000, n = 20;
+    uint32_t seq = BR_PEER_ISN + 1, ack = r.syn_seq + 2;
+    for (size_t i = 0; i < n; i++, seq += (uint32_t)seg)
+        br_segment(&r, 0x10, seq, ack, seg);
+    br_segment(&r, 0x11, seq, ack, 0);
+    ASSERT(c->remote_fin);
+    struct tunnel_settings ts;
+    tunnel_settings_init(&ts);
+    ASSERT_EQ(v2s_addr_parse(&ts.addr4, "10.8.0.3"), 0);
+    ts.prefix4 = 24;
+    ts.mtu = 1400;
+    ASSERT_EQ(stack_tunnel_up(r.tun.stack, &ts), 0);
+    tunnel_settings_free(&ts);
+
+    ASSERT_EQ(br_read_all(&r, n * seg, 1), 1);
+    harness_tun_settle(&r.tun);
+    ASSERT_EQ(r.app.done, 1);
+    harness_tun_tcp_close(&r);
+    return 0;
 }
 
 /* Segments of 257 to 512 bytes are small (tcp_recv.c's STACK_TCP_SMALL) and are copied into the
