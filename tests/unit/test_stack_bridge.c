@@ -253,3 +253,29 @@ TEST_IMPL(stack_bridge_half_close_full_queue)
     harness_tun_tcp_close(&q.tcp);
     return 0;
 }
+
+/* The server sends 20 KB and resets, all in one read from the tunnel, before the application has
+ * any of it: the application must see a reset, never the end of a stream that looks complete
+ * (a truncated download taken for a whole one). (A regression guard: passes on main.) */
+TEST_IMPL(stack_bridge_reset_not_eof)
+{
+    static struct harness_tun_tcp r;
+    const struct harness_tun_tcp_config cfg = {.seed = 53, .port = 80, .isn = BR_PEER_ISN, .wnd = 65535, .mss = 1400};
+    harness_tun_tcp_open(&r, &cfg, NULL, NULL);
+    ASSERT(r.c != NULL);
+    const size_t seg = 1000, n = 20;
+    uint32_t seq = BR_PEER_ISN + 1;
+    for (size_t i = 0; i < n; i++, seq += (uint32_t)seg)
+        br_segment(&r, 0x10, seq, r.syn_seq + 1, seg);
+    br_segment(&r, 0x14, seq, r.syn_seq + 1, 0);
+
+    uv_os_fd_t fd;
+    ASSERT_EQ(uv_fileno((uv_handle_t *)&r.app.client, &fd), 0);
+    int end = uvtest_wait_end(&r.tun.loop, fd, NULL, 2000);
+    if (end >= 0)
+        TEST_FAIL_AT("the application's input ended with %d, not a reset", end);
+    harness_tun_settle(&r.tun);
+    ASSERT_EQ(r.app.done, 1);
+    harness_tun_tcp_close(&r);
+    return 0;
+}
