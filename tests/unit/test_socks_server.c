@@ -829,3 +829,127 @@ TEST_IMPL(socks_server_auth_timeout)
     v2s_credentials_free(creds);
     return 0;
 }
+
+/* --- hostile and broken clients --- */
+
+/* Every invalid field a client can send, whole and split at every byte: the client gets the
+ * answer RFC 1928 has for it (none where the protocol has none), then the end of the connection,
+ * and nothing is dialed. Each input stops where the server stops reading, so that no unread byte
+ * turns the close into a reset. A regression guard: passes on main. */
+TEST_IMPL(socks_server_bad_requests)
+{
+#define REPLY(rep) "\x05" rep "\x00\x01\x00\x00\x00\x00\x00\x00"
+    static const struct {
+        const char *what;
+        const char *in;
+        size_t n;
+        const char *out;
+        size_t out_n;
+    } rows[] = {
+        {"version 6", "\x06", 1, "", 0},
+        {"no methods", "\x05\x00", 2, "", 0},
+        {"only username/password offered", "\x05\x01\x02", 3, "\x05\xff", 2},
+        {"request version 4", "\x05\x01\x00\x04\x01\x00\x01", 7, "\x05\x00", 2},
+        {"address type 9", "\x05\x01\x00\x05\x01\x00\x09", 7, "\x05\x00" REPLY("\x08"), 12},
+        {"empty name", "\x05\x01\x00\x05\x01\x00\x03\x00\x00\x50", 10, "\x05\x00" REPLY("\x01"), 12},
+        {"command 9", "\x05\x01\x00\x05\x09\x00\x01\x01\x02\x03\x04\x00\x50", 13, "\x05\x00" REPLY("\x07"), 12},
+        {"UDP ASSOCIATE not enabled", "\x05\x01\x00\x05\x03\x00\x01\x00\x00\x00\x00\x00\x00", 13,
+         "\x05\x00" REPLY("\x07"), 12},
+        {"BIND without a tunnel", "\x05\x01\x00\x05\x02\x00\x01\x0a\x00\x00\x01\x00\x50", 13,
+         "\x05\x00" REPLY("\x07"), 12},
+        {"SOCKS4 command 3", "\x04\x03\x00\x50\x01\x02\x03\x04\x00", 9, "\x00\x5b\x00\x00\x00\x00\x00\x00", 8},
+        {"SOCKS4a empty host", "\x04\x01\x00\x50\x00\x00\x00\x01\x00\x00", 10, "\x00\x5b\x00\x00\x00\x00\x00\x00",
+         8},
+    };
+#undef REPLY
+    uint8_t many[2 + 255];
+    many[0] = 5;
+    many[1] = 255;
+    for (int i = 0; i < 255; i++)
+        many[2 + i] = (uint8_t)(i + 1); /* every method but "no authentication" */
+    for (size_t i = 0; i <= ARRAY_SIZE(rows); i++) {
+        const char *what = i < ARRAY_SIZE(rows) ? rows[i].what : "255 methods, none acceptable";
+        const uint8_t *in = i < ARRAY_SIZE(rows) ? (const uint8_t *)rows[i].in : many;
+        size_t n = i < ARRAY_SIZE(rows) ? rows[i].n : sizeof(many);
+        const uint8_t *out = i < ARRAY_SIZE(rows) ? (const uint8_t *)rows[i].out : (const uint8_t *)"\x05\xff";
+        size_t out_n = i < ARRAY_SIZE(rows) ? rows[i].out_n : 2;
+        for (int split = 0; split < 2; split++) {
+            struct sstest t;
+            sstest_start(&t, FAKE_ANSWER, 0);
+            int fd = uvtest_connect(t.port);
+            if (split) {
+                for (size_t k = 0; k < n; k++) {
+                    uvtest_send(&t.loop, fd, in + k, 1);
+                    int never = 0;
+                    uvtest_run_until(&t.loop, &never, 2);
+                }
+            } else
+                uvtest_send(&t.loop, fd, in, n);
+            uint8_t got[32];
+            int end = 0;
+            size_t len = uvtest_recv(&t.loop, fd, got, sizeof(got), &end, 3000);
+            ASSERT_ROW(len == out_n && memcmp(got, out, out_n) == 0, "%s (split %d): %zu bytes", what, split, len);
+            if (end == 0)
+                end = uvtest_wait_end(&t.loop, fd, NULL, 3000);
+            ASSERT_ROW(end == 1, "%s (split %d): end %d", what, split, end);
+            ASSERT_ROW(t.fake.connects == 0, "%s", what);
+            close(fd);
+            sstest_finish(&t);
+        }
+    }
+    return 0;
+}
+
+static int sstest_handles_at(void *arg)
+{
+    struct sstest *t = arg;
+    return (int)uvtest_handles(&t->loop) == t->fake.backend_timeout_at_end; /* the baseline, see below */
+}
+
+static int sstest_connects_at(void *arg)
+{
+    struct sstest *t = arg;
+    return t->fake.connects == t->fake.cancels + 1;
+}
+
+/* A client that leaves at every step of a CONNECT (after each byte of its greeting, request and
+ * early data, by a reset or, before its request is complete, by its end of stream) is dropped at
+ * once: its handles are closed and a dial it started is cancelled, with no timer left to fire
+ * (the handshake timeout is 60 s here). A regression guard: passes on main. */
+TEST_IMPL(socks_server_client_leaves_every_step)
+{
+    static const uint8_t ex[] = "\x05\x01\x00" "\x05\x01\x00\x03\x07" "a.tests" "\x01\xbb" "early";
+    const size_t n = sizeof(ex) - 1, request_end = 3 + 5 + 7 + 2;
+    struct sstest t;
+    sstest_start_with(&t, FAKE_HANG, 0, NULL, 60000);
+    int never = 0;
+    uvtest_run_until(&t.loop, &never, 5);
+    /* The listener's handles; the fake's field is free for it (nothing is bridged here). */
+    t.fake.backend_timeout_at_end = (int)uvtest_handles(&t.loop);
+    int dials = 0;
+    for (int reset = 0; reset < 2; reset++) {
+        for (size_t k = 0; k <= n; k++) {
+            if (!reset && k >= request_end)
+                break; /* an end of stream while dialing is a half-close: kept for the relay */
+            int fd = uvtest_connect(t.port);
+            if (k > 0)
+                uvtest_send(&t.loop, fd, ex, k);
+            /* A reset discards what the listener has not read: a whole request is waited for. */
+            dials += k >= request_end;
+            if (k >= request_end)
+                ASSERT(uvtest_run_until_fn(&t.loop, sstest_connects_at, &t, 3000));
+            else
+                uvtest_run_until(&t.loop, &never, 5);
+            if (reset) {
+                struct linger lg = {1, 0};
+                ASSERT_EQ(setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg)), 0);
+            }
+            close(fd);
+            ASSERT_ROW(uvtest_run_until_fn(&t.loop, sstest_handles_at, &t, 3000), "reset %d, %zu bytes: %u handles",
+                       reset, k, uvtest_handles(&t.loop));
+            ASSERT_ROW(t.fake.connects == dials && t.fake.cancels == dials, "reset %d, %zu bytes", reset, k);
+        }
+    }
+    sstest_finish(&t);
+    return 0;
+}
