@@ -542,9 +542,18 @@ static void socks_conn_bind(struct socks_conn *c)
 
 /* Reading the client after its request: a UDP association's TCP connection, whose end ends the
  * association (bytes on it mean nothing and are dropped), or a BIND waiting for its peer, whose
- * bytes are kept for the peer (bounded as early data is). */
+ * bytes are kept for the peer (bounded as early data is). A BIND client's end of stream is a
+ * half-close, kept as a CONNECT's is while it dials (socks_conn_read_dialing()): it stops the
+ * reading and stays in the socket, the bridge reads it again and passes it on behind the early
+ * bytes, and the client still gets the second reply and the peer's bytes. Ending the BIND there
+ * dropped both (socks_bind_half_close). A client that closed for good holds the port until its
+ * peer comes or the connect timeout passes, no longer. */
 static void socks_conn_read_after(struct socks_conn *c, ssize_t nread, const uv_buf_t *buf)
 {
+    if (nread == UV_EOF && c->state == SOCKS_CONN_BIND_WAIT) {
+        uv_read_stop((uv_stream_t *)&c->client);
+        return;
+    }
     if (nread < 0) {
         v2s_debug("%s: client closed its SOCKS connection (%s)", c->peer, uv_strerror((int)nread));
         socks_conn_close(c);

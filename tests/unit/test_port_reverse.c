@@ -658,3 +658,70 @@ TEST_IMPL(socks_bind_relay)
     ASSERT_EQ(harness_tun_down(&r.tun), 0);
     return 0;
 }
+
+/* A BIND client that half-closes while it waits (it has nothing more to send: what it sent is for
+ * the peer) still gets the second reply and the peer's bytes, and the peer gets its early bytes
+ * and then its FIN. Failed before the fix: the end of stream ended the BIND at once, and the
+ * peer's SYN to its port was answered with a reset (rp_syn(): flags 0x14, not a SYN-ACK). */
+TEST_IMPL(socks_bind_half_close)
+{
+    static struct rp r;
+    uint8_t rep[10], buf[64];
+    int end;
+    rp_up(&r);
+    struct outbound *direct = NULL;
+    ASSERT_EQ(direct_new(&direct, &r.tun.loop), 0);
+    struct socks_server_config cfg = {
+        .loop = &r.tun.loop,
+        .out = direct,
+        .connect_timeout_ms = 3000,
+        .handshake_timeout_ms = 3000,
+        .stack = r.tun.stack,
+    };
+    struct sockaddr_in sin = {.sin_family = AF_INET};
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    struct socks_server *srv = NULL;
+    ASSERT_EQ(socks_server_new(&srv, &cfg, (const struct sockaddr *)&sin), 0);
+    struct sockaddr_storage ss;
+    int sl = sizeof(ss);
+    ASSERT_EQ(socks_server_local(srv, (struct sockaddr *)&ss, &sl), 0);
+    uint16_t socks_port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+
+    int fd = rp_socks_bind(&r, socks_port, "10.9.0.1", rep);
+    ASSERT_EQ(rep[1], 0);
+    uint16_t port = v2s_get_be16(rep + 8);
+    uvtest_send(&r.tun.loop, fd, "early", 5);
+    ASSERT_EQ(shutdown(fd, SHUT_WR), 0);
+    int never = 0;
+    uvtest_run_until(&r.tun.loop, &never, 50);
+
+    uint32_t ack = rp_syn(&r, &r.us, 40000, port, 0);
+    rp_segment(&r, &r.us, 40000, port, 0x10, RP_PEER_ISN + 1, ack, NULL, 0, NULL, 0);
+    rp_segment(&r, &r.us, 40000, port, 0x18, RP_PEER_ISN + 1, ack, NULL, 0, "from the server", 15);
+    harness_tun_settle(&r.tun);
+    size_t got = uvtest_recv(&r.tun.loop, fd, rep, 10, &end, 3000);
+    ASSERT_ROW(got == 10 && rep[1] == 0, "second reply: %zu bytes, end %d", got, end);
+    ASSERT_MEM_EQ(rep, "\x05\x00\x00\x01\x0a\x09\x00\x01\x9c\x40", 10); /* 10.9.0.1:40000 */
+    ASSERT_EQ(uvtest_recv(&r.tun.loop, fd, buf, 15, &end, 3000), 15);
+    ASSERT_MEM_EQ(buf, "from the server", 15);
+    rp_wait_rx(&r, 0, 5);
+    ASSERT_MEM_EQ(r.rx[0], "early", 5);
+    for (int i = 0; i < 1000 && !rp_last(&r, 40000, port, 0x01); i++)
+        uvtest_run_until(&r.tun.loop, &never, 1);
+    const struct rp_seg *fin = rp_last(&r, 40000, port, 0x01);
+    ASSERT(fin != NULL);
+    /* The peer's FIN ends it: the client reads its end. */
+    rp_segment(&r, &r.us, 40000, port, 0x11, RP_PEER_ISN + 16, fin->seq + 1, NULL, 0, NULL, 0);
+    harness_tun_settle(&r.tun);
+    ASSERT_EQ(uvtest_wait_end(&r.tun.loop, fd, NULL, 3000), 1);
+    close(fd);
+
+    int done = 0;
+    uvtest_run_until(&r.tun.loop, &done, 100);
+    socks_server_close(srv, rp_closed, &r);
+    outbound_close(direct, rp_closed, &r);
+    uvtest_run_until(&r.tun.loop, &done, 200);
+    ASSERT_EQ(r.closed, 2);
+    ASSERT_EQ(harness_tun_down(&r.tun), 0);
+    return 0;
+}
