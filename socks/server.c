@@ -547,7 +547,9 @@ static void socks_conn_bind(struct socks_conn *c)
  * reading and stays in the socket, the bridge reads it again and passes it on behind the early
  * bytes, and the client still gets the second reply and the peer's bytes. Ending the BIND there
  * dropped both (socks_bind_half_close). A client that closed for good holds the port until its
- * peer comes or the connect timeout passes, no longer. */
+ * peer comes or the connect timeout passes, no longer. Past SOCKS_MAX_EARLY bytes the reading
+ * stops likewise and the rest waits in the socket; the connection was closed there, without a
+ * second reply (socks_bind_early_bound). */
 static void socks_conn_read_after(struct socks_conn *c, ssize_t nread, const uv_buf_t *buf)
 {
     if (nread == UV_EOF && c->state == SOCKS_CONN_BIND_WAIT) {
@@ -561,15 +563,16 @@ static void socks_conn_read_after(struct socks_conn *c, ssize_t nread, const uv_
     }
     if (c->state == SOCKS_CONN_UDP)
         return;
-    uint8_t *more;
-    if (c->early_len + (size_t)nread > SOCKS_MAX_EARLY || !(more = realloc(c->early, c->early_len + (size_t)nread))) {
-        v2s_info("%s: too much data before the BIND peer connected", c->peer);
+    uint8_t *more = realloc(c->early, c->early_len + (size_t)nread);
+    if (!more) {
         socks_conn_close(c);
         return;
     }
     memcpy(more + c->early_len, buf->base, (size_t)nread);
     c->early = more;
     c->early_len += (size_t)nread;
+    if (c->early_len >= SOCKS_MAX_EARLY)
+        uv_read_stop((uv_stream_t *)&c->client); /* the rest waits in the socket for the bridge */
 }
 
 /* Reading the client while its CONNECT is dialed. Stopping and restarting the read around the
@@ -606,7 +609,7 @@ static void socks_conn_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     struct socks_conn *c = h->data;
     size_t len = SOCKS_READ_BUF;
     (void)suggested;
-    if (c->state == SOCKS_CONN_DIALING && SOCKS_MAX_EARLY - c->early_len < len)
+    if ((c->state == SOCKS_CONN_DIALING || c->state == SOCKS_CONN_BIND_WAIT) && SOCKS_MAX_EARLY - c->early_len < len)
         len = SOCKS_MAX_EARLY - c->early_len; /* never 0: reading stops at the bound */
     /* Shared by every connection: the read callback consumes it before returning. */
     *buf = uv_buf_init((char *)c->srv->read_buf, (unsigned)len);

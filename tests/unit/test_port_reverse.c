@@ -663,20 +663,17 @@ TEST_IMPL(socks_bind_relay)
  * the peer) still gets the second reply and the peer's bytes, and the peer gets its early bytes
  * and then its FIN. Failed before the fix: the end of stream ended the BIND at once, and the
  * peer's SYN to its port was answered with a reset (rp_syn(): flags 0x14, not a SYN-ACK). */
-TEST_IMPL(socks_bind_half_close)
+/* A SOCKS listener on 127.0.0.1 with BIND in r's tunnel (no router: every address may connect
+ * back) and a connect timeout of 3 s; returns it, its port in *port, its outbound in *direct. */
+static struct socks_server *rp_socks_server(struct rp *r, struct outbound **direct, uint16_t *port)
 {
-    static struct rp r;
-    uint8_t rep[10], buf[64];
-    int end;
-    rp_up(&r);
-    struct outbound *direct = NULL;
-    ASSERT_EQ(direct_new(&direct, &r.tun.loop), 0);
+    ASSERT_EQ(direct_new(direct, &r->tun.loop), 0);
     struct socks_server_config cfg = {
-        .loop = &r.tun.loop,
-        .out = direct,
+        .loop = &r->tun.loop,
+        .out = *direct,
         .connect_timeout_ms = 3000,
         .handshake_timeout_ms = 3000,
-        .stack = r.tun.stack,
+        .stack = r->tun.stack,
     };
     struct sockaddr_in sin = {.sin_family = AF_INET};
     sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
@@ -685,7 +682,19 @@ TEST_IMPL(socks_bind_half_close)
     struct sockaddr_storage ss;
     int sl = sizeof(ss);
     ASSERT_EQ(socks_server_local(srv, (struct sockaddr *)&ss, &sl), 0);
-    uint16_t socks_port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+    *port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+    return srv;
+}
+
+TEST_IMPL(socks_bind_half_close)
+{
+    static struct rp r;
+    uint8_t rep[10], buf[64];
+    int end;
+    rp_up(&r);
+    struct outbound *direct = NULL;
+    uint16_t socks_port;
+    struct socks_server *srv = rp_socks_server(&r, &direct, &socks_port);
 
     int fd = rp_socks_bind(&r, socks_port, "10.9.0.1", rep);
     ASSERT_EQ(rep[1], 0);
@@ -714,6 +723,57 @@ TEST_IMPL(socks_bind_half_close)
     rp_segment(&r, &r.us, 40000, port, 0x11, RP_PEER_ISN + 16, fin->seq + 1, NULL, 0, NULL, 0);
     harness_tun_settle(&r.tun);
     ASSERT_EQ(uvtest_wait_end(&r.tun.loop, fd, NULL, 3000), 1);
+    close(fd);
+
+    int done = 0;
+    uvtest_run_until(&r.tun.loop, &done, 100);
+    socks_server_close(srv, rp_closed, &r);
+    outbound_close(direct, rp_closed, &r);
+    uvtest_run_until(&r.tun.loop, &done, 200);
+    ASSERT_EQ(r.closed, 2);
+    ASSERT_EQ(harness_tun_down(&r.tun), 0);
+    return 0;
+}
+
+/* A BIND client that sends more than the 64 KiB the listener keeps for the peer before it comes
+ * (70000 bytes here) is read no further until the peer came: it still gets the second reply, and
+ * the peer its bytes in order. Failed before the fix: past 64 KiB the client was closed, its BIND
+ * with it, and the peer's SYN was reset (rp_syn(): flags 0x14, not a SYN-ACK). */
+TEST_IMPL(socks_bind_early_bound)
+{
+    static struct rp r;
+    static uint8_t up[70000];
+    uint8_t rep[10];
+    int end;
+    rp_up(&r);
+    struct outbound *direct = NULL;
+    uint16_t socks_port;
+    struct socks_server *srv = rp_socks_server(&r, &direct, &socks_port);
+
+    int fd = rp_socks_bind(&r, socks_port, "10.9.0.1", rep);
+    ASSERT_EQ(rep[1], 0);
+    uint16_t port = v2s_get_be16(rep + 8);
+    for (size_t i = 0; i < sizeof(up); i++)
+        up[i] = (uint8_t)(i * 7 + i / 251);
+    uvtest_send(&r.tun.loop, fd, up, sizeof(up));
+    int never = 0;
+    uvtest_run_until(&r.tun.loop, &never, 50);
+
+    uint32_t ack = rp_syn(&r, &r.us, 40000, port, 0);
+    rp_segment(&r, &r.us, 40000, port, 0x10, RP_PEER_ISN + 1, ack, NULL, 0, NULL, 0);
+    harness_tun_settle(&r.tun);
+    size_t got = uvtest_recv(&r.tun.loop, fd, rep, 10, &end, 3000);
+    ASSERT_ROW(got == 10 && rep[1] == 0, "second reply: %zu bytes, end %d", got, end);
+    /* The peer's first bytes are the client's first, in order (its initial window's worth: the
+     * test does not acknowledge them). */
+    size_t want[2] = {0, 2000};
+    void *arg[2] = {&r, want};
+    ASSERT(uvtest_run_until_fn(&r.tun.loop, rp_rx_has, arg, 3000));
+    ASSERT_MEM_EQ(r.rx[0], up, r.n_rx[0]);
+    /* The peer resets: so does the client's side. */
+    rp_segment(&r, &r.us, 40000, port, 0x04, RP_PEER_ISN + 1, 0, NULL, 0, NULL, 0);
+    harness_tun_settle(&r.tun);
+    ASSERT(uvtest_wait_end(&r.tun.loop, fd, NULL, 3000) != 0);
     close(fd);
 
     int done = 0;
