@@ -121,10 +121,13 @@ static int http_msg_on_headers_complete(http_parser *p)
 {
     struct http_msg *m = http_msg_of(p);
     m->in_head = 0;
-    /* A response to HEAD carries no body, but a 1xx before it is a message of its own. */
-    int skip = m->response && m->skip_body && p->status_code >= 200;
     int bodiless = m->response ? p->status_code / 100 == 1 || p->status_code == 204 || p->status_code == 304
                                : p->method == HTTP_CONNECT;
+    /* A response to HEAD carries no body, but a 1xx before it is a message of its own. Nor does a
+     * 1xx, 204 or 304, whatever its headers say: http-parser honours their Content-Length (a 304
+     * may carry the length of what it stands for) and Transfer-Encoding, and would take the next
+     * answer's bytes as their body, or wait for bytes that never come. */
+    int skip = m->response && ((m->skip_body && p->status_code >= 200) || bodiless);
     m->chunked = (p->flags & F_CHUNKED) && !skip && !bodiless;
     /* The proxy drops Upgrade (a hop-by-hop header) from requests: what follows such a head is
      * its body and the next request, not another protocol. Only CONNECT switches. */

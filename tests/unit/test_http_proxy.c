@@ -768,3 +768,52 @@ TEST_IMPL(http_proxy_pac)
     v2s_credentials_free(creds);
     return 0;
 }
+
+/* A 304 may carry the Content-Length of the representation it stands for (RFC 9110 8.6), and a
+ * 204 or 304 has no body whatever its headers say: the answer ends with its head, and the next
+ * request on the connection goes out on the same origin connection. Failed before the fix: the
+ * proxy waited for 1234 body bytes that never come, and the second request never left. */
+TEST_IMPL(http_proxy_bodiless_with_length)
+{
+    static const char *const answers[] = {
+        "HTTP/1.1 304 Not Modified\r\nContent-Length: 1234\r\nETag: \"x\"\r\n\r\n",
+        "HTTP/1.1 204 No Content\r\nContent-Length: 7\r\n\r\n",
+        "HTTP/1.1 204 No Content\r\nTransfer-Encoding: chunked\r\n\r\n",
+    };
+    struct htest t;
+    char buf[1024], want[256];
+    htest_start(&t);
+    uint16_t port;
+    int l = uvtest_listen(&port);
+    int fd = uvtest_connect(t.port);
+    int remote = -1;
+    for (size_t i = 0; i < sizeof(answers) / sizeof(answers[0]); i++) {
+        snprintf(buf, sizeof(buf), "GET http://127.0.0.1:%u/%zu HTTP/1.1\r\nIf-None-Match: \"x\"\r\n\r\n", port, i);
+        htest_send(&t, fd, buf);
+        if (remote < 0)
+            remote = uvtest_accept(&t.loop, l, 3000);
+        ASSERT(remote >= 0);
+        htest_read_head(&t, remote, buf, sizeof(buf));
+        snprintf(want, sizeof(want), "GET /%zu HTTP/1.1\r\nHost: 127.0.0.1:%u\r\nIf-None-Match: \"x\"\r\n\r\n", i,
+                 port);
+        ASSERT_STR_EQ(buf, want);
+        htest_send(&t, remote, answers[i]);
+        htest_read_head(&t, fd, buf, sizeof(buf));
+        ASSERT_STR_EQ(buf, answers[i]);
+    }
+    /* And the last answer is followed by nothing: a 200 of one byte is the next thing the client
+     * reads. */
+    snprintf(buf, sizeof(buf), "GET http://127.0.0.1:%u/end HTTP/1.1\r\n\r\n", port);
+    htest_send(&t, fd, buf);
+    htest_read_head(&t, remote, buf, sizeof(buf));
+    htest_send(&t, remote, "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nz");
+    htest_read_head(&t, fd, buf, sizeof(buf));
+    ASSERT_STR_EQ(buf, "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n");
+    htest_read(&t, fd, buf, 1);
+    ASSERT_STR_EQ(buf, "z");
+    close(fd);
+    close(remote);
+    close(l);
+    htest_finish(&t);
+    return 0;
+}
