@@ -322,6 +322,12 @@ int http_msg_hop_by_hop(const struct http_msg *m, size_t i)
     for (size_t k = 0; k < sizeof(fixed) / sizeof(fixed[0]); k++)
         if (strlen(fixed[k]) == h->name_len && strncasecmp(name, fixed[k], h->name_len) == 0)
             return 1;
+    /* The body goes on framed as it came: its framing goes with it, even when Connection names
+     * it. Dropped, the next hop would read a Content-Length body as the next request (smuggled
+     * past the proxy), or a chunked answer up to the connection's end. */
+    if ((h->name_len == 14 && strncasecmp(name, "content-length", 14) == 0) ||
+        (h->name_len == 17 && strncasecmp(name, "transfer-encoding", 17) == 0))
+        return 0;
     for (size_t k = 0; k < m->n_headers; k++) {
         const struct http_msg_header *c = &m->headers[k];
         if (c->name_len == 10 && strncasecmp(m->text + c->name, "connection", 10) == 0 &&

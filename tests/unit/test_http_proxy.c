@@ -817,3 +817,51 @@ TEST_IMPL(http_proxy_bodiless_with_length)
     htest_finish(&t);
     return 0;
 }
+
+/* Connection may name any header, Content-Length and Transfer-Encoding too; the proxy frames the
+ * body it forwards as the message came, so those two must go with it. Failed before the fix:
+ * the origin got a POST without Content-Length, so no body, and its 5 bytes as a next request
+ * (a request smuggled past the proxy); and the client a chunked answer without its
+ * Transfer-Encoding, which it could only read to the connection's end. */
+TEST_IMPL(http_proxy_connection_names_framing)
+{
+    struct htest t;
+    char buf[1024], want[256];
+    htest_start(&t);
+    uint16_t port;
+    int l = uvtest_listen(&port);
+    int fd = uvtest_connect(t.port);
+    snprintf(buf, sizeof(buf),
+             "POST http://127.0.0.1:%u/p HTTP/1.1\r\nConnection: keep-alive, Content-Length, X-Hop\r\n"
+             "X-Hop: 1\r\nContent-Length: 5\r\n\r\nhello",
+             port);
+    htest_send(&t, fd, buf);
+    int remote = uvtest_accept(&t.loop, l, 3000);
+    ASSERT(remote >= 0);
+    htest_read_head(&t, remote, buf, sizeof(buf));
+    snprintf(want, sizeof(want), "POST /p HTTP/1.1\r\nHost: 127.0.0.1:%u\r\nContent-Length: 5\r\n\r\n", port);
+    ASSERT_STR_EQ(buf, want);
+    htest_read(&t, remote, buf, 5);
+    ASSERT_STR_EQ(buf, "hello");
+    htest_send(&t, remote, "HTTP/1.1 200 OK\r\nConnection: Transfer-Encoding\r\nTransfer-Encoding: chunked\r\n\r\n"
+                           "2\r\nok\r\n0\r\n\r\n");
+    htest_read_head(&t, fd, buf, sizeof(buf));
+    ASSERT_STR_EQ(buf, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n");
+    ASSERT_STR_EQ(htest_read_chunked(&t, fd, buf, sizeof(buf)), "ok");
+    /* Chunked up as well. */
+    snprintf(buf, sizeof(buf),
+             "PUT http://127.0.0.1:%u/q HTTP/1.1\r\nConnection: transfer-encoding\r\n"
+             "Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+             port);
+    htest_send(&t, fd, buf);
+    htest_read_head(&t, remote, buf, sizeof(buf));
+    snprintf(want, sizeof(want), "PUT /q HTTP/1.1\r\nHost: 127.0.0.1:%u\r\nTransfer-Encoding: chunked\r\n\r\n",
+             port);
+    ASSERT_STR_EQ(buf, want);
+    ASSERT_STR_EQ(htest_read_chunked(&t, remote, buf, sizeof(buf)), "abc");
+    close(fd);
+    close(remote);
+    close(l);
+    htest_finish(&t);
+    return 0;
+}
