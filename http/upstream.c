@@ -254,6 +254,11 @@ static void http_upstream_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t 
                     c->keep_alive = 0;
                 if (!c->keep_alive)
                     extra = "Connection: close\r\n";
+                else if (c->req.p.http_major == 1 && c->req.p.http_minor == 0)
+                    /* An HTTP/1.0 client keeps the connection only when told (the origin's
+                     * Connection, hop-by-hop, is not passed on): without it, ApacheBench -k waits
+                     * for the end of a connection the proxy keeps open. */
+                    extra = "Connection: keep-alive\r\n";
                 c->resp_started = 1;
             } else if (m->p.status_code == 101) {
                 http_conn_bad_answer(c, "the destination switched protocols, which this proxy does not relay");

@@ -865,3 +865,46 @@ TEST_IMPL(http_proxy_connection_names_framing)
     htest_finish(&t);
     return 0;
 }
+
+/* An HTTP/1.0 client keeps its connection only when the answer says "Connection: keep-alive"
+ * (ApacheBench -k waits for the end of the connection otherwise): the proxy, which keeps it,
+ * says so. Failed before the fix: no such line, though the connection stayed open. */
+TEST_IMPL(http_proxy_http10_keep_alive)
+{
+    struct htest t;
+    char buf[1024], want[256];
+    htest_start(&t);
+    uint16_t port;
+    int l = uvtest_listen(&port);
+    int fd = uvtest_connect(t.port);
+    int remote = -1;
+    for (int i = 0; i < 2; i++) {
+        snprintf(buf, sizeof(buf), "GET http://127.0.0.1:%u/%d HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", port, i);
+        htest_send(&t, fd, buf);
+        if (remote < 0)
+            remote = uvtest_accept(&t.loop, l, 3000);
+        ASSERT(remote >= 0);
+        htest_read_head(&t, remote, buf, sizeof(buf));
+        snprintf(want, sizeof(want), "GET /%d HTTP/1.0\r\nHost: 127.0.0.1:%u\r\n\r\n", i, port);
+        ASSERT_STR_EQ(buf, want);
+        htest_send(&t, remote, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+        htest_read_head(&t, fd, buf, sizeof(buf));
+        ASSERT_STR_EQ(buf, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: keep-alive\r\n\r\n");
+        htest_read(&t, fd, buf, 2);
+        ASSERT_STR_EQ(buf, "ok");
+    }
+    /* Without keep-alive, a 1.0 client's connection ends after the answer, and is told so. */
+    snprintf(buf, sizeof(buf), "GET http://127.0.0.1:%u/end HTTP/1.0\r\n\r\n", port);
+    htest_send(&t, fd, buf);
+    htest_read_head(&t, remote, buf, sizeof(buf));
+    htest_send(&t, remote, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+    htest_read_head(&t, fd, buf, sizeof(buf));
+    ASSERT_STR_EQ(buf, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\n");
+    htest_read(&t, fd, buf, 2);
+    ASSERT_EQ(uvtest_wait_end(&t.loop, fd, NULL, 3000), 1);
+    close(fd);
+    close(remote);
+    close(l);
+    htest_finish(&t);
+    return 0;
+}
