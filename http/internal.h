@@ -125,6 +125,11 @@ int http_status_for(int err);
  * connection. */
 void http_conn_fail_with(struct http_conn *c, int status, const char *why, const char *extra);
 void http_conn_fail(struct http_conn *c, int status, const char *why);
+/* Ends the connection once an answer is written and the client may still be sending (the rest of
+ * its request, more requests): a FIN, then its bytes read and dropped until it closes, a moment
+ * at most. Closing at once, with its bytes unread, would make the kernel send a reset, which can
+ * destroy the answer before the client reads it. */
+void http_conn_linger(struct http_conn *c);
 
 /* pac_serve.c: the PAC file. */
 /* Whether the request is for the PAC file: GET or HEAD of exactly /proxy.pac or /wpad.dat. */

@@ -80,8 +80,25 @@ static void http_conn_end_written(uv_write_t *req, int status)
     c->wbuf = NULL;
     if (c->state == HTTP_CONN_CLOSING)
         return;
+    if (status < 0)
+        http_conn_close(c, 0);
+    else
+        http_conn_linger(c);
+}
+
+/* An answer is written, and the client may still be sending: a FIN, then what it sends read and
+ * dropped until it closes, for HTTP_LINGER_MS at most. */
+void http_conn_linger(struct http_conn *c)
+{
+    if (c->state == HTTP_CONN_CLOSING)
+        return;
+    http_upstream_release(c->up);
+    c->state = HTTP_CONN_ENDING;
+    uv_read_stop((uv_stream_t *)&c->client);
+    c->reading = 0;
+    uv_timer_stop(&c->timer);
     c->shut_req.data = c;
-    if (status < 0 || uv_shutdown(&c->shut_req, (uv_stream_t *)&c->client, http_conn_end_shut) < 0)
+    if (uv_shutdown(&c->shut_req, (uv_stream_t *)&c->client, http_conn_end_shut) < 0)
         http_conn_close(c, 0);
 }
 

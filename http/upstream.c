@@ -333,7 +333,14 @@ static void http_conn_client_flush(struct http_conn *c)
 /* The answer is written: close, or wait for the next request. */
 static void http_conn_answer_done(struct http_conn *c)
 {
-    if (!c->req_done || !c->keep_alive) {
+    if (!c->req_done || (!c->keep_alive && c->pending_len > 0)) {
+        /* The origin answered before the request's end (a 413 or 401 to an upload), or the
+         * client sent more behind a last request: closed with its bytes unread, the connection
+         * would end with a reset that can destroy the answer. */
+        http_conn_linger(c);
+        return;
+    }
+    if (!c->keep_alive) {
         http_conn_close(c, 0);
         return;
     }

@@ -908,3 +908,53 @@ TEST_IMPL(http_proxy_http10_keep_alive)
     htest_finish(&t);
     return 0;
 }
+
+/* An origin answers an upload before its end (413), while the proxy holds back the rest of the
+ * body because the origin does not read: the client gets the answer and then the connection's
+ * end, a FIN, not a reset (which can destroy an answer not read yet, and makes an uploading
+ * client report a reset rather than the 413). Failed before the fix: closed with the client's
+ * bytes unread, the connection ended with a reset (ECONNRESET). */
+TEST_IMPL(http_proxy_early_answer_no_reset)
+{
+    struct htest t;
+    char buf[1024];
+    htest_start(&t);
+    uint16_t port;
+    int l = uvtest_listen(&port);
+    int small = 4096; /* the origin takes little of the body: the proxy soon stops reading it */
+    ASSERT_EQ(setsockopt(l, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small)), 0);
+    int fd = uvtest_connect(t.port);
+    snprintf(buf, sizeof(buf), "POST http://127.0.0.1:%u/up HTTP/1.1\r\nContent-Length: 1000000000\r\n\r\n", port);
+    htest_send(&t, fd, buf);
+    int remote = uvtest_accept(&t.loop, l, 3000);
+    ASSERT(remote >= 0);
+    htest_read_head(&t, remote, buf, sizeof(buf));
+    /* The body until every buffer on the way is full. */
+    static char body[65536];
+    memset(body, 'x', sizeof(body));
+    size_t sent = 0;
+    for (unsigned stuck = 0; stuck < 300 && sent < 256u << 20;) {
+        ssize_t r = send(fd, body, sizeof(body), MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (r > 0) {
+            sent += (size_t)r;
+            stuck = 0;
+            continue;
+        }
+        ASSERT(r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK));
+        stuck++;
+        int never = 0;
+        uvtest_run_until(&t.loop, &never, 1);
+    }
+    ASSERT(sent < 256u << 20);
+    htest_send(&t, remote, "HTTP/1.1 413 Payload Too Large\r\nContent-Length: 4\r\n\r\nbig!");
+    htest_read_head(&t, fd, buf, sizeof(buf));
+    ASSERT_STR_EQ(buf, "HTTP/1.1 413 Payload Too Large\r\nContent-Length: 4\r\nConnection: close\r\n\r\n");
+    htest_read(&t, fd, buf, 4);
+    ASSERT_STR_EQ(buf, "big!");
+    ASSERT_EQ(uvtest_wait_end(&t.loop, fd, NULL, 3000), 1);
+    close(fd);
+    close(remote);
+    close(l);
+    htest_finish(&t);
+    return 0;
+}
