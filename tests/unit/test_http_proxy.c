@@ -958,3 +958,50 @@ TEST_IMPL(http_proxy_early_answer_no_reset)
     htest_finish(&t);
     return 0;
 }
+
+/* A request and an answer that come a byte at a time (each byte its own read): the same head and
+ * body reach the origin and the client as when they come whole. A regression guard: passed
+ * before this review's fixes too. */
+TEST_IMPL(http_proxy_byte_at_a_time)
+{
+    struct htest t;
+    char buf[1024], want[256], req[512];
+    htest_start(&t);
+    uint16_t port;
+    int l = uvtest_listen(&port);
+    int fd = uvtest_connect(t.port);
+    int n = snprintf(req, sizeof(req),
+                     "POST http://127.0.0.1:%u/b HTTP/1.1\r\nX-A: 1\r\nTransfer-Encoding: chunked\r\n\r\n"
+                     "3\r\nabc\r\n2;x=y\r\nde\r\n0\r\n\r\n",
+                     port);
+    int remote = -1;
+    int head_end = (int)(strstr(req, "\r\n\r\n") - req) + 4;
+    for (int i = 0; i < n; i++) {
+        uvtest_send(&t.loop, fd, req + i, 1);
+        int never = 0;
+        uvtest_run_until(&t.loop, &never, 2);
+        if (remote < 0 && i + 1 >= head_end)
+            remote = uvtest_accept(&t.loop, l, 3000);
+    }
+    ASSERT(remote >= 0);
+    htest_read_head(&t, remote, buf, sizeof(buf));
+    snprintf(want, sizeof(want), "POST /b HTTP/1.1\r\nHost: 127.0.0.1:%u\r\nX-A: 1\r\nTransfer-Encoding: chunked\r\n\r\n",
+             port);
+    ASSERT_STR_EQ(buf, want);
+    ASSERT_STR_EQ(htest_read_chunked(&t, remote, buf, sizeof(buf)), "abcde");
+    static const char answer[] = "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nxyz";
+    for (size_t i = 0; i < sizeof(answer) - 1; i++) {
+        uvtest_send(&t.loop, remote, answer + i, 1);
+        int never = 0;
+        uvtest_run_until(&t.loop, &never, 2);
+    }
+    htest_read_head(&t, fd, buf, sizeof(buf));
+    ASSERT_STR_EQ(buf, "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\n");
+    htest_read(&t, fd, buf, 3);
+    ASSERT_STR_EQ(buf, "xyz");
+    close(fd);
+    close(remote);
+    close(l);
+    htest_finish(&t);
+    return 0;
+}
