@@ -69,6 +69,8 @@ struct server {
     int defer_auth;       /* authentication not finished yet: every request is dropped */
     int client_km2;       /* key-method 2 messages from the client */
     int data_packets;     /* data channel packets (pings) */
+    int mute_reneg;       /* control packets of any key but 0 go unanswered: a renegotiation never
+                           * completes */
 };
 
 /* One test's world: the loop, the client, the fake link and the server. */
@@ -327,6 +329,8 @@ static void srv_packet(struct world *w, const uint8_t *pkt, size_t len)
     struct ovpn_ctrl p;
     uint8_t scratch[FAKE_PKT];
     ASSERT_EQ(ovpn_ctrl_decode(&s->wrap, pkt, len, scratch, sizeof(scratch), &p), 0);
+    if (s->mute_reneg && p.key_id != 0)
+        return;
     if (p.op == OVPN_OP_CONTROL_HARD_RESET_CLIENT_V2) {
         if (!s->have_client_sid || memcmp(s->client_sid, p.sid, OVPN_SID_LEN) != 0) {
             /* A new session: everything of the old one goes. */
@@ -888,5 +892,86 @@ TEST_IMPL(ovpn_client_tcp_mtu_fits_segment)
         ASSERT(2 + w.to_server_len[0] + 16 > cases[i].mss); /* and not much below it */
         world_close(&w);
     }
+    return 0;
+}
+
+/* A server that never answers a renegotiation while the key runs out of packet ids: the key
+ * keeps carrying data until it is used up, and once the renegotiation's hand-window is over
+ * with the key used up the session restarts, instead of staying up with every packet refused
+ * (no ping-restart here: nothing else would ever end it). The new session carries data again. */
+TEST_IMPL(ovpn_client_reneg_fails_key_spent)
+{
+    static const uint8_t ip[28] = {0x45, 0, 0, 28, 0, 0, 0, 0, 64, 17};
+    struct world w;
+    world_init(&w, "udp", push_reply_ping, NULL);
+    world_start(&w);
+    world_connect(&w);
+    ASSERT_EQ(w.c->state, OVPN_CLIENT_UP);
+    w.srv.mute_reneg = 1;
+    struct ovpn_data_key *k = w.c->keys[w.c->primary].data;
+    /* Near the end of the ids: the packet goes, and a renegotiation (key 1) starts. */
+    ovpn_data_test_set_send_id(k, OVPN_DATA_ID_RENEGOTIATE);
+    w.n_to_server = 0;
+    ASSERT_EQ(tunnel_send(&w.c->t, ip, sizeof(ip)), 0);
+    ASSERT_EQ(w.n_to_server, 2);
+    ASSERT_EQ(w.to_server[0][0], OVPN_OP_BYTE(OVPN_OP_DATA_V2, 0));
+    ASSERT_EQ(w.to_server[1][0], OVPN_OP_BYTE(OVPN_OP_CONTROL_SOFT_RESET_V1, 1));
+    pump(&w);
+    /* The old key keeps working while the server stays silent, until its ids are used up. */
+    advance(&w, 10000);
+    pump(&w);
+    ASSERT_EQ(tunnel_send(&w.c->t, ip, sizeof(ip)), 0);
+    ovpn_data_test_set_send_id(k, OVPN_DATA_ID_LIMIT);
+    ASSERT_EQ(tunnel_send(&w.c->t, ip, sizeof(ip)), -ENETDOWN);
+    ASSERT_EQ(w.c->state, OVPN_CLIENT_UP);
+    /* The renegotiation's hand-window (60 s) ends: with the key used up, a new session. */
+    for (int i = 0; i < 60 && w.c->state == OVPN_CLIENT_UP; i++) {
+        advance(&w, 1000);
+        pump(&w);
+    }
+    ASSERT_EQ(w.c->state, OVPN_CLIENT_WAITING);
+    ASSERT_EQ(w.closes, 1);
+    ASSERT_EQ(w.downs, 0);
+    struct tunnel_stats ts;
+    tunnel_get_stats(&w.c->t, &ts);
+    ASSERT_EQ(ts.reconnects[TUNNEL_RECONNECT_SESSION], 1);
+    advance(&w, 1000);
+    ASSERT_EQ(w.c->state, OVPN_CLIENT_RESOLVING);
+    for (int i = 0; i < 1000 && !w.link; i++)
+        uv_run(&w.loop, UV_RUN_ONCE);
+    world_connect(&w);
+    ASSERT_EQ(w.c->state, OVPN_CLIENT_UP);
+    ASSERT_EQ(w.srv.hard_resets, 2);
+    w.n_to_server = 0;
+    ASSERT_EQ(tunnel_send(&w.c->t, ip, sizeof(ip)), 0);
+    ASSERT_EQ(w.n_to_server, 1);
+    ASSERT_EQ(w.to_server[0][0], OVPN_OP_BYTE(OVPN_OP_DATA_V2, 0));
+    world_close(&w);
+    return 0;
+}
+
+/* The same server, with a key that still works: the failed renegotiation is dropped, the key
+ * keeps carrying data and no reconnect happens (a guard for the case above). */
+TEST_IMPL(ovpn_client_reneg_fails_key_kept)
+{
+    static const uint8_t ip[28] = {0x45, 0, 0, 28, 0, 0, 0, 0, 64, 17};
+    struct world w;
+    world_init(&w, "udp", push_reply_ping, NULL);
+    world_start(&w);
+    world_connect(&w);
+    w.srv.mute_reneg = 1;
+    ovpn_data_test_set_send_id(w.c->keys[w.c->primary].data, OVPN_DATA_ID_RENEGOTIATE);
+    ASSERT_EQ(tunnel_send(&w.c->t, ip, sizeof(ip)), 0);
+    for (int i = 0; i < 65; i++) {
+        advance(&w, 1000);
+        pump(&w);
+    }
+    ASSERT_EQ(w.c->state, OVPN_CLIENT_UP);
+    ASSERT_EQ(w.opens, 1);
+    ASSERT_EQ(w.c->keys[w.c->primary].key_id, 0);
+    w.n_to_server = 0;
+    ASSERT_EQ(tunnel_send(&w.c->t, ip, sizeof(ip)), 0);
+    ASSERT_EQ(w.to_server[0][0], OVPN_OP_BYTE(OVPN_OP_DATA_V2, 0));
+    world_close(&w);
     return 0;
 }

@@ -94,6 +94,7 @@ struct ovpn_data_key {
     unsigned iv_next;
 
     uint32_t send_id;         /* last packet id sent; the first packet carries 1 */
+    int spent;                /* a packet was refused with -EOVERFLOW or -EKEYEXPIRED */
     struct ovpn_replay replay;
     struct ovpn_data_usage usage;
 };
@@ -280,6 +281,11 @@ size_t ovpn_data_overhead(const struct ovpn_data_key *k)
         return n + k->hmac_len;
     }
     return n;
+}
+
+int ovpn_data_key_spent(const struct ovpn_data_key *k)
+{
+    return k->spent;
 }
 
 uint32_t ovpn_data_send_id(const struct ovpn_data_key *k)
@@ -520,8 +526,10 @@ int ovpn_data_encrypt(struct ovpn_data_key *k, const uint8_t *payload, size_t le
     if (need > cap || need > INT32_MAX)
         return -ENOSPC;
     if (k->send_id >= OVPN_DATA_ID_LIMIT ||
-        (k->usage_limited && k->usage.tx_aead + ovpn_data_aead_cost(len) > OVPN_DATA_AEAD_LIMIT))
+        (k->usage_limited && k->usage.tx_aead + ovpn_data_aead_cost(len) > OVPN_DATA_AEAD_LIMIT)) {
+        k->spent = 1;
         return -EOVERFLOW;
+    }
 
     if (k->data_v2) {
         /* The opcode byte, then the 24-bit peer id: one big-endian word with the opcode on top. */
@@ -685,8 +693,10 @@ int ovpn_data_decrypt(struct ovpn_data_key *k, const uint8_t *pkt, size_t len, u
         return -EPROTO;
     if (len < hdr)
         return -EPROTO;
-    if (k->mode == OVPN_DATA_AEAD && k->usage.rx_auth_failed >= OVPN_DATA_AUTH_FAIL_LIMIT)
+    if (k->mode == OVPN_DATA_AEAD && k->usage.rx_auth_failed >= OVPN_DATA_AUTH_FAIL_LIMIT) {
+        k->spent = 1;
         return -EKEYEXPIRED;
+    }
 
     switch (k->mode) {
     case OVPN_DATA_AEAD:

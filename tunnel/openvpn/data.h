@@ -90,6 +90,10 @@ void ovpn_data_test_set_usage(struct ovpn_data_key *k, const struct ovpn_data_us
  * packet id space or the AEAD usage limit is used up (renegotiate), or -EIO if OpenSSL fails. */
 int ovpn_data_encrypt(struct ovpn_data_key *k, const uint8_t *payload, size_t len, uint8_t *out, size_t cap);
 
+/* Whether k refused a packet for good: ovpn_data_encrypt() returned -EOVERFLOW (its packet ids
+ * or AEAD usage are used up) or ovpn_data_decrypt() -EKEYEXPIRED. Only a new key helps then. */
+int ovpn_data_key_spent(const struct ovpn_data_key *k);
+
 /* The last packet id sent (0 before the first packet). */
 uint32_t ovpn_data_send_id(const struct ovpn_data_key *k);
 /* For tests only: pretend last_sent ids went out already. */

@@ -22,7 +22,8 @@
  *                   those are counted per packet, so the check runs on each data packet
  *                   (ovpn_timers_data_moved); at a gigabit a tick would let 12 MB pass. The old
  *                   key keeps sending until the new one is in. A failed attempt is retried after
- *                   10 s
+ *                   10 s, unless the old key is used up (data.h: ovpn_data_key_spent): then the
+ *                   session restarts
  *   transition      an old key still decrypts for 60 s after a new one took over, then goes
  *   reconnect wait  the pause before the next connection attempt (the back-off is the client's
  *                   policy, link.c; the wait is kept here) */
@@ -235,6 +236,17 @@ static int ovpn_timers_run_keys(struct ovpn_timers *t, uint64_t now)
                 char why[128];
                 snprintf(why, sizeof(why), "no %s within hand-window (%u s)",
                          c->state == OVPN_CLIENT_PUSH ? "PUSH_REPLY" : "TLS handshake", (unsigned)(hand / 1000));
+                t->act->restart(c, why);
+                return -1;
+            }
+            const struct ovpn_ks *cur = c->primary >= 0 ? &c->keys[c->primary] : NULL;
+            if (cur && cur->data && ovpn_data_key_spent(cur->data)) {
+                /* The current key refuses to send (or decrypt) any more: keeping it would leave
+                 * the tunnel up with every packet dropped, for good when the server never
+                 * renegotiates and no ping-restart is set. A new session brings a new key. */
+                char why[128];
+                snprintf(why, sizeof(why), "renegotiation of key %u did not finish in time and key %u is used up",
+                         ks->key_id, cur->key_id);
                 t->act->restart(c, why);
                 return -1;
             }
