@@ -975,3 +975,50 @@ TEST_IMPL(ovpn_client_reneg_fails_key_kept)
     world_close(&w);
     return 0;
 }
+
+/* tls-auth: a packet that passes the HMAC but names another session (anyone holding the shared
+ * tls-auth key can make one, without seeing our traffic) is dropped without moving the replay
+ * window: one with a replay id far ahead would otherwise make every later packet of the real
+ * server look replayed, and its renegotiation (and anything else on the control channel) would
+ * never get through. */
+TEST_IMPL(ovpn_client_tls_auth_foreign_sid_replay)
+{
+    uint8_t key[256];
+    char extra[1024];
+    size_t n = (size_t)snprintf(extra, sizeof(extra), "key-direction 1\n<tls-auth>\n"
+                                                      "-----BEGIN OpenVPN Static key V1-----\n");
+    for (unsigned i = 0; i < 256; i++) {
+        key[i] = (uint8_t)(i * 7 + 3);
+        n += (size_t)snprintf(extra + n, sizeof(extra) - n, "%02x%s", key[i], i % 16 == 15 ? "\n" : "");
+    }
+    snprintf(extra + n, sizeof(extra) - n, "-----END OpenVPN Static key V1-----\n</tls-auth>\n");
+    struct world w;
+    world_init(&w, "udp", push_reply_ping, extra);
+    ASSERT_EQ(ovpn_wrap_init(&w.srv.wrap_keys, OVPN_WRAP_AUTH, key, 0, "SHA1"), 0);
+    ovpn_wrap_start(&w.srv.wrap, &w.srv.wrap_keys);
+    world_start(&w);
+    world_connect(&w);
+    ASSERT_EQ(w.c->state, OVPN_CLIENT_UP);
+
+    /* The forged packet: an ACK_V1 of key 0 from a session id that is not the server's. */
+    struct ovpn_wrap forger = w.srv.wrap;
+    forger.send_id = 0x7FFFFFF0;
+    struct ovpn_ctrl p = {.op = OVPN_OP_ACK_V1, .key_id = 0, .n_acks = 1, .acks = {0}};
+    memset(p.sid, 0xA5, OVPN_SID_LEN);
+    memcpy(p.ack_sid, w.c->sid, OVPN_SID_LEN);
+    uint8_t pkt[FAKE_PKT];
+    int len = ovpn_ctrl_encode(&forger, &p, pkt, sizeof(pkt));
+    ASSERT(len > 0);
+    w.link->ev.packet(w.link->ev.arg, pkt, (size_t)len);
+    /* The real server renegotiates: it goes through, key 1 carries the data. */
+    advance(&w, 500);
+    srv_renegotiate(&w, 1);
+    pump(&w);
+    ASSERT_EQ(w.c->state, OVPN_CLIENT_UP);
+    ASSERT_EQ(w.srv.client_km2, 2);
+    ASSERT_EQ(w.c->keys[w.c->primary].key_id, 1);
+    ASSERT_EQ(w.opens, 1);
+    ovpn_wrap_clear(&forger);
+    world_close(&w);
+    return 0;
+}

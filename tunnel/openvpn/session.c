@@ -528,16 +528,23 @@ flush:
 void ovpn_client_on_control(struct ovpn_client *c, const uint8_t *pkt, size_t len)
 {
     struct ovpn_ctrl p;
+    /* The replay window is the server's session's: a packet of another session leaves it as it
+     * was. Its HMAC proves only that the sender holds the tls-auth / tls-crypt key, which every
+     * client of the server has; with a replay id far ahead it would make each later packet of
+     * the real server look replayed (OpenVPN too matches the session before the replay id). */
+    struct ovpn_replay replay = c->wrap.replay;
     int rc = ovpn_ctrl_decode(&c->wrap, pkt, len, c->ctl, OVPN_BUF, &p);
     if (rc < 0) {
         v2s_debug("openvpn: control packet dropped: %s", rc == -EALREADY ? "replayed" : "malformed or not authentic");
         return;
     }
     if (c->have_remote_sid && memcmp(p.sid, c->remote_sid, OVPN_SID_LEN) != 0) {
+        c->wrap.replay = replay;
         v2s_debug("openvpn: control packet from another session dropped");
         return;
     }
     if (p.n_acks && memcmp(p.ack_sid, c->sid, OVPN_SID_LEN) != 0) {
+        c->wrap.replay = replay;
         v2s_debug("openvpn: control packet acking another session dropped");
         return;
     }
