@@ -1022,3 +1022,82 @@ TEST_IMPL(ovpn_client_tls_auth_foreign_sid_replay)
     world_close(&w);
     return 0;
 }
+
+/* Hostile or broken server input on the control and data channels, once up: twelve
+ * renegotiations in a row (lame ducks pushed out of their slots), acks for ids never sent, a
+ * message id 2^31 ahead, control and data packets for key ids never negotiated, truncated data
+ * packets. None ends the session or stops the data: each key carries the pings once it is in,
+ * the drops are counted, and the server's next renegotiation still goes through. A guard:
+ * passes on main. */
+TEST_IMPL(ovpn_client_hostile_control_guard)
+{
+    struct world w;
+    world_init(&w, "udp", push_reply_ping, NULL);
+    world_start(&w);
+    world_connect(&w);
+    ASSERT_EQ(w.c->state, OVPN_CLIENT_UP);
+    uint8_t id = 0;
+    for (int r = 0; r < 12; r++) {
+        uint8_t next = (uint8_t)(id % 7 + 1);
+        for (int i = 0; i < SRV_KEYS; i++)
+            if (w.srv.keys[i].used && w.srv.keys[i].key_id != id)
+                srv_key_free(&w.srv.keys[i]); /* the server forgets its lame ducks */
+        advance(&w, 1000);
+        pump(&w);
+        srv_renegotiate(&w, next);
+        pump(&w);
+        ASSERT_EQ(w.c->state, OVPN_CLIENT_UP);
+        ASSERT_EQ(w.c->keys[w.c->primary].key_id, next);
+        id = next;
+    }
+    ASSERT_EQ(w.srv.client_km2, 13);
+
+    uint8_t pkt[FAKE_PKT];
+    struct ovpn_ctrl a = {.op = OVPN_OP_ACK_V1, .key_id = id, .n_acks = 8,
+                          .acks = {0xFFFFFFFF, 0x80000000, 7, 8, 9, 10, 11, 12}};
+    memcpy(a.sid, w.srv.sid, OVPN_SID_LEN);
+    memcpy(a.ack_sid, w.c->sid, OVPN_SID_LEN);
+    int len = ovpn_ctrl_encode(&w.srv.wrap, &a, pkt, sizeof(pkt));
+    ASSERT(len > 0);
+    w.link->ev.packet(w.link->ev.arg, pkt, (size_t)len);
+    static const uint8_t junk[10] = {0x16, 3, 1};
+    struct ovpn_ctrl q = {.op = OVPN_OP_CONTROL_V1, .key_id = id, .has_msg_id = 1, .msg_id = 0x80000000u,
+                          .payload = junk, .len = sizeof(junk)};
+    memcpy(q.sid, w.srv.sid, OVPN_SID_LEN);
+    len = ovpn_ctrl_encode(&w.srv.wrap, &q, pkt, sizeof(pkt));
+    w.link->ev.packet(w.link->ev.arg, pkt, (size_t)len);
+    q.key_id = (uint8_t)(id % 7 + 1); /* never negotiated */
+    q.msg_id = 0;
+    len = ovpn_ctrl_encode(&w.srv.wrap, &q, pkt, sizeof(pkt));
+    w.link->ev.packet(w.link->ev.arg, pkt, (size_t)len);
+    struct ovpn_drop_counts before = w.c->drops;
+    for (int kid = 0; kid < 8; kid++) {
+        uint8_t d[64];
+        memset(d, 0x41, sizeof(d));
+        d[0] = OVPN_OP_BYTE(OVPN_OP_DATA_V2, kid);
+        w.link->ev.packet(w.link->ev.arg, d, sizeof(d));
+        d[0] = OVPN_OP_BYTE(OVPN_OP_DATA_V1, kid);
+        w.link->ev.packet(w.link->ev.arg, d, 1);
+    }
+    ASSERT_EQ(w.c->state, OVPN_CLIENT_UP);
+    uint64_t dropped = (w.c->drops.unknown_key - before.unknown_key) + (w.c->drops.malformed - before.malformed) +
+                       (w.c->drops.bad_auth - before.bad_auth);
+    ASSERT_EQ(dropped, 16);
+    /* Data still goes out with the current key, and the server renegotiates once more. */
+    static const uint8_t ip[28] = {0x45, 0, 0, 28, 0, 0, 0, 0, 64, 17};
+    pump(&w);
+    w.n_to_server = 0;
+    ASSERT_EQ(tunnel_send(&w.c->t, ip, sizeof(ip)), 0);
+    ASSERT_EQ(w.n_to_server, 1);
+    ASSERT_EQ(w.to_server[0][0], OVPN_OP_BYTE(OVPN_OP_DATA_V2, id));
+    pump(&w);
+    advance(&w, 1000);
+    pump(&w);
+    srv_renegotiate(&w, (uint8_t)(id % 7 + 1));
+    pump(&w);
+    ASSERT_EQ(w.c->keys[w.c->primary].key_id, (uint8_t)(id % 7 + 1));
+    ASSERT_EQ(w.opens, 1);
+    ASSERT_EQ(w.downs, 0);
+    world_close(&w);
+    return 0;
+}
