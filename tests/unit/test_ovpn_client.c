@@ -1101,3 +1101,41 @@ TEST_IMPL(ovpn_client_hostile_control_guard)
     world_close(&w);
     return 0;
 }
+
+/* The same before the server's reset arrived: a packet with the key but of no session we know
+ * yet leaves the replay window as it was, and the server's reset that follows is taken. */
+TEST_IMPL(ovpn_client_tls_auth_early_foreign_replay)
+{
+    uint8_t key[256];
+    char extra[1024];
+    size_t n = (size_t)snprintf(extra, sizeof(extra), "key-direction 1\n<tls-auth>\n"
+                                                      "-----BEGIN OpenVPN Static key V1-----\n");
+    for (unsigned i = 0; i < 256; i++) {
+        key[i] = (uint8_t)(i * 5 + 1);
+        n += (size_t)snprintf(extra + n, sizeof(extra) - n, "%02x%s", key[i], i % 16 == 15 ? "\n" : "");
+    }
+    snprintf(extra + n, sizeof(extra) - n, "-----END OpenVPN Static key V1-----\n</tls-auth>\n");
+    struct world w;
+    world_init(&w, "udp", push_reply_ping, extra);
+    ASSERT_EQ(ovpn_wrap_init(&w.srv.wrap_keys, OVPN_WRAP_AUTH, key, 0, "SHA1"), 0);
+    ovpn_wrap_start(&w.srv.wrap, &w.srv.wrap_keys);
+    world_start(&w);
+    w.link->ev.connected(w.link->ev.arg);
+    ASSERT_EQ(w.c->state, OVPN_CLIENT_HANDSHAKE);
+    struct ovpn_wrap forger = w.srv.wrap_keys;
+    forger.send_id = 0x7FFFFFF0;
+    static const uint8_t junk[4] = {1, 2, 3, 4};
+    struct ovpn_ctrl p = {.op = OVPN_OP_CONTROL_V1, .key_id = 0, .has_msg_id = 1, .msg_id = 0,
+                          .payload = junk, .len = sizeof(junk)};
+    memset(p.sid, 0x5A, OVPN_SID_LEN);
+    uint8_t pkt[FAKE_PKT];
+    int len = ovpn_ctrl_encode(&forger, &p, pkt, sizeof(pkt));
+    ASSERT(len > 0);
+    w.link->ev.packet(w.link->ev.arg, pkt, (size_t)len);
+    pump(&w);
+    ASSERT_EQ(w.c->state, OVPN_CLIENT_UP);
+    ASSERT_EQ(w.opens, 1);
+    ovpn_wrap_clear(&forger);
+    world_close(&w);
+    return 0;
+}

@@ -557,6 +557,7 @@ void ovpn_client_on_control(struct ovpn_client *c, const uint8_t *pkt, size_t le
             c->have_remote_sid = 1;
         }
     } else if (!c->have_remote_sid) {
+        c->wrap.replay = replay; /* no session yet that it could belong to */
         return;
     }
     if (p.op == OVPN_OP_CONTROL_SOFT_RESET_V1 && !ks) {
