@@ -573,3 +573,22 @@ TEST_IMPL(ovpn_push_pull_filter_reject)
     ovpn_push_free(&p);
     return 0;
 }
+
+/* "default" for a route's netmask, gateway or metric means the argument left out, as OpenVPN's
+ * route.c reads a config file's routes (settings_opt.c reads a push the same way): a /32, or the
+ * netmask given, through the tunnel. Before, such a config did not load. */
+TEST_IMPL(ovpn_push_route_default_args)
+{
+    struct ovpn_push p;
+    ovpn_push_init(&p);
+    parse1(&p, "PUSH_REPLY,route 10.1.0.0 255.255.0.0 default 50,route 10.2.3.4 default,"
+               "route 10.3.0.0 255.255.0.0 default default,route-ipv6 fd00:1::/64 default 10");
+    ASSERT_EQ(p.settings.n_routes, 4);
+    ASSERT_STR_EQ(fmt_cidr(&p.settings.routes[0]), "10.1.0.0/16");
+    ASSERT_STR_EQ(fmt_cidr(&p.settings.routes[1]), "10.2.3.4/32");
+    ASSERT_STR_EQ(fmt_cidr(&p.settings.routes[2]), "10.3.0.0/16");
+    ASSERT_STR_EQ(fmt_cidr(&p.settings.routes[3]), "fd00:1::/64");
+    ASSERT_EQ(p.settings.n_excludes, 0);
+    ovpn_push_free(&p);
+    return 0;
+}

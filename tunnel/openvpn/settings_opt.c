@@ -53,6 +53,13 @@ static int sopt_add_route(struct tunnel_settings *s, const struct v2s_cidr *c, i
     return tunnel_settings_add_route(s, c, exclude);
 }
 
+/* OpenVPN takes "default" for a route's netmask, gateway or metric as that argument left out
+ * (route.c is_route_parm_defined): a config may write "route 10.1.0.0 255.255.0.0 default 50". */
+static int sopt_is_default(const char *text)
+{
+    return strcmp(text, "default") == 0;
+}
+
 /* route network [netmask [gateway [metric]]] */
 static int sopt_route4(struct tunnel_settings *s, char **w, int n, char *err, size_t errcap)
 {
@@ -63,14 +70,14 @@ static int sopt_route4(struct tunnel_settings *s, char **w, int n, char *err, si
 
     if (n < 2 || n > 5)
         return v2s_fail(err, errcap, "route takes 1 to 4 arguments");
-    if (n >= 4) {
+    if (n >= 4 && !sopt_is_default(w[3])) {
         if (strcmp(w[3], "net_gateway") == 0)
             exclude = 1;
         else if (!sopt_is_special_gateway(w[3]) &&
                  (v2s_addr_parse(&net, w[3]) != 0 || net.family != AF_INET))
             return ovpn_option_bad(err, errcap, "route gateway", w[3], "not an IPv4 address");
     }
-    if (n >= 3) {
+    if (n >= 3 && !sopt_is_default(w[2])) {
         prefix = v2s_netmask_prefix(w[2]);
         if (prefix < 0)
             return ovpn_option_bad(err, errcap, "route netmask", w[2], "not an IPv4 netmask");
@@ -93,7 +100,7 @@ static int sopt_route6(struct tunnel_settings *s, char **w, int n, char *err, si
 
     if (n < 2 || n > 4)
         return v2s_fail(err, errcap, "route-ipv6 takes 1 to 3 arguments");
-    if (n >= 3) {
+    if (n >= 3 && !sopt_is_default(w[2])) {
         if (strcmp(w[2], "net_gateway") == 0)
             exclude = 1;
         else if (v2s_addr_parse(&gw, w[2]) != 0 || gw.family != AF_INET6)
