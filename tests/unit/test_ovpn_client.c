@@ -976,6 +976,24 @@ TEST_IMPL(ovpn_client_reneg_fails_key_kept)
     return 0;
 }
 
+/* A UDP world whose server and client share a tls-auth key (byte i: i * mul + add), started. */
+static void world_tls_auth(struct world *w, unsigned mul, unsigned add)
+{
+    uint8_t key[256];
+    char extra[1024];
+    size_t n = (size_t)snprintf(extra, sizeof(extra), "key-direction 1\n<tls-auth>\n"
+                                                      "-----BEGIN OpenVPN Static key V1-----\n");
+    for (unsigned i = 0; i < 256; i++) {
+        key[i] = (uint8_t)(i * mul + add);
+        n += (size_t)snprintf(extra + n, sizeof(extra) - n, "%02x%s", key[i], i % 16 == 15 ? "\n" : "");
+    }
+    snprintf(extra + n, sizeof(extra) - n, "-----END OpenVPN Static key V1-----\n</tls-auth>\n");
+    world_init(w, "udp", push_reply_ping, extra);
+    ASSERT_EQ(ovpn_wrap_init(&w->srv.wrap_keys, OVPN_WRAP_AUTH, key, 0, "SHA1"), 0);
+    ovpn_wrap_start(&w->srv.wrap, &w->srv.wrap_keys);
+    world_start(w);
+}
+
 /* tls-auth: a packet that passes the HMAC but names another session (anyone holding the shared
  * tls-auth key can make one, without seeing our traffic) is dropped without moving the replay
  * window: one with a replay id far ahead would otherwise make every later packet of the real
@@ -983,20 +1001,8 @@ TEST_IMPL(ovpn_client_reneg_fails_key_kept)
  * never get through. */
 TEST_IMPL(ovpn_client_tls_auth_foreign_sid_replay)
 {
-    uint8_t key[256];
-    char extra[1024];
-    size_t n = (size_t)snprintf(extra, sizeof(extra), "key-direction 1\n<tls-auth>\n"
-                                                      "-----BEGIN OpenVPN Static key V1-----\n");
-    for (unsigned i = 0; i < 256; i++) {
-        key[i] = (uint8_t)(i * 7 + 3);
-        n += (size_t)snprintf(extra + n, sizeof(extra) - n, "%02x%s", key[i], i % 16 == 15 ? "\n" : "");
-    }
-    snprintf(extra + n, sizeof(extra) - n, "-----END OpenVPN Static key V1-----\n</tls-auth>\n");
     struct world w;
-    world_init(&w, "udp", push_reply_ping, extra);
-    ASSERT_EQ(ovpn_wrap_init(&w.srv.wrap_keys, OVPN_WRAP_AUTH, key, 0, "SHA1"), 0);
-    ovpn_wrap_start(&w.srv.wrap, &w.srv.wrap_keys);
-    world_start(&w);
+    world_tls_auth(&w, 7, 3);
     world_connect(&w);
     ASSERT_EQ(w.c->state, OVPN_CLIENT_UP);
 
@@ -1106,20 +1112,8 @@ TEST_IMPL(ovpn_client_hostile_control_guard)
  * yet leaves the replay window as it was, and the server's reset that follows is taken. */
 TEST_IMPL(ovpn_client_tls_auth_early_foreign_replay)
 {
-    uint8_t key[256];
-    char extra[1024];
-    size_t n = (size_t)snprintf(extra, sizeof(extra), "key-direction 1\n<tls-auth>\n"
-                                                      "-----BEGIN OpenVPN Static key V1-----\n");
-    for (unsigned i = 0; i < 256; i++) {
-        key[i] = (uint8_t)(i * 5 + 1);
-        n += (size_t)snprintf(extra + n, sizeof(extra) - n, "%02x%s", key[i], i % 16 == 15 ? "\n" : "");
-    }
-    snprintf(extra + n, sizeof(extra) - n, "-----END OpenVPN Static key V1-----\n</tls-auth>\n");
     struct world w;
-    world_init(&w, "udp", push_reply_ping, extra);
-    ASSERT_EQ(ovpn_wrap_init(&w.srv.wrap_keys, OVPN_WRAP_AUTH, key, 0, "SHA1"), 0);
-    ovpn_wrap_start(&w.srv.wrap, &w.srv.wrap_keys);
-    world_start(&w);
+    world_tls_auth(&w, 5, 1);
     w.link->ev.connected(w.link->ev.arg);
     ASSERT_EQ(w.c->state, OVPN_CLIENT_HANDSHAKE);
     struct ovpn_wrap forger = w.srv.wrap_keys;

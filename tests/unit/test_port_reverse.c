@@ -686,6 +686,19 @@ static struct socks_server *rp_socks_server(struct rp *r, struct outbound **dire
     return srv;
 }
 
+/* Closes what rp_socks_server() opened, after a moment for the last callbacks, and checks that
+ * both close callbacks ran and the tunnel stayed up. */
+static void rp_socks_server_close(struct rp *r, struct socks_server *srv, struct outbound *direct)
+{
+    int done = 0;
+    uvtest_run_until(&r->tun.loop, &done, 100);
+    socks_server_close(srv, rp_closed, r);
+    outbound_close(direct, rp_closed, r);
+    uvtest_run_until(&r->tun.loop, &done, 200);
+    ASSERT_EQ(r->closed, 2);
+    ASSERT_EQ(harness_tun_down(&r->tun), 0);
+}
+
 TEST_IMPL(socks_bind_half_close)
 {
     static struct rp r;
@@ -725,13 +738,7 @@ TEST_IMPL(socks_bind_half_close)
     ASSERT_EQ(uvtest_wait_end(&r.tun.loop, fd, NULL, 3000), 1);
     close(fd);
 
-    int done = 0;
-    uvtest_run_until(&r.tun.loop, &done, 100);
-    socks_server_close(srv, rp_closed, &r);
-    outbound_close(direct, rp_closed, &r);
-    uvtest_run_until(&r.tun.loop, &done, 200);
-    ASSERT_EQ(r.closed, 2);
-    ASSERT_EQ(harness_tun_down(&r.tun), 0);
+    rp_socks_server_close(&r, srv, direct);
     return 0;
 }
 
@@ -776,12 +783,6 @@ TEST_IMPL(socks_bind_early_bound)
     ASSERT(uvtest_wait_end(&r.tun.loop, fd, NULL, 3000) != 0);
     close(fd);
 
-    int done = 0;
-    uvtest_run_until(&r.tun.loop, &done, 100);
-    socks_server_close(srv, rp_closed, &r);
-    outbound_close(direct, rp_closed, &r);
-    uvtest_run_until(&r.tun.loop, &done, 200);
-    ASSERT_EQ(r.closed, 2);
-    ASSERT_EQ(harness_tun_down(&r.tun), 0);
+    rp_socks_server_close(&r, srv, direct);
     return 0;
 }

@@ -570,6 +570,18 @@ static int rec_wait_times(struct rec *k, uint32_t seq, int times, int max_ms)
     return ms;
 }
 
+/* The peer reneges on what it SACKed from segment `from` on: its ACK stops at that segment with no
+ * SACK block. Each segment up to `last` goes again at once (within 100 ms, not a retransmission
+ * timeout per segment), and the peer acknowledges each as its second copy arrives. */
+static void rec_renege_resent(struct rec *k, size_t from, size_t last)
+{
+    rec_ack(k, k->seq[from], 0, 0);
+    for (size_t i = from; i <= last; i++) {
+        ASSERT(rec_wait_times(k, k->seq[i], 2, 100) < 100);
+        rec_ack(k, k->seq[i] + k->len[i], 0, 0);
+    }
+}
+
 /* A segment lost and everything after it SACKed; the peer then reneges (RFC 2018 lets a receiver
  * short of memory throw away what it SACKed; Linux's tcp_prune_ofo_queue() does): it takes the
  * resent hole and acknowledges up to the first segment it had SACKed, with no SACK block. What
@@ -590,11 +602,7 @@ TEST_IMPL(stack_recovery_renege)
     ASSERT_EQ(rec_times(&k, b), 1);
 
     /* The peer acknowledges each segment as its second copy arrives. */
-    rec_ack(&k, b, 0, 0);
-    for (size_t i = first + 1; i <= last; i++) {
-        ASSERT(rec_wait_times(&k, k.seq[i], 2, 100) < 100);
-        rec_ack(&k, k.seq[i] + k.len[i], 0, 0);
-    }
+    rec_renege_resent(&k, first + 1, last);
 
     rec_finish(&k);
     return 0;
@@ -689,11 +697,7 @@ TEST_IMPL(stack_recovery_hostile_blocks)
     rec_ack(&k, hole, b, b + 0x80000000u);
     ASSERT_EQ(rec_times(&k, hole), 2);
     ASSERT(!rec_resent_over(&k, b, high, 1));
-    rec_ack(&k, b, 0, 0);
-    for (size_t i = first + 1; i <= last; i++) {
-        ASSERT(rec_wait_times(&k, k.seq[i], 2, 100) < 100);
-        rec_ack(&k, k.seq[i] + k.len[i], 0, 0);
-    }
+    rec_renege_resent(&k, first + 1, last);
     rec_finish(&k);
     return 0;
 }
@@ -787,11 +791,7 @@ TEST_IMPL(stack_recovery_wrap)
     ASSERT(rec_wait_times(&k, hole, 3, 20) < 20); /* the resend lost too: the timer */
     ASSERT(!rec_resent_over(&k, b, high, 1));
 
-    rec_ack(&k, b, 0, 0);
-    for (size_t i = first + 1; i <= last; i++) {
-        ASSERT(rec_wait_times(&k, k.seq[i], 2, 100) < 100);
-        rec_ack(&k, k.seq[i] + k.len[i], 0, 0);
-    }
+    rec_renege_resent(&k, first + 1, last);
     rec_finish(&k);
     return 0;
 }
