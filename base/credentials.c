@@ -108,10 +108,12 @@ static int cred_fail_at(char *err, size_t errcap, const char *name, unsigned lin
 }
 
 /* The user name for a log line or an error: escaped by v2s_shown, a NUL byte (which RFC 1929
- * allows and v2s_shown would stop at) as \x00; cut to fit cap (at least 16). Returns buf. */
+ * allows and v2s_shown would stop at) as \x00; cut to fit cap (at least 16, at most 256). Returns
+ * buf. The name may be longer than any user's: an HTTP Proxy-Authorization carries up to 510
+ * bytes, and one of 400 overran part (on the stack) before it was cut here. */
 static const char *cred_shown_user(const uint8_t *user, size_t len, char *buf, size_t cap)
 {
-    char part[V2S_CRED_MAX_USER + 1];
+    char part[V2S_CRED_MAX_USER + 2];
     size_t o = 0, i = 0;
     buf[0] = '\0';
     while (i < len) {
@@ -120,8 +122,13 @@ static const char *cred_shown_user(const uint8_t *user, size_t len, char *buf, s
         if (n > 0) {
             if (cap - o < 8)
                 break;
-            memcpy(part, user + i, n);
-            part[n] = '\0';
+            /* Each byte shows as one character or more, so no more than cap - o bytes can show;
+             * with one more than fits, v2s_shown cuts the text with "...". */
+            size_t k = n < cap - o ? n : cap - o;
+            if (k > sizeof(part) - 1)
+                k = sizeof(part) - 1;
+            memcpy(part, user + i, k);
+            part[k] = '\0';
             v2s_shown(part, buf + o, cap - o);
             o += strlen(buf + o);
             i += n;

@@ -255,3 +255,32 @@ TEST_IMPL(credentials_log_failure)
     v2s_credentials_free(c);
     return 0;
 }
+
+/* A user name longer than any user can have: RFC 1929 holds it to 255 bytes, but an HTTP
+ * Proxy-Authorization carries up to 510. The refusal is logged with the name cut ("..."); a name
+ * of 400 bytes overran a 256-byte buffer on the stack while the line was written. */
+TEST_IMPL(credentials_log_failure_long_user)
+{
+    struct v2s_credentials *c;
+    char err[128];
+    ASSERT_EQ(v2s_credentials_parse(&c, "f", "alice:pw\n", 9, err, sizeof(err)), 0);
+    int saved = v2s_log_level;
+    v2s_log_level = V2S_LOG_WARN;
+    uint8_t user[510];
+    memset(user, 'u', sizeof(user));
+    user[300] = 0; /* a NUL past the cut shows nothing more */
+    ASSERT_EQ(v2s_credentials_check(c, user, 400, (const uint8_t *)"pw", 2), V2S_CRED_UNKNOWN_USER);
+    uvtest_log_begin();
+    ASSERT_EQ(v2s_credentials_log_failure(c, 1000, "HTTP listener 127.0.0.1:3128", "127.0.0.1:5555", user, 400,
+                                          "unknown user"), 1);
+    ASSERT_EQ(v2s_credentials_log_failure(c, 1000, "L", "P", user, sizeof(user), "unknown user"), 1);
+    const char *log = uvtest_log_end();
+    v2s_log_level = saved;
+    char want[400];
+    int n = snprintf(want, sizeof(want), "login refused for user \"");
+    memset(want + n, 'u', 252);
+    snprintf(want + n + 252, sizeof(want) - (size_t)n - 252, "...\": unknown user\n");
+    ASSERT_EQ(cred_count(log, want), 2);
+    v2s_credentials_free(c);
+    return 0;
+}
