@@ -620,7 +620,14 @@ static int options_getopt(struct options *o, int argc, char **argv, unsigned lin
             snprintf(err, errcap, "%s needs a value", argv[optind - 1]);
             return -EINVAL;
         default:
-            snprintf(err, errcap, "unknown option %s", argv[optind - 1]);
+            /* A short option getopt does not know is optopt: within a cluster ("-xv") optind has
+             * not moved past its word yet, and argv[optind - 1] named the word before it ("-D
+             * 1080 -xv" said "unknown option 1080"). A long option (unknown, ambiguous, or given a
+             * value it does not take) has moved optind on; optopt is then 0 or its value. */
+            if (optopt > 0 && optopt < 256 && option_slot(optopt) < 0)
+                snprintf(err, errcap, "unknown option -%c", optopt);
+            else
+                snprintf(err, errcap, "unknown option %s", argv[optind - 1]);
             return -EINVAL;
         }
     }

@@ -289,3 +289,31 @@ TEST_IMPL(options_status)
     options_free(&o);
     return 0;
 }
+
+/* An unknown option is named as typed, wherever it stands: inside a cluster of short options
+ * ("-xv") the message named the word before it ("-D 1080 -xv": "unknown option 1080"). */
+TEST_IMPL(options_unknown_named)
+{
+    struct options o;
+    char err[256];
+    static const struct {
+        const char *line;
+        const char *message;
+    } bad[] = {
+        {"-D 1080 -xv", "unknown option -x"},
+        {"-D 1080 -vx", "unknown option -x"},
+        {"-D 1080 -v -x", "unknown option -x"},
+        {"-x -D 1080", "unknown option -x"},
+        {"--mtu 1400 -vxq -D 1080", "unknown option -x"},
+        {"-D 1080 --bogus", "unknown option --bogus"},
+        {"-D 1080 --bogus=1", "unknown option --bogus=1"},
+        {"-D 1080 -vD", "-vD needs a value"},
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+        err[0] = '\0';
+        ASSERT_ROW(parse(&o, bad[i].line, err, sizeof(err)) == -EINVAL, "%s", bad[i].line);
+        ASSERT_ROW(strcmp(err, bad[i].message) == 0, "%s: got \"%s\"", bad[i].line, err);
+        options_free(&o);
+    }
+    return 0;
+}
