@@ -9,6 +9,7 @@
 #include <uv.h>
 
 #include "app/listeners.h"
+#include "app/loop_exit.h"
 #include "app/memtrim.h"
 #include "app/options.h"
 #include "base/conn_limit.h"
@@ -69,6 +70,7 @@ struct app {
     uv_signal_t sig[4];
     uv_timer_t stop_timer; /* runs app_stop() from the loop, never from inside the stack or a tunnel */
     struct memtrim memtrim;
+    struct loop_exit loop_exit; /* the stop leaves the loop without waiting for host lookups */
     int stop_code;
     uv_poll_t vpn_watch; /* readable when the VPN client process ($VPNPID) exits */
     int vpn_watch_fd;

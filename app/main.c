@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include <uv.h>
 
@@ -200,6 +201,7 @@ static void app_stop(struct app *a, int code)
     uv_close((uv_handle_t *)&a->stop_timer, NULL);
     memtrim_close(&a->memtrim);
     app_unwatch_vpn_client(a);
+    loop_exit_arm(&a->loop_exit, a->loop);
 }
 
 /* Descriptors besides the listeners' connections: the tunnel's socket and its reconnects, DNS
@@ -426,10 +428,17 @@ int main(int argc, char **argv)
     if (code >= 0)
         app_stop(&a, code);
     uv_run(a.loop, UV_RUN_DEFAULT);
-    if (uv_loop_close(a.loop) != 0)
+    unsigned lookups = loop_exit_finish(&a.loop_exit);
+    if (lookups == 0 && uv_loop_close(a.loop) != 0)
         v2s_debug("handles still open at exit");
     router_free(&a.router);
     v2s_credentials_free(a.socks_creds);
     options_free(&a.opt);
+    if (lookups > 0) {
+        /* exit() would run libuv's destructor, which joins the thread pool: it would wait for
+         * the lookups that the loop was just left not to wait for (app/loop_exit.h). */
+        fflush(NULL);
+        _exit(a.exit_code);
+    }
     return a.exit_code;
 }
