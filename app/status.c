@@ -224,8 +224,24 @@ static void status_accept(uv_stream_t *ls, int status)
         return;
     }
     if (s->n_conns > STATUS_MAX_CONNS) {
-        status_conn_close(c); /* a flood of checkers: the oldest ones are served first */
-        return;
+        /* At the cap the oldest connection still without a whole request makes room. A checker
+         * sends its request right behind its connect and is answered as it arrives, so only
+         * clients that sit idle (or trickle) are closed here. Closing the new one instead let 16
+         * idle connections, each kept for STATUS_REQUEST_TIMEOUT_MS, fail every health check
+         * meanwhile (a liveness probe restarting the service), and again with each batch. With
+         * every slot answering (a write in flight), the new one goes. */
+        struct status_conn *old = NULL;
+        struct v2s_list *n;
+        V2S_LIST_FOREACH(n, &s->conns) {
+            struct status_conn *o = V2S_LIST_ENTRY(n, struct status_conn, node);
+            if (o != c && !o->answered) {
+                old = o;
+                break;
+            }
+        }
+        status_conn_close(old ? old : c);
+        if (!old)
+            return;
     }
     uv_timer_start(&c->timer, status_conn_timeout, STATUS_REQUEST_TIMEOUT_MS, 0);
     uv_read_start((uv_stream_t *)&c->tcp, status_conn_alloc, status_conn_read);

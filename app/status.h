@@ -19,7 +19,7 @@ struct status_server;
 typedef struct uv_loop_s uv_loop_t;
 
 enum {
-    STATUS_MAX_CONNS = 16,          /* more wait in the listen backlog */
+    STATUS_MAX_CONNS = 16,          /* past it the oldest one without a whole request is closed */
     STATUS_REQUEST_TIMEOUT_MS = 5000, /* a client that sends no whole head in this time is closed */
 };
 

@@ -250,6 +250,52 @@ TEST_IMPL(status_endpoint)
     return 0;
 }
 
+/* Idle clients up to the cap (a local process holding them, each for the request timeout) do not
+ * keep a health check out: the oldest idle one makes room for the newcomer, which is answered.
+ * On main the newcomer was closed unanswered for as long as the idle ones stayed. */
+TEST_IMPL(status_idle_clients_make_room)
+{
+    uv_loop_t loop;
+    ASSERT_EQ(uv_loop_init(&loop), 0);
+    struct status_fake f = {.ready = 1};
+    struct status_config cfg = {.loop = &loop, .ready = fake_ready, .metrics = fake_metrics, .arg = &f};
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    struct status_server *s = NULL;
+    ASSERT_EQ(status_server_new(&s, &cfg, (const struct sockaddr *)&sin), 0);
+    int port = status_server_port(s);
+    ASSERT(port > 0);
+    char buf[1024];
+    int idle[STATUS_MAX_CONNS + 2];
+    for (size_t i = 0; i < ARRAY_SIZE(idle); i++)
+        idle[i] = uvtest_connect((uint16_t)port);
+    /* A slot with a request half sent counts as idle too; it is the newest, so it stays. */
+    uvtest_send(&loop, idle[ARRAY_SIZE(idle) - 1], "GET /heal", 9);
+    for (int round = 0; round < 3; round++) {
+        const char *r = status_get(&loop, (uint16_t)port, "GET /healthz HTTP/1.1\r\n\r\n", buf, sizeof(buf));
+        ASSERT(starts(r, "HTTP/1.1 200 OK\r\n"));
+        ASSERT(strstr(r, "\r\n\r\nok\n"));
+    }
+    /* The three oldest idle ones went (two past the cap, then one for the first check, which
+     * left a free slot behind it); the others are still there, and the newest may finish its
+     * request. */
+    for (size_t i = 0; i < 3; i++)
+        ASSERT_ROW(uvtest_wait_end(&loop, idle[i], NULL, 1000) != 0, "%zu", i);
+    for (size_t i = 3; i < ARRAY_SIZE(idle); i++)
+        ASSERT_ROW(uvtest_wait_end(&loop, idle[i], NULL, 10) == 0, "%zu", i);
+    int fd = idle[ARRAY_SIZE(idle) - 1];
+    uvtest_send(&loop, fd, "thz HTTP/1.1\r\n\r\n", 17);
+    int end = 0;
+    size_t n = uvtest_recv(&loop, fd, (uint8_t *)buf, sizeof(buf) - 1, &end, 3000);
+    buf[n] = '\0';
+    ASSERT_EQ(end, 1);
+    ASSERT(starts(buf, "HTTP/1.1 200 OK\r\n"));
+    status_server_close(s);
+    for (size_t i = 0; i < ARRAY_SIZE(idle); i++)
+        close(idle[i]);
+    uvtest_loop_finish(&loop);
+    return 0;
+}
+
 struct fd_events {
     int ups, packets, downs;
 };
