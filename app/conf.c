@@ -72,7 +72,7 @@ static char *conf_read_line(char *buf, int num, void *arg)
     char msg[64];
     if (memchr(s, '\0', n))
         conf_fail(cp, "a NUL byte: not a text file");
-    else if (*s == '[')
+    else if (n > 0 && *s == '[') /* n is 0 for blanks that end the text: nothing to read */
         conf_fail(cp, "sections are not used: every option goes on a `name = value` line of its own");
     else if (text + 3 > (size_t)num) { /* inih's buffer holds the line, a \r, a \n and the NUL */
         snprintf(msg, sizeof(msg), "line too long (at most %d characters)", num - 3);

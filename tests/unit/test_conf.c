@@ -472,3 +472,21 @@ TEST_IMPL(conf_log_format)
     options_free(&o);
     return 0;
 }
+
+/* The text is len bytes, not a string: a last line of blanks without its line end was read one
+ * byte past the text (ASan: heap-buffer-overflow in conf_read_line). */
+TEST_IMPL(conf_text_not_terminated)
+{
+    static const char text[] = "socks = 1080\n \t ";
+    char *copy = malloc(sizeof(text) - 1); /* no NUL after it */
+    ASSERT(copy != NULL);
+    memcpy(copy, text, sizeof(text) - 1);
+    struct options o;
+    char err[256] = "";
+    options_init(&o);
+    ASSERT_EQ(conf_parse_text(&o, copy, sizeof(text) - 1, "t.conf", NULL, err, sizeof(err)), 0);
+    ASSERT_EQ(o.n_socks, 1);
+    options_free(&o);
+    free(copy);
+    return 0;
+}
