@@ -28,8 +28,13 @@ int dgram_send(uv_udp_t *h, const struct sockaddr *to, const uint8_t *head, size
         return 0;
     if (rc != UV_EAGAIN)
         return rc;
+    /* What waits is counted as what it holds: its bytes and its request (320 bytes with libuv
+     * 1.44). libuv's queue size counts the bytes only, so empty datagrams (a SOCKS header alone,
+     * an empty -L datagram) never met the bound and queued without end, 320 bytes and more of
+     * memory each (dgram_queue_bounded). 256 KiB now holds 144 datagrams of 1500 bytes, not 174. */
     size_t total = head_len + len;
-    if (uv_udp_get_send_queue_size(h) + total > queue_max)
+    size_t held = uv_udp_get_send_queue_size(h) + uv_udp_get_send_queue_count(h) * sizeof(uv_udp_send_t);
+    if (held + sizeof(uv_udp_send_t) + total > queue_max)
         return UV_ENOBUFS;
     uv_udp_send_t *req = malloc(sizeof(*req) + total);
     if (!req)

@@ -8,11 +8,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <uv.h>
 
 #include "base/log.h"
 #include "harness_tun.h"
+#include "route/dgram.h"
 #include "route/dial.h"
 #include "route/direct.h"
 #include "route/outbound.h"
@@ -221,6 +223,35 @@ TEST_IMPL(direct_outbound_udp)
     if (port6)
         uv_close((uv_handle_t *)&echo6.h, NULL);
     uvtest_loop_finish(&loop);
+    return 0;
+}
+
+/* route/dgram.c's bounded queue on a socket that does not take more (a datagram socketpair whose
+ * other end reads nothing, so sendmsg() says EAGAIN past a few): empty datagrams are bounded like
+ * any other (they queued without end: libuv counts a queue's bytes, and these have none), and
+ * once the queue is full a datagram of any size is dropped with UV_ENOBUFS. Closing the socket
+ * frees what waited (ASan checks). */
+TEST_IMPL(dgram_queue_bounded)
+{
+    enum { QUEUE_MAX = 64 * 1024, TRIES = 20000 };
+    uv_loop_t loop;
+    uv_udp_t h;
+    int fds[2];
+    ASSERT_EQ(uv_loop_init(&loop), 0);
+    ASSERT_EQ(socketpair(AF_UNIX, SOCK_DGRAM, 0, fds), 0);
+    ASSERT_EQ(uv_udp_init(&loop, &h), 0);
+    ASSERT_EQ(uv_udp_open(&h, fds[0]), 0);
+    int rc = 0;
+    for (unsigned i = 0; i < TRIES && rc == 0; i++)
+        rc = dgram_send(&h, NULL, NULL, 0, (const uint8_t *)"", 0, QUEUE_MAX);
+    ASSERT_EQ(rc, UV_ENOBUFS);
+    ASSERT(uv_udp_get_send_queue_count(&h) > 0);
+    /* What waits holds at most QUEUE_MAX bytes, requests included. */
+    ASSERT(uv_udp_get_send_queue_count(&h) * sizeof(uv_udp_send_t) + uv_udp_get_send_queue_size(&h) <= QUEUE_MAX);
+    ASSERT_EQ(dgram_send(&h, NULL, (const uint8_t *)"h", 1, (const uint8_t *)"data", 4, QUEUE_MAX), UV_ENOBUFS);
+    uv_close((uv_handle_t *)&h, NULL);
+    uvtest_loop_finish(&loop);
+    close(fds[1]);
     return 0;
 }
 
