@@ -45,7 +45,7 @@
 enum {
     UFWD_BUF_SIZE = 0x10000,         /* the largest UDP payload (65507 over IPv4) and more */
     UFWD_QUEUE_MAX = 256 * 1024,     /* bytes waiting in one socket's send queue */
-    UFWD_PENDING_MAX = 128 * 1024,   /* -R: bytes waiting for a name to resolve, per flow */
+    UFWD_PENDING_MAX = 128 * 1024,   /* -R: memory held by datagrams waiting for a name, per flow */
     UFWD_TABLE_MAX = 1 << 14,        /* buckets of the flow table */
     UFWD_LABEL_MAX = 512,
 };
@@ -85,7 +85,7 @@ struct ufwd_flow {
     uv_getaddrinfo_t gai;   /* -R: while resolving */
     int handles_open;       /* -R: sock, and gai while it runs */
     struct v2s_list pending;
-    size_t pending_bytes;
+    size_t pending_bytes;   /* what pending holds, the records' own size included */
     char label[UFWD_LABEL_MAX]; /* "udp CLIENT -> DEST (forward WHERE)" */
 };
 
@@ -494,7 +494,7 @@ static void ufwd_remote_connect(struct ufwd_flow *fl, const struct sockaddr *sa)
     while ((n = v2s_list_first(&fl->pending)) != NULL) {
         struct ufwd_pending *p = V2S_LIST_ENTRY(n, struct ufwd_pending, node);
         v2s_list_remove(n);
-        fl->pending_bytes -= p->len;
+        fl->pending_bytes -= sizeof(*p) + p->len;
         if ((rc = ufwd_send(&fl->sock, NULL, p->data, p->len)) < 0)
             ufwd_send_failed(fl, rc, 1, p->len);
         else
@@ -576,8 +576,11 @@ static void ufwd_remote_recv(void *arg, const struct v2s_addr *src, uint16_t spo
         return;
     ufwd_touch(fl);
     if (fl->state == UFWD_FLOW_RESOLVING) {
+        /* Each waiting datagram counts with its record, so that empty ones are bounded too: they
+         * counted nothing and piled up without end while the name resolved
+         * (port_udp_remote_pending_bounded). */
         struct ufwd_pending *p;
-        if (fl->pending_bytes + len > UFWD_PENDING_MAX || !(p = malloc(sizeof(*p) + len))) {
+        if (fl->pending_bytes + sizeof(*p) + len > UFWD_PENDING_MAX || !(p = malloc(sizeof(*p) + len))) {
             ufwd_send_failed(fl, UV_ENOBUFS, 1, len);
             return;
         }
@@ -585,7 +588,7 @@ static void ufwd_remote_recv(void *arg, const struct v2s_addr *src, uint16_t spo
         p->len = len;
         v2s_list_init(&p->node);
         v2s_list_push_back(&fl->pending, &p->node);
-        fl->pending_bytes += len;
+        fl->pending_bytes += sizeof(*p) + len;
         return;
     }
     int rc = ufwd_send(&fl->sock, NULL, data, len);

@@ -6,6 +6,7 @@
  * Then -R/udp, and -L/udp end to end, through the real stack behind a fake tunnel. */
 #include <errno.h>
 #include <netinet/in.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -21,6 +22,7 @@
 #include "route/router.h"
 #include "route/via_stack.h"
 #include "harness_tun.h"
+#include "stack/stack.h"
 #include "test.h"
 #include "uvtest.h"
 
@@ -635,6 +637,68 @@ TEST_IMPL(port_udp_remote)
     close(dual);
     for (int i = 0; i < r->n; i++)
         free(r->data[i]);
+    free(r);
+    return 0;
+}
+
+/* -R/udp to a name: what a remote client sends while the name resolves waits, within a bound on
+ * the memory it holds, empty datagrams included. Before, an empty datagram counted nothing against
+ * the bound: all 20000 waited and went out once the name resolved. */
+TEST_IMPL(port_udp_remote_pending_bounded)
+{
+    enum { EMPTY = 20000 };
+    struct rtest *r = calloc(1, sizeof(*r));
+    ASSERT(r);
+    struct harness_tun_config cfg = {.addr4 = "10.8.0.2"};
+    ASSERT_EQ(harness_tun_up(&r->tun, &cfg, rtest_on_send, r), 0);
+    int saved = v2s_log_level;
+    v2s_log_level = V2S_LOG_INFO;
+    uvtest_log_begin();
+    uint16_t svc_port;
+    int svc = rtest_service(1, &svc_port);
+    struct port_udp_config pcfg = {
+        .loop = &r->tun.loop,
+        .host = "localhost",
+        .port = svc_port,
+        .idle_timeout_ms = 60000,
+        .max_flows = 4,
+    };
+    ASSERT_EQ(port_udp_remote_new(&r->pu, &pcfg, r->tun.stack, NULL, 5002), 0);
+
+    /* Straight into the stack without turning the loop, so the lookup cannot come back meanwhile. */
+    uint8_t pkt[64];
+    struct v2s_addr src, dst;
+    ASSERT_EQ(v2s_addr_parse(&src, "10.8.0.1"), 0);
+    ASSERT_EQ(v2s_addr_parse(&dst, "10.8.0.2"), 0);
+    size_t n = harness_tun_udp4(pkt, sizeof(pkt), &src, 4002, &dst, 5002, (const uint8_t *)"", 0);
+    ASSERT(n > 0);
+    for (int i = 0; i < EMPTY; i++)
+        stack_input(r->tun.stack, pkt, n);
+
+    /* The name resolves and what waited goes out; a last datagram follows it. */
+    uint8_t buf[64];
+    struct sockaddr_storage from;
+    socklen_t fromlen;
+    ASSERT_EQ(rtest_service_recv(r, svc, buf, sizeof(buf), &from, &fromlen, 5000), 0);
+    while (rtest_service_recv(r, svc, buf, sizeof(buf), &from, &fromlen, 100) == 0)
+        ; /* the rest that the service's socket kept */
+    rtest_inject(r, "10.8.0.1", 4002, 5002, "last", 4);
+    ASSERT_EQ(rtest_service_recv(r, svc, buf, sizeof(buf), &from, &fromlen, 1000), 4);
+    ASSERT_MEM_EQ(buf, "last", 4);
+    int closed = 0;
+    port_udp_close(r->pu, utest_closed_flag, &closed);
+    ASSERT_EQ(harness_tun_down(&r->tun), 0);
+    ASSERT_EQ(closed, 1);
+    const char *log = uvtest_log_end();
+    v2s_log_level = saved;
+    const char *line = strstr(log, "(forward tunnel port 5002) closed (");
+    ASSERT(line != NULL);
+    unsigned long long up = 0;
+    ASSERT_EQ(sscanf(line, "(forward tunnel port 5002) closed (%llu datagrams up", &up), 1);
+    /* 128 KiB of records of at least 24 bytes: at most 5461 waited, and the last one. */
+    ASSERT(up >= 2);
+    ASSERT(up <= 128 * 1024 / 24 + 1);
+    close(svc);
     free(r);
     return 0;
 }
