@@ -303,8 +303,8 @@ static void dial_bridge(struct outbound_conn *base, uv_tcp_t *app, const uint8_t
  * the answer kept per association for DIAL_UDP_NAME_LIFE_MS (a failure for DIAL_UDP_FAIL_LIFE_MS),
  * so a flow of datagrams costs one lookup a minute. While names resolve, at most
  * DIAL_UDP_WAITING datagrams of the association wait (copied); more are dropped. A rejected
- * destination is UV_EACCES and logged once per association and destination
- * (DIAL_UDP_LOGGED of them; after that, silently). */
+ * destination, an address or a name (--others reject), is UV_EACCES and logged once per
+ * association and destination (DIAL_UDP_LOGGED of them; after that, silently). */
 enum {
     DIAL_UDP_NAMES = 8,
     DIAL_UDP_ADDRS = 4,
@@ -592,6 +592,16 @@ static int dial_udp_send(struct outbound_udp *base, const char *name, const stru
     struct dial_udp_name *c = dial_udp_cached(u, name, uv_now(r->cfg.loop));
     if (c)
         return c->status < 0 ? c->status : dial_udp_send_addrs(u, name, c->addrs, c->n, port, data, len);
+    if (r->cfg.stack && router_name_decide(r->cfg.router, name) == ROUTER_NAME_REJECT) {
+        /* Refused before any lookup, as dial_name_route() refuses, but logged once per
+         * association and name like a refused address: dial_name_route() logged each datagram,
+         * a line per datagram for a client that keeps sending (dial_split_dns). */
+        char shown[DIAL_UDP_NAME_MAX + 1];
+        v2s_shown(name, shown, sizeof(shown));
+        dial_count(r, ROUTER_REJECT);
+        dial_udp_log_once(u, shown, "not under the tunnel's DNS domains: refused (--others reject)");
+        return UV_EACCES;
+    }
     if (u->n_waiting >= DIAL_UDP_WAITING)
         return UV_ENOBUFS;
     struct dial_udp_lookup *l = NULL;

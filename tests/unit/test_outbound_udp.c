@@ -479,7 +479,8 @@ static void split_never(void *arg, struct outbound_conn *c, int status, const st
  * split route and its DNS server. A name under corp, and a single label (searched as svc.corp),
  * go to the tunnel's server; with --others direct any other name goes to the host's resolver and
  * the tunnel's server never hears it; with --others reject it is refused at once, for UDP and for
- * connect, without a lookup anywhere, one log line each; the tunnel's names still resolve. */
+ * connect, without a lookup anywhere, one log line each (for UDP one per association, however many
+ * datagrams); the tunnel's names still resolve. */
 /* The host's resolver is asked for names that do not exist; a machine whose DNS server does not
  * answer would make glibc wait 5 s a try, twice, past the tests' patience. One second, one try: the
  * answer is then NXDOMAIN or, without a server, EAI_AGAIN, both within the wait below. */
@@ -547,6 +548,9 @@ TEST_IMPL(dial_split_dns)
     int saved_level = v2s_log_level;
     v2s_log_level = V2S_LOG_INFO;
     uvtest_log_begin();
+    ASSERT_EQ(ot_send(u, "www.example.com", NULL, 80, "no"), UV_EACCES);
+    /* More datagrams to the refused name: refused likewise, and no more lines (each logged one). */
+    ASSERT_EQ(ot_send(u, "www.example.com", NULL, 80, "no"), UV_EACCES);
     ASSERT_EQ(ot_send(u, "www.example.com", NULL, 80, "no"), UV_EACCES);
     struct outbound_conn *conn = NULL;
     ASSERT_EQ(outbound_connect(dialer, "www.example.com", NULL, 80, 1000, split_never, NULL, &conn), UV_EACCES);
