@@ -399,7 +399,8 @@ struct direct_udp {
     struct v2s_list node;  /* on struct direct's udps */
     uv_udp_t h[2];         /* [0] IPv4, [1] IPv6 */
     unsigned opened[2];    /* h[i] initialised (and so owed a uv_close) */
-    int failed[2];         /* why h[i] could not be opened: its family fails the same way after */
+    int failed[2];         /* why h[i] could not be opened, when its family fails the same way
+                            * after (no such family here; a handle that failed after init) */
     int handles_open;
     int ended;             /* the handles are closing: nothing more goes or comes */
     int released;          /* its owner called outbound_udp_close() */
@@ -466,8 +467,14 @@ static int direct_udp_socket(struct direct_udp *u, int i)
 {
     struct direct *d = direct_of(u->base.ob);
     int rc = uv_udp_init_ex(d->loop, &u->h[i], i ? AF_INET6 : AF_INET);
-    if (rc < 0)
-        return u->failed[i] = rc;
+    if (rc < 0) {
+        /* No socket, and no handle to close. Only a family the host lacks is kept: out of
+         * descriptors or memory passes, and keeping it failed every later datagram of the
+         * association (direct_outbound_udp_emfile). */
+        if (rc == UV_EAFNOSUPPORT || rc == UV_EPROTONOSUPPORT)
+            u->failed[i] = rc;
+        return rc;
+    }
     u->opened[i] = 1;
     u->h[i].data = u;
     struct sockaddr_storage any;

@@ -3,10 +3,12 @@
  * the test plays the hosts behind the VPN and its DNS server: a tunnel verdict reaches the
  * tunnel, a direct one the host's socket, a rejected destination is UV_EACCES and logged once, a
  * name is resolved through the tunnel's DNS and remembered, and closing ends everything. */
+#include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -222,6 +224,49 @@ TEST_IMPL(direct_outbound_udp)
     uv_close((uv_handle_t *)&echo4.h, NULL);
     if (port6)
         uv_close((uv_handle_t *)&echo6.h, NULL);
+    uvtest_loop_finish(&loop);
+    return 0;
+}
+
+/* The direct outbound when the process is out of descriptors at an association's first datagram:
+ * that datagram fails (UV_EMFILE), and once descriptors are free again the next one goes out.
+ * Before, the failure was kept as the family's for the association's life, as if the host had no
+ * IPv4, and every later datagram failed with it. */
+TEST_IMPL(direct_outbound_udp_emfile)
+{
+    uv_loop_t loop;
+    struct outbound *direct;
+    static struct ot_echo echo;
+    static struct ot_got got;
+    int closed = 0;
+    ASSERT_EQ(uv_loop_init(&loop), 0);
+    ASSERT_EQ(direct_new(&direct, &loop), 0);
+    uint16_t port = ot_echo_start(&echo, &loop, "127.0.0.1");
+    ASSERT(port != 0);
+    struct outbound_udp *u = NULL;
+    ASSERT_EQ(outbound_udp_open(direct, ot_recv, &got, &u), 0);
+
+    /* The limit at the lowest free descriptor: the next socket() is EMFILE. */
+    struct rlimit saved, low;
+    ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &saved), 0);
+    int free_fd = open("/dev/null", O_RDONLY);
+    ASSERT(free_fd >= 0);
+    close(free_fd);
+    low = saved;
+    low.rlim_cur = (rlim_t)free_fd;
+    ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &low), 0);
+    int rc = ot_send(u, NULL, "127.0.0.1", port, "starved");
+    ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &saved), 0);
+    ASSERT_EQ(rc, UV_EMFILE);
+
+    ASSERT_EQ(ot_send(u, NULL, "127.0.0.1", port, "again"), 0);
+    ASSERT(uvtest_run_until(&loop, &got.calls, 3000));
+    ASSERT_STR_EQ(got.data[0], "echo:again");
+
+    outbound_udp_close(u);
+    outbound_close(direct, ot_closed, &closed);
+    ASSERT(uvtest_run_until(&loop, &closed, 3000));
+    uv_close((uv_handle_t *)&echo.h, NULL);
     uvtest_loop_finish(&loop);
     return 0;
 }
