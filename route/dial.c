@@ -153,6 +153,16 @@ static int dial_name_route(struct dialer *r, const char *name, const char *shown
     return UV_EACCES;
 }
 
+/* What a lookup that could not start (rc < 0) tells the caller. A name neither resolver can ask
+ * about (UV_EINVAL from resolver_resolve(): an empty label, one over 63 bytes, over 253 bytes in
+ * all; from uv_getaddrinfo()'s IDNA conversion: bytes that are not UTF-8) does not resolve, as one
+ * the server says does not exist: UV_EAI_NONAME, SOCKS reply 4 (host unreachable), not the
+ * "general failure" (1) of a proxy that broke. */
+static int dial_lookup_failed(int rc)
+{
+    return rc == UV_EINVAL ? UV_EAI_NONAME : rc;
+}
+
 static void dial_resolved(void *arg, int status, const struct v2s_addr *addrs, size_t n)
 {
     struct dial *d = arg;
@@ -227,6 +237,7 @@ static int dial_connect(struct outbound *ob, const char *name, const struct v2s_
             d->gai.data = d;
             rc = uv_getaddrinfo(r->cfg.loop, &d->gai, dial_host_resolved, name, NULL, &hints);
         }
+        rc = dial_lookup_failed(rc);
     }
     if (rc < 0) {
         dial_free(d);
@@ -564,6 +575,7 @@ static int dial_udp_lookup_start(struct dial_udp *u, const char *name, struct di
         l->gai.data = l;
         rc = uv_getaddrinfo(r->cfg.loop, &l->gai, dial_udp_host_resolved, name, NULL, &hints);
     }
+    rc = dial_lookup_failed(rc);
     if (rc < 0) {
         free(l);
         return rc;
