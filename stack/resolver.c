@@ -297,10 +297,22 @@ static void resolver_finish(struct resolver_query *q, int status)
     stack_maybe_free(s);
 }
 
+/* The index of the server this attempt asks, among the tunnel's. */
+static size_t resolver_server_now(const struct resolver_query *q)
+{
+    return q->s->n_dns ? q->server % q->s->n_dns : 0;
+}
+
 static void resolver_send(struct resolver_query *q)
 {
     struct stack *s = q->s;
-    const struct v2s_addr *server = &s->dns[q->server % s->n_dns];
+    if (s->n_dns == 0) {
+        /* The tunnel came up again (a reconnect raises no "down") without DNS servers: as if
+         * it had none when the lookup began. */
+        resolver_finish(q, UV_ENETDOWN);
+        return;
+    }
+    const struct v2s_addr *server = &s->dns[resolver_server_now(q)];
     uint8_t msg[DNSMSG_MAX_UDP];
     ip_addr_t ip;
     stack_addr_to_lwip(server, &ip);
@@ -374,7 +386,7 @@ static void resolver_timeout(void *arg)
 {
     struct resolver_query *q = arg;
     if (!q->heard)
-        resolver_health(q->s, q->server % q->s->n_dns, 0);
+        resolver_health(q->s, resolver_server_now(q), 0);
     /* An exchange over TCP that did not finish in the attempt's time is asked again, over UDP
      * first, of the next server. */
     for (size_t i = 0; i < q->n_sub; i++) {
@@ -407,7 +419,7 @@ static void resolver_take(struct resolver_query *q, struct resolver_sub *sub, co
     else
         sub->state = RESOLVER_SUB_ANSWERED;
     if (sub->state == RESOLVER_SUB_FAILED)
-        resolver_health(q->s, q->server % q->s->n_dns, 0);
+        resolver_health(q->s, resolver_server_now(q), 0);
     if (ans->n_addrs > 0) {
         if (q->n_addrs == 0 || ans->ttl < q->ttl)
             q->ttl = ans->ttl;
@@ -481,7 +493,7 @@ static void resolver_on_recv(void *arg, struct udp_pcb *pcb, struct pbuf *p, con
             v2s_debug("resolver: malformed answer for %s ignored", v2s_shown(q->cands[q->cand], shown, sizeof(shown)));
             return;
         }
-        if ((size_t)idx == q->server % q->s->n_dns)
+        if ((size_t)idx == resolver_server_now(q))
             q->heard = 1;
         resolver_health(q->s, (size_t)idx, 1);
         if (ans.truncated && ans.rcode == DNSMSG_RCODE_NOERROR && resolver_ask_tcp(q, sub, &from) == 0)

@@ -13,8 +13,8 @@ struct stack;
 struct resolver_query;
 
 /* status: 0 with at least one address (IPv4 ones first), UV_EAI_NONAME (no such name),
- * UV_EAI_AGAIN (no answer in time, or server failure), UV_ENETDOWN (tunnel lost).
- * addrs is valid only during the call. */
+ * UV_EAI_AGAIN (no answer in time, or server failure), UV_ENETDOWN (tunnel lost, or up again
+ * without DNS servers). addrs is valid only during the call. */
 typedef void (*resolver_cb)(void *arg, int status, const struct v2s_addr *addrs, size_t n);
 
 /* Starts resolving name. Returns 0 (cb follows exactly once unless cancelled) or a negative

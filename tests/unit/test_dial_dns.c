@@ -20,6 +20,7 @@
 #include "route/via_stack.h"
 #include "socks/server.h"
 #include "stack/dnsmsg.h"
+#include "stack/stack.h"
 #include "test.h"
 #include "tunnel/settings.h"
 #include "uvtest.h"
@@ -224,6 +225,39 @@ TEST_IMPL(dial_dns_bad_name_unreachable)
     ASSERT_EQ(dd_reply(&d, fd), 4);
     close(fd);
     ASSERT_EQ(d.n_asked, 1);
+    dd_down(&d);
+    return 0;
+}
+
+/* The OpenVPN client reconnects without a "down" (a ping-restart, the next remote) and comes up
+ * with the same address but no DNS server, while a SOCKS client waits on a lookup whose query is
+ * out: the lookup ends, the client gets reply 3 (network unreachable, as for a name asked while
+ * the tunnel has no DNS), and the proxy goes on serving. Failed before the fix: the lookup's
+ * next attempt took its server modulo zero servers, and the process died of SIGFPE. */
+TEST_IMPL(dial_dns_reup_without_dns)
+{
+    static struct dd d;
+    dd_up(&d);
+    int fd = dd_connect(&d, "svc.example.com", 80);
+    int never = 0;
+    uvtest_run_until(&d.tun.loop, &never, 20);
+    ASSERT_EQ(d.n_asked, 1);
+    d.n_answers = 0; /* the server never answers */
+    struct tunnel_settings ts;
+    tunnel_settings_init(&ts);
+    ASSERT_EQ(v2s_addr_parse(&ts.addr4, "10.8.0.2"), 0);
+    ts.prefix4 = 24;
+    ts.mtu = 1400;
+    ASSERT_EQ(stack_tunnel_up(d.tun.stack, &ts), 0);
+    tunnel_settings_free(&ts);
+    harness_tun_advance(&d.tun, 10000);
+    ASSERT_EQ(dd_reply(&d, fd), 3);
+    close(fd);
+    ASSERT_EQ(d.n_asked, 1);
+    /* The listener still answers: a name now fails at once. */
+    fd = dd_connect(&d, "svc.example.com", 80);
+    ASSERT_EQ(dd_reply(&d, fd), 3);
+    close(fd);
     dd_down(&d);
     return 0;
 }
