@@ -9,7 +9,9 @@
  * than RESOLVER_FORGET_MS are forgotten, so a server that came back is tried again.
  *
  * Truncated answers (TC): the same question goes to the same server over TCP (dnstcp.c) within the
- * attempt's time.
+ * attempt's time. When that exchange fails (a server or a firewall that refuses DNS over TCP) or
+ * does not finish in time, the addresses the truncated answer did carry are taken, as a stub
+ * resolver that ignores TC would: some addresses of a long list rather than none.
  *
  * Cache: the outcome of a lookup, by the name as asked, for the smallest TTL of the records used
  * (at most RESOLVER_MAX_TTL_S); a name that does not exist (NXDOMAIN, or no address of either
@@ -69,6 +71,8 @@ struct resolver_sub {
     enum resolver_sub_state state;
     struct dnstcp *tcp;
     struct resolver_query *q;
+    int has_partial;              /* asked over TCP after a truncated answer with addresses, ... */
+    struct dnsmsg_answer partial; /* ... which is this, taken if the exchange fails */
 };
 
 struct resolver_cached {
@@ -115,6 +119,7 @@ struct resolver_query {
 
 static void resolver_timeout(void *arg);
 static void resolver_cached_fire(void *arg);
+static void resolver_take(struct resolver_query *q, struct resolver_sub *sub, const struct dnsmsg_answer *ans);
 
 static uint32_t resolver_now(void)
 {
@@ -393,6 +398,8 @@ static void resolver_timeout(void *arg)
         if (q->sub[i].state == RESOLVER_SUB_TCP) {
             resolver_sub_stop_tcp(&q->sub[i]);
             q->sub[i].state = RESOLVER_SUB_WAITING;
+            if (q->sub[i].has_partial)
+                resolver_take(q, &q->sub[i], &q->sub[i].partial);
         }
     }
     if (q->n_addrs > 0) {
@@ -449,6 +456,8 @@ static void resolver_tcp_answer(void *arg, int status, const uint8_t *msg, size_
     } else {
         v2s_debug("resolver: DNS over TCP failed: %s", status < 0 ? uv_strerror(status) : "not the answer");
         sub->state = RESOLVER_SUB_FAILED;
+        if (sub->has_partial)
+            resolver_take(q, sub, &sub->partial);
     }
     resolver_candidate_done(q);
 }
@@ -496,8 +505,13 @@ static void resolver_on_recv(void *arg, struct udp_pcb *pcb, struct pbuf *p, con
         if ((size_t)idx == resolver_server_now(q))
             q->heard = 1;
         resolver_health(q->s, (size_t)idx, 1);
-        if (ans.truncated && ans.rcode == DNSMSG_RCODE_NOERROR && resolver_ask_tcp(q, sub, &from) == 0)
-            break;
+        if (ans.truncated && ans.rcode == DNSMSG_RCODE_NOERROR) {
+            sub->has_partial = ans.n_addrs > 0;
+            if (sub->has_partial)
+                sub->partial = ans;
+            if (resolver_ask_tcp(q, sub, &from) == 0)
+                break;
+        }
         resolver_take(q, sub, &ans);
         break;
     }

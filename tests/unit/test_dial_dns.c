@@ -20,6 +20,7 @@
 #include "route/via_stack.h"
 #include "socks/server.h"
 #include "stack/dnsmsg.h"
+#include "stack/resolver.h"
 #include "stack/stack.h"
 #include "test.h"
 #include "tunnel/settings.h"
@@ -44,11 +45,13 @@ struct dd {
     size_t answer_len[DD_MAX_ASKED];
     int n_answers;
     int syn53, syn_other; /* TCP SYNs the stack sent: to port 53, to any other */
+    int refuse53;         /* a SYN to port 53 is answered with a reset */
 };
 
 /* Plays the tunnel's DNS server over UDP: svc.example.com is 10.9.0.8, tc.example.com is
- * answered truncated (TC, nothing in it: ask over TCP), every other name is NXDOMAIN. Counts
- * the TCP SYNs the stack sends, by destination port. */
+ * answered truncated (TC, nothing in it: ask over TCP), tcaddr.example.com truncated with
+ * 10.9.0.8 in it, every other name is NXDOMAIN. Counts the TCP SYNs the stack sends, by
+ * destination port; with refuse53, answers one to port 53 with a reset. */
 static void dd_on_send(struct harness_tun *t, const uint8_t *pkt, size_t len)
 {
     struct dd *d = t->arg;
@@ -58,10 +61,22 @@ static void dd_on_send(struct harness_tun *t, const uint8_t *pkt, size_t len)
     size_t n;
     if (len >= 40 && pkt[0] == 0x45 && pkt[9] == 6 && (pkt[33] & 0x12) == 0x02) {
         uint16_t port = (uint16_t)(pkt[22] << 8 | pkt[23]);
-        if (port == 53)
-            d->syn53++;
-        else
+        if (port != 53) {
             d->syn_other++;
+            return;
+        }
+        d->syn53++;
+        if (d->refuse53) {
+            struct v2s_addr from, to;
+            from.family = to.family = AF_INET;
+            memcpy(from.bytes, pkt + 16, 4);
+            memcpy(to.bytes, pkt + 12, 4);
+            uint32_t seq = (uint32_t)pkt[24] << 24 | (uint32_t)pkt[25] << 16 | (uint32_t)pkt[26] << 8 | pkt[27];
+            size_t plen = harness_tun_tcp4(d->answers[d->n_answers], DD_PKT_MAX, &from, 53, &to,
+                                           (uint16_t)(pkt[20] << 8 | pkt[21]), 0x14, 0, seq + 1, 0, NULL, 0, NULL, 0);
+            ASSERT(plen > 0);
+            d->answer_len[d->n_answers++] = plen;
+        }
         return;
     }
     if (!harness_tun_parse_udp(pkt, len, &src, &sport, &dst, &dport, &m, &n) || dport != 53)
@@ -74,7 +89,8 @@ static void dd_on_send(struct harness_tun *t, const uint8_t *pkt, size_t len)
     uint8_t out[DD_PKT_MAX];
     struct v2s_addr a;
     ASSERT_EQ(v2s_addr_parse(&a, "10.9.0.8"), 0);
-    int known = strcmp(name, "svc.example.com") == 0, tc = strcmp(name, "tc.example.com") == 0;
+    int tcaddr = strcmp(name, "tcaddr.example.com") == 0;
+    int known = tcaddr || strcmp(name, "svc.example.com") == 0, tc = tcaddr || strcmp(name, "tc.example.com") == 0;
     size_t alen = harness_tun_dns_answer(out, m, qend, id, known || tc ? DNSMSG_RCODE_NOERROR : DNSMSG_RCODE_NXDOMAIN,
                                          known ? &a : NULL);
     if (tc)
@@ -318,6 +334,43 @@ TEST_IMPL(dial_dns_client_leaves_mid_lookup)
     uvtest_run_until(&d.tun.loop, &never, 20);
     dd_answer(&d);
     ASSERT_EQ(d.syn_other, 1);
+    close(fd);
+    uvtest_run_until(&d.tun.loop, &never, 20);
+    dd_down(&d);
+    return 0;
+}
+
+/* A truncated answer that carries an address, and DNS over TCP that does not work: refused by a
+ * reset, or never answered in the attempt's 2 s. The address the truncated answer carried is
+ * taken and dialled, instead of the lookup failing with reply 4 after asking again and again.
+ * Failed before the change: reply 4 after four exchanges refused (and after 8 s of silence). */
+TEST_IMPL(dial_dns_truncated_tcp_fails)
+{
+    static struct dd d;
+    dd_up(&d);
+    int never = 0;
+    d.refuse53 = 1;
+    int fd = dd_connect(&d, "tcaddr.example.com", 80);
+    uvtest_run_until(&d.tun.loop, &never, 20);
+    ASSERT_EQ(d.n_asked, 1);
+    for (int i = 0; i < 8 && d.n_answers > 0; i++)
+        dd_answer(&d);
+    ASSERT_EQ(d.syn_other, 1); /* the connect to 10.9.0.8:80 */
+    ASSERT_EQ(d.syn53, 1);
+    close(fd);
+    uvtest_run_until(&d.tun.loop, &never, 20);
+    /* Silence over TCP: the attempt's timer takes the address. */
+    resolver_flush(d.tun.stack);
+    d.refuse53 = 0;
+    fd = dd_connect(&d, "tcaddr.example.com", 80);
+    uvtest_run_until(&d.tun.loop, &never, 20);
+    dd_answer(&d);
+    ASSERT_EQ(d.syn53, 2);
+    harness_tun_advance(&d.tun, 1900);
+    ASSERT_EQ(d.syn_other, 1);
+    harness_tun_advance(&d.tun, 200);
+    ASSERT_EQ(d.syn_other, 2);
+    ASSERT_EQ(d.n_asked, 2);
     close(fd);
     uvtest_run_until(&d.tun.loop, &never, 20);
     dd_down(&d);
