@@ -376,3 +376,40 @@ TEST_IMPL(dial_dns_truncated_tcp_fails)
     dd_down(&d);
     return 0;
 }
+
+/* Many clients at once, each with its own lookup, the answers coming back in the reverse order
+ * of the questions: each client gets the outcome of its own name (a connect for the name that
+ * exists, reply 4 for each that does not), none another's. Never failed: a guard. */
+TEST_IMPL(dial_dns_many_lookups)
+{
+    static struct dd d;
+    enum { N = 24 };
+    dd_up(&d);
+    int fds[N], never = 0;
+    char name[64];
+    for (int i = 0; i < N; i++) {
+        if (i % 2)
+            snprintf(name, sizeof(name), "nosuch%d.example.com", i);
+        else
+            snprintf(name, sizeof(name), "svc.example.com");
+        fds[i] = dd_connect(&d, name, 80);
+    }
+    for (int i = 0; i < 100 && d.n_asked < N; i++)
+        uvtest_run_until(&d.tun.loop, &never, 10);
+    ASSERT_EQ(d.n_asked, N);
+    static uint8_t pkt[DD_PKT_MAX];
+    for (int i = d.n_answers - 1; i >= 0; i--) {
+        memcpy(pkt, d.answers[i], d.answer_len[i]);
+        harness_tun_inject(&d.tun, pkt, d.answer_len[i]);
+    }
+    d.n_answers = 0;
+    uvtest_run_until(&d.tun.loop, &never, 20);
+    ASSERT_EQ(d.syn_other, N / 2);
+    for (int i = 1; i < N; i += 2)
+        ASSERT_ROW(dd_reply(&d, fds[i]) == 4, "%d", i);
+    for (int i = 0; i < N; i++)
+        close(fds[i]);
+    uvtest_run_until(&d.tun.loop, &never, 20);
+    dd_down(&d);
+    return 0;
+}
