@@ -102,6 +102,24 @@ static void htest_finish(struct htest *t)
     uvtest_loop_finish(&t->loop);
 }
 
+/* htest_start, an origin listening (*l, on *port) and a client connected to the proxy, whose fd
+ * is returned. */
+static int htest_start_origin(struct htest *t, uint16_t *port, int *l)
+{
+    htest_start(t);
+    *l = uvtest_listen(port);
+    return uvtest_connect(t->port);
+}
+
+/* Closes the client, the origin's connection and the origin's listener, then htest_finish. */
+static void htest_finish_origin(struct htest *t, int fd, int remote, int l)
+{
+    close(fd);
+    close(remote);
+    close(l);
+    htest_finish(t);
+}
+
 /* Reads a message head (through the blank line) from fd into buf, NUL-terminated. */
 static size_t htest_read_head(struct htest *t, int fd, char *buf, size_t cap)
 {
@@ -173,14 +191,41 @@ static int htest_status(const char *head)
     return code;
 }
 
+/* The client (fd) sends request (unless NULL); the origin's connection (*remote, accepted from l
+ * first when it is < 0) reads a head, which must be want (unless NULL). */
+static void htest_request(struct htest *t, int fd, int l, int *remote, const char *request, const char *want)
+{
+    char buf[2048];
+    if (request)
+        htest_send(t, fd, request);
+    if (*remote < 0)
+        *remote = uvtest_accept(&t->loop, l, 3000);
+    ASSERT(*remote >= 0);
+    htest_read_head(t, *remote, buf, sizeof(buf));
+    if (want)
+        ASSERT_STR_EQ(buf, want);
+}
+
+/* The origin's connection (remote) sends answer; the client (fd) reads a head, which must be
+ * head, then as many bytes as body has (unless NULL), which must be body. */
+static void htest_answer(struct htest *t, int remote, int fd, const char *answer, const char *head, const char *body)
+{
+    char buf[2048];
+    htest_send(t, remote, answer);
+    htest_read_head(t, fd, buf, sizeof(buf));
+    ASSERT_STR_EQ(buf, head);
+    if (body) {
+        htest_read(t, fd, buf, strlen(body));
+        ASSERT_STR_EQ(buf, body);
+    }
+}
+
 TEST_IMPL(http_proxy_connect)
 {
     struct htest t;
     char buf[512];
-    htest_start(&t);
     uint16_t port;
-    int l = uvtest_listen(&port);
-    int fd = uvtest_connect(t.port);
+    int l, fd = htest_start_origin(&t, &port, &l);
     /* The request and the tunnel's first bytes in one write: they must reach the server. */
     snprintf(buf, sizeof(buf), "CONNECT 127.0.0.1:%u HTTP/1.1\r\nHost: 127.0.0.1:%u\r\n\r\nping", port, port);
     htest_send(&t, fd, buf);
@@ -227,28 +272,19 @@ TEST_IMPL(http_proxy_get_keep_alive)
              "Accept: */*\r\n"
              "\r\n",
              port);
-    htest_send(&t, fd, buf);
-    int remote = uvtest_accept(&t.loop, l, 3000);
-    ASSERT(remote >= 0);
-    htest_read_head(&t, remote, buf, sizeof(buf));
     snprintf(want, sizeof(want), "GET /a/b?c=d HTTP/1.1\r\nHost: 127.0.0.1:%u\r\nAccept: */*\r\n\r\n", port);
-    ASSERT_STR_EQ(buf, want);
-    htest_send(&t, remote, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nKeep-Alive: timeout=9\r\n\r\nhello");
-    htest_read_head(&t, fd, buf, sizeof(buf));
-    ASSERT_STR_EQ(buf, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n");
-    htest_read(&t, fd, buf, 5);
-    ASSERT_STR_EQ(buf, "hello");
+    int remote = -1;
+    htest_request(&t, fd, l, &remote, buf, want);
+    htest_answer(&t, remote, fd, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nKeep-Alive: timeout=9\r\n\r\nhello",
+                 "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n", "hello");
 
     /* The second request on the same connection, to the same origin: its connection is reused. */
     snprintf(buf, sizeof(buf), "HEAD http://127.0.0.1:%u/x HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", port);
-    htest_send(&t, fd, buf);
-    htest_read_head(&t, remote, buf, sizeof(buf));
     snprintf(want, sizeof(want), "HEAD /x HTTP/1.1\r\nHost: 127.0.0.1:%u\r\n\r\n", port);
-    ASSERT_STR_EQ(buf, want);
+    htest_request(&t, fd, l, &remote, buf, want);
     /* A HEAD answer has no body, whatever its Content-Length says. */
-    htest_send(&t, remote, "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n");
-    htest_read_head(&t, fd, buf, sizeof(buf));
-    ASSERT_STR_EQ(buf, "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n");
+    htest_answer(&t, remote, fd, "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n",
+                 "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n", NULL);
 
     /* The third goes to another origin: the first connection is closed, a new one made; two
      * requests pipelined in one write are answered in order, the second only after the first. */
@@ -257,23 +293,17 @@ TEST_IMPL(http_proxy_get_keep_alive)
     htest_send(&t, fd, buf);
     ASSERT_EQ(uvtest_wait_end(&t.loop, remote, NULL, 3000), 1);
     close(remote);
-    int remote2 = uvtest_accept(&t.loop, l2, 3000);
-    ASSERT(remote2 >= 0);
-    htest_read_head(&t, remote2, buf, sizeof(buf));
+    int remote2 = -1;
     snprintf(want, sizeof(want), "GET /1 HTTP/1.1\r\nHost: 127.0.0.1:%u\r\n\r\n", port2);
-    ASSERT_STR_EQ(buf, want);
+    htest_request(&t, fd, l2, &remote2, NULL, want);
     /* Nothing of the second request yet. */
     size_t extra = 0;
     ASSERT_EQ(uvtest_wait_end(&t.loop, remote2, &extra, 200), 0);
     ASSERT_EQ(extra, 0);
-    htest_send(&t, remote2, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\none\r\n0\r\n\r\n");
-    htest_read_head(&t, fd, buf, sizeof(buf));
-    ASSERT_STR_EQ(buf, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n");
-    htest_read(&t, fd, buf, 13);
-    ASSERT_STR_EQ(buf, "3\r\none\r\n0\r\n\r\n");
-    htest_read_head(&t, remote2, buf, sizeof(buf));
+    htest_answer(&t, remote2, fd, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\none\r\n0\r\n\r\n",
+                 "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", "3\r\none\r\n0\r\n\r\n");
     snprintf(want, sizeof(want), "GET /2 HTTP/1.1\r\nHost: 127.0.0.1:%u\r\n\r\n", port2);
-    ASSERT_STR_EQ(buf, want);
+    htest_request(&t, fd, l2, &remote2, NULL, want);
     /* An answer framed by the connection's end: the client is told, and the connection closed. */
     htest_send(&t, remote2, "HTTP/1.1 200 OK\r\n\r\ntwo");
     ASSERT_EQ(shutdown(remote2, SHUT_WR), 0);
@@ -294,23 +324,18 @@ TEST_IMPL(http_proxy_chunked_post)
 {
     struct htest t;
     char buf[2048], want[512];
-    htest_start(&t);
     uint16_t port;
-    int l = uvtest_listen(&port);
-    int fd = uvtest_connect(t.port);
+    int l, fd = htest_start_origin(&t, &port, &l);
     snprintf(buf, sizeof(buf),
              "POST http://127.0.0.1:%u/up HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Type: text/plain\r\n\r\n"
              "5\r\nhello\r\n",
              port);
-    htest_send(&t, fd, buf);
-    int remote = uvtest_accept(&t.loop, l, 3000);
-    ASSERT(remote >= 0);
-    htest_read_head(&t, remote, buf, sizeof(buf));
     snprintf(want, sizeof(want),
              "POST /up HTTP/1.1\r\nHost: 127.0.0.1:%u\r\nTransfer-Encoding: chunked\r\n"
              "Content-Type: text/plain\r\n\r\n",
              port);
-    ASSERT_STR_EQ(buf, want);
+    int remote = -1;
+    htest_request(&t, fd, l, &remote, buf, want);
     /* The rest in pieces, a chunk extension and a trailer: re-chunked (where the pieces split
      * depends on the reads), the extension and the trailer dropped. */
     htest_send(&t, fd, "7;ext=1\r\n, worl");
@@ -327,20 +352,14 @@ TEST_IMPL(http_proxy_chunked_post)
              "POST http://127.0.0.1:%u/u HTTP/1.1\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\n"
              "HTTP2-Settings: AAMAAABkAAQAoAAAAAIAAAAA\r\nContent-Length: 3\r\n\r\nabc",
              port);
-    htest_send(&t, fd, buf);
-    htest_read_head(&t, remote, buf, sizeof(buf));
     snprintf(want, sizeof(want), "POST /u HTTP/1.1\r\nHost: 127.0.0.1:%u\r\nContent-Length: 3\r\n\r\n", port);
-    ASSERT_STR_EQ(buf, want);
+    htest_request(&t, fd, l, &remote, buf, want);
     htest_read(&t, remote, buf, 3);
     ASSERT_STR_EQ(buf, "abc");
-    htest_send(&t, remote, "HTTP/1.1 204 No Content\r\n\r\n");
-    htest_read_head(&t, fd, buf, sizeof(buf));
-    ASSERT_STR_EQ(buf, "HTTP/1.1 204 No Content\r\n\r\n");
+    htest_answer(&t, remote, fd, "HTTP/1.1 204 No Content\r\n\r\n", "HTTP/1.1 204 No Content\r\n\r\n", NULL);
     snprintf(buf, sizeof(buf), "PUT http://127.0.0.1:%u/p HTTP/1.1\r\nContent-Length: 4\r\n\r\nbody", port);
-    htest_send(&t, fd, buf);
-    htest_read_head(&t, remote, buf, sizeof(buf));
     snprintf(want, sizeof(want), "PUT /p HTTP/1.1\r\nHost: 127.0.0.1:%u\r\nContent-Length: 4\r\n\r\n", port);
-    ASSERT_STR_EQ(buf, want);
+    htest_request(&t, fd, l, &remote, buf, want);
     htest_read(&t, remote, buf, 4);
     ASSERT_STR_EQ(buf, "body");
     /* A client that goes away while its answer is awaited: noticed, the origin let go. */
@@ -406,10 +425,8 @@ static void htest_origin_answers(struct htest *t, int l, uint16_t port, const ch
     char buf[1024];
     int fd = uvtest_connect(t->port);
     snprintf(buf, sizeof(buf), "GET http://127.0.0.1:%u/ HTTP/1.1\r\n\r\n", port);
-    htest_send(t, fd, buf);
-    int remote = uvtest_accept(&t->loop, l, 3000);
-    ASSERT(remote >= 0);
-    htest_read_head(t, remote, buf, sizeof(buf));
+    int remote = -1;
+    htest_request(t, fd, l, &remote, buf, NULL);
     htest_send(t, remote, answer);
     ASSERT_EQ(shutdown(remote, SHUT_WR), 0);
     htest_read_head(t, fd, buf, sizeof(buf));
@@ -461,15 +478,11 @@ TEST_IMPL(http_proxy_origin_reset_while_idle)
 {
     struct htest t;
     char buf[1024], want[256];
-    htest_start(&t);
     uint16_t port;
-    int l = uvtest_listen(&port);
-    int fd = uvtest_connect(t.port);
+    int l, fd = htest_start_origin(&t, &port, &l);
     snprintf(buf, sizeof(buf), "GET http://127.0.0.1:%u/1 HTTP/1.1\r\n\r\n", port);
-    htest_send(&t, fd, buf);
-    int remote = uvtest_accept(&t.loop, l, 3000);
-    ASSERT(remote >= 0);
-    htest_read_head(&t, remote, buf, sizeof(buf));
+    int remote = -1;
+    htest_request(&t, fd, l, &remote, buf, NULL);
     htest_send(&t, remote, "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nx");
     htest_read_head(&t, fd, buf, sizeof(buf));
     htest_read(&t, fd, buf, 1);
@@ -479,20 +492,14 @@ TEST_IMPL(http_proxy_origin_reset_while_idle)
     int never = 0;
     uvtest_run_until(&t.loop, &never, 200);
     snprintf(buf, sizeof(buf), "GET http://127.0.0.1:%u/2 HTTP/1.1\r\n\r\n", port);
-    htest_send(&t, fd, buf);
-    remote = uvtest_accept(&t.loop, l, 3000);
-    ASSERT(remote >= 0);
-    htest_read_head(&t, remote, buf, sizeof(buf));
     snprintf(want, sizeof(want), "GET /2 HTTP/1.1\r\nHost: 127.0.0.1:%u\r\n\r\n", port);
-    ASSERT_STR_EQ(buf, want);
+    remote = -1;
+    htest_request(&t, fd, l, &remote, buf, want);
     htest_send(&t, remote, "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\ny");
     htest_read_head(&t, fd, buf, sizeof(buf));
     htest_read(&t, fd, buf, 1);
     ASSERT_STR_EQ(buf, "y");
-    close(fd);
-    close(remote);
-    close(l);
-    htest_finish(&t);
+    htest_finish_origin(&t, fd, remote, l);
     return 0;
 }
 
@@ -551,12 +558,9 @@ TEST_IMPL(http_proxy_auth)
     int fd = uvtest_connect(t.port);
     snprintf(buf, sizeof(buf),
              "GET http://127.0.0.1:%u/ok HTTP/1.1\r\nProxy-Authorization: basic  YWxpY2U6czM6Y3IjdA==\r\n\r\n", port);
-    htest_send(&t, fd, buf);
-    int remote = uvtest_accept(&t.loop, l, 3000);
-    ASSERT(remote >= 0);
-    htest_read_head(&t, remote, buf, sizeof(buf));
     snprintf(want, sizeof(want), "GET /ok HTTP/1.1\r\nHost: 127.0.0.1:%u\r\n\r\n", port);
-    ASSERT_STR_EQ(buf, want);
+    int remote = -1;
+    htest_request(&t, fd, l, &remote, buf, want);
     htest_send(&t, remote, "HTTP/1.1 204 No Content\r\n\r\n");
     htest_read_head(&t, fd, buf, sizeof(buf));
     ASSERT_EQ(htest_status(buf), 204);
@@ -597,18 +601,13 @@ TEST_IMPL(http_proxy_close_finishes_answer)
     int idle = uvtest_connect(t.port);
     int fd = uvtest_connect(t.port);
     snprintf(buf, sizeof(buf), "GET http://127.0.0.1:%u/ HTTP/1.1\r\n\r\n", port);
-    htest_send(&t, fd, buf);
-    int remote = uvtest_accept(&t.loop, l, 3000);
-    ASSERT(remote >= 0);
-    htest_read_head(&t, remote, buf, sizeof(buf));
+    int remote = -1;
+    htest_request(&t, fd, l, &remote, buf, NULL);
     http_proxy_close(t.hp, htest_hp_closed, &t);
     ASSERT_EQ(uvtest_wait_end(&t.loop, idle, NULL, 3000), 1);
     close(idle);
-    htest_send(&t, remote, "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\ndone");
-    htest_read_head(&t, fd, buf, sizeof(buf));
-    ASSERT_STR_EQ(buf, "HTTP/1.1 200 OK\r\nContent-Length: 4\r\nConnection: close\r\n\r\n");
-    htest_read(&t, fd, buf, 4);
-    ASSERT_STR_EQ(buf, "done");
+    htest_answer(&t, remote, fd, "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\ndone",
+                 "HTTP/1.1 200 OK\r\nContent-Length: 4\r\nConnection: close\r\n\r\n", "done");
     ASSERT_EQ(uvtest_wait_end(&t.loop, fd, NULL, 3000), 1);
     ASSERT_EQ(uvtest_wait_end(&t.loop, remote, NULL, 3000), 1);
     close(fd);
@@ -782,39 +781,23 @@ TEST_IMPL(http_proxy_bodiless_with_length)
     };
     struct htest t;
     char buf[1024], want[256];
-    htest_start(&t);
     uint16_t port;
-    int l = uvtest_listen(&port);
-    int fd = uvtest_connect(t.port);
+    int l, fd = htest_start_origin(&t, &port, &l);
     int remote = -1;
     for (size_t i = 0; i < sizeof(answers) / sizeof(answers[0]); i++) {
         snprintf(buf, sizeof(buf), "GET http://127.0.0.1:%u/%zu HTTP/1.1\r\nIf-None-Match: \"x\"\r\n\r\n", port, i);
-        htest_send(&t, fd, buf);
-        if (remote < 0)
-            remote = uvtest_accept(&t.loop, l, 3000);
-        ASSERT(remote >= 0);
-        htest_read_head(&t, remote, buf, sizeof(buf));
         snprintf(want, sizeof(want), "GET /%zu HTTP/1.1\r\nHost: 127.0.0.1:%u\r\nIf-None-Match: \"x\"\r\n\r\n", i,
                  port);
-        ASSERT_STR_EQ(buf, want);
-        htest_send(&t, remote, answers[i]);
-        htest_read_head(&t, fd, buf, sizeof(buf));
-        ASSERT_STR_EQ(buf, answers[i]);
+        htest_request(&t, fd, l, &remote, buf, want);
+        htest_answer(&t, remote, fd, answers[i], answers[i], NULL);
     }
     /* And the last answer is followed by nothing: a 200 of one byte is the next thing the client
      * reads. */
     snprintf(buf, sizeof(buf), "GET http://127.0.0.1:%u/end HTTP/1.1\r\n\r\n", port);
-    htest_send(&t, fd, buf);
-    htest_read_head(&t, remote, buf, sizeof(buf));
-    htest_send(&t, remote, "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nz");
-    htest_read_head(&t, fd, buf, sizeof(buf));
-    ASSERT_STR_EQ(buf, "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n");
-    htest_read(&t, fd, buf, 1);
-    ASSERT_STR_EQ(buf, "z");
-    close(fd);
-    close(remote);
-    close(l);
-    htest_finish(&t);
+    htest_request(&t, fd, l, &remote, buf, NULL);
+    htest_answer(&t, remote, fd, "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nz",
+                 "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n", "z");
+    htest_finish_origin(&t, fd, remote, l);
     return 0;
 }
 
@@ -827,20 +810,15 @@ TEST_IMPL(http_proxy_connection_names_framing)
 {
     struct htest t;
     char buf[1024], want[256];
-    htest_start(&t);
     uint16_t port;
-    int l = uvtest_listen(&port);
-    int fd = uvtest_connect(t.port);
+    int l, fd = htest_start_origin(&t, &port, &l);
     snprintf(buf, sizeof(buf),
              "POST http://127.0.0.1:%u/p HTTP/1.1\r\nConnection: keep-alive, Content-Length, X-Hop\r\n"
              "X-Hop: 1\r\nContent-Length: 5\r\n\r\nhello",
              port);
-    htest_send(&t, fd, buf);
-    int remote = uvtest_accept(&t.loop, l, 3000);
-    ASSERT(remote >= 0);
-    htest_read_head(&t, remote, buf, sizeof(buf));
     snprintf(want, sizeof(want), "POST /p HTTP/1.1\r\nHost: 127.0.0.1:%u\r\nContent-Length: 5\r\n\r\n", port);
-    ASSERT_STR_EQ(buf, want);
+    int remote = -1;
+    htest_request(&t, fd, l, &remote, buf, want);
     htest_read(&t, remote, buf, 5);
     ASSERT_STR_EQ(buf, "hello");
     htest_send(&t, remote, "HTTP/1.1 200 OK\r\nConnection: Transfer-Encoding\r\nTransfer-Encoding: chunked\r\n\r\n"
@@ -853,16 +831,11 @@ TEST_IMPL(http_proxy_connection_names_framing)
              "PUT http://127.0.0.1:%u/q HTTP/1.1\r\nConnection: transfer-encoding\r\n"
              "Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
              port);
-    htest_send(&t, fd, buf);
-    htest_read_head(&t, remote, buf, sizeof(buf));
     snprintf(want, sizeof(want), "PUT /q HTTP/1.1\r\nHost: 127.0.0.1:%u\r\nTransfer-Encoding: chunked\r\n\r\n",
              port);
-    ASSERT_STR_EQ(buf, want);
+    htest_request(&t, fd, l, &remote, buf, want);
     ASSERT_STR_EQ(htest_read_chunked(&t, remote, buf, sizeof(buf)), "abc");
-    close(fd);
-    close(remote);
-    close(l);
-    htest_finish(&t);
+    htest_finish_origin(&t, fd, remote, l);
     return 0;
 }
 
@@ -873,39 +846,25 @@ TEST_IMPL(http_proxy_http10_keep_alive)
 {
     struct htest t;
     char buf[1024], want[256];
-    htest_start(&t);
     uint16_t port;
-    int l = uvtest_listen(&port);
-    int fd = uvtest_connect(t.port);
+    int l, fd = htest_start_origin(&t, &port, &l);
     int remote = -1;
     for (int i = 0; i < 2; i++) {
         snprintf(buf, sizeof(buf), "GET http://127.0.0.1:%u/%d HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", port, i);
-        htest_send(&t, fd, buf);
-        if (remote < 0)
-            remote = uvtest_accept(&t.loop, l, 3000);
-        ASSERT(remote >= 0);
-        htest_read_head(&t, remote, buf, sizeof(buf));
         snprintf(want, sizeof(want), "GET /%d HTTP/1.0\r\nHost: 127.0.0.1:%u\r\n\r\n", i, port);
-        ASSERT_STR_EQ(buf, want);
-        htest_send(&t, remote, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
-        htest_read_head(&t, fd, buf, sizeof(buf));
-        ASSERT_STR_EQ(buf, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: keep-alive\r\n\r\n");
-        htest_read(&t, fd, buf, 2);
-        ASSERT_STR_EQ(buf, "ok");
+        htest_request(&t, fd, l, &remote, buf, want);
+        htest_answer(&t, remote, fd, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+                     "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: keep-alive\r\n\r\n", "ok");
     }
     /* Without keep-alive, a 1.0 client's connection ends after the answer, and is told so. */
     snprintf(buf, sizeof(buf), "GET http://127.0.0.1:%u/end HTTP/1.0\r\n\r\n", port);
-    htest_send(&t, fd, buf);
-    htest_read_head(&t, remote, buf, sizeof(buf));
+    htest_request(&t, fd, l, &remote, buf, NULL);
     htest_send(&t, remote, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
     htest_read_head(&t, fd, buf, sizeof(buf));
     ASSERT_STR_EQ(buf, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\n");
     htest_read(&t, fd, buf, 2);
     ASSERT_EQ(uvtest_wait_end(&t.loop, fd, NULL, 3000), 1);
-    close(fd);
-    close(remote);
-    close(l);
-    htest_finish(&t);
+    htest_finish_origin(&t, fd, remote, l);
     return 0;
 }
 
@@ -925,10 +884,8 @@ TEST_IMPL(http_proxy_early_answer_no_reset)
     ASSERT_EQ(setsockopt(l, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small)), 0);
     int fd = uvtest_connect(t.port);
     snprintf(buf, sizeof(buf), "POST http://127.0.0.1:%u/up HTTP/1.1\r\nContent-Length: 1000000000\r\n\r\n", port);
-    htest_send(&t, fd, buf);
-    int remote = uvtest_accept(&t.loop, l, 3000);
-    ASSERT(remote >= 0);
-    htest_read_head(&t, remote, buf, sizeof(buf));
+    int remote = -1;
+    htest_request(&t, fd, l, &remote, buf, NULL);
     /* The body until every buffer on the way is full. */
     static char body[65536];
     memset(body, 'x', sizeof(body));
@@ -946,16 +903,10 @@ TEST_IMPL(http_proxy_early_answer_no_reset)
         uvtest_run_until(&t.loop, &never, 1);
     }
     ASSERT(sent < 256u << 20);
-    htest_send(&t, remote, "HTTP/1.1 413 Payload Too Large\r\nContent-Length: 4\r\n\r\nbig!");
-    htest_read_head(&t, fd, buf, sizeof(buf));
-    ASSERT_STR_EQ(buf, "HTTP/1.1 413 Payload Too Large\r\nContent-Length: 4\r\nConnection: close\r\n\r\n");
-    htest_read(&t, fd, buf, 4);
-    ASSERT_STR_EQ(buf, "big!");
+    htest_answer(&t, remote, fd, "HTTP/1.1 413 Payload Too Large\r\nContent-Length: 4\r\n\r\nbig!",
+                 "HTTP/1.1 413 Payload Too Large\r\nContent-Length: 4\r\nConnection: close\r\n\r\n", "big!");
     ASSERT_EQ(uvtest_wait_end(&t.loop, fd, NULL, 3000), 1);
-    close(fd);
-    close(remote);
-    close(l);
-    htest_finish(&t);
+    htest_finish_origin(&t, fd, remote, l);
     return 0;
 }
 
@@ -966,10 +917,8 @@ TEST_IMPL(http_proxy_byte_at_a_time)
 {
     struct htest t;
     char buf[1024], want[256], req[512];
-    htest_start(&t);
     uint16_t port;
-    int l = uvtest_listen(&port);
-    int fd = uvtest_connect(t.port);
+    int l, fd = htest_start_origin(&t, &port, &l);
     int n = snprintf(req, sizeof(req),
                      "POST http://127.0.0.1:%u/b HTTP/1.1\r\nX-A: 1\r\nTransfer-Encoding: chunked\r\n\r\n"
                      "3\r\nabc\r\n2;x=y\r\nde\r\n0\r\n\r\n",
@@ -999,9 +948,6 @@ TEST_IMPL(http_proxy_byte_at_a_time)
     ASSERT_STR_EQ(buf, "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\n");
     htest_read(&t, fd, buf, 3);
     ASSERT_STR_EQ(buf, "xyz");
-    close(fd);
-    close(remote);
-    close(l);
-    htest_finish(&t);
+    htest_finish_origin(&t, fd, remote, l);
     return 0;
 }
