@@ -23,6 +23,7 @@ struct v2s_credentials;
 enum {
     HTTP_READ_BUF = 64 * 1024,
     HTTP_MAX_PENDING = 256 * 1024, /* pipelined bytes held while a request is answered */
+    HTTP_RETRY_MAX = 64 * 1024,    /* a request sent again on a new connection keeps this at most */
 };
 
 enum http_conn_state {
@@ -69,6 +70,14 @@ struct http_conn {
     struct http_upstream *up;
     struct outbound_conn *dial; /* CONNECT's */
     int req_done, resp_done, resp_started;
+    /* The request went out on a kept upstream connection, is idempotent and no byte of its
+     * answer came yet: if that connection ends now, the request goes again on a new one. What
+     * went upstream is kept in replay for that (at most HTTP_RETRY_MAX, else no retry). */
+    int may_retry;
+    uint8_t *replay;
+    size_t replay_len;
+    char host[256]; /* the destination of an absolute-URI request, to dial it again */
+    uint16_t port;
     int keep_alive; /* the client wants the connection kept after this answer */
     int head_method;
     int writing; /* a write to the client is in flight */
@@ -102,6 +111,8 @@ void http_conn_close(struct http_conn *c, int reset);
 /* Parses the client bytes kept back, now that the state allows it. */
 void http_conn_resume(struct http_conn *c);
 void http_conn_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
+/* Reads the client, or not, as the state wants (see proxy.c). */
+void http_conn_update_reading(struct http_conn *c);
 /* The handshake timeout: 408 for part of a request head, a plain close for nothing. */
 void http_conn_timeout(uv_timer_t *t);
 
@@ -112,6 +123,8 @@ void http_upstream_release(struct http_upstream *up);
 void http_upstream_flush(struct http_conn *c);
 /* A socketpair for the relay, then the dial. 0, or a negative uv error (nothing left open). */
 int http_upstream_open(struct http_conn *c, const char *host, uint16_t port, const char *authority);
+/* The request is not to be sent again (see may_retry): what was kept for that goes. */
+void http_conn_replay_drop(struct http_conn *c);
 /* The destination is reached: the request goes out, the answer is read. */
 void http_conn_forward_start(struct http_conn *c);
 /* The write callback of an answer to the client: once all of it is written, the connection closes

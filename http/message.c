@@ -441,6 +441,18 @@ int http_msg_basic_auth(const char *value, size_t len, uint8_t *buf, size_t cap,
     return 0;
 }
 
+int http_msg_put_back(struct http_msg *m, const uint8_t *data, size_t len)
+{
+    if (len == 0)
+        return 0;
+    if (http_msg_reserve((char **)&m->out, &m->out_cap, m->out_len, len) < 0)
+        return -ENOMEM;
+    memmove(m->out + len, m->out, m->out_len);
+    memcpy(m->out, data, len);
+    m->out_len += len;
+    return 0;
+}
+
 uint8_t *http_msg_take_out(struct http_msg *m, size_t *len)
 {
     uint8_t *b = m->out;

@@ -84,6 +84,8 @@ int http_msg_write_response_head(struct http_msg *m, const char *extra);
  * 0, or -1 when it is not that (another scheme, bad base64, no ':', too long). The caller wipes buf. */
 int http_msg_basic_auth(const char *value, size_t len, uint8_t *buf, size_t cap, size_t *user_len,
                         size_t *pass_len);
+/* Puts len bytes of data (the caller keeps it) in front of out, to be sent first. 0 or -ENOMEM. */
+int http_msg_put_back(struct http_msg *m, const uint8_t *data, size_t len);
 /* Takes out (malloc'd, the caller frees it), leaving m with none. */
 uint8_t *http_msg_take_out(struct http_msg *m, size_t *len);
 

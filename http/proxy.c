@@ -13,7 +13,9 @@
  * requests are answered in order, never interleaved. The end of the client's side while its
  * answer is awaited is taken as the client giving up (as nginx and Squid do by default), and the
  * origin is let go. The next request may name another host: the old upstream connection is
- * closed then; one to the same host:port that the origin kept open is used again. An answer
+ * closed then; one to the same host:port that the origin kept open is used again. When the origin
+ * ends that kept connection before any byte of the answer (its idle timeout fired as the request
+ * came), an idempotent request goes again, once, on a new connection (http/upstream.c). An answer
  * framed by the connection's end (no length, not chunked) goes out with "Connection: close".
  *
  * The proxy's other jobs have a file each: http/upstream.c the connections to the origins and the
@@ -85,6 +87,7 @@ static void http_conn_free(struct http_conn *c)
     http_msg_free(&c->resp);
     free(c->pending);
     free(c->wbuf);
+    free(c->replay);
     free(c);
     http_proxy_maybe_free(hp);
 }
@@ -151,7 +154,7 @@ void http_conn_resume(struct http_conn *c)
 /* The client is read while a request head or body is parsed, and while an answer is awaited
  * (what it pipelines meanwhile is kept, up to HTTP_MAX_PENDING, not parsed): so a client that
  * goes away is noticed. */
-static void http_conn_update_reading(struct http_conn *c)
+void http_conn_update_reading(struct http_conn *c)
 {
     int want = 0;
     if (c->state == HTTP_CONN_HEAD)
@@ -307,6 +310,7 @@ static void http_conn_request(struct http_conn *c)
     uv_timer_stop(&c->timer);
     c->keep_alive = http_should_keep_alive(&m->p);
     c->req_done = c->resp_done = c->resp_started = 0;
+    http_conn_replay_drop(c);
     if (http_conn_is_pac(c)) {
         http_conn_pac(c);
         return;
@@ -345,6 +349,8 @@ static void http_conn_request(struct http_conn *c)
         http_conn_fail(c, 400, "port 0");
         return;
     }
+    memcpy(c->host, host, sizeof(host));
+    c->port = port;
     /* The origin-form target: the path and query, without the fragment. */
     size_t start = url_len, end = url_len;
     if (u.field_set & (1 << UF_PATH))
@@ -380,6 +386,12 @@ static void http_conn_request(struct http_conn *c)
     v2s_debug("%s: %s to %s", c->peer, http_method_str((enum http_method)m->p.method), c->target);
     if (c->up && c->up->reusable && strcmp(c->up->authority, c->target) == 0) {
         c->up->reusable = 0;
+        /* The origin may close a kept connection just as the request goes out on it (its idle
+         * timeout): RFC 9112 9.3.1 lets an idempotent request go again then, and browsers,
+         * Squid and nginx do, once. */
+        enum http_method meth = (enum http_method)m->p.method;
+        c->may_retry = meth == HTTP_GET || meth == HTTP_HEAD || meth == HTTP_OPTIONS || meth == HTTP_TRACE ||
+                       meth == HTTP_PUT || meth == HTTP_DELETE;
         http_conn_forward_start(c);
         return;
     }

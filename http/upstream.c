@@ -108,6 +108,16 @@ void http_upstream_flush(struct http_conn *c)
         return;
     size_t len;
     up->wbuf = http_msg_take_out(&c->req, &len);
+    if (c->may_retry) {
+        /* Kept to be sent again (http_conn_retry); past the cap, the request is not retried. */
+        uint8_t *r = c->replay_len + len <= HTTP_RETRY_MAX ? realloc(c->replay, c->replay_len + len) : NULL;
+        if (r) {
+            memcpy(r + c->replay_len, up->wbuf, len);
+            c->replay = r;
+            c->replay_len += len;
+        } else
+            http_conn_replay_drop(c);
+    }
     uv_buf_t b = uv_buf_init((char *)up->wbuf, (unsigned)len);
     up->wreq.data = up;
     up->writing = 1;
@@ -214,6 +224,41 @@ static void http_upstream_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *b
     *buf = uv_buf_init((char *)up->hp->read_buf, HTTP_READ_BUF);
 }
 
+/* The request is not to be sent again: what was kept for that goes. */
+void http_conn_replay_drop(struct http_conn *c)
+{
+    c->may_retry = 0;
+    free(c->replay);
+    c->replay = NULL;
+    c->replay_len = 0;
+}
+
+/* The kept connection a request went out on ended before any byte of its answer came: the origin
+ * closed it as it went idle, just when the request arrived, a race no client of a keep-alive
+ * connection can avoid. An idempotent request with all it sent kept goes again on a new connection,
+ * once (the new one is not kept, so it is not retried), which is what browsers, Squid and nginx
+ * do; a POST, or a request whose answer began, gets the 502. */
+static void http_conn_retry(struct http_conn *c)
+{
+    v2s_debug("%s -> %s: the kept connection ended before an answer; the request goes again", c->peer,
+              c->target);
+    http_upstream_release(c->up);
+    int rc = http_msg_put_back(&c->req, c->replay, c->replay_len);
+    http_conn_replay_drop(c);
+    if (rc < 0) {
+        http_conn_fail(c, 500, "out of memory");
+        return;
+    }
+    c->state = HTTP_CONN_DIALING;
+    http_conn_update_reading(c);
+    if ((rc = http_upstream_open(c, c->host, c->port, c->target)) < 0) {
+        char why[400];
+        snprintf(why, sizeof(why), "%s: %s", c->target, uv_strerror(rc));
+        v2s_info("%s -> %s: %s (HTTP %d)", c->peer, c->target, uv_strerror(rc), http_status_for(rc));
+        http_conn_fail(c, http_status_for(rc), why);
+    }
+}
+
 /* The answer ended before it was complete, or could not be read. */
 static void http_conn_bad_answer(struct http_conn *c, const char *why)
 {
@@ -232,6 +277,12 @@ static void http_upstream_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t 
         http_upstream_release(up);
         return;
     }
+    if (c->may_retry && nread < 0) {
+        http_conn_retry(c);
+        return;
+    }
+    if (c->may_retry)
+        http_conn_replay_drop(c); /* an answer began: whatever happens now, it is not sent again */
     const uint8_t *data = (const uint8_t *)buf->base;
     size_t len = nread > 0 ? (size_t)nread : 0;
     while (!c->resp_done) {

@@ -951,3 +951,76 @@ TEST_IMPL(http_proxy_byte_at_a_time)
     htest_finish_origin(&t, fd, remote, l);
     return 0;
 }
+
+/* The origin closes the connection the proxy kept, as the next request goes out on it (a server's
+ * keep-alive timeout fires just as the request arrives): an idempotent request (GET, a PUT with its
+ * body) that got no byte of an answer goes again, once, on a new connection, as browsers, Squid and
+ * nginx do; a POST, or a request whose answer had begun, is answered 502 and never sent twice.
+ * Failed before the fix: 502 for the GET, and the origin never saw the request again. */
+TEST_IMPL(http_proxy_reused_closed_retry)
+{
+    struct htest t;
+    char buf[1024], want[256];
+    uint16_t port;
+    int l, fd = htest_start_origin(&t, &port, &l);
+    int remote = -1;
+    snprintf(buf, sizeof(buf), "GET http://127.0.0.1:%u/1 HTTP/1.1\r\n\r\n", port);
+    htest_request(&t, fd, l, &remote, buf, NULL);
+    htest_answer(&t, remote, fd, "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nx",
+                 "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n", "x");
+
+    /* A GET on the kept connection, which the origin closes without a word. */
+    snprintf(buf, sizeof(buf), "GET http://127.0.0.1:%u/2 HTTP/1.1\r\n\r\n", port);
+    snprintf(want, sizeof(want), "GET /2 HTTP/1.1\r\nHost: 127.0.0.1:%u\r\n\r\n", port);
+    htest_request(&t, fd, l, &remote, buf, want);
+    close(remote);
+    remote = -1;
+    htest_request(&t, fd, l, &remote, NULL, want);
+    htest_answer(&t, remote, fd, "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\ny",
+                 "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n", "y");
+
+    /* A PUT with its body: both go again. */
+    snprintf(buf, sizeof(buf), "PUT http://127.0.0.1:%u/3 HTTP/1.1\r\nContent-Length: 4\r\n\r\nbody", port);
+    snprintf(want, sizeof(want), "PUT /3 HTTP/1.1\r\nHost: 127.0.0.1:%u\r\nContent-Length: 4\r\n\r\n", port);
+    htest_request(&t, fd, l, &remote, buf, want);
+    htest_read(&t, remote, buf, 4);
+    close(remote);
+    remote = -1;
+    htest_request(&t, fd, l, &remote, NULL, want);
+    htest_read(&t, remote, buf, 4);
+    ASSERT_STR_EQ(buf, "body");
+    htest_answer(&t, remote, fd, "HTTP/1.1 204 No Content\r\n\r\n", "HTTP/1.1 204 No Content\r\n\r\n", NULL);
+
+    /* A GET whose answer began: 502, and no new connection. */
+    snprintf(buf, sizeof(buf), "GET http://127.0.0.1:%u/4 HTTP/1.1\r\n\r\n", port);
+    htest_request(&t, fd, l, &remote, buf, NULL);
+    htest_send(&t, remote, "HTTP/1.1 200 OK\r\nContent-Le");
+    int never = 0;
+    uvtest_run_until(&t.loop, &never, 50);
+    close(remote);
+    htest_read_head(&t, fd, buf, sizeof(buf));
+    ASSERT_EQ(htest_status(buf), 502);
+    ASSERT_EQ(uvtest_wait_end(&t.loop, fd, NULL, 3000), 1);
+    close(fd);
+    ASSERT_EQ(uvtest_accept(&t.loop, l, 300), -1);
+
+    /* A POST on a kept connection the origin closes: 502, and no new connection. */
+    fd = uvtest_connect(t.port);
+    remote = -1;
+    snprintf(buf, sizeof(buf), "GET http://127.0.0.1:%u/5 HTTP/1.1\r\n\r\n", port);
+    htest_request(&t, fd, l, &remote, buf, NULL);
+    htest_answer(&t, remote, fd, "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nz",
+                 "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n", "z");
+    snprintf(buf, sizeof(buf), "POST http://127.0.0.1:%u/6 HTTP/1.1\r\nContent-Length: 1\r\n\r\np", port);
+    htest_request(&t, fd, l, &remote, buf, NULL);
+    htest_read(&t, remote, buf, 1);
+    close(remote);
+    htest_read_head(&t, fd, buf, sizeof(buf));
+    ASSERT_EQ(htest_status(buf), 502);
+    ASSERT_EQ(uvtest_accept(&t.loop, l, 300), -1);
+    ASSERT_EQ(uvtest_wait_end(&t.loop, fd, NULL, 3000), 1);
+    close(fd);
+    close(l);
+    htest_finish(&t);
+    return 0;
+}
