@@ -24,6 +24,10 @@ enum {
     HTTP_READ_BUF = 64 * 1024,
     HTTP_MAX_PENDING = 256 * 1024, /* pipelined bytes held while a request is answered */
     HTTP_RETRY_MAX = 64 * 1024,    /* a request sent again on a new connection keeps this at most */
+    /* The default wait for the next bytes of a request body: nginx's client_body_timeout (60 s
+     * between two reads); Squid waits 15 min (read_timeout), Apache 20 s unless 500 B/s come. A
+     * local client that stalls that long mid-upload is gone or hostile (slowloris). */
+    HTTP_BODY_TIMEOUT_MS = 60 * 1000,
 };
 
 enum http_conn_state {
@@ -92,6 +96,7 @@ struct http_proxy {
     struct outbound *out;
     unsigned connect_timeout_ms;
     unsigned handshake_timeout_ms;
+    unsigned body_timeout_ms;
     struct listener l; /* the socket, the caps, the refusal, the close */
     struct v2s_list conns;
     struct v2s_list upstreams;

@@ -30,7 +30,8 @@
  *
  * Caps, the refusal at the cap and the handshake timeout are the SOCKS listener's
  * (socks/server.c); the timeout runs from accept, and again from the end of each answer, until
- * a complete request head (408 when part of one came, a plain close when nothing did). Errors
+ * a complete request head (408 when part of one came, a plain close when nothing did). A request
+ * body gets 408 when none of it came for HTTP_BODY_TIMEOUT_MS while the proxy waited. Errors
  * answer with a status and close: 400 malformed (431 a head over 64 KiB), 403 the router rejected
  * the destination, 407 no or wrong credentials, 501 a scheme other than http, 502 the destination
  * refused, was unreachable, did not resolve or gave no proper answer, 504 it did not answer the
@@ -151,9 +152,22 @@ void http_conn_resume(struct http_conn *c)
     free(p);
 }
 
+/* A request body stalled: no byte of it for body_timeout_ms while the proxy waited for one. */
+static void http_conn_body_timeout(uv_timer_t *t)
+{
+    struct http_conn *c = t->data;
+    if (c->state != HTTP_CONN_FORWARD || c->req_done)
+        return;
+    v2s_info("%s -> %s: HTTP request body timed out", c->peer, c->target);
+    http_conn_fail(c, 408, "the request body did not come in time");
+}
+
 /* The client is read while a request head or body is parsed, and while an answer is awaited
  * (what it pipelines meanwhile is kept, up to HTTP_MAX_PENDING, not parsed): so a client that
- * goes away is noticed. */
+ * goes away is noticed. While a body is read, the timer runs from each call (each read, each
+ * piece written upstream): a client that trickles its body, or stops, cannot hold its slot and
+ * the origin's connection forever. It does not run while the origin is slow to take the body
+ * (a write upstream in flight, the client not read): the client is not the one stalling. */
 void http_conn_update_reading(struct http_conn *c)
 {
     int want = 0;
@@ -168,6 +182,12 @@ void http_conn_update_reading(struct http_conn *c)
     else if (!want && c->reading) {
         uv_read_stop((uv_stream_t *)&c->client);
         c->reading = 0;
+    }
+    if (c->state == HTTP_CONN_FORWARD) {
+        if (!c->req_done && c->reading)
+            uv_timer_start(&c->timer, http_conn_body_timeout, c->hp->body_timeout_ms, 0);
+        else
+            uv_timer_stop(&c->timer);
     }
 }
 
@@ -537,6 +557,7 @@ int http_proxy_new(struct http_proxy **out, const struct http_proxy_config *cfg,
     hp->out = cfg->out;
     hp->connect_timeout_ms = cfg->connect_timeout_ms;
     hp->handshake_timeout_ms = cfg->handshake_timeout_ms;
+    hp->body_timeout_ms = cfg->body_timeout_ms ? cfg->body_timeout_ms : HTTP_BODY_TIMEOUT_MS;
     v2s_list_init(&hp->conns);
     v2s_list_init(&hp->upstreams);
     hp->creds = cfg->credentials;

@@ -46,8 +46,8 @@ static void htest_hp_closed(void *arg)
 }
 
 /* 127.0.0.0/8 goes direct (with --allow-direct-local), everything else is rejected. */
-static void htest_start_cfg(struct htest *t, unsigned handshake_ms, struct v2s_credentials *creds,
-                            unsigned connect_ms)
+static void htest_start_full(struct htest *t, unsigned handshake_ms, struct v2s_credentials *creds,
+                             unsigned connect_ms, unsigned body_ms)
 {
     memset(t, 0, sizeof(*t));
     ASSERT_EQ(uv_loop_init(&t->loop), 0);
@@ -67,6 +67,7 @@ static void htest_start_cfg(struct htest *t, unsigned handshake_ms, struct v2s_c
         .out = t->dialer,
         .connect_timeout_ms = connect_ms,
         .handshake_timeout_ms = handshake_ms,
+        .body_timeout_ms = body_ms,
         .credentials = creds,
         .router = &t->router,
     };
@@ -77,6 +78,12 @@ static void htest_start_cfg(struct htest *t, unsigned handshake_ms, struct v2s_c
     int len = sizeof(ss);
     ASSERT_EQ(http_proxy_local(t->hp, (struct sockaddr *)&ss, &len), 0);
     t->port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+}
+
+static void htest_start_cfg(struct htest *t, unsigned handshake_ms, struct v2s_credentials *creds,
+                            unsigned connect_ms)
+{
+    htest_start_full(t, handshake_ms, creds, connect_ms, 0);
 }
 
 static void htest_start_with(struct htest *t, unsigned handshake_ms)
@@ -1022,5 +1029,89 @@ TEST_IMPL(http_proxy_reused_closed_retry)
     close(fd);
     close(l);
     htest_finish(&t);
+    return 0;
+}
+
+/* A request body that stops coming: 408 once body_timeout_ms passed without a byte of it while the
+ * proxy waited for one, and the origin's connection let go. A body that trickles (a byte more
+ * often than that) goes through whole, and so does one the origin is slow to take (the proxy is
+ * not waiting for the client then). Failed before the fix: no 408, the connection and the
+ * origin's held for as long as the client liked (the timeout covered only the request head). */
+TEST_IMPL(http_proxy_body_timeout)
+{
+    struct htest t;
+    char buf[1024], want[256];
+    htest_start_full(&t, 5000, NULL, 3000, 600);
+    uint16_t port;
+    int l = uvtest_listen(&port);
+    int fd = uvtest_connect(t.port);
+    int remote = -1, never = 0;
+    snprintf(buf, sizeof(buf), "POST http://127.0.0.1:%u/t HTTP/1.1\r\nContent-Length: 10\r\n\r\n", port);
+    snprintf(want, sizeof(want), "POST /t HTTP/1.1\r\nHost: 127.0.0.1:%u\r\nContent-Length: 10\r\n\r\n", port);
+    htest_request(&t, fd, l, &remote, buf, want);
+    for (int i = 0; i < 10; i++) {
+        uvtest_run_until(&t.loop, &never, 100);
+        uvtest_send(&t.loop, fd, "0123456789" + i, 1);
+    }
+    htest_read(&t, remote, buf, 10);
+    ASSERT_STR_EQ(buf, "0123456789");
+    htest_answer(&t, remote, fd, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+                 "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n", "ok");
+
+    /* The next request on the connection sends 3 bytes of its 10, then nothing. */
+    uint64_t start = uv_now(&t.loop);
+    snprintf(buf, sizeof(buf), "PUT http://127.0.0.1:%u/s HTTP/1.1\r\nContent-Length: 10\r\n\r\nabc", port);
+    htest_request(&t, fd, l, &remote, buf, NULL);
+    htest_read(&t, remote, buf, 3);
+    htest_read_head(&t, fd, buf, sizeof(buf));
+    ASSERT_EQ(htest_status(buf), 408);
+    ASSERT(uv_now(&t.loop) - start >= 550);
+    ASSERT_EQ(uvtest_wait_end(&t.loop, fd, NULL, 3000), 1);
+    ASSERT_EQ(uvtest_wait_end(&t.loop, remote, NULL, 3000), 1);
+    close(fd);
+    close(remote);
+
+    /* An origin that takes nothing of a body for three times the timeout, then all of it. */
+    int small = 4096;
+    ASSERT_EQ(setsockopt(l, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small)), 0);
+    fd = uvtest_connect(t.port);
+    remote = -1;
+    size_t total = 32u << 20;
+    snprintf(buf, sizeof(buf), "POST http://127.0.0.1:%u/big HTTP/1.1\r\nContent-Length: %zu\r\n\r\n", port, total);
+    htest_request(&t, fd, l, &remote, buf, NULL);
+    static char body[65536];
+    memset(body, 'x', sizeof(body));
+    size_t sent = 0, got = 0;
+    for (unsigned stuck = 0; stuck < 300 && sent < total;) {
+        ssize_t r = send(fd, body, total - sent < sizeof(body) ? total - sent : sizeof(body), MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (r > 0) {
+            sent += (size_t)r;
+            stuck = 0;
+            continue;
+        }
+        ASSERT(r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK));
+        stuck++;
+        uvtest_run_until(&t.loop, &never, 1);
+    }
+    ASSERT(sent < total);
+    uvtest_run_until(&t.loop, &never, 1800);
+    while (got < total) {
+        ssize_t r = total - sent > 0 ? send(fd, body, total - sent < sizeof(body) ? total - sent : sizeof(body),
+                                            MSG_DONTWAIT | MSG_NOSIGNAL)
+                                     : 0;
+        if (r > 0)
+            sent += (size_t)r;
+        char in[65536];
+        ssize_t k = recv(remote, in, sizeof(in), MSG_DONTWAIT);
+        ASSERT(k != 0);
+        if (k > 0)
+            got += (size_t)k;
+        else
+            uvtest_run_until(&t.loop, &never, 1);
+    }
+    ASSERT_EQ(got, total);
+    htest_answer(&t, remote, fd, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+                 "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n", "ok");
+    htest_finish_origin(&t, fd, remote, l);
     return 0;
 }
