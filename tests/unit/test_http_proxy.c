@@ -198,6 +198,35 @@ static int htest_status(const char *head)
     return code;
 }
 
+/* One non-blocking send of up to n (at most 64 KiB) 'x' bytes on fd: how many went (0: no room). */
+static size_t htest_push(int fd, size_t n)
+{
+    static char x[65536];
+    memset(x, 'x', sizeof(x));
+    ssize_t r = send(fd, x, n < sizeof(x) ? n : sizeof(x), MSG_DONTWAIT | MSG_NOSIGNAL);
+    ASSERT(r > 0 || (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)));
+    return r > 0 ? (size_t)r : 0;
+}
+
+/* Pushes up to max bytes on fd until every buffer on the way is full (no room 300 times in a
+ * row, the loop run between); returns how many went. */
+static size_t htest_fill(struct htest *t, int fd, size_t max)
+{
+    size_t sent = 0;
+    for (unsigned stuck = 0; stuck < 300 && sent < max;) {
+        size_t r = htest_push(fd, max - sent);
+        sent += r;
+        if (r > 0) {
+            stuck = 0;
+            continue;
+        }
+        stuck++;
+        int never = 0;
+        uvtest_run_until(&t->loop, &never, 1);
+    }
+    return sent;
+}
+
 /* The client (fd) sends request (unless NULL); the origin's connection (*remote, accepted from l
  * first when it is < 0) reads a head, which must be want (unless NULL). */
 static void htest_request(struct htest *t, int fd, int l, int *remote, const char *request, const char *want)
@@ -227,6 +256,24 @@ static void htest_answer(struct htest *t, int remote, int fd, const char *answer
     }
 }
 
+/* A CONNECT the client (fd) sent: the tunnel's connection accepted from l, the client reads the
+ * proxy's 200, the origin the bytes the client sent behind the request (early), and the client
+ * what the origin sends back (back). Returns the origin's end of the tunnel. */
+static int htest_tunnel(struct htest *t, int fd, int l, const char *early, const char *back)
+{
+    char buf[256];
+    int remote = uvtest_accept(&t->loop, l, 3000);
+    ASSERT(remote >= 0);
+    htest_read_head(t, fd, buf, sizeof(buf));
+    ASSERT_STR_EQ(buf, "HTTP/1.1 200 Connection established\r\n\r\n");
+    htest_read(t, remote, buf, strlen(early));
+    ASSERT_STR_EQ(buf, early);
+    htest_send(t, remote, back);
+    htest_read(t, fd, buf, strlen(back));
+    ASSERT_STR_EQ(buf, back);
+    return remote;
+}
+
 TEST_IMPL(http_proxy_connect)
 {
     struct htest t;
@@ -236,15 +283,7 @@ TEST_IMPL(http_proxy_connect)
     /* The request and the tunnel's first bytes in one write: they must reach the server. */
     snprintf(buf, sizeof(buf), "CONNECT 127.0.0.1:%u HTTP/1.1\r\nHost: 127.0.0.1:%u\r\n\r\nping", port, port);
     htest_send(&t, fd, buf);
-    int remote = uvtest_accept(&t.loop, l, 3000);
-    ASSERT(remote >= 0);
-    htest_read_head(&t, fd, buf, sizeof(buf));
-    ASSERT_STR_EQ(buf, "HTTP/1.1 200 Connection established\r\n\r\n");
-    htest_read(&t, remote, buf, 4);
-    ASSERT_STR_EQ(buf, "ping");
-    htest_send(&t, remote, "pong");
-    htest_read(&t, fd, buf, 4);
-    ASSERT_STR_EQ(buf, "pong");
+    int remote = htest_tunnel(&t, fd, l, "ping", "pong");
     ASSERT_EQ(shutdown(fd, SHUT_WR), 0);
     ASSERT_EQ(uvtest_wait_end(&t.loop, remote, NULL, 3000), 1);
     close(remote);
@@ -894,22 +933,7 @@ TEST_IMPL(http_proxy_early_answer_no_reset)
     int remote = -1;
     htest_request(&t, fd, l, &remote, buf, NULL);
     /* The body until every buffer on the way is full. */
-    static char body[65536];
-    memset(body, 'x', sizeof(body));
-    size_t sent = 0;
-    for (unsigned stuck = 0; stuck < 300 && sent < 256u << 20;) {
-        ssize_t r = send(fd, body, sizeof(body), MSG_DONTWAIT | MSG_NOSIGNAL);
-        if (r > 0) {
-            sent += (size_t)r;
-            stuck = 0;
-            continue;
-        }
-        ASSERT(r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK));
-        stuck++;
-        int never = 0;
-        uvtest_run_until(&t.loop, &never, 1);
-    }
-    ASSERT(sent < 256u << 20);
+    ASSERT(htest_fill(&t, fd, 256u << 20) < 256u << 20);
     htest_answer(&t, remote, fd, "HTTP/1.1 413 Payload Too Large\r\nContent-Length: 4\r\n\r\nbig!",
                  "HTTP/1.1 413 Payload Too Large\r\nContent-Length: 4\r\nConnection: close\r\n\r\n", "big!");
     ASSERT_EQ(uvtest_wait_end(&t.loop, fd, NULL, 3000), 1);
@@ -959,6 +983,25 @@ TEST_IMPL(http_proxy_byte_at_a_time)
     return 0;
 }
 
+/* The client (fd) sends request on the kept connection (remote), where the origin reads its head
+ * (want) and body, then closes it without a word: the same head and body must come again on a
+ * new connection (accepted from l), which is returned. */
+static int htest_sent_again(struct htest *t, int fd, int l, int remote, const char *request, const char *want,
+                            const char *body)
+{
+    char buf[256];
+    for (int i = 0; i < 2; i++) {
+        htest_request(t, fd, l, &remote, i == 0 ? request : NULL, want);
+        htest_read(t, remote, buf, strlen(body));
+        ASSERT_STR_EQ(buf, body);
+        if (i == 0) {
+            close(remote);
+            remote = -1;
+        }
+    }
+    return remote;
+}
+
 /* The origin closes the connection the proxy kept, as the next request goes out on it (a server's
  * keep-alive timeout fires just as the request arrives): an idempotent request (GET, a PUT with its
  * body) that got no byte of an answer goes again, once, on a new connection, as browsers, Squid and
@@ -979,23 +1022,14 @@ TEST_IMPL(http_proxy_reused_closed_retry)
     /* A GET on the kept connection, which the origin closes without a word. */
     snprintf(buf, sizeof(buf), "GET http://127.0.0.1:%u/2 HTTP/1.1\r\n\r\n", port);
     snprintf(want, sizeof(want), "GET /2 HTTP/1.1\r\nHost: 127.0.0.1:%u\r\n\r\n", port);
-    htest_request(&t, fd, l, &remote, buf, want);
-    close(remote);
-    remote = -1;
-    htest_request(&t, fd, l, &remote, NULL, want);
+    remote = htest_sent_again(&t, fd, l, remote, buf, want, "");
     htest_answer(&t, remote, fd, "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\ny",
                  "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n", "y");
 
     /* A PUT with its body: both go again. */
     snprintf(buf, sizeof(buf), "PUT http://127.0.0.1:%u/3 HTTP/1.1\r\nContent-Length: 4\r\n\r\nbody", port);
     snprintf(want, sizeof(want), "PUT /3 HTTP/1.1\r\nHost: 127.0.0.1:%u\r\nContent-Length: 4\r\n\r\n", port);
-    htest_request(&t, fd, l, &remote, buf, want);
-    htest_read(&t, remote, buf, 4);
-    close(remote);
-    remote = -1;
-    htest_request(&t, fd, l, &remote, NULL, want);
-    htest_read(&t, remote, buf, 4);
-    ASSERT_STR_EQ(buf, "body");
+    remote = htest_sent_again(&t, fd, l, remote, buf, want, "body");
     htest_answer(&t, remote, fd, "HTTP/1.1 204 No Content\r\n\r\n", "HTTP/1.1 204 No Content\r\n\r\n", NULL);
 
     /* A GET whose answer began: 502, and no new connection. */
@@ -1079,28 +1113,12 @@ TEST_IMPL(http_proxy_body_timeout)
     size_t total = 32u << 20;
     snprintf(buf, sizeof(buf), "POST http://127.0.0.1:%u/big HTTP/1.1\r\nContent-Length: %zu\r\n\r\n", port, total);
     htest_request(&t, fd, l, &remote, buf, NULL);
-    static char body[65536];
-    memset(body, 'x', sizeof(body));
-    size_t sent = 0, got = 0;
-    for (unsigned stuck = 0; stuck < 300 && sent < total;) {
-        ssize_t r = send(fd, body, total - sent < sizeof(body) ? total - sent : sizeof(body), MSG_DONTWAIT | MSG_NOSIGNAL);
-        if (r > 0) {
-            sent += (size_t)r;
-            stuck = 0;
-            continue;
-        }
-        ASSERT(r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK));
-        stuck++;
-        uvtest_run_until(&t.loop, &never, 1);
-    }
+    size_t sent = htest_fill(&t, fd, total), got = 0;
     ASSERT(sent < total);
     uvtest_run_until(&t.loop, &never, 1800);
     while (got < total) {
-        ssize_t r = total - sent > 0 ? send(fd, body, total - sent < sizeof(body) ? total - sent : sizeof(body),
-                                            MSG_DONTWAIT | MSG_NOSIGNAL)
-                                     : 0;
-        if (r > 0)
-            sent += (size_t)r;
+        if (sent < total)
+            sent += htest_push(fd, total - sent);
         char in[65536];
         ssize_t k = recv(remote, in, sizeof(in), MSG_DONTWAIT);
         ASSERT(k != 0);
@@ -1151,16 +1169,7 @@ TEST_IMPL(http_proxy_pipelined_behind_bodies)
     htest_request(&t, fd, l, &remote, buf, want);
     htest_answer(&t, remote, fd, "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n3",
                  "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n", "3");
-    int tunnel = uvtest_accept(&t.loop, l, 3000);
-    ASSERT(tunnel >= 0);
-    htest_read_head(&t, fd, buf, sizeof(buf));
-    ASSERT_STR_EQ(buf, "HTTP/1.1 200 Connection established\r\n\r\n");
-    htest_read(&t, tunnel, buf, 5);
-    ASSERT_STR_EQ(buf, "early");
-    htest_send(&t, tunnel, "late");
-    htest_read(&t, fd, buf, 4);
-    ASSERT_STR_EQ(buf, "late");
-    close(tunnel);
+    close(htest_tunnel(&t, fd, l, "early", "late"));
     htest_finish_origin(&t, fd, remote, l);
     return 0;
 }
