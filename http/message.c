@@ -121,6 +121,15 @@ static int http_msg_on_headers_complete(http_parser *p)
 {
     struct http_msg *m = http_msg_of(p);
     m->in_head = 0;
+    size_t tl;
+    if (!m->response && p->http_major == 1 && p->http_minor == 0 && http_msg_header(m, "transfer-encoding", &tl)) {
+        /* HTTP/1.0 has no Transfer-Encoding: RFC 9112 6.1 has a server treat such a request's
+         * framing as faulty. Forwarded (as 1.0, re-chunked), an origin that goes by 1.0 would
+         * read the chunks as the next request, one the proxy never saw (smuggled). */
+        m->status = 400;
+        m->why = "Transfer-Encoding in an HTTP/1.0 request";
+        return -1;
+    }
     int bodiless = m->response ? p->status_code / 100 == 1 || p->status_code == 204 || p->status_code == 304
                                : p->method == HTTP_CONNECT;
     /* A response to HEAD carries no body, but a 1xx before it is a message of its own. Nor does a
