@@ -29,6 +29,11 @@ size_t listener_specs(const struct options *o, struct listener_spec *out, size_t
     return n;
 }
 
+unsigned listener_fds_per_conn(const struct options *o)
+{
+    return o->n_socks > 0 || o->n_http > 0 ? 4 : 2;
+}
+
 static int same_sockaddr(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
 {
     if (a->ss_family != b->ss_family)

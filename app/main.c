@@ -12,6 +12,7 @@
 
 #include "app/app.h"
 #include "app/conf.h"
+#include "app/listeners.h"
 #include "app/metrics.h"
 #include "app/status.h"
 #include "base/conn_limit.h"
@@ -209,11 +210,12 @@ static void app_stop(struct app *a, int code)
  * flood of clients up to the caps cannot take away what the tunnel needs to come back. */
 enum { APP_FD_RESERVE = 128 };
 
-/* Makes the open files limit fit the connection caps: a direct connection holds two descriptors
- * (the client's and the destination's), a tunnelled one one. The soft limit is raised as far as
- * the hard one allows (libuv polls with epoll, so a high descriptor number costs nothing); if that
- * is still short, default caps are lowered to fit, and caps the user gave are kept with a warning
- * (connections past the limit then fail with "too many open files" before the cap refuses them). */
+/* Makes the open files limit fit the connection caps, at the most descriptors a connection of the
+ * configured listeners can hold (listener_fds_per_conn(): 4 with SOCKS or HTTP listeners, 2 with
+ * forwards only). The soft limit is raised as far as the hard one allows (libuv polls with epoll,
+ * so a high descriptor number costs nothing); if that is still short, default caps are lowered to
+ * fit, and caps the user gave are kept with a warning (connections past the limit then fail with
+ * "too many open files" before the cap refuses them). */
 static void app_fit_descriptors(struct app *a)
 {
     const struct options *o = &a->opt;
@@ -222,7 +224,8 @@ static void app_fit_descriptors(struct app *a)
     a->listener_max_conns = o->listener_max_conns;
     if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
         return;
-    rlim_t need = (rlim_t)o->max_conns * 2 + APP_FD_RESERVE;
+    unsigned per = listener_fds_per_conn(o);
+    rlim_t need = (rlim_t)o->max_conns * per + APP_FD_RESERVE;
     if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < need) {
         rlim_t old = rl.rlim_cur;
         rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > need ? need : rl.rlim_max;
@@ -234,7 +237,7 @@ static void app_fit_descriptors(struct app *a)
     }
     if (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur >= need)
         return;
-    unsigned fit = rl.rlim_cur > APP_FD_RESERVE + 2 ? (unsigned)((rl.rlim_cur - APP_FD_RESERVE) / 2) : 1;
+    unsigned fit = rl.rlim_cur > APP_FD_RESERVE + per ? (unsigned)((rl.rlim_cur - APP_FD_RESERVE) / per) : 1;
     if (o->max_conns_given) {
         v2s_warn("--max-connections %u needs about %llu open files, but the limit is %llu (ulimit -n): past "
                  "about %u connections, new ones may fail for want of descriptors",

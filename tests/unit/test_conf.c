@@ -422,6 +422,30 @@ TEST_IMPL(listeners_diff)
     return 0;
 }
 
+/* The descriptors a connection can hold, for fitting the open files limit to the caps: an HTTP
+ * request or a SOCKS UDP association four (counting two, 2,000 HTTP requests at the default cap ate
+ * the reserve kept for the tunnel), a forward two. */
+TEST_IMPL(conf_fds_per_conn)
+{
+    struct options o;
+    char err[512] = "";
+    static const struct {
+        const char *text;
+        unsigned per;
+    } cases[] = {
+        {"http = 8118\n", 4},
+        {"socks = 1080\n", 4},
+        {"local = 5432:10.0.0.2:5432\nremote = 8022:127.0.0.1:22\n", 2},
+        {"local = 5432:10.0.0.2:5432\nhttp = 8118\n", 4},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        ASSERT_EQ(parse_text(&o, cases[i].text, err, sizeof(err)), 0);
+        ASSERT_EQ(listener_fds_per_conn(&o), cases[i].per);
+        options_free(&o);
+    }
+    return 0;
+}
+
 /* -H in the file (`http = ...`, repeatable), alone enough to serve, a bad one named with its
  * line; its listeners are their own kind for a reload: the same address as SOCKS is another
  * listener, the same HTTP address is kept. */
