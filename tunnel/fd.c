@@ -19,6 +19,11 @@
  * TUNNEL_FD_QUEUE_HIGH queued bytes tunnel_send() tells the stack to stop producing, and the
  * writable event fires once the queue is below TUNNEL_FD_QUEUE_LOW. Our SO_SNDBUF stays the
  * kernel's default: raised to 2 MiB, uploads through openconnect were slower (bench/RESULTS.md).
+ * Not everything stops at "full": UDP (forwards, SOCKS UDP, DNS) and ICMP answers go on, and
+ * openconnect reads nothing from the pair while it retries its server (up to its
+ * --reconnect-timeout, 300 s by default), so past TUNNEL_FD_QUEUE_MAX the queue takes no more:
+ * tunnel_send() refuses each packet with -ENOBUFS (as a tunnel between sessions refuses them;
+ * TCP sends them again) and one line says so, rather than memory growing with all of them.
  *
  * What the pair and openconnect's DTLS socket hold (about 192 KiB) is all the path from the
  * server to us can queue: past it the server's packets are dropped. A socket's tunnel says so
@@ -73,6 +78,9 @@ enum {
     TUNNEL_FD_TX_BYTES = 2 * TUNNEL_FD_MAX_PACKET,
     TUNNEL_FD_QUEUE_HIGH = 4 * 1024 * 1024,
     TUNNEL_FD_QUEUE_LOW = 1024 * 1024,
+    /* What the queue may hold at most (see "Writing"): 4 times the high mark, so the stack's own
+     * TCP, which stops at the high mark, never reaches it. */
+    TUNNEL_FD_QUEUE_MAX = 16 * 1024 * 1024,
     /* What the path from the server to us holds (struct tunnel's rx_room): openconnect's end of
      * the pair (its default SO_SNDBUF, 93 packets of 1400 bytes, 127 KiB of TCP payload) and
      * its DTLS socket's receive buffer (the same default, fewer packets: each costs more there).
@@ -99,6 +107,7 @@ struct tunnel_fd {
     int polling;     /* UV_READABLE / UV_WRITABLE currently requested */
     int down;
     int congested;   /* tunnel_send() returned 1 and writable has not fired since */
+    uint64_t refused; /* packets refused at TUNNEL_FD_QUEUE_MAX since the queue was last low */
     struct tunnel_settings settings;
     uint8_t *rbuf; /* TUNNEL_FD_RX_SLOTS slots of TUNNEL_FD_MAX_PACKET (one on a non-socket) */
     uint8_t *tx;   /* gathered packets, back to back; their lengths in tx_sizes */
@@ -350,6 +359,10 @@ static void tunnel_fd_poll_cb(uv_poll_t *h, int status, int events)
         }
         if (tf->congested && tf->queued + tf->tx_len < TUNNEL_FD_QUEUE_LOW) {
             tf->congested = 0;
+            if (tf->refused)
+                v2s_info("packet fd: the VPN client reads again; %llu packets to it were dropped meanwhile",
+                         (unsigned long long)tf->refused);
+            tf->refused = 0;
             tf->t.ev.writable(tf->t.ev.arg);
         }
     }
@@ -379,6 +392,12 @@ static int tunnel_fd_send(struct tunnel *t, const uint8_t *pkt, size_t len)
         return -ENETDOWN;
     if (len > TUNNEL_FD_MAX_PACKET)
         return -EMSGSIZE;
+    if (tf->queued + tf->tx_len + len > TUNNEL_FD_QUEUE_MAX) {
+        if (!tf->refused++)
+            v2s_warn("packet fd: the VPN client is not reading (%zu KiB wait for it): packets to it are "
+                     "dropped until it reads", (tf->queued + tf->tx_len) / 1024);
+        return -ENOBUFS;
+    }
     if (tf->tx_count == TUNNEL_FD_TX_PACKETS || tf->tx_len + len > TUNNEL_FD_TX_BYTES) {
         tunnel_fd_flush_tx(tf);
         if (tf->down)

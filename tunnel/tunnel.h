@@ -87,8 +87,9 @@ static inline int tunnel_start(struct tunnel *t)
 
 /* Sends one IP packet; the tunnel copies what it cannot send at once, so the caller keeps pkt.
  * Returns 0 when sent or queued, 1 when queued and the queue is now above its high mark (callers
- * should stop producing until the writable event), or a negative errno when the tunnel is down.
- * A packet is never dropped silently. */
+ * should stop producing until the writable event), or a negative errno when the tunnel is down
+ * or cannot take the packet now (between sessions; -ENOBUFS: its queue is at its cap, far past
+ * the high mark). A packet is never dropped silently. */
 static inline int tunnel_send(struct tunnel *t, const uint8_t *pkt, size_t len)
 {
     return t->ops->send(t, pkt, len);

@@ -15,6 +15,7 @@
 
 #include <uv.h>
 
+#include "base/log.h"
 #include "tunnel/fd.h"
 #include "tunnel/settings.h"
 #include "test.h"
@@ -287,5 +288,64 @@ TEST_IMPL(tunnel_fd_peer_gone)
     ASSERT_EQ(st.state, TUNNEL_STATE_DOWN);
     tunnel_close(f.t, fdt_closed);
     uvtest_loop_finish(&f.loop);
+    return 0;
+}
+
+/* The VPN client stops reading for long (openconnect retrying its connection to the server reads
+ * nothing from the pair for up to its --reconnect-timeout, 300 s) while packets keep coming that
+ * take no notice of "full" (UDP forwards, DNS, ICMP answers): the queue stops at a cap rather
+ * than grow with all of them, each packet past it refused (-ENOBUFS) and one line says so. Once
+ * the client reads again, what was taken arrives, in order, and sends are taken again. */
+TEST_IMPL(tunnel_fd_queue_cap)
+{
+    static struct fdt f;
+    fdt_open(&f);
+    uint8_t pkt[1400];
+    uint32_t taken = 0, tried = 0;
+    int refused = 0;
+    v2s_log_level = V2S_LOG_INFO; /* the line once it reads again (each test runs in its own process) */
+    uvtest_log_begin();
+    /* 64 MiB offered, 50 packets per loop iteration, as a busy stack would. */
+    for (; tried < 48000; tried++) {
+        fdt_make(pkt, sizeof(pkt), taken);
+        int rc = tunnel_send(f.t, pkt, sizeof(pkt));
+        if (rc == -ENOBUFS) {
+            refused++;
+        } else {
+            ASSERT(rc == 0 || rc == 1);
+            taken++;
+        }
+        if (tried % 50 == 0)
+            uv_run(&f.loop, UV_RUN_NOWAIT);
+    }
+    uv_run(&f.loop, UV_RUN_NOWAIT);
+    const char *log = uvtest_log_end();
+    ASSERT(refused > 0);
+    /* What the socket holds and the queue: far less than the 64 MiB offered. */
+    ASSERT((size_t)taken * sizeof(pkt) < 24u * 1024 * 1024);
+    ASSERT(strstr(log, "packet fd: the VPN client is not reading") != NULL);
+    ASSERT_EQ(f.downs, 0);
+
+    uvtest_log_begin();
+    for (uint32_t i = 0; i < taken; i++) {
+        uint8_t buf[2048];
+        ssize_t n;
+        while ((n = recv(f.sv[1], buf, sizeof(buf), MSG_DONTWAIT)) < 0 && errno == EAGAIN)
+            uv_run(&f.loop, UV_RUN_NOWAIT);
+        ASSERT_EQ(n, (ssize_t)sizeof(pkt));
+        uint32_t seq;
+        memcpy(&seq, buf, 4);
+        if (seq != i)
+            TEST_FAIL_AT("datagram %u carries packet %u", i, seq);
+    }
+    ASSERT(recv(f.sv[1], pkt, sizeof(pkt), MSG_DONTWAIT) < 0 && errno == EAGAIN);
+    ASSERT_EQ(f.writables, 1);
+    log = uvtest_log_end();
+    ASSERT(strstr(log, "packets to it were dropped") != NULL);
+    fdt_make(pkt, sizeof(pkt), 7);
+    ASSERT_EQ(tunnel_send(f.t, pkt, sizeof(pkt)), 0);
+    uv_run(&f.loop, UV_RUN_NOWAIT);
+    fdt_expect(&f, 7, sizeof(pkt));
+    fdt_close(&f);
     return 0;
 }
