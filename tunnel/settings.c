@@ -355,7 +355,9 @@ out:
 int tunnel_settings_from_script_env(struct tunnel_settings *s, tunnel_getenv_fn get, void *arg,
                                     char *err, size_t errcap)
 {
-    if (!get(arg, "INTERNAL_IP4_ADDRESS") && !get(arg, "INTERNAL_IP6_ADDRESS")) {
+    struct settings_env env = {.get = get, .arg = arg};
+    /* Empty counts as unset here too (see "Policy" at the top). */
+    if (!settings_get(&env, "INTERNAL_IP4_ADDRESS") && !settings_get(&env, "INTERNAL_IP6_ADDRESS")) {
         tunnel_settings_init(s);
         if (err != NULL && errcap > 0)
             err[0] = '\0';

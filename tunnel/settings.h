@@ -43,8 +43,8 @@ int tunnel_settings_from_env(struct tunnel_settings *s, tunnel_getenv_fn get, vo
  * (getenv in the process, a table in the unit tests). */
 
 /* Like tunnel_settings_from_env() when INTERNAL_IP4_ADDRESS or INTERNAL_IP6_ADDRESS is set; when
- * neither is (not run by openconnect, or the addresses come from the command line), returns 0 with
- * s initialised and empty. */
+ * neither is, or both are empty (not run by openconnect, or the addresses come from the command
+ * line), returns 0 with s initialised and empty. */
 int tunnel_settings_from_script_env(struct tunnel_settings *s, tunnel_getenv_fn get, void *arg,
                                     char *err, size_t errcap);
 /* VPNFD, the packet fd openconnect hands over: 0 with *fd set, -ENOENT when unset, or -EINVAL with

@@ -369,3 +369,24 @@ TEST_IMPL(settings_script_env)
     tunnel_settings_free(&s);
     return 0;
 }
+
+/* A wrapper that exports the variables empty (INTERNAL_IP4_ADDRESS="$ADDR" with nothing in ADDR)
+ * and gives --address: empty counts as unset, as everywhere else in the parse, so there are no
+ * settings and no error, rather than "INTERNAL_IP4_ADDRESS: missing" refusing to start. */
+TEST_IMPL(settings_script_env_empty)
+{
+    char err[256];
+    struct tunnel_settings s;
+    static const char *const empty[] = {"INTERNAL_IP4_ADDRESS=", "INTERNAL_IP6_ADDRESS=", "INTERNAL_IP4_MTU=1300",
+                                        NULL};
+    ASSERT_EQ(tunnel_settings_from_script_env(&s, fake_getenv, (void *)empty, err, sizeof(err)), 0);
+    ASSERT_EQ(s.addr4.family, 0);
+    ASSERT_EQ(s.addr6.family, 0);
+    tunnel_settings_free(&s);
+    /* One of them empty, the other set: read as usual. */
+    static const char *const one[] = {"INTERNAL_IP4_ADDRESS=", "INTERNAL_IP6_ADDRESS=fd00::5", NULL};
+    ASSERT_EQ(tunnel_settings_from_script_env(&s, fake_getenv, (void *)one, err, sizeof(err)), 0);
+    ASSERT_STR_EQ(fmt_addr(&s.addr6), "fd00::5");
+    tunnel_settings_free(&s);
+    return 0;
+}
