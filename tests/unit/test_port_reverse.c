@@ -538,6 +538,130 @@ TEST_IMPL(port_reverse_reset_before_bridge)
     return 0;
 }
 
+/* A request-then-answer peer (`printf req | nc -N`): its request and FIN arrive together, before
+ * the forward has reached the service. The service reads the request and the end of it, only then
+ * answers and closes: the peer gets the whole answer and a FIN, and the relay ends cleanly. Then
+ * the other way round: a service that greets, writes a burst and closes at once (before the peer
+ * said anything) loses none of it. Regression guards. */
+TEST_IMPL(port_reverse_half_close_early)
+{
+    static struct rp r;
+    static uint8_t burst[6000];
+    uint8_t buf[64];
+    int end;
+    rp_up(&r);
+    uint16_t port;
+    int l = uvtest_listen(&port);
+    uvtest_log_begin();
+    struct port_reverse *pr = rp_forward(&r, NULL, 8022, "127.0.0.1", port, 0);
+
+    uint32_t ack = rp_syn(&r, &r.us, 40000, 8022, 0);
+    rp_segment(&r, &r.us, 40000, 8022, 0x19, RP_PEER_ISN + 1, ack, NULL, 0, "GET /", 5);
+    int svc = uvtest_accept(&r.tun.loop, l, 3000);
+    ASSERT(svc >= 0);
+    ASSERT_EQ(uvtest_recv(&r.tun.loop, svc, buf, sizeof(buf), &end, 3000), 5);
+    ASSERT_MEM_EQ(buf, "GET /", 5);
+    ASSERT_EQ(end, 1);
+    uvtest_send(&r.tun.loop, svc, "200 OK", 6);
+    close(svc);
+    for (int i = 0; i < 1000 && !rp_last(&r, 40000, 8022, 0x01); i++)
+        uvtest_run_until(&r.tun.loop, &r.closed, 1);
+    const struct rp_seg *fin = rp_last(&r, 40000, 8022, 0x01);
+    ASSERT(fin != NULL);
+    ASSERT(rp_last(&r, 40000, 8022, 0x04) == NULL);
+    ASSERT_EQ(r.n_rx[0], 6);
+    ASSERT_MEM_EQ(r.rx[0], "200 OK", 6);
+    ASSERT_EQ(fin->ack, RP_PEER_ISN + 7); /* the request and its FIN */
+    rp_segment(&r, &r.us, 40000, 8022, 0x10, RP_PEER_ISN + 7, fin->seq + 1, NULL, 0, NULL, 0);
+    for (int i = 0; i < 200; i++)
+        uvtest_run_until(&r.tun.loop, &r.closed, 1);
+
+    /* The service speaks first and closes at once. */
+    for (size_t i = 0; i < sizeof(burst); i++)
+        burst[i] = (uint8_t)(i * 13 + 1);
+    ack = rp_syn(&r, &r.us, 40001, 8022, 0);
+    rp_segment(&r, &r.us, 40001, 8022, 0x10, RP_PEER_ISN + 1, ack, NULL, 0, NULL, 0);
+    svc = uvtest_accept(&r.tun.loop, l, 3000);
+    ASSERT(svc >= 0);
+    uvtest_send(&r.tun.loop, svc, burst, sizeof(burst));
+    close(svc);
+    /* The peer acknowledges what it got (the stack's first window is a few segments). */
+    for (int i = 0; i < 1000 && !rp_last(&r, 40001, 8022, 0x01); i++) {
+        if (r.n_rx[1])
+            rp_segment(&r, &r.us, 40001, 8022, 0x10, RP_PEER_ISN + 1, r.rx_next[1], NULL, 0, NULL, 0);
+        uvtest_run_until(&r.tun.loop, &r.closed, 1);
+    }
+    fin = rp_last(&r, 40001, 8022, 0x01);
+    ASSERT(fin != NULL);
+    ASSERT(rp_last(&r, 40001, 8022, 0x04) == NULL);
+    ASSERT_EQ(r.n_rx[1], sizeof(burst));
+    ASSERT_MEM_EQ(r.rx[1], burst, sizeof(burst));
+    rp_segment(&r, &r.us, 40001, 8022, 0x11, RP_PEER_ISN + 1, fin->seq + 1, NULL, 0, NULL, 0);
+    for (int i = 0; i < 200; i++)
+        uvtest_run_until(&r.tun.loop, &r.closed, 1);
+    const char *log = uvtest_log_end();
+    ASSERT(strstr(log, "(remote forward *:8022) closed (5 bytes up, 6 down)") != NULL);
+    ASSERT(strstr(log, "(remote forward *:8022) closed (0 bytes up, 6000 down)") != NULL);
+    port_reverse_close(pr, rp_closed, &r);
+    ASSERT_EQ(r.closed, 1);
+    close(l);
+    ASSERT_EQ(harness_tun_down(&r.tun), 0);
+    return 0;
+}
+
+/* The service does not answer within the connect timeout (here 0: the timer fires before the
+ * connect can complete): the tunnel side is reset, the line says "timed out", and the forward
+ * closes with nothing left (ASan: the connect's callback runs after the timeout closed it). A
+ * close while connections are still opening resets them as well. Regression guards. */
+TEST_IMPL(port_reverse_connect_timeout)
+{
+    static struct rp r;
+    rp_up(&r);
+    uint16_t port;
+    int l = uvtest_listen(&port);
+    struct port_reverse_config cfg = {
+        .loop = &r.tun.loop,
+        .stack = r.tun.stack,
+        .connect_timeout_ms = 0,
+        .host = "127.0.0.1",
+        .port = port,
+    };
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons(8022)};
+    struct port_reverse *pr = NULL;
+    ASSERT_EQ(port_reverse_new(&pr, &cfg, (const struct sockaddr *)&sin), 0);
+    uvtest_log_begin();
+    uint32_t ack = rp_syn(&r, &r.us, 40000, 8022, 0);
+    rp_segment(&r, &r.us, 40000, 8022, 0x18, RP_PEER_ISN + 1, ack, NULL, 0, "x", 1);
+    for (int i = 0; i < 1000 && !rp_last(&r, 40000, 8022, 0x04); i++)
+        uvtest_run_until(&r.tun.loop, &r.closed, 1);
+    ASSERT(rp_last(&r, 40000, 8022, 0x04) != NULL);
+    const char *log = uvtest_log_end();
+    ASSERT(strstr(log, "connection timed out (remote forward *:8022, connection reset)") != NULL);
+    port_reverse_close(pr, rp_closed, &r);
+    uvtest_run_until(&r.tun.loop, &r.closed, 1000);
+    ASSERT_EQ(r.closed, 1);
+
+    /* Connections still opening when the forward closes: reset, and the forward freed once their
+     * handles are closed. One by name (resolving), one by address (connecting). */
+    pr = rp_forward(&r, NULL, 8023, "localhost", port, 0);
+    struct port_reverse *pr2 = rp_forward(&r, NULL, 8024, "127.0.0.1", port, 0);
+    ack = rp_syn(&r, &r.us, 40001, 8023, 0);
+    uint32_t ack2 = rp_syn(&r, &r.us, 40002, 8024, 0);
+    rp_segment(&r, &r.us, 40001, 8023, 0x10, RP_PEER_ISN + 1, ack, NULL, 0, NULL, 0);
+    rp_segment(&r, &r.us, 40002, 8024, 0x10, RP_PEER_ISN + 1, ack2, NULL, 0, NULL, 0);
+    port_reverse_close(pr, rp_closed, &r);
+    port_reverse_close(pr2, rp_closed, &r);
+    for (int i = 0; i < 3000 && r.closed < 3; i++)
+        uvtest_run_until(&r.tun.loop, &r.closed, 1);
+    ASSERT_EQ(r.closed, 3);
+    harness_tun_settle(&r.tun);
+    ASSERT(rp_last(&r, 40001, 8023, 0x04) != NULL);
+    ASSERT(rp_last(&r, 40002, 8024, 0x04) != NULL);
+    close(l);
+    ASSERT_EQ(harness_tun_down(&r.tun), 0);
+    return 0;
+}
+
 /* --- SOCKS5 BIND (socks/bind.c behind socks/server.c), which listens in the tunnel too --- */
 
 /* A BIND request for dst:0 on a new connection to the SOCKS listener; returns the fd and the
