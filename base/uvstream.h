@@ -1,6 +1,10 @@
-/* Handing a stream that is being read from one reader to the next. */
+/* Handing a stream that is being read from one reader to the next, and telling its end from a
+ * reset. */
 #ifndef V2S_BASE_UVSTREAM_H
 #define V2S_BASE_UVSTREAM_H
+
+#include <errno.h>
+#include <sys/socket.h>
 
 #include <uv.h>
 
@@ -19,6 +23,28 @@ static inline int v2s_read_take(uv_stream_t *s, uv_alloc_cb alloc_cb, uv_read_cb
         rc = 0;
     }
     return rc;
+}
+
+/* What a read callback's UV_EOF on s really was: UV_EOF, or the error one more read would give.
+ * libuv ends a stream with UV_EOF, without reading again, once a read came back short and the
+ * poll said POLLHUP (uv__stream_io()); a peer that sends and then resets (an aborted upload, a
+ * crashed service) gives exactly that, so its ECONNRESET was never read and the other side got a
+ * FIN saying all was sent. One peek reads what the kernel would: a reset before any FIN as the
+ * error, a FIN before a reset (a peer that closed with our bytes unread) as the end, as read()
+ * has it; the socket's SO_ERROR cannot tell those two apart. Once per connection's end. */
+static inline ssize_t v2s_eof_or_error(uv_stream_t *s)
+{
+    uv_os_fd_t fd;
+    char c;
+    ssize_t n;
+    if (uv_fileno((uv_handle_t *)s, &fd) < 0)
+        return UV_EOF;
+    do
+        n = recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+    while (n < 0 && errno == EINTR);
+    if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
+        return uv_translate_sys_error(errno);
+    return UV_EOF;
 }
 
 #endif

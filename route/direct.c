@@ -322,6 +322,8 @@ static void direct_read_cb(uv_stream_t *h, ssize_t nread, const uv_buf_t *buf)
     if (nread <= 0 || s->c->state != DIRECT_BRIDGED) {
         if (nread == 0 || s->c->state != DIRECT_BRIDGED)
             return;
+        if (nread == UV_EOF)
+            nread = v2s_eof_or_error(h); /* a reset after data ends as a reset (base/uvstream.h) */
         if (nread == UV_EOF) {
             uv_read_stop(h);
             s->reading = 0;

@@ -153,6 +153,8 @@ static void stack_tcp_read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t
     struct stack_tcp *c = stream->data;
     if (nread == 0 || c->state != STACK_TCP_BRIDGED)
         return;
+    if (nread == UV_EOF)
+        nread = v2s_eof_or_error(stream); /* a reset after data ends as a reset (base/uvstream.h) */
     if (nread == UV_EOF) {
         stack_tcp_read_stop(c);
         c->app_eof = 1;

@@ -266,3 +266,52 @@ TEST_IMPL(port_forward_close_with_relay)
     ftest_finish(&t);
     return 0;
 }
+
+/* A client that sends its request and half-closes (or resets) before the forward has reached the
+ * destination: the request and its end reach the destination, whose answer (sent after it read
+ * that end) reaches the client whole, with a FIN; a client's reset reaches the destination as a
+ * reset, not as the end of a request (libuv reports a reset that came with data as UV_EOF: see
+ * base/uvstream.h, v2s_eof_or_error()). */
+TEST_IMPL(port_forward_early_close)
+{
+    struct ftest t;
+    struct port_forward *pf;
+    uint8_t buf[64];
+    int end;
+    ftest_start(&t);
+    uint16_t port;
+    int l = uvtest_listen(&port);
+    uint16_t fport = ftest_forward(&t, &pf, "127.0.0.1", port, 0);
+
+    int fd = uvtest_connect(fport);
+    ASSERT_EQ(send(fd, "GET /", 5, 0), 5);
+    ASSERT_EQ(shutdown(fd, SHUT_WR), 0);
+    int remote = uvtest_accept(&t.loop, l, 3000);
+    ASSERT(remote >= 0);
+    ASSERT_EQ(uvtest_recv(&t.loop, remote, buf, sizeof(buf), &end, 3000), 5);
+    ASSERT_MEM_EQ(buf, "GET /", 5);
+    ASSERT_EQ(end, 1);
+    uvtest_send(&t.loop, remote, "200 OK", 6);
+    close(remote);
+    ASSERT_EQ(uvtest_recv(&t.loop, fd, buf, sizeof(buf), &end, 3000), 6);
+    ASSERT_MEM_EQ(buf, "200 OK", 6);
+    ASSERT_EQ(end, 1);
+    close(fd);
+
+    fd = uvtest_connect(fport);
+    ASSERT_EQ(send(fd, "half", 4, 0), 4);
+    struct linger lg = {.l_onoff = 1, .l_linger = 0};
+    ASSERT_EQ(setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg)), 0);
+    close(fd);
+    remote = uvtest_accept(&t.loop, l, 3000);
+    ASSERT(remote >= 0);
+    size_t extra = 0;
+    ASSERT_EQ(uvtest_wait_end(&t.loop, remote, &extra, 3000), -ECONNRESET);
+    close(remote);
+    ASSERT(uvtest_run_until_fn(&t.loop, ftest_none_open, &t, 3000));
+    close(l);
+    port_forward_close(pf, ftest_fwd_closed, &t);
+    ASSERT(uvtest_run_until(&t.loop, &t.fwd_closed, 3000));
+    ftest_finish(&t);
+    return 0;
+}

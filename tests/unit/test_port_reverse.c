@@ -662,6 +662,86 @@ TEST_IMPL(port_reverse_connect_timeout)
     return 0;
 }
 
+/* The service writes and resets at once (a crash, an abort with SO_LINGER 0): the reset and the
+ * bytes reach vpn2socks together, and libuv ends such a stream with UV_EOF rather than the error
+ * (uv__stream_io(): a short read and POLLHUP end it without another read). The peer must see a
+ * reset, not a FIN that says the answer was complete; the relay is logged as ended by reset. */
+TEST_IMPL(port_reverse_service_reset_after_data)
+{
+    static struct rp r;
+    rp_up(&r);
+    uint16_t port;
+    int l = uvtest_listen(&port);
+    uvtest_log_begin();
+    struct port_reverse *pr = rp_forward(&r, NULL, 8022, "127.0.0.1", port, 0);
+    uint32_t ack = rp_syn(&r, &r.us, 40000, 8022, 0);
+    rp_segment(&r, &r.us, 40000, 8022, 0x10, RP_PEER_ISN + 1, ack, NULL, 0, NULL, 0);
+    int svc = uvtest_accept(&r.tun.loop, l, 3000);
+    ASSERT(svc >= 0);
+    /* The bridge is up (it answered), then the service writes and resets. */
+    uvtest_send(&r.tun.loop, svc, "one", 3);
+    rp_wait_rx(&r, 0, 3);
+    rp_segment(&r, &r.us, 40000, 8022, 0x10, RP_PEER_ISN + 1, r.rx_next[0], NULL, 0, NULL, 0);
+    harness_tun_settle(&r.tun);
+    ASSERT_EQ(send(svc, "partial answ", 12, 0), 12);
+    struct linger lg = {1, 0};
+    ASSERT_EQ(setsockopt(svc, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg)), 0);
+    close(svc);
+    for (int i = 0; i < 1000 && !rp_last(&r, 40000, 8022, 0x04) && !rp_last(&r, 40000, 8022, 0x01); i++) {
+        rp_segment(&r, &r.us, 40000, 8022, 0x10, RP_PEER_ISN + 1, r.rx_next[0], NULL, 0, NULL, 0);
+        uvtest_run_until(&r.tun.loop, &r.closed, 1);
+    }
+    for (int i = 0; i < 200; i++)
+        uvtest_run_until(&r.tun.loop, &r.closed, 1);
+    const char *log = uvtest_log_end();
+    ASSERT(rp_last(&r, 40000, 8022, 0x01) == NULL);
+    ASSERT(rp_last(&r, 40000, 8022, 0x04) != NULL);
+    ASSERT(strstr(log, "(remote forward *:8022) closed by reset") != NULL);
+    port_reverse_close(pr, rp_closed, &r);
+    ASSERT_EQ(r.closed, 1);
+    close(l);
+    ASSERT_EQ(harness_tun_down(&r.tun), 0);
+    return 0;
+}
+
+/* The other order: the service answers, sends its FIN, and then closes with the peer's request
+ * unread, so its kernel resets as well, all before vpn2socks reads. read() gives the answer and
+ * the end (the FIN came first), and so must the relay: the peer gets the whole answer and a FIN
+ * before anything else (the socket's error, EPIPE, must not turn it into a reset that could drop
+ * the answer). A regression guard for v2s_eof_or_error() (base/uvstream.h); it never failed. */
+TEST_IMPL(port_reverse_service_fin_then_reset)
+{
+    static struct rp r;
+    rp_up(&r);
+    uint16_t port;
+    int l = uvtest_listen(&port);
+    struct port_reverse *pr = rp_forward(&r, NULL, 8022, "127.0.0.1", port, 0);
+    uint32_t ack = rp_syn(&r, &r.us, 40000, 8022, 0);
+    rp_segment(&r, &r.us, 40000, 8022, 0x18, RP_PEER_ISN + 1, ack, NULL, 0, "req", 3);
+    int svc = uvtest_accept(&r.tun.loop, l, 3000);
+    ASSERT(svc >= 0);
+    char peek[4];
+    for (int i = 0; i < 3000 && recv(svc, peek, 3, MSG_PEEK | MSG_DONTWAIT) < 3; i++)
+        uvtest_run_until(&r.tun.loop, &r.closed, 1);
+    ASSERT_EQ(recv(svc, peek, 3, MSG_PEEK | MSG_DONTWAIT), 3); /* there, and left unread */
+    ASSERT_EQ(send(svc, "answer", 6, 0), 6);
+    ASSERT_EQ(shutdown(svc, SHUT_WR), 0);
+    close(svc);
+    for (int i = 0; i < 1000 && !rp_last(&r, 40000, 8022, 0x04) && !rp_last(&r, 40000, 8022, 0x01); i++)
+        uvtest_run_until(&r.tun.loop, &r.closed, 1);
+    const struct rp_seg *fin = rp_last(&r, 40000, 8022, 0x01);
+    ASSERT(fin != NULL);
+    ASSERT(rp_last(&r, 40000, 8022, 0x04) == NULL);
+    ASSERT_EQ(r.n_rx[0], 6);
+    ASSERT_MEM_EQ(r.rx[0], "answer", 6);
+    port_reverse_close(pr, rp_closed, &r);
+    for (int i = 0; i < 200; i++)
+        uvtest_run_until(&r.tun.loop, &r.closed, 1);
+    close(l);
+    ASSERT_EQ(harness_tun_down(&r.tun), 0);
+    return 0;
+}
+
 /* --- SOCKS5 BIND (socks/bind.c behind socks/server.c), which listens in the tunnel too --- */
 
 /* A BIND request for dst:0 on a new connection to the SOCKS listener; returns the fd and the
