@@ -178,10 +178,12 @@ void port_forward_close(struct port_forward *pf, void (*cb)(void *arg), void *ar
 {
     listener_close(&pf->l, cb, arg);
     struct v2s_list *n, *tmp;
-    /* fwd_conn_close() only starts the close: c stays on the list until its handle is closed. */
+    /* fwd_conn_close() only starts the close: c stays on the list until its handle is closed.
+     * With a reset, as when the destination cannot be reached: it was not, and a FIN would tell
+     * the client that it answered and closed. */
     V2S_LIST_FOREACH_SAFE(n, tmp, &pf->conns) {
         struct fwd_conn *c = V2S_LIST_ENTRY(n, struct fwd_conn, node);
         if (c->state != FWD_CONN_RELAYING)
-            fwd_conn_close(c, 0);
+            fwd_conn_close(c, 1);
     }
 }

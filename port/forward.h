@@ -27,7 +27,7 @@ struct port_forward_config {
 int port_forward_new(struct port_forward **out, const struct port_forward_config *cfg, const struct sockaddr *addr);
 /* The address the listener is bound to (the port the kernel chose for port 0). 0 or a uv error. */
 int port_forward_local(const struct port_forward *pf, struct sockaddr *addr, int *len);
-/* Stops listening and ends every connection not yet relaying (relays end with their outbound's
+/* Stops listening and resets every connection not yet relaying (relays end with their outbound's
  * close); cb runs once all of this forward's handles are closed. */
 void port_forward_close(struct port_forward *pf, void (*cb)(void *arg), void *arg);
 

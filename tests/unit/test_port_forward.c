@@ -315,3 +315,28 @@ TEST_IMPL(port_forward_early_close)
     ftest_finish(&t);
     return 0;
 }
+
+/* A forward closed (a reload, the shutdown) while a connection is still dialing resets the client,
+ * as a destination it could not reach does (see forward.c): the destination was never reached,
+ * so a clean end would say it had answered and closed. */
+TEST_IMPL(port_forward_close_dialing)
+{
+    struct ftest t;
+    struct port_forward *pf;
+    ftest_start(&t);
+    uint16_t port;
+    int l = uvtest_listen(&port);
+    uint16_t fport = ftest_forward(&t, &pf, "127.0.0.1", port, 0);
+    /* One loop turn: the forward accepts and starts dialing; the dial cannot complete in it. */
+    int fd = uvtest_connect(fport);
+    uv_run(&t.loop, UV_RUN_NOWAIT);
+    ASSERT_EQ(t.stats.total[ROUTER_DIRECT], 1); /* dialing */
+    ASSERT_EQ(t.stats.open, 0);                 /* not relaying */
+    port_forward_close(pf, ftest_fwd_closed, &t);
+    ASSERT_EQ(uvtest_wait_end(&t.loop, fd, NULL, 3000), -ECONNRESET);
+    close(fd);
+    ASSERT(uvtest_run_until(&t.loop, &t.fwd_closed, 3000));
+    close(l);
+    ftest_finish(&t);
+    return 0;
+}
