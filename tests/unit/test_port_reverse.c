@@ -742,6 +742,46 @@ TEST_IMPL(port_reverse_service_fin_then_reset)
     return 0;
 }
 
+/* The tunnel goes down (an OpenVPN reconnect) while the forward is still reaching the service:
+ * the service's connection, once made, is reset, the relay logged as ended by reset, and the
+ * forward still takes connections once the tunnel is back. A regression guard; it never failed. */
+TEST_IMPL(port_reverse_tunnel_down_opening)
+{
+    static struct rp r;
+    rp_up(&r);
+    uint16_t port;
+    int l = uvtest_listen(&port);
+    uvtest_log_begin();
+    struct port_reverse *pr = rp_forward(&r, NULL, 8022, "127.0.0.1", port, 0);
+    uint32_t ack = rp_syn(&r, &r.us, 40000, 8022, 0);
+    rp_segment(&r, &r.us, 40000, 8022, 0x18, RP_PEER_ISN + 1, ack, NULL, 0, "lost", 4);
+    rp_tunnel_as(&r, "10.8.0.2"); /* down and up again, before the loop ran */
+    int svc = uvtest_accept(&r.tun.loop, l, 3000);
+    ASSERT(svc >= 0);
+    ASSERT_EQ(uvtest_wait_end(&r.tun.loop, svc, NULL, 3000), -ECONNRESET);
+    close(svc);
+    for (int i = 0; i < 200; i++)
+        uvtest_run_until(&r.tun.loop, &r.closed, 1);
+    const char *log = uvtest_log_end();
+    ASSERT(strstr(log, "(remote forward *:8022) closed by reset (0 bytes up, 0 down)") != NULL);
+    ack = rp_syn(&r, &r.us, 40001, 8022, 0);
+    rp_segment(&r, &r.us, 40001, 8022, 0x18, RP_PEER_ISN + 1, ack, NULL, 0, "again", 5);
+    svc = uvtest_accept(&r.tun.loop, l, 3000);
+    ASSERT(svc >= 0);
+    uint8_t buf[8];
+    int end;
+    ASSERT_EQ(uvtest_recv(&r.tun.loop, svc, buf, 5, &end, 3000), 5);
+    ASSERT_MEM_EQ(buf, "again", 5);
+    /* That relay goes on past the forward's close; the stack's close ends it, and the forward. */
+    port_reverse_close(pr, rp_closed, &r);
+    ASSERT_EQ(r.closed, 0);
+    close(svc);
+    close(l);
+    ASSERT_EQ(harness_tun_down(&r.tun), 0);
+    ASSERT_EQ(r.closed, 1);
+    return 0;
+}
+
 /* --- SOCKS5 BIND (socks/bind.c behind socks/server.c), which listens in the tunnel too --- */
 
 /* A BIND request for dst:0 on a new connection to the SOCKS listener; returns the fd and the
