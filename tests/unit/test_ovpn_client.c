@@ -90,6 +90,8 @@ struct world {
     size_t n_to_client;
     int ups, downs;
     unsigned up_mtu;   /* the MTU the last "up" announced */
+    int up_family4, up_family6; /* its addresses' families (0: none) */
+    size_t up_routes6; /* its IPv6 routes */
     size_t link_mss;   /* what the fake link says its TCP_MAXSEG is (0: cannot say) */
     enum tunnel_down_reason down_reason;
     char down_why[512];
@@ -403,6 +405,11 @@ static void ev_up(void *arg, const struct tunnel_settings *s)
     struct world *w = arg;
     w->ups++;
     w->up_mtu = s->mtu;
+    w->up_family4 = s->addr4.family;
+    w->up_family6 = s->addr6.family;
+    w->up_routes6 = 0;
+    for (size_t i = 0; i < s->n_routes; i++)
+        w->up_routes6 += s->routes[i].addr.family == AF_INET6;
 }
 
 static void ev_packet(void *arg, const uint8_t *pkt, size_t len)
@@ -1130,6 +1137,75 @@ TEST_IMPL(ovpn_client_tls_auth_early_foreign_replay)
     ASSERT_EQ(w.c->state, OVPN_CLIENT_UP);
     ASSERT_EQ(w.opens, 1);
     ovpn_wrap_clear(&forger);
+    world_close(&w);
+    return 0;
+}
+
+/* The client's next session after a restart: the wait, a new link, the session as far as the
+ * server lets it run. */
+static void world_reconnect(struct world *w, uint64_t wait_ms)
+{
+    ASSERT_EQ(w->c->state, OVPN_CLIENT_WAITING);
+    advance(w, wait_ms);
+    ASSERT_EQ(w->c->state, OVPN_CLIENT_RESOLVING);
+    for (int i = 0; i < 1000 && !w->link; i++)
+        uv_run(&w->loop, UV_RUN_ONCE);
+    ASSERT(w->link != NULL);
+    world_connect(w);
+}
+
+/* A route the client cannot read: the PUSH_REPLY is refused. */
+static const char push_reply_bad[] = "PUSH_REPLY,ifconfig 10.8.0.2 255.255.255.0,topology subnet,"
+                                     "route 10.1.0.0 255.0.255.0,cipher AES-256-GCM,peer-id 0";
+
+/* A PUSH_REPLY the client cannot read ends that session only: with several remotes the next one
+ * is tried, as OpenVPN restarts on a push it fails to apply, and once every remote in turn sent
+ * a bad one the client gives up with the parser's reason. Before, the first bad push ended the
+ * tunnel for good with the other remotes never tried. */
+TEST_IMPL(ovpn_client_bad_push_next_remote)
+{
+    struct world w;
+    world_init(&w, "udp", push_reply_bad, "remote 127.0.0.2 1194 udp\nremote 127.0.0.3 1194 udp\n");
+    world_start(&w);
+    world_connect(&w);
+    ASSERT_EQ(w.srv.push_requests, 1);
+    ASSERT_EQ(w.c->state, OVPN_CLIENT_WAITING);
+    ASSERT_EQ(w.downs, 0);
+    ASSERT_EQ(w.ups, 0);
+    ASSERT_EQ(w.closes, 1);
+    ASSERT_EQ(w.c->remote, 1);
+    /* The second remote answers the same way; the third has a good push and comes up. */
+    world_reconnect(&w, 1000);
+    ASSERT_EQ(w.c->state, OVPN_CLIENT_WAITING);
+    ASSERT_EQ(w.c->remote, 2);
+    w.srv.reply = push_reply;
+    world_reconnect(&w, 5000);
+    ASSERT_EQ(w.c->state, OVPN_CLIENT_UP);
+    ASSERT_EQ(w.ups, 1);
+    ASSERT_EQ(w.downs, 0);
+    ASSERT_EQ(w.srv.hard_resets, 3);
+    world_close(&w);
+
+    /* Every remote in turn: the client stops, saying why. */
+    world_init(&w, "udp", push_reply_bad, "remote 127.0.0.2 1194 udp\n");
+    world_start(&w);
+    world_connect(&w);
+    world_reconnect(&w, 1000);
+    ASSERT_EQ(w.c->state, OVPN_CLIENT_DONE);
+    ASSERT_EQ(w.downs, 1);
+    ASSERT_EQ(w.down_reason, TUNNEL_DOWN_ERROR);
+    ASSERT_STR_EQ(w.down_why, "bad PUSH_REPLY: route netmask '255.0.255.0': not an IPv4 netmask (by every remote in turn)");
+    world_close(&w);
+
+    /* One remote: as before, the first bad push ends the tunnel. */
+    world_init(&w, "udp", push_reply_bad, NULL);
+    world_start(&w);
+    world_connect(&w);
+    ASSERT_EQ(w.c->state, OVPN_CLIENT_DONE);
+    ASSERT_EQ(w.downs, 1);
+    ASSERT_STR_EQ(w.down_why, "bad PUSH_REPLY: route netmask '255.0.255.0': not an IPv4 netmask");
+    advance(&w, 10 * 60 * 1000);
+    ASSERT_EQ(w.opens, 1);
     world_close(&w);
     return 0;
 }

@@ -90,7 +90,7 @@ struct ovpn_client {
     size_t remote;              /* index into cfg->remotes */
     size_t *order;              /* remote order (remote-random shuffles it) */
     unsigned attempts;          /* failed connection attempts in a row */
-    unsigned push_rejects;      /* sessions in a row ended by a pull-filter reject */
+    unsigned push_rejects;      /* remotes in a row whose push was refused (session.c) */
     struct ovpn_transport *transport;
     enum ovpn_proto proto;
     struct ovpn_wrap wrap;

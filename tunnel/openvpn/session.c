@@ -27,6 +27,7 @@ enum {
 };
 
 static void ovpn_client_set_token(struct ovpn_client *c, const char *token);
+static void ovpn_client_push_failed(struct ovpn_client *c, const char *why);
 
 static uint64_t now_ms(const struct ovpn_client *c)
 {
@@ -206,7 +207,7 @@ static void ovpn_client_announce(struct ovpn_client *c)
             s->mtu = (unsigned)(mss - over);
     }
     if (!s->addr4.family && !s->addr6.family) {
-        ovpn_client_enter_failed(c, TUNNEL_DOWN_ERROR, "the server pushed no address (ifconfig)");
+        ovpn_client_push_failed(c, "the server pushed no address (ifconfig)");
         return;
     }
     if (ovpn_client_merge_settings(c, s) < 0) {
@@ -225,7 +226,7 @@ static void ovpn_client_pushed(struct ovpn_client *c)
     const struct ovpn_config *cfg = c->cfg;
     char why[768];
     if (ovpn_ncp_choose(cfg, p->cipher, c->server_cipher, c->cipher, sizeof(c->cipher), why, sizeof(why)) < 0) {
-        ovpn_client_enter_failed(c, TUNNEL_DOWN_ERROR, why);
+        ovpn_client_push_failed(c, why);
         return;
     }
     /* The HMAC digest is the config's: OpenVPN does not take auth from a push either. */
@@ -272,21 +273,22 @@ static void ovpn_client_set_token(struct ovpn_client *c, const char *token)
     c->auth_token = token ? strdup(token) : NULL;
 }
 
-/* A pull-filter reject: OpenVPN restarts, which against one server repeats forever, so the next
- * remote is tried, and once as many sessions in a row as there are remotes were rejected the
- * client gives up (exit status 3). */
-static void ovpn_client_push_rejected(struct ovpn_client *c, const char *err)
+/* A push the client refused: a pull-filter reject, a PUSH_REPLY it cannot read or use, a cipher
+ * it cannot agree on. OpenVPN restarts (process-push-msg-failed), which goes to the remote's next
+ * address or the next remote; against one server that repeats forever, so once every remote in
+ * turn ended its session this way the client gives up (exit status 3). A remote counts when its
+ * last address failed, so one with several addresses is not mistaken for several remotes. */
+static void ovpn_client_push_failed(struct ovpn_client *c, const char *why)
 {
-    char why[400];
-    c->push_rejects++;
-    if (c->push_rejects >= c->cfg->n_remotes) {
-        snprintf(why, sizeof(why), "%s%s", err,
-                 c->cfg->n_remotes > 1 ? " (by every remote in turn)" : "");
-        ovpn_client_enter_failed(c, TUNNEL_DOWN_ERROR, why);
+    char msg[800];
+    int next_addr = c->addr_next != NULL && c->state != OVPN_CLIENT_UP; /* as enter_restart picks */
+    if (!next_addr && ++c->push_rejects >= c->cfg->n_remotes) {
+        snprintf(msg, sizeof(msg), "%s%s", why, c->cfg->n_remotes > 1 ? " (by every remote in turn)" : "");
+        ovpn_client_enter_failed(c, TUNNEL_DOWN_ERROR, msg);
         return;
     }
-    snprintf(why, sizeof(why), "%s; trying the next remote", err);
-    ovpn_client_enter_restart(c, why);
+    snprintf(msg, sizeof(msg), "%s; trying the next %s", why, next_addr ? "address" : "remote");
+    ovpn_client_enter_restart(c, msg);
 }
 
 static void ovpn_client_message(struct ovpn_client *c, struct ovpn_ks *ks, const char *msg)
@@ -305,20 +307,20 @@ static void ovpn_client_message(struct ovpn_client *c, struct ovpn_ks *ks, const
                 ovpn_client_set_token(c, late.auth_token);
             ovpn_push_free(&late);
             if (rc == -EPERM)
-                ovpn_client_push_rejected(c, err);
+                ovpn_client_push_failed(c, err);
             return;
         }
         if (c->state != OVPN_CLIENT_PUSH)
             return;
         rc = ovpn_push_parse_filtered(&c->push, msg, cfg->pull_filters, cfg->n_pull_filters, err, sizeof(err));
         if (rc == -EPERM) {
-            ovpn_client_push_rejected(c, err);
+            ovpn_client_push_failed(c, err);
             return;
         }
         if (rc < 0) {
             char why[400];
             snprintf(why, sizeof(why), "bad PUSH_REPLY: %s", err);
-            ovpn_client_enter_failed(c, TUNNEL_DOWN_ERROR, why);
+            ovpn_client_push_failed(c, why);
             return;
         }
         if (c->push.continuation != 2)
