@@ -1209,3 +1209,67 @@ TEST_IMPL(ovpn_client_bad_push_next_remote)
     world_close(&w);
     return 0;
 }
+
+/* A tunnel MTU under IPv6's minimum (1280, RFC 8200 5): the server's own tun cannot carry IPv6
+ * then (Linux turns IPv6 off on such a link), and our IPv6 packets would leave in fragments
+ * under 1280 that Linux receivers drop. IPv6 is left off on the tunnel with a warning and IPv4
+ * works; the IPv6 routes stay, so what the server routes through the tunnel fails there instead
+ * of leaving directly. With no IPv4 address either, the push is refused. Before, IPv6 was
+ * configured on the small link. 1280 itself keeps IPv6 (a guard). */
+TEST_IMPL(ovpn_client_small_mtu_no_ipv6)
+{
+    static const struct {
+        const char *reply;
+        const char *config; /* more config lines */
+        unsigned mtu;
+        int v6;             /* 1: IPv6 kept; 0: left off; -1: the push is refused */
+    } cases[] = {
+        {"PUSH_REPLY,ifconfig 10.8.0.2 255.255.255.0,topology subnet,ifconfig-ipv6 fd00::2/64 fd00::1,"
+         "route-ipv6 2000::/3,tun-mtu 100,cipher AES-256-GCM,peer-id 0", NULL, 100, 0},
+        {"PUSH_REPLY,ifconfig 10.8.0.2 255.255.255.0,topology subnet,ifconfig-ipv6 fd00::2/64 fd00::1,"
+         "route-ipv6 2000::/3,tun-mtu 1279,cipher AES-256-GCM,peer-id 0", NULL, 1279, 0},
+        {"PUSH_REPLY,ifconfig 10.8.0.2 255.255.255.0,topology subnet,ifconfig-ipv6 fd00::2/64 fd00::1,"
+         "route-ipv6 2000::/3,cipher AES-256-GCM,peer-id 0", "tun-mtu 1000\n", 1000, 0},
+        {"PUSH_REPLY,ifconfig 10.8.0.2 255.255.255.0,topology subnet,ifconfig-ipv6 fd00::2/64 fd00::1,"
+         "route-ipv6 2000::/3,tun-mtu 1280,cipher AES-256-GCM,peer-id 0", NULL, 1280, 1},
+        {"PUSH_REPLY,ifconfig-ipv6 fd00::2/64 fd00::1,route-ipv6 2000::/3,tun-mtu 576,cipher AES-256-GCM,"
+         "peer-id 0", NULL, 576, -1},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct world w;
+        world_init(&w, "udp", cases[i].reply, cases[i].config);
+        world_start(&w);
+        world_connect(&w);
+        if (cases[i].v6 < 0) {
+            ASSERT_EQ(w.c->state, OVPN_CLIENT_DONE);
+            ASSERT_EQ(w.ups, 0);
+            ASSERT_EQ(w.down_reason, TUNNEL_DOWN_ERROR);
+            ASSERT_STR_EQ(w.down_why, "the tunnel MTU 576 is below IPv6's minimum of 1280, and the server pushed "
+                                      "no IPv4 address (ifconfig)");
+            world_close(&w);
+            continue;
+        }
+        ASSERT_EQ(w.c->state, OVPN_CLIENT_UP);
+        ASSERT_EQ(w.ups, 1);
+        ASSERT_EQ(w.up_mtu, cases[i].mtu);
+        ASSERT_EQ(w.up_family4, AF_INET);
+        ASSERT_EQ(w.up_family6, (cases[i].v6 ? AF_INET6 : 0));
+        ASSERT_EQ(w.up_routes6, 1);
+        world_close(&w);
+    }
+    /* Refused with two remotes: the other is tried, then the client gives up (the session was
+     * never up, so the count of refusals in a row goes on). */
+    struct world w;
+    world_init(&w, "udp", cases[4].reply, "remote 127.0.0.2 1194 udp\n");
+    world_start(&w);
+    world_connect(&w);
+    ASSERT_EQ(w.c->state, OVPN_CLIENT_WAITING);
+    ASSERT_EQ(w.c->remote, 1);
+    world_reconnect(&w, 1000);
+    ASSERT_EQ(w.c->state, OVPN_CLIENT_DONE);
+    ASSERT_EQ(w.ups, 0);
+    ASSERT_EQ(w.downs, 1);
+    ASSERT(strstr(w.down_why, "(by every remote in turn)") != NULL);
+    world_close(&w);
+    return 0;
+}

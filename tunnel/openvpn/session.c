@@ -24,6 +24,7 @@
 
 enum {
     OVPN_MAX_MSG = 64 * 1024, /* longest control message (PUSH_REPLY parts are ~1.5 KB) */
+    OVPN_IPV6_MTU_MIN = 1280, /* RFC 8200 5: no IPv6 on a link with a smaller MTU */
 };
 
 static void ovpn_client_set_token(struct ovpn_client *c, const char *token);
@@ -182,8 +183,9 @@ static int ovpn_client_merge_settings(struct ovpn_client *c, struct tunnel_setti
     return 0;
 }
 
-/* The tunnel settings once the push is complete: address, routes, DNS, MTU. */
-static void ovpn_client_announce(struct ovpn_client *c)
+/* The tunnel settings once the push is complete and the keys are in: the MTU, and whether the
+ * address can be used. -1: the push was refused (the session is over). */
+static int ovpn_client_settle(struct ovpn_client *c)
 {
     struct tunnel_settings *s = &c->push.settings;
     if (!s->mtu)
@@ -206,10 +208,37 @@ static void ovpn_client_announce(struct ovpn_client *c)
         if (mss >= OVPN_TCP_MTU_MIN + over && s->mtu > mss - over)
             s->mtu = (unsigned)(mss - over);
     }
+    /* IPv6 needs a link MTU of 1280 (RFC 8200 5). Below it the server's own tun carries no IPv6
+     * (Linux turns IPv6 off on such a link; OpenVPN on Linux then fails to add the address and
+     * exits), and our packets would leave in fragments under 1280, which Linux receivers drop.
+     * So IPv6 stays off on this tunnel and IPv4 works. The IPv6 routes stay: what the server
+     * routes through the tunnel fails there rather than leaving directly. */
+    if (s->addr6.family && s->mtu < OVPN_IPV6_MTU_MIN) {
+        char a6[V2S_ADDR_STRLEN];
+        v2s_addr_format(&s->addr6, a6, sizeof(a6));
+        if (!s->addr4.family) {
+            char why[200];
+            snprintf(why, sizeof(why), "the tunnel MTU %u is below IPv6's minimum of %u, and the server "
+                     "pushed no IPv4 address (ifconfig)", s->mtu, (unsigned)OVPN_IPV6_MTU_MIN);
+            ovpn_client_push_failed(c, why);
+            return -1;
+        }
+        v2s_warn("openvpn: the tunnel MTU %u is below IPv6's minimum of %u: IPv6 (%s) left off on this "
+                 "tunnel, IPv4 only", s->mtu, (unsigned)OVPN_IPV6_MTU_MIN, a6);
+        memset(&s->addr6, 0, sizeof(s->addr6));
+        s->prefix6 = 0;
+    }
     if (!s->addr4.family && !s->addr6.family) {
         ovpn_client_push_failed(c, "the server pushed no address (ifconfig)");
-        return;
+        return -1;
     }
+    return 0;
+}
+
+/* The session is up: the tunnel hears its address, routes, DNS and MTU. */
+static void ovpn_client_announce(struct ovpn_client *c)
+{
+    struct tunnel_settings *s = &c->push.settings;
     if (ovpn_client_merge_settings(c, s) < 0) {
         ovpn_client_enter_failed(c, TUNNEL_DOWN_ERROR, "out of memory");
         return;
@@ -242,16 +271,17 @@ static void ovpn_client_pushed(struct ovpn_client *c)
     c->peer_id = p->peer_id;
     ovpn_timers_keepalive(&c->timers, (uint64_t)(p->ping ? p->ping : cfg->ping) * 1000,
                           (uint64_t)(p->ping_restart ? p->ping_restart : cfg->ping_restart) * 1000);
-    if (p->auth_token)
-        ovpn_client_set_token(c, p->auth_token);
     struct ovpn_ks *ks = &c->keys[c->primary];
     if (ovpn_client_install_keys(c, ks) < 0) {
         ovpn_client_enter_failed(c, TUNNEL_DOWN_ERROR, "cannot set up the data channel keys");
         return;
     }
     ks->state = OVPN_KS_KEYED;
-    if (ovpn_client_enter_up(c) < 0)
+    /* Before UP: a push refused here counts toward trying every remote in turn. */
+    if (ovpn_client_settle(c) < 0 || ovpn_client_enter_up(c) < 0)
         return;
+    if (p->auth_token) /* this server's: not kept when the push was refused */
+        ovpn_client_set_token(c, p->auth_token);
     ovpn_timers_key_promoted(&c->timers, c->primary, -1);
     v2s_info("openvpn: data channel %s%s, key derivation %s, %s, compression framing %s", c->cipher,
              ovpn_data_cipher_is_aead(c->cipher) ? "" : "", c->ekm ? "TLS exporter" : "PRF",
