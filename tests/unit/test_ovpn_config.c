@@ -1654,3 +1654,38 @@ TEST_IMPL(ovpn_config_warnings_returned)
     tmp_cleanup(&t);
     return 0;
 }
+
+/* A bare auth-user-pass line after the credentials were given keeps them: providers' profiles
+ * often put the inline block first and the option among the others below it. OpenVPN would
+ * take the bare line as "ask on the terminal", which vpn2socks cannot do, so such a profile
+ * failed at start with "give them with --auth-user-pass FILE" though it holds them. */
+TEST_IMPL(ovpn_config_auth_user_pass_bare_after)
+{
+    struct tmp t;
+    struct ovpn_config cfg;
+    char err[512] = "";
+    ASSERT_EQ(parse("remote gw\n<auth-user-pass>\nuser1\npw1\n</auth-user-pass>\nauth-user-pass\n", &cfg, err,
+                    sizeof(err)), 0);
+    ASSERT_EQ(cfg.auth_user_pass, 1);
+    ASSERT(cfg.username != NULL && cfg.password != NULL);
+    ASSERT_STR_EQ(cfg.username, "user1");
+    ASSERT_STR_EQ(cfg.password, "pw1");
+    ovpn_config_free(&cfg);
+
+    tmp_init(&t);
+    tmp_file(&t, "c.ovpn", "remote gw\nauth-user-pass creds.txt\nauth-user-pass\n");
+    tmp_file(&t, "creds.txt", "carol\nfrom-file\n");
+    ASSERT_EQ(ovpn_config_load(&cfg, tmp_path(&t, "c.ovpn"), NULL, err, sizeof(err)), 0);
+    ASSERT(cfg.username != NULL && cfg.password != NULL);
+    ASSERT_STR_EQ(cfg.username, "carol");
+    ASSERT_STR_EQ(cfg.password, "from-file");
+    ovpn_config_free(&cfg);
+    tmp_cleanup(&t);
+
+    /* A later file or block still replaces what came before. */
+    ASSERT_EQ(parse("remote gw\n<auth-user-pass>\nuser1\npw1\n</auth-user-pass>\nauth-user-pass\n"
+                    "<auth-user-pass>\nuser2\npw2\n</auth-user-pass>\n", &cfg, err, sizeof(err)), 0);
+    ASSERT_STR_EQ(cfg.username, "user2");
+    ovpn_config_free(&cfg);
+    return 0;
+}

@@ -165,6 +165,10 @@ static int config_apply_auth_user_pass(struct ovpn_config_parser *p, char **w, i
 {
     struct config_file_ref *fr = &p->refs[CONFIG_REF_AUTH_USER_PASS];
     p->cfg.auth_user_pass = 1;
+    /* Bare, it asks for credentials: OpenVPN would prompt for them, even after a block or file
+     * gave them. We cannot prompt, so what was given stays (profiles often put the block first). */
+    if (block == NULL && n == 1)
+        return 0;
     ovpn_secret_free(&p->cfg.username);
     ovpn_secret_free(&p->cfg.password);
     free(fr->path);
@@ -178,8 +182,6 @@ static int config_apply_auth_user_pass(struct ovpn_config_parser *p, char **w, i
             return config_fail(p, "<auth-user-pass>: %s", why);
         return 0;
     }
-    if (n == 1)
-        return 0; /* asked for, not given: the command line must supply it */
     if ((fr->path = strdup(w[1])) == NULL)
         return ovpn_config_nomem(p);
     fr->line = p->opt_line;
