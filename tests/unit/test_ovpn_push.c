@@ -4,6 +4,7 @@
 
 #include "base/log.h"
 #include "test.h"
+#include "tunnel/openvpn/comp.h"
 #include "tunnel/openvpn/push.h"
 #include "tunnel/openvpn/settings_opt.h"
 
@@ -280,7 +281,7 @@ TEST_IMPL(ovpn_push_compression)
         {"PUSH_REPLY,comp-lzo adaptive", 1, OVPN_COMP_FRAMING_LZO},
         {"PUSH_REPLY,compress", 1, OVPN_COMP_FRAMING_V1},
         {"PUSH_REPLY,compress stub", 1, OVPN_COMP_FRAMING_V1},
-        {"PUSH_REPLY,compress lzo", 1, OVPN_COMP_FRAMING_V1},
+        {"PUSH_REPLY,compress lzo", 1, OVPN_COMP_FRAMING_LZO}, /* OpenVPN's lzo.c: no swap */
         {"PUSH_REPLY,compress lz4", 1, OVPN_COMP_FRAMING_V1},
         {"PUSH_REPLY,compress stub-v2", 1, OVPN_COMP_FRAMING_V2},
         {"PUSH_REPLY,compress lz4-v2", 1, OVPN_COMP_FRAMING_V2},
@@ -589,6 +590,35 @@ TEST_IMPL(ovpn_push_route_default_args)
     ASSERT_STR_EQ(fmt_cidr(&p.settings.routes[2]), "10.3.0.0/16");
     ASSERT_STR_EQ(fmt_cidr(&p.settings.routes[3]), "fd00:1::/64");
     ASSERT_EQ(p.settings.n_excludes, 0);
+    ovpn_push_free(&p);
+    return 0;
+}
+
+/* "compress lzo", pushed or in the config, is OpenVPN's LZO framing, the same bytes as comp-lzo
+ * (options.c clears COMP_F_SWAP for it and lzo.c asserts it is clear): 0xFA in front of a
+ * plain packet. Before, it was read as the swap framing of compress stub and lz4 (0xFB in
+ * place of the first byte, which moves to the end): the server's lzo.c drops every such packet
+ * ("Bad LZO decompression header byte") and we dropped every one of its 0xFA packets. */
+TEST_IMPL(ovpn_push_compress_lzo_bytes)
+{
+    static const uint8_t ip[4] = {0x45, 0x00, 0x00, 0x04};
+    struct ovpn_push p;
+    ovpn_push_init(&p);
+    parse1(&p, "PUSH_REPLY,compress lzo");
+    ASSERT_EQ(p.comp_set, 1);
+    uint8_t buf[64];
+    size_t start = 0;
+    memcpy(buf + OVPN_COMP_MAX_OVERHEAD, ip, sizeof(ip));
+    int n = ovpn_comp_frame(p.comp, buf, sizeof(ip), sizeof(buf), &start);
+    ASSERT_EQ(n, 5);
+    static const uint8_t want[5] = {0xFA, 0x45, 0x00, 0x00, 0x04};
+    ASSERT(memcmp(buf + start, want, sizeof(want)) == 0);
+    /* What the server sends back the same way comes out whole. */
+    uint8_t in[5], out[64];
+    const uint8_t *packet = NULL;
+    memcpy(in, want, sizeof(in));
+    ASSERT_EQ(ovpn_comp_unframe(p.comp, in, sizeof(in), out, sizeof(out), &packet), 4);
+    ASSERT(memcmp(packet, ip, sizeof(ip)) == 0);
     ovpn_push_free(&p);
     return 0;
 }

@@ -13,8 +13,8 @@
  * - keepalive A B on a client is ping A plus ping-restart B; the restart must be at least twice
  *   the ping (OpenVPN's rule); the conflict with ping lines is checked at the end (config.c).
  *   ping-exit is taken as ping-restart, with a warning.
- * - comp-lzo with any argument, "no" included, and compress pick the framing; compress migrate
- *   leaves it to the server.
+ * - comp-lzo with any argument, "no" included, and compress pick the framing (compress lzo is
+ *   comp-lzo's on the wire); compress migrate leaves it to the server.
  * - route, route-ipv6, dhcp-option, dns and redirect-gateway are read by the same code as a push
  *   (settings_opt.c). */
 #include "tunnel/openvpn/config_internal.h"
@@ -345,7 +345,8 @@ static int config_apply_compress(struct ovpn_config_parser *p, char **w, int n, 
         enum ovpn_comp_framing framing;
         int compresses;
     } algs[] = {
-        {"stub", OVPN_COMP_FRAMING_V1, 0}, {"lzo", OVPN_COMP_FRAMING_V1, 1},
+        /* lzo: the one-byte framing of comp-lzo; OpenVPN sends it without the swap (lzo.c). */
+        {"stub", OVPN_COMP_FRAMING_V1, 0}, {"lzo", OVPN_COMP_FRAMING_LZO, 1},
         {"lz4", OVPN_COMP_FRAMING_V1, 1},  {"stub-v2", OVPN_COMP_FRAMING_V2, 0},
         {"lz4-v2", OVPN_COMP_FRAMING_V2, 1},
     };

@@ -157,11 +157,11 @@ static int push_compression(struct ovpn_push *p, char **w, int n, char *err, siz
 {
     if (n > 2)
         return v2s_fail(err, errcap, "%s takes at most 1 argument", w[0]);
-    if (strcmp(w[0], "comp-lzo") == 0) {
-        /* Any argument, "no" included, means the one-byte LZO framing. */
+    if (strcmp(w[0], "comp-lzo") == 0 || (n == 2 && strcmp(w[1], "lzo") == 0)) {
+        /* Any argument, "no" included, means the one-byte LZO framing; so does compress lzo,
+         * which OpenVPN sends without the swap of compress stub and lz4 (lzo.c). */
         p->comp = OVPN_COMP_FRAMING_LZO;
-    } else if (n == 1 || strcmp(w[1], "stub") == 0 || strcmp(w[1], "lzo") == 0 ||
-               strcmp(w[1], "lz4") == 0) {
+    } else if (n == 1 || strcmp(w[1], "stub") == 0 || strcmp(w[1], "lz4") == 0) {
         p->comp = OVPN_COMP_FRAMING_V1;
     } else if (strcmp(w[1], "stub-v2") == 0 || strcmp(w[1], "lz4-v2") == 0) {
         p->comp = OVPN_COMP_FRAMING_V2;
