@@ -8,6 +8,7 @@
  * test asserts the states reached, what went over the link, the reason the tunnel went down, and
  * that no libuv handle is left once the client closed. */
 #include <errno.h>
+#include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1195,6 +1196,30 @@ TEST_IMPL(ovpn_client_bad_push_next_remote)
     ASSERT_EQ(w.downs, 1);
     ASSERT_EQ(w.down_reason, TUNNEL_DOWN_ERROR);
     ASSERT_STR_EQ(w.down_why, "bad PUSH_REPLY: route netmask '255.0.255.0': not an IPv4 netmask (by every remote in turn)");
+    world_close(&w);
+
+    /* A remote with two addresses counts once: the first remote's second address is tried,
+     * then the second remote, and only then the client gives up. */
+    world_init(&w, "udp", push_reply_bad, "remote 127.0.0.2 1194 udp\n");
+    world_start(&w);
+    struct addrinfo hints = {.ai_family = AF_INET, .ai_socktype = SOCK_DGRAM}, *second = NULL;
+    ASSERT_EQ(getaddrinfo("127.0.0.4", "1194", &hints, &second), 0);
+    ASSERT(w.c->addrs != NULL && w.c->addrs->ai_next == NULL && w.c->addr_next == NULL);
+    w.c->addrs->ai_next = second; /* freed with the rest of the list */
+    w.c->addr_next = second;
+    world_connect(&w);
+    ASSERT_EQ(w.c->state, OVPN_CLIENT_WAITING);
+    ASSERT_EQ(w.c->remote, 0);
+    advance(&w, 0); /* the next address at once, not looked up again */
+    ASSERT_EQ(w.c->state, OVPN_CLIENT_CONNECTING);
+    world_connect(&w);
+    ASSERT_EQ(w.c->state, OVPN_CLIENT_WAITING);
+    ASSERT_EQ(w.c->remote, 1);
+    ASSERT_EQ(w.downs, 0);
+    world_reconnect(&w, 1000);
+    ASSERT_EQ(w.c->state, OVPN_CLIENT_DONE);
+    ASSERT_EQ(w.srv.hard_resets, 3);
+    ASSERT(strstr(w.down_why, "(by every remote in turn)") != NULL);
     world_close(&w);
 
     /* One remote: as before, the first bad push ends the tunnel. */

@@ -317,7 +317,8 @@ static void ovpn_client_push_failed(struct ovpn_client *c, const char *why)
         ovpn_client_enter_failed(c, TUNNEL_DOWN_ERROR, msg);
         return;
     }
-    snprintf(msg, sizeof(msg), "%s; trying the next %s", why, next_addr ? "address" : "remote");
+    /* enter_restart says "trying the next address" itself. */
+    snprintf(msg, sizeof(msg), "%s%s", why, next_addr ? "" : "; trying the next remote");
     ovpn_client_enter_restart(c, msg);
 }
 
