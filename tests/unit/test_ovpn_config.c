@@ -991,7 +991,8 @@ TEST_IMPL(ovpn_config_errors)
          "client.ovpn:2: the <tls-auth> block is not an OpenVPN static key (256 bytes of hex between the BEGIN "
          "and END lines)"},
         {"remote gw\ntls-auth ta.key 1\ntls-crypt tc.key\n",
-         "client.ovpn: tls-auth and tls-crypt cannot be used together"},
+         "client.ovpn:3: tls-auth (line 2) and tls-crypt (line 3) cannot be used together; keep the one the "
+         "server uses"},
         {"client\n", "client.ovpn: no remote: the file names no server to connect to"},
         {"", "client.ovpn: no remote: the file names no server to connect to"},
         /* Values */
@@ -1687,5 +1688,23 @@ TEST_IMPL(ovpn_config_auth_user_pass_bare_after)
                     "<auth-user-pass>\nuser2\npw2\n</auth-user-pass>\n", &cfg, err, sizeof(err)), 0);
     ASSERT_STR_EQ(cfg.username, "user2");
     ovpn_config_free(&cfg);
+    return 0;
+}
+
+/* tls-auth with tls-crypt: the error names the file and both lines, an inline block by the line
+ * that opens it. Before, it named the file only. */
+TEST_IMPL(ovpn_config_tls_auth_crypt_lines)
+{
+    char key[2048], text[4096];
+    make_static_key(key, sizeof(key), 7);
+    snprintf(text, sizeof(text), "remote gw\nclient\n<tls-crypt>\n%s</tls-crypt>\ntls-auth ta.key 1\n", key);
+    char want[256];
+    int lines = 1;
+    for (const char *c = text; *c; c++)
+        lines += *c == '\n';
+    /* tls-auth is the last line (the text ends with its LF). */
+    snprintf(want, sizeof(want), "client.ovpn:%d: tls-auth (line %d) and tls-crypt (line 3) cannot be used together; "
+             "keep the one the server uses", lines - 1, lines - 1);
+    expect_error(text, want);
     return 0;
 }

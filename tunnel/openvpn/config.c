@@ -251,7 +251,9 @@ int ovpn_config_finish(struct ovpn_config_parser *p, struct ovpn_config *cfg)
     }
     if ((p->cfg.has_tls_auth || p->refs[CONFIG_REF_TLS_AUTH].path != NULL) &&
         (p->cfg.has_tls_crypt || p->refs[CONFIG_REF_TLS_CRYPT].path != NULL))
-        return ovpn_config_fail_at(p, 0, "tls-auth and tls-crypt cannot be used together");
+        return ovpn_config_fail_at(p, p->tls_auth_line > p->tls_crypt_line ? p->tls_auth_line : p->tls_crypt_line,
+                                   "tls-auth (line %u) and tls-crypt (line %u) cannot be used together; keep the "
+                                   "one the server uses", p->tls_auth_line, p->tls_crypt_line);
     if (p->allow_comp_no_line != 0 && p->comp_compresses)
         return ovpn_config_fail_at(p, p->allow_comp_no_line, "allow-compression no conflicts with compression "
                                    "turned on by comp-lzo or compress");

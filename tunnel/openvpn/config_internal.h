@@ -104,6 +104,7 @@ struct ovpn_config_parser {
     unsigned keepalive_line, keepalive_ping, keepalive_restart;
     unsigned ping_line;
     unsigned connect_retry_max_line;
+    unsigned tls_auth_line, tls_crypt_line; /* the latest of each, for the error naming both */
     unsigned allow_comp_no_line;
     int comp_compresses;            /* the framing picked also compresses (not a stub) */
 

@@ -112,6 +112,7 @@ static int config_set_static_key(struct ovpn_config_parser *p, enum config_ref r
     struct config_file_ref *fr = &p->refs[ref];
     const char *name = ovpn_config_ref_names[ref];
 
+    *(ref == CONFIG_REF_TLS_AUTH ? &p->tls_auth_line : &p->tls_crypt_line) = p->opt_line;
     if (block != NULL) {
         uint8_t parsed[OVPN_STATIC_KEY_LEN];
         if (ovpn_static_key_parse(block, parsed) != 0)
