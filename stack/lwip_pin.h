@@ -43,6 +43,8 @@
  *     clear rttest and rtime after a resend (Karn).
  *   - rtime: timers.c sets -1 (stopped) on a connection with nothing in flight before the TCP
  *     tick sleeps, as lwIP does when the last data is acknowledged.
+ *   - persist_backoff: timers.c stops the persist timer of a pcb with nothing unsent before
+ *     tcp_slowtmr() (which asserts there is something: the ACK of a one-byte probe frees it).
  *   - rcv_wnd, rcv_ann_wnd: tcp_budget.c offers only the starting budget in the handshake's ACK
  *     (it runs from the connected callback, before that ACK leaves); reads TCP_WND_MAX(), mss
  *     and ooseq.

@@ -284,6 +284,22 @@ static void stack_tick_plan(u32_t now)
     stack_timeout_add(&stack_tick.timeout, stack_tick.slow_at + (at - tcp_ticks) * TCP_SLOW_INTERVAL);
 }
 
+/* lwIP 2.1.3 stops its persist timer only in tcp_output() on its way to send the head of unsent,
+ * and tcp_slowtmr() asserts that a running one has something unsent. A zero-window probe carries
+ * the first byte of unsent, so when that segment is a single byte (an application's 1-byte write
+ * while the window is shut) and the peer takes and acknowledges the probe, the ACK frees the last
+ * unsent segment with the timer still running, and the next slow tick aborted the process (every
+ * connection with it): a peer that opened its window and lost the update, or a hostile one that
+ * acknowledges the byte and keeps its window shut (stack_input_probe_byte_acked). Stopped here, as
+ * lwIP's tcp_output() would have once the window opened; a later write starts it again if the
+ * window is still shut. A walk of the pcbs that tcp_slowtmr() walks right after. */
+static void stack_tick_persist_check(void)
+{
+    for (struct tcp_pcb *pcb = tcp_active_pcbs; pcb; pcb = pcb->next)
+        if (pcb->persist_backoff > 0 && !pcb->unsent)
+            pcb->persist_backoff = 0;
+}
+
 static void stack_tick_run(void *arg)
 {
     (void)arg;
@@ -296,6 +312,7 @@ static void stack_tick_run(void *arg)
     }
     tcp_fasttmr();
     if (++stack_tick.count & 1) {
+        stack_tick_persist_check();
         tcp_slowtmr();
         stack_tick.slow_at = now;
     }

@@ -1,0 +1,102 @@
+/* Hostile or unlucky segments from the tunnel against the stack's TCP (stack/, lwIP behind the
+ * fake tunnel of harness_tun.h): the test plays the server by hand and checks what a user would,
+ * that the process lives on and the bytes arrive. */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include <uv.h>
+
+#include "base/bytes.h"
+#include "harness_tun.h"
+#include "stack/stack.h"
+#include "test.h"
+
+enum { INPUT_PEER_ISN = 7000000 };
+
+struct input {
+    struct harness_tun_tcp tcp;
+    int probes;          /* one-byte segments the stack sent */
+    uint32_t probe_seq;  /* the last one's sequence number */
+    int data_segs;       /* segments with more than one byte */
+    uv_write_t write_req;
+};
+
+static void input_send(struct harness_tun *t, const uint8_t *pkt, size_t len)
+{
+    struct input *in = t->arg;
+    const uint8_t *tcp = pkt + 20;
+    size_t doff = (size_t)(tcp[12] >> 4) * 4;
+    size_t payload = len - 20 - doff;
+    if (getenv("INPUT_TRACE"))
+        fprintf(stderr, "t=%u flags %02x seq %u ack %u len %zu\n", in->tcp.tun.now_ms, tcp[13],
+                v2s_get_be32(tcp + 4), v2s_get_be32(tcp + 8), payload);
+    if (payload == 1) {
+        in->probes++;
+        in->probe_seq = v2s_get_be32(tcp + 4);
+    } else if (payload > 1) {
+        in->data_segs++;
+    }
+}
+
+static void input_written(uv_write_t *req, int status)
+{
+    (void)req;
+    ASSERT_EQ(status, 0);
+}
+
+/* One segment from the server (window field wnd, n bytes of data), run through the stack. */
+static void input_segment(struct input *in, uint8_t flags, uint32_t seq, uint32_t ack, uint16_t wnd, size_t n)
+{
+    uint8_t pkt[1500], data[100];
+    memset(data, 'y', sizeof(data));
+    size_t len = harness_tun_tcp4(pkt, sizeof(pkt), &in->tcp.peer, 7, &in->tcp.us, in->tcp.sport, flags, seq, ack,
+                                  wnd, NULL, 0, data, n);
+    ASSERT(len > 0);
+    harness_tun_inject(&in->tcp.tun, pkt, len);
+}
+
+/* A server whose window is shut while the application writes one byte: lwIP's persist timer
+ * sends that byte as a probe, and a server that has room by then takes it and acknowledges it
+ * (its window update was lost, or it still says 0). The ACK frees the one-byte segment, the last
+ * unsent one, while the persist timer still runs; lwIP 2.1.3's next slow tick then asserts
+ * ("persist ticking with empty send buffer") and the whole process aborted. */
+TEST_IMPL(stack_input_probe_byte_acked)
+{
+    static struct input in;
+    memset(&in, 0, sizeof(in));
+    const struct harness_tun_tcp_config cfg = {.seed = 9, .port = 7, .isn = INPUT_PEER_ISN, .wnd = 65535, .mss = 1400};
+    harness_tun_tcp_open(&in.tcp, &cfg, input_send, &in);
+    uint32_t seq = INPUT_PEER_ISN + 1, our = in.tcp.syn_seq + 1;
+
+    /* The server sends data and shuts its window. */
+    input_segment(&in, 0x18, seq, our, 0, 100);
+    seq += 100;
+    harness_tun_advance(&in.tcp.tun, 100);
+
+    /* One byte from the application: held, the persist timer probes with it. */
+    static char one[1] = {'a'};
+    uv_buf_t buf = uv_buf_init(one, 1);
+    ASSERT_EQ(uv_write(&in.write_req, (uv_stream_t *)&in.tcp.app.client, &buf, 1, input_written), 0);
+    harness_tun_advance(&in.tcp.tun, 400);
+    ASSERT(in.probes >= 1);
+    ASSERT_EQ(in.probe_seq, our);
+
+    /* The server took the probe's byte: it acknowledges it, window still shut. */
+    input_segment(&in, 0x10, seq, our + 1, 0, 0);
+    harness_tun_advance(&in.tcp.tun, 2000);
+
+    /* Still alive: the server opens its window and more data flows. */
+    input_segment(&in, 0x10, seq, our + 1, 65535, 0);
+    static char more[1000];
+    memset(more, 'b', sizeof(more));
+    buf = uv_buf_init(more, sizeof(more));
+    ASSERT_EQ(uv_write(&in.write_req, (uv_stream_t *)&in.tcp.app.client, &buf, 1, input_written), 0);
+    harness_tun_advance(&in.tcp.tun, 200);
+    ASSERT(in.data_segs >= 1);
+
+    harness_tun_tcp_close(&in.tcp);
+    ASSERT_EQ(in.tcp.app.done, 1);
+    return 0;
+}
