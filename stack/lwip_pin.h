@@ -44,7 +44,9 @@
  *   - rtime: timers.c sets -1 (stopped) on a connection with nothing in flight before the TCP
  *     tick sleeps, as lwIP does when the last data is acknowledged.
  *   - persist_backoff: timers.c stops the persist timer of a pcb with nothing unsent before
- *     tcp_slowtmr() (which asserts there is something: the ACK of a one-byte probe frees it).
+ *     tcp_slowtmr() (which asserts there is something: the ACK of a one-byte probe frees it),
+ *     and resets a pcb let go in CLOSING that still probes 2 * TCP_MSL after its close (reads
+ *     state, flags' TF_RXCLOSED, tmr and tcp_ticks, as tcp_slowtmr() does for LAST_ACK).
  *   - rcv_wnd, rcv_ann_wnd: tcp_budget.c offers only the starting budget in the handshake's ACK
  *     (it runs from the connected callback, before that ACK leaves); reads TCP_WND_MAX(), mss
  *     and ooseq.

@@ -284,20 +284,36 @@ static void stack_tick_plan(u32_t now)
     stack_timeout_add(&stack_tick.timeout, stack_tick.slow_at + (at - tcp_ticks) * TCP_SLOW_INTERVAL);
 }
 
-/* lwIP 2.1.3 stops its persist timer only in tcp_output() on its way to send the head of unsent,
- * and tcp_slowtmr() asserts that a running one has something unsent. A zero-window probe carries
- * the first byte of unsent, so when that segment is a single byte (an application's 1-byte write
- * while the window is shut) and the peer takes and acknowledges the probe, the ACK frees the last
- * unsent segment with the timer still running, and the next slow tick aborted the process (every
- * connection with it): a peer that opened its window and lost the update, or a hostile one that
- * acknowledges the byte and keeps its window shut (stack_input_probe_byte_acked). Stopped here, as
- * lwIP's tcp_output() would have once the window opened; a later write starts it again if the
- * window is still shut. A walk of the pcbs that tcp_slowtmr() walks right after. */
+/* Two holes in lwIP 2.1.3's persist timer (the one that probes a shut window), mended before each
+ * tcp_slowtmr(), in a walk of the pcbs it walks right after:
+ *   - It is stopped only in tcp_output() on its way to send the head of unsent, and tcp_slowtmr()
+ *     asserts that a running one has something unsent. A probe carries the first byte of unsent,
+ *     so when that segment is a single byte (an application's 1-byte write while the window is
+ *     shut) and the peer takes and acknowledges the probe, the ACK frees the last unsent segment
+ *     with the timer still running, and the next slow tick aborted the process, every connection
+ *     with it: a peer that opened its window and lost the update, or a hostile one that
+ *     acknowledges the byte and keeps its window shut (stack_input_probe_byte_acked). Stopped
+ *     here, as tcp_output() would have once the window opened; a later write starts it again.
+ *   - A probe the peer answers resets its count, so a pcb whose peer keeps its window shut lives
+ *     as long as the peer answers. While the bridge lives, that is its application's to end; but
+ *     once both ends have closed the bridge lets go of the pcb (tcp_close.c), and lwIP ends those
+ *     left in LAST_ACK 2 * TCP_MSL after the close (its pcb->tmr stops at the close), not those in
+ *     CLOSING (our FIN unacknowledged when the peer's came): a peer could keep any number of them,
+ *     each with its unsent data and the TCP tick running, past any cap on open connections
+ *     (stack_input_closing_zero_window). Such a pcb is reset after the same 2 * TCP_MSL, as Linux
+ *     gives up an orphan's probes after about two minutes. */
 static void stack_tick_persist_check(void)
 {
-    for (struct tcp_pcb *pcb = tcp_active_pcbs; pcb; pcb = pcb->next)
+    struct tcp_pcb *pcb = tcp_active_pcbs;
+    while (pcb) {
+        struct tcp_pcb *next = pcb->next;
         if (pcb->persist_backoff > 0 && !pcb->unsent)
             pcb->persist_backoff = 0;
+        if (pcb->persist_backoff > 0 && pcb->state == CLOSING && (pcb->flags & TF_RXCLOSED) &&
+            (u32_t)(tcp_ticks - pcb->tmr) > 2 * TCP_MSL / TCP_SLOW_INTERVAL)
+            tcp_abort(pcb); /* its callbacks were cleared when it was let go */
+        pcb = next;
+    }
 }
 
 static void stack_tick_run(void *arg)

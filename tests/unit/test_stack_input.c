@@ -10,6 +10,9 @@
 
 #include "base/bytes.h"
 #include "harness_tun.h"
+#include "lwip/priv/tcp_priv.h"
+#include "lwip/tcp.h"
+#include "stack/lwip_pin.h"
 #include "stack/stack.h"
 #include "test.h"
 
@@ -20,7 +23,9 @@ struct input {
     int probes;          /* one-byte segments the stack sent */
     uint32_t probe_seq;  /* the last one's sequence number */
     int data_segs;       /* segments with more than one byte */
+    int resets;          /* segments with RST */
     uv_write_t write_req;
+    uv_shutdown_t shutdown_req;
 };
 
 static void input_send(struct harness_tun *t, const uint8_t *pkt, size_t len)
@@ -32,6 +37,8 @@ static void input_send(struct harness_tun *t, const uint8_t *pkt, size_t len)
     if (getenv("INPUT_TRACE"))
         fprintf(stderr, "t=%u flags %02x seq %u ack %u len %zu\n", in->tcp.tun.now_ms, tcp[13],
                 v2s_get_be32(tcp + 4), v2s_get_be32(tcp + 8), payload);
+    if (tcp[13] & 0x04)
+        in->resets++;
     if (payload == 1) {
         in->probes++;
         in->probe_seq = v2s_get_be32(tcp + 4);
@@ -98,5 +105,68 @@ TEST_IMPL(stack_input_probe_byte_acked)
 
     harness_tun_tcp_close(&in.tcp);
     ASSERT_EQ(in.tcp.app.done, 1);
+    return 0;
+}
+
+/* lwIP's active pcbs (the test runs one stack per process). */
+static int input_active_pcbs(void)
+{
+    int n = 0;
+    for (const struct tcp_pcb *pcb = tcp_active_pcbs; pcb; pcb = pcb->next)
+        n++;
+    return n;
+}
+
+/* A server that shuts its window, and once the application has written and closed, sends its own
+ * FIN before acknowledging ours: the connection is in CLOSING with the data and our FIN unsent,
+ * both ends have closed, and the bridge is over (the pcb left to lwIP to finish). If the server
+ * then answers every zero-window probe and never opens its window, lwIP 2.1.3 keeps that pcb
+ * forever (a probe answered never counts against it, and CLOSING has no timeout of its own),
+ * with its unsent data and a TCP tick 40 times a second; a peer could pile up such connections
+ * past any cap on open ones. As lwIP ends LAST_ACK, and as Linux gives up on an orphan's probes
+ * after about two minutes, it is reset 2 * TCP_MSL after the close. */
+TEST_IMPL(stack_input_closing_zero_window)
+{
+    static struct input in;
+    memset(&in, 0, sizeof(in));
+    const struct harness_tun_tcp_config cfg = {.seed = 11, .port = 7, .isn = INPUT_PEER_ISN, .wnd = 65535, .mss = 1400};
+    harness_tun_tcp_open(&in.tcp, &cfg, input_send, &in);
+    uint32_t seq = INPUT_PEER_ISN + 1, our = in.tcp.syn_seq + 1;
+
+    /* The server sends a request and shuts its window. */
+    input_segment(&in, 0x18, seq, our, 0, 100);
+    seq += 100;
+    harness_tun_advance(&in.tcp.tun, 100);
+
+    /* The application answers and closes its side: data and FIN wait behind the shut window. */
+    static char answer[1000];
+    memset(answer, 'a', sizeof(answer));
+    uv_buf_t buf = uv_buf_init(answer, sizeof(answer));
+    ASSERT_EQ(uv_write(&in.write_req, (uv_stream_t *)&in.tcp.app.client, &buf, 1, input_written), 0);
+    ASSERT_EQ(uv_shutdown(&in.shutdown_req, (uv_stream_t *)&in.tcp.app.client, NULL), 0);
+    harness_tun_advance(&in.tcp.tun, 100);
+
+    /* The server's FIN, nothing of ours acknowledged: CLOSING, both ends closed. */
+    input_segment(&in, 0x11, seq, our, 0, 0);
+    seq += 1;
+    harness_tun_advance(&in.tcp.tun, 200);
+    ASSERT_EQ(in.tcp.app.done, 1);
+    ASSERT_EQ(input_active_pcbs(), 1);
+
+    /* Ten minutes of a server that answers each probe, window still shut. */
+    int answered = 0;
+    for (int i = 0; i < 600 * 10; i++) {
+        int before = in.probes;
+        harness_tun_advance(&in.tcp.tun, 100);
+        if (in.probes != before && in.resets == 0) {
+            input_segment(&in, 0x10, seq, our, 0, 0);
+            answered++;
+        }
+    }
+    ASSERT(answered >= 10);
+    ASSERT_EQ(in.resets, 1);
+    ASSERT_EQ(input_active_pcbs(), 0);
+
+    harness_tun_tcp_close(&in.tcp);
     return 0;
 }
