@@ -28,6 +28,8 @@
  *   - tcp_active_pcbs, tcp_tw_pcbs: tests/unit/harness.c, for failure reports only; timers.c
  *     walks both to decide whether the TCP tick may sleep (tests/unit/test_stack_idle.c reads
  *     pcb->last_timer to see the tick walk them).
+ *   - tcp_tw_pcbs (local_port, tmr) and tcp_abort() of a TIME_WAIT pcb: tcp.c takes the port of
+ *     the oldest one when every random port is held (stack_tcp_bind_port()).
  *   - tcp_fasttmr(), tcp_slowtmr(), tcp_ticks (written), TCP_FIN_WAIT_TIMEOUT, TCP_MSL: timers.c
  *     drives lwIP's TCP timers itself in place of tcp_tmr(), mirrors tcp_slowtmr()'s tests on
  *     tcp_ticks - pcb->tmr, and moves tcp_ticks on by the slow ticks it skipped.

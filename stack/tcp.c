@@ -269,6 +269,34 @@ static err_t stack_tcp_on_connected(void *arg, struct tcp_pcb *pcb, err_t err)
     return ERR_OK;
 }
 
+/* A random local port (lwIP's own count up by one). lwIP binds a port for every destination and
+ * keeps it through TIME_WAIT (2 * TCP_MSL, two minutes), so an application that opens and closes
+ * first 137 connections a second holds every port of the range in TIME_WAIT. When every try is
+ * taken, the port of the oldest connection in TIME_WAIT is taken from it, as lwIP itself does
+ * (tcp_kill_timewait()) when it has no memory for a pcb; should the new connection go to the same
+ * peer and port, its ISN (RFC 6528, stack/sys.c) has moved on with the clock since. Left to lwIP (tcp_connect() with no port),
+ * its search walked all 16,384 ports against every pcb, some 10^8 steps, and the connect failed
+ * anyway (stack_input_ports_in_time_wait). */
+static void stack_tcp_bind_port(struct tcp_pcb *pcb, const ip_addr_t *any)
+{
+    for (int i = 0; i < STACK_PORT_TRIES; i++) {
+        if (tcp_bind(pcb, any, stack_random_port()) == ERR_OK)
+            return;
+    }
+    struct tcp_pcb *oldest = NULL;
+    for (struct tcp_pcb *tw = tcp_tw_pcbs; tw; tw = tw->next) {
+        if (tw->local_port >= STACK_PORT_FIRST &&
+            (!oldest || (u32_t)(tcp_ticks - tw->tmr) >= (u32_t)(tcp_ticks - oldest->tmr)))
+            oldest = tw;
+    }
+    if (oldest) {
+        u16_t port = oldest->local_port;
+        tcp_abort(oldest); /* in TIME_WAIT: freed without a reset or a callback */
+        /* Fails only when a listener's connections share the port: then lwIP picks. */
+        tcp_bind(pcb, any, port);
+    }
+}
+
 int stack_tcp_connect(struct stack *s, const struct v2s_addr *dst, uint16_t port, unsigned timeout_ms,
                       stack_tcp_connect_cb cb, void *arg, struct stack_tcp **out)
 {
@@ -315,11 +343,7 @@ int stack_tcp_connect(struct stack *s, const struct v2s_addr *dst, uint16_t port
      * fails at once, as "no route", rather than wait out its connect timeout. lwIP itself
      * ignores the SYN's send error. */
     s->send_failed = 0;
-    /* A random local port (lwIP's own count up by one); if every try is taken, lwIP picks one. */
-    for (int i = 0; i < STACK_PORT_TRIES; i++) {
-        if (tcp_bind(pcb, IP_IS_V6(&ip) ? IP6_ADDR_ANY : IP4_ADDR_ANY, stack_random_port()) == ERR_OK)
-            break;
-    }
+    stack_tcp_bind_port(pcb, IP_IS_V6(&ip) ? IP6_ADDR_ANY : IP4_ADDR_ANY);
     err_t e = tcp_connect(pcb, &ip, port, stack_tcp_on_connected);
     if (e == ERR_OK && s->send_failed)
         e = ERR_IF;

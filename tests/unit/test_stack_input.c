@@ -12,8 +12,10 @@
 #include "harness_tun.h"
 #include "lwip/priv/tcp_priv.h"
 #include "lwip/tcp.h"
+#include "stack/internal.h"
 #include "stack/lwip_pin.h"
 #include "stack/stack.h"
+#include "stack/tcp.h"
 #include "test.h"
 
 enum { INPUT_PEER_ISN = 7000000 };
@@ -168,5 +170,96 @@ TEST_IMPL(stack_input_closing_zero_window)
     ASSERT_EQ(input_active_pcbs(), 0);
 
     harness_tun_tcp_close(&in.tcp);
+    return 0;
+}
+
+/* --- every local port held by a connection in TIME_WAIT --- */
+
+struct input_tw {
+    struct harness_tun tun;
+    uint32_t syn_seq; /* the last SYN the stack sent */
+    uint16_t syn_sport;
+    int syns;
+    int status;       /* the stack connection's, once known */
+};
+
+static void input_tw_send(struct harness_tun *t, const uint8_t *pkt, size_t len)
+{
+    struct input_tw *w = t->arg;
+    if (len < 40 || pkt[9] != 6)
+        return;
+    const uint8_t *tcp = pkt + 20;
+    if (tcp[13] & 0x02) {
+        w->syns++;
+        w->syn_seq = v2s_get_be32(tcp + 4);
+        w->syn_sport = v2s_get_be16(tcp);
+    }
+}
+
+static void input_tw_connected(void *arg, struct stack_tcp *c, int status)
+{
+    struct input_tw *w = arg;
+    (void)c;
+    w->status = status;
+}
+
+/* One segment from peer:80 to us:port, run through the stack. */
+static void input_tw_segment(struct input_tw *w, const struct v2s_addr *peer, const struct v2s_addr *us,
+                             uint16_t port, uint8_t flags, uint32_t seq, uint32_t ack)
+{
+    uint8_t pkt[128];
+    size_t len = harness_tun_tcp4(pkt, sizeof(pkt), peer, 80, us, port, flags, seq, ack, 65535, NULL, 0, NULL, 0);
+    ASSERT(len > 0);
+    harness_tun_inject(&w->tun, pkt, len);
+}
+
+/* An application that opens and closes connections faster than TIME_WAIT (2 * TCP_MSL, two
+ * minutes) lets them go: 137 a second hold every port the stack draws from (49152-65535), each
+ * in TIME_WAIT on our side (we closed first). Every random draw then fails, and lwIP's own search
+ * for a free port walked all 16,384 ports against every pcb (some 10^8 steps, the loop stalled
+ * for it) and found none: the connect failed (UV_ENOBUFS) until the oldest expired. A port held
+ * only in TIME_WAIT is taken from the oldest such connection, as lwIP itself does when it has no
+ * memory for a pcb. */
+TEST_IMPL(stack_input_ports_in_time_wait)
+{
+    static struct input_tw w;
+    memset(&w, 0, sizeof(w));
+    const struct harness_tun_config cfg = {.addr4 = "10.8.0.2", .seed = 13};
+    ASSERT_EQ(harness_tun_up(&w.tun, &cfg, input_tw_send, &w), 0);
+    struct v2s_addr us, peer;
+    ASSERT_EQ(v2s_addr_parse(&us, "10.8.0.2"), 0);
+    ASSERT_EQ(v2s_addr_parse(&peer, "10.9.0.1"), 0);
+    ip_addr_t peer_ip;
+    IP_ADDR4(&peer_ip, 10, 9, 0, 1);
+
+    /* Every port of the range: connected, closed by us first, the peer's FIN after: TIME_WAIT. */
+    for (uint32_t port = STACK_PORT_FIRST; port <= 65535; port++) {
+        struct tcp_pcb *pcb = tcp_new_ip_type(IPADDR_TYPE_V4);
+        ASSERT(pcb != NULL);
+        ASSERT_EQ(tcp_bind(pcb, IP4_ADDR_ANY, (u16_t)port), ERR_OK);
+        int syns = w.syns;
+        ASSERT_EQ(tcp_connect(pcb, &peer_ip, 80, NULL), ERR_OK);
+        ASSERT_EQ(w.syns, syns + 1);
+        uint32_t iss = w.syn_seq;
+        input_tw_segment(&w, &peer, &us, (uint16_t)port, 0x12, 1000, iss + 1);
+        ASSERT_EQ(pcb->state, ESTABLISHED);
+        ASSERT_EQ(tcp_close(pcb), ERR_OK);
+        input_tw_segment(&w, &peer, &us, (uint16_t)port, 0x11, 1001, iss + 2);
+    }
+    int tw = 0;
+    for (const struct tcp_pcb *pcb = tcp_tw_pcbs; pcb; pcb = pcb->next)
+        tw++;
+    ASSERT_EQ(tw, 65536 - STACK_PORT_FIRST);
+
+    /* A new connection still opens, from a port of the range. */
+    struct stack_tcp *c = NULL;
+    w.status = 1;
+    int syns = w.syns;
+    ASSERT_EQ(stack_tcp_connect(w.tun.stack, &peer, 443, 60000, input_tw_connected, &w, &c), 0);
+    ASSERT_EQ(w.syns, syns + 1);
+    ASSERT(w.syn_sport >= STACK_PORT_FIRST);
+    stack_tcp_cancel(c);
+    ASSERT_EQ(w.status, 1);
+    ASSERT_EQ(harness_tun_down(&w.tun), 0);
     return 0;
 }
