@@ -45,6 +45,9 @@
  *     clear rttest and rtime after a resend (Karn).
  *   - rtime: timers.c sets -1 (stopped) on a connection with nothing in flight before the TCP
  *     tick sleeps, as lwIP does when the last data is acknowledged.
+ *   - snd_wnd_max (read by lwIP only in tcp_write(), to size segments): tcp_send.c raises it to
+ *     twice the MSS while it is 0 or 1, so that the size tcp_write() makes never shrinks below a
+ *     segment still unsent (its "mss_local is too small" assertion).
  *   - persist_backoff: timers.c stops the persist timer of a pcb with nothing unsent before
  *     tcp_slowtmr() (which asserts there is something: the ACK of a one-byte probe frees it),
  *     and resets a pcb let go in CLOSING that still probes 2 * TCP_MSL after its close (reads

@@ -96,11 +96,27 @@ static int stack_tcp_can_take(const struct stack_tcp *c)
     return stack_tcp_has_room(c) && stack_tcp_unsent_room(c->pcb) >= STACK_TCP_RESUME_SNDBUF;
 }
 
+/* lwIP 2.1.3's tcp_write() makes segments of half the largest window the peer has offered
+ * (snd_wnd_max, read nowhere else), at most the MSS, but of the full MSS while that window is 0
+ * or 1 byte; and it asserts that the last segment still unsent is no larger than the size it
+ * makes now. So a peer whose window was shut from the handshake on, and then opened a little,
+ * aborted the process at the application's next write, a full segment from before waiting
+ * unsent (stack_input_window_opens_small). The full MSS it was is kept as the size from then on,
+ * as if the peer had offered twice the MSS: the persist timer cuts a segment to a small window
+ * anyway (tcp_split_unsent_seg()). */
+static void stack_tcp_segment_size(struct tcp_pcb *pcb)
+{
+    if (pcb->snd_wnd_max <= 1)
+        pcb->snd_wnd_max = 2 * (tcpwnd_size_t)pcb->mss;
+}
+
 /* Copies application bytes into lwIP. Returns how many were taken; stops at ERR_MEM (send buffer
  * or segment queue full) and returns a negative uv error on a hard failure. */
 ssize_t stack_tcp_push(struct stack_tcp *c, const uint8_t *data, size_t len)
 {
     size_t off = 0;
+    if (c->pcb)
+        stack_tcp_segment_size(c->pcb);
     while (off < len && c->pcb) {
         size_t room = tcp_sndbuf(c->pcb);
         if (room == 0)

@@ -26,6 +26,7 @@ struct input {
     uint32_t probe_seq;  /* the last one's sequence number */
     int data_segs;       /* segments with more than one byte */
     int resets;          /* segments with RST */
+    uint32_t sent_end;   /* the highest sequence number past data the stack sent */
     uv_write_t write_req;
     uv_shutdown_t shutdown_req;
 };
@@ -41,6 +42,9 @@ static void input_send(struct harness_tun *t, const uint8_t *pkt, size_t len)
                 v2s_get_be32(tcp + 4), v2s_get_be32(tcp + 8), payload);
     if (tcp[13] & 0x04)
         in->resets++;
+    uint32_t end = v2s_get_be32(tcp + 4) + (uint32_t)payload;
+    if (payload > 0 && (int32_t)(end - in->sent_end) > 0)
+        in->sent_end = end;
     if (payload == 1) {
         in->probes++;
         in->probe_seq = v2s_get_be32(tcp + 4);
@@ -107,6 +111,51 @@ TEST_IMPL(stack_input_probe_byte_acked)
 
     harness_tun_tcp_close(&in.tcp);
     ASSERT_EQ(in.tcp.app.done, 1);
+    return 0;
+}
+
+/* The peer's window stays shut from the handshake on (its SYN-ACK's window field is 0) while the
+ * application writes, then opens a little (100 bytes). lwIP sizes the segments tcp_write() makes
+ * to half the largest window the peer has offered, but to the full MSS while that is 0 or 1, so
+ * the first write made a full segment and the next, after the window opened, found the last
+ * unsent segment larger than its new size: an lwIP assertion ("mss_local is too small") that
+ * aborted the process. The bytes must arrive whole once the window opens. */
+TEST_IMPL(stack_input_window_opens_small)
+{
+    static struct input in;
+    memset(&in, 0, sizeof(in));
+    const struct harness_tun_tcp_config cfg = {.seed = 15, .port = 7, .isn = INPUT_PEER_ISN, .wnd = 0, .mss = 1400};
+    harness_tun_tcp_open(&in.tcp, &cfg, input_send, &in);
+    uint32_t seq = INPUT_PEER_ISN + 1, our = in.tcp.syn_seq + 1;
+    in.sent_end = our;
+
+    static char first[2000], second[300];
+    memset(first, 'a', sizeof(first));
+    memset(second, 'b', sizeof(second));
+    uv_buf_t buf = uv_buf_init(first, sizeof(first));
+    ASSERT_EQ(uv_write(&in.write_req, (uv_stream_t *)&in.tcp.app.client, &buf, 1, input_written), 0);
+    harness_tun_advance(&in.tcp.tun, 100);
+    ASSERT_EQ(in.data_segs, 0);
+
+    /* A window of 100 bytes, then more from the application. */
+    input_segment(&in, 0x10, seq, our, 100, 0);
+    harness_tun_advance(&in.tcp.tun, 100);
+    static uv_write_t second_req;
+    buf = uv_buf_init(second, sizeof(second));
+    ASSERT_EQ(uv_write(&second_req, (uv_stream_t *)&in.tcp.app.client, &buf, 1, input_written), 0);
+    harness_tun_advance(&in.tcp.tun, 100);
+
+    /* The window opens wide: everything goes, acknowledged as it comes. */
+    input_segment(&in, 0x10, seq, our, 65535, 0);
+    uint32_t acked = 0;
+    for (int i = 0; i < 100 && acked < sizeof(first) + sizeof(second); i++) {
+        harness_tun_advance(&in.tcp.tun, 100);
+        acked = in.sent_end - our;
+        input_segment(&in, 0x10, seq, in.sent_end, 65535, 0);
+    }
+    ASSERT_EQ(acked, sizeof(first) + sizeof(second));
+
+    harness_tun_tcp_close(&in.tcp);
     return 0;
 }
 
