@@ -114,7 +114,7 @@ static void stack_tcp_segment_size(struct tcp_pcb *pcb)
  * or segment queue full) and returns a negative uv error on a hard failure. */
 ssize_t stack_tcp_push(struct stack_tcp *c, const uint8_t *data, size_t len)
 {
-    size_t off = 0;
+    size_t off = 0, most = 0xFFFF;
     if (c->pcb)
         stack_tcp_segment_size(c->pcb);
     while (off < len && c->pcb) {
@@ -124,10 +124,19 @@ ssize_t stack_tcp_push(struct stack_tcp *c, const uint8_t *data, size_t len)
         size_t chunk = len - off;
         if (chunk > room)
             chunk = room;
-        if (chunk > 0xFFFF)
-            chunk = 0xFFFF;
+        if (chunk > most)
+            chunk = most;
         u8_t flags = TCP_WRITE_FLAG_COPY | (off + chunk < len ? TCP_WRITE_FLAG_MORE : 0);
         err_t e = tcp_write(c->pcb, data + off, (u16_t)chunk, flags);
+        if (e == ERR_MEM && chunk > 1 && tcp_sndqueuelen(c->pcb) < TCP_SND_QUEUELEN) {
+            /* lwIP takes a write whole or not at all. Its segments hold a few bytes when the
+             * peer announced a tiny MSS (1 is legal) or window, and then a write of 64 KiB needs
+             * more of them than lwIP queues (TCP_SND_QUEUELEN): refused every time, with nothing
+             * in flight whose ACK would bring us back, the upload hung for good
+             * (stack_input_mss_tiny). So less is tried, down to one byte. */
+            most = chunk / 2;
+            continue;
+        }
         if (e == ERR_MEM)
             break;
         if (e != ERR_OK)

@@ -27,6 +27,8 @@ struct input {
     int data_segs;       /* segments with more than one byte */
     int resets;          /* segments with RST */
     uint32_t sent_end;   /* the highest sequence number past data the stack sent */
+    uint32_t ends[64];   /* ends of the data segments sent since input_ack_each() last ran */
+    unsigned n_ends;
     uv_write_t write_req;
     uv_shutdown_t shutdown_req;
 };
@@ -45,6 +47,8 @@ static void input_send(struct harness_tun *t, const uint8_t *pkt, size_t len)
     uint32_t end = v2s_get_be32(tcp + 4) + (uint32_t)payload;
     if (payload > 0 && (int32_t)(end - in->sent_end) > 0)
         in->sent_end = end;
+    if (payload > 0 && in->n_ends < 64)
+        in->ends[in->n_ends++] = end;
     if (payload == 1) {
         in->probes++;
         in->probe_seq = v2s_get_be32(tcp + 4);
@@ -154,6 +158,46 @@ TEST_IMPL(stack_input_window_opens_small)
         input_segment(&in, 0x10, seq, in.sent_end, 65535, 0);
     }
     ASSERT_EQ(acked, sizeof(first) + sizeof(second));
+
+    harness_tun_tcp_close(&in.tcp);
+    return 0;
+}
+
+/* The data segments the stack sent since the last call, acknowledged one by one (each ACK grows
+ * the congestion window, as from a real receiver), with the window field wnd. */
+static void input_ack_each(struct input *in, uint32_t seq, uint16_t wnd)
+{
+    uint32_t ends[64];
+    unsigned n = in->n_ends;
+    memcpy(ends, in->ends, n * sizeof(ends[0]));
+    in->n_ends = 0;
+    for (unsigned i = 0; i < n; i++)
+        input_segment(in, 0x10, seq, ends[i], wnd, 0);
+}
+
+/* A peer announcing an MSS of 1 byte: lwIP's tcp_write() takes a write whole or not at all, and
+ * the stack handed it up to 64 KiB at once, which at one byte a segment needs more segments than
+ * lwIP queues (TCP_SND_QUEUELEN, 11,491): refused every time, nothing in flight, so no ACK ever
+ * came to try again, and the upload hung for good. The bytes must all arrive, if slowly. */
+TEST_IMPL(stack_input_mss_tiny)
+{
+    static struct input in;
+    memset(&in, 0, sizeof(in));
+    const struct harness_tun_tcp_config cfg = {.seed = 17, .port = 7, .isn = INPUT_PEER_ISN, .wnd = 65535, .mss = 1};
+    harness_tun_tcp_open(&in.tcp, &cfg, input_send, &in);
+    uint32_t seq = INPUT_PEER_ISN + 1, our = in.tcp.syn_seq + 1;
+    in.sent_end = our;
+
+    enum { TINY_BYTES = 12000 };
+    static char data[TINY_BYTES];
+    memset(data, 'a', sizeof(data));
+    uv_buf_t buf = uv_buf_init(data, sizeof(data));
+    ASSERT_EQ(uv_write(&in.write_req, (uv_stream_t *)&in.tcp.app.client, &buf, 1, input_written), 0);
+    for (int i = 0; i < 20000 && in.sent_end - our < TINY_BYTES; i++) {
+        harness_tun_advance(&in.tcp.tun, 5);
+        input_ack_each(&in, seq, 65535);
+    }
+    ASSERT_EQ(in.sent_end - our, TINY_BYTES);
 
     harness_tun_tcp_close(&in.tcp);
     return 0;
