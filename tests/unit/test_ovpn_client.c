@@ -750,6 +750,50 @@ TEST_IMPL(ovpn_client_auth_failed)
     return 0;
 }
 
+/* AUTH_FAILED,TEMP (OpenVPN 2.6: the server is busy, or its authentication backend is down)
+ * is no verdict on the credentials: OpenVPN reconnects, after the backoff the server names.
+ * The client used to give up for good, reporting a failed authentication (exit status 3). */
+TEST_IMPL(ovpn_client_auth_failed_temp)
+{
+    struct world w;
+    world_init(&w, "udp", "AUTH_FAILED,TEMP[backoff 30,advance no]:server busy", NULL);
+    world_start(&w);
+    world_connect(&w);
+    ASSERT_EQ(w.srv.push_requests, 1);
+    ASSERT_EQ(w.c->state, OVPN_CLIENT_WAITING);
+    ASSERT_EQ(w.downs, 0);
+    ASSERT_EQ(w.closes, 1);
+    /* Not before the 30 s the server asked for (a first retry would come after 1 s). */
+    advance(&w, 29900);
+    ASSERT_EQ(w.c->state, OVPN_CLIENT_WAITING);
+    advance(&w, 100);
+    ASSERT_EQ(w.c->state, OVPN_CLIENT_RESOLVING);
+    for (int i = 0; i < 1000 && !w.link; i++)
+        uv_run(&w.loop, UV_RUN_ONCE);
+    ASSERT_EQ(w.opens, 2);
+    /* The server has room now. */
+    w.srv.reply = push_reply;
+    world_connect(&w);
+    ASSERT_EQ(w.c->state, OVPN_CLIENT_UP);
+    ASSERT_EQ(w.ups, 1);
+    ASSERT_EQ(w.downs, 0);
+    /* A backoff past the client's own longest wait (300 s) is cut to it. */
+    w.srv.reply = "AUTH_FAILED,TEMP[backoff 99999]";
+    ovpn_client_enter_restart(w.c, "test");
+    advance(&w, 1000);
+    for (int i = 0; i < 1000 && !w.link; i++)
+        uv_run(&w.loop, UV_RUN_ONCE);
+    world_connect(&w);
+    ASSERT_EQ(w.c->state, OVPN_CLIENT_WAITING);
+    advance(&w, 299900);
+    ASSERT_EQ(w.c->state, OVPN_CLIENT_WAITING);
+    advance(&w, 100);
+    ASSERT_EQ(w.c->state, OVPN_CLIENT_RESOLVING);
+    ASSERT_EQ(w.downs, 0);
+    world_close(&w);
+    return 0;
+}
+
 TEST_IMPL(ovpn_client_connect_timeout)
 {
     struct world w;

@@ -212,12 +212,18 @@ void ovpn_client_enter_restart(struct ovpn_client *c, const char *why)
     int was_up = c->state == OVPN_CLIENT_UP;
     c->reconnects[ovpn_client_restart_reason(c->state)]++;
     ovpn_client_close_link(c);
+    /* A wait the server asked for, used once; no server parks us longer than our own longest. */
+    unsigned backoff = c->server_backoff < OVPN_RETRY_MAX_S ? c->server_backoff : OVPN_RETRY_MAX_S;
+    c->server_backoff = 0;
     if (!was_up && c->addr_next) {
         /* This address never answered properly: the remote's next one goes first, at once
          * (from the tick: we may be deep inside the old session's processing here). */
-        v2s_info("openvpn: %s; trying the next address", why);
+        if (backoff)
+            v2s_info("openvpn: %s; trying the next address in %u s", why, backoff);
+        else
+            v2s_info("openvpn: %s; trying the next address", why);
         ovpn_client_set_state(c, from, OVPN_CLIENT_WAITING);
-        ovpn_timers_reconnect_wait(&c->timers, 0, 1);
+        ovpn_timers_reconnect_wait(&c->timers, backoff * 1000ULL, 1);
         return;
     }
     if (c->addrs) {
@@ -237,6 +243,8 @@ void ovpn_client_enter_restart(struct ovpn_client *c, const char *why)
         delay *= 2;
     if (delay > OVPN_RETRY_MAX_S)
         delay = OVPN_RETRY_MAX_S;
+    if (delay < backoff)
+        delay = backoff;
     c->attempts++;
     c->remote = (c->remote + 1) % c->cfg->n_remotes;
     v2s_log_event(V2S_LOG_WARN, "reconnect", NULL, 0, "openvpn: %s; reconnecting in %u s", why, delay);

@@ -91,6 +91,7 @@ struct ovpn_client {
     size_t *order;              /* remote order (remote-random shuffles it) */
     unsigned attempts;          /* failed connection attempts in a row */
     unsigned push_rejects;      /* remotes in a row whose push was refused (session.c) */
+    unsigned server_backoff;    /* s: the next reconnect waits at least this (AUTH_FAILED,TEMP) */
     struct ovpn_transport *transport;
     enum ovpn_proto proto;
     struct ovpn_wrap wrap;

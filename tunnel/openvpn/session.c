@@ -358,6 +358,26 @@ static void ovpn_client_message(struct ovpn_client *c, struct ovpn_ks *ks, const
             ovpn_client_pushed(c);
         return;
     }
+    if (strncmp(msg, "AUTH_FAILED,TEMP", 16) == 0) {
+        /* A refusal for now (OpenVPN 2.6: the server is full, its authentication backend is
+         * down), no verdict on the credentials: OpenVPN reconnects (push.c, a SIGUSR1) after
+         * the backoff the server names, "AUTH_FAILED,TEMP[backoff 30,advance no]:reason".
+         * Giving up here ended the process with the exit status of a wrong password. */
+        const char *flags = msg + 16, *end = flags[0] == '[' ? strchr(flags, ']') : NULL;
+        const char *reason = end ? end + 1 : flags;
+        const char *b = end ? strstr(flags, "backoff ") : NULL;
+        if (b && b < end)
+            c->server_backoff = (unsigned)strtoul(b + 8, NULL, 10);
+        if (reason[0] == ':')
+            reason++;
+        while (reason[0] == ' ')
+            reason++; /* OpenVPN's own example: "TEMP[backoff 42,advance no]: No free IP addresses" */
+        char shown[200], why[300];
+        snprintf(why, sizeof(why), "the server refused us for now%s%s", reason[0] ? ": " : "",
+                 v2s_shown(reason, shown, sizeof(shown)));
+        ovpn_client_enter_restart(c, why);
+        return;
+    }
     if (strncmp(msg, "AUTH_FAILED", 11) == 0) {
         char why[300];
         if (c->auth_token) {
