@@ -130,9 +130,7 @@ int dnstcp_ask(struct stack *s, const struct v2s_addr *server, const uint8_t *qu
         dnstcp_free(t);
         return UV_ENOMEM;
     }
-    for (int i = 0; i < STACK_PORT_TRIES; i++)
-        if (tcp_bind(t->pcb, IP_ANY_TYPE, stack_random_port()) == ERR_OK)
-            break;
+    stack_tcp_bind_port(t->pcb, IP_ANY_TYPE);
     tcp_arg(t->pcb, t);
     tcp_recv(t->pcb, dnstcp_on_recv);
     tcp_err(t->pcb, dnstcp_on_err);

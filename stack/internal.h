@@ -92,6 +92,9 @@ void stack_sys_init(uv_loop_t *loop);
  * guess it; callers bind it and draw again if it is taken. */
 enum { STACK_PORT_FIRST = 49152, STACK_PORT_TRIES = 16 };
 u16_t stack_random_port(void);
+/* Binds a new TCP pcb to a random port of the range, taking the port of the oldest connection in
+ * TIME_WAIT when every try is taken (tcp.c): for the bridge's connections and DNS over TCP. */
+void stack_tcp_bind_port(struct tcp_pcb *pcb, const ip_addr_t *any);
 /* SipHash-2-4 of msg under key (sys.c, for the ISNs; exposed for its test vectors). */
 uint64_t stack_siphash(const uint8_t key[16], const uint8_t *msg, size_t len);
 /* Bytes lwIP has allocated (every pbuf, pcb and segment), counted by sys.c. */

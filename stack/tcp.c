@@ -277,7 +277,7 @@ static err_t stack_tcp_on_connected(void *arg, struct tcp_pcb *pcb, err_t err)
  * peer and port, its ISN (RFC 6528, stack/sys.c) has moved on with the clock since. Left to lwIP (tcp_connect() with no port),
  * its search walked all 16,384 ports against every pcb, some 10^8 steps, and the connect failed
  * anyway (stack_input_ports_in_time_wait). */
-static void stack_tcp_bind_port(struct tcp_pcb *pcb, const ip_addr_t *any)
+void stack_tcp_bind_port(struct tcp_pcb *pcb, const ip_addr_t *any)
 {
     for (int i = 0; i < STACK_PORT_TRIES; i++) {
         if (tcp_bind(pcb, any, stack_random_port()) == ERR_OK)

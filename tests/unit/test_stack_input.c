@@ -12,6 +12,7 @@
 #include "harness_tun.h"
 #include "lwip/priv/tcp_priv.h"
 #include "lwip/tcp.h"
+#include "stack/dnstcp.h"
 #include "stack/internal.h"
 #include "stack/lwip_pin.h"
 #include "stack/stack.h"
@@ -296,6 +297,14 @@ static void input_tw_connected(void *arg, struct stack_tcp *c, int status)
     w->status = status;
 }
 
+static void input_tw_dns_answer(void *arg, int status, const uint8_t *msg, size_t len)
+{
+    struct input_tw *w = arg;
+    (void)msg;
+    (void)len;
+    w->status = status;
+}
+
 /* One segment from peer:80 to us:port, run through the stack. */
 static void input_tw_segment(struct input_tw *w, const struct v2s_addr *peer, const struct v2s_addr *us,
                              uint16_t port, uint8_t flags, uint32_t seq, uint32_t ack)
@@ -312,7 +321,7 @@ static void input_tw_segment(struct input_tw *w, const struct v2s_addr *peer, co
  * for a free port walked all 16,384 ports against every pcb (some 10^8 steps, the loop stalled
  * for it) and found none: the connect failed (UV_ENOBUFS) until the oldest expired. A port held
  * only in TIME_WAIT is taken from the oldest such connection, as lwIP itself does when it has no
- * memory for a pcb. */
+ * memory for a pcb; DNS over TCP binds the same way. */
 TEST_IMPL(stack_input_ports_in_time_wait)
 {
     static struct input_tw w;
@@ -344,10 +353,19 @@ TEST_IMPL(stack_input_ports_in_time_wait)
         tw++;
     ASSERT_EQ(tw, 65536 - STACK_PORT_FIRST);
 
+    /* DNS over TCP (a truncated answer's retry) still opens too, from a port of the range. */
+    static const uint8_t query[12] = {0x12, 0x34, 0x01, 0x00, 0, 1};
+    struct dnstcp *q = NULL;
+    int syns = w.syns;
+    ASSERT_EQ(dnstcp_ask(w.tun.stack, &peer, query, sizeof(query), input_tw_dns_answer, &w, &q), 0);
+    ASSERT_EQ(w.syns, syns + 1);
+    ASSERT(w.syn_sport >= STACK_PORT_FIRST);
+    dnstcp_cancel(q);
+
     /* A new connection still opens, from a port of the range. */
     struct stack_tcp *c = NULL;
     w.status = 1;
-    int syns = w.syns;
+    syns = w.syns;
     ASSERT_EQ(stack_tcp_connect(w.tun.stack, &peer, 443, 60000, input_tw_connected, &w, &c), 0);
     ASSERT_EQ(w.syns, syns + 1);
     ASSERT(w.syn_sport >= STACK_PORT_FIRST);
