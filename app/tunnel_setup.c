@@ -28,7 +28,10 @@ static void app_log_settings(const struct tunnel_settings *ts)
     if (ts->addr6.family)
         v2s_event(V2S_LOG_INFO, "tunnel_up", "tunnel up: address %s/%u", v2s_addr_format(&ts->addr6, buf, sizeof(buf)),
                   ts->prefix6);
-    v2s_event(V2S_LOG_INFO, "tunnel_up", "tunnel up: MTU %u", ts->mtu);
+    if (ts->mtu)
+        v2s_event(V2S_LOG_INFO, "tunnel_up", "tunnel up: MTU %u", ts->mtu);
+    else /* a packet fd without --mtu or INTERNAL_IP4_MTU */
+        v2s_event(V2S_LOG_INFO, "tunnel_up", "tunnel up: MTU %u (none given: --mtu sets it)", STACK_MTU_DEFAULT);
     for (size_t i = 0; i < ts->n_routes; i++)
         v2s_event(V2S_LOG_INFO, "tunnel_up", "tunnel up: route %s", v2s_cidr_format(&ts->routes[i], buf, sizeof(buf)));
     for (size_t i = 0; i < ts->n_excludes; i++)

@@ -516,8 +516,7 @@ int stack_tunnel_up(struct stack *s, const struct tunnel_settings *ts)
         return -ENOMEM;
     free(s->domains);
     s->domains = domains;
-    /* 1280 is the IPv6 minimum and safe for IPv4; a tunnel that knows better says so. */
-    s->mtu = ts->mtu ? ts->mtu : 1280;
+    s->mtu = ts->mtu ? ts->mtu : STACK_MTU_DEFAULT; /* a tunnel that knows better says so */
     if (s->mtu > STACK_TX_BUF_SIZE)
         s->mtu = STACK_TX_BUF_SIZE;
     s->n_dns = ts->n_dns < TUNNEL_MAX_DNS ? ts->n_dns : TUNNEL_MAX_DNS;

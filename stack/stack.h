@@ -49,6 +49,8 @@ void stack_get_stats(const struct stack *s, struct stack_stats *out);
 const char *stack_drop_reason_name(enum stack_drop_reason r);
 
 /* Tunnel events, forwarded by whoever owns the tunnel. */
+/* The MTU taken when the tunnel gives none (ts->mtu 0): IPv6's minimum, safe for IPv4 too. */
+enum { STACK_MTU_DEFAULT = 1280 };
 /* The tunnel is up (again): take its address, MTU and DNS servers. 0 or -EINVAL. */
 int stack_tunnel_up(struct stack *s, const struct tunnel_settings *ts);
 /* One IP packet from the tunnel (borrowed). Malformed packets are counted and dropped. */
