@@ -14,8 +14,9 @@ typedef struct uv_loop_s uv_loop_t;
 
 /* A routed outbound's TCP connections (the metrics): each one asked for counts once, under the
  * verdict of the address it was sent to (a name whose every address is refused, or refused by
- * --others reject, counts as rejected; one that fails to resolve or connect still counts under
- * its verdict). open: relays bridged and not over yet. */
+ * --others reject, counts as rejected; one that fails to connect still counts under its verdict;
+ * one whose name does not resolve is not counted, having no address to judge). open: relays
+ * bridged and not over yet. */
 struct dial_stats {
     uint64_t total[ROUTER_REJECT + 1]; /* [ROUTER_TUNNEL], [ROUTER_DIRECT], [ROUTER_REJECT] */
     uint64_t open;
