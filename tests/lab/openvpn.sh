@@ -177,7 +177,9 @@ lab_openvpn_server_at_least() {
 }
 
 # lab_openvpn_auth_script: the auth-user-pass-verify script (via-file: $1 = file with the user on
-# line 1 and the password on line 2); accepts $LAB_OVPN_USER/$LAB_OVPN_PASS, logs each attempt's user
+# line 1 and the password on line 2); accepts $LAB_OVPN_USER/$LAB_OVPN_PASS, logs each attempt's user.
+# The password "temp-once" is refused the first time with a temporary failure (OpenVPN 2.6 sends
+# the reason file's text as AUTH_FAILED,TEMP[backoff 1]: busy) and accepted from then on.
 lab_openvpn_auth_script() {
     LAB_OVPN_PASS=${LAB_OVPN_PASS:-lab-pass-$LAB_ID}
     LAB_OVPN_AUTH_SCRIPT=$LAB_RUN_DIR/ovpn/auth-verify.sh
@@ -187,6 +189,15 @@ lab_openvpn_auth_script() {
 #!/bin/sh
 user=\$(sed -n 1p "\$1")
 pass=\$(sed -n 2p "\$1")
+if [ "\$user" = '$LAB_OVPN_USER' ] && [ "\$pass" = temp-once ]; then
+    if [ ! -e '$LAB_RUN_DIR/ovpn/temp-once' ] && [ -n "\$auth_failed_reason_file" ]; then
+        : >'$LAB_RUN_DIR/ovpn/temp-once'
+        echo 'TEMP[backoff 1]: busy' >"\$auth_failed_reason_file"
+        echo "temp \$user" >>'$LAB_RUN_DIR/ovpn/auth.log'
+        exit 1
+    fi
+    pass='$LAB_OVPN_PASS'
+fi
 if [ "\$user" = '$LAB_OVPN_USER' ] && [ "\$pass" = '$LAB_OVPN_PASS' ]; then
     echo "accept \$user" >>'$LAB_RUN_DIR/ovpn/auth.log'
     exit 0

@@ -10,7 +10,8 @@
 #   an IPv6 remote over UDP and TCP (over UDP the MTU leaves room for the IPv6 header: no fragments);
 #   a client link with an MTU of 1400 (datagrams in IP fragments): an echo and a file intact;
 #   failures: wrong CA, expired server and client certificates, wrong password, an unknown option,
-#   dev tap: one clear error line and exit status 2 or 1.
+#   dev tap: one clear error line and exit status 2 or 1; a temporary refusal (AUTH_FAILED,TEMP)
+#   retried after the server's backoff, the tunnel up.
 # Needs root (skips with exit 77 otherwise). The binary: $VPN2SOCKS_BIN, else build/vpn2socks.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
@@ -330,6 +331,19 @@ lab_start_openvpn_server fail-srv --proto udp --password
 SERVER=fail-srv fail_case wrong-ca 2 'server certificate verify failed' --ca other
 SERVER=fail-srv fail_case wrong-password 2 'authentication failed' --password not-the-password
 SERVER=fail-srv fail_case wrong-x509-name 2 "does not match verify-x509-name" -- "verify-x509-name someone-else name"
+# AUTH_FAILED,TEMP (a 2.6 server whose authentication backend is busy or that is full) is no
+# verdict on the password: we come back after the backoff it names and the tunnel comes up.
+lab_openvpn_client_config fail-srv --dir "$LAB_RUN_DIR/ovpn/temp-auth" --password temp-once
+if v2s_start_ovpn temp-auth "$LAB_OVPN_CLIENT_DIR"; then
+    lab_pass "temp-auth: tunnel up after AUTH_FAILED,TEMP"
+    lab_check "temp-auth: the refusal for now was logged with its reason" \
+        logged "the server refused us for now: busy"
+    lab_check "temp-auth: a file through the tunnel" \
+        v2s_fetch_check "$PROXY" "$LAB_WEB_URL/$LAB_SMALL_FILE" "$S/small" 30 "$LAB_SMALL_SHA256"
+    v2s_stop >/dev/null
+else
+    lab_fail "temp-auth: tunnel up after AUTH_FAILED,TEMP"
+fi
 SERVER='' fail_case expired-client-cert 2 'client certificate expired' --cert client-expired
 SERVER='' fail_case unknown-option 1 "config.ovpn:[0-9]+: .*frobnicate" -- "frobnicate 1"
 SERVER='' fail_case dev-tap 1 "config.ovpn:[0-9]+: .*dev tap" -- "dev tap"
