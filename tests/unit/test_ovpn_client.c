@@ -92,6 +92,8 @@ struct world {
     int ups, downs;
     unsigned up_mtu;   /* the MTU the last "up" announced */
     int up_family4, up_family6; /* its addresses' families (0: none) */
+    char up_addr4[V2S_ADDR_STRLEN]; /* its IPv4 address and prefix */
+    unsigned up_prefix4;
     size_t up_routes6; /* its IPv6 routes */
     size_t link_mss;   /* what the fake link says its TCP_MAXSEG is (0: cannot say) */
     enum tunnel_down_reason down_reason;
@@ -410,6 +412,10 @@ static void ev_up(void *arg, const struct tunnel_settings *s)
     w->ups++;
     w->up_mtu = s->mtu;
     w->up_family4 = s->addr4.family;
+    w->up_addr4[0] = '\0';
+    if (s->addr4.family)
+        v2s_addr_format(&s->addr4, w->up_addr4, sizeof(w->up_addr4));
+    w->up_prefix4 = s->prefix4;
     w->up_family6 = s->addr6.family;
     w->up_routes6 = 0;
     for (size_t i = 0; i < s->n_routes; i++)
@@ -1439,6 +1445,63 @@ TEST_IMPL(ovpn_client_small_mtu_no_ipv6)
     ASSERT_EQ(w.ups, 0);
     ASSERT_EQ(w.downs, 1);
     ASSERT(strstr(w.down_why, "(by every remote in turn)") != NULL);
+    world_close(&w);
+    return 0;
+}
+
+/* The config's own topology reads a push that names none, as OpenVPN's client does (it takes
+ * topology from the file, net30 without one, and a pushed topology replaces it): under subnet
+ * "ifconfig 10.8.0.2 255.255.255.0" is the address and its netmask, under net30 and p2p the
+ * second word is the peer and the address a /32. Each session starts again from the config's:
+ * a topology pushed by one server does not carry over to the next session. Before, the config's
+ * topology line was ignored and a hand-written subnet server that pushes no topology gave a /32
+ * (the first and last rows, and the reconnect, fail without the change). */
+TEST_IMPL(ovpn_client_config_topology)
+{
+    static const struct {
+        const char *config;
+        const char *reply;
+        unsigned prefix;
+    } cases[] = {
+        {"topology subnet\n", "PUSH_REPLY,ifconfig 10.8.0.2 255.255.255.0,cipher AES-256-GCM,peer-id 0", 24},
+        {"topology subnet\n", "PUSH_REPLY,ifconfig 10.8.0.2 10.8.0.1,topology p2p,cipher AES-256-GCM,peer-id 0",
+         32},
+        {NULL, "PUSH_REPLY,ifconfig 10.8.0.2 10.8.0.1,cipher AES-256-GCM,peer-id 0", 32},
+        {"topology net30\n", "PUSH_REPLY,ifconfig 10.8.0.2 10.8.0.1,cipher AES-256-GCM,peer-id 0", 32},
+        {"topology p2p\n", "PUSH_REPLY,topology subnet,ifconfig 10.8.0.2 255.255.0.0,cipher AES-256-GCM,peer-id 0",
+         16},
+        {"topology subnet\n", "PUSH_REPLY,ifconfig 10.8.0.2 255.255.254.0,ping 1,ping-restart 3,"
+                               "cipher AES-256-GCM,peer-id 0", 23},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct world w;
+        world_init(&w, "udp", cases[i].reply, cases[i].config);
+        world_start(&w);
+        world_connect(&w);
+        ASSERT_EQ(w.c->state, OVPN_CLIENT_UP);
+        ASSERT_EQ(w.ups, 1);
+        ASSERT_STR_EQ(w.up_addr4, "10.8.0.2");
+        ASSERT_EQ(w.up_prefix4, cases[i].prefix);
+        world_close(&w);
+    }
+    /* A server pushes net30 once; after a ping-restart the next push names no topology and is
+     * read under the config's subnet again. */
+    struct world w;
+    world_init(&w, "udp", "PUSH_REPLY,topology net30,ifconfig 10.8.0.6 10.8.0.5,ping 1,ping-restart 3,"
+                          "cipher AES-256-GCM,peer-id 0", "topology subnet\n");
+    world_start(&w);
+    world_connect(&w);
+    ASSERT_EQ(w.c->state, OVPN_CLIENT_UP);
+    ASSERT_STR_EQ(w.up_addr4, "10.8.0.6");
+    ASSERT_EQ(w.up_prefix4, 32);
+    w.srv.reply = cases[0].reply;
+    advance(&w, 3000);
+    ASSERT_EQ(w.c->state, OVPN_CLIENT_WAITING);
+    world_reconnect(&w, 1000);
+    ASSERT_EQ(w.c->state, OVPN_CLIENT_UP);
+    ASSERT_EQ(w.ups, 2);
+    ASSERT_STR_EQ(w.up_addr4, "10.8.0.2");
+    ASSERT_EQ(w.up_prefix4, 24);
     world_close(&w);
     return 0;
 }

@@ -951,6 +951,7 @@ TEST_IMPL(ovpn_config_errors)
         {"dev-type tap\n",
          "client.ovpn:1: dev-type tap is not supported: vpn2socks carries IP packets (dev tun) only"},
         {"dev null\n", "client.ovpn:1: dev null is not supported: vpn2socks carries IP packets (dev tun) only"},
+        {"topology star\n", "client.ovpn:1: topology star: expected net30, p2p or subnet"},
         {"remote gw\nfragment 1300\n",
          "client.ovpn:2: fragment is not supported: remove it here and on the server (mssfix covers TCP)"},
         {"socks-proxy 127.0.0.1 1080\n", "client.ovpn:1: connecting through an HTTP or SOCKS proxy is not supported"},

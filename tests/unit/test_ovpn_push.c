@@ -111,6 +111,27 @@ TEST_IMPL(ovpn_push_topology_order)
     ASSERT_EQ(ovpn_push_parse(&p, "PUSH_REPLY,topology subnet,ifconfig 10.8.0.6 10.8.0.5", err, sizeof(err)),
               -EINVAL);
     ovpn_push_free(&p);
+
+    /* Starting from a config's topology subnet, a peer address is fine once a later topology
+     * (even in a later part) says net30 or p2p; the check waits for the last part. It failed at
+     * the ifconfig before (the config's topology could not be subnet then, so no user saw it). */
+    ovpn_push_init(&p);
+    p.topology = OVPN_TOPOLOGY_SUBNET;
+    parse1(&p, "PUSH_REPLY,ifconfig 10.8.0.6 10.8.0.5,push-continuation 2");
+    parse1(&p, "PUSH_REPLY,topology net30,push-continuation 1");
+    ASSERT_EQ(p.settings.prefix4, 32);
+    ovpn_push_free(&p);
+    ovpn_push_init(&p);
+    p.topology = OVPN_TOPOLOGY_SUBNET;
+    parse1(&p, "PUSH_REPLY,ifconfig 10.8.0.2 10.8.0.1,topology p2p");
+    ASSERT_EQ(p.settings.prefix4, 32);
+    ovpn_push_free(&p);
+    ovpn_push_init(&p);
+    p.topology = OVPN_TOPOLOGY_SUBNET;
+    parse1(&p, "PUSH_REPLY,ifconfig 10.8.0.6 10.8.0.5,push-continuation 2");
+    ASSERT_EQ(ovpn_push_parse(&p, "PUSH_REPLY,route 10.9.0.0,push-continuation 1", err, sizeof(err)), -EINVAL);
+    ASSERT_STR_EQ(err, "ifconfig netmask '10.8.0.5': not a netmask, and the topology is subnet");
+    ovpn_push_free(&p);
     return 0;
 }
 

@@ -465,6 +465,7 @@ int ovpn_client_new(struct tunnel **out, uv_loop_t *loop, struct ovpn_config *cf
     c->cfg = cfg;
     c->primary = -1;
     ovpn_push_init(&c->push);
+    c->push.topology = cfg->topology;
     if (cfg->n_remotes == 0) {
         snprintf(err, errcap, "no remote: the config names no server");
         goto fail;

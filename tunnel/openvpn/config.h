@@ -12,6 +12,7 @@
 #include "tunnel/openvpn/keyfile.h"
 #include "tunnel/openvpn/proto.h"
 #include "tunnel/openvpn/pull_filter.h"
+#include "tunnel/openvpn/push.h"
 #include "tunnel/openvpn/words.h"
 #include "tunnel/settings.h"
 
@@ -87,6 +88,8 @@ struct ovpn_config {
     unsigned explicit_exit_notify;/* count, 0 = off */
     unsigned tun_mtu;             /* default 1500 */
     unsigned mssfix;              /* 0 = not set */
+    enum ovpn_topology topology;  /* the file's topology line; net30 without one (OpenVPN's client
+                                   * default); each session starts from it, a pushed one wins */
     int route_nopull;
     struct ovpn_pull_filter *pull_filters; /* pull-filter lines in the file's order; the first whose
                                             * text starts a pushed option decides */

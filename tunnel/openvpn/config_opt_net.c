@@ -311,6 +311,24 @@ static int config_apply_ping_restart(struct ovpn_config_parser *p, char **w, int
     return ovpn_config_seconds(p, w[0], w[1], 0, &p->cfg.ping_restart);
 }
 
+/* topology net30|p2p|subnet: how a pushed "ifconfig LOCAL X" is read when the server pushes no
+ * topology of its own (X is the peer under net30 and p2p, the netmask under subnet). OpenVPN 2.6
+ * refuses any other word (options.c parse_topology). */
+static int config_apply_topology(struct ovpn_config_parser *p, char **w, int n, const char *block)
+{
+    char shown[CONFIG_SHOWN_MAX];
+    (void)n, (void)block;
+    if (strcmp(w[1], "net30") == 0)
+        p->cfg.topology = OVPN_TOPOLOGY_NET30;
+    else if (strcmp(w[1], "p2p") == 0)
+        p->cfg.topology = OVPN_TOPOLOGY_P2P;
+    else if (strcmp(w[1], "subnet") == 0)
+        p->cfg.topology = OVPN_TOPOLOGY_SUBNET;
+    else
+        return config_fail(p, "topology %s: expected net30, p2p or subnet", v2s_shown(w[1], shown, sizeof(shown)));
+    return 0;
+}
+
 static int config_apply_keepalive(struct ovpn_config_parser *p, char **w, int n, const char *block)
 {
     int rc;
@@ -405,6 +423,7 @@ const struct config_option ovpn_config_net_options[] = {
     CONFIG_IGNORE_ROW("tls-client", 0),
     CONFIG_APPLY_ROW("dev", 0, 1, 1, config_apply_dev),
     CONFIG_APPLY_ROW("dev-type", 0, 1, 1, config_apply_dev_type),
+    CONFIG_APPLY_ROW("topology", 0, 1, 1, config_apply_topology),
     CONFIG_APPLY_ROW("mode", 0, 1, 1, config_apply_mode),
     CONFIG_APPLY_ROW("remote", CONFIG_CONN, 1, 3, config_apply_remote),
     CONFIG_APPLY_ROW("proto", CONFIG_CONN, 1, 1, config_apply_proto),

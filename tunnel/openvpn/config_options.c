@@ -62,7 +62,7 @@ static const struct config_option config_options[] = {
     CONFIG_IGNORE_ROW("user", 0), CONFIG_IGNORE_ROW("group", 0), CONFIG_IGNORE_ROW("verb", 0),
     CONFIG_IGNORE_ROW("mute", 0), CONFIG_IGNORE_ROW("mute-replay-warnings", 0),
     CONFIG_IGNORE_ROW("script-security", 0), CONFIG_IGNORE_ROW("float", CONFIG_CONN),
-    CONFIG_IGNORE_ROW("tun-ipv6", 0), CONFIG_IGNORE_ROW("topology", 0), CONFIG_IGNORE_ROW("sndbuf", 0),
+    CONFIG_IGNORE_ROW("tun-ipv6", 0), CONFIG_IGNORE_ROW("sndbuf", 0),
     CONFIG_IGNORE_ROW("rcvbuf", 0), CONFIG_IGNORE_ROW("fast-io", 0), CONFIG_IGNORE_ROW("txqueuelen", 0),
     CONFIG_IGNORE_ROW("block-outside-dns", 0), CONFIG_IGNORE_ROW("register-dns", 0),
     CONFIG_IGNORE_ROW("disable-dco", 0), CONFIG_IGNORE_ROW("dev-node", 0), CONFIG_IGNORE_ROW("lladdr", 0),

@@ -46,6 +46,9 @@ void ovpn_client_close_link(struct ovpn_client *c)
     ovpn_wrap_clear(&c->wrap);
     ovpn_push_free(&c->push);
     ovpn_push_init(&c->push);
+    /* Each session reads its push from the config's topology, as OpenVPN restores its options
+     * before every pull: a topology an earlier server pushed does not carry over. */
+    c->push.topology = c->cfg->topology;
 }
 
 static void ovpn_client_on_packet(void *arg, uint8_t *pkt, size_t len)

@@ -11,7 +11,11 @@
  *
  * ifconfig depends on the topology, which may be pushed before or after it (even in an earlier or
  * later part of a push-continuation), so the second argument is kept and re-read whenever either
- * arrives: topology subnet = address + netmask; net30 and p2p = address + peer, a /32.
+ * arrives: topology subnet = address + netmask; net30 and p2p = address + peer, a /32. The
+ * topology a push starts from is the config's (net30 without one), so "ifconfig A PEER" may be
+ * read under subnet until a later "topology net30" arrives: whether the second argument is a
+ * netmask is checked once the last part is in, as OpenVPN reads it only when it configures the
+ * tun device.
  *
  * pull-filter (OpenVPN 2.6 options.c apply_pull_filter) looks at each piece before it is split:
  * leading whitespace skipped, the rest compared with each filter's text as a plain prefix, so
@@ -59,22 +63,32 @@ void ovpn_push_free(struct ovpn_push *p)
     ovpn_push_init(p);
 }
 
-/* Re-reads ifconfig's second argument for the current topology. */
-static int push_apply_ifconfig(struct ovpn_push *p, char *err, size_t errcap)
+/* Re-reads ifconfig's second argument for the current topology. Under subnet, one that is not a
+ * netmask is an error only if no later topology changes that (push_check_complete). */
+static void push_apply_ifconfig(struct ovpn_push *p)
 {
     char text[V2S_ADDR_STRLEN];
+    p->ifconfig_not_mask = 0;
     if (p->settings.addr4.family == 0)
-        return 0;
+        return;
     if (p->topology != OVPN_TOPOLOGY_SUBNET) {
         p->settings.prefix4 = 32;
-        return 0;
+        return;
     }
     v2s_addr_format(&p->ifconfig_remote, text, sizeof(text));
     int prefix = v2s_netmask_prefix(text);
-    if (prefix < 0)
-        return ovpn_option_bad(err, errcap, "ifconfig netmask", text, "not a netmask, and the topology is subnet");
-    p->settings.prefix4 = (unsigned)prefix;
-    return 0;
+    p->ifconfig_not_mask = prefix < 0;
+    p->settings.prefix4 = prefix < 0 ? 32 : (unsigned)prefix;
+}
+
+/* What can only be judged once the last part of the push is in. */
+static int push_check_complete(const struct ovpn_push *p, char *err, size_t errcap)
+{
+    char text[V2S_ADDR_STRLEN];
+    if (p->continuation == 2 || !p->ifconfig_not_mask)
+        return 0;
+    v2s_addr_format(&p->ifconfig_remote, text, sizeof(text));
+    return ovpn_option_bad(err, errcap, "ifconfig netmask", text, "not a netmask, and the topology is subnet");
 }
 
 static int push_ifconfig(struct ovpn_push *p, char **w, int n, char *err, size_t errcap)
@@ -88,7 +102,8 @@ static int push_ifconfig(struct ovpn_push *p, char **w, int n, char *err, size_t
         return ovpn_option_bad(err, errcap, "ifconfig", w[2], "not an IPv4 address or netmask");
     p->settings.addr4 = local;
     p->ifconfig_remote = remote;
-    return push_apply_ifconfig(p, err, errcap);
+    push_apply_ifconfig(p);
+    return 0;
 }
 
 /* ifconfig-ipv6 addr/bits [remote] */
@@ -128,7 +143,8 @@ static int push_topology(struct ovpn_push *p, char **w, int n, char *err, size_t
         p->topology = OVPN_TOPOLOGY_P2P;
     else
         return ovpn_option_bad(err, errcap, "topology", w[1], "expected net30, p2p or subnet");
-    return push_apply_ifconfig(p, err, errcap);
+    push_apply_ifconfig(p);
+    return 0;
 }
 
 static int push_copy_name(char *dst, size_t cap, char **w, int n, char *err, size_t errcap)
@@ -399,7 +415,7 @@ int ovpn_push_parse_filtered(struct ovpn_push *p, const char *msg, const struct 
         return ovpn_option_bad(err, errcap, "message", msg, "not a PUSH_REPLY");
     p->continuation = 0; /* absent from this part = the last part */
     if (msg[plen] == '\0')
-        return 0;
+        return push_check_complete(p, err, errcap);
 
     size_t len = strlen(msg + plen + 1);
     char *copy = malloc(len + 1);
@@ -445,6 +461,7 @@ int ovpn_push_parse_filtered(struct ovpn_push *p, const char *msg, const struct 
         }
         item = next;
     }
+    r = push_check_complete(p, err, errcap);
 out:
     explicit_bzero(copy, len + 1);
     free(copy);

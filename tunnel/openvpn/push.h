@@ -24,6 +24,8 @@ struct ovpn_push {
     enum ovpn_topology topology;
     struct v2s_addr ifconfig_remote; /* ifconfig's second argument: the peer (net30, p2p) or the
                                       * netmask (subnet); kept so a later topology can re-read it */
+    int ifconfig_not_mask;           /* topology subnet, and that argument is not a netmask: an
+                                      * error if still so when the last part is in */
     int redirect_gateway;            /* redirect-gateway or redirect-gateway def1 pushed */
     char cipher[64];                 /* "" when not pushed */
     char auth[32];
