@@ -1505,3 +1505,64 @@ TEST_IMPL(ovpn_client_config_topology)
     world_close(&w);
     return 0;
 }
+
+/* server-poll-timeout (connect-timeout in OpenVPN is the same option): a UDP server that never
+ * answers our hard reset is given up after it, for the next remote, as OpenVPN's
+ * check_server_poll_timeout does; one that answered is not (hand-window goes on). Provider
+ * profiles list many remotes with server-poll-timeout 4 to 10. Before, the option was read and
+ * never used: each silent remote held the client for hand-window, 60 s (the first two rows fail
+ * without the change; the last never failed). */
+TEST_IMPL(ovpn_client_server_poll_timeout)
+{
+    static const struct {
+        const char *config;
+        uint64_t poll_ms;
+    } cases[] = {
+        {"server-poll-timeout 5\nremote 127.0.0.2 1194 udp\n", 5000},
+        {"connect-timeout 7\nremote 127.0.0.2 1194 udp\n", 7000},
+        {"remote 127.0.0.2 1194 udp\nhand-window 30\n", 30000}, /* the default 120 s: hand-window first */
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct world w;
+        world_init(&w, "udp", push_reply, cases[i].config);
+        world_start(&w);
+        w.link->ev.connected(w.link->ev.arg);
+        ASSERT_EQ(w.c->state, OVPN_CLIENT_HANDSHAKE);
+        /* Nobody there: what we send is lost. */
+        for (uint64_t t = 0; t + 100 < cases[i].poll_ms; t += 100) {
+            advance(&w, 100);
+            w.n_to_server = 0;
+        }
+        ASSERT_EQ(w.c->state, OVPN_CLIENT_HANDSHAKE);
+        advance(&w, 200);
+        ASSERT_EQ(w.c->state, OVPN_CLIENT_WAITING);
+        ASSERT_EQ(w.c->remote, 1);
+        /* The next remote answers. */
+        world_reconnect(&w, 1000);
+        ASSERT_EQ(w.c->state, OVPN_CLIENT_UP);
+        world_close(&w);
+    }
+    /* A server that answered our reset but takes its time over TLS is not given up at the poll
+     * timeout: hand-window (here 20 s) governs it. */
+    struct world w;
+    world_init(&w, "udp", push_reply, "server-poll-timeout 5\nhand-window 20\n");
+    world_start(&w);
+    w.link->ev.connected(w.link->ev.arg);
+    /* Only the server's reset arrives; the rest it sends is lost. */
+    srv_packet(&w, w.to_server[0], w.to_server_len[0]);
+    w.n_to_server = 0;
+    ASSERT(w.n_to_client >= 1);
+    size_t len = w.to_client_len[0];
+    uint8_t pkt[FAKE_PKT];
+    memcpy(pkt, w.to_client[0], len);
+    w.n_to_client = 0;
+    w.link->ev.packet(w.link->ev.arg, pkt, len);
+    ASSERT(w.c->have_remote_sid);
+    advance(&w, 19000);
+    w.n_to_server = 0;
+    ASSERT_EQ(w.c->state, OVPN_CLIENT_HANDSHAKE);
+    advance(&w, 1100);
+    ASSERT_EQ(w.c->state, OVPN_CLIENT_WAITING);
+    world_close(&w);
+    return 0;
+}

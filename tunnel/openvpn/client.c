@@ -143,7 +143,8 @@ int ovpn_client_enter_resolving(struct ovpn_client *c)
 
 int ovpn_client_enter_connecting(struct ovpn_client *c)
 {
-    unsigned timeout = (c->cfg->connect_timeout ? c->cfg->connect_timeout : 120) * 1000U;
+    unsigned timeout_s = ovpn_timers_server_poll_s(c->cfg);
+    unsigned timeout = (timeout_s ? timeout_s : 120) * 1000U;
     int rc = ovpn_client_set_state(c, OVPN_FROM(OVPN_CLIENT_RESOLVING) | OVPN_FROM(OVPN_CLIENT_WAITING),
                                    OVPN_CLIENT_CONNECTING);
     if (rc == 0)

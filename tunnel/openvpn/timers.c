@@ -14,6 +14,11 @@
  *                   server drops a request that arrives before it is done. A request each
  *                   second keeps it looking and asks again soon after; past 10 s the auth is a
  *                   human's and 5 s, as OpenVPN's, is soon enough
+ *   server-poll     a link up for server-poll-timeout (connect-timeout: the same option in
+ *                   OpenVPN) with no authentic packet of the server's (its hard reset) is given
+ *                   up for the remote's next address or the next remote, as OpenVPN's
+ *                   check_server_poll_timeout does; a UDP server that is not there would
+ *                   otherwise hold the client for the whole hand-window (60 s)
  *   ping            a ping when nothing was sent for `ping` seconds
  *   ping-restart    reconnect when nothing arrived for `ping-restart` seconds
  *   renegotiation   a new key after reneg-sec seconds on the current one (the tick), or once
@@ -93,9 +98,18 @@ void ovpn_timers_connect_started(struct ovpn_timers *t, unsigned timeout_ms)
     t->connect_deadline = ovpn_timers_now(t) + timeout_ms;
 }
 
+unsigned ovpn_timers_server_poll_s(const struct ovpn_config *cfg)
+{
+    unsigned a = cfg->server_poll_timeout, b = cfg->connect_timeout;
+    if (a == 0 || (b != 0 && b < a))
+        return b;
+    return a;
+}
+
 void ovpn_timers_connected(struct ovpn_timers *t)
 {
     t->connect_deadline = 0;
+    t->connected_at = ovpn_timers_now(t);
     t->last_rx = t->last_tx = ovpn_timers_now(t);
 }
 
@@ -282,7 +296,17 @@ void ovpn_timers_run(struct ovpn_timers *t)
         }
         return;
     }
-    if (!ovpn_timers_state_active(c->state) || ovpn_timers_run_keys(t, now) < 0)
+    if (!ovpn_timers_state_active(c->state))
+        return;
+    uint64_t poll = (uint64_t)ovpn_timers_server_poll_s(cfg) * 1000;
+    if (c->state == OVPN_CLIENT_HANDSHAKE && !c->have_remote_sid && poll && now - t->connected_at >= poll) {
+        char why[96];
+        snprintf(why, sizeof(why), "no answer from the server within %llu s (server-poll-timeout)",
+                 (unsigned long long)(poll / 1000));
+        t->act->restart(c, why);
+        return;
+    }
+    if (ovpn_timers_run_keys(t, now) < 0)
         return;
     if (c->state == OVPN_CLIENT_PUSH && now - t->push_sent >= ovpn_timers_push_gap(t->push_count))
         t->act->push_request(c);

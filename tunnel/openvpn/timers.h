@@ -10,6 +10,7 @@
 #include <uv.h>
 
 struct ovpn_client;
+struct ovpn_config;
 struct ovpn_ks;
 
 enum { OVPN_CLIENT_KEYS = 3 }; /* key state slots: the primary, a new one, a lame duck */
@@ -43,6 +44,7 @@ struct ovpn_timers {
     void *clock_arg;
     void (*on_closed)(struct ovpn_client *c);
     uint64_t connect_deadline;  /* connect-timeout of the link being opened (0: none) */
+    uint64_t connected_at;      /* the link came up: server-poll-timeout runs from here */
     uint64_t wait_until;        /* end of the reconnect wait */
     int wait_next_addr;         /* the wait ends with the remote's next address, not a new attempt */
     uint64_t last_rx;           /* for ping-restart */
@@ -70,6 +72,11 @@ void ovpn_timers_close(struct ovpn_timers *t, void (*cb)(struct ovpn_client *c))
 uint64_t ovpn_timers_now(const struct ovpn_timers *t);
 /* One tick at the clock's time now: what ovpn_timers_start() runs every 100 ms. */
 void ovpn_timers_run(struct ovpn_timers *t);
+
+/* OpenVPN's connect-timeout and server-poll-timeout, in seconds: one setting in OpenVPN (options.c
+ * reads both names into ce.connect_timeout), two fields in the config; each is 120 unless given,
+ * so the smaller of those not 0 is the one the user set. 0: off (both 0). */
+unsigned ovpn_timers_server_poll_s(const struct ovpn_config *cfg);
 
 /* Event hooks. */
 void ovpn_timers_connect_started(struct ovpn_timers *t, unsigned timeout_ms);
