@@ -1566,3 +1566,54 @@ TEST_IMPL(ovpn_client_server_poll_timeout)
     world_close(&w);
     return 0;
 }
+
+/* The link to the current remote fails; the next attempt must start after wait_ms, not before. */
+static void fail_then_wait(struct world *w, uint64_t wait_ms)
+{
+    ASSERT(w->link != NULL);
+    w->link->ev.failed(w->link->ev.arg, -111, "connection refused");
+    ASSERT_EQ(w->c->state, OVPN_CLIENT_WAITING);
+    advance(w, wait_ms - 100);
+    if (w->c->state != OVPN_CLIENT_WAITING)
+        TEST_FAIL_AT("the next attempt came before %llu ms", (unsigned long long)wait_ms);
+    advance(w, 100);
+    ASSERT_EQ(w->c->state, OVPN_CLIENT_RESOLVING);
+    for (int i = 0; i < 1000 && !w->link; i++)
+        uv_run(&w->loop, UV_RUN_ONCE);
+    ASSERT(w->link != NULL);
+}
+
+/* The wait between failed attempts backs off by rounds of the remote list, as OpenVPN's does,
+ * not by attempts: with four remotes each is tried connect-retry (5 s) after the last, and the
+ * wait doubles only once all four failed again; it stops at connect-retry's second argument
+ * (300 s unless given). Before, the wait doubled per attempt (1, 5, 10, 20 s: the fourth remote
+ * came 36 s in, the tenth of a provider's list about 15 minutes in), and the second argument was
+ * read and dropped (both parts fail without the change; a single remote's waits never changed). */
+TEST_IMPL(ovpn_client_retry_backoff)
+{
+    struct world w;
+    world_init(&w, "tcp", push_reply, "remote 127.0.0.2 1194 tcp\nremote 127.0.0.3 1194 tcp\nremote 127.0.0.4 1194 tcp\n");
+    world_start(&w);
+    static const uint64_t four[] = {1000, 5000, 5000, 5000, 5000, 10000, 10000, 10000, 10000, 20000};
+    for (size_t i = 0; i < sizeof(four) / sizeof(four[0]); i++) {
+        fail_then_wait(&w, four[i]);
+        ASSERT_EQ(w.c->remote, (i + 1) % 4);
+    }
+    world_close(&w);
+
+    world_init(&w, "tcp", push_reply, "connect-retry 2 6\n");
+    world_start(&w);
+    static const uint64_t one[] = {1000, 2000, 4000, 6000, 6000};
+    for (size_t i = 0; i < sizeof(one) / sizeof(one[0]); i++)
+        fail_then_wait(&w, one[i]);
+    /* A session comes up: the count starts over. */
+    world_connect(&w);
+    ASSERT_EQ(w.c->state, OVPN_CLIENT_UP);
+    w.link->ev.failed(w.link->ev.arg, -104, "connection reset by peer");
+    ASSERT_EQ(w.c->state, OVPN_CLIENT_WAITING);
+    world_reconnect(&w, 1000);
+    ASSERT_EQ(w.c->state, OVPN_CLIENT_UP);
+    ASSERT_EQ(w.ups, 2);
+    world_close(&w);
+    return 0;
+}

@@ -22,7 +22,7 @@
 #include "tunnel/openvpn/tls.h"
 
 enum {
-    OVPN_RETRY_MAX_S = 300,
+    OVPN_RETRY_MAX_S = 300, /* connect-retry's longest wait unless it says (OpenVPN's default) */
 };
 
 /* --- key states --- */
@@ -238,12 +238,18 @@ void ovpn_client_enter_restart(struct ovpn_client *c, const char *why)
         ovpn_client_enter_failed(c, TUNNEL_DOWN_CLOSED, msg);
         return;
     }
-    /* The first retry of a session that was up is quick; repeated failures back off. */
+    /* The first retry of a session that was up is quick; repeated failures back off, doubling
+     * once per round of every remote, not per attempt: with many remotes (provider profiles list
+     * ten or more) each failed one cost twice the last, and the tenth was tried after about
+     * 15 minutes. OpenVPN (init.c socket_restart_pause) waits connect-retry between attempts and
+     * backs off by rounds of the remote list too. One remote: 1, 5, 10, 20, ... s as before. */
+    unsigned max = c->cfg->connect_retry_wait_max ? c->cfg->connect_retry_wait_max : OVPN_RETRY_MAX_S;
     unsigned delay = c->attempts == 0 ? 1 : cr;
-    for (unsigned i = 1; i < c->attempts && delay < OVPN_RETRY_MAX_S; i++)
+    unsigned rounds = c->attempts == 0 ? 0 : (c->attempts - 1) / (unsigned)c->cfg->n_remotes;
+    for (unsigned i = 0; i < rounds && delay < max; i++)
         delay *= 2;
-    if (delay > OVPN_RETRY_MAX_S)
-        delay = OVPN_RETRY_MAX_S;
+    if (delay > max)
+        delay = max;
     if (delay < backoff)
         delay = backoff;
     c->attempts++;

@@ -154,6 +154,7 @@ void ovpn_config_defaults(struct ovpn_config *cfg)
     cfg->reneg_sec = 3600;
     cfg->hand_window = 60;
     cfg->connect_retry = 5;
+    cfg->connect_retry_wait_max = 300;
     cfg->server_poll_timeout = 120;
     cfg->connect_timeout = 120;
     cfg->tun_mtu = 1500;

@@ -82,6 +82,7 @@ struct ovpn_config {
     unsigned ping_restart;        /* seconds; 0 = off */
     unsigned hand_window;         /* default 60 */
     unsigned connect_retry;       /* default 5 */
+    unsigned connect_retry_wait_max; /* connect-retry's second argument: the longest wait; 300 */
     unsigned connect_retry_max;   /* 0 = forever */
     unsigned server_poll_timeout; /* default 120 */
     unsigned connect_timeout;     /* TCP connect timeout, default 120 */

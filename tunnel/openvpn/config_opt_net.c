@@ -197,12 +197,11 @@ static int config_apply_connection(struct ovpn_config_parser *p, char **w, int n
 /* connect-retry n [max]: the second value caps OpenVPN's back-off; we keep n. */
 static int config_apply_connect_retry(struct ovpn_config_parser *p, char **w, int n, const char *block)
 {
-    unsigned max;
     int rc;
     (void)block;
     if ((rc = ovpn_config_seconds(p, w[0], w[1], 0, &p->cfg.connect_retry)) < 0)
         return rc;
-    return n == 3 ? ovpn_config_seconds(p, w[0], w[2], 0, &max) : 0;
+    return n == 3 ? ovpn_config_seconds(p, w[0], w[2], 0, &p->cfg.connect_retry_wait_max) : 0;
 }
 
 static int config_apply_connect_retry_max(struct ovpn_config_parser *p, char **w, int n, const char *block)
