@@ -4,7 +4,8 @@
  * order; once the burst is over, datagrams are again handed over as each arrives. Sending: runs
  * of equal datagrams leave as short UDP GSO messages, or singly where the kernel refuses GSO.
  * The TCP link with a loopback TCP server: in a bulk download the drain timer, not the poll,
- * reads what is below the raised low-water mark. */
+ * reads what is below the raised low-water mark. The send queue's ceiling, with a TCP server
+ * that reads nothing. */
 #include <errno.h>
 #include <sys/ioctl.h>
 #include <netinet/in.h>
@@ -612,6 +613,72 @@ TEST_IMPL(ovpn_transport_tcp_frames)
     ovpn_transport_close(f.t);
     uvtest_loop_finish(&f.loop);
     close(f.conn);
+    close(lfd);
+    return 0;
+}
+
+/* The send queue has a ceiling. A server that reads nothing (a thin uplink under OpenVPN over TCP)
+ * while packets keep coming that take no notice of "congested" (UDP and ICMP answers): past 16
+ * MiB waiting, each packet is refused with UV_ENOBUFS and the link carries on; once the server
+ * reads again the link takes packets again. Before, the queue took all 64 MiB offered. */
+static void ott_queue_drain(struct ott *o, int conn, size_t *drained)
+{
+    uint8_t buf[65536];
+    ssize_t n;
+    while ((n = recv(conn, buf, sizeof(buf), MSG_DONTWAIT)) > 0)
+        *drained += (size_t)n;
+    uv_run(&o->loop, UV_RUN_NOWAIT);
+}
+
+TEST_IMPL(ovpn_transport_queue_cap)
+{
+    struct ott o = {0};
+    ASSERT_EQ(uv_loop_init(&o.loop), 0);
+    int lfd = socket(AF_INET, SOCK_STREAM, 0);
+    ASSERT(lfd >= 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t sl = sizeof(sa);
+    ASSERT_EQ(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    ASSERT_EQ(listen(lfd, 1), 0);
+    ASSERT_EQ(getsockname(lfd, (struct sockaddr *)&sa, &sl), 0);
+    struct ovpn_transport_events ev = {
+        .connected = ott_connected, .packet = ott_packet, .writable = ott_writable, .failed = ott_failed, .arg = &o};
+    ASSERT_EQ(ovpn_transport_open(&o.t, &o.loop, (struct sockaddr *)&sa, OVPN_PROTO_TCP, &ev), 0);
+    ASSERT(uvtest_run_until(&o.loop, &o.connected, 1000));
+    int conn = accept(lfd, NULL, NULL);
+    ASSERT(conn >= 0);
+
+    static uint8_t pkt[OTT_BIG];
+    memset(pkt, 0x5a, sizeof(pkt));
+    size_t offered = 0, first_refused_at = 0;
+    unsigned refused = 0, sent = 0;
+    for (unsigned i = 0; offered < 64u * 1024 * 1024; i++, sent++) {
+        int rc = ovpn_transport_send(o.t, pkt, sizeof(pkt));
+        if (rc == UV_ENOBUFS) {
+            if (!refused++)
+                first_refused_at = offered;
+        } else if (rc < 0) {
+            TEST_FAIL_AT("send %u: %s", i, uv_strerror(rc));
+        }
+        offered += sizeof(pkt);
+        if (i % 64 == 0)
+            uv_run(&o.loop, UV_RUN_NOWAIT);
+    }
+    if (refused == 0)
+        TEST_FAIL_AT("all %zu MiB offered were queued; none refused", offered >> 20);
+    ASSERT(first_refused_at >= 16u * 1024 * 1024); /* never below the ceiling */
+    ASSERT_EQ(o.failed, 0);
+
+    /* The server reads everything: the link takes packets again and carries what it kept. */
+    size_t drained = 0, want = (size_t)(sent - refused) * (2 + sizeof(pkt)); /* each behind its length */
+    for (int i = 0; i < 20000 && drained < want; i++)
+        ott_queue_drain(&o, conn, &drained);
+    ASSERT_EQ(drained, want);
+    ASSERT_EQ(ovpn_transport_send(o.t, pkt, sizeof(pkt)), 0);
+    ASSERT_EQ(o.failed, 0);
+    ovpn_transport_close(o.t);
+    uvtest_loop_finish(&o.loop);
+    close(conn);
     close(lfd);
     return 0;
 }

@@ -65,6 +65,11 @@ enum {
     OVPN_TRANSPORT_UDP_DRAIN_CALLS = 32, /* recvmmsg() calls per period at most: ~1 MiB of datagrams */
     OVPN_TRANSPORT_QUEUE_HIGH = 1024 * 1024,
     OVPN_TRANSPORT_QUEUE_LOW = 256 * 1024,
+    /* What the send queue may hold at most: above the high mark the stack's TCP stops, but UDP
+     * (SOCKS UDP, forwards, DNS) and ICMP answers take no notice, so a UDP stream faster than a
+     * slow link (OpenVPN over TCP on a thin uplink) grew the queue without end. Past this mark
+     * each packet is refused with UV_ENOBUFS (TCP sends its own again) and one line says so. */
+    OVPN_TRANSPORT_QUEUE_MAX = 16 * 1024 * 1024,
 };
 
 struct ovpn_transport {
@@ -90,6 +95,7 @@ struct ovpn_transport {
     int no_gso;          /* UDP: the kernel refused UDP_SEGMENT once; datagrams go singly */
     size_t gso_too_long; /* UDP: a run of datagrams this large failed with EMSGSIZE; 0: none did */
     size_t queued;      /* bytes in uv_udp_send / uv_write requests */
+    uint64_t refused;   /* packets refused at OVPN_TRANSPORT_QUEUE_MAX since the queue was last low */
     uint8_t *rx;
     size_t rx_len;
     unsigned rx_batch;  /* UDP: datagrams the current recvmmsg() returned so far */
@@ -155,6 +161,10 @@ static void ovpn_transport_check_writable(struct ovpn_transport *t)
 {
     if (t->congested && t->queued + t->tx_len < OVPN_TRANSPORT_QUEUE_LOW) {
         t->congested = 0;
+        if (t->refused)
+            v2s_info("openvpn: the link to the server takes packets again; %llu were dropped meanwhile",
+                     (unsigned long long)t->refused);
+        t->refused = 0;
         t->ev.writable(t->ev.arg);
     }
 }
@@ -403,6 +413,12 @@ int ovpn_transport_send(struct ovpn_transport *t, const uint8_t *pkt, size_t len
         return UV_ENOTCONN;
     if (len > OVPN_MAX_PACKET)
         return UV_EMSGSIZE;
+    if (t->queued + t->tx_len + len > OVPN_TRANSPORT_QUEUE_MAX) {
+        if (!t->refused++)
+            v2s_warn("openvpn: the link to the server takes nothing (%zu KiB wait for it): packets to it "
+                     "are dropped until it does", (t->queued + t->tx_len) / 1024);
+        return UV_ENOBUFS;
+    }
     if (t->proto == OVPN_PROTO_UDP) {
         if (len == 0)
             return 0;

@@ -29,7 +29,8 @@ struct ovpn_transport_events {
 int ovpn_transport_open(struct ovpn_transport **out, uv_loop_t *loop, const struct sockaddr *addr,
                         enum ovpn_proto proto, const struct ovpn_transport_events *ev);
 /* Sends one packet (copied if it cannot go at once). 0, 1 when the queue is now above its high
- * mark, or a negative uv error. */
+ * mark, or a negative uv error: UV_ENOBUFS when the queue is full (the packet is dropped; the
+ * link carries on). */
 int ovpn_transport_send(struct ovpn_transport *t, const uint8_t *pkt, size_t len);
 /* TCP, once connected: the largest segment the connection carries (TCP_MAXSEG, what the server
  * was told we take and it told us, less TCP options). 0 for UDP or when the socket cannot say. */
