@@ -187,6 +187,45 @@ static void rp_wait_rx(struct rp *r, unsigned i, size_t n)
     ASSERT_EQ(r->n_rx[i], n);
 }
 
+/* Runs the loop n rounds of at most 1 ms, for what is under way to finish. */
+static void rp_spin(struct rp *r, int n)
+{
+    for (int i = 0; i < n; i++)
+        uvtest_run_until(&r->tun.loop, &r->closed, 1);
+}
+
+/* Runs the loop (1000 rounds at most) until the stack has sent peer port pport, from us:uport, a
+ * segment with all of flags set; returns the last such, or NULL. */
+static const struct rp_seg *rp_wait_seg(struct rp *r, uint16_t pport, uint16_t uport, uint8_t flags)
+{
+    for (int i = 0; i < 1000 && !rp_last(r, pport, uport, flags); i++)
+        uvtest_run_until(&r->tun.loop, &r->closed, 1);
+    return rp_last(r, pport, uport, flags);
+}
+
+/* The service's side of the forward's next connection, accepted on its listener l. */
+static int rp_accept(struct rp *r, int l)
+{
+    int svc = uvtest_accept(&r->tun.loop, l, 3000);
+    ASSERT(svc >= 0);
+    return svc;
+}
+
+/* A bare ACK from the peer (peer:pport -> us:uport) at sequence number seq. */
+static void rp_ack(struct rp *r, uint16_t pport, uint16_t uport, uint32_t seq, uint32_t ack)
+{
+    rp_segment(r, &r->us, pport, uport, 0x10, seq, ack, NULL, 0, NULL, 0);
+}
+
+/* A connection from peer port pport to us:uport: the handshake, then the peer's first segment
+ * (flags, with n bytes of data); returns the acknowledgement number the peer sends. */
+static uint32_t rp_open(struct rp *r, uint16_t pport, uint16_t uport, uint8_t flags, const void *data, size_t n)
+{
+    uint32_t ack = rp_syn(r, &r->us, pport, uport, 0);
+    rp_segment(r, &r->us, pport, uport, flags, RP_PEER_ISN + 1, ack, NULL, 0, data, n);
+    return ack;
+}
+
 TEST_IMPL(port_reverse_relay)
 {
     static struct rp r;
@@ -201,11 +240,10 @@ TEST_IMPL(port_reverse_relay)
      * connect to the service has not completed, so the bridge has not started. */
     uint32_t ack = rp_syn(&r, &r.us, 40000, 8022, 0);
     uvtest_log_begin();
-    rp_segment(&r, &r.us, 40000, 8022, 0x10, RP_PEER_ISN + 1, ack, NULL, 0, NULL, 0);
+    rp_ack(&r, 40000, 8022, RP_PEER_ISN + 1, ack);
     rp_segment(&r, &r.us, 40000, 8022, 0x18, RP_PEER_ISN + 1, ack, NULL, 0, "hello ", 6);
     rp_segment(&r, &r.us, 40000, 8022, 0x18, RP_PEER_ISN + 7, ack, NULL, 0, "tunnel", 6);
-    int svc = uvtest_accept(&r.tun.loop, l, 3000);
-    ASSERT(svc >= 0);
+    int svc = rp_accept(&r, l);
     ASSERT_EQ(uvtest_recv(&r.tun.loop, svc, buf, 12, &end, 3000), 12);
     ASSERT_MEM_EQ(buf, "hello tunnel", 12);
 
@@ -214,9 +252,7 @@ TEST_IMPL(port_reverse_relay)
     rp_wait_rx(&r, 0, 15);
     ASSERT_MEM_EQ(r.rx[0], "from the laptop", 15);
     shutdown(svc, SHUT_WR);
-    for (int i = 0; i < 1000 && !rp_last(&r, 40000, 8022, 0x01); i++)
-        uvtest_run_until(&r.tun.loop, &r.closed, 1);
-    const struct rp_seg *fin = rp_last(&r, 40000, 8022, 0x01);
+    const struct rp_seg *fin = rp_wait_seg(&r, 40000, 8022, 0x01);
     ASSERT(fin != NULL);
     /* The peer acknowledges, sends one more line and its own FIN: the service reads both. */
     rp_segment(&r, &r.us, 40000, 8022, 0x19, RP_PEER_ISN + 13, fin->seq + 1, NULL, 0, "bye", 3);
@@ -225,8 +261,7 @@ TEST_IMPL(port_reverse_relay)
     ASSERT_MEM_EQ(buf, "bye", 3);
     ASSERT_EQ(uvtest_wait_end(&r.tun.loop, svc, NULL, 3000), 1);
     close(svc);
-    for (int i = 0; i < 200; i++)
-        uvtest_run_until(&r.tun.loop, &r.closed, 1);
+    rp_spin(&r, 200);
     const char *log = uvtest_log_end();
     ASSERT(strstr(log, "10.9.0.1:40000 -> 127.0.0.1:") != NULL);
     ASSERT(strstr(log, "(remote forward *:8022) open") != NULL);
@@ -254,11 +289,9 @@ TEST_IMPL(port_reverse_close_with_relay)
     struct port_reverse *pr = rp_forward(&r, NULL, 8022, "127.0.0.1", port, 0);
     rp_syn(&r, &r.us, 40001, 8023, 1); /* another port */
 
-    uint32_t ack = rp_syn(&r, &r.us, 40000, 8022, 0);
-    rp_segment(&r, &r.us, 40000, 8022, 0x10, RP_PEER_ISN + 1, ack, NULL, 0, NULL, 0);
+    uint32_t ack = rp_open(&r, 40000, 8022, 0x10, NULL, 0);
     harness_tun_settle(&r.tun);
-    int svc = uvtest_accept(&r.tun.loop, l, 3000);
-    ASSERT(svc >= 0);
+    int svc = rp_accept(&r, l);
     uvtest_send(&r.tun.loop, svc, "one", 3);
     rp_wait_rx(&r, 0, 3);
 
@@ -304,7 +337,7 @@ TEST_IMPL(port_reverse_refused)
     /* Both handshakes complete in one loop iteration, so the first is still resolving when the
      * second one arrives, over the cap of 1. */
     rp_segment(&r, &r.us, 40000, 8022, 0x18, RP_PEER_ISN + 1, ack, NULL, 0, "x", 1);
-    rp_segment(&r, &r.us, 40001, 8022, 0x10, RP_PEER_ISN + 1, ack2, NULL, 0, NULL, 0);
+    rp_ack(&r, 40001, 8022, RP_PEER_ISN + 1, ack2);
     harness_tun_settle(&r.tun);
     ASSERT(rp_last(&r, 40001, 8022, 0x04) != NULL);
     for (int i = 0; i < 3000 && !rp_last(&r, 40000, 8022, 0x04); i++)
@@ -520,15 +553,12 @@ TEST_IMPL(port_reverse_reset_before_bridge)
     int l = uvtest_listen(&port);
     uvtest_log_begin();
     struct port_reverse *pr = rp_forward(&r, NULL, 8022, "127.0.0.1", port, 0);
-    uint32_t ack = rp_syn(&r, &r.us, 40000, 8022, 0);
-    rp_segment(&r, &r.us, 40000, 8022, 0x18, RP_PEER_ISN + 1, ack, NULL, 0, "lost", 4);
+    rp_open(&r, 40000, 8022, 0x18, "lost", 4);
     rp_segment(&r, &r.us, 40000, 8022, 0x04, RP_PEER_ISN + 5, 0, NULL, 0, NULL, 0);
-    int svc = uvtest_accept(&r.tun.loop, l, 3000);
-    ASSERT(svc >= 0);
+    int svc = rp_accept(&r, l);
     ASSERT_EQ(uvtest_wait_end(&r.tun.loop, svc, NULL, 3000), -ECONNRESET);
     close(svc);
-    for (int i = 0; i < 200; i++)
-        uvtest_run_until(&r.tun.loop, &r.closed, 1);
+    rp_spin(&r, 200);
     const char *log = uvtest_log_end();
     ASSERT(strstr(log, "(remote forward *:8022) closed by reset (0 bytes up, 0 down)") != NULL);
     port_reverse_close(pr, rp_closed, &r);
@@ -555,40 +585,33 @@ TEST_IMPL(port_reverse_half_close_early)
     uvtest_log_begin();
     struct port_reverse *pr = rp_forward(&r, NULL, 8022, "127.0.0.1", port, 0);
 
-    uint32_t ack = rp_syn(&r, &r.us, 40000, 8022, 0);
-    rp_segment(&r, &r.us, 40000, 8022, 0x19, RP_PEER_ISN + 1, ack, NULL, 0, "GET /", 5);
-    int svc = uvtest_accept(&r.tun.loop, l, 3000);
-    ASSERT(svc >= 0);
+    rp_open(&r, 40000, 8022, 0x19, "GET /", 5);
+    int svc = rp_accept(&r, l);
     ASSERT_EQ(uvtest_recv(&r.tun.loop, svc, buf, sizeof(buf), &end, 3000), 5);
     ASSERT_MEM_EQ(buf, "GET /", 5);
     ASSERT_EQ(end, 1);
     uvtest_send(&r.tun.loop, svc, "200 OK", 6);
     close(svc);
-    for (int i = 0; i < 1000 && !rp_last(&r, 40000, 8022, 0x01); i++)
-        uvtest_run_until(&r.tun.loop, &r.closed, 1);
-    const struct rp_seg *fin = rp_last(&r, 40000, 8022, 0x01);
+    const struct rp_seg *fin = rp_wait_seg(&r, 40000, 8022, 0x01);
     ASSERT(fin != NULL);
     ASSERT(rp_last(&r, 40000, 8022, 0x04) == NULL);
     ASSERT_EQ(r.n_rx[0], 6);
     ASSERT_MEM_EQ(r.rx[0], "200 OK", 6);
     ASSERT_EQ(fin->ack, RP_PEER_ISN + 7); /* the request and its FIN */
-    rp_segment(&r, &r.us, 40000, 8022, 0x10, RP_PEER_ISN + 7, fin->seq + 1, NULL, 0, NULL, 0);
-    for (int i = 0; i < 200; i++)
-        uvtest_run_until(&r.tun.loop, &r.closed, 1);
+    rp_ack(&r, 40000, 8022, RP_PEER_ISN + 7, fin->seq + 1);
+    rp_spin(&r, 200);
 
     /* The service speaks first and closes at once. */
     for (size_t i = 0; i < sizeof(burst); i++)
         burst[i] = (uint8_t)(i * 13 + 1);
-    ack = rp_syn(&r, &r.us, 40001, 8022, 0);
-    rp_segment(&r, &r.us, 40001, 8022, 0x10, RP_PEER_ISN + 1, ack, NULL, 0, NULL, 0);
-    svc = uvtest_accept(&r.tun.loop, l, 3000);
-    ASSERT(svc >= 0);
+    rp_open(&r, 40001, 8022, 0x10, NULL, 0);
+    svc = rp_accept(&r, l);
     uvtest_send(&r.tun.loop, svc, burst, sizeof(burst));
     close(svc);
     /* The peer acknowledges what it got (the stack's first window is a few segments). */
     for (int i = 0; i < 1000 && !rp_last(&r, 40001, 8022, 0x01); i++) {
         if (r.n_rx[1])
-            rp_segment(&r, &r.us, 40001, 8022, 0x10, RP_PEER_ISN + 1, r.rx_next[1], NULL, 0, NULL, 0);
+            rp_ack(&r, 40001, 8022, RP_PEER_ISN + 1, r.rx_next[1]);
         uvtest_run_until(&r.tun.loop, &r.closed, 1);
     }
     fin = rp_last(&r, 40001, 8022, 0x01);
@@ -597,8 +620,7 @@ TEST_IMPL(port_reverse_half_close_early)
     ASSERT_EQ(r.n_rx[1], sizeof(burst));
     ASSERT_MEM_EQ(r.rx[1], burst, sizeof(burst));
     rp_segment(&r, &r.us, 40001, 8022, 0x11, RP_PEER_ISN + 1, fin->seq + 1, NULL, 0, NULL, 0);
-    for (int i = 0; i < 200; i++)
-        uvtest_run_until(&r.tun.loop, &r.closed, 1);
+    rp_spin(&r, 200);
     const char *log = uvtest_log_end();
     ASSERT(strstr(log, "(remote forward *:8022) closed (5 bytes up, 6 down)") != NULL);
     ASSERT(strstr(log, "(remote forward *:8022) closed (0 bytes up, 6000 down)") != NULL);
@@ -630,10 +652,8 @@ TEST_IMPL(port_reverse_connect_timeout)
     struct port_reverse *pr = NULL;
     ASSERT_EQ(port_reverse_new(&pr, &cfg, (const struct sockaddr *)&sin), 0);
     uvtest_log_begin();
-    uint32_t ack = rp_syn(&r, &r.us, 40000, 8022, 0);
-    rp_segment(&r, &r.us, 40000, 8022, 0x18, RP_PEER_ISN + 1, ack, NULL, 0, "x", 1);
-    for (int i = 0; i < 1000 && !rp_last(&r, 40000, 8022, 0x04); i++)
-        uvtest_run_until(&r.tun.loop, &r.closed, 1);
+    uint32_t ack = rp_open(&r, 40000, 8022, 0x18, "x", 1);
+    rp_wait_seg(&r, 40000, 8022, 0x04);
     ASSERT(rp_last(&r, 40000, 8022, 0x04) != NULL);
     const char *log = uvtest_log_end();
     ASSERT(strstr(log, "connection timed out (remote forward *:8022, connection reset)") != NULL);
@@ -647,8 +667,8 @@ TEST_IMPL(port_reverse_connect_timeout)
     struct port_reverse *pr2 = rp_forward(&r, NULL, 8024, "127.0.0.1", port, 0);
     ack = rp_syn(&r, &r.us, 40001, 8023, 0);
     uint32_t ack2 = rp_syn(&r, &r.us, 40002, 8024, 0);
-    rp_segment(&r, &r.us, 40001, 8023, 0x10, RP_PEER_ISN + 1, ack, NULL, 0, NULL, 0);
-    rp_segment(&r, &r.us, 40002, 8024, 0x10, RP_PEER_ISN + 1, ack2, NULL, 0, NULL, 0);
+    rp_ack(&r, 40001, 8023, RP_PEER_ISN + 1, ack);
+    rp_ack(&r, 40002, 8024, RP_PEER_ISN + 1, ack2);
     port_reverse_close(pr, rp_closed, &r);
     port_reverse_close(pr2, rp_closed, &r);
     for (int i = 0; i < 3000 && r.closed < 3; i++)
@@ -674,25 +694,22 @@ TEST_IMPL(port_reverse_service_reset_after_data)
     int l = uvtest_listen(&port);
     uvtest_log_begin();
     struct port_reverse *pr = rp_forward(&r, NULL, 8022, "127.0.0.1", port, 0);
-    uint32_t ack = rp_syn(&r, &r.us, 40000, 8022, 0);
-    rp_segment(&r, &r.us, 40000, 8022, 0x10, RP_PEER_ISN + 1, ack, NULL, 0, NULL, 0);
-    int svc = uvtest_accept(&r.tun.loop, l, 3000);
-    ASSERT(svc >= 0);
+    rp_open(&r, 40000, 8022, 0x10, NULL, 0);
+    int svc = rp_accept(&r, l);
     /* The bridge is up (it answered), then the service writes and resets. */
     uvtest_send(&r.tun.loop, svc, "one", 3);
     rp_wait_rx(&r, 0, 3);
-    rp_segment(&r, &r.us, 40000, 8022, 0x10, RP_PEER_ISN + 1, r.rx_next[0], NULL, 0, NULL, 0);
+    rp_ack(&r, 40000, 8022, RP_PEER_ISN + 1, r.rx_next[0]);
     harness_tun_settle(&r.tun);
     ASSERT_EQ(send(svc, "partial answ", 12, 0), 12);
     struct linger lg = {1, 0};
     ASSERT_EQ(setsockopt(svc, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg)), 0);
     close(svc);
     for (int i = 0; i < 1000 && !rp_last(&r, 40000, 8022, 0x04) && !rp_last(&r, 40000, 8022, 0x01); i++) {
-        rp_segment(&r, &r.us, 40000, 8022, 0x10, RP_PEER_ISN + 1, r.rx_next[0], NULL, 0, NULL, 0);
+        rp_ack(&r, 40000, 8022, RP_PEER_ISN + 1, r.rx_next[0]);
         uvtest_run_until(&r.tun.loop, &r.closed, 1);
     }
-    for (int i = 0; i < 200; i++)
-        uvtest_run_until(&r.tun.loop, &r.closed, 1);
+    rp_spin(&r, 200);
     const char *log = uvtest_log_end();
     ASSERT(rp_last(&r, 40000, 8022, 0x01) == NULL);
     ASSERT(rp_last(&r, 40000, 8022, 0x04) != NULL);
@@ -716,10 +733,8 @@ TEST_IMPL(port_reverse_service_fin_then_reset)
     uint16_t port;
     int l = uvtest_listen(&port);
     struct port_reverse *pr = rp_forward(&r, NULL, 8022, "127.0.0.1", port, 0);
-    uint32_t ack = rp_syn(&r, &r.us, 40000, 8022, 0);
-    rp_segment(&r, &r.us, 40000, 8022, 0x18, RP_PEER_ISN + 1, ack, NULL, 0, "req", 3);
-    int svc = uvtest_accept(&r.tun.loop, l, 3000);
-    ASSERT(svc >= 0);
+    rp_open(&r, 40000, 8022, 0x18, "req", 3);
+    int svc = rp_accept(&r, l);
     char peek[4];
     for (int i = 0; i < 3000 && recv(svc, peek, 3, MSG_PEEK | MSG_DONTWAIT) < 3; i++)
         uvtest_run_until(&r.tun.loop, &r.closed, 1);
@@ -735,8 +750,7 @@ TEST_IMPL(port_reverse_service_fin_then_reset)
     ASSERT_EQ(r.n_rx[0], 6);
     ASSERT_MEM_EQ(r.rx[0], "answer", 6);
     port_reverse_close(pr, rp_closed, &r);
-    for (int i = 0; i < 200; i++)
-        uvtest_run_until(&r.tun.loop, &r.closed, 1);
+    rp_spin(&r, 200);
     close(l);
     ASSERT_EQ(harness_tun_down(&r.tun), 0);
     return 0;
@@ -753,21 +767,16 @@ TEST_IMPL(port_reverse_tunnel_down_opening)
     int l = uvtest_listen(&port);
     uvtest_log_begin();
     struct port_reverse *pr = rp_forward(&r, NULL, 8022, "127.0.0.1", port, 0);
-    uint32_t ack = rp_syn(&r, &r.us, 40000, 8022, 0);
-    rp_segment(&r, &r.us, 40000, 8022, 0x18, RP_PEER_ISN + 1, ack, NULL, 0, "lost", 4);
+    rp_open(&r, 40000, 8022, 0x18, "lost", 4);
     rp_tunnel_as(&r, "10.8.0.2"); /* down and up again, before the loop ran */
-    int svc = uvtest_accept(&r.tun.loop, l, 3000);
-    ASSERT(svc >= 0);
+    int svc = rp_accept(&r, l);
     ASSERT_EQ(uvtest_wait_end(&r.tun.loop, svc, NULL, 3000), -ECONNRESET);
     close(svc);
-    for (int i = 0; i < 200; i++)
-        uvtest_run_until(&r.tun.loop, &r.closed, 1);
+    rp_spin(&r, 200);
     const char *log = uvtest_log_end();
     ASSERT(strstr(log, "(remote forward *:8022) closed by reset (0 bytes up, 0 down)") != NULL);
-    ack = rp_syn(&r, &r.us, 40001, 8022, 0);
-    rp_segment(&r, &r.us, 40001, 8022, 0x18, RP_PEER_ISN + 1, ack, NULL, 0, "again", 5);
-    svc = uvtest_accept(&r.tun.loop, l, 3000);
-    ASSERT(svc >= 0);
+    rp_open(&r, 40001, 8022, 0x18, "again", 5);
+    svc = rp_accept(&r, l);
     uint8_t buf[8];
     int end;
     ASSERT_EQ(uvtest_recv(&r.tun.loop, svc, buf, 5, &end, 3000), 5);
@@ -841,14 +850,12 @@ TEST_IMPL(socks_bind_relay)
     /* From another host of the VPN: reset once its handshake completes (lwIP asks only then). */
     struct v2s_addr peer = r.peer;
     ASSERT_EQ(v2s_addr_parse(&r.peer, "10.9.0.5"), 0);
-    uint32_t other = rp_syn(&r, &r.us, 40001, port, 0);
-    rp_segment(&r, &r.us, 40001, port, 0x10, RP_PEER_ISN + 1, other, NULL, 0, NULL, 0);
+    rp_open(&r, 40001, port, 0x10, NULL, 0);
     harness_tun_settle(&r.tun);
     ASSERT(rp_last(&r, 40001, port, 0x04) != NULL);
     r.peer = peer;
     /* From DST.ADDR: the second reply, then bytes both ways. */
-    uint32_t ack = rp_syn(&r, &r.us, 40000, port, 0);
-    rp_segment(&r, &r.us, 40000, port, 0x10, RP_PEER_ISN + 1, ack, NULL, 0, NULL, 0);
+    uint32_t ack = rp_open(&r, 40000, port, 0x10, NULL, 0);
     rp_segment(&r, &r.us, 40000, port, 0x18, RP_PEER_ISN + 1, ack, NULL, 0, "from the server", 15);
     harness_tun_settle(&r.tun);
     ASSERT_EQ(uvtest_recv(&r.tun.loop, fd, rep, 10, &end, 3000), 10);
@@ -961,8 +968,7 @@ TEST_IMPL(socks_bind_half_close)
     int never = 0;
     uvtest_run_until(&r.tun.loop, &never, 50);
 
-    uint32_t ack = rp_syn(&r, &r.us, 40000, port, 0);
-    rp_segment(&r, &r.us, 40000, port, 0x10, RP_PEER_ISN + 1, ack, NULL, 0, NULL, 0);
+    uint32_t ack = rp_open(&r, 40000, port, 0x10, NULL, 0);
     rp_segment(&r, &r.us, 40000, port, 0x18, RP_PEER_ISN + 1, ack, NULL, 0, "from the server", 15);
     harness_tun_settle(&r.tun);
     size_t got = uvtest_recv(&r.tun.loop, fd, rep, 10, &end, 3000);
@@ -1010,8 +1016,7 @@ TEST_IMPL(socks_bind_early_bound)
     int never = 0;
     uvtest_run_until(&r.tun.loop, &never, 50);
 
-    uint32_t ack = rp_syn(&r, &r.us, 40000, port, 0);
-    rp_segment(&r, &r.us, 40000, port, 0x10, RP_PEER_ISN + 1, ack, NULL, 0, NULL, 0);
+    rp_open(&r, 40000, port, 0x10, NULL, 0);
     harness_tun_settle(&r.tun);
     size_t got = uvtest_recv(&r.tun.loop, fd, rep, 10, &end, 3000);
     ASSERT_ROW(got == 10 && rep[1] == 0, "second reply: %zu bytes, end %d", got, end);
