@@ -515,14 +515,20 @@ static void world_init(struct world *w, const char *proto, const char *reply, co
     w->c->timers.clock_arg = w;
 }
 
+/* Runs the loop until the client opened its link to the remote it resolved. */
+static void world_wait_link(struct world *w)
+{
+    for (int i = 0; i < 1000 && !w->link; i++)
+        uv_run(&w->loop, UV_RUN_ONCE);
+    ASSERT(w->link != NULL);
+}
+
 /* Starts the client and runs the loop until it resolved the remote and opened the link. */
 static void world_start(struct world *w)
 {
     ASSERT_EQ(tunnel_start(w->t), 0);
     ASSERT_EQ(w->c->state, OVPN_CLIENT_RESOLVING);
-    for (int i = 0; i < 1000 && !w->link; i++)
-        uv_run(&w->loop, UV_RUN_ONCE);
-    ASSERT(w->link != NULL);
+    world_wait_link(w);
     ASSERT_EQ(w->c->state, OVPN_CLIENT_CONNECTING);
 }
 
@@ -548,6 +554,21 @@ static void world_closed(struct tunnel *t)
 {
     (void)t;
     the_world->closed++;
+}
+
+/* A client through its first session, as far as the server lets it run (see world_init). */
+static void world_up(struct world *w, const char *proto, const char *reply, const char *extra)
+{
+    world_init(w, proto, reply, extra);
+    world_start(w);
+    world_connect(w);
+}
+
+/* The link comes up and the client sends its hard reset; nothing is answered yet. */
+static void world_link_up(struct world *w)
+{
+    w->link->ev.connected(w->link->ev.arg);
+    ASSERT_EQ(w->c->state, OVPN_CLIENT_HANDSHAKE);
 }
 
 /* Closes the client; every handle must be gone and the loop closable. */
@@ -624,9 +645,7 @@ TEST_IMPL(ovpn_client_handshake_push_up)
 TEST_IMPL(ovpn_client_ping_restart)
 {
     struct world w;
-    world_init(&w, "udp", push_reply, NULL);
-    world_start(&w);
-    world_connect(&w);
+    world_up(&w, "udp", push_reply, NULL);
     ASSERT_EQ(w.c->state, OVPN_CLIENT_UP);
     /* The server goes silent: pings go out each second, and after ping-restart (3 s) without a
      * packet from it the client drops the link and waits before reconnecting. */
@@ -671,9 +690,7 @@ TEST_IMPL(ovpn_client_ping_restart)
 TEST_IMPL(ovpn_client_renegotiation)
 {
     struct world w;
-    world_init(&w, "udp", push_reply_ping, NULL);
-    world_start(&w);
-    world_connect(&w);
+    world_up(&w, "udp", push_reply_ping, NULL);
     ASSERT_EQ(w.c->state, OVPN_CLIENT_UP);
     int old = w.c->primary;
     /* The server starts key 1: a new TLS session and key exchange on the same link, after which
@@ -711,9 +728,7 @@ TEST_IMPL(ovpn_client_renegotiation)
 TEST_IMPL(ovpn_client_reneg_sec)
 {
     struct world w;
-    world_init(&w, "udp", push_reply_ping, "reneg-sec 10\n");
-    world_start(&w);
-    world_connect(&w);
+    world_up(&w, "udp", push_reply_ping, "reneg-sec 10\n");
     ASSERT_EQ(w.c->state, OVPN_CLIENT_UP);
     /* reneg-sec: after 10 s on key 0 the client starts key 1 with a soft reset of its own. */
     for (int i = 0; i < 9; i++) {
@@ -740,9 +755,7 @@ TEST_IMPL(ovpn_client_reneg_sec)
 TEST_IMPL(ovpn_client_auth_failed)
 {
     struct world w;
-    world_init(&w, "udp", "AUTH_FAILED,bad password", NULL);
-    world_start(&w);
-    world_connect(&w);
+    world_up(&w, "udp", "AUTH_FAILED,bad password", NULL);
     /* The server refused us after the key exchange: the client gives up for good, with the
      * server's reason, and does not reconnect. */
     ASSERT_EQ(w.srv.push_requests, 1);
@@ -767,9 +780,7 @@ TEST_IMPL(ovpn_client_auth_failed)
 TEST_IMPL(ovpn_client_auth_failed_temp)
 {
     struct world w;
-    world_init(&w, "udp", "AUTH_FAILED,TEMP[backoff 30,advance no]:server busy", NULL);
-    world_start(&w);
-    world_connect(&w);
+    world_up(&w, "udp", "AUTH_FAILED,TEMP[backoff 30,advance no]:server busy", NULL);
     ASSERT_EQ(w.srv.push_requests, 1);
     ASSERT_EQ(w.c->state, OVPN_CLIENT_WAITING);
     ASSERT_EQ(w.downs, 0);
@@ -845,9 +856,7 @@ static size_t srv_send_data(struct world *w, struct ovpn_data_key *k, const uint
 TEST_IMPL(ovpn_client_data_from_server)
 {
     struct world w;
-    world_init(&w, "udp", push_reply, NULL);
-    world_start(&w);
-    world_connect(&w);
+    world_up(&w, "udp", push_reply, NULL);
     ASSERT_EQ(w.c->state, OVPN_CLIENT_UP);
     int old = w.c->primary;
     struct ovpn_data_key *k0 = data_pair(&w, &w.c->keys[old]);
@@ -927,8 +936,7 @@ TEST_IMPL(ovpn_client_hand_window)
     struct world w;
     world_init(&w, "udp", push_reply, "hand-window 10\n");
     world_start(&w);
-    w.link->ev.connected(w.link->ev.arg);
-    ASSERT_EQ(w.c->state, OVPN_CLIENT_HANDSHAKE);
+    world_link_up(&w);
     /* No server at all: our reset is retransmitted (2 s, then 4 s), and after hand-window the
      * session restarts. */
     w.n_to_server = 0;
@@ -1061,9 +1069,7 @@ TEST_IMPL(ovpn_client_reneg_fails_key_spent)
 {
     static const uint8_t ip[28] = {0x45, 0, 0, 28, 0, 0, 0, 0, 64, 17};
     struct world w;
-    world_init(&w, "udp", push_reply_ping, NULL);
-    world_start(&w);
-    world_connect(&w);
+    world_up(&w, "udp", push_reply_ping, NULL);
     ASSERT_EQ(w.c->state, OVPN_CLIENT_UP);
     w.srv.mute_reneg = 1;
     struct ovpn_data_key *k = w.c->keys[w.c->primary].data;
@@ -1114,9 +1120,7 @@ TEST_IMPL(ovpn_client_reneg_fails_key_kept)
 {
     static const uint8_t ip[28] = {0x45, 0, 0, 28, 0, 0, 0, 0, 64, 17};
     struct world w;
-    world_init(&w, "udp", push_reply_ping, NULL);
-    world_start(&w);
-    world_connect(&w);
+    world_up(&w, "udp", push_reply_ping, NULL);
     w.srv.mute_reneg = 1;
     ovpn_data_test_set_send_id(w.c->keys[w.c->primary].data, OVPN_DATA_ID_RENEGOTIATE);
     ASSERT_EQ(tunnel_send(&w.c->t, ip, sizeof(ip)), 0);
@@ -1196,9 +1200,7 @@ TEST_IMPL(ovpn_client_tls_auth_foreign_sid_replay)
 TEST_IMPL(ovpn_client_hostile_control_guard)
 {
     struct world w;
-    world_init(&w, "udp", push_reply_ping, NULL);
-    world_start(&w);
-    world_connect(&w);
+    world_up(&w, "udp", push_reply_ping, NULL);
     ASSERT_EQ(w.c->state, OVPN_CLIENT_UP);
     uint8_t id = 0;
     for (int r = 0; r < 12; r++) {
@@ -1272,8 +1274,7 @@ TEST_IMPL(ovpn_client_tls_auth_early_foreign_replay)
 {
     struct world w;
     world_tls_auth(&w, 5, 1);
-    w.link->ev.connected(w.link->ev.arg);
-    ASSERT_EQ(w.c->state, OVPN_CLIENT_HANDSHAKE);
+    world_link_up(&w);
     struct ovpn_wrap forger = w.srv.wrap_keys;
     forger.send_id = 0x7FFFFFF0;
     static const uint8_t junk[4] = {1, 2, 3, 4};
@@ -1299,9 +1300,7 @@ static void world_reconnect(struct world *w, uint64_t wait_ms)
     ASSERT_EQ(w->c->state, OVPN_CLIENT_WAITING);
     advance(w, wait_ms);
     ASSERT_EQ(w->c->state, OVPN_CLIENT_RESOLVING);
-    for (int i = 0; i < 1000 && !w->link; i++)
-        uv_run(&w->loop, UV_RUN_ONCE);
-    ASSERT(w->link != NULL);
+    world_wait_link(w);
     world_connect(w);
 }
 
@@ -1316,9 +1315,7 @@ static const char push_reply_bad[] = "PUSH_REPLY,ifconfig 10.8.0.2 255.255.255.0
 TEST_IMPL(ovpn_client_bad_push_next_remote)
 {
     struct world w;
-    world_init(&w, "udp", push_reply_bad, "remote 127.0.0.2 1194 udp\nremote 127.0.0.3 1194 udp\n");
-    world_start(&w);
-    world_connect(&w);
+    world_up(&w, "udp", push_reply_bad, "remote 127.0.0.2 1194 udp\nremote 127.0.0.3 1194 udp\n");
     ASSERT_EQ(w.srv.push_requests, 1);
     ASSERT_EQ(w.c->state, OVPN_CLIENT_WAITING);
     ASSERT_EQ(w.downs, 0);
@@ -1338,9 +1335,7 @@ TEST_IMPL(ovpn_client_bad_push_next_remote)
     world_close(&w);
 
     /* Every remote in turn: the client stops, saying why. */
-    world_init(&w, "udp", push_reply_bad, "remote 127.0.0.2 1194 udp\n");
-    world_start(&w);
-    world_connect(&w);
+    world_up(&w, "udp", push_reply_bad, "remote 127.0.0.2 1194 udp\n");
     world_reconnect(&w, 1000);
     ASSERT_EQ(w.c->state, OVPN_CLIENT_DONE);
     ASSERT_EQ(w.downs, 1);
@@ -1373,9 +1368,7 @@ TEST_IMPL(ovpn_client_bad_push_next_remote)
     world_close(&w);
 
     /* One remote: as before, the first bad push ends the tunnel. */
-    world_init(&w, "udp", push_reply_bad, NULL);
-    world_start(&w);
-    world_connect(&w);
+    world_up(&w, "udp", push_reply_bad, NULL);
     ASSERT_EQ(w.c->state, OVPN_CLIENT_DONE);
     ASSERT_EQ(w.downs, 1);
     ASSERT_STR_EQ(w.down_why, "bad PUSH_REPLY: route netmask '255.0.255.0': not an IPv4 netmask");
@@ -1412,9 +1405,7 @@ TEST_IMPL(ovpn_client_small_mtu_no_ipv6)
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         struct world w;
-        world_init(&w, "udp", cases[i].reply, cases[i].config);
-        world_start(&w);
-        world_connect(&w);
+        world_up(&w, "udp", cases[i].reply, cases[i].config);
         if (cases[i].v6 < 0) {
             ASSERT_EQ(w.c->state, OVPN_CLIENT_DONE);
             ASSERT_EQ(w.ups, 0);
@@ -1435,9 +1426,7 @@ TEST_IMPL(ovpn_client_small_mtu_no_ipv6)
     /* Refused with two remotes: the other is tried, then the client gives up (the session was
      * never up, so the count of refusals in a row goes on). */
     struct world w;
-    world_init(&w, "udp", cases[4].reply, "remote 127.0.0.2 1194 udp\n");
-    world_start(&w);
-    world_connect(&w);
+    world_up(&w, "udp", cases[4].reply, "remote 127.0.0.2 1194 udp\n");
     ASSERT_EQ(w.c->state, OVPN_CLIENT_WAITING);
     ASSERT_EQ(w.c->remote, 1);
     world_reconnect(&w, 1000);
@@ -1475,9 +1464,7 @@ TEST_IMPL(ovpn_client_config_topology)
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         struct world w;
-        world_init(&w, "udp", cases[i].reply, cases[i].config);
-        world_start(&w);
-        world_connect(&w);
+        world_up(&w, "udp", cases[i].reply, cases[i].config);
         ASSERT_EQ(w.c->state, OVPN_CLIENT_UP);
         ASSERT_EQ(w.ups, 1);
         ASSERT_STR_EQ(w.up_addr4, "10.8.0.2");
@@ -1487,10 +1474,8 @@ TEST_IMPL(ovpn_client_config_topology)
     /* A server pushes net30 once; after a ping-restart the next push names no topology and is
      * read under the config's subnet again. */
     struct world w;
-    world_init(&w, "udp", "PUSH_REPLY,topology net30,ifconfig 10.8.0.6 10.8.0.5,ping 1,ping-restart 3,"
+    world_up(&w, "udp", "PUSH_REPLY,topology net30,ifconfig 10.8.0.6 10.8.0.5,ping 1,ping-restart 3,"
                           "cipher AES-256-GCM,peer-id 0", "topology subnet\n");
-    world_start(&w);
-    world_connect(&w);
     ASSERT_EQ(w.c->state, OVPN_CLIENT_UP);
     ASSERT_STR_EQ(w.up_addr4, "10.8.0.6");
     ASSERT_EQ(w.up_prefix4, 32);
@@ -1526,8 +1511,7 @@ TEST_IMPL(ovpn_client_server_poll_timeout)
         struct world w;
         world_init(&w, "udp", push_reply, cases[i].config);
         world_start(&w);
-        w.link->ev.connected(w.link->ev.arg);
-        ASSERT_EQ(w.c->state, OVPN_CLIENT_HANDSHAKE);
+        world_link_up(&w);
         /* Nobody there: what we send is lost. */
         for (uint64_t t = 0; t + 100 < cases[i].poll_ms; t += 100) {
             advance(&w, 100);
@@ -1578,9 +1562,7 @@ static void fail_then_wait(struct world *w, uint64_t wait_ms)
         TEST_FAIL_AT("the next attempt came before %llu ms", (unsigned long long)wait_ms);
     advance(w, 100);
     ASSERT_EQ(w->c->state, OVPN_CLIENT_RESOLVING);
-    for (int i = 0; i < 1000 && !w->link; i++)
-        uv_run(&w->loop, UV_RUN_ONCE);
-    ASSERT(w->link != NULL);
+    world_wait_link(w);
 }
 
 /* The wait between failed attempts backs off by rounds of the remote list, as OpenVPN's does,
