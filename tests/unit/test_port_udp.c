@@ -512,29 +512,51 @@ static uint16_t rtest_sockaddr_port(const struct sockaddr_storage *ss)
                                            : ((const struct sockaddr_in *)ss)->sin_port);
 }
 
+/* A fresh rtest, its harness tunnel up at 10.8.0.2. */
+static struct rtest *rtest_new(void)
+{
+    struct rtest *r = calloc(1, sizeof(*r));
+    ASSERT(r);
+    struct harness_tun_config cfg = {.addr4 = "10.8.0.2"};
+    ASSERT_EQ(harness_tun_up(&r->tun, &cfg, rtest_on_send, r), 0);
+    return r;
+}
+
+/* The -R/udp forward from tunnel port tport to host:port (4 flows at most, idle ones end after
+ * idle_ms), on every tunnel address. */
+static void rtest_forward(struct rtest *r, const char *host, uint16_t port, unsigned idle_ms, uint16_t tport)
+{
+    struct port_udp_config pcfg = {
+        .loop = &r->tun.loop,
+        .host = host,
+        .port = port,
+        .idle_timeout_ms = idle_ms,
+        .max_flows = 4,
+    };
+    ASSERT_EQ(port_udp_remote_new(&r->pu, &pcfg, r->tun.stack, NULL, tport), 0);
+}
+
+/* Frees r and the datagrams it kept. */
+static void rtest_free(struct rtest *r)
+{
+    for (int i = 0; i < r->n; i++)
+        free(r->data[i]);
+    free(r);
+}
+
 /* -R/udp: each remote client of the tunnel port gets its own host socket, answers go back to it
  * from the forwarded port (fragmented past the MTU), another host's datagrams to a flow's socket
  * go nowhere, a name is resolved for the flow (on a forward bound to one tunnel address), idle
  * flows end, and closing leaves no handle. */
 TEST_IMPL(port_udp_remote)
 {
-    struct rtest *r = calloc(1, sizeof(*r));
-    ASSERT(r);
-    struct harness_tun_config cfg = {.addr4 = "10.8.0.2"};
-    ASSERT_EQ(harness_tun_up(&r->tun, &cfg, rtest_on_send, r), 0);
+    struct rtest *r = rtest_new();
     int saved = v2s_log_level;
     v2s_log_level = V2S_LOG_INFO;
     uvtest_log_begin();
     uint16_t svc_port;
     int svc = rtest_service(0, &svc_port);
-    struct port_udp_config pcfg = {
-        .loop = &r->tun.loop,
-        .host = "127.0.0.1",
-        .port = svc_port,
-        .idle_timeout_ms = 400,
-        .max_flows = 4,
-    };
-    ASSERT_EQ(port_udp_remote_new(&r->pu, &pcfg, r->tun.stack, NULL, 5000), 0);
+    rtest_forward(r, "127.0.0.1", svc_port, 400, 5000);
 
     /* Two remote clients, two host sockets. */
     uint8_t buf[0x10000];
@@ -602,8 +624,14 @@ TEST_IMPL(port_udp_remote)
     struct port_udp *named;
     uint16_t dual_port;
     int dual = rtest_service(1, &dual_port);
-    pcfg.host = "localhost";
-    pcfg.port = dual_port;
+    /* The first forward's settings, but for the name and port. */
+    struct port_udp_config pcfg = {
+        .loop = &r->tun.loop,
+        .host = "localhost",
+        .port = dual_port,
+        .idle_timeout_ms = 400,
+        .max_flows = 4,
+    };
     struct v2s_addr local;
     ASSERT_EQ(v2s_addr_parse(&local, "10.8.0.2"), 0); /* and on one tunnel address only */
     ASSERT_EQ(port_udp_remote_new(&named, &pcfg, r->tun.stack, &local, 5001), 0);
@@ -635,9 +663,7 @@ TEST_IMPL(port_udp_remote)
     close(svc);
     close(other);
     close(dual);
-    for (int i = 0; i < r->n; i++)
-        free(r->data[i]);
-    free(r);
+    rtest_free(r);
     return 0;
 }
 
@@ -647,23 +673,13 @@ TEST_IMPL(port_udp_remote)
 TEST_IMPL(port_udp_remote_pending_bounded)
 {
     enum { EMPTY = 20000 };
-    struct rtest *r = calloc(1, sizeof(*r));
-    ASSERT(r);
-    struct harness_tun_config cfg = {.addr4 = "10.8.0.2"};
-    ASSERT_EQ(harness_tun_up(&r->tun, &cfg, rtest_on_send, r), 0);
+    struct rtest *r = rtest_new();
     int saved = v2s_log_level;
     v2s_log_level = V2S_LOG_INFO;
     uvtest_log_begin();
     uint16_t svc_port;
     int svc = rtest_service(1, &svc_port);
-    struct port_udp_config pcfg = {
-        .loop = &r->tun.loop,
-        .host = "localhost",
-        .port = svc_port,
-        .idle_timeout_ms = 60000,
-        .max_flows = 4,
-    };
-    ASSERT_EQ(port_udp_remote_new(&r->pu, &pcfg, r->tun.stack, NULL, 5002), 0);
+    rtest_forward(r, "localhost", svc_port, 60000, 5002);
 
     /* Straight into the stack without turning the loop, so the lookup cannot come back meanwhile. */
     uint8_t pkt[64];
@@ -722,10 +738,7 @@ static ssize_t rtest_client_recv(struct rtest *r, int fd, uint8_t *buf, size_t c
  * not. */
 TEST_IMPL(port_udp_local_tunnel)
 {
-    struct rtest *r = calloc(1, sizeof(*r));
-    ASSERT(r);
-    struct harness_tun_config cfg = {.addr4 = "10.8.0.2"};
-    ASSERT_EQ(harness_tun_up(&r->tun, &cfg, rtest_on_send, r), 0);
+    struct rtest *r = rtest_new();
     uv_loop_t *loop = &r->tun.loop;
     struct router router;
     router_init(&router);
@@ -806,8 +819,6 @@ TEST_IMPL(port_udp_local_tunnel)
     ASSERT_EQ(closed, 4);
     router_free(&router);
     close(client);
-    for (int i = 0; i < r->n; i++)
-        free(r->data[i]);
-    free(r);
+    rtest_free(r);
     return 0;
 }
