@@ -127,6 +127,25 @@ static void fdt_expect(struct fdt *f, uint32_t seq, size_t len)
     ASSERT(memcmp(buf, want, len) == 0);
 }
 
+/* Reads packets 0 to n - 1, each of len bytes, in order at the VPN client's end (running the loop
+ * while it waits), and then finds nothing more there. */
+static void fdt_drain_in_order(struct fdt *f, uint32_t n_pkts, size_t len)
+{
+    uint8_t pkt[2048];
+    for (uint32_t i = 0; i < n_pkts; i++) {
+        uint8_t buf[2048];
+        ssize_t n;
+        while ((n = recv(f->sv[1], buf, sizeof(buf), MSG_DONTWAIT)) < 0 && errno == EAGAIN)
+            uv_run(&f->loop, UV_RUN_NOWAIT);
+        ASSERT_EQ(n, (ssize_t)len);
+        uint32_t seq;
+        memcpy(&seq, buf, 4);
+        if (seq != i)
+            TEST_FAIL_AT("datagram %u carries packet %u", i, seq);
+    }
+    ASSERT(recv(f->sv[1], pkt, sizeof(pkt), MSG_DONTWAIT) < 0 && errno == EAGAIN);
+}
+
 /* What one loop iteration sends (the stack's ACKs for a batch of segments, a burst of segments)
  * leaves once the iteration's callbacks ran, together, each packet its own datagram, in order. */
 TEST_IMPL(tunnel_fd_send_batch)
@@ -181,18 +200,7 @@ TEST_IMPL(tunnel_fd_send_backpressure)
     /* More than 4 MiB went out or waits: far more than the socket alone holds. */
     ASSERT((size_t)sent * sizeof(pkt) > 4u * 1024 * 1024);
     ASSERT_EQ(f.writables, 0);
-    for (uint32_t i = 0; i < sent; i++) {
-        uint8_t buf[2048];
-        ssize_t n;
-        while ((n = recv(f.sv[1], buf, sizeof(buf), MSG_DONTWAIT)) < 0 && errno == EAGAIN)
-            uv_run(&f.loop, UV_RUN_NOWAIT);
-        ASSERT_EQ(n, (ssize_t)sizeof(pkt));
-        uint32_t seq;
-        memcpy(&seq, buf, 4);
-        if (seq != i)
-            TEST_FAIL_AT("datagram %u carries packet %u", i, seq);
-    }
-    ASSERT(recv(f.sv[1], pkt, sizeof(pkt), MSG_DONTWAIT) < 0 && errno == EAGAIN);
+    fdt_drain_in_order(&f, sent, sizeof(pkt));
     ASSERT_EQ(f.writables, 1);
     ASSERT_EQ(f.downs, 0);
     fdt_close(&f);
@@ -327,18 +335,7 @@ TEST_IMPL(tunnel_fd_queue_cap)
     ASSERT_EQ(f.downs, 0);
 
     uvtest_log_begin();
-    for (uint32_t i = 0; i < taken; i++) {
-        uint8_t buf[2048];
-        ssize_t n;
-        while ((n = recv(f.sv[1], buf, sizeof(buf), MSG_DONTWAIT)) < 0 && errno == EAGAIN)
-            uv_run(&f.loop, UV_RUN_NOWAIT);
-        ASSERT_EQ(n, (ssize_t)sizeof(pkt));
-        uint32_t seq;
-        memcpy(&seq, buf, 4);
-        if (seq != i)
-            TEST_FAIL_AT("datagram %u carries packet %u", i, seq);
-    }
-    ASSERT(recv(f.sv[1], pkt, sizeof(pkt), MSG_DONTWAIT) < 0 && errno == EAGAIN);
+    fdt_drain_in_order(&f, taken, sizeof(pkt));
     ASSERT_EQ(f.writables, 1);
     log = uvtest_log_end();
     ASSERT(strstr(log, "packets to it were dropped") != NULL);
