@@ -107,6 +107,29 @@ static void ftest_finish(struct ftest *t)
     uvtest_loop_finish(&t->loop);
 }
 
+/* The destination's side of the forward's next connection, accepted on its listener l. */
+static int ftest_accept(struct ftest *t, int l)
+{
+    int remote = uvtest_accept(&t->loop, l, 3000);
+    ASSERT(remote >= 0);
+    return remote;
+}
+
+/* Closes fd with a reset rather than a FIN (SO_LINGER 0). */
+static void ftest_abort(int fd)
+{
+    struct linger lg = {.l_onoff = 1, .l_linger = 0};
+    ASSERT_EQ(setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg)), 0);
+    close(fd);
+}
+
+/* Closes the forward pf and runs the loop until it said it was closed. */
+static void ftest_close_forward(struct ftest *t, struct port_forward *pf)
+{
+    port_forward_close(pf, ftest_fwd_closed, t);
+    ASSERT(uvtest_run_until(&t->loop, &t->fwd_closed, 3000));
+}
+
 TEST_IMPL(port_forward_relay)
 {
     struct ftest t;
@@ -120,8 +143,7 @@ TEST_IMPL(port_forward_relay)
 
     /* Bytes both ways, then each side's half-close reaches the other. */
     int fd = uvtest_connect(fport);
-    int remote = uvtest_accept(&t.loop, l, 3000);
-    ASSERT(remote >= 0);
+    int remote = ftest_accept(&t, l);
     uvtest_send(&t.loop, fd, "ping", 4);
     ASSERT_EQ(uvtest_recv(&t.loop, remote, buf, 4, &end, 3000), 4);
     ASSERT_MEM_EQ(buf, "ping", 4);
@@ -143,8 +165,7 @@ TEST_IMPL(port_forward_relay)
     for (size_t i = 0; i < big; i++)
         out[i] = (uint8_t)(i * 7 + (i >> 11));
     fd = uvtest_connect(fport);
-    remote = uvtest_accept(&t.loop, l, 3000);
-    ASSERT(remote >= 0);
+    remote = ftest_accept(&t, l);
     uvtest_send(&t.loop, remote, out, big);
     ASSERT_EQ(uvtest_recv(&t.loop, fd, in, big, &end, 5000), big);
     ASSERT(memcmp(in, out, big) == 0);
@@ -152,15 +173,12 @@ TEST_IMPL(port_forward_relay)
     free(in);
 
     /* A reset from the server reaches the client as a reset. */
-    struct linger lg = {.l_onoff = 1, .l_linger = 0};
-    ASSERT_EQ(setsockopt(remote, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg)), 0);
-    close(remote);
+    ftest_abort(remote);
     ASSERT_EQ(uvtest_wait_end(&t.loop, fd, NULL, 3000), -ECONNRESET);
     close(fd);
 
     close(l);
-    port_forward_close(pf, ftest_fwd_closed, &t);
-    ASSERT(uvtest_run_until(&t.loop, &t.fwd_closed, 3000));
+    ftest_close_forward(&t, pf);
     ftest_finish(&t);
     return 0;
 }
@@ -206,8 +224,7 @@ TEST_IMPL(port_forward_refused)
     int l = uvtest_listen(&port);
     uint16_t p3 = ftest_forward(&t, &name_pf, "localhost", port, 1);
     fd = uvtest_connect(p3);
-    int remote = uvtest_accept(&t.loop, l, 3000);
-    ASSERT(remote >= 0);
+    int remote = ftest_accept(&t, l);
     int over = uvtest_connect(p3);
     ASSERT_EQ(uvtest_wait_end(&t.loop, over, NULL, 3000), -ECONNRESET);
     close(over);
@@ -247,8 +264,7 @@ TEST_IMPL(port_forward_close_with_relay)
     int l = uvtest_listen(&port);
     uint16_t fport = ftest_forward(&t, &pf, "127.0.0.1", port, 0);
     int fd = uvtest_connect(fport);
-    int remote = uvtest_accept(&t.loop, l, 3000);
-    ASSERT(remote >= 0);
+    int remote = ftest_accept(&t, l);
     uvtest_send(&t.loop, fd, "abc", 3);
     ASSERT_EQ(uvtest_recv(&t.loop, remote, buf, 3, &end, 3000), 3); /* relaying */
     port_forward_close(pf, ftest_fwd_closed, &t);
@@ -286,8 +302,7 @@ TEST_IMPL(port_forward_early_close)
     int fd = uvtest_connect(fport);
     ASSERT_EQ(send(fd, "GET /", 5, 0), 5);
     ASSERT_EQ(shutdown(fd, SHUT_WR), 0);
-    int remote = uvtest_accept(&t.loop, l, 3000);
-    ASSERT(remote >= 0);
+    int remote = ftest_accept(&t, l);
     ASSERT_EQ(uvtest_recv(&t.loop, remote, buf, sizeof(buf), &end, 3000), 5);
     ASSERT_MEM_EQ(buf, "GET /", 5);
     ASSERT_EQ(end, 1);
@@ -300,18 +315,14 @@ TEST_IMPL(port_forward_early_close)
 
     fd = uvtest_connect(fport);
     ASSERT_EQ(send(fd, "half", 4, 0), 4);
-    struct linger lg = {.l_onoff = 1, .l_linger = 0};
-    ASSERT_EQ(setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg)), 0);
-    close(fd);
-    remote = uvtest_accept(&t.loop, l, 3000);
-    ASSERT(remote >= 0);
+    ftest_abort(fd);
+    remote = ftest_accept(&t, l);
     size_t extra = 0;
     ASSERT_EQ(uvtest_wait_end(&t.loop, remote, &extra, 3000), -ECONNRESET);
     close(remote);
     ASSERT(uvtest_run_until_fn(&t.loop, ftest_none_open, &t, 3000));
     close(l);
-    port_forward_close(pf, ftest_fwd_closed, &t);
-    ASSERT(uvtest_run_until(&t.loop, &t.fwd_closed, 3000));
+    ftest_close_forward(&t, pf);
     ftest_finish(&t);
     return 0;
 }
