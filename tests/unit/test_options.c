@@ -22,6 +22,25 @@ static int parse(struct options *o, const char *line, char *err, size_t errcap)
     return options_parse(o, argc, argv, err, errcap);
 }
 
+/* A command line options_parse() must refuse, and the message it must give. */
+struct refused {
+    const char *line;
+    const char *message;
+};
+
+/* Checks each row of bad[] is refused with -EINVAL and exactly its message. */
+static void expect_refused(const struct refused *bad, size_t n)
+{
+    struct options o;
+    char err[256];
+    for (size_t i = 0; i < n; i++) {
+        err[0] = '\0';
+        ASSERT_ROW(parse(&o, bad[i].line, err, sizeof(err)) == -EINVAL, "%s", bad[i].line);
+        ASSERT_ROW(strcmp(err, bad[i].message) == 0, "%s: got \"%s\"", bad[i].line, err);
+        options_free(&o);
+    }
+}
+
 TEST_IMPL(options_caps_and_timeouts)
 {
     struct options o;
@@ -49,10 +68,7 @@ TEST_IMPL(options_caps_and_timeouts)
     ASSERT_STR_EQ(o.socks_auth, "/etc/vpn2socks/users");
     options_free(&o);
 
-    static const struct {
-        const char *line;
-        const char *message;
-    } bad[] = {
+    static const struct refused bad[] = {
         {"-D 1080 --max-connections 0", "--max-connections 0: expected a number of connections from 1 to 1000000"},
         {"-D 1080 --max-connections -5", "--max-connections -5: expected a number of connections from 1 to 1000000"},
         {"-D 1080 --max-connections 1000001", "--max-connections 1000001: expected a number of connections from 1 to 1000000"},
@@ -63,12 +79,7 @@ TEST_IMPL(options_caps_and_timeouts)
         {"-D 1080 --socks-auth", "--socks-auth needs a value"},
         {"-D 1080 --allow-direct-local=yes", "unknown option --allow-direct-local=yes"},
     };
-    for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
-        err[0] = '\0';
-        ASSERT_ROW(parse(&o, bad[i].line, err, sizeof(err)) == -EINVAL, "%s", bad[i].line);
-        ASSERT_ROW(strcmp(err, bad[i].message) == 0, "%s: got \"%s\"", bad[i].line, err);
-        options_free(&o);
-    }
+    expect_refused(bad, ARRAY_SIZE(bad));
     return 0;
 }
 
@@ -294,12 +305,7 @@ TEST_IMPL(options_status)
  * ("-xv") the message named the word before it ("-D 1080 -xv": "unknown option 1080"). */
 TEST_IMPL(options_unknown_named)
 {
-    struct options o;
-    char err[256];
-    static const struct {
-        const char *line;
-        const char *message;
-    } bad[] = {
+    static const struct refused bad[] = {
         {"-D 1080 -xv", "unknown option -x"},
         {"-D 1080 -vx", "unknown option -x"},
         {"-D 1080 -v -x", "unknown option -x"},
@@ -309,11 +315,6 @@ TEST_IMPL(options_unknown_named)
         {"-D 1080 --bogus=1", "unknown option --bogus=1"},
         {"-D 1080 -vD", "-vD needs a value"},
     };
-    for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
-        err[0] = '\0';
-        ASSERT_ROW(parse(&o, bad[i].line, err, sizeof(err)) == -EINVAL, "%s", bad[i].line);
-        ASSERT_ROW(strcmp(err, bad[i].message) == 0, "%s: got \"%s\"", bad[i].line, err);
-        options_free(&o);
-    }
+    expect_refused(bad, ARRAY_SIZE(bad));
     return 0;
 }
