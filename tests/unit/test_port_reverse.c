@@ -187,6 +187,20 @@ static void rp_wait_rx(struct rp *r, unsigned i, size_t n)
     ASSERT_EQ(r->n_rx[i], n);
 }
 
+/* rp_up, and a service on loopback for forwards to reach: its listener, its port in *port. */
+static int rp_up_service(struct rp *r, uint16_t *port)
+{
+    rp_up(r);
+    return uvtest_listen(port);
+}
+
+/* Closes the service's listener l and takes the tunnel down (harness_tun_down: nothing left). */
+static void rp_down(struct rp *r, int l)
+{
+    close(l);
+    ASSERT_EQ(harness_tun_down(&r->tun), 0);
+}
+
 /* Runs the loop n rounds of at most 1 ms, for what is under way to finish. */
 static void rp_spin(struct rp *r, int n)
 {
@@ -231,9 +245,8 @@ TEST_IMPL(port_reverse_relay)
     static struct rp r;
     uint8_t buf[64];
     int end;
-    rp_up(&r);
     uint16_t port;
-    int l = uvtest_listen(&port);
+    int l = rp_up_service(&r, &port);
     struct port_reverse *pr = rp_forward(&r, NULL, 8022, "127.0.0.1", port, 0);
 
     /* The handshake, then data and the peer's FIN in the same loop iteration: the forward's
@@ -270,8 +283,7 @@ TEST_IMPL(port_reverse_relay)
     port_reverse_close(pr, rp_closed, &r);
     uvtest_run_until(&r.tun.loop, &r.closed, 1000);
     ASSERT_EQ(r.closed, 1);
-    close(l);
-    ASSERT_EQ(harness_tun_down(&r.tun), 0);
+    rp_down(&r, l);
     return 0;
 }
 
@@ -282,9 +294,8 @@ TEST_IMPL(port_reverse_close_with_relay)
     static struct rp r;
     uint8_t buf[64];
     int end;
-    rp_up(&r);
     uint16_t port;
-    int l = uvtest_listen(&port);
+    int l = rp_up_service(&r, &port);
     rp_syn(&r, &r.us, 40001, 8023, 1); /* no listener yet */
     struct port_reverse *pr = rp_forward(&r, NULL, 8022, "127.0.0.1", port, 0);
     rp_syn(&r, &r.us, 40001, 8023, 1); /* another port */
@@ -319,8 +330,7 @@ TEST_IMPL(port_reverse_close_with_relay)
         uvtest_run_until(&r.tun.loop, &r.closed, 1);
     ASSERT_EQ(r.closed, 2);
     ASSERT(rp_last(&r, 40000, 8022, 0x04) != NULL);
-    close(l);
-    ASSERT_EQ(harness_tun_down(&r.tun), 0);
+    rp_down(&r, l);
     return 0;
 }
 
@@ -548,9 +558,8 @@ TEST_IMPL(stack_listen_syn_backlog)
 TEST_IMPL(port_reverse_reset_before_bridge)
 {
     static struct rp r;
-    rp_up(&r);
     uint16_t port;
-    int l = uvtest_listen(&port);
+    int l = rp_up_service(&r, &port);
     uvtest_log_begin();
     struct port_reverse *pr = rp_forward(&r, NULL, 8022, "127.0.0.1", port, 0);
     rp_open(&r, 40000, 8022, 0x18, "lost", 4);
@@ -563,8 +572,7 @@ TEST_IMPL(port_reverse_reset_before_bridge)
     ASSERT(strstr(log, "(remote forward *:8022) closed by reset (0 bytes up, 0 down)") != NULL);
     port_reverse_close(pr, rp_closed, &r);
     ASSERT_EQ(r.closed, 1);
-    close(l);
-    ASSERT_EQ(harness_tun_down(&r.tun), 0);
+    rp_down(&r, l);
     return 0;
 }
 
@@ -579,9 +587,8 @@ TEST_IMPL(port_reverse_half_close_early)
     static uint8_t burst[6000];
     uint8_t buf[64];
     int end;
-    rp_up(&r);
     uint16_t port;
-    int l = uvtest_listen(&port);
+    int l = rp_up_service(&r, &port);
     uvtest_log_begin();
     struct port_reverse *pr = rp_forward(&r, NULL, 8022, "127.0.0.1", port, 0);
 
@@ -626,8 +633,7 @@ TEST_IMPL(port_reverse_half_close_early)
     ASSERT(strstr(log, "(remote forward *:8022) closed (0 bytes up, 6000 down)") != NULL);
     port_reverse_close(pr, rp_closed, &r);
     ASSERT_EQ(r.closed, 1);
-    close(l);
-    ASSERT_EQ(harness_tun_down(&r.tun), 0);
+    rp_down(&r, l);
     return 0;
 }
 
@@ -638,9 +644,8 @@ TEST_IMPL(port_reverse_half_close_early)
 TEST_IMPL(port_reverse_connect_timeout)
 {
     static struct rp r;
-    rp_up(&r);
     uint16_t port;
-    int l = uvtest_listen(&port);
+    int l = rp_up_service(&r, &port);
     struct port_reverse_config cfg = {
         .loop = &r.tun.loop,
         .stack = r.tun.stack,
@@ -677,8 +682,7 @@ TEST_IMPL(port_reverse_connect_timeout)
     harness_tun_settle(&r.tun);
     ASSERT(rp_last(&r, 40001, 8023, 0x04) != NULL);
     ASSERT(rp_last(&r, 40002, 8024, 0x04) != NULL);
-    close(l);
-    ASSERT_EQ(harness_tun_down(&r.tun), 0);
+    rp_down(&r, l);
     return 0;
 }
 
@@ -689,9 +693,8 @@ TEST_IMPL(port_reverse_connect_timeout)
 TEST_IMPL(port_reverse_service_reset_after_data)
 {
     static struct rp r;
-    rp_up(&r);
     uint16_t port;
-    int l = uvtest_listen(&port);
+    int l = rp_up_service(&r, &port);
     uvtest_log_begin();
     struct port_reverse *pr = rp_forward(&r, NULL, 8022, "127.0.0.1", port, 0);
     rp_open(&r, 40000, 8022, 0x10, NULL, 0);
@@ -716,8 +719,7 @@ TEST_IMPL(port_reverse_service_reset_after_data)
     ASSERT(strstr(log, "(remote forward *:8022) closed by reset") != NULL);
     port_reverse_close(pr, rp_closed, &r);
     ASSERT_EQ(r.closed, 1);
-    close(l);
-    ASSERT_EQ(harness_tun_down(&r.tun), 0);
+    rp_down(&r, l);
     return 0;
 }
 
@@ -729,9 +731,8 @@ TEST_IMPL(port_reverse_service_reset_after_data)
 TEST_IMPL(port_reverse_service_fin_then_reset)
 {
     static struct rp r;
-    rp_up(&r);
     uint16_t port;
-    int l = uvtest_listen(&port);
+    int l = rp_up_service(&r, &port);
     struct port_reverse *pr = rp_forward(&r, NULL, 8022, "127.0.0.1", port, 0);
     rp_open(&r, 40000, 8022, 0x18, "req", 3);
     int svc = rp_accept(&r, l);
@@ -751,8 +752,7 @@ TEST_IMPL(port_reverse_service_fin_then_reset)
     ASSERT_MEM_EQ(r.rx[0], "answer", 6);
     port_reverse_close(pr, rp_closed, &r);
     rp_spin(&r, 200);
-    close(l);
-    ASSERT_EQ(harness_tun_down(&r.tun), 0);
+    rp_down(&r, l);
     return 0;
 }
 
@@ -762,9 +762,8 @@ TEST_IMPL(port_reverse_service_fin_then_reset)
 TEST_IMPL(port_reverse_tunnel_down_opening)
 {
     static struct rp r;
-    rp_up(&r);
     uint16_t port;
-    int l = uvtest_listen(&port);
+    int l = rp_up_service(&r, &port);
     uvtest_log_begin();
     struct port_reverse *pr = rp_forward(&r, NULL, 8022, "127.0.0.1", port, 0);
     rp_open(&r, 40000, 8022, 0x18, "lost", 4);
@@ -785,8 +784,7 @@ TEST_IMPL(port_reverse_tunnel_down_opening)
     port_reverse_close(pr, rp_closed, &r);
     ASSERT_EQ(r.closed, 0);
     close(svc);
-    close(l);
-    ASSERT_EQ(harness_tun_down(&r.tun), 0);
+    rp_down(&r, l);
     ASSERT_EQ(r.closed, 1);
     return 0;
 }
