@@ -189,17 +189,25 @@ static int starts(const char *s, const char *prefix)
     return strncmp(s, prefix, strlen(prefix)) == 0;
 }
 
+/* A status server on loopback, an ephemeral port, answering from f; returns its port. */
+static int status_start(uv_loop_t *loop, struct status_fake *f, struct status_server **s)
+{
+    struct status_config cfg = {.loop = loop, .ready = fake_ready, .metrics = fake_metrics, .arg = f};
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    *s = NULL;
+    ASSERT_EQ(status_server_new(s, &cfg, (const struct sockaddr *)&sin), 0);
+    int port = status_server_port(*s);
+    ASSERT(port > 0);
+    return port;
+}
+
 TEST_IMPL(status_endpoint)
 {
     uv_loop_t loop;
     ASSERT_EQ(uv_loop_init(&loop), 0);
     struct status_fake f = {0};
-    struct status_config cfg = {.loop = &loop, .ready = fake_ready, .metrics = fake_metrics, .arg = &f};
-    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    struct status_server *s = NULL;
-    ASSERT_EQ(status_server_new(&s, &cfg, (const struct sockaddr *)&sin), 0);
-    int port = status_server_port(s);
-    ASSERT(port > 0);
+    struct status_server *s;
+    int port = status_start(&loop, &f, &s);
     char buf[METRICS_TEXT_MAX + 512];
     const char *r;
 
@@ -258,12 +266,8 @@ TEST_IMPL(status_idle_clients_make_room)
     uv_loop_t loop;
     ASSERT_EQ(uv_loop_init(&loop), 0);
     struct status_fake f = {.ready = 1};
-    struct status_config cfg = {.loop = &loop, .ready = fake_ready, .metrics = fake_metrics, .arg = &f};
-    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    struct status_server *s = NULL;
-    ASSERT_EQ(status_server_new(&s, &cfg, (const struct sockaddr *)&sin), 0);
-    int port = status_server_port(s);
-    ASSERT(port > 0);
+    struct status_server *s;
+    int port = status_start(&loop, &f, &s);
     char buf[1024];
     int idle[STATUS_MAX_CONNS + 2];
     for (size_t i = 0; i < ARRAY_SIZE(idle); i++)
