@@ -356,6 +356,19 @@ static void ott_tcp_write(int fd, uint32_t seq, unsigned count)
     ASSERT_EQ(send(fd, buf, off, 0), (ssize_t)off);
 }
 
+/* A loopback TCP listener, the server of the TCP link's tests; its address in sa. */
+static int ott_tcp_listen(struct sockaddr_in *sa)
+{
+    int lfd = socket(AF_INET, SOCK_STREAM, 0);
+    ASSERT(lfd >= 0);
+    *sa = (struct sockaddr_in){.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t sl = sizeof(*sa);
+    ASSERT_EQ(bind(lfd, (struct sockaddr *)sa, sizeof(*sa)), 0);
+    ASSERT_EQ(listen(lfd, 1), 0);
+    ASSERT_EQ(getsockname(lfd, (struct sockaddr *)sa, &sl), 0);
+    return lfd;
+}
+
 struct ott_tcp {
     struct ott o;
     int conn;           /* the accepted connection */
@@ -407,13 +420,8 @@ TEST_IMPL(ovpn_transport_tcp_coalesce)
     o->prepare.data = o->check.data = &c;
     uv_prepare_start(&o->prepare, ott_tcp_prepare);
     uv_check_start(&o->check, ott_check);
-    int lfd = socket(AF_INET, SOCK_STREAM, 0);
-    ASSERT(lfd >= 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t sl = sizeof(sa);
-    ASSERT_EQ(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-    ASSERT_EQ(listen(lfd, 1), 0);
-    ASSERT_EQ(getsockname(lfd, (struct sockaddr *)&sa, &sl), 0);
+    struct sockaddr_in sa;
+    int lfd = ott_tcp_listen(&sa);
     struct ovpn_transport_events ev = {
         .connected = ott_connected, .packet = ott_tcp_packet, .writable = ott_writable, .failed = ott_failed, .arg = &c};
     ASSERT_EQ(ovpn_transport_open(&o->t, &o->loop, (struct sockaddr *)&sa, OVPN_PROTO_TCP, &ev), 0);
@@ -536,13 +544,8 @@ TEST_IMPL(ovpn_transport_tcp_frames)
 {
     struct ott_frames f = {0};
     ASSERT_EQ(uv_loop_init(&f.loop), 0);
-    int lfd = socket(AF_INET, SOCK_STREAM, 0);
-    ASSERT(lfd >= 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t sl = sizeof(sa);
-    ASSERT_EQ(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-    ASSERT_EQ(listen(lfd, 1), 0);
-    ASSERT_EQ(getsockname(lfd, (struct sockaddr *)&sa, &sl), 0);
+    struct sockaddr_in sa;
+    int lfd = ott_tcp_listen(&sa);
     struct ovpn_transport_events ev = {.connected = ott_frames_connected,
                                        .packet = ott_frames_packet,
                                        .writable = ott_writable,
@@ -634,13 +637,8 @@ TEST_IMPL(ovpn_transport_queue_cap)
 {
     struct ott o = {0};
     ASSERT_EQ(uv_loop_init(&o.loop), 0);
-    int lfd = socket(AF_INET, SOCK_STREAM, 0);
-    ASSERT(lfd >= 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t sl = sizeof(sa);
-    ASSERT_EQ(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-    ASSERT_EQ(listen(lfd, 1), 0);
-    ASSERT_EQ(getsockname(lfd, (struct sockaddr *)&sa, &sl), 0);
+    struct sockaddr_in sa;
+    int lfd = ott_tcp_listen(&sa);
     struct ovpn_transport_events ev = {
         .connected = ott_connected, .packet = ott_packet, .writable = ott_writable, .failed = ott_failed, .arg = &o};
     ASSERT_EQ(ovpn_transport_open(&o.t, &o.loop, (struct sockaddr *)&sa, OVPN_PROTO_TCP, &ev), 0);
