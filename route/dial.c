@@ -130,11 +130,14 @@ static int dial_connect_any(struct dial *d, const struct v2s_addr *addrs, size_t
     return rejected ? UV_EACCES : UV_ENETUNREACH;
 }
 
+struct dial_udp;
+static void dial_udp_log_once(struct dial_udp *u, const char *where, const char *why);
+
 /* Split DNS: which resolver name goes to (router_name_decide()): ROUTER_NAME_TUNNEL (the stack's
  * resolver), ROUTER_NAME_HOST (uv_getaddrinfo() in the thread pool), or UV_EACCES for a name
- * --others reject refuses.
- * shown is the name escaped, for the log. */
-static int dial_name_route(struct dialer *r, const char *name, const char *shown)
+ * --others reject refuses, logged for each connection, or for u (a UDP association: datagram
+ * after datagram) once per name. shown is the name escaped, for the log. */
+static int dial_name_route(struct dialer *r, const char *name, const char *shown, struct dial_udp *u)
 {
     if (!r->cfg.stack)
         return ROUTER_NAME_HOST; /* no tunnel at all (dial.h) */
@@ -148,7 +151,11 @@ static int dial_name_route(struct dialer *r, const char *name, const char *shown
     case ROUTER_NAME_REJECT:
         break;
     }
-    v2s_info("dial: %s: not under the tunnel's DNS domains: refused (--others reject)", shown);
+    static const char why[] = "not under the tunnel's DNS domains: refused (--others reject)";
+    if (u)
+        dial_udp_log_once(u, shown, why);
+    else
+        v2s_info("dial: %s: %s", shown, why);
     dial_count(r, ROUTER_REJECT);
     return UV_EACCES;
 }
@@ -227,7 +234,7 @@ static int dial_connect(struct outbound *ob, const char *name, const struct v2s_
         rc = dial_connect_any(d, addr, 1);
     } else {
         v2s_shown(name, d->name, sizeof(d->name)); /* only ever logged: a client's bytes, escaped */
-        rc = dial_name_route(r, name, d->name);
+        rc = dial_name_route(r, name, d->name, NULL);
         if (rc == ROUTER_NAME_TUNNEL) {
             d->state = DIAL_RESOLVING_TUNNEL;
             rc = resolver_resolve(r->cfg.stack, name, dial_resolved, d, &d->query);
@@ -567,7 +574,7 @@ static int dial_udp_lookup_start(struct dial_udp *u, const char *name, struct di
     v2s_list_init(&l->node);
     char shown[DIAL_UDP_NAME_MAX + 1];
     v2s_shown(name, shown, sizeof(shown));
-    int rc = dial_name_route(r, name, shown);
+    int rc = dial_name_route(r, name, shown, u);
     if (rc == ROUTER_NAME_TUNNEL) {
         rc = resolver_resolve(r->cfg.stack, name, dial_udp_resolved, l, &l->query);
     } else if (rc == ROUTER_NAME_HOST) {
@@ -604,16 +611,6 @@ static int dial_udp_send(struct outbound_udp *base, const char *name, const stru
     struct dial_udp_name *c = dial_udp_cached(u, name, uv_now(r->cfg.loop));
     if (c)
         return c->status < 0 ? c->status : dial_udp_send_addrs(u, name, c->addrs, c->n, port, data, len);
-    if (r->cfg.stack && router_name_decide(r->cfg.router, name) == ROUTER_NAME_REJECT) {
-        /* Refused before any lookup, as dial_name_route() refuses, but logged once per
-         * association and name like a refused address: dial_name_route() logged each datagram,
-         * a line per datagram for a client that keeps sending (dial_split_dns). */
-        char shown[DIAL_UDP_NAME_MAX + 1];
-        v2s_shown(name, shown, sizeof(shown));
-        dial_count(r, ROUTER_REJECT);
-        dial_udp_log_once(u, shown, "not under the tunnel's DNS domains: refused (--others reject)");
-        return UV_EACCES;
-    }
     if (u->n_waiting >= DIAL_UDP_WAITING)
         return UV_ENOBUFS;
     struct dial_udp_lookup *l = NULL;
