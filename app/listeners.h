@@ -30,9 +30,10 @@ struct listener_spec {
 size_t listener_specs(const struct options *o, struct listener_spec *out, size_t cap);
 int listener_spec_equal(const struct listener_spec *a, const struct listener_spec *b);
 /* The most descriptors one connection of o's listeners can hold, for fitting the open files limit
- * to --max-connections: a SOCKS UDP association holds its client's, the relay's socket and a direct
- * socket per address family (4); an HTTP request its client's, a socketpair toward the relay and the
- * destination's (4); a SOCKS CONNECT or a forward the client's and a direct destination's (2). */
+ * to --max-connections: a SOCKS UDP association holds its client's, the relay's socket and a
+ * direct socket per address family (4); an HTTP request its client's, a socketpair toward the
+ * relay and the destination's (4); a SOCKS CONNECT or a forward the client's and a direct
+ * destination's (2). */
 unsigned listener_fds_per_conn(const struct options *o);
 /* "SOCKS 127.0.0.1:1080", "HTTP 127.0.0.1:8118", "forward 127.0.0.1:5432 -> db.internal:5432", ...
  * for the log. */

@@ -274,9 +274,9 @@ static err_t stack_tcp_on_connected(void *arg, struct tcp_pcb *pcb, err_t err)
  * first 137 connections a second holds every port of the range in TIME_WAIT. When every try is
  * taken, the port of the oldest connection in TIME_WAIT is taken from it, as lwIP itself does
  * (tcp_kill_timewait()) when it has no memory for a pcb; should the new connection go to the same
- * peer and port, its ISN (RFC 6528, stack/sys.c) has moved on with the clock since. Left to lwIP (tcp_connect() with no port),
- * its search walked all 16,384 ports against every pcb, some 10^8 steps, and the connect failed
- * anyway (stack_input_ports_in_time_wait). */
+ * peer and port, its ISN (RFC 6528, stack/sys.c) has moved on with the clock since. Left to lwIP
+ * (tcp_connect() with no port), its search walked all 16,384 ports against every pcb, some 10^8
+ * steps, and the connect failed anyway (stack_input_ports_in_time_wait). */
 void stack_tcp_bind_port(struct tcp_pcb *pcb, const ip_addr_t *any)
 {
     for (int i = 0; i < STACK_PORT_TRIES; i++) {

@@ -194,7 +194,8 @@ static int config_apply_connection(struct ovpn_config_parser *p, char **w, int n
     return config_fail(p, "connection must be an inline <connection> ... </connection> block");
 }
 
-/* connect-retry n [max]: the second value caps OpenVPN's back-off; we keep n. */
+/* connect-retry n [max]: the first wait between attempts, and the longest the back-off reaches
+ * (300 s unless given; client.c). */
 static int config_apply_connect_retry(struct ovpn_config_parser *p, char **w, int n, const char *block)
 {
     int rc;

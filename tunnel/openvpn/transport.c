@@ -95,7 +95,7 @@ struct ovpn_transport {
     int no_gso;          /* UDP: the kernel refused UDP_SEGMENT once; datagrams go singly */
     size_t gso_too_long; /* UDP: a run of datagrams this large failed with EMSGSIZE; 0: none did */
     size_t queued;      /* bytes in uv_udp_send / uv_write requests */
-    uint64_t refused;   /* packets refused at OVPN_TRANSPORT_QUEUE_MAX since the queue was last low */
+    uint64_t refused;   /* packets refused at QUEUE_MAX since the queue was last low */
     uint8_t *rx;
     size_t rx_len;
     unsigned rx_batch;  /* UDP: datagrams the current recvmmsg() returned so far */
