@@ -1294,7 +1294,24 @@ TEST_IMPL(ovpn_config_values)
     ASSERT_EQ(cfg.verify_x509_type, OVPN_X509_NAME_SUBJECT);
     ASSERT_STR_EQ(cfg.tls_ciphersuites, "TLS_CHACHA20_POLY1305_SHA256");
     ASSERT_STR_EQ(cfg.auth, "SHA512");
+    ASSERT_EQ(cfg.replay_window, 0); /* not given: the data channel keeps OpenVPN's 64 */
+    ASSERT_EQ(cfg.replay_in_order, 0);
     ovpn_config_free(&cfg);
+
+    /* replay-window n [t], OpenVPN's bounds: n 0..65536 (0: in order only), t 0..600 s. */
+    ASSERT_EQ(parse("remote gw\nreplay-window 512 30\n", &cfg, err, sizeof(err)), 0);
+    ASSERT_EQ(cfg.replay_window, 512);
+    ASSERT_EQ(cfg.replay_in_order, 0);
+    ovpn_config_free(&cfg);
+    ASSERT_EQ(parse("remote gw\nreplay-window 65536\n", &cfg, err, sizeof(err)), 0);
+    ASSERT_EQ(cfg.replay_window, 65536);
+    ovpn_config_free(&cfg);
+    ASSERT_EQ(parse("remote gw\nreplay-window 0\n", &cfg, err, sizeof(err)), 0);
+    ASSERT_EQ(cfg.replay_in_order, 1);
+    ovpn_config_free(&cfg);
+    expect_error("remote gw\nreplay-window 65537\n", "client.ovpn:2: replay-window: '65537' is not a number in 0..65536");
+    expect_error("remote gw\nreplay-window 64 601\n", "client.ovpn:2: replay-window: '601' is not a number in 0..600");
+    expect_error("remote gw\nreplay-window\n", "client.ovpn:2: replay-window takes 1 to 2 arguments, not 0");
 
     ASSERT_EQ(parse("remote gw\nping 15\nping-restart 120\nmssfix\nverify-x509-name vpn- name-prefix\n", &cfg,
                     err, sizeof(err)),

@@ -78,6 +78,8 @@ struct ovpn_config {
     unsigned reneg_sec;           /* default 3600; 0 = off */
     uint64_t reneg_bytes;         /* a new key after this many bytes, sent plus received; 0 = off */
     uint64_t reneg_pkts;          /* the same in packets; 0 = off */
+    unsigned replay_window;       /* replay-window n: 1..65536; 0 = not given (64) */
+    int replay_in_order;          /* replay-window 0: each data packet id must follow the last */
     unsigned ping;                /* seconds; 0 = off */
     unsigned ping_restart;        /* seconds; 0 = off */
     unsigned hand_window;         /* default 60 */

@@ -1,7 +1,7 @@
 /* The options of credentials, TLS and keys: ca, cert, key, extra-certs, tls-auth, tls-crypt,
  * key-direction, auth-user-pass, the cipher and digest names, the TLS version and cipher lists,
  * the checks on the server's certificate (remote-cert-tls, verify-x509-name, peer-fingerprint),
- * and when keys are renewed.
+ * when keys are renewed, and the data channel's replay window.
  *
  * What it guarantees, following OpenVPN 2.6 (options.c add_option):
  * - A PEM field or key comes from an inline block (read now) or a file (recorded with its line,
@@ -20,6 +20,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "tunnel/openvpn/data.h"
 
 /* Sets a PEM field from an inline block, or records the file that holds it. The later of the two
  * wins, as with any repeated option. */
@@ -392,6 +394,22 @@ static int config_apply_reneg_count(struct ovpn_config_parser *p, char **w, int 
     return ovpn_config_number64(p, w[0], w[1], strcmp(w[0], "reneg-bytes") == 0 ? &p->cfg.reneg_bytes : &p->cfg.reneg_pkts);
 }
 
+/* replay-window n [t]: the data channel takes a packet id fewer than n (0..65536, default 64)
+ * behind the highest one seen, once; 0 takes each only right after the one before, as OpenVPN
+ * does. t (0..600 s) is checked, not used: see data.c. The control channel's window stays 64. */
+static int config_apply_replay_window(struct ovpn_config_parser *p, char **w, int n, const char *block)
+{
+    unsigned window = 0, secs = 0;
+    int rc;
+    (void)block;
+    if ((rc = ovpn_config_number(p, w[0], w[1], 0, OVPN_REPLAY_MAX, &window)) < 0 ||
+        (n == 3 && (rc = ovpn_config_number(p, w[0], w[2], 0, 600, &secs)) < 0))
+        return rc;
+    p->cfg.replay_window = window;
+    p->cfg.replay_in_order = window == 0;
+    return 0;
+}
+
 /* compat-mode X.Y.Z: behave as a client of that version would where it matters on the wire (before
  * 2.6, no TLS-exporter key derivation is offered, so the server falls back to the PRF). */
 static int config_apply_compat_mode(struct ovpn_config_parser *p, char **w, int n, const char *block)
@@ -453,6 +471,7 @@ const struct config_option ovpn_config_tls_options[] = {
     CONFIG_APPLY_ROW("reneg-sec", 0, 1, 2, config_apply_reneg_sec),
     CONFIG_APPLY_ROW("reneg-bytes", 0, 1, 1, config_apply_reneg_count),
     CONFIG_APPLY_ROW("reneg-pkts", 0, 1, 1, config_apply_reneg_count),
+    CONFIG_APPLY_ROW("replay-window", 0, 1, 2, config_apply_replay_window),
     CONFIG_APPLY_ROW("compat-mode", 0, 1, 1, config_apply_compat_mode),
     CONFIG_APPLY_ROW("hand-window", 0, 1, 1, config_apply_hand_window),
 };

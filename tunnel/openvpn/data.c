@@ -201,7 +201,12 @@ int ovpn_data_key_new(struct ovpn_data_key **out, const struct ovpn_data_params 
     k->peer_id = p->peer_id;
     k->enc_chain_ok = 1; /* the zero IV below */
     k->iv_next = OVPN_DATA_IV_POOL;
-    ovpn_replay_init(&k->replay);
+    rc = ovpn_replay_init_window(&k->replay, p->replay_in_order ? 0
+                                             : p->replay_window ? p->replay_window : OVPN_REPLAY_DEFAULT);
+    if (rc < 0) {
+        free(k);
+        return rc;
+    }
 
     const uint8_t *kb = p->key_block;
     rc = -ENOMEM;
@@ -260,6 +265,7 @@ void ovpn_data_key_free(struct ovpn_data_key *k)
     EVP_CIPHER_CTX_free(k->dec);
     EVP_MAC_CTX_free(k->hmac_enc);
     EVP_MAC_CTX_free(k->hmac_dec);
+    ovpn_replay_free(&k->replay);
     OPENSSL_cleanse(k, sizeof(*k));
     free(k);
 }
@@ -726,29 +732,77 @@ int ovpn_data_decrypt(struct ovpn_data_key *k, const uint8_t *pkt, size_t len, u
     return rc;
 }
 
+/* The replay window, as OpenVPN's packet_id.c keeps it for UDP (its "backtrack" mode): an id
+ * above every one seen is taken and becomes the highest; one below it is taken once if fewer than
+ * `window` ids behind. OpenVPN also refuses an id once a later one has been in for more than
+ * --replay-window's second argument (15 s); that limit is not kept here. Such a packet is
+ * authentic and was never delivered, so taking it late replays nothing, but a packet held back
+ * on the path for longer (an idle tunnel's 64 ids span ten minutes of pings) still gets in,
+ * where OpenVPN would drop it. The default of 64 is OpenVPN's. */
 void ovpn_replay_init(struct ovpn_replay *r)
 {
     r->highest = 0;
+    r->window = OVPN_REPLAY_DEFAULT;
+    r->bits = 64;
     r->bitmap = 0;
+    r->wide = NULL;
+}
+
+int ovpn_replay_init_window(struct ovpn_replay *r, uint32_t window)
+{
+    ovpn_replay_init(r);
+    if (window > OVPN_REPLAY_MAX)
+        return -EINVAL;
+    r->window = window;
+    while (r->bits < window)
+        r->bits <<= 1;
+    if (r->bits > 64 && (r->wide = calloc(r->bits / 64, sizeof(uint64_t))) == NULL)
+        return -ENOMEM;
+    return 0;
+}
+
+void ovpn_replay_free(struct ovpn_replay *r)
+{
+    free(r->wide);
+    r->wide = NULL;
+}
+
+/* Forgets ids from..from+count-1 (count below the ring's size): a word at a time where it can.
+ * The ring's size is a multiple of 64, so a run inside one word never wraps the ring. */
+static void ovpn_replay_forget(uint64_t *ring, uint32_t bits, uint32_t from, uint32_t count)
+{
+    while (count > 0) {
+        uint32_t pos = from & (bits - 1), bit = pos % 64, n = 64 - bit;
+        if (n > count)
+            n = count;
+        ring[pos / 64] &= ~(n == 64 ? ~(uint64_t)0 : (((uint64_t)1 << n) - 1) << bit);
+        from += n;
+        count -= n;
+    }
 }
 
 int ovpn_replay_check(struct ovpn_replay *r, uint32_t id)
 {
+    uint64_t *ring = r->wide != NULL ? r->wide : &r->bitmap;
+    uint64_t bit = (uint64_t)1 << (id % 64);
+    uint64_t *word = &ring[(id & (r->bits - 1)) / 64];
+
     if (id == 0)
         return -EALREADY;
     if (r->highest == 0 || id > r->highest) {
-        uint32_t shift = r->highest == 0 ? 64 : id - r->highest;
-        r->bitmap = shift >= 64 ? 0 : r->bitmap << shift;
-        r->bitmap |= 1;
+        if (r->window == 0 && r->highest != 0 && id != r->highest + 1)
+            return -EALREADY;
+        uint32_t gap = r->highest == 0 ? r->bits : id - r->highest;
+        if (gap >= r->bits)
+            memset(ring, 0, r->bits / 8);
+        else
+            ovpn_replay_forget(ring, r->bits, r->highest + 1, gap);
+        *word |= bit;
         r->highest = id;
         return 0;
     }
-    uint32_t diff = r->highest - id;
-    if (diff >= 64)
+    if (r->highest - id >= r->window || (*word & bit))
         return -EALREADY;
-    uint64_t bit = (uint64_t)1 << diff;
-    if (r->bitmap & bit)
-        return -EALREADY;
-    r->bitmap |= bit;
+    *word |= bit;
     return 0;
 }

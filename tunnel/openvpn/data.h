@@ -16,6 +16,10 @@ struct ovpn_data_params {
     uint8_t key_id;          /* 0..7 */
     int data_v2;             /* send DATA_V2 with peer_id (the server pushed peer-id) */
     uint32_t peer_id;        /* 24 bits; 0xFFFFFF is valid and echoed as is */
+    /* --replay-window n: a packet id fewer than n behind the highest one seen is still taken,
+     * once (1..OVPN_REPLAY_MAX); 0 = OpenVPN's default, OVPN_REPLAY_DEFAULT. */
+    uint32_t replay_window;
+    int replay_in_order;     /* --replay-window 0: each packet id must follow the last one */
     /* Key material as the client sees it: [0,64) cipher client->server, [64,128) hmac c->s,
      * [128,192) cipher s->c, [192,256) hmac s->c; the first keylen bytes of a slot are used. */
     const uint8_t *key_block; /* OVPN_KEY_BLOCK_LEN bytes */
@@ -112,12 +116,27 @@ int ovpn_data_cipher_supported(const char *cipher);
 /* Whether the cipher is an AEAD one (no separate HMAC). */
 int ovpn_data_cipher_is_aead(const char *cipher);
 
-/* The replay window (64 packets, as OpenVPN's default), exposed for table-driven tests. */
+/* The replay window: OpenVPN's sliding window of --replay-window packet ids (64 unless the config
+ * says otherwise), exposed for table-driven tests. A ring of one bit per id, id modulo its size,
+ * a power of two of at least 64 bits: inline for the default, allocated beyond it (8 KiB at
+ * most). Only the packet count is kept, not OpenVPN's second limit in seconds (see data.c). */
+enum {
+    OVPN_REPLAY_DEFAULT = 64,
+    OVPN_REPLAY_MAX = 65536, /* OpenVPN's MAX_SEQ_BACKTRACK */
+};
 struct ovpn_replay {
     uint32_t highest; /* 0 = nothing seen yet */
-    uint64_t bitmap;  /* bit i set = highest - i seen */
+    uint32_t window;  /* ids less than this behind highest are accepted; 0 = only highest + 1 */
+    uint32_t bits;    /* the ring's size in bits */
+    uint64_t bitmap;  /* the ring while bits is 64; bit (id % 64) set = id seen */
+    uint64_t *wide;   /* the ring when larger; never set by ovpn_replay_init (structs copy) */
 };
+/* The default window of 64, nothing allocated. */
 void ovpn_replay_init(struct ovpn_replay *r);
+/* A window of `window` ids up to the highest (0: in order only, as OpenVPN's replay-window 0).
+ * 0, -EINVAL above OVPN_REPLAY_MAX, or -ENOMEM; ovpn_replay_free() releases it. */
+int ovpn_replay_init_window(struct ovpn_replay *r, uint32_t window);
+void ovpn_replay_free(struct ovpn_replay *r);
 /* 0 and records id if new and inside the window; -EALREADY for id 0, a repeat or one too old. */
 int ovpn_replay_check(struct ovpn_replay *r, uint32_t id);
 

@@ -130,6 +130,8 @@ static int ovpn_client_install_keys(struct ovpn_client *c, struct ovpn_ks *ks)
             .key_id = ks->key_id,
             .data_v2 = c->peer_id_set,
             .peer_id = c->peer_id,
+            .replay_window = c->cfg->replay_window,
+            .replay_in_order = c->cfg->replay_in_order,
             .key_block = block,
         };
         ovpn_data_key_free(ks->data);
