@@ -820,6 +820,42 @@ static int load_in(struct tmp *t, const char *name, const char *auth, unsigned f
     return rc;
 }
 
+/* "tls-crypt FILE 1", as setup guides derived from tls-auth's write it: OpenVPN 2.4 to 2.6 take
+ * the second argument and ignore it (a tls-crypt key's direction is fixed by the role), so the
+ * profile loads with the key read whole and no key direction set; a third argument is refused,
+ * as OpenVPN refuses it. It was refused: "takes 1 argument". */
+TEST_IMPL(ovpn_config_tls_crypt_direction)
+{
+    static const char *const lines[] = {"tls-crypt tc.key 1\n", "tls-crypt tc.key 0\n"};
+    struct tmp t;
+    char err[1024], key[1024], text[256];
+
+    tmp_init(&t);
+    make_static_key(key, sizeof(key), 9);
+    tmp_file(&t, "ca.crt", ca_pem);
+    tmp_file(&t, "client.crt", cert_pem);
+    tmp_file(&t, "client.key", key_pem);
+    tmp_file(&t, "tc.key", key);
+    for (size_t i = 0; i < ARRAY_SIZE(lines); i++) {
+        snprintf(text, sizeof(text), "client\nremote gw\nca ca.crt\ncert client.crt\nkey client.key\n%s", lines[i]);
+        tmp_file(&t, "c.ovpn", text);
+        struct ovpn_config cfg;
+        char path[512];
+        snprintf(path, sizeof(path), "%s", tmp_path(&t, "c.ovpn"));
+        int rc = ovpn_config_load(&cfg, path, NULL, err, sizeof(err));
+        if (rc != 0)
+            TEST_FAIL_AT("%s: %d %s", lines[i], rc, err);
+        ASSERT_EQ(cfg.has_tls_crypt, 1);
+        ASSERT_EQ(cfg.has_tls_auth, 0);
+        ASSERT_EQ(cfg.key_direction, -1);
+        check_static_key(cfg.tls_crypt_key, 9);
+        ovpn_config_free(&cfg);
+    }
+    expect_error("remote gw\ntls-crypt tc.key 1 2\n", "client.ovpn:2: tls-crypt takes 1 to 2 arguments, not 3");
+    tmp_cleanup(&t);
+    return 0;
+}
+
 /* Secrets in files other users can get at are refused (as ssh refuses such a private key), with
  * the file and the fix in the message; --allow-readable-secrets lets them through. */
 TEST_IMPL(ovpn_config_secret_modes)

@@ -157,6 +157,10 @@ static int config_apply_tls_auth(struct ovpn_config_parser *p, char **w, int n, 
     return config_set_key_direction(p, dir);
 }
 
+/* tls-crypt FILE [DIRECTION]: a second argument is taken and ignored, as OpenVPN 2.4 to 2.6 do: a
+ * tls-crypt key's direction is fixed by the role (a client sends with the second half), and
+ * setup guides derived from tls-auth's "tls-auth ta.key 1" write "tls-crypt ta.key 1". It was
+ * refused, so such a profile, which OpenVPN runs, did not load. */
 static int config_apply_tls_crypt(struct ovpn_config_parser *p, char **w, int n, const char *block)
 {
     (void)n;
@@ -449,7 +453,7 @@ const struct config_option ovpn_config_tls_options[] = {
     CONFIG_APPLY_ROW("key", CONFIG_BLOCK, 1, 1, config_apply_key),
     CONFIG_APPLY_ROW("extra-certs", CONFIG_BLOCK, 1, 1, config_apply_extra_certs),
     CONFIG_APPLY_ROW("tls-auth", CONFIG_BLOCK | CONFIG_CONN, 1, 2, config_apply_tls_auth),
-    CONFIG_APPLY_ROW("tls-crypt", CONFIG_BLOCK | CONFIG_CONN, 1, 1, config_apply_tls_crypt),
+    CONFIG_APPLY_ROW("tls-crypt", CONFIG_BLOCK | CONFIG_CONN, 1, 2, config_apply_tls_crypt),
     CONFIG_APPLY_ROW("key-direction", CONFIG_CONN, 1, 1, config_apply_key_direction),
     CONFIG_APPLY_ROW("auth-user-pass", CONFIG_BLOCK, 0, 1, config_apply_auth_user_pass),
     CONFIG_APPLY_ROW("auth-nocache", 0, 0, 0, config_apply_auth_nocache),
