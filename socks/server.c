@@ -308,6 +308,12 @@ static void socks_conn_request(struct socks_conn *c, const uint8_t *rest, size_t
     struct socks5_parser *p = &c->parser;
     /* The client stays read: while connecting (socks_conn_read_dialing()), and after a UDP
      * ASSOCIATE or BIND reply; an answer that ends the conversation stops it. */
+    /* An IPv4 host given as ::ffff:a.b.c.d (a client on a dual-stack socket) is that IPv4 host,
+     * as the router already takes it: kept as IPv6, a CONNECT the router sent into an IPv4-only
+     * tunnel failed with "network unreachable" (3), and a BIND looked for an IPv6 tunnel
+     * address and for a peer no IPv4 host can be (socks_server_mapped_v4, socks_bind_mapped_v4). */
+    if (p->atyp == SOCKS5_ATYP_IPV6)
+        v2s_addr_unmap_v4(&p->addr);
     if (p->atyp == SOCKS5_ATYP_DOMAIN) {
         char name[256]; /* the client's bytes, escaped for the log lines that name the target */
         snprintf(c->target, sizeof(c->target), "%s:%u", v2s_shown(p->name, name, sizeof(name)), p->port);

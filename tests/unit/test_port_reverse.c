@@ -1033,3 +1033,43 @@ TEST_IMPL(socks_bind_early_bound)
     rp_socks_server_close(&r, srv, direct);
     return 0;
 }
+
+/* A BIND for ::ffff:10.9.0.1 (ATYP 4: an IPv4 host as a dual-stack client names it) listens on
+ * the tunnel's IPv4 address and takes the connection from 10.9.0.1. Failed before the fix: the
+ * request was refused with 3 ("the tunnel has no IPv6 address"), and with one it would have
+ * waited for a peer from an IPv6 address no host of an IPv4 tunnel has. */
+TEST_IMPL(socks_bind_mapped_v4)
+{
+    static struct rp r;
+    uint8_t rep[10], m[2];
+    int end;
+    rp_up(&r);
+    struct outbound *direct = NULL;
+    uint16_t socks_port;
+    struct socks_server *srv = rp_socks_server(&r, &direct, &socks_port);
+
+    static const uint8_t req[] = {5, 1, 0, 5, 2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 10, 9, 0, 1, 0, 0};
+    int fd = uvtest_connect(socks_port);
+    uvtest_send(&r.tun.loop, fd, req, sizeof(req));
+    ASSERT_EQ(uvtest_recv(&r.tun.loop, fd, m, 2, &end, 3000), 2);
+    ASSERT_EQ(uvtest_recv(&r.tun.loop, fd, rep, 10, &end, 3000), 10);
+    ASSERT_ROW(rep[1] == 0, "first reply %u", rep[1]);
+    ASSERT_MEM_EQ(rep, "\x05\x00\x00\x01\x0a\x08\x00\x02", 8); /* the tunnel's address */
+    uint16_t port = v2s_get_be16(rep + 8);
+    rp_open(&r, 40000, port, 0x10, NULL, 0);
+    harness_tun_settle(&r.tun);
+    ASSERT_EQ(uvtest_recv(&r.tun.loop, fd, rep, 10, &end, 3000), 10);
+    ASSERT_MEM_EQ(rep, "\x05\x00\x00\x01\x0a\x09\x00\x01\x9c\x40", 10); /* 10.9.0.1:40000 */
+    uvtest_send(&r.tun.loop, fd, "up", 2);
+    rp_wait_rx(&r, 0, 2);
+    ASSERT_MEM_EQ(r.rx[0], "up", 2);
+    struct linger lg = {1, 0};
+    setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+    close(fd);
+    for (int i = 0; i < 2000 && !rp_last(&r, 40000, port, 0x04); i++)
+        uvtest_run_until(&r.tun.loop, &r.closed, 1);
+    ASSERT(rp_last(&r, 40000, port, 0x04) != NULL);
+
+    rp_socks_server_close(&r, srv, direct);
+    return 0;
+}

@@ -656,6 +656,49 @@ TEST_IMPL(dial_close_fails_pending)
     return 0;
 }
 
+/* The tunnel's outbound of an IPv4-only tunnel (as a VPN that pushed no IPv6 address). */
+static int fake_v4_can_reach(const struct outbound *ob, int family)
+{
+    (void)ob;
+    return family == AF_INET;
+}
+
+/* A client on a dual-stack socket names an IPv4 host as ::ffff:a.b.c.d (ATYP 4): that host is
+ * reached, through the tunnel the router sends it to, as IPv4. Failed before the fix: the router
+ * took it as 192.0.2.9 (the tunnel), which could not reach an IPv6 address: reply 3 ("network
+ * unreachable") where 192.0.2.9 itself connects. */
+TEST_IMPL(socks_server_mapped_v4)
+{
+    struct rtest t;
+    rtest_start(&t);
+    struct outbound_ops v4_ops = fake_ops;
+    v4_ops.can_reach = fake_v4_can_reach;
+    t.s.fake.ob.ops = &v4_ops;
+    static const uint8_t req[] = {5, 1, 0, 5, 1, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 192, 0, 2, 9, 0, 80};
+    int fd = uvtest_connect(t.s.port);
+    uvtest_send(&t.s.loop, fd, req, sizeof(req));
+    uint8_t reply[10];
+    ASSERT_EQ(sstest_reply(&t.s, fd, reply), 0);
+    ASSERT_EQ(t.s.fake.connects, 1);
+    char a[V2S_ADDR_STRLEN];
+    ASSERT_STR_EQ(v2s_addr_format(&t.s.fake.addr, a, sizeof(a)), "192.0.2.9");
+    struct fake_conn *c = t.s.fake.conn;
+    close(fd);
+    ASSERT(uvtest_run_until(&t.s.loop, &c->got_eof, 3000) != 0);
+    fake_end(c);
+    socks_server_close(t.s.srv, sstest_server_closed, &t.s);
+    ASSERT(uvtest_run_until(&t.s.loop, &t.s.server_closed, 3000));
+    outbound_close(t.dialer, rtest_closed, &t);
+    outbound_close(t.direct, rtest_closed, &t);
+    outbound_close(&t.s.fake.ob, rtest_closed, &t);
+    for (int i = 0; i < 3000 && t.closed < 3; i++)
+        uvtest_run_until(&t.s.loop, &t.s.server_closed, 1);
+    ASSERT_EQ(t.closed, 3);
+    router_free(&t.router);
+    uvtest_loop_finish(&t.s.loop);
+    return 0;
+}
+
 /* --- a listener with credentials (--socks-auth) --- */
 
 /* Builds VER ULEN UNAME PLEN PASSWD. */
