@@ -873,6 +873,58 @@ TEST_IMPL(socks_server_auth_timeout)
     return 0;
 }
 
+/* A client that sends its greeting, a login with the longest user and password RFC 1929 allows
+ * (255 bytes each), its request and its first bytes in one write gets 05 02, 01 00 and the reply,
+ * and the remote end gets those bytes; a login with an empty user or an empty password, sent the
+ * same way, gets 01 01 and the end, and nothing is dialed for it. A regression guard: passes on
+ * main. */
+TEST_IMPL(socks_server_auth_pipelined)
+{
+    static char users[600], user[256], password[256];
+    memset(user, 'u', 255);
+    memset(password, 'p', 255);
+    password[0] = ':'; /* the password is the rest of the line, colons included */
+    snprintf(users, sizeof(users), "%s:%s\n", user, password);
+    struct v2s_credentials *creds;
+    char err[128];
+    ASSERT_EQ(v2s_credentials_parse(&creds, "users", users, strlen(users), err, sizeof(err)), 0);
+    for (int k = 0; k < 3; k++) {
+        struct sstest t;
+        sstest_start_with(&t, FAKE_ANSWER, 0, creds, 5000);
+        uint8_t buf[700], got[16];
+        size_t n = 0;
+        memcpy(buf, "\x05\x01\x02", 3);
+        n += 3;
+        n += sstest_login(buf + n, k == 1 ? "" : user, k == 2 ? "" : password);
+        n += sstest_connect_req(buf + n);
+        memcpy(buf + n, "early", 5);
+        n += 5;
+        int fd = uvtest_connect(t.port);
+        uvtest_send(&t.loop, fd, buf, n);
+        int end;
+        ASSERT_EQ(uvtest_recv(&t.loop, fd, got, 4, &end, 3000), 4);
+        if (k > 0) {
+            ASSERT_MEM_EQ(got, "\x05\x02\x01\x01", 4);
+            ASSERT_EQ(uvtest_wait_end(&t.loop, fd, NULL, 3000), 1);
+            ASSERT_EQ(t.fake.connects, 0);
+            close(fd);
+            sstest_finish(&t);
+            continue;
+        }
+        ASSERT_MEM_EQ(got, "\x05\x02\x01\x00", 4);
+        ASSERT_EQ(uvtest_recv(&t.loop, fd, got, 10, &end, 3000), 10);
+        ASSERT_EQ(got[1], 0);
+        struct fake_conn *c = t.fake.conn;
+        ASSERT(c != NULL && c->app != NULL);
+        ASSERT_EQ(c->n_got, 5);
+        ASSERT_MEM_EQ(c->got, "early", 5);
+        sstest_relay_end(&t, fd);
+        sstest_finish(&t);
+    }
+    v2s_credentials_free(creds);
+    return 0;
+}
+
 /* --- hostile and broken clients --- */
 
 /* Every invalid field a client can send, whole and split at every byte: the client gets the
