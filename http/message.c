@@ -121,6 +121,29 @@ static int http_msg_on_headers_complete(http_parser *p)
 {
     struct http_msg *m = http_msg_of(p);
     m->in_head = 0;
+    for (size_t i = 0; i < m->n_headers; i++) {
+        /* RFC 9112 5.1: no whitespace between a field name and its colon. http-parser takes
+         * "Content-Length : 5" and "Transfer-Encoding : chunked" for the framing headers they
+         * resemble (Connection too); forwarded as they came, a next hop that does not (it
+         * ignores the line, or reads another name) frames the body otherwise: a request body
+         * read as the next request (smuggled), an answer read up to the connection's end. A
+         * request with whitespace before a colon is refused (400, as 5.1 says); an answer has it
+         * removed (5.1: a proxy MUST). A line whose name has whitespace before or inside it
+         * (never taken for a framing header) is dropped, as browsers drop a line they cannot
+         * read (RFC 9112 2.2 allows it for a line that begins with whitespace). */
+        struct http_msg_header *h = &m->headers[i];
+        const char *name = m->text + h->name;
+        uint32_t len = h->name_len;
+        while (len > 0 && (name[len - 1] == ' ' || name[len - 1] == '\t'))
+            len--;
+        int inner = memchr(name, ' ', len) != NULL || memchr(name, '\t', len) != NULL;
+        if (!m->response && len < h->name_len) {
+            m->status = 400;
+            m->why = "whitespace in a header name";
+            return -1;
+        }
+        h->name_len = inner ? 0 : len; /* no name: not looked up, not forwarded */
+    }
     size_t tl;
     if (!m->response && p->http_major == 1 && p->http_minor == 0 && http_msg_header(m, "transfer-encoding", &tl)) {
         /* HTTP/1.0 has no Transfer-Encoding: RFC 9112 6.1 has a server treat such a request's
@@ -128,6 +151,13 @@ static int http_msg_on_headers_complete(http_parser *p)
          * read the chunks as the next request, one the proxy never saw (smuggled). */
         m->status = 400;
         m->why = "Transfer-Encoding in an HTTP/1.0 request";
+        return -1;
+    }
+    if (m->response && p->status_code < 100) {
+        /* Not a status (RFC 9110 15: 100 to 599, three digits); taken for an interim answer, its
+         * body would go to the client ahead of the real answer. */
+        m->status = 400;
+        m->why = "status code below 100";
         return -1;
     }
     int bodiless = m->response ? p->status_code / 100 == 1 || p->status_code == 204 || p->status_code == 304
@@ -352,7 +382,7 @@ static int http_msg_write_headers(struct http_msg *m, const char *skip, const ch
     size_t sl = skip ? strlen(skip) : 0;
     for (size_t i = 0; i < m->n_headers; i++) {
         const struct http_msg_header *h = &m->headers[i];
-        if (http_msg_hop_by_hop(m, i))
+        if (h->name_len == 0 || http_msg_hop_by_hop(m, i))
             continue;
         if (skip && h->name_len == sl && strncasecmp(m->text + h->name, skip, sl) == 0)
             continue;

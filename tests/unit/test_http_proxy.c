@@ -1258,3 +1258,51 @@ TEST_IMPL(http_proxy_http10_chunked_refused)
     htest_finish(&t);
     return 0;
 }
+
+/* Whitespace between a header name and its colon (RFC 9112 5.1), which http-parser reads as the
+ * framing header it resembles: a request with it is refused (400) and nothing reaches the origin;
+ * an answer has it removed, and a line whose name begins with or holds whitespace is dropped;
+ * a status below 100 is a malformed answer (502). Failed before the fix: the request went on with
+ * "Transfer-Encoding : chunked" (an origin that ignores that line reads the chunks as a next
+ * request), the answer's head reached the client as it came (a client that ignores the line
+ * reads the body up to the connection's end), and the 099 went to the client as an interim answer. */
+TEST_IMPL(http_proxy_header_name_whitespace)
+{
+    struct htest t;
+    char buf[1024];
+    uint16_t port;
+    int l, fd = htest_start_origin(&t, &port, &l);
+    static const char *const refused[] = {
+        "Transfer-Encoding : chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+        "Content-Length : 5\r\n\r\nhello",
+        "Connection : close\r\n\r\n",
+    };
+    for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+        snprintf(buf, sizeof(buf), "POST http://127.0.0.1:%u/ HTTP/1.1\r\n%s", port, refused[i]);
+        ASSERT_ROW(htest_ask(&t, buf) == 400, "%zu", i);
+    }
+    ASSERT_EQ(uvtest_accept(&t.loop, l, 200), -1);
+
+    int remote = -1;
+    snprintf(buf, sizeof(buf), "GET http://127.0.0.1:%u/1 HTTP/1.1\r\n\r\n", port);
+    htest_request(&t, fd, l, &remote, buf, NULL);
+    htest_answer(&t, remote, fd,
+                 "HTTP/1.1 200 OK\r\n X-Lead: 1\r\nContent-Length : 2\r\nX Inner: 2\r\nX-Ok: 3\r\n\r\nok",
+                 "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-Ok: 3\r\n\r\n", "ok");
+    snprintf(buf, sizeof(buf), "GET http://127.0.0.1:%u/2 HTTP/1.1\r\n\r\n", port);
+    htest_request(&t, fd, l, &remote, buf, NULL);
+    htest_answer(&t, remote, fd, "HTTP/1.1 200 OK\r\nTransfer-Encoding : chunked\r\n\r\n2\r\nhi\r\n0\r\n\r\n",
+                 "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", NULL);
+    ASSERT_STR_EQ(htest_read_chunked(&t, fd, buf, sizeof(buf)), "hi");
+    /* The connection carries the next request: the answers were framed as the client reads them. */
+    snprintf(buf, sizeof(buf), "GET http://127.0.0.1:%u/3 HTTP/1.1\r\n\r\n", port);
+    htest_request(&t, fd, l, &remote, buf, NULL);
+    htest_answer(&t, remote, fd, "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nz",
+                 "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n", "z");
+    close(fd);
+    close(remote);
+    htest_origin_answers(&t, l, port, "HTTP/1.1 099 Odd\r\nContent-Length: 1\r\n\r\nx", 502);
+    close(l);
+    htest_finish(&t);
+    return 0;
+}
