@@ -75,8 +75,14 @@ static int http_msg_on_target(http_parser *p, const char *at, size_t len)
     struct http_msg *m = http_msg_of(p);
     if (m->target_len == 0)
         m->target = (uint32_t)m->text_len;
-    if (http_msg_keep(m, at, len) < 0)
+    if (http_msg_keep(m, at, len) < 0) {
+        if (m->status == 431 && !m->response) {
+            /* RFC 9112 3: a request target longer than the server will parse is a 414. */
+            m->status = 414;
+            m->why = "request target too long";
+        }
         return -1;
+    }
     m->target_len += (uint32_t)len;
     return 0;
 }

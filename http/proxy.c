@@ -32,10 +32,10 @@
  * (socks/server.c); the timeout runs from accept, and again from the end of each answer, until
  * a complete request head (408 when part of one came, a plain close when nothing did). A request
  * body gets 408 when none of it came for HTTP_BODY_TIMEOUT_MS while the proxy waited. Errors
- * answer with a status and close: 400 malformed (431 a head over 64 KiB), 403 the router rejected
- * the destination, 407 no or wrong credentials, 501 a scheme other than http, 502 the destination
- * refused, was unreachable, did not resolve or gave no proper answer, 504 it did not answer the
- * connect in time. Once part of an answer went out, an error can only reset the client. */
+ * answer with a status and close: 400 malformed (414 a target, 431 a head over 64 KiB), 403 the
+ * router rejected the destination, 407 no or wrong credentials, 501 a scheme other than http, 502
+ * the destination refused, was unreachable, did not resolve or gave no proper answer, 504 it did
+ * not answer the connect in time. Once part of an answer went out, an error can only reset the client. */
 #include "http/proxy.h"
 
 #include <errno.h>

@@ -24,6 +24,7 @@ static const char *http_reason(int status)
     case 403: return "Forbidden";
     case 407: return "Proxy Authentication Required";
     case 408: return "Request Timeout";
+    case 414: return "URI Too Long";
     case 431: return "Request Header Fields Too Large";
     case 500: return "Internal Server Error";
     case 501: return "Not Implemented";

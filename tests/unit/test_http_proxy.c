@@ -1306,3 +1306,21 @@ TEST_IMPL(http_proxy_header_name_whitespace)
     htest_finish(&t);
     return 0;
 }
+
+/* A request target over 64 KiB: 414 URI Too Long (RFC 9112 3), not the 431 of a head too large.
+ * Failed before the fix: 431. */
+TEST_IMPL(http_proxy_target_too_long)
+{
+    struct htest t;
+    htest_start(&t);
+    size_t big = 70 * 1024;
+    char *req = malloc(big + 128);
+    ASSERT(req != NULL);
+    int n = snprintf(req, 128, "GET http://127.0.0.1/");
+    memset(req + n, 'a', big);
+    strcpy(req + n + big, " HTTP/1.1\r\n\r\n");
+    ASSERT_EQ(htest_ask(&t, req), 414);
+    free(req);
+    htest_finish(&t);
+    return 0;
+}
