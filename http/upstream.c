@@ -314,6 +314,12 @@ static void http_upstream_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t 
             } else if (m->p.status_code == 101) {
                 http_conn_bad_answer(c, "the destination switched protocols, which this proxy does not relay");
                 return;
+            } else if (c->req.p.http_major == 1 && c->req.p.http_minor == 0) {
+                /* HTTP/1.0 has no 1xx: such a client takes one for the answer, and the real one
+                 * for garbage. RFC 9110 15.2: a server MUST NOT send it one (Squid drops them
+                 * too). Origins that go by it send none to the 1.0 request the proxy forwards,
+                 * but some do (Go's net/http writes a 103 Early Hints whatever the version). */
+                continue;
             }
             if (http_msg_write_response_head(m, extra) < 0) {
                 http_conn_fail(c, 500, "out of memory");

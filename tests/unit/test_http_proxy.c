@@ -1324,3 +1324,31 @@ TEST_IMPL(http_proxy_target_too_long)
     htest_finish(&t);
     return 0;
 }
+
+/* An HTTP/1.0 client gets no 1xx (RFC 9110 15.2; 1.0 has none, and such a client takes one for
+ * the answer): a 103 Early Hints an origin sends anyway (Go's net/http does, whatever the
+ * request's version) is dropped, and the client reads the real answer first. A 1.1 client still
+ * gets it. Failed before the fix: the 1.0 client read the 103's head first. */
+TEST_IMPL(http_proxy_http10_no_interim)
+{
+    struct htest t;
+    char buf[1024];
+    uint16_t port;
+    int l, fd = htest_start_origin(&t, &port, &l);
+    int remote = -1;
+    static const char answer[] = "HTTP/1.1 103 Early Hints\r\nLink: </s.css>; rel=preload\r\n\r\n"
+                                 "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+    snprintf(buf, sizeof(buf), "GET http://127.0.0.1:%u/a HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", port);
+    htest_request(&t, fd, l, &remote, buf, NULL);
+    htest_answer(&t, remote, fd, answer, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: keep-alive\r\n\r\n",
+                 "ok");
+    snprintf(buf, sizeof(buf), "GET http://127.0.0.1:%u/b HTTP/1.1\r\n\r\n", port);
+    htest_request(&t, fd, l, &remote, buf, NULL);
+    htest_answer(&t, remote, fd, answer, "HTTP/1.1 103 Early Hints\r\nLink: </s.css>; rel=preload\r\n\r\n", NULL);
+    htest_read_head(&t, fd, buf, sizeof(buf));
+    ASSERT_STR_EQ(buf, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n");
+    htest_read(&t, fd, buf, 2);
+    ASSERT_STR_EQ(buf, "ok");
+    htest_finish_origin(&t, fd, remote, l);
+    return 0;
+}
