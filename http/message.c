@@ -90,6 +90,11 @@ static int http_msg_on_target(http_parser *p, const char *at, size_t len)
 static int http_msg_on_field(http_parser *p, const char *at, size_t len)
 {
     struct http_msg *m = http_msg_of(p);
+    /* After the head, fields are a chunked body's trailers, which are dropped: kept, they would
+     * count against the head's caps, and a message whose head and trailers passed them together
+     * failed in the middle of its body. (http-parser caps the trailers' size itself.) */
+    if (!m->in_head)
+        return 0;
     if (m->last_was_value || m->n_headers == 0) {
         if (m->n_headers == HTTP_MSG_HEADERS_MAX) {
             m->status = 431;
@@ -110,6 +115,8 @@ static int http_msg_on_field(http_parser *p, const char *at, size_t len)
 static int http_msg_on_value(http_parser *p, const char *at, size_t len)
 {
     struct http_msg *m = http_msg_of(p);
+    if (!m->in_head)
+        return 0; /* a trailer's */
     if (m->n_headers == 0)
         return -1;
     struct http_msg_header *h = &m->headers[m->n_headers - 1];

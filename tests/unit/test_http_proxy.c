@@ -1352,3 +1352,46 @@ TEST_IMPL(http_proxy_http10_no_interim)
     htest_finish_origin(&t, fd, remote, l);
     return 0;
 }
+
+/* A chunked body's trailers are dropped, and do not count against the head's caps (128 fields,
+ * 64 KiB): a request with 130 trailer fields goes through whole, and so does an answer whose head
+ * and trailers have more than 128 together. Failed before the fix: 431 to the request (nothing of
+ * it reached the origin), and the answer cut short by a reset. */
+TEST_IMPL(http_proxy_trailers_not_head)
+{
+    struct htest t;
+    char want[256];
+    uint16_t port;
+    int l, fd = htest_start_origin(&t, &port, &l);
+    size_t cap = 16384;
+    char *head = malloc(cap), *trailers = malloc(cap), *buf = malloc(cap);
+    ASSERT(head != NULL && trailers != NULL && buf != NULL);
+    size_t hn = 0, tn = 0;
+    for (int i = 0; i < 100; i++)
+        hn += (size_t)snprintf(head + hn, cap - hn, "X-H%d: %d\r\n", i, i);
+    for (int i = 0; i < 130; i++)
+        tn += (size_t)snprintf(trailers + tn, cap - tn, "X-T%d: %d\r\n", i, i);
+    snprintf(buf, cap,
+             "POST http://127.0.0.1:%u/t HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n%s\r\n", port,
+             trailers);
+    snprintf(want, sizeof(want), "POST /t HTTP/1.1\r\nHost: 127.0.0.1:%u\r\nTransfer-Encoding: chunked\r\n\r\n", port);
+    int remote = -1;
+    htest_request(&t, fd, l, &remote, buf, want);
+    ASSERT_STR_EQ(htest_read_chunked(&t, remote, buf, cap), "abc");
+    snprintf(buf, cap, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n%s\r\n2\r\nok\r\n0\r\n%s\r\n", head, trailers);
+    htest_send(&t, remote, buf);
+    htest_read_head(&t, fd, buf, cap);
+    ASSERT_EQ(htest_status(buf), 200);
+    ASSERT(strstr(buf, "\r\nX-H99: 99\r\n") != NULL);
+    ASSERT_STR_EQ(htest_read_chunked(&t, fd, buf, cap), "ok");
+    /* And the connection carries the next request. */
+    snprintf(buf, cap, "GET http://127.0.0.1:%u/n HTTP/1.1\r\n\r\n", port);
+    htest_request(&t, fd, l, &remote, buf, NULL);
+    htest_answer(&t, remote, fd, "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nz",
+                 "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n", "z");
+    free(head);
+    free(trailers);
+    free(buf);
+    htest_finish_origin(&t, fd, remote, l);
+    return 0;
+}
