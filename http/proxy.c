@@ -388,12 +388,14 @@ static void http_conn_request(struct http_conn *c)
     else
         snprintf(hosthdr, sizeof(hosthdr), v6 ? "[%s]" : "%s", host);
     snprintf(c->target, sizeof(c->target), v6 ? "[%s]:%u" : "%s:%u", v2s_shown(host, shown, sizeof(shown)), port);
-    /* No path ("http://host", "http://host?q"): "/" goes first. */
+    /* No path ("http://host", "http://host?q"): "/" goes first; but an OPTIONS of the host itself
+     * (no path, no query) asks about the server: RFC 9112 3.2.4 has the last proxy send "*". */
     int slash = start == end || url[start] != '/';
+    int star = m->p.method == HTTP_OPTIONS && start == end && !(u.field_set & (1 << UF_QUERY));
     char *origin = malloc(end - start + 2);
     int rc = -ENOMEM;
     if (origin) {
-        origin[0] = '/';
+        origin[0] = star ? '*' : '/';
         memcpy(origin + slash, url + start, end - start);
         rc = http_msg_write_request_head(m, origin, end - start + (size_t)slash, hosthdr, NULL);
         free(origin);

@@ -1395,3 +1395,29 @@ TEST_IMPL(http_proxy_trailers_not_head)
     htest_finish_origin(&t, fd, remote, l);
     return 0;
 }
+
+/* An OPTIONS of a host with no path and no query asks about the server: the proxy sends "*"
+ * (RFC 9112 3.2.4: the last proxy MUST); with a path, or for another method, the path is "/".
+ * Failed before the fix: "OPTIONS / HTTP/1.1". */
+TEST_IMPL(http_proxy_options_star)
+{
+    struct htest t;
+    char buf[512], want[256];
+    uint16_t port;
+    int l, fd = htest_start_origin(&t, &port, &l);
+    int remote = -1;
+    static const char *const cases[][3] = {
+        {"OPTIONS", "", "*"},
+        {"OPTIONS", "/", "/"},
+        {"OPTIONS", "?q", "/?q"},
+        {"GET", "", "/"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        snprintf(buf, sizeof(buf), "%s http://127.0.0.1:%u%s HTTP/1.1\r\n\r\n", cases[i][0], port, cases[i][1]);
+        snprintf(want, sizeof(want), "%s %s HTTP/1.1\r\nHost: 127.0.0.1:%u\r\n\r\n", cases[i][0], cases[i][2], port);
+        htest_request(&t, fd, l, &remote, buf, want);
+        htest_answer(&t, remote, fd, "HTTP/1.1 204 No Content\r\n\r\n", "HTTP/1.1 204 No Content\r\n\r\n", NULL);
+    }
+    htest_finish_origin(&t, fd, remote, l);
+    return 0;
+}
