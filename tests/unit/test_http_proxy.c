@@ -1421,3 +1421,38 @@ TEST_IMPL(http_proxy_options_star)
     htest_finish_origin(&t, fd, remote, l);
     return 0;
 }
+
+/* Line endings and folding the next hop might read otherwise go out normalised: a request with
+ * bare LFs reaches the origin with CRLFs, an obs-fold (a line continued by whitespace) as one
+ * line; a bare CR is refused (400), as are two Content-Lengths (400); an answer with both
+ * Content-Length and chunked (a smuggling attempt, RFC 9112 6.3) is a malformed answer (502). A
+ * regression guard: passed before this review's fixes too. */
+TEST_IMPL(http_proxy_line_endings)
+{
+    struct htest t;
+    char buf[1024], want[256];
+    uint16_t port;
+    int l, fd = htest_start_origin(&t, &port, &l);
+    int remote = -1;
+    snprintf(buf, sizeof(buf), "POST http://127.0.0.1:%u/lf HTTP/1.1\nX-A: 1\nContent-Length: 2\n\nok", port);
+    snprintf(want, sizeof(want), "POST /lf HTTP/1.1\r\nHost: 127.0.0.1:%u\r\nX-A: 1\r\nContent-Length: 2\r\n\r\n", port);
+    htest_request(&t, fd, l, &remote, buf, want);
+    htest_read(&t, remote, buf, 2);
+    ASSERT_STR_EQ(buf, "ok");
+    htest_answer(&t, remote, fd, "HTTP/1.1 204 No Content\r\n\r\n", "HTTP/1.1 204 No Content\r\n\r\n", NULL);
+    snprintf(buf, sizeof(buf), "GET http://127.0.0.1:%u/fold HTTP/1.1\r\nX-A: one\r\n two\r\nX-B: 3\r\n\r\n", port);
+    snprintf(want, sizeof(want), "GET /fold HTTP/1.1\r\nHost: 127.0.0.1:%u\r\nX-A: one two\r\nX-B: 3\r\n\r\n", port);
+    htest_request(&t, fd, l, &remote, buf, want);
+    htest_answer(&t, remote, fd, "HTTP/1.1 204 No Content\r\n\r\n", "HTTP/1.1 204 No Content\r\n\r\n", NULL);
+    close(fd);
+    close(remote);
+    snprintf(buf, sizeof(buf), "GET http://127.0.0.1:%u/ HTTP/1.1\r\nX-A: a\rb\r\n\r\n", port);
+    ASSERT_EQ(htest_ask(&t, buf), 400);
+    snprintf(buf, sizeof(buf), "POST http://127.0.0.1:%u/ HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\nx", port);
+    ASSERT_EQ(htest_ask(&t, buf), 400);
+    htest_origin_answers(&t, l, port, "HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n"
+                                      "3\r\nabc\r\n0\r\n\r\n", 502);
+    close(l);
+    htest_finish(&t);
+    return 0;
+}
