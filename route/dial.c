@@ -1,4 +1,8 @@
-/* dial: name -> addresses -> route verdict -> the outbound of that verdict -> relay. */
+/* dial: name -> addresses -> route verdict -> the outbound of that verdict -> relay.
+ *
+ * A TCP connection tries the name's addresses in turn within the one connect timeout
+ * (dial_connected()). Its one timer, the dialer's retry_timer, runs at 0 ms: the next address is
+ * tried from the loop, never from inside the failed path's callback. */
 #include "route/dial.h"
 
 #include <errno.h>
@@ -20,6 +24,9 @@ struct dialer {
     struct dial_config cfg;
     struct v2s_list dials; /* every dial not yet bridged, failed or freed */
     struct v2s_list udps;  /* every UDP association not yet closed by its owner */
+    struct v2s_list retry; /* dials whose attempt failed, waiting for retry_timer */
+    uv_timer_t retry_timer; /* started at 0 ms: the next address is tried from the loop */
+    int timer_open;         /* retry_timer initialised (on the first retry) and not closed */
     int closing;
     int in_close; /* inside dialer_close(), which frees it at the end */
 };
@@ -27,19 +34,31 @@ struct dialer {
 enum dial_state {
     DIAL_RESOLVING_TUNNEL, /* resolver_resolve() through the tunnel's DNS */
     DIAL_RESOLVING_HOST,   /* uv_getaddrinfo(): the tunnel announced no DNS server */
-    DIAL_CONNECTING,
+    DIAL_CONNECTING, /* an attempt in flight, or (conn NULL) waiting on the dialer's retry */
     DIAL_CONNECTED,
+};
+
+enum {
+    DIAL_ADDRS_MAX = 16, /* the addresses of a name a dial keeps and tries */
 };
 
 struct dial {
     struct outbound_conn base;
-    struct v2s_list node; /* on struct dialer's dials */
+    struct v2s_list node;       /* on struct dialer's dials */
+    struct v2s_list retry_node; /* on struct dialer's retry while waiting to try the next address */
     enum dial_state state;
-    struct outbound *via; /* the router's pick, once an address is chosen */
+    struct outbound *via; /* the router's pick for the address being tried */
     struct outbound_conn *conn;
     struct v2s_addr dst;
     uint16_t port;
     unsigned timeout_ms;
+    /* The addresses of the destination, tried in turn (see dial_try_next()). */
+    struct v2s_addr addrs[DIAL_ADDRS_MAX];
+    size_t n_addrs, next_addr;
+    uint64_t deadline; /* uv_now() by which an attempt must have connected: timeout_ms for all */
+    int error;         /* why the last attempt failed, 0 before one did */
+    int rejected;      /* the router refused one of addrs */
+    int counted;       /* counted in the statistics (once per dial) */
     char name[256];
     struct resolver_query *query;
     uv_getaddrinfo_t gai;
@@ -55,7 +74,7 @@ static struct dialer *dialer_of(struct outbound *ob)
 
 static void dialer_maybe_free(struct dialer *r)
 {
-    if (r->closing && !r->in_close && v2s_list_empty(&r->dials) && v2s_list_empty(&r->udps))
+    if (r->closing && !r->in_close && !r->timer_open && v2s_list_empty(&r->dials) && v2s_list_empty(&r->udps))
         outbound_free_closed(&r->ob, r);
 }
 
@@ -63,6 +82,7 @@ static void dial_free(struct dial *d)
 {
     struct dialer *r = dialer_of(d->base.ob);
     v2s_list_remove(&d->node);
+    v2s_list_remove(&d->retry_node);
     free(d);
     dialer_maybe_free(r);
 }
@@ -76,11 +96,119 @@ static void dial_fail(struct dial *d, int status)
 }
 
 static void dial_connected(void *arg, struct outbound_conn *c, int status, const struct v2s_addr *bound,
+                           uint16_t port);
+
+static void dial_count(struct dialer *r, enum router_verdict v)
+{
+    if (r->cfg.stats)
+        r->cfg.stats->total[v]++;
+}
+
+/* Tries the next of d's addresses that the router lets through on a path that can carry it,
+ * while time is left. 0 (dial_connected() follows), or a negative error for the caller to
+ * report: the last attempt's, else UV_EACCES when the router refused an address, else
+ * UV_ENETUNREACH (no path carries any of them). */
+static int dial_try_next(struct dial *d)
+{
+    struct dialer *r = dialer_of(d->base.ob);
+    const struct dial_config *cfg = &r->cfg;
+    while (d->next_addr < d->n_addrs) {
+        const struct v2s_addr *a = &d->addrs[d->next_addr++];
+        enum router_verdict v = router_decide(cfg->router, a);
+        if (v == ROUTER_REJECT) {
+            if (router_refuses_local(cfg->router, a)) {
+                char text[V2S_ADDR_STRLEN];
+                v2s_addr_format(a, text, sizeof(text));
+                /* The name is the client's text, escaped when dial_connect() stored it. */
+                int same = strcmp(d->name, text) == 0;
+                v2s_info("dial: %s%s%s is a local address (loopback, link-local or unspecified): "
+                         "direct connections to it are refused without --allow-direct-local",
+                         same ? "" : d->name, same ? "" : ": ", text);
+            }
+            d->rejected = 1;
+            continue;
+        }
+        struct outbound *via = cfg->via[v];
+        if (!via || !outbound_can_reach(via, a->family))
+            continue;
+        uint64_t now = uv_now(cfg->loop);
+        if (d->error && now >= d->deadline)
+            break; /* an attempt failed and the time is spent */
+        d->via = via;
+        d->dst = *a;
+        d->state = DIAL_CONNECTING;
+        if (!d->counted) {
+            d->counted = 1;
+            dial_count(r, v);
+        }
+        unsigned left = d->deadline > now ? (unsigned)(d->deadline - now) : 0;
+        int rc = outbound_connect(via, NULL, &d->dst, d->port, left, dial_connected, d, &d->conn);
+        if (rc == 0)
+            return 0;
+        d->conn = NULL;
+        d->error = rc; /* at once (no route for the family, out of descriptors): the next one */
+        if (rc == UV_ECANCELED)
+            break; /* the path is closing: so is the process */
+    }
+    if (d->error)
+        return d->error;
+    if (d->rejected) {
+        dial_count(r, ROUTER_REJECT);
+        return UV_EACCES;
+    }
+    return UV_ENETUNREACH;
+}
+
+/* The dialer's retry timer: each dial waiting on it tries its next address. */
+static void dial_retry_run(uv_timer_t *t)
+{
+    struct dialer *r = t->data;
+    struct v2s_list *n;
+    /* A failure's callback may end other dials (a listener closing): each leaves the list as it
+     * goes, so the list is taken from its head each time. */
+    while ((n = v2s_list_first(&r->retry)) != NULL) {
+        struct dial *d = V2S_LIST_ENTRY(n, struct dial, retry_node);
+        v2s_list_remove(n);
+        int rc = dial_try_next(d);
+        if (rc < 0)
+            dial_fail(d, rc);
+    }
+}
+
+/* An attempt failed and d has more addresses: the next is tried from the loop rather than from
+ * inside the failed path's callback, which for the tunnel runs inside lwIP's input of the reset. */
+static void dial_retry_later(struct dial *d)
+{
+    struct dialer *r = dialer_of(d->base.ob);
+    if (!r->timer_open) {
+        uv_timer_init(r->cfg.loop, &r->retry_timer);
+        r->retry_timer.data = r;
+        r->timer_open = 1;
+    }
+    v2s_list_push_back(&r->retry, &d->retry_node);
+    uv_timer_start(&r->retry_timer, dial_retry_run, 0, 0);
+}
+
+/* A name's addresses are tried in turn within the one connect timeout, as -R does
+ * (port/reverse.c): "localhost" gives ::1 before 127.0.0.1 where the service may listen on one
+ * of them only, and a name with an address that refuses or has no route (a dead server of
+ * several, an IPv6 address the host cannot reach) still reaches the one that answers. A client
+ * learnt only the first address's failure before. */
+static void dial_connected(void *arg, struct outbound_conn *c, int status, const struct v2s_addr *bound,
                            uint16_t port)
 {
     struct dial *d = arg;
     if (status < 0) {
         d->conn = NULL;
+        d->error = status;
+        if (status != UV_ECANCELED && d->next_addr < d->n_addrs &&
+            uv_now(dialer_of(d->base.ob)->cfg.loop) < d->deadline) {
+            char a[V2S_ADDR_STRLEN];
+            v2s_debug("dial: %s: %s: %s, trying the next address", d->name,
+                      v2s_addr_format(&d->dst, a, sizeof(a)), uv_strerror(status));
+            dial_retry_later(d);
+            return;
+        }
         dial_fail(d, status);
         return;
     }
@@ -89,45 +217,15 @@ static void dial_connected(void *arg, struct outbound_conn *c, int status, const
     d->cb(d->arg, &d->base, 0, bound, port);
 }
 
-static void dial_count(struct dialer *r, enum router_verdict v)
-{
-    if (r->cfg.stats)
-        r->cfg.stats->total[v]++;
-}
-
-/* Picks the first address the router lets through on a path that can carry it, and connects.
- * 0, or a negative error for the caller to report. */
+/* Keeps the first DIAL_ADDRS_MAX of addrs and connects to the first that can be had. 0, or a
+ * negative error for the caller to report. */
 static int dial_connect_any(struct dial *d, const struct v2s_addr *addrs, size_t n)
 {
-    const struct dial_config *cfg = &dialer_of(d->base.ob)->cfg;
-    int rejected = 0;
-    for (size_t i = 0; i < n; i++) {
-        enum router_verdict v = router_decide(cfg->router, &addrs[i]);
-        if (v == ROUTER_REJECT) {
-            if (router_refuses_local(cfg->router, &addrs[i])) {
-                char a[V2S_ADDR_STRLEN];
-                v2s_addr_format(&addrs[i], a, sizeof(a));
-                /* The name is the client's text, escaped when dial_connect() stored it. */
-                int same = strcmp(d->name, a) == 0;
-                v2s_info("dial: %s%s%s is a local address (loopback, link-local or unspecified): "
-                         "direct connections to it are refused without --allow-direct-local",
-                         same ? "" : d->name, same ? "" : ": ", a);
-            }
-            rejected = 1;
-            continue;
-        }
-        struct outbound *via = cfg->via[v];
-        if (!via || !outbound_can_reach(via, addrs[i].family))
-            continue;
-        d->via = via;
-        d->dst = addrs[i];
-        d->state = DIAL_CONNECTING;
-        dial_count(dialer_of(d->base.ob), v);
-        return outbound_connect(via, NULL, &d->dst, d->port, d->timeout_ms, dial_connected, d, &d->conn);
-    }
-    if (rejected)
-        dial_count(dialer_of(d->base.ob), ROUTER_REJECT);
-    return rejected ? UV_EACCES : UV_ENETUNREACH;
+    d->n_addrs = n < DIAL_ADDRS_MAX ? n : DIAL_ADDRS_MAX;
+    memcpy(d->addrs, addrs, d->n_addrs * sizeof(*addrs));
+    d->next_addr = 0;
+    d->deadline = uv_now(dialer_of(d->base.ob)->cfg.loop) + d->timeout_ms;
+    return dial_try_next(d);
 }
 
 struct dial_udp;
@@ -190,9 +288,9 @@ static void dial_host_resolved(uv_getaddrinfo_t *req, int status, struct addrinf
         dial_free(d);
         return;
     }
-    struct v2s_addr addrs[16];
+    struct v2s_addr addrs[DIAL_ADDRS_MAX];
     size_t n = 0;
-    for (struct addrinfo *ai = res; ai && n < 16; ai = ai->ai_next) {
+    for (struct addrinfo *ai = res; ai && n < DIAL_ADDRS_MAX; ai = ai->ai_next) {
         uint16_t unused;
         if (v2s_addr_from_sockaddr(ai->ai_addr, &addrs[n], &unused) == 0)
             n++;
@@ -218,6 +316,7 @@ static int dial_connect(struct outbound *ob, const char *name, const struct v2s_
         return UV_ENOMEM;
     d->base.ob = ob;
     v2s_list_init(&d->node);
+    v2s_list_init(&d->retry_node);
     v2s_list_push_front(&r->dials, &d->node);
     d->port = port;
     d->timeout_ms = timeout_ms;
@@ -688,6 +787,13 @@ static void dial_udp_end_all(struct dialer *r)
         dial_udp_end(V2S_LIST_ENTRY(n, struct dial_udp, node));
 }
 
+static void dialer_timer_closed(uv_handle_t *h)
+{
+    struct dialer *r = h->data;
+    r->timer_open = 0;
+    dialer_maybe_free(r);
+}
+
 /* Fails every dial still resolving or connecting with UV_ECANCELED and ends every UDP
  * association; frees the dialer once the last dial is gone (a host lookup in the thread pool
  * comes back first) and the owners have closed their associations. */
@@ -714,6 +820,8 @@ static void dialer_close(struct outbound *ob)
         tmp = r->dials.next;
     }
     dial_udp_end_all(r);
+    if (r->timer_open && !uv_is_closing((uv_handle_t *)&r->retry_timer))
+        uv_close((uv_handle_t *)&r->retry_timer, dialer_timer_closed);
     r->in_close = 0;
     dialer_maybe_free(r);
 }
@@ -738,6 +846,7 @@ int dial_new(struct outbound **out, const struct dial_config *cfg)
     r->cfg = *cfg;
     v2s_list_init(&r->dials);
     v2s_list_init(&r->udps);
+    v2s_list_init(&r->retry);
     *out = &r->ob;
     return 0;
 }

@@ -13,7 +13,7 @@ struct stack;
 typedef struct uv_loop_s uv_loop_t;
 
 /* A routed outbound's TCP connections (the metrics): each one asked for counts once, under the
- * verdict of the address it was sent to (a name whose every address is refused, or refused by
+ * verdict of the first address it was sent to (a name whose every address is refused, or refused by
  * --others reject, counts as rejected; one that fails to connect still counts under its verdict;
  * one whose name does not resolve is not counted, having no address to judge). open: relays
  * bridged and not over yet. */
