@@ -223,6 +223,12 @@ static int dial_connect_any(struct dial *d, const struct v2s_addr *addrs, size_t
 {
     d->n_addrs = n < DIAL_ADDRS_MAX ? n : DIAL_ADDRS_MAX;
     memcpy(d->addrs, addrs, d->n_addrs * sizeof(*addrs));
+    /* ::ffff:a.b.c.d (a client on a dual-stack socket, -L [::ffff:a.b.c.d]:...) is the IPv4 host
+     * a.b.c.d, as the router judges it: connected as such, or the tunnel's path got an IPv6
+     * destination it cannot carry (network unreachable without IPv6 in the tunnel, a packet to
+     * a mapped address with it) for a host its IPv4 routes hold (dial_addrs_mapped_v4). */
+    for (size_t i = 0; i < d->n_addrs; i++)
+        v2s_addr_unmap_v4(&d->addrs[i]);
     d->next_addr = 0;
     d->deadline = uv_now(dialer_of(d->base.ob)->cfg.loop) + d->timeout_ms;
     return dial_try_next(d);

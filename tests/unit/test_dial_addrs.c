@@ -280,3 +280,47 @@ TEST_IMPL(dial_addrs_close_between_attempts)
     ASSERT_EQ(harness_tun_down(&d.tun), 0);
     return 0;
 }
+
+struct da_dial {
+    int done;
+    int status;
+};
+
+static void da_dialed(void *arg, struct outbound_conn *c, int status, const struct v2s_addr *bound, uint16_t port)
+{
+    struct da_dial *r = arg;
+    (void)bound;
+    (void)port;
+    ASSERT(c == NULL); /* every connect here is refused */
+    r->done = 1;
+    r->status = status;
+}
+
+/* A destination given as an IPv4-mapped IPv6 address (a SOCKS client on a dual-stack socket, -L
+ * [::ffff:10.9.0.8]:80) is the IPv4 host the router judges it to be: its connection goes into
+ * the tunnel as IPv4 (a SYN to 10.9.0.8, refused here). Failed before the fix: the tunnel's path
+ * was asked for an IPv6 destination it cannot carry, and the connect failed at once with
+ * "network unreachable" and no SYN. */
+TEST_IMPL(dial_addrs_mapped_v4)
+{
+    static struct da d;
+    da_up(&d, "10.9.0.8", "127.0.0.1", 80);
+    struct v2s_addr mapped;
+    ASSERT_EQ(v2s_addr_parse(&mapped, "::ffff:10.9.0.8"), 0);
+    ASSERT_EQ(mapped.family, AF_INET6);
+    struct da_dial r = {0};
+    struct outbound_conn *conn = NULL;
+    int rc = outbound_connect(d.dialer, NULL, &mapped, 80, 3000, da_dialed, &r, &conn);
+    if (rc < 0) {
+        r.done = 1;
+        r.status = rc;
+    }
+    for (int k = 0; k < 400 && !r.done; k++)
+        da_pump(&d);
+    ASSERT(r.done);
+    ASSERT_EQ(d.syns, 1);
+    ASSERT_EQ(r.status, UV_ECONNREFUSED);
+    ASSERT_EQ(d.stats.total[ROUTER_TUNNEL], 1);
+    da_down(&d);
+    return 0;
+}
