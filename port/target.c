@@ -13,6 +13,9 @@ int port_target_init(struct port_target *t, const char *host, uint16_t port)
         return UV_EINVAL;
     t->port = port;
     if (v2s_addr_parse(&t->addr, host) == 0) {
+        /* ::ffff:a.b.c.d is the IPv4 host a.b.c.d: the routed outbound sends to it as such
+         * (route/dial.c), so -L/udp's answers come from a.b.c.d and are matched against it. */
+        v2s_addr_unmap_v4(&t->addr);
         v2s_addr_format_port(&t->addr, port, t->text, sizeof(t->text));
         return 0;
     }

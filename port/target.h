@@ -15,7 +15,8 @@ struct port_target {
     char text[300];       /* "name:port" (escaped) or "addr:port", for the log */
 };
 
-/* Takes host (an IP address without brackets, or a name) and port. 0, or UV_EINVAL (host empty
+/* Takes host (an IP address without brackets, or a name; an IPv4-mapped IPv6 address is kept
+ * as the IPv4 address it maps) and port. 0, or UV_EINVAL (host empty
  * or longer than 255 bytes), UV_ENOMEM. */
 int port_target_init(struct port_target *t, const char *host, uint16_t port);
 void port_target_free(struct port_target *t);

@@ -546,8 +546,12 @@ static int dial_udp_send_addrs(struct dial_udp *u, const char *name, const struc
                 rejected = &addrs[i];
             continue;
         }
+        /* ::ffff:a.b.c.d goes to the IPv4 host a.b.c.d the router judged, as a connect does
+         * (dial_connect_any()); its answers come from a.b.c.d. */
+        struct v2s_addr to = addrs[i];
+        v2s_addr_unmap_v4(&to);
         struct outbound *via = cfg->via[v];
-        if (!via || !outbound_can_reach(via, addrs[i].family))
+        if (!via || !outbound_can_reach(via, to.family))
             continue;
         if (!u->inner[v]) {
             int rc = outbound_udp_open(via, dial_udp_inner_recv, u, &u->inner[v]);
@@ -556,7 +560,7 @@ static int dial_udp_send_addrs(struct dial_udp *u, const char *name, const struc
                 return rc;
             }
         }
-        return outbound_udp_send(u->inner[v], NULL, &addrs[i], port, data, len);
+        return outbound_udp_send(u->inner[v], NULL, &to, port, data, len);
     }
     if (!rejected)
         return UV_ENETUNREACH;

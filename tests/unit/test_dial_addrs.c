@@ -42,6 +42,8 @@ struct da {
     int closed;
     const char *addrs[2]; /* multi.example.com's A records, in the answer's order */
     int syns;             /* SYNs the stack sent into the tunnel (each answered with a reset) */
+    int datagrams;        /* UDP datagrams into the tunnel to another port than 53 */
+    struct v2s_addr datagram_dst; /* the last one's destination */
     uint8_t answers[DA_MAX_ANSWERS][DA_PKT_MAX];
     size_t answer_len[DA_MAX_ANSWERS];
     int n_answers;
@@ -70,8 +72,13 @@ static void da_on_send(struct harness_tun *t, const uint8_t *pkt, size_t len)
     uint16_t sport, dport, id, qtype;
     const uint8_t *m;
     size_t n;
-    if (!harness_tun_parse_udp(pkt, len, &src, &sport, &dst, &dport, &m, &n) || dport != 53)
+    if (!harness_tun_parse_udp(pkt, len, &src, &sport, &dst, &dport, &m, &n))
         return;
+    if (dport != 53) {
+        d->datagrams++;
+        d->datagram_dst = dst;
+        return;
+    }
     char name[256];
     size_t qend = harness_tun_dns_question(m, n, name, sizeof(name), &id, &qtype);
     ASSERT(qend > 0);
@@ -321,6 +328,35 @@ TEST_IMPL(dial_addrs_mapped_v4)
     ASSERT_EQ(d.syns, 1);
     ASSERT_EQ(r.status, UV_ECONNREFUSED);
     ASSERT_EQ(d.stats.total[ROUTER_TUNNEL], 1);
+    da_down(&d);
+    return 0;
+}
+
+static void da_udp_recv(void *arg, const struct v2s_addr *from, uint16_t port, const uint8_t *data, size_t len)
+{
+    (void)arg;
+    (void)from;
+    (void)port;
+    (void)data;
+    (void)len;
+}
+
+/* The same for a datagram (the SOCKS UDP relay, -L/udp): to ::ffff:10.9.0.8 it goes into the
+ * tunnel to 10.9.0.8. Failed before the fix: UV_ENETUNREACH at once, nothing sent. */
+TEST_IMPL(dial_addrs_mapped_v4_udp)
+{
+    static struct da d;
+    da_up(&d, "10.9.0.8", "127.0.0.1", 80);
+    struct v2s_addr mapped;
+    ASSERT_EQ(v2s_addr_parse(&mapped, "::ffff:10.9.0.8"), 0);
+    struct outbound_udp *u = NULL;
+    ASSERT_EQ(outbound_udp_open(d.dialer, da_udp_recv, &d, &u), 0);
+    ASSERT_EQ(outbound_udp_send(u, NULL, &mapped, 5353, (const uint8_t *)"q", 1), 0);
+    da_pump(&d);
+    ASSERT_EQ(d.datagrams, 1);
+    char to[V2S_ADDR_STRLEN];
+    ASSERT_STR_EQ(v2s_addr_format(&d.datagram_dst, to, sizeof(to)), "10.9.0.8");
+    outbound_udp_close(u);
     da_down(&d);
     return 0;
 }

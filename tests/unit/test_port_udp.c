@@ -288,6 +288,30 @@ TEST_IMPL(port_udp_flows)
     return 0;
 }
 
+/* A destination given as an IPv4-mapped IPv6 address (-L 5353:[::ffff:10.0.0.2]:53/udp) is the
+ * IPv4 host: the outbound is asked for 10.0.0.2, and its answers, which come from 10.0.0.2 (the
+ * routed outbound sends to the IPv4 host), reach the client. Failed before the fix: the mapped
+ * form was kept, and an answer from 10.0.0.2 was dropped as not the destination's. */
+TEST_IMPL(port_udp_mapped_target)
+{
+    struct utest t;
+    uint8_t buf[64];
+    utest_start(&t, "::ffff:10.0.0.2", 53, 5000, 4);
+    int a = utest_client(&t);
+    utest_send(a, "q", 1);
+    utest_wait_count(&t, &t.ob.opened, 1);
+    struct fake_assoc *fa = &t.ob.assocs[0];
+    utest_wait_sends(&t, fa, 1);
+    char dst[V2S_ADDR_STRLEN];
+    ASSERT_STR_EQ(v2s_addr_format(&fa->dst, dst, sizeof(dst)), "10.0.0.2");
+    fake_answer(fa, "10.0.0.2", 53, "answer", 6);
+    ASSERT_EQ(utest_recv(&t, a, buf, sizeof(buf), 1000), 6);
+    ASSERT_MEM_EQ(buf, "answer", 6);
+    utest_finish(&t);
+    close(a);
+    return 0;
+}
+
 /* A flow idle for the timeout ends, one that keeps sending does not; at the cap a new client's
  * datagrams are dropped with one line for the burst, and it gets a flow once one ended. A name
  * goes to the outbound as a name. */
