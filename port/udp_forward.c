@@ -670,6 +670,13 @@ int port_udp_local_new(struct port_udp **out, const struct port_udp_config *cfg,
 int port_udp_remote_new(struct port_udp **out, const struct port_udp_config *cfg, struct stack *s,
                         const struct v2s_addr *local, uint16_t port)
 {
+    /* The unspecified address of either family (0.0.0.0, ::) is every tunnel address, as for a
+     * TCP -R (port/reverse.c): "::" bound lwIP's IPv6 any-address alone, and IPv4 clients of the
+     * port were answered port unreachable (port_udp_remote_any6). */
+    static const uint8_t zero[16];
+    if (local && (local->family == AF_INET || local->family == AF_INET6) &&
+        memcmp(local->bytes, zero, v2s_addr_len(local)) == 0)
+        local = NULL;
     struct port_udp *pu;
     int rc = ufwd_new(&pu, cfg, UFWD_REMOTE);
     if (rc < 0)

@@ -570,6 +570,44 @@ static void rtest_free(struct rtest *r)
     free(r);
 }
 
+/* -R [::]:PORT:.../udp listens on every tunnel address, as a TCP -R on [::] does: an IPv4
+ * client's datagram to the tunnel's IPv4 address reaches the service, and the answer comes back.
+ * Failed before the fix: "::" bound the IPv6 any-address alone, and the IPv4 datagram was
+ * answered port unreachable. */
+TEST_IMPL(port_udp_remote_any6)
+{
+    struct rtest *r = rtest_new();
+    uint16_t svc_port;
+    int svc = rtest_service(0, &svc_port);
+    struct port_udp_config pcfg = {
+        .loop = &r->tun.loop,
+        .host = "127.0.0.1",
+        .port = svc_port,
+        .idle_timeout_ms = 5000,
+        .max_flows = 4,
+    };
+    struct v2s_addr any6;
+    ASSERT_EQ(v2s_addr_parse(&any6, "::"), 0);
+    ASSERT_EQ(port_udp_remote_new(&r->pu, &pcfg, r->tun.stack, &any6, 5000), 0);
+    rtest_inject(r, "10.8.0.1", 4000, 5000, "v4 client", 9);
+    uint8_t buf[64];
+    struct sockaddr_storage from;
+    socklen_t fl;
+    ASSERT_EQ(rtest_service_recv(r, svc, buf, sizeof(buf), &from, &fl, 1000), 9);
+    ASSERT_MEM_EQ(buf, "v4 client", 9);
+    ASSERT_EQ(sendto(svc, "back", 4, 0, (struct sockaddr *)&from, fl), 4);
+    ASSERT(rtest_wait_sent(r, 1, 1000));
+    ASSERT_EQ(r->sport[0], 5000);
+    ASSERT_EQ(r->dport[0], 4000);
+    ASSERT_MEM_EQ(r->data[0], "back", 4);
+    port_udp_close(r->pu, rtest_closed, r);
+    ASSERT_EQ(harness_tun_down(&r->tun), 0);
+    ASSERT(r->closed);
+    close(svc);
+    rtest_free(r);
+    return 0;
+}
+
 /* -R/udp: each remote client of the tunnel port gets its own host socket, answers go back to it
  * from the forwarded port (fragmented past the MTU), another host's datagrams to a flow's socket
  * go nowhere, a name is resolved for the flow (on a forward bound to one tunnel address), idle
