@@ -351,3 +351,63 @@ TEST_IMPL(port_forward_close_dialing)
     ftest_finish(&t);
     return 0;
 }
+
+/* A reload that moves a forward to another destination: the forward is closed and a new one
+ * opened on the same address and port while a connection of the old one is relaying. The old
+ * connection goes on to the old destination (bytes both ways, then its end), and a new client
+ * reaches the new destination. Never failed: a guard of the reload's order (close, then open on
+ * the port the old listener gave back, its accepted connection still open). */
+TEST_IMPL(port_forward_moved_on_same_port)
+{
+    struct ftest t;
+    struct port_forward *old_pf, *new_pf;
+    uint8_t buf[8];
+    int end;
+    ftest_start(&t);
+    uint16_t port1, port2;
+    int l1 = uvtest_listen(&port1), l2 = uvtest_listen(&port2);
+    uint16_t fport = ftest_forward(&t, &old_pf, "127.0.0.1", port1, 0);
+    int fd1 = uvtest_connect(fport);
+    int r1 = ftest_accept(&t, l1);
+    uvtest_send(&t.loop, fd1, "old", 3);
+    ASSERT_EQ(uvtest_recv(&t.loop, r1, buf, 3, &end, 3000), 3);
+
+    port_forward_close(old_pf, ftest_fwd_closed, &t);
+    struct port_forward_config cfg = {
+        .loop = &t.loop,
+        .out = t.dialer,
+        .connect_timeout_ms = 3000,
+        .host = "127.0.0.1",
+        .port = port2,
+    };
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons(fport)};
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ASSERT_EQ(port_forward_new(&new_pf, &cfg, (const struct sockaddr *)&sin), 0);
+
+    int fd2 = uvtest_connect(fport);
+    int r2 = ftest_accept(&t, l2);
+    uvtest_send(&t.loop, fd2, "new", 3);
+    ASSERT_EQ(uvtest_recv(&t.loop, r2, buf, 3, &end, 3000), 3);
+    ASSERT_MEM_EQ(buf, "new", 3);
+    /* The old connection still goes to the old destination, both ways. */
+    uvtest_send(&t.loop, fd1, "more", 4);
+    ASSERT_EQ(uvtest_recv(&t.loop, r1, buf, 4, &end, 3000), 4);
+    ASSERT_MEM_EQ(buf, "more", 4);
+    uvtest_send(&t.loop, r1, "back", 4);
+    ASSERT_EQ(uvtest_recv(&t.loop, fd1, buf, 4, &end, 3000), 4);
+    ASSERT_MEM_EQ(buf, "back", 4);
+    ASSERT_EQ(t.fwd_closed, 0); /* the old forward waits for its relay */
+    close(fd1);
+    ASSERT_EQ(uvtest_wait_end(&t.loop, r1, NULL, 3000), 1);
+    close(r1);
+    ASSERT(uvtest_run_until(&t.loop, &t.fwd_closed, 3000));
+    close(fd2);
+    ASSERT_EQ(uvtest_wait_end(&t.loop, r2, NULL, 3000), 1);
+    close(r2);
+    close(l1);
+    close(l2);
+    t.fwd_closed = 0;
+    ftest_close_forward(&t, new_pf);
+    ftest_finish(&t);
+    return 0;
+}
