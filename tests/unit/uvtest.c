@@ -22,6 +22,12 @@ static void uvtest_turn(uv_loop_t *loop)
 
 int uvtest_run_until(uv_loop_t *loop, const int *flag, unsigned ms)
 {
+    /* One turn (1 ms) even when *flag is set already: tests wait for a count to grow by calling
+     * this in a loop, for (i < 3000 && closed < 3) uvtest_run_until(loop, &closed, 1), which with
+     * closed at 1 made 3000 passes without a pause, a few ms in all, and failed on a loaded
+     * machine when a lookup in libuv's threadpool took longer. */
+    if (ms > 0 && *flag)
+        uvtest_turn(loop);
     for (unsigned i = 0; i < ms && !*flag; i++)
         uvtest_turn(loop);
     uv_run(loop, UV_RUN_NOWAIT);

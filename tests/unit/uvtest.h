@@ -8,7 +8,8 @@
 
 #include <uv.h>
 
-/* Runs loop (without blocking for long) until *flag is nonzero or ms have passed; returns *flag. */
+/* Runs loop (without blocking for long) until *flag is nonzero or ms have passed, at least one turn
+ * of 1 ms when ms > 0; returns *flag. */
 int uvtest_run_until(uv_loop_t *loop, const int *flag, unsigned ms);
 /* Runs loop until cond(arg) is nonzero or ms have passed; returns cond(arg). */
 int uvtest_run_until_fn(uv_loop_t *loop, int (*cond)(void *arg), void *arg, unsigned ms);
