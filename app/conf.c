@@ -134,7 +134,11 @@ static char *conf_dir(const char *path)
 /* Reads the file whole, after checking who may change it. 0 or a negative errno, with err set. */
 static int conf_read(const char *path, char **text, size_t *len, char *err, size_t errcap)
 {
-    int rc = 0, fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* O_NONBLOCK: opening a FIFO for reading waits for a writer, and a reload runs on the loop,
+     * so a FIFO in the file's place (or given at start) held every connection and the stop until
+     * something wrote to it. With it the open returns and the check below refuses the FIFO; reads
+     * of a regular file take no notice of the flag. */
+    int rc = 0, fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
     char *buf = NULL;
     struct stat st;
     if (fd < 0 || fstat(fd, &st) < 0) {

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -512,5 +513,35 @@ TEST_IMPL(conf_text_not_terminated)
     ASSERT_EQ(o.n_socks, 1);
     options_free(&o);
     free(copy);
+    return 0;
+}
+
+static void conf_fifo_alarm(int sig)
+{
+    (void)sig; /* only interrupts the open below, if it waits */
+}
+
+/* A FIFO in the file's place (a reload reads the file on the loop) is refused at once: opening one
+ * for reading waited for a writer, so SIGHUP froze every connection and the stop until something
+ * wrote to it. Without the fix the open waits until the alarm interrupts it: -EINTR after 1 s. */
+TEST_IMPL(conf_fifo_refused)
+{
+    char dir[] = "/tmp/v2s-conf-XXXXXX", path[256], err[512] = "";
+    ASSERT(mkdtemp(dir) != NULL);
+    snprintf(path, sizeof(path), "%s/fifo.conf", dir);
+    ASSERT(mkfifo(path, 0600) == 0);
+    struct sigaction sa = {.sa_handler = conf_fifo_alarm}, old; /* no SA_RESTART */
+    ASSERT(sigaction(SIGALRM, &sa, &old) == 0);
+    alarm(1);
+    struct options o;
+    options_init(&o);
+    int rc = conf_load(&o, path, err, sizeof(err));
+    alarm(0);
+    sigaction(SIGALRM, &old, NULL);
+    options_free(&o);
+    unlink(path);
+    rmdir(dir);
+    ASSERT_EQ(rc, -EINVAL);
+    ASSERT(strstr(err, "fifo.conf: not a regular file") != NULL);
     return 0;
 }
