@@ -97,10 +97,11 @@ static void status_conn_answer(struct status_conn *c, int code, const char *type
                                int head_only)
 {
     char head[256];
+    /* A 405 names the methods there are (RFC 9110 15.5.6: the server MUST send Allow). */
     int n = snprintf(head, sizeof(head),
                      "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\nCache-Control: no-store\r\n"
-                     "Connection: close\r\n\r\n",
-                     code, status_reason(code), type, len);
+                     "%sConnection: close\r\n\r\n",
+                     code, status_reason(code), type, len, code == 405 ? "Allow: GET, HEAD\r\n" : "");
     size_t body_len = head_only ? 0 : len;
     c->answered = 1;
     uv_read_stop((uv_stream_t *)&c->tcp);

@@ -242,6 +242,7 @@ TEST_IMPL(status_endpoint)
     ASSERT(starts(r, "HTTP/1.1 404 Not Found\r\n"));
     r = status_get(&loop, (uint16_t)port, "POST /healthz HTTP/1.1\r\nContent-Length: 0\r\n\r\n", buf, sizeof(buf));
     ASSERT(starts(r, "HTTP/1.1 405 Method Not Allowed\r\n"));
+    ASSERT(strstr(r, "\r\nAllow: GET, HEAD\r\n") != NULL);
     r = status_get(&loop, (uint16_t)port, "this is not HTTP\r\n\r\n", buf, sizeof(buf));
     ASSERT(starts(r, "HTTP/1.1 400 Bad Request\r\n"));
     r = status_get(&loop, (uint16_t)port, "GET /healthz HTTP/1.1\r\nBad Header\r\n\r\n", buf, sizeof(buf));
