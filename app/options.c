@@ -139,7 +139,9 @@ int options_parse_listen(struct sockaddr_storage *out, const char *text)
         }
     }
     unsigned long p;
-    if (v2s_parse_uint(port, 65535, &p) < 0)
+    /* Port 0 would bind a port the kernel picks, which nothing tells the user: the start line said
+     * "listening on 127.0.0.1:0" and no client could find it. -L and -R refuse 0 as well. */
+    if (v2s_parse_uint(port, 65535, &p) < 0 || p == 0)
         return -EINVAL;
     struct sockaddr_in *sin = (struct sockaddr_in *)out;
     struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)out;

@@ -318,3 +318,24 @@ TEST_IMPL(options_unknown_named)
     expect_refused(bad, ARRAY_SIZE(bad));
     return 0;
 }
+
+/* Port 0 is refused for every listener, as -L and -R refuse it: it bound a port the kernel picked,
+ * and the start line said "SOCKS5 proxy listening on 127.0.0.1:0", so no client could find it. */
+TEST_IMPL(options_listen_port_zero)
+{
+    static const struct refused bad[] = {
+        {"-D 0", "-D 0: expected [ADDR:]PORT"},
+        {"-D 127.0.0.1:0", "-D 127.0.0.1:0: expected [ADDR:]PORT"},
+        {"-D [::1]:0", "-D [::1]:0: expected [ADDR:]PORT"},
+        {"-H 0", "-H 0: expected [ADDR:]PORT"},
+        {"-D 1080 --status 0", "--status 0: expected [ADDR:]PORT"},
+        {"-L 0:host:80", "-L 0:host:80: expected [ADDR:]PORT:HOST:HOSTPORT: the listening [ADDR:]PORT is not an IP "
+                         "address and a port from 1 to 65535"},
+    };
+    expect_refused(bad, ARRAY_SIZE(bad));
+    struct options o;
+    char err[256];
+    ASSERT_EQ(parse(&o, "-D 1 -H 65535 --status *:9100", err, sizeof(err)), 0);
+    options_free(&o);
+    return 0;
+}
