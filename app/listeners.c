@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <netinet/in.h>
+#include <sys/resource.h>
 
 #include "base/addr.h"
 
@@ -32,6 +33,21 @@ size_t listener_specs(const struct options *o, struct listener_spec *out, size_t
 unsigned listener_fds_per_conn(const struct options *o)
 {
     return o->n_socks > 0 || o->n_http > 0 ? 4 : 2;
+}
+
+uint64_t listener_fit_nofile(const struct options *o, unsigned max_conns, unsigned reserve, uint64_t *need)
+{
+    struct rlimit rl;
+    *need = (uint64_t)max_conns * listener_fds_per_conn(o) + reserve;
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+        return 0;
+    if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < *need) {
+        struct rlimit want = rl;
+        want.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > *need ? (rlim_t)*need : rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &want) == 0)
+            rl = want;
+    }
+    return rl.rlim_cur == RLIM_INFINITY ? UINT64_MAX : (uint64_t)rl.rlim_cur;
 }
 
 static int same_sockaddr(const struct sockaddr_storage *a, const struct sockaddr_storage *b)

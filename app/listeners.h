@@ -5,6 +5,7 @@
 #define VPN2SOCKS_APP_LISTENERS_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "app/options.h"
 
@@ -35,6 +36,12 @@ int listener_spec_equal(const struct listener_spec *a, const struct listener_spe
  * relay and the destination's (4); a SOCKS CONNECT or a forward the client's and a direct
  * destination's (2). */
 unsigned listener_fds_per_conn(const struct options *o);
+/* The open files that max_conns connections of o's listeners need, plus reserve; the soft limit
+ * is raised to that as far as the hard limit allows, never lowered. Returns the soft limit now
+ * (UINT64_MAX: unlimited) and the need in *need; 0 when getrlimit fails. Used at start and again
+ * at each reload, as a reload can add the first -D or -H to forwards (2 descriptors a connection
+ * become 4). */
+uint64_t listener_fit_nofile(const struct options *o, unsigned max_conns, unsigned reserve, uint64_t *need);
 /* "SOCKS 127.0.0.1:1080", "HTTP 127.0.0.1:8118", "forward 127.0.0.1:5432 -> db.internal:5432", ...
  * for the log. */
 const char *listener_spec_name(const struct listener_spec *s, char *buf, size_t cap);

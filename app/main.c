@@ -225,16 +225,13 @@ static void app_fit_descriptors(struct app *a)
     if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
         return;
     unsigned per = listener_fds_per_conn(o);
-    rlim_t need = (rlim_t)o->max_conns * per + APP_FD_RESERVE;
-    if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < need) {
-        rlim_t old = rl.rlim_cur;
-        rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > need ? need : rl.rlim_max;
-        if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
-            rl.rlim_cur = old;
-        else if (rl.rlim_cur != old)
-            v2s_debug("open files limit raised from %llu to %llu for --max-connections %u",
-                      (unsigned long long)old, (unsigned long long)rl.rlim_cur, o->max_conns);
-    }
+    uint64_t need, now = listener_fit_nofile(o, o->max_conns, APP_FD_RESERVE, &need);
+    if (now == 0)
+        return;
+    if (now != UINT64_MAX && now != (uint64_t)rl.rlim_cur)
+        v2s_debug("open files limit raised from %llu to %llu for --max-connections %u",
+                  (unsigned long long)rl.rlim_cur, (unsigned long long)now, o->max_conns);
+    rl.rlim_cur = now == UINT64_MAX ? RLIM_INFINITY : (rlim_t)now;
     if (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur >= need)
         return;
     unsigned fit = rl.rlim_cur > APP_FD_RESERVE + per ? (unsigned)((rl.rlim_cur - APP_FD_RESERVE) / per) : 1;
@@ -281,6 +278,18 @@ static void app_reload(struct app *a)
         v2s_warn("reload: %s: %s changed, ignored until a restart", next.conf, changed);
     app_set_log_level(next.verbosity);
     v2s_log_format = (enum v2s_log_format)next.log_format;
+    /* The first -D or -H added to forwards: a connection may now hold 4 descriptors, not 2 (see
+     * app_fit_descriptors). The caps stay as they started, so the soft limit is raised for them;
+     * only the hard limit can stop that, and then a warning says so. */
+    unsigned per = listener_fds_per_conn(&next);
+    if (per > listener_fds_per_conn(&a->opt)) {
+        uint64_t need, now = listener_fit_nofile(&next, a->max_conns, APP_FD_RESERVE, &need);
+        if (now != 0 && now < need)
+            v2s_warn("reload: %u connections of these listeners need about %llu open files, but the limit is %llu "
+                     "(ulimit -n): past about %llu connections, new ones may fail for want of descriptors",
+                     a->max_conns, (unsigned long long)need, (unsigned long long)now,
+                     (unsigned long long)(now > APP_FD_RESERVE + per ? (now - APP_FD_RESERVE) / per : 1));
+    }
     app_listeners_reload(a, &next, w);
     /* The running configuration takes what was reloaded; the rest stays as it started. */
     struct router_config route = a->opt.route;
@@ -288,6 +297,8 @@ static void app_reload(struct app *a)
     next.route = route;
     memcpy(a->opt.socks, next.socks, sizeof(next.socks));
     a->opt.n_socks = next.n_socks;
+    memcpy(a->opt.http, next.http, sizeof(next.http));
+    a->opt.n_http = next.n_http;
     memcpy(a->opt.forwards, next.forwards, sizeof(next.forwards));
     a->opt.n_forwards = next.n_forwards;
     a->opt.verbosity = next.verbosity;

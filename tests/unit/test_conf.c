@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -444,6 +445,39 @@ TEST_IMPL(conf_fds_per_conn)
         ASSERT_EQ(listener_fds_per_conn(&o), cases[i].per);
         options_free(&o);
     }
+    return 0;
+}
+
+/* The open files limit follows the listeners: raised for max_conns connections of them (4
+ * descriptors each with -D or -H, 2 with forwards only) plus the reserve, never lowered; a reload
+ * that adds the first -H to forwards runs it again (app_reload), so the soft limit set for 2 a
+ * connection at start is raised for 4. */
+TEST_IMPL(conf_fit_nofile)
+{
+    struct rlimit start, rl;
+    ASSERT(getrlimit(RLIMIT_NOFILE, &start) == 0);
+    if (start.rlim_max != RLIM_INFINITY && start.rlim_max < 1000)
+        return 0; /* too low a hard limit to see the steps */
+    rl = start;
+    rl.rlim_cur = 300;
+    ASSERT(setrlimit(RLIMIT_NOFILE, &rl) == 0);
+    struct options fwd, http;
+    char err[512] = "";
+    ASSERT_EQ(parse_text(&fwd, "local = 5432:10.0.0.2:5432\n", err, sizeof(err)), 0);
+    ASSERT_EQ(parse_text(&http, "local = 5432:10.0.0.2:5432\nhttp = 8118\n", err, sizeof(err)), 0);
+    uint64_t need = 0;
+    ASSERT_EQ(listener_fit_nofile(&fwd, 100, 128, &need), 328);
+    ASSERT_EQ(need, 328);
+    ASSERT(getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur == 328);
+    ASSERT_EQ(listener_fit_nofile(&http, 100, 128, &need), 528);
+    ASSERT_EQ(need, 528);
+    ASSERT(getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur == 528);
+    /* Fewer needed again: the limit stays. */
+    ASSERT_EQ(listener_fit_nofile(&fwd, 100, 128, &need), 528);
+    ASSERT_EQ(need, 328);
+    options_free(&fwd);
+    options_free(&http);
+    ASSERT(setrlimit(RLIMIT_NOFILE, &start) == 0);
     return 0;
 }
 
