@@ -33,6 +33,9 @@ enum {
  * 10 s is generous and still lets a loaded host or a client across a slow link through. */
 enum { OPTIONS_DEFAULT_HANDSHAKE_TIMEOUT_S = 10, OPTIONS_DEFAULT_UDP_TIMEOUT_S = 60, OPTIONS_DEFAULT_UDP_MAX_FLOWS = 256 };
 
+/* What a host or domain name is made of, as -L's HOST and --domain take it. */
+#define DOMAIN_CHARS "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_"
+
 enum {
     OPT_TUNNEL_FD = 256,
     OPT_ROUTE,
@@ -244,7 +247,7 @@ int options_parse_forward(struct options_forward *out, const char *text, int rem
         }
         memcpy(out->host, inner, strlen(inner) + 1); /* an IPv6 address: short */
     } else {
-        if (hl == 0 || hl > 253 || strspn(host, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_") != hl) {
+        if (hl == 0 || hl > 253 || strspn(host, DOMAIN_CHARS) != hl) {
             snprintf(err, errcap, "%s: HOST must be a host name or an IP address", expected);
             return -EINVAL;
         }
@@ -559,7 +562,10 @@ static int options_getopt(struct options *o, int argc, char **argv, unsigned lin
             o->overrides.n_dns++;
             break;
         case OPT_DOMAIN:
-            if (!*optarg || strlen(optarg) > 253 || strpbrk(optarg, " ,") || append_domain(&o->overrides, optarg) < 0) {
+            /* A name's characters only: a config file's `domain = "corp.example"` kept its quotes,
+             * and no name was ever under it. */
+            if (!*optarg || strlen(optarg) > 253 || strspn(optarg, DOMAIN_CHARS) != strlen(optarg) ||
+                append_domain(&o->overrides, optarg) < 0) {
                 snprintf(err, errcap, "--domain %s: expected one domain name", optarg);
                 return -EINVAL;
             }

@@ -339,3 +339,24 @@ TEST_IMPL(options_listen_port_zero)
     options_free(&o);
     return 0;
 }
+
+/* --domain takes a name's characters only: a config file's `domain = "corp.example"` kept its
+ * quotes as part of the domain, so no name was ever under it and split DNS sent the tunnel's
+ * names to the host's resolver, without a word. */
+TEST_IMPL(options_domain_names)
+{
+    static const struct refused bad[] = {
+        {"-D 1080 --domain \"corp.example\"", "--domain \"corp.example\": expected one domain name"},
+        {"-D 1080 --domain corp.example;", "--domain corp.example;: expected one domain name"},
+        {"-D 1080 --domain a,b", "--domain a,b: expected one domain name"},
+        {"-D 1080 --domain", "--domain needs a value"},
+    };
+    expect_refused(bad, ARRAY_SIZE(bad));
+    struct options o;
+    char err[256];
+    ASSERT_EQ(parse(&o, "-D 1080 --domain corp.example --domain .Lab-1.internal. --domain _srv.x", err,
+                    sizeof(err)), 0);
+    ASSERT_STR_EQ(o.overrides.domains, "corp.example .Lab-1.internal. _srv.x");
+    options_free(&o);
+    return 0;
+}
