@@ -2,9 +2,11 @@
  * and closes. */
 #include "app/status.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include <uv.h>
 
@@ -176,9 +178,9 @@ static void status_conn_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     *buf = uv_buf_init(c->rbuf, sizeof(c->rbuf));
 }
 
-static void status_conn_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
+/* Bytes of c's request (nread < 0: its end or an error, as libuv reports them). */
+static void status_conn_take(struct status_conn *c, const char *data, ssize_t nread)
 {
-    struct status_conn *c = st->data;
     if (c->answered || c->closing)
         return;
     if (nread < 0) {
@@ -186,7 +188,7 @@ static void status_conn_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf
         return;
     }
     size_t used;
-    enum http_msg_event ev = http_msg_feed(&c->msg, (const uint8_t *)buf->base, (size_t)nread, &used);
+    enum http_msg_event ev = http_msg_feed(&c->msg, (const uint8_t *)data, (size_t)nread, &used);
     if (ev == HTTP_MSG_ERROR) {
         char body[160];
         snprintf(body, sizeof(body), "bad request: %s\n", c->msg.why ? c->msg.why : "malformed");
@@ -195,6 +197,37 @@ static void status_conn_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf
     }
     if (ev == HTTP_MSG_HEAD || ev == HTTP_MSG_DONE)
         status_conn_request(c);
+}
+
+static void status_conn_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
+{
+    status_conn_take(st->data, buf->base, nread);
+}
+
+/* Reads what c's client has sent already, without waiting, as the loop would have: a burst of
+ * clients is accepted in one go, before any of them is read, and at the cap the ones with a whole
+ * request waiting would be taken for idle ones. */
+static void status_conn_read_now(struct status_conn *c)
+{
+    uv_os_fd_t fd;
+    if (uv_fileno((const uv_handle_t *)&c->tcp, &fd) < 0)
+        return;
+    while (!c->answered && !c->closing) {
+        ssize_t n = recv(fd, c->rbuf, sizeof(c->rbuf), MSG_DONTWAIT);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return;
+        status_conn_take(c, c->rbuf, n < 0 ? -errno : n == 0 ? UV_EOF : n);
+    }
+}
+
+/* A connection that holds a slot: still reading its request, or with its answer not yet all
+ * handed to the kernel. An answered one whose answer went out at once (uv_write writes right away
+ * when nothing is queued) only waits for its write callback to close. */
+static int status_conn_busy(const struct status_conn *c)
+{
+    return !c->answered || uv_stream_get_write_queue_size((const uv_stream_t *)&c->tcp) > 0;
 }
 
 static void status_conn_timeout(uv_timer_t *t)
@@ -225,24 +258,36 @@ static void status_accept(uv_stream_t *ls, int status)
         return;
     }
     if (s->n_conns > STATUS_MAX_CONNS) {
-        /* At the cap the oldest connection still without a whole request makes room. A checker
-         * sends its request right behind its connect and is answered as it arrives, so only
-         * clients that sit idle (or trickle) are closed here. Closing the new one instead let 16
-         * idle connections, each kept for STATUS_REQUEST_TIMEOUT_MS, fail every health check
-         * meanwhile (a liveness probe restarting the service), and again with each batch. With
-         * every slot answering (a write in flight), the new one goes. */
-        struct status_conn *old = NULL;
-        struct v2s_list *n;
-        V2S_LIST_FOREACH(n, &s->conns) {
+        /* At the cap, first the requests already sent are answered: a burst of clients comes in
+         * one batch of accepts before the loop reads any of them (60 curls at once: 13 reset).
+         * An answer handed whole to the kernel frees its slot. */
+        size_t busy = 0;
+        struct v2s_list *n, *tmp;
+        V2S_LIST_FOREACH_SAFE(n, tmp, &s->conns) { /* o may be closed and go from the list */
             struct status_conn *o = V2S_LIST_ENTRY(n, struct status_conn, node);
-            if (o != c && !o->answered) {
-                old = o;
-                break;
-            }
+            if (o != c && !o->answered)
+                status_conn_read_now(o);
+            busy += !o->closing && status_conn_busy(o);
         }
-        status_conn_close(old ? old : c);
-        if (!old)
-            return;
+        /* Then the oldest connection still without a whole request makes room. A checker sends
+         * its request right behind its connect, so only clients that sit idle (or trickle) are
+         * closed here. Closing the new one instead let 16 idle connections, each kept for
+         * STATUS_REQUEST_TIMEOUT_MS, fail every health check meanwhile (a liveness probe
+         * restarting the service), and again with each batch. With every slot answering (a
+         * write in flight), the new one goes. */
+        if (busy > STATUS_MAX_CONNS) {
+            struct status_conn *old = NULL;
+            V2S_LIST_FOREACH(n, &s->conns) {
+                struct status_conn *o = V2S_LIST_ENTRY(n, struct status_conn, node);
+                if (o != c && !o->answered) {
+                    old = o;
+                    break;
+                }
+            }
+            status_conn_close(old ? old : c);
+            if (!old)
+                return;
+        }
     }
     uv_timer_start(&c->timer, status_conn_timeout, STATUS_REQUEST_TIMEOUT_MS, 0);
     uv_read_start((uv_stream_t *)&c->tcp, status_conn_alloc, status_conn_read);

@@ -301,6 +301,37 @@ TEST_IMPL(status_idle_clients_make_room)
     return 0;
 }
 
+/* Scrapers and probes that arrive together, more than the cap, each with its whole request sent
+ * behind its connect: every one is answered. They come in one batch of accepts, before the loop
+ * has read any of them, so the cap took the ones waiting to be read for idle clients and reset
+ * them (60 curls at once against a running vpn2socks: 13 got no answer). */
+TEST_IMPL(status_burst_all_answered)
+{
+    uv_loop_t loop;
+    ASSERT_EQ(uv_loop_init(&loop), 0);
+    struct status_fake f = {.ready = 1};
+    struct status_server *s;
+    int port = status_start(&loop, &f, &s);
+    static const char req[] = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+    int fds[3 * STATUS_MAX_CONNS];
+    for (size_t i = 0; i < ARRAY_SIZE(fds); i++) {
+        fds[i] = uvtest_connect((uint16_t)port);
+        ASSERT_EQ(write(fds[i], req, sizeof(req) - 1), (ssize_t)(sizeof(req) - 1));
+    }
+    for (size_t i = 0; i < ARRAY_SIZE(fds); i++) {
+        char buf[512];
+        int end = 0;
+        size_t n = uvtest_recv(&loop, fds[i], (uint8_t *)buf, sizeof(buf) - 1, &end, 3000);
+        buf[n] = '\0';
+        ASSERT_ROW(end == 1 && starts(buf, "HTTP/1.1 200 OK\r\n"), "client %zu of %zu: end %d, %zu bytes", i,
+                   ARRAY_SIZE(fds), end, n);
+        close(fds[i]);
+    }
+    status_server_close(s);
+    uvtest_loop_finish(&loop);
+    return 0;
+}
+
 struct fd_events {
     int ups, packets, downs;
 };
