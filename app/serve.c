@@ -238,8 +238,11 @@ void app_listeners_reload(struct app *a, const struct options *o, struct app_rel
     for (size_t i = 0; i < a->n_listeners; i++) {
         if (w->keep[i])
             continue;
-        v2s_event(V2S_LOG_INFO, "listener_closed", "reload: closing %s (connections in progress continue)",
-                  listener_spec_name(&a->listeners[i].spec, name, sizeof(name)));
+        enum listener_kind k = a->listeners[i].spec.kind;
+        v2s_event(V2S_LOG_INFO, "listener_closed", "reload: closing %s (%s)",
+                  listener_spec_name(&a->listeners[i].spec, name, sizeof(name)),
+                  k == LISTENER_LOCAL_UDP || k == LISTENER_REMOTE_UDP ? "its flows end with it"
+                                                                      : "connections in progress continue");
         app_listener_close(&a->listeners[i]);
         closed++;
     }
