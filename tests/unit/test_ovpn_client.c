@@ -69,6 +69,8 @@ struct server {
     int as_2_4;           /* like OpenVPN 2.4: a request before authed is dropped, not kept */
     int defer_auth;       /* authentication not finished yet: every request is dropped */
     int client_km2;       /* key-method 2 messages from the client */
+    char km2_user[256];   /* the username and password of the latest one ("" when empty) */
+    char km2_pass[256];
     int data_packets;     /* data channel packets (pings) */
     int mute_reneg;       /* control packets of any key but 0 go unanswered: a renegotiation never
                            * completes */
@@ -274,6 +276,28 @@ static void srv_send_km2(struct srv_key *k)
     k->keyed = 1;
 }
 
+/* Reads one string of a key-method 2 message (u16 length counting a NUL, then the bytes) into
+ * out; returns the offset past it. */
+static size_t srv_km2_string(const uint8_t *m, size_t len, size_t off, char *out, size_t cap)
+{
+    ASSERT(off + 2 <= len);
+    size_t n = v2s_get_be16(m + off);
+    ASSERT(off + 2 + n <= len && n < cap);
+    memcpy(out, m + off + 2, n);
+    out[n] = '\0';
+    return off + 2 + n;
+}
+
+/* Keeps the username and password of the client's key-method 2 message. */
+static void srv_read_client_km2(struct server *s, const uint8_t *m, size_t len)
+{
+    char options[1024];
+    size_t off = 4 + 1 + 48 + 32 + 32; /* the literal 0, the method, pre-master and randoms */
+    off = srv_km2_string(m, len, off, options, sizeof(options));
+    off = srv_km2_string(m, len, off, s->km2_user, sizeof(s->km2_user));
+    srv_km2_string(m, len, off, s->km2_pass, sizeof(s->km2_pass));
+}
+
 /* Handshake, then reads what the client said and answers it. */
 static void srv_progress(struct world *w, struct srv_key *k)
 {
@@ -286,6 +310,7 @@ static void srv_progress(struct world *w, struct srv_key *k)
             if (!k->keyed) {
                 /* The client's key-method 2 message comes as one record. */
                 s->client_km2++;
+                srv_read_client_km2(s, (const uint8_t *)k->msg + k->msg_len, (size_t)n);
                 srv_send_km2(k);
                 continue;
             }
@@ -1683,6 +1708,100 @@ TEST_IMPL(ovpn_client_retry_backoff)
     world_reconnect(&w, 1000);
     ASSERT_EQ(w.c->state, OVPN_CLIENT_UP);
     ASSERT_EQ(w.ups, 2);
+    world_close(&w);
+    return 0;
+}
+
+/* A push with an auth-token and its auth-token-user (base64 of "other"): the user the server
+ * generated the token for, which an OpenVPN 2.6 server always pushes with it. */
+static const char push_reply_token[] = "PUSH_REPLY,ifconfig 10.8.0.2 255.255.255.0,topology subnet,ping 1,"
+                                       "cipher AES-256-GCM,peer-id 0,auth-token SESS_tok1,auth-token-user b3RoZXI=";
+
+/* The server's key key_id sends a control message (a late PUSH_REPLY) to the client. */
+static void srv_send_message(struct world *w, uint8_t key_id, const char *msg)
+{
+    struct srv_key *k = srv_key_find(&w->srv, key_id);
+    ASSERT(k != NULL);
+    srv_tls_write(k, msg, strlen(msg) + 1);
+    srv_progress(w, k);
+    pump(w);
+}
+
+/* auth-token-user names the user a pushed auth-token belongs to: an OpenVPN server keys the
+ * token's HMAC with that name (the one it locked the session to, override-username's), so the
+ * token goes with it, on a renegotiation and on a reconnect, as OpenVPN's client sends it. The
+ * client sent the token with the config's username, which such a server refuses: AUTH_FAILED,
+ * and with a one-time password already used, no way back in. A later push of the token alone
+ * (a 2.6 server's renewal after a renegotiation) keeps the user; AUTH_FAILED forgets both. */
+TEST_IMPL(ovpn_client_auth_token_user)
+{
+    struct world w;
+    world_up(&w, "udp", push_reply_token, "<auth-user-pass>\nalice\nsecret\n</auth-user-pass>\n");
+    ASSERT_EQ(w.c->state, OVPN_CLIENT_UP);
+    ASSERT_STR_EQ(w.srv.km2_user, "alice");
+    ASSERT_STR_EQ(w.srv.km2_pass, "secret");
+    /* The server renegotiates: the token, with its user. */
+    advance(&w, 500);
+    srv_renegotiate(&w, 1);
+    pump(&w);
+    ASSERT_EQ(w.srv.client_km2, 2);
+    ASSERT_STR_EQ(w.srv.km2_user, "other");
+    ASSERT_STR_EQ(w.srv.km2_pass, "SESS_tok1");
+    /* A renewed token alone keeps the user; our own renegotiation sends both. */
+    srv_send_message(&w, 1, "PUSH_REPLY,auth-token SESS_tok2");
+    advance(&w, 500);
+    ovpn_client_renegotiate(w.c, "test");
+    pump(&w);
+    ASSERT_EQ(w.srv.client_km2, 3);
+    ASSERT_EQ(w.c->keys[w.c->primary].key_id, 2);
+    ASSERT_STR_EQ(w.srv.km2_user, "other");
+    ASSERT_STR_EQ(w.srv.km2_pass, "SESS_tok2");
+    /* A reconnect too; then the server refuses the token: the password and our user again. */
+    w.srv.reply = "AUTH_FAILED,SESSION:token expired";
+    ovpn_client_enter_restart(w.c, "test");
+    world_reconnect(&w, 1000);
+    ASSERT_EQ(w.srv.client_km2, 4);
+    ASSERT_STR_EQ(w.srv.km2_user, "other");
+    ASSERT_STR_EQ(w.srv.km2_pass, "SESS_tok2");
+    ASSERT_EQ(w.c->state, OVPN_CLIENT_WAITING);
+    w.srv.reply = push_reply_ping;
+    world_reconnect(&w, 5000);
+    ASSERT_EQ(w.c->state, OVPN_CLIENT_UP);
+    ASSERT_EQ(w.srv.client_km2, 5);
+    ASSERT_STR_EQ(w.srv.km2_user, "alice");
+    ASSERT_STR_EQ(w.srv.km2_pass, "secret");
+    ASSERT_EQ(w.downs, 0);
+    world_close(&w);
+    return 0;
+}
+
+/* Without auth-user-pass in the config, a token the server pushed with its user is sent on a
+ * renegotiation, as OpenVPN's client sends a token it has both parts of; a token without a user
+ * is not (there is no username to send it with). */
+TEST_IMPL(ovpn_client_auth_token_user_no_pass)
+{
+    struct world w;
+    world_up(&w, "udp", push_reply_token, NULL);
+    ASSERT_EQ(w.c->state, OVPN_CLIENT_UP);
+    ASSERT_STR_EQ(w.srv.km2_user, "");
+    ASSERT_STR_EQ(w.srv.km2_pass, "");
+    advance(&w, 500);
+    srv_renegotiate(&w, 1);
+    pump(&w);
+    ASSERT_EQ(w.srv.client_km2, 2);
+    ASSERT_STR_EQ(w.srv.km2_user, "other");
+    ASSERT_STR_EQ(w.srv.km2_pass, "SESS_tok1");
+    world_close(&w);
+
+    world_up(&w, "udp", "PUSH_REPLY,ifconfig 10.8.0.2 255.255.255.0,topology subnet,cipher AES-256-GCM,"
+                        "auth-token SESS_tok1", NULL);
+    ASSERT_EQ(w.c->state, OVPN_CLIENT_UP);
+    advance(&w, 500);
+    srv_renegotiate(&w, 1);
+    pump(&w);
+    ASSERT_EQ(w.srv.client_km2, 2);
+    ASSERT_STR_EQ(w.srv.km2_user, "");
+    ASSERT_STR_EQ(w.srv.km2_pass, "");
     world_close(&w);
     return 0;
 }

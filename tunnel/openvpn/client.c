@@ -327,6 +327,10 @@ static void ovpn_client_free(struct ovpn_client *c)
         OPENSSL_cleanse(c->auth_token, strlen(c->auth_token));
         free(c->auth_token);
     }
+    if (c->auth_token_user) {
+        OPENSSL_cleanse(c->auth_token_user, strlen(c->auth_token_user));
+        free(c->auth_token_user);
+    }
     free(c->order);
     free(c->buf);
     free(c->buf2);

@@ -113,6 +113,7 @@ struct ovpn_client {
     int peer_id_set;
     uint32_t peer_id;
     char *auth_token;
+    char *auth_token_user;      /* the user the token is for (auth-token-user), NULL if not pushed */
     int congested;
     uint64_t tx_dropped;        /* packets from the stack while no data key was live */
     uint64_t rx_packets;        /* data packets decrypted */

@@ -27,7 +27,7 @@ enum {
     OVPN_IPV6_MTU_MIN = 1280, /* RFC 8200 5: no IPv6 on a link with a smaller MTU */
 };
 
-static void ovpn_client_set_token(struct ovpn_client *c, const char *token);
+static void ovpn_client_set_token(struct ovpn_client *c, const char *token, const char *user);
 static void ovpn_client_push_failed(struct ovpn_client *c, const char *why);
 
 static uint64_t now_ms(const struct ovpn_client *c)
@@ -283,7 +283,7 @@ static void ovpn_client_pushed(struct ovpn_client *c)
     if (ovpn_client_settle(c) < 0 || ovpn_client_enter_up(c) < 0)
         return;
     if (p->auth_token) /* this server's: not kept when the push was refused */
-        ovpn_client_set_token(c, p->auth_token);
+        ovpn_client_set_token(c, p->auth_token, p->auth_token_user);
     ovpn_timers_key_promoted(&c->timers, c->primary, -1);
     v2s_info("openvpn: data channel %s%s, key derivation %s, %s, compression framing %s", c->cipher,
              ovpn_data_cipher_is_aead(c->cipher) ? "" : "", c->ekm ? "TLS exporter" : "PRF",
@@ -295,14 +295,24 @@ static void ovpn_client_pushed(struct ovpn_client *c)
 
 /* --- control messages --- */
 
-/* Replaces the auth-token (NULL: forget it), wiping the old one. */
-static void ovpn_client_set_token(struct ovpn_client *c, const char *token)
+/* Replaces a secret string (NULL: forgets it), wiping the old one. */
+static void ovpn_client_set_secret(char **dst, const char *value)
 {
-    if (c->auth_token) {
-        OPENSSL_cleanse(c->auth_token, strlen(c->auth_token));
-        free(c->auth_token);
+    if (*dst) {
+        OPENSSL_cleanse(*dst, strlen(*dst));
+        free(*dst);
     }
-    c->auth_token = token ? strdup(token) : NULL;
+    *dst = value ? strdup(value) : NULL;
+}
+
+/* Replaces the auth-token and, when user is given, the user it is for (auth-token-user); NULL
+ * for token forgets both. A token renewed alone (a 2.6 server pushes only "auth-token" after a
+ * renegotiation) stays with the user pushed before, as OpenVPN keeps them apart. */
+static void ovpn_client_set_token(struct ovpn_client *c, const char *token, const char *user)
+{
+    ovpn_client_set_secret(&c->auth_token, token);
+    if (!token || user)
+        ovpn_client_set_secret(&c->auth_token_user, user);
 }
 
 /* A push the client refused: a pull-filter reject, a PUSH_REPLY it cannot read or use, a cipher
@@ -337,7 +347,7 @@ static void ovpn_client_message(struct ovpn_client *c, struct ovpn_ks *ks, const
             ovpn_push_init(&late);
             rc = ovpn_push_parse_filtered(&late, msg, cfg->pull_filters, cfg->n_pull_filters, err, sizeof(err));
             if (rc == 0 && late.auth_token)
-                ovpn_client_set_token(c, late.auth_token);
+                ovpn_client_set_token(c, late.auth_token, late.auth_token_user);
             ovpn_push_free(&late);
             if (rc == -EPERM)
                 ovpn_client_push_failed(c, err);
@@ -384,7 +394,7 @@ static void ovpn_client_message(struct ovpn_client *c, struct ovpn_ks *ks, const
         char why[300];
         if (c->auth_token) {
             /* The token expired or the server forgot it: reconnect once with the password. */
-            ovpn_client_set_token(c, NULL);
+            ovpn_client_set_token(c, NULL, NULL);
             ovpn_client_enter_restart(c, "the server refused our auth-token; retrying with the password");
             return;
         }
@@ -516,10 +526,17 @@ static int ovpn_client_send_km2(struct ovpn_client *c, struct ovpn_ks *ks)
             return rc;
         }
     }
-    if (cfg->auth_user_pass) {
+    if (c->auth_token && (cfg->auth_user_pass || c->auth_token_user)) {
+        /* Once the server pushed a token, it stands in for the password (OTP servers need it),
+         * with the user it was pushed for: an OpenVPN server keys the token's HMAC with the name
+         * it locked the session to (override-username changes it), and pushes that name as
+         * auth-token-user; with our own name the token fails and a one-time password is spent.
+         * With both parts OpenVPN sends the token even without auth-user-pass (ssl.c). */
+        user = c->auth_token_user ? c->auth_token_user : cfg->username;
+        pass = c->auth_token;
+    } else if (cfg->auth_user_pass) {
         user = cfg->username;
-        /* Once the server pushed a token, it stands in for the password (OTP servers need it). */
-        pass = c->auth_token ? c->auth_token : cfg->password;
+        pass = cfg->password;
     }
     int len = ovpn_km2_build(c->ctl, OVPN_BUF, &ks->ours, options, user, pass, peer_info);
     if (len < 0)
