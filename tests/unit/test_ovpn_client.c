@@ -719,7 +719,8 @@ TEST_IMPL(ovpn_client_renegotiation)
     ASSERT_EQ(w.c->state, OVPN_CLIENT_UP);
     int old = w.c->primary;
     /* The server starts key 1: a new TLS session and key exchange on the same link, after which
-     * key 1 carries the data and key 0 stays for 60 s as a lame duck, then goes. */
+     * key 1 carries the data and key 0 stays for an hour (OpenVPN's tran-window) as a lame
+     * duck, then goes. */
     advance(&w, 500);
     srv_renegotiate(&w, 1);
     pump(&w);
@@ -729,23 +730,24 @@ TEST_IMPL(ovpn_client_renegotiation)
     ASSERT_EQ(w.c->keys[w.c->primary].key_id, 1);
     ASSERT(w.c->keys[w.c->primary].data != NULL);
     ASSERT(w.c->keys[old].used);
-    ASSERT_EQ(ovpn_timers_key_retire_at(&w.c->timers, old), w.now + 60000);
+    ASSERT_EQ(ovpn_timers_key_retire_at(&w.c->timers, old), w.now + 3600 * 1000);
     /* Pings now go out with key 1. */
     advance(&w, 1000);
     ASSERT_EQ(w.n_to_server, 1);
     ASSERT_EQ(w.to_server[0][0], OVPN_OP_BYTE(OVPN_OP_DATA_V2, 1));
     pump(&w);
-    /* The lame duck goes 60 s after the new key took over. */
-    advance(&w, 58900);
-    ASSERT(w.c->keys[old].used);
+    /* The lame duck goes an hour after the new key took over (when reneg-sec starts key 2,
+     * which may take its slot: the key id tells). */
+    advance(&w, 3600 * 1000 - 1100);
+    ASSERT(w.c->keys[old].used && w.c->keys[old].key_id == 0);
     advance(&w, 100);
-    ASSERT(!w.c->keys[old].used);
+    ASSERT(ovpn_ks_find(w.c, 0) == NULL);
     pump(&w);
     ASSERT_EQ(w.opens, 1); /* no reconnect */
     ASSERT_EQ(w.ups, 1);
     struct tunnel_stats ts;
     tunnel_get_stats(&w.c->t, &ts);
-    ASSERT_EQ(ts.renegotiations, 1);
+    ASSERT_EQ(ts.renegotiations, 2);
     world_close(&w);
     return 0;
 }
@@ -1802,6 +1804,84 @@ TEST_IMPL(ovpn_client_auth_token_user_no_pass)
     ASSERT_EQ(w.srv.client_km2, 2);
     ASSERT_STR_EQ(w.srv.km2_user, "");
     ASSERT_STR_EQ(w.srv.km2_pass, "");
+    world_close(&w);
+    return 0;
+}
+
+/* Sixteen renegotiations in a row through the key id wrap (7 to 1): started by the server, by
+ * both sides at once (each sends its soft reset for the same key id before seeing the other's)
+ * and by the client; each new key carries the data once in. A guard: passes on main. */
+TEST_IMPL(ovpn_client_reneg_both_sides_guard)
+{
+    struct world w;
+    world_up(&w, "udp", push_reply_ping, NULL);
+    uint8_t id = 0;
+    for (int r = 0; r < 16; r++) {
+        uint8_t next = (uint8_t)(id % 7 + 1);
+        for (int i = 0; i < SRV_KEYS; i++)
+            if (w.srv.keys[i].used && w.srv.keys[i].key_id != id)
+                srv_key_free(&w.srv.keys[i]);
+        advance(&w, 1000);
+        pump(&w);
+        if (r % 3 == 0) {
+            srv_renegotiate(&w, next);
+        } else if (r % 3 == 1) {
+            ovpn_client_renegotiate(w.c, "test");
+            srv_renegotiate(&w, next);
+        } else {
+            ovpn_client_renegotiate(w.c, "test");
+        }
+        pump(&w);
+        ASSERT_EQ(w.c->state, OVPN_CLIENT_UP);
+        ASSERT_EQ(w.c->keys[w.c->primary].key_id, next);
+        w.n_to_server = 0;
+        advance(&w, 1000); /* a ping */
+        ASSERT_EQ(w.n_to_server, 1);
+        ASSERT_EQ(w.to_server[0][0], OVPN_OP_BYTE(OVPN_OP_DATA_V2, next));
+        pump(&w);
+        id = next;
+    }
+    ASSERT_EQ(w.srv.client_km2, 17);
+    ASSERT_EQ(w.opens, 1);
+    world_close(&w);
+    return 0;
+}
+
+/* After a renegotiation an OpenVPN server keeps sending with the old key until the new one is
+ * as old as its hand-window (ssl.c tls_select_encryption_key: auth_deferred_expire, the smaller
+ * of hand-window and reneg-sec / 2), and keeps the old key itself for tran-window (3600 s). A
+ * server with hand-window 120 (raised for slow two-factor logins) thus sends on the old key for
+ * two minutes: the client dropped the old key 60 s after the new one took over, and with it
+ * every packet from the server for the next minute, each hour. The old key now stays as long as
+ * OpenVPN's tran-window, or until a newer renegotiation needs its slot. */
+TEST_IMPL(ovpn_client_lame_duck_server_hand_window)
+{
+    struct world w;
+    world_up(&w, "udp", push_reply_ping, NULL);
+    ASSERT_EQ(w.c->state, OVPN_CLIENT_UP);
+    int old = w.c->primary;
+    struct ovpn_data_key *k0 = data_pair(&w, &w.c->keys[old]);
+    advance(&w, 500);
+    srv_renegotiate(&w, 1);
+    pump(&w);
+    ASSERT_EQ(w.c->keys[w.c->primary].key_id, 1);
+    uint8_t ip[40] = {0x45, 0, 0, 40, 0, 0, 0, 0, 64, 17};
+    for (int i = 0; i < 119; i++) {
+        advance(&w, 1000);
+        pump(&w);
+        srv_send_data(&w, k0, ip, sizeof(ip), NULL);
+        ASSERT_EQ(w.rx_count, (size_t)i + 1);
+    }
+    ASSERT_EQ(w.c->drops.unknown_key, 0);
+    /* OpenVPN's tran-window later, the old key goes (and reneg-sec starts key 2). */
+    advance(&w, 3600 * 1000 - 119 * 1000 - 100);
+    ASSERT(ovpn_ks_find(w.c, 0) != NULL);
+    advance(&w, 100);
+    ASSERT(ovpn_ks_find(w.c, 0) == NULL);
+    pump(&w);
+    ASSERT_EQ(w.c->state, OVPN_CLIENT_UP);
+    ASSERT_EQ(w.opens, 1);
+    ovpn_data_key_free(k0);
     world_close(&w);
     return 0;
 }

@@ -29,7 +29,8 @@
  *                   key keeps sending until the new one is in. A failed attempt is retried after
  *                   10 s, unless the old key is used up (data.h: ovpn_data_key_spent): then the
  *                   session restarts
- *   transition      an old key still decrypts for 60 s after a new one took over, then goes
+ *   transition      an old key still decrypts for an hour after a new one took over (OpenVPN's
+ *                   tran-window), then goes; a newer key may need its slot before that
  *   reconnect wait  the pause before the next connection attempt (the back-off is the client's
  *                   policy, link.c; the wait is kept here) */
 #include "tunnel/openvpn/timers.h"
@@ -46,7 +47,13 @@ enum {
     OVPN_PUSH_FAST_RETRIES = 10,    /* ... this many times, */
     OVPN_PUSH_RETRY_MS = 5000,      /* then after this: OpenVPN's own interval */
     OVPN_RENEG_RETRY_MS = 10000,
-    OVPN_TRANSITION_MS = 60 * 1000, /* an old key still decrypts this long after a new one */
+    /* An old key still decrypts this long after a new one took over: OpenVPN's tran-window
+     * (3600 s), which its peers count on. An OpenVPN server keeps sending with the old key until
+     * the new one is as old as its hand-window (ssl.c tls_select_encryption_key, the smaller of
+     * hand-window and reneg-sec / 2): with 60 s here a server's hand-window 120 meant a minute of
+     * its packets dropped after each renegotiation. A lame duck costs a TLS session and a data
+     * key; ovpn_ks_new() takes the oldest one's slot when a renegotiation needs it. */
+    OVPN_TRANSITION_MS = 3600 * 1000,
 };
 
 void ovpn_timers_init(struct ovpn_timers *t, uv_loop_t *loop, struct ovpn_client *c,

@@ -93,7 +93,8 @@ void ovpn_timers_keepalive(struct ovpn_timers *t, uint64_t ping_ms, uint64_t pin
 void ovpn_timers_key_started(struct ovpn_timers *t, int slot);
 /* The server said AUTH_PENDING for the key in slot: its hand-window starts again. */
 void ovpn_timers_auth_pending(struct ovpn_timers *t, int slot);
-/* The key in slot carries the data now; old_slot (-1: none) is a lame duck for 60 s. */
+/* The key in slot carries the data now; old_slot (-1: none) is a lame duck for an hour (OpenVPN's
+ * tran-window). */
 void ovpn_timers_key_promoted(struct ovpn_timers *t, int slot, int old_slot);
 /* When the lame duck in slot goes (0: it is not one). */
 uint64_t ovpn_timers_key_retire_at(const struct ovpn_timers *t, int slot);
