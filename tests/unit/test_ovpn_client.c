@@ -51,6 +51,8 @@ struct srv_key {
     int authed;          /* a packet acking all of it was processed (what a 2.4 server waits for) */
     char msg[8192];      /* plaintext not yet split into messages */
     size_t msg_len;
+    int active;          /* the server has its data keys: its key-method 2 reply was acked and
+                          * (defer_reneg_auth) the test said the authentication is done */
 };
 
 struct server {
@@ -74,6 +76,10 @@ struct server {
     int data_packets;     /* data channel packets (pings) */
     int mute_reneg;       /* control packets of any key but 0 go unanswered: a renegotiation never
                            * completes */
+    int defer_reneg_auth; /* a renegotiated key gets data keys only once the test sets its active
+                           * (a deferred authentication: a plugin, a management client-auth) */
+    int data_dropped;     /* data packets on a key without data keys, as OpenVPN drops them */
+    int data_by_key[8];   /* data packets taken, by key id */
 };
 
 /* One test's world: the loop, the client, the fake link and the server. */
@@ -357,6 +363,11 @@ static void srv_packet(struct world *w, const uint8_t *pkt, size_t len)
     uint8_t op = OVPN_OP_OF(pkt[0]);
     if (op == OVPN_OP_DATA_V1 || op == OVPN_OP_DATA_V2) {
         s->data_packets++;
+        struct srv_key *dk = srv_key_find(s, OVPN_KEY_ID_OF(pkt[0]));
+        if (dk && dk->active)
+            s->data_by_key[dk->key_id]++;
+        else
+            s->data_dropped++;
         return;
     }
     struct ovpn_ctrl p;
@@ -401,6 +412,9 @@ static void srv_packet(struct world *w, const uint8_t *pkt, size_t len)
      * the packet that acked it (multi_process_post, connection established). */
     if (k->keyed && ovpn_rel_all_acked(&k->rel))
         k->authed = 1;
+    /* OpenVPN makes the data keys then (ssl.c: S_ACTIVE once all it sent is acked). */
+    if (k->authed && (k->key_id == 0 || !s->defer_reneg_auth))
+        k->active = 1;
 }
 
 /* Carries packets both ways until neither side has anything more to say. */
@@ -719,8 +733,8 @@ TEST_IMPL(ovpn_client_renegotiation)
     ASSERT_EQ(w.c->state, OVPN_CLIENT_UP);
     int old = w.c->primary;
     /* The server starts key 1: a new TLS session and key exchange on the same link, after which
-     * key 1 carries the data and key 0 stays for an hour (OpenVPN's tran-window) as a lame
-     * duck, then goes. */
+     * key 1 carries the data once it is hand-window (60 s) old, as OpenVPN sends, and key 0
+     * stays for an hour (OpenVPN's tran-window) as a lame duck, then goes. */
     advance(&w, 500);
     srv_renegotiate(&w, 1);
     pump(&w);
@@ -731,14 +745,22 @@ TEST_IMPL(ovpn_client_renegotiation)
     ASSERT(w.c->keys[w.c->primary].data != NULL);
     ASSERT(w.c->keys[old].used);
     ASSERT_EQ(ovpn_timers_key_retire_at(&w.c->timers, old), w.now + 3600 * 1000);
-    /* Pings now go out with key 1. */
+    /* Pings go out with key 0 for the first minute, then with key 1. */
+    advance(&w, 1000);
+    ASSERT_EQ(w.n_to_server, 1);
+    ASSERT_EQ(w.to_server[0][0], OVPN_OP_BYTE(OVPN_OP_DATA_V2, 0));
+    pump(&w);
+    advance(&w, 58000);
+    ASSERT_EQ(w.n_to_server, 1);
+    ASSERT_EQ(w.to_server[0][0], OVPN_OP_BYTE(OVPN_OP_DATA_V2, 0));
+    pump(&w);
     advance(&w, 1000);
     ASSERT_EQ(w.n_to_server, 1);
     ASSERT_EQ(w.to_server[0][0], OVPN_OP_BYTE(OVPN_OP_DATA_V2, 1));
     pump(&w);
     /* The lame duck goes an hour after the new key took over (when reneg-sec starts key 2,
      * which may take its slot: the key id tells). */
-    advance(&w, 3600 * 1000 - 1100);
+    advance(&w, 3600 * 1000 - 60100);
     ASSERT(w.c->keys[old].used && w.c->keys[old].key_id == 0);
     advance(&w, 100);
     ASSERT(ovpn_ks_find(w.c, 0) == NULL);
@@ -1308,17 +1330,18 @@ TEST_IMPL(ovpn_client_tls_auth_foreign_sid_replay)
 /* Hostile or broken server input on the control and data channels, once up: twelve
  * renegotiations in a row (lame ducks pushed out of their slots), acks for ids never sent, a
  * message id 2^31 ahead, control and data packets for key ids never negotiated, truncated data
- * packets. None ends the session or stops the data: each key carries the pings once it is in,
- * the drops are counted, and the server's next renegotiation still goes through. A guard:
+ * packets. None ends the session or stops the data: the pings go out on the keys in place, the
+ * drops are counted, and the server's next renegotiation still goes through. A guard:
  * passes on main. */
 TEST_IMPL(ovpn_client_hostile_control_guard)
 {
     struct world w;
     world_up(&w, "udp", push_reply_ping, NULL);
     ASSERT_EQ(w.c->state, OVPN_CLIENT_UP);
-    uint8_t id = 0;
+    uint8_t id = 0, prev = 0;
     for (int r = 0; r < 12; r++) {
         uint8_t next = (uint8_t)(id % 7 + 1);
+        prev = id;
         for (int i = 0; i < SRV_KEYS; i++)
             if (w.srv.keys[i].used && w.srv.keys[i].key_id != id)
                 srv_key_free(&w.srv.keys[i]); /* the server forgets its lame ducks */
@@ -1363,13 +1386,14 @@ TEST_IMPL(ovpn_client_hostile_control_guard)
     uint64_t dropped = (w.c->drops.unknown_key - before.unknown_key) + (w.c->drops.malformed - before.malformed) +
                        (w.c->drops.bad_auth - before.bad_auth);
     ASSERT_EQ(dropped, 16);
-    /* Data still goes out with the current key, and the server renegotiates once more. */
+    /* Data still goes out, with the key before the current one in the current one's first
+     * minute (as OpenVPN sends), and the server renegotiates once more. */
     static const uint8_t ip[28] = {0x45, 0, 0, 28, 0, 0, 0, 0, 64, 17};
     pump(&w);
     w.n_to_server = 0;
     ASSERT_EQ(tunnel_send(&w.c->t, ip, sizeof(ip)), 0);
     ASSERT_EQ(w.n_to_server, 1);
-    ASSERT_EQ(w.to_server[0][0], OVPN_OP_BYTE(OVPN_OP_DATA_V2, id));
+    ASSERT_EQ(w.to_server[0][0], OVPN_OP_BYTE(OVPN_OP_DATA_V2, prev));
     pump(&w);
     advance(&w, 1000);
     pump(&w);
@@ -1810,11 +1834,12 @@ TEST_IMPL(ovpn_client_auth_token_user_no_pass)
 
 /* Sixteen renegotiations in a row through the key id wrap (7 to 1): started by the server, by
  * both sides at once (each sends its soft reset for the same key id before seeing the other's)
- * and by the client; each new key carries the data once in. A guard: passes on main. */
+ * and by the client; each new key carries the data once it is hand-window (2 s here) old, the
+ * key before it until then, and the server drops none of it. */
 TEST_IMPL(ovpn_client_reneg_both_sides_guard)
 {
     struct world w;
-    world_up(&w, "udp", push_reply_ping, NULL);
+    world_up(&w, "udp", push_reply_ping, "hand-window 2\n");
     uint8_t id = 0;
     for (int r = 0; r < 16; r++) {
         uint8_t next = (uint8_t)(id % 7 + 1);
@@ -1837,11 +1862,17 @@ TEST_IMPL(ovpn_client_reneg_both_sides_guard)
         w.n_to_server = 0;
         advance(&w, 1000); /* a ping */
         ASSERT_EQ(w.n_to_server, 1);
+        ASSERT_EQ(w.to_server[0][0], OVPN_OP_BYTE(OVPN_OP_DATA_V2, id));
+        pump(&w);
+        advance(&w, 1000);
+        ASSERT_EQ(w.n_to_server, 1);
         ASSERT_EQ(w.to_server[0][0], OVPN_OP_BYTE(OVPN_OP_DATA_V2, next));
         pump(&w);
         id = next;
     }
     ASSERT_EQ(w.srv.client_km2, 17);
+    ASSERT_EQ(w.srv.data_dropped, 0);
+    ASSERT(w.srv.data_packets >= 32);
     ASSERT_EQ(w.opens, 1);
     world_close(&w);
     return 0;
@@ -1882,6 +1913,108 @@ TEST_IMPL(ovpn_client_lame_duck_server_hand_window)
     ASSERT_EQ(w.c->state, OVPN_CLIENT_UP);
     ASSERT_EQ(w.opens, 1);
     ovpn_data_key_free(k0);
+    world_close(&w);
+    return 0;
+}
+
+/* An OpenVPN server makes a renegotiated key's data keys only once its key-method 2 reply is
+ * acked and the client is authenticated again, which a deferred authentication (a plugin, a
+ * management client-auth) answers seconds later; until then it drops data on the new key, and
+ * takes the old one for its tran-window (an hour). So OpenVPN's client sends with the old key
+ * until the new one is hand-window old, and so does ours now: it switched as soon as it had the
+ * server's reply, and what it sent meanwhile was lost (so it was after a lost ack for a 2 s
+ * retransmission). The new key takes over early when the server sends with it, or when the old
+ * one can send no more. */
+TEST_IMPL(ovpn_client_reneg_old_key_until_server_ready)
+{
+    static const uint8_t ip[28] = {0x45, 0, 0, 28, 0, 0, 0, 0, 64, 17};
+    struct world w;
+    world_up(&w, "udp", push_reply_ping, NULL);
+    ASSERT_EQ(w.c->state, OVPN_CLIENT_UP);
+    w.srv.defer_reneg_auth = 1;
+    /* Key 1: the server's authentication answers after 5 s; the client moves at 60 s. */
+    advance(&w, 500);
+    srv_renegotiate(&w, 1);
+    pump(&w);
+    ASSERT_EQ(w.c->keys[w.c->primary].key_id, 1);
+    uint64_t started = w.now;
+    for (int i = 0; i < 50; i++) {
+        advance(&w, 100);
+        ASSERT_EQ(tunnel_send(&w.c->t, ip, sizeof(ip)), 0);
+        pump(&w);
+    }
+    ASSERT_EQ(w.srv.data_dropped, 0);
+    ASSERT(w.srv.data_by_key[0] >= 50);
+    srv_key_find(&w.srv, 1)->active = 1;
+    advance(&w, started + 59900 - w.now);
+    pump(&w);
+    w.n_to_server = 0;
+    ASSERT_EQ(tunnel_send(&w.c->t, ip, sizeof(ip)), 0);
+    ASSERT_EQ(w.to_server[0][0], OVPN_OP_BYTE(OVPN_OP_DATA_V2, 0));
+    pump(&w);
+    advance(&w, 100);
+    pump(&w);
+    w.n_to_server = 0;
+    ASSERT_EQ(tunnel_send(&w.c->t, ip, sizeof(ip)), 0);
+    ASSERT_EQ(w.to_server[0][0], OVPN_OP_BYTE(OVPN_OP_DATA_V2, 1));
+    pump(&w);
+    ASSERT_EQ(w.srv.data_dropped, 0);
+    /* Key 2: the server sends with it first, which says it has it: the client follows. */
+    srv_renegotiate(&w, 2);
+    pump(&w);
+    ASSERT_EQ(w.c->keys[w.c->primary].key_id, 2);
+    w.n_to_server = 0;
+    ASSERT_EQ(tunnel_send(&w.c->t, ip, sizeof(ip)), 0);
+    ASSERT_EQ(w.to_server[0][0], OVPN_OP_BYTE(OVPN_OP_DATA_V2, 1));
+    pump(&w);
+    srv_key_find(&w.srv, 2)->active = 1;
+    struct ovpn_data_key *k2 = data_pair(&w, &w.c->keys[w.c->primary]);
+    size_t rx = w.rx_count;
+    srv_send_data(&w, k2, ip, sizeof(ip), NULL);
+    ASSERT_EQ(w.rx_count, rx + 1);
+    w.n_to_server = 0;
+    ASSERT_EQ(tunnel_send(&w.c->t, ip, sizeof(ip)), 0);
+    ASSERT_EQ(w.to_server[0][0], OVPN_OP_BYTE(OVPN_OP_DATA_V2, 2));
+    pump(&w);
+    /* Key 3: the old key runs out of packet ids: the new one at once, nothing refused. */
+    srv_renegotiate(&w, 3);
+    pump(&w);
+    ASSERT_EQ(w.c->keys[w.c->primary].key_id, 3);
+    srv_key_find(&w.srv, 3)->active = 1;
+    ovpn_data_test_set_send_id(ovpn_ks_find(w.c, 2)->data, OVPN_DATA_ID_LIMIT);
+    w.n_to_server = 0;
+    ASSERT_EQ(tunnel_send(&w.c->t, ip, sizeof(ip)), 0);
+    ASSERT_EQ(w.to_server[0][0], OVPN_OP_BYTE(OVPN_OP_DATA_V2, 3));
+    ASSERT_EQ(tunnel_send(&w.c->t, ip, sizeof(ip)), 0);
+    ASSERT_EQ(w.to_server[1][0], OVPN_OP_BYTE(OVPN_OP_DATA_V2, 3));
+    pump(&w);
+    ASSERT_EQ(w.srv.data_dropped, 0);
+    ASSERT_EQ(w.c->state, OVPN_CLIENT_UP);
+    ASSERT_EQ(w.opens, 1);
+    ovpn_data_key_free(k2);
+    world_close(&w);
+    return 0;
+}
+
+/* The exception: a key past reneg-bytes (the user asked for no more on one key), or with its
+ * packet ids or AEAD usage near their end, hands over as soon as the new key is in. */
+TEST_IMPL(ovpn_client_reneg_bytes_switches_at_once)
+{
+    static const uint8_t ip[200] = {0x45, 0, 0, 200, 0, 0, 0, 0, 64, 17};
+    struct world w;
+    world_up(&w, "udp", push_reply_ping, "reneg-bytes 2000\n");
+    ASSERT_EQ(w.c->state, OVPN_CLIENT_UP);
+    for (int i = 0; i < 20 && w.c->keys[w.c->primary].key_id == 0; i++) {
+        advance(&w, 100);
+        ASSERT_EQ(tunnel_send(&w.c->t, ip, sizeof(ip)), 0);
+        pump(&w);
+    }
+    ASSERT_EQ(w.c->keys[w.c->primary].key_id, 1);
+    w.n_to_server = 0;
+    ASSERT_EQ(tunnel_send(&w.c->t, ip, sizeof(ip)), 0);
+    ASSERT_EQ(w.to_server[0][0], OVPN_OP_BYTE(OVPN_OP_DATA_V2, 1));
+    pump(&w);
+    ASSERT_EQ(w.srv.data_dropped, 0);
     world_close(&w);
     return 0;
 }

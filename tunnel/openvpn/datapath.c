@@ -1,6 +1,7 @@
 /* The OpenVPN client's data channel: payloads framed (compression), encrypted with the primary key
- * and sent; packets from the server decrypted with the key their id names, unframed and handed
- * to the stack, keepalive pings and exit notifications taken out; every drop counted by reason. */
+ * (for a while after a renegotiation the one before it) and sent; packets from the server
+ * decrypted with the key their id names, unframed and handed to the stack, keepalive pings and
+ * exit notifications taken out; every drop counted by reason. */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -9,6 +10,21 @@
 #include "tunnel/openvpn/comp.h"
 #include "tunnel/openvpn/data.h"
 #include "tunnel/openvpn/internal.h"
+
+/* The key data goes out with: the primary, or after a renegotiation for a while the key before
+ * it (timers.c says how long), unless that one is gone, can send no more, or is worn: past
+ * reneg-bytes or reneg-pkts (the user asked for no more on one key), its packet ids or AEAD
+ * usage near their end. A worn key goes as soon as a new one is in, as it did before; what a
+ * server that authenticates the new key late drops then is the price of that limit. */
+static struct ovpn_ks *ovpn_client_send_key(struct ovpn_client *c)
+{
+    struct ovpn_ks *ks = &c->keys[ovpn_timers_send_slot(&c->timers, c->primary)];
+    if (ks != &c->keys[c->primary] &&
+        (!ks->used || !ks->data || ovpn_data_key_spent(ks->data) ||
+         ovpn_data_renegotiate_due(ks->data, c->cfg->reneg_bytes, c->cfg->reneg_pkts) != OVPN_DATA_RENEG_NONE))
+        ks = &c->keys[c->primary];
+    return ks;
+}
 
 int ovpn_client_send_data(struct ovpn_client *c, const uint8_t *payload, size_t len)
 {
@@ -27,7 +43,13 @@ int ovpn_client_send_data(struct ovpn_client *c, const uint8_t *payload, size_t 
         framed = c->buf2 + start;
         flen = (size_t)m;
     }
-    int n = ovpn_data_encrypt(c->keys[c->primary].data, framed, flen, c->buf, OVPN_BUF);
+    struct ovpn_ks *ks = ovpn_client_send_key(c);
+    int n = ovpn_data_encrypt(ks->data, framed, flen, c->buf, OVPN_BUF);
+    if (n == -EOVERFLOW && ks != &c->keys[c->primary]) {
+        /* The old key is used up: the new one takes over now. */
+        ks = &c->keys[c->primary];
+        n = ovpn_data_encrypt(ks->data, framed, flen, c->buf, OVPN_BUF);
+    }
     if (n == -EOVERFLOW) {
         /* Renegotiation starts long before this (timers.c); this key cannot send any more. */
         ovpn_client_renegotiate(c, "the key is used up");
@@ -37,7 +59,7 @@ int ovpn_client_send_data(struct ovpn_client *c, const uint8_t *payload, size_t 
         return n;
     c->tx_packets++;
     ovpn_client_link_send(c, c->buf, (size_t)n);
-    ovpn_timers_data_moved(&c->timers, &c->keys[c->primary]);
+    ovpn_timers_data_moved(&c->timers, ks);
     return 0;
 }
 
@@ -90,6 +112,7 @@ void ovpn_client_on_data(struct ovpn_client *c, const uint8_t *pkt, size_t len)
         return;
     }
     ovpn_timers_packet_received(&c->timers);
+    ovpn_timers_peer_sent(&c->timers, ovpn_ks_slot(c, ks));
     c->rx_packets++;
     ovpn_timers_data_moved(&c->timers, ks);
     /* The framing byte says whether the server compressed it: LZO, LZ4, or v2's algorithm byte. */

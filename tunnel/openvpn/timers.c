@@ -26,11 +26,14 @@
  *                   near the end of their space, or its AEAD usage near its limit (data.h):
  *                   those are counted per packet, so the check runs on each data packet
  *                   (ovpn_timers_data_moved); at a gigabit a tick would let 12 MB pass. The old
- *                   key keeps sending until the new one is in. A failed attempt is retried after
+ *                   key keeps sending until the new one is in, and a while after (transition).
+ *                   A failed attempt is retried after
  *                   10 s, unless the old key is used up (data.h: ovpn_data_key_spent): then the
  *                   session restarts
  *   transition      an old key still decrypts for an hour after a new one took over (OpenVPN's
- *                   tran-window), then goes; a newer key may need its slot before that
+ *                   tran-window), then goes; a newer key may need its slot before that. Data
+ *                   goes out with the old key until the new one is hand-window (or reneg-sec / 2
+ *                   when smaller) old, as OpenVPN sends (ovpn_timers_send_slot)
  *   reconnect wait  the pause before the next connection attempt (the back-off is the client's
  *                   policy, link.c; the wait is kept here) */
 #include "tunnel/openvpn/timers.h"
@@ -154,11 +157,29 @@ void ovpn_timers_key_started(struct ovpn_timers *t, int slot)
     t->key_retire_at[slot] = 0;
 }
 
+/* How long after a renegotiation began data still goes out with the key before: OpenVPN's
+ * auth_deferred_expire_window(), hand-window or reneg-sec / 2, whichever is smaller. */
+static uint64_t ovpn_timers_send_deferral(const struct ovpn_config *cfg)
+{
+    uint64_t hand = (uint64_t)(cfg->hand_window ? cfg->hand_window : 60) * 1000;
+    uint64_t half = (uint64_t)cfg->reneg_sec * 1000 / 2;
+    return cfg->reneg_sec && half < hand ? half : hand;
+}
+
 void ovpn_timers_key_promoted(struct ovpn_timers *t, int slot, int old_slot)
 {
     uint64_t now = ovpn_timers_now(t);
     if (old_slot >= 0 && old_slot != slot)
         t->key_retire_at[old_slot] = now + OVPN_TRANSITION_MS;
+    /* The new key is in on our side, but an OpenVPN server gives it data keys only once its own
+     * key-method 2 message is acked and the client authenticated anew, which a deferred
+     * authentication (a plugin, a management client-auth) answers later: until then it drops
+     * data on the new key (ssl.c handle_data_channel_packet needs S_GENERATED_KEYS), while the
+     * old one works for its tran-window (an hour). So OpenVPN's own client keeps sending with the
+     * old key until the new one is auth_deferred_expire old (tls_select_encryption_key), and so
+     * do we: a lost ack, or an authentication taking seconds, no longer drops what we send. */
+    t->send_old_slot = old_slot >= 0 && old_slot != slot ? old_slot : -1;
+    t->send_new_at = t->send_old_slot >= 0 ? t->key_started[slot] + ovpn_timers_send_deferral(t->c->cfg) : 0;
     t->keyed_at = now;
     /* A renegotiation that succeeded ends the pause after one that failed. */
     if (old_slot >= 0)
@@ -173,6 +194,22 @@ void ovpn_timers_auth_pending(struct ovpn_timers *t, int slot)
 uint64_t ovpn_timers_key_retire_at(const struct ovpn_timers *t, int slot)
 {
     return t->key_retire_at[slot];
+}
+
+int ovpn_timers_send_slot(const struct ovpn_timers *t, int primary)
+{
+    int old = t->send_old_slot;
+    /* The old key's slot is still its own while it is a lame duck (a new key resets retire_at). */
+    if (t->send_new_at && ovpn_timers_now(t) < t->send_new_at && old >= 0 && old != primary &&
+        t->key_retire_at[old])
+        return old;
+    return primary;
+}
+
+void ovpn_timers_peer_sent(struct ovpn_timers *t, int slot)
+{
+    if (t->send_new_at && slot == t->c->primary)
+        t->send_new_at = 0;
 }
 
 void ovpn_timers_reconnect_wait(struct ovpn_timers *t, uint64_t delay_ms, int next_addr)

@@ -56,6 +56,8 @@ struct ovpn_timers {
     uint64_t keyed_at;          /* when the primary key went live, for reneg-sec */
     uint64_t reneg_not_before;  /* no renegotiation of our own before this (after a failed one) */
     uint64_t key_started[OVPN_CLIENT_KEYS];   /* per key slot, for hand-window */
+    int send_old_slot;          /* the key before the primary, which data goes out with ... */
+    uint64_t send_new_at;       /* ... until then (0: the primary sends); ovpn_timers_send_slot */
     uint64_t key_retire_at[OVPN_CLIENT_KEYS]; /* per key slot: a lame duck goes then (0: not one) */
 };
 
@@ -98,6 +100,12 @@ void ovpn_timers_auth_pending(struct ovpn_timers *t, int slot);
 void ovpn_timers_key_promoted(struct ovpn_timers *t, int slot, int old_slot);
 /* When the lame duck in slot goes (0: it is not one). */
 uint64_t ovpn_timers_key_retire_at(const struct ovpn_timers *t, int slot);
+/* The slot whose key data goes out with: the primary, or for a while after a renegotiation the
+ * key before it (a lame duck now), as OpenVPN chooses (timers.c). The caller falls back to the
+ * primary when that key can send no more. */
+int ovpn_timers_send_slot(const struct ovpn_timers *t, int primary);
+/* The server sent data with the key in slot: it has the key, which may carry ours at once. */
+void ovpn_timers_peer_sent(struct ovpn_timers *t, int slot);
 /* The client waits delay_ms before resume(next_addr). */
 void ovpn_timers_reconnect_wait(struct ovpn_timers *t, uint64_t delay_ms, int next_addr);
 /* A data packet of ks went out or came in: renegotiates when ks is the primary key and has
