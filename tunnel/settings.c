@@ -9,7 +9,8 @@
  *   CISCO_SPLIT_INC / CISCO_SPLIT_EXC = N with _%d_ADDR, _%d_MASK, _%d_MASKLEN (IPv4, host bits
  *   already cleared), CISCO_IPV6_SPLIT_INC / CISCO_IPV6_SPLIT_EXC = N with _%d_ADDR, _%d_MASKLEN.
  * openconnect itself never sets INTERNAL_IP6_DNS; vpnc-script documents it and other producers
- * (vpnc, hand-written wrappers) may, so it is read as well.
+ * (vpnc, hand-written wrappers) may, so it is read as well. Split includes of one family only
+ * add the other family's default route, as vpnc-script would (settings_default_routes()).
  *
  * Policy: a value that is present but malformed fails the whole parse with a reason naming the
  * variable, because a silently dropped route or DNS server sends traffic the wrong way. An empty
@@ -319,6 +320,31 @@ static int settings_read_split(struct tunnel_settings *s, const struct settings_
     return 0;
 }
 
+/* vpnc-script routes each family on its own: CISCO_SPLIT_INC decides IPv4 (its routes, else the
+ * default route through the tunnel when it has an IPv4 address), CISCO_IPV6_SPLIT_INC IPv6. The
+ * router knows only "the VPN sent split routes", after which the rest goes direct; so when the
+ * routes are of one family only, the other family's default route (a /0 through the tunnel) is
+ * made explicit, for a family the tunnel has an address of. Without it, a server that splits IPv4
+ * and tunnels all IPv6 (or the reverse) had that other family's traffic go direct, outside the
+ * VPN. */
+static int settings_default_routes(struct tunnel_settings *s)
+{
+    int has4 = 0, has6 = 0;
+    for (size_t i = 0; i < s->n_routes; i++) {
+        has4 |= s->routes[i].addr.family == AF_INET;
+        has6 |= s->routes[i].addr.family == AF_INET6;
+    }
+    if (has4 == has6)
+        return 0; /* a full tunnel, or split routes of both families */
+    int family = has4 ? AF_INET6 : AF_INET;
+    if ((family == AF_INET ? s->addr4.family : s->addr6.family) != family)
+        return 0; /* vpnc-script leaves a family the tunnel has no address of alone */
+    struct v2s_cidr all;
+    memset(&all, 0, sizeof(all));
+    all.addr.family = (uint8_t)family;
+    return tunnel_settings_add_route(s, &all, 0);
+}
+
 int tunnel_settings_from_env(struct tunnel_settings *s, tunnel_getenv_fn get, void *arg,
                              char *err, size_t errcap)
 {
@@ -337,7 +363,8 @@ int tunnel_settings_from_env(struct tunnel_settings *s, tunnel_getenv_fn get, vo
         (r = settings_read_split(s, &env, "CISCO_SPLIT_INC", AF_INET, 0)) < 0 ||
         (r = settings_read_split(s, &env, "CISCO_IPV6_SPLIT_INC", AF_INET6, 0)) < 0 ||
         (r = settings_read_split(s, &env, "CISCO_SPLIT_EXC", AF_INET, 1)) < 0 ||
-        (r = settings_read_split(s, &env, "CISCO_IPV6_SPLIT_EXC", AF_INET6, 1)) < 0)
+        (r = settings_read_split(s, &env, "CISCO_IPV6_SPLIT_EXC", AF_INET6, 1)) < 0 ||
+        (r = settings_default_routes(s)) < 0)
         goto out;
 
     if (s->addr4.family == 0 && s->addr6.family == 0) {

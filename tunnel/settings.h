@@ -34,8 +34,9 @@ typedef const char *(*tunnel_getenv_fn)(void *arg, const char *name);
 /* Reads the openconnect/vpnc-script variables (INTERNAL_IP4_ADDRESS, INTERNAL_IP4_NETMASK,
  * INTERNAL_IP4_MTU, INTERNAL_IP4_DNS, INTERNAL_IP6_ADDRESS, INTERNAL_IP6_NETMASK, INTERNAL_IP6_DNS,
  * CISCO_DEF_DOMAIN, CISCO_SPLIT_INC/EXC and CISCO_IPV6_SPLIT_INC/EXC with their _%d_ADDR, _MASK,
- * _MASKLEN). On error returns -EINVAL and writes a one-line reason naming the variable into err;
- * s is left initialised (free it either way). */
+ * _MASKLEN). Split includes of one family only add the other family's default route (a /0) when
+ * the tunnel has an address of it, as vpnc-script does. On error returns -EINVAL and writes a
+ * one-line reason naming the variable into err; s is left initialised (free it either way). */
 int tunnel_settings_from_env(struct tunnel_settings *s, tunnel_getenv_fn get, void *arg,
                              char *err, size_t errcap);
 

@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <sys/socket.h>
 
+#include "route/router.h"
 #include "test.h"
 #include "tunnel/settings.h"
 
@@ -388,5 +389,89 @@ TEST_IMPL(settings_script_env_empty)
     ASSERT_EQ(tunnel_settings_from_script_env(&s, fake_getenv, (void *)one, err, sizeof(err)), 0);
     ASSERT_STR_EQ(fmt_addr(&s.addr6), "fd00::5");
     tunnel_settings_free(&s);
+    return 0;
+}
+
+/* Where a destination goes once the tunnel is up with the settings of env: the router's verdict
+ * for dst, with --others left at its default. */
+static enum router_verdict route_of(const char *const *env, const char *dst)
+{
+    struct tunnel_settings s;
+    struct router r;
+    struct v2s_addr a;
+    char err[128];
+    ASSERT_EQ(parse(&s, env, err, sizeof(err)), 0);
+    router_init(&r);
+    ASSERT_EQ(router_set_tunnel(&r, &s), 0);
+    ASSERT_EQ(v2s_addr_parse(&a, dst), 0);
+    enum router_verdict v = router_decide(&r, &a);
+    router_free(&r);
+    tunnel_settings_free(&s);
+    return v;
+}
+
+/* vpnc-script routes each family on its own: split includes of IPv4 alone leave IPv6 wholly
+ * through the tunnel when it has an IPv6 address (its default route), and the reverse; a family
+ * the tunnel has no address of is left alone. vpn2socks sent the other family direct, outside the
+ * VPN, because the VPN "sent split routes" (fails without settings_default_routes()). */
+TEST_IMPL(settings_split_per_family)
+{
+    static const char *const v4_split[] = {
+        "INTERNAL_IP4_ADDRESS=10.8.0.17",
+        "INTERNAL_IP6_NETMASK=fd00:1::17/64",
+        "CISCO_SPLIT_INC=1",
+        "CISCO_SPLIT_INC_0_ADDR=10.0.0.0",
+        "CISCO_SPLIT_INC_0_MASKLEN=8",
+        "CISCO_IPV6_SPLIT_EXC=1",
+        "CISCO_IPV6_SPLIT_EXC_0_ADDR=2001:db8:99::",
+        "CISCO_IPV6_SPLIT_EXC_0_MASKLEN=48",
+        NULL,
+    };
+    ASSERT_EQ(route_of(v4_split, "10.1.2.3"), ROUTER_TUNNEL);
+    ASSERT_EQ(route_of(v4_split, "192.0.2.1"), ROUTER_DIRECT);
+    ASSERT_EQ(route_of(v4_split, "2001:db8:5::1"), ROUTER_TUNNEL);
+    ASSERT_EQ(route_of(v4_split, "2001:db8:99::1"), ROUTER_DIRECT); /* the split exclude still */
+
+    static const char *const v6_split[] = {
+        "INTERNAL_IP4_ADDRESS=10.8.0.17",
+        "INTERNAL_IP6_ADDRESS=fd00:1::17",
+        "CISCO_IPV6_SPLIT_INC=1",
+        "CISCO_IPV6_SPLIT_INC_0_ADDR=fd00::",
+        "CISCO_IPV6_SPLIT_INC_0_MASKLEN=16",
+        NULL,
+    };
+    ASSERT_EQ(route_of(v6_split, "fd00:5::1"), ROUTER_TUNNEL);
+    ASSERT_EQ(route_of(v6_split, "2001:db8:5::1"), ROUTER_DIRECT);
+    ASSERT_EQ(route_of(v6_split, "192.0.2.1"), ROUTER_TUNNEL);
+
+    /* No IPv6 address: vpnc-script sets no IPv6 route, the host's own routes carry it. */
+    static const char *const v4_only[] = {
+        "INTERNAL_IP4_ADDRESS=10.8.0.17",
+        "CISCO_SPLIT_INC=1",
+        "CISCO_SPLIT_INC_0_ADDR=10.0.0.0",
+        "CISCO_SPLIT_INC_0_MASKLEN=8",
+        NULL,
+    };
+    ASSERT_EQ(route_of(v4_only, "2001:db8:5::1"), ROUTER_DIRECT);
+    ASSERT_EQ(route_of(v4_only, "192.0.2.1"), ROUTER_DIRECT);
+    struct tunnel_settings s;
+    char err[128];
+    ASSERT_EQ(parse(&s, v4_only, err, sizeof(err)), 0);
+    ASSERT_EQ(s.n_routes, 1);
+    tunnel_settings_free(&s);
+    /* Both families split: nothing added. */
+    static const char *const both[] = {
+        "INTERNAL_IP4_ADDRESS=10.8.0.17",
+        "INTERNAL_IP6_ADDRESS=fd00:1::17",
+        "CISCO_SPLIT_INC=1",
+        "CISCO_SPLIT_INC_0_ADDR=10.0.0.0",
+        "CISCO_SPLIT_INC_0_MASKLEN=8",
+        "CISCO_IPV6_SPLIT_INC=1",
+        "CISCO_IPV6_SPLIT_INC_0_ADDR=fd00::",
+        "CISCO_IPV6_SPLIT_INC_0_MASKLEN=16",
+        NULL,
+    };
+    ASSERT_EQ(route_of(both, "2001:db8:5::1"), ROUTER_DIRECT);
+    ASSERT_EQ(route_of(both, "192.0.2.1"), ROUTER_DIRECT);
     return 0;
 }
