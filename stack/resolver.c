@@ -317,6 +317,12 @@ static void resolver_send(struct resolver_query *q)
         resolver_finish(q, UV_ENETDOWN);
         return;
     }
+    /* A server of a family the tunnel has no address of cannot be asked (openconnect lists IPv6
+     * servers in INTERNAL_IP4_DNS whether or not the tunnel has IPv6): the next one is, at once.
+     * Before, the query went nowhere and the lookup waited an attempt's time (2 s) for it, again
+     * each time the failure was forgotten. When no server can be asked, it goes as before. */
+    for (size_t k = 0; k < s->n_dns && !stack_has_family(s, s->dns[resolver_server_now(q)].family); k++)
+        q->server++;
     const struct v2s_addr *server = &s->dns[resolver_server_now(q)];
     uint8_t msg[DNSMSG_MAX_UDP];
     ip_addr_t ip;

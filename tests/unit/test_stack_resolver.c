@@ -763,3 +763,40 @@ TEST_IMPL(stack_resolver_negative_cache)
     ASSERT_EQ(harness_tun_down(&srv.tun), 0);
     return 0;
 }
+
+/* openconnect lists IPv6 DNS servers in INTERNAL_IP4_DNS whether or not the tunnel has an IPv6
+ * address; one listed first on an IPv4-only tunnel cannot be asked. The lookup asks the IPv4
+ * server at once and is answered at once, and again a minute later (when a failure would have
+ * been forgotten). Fails without the skip in resolver_send(): answered after 2000 ms, the first
+ * query having gone nowhere. */
+TEST_IMPL(stack_resolver_v6_server_no_v6)
+{
+    static struct dns_server srv;
+    memset(&srv, 0, sizeof(srv));
+    srv.zone = dns_zone;
+    srv.n_zone = ARRAY_SIZE(dns_zone);
+    srv.genuine = 1;
+    struct harness_tun_config cfg = {.addr4 = "10.8.0.2", .seed = 7};
+    cfg.dns[0] = "fd00::53";
+    cfg.dns[1] = "fd00::54";
+    cfg.dns[2] = dns_servers[0];
+    ASSERT_EQ(harness_tun_up(&srv.tun, &cfg, dns_on_send, &srv), 0);
+    for (int round = 0; round < 2; round++) {
+        srv.calls = 0;
+        srv.n_queries = 0;
+        resolver_flush(srv.tun.stack);
+        uint32_t start = srv.tun.now_ms;
+        dns_lookup(&srv, "v4only.example.com");
+        ASSERT_EQ(srv.n_queries, 1);
+        ASSERT(dns_is(&srv.queries[0].to, dns_servers[0]));
+        dns_run(&srv, 0);
+        ASSERT_EQ(srv.calls, 1);
+        ASSERT_EQ(srv.status, 0);
+        ASSERT_EQ(srv.done_ms, start);
+        ASSERT_EQ(srv.n_addrs, 1);
+        ASSERT(dns_is(&srv.addrs[0], "192.0.2.7"));
+        dns_run(&srv, 61 * 1000);
+    }
+    ASSERT_EQ(harness_tun_down(&srv.tun), 0);
+    return 0;
+}
