@@ -346,3 +346,45 @@ TEST_IMPL(tunnel_fd_queue_cap)
     fdt_close(&f);
     return 0;
 }
+
+/* openconnect's end of the pair is a datagram socket, where an empty datagram is just that, not
+ * the end: the tunnel stays up and the packets around it arrive in order. On a seqpacket socket
+ * a 0-byte read is the end, and the tunnel goes down as closed. A regression guard. */
+TEST_IMPL(tunnel_fd_empty_datagram)
+{
+    struct fdt f = {0};
+    fdt_open(&f);
+    uint8_t pkt[100];
+    fdt_make(pkt, sizeof(pkt), 1);
+    ASSERT_EQ(send(f.sv[1], pkt, sizeof(pkt), 0), (ssize_t)sizeof(pkt));
+    ASSERT_EQ(send(f.sv[1], pkt, 0, 0), 0);
+    fdt_make(pkt, sizeof(pkt), 2);
+    ASSERT_EQ(send(f.sv[1], pkt, sizeof(pkt), 0), (ssize_t)sizeof(pkt));
+    uv_run(&f.loop, UV_RUN_NOWAIT);
+    ASSERT_EQ(f.packets, 2);
+    ASSERT_EQ(f.seq[0], 1);
+    ASSERT_EQ(f.seq[1], 2);
+    ASSERT_EQ(f.downs, 0);
+    fdt_close(&f);
+
+    struct fdt g = {0};
+    g.close_at = -1;
+    ASSERT_EQ(uv_loop_init(&g.loop), 0);
+    ASSERT_EQ(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK, 0, g.sv), 0);
+    struct tunnel_events ev = {
+        .up = fdt_up, .packet = fdt_packet, .writable = fdt_writable, .down = fdt_down, .arg = &g};
+    struct tunnel_settings ts;
+    tunnel_settings_init(&ts);
+    ASSERT_EQ(tunnel_fd_new(&g.t, &g.loop, g.sv[0], &ts, &ev), 0);
+    tunnel_settings_free(&ts);
+    ASSERT_EQ(tunnel_start(g.t), 0);
+    ASSERT_EQ(send(g.sv[1], pkt, sizeof(pkt), 0), (ssize_t)sizeof(pkt));
+    close(g.sv[1]);
+    uv_run(&g.loop, UV_RUN_NOWAIT);
+    ASSERT_EQ(g.packets, 1);
+    ASSERT_EQ(g.downs, 1);
+    ASSERT_EQ(g.reason, TUNNEL_DOWN_CLOSED);
+    tunnel_close(g.t, fdt_closed);
+    uvtest_loop_finish(&g.loop);
+    return 0;
+}
