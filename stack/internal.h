@@ -66,6 +66,7 @@ struct stack {
                                  * (stack_tcp.refill_node, tcp_send.c) */
     uint8_t *read_buf;          /* shared buffer for reads from applications (see tcp_send.c) */
     uint8_t *tx_buf;            /* linearises chained pbufs for tunnel_send() */
+    uint8_t *frag_buf;          /* one IPv6 fragment (stack.c), made at the first packet too big */
     struct v2s_addr dns[TUNNEL_MAX_DNS];
     size_t n_dns;
     char *domains;
@@ -109,6 +110,9 @@ err_t stack_tcp_output(struct tcp_pcb *pcb);
 void stack_tcp_output_freed(const void *p, size_t len);
 /* Tests: check every remembered segment against the queue before it is used (aborts if off). */
 void stack_tcp_output_verify(int on);
+/* stack.c: lowers pcb's MSS to fit the path MTU a packet too big gave for its IPv6 destination,
+ * when nothing is queued unsent (lwIP's tcp_write() asserts the last unsent segment fits it). */
+void stack_pmtu_fit_mss(struct tcp_pcb *pcb);
 /* Frees a closing stack once its handles and connections are all gone. */
 void stack_maybe_free(struct stack *s);
 

@@ -45,6 +45,10 @@
  *     clear rttest and rtime after a resend (Karn).
  *   - rtime: timers.c sets -1 (stopped) on a connection with nothing in flight before the TCP
  *     tick sleeps, as lwIP does when the last data is acknowledged.
+ *   - mss: stack.c lowers it to a path MTU a packet too big gave (stack_pmtu_fit_mss()), only
+ *     while nothing is unsent, as tcp_write() asserts that the last unsent segment fits it; it
+ *     walks tcp_active_pcbs and reads remote_ip, local_ip, ports, lastack and snd_nxt to match
+ *     the packet too big to a connection.
  *   - snd_wnd_max (read by lwIP only in tcp_write(), to size segments): tcp_send.c raises it to
  *     twice the MSS while it is 0 or 1, so that the size tcp_write() makes never shrinks below a
  *     segment still unsent (its "mss_local is too small" assertion).
@@ -115,6 +119,9 @@
  *   - zero-window probes carry a byte beyond the window, so a receiver may drop them unread
  *     (Linux does), acknowledgement included (tcp_send.c adds a pure ACK);
  *   - ICMP errors never reach TCP (stack.c reads them itself, packet.c);
+ *   - a packet too big is dropped unless ND6's destination cache (which our netif never fills)
+ *     holds its destination, and ip6_frag() moves the payload pointers of the pbufs it cuts
+ *     (stack.c keeps path MTUs and fragments flat copies itself);
  *   - tcp_write() walks the whole unsent queue to find its end (tcp_send.c keeps it short);
  *   - tcp_output() walks the whole unacked queue to find its end before it sends (cmake/lwip.cmake
  *     sends lwIP's calls of it to tcp_output.c, which lets it start near the end);

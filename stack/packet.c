@@ -11,6 +11,7 @@ enum {
     ICMP_UNREACHABLE = 3,
     ICMP_TIME_EXCEEDED = 11,
     ICMPV6_UNREACHABLE = 1,
+    ICMPV6_TOO_BIG = 2,
     ICMPV6_TIME_EXCEEDED = 3,
     IPPROTO_TCP_NUM = 6,
     TCP_FLAG_ACK = 0x10,
@@ -164,5 +165,28 @@ int packet_parse_icmp_error(const uint8_t *pkt, size_t len, struct packet_icmp_e
     /* The first 8 bytes are all an IPv4 router must quote: for TCP, the ports and the sequence
      * number; UDP's are its ports, length and checksum. */
     err->seq = err->proto == PACKET_PROTO_TCP ? v2s_get_be32(inner + 4) : 0;
+    return 1;
+}
+
+int packet_parse_icmp6_too_big(const uint8_t *pkt, size_t len, struct packet_too_big *out)
+{
+    memset(out, 0, sizeof(*out));
+    /* Our IPv6 header, the ICMPv6 header with the MTU, the quoted IPv6 header. */
+    if (len < 40 + 8 + 40 || pkt[0] >> 4 != 6 || pkt[6] != IPPROTO_ICMPV6_NUM)
+        return 0;
+    const uint8_t *icmp = pkt + 40, *inner = icmp + 8;
+    if (icmp[0] != ICMPV6_TOO_BIG || icmp[1] != 0 || inner[0] >> 4 != 6)
+        return 0;
+    out->mtu = v2s_get_be32(icmp + 4);
+    out->proto = inner[6];
+    out->src.family = out->dst.family = AF_INET6;
+    memcpy(out->src.bytes, inner + 8, 16);
+    memcpy(out->dst.bytes, inner + 24, 16);
+    if ((out->proto == PACKET_PROTO_TCP || out->proto == PACKET_PROTO_UDP) && len >= 40 + 8 + 40 + 8) {
+        out->sport = v2s_get_be16(inner + 40);
+        out->dport = v2s_get_be16(inner + 42);
+        if (out->proto == PACKET_PROTO_TCP)
+            out->seq = v2s_get_be32(inner + 44);
+    }
     return 1;
 }

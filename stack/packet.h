@@ -63,4 +63,19 @@ enum { PACKET_PROTO_TCP = 6, PACKET_PROTO_UDP = 17 };
  * headers, a packet that is not ICMP). Checksums are not looked at. */
 int packet_parse_icmp_error(const uint8_t *pkt, size_t len, struct packet_icmp_error *err);
 
+/* An ICMPv6 packet too big (RFC 4443 3.2) and the packet it quotes, one we sent: src is our
+ * address. */
+struct packet_too_big {
+    uint32_t mtu;              /* the next hop's MTU, as the router gave it */
+    uint8_t proto;             /* the quoted packet's next header */
+    struct v2s_addr src, dst;
+    uint16_t sport, dport;     /* TCP and UDP quotes; 0 for others */
+    uint32_t seq;              /* TCP: the quoted sequence number; else 0 */
+};
+
+/* Parses an IPv6 ICMPv6 packet too big that quotes an IPv6 header: 1 with out filled, or 0 for
+ * anything else (ports and sequence number are read only when the quote holds the transport
+ * header's first 8 bytes right after the IPv6 header). Checksums are not looked at. */
+int packet_parse_icmp6_too_big(const uint8_t *pkt, size_t len, struct packet_too_big *out);
+
 #endif
