@@ -122,6 +122,9 @@
  *   - a packet too big is dropped unless ND6's destination cache (which our netif never fills)
  *     holds its destination, and ip6_frag() moves the payload pointers of the pbufs it cuts
  *     (stack.c keeps path MTUs and fragments flat copies itself);
+ *   - after reassembling an IPv6 datagram, ip6_input() goes on with ip6_current_header() still
+ *     the last fragment's, and ip6_reass() asserts on it for a fragment header inside the
+ *     datagram (stack.c drops fragments whose next header is an extension header);
  *   - tcp_write() walks the whole unsent queue to find its end (tcp_send.c keeps it short);
  *   - tcp_output() walks the whole unacked queue to find its end before it sends (cmake/lwip.cmake
  *     sends lwIP's calls of it to tcp_output.c, which lets it start near the end);

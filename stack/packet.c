@@ -12,6 +12,10 @@ enum {
     ICMP_TIME_EXCEEDED = 11,
     ICMPV6_UNREACHABLE = 1,
     ICMPV6_TOO_BIG = 2,
+    IP6_NEXTH_HOPBYHOP = 0,
+    IP6_NEXTH_ROUTING = 43,
+    IP6_NEXTH_FRAGMENT = 44,
+    IP6_NEXTH_DESTOPTS = 60,
     ICMPV6_TIME_EXCEEDED = 3,
     IPPROTO_TCP_NUM = 6,
     TCP_FLAG_ACK = 0x10,
@@ -189,4 +193,30 @@ int packet_parse_icmp6_too_big(const uint8_t *pkt, size_t len, struct packet_too
             out->seq = v2s_get_be32(inner + 44);
     }
     return 1;
+}
+
+static int packet_ip6_is_extension(uint8_t nexth)
+{
+    return nexth == IP6_NEXTH_HOPBYHOP || nexth == IP6_NEXTH_ROUTING || nexth == IP6_NEXTH_FRAGMENT ||
+           nexth == IP6_NEXTH_DESTOPTS;
+}
+
+int packet_ip6_fragment_nests(const uint8_t *pkt, size_t len)
+{
+    if (len < 40 || pkt[0] >> 4 != 6)
+        return 0;
+    uint8_t nexth = pkt[6];
+    size_t at = 40;
+    while (packet_ip6_is_extension(nexth)) {
+        if (len - at < 8)
+            return 0;
+        if (nexth == IP6_NEXTH_FRAGMENT)
+            return packet_ip6_is_extension(pkt[at]);
+        size_t hlen = ((size_t)pkt[at + 1] + 1) * 8;
+        nexth = pkt[at];
+        if (len - at < hlen)
+            return 0;
+        at += hlen;
+    }
+    return 0;
 }
