@@ -125,6 +125,8 @@
  *   - after reassembling an IPv6 datagram, ip6_input() goes on with ip6_current_header() still
  *     the last fragment's, and ip6_reass() asserts on it for a fragment header inside the
  *     datagram (stack.c drops fragments whose next header is an extension header);
+ *   - ip6_input() reads an extension header's length byte (and an option's) before it checks
+ *     that the header is inside the packet (stack.c drops packets that end inside one);
  *   - tcp_write() walks the whole unsent queue to find its end (tcp_send.c keeps it short);
  *   - tcp_output() walks the whole unacked queue to find its end before it sends (cmake/lwip.cmake
  *     sends lwIP's calls of it to tcp_output.c, which lets it start near the end);

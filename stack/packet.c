@@ -201,21 +201,43 @@ static int packet_ip6_is_extension(uint8_t nexth)
            nexth == IP6_NEXTH_DESTOPTS;
 }
 
-int packet_ip6_fragment_nests(const uint8_t *pkt, size_t len)
+/* 1 when every option of the hop-by-hop or destination options header h (hlen bytes) has its
+ * type and length bytes inside it; a Pad1 is one byte. */
+static int packet_ip6_options_fit(const uint8_t *h, size_t hlen)
+{
+    for (size_t at = 2; at < hlen;) {
+        if (h[at] == 0) {
+            at++;
+            continue;
+        }
+        if (hlen - at < 2)
+            return 0;
+        at += 2 + (size_t)h[at + 1];
+    }
+    return 1;
+}
+
+int packet_ip6_drop(const uint8_t *pkt, size_t len)
 {
     if (len < 40 || pkt[0] >> 4 != 6)
         return 0;
+    size_t plen = v2s_get_be16(pkt + 4);
+    if (plen > len - 40)
+        return 0; /* lwIP drops a packet shorter than its payload length */
+    len = 40 + plen; /* and cuts one that is longer */
     uint8_t nexth = pkt[6];
-    size_t at = 40;
-    while (packet_ip6_is_extension(nexth)) {
+    for (size_t at = 40; packet_ip6_is_extension(nexth);) {
         if (len - at < 8)
-            return 0;
+            return 1;
+        const uint8_t *h = pkt + at;
         if (nexth == IP6_NEXTH_FRAGMENT)
-            return packet_ip6_is_extension(pkt[at]);
-        size_t hlen = ((size_t)pkt[at + 1] + 1) * 8;
-        nexth = pkt[at];
+            return packet_ip6_is_extension(h[0]);
+        size_t hlen = ((size_t)h[1] + 1) * 8;
         if (len - at < hlen)
-            return 0;
+            return 1;
+        if (nexth != IP6_NEXTH_ROUTING && !packet_ip6_options_fit(h, hlen))
+            return 1;
+        nexth = h[0];
         at += hlen;
     }
     return 0;

@@ -78,10 +78,12 @@ struct packet_too_big {
  * header's first 8 bytes right after the IPv6 header). Checksums are not looked at. */
 int packet_parse_icmp6_too_big(const uint8_t *pkt, size_t len, struct packet_too_big *out);
 
-/* 1 when the IPv6 packet pkt is a fragment whose fragment header names an extension header
- * (hop-by-hop options, routing, fragment, destination options) as the next header, which
- * stack.c drops (lwIP 2.1.3 aborts on a fragment header in a reassembled datagram); 0 for
- * anything else, malformed packets included (lwIP drops those itself). */
-int packet_ip6_fragment_nests(const uint8_t *pkt, size_t len);
+/* 1 when stack.c must drop the IPv6 packet pkt before lwIP 2.1.3 reads it: an extension header
+ * (hop-by-hop options, routing, destination options, fragment) or an option in one that does
+ * not fit in the packet as its payload length gives it (lwIP reads its length before checking,
+ * past the end of the buffer), or a fragment whose fragment header names an extension header as
+ * the next one (lwIP aborts on a fragment header in a reassembled datagram). 0 for anything
+ * else, other malformed packets included: lwIP drops those itself. */
+int packet_ip6_drop(const uint8_t *pkt, size_t len);
 
 #endif

@@ -743,15 +743,15 @@ void stack_input(struct stack *s, const uint8_t *pkt, size_t len)
         s->rx_bad++;
         return;
     }
-    if (len >= 40 && pkt[0] >> 4 == 6 && pkt[6] != 6 && pkt[6] != 17 && packet_ip6_fragment_nests(pkt, len)) {
-        /* lwIP 2.1.3 takes the next header of a reassembled datagram from whichever fragment
-         * came first, and after reassembling goes on from it with ip6_current_header() still
-         * the last fragment's: a second fragment header there (the next header of a fragment,
-         * or inside the datagram behind a destination options header) made ip6_reass() measure
-         * from that stale header and assert, so two IPv6 fragments from anyone who can reach
-         * the tunnel address aborted the process. Only the upper-layer protocol may follow a
-         * fragment header here; destination options there (RFC 8200 4.1 allows them) are
-         * unheard of in practice. */
+    if (len >= 40 && pkt[0] >> 4 == 6 && pkt[6] != 6 && pkt[6] != 17 && packet_ip6_drop(pkt, len)) {
+        /* Extension headers lwIP 2.1.3 mishandles (packet.h). It reads a header's length byte
+         * before it checks that the header is there, a byte past the packet when it ends
+         * there. And it takes the next header of a reassembled datagram from whichever
+         * fragment came first, then goes on parsing with ip6_current_header() still the last
+         * fragment's: a second fragment header there made ip6_reass() measure from that stale
+         * header and assert, so two IPv6 fragments from anyone who can reach the tunnel address
+         * aborted the process. Only an upper-layer protocol may follow a fragment header here;
+         * destination options there (RFC 8200 4.1 allows them) are unheard of in practice. */
         s->rx_bad++;
         return;
     }

@@ -334,3 +334,73 @@ TEST_IMPL(packet_icmp_error_malformed)
     ASSERT_EQ(packet_parse_icmp_error(p, len, &e), 1);
     return 0;
 }
+
+/* An IPv6 packet of 40 + n bytes whose payload length says plen, next header nexth, followed by
+ * the n bytes of ext. */
+static size_t ip6_with(uint8_t *pkt, uint8_t nexth, size_t plen, const uint8_t *ext, size_t n)
+{
+    memset(pkt, 0, 40);
+    pkt[0] = 0x60;
+    pkt[4] = (uint8_t)(plen >> 8);
+    pkt[5] = (uint8_t)plen;
+    pkt[6] = nexth;
+    pkt[7] = 64;
+    memcpy(pkt + 40, ext, n);
+    return 40 + n;
+}
+
+/* Which IPv6 packets stack.c keeps from lwIP: extension headers or their options cut off by the
+ * end of the packet (as its payload length gives it), and fragments that name an extension
+ * header next; everything else goes on to lwIP. */
+TEST_IMPL(packet_ip6_drop_table)
+{
+    static const uint8_t udp[8] = {0, 1, 0, 2, 0, 8, 0, 0};
+    static const uint8_t frag_udp[16] = {17, 0, 0, 1, 0, 0, 0, 9, 0, 1, 0, 2, 0, 8, 0, 0};
+    static const uint8_t frag_frag[16] = {44, 0, 0, 1, 0, 0, 0, 9, 17, 0, 0, 1, 0, 0, 0, 10};
+    static const uint8_t frag_dest[16] = {60, 0, 0, 1, 0, 0, 0, 9, 44, 0, 1, 4, 0, 0, 0, 0};
+    static const uint8_t frag_later_ext[8] = {0, 0, 0, 16, 0, 0, 0, 9};
+    static const uint8_t hbh_ok[16] = {17, 0, 5, 2, 0, 0, 1, 0, 0, 1, 0, 2, 0, 8, 0, 0};
+    static const uint8_t hbh_pad1[8] = {17, 0, 0, 0, 0, 0, 0, 0};
+    static const uint8_t hbh_opt_cut[8] = {17, 0, 1, 2, 0, 0, 0, 1};
+    static const uint8_t hbh_opt_long[8] = {17, 0, 1, 9, 0, 0, 0, 0};
+    static const uint8_t dest_2[16] = {17, 1, 1, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
+    static const uint8_t rout[8] = {17, 0, 0, 0, 0, 0, 0, 0};
+    static const struct {
+        uint8_t nexth;
+        const uint8_t *ext;
+        size_t n, plen;
+        int drop;
+    } rows[] = {
+        {17, udp, 8, 8, 0},
+        {58, udp, 8, 8, 0},
+        {43, NULL, 0, 0, 1},                /* a routing header that is not there */
+        {0, NULL, 0, 0, 1},
+        {60, rout, 1, 1, 1},                /* its first byte only */
+        {43, rout, 8, 8, 0},
+        {43, rout, 8, 7, 1},                /* cut by the payload length */
+        {0, hbh_ok, 16, 16, 0},
+        {0, hbh_pad1, 8, 8, 0},
+        {0, hbh_opt_cut, 8, 8, 1},          /* the last option's length byte past the header */
+        {0, hbh_opt_long, 8, 8, 0},         /* an option longer than its header: lwIP stops */
+        {60, dest_2, 16, 16, 0},
+        {60, dest_2, 16, 8, 1},
+        {44, frag_udp, 16, 16, 0},
+        {44, frag_udp, 7, 7, 1},
+        {44, frag_frag, 16, 16, 1},         /* a fragment header next */
+        {44, frag_dest, 16, 16, 1},         /* destination options next */
+        {44, frag_later_ext, 8, 8, 1},      /* hop-by-hop next, in a later fragment too */
+        {60, frag_dest + 8, 8, 8, 1},       /* destination options naming a fragment header cut off */
+        {17, udp, 8, 100, 0},               /* shorter than its payload length: lwIP drops it */
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(rows); i++) {
+        uint8_t pkt[64];
+        size_t len = ip6_with(pkt, rows[i].nexth, rows[i].plen, rows[i].ext ? rows[i].ext : udp, rows[i].n);
+        ASSERT_ROW(packet_ip6_drop(pkt, len) == rows[i].drop, "%zu", i);
+    }
+    /* Not IPv6, or too short for its header. */
+    uint8_t v4[40] = {0x45};
+    ASSERT_EQ(packet_ip6_drop(v4, sizeof(v4)), 0);
+    uint8_t short6[20] = {0x60};
+    ASSERT_EQ(packet_ip6_drop(short6, sizeof(short6)), 0);
+    return 0;
+}

@@ -433,3 +433,51 @@ TEST_IMPL(stack_ip6_nested_fragments)
     ASSERT_EQ(harness_tun_down(&f.tun), 0);
     return 0;
 }
+
+/* IPv6 packets that end where an extension header or an option's length byte should be: lwIP
+ * 2.1.3 reads the header's length (or the option's) before it checks that it is there, a byte
+ * past the buffer (AddressSanitizer: heap-buffer-overflow in ip6_input()). They are dropped
+ * before lwIP sees them, and a datagram after them arrives. */
+TEST_IMPL(stack_ip6_headers_cut)
+{
+    static struct frag6 f;
+    memset(&f, 0, sizeof(f));
+    const struct harness_tun_config cfg = {.addr4 = "10.8.0.2", .addr6 = "fd00:0:0:8::2", .seed = 25};
+    ASSERT_EQ(harness_tun_up(&f.tun, &cfg, NULL, NULL), 0);
+    ASSERT_EQ(v2s_addr_parse(&f.us, "fd00:0:0:8::2"), 0);
+    ASSERT_EQ(v2s_addr_parse(&f.peer, "2001:db8::7"), 0);
+    struct stack_udp *sock = NULL;
+    ASSERT_EQ(stack_udp_open(f.tun.stack, NULL, 0, frag6_recv, &f, &sock), 0);
+    uint64_t bad = f.tun.stack->rx_bad;
+
+    static const uint8_t nexths[] = {0, 43, 60};
+    uint8_t pkt[48];
+    for (size_t i = 0; i < ARRAY_SIZE(nexths); i++) {
+        /* The header announced, not there. */
+        ptb_ip6(pkt, &f.peer, &f.us, nexths[i], 0);
+        harness_tun_inject(&f.tun, pkt, 40);
+        /* Its first byte only. */
+        ptb_ip6(pkt, &f.peer, &f.us, nexths[i], 1);
+        pkt[40] = 17;
+        harness_tun_inject(&f.tun, pkt, 41);
+    }
+    /* Hop-by-hop options whose last option has its type but not its length. */
+    static const uint8_t hbh[8] = {17, 0, 1, 2, 0, 0, 0, 1};
+    ptb_ip6(pkt, &f.peer, &f.us, 0, 8);
+    memcpy(pkt + 40, hbh, 8);
+    harness_tun_inject(&f.tun, pkt, 48);
+    ASSERT_EQ(f.tun.stack->rx_bad - bad, 2 * ARRAY_SIZE(nexths) + 1);
+
+    static uint8_t udp[64];
+    size_t n = frag6_udp(&f, stack_udp_port(sock), (const uint8_t *)"after", 5, udp);
+    uint8_t whole[128];
+    ptb_ip6(whole, &f.peer, &f.us, 17, n);
+    memcpy(whole + 40, udp, n);
+    harness_tun_inject(&f.tun, whole, 40 + n);
+    ASSERT_EQ(f.calls, 1);
+    ASSERT_EQ(f.len, 5);
+
+    stack_udp_close(sock);
+    ASSERT_EQ(harness_tun_down(&f.tun), 0);
+    return 0;
+}
