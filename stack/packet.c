@@ -16,6 +16,7 @@ enum {
     IP6_NEXTH_ROUTING = 43,
     IP6_NEXTH_FRAGMENT = 44,
     IP6_NEXTH_DESTOPTS = 60,
+    IPPROTO_UDP_NUM = 17,
     ICMPV6_TIME_EXCEEDED = 3,
     IPPROTO_TCP_NUM = 6,
     TCP_FLAG_ACK = 0x10,
@@ -241,4 +242,47 @@ int packet_ip6_drop(const uint8_t *pkt, size_t len)
         at += hlen;
     }
     return 0;
+}
+
+int packet_udp_drop(const uint8_t *pkt, size_t len)
+{
+    size_t at, end;
+    int v6 = 0, first_fragment = 0;
+    if (len >= 20 && pkt[0] >> 4 == 4) {
+        at = (size_t)(pkt[0] & 0x0F) * 4;
+        end = v2s_get_be16(pkt + 2);
+        if (pkt[9] != IPPROTO_UDP_NUM || at < 20 || end < at || end > len || (v2s_get_be16(pkt + 6) & 0x3FFF))
+            return 0;
+    } else if (len >= 40 && pkt[0] >> 4 == 6) {
+        v6 = 1;
+        end = 40 + (size_t)v2s_get_be16(pkt + 4);
+        if (end > len)
+            return 0;
+        uint8_t nexth = pkt[6];
+        for (at = 40; packet_ip6_is_extension(nexth);) {
+            if (end - at < 8)
+                return 0;
+            const uint8_t *h = pkt + at;
+            size_t hlen = nexth == IP6_NEXTH_FRAGMENT ? 8 : ((size_t)h[1] + 1) * 8;
+            if (nexth == IP6_NEXTH_FRAGMENT) {
+                uint16_t off = v2s_get_be16(h + 2);
+                if (off & 0xFFF8)
+                    return 0; /* a later fragment: no UDP header in it */
+                first_fragment |= off & 1;
+            }
+            if (end - at < hlen)
+                return 0;
+            nexth = h[0];
+            at += hlen;
+        }
+        if (nexth != IPPROTO_UDP_NUM)
+            return 0;
+    } else {
+        return 0;
+    }
+    if (end - at < 8)
+        return 0; /* lwIP drops it */
+    if (v6 && v2s_get_be16(pkt + at + 6) == 0)
+        return 1;
+    return !first_fragment && v2s_get_be16(pkt + at + 4) != end - at;
 }

@@ -86,4 +86,11 @@ int packet_parse_icmp6_too_big(const uint8_t *pkt, size_t len, struct packet_too
  * else, other malformed packets included: lwIP drops those itself. */
 int packet_ip6_drop(const uint8_t *pkt, size_t len);
 
+/* 1 when the UDP datagram in pkt (IPv4 or IPv6, after IPv6's extension headers) must be dropped
+ * where lwIP 2.1.3 would take it: a length field other than what the IP header leaves for it
+ * (lwIP hands over whatever the IP header says and never reads the field), or, over IPv6, a zero
+ * checksum (RFC 8200 8.1; lwIP skips the check as IPv4 allows). Fragments are left alone, but
+ * for the checksum of an IPv6 datagram's first one; 0 for anything else. */
+int packet_udp_drop(const uint8_t *pkt, size_t len);
+
 #endif

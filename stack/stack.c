@@ -755,6 +755,14 @@ void stack_input(struct stack *s, const uint8_t *pkt, size_t len)
         s->rx_bad++;
         return;
     }
+    if (((pkt[0] >> 4 == 4 && len >= 20 && pkt[9] == 17) || (pkt[0] >> 4 == 6 && len >= 40 && pkt[6] != 6)) &&
+        packet_udp_drop(pkt, len)) {
+        /* A UDP length that disagrees with the IP header's, or an IPv6 zero checksum (packet.h):
+         * dropped, as Linux does, rather than handed to a forward with bytes the sender did not
+         * send or unchecked. */
+        s->rx_bad++;
+        return;
+    }
     size_t in_use = stack_mem_bytes();
     if (in_use > s->mem_mark)
         s->mem_mark = in_use;

@@ -404,3 +404,78 @@ TEST_IMPL(packet_ip6_drop_table)
     ASSERT_EQ(packet_ip6_drop(short6, sizeof(short6)), 0);
     return 0;
 }
+
+/* Which UDP datagrams stack.c drops before lwIP: a length field that is not what the IP header
+ * leaves, and a zero checksum over IPv6; fragments are not measured. */
+TEST_IMPL(packet_udp_drop_table)
+{
+    static const struct {
+        int v6;
+        uint16_t ulen;      /* the UDP length field; the datagram is 8 + 12 bytes */
+        uint16_t cksum;
+        uint16_t frag;      /* IPv4: flags and offset; IPv6: 1 + the fragment header's field */
+        int hbh;            /* IPv6: a hop-by-hop header first */
+        int drop;
+    } rows[] = {
+        {0, 20, 0x1234, 0, 0, 0},
+        {0, 20, 0, 0, 0, 0},             /* no checksum: IPv4 allows it */
+        {0, 12, 0x1234, 0, 0, 1},        /* shorter than the IP payload */
+        {0, 28, 0x1234, 0, 0, 1},        /* longer */
+        {0, 7, 0x1234, 0, 0, 1},
+        {0, 28, 0x1234, 0x2000, 0, 0},   /* a first fragment: not measured */
+        {0, 28, 0x1234, 0x0003, 0, 0},
+        {1, 20, 0x1234, 0, 0, 0},
+        {1, 20, 0, 0, 0, 1},             /* IPv6 needs the checksum */
+        {1, 12, 0x1234, 0, 0, 1},
+        {1, 20, 0, 0, 1, 1},
+        {1, 20, 0x1234, 0, 1, 0},
+        {1, 12, 0x1234, 0, 1, 1},
+        {1, 20, 0, 1, 0, 1},             /* an atomic fragment (offset 0, no more) */
+        {1, 12, 0x1234, 1, 0, 1},
+        {1, 900, 0x1234, 1 + 1, 0, 0},   /* a first fragment: length not measured */
+        {1, 900, 0, 1 + 1, 0, 1},        /* ... but the checksum is */
+        {1, 900, 0, 1 + 0x0101, 0, 0},   /* a later fragment: its bytes are not a UDP header */
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(rows); i++) {
+        uint8_t pkt[96];
+        size_t at;
+        memset(pkt, 0, sizeof(pkt));
+        if (!rows[i].v6) {
+            pkt[0] = 0x45;
+            pkt[2] = 0;
+            pkt[3] = 40;
+            pkt[6] = (uint8_t)(rows[i].frag >> 8);
+            pkt[7] = (uint8_t)rows[i].frag;
+            pkt[9] = 17;
+            at = 20;
+        } else {
+            pkt[0] = 0x60;
+            at = 40;
+            uint8_t *nexth = &pkt[6];
+            if (rows[i].hbh) {
+                *nexth = 0;
+                nexth = &pkt[at];
+                pkt[at + 2] = 1; /* PadN filling it */
+                pkt[at + 3] = 4;
+                at += 8;
+            }
+            if (rows[i].frag) {
+                *nexth = 44;
+                nexth = &pkt[at];
+                uint16_t f = (uint16_t)(rows[i].frag - 1);
+                pkt[at + 2] = (uint8_t)(f >> 8);
+                pkt[at + 3] = (uint8_t)f;
+                at += 8;
+            }
+            *nexth = 17;
+            pkt[5] = (uint8_t)(at + 20 - 40);
+        }
+        uint8_t *udp = pkt + at;
+        udp[4] = (uint8_t)(rows[i].ulen >> 8);
+        udp[5] = (uint8_t)rows[i].ulen;
+        udp[6] = (uint8_t)(rows[i].cksum >> 8);
+        udp[7] = (uint8_t)rows[i].cksum;
+        ASSERT_ROW(packet_udp_drop(pkt, at + 20) == rows[i].drop, "%zu", i);
+    }
+    return 0;
+}
