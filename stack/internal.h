@@ -150,6 +150,11 @@ void stack_tcp_fin_pump(struct stack *s);
 /* tcp_budget.c, memory under pressure: gives back every connection's out-of-order data (at most
  * every STACK_TCP_RECLAIM_MS). */
 void stack_tcp_reclaim(struct stack *s);
+/* resolver.c: an ICMP error quoting a query of ours (from our address src:sport to the DNS
+ * server dst:dport) ends that lookup's attempt at once, on to the next server; -1 when it names
+ * none. */
+int stack_resolver_icmp_error(struct stack *s, const struct v2s_addr *src, const struct v2s_addr *dst,
+                              uint16_t sport, uint16_t dport);
 /* resolver.c: fail every query (tunnel down or stack closing). */
 void stack_resolver_abort_all(struct stack *s, int status);
 /* resolver.c: frees what the resolver remembers (the stack is being freed). */

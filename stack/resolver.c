@@ -4,8 +4,9 @@
  * lookup that has addresses for one question when the timer fires is done.
  *
  * Servers: a lookup starts at the server with the fewest recent failures (ties: the first in the
- * tunnel's order, as resolv.conf does). A server that let an attempt time out without a word, or
- * answered SERVFAIL/REFUSED, has one failure more; any answer from it clears them; failures older
+ * tunnel's order, as resolv.conf does). A server that let an attempt time out without a word,
+ * answered SERVFAIL/REFUSED, or was named by an ICMP error for the attempt's query (port or host
+ * unreachable: the attempt ends at once) has one failure more; any answer from it clears them; failures older
  * than RESOLVER_FORGET_MS are forgotten, so a server that came back is tried again.
  *
  * Truncated answers (TC): the same question goes to the same server over TCP (dnstcp.c) within the
@@ -655,6 +656,28 @@ void resolver_cancel(struct resolver_query *q)
     struct stack *s = q->s;
     resolver_free(q);
     stack_maybe_free(s);
+}
+
+int stack_resolver_icmp_error(struct stack *s, const struct v2s_addr *src, const struct v2s_addr *dst,
+                              uint16_t sport, uint16_t dport)
+{
+    struct v2s_addr ours;
+    if (dport != RESOLVER_DNS_PORT || stack_tunnel_addr(s, src->family, &ours) != 0 || !v2s_addr_equal(&ours, src))
+        return -1;
+    struct v2s_list *n;
+    V2S_LIST_FOREACH(n, &s->queries) {
+        struct resolver_query *q = V2S_LIST_ENTRY(n, struct resolver_query, node);
+        if (!q->pcb || q->pcb->local_port != sport || s->n_dns == 0 ||
+            !v2s_addr_equal(&s->dns[resolver_server_now(q)], dst))
+            continue;
+        /* The server of this attempt cannot be reached, or does not serve DNS: the attempt is
+         * over now rather than at its timer, as a stub resolver moves on at ECONNREFUSED. */
+        sys_untimeout(resolver_timeout, q);
+        q->heard = 0;
+        resolver_timeout(q);
+        return 0;
+    }
+    return -1;
 }
 
 void stack_resolver_abort_all(struct stack *s, int status)

@@ -718,12 +718,19 @@ int stack_tunnel_up(struct stack *s, const struct tunnel_settings *ts)
  * timeout. lwIP itself does not deliver ICMP errors to TCP. The quoted header must name the
  * connection exactly (both addresses, both ports) and carry a sequence number it has sent
  * (RFC 5927), so a host that cannot see the connection cannot abort it with a forged error
- * (stack_tcp_icmp_error() checks that); packet_parse_icmp_error() reads the packet. */
+ * (stack_tcp_icmp_error() checks that); packet_parse_icmp_error() reads the packet. An error
+ * about a DNS query moves its lookup on to the next server (resolver.c). */
 static void stack_check_icmp_error(struct stack *s, const uint8_t *pkt, size_t len)
 {
     struct packet_icmp_error e;
-    if (!packet_parse_icmp_error(pkt, len, &e) || e.proto != PACKET_PROTO_TCP)
+    if (!packet_parse_icmp_error(pkt, len, &e))
         return;
+    if (e.proto != PACKET_PROTO_TCP) {
+        /* A DNS query's: the lookup asks the next server at once. Others (a UDP forward's
+         * datagram) are the sender's business; none is counted as ignored. */
+        stack_resolver_icmp_error(s, &e.src, &e.dst, e.sport, e.dport);
+        return;
+    }
     int status;
     switch (e.reason) {
     case PACKET_ICMP_NET_UNREACHABLE: status = UV_ENETUNREACH; break;

@@ -59,6 +59,7 @@ struct dns_server {
     int hostile;           /* DNS_HOSTILE_* sent before each genuine answer */
     int genuine;           /* 0: only the hostile ones */
     unsigned dead;         /* bit i: dns_servers[i] never answers */
+    unsigned refused;      /* bit i: dns_servers[i] answers with ICMP port unreachable */
     int tc;                /* UDP answers are truncated (TC, no records); TCP answers in full */
     int tcp_silent;        /* ... or TCP never answers (not even the SYN) */
     int tcp_no_answer;     /* ... or takes the query (ACKs it) and never answers it */
@@ -89,6 +90,17 @@ static int dns_is_text(const struct v2s_addr *a, const char *text)
 {
     struct v2s_addr b;
     return v2s_addr_parse(&b, text) == 0 && v2s_addr_equal(a, &b);
+}
+
+/* The Internet checksum of n bytes (an even count) at p, its own field zero. */
+static uint16_t dns_sum(const uint8_t *p, size_t n)
+{
+    uint32_t sum = 0;
+    for (size_t i = 0; i + 1 < n; i += 2)
+        sum += v2s_get_be16(p + i);
+    while (sum >> 16)
+        sum = (sum & 0xFFFF) + (sum >> 16);
+    return (uint16_t)~sum;
 }
 
 /* Keeps a UDP packet from from:sport to the stack for dns_deliver(). */
@@ -225,6 +237,28 @@ static void dns_on_send(struct harness_tun *t, const uint8_t *pkt, size_t len)
     for (size_t i = 0; i < 2; i++)
         if ((srv->dead & (1u << i)) && dns_is_text(&dst, dns_servers[i]))
             return;
+    for (size_t i = 0; i < 2; i++) {
+        if ((srv->refused & (1u << i)) && dns_is_text(&dst, dns_servers[i])) {
+            /* Port unreachable from the server, quoting the query's IP header and 8 bytes. */
+            ASSERT(srv->n_pending < DNS_MAX_PENDING);
+            uint8_t *icmp = srv->pending[srv->n_pending];
+            size_t qlen = 28;
+            memset(icmp, 0, 28);
+            icmp[0] = 0x45;
+            v2s_put_be16(icmp + 2, (uint16_t)(28 + qlen));
+            icmp[8] = 64;
+            icmp[9] = 1;
+            memcpy(icmp + 12, dst.bytes, 4);
+            memcpy(icmp + 16, src.bytes, 4);
+            v2s_put_be16(icmp + 10, dns_sum(icmp, 20));
+            icmp[20] = 3;
+            icmp[21] = 3;
+            memcpy(icmp + 28, pkt, qlen);
+            v2s_put_be16(icmp + 22, dns_sum(icmp + 20, 8 + qlen));
+            srv->pending_len[srv->n_pending++] = 28 + qlen;
+            return;
+        }
+    }
     if (srv->silent > 0) {
         srv->silent--;
         return;
@@ -580,6 +614,79 @@ TEST_IMPL(stack_resolver_failover_health)
     dns_run(&srv, DNS_TIMEOUT_MS + 100);
     ASSERT_EQ(srv.calls, 1);
     ASSERT_EQ(srv.status, 0);
+    ASSERT_EQ(harness_tun_down(&srv.tun), 0);
+    return 0;
+}
+
+/* A DNS server that answers with ICMP port unreachable (no DNS service on it, or a firewall that
+ * rejects): the lookup asks the next server at once and is answered without waiting out the
+ * attempt's 2 s, as a stub resolver moves on at ECONNREFUSED; the refusing server counts a
+ * failure, so the next lookup starts at the other. With every server refusing, the lookup fails
+ * at once rather than after four attempts' 8 s. An error quoting another port changes nothing. */
+TEST_IMPL(stack_resolver_port_unreachable)
+{
+    static struct dns_server srv;
+    dns_up(&srv, dns_zone, ARRAY_SIZE(dns_zone), NULL, NULL);
+    srv.refused = 1;
+    uint32_t start = srv.tun.now_ms;
+    dns_lookup(&srv, "v4only.example.com");
+    dns_run(&srv, 0);
+    ASSERT_EQ(srv.calls, 1);
+    ASSERT_EQ(srv.status, 0);
+    ASSERT(dns_is(&srv.addrs[0], "192.0.2.7"));
+    ASSERT_EQ(srv.done_ms, start);
+    ASSERT_EQ(srv.n_queries, 2);
+    ASSERT(dns_is(&srv.queries[1].to, dns_servers[1]));
+
+    srv.calls = 0;
+    srv.n_queries = 0;
+    dns_lookup(&srv, "www.example.com");
+    ASSERT(dns_is(&srv.queries[0].to, dns_servers[1])); /* the good server first */
+    dns_run(&srv, 0);
+    ASSERT_EQ(srv.calls, 1);
+
+    srv.calls = 0;
+    srv.n_queries = 0;
+    srv.refused = 3;
+    start = srv.tun.now_ms;
+    dns_lookup(&srv, "intranet.lab.example");
+    dns_run(&srv, 0);
+    ASSERT_EQ(srv.calls, 1);
+    ASSERT_EQ(srv.status, UV_EAI_AGAIN);
+    ASSERT_EQ(srv.done_ms, start);
+    ASSERT_EQ(srv.n_queries, 4);
+
+    /* An error for a port no lookup uses: the lookup waits for its answer as before. */
+    srv.calls = 0;
+    srv.n_queries = 0;
+    srv.refused = 0;
+    srv.silent = 1;
+    start = srv.tun.now_ms;
+    dns_lookup(&srv, "other.example.com");
+    ASSERT_EQ(srv.n_queries, 1);
+    uint8_t icmp[56];
+    memset(icmp, 0, sizeof(icmp));
+    icmp[0] = 0x45;
+    icmp[3] = 56;
+    icmp[8] = 64;
+    icmp[9] = 1;
+    memcpy(icmp + 12, srv.queries[0].to.bytes, 4);
+    memcpy(icmp + 16, (const uint8_t[4]){10, 8, 0, 2}, 4);
+    v2s_put_be16(icmp + 10, dns_sum(icmp, 20));
+    icmp[20] = 3;
+    icmp[21] = 3;
+    icmp[28] = 0x45;
+    icmp[28 + 9] = 17;
+    memcpy(icmp + 28 + 12, (const uint8_t[4]){10, 8, 0, 2}, 4);
+    memcpy(icmp + 28 + 16, srv.queries[0].to.bytes, 4);
+    v2s_put_be16(icmp + 48, (uint16_t)(srv.queries[0].sport + 1));
+    v2s_put_be16(icmp + 50, 53);
+    v2s_put_be16(icmp + 22, dns_sum(icmp + 20, 36));
+    harness_tun_inject(&srv.tun, icmp, sizeof(icmp));
+    ASSERT_EQ(srv.n_queries, 1);
+    dns_run(&srv, DNS_TIMEOUT_MS + 100);
+    ASSERT_EQ(srv.calls, 1);
+    ASSERT_EQ(srv.done_ms - start, DNS_TIMEOUT_MS);
     ASSERT_EQ(harness_tun_down(&srv.tun), 0);
     return 0;
 }
