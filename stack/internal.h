@@ -126,7 +126,7 @@ int stack_err_to_uv(err_t err);
  * number the connection has not sent). Resets on tunnel loss; resume on writable. */
 int stack_tcp_icmp_error(struct stack *s, const struct v2s_addr *src, const struct v2s_addr *dst,
                          uint16_t sport, uint16_t dport, uint32_t seq, int status);
-void stack_tcp_abort_all(struct stack *s);
+void stack_tcp_abort_all(struct stack *s, int family); /* family 0: every connection */
 /* tcp_listen.c: after the netif took the tunnel's addresses, puts listeners back on the address
  * they were given (lwIP moves them with a changed IPv4 address). */
 void stack_tcp_listeners_readdress(struct stack *s);

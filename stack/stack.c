@@ -690,7 +690,9 @@ int stack_tunnel_up(struct stack *s, const struct tunnel_settings *ts)
     s->n_dns = ts->n_dns < TUNNEL_MAX_DNS ? ts->n_dns : TUNNEL_MAX_DNS;
     memcpy(s->dns, ts->dns, s->n_dns * sizeof(s->dns[0]));
     if (s->netif_added) {
-        /* Up again after a reconnect: connections survive only if the address stayed. */
+        /* Up again after a reconnect: connections survive only if their family's address
+         * stayed. An IPv6 address that came or went (a server whose push differs from the last
+         * one's) reset every IPv4 connection too. */
         ip4_addr_t old4 = *netif_ip4_addr(&s->netif);
         int same4 = ts->addr4.family == AF_INET ? memcmp(&old4.addr, ts->addr4.bytes, 4) == 0
                                                 : ip4_addr_isany_val(old4);
@@ -701,9 +703,10 @@ int stack_tunnel_up(struct stack *s, const struct tunnel_settings *ts)
                     memcmp(netif_ip6_addr(&s->netif, 0)->addr, ts->addr6.bytes, 16) == 0;
 #endif
         if (!same4 || !same6) {
-            v2s_info("stack: the tunnel address changed; resetting open connections");
+            v2s_info("stack: the tunnel's %s address changed; resetting its open connections",
+                     !same4 && !same6 ? "IPv4 and IPv6" : !same4 ? "IPv4" : "IPv6");
             stack_resolver_abort_all(s, UV_ENETDOWN);
-            stack_tcp_abort_all(s);
+            stack_tcp_abort_all(s, !same4 && !same6 ? 0 : !same4 ? AF_INET : AF_INET6);
         }
     }
     stack_set_netif(s, ts);
@@ -806,7 +809,7 @@ void stack_tunnel_down(struct stack *s)
     stack_acks_drop(s); /* for a link that is gone */
     uv_check_stop(&s->check);
     stack_resolver_abort_all(s, UV_ENETDOWN);
-    stack_tcp_abort_all(s);
+    stack_tcp_abort_all(s, 0);
     if (s->netif_added)
         netif_set_down(&s->netif);
 }

@@ -519,11 +519,13 @@ void stack_tcp_bridge_start(struct stack_tcp *c, uv_tcp_t *app, const uint8_t *e
  * to a slow application, so it finishes as it would have, unless the stack itself is closing.
  * Reset, it dropped those bytes, and the application saw a reset for a transfer that had
  * completed (stack_bridge_readdress_after_close). */
-void stack_tcp_abort_all(struct stack *s)
+void stack_tcp_abort_all(struct stack *s, int family)
 {
     struct v2s_list *n, *next;
     V2S_LIST_FOREACH_SAFE(n, next, &s->conns) {
         struct stack_tcp *c = V2S_LIST_ENTRY(n, struct stack_tcp, node);
+        if (family && c->dst.family != family)
+            continue;
         if (c->state == STACK_TCP_CONNECTING)
             stack_tcp_fail(c, UV_ENETDOWN);
         else if (c->state == STACK_TCP_BRIDGED && (c->pcb || s->closing))

@@ -17,6 +17,7 @@
 #include "stack/tcp.h"
 #include "stack/udp.h"
 #include "test.h"
+#include "tunnel/settings.h"
 
 enum {
     PTB_PEER_ISN = 5000000,
@@ -545,5 +546,71 @@ TEST_IMPL(stack_udp_header_checks)
     }
     stack_udp_close(sock);
     ASSERT_EQ(harness_tun_down(&f.tun), 0);
+    return 0;
+}
+
+/* --- the tunnel up again with another IPv6 address --- */
+
+struct readdr {
+    struct harness_tun_tcp tcp;
+    int resets;
+    uint32_t acked;      /* the highest acknowledgement number the stack sent */
+};
+
+static void readdr_send(struct harness_tun *t, const uint8_t *pkt, size_t len)
+{
+    struct readdr *r = t->arg;
+    (void)len;
+    const uint8_t *tcp = pkt + 20;
+    if (tcp[13] & 0x04)
+        r->resets++;
+    if (tcp[13] & 0x10)
+        r->acked = v2s_get_be32(tcp + 8);
+}
+
+/* A reconnect whose push adds an IPv6 address (or drops it, or changes it) while the IPv4
+ * address stays: the IPv4 connections go on. Every connection was reset, whatever its family.
+ * Then the IPv4 address changes: they are reset, as before. */
+TEST_IMPL(stack_ip6_readdress_keeps_ipv4)
+{
+    static struct readdr r;
+    memset(&r, 0, sizeof(r));
+    const struct harness_tun_tcp_config cfg = {.seed = 29, .port = 80, .isn = 9000, .wnd = 65535, .mss = 1400};
+    harness_tun_tcp_open(&r.tcp, &cfg, readdr_send, &r);
+    uint32_t seq = 9001, our = r.tcp.syn_seq + 1;
+    static const char *const v6s[] = {"fd00:0:0:8::2", "fd00:0:0:8::3", NULL};
+    uint8_t pkt[256], data[10];
+    memset(data, 'z', sizeof(data));
+    for (size_t i = 0; i < ARRAY_SIZE(v6s); i++) {
+        struct tunnel_settings ts;
+        tunnel_settings_init(&ts);
+        ASSERT_EQ(v2s_addr_parse(&ts.addr4, "10.8.0.2"), 0);
+        ts.prefix4 = 24;
+        if (v6s[i]) {
+            ASSERT_EQ(v2s_addr_parse(&ts.addr6, v6s[i]), 0);
+            ts.prefix6 = 64;
+        }
+        ts.mtu = 1400;
+        ASSERT_EQ(stack_tunnel_up(r.tcp.tun.stack, &ts), 0);
+        tunnel_settings_free(&ts);
+        harness_tun_settle(&r.tcp.tun);
+        size_t len = harness_tun_tcp4(pkt, sizeof(pkt), &r.tcp.peer, 80, &r.tcp.us, r.tcp.sport, 0x18, seq, our,
+                                      65535, NULL, 0, data, sizeof(data));
+        harness_tun_inject(&r.tcp.tun, pkt, len);
+        seq += sizeof(data);
+        harness_tun_advance(&r.tcp.tun, 100);
+        ASSERT_ROW(r.resets == 0 && r.tcp.app.done == 0, "%zu", i);
+        ASSERT_ROW(r.acked == seq, "%zu", i);
+    }
+    struct tunnel_settings ts;
+    tunnel_settings_init(&ts);
+    ASSERT_EQ(v2s_addr_parse(&ts.addr4, "10.8.0.9"), 0);
+    ts.prefix4 = 24;
+    ts.mtu = 1400;
+    ASSERT_EQ(stack_tunnel_up(r.tcp.tun.stack, &ts), 0);
+    tunnel_settings_free(&ts);
+    harness_tun_advance(&r.tcp.tun, 100);
+    ASSERT_EQ(r.tcp.app.done, 1);
+    harness_tun_tcp_close(&r.tcp);
     return 0;
 }
