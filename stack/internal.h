@@ -111,7 +111,8 @@ void stack_tcp_output_freed(const void *p, size_t len);
 /* Tests: check every remembered segment against the queue before it is used (aborts if off). */
 void stack_tcp_output_verify(int on);
 /* stack.c: lowers pcb's MSS to fit the path MTU a packet too big gave for its IPv6 destination,
- * when nothing is queued unsent (lwIP's tcp_write() asserts the last unsent segment fits it). */
+ * when nothing is unsent or in flight (lwIP's tcp_write() asserts the last unsent segment fits
+ * it, and its retransmission timeout sends with a window of one MSS). */
 void stack_pmtu_fit_mss(struct tcp_pcb *pcb);
 /* Frees a closing stack once its handles and connections are all gone. */
 void stack_maybe_free(struct stack *s);

@@ -46,7 +46,8 @@
  *   - rtime: timers.c sets -1 (stopped) on a connection with nothing in flight before the TCP
  *     tick sleeps, as lwIP does when the last data is acknowledged.
  *   - mss: stack.c lowers it to a path MTU a packet too big gave (stack_pmtu_fit_mss()), only
- *     while nothing is unsent, as tcp_write() asserts that the last unsent segment fits it; it
+ *     while nothing is unsent or unacknowledged, as tcp_write() asserts that the last unsent
+ *     segment fits it and tcp_slowtmr()'s RTO sets cwnd to one MSS for what it resends; it
  *     walks tcp_active_pcbs and reads remote_ip, local_ip, ports, lastack and snd_nxt to match
  *     the packet too big to a connection.
  *   - snd_wnd_max (read by lwIP only in tcp_write(), to size segments): tcp_send.c raises it to

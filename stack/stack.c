@@ -364,10 +364,11 @@ static err_t stack_ack_sack(struct stack *s, struct stack_held_ack *held, const 
  * out. Here the figure is kept per destination for STACK_PMTU_AGE_MS (RFC 8201 5.3: ten minutes,
  * then the tunnel's MTU is tried again), never below IPv6's minimum of 1280 (RFC 8201 4); an
  * IPv6 packet larger than its destination's path MTU leaves in fragments (stack_send_fragments),
- * and a TCP connection with nothing queued unsent takes the smaller MSS for what it sends next
- * (lwIP's tcp_write() asserts that the last unsent segment fits the MSS, so one with unsent data
- * keeps its MSS and has its segments fragmented). IPv4 needs none of this: lwIP never sets DF,
- * so routers fragment for us. One stack per process, as for lwIP. */
+ * and a TCP connection with nothing unsent or in flight takes the smaller MSS for what it sends
+ * next (lwIP's tcp_write() asserts that the last unsent segment fits the MSS, and its
+ * retransmission timeout resends with a window of one MSS, so a connection with data unsent or
+ * in flight keeps its MSS and has its segments fragmented). IPv4 needs none of this: lwIP never
+ * sets DF, so routers fragment for us. One stack per process, as for lwIP. */
 enum {
     STACK_PMTU_SLOTS = 16,
     STACK_PMTU_AGE_MS = 10 * 60 * 1000,
@@ -463,7 +464,10 @@ static void stack_check_too_big(struct stack *s, const uint8_t *pkt, size_t len)
 
 void stack_pmtu_fit_mss(struct tcp_pcb *pcb)
 {
-    if (!stack_pmtu_used || pcb->unsent || !IP_IS_V6(&pcb->remote_ip))
+    /* Nothing unsent, and nothing in flight either: lwIP's retransmission timeout puts what is
+     * in flight back into unsent with a congestion window of one MSS, and a segment larger than
+     * that is never sent again (the connection hung: stack_icmp_too_big_in_flight). */
+    if (!stack_pmtu_used || pcb->unsent || pcb->unacked || !IP_IS_V6(&pcb->remote_ip))
         return;
     uint32_t mtu = stack_pmtu_get((const uint8_t *)ip_2_ip6(&pcb->remote_ip)->addr);
     if (mtu && pcb->mss > mtu - 40 - 20)

@@ -104,7 +104,7 @@ static int stack_tcp_can_take(const struct stack_tcp *c)
  * unsent (stack_input_window_opens_small). The full MSS it was is kept as the size from then on,
  * as if the peer had offered twice the MSS: the persist timer cuts a segment to a small window
  * anyway (tcp_split_unsent_seg()). The MSS itself comes down to a path MTU a packet too big
- * gave (stack.c) once nothing is unsent. */
+ * gave (stack.c) once nothing is unsent or in flight. */
 static void stack_tcp_segment_size(struct tcp_pcb *pcb)
 {
     stack_pmtu_fit_mss(pcb);

@@ -34,6 +34,8 @@ struct ptb {
     uint32_t link_mtu;      /* the router drops what is larger */
     uint32_t said_mtu;      /* ... and says this in its packet too big */
     int forge;              /* quote a sequence number off by 100000 */
+    size_t first;           /* the first write's size (0: two thirds of the upload) */
+    size_t total;           /* the upload's (0: PTB_UPLOAD) */
     uint16_t sport;         /* the stack's SYN */
     uint32_t syn_seq;
     int syns;
@@ -241,7 +243,7 @@ static size_t ptb_upload(struct ptb *b)
     static uint8_t data[PTB_UPLOAD];
     for (size_t i = 0; i < sizeof(data); i++)
         data[i] = (uint8_t)(i * 7 + i / 251);
-    const size_t first = PTB_UPLOAD * 2 / 3;
+    const size_t first = b->first ? b->first : PTB_UPLOAD * 2 / 3;
     uv_buf_t buf = uv_buf_init((char *)data, first);
     ASSERT_EQ(uv_write(&b->write_req, (uv_stream_t *)&b->app.client, &buf, 1, ptb_written), 0);
     for (int i = 0; i < 600 && b->n_got < first; i++) {
@@ -250,9 +252,10 @@ static size_t ptb_upload(struct ptb *b)
     }
     b->frags_first = b->frags;
     b->whole_after = b->largest_whole_after = 0;
-    buf = uv_buf_init((char *)data + first, sizeof(data) - first);
+    const size_t total = b->total ? b->total : sizeof(data);
+    buf = uv_buf_init((char *)data + first, total - first);
     ASSERT_EQ(uv_write(&b->write_req, (uv_stream_t *)&b->app.client, &buf, 1, ptb_written), 0);
-    for (int i = 0; i < 600 && b->n_got < sizeof(data); i++) {
+    for (int i = 0; i < 600 && b->n_got < total; i++) {
         harness_tun_advance(&b->tun, 50);
         ptb_inject_queued(b);
     }
@@ -283,6 +286,27 @@ TEST_IMPL(stack_icmp_too_big_upload)
     ASSERT_EQ(b.frags, b.frags_first);
     ASSERT(b.whole_after >= 5);
     ASSERT(b.largest_whole_after <= 1280);
+    return 0;
+}
+
+/* The packet too big comes for a write that went out whole (nothing unsent, the dropped segment
+ * still unacknowledged), the first or a later one: the MSS must not come down below that
+ * segment's size while it may be sent again, or lwIP's retransmission timeout, which sets the
+ * congestion window to one (new) MSS, could never send it; the upload arrives whole. */
+TEST_IMPL(stack_icmp_too_big_in_flight)
+{
+    static struct ptb b;
+    memset(&b, 0, sizeof(b));
+    b.link_mtu = b.said_mtu = 1280;
+    for (int round = 0; round < 2; round++) {
+        memset(&b, 0, sizeof(b));
+        b.link_mtu = b.said_mtu = 1280;
+        b.first = round == 0 ? 2000 : 100;
+        b.total = round == 0 ? PTB_UPLOAD : 2100;
+        ASSERT_ROW(ptb_upload(&b) == (round == 0 ? PTB_UPLOAD : 2100), "%d", round);
+        ASSERT_ROW(b.too_big >= 1, "%d", round);
+        ASSERT_ROW(b.largest_frag <= 1280, "%d", round);
+    }
     return 0;
 }
 
