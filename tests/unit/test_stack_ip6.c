@@ -638,3 +638,84 @@ TEST_IMPL(stack_ip6_readdress_keeps_ipv4)
     harness_tun_tcp_close(&r.tcp);
     return 0;
 }
+
+/* --- a UDP datagram to a destination behind a smaller link --- */
+
+struct udp6big {
+    struct harness_tun tun;
+    size_t n_frags, largest;
+    uint8_t whole[8192];  /* the datagram's fragmentable part, as the fragments place it */
+    size_t end;           /* its length once the last fragment came */
+    uint32_t id;
+    int ids;              /* identifications seen */
+};
+
+static void udp6big_send(struct harness_tun *t, const uint8_t *pkt, size_t len)
+{
+    struct udp6big *u = t->arg;
+    if (len < 48 || pkt[0] >> 4 != 6 || pkt[6] != 44)
+        return;
+    u->n_frags++;
+    if (len > u->largest)
+        u->largest = len;
+    uint16_t f = v2s_get_be16(pkt + 42);
+    uint32_t id = v2s_get_be32(pkt + 44);
+    if (u->ids == 0 || id != u->id)
+        u->ids++;
+    u->id = id;
+    size_t off = f & 0xFFF8, n = len - 48;
+    ASSERT_EQ(pkt[40], 17);
+    ASSERT(off + n <= sizeof(u->whole));
+    memcpy(u->whole + off, pkt + 48, n);
+    if (f & 1)
+        ASSERT_EQ(n % 8, 0);
+    else
+        u->end = off + n;
+}
+
+/* A datagram of 4000 bytes to a destination a packet too big named (1300): lwIP cuts it for the
+ * tunnel's MTU (1400) and the stack cuts those fragments again to 1300 (a 1352-byte piece into
+ * 1248 and 104), keeping the offsets, the flags and the identification, so the receiver puts the
+ * same datagram together. */
+TEST_IMPL(stack_icmp_too_big_udp)
+{
+    static struct udp6big u;
+    memset(&u, 0, sizeof(u));
+    const struct harness_tun_config cfg = {.addr6 = "fd00:0:0:8::2", .seed = 31};
+    ASSERT_EQ(harness_tun_up(&u.tun, &cfg, udp6big_send, &u), 0);
+    struct v2s_addr us, peer;
+    ASSERT_EQ(v2s_addr_parse(&us, "fd00:0:0:8::2"), 0);
+    ASSERT_EQ(v2s_addr_parse(&peer, "2001:db8::9"), 0);
+    struct stack_udp *sock = NULL;
+    static struct frag6 sink;
+    ASSERT_EQ(stack_udp_open(u.tun.stack, NULL, 0, frag6_recv, &sink, &sock), 0);
+    uint16_t port = stack_udp_port(sock);
+
+    /* The packet too big, quoting a datagram of ours to the peer. */
+    uint8_t ptb[48 + 48];
+    memset(ptb, 0, sizeof(ptb));
+    ptb_ip6(ptb, &peer, &us, 58, 8 + 48);
+    ptb[40] = 2;
+    v2s_put_be32(ptb + 44, 1300);
+    ptb_ip6(ptb + 48, &us, &peer, 17, 1400 - 40);
+    v2s_put_be16(ptb + 88, port);
+    v2s_put_be16(ptb + 90, 7000);
+    ptb_checksum6(ptb, 58, ptb + 40, 8 + 48, ptb + 42);
+    harness_tun_inject(&u.tun, ptb, sizeof(ptb));
+
+    static uint8_t data[4000];
+    for (size_t i = 0; i < sizeof(data); i++)
+        data[i] = (uint8_t)(i * 11 + 3);
+    ASSERT_EQ(stack_udp_send(sock, &peer, 7000, data, sizeof(data)), 0);
+    harness_tun_settle(&u.tun);
+    ASSERT(u.n_frags >= 4);
+    ASSERT(u.largest <= 1300);
+    ASSERT_EQ(u.ids, 1);
+    ASSERT_EQ(u.end, 8 + sizeof(data));
+    ASSERT_EQ(v2s_get_be16(u.whole + 4), 8 + sizeof(data));
+    ASSERT_MEM_EQ(u.whole + 8, data, sizeof(data));
+
+    stack_udp_close(sock);
+    ASSERT_EQ(harness_tun_down(&u.tun), 0);
+    return 0;
+}
