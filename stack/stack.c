@@ -1,6 +1,7 @@
 /* lwIP on the libuv loop: initialisation, the netif over the tunnel, the timer that runs lwIP's
  * timeouts, and the first look at every packet coming out of the tunnel. */
 #include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -86,9 +87,45 @@ int stack_err_to_uv(err_t err)
  * when the segment is an odd one, and the sender's recovery waits for that ACK. Any other segment
  * while data waits past a hole: the waiting segments are joined first (tcp_ooseq.c), and a
  * segment with nothing new is dropped there. */
+/* lwIP 2.1.3's tcp_parseopt() takes an MSS option from every segment of a connection, not only
+ * from the SYN, and before anything checks the segment (its sequence number included), and as
+ * the peer gave it, without the tunnel's MTU (tcp_eff_send_mss() runs on the handshake only). So
+ * an ACK carrying an MSS option of 64 (from the peer, or forged by anyone who knows the ports)
+ * made the next write abort the process on lwIP's "mss_local is too small" assertion, and one of
+ * 1460 made segments larger than the tunnel's MTU, lost for good. RFC 9293 3.7.1 sends the
+ * option on SYNs only: on any other segment, and on a SYN repeated once the first was taken
+ * (SYN_RCVD), it is turned into NOPs before lwIP reads it. The options lie after the header
+ * (opt1len bytes) and, in a chained pbuf, at opt2; both are the packet's own, writable. */
+static void stack_tcp_options_drop_mss(struct tcp_hdr *hdr, u16_t optlen, u16_t opt1len, const u8_t *opt2)
+{
+    u8_t *first = (u8_t *)hdr + TCP_HLEN, *rest = (u8_t *)(uintptr_t)opt2;
+    u16_t n1 = rest ? opt1len : optlen;
+#define STACK_OPT(i) (*((i) < n1 ? &first[(i)] : &rest[(i) - n1]))
+    for (u16_t i = 0; i < optlen;) {
+        u8_t kind = STACK_OPT(i);
+        if (kind == 0)
+            return;
+        if (kind == 1) {
+            i++;
+            continue;
+        }
+        if (i + 1 >= optlen || STACK_OPT(i + 1) < 2)
+            return; /* lwIP stops there too */
+        u16_t len = STACK_OPT(i + 1);
+        if (kind == 2 && i + len <= optlen) {
+            for (u16_t k = 0; k < len; k++)
+                STACK_OPT(i + k) = 1;
+        }
+        i = (u16_t)(i + len);
+    }
+#undef STACK_OPT
+}
+
 err_t stack_hook_tcp_input(struct tcp_pcb *pcb, struct tcp_hdr *hdr, u16_t optlen, u16_t opt1len,
                            const u8_t *opt2, struct pbuf *p)
 {
+    if (optlen > 0 && pcb->state != SYN_SENT && pcb->state != LISTEN)
+        stack_tcp_options_drop_mss(hdr, optlen, opt1len, opt2);
     /* Before lwIP stamps the pcb with tcp_ticks (timers.c). */
     stack_timers_tcp_touched();
     if ((pcb->state == ESTABLISHED || pcb->state == FIN_WAIT_1 || pcb->state == FIN_WAIT_2) && pcb->ooseq) {
