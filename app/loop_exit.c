@@ -41,3 +41,8 @@ unsigned loop_exit_finish(struct loop_exit *e)
                  e->left == 1 ? "" : "s");
     return e->left;
 }
+
+int loop_exit_code(int pending, int pending_code, int code)
+{
+    return pending ? pending_code : code;
+}

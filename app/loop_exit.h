@@ -30,5 +30,10 @@ void loop_exit_arm(struct loop_exit *e, uv_loop_t *loop);
  * how many requests were left running: then the loop cannot be closed, and the caller ends the
  * process with _exit() rather than through exit(), whose libuv destructor would wait for them. */
 unsigned loop_exit_finish(struct loop_exit *e);
+/* The exit status of a stop asked for with code while an earlier one, with pending_code, waits
+ * for the loop's next turn (pending != 0): the first reason given wins. A tunnel lost and a
+ * SIGTERM read in the same turn (openconnect ending hangs up its script and may be followed by a
+ * TERM from a service manager) otherwise exited 0, as if nothing had gone wrong. */
+int loop_exit_code(int pending, int pending_code, int code);
 
 #endif

@@ -171,7 +171,8 @@ static void app_stop(struct app *a, int code)
     if (a->stopping)
         return;
     a->stopping = 1;
-    a->exit_code = code;
+    /* A SIGTERM read in the turn that a tunnel loss asked for a stop does not hide the loss. */
+    a->exit_code = loop_exit_code(app_stop_pending(a), a->stop_code, code);
     for (size_t i = 0; i < a->n_listeners; i++)
         app_listener_close(&a->listeners[i]);
     a->n_listeners = 0;

@@ -90,3 +90,21 @@ TEST_IMPL(loop_exit_nothing_left)
     ASSERT_EQ(loop_exit_finish(&e), 0);
     return 0;
 }
+
+/* The exit status when a stop is asked for while an earlier one waits for the loop's next turn:
+ * a tunnel lost (3), then SIGTERM (0) in the same turn exits 3, the first reason given. */
+TEST_IMPL(loop_exit_code_first_reason)
+{
+    static const struct {
+        int pending, pending_code, code, want;
+    } cases[] = {
+        {0, 0, 0, 0}, /* SIGTERM alone */
+        {0, 0, 3, 3}, /* the deferred stop itself (its timer is no longer active) */
+        {1, 3, 0, 3}, /* tunnel lost, then SIGTERM in the same turn */
+        {1, 2, 0, 2}, /* authentication failed, then SIGTERM */
+        {1, 3, 1, 3}, /* tunnel lost, then a failure at startup */
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+        ASSERT_EQ(loop_exit_code(cases[i].pending, cases[i].pending_code, cases[i].code), cases[i].want);
+    return 0;
+}
