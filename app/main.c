@@ -397,7 +397,7 @@ static int app_run(struct app *a)
      * (VPNPID set but no pidfd), SIGHUP keeps its old meaning. */
     if (a->opt.conf) {
         a->hup_reloads = tunnel_env_vpnpid(app_getenv, NULL) <= 0 || a->vpn_watch_fd >= 0;
-        if (!a->hup_reloads)
+        if (!a->hup_reloads && !app_stop_pending(a)) /* not when it has ended already */
             v2s_warn("%s: SIGHUP will not reload it: the VPN client's process cannot be watched, so SIGHUP "
                      "keeps meaning that it ended the session",
                      a->opt.conf);

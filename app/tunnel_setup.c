@@ -5,12 +5,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <uv.h>
 
 #include "app/app.h"
+#include "app/vpn_watch.h"
 #include "base/log.h"
 #include "stack/stack.h"
 #include "tunnel/fd.h"
@@ -126,9 +126,16 @@ void app_watch_vpn_client(struct app *a)
     long pid = tunnel_env_vpnpid(app_getenv, NULL);
     if (pid <= 0)
         return;
-    int fd = (int)syscall(SYS_pidfd_open, (pid_t)pid, 0);
-    if (fd < 0) {
-        v2s_debug("cannot watch the VPN client (pid %ld): %s", pid, strerror(errno));
+    int fd;
+    int rc = vpn_watch_open(pid, &fd);
+    if (rc == VPN_WATCH_GONE) {
+        /* As if the watch had fired: waiting for a packet write to fail could take forever on an
+         * idle tunnel. The stop comes on the loop's next turn. */
+        app_tunnel_down(a, TUNNEL_DOWN_CLOSED, "the VPN client process exited");
+        return;
+    }
+    if (rc < 0) {
+        v2s_debug("cannot watch the VPN client (pid %ld): %s", pid, strerror(-rc));
         return;
     }
     if (uv_poll_init(a->loop, &a->vpn_watch, fd) < 0) {

@@ -1,0 +1,20 @@
+/* The VPN client process watch's pidfd (see vpn_watch.h). */
+#include "app/vpn_watch.h"
+
+#include <errno.h>
+#include <sys/syscall.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+int vpn_watch_open(long pid, int *fd)
+{
+    int r = (int)syscall(SYS_pidfd_open, (pid_t)pid, 0);
+    if (r >= 0) {
+        *fd = r;
+        return 0;
+    }
+    /* openconnect exited (and was reaped) before we got here: ESRCH, not "cannot watch". */
+    if (errno == ESRCH)
+        return VPN_WATCH_GONE;
+    return -errno;
+}
