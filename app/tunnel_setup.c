@@ -160,12 +160,21 @@ const char *app_getenv(void *arg, const char *name)
     return getenv(name);
 }
 
+extern char **environ; /* POSIX: declared by the program that uses it */
+
 /* The tunnel settings: the environment openconnect gives the script, then the command line. */
 static int app_settings(struct app *a, struct tunnel_settings *ts)
 {
     const struct tunnel_settings *o = &a->opt.overrides;
     char err[256];
-    if (tunnel_settings_from_script_env(ts, app_getenv, NULL, err, sizeof(err)) < 0) {
+    /* Indexed once: thousands of split routes are thousands of lookups (tunnel/settings.h). */
+    struct tunnel_env env;
+    int indexed = tunnel_env_init(&env, environ) == 0;
+    int rc = indexed ? tunnel_settings_from_script_env(ts, tunnel_env_get, &env, err, sizeof(err))
+                     : tunnel_settings_from_script_env(ts, app_getenv, NULL, err, sizeof(err));
+    if (indexed)
+        tunnel_env_free(&env);
+    if (rc < 0) {
         v2s_error("%s", err);
         return -EINVAL;
     }

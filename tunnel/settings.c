@@ -393,6 +393,82 @@ int tunnel_settings_from_script_env(struct tunnel_settings *s, tunnel_getenv_fn 
     return tunnel_settings_from_env(s, get, arg, err, errcap);
 }
 
+struct tunnel_env_var {
+    const char *entry; /* "NAME=VALUE" */
+    size_t name_len;
+    size_t order; /* its place in envp: of two with the same name, the first wins, as in getenv() */
+};
+
+static int settings_env_cmp_name(const char *a, size_t alen, const char *b, size_t blen)
+{
+    int c = memcmp(a, b, alen < blen ? alen : blen);
+    if (c != 0)
+        return c;
+    return alen < blen ? -1 : alen > blen;
+}
+
+static int settings_env_cmp(const void *x, const void *y)
+{
+    const struct tunnel_env_var *a = x, *b = y;
+    int c = settings_env_cmp_name(a->entry, a->name_len, b->entry, b->name_len);
+    if (c != 0)
+        return c;
+    return a->order < b->order ? -1 : a->order > b->order;
+}
+
+int tunnel_env_init(struct tunnel_env *e, char *const *envp)
+{
+    size_t n = 0;
+    e->vars = NULL;
+    e->n = 0;
+    while (envp[n] != NULL)
+        n++;
+    if (n == 0)
+        return 0;
+    if (!(e->vars = malloc(n * sizeof(*e->vars))))
+        return -ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        const char *eq = strchr(envp[i], '=');
+        if (eq == NULL)
+            continue; /* getenv() never matches it */
+        e->vars[e->n++] = (struct tunnel_env_var){.entry = envp[i], .name_len = (size_t)(eq - envp[i]), .order = i};
+    }
+    qsort(e->vars, e->n, sizeof(*e->vars), settings_env_cmp);
+    /* Keeps the first of each name. */
+    size_t kept = 0;
+    for (size_t i = 0; i < e->n; i++)
+        if (kept == 0 || settings_env_cmp_name(e->vars[kept - 1].entry, e->vars[kept - 1].name_len,
+                                               e->vars[i].entry, e->vars[i].name_len) != 0)
+            e->vars[kept++] = e->vars[i];
+    e->n = kept;
+    return 0;
+}
+
+void tunnel_env_free(struct tunnel_env *e)
+{
+    free(e->vars);
+    e->vars = NULL;
+    e->n = 0;
+}
+
+const char *tunnel_env_get(void *arg, const char *name)
+{
+    const struct tunnel_env *e = arg;
+    size_t len = strlen(name), lo = 0, hi = e->n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        const struct tunnel_env_var *v = &e->vars[mid];
+        int c = settings_env_cmp_name(name, len, v->entry, v->name_len);
+        if (c == 0)
+            return v->entry + v->name_len + 1;
+        if (c < 0)
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
+    return NULL;
+}
+
 int tunnel_env_vpnfd(tunnel_getenv_fn get, void *arg, int *fd, char *err, size_t errcap)
 {
     const char *env = get(arg, "VPNFD");

@@ -40,6 +40,22 @@ typedef const char *(*tunnel_getenv_fn)(void *arg, const char *name);
 int tunnel_settings_from_env(struct tunnel_settings *s, tunnel_getenv_fn get, void *arg,
                              char *err, size_t errcap);
 
+/* The process environment read once, looked up by name in log time: openconnect exports up to three
+ * variables per split route, and getenv() scans the whole environment for each, so thousands of
+ * routes made startup quadratic (4096 + 4096 IPv4 routes: 2.0 s of getenv()). */
+struct tunnel_env_var;
+struct tunnel_env {
+    struct tunnel_env_var *vars; /* sorted by name, one per name */
+    size_t n;
+};
+/* Indexes envp ("NAME=VALUE" strings, NULL-terminated: environ), which must stay as it is while e
+ * is used. 0 or -ENOMEM. */
+int tunnel_env_init(struct tunnel_env *e, char *const *envp);
+void tunnel_env_free(struct tunnel_env *e);
+/* A tunnel_getenv_fn over arg, a struct tunnel_env: what getenv() answers for envp (of a name
+ * given twice the first, an entry without '=' never), as a pointer into envp. */
+const char *tunnel_env_get(void *arg, const char *name);
+
 /* The rest of what openconnect's --script-tun environment says, read through the same callback
  * (getenv in the process, a table in the unit tests). */
 
