@@ -185,7 +185,7 @@ step 'cp /usr/lib/systemd/system/vpn2socks@.service /tmp/vpn2socks@test.service 
 # The files laid out as examples/systemd/README.md says, read as the unit reads them: an
 # arbitrary uid (a dynamic user's) with the vpn2socks group beside it and no capabilities. The
 # secret is accepted (vpn2socks still runs after 2 s, trying the absent server), and refused
-# (status 1) without the group.
+# (status 1) without the group. The SOCKS port is a fixed one, as port 0 is refused (0491c69).
 chroot "$m" sh -c '
     set -e
     install -d -m 0750 -g vpn2socks /etc/vpn2socks/work
@@ -196,7 +196,7 @@ chroot "$m" sh -c '
     install -m 0640 -g vpn2socks /tmp/client.key /etc/vpn2socks/work/client.key
     printf "client\ndev tun\nproto udp\nremote 127.0.0.1 9\nremote-cert-tls server\nca ca.crt\ncert client.crt\nkey client.key\n" \
         >/etc/vpn2socks/work/config.ovpn
-    printf "config = /etc/vpn2socks/work/config.ovpn\nsocks = 127.0.0.1:0\n" >/etc/vpn2socks/work.conf
+    printf "config = /etc/vpn2socks/work/config.ovpn\nsocks = 127.0.0.1:41983\n" >/etc/vpn2socks/work.conf
     chmod 0644 /etc/vpn2socks/work/config.ovpn /etc/vpn2socks/work.conf'
 gid=$(chroot "$m" getent group vpn2socks | cut -d: -f3)
 step "timeout 2 setpriv --reuid=61234 --regid=61234 --groups=$gid --inh-caps=-all --bounding-set=-all vpn2socks --conf /etc/vpn2socks/work.conf 2>&1; test \$? = 124"
