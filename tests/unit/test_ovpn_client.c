@@ -443,6 +443,19 @@ static void advance(struct world *w, uint64_t ms)
     ovpn_timers_run(&w->c->timers);
 }
 
+/* Sends len bytes of ip through the client and returns the key id its first packet to the server
+ * went with (-1: none went, or not as data); the server then takes what was sent. */
+static int send_key(struct world *w, const uint8_t *ip, size_t len)
+{
+    w->n_to_server = 0;
+    int kid = -1;
+    if (tunnel_send(&w->c->t, ip, len) == 0 && w->n_to_server > 0 &&
+        w->to_server[0][0] >> OVPN_OPCODE_SHIFT == OVPN_OP_DATA_V2)
+        kid = w->to_server[0][0] & OVPN_KEY_ID_MASK;
+    pump(w);
+    return kid;
+}
+
 /* ---- the world ---- */
 
 static void ev_up(void *arg, const struct tunnel_settings *s)
@@ -1948,34 +1961,22 @@ TEST_IMPL(ovpn_client_reneg_old_key_until_server_ready)
     srv_key_find(&w.srv, 1)->active = 1;
     advance(&w, started + 59900 - w.now);
     pump(&w);
-    w.n_to_server = 0;
-    ASSERT_EQ(tunnel_send(&w.c->t, ip, sizeof(ip)), 0);
-    ASSERT_EQ(w.to_server[0][0], OVPN_OP_BYTE(OVPN_OP_DATA_V2, 0));
-    pump(&w);
+    ASSERT_EQ(send_key(&w, ip, sizeof(ip)), 0);
     advance(&w, 100);
     pump(&w);
-    w.n_to_server = 0;
-    ASSERT_EQ(tunnel_send(&w.c->t, ip, sizeof(ip)), 0);
-    ASSERT_EQ(w.to_server[0][0], OVPN_OP_BYTE(OVPN_OP_DATA_V2, 1));
-    pump(&w);
+    ASSERT_EQ(send_key(&w, ip, sizeof(ip)), 1);
     ASSERT_EQ(w.srv.data_dropped, 0);
     /* Key 2: the server sends with it first, which says it has it: the client follows. */
     srv_renegotiate(&w, 2);
     pump(&w);
     ASSERT_EQ(w.c->keys[w.c->primary].key_id, 2);
-    w.n_to_server = 0;
-    ASSERT_EQ(tunnel_send(&w.c->t, ip, sizeof(ip)), 0);
-    ASSERT_EQ(w.to_server[0][0], OVPN_OP_BYTE(OVPN_OP_DATA_V2, 1));
-    pump(&w);
+    ASSERT_EQ(send_key(&w, ip, sizeof(ip)), 1);
     srv_key_find(&w.srv, 2)->active = 1;
     struct ovpn_data_key *k2 = data_pair(&w, &w.c->keys[w.c->primary]);
     size_t rx = w.rx_count;
     srv_send_data(&w, k2, ip, sizeof(ip), NULL);
     ASSERT_EQ(w.rx_count, rx + 1);
-    w.n_to_server = 0;
-    ASSERT_EQ(tunnel_send(&w.c->t, ip, sizeof(ip)), 0);
-    ASSERT_EQ(w.to_server[0][0], OVPN_OP_BYTE(OVPN_OP_DATA_V2, 2));
-    pump(&w);
+    ASSERT_EQ(send_key(&w, ip, sizeof(ip)), 2);
     /* Key 3: the old key runs out of packet ids: the new one at once, nothing refused. */
     srv_renegotiate(&w, 3);
     pump(&w);
@@ -2010,10 +2011,7 @@ TEST_IMPL(ovpn_client_reneg_bytes_switches_at_once)
         pump(&w);
     }
     ASSERT_EQ(w.c->keys[w.c->primary].key_id, 1);
-    w.n_to_server = 0;
-    ASSERT_EQ(tunnel_send(&w.c->t, ip, sizeof(ip)), 0);
-    ASSERT_EQ(w.to_server[0][0], OVPN_OP_BYTE(OVPN_OP_DATA_V2, 1));
-    pump(&w);
+    ASSERT_EQ(send_key(&w, ip, sizeof(ip)), 1);
     ASSERT_EQ(w.srv.data_dropped, 0);
     world_close(&w);
     return 0;
