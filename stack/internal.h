@@ -110,10 +110,21 @@ err_t stack_tcp_output(struct tcp_pcb *pcb);
 void stack_tcp_output_freed(const void *p, size_t len);
 /* Tests: check every remembered segment against the queue before it is used (aborts if off). */
 void stack_tcp_output_verify(int on);
-/* stack.c: lowers pcb's MSS to fit the path MTU a packet too big gave for its IPv6 destination,
- * when nothing is unsent or in flight (lwIP's tcp_write() asserts the last unsent segment fits
- * it, and its retransmission timeout sends with a window of one MSS). */
+/* stack.c: hands one IP packet to the tunnel. */
+err_t stack_send(struct stack *s, const uint8_t *pkt, size_t len);
+/* pmtu.c, the path MTUs that IPv6 packets too big gave (RFC 8201). */
+/* Takes in a packet too big from the tunnel (pkt, len: the whole IPv6 packet). */
+void stack_pmtu_too_big(struct stack *s, const uint8_t *pkt, size_t len);
+/* The path MTU that the IPv6 packet pkt exceeds, or 0 (it fits, or none is known). */
+uint32_t stack_pmtu_exceeded(const uint8_t *pkt, size_t len);
+/* Sends the IPv6 packet pkt in fragments of at most mtu bytes. */
+err_t stack_pmtu_send_fragments(struct stack *s, const uint8_t *pkt, size_t len, uint32_t mtu);
+/* Lowers pcb's MSS to fit the path MTU of its IPv6 destination, when nothing is unsent or in
+ * flight (lwIP's tcp_write() asserts the last unsent segment fits it, and its retransmission
+ * timeout sends with a window of one MSS). */
 void stack_pmtu_fit_mss(struct tcp_pcb *pcb);
+/* Forgets every path MTU (the stack is freed). */
+void stack_pmtu_forget(void);
 /* Frees a closing stack once its handles and connections are all gone. */
 void stack_maybe_free(struct stack *s);
 

@@ -45,7 +45,7 @@
  *     clear rttest and rtime after a resend (Karn).
  *   - rtime: timers.c sets -1 (stopped) on a connection with nothing in flight before the TCP
  *     tick sleeps, as lwIP does when the last data is acknowledged.
- *   - mss: stack.c lowers it to a path MTU a packet too big gave (stack_pmtu_fit_mss()), only
+ *   - mss: pmtu.c lowers it to a path MTU a packet too big gave (stack_pmtu_fit_mss()), only
  *     while nothing is unsent or unacknowledged, as tcp_write() asserts that the last unsent
  *     segment fits it and tcp_slowtmr()'s RTO sets cwnd to one MSS for what it resends; it
  *     walks tcp_active_pcbs and reads remote_ip, local_ip, ports, lastack and snd_nxt to match
