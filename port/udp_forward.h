@@ -30,9 +30,10 @@ struct port_udp_config {
  * error (UV_EINVAL: host empty or too long, max_flows or idle_timeout_ms 0). */
 int port_udp_local_new(struct port_udp **out, const struct port_udp_config *cfg, struct outbound *ob,
                        const struct sockaddr *addr);
-/* -R: listens in the tunnel on local (NULL, 0.0.0.0 or ::: every tunnel address) and port; each remote client's
- * flow is a host UDP socket connected to the destination. s must outlive the forward (or be
- * closed first: its sockets are then detached, see stack/udp.h). 0 or a negative uv error. */
+/* -R: listens in the tunnel on local (NULL, 0.0.0.0 or ::: every tunnel address) and port; each
+ * remote client's flow is a host UDP socket connected to the destination. s must outlive the
+ * forward (or be closed first: its sockets are then detached, see stack/udp.h). 0 or a negative uv
+ * error. */
 int port_udp_remote_new(struct port_udp **out, const struct port_udp_config *cfg, struct stack *s,
                         const struct v2s_addr *local, uint16_t port);
 /* -L: the address the socket is bound to (the port the kernel chose for port 0). 0 or a uv

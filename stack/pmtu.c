@@ -1,16 +1,16 @@
-/* Path MTUs below the tunnel's (RFC 8201). A router past the VPN server whose next link is
- * smaller than our tunnel's MTU drops an IPv6 packet too large for it (routers never fragment
- * IPv6) and says so with a packet too big. lwIP 2.1.3 keeps such a figure only in a destination
- * cache that our netif never fills, so it dropped every one: each full-sized segment of an
- * upload was lost again at every resend and the connection hung until its retransmissions ran
- * out. Here the figure is kept per destination for STACK_PMTU_AGE_MS (RFC 8201 5.3: ten minutes,
- * then the tunnel's MTU is tried again), never below IPv6's minimum of 1280 (RFC 8201 4); an
- * IPv6 packet larger than its destination's path MTU leaves in fragments
- * (stack_pmtu_send_fragments()), and a TCP connection with nothing unsent or in flight takes the smaller MSS for what it sends
- * next (lwIP's tcp_write() asserts that the last unsent segment fits the MSS, and its
- * retransmission timeout resends with a window of one MSS, so a connection with data unsent or
- * in flight keeps its MSS and has its segments fragmented). IPv4 needs none of this: lwIP never
- * sets DF, so routers fragment for us. One stack per process, as for lwIP. */
+/* Path MTUs below the tunnel's (RFC 8201). A router past the VPN server whose next link is smaller
+ * than our tunnel's MTU drops an IPv6 packet too large for it (routers never fragment IPv6) and
+ * says so with a packet too big. lwIP 2.1.3 keeps such a figure only in a destination cache that
+ * our netif never fills, so it dropped every one: each full-sized segment of an upload was lost
+ * again at every resend and the connection hung until its retransmissions ran out. Here the figure
+ * is kept per destination for STACK_PMTU_AGE_MS (RFC 8201 5.3: ten minutes, then the tunnel's MTU
+ * is tried again), never below IPv6's minimum of 1280 (RFC 8201 4); an IPv6 packet larger than its
+ * destination's path MTU leaves in fragments (stack_pmtu_send_fragments()), and a TCP connection
+ * with nothing unsent or in flight takes the smaller MSS for what it sends next (lwIP's tcp_write()
+ * asserts that the last unsent segment fits the MSS, and its retransmission timeout resends with a
+ * window of one MSS, so a connection with data unsent or in flight keeps its MSS and has its
+ * segments fragmented). IPv4 needs none of this: lwIP never sets DF, so routers fragment for us.
+ * One stack per process, as for lwIP. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -77,10 +77,10 @@ static void stack_pmtu_set(const uint8_t *dst, uint32_t mtu)
     slot->expires = now + STACK_PMTU_AGE_MS;
 }
 
-/* A packet too big from the tunnel (pkt, len: the whole IPv6 packet). Taken when it quotes a
- * packet from our address, and for a TCP quote only when it names a connection of ours and a
- * sequence number in flight (RFC 5927, as stack.c does for the other errors); a forged one could only make us
- * fragment down to 1280 bytes anyway. */
+/* A packet too big from the tunnel (pkt, len: the whole IPv6 packet). Taken when it quotes a packet
+ * from our address, and for a TCP quote only when it names a connection of ours and a sequence
+ * number in flight (RFC 5927, as stack.c does for the other errors); a forged one could only make
+ * us fragment down to 1280 bytes anyway. */
 void stack_pmtu_too_big(struct stack *s, const uint8_t *pkt, size_t len)
 {
     struct packet_too_big tb;

@@ -6,8 +6,9 @@
  * Servers: a lookup starts at the server with the fewest recent failures (ties: the first in the
  * tunnel's order, as resolv.conf does). A server that let an attempt time out without a word,
  * answered SERVFAIL/REFUSED, or was named by an ICMP error for the attempt's query (port or host
- * unreachable: the attempt ends at once) has one failure more; any answer from it clears them; failures older
- * than RESOLVER_FORGET_MS are forgotten, so a server that came back is tried again.
+ * unreachable: the attempt ends at once) has one failure more; any answer from it clears them;
+ * failures older than RESOLVER_FORGET_MS are forgotten, so a server that came back is tried
+ * again.
  *
  * Truncated answers (TC): the same question goes to the same server over TCP (dnstcp.c) within the
  * attempt's time. When that exchange fails (a server or a firewall that refuses DNS over TCP) or
