@@ -157,7 +157,7 @@ int harness_tun_down(struct harness_tun *t)
 }
 
 /* The Internet checksum of what sum already holds plus n bytes at p. */
-static uint32_t harness_tun_sum(uint32_t sum, const uint8_t *p, size_t n)
+uint32_t harness_tun_sum(uint32_t sum, const uint8_t *p, size_t n)
 {
     for (size_t i = 0; i + 1 < n; i += 2)
         sum += v2s_get_be16(p + i);
@@ -166,7 +166,7 @@ static uint32_t harness_tun_sum(uint32_t sum, const uint8_t *p, size_t n)
     return sum;
 }
 
-static uint16_t harness_tun_fold(uint32_t sum)
+uint16_t harness_tun_fold(uint32_t sum)
 {
     while (sum >> 16)
         sum = (sum & 0xFFFF) + (sum >> 16);

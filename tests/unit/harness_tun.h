@@ -62,6 +62,10 @@ void harness_tun_settle(struct harness_tun *t);
  * called back (0 when all is well), or -1 when the stack never called back. */
 int harness_tun_down(struct harness_tun *t);
 
+/* The Internet checksum (RFC 1071) of what sum already holds plus n bytes at p, and its final
+ * fold and complement. */
+uint32_t harness_tun_sum(uint32_t sum, const uint8_t *p, size_t n);
+uint16_t harness_tun_fold(uint32_t sum);
 /* Writes an IPv4 UDP packet from src:sport to dst:dport carrying payload, with correct IP and
  * UDP checksums (lwIP checks both). Returns its length, 0 when it does not fit cap. */
 size_t harness_tun_udp4(uint8_t *pkt, size_t cap, const struct v2s_addr *src, uint16_t sport,

@@ -57,22 +57,6 @@ struct ptb {
     uv_write_t write_req;
 };
 
-static uint32_t ptb_sum(uint32_t sum, const uint8_t *p, size_t n)
-{
-    for (size_t i = 0; i + 1 < n; i += 2)
-        sum += v2s_get_be16(p + i);
-    if (n & 1)
-        sum += (uint32_t)p[n - 1] << 8;
-    return sum;
-}
-
-static uint16_t ptb_fold(uint32_t sum)
-{
-    while (sum >> 16)
-        sum = (sum & 0xFFFF) + (sum >> 16);
-    return (uint16_t)~sum;
-}
-
 /* An IPv6 header from src to dst for nexth carrying plen bytes. */
 static void ptb_ip6(uint8_t *pkt, const struct v2s_addr *src, const struct v2s_addr *dst, uint8_t nexth, size_t plen)
 {
@@ -89,8 +73,8 @@ static void ptb_ip6(uint8_t *pkt, const struct v2s_addr *src, const struct v2s_a
  * out. */
 static void ptb_checksum6(const uint8_t *ip, uint8_t nexth, const uint8_t *p, size_t n, uint8_t *out)
 {
-    uint32_t sum = ptb_sum(0, ip + 8, 32) + nexth + (uint32_t)n;
-    v2s_put_be16(out, ptb_fold(ptb_sum(sum, p, n)));
+    uint32_t sum = harness_tun_sum(0, ip + 8, 32) + nexth + (uint32_t)n;
+    v2s_put_be16(out, harness_tun_fold(harness_tun_sum(sum, p, n)));
 }
 
 static void ptb_queue(struct ptb *b, const uint8_t *pkt, size_t len)
@@ -516,9 +500,9 @@ static void udp_recheck(uint8_t *pkt, size_t hlen, size_t len)
     uint8_t *udp = pkt + hlen;
     size_t n = len - hlen;
     udp[6] = udp[7] = 0;
-    uint32_t sum = hlen == 40 ? ptb_sum(0, pkt + 8, 32) : ptb_sum(0, pkt + 12, 8);
+    uint32_t sum = hlen == 40 ? harness_tun_sum(0, pkt + 8, 32) : harness_tun_sum(0, pkt + 12, 8);
     sum += 17 + (uint32_t)n;
-    uint16_t ck = ptb_fold(ptb_sum(sum, udp, n));
+    uint16_t ck = harness_tun_fold(harness_tun_sum(sum, udp, n));
     v2s_put_be16(udp + 6, ck ? ck : 0xFFFF);
 }
 
