@@ -86,6 +86,9 @@ enum {
      * in tcp_budget.c). */
     STACK_MEM_HIGH = 256 * 1024 * 1024,
     STACK_RX_HIGH = 128 * 1024 * 1024,
+    /* The least MSS taken from a peer's SYN or SYN-ACK (stack.c): Linux's tcp_min_snd_mss, whose
+     * default is 48 (TCP_MIN_SND_MSS). */
+    STACK_TCP_MSS_FLOOR = 48,
 };
 
 void stack_sys_init(uv_loop_t *loop);

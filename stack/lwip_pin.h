@@ -127,8 +127,9 @@
  *     the last fragment's, and ip6_reass() asserts on it for a fragment header inside the
  *     datagram (stack.c drops fragments whose next header is an extension header);
  *   - tcp_parseopt() takes an MSS option from any segment, before the segment is checked and
- *     without the MTU clamp of the handshake (stack.c's input hook turns it into NOPs but on a
- *     SYN in SYN_SENT or LISTEN; it writes the options in place, after lwIP checked the sum);
+ *     without the MTU clamp of the handshake, and any MSS from 1 up (stack.c's input hook turns
+ *     it into NOPs but on a SYN in SYN_SENT or LISTEN, and there raises one below
+ *     STACK_TCP_MSS_FLOOR to it; it writes the options in place, after lwIP checked the sum);
  *   - ip6_input() reads an extension header's length byte (and an option's) before it checks
  *     that the header is inside the packet (stack.c drops packets that end inside one);
  *   - tcp_write() walks the whole unsent queue to find its end (tcp_send.c keeps it short);

@@ -82,21 +82,27 @@ int stack_err_to_uv(err_t err)
 
 /* --- lwIP's TCP input hook --- */
 
-/* Besides: data at the left edge of a hole, which fills it or part of it, is acknowledged at once
- * (RFC 5681 4.2); lwIP would hold the ACK for a whole hole filled to its next fast timer tick
- * when the segment is an odd one, and the sender's recovery waits for that ACK. Any other segment
- * while data waits past a hole: the waiting segments are joined first (tcp_ooseq.c), and a
- * segment with nothing new is dropped there. */
-/* lwIP 2.1.3's tcp_parseopt() takes an MSS option from every segment of a connection, not only
- * from the SYN, and before anything checks the segment (its sequence number included), and as
- * the peer gave it, without the tunnel's MTU (tcp_eff_send_mss() runs on the handshake only). So
- * an ACK carrying an MSS option of 64 (from the peer, or forged by anyone who knows the ports)
- * made the next write abort the process on lwIP's "mss_local is too small" assertion, and one of
- * 1460 made segments larger than the tunnel's MTU, lost for good. RFC 9293 3.7.1 sends the
- * option on SYNs only: on any other segment, and on a SYN repeated once the first was taken
- * (SYN_RCVD), it is turned into NOPs before lwIP reads it. The options lie after the header
- * (opt1len bytes) and, in a chained pbuf, at opt2; both are the packet's own, writable. */
-static void stack_tcp_options_drop_mss(struct tcp_hdr *hdr, u16_t optlen, u16_t opt1len, const u8_t *opt2)
+/* The MSS option, before lwIP reads it (in place: lwIP checked the sum before the hook, and the
+ * segment is the packet's own, writable; the options lie after the header, opt1len bytes of them,
+ * and in a chained pbuf the rest at opt2).
+ *
+ * Any segment but a SYN in SYN_SENT or LISTEN: the option is turned into NOPs. lwIP 2.1.3's
+ * tcp_parseopt() takes it from every segment of a connection, before anything checks the segment
+ * (its sequence number included), and as the peer gave it, without the tunnel's MTU
+ * (tcp_eff_send_mss() runs on the handshake only). So an ACK carrying an MSS option of 64 (from
+ * the peer, or forged by anyone who knows the ports) made the next write abort the process on
+ * lwIP's "mss_local is too small" assertion, and one of 1460 made segments larger than the
+ * tunnel's MTU, lost for good. RFC 9293 3.7.1 sends the option on SYNs only, so it counts on
+ * the SYN-ACK of our connects and on the SYN a listener (-R, SOCKS BIND) takes, nowhere else,
+ * not on a SYN repeated once the first was taken (SYN_RCVD) either.
+ *
+ * The SYN and SYN-ACK: an MSS below STACK_TCP_MSS_FLOOR is raised to it. lwIP takes any MSS
+ * from 1 up, and a host on the VPN side that announced 1 or 8 bytes had every upload to it cut
+ * into segments of that size, a packet and an lwIP segment for each few bytes of a send buffer
+ * of 4 MiB (the CPU and memory cost of CVE-2019-11479, which Linux answered with a floor of its
+ * own, tcp_min_snd_mss). The tunnel's MTU still caps it (tcp_eff_send_mss() runs after), and so
+ * does the path MTU of an IPv6 packet too big (pmtu.c, never below 1280 - 60). */
+static void stack_tcp_options_mss(struct tcp_hdr *hdr, u16_t optlen, u16_t opt1len, const u8_t *opt2, int syn)
 {
     u8_t *first = (u8_t *)hdr + TCP_HLEN, *rest = (u8_t *)(uintptr_t)opt2;
     u16_t n1 = rest ? opt1len : optlen;
@@ -113,19 +119,34 @@ static void stack_tcp_options_drop_mss(struct tcp_hdr *hdr, u16_t optlen, u16_t 
             return; /* lwIP stops there too */
         u16_t len = STACK_OPT(i + 1);
         if (kind == 2 && i + len <= optlen) {
-            for (u16_t k = 0; k < len; k++)
-                STACK_OPT(i + k) = 1;
+            if (!syn) {
+                for (u16_t k = 0; k < len; k++)
+                    STACK_OPT(i + k) = 1;
+            } else if (len == 4) {
+                /* 0 stays: lwIP reads it as no option (TCP_MSS, then the MTU's). */
+                u16_t mss = (u16_t)(STACK_OPT(i + 2) << 8 | STACK_OPT(i + 3));
+                if (mss != 0 && mss < STACK_TCP_MSS_FLOOR) {
+                    STACK_OPT(i + 2) = (u8_t)(STACK_TCP_MSS_FLOOR >> 8);
+                    STACK_OPT(i + 3) = (u8_t)(STACK_TCP_MSS_FLOOR & 0xFF);
+                }
+            }
         }
         i = (u16_t)(i + len);
     }
 #undef STACK_OPT
 }
 
+/* After the MSS option (above): data at the left edge of a hole, which fills it or part of it, is
+ * acknowledged at once (RFC 5681 4.2); lwIP would hold the ACK for a whole hole filled to its next
+ * fast timer tick when the segment is an odd one, and the sender's recovery waits for that ACK.
+ * Any other segment while data waits past a hole: the waiting segments are joined first
+ * (tcp_ooseq.c), and a segment with nothing new is dropped there. */
 err_t stack_hook_tcp_input(struct tcp_pcb *pcb, struct tcp_hdr *hdr, u16_t optlen, u16_t opt1len,
                            const u8_t *opt2, struct pbuf *p)
 {
-    if (optlen > 0 && pcb->state != SYN_SENT && pcb->state != LISTEN)
-        stack_tcp_options_drop_mss(hdr, optlen, opt1len, opt2);
+    if (optlen > 0)
+        stack_tcp_options_mss(hdr, optlen, opt1len, opt2,
+                              (pcb->state == SYN_SENT || pcb->state == LISTEN) && (TCPH_FLAGS(hdr) & TCP_SYN));
     /* Before lwIP stamps the pcb with tcp_ticks (timers.c). */
     stack_timers_tcp_touched();
     if ((pcb->state == ESTABLISHED || pcb->state == FIN_WAIT_1 || pcb->state == FIN_WAIT_2) && pcb->ooseq) {

@@ -132,10 +132,11 @@ ssize_t stack_tcp_push(struct stack_tcp *c, const uint8_t *data, size_t len)
         err_t e = tcp_write(c->pcb, data + off, (u16_t)chunk, flags);
         if (e == ERR_MEM && chunk > 1 && tcp_sndqueuelen(c->pcb) < TCP_SND_QUEUELEN) {
             /* lwIP takes a write whole or not at all. Its segments hold a few bytes when the
-             * peer announced a tiny MSS (1 is legal) or window, and then a write of 64 KiB needs
-             * more of them than lwIP queues (TCP_SND_QUEUELEN): refused every time, with nothing
-             * in flight whose ACK would bring us back, the upload hung for good
-             * (stack_input_mss_tiny). So less is tried, down to one byte. */
+             * peer offered a tiny window (half the largest it offered, a byte for 2), as they did
+             * for a tiny MSS before stack.c's floor, and then a write of 64 KiB needs more of them
+             * than lwIP queues (TCP_SND_QUEUELEN): refused every time, with nothing in flight
+             * whose ACK would bring us back, the upload hung for good (stack_input_window_tiny).
+             * So less is tried, down to one byte. */
             most = chunk / 2;
             continue;
         }

@@ -553,6 +553,60 @@ TEST_IMPL(stack_listen_syn_backlog)
     return 0;
 }
 
+/* A peer whose SYN announces an MSS of 1 byte: lwIP took it, and what the application sent back
+ * left one byte a segment (CVE-2019-11479's cost). It is raised to the floor of 48, as Linux
+ * does: every segment but the last carries 48 bytes, and the bytes arrive in order. */
+TEST_IMPL(stack_listen_mss_floor)
+{
+    static struct held h;
+    struct rp *r = &h.r;
+    rp_up(r);
+    memset(&h.app, 0, sizeof(h.app));
+    struct stack_tcp_listener *lst;
+    ASSERT_EQ(stack_tcp_listen(r->tun.stack, &r->us, 9000, held_accept, &h, &lst), 0);
+    static const uint8_t opts[8] = {2, 4, 0, 1, 1, 3, 3, 0};
+    rp_segment(r, &r->us, 40000, 9000, 0x02, RP_PEER_ISN, 0, opts, sizeof(opts), NULL, 0);
+    harness_tun_settle(&r->tun);
+    const struct rp_seg *synack = rp_last(r, 40000, 9000, 0x12);
+    ASSERT(synack != NULL);
+    uint32_t ack = synack->seq + 1;
+    rp_ack(r, 40000, 9000, RP_PEER_ISN + 1, ack);
+    harness_tun_settle(&r->tun);
+    ASSERT_EQ(h.accepted, 1);
+    ASSERT_EQ(harness_tun_app_open(&r->tun, &h.app), 0);
+    stack_tcp_bridge_start(h.c, h.app.accepted, NULL, 0, "held", held_done, &h);
+
+    enum { N = 400 };
+    static uint8_t data[N];
+    for (size_t i = 0; i < sizeof(data); i++)
+        data[i] = (uint8_t)(i * 7 + i / 251);
+    uv_os_fd_t fd;
+    ASSERT_EQ(uv_fileno((uv_handle_t *)&h.app.client, &fd), 0);
+    ASSERT_EQ(write(fd, data, sizeof(data)), (ssize_t)sizeof(data));
+    for (int i = 0; i < 1000 && r->n_rx[0] < N; i++) {
+        harness_tun_advance(&r->tun, 5);
+        rp_ack(r, 40000, 9000, RP_PEER_ISN + 1, r->rx_next[0]);
+    }
+    ASSERT_EQ(r->n_rx[0], N);
+    ASSERT_MEM_EQ(r->rx[0], data, N);
+    size_t segs = 0, shorter = 0;
+    for (size_t i = 0; i < r->n_segs; i++) {
+        if (r->segs[i].dport == 40000 && r->segs[i].n > 0) {
+            segs++;
+            shorter += r->segs[i].n < 48;
+        }
+    }
+    ASSERT(shorter <= 1);
+    ASSERT(segs <= (N + 47) / 48);
+
+    stack_tcp_listen_close(lst);
+    harness_tun_app_close(&h.app);
+    ASSERT_EQ(harness_tun_down(&r->tun), 0);
+    ASSERT(h.app.done != 0);
+    harness_tun_app_free(&h.app);
+    return 0;
+}
+
 /* The peer resets before the forward has reached the service: the service's connection, once
  * made, is reset too, and the relay logged as closed by reset. */
 TEST_IMPL(port_reverse_reset_before_bridge)

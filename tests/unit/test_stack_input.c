@@ -179,7 +179,9 @@ static void input_ack_each(struct input *in, uint32_t seq, uint16_t wnd)
 /* A peer announcing an MSS of 1 byte: lwIP's tcp_write() takes a write whole or not at all, and
  * the stack handed it up to 64 KiB at once, which at one byte a segment needs more segments than
  * lwIP queues (TCP_SND_QUEUELEN, 11,491): refused every time, nothing in flight, so no ACK ever
- * came to try again, and the upload hung for good. The bytes must all arrive, if slowly. */
+ * came to try again, and the upload hung for good. The bytes must all arrive, if slowly. Since
+ * stack.c raises such an MSS to 48, a tiny window is what still makes one-byte segments
+ * (stack_input_window_tiny). */
 TEST_IMPL(stack_input_mss_tiny)
 {
     static struct input in;
@@ -197,6 +199,33 @@ TEST_IMPL(stack_input_mss_tiny)
     for (int i = 0; i < 20000 && in.sent_end - our < TINY_BYTES; i++) {
         harness_tun_advance(&in.tcp.tun, 5);
         input_ack_each(&in, seq, 65535);
+    }
+    ASSERT_EQ(in.sent_end - our, TINY_BYTES);
+
+    harness_tun_tcp_close(&in.tcp);
+    return 0;
+}
+
+/* The same for a peer whose window never passes 2 bytes (no scaling): lwIP makes segments of half
+ * the largest window offered, one byte, whatever the MSS (which stack.c raises to 48), so a write
+ * of 12,000 bytes needs more segments than lwIP queues, as a tiny MSS did before that floor. */
+TEST_IMPL(stack_input_window_tiny)
+{
+    static struct input in;
+    memset(&in, 0, sizeof(in));
+    const struct harness_tun_tcp_config cfg = {.seed = 29, .port = 7, .isn = INPUT_PEER_ISN, .wnd = 2, .mss = 1400};
+    harness_tun_tcp_open(&in.tcp, &cfg, input_send, &in);
+    uint32_t seq = INPUT_PEER_ISN + 1, our = in.tcp.syn_seq + 1;
+    in.sent_end = our;
+
+    enum { TINY_BYTES = 12000 };
+    static char data[TINY_BYTES];
+    memset(data, 'w', sizeof(data));
+    uv_buf_t buf = uv_buf_init(data, sizeof(data));
+    ASSERT_EQ(uv_write(&in.write_req, (uv_stream_t *)&in.tcp.app.client, &buf, 1, input_written), 0);
+    for (int i = 0; i < 20000 && in.sent_end - our < TINY_BYTES; i++) {
+        harness_tun_advance(&in.tcp.tun, 5);
+        input_ack_each(&in, seq, 2);
     }
     ASSERT_EQ(in.sent_end - our, TINY_BYTES);
 
@@ -441,6 +470,62 @@ TEST_IMPL(stack_input_mss_after_handshake)
     ASSERT_EQ(in.sent_end - our, MSS_BYTES);
     ASSERT(input_mss_largest <= 1200);
     ASSERT(input_mss_largest >= 1100);
+    harness_tun_tcp_close(&in.tcp);
+    return 0;
+}
+
+/* --- a tiny MSS in the SYN-ACK --- */
+
+/* What the server got: the bytes in order, the data segments, and those shorter than the floor. */
+enum { FLOOR_BYTES = 20000 };
+static uint8_t floor_got[FLOOR_BYTES];
+static size_t floor_n_got, floor_segs, floor_short;
+
+static void input_floor_send(struct harness_tun *t, const uint8_t *pkt, size_t len)
+{
+    struct input *in = t->arg;
+    input_send(t, pkt, len);
+    const uint8_t *tcp = pkt + 20;
+    size_t doff = (size_t)(tcp[12] >> 4) * 4, n = len - 20 - doff;
+    if (n == 0)
+        return;
+    floor_segs++;
+    if (n < STACK_TCP_MSS_FLOOR)
+        floor_short++;
+    uint32_t off = v2s_get_be32(tcp + 4) - (in->tcp.syn_seq + 1);
+    if (off == floor_n_got && floor_n_got + n <= sizeof(floor_got)) {
+        memcpy(floor_got + floor_n_got, tcp + doff, n);
+        floor_n_got += n;
+    }
+}
+
+/* A server (or anything on the VPN side that answers a connect) announcing an MSS of 8 bytes in
+ * its SYN-ACK: lwIP took it as it came, and an upload left in segments of 8 bytes, 2,500 packets
+ * for 20 KB (CVE-2019-11479's cost, which Linux bounds with tcp_min_snd_mss). The MSS is raised to
+ * the floor of 48, as Linux does: every segment but the last carries 48 bytes, and the bytes
+ * arrive whole and in order. */
+TEST_IMPL(stack_input_mss_floor)
+{
+    static struct input in;
+    memset(&in, 0, sizeof(in));
+    const struct harness_tun_tcp_config cfg = {.seed = 23, .port = 7, .isn = INPUT_PEER_ISN, .wnd = 65535, .mss = 8};
+    harness_tun_tcp_open(&in.tcp, &cfg, input_floor_send, &in);
+    uint32_t seq = INPUT_PEER_ISN + 1;
+    in.sent_end = in.tcp.syn_seq + 1;
+
+    static uint8_t data[FLOOR_BYTES];
+    for (size_t i = 0; i < sizeof(data); i++)
+        data[i] = (uint8_t)(i * 7 + i / 251);
+    uv_buf_t buf = uv_buf_init((char *)data, sizeof(data));
+    ASSERT_EQ(uv_write(&in.write_req, (uv_stream_t *)&in.tcp.app.client, &buf, 1, input_written), 0);
+    for (int i = 0; i < 20000 && floor_n_got < FLOOR_BYTES; i++) {
+        harness_tun_advance(&in.tcp.tun, 5);
+        input_ack_each(&in, seq, 65535);
+    }
+    ASSERT_EQ(floor_n_got, FLOOR_BYTES);
+    ASSERT_MEM_EQ(floor_got, data, FLOOR_BYTES);
+    ASSERT(floor_short <= 1);
+    ASSERT(floor_segs <= (FLOOR_BYTES + STACK_TCP_MSS_FLOOR - 1) / STACK_TCP_MSS_FLOOR);
     harness_tun_tcp_close(&in.tcp);
     return 0;
 }
