@@ -88,6 +88,7 @@ void options_usage(FILE *f)
           "Routing (default: the VPN's split routes; everything when it sends none):\n"
           "  --route CIDR                send CIDR through the tunnel\n"
           "  --exclude CIDR              send CIDR directly from this host\n"
+          "                              (::ffff:a.b.c.d/N, N >= 96, is the IPv4 a.b.c.d/(N-96))\n"
           "  --others direct|tunnel|reject\n"
           "                              where destinations matching no route go\n"
           "  --connect-timeout SEC       give up opening a connection after SEC seconds (20)\n"

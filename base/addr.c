@@ -201,6 +201,17 @@ int v2s_cidr_contains(const struct v2s_cidr *c, const struct v2s_addr *a)
     return (c->addr.bytes[full] & mask) == (a->bytes[full] & mask);
 }
 
+int v2s_cidr_unmap_v4(struct v2s_cidr *c)
+{
+    struct v2s_addr a = c->addr;
+    v2s_addr_unmap_v4(&a);
+    if (a.family != AF_INET || c->addr.family != AF_INET6 || c->prefix < 96)
+        return 0;
+    c->addr = a;
+    c->prefix = (uint8_t)(c->prefix - 96);
+    return 1;
+}
+
 const char *v2s_cidr_format(const struct v2s_cidr *c, char *buf, size_t cap)
 {
     char text[INET6_ADDRSTRLEN];

@@ -40,6 +40,10 @@ int v2s_cidr_make(struct v2s_cidr *out, const struct v2s_addr *a, unsigned prefi
 /* Converts a dotted IPv4 netmask to a prefix length; -EINVAL if not contiguous. */
 int v2s_netmask_prefix(const char *mask);
 int v2s_cidr_contains(const struct v2s_cidr *c, const struct v2s_addr *a);
+/* Turns an IPv4-mapped IPv6 prefix (::ffff:a.b.c.d/N, N from 96 to 128) into the IPv4 prefix
+ * a.b.c.d/(N - 96), the hosts whose mapped addresses it holds; 1 when it did, 0 for any other
+ * prefix, left as it is (a shorter one such as ::/0 is not only mapped addresses). */
+int v2s_cidr_unmap_v4(struct v2s_cidr *c);
 const char *v2s_cidr_format(const struct v2s_cidr *c, char *buf, size_t cap);
 
 struct sockaddr;

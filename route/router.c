@@ -47,6 +47,7 @@ int router_config_add(struct router_config *c, const struct v2s_cidr *cidr, enum
         return -ENOMEM;
     c->user = grown;
     c->user[c->n_user].cidr = *cidr;
+    v2s_cidr_unmap_v4(&c->user[c->n_user].cidr); /* as router_lookup() unmaps destinations */
     c->user[c->n_user].verdict = v;
     c->n_user++;
     return 0;
@@ -86,6 +87,7 @@ int router_add_user(struct router *r, const struct v2s_cidr *c, enum router_verd
     memmove(r->entries + r->n_user + 1, r->entries + r->n_user,
             (r->n_entries - r->n_user) * sizeof(*r->entries));
     r->entries[r->n_user].cidr = *c;
+    v2s_cidr_unmap_v4(&r->entries[r->n_user].cidr); /* as router_lookup() unmaps destinations */
     r->entries[r->n_user].verdict = v;
     r->n_user++;
     r->n_entries++;

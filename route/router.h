@@ -52,7 +52,10 @@ struct router_config {
 
 void router_config_init(struct router_config *c);
 void router_config_free(struct router_config *c);
-/* Appends a --route (verdict TUNNEL) or --exclude (verdict DIRECT). 0 or -ENOMEM. */
+/* Appends a --route (verdict TUNNEL) or --exclude (verdict DIRECT). An IPv4-mapped prefix
+ * (::ffff:a.b.c.d/N, N >= 96) is kept as the IPv4 prefix it maps, a.b.c.d/(N - 96): the router
+ * judges a mapped destination as the IPv4 host it is, so in the mapped form it matched nothing.
+ * 0 or -ENOMEM. */
 int router_config_add(struct router_config *c, const struct v2s_cidr *cidr, enum router_verdict v);
 /* A live router with c's entries and settings and no tunnel routes yet. 0 or -ENOMEM (r is then
  * empty, and router_free() on it is harmless). */
@@ -64,7 +67,8 @@ void router_free(struct router *r);
  * routes (a reload of the config file). Connections already open are not looked at again.
  * 0, or -ENOMEM with r unchanged. */
 int router_set_user(struct router *r, const struct router_config *c);
-/* A user's --route (verdict TUNNEL) or --exclude (verdict DIRECT). 0 or -ENOMEM. */
+/* A user's --route (verdict TUNNEL) or --exclude (verdict DIRECT), a mapped prefix as in
+ * router_config_add(). 0 or -ENOMEM. */
 int router_add_user(struct router *r, const struct v2s_cidr *c, enum router_verdict v);
 /* Replaces the tunnel's routes with those of the settings (called on every tunnel up).
  * 0 or -ENOMEM. */

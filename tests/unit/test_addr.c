@@ -176,6 +176,32 @@ TEST_IMPL(cidr_make)
     return 0;
 }
 
+TEST_IMPL(cidr_unmap_v4)
+{
+    static const struct {
+        const char *text;
+        int rc;
+        const char *formatted;
+    } rows[] = {
+        {"::ffff:0:0/96", 1, "0.0.0.0/0"},
+        {"::ffff:10.0.0.0/104", 1, "10.0.0.0/8"},
+        {"::ffff:10.1.2.3/128", 1, "10.1.2.3/32"},
+        {"::ffff:0:0/95", 0, "::fffe:0:0/95"},  /* more than the mapped range */
+        {"::/0", 0, "::/0"},
+        {"::/96", 0, "::/96"},                  /* IPv4-compatible, deprecated: not mapped */
+        {"2001:db8::/32", 0, "2001:db8::/32"},
+        {"10.0.0.0/8", 0, "10.0.0.0/8"},
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(rows); i++) {
+        struct v2s_cidr c;
+        char buf[V2S_ADDR_STRLEN + 4];
+        ASSERT_EQ(v2s_cidr_parse(&c, rows[i].text, 1), 0);
+        ASSERT_ROW(v2s_cidr_unmap_v4(&c) == rows[i].rc, "%zu \"%s\"", i, rows[i].text);
+        ASSERT_STR_EQ(v2s_cidr_format(&c, buf, sizeof(buf)), rows[i].formatted);
+    }
+    return 0;
+}
+
 TEST_IMPL(cidr_contains)
 {
     static const struct {

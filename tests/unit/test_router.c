@@ -356,6 +356,57 @@ TEST_IMPL(router_from_config)
     return 0;
 }
 
+/* --route and --exclude in the IPv4-mapped form (::ffff:a.b.c.d/N): the router judges a mapped
+ * destination as the IPv4 host it is (route/dial.c connects it as one), so such an entry matched
+ * nothing, not even the mapped addresses it was written for. It stands for the IPv4 range it
+ * maps, through the config (app/options.c) and added to the router directly alike; a shorter
+ * IPv6 prefix (::/0) keeps meaning IPv6 destinations only. */
+TEST_IMPL(router_mapped_prefix)
+{
+    struct router_config cfg;
+    router_config_init(&cfg);
+    struct v2s_cidr c = cidr("::ffff:10.0.0.0/104");
+    ASSERT_EQ(router_config_add(&cfg, &c, ROUTER_TUNNEL), 0);
+    c = cidr("::ffff:10.9.0.0/112");
+    ASSERT_EQ(router_config_add(&cfg, &c, ROUTER_DIRECT), 0);
+    c = cidr("::/0");
+    ASSERT_EQ(router_config_add(&cfg, &c, ROUTER_TUNNEL), 0);
+    cfg.others = ROUTER_OTHERS_REJECT;
+    struct router r;
+    ASSERT_EQ(router_init_from(&r, &cfg), 0);
+    add_user(&r, "::ffff:192.0.2.7", ROUTER_DIRECT);
+
+    static const struct {
+        const char *dst;
+        enum router_verdict want;
+    } rows[] = {
+        {"10.1.2.3", ROUTER_TUNNEL},
+        {"::ffff:10.1.2.3", ROUTER_TUNNEL},
+        {"10.9.1.1", ROUTER_DIRECT},
+        {"::ffff:10.9.1.1", ROUTER_DIRECT},
+        {"192.0.2.7", ROUTER_DIRECT},
+        {"192.0.2.8", ROUTER_REJECT},     /* IPv4 outside them: --others, not ::/0 */
+        {"11.0.0.1", ROUTER_REJECT},
+        {"2001:db8::1", ROUTER_TUNNEL},   /* ::/0 */
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(rows); i++)
+        ASSERT_ROW(decide(&r, rows[i].dst) == rows[i].want, "%zu %s", i, rows[i].dst);
+    router_free(&r);
+
+    /* All of IPv4, and a reload carries the same form. */
+    router_config_free(&cfg);
+    c = cidr("::ffff:0:0/96");
+    ASSERT_EQ(router_config_add(&cfg, &c, ROUTER_TUNNEL), 0);
+    cfg.others = ROUTER_OTHERS_REJECT;
+    router_init(&r);
+    ASSERT_EQ(router_set_user(&r, &cfg), 0);
+    ASSERT_EQ(decide(&r, "198.51.100.1"), ROUTER_TUNNEL);
+    ASSERT_EQ(decide(&r, "2001:db8::1"), ROUTER_REJECT);
+    router_free(&r);
+    router_config_free(&cfg);
+    return 0;
+}
+
 /* A reload: the user's entries, --others and --allow-direct-local replaced, the tunnel's kept. */
 TEST_IMPL(router_set_user_keeps_tunnel)
 {
