@@ -66,9 +66,10 @@ static enum socks5_event socks5_step_greeting(struct socks5_parser *p)
         p->need = SOCKS5_GREETING_HDR;
         return SOCKS5_EV_NEED_MORE;
     }
-    if (p->pos == SOCKS5_GREETING_HDR) {
-        if (p->buf[1] == 0)
-            return socks5_fail(p, -1, "greeting offers no methods");
+    /* NMETHODS 0 offers nothing, so nothing is acceptable: the greeting is complete here and
+     * answered NO_ACCEPTABLE (0xFF) below, as RFC 1928 says for a greeting none of whose methods
+     * the server takes; closed without a word, a client could not tell why. */
+    if (p->pos == SOCKS5_GREETING_HDR && p->buf[1] != 0) {
         p->need = SOCKS5_GREETING_HDR + (size_t)p->buf[1];
         return SOCKS5_EV_NEED_MORE;
     }

@@ -98,8 +98,8 @@ void socks5_parse_require_auth(struct socks5_parser *p);
 enum socks5_event socks5_parse_feed(struct socks5_parser *p, const uint8_t *data, size_t len,
                                     size_t *consumed);
 /* The method the server picks from what was offered: USERPASS when auth is required, else NONE;
- * NO_ACCEPTABLE when that one was not offered (the parser then takes no more input: the caller
- * sends the answer and closes). */
+ * NO_ACCEPTABLE when that one was not offered, or no method at all (NMETHODS 0): the parser
+ * then takes no more input, and the caller sends the answer and closes. */
 uint8_t socks5_parse_method(const struct socks5_parser *p);
 /* Wipes the password (and the parser's copy of the bytes it came in), once it was checked. */
 void socks5_parse_forget_password(struct socks5_parser *p);

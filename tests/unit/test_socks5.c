@@ -214,7 +214,6 @@ TEST_IMPL(socks5_errors)
     } rows[] = {
         {"version 6", {0x06, 0x01, 0x00}, 3, -1, 1},
         {"HTTP", {'G', 'E', 'T', ' '}, 4, -1, 1},
-        {"NMETHODS 0", {0x05, 0x00, 0x05, 0x01}, 4, -1, 2},
         {"request version 4", {0x05, 0x01, 0x00, 0x04, 0x01, 0x00, 0x01}, 7, -1, 7},
         {"ATYP 2 reported at once", {0x05, 0x01, 0x00, 0x05, 0x01, 0x00, 0x02, 1, 2, 3}, 10,
          SOCKS5_REP_ATYP_UNSUPPORTED, 7},
@@ -296,6 +295,9 @@ TEST_IMPL(socks5_method_selection)
         {{0x05, 0x03, 0x02, 0x01, 0x00}, 5, SOCKS5_AUTH_NONE},
         {{0x05, 0x02, 0xFF, 0x80}, 4, SOCKS5_AUTH_NO_ACCEPTABLE},
         {{0x05, 0x02, 0x00, 0x00}, 4, SOCKS5_AUTH_NONE},
+        /* NMETHODS 0: nothing offered, so nothing acceptable (answered 0xFF, RFC 1928); it was
+         * an error, closed without an answer. The request after it is not read. */
+        {{0x05, 0x00, 0x05, 0x01, 0x00, 0x01}, 6, SOCKS5_AUTH_NO_ACCEPTABLE},
     };
     for (size_t i = 0; i < ARRAY_SIZE(rows); i++) {
         struct socks5_parser p;
@@ -303,6 +305,8 @@ TEST_IMPL(socks5_method_selection)
         socks5_parse_init(&p);
         ASSERT_ROW(socks5_parse_feed(&p, rows[i].in, rows[i].len, &used) == SOCKS5_EV_METHODS, "%zu", i);
         ASSERT_ROW(socks5_parse_method(&p) == rows[i].method, "%zu", i);
+        ASSERT_ROW(used == 2 + (size_t)rows[i].in[1], "%zu: used %zu", i, used);
+        ASSERT_ROW((p.state == SOCKS5_PARSE_ERROR) == (rows[i].method == SOCKS5_AUTH_NO_ACCEPTABLE), "%zu", i);
     }
     /* 255 methods offered (254 down to 0), NONE last. */
     uint8_t in[257];
@@ -515,6 +519,7 @@ TEST_IMPL(socks5_auth_methods)
         {{0x05, 0x02, 0x02, 0x00}, 4, SOCKS5_AUTH_USERPASS},
         {{0x05, 0x02, 0x00, 0x01}, 4, SOCKS5_AUTH_NO_ACCEPTABLE}, /* GSSAPI is not offered by us */
         {{0x05, 0x03, 0x80, 0xFE, 0x02}, 5, SOCKS5_AUTH_USERPASS},
+        {{0x05, 0x00}, 2, SOCKS5_AUTH_NO_ACCEPTABLE}, /* NMETHODS 0 */
     };
     for (size_t i = 0; i < ARRAY_SIZE(rows); i++) {
         struct socks5_parser p;

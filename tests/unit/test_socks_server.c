@@ -942,7 +942,7 @@ TEST_IMPL(socks_server_bad_requests)
         size_t out_n;
     } rows[] = {
         {"version 6", "\x06", 1, "", 0},
-        {"no methods", "\x05\x00", 2, "", 0},
+        {"no methods (NMETHODS 0)", "\x05\x00", 2, "\x05\xff", 2},
         {"only username/password offered", "\x05\x01\x02", 3, "\x05\xff", 2},
         {"request version 4", "\x05\x01\x00\x04\x01\x00\x01", 7, "\x05\x00", 2},
         {"address type 9", "\x05\x01\x00\x05\x01\x00\x09", 7, "\x05\x00" REPLY("\x08"), 12},
