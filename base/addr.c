@@ -36,6 +36,17 @@ void v2s_addr_unmap_v4(struct v2s_addr *a)
     a->family = AF_INET;
 }
 
+void v2s_addr_map_v4(struct v2s_addr *a)
+{
+    if (a->family != AF_INET)
+        return;
+    memmove(a->bytes + 12, a->bytes, 4);
+    memset(a->bytes, 0, 10);
+    a->bytes[10] = 0xFF;
+    a->bytes[11] = 0xFF;
+    a->family = AF_INET6;
+}
+
 int v2s_addr_parse(struct v2s_addr *out, const char *text)
 {
     memset(out, 0, sizeof(*out));

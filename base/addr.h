@@ -31,6 +31,8 @@ size_t v2s_addr_len(const struct v2s_addr *a);
 /* Turns an IPv4-mapped IPv6 address (::ffff:a.b.c.d, how a dual-stack socket shows an IPv4 peer)
  * into the IPv4 address a.b.c.d; leaves any other address as it is. */
 void v2s_addr_unmap_v4(struct v2s_addr *a);
+/* The other way: an IPv4 address a.b.c.d becomes ::ffff:a.b.c.d; any other is left as it is. */
+void v2s_addr_map_v4(struct v2s_addr *a);
 
 /* Parses "A/N", "A" (a host prefix), or for IPv4 "A/dotted-mask". Host bits must be zero
  * unless relaxed is set, in which case they are cleared. 0 or -EINVAL. */

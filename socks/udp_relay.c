@@ -10,6 +10,13 @@
  *     of the routed outbound with the name or address the client gave, so the router applies to
  *     each destination and names resolve through the tunnel's DNS. Answers come back wrapped in a
  *     header naming their source.
+ *   - An IPv4 host named ::ffff:a.b.c.d (ATYP 4: a client on a dual-stack socket) is the IPv4
+ *     host a.b.c.d, as it is for CONNECT and BIND (socks/server.c): sent to as such, it gets
+ *     through a tunnel without IPv6. Its answers are named ::ffff:a.b.c.d again: RFC 1928 leaves
+ *     the form of an answer's source open, and the form the client used is the one it looks for,
+ *     as its own dual-stack socket would show it (PySocks drops an answer from "a.b.c.d" on a
+ *     socket connected to "::ffff:a.b.c.d"). The last SOCKS_UDP_FORMS IPv4 hosts named are
+ *     remembered with their form; an answer from another takes the form of the latest one.
  *   - It ends with its TCP connection (the owner closes it) and after idle_timeout_ms without a
  *     datagram either way (the owner is told and ends the TCP connection too: RFC 1928 ties the
  *     two together, so one never outlives the other).
@@ -36,6 +43,15 @@
 
 enum {
     SOCKS_UDP_QUEUE_MAX = 256 * 1024, /* bytes waiting in the socket's send queue */
+    SOCKS_UDP_FORMS = 16, /* IPv4 hosts whose form (a.b.c.d or ::ffff:a.b.c.d) is remembered:
+                           * a DNS client or a game names fewer, and a client naming more in
+                           * one form still gets it from the latest */
+};
+
+/* How the client last named one IPv4 host. */
+struct socks_udp_form {
+    uint8_t v4[4];
+    uint8_t mapped; /* as ::ffff:a.b.c.d */
 };
 
 struct socks_udp_relay {
@@ -52,6 +68,9 @@ struct socks_udp_relay {
     void *arg;
     uint64_t up, down;
     unsigned long frag, malformed, foreign, unsent;
+    struct socks_udp_form forms[SOCKS_UDP_FORMS]; /* a ring, the oldest replaced first */
+    unsigned n_forms, next_form;
+    int last_mapped; /* the latest IPv4 host was named ::ffff:a.b.c.d */
     int closing;
     int handles_open;
     void (*close_cb)(void *arg);
@@ -98,15 +117,46 @@ static void socks_udp_unsent(struct socks_udp_relay *r, int rc, const char *way,
     v2s_debug("%s: a datagram of %zu bytes %s dropped: %s", r->label, len, way, uv_strerror(rc));
 }
 
-/* An answer on the association: to the client, behind a header naming its source. */
+static struct socks_udp_form *socks_udp_form_of(struct socks_udp_relay *r, const struct v2s_addr *v4)
+{
+    for (unsigned i = 0; i < r->n_forms; i++)
+        if (memcmp(r->forms[i].v4, v4->bytes, 4) == 0)
+            return &r->forms[i];
+    return NULL;
+}
+
+/* The client named the IPv4 host v4 as a.b.c.d, or (mapped) as ::ffff:a.b.c.d. */
+static void socks_udp_note_form(struct socks_udp_relay *r, const struct v2s_addr *v4, int mapped)
+{
+    r->last_mapped = mapped;
+    struct socks_udp_form *f = socks_udp_form_of(r, v4);
+    if (!f) {
+        f = &r->forms[r->next_form];
+        r->next_form = (r->next_form + 1) % SOCKS_UDP_FORMS;
+        if (r->n_forms < SOCKS_UDP_FORMS)
+            r->n_forms++;
+        memcpy(f->v4, v4->bytes, 4);
+    }
+    f->mapped = (uint8_t)mapped;
+}
+
+/* An answer on the association: to the client, behind a header naming its source in the form
+ * the client named that host (see the top of this file). */
 static void socks_udp_answer(void *arg, const struct v2s_addr *from, uint16_t port, const uint8_t *data,
                              size_t len)
 {
     struct socks_udp_relay *r = arg;
     if (r->closing || r->client_port == 0)
         return;
+    struct v2s_addr src = *from;
+    v2s_addr_unmap_v4(&src);
+    if (src.family == AF_INET) {
+        const struct socks_udp_form *f = socks_udp_form_of(r, &src);
+        if (f ? f->mapped : r->last_mapped)
+            v2s_addr_map_v4(&src);
+    }
     uint8_t head[SOCKS5_UDP_HEADER_MAX];
-    size_t hl = socks5_udp_build_header(head, from, port);
+    size_t hl = socks5_udp_build_header(head, &src, port);
     struct sockaddr_storage ss;
     if (v2s_addr_to_sockaddr(&r->client, r->client_port, &ss) < 0)
         return;
@@ -161,6 +211,11 @@ static void socks_udp_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf, cons
     r->last_ms = uv_now(r->loop);
     const uint8_t *payload = (const uint8_t *)buf->base + hd.len;
     size_t len = (size_t)nread - hd.len;
+    if (hd.atyp != SOCKS5_ATYP_DOMAIN) {
+        v2s_addr_unmap_v4(&hd.addr);
+        if (hd.addr.family == AF_INET)
+            socks_udp_note_form(r, &hd.addr, hd.atyp == SOCKS5_ATYP_IPV6);
+    }
     rc = outbound_udp_send(r->assoc, hd.atyp == SOCKS5_ATYP_DOMAIN ? hd.name : NULL, &hd.addr, hd.port, payload,
                            len);
     if (rc < 0) {

@@ -5,8 +5,9 @@ usage: socks_udp.py PROXY_HOST PROXY_PORT HOST PORT [COUNT]
   An IPv6 PROXY_HOST (PySocks talks to a proxy over IPv4 only) uses a client of our own, Raw below.
   Sends COUNT (default 20) datagrams of different sizes (1 to 1200 bytes, random content) to
   HOST:PORT (an address, or a name the proxy resolves), each with its own number, and checks that
-  each comes back intact, wrapped with the echo's address as source (for a name: that the source
-  port is PORT). Prints "ok N datagrams, source ADDR:PORT", exit 0; else what went wrong, exit 1.
+  each comes back intact, wrapped with the echo's address as source, in HOST's form (an IPv4
+  address written ::ffff:a.b.c.d comes back so; for a name: that the source port is PORT).
+  Prints "ok N datagrams, source ADDR:PORT", exit 0; else what went wrong, exit 1.
 """
 import os
 import socket

@@ -5,8 +5,10 @@
 # 127.0.0.1:1080 and [::1]:1082.
 #   UDP ASSOCIATE with python3-socks (PySocks): 20 datagrams of 1 to 1200 bytes to the lab's UDP
 #   echo by address and by a name the tunnel's DNS resolves, each back intact behind a header
-#   naming the echo; an A query for web.lab.test to the lab's dnsmasq answered 10.99.0.1, which
-#   dnsmasq saw come from the tunnel address; each association closed with its TCP connection.
+#   naming the echo, and by its address written ::ffff:a.b.c.d (ATYP 4, as a client on a
+#   dual-stack socket names it), answered behind a header naming it so; an A query for
+#   web.lab.test to the lab's dnsmasq answered 10.99.0.1, which dnsmasq saw come from the tunnel
+#   address; each association closed with its TCP connection.
 #   BIND, scripted (tests/lab/socks_bind.py, playing FTP's active mode): the first reply names the
 #   tunnel address; a connection from another address of the VPN is reset; one from DST.ADDR gets
 #   the second reply naming it, and 1 MiB of random bytes goes to the client and back intact. A
@@ -52,6 +54,8 @@ udp() { lab_client_nobody timeout 60 "$LAB_PY" "$here/socks_udp.py" 127.0.0.1 "$
 udp_at() { lab_client_nobody timeout 60 "$LAB_PY" "$here/socks_udp.py" "$@"; }
 lab_check "UDP ASSOCIATE: 20 datagrams to the echo at $LAB_INTERNAL_IP:$LAB_ECHO_PORT, intact, source named" \
     udp "$LAB_INTERNAL_IP" "$LAB_ECHO_PORT"
+lab_check "UDP ASSOCIATE: 20 datagrams to ::ffff:$LAB_INTERNAL_IP:$LAB_ECHO_PORT, source named so" \
+    udp "::ffff:$LAB_INTERNAL_IP" "$LAB_ECHO_PORT"
 lab_check "UDP ASSOCIATE: 20 datagrams to $LAB_WEB_NAME:$LAB_ECHO_PORT (the name resolved in the tunnel)" \
     udp "$LAB_WEB_NAME" "$LAB_ECHO_PORT"
 answer=$(lab_client_nobody timeout 30 "$LAB_PY" "$here/dns_query.py" "$LAB_DNS_IP" "$LAB_WEB_NAME" --socks "$P" 2>&1)
@@ -111,9 +115,10 @@ else
     lab_skip "IPv6: the lab has no IPv6"
 fi
 
-# Three associations over IPv4 (echo by address, by name, DNS), three more with IPv6.
-want=3
-[ -n "$LAB_SERVER_IP6" ] && want=6
+# Four associations over IPv4 (echo by address, mapped address and name, DNS), three more with
+# IPv6.
+want=4
+[ -n "$LAB_SERVER_IP6" ] && want=7
 lab_check_eq "log: $want UDP associations opened" "$want" "$(grep -c 'SOCKS association on .* open$' "$S/v2s.log")"
 lab_check "... each closed with its TCP connection" \
     lab_wait_count "$S/v2s.log" 'SOCKS association on .* closed \(' "$want" 5

@@ -86,6 +86,37 @@ TEST_IMPL(addr_equal)
     return 0;
 }
 
+/* ::ffff:a.b.c.d to a.b.c.d and back; every other address stays as it is. */
+TEST_IMPL(addr_map_v4)
+{
+    static const struct {
+        const char *in, *unmapped, *mapped;
+    } rows[] = {
+        {"::ffff:192.0.2.9", "192.0.2.9", "::ffff:192.0.2.9"},
+        {"192.0.2.9", "192.0.2.9", "::ffff:192.0.2.9"},
+        {"0.0.0.0", "0.0.0.0", "::ffff:0.0.0.0"},
+        {"2001:db8::1", "2001:db8::1", "2001:db8::1"},
+        {"::1", "::1", "::1"},
+        {"::192.0.2.9", "::192.0.2.9", "::192.0.2.9"}, /* IPv4-compatible, not mapped */
+        {"::fffe:192.0.2.9", "::fffe:192.0.2.9", "::fffe:192.0.2.9"},
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(rows); i++) {
+        struct v2s_addr a, want;
+        ASSERT_EQ(v2s_addr_parse(&a, rows[i].in), 0);
+        v2s_addr_unmap_v4(&a);
+        ASSERT_EQ(v2s_addr_parse(&want, rows[i].unmapped), 0);
+        ASSERT_ROW(v2s_addr_equal(&a, &want), "%s unmapped", rows[i].in);
+        v2s_addr_map_v4(&a);
+        ASSERT_EQ(v2s_addr_parse(&want, rows[i].mapped), 0);
+        ASSERT_ROW(v2s_addr_equal(&a, &want), "%s mapped", rows[i].in);
+    }
+    struct v2s_addr none;
+    memset(&none, 0, sizeof(none));
+    v2s_addr_map_v4(&none);
+    ASSERT_EQ(none.family, 0);
+    return 0;
+}
+
 TEST_IMPL(netmask_prefix)
 {
     static const struct {

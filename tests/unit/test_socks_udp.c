@@ -4,7 +4,8 @@
  * address; a datagram from another port of the client's host, a fragment and a malformed header
  * are dropped and counted; the association ends with its TCP connection and after the idle
  * timeout; the cap refuses one association too many; on a dual-stack listener an IPv4 client is
- * told an IPv4 address. No root, no tunnel. */
+ * told an IPv4 address; an IPv4 host named ::ffff:a.b.c.d is reached as IPv4 over a path without
+ * IPv6 and its answers named as the client named it. No root, no tunnel. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
@@ -18,8 +19,10 @@
 #include <uv.h>
 
 #include "base/log.h"
+#include "route/dial.h"
 #include "route/direct.h"
 #include "route/outbound.h"
+#include "route/router.h"
 #include "socks/server.h"
 #include "socks/socks5.h"
 #include "test.h"
@@ -83,6 +86,8 @@ TEST_IMPL(socks5_udp_header)
 struct sutest {
     uv_loop_t loop;
     struct outbound *direct;
+    struct outbound *dialer; /* NULL, or the routed outbound the server was given */
+    struct router router;
     struct socks_server *srv;
     uint16_t port;
     int server_closed, outbound_closed;
@@ -109,16 +114,14 @@ static int sutest_udp(uint16_t *port)
     return fd;
 }
 
-/* A server listening on listen (NULL: 127.0.0.1), port 0. */
-static void sutest_start_at(struct sutest *t, unsigned idle_ms, unsigned max, const struct sockaddr *listen)
+/* A server listening on listen (NULL: 127.0.0.1), port 0, given out (NULL: the direct outbound),
+ * which the caller made on t->loop after sutest_init(). */
+static void sutest_serve(struct sutest *t, unsigned idle_ms, unsigned max, const struct sockaddr *listen,
+                         struct outbound *out)
 {
-    memset(t, 0, sizeof(*t));
-    v2s_log_level = V2S_LOG_INFO;
-    ASSERT_EQ(uv_loop_init(&t->loop), 0);
-    ASSERT_EQ(direct_new(&t->direct, &t->loop), 0);
     struct socks_server_config cfg = {
         .loop = &t->loop,
-        .out = t->direct,
+        .out = out ? out : t->direct,
         .connect_timeout_ms = 3000,
         .handshake_timeout_ms = 3000,
         .udp_idle_timeout_ms = idle_ms,
@@ -135,6 +138,21 @@ static void sutest_start_at(struct sutest *t, unsigned idle_ms, unsigned max, co
     t->echo = sutest_udp(&t->echo_port);
 }
 
+static void sutest_init(struct sutest *t)
+{
+    memset(t, 0, sizeof(*t));
+    v2s_log_level = V2S_LOG_INFO;
+    ASSERT_EQ(uv_loop_init(&t->loop), 0);
+    ASSERT_EQ(direct_new(&t->direct, &t->loop), 0);
+    router_init(&t->router);
+}
+
+static void sutest_start_at(struct sutest *t, unsigned idle_ms, unsigned max, const struct sockaddr *listen)
+{
+    sutest_init(t);
+    sutest_serve(t, idle_ms, max, listen, NULL);
+}
+
 static void sutest_start(struct sutest *t, unsigned idle_ms, unsigned max)
 {
     sutest_start_at(t, idle_ms, max, NULL);
@@ -144,8 +162,14 @@ static void sutest_finish(struct sutest *t)
 {
     socks_server_close(t->srv, sutest_flag, &t->server_closed);
     ASSERT(uvtest_run_until(&t->loop, &t->server_closed, 2000));
+    if (t->dialer) {
+        outbound_close(t->dialer, sutest_flag, &t->outbound_closed);
+        ASSERT(uvtest_run_until(&t->loop, &t->outbound_closed, 2000));
+        t->outbound_closed = 0;
+    }
     outbound_close(t->direct, sutest_flag, &t->outbound_closed);
     ASSERT(uvtest_run_until(&t->loop, &t->outbound_closed, 2000));
+    router_free(&t->router);
     uvtest_loop_finish(&t->loop);
     close(t->echo);
 }
@@ -346,5 +370,95 @@ TEST_IMPL(socks_udp_dual_stack_listener)
     close(tcp);
     close(c);
     sutest_finish(&t);
+    return 0;
+}
+
+/* --- an IPv4 host named ::ffff:a.b.c.d --- */
+
+/* The direct outbound made into a path that carries IPv4 only, as the tunnel's does when the VPN
+ * gave no IPv6 address: it says so, and refuses an IPv6 destination as the stack does. */
+static const struct outbound_ops *sutest_direct_ops;
+static struct outbound_ops sutest_v4_ops;
+
+static int sutest_v4_can_reach(const struct outbound *ob, int family)
+{
+    (void)ob;
+    return family == AF_INET;
+}
+
+static int sutest_v4_udp_send(struct outbound_udp *u, const char *name, const struct v2s_addr *dst, uint16_t port,
+                              const uint8_t *data, size_t len)
+{
+    if (!name && dst->family != AF_INET)
+        return UV_EAFNOSUPPORT;
+    return sutest_direct_ops->udp_send(u, name, dst, port, data, len);
+}
+
+/* Sends payload through the relay to the echo, named 127.0.0.1 (ATYP 1) or ::ffff:127.0.0.1
+ * (ATYP 4), and checks its answer: back intact, and its source named as mapped says. */
+static void sutest_echo_named(struct sutest *t, int fd, int mapped, const char *payload)
+{
+    uint8_t head[22] = {0, 0, 0, 1, 127, 0, 0, 1};
+    size_t hl = 10;
+    if (mapped) {
+        static const uint8_t v6[16] = {[10] = 0xff, 0xff, 127, 0, 0, 1};
+        head[3] = 4;
+        memcpy(head + 4, v6, 16);
+        hl = 22;
+    }
+    head[hl - 2] = (uint8_t)(t->echo_port >> 8);
+    head[hl - 1] = (uint8_t)t->echo_port;
+    uint8_t d[256], buf[256];
+    size_t n = strlen(payload);
+    memcpy(d, head, hl);
+    memcpy(d + hl, payload, n);
+    ASSERT_EQ(send(fd, d, hl + n, 0), (ssize_t)(hl + n));
+    ASSERT_EQ(sutest_pump(t, fd, buf, sizeof(buf), 3000), (ssize_t)(hl + n));
+    ASSERT_MEM_EQ(buf, head, hl);
+    ASSERT_MEM_EQ(buf + hl, payload, n);
+}
+
+/* A client on a dual-stack socket names an IPv4 host ::ffff:a.b.c.d (ATYP 4). Over a path that
+ * carries IPv4 only, behind the routed outbound (as the SOCKS listener is given) and on its own,
+ * the datagram reaches the IPv4 host, and the answer's header names it ::ffff:a.b.c.d, the
+ * form the client sent to (PySocks drops an answer from "a.b.c.d" on a socket connected to
+ * "::ffff:a.b.c.d"); a host named a.b.c.d is answered as a.b.c.d in the same association, and
+ * the form follows how the client last named it. Failed before the fix: behind the routed
+ * outbound the answer came back named 127.0.0.1 (ATYP 1), and on the path alone the datagram was
+ * dropped (unsent, no such family). */
+TEST_IMPL(socks_udp_mapped_v4)
+{
+    static struct sutest t;
+    for (int routed = 0; routed < 2; routed++) {
+        sutest_init(&t);
+        sutest_direct_ops = t.direct->ops;
+        sutest_v4_ops = *t.direct->ops;
+        sutest_v4_ops.can_reach = sutest_v4_can_reach;
+        sutest_v4_ops.udp_send = sutest_v4_udp_send;
+        t.direct->ops = &sutest_v4_ops;
+        if (routed) {
+            struct v2s_cidr c;
+            ASSERT_EQ(v2s_cidr_parse(&c, "127.0.0.0/8", 0), 0);
+            ASSERT_EQ(router_add_user(&t.router, &c, ROUTER_DIRECT), 0);
+            t.router.others = ROUTER_OTHERS_REJECT;
+            t.router.allow_direct_local = 1;
+            struct dial_config dcfg = {.loop = &t.loop, .router = &t.router};
+            dcfg.via[ROUTER_DIRECT] = t.direct;
+            ASSERT_EQ(dial_new(&t.dialer, &dcfg), 0);
+        }
+        sutest_serve(&t, 10000, 4, NULL, t.dialer);
+        uint8_t rep;
+        uint16_t relay, cport;
+        int tcp = sutest_associate(&t, 0, &rep, &relay);
+        ASSERT_EQ(rep, 0);
+        int c = sutest_client(relay, &cport);
+        sutest_echo_named(&t, c, 1, "mapped");
+        sutest_echo_named(&t, c, 0, "plain");
+        sutest_echo_named(&t, c, 1, "mapped again");
+        ASSERT_EQ(t.echoed, 3);
+        close(tcp);
+        close(c);
+        sutest_finish(&t);
+    }
     return 0;
 }
