@@ -28,6 +28,14 @@ enum {
      * between two reads); Squid waits 15 min (read_timeout), Apache 20 s unless 500 B/s come. A
      * local client that stalls that long mid-upload is gone or hostile (slowloris). */
     HTTP_BODY_TIMEOUT_MS = 60 * 1000,
+    /* The default wait on the origin while an answer is owed: for the next bytes of the answer,
+     * or for the origin to take the next piece of the request. Squid's read_timeout (15 min
+     * between two reads of a server connection). nginx's proxy_read_timeout is 60 s, but a
+     * reverse proxy knows its origins; a forward proxy does not, and long polls and server-sent
+     * event streams often stay silent for minutes between two events: cutting them would break
+     * what works without a proxy. The timeout is there so that an origin that takes a request and
+     * never answers cannot hold the client, its slot and both connections for ever. */
+    HTTP_ORIGIN_TIMEOUT_MS = 15 * 60 * 1000,
 };
 
 enum http_conn_state {
@@ -64,7 +72,8 @@ struct http_conn {
     struct http_proxy *hp;
     struct v2s_list node; /* on the proxy's conns */
     uv_tcp_t client;
-    uv_timer_t timer;
+    uv_timer_t timer;        /* the head's and the body's timeouts (http/proxy.c), the linger */
+    uv_timer_t origin_timer; /* the wait on the origin while its answer is owed (http/upstream.c) */
     int handles_open;
     enum http_conn_state state;
     struct http_msg req, resp;
@@ -97,6 +106,7 @@ struct http_proxy {
     unsigned connect_timeout_ms;
     unsigned handshake_timeout_ms;
     unsigned body_timeout_ms;
+    unsigned origin_timeout_ms;
     struct listener l; /* the socket, the caps, the refusal, the close */
     struct v2s_list conns;
     struct v2s_list upstreams;
@@ -132,6 +142,10 @@ int http_upstream_open(struct http_conn *c, const char *host, uint16_t port, con
 void http_conn_replay_drop(struct http_conn *c);
 /* The destination is reached: the request goes out, the answer is read. */
 void http_conn_forward_start(struct http_conn *c);
+/* Runs the origin's timeout while the proxy waits on the origin, stops it otherwise: from now
+ * when progress (the origin sent or took bytes, or a wait on it began), else only if it was not
+ * running already. */
+void http_conn_origin_wait(struct http_conn *c, int progress);
 /* The write callback of an answer to the client: once all of it is written, the connection closes
  * or waits for the next request. */
 void http_conn_client_written(uv_write_t *req, int status);

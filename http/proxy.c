@@ -31,11 +31,13 @@
  * Caps, the refusal at the cap and the handshake timeout are the SOCKS listener's
  * (socks/server.c); the timeout runs from accept, and again from the end of each answer, until
  * a complete request head (408 when part of one came, a plain close when nothing did). A request
- * body gets 408 when none of it came for HTTP_BODY_TIMEOUT_MS while the proxy waited. Errors
- * answer with a status and close: 400 malformed (414 a target, 431 a head over 64 KiB), 403 the
- * router rejected the destination, 407 no or wrong credentials, 501 a scheme other than http, 502
- * the destination refused, was unreachable, did not resolve or gave no proper answer, 504 it did
- * not answer the connect in time. Once part of an answer went out, an error can only reset the client. */
+ * body gets 408 when none of it came for HTTP_BODY_TIMEOUT_MS while the proxy waited. An origin
+ * that sends nothing for HTTP_ORIGIN_TIMEOUT_MS while its answer is owed gets its connection
+ * closed, and the client a 504 (http/upstream.c). Errors answer with a status and close: 400
+ * malformed (414 a target, 431 a head over 64 KiB), 403 the router rejected the destination, 407
+ * no or wrong credentials, 501 a scheme other than http, 502 the destination refused, was
+ * unreachable, did not resolve or gave no proper answer, 504 it did not answer the connect, or the
+ * request, in time. Once part of an answer went out, an error can only reset the client. */
 #include "http/proxy.h"
 
 #include <errno.h>
@@ -110,19 +112,21 @@ void http_conn_close(struct http_conn *c, int reset)
     c->dial = NULL;
     http_upstream_release(c->up);
     c->state = HTTP_CONN_CLOSING;
-    c->handles_open = 2;
+    c->handles_open = 3;
     uv_close((uv_handle_t *)&c->timer, http_conn_handle_closed);
+    uv_close((uv_handle_t *)&c->origin_timer, http_conn_handle_closed);
     if (!reset || uv_tcp_close_reset(&c->client, http_conn_handle_closed) < 0)
         uv_close((uv_handle_t *)&c->client, http_conn_handle_closed);
 }
 
-/* The relay closed the client handle (CONNECT); only the timer is left. */
+/* The relay closed the client handle (CONNECT); only the timers are left. */
 static void http_conn_relay_done(void *arg)
 {
     struct http_conn *c = arg;
     c->state = HTTP_CONN_CLOSING;
-    c->handles_open = 1;
+    c->handles_open = 2;
     uv_close((uv_handle_t *)&c->timer, http_conn_handle_closed);
+    uv_close((uv_handle_t *)&c->origin_timer, http_conn_handle_closed);
 }
 
 /* Keeps what the parser has not taken yet; the client is not read while there is some. */
@@ -470,6 +474,9 @@ static void http_conn_client_input(struct http_conn *c, const uint8_t *data, siz
     }
     http_upstream_flush(c);
     http_conn_update_reading(c);
+    /* The request's end may have come without a byte to send (the last of its trailers): the
+     * wait on the answer begins. Bytes pipelined behind it do not put the wait off. */
+    http_conn_origin_wait(c, 0);
 }
 
 void http_conn_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
@@ -519,8 +526,10 @@ static int http_proxy_accept(void *arg, uv_stream_t *listener)
     c->hp = hp;
     uv_tcp_init(listener->loop, &c->client);
     uv_timer_init(listener->loop, &c->timer);
+    uv_timer_init(listener->loop, &c->origin_timer);
     c->client.data = c;
     c->timer.data = c;
+    c->origin_timer.data = c;
     v2s_list_init(&c->node);
     v2s_list_push_front(&hp->conns, &c->node);
     http_msg_init(&c->req, 0);
@@ -560,6 +569,7 @@ int http_proxy_new(struct http_proxy **out, const struct http_proxy_config *cfg,
     hp->connect_timeout_ms = cfg->connect_timeout_ms;
     hp->handshake_timeout_ms = cfg->handshake_timeout_ms;
     hp->body_timeout_ms = cfg->body_timeout_ms ? cfg->body_timeout_ms : HTTP_BODY_TIMEOUT_MS;
+    hp->origin_timeout_ms = cfg->origin_timeout_ms ? cfg->origin_timeout_ms : HTTP_ORIGIN_TIMEOUT_MS;
     v2s_list_init(&hp->conns);
     v2s_list_init(&hp->upstreams);
     hp->creds = cfg->credentials;

@@ -98,6 +98,7 @@ void http_conn_linger(struct http_conn *c)
     uv_read_stop((uv_stream_t *)&c->client);
     c->reading = 0;
     uv_timer_stop(&c->timer);
+    uv_timer_stop(&c->origin_timer);
     c->shut_req.data = c;
     if (uv_shutdown(&c->shut_req, (uv_stream_t *)&c->client, http_conn_end_shut) < 0)
         http_conn_close(c, 0);
@@ -123,6 +124,7 @@ void http_conn_fail_with(struct http_conn *c, int status, const char *why, const
     uv_read_stop((uv_stream_t *)&c->client);
     c->reading = 0;
     uv_timer_stop(&c->timer);
+    uv_timer_stop(&c->origin_timer);
     char body[400];
     int bl = snprintf(body, sizeof(body), "vpn2socks: %s\n", why);
     if (bl < 0 || bl >= (int)sizeof(body))

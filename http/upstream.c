@@ -13,7 +13,16 @@
  * The response is read with the request's parser (http/message.h), so that its end is known and
  * the client connection can carry the next request; an answer framed by the connection's end (no
  * length, not chunked) goes out with "Connection: close". The upstream is not read while a piece
- * of the answer is being written to the client, which is the backpressure from a slow client. */
+ * of the answer is being written to the client, which is the backpressure from a slow client.
+ *
+ * The origin's timeout (origin_timeout_ms, HTTP_ORIGIN_TIMEOUT_MS by default) runs while the
+ * proxy waits on the origin and on nothing else: from the request's end, or from a piece of the
+ * request written to it and not yet taken, until the answer's end, again from each byte it sends
+ * or takes. It stops while a piece of the answer is written to the client (a client slow to read
+ * is not the origin's fault, and the origin is not read then), while the client's body is awaited
+ * (the body's timeout runs then), and between requests (the handshake timeout's turn). When it
+ * fires, the upstream is closed and the client gets a 504, or a reset when part of the answer
+ * went out already: an answer cut short must not look complete. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -95,6 +104,7 @@ static void http_upstream_written(uv_write_t *req, int status)
         v2s_debug("%s: write to %s failed: %s", c->peer, c->target, uv_strerror(status));
         return;
     }
+    http_conn_origin_wait(c, 1); /* the origin took the piece */
     http_upstream_flush(c);
     if (!up->writing && c->state == HTTP_CONN_FORWARD && !c->req_done)
         http_conn_resume(c);
@@ -126,7 +136,9 @@ void http_upstream_flush(struct http_conn *c)
         free(up->wbuf);
         up->wbuf = NULL;
         http_conn_fail(c, 502, "the destination's connection is gone");
+        return;
     }
+    http_conn_origin_wait(c, 1); /* the origin is to take a new piece */
 }
 
 /* The destination is reached: the request goes out, the answer is read. */
@@ -142,6 +154,38 @@ void http_conn_forward_start(struct http_conn *c)
         return;
     }
     http_conn_resume(c);
+}
+
+/* Whether the proxy waits on the origin, and on nothing else: an answer is owed (the request
+ * ended, or a piece of it is being written to the origin) and no piece of it is being written to
+ * the client. */
+static int http_conn_awaits_origin(const struct http_conn *c)
+{
+    return c->state == HTTP_CONN_FORWARD && c->up && !c->resp_done && !c->writing &&
+           (c->req_done || c->up->writing);
+}
+
+/* The origin sent and took nothing for origin_timeout_ms while the proxy waited on it. */
+static void http_conn_origin_timeout(uv_timer_t *t)
+{
+    struct http_conn *c = t->data;
+    if (!http_conn_awaits_origin(c))
+        return;
+    if (c->resp_started) {
+        v2s_info("%s -> %s: the destination stopped in the middle of its answer", c->peer, c->target);
+        http_conn_close(c, 1);
+        return;
+    }
+    v2s_info("%s -> %s: the destination did not answer in time (HTTP 504)", c->peer, c->target);
+    http_conn_fail(c, 504, "the destination did not answer in time");
+}
+
+void http_conn_origin_wait(struct http_conn *c, int progress)
+{
+    if (!http_conn_awaits_origin(c))
+        uv_timer_stop(&c->origin_timer);
+    else if (progress || !uv_is_active((uv_handle_t *)&c->origin_timer))
+        uv_timer_start(&c->origin_timer, http_conn_origin_timeout, c->hp->origin_timeout_ms, 0);
 }
 
 static void http_upstream_dialed(void *arg, struct outbound_conn *d, int status, const struct v2s_addr *bound,
@@ -251,6 +295,7 @@ static void http_conn_retry(struct http_conn *c)
     }
     c->state = HTTP_CONN_DIALING;
     http_conn_update_reading(c);
+    http_conn_origin_wait(c, 0); /* the connect timeout's turn */
     if ((rc = http_upstream_open(c, c->host, c->port, c->target)) < 0) {
         char why[400];
         snprintf(why, sizeof(why), "%s: %s", c->target, uv_strerror(rc));
@@ -341,6 +386,9 @@ static void http_upstream_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t 
     if (nread < 0)
         http_upstream_release(up);
     http_conn_client_flush(c);
+    /* The origin sent something: the wait on it starts again, unless the bytes are being written
+     * to the client (then the client is awaited) or ended the answer. */
+    http_conn_origin_wait(c, 1);
     if (c->resp_done && !c->writing && c->state == HTTP_CONN_FORWARD)
         http_conn_answer_done(c);
 }
@@ -364,8 +412,12 @@ void http_conn_client_written(uv_write_t *req, int status)
     }
     if (c->up && c->state == HTTP_CONN_FORWARD) {
         int rc = uv_read_start((uv_stream_t *)&c->up->pipe, http_upstream_alloc_cb, http_upstream_read_cb);
-        if (rc < 0 && rc != UV_EALREADY)
+        if (rc < 0 && rc != UV_EALREADY) {
             http_conn_close(c, 1);
+            return;
+        }
+        /* The origin is read again: it may have waited on the client all this time. */
+        http_conn_origin_wait(c, 1);
     }
 }
 
@@ -404,6 +456,7 @@ static void http_conn_answer_done(struct http_conn *c)
     if (c->up && !c->up->reusable)
         http_upstream_release(c->up);
     c->state = HTTP_CONN_HEAD;
+    uv_timer_stop(&c->origin_timer); /* the upstream kept is idle, not owing an answer */
     c->resp_done = c->req_done = c->resp_started = 0;
     http_msg_free(&c->req);
     http_msg_init(&c->req, 0);

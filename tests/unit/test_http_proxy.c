@@ -47,7 +47,7 @@ static void htest_hp_closed(void *arg)
 
 /* 127.0.0.0/8 goes direct (with --allow-direct-local), everything else is rejected. */
 static void htest_start_full(struct htest *t, unsigned handshake_ms, struct v2s_credentials *creds,
-                             unsigned connect_ms, unsigned body_ms)
+                             unsigned connect_ms, unsigned body_ms, unsigned origin_ms)
 {
     memset(t, 0, sizeof(*t));
     ASSERT_EQ(uv_loop_init(&t->loop), 0);
@@ -68,6 +68,7 @@ static void htest_start_full(struct htest *t, unsigned handshake_ms, struct v2s_
         .connect_timeout_ms = connect_ms,
         .handshake_timeout_ms = handshake_ms,
         .body_timeout_ms = body_ms,
+        .origin_timeout_ms = origin_ms,
         .credentials = creds,
         .router = &t->router,
     };
@@ -83,7 +84,7 @@ static void htest_start_full(struct htest *t, unsigned handshake_ms, struct v2s_
 static void htest_start_cfg(struct htest *t, unsigned handshake_ms, struct v2s_credentials *creds,
                             unsigned connect_ms)
 {
-    htest_start_full(t, handshake_ms, creds, connect_ms, 0);
+    htest_start_full(t, handshake_ms, creds, connect_ms, 0, 0);
 }
 
 static void htest_start_with(struct htest *t, unsigned handshake_ms)
@@ -1075,7 +1076,7 @@ TEST_IMPL(http_proxy_body_timeout)
 {
     struct htest t;
     char buf[1024], want[256];
-    htest_start_full(&t, 5000, NULL, 3000, 600);
+    htest_start_full(&t, 5000, NULL, 3000, 600, 0);
     uint16_t port;
     int l = uvtest_listen(&port);
     int fd = uvtest_connect(t.port);
@@ -1454,5 +1455,189 @@ TEST_IMPL(http_proxy_line_endings)
                                       "3\r\nabc\r\n0\r\n\r\n", 502);
     close(l);
     htest_finish(&t);
+    return 0;
+}
+
+/* An origin that takes a request and never answers: 504 once origin_timeout_ms passed, with the
+ * reason in the body, and the origin's connection closed; one that stops in the middle of its
+ * answer: the client's connection reset (a FIN would make an answer framed by the connection's
+ * end look complete), the origin's closed; one that takes nothing of a request body: 504 too.
+ * Failed before the fix: no answer at all, and both connections held for as long as the origin
+ * liked (nothing limited the wait on the origin once the request had gone out). */
+TEST_IMPL(http_proxy_origin_timeout)
+{
+    struct htest t;
+    char buf[1024];
+    htest_start_full(&t, 5000, NULL, 3000, 0, 400);
+    uint16_t port;
+    int l = uvtest_listen(&port);
+    int fd = uvtest_connect(t.port), remote = -1;
+    snprintf(buf, sizeof(buf), "GET http://127.0.0.1:%u/never HTTP/1.1\r\n\r\n", port);
+    htest_request(&t, fd, l, &remote, buf, NULL);
+    uint64_t start = uv_now(&t.loop);
+    htest_read_head(&t, fd, buf, sizeof(buf));
+    ASSERT_EQ(htest_status(buf), 504);
+    ASSERT(uv_now(&t.loop) - start >= 350);
+    ASSERT(strstr(buf, "Connection: close\r\n") != NULL);
+    static const char why[] = "vpn2socks: the destination did not answer in time\n";
+    htest_read(&t, fd, buf, strlen(why));
+    ASSERT_STR_EQ(buf, why);
+    ASSERT_EQ(uvtest_wait_end(&t.loop, fd, NULL, 3000), 1);
+    ASSERT_EQ(uvtest_wait_end(&t.loop, remote, NULL, 3000), 1);
+    close(fd);
+    close(remote);
+
+    /* The head and 4 bytes of 10, then nothing. */
+    fd = uvtest_connect(t.port);
+    remote = -1;
+    snprintf(buf, sizeof(buf), "GET http://127.0.0.1:%u/half HTTP/1.1\r\n\r\n", port);
+    htest_request(&t, fd, l, &remote, buf, NULL);
+    htest_answer(&t, remote, fd, "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n0123",
+                 "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n", "0123");
+    start = uv_now(&t.loop);
+    ASSERT(uvtest_wait_end(&t.loop, fd, NULL, 3000) < 0);
+    ASSERT(uv_now(&t.loop) - start >= 350);
+    ASSERT_EQ(uvtest_wait_end(&t.loop, remote, NULL, 3000), 1);
+    close(fd);
+    close(remote);
+
+    /* A body the origin never reads: once every buffer on the way is full, the proxy waits on the
+     * origin alone (the client is not read), and the origin gets the timeout too. */
+    int small = 4096;
+    ASSERT_EQ(setsockopt(l, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small)), 0);
+    fd = uvtest_connect(t.port);
+    remote = -1;
+    size_t total = 32u << 20;
+    snprintf(buf, sizeof(buf), "POST http://127.0.0.1:%u/big HTTP/1.1\r\nContent-Length: %zu\r\n\r\n", port, total);
+    htest_request(&t, fd, l, &remote, buf, NULL);
+    ASSERT(htest_fill(&t, fd, total) < total);
+    htest_read_head(&t, fd, buf, sizeof(buf));
+    ASSERT_EQ(htest_status(buf), 504);
+    ASSERT(uvtest_wait_end(&t.loop, fd, NULL, 5000) != 0);
+    /* The origin's connection ends once the relay passed on what it held. */
+    static uint8_t held[65536];
+    int end = 0;
+    while (end == 0)
+        ASSERT(uvtest_recv(&t.loop, remote, held, sizeof(held), &end, 3000) > 0 || end != 0);
+    ASSERT_EQ(end, 1);
+    htest_finish_origin(&t, fd, remote, l);
+    return 0;
+}
+
+/* An origin slower than the timeout in all, but never silent for as long: its head in three
+ * pieces, then its body in six, each 250 ms after the last (the timeout is 400 ms), reaches the
+ * client whole, bytes intact: the timeout is the longest silence, not a deadline. A connection
+ * idle between requests for longer than the timeout stays (its kept upstream too), and so does
+ * a quiet CONNECT tunnel. A regression guard for the fix (the wait between reads, only while an
+ * answer is owed); a timer started once per answer, never again, fails it (seen). */
+TEST_IMPL(http_proxy_origin_slow_in_time)
+{
+    struct htest t;
+    char buf[2048];
+    htest_start_full(&t, 5000, NULL, 3000, 0, 400);
+    uint16_t port;
+    int l = uvtest_listen(&port);
+    int fd = uvtest_connect(t.port), remote = -1, never = 0;
+    snprintf(buf, sizeof(buf), "GET http://127.0.0.1:%u/slow HTTP/1.1\r\n\r\n", port);
+    htest_request(&t, fd, l, &remote, buf, NULL);
+    uint64_t start = uv_now(&t.loop);
+    /* The head in three pieces: what the client is sent only once it is whole. */
+    static const char *const head[] = {"HTTP/1.1 200 OK\r\n", "Transfer-Encoding: chunked\r\n", "\r\n"};
+    for (int i = 0; i < 3; i++) {
+        uvtest_run_until(&t.loop, &never, 250);
+        htest_send(&t, remote, head[i]);
+    }
+    htest_read_head(&t, fd, buf, sizeof(buf));
+    ASSERT_STR_EQ(buf, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n");
+    char piece[64], want[64];
+    for (int i = 0; i < 6; i++) {
+        uvtest_run_until(&t.loop, &never, 250);
+        snprintf(piece, sizeof(piece), "6\r\npiece%d\r\n", i);
+        htest_send(&t, remote, piece);
+        snprintf(want, sizeof(want), "6\r\npiece%d\r\n", i);
+        htest_read(&t, fd, buf, strlen(want));
+        ASSERT_STR_EQ(buf, want);
+    }
+    htest_send(&t, remote, "0\r\n\r\n");
+    htest_read(&t, fd, buf, 5);
+    ASSERT_STR_EQ(buf, "0\r\n\r\n");
+    ASSERT(uv_now(&t.loop) - start >= 2000);
+
+    /* Idle between requests for three times the timeout: the next request goes out on the same
+     * upstream connection. */
+    uvtest_run_until(&t.loop, &never, 1200);
+    snprintf(buf, sizeof(buf), "GET http://127.0.0.1:%u/next HTTP/1.1\r\n\r\n", port);
+    htest_request(&t, fd, l, &remote, buf, NULL);
+    htest_answer(&t, remote, fd, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+                 "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n", "ok");
+    close(fd);
+    close(remote);
+
+    /* A CONNECT tunnel quiet for three times the timeout. */
+    fd = uvtest_connect(t.port);
+    snprintf(buf, sizeof(buf), "CONNECT 127.0.0.1:%u HTTP/1.1\r\n\r\n", port);
+    htest_send(&t, fd, buf);
+    remote = htest_tunnel(&t, fd, l, "", "hi");
+    uvtest_run_until(&t.loop, &never, 1200);
+    htest_send(&t, remote, "still");
+    htest_read(&t, fd, buf, 5);
+    ASSERT_STR_EQ(buf, "still");
+    htest_finish_origin(&t, fd, remote, l);
+    return 0;
+}
+
+/* A client that does not read its answer for three times the timeout, once while the origin has
+ * sent all it could (every buffer on the way full), once after it sent the whole answer: no 504,
+ * no reset; once it reads, every byte comes, and the connection carries the next request. The
+ * proxy waits on the client then, not on the origin. A regression guard for the fix: a timer
+ * that ran while the answer was written to the client cuts this answer (seen). */
+TEST_IMPL(http_proxy_origin_timeout_slow_client)
+{
+    struct htest t;
+    char buf[1024];
+    htest_start_full(&t, 5000, NULL, 3000, 0, 300);
+    uint16_t port;
+    int l = uvtest_listen(&port);
+    int fd = uvtest_connect(t.port), remote = -1, never = 0;
+    snprintf(buf, sizeof(buf), "GET http://127.0.0.1:%u/big HTTP/1.1\r\n\r\n", port);
+    htest_request(&t, fd, l, &remote, buf, NULL);
+    size_t total = 32u << 20;
+    snprintf(buf, sizeof(buf), "HTTP/1.1 200 OK\r\nContent-Length: %zu\r\n\r\n", total);
+    htest_send(&t, remote, buf);
+    size_t sent = htest_fill(&t, remote, total);
+    ASSERT(sent < total);
+    uvtest_run_until(&t.loop, &never, 900);
+    char want[128];
+    snprintf(want, sizeof(want), "HTTP/1.1 200 OK\r\nContent-Length: %zu\r\n\r\n", total);
+    htest_read_head(&t, fd, buf, sizeof(buf));
+    ASSERT_STR_EQ(buf, want);
+    size_t got = 0;
+    int paused = 0;
+    while (got < total) {
+        if (sent < total)
+            sent += htest_push(remote, total - sent);
+        if (sent == total && !paused) {
+            /* The origin sent its whole answer; the client stops reading again. */
+            paused = 1;
+            uvtest_run_until(&t.loop, &never, 900);
+        }
+        static char in[65536];
+        ssize_t k = recv(fd, in, sizeof(in), MSG_DONTWAIT);
+        ASSERT(k != 0);
+        ASSERT(k > 0 || errno == EAGAIN || errno == EWOULDBLOCK);
+        if (k > 0) {
+            for (ssize_t i = 0; i < k; i++)
+                ASSERT(in[i] == 'x');
+            got += (size_t)k;
+        } else
+            uvtest_run_until(&t.loop, &never, 1);
+    }
+    ASSERT_EQ(got, total);
+    /* And the connection carries the next request. */
+    snprintf(buf, sizeof(buf), "GET http://127.0.0.1:%u/next HTTP/1.1\r\n\r\n", port);
+    htest_request(&t, fd, l, &remote, buf, NULL);
+    htest_answer(&t, remote, fd, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+                 "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n", "ok");
+    htest_finish_origin(&t, fd, remote, l);
     return 0;
 }
