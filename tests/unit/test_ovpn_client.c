@@ -80,6 +80,11 @@ struct server {
                            * (a deferred authentication: a plugin, a management client-auth) */
     int data_dropped;     /* data packets on a key without data keys, as OpenVPN drops them */
     int data_by_key[8];   /* data packets taken, by key id */
+    int hold_reneg;       /* control packets of any key but 0 wait in held until the test lets
+                           * them through: a renegotiation answered late */
+    uint8_t held[16][FAKE_PKT];
+    size_t held_len[16];
+    size_t n_held;
 };
 
 /* One test's world: the loop, the client, the fake link and the server. */
@@ -370,6 +375,11 @@ static void srv_packet(struct world *w, const uint8_t *pkt, size_t len)
             s->data_dropped++;
         return;
     }
+    if (s->hold_reneg && OVPN_KEY_ID_OF(pkt[0]) != 0) {
+        ASSERT(s->n_held < sizeof(s->held) / sizeof(s->held[0]));
+        queue_push(s->held, s->held_len, &s->n_held, pkt, len);
+        return;
+    }
     struct ovpn_ctrl p;
     uint8_t scratch[FAKE_PKT];
     ASSERT_EQ(ovpn_ctrl_decode(&s->wrap, pkt, len, scratch, sizeof(scratch), &p), 0);
@@ -621,6 +631,17 @@ static void world_link_up(struct world *w)
 {
     w->link->ev.connected(w->link->ev.arg);
     ASSERT_EQ(w->c->state, OVPN_CLIENT_HANDSHAKE);
+}
+
+/* The client's next session after a restart: the wait, a new link, the session as far as the
+ * server lets it run. */
+static void world_reconnect(struct world *w, uint64_t wait_ms)
+{
+    ASSERT_EQ(w->c->state, OVPN_CLIENT_WAITING);
+    advance(w, wait_ms);
+    ASSERT_EQ(w->c->state, OVPN_CLIENT_RESOLVING);
+    world_wait_link(w);
+    world_connect(w);
 }
 
 /* Closes the client; every handle must be gone and the loop closable. */
@@ -1211,9 +1232,10 @@ TEST_IMPL(ovpn_client_tcp_mtu_fits_segment)
 }
 
 /* A server that never answers a renegotiation while the key runs out of packet ids: the key
- * keeps carrying data until it is used up, and once the renegotiation's hand-window is over
- * with the key used up the session restarts, instead of staying up with every packet refused
- * (no ping-restart here: nothing else would ever end it). The new session carries data again. */
+ * keeps carrying data until it is used up, and once the renegotiation's hand-window is over the
+ * session restarts (as any failed renegotiation does now: ovpn_client_reneg_hand_window_restarts),
+ * instead of staying up with every packet refused (no ping-restart here: nothing else would ever
+ * end it). The new session carries data again. */
 TEST_IMPL(ovpn_client_reneg_fails_key_spent)
 {
     static const uint8_t ip[28] = {0x45, 0, 0, 28, 0, 0, 0, 0, 64, 17};
@@ -1263,27 +1285,113 @@ TEST_IMPL(ovpn_client_reneg_fails_key_spent)
     return 0;
 }
 
-/* The same server, with a key that still works: the failed renegotiation is dropped, the key
- * keeps carrying data and no reconnect happens (a guard for the case above). */
-TEST_IMPL(ovpn_client_reneg_fails_key_kept)
+/* A renegotiation the server never answers, started by the client (reneg-sec, reneg-bytes) or
+ * by the server (a soft reset it then gives up on), over UDP and TCP: data keeps going out with
+ * the old key for the whole hand-window (60 s), and then the session starts over, as OpenVPN
+ * 2.6's client does (ssl.c: the key fails "TLS key negotiation failed to occur within"; over TCP
+ * SIGUSR1 tls-error, over UDP a new session with a hard reset at once). The failed key was
+ * dropped and the soft reset tried again 10 s later, the old key kept until it wore out or
+ * ping-restart fired (none is pushed here): the client never left the session. */
+TEST_IMPL(ovpn_client_reneg_hand_window_restarts)
 {
     static const uint8_t ip[28] = {0x45, 0, 0, 28, 0, 0, 0, 0, 64, 17};
-    struct world w;
-    world_up(&w, "udp", push_reply_ping, NULL);
-    w.srv.mute_reneg = 1;
-    ovpn_data_test_set_send_id(w.c->keys[w.c->primary].data, OVPN_DATA_ID_RENEGOTIATE);
-    ASSERT_EQ(tunnel_send(&w.c->t, ip, sizeof(ip)), 0);
-    for (int i = 0; i < 65; i++) {
-        advance(&w, 1000);
+    static const struct {
+        const char *proto;
+        int server_starts;
+    } rows[] = {{"udp", 0}, {"udp", 1}, {"tcp", 0}, {"tcp", 1}};
+    for (size_t r = 0; r < sizeof(rows) / sizeof(rows[0]); r++) {
+        struct world w;
+        world_up(&w, rows[r].proto, push_reply_ping, NULL);
+        ASSERT_EQ(w.c->state, OVPN_CLIENT_UP);
+        w.srv.mute_reneg = 1;
+        if (rows[r].server_starts)
+            srv_renegotiate(&w, 1);
+        else
+            ovpn_client_renegotiate(w.c, "test");
         pump(&w);
+        ASSERT(ovpn_ks_find(w.c, 1) != NULL);
+        for (int i = 0; i < 60; i++) {
+            advance(&w, 1000);
+            pump(&w);
+            if (w.c->state != OVPN_CLIENT_UP)
+                TEST_FAIL_AT("row %zu: the session ended %d s into the hand-window", r, i + 1);
+            ASSERT_EQ(send_key(&w, ip, sizeof(ip)), 0);
+        }
+        ASSERT_EQ(w.srv.data_dropped, 0);
+        ASSERT(w.srv.data_by_key[0] >= 60);
+        advance(&w, 100);
+        if (w.c->state != OVPN_CLIENT_WAITING)
+            TEST_FAIL_AT("row %zu: still %s after the hand-window", r, ovpn_client_state_name(w.c->state));
+        ASSERT_EQ(w.closes, 1);
+        ASSERT_EQ(w.downs, 0);
+        struct tunnel_stats ts;
+        tunnel_get_stats(&w.c->t, &ts);
+        ASSERT_EQ(ts.reconnects[TUNNEL_RECONNECT_SESSION], 1);
+        ASSERT_EQ(tunnel_send(&w.c->t, ip, sizeof(ip)), -ENETDOWN);
+        /* The new session: a hard reset, the key exchange and the push again, key 0 carrying. */
+        world_reconnect(&w, 1000);
+        ASSERT_EQ(w.c->state, OVPN_CLIENT_UP);
+        ASSERT_EQ(w.srv.hard_resets, 2);
+        ASSERT_EQ(w.srv.push_requests, 2);
+        ASSERT_EQ(w.ups, 2);
+        ASSERT_EQ(send_key(&w, ip, sizeof(ip)), 0);
+        ASSERT_EQ(w.srv.data_dropped, 0);
+        world_close(&w);
     }
-    ASSERT_EQ(w.c->state, OVPN_CLIENT_UP);
-    ASSERT_EQ(w.opens, 1);
-    ASSERT_EQ(w.c->keys[w.c->primary].key_id, 0);
-    w.n_to_server = 0;
-    ASSERT_EQ(tunnel_send(&w.c->t, ip, sizeof(ip)), 0);
-    ASSERT_EQ(w.to_server[0][0], OVPN_OP_BYTE(OVPN_OP_DATA_V2, 0));
-    world_close(&w);
+    return 0;
+}
+
+/* The guard of the case above: the server answers the renegotiation only 59 s in (its answer to
+ * every packet of the new key held back until then). The new key comes in before hand-window,
+ * the old one carries the data meanwhile and the new one after, and the session stays. */
+TEST_IMPL(ovpn_client_reneg_slow_answer_guard)
+{
+    static const uint8_t ip[28] = {0x45, 0, 0, 28, 0, 0, 0, 0, 64, 17};
+    static const struct {
+        const char *proto;
+        int server_starts;
+    } rows[] = {{"udp", 0}, {"udp", 1}, {"tcp", 0}, {"tcp", 1}};
+    for (size_t r = 0; r < sizeof(rows) / sizeof(rows[0]); r++) {
+        struct world w;
+        world_up(&w, rows[r].proto, push_reply_ping, NULL);
+        ASSERT_EQ(w.c->state, OVPN_CLIENT_UP);
+        w.srv.hold_reneg = 1;
+        if (rows[r].server_starts)
+            srv_renegotiate(&w, 1);
+        else
+            ovpn_client_renegotiate(w.c, "test");
+        pump(&w);
+        for (int i = 0; i < 59; i++) {
+            advance(&w, 1000);
+            pump(&w);
+            ASSERT_EQ(w.c->state, OVPN_CLIENT_UP);
+            ASSERT_EQ(send_key(&w, ip, sizeof(ip)), 0);
+        }
+        ASSERT(w.srv.n_held >= 1);
+        ASSERT_EQ(w.c->keys[w.c->primary].key_id, 0);
+        /* 59 s in, the server answers: the key exchange runs through at once. */
+        w.srv.hold_reneg = 0;
+        uint8_t pkt[FAKE_PKT];
+        while (w.srv.n_held) {
+            size_t len = queue_pop(w.srv.held, w.srv.held_len, &w.srv.n_held, pkt);
+            srv_packet(&w, pkt, len);
+        }
+        pump(&w);
+        ASSERT_EQ(w.srv.client_km2, 2);
+        ASSERT_EQ(w.c->keys[w.c->primary].key_id, 1);
+        ASSERT_EQ(send_key(&w, ip, sizeof(ip)), 0);
+        /* The new key is hand-window old at 60 s: the data moves to it; nothing ends. */
+        for (int i = 0; i < 120; i++) {
+            advance(&w, 1000);
+            pump(&w);
+            ASSERT_EQ(w.c->state, OVPN_CLIENT_UP);
+            ASSERT_EQ(send_key(&w, ip, sizeof(ip)), 1);
+        }
+        ASSERT_EQ(w.srv.data_dropped, 0);
+        ASSERT_EQ(w.opens, 1);
+        ASSERT_EQ(w.ups, 1);
+        world_close(&w);
+    }
     return 0;
 }
 
@@ -1442,17 +1550,6 @@ TEST_IMPL(ovpn_client_tls_auth_early_foreign_replay)
     ovpn_wrap_clear(&forger);
     world_close(&w);
     return 0;
-}
-
-/* The client's next session after a restart: the wait, a new link, the session as far as the
- * server lets it run. */
-static void world_reconnect(struct world *w, uint64_t wait_ms)
-{
-    ASSERT_EQ(w->c->state, OVPN_CLIENT_WAITING);
-    advance(w, wait_ms);
-    ASSERT_EQ(w->c->state, OVPN_CLIENT_RESOLVING);
-    world_wait_link(w);
-    world_connect(w);
 }
 
 /* A route the client cannot read: the PUSH_REPLY is refused. */

@@ -3,8 +3,9 @@
  *   connect-timeout a TCP link not connected within connect-timeout (120 s) is given up
  *                   (ovpn_timers_connect_started)
  *   retransmit      control messages not acked: 2 s, doubling (reliable.c keeps the schedule)
- *   hand-window     a key negotiation not finished in hand-window seconds (60) fails: the first
- *                   key restarts the connection, a renegotiation is dropped and retried later
+ *   hand-window     a key negotiation not finished in hand-window seconds (60) fails and the
+ *                   session starts over: the first key's, and a renegotiation's too (ours or the
+ *                   server's), as OpenVPN 2.6 does (below, ovpn_timers_run_keys)
  *   push-request    PUSH_REQUEST again until PUSH_REPLY: every second for the first 10 s, then
  *                   every 5 s (ovpn_timers_push_started). OpenVPN's client sends its first one on
  *                   its 1 s tick after the key exchange, then one every 5 s; ours goes at once
@@ -26,10 +27,8 @@
  *                   near the end of their space, or its AEAD usage near its limit (data.h):
  *                   those are counted per packet, so the check runs on each data packet
  *                   (ovpn_timers_data_moved); at a gigabit a tick would let 12 MB pass. The old
- *                   key keeps sending until the new one is in, and a while after (transition).
- *                   A failed attempt is retried after
- *                   10 s, unless the old key is used up (data.h: ovpn_data_key_spent): then the
- *                   session restarts
+ *                   key keeps sending until the new one is in, and a while after (transition);
+ *                   one that fails its hand-window ends the session (hand-window above)
  *   transition      an old key still decrypts for an hour after a new one took over (OpenVPN's
  *                   tran-window), then goes; a newer key may need its slot before that. Data
  *                   goes out with the old key until the new one is hand-window (or reneg-sec / 2
@@ -49,7 +48,6 @@ enum {
     OVPN_PUSH_FAST_RETRY_MS = 1000, /* PUSH_REQUEST again after this, ... */
     OVPN_PUSH_FAST_RETRIES = 10,    /* ... this many times, */
     OVPN_PUSH_RETRY_MS = 5000,      /* then after this: OpenVPN's own interval */
-    OVPN_RENEG_RETRY_MS = 10000,
     /* An old key still decrypts this long after a new one took over: OpenVPN's tran-window
      * (3600 s), which its peers count on. An OpenVPN server keeps sending with the old key until
      * the new one is as old as its hand-window (ssl.c tls_select_encryption_key, the smaller of
@@ -181,9 +179,6 @@ void ovpn_timers_key_promoted(struct ovpn_timers *t, int slot, int old_slot)
     t->send_old_slot = old_slot >= 0 && old_slot != slot ? old_slot : -1;
     t->send_new_at = t->send_old_slot >= 0 ? t->key_started[slot] + ovpn_timers_send_deferral(t->c->cfg) : 0;
     t->keyed_at = now;
-    /* A renegotiation that succeeded ends the pause after one that failed. */
-    if (old_slot >= 0)
-        t->reneg_not_before = 0;
 }
 
 void ovpn_timers_auth_pending(struct ovpn_timers *t, int slot)
@@ -263,7 +258,7 @@ void ovpn_timers_data_moved(struct ovpn_timers *t, const struct ovpn_ks *ks)
     if (c->state != OVPN_CLIENT_UP || c->primary < 0 || ks != &c->keys[c->primary])
         return;
     enum ovpn_data_reneg due = ovpn_data_renegotiate_due(ks->data, cfg->reneg_bytes, cfg->reneg_pkts);
-    if (due == OVPN_DATA_RENEG_NONE || ovpn_timers_now(t) < t->reneg_not_before || ovpn_timers_negotiating(c))
+    if (due == OVPN_DATA_RENEG_NONE || ovpn_timers_negotiating(c))
         return;
     struct ovpn_data_usage u;
     char why[128];
@@ -290,29 +285,27 @@ static int ovpn_timers_run_keys(struct ovpn_timers *t, uint64_t now)
         }
         int negotiating = ks->state != OVPN_KS_KEYED || (i == c->primary && c->state == OVPN_CLIENT_PUSH);
         if (negotiating && now - t->key_started[i] > hand) {
-            if (i == c->primary || c->state != OVPN_CLIENT_UP) {
-                char why[128];
+            /* A renegotiation that failed ends the session as the first key's failure does, as
+             * in OpenVPN 2.6's client (ssl.c tls_process_state: "TLS key negotiation failed to
+             * occur within", the key in S_ERROR). Over TCP that error restarts it (forward.c
+             * check_tls_errors_co: SIGUSR1 tls-error). Over UDP tls_multi_process moves the
+             * session aside with its old key, which goes on carrying data until its tran-window
+             * ends, and starts a new one at once in its place (a hard reset, a new session id,
+             * key 0, PUSH_REQUEST again). We keep one session at a time, so over UDP the new one
+             * comes through a reconnect, the old key not kept meanwhile. Dropping the key and
+             * trying the soft reset again, as we did, kept a session the server may have lost
+             * (it answers no soft reset) until the key wore out or ping-restart fired. */
+            char why[160];
+            unsigned hand_s = (unsigned)(hand / 1000);
+            if (i == c->primary || c->state != OVPN_CLIENT_UP)
                 snprintf(why, sizeof(why), "no %s within hand-window (%u s)",
-                         c->state == OVPN_CLIENT_PUSH ? "PUSH_REPLY" : "TLS handshake", (unsigned)(hand / 1000));
-                t->act->restart(c, why);
-                return -1;
-            }
-            const struct ovpn_ks *cur = c->primary >= 0 ? &c->keys[c->primary] : NULL;
-            if (cur && cur->data && ovpn_data_key_spent(cur->data)) {
-                /* The current key refuses to send (or decrypt) any more: keeping it would leave
-                 * the tunnel up with every packet dropped, for good when the server never
-                 * renegotiates and no ping-restart is set. A new session brings a new key. */
-                char why[128];
-                snprintf(why, sizeof(why), "renegotiation of key %u did not finish in time and key %u is used up",
-                         ks->key_id, cur->key_id);
-                t->act->restart(c, why);
-                return -1;
-            }
-            v2s_warn("openvpn: renegotiation of key %u did not finish in time; keeping the current key", ks->key_id);
-            t->act->drop_key(c, ks);
-            /* Try again in a while, not on the next tick. */
-            t->reneg_not_before = now + OVPN_RENEG_RETRY_MS;
-            continue;
+                         c->state == OVPN_CLIENT_PUSH ? "PUSH_REPLY" : "TLS handshake", hand_s);
+            else
+                snprintf(why, sizeof(why),
+                         "renegotiation of key %u did not finish within hand-window (%u s): "
+                         "a new session, as OpenVPN starts one", ks->key_id, hand_s);
+            t->act->restart(c, why);
+            return -1;
         }
         t->act->retransmit(c, ks);
         /* A retransmission does not end the link today (the transport reports a failed send from
@@ -365,8 +358,7 @@ void ovpn_timers_run(struct ovpn_timers *t)
     }
     if (t->ping_ms && now - t->last_tx >= t->ping_ms)
         t->act->ping(c);
-    if (cfg->reneg_sec && now - t->keyed_at >= (uint64_t)cfg->reneg_sec * 1000 && now >= t->reneg_not_before &&
-        !ovpn_timers_negotiating(c)) {
+    if (cfg->reneg_sec && now - t->keyed_at >= (uint64_t)cfg->reneg_sec * 1000 && !ovpn_timers_negotiating(c)) {
         char why[32];
         snprintf(why, sizeof(why), "reneg-sec %u", cfg->reneg_sec);
         t->act->renegotiate(c, why);

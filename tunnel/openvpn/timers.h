@@ -20,7 +20,7 @@ enum { OVPN_CLIENT_KEYS = 3 }; /* key state slots: the primary, a new one, a lam
 struct ovpn_timer_actions {
     /* Control packets due for (re)transmission and pending acks go out for ks. */
     void (*retransmit)(struct ovpn_client *c, struct ovpn_ks *ks);
-    /* ks goes: a lame duck past its transition time, or a renegotiation that did not finish. */
+    /* ks goes: a lame duck past its transition time. */
     void (*drop_key)(struct ovpn_client *c, struct ovpn_ks *ks);
     /* The session ends and the client reconnects; why goes to the log. */
     void (*restart)(struct ovpn_client *c, const char *why);
@@ -54,7 +54,6 @@ struct ovpn_timers {
     uint64_t push_sent;         /* the latest PUSH_REQUEST, for the retry */
     uint32_t push_count;        /* PUSH_REQUESTs sent in this session: the retry slows down */
     uint64_t keyed_at;          /* when the primary key went live, for reneg-sec */
-    uint64_t reneg_not_before;  /* no renegotiation of our own before this (after a failed one) */
     uint64_t key_started[OVPN_CLIENT_KEYS];   /* per key slot, for hand-window */
     int send_old_slot;          /* the key before the primary, which data goes out with ... */
     uint64_t send_new_at;       /* ... until then (0: the primary sends); ovpn_timers_send_slot */
