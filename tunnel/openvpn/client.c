@@ -259,6 +259,18 @@ void ovpn_client_enter_restart(struct ovpn_client *c, const char *why)
     ovpn_timers_reconnect_wait(&c->timers, delay * 1000ULL, 0);
 }
 
+void ovpn_client_enter_new_session(struct ovpn_client *c, const char *why)
+{
+    if (!ovpn_client_may_enter(c, OVPN_FROM(OVPN_CLIENT_UP), OVPN_CLIENT_HANDSHAKE))
+        return;
+    c->reconnects[TUNNEL_RECONNECT_SESSION]++;
+    v2s_log_event(V2S_LOG_WARN, "reconnect", NULL, 0, "openvpn: %s; a new session on the same link", why);
+    ovpn_client_forget_session(c);
+    ovpn_client_set_state(c, OVPN_FROM(OVPN_CLIENT_UP), OVPN_CLIENT_HANDSHAKE);
+    ovpn_timers_connected(&c->timers);
+    ovpn_client_session_start(c);
+}
+
 /* Whatever state the client is in, it is done: the tunnel closes. */
 static void ovpn_client_enter_closed(struct ovpn_client *c)
 {
@@ -276,6 +288,7 @@ static const struct ovpn_timer_actions ovpn_client_timer_actions = {
     .retransmit = ovpn_client_flush,
     .drop_key = ovpn_client_drop_key,
     .restart = ovpn_client_enter_restart,
+    .new_session = ovpn_client_enter_new_session,
     .connect_timed_out = ovpn_client_connect_timed_out,
     .resume = ovpn_client_resume,
     .ping = ovpn_client_send_ping,

@@ -148,6 +148,10 @@ int ovpn_client_enter_up(struct ovpn_client *c);         /* from PUSH */
  * remote's next address when this one never came up, else after a back-off; once connect-retry-max
  * is used up it fails instead. Nothing happens once DONE. */
 void ovpn_client_enter_restart(struct ovpn_client *c, const char *why);
+/* The session that was up ends and a new one starts at once on the same link (HANDSHAKE, from
+ * UP): a hard reset with a new session id, from the same address and port, which an OpenVPN
+ * server takes as the same client again (its address kept). why goes to the log. */
+void ovpn_client_enter_new_session(struct ovpn_client *c, const char *why);
 /* Gives up for good (DONE): the process exits with the reason's code. Nothing happens once DONE. */
 void ovpn_client_enter_failed(struct ovpn_client *c, enum tunnel_down_reason reason, const char *why);
 /* Whether the session the caller works on ended under it (WAITING or DONE): its keys are gone. */
@@ -171,6 +175,8 @@ extern const struct ovpn_link_ops ovpn_link_transport_ops;
 void ovpn_client_start_attempt(struct ovpn_client *c);
 /* Closes the link and forgets the session on it (keys, session ids, push). */
 void ovpn_client_close_link(struct ovpn_client *c);
+/* Forgets the session (keys, session ids, push) and keeps the link. */
+void ovpn_client_forget_session(struct ovpn_client *c);
 /* One packet onto the link (none when there is no link). */
 void ovpn_client_link_send(struct ovpn_client *c, const uint8_t *pkt, size_t len);
 void ovpn_client_resume(struct ovpn_client *c, int next_addr);

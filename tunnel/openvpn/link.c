@@ -37,6 +37,11 @@ void ovpn_client_close_link(struct ovpn_client *c)
         c->link->close(c->transport);
         c->transport = NULL;
     }
+    ovpn_client_forget_session(c);
+}
+
+void ovpn_client_forget_session(struct ovpn_client *c)
+{
     for (int i = 0; i < OVPN_CLIENT_KEYS; i++)
         ovpn_ks_free(&c->keys[i]);
     c->primary = -1;

@@ -4,8 +4,9 @@
  *                   (ovpn_timers_connect_started)
  *   retransmit      control messages not acked: 2 s, doubling (reliable.c keeps the schedule)
  *   hand-window     a key negotiation not finished in hand-window seconds (60) fails and the
- *                   session starts over: the first key's, and a renegotiation's too (ours or the
- *                   server's), as OpenVPN 2.6 does (below, ovpn_timers_run_keys)
+ *                   session ends: the first key's (a reconnect), and a renegotiation's too, ours
+ *                   or the server's, as OpenVPN 2.6 does: a new session at once on the same link
+ *                   over UDP, a reconnect over TCP (ovpn_timers_run_keys)
  *   push-request    PUSH_REQUEST again until PUSH_REPLY: every second for the first 10 s, then
  *                   every 5 s (ovpn_timers_push_started). OpenVPN's client sends its first one on
  *                   its 1 s tick after the key exchange, then one every 5 s; ours goes at once
@@ -285,26 +286,30 @@ static int ovpn_timers_run_keys(struct ovpn_timers *t, uint64_t now)
         }
         int negotiating = ks->state != OVPN_KS_KEYED || (i == c->primary && c->state == OVPN_CLIENT_PUSH);
         if (negotiating && now - t->key_started[i] > hand) {
-            /* A renegotiation that failed ends the session as the first key's failure does, as
-             * in OpenVPN 2.6's client (ssl.c tls_process_state: "TLS key negotiation failed to
-             * occur within", the key in S_ERROR). Over TCP that error restarts it (forward.c
-             * check_tls_errors_co: SIGUSR1 tls-error). Over UDP tls_multi_process moves the
-             * session aside with its old key, which goes on carrying data until its tran-window
-             * ends, and starts a new one at once in its place (a hard reset, a new session id,
-             * key 0, PUSH_REQUEST again). We keep one session at a time, so over UDP the new one
-             * comes through a reconnect, the old key not kept meanwhile. Dropping the key and
-             * trying the soft reset again, as we did, kept a session the server may have lost
-             * (it answers no soft reset) until the key wore out or ping-restart fired. */
+            /* A renegotiation that failed ends the session, as in OpenVPN 2.6's client (ssl.c
+             * tls_process_state: "TLS key negotiation failed to occur within", the key in
+             * S_ERROR). Over TCP that error restarts it (forward.c check_tls_errors_co: SIGUSR1
+             * tls-error): a reconnect. Over UDP tls_multi_process moves the session aside with
+             * its old key, which goes on carrying data until its tran-window ends, and starts a
+             * new one at once on the same socket (a hard reset, a new session id, key 0,
+             * PUSH_REQUEST again), which the server takes as the same client: so do we, without
+             * the old key meanwhile (we keep one session at a time). Dropping the key and trying
+             * the soft reset again, as we did, kept a session the server may have lost (it
+             * answers no soft reset) until the key wore out or ping-restart fired. */
             char why[160];
             unsigned hand_s = (unsigned)(hand / 1000);
-            if (i == c->primary || c->state != OVPN_CLIENT_UP)
+            if (i == c->primary || c->state != OVPN_CLIENT_UP) {
                 snprintf(why, sizeof(why), "no %s within hand-window (%u s)",
                          c->state == OVPN_CLIENT_PUSH ? "PUSH_REPLY" : "TLS handshake", hand_s);
+                t->act->restart(c, why);
+                return -1;
+            }
+            snprintf(why, sizeof(why), "renegotiation of key %u did not finish within hand-window (%u s)",
+                     ks->key_id, hand_s);
+            if (c->proto == OVPN_PROTO_UDP)
+                t->act->new_session(c, why);
             else
-                snprintf(why, sizeof(why),
-                         "renegotiation of key %u did not finish within hand-window (%u s): "
-                         "a new session, as OpenVPN starts one", ks->key_id, hand_s);
-            t->act->restart(c, why);
+                t->act->restart(c, why);
             return -1;
         }
         t->act->retransmit(c, ks);

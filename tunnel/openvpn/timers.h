@@ -24,6 +24,9 @@ struct ovpn_timer_actions {
     void (*drop_key)(struct ovpn_client *c, struct ovpn_ks *ks);
     /* The session ends and the client reconnects; why goes to the log. */
     void (*restart)(struct ovpn_client *c, const char *why);
+    /* The session that was up ends and a new one starts at once on the same link (UDP); why goes
+     * to the log. */
+    void (*new_session)(struct ovpn_client *c, const char *why);
     /* The link did not connect within connect-timeout. */
     void (*connect_timed_out)(struct ovpn_client *c);
     /* The reconnect wait is over: the next address of the remote (next_addr) or the next attempt. */
