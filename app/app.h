@@ -64,7 +64,7 @@ struct app {
     unsigned max_conns;          /* --max-connections and --listener-max-connections as they */
     unsigned listener_max_conns; /* fit the open files limit (app_fit_descriptors) */
     struct conn_limit conns; /* every listener's connections together */
-    int hup_reloads; /* SIGHUP reloads --conf, rather than meaning the VPN client ended */
+    int hup_reloads; /* SIGHUP reloads --conf, rather than what it means without (app_signal) */
     struct tunnel_settings tunnel_addrs; /* the last tunnel up's addresses (nothing else) */
     int tunnel_was_up;
     uv_signal_t sig[4];
@@ -92,6 +92,9 @@ void app_tunnel_down(void *arg, enum tunnel_down_reason reason, const char *why)
 /* Watches the VPN client's process ($VPNPID) when there is one; a->vpn_watch_fd >= 0 when it does. */
 void app_watch_vpn_client(struct app *a);
 void app_unwatch_vpn_client(struct app *a);
+/* SIGHUP with --config and no --conf: the .ovpn read again and the session restarted on it; a
+ * file that does not load is logged and the running session kept. */
+void app_reload_openvpn(struct app *a);
 const char *app_getenv(void *arg, const char *name);
 
 /* serve.c */

@@ -138,6 +138,12 @@ static void app_signal(uv_signal_t *h, int signum)
             app_reload(a);
             return;
         }
+        /* Our own OpenVPN client: what openvpn's users expect of SIGHUP, a restart on the
+         * config read again (systemctl reload, kill -HUP), never an exit. */
+        if (a->opt.config) {
+            app_reload_openvpn(a);
+            return;
+        }
         /* openconnect hangs up its script's process group when the session ends. */
         app_tunnel_down(a, TUNNEL_DOWN_CLOSED, "the VPN client ended the session (SIGHUP)");
         return;

@@ -261,6 +261,38 @@ static int app_open_openvpn(struct app *a, const struct tunnel_events *ev)
     return 0;
 }
 
+/* SIGHUP on the native OpenVPN client without --conf: as openvpn does on SIGHUP, the .ovpn (and
+ * the --auth-user-pass file) are read again and the session restarts on them. The stack, the
+ * listeners and the forwards stay: connections through the tunnel wait out the reconnect as they
+ * wait out any other. A file that no longer loads changes nothing. */
+void app_reload_openvpn(struct app *a)
+{
+    char err[1024];
+    if (a->stopping || app_stop_pending(a) || !a->tunnel)
+        return;
+    v2s_event(V2S_LOG_INFO, "reload", "SIGHUP: reading %s again to reconnect with it", a->opt.config);
+    struct ovpn_config *cfg = calloc(1, sizeof(*cfg));
+    if (!cfg) {
+        v2s_error("reload: out of memory; the running session is kept");
+        return;
+    }
+    unsigned flags = a->opt.allow_readable_secrets ? OVPN_CONFIG_ALLOW_READABLE_SECRETS : 0;
+    if (ovpn_config_load_flags(cfg, a->opt.config, a->opt.auth_user_pass, flags, err, sizeof(err)) < 0) {
+        v2s_log_event(V2S_LOG_ERROR, "reload_failed", NULL, 0, "reload: %s; the running session is kept", err);
+        ovpn_config_free(cfg);
+        free(cfg);
+        return;
+    }
+    /* The client owns cfg from here, whatever happens. */
+    if (ovpn_client_reload(a->tunnel, cfg, err, sizeof(err)) < 0) {
+        v2s_log_event(V2S_LOG_ERROR, "reload_failed", NULL, 0, "reload: %s: %s; the running session is kept",
+                      a->opt.config, err);
+        return;
+    }
+    v2s_event(V2S_LOG_INFO, "reload_done", "reload: %s read; the session restarts on it, the listeners stay",
+              a->opt.config);
+}
+
 int app_open_tunnel(struct app *a)
 {
     struct tunnel_events ev = {

@@ -115,6 +115,8 @@ struct world {
     size_t rx_count;   /* IP packets the client handed to the stack */
     uint8_t rx_last[FAKE_PKT];
     size_t rx_last_len;
+    char ca_pem[4096]; /* the server certificate, the <ca> of every config of this world */
+    int data_sent;     /* data channel packets the client put on any link */
 };
 
 struct fake_link {
@@ -165,6 +167,8 @@ static int fake_open(struct ovpn_transport **out, uv_loop_t *loop, const struct 
 static int fake_send(struct ovpn_transport *t, const uint8_t *pkt, size_t len)
 {
     struct fake_link *l = (struct fake_link *)t;
+    if (len > 0 && OVPN_OP_OF(pkt[0]) == OVPN_OP_DATA_V2)
+        l->w->data_sent++;
     queue_push(l->w->to_server, l->w->to_server_len, &l->w->n_to_server, pkt, len);
     return 0;
 }
@@ -523,6 +527,28 @@ static X509 *make_cert(EVP_PKEY *key)
     return x;
 }
 
+/* A config for the client of w: the server at host (its certificate in <ca>), proto "udp" or
+ * "tcp", extra: more lines. */
+static struct ovpn_config *world_config(struct world *w, const char *host, const char *proto, const char *extra)
+{
+    char text[8192];
+    int n = snprintf(text, sizeof(text), "client\ndev tun\nremote %s 1194 %s\nverify-x509-name test-server name\n%s"
+                     "<ca>\n%s</ca>\n", host, proto, extra ? extra : "", w->ca_pem);
+    ASSERT(n > 0 && (size_t)n < sizeof(text));
+    struct ovpn_config_parser *p;
+    char err[512] = "";
+    struct ovpn_config *cfg = calloc(1, sizeof(*cfg));
+    ASSERT(cfg != NULL);
+    ASSERT_EQ(ovpn_config_parser_new(&p, "test.ovpn"), 0);
+    int rc = ovpn_config_parser_feed(p, text, (size_t)n, err, sizeof(err));
+    if (rc == 0)
+        rc = ovpn_config_parser_finish(p, cfg, err, sizeof(err));
+    ovpn_config_parser_free(p);
+    if (rc != 0)
+        TEST_FAIL_AT("config: %s", err);
+    return cfg;
+}
+
 /* Sets up w: the server with its certificate, the client from a config naming it (proto: "udp"
  * or "tcp"; extra: more config lines), the fake link and clock. The client is not started. */
 static void world_init(struct world *w, const char *proto, const char *reply, const char *extra)
@@ -547,28 +573,16 @@ static void world_init(struct world *w, const char *proto, const char *reply, co
     ASSERT(b != NULL && PEM_write_bio_X509(b, x) == 1);
     char *pem;
     long pem_len = BIO_get_mem_data(b, &pem);
-    char text[8192];
-    int n = snprintf(text, sizeof(text), "client\ndev tun\nremote 127.0.0.1 1194 %s\nverify-x509-name test-server name\n%s"
-                     "<ca>\n%.*s</ca>\n", proto, extra ? extra : "", (int)pem_len, pem);
-    ASSERT(n > 0 && (size_t)n < sizeof(text));
+    ASSERT(pem_len > 0 && (size_t)pem_len < sizeof(w->ca_pem));
+    memcpy(w->ca_pem, pem, (size_t)pem_len);
     BIO_free(b);
     X509_free(x);
     EVP_PKEY_free(key);
 
-    struct ovpn_config_parser *p;
+    struct ovpn_config *cfg = world_config(w, "127.0.0.1", proto, extra);
     char err[512] = "";
-    struct ovpn_config *cfg = calloc(1, sizeof(*cfg));
-    ASSERT(cfg != NULL);
-    ASSERT_EQ(ovpn_config_parser_new(&p, "test.ovpn"), 0);
-    int rc = ovpn_config_parser_feed(p, text, (size_t)n, err, sizeof(err));
-    if (rc == 0)
-        rc = ovpn_config_parser_finish(p, cfg, err, sizeof(err));
-    ovpn_config_parser_free(p);
-    if (rc != 0)
-        TEST_FAIL_AT("config: %s", err);
-
     struct tunnel_events ev = {.up = ev_up, .packet = ev_packet, .writable = ev_writable, .down = ev_down, .arg = w};
-    rc = ovpn_client_new(&w->t, &w->loop, cfg, &ev, err, sizeof(err));
+    int rc = ovpn_client_new(&w->t, &w->loop, cfg, &ev, err, sizeof(err));
     if (rc != 0)
         TEST_FAIL_AT("ovpn_client_new: %d %s", rc, err);
     w->c = (struct ovpn_client *)w->t;
@@ -2131,6 +2145,99 @@ TEST_IMPL(ovpn_client_reneg_bytes_switches_at_once)
     ASSERT_EQ(w.c->keys[w.c->primary].key_id, 1);
     ASSERT_EQ(send_key(&w, ip, sizeof(ip)), 1);
     ASSERT_EQ(w.srv.data_dropped, 0);
+    world_close(&w);
+    return 0;
+}
+
+/* The host the client's link went to last (what it resolved). */
+static const char *world_link_host(struct world *w, char *buf, size_t cap)
+{
+    ASSERT(w->c->addrs != NULL);
+    ASSERT_EQ(getnameinfo(w->c->addrs->ai_addr, w->c->addrs->ai_addrlen, buf, (socklen_t)cap, NULL, 0, NI_NUMERICHOST),
+              0);
+    return buf;
+}
+
+/* A config read again (SIGHUP, app/tunnel_setup.c) takes over from a session that is up: the
+ * server hears that the session ends (explicit-exit-notify), and a new session starts at once
+ * on the new config's remote, with no back-off and not counted as a reconnect. A config the client
+ * cannot use (a TLS cipher list OpenSSL refuses) changes nothing: the session keeps running on
+ * its keys. A reload while the old remote is being looked up drops that lookup's answer and
+ * starts its own once it ended. Before, SIGHUP without --conf ended the process (status 3) and
+ * nothing could swap the config of a running client. */
+TEST_IMPL(ovpn_client_reload)
+{
+    struct world w;
+    char err[512], host[64];
+    world_up(&w, "udp", push_reply_ping, "explicit-exit-notify 1\n");
+    ASSERT_EQ(w.c->state, OVPN_CLIENT_UP);
+    ASSERT_STR_EQ(world_link_host(&w, host, sizeof(host)), "127.0.0.1");
+    static const uint8_t ip[28] = {0x45, 0, 0, 28, 0, 0, 0, 0, 64, 17};
+    ASSERT_EQ(send_key(&w, ip, sizeof(ip)), 0);
+
+    /* Unusable: refused, and the session goes on as it was. */
+    int sent = w.data_sent;
+    err[0] = '\0';
+    ASSERT_EQ(ovpn_client_reload(w.t, world_config(&w, "127.0.0.2", "udp", "tls-cipher NO-SUCH-CIPHER\n"), err,
+                                 sizeof(err)),
+              -EINVAL);
+    ASSERT(strstr(err, "tls-cipher NO-SUCH-CIPHER") != NULL);
+    ASSERT_EQ(w.c->state, OVPN_CLIENT_UP);
+    ASSERT_EQ(w.closes, 0);
+    ASSERT_EQ(w.data_sent, sent);
+    ASSERT_EQ(send_key(&w, ip, sizeof(ip)), 0);
+
+    /* Usable: the exit notice goes out on the old link, then the new remote at once. */
+    sent = w.data_sent;
+    ASSERT_EQ(ovpn_client_reload(w.t, world_config(&w, "127.0.0.2", "udp", NULL), err, sizeof(err)), 0);
+    ASSERT_EQ(w.data_sent, sent + 1);
+    ASSERT_EQ(w.closes, 1);
+    ASSERT_EQ(w.c->state, OVPN_CLIENT_WAITING);
+    ASSERT_EQ(w.downs, 0);
+    struct tunnel_stats ts;
+    tunnel_get_stats(w.t, &ts);
+    ASSERT_EQ(ts.state, TUNNEL_STATE_RECONNECTING);
+    ASSERT_EQ(tunnel_send(w.t, ip, sizeof(ip)), -ENETDOWN);
+    world_reconnect(&w, 0);
+    ASSERT_EQ(w.c->state, OVPN_CLIENT_UP);
+    ASSERT_STR_EQ(world_link_host(&w, host, sizeof(host)), "127.0.0.2");
+    ASSERT_EQ(w.ups, 2);
+    ASSERT_EQ(w.srv.hard_resets, 2);
+    ASSERT_EQ(send_key(&w, ip, sizeof(ip)), 0);
+    tunnel_get_stats(w.t, &ts);
+    for (int i = 0; i < TUNNEL_RECONNECT_REASONS; i++)
+        ASSERT_EQ(ts.reconnects[i], 0);
+    /* The new config rules: no explicit-exit-notify in it, so none at the close. */
+    sent = w.data_sent;
+    world_close(&w);
+    ASSERT_EQ(w.data_sent, sent);
+
+    /* While the old remote is being looked up. */
+    world_init(&w, "udp", push_reply, NULL);
+    ASSERT_EQ(tunnel_start(w.t), 0);
+    ASSERT_EQ(w.c->state, OVPN_CLIENT_RESOLVING);
+    ASSERT_EQ(ovpn_client_reload(w.t, world_config(&w, "127.0.0.3", "udp", NULL), err, sizeof(err)), 0);
+    ASSERT_EQ(w.c->state, OVPN_CLIENT_WAITING);
+    advance(&w, 0);
+    if (w.c->gai_active) /* the old lookup has not ended: no second one on its request */
+        ASSERT_EQ(w.c->state, OVPN_CLIENT_WAITING);
+    for (int i = 0; i < 1000 && (w.c->gai_active || w.c->state == OVPN_CLIENT_WAITING); i++) {
+        uv_run(&w.loop, UV_RUN_NOWAIT);
+        advance(&w, 100);
+    }
+    ASSERT_EQ(w.c->lookup_stale, 0);
+    world_wait_link(&w);
+    ASSERT_EQ(w.opens, 1);
+    ASSERT_STR_EQ(world_link_host(&w, host, sizeof(host)), "127.0.0.3");
+    world_connect(&w);
+    ASSERT_EQ(w.c->state, OVPN_CLIENT_UP);
+    world_close(&w);
+
+    /* Once down for good, a reload is refused and the config freed. */
+    world_up(&w, "udp", push_reply_bad, NULL);
+    ASSERT_EQ(w.c->state, OVPN_CLIENT_DONE);
+    ASSERT_EQ(ovpn_client_reload(w.t, world_config(&w, "127.0.0.2", "udp", NULL), err, sizeof(err)), -ESHUTDOWN);
+    ASSERT_EQ(w.c->state, OVPN_CLIENT_DONE);
     world_close(&w);
     return 0;
 }

@@ -271,6 +271,17 @@ void ovpn_client_enter_new_session(struct ovpn_client *c, const char *why)
     ovpn_client_session_start(c);
 }
 
+void ovpn_client_enter_reloaded(struct ovpn_client *c)
+{
+    if (c->state == OVPN_CLIENT_DONE)
+        return;
+    unsigned from = ~(OVPN_FROM(OVPN_CLIENT_IDLE) | OVPN_FROM(OVPN_CLIENT_DONE));
+    if (ovpn_client_set_state(c, from, OVPN_CLIENT_WAITING) < 0)
+        return;
+    v2s_log_event(V2S_LOG_INFO, "reconnect", NULL, 0, "openvpn: the config was read again; reconnecting now");
+    ovpn_timers_reconnect_wait(&c->timers, 0, 0);
+}
+
 /* Whatever state the client is in, it is done: the tunnel closes. */
 static void ovpn_client_enter_closed(struct ovpn_client *c)
 {
@@ -399,17 +410,25 @@ static void ovpn_client_get_stats(const struct tunnel *t, struct tunnel_stats *o
     out->renegotiations = c->renegotiations;
 }
 
+/* Tells the server a session that is up over UDP is ending (explicit-exit-notify), so that it
+ * frees our address at once rather than after its ping-restart; OpenVPN sends it on a restart as
+ * on an exit. */
+static void ovpn_client_exit_notify(struct ovpn_client *c)
+{
+    if (c->state != OVPN_CLIENT_UP || c->proto != OVPN_PROTO_UDP || !c->cfg->explicit_exit_notify)
+        return;
+    uint8_t occ[sizeof(ovpn_occ_magic) + 1];
+    memcpy(occ, ovpn_occ_magic, sizeof(ovpn_occ_magic));
+    occ[sizeof(ovpn_occ_magic)] = OVPN_OCC_EXIT;
+    for (unsigned i = 0; i < c->cfg->explicit_exit_notify && i < 5; i++)
+        ovpn_client_send_data(c, occ, sizeof(occ));
+}
+
 /* Tells the server we are leaving (explicit-exit-notify, UDP only), then closes. */
 static void ovpn_client_close(struct tunnel *t, void (*cb)(struct tunnel *t))
 {
     struct ovpn_client *c = (struct ovpn_client *)t;
-    if (c->state == OVPN_CLIENT_UP && c->proto == OVPN_PROTO_UDP && c->cfg->explicit_exit_notify) {
-        uint8_t occ[sizeof(ovpn_occ_magic) + 1];
-        memcpy(occ, ovpn_occ_magic, sizeof(ovpn_occ_magic));
-        occ[sizeof(ovpn_occ_magic)] = OVPN_OCC_EXIT;
-        for (unsigned i = 0; i < c->cfg->explicit_exit_notify && i < 5; i++)
-            ovpn_client_send_data(c, occ, sizeof(occ));
-    }
+    ovpn_client_exit_notify(c);
     ovpn_client_log_stats(t);
     c->closing = 1;
     c->close_cb = cb;
@@ -477,19 +496,28 @@ static void ovpn_client_forget_key_files(struct ovpn_config *cfg)
     OPENSSL_cleanse(cfg->tls_crypt_key, sizeof(cfg->tls_crypt_key));
 }
 
-int ovpn_client_new(struct tunnel **out, uv_loop_t *loop, struct ovpn_config *cfg, const struct tunnel_events *ev,
-                    char *err, size_t errcap)
+/* What a client needs made from a config before it can run on it, made before anything of a
+ * running client changes (ovpn_client_reload): checks, the TLS context, the control channel's
+ * keys and the order of the remotes. */
+struct ovpn_client_setup {
+    struct ovpn_tls_ctx *tls_ctx;
+    struct ovpn_wrap wrap_keys;
+    size_t *order;
+};
+
+static void ovpn_client_setup_free(struct ovpn_client_setup *s)
 {
-    struct ovpn_client *c = calloc(1, sizeof(*c));
-    if (!c) {
-        ovpn_config_free(cfg);
-        free(cfg);
-        return -ENOMEM;
-    }
-    c->cfg = cfg;
-    c->primary = -1;
-    ovpn_push_init(&c->push);
-    c->push.topology = cfg->topology;
+    ovpn_tls_ctx_free(s->tls_ctx);
+    ovpn_wrap_clear(&s->wrap_keys);
+    free(s->order);
+    memset(s, 0, sizeof(*s));
+}
+
+/* 0, or as ovpn_client_new() fails, with nothing left to free in s; cfg stays the caller's. */
+static int ovpn_client_setup_new(struct ovpn_client_setup *s, struct ovpn_config *cfg, char *err, size_t errcap)
+{
+    int rc = -EINVAL;
+    memset(s, 0, sizeof(*s));
     if (cfg->n_remotes == 0) {
         snprintf(err, errcap, "no remote: the config names no server");
         goto fail;
@@ -507,31 +535,63 @@ int ovpn_client_new(struct tunnel **out, uv_loop_t *loop, struct ovpn_config *cf
     if (cfg->auth_nocache && cfg->auth_user_pass && !cfg->auth_file)
         v2s_warn("openvpn: auth-nocache: the password is inline in the config, so it stays in memory (there is "
                  "no file to read it from again)");
-    int rc = ovpn_tls_ctx_new(&c->tls_ctx, cfg, err, errcap);
+    if ((rc = ovpn_tls_ctx_new(&s->tls_ctx, cfg, err, errcap)) < 0)
+        goto fail;
+    if (cfg->has_tls_crypt)
+        rc = ovpn_wrap_init(&s->wrap_keys, OVPN_WRAP_CRYPT, cfg->tls_crypt_key, 1, NULL);
+    else if (cfg->has_tls_auth)
+        rc = ovpn_wrap_init(&s->wrap_keys, OVPN_WRAP_AUTH, cfg->tls_auth_key, cfg->key_direction, cfg->auth);
+    else
+        rc = ovpn_wrap_init(&s->wrap_keys, OVPN_WRAP_NONE, NULL, -1, NULL);
+    if (rc < 0) {
+        snprintf(err, errcap, "tls-auth: auth %s is not a digest OpenSSL knows", cfg->auth);
+        rc = -EINVAL;
+        goto fail;
+    }
+    if (!(s->order = calloc(cfg->n_remotes, sizeof(*s->order)))) {
+        snprintf(err, errcap, "out of memory");
+        rc = -EINVAL;
+        goto fail;
+    }
+    ovpn_client_forget_key_files(cfg);
+    return 0;
+fail:
+    ovpn_client_setup_free(s);
+    return rc;
+}
+
+int ovpn_client_new(struct tunnel **out, uv_loop_t *loop, struct ovpn_config *cfg, const struct tunnel_events *ev,
+                    char *err, size_t errcap)
+{
+    struct ovpn_client *c = calloc(1, sizeof(*c));
+    if (!c) {
+        ovpn_config_free(cfg);
+        free(cfg);
+        return -ENOMEM;
+    }
+    c->cfg = cfg;
+    c->primary = -1;
+    ovpn_push_init(&c->push);
+    c->push.topology = cfg->topology;
+    struct ovpn_client_setup s;
+    int rc = ovpn_client_setup_new(&s, cfg, err, errcap);
     if (rc < 0) {
         ovpn_client_free(c);
         return rc;
     }
-    if (cfg->has_tls_crypt)
-        rc = ovpn_wrap_init(&c->wrap_keys, OVPN_WRAP_CRYPT, cfg->tls_crypt_key, 1, NULL);
-    else if (cfg->has_tls_auth)
-        rc = ovpn_wrap_init(&c->wrap_keys, OVPN_WRAP_AUTH, cfg->tls_auth_key, cfg->key_direction, cfg->auth);
-    else
-        rc = ovpn_wrap_init(&c->wrap_keys, OVPN_WRAP_NONE, NULL, -1, NULL);
-    if (rc < 0) {
-        snprintf(err, errcap, "tls-auth: auth %s is not a digest OpenSSL knows", cfg->auth);
-        goto fail;
-    }
-    ovpn_client_forget_key_files(cfg);
+    c->tls_ctx = s.tls_ctx;
+    c->wrap_keys = s.wrap_keys;
+    OPENSSL_cleanse(&s.wrap_keys, sizeof(s.wrap_keys));
+    c->order = s.order;
     c->buf = malloc(OVPN_BUF);
     c->buf2 = malloc(OVPN_BUF);
     c->buf3 = malloc(OVPN_BUF);
     c->rx = malloc(OVPN_BUF);
     c->ctl = malloc(OVPN_BUF);
-    c->order = calloc(cfg->n_remotes, sizeof(*c->order));
-    if (!c->buf || !c->buf2 || !c->buf3 || !c->rx || !c->ctl || !c->order) {
+    if (!c->buf || !c->buf2 || !c->buf3 || !c->rx || !c->ctl) {
         snprintf(err, errcap, "out of memory");
-        goto fail;
+        ovpn_client_free(c);
+        return -EINVAL;
     }
     ovpn_client_order_remotes(c);
     c->loop = loop;
@@ -541,8 +601,67 @@ int ovpn_client_new(struct tunnel **out, uv_loop_t *loop, struct ovpn_config *cf
     ovpn_timers_init(&c->timers, loop, c, &ovpn_client_timer_actions);
     *out = &c->t;
     return 0;
-fail:
+}
+
+static void ovpn_client_forget_token(char **token)
+{
+    if (*token) {
+        OPENSSL_cleanse(*token, strlen(*token));
+        free(*token);
+        *token = NULL;
+    }
+}
+
+int ovpn_client_reload(struct tunnel *t, struct ovpn_config *cfg, char *err, size_t errcap)
+{
+    struct ovpn_client *c = (struct ovpn_client *)t;
+    struct ovpn_client_setup s;
+    int rc = -ESHUTDOWN;
+    if (c->closing || c->state == OVPN_CLIENT_DONE) {
+        snprintf(err, errcap, "the tunnel is down for good");
+        goto fail;
+    }
+    if ((rc = ovpn_client_setup_new(&s, cfg, err, errcap)) < 0)
+        goto fail;
+    /* Nothing fails from here: the session on the old config ends (the server hears it when it
+     * asked to), then the new config, its TLS context and keys take the old ones' place. */
+    int started = c->state != OVPN_CLIENT_IDLE;
+    ovpn_client_exit_notify(c);
+    ovpn_client_close_link(c);
+    ovpn_tls_ctx_free(c->tls_ctx);
+    c->tls_ctx = s.tls_ctx;
+    ovpn_wrap_clear(&c->wrap_keys);
+    c->wrap_keys = s.wrap_keys;
+    OPENSSL_cleanse(&s.wrap_keys, sizeof(s.wrap_keys));
+    free(c->order);
+    c->order = s.order;
+    ovpn_config_free(c->cfg);
+    free(c->cfg);
     c->cfg = cfg;
-    ovpn_client_free(c);
-    return -EINVAL;
+    c->push.topology = cfg->topology;
+    /* A token the old server issued stands for the old credentials: the new ones are sent. */
+    ovpn_client_forget_token(&c->auth_token);
+    ovpn_client_forget_token(&c->auth_token_user);
+    if (c->addrs) {
+        uv_freeaddrinfo(c->addrs);
+        c->addrs = c->addr_next = NULL;
+    }
+    if (c->gai_active) {
+        /* A lookup of the old config's remote: its answer is dropped (link.c), and the next
+         * attempt waits for it to end, since its request cannot be reused before. */
+        c->lookup_stale = 1;
+        uv_cancel((uv_req_t *)&c->gai);
+    }
+    c->remote = 0;
+    c->attempts = 0;
+    c->push_rejects = 0;
+    c->server_backoff = 0;
+    ovpn_client_order_remotes(c);
+    if (started)
+        ovpn_client_enter_reloaded(c);
+    return 0;
+fail:
+    ovpn_config_free(cfg);
+    free(cfg);
+    return rc;
 }

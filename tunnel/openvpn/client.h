@@ -17,6 +17,14 @@ typedef struct uv_loop_s uv_loop_t;
 int ovpn_client_new(struct tunnel **out, uv_loop_t *loop, struct ovpn_config *cfg, const struct tunnel_events *ev,
                     char *err, size_t errcap);
 
+/* Puts cfg (a loaded config) in place of the one t runs on, as OpenVPN does on SIGHUP: the
+ * session ends (explicit-exit-notify told when the config asks for it) and a new one starts at
+ * once with the first remote of cfg; the tunnel is down meanwhile, then up again, as after any
+ * reconnect. Takes ownership of cfg whatever it returns. 0; or -EINVAL / -EKEYEXPIRED with a
+ * one-line reason in err (as ovpn_client_new), or -ESHUTDOWN once t is down for good, and then t
+ * runs on as it did. */
+int ovpn_client_reload(struct tunnel *t, struct ovpn_config *cfg, char *err, size_t errcap);
+
 /* Data channel packets from the server dropped since the start, by reason. */
 struct ovpn_drop_counts {
     uint64_t bad_auth;    /* the tag or HMAC did not match: corrupt or forged */

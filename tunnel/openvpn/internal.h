@@ -85,6 +85,7 @@ struct ovpn_client {
     const struct ovpn_link_ops *link; /* ovpn_link_transport_ops but in unit tests */
     uv_getaddrinfo_t gai;
     int gai_active;
+    int lookup_stale;           /* the lookup under way is for a config a reload replaced */
     struct addrinfo *addrs;     /* results for the current remote */
     struct addrinfo *addr_next; /* next one to try */
     size_t remote;              /* index into cfg->remotes */
@@ -152,6 +153,10 @@ void ovpn_client_enter_restart(struct ovpn_client *c, const char *why);
  * UP): a hard reset with a new session id, from the same address and port, which an OpenVPN
  * server takes as the same client again (its address kept). why goes to the log. */
 void ovpn_client_enter_new_session(struct ovpn_client *c, const char *why);
+/* A config read again took over (ovpn_client_reload): the link is closed already, and the
+ * client waits for no time before the first remote of the new config (WAITING). Not a failure:
+ * neither counted as a reconnect nor backed off. Nothing happens in IDLE or once DONE. */
+void ovpn_client_enter_reloaded(struct ovpn_client *c);
 /* Gives up for good (DONE): the process exits with the reason's code. Nothing happens once DONE. */
 void ovpn_client_enter_failed(struct ovpn_client *c, enum tunnel_down_reason reason, const char *why);
 /* Whether the session the caller works on ended under it (WAITING or DONE): its keys are gone. */

@@ -139,6 +139,12 @@ static void ovpn_client_resolved(uv_getaddrinfo_t *req, int status, struct addri
         ovpn_client_close_after_lookup(c);
         return;
     }
+    if (c->lookup_stale) {
+        /* A reload replaced the remote this looked up; the reconnect wait starts its own. */
+        c->lookup_stale = 0;
+        uv_freeaddrinfo(res);
+        return;
+    }
     const struct ovpn_remote *r = &c->cfg->remotes[c->order[c->remote]];
     if (status < 0 || !res) {
         char why[300];
@@ -158,6 +164,8 @@ void ovpn_client_start_attempt(struct ovpn_client *c)
         .ai_family = r->family ? r->family : AF_UNSPEC,
         .ai_socktype = r->proto == OVPN_PROTO_TCP ? SOCK_STREAM : SOCK_DGRAM,
     };
+    if (c->gai_active)
+        return; /* a lookup a reload made stale has not ended: the next tick tries again */
     if (ovpn_client_enter_resolving(c) < 0)
         return;
     c->gai.data = c;
