@@ -255,9 +255,33 @@ static void app_fit_descriptors(struct app *a)
              (unsigned long long)rl.rlim_cur, a->max_conns, a->listener_max_conns);
 }
 
+/* The --socks-auth file on a reload: read again (or the other file the reload names), its users
+ * take over for new logins, while connections already in keep going; users rotating proxy
+ * passwords expect that of a reload. A file that does not load keeps the users there were.
+ * Turning authentication on or off needs the listeners started again: that waits for a restart
+ * (options_restart_only_changes). */
+static void app_reload_socks_auth(struct app *a, struct options *next)
+{
+    char err[512];
+    struct v2s_credentials *users;
+    if (!a->socks_creds || !next->socks_auth)
+        return;
+    if (v2s_credentials_load(&users, next->socks_auth, a->opt.allow_readable_secrets, err, sizeof(err)) < 0) {
+        v2s_error("reload: --socks-auth: %s; the %zu users of %s are kept", err, v2s_credentials_count(a->socks_creds),
+                  a->opt.socks_auth);
+        return;
+    }
+    v2s_credentials_replace(a->socks_creds, users);
+    v2s_info("reload: SOCKS and HTTP listeners require one of the %zu users of %s",
+             v2s_credentials_count(a->socks_creds), next->socks_auth);
+    char *path = a->opt.socks_auth;
+    a->opt.socks_auth = next->socks_auth;
+    next->socks_auth = path;
+}
+
 /* SIGHUP with --conf: the file and the command line read again, as at startup. What can change
- * while running does (listeners, forwards, routes, the log level and format); what cannot is named and left
- * as it is. A file that does not parse changes nothing. */
+ * while running does (listeners, forwards, routes, the --socks-auth users, the log level and
+ * format); what cannot is named and left as it is. A file that does not parse changes nothing. */
 static void app_reload(struct app *a)
 {
     struct options next;
@@ -285,6 +309,7 @@ static void app_reload(struct app *a)
         v2s_warn("reload: %s: %s changed, ignored until a restart", next.conf, changed);
     app_set_log_level(next.verbosity);
     v2s_log_format = (enum v2s_log_format)next.log_format;
+    app_reload_socks_auth(a, &next);
     /* The first -D or -H added to forwards: a connection may now hold 4 descriptors, not 2 (see
      * app_fit_descriptors). The caps stay as they started, so the soft limit is raised for them;
      * only the hard limit can stop that, and then a warning says so. */

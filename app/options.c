@@ -794,7 +794,9 @@ void options_restart_only_changes(const struct options *run, const struct option
     } rows[] = {
         {"config", same_string(run->config, now->config)},
         {"auth-user-pass", same_string(run->auth_user_pass, now->auth_user_pass)},
-        {"socks-auth", same_string(run->socks_auth, now->socks_auth)},
+        /* A file read again, or another one, is applied; turning authentication on or off
+         * would need every SOCKS and HTTP listener started again. */
+        {"socks-auth", (run->socks_auth == NULL) == (now->socks_auth == NULL)},
         {"allow-readable-secrets", run->allow_readable_secrets == now->allow_readable_secrets},
         {"tunnel-fd", run->tunnel_fd == now->tunnel_fd},
         {"address", same_addr(&r->addr4, r->prefix4, &n->addr4, n->prefix4) &&

@@ -80,7 +80,8 @@ int options_apply_setting(struct options *o, const char *name, const char *value
 /* The checks on the whole (a listener at least, --auth-user-pass with --config, ...). 0 or -EINVAL. */
 int options_check(const struct options *o, char *err, size_t errcap);
 /* The names of the options in now that differ from run and only take effect at a restart (the
- * tunnel, its settings, the caps and timeouts), comma-separated in out (empty: none). */
+ * tunnel, its settings, --socks-auth turned on or off, the caps and timeouts), comma-separated in
+ * out (empty: none). */
 void options_restart_only_changes(const struct options *run, const struct options *now, char *out, size_t cap);
 /* Parses "[ADDR:]PORT" ("[v6]:PORT" for IPv6); a bare port binds 127.0.0.1. 0 or -EINVAL. */
 int options_parse_listen(struct sockaddr_storage *out, const char *text);

@@ -70,6 +70,18 @@ void v2s_credentials_free(struct v2s_credentials *c)
     free(c);
 }
 
+void v2s_credentials_replace(struct v2s_credentials *c, struct v2s_credentials *from)
+{
+    struct v2s_credentials old = *c;
+    c->entries = from->entries;
+    c->n = from->n;
+    c->cap = from->cap;
+    from->entries = old.entries;
+    from->n = old.n;
+    from->cap = old.cap;
+    v2s_credentials_free(from); /* the old users, wiped */
+}
+
 size_t v2s_credentials_count(const struct v2s_credentials *c)
 {
     return c->n;

@@ -38,6 +38,10 @@ int v2s_credentials_load(struct v2s_credentials **out, const char *path, int all
  * -ENOMEM. */
 int v2s_credentials_parse(struct v2s_credentials **out, const char *name, const char *text, size_t len, char *err,
                           size_t errcap);
+/* Gives c the users of from and frees from with c's old users, wiped. c stays the same object,
+ * so the listeners holding it check new logins against the new users from then on (a reload
+ * reads the file again); its failed-login log limit carries on. */
+void v2s_credentials_replace(struct v2s_credentials *c, struct v2s_credentials *from);
 size_t v2s_credentials_count(const struct v2s_credentials *c);
 /* Checks a login. The password is compared in time that depends on neither its bytes nor how
  * many of them match, nor on whether the user exists. */

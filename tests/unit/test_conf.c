@@ -326,6 +326,18 @@ TEST_IMPL(conf_restart_only_changes)
               0);
     options_restart_only_changes(&a, &b, out, sizeof(out));
     ASSERT_STR_EQ(out, "config, socks-auth, mtu, dns, udp-timeout");
+    /* Another --socks-auth file is read by the reload (app_reload_socks_auth); turning it off,
+     * as turning it on above, needs the listeners started again. */
+    struct options c;
+    ASSERT_EQ(parse_text(&c, "config = /b.ovpn\nsocks = 1080\nmtu = 1300\ndns = 10.0.0.2\nconnect-timeout = 5\n"
+                             "udp-timeout = 9\nsocks-auth = /users2\n",
+                         err, sizeof(err)),
+              0);
+    options_restart_only_changes(&b, &c, out, sizeof(out));
+    ASSERT_STR_EQ(out, "");
+    options_restart_only_changes(&c, &a, out, sizeof(out));
+    ASSERT_STR_EQ(out, "config, socks-auth, mtu, dns, udp-timeout");
+    options_free(&c);
     options_free(&b);
     /* --status is not reloaded: added, moved or dropped, it waits for a restart. */
     ASSERT_EQ(parse_text(&b, "config = /a.ovpn\nsocks = 1080\nmtu = 1400\nconnect-timeout = 5\nstatus = 9100\n", err,

@@ -284,3 +284,36 @@ TEST_IMPL(credentials_log_failure_long_user)
     v2s_credentials_free(c);
     return 0;
 }
+
+/* A reload reads the --socks-auth file again into the object the listeners hold
+ * (v2s_credentials_replace): the new users log in, the old ones no more, and the failed-login
+ * log's limit carries on rather than starting a new burst. */
+TEST_IMPL(credentials_replace)
+{
+    static const char before[] = "alice:one\nbob:two\n", after[] = "alice:three\ncarol:four\n";
+    struct v2s_credentials *c, *next;
+    char err[256] = "";
+    ASSERT_EQ(v2s_credentials_parse(&c, "users.txt", before, sizeof(before) - 1, err, sizeof(err)), 0);
+    int saved = v2s_log_level;
+    v2s_log_level = V2S_LOG_WARN;
+    uvtest_log_begin();
+    int lines = 0;
+    for (int i = 0; i < V2S_CRED_LOG_BURST; i++)
+        lines += v2s_credentials_log_failure(c, 1000, "SOCKS 127.0.0.1:1080", "127.0.0.1:5000", NULL, 0, "no user");
+    ASSERT_EQ(lines, V2S_CRED_LOG_BURST);
+    ASSERT_EQ(v2s_credentials_parse(&next, "users.txt", after, sizeof(after) - 1, err, sizeof(err)), 0);
+    const struct v2s_credentials *held = c;
+    v2s_credentials_replace(c, next);
+    ASSERT(c == held);
+    ASSERT_EQ(v2s_credentials_count(c), 2);
+    ASSERT_EQ(cred_try(c, "alice", "three"), V2S_CRED_OK);
+    ASSERT_EQ(cred_try(c, "carol", "four"), V2S_CRED_OK);
+    ASSERT_EQ(cred_try(c, "alice", "one"), V2S_CRED_WRONG_PASSWORD);
+    ASSERT_EQ(cred_try(c, "bob", "two"), V2S_CRED_UNKNOWN_USER);
+    ASSERT_EQ(v2s_credentials_log_failure(c, 2000, "SOCKS 127.0.0.1:1080", "127.0.0.1:5000", NULL, 0, "no user"), 0);
+    const char *log = uvtest_log_end();
+    v2s_log_level = saved;
+    ASSERT_EQ(cred_count(log, "login refused"), V2S_CRED_LOG_BURST);
+    v2s_credentials_free(c);
+    return 0;
+}
