@@ -7,6 +7,8 @@
 #   names through the tunnel DNS via SOCKS5, then a clean stop;
 #   renegotiation every 20 s (server-started over UDP, client-started over TCP) under a transfer;
 #   the server restarted mid-session (UDP with exit notification, TCP): reconnect, same process;
+#   SIGHUP: the .ovpn read again and the session restarted on it, a fetch after it byte-exact; a
+#   .ovpn that no longer parses named with its line, the session kept;
 #   an IPv6 remote over UDP and TCP (over UDP the MTU leaves room for the IPv6 header: no fragments);
 #   a client link with an MTU of 1400 (datagrams in IP fragments): an echo and a file intact;
 #   failures: wrong CA, expired server and client certificates, wrong password, an unknown option,
@@ -151,6 +153,47 @@ restart_case() { # NAME SERVER_OPTIONS...
 
 restart_case restart-udp --proto udp --exit-notify --keepalive "2 10"
 restart_case restart-tcp --proto tcp
+
+# ================================================================ SIGHUP
+# kill -HUP, as openvpn's users send it: the .ovpn is read again and the session restarts on it
+# (the server hears of the old session's end: explicit-exit-notify), the same process and SOCKS
+# listener throughout; a .ovpn that no longer loads is named with its line and changes nothing.
+lab_start_openvpn_server sighup --proto udp
+lab_openvpn_client_config sighup -- "explicit-exit-notify 1"
+if v2s_start_ovpn sighup "$LAB_OVPN_CLIENT_DIR"; then
+    lab_check "sighup: fetch before SIGHUP" \
+        v2s_fetch_check "$PROXY" "$LAB_WEB_URL/$LAB_SMALL_FILE" "$S/a" 20 "$LAB_SMALL_SHA256"
+    before=$(grep -c 'tunnel up: address' "$S/v2s.log")
+    from=$(wc -l <"${LAB_OVPN_LOG[sighup]}")
+    kill -HUP "$V2S_PID"
+    if lab_wait_count "$S/v2s.log" 'tunnel up: address' "$((before + 1))" 30; then
+        lab_pass "sighup: the session restarted on the .ovpn read again"
+    else
+        lab_fail "sighup: the session restarted on the .ovpn read again"
+        tail -n 10 "$S/v2s.log"
+    fi
+    lab_check "sighup: the log says the .ovpn was read again" logged 'reload: .*config\.ovpn read'
+    if lab_openvpn_wait_log "${LAB_OVPN_LOG[sighup]}" "$from" 'remote-exit' 5 "${LAB_OVPN_PID[sighup]}"; then
+        lab_pass "sighup: the server learned of the old session's end at once"
+    else
+        lab_fail "sighup: the server learned of the old session's end at once"
+    fi
+    lab_check "sighup: a fetch after the restart, byte-exact" \
+        v2s_fetch_check "$PROXY" "$LAB_WEB_URL/$LAB_BIG_FILE" "$S/b" 60 "$LAB_BIG_SHA256" "$LAB_BIG_SIZE"
+    cp -p "$LAB_OVPN_CLIENT_DIR/config.ovpn" "$S/good.ovpn"
+    sed -i '1i no-such-option 1' "$LAB_OVPN_CLIENT_DIR/config.ovpn"
+    kill -HUP "$V2S_PID"
+    lab_check "sighup: a bad .ovpn is named with its line, the session kept" \
+        lab_wait_file_match "$S/v2s.log" 'config\.ovpn:1: .*the running session is kept' 10 "$V2S_PID"
+    lab_check "sighup: a fetch after the bad .ovpn, byte-exact" \
+        v2s_fetch_check "$PROXY" "$LAB_WEB_URL/$LAB_SMALL_FILE" "$S/c" 20 "$LAB_SMALL_SHA256"
+    lab_check "sighup: the same vpn2socks process throughout" v2s_alive
+    cp -p "$S/good.ovpn" "$LAB_OVPN_CLIENT_DIR/config.ovpn"
+    lab_check_eq "sighup: exit status after SIGTERM" 0 "$(v2s_stop)"
+else
+    lab_fail "sighup: tunnel up"
+fi
+lab_stop_openvpn_server sighup
 
 # ================================================================ remotes, names, keepalive
 # Several remotes: the first refuses (nothing listens there), the next one is used.
