@@ -10,6 +10,9 @@ usage: socks_client.py PROXY_HOST PROXY_PORT CASE [ARGS...]
                                  and that the server closes afterwards
   close HEX [ALLOWED...]         send HEX; the server must close within the timeout, having sent
                                  nothing or exactly one of the ALLOWED hex strings
+  answer HEX EXPECT              send HEX; the server must send exactly the hex string EXPECT,
+                                 then close within the timeout (nothing is not enough: where the
+                                 protocol has an answer, a silent close is a failure)
   truncated HEX                  greeting, then the incomplete request HEX, then close abruptly
   random NBYTES                  send NBYTES of random bytes; the server must close the connection
   stall HEX MIN_S MAX_S [ALLOWED...]
@@ -151,6 +154,15 @@ def case_close(proxy, data_hex, *allowed):
     if got and got.hex() not in allowed:
         fail(f"sent {data_hex}: got {got.hex()} before close, allowed: {' '.join(allowed) or 'nothing'}")
     print(f"sent {data_hex}: closed after {got.hex() or 'nothing'}")
+
+
+def case_answer(proxy, data_hex, expect):
+    s = dial(proxy)
+    s.sendall(bytes.fromhex(data_hex))
+    got = wait_closed(s, f"sent {data_hex}")
+    if got.hex() != expect.lower():
+        fail(f"sent {data_hex}: got {got.hex() or 'nothing'} before close, expected {expect}")
+    print(f"sent {data_hex}: closed after {got.hex()}")
 
 
 def case_truncated(proxy, req_hex):
@@ -367,6 +379,7 @@ def main():
         "connect": case_connect,
         "request": case_request,
         "close": case_close,
+        "answer": case_answer,
         "truncated": case_truncated,
         "random": case_random,
         "stall": case_stall,

@@ -118,8 +118,8 @@ ip_hex=$(printf '%02x' ${LAB_INTERNAL_IP//./ })
 port_hex=$(printf '%04x' "$LAB_WEB_PORT")
 lab_check "hostile: bad version byte 0x47 ('GET / HTTP/1.1'): server closes" \
     sc close "$(printf 'GET / HTTP/1.1\r\n\r\n' | od -An -tx1 | tr -d ' \n')"
-lab_check "hostile: greeting 05 00 (no methods): server closes (after nothing or 05ff)" \
-    sc close 0500 05ff
+lab_check "hostile: greeting 05 00 (no methods): 05ff (no acceptable method), then close" \
+    sc answer 0500 05ff
 lab_check "hostile: request with ATYP 0x09: reply 0x08, then close" \
     sc request "05010009${ip_hex}${port_hex}" 0x08
 # BIND itself is served (lab.socks_udp); it names the host that connects back, never a name.
