@@ -358,6 +358,24 @@ static void socks_conn_request(struct socks_conn *c, const uint8_t *rest, size_t
     }
 }
 
+/* Refuses a login: one log line (user NULL when there is no name to show), RFC 1929's failure
+ * status (01 01), then the close. */
+static void socks_conn_refuse_login(struct socks_conn *c, const uint8_t *user, size_t user_len,
+                                    const char *why)
+{
+    struct socks_server *srv = c->srv;
+    v2s_credentials_log_failure(srv->creds, uv_now(c->client.loop), srv->name, c->peer, user,
+                                user_len, why);
+    size_t n = socks5_build_auth_reply(c->auth_reply, 0);
+    uv_buf_t b = uv_buf_init((char *)c->auth_reply, (unsigned)n);
+    c->auth_req.data = c;
+    uv_read_stop((uv_stream_t *)&c->client);
+    /* Queued behind the method choice if that is still in flight. */
+    if (uv_write(&c->auth_req, (uv_stream_t *)&c->client, &b, 1,
+                 socks_conn_write_then_close_cb) < 0)
+        socks_conn_close(c);
+}
+
 /* Answers the client's user name and password. 0: logged in, the request comes next; -1: refused,
  * the answer is on its way and the connection closes behind it. */
 static int socks_conn_login(struct socks_conn *c)
@@ -366,18 +384,12 @@ static int socks_conn_login(struct socks_conn *c)
     struct socks_server *srv = c->srv;
     enum v2s_cred_result r = v2s_credentials_check(srv->creds, p->user, p->user_len, p->password, p->password_len);
     socks5_parse_forget_password(p);
-    size_t n = socks5_build_auth_reply(c->auth_reply, r == V2S_CRED_OK);
     if (r != V2S_CRED_OK) {
-        v2s_credentials_log_failure(srv->creds, uv_now(c->client.loop), srv->name, c->peer, p->user, p->user_len,
-                                    r == V2S_CRED_UNKNOWN_USER ? "unknown user" : "wrong password");
-        uv_buf_t b = uv_buf_init((char *)c->auth_reply, (unsigned)n);
-        c->auth_req.data = c;
-        uv_read_stop((uv_stream_t *)&c->client);
-        /* Queued behind the method choice if that is still in flight. */
-        if (uv_write(&c->auth_req, (uv_stream_t *)&c->client, &b, 1, socks_conn_write_then_close_cb) < 0)
-            socks_conn_close(c);
+        socks_conn_refuse_login(c, p->user, p->user_len,
+                                r == V2S_CRED_UNKNOWN_USER ? "unknown user" : "wrong password");
         return -1;
     }
+    size_t n = socks5_build_auth_reply(c->auth_reply, 1);
     if (V2S_LOG_ENABLED(V2S_LOG_DEBUG)) {
         char user[V2S_CRED_MAX_USER + 1], shown[128];
         memcpy(user, p->user, p->user_len);
@@ -682,6 +694,11 @@ static void socks_conn_read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_
             socks_conn_request(c, data, len);
             return;
         case SOCKS5_EV_ERROR:
+            if (c->parser.error == SOCKS5_ERROR_USERPASS) {
+                /* A login of the wrong version is a failed login: the same line and answer. */
+                socks_conn_refuse_login(c, NULL, 0, c->parser.why);
+                return;
+            }
             v2s_info("%s: bad SOCKS request: %s", c->peer, c->parser.why ? c->parser.why : "malformed");
             if (c->parser.error >= 0)
                 socks_conn_reply_and_close(c, (uint8_t)c->parser.error);

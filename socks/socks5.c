@@ -100,8 +100,12 @@ static enum socks5_event socks5_step_auth(struct socks5_parser *p)
 {
     if (p->state == SOCKS5_PARSE_AUTH) {
         if (p->pos == SOCKS5_AUTH_HDR) {
+            /* The rest of a message of another version has no known layout, but the answer's
+             * does: RFC 1929 has the server reply with a failure status and close, and a client
+             * closed on without it cannot tell a refused login from a crash. */
             if (p->buf[0] != SOCKS5_USERPASS_VERSION)
-                return socks5_fail(p, -1, "username/password sub-negotiation version is not 1");
+                return socks5_fail(p, SOCKS5_ERROR_USERPASS,
+                                   "username/password sub-negotiation version is not 1 (RFC 1929)");
             p->need = SOCKS5_AUTH_HDR + (size_t)p->buf[1] + 1; /* UNAME and PLEN */
             return SOCKS5_EV_NEED_MORE;
         }

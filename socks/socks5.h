@@ -54,6 +54,13 @@ enum socks5_parse_state {
     SOCKS5_PARSE_ERROR,
 };
 
+/* socks5_parser.error for a username/password sub-negotiation whose VER is not 1: the answer is
+ * RFC 1929's failure (socks5_build_auth_reply(out, 0)), after which the server closes. Above every
+ * reply code, so it is never taken for one. */
+enum {
+    SOCKS5_ERROR_USERPASS = 0x100,
+};
+
 /* What socks5_parse_feed() found. */
 enum socks5_event {
     SOCKS5_EV_NEED_MORE = 0,  /* all input consumed, nothing complete yet */
@@ -80,7 +87,8 @@ struct socks5_parser {
     uint8_t user_len;
     uint8_t password[255];
     uint8_t password_len;
-    int error;              /* on SOCKS5_EV_ERROR: reply code to send, or -1 to just close */
+    int error;              /* on SOCKS5_EV_ERROR: reply code to send, SOCKS5_ERROR_USERPASS,
+                             * or -1 to just close */
     const char *why;        /* on SOCKS5_EV_ERROR: a short reason for the log */
     /* private: position within the current message */
     size_t pos;

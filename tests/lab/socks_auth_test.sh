@@ -10,6 +10,7 @@
 #     DNS resolves;
 #   - no credentials (curl offers only "no authentication": 0xFF), a wrong password, an unknown
 #     user: curl exits 97 with its message for each; --socks4a: exit 97, request rejected (91);
+#     a raw login whose version byte is 5, not 1: 05 02, then 01 01 and the close;
 #   - each refusal is one warning naming the listener, the client and the user, and no password
 #     appears anywhere in the log;
 #   - after the failures a right login still works, on either listener.
@@ -95,6 +96,9 @@ refused "bob's password for alice" "User was rejected by the SOCKS5 server" \
 refused "an unknown user" "User was rejected by the SOCKS5 server" --proxy "socks5h://mallory:$ALICE_URL_PASS@$P"
 refused "--socks4a (no password in SOCKS4)" "request rejected" --socks4a "$P"
 refused "--socks4" "request rejected" --socks4 "$P"
+# RFC 1929: a login whose VER is not 1 (here 5, as if it were a request) is a failed login too.
+lab_check "a login of version 5, not 1: 05 02, then 01 01 and the close" \
+    sc answer "050102$(printf '\005\003bob\005pa:ss' | od -An -v -tx1 | tr -d ' \n')" 05020101
 
 client='127\.0\.0\.1:[0-9]+'
 where="SOCKS listener 127\\.0\\.0\\.1:$SOCKS_PORT: $client: login refused for"
@@ -103,6 +107,8 @@ lab_check_eq "log: the two clients without credentials" 2 \
 lab_check_eq "log: the two wrong passwords, with the user" 2 "$(refusals "$where user \"alice\": wrong password$")"
 lab_check_eq "log: the unknown user" 1 "$(refusals "$where user \"mallory\": unknown user$")"
 lab_check_eq "log: the two SOCKS4 requests" 2 "$(refusals "$where a client without a user name: a SOCKS4 request")"
+v5_why="a client without a user name: username/password sub-negotiation version is not 1"
+lab_check_eq "log: the login of version 5" 1 "$(refusals "$where $v5_why")"
 lab_check_eq "log: the three fetches went through the tunnel, and nothing refused was dialed" 3 \
     "$(grep -cE -- '-> .* \(tunnel\) open$' "$S/v2s.log")"
 lab_check "log: a login at -vv names the user" grep -qE -- "$client: logged in as \"bob\"" "$S/v2s.log"

@@ -589,14 +589,16 @@ TEST_IMPL(socks5_auth_fields)
     ASSERT_EQ(p.user_len, 2);
     ASSERT_MEM_EQ(p.user, "a\0", 2);
 
-    /* Not RFC 1929's version 1 (some clients send 5 here): closed without an answer. */
+    /* Not RFC 1929's version 1 (some clients send 5 here): reported as soon as VER ULEN are in,
+     * for the server to answer RFC 1929's failure status (01 01) and close. It was -1, closed
+     * without an answer. */
     static const uint8_t v5[] = {0x05, 3, 'b', 'o', 'b', 1, 'x'};
     socks5_parse_init(&p);
     socks5_parse_require_auth(&p);
     ASSERT_EQ(socks5_parse_feed(&p, greeting, sizeof(greeting), &used), SOCKS5_EV_METHODS);
     ASSERT_EQ(socks5_parse_feed(&p, v5, sizeof(v5), &used), SOCKS5_EV_ERROR);
     ASSERT_EQ(used, 2);
-    ASSERT_EQ(p.error, -1);
+    ASSERT_EQ(p.error, SOCKS5_ERROR_USERPASS);
     ASSERT(p.why != NULL && strstr(p.why, "version") != NULL);
 
     /* Without credentials nothing changes: NONE, and USERPASS alone is not acceptable. */

@@ -748,9 +748,9 @@ static void sstest_relay_end(struct sstest *t, int fd)
 }
 
 /* Right and wrong logins on the wire: 05 02 then 01 00 and the request goes through; 05 FF for a
- * client offering no login; 01 01 and the end for a wrong password or user; 91 for SOCKS4; and a
- * right login still works after all that. Every refusal is logged with the client and the user,
- * never the password; nothing refused reaches the outbound. */
+ * client offering no login; 01 01 and the end for a wrong password or user, and for a login whose
+ * version is not 1; 91 for SOCKS4; and a right login still works after all that. Every refusal is
+ * logged with the client and the user, never the password; nothing refused reaches the outbound. */
 TEST_IMPL(socks_server_auth)
 {
     struct sstest t;
@@ -811,6 +811,25 @@ TEST_IMPL(socks_server_auth)
     ASSERT_EQ(uvtest_wait_end(&t.loop, fd, NULL, 3000), 1);
     close(fd);
 
+    /* A login of a version other than RFC 1929's 1 (a client sending 5, as if it were a
+     * request): 01 01, then the end, whole and one byte per read. It was closed without an
+     * answer. */
+    for (int split = 0; split < 2; split++) {
+        static const uint8_t v5[] = {0x05, 0x01, 0x02, /* the greeting, then the login */
+                                     0x05, 3, 'b', 'o', 'b', 5, 'p', 'a', ':', 's', 's'};
+        fd = uvtest_connect(t.port);
+        for (size_t i = 0; i < sizeof(v5); i += split ? 1 : sizeof(v5)) {
+            uvtest_send(&t.loop, fd, v5 + i, split ? 1 : sizeof(v5));
+            uvtest_run_until(&t.loop, &zero, 2);
+            if (split && i == 4)
+                break; /* VER ULEN are in: the server reads no more */
+        }
+        ASSERT_EQ(uvtest_recv(&t.loop, fd, buf, 4, &end, 3000), 4);
+        ASSERT_MEM_EQ(buf, "\x05\x02\x01\x01", 4);
+        ASSERT_EQ(uvtest_wait_end(&t.loop, fd, NULL, 3000), 1);
+        close(fd);
+    }
+
     /* SOCKS4a carries no password: rejected (91). */
     static const uint8_t socks4a[] = {0x04, 0x01, 0x00, 0x50, 0, 0, 0, 1, 'b', 'o', 'b', 0, 'h', 0};
     fd = uvtest_connect(t.port);
@@ -841,6 +860,10 @@ TEST_IMPL(socks_server_auth)
     ASSERT(strstr(log, ": login refused for user \"mal\\x0alory\": unknown user\n") != NULL);
     ASSERT(strstr(log, ": login refused for user \"alice\": wrong password\n") != NULL);
     ASSERT(strstr(log, ": login refused for a client without a user name: a SOCKS4 request") != NULL);
+    const char *wrong_version = ": login refused for a client without a user name: "
+                                "username/password sub-negotiation version is not 1 (RFC 1929)\n";
+    const char *first = strstr(log, wrong_version);
+    ASSERT(first != NULL && strstr(first + 1, wrong_version) != NULL); /* one line each */
     ASSERT(strstr(log, "pa:s") == NULL);
     sstest_finish(&t);
     v2s_credentials_free(creds);
