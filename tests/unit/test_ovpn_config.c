@@ -1762,3 +1762,86 @@ TEST_IMPL(ovpn_config_tls_auth_crypt_lines)
     expect_error(text, want);
     return 0;
 }
+
+/* The digest of what a load read: the same files give the same digest, and a change to any of
+ * them (the .ovpn, a file it names, the --auth-user-pass file) another, so that a reload with
+ * --conf restarts the session exactly when one changed (app_reload_openvpn). */
+static void digest_of(struct tmp *t, const char *auth, uint8_t out[OVPN_CONFIG_DIGEST_LEN])
+{
+    struct ovpn_config cfg;
+    char err[1024], path[512], apath[512];
+    snprintf(path, sizeof(path), "%s", tmp_path(t, "c.ovpn"));
+    if (auth != NULL)
+        snprintf(apath, sizeof(apath), "%s", tmp_path(t, auth));
+    ASSERT_EQ(ovpn_config_load(&cfg, path, auth ? apath : NULL, err, sizeof(err)), 0);
+    memcpy(out, cfg.digest, OVPN_CONFIG_DIGEST_LEN);
+    ovpn_config_free(&cfg);
+}
+
+TEST_IMPL(ovpn_config_digest)
+{
+    static const uint8_t zero[OVPN_CONFIG_DIGEST_LEN];
+    struct tmp t;
+    char key[2048], key2[2048];
+    uint8_t first[OVPN_CONFIG_DIGEST_LEN], again[OVPN_CONFIG_DIGEST_LEN], d[OVPN_CONFIG_DIGEST_LEN];
+
+    make_static_key(key, sizeof(key), 1);
+    make_static_key(key2, sizeof(key2), 2);
+    tmp_init(&t);
+    tmp_file(&t, "c.ovpn", "client\nremote a.example 1194\nca ca.crt\ncert c.crt\nkey c.key\ntls-crypt tc.key\n"
+                           "auth-user-pass creds.txt\n");
+    tmp_file(&t, "ca.crt", ca_pem);
+    tmp_file(&t, "c.crt", cert_pem);
+    tmp_file(&t, "c.key", key_pem);
+    tmp_file(&t, "tc.key", key);
+    tmp_file(&t, "creds.txt", "carol\npw\n");
+    tmp_file(&t, "cli.txt", "dave\npw\n");
+    digest_of(&t, NULL, first);
+    ASSERT(memcmp(first, zero, sizeof(zero)) != 0);
+    digest_of(&t, NULL, again);
+    ASSERT(memcmp(first, again, sizeof(first)) == 0);
+
+    /* Each file in turn: changed, the digest differs; put back, it is the first again. */
+    const struct {
+        const char *file, *was, *now;
+    } rows[] = {
+        {"c.ovpn", NULL, "client\nremote b.example 1194\nca ca.crt\ncert c.crt\nkey c.key\ntls-crypt tc.key\n"
+                         "auth-user-pass creds.txt\n"},
+        {"ca.crt", ca_pem, cert_pem},
+        {"c.crt", cert_pem, ca_pem},
+        {"c.key", key_pem, "-----BEGIN PRIVATE KEY-----\nMIIEvA==\n-----END PRIVATE KEY-----\n"},
+        {"tc.key", key, key2},
+        {"creds.txt", "carol\npw\n", "carol\npw2\n"},
+    };
+    char ovpn[512];
+    snprintf(ovpn, sizeof(ovpn), "client\nremote a.example 1194\nca ca.crt\ncert c.crt\nkey c.key\ntls-crypt tc.key\n"
+                                 "auth-user-pass creds.txt\n");
+    for (size_t i = 0; i < ARRAY_SIZE(rows); i++) {
+        tmp_file(&t, rows[i].file, rows[i].now);
+        digest_of(&t, NULL, d);
+        ASSERT_ROW(memcmp(first, d, sizeof(d)) != 0, "%s changed", rows[i].file);
+        tmp_file(&t, rows[i].file, rows[i].was ? rows[i].was : ovpn);
+        digest_of(&t, NULL, d);
+        ASSERT_ROW(memcmp(first, d, sizeof(d)) == 0, "%s put back", rows[i].file);
+    }
+    /* The same bytes moved from one file to another are a change too. */
+    tmp_file(&t, "ca.crt", cert_pem);
+    tmp_file(&t, "c.crt", ca_pem);
+    digest_of(&t, NULL, d);
+    ASSERT(memcmp(first, d, sizeof(d)) != 0);
+    tmp_file(&t, "ca.crt", ca_pem);
+    tmp_file(&t, "c.crt", cert_pem);
+
+    /* The command line's --auth-user-pass file, which wins over the config's. */
+    digest_of(&t, "cli.txt", first);
+    digest_of(&t, "cli.txt", again);
+    ASSERT(memcmp(first, again, sizeof(first)) == 0);
+    tmp_file(&t, "creds.txt", "carol\nnot read\n");
+    digest_of(&t, "cli.txt", d);
+    ASSERT(memcmp(first, d, sizeof(d)) == 0); /* not read, so not a change */
+    tmp_file(&t, "cli.txt", "dave\npw2\n");
+    digest_of(&t, "cli.txt", d);
+    ASSERT(memcmp(first, d, sizeof(d)) != 0);
+    tmp_cleanup(&t);
+    return 0;
+}

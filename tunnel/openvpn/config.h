@@ -31,6 +31,9 @@ struct ovpn_remote {
 /* peer-fingerprint: the SHA-256 of the server's certificate. */
 enum { OVPN_FINGERPRINT_LEN = 32 };
 
+/* ovpn_config's digest of the files it was loaded from: SHA-256. */
+enum { OVPN_CONFIG_DIGEST_LEN = 32 };
+
 enum ovpn_x509_name_type {
     OVPN_X509_NAME_SUBJECT,     /* whole subject DN, OpenVPN's RFC 2253-like format */
     OVPN_X509_NAME_CN,          /* name: the CN equals */
@@ -64,6 +67,9 @@ struct ovpn_config {
     char *auth_file;              /* the file the credentials came from (resolved); NULL: inline */
     int auth_nocache;             /* auth-nocache: wipe the password once sent, read the file again */
     unsigned load_flags;          /* what ovpn_config_load_flags was given, for reading it again */
+    uint8_t digest[OVPN_CONFIG_DIGEST_LEN]; /* SHA-256 of every file the load read, each after its
+                                  * role and length: a reload that reads the same digest again
+                                  * need not restart the session (zero when parsed, not loaded) */
     char tls_version_min[16];     /* "1.2" etc.; "" = 1.2 */
     char *tls_cipher;             /* OpenSSL cipher list for TLS <= 1.2, or NULL */
     char *tls_ciphersuites;       /* TLS 1.3 suites, or NULL */

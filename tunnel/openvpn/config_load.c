@@ -16,7 +16,9 @@
  *   exposed private key, unless OVPN_CONFIG_ALLOW_READABLE_SECRETS makes that a warning. The mode
  *   checked is the one fstat() gives for the descriptor read, not a name looked up again.
  * - Every buffer that held a file is wiped before it is freed; the config is handed over whole
- *   or not at all. */
+ *   or not at all.
+ * - The config's digest covers the bytes of every file read (the config, the files it names, the
+ *   --auth-user-pass file), so that two loads with the same digest read the same things. */
 #include "tunnel/openvpn/config_internal.h"
 
 #include <errno.h>
@@ -24,6 +26,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+
+#include <openssl/evp.h>
 
 #include "base/errmsg.h"
 #include "base/log.h"
@@ -101,9 +105,21 @@ static int config_set_auth_file(struct ovpn_config *cfg, const char *path)
     return 0;
 }
 
-/* Reads one named file into the field its option fills. */
+/* One file read, into the config's digest: its role (a config_ref, or CONFIG_REF_COUNT for the
+ * config itself) and length go first, so that bytes moved from one file to another change it. */
+static int config_digest_add(EVP_MD_CTX *md, int role, const char *text, size_t len)
+{
+    uint64_t head[2] = {(uint64_t)role, (uint64_t)len};
+    if (md == NULL)
+        return 0;
+    if (EVP_DigestUpdate(md, head, sizeof(head)) != 1 || EVP_DigestUpdate(md, text, len) != 1)
+        return -ENOMEM;
+    return 0;
+}
+
+/* Reads one named file into the field its option fills, and into md. */
 static int config_load_ref(struct ovpn_config_parser *p, struct ovpn_config *cfg, enum config_ref ref,
-                           const char *base, unsigned flags)
+                           const char *base, unsigned flags, EVP_MD_CTX *md)
 {
     const struct config_file_ref *fr = &p->refs[ref];
     const char *name = ovpn_config_ref_names[ref];
@@ -132,6 +148,10 @@ static int config_load_ref(struct ovpn_config_parser *p, struct ovpn_config *cfg
     }
     if (strlen(text) != len) {
         rc = ovpn_config_fail_at(p, fr->line, "%s '%s': %s has a NUL byte: not a text file", name, shown, full);
+        goto out;
+    }
+    if ((rc = config_digest_add(md, ref, text, len)) < 0) {
+        ovpn_config_nomem(p);
         goto out;
     }
     switch (ref) {
@@ -184,9 +204,9 @@ out:
 }
 
 /* The --auth-user-pass file of the command line: named relative to the working directory, and
- * errors name it rather than the config. */
-static int config_load_auth_file(struct ovpn_config *cfg, const char *path, unsigned flags, char *err,
-                                 size_t errcap)
+ * errors name it rather than the config. Into md as well, when there is one. */
+static int config_load_auth_file(struct ovpn_config *cfg, const char *path, unsigned flags, EVP_MD_CTX *md,
+                                 char *err, size_t errcap)
 {
     char *text = NULL;
     size_t len = 0;
@@ -201,6 +221,8 @@ static int config_load_auth_file(struct ovpn_config *cfg, const char *path, unsi
     } else if (strlen(text) != len) {
         why = "has a NUL byte: not a text file";
         rc = -EINVAL;
+    } else if ((rc = config_digest_add(md, CONFIG_REF_AUTH_USER_PASS, text, len)) < 0) {
+        why = "out of memory";
     } else {
         ovpn_secret_free(&cfg->username);
         ovpn_secret_free(&cfg->password);
@@ -220,7 +242,7 @@ int ovpn_config_reload_password(struct ovpn_config *cfg, char *err, size_t errca
         v2s_fail(err, errcap, "auth-user-pass: the credentials were inline; there is no file to read again");
         return -ENOENT;
     }
-    return config_load_auth_file(cfg, cfg->auth_file, cfg->load_flags, err, errcap);
+    return config_load_auth_file(cfg, cfg->auth_file, cfg->load_flags, NULL, err, errcap);
 }
 
 /* The secret a config holds in its own text (an inline block), or NULL. */
@@ -252,6 +274,7 @@ int ovpn_config_load_flags(struct ovpn_config *cfg, const char *path, const char
     const char *secret;
     size_t len = 0;
     struct stat st;
+    EVP_MD_CTX *md = NULL;
     int rc;
 
     ovpn_config_defaults(cfg);
@@ -259,6 +282,12 @@ int ovpn_config_load_flags(struct ovpn_config *cfg, const char *path, const char
     if ((rc = v2s_file_read(path, CONFIG_MAX_CONFIG, &text, &len, &st)) < 0) {
         v2s_fail(err, errcap, "%s: %s", path, rc == -EFBIG ? "larger than 8 MiB" : strerror(-rc));
         return rc;
+    }
+    if ((md = EVP_MD_CTX_new()) == NULL || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1 ||
+        config_digest_add(md, CONFIG_REF_COUNT, text, len) < 0) {
+        v2s_fail(err, errcap, "out of memory");
+        rc = -ENOMEM;
+        goto out;
     }
     if ((rc = ovpn_config_parser_new(&p, path)) < 0) {
         v2s_fail(err, errcap, "out of memory");
@@ -279,13 +308,18 @@ int ovpn_config_load_flags(struct ovpn_config *cfg, const char *path, const char
             continue;
         if (ref == CONFIG_REF_AUTH_USER_PASS && auth_user_pass_file != NULL)
             continue; /* the command line's file wins; the config's need not exist */
-        if ((rc = config_load_ref(p, &got, (enum config_ref)ref, base, flags)) < 0)
+        if ((rc = config_load_ref(p, &got, (enum config_ref)ref, base, flags, md)) < 0)
             goto fail;
     }
     if (auth_user_pass_file != NULL) {
-        if ((rc = config_load_auth_file(&got, auth_user_pass_file, flags, err, errcap)) < 0)
+        if ((rc = config_load_auth_file(&got, auth_user_pass_file, flags, md, err, errcap)) < 0)
             goto out;
         got.auth_user_pass = 1;
+    }
+    if (EVP_DigestFinal_ex(md, got.digest, NULL) != 1) {
+        v2s_fail(err, errcap, "out of memory");
+        rc = -ENOMEM;
+        goto out;
     }
     got.load_flags = flags;
     *cfg = got;
@@ -295,6 +329,7 @@ int ovpn_config_load_flags(struct ovpn_config *cfg, const char *path, const char
 fail:
     v2s_fail(err, errcap, "%s", p->err);
 out:
+    EVP_MD_CTX_free(md);
     ovpn_config_free(&got);
     ovpn_config_parser_free(p);
     v2s_file_free(text, len);
