@@ -5,6 +5,7 @@
 #define VPN2SOCKS_APP_APP_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include <uv.h>
 
@@ -65,6 +66,8 @@ struct app {
     unsigned listener_max_conns; /* fit the open files limit (app_fit_descriptors) */
     struct conn_limit conns; /* every listener's connections together */
     int hup_reloads; /* SIGHUP reloads --conf, rather than what it means without (app_signal) */
+    uint8_t ovpn_digest[32]; /* --config: the OVPN_CONFIG_DIGEST_LEN digest of the files the
+                              * running session was started on (app_reload_openvpn) */
     struct tunnel_settings tunnel_addrs; /* the last tunnel up's addresses (nothing else) */
     int tunnel_was_up;
     uv_signal_t sig[4];
@@ -92,9 +95,12 @@ void app_tunnel_down(void *arg, enum tunnel_down_reason reason, const char *why)
 /* Watches the VPN client's process ($VPNPID) when there is one; a->vpn_watch_fd >= 0 when it does. */
 void app_watch_vpn_client(struct app *a);
 void app_unwatch_vpn_client(struct app *a);
-/* SIGHUP with --config and no --conf: the .ovpn read again and the session restarted on it; a
- * file that does not load is logged and the running session kept. */
-void app_reload_openvpn(struct app *a);
+/* The native OpenVPN client's reload: config (the .ovpn) and auth_user_pass (NULL: none) read
+ * and the session restarted on them, the listeners kept. always: as SIGHUP without --conf does,
+ * as openvpn does; otherwise (a --conf reload) only when what they read differs from what the
+ * running session started on. 1 restarted, 0 unchanged; negative when they did not load or the
+ * client refused them, logged, and the running session goes on. */
+int app_reload_openvpn(struct app *a, const char *config, const char *auth_user_pass, int always);
 const char *app_getenv(void *arg, const char *name);
 
 /* serve.c */

@@ -141,7 +141,7 @@ static void app_signal(uv_signal_t *h, int signum)
         /* Our own OpenVPN client: what openvpn's users expect of SIGHUP, a restart on the
          * config read again (systemctl reload, kill -HUP), never an exit. */
         if (a->opt.config) {
-            app_reload_openvpn(a);
+            app_reload_openvpn(a, a->opt.config, a->opt.auth_user_pass, 1);
             return;
         }
         /* openconnect hangs up its script's process group when the session ends. */
@@ -281,7 +281,9 @@ static void app_reload_socks_auth(struct app *a, struct options *next)
 
 /* SIGHUP with --conf: the file and the command line read again, as at startup. What can change
  * while running does (listeners, forwards, routes, the --socks-auth users, the log level and
- * format); what cannot is named and left as it is. A file that does not parse changes nothing. */
+ * format, and for our OpenVPN client the .ovpn: app_reload_openvpn restarts the session when it or
+ * a file it names changed); what cannot is named and left as it is. A file that does not parse
+ * changes nothing. */
 static void app_reload(struct app *a)
 {
     struct options next;
@@ -335,6 +337,15 @@ static void app_reload(struct app *a)
     a->opt.n_forwards = next.n_forwards;
     a->opt.verbosity = next.verbosity;
     a->opt.log_format = next.log_format;
+    /* Last, once the listeners are in place: the session restarts only on a .ovpn (or another
+     * one) that reads differently; the paths the session runs on move only once it does. */
+    if (a->opt.config && next.config && app_reload_openvpn(a, next.config, next.auth_user_pass, 0) >= 0) {
+        char *config = a->opt.config, *auth = a->opt.auth_user_pass;
+        a->opt.config = next.config;
+        a->opt.auth_user_pass = next.auth_user_pass;
+        next.config = config;
+        next.auth_user_pass = auth;
+    }
 out:
     options_free(&next);
     free(w);

@@ -792,8 +792,9 @@ void options_restart_only_changes(const struct options *run, const struct option
         const char *name;
         int same;
     } rows[] = {
-        {"config", same_string(run->config, now->config)},
-        {"auth-user-pass", same_string(run->auth_user_pass, now->auth_user_pass)},
+        /* Another .ovpn or --auth-user-pass file is loaded by the reload (app_reload_openvpn);
+         * going from a packet fd to our OpenVPN client, or back, is another tunnel. */
+        {"config", (run->config == NULL) == (now->config == NULL)},
         /* A file read again, or another one, is applied; turning authentication on or off
          * would need every SOCKS and HTTP listener started again. */
         {"socks-auth", (run->socks_auth == NULL) == (now->socks_auth == NULL)},

@@ -251,6 +251,7 @@ static int app_open_openvpn(struct app *a, const struct tunnel_events *ev)
         free(cfg);
         return EXIT_USAGE;
     }
+    memcpy(a->ovpn_digest, cfg->digest, sizeof(a->ovpn_digest));
     /* The client owns cfg from here, whatever happens. */
     int rc = ovpn_client_new(&a->tunnel, a->loop, cfg, ev, err, sizeof(err));
     if (rc < 0) {
@@ -261,36 +262,52 @@ static int app_open_openvpn(struct app *a, const struct tunnel_events *ev)
     return 0;
 }
 
-/* SIGHUP on the native OpenVPN client without --conf: as openvpn does on SIGHUP, the .ovpn (and
- * the --auth-user-pass file) are read again and the session restarts on them. The stack, the
- * listeners and the forwards stay: connections through the tunnel wait out the reconnect as they
- * wait out any other. A file that no longer loads changes nothing. */
-void app_reload_openvpn(struct app *a)
+_Static_assert(sizeof(((struct app *)0)->ovpn_digest) == OVPN_CONFIG_DIGEST_LEN, "the .ovpn's digest");
+
+/* SIGHUP on the native OpenVPN client: as openvpn does on SIGHUP, the .ovpn (and the
+ * --auth-user-pass file) are read again and the session restarts on them. With --conf, only when
+ * they changed: a reload that adds a forward must not drop the VPN session, and one that follows
+ * an edit of the .ovpn (a new remote, a renewed certificate) must not leave it on the old one.
+ * The stack, the listeners and the forwards stay: connections through the tunnel wait out the
+ * reconnect as they wait out any other. A file that no longer loads changes nothing. */
+int app_reload_openvpn(struct app *a, const char *config, const char *auth_user_pass, int always)
 {
     char err[1024];
     if (a->stopping || app_stop_pending(a) || !a->tunnel)
-        return;
-    v2s_event(V2S_LOG_INFO, "reload", "SIGHUP: reading %s again to reconnect with it", a->opt.config);
+        return -ESHUTDOWN;
+    if (always)
+        v2s_event(V2S_LOG_INFO, "reload", "SIGHUP: reading %s again to reconnect with it", config);
     struct ovpn_config *cfg = calloc(1, sizeof(*cfg));
     if (!cfg) {
         v2s_error("reload: out of memory; the running session is kept");
-        return;
+        return -ENOMEM;
     }
     unsigned flags = a->opt.allow_readable_secrets ? OVPN_CONFIG_ALLOW_READABLE_SECRETS : 0;
-    if (ovpn_config_load_flags(cfg, a->opt.config, a->opt.auth_user_pass, flags, err, sizeof(err)) < 0) {
+    int rc = ovpn_config_load_flags(cfg, config, auth_user_pass, flags, err, sizeof(err));
+    if (rc < 0) {
         v2s_log_event(V2S_LOG_ERROR, "reload_failed", NULL, 0, "reload: %s; the running session is kept", err);
         ovpn_config_free(cfg);
         free(cfg);
-        return;
+        return rc;
     }
+    if (!always && memcmp(cfg->digest, a->ovpn_digest, sizeof(a->ovpn_digest)) == 0) {
+        v2s_info("reload: %s and the files it names are unchanged; the session goes on", config);
+        ovpn_config_free(cfg);
+        free(cfg);
+        return 0;
+    }
+    uint8_t digest[sizeof(a->ovpn_digest)];
+    memcpy(digest, cfg->digest, sizeof(digest));
     /* The client owns cfg from here, whatever happens. */
-    if (ovpn_client_reload(a->tunnel, cfg, err, sizeof(err)) < 0) {
+    if ((rc = ovpn_client_reload(a->tunnel, cfg, err, sizeof(err))) < 0) {
         v2s_log_event(V2S_LOG_ERROR, "reload_failed", NULL, 0, "reload: %s: %s; the running session is kept",
-                      a->opt.config, err);
-        return;
+                      config, err);
+        return rc;
     }
-    v2s_event(V2S_LOG_INFO, "reload_done", "reload: %s read; the session restarts on it, the listeners stay",
-              a->opt.config);
+    memcpy(a->ovpn_digest, digest, sizeof(digest));
+    v2s_event(V2S_LOG_INFO, "reload_done", "reload: %s read%s; the session restarts on it, the listeners stay",
+              config, always ? "" : " (changed)");
+    return 1;
 }
 
 int app_open_tunnel(struct app *a)

@@ -15,7 +15,8 @@
 # which needs a restart) and vpn2socks gets SIGHUP: D is logged as not started and connect-timeout
 # as ignored until a restart; B, E and R answer, C refuses new connections, the connection through
 # C carries on, the SOCKS handshake completes on the kept listener, and the download through A
-# completes byte-exact (sha256). Then a file with a bad line gets SIGHUP: the log names FILE:LINE,
+# completes byte-exact (sha256), as the .ovpn, read again, is unchanged and the session is kept.
+# Then a file with a bad line gets SIGHUP: the log names FILE:LINE,
 # and B and A still work. SIGTERM: exit 0.
 # Needs root (skips with exit 77 otherwise). The binary: $VPN2SOCKS_BIN, else build/vpn2socks.
 set -u
@@ -218,6 +219,8 @@ lab_check "SIGHUP: the log says what the reload did" \
     lab_wait_file_match "$S/v2s.log" 'reload: 2 listeners kept, 3 started, 1 closed, 1 failed to start' 10
 lab_check "SIGHUP: connect-timeout, which needs a restart, is named as ignored" grep -q \
     "reload: $CONF: connect-timeout changed, ignored until a restart" "$S/v2s.log"
+lab_check "SIGHUP: the .ovpn, read again and unchanged, leaves the session as it is" \
+    lab_wait_file_match "$S/v2s.log" 'are unchanged; the session goes on' 10
 lab_check "SIGHUP: D, whose port is taken, is named as not started" grep -q \
     "reload: forward 127.0.0.1:$D_PORT -> $LAB_INTERNAL_IP:$LAB_ECHO_PORT not started; the rest of the reload goes on" \
     "$S/v2s.log"

@@ -16,6 +16,14 @@ hard reset the client sends them shows where it is connecting. vpn2socks runs wi
 - A packet fd (--tunnel-fd, as openconnect hands one over) without --conf: SIGHUP still means that
   the VPN client ended the session, exit 3.
 Before, SIGHUP ended the OpenVPN client's process with status 3 as well.
+With --conf (`config = client.ovpn` in vpn2socks.conf), SIGHUP reloads vpn2socks.conf, and the
+.ovpn with it when it or a file it names changed:
+- A forward added to vpn2socks.conf, the .ovpn untouched: the forward listens, and the session
+  goes on (no hard reset with another session id).
+- The .ovpn switched from A to B: a hard reset reaches B at once. (Before, the .ovpn was not read
+  again until a restart.)
+- The ca file renewed: a new session (another session id) at B.
+- vpn2socks.conf names another .ovpn (remote A): a hard reset reaches A at once.
 Exit 0 on success, 1 on failure (with the reason on stderr), 77 when it cannot run here.
 """
 import os
@@ -60,6 +68,24 @@ def hard_reset_within(s, seconds):
             return True
 
 
+def hard_reset_sid(s, seconds):
+    """The session id of the next hard reset that reaches s within seconds, or None."""
+    deadline = time.monotonic() + seconds
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0 or not select.select([s], [], [], left)[0]:
+            return None
+        pkt = s.recv(65536)
+        if len(pkt) >= 9 and pkt[0] >> 3 == HARD_RESET_CLIENT_V2:
+            return pkt[1:9]
+
+
+def make_ca(d):
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                    "-keyout", os.path.join(d, "ca.key"), "-out", os.path.join(d, "ca.pem"), "-days", "1",
+                    "-subj", "/CN=test-ca"], check=True, capture_output=True)
+
+
 def write_config(path, port, extra=""):
     with open(path, "w") as f:
         f.write(f"client\ndev tun\n{extra}remote 127.0.0.1 {port} udp\nca ca.pem\nverify-x509-name server name\n")
@@ -80,9 +106,7 @@ def main():
     binary = sys.argv[1]
     d = tempfile.mkdtemp(prefix="sighup_test.")
     try:
-        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-                        "-keyout", os.path.join(d, "ca.key"), "-out", os.path.join(d, "ca.pem"), "-days", "1",
-                        "-subj", "/CN=test-ca"], check=True, capture_output=True)
+        make_ca(d)
     except (OSError, subprocess.CalledProcessError) as e:
         print(f"SKIP: cannot make a certificate with openssl: {e}", file=sys.stderr)
         return 77
@@ -171,6 +195,90 @@ def main():
             proc.kill()
             proc.wait()
 
+    # With --conf: the .ovpn is read again with vpn2socks.conf, the session restarted only when it
+    # (or a file it names) changed.
+    a, b = udp_server(), udp_server()
+    write_config(conf, a.getsockname()[1])
+    port, fwd = free_port(), free_port()
+    vconf = os.path.join(d, "vpn2socks.conf")
+    with open(vconf, "w") as f:
+        f.write(f"config = client.ovpn\nsocks = 127.0.0.1:{port}\n")
+    proc = subprocess.Popen([binary, "--conf", vconf, "-v"], stdout=log, stderr=log)
+    try:
+        sid = hard_reset_sid(a, WAIT_S)
+        if sid is None:
+            fail(f"--conf: no hard reset reached server A:\n{log_text()}")
+        socks_accepts("--conf, at start")
+
+        # A forward added, the .ovpn as it was: the forward listens, the session goes on.
+        with open(vconf, "a") as f:
+            f.write(f"local = 127.0.0.1:{fwd}:127.0.0.1:9\n")
+        proc.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + WAIT_S
+        while "the session goes on" not in log_text():
+            alive("--conf, after SIGHUP with a forward added")
+            if time.monotonic() > deadline:
+                fail(f"--conf, after SIGHUP with a forward added: the log does not say the session goes on:\n"
+                     f"{log_text()}")
+            time.sleep(0.05)
+        try:
+            socket.create_connection(("127.0.0.1", fwd), timeout=WAIT_S).close()
+        except ConnectionRefusedError:
+            fail(f"--conf, after SIGHUP with a forward added: the forward does not listen:\n{log_text()}")
+        except OSError:
+            pass  # accepted, then closed at once: the tunnel is not up
+        other = hard_reset_sid(a, 2)
+        if other is not None and other != sid:
+            fail(f"--conf, after SIGHUP with a forward added: a new session started:\n{log_text()}")
+
+        # The .ovpn names B now: the reload reads it and the session restarts there, at once.
+        write_config(conf, b.getsockname()[1])
+        drain(a)
+        proc.send_signal(signal.SIGHUP)
+        sid = hard_reset_sid(b, 5)
+        if sid is None:
+            alive("--conf, after SIGHUP with B in the .ovpn")
+            fail(f"--conf, after SIGHUP with B in the .ovpn, no hard reset reached B within 5 s:\n{log_text()}")
+        socks_accepts("--conf, after SIGHUP with B in the .ovpn")
+
+        # A renewed ca file, the .ovpn as it was: a new session at B.
+        make_ca(d)
+        drain(b)
+        proc.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 5
+        while True:
+            other = hard_reset_sid(b, max(deadline - time.monotonic(), 0))
+            if other is None:
+                alive("--conf, after SIGHUP with a new ca file")
+                fail(f"--conf, after SIGHUP with a new ca file, no new session within 5 s:\n{log_text()}")
+            if other != sid:
+                break
+
+        # vpn2socks.conf names another .ovpn, with remote A: loaded, not left for a restart.
+        write_config(os.path.join(d, "other.ovpn"), a.getsockname()[1])
+        with open(vconf, "w") as f:
+            f.write(f"config = other.ovpn\nsocks = 127.0.0.1:{port}\nlocal = 127.0.0.1:{fwd}:127.0.0.1:9\n")
+        drain(a)
+        proc.send_signal(signal.SIGHUP)
+        if not hard_reset_within(a, 5):
+            alive("--conf, after SIGHUP with another .ovpn")
+            fail(f"--conf, after SIGHUP with another .ovpn, no hard reset reached A within 5 s:\n{log_text()}")
+        if "ignored until a restart" in log_text():
+            fail(f"--conf: a reload said something waits for a restart:\n{log_text()}")
+        socks_accepts("--conf, after SIGHUP with another .ovpn")
+
+        proc.send_signal(signal.SIGTERM)
+        try:
+            rc = proc.wait(WAIT_S)
+        except subprocess.TimeoutExpired:
+            fail("--conf: no exit within 10 s of SIGTERM")
+        if rc != 0:
+            fail(f"--conf: exit status {rc} after SIGTERM, not 0:\n{log_text()}")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
     # The packet fd keeps openconnect's meaning of SIGHUP.
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
     port = free_port()
@@ -193,8 +301,8 @@ def main():
         ours.close()
     log.close()
     shutil.rmtree(d)
-    print("ok: SIGHUP restarts the OpenVPN client on the .ovpn read again, keeps it on a bad one; a packet fd "
-          "still ends on SIGHUP")
+    print("ok: SIGHUP restarts the OpenVPN client on the .ovpn read again, keeps it on a bad one; with --conf "
+          "only when the .ovpn or a file it names changed; a packet fd still ends on SIGHUP")
     return 0
 
 

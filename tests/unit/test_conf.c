@@ -325,7 +325,8 @@ TEST_IMPL(conf_restart_only_changes)
                          err, sizeof(err)),
               0);
     options_restart_only_changes(&a, &b, out, sizeof(out));
-    ASSERT_STR_EQ(out, "config, socks-auth, mtu, dns, udp-timeout");
+    /* Another .ovpn is loaded by the reload (app_reload_openvpn), as the same one changed. */
+    ASSERT_STR_EQ(out, "socks-auth, mtu, dns, udp-timeout");
     /* Another --socks-auth file is read by the reload (app_reload_socks_auth); turning it off,
      * as turning it on above, needs the listeners started again. */
     struct options c;
@@ -336,8 +337,25 @@ TEST_IMPL(conf_restart_only_changes)
     options_restart_only_changes(&b, &c, out, sizeof(out));
     ASSERT_STR_EQ(out, "");
     options_restart_only_changes(&c, &a, out, sizeof(out));
-    ASSERT_STR_EQ(out, "config, socks-auth, mtu, dns, udp-timeout");
+    ASSERT_STR_EQ(out, "socks-auth, mtu, dns, udp-timeout");
     options_free(&c);
+    options_free(&b);
+    /* ... and another --auth-user-pass file; but a packet fd for our OpenVPN client, or the other
+     * way round, is another tunnel. */
+    ASSERT_EQ(parse_text(&b, "config = /a.ovpn\nauth-user-pass = /pw\nsocks = 1080\nmtu = 1400\n"
+                             "connect-timeout = 5\n",
+                         err, sizeof(err)),
+              0);
+    options_restart_only_changes(&a, &b, out, sizeof(out));
+    ASSERT_STR_EQ(out, "");
+    options_free(&b);
+    ASSERT_EQ(parse_text(&b, "tunnel-fd = 3\naddress = 10.0.0.2/24\nsocks = 1080\nmtu = 1400\nconnect-timeout = 5\n",
+                         err, sizeof(err)),
+              0);
+    options_restart_only_changes(&a, &b, out, sizeof(out));
+    ASSERT_STR_EQ(out, "config, tunnel-fd, address");
+    options_restart_only_changes(&b, &a, out, sizeof(out));
+    ASSERT_STR_EQ(out, "config, tunnel-fd, address");
     options_free(&b);
     /* --status is not reloaded: added, moved or dropped, it waits for a restart. */
     ASSERT_EQ(parse_text(&b, "config = /a.ovpn\nsocks = 1080\nmtu = 1400\nconnect-timeout = 5\nstatus = 9100\n", err,
