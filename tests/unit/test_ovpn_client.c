@@ -2241,3 +2241,76 @@ TEST_IMPL(ovpn_client_reload)
     world_close(&w);
     return 0;
 }
+
+/* One reload: the client must be waiting (or idle, not started yet), its link closed, and then
+ * come up on 127.0.0.2 with data going out. */
+static void reload_then_up(struct world *w, const char *proto, int idle)
+{
+    char err[512], host[64];
+    static const uint8_t ip[28] = {0x45, 0, 0, 28, 0, 0, 0, 0, 64, 17};
+    ASSERT_EQ(ovpn_client_reload(w->t, world_config(w, "127.0.0.2", proto, NULL), err, sizeof(err)), 0);
+    ASSERT(w->link == NULL);
+    ASSERT_EQ(w->opens, w->closes);
+    if (idle) {
+        ASSERT_EQ(w->c->state, OVPN_CLIENT_IDLE);
+        world_start(w);
+        world_connect(w);
+    } else {
+        ASSERT_EQ(w->c->state, OVPN_CLIENT_WAITING);
+        /* A new server: it has heard of no session. */
+        w->srv.have_client_sid = 0;
+        w->srv.mute_reneg = 0;
+        w->srv.defer_auth = 0;
+        world_reconnect(w, 0);
+    }
+    ASSERT_EQ(w->c->state, OVPN_CLIENT_UP);
+    ASSERT_STR_EQ(world_link_host(w, host, sizeof(host)), "127.0.0.2");
+    ASSERT_EQ(send_key(w, ip, sizeof(ip)), 0);
+    ASSERT_EQ(w->downs, 0);
+    world_close(w);
+}
+
+/* A reload from each state a session or its link can be in, besides those above (up, looking
+ * up, down for good): before the start, a TCP link still connecting, the push awaited, a new
+ * session just begun on the same UDP link after a renegotiation missed its hand-window, the
+ * reconnect wait after one over TCP, and two reloads in a row. Each time the link is closed,
+ * nothing of the old session stays (ASan), and the client comes up on the new remote at once. */
+TEST_IMPL(ovpn_client_reload_any_state)
+{
+    struct world w;
+    char err[512];
+
+    world_init(&w, "udp", push_reply_ping, NULL);
+    reload_then_up(&w, "udp", 1);
+
+    world_init(&w, "tcp", push_reply_ping, NULL);
+    world_start(&w);
+    ASSERT_EQ(w.c->state, OVPN_CLIENT_CONNECTING);
+    reload_then_up(&w, "tcp", 0);
+
+    world_init(&w, "udp", push_reply_ping, "explicit-exit-notify 1\n");
+    w.srv.defer_auth = 1;
+    world_start(&w);
+    world_connect(&w);
+    ASSERT_EQ(w.c->state, OVPN_CLIENT_PUSH);
+    int sent = w.data_sent;
+    reload_then_up(&w, "udp", 0);
+    ASSERT_EQ(w.data_sent, sent + 1); /* the new session's packet, no exit notice: no data key */
+
+    for (int tcp = 0; tcp <= 1; tcp++) {
+        const char *proto = tcp ? "tcp" : "udp";
+        world_up(&w, proto, push_reply_ping, "hand-window 10\n");
+        w.srv.mute_reneg = 1;
+        ovpn_client_renegotiate(w.c, "test");
+        pump(&w);
+        for (int i = 0; i < 11; i++)
+            advance(&w, 1000);
+        ASSERT_EQ(w.c->state, tcp ? OVPN_CLIENT_WAITING : OVPN_CLIENT_HANDSHAKE);
+        reload_then_up(&w, proto, 0);
+    }
+
+    world_up(&w, "udp", push_reply_ping, NULL);
+    ASSERT_EQ(ovpn_client_reload(w.t, world_config(&w, "127.0.0.3", "udp", NULL), err, sizeof(err)), 0);
+    reload_then_up(&w, "udp", 0);
+    return 0;
+}
