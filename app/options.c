@@ -634,6 +634,11 @@ static int options_getopt(struct options *o, int argc, char **argv, unsigned lin
              * value it does not take) has moved optind on; optopt is then 0 or its value. */
             if (optopt > 0 && optopt < 256 && option_slot(optopt) < 0)
                 snprintf(err, errcap, "unknown option -%c", optopt);
+            else if (optopt > 0 && strncmp(argv[optind - 1], "--", 2) == 0 && strchr(argv[optind - 1], '='))
+                /* A flag given a value ("--allow-direct-local=yes", as the config file writes
+                 * it) is an option we know: "unknown option" sent the user looking for a typo. */
+                snprintf(err, errcap, "%.*s takes no value: give it alone",
+                         (int)strcspn(argv[optind - 1], "="), argv[optind - 1]);
             else
                 snprintf(err, errcap, "unknown option %s", argv[optind - 1]);
             return -EINVAL;

@@ -77,7 +77,6 @@ TEST_IMPL(options_caps_and_timeouts)
         {"-D 1080 --handshake-timeout 3601", "--handshake-timeout 3601: expected seconds from 1 to 3600"},
         {"-D 1080 --handshake-timeout", "--handshake-timeout needs a value"},
         {"-D 1080 --socks-auth", "--socks-auth needs a value"},
-        {"-D 1080 --allow-direct-local=yes", "unknown option --allow-direct-local=yes"},
     };
     expect_refused(bad, ARRAY_SIZE(bad));
     return 0;
@@ -313,6 +312,9 @@ TEST_IMPL(options_unknown_named)
         {"--mtu 1400 -vxq -D 1080", "unknown option -x"},
         {"-D 1080 --bogus", "unknown option --bogus"},
         {"-D 1080 --bogus=1", "unknown option --bogus=1"},
+        /* A flag given a value is named as the flag it is, not as an unknown option. */
+        {"-D 1080 --allow-direct-local=yes", "--allow-direct-local takes no value: give it alone"},
+        {"-D 1080 --verbose=2", "--verbose takes no value: give it alone"},
         {"-D 1080 -vD", "-vD needs a value"},
     };
     expect_refused(bad, ARRAY_SIZE(bad));
