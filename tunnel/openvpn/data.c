@@ -29,13 +29,8 @@
 #include <openssl/rand.h>
 
 #include "base/bytes.h"
+#include "tunnel/openvpn/cipher.h"
 #include "tunnel/openvpn/proto.h"
-
-enum ovpn_data_mode {
-    OVPN_DATA_AEAD,
-    OVPN_DATA_CBC,
-    OVPN_DATA_PLAIN, /* cipher none */
-};
 
 enum {
     OVPN_DATA_IMPLICIT_IV_LEN = 8,   /* the AEAD nonce is 12 bytes: packet id + 8 from the hmac slot */
@@ -45,25 +40,6 @@ enum {
     OVPN_DATA_V1_HDR = 1,
     OVPN_DATA_V2_HDR = 1 + OVPN_PEER_ID_LEN,
     OVPN_DATA_IV_POOL = 64,          /* CBC IVs drawn from the DRBG at once */
-};
-
-/* Named in data.h's terms; OpenSSL's own spelling beside it. */
-struct ovpn_data_cipher_info {
-    const char *name;
-    const char *ossl;
-    enum ovpn_data_mode mode;
-    int usage_limited; /* the AES-GCM usage limit applies (data.h) */
-};
-
-static const struct ovpn_data_cipher_info ovpn_data_ciphers[] = {
-    {"AES-128-GCM", "AES-128-GCM", OVPN_DATA_AEAD, 1},
-    {"AES-192-GCM", "AES-192-GCM", OVPN_DATA_AEAD, 1},
-    {"AES-256-GCM", "AES-256-GCM", OVPN_DATA_AEAD, 1},
-    {"CHACHA20-POLY1305", "ChaCha20-Poly1305", OVPN_DATA_AEAD, 0},
-    {"AES-128-CBC", "AES-128-CBC", OVPN_DATA_CBC, 0},
-    {"AES-192-CBC", "AES-192-CBC", OVPN_DATA_CBC, 0},
-    {"AES-256-CBC", "AES-256-CBC", OVPN_DATA_CBC, 0},
-    {"none", NULL, OVPN_DATA_PLAIN, 0},
 };
 
 static const char *const ovpn_data_digests[] = {"SHA1", "SHA224", "SHA256", "SHA384", "SHA512"};
@@ -99,16 +75,6 @@ struct ovpn_data_key {
     struct ovpn_data_usage usage;
 };
 
-static const struct ovpn_data_cipher_info *ovpn_data_cipher_find(const char *name)
-{
-    if (name == NULL)
-        return NULL;
-    for (size_t i = 0; i < sizeof(ovpn_data_ciphers) / sizeof(ovpn_data_ciphers[0]); i++)
-        if (strcasecmp(name, ovpn_data_ciphers[i].name) == 0)
-            return &ovpn_data_ciphers[i];
-    return NULL;
-}
-
 /* The OpenSSL digest name for an auth name, NULL for "none", or "" when unknown. */
 static const char *ovpn_data_digest_find(const char *name)
 {
@@ -120,17 +86,6 @@ static const char *ovpn_data_digest_find(const char *name)
         if (strcasecmp(name, ovpn_data_digests[i]) == 0)
             return ovpn_data_digests[i];
     return "";
-}
-
-int ovpn_data_cipher_supported(const char *cipher)
-{
-    return ovpn_data_cipher_find(cipher) != NULL;
-}
-
-int ovpn_data_cipher_is_aead(const char *cipher)
-{
-    const struct ovpn_data_cipher_info *c = ovpn_data_cipher_find(cipher);
-    return c != NULL && c->mode == OVPN_DATA_AEAD;
 }
 
 /* A cipher context keyed for one direction. CBC contexts start from a zero IV and do no padding:

@@ -111,8 +111,11 @@ void ovpn_data_test_set_send_id(struct ovpn_data_key *k, uint32_t last_sent);
  * id. */
 int ovpn_data_decrypt(struct ovpn_data_key *k, const uint8_t *pkt, size_t len, uint8_t *out, size_t cap);
 
-/* Whether a cipher name is one we implement (for IV_CIPHERS and NCP). */
+/* Whether a cipher name is one we implement (for IV_CIPHERS, NCP and the .ovpn's data-ciphers);
+ * these three live in cipher.c, beside the table, with no OpenSSL. */
 int ovpn_data_cipher_supported(const char *cipher);
+/* The ciphers we implement, but none, as "A, B and C" for a message; cut to fit cap. */
+void ovpn_data_cipher_names(char *out, size_t cap);
 /* Whether the cipher is an AEAD one (no separate HMAC). */
 int ovpn_data_cipher_is_aead(const char *cipher);
 
