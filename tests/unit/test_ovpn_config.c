@@ -1710,6 +1710,55 @@ TEST_IMPL(ovpn_config_warnings_returned)
     return 0;
 }
 
+/* data-ciphers as OpenVPN 2.6 reads it: '?' marks a cipher that may be missing. An unknown name
+ * is left out with a warning naming the line; a list with nothing we have, or a fallback we do not
+ * have, is refused. A misspelt list was taken silently and the default list offered in its place,
+ * and the '?' names of OpenVPN's own example were dropped as unknown. */
+TEST_IMPL(ovpn_config_data_ciphers)
+{
+    static const char have[] = "AES-128-GCM, AES-192-GCM, AES-256-GCM, CHACHA20-POLY1305, AES-128-CBC, "
+                               "AES-192-CBC and AES-256-CBC";
+    static const struct {
+        const char *line, *list, *warning; /* warning: the option and the name it leaves out */
+    } rows[] = {
+        {"data-ciphers AES-256-GCM:AES-128-GCM:?CHACHA20-POLY1305", "AES-256-GCM:AES-128-GCM:CHACHA20-POLY1305",
+         NULL},
+        {"data-ciphers AES-256-GCM:?BF-CBC", "AES-256-GCM", NULL},
+        {"data-ciphers AES-256-GCM:BF-CBC:aes-128-cbc", "AES-256-GCM:aes-128-cbc",
+         "data-ciphers: BF-CBC"},
+        {"ncp-ciphers AES256GCM:AES-128-GCM", "AES-128-GCM",
+         "ncp-ciphers: AES256GCM"},
+        {"data-ciphers none", "none", NULL},
+    };
+    char err[512], want[512], text[256];
+    for (size_t i = 0; i < ARRAY_SIZE(rows); i++) {
+        struct ovpn_config_parser *p;
+        struct ovpn_config cfg;
+        struct warnings got = {.n = 0};
+        snprintf(text, sizeof(text), "%s\nremote gw\n", rows[i].line);
+        ASSERT_EQ(ovpn_config_parser_new(&p, "client.ovpn"), 0);
+        ovpn_config_parser_set_warn(p, collect_warning, &got);
+        ASSERT_EQ(ovpn_config_parser_feed(p, text, strlen(text), err, sizeof(err)), 0);
+        ASSERT_ROW(ovpn_config_parser_finish(p, &cfg, err, sizeof(err)) == 0, "%s: %s", rows[i].line, err);
+        ovpn_config_parser_free(p);
+        ASSERT_ROW(strcmp(cfg.data_ciphers, rows[i].list) == 0, "%s: got %s", rows[i].line, cfg.data_ciphers);
+        ASSERT_ROW(got.n == (rows[i].warning ? 1 : 0), "%s: %d warnings", rows[i].line, got.n);
+        if (rows[i].warning) {
+            snprintf(want, sizeof(want), "client.ovpn:1: %s is not a data cipher vpn2socks has (%s); left out",
+                     rows[i].warning, have);
+            ASSERT_STR_EQ(got.text[0], want);
+        }
+        ovpn_config_free(&cfg);
+    }
+    snprintf(want, sizeof(want), "client.ovpn:1: data-ciphers: none of 'AES256GCM:?BF-CBC' is a data cipher "
+                                 "vpn2socks has (%s)", have);
+    expect_error("data-ciphers AES256GCM:?BF-CBC\nremote gw\n", want);
+    snprintf(want, sizeof(want), "client.ovpn:2: data-ciphers-fallback: BF-CBC is not a data cipher vpn2socks "
+                                 "has (%s)", have);
+    expect_error("client\ndata-ciphers-fallback BF-CBC\nremote gw\n", want);
+    return 0;
+}
+
 /* A bare auth-user-pass line after the credentials were given keeps them: providers' profiles
  * often put the inline block first and the option among the others below it. OpenVPN would
  * take the bare line as "ask on the terminal", which vpn2socks cannot do, so such a profile

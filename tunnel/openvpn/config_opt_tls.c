@@ -208,17 +208,56 @@ static int config_apply_cipher(struct ovpn_config_parser *p, char **w, int n, co
     return ovpn_config_copy_name(p, p->cfg.cipher, sizeof(p->cfg.cipher), w);
 }
 
+/* data-ciphers A:?B:C as OpenVPN 2.6 reads it: a name after '?' is optional, left out quietly when
+ * we do not have it (the list OpenVPN's manual suggests ends in ?CHACHA20-POLY1305, which was
+ * dropped whole here as an unknown name). OpenVPN refuses any other name its OpenSSL lacks; we
+ * leave it out with a warning naming the line, so that a config a 2.6 client accepts still
+ * connects on the ciphers we share, and refuse the list when none of it is left: the default list
+ * was then offered instead, and a misspelt list connected on ciphers the user had not named. */
 static int config_apply_data_ciphers(struct ovpn_config_parser *p, char **w, int n, const char *block)
 {
+    char list[sizeof(p->cfg.data_ciphers)], name[64], shown[CONFIG_SHOWN_MAX], have[160];
+    size_t used = 0;
     (void)n, (void)block;
-    return ovpn_config_copy_name(p, p->cfg.data_ciphers, sizeof(p->cfg.data_ciphers), w);
+    if (ovpn_config_copy_name(p, list, sizeof(list), w) < 0)
+        return -EINVAL;
+    ovpn_data_cipher_names(have, sizeof(have));
+    /* Two passes: the names we have, then (when there are some) a warning for each other one. */
+    for (int pass = 0; pass < 2; pass++) {
+        for (const char *s = list; *s;) {
+            size_t l = strcspn(s, ":");
+            int optional = *s == '?';
+            snprintf(name, sizeof(name), "%.*s", (int)(l - (size_t)optional), s + optional);
+            if (pass == 0 && ovpn_data_cipher_supported(name))
+                used += (size_t)snprintf(p->cfg.data_ciphers + used, sizeof(p->cfg.data_ciphers) - used, "%s%s",
+                                         used ? ":" : "", name); /* fits: no longer than list */
+            else if (pass == 1 && !optional && !ovpn_data_cipher_supported(name))
+                ovpn_config_warn(p, p->opt_line, "%s: %s is not a data cipher vpn2socks has (%s); left out",
+                                 w[0], v2s_shown(name, shown, sizeof(shown)), have);
+            s += l;
+            if (*s == ':')
+                s++;
+        }
+        if (used == 0)
+            return config_fail(p, "%s: none of '%s' is a data cipher vpn2socks has (%s)", w[0],
+                               v2s_shown(list, shown, sizeof(shown)), have);
+    }
+    return 0;
 }
 
+/* Refused when we lack it, as OpenVPN does: it is the one cipher such a server runs. */
 static int config_apply_data_ciphers_fallback(struct ovpn_config_parser *p, char **w, int n,
                                               const char *block)
 {
+    char shown[CONFIG_SHOWN_MAX], have[160];
     (void)n, (void)block;
-    return ovpn_config_copy_name(p, p->cfg.data_ciphers_fallback, sizeof(p->cfg.data_ciphers_fallback), w);
+    if (ovpn_config_copy_name(p, p->cfg.data_ciphers_fallback, sizeof(p->cfg.data_ciphers_fallback), w) < 0)
+        return -EINVAL;
+    if (ovpn_data_cipher_supported(p->cfg.data_ciphers_fallback))
+        return 0;
+    ovpn_data_cipher_names(have, sizeof(have));
+    return config_fail(p, "%s: %s is not a data cipher vpn2socks has (%s)", w[0],
+                       v2s_shown(w[1], shown, sizeof(shown)), have);
 }
 
 static int config_apply_auth(struct ovpn_config_parser *p, char **w, int n, const char *block)
