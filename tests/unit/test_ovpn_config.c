@@ -652,6 +652,16 @@ TEST_IMPL(ovpn_config_relative_paths)
     ASSERT_STR_EQ(err, want);
     ovpn_config_free(&cfg);
 
+    /* A ca file that is not PEM at all (a wrong file, a DER one) is named with its line: TLS setup
+     * said only "client.ovpn: ca: no certificate found", naming neither. */
+    tmp_file(&t, "profiles/up-as-ca.ovpn", "remote gw\n\nca up.txt\n");
+    snprintf(path, sizeof(path), "%s", tmp_path(&t, "profiles/up-as-ca.ovpn"));
+    snprintf(want, sizeof(want), "%s:3: ca 'up.txt': %s/profiles/up.txt is not PEM (no -----BEGIN line)", path,
+             t.root);
+    ASSERT_EQ(ovpn_config_load(&cfg, path, NULL, err, sizeof(err)), -EINVAL);
+    ASSERT_STR_EQ(err, want);
+    ovpn_config_free(&cfg);
+
     /* A tls-auth file that is not a key. */
     tmp_file(&t, "profiles/badkey.ovpn", "remote gw\ntls-auth keys/ca.crt 0\n");
     snprintf(path, sizeof(path), "%s", tmp_path(&t, "profiles/badkey.ovpn"));
@@ -1022,6 +1032,15 @@ TEST_IMPL(ovpn_config_errors)
         {"remote gw\n<ca>\nabc\n", "client.ovpn:2: <ca> is not closed: no </ca> before the end of the file"},
         {"remote gw\n<ca>\n</cert>\n", "client.ovpn:2: <ca> is not closed: no </ca> before the end of the file"},
         {"remote gw\n<ca>\n</ca>\n", "client.ovpn:2: the <ca> block is empty"},
+        /* A block pasted without its BEGIN line, or with something else in it, is named with its line;
+         * TLS setup said only "client.ovpn: cert: not a PEM certificate". */
+        {"remote gw\n<ca>\nMIIBszCCAVmgAwIBAgIU\n-----END CERTIFICATE-----\n</ca>\n",
+         "client.ovpn:2: the <ca> block is not PEM (no -----BEGIN line)"},
+        {"remote gw\n\n<cert>\nsee cert.pem\n</cert>\n", "client.ovpn:3: the <cert> block is not PEM (no -----BEGIN line)"},
+        {"remote gw\n<key>\n/etc/openvpn/client.key\n</key>\n",
+         "client.ovpn:2: the <key> block is not PEM (no -----BEGIN line)"},
+        {"remote gw\n<extra-certs>\nx\n</extra-certs>\n",
+         "client.ovpn:2: the <extra-certs> block is not PEM (no -----BEGIN line)"},
         {"remote gw\n<foo>\nx\n</foo>\n", "client.ovpn:2: unknown option 'foo'"},
         {"<remote>\nx\n</remote>\n", "client.ovpn:1: remote cannot be an inline <remote> block"},
         {"remote gw\n<tls-auth>\nnot a key\n</tls-auth>\n",
@@ -1359,10 +1378,10 @@ TEST_IMPL(ovpn_config_values)
     ovpn_config_free(&cfg);
 
     /* A later inline block replaces an earlier file name, and the other way round. */
-    ASSERT_EQ(parse("remote gw\nca file.crt\n<ca>\nINLINE\n</ca>\n", &cfg, err, sizeof(err)), 0);
-    ASSERT_STR_EQ(cfg.ca, "INLINE\n");
+    ASSERT_EQ(parse("remote gw\nca file.crt\n<ca>\n-----BEGIN INLINE\n</ca>\n", &cfg, err, sizeof(err)), 0);
+    ASSERT_STR_EQ(cfg.ca, "-----BEGIN INLINE\n");
     ovpn_config_free(&cfg);
-    ASSERT_EQ(parse("remote gw\n<ca>\nINLINE\n</ca>\nca file.crt\n", &cfg, err, sizeof(err)), 0);
+    ASSERT_EQ(parse("remote gw\n<ca>\n-----BEGIN INLINE\n</ca>\nca file.crt\n", &cfg, err, sizeof(err)), 0);
     ASSERT(cfg.ca == NULL);
     ovpn_config_free(&cfg);
     return 0;

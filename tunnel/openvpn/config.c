@@ -144,6 +144,11 @@ int ovpn_config_set_string(struct ovpn_config_parser *p, char **dst, const char 
     return 0;
 }
 
+int ovpn_config_looks_pem(const char *text)
+{
+    return strstr(text, "-----BEGIN ") != NULL;
+}
+
 /* ---- the parser's interface ---- */
 
 void ovpn_config_defaults(struct ovpn_config *cfg)

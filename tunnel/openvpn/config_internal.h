@@ -192,6 +192,10 @@ int ovpn_config_number64(struct ovpn_config_parser *p, const char *option, const
 int ovpn_config_copy_name(struct ovpn_config_parser *p, char *dst, size_t cap, char **w);
 /* Replaces *dst with a copy of value. */
 int ovpn_config_set_string(struct ovpn_config_parser *p, char **dst, const char *value);
+/* Whether text can be PEM at all: it holds "-----BEGIN ". What is in it is OpenSSL's to judge
+ * (tls.c), but that message cannot name the file and line a pasted block or a wrong file came
+ * from, so text with no such line is refused here, where they are known. */
+int ovpn_config_looks_pem(const char *text);
 
 /* config_opt_net.c: adds a remote (a plain line, or a finished <connection> block's). */
 int ovpn_config_append_remote(struct ovpn_config_parser *p, const struct config_remote *r);

@@ -165,6 +165,10 @@ static int config_load_ref(struct ovpn_config_parser *p, struct ovpn_config *cfg
             rc = ovpn_config_fail_at(p, fr->line, "%s '%s': %s is empty", name, shown, full);
             goto out;
         }
+        if (!ovpn_config_looks_pem(text)) {
+            rc = ovpn_config_fail_at(p, fr->line, "%s '%s': %s is not PEM (no -----BEGIN line)", name, shown, full);
+            goto out;
+        }
         ovpn_secret_free(field);
         *field = text;
         text = NULL;

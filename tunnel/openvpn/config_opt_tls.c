@@ -32,6 +32,8 @@ static int config_set_text(struct ovpn_config_parser *p, enum config_ref ref, ch
     if (block != NULL) {
         if (block[0] == '\0')
             return config_fail(p, "the <%s> block is empty", ovpn_config_ref_names[ref]);
+        if (!ovpn_config_looks_pem(block))
+            return config_fail(p, "the <%s> block is not PEM (no -----BEGIN line)", ovpn_config_ref_names[ref]);
         char *copy = strdup(block);
         if (copy == NULL)
             return ovpn_config_nomem(p);
