@@ -537,6 +537,12 @@ static int options_getopt(struct options *o, int argc, char **argv, unsigned lin
                 snprintf(err, errcap, "--address %s: expected ADDR[/PREFIX]", optarg);
                 return -EINVAL;
             }
+            /* One address of each family: a second one replaced the first without a word. */
+            if ((a.family == AF_INET ? o->overrides.addr4.family : o->overrides.addr6.family) != 0) {
+                snprintf(err, errcap, "--address %s: an %s address is already given (one of each family)", optarg,
+                         a.family == AF_INET ? "IPv4" : "IPv6");
+                return -EINVAL;
+            }
             if (a.family == AF_INET) {
                 o->overrides.addr4 = a;
                 o->overrides.prefix4 = slash ? (unsigned)prefix : 32;

@@ -321,6 +321,26 @@ TEST_IMPL(options_unknown_named)
     return 0;
 }
 
+/* --address: one of each family ("repeat for IPv4 and IPv6"); a second address of a family
+ * replaced the first without a word. */
+TEST_IMPL(options_address_per_family)
+{
+    static const struct refused bad[] = {
+        {"-D 1080 --address 10.0.0.1 --address 10.0.0.2", "--address 10.0.0.2: an IPv4 address is already given "
+                                                            "(one of each family)"},
+        {"-D 1080 --address fd00::1 --address 10.0.0.1/24 --address fd00::2/64",
+         "--address fd00::2/64: an IPv6 address is already given (one of each family)"},
+    };
+    struct options o;
+    char err[256];
+    expect_refused(bad, ARRAY_SIZE(bad));
+    ASSERT_EQ(parse(&o, "-D 1080 --address 10.0.0.1/24 --address fd00::1", err, sizeof(err)), 0);
+    ASSERT_EQ(o.overrides.prefix4, 24);
+    ASSERT_EQ(o.overrides.prefix6, 128);
+    options_free(&o);
+    return 0;
+}
+
 /* Port 0 is refused for every listener, as -L and -R refuse it: it bound a port the kernel picked,
  * and the start line said "SOCKS5 proxy listening on 127.0.0.1:0", so no client could find it. */
 TEST_IMPL(options_listen_port_zero)
