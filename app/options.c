@@ -651,7 +651,11 @@ static int options_getopt(struct options *o, int argc, char **argv, unsigned lin
         }
     }
     if (optind < argc) {
-        snprintf(err, errcap, "unexpected argument '%s'", argv[optind]);
+        /* "vpn2socks client.ovpn", as one runs "openvpn client.ovpn": say where the file goes. */
+        size_t l = strlen(argv[optind]);
+        int ovpn = l > 5 && strcasecmp(argv[optind] + l - 5, ".ovpn") == 0;
+        snprintf(err, errcap, "unexpected argument '%s'%s", argv[optind],
+                 ovpn ? ": a .ovpn file goes after --config (-c)" : "");
         return -EINVAL;
     }
     return 0;

@@ -312,6 +312,9 @@ TEST_IMPL(options_unknown_named)
         {"--mtu 1400 -vxq -D 1080", "unknown option -x"},
         {"-D 1080 --bogus", "unknown option --bogus"},
         {"-D 1080 --bogus=1", "unknown option --bogus=1"},
+        /* A .ovpn file given alone, as "openvpn client.ovpn" takes it: the message says where it goes. */
+        {"-D 1080 client.ovpn", "unexpected argument 'client.ovpn': a .ovpn file goes after --config (-c)"},
+        {"-D 1080 extra", "unexpected argument 'extra'"},
         /* A flag given a value is named as the flag it is, not as an unknown option. */
         {"-D 1080 --allow-direct-local=yes", "--allow-direct-local takes no value: give it alone"},
         {"-D 1080 --verbose=2", "--verbose takes no value: give it alone"},
