@@ -30,6 +30,8 @@ import tempfile
 import threading
 import time
 
+from proclib import fail, free_port
+
 MiB = 1024 * 1024
 GROWTH_LIMIT = 4 * MiB
 BULK_CHUNK = 16 * 1024
@@ -40,11 +42,6 @@ SAMPLE_S = 0.1          # ...taken this far apart
 CLIENT_RCVBUF = 4096
 PERIOD = 251            # byte i of the stream is i % 251: a lost, repeated or reordered byte shows
 CYCLE = bytes(range(PERIOD)) * (BULK_CHUNK // PERIOD + 2)
-
-
-def fail(msg):
-    print(f"direct_memory_test: FAIL: {msg}", file=sys.stderr)
-    sys.exit(1)
 
 
 def stream_bytes(off, n):
@@ -73,14 +70,6 @@ def tcp_queues(local_port, remote_port):
                 tx, rx = fields[4].split(":")
                 return int(tx, 16), int(rx, 16)
     fail(f"no socket 127.0.0.1:{local_port} -> 127.0.0.1:{remote_port} in /proc/net/tcp")
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def recv_exact(s, n, what):

@@ -26,15 +26,12 @@ import sys
 import tempfile
 import time
 
+from proclib import fail
+
 OURS = bytes([10, 255, 0, 1])   # the VPN side: the server this script plays
 THEIRS = bytes([10, 255, 0, 2])  # vpn2socks's tunnel address
 PORT = 80
 DEADLINE_S = 20
-
-
-def fail(msg):
-    print(f"FAIL: {msg}", file=sys.stderr)
-    sys.exit(1)
 
 
 def csum(data):

@@ -36,13 +36,10 @@ import sys
 import tempfile
 import time
 
+from proclib import fail, free_port
+
 HARD_RESET_CLIENT_V2 = 7
 WAIT_S = 10
-
-
-def fail(msg):
-    print(f"FAIL: {msg}", file=sys.stderr)
-    sys.exit(1)
 
 
 def udp_server():
@@ -89,14 +86,6 @@ def make_ca(d):
 def write_config(path, port, extra=""):
     with open(path, "w") as f:
         f.write(f"client\ndev tun\n{extra}remote 127.0.0.1 {port} udp\nca ca.pem\nverify-x509-name server name\n")
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def main():

@@ -25,20 +25,9 @@ import sys
 import tempfile
 import time
 
+from proclib import fail, free_port
+
 WAIT_S = 10
-
-
-def fail(msg):
-    print(f"FAIL: {msg}", file=sys.stderr)
-    sys.exit(1)
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def write_secret(path, text, mode=0o600):
