@@ -33,12 +33,23 @@
  * tunnel's rx_room), and what does not fit is dropped. A window that grows whenever the
  * application keeps up lets the server put megabytes in flight there, most of it then lost
  * (5,700-13,500 packets per 100 MiB through openconnect with 4 MiB windows). On such a tunnel a
- * budget grows freely up to rx_room; past it, only while the application takes a whole budget
- * within two round trips of the handshake, that is while the window is what holds the rate back
- * (a window of twice the path's bandwidth-delay product, as Linux sizes its receive buffer). On a
- * link with a long round trip the windows grow as before; where the round trip is short, what
- * the path can hold is enough. A connection without a round-trip sample (its SYN was resent, or
- * it was accepted) grows as on any other tunnel. */
+ * budget grows freely up to rx_room; past it, only while the window is what holds the rate back:
+ * while the rate the application takes data at, times two round trips of the handshake (a window
+ * of twice the path's bandwidth-delay product, as Linux sizes its receive buffer), comes to the
+ * budget or more. Two things keep that from firing where it should not:
+ * - The rate is measured over STACK_TCP_ROOM_PERIOD_US at least. What the path held reaches the
+ *   application in one burst when the VPN client catches up, and a rate measured over one budget
+ *   then says the window is too small on any short path.
+ * - A round trip of STACK_TCP_ROOM_RTT_MIN_US or less never grows it: there the room holds a
+ *   round trip at more than the VPN client carries, and the handshake's sample is a few hundred
+ *   microseconds of scheduling noise, against which the start of a download (the server's first
+ *   flight, taken at 300 MB/s for 10 ms) already looks window-bound.
+ * Before both, the window of a 0 ms download through openconnect on an Intel Xeon machine went
+ * past the room to 384 KiB in most transfers, which then lost 5,800-8,300 packets per 100 MiB at
+ * openconnect's DTLS socket and ran at 62-107 MiB/s; kept at the room they lost 1,000-3,000 and
+ * ran at 180-216 (bench/RESULTS.md). On a link with a long round trip the windows grow as before,
+ * a budget per round trip (30 ms: 192 KiB to 4 MiB in 0.3 s). A connection without a round-trip
+ * sample (its SYN was resent, or it was accepted) grows as on any other tunnel. */
 #include <stddef.h>
 #include <stdint.h>
 
@@ -57,6 +68,12 @@ enum {
     STACK_TCP_TRIM_BYTES = 32 * 1024 * 1024,
     STACK_TCP_WND_START = 128 * 1024,
     STACK_TCP_WND_MIN = 64 * 1024,
+    /* Past a short path's room (see "Windows on a short path"): the shortest time a rate is
+     * measured over (a burst of what the path and the application's socket hold, some hundreds
+     * of KiB, is a rate of a few tens of MB/s over it), and the shortest round trip that grows
+     * the window (192 KiB per millisecond is 196 MB/s). */
+    STACK_TCP_ROOM_PERIOD_US = 10 * 1000,
+    STACK_TCP_ROOM_RTT_MIN_US = 1000,
 };
 
 /* A connection's fair share of the stack's limit (see "Fair shares" at the top). */
@@ -89,8 +106,16 @@ void stack_tcp_budget_start(struct stack_tcp *c, struct tcp_pcb *pcb)
     c->grow_us = stack_now_us();
 }
 
-/* How much of more c's budget may grow by on a tunnel with little room (see "Windows on a short
- * path" at the top), now being when the application took its whole budget. */
+/* Whether c's budget is at or past the room of a tunnel with little (see "Windows on a short
+ * path" at the top), where it grows by the rate the application takes data at. */
+static int stack_tcp_past_room(const struct stack_tcp *c)
+{
+    size_t room = c->s->tunnel->rx_room;
+    return room != 0 && c->rtt_us != 0 && c->budget >= room;
+}
+
+/* How much of more c's budget may grow by, now being when the application has taken its whole
+ * budget since grow_us (and, past a short path's room, STACK_TCP_ROOM_PERIOD_US has passed). */
 static size_t stack_tcp_room_growth(const struct stack_tcp *c, size_t more, uint64_t now)
 {
     size_t room = c->s->tunnel->rx_room;
@@ -98,7 +123,11 @@ static size_t stack_tcp_room_growth(const struct stack_tcp *c, size_t more, uint
         return more;
     if (c->budget < room)
         return c->budget + more > room ? room - c->budget : more;
-    return now - c->grow_us <= 2 * (uint64_t)c->rtt_us ? more : 0;
+    if (c->rtt_us <= STACK_TCP_ROOM_RTT_MIN_US)
+        return 0;
+    /* the rate (since_grow over the time taken) times two round trips, against the budget */
+    uint64_t took = now - c->grow_us;
+    return (uint64_t)c->since_grow * 2u * c->rtt_us >= (uint64_t)c->budget * took ? more : 0;
 }
 
 /* The C allocator keeps what lwIP's buffers gave back, scattered between live ones, so after a
@@ -126,8 +155,11 @@ void stack_tcp_open_window(struct stack_tcp *c)
     if (!c->pcb)
         return;
     size_t full = TCP_WND_MAX(c->pcb), share = stack_tcp_share(s);
-    if (c->since_grow >= c->budget && c->budget < full) {
-        uint64_t now = stack_now_us();
+    int grow = c->since_grow >= c->budget && c->budget < full;
+    uint64_t now = grow ? stack_now_us() : 0;
+    if (grow && stack_tcp_past_room(c) && now - c->grow_us < STACK_TCP_ROOM_PERIOD_US)
+        grow = 0; /* past a short path's room: not measured for long enough yet */
+    if (grow) {
         size_t more = c->budget < full - c->budget ? c->budget : full - c->budget;
         more = stack_tcp_room_growth(c, more, now);
         if (more && (s->rx_budgets + more <= s->rx_high || c->budget + more <= share))
