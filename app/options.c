@@ -773,8 +773,8 @@ int options_check(const struct options *o, char *err, size_t errcap)
         return -EINVAL;
     }
     if (o->n_socks == 0 && o->n_http == 0 && o->n_forwards == 0) {
-        snprintf(err, errcap,
-                 "nothing to serve: give at least one listener (-D PORT, -H PORT or -L PORT:HOST:HOSTPORT)");
+        snprintf(err, errcap, "nothing to serve: give at least one listener (-D PORT, -H PORT, "
+                              "-L PORT:HOST:HOSTPORT or -R PORT:HOST:HOSTPORT)");
         return -EINVAL;
     }
     return 0;
