@@ -772,6 +772,13 @@ int options_check(const struct options *o, char *err, size_t errcap)
         snprintf(err, errcap, "--config brings its own tunnel: --tunnel-fd and --address do not apply");
         return -EINVAL;
     }
+    /* Taken and ignored, it let a user believe the MTU was set; OpenVPN's peers must agree on it,
+     * so the .ovpn or the server decides. */
+    if (o->config && o->overrides.mtu) {
+        snprintf(err, errcap, "--config brings its own tunnel: --mtu does not apply (the MTU is the .ovpn's "
+                              "tun-mtu, or the one the server pushes)");
+        return -EINVAL;
+    }
     if (o->n_socks == 0 && o->n_http == 0 && o->n_forwards == 0) {
         snprintf(err, errcap, "nothing to serve: give at least one listener (-D PORT, -H PORT, "
                               "-L PORT:HOST:HOSTPORT or -R PORT:HOST:HOSTPORT)");

@@ -235,6 +235,29 @@ TEST_IMPL(options_nothing_to_serve)
     return 0;
 }
 
+/* What only the packet fd takes is refused with --config, which brings its own tunnel: --mtu was
+ * taken and ignored without a word, the .ovpn's tun-mtu (or the server's push) setting the MTU. */
+TEST_IMPL(options_config_own_tunnel)
+{
+    static const struct refused bad[] = {
+        {"--config c.ovpn --mtu 1400 -D 1080", "--config brings its own tunnel: --mtu does not apply (the MTU is "
+                                               "the .ovpn's tun-mtu, or the one the server pushes)"},
+        {"-D 1080 --mtu 1400 -c c.ovpn", "--config brings its own tunnel: --mtu does not apply (the MTU is the "
+                                         ".ovpn's tun-mtu, or the one the server pushes)"},
+        {"--config c.ovpn --tunnel-fd 3 -D 1080", "--config brings its own tunnel: --tunnel-fd and --address do "
+                                                  "not apply"},
+    };
+    expect_refused(bad, ARRAY_SIZE(bad));
+    struct options o;
+    char err[256];
+    ASSERT_EQ(parse(&o, "--config c.ovpn --dns 10.0.0.53 --domain corp.example -D 1080", err, sizeof(err)), 0);
+    options_free(&o);
+    ASSERT_EQ(parse(&o, "--tunnel-fd 3 --mtu 1400 -D 1080", err, sizeof(err)), 0);
+    ASSERT_EQ(o.overrides.mtu, 1400);
+    options_free(&o);
+    return 0;
+}
+
 /* -H / --http: repeatable, loopback unless an address is given, enough on its own, and a bad one
  * names the option. */
 TEST_IMPL(options_http_listeners)
