@@ -393,6 +393,32 @@ static int option_note_source(struct options *o, int c, unsigned line, char *err
     return 0;
 }
 
+/* The long options that name (up to any '=') is a prefix of, as "--a, --b or --c" in out; how
+ * many. getopt takes a prefix that only one long option starts with, and an exact name over the
+ * longer ones it starts (--conf, not --config); with opterr off it reports a prefix of several as
+ * it reports an unknown option. */
+static int option_candidates(const char *name, char *out, size_t cap)
+{
+    size_t len = strcspn(name, "="), used = 0;
+    int n = 0, total = 0;
+    if (len == 0)
+        return 0; /* "--=x" names nothing */
+    for (int i = 0; i < OPTIONS_N_NAMES; i++)
+        if (strncmp(long_options[i].name, name, len) == 0)
+            total++;
+    if (cap)
+        out[0] = '\0';
+    for (int i = 0; i < OPTIONS_N_NAMES && used < cap; i++) {
+        if (strncmp(long_options[i].name, name, len) != 0)
+            continue;
+        n++;
+        const char *sep = n == 1 ? "" : n == total ? " or " : ", ";
+        int w = snprintf(out + used, cap - used, "%s--%s", sep, long_options[i].name);
+        used = w < 0 ? cap : used + (size_t)w;
+    }
+    return total;
+}
+
 /* Replaces an owned string. 0 or -ENOMEM. */
 static int set_string(char **field, const char *value)
 {
@@ -410,6 +436,7 @@ static int options_getopt(struct options *o, int argc, char **argv, unsigned lin
     int c;
     unsigned long v;
     struct v2s_cidr cidr;
+    char names[256];
     optind = 0; /* glibc: start over, forgetting any earlier argv */
     opterr = 0;
     while ((c = getopt_long(argc, argv, ":c:D:H:L:R:vqhV", long_options, NULL)) != -1) {
@@ -645,6 +672,10 @@ static int options_getopt(struct options *o, int argc, char **argv, unsigned lin
                  * it) is an option we know: "unknown option" sent the user looking for a typo. */
                 snprintf(err, errcap, "%.*s takes no value: give it alone",
                          (int)strcspn(argv[optind - 1], "="), argv[optind - 1]);
+            else if (strncmp(argv[optind - 1], "--", 2) == 0 && argv[optind - 1][2] &&
+                     option_candidates(argv[optind - 1] + 2, names, sizeof(names)) > 1)
+                snprintf(err, errcap, "ambiguous option %.*s: it could be %s", (int)strcspn(argv[optind - 1], "="),
+                         argv[optind - 1], names);
             else
                 snprintf(err, errcap, "unknown option %s", argv[optind - 1]);
             return -EINVAL;

@@ -124,6 +124,9 @@ void options_usage(FILE *f)
           "  -h, --help                  this help\n"
           "  -V, --version               print the version\n"
           "\n"
+          "A long option may be shortened to a prefix no other starts with (--verb for --verbose);\n"
+          "a whole name wins over longer ones (--conf is not --config). A config file takes whole names.\n"
+          "\n"
           "Exit status: 0 stopped by SIGINT/SIGTERM, 1 bad usage or configuration,\n"
           "2 authentication or certificate failure, 3 tunnel lost.\n",
           f);

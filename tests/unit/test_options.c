@@ -356,6 +356,35 @@ TEST_IMPL(options_unknown_named)
     return 0;
 }
 
+/* getopt takes a unique prefix of a long option, and an exact name over longer ones that start with
+ * it (--conf is not --config). A prefix of several was "unknown option --co", which sent the user
+ * looking for a typo: the message names the candidates. */
+TEST_IMPL(options_long_prefixes)
+{
+    static const struct refused bad[] = {
+        {"-D 1080 --co x", "ambiguous option --co: it could be --conf, --config or --connect-timeout"},
+        {"-D 1080 --con=x", "ambiguous option --con: it could be --conf, --config or --connect-timeout"},
+        {"-D 1080 --v", "ambiguous option --v: it could be --verbose or --version"},
+        {"--udp 5 -D 1080", "ambiguous option --udp: it could be --udp-timeout or --udp-max-flows"},
+    };
+    expect_refused(bad, ARRAY_SIZE(bad));
+    struct options o;
+    char err[256];
+    ASSERT_EQ(parse(&o, "-D 1080 --verb --confi c.ovpn --mt 1400 --tunnel 3", err, sizeof(err)), -EINVAL);
+    ASSERT_STR_EQ(err, "--config brings its own tunnel: --tunnel-fd and --address do not apply");
+    ASSERT_STR_EQ(o.config, "c.ovpn");
+    ASSERT_EQ(o.verbosity, 1);
+    options_free(&o);
+    /* An exact name wins over the longer names it starts: --conf is the config file of options. */
+    options_init(&o);
+    char *argv[] = {"vpn2socks", "--conf", "v.conf", NULL};
+    ASSERT_EQ(options_apply_args(&o, 3, argv, err, sizeof(err)), 0);
+    ASSERT_STR_EQ(o.conf, "v.conf");
+    ASSERT(o.config == NULL);
+    options_free(&o);
+    return 0;
+}
+
 /* --address: one of each family ("repeat for IPv4 and IPv6"); a second address of a family
  * replaced the first without a word. */
 TEST_IMPL(options_address_per_family)
