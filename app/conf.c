@@ -232,6 +232,8 @@ int conf_options(struct options *o, int argc, char **argv, char *err, size_t err
         options_free(o);
         options_init(o);
         rc = conf_load(o, path, err, errcap);
+        if (rc < 0)
+            options_name_file(err, errcap, "--conf", path);
         if (rc == 0)
             rc = options_apply_args(o, argc, argv, err, errcap);
         free(path);

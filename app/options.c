@@ -818,6 +818,20 @@ int options_check(const struct options *o, char *err, size_t errcap)
     return 0;
 }
 
+void options_name_file(char *err, size_t errcap, const char *option, const char *path)
+{
+    size_t len = strlen(path), add = strlen(option) + 1, have = strlen(err);
+    if (strncmp(err, path, len) != 0 || !(err[len] == ' ' || (err[len] == ':' && err[len + 1] == ' ')) ||
+        add >= errcap)
+        return;
+    if (have + add >= errcap)
+        have = errcap - 1 - add;
+    memmove(err + add, err, have);
+    err[add + have] = '\0';
+    memcpy(err, option, add - 1);
+    err[add - 1] = ' ';
+}
+
 static int same_string(const char *a, const char *b)
 {
     return a == b || (a && b && strcmp(a, b) == 0);

@@ -83,6 +83,10 @@ int options_check(const struct options *o, char *err, size_t errcap);
  * tunnel, its settings, --socks-auth turned on or off, the caps and timeouts), comma-separated in
  * out (empty: none). */
 void options_restart_only_changes(const struct options *run, const struct options *now, char *out, size_t cap);
+/* Makes a message about the file an option gave name the option too: "PATH: why" or "PATH holds
+ * ..." becomes "OPTION PATH: why" (truncated to errcap). Any other message, such as one about a
+ * line of the file ("PATH:3: ..."), which names the file's contents, is left as it is. */
+void options_name_file(char *err, size_t errcap, const char *option, const char *path);
 /* Parses "[ADDR:]PORT" ("[v6]:PORT" for IPv6); a bare port binds 127.0.0.1. 0 or -EINVAL. */
 int options_parse_listen(struct sockaddr_storage *out, const char *text);
 /* Parses "[ADDR:]PORT:HOST:HOSTPORT[/tcp|/udp]" (IPv6 addresses in brackets). For -L (remote 0)

@@ -237,6 +237,17 @@ static int app_open_fd_tunnel(struct app *a, const struct tunnel_events *ev)
     return 0;
 }
 
+/* A load error about the .ovpn or the --auth-user-pass file itself names the option that gave it
+ * ("--config /x.ovpn: No such file or directory"): the file's name alone left the user to guess
+ * which option it came from. */
+static void app_name_ovpn_files(char *err, size_t errcap, const char *config, const char *auth_user_pass)
+{
+    size_t before = strlen(err);
+    options_name_file(err, errcap, "--config", config);
+    if (auth_user_pass && strlen(err) == before)
+        options_name_file(err, errcap, "--auth-user-pass", auth_user_pass);
+}
+
 /* The native OpenVPN client: --config. */
 static int app_open_openvpn(struct app *a, const struct tunnel_events *ev)
 {
@@ -246,6 +257,7 @@ static int app_open_openvpn(struct app *a, const struct tunnel_events *ev)
         return EXIT_USAGE;
     unsigned flags = a->opt.allow_readable_secrets ? OVPN_CONFIG_ALLOW_READABLE_SECRETS : 0;
     if (ovpn_config_load_flags(cfg, a->opt.config, a->opt.auth_user_pass, flags, err, sizeof(err)) < 0) {
+        app_name_ovpn_files(err, sizeof(err), a->opt.config, a->opt.auth_user_pass);
         v2s_error("%s", err);
         ovpn_config_free(cfg);
         free(cfg);
@@ -285,6 +297,7 @@ int app_reload_openvpn(struct app *a, const char *config, const char *auth_user_
     unsigned flags = a->opt.allow_readable_secrets ? OVPN_CONFIG_ALLOW_READABLE_SECRETS : 0;
     int rc = ovpn_config_load_flags(cfg, config, auth_user_pass, flags, err, sizeof(err));
     if (rc < 0) {
+        app_name_ovpn_files(err, sizeof(err), config, auth_user_pass);
         v2s_log_event(V2S_LOG_ERROR, "reload_failed", NULL, 0, "reload: %s; the running session is kept", err);
         ovpn_config_free(cfg);
         free(cfg);

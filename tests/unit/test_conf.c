@@ -263,7 +263,7 @@ TEST_IMPL(conf_command_line_wins)
     ASSERT_STR_EQ(err, want);
     options_free(&o);
     ASSERT_EQ(conf_cmdline(&o, "--conf /nonexistent/v.conf", err, sizeof(err)), -ENOENT);
-    ASSERT_STR_EQ(err, "/nonexistent/v.conf: No such file or directory");
+    ASSERT_STR_EQ(err, "--conf /nonexistent/v.conf: No such file or directory");
     options_free(&o);
 
     /* A file others may write is refused: it decides where the traffic goes. */

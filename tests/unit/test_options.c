@@ -385,6 +385,31 @@ TEST_IMPL(options_long_prefixes)
     return 0;
 }
 
+/* A message about a file an option gave names the option; one about a line of the file, or about
+ * another file, is left as it is. */
+TEST_IMPL(options_name_file_errors)
+{
+    static const struct {
+        const char *err, *path, *want;
+    } rows[] = {
+        {"/x.ovpn: No such file or directory", "/x.ovpn", "--config /x.ovpn: No such file or directory"},
+        {"up holds a password that other users can read", "up",
+         "--config up holds a password that other users can read"},
+        {"/x.ovpn:3: unknown option 'bogus'", "/x.ovpn", "/x.ovpn:3: unknown option 'bogus'"},
+        {"/x.ovpnx: No such file or directory", "/x.ovpn", "/x.ovpnx: No such file or directory"},
+        {"/y: Is a directory", "/x.ovpn", "/y: Is a directory"},
+        {"/x.ovpn: larger than 8 MiB", "/x.ovpn", "--config /x.ovpn: larger than"}, /* cut at 30 bytes */
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(rows); i++) {
+        char err[256];
+        size_t cap = i == ARRAY_SIZE(rows) - 1 ? 30 : sizeof(err);
+        snprintf(err, sizeof(err), "%s", rows[i].err);
+        options_name_file(err, cap, "--config", rows[i].path);
+        ASSERT_ROW(strcmp(err, rows[i].want) == 0, "%s: got \"%s\"", rows[i].err, err);
+    }
+    return 0;
+}
+
 /* --address: one of each family ("repeat for IPv4 and IPv6"); a second address of a family
  * replaced the first without a word. */
 TEST_IMPL(options_address_per_family)

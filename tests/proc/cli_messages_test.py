@@ -1,0 +1,79 @@
+#!/usr/bin/python3
+"""What a user sees on stderr when the command line is wrong: each message names the option to fix.
+
+usage: cli_messages_test.py VPN2SOCKS_BINARY
+
+Each row runs vpn2socks with a command line it must refuse and checks that it exits with status 1
+and that stderr holds the message expected:
+- a file given to --config, --auth-user-pass or --conf that is missing or a folder: the message
+  names the option as well as the file (it named the file alone, "/x.ovpn: No such file or
+  directory", and left the user to guess which option gave it);
+- no listener at all: every kind of listener is offered, -R too;
+- --mtu with --config: refused, with what sets the MTU there (it was taken and ignored: vpn2socks
+  ran, connecting, until the 10 s timeout here);
+- a prefix of several long options (--co): the candidates are named (it was "unknown option").
+No VPN server: the .ovpn names a port nothing answers on, and each run stops before connecting.
+Exit 0 on success, 1 on failure (with the reason on stderr), 77 when it cannot run here.
+"""
+import os
+import subprocess
+import sys
+import tempfile
+
+from proclib import fail, free_port
+
+# A .ovpn the loader accepts: a password login, the server checked by its fingerprint.
+OVPN = (
+    "client\ndev tun\nproto udp\nremote 127.0.0.1 9\nauth-user-pass\n"
+    "peer-fingerprint " + ":".join(["AB"] * 32) + "\n"
+)
+
+
+def refused(binary, args, want):
+    """Runs binary with args: None when it exits with 1 and stderr holds want, else what it did."""
+    try:
+        p = subprocess.run([binary] + args, capture_output=True, text=True, timeout=10)
+    except subprocess.TimeoutExpired:
+        return f"{' '.join(args)}: still running after 10 s; expected a refusal"
+    if p.returncode != 1 or want not in p.stderr:
+        return f"{' '.join(args)}: exit {p.returncode}, stderr {p.stderr!r}; expected exit 1 with {want!r}"
+    return None
+
+
+def main():
+    if len(sys.argv) != 2 or not os.access(sys.argv[1], os.X_OK):
+        print("usage: cli_messages_test.py VPN2SOCKS_BINARY", file=sys.stderr)
+        return 77
+    binary = sys.argv[1]
+    with tempfile.TemporaryDirectory() as d:
+        ovpn = os.path.join(d, "client.ovpn")
+        with open(ovpn, "w") as f:
+            f.write(OVPN)
+        os.chmod(ovpn, 0o600)
+        up = os.path.join(d, "up")
+        with open(up, "w") as f:
+            f.write("user\npassword\n")
+        os.chmod(up, 0o600)
+        missing = os.path.join(d, "missing")
+        listen = ["-D", f"127.0.0.1:{free_port()}"]
+        rows = [
+            (["--config", missing + ".ovpn"] + listen, f"--config {missing}.ovpn: No such file or directory"),
+            (["--config", d] + listen, f"--config {d}: "),
+            (["--config", ovpn, "--auth-user-pass", missing] + listen,
+             f"--auth-user-pass {missing}: No such file or directory"),
+            (["--conf", missing + ".conf"], f"--conf {missing}.conf: No such file or directory"),
+            (["--config", ovpn, "--auth-user-pass", missing],
+             "give at least one listener (-D PORT, -H PORT, -L PORT:HOST:HOSTPORT or -R PORT:HOST:HOSTPORT)"),
+            (["--config", ovpn, "--auth-user-pass", up, "--mtu", "1400"] + listen,
+             "--config brings its own tunnel: --mtu does not apply (the MTU is the .ovpn's tun-mtu"),
+            (["--co", ovpn] + listen, "ambiguous option --co: it could be --conf, --config or --connect-timeout"),
+        ]
+        wrong = [w for w in (refused(binary, args, want) for args, want in rows) if w]
+        if wrong:
+            fail(f"{len(wrong)} of {len(rows)} rows:\n" + "\n".join(wrong))
+    print(f"cli_messages: {len(rows)} command lines refused with the expected messages")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
