@@ -155,9 +155,12 @@ restart_case restart-udp --proto udp --exit-notify --keepalive "2 10"
 restart_case restart-tcp --proto tcp
 
 # ================================================================ SIGHUP
-# kill -HUP, as openvpn's users send it: the .ovpn is read again and the session restarts on it
-# (the server hears of the old session's end: explicit-exit-notify), the same process and SOCKS
-# listener throughout; a .ovpn that no longer loads is named with its line and changes nothing.
+# kill -HUP, as openvpn's users send it: the .ovpn is read again and the session restarts on it,
+# the same process and SOCKS listener throughout; a .ovpn that no longer loads is named with its
+# line and changes nothing. explicit-exit-notify is in the .ovpn, but as from openvpn 2.6 the
+# server hears nothing on the restart (openvpn sends it only on SIGTERM or SIGINT): no remote-exit
+# for the old session, which it drops at its own timeout (duplicate-cn: the new one does not
+# replace it). The SIGTERM at the end is told, so the check above could have seen one.
 lab_start_openvpn_server sighup --proto udp
 lab_openvpn_client_config sighup -- "explicit-exit-notify 1"
 if v2s_start_ovpn sighup "$LAB_OVPN_CLIENT_DIR"; then
@@ -173,13 +176,15 @@ if v2s_start_ovpn sighup "$LAB_OVPN_CLIENT_DIR"; then
         tail -n 10 "$S/v2s.log"
     fi
     lab_check "sighup: the log says the .ovpn was read again" logged 'reload: .*config\.ovpn read'
-    if lab_openvpn_wait_log "${LAB_OVPN_LOG[sighup]}" "$from" 'remote-exit' 5 "${LAB_OVPN_PID[sighup]}"; then
-        lab_pass "sighup: the server learned of the old session's end at once"
-    else
-        lab_fail "sighup: the server learned of the old session's end at once"
-    fi
     lab_check "sighup: a fetch after the restart, byte-exact" \
         v2s_fetch_check "$PROXY" "$LAB_WEB_URL/$LAB_BIG_FILE" "$S/b" 60 "$LAB_BIG_SHA256" "$LAB_BIG_SIZE"
+    # The notice, had one been sent, left before the old socket closed: long before this.
+    if tail -n "+$((from + 1))" "${LAB_OVPN_LOG[sighup]}" | grep -q 'remote-exit'; then
+        lab_fail "sighup: no exit notification for the restart, as from openvpn"
+        tail -n "+$((from + 1))" "${LAB_OVPN_LOG[sighup]}" | grep 'remote-exit'
+    else
+        lab_pass "sighup: no exit notification for the restart, as from openvpn"
+    fi
     cp -p "$LAB_OVPN_CLIENT_DIR/config.ovpn" "$S/good.ovpn"
     sed -i '1i no-such-option 1' "$LAB_OVPN_CLIENT_DIR/config.ovpn"
     kill -HUP "$V2S_PID"
@@ -189,7 +194,13 @@ if v2s_start_ovpn sighup "$LAB_OVPN_CLIENT_DIR"; then
         v2s_fetch_check "$PROXY" "$LAB_WEB_URL/$LAB_SMALL_FILE" "$S/c" 20 "$LAB_SMALL_SHA256"
     lab_check "sighup: the same vpn2socks process throughout" v2s_alive
     cp -p "$S/good.ovpn" "$LAB_OVPN_CLIENT_DIR/config.ovpn"
+    from=$(wc -l <"${LAB_OVPN_LOG[sighup]}")
     lab_check_eq "sighup: exit status after SIGTERM" 0 "$(v2s_stop)"
+    if lab_openvpn_wait_log "${LAB_OVPN_LOG[sighup]}" "$from" 'remote-exit' 5 "${LAB_OVPN_PID[sighup]}"; then
+        lab_pass "sighup: the exit after it is told (explicit-exit-notify)"
+    else
+        lab_fail "sighup: the exit after it is told (explicit-exit-notify)"
+    fi
 else
     lab_fail "sighup: tunnel up"
 fi

@@ -411,8 +411,9 @@ static void ovpn_client_get_stats(const struct tunnel *t, struct tunnel_stats *o
 }
 
 /* Tells the server a session that is up over UDP is ending (explicit-exit-notify), so that it
- * frees our address at once rather than after its ping-restart; OpenVPN sends it on a restart as
- * on an exit. */
+ * frees our address at once rather than after its ping-restart. Only when we leave for good, as
+ * openvpn 2.6 sends it only on SIGTERM or SIGINT (sig.c process_sigterm): its restarts (SIGHUP,
+ * SIGUSR1, ping-restart, a server's RESTART or EXIT) and ours (a reload, a reconnect) send none. */
 static void ovpn_client_exit_notify(struct ovpn_client *c)
 {
     if (c->state != OVPN_CLIENT_UP || c->proto != OVPN_PROTO_UDP || !c->cfg->explicit_exit_notify)
@@ -623,10 +624,10 @@ int ovpn_client_reload(struct tunnel *t, struct ovpn_config *cfg, char *err, siz
     }
     if ((rc = ovpn_client_setup_new(&s, cfg, err, errcap)) < 0)
         goto fail;
-    /* Nothing fails from here: the session on the old config ends (the server hears it when it
-     * asked to), then the new config, its TLS context and keys take the old ones' place. */
+    /* Nothing fails from here: the session on the old config ends, then the new config, its TLS
+     * context and keys take the old ones' place. No exit notification: this is openvpn's SIGHUP,
+     * a restart, on which it sends none (ovpn_client_exit_notify). */
     int started = c->state != OVPN_CLIENT_IDLE;
-    ovpn_client_exit_notify(c);
     ovpn_client_close_link(c);
     ovpn_tls_ctx_free(c->tls_ctx);
     c->tls_ctx = s.tls_ctx;
