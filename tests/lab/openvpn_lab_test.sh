@@ -295,6 +295,31 @@ else
 fi
 lab_stop_stock_openvpn_client
 
+# The stock client's explicit-exit-notify, which ours follows (openvpn_client_test.sh, sighup):
+# openvpn 2.6 tells the server only when it exits (SIGTERM, SIGINT), not when SIGHUP restarts it.
+# Over the data channel the server logs remote-exit; a 2.6 pair uses the control channel's EXIT,
+# which the server logs as a delayed exit.
+lab_start_openvpn_server udp-exit --proto udp
+lab_openvpn_client_config udp-exit -- "explicit-exit-notify 1"
+if lab_start_stock_openvpn_client "$LAB_OVPN_CLIENT_DIR"; then
+    n=$(wc -l <"$LAB_STOCK_LOG")
+    from=$(wc -l <"${LAB_OVPN_LOG[udp-exit]}")
+    kill -HUP "$LAB_STOCK_PID"
+    lab_check "stock client SIGHUP: reconnects" \
+        lab_openvpn_wait_log "$LAB_STOCK_LOG" "$n" 'Initialization Sequence Completed' 20
+    sleep 2
+    lab_check "stock client SIGHUP: the server is not told of an exit" \
+        bash -c "! tail -n +$((from + 1)) '${LAB_OVPN_LOG[udp-exit]}' | grep -qE 'remote-exit|Delayed exit'"
+    from=$(wc -l <"${LAB_OVPN_LOG[udp-exit]}")
+    lab_stop_stock_openvpn_client
+    lab_check "stock client SIGTERM: the server is told of the exit" \
+        lab_openvpn_wait_log "${LAB_OVPN_LOG[udp-exit]}" "$from" 'remote-exit|Delayed exit' 5
+else
+    lab_fail "udp-exit: stock client connects"
+fi
+lab_stop_stock_openvpn_client
+lab_stop_openvpn_server udp-exit
+
 lab_stop_openvpn_server udp-chacha
 lab_check "lab_stop_openvpn_server: nothing listens on udp ${LAB_OVPN_PORT[udp-chacha]} any more" \
     bash -c "! ip netns exec '$LAB_SERVER_NS' ss -Hlun | grep -q ':${LAB_OVPN_PORT[udp-chacha]} '"
