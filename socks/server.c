@@ -699,11 +699,15 @@ static void socks_conn_read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_
                 socks_conn_refuse_login(c, NULL, 0, c->parser.why);
                 return;
             }
-            v2s_info("%s: bad SOCKS request: %s", c->peer, c->parser.why ? c->parser.why : "malformed");
-            if (c->parser.error >= 0)
+            if (c->parser.error >= 0) {
+                v2s_info("%s: bad SOCKS request: %s (reply %d)", c->peer,
+                         c->parser.why ? c->parser.why : "malformed", c->parser.error);
                 socks_conn_reply_and_close(c, (uint8_t)c->parser.error);
-            else
+            } else {
+                v2s_info("%s: bad SOCKS request: %s", c->peer,
+                         c->parser.why ? c->parser.why : "malformed");
                 socks_conn_close(c);
+            }
             return;
         }
     }

@@ -20,6 +20,7 @@
 
 #include <assert.h>
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 
@@ -137,8 +138,15 @@ void socks5_parse_forget_password(struct socks5_parser *p)
 static enum socks5_event socks5_step_request(struct socks5_parser *p)
 {
     if (p->pos == SOCKS5_REQUEST_HDR) {
-        if (p->buf[0] != SOCKS5_VERSION)
-            return socks5_fail(p, -1, "request version is not 5");
+        /* The methods were agreed in version 5, so the answer's layout is known whatever the
+         * request's VER: RFC 1928 section 6 has the server reply to a request it cannot serve and
+         * close, and general failure is the code for one that is not understood (Tor answers it
+         * too). Closed without a word, a client author could not tell a bad request from a
+         * crash. */
+        if (p->buf[0] != SOCKS5_VERSION) {
+            snprintf(p->why_buf, sizeof(p->why_buf), "request version is %u, not 5", p->buf[0]);
+            return socks5_fail(p, SOCKS5_REP_GENERAL_FAILURE, p->why_buf);
+        }
         p->cmd = p->buf[1];
         p->atyp = p->buf[3];
         switch (p->atyp) {

@@ -89,7 +89,10 @@ struct socks5_parser {
     uint8_t password_len;
     int error;              /* on SOCKS5_EV_ERROR: reply code to send, SOCKS5_ERROR_USERPASS,
                              * or -1 to just close */
-    const char *why;        /* on SOCKS5_EV_ERROR: a short reason for the log */
+    const char *why;        /* on SOCKS5_EV_ERROR: a short reason for the log (it may point into
+                             * why_buf, so it lives as long as the parser) */
+    /* private: the reason when it names a byte the client sent */
+    char why_buf[48];
     /* private: position within the current message */
     size_t pos;
     size_t need;

@@ -214,7 +214,8 @@ TEST_IMPL(socks5_errors)
     } rows[] = {
         {"version 6", {0x06, 0x01, 0x00}, 3, -1, 1},
         {"HTTP", {'G', 'E', 'T', ' '}, 4, -1, 1},
-        {"request version 4", {0x05, 0x01, 0x00, 0x04, 0x01, 0x00, 0x01}, 7, -1, 7},
+        {"request version 4", {0x05, 0x01, 0x00, 0x04, 0x01, 0x00, 0x01}, 7,
+         SOCKS5_REP_GENERAL_FAILURE, 7},
         {"ATYP 2 reported at once", {0x05, 0x01, 0x00, 0x05, 0x01, 0x00, 0x02, 1, 2, 3}, 10,
          SOCKS5_REP_ATYP_UNSUPPORTED, 7},
         {"ATYP 0", {0x05, 0x01, 0x00, 0x05, 0x01, 0x00, 0x00}, 7, SOCKS5_REP_ATYP_UNSUPPORTED, 7},
@@ -237,6 +238,8 @@ TEST_IMPL(socks5_errors)
         ASSERT_ROW(o.request_end == rows[i].end, "%s: end %zu", rows[i].what, o.request_end);
         ASSERT_ROW(o.p.why != NULL && o.p.why[0] != '\0', "%s", rows[i].what);
         ASSERT_ROW(o.p.state == SOCKS5_PARSE_ERROR, "%s", rows[i].what);
+        if (strcmp(rows[i].what, "request version 4") == 0)
+            ASSERT_STR_EQ(o.p.why, "request version is 4, not 5"); /* the log names the byte */
 
         /* Errors are sticky: more input changes nothing and is not consumed. */
         size_t used = 99;

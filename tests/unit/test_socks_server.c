@@ -967,7 +967,7 @@ TEST_IMPL(socks_server_bad_requests)
         {"version 6", "\x06", 1, "", 0},
         {"no methods (NMETHODS 0)", "\x05\x00", 2, "\x05\xff", 2},
         {"only username/password offered", "\x05\x01\x02", 3, "\x05\xff", 2},
-        {"request version 4", "\x05\x01\x00\x04\x01\x00\x01", 7, "\x05\x00", 2},
+        {"request version 4", "\x05\x01\x00\x04\x01\x00\x01", 7, "\x05\x00" REPLY("\x01"), 12},
         {"address type 9", "\x05\x01\x00\x05\x01\x00\x09", 7, "\x05\x00" REPLY("\x08"), 12},
         {"empty name", "\x05\x01\x00\x05\x01\x00\x03\x00\x00\x50", 10, "\x05\x00" REPLY("\x01"), 12},
         {"command 9", "\x05\x01\x00\x05\x09\x00\x01\x01\x02\x03\x04\x00\x50", 13, "\x05\x00" REPLY("\x07"), 12},
@@ -1015,6 +1015,53 @@ TEST_IMPL(socks_server_bad_requests)
             sstest_finish(&t);
         }
     }
+    return 0;
+}
+
+/* A request whose VER is not 5 after a version 5 greeting (4 here, as a client that mixes its
+ * SOCKS4 and SOCKS5 code sends): VER 5 REP 1 (general failure), then the end, and one line at info
+ * naming the client and the version it sent; a connection in its handshake meanwhile goes on to
+ * its CONNECT. Failed before the fix: the connection closed without a reply, and the line said
+ * only "request version is not 5". */
+TEST_IMPL(socks_server_bad_request_version)
+{
+    struct sstest t;
+    uint8_t buf[64], reply[10], m[2];
+    int end;
+    sstest_start(&t, FAKE_ANSWER, 0);
+    int saved = v2s_log_level;
+    v2s_log_level = V2S_LOG_INFO;
+    uvtest_log_begin();
+    int other = uvtest_connect(t.port);
+    uvtest_send(&t.loop, other, "\x05\x01\x00", 3);
+    ASSERT_EQ(uvtest_recv(&t.loop, other, m, 2, &end, 3000), 2);
+    ASSERT_MEM_EQ(m, "\x05\x00", 2);
+
+    int fd = uvtest_connect(t.port);
+    uvtest_send(&t.loop, fd, "\x05\x01\x00\x04\x01\x00\x01", 7);
+    ASSERT_EQ(uvtest_recv(&t.loop, fd, buf, 12, &end, 3000), 12);
+    ASSERT_MEM_EQ(buf, "\x05\x00\x05\x01\x00\x01\x00\x00\x00\x00\x00\x00", 12);
+    ASSERT_EQ(uvtest_wait_end(&t.loop, fd, NULL, 3000), 1);
+    struct sockaddr_in sin;
+    socklen_t sl = sizeof(sin);
+    ASSERT_EQ(getsockname(fd, (struct sockaddr *)&sin, &sl), 0);
+    close(fd);
+
+    size_t n = sstest_connect_req(buf);
+    uvtest_send(&t.loop, other, buf, n);
+    ASSERT_EQ(uvtest_recv(&t.loop, other, reply, 10, &end, 3000), 10);
+    ASSERT_EQ(reply[1], 0);
+    ASSERT_EQ(t.fake.connects, 1);
+    sstest_relay_end(&t, other);
+
+    const char *log = uvtest_log_end();
+    v2s_log_level = saved;
+    char want[128];
+    snprintf(want, sizeof(want),
+             "127.0.0.1:%u: bad SOCKS request: request version is 4, not 5 (reply 1)\n",
+             ntohs(sin.sin_port));
+    ASSERT(strstr(log, want) != NULL);
+    sstest_finish(&t);
     return 0;
 }
 
