@@ -490,7 +490,14 @@ static void socks_conn_bind_bridge(struct socks_conn *c)
     c->bind = NULL;
     struct stack_tcp *tcp = c->bind_tcp;
     c->bind_tcp = NULL;
-    size_t len = socks5_build_reply(c->reply, SOCKS5_REP_SUCCEEDED, &c->bind_from, c->bind_port);
+    /* A client that named the peer ::ffff:a.b.c.d gets it back in that form, as the UDP relay
+     * names answers (socks/udp_relay.c): it is the form the client compares with what it asked
+     * for, and what its own dual-stack socket would show. The first reply names our address,
+     * which the client passes on to the peer, so it stays a.b.c.d. */
+    struct v2s_addr from_shown = c->bind_from;
+    if (c->parser.atyp == SOCKS5_ATYP_IPV6)
+        v2s_addr_map_v4(&from_shown);
+    size_t len = socks5_build_reply(c->reply, SOCKS5_REP_SUCCEEDED, &from_shown, c->bind_port);
     socks_conn_relay_start(c); /* from the timer's own callback, which may close it */
     if (socks_conn_send(c, &c->write_req, c->reply, len) < 0)
         v2s_debug("%s: second BIND reply not sent", c->peer);

@@ -1091,11 +1091,13 @@ TEST_IMPL(socks_bind_early_bound)
 /* A BIND for ::ffff:10.9.0.1 (ATYP 4: an IPv4 host as a dual-stack client names it) listens on
  * the tunnel's IPv4 address and takes the connection from 10.9.0.1. Failed before the fix: the
  * request was refused with 3 ("the tunnel has no IPv6 address"), and with one it would have
- * waited for a peer from an IPv6 address no host of an IPv4 tunnel has. */
+ * waited for a peer from an IPv6 address no host of an IPv4 tunnel has. The second reply names
+ * the peer as the client named it, ::ffff:10.9.0.1 (ATYP 4); it said 10.9.0.1 (ATYP 1) before
+ * the later fix, unlike the UDP relay's answers. */
 TEST_IMPL(socks_bind_mapped_v4)
 {
     static struct rp r;
-    uint8_t rep[10], m[2];
+    uint8_t rep[22], m[2];
     int end;
     rp_up(&r);
     struct outbound *direct = NULL;
@@ -1112,8 +1114,9 @@ TEST_IMPL(socks_bind_mapped_v4)
     uint16_t port = v2s_get_be16(rep + 8);
     rp_open(&r, 40000, port, 0x10, NULL, 0);
     harness_tun_settle(&r.tun);
-    ASSERT_EQ(uvtest_recv(&r.tun.loop, fd, rep, 10, &end, 3000), 10);
-    ASSERT_MEM_EQ(rep, "\x05\x00\x00\x01\x0a\x09\x00\x01\x9c\x40", 10); /* 10.9.0.1:40000 */
+    ASSERT_EQ(uvtest_recv(&r.tun.loop, fd, rep, 22, &end, 3000), 22);
+    ASSERT_MEM_EQ(rep, "\x05\x00\x00\x04" "\0\0\0\0\0\0\0\0\0\0\xff\xff\x0a\x09\x00\x01" "\x9c\x40",
+                  22); /* ::ffff:10.9.0.1:40000 */
     uvtest_send(&r.tun.loop, fd, "up", 2);
     rp_wait_rx(&r, 0, 2);
     ASSERT_MEM_EQ(r.rx[0], "up", 2);
