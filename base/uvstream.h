@@ -4,6 +4,8 @@
 #define V2S_BASE_UVSTREAM_H
 
 #include <errno.h>
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 
 #include <uv.h>
@@ -45,6 +47,22 @@ static inline ssize_t v2s_eof_or_error(uv_stream_t *s)
     if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
         return uv_translate_sys_error(errno);
     return UV_EOF;
+}
+
+/* How many bytes written to the TCP stream s its peer has not taken yet: those libuv still queues
+ * and those in the kernel's send queue that the peer has not acknowledged (SIOCOUTQ). A peer
+ * that reads nothing keeps its window shut, so the number stops going down. It goes down in
+ * steps for a slow reader (a Linux receiver with a full buffer opens its window again once a
+ * sixteenth of the buffer's largest size is free, up to 1 MB), and sooner than the socket polls
+ * writable, which waits for a third of the send buffer. */
+static inline size_t v2s_stream_untaken(const uv_tcp_t *s)
+{
+    size_t n = uv_stream_get_write_queue_size((const uv_stream_t *)s);
+    uv_os_fd_t fd;
+    int q = 0;
+    if (uv_fileno((const uv_handle_t *)s, &fd) == 0 && ioctl(fd, SIOCOUTQ, &q) == 0 && q > 0)
+        n += (size_t)q;
+    return n;
 }
 
 #endif

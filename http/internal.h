@@ -36,6 +36,12 @@ enum {
      * what works without a proxy. The timeout is there so that an origin that takes a request and
      * never answers cannot hold the client, its slot and both connections for ever. */
     HTTP_ORIGIN_TIMEOUT_MS = 15 * 60 * 1000,
+    /* The default wait on a client that takes no byte of an answer the proxy has for it: Squid's
+     * write_timeout (15 min without the socket becoming writable). A client that stops reading
+     * keeps its window shut and is never reset, so without it the client, its slot, the origin's
+     * connection (through the tunnel) and the origin were held for ever. A download paused
+     * longer than that is cut, as behind Squid. */
+    HTTP_CLIENT_TIMEOUT_MS = 15 * 60 * 1000,
 };
 
 enum http_conn_state {
@@ -73,7 +79,8 @@ struct http_conn {
     struct v2s_list node; /* on the proxy's conns */
     uv_tcp_t client;
     uv_timer_t timer;        /* the head's and the body's timeouts (http/proxy.c), the linger */
-    uv_timer_t origin_timer; /* the wait on the origin while its answer is owed (http/upstream.c) */
+    uv_timer_t origin_timer; /* the wait on the origin while its answer is owed, and on the client
+                              * while a piece of that answer is written to it (http/upstream.c) */
     int handles_open;
     enum http_conn_state state;
     struct http_msg req, resp;
@@ -94,6 +101,9 @@ struct http_conn {
     int keep_alive; /* the client wants the connection kept after this answer */
     int head_method;
     int writing; /* a write to the client is in flight */
+    size_t client_untaken;   /* while writing: what the client had not taken at the last look
+                              * (SIZE_MAX before the first) */
+    uint64_t client_took_ms; /* and when it last took a byte (or the first look) */
     uv_write_t wreq;
     uint8_t *wbuf;
     uv_shutdown_t shut_req;
@@ -107,6 +117,7 @@ struct http_proxy {
     unsigned handshake_timeout_ms;
     unsigned body_timeout_ms;
     unsigned origin_timeout_ms;
+    unsigned client_timeout_ms;
     struct listener l; /* the socket, the caps, the refusal, the close */
     struct v2s_list conns;
     struct v2s_list upstreams;

@@ -33,9 +33,10 @@
  * a complete request head (408 when part of one came, a plain close when nothing did). A request
  * body gets 408 when none of it came for HTTP_BODY_TIMEOUT_MS while the proxy waited. An origin
  * that sends nothing for HTTP_ORIGIN_TIMEOUT_MS while its answer is owed gets its connection
- * closed, and the client a 504 (http/upstream.c). Errors answer with a status and close: 400
- * malformed (414 a target, 431 a head over 64 KiB), 403 the router rejected the destination, 407
- * no or wrong credentials, 501 a scheme other than http, 502 the destination refused, was
+ * closed, and the client a 504 (http/upstream.c); a client that takes no byte of an answer for
+ * HTTP_CLIENT_TIMEOUT_MS is reset, and the origin let go. Errors answer with a status and close:
+ * 400 malformed (414 a target, 431 a head over 64 KiB), 403 the router rejected the destination,
+ * 407 no or wrong credentials, 501 a scheme other than http, 502 the destination refused, was
  * unreachable, did not resolve or gave no proper answer, 504 it did not answer the connect, or the
  * request, in time. Once part of an answer went out, an error can only reset the client. */
 #include "http/proxy.h"
@@ -570,6 +571,8 @@ int http_proxy_new(struct http_proxy **out, const struct http_proxy_config *cfg,
     hp->handshake_timeout_ms = cfg->handshake_timeout_ms;
     hp->body_timeout_ms = cfg->body_timeout_ms ? cfg->body_timeout_ms : HTTP_BODY_TIMEOUT_MS;
     hp->origin_timeout_ms = cfg->origin_timeout_ms ? cfg->origin_timeout_ms : HTTP_ORIGIN_TIMEOUT_MS;
+    hp->client_timeout_ms = cfg->client_timeout_ms ? cfg->client_timeout_ms
+                                                   : HTTP_CLIENT_TIMEOUT_MS;
     v2s_list_init(&hp->conns);
     v2s_list_init(&hp->upstreams);
     hp->creds = cfg->credentials;

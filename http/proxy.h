@@ -20,6 +20,8 @@ struct http_proxy_config {
     unsigned body_timeout_ms;      /* the longest wait for the next bytes of a request body (0: 60 s) */
     unsigned origin_timeout_ms;    /* the longest wait on the origin while its answer is owed, for
                                     * its next bytes or for it to take the request's (0: 15 min) */
+    unsigned client_timeout_ms;    /* the longest the client may take no byte of an answer the proxy
+                                    * has for it (0: 15 min) */
     struct v2s_credentials *credentials; /* users who may use the proxy (Proxy-Authorization basic; the
                                           * caller keeps it for the listener's life), or NULL: anyone */
     const struct router *router;   /* the live routes, for the PAC file (GET /proxy.pac, /wpad.dat;

@@ -22,8 +22,19 @@
  * is not the origin's fault, and the origin is not read then), while the client's body is awaited
  * (the body's timeout runs then), and between requests (the handshake timeout's turn). When it
  * fires, the upstream is closed and the client gets a 504, or a reset when part of the answer
- * went out already: an answer cut short must not look complete. */
+ * went out already: an answer cut short must not look complete.
+ *
+ * While a piece of the answer is written to the client, the same timer waits on the client
+ * instead (client_timeout_ms, HTTP_CLIENT_TIMEOUT_MS by default): it looks, every sixteenth of
+ * that, whether the client took a byte (v2s_stream_untaken() went down), and once it took none
+ * for the whole of it, the client is reset and the origin let go, with one line at info. A
+ * client slow to read is not cut, only one that reads (next to) nothing: taken means acknowledged,
+ * and a reader's window opens in steps of up to 1 MB (see v2s_stream_untaken()), so one that reads
+ * less than that in the whole wait is taken for stopped. A stopped client shuts its window and is
+ * never reset by TCP: it held the client, its slot, the origin's connection through the tunnel
+ * and the origin for ever. */
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,6 +46,7 @@
 #include "base/addr.h"
 #include "base/list.h"
 #include "base/log.h"
+#include "base/uvstream.h"
 #include "http/internal.h"
 #include "http/message.h"
 #include "route/outbound.h"
@@ -182,6 +194,8 @@ static void http_conn_origin_timeout(uv_timer_t *t)
 
 void http_conn_origin_wait(struct http_conn *c, int progress)
 {
+    if (c->writing && c->state == HTTP_CONN_FORWARD)
+        return; /* the timer waits on the client meanwhile (http_conn_client_wait()) */
     if (!http_conn_awaits_origin(c))
         uv_timer_stop(&c->origin_timer);
     else if (progress || !uv_is_active((uv_handle_t *)&c->origin_timer))
@@ -393,10 +407,47 @@ static void http_upstream_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t 
         http_conn_answer_done(c);
 }
 
+/* The wait on the client while a piece of the answer is written to it (see the top of the
+ * file): it took a byte since the last look, or it is cut once it took none for too long. */
+static void http_conn_client_check(uv_timer_t *t)
+{
+    struct http_conn *c = t->data;
+    if (!c->writing || c->state != HTTP_CONN_FORWARD) {
+        uv_timer_stop(t);
+        return;
+    }
+    size_t untaken = v2s_stream_untaken(&c->client);
+    uint64_t now = uv_now(t->loop);
+    if (untaken < c->client_untaken) {
+        c->client_untaken = untaken;
+        c->client_took_ms = now;
+        return;
+    }
+    if (now - c->client_took_ms < c->hp->client_timeout_ms)
+        return;
+    v2s_info("%s -> %s: the client took no byte of the answer for %u s: closed", c->peer, c->target,
+             c->hp->client_timeout_ms / 1000);
+    http_conn_close(c, 1);
+}
+
+/* A piece of the answer went to the client's socket: the wait on the client starts. Most pieces
+ * are taken before the first look, so the first look, not this, asks the kernel (SIOCOUTQ): no
+ * system call more per piece written. The wait then counts from that look, a sixteenth late. */
+static void http_conn_client_wait(struct http_conn *c)
+{
+    unsigned step = c->hp->client_timeout_ms / 16;
+    if (step == 0)
+        step = 1;
+    c->client_untaken = SIZE_MAX;
+    uv_timer_start(&c->origin_timer, http_conn_client_check, step, step);
+}
+
 void http_conn_client_written(uv_write_t *req, int status)
 {
     struct http_conn *c = req->data;
     c->writing = 0;
+    if (c->state == HTTP_CONN_FORWARD)
+        uv_timer_stop(&c->origin_timer); /* the client took the piece; the origin's turn, if any */
     free(c->wbuf);
     c->wbuf = NULL;
     if (c->state == HTTP_CONN_CLOSING)
@@ -436,7 +487,10 @@ static void http_conn_client_flush(struct http_conn *c)
     if (uv_write(&c->wreq, (uv_stream_t *)&c->client, &b, 1, http_conn_client_written) < 0) {
         c->writing = 0;
         http_conn_close(c, 1);
+        return;
     }
+    if (c->state == HTTP_CONN_FORWARD)
+        http_conn_client_wait(c);
 }
 
 /* The answer is written: close, or wait for the next request. */

@@ -46,8 +46,9 @@ static void htest_hp_closed(void *arg)
 }
 
 /* 127.0.0.0/8 goes direct (with --allow-direct-local), everything else is rejected. */
-static void htest_start_full(struct htest *t, unsigned handshake_ms, struct v2s_credentials *creds,
-                             unsigned connect_ms, unsigned body_ms, unsigned origin_ms)
+static void htest_start_timeouts(struct htest *t, unsigned handshake_ms,
+                                 struct v2s_credentials *creds, unsigned connect_ms,
+                                 unsigned body_ms, unsigned origin_ms, unsigned client_ms)
 {
     memset(t, 0, sizeof(*t));
     ASSERT_EQ(uv_loop_init(&t->loop), 0);
@@ -69,6 +70,7 @@ static void htest_start_full(struct htest *t, unsigned handshake_ms, struct v2s_
         .handshake_timeout_ms = handshake_ms,
         .body_timeout_ms = body_ms,
         .origin_timeout_ms = origin_ms,
+        .client_timeout_ms = client_ms,
         .credentials = creds,
         .router = &t->router,
     };
@@ -79,6 +81,12 @@ static void htest_start_full(struct htest *t, unsigned handshake_ms, struct v2s_
     int len = sizeof(ss);
     ASSERT_EQ(http_proxy_local(t->hp, (struct sockaddr *)&ss, &len), 0);
     t->port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+}
+
+static void htest_start_full(struct htest *t, unsigned handshake_ms, struct v2s_credentials *creds,
+                             unsigned connect_ms, unsigned body_ms, unsigned origin_ms)
+{
+    htest_start_timeouts(t, handshake_ms, creds, connect_ms, body_ms, origin_ms, 0);
 }
 
 static void htest_start_cfg(struct htest *t, unsigned handshake_ms, struct v2s_credentials *creds,
@@ -1638,6 +1646,120 @@ TEST_IMPL(http_proxy_origin_timeout_slow_client)
     htest_request(&t, fd, l, &remote, buf, NULL);
     htest_answer(&t, remote, fd, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
                  "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n", "ok");
+    htest_finish_origin(&t, fd, remote, l);
+    return 0;
+}
+
+/* Sends 'x' on fd until no room for stuck_ms in a row, or until the connection ends (the proxy
+ * may let the origin go meanwhile); returns how many went. */
+static size_t htest_fill_until_stuck(struct htest *t, int fd, size_t max, unsigned stuck_ms)
+{
+    static char x[65536];
+    memset(x, 'x', sizeof(x));
+    size_t sent = 0;
+    for (unsigned stuck = 0; stuck < stuck_ms && sent < max;) {
+        size_t n = max - sent < sizeof(x) ? max - sent : sizeof(x);
+        ssize_t r = send(fd, x, n, MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (r > 0) {
+            sent += (size_t)r;
+            stuck = 0;
+            continue;
+        }
+        if (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
+            break;
+        stuck++;
+        int never = 0;
+        uvtest_run_until(&t->loop, &never, 1);
+    }
+    return sent;
+}
+
+/* A client that stops reading in the middle of an answer the origin keeps sending: once it took
+ * no byte for client_timeout_ms (1 s here), it is reset, the origin's connection ends, and one
+ * line at info says why. Before that, a client reading 64 KiB every 300 ms, for three times
+ * that long, is not cut, and gets every byte. Failed before the fix: nothing bounded the wait on
+ * the client, so the client and the origin's connection stayed open (no end within 5 s). */
+TEST_IMPL(http_proxy_client_stall)
+{
+    struct htest t;
+    char buf[1024];
+    static char in[65536];
+    htest_start_timeouts(&t, 5000, NULL, 3000, 0, 0, 1000);
+    uint16_t port;
+    int l = uvtest_listen(&port);
+    const size_t total = 32u << 20;
+
+    /* A slow reader: every buffer on the way full, then 64 KiB every 300 ms for 3 s. Its receive
+     * buffer is small, so that each read opens its window (with one autotuned to megabytes, the
+     * window stays shut until a sixteenth of it is free: no byte is taken before that). */
+    int fd = uvtest_connect(t.port), remote = -1, never = 0;
+    int small = 64 * 1024;
+    ASSERT_EQ(setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small)), 0);
+    snprintf(buf, sizeof(buf), "GET http://127.0.0.1:%u/slow HTTP/1.1\r\n\r\n", port);
+    htest_request(&t, fd, l, &remote, buf, NULL);
+    snprintf(buf, sizeof(buf), "HTTP/1.1 200 OK\r\nContent-Length: %zu\r\n\r\n", total);
+    htest_send(&t, remote, buf);
+    size_t sent = htest_fill_until_stuck(&t, remote, total, 300);
+    ASSERT(sent < total);
+    htest_read_head(&t, fd, buf, sizeof(buf));
+    size_t got = 0;
+    for (int i = 0; i < 10; i++) {
+        uvtest_run_until(&t.loop, &never, 300);
+        sent += htest_fill_until_stuck(&t, remote, total - sent, 1);
+        ssize_t k = recv(fd, in, sizeof(in), MSG_DONTWAIT);
+        ASSERT_ROW(k > 0, "read %d: %zd (errno %d)", i, k, k < 0 ? errno : 0);
+        got += (size_t)k;
+    }
+    while (got < total) {
+        if (sent < total)
+            sent += htest_fill_until_stuck(&t, remote, total - sent, 1);
+        ssize_t k = recv(fd, in, sizeof(in), MSG_DONTWAIT);
+        ASSERT(k != 0);
+        ASSERT(k > 0 || errno == EAGAIN || errno == EWOULDBLOCK);
+        if (k > 0)
+            got += (size_t)k;
+        else
+            uvtest_run_until(&t.loop, &never, 1);
+    }
+    ASSERT_EQ(got, total);
+    close(fd);
+    close(remote);
+
+    /* A client that reads nothing more after the head. */
+    int saved = v2s_log_level;
+    v2s_log_level = V2S_LOG_INFO;
+    uvtest_log_begin();
+    fd = uvtest_connect(t.port);
+    remote = -1;
+    snprintf(buf, sizeof(buf), "GET http://127.0.0.1:%u/stall HTTP/1.1\r\n\r\n", port);
+    htest_request(&t, fd, l, &remote, buf, NULL);
+    snprintf(buf, sizeof(buf), "HTTP/1.1 200 OK\r\nContent-Length: %zu\r\n\r\n", total);
+    htest_send(&t, remote, buf);
+    ASSERT(htest_fill_until_stuck(&t, remote, total, 300) < total);
+    uint64_t start = uv_now(&t.loop);
+    /* The origin's connection ends once the proxy let it go (what it still held is read). */
+    int end = 0;
+    while (end == 0 && uvtest_recv(&t.loop, remote, (uint8_t *)in, sizeof(in), &end, 5000) > 0)
+        ;
+    unsigned waited = (unsigned)(uv_now(&t.loop) - start);
+    const char *log = uvtest_log_end(); /* assertions are seen from here on */
+    v2s_log_level = saved;
+    ASSERT_ROW(end != 0 && waited < 5000, "the origin's connection still open after %u ms", waited);
+    /* The client is reset: what it is given first, then the end. */
+    for (;;) {
+        ssize_t k = recv(fd, in, sizeof(in), MSG_DONTWAIT);
+        if (k > 0)
+            continue;
+        ASSERT(k < 0);
+        ASSERT_ROW(errno == ECONNRESET || errno == EAGAIN, "errno %d", errno);
+        if (errno == ECONNRESET)
+            break;
+        uvtest_run_until(&t.loop, &never, 1);
+    }
+    static const char said[] = ": the client took no byte of the answer for 1 s: closed\n";
+    const char *line = strstr(log, said);
+    ASSERT(line != NULL);
+    ASSERT(strstr(line + sizeof(said) - 1, said) == NULL); /* one line */
     htest_finish_origin(&t, fd, remote, l);
     return 0;
 }
