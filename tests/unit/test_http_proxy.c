@@ -217,12 +217,35 @@ static size_t htest_push(int fd, size_t n)
     return r > 0 ? (size_t)r : 0;
 }
 
-/* Pushes up to max bytes on fd until every buffer on the way is full (no room 300 times in a
- * row, the loop run between); returns how many went. */
-static size_t htest_fill(struct htest *t, int fd, size_t max)
+/* The third field (the most a buffer may grow to) of /proc/sys/net/ipv4/NAME, or fallback. */
+static size_t htest_sysctl_max(const char *name, size_t fallback)
+{
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/sys/net/ipv4/%s", name);
+    FILE *f = fopen(path, "r");
+    unsigned long lo, mid, hi;
+    int n = f ? fscanf(f, "%lu %lu %lu", &lo, &mid, &hi) : 0;
+    if (f)
+        fclose(f);
+    return n == 3 ? (size_t)hi : fallback;
+}
+
+/* A body larger than every buffer between the client, the proxy and the origin can hold, so that
+ * pushing it stops somewhere: each of the two connections may hold the kernel's largest receive
+ * and send buffers (tcp_rmem's and tcp_wmem's maxima, 32 and 4 MiB on some machines: a body of
+ * 32 MiB then passed whole, now and then), twice over, and at least 32 MiB. */
+static size_t htest_beyond_buffers(void)
+{
+    size_t all = 4 * (htest_sysctl_max("tcp_rmem", 6u << 20) + htest_sysctl_max("tcp_wmem", 4u << 20));
+    return all > (32u << 20) ? all : 32u << 20;
+}
+
+/* Pushes up to max bytes on fd until every buffer on the way is full (no room stuck_max times
+ * in a row, the loop run for 1 ms between); returns how many went. */
+static size_t htest_fill_stuck(struct htest *t, int fd, size_t max, unsigned stuck_max)
 {
     size_t sent = 0;
-    for (unsigned stuck = 0; stuck < 300 && sent < max;) {
+    for (unsigned stuck = 0; stuck < stuck_max && sent < max;) {
         size_t r = htest_push(fd, max - sent);
         sent += r;
         if (r > 0) {
@@ -234,6 +257,11 @@ static size_t htest_fill(struct htest *t, int fd, size_t max)
         uvtest_run_until(&t->loop, &never, 1);
     }
     return sent;
+}
+
+static size_t htest_fill(struct htest *t, int fd, size_t max)
+{
+    return htest_fill_stuck(t, fd, max, 300);
 }
 
 /* The client (fd) sends request (unless NULL); the origin's connection (*remote, accepted from l
@@ -1119,7 +1147,7 @@ TEST_IMPL(http_proxy_body_timeout)
     ASSERT_EQ(setsockopt(l, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small)), 0);
     fd = uvtest_connect(t.port);
     remote = -1;
-    size_t total = 32u << 20;
+    size_t total = htest_beyond_buffers();
     snprintf(buf, sizeof(buf), "POST http://127.0.0.1:%u/big HTTP/1.1\r\nContent-Length: %zu\r\n\r\n", port, total);
     htest_request(&t, fd, l, &remote, buf, NULL);
     size_t sent = htest_fill(&t, fd, total), got = 0;
@@ -1510,15 +1538,18 @@ TEST_IMPL(http_proxy_origin_timeout)
     close(remote);
 
     /* A body the origin never reads: once every buffer on the way is full, the proxy waits on the
-     * origin alone (the client is not read), and the origin gets the timeout too. */
+     * origin alone (the client is not read), and the origin gets the timeout too. The pushing
+     * stops after 30 ms without room, well within the timeout: after 300 (htest_fill), on a busy
+     * machine the 400 ms had passed first now and then, the proxy then read and dropped the rest
+     * of the body to end its 504 cleanly, and every byte went. */
     int small = 4096;
     ASSERT_EQ(setsockopt(l, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small)), 0);
     fd = uvtest_connect(t.port);
     remote = -1;
-    size_t total = 32u << 20;
+    size_t total = htest_beyond_buffers();
     snprintf(buf, sizeof(buf), "POST http://127.0.0.1:%u/big HTTP/1.1\r\nContent-Length: %zu\r\n\r\n", port, total);
     htest_request(&t, fd, l, &remote, buf, NULL);
-    ASSERT(htest_fill(&t, fd, total) < total);
+    ASSERT(htest_fill_stuck(&t, fd, total, 30) < total);
     htest_read_head(&t, fd, buf, sizeof(buf));
     ASSERT_EQ(htest_status(buf), 504);
     ASSERT(uvtest_wait_end(&t.loop, fd, NULL, 5000) != 0);
@@ -1609,7 +1640,7 @@ TEST_IMPL(http_proxy_origin_timeout_slow_client)
     int fd = uvtest_connect(t.port), remote = -1, never = 0;
     snprintf(buf, sizeof(buf), "GET http://127.0.0.1:%u/big HTTP/1.1\r\n\r\n", port);
     htest_request(&t, fd, l, &remote, buf, NULL);
-    size_t total = 32u << 20;
+    size_t total = htest_beyond_buffers();
     snprintf(buf, sizeof(buf), "HTTP/1.1 200 OK\r\nContent-Length: %zu\r\n\r\n", total);
     htest_send(&t, remote, buf);
     size_t sent = htest_fill(&t, remote, total);
@@ -1687,7 +1718,7 @@ TEST_IMPL(http_proxy_client_stall)
     htest_start_timeouts(&t, 5000, NULL, 3000, 0, 0, 1000);
     uint16_t port;
     int l = uvtest_listen(&port);
-    const size_t total = 32u << 20;
+    const size_t total = htest_beyond_buffers();
 
     /* A slow reader: every buffer on the way full, then 64 KiB every 300 ms for 3 s. Its receive
      * buffer is small, so that each read opens its window (with one autotuned to megabytes, the
