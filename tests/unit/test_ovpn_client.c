@@ -73,6 +73,11 @@ struct server {
     int client_km2;       /* key-method 2 messages from the client */
     char km2_user[256];   /* the username and password of the latest one ("" when empty) */
     char km2_pass[256];
+    long iv_proto;        /* the IV_PROTO of the client's latest peer info (-1: none) */
+    int exits;            /* EXIT control messages from the client */
+    int control_at_close; /* CONTROL_V1 packets the client sent in its last breath (hears_close) */
+    int hears_close;      /* what the client sent just before its link closed still reaches the
+                           * server (else it is lost with the link, as packets in flight may be) */
     int data_packets;     /* data channel packets (pings) */
     int mute_reneg;       /* control packets of any key but 0 go unanswered: a renegotiation never
                            * completes */
@@ -173,11 +178,22 @@ static int fake_send(struct ovpn_transport *t, const uint8_t *pkt, size_t len)
     return 0;
 }
 
+static void srv_packet(struct world *w, const uint8_t *pkt, size_t len);
+
 static void fake_close(struct ovpn_transport *t)
 {
     struct fake_link *l = (struct fake_link *)t;
     l->w->link = NULL;
     l->w->closes++;
+    if (l->w->srv.hears_close) {
+        uint8_t pkt[FAKE_PKT];
+        while (l->w->n_to_server) {
+            size_t len = queue_pop(l->w->to_server, l->w->to_server_len, &l->w->n_to_server, pkt);
+            if (OVPN_OP_OF(pkt[0]) == OVPN_OP_CONTROL_V1)
+                l->w->srv.control_at_close++;
+            srv_packet(l->w, pkt, len);
+        }
+    }
     /* What was sent and not yet read by the server is gone with the link. */
     l->w->n_to_server = 0;
     l->w->n_to_client = 0;
@@ -303,14 +319,17 @@ static size_t srv_km2_string(const uint8_t *m, size_t len, size_t off, char *out
     return off + 2 + n;
 }
 
-/* Keeps the username and password of the client's key-method 2 message. */
+/* Keeps the username, password and IV_PROTO of the client's key-method 2 message. */
 static void srv_read_client_km2(struct server *s, const uint8_t *m, size_t len)
 {
-    char options[1024];
+    char options[1024], peer_info[1024];
     size_t off = 4 + 1 + 48 + 32 + 32; /* the literal 0, the method, pre-master and randoms */
     off = srv_km2_string(m, len, off, options, sizeof(options));
     off = srv_km2_string(m, len, off, s->km2_user, sizeof(s->km2_user));
-    srv_km2_string(m, len, off, s->km2_pass, sizeof(s->km2_pass));
+    off = srv_km2_string(m, len, off, s->km2_pass, sizeof(s->km2_pass));
+    srv_km2_string(m, len, off, peer_info, sizeof(peer_info));
+    const char *p = strstr(peer_info, "IV_PROTO=");
+    s->iv_proto = p ? strtol(p + 9, NULL, 10) : -1;
 }
 
 /* Handshake, then reads what the client said and answers it. */
@@ -343,6 +362,8 @@ static void srv_progress(struct world *w, struct srv_key *k)
                         s->push_requests++;
                         srv_tls_write(k, s->reply, strlen(s->reply) + 1);
                     }
+                } else if (strcmp(m, "EXIT") == 0) {
+                    s->exits++;
                 }
                 off = (size_t)(nul - k->msg) + 1;
             }
@@ -2326,5 +2347,45 @@ TEST_IMPL(ovpn_client_reload_any_state)
     world_up(&w, "udp", push_reply_ping, NULL);
     ASSERT_EQ(ovpn_client_reload(w.t, world_config(&w, "127.0.0.3", "udp", NULL), err, sizeof(err)), 0);
     reload_then_up(&w, "udp", 0);
+    return 0;
+}
+
+/* What a 2.6 server pushes to a client that announced IV_PROTO's control-channel exit bit. */
+static const char push_reply_cc_exit[] = "PUSH_REPLY,ifconfig 10.8.0.2 255.255.255.0,topology subnet,ping 1,"
+                                         "cipher AES-256-GCM,peer-id 0,protocol-flags cc-exit";
+
+/* explicit-exit-notify against a 2.6 server goes over the control channel, as from openvpn 2.6:
+ * the client announces the bit (IV_PROTO 128), the server answers "protocol-flags cc-exit", and
+ * the close sends an EXIT control message, its packet as many times as the config asks (five at
+ * most), with no OCC EXIT on the data channel, which a server running its data channel in the
+ * kernel (DCO) never reads. Before, the exit always went as OCC EXIT data packets. A server that
+ * pushes no such flag (2.4, 2.5, or one that ignored the bit) still gets the OCC EXIT packets
+ * and no EXIT message; over TCP neither goes out, as openvpn sends none there. */
+TEST_IMPL(ovpn_client_exit_notify_control_channel)
+{
+    struct world w;
+    static const struct {
+        const char *proto, *reply, *extra;
+        int exits, control, data;
+    } cases[] = {
+        {"udp", push_reply_cc_exit, "explicit-exit-notify 2\n", 1, 2, 0},
+        {"udp", push_reply_cc_exit, "explicit-exit-notify\n", 1, 1, 0},
+        {"udp", push_reply_cc_exit, "explicit-exit-notify 9\n", 1, 5, 0},
+        {"udp", push_reply_ping, "explicit-exit-notify 2\n", 0, 0, 2},
+        {"udp", push_reply_cc_exit, NULL, 0, 0, 0},
+        {"tcp", push_reply_cc_exit, "explicit-exit-notify 2\n", 0, 0, 0},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        world_up(&w, cases[i].proto, cases[i].reply, cases[i].extra);
+        ASSERT_EQ(w.c->state, OVPN_CLIENT_UP);
+        ASSERT_EQ(w.srv.iv_proto & 128, 128);
+        ASSERT_EQ(w.srv.exits, 0);
+        int sent = w.data_sent;
+        w.srv.hears_close = 1;
+        world_close(&w);
+        ASSERT_EQ(w.srv.exits, cases[i].exits);
+        ASSERT_EQ(w.srv.control_at_close, cases[i].control);
+        ASSERT_EQ(w.data_sent, sent + cases[i].data);
+    }
     return 0;
 }

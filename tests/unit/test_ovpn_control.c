@@ -262,9 +262,9 @@ TEST_IMPL(ovpn_keymethod_ciphers)
     ASSERT_STR_EQ(out, "CHACHA20-POLY1305:aes-128-cbc");
     char info[1024];
     ovpn_km2_peer_info(info, sizeof(info), out, 1);
-    ASSERT(strstr(info, "IV_PROTO=14\n") != NULL);
+    ASSERT(strstr(info, "IV_PROTO=142\n") != NULL);
     ovpn_km2_peer_info(info, sizeof(info), out, 0);
-    ASSERT(strstr(info, "IV_PROTO=6\n") != NULL); /* compat-mode before 2.6: no TLS exporter */
+    ASSERT(strstr(info, "IV_PROTO=134\n") != NULL); /* compat-mode before 2.6: no TLS exporter */
     ASSERT(strstr(info, "IV_CIPHERS=CHACHA20-POLY1305:aes-128-cbc\n") != NULL);
     ASSERT(strstr(info, "IV_NCP=2\n") != NULL);
     return 0;

@@ -413,15 +413,28 @@ static void ovpn_client_get_stats(const struct tunnel *t, struct tunnel_stats *o
 /* Tells the server a session that is up over UDP is ending (explicit-exit-notify), so that it
  * frees our address at once rather than after its ping-restart. Only when we leave for good, as
  * openvpn 2.6 sends it only on SIGTERM or SIGINT (sig.c process_sigterm): its restarts (SIGHUP,
- * SIGUSR1, ping-restart, a server's RESTART or EXIT) and ours (a reload, a reconnect) send none. */
+ * SIGUSR1, ping-restart, a server's RESTART or EXIT) and ours (a reload, a reconnect) send none.
+ * A server that pushed "protocol-flags cc-exit" (2.6, answering the IV_PROTO bit we announce) is
+ * told with an EXIT control message, as openvpn 2.6 tells it: one that moved its data channel into
+ * the kernel (DCO) ignores an exit sent as data. Older servers (2.4, 2.5) get OCC EXIT packets on
+ * the data channel. Either goes out the given number of times (five at most) in a row, and the
+ * close does not wait for an answer. */
 static void ovpn_client_exit_notify(struct ovpn_client *c)
 {
     if (c->state != OVPN_CLIENT_UP || c->proto != OVPN_PROTO_UDP || !c->cfg->explicit_exit_notify)
         return;
+    unsigned copies = c->cfg->explicit_exit_notify < 5 ? c->cfg->explicit_exit_notify : 5;
+    if (c->push.cc_exit) {
+        int rc = ovpn_client_send_exit(c, copies);
+        if (rc == 0)
+            return;
+        v2s_debug("openvpn: exit notice over the control channel not sent (%s); sending it as data",
+                  uv_strerror(rc));
+    }
     uint8_t occ[sizeof(ovpn_occ_magic) + 1];
     memcpy(occ, ovpn_occ_magic, sizeof(ovpn_occ_magic));
     occ[sizeof(ovpn_occ_magic)] = OVPN_OCC_EXIT;
-    for (unsigned i = 0; i < c->cfg->explicit_exit_notify && i < 5; i++)
+    for (unsigned i = 0; i < copies; i++)
         ovpn_client_send_data(c, occ, sizeof(occ));
 }
 

@@ -194,6 +194,10 @@ void ovpn_client_on_control(struct ovpn_client *c, const uint8_t *pkt, size_t le
 /* Puts due (re)transmissions of ks on the wire with acks riding along, then any acks left. */
 void ovpn_client_flush(struct ovpn_client *c, struct ovpn_ks *ks);
 void ovpn_client_send_push_request(struct ovpn_client *c);
+/* explicit-exit-notify over the control channel: "EXIT" on the primary key, its packet put on the
+ * link copies times in a row (the link closes next, so there is no retransmission). 0, or
+ * -ENOTCONN / -EAGAIN / a TLS error when it did not go out. */
+int ovpn_client_send_exit(struct ovpn_client *c, unsigned copies);
 /* Starts a renegotiation of our own unless one is under way; why goes to the log. */
 void ovpn_client_renegotiate(struct ovpn_client *c, const char *why);
 

@@ -14,8 +14,14 @@
 /* What a 2.6 client offers when the config names no data-ciphers. */
 static const char default_ciphers[] = "AES-256-GCM:AES-128-GCM:CHACHA20-POLY1305";
 
-/* IV_PROTO bits we implement: DATA_V2 (1), REQUEST_PUSH (2), TLS_EKM (3). */
-enum { OVPN_IV_PROTO_BASE = (1 << 1) | (1 << 2), OVPN_IV_PROTO_EKM = 1 << 3 };
+/* IV_PROTO bits we implement: DATA_V2 (1), REQUEST_PUSH (2), TLS_EKM (3), CC_EXIT_NOTIFY (7).
+ * The last asks a 2.6 server to push "protocol-flags cc-exit" (with tls-ekm among the flags, not
+ * as key-derivation), after which explicit-exit-notify goes over the control channel: a server
+ * that hands its data channel to the kernel (DCO) never sees an exit sent as data. */
+enum {
+    OVPN_IV_PROTO_BASE = (1 << 1) | (1 << 2) | (1 << 7),
+    OVPN_IV_PROTO_EKM = 1 << 3,
+};
 
 int ovpn_km2_randomize(struct ovpn_key_source *src)
 {

@@ -108,6 +108,13 @@ uint64_t ovpn_rel_next_deadline(const struct ovpn_reliable *r)
     return best;
 }
 
+void ovpn_rel_resend_now(struct ovpn_reliable *r, uint64_t now)
+{
+    for (size_t i = 0; i < OVPN_REL_SEND_WINDOW; i++)
+        if (r->out[i].used)
+            r->out[i].due = now;
+}
+
 int ovpn_rel_all_acked(const struct ovpn_reliable *r)
 {
     for (size_t i = 0; i < OVPN_REL_SEND_WINDOW; i++)

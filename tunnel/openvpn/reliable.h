@@ -57,6 +57,9 @@ void ovpn_rel_acked(struct ovpn_reliable *r, uint32_t id);
 const struct ovpn_rel_msg *ovpn_rel_next_due(struct ovpn_reliable *r, uint64_t now);
 /* When ovpn_rel_next_due() will next have something; UINT64_MAX when nothing is unacked. */
 uint64_t ovpn_rel_next_deadline(const struct ovpn_reliable *r);
+/* Every unacked message is due again at now, its timeout left as it was: a message that must
+ * get through before the link closes goes out more than once, as no retransmission will come. */
+void ovpn_rel_resend_now(struct ovpn_reliable *r, uint64_t now);
 /* Whether every sent message has been acked. */
 int ovpn_rel_all_acked(const struct ovpn_reliable *r);
 

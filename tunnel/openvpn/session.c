@@ -115,6 +115,24 @@ void ovpn_client_send_push_request(struct ovpn_client *c)
     ovpn_client_send_message(c, ks, "PUSH_REQUEST");
 }
 
+int ovpn_client_send_exit(struct ovpn_client *c, unsigned copies)
+{
+    if (c->primary < 0 || !c->keys[c->primary].tls)
+        return -ENOTCONN;
+    struct ovpn_ks *ks = &c->keys[c->primary];
+    int rc = ovpn_client_send_message(c, ks, "EXIT");
+    if (rc < 0)
+        return rc;
+    /* A send window full of unacked messages keeps the record back, and it would never leave. */
+    if (ovpn_tls_pending_output(ks->tls))
+        return -EAGAIN;
+    for (unsigned i = 1; i < copies; i++) {
+        ovpn_rel_resend_now(&ks->rel, now_ms(c));
+        ovpn_client_flush(c, ks);
+    }
+    return 0;
+}
+
 /* --- keys and the push --- */
 
 /* Derives and installs the data key of ks with the negotiated cipher. 0 or negative. */
