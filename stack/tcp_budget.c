@@ -45,9 +45,9 @@
  *   microseconds of scheduling noise, against which the start of a download (the server's first
  *   flight, taken at 300 MB/s for 10 ms) already looks window-bound.
  * Before both, the window of a 0 ms download through openconnect on an Intel Xeon machine went
- * past the room to 384 KiB in most transfers, which then lost 5,800-8,300 packets per 100 MiB at
- * openconnect's DTLS socket and ran at 62-107 MiB/s; kept at the room they lost 1,000-3,000 and
- * ran at 180-216 (bench/RESULTS.md). On a link with a long round trip the windows grow as before,
+ * past the room to 384 KiB in most transfers, which then lost 5,600-10,900 packets per 100 MiB
+ * at openconnect's DTLS socket and ran at 62-108 MiB/s; kept at the room they lost 1,500-3,100
+ * and ran at 180-216 (bench/RESULTS.md). On a link with a long round trip the windows grow as before,
  * a budget per round trip (30 ms: 192 KiB to 4 MiB in 0.3 s). A connection without a round-trip
  * sample (its SYN was resent, or it was accepted) grows as on any other tunnel. */
 #include <stddef.h>
