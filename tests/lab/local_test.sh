@@ -120,8 +120,8 @@ lab_check "s1 garbage: greeting offering only user/password: 05ff, then closed" 
     sc answer 050102 05ff
 lab_check "s1 garbage: ATYP 0x09: reply 0x08, then closed" sc request "05010009${ip_hex}${port_hex}" 0x08
 lab_check "s1 garbage: domain name of length 0: reply 0x01, then closed" sc request "0501000300${port_hex}" 0x01
-lab_check "s1 garbage: request of version 4 after a SOCKS5 greeting: closed after 0500" \
-    sc close "0501000401${req_hex:4}" 0500
+lab_check "s1 garbage: request of version 4 after a SOCKS5 greeting: 0500, reply 0x01, then closed" \
+    sc close "0501000401${req_hex:4}" 050005010001000000000000
 lab_check "s1 garbage: CMD 0x7f: reply 0x07, then closed" sc request "057f0001${ip_hex}${port_hex}" 0x07
 lab_check "s1 garbage: SOCKS4 with a 300-byte user id: closed" \
     sc close "04010050${ip_hex}$(hex "$(printf 'A%.0s' {1..300})")"
