@@ -96,6 +96,10 @@
  *     sent a zero-window probe (lwIP 2.1.3 moves to the next slot of tcp_persist_backoff[] and
  *     restarts persist_cnt at 0 after each) and sends a pure ACK beside it.
  *   - snd_lbb, snd_nxt, cwnd: tcp_send.c bounds what lwIP holds unsent (snd_lbb - snd_nxt).
+ *   - nrtx of a pcb in SYN_RCVD, in the accept callback: tcp_listen.c times the handshake only
+ *     when it is 0 (lwIP 2.1.3 counts there every resent SYN-ACK, tcp_rexmit_rto_commit() on
+ *     its timer and tcp_rexmit() for a repeated SYN, and clears it only in tcp_receive(), which
+ *     for the handshake's ACK runs after the accept callback).
  *
  * Hooks and their exact points of call (lwipopts.h, lwip_hooks.h):
  *   - LWIP_HOOK_TCP_INPACKET_PCB: tcp_input() calls it for every segment that matches a pcb
@@ -108,7 +112,12 @@
  *     the empty ACK, keepalive and zero-window probe paths and an assertion in
  *     tcp_output_segment() call it to size a segment's options, before any of them reads
  *     tcp_ticks (timers.c restarts the TCP tick from it; the input hook does the same).
- *   - LWIP_HOOK_TCP_ISN (sys.c, RFC 6528 ISNs), LWIP_TCP_PCB_NUM_EXT_ARGS (recovery.c's state).
+ *   - LWIP_HOOK_TCP_ISN (sys.c, RFC 6528 ISNs), LWIP_TCP_PCB_NUM_EXT_ARGS (recovery.c's state,
+ *     and tcp_listen.c's time of the SYN-ACK).
+ *   - The passive_open callback of a listening pcb's ext arg: tcp_listen_input() calls it with
+ *     the new pcb in SYN_RCVD right before it queues the SYN-ACK and calls tcp_output(), so
+ *     that tcp_listen.c's time is the first SYN-ACK's (an ext arg of a listening pcb survives
+ *     tcp_listen_with_backlog(), which copies them; the new pcb's start empty, tcp_alloc()).
  *
  * lwIP 2.1.3 behaviours worked around, to re-check (each may be fixed, or changed, upstream):
  *   - no round-trip sample from the SYN; the SYN resent every second, seven times (tcp.c);

@@ -116,11 +116,12 @@ uint16_t stack_chksum(const void *data, int len);
 #define LWIP_TCP_MAX_SACK_NUM       4
 /* As a sender lwIP ignores the peer's SACK blocks and repairs a second loss in a window only by
  * its retransmission timer; stack/recovery.c reads them from the input hook and resends every
- * lost segment within one round trip. Its per-connection state hangs on one ext arg. */
+ * lost segment within one round trip. Its per-connection state hangs on one ext arg; the other
+ * holds when a listener's SYN-ACK left (stack/tcp_listen.c), lwIP timing it only in 50 ms ticks. */
 #define LWIP_HOOK_FILENAME          "lwip_hooks.h"
 #define LWIP_HOOK_TCP_INPACKET_PCB(pcb, hdr, optlen, opt1len, opt2, p) \
     stack_hook_tcp_input((pcb), (hdr), (optlen), (opt1len), (opt2), (p))
-#define LWIP_TCP_PCB_NUM_EXT_ARGS   1
+#define LWIP_TCP_PCB_NUM_EXT_ARGS   2
 /* lwIP's pure ACKs carry snd_nxt even past the peer's window, where Linux drops them whole; the
  * output hook puts them at the window's edge (stack/recovery.c). */
 #define LWIP_HOOK_TCP_OUT_ADD_TCPOPTS(p, hdr, pcb, opts) stack_recovery_output((p), (hdr), (pcb), (opts))

@@ -393,14 +393,16 @@ void stack_tcp_remote(const struct stack_tcp *c, struct v2s_addr *addr, uint16_t
 /* A connection a listener's handshake has just completed (tcp_listen.c calls this from lwIP's
  * accept callback, before lwIP hands over any data the handshake's ACK carried): set up as a
  * connection of ours is once its SYN-ACK arrived, so the bridge, budgets and fair shares, paced
- * closes, keepalives and loss recovery (recovery.c works on every pcb) apply alike. Two
- * differences. The round-trip sample is our SYN-ACK's, which lwIP timed in its ticks, and the
- * first flight is lwIP's to resend: the peer has completed the handshake itself, so nothing
- * suggests it may not have taken the connection. And the window: lwIP set the whole window
- * (4 MiB) as announced when window scaling was agreed in the SYN, though the SYN-ACK's window
- * field, never scaled, offered at most 64 KiB; left so, lwIP would announce the rest with its
- * next ACK whatever the budget, so the announced edge is put back where the SYN-ACK put it. */
-struct stack_tcp *stack_tcp_adopt(struct stack *s, struct tcp_pcb *pcb)
+ * closes, keepalives and loss recovery (recovery.c works on every pcb) apply alike, and the
+ * short path's window rule too (rtt_us: the SYN-ACK's round trip, as tcp_listen.c timed it).
+ * Two differences. The retransmission timeout starts from lwIP's own sample of the SYN-ACK, in
+ * its ticks (what ours from the SYN is rounded to as well), and the first flight is lwIP's to
+ * resend: the peer has completed the handshake itself, so nothing suggests it may not have
+ * taken the connection. And the window: lwIP set the whole window (4 MiB) as announced when
+ * window scaling was agreed in the SYN, though the SYN-ACK's window field, never scaled,
+ * offered at most 64 KiB; left so, lwIP would announce the rest with its next ACK whatever the
+ * budget, so the announced edge is put back where the SYN-ACK put it. */
+struct stack_tcp *stack_tcp_adopt(struct stack *s, struct tcp_pcb *pcb, uint32_t rtt_us)
 {
     struct stack_tcp *c = calloc(1, sizeof(*c));
     if (!c)
@@ -416,6 +418,7 @@ struct stack_tcp *stack_tcp_adopt(struct stack *s, struct tcp_pcb *pcb)
     c->dport = pcb->remote_port;
     c->sport = pcb->local_port;
     c->state = STACK_TCP_CONNECTED;
+    c->rtt_us = rtt_us;
     tcp_arg(pcb, c);
     tcp_err(pcb, stack_tcp_on_error);
     tcp_recv(pcb, stack_tcp_on_recv);

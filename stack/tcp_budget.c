@@ -48,8 +48,10 @@
  * past the room to 384 KiB in most transfers, which then lost 5,600-10,900 packets per 100 MiB
  * at openconnect's DTLS socket and ran at 62-108 MiB/s; kept at the room they lost 1,500-3,100
  * and ran at 180-216 (bench/RESULTS.md). On a link with a long round trip the windows grow as before,
- * a budget per round trip (30 ms: 192 KiB to 4 MiB in 0.3 s). A connection without a round-trip
- * sample (its SYN was resent, or it was accepted) grows as on any other tunnel. */
+ * a budget per round trip (30 ms: 192 KiB to 4 MiB in 0.3 s). The round trip is the
+ * handshake's, from our SYN, or from our SYN-ACK for a connection a listener accepted (-R,
+ * tcp_listen.c), so data sent into a service through such a tunnel is held at the room too; a
+ * connection without a sample (its SYN or SYN-ACK was resent) grows as on any other tunnel. */
 #include <stddef.h>
 #include <stdint.h>
 

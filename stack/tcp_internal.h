@@ -72,7 +72,8 @@ struct stack_tcp {
     uint64_t fin_sent_ms;
     uint32_t syn_sent_ms; /* sys_now() when the SYN left: the handshake's round-trip sample */
     uint64_t syn_sent_us; /* and stack_now_us(), for rtt_us */
-    uint32_t rtt_us;      /* the handshake's round trip (0: not known; tcp_budget.c) */
+    uint32_t rtt_us;      /* the handshake's round trip, from our SYN or, accepted, from our
+                           * SYN-ACK (0: not known; tcp_budget.c) */
     uint64_t grow_us;     /* when since_grow started counting (tcp_budget.c) */
     unsigned syn_tries;   /* SYNs sent */
     unsigned flight : 1;  /* in the first flight: its retransmissions are ours (see tcp.c) */
@@ -120,8 +121,9 @@ static inline void stack_tcp_hold(struct stack_tcp *c, size_t add, size_t sub)
 }
 
 /* tcp.c: a connection for the pcb a listener's handshake just completed (tcp_listen.c), set up
- * as stack_tcp_connect()'s are once connected, on the stack's list; NULL when out of memory. */
-struct stack_tcp *stack_tcp_adopt(struct stack *s, struct tcp_pcb *pcb);
+ * as stack_tcp_connect()'s are once connected, with rtt_us as its handshake's round trip (0: not
+ * known), on the stack's list; NULL when out of memory. */
+struct stack_tcp *stack_tcp_adopt(struct stack *s, struct tcp_pcb *pcb, uint32_t rtt_us);
 /* tcp.c: the first flight's retransmissions are over; lwIP's timer from now on. */
 void stack_tcp_flight_stop(struct stack_tcp *c);
 /* tcp.c: takes c off the stack's list of connections (its budget and count with it). */

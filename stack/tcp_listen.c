@@ -24,7 +24,18 @@
  *     address changes (not when its IPv6 address does). We put it back: a listener on ADDR stays
  *     on ADDR, IPv4 and IPv6 alike, and accepts again once the tunnel has that address; one on
  *     every address (bound to lwIP's any-type address) listens on whatever the tunnel has.
- *   - Listeners are lwIP's, not the netif's: they outlive the tunnel going down and up. */
+ *   - Listeners are lwIP's, not the netif's: they outlive the tunnel going down and up.
+ *   - lwIP times the handshake only in its 50 ms ticks, and tcp_budget.c needs the round trip in
+ *     microseconds to hold a short path's window at the tunnel's room (a round trip of 1 ms or
+ *     less never grows it), as for the connections we open. Without one, the window of data
+ *     sent into a service through the packet-fd tunnel grew as on a tunnel with room to spare
+ *     (to 2 MiB in the unit test stack_window_short_path_accepted), where the stack's own
+ *     downloads had lost thousands of packets per 100 MiB at the VPN client. So the time the
+ *     SYN-ACK leaves is kept on the half-open pcb, in lwIP's ext arg (the value itself, no
+ *     memory: nothing to give back when a half-open pcb dies), and the handshake's ACK ends the
+ *     sample. A SYN-ACK sent more than once (lwIP's timer, or a repeated SYN) gives none, as
+ *     the ACK may answer either copy (Karn). SOCKS BIND listens the same way. */
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -52,12 +63,45 @@ struct stack_tcp_listener {
     void *arg;
 };
 
+/* lwIP's ext arg slot of a half-open pcb that holds when its SYN-ACK left (see the top). */
+static u8_t stack_tcp_listen_ext_id = LWIP_TCP_PCB_NUM_EXT_ARG_ID_INVALID;
+
+/* lwIP calls this for a SYN to a listener, with the new pcb in SYN_RCVD, right before it queues
+ * and sends the SYN-ACK. The time goes in the slot as a value that fits any pointer: the clock
+ * in microseconds, its low 31 bits (a handshake gives up after 20 s, well within their wrap of
+ * 35 minutes) shifted up over a set bit, so that it is never NULL. */
+static err_t stack_tcp_listen_synack(u8_t id, struct tcp_pcb_listen *lpcb, struct tcp_pcb *pcb)
+{
+    (void)lpcb;
+    uint32_t stamp = (uint32_t)stack_now_us() << 1 | 1u;
+    tcp_ext_arg_set(pcb, id, (void *)(uintptr_t)stamp);
+    return ERR_OK;
+}
+
+static const struct tcp_ext_arg_callbacks stack_tcp_listen_ext = {
+    .destroy = NULL, /* the slot holds a value, not memory */
+    .passive_open = stack_tcp_listen_synack,
+};
+
+/* The handshake's round trip in microseconds, now that its ACK arrived: from the one SYN-ACK to
+ * now, or 0 (not known) when the SYN-ACK went more than once. lwIP counts each resend in nrtx
+ * (its timer's, and tcp_rexmit() for a repeated SYN) and clears it only in tcp_receive(), which
+ * for the handshake's ACK runs after the accept callback. */
+static uint32_t stack_tcp_listen_rtt(struct tcp_pcb *pcb)
+{
+    uint32_t stamp = (uint32_t)(uintptr_t)tcp_ext_arg_get(pcb, stack_tcp_listen_ext_id);
+    tcp_ext_arg_set(pcb, stack_tcp_listen_ext_id, NULL);
+    if (!stamp || pcb->nrtx != 0)
+        return 0;
+    return ((uint32_t)stack_now_us() - (stamp >> 1)) & 0x7FFFFFFFu;
+}
+
 static err_t stack_tcp_listen_accept(void *arg, struct tcp_pcb *pcb, err_t err)
 {
     struct stack_tcp_listener *l = arg;
     if (err != ERR_OK || !pcb)
         return ERR_OK; /* no memory for a pcb: lwIP dropped the SYN, the peer sends it again */
-    struct stack_tcp *c = stack_tcp_adopt(l->s, pcb);
+    struct stack_tcp *c = stack_tcp_adopt(l->s, pcb, stack_tcp_listen_rtt(pcb));
     if (!c) {
         tcp_abort(pcb);
         return ERR_ABRT;
@@ -111,6 +155,9 @@ int stack_tcp_listen(struct stack *s, const struct v2s_addr *local, uint16_t por
         return stack_err_to_uv(e);
     }
     l->pcb = lpcb;
+    if (stack_tcp_listen_ext_id == LWIP_TCP_PCB_NUM_EXT_ARG_ID_INVALID)
+        stack_tcp_listen_ext_id = tcp_ext_arg_alloc_id(); /* once per process, as lwIP's ids are */
+    tcp_ext_arg_set_callbacks(lpcb, stack_tcp_listen_ext_id, &stack_tcp_listen_ext);
     tcp_arg(lpcb, l);
     tcp_accept(lpcb, stack_tcp_listen_accept);
     v2s_list_init(&l->node);

@@ -29,6 +29,7 @@
 #include "socks/server.h"
 #include "stack/stack.h"
 #include "stack/tcp.h"
+#include "stack/tcp_internal.h" /* rtt_us */
 #include "test.h"
 #include "tunnel/settings.h"
 #include "uvtest.h"
@@ -604,6 +605,65 @@ TEST_IMPL(stack_listen_mss_floor)
     ASSERT_EQ(harness_tun_down(&r->tun), 0);
     ASSERT(h.app.done != 0);
     harness_tun_app_free(&h.app);
+    return 0;
+}
+
+/* The handshake's round trip of an accepted connection, in microseconds (stack/tcp_listen.c): from
+ * the SYN-ACK to the ACK that completes the handshake, as tcp_budget.c needs it to hold a short
+ * path's window at the tunnel's room. None (0) when the SYN-ACK went more than once, whether the
+ * peer repeated its SYN or lwIP's timer resent it: the ACK may answer either copy (Karn). */
+static struct stack_tcp *rtt_accept(struct held *h, uint16_t pport, uint32_t wait_ms, int repeat_syn)
+{
+    struct rp *r = &h->r;
+    static const uint8_t opts[8] = {2, 4, 0x05, 0x50, 1, 3, 3, 0};
+    int before = h->accepted;
+    size_t synacks = 0;
+    uint32_t ack = rp_syn(r, &r->us, pport, 9000, 0);
+    if (repeat_syn) {
+        harness_tun_advance(&r->tun, wait_ms / 2);
+        rp_segment(r, &r->us, pport, 9000, 0x02, RP_PEER_ISN, 0, opts, sizeof(opts), NULL, 0);
+        harness_tun_settle(&r->tun);
+        harness_tun_advance(&r->tun, wait_ms - wait_ms / 2);
+    } else {
+        harness_tun_advance(&r->tun, wait_ms);
+    }
+    for (size_t i = 0; i < r->n_segs; i++)
+        synacks += r->segs[i].dport == pport && r->segs[i].flags == 0x12;
+    ASSERT_EQ(synacks, repeat_syn || wait_ms > 3000 ? 2 : 1);
+    rp_ack(r, pport, 9000, RP_PEER_ISN + 1, ack);
+    harness_tun_settle(&r->tun);
+    ASSERT_EQ(h->accepted, before + 1);
+    return h->c;
+}
+
+TEST_IMPL(stack_listen_handshake_rtt)
+{
+    static struct held h;
+    struct rp *r = &h.r;
+    rp_up(r);
+    struct stack_tcp_listener *lst;
+    ASSERT_EQ(stack_tcp_listen(r->tun.stack, &r->us, 9000, held_accept, &h, &lst), 0);
+    /* The test's clock moves in milliseconds: the sample is the wait, to the microsecond. */
+    struct stack_tcp *c = rtt_accept(&h, 40000, 7, 0);
+    ASSERT_EQ(c->rtt_us, 7000);
+    stack_tcp_cancel(c);
+    c = rtt_accept(&h, 40001, 250, 0);
+    ASSERT_EQ(c->rtt_us, 250000);
+    stack_tcp_cancel(c);
+    /* The peer repeated its SYN, so the SYN-ACK went twice: no sample. */
+    c = rtt_accept(&h, 40002, 20, 1);
+    ASSERT_EQ(c->rtt_us, 0);
+    stack_tcp_cancel(c);
+    /* lwIP's retransmission timer resent the SYN-ACK (after 3 s): no sample either. */
+    c = rtt_accept(&h, 40003, 3500, 0);
+    ASSERT_EQ(c->rtt_us, 0);
+    stack_tcp_cancel(c);
+    /* And the next handshake is timed again. */
+    c = rtt_accept(&h, 40004, 2, 0);
+    ASSERT_EQ(c->rtt_us, 2000);
+    stack_tcp_cancel(c);
+    stack_tcp_listen_close(lst);
+    ASSERT_EQ(harness_tun_down(&r->tun), 0);
     return 0;
 }
 
