@@ -157,6 +157,14 @@ static int http_msg_on_headers_complete(http_parser *p)
         }
         h->name_len = inner ? 0 : len; /* no name: not looked up, not forwarded */
     }
+    if (!m->response && p->http_major != 1) {
+        /* http-parser reads any digits as a version, and a request line without one as 0.9. The
+         * head is rebuilt with the client's version, so "HTTP/2.0" or "HTTP/0.9" (with headers 0.9
+         * has not) would reach the origin, which makes of it what it will. RFC 9110 15.6.6: 505. */
+        m->status = 505;
+        m->why = "HTTP version not supported (HTTP/1.0 and HTTP/1.1 are)";
+        return -1;
+    }
     size_t tl;
     if (!m->response && p->http_major == 1 && p->http_minor == 0 && http_msg_header(m, "transfer-encoding", &tl)) {
         /* HTTP/1.0 has no Transfer-Encoding: RFC 9112 6.1 has a server treat such a request's

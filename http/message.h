@@ -27,7 +27,7 @@ enum http_msg_event {
     HTTP_MSG_NEED_MORE, /* every byte used; feed more */
     HTTP_MSG_HEAD,      /* the head is complete (and paused there); the body follows */
     HTTP_MSG_DONE,      /* the message is complete (and paused there) */
-    HTTP_MSG_ERROR,     /* malformed; why says how; status the answer (400, 414, 431) */
+    HTTP_MSG_ERROR,     /* malformed; why says how; status the answer (400, 414, 431, 505) */
 };
 
 struct http_msg_header {
@@ -41,7 +41,7 @@ struct http_msg {
     int in_head;       /* between the first byte and the end of the head */
     int last_was_value;
     int chunked;       /* the body comes chunked and goes out chunked */
-    int status;        /* on HTTP_MSG_ERROR: 400, 414 or 431 */
+    int status;        /* on HTTP_MSG_ERROR: 400, 414, 431 or 505 */
     enum http_msg_event event; /* what paused the parser */
     int done_pending;  /* the message ended with its head: DONE is the next feed's answer */
     const char *why;

@@ -30,6 +30,7 @@ static const char *http_reason(int status)
     case 501: return "Not Implemented";
     case 502: return "Bad Gateway";
     case 504: return "Gateway Timeout";
+    case 505: return "HTTP Version Not Supported";
     default: return "Error";
     }
 }

@@ -1344,6 +1344,30 @@ TEST_IMPL(http_proxy_header_name_whitespace)
     return 0;
 }
 
+/* A request of an HTTP version other than 1.x (HTTP/2.0 written as text, an HTTP/0.9 line with no
+ * version at all): 505 HTTP Version Not Supported (RFC 9110 15.6.6), nothing forwarded. Failed
+ * before the fix: the proxy sent "GET / HTTP/2.0" (and "HTTP/0.9", with headers 0.9 does not have)
+ * on to the origin, and the client got whatever the origin made of it (python's http.server
+ * answers 0.9 with a bare body, which the proxy then called a malformed answer, 502). */
+TEST_IMPL(http_proxy_version_refused)
+{
+    struct htest t;
+    char buf[256];
+    htest_start(&t);
+    uint16_t port;
+    int l = uvtest_listen(&port);
+    static const char *const versions[] = {" HTTP/2.0", " HTTP/0.9", "", " HTTP/3.1"};
+    for (size_t i = 0; i < sizeof(versions) / sizeof(versions[0]); i++) {
+        snprintf(buf, sizeof(buf), "GET http://127.0.0.1:%u/%s\r\nHost: x\r\n\r\n", port,
+                 versions[i]);
+        ASSERT_ROW(htest_ask(&t, buf) == 505, "%zu", i);
+    }
+    ASSERT_EQ(uvtest_accept(&t.loop, l, 200), -1);
+    close(l);
+    htest_finish(&t);
+    return 0;
+}
+
 /* A request target over 64 KiB: 414 URI Too Long (RFC 9112 3), not the 431 of a head too large.
  * Failed before the fix: 431. */
 TEST_IMPL(http_proxy_target_too_long)
