@@ -1136,6 +1136,28 @@ TEST_IMPL(ovpn_client_connect_timeout)
     return 0;
 }
 
+/* A UDP server whose port is closed: the hard reset draws an ICMP port unreachable, which the
+ * link reports as ECONNREFUSED (only while nothing was heard from the server). The link did not
+ * open: reconnects_total{reason="connect"}, as for a TCP connect refused, and as the log line
+ * ("udp HOST:PORT: connection refused") says. Failed before the fix: counted as "handshake",
+ * the phase the client was in, so an alert on refused connects missed every UDP server. A
+ * session that fails after the server answered stays "handshake". */
+TEST_IMPL(ovpn_client_udp_refused_is_connect)
+{
+    struct world w;
+    world_init(&w, "udp", push_reply, NULL);
+    world_start(&w);
+    world_link_up(&w);
+    w.link->ev.failed(w.link->ev.arg, UV_ECONNREFUSED, "connection refused");
+    ASSERT_EQ(w.c->state, OVPN_CLIENT_WAITING);
+    struct tunnel_stats ts;
+    tunnel_get_stats(&w.c->t, &ts);
+    ASSERT_EQ(ts.reconnects[TUNNEL_RECONNECT_CONNECT], 1);
+    ASSERT_EQ(ts.reconnects[TUNNEL_RECONNECT_HANDSHAKE], 0);
+    world_close(&w);
+    return 0;
+}
+
 TEST_IMPL(ovpn_client_hand_window)
 {
     struct world w;

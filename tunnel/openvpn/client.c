@@ -204,6 +204,12 @@ static enum tunnel_reconnect_reason ovpn_client_restart_reason(enum ovpn_client_
 
 void ovpn_client_enter_restart(struct ovpn_client *c, const char *why)
 {
+    ovpn_client_enter_restart_as(c, ovpn_client_restart_reason(c->state), why);
+}
+
+void ovpn_client_enter_restart_as(struct ovpn_client *c, enum tunnel_reconnect_reason reason,
+                                  const char *why)
+{
     if (c->state == OVPN_CLIENT_DONE)
         return;
     /* From any state a session or its link can be in; IDLE has neither. */
@@ -211,7 +217,7 @@ void ovpn_client_enter_restart(struct ovpn_client *c, const char *why)
     if (!ovpn_client_may_enter(c, from, OVPN_CLIENT_WAITING))
         return;
     int was_up = c->state == OVPN_CLIENT_UP;
-    c->reconnects[ovpn_client_restart_reason(c->state)]++;
+    c->reconnects[reason]++;
     ovpn_client_close_link(c);
     /* A wait the server asked for, used once; no server parks us longer than our own longest. */
     unsigned backoff = c->server_backoff < OVPN_RETRY_MAX_S ? c->server_backoff : OVPN_RETRY_MAX_S;

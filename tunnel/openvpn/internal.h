@@ -149,6 +149,10 @@ int ovpn_client_enter_up(struct ovpn_client *c);         /* from PUSH */
  * remote's next address when this one never came up, else after a back-off; once connect-retry-max
  * is used up it fails instead. Nothing happens once DONE. */
 void ovpn_client_enter_restart(struct ovpn_client *c, const char *why);
+/* The same, counted as a reconnect for reason rather than for the phase the client was in (a UDP
+ * link refused during the handshake: the link, not the handshake, failed). */
+void ovpn_client_enter_restart_as(struct ovpn_client *c, enum tunnel_reconnect_reason reason,
+                                  const char *why);
 /* The session that was up ends and a new one starts at once on the same link (HANDSHAKE, from
  * UP): a hard reset with a new session id, from the same address and port, which an OpenVPN
  * server takes as the same client again (its address kept). why goes to the log. */

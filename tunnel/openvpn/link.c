@@ -89,10 +89,15 @@ static void ovpn_client_on_failed(void *arg, int status, const char *why)
 {
     struct ovpn_client *c = arg;
     char msg[300];
-    (void)status;
     const struct ovpn_remote *r = &c->cfg->remotes[c->order[c->remote]];
     snprintf(msg, sizeof(msg), "%s %s:%s: %s", r->proto == OVPN_PROTO_TCP ? "tcp" : "udp", r->host, r->port, why);
-    ovpn_client_enter_restart(c, msg);
+    /* Refused is reported only while nothing was heard from the server (transport.c): over UDP
+     * that is the handshake's first packet drawing a port unreachable, a link that never opened,
+     * as a refused TCP connect is. */
+    if (status == UV_ECONNREFUSED)
+        ovpn_client_enter_restart_as(c, TUNNEL_RECONNECT_CONNECT, msg);
+    else
+        ovpn_client_enter_restart(c, msg);
 }
 
 void ovpn_client_connect_timed_out(struct ovpn_client *c)
