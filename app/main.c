@@ -251,7 +251,11 @@ static void app_fit_descriptors(struct app *a)
     a->max_conns = fit;
     if (!o->listener_max_conns_given && a->listener_max_conns > fit)
         a->listener_max_conns = fit;
-    v2s_info("open files limit %llu (ulimit -n): at most %u connections in all, %u per listener",
+    /* A warning, not a note: past these caps connections are refused, and the operator who did
+     * not set them would otherwise first hear of them from the refusals. */
+    v2s_warn("open files limit %llu (ulimit -n, as far as the hard limit lets it go): the default caps are "
+             "lowered to %u connections in all, %u per listener; raise the hard limit (ulimit -Hn, "
+             "LimitNOFILE= under systemd) to keep them",
              (unsigned long long)rl.rlim_cur, a->max_conns, a->listener_max_conns);
 }
 
