@@ -2020,6 +2020,37 @@ TEST_IMPL(ovpn_client_auth_token_user_no_pass)
     return 0;
 }
 
+/* A control message is kept until its NUL arrives, then acted on; the copy must go then, wiped:
+ * a PUSH_REPLY carries the auth-token. The key state kept the whole message after acting on it,
+ * with only its length reset, and the next message freed that block with its first byte wiped,
+ * leaving the token in freed heap memory. Fails without the fix (the token is still in ks->msg
+ * after the push, and after a later INFO). */
+TEST_IMPL(ovpn_client_message_copy_wiped)
+{
+    struct world w;
+    world_up(&w, "udp", push_reply_token, NULL);
+    ASSERT_EQ(w.c->state, OVPN_CLIENT_UP);
+    struct ovpn_ks *ks = &w.c->keys[w.c->primary];
+    ASSERT(ks->msg == NULL || strstr(ks->msg, "SESS_tok1") == NULL);
+    srv_send_message(&w, 0, "PUSH_REPLY,auth-token SESS_tok2");
+    ASSERT(ks->msg == NULL || strstr(ks->msg, "SESS_tok2") == NULL);
+    ASSERT_STR_EQ(w.c->auth_token, "SESS_tok2");
+    /* A message split across TLS records is still put together. */
+    struct srv_key *k = srv_key_find(&w.srv, 0);
+    ASSERT(k != NULL);
+    srv_tls_write(k, "INFO,hel", 8);
+    srv_progress(&w, k);
+    pump(&w);
+    ASSERT(ks->msg != NULL && ks->msg_len == 8);
+    srv_tls_write(k, "lo", 3);
+    srv_progress(&w, k);
+    pump(&w);
+    ASSERT(ks->msg == NULL && ks->msg_len == 0);
+    ASSERT_EQ(w.c->state, OVPN_CLIENT_UP);
+    world_close(&w);
+    return 0;
+}
+
 /* Sixteen renegotiations in a row through the key id wrap (7 to 1): started by the server, by
  * both sides at once (each sends its soft reset for the same key id before seeing the other's)
  * and by the client; each new key carries the data once it is hand-window (2 s here) old, the

@@ -518,6 +518,10 @@ static void ovpn_client_read_tls(struct ovpn_client *c, struct ovpn_ks *ks)
                     ovpn_client_message(c, ks, m);
                 if (ovpn_client_session_over(c))
                     return; /* the key state is gone */
+                /* Acted on: the copy goes now, wiped (a PUSH_REPLY carries the auth-token). */
+                OPENSSL_cleanse(ks->msg, ks->msg_len + 1);
+                free(ks->msg);
+                ks->msg = NULL;
                 ks->msg_len = 0;
             }
         }
