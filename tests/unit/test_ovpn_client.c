@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <openssl/bio.h>
 #include <openssl/evp.h>
@@ -22,6 +23,7 @@
 #include <uv.h>
 
 #include "base/bytes.h"
+#include "base/log.h"
 #include "test.h"
 #include "tunnel/openvpn/client.h"
 #include "tunnel/openvpn/comp.h"
@@ -2047,6 +2049,75 @@ TEST_IMPL(ovpn_client_message_copy_wiped)
     pump(&w);
     ASSERT(ks->msg == NULL && ks->msg_len == 0);
     ASSERT_EQ(w.c->state, OVPN_CLIENT_UP);
+    world_close(&w);
+    return 0;
+}
+
+/* Sends stderr (where the log goes) to a temporary file until log_restore; returns it. */
+static FILE *log_capture(int *saved)
+{
+    FILE *f = tmpfile();
+    ASSERT(f != NULL);
+    fflush(stderr);
+    *saved = dup(2);
+    ASSERT(*saved >= 0 && dup2(fileno(f), 2) == 2);
+    return f;
+}
+
+/* Puts stderr back and returns what was logged meanwhile (NUL-terminated, in buf). */
+static const char *log_restore(FILE *f, int saved, char *buf, size_t cap)
+{
+    fflush(stderr);
+    ASSERT(dup2(saved, 2) == 2);
+    close(saved);
+    ASSERT_EQ(fseek(f, 0, SEEK_SET), 0);
+    size_t got = fread(buf, 1, cap - 1, f);
+    buf[got] = '\0';
+    fclose(f);
+    return buf;
+}
+
+/* Hostile input the client drops must say so in the log (at debug level for each packet, as the
+ * other drops do; a warning for a message): a packet with an opcode we do not speak, a control
+ * packet for a key the session does not have, the server's reset once the session is up, and a
+ * PUSH_REPLY after the tunnel came up that cannot be read. Each was dropped without a word; the
+ * session stays up through all of them. Fails without the fix (no line for any of them). */
+TEST_IMPL(ovpn_client_hostile_input_logged)
+{
+    struct world w;
+    world_up(&w, "udp", push_reply_ping, NULL);
+    ASSERT_EQ(w.c->state, OVPN_CLIENT_UP);
+    int level = v2s_log_level, saved;
+    v2s_log_level = V2S_LOG_DEBUG;
+    FILE *f = log_capture(&saved);
+    uint8_t pkt[FAKE_PKT];
+    memset(pkt, 0x41, 64);
+    pkt[0] = OVPN_OP_BYTE(12, 0);
+    w.link->ev.packet(w.link->ev.arg, pkt, 64);
+    static const uint8_t junk[4] = {1, 2, 3, 4};
+    struct ovpn_ctrl q = {.op = OVPN_OP_CONTROL_V1, .key_id = 5, .has_msg_id = 1, .payload = junk,
+                          .len = sizeof(junk)};
+    memcpy(q.sid, w.srv.sid, OVPN_SID_LEN);
+    int len = ovpn_ctrl_encode(&w.srv.wrap, &q, pkt, sizeof(pkt));
+    ASSERT(len > 0);
+    w.link->ev.packet(w.link->ev.arg, pkt, (size_t)len);
+    q.op = OVPN_OP_CONTROL_HARD_RESET_SERVER_V2;
+    q.key_id = 0;
+    q.len = 0;
+    len = ovpn_ctrl_encode(&w.srv.wrap, &q, pkt, sizeof(pkt));
+    w.link->ev.packet(w.link->ev.arg, pkt, (size_t)len);
+    srv_send_message(&w, 0, "PUSH_REPLY,route 10.9.0.0 bogus");
+    char log[8192];
+    log_restore(f, saved, log, sizeof(log));
+    v2s_log_level = level;
+    ASSERT(strstr(log, "opcode 12, which we do not speak, dropped") != NULL);
+    ASSERT(strstr(log, "control packet for key 5, which this session does not have, dropped"));
+    ASSERT(strstr(log, "server reset (key 0) outside the handshake dropped") != NULL);
+    ASSERT(strstr(log, "a PUSH_REPLY after the tunnel came up could not be read (route netmask"));
+    ASSERT_EQ(w.c->state, OVPN_CLIENT_UP);
+    static const uint8_t ip[28] = {0x45, 0, 0, 28, 0, 0, 0, 0, 64, 17};
+    ASSERT_EQ(send_key(&w, ip, sizeof(ip)), 0);
+    ASSERT_EQ(w.downs, 0);
     world_close(&w);
     return 0;
 }

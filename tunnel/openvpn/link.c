@@ -66,6 +66,8 @@ static void ovpn_client_on_packet(void *arg, uint8_t *pkt, size_t len)
         ovpn_client_on_data(c, pkt, len);
     else if (ovpn_op_is_control(op))
         ovpn_client_on_control(c, pkt, len);
+    else
+        v2s_debug("openvpn: packet with opcode %u, which we do not speak, dropped", op);
 }
 
 static void ovpn_client_on_writable(void *arg)

@@ -369,6 +369,9 @@ static void ovpn_client_message(struct ovpn_client *c, struct ovpn_ks *ks, const
             ovpn_push_free(&late);
             if (rc == -EPERM)
                 ovpn_client_push_failed(c, err);
+            else if (rc < 0)
+                v2s_warn("openvpn: a PUSH_REPLY after the tunnel came up could not be read (%s); "
+                         "ignored, the session goes on", err);
             return;
         }
         if (c->state != OVPN_CLIENT_PUSH)
@@ -644,26 +647,35 @@ void ovpn_client_on_control(struct ovpn_client *c, const uint8_t *pkt, size_t le
     }
     struct ovpn_ks *ks = ovpn_ks_find(c, p.key_id);
     if (p.op == OVPN_OP_CONTROL_HARD_RESET_SERVER_V2) {
-        if (p.key_id != 0 || !ks || c->state != OVPN_CLIENT_HANDSHAKE)
+        if (p.key_id != 0 || !ks || c->state != OVPN_CLIENT_HANDSHAKE) {
+            v2s_debug("openvpn: server reset (key %u) outside the handshake dropped", p.key_id);
             return;
+        }
         if (!c->have_remote_sid) {
             memcpy(c->remote_sid, p.sid, OVPN_SID_LEN);
             c->have_remote_sid = 1;
         }
     } else if (!c->have_remote_sid) {
         c->wrap.replay = replay; /* no session yet that it could belong to */
+        v2s_debug("openvpn: control packet (opcode %u) before the server's reset dropped", p.op);
         return;
     }
     if (p.op == OVPN_OP_CONTROL_SOFT_RESET_V1 && !ks) {
         /* The server starts a renegotiation with the next key id. */
-        if (c->state != OVPN_CLIENT_UP || !(ks = ovpn_ks_new(c, p.key_id)))
+        if (c->state != OVPN_CLIENT_UP || !(ks = ovpn_ks_new(c, p.key_id))) {
+            v2s_debug("openvpn: the server's renegotiation of key %u dropped: %s", p.key_id,
+                      c->state != OVPN_CLIENT_UP ? "the tunnel is not up yet" : "no key slot free");
             return;
+        }
         c->next_key_id = (uint8_t)(p.key_id % 7 + 1);
         ovpn_rel_send(&ks->rel, OVPN_OP_CONTROL_SOFT_RESET_V1, NULL, 0, now_ms(c));
         v2s_debug("openvpn: server started renegotiation of key %u", p.key_id);
     }
-    if (!ks)
+    if (!ks) {
+        v2s_debug("openvpn: control packet for key %u, which this session does not have, dropped",
+                  p.key_id);
         return;
+    }
     ovpn_timers_packet_received(&c->timers);
     for (size_t i = 0; i < p.n_acks; i++)
         ovpn_rel_acked(&ks->rel, p.acks[i]);
