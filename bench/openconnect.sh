@@ -14,6 +14,10 @@
 #           gives the tun the session's address and routes only the web server's address through
 #           it; curl --interface $OC_TUN straight to the server; the stack is the kernel's
 # The two --script-tun sessions do not touch the namespace's routing, so the three do not meet.
+# With downloads, uploads from the server's side into a service of the client's (-R, the way a
+# cloud host reaches a laptop's service): a netbench sink on $OC_RF_SINK in the client namespace,
+# reached through vpn2socks's -R $OC_RF_PORT:127.0.0.1:$OC_RF_SINK or at the kernel TUN's address
+# (ocproxy has no -R); curl -T from the server namespace to the session's tunnel address.
 # Their transfers alternate (the order rotates each run); each transfer also records the CPU of
 # that session's openconnect process and the UDP datagrams dropped meanwhile (the log, and a
 # line below the table).
@@ -23,11 +27,12 @@
 # fixed 64 KiB window would make it a crawl there.
 
 OC_OCPROXY_PORT=1081
+OC_RF_PORT=9000 OC_RF_SINK=8091
 OC_TUN=oc0
 OC_NAMES=(v2s ocproxy ktun)
 OC_URL='' OC_CERT=()
 declare -A R      # run.sh's figures (declared there as well; this keeps them)
-declare -A OC_PID OC_STACK_PID OC_LOG OC_UP OC_CIPHER
+declare -A OC_PID OC_STACK_PID OC_LOG OC_UP OC_CIPHER OC_ADDR
 declare -A OC_LABEL=([v2s]=vpn2socks [ocproxy]=ocproxy [ktun]="kernel TUN")
 
 if want openconnect && ! command -v ocproxy >/dev/null; then
@@ -66,7 +71,7 @@ oc_start() {
     OC_LOG[$name]=$LAB_RUN_DIR/log/oc-$name.log
     case $name in
     v2s) run=(setpriv --reuid=nobody --regid=nogroup --clear-groups)
-        args=(--script-tun --script "$WRAP $out -D $SOCKS_ADDR:$SOCKS_PORT") ;;
+        args=(--script-tun --script "$WRAP $out -D $SOCKS_ADDR:$SOCKS_PORT -R $OC_RF_PORT:127.0.0.1:$OC_RF_SINK") ;;
     ocproxy) run=(setpriv --reuid=nobody --regid=nogroup --clear-groups)
         args=(--script-tun --script "$OC_OCPROXY_WRAP $out $OC_OCPROXY_PORT") ;;
     ktun) args=(--interface "$OC_TUN" --script "$OC_TUN_SCRIPT") ;;
@@ -85,6 +90,8 @@ oc_start() {
     fi
     # "Established DTLS connection (using GnuTLS). Ciphersuite (DTLS1.2)-(...)-(AES-256-GCM)."
     OC_CIPHER[$name]=$(sed -n 's/^Established DTLS.*Ciphersuite \(.*\)\.$/\1/p' "${OC_LOG[$name]}" | tail -n 1)
+    # "Configured as 10.98.0.2, with SSL connected and DTLS in progress": the session's address
+    OC_ADDR[$name]=$(sed -n 's/^Configured as \([0-9.]*\).*/\1/p' "${OC_LOG[$name]}" | tail -n 1)
     if [ "$name" = ktun ]; then
         OC_STACK_PID[$name]=$pid
     else
@@ -99,23 +106,32 @@ oc_start() {
 }
 
 # oc_use NAME: the next xfer goes through that session; PID is the stack's process (openconnect's
-# for the kernel TUN), SRV_PID the session's openconnect (xfer's 4th figure)
+# for the kernel TUN), SRV_PID the session's openconnect (xfer's 4th figure), RF_URL the client's
+# sink as the server reaches it through that session (xfer rf)
 oc_use() {
     CLIENT=$1 PID=${OC_STACK_PID[$1]} SRV_PID=${OC_PID[$1]}
     case $1 in
-    v2s) PROXY_ARGS=(--socks5 "$SOCKS_ADDR:$SOCKS_PORT") ;;
-    ocproxy) PROXY_ARGS=(--socks5 "127.0.0.1:$OC_OCPROXY_PORT") ;;
-    ktun) PROXY_ARGS=(--interface "$OC_TUN") ;;
+    v2s) PROXY_ARGS=(--socks5 "$SOCKS_ADDR:$SOCKS_PORT") RF_URL=http://${OC_ADDR[$1]:-}:$OC_RF_PORT ;;
+    ocproxy) PROXY_ARGS=(--socks5 "127.0.0.1:$OC_OCPROXY_PORT") RF_URL='' ;;
+    ktun) PROXY_ARGS=(--interface "$OC_TUN") RF_URL=http://${OC_ADDR[$1]:-}:$OC_RF_SINK ;;
     esac
 }
 
-# oc_order RUN: the sessions that are up, rotated by RUN so that each goes first in turn
+# oc_order RUN [DIR]: the sessions that are up, rotated by RUN so that each goes first in turn
+# (for rf, those with a way in from the server: not ocproxy)
 oc_order() {
     local i n=${#OC_NAMES[@]} w
     for ((i = 0; i < n; i++)); do
         w=${OC_NAMES[(i + $1) % n]}
+        [ "${2:-}" = rf ] && [ "$w" = ocproxy ] && continue
         [ "${OC_UP[$w]:-0}" = 1 ] && echo "$w"
     done
+}
+
+# oc_dirs: the directions of the bulk runs: the bench's, and rf with downloads
+oc_dirs() {
+    echo "${DIRS[@]}"
+    if [[ " ${DIRS[*]} " == *" dl "* ]]; then echo rf; fi
 }
 
 # oc_udp_out NS: the datagrams sent from namespace NS (OutDatagrams of /proc/net/snmp): during a
@@ -135,18 +151,18 @@ oc_per_mib() {
     awk -v n="$1" -v b="$2" 'BEGIN {printf "%.0f", n / (b / 1048576)}'
 }
 
-# oc_bulk: per direction, $RUNS timed transfers per session (alternating), then a checked one
-# each; R[oc,DIR,NAME] MiB/s, R[oc,DIR,NAME,cpu] the stack's CPU s/GiB, R[oc,DIR,NAME,occpu]
+# oc_bulk: per direction (oc_dirs), $RUNS timed transfers per session (alternating), then a checked
+# one each; R[oc,DIR,NAME] MiB/s, R[oc,DIR,NAME,cpu] the stack's CPU s/GiB, R[oc,DIR,NAME,occpu]
 # openconnect's CPU s/GiB (medians). The raw log also has, per run, the datagrams sent back at the
 # receiving end and how often the stack and openconnect slept, per MiB.
 oc_bulk() {
     local dir i w line drops ns outs sl osl
-    for dir in "${DIRS[@]}"; do
+    for dir in $(oc_dirs); do
         for w in "${OC_NAMES[@]}"; do : >"$LAB_RUN_DIR/oc-runs-$w"; done
         for ((i = 0; i < RUNS; i++)); do
-            for w in $(oc_order "$i"); do
+            for w in $(oc_order "$i" "$dir"); do
                 oc_use "$w"
-                [ "$dir" = dl ] && ns=$LAB_CLIENT_NS || ns=$LAB_SERVER_NS
+                [ "$dir" = ul ] && ns=$LAB_SERVER_NS || ns=$LAB_CLIENT_NS
                 outs=$(oc_udp_out "$ns") sl=$(oc_sleeps "$PID") osl=$(oc_sleeps "$SRV_PID")
                 # xfer's server CPU (XF[srvcpu]) is the session's openconnect's (SRV_PID)
                 timed_xfer "$dir" "$LAB_RUN_DIR/oc-runs-$w" "openconnect $dir $w" "$i" "openconnect $dir $w" ||
@@ -156,7 +172,7 @@ oc_bulk() {
                 # the datagrams the kernel dropped for want of room in a UDP socket's receive
                 # buffer: during a download, openconnect's DTLS socket's in the client namespace;
                 # during an upload, ocserv's in the server namespace
-                [ "$dir" = dl ] && drops=${XF[cdrop]} || drops=${XF[sdrop]}
+                [ "$dir" = ul ] && drops=${XF[sdrop]} || drops=${XF[cdrop]}
                 line="$(fmt "${XF[mibs]}") MiB/s, ${XF[moved]}; CPU s/GiB:"
                 [ "$w" != ktun ] && line+=" ${OC_LABEL[$w]} $(fmt "${XF[cpu]}" %.2f),"
                 line+=" its openconnect $(fmt "${XF[srvcpu]}" %.2f); UDP drops $(awk -v d="$drops" -v b="${XF[bytes]}" 'BEGIN {printf "%.0f", d / (b / 104857600)}') per 100 MiB, $(oc_per_mib "$outs" "${XF[bytes]}") sent back per MiB; sleeps per MiB:"
@@ -165,7 +181,7 @@ oc_bulk() {
                 run_log "openconnect $dir $w" "$i" "openconnect $dir $w" "$line"
             done
         done
-        for w in $(oc_order 0); do
+        for w in $(oc_order 0 "$dir"); do
             R[oc,$dir,$w]=$(median_of "$LAB_RUN_DIR/oc-runs-$w" 1)
             R[oc,$dir,$w,cpu]=$(median_of "$LAB_RUN_DIR/oc-runs-$w" 2)
             R[oc,$dir,$w,occpu]=$(median_of "$LAB_RUN_DIR/oc-runs-$w" 3)
@@ -230,6 +246,8 @@ oc_bench() {
     say "openconnect: ocserv, three DTLS sessions (vpn2socks, ocproxy, kernel TUN); $RUNS x $SIZE_MB MiB (or ${CAP} s) each way per session, then a checked one"
     lab_setup_ocserv
     oc_scripts
+    lab_bg oc-sink ip netns exec "$LAB_CLIENT_NS" "$NETBENCH" serve 0.0.0.0 "$OC_RF_SINK" "$FILE"
+    lab_wait_listen "$LAB_CLIENT_NS" tcp 0.0.0.0 "$OC_RF_SINK" || { say "openconnect: the client's sink did not start"; return 1; }
     for w in "${OC_NAMES[@]}"; do
         OC_UP[$w]=0
         oc_start "$w" && OC_UP[$w]=1
@@ -264,6 +282,12 @@ oc_rows() {
         row "$d MiB/s, openconnect DTLS, vs kernel TUN" "$(fmt "${R[oc,$dir,v2s]:-}")" \
             "$(fmt "${R[oc,$dir,ktun]:-}")" "$r" ">= 0.9 (aim 1.0)" "$(verdict "$r" '>=' 0.9)"
     done
+    if [ -n "${R[oc,rf,v2s]:-}" ]; then
+        # the data crosses the tunnel as in a download: the download's target
+        r=$(ratio "${R[oc,rf,v2s]:-}" "${R[oc,rf,ktun]:-}")
+        row "upload into a -R service MiB/s, openconnect DTLS, vs kernel TUN" "$(fmt "${R[oc,rf,v2s]:-}")" \
+            "$(fmt "${R[oc,rf,ktun]:-}")" "$r" ">= 0.9 (aim 1.0)" "$(verdict "$r" '>=' 0.9)"
+    fi
     if [ -n "${R[oc,far,rtt]:-}" ]; then
         r=$(ratio "${R[oc,far,v2s]:-}" "${R[oc,far,ktun]:-}")
         row "download MiB/s, openconnect DTLS, ${R[oc,far,rtt]} ms RTT added, vs kernel TUN" \
@@ -289,11 +313,14 @@ oc_header() {
 # oc_footer: the SHA-256 checks, and openconnect's own CPU per session
 oc_footer() {
     local dir d w line
-    echo "  openconnect DTLS: download:${R[oc,dl,check]:- -}; upload:${R[oc,ul,check]:- -}"
-    for dir in "${DIRS[@]}"; do
-        [ "$dir" = dl ] && d=download || d=upload
+    echo "  openconnect DTLS: download:${R[oc,dl,check]:- -}; upload:${R[oc,ul,check]:- -}; into -R:${R[oc,rf,check]:- -}"
+    for dir in $(oc_dirs); do
+        case $dir in dl) d=download ;; ul) d=upload ;; rf) d="upload into -R" ;; esac
         line=''
-        for w in "${OC_NAMES[@]}"; do line+=" ${OC_LABEL[$w]}'s $(fmt "${R[oc,$dir,$w,occpu]:-}" %.2f),"; done
+        for w in "${OC_NAMES[@]}"; do
+            [ "$dir" = rf ] && [ "$w" = ocproxy ] && continue
+            line+=" ${OC_LABEL[$w]}'s $(fmt "${R[oc,$dir,$w,occpu]:-}" %.2f),"
+        done
         echo "  openconnect's own CPU s/GiB, $d (the session of):${line%,}"
     done
     echo "  openconnect rows: the stock column is ocproxy or openconnect with a kernel TUN, as the figure"

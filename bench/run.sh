@@ -39,8 +39,10 @@
 #   6. openconnect: three DTLS sessions to one ocserv at once, vpn2socks and ocproxy (Debian's)
 #      through --script-tun and openconnect with a kernel TUN; downloads and uploads as in case 1
 #      (--dirs), the stack's CPU per GiB (vpn2socks, ocproxy) and, in the log, each openconnect's
-#      (bench/openconnect.sh); then downloads at 2 x ONE_WAY_MS ms RTT (bench/relay in front of
-#      ocserv) through vpn2socks and the kernel TUN
+#      (bench/openconnect.sh); with downloads, uploads from the server's namespace into a sink in
+#      the client's through vpn2socks's -R and at the kernel TUN's address (ocproxy has no -R);
+#      then downloads at 2 x ONE_WAY_MS ms RTT (bench/relay in front of ocserv) through vpn2socks
+#      and the kernel TUN
 #   7. up: milliseconds from starting the client (UDP AES-256-GCM) to the first byte of an answer
 #      through its tunnel (bench/up_probe.py: a new connect + GET every 1 ms, through the SOCKS5
 #      port for ours, direct for the stock client's tun0), median of 10 starts, alternating; each
@@ -326,7 +328,9 @@ note_others() {
 # udp_drops NS: datagrams the kernel dropped for want of receive buffer in namespace NS, so far
 udp_drops() { ip netns exec "$1" awk '$1 == "Udp:" && $2 ~ /^[0-9]/ {print $6}' /proc/net/snmp; }
 
-# xfer dl|ul BYTES CHECK MAX_S: one transfer of the first BYTES of $FILE, stopped after MAX_S s;
+# xfer dl|ul|rf BYTES CHECK MAX_S: one transfer of the first BYTES of $FILE, stopped after MAX_S s
+# (rf: an upload from the server's namespace to $RF_URL, a service in the client's reached through
+# the tunnel: the openconnect case's -R row);
 # prints "BYTES_MOVED SECONDS CLIENT_CPU_SECONDS SERVER_CPU_SECONDS SERVER_NS_UDP_DROPS
 # CLIENT_NS_UDP_DROPS OTHERS" (the server's CPU: the openvpn server process in $SRV_PID, if set)
 # (datagrams the kernel dropped for a full receive buffer in each namespace meanwhile; network
@@ -340,7 +344,7 @@ xfer() {
     if [ "$check" = 1 ]; then
         want=$(head -c "$n" "$FILE" | sha256sum | cut -d' ' -f1)
         # curl -T sends a whole file: the checked upload sends a copy of the prefix
-        [ "$dir" = ul ] && { src=$LAB_RUN_DIR/check.bin; head -c "$n" "$FILE" >"$src"; c0=$(cpu_ticks "$PID"); }
+        [ "$dir" != dl ] && { src=$LAB_RUN_DIR/check.bin; head -c "$n" "$FILE" >"$src"; c0=$(cpu_ticks "$PID"); }
     fi
     if [ "$dir" = dl ]; then
         if [ "$check" = 1 ]; then
@@ -352,11 +356,15 @@ xfer() {
                 -w '%{size_download} %{time_total}' "$URL/file?bytes=$n" 2>/dev/null)
         fi
     else
-        local q='' body=$LAB_RUN_DIR/out/sink-answer
+        # ul: from the client namespace to the server's sink; rf: from the server namespace to a
+        # sink in the client namespace, through a listener on the tunnel's side (RF_URL), from the
+        # address the client routes into the tunnel
+        local q='' body=$LAB_RUN_DIR/out/sink-answer in=(lab_in_client) url=$URL args=("${PROXY_ARGS[@]}")
+        [ "$dir" = rf ] && in=(ip netns exec "$LAB_SERVER_NS") url=$RF_URL args=(--interface "$LAB_INTERNAL_IP")
         [ "$check" = 1 ] && q='?sha256'
         rm -f "$body"
-        out=$(lab_in_client curl -sS -f -m "$max" "${PROXY_ARGS[@]}" -H 'Expect:' -T "$src" \
-            -o "$body" -w '%{size_upload} %{time_total}' "$URL/sink$q" 2>/dev/null)
+        out=$("${in[@]}" curl -sS -f -m "$max" "${args[@]}" -H 'Expect:' -T "$src" \
+            -o "$body" -w '%{size_upload} %{time_total}' "$url/sink$q" 2>/dev/null)
         if [ "$check" = 1 ] && [ "$(cat "$body" 2>/dev/null)" != "$n $want" ]; then
             say "upload of $n bytes: the server got '$(cat "$body" 2>/dev/null)', expected '$n $want'"
             rc=1
@@ -412,7 +420,7 @@ check_bytes() {
         print n }'
 }
 
-# timed_xfer dl|ul RUNS_FILE TAG RUN SAY: timed run RUN, one transfer of $SIZE bytes (or $CAP s)
+# timed_xfer dl|ul|rf RUNS_FILE TAG RUN SAY: timed run RUN, one transfer of $SIZE bytes (or $CAP s)
 # through the current client. 1 if it moved less than 1 MiB or took no time (run_failed TAG RUN
 # SAY says so). Else it appends "MIB/S CPU SERVER_CPU" (xfer's client and server CPU seconds per
 # GiB) to RUNS_FILE and sets XF[mibs], XF[cpu], XF[srvcpu], XF[busy] (the server's % of a core),
