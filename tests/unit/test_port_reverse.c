@@ -644,24 +644,23 @@ TEST_IMPL(stack_listen_handshake_rtt)
     struct stack_tcp_listener *lst;
     ASSERT_EQ(stack_tcp_listen(r->tun.stack, &r->us, 9000, held_accept, &h, &lst), 0);
     /* The test's clock moves in milliseconds: the sample is the wait, to the microsecond. */
-    struct stack_tcp *c = rtt_accept(&h, 40000, 7, 0);
-    ASSERT_EQ(c->rtt_us, 7000);
-    stack_tcp_cancel(c);
-    c = rtt_accept(&h, 40001, 250, 0);
-    ASSERT_EQ(c->rtt_us, 250000);
-    stack_tcp_cancel(c);
-    /* The peer repeated its SYN, so the SYN-ACK went twice: no sample. */
-    c = rtt_accept(&h, 40002, 20, 1);
-    ASSERT_EQ(c->rtt_us, 0);
-    stack_tcp_cancel(c);
-    /* lwIP's retransmission timer resent the SYN-ACK (after 3 s): no sample either. */
-    c = rtt_accept(&h, 40003, 3500, 0);
-    ASSERT_EQ(c->rtt_us, 0);
-    stack_tcp_cancel(c);
-    /* And the next handshake is timed again. */
-    c = rtt_accept(&h, 40004, 2, 0);
-    ASSERT_EQ(c->rtt_us, 2000);
-    stack_tcp_cancel(c);
+    static const struct {
+        uint16_t port;
+        uint32_t wait_ms;
+        int repeat_syn;
+        uint32_t want_us;
+    } cases[] = {
+        {40000, 7, 0, 7000},
+        {40001, 250, 0, 250000},
+        {40002, 20, 1, 0},   /* the peer repeated its SYN, so the SYN-ACK went twice: no sample */
+        {40003, 3500, 0, 0}, /* lwIP's retransmission timer resent the SYN-ACK (after 3 s): none */
+        {40004, 2, 0, 2000}, /* and the next handshake is timed again */
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct stack_tcp *c = rtt_accept(&h, cases[i].port, cases[i].wait_ms, cases[i].repeat_syn);
+        ASSERT_EQ(c->rtt_us, cases[i].want_us);
+        stack_tcp_cancel(c);
+    }
     stack_tcp_listen_close(lst);
     ASSERT_EQ(harness_tun_down(&r->tun), 0);
     return 0;
