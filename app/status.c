@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 
 #include <uv.h>
@@ -141,6 +142,16 @@ static void status_conn_request(struct status_conn *c)
     }
     const char *target = m->text + m->target;
     size_t len = m->target_len;
+    /* A scraper set to go through an HTTP proxy (Prometheus's proxy_url, curl -x) that reaches
+     * us directly sends the absolute form, which RFC 9112 3.2.2 has a server accept: the path
+     * is what follows the authority. */
+    if (len >= 7 && strncasecmp(target, "http://", 7) == 0) {
+        size_t i = 7;
+        while (i < len && target[i] != '/' && target[i] != '?')
+            i++;
+        target += i;
+        len -= i;
+    }
     for (size_t i = 0; i < len; i++)
         if (target[i] == '?') {
             len = i; /* a query string changes nothing */

@@ -236,6 +236,18 @@ TEST_IMPL(status_endpoint)
     ASSERT(strstr(r, "\r\nContent-Length: 3\r\n"));
     ASSERT(strcmp(strstr(r, "\r\n\r\n"), "\r\n\r\n") == 0);
 
+    /* The absolute form, as a scraper configured with a proxy sends it (RFC 9112 3.2.2). */
+    r = status_get(&loop, (uint16_t)port, "GET http://127.0.0.1:9100/healthz HTTP/1.1\r\nHost: x\r\n\r\n", buf,
+                   sizeof(buf));
+    ASSERT(starts(r, "HTTP/1.1 200 OK\r\n"));
+    r = status_get(&loop, (uint16_t)port, "GET HTTP://host/metrics?x=1 HTTP/1.1\r\n\r\n", buf, sizeof(buf));
+    ASSERT(starts(r, "HTTP/1.1 200 OK\r\n"));
+    ASSERT_EQ(f.scrapes, 2);
+    r = status_get(&loop, (uint16_t)port, "GET http://host HTTP/1.1\r\n\r\n", buf, sizeof(buf));
+    ASSERT(starts(r, "HTTP/1.1 404 Not Found\r\n"));
+    r = status_get(&loop, (uint16_t)port, "GET http://host/healthz/x HTTP/1.1\r\n\r\n", buf, sizeof(buf));
+    ASSERT(starts(r, "HTTP/1.1 404 Not Found\r\n"));
+
     r = status_get(&loop, (uint16_t)port, "GET /other HTTP/1.1\r\nHost: x\r\n\r\n", buf, sizeof(buf));
     ASSERT(starts(r, "HTTP/1.1 404 Not Found\r\n"));
     r = status_get(&loop, (uint16_t)port, "GET /healthzz HTTP/1.1\r\nHost: x\r\n\r\n", buf, sizeof(buf));
