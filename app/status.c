@@ -6,7 +6,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/socket.h>
 
 #include <uv.h>
@@ -140,23 +139,17 @@ static void status_conn_request(struct status_conn *c)
         status_conn_text(c, 405, "only GET and HEAD\n", 0);
         return;
     }
+    /* The path alone: a query string changes nothing, and a scraper set to go through an HTTP
+     * proxy (Prometheus's proxy_url, curl -x) that reaches us directly sends the absolute form,
+     * which RFC 9112 3.2.2 has a server accept. http-parser splits either, as for the proxy. */
     const char *target = m->text + m->target;
-    size_t len = m->target_len;
-    /* A scraper set to go through an HTTP proxy (Prometheus's proxy_url, curl -x) that reaches
-     * us directly sends the absolute form, which RFC 9112 3.2.2 has a server accept: the path
-     * is what follows the authority. */
-    if (len >= 7 && strncasecmp(target, "http://", 7) == 0) {
-        size_t i = 7;
-        while (i < len && target[i] != '/' && target[i] != '?')
-            i++;
-        target += i;
-        len -= i;
+    size_t len = 0;
+    struct http_parser_url u;
+    http_parser_url_init(&u);
+    if (http_parser_parse_url(target, m->target_len, 0, &u) == 0 && (u.field_set & (1 << UF_PATH))) {
+        target += u.field_data[UF_PATH].off;
+        len = u.field_data[UF_PATH].len;
     }
-    for (size_t i = 0; i < len; i++)
-        if (target[i] == '?') {
-            len = i; /* a query string changes nothing */
-            break;
-        }
 #define STATUS_IS(path) (len == sizeof(path) - 1 && memcmp(target, path, len) == 0)
     if (STATUS_IS("/healthz")) {
         status_conn_text(c, 200, "ok\n", head_only);
