@@ -53,8 +53,13 @@ def read_until(stream, want, seconds):
 
 
 def refused_at_once(port):
-    """Whether a new connection to port is closed or reset without waiting for a request."""
-    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    """Whether a new connection to port is closed or reset without waiting for a request.
+    The reset can come before connect() has returned: with a timeout the socket does not block,
+    and the RST may already be there when the connect's result is read."""
+    try:
+        s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    except ConnectionResetError:
+        return True
     try:
         s.settimeout(3)
         return s.recv(1) == b""
