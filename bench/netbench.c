@@ -11,8 +11,20 @@
  *   netbench latency [--socks HOST:PORT] HOST PORT COUNT
  *       COUNT sequential requests for /hello, each on a new connection (through a SOCKS5 CONNECT
  *       when --socks is given); per request, the time from connect() to the answer's first byte.
- *       Prints "n N fail N p50 MS p90 MS p99 MS mean MS max MS connected-p50 MS", the last being
- *       the median time until the connection to the target stood (connect(), or the SOCKS reply).
+ *       Prints "n N fail N p50 MS p90 MS p99 MS mean MS max MS connected-p50 MS greeting-p50 MS
+ *       rest-p50 MS": connected-p50 is the median time until the connection to the target stood
+ *       (connect(), or the SOCKS reply); greeting-p50 the median of the SOCKS5 greeting's round
+ *       trip (from connect() returning to the method choice; 0 without --socks), which every SOCKS5
+ *       client waits for before it can ask for a target; rest-p50 the median of each request's
+ *       time less its greeting.
+ *   netbench greet-serve ADDR PORT
+ *       The least a SOCKS5 server can do: one connection at a time, blocking, it reads the 3-byte
+ *       greeting, writes the method choice and waits for the client to close.
+ *   netbench greet HOST PORT COUNT
+ *       COUNT sequential connections to a SOCKS5 server; per connection, the time from connect()
+ *       returning to the method choice. Prints "n N fail N p50 MS p90 MS". Against greet-serve it
+ *       gives the round trip itself (two wakeups over loopback); against a proxy, that plus what
+ *       the proxy adds.
  *   netbench hold [--socks HOST:PORT] [--parallel K] HOST PORT COUNT
  *       Opens COUNT connections (K at a time, default 200) and keeps them open and idle. Prints
  *       "opened N failed N seconds S" once all are open or failed, then waits for standard input to
@@ -440,9 +452,10 @@ static int nb_cmp_double(const void *a, const void *b)
 
 /* One request: connect (through SOCKS when proxy is set), GET /hello, time to the first byte in
  * seconds, then the rest of the answer. Returns a negative value on failure. *connected: when the
- * connection to the target stood (connect() returned, or the SOCKS reply came), from the start. */
+ * connection to the target stood (connect() returned, or the SOCKS reply came), from the start;
+ * *greet_s: how long the answer to the SOCKS5 greeting took (0 without a proxy). */
 static double nb_one_request(const struct sockaddr_in *proxy, const struct sockaddr_in *target,
-                             double *connected)
+                             double *connected, double *greet_s)
 {
     static const char get[] = "GET /hello HTTP/1.1\r\nHost: bench\r\nUser-Agent: netbench\r\n\r\n";
     double t0 = nb_now(), ttfb = -1;
@@ -456,6 +469,7 @@ static double nb_one_request(const struct sockaddr_in *proxy, const struct socka
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     const struct sockaddr_in *first = proxy ? proxy : target;
+    *greet_s = 0;
     if (connect(fd, (const struct sockaddr *)first, sizeof(*first)) < 0)
         goto out;
     if (proxy) {
@@ -463,8 +477,10 @@ static double nb_one_request(const struct sockaddr_in *proxy, const struct socka
         static const uint8_t greeting[3] = {5, 1, 0};
         uint8_t req[10], rep[10];
         nb_socks_request(req, target);
+        double tg = nb_now();
         if (write(fd, greeting, 3) != 3 || nb_read_full(fd, rep, 2) < 0 || rep[0] != 5 || rep[1] != 0)
             goto out;
+        *greet_s = nb_now() - tg;
         if (write(fd, req, 10) != 10 || nb_read_full(fd, rep, 10) < 0 || rep[1] != 0 || rep[3] != 1)
             goto out;
     }
@@ -503,21 +519,25 @@ static int nb_latency(int argc, char **argv)
         goto usage;
     double *t = calloc((size_t)count, sizeof(double));
     double *hs = calloc((size_t)count, sizeof(double));
-    if (!t || !hs)
+    double *gs = calloc((size_t)count, sizeof(double));
+    double *rest = calloc((size_t)count, sizeof(double));
+    if (!t || !hs || !gs || !rest)
         return 1;
-    double h = 0;
+    double h = 0, g = 0;
     /* a few unmeasured requests first: ARP, route and allocator warm-up on both sides */
     for (int i = 0; i < 10; i++)
-        nb_one_request(use_proxy ? &proxy : NULL, &target, &h);
+        nb_one_request(use_proxy ? &proxy : NULL, &target, &h, &g);
     long ok = 0, fail = 0;
     double sum = 0;
     for (long i = 0; i < count; i++) {
-        double d = nb_one_request(use_proxy ? &proxy : NULL, &target, &h);
+        double d = nb_one_request(use_proxy ? &proxy : NULL, &target, &h, &g);
         if (d < 0) {
             fail++;
             continue;
         }
         hs[ok] = h;
+        gs[ok] = g;
+        rest[ok] = d - g;
         t[ok++] = d;
         sum += d;
     }
@@ -527,17 +547,92 @@ static int nb_latency(int argc, char **argv)
     }
     qsort(t, (size_t)ok, sizeof(double), nb_cmp_double);
     qsort(hs, (size_t)ok, sizeof(double), nb_cmp_double);
+    qsort(gs, (size_t)ok, sizeof(double), nb_cmp_double);
+    qsort(rest, (size_t)ok, sizeof(double), nb_cmp_double);
 #define NB_PCT(a, p) ((a)[(long)((double)(ok - 1) * (p) + 0.5)] * 1e3)
-    printf("n %ld fail %ld p50 %.3f p90 %.3f p99 %.3f mean %.3f max %.3f connected-p50 %.3f\n", ok, fail,
-           NB_PCT(t, 0.50), NB_PCT(t, 0.90), NB_PCT(t, 0.99), sum / (double)ok * 1e3, t[ok - 1] * 1e3,
-           NB_PCT(hs, 0.50));
+    printf("n %ld fail %ld p50 %.3f p90 %.3f p99 %.3f mean %.3f max %.3f", ok, fail, NB_PCT(t, 0.50),
+           NB_PCT(t, 0.90), NB_PCT(t, 0.99), sum / (double)ok * 1e3, t[ok - 1] * 1e3);
+    printf(" connected-p50 %.3f greeting-p50 %.3f rest-p50 %.3f\n", NB_PCT(hs, 0.50), NB_PCT(gs, 0.50),
+           NB_PCT(rest, 0.50));
 #undef NB_PCT
     free(t);
     free(hs);
+    free(gs);
+    free(rest);
     return fail ? 1 : 0;
 usage:
     fprintf(stderr, "usage: netbench latency [--socks HOST:PORT] HOST PORT COUNT\n");
     return 1;
+}
+
+/* ---------------------------------------------------------------- greet, greet-serve */
+
+static int nb_greet_serve(int argc, char **argv)
+{
+    struct sockaddr_in sa;
+    if (argc != 2 || nb_parse_addr(argv[0], argv[1], &sa) < 0) {
+        fprintf(stderr, "usage: netbench greet-serve ADDR PORT\n");
+        return 1;
+    }
+    int one = 1, ls = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (ls < 0 || setsockopt(ls, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+        bind(ls, (const struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(ls, 128) < 0) {
+        perror("netbench greet-serve");
+        return 1;
+    }
+    for (;;) {
+        int fd = accept4(ls, NULL, NULL, SOCK_CLOEXEC);
+        if (fd < 0)
+            continue;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        uint8_t buf[64];
+        static const uint8_t choice[2] = {5, 0};
+        if (nb_read_full(fd, buf, 3) == 0 && write(fd, choice, 2) == 2)
+            while (read(fd, buf, sizeof(buf)) > 0)
+                ;
+        close(fd);
+    }
+}
+
+static int nb_greet(int argc, char **argv)
+{
+    struct sockaddr_in sa;
+    long count = argc == 3 ? strtol(argv[2], NULL, 10) : 0;
+    if (count <= 0 || nb_parse_addr(argv[0], argv[1], &sa) < 0) {
+        fprintf(stderr, "usage: netbench greet HOST PORT COUNT\n");
+        return 1;
+    }
+    double *t = calloc((size_t)count, sizeof(double));
+    if (!t)
+        return 1;
+    long ok = 0, fail = 0;
+    for (long i = 0; i < count; i++) {
+        static const uint8_t greeting[3] = {5, 1, 0};
+        uint8_t rep[2];
+        int one = 1, fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd < 0 || setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0 ||
+            connect(fd, (const struct sockaddr *)&sa, sizeof(sa)) < 0) {
+            fail++;
+            if (fd >= 0)
+                close(fd);
+            continue;
+        }
+        double t0 = nb_now();
+        if (write(fd, greeting, 3) == 3 && nb_read_full(fd, rep, 2) == 0 && rep[0] == 5 && rep[1] == 0)
+            t[ok++] = nb_now() - t0;
+        else
+            fail++;
+        close(fd);
+    }
+    if (ok == 0) {
+        printf("n 0 fail %ld\n", fail);
+        free(t);
+        return 1;
+    }
+    qsort(t, (size_t)ok, sizeof(double), nb_cmp_double);
+    printf("n %ld fail %ld p50 %.3f p90 %.3f\n", ok, fail, t[(ok - 1) / 2] * 1e3, t[(ok - 1) * 9 / 10] * 1e3);
+    free(t);
+    return fail ? 1 : 0;
 }
 
 /* ---------------------------------------------------------------- hold */
@@ -749,6 +844,11 @@ int main(int argc, char **argv)
         return nb_latency(argc - 2, argv + 2);
     if (argc >= 2 && strcmp(argv[1], "hold") == 0)
         return nb_hold_run(argc - 2, argv + 2);
-    fprintf(stderr, "usage: netbench serve|latency|hold ... (see the comment at the top of netbench.c)\n");
+    if (argc >= 2 && strcmp(argv[1], "greet") == 0)
+        return nb_greet(argc - 2, argv + 2);
+    if (argc >= 2 && strcmp(argv[1], "greet-serve") == 0)
+        return nb_greet_serve(argc - 2, argv + 2);
+    fprintf(stderr, "usage: netbench serve|latency|hold|greet|greet-serve ... (see the comment at the top of "
+                    "netbench.c)\n");
     return 1;
 }

@@ -29,7 +29,9 @@
 #   2. client CPU (user + system, /proc/PID/stat) per GiB moved, during the runs of case 1 (the
 #      log also gives the openvpn server process's CPU per GiB and how busy it was: over TCP the
 #      server's single thread is what both clients wait for)
-#   3. latency: connect to the first byte of a small HTTP answer (netbench latency), 1,000 requests
+#   3. latency: connect to the first byte of a small HTTP answer (netbench latency), 1,000 requests;
+#      for ours also the SOCKS5 greeting's round trip alone, against netbench greet-serve (the
+#      least a SOCKS5 server can do) in the same namespace, so the protocol's share shows
 #   4. scale: 10,000 idle connections held open; VmRSS growth per connection, the client's CPU
 #      while they idle (% of a core, from the scheduler's per-thread runtime), time to open them
 #      (and, in the log, how long their closes take to reach the server)
@@ -167,6 +169,11 @@ openssl rand -out "$FILE" "$SIZE" 2>/dev/null || head -c "$SIZE" /dev/urandom >"
 chmod 644 "$FILE"
 lab_bg netbench ip netns exec "$LAB_SERVER_NS" "$NETBENCH" serve "$LAB_INTERNAL_IP" "$NB_PORT" "$FILE"
 lab_wait_listen "$LAB_SERVER_NS" tcp "$LAB_INTERNAL_IP" "$NB_PORT" || lab_die "netbench serve did not start"
+GREET_PORT=8095
+if want latency; then
+    lab_bg greet-serve ip netns exec "$LAB_CLIENT_NS" "$NETBENCH" greet-serve 127.0.0.1 "$GREET_PORT"
+    lab_wait_listen "$LAB_CLIENT_NS" tcp 127.0.0.1 "$GREET_PORT" || lab_die "netbench greet-serve did not start"
+fi
 
 # ---------------------------------------------------------------- helpers
 CLK_TCK=$(getconf CLK_TCK)
@@ -519,6 +526,23 @@ latency() {
     R[lat99,$CLIENT]=$(awk '{for (i = 1; i < NF; i++) if ($i == "p99") print $(i + 1)}' <<<"$out")
     R[latfail,$CLIENT]=$(awk '{for (i = 1; i < NF; i++) if ($i == "fail") print $(i + 1)}' <<<"$out")
     R[latconn,$CLIENT]=$(awk '{for (i = 1; i < NF; i++) if ($i == "connected-p50") print $(i + 1)}' <<<"$out")
+    R[latgreet,$CLIENT]=$(awk '{for (i = 1; i < NF; i++) if ($i == "greeting-p50") print $(i + 1)}' <<<"$out")
+    R[latrest,$CLIENT]=$(awk '{for (i = 1; i < NF; i++) if ($i == "rest-p50") print $(i + 1)}' <<<"$out")
+    [ "$CLIENT" = ours ] || return 0
+    # the greeting alone, alternating between vpn2socks and the least a SOCKS5 server can do
+    local who i
+    for i in 1 2; do
+        for who in min ours; do
+            if [ "$who" = min ]; then
+                out=$(lab_in_client "$NETBENCH" greet 127.0.0.1 "$GREET_PORT" "$LAT_COUNT")
+            else
+                out=$(lab_in_client "$NETBENCH" greet "$SOCKS_ADDR" "$SOCKS_PORT" "$LAT_COUNT")
+            fi
+            echo "greeting $who: $out" >>"$RAW"
+            say "  SOCKS5 greeting, $who: $out"
+            R[greet$i,$who]=$(awk '{for (i = 1; i < NF; i++) if ($i == "p50") print $(i + 1)}' <<<"$out")
+        done
+    done
 }
 
 # scale: SCALE_COUNT idle connections; R[scale_kib,CLIENT] KiB of the client's VmRSS per connection,
@@ -818,6 +842,19 @@ if want latency; then
     r=$(ratio "${R[latconn,ours]:-}" "${R[latconn,stock]:-}")
     row "  of which connected (SOCKS reply / connect()) p50 ms" "$(fmt "${R[latconn,ours]:-}" %.3f)" \
         "$(fmt "${R[latconn,stock]:-}" %.3f)" "$r" "-" "-"
+    # The SOCKS5 greeting's round trip over loopback is the protocol's, not the proxy's: a client
+    # waits for the method choice before it may ask for a target, and the stock client's
+    # applications have no such step. The row after it is the rest of each request.
+    row "  of which the SOCKS5 greeting's round trip p50 ms" "$(fmt "${R[latgreet,ours]:-}" %.3f)" \
+        "-" "-" "-" "-"
+    r=$(ratio "${R[latrest,ours]:-}" "${R[latrest,stock]:-}")
+    row "latency p50 ms less the greeting (each request's)" "$(fmt "${R[latrest,ours]:-}" %.3f)" \
+        "$(fmt "${R[latrest,stock]:-}" %.3f)" "$r" "-" "-"
+    g_ours=$(printf '%s\n' "${R[greet1,ours]:-}" "${R[greet2,ours]:-}" | grep . | median)
+    g_min=$(printf '%s\n' "${R[greet1,min]:-}" "${R[greet2,min]:-}" | grep . | median)
+    r=$(ratio "$g_ours" "$g_min")
+    row "SOCKS5 greeting alone p50 ms, vpn2socks vs a minimal server (netbench greet-serve)" \
+        "$(fmt "$g_ours" %.3f)" "$(fmt "$g_min" %.3f)" "$r" "-" "-"
 fi
 if want scale; then
     k=${R[scale_kib,ours]:-}
