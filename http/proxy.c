@@ -215,8 +215,8 @@ static void http_conn_tunnel_dialed(void *arg, struct outbound_conn *d, int stat
     c->dial = NULL;
     if (status < 0) {
         char why[400];
-        snprintf(why, sizeof(why), "%s: %s", c->target, uv_strerror(status));
-        v2s_info("%s -> %s: %s (HTTP %d)", c->peer, c->target, uv_strerror(status), http_status_for(status));
+        snprintf(why, sizeof(why), "%s: %s", c->target, outbound_strerror(status));
+        v2s_info("%s -> %s: %s (HTTP %d)", c->peer, c->target, outbound_strerror(status), http_status_for(status));
         http_conn_fail(c, http_status_for(status), why);
         return;
     }
@@ -276,8 +276,8 @@ static void http_conn_connect(struct http_conn *c)
     if (rc < 0) {
         c->dial = NULL;
         char why[400];
-        snprintf(why, sizeof(why), "%s: %s", c->target, uv_strerror(rc));
-        v2s_info("%s -> %s: %s (HTTP %d)", c->peer, c->target, uv_strerror(rc), http_status_for(rc));
+        snprintf(why, sizeof(why), "%s: %s", c->target, outbound_strerror(rc));
+        v2s_info("%s -> %s: %s (HTTP %d)", c->peer, c->target, outbound_strerror(rc), http_status_for(rc));
         http_conn_fail(c, http_status_for(rc), why);
     }
 }
@@ -427,8 +427,8 @@ static void http_conn_request(struct http_conn *c)
     c->state = HTTP_CONN_DIALING;
     if ((rc = http_upstream_open(c, host, port, c->target)) < 0) {
         char why[400];
-        snprintf(why, sizeof(why), "%s: %s", c->target, uv_strerror(rc));
-        v2s_info("%s -> %s: %s (HTTP %d)", c->peer, c->target, uv_strerror(rc), http_status_for(rc));
+        snprintf(why, sizeof(why), "%s: %s", c->target, outbound_strerror(rc));
+        v2s_info("%s -> %s: %s (HTTP %d)", c->peer, c->target, outbound_strerror(rc), http_status_for(rc));
         http_conn_fail(c, http_status_for(rc), why);
     }
 }

@@ -40,7 +40,8 @@ int http_status_for(int err)
 {
     switch (err) {
     case UV_EACCES:
-    case UV_EPERM: return 403;
+    case UV_EPERM:
+    case UV_ELOOP: return 403;
     case UV_ETIMEDOUT: return 504;
     default: return 502;
     }

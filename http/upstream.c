@@ -214,8 +214,8 @@ static void http_upstream_dialed(void *arg, struct outbound_conn *d, int status,
         http_upstream_release(up);
         if (c) {
             char why[400];
-            snprintf(why, sizeof(why), "%s: %s", c->target, uv_strerror(status));
-            v2s_info("%s -> %s: %s (HTTP %d)", c->peer, c->target, uv_strerror(status), http_status_for(status));
+            snprintf(why, sizeof(why), "%s: %s", c->target, outbound_strerror(status));
+            v2s_info("%s -> %s: %s (HTTP %d)", c->peer, c->target, outbound_strerror(status), http_status_for(status));
             http_conn_fail(c, http_status_for(status), why);
         }
         return;
@@ -312,8 +312,8 @@ static void http_conn_retry(struct http_conn *c)
     http_conn_origin_wait(c, 0); /* the connect timeout's turn */
     if ((rc = http_upstream_open(c, c->host, c->port, c->target)) < 0) {
         char why[400];
-        snprintf(why, sizeof(why), "%s: %s", c->target, uv_strerror(rc));
-        v2s_info("%s -> %s: %s (HTTP %d)", c->peer, c->target, uv_strerror(rc), http_status_for(rc));
+        snprintf(why, sizeof(why), "%s: %s", c->target, outbound_strerror(rc));
+        v2s_info("%s -> %s: %s (HTTP %d)", c->peer, c->target, outbound_strerror(rc), http_status_for(rc));
         http_conn_fail(c, http_status_for(rc), why);
     }
 }

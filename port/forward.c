@@ -102,7 +102,7 @@ static void fwd_conn_dialed(void *arg, struct outbound_conn *d, int status, cons
     (void)port;
     c->dial = NULL;
     if (status < 0) {
-        v2s_info("%s -> %s: %s (forward %s, connection reset)", c->peer, c->pf->dst.text, uv_strerror(status),
+        v2s_info("%s -> %s: %s (forward %s, connection reset)", c->peer, c->pf->dst.text, outbound_strerror(status),
                  c->pf->where);
         fwd_conn_close(c, 1);
         return;
@@ -131,7 +131,8 @@ static int fwd_accept(void *arg, uv_stream_t *listener)
     int rc = outbound_connect(pf->out, pf->dst.name, &pf->dst.addr, pf->dst.port, pf->connect_timeout_ms, fwd_conn_dialed, c,
                               &c->dial);
     if (rc < 0) {
-        v2s_info("%s -> %s: %s (forward %s, connection reset)", c->peer, pf->dst.text, uv_strerror(rc), pf->where);
+        v2s_info("%s -> %s: %s (forward %s, connection reset)", c->peer, pf->dst.text, outbound_strerror(rc),
+                 pf->where);
         c->dial = NULL;
         fwd_conn_close(c, 1);
     }

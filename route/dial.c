@@ -15,6 +15,7 @@
 
 #include "base/list.h"
 #include "base/log.h"
+#include "route/listener.h"
 #include "route/outbound.h"
 #include "stack/resolver.h"
 #include "stack/stack.h"
@@ -58,6 +59,7 @@ struct dial {
     uint64_t deadline; /* uv_now() by which an attempt must have connected: timeout_ms for all */
     int error;         /* why the last attempt failed, 0 before one did */
     int rejected;      /* the router refused one of addrs */
+    int own;           /* one of addrs, to go direct, is a listener of ours (listener_is_own()) */
     int counted;       /* counted in the statistics (once per dial) */
     char name[256];
     struct resolver_query *query;
@@ -106,8 +108,9 @@ static void dial_count(struct dialer *r, enum router_verdict v)
 
 /* Tries the next of d's addresses that the router lets through on a path that can carry it,
  * while time is left. 0 (dial_connected() follows), or a negative error for the caller to
- * report: the last attempt's, else UV_EACCES when the router refused an address, else
- * UV_ENETUNREACH (no path carries any of them). */
+ * report: UV_ELOOP when an address to go direct is one of our own listeners, else the last
+ * attempt's, else UV_EACCES when the router refused an address, else UV_ENETUNREACH (no path
+ * carries any of them). */
 static int dial_try_next(struct dial *d)
 {
     struct dialer *r = dialer_of(d->base.ob);
@@ -126,6 +129,13 @@ static int dial_try_next(struct dial *d)
                          same ? "" : d->name, same ? "" : ": ", text);
             }
             d->rejected = 1;
+            continue;
+        }
+        if (v == ROUTER_DIRECT && listener_is_own(a, d->port)) {
+            /* A client could send the proxy or a -L forward to itself (to loopback with
+             * --allow-direct-local, or to an interface's address when it listens on a
+             * wildcard): each connection would open another, until the caps are full. */
+            d->own = 1;
             continue;
         }
         struct outbound *via = cfg->via[v];
@@ -150,12 +160,15 @@ static int dial_try_next(struct dial *d)
         if (rc == UV_ECANCELED)
             break; /* the path is closing: so is the process */
     }
+    if (d->own || (d->rejected && !d->error)) {
+        if (!d->counted) {
+            d->counted = 1;
+            dial_count(r, ROUTER_REJECT);
+        }
+        return d->own ? UV_ELOOP : UV_EACCES;
+    }
     if (d->error)
         return d->error;
-    if (d->rejected) {
-        dial_count(r, ROUTER_REJECT);
-        return UV_EACCES;
-    }
     return UV_ENETUNREACH;
 }
 

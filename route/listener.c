@@ -2,9 +2,15 @@
 #include "route/listener.h"
 
 #include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
 
 #include "base/addr.h"
 #include "base/log.h"
+
+/* Every listener of this process that is listening (listener_is_own()). One loop, one thread: a
+ * process-wide list, as the listeners are the process's own sockets. */
+static struct v2s_list listener_open_list = {&listener_open_list, &listener_open_list};
 
 void listener_init(struct listener *l, const struct listener_ops *ops, void *owner, struct conn_limit *shared,
                    const char *who)
@@ -13,6 +19,7 @@ void listener_init(struct listener *l, const struct listener_ops *ops, void *own
     l->owner = owner;
     l->shared = shared;
     l->who = who;
+    v2s_list_init(&l->own_node);
 }
 
 void listener_cap(struct listener *l, unsigned max, const char *what)
@@ -80,9 +87,82 @@ int listener_open(struct listener *l, uv_loop_t *loop, const struct sockaddr *ad
         rc = uv_tcp_nodelay(&l->tcp, 1);
     if (rc == 0)
         rc = uv_listen((uv_stream_t *)&l->tcp, 511, listener_on_connection);
-    if (rc < 0)
+    if (rc < 0) {
         listener_close(l, NULL, NULL);
-    return rc;
+        return rc;
+    }
+    /* The socket's own address, for listener_is_own(): with port 0 only it knows the port. */
+    struct sockaddr_storage ss;
+    int sl = sizeof(ss);
+    if (uv_tcp_getsockname(&l->tcp, (struct sockaddr *)&ss, &sl) == 0 &&
+        v2s_addr_from_sockaddr((struct sockaddr *)&ss, &l->own_addr, &l->own_port) == 0) {
+        v2s_addr_unmap_v4(&l->own_addr);
+        v2s_list_push_back(&listener_open_list, &l->own_node);
+    }
+    return 0;
+}
+
+static int listener_addr_is_any(const struct v2s_addr *a)
+{
+    static const uint8_t zero[16];
+    return memcmp(a->bytes, zero, v2s_addr_len(a)) == 0;
+}
+
+/* Whether a is an address of this host: loopback (all of 127.0.0.0/8 on Linux) or one of its
+ * interfaces'. Asked only when a wildcard listener has the port, so the interface list is read
+ * then. */
+static int listener_addr_is_host(const struct v2s_addr *a)
+{
+    static const uint8_t v6_loopback[16] = {[15] = 1};
+    if ((a->family == AF_INET && a->bytes[0] == 127) ||
+        (a->family == AF_INET6 && memcmp(a->bytes, v6_loopback, 16) == 0))
+        return 1;
+    uv_interface_address_t *ifs;
+    int n, found = 0;
+    if (uv_interface_addresses(&ifs, &n) < 0)
+        return 0;
+    for (int i = 0; i < n && !found; i++) {
+        struct v2s_addr ia;
+        uint16_t port;
+        if (v2s_addr_from_sockaddr((const struct sockaddr *)&ifs[i].address, &ia, &port) == 0) {
+            v2s_addr_unmap_v4(&ia);
+            found = v2s_addr_equal(&ia, a);
+        }
+    }
+    uv_free_interface_addresses(ifs, n);
+    return found;
+}
+
+int listener_is_own(const struct v2s_addr *addr, uint16_t port)
+{
+    struct v2s_addr a = *addr;
+    v2s_addr_unmap_v4(&a);
+    if (a.family != AF_INET && a.family != AF_INET6)
+        return 0;
+    if (listener_addr_is_any(&a)) {
+        /* Linux connects 0.0.0.0 to 127.0.0.1 and :: to ::1. */
+        memset(a.bytes, 0, sizeof(a.bytes));
+        if (a.family == AF_INET) {
+            a.bytes[0] = 127;
+            a.bytes[3] = 1;
+        } else {
+            a.bytes[15] = 1;
+        }
+    }
+    struct v2s_list *n;
+    V2S_LIST_FOREACH(n, &listener_open_list) {
+        const struct listener *l = V2S_LIST_ENTRY(n, struct listener, own_node);
+        if (l->own_port != port)
+            continue;
+        if (v2s_addr_equal(&l->own_addr, &a))
+            return 1;
+        /* A wildcard socket of IPv6 takes IPv4 connections too (libuv binds it with IPV6_V6ONLY
+         * off). */
+        if (listener_addr_is_any(&l->own_addr) && (l->own_addr.family == AF_INET6 || a.family == AF_INET) &&
+            listener_addr_is_host(&a))
+            return 1;
+    }
+    return 0;
 }
 
 void listener_where(const struct listener *l, const struct sockaddr *addr, char *buf, size_t len)
@@ -118,6 +198,7 @@ static void listener_closed(uv_handle_t *h)
 
 void listener_close(struct listener *l, void (*cb)(void *arg), void *arg)
 {
+    v2s_list_remove(&l->own_node);
     l->closing = 1;
     l->close_cb = cb;
     l->close_arg = arg;

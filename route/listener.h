@@ -9,7 +9,9 @@
 
 #include <uv.h>
 
+#include "base/addr.h"
 #include "base/conn_limit.h"
+#include "base/list.h"
 #include "route/refuse.h"
 
 struct listener_ops {
@@ -35,6 +37,9 @@ struct listener {
     void *owner;
     int closing;
     int handles_open;          /* the listener's and the refused connections' */
+    struct v2s_list own_node;  /* on the open listeners (listener_is_own()) while listening */
+    struct v2s_addr own_addr;  /* where the socket listens (the port the kernel chose for 0) */
+    uint16_t own_port;
     void (*close_cb)(void *arg);
     void *close_arg;
 };
@@ -61,5 +66,11 @@ void listener_give(struct listener *l);
 void listener_maybe_free(struct listener *l);
 /* Stops accepting; cb(arg) follows the owner's free. The owner then closes its connections. */
 void listener_close(struct listener *l, void (*cb)(void *arg), void *arg);
+/* Whether a connection from this host to addr:port would reach one of the listeners open in this
+ * process: the same port, and addr the listener's address, or any address of this host (loopback,
+ * an interface's, unspecified) when the listener is bound to a wildcard. 0.0.0.0 and :: count as
+ * 127.0.0.1 and ::1, where Linux connects them. The routed outbound refuses such a direct
+ * destination (route/dial.c): each connection would make another to itself. */
+int listener_is_own(const struct v2s_addr *addr, uint16_t port);
 
 #endif

@@ -20,6 +20,13 @@ void outbound_free_closed(struct outbound *ob, void *mem)
         cb(arg);
 }
 
+const char *outbound_strerror(int status)
+{
+    if (status == UV_ELOOP)
+        return "one of this vpn2socks's own listeners: refused, it would loop";
+    return uv_strerror(status);
+}
+
 void outbound_label(char *buf, size_t cap, const char *client, const char *name, const struct v2s_addr *dst,
                     uint16_t port, const char *via)
 {

@@ -34,10 +34,11 @@ struct outbound_conn {
 };
 
 /* status: 0, UV_EAI_NONAME / UV_EAI_AGAIN (name), UV_EACCES (rejected by the router or the
- * network), UV_ENETUNREACH, UV_EHOSTUNREACH, UV_ECONNREFUSED, UV_ETIMEDOUT, UV_ENETDOWN,
- * UV_ECANCELED (the outbound was closed), ... On success bound/port are the local end of the
- * outbound connection, and the callback must call outbound_bridge() before it returns: data
- * arriving later would have no reader. On failure c is NULL (already gone). */
+ * network), UV_ELOOP (a direct destination that is one of our own listeners), UV_ENETUNREACH,
+ * UV_EHOSTUNREACH, UV_ECONNREFUSED, UV_ETIMEDOUT, UV_ENETDOWN, UV_ECANCELED (the outbound was
+ * closed), ... On success bound/port are the local end of the outbound connection, and the
+ * callback must call outbound_bridge() before it returns: data arriving later would have no
+ * reader. On failure c is NULL (already gone). */
 typedef void (*outbound_connect_cb)(void *arg, struct outbound_conn *c, int status, const struct v2s_addr *bound,
                                     uint16_t port);
 /* The relay is over and the client handle closed; the listener may free what holds it. */
@@ -160,6 +161,10 @@ static inline void outbound_close(struct outbound *ob, void (*cb)(void *arg), vo
 void outbound_free_closed(struct outbound *ob, void *mem);
 
 /* --- the bookkeeping every implementation shares (route/outbound.c) --- */
+
+/* What a connect status means, for a listener's log line and answer: uv_strerror(), except for
+ * the statuses an outbound gives a meaning of its own (UV_ELOOP). */
+const char *outbound_strerror(int status);
 
 enum { OUTBOUND_LABEL_MAX = 320 };
 

@@ -234,7 +234,8 @@ static uint8_t socks_reply_for(int status)
     case UV_ENETDOWN: return SOCKS5_REP_NET_UNREACHABLE;
     case UV_ETIMEDOUT: return SOCKS5_REP_TTL_EXPIRED;
     case UV_EACCES:
-    case UV_EPERM: return SOCKS5_REP_NOT_ALLOWED;
+    case UV_EPERM:
+    case UV_ELOOP: return SOCKS5_REP_NOT_ALLOWED;
     default: return SOCKS5_REP_GENERAL_FAILURE;
     }
 }
@@ -274,7 +275,7 @@ static void socks_conn_dialed(void *arg, struct outbound_conn *d, int status, co
     c->dial = NULL;
     if (status < 0) {
         uint8_t rep = socks_reply_for(status);
-        v2s_info("%s -> %s: %s (reply %u)", c->peer, c->target, uv_strerror(status), rep);
+        v2s_info("%s -> %s: %s (reply %u)", c->peer, c->target, outbound_strerror(status), rep);
         socks_conn_reply_and_close(c, rep);
         return;
     }
@@ -353,7 +354,7 @@ static void socks_conn_request(struct socks_conn *c, const uint8_t *rest, size_t
                               c->srv->connect_timeout_ms, socks_conn_dialed, c, &c->dial);
     if (rc < 0) {
         uint8_t rep = socks_reply_for(rc);
-        v2s_info("%s -> %s: %s (reply %u)", c->peer, c->target, uv_strerror(rc), rep);
+        v2s_info("%s -> %s: %s (reply %u)", c->peer, c->target, outbound_strerror(rc), rep);
         socks_conn_reply_and_close(c, rep);
     }
 }

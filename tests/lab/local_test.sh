@@ -27,7 +27,8 @@
 #       less than S2_RSS_HELD_KB while it holds 1,500 and by less than S2_RSS_REFUSED_KB over the
 #       3,000 refusals; the transfer beside them never stalls;
 #     - once the flood lets go, both listeners take connections again, and with
-#       --allow-direct-local a direct connection to 127.0.0.1 is allowed.
+#       --allow-direct-local a direct connection to a service on 127.0.0.1 is allowed, but not one
+#       to vpn2socks's own second listener (reply 0x02: it would loop).
 # Needs root (skips with exit 77 otherwise). The binary: $VPN2SOCKS_BIN, else build/vpn2socks.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
@@ -37,6 +38,7 @@ source "$here/lib.sh"
 source "$here/v2s.sh"
 
 FLOOD=$here/conn_flood.py
+LOCAL_ECHO_PORT=9097 # a service of the client namespace's own, on loopback (s2)
 # RSS bounds. Held: 1,500 connections of a few KiB each (the SOCKS connection, libuv's handles,
 # for the relays lwIP's PCB and the bridge): 3.3 MB measured, 2.2 KiB each; without the caps the
 # same floods would hold 5,800 connections, about 12 MB. Refused: nothing is kept (0 kB measured).
@@ -240,8 +242,17 @@ lab_check "s2: after the flood, 1080 relays again (echo through the tunnel)" \
     sc echo "$LAB_INTERNAL_IP" "$LAB_ECHO_PORT" 100000
 sc_1081() { local SOCKS_PORT=1081; sc "$@"; }
 lab_check "s2: after the flood, 1081 relays again" sc_1081 echo "$LAB_INTERNAL_IP" "$LAB_ECHO_PORT" 100000
-lab_check "s2: with --allow-direct-local, 127.0.0.1:1081 through 1080: reply 0x00" sc connect 127.0.0.1 1081 0x00
-lab_check "s2: ... and the log shows it went direct" grep -qE -- '-> 127\.0\.0\.1:1081 \(direct\) open' "$S/v2s.log"
+# A service of this host's own on loopback (an echo server in the client's namespace).
+lab_bg local-echo ip netns exec "$LAB_CLIENT_NS" "$LAB_PY" "$LAB_LIB_DIR/echo_server.py" 127.0.0.1 "$LOCAL_ECHO_PORT"
+lab_wait_listen "$LAB_CLIENT_NS" tcp 127.0.0.1 "$LOCAL_ECHO_PORT" 10 || lab_die "the local echo server did not start"
+lab_check "s2: with --allow-direct-local, 127.0.0.1:$LOCAL_ECHO_PORT through 1080: reply 0x00" \
+    sc connect 127.0.0.1 "$LOCAL_ECHO_PORT" 0x00
+lab_check "s2: ... and the log shows it went direct" \
+    grep -qE -- "-> 127\\.0\\.0\\.1:$LOCAL_ECHO_PORT \\(direct\\) open" "$S/v2s.log"
+lab_check "s2: but 127.0.0.1:1081, vpn2socks's own listener, through 1080: reply 0x02" sc connect 127.0.0.1 1081 0x02
+lab_check "s2: ... with one line that says it would loop" \
+    grep -qE -- '-> 127\.0\.0\.1:1081: one of this vpn2socks.s own listeners: refused, it would loop \(reply 2\)' \
+    "$S/v2s.log"
 transfer_check "s2"
 lab_check "s2: vpn2socks still running" v2s_alive
 lab_stop_openconnect TERM

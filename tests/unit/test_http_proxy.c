@@ -3,8 +3,9 @@
  * absolute-URI GET reaches the origin in origin form with the hop-by-hop headers gone; two
  * requests on one connection (the same origin connection reused, then another origin); a
  * pipelined pair answered in order; a chunked POST re-chunked; 400 for garbage, 501 for https,
- * 403 for a destination the router rejects, 502 for a refused port; Proxy-Authorization with
- * credentials (407 otherwise); a close that lets the answer under way finish; no handle left. */
+ * 403 for a destination the router rejects or the proxy itself, 502 for a refused port;
+ * Proxy-Authorization with credentials (407 otherwise); a close that lets the answer under way
+ * finish; no handle left. */
 #include <errno.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -497,6 +498,43 @@ TEST_IMPL(http_proxy_errors)
     strcpy(req + n + big, "\r\n\r\n");
     ASSERT_EQ(htest_ask(&t, req), 431);
     free(req);
+    htest_finish(&t);
+    return 0;
+}
+
+/* A request for the proxy's own address (with --allow-direct-local, as here) is refused with a
+ * 403 that says it would loop, for an absolute URI and for CONNECT, by the address, as 0.0.0.0
+ * (where Linux connects it: 127.0.0.1) and by a name. Failed before the fix: the proxy connected
+ * to itself, so the GET came back as the inner request's 400 and the CONNECT was established. */
+TEST_IMPL(http_proxy_own_listener)
+{
+    struct htest t;
+    char req[256], buf[1024];
+    htest_start(&t);
+    struct v2s_cidr c;
+    ASSERT(v2s_cidr_parse(&c, "0.0.0.0/32", 0) == 0);
+    ASSERT_EQ(router_add_user(&t.router, &c, ROUTER_DIRECT), 0); /* else --others reject has it */
+    static const struct {
+        const char *method, *host, *path;
+    } forms[] = {
+        {"GET http://", "127.0.0.1", "/"},
+        {"CONNECT ", "127.0.0.1", ""},
+        {"GET http://", "0.0.0.0", "/x"},
+        {"GET http://", "localhost", "/"},
+    };
+    for (size_t i = 0; i < sizeof(forms) / sizeof(forms[0]); i++) {
+        snprintf(req, sizeof(req), "%s%s:%u%s HTTP/1.1\r\n\r\n", forms[i].method, forms[i].host, t.port,
+                 forms[i].path);
+        int fd = uvtest_connect(t.port);
+        htest_send(&t, fd, req);
+        htest_read_head(&t, fd, buf, sizeof(buf));
+        ASSERT_ROW(htest_status(buf) == 403, "%s", req);
+        int end = 0;
+        size_t n = uvtest_recv(&t.loop, fd, (uint8_t *)buf, sizeof(buf) - 1, &end, 3000);
+        buf[n] = '\0';
+        ASSERT_ROW(end == 1 && strstr(buf, "would loop") != NULL, "%s", req);
+        close(fd);
+    }
     htest_finish(&t);
     return 0;
 }

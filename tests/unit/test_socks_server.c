@@ -630,6 +630,57 @@ TEST_IMPL(dial_routes_per_verdict)
     return 0;
 }
 
+/* A CONNECT to one of our own listeners (with --allow-direct-local, as here) is "not allowed"
+ * (reply 2) rather than a connection to itself; the tunnel's outbound is never asked. A listener on
+ * the wildcard address is ours at any loopback address (127.0.0.2 here); one on 127.0.0.1 is not
+ * at 127.0.0.2, which the kernel refuses (reply 5). Failed before the fix: reply 0, the server
+ * connected to itself. */
+TEST_IMPL(dial_refuses_own_listener)
+{
+    struct rtest t;
+    int fd;
+    rtest_start(&t);
+    struct v2s_cidr c;
+    ASSERT(v2s_cidr_parse(&c, "0.0.0.0/32", 0) == 0);
+    ASSERT_EQ(router_add_user(&t.router, &c, ROUTER_DIRECT), 0); /* else --others reject has it */
+    ASSERT_EQ(rtest_ask(&t, "127.0.0.1", t.s.port, &fd), 2);
+    close(fd);
+    ASSERT_EQ(rtest_ask(&t, "0.0.0.0", t.s.port, &fd), 2);
+    close(fd);
+    ASSERT_EQ(rtest_ask(&t, "127.0.0.2", t.s.port, &fd), 5);
+    close(fd);
+
+    struct socks_server_config cfg = {.loop = &t.s.loop, .out = t.dialer, .connect_timeout_ms = 3000,
+                                      .handshake_timeout_ms = 5000};
+    struct sockaddr_in sin = {.sin_family = AF_INET}; /* 0.0.0.0, port 0 */
+    struct socks_server *any;
+    ASSERT_EQ(socks_server_new(&any, &cfg, (const struct sockaddr *)&sin), 0);
+    struct sockaddr_storage ss;
+    int len = sizeof(ss);
+    ASSERT_EQ(socks_server_local(any, (struct sockaddr *)&ss, &len), 0);
+    uint16_t any_port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+    ASSERT_EQ(rtest_ask(&t, "127.0.0.2", any_port, &fd), 2);
+    close(fd);
+    ASSERT_EQ(t.s.fake.connects, 0);
+
+    /* Once closed, the port is no longer ours: the kernel refuses it (reply 5). */
+    socks_server_close(any, rtest_closed, &t);
+    ASSERT_EQ(rtest_ask(&t, "127.0.0.2", any_port, &fd), 5);
+    close(fd);
+
+    socks_server_close(t.s.srv, sstest_server_closed, &t.s);
+    ASSERT(uvtest_run_until(&t.s.loop, &t.s.server_closed, 3000));
+    outbound_close(t.dialer, rtest_closed, &t);
+    outbound_close(t.direct, rtest_closed, &t);
+    outbound_close(&t.s.fake.ob, rtest_closed, &t);
+    for (int i = 0; i < 3000 && t.closed < 4; i++)
+        uvtest_run_until(&t.s.loop, &t.s.server_closed, 1);
+    ASSERT_EQ(t.closed, 4);
+    router_free(&t.router);
+    uvtest_loop_finish(&t.s.loop);
+    return 0;
+}
+
 /* Closing the routed outbound fails the dials still connecting (the client is told "general
  * failure") and cancels them in the outbound the router picked. */
 TEST_IMPL(dial_close_fails_pending)
