@@ -23,7 +23,12 @@
  *   - The cap: at max_flows a datagram from a new client is dropped; one line says so when the
  *     cap is met, and one more how many were dropped once a flow ends and frees a place.
  *   - Each flow is logged when it opens and when it closes, with the datagrams each way, as the
- *     TCP relays are (route/outbound.c). */
+ *     TCP relays are (route/outbound.c).
+ *   - -R: a destination that refuses a datagram (its host socket reports ECONNREFUSED, the
+ *     ICMP port unreachable the host got) is answered into the tunnel with ICMP port
+ *     unreachable, as a host or a NAT would, so the remote client learns it at once rather than
+ *     at its timeout. The quote is rebuilt from the flow's last datagram, of which the first
+ *     UFWD_QUOTE_MAX bytes are kept: the error comes after the send, the datagram is gone. */
 #include "port/udp_forward.h"
 
 #include <netdb.h>
@@ -48,6 +53,7 @@ enum {
     UFWD_PENDING_MAX = 128 * 1024,   /* -R: memory held by datagrams waiting for a name, per flow */
     UFWD_TABLE_MAX = 1 << 14,        /* buckets of the flow table */
     UFWD_LABEL_MAX = 512,
+    UFWD_QUOTE_MAX = 128,            /* -R: bytes of the last datagram kept for an ICMP quote */
 };
 
 enum ufwd_kind {
@@ -86,6 +92,11 @@ struct ufwd_flow {
     int handles_open;       /* -R: sock, and gai while it runs */
     struct v2s_list pending;
     size_t pending_bytes;   /* what pending holds, the records' own size included */
+    /* -R: the client's last datagram, for the ICMP port unreachable that answers a refusal. */
+    struct v2s_addr last_dst; /* the tunnel address it was sent to; family 0: none yet */
+    size_t last_len;
+    size_t last_head_len;     /* how much of it last_head holds */
+    uint8_t last_head[UFWD_QUOTE_MAX];
     char label[UFWD_LABEL_MAX]; /* "udp CLIENT -> DEST (forward WHERE)" */
 };
 
@@ -458,7 +469,11 @@ static void ufwd_remote_answer(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf, 
     if (fl->state != UFWD_FLOW_OPEN)
         return;
     if (nread < 0) {
-        /* ICMP errors on a connected socket: port unreachable is ECONNREFUSED. */
+        /* ICMP errors on a connected socket: port unreachable is ECONNREFUSED, which the remote
+         * client is told the same way. */
+        if (nread == UV_ECONNREFUSED && fl->last_dst.family && fl->pu->su)
+            stack_udp_unreachable(fl->pu->su, &fl->peer, fl->peer_port, &fl->last_dst, fl->last_len,
+                                  fl->last_head, fl->last_head_len);
         ufwd_send_failed(fl, (int)nread, 1, 0);
         return;
     }
@@ -566,7 +581,6 @@ static void ufwd_remote_recv(void *arg, const struct v2s_addr *src, uint16_t spo
                              const uint8_t *data, size_t len)
 {
     struct port_udp *pu = arg;
-    (void)dst;
     if (pu->closing)
         return;
     struct ufwd_flow *fl = ufwd_find(pu, src, sport);
@@ -575,6 +589,10 @@ static void ufwd_remote_recv(void *arg, const struct v2s_addr *src, uint16_t spo
     if (fl->state == UFWD_FLOW_FAILED)
         return;
     ufwd_touch(fl);
+    fl->last_dst = *dst;
+    fl->last_len = len;
+    fl->last_head_len = len < UFWD_QUOTE_MAX ? len : UFWD_QUOTE_MAX;
+    memcpy(fl->last_head, data, fl->last_head_len);
     if (fl->state == UFWD_FLOW_RESOLVING) {
         /* Each waiting datagram counts with its record, so that empty ones are bounded too: they
          * counted nothing and piled up without end while the name resolved

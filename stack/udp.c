@@ -16,7 +16,9 @@
  *     nothing freed.
  *   - lwIP itself answers a datagram to a port nobody opened with ICMP port unreachable
  *     (udp_input()), and an echo request to a tunnel address with an echo reply (icmp.c,
- *     icmp6.c); tests/unit/test_stack_udp.c checks both. */
+ *     icmp6.c); tests/unit/test_stack_udp.c checks both. A forward whose destination refused
+ *     a datagram answers it the same way (stack_udp_unreachable()). Neither is rate-limited:
+ *     each answers one datagram from the tunnel, so there are never more than came in. */
 #include "stack/udp.h"
 
 #include <stdlib.h>
@@ -26,8 +28,14 @@
 #include <uv.h>
 
 #include "base/list.h"
+#include "lwip/icmp.h"
+#include "lwip/icmp6.h"
+#include "lwip/inet_chksum.h"
 #include "lwip/ip.h"
 #include "lwip/pbuf.h"
+#include "lwip/prot/ip4.h"
+#include "lwip/prot/ip6.h"
+#include "lwip/prot/udp.h"
 #include "lwip/udp.h"
 #include "stack/internal.h"
 
@@ -154,6 +162,86 @@ int stack_udp_send(struct stack_udp *u, const struct v2s_addr *dst, uint16_t por
         return stack_err_to_uv(e);
     }
     s->udp_out++;
+    return 0;
+}
+
+/* lwIP's icmp6_dest_unreach() answers the packet being input: it reads the netif and the
+ * addresses from ip_data, which lwIP sets only while a packet is input. The rebuilt one is made
+ * current for the call, as ip6_input() would make it, and what was there is put back. */
+static void stack_udp_icmp6_unreach(struct stack *s, struct pbuf *p, const ip_addr_t *src, const ip_addr_t *dst)
+{
+    struct ip_globals saved = ip_data;
+    ip_data.current_netif = &s->netif;
+    ip_data.current_input_netif = &s->netif;
+    ip_data.current_ip6_header = (struct ip6_hdr *)p->payload;
+    ip_data.current_ip_header_tot_len = IP6_HLEN;
+    ip_addr_copy(ip_data.current_iphdr_src, *src);
+    ip_addr_copy(ip_data.current_iphdr_dest, *dst);
+    icmp6_dest_unreach(p, ICMP6_DUR_PORT);
+    ip_data = saved;
+}
+
+int stack_udp_unreachable(struct stack_udp *u, const struct v2s_addr *src, uint16_t sport,
+                          const struct v2s_addr *dst, size_t len, const uint8_t *head, size_t head_len)
+{
+    struct stack *s = u->s;
+    if (!s || !s->up)
+        return UV_ENETDOWN;
+    if (src->family != dst->family || (src->family != AF_INET && src->family != AF_INET6) || head_len > len)
+        return UV_EINVAL;
+    int v6 = src->family == AF_INET6;
+    if (len > (v6 ? STACK_UDP_MAX6 : STACK_UDP_MAX4))
+        return UV_EMSGSIZE;
+    ip_addr_t from, to;
+    stack_addr_to_lwip(src, &from);
+    stack_addr_to_lwip(dst, &to);
+    /* Only a datagram to a tunnel address is answered, from it: never one to a broadcast or
+     * multicast address (RFC 1122 3.2.2, RFC 4443 2.4), as lwIP's udp_input() does not. */
+    if (v6 ? netif_get_ip6_addr_match(&s->netif, ip_2_ip6(&to)) < 0
+           : !ip4_addr_cmp(ip_2_ip4(&to), netif_ip4_addr(&s->netif)))
+        return UV_EINVAL;
+    u16_t iphlen = v6 ? IP6_HLEN : IP_HLEN;
+    struct pbuf *p = pbuf_alloc(PBUF_RAW, (u16_t)(iphlen + UDP_HLEN + head_len), PBUF_RAM);
+    if (!p)
+        return UV_ENOMEM;
+    pbuf_remove_header(p, iphlen);
+    struct udp_hdr *uh = (struct udp_hdr *)p->payload;
+    uh->src = lwip_htons(sport);
+    uh->dest = lwip_htons(u->port);
+    uh->len = lwip_htons((u16_t)(UDP_HLEN + len));
+    uh->chksum = 0;
+    if (head_len)
+        memcpy((uint8_t *)p->payload + UDP_HLEN, head, head_len);
+    if (head_len == len) {
+        u16_t sum = ip_chksum_pseudo(p, IP_PROTO_UDP, p->tot_len, &from, &to);
+        uh->chksum = sum == 0 ? 0xFFFF : sum;
+    }
+    pbuf_add_header(p, iphlen);
+    if (v6) {
+        struct ip6_hdr *h = (struct ip6_hdr *)p->payload;
+        IP6H_VTCFL_SET(h, 6, 0, 0);
+        IP6H_PLEN_SET(h, (u16_t)(UDP_HLEN + len));
+        IP6H_NEXTH_SET(h, IP6_NEXTH_UDP);
+        IP6H_HOPLIM_SET(h, UDP_TTL);
+        ip6_addr_copy_to_packed(h->src, *ip_2_ip6(&from));
+        ip6_addr_copy_to_packed(h->dest, *ip_2_ip6(&to));
+        stack_udp_icmp6_unreach(s, p, &from, &to);
+    } else {
+        struct ip_hdr *h = (struct ip_hdr *)p->payload;
+        IPH_VHL_SET(h, 4, IP_HLEN / 4);
+        IPH_TOS_SET(h, 0);
+        IPH_LEN_SET(h, lwip_htons((u16_t)(IP_HLEN + UDP_HLEN + len)));
+        IPH_ID_SET(h, 0);
+        IPH_OFFSET_SET(h, 0);
+        IPH_TTL_SET(h, UDP_TTL);
+        IPH_PROTO_SET(h, IP_PROTO_UDP);
+        ip4_addr_copy(h->src, *ip_2_ip4(&from));
+        ip4_addr_copy(h->dest, *ip_2_ip4(&to));
+        IPH_CHKSUM_SET(h, 0);
+        IPH_CHKSUM_SET(h, inet_chksum(h, IP_HLEN));
+        icmp_dest_unreach(p, ICMP_DUR_PORT);
+    }
+    pbuf_free(p);
     return 0;
 }
 

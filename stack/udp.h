@@ -28,6 +28,15 @@ int stack_udp_open(struct stack *s, const struct v2s_addr *local, uint16_t port,
  * packet in 16 bits), UV_ENETDOWN (tunnel down, or the stack closed), UV_EAFNOSUPPORT (the
  * tunnel has no address of dst's family, or the socket is bound to the other one), UV_ENOMEM. */
 int stack_udp_send(struct stack_udp *u, const struct v2s_addr *dst, uint16_t port, const uint8_t *data, size_t len);
+/* Answers a datagram that src:sport sent to dst (a tunnel address) on the socket's port with ICMP
+ * port unreachable (ICMPv6 for IPv6) from dst, as a host with nothing on that port would: what a
+ * forward does when its destination refuses the datagram. The datagram is quoted as rebuilt from
+ * what the caller kept of it: len bytes of payload, of which the first head_len (head, borrowed)
+ * are known; the quoted UDP checksum is the real one when head holds the whole payload, else 0.
+ * 0, or UV_ENETDOWN (tunnel down, the stack closed), UV_EINVAL (dst not a tunnel address of
+ * src's family, or head_len > len), UV_EMSGSIZE, UV_ENOMEM. */
+int stack_udp_unreachable(struct stack_udp *u, const struct v2s_addr *src, uint16_t sport,
+                          const struct v2s_addr *dst, size_t len, const uint8_t *head, size_t head_len);
 /* The port the socket is bound to. */
 uint16_t stack_udp_port(const struct stack_udp *u);
 /* Closes the socket at once (also from its own callback); its callback never runs again. The

@@ -13,6 +13,8 @@
 #                                                 echo on the client's loopback and come back;
 #                                                 port 7001, not forwarded, answers ICMP port
 #                                                 unreachable (ECONNREFUSED on a connected socket)
+#   shut  -R 7002:127.0.0.1:17008/udp             nothing listens on 17008: the refusal comes
+#                                                 back as ICMP port unreachable too
 # Needs root (skips with exit 77 otherwise). The binary: $VPN2SOCKS_BIN, else build/vpn2socks.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
@@ -34,7 +36,9 @@ ECHO_FWD=17777
 OUT_FWD=5354
 BACK_PORT=7000
 NOT_FORWARDED=7001
+SHUT_PORT=7002
 LOCAL_ECHO=17007
+LOCAL_SHUT=17008 # nothing listens there
 
 # The service -R reaches: a UDP (and TCP) echo on the client's loopback.
 lab_bg local-echo ip netns exec "$LAB_CLIENT_NS" "$LAB_PY" "$here/echo_server.py" 127.0.0.1 "$LOCAL_ECHO"
@@ -46,7 +50,8 @@ v2s_start_ovpn udp "$LAB_OVPN_CLIENT_DIR" --others reject \
     -L "127.0.0.1:$DNS_FWD:$LAB_INTERNAL_IP:53/udp" \
     -L "127.0.0.1:$ECHO_FWD:$LAB_INTERNAL_IP:$LAB_ECHO_PORT/udp" \
     -L "127.0.0.1:$OUT_FWD:$LAB_SERVER_IP:53/udp" \
-    -R "$BACK_PORT:127.0.0.1:$LOCAL_ECHO/udp" || lab_die "vpn2socks did not bring the tunnel up"
+    -R "$BACK_PORT:127.0.0.1:$LOCAL_ECHO/udp" \
+    -R "$SHUT_PORT:127.0.0.1:$LOCAL_SHUT/udp" || lab_die "vpn2socks did not bring the tunnel up"
 TUN_ADDR=$(sed -n 's/.*tunnel up: address \([0-9.]*\)\/.*/\1/p' "$S/v2s.log" | head -n 1)
 [ -n "$TUN_ADDR" ] || lab_die "no tunnel address in the log"
 lab_log "the client's tunnel address: $TUN_ADDR"
@@ -124,10 +129,10 @@ PY
     [ "$(grep -cF -- "$want" "$S/v2s.log")" = 1 ] || { echo "logged more than once: $want"; return 1; }
 }
 
-# A port of the tunnel address that nothing forwards: ICMP port unreachable, which a connected
-# socket reports as ECONNREFUSED.
-not_forwarded() {
-    lab_in_server timeout 20 "$LAB_PY" - "$TUN_ADDR" "$NOT_FORWARDED" <<'PY'
+# refused PORT: a datagram from the server's namespace to the tunnel address's PORT is answered
+# with ICMP port unreachable, which a connected socket reports as ECONNREFUSED.
+refused() {
+    lab_in_server timeout 20 "$LAB_PY" - "$TUN_ADDR" "$1" <<'PY'
 import socket, sys
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 s.connect((sys.argv[1], int(sys.argv[2])))
@@ -164,7 +169,8 @@ lab_check "-L/udp: two clients at once, each gets only its own answers" two_clie
 lab_check "-L/udp to a destination --others reject covers: nothing sent, logged once" rejected_forward
 lab_check "-R/udp from the server's namespace: 1 to 4000 bytes echoed by the client's loopback" \
     udp_echo lab_in_server "$TUN_ADDR" "$BACK_PORT" 1 1000 4000
-lab_check "a tunnel port not forwarded: ICMP port unreachable (ECONNREFUSED)" not_forwarded
+lab_check "a tunnel port not forwarded: ICMP port unreachable (ECONNREFUSED)" refused "$NOT_FORWARDED"
+lab_check "-R/udp to a closed port of this host: ICMP port unreachable (ECONNREFUSED)" refused "$SHUT_PORT"
 lab_check "each flow's open is logged" flows_logged
 lab_check "vpn2socks is still running" v2s_alive
 lab_check_eq "SIGTERM: exit status 0" 0 "$(v2s_stop)"

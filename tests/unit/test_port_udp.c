@@ -3,7 +3,8 @@
  * plays the destination's answers: a flow per client, each client getting only its own answers
  * and only those from the destination; a 9000-byte datagram whole both ways; the idle timeout;
  * the cap on flows, with one line per burst; a destination the router rejects; no handle left.
- * Then -R/udp, and -L/udp end to end, through the real stack behind a fake tunnel. */
+ * Then -R/udp (a refused datagram answered with ICMP port unreachable), and -L/udp end to end,
+ * through the real stack behind a fake tunnel. */
 #include <errno.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -420,6 +421,9 @@ struct rtest {
     uint8_t *data[RTEST_MAX_SENT];
     size_t len[RTEST_MAX_SENT];
     uint8_t frag[0x10000];          /* the IP payload of a fragmented datagram so far */
+    int n_icmp;                     /* ICMP and ICMPv6 packets seen */
+    uint8_t icmp[1500];             /* the last of them, whole */
+    size_t icmp_len;
 };
 
 static void rtest_keep(struct rtest *r, const uint8_t *pkt, size_t len)
@@ -439,6 +443,13 @@ static void rtest_keep(struct rtest *r, const uint8_t *pkt, size_t len)
 static void rtest_on_send(struct harness_tun *t, const uint8_t *pkt, size_t len)
 {
     struct rtest *r = t->arg;
+    if ((len >= 20 && pkt[0] >> 4 == 4 && pkt[9] == 1) || (len >= 40 && pkt[0] >> 4 == 6 && pkt[6] == 58)) {
+        ASSERT(len <= sizeof(r->icmp));
+        memcpy(r->icmp, pkt, len);
+        r->icmp_len = len;
+        r->n_icmp++;
+        return;
+    }
     if (len < 20 || pkt[0] >> 4 != 4 || pkt[9] != 17)
         return; /* not UDP over IPv4 */
     size_t ihl = (size_t)(pkt[0] & 0x0F) * 4;
@@ -538,14 +549,19 @@ static uint16_t rtest_sockaddr_port(const struct sockaddr_storage *ss)
                                            : ((const struct sockaddr_in *)ss)->sin_port);
 }
 
-/* A fresh rtest, its harness tunnel up at 10.8.0.2. */
-static struct rtest *rtest_new(void)
+/* A fresh rtest, its harness tunnel up at 10.8.0.2 (and at addr6, when not NULL). */
+static struct rtest *rtest_new_with(const char *addr6)
 {
     struct rtest *r = calloc(1, sizeof(*r));
     ASSERT(r);
-    struct harness_tun_config cfg = {.addr4 = "10.8.0.2"};
+    struct harness_tun_config cfg = {.addr4 = "10.8.0.2", .addr6 = addr6};
     ASSERT_EQ(harness_tun_up(&r->tun, &cfg, rtest_on_send, r), 0);
     return r;
+}
+
+static struct rtest *rtest_new(void)
+{
+    return rtest_new_with(NULL);
 }
 
 /* The -R/udp forward from tunnel port tport to host:port (4 flows at most, idle ones end after
@@ -727,6 +743,96 @@ TEST_IMPL(port_udp_remote)
     close(svc);
     close(other);
     close(dual);
+    rtest_free(r);
+    return 0;
+}
+
+/* Runs the loop until the stack sent want ICMP packets or ms passed. */
+static int rtest_wait_icmp(struct rtest *r, int want, unsigned ms)
+{
+    for (unsigned i = 0; i < ms && r->n_icmp < want; i++) {
+        harness_tun_settle(&r->tun);
+        usleep(1000);
+    }
+    return r->n_icmp >= want;
+}
+
+/* A UDP port of 127.0.0.1 that nothing listens on (it was bound a moment ago). */
+static uint16_t rtest_closed_udp_port(void)
+{
+    uint16_t port;
+    close(rtest_service(0, &port));
+    return port;
+}
+
+/* -R/udp to a closed host port: the host socket's ECONNREFUSED goes back into the tunnel as ICMP
+ * port unreachable (ICMPv6 for IPv6) from the tunnel address to the remote client, quoting its
+ * datagram (the IP header and the UDP header with its real checksum; over IPv6 the payload too),
+ * once for each datagram refused. Failed before the fix: nothing came back, and the client only
+ * learnt it at its own timeout. */
+TEST_IMPL(port_udp_remote_refused)
+{
+    struct rtest *r = rtest_new_with("fd00:0:0:8::2");
+    uint16_t closed = rtest_closed_udp_port();
+    struct v2s_addr any6;
+    ASSERT_EQ(v2s_addr_parse(&any6, "::"), 0);
+    struct port_udp_config pcfg = {
+        .loop = &r->tun.loop,
+        .host = "127.0.0.1",
+        .port = closed,
+        .idle_timeout_ms = 5000,
+        .max_flows = 4,
+    };
+    ASSERT_EQ(port_udp_remote_new(&r->pu, &pcfg, r->tun.stack, &any6, 5000), 0);
+
+    /* IPv4: type 3 code 3, the quote of the datagram as it came (its TTL aside). */
+    static uint8_t pkt[256];
+    struct v2s_addr cli, tun;
+    ASSERT_EQ(v2s_addr_parse(&cli, "10.8.0.1"), 0);
+    ASSERT_EQ(v2s_addr_parse(&tun, "10.8.0.2"), 0);
+    size_t n = harness_tun_udp4(pkt, sizeof(pkt), &cli, 4000, &tun, 5000, (const uint8_t *)"knock", 5);
+    harness_tun_inject(&r->tun, pkt, n);
+    ASSERT(rtest_wait_icmp(r, 1, 2000));
+    const uint8_t *ip = r->icmp;
+    ASSERT_EQ(r->icmp_len, 20 + 8 + 28);
+    ASSERT_EQ(ip[9], 1);
+    ASSERT_MEM_EQ(ip + 12, tun.bytes, 4); /* from the tunnel address */
+    ASSERT_MEM_EQ(ip + 16, cli.bytes, 4); /* to the client */
+    ASSERT_EQ(harness_tun_fold(harness_tun_sum(0, ip, 20)), 0);
+    const uint8_t *icmp = ip + 20;
+    ASSERT_EQ(icmp[0], 3);
+    ASSERT_EQ(icmp[1], 3);
+    ASSERT_EQ(harness_tun_fold(harness_tun_sum(0, icmp, 36)), 0);
+    const uint8_t *quote = icmp + 8;
+    ASSERT_MEM_EQ(quote, pkt, 8);               /* version, length, id, fragment bits */
+    ASSERT_MEM_EQ(quote + 9, pkt + 9, 20 - 9 + 8); /* protocol, addresses, the UDP header */
+    /* Once for each datagram refused. */
+    harness_tun_inject(&r->tun, pkt, n);
+    ASSERT(rtest_wait_icmp(r, 2, 2000));
+
+    /* IPv6: type 1 code 4, quoting the whole datagram. */
+    ASSERT_EQ(v2s_addr_parse(&cli, "fd00:0:0:8::1"), 0);
+    ASSERT_EQ(v2s_addr_parse(&tun, "fd00:0:0:8::2"), 0);
+    n = harness_tun_udp(pkt, sizeof(pkt), &cli, 4001, &tun, 5000, (const uint8_t *)"knock knock", 11);
+    harness_tun_inject(&r->tun, pkt, n);
+    ASSERT(rtest_wait_icmp(r, 3, 2000));
+    ip = r->icmp;
+    ASSERT_EQ(r->icmp_len, 40 + 8 + n);
+    ASSERT_EQ(ip[6], 58);
+    ASSERT_MEM_EQ(ip + 8, tun.bytes, 16);
+    ASSERT_MEM_EQ(ip + 24, cli.bytes, 16);
+    icmp = ip + 40;
+    ASSERT_EQ(icmp[0], 1);
+    ASSERT_EQ(icmp[1], 4);
+    uint32_t sum = harness_tun_sum(0, ip + 8, 32) + 58 + (uint32_t)(8 + n);
+    ASSERT_EQ(harness_tun_fold(harness_tun_sum(sum, icmp, 8 + n)), 0);
+    ASSERT_MEM_EQ(icmp + 8, pkt, 4);              /* version, traffic class, flow label */
+    ASSERT_MEM_EQ(icmp + 8 + 4, pkt + 4, 3);      /* payload length, next header */
+    ASSERT_MEM_EQ(icmp + 8 + 8, pkt + 8, n - 8);  /* addresses, UDP header, payload */
+
+    port_udp_close(r->pu, rtest_closed, r);
+    ASSERT_EQ(harness_tun_down(&r->tun), 0);
+    ASSERT(r->closed);
     rtest_free(r);
     return 0;
 }
