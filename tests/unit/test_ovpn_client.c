@@ -1029,6 +1029,56 @@ TEST_IMPL(ovpn_client_data_from_server)
     return 0;
 }
 
+/* A data packet whose payload is empty after the compression framing (comp-lzo's 0xFA "not
+ * compressed", compress stub-v2's 0x50 0x00) is no IP packet: the stack is not given it and the
+ * tunnel's packets_in (vpn2socks_tunnel_packets_total{direction="in"}) does not count it, as for
+ * a keepalive ping; it still counts as a data packet decrypted. (A bare empty payload cannot come
+ * on this AEAD key, which refuses it as malformed; the check is the same.) Failed before the fix:
+ * each was counted in packets_in and handed to the stack as a packet of 0 bytes. */
+TEST_IMPL(ovpn_client_empty_payload)
+{
+    static const struct {
+        const char *reply;
+        uint8_t empty[2];
+        size_t empty_len, ip_prefix; /* the framing byte (0xFA) before anything else, or none */
+    } rows[] = {
+        {"PUSH_REPLY,ifconfig 10.8.0.2 255.255.255.0,topology subnet,ping 1,ping-restart 3,"
+         "cipher AES-256-GCM,peer-id 0,comp-lzo no", {0xFA}, 1, 1},
+        {"PUSH_REPLY,ifconfig 10.8.0.2 255.255.255.0,topology subnet,ping 1,ping-restart 3,"
+         "cipher AES-256-GCM,peer-id 0,compress stub-v2", {0x50, 0x00}, 2, 0},
+    };
+    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+        struct world w;
+        world_up(&w, "udp", rows[i].reply, NULL);
+        ASSERT_EQ(w.c->state, OVPN_CLIENT_UP);
+        ASSERT_ROW(w.c->comp != OVPN_COMP_FRAMING_NONE, "%zu", i);
+        struct ovpn_data_key *k = data_pair(&w, &w.c->keys[w.c->primary]);
+        /* What else the server sends goes behind the framing byte of comp-lzo; stub-v2 sends a
+         * packet whose first byte is not 0x50 as it is. */
+        uint8_t msg[1 + 20] = {0xFA};
+        size_t pre = rows[i].ip_prefix;
+        uint64_t decrypted = w.c->rx_packets;
+        srv_send_data(&w, k, rows[i].empty, rows[i].empty_len, NULL);
+        memcpy(msg + pre, ovpn_ping_magic, sizeof(ovpn_ping_magic));
+        srv_send_data(&w, k, msg, pre + sizeof(ovpn_ping_magic), NULL);
+        ASSERT_ROW(w.c->rx_packets == decrypted + 2, "%zu", i);
+        ASSERT_ROW(w.c->drops.decompress == 0, "%zu", i);
+        ASSERT_ROW(w.rx_count == 0, "%zu", i);
+        struct tunnel_stats ts;
+        tunnel_get_stats(&w.c->t, &ts);
+        ASSERT_ROW(ts.packets_in == 0 && ts.bytes_in == 0, "%zu", i);
+        /* An IP packet still counts. */
+        static const uint8_t ip[20] = {0x45, 0, 0, 20, 0, 0, 0, 0, 64, 17};
+        memcpy(msg + pre, ip, sizeof(ip));
+        srv_send_data(&w, k, msg, pre + sizeof(ip), NULL);
+        tunnel_get_stats(&w.c->t, &ts);
+        ASSERT_ROW(w.rx_count == 1 && ts.packets_in == 1 && ts.bytes_in == sizeof(ip), "%zu", i);
+        ovpn_data_key_free(k);
+        world_close(&w);
+    }
+    return 0;
+}
+
 /* The server's side of the data key the client derived itself for key 0 (key-derivation
  * tls-ekm): the TLS exporter of the server's own TLS session, the block's halves swapped. */
 static struct ovpn_data_key *srv_ekm_key(struct world *w)

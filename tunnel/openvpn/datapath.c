@@ -126,7 +126,11 @@ void ovpn_client_on_data(struct ovpn_client *c, const uint8_t *pkt, size_t len)
         v2s_debug("openvpn: data packet dropped: bad compression framing");
         return;
     }
-    if (ipl == (int)sizeof(ovpn_ping_magic) && memcmp(ip, ovpn_ping_magic, sizeof(ovpn_ping_magic)) == 0)
+    /* A keepalive ping, or nothing at all once the framing byte is off (OpenVPN writes only a
+     * payload that is not empty to its TUN): neither is an IP packet, for the stack or for the
+     * packets_in count. Both still showed the server alive, above. */
+    if (ipl == 0 ||
+        (ipl == (int)sizeof(ovpn_ping_magic) && memcmp(ip, ovpn_ping_magic, sizeof(ovpn_ping_magic)) == 0))
         return;
     if (ipl > (int)sizeof(ovpn_occ_magic) && memcmp(ip, ovpn_occ_magic, sizeof(ovpn_occ_magic)) == 0) {
         if (ip[sizeof(ovpn_occ_magic)] == OVPN_OCC_EXIT)
