@@ -52,6 +52,22 @@ def read_until(stream, want, seconds):
     return got
 
 
+def wait_listening(port, seconds):
+    """Whether 127.0.0.1:port is listening within seconds, from /proc/net/tcp (a probe connection
+    would take one of the connections the test counts). The warning comes before the listeners
+    open, so the test waits for this too."""
+    want = "0100007F:%04X" % port
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        with open("/proc/net/tcp") as f:
+            for line in f.readlines()[1:]:
+                fields = line.split()
+                if fields[1] == want and fields[3] == "0A":
+                    return True
+        time.sleep(0.02)
+    return False
+
+
 def refused_at_once(port):
     """Whether a new connection to port is closed or reset without waiting for a request.
     The reset can come before connect() has returned: with a timeout the socket does not block,
@@ -92,6 +108,8 @@ def main():
             err = read_until(p.stderr, "per listener", 5)
             if f"open files limit {LIMIT}" not in err or f"lowered to {CAP} connections in all, {CAP} per" not in err:
                 fail(f"no warning of the lowered caps at the default log level; stderr: {err!r}")
+            if not wait_listening(port, 5):
+                fail(f"the SOCKS listener on 127.0.0.1:{port} did not open; stderr: {err!r}")
             for i in range(CAP):
                 held.append(socket.create_connection(("127.0.0.1", port), timeout=5))
             time.sleep(0.3)
