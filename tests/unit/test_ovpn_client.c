@@ -1525,6 +1525,125 @@ TEST_IMPL(ovpn_client_reneg_slow_answer_guard)
     return 0;
 }
 
+/* What the server makes of the client's next data packet for ip, decrypted with its key k: the
+ * payload length, or a negative errno (none went: -ENETDOWN; -EALREADY: a replayed packet id). */
+static int srv_takes_data(struct world *w, struct ovpn_data_key *k, const uint8_t *ip, size_t len)
+{
+    w->n_to_server = 0;
+    int rc = tunnel_send(&w->c->t, ip, len);
+    if (rc < 0 || w->n_to_server == 0)
+        return -ENETDOWN;
+    uint8_t out[FAKE_PKT];
+    rc = ovpn_data_decrypt(k, w->to_server[0], w->to_server_len[0], out, sizeof(out));
+    pump(w);
+    return rc;
+}
+
+static const char push_reply_ekm_128[] = "PUSH_REPLY,ifconfig 10.8.0.2 255.255.255.0,topology subnet,ping 1,"
+                                         "ping-restart 30,cipher AES-128-GCM,peer-id 0,key-derivation tls-ekm";
+
+/* After a failed renegotiation over UDP the new session on the same link has its data keys at
+ * the key exchange, with the data channel settings of the session before, not at PUSH_REPLY: an
+ * OpenVPN 2.6 server makes its own keys about a second after the key exchange and sends with
+ * them, but answers no PUSH_REQUEST within 30 s of its last PUSH_REPLY to the same client (push.c
+ * sent_push_reply_expiry), so in the lab a session whose renegotiation failed 22 s after it came
+ * up carried nothing for 8 s. Here the server holds every PUSH_REQUEST back (defer_auth): its
+ * packets on the new key 0 reach the stack, and ours reach it, before PUSH_REPLY; a push that
+ * confirms the settings keeps the keys (their packet ids go on: the server would drop ids it saw
+ * as replays), and a push naming another cipher (second row) has them made again. Without the
+ * early keys the server's packets were dropped (no data key 0) and nothing was sent (-ENETDOWN). */
+TEST_IMPL(ovpn_client_resumed_session_keys_before_push)
+{
+    static const uint8_t ip[28] = {0x45, 0, 0, 28, 0, 0, 0, 0, 64, 17};
+    static const struct {
+        const char *second_reply;
+        const char *cipher;
+    } rows[] = {{push_reply_ekm, "AES-256-GCM"}, {push_reply_ekm_128, "AES-128-GCM"}};
+    for (size_t r = 0; r < sizeof(rows) / sizeof(rows[0]); r++) {
+        struct world w;
+        world_up(&w, "udp", push_reply_ekm, "hand-window 10\n");
+        ASSERT_EQ(w.c->state, OVPN_CLIENT_UP);
+        w.srv.mute_reneg = 1;
+        ovpn_client_renegotiate(w.c, "test");
+        pump(&w);
+        for (int i = 0; i < 10 && w.c->state == OVPN_CLIENT_UP; i++) {
+            advance(&w, 1000);
+            pump(&w);
+        }
+        advance(&w, 1000);
+        ASSERT_EQ(w.c->state, OVPN_CLIENT_HANDSHAKE); /* the new session's hard reset is out */
+        w.srv.defer_auth = 1;
+        w.srv.reply = rows[r].second_reply;
+        pump(&w);
+        ASSERT_EQ(w.srv.hard_resets, 2);
+        ASSERT_EQ(w.c->state, OVPN_CLIENT_PUSH);
+        ASSERT(w.srv.push_ignored >= 1);
+        ASSERT_EQ(w.ups, 1);
+        /* Before PUSH_REPLY: the server's packet on the new key reaches the stack, ours it. */
+        struct ovpn_data_key *k = srv_ekm_key(&w);
+        size_t rx = w.rx_count;
+        srv_send_data(&w, k, ip, sizeof(ip), NULL);
+        if (w.rx_count != rx + 1)
+            TEST_FAIL_AT("row %zu: the server's packet before PUSH_REPLY did not reach the stack "
+                         "(%llu dropped for no data key)", r, (unsigned long long)w.c->drops.unknown_key);
+        ASSERT(memcmp(w.rx_last, ip, sizeof(ip)) == 0);
+        int rc = srv_takes_data(&w, k, ip, sizeof(ip));
+        if (rc != (int)sizeof(ip))
+            TEST_FAIL_AT("row %zu: our packet before PUSH_REPLY: %d", r, rc);
+        ASSERT_EQ(w.c->keys[w.c->primary].key_id, 0);
+        /* The server answers now. */
+        w.srv.defer_auth = 0;
+        advance(&w, 1000);
+        pump(&w);
+        ASSERT_EQ(w.c->state, OVPN_CLIENT_UP);
+        ASSERT_EQ(w.ups, 2);
+        ASSERT_EQ(strcmp(w.c->cipher, rows[r].cipher), 0);
+        if (r == 0) {
+            /* The same key goes on: packet ids after the ones before, both ways. */
+            ASSERT_EQ(srv_takes_data(&w, k, ip, sizeof(ip)), (int)sizeof(ip));
+        } else {
+            /* The server's keys for the cipher it pushed; the early ones are gone. */
+            ovpn_data_key_free(k);
+            k = srv_ekm_key(&w);
+            ASSERT_EQ(srv_takes_data(&w, k, ip, sizeof(ip)), (int)sizeof(ip));
+        }
+        rx = w.rx_count;
+        srv_send_data(&w, k, ip, sizeof(ip), NULL);
+        ASSERT_EQ(w.rx_count, rx + 1);
+        ovpn_data_key_free(k);
+        struct tunnel_stats ts;
+        tunnel_get_stats(&w.c->t, &ts);
+        ASSERT_EQ(ts.reconnects[TUNNEL_RECONNECT_SESSION], 1);
+        world_close(&w);
+    }
+    return 0;
+}
+
+/* A first session has no settings to go on: its keys wait for PUSH_REPLY (NCP may pick any
+ * cipher), and the server's packets before it are dropped, as before. The guard of the case
+ * above. */
+TEST_IMPL(ovpn_client_first_session_keys_after_push_guard)
+{
+    static const uint8_t ip[28] = {0x45, 0, 0, 28, 0, 0, 0, 0, 64, 17};
+    struct world w;
+    world_init(&w, "udp", push_reply_ekm, NULL);
+    w.srv.defer_auth = 1;
+    world_start(&w);
+    world_connect(&w);
+    ASSERT_EQ(w.c->state, OVPN_CLIENT_PUSH);
+    ASSERT(w.c->keys[w.c->primary].data == NULL);
+    ASSERT_EQ(tunnel_send(&w.c->t, ip, sizeof(ip)), -ENETDOWN);
+    w.srv.defer_auth = 0;
+    advance(&w, 1000);
+    pump(&w);
+    ASSERT_EQ(w.c->state, OVPN_CLIENT_UP);
+    struct ovpn_data_key *k = srv_ekm_key(&w);
+    ASSERT_EQ(srv_takes_data(&w, k, ip, sizeof(ip)), (int)sizeof(ip));
+    ovpn_data_key_free(k);
+    world_close(&w);
+    return 0;
+}
+
 /* A UDP world whose server and client share a tls-auth key (byte i: i * mul + add), started. */
 static void world_tls_auth(struct world *w, unsigned mul, unsigned add)
 {

@@ -135,6 +135,13 @@ int ovpn_client_session_over(const struct ovpn_client *c)
     return c->state == OVPN_CLIENT_WAITING || c->state == OVPN_CLIENT_DONE;
 }
 
+int ovpn_client_data_flows(const struct ovpn_client *c)
+{
+    if (c->state == OVPN_CLIENT_UP)
+        return 1;
+    return c->state == OVPN_CLIENT_PUSH && c->resumed && c->primary >= 0 && c->keys[c->primary].data;
+}
+
 int ovpn_client_enter_resolving(struct ovpn_client *c)
 {
     return ovpn_client_set_state(c, OVPN_FROM(OVPN_CLIENT_IDLE) | OVPN_FROM(OVPN_CLIENT_WAITING),
@@ -272,6 +279,7 @@ void ovpn_client_enter_new_session(struct ovpn_client *c, const char *why)
     c->reconnects[TUNNEL_RECONNECT_SESSION]++;
     v2s_log_event(V2S_LOG_WARN, "reconnect", NULL, 0, "openvpn: %s; a new session on the same link", why);
     ovpn_client_forget_session(c);
+    c->resumed = 1;
     ovpn_client_set_state(c, OVPN_FROM(OVPN_CLIENT_UP), OVPN_CLIENT_HANDSHAKE);
     ovpn_timers_connected(&c->timers);
     ovpn_client_session_start(c);
@@ -318,7 +326,7 @@ static const struct ovpn_timer_actions ovpn_client_timer_actions = {
 static int ovpn_client_send(struct tunnel *t, const uint8_t *pkt, size_t len)
 {
     struct ovpn_client *c = (struct ovpn_client *)t;
-    if (c->state != OVPN_CLIENT_UP) {
+    if (!ovpn_client_data_flows(c)) {
         /* Reconnecting: TCP inside retransmits; say so in the counters, not per packet. */
         c->tx_dropped++;
         return -ENETDOWN;

@@ -137,7 +137,7 @@ void ovpn_client_on_data(struct ovpn_client *c, const uint8_t *pkt, size_t len)
             ovpn_client_enter_restart(c, "the server is going away (exit notification)");
         return;
     }
-    if (c->state == OVPN_CLIENT_UP) {
+    if (ovpn_client_data_flows(c)) {
         c->rx_ip_packets++;
         c->rx_bytes += (size_t)ipl;
         c->t.ev.packet(c->t.ev.arg, ip, (size_t)ipl);

@@ -105,6 +105,11 @@ struct ovpn_client {
     uint8_t next_key_id;
     struct ovpn_push push;      /* accumulates PUSH_REPLY parts */
     int up_announced;
+    /* This session follows one that was up on this same link (ovpn_client_enter_new_session):
+     * the server is the same process with the same client instance, so the data channel
+     * settings that session negotiated (cipher, key derivation, peer-id) stand until this
+     * session's PUSH_REPLY says otherwise, and its keys go in at the key exchange (session.c). */
+    int resumed;
     char server_cipher[64];     /* the cipher the server's options string names, "" if none */
     /* negotiated */
     char cipher[64];
@@ -165,6 +170,9 @@ void ovpn_client_enter_reloaded(struct ovpn_client *c);
 void ovpn_client_enter_failed(struct ovpn_client *c, enum tunnel_down_reason reason, const char *why);
 /* Whether the session the caller works on ended under it (WAITING or DONE): its keys are gone. */
 int ovpn_client_session_over(const struct ovpn_client *c);
+/* Whether data moves: the session is up, or it is a resumed one waiting for PUSH_REPLY whose
+ * keys are in already (session.c). */
+int ovpn_client_data_flows(const struct ovpn_client *c);
 const char *ovpn_client_state_name(enum ovpn_client_state s);
 /* The lookup's callback ran after ovpn_client_close(): the close finishes. */
 void ovpn_client_close_after_lookup(struct ovpn_client *c);

@@ -38,6 +38,7 @@ void ovpn_client_close_link(struct ovpn_client *c)
         c->transport = NULL;
     }
     ovpn_client_forget_session(c);
+    c->resumed = 0; /* the next link may reach another server, or a server that forgot us */
 }
 
 void ovpn_client_forget_session(struct ovpn_client *c)

@@ -135,7 +135,8 @@ int ovpn_client_send_exit(struct ovpn_client *c, unsigned copies)
 
 /* --- keys and the push --- */
 
-/* Derives and installs the data key of ks with the negotiated cipher. 0 or negative. */
+/* Derives and installs the data key of ks with the negotiated cipher. 0 or negative. Our key
+ * source stays for a derivation again (ovpn_client_keys_final wipes it). */
 static int ovpn_client_install_keys(struct ovpn_client *c, struct ovpn_ks *ks)
 {
     uint8_t block[OVPN_KEY_BLOCK_LEN];
@@ -157,8 +158,55 @@ static int ovpn_client_install_keys(struct ovpn_client *c, struct ovpn_ks *ks)
         rc = ovpn_data_key_new(&ks->data, &p);
     }
     OPENSSL_cleanse(block, sizeof(block));
-    OPENSSL_cleanse(&ks->ours, sizeof(ks->ours));
     return rc;
+}
+
+/* The data key of ks is what it stays: the pre-master secret that made it goes. */
+static void ovpn_client_keys_final(struct ovpn_ks *ks)
+{
+    OPENSSL_cleanse(&ks->ours, sizeof(ks->ours));
+}
+
+/* The data channel settings a data key is made with; what PUSH_REPLY may change. */
+struct ovpn_client_keyed_with {
+    char cipher[64]; /* as struct ovpn_client's */
+    char auth[32];
+    int ekm;
+    int peer_id_set;
+    uint32_t peer_id;
+};
+
+static void ovpn_client_keyed_with(const struct ovpn_client *c, struct ovpn_client_keyed_with *k)
+{
+    memset(k, 0, sizeof(*k));
+    snprintf(k->cipher, sizeof(k->cipher), "%s", c->cipher);
+    snprintf(k->auth, sizeof(k->auth), "%s", c->auth);
+    k->ekm = c->ekm;
+    k->peer_id_set = c->peer_id_set;
+    k->peer_id = c->peer_id_set ? c->peer_id : 0;
+}
+
+/* The first key of a resumed session (a new session on the same link after a failed
+ * renegotiation) goes in at the key exchange, with the data channel settings of the session
+ * before it, rather than at PUSH_REPLY. An OpenVPN 2.6 server makes its data keys about a second
+ * after the key exchange (multi.c multi_connection_established, on its 1 s wait_for_connect) and
+ * uses them at once, while its PUSH_REPLY may come much later: it answers no PUSH_REQUEST within
+ * 30 s of the last PUSH_REPLY it sent this client instance (push.c sent_push_reply_expiry), and
+ * to it the instance is the one of the session before. A session that failed its renegotiation
+ * 22 s after coming up carried nothing for 8 s in the lab, every PUSH_REQUEST dropped meanwhile;
+ * with the keys in, its data flows again once the server has its own. The server chooses the
+ * same cipher for the same client instance offering the same ciphers; should the push still
+ * name other settings, ovpn_client_pushed() makes the keys again. OpenVPN's client waits for the
+ * push here (ssl.c: no keys before CAS_CONNECT_DONE, which do_up() sets again). */
+static void ovpn_client_install_early(struct ovpn_client *c, struct ovpn_ks *ks)
+{
+    if (!c->resumed || !c->cipher[0])
+        return;
+    if (ovpn_client_install_keys(c, ks) < 0) {
+        v2s_debug("openvpn: the new session's keys wait for PUSH_REPLY: the last session's %s failed", c->cipher);
+        return;
+    }
+    v2s_info("openvpn: new session keyed: data flows with the last session's %s before PUSH_REPLY", c->cipher);
 }
 
 /* ks becomes the key data goes out with; the one before it keeps decrypting for a while. */
@@ -274,6 +322,8 @@ static void ovpn_client_pushed(struct ovpn_client *c)
     struct ovpn_push *p = &c->push;
     const struct ovpn_config *cfg = c->cfg;
     char why[768];
+    struct ovpn_client_keyed_with before, now;
+    ovpn_client_keyed_with(c, &before);
     if (ovpn_ncp_choose(cfg, p->cipher, c->server_cipher, c->cipher, sizeof(c->cipher), why, sizeof(why)) < 0) {
         ovpn_client_push_failed(c, why);
         return;
@@ -292,10 +342,19 @@ static void ovpn_client_pushed(struct ovpn_client *c)
     ovpn_timers_keepalive(&c->timers, (uint64_t)(p->ping ? p->ping : cfg->ping) * 1000,
                           (uint64_t)(p->ping_restart ? p->ping_restart : cfg->ping_restart) * 1000);
     struct ovpn_ks *ks = &c->keys[c->primary];
-    if (ovpn_client_install_keys(c, ks) < 0) {
+    /* Keys made at the key exchange (ovpn_client_install_early) with what the push confirms are
+     * kept, their packet ids going on: made again, the ids would start over, and the server drop
+     * the packets as replays. */
+    ovpn_client_keyed_with(c, &now);
+    int keep = ks->data && memcmp(&before, &now, sizeof(now)) == 0;
+    if (ks->data && !keep)
+        v2s_info("openvpn: the push changed the data channel (%s, was %s): the keys are made again", now.cipher,
+                 before.cipher);
+    if (!keep && ovpn_client_install_keys(c, ks) < 0) {
         ovpn_client_enter_failed(c, TUNNEL_DOWN_ERROR, "cannot set up the data channel keys");
         return;
     }
+    ovpn_client_keys_final(ks);
     ks->state = OVPN_KS_KEYED;
     /* Before UP: a push refused here counts toward trying every remote in turn. */
     if (ovpn_client_settle(c) < 0 || ovpn_client_enter_up(c) < 0)
@@ -481,12 +540,14 @@ static void ovpn_client_read_tls(struct ovpn_client *c, struct ovpn_ks *ks)
                 ovpn_ncp_options_cipher(options, c->server_cipher, sizeof(c->server_cipher));
                 if (ovpn_client_enter_push_wait(c) < 0)
                     return;
+                ovpn_client_install_early(c, ks);
                 ovpn_timers_push_started(&c->timers);
                 ovpn_client_send_push_request(c);
             } else if (ovpn_client_install_keys(c, ks) < 0) {
                 ovpn_client_enter_restart(c, "cannot set up the renegotiated data channel keys");
                 return;
             } else {
+                ovpn_client_keys_final(ks);
                 v2s_info("openvpn: renegotiated, key %u", ks->key_id);
                 c->renegotiations++;
                 ovpn_client_promote(c, ks);
