@@ -117,6 +117,7 @@ struct resolver_query {
     uint32_t neg_ttl;   /* smallest negative TTL met */
     int neg_uncacheable; /* a negative answer came without an SOA */
     int cached_status;  /* from the cache: delivered by resolver_cached_fire() */
+    int any_failed;     /* an earlier candidate ended in server failures, not in an answer */
 };
 
 static void resolver_timeout(void *arg);
@@ -388,11 +389,14 @@ static void resolver_candidate_done(struct resolver_query *q)
         resolver_send(q);
         return;
     }
+    /* A candidate the servers failed on may exist: a later one that does not (the bare label
+     * under the root) does not make the name unknown, as glibc's search says TRY_AGAIN then. */
+    q->any_failed |= failed;
     if (++q->cand < q->n_cands) {
         resolver_start_candidate(q);
         return;
     }
-    resolver_finish(q, failed ? UV_EAI_AGAIN : UV_EAI_NONAME);
+    resolver_finish(q, q->any_failed ? UV_EAI_AGAIN : UV_EAI_NONAME);
 }
 
 static void resolver_timeout(void *arg)

@@ -907,3 +907,40 @@ TEST_IMPL(stack_resolver_v6_server_no_v6)
     ASSERT_EQ(harness_tun_down(&srv.tun), 0);
     return 0;
 }
+
+/* A single label whose first candidate meets a server failure and whose last one does not exist:
+ * "svc.corp.example" answers SERVFAIL (the corp zone's own servers are down), the bare "svc"
+ * NXDOMAIN with the root's SOA. The lookup failed for lack of an answer, not for lack of the name:
+ * UV_EAI_AGAIN (as glibc's search gives TRY_AGAIN), and nothing is cached, so the name resolves
+ * as soon as the zone is back. Fails without resolver.c's any_failed: UV_EAI_NONAME, cached for
+ * the SOA's minute, and the second lookup answered "no such name" from the cache. */
+TEST_IMPL(stack_resolver_search_servfail)
+{
+    static struct dns_server srv;
+    static struct dns_record zone[] = {
+        {"svc.corp.example", DNSMSG_RCODE_SERVFAIL, NULL, NULL},
+    };
+    dns_up(&srv, zone, ARRAY_SIZE(zone), NULL, "corp.example");
+    srv.soa = 1;
+    srv.soa_ttl = 60;
+    srv.soa_min = 60;
+    dns_lookup(&srv, "svc");
+    dns_run(&srv, 0);
+    ASSERT_EQ(srv.calls, 1);
+    ASSERT_EQ(srv.status, UV_EAI_AGAIN);
+    ASSERT_STR_EQ(srv.queries[0].name, "svc.corp.example");
+    ASSERT_STR_EQ(srv.queries[srv.n_queries - 1].name, "svc");
+
+    zone[0].rcode = DNSMSG_RCODE_NOERROR;
+    zone[0].a = "10.1.2.4";
+    srv.n_queries = 0;
+    dns_lookup(&srv, "svc");
+    dns_run(&srv, 0);
+    ASSERT_EQ(srv.calls, 2);
+    ASSERT_EQ(srv.status, 0);
+    ASSERT_EQ(srv.n_addrs, 1);
+    ASSERT(dns_is(&srv.addrs[0], "10.1.2.4"));
+    ASSERT_EQ(srv.n_queries, 1);
+    ASSERT_EQ(harness_tun_down(&srv.tun), 0);
+    return 0;
+}
