@@ -574,8 +574,12 @@ static int resolver_add_searched(struct resolver_query *q, const char *name, con
     while (d && *d) {
         d += strspn(d, " ,");
         size_t dlen = strcspn(d, " ,");
-        if (dlen > 0) {
-            int rc = resolver_add_candidate(q, name, d, dlen);
+        /* ".corp.example" is "corp.example", as the router reads it; the root (".") adds no
+         * candidate, the name as given is one already. */
+        size_t skip = strspn(d, ".");
+        skip = skip < dlen ? skip : dlen;
+        if (dlen > skip) {
+            int rc = resolver_add_candidate(q, name, d + skip, dlen - skip);
             if (rc < 0)
                 return rc;
         }

@@ -944,3 +944,34 @@ TEST_IMPL(stack_resolver_search_servfail)
     ASSERT_EQ(harness_tun_down(&srv.tun), 0);
     return 0;
 }
+
+/* A domain written with a leading dot (".lab.example", as Windows' NRPT and some pushed
+ * DOMAIN-ROUTE lines write a namespace) means the same as "lab.example" to the router, so it is
+ * searched the same: "intranet" is asked as intranet.lab.example first. The root ("."), which
+ * routes every name, adds no candidate: the bare label is asked once. Fails without
+ * resolver_add_searched()'s skip of leading dots: "intranet..lab.example" cannot be put in a query
+ * and was dropped, so only the bare "intranet" was asked, and the name did not resolve. */
+TEST_IMPL(stack_resolver_search_leading_dot)
+{
+    static struct dns_server srv;
+    dns_up(&srv, dns_zone, ARRAY_SIZE(dns_zone), NULL, ". .lab.example");
+    dns_lookup(&srv, "intranet");
+    dns_run(&srv, 0);
+    ASSERT_EQ(srv.calls, 1);
+    ASSERT_EQ(srv.status, 0);
+    ASSERT_EQ(srv.n_addrs, 1);
+    ASSERT(dns_is(&srv.addrs[0], "10.1.2.3"));
+    ASSERT_EQ(srv.n_queries, 1);
+    ASSERT_STR_EQ(srv.queries[0].name, "intranet.lab.example");
+
+    srv.n_queries = 0;
+    dns_lookup(&srv, "nosuch");
+    dns_run(&srv, 0);
+    ASSERT_EQ(srv.calls, 2);
+    ASSERT_EQ(srv.status, UV_EAI_NONAME);
+    ASSERT_EQ(srv.n_queries, 2);
+    ASSERT_STR_EQ(srv.queries[0].name, "nosuch.lab.example");
+    ASSERT_STR_EQ(srv.queries[1].name, "nosuch");
+    ASSERT_EQ(harness_tun_down(&srv.tun), 0);
+    return 0;
+}
