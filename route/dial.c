@@ -15,6 +15,7 @@
 
 #include "base/list.h"
 #include "base/log.h"
+#include "route/idna.h"
 #include "route/listener.h"
 #include "route/outbound.h"
 #include "stack/resolver.h"
@@ -41,6 +42,7 @@ enum dial_state {
 
 enum {
     DIAL_ADDRS_MAX = 16, /* the addresses of a name a dial keeps and tries */
+    DIAL_NAME_MAX = 256, /* a name's IDNA form: a longer one is no DNS name (253 and a dot) */
 };
 
 struct dial {
@@ -253,12 +255,17 @@ static void dial_udp_log_once(struct dial_udp *u, const char *where, const char 
 /* Split DNS: which resolver name goes to (router_name_decide()): ROUTER_NAME_TUNNEL (the stack's
  * resolver), ROUTER_NAME_HOST (uv_getaddrinfo() in the thread pool), or UV_EACCES for a name
  * --others reject refuses, logged for each connection, or for u (a UDP association: datagram
- * after datagram) once per name. shown is the name escaped, for the log. */
-static int dial_name_route(struct dialer *r, const char *name, const char *shown, struct dial_udp *u)
+ * after datagram) once per name, or UV_EINVAL for a name that is not UTF-8. shown is the name
+ * escaped, for the log. ascii (DIAL_NAME_MAX bytes) gets the name both resolvers are to be given:
+ * its IDNA form (route/idna.h), which is what uv_getaddrinfo() would ask the host's DNS, so the
+ * router judges the name the host's resolver would see. */
+static int dial_name_route(struct dialer *r, const char *name, const char *shown, struct dial_udp *u, char *ascii)
 {
+    if (idna_to_ascii(name, ascii, DIAL_NAME_MAX) != 0)
+        return UV_EINVAL;
     if (!r->cfg.stack)
         return ROUTER_NAME_HOST; /* no tunnel at all (dial.h) */
-    enum router_name_verdict v = router_name_decide(r->cfg.router, name);
+    enum router_name_verdict v = router_name_decide(r->cfg.router, ascii);
     v2s_debug("dial: %s: resolved by %s", shown, router_name_verdict_name(v));
     switch (v) {
     case ROUTER_NAME_TUNNEL:
@@ -279,7 +286,7 @@ static int dial_name_route(struct dialer *r, const char *name, const char *shown
 
 /* What a lookup that could not start (rc < 0) tells the caller. A name neither resolver can ask
  * about (UV_EINVAL from resolver_resolve(): an empty label, one over 63 bytes, over 253 bytes in
- * all; from uv_getaddrinfo()'s IDNA conversion: bytes that are not UTF-8) does not resolve, as one
+ * all; from dial_name_route()'s IDNA form: bytes that are not UTF-8) does not resolve, as one
  * the server says does not exist: UV_EAI_NONAME, SOCKS reply 4 (host unreachable), not the
  * "general failure" (1) of a proxy that broke. */
 static int dial_lookup_failed(int rc)
@@ -352,15 +359,16 @@ static int dial_connect(struct outbound *ob, const char *name, const struct v2s_
         rc = dial_connect_any(d, addr, 1);
     } else {
         v2s_shown(name, d->name, sizeof(d->name)); /* only ever logged: a client's bytes, escaped */
-        rc = dial_name_route(r, name, d->name, NULL);
+        char ascii[DIAL_NAME_MAX];
+        rc = dial_name_route(r, name, d->name, NULL, ascii);
         if (rc == ROUTER_NAME_TUNNEL) {
             d->state = DIAL_RESOLVING_TUNNEL;
-            rc = resolver_resolve(r->cfg.stack, name, dial_resolved, d, &d->query);
+            rc = resolver_resolve(r->cfg.stack, ascii, dial_resolved, d, &d->query);
         } else if (rc == ROUTER_NAME_HOST) {
             struct addrinfo hints = {.ai_socktype = SOCK_STREAM};
             d->state = DIAL_RESOLVING_HOST;
             d->gai.data = d;
-            rc = uv_getaddrinfo(r->cfg.loop, &d->gai, dial_host_resolved, name, NULL, &hints);
+            rc = uv_getaddrinfo(r->cfg.loop, &d->gai, dial_host_resolved, ascii, NULL, &hints);
         }
         rc = dial_lookup_failed(rc);
     }
@@ -696,13 +704,14 @@ static int dial_udp_lookup_start(struct dial_udp *u, const char *name, struct di
     v2s_list_init(&l->node);
     char shown[DIAL_UDP_NAME_MAX + 1];
     v2s_shown(name, shown, sizeof(shown));
-    int rc = dial_name_route(r, name, shown, u);
+    char ascii[DIAL_NAME_MAX];
+    int rc = dial_name_route(r, name, shown, u, ascii);
     if (rc == ROUTER_NAME_TUNNEL) {
-        rc = resolver_resolve(r->cfg.stack, name, dial_udp_resolved, l, &l->query);
+        rc = resolver_resolve(r->cfg.stack, ascii, dial_udp_resolved, l, &l->query);
     } else if (rc == ROUTER_NAME_HOST) {
         struct addrinfo hints = {.ai_socktype = SOCK_DGRAM};
         l->gai.data = l;
-        rc = uv_getaddrinfo(r->cfg.loop, &l->gai, dial_udp_host_resolved, name, NULL, &hints);
+        rc = uv_getaddrinfo(r->cfg.loop, &l->gai, dial_udp_host_resolved, ascii, NULL, &hints);
     }
     rc = dial_lookup_failed(rc);
     if (rc < 0) {

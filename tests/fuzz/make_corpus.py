@@ -261,6 +261,13 @@ seed("fuzz_http_msg", "response-eof", b"\x01HTTP/1.0 200 OK\r\nServer: x\r\n\r\n
 seed("fuzz_http_msg", "response-head", b"\x03HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n"
      b"HTTP/1.1 304 Not Modified\r\n\r\n")
 
+# fuzz_idna: the first byte is also the output buffer's size.
+seed("fuzz_idna", "ascii", b"\xffwww.example.com")
+seed("fuzz_idna", "umlaut", b"\xff" + "www.b\u00fccher.example".encode())
+seed("fuzz_idna", "cjk", b"\xff" + "\u65e5\u672c\u8a9e\u3002jp".encode())
+seed("fuzz_idna", "dots", b"\x10" + "a\uff61b\uff0ec".encode())
+seed("fuzz_idna", "emoji", b"\xff" + "\U0001F600x.".encode())
+
 
 def main():
     for target, seeds in sorted(corpora.items()):

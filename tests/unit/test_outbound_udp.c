@@ -314,10 +314,10 @@ struct rt {
     struct rt_dgram sent[OT_MAX_PKTS];
     int n_sent;
     /* The DNS server: the names it was asked, and its answers waiting to be injected. */
-    char asked[8][256];
+    char asked[16][256];
     int n_asked;
-    uint8_t answers[8][OT_PKT_MAX];
-    size_t answer_len[8];
+    uint8_t answers[16][OT_PKT_MAX];
+    size_t answer_len[16];
     int n_answers;
 };
 
@@ -336,7 +336,7 @@ static void rt_on_send(struct harness_tun *t, const uint8_t *pkt, size_t len)
         char name[256];
         uint16_t id, qtype;
         size_t qend = harness_tun_dns_question(m, n, name, sizeof(name), &id, &qtype);
-        ASSERT(qend > 0 && r->n_asked < 8 && r->n_answers < 8);
+        ASSERT(qend > 0 && r->n_asked < 16 && r->n_answers < 16);
         snprintf(r->asked[r->n_asked++], sizeof(r->asked[0]), "%s", name);
         struct v2s_addr a;
         ASSERT_EQ(v2s_addr_parse(&a, "10.9.0.8"), 0);
@@ -607,6 +607,107 @@ TEST_IMPL(dial_split_dns)
     ASSERT_EQ(r.n_asked, 3);
     ASSERT_STR_EQ(r.asked[2], "db.corp");
     rt_answer(&r);
+
+    outbound_udp_close(u);
+    int closed = 0;
+    outbound_close(dialer, ot_closed, &closed);
+    outbound_close(via, ot_closed, &closed);
+    outbound_close(direct, ot_closed, &closed);
+    ASSERT(uvtest_run_until_fn(loop, ot_two, &closed, 3000));
+    ASSERT_EQ(harness_tun_down(&r.tun), 0);
+    ASSERT_EQ(closed, 3);
+    router_free(&router);
+    return 0;
+}
+
+static void split_idna_connected(void *arg, struct outbound_conn *c, int status, const struct v2s_addr *bound,
+                                 uint16_t port)
+{
+    (void)c, (void)bound, (void)port;
+    *(int *)arg = status;
+}
+
+/* Names that are not ASCII, as the host's resolver would read them: libuv's uv_getaddrinfo()
+ * turns a non-ASCII label into its IDNA form (xn--...) and reads U+3002, U+FF0E and U+FF61 as
+ * dots, so the router must judge that form, and the tunnel's resolver ask it. The tunnel pushed
+ * the domains corp and xn--bcher-kva.example (buecher.example with the u umlaut), --others
+ * direct:
+ *   - "svc<U+FF0E>corp" is svc.corp: asked of the tunnel's server as svc.corp, and its datagram
+ *     goes to svc.corp's address (without the conversion it was a single label, searched as
+ *     "svc<U+FF0E>corp.corp", and did not resolve);
+ *   - "www.svc<U+3002>corp" is www.svc.corp: asked of the tunnel's server (without the
+ *     conversion the router saw no ".corp" and handed it to the host's resolver, which asked the
+ *     host's DNS for www.svc.corp: a VPN name leaked);
+ *   - "www.b<u umlaut>cher.example" is under xn--bcher-kva.example: the tunnel's server is asked
+ *     www.xn--bcher-kva.example (it too went to the host's DNS before), and the same name by
+ *     connect;
+ *   - "x<0xFF>.corp" is not UTF-8: it does not resolve (UV_EAI_NONAME, as uv_getaddrinfo() says
+ *     for it), and nobody is asked. */
+TEST_IMPL(dial_split_dns_idna)
+{
+    ot_quick_host_resolver();
+    static struct rt r;
+    static struct ot_got got;
+    memset(&r, 0, sizeof(r));
+    static const char domains[] = "corp xn--bcher-kva.example";
+    struct harness_tun_config cfg = {.addr4 = "10.8.0.2", .dns = {"10.9.0.53"}, .domains = domains, .seed = 5};
+    ASSERT_EQ(harness_tun_up(&r.tun, &cfg, rt_on_send, &r), 0);
+    uv_loop_t *loop = &r.tun.loop;
+    struct router router;
+    router_init(&router);
+    router.others = ROUTER_OTHERS_DIRECT;
+    struct tunnel_settings ts;
+    tunnel_settings_init(&ts);
+    struct v2s_cidr c;
+    ASSERT_EQ(v2s_cidr_parse(&c, "10.9.0.0/16", 0), 0);
+    ASSERT_EQ(tunnel_settings_add_route(&ts, &c, 0), 0);
+    ASSERT_EQ(v2s_addr_parse(&ts.dns[0], "10.9.0.53"), 0);
+    ts.n_dns = 1;
+    ts.domains = strdup(domains);
+    ASSERT_EQ(router_set_tunnel(&router, &ts), 0);
+    tunnel_settings_free(&ts);
+    struct outbound *via, *direct, *dialer;
+    ASSERT_EQ(via_stack_new(&via, r.tun.stack), 0);
+    ASSERT_EQ(direct_new(&direct, loop), 0);
+    struct dial_config dcfg = {.loop = loop, .stack = r.tun.stack, .router = &router};
+    dcfg.via[ROUTER_TUNNEL] = via;
+    dcfg.via[ROUTER_DIRECT] = direct;
+    ASSERT_EQ(dial_new(&dialer, &dcfg), 0);
+    struct outbound_udp *u = NULL;
+    ASSERT_EQ(outbound_udp_open(dialer, ot_recv, &got, &u), 0);
+
+    ASSERT_EQ(ot_send(u, "svc\xEF\xBC\x8E" "corp", NULL, 6000, "in"), 0);
+    ASSERT_EQ(r.n_asked, 1);
+    ASSERT_STR_EQ(r.asked[0], "svc.corp");
+    rt_answer(&r);
+    ASSERT_EQ(r.n_sent, 1);
+    ASSERT(ot_is(&r.sent[0].dst, "10.9.0.8"));
+
+    ASSERT_EQ(ot_send(u, "www.svc\xE3\x80\x82" "corp", NULL, 6000, "leak"), 0);
+    ASSERT_EQ(r.n_asked, 2);
+    ASSERT_STR_EQ(r.asked[1], "www.svc.corp");
+    rt_answer(&r);
+    int asked = r.n_asked;
+
+    ASSERT_EQ(ot_send(u, "www.b\xC3\xBC" "cher.example", NULL, 6000, "idn"), 0);
+    ASSERT_EQ(r.n_asked, asked + 1);
+    ASSERT_STR_EQ(r.asked[asked], "www.xn--bcher-kva.example");
+    rt_answer(&r);
+    asked = r.n_asked;
+
+    int status = 0;
+    struct outbound_conn *conn = NULL;
+    ASSERT_EQ(outbound_connect(dialer, "db.b\xC3\xBC" "cher.example", NULL, 80, 1000, split_idna_connected, &status,
+                               &conn), 0);
+    ASSERT_EQ(r.n_asked, asked + 1);
+    ASSERT_STR_EQ(r.asked[asked], "db.xn--bcher-kva.example");
+    rt_answer(&r);
+    uvtest_run_until(loop, &status, 1000);
+    ASSERT_EQ(status, UV_EAI_NONAME);
+
+    asked = r.n_asked;
+    ASSERT_EQ(ot_send(u, "x\xFF.corp", NULL, 6000, "bad"), UV_EAI_NONAME);
+    ASSERT_EQ(r.n_asked, asked);
 
     outbound_udp_close(u);
     int closed = 0;

@@ -4,6 +4,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "route/idna.h"
 #include "route/router.h"
 #include "test.h"
 #include "tunnel/settings.h"
@@ -530,5 +531,52 @@ TEST_IMPL(router_name_decide)
     ASSERT_EQ(router_name_decide(&r, "x.corp.example"), ROUTER_NAME_HOST);
     tunnel_settings_free(&s);
     router_free(&r);
+    return 0;
+}
+
+/* A name's IDNA form, as uv_getaddrinfo() makes it before asking the host's DNS (route/idna.h):
+ * Punycode for labels outside ASCII (the expected strings are RFC 3492's encoder's, checked
+ * against Python's punycode codec), ASCII labels byte for byte (case kept), the three ideographic
+ * and fullwidth full stops read as dots, and anything that is not strict UTF-8 refused. */
+TEST_IMPL(idna_to_ascii_table)
+{
+    static const struct {
+        const char *in, *out; /* out NULL: UV_EINVAL */
+    } rows[] = {
+        {"www.example.com", "www.example.com"},
+        {"", ""},
+        {"svc.corp.", "svc.corp."},
+        {"B\xC3\xBC" "cher.example", "xn--Bcher-kva.example"},
+        {"m\xC3\xBC" "nchen", "xn--mnchen-3ya"},
+        {"ma\xC3\xB1" "ana.com", "xn--maana-pta.com"},
+        {"\xE4\xB8\xAD\xE5\x9B\xBD", "xn--fiqs8s"},
+        {"\xE6\x97\xA5\xE6\x9C\xAC\xE8\xAA\x9E\xE3\x80\x82jp", "xn--wgv71a119e.jp"},
+        {"\xC3\xBC.", "xn--tda."},
+        {"\xF0\x9F\x98\x80x", "xn--x-iv3s"},
+        {"a\xEF\xBD\xA1" "b\xEF\xBC\x8E" "c\xE3\x80\x82" "d", "a.b.c.d"},
+        {"\xFF.corp", NULL},            /* not UTF-8 */
+        {"\xC0\x80", NULL},            /* an overlong NUL */
+        {"\xED\xA0\x80", NULL},       /* a surrogate */
+        {"\xF4\x90\x80\x80", NULL},   /* past U+10FFFF */
+        {"ab\xC3", NULL},               /* cut short */
+    };
+    char out[256];
+    for (size_t i = 0; i < ARRAY_SIZE(rows); i++) {
+        int rc = idna_to_ascii(rows[i].in, out, sizeof(out));
+        if (!rows[i].out) {
+            ASSERT_ROW(rc == -EINVAL, "row %zu: rc %d", i, rc);
+            continue;
+        }
+        ASSERT_ROW(rc == 0, "row %zu: rc %d", i, rc);
+        ASSERT_ROW(strcmp(out, rows[i].out) == 0, "row %zu: %s", i, out);
+    }
+    /* What does not fit is refused, never cut. */
+    char longname[300];
+    memset(longname, 'a', sizeof(longname) - 1);
+    longname[sizeof(longname) - 1] = '\0';
+    ASSERT_EQ(idna_to_ascii(longname, out, sizeof(out)), -EINVAL);
+    ASSERT_EQ(idna_to_ascii("\xC3\xBC", out, 5), -EINVAL); /* "xn--tda" needs 8 */
+    ASSERT_EQ(idna_to_ascii("\xC3\xBC", out, 8), 0);
+    ASSERT_STR_EQ(out, "xn--tda");
     return 0;
 }
