@@ -4,7 +4,8 @@
 # Debian's openvpn 2.6 server, which pushes the domain lab.test, the route to 10.99.0.0/24 and two
 # DNS servers in this order: a dead one (dns_server.py silent: it logs what reaches it and never
 # answers) and one that answers UDP with TC=1 and no records, and TCP in full (dns_server.py tc).
-# The client namespace's /etc/hosts (ip netns exec's /etc/netns/NS/hosts) knows outside.example.
+# The client namespace's /etc/hosts (ip netns exec's /etc/netns/NS/hosts) knows outside.example,
+# and maps web.lab.test to 127.0.0.2 (a name the host's resolver must never be asked).
 #   - curl --socks5-hostname to web.lab.test (a tunnel-domain name): the page byte-exact; the
 #     dead server was asked first, then the second over UDP (truncated) and over TCP;
 #   - the same again: no query anywhere (the cache);
@@ -13,6 +14,8 @@
 #     dead server costs;
 #   - outside.example (not under lab.test): resolved by the host's resolver, the page through
 #     the tunnel; neither tunnel DNS server ever hears the name;
+#   - web.lab<U+3002>test (the ideographic full stop the host's resolver reads as a dot): through
+#     the tunnel's DNS, connected, not the host's 127.0.0.2;
 #   - with --others reject instead: web.lab.test still works, outside.example is refused (SOCKS
 #     reply 2, curl exit 97) without a lookup, and still no tunnel DNS server hears it;
 #   - with --dns GOOD: it replaces the pushed servers (the log shows only it, the dead one is
@@ -48,7 +51,7 @@ lab_wait_listen "$LAB_SERVER_NS" tcp "$GOOD" 53 || lab_die "the TC DNS server di
 
 NETNS_ETC=/etc/netns/$LAB_CLIENT_NS
 mkdir -p "$NETNS_ETC"
-printf '127.0.0.1 localhost\n%s outside.example\n' "$LAB_INTERNAL_IP" >"$NETNS_ETC/hosts"
+printf '127.0.0.1 localhost\n%s outside.example\n127.0.0.2 %s\n' "$LAB_INTERNAL_IP" "$LAB_WEB_NAME" >"$NETNS_ETC/hosts"
 trap 'rc=$?; rm -rf "$NETNS_ETC"; (exit $rc); lab_teardown' EXIT
 
 lab_start_openvpn_server dns --proto udp --dns "$DEAD $GOOD"
@@ -90,6 +93,14 @@ lab_check "... the log says who resolved it" grep -qF "dial: outside.example: re
     "$S/v2s.log"
 lab_check "... and that it went through the tunnel" grep -qE -- "-> outside.example:$LAB_WEB_PORT .*\(tunnel\) open$" \
     "$S/v2s.log"
+
+# The tunnel's name written with an ideographic full stop (U+3002), which the host's resolver
+# (libuv's IDNA conversion) reads as a dot: judged as web.lab.test, so resolved through the
+# tunnel and connected (reply 0). Were it handed to the host's resolver, that would leak the
+# name to the host's DNS; here the namespace's hosts file maps it to 127.0.0.2, which --others
+# direct refuses as a local address (reply 2).
+lab_check "web.lab<U+3002>test through SOCKS: connected through the tunnel's DNS (reply 0)" \
+    sc connect "${LAB_WEB_NAME%.test}"$'\u3002'test "$LAB_WEB_PORT" 0x00
 
 lab_check "vpn2socks is still running" v2s_alive
 lab_check_eq "SIGTERM: exit status 0" 0 "$(v2s_stop)"
