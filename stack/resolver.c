@@ -368,12 +368,14 @@ static void resolver_start_candidate(struct resolver_query *q)
 /* Every question of this candidate has an answer: succeed, move on, or give up. */
 static void resolver_candidate_done(struct resolver_query *q)
 {
-    int failed = 0;
+    int failed = 0, nxdomain = 0;
     for (size_t i = 0; i < q->n_sub; i++) {
         if (q->sub[i].state == RESOLVER_SUB_WAITING || q->sub[i].state == RESOLVER_SUB_TCP)
             return;
         if (q->sub[i].state == RESOLVER_SUB_FAILED)
             failed = 1;
+        if (q->sub[i].state == RESOLVER_SUB_NXDOMAIN)
+            nxdomain = 1;
     }
     sys_untimeout(resolver_timeout, q);
     if (q->n_addrs > 0) {
@@ -389,14 +391,16 @@ static void resolver_candidate_done(struct resolver_query *q)
         resolver_send(q);
         return;
     }
-    /* A candidate the servers failed on may exist: a later one that does not (the bare label
-     * under the root) does not make the name unknown, as glibc's search says TRY_AGAIN then. */
-    q->any_failed |= failed;
     if (++q->cand < q->n_cands) {
+        /* A candidate the servers failed on may exist: a later one that does not (the bare label
+         * under the root) does not make the name unknown, as glibc's search says TRY_AGAIN then.
+         * One that either question called NXDOMAIN does not exist, whatever the other met (servers
+         * that fail AAAA are common). */
+        q->any_failed |= failed && !nxdomain;
         resolver_start_candidate(q);
         return;
     }
-    resolver_finish(q, q->any_failed ? UV_EAI_AGAIN : UV_EAI_NONAME);
+    resolver_finish(q, failed || q->any_failed ? UV_EAI_AGAIN : UV_EAI_NONAME);
 }
 
 static void resolver_timeout(void *arg)

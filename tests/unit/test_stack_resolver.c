@@ -63,6 +63,7 @@ struct dns_server {
     int tc;                /* UDP answers are truncated (TC, no records); TCP answers in full */
     int tcp_silent;        /* ... or TCP never answers (not even the SYN) */
     int tcp_no_answer;     /* ... or takes the query (ACKs it) and never answers it */
+    const char *servfail_aaaa; /* AAAA questions for names ending in this are SERVFAIL */
     int soa;               /* negative answers carry an SOA with these TTL and MINIMUM */
     uint32_t soa_ttl, soa_min;
     /* The TCP server on port 53 (one connection at a time). */
@@ -122,6 +123,9 @@ static size_t dns_make_answer(struct dns_server *srv, uint8_t *out, const uint8_
         if (strcmp(srv->zone[i].name, name) == 0)
             r = &srv->zone[i];
     int rcode = r ? r->rcode : DNSMSG_RCODE_NXDOMAIN;
+    size_t nlen = strlen(name), slen = srv->servfail_aaaa ? strlen(srv->servfail_aaaa) : 0;
+    if (qtype == DNSMSG_TYPE_AAAA && slen > 0 && nlen >= slen && strcmp(name + nlen - slen, srv->servfail_aaaa) == 0)
+        rcode = DNSMSG_RCODE_SERVFAIL;
     struct v2s_addr addr, *ans = NULL;
     const char *text = !r ? NULL : qtype == DNSMSG_TYPE_A ? r->a : r->aaaa;
     if (text && v2s_addr_parse(&addr, text) == 0)
@@ -913,7 +917,8 @@ TEST_IMPL(stack_resolver_v6_server_no_v6)
  * NXDOMAIN with the root's SOA. The lookup failed for lack of an answer, not for lack of the name:
  * UV_EAI_AGAIN (as glibc's search gives TRY_AGAIN), and nothing is cached, so the name resolves
  * as soon as the zone is back. Fails without resolver.c's any_failed: UV_EAI_NONAME, cached for
- * the SOA's minute, and the second lookup answered "no such name" from the cache. */
+ * the SOA's minute, and the second lookup answered "no such name" from the cache. A candidate
+ * whose A is NXDOMAIN while its AAAA fails is one that does not exist, not a failure. */
 TEST_IMPL(stack_resolver_search_servfail)
 {
     static struct dns_server srv;
@@ -941,6 +946,18 @@ TEST_IMPL(stack_resolver_search_servfail)
     ASSERT_EQ(srv.n_addrs, 1);
     ASSERT(dns_is(&srv.addrs[0], "10.1.2.4"));
     ASSERT_EQ(srv.n_queries, 1);
+    ASSERT_EQ(harness_tun_down(&srv.tun), 0);
+
+    /* With IPv6, a server that fails every AAAA question under corp.example: svc2.corp.example's
+     * A is NXDOMAIN, so that candidate does not exist whatever AAAA met, and the bare svc2 does
+     * not exist either: UV_EAI_NONAME, as before the search remembered failures. */
+    dns_up(&srv, zone, ARRAY_SIZE(zone), "fd00::2", "corp.example");
+    srv.servfail_aaaa = ".corp.example";
+    dns_lookup(&srv, "svc2");
+    dns_run(&srv, 0);
+    ASSERT_EQ(srv.calls, 1);
+    ASSERT_EQ(srv.status, UV_EAI_NONAME);
+    ASSERT_STR_EQ(srv.queries[srv.n_queries - 1].name, "svc2");
     ASSERT_EQ(harness_tun_down(&srv.tun), 0);
     return 0;
 }
