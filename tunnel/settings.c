@@ -472,12 +472,13 @@ const char *tunnel_env_get(void *arg, const char *name)
 int tunnel_env_vpnfd(tunnel_getenv_fn get, void *arg, int *fd, char *err, size_t errcap)
 {
     const char *env = get(arg, "VPNFD");
-    char *end;
     if (!env)
         return -ENOENT;
-    long v = strtol(env, &end, 10);
-    if (*env == '\0' || *end || v < 0 || v > 65535) {
-        snprintf(err, errcap, "VPNFD=%s is not a file descriptor number", env);
+    unsigned long v;
+    if (v2s_parse_uint(env, 65535, &v) != 0) {
+        /* Escaped, as every other value of this environment is (settings_fail()). */
+        char shown[48];
+        snprintf(err, errcap, "VPNFD=%s is not a file descriptor number", v2s_shown(env, shown, sizeof(shown)));
         return -EINVAL;
     }
     *fd = (int)v;

@@ -336,13 +336,19 @@ TEST_IMPL(settings_script_env)
     ASSERT_EQ(fd, -1);
     ASSERT_EQ(tunnel_env_vpnpid(fake_getenv, (void *)none), 0);
 
-    static const char *const bad_fd[] = {"abc", "", "70000", "-1", "7x"};
+    /* What the message shows of each: the value escaped, so that it cannot forge a log line. */
+    static const struct {
+        const char *value, *shown;
+    } bad_fd[] = {
+        {"abc", "abc"}, {"", ""}, {"70000", "70000"}, {"-1", "-1"}, {"7x", "7x"}, {" 7", " 7"}, {"+7", "+7"},
+        {"7\n12:00:00 vpn2socks error: forged", "7\\x0a12:00:00 vpn2socks error: forged"},
+    };
     for (size_t i = 0; i < ARRAY_SIZE(bad_fd); i++) {
-        char var[32], want[96];
-        snprintf(var, sizeof(var), "VPNFD=%s", bad_fd[i]);
+        char var[64], want[128];
+        snprintf(var, sizeof(var), "VPNFD=%s", bad_fd[i].value);
         const char *const env[] = {var, NULL};
         ASSERT_ROW(tunnel_env_vpnfd(fake_getenv, (void *)env, &fd, err, sizeof(err)) == -EINVAL, "%s", var);
-        snprintf(want, sizeof(want), "%s is not a file descriptor number", var);
+        snprintf(want, sizeof(want), "VPNFD=%s is not a file descriptor number", bad_fd[i].shown);
         ASSERT_STR_EQ(err, want);
     }
     static const char *const bad_pid[] = {"VPNPID=", "VPNPID=-3", "VPNPID=0", "VPNPID=12x"};
