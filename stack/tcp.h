@@ -22,7 +22,9 @@ typedef void (*stack_tcp_connect_cb)(void *arg, struct stack_tcp *c, int status)
 typedef void (*stack_tcp_done_cb)(void *arg, int reset, uint64_t up, uint64_t down);
 
 /* Opens a connection to dst:port from the tunnel address, giving up after timeout_ms. Returns 0
- * (cb follows, exactly once, unless cancelled) or a negative errno (cb never runs). */
+ * (cb follows, exactly once, unless cancelled) or a negative errno (cb never runs): among them
+ * UV_ENETUNREACH, with nothing sent, for a dst no host can have (0.0.0.0/8, ::, 127/8, ::1,
+ * multicast, 255.255.255.255). */
 int stack_tcp_connect(struct stack *s, const struct v2s_addr *dst, uint16_t port, unsigned timeout_ms,
                       stack_tcp_connect_cb cb, void *arg, struct stack_tcp **out);
 /* Abandons a connection that is not bridged: one whose connect callback has not run yet (the

@@ -404,6 +404,67 @@ TEST_IMPL(stack_input_ports_in_time_wait)
     return 0;
 }
 
+/* --- destinations that cannot be a TCP peer --- */
+
+static int input_nohost_sent;
+
+static void input_nohost_send(struct harness_tun *t, const uint8_t *pkt, size_t len)
+{
+    (void)t;
+    (void)pkt;
+    (void)len;
+    input_nohost_sent++;
+}
+
+static void input_nohost_connected(void *arg, struct stack_tcp *c, int status)
+{
+    (void)c;
+    *(int *)arg = status;
+}
+
+/* A connection asked for an address no host behind the VPN can have (the unspecified address,
+ * IPv6's loopback, multicast, the limited broadcast) failed only after the connect timeout (20 s
+ * by default: a SOCKS client got reply 6, "TTL expired"), while its SYNs went to the VPN server;
+ * 127.0.0.1 already failed at once (lwIP routes no loopback address), so ::1 and 127.0.0.1 were
+ * answered differently. Now each fails at once, as "no route" (UV_ENETUNREACH, SOCKS reply 3),
+ * and sends nothing; a host's address still connects. */
+TEST_IMPL(stack_input_connect_no_host)
+{
+    static struct harness_tun t;
+    memset(&t, 0, sizeof(t));
+    const struct harness_tun_config cfg = {.addr4 = "10.8.0.2", .addr6 = "fd00::2", .seed = 17};
+    ASSERT_EQ(harness_tun_up(&t, &cfg, input_nohost_send, NULL), 0);
+    static const char *const no_host[] = {
+        "0.0.0.0", "0.1.2.3", "127.0.0.1", "224.0.0.1", "239.255.255.250", "255.255.255.255",
+        "::", "::1", "ff02::1", "ff05::1:3",
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(no_host); i++) {
+        struct v2s_addr dst;
+        struct stack_tcp *c = NULL;
+        int status = 1;
+        ASSERT_EQ(v2s_addr_parse(&dst, no_host[i]), 0);
+        int sent = input_nohost_sent;
+        int rc = stack_tcp_connect(t.stack, &dst, 80, 60000, input_nohost_connected, &status, &c);
+        ASSERT_ROW(rc == UV_ENETUNREACH, "%s: %d", no_host[i], rc);
+        ASSERT_ROW(input_nohost_sent == sent, "%s: a packet was sent", no_host[i]);
+        ASSERT_EQ(status, 1);
+    }
+    static const char *const hosts[] = {"10.9.0.1", "fd00:99::1", "169.254.1.1", "240.0.0.1"};
+    for (size_t i = 0; i < ARRAY_SIZE(hosts); i++) {
+        struct v2s_addr dst;
+        struct stack_tcp *c = NULL;
+        int status = 1;
+        ASSERT_EQ(v2s_addr_parse(&dst, hosts[i]), 0);
+        int sent = input_nohost_sent;
+        ASSERT_EQ(stack_tcp_connect(t.stack, &dst, 80, 60000, input_nohost_connected, &status, &c), 0);
+        ASSERT_ROW(input_nohost_sent == sent + 1, "%s: no SYN", hosts[i]);
+        stack_tcp_cancel(c);
+        ASSERT_EQ(status, 1);
+    }
+    ASSERT_EQ(harness_tun_down(&t), 0);
+    return 0;
+}
+
 /* --- an MSS option after the handshake --- */
 
 /* The largest payload of a data segment the stack sent, and the IP fragments it sent (a segment
