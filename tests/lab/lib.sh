@@ -20,7 +20,9 @@
 # prefix) for VPN servers on IPv6; both are empty when the kernel has no IPv6 (IPv6 cases skip).
 #
 # Knobs (environment): LAB_KEEP=1 keeps the run dir; LAB_BIG_MB (default 100) sizes the big file;
-# LAB_OCSERV_UDP=0 serves TLS only; LAB_TMP is where the run dir goes (default /tmp).
+# LAB_OCSERV_UDP=0 serves TLS only; LAB_OCSERV_EXTRA holds more lines for ocserv.conf (say, an
+# ipv6-network), and LAB_OCSERV_NO_IPV4=1 leaves out its IPv4 pool, DNS server and route; LAB_TMP
+# is where the run dir goes (default /tmp).
 
 LAB_LIB_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 LAB_PY=/usr/bin/python3          # Debian's python: python3 on PATH may lack Debian's modules
@@ -443,6 +445,9 @@ ping-leases = false
 cisco-client-compat = true
 dtls-legacy = true
 EOF
+    # an IPv6-only server: no IPv4 pool, and neither the IPv4 DNS server nor the IPv4 route
+    [ "${LAB_OCSERV_NO_IPV4:-0}" = 1 ] && sed -i '/^ipv4-/d; /^dns = /d; /^route = /d' "$LAB_OCSERV_CONF"
+    [ -n "${LAB_OCSERV_EXTRA:-}" ] && printf '%s\n' "$LAB_OCSERV_EXTRA" >>"$LAB_OCSERV_CONF"
     lab_bg ocserv ip netns exec "$LAB_SERVER_NS" ocserv -f -c "$LAB_OCSERV_CONF"
     LAB_OCSERV_PID=$LAB_LAST_PID
     export LAB_OCSERV_PID
