@@ -10,8 +10,8 @@
 #     dead server was asked first, then the second over UDP (truncated) and over TCP;
 #   - the same again: no query anywhere (the cache);
 #   - the single label "web" (searched as web.lab.test): the page, asked of the good server first
-#     (the dead one's failure is remembered: nothing more reaches it), well under the 2 s the
-#     dead server costs;
+#     (the dead one's failure is remembered: nothing more reaches it, so its 2 s timeout is not
+#     paid again; the time is logged, not asserted);
 #   - outside.example (not under lab.test): resolved by the host's resolver, the page through
 #     the tunnel; neither tunnel DNS server ever hears the name;
 #   - web.lab<U+3002>test (the ideographic full stop the host's resolver reads as a dot): through
@@ -84,7 +84,9 @@ ms=$((($(date +%s%N) - t0) / 1000000))
 lab_check_eq "... the good server asked first: nothing more reached the dead one" 1 "$(wc -l <"$DEAD_LOG")"
 lab_check_eq "... which answered it over UDP and TCP" "2 2" \
     "$(asked "$GOOD_LOG" udp "$LAB_WEB_NAME") $(asked "$GOOD_LOG" tcp "$LAB_WEB_NAME")"
-lab_check "... in ${ms} ms, without the dead server's 2 s timeout" test "$ms" -lt 1500
+# No check on the time it took (tests assert no timings): the dead server's log above shows it
+# was not asked, which is what spares its 2 s timeout.
+lab_log "the single label took ${ms} ms"
 
 lab_check "outside.example (not the tunnel's) through SOCKS: the page, by the host's resolver" fetch outside.example
 lab_check_eq "... the tunnel's DNS servers never heard the name" 0 \
@@ -127,6 +129,6 @@ t0=$(date +%s%N)
 lab_check "... web.lab.test through SOCKS: the page" fetch "$LAB_WEB_NAME"
 ms=$((($(date +%s%N) - t0) / 1000000))
 lab_check_eq "... the pushed dead server was not asked" "$dead_before" "$(wc -l <"$DEAD_LOG")"
-lab_check "... in ${ms} ms, no 2 s timeout" test "$ms" -lt 1500
+lab_log "--dns $GOOD: the lookup and fetch took ${ms} ms"
 lab_check_eq "SIGTERM: exit status 0" 0 "$(v2s_stop)"
 lab_finish
