@@ -110,7 +110,8 @@ if [[ $worker =~ ^[0-9]+$ ]]; then
     before=$(grep -c icmp-ok "$A/events.txt")
     lab_check "openconnect reconnects after the server worker dies" \
         lab_wait_count "$LAB_OC_LOG" '^Got CONNECT response' "$((connects + 1))" 15
-    sleep 3
+    # An echo reply after the reconnect (one ping a second), waited for rather than a fixed pause.
+    lab_wait_count "$A/events.txt" icmp-ok "$((before + 1))" 10
     after=$(grep -c icmp-ok "$A/events.txt")
     if probe_alive "$A" && [ "$after" -gt "$before" ] && ! grep -q '^[0-9.]* \(signal\|eof\|read-error\|write-error\)' "$A/events.txt"; then
         lab_pass "same script keeps working across the reconnect ($before -> $after echo replies)"
@@ -124,8 +125,12 @@ fi
 lab_stop_openconnect TERM
 lab_check "SIGTERM to openconnect: the script gets SIGHUP" \
     lab_wait_file_match "$A/events.txt" 'signal SIGHUP' 5
-sleep 0.5
-if probe_alive "$A"; then lab_fail "probe still running after SIGHUP"; else lab_pass "probe exited on SIGHUP"; fi
+for _ in $(seq 100); do probe_alive "$A" || break; sleep 0.05; done
+if probe_alive "$A"; then
+    lab_fail "probe still running 5 s after SIGHUP"
+else
+    lab_pass "probe exited on SIGHUP"
+fi
 
 # ---- session B: TLS only; openconnect SIGKILLed: no SIGHUP, no EOF, writes fail
 B=$(newdir b)
