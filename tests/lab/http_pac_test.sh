@@ -11,9 +11,9 @@
 #   - curl through the proxy the PAC names fetches the tunnel's web server byte-exact;
 #   - the server is restarted pushing one more route: vpn2socks reconnects and the PAC fetched
 #     again sends that network to the proxy (it went DIRECT before).
-#   - headless Chromium (Debian's chromium; skipped when not installed) with --proxy-pac-url loads the
-#     tunnel's page through the proxy and one outside the routes DIRECT;
-#   - headless Firefox (Debian's firefox-esr; skipped when not installed) the same with its
+#   - headless Chromium (Debian's chromium; a failure when not installed) with --proxy-pac-url
+#     loads the tunnel's page through the proxy and one outside the routes DIRECT;
+#   - headless Firefox (Debian's firefox-esr; a failure when not installed) the same with its
 #     "Automatic proxy configuration URL", and the tunnel's page by name with its SOCKS v5 settings.
 # Needs root (skips with exit 77 otherwise). The binary: $VPN2SOCKS_BIN, else build/vpn2socks.
 set -u
@@ -27,7 +27,9 @@ source "$here/v2s.sh"
 
 lab_require_root
 lab_openvpn_require
-"$LAB_PY" -c 'import pacparser' 2>/dev/null || { echo "SKIP: python3-pacparser is not installed"; exit 77; }
+# A missing dependency fails, as in lab_require_root: a skip would pass unseen in CI.
+"$LAB_PY" -c 'import pacparser' 2>/dev/null ||
+    { echo "lab: missing python3-pacparser; run scripts/install-deps.sh" >&2; exit 1; }
 lab_setup --no-ocserv
 v2s_prepare
 
@@ -86,7 +88,7 @@ as_the_pac_says() {
 lab_check "curl through the proxy the PAC names fetches $WEB byte-exact" as_the_pac_says
 
 # Headless Chromium with --proxy-pac-url (Debian's chromium, from scripts/install-deps.sh;
-# skipped when it is not installed): the tunnel's name through the proxy (the proxy
+# a failure when it is not installed): the tunnel's name through the proxy (the proxy
 # logs the request), an address outside the routes DIRECT (a second web server on the VPN
 # server's own address, which the client namespace reaches without the tunnel; the proxy never
 # sees it).
@@ -120,10 +122,10 @@ if command -v chromium >/dev/null; then
     lab_check "chromium --proxy-pac-url: $WEB through the proxy" chrome_proxy
     lab_check "chromium --proxy-pac-url: $LAB_SERVER_IP DIRECT (the proxy never sees it)" chrome_direct
 else
-    lab_skip "headless Chromium (Debian's chromium is not installed)"
+    lab_fail "headless Chromium: Debian's chromium is not installed (scripts/install-deps.sh)"
 fi
 
-# Headless Firefox (Debian's firefox-esr; skipped when it is not installed), set up as a user
+# Headless Firefox (Debian's firefox-esr; a failure when it is not installed), set up as a user
 # would: a fresh profile whose user.js holds the proxy settings of about:preferences, Network
 # Settings. Firefox has no --dump-dom: it renders each page to a PNG, and the web servers' logs
 # say what it fetched. Each page is a file of its own, so a log line belongs to one check.
@@ -191,7 +193,7 @@ if command -v firefox-esr >/dev/null; then
         ff_pac_direct
     lab_check "firefox-esr, SOCKS v5 with remote DNS: $WEB by name through vpn2socks" ff_socks
 else
-    lab_skip "headless Firefox (Debian's firefox-esr is not installed)"
+    lab_fail "headless Firefox: Debian's firefox-esr is not installed (scripts/install-deps.sh)"
 fi
 
 # The server pushes one more route from its next start; vpn2socks reconnects (explicit-exit-notify).
