@@ -71,6 +71,7 @@ local  = 127.0.0.1:$C_PORT:$LAB_INTERNAL_IP:$LAB_ECHO_PORT
 
 S=$LAB_RUN_DIR/out/conf
 mkdir -m 1777 "$S"
+v2s_no_direct_route
 lab_bg v2s-conf ip netns exec "$LAB_CLIENT_NS" setpriv --reuid=nobody --regid=nogroup --clear-groups \
     "$WRAP" "$S" --conf "$CONF"
 lab_wait_file_match "$S/pid" '^[0-9]+$' 5 || lab_die "vpn2socks did not start"

@@ -38,6 +38,7 @@ quiet_session() {
     local i
     S=$LAB_RUN_DIR/out/$1
     mkdir -m 1777 "$S"
+    v2s_no_direct_route
     lab_bg "v2s-$1" ip netns exec "$LAB_CLIENT_NS" setpriv --reuid=nobody --regid=nogroup --clear-groups \
         "$WRAP" "$S" --config "$2/config.ovpn" -D "$SOCKS_ADDR:$SOCKS_PORT"
     lab_wait_file_match "$S/pid" '^[0-9]+$' 5 || return 1

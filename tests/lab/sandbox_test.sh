@@ -64,6 +64,7 @@ lab_log "root file system: $(find "$ROOT" -type f | wc -l) files, $(du -sh "$ROO
 # ---- vpn2socks in it, started by nobody
 S=$LAB_RUN_DIR/out/sbx
 mkdir -m 1777 "$S"
+v2s_no_direct_route
 lab_bg v2s-sbx ip netns exec "$LAB_CLIENT_NS" setpriv --reuid=nobody --regid=nogroup --clear-groups \
     bwrap --unshare-all --share-net --die-with-parent --new-session \
     --ro-bind "$ROOT" / --proc /proc --dev /dev \

@@ -8,6 +8,8 @@
 #                                openconnect (as nobody) -> vpn2socks (as nobody) with a SOCKS5
 #                                listener on $SOCKS_ADDR:$SOCKS_PORT; its files in $S
 #   v2s_alive / v2s_wait_exit DIR TIMEOUT_S / v2s_check_file / v2s_fetch_check / sc CASE ...
+#   v2s_no_direct_route          dies if the client ns could reach the lab's services without the
+#                                tunnel (the start functions call it)
 
 V2S_REPO=$(cd "$LAB_LIB_DIR/../.." && pwd)
 SOCKS_ADDR=127.0.0.1
@@ -47,12 +49,23 @@ EOF
     chmod 755 "$WRAP"
 }
 
+# v2s_no_direct_route: dies if the client namespace has a route to $LAB_INTERNAL_IP. The lab's
+# services must be reachable only through vpn2socks's tunnel: with a route (a kernel TUN left up, a
+# test's own route) a fetch that went direct would pass as if it had crossed the tunnel.
+v2s_no_direct_route() {
+    local r
+    r=$(lab_in_client ip route get "$LAB_INTERNAL_IP" 2>/dev/null) || return 0
+    lab_die "the client namespace has a route to $LAB_INTERNAL_IP (${r%%$'\n'*}):" \
+        "the lab's services are reachable without the tunnel"
+}
+
 # v2s_start_session NAME [openconnect args]: openconnect + vpn2socks -D $SOCKS_ADDR:$SOCKS_PORT -vv
 # plus $V2S_ARGS; out dir in $S, pid in $V2S_PID; 1 on failure
 v2s_start_session() {
     S=$LAB_RUN_DIR/out/$1
     shift
     mkdir -m 1777 "$S"
+    v2s_no_direct_route
     : >"$LAB_RUN_DIR/log/openconnect.log"
     lab_start_openconnect "$WRAP $S -D $SOCKS_ADDR:$SOCKS_PORT -vv ${V2S_ARGS:-}" "$@" || return 1
     if ! lab_wait_listen "$LAB_CLIENT_NS" tcp "$SOCKS_ADDR" "$SOCKS_PORT" 10; then
@@ -114,6 +127,7 @@ v2s_start_ovpn() {
     shift 2
     S=$LAB_RUN_DIR/out/$name
     mkdir -m 1777 "$S"
+    v2s_no_direct_route
     [ -f "$dir/auth.txt" ] && extra=(--auth-user-pass "$dir/auth.txt")
     lab_bg "v2s-$name" ip netns exec "$LAB_CLIENT_NS" setpriv --reuid=nobody --regid=nogroup --clear-groups \
         "$WRAP" "$S" --config "$dir/config.ovpn" "${extra[@]}" -D "$SOCKS_ADDR:$SOCKS_PORT" -vv "$@"
