@@ -60,9 +60,11 @@ since() { awk -v a="$1" -v b="$(now)" 'BEGIN {printf "%.1f", b - a}'; }
 # ---------------------------------------------------------------- connections in flight
 
 # inflight_start NAME N SIZE RATE: N echoes of SIZE bytes each way through the proxy, each paced
-# at RATE bytes/s, in the background; one line per connection in $IF_TSV
+# at RATE bytes/s, in the background; one line per connection in $IF_TSV. The case sets IF_FAULT
+# (now) just before it does harm, so that inflight_ended can tell that they were in flight then.
 inflight_start() {
     IF_TSV=$LAB_RUN_DIR/out/$1.tsv
+    IF_FAULT=''
     lab_bg "$1" ip netns exec "$LAB_CLIENT_NS" "$LAB_PY" "$LOAD_GEN" --label "$1" \
         --socks "$SOCKS_ADDR:$SOCKS_PORT" --size "$3" --rate "$4" --stall "$FAULT_HANG_S" \
         --deadline 120 --results "$IF_TSV" "echo=$2@$LAB_INTERNAL_IP:$LAB_ECHO_PORT"
@@ -74,11 +76,15 @@ inflight_wait() { wait "$IF_PID" 2>/dev/null; }
 
 # inflight_ended T BOUND [reset]: every connection in flight ended at most BOUND s after T (when
 # $IF_EVENT, default the tunnel coming back), none hung and none with wrong bytes (an error is
-# fine: a reset, an early EOF); with "reset", every one ended with an error. Prints how they ended.
+# fine: a reset, an early EOF); with "reset", every one ended with an error. Every one must have
+# ended after $IF_FAULT: one that ended before (refused, failed, done) was never in flight, and
+# "ended with an error" would pass it whatever the fault did. Prints how they ended.
 inflight_ended() {
-    awk -F'\t' -v up="$1" -v bound="$2" -v want_reset="${3:-}" -v event="${IF_EVENT:-the tunnel was back}" '
+    awk -F'\t' -v up="$1" -v bound="$2" -v want_reset="${3:-}" -v event="${IF_EVENT:-the tunnel was back}" \
+        -v fault="${IF_FAULT:?the case sets IF_FAULT before the fault}" '
         {
             n++
+            if ($7 < fault) early++
             if ($3 == 1) ok++
             else { e = $9; gsub(/[0-9]+/, "N", e); err[e]++ }
             if ($9 ~ /stalled|crawling|differ|more bytes/) bad++
@@ -88,6 +94,7 @@ inflight_ended() {
             printf "%d connections: %d completed intact, %d ended with an error; the last one ended %.1f s after %s\n", n, ok, n - ok, last - up, event
             for (e in err) printf "  %d x %s\n", err[e], e
             if (n == 0) exit 1
+            if (early > 0) { printf "  %d ended before the fault: not in flight, the check proves nothing\n", early; exit 1 }
             if (bad > 0) { print "  hung or wrong bytes: a failure"; exit 1 }
             if (last - up > bound) { printf "  later than %d s after %s\n", bound, event; exit 1 }
             if (want_reset != "" && ok > 0) { print "  expected every one reset"; exit 1 }
@@ -191,7 +198,7 @@ if want a; then
     if v2s_start_ovpn kill-udp "$LAB_OVPN_CLIENT_DIR"; then
         inflight_start inflight-a 20 $((4 * 1048576)) 262144
         sleep 3
-        T_KILL=$(now)
+        T_KILL=$(now) IF_FAULT=$T_KILL
         lab_stop_openvpn_server kill-udp KILL
         sleep 3
         lab_check "(a) server killed: the SOCKS listener stays up" socks_listening
@@ -222,6 +229,7 @@ if want a2; then
     if v2s_start_ovpn kill-tcp "$LAB_OVPN_CLIENT_DIR"; then
         inflight_start inflight-a2 20 $((4 * 1048576)) 262144
         sleep 3
+        IF_FAULT=$(now)
         lab_stop_openvpn_server kill-tcp KILL
         # it comes back giving this client another address (client-config-dir, by the CN)
         ccd=${LAB_OVPN_DIR[kill-tcp]}/ccd
@@ -265,7 +273,7 @@ if want b; then
     if v2s_start_ovpn dark "$LAB_OVPN_CLIENT_DIR"; then
         inflight_start inflight-b 20 $((4 * 1048576)) 262144
         sleep 3
-        T_DARK=$(now)
+        T_DARK=$(now) IF_FAULT=$T_DARK
         dark_on "${LAB_OVPN_PORT[dark]}"
         if lab_wait_file_match "$S/v2s.log" 'ping-restart' 20 "$V2S_PID"; then
             lab_pass "(b) the dark path is noticed (ping-restart, after $(since "$T_DARK") s)"
@@ -375,7 +383,7 @@ if want e; then
     if v2s_start_session faults-oc; then
         inflight_start inflight-e 20 $((4 * 1048576)) 262144
         sleep 3
-        T_KILL=$(now)
+        T_KILL=$(now) IF_FAULT=$T_KILL
         lab_stop_openconnect KILL
         status=$(v2s_wait_exit "$S" 10)
         lab_check_eq "(e) openconnect killed mid-transfer: vpn2socks exits with status 3 within 10 s" 3 "$status"
