@@ -147,7 +147,8 @@ if lab_start_openconnect "$LAB_PY $PROBE --ignore-hup $B 60" --no-dtls; then
     else
         lab_pass "SIGKILL to openconnect: no SIGHUP and no EOF on VPNFD reads (watch VPNPID)"
     fi
-    if probe_alive "$B"; then lab_pass "the orphaned script lingers (teardown must kill it)"; fi
+    # What openconnect leaves behind, noted for whoever tears down; not a check (it has no fail).
+    if probe_alive "$B"; then lab_log "the orphaned script lingers (teardown must kill it)"; fi
 else
     lab_fail "openconnect --no-dtls connects"
 fi
