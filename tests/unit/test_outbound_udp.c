@@ -520,12 +520,6 @@ static void split_never(void *arg, struct outbound_conn *c, int status, const st
     ASSERT(0 && "a refused name must not call back");
 }
 
-/* Split DNS in the routed outbound (router_name_decide()): the tunnel pushed the domain corp, a
- * split route and its DNS server. A name under corp, and a single label (searched as svc.corp),
- * go to the tunnel's server; with --others direct any other name goes to the host's resolver and
- * the tunnel's server never hears it; with --others reject it is refused at once, for UDP and for
- * connect, without a lookup anywhere, one log line each (for UDP one per association, however many
- * datagrams); the tunnel's names still resolve. */
 /* The host's resolver is asked for names that do not exist; a machine whose DNS server does not
  * answer would make glibc wait 5 s a try, twice, past the tests' patience. One second, one try: the
  * answer is then NXDOMAIN or, without a server, EAI_AGAIN, both within the wait below. */
@@ -534,18 +528,27 @@ static void ot_quick_host_resolver(void)
     setenv("RES_OPTIONS", "timeout:1 attempts:1", 1);
 }
 
-TEST_IMPL(dial_split_dns)
+/* The split DNS rig of the tests below: a tunnel whose DNS server 10.9.0.53 (routed, with
+ * 10.9.0.0/16) serves the given domains, --others direct, a dialer over the tunnel and the host,
+ * and one UDP association from it. */
+struct split_rig {
+    struct rt r;
+    struct ot_got got;
+    struct router router;
+    struct outbound *via, *direct, *dialer;
+    struct outbound_udp *u;
+    uv_loop_t *loop;
+};
+
+static void split_rig_up(struct split_rig *k, const char *domains)
 {
     ot_quick_host_resolver();
-    static struct rt r;
-    static struct ot_got got;
-    memset(&r, 0, sizeof(r));
-    struct harness_tun_config cfg = {.addr4 = "10.8.0.2", .dns = {"10.9.0.53"}, .domains = "corp", .seed = 5};
-    ASSERT_EQ(harness_tun_up(&r.tun, &cfg, rt_on_send, &r), 0);
-    uv_loop_t *loop = &r.tun.loop;
-    struct router router;
-    router_init(&router);
-    router.others = ROUTER_OTHERS_DIRECT;
+    memset(k, 0, sizeof(*k));
+    struct harness_tun_config cfg = {.addr4 = "10.8.0.2", .dns = {"10.9.0.53"}, .domains = domains, .seed = 5};
+    ASSERT_EQ(harness_tun_up(&k->r.tun, &cfg, rt_on_send, &k->r), 0);
+    k->loop = &k->r.tun.loop;
+    router_init(&k->router);
+    k->router.others = ROUTER_OTHERS_DIRECT;
     struct tunnel_settings ts;
     tunnel_settings_init(&ts);
     struct v2s_cidr c;
@@ -553,30 +556,56 @@ TEST_IMPL(dial_split_dns)
     ASSERT_EQ(tunnel_settings_add_route(&ts, &c, 0), 0);
     ASSERT_EQ(v2s_addr_parse(&ts.dns[0], "10.9.0.53"), 0);
     ts.n_dns = 1;
-    ts.domains = strdup("corp");
-    ASSERT_EQ(router_set_tunnel(&router, &ts), 0);
+    ts.domains = strdup(domains);
+    ASSERT_EQ(router_set_tunnel(&k->router, &ts), 0);
     tunnel_settings_free(&ts);
-    struct outbound *via, *direct, *dialer;
-    ASSERT_EQ(via_stack_new(&via, r.tun.stack), 0);
-    ASSERT_EQ(direct_new(&direct, loop), 0);
-    struct dial_config dcfg = {.loop = loop, .stack = r.tun.stack, .router = &router};
-    dcfg.via[ROUTER_TUNNEL] = via;
-    dcfg.via[ROUTER_DIRECT] = direct;
-    ASSERT_EQ(dial_new(&dialer, &dcfg), 0);
-    struct outbound_udp *u = NULL;
-    ASSERT_EQ(outbound_udp_open(dialer, ot_recv, &got, &u), 0);
+    ASSERT_EQ(via_stack_new(&k->via, k->r.tun.stack), 0);
+    ASSERT_EQ(direct_new(&k->direct, k->loop), 0);
+    struct dial_config dcfg = {.loop = k->loop, .stack = k->r.tun.stack, .router = &k->router};
+    dcfg.via[ROUTER_TUNNEL] = k->via;
+    dcfg.via[ROUTER_DIRECT] = k->direct;
+    ASSERT_EQ(dial_new(&k->dialer, &dcfg), 0);
+    ASSERT_EQ(outbound_udp_open(k->dialer, ot_recv, &k->got, &k->u), 0);
+}
+
+static void split_rig_down(struct split_rig *k)
+{
+    outbound_udp_close(k->u);
+    int closed = 0;
+    outbound_close(k->dialer, ot_closed, &closed);
+    outbound_close(k->via, ot_closed, &closed);
+    outbound_close(k->direct, ot_closed, &closed);
+    ASSERT(uvtest_run_until_fn(k->loop, ot_two, &closed, 3000));
+    ASSERT_EQ(harness_tun_down(&k->r.tun), 0);
+    ASSERT_EQ(closed, 3);
+    router_free(&k->router);
+}
+
+/* Split DNS in the routed outbound (router_name_decide()): the tunnel pushed the domain corp, a
+ * split route and its DNS server. A name under corp, and a single label (searched as svc.corp),
+ * go to the tunnel's server; with --others direct any other name goes to the host's resolver and
+ * the tunnel's server never hears it; with --others reject it is refused at once, for UDP and for
+ * connect, without a lookup anywhere, one log line each (for UDP one per association, however many
+ * datagrams); the tunnel's names still resolve. */
+TEST_IMPL(dial_split_dns)
+{
+    static struct split_rig k;
+    split_rig_up(&k, "corp");
+    uv_loop_t *loop = k.loop;
+    struct outbound *dialer = k.dialer;
+    struct outbound_udp *u = k.u;
 
     ASSERT_EQ(ot_send(u, "svc.corp", NULL, 6000, "in"), 0);
-    ASSERT_EQ(r.n_asked, 1);
-    ASSERT_STR_EQ(r.asked[0], "svc.corp");
-    rt_answer(&r);
-    ASSERT_EQ(r.n_sent, 1);
-    ASSERT(ot_is(&r.sent[0].dst, "10.9.0.8"));
+    ASSERT_EQ(k.r.n_asked, 1);
+    ASSERT_STR_EQ(k.r.asked[0], "svc.corp");
+    rt_answer(&k.r);
+    ASSERT_EQ(k.r.n_sent, 1);
+    ASSERT(ot_is(&k.r.sent[0].dst, "10.9.0.8"));
     ASSERT_EQ(ot_send(u, "svc", NULL, 6000, "short"), 0);
-    ASSERT_EQ(r.n_asked, 2);
-    ASSERT_STR_EQ(r.asked[1], "svc.corp");
-    rt_answer(&r);
-    ASSERT_EQ(r.n_sent, 2);
+    ASSERT_EQ(k.r.n_asked, 2);
+    ASSERT_STR_EQ(k.r.asked[1], "svc.corp");
+    rt_answer(&k.r);
+    ASSERT_EQ(k.r.n_sent, 2);
 
     /* --others direct: the host's resolver (which knows no such name), never the tunnel's. */
     int rc = 0, never = 0;
@@ -586,10 +615,10 @@ TEST_IMPL(dial_split_dns)
         rc = ot_send(u, "nosuch.invalid", NULL, 9, "probe");
     }
     ASSERT_ROW(rc == UV_EAI_NONAME || rc == UV_EAI_AGAIN, "rc %d", rc);
-    ASSERT_EQ(r.n_asked, 2);
+    ASSERT_EQ(k.r.n_asked, 2);
 
     /* --others reject: refused before any lookup. */
-    router.others = ROUTER_OTHERS_REJECT;
+    k.router.others = ROUTER_OTHERS_REJECT;
     int saved_level = v2s_log_level;
     v2s_log_level = V2S_LOG_INFO;
     uvtest_log_begin();
@@ -602,21 +631,13 @@ TEST_IMPL(dial_split_dns)
     const char *log = uvtest_log_end();
     v2s_log_level = saved_level;
     ASSERT_EQ(rt_count(log, "www.example.com: not under the tunnel's DNS domains: refused (--others reject)"), 2);
-    ASSERT_EQ(r.n_asked, 2);
+    ASSERT_EQ(k.r.n_asked, 2);
     ASSERT_EQ(ot_send(u, "db.corp", NULL, 5432, "still"), 0);
-    ASSERT_EQ(r.n_asked, 3);
-    ASSERT_STR_EQ(r.asked[2], "db.corp");
-    rt_answer(&r);
+    ASSERT_EQ(k.r.n_asked, 3);
+    ASSERT_STR_EQ(k.r.asked[2], "db.corp");
+    rt_answer(&k.r);
 
-    outbound_udp_close(u);
-    int closed = 0;
-    outbound_close(dialer, ot_closed, &closed);
-    outbound_close(via, ot_closed, &closed);
-    outbound_close(direct, ot_closed, &closed);
-    ASSERT(uvtest_run_until_fn(loop, ot_two, &closed, 3000));
-    ASSERT_EQ(harness_tun_down(&r.tun), 0);
-    ASSERT_EQ(closed, 3);
-    router_free(&router);
+    split_rig_down(&k);
     return 0;
 }
 
@@ -645,79 +666,47 @@ static void split_idna_connected(void *arg, struct outbound_conn *c, int status,
  *     for it), and nobody is asked. */
 TEST_IMPL(dial_split_dns_idna)
 {
-    ot_quick_host_resolver();
-    static struct rt r;
-    static struct ot_got got;
-    memset(&r, 0, sizeof(r));
     static const char domains[] = "corp xn--bcher-kva.example";
-    struct harness_tun_config cfg = {.addr4 = "10.8.0.2", .dns = {"10.9.0.53"}, .domains = domains, .seed = 5};
-    ASSERT_EQ(harness_tun_up(&r.tun, &cfg, rt_on_send, &r), 0);
-    uv_loop_t *loop = &r.tun.loop;
-    struct router router;
-    router_init(&router);
-    router.others = ROUTER_OTHERS_DIRECT;
-    struct tunnel_settings ts;
-    tunnel_settings_init(&ts);
-    struct v2s_cidr c;
-    ASSERT_EQ(v2s_cidr_parse(&c, "10.9.0.0/16", 0), 0);
-    ASSERT_EQ(tunnel_settings_add_route(&ts, &c, 0), 0);
-    ASSERT_EQ(v2s_addr_parse(&ts.dns[0], "10.9.0.53"), 0);
-    ts.n_dns = 1;
-    ts.domains = strdup(domains);
-    ASSERT_EQ(router_set_tunnel(&router, &ts), 0);
-    tunnel_settings_free(&ts);
-    struct outbound *via, *direct, *dialer;
-    ASSERT_EQ(via_stack_new(&via, r.tun.stack), 0);
-    ASSERT_EQ(direct_new(&direct, loop), 0);
-    struct dial_config dcfg = {.loop = loop, .stack = r.tun.stack, .router = &router};
-    dcfg.via[ROUTER_TUNNEL] = via;
-    dcfg.via[ROUTER_DIRECT] = direct;
-    ASSERT_EQ(dial_new(&dialer, &dcfg), 0);
-    struct outbound_udp *u = NULL;
-    ASSERT_EQ(outbound_udp_open(dialer, ot_recv, &got, &u), 0);
+    static struct split_rig k;
+    split_rig_up(&k, domains);
+    uv_loop_t *loop = k.loop;
+    struct outbound *dialer = k.dialer;
+    struct outbound_udp *u = k.u;
 
     ASSERT_EQ(ot_send(u, "svc\xEF\xBC\x8E" "corp", NULL, 6000, "in"), 0);
-    ASSERT_EQ(r.n_asked, 1);
-    ASSERT_STR_EQ(r.asked[0], "svc.corp");
-    rt_answer(&r);
-    ASSERT_EQ(r.n_sent, 1);
-    ASSERT(ot_is(&r.sent[0].dst, "10.9.0.8"));
+    ASSERT_EQ(k.r.n_asked, 1);
+    ASSERT_STR_EQ(k.r.asked[0], "svc.corp");
+    rt_answer(&k.r);
+    ASSERT_EQ(k.r.n_sent, 1);
+    ASSERT(ot_is(&k.r.sent[0].dst, "10.9.0.8"));
 
     ASSERT_EQ(ot_send(u, "www.svc\xE3\x80\x82" "corp", NULL, 6000, "leak"), 0);
-    ASSERT_EQ(r.n_asked, 2);
-    ASSERT_STR_EQ(r.asked[1], "www.svc.corp");
-    rt_answer(&r);
-    int asked = r.n_asked;
+    ASSERT_EQ(k.r.n_asked, 2);
+    ASSERT_STR_EQ(k.r.asked[1], "www.svc.corp");
+    rt_answer(&k.r);
+    int asked = k.r.n_asked;
 
     ASSERT_EQ(ot_send(u, "www.b\xC3\xBC" "cher.example", NULL, 6000, "idn"), 0);
-    ASSERT_EQ(r.n_asked, asked + 1);
-    ASSERT_STR_EQ(r.asked[asked], "www.xn--bcher-kva.example");
-    rt_answer(&r);
-    asked = r.n_asked;
+    ASSERT_EQ(k.r.n_asked, asked + 1);
+    ASSERT_STR_EQ(k.r.asked[asked], "www.xn--bcher-kva.example");
+    rt_answer(&k.r);
+    asked = k.r.n_asked;
 
     int status = 0;
     struct outbound_conn *conn = NULL;
     ASSERT_EQ(outbound_connect(dialer, "db.b\xC3\xBC" "cher.example", NULL, 80, 1000, split_idna_connected, &status,
                                &conn), 0);
-    ASSERT_EQ(r.n_asked, asked + 1);
-    ASSERT_STR_EQ(r.asked[asked], "db.xn--bcher-kva.example");
-    rt_answer(&r);
+    ASSERT_EQ(k.r.n_asked, asked + 1);
+    ASSERT_STR_EQ(k.r.asked[asked], "db.xn--bcher-kva.example");
+    rt_answer(&k.r);
     uvtest_run_until(loop, &status, 1000);
     ASSERT_EQ(status, UV_EAI_NONAME);
 
-    asked = r.n_asked;
+    asked = k.r.n_asked;
     ASSERT_EQ(ot_send(u, "x\xFF.corp", NULL, 6000, "bad"), UV_EAI_NONAME);
-    ASSERT_EQ(r.n_asked, asked);
+    ASSERT_EQ(k.r.n_asked, asked);
 
-    outbound_udp_close(u);
-    int closed = 0;
-    outbound_close(dialer, ot_closed, &closed);
-    outbound_close(via, ot_closed, &closed);
-    outbound_close(direct, ot_closed, &closed);
-    ASSERT(uvtest_run_until_fn(loop, ot_two, &closed, 3000));
-    ASSERT_EQ(harness_tun_down(&r.tun), 0);
-    ASSERT_EQ(closed, 3);
-    router_free(&router);
+    split_rig_down(&k);
     return 0;
 }
 
