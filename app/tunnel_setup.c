@@ -119,11 +119,14 @@ static void app_vpn_exited(uv_poll_t *h, int status, int events)
 }
 
 /* A datagram packet fd gives no EOF when the other end dies, and a killed openconnect sends no
- * SIGHUP, so watch its process (VPNPID) through a pidfd, which becomes readable when it exits. */
+ * SIGHUP, so watch its process (VPNPID, or the parent under an openconnect that sets none)
+ * through a pidfd, which becomes readable when it exits. */
 void app_watch_vpn_client(struct app *a)
 {
     a->vpn_watch_fd = -1;
     long pid = tunnel_env_vpnpid(app_getenv, NULL);
+    if (pid <= 0 && app_getenv(NULL, "VPNFD"))
+        pid = vpn_watch_openconnect_parent();
     if (pid <= 0)
         return;
     int fd;

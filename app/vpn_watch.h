@@ -13,4 +13,11 @@ enum {
  * failed); or a negative errno when it cannot be watched (no pidfd_open: Linux before 5.3). */
 int vpn_watch_open(long pid, int *fd);
 
+/* openconnect's pid when it is this process's parent, else 0. openconnect before 9.0 sets no
+ * VPNPID; it runs its script with /bin/sh -c, which execs a single command, so vpn2socks started
+ * as the script has openconnect as its parent. The parent is taken only when its name
+ * (/proc/PID/comm) is openconnect: a wrapper script that put vpn2socks in the background and
+ * ended must not count as the VPN client ending. */
+long vpn_watch_openconnect_parent(void);
+
 #endif
