@@ -44,6 +44,7 @@
 #include "base/log.h"
 #include "port/target.h"
 #include "route/dgram.h"
+#include "route/listener.h"
 #include "route/outbound.h"
 #include "stack/udp.h"
 
@@ -105,6 +106,7 @@ struct port_udp {
     uv_loop_t *loop;
     struct outbound *out;   /* -L */
     uv_udp_t sock;          /* -L: the listening socket */
+    struct listener_own own; /* -L: sock, which no flow may send to (listener_is_own()) */
     struct stack_udp *su;   /* -R: the listening socket in the tunnel */
     uv_timer_t timer;       /* the idle timeout of the oldest flow */
     struct port_target dst;
@@ -223,15 +225,18 @@ static int ufwd_send(uv_udp_t *h, const struct sockaddr *to, const uint8_t *data
  * and for -L's rejections, which the routed outbound logs itself (route/outbound.h). */
 static void ufwd_send_failed(struct ufwd_flow *fl, int rc, int up, size_t len)
 {
-    if (rc == UV_EMSGSIZE || rc == UV_ENOBUFS || (rc == UV_EACCES && up && fl->pu->kind == UFWD_LOCAL)) {
+    /* -L: the routed outbound logged its refusals (UV_EACCES, UV_ELOOP) once for the flow. */
+    if (rc == UV_EMSGSIZE || rc == UV_ENOBUFS ||
+        ((rc == UV_EACCES || rc == UV_ELOOP) && up && fl->pu->kind == UFWD_LOCAL)) {
         v2s_debug("%s: a datagram of %zu bytes %s dropped: %s", fl->label, len, up ? "up" : "down",
-                  uv_strerror(rc));
+                  outbound_strerror(rc));
         return;
     }
     if (fl->warned)
         return;
     fl->warned = 1;
-    v2s_info("%s: %s (datagrams to the %s dropped)", fl->label, uv_strerror(rc), up ? "destination" : "client");
+    v2s_info("%s: %s (datagrams to the %s dropped)", fl->label, outbound_strerror(rc),
+             up ? "destination" : "client");
 }
 
 /* Every socket of a forward reads into its one buffer: the listening socket's data is the
@@ -651,6 +656,7 @@ static int ufwd_new(struct port_udp **out, const struct port_udp_config *cfg, en
     pu->idle_ms = cfg->idle_timeout_ms;
     pu->max_flows = cfg->max_flows;
     v2s_list_init(&pu->flows);
+    listener_own_init(&pu->own);
     uv_timer_init(cfg->loop, &pu->timer);
     pu->timer.data = pu;
     pu->handles_open = 1;
@@ -676,6 +682,7 @@ int port_udp_local_new(struct port_udp **out, const struct port_udp_config *cfg,
         port_udp_close(pu, NULL, NULL);
         return rc;
     }
+    listener_own_add(&pu->own, (const uv_handle_t *)&pu->sock);
     struct sockaddr_storage ss;
     int sl = sizeof(ss);
     if (uv_udp_getsockname(&pu->sock, (struct sockaddr *)&ss, &sl) == 0)
@@ -731,6 +738,7 @@ void port_udp_close(struct port_udp *pu, void (*cb)(void *arg), void *arg)
     pu->closing = 1;
     pu->close_cb = cb;
     pu->close_arg = arg;
+    listener_own_remove(&pu->own);
     struct v2s_list *n;
     while ((n = v2s_list_first(&pu->flows)) != NULL)
         ufwd_flow_close(V2S_LIST_ENTRY(n, struct ufwd_flow, by_age), 0);

@@ -133,7 +133,7 @@ static int dial_try_next(struct dial *d)
             d->rejected = 1;
             continue;
         }
-        if (v == ROUTER_DIRECT && listener_is_own(a, d->port)) {
+        if (v == ROUTER_DIRECT && listener_is_own(a, d->port, SOCK_STREAM)) {
             /* A client could send the proxy or a -L forward to itself (to loopback with
              * --allow-direct-local, or to an interface's address when it listens on a
              * wildcard): each connection would open another, until the caps are full. */
@@ -447,8 +447,10 @@ static void dial_bridge(struct outbound_conn *base, uv_tcp_t *app, const uint8_t
  * the answer kept per association for DIAL_UDP_NAME_LIFE_MS (a failure for DIAL_UDP_FAIL_LIFE_MS),
  * so a flow of datagrams costs one lookup a minute. While names resolve, at most
  * DIAL_UDP_WAITING datagrams of the association wait (copied); more are dropped. A rejected
- * destination, an address or a name (--others reject), is UV_EACCES and logged once per
- * association and destination (DIAL_UDP_LOGGED of them; after that, silently). */
+ * destination, an address or a name (--others reject), is UV_EACCES, and one to go direct that
+ * is one of this process's own UDP sockets (a -L .../udp forward's, a SOCKS relay's) UV_ELOOP;
+ * both are logged once per association and destination (DIAL_UDP_LOGGED of them; after that,
+ * silently). */
 enum {
     DIAL_UDP_NAMES = 8,
     DIAL_UDP_ADDRS = 4,
@@ -554,17 +556,27 @@ static void dial_udp_where(char *buf, size_t cap, const char *name, const struct
 }
 
 /* Sends to the first of addrs the router lets through on a path that can carry it, through that
- * path's association (opened now if need be). name (NULL for none) is for the log. */
+ * path's association (opened now if need be). name (NULL for none) is for the log. UV_ELOOP when
+ * an address to go direct is one of our own UDP sockets (listener_is_own()), else UV_EACCES when
+ * the router refused one, else UV_ENETUNREACH when no path carries any. */
 static int dial_udp_send_addrs(struct dial_udp *u, const char *name, const struct v2s_addr *addrs, size_t n,
                                uint16_t port, const uint8_t *data, size_t len)
 {
     const struct dial_config *cfg = &dialer_of(u->base.ob)->cfg;
-    const struct v2s_addr *rejected = NULL;
+    const struct v2s_addr *rejected = NULL, *own = NULL;
     for (size_t i = 0; i < n; i++) {
         enum router_verdict v = router_decide(cfg->router, &addrs[i]);
         if (v == ROUTER_REJECT) {
             if (!rejected)
                 rejected = &addrs[i];
+            continue;
+        }
+        if (v == ROUTER_DIRECT && listener_is_own(&addrs[i], port, SOCK_DGRAM)) {
+            /* A -L .../udp forward pointed at itself (or at another that points back), a SOCKS
+             * client sending to a relay's socket: each datagram would come in again and be sent
+             * again, a new flow each time, until the caps are full. */
+            if (!own)
+                own = &addrs[i];
             continue;
         }
         /* ::ffff:a.b.c.d goes to the IPv4 host a.b.c.d the router judged, as a connect does
@@ -583,9 +595,14 @@ static int dial_udp_send_addrs(struct dial_udp *u, const char *name, const struc
         }
         return outbound_udp_send(u->inner[v], NULL, &to, port, data, len);
     }
+    char where[DIAL_UDP_NAME_MAX + 2 * V2S_ADDR_STRLEN];
+    if (own) {
+        dial_udp_where(where, sizeof(where), name, own, port);
+        dial_udp_log_once(u, where, outbound_strerror(UV_ELOOP));
+        return UV_ELOOP;
+    }
     if (!rejected)
         return UV_ENETUNREACH;
-    char where[DIAL_UDP_NAME_MAX + 2 * V2S_ADDR_STRLEN];
     dial_udp_where(where, sizeof(where), name, rejected, port);
     dial_udp_log_once(u, where,
                       router_refuses_local(cfg->router, rejected)

@@ -1,4 +1,5 @@
-/* The local TCP listeners' shared part (see listener.h). */
+/* The local TCP listeners' shared part, and the record of this process's own sockets that a
+ * direct destination must not be (see listener.h). */
 #include "route/listener.h"
 
 #include <stdio.h>
@@ -8,8 +9,8 @@
 #include "base/addr.h"
 #include "base/log.h"
 
-/* Every listener of this process that is listening (listener_is_own()). One loop, one thread: a
- * process-wide list, as the listeners are the process's own sockets. */
+/* Every socket of this process recorded by listener_own_add() (listener_is_own()). One loop, one
+ * thread: a process-wide list, as the sockets are the process's own. */
 static struct v2s_list listener_open_list = {&listener_open_list, &listener_open_list};
 
 void listener_init(struct listener *l, const struct listener_ops *ops, void *owner, struct conn_limit *shared,
@@ -19,7 +20,7 @@ void listener_init(struct listener *l, const struct listener_ops *ops, void *own
     l->owner = owner;
     l->shared = shared;
     l->who = who;
-    v2s_list_init(&l->own_node);
+    listener_own_init(&l->own);
 }
 
 void listener_cap(struct listener *l, unsigned max, const char *what)
@@ -91,15 +92,37 @@ int listener_open(struct listener *l, uv_loop_t *loop, const struct sockaddr *ad
         listener_close(l, NULL, NULL);
         return rc;
     }
-    /* The socket's own address, for listener_is_own(): with port 0 only it knows the port. */
-    struct sockaddr_storage ss;
-    int sl = sizeof(ss);
-    if (uv_tcp_getsockname(&l->tcp, (struct sockaddr *)&ss, &sl) == 0 &&
-        v2s_addr_from_sockaddr((struct sockaddr *)&ss, &l->own_addr, &l->own_port) == 0) {
-        v2s_addr_unmap_v4(&l->own_addr);
-        v2s_list_push_back(&listener_open_list, &l->own_node);
-    }
+    listener_own_add(&l->own, (const uv_handle_t *)&l->tcp);
     return 0;
+}
+
+void listener_own_init(struct listener_own *o)
+{
+    v2s_list_init(&o->node);
+}
+
+void listener_own_add(struct listener_own *o, const uv_handle_t *h)
+{
+    /* The socket's own address: with port 0 only it knows the port. */
+    struct sockaddr_storage ss;
+    int sl = sizeof(ss), rc = UV_EINVAL;
+    if (h->type == UV_TCP) {
+        o->socktype = SOCK_STREAM;
+        rc = uv_tcp_getsockname((const uv_tcp_t *)h, (struct sockaddr *)&ss, &sl);
+    } else if (h->type == UV_UDP) {
+        o->socktype = SOCK_DGRAM;
+        rc = uv_udp_getsockname((const uv_udp_t *)h, (struct sockaddr *)&ss, &sl);
+    }
+    if (rc == 0 && !v2s_list_linked(&o->node) &&
+        v2s_addr_from_sockaddr((struct sockaddr *)&ss, &o->addr, &o->port) == 0) {
+        v2s_addr_unmap_v4(&o->addr);
+        v2s_list_push_back(&listener_open_list, &o->node);
+    }
+}
+
+void listener_own_remove(struct listener_own *o)
+{
+    v2s_list_remove(&o->node);
 }
 
 static int listener_addr_is_any(const struct v2s_addr *a)
@@ -133,7 +156,7 @@ static int listener_addr_is_host(const struct v2s_addr *a)
     return found;
 }
 
-int listener_is_own(const struct v2s_addr *addr, uint16_t port)
+int listener_is_own(const struct v2s_addr *addr, uint16_t port, int socktype)
 {
     struct v2s_addr a = *addr;
     v2s_addr_unmap_v4(&a);
@@ -151,14 +174,14 @@ int listener_is_own(const struct v2s_addr *addr, uint16_t port)
     }
     struct v2s_list *n;
     V2S_LIST_FOREACH(n, &listener_open_list) {
-        const struct listener *l = V2S_LIST_ENTRY(n, struct listener, own_node);
-        if (l->own_port != port)
+        const struct listener_own *o = V2S_LIST_ENTRY(n, struct listener_own, node);
+        if (o->port != port || o->socktype != socktype)
             continue;
-        if (v2s_addr_equal(&l->own_addr, &a))
+        if (v2s_addr_equal(&o->addr, &a))
             return 1;
         /* A wildcard socket of IPv6 takes IPv4 connections too (libuv binds it with IPV6_V6ONLY
          * off). */
-        if (listener_addr_is_any(&l->own_addr) && (l->own_addr.family == AF_INET6 || a.family == AF_INET) &&
+        if (listener_addr_is_any(&o->addr) && (o->addr.family == AF_INET6 || a.family == AF_INET) &&
             listener_addr_is_host(&a))
             return 1;
     }
@@ -198,7 +221,7 @@ static void listener_closed(uv_handle_t *h)
 
 void listener_close(struct listener *l, void (*cb)(void *arg), void *arg)
 {
-    v2s_list_remove(&l->own_node);
+    listener_own_remove(&l->own);
     l->closing = 1;
     l->close_cb = cb;
     l->close_arg = arg;

@@ -3,7 +3,9 @@
  * refusal of a connection past a cap or when memory runs out (route/refuse.h), and the close:
  * stop accepting, then free the owner once the listener's handles are closed and the owner has
  * nothing else open. The owner embeds a struct listener and keeps its own connections; for each
- * connection it is given one callback, after the caps' slot is taken. */
+ * connection it is given one callback, after the caps' slot is taken. Here too, the record of
+ * this process's own sockets, TCP and UDP, that the routed outbound refuses to send to
+ * (listener_is_own()). */
 #ifndef VPN2SOCKS_ROUTE_LISTENER_H
 #define VPN2SOCKS_ROUTE_LISTENER_H
 
@@ -13,6 +15,17 @@
 #include "base/conn_limit.h"
 #include "base/list.h"
 #include "route/refuse.h"
+
+/* A socket of this process that a direct destination must not be (listener_is_own()): every TCP
+ * listener (recorded by listener_open()), and the UDP sockets that take datagrams to send on (a -L
+ * .../udp forward's, a SOCKS UDP association's relay). Sent to, any of them would hand what it got
+ * to the routed outbound again: a -L forward pointed at itself, a SOCKS client sending to it. */
+struct listener_own {
+    struct v2s_list node; /* on the process's list while recorded */
+    struct v2s_addr addr; /* where the socket is bound (the port the kernel chose for 0) */
+    uint16_t port;
+    int socktype;         /* SOCK_STREAM or SOCK_DGRAM */
+};
 
 struct listener_ops {
     /* A connection waits in the listener and holds a slot of both caps: the owner allocates its
@@ -37,9 +50,7 @@ struct listener {
     void *owner;
     int closing;
     int handles_open;          /* the listener's and the refused connections' */
-    struct v2s_list own_node;  /* on the open listeners (listener_is_own()) while listening */
-    struct v2s_addr own_addr;  /* where the socket listens (the port the kernel chose for 0) */
-    uint16_t own_port;
+    struct listener_own own;   /* recorded while listening */
     void (*close_cb)(void *arg);
     void *close_arg;
 };
@@ -66,11 +77,18 @@ void listener_give(struct listener *l);
 void listener_maybe_free(struct listener *l);
 /* Stops accepting; cb(arg) follows the owner's free. The owner then closes its connections. */
 void listener_close(struct listener *l, void (*cb)(void *arg), void *arg);
-/* Whether a connection from this host to addr:port would reach one of the listeners open in this
- * process: the same port, and addr the listener's address, or any address of this host (loopback,
- * an interface's, unspecified) when the listener is bound to a wildcard. 0.0.0.0 and :: count as
- * 127.0.0.1 and ::1, where Linux connects them. The routed outbound refuses such a direct
- * destination (route/dial.c): each connection would make another to itself. */
-int listener_is_own(const struct v2s_addr *addr, uint16_t port);
+/* Before listener_own_add() or listener_own_remove(). */
+void listener_own_init(struct listener_own *o);
+/* Records the bound socket h (a uv_tcp_t or uv_udp_t) with the address the kernel gave it, until
+ * listener_own_remove(); nothing when the socket cannot tell. Removing twice is harmless. */
+void listener_own_add(struct listener_own *o, const uv_handle_t *h);
+void listener_own_remove(struct listener_own *o);
+/* Whether a connection (SOCK_STREAM) or a datagram (SOCK_DGRAM) from this host to addr:port would
+ * reach one of the sockets recorded in this process: the same type and port, and addr the
+ * socket's address, or any address of this host (loopback, an interface's, unspecified) when the
+ * socket is bound to a wildcard. 0.0.0.0 and :: count as 127.0.0.1 and ::1, where Linux sends to
+ * them. The routed outbound refuses such a direct destination (route/dial.c): each connection
+ * would make another to itself, each datagram would be sent again. */
+int listener_is_own(const struct v2s_addr *addr, uint16_t port, int socktype);
 
 #endif

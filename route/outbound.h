@@ -83,12 +83,13 @@ struct outbound_ops {
     /* Sends one datagram (data copied if it has to wait) to name (a host name; NULL: dst) port.
      * Datagrams are never buffered without bound: what cannot go is dropped, as IP would.
      * 0 (sent, or queued behind a name being resolved), or a negative uv error when it is known
-     * at once (UV_EACCES rejected by the router, UV_EMSGSIZE, UV_ENETDOWN, UV_EINVAL: a name to
-     * an outbound that takes none, UV_ENOBUFS: dropped, the host socket's send queue is full or
-     * too many datagrams wait for names, UV_ECANCELED: the outbound was closed). Errors learnt
-     * later (a name that does not resolve) are logged once per association and destination,
-     * and the datagram dropped; the routed outbound logs its rejections that way too, so the
-     * caller need not. */
+     * at once (UV_EACCES rejected by the router, UV_ELOOP a direct destination that is one of
+     * our own UDP sockets, UV_EMSGSIZE, UV_ENETDOWN, UV_EINVAL: a name to an outbound that takes
+     * none, UV_ENOBUFS: dropped, the host socket's send queue is full or too many datagrams wait
+     * for names, UV_ECANCELED: the outbound was closed). Errors learnt later (a name that does
+     * not resolve) are logged once per association and destination, and the datagram dropped;
+     * the routed outbound logs its rejections (UV_EACCES, UV_ELOOP) that way too, so the caller
+     * need not. */
     int (*udp_send)(struct outbound_udp *u, const char *name, const struct v2s_addr *dst, uint16_t port,
                     const uint8_t *data, size_t len);
     /* Closes the association at once; recv never runs again. */

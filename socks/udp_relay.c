@@ -38,6 +38,7 @@
 #include "base/addr.h"
 #include "base/log.h"
 #include "route/dgram.h"
+#include "route/listener.h"
 #include "route/outbound.h"
 #include "socks/socks5.h"
 
@@ -57,6 +58,7 @@ struct socks_udp_form {
 struct socks_udp_relay {
     uv_loop_t *loop;
     uv_udp_t sock;
+    struct listener_own own; /* sock, which no datagram may go to (listener_is_own()) */
     uv_timer_t timer;
     struct outbound_udp *assoc;
     struct v2s_addr client;
@@ -114,7 +116,7 @@ static void socks_udp_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 static void socks_udp_unsent(struct socks_udp_relay *r, int rc, const char *way, size_t len)
 {
     r->unsent++;
-    v2s_debug("%s: a datagram of %zu bytes %s dropped: %s", r->label, len, way, uv_strerror(rc));
+    v2s_debug("%s: a datagram of %zu bytes %s dropped: %s", r->label, len, way, outbound_strerror(rc));
 }
 
 static struct socks_udp_form *socks_udp_form_of(struct socks_udp_relay *r, const struct v2s_addr *v4)
@@ -243,6 +245,7 @@ int socks_udp_relay_new(struct socks_udp_relay **out, const struct socks_udp_rel
     r->idle = cfg->idle;
     r->arg = cfg->arg;
     r->last_ms = uv_now(cfg->loop);
+    listener_own_init(&r->own);
     uv_udp_init(cfg->loop, &r->sock);
     uv_timer_init(cfg->loop, &r->timer);
     r->sock.data = r;
@@ -267,6 +270,7 @@ int socks_udp_relay_new(struct socks_udp_relay **out, const struct socks_udp_rel
         uv_close((uv_handle_t *)&r->timer, socks_udp_handle_closed);
         return rc;
     }
+    listener_own_add(&r->own, (const uv_handle_t *)&r->sock);
     char where[V2S_ADDR_STRLEN];
     v2s_sockaddr_format((const struct sockaddr *)bound, where, sizeof(where));
     snprintf(r->label, sizeof(r->label), "udp %s (SOCKS association on %s)", cfg->peer, where);
@@ -281,6 +285,7 @@ void socks_udp_relay_close(struct socks_udp_relay *r, void (*cb)(void *arg), voi
     r->closing = 1;
     r->close_cb = cb;
     r->close_arg = arg;
+    listener_own_remove(&r->own);
     outbound_udp_close(r->assoc);
     r->assoc = NULL;
     char drops[160] = "";

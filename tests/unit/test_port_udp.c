@@ -992,3 +992,87 @@ TEST_IMPL(port_udp_local_tunnel)
     rtest_free(r);
     return 0;
 }
+
+/* A free UDP port on 127.0.0.1 (asked of the kernel, then let go), for a forward to itself. */
+static uint16_t utest_free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_DGRAM, 0);
+    ASSERT(fd >= 0);
+    struct sockaddr_in sin = {.sin_family = AF_INET};
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t sl = sizeof(sin);
+    ASSERT_EQ(bind(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+    ASSERT_EQ(getsockname(fd, (struct sockaddr *)&sin, &sl), 0);
+    close(fd);
+    return ntohs(sin.sin_port);
+}
+
+/* A -L/udp forward pointed at itself (with --allow-direct-local: loopback goes direct here), at
+ * its own address, and one on 0.0.0.0 at another loopback address of its port: each datagram is
+ * refused (UV_ELOOP), with one line for the flow, however many datagrams it sends. Failed before
+ * the fix: one datagram came back in from the direct association as a new client, which sent it
+ * again, a new flow each time, until the cap of 4 flows was full ("4 flows, the most it keeps"). */
+TEST_IMPL(port_udp_local_self)
+{
+    struct rtest *r = rtest_new();
+    uv_loop_t *loop = &r->tun.loop;
+    struct router router;
+    router_init(&router);
+    struct v2s_cidr c;
+    ASSERT_EQ(v2s_cidr_parse(&c, "127.0.0.0/8", 0), 0);
+    ASSERT_EQ(router_add_user(&router, &c, ROUTER_DIRECT), 0);
+    router.allow_direct_local = 1;
+    struct outbound *direct, *dialer;
+    ASSERT_EQ(direct_new(&direct, loop), 0);
+    struct dial_config dcfg = {.loop = loop, .stack = r->tun.stack, .router = &router};
+    dcfg.via[ROUTER_DIRECT] = direct;
+    ASSERT_EQ(dial_new(&dialer, &dcfg), 0);
+    int saved = v2s_log_level;
+    v2s_log_level = V2S_LOG_INFO;
+    uvtest_log_begin();
+
+    static const struct {
+        const char *listen, *target;
+    } cases[] = {{"127.0.0.1", "127.0.0.1"}, {"0.0.0.0", "127.0.0.5"}};
+    struct port_udp *pu[2];
+    int client[2];
+    for (size_t i = 0; i < 2; i++) {
+        uint16_t port = utest_free_port();
+        struct port_udp_config pcfg = {
+            .loop = loop,
+            .host = cases[i].target,
+            .port = port,
+            .idle_timeout_ms = 5000,
+            .max_flows = 4,
+        };
+        struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons(port)};
+        ASSERT_EQ(uv_inet_pton(AF_INET, cases[i].listen, &sin.sin_addr), 0);
+        ASSERT_EQ(port_udp_local_new(&pu[i], &pcfg, dialer, (const struct sockaddr *)&sin), 0);
+        struct utest fake_t = {.port = port};
+        client[i] = utest_client(&fake_t);
+        for (int k = 0; k < 3; k++)
+            utest_send(client[i], "x", 1);
+    }
+    uint8_t buf[8];
+    ASSERT_EQ(rtest_client_recv(r, client[0], buf, sizeof(buf), 300), -1);
+    ASSERT_EQ(rtest_client_recv(r, client[1], buf, sizeof(buf), 10), -1);
+
+    int closed = 0;
+    for (size_t i = 0; i < 2; i++)
+        port_udp_close(pu[i], utest_closed_flag, &closed);
+    outbound_close(dialer, utest_closed_flag, &closed);
+    outbound_close(direct, utest_closed_flag, &closed);
+    ASSERT_EQ(harness_tun_down(&r->tun), 0);
+    ASSERT_EQ(closed, 4);
+    const char *log = uvtest_log_end();
+    v2s_log_level = saved;
+    ASSERT_EQ(utest_count(log, ") open"), 2); /* one flow each: the clients' */
+    ASSERT_EQ(utest_count(log, "one of this vpn2socks's own listeners: refused, it would loop"), 2);
+    ASSERT(strstr(log, "dial: UDP to 127.0.0.5:") != NULL);
+    ASSERT(strstr(log, "the most it keeps") == NULL);
+    router_free(&router);
+    close(client[0]);
+    close(client[1]);
+    rtest_free(r);
+    return 0;
+}

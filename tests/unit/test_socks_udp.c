@@ -462,3 +462,59 @@ TEST_IMPL(socks_udp_mapped_v4)
     }
     return 0;
 }
+
+/* With --allow-direct-local, a client of the relay that names the relay's own socket (127.0.0.1
+ * and 0.0.0.0, its port) as the destination is refused (UV_ELOOP) with one line for the
+ * association, and the association goes on: the echo is still reached. Failed before the fix: the
+ * datagrams went out of the direct association and came back in to the relay, where they were
+ * dropped as "not the client of this association" (and a relay whose client is not port-locked
+ * would have taken them as the client's and sent them again). */
+TEST_IMPL(socks_udp_own_relay)
+{
+    static struct sutest t;
+    sutest_init(&t);
+    struct v2s_cidr c;
+    ASSERT_EQ(v2s_cidr_parse(&c, "0.0.0.0/1", 0), 0);
+    ASSERT_EQ(router_add_user(&t.router, &c, ROUTER_DIRECT), 0);
+    t.router.allow_direct_local = 1;
+    struct dial_config dcfg = {.loop = &t.loop, .router = &t.router};
+    dcfg.via[ROUTER_DIRECT] = t.direct;
+    ASSERT_EQ(dial_new(&t.dialer, &dcfg), 0);
+    sutest_serve(&t, 10000, 4, NULL, t.dialer);
+    uint8_t rep, buf[512];
+    uint16_t relay, cport;
+    int tcp = sutest_associate(&t, 0, &rep, &relay);
+    ASSERT_EQ(rep, 0);
+    int fd = sutest_client(relay, &cport);
+
+    uvtest_log_begin();
+    sutest_send(&t, fd, 0, "ping"); /* locks the client's port */
+    ASSERT_EQ(sutest_pump(&t, fd, buf, sizeof(buf), 3000), 14);
+    static const uint8_t to[][4] = {{127, 0, 0, 1}, {127, 0, 0, 1}, {0, 0, 0, 0}};
+    for (size_t i = 0; i < sizeof(to) / sizeof(to[0]); i++) {
+        uint8_t d[16] = {0, 0, 0, 1, to[i][0], to[i][1], to[i][2], to[i][3], (uint8_t)(relay >> 8), (uint8_t)relay,
+                         'l', 'o', 'o', 'p'};
+        ASSERT_EQ(send(fd, d, 14, 0), 14);
+    }
+    ASSERT_EQ(sutest_pump(&t, fd, buf, sizeof(buf), 300), -1);
+    sutest_send(&t, fd, 0, "still");
+    ASSERT_EQ(sutest_pump(&t, fd, buf, sizeof(buf), 3000), 15);
+    close(tcp);
+    for (int i = 0; i < 300 && sutest_pump(&t, fd, buf, sizeof(buf), 10) != -ECONNREFUSED; i++)
+        sutest_send(&t, fd, 0, "late");
+    const char *log = uvtest_log_end();
+    ASSERT_EQ(t.echoed, 2);
+    char line[128];
+    snprintf(line, sizeof(line), "dial: UDP to 127.0.0.1:%u: one of this vpn2socks's own listeners: refused, it would loop",
+             relay);
+    ASSERT(strstr(log, line) != NULL);
+    ASSERT(strstr(strstr(log, line) + 1, line) == NULL); /* once per destination */
+    snprintf(line, sizeof(line), "dial: UDP to 0.0.0.0:%u: one of this vpn2socks's own listeners", relay);
+    ASSERT(strstr(log, line) != NULL);
+    ASSERT(strstr(log, "not the client of this association") == NULL);
+    ASSERT(strstr(log, "closed (2 datagrams up, 2 down; dropped: 0 fragments, 0 malformed, 0 from others, 3 unsent)") !=
+           NULL);
+    close(fd);
+    sutest_finish(&t);
+    return 0;
+}
