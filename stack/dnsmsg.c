@@ -249,10 +249,10 @@ int dnsmsg_parse_answer(const uint8_t *msg, size_t len, uint16_t id, const char 
     unsigned qdcount = v2s_get_be16(msg + 4);
     unsigned ancount = v2s_get_be16(msg + 6);
 
-    /* Servers answer FORMERR, SERVFAIL or REFUSED without echoing the question; the id is all
-     * that ties those to our query. */
-    if (qdcount == 0 && out->rcode != DNSMSG_RCODE_NOERROR)
-        return 0;
+    /* An answer must echo our question, whatever its rcode (RFC 5452 9.1): the id alone is 16
+     * bits a host that does not see the query can guess, and a question-less NXDOMAIN or SERVFAIL
+     * would end the lookup or move it to the next server. A server that answers FORMERR, SERVFAIL
+     * or REFUSED without the question is waited out instead, as a silent one is. */
     if (qdcount != 1)
         return -ENOENT;
     size_t off = DNSMSG_HDR;

@@ -43,7 +43,8 @@ int dnsmsg_build_query(uint8_t *buf, size_t cap, uint16_t id, const char *name, 
  * them that is not truncated, reads the first SOA of the authority section (a malformed authority
  * section only means no SOA). Returns 0 (see out->rcode and
  * out->n_addrs), -EINVAL for a malformed message or -ENOENT when it does not answer this query
- * (wrong id or question: ignore it and keep waiting). */
+ * (wrong id, or a question missing or not ours, whatever the rcode: ignore it and keep
+ * waiting). */
 int dnsmsg_parse_answer(const uint8_t *msg, size_t len, uint16_t id, const char *name, uint16_t qtype,
                         struct dnsmsg_answer *out);
 

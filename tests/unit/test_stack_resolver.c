@@ -46,6 +46,8 @@ enum dns_hostile {
     DNS_HOSTILE_WRONG_SERVER = 2, /* from an address that is not one of the tunnel's servers */
     DNS_HOSTILE_WRONG_PORT = 4,   /* from the server, but not from port 53 */
     DNS_HOSTILE_GARBAGE = 8,      /* the right id, then nonsense */
+    DNS_HOSTILE_NXDOMAIN_BARE = 16, /* the right id, NXDOMAIN, no question */
+    DNS_HOSTILE_SERVFAIL_BARE = 32, /* the right id, SERVFAIL, no question */
 };
 
 struct dns_server {
@@ -287,6 +289,13 @@ static void dns_on_send(struct harness_tun *t, const uint8_t *pkt, size_t len)
         out[glen - 12 - (evil.family == AF_INET ? 4 : 16) + 10] = 0xFF; /* rdlength past the end */
         dns_queue(srv, &dst, 53, &src, sport, out, glen);
     }
+    for (int rcode = DNSMSG_RCODE_SERVFAIL; rcode <= DNSMSG_RCODE_NXDOMAIN; rcode++) {
+        if (!(srv->hostile & (rcode == DNSMSG_RCODE_NXDOMAIN ? DNS_HOSTILE_NXDOMAIN_BARE : DNS_HOSTILE_SERVFAIL_BARE)))
+            continue;
+        size_t blen = harness_tun_dns_answer(out, m, 12, q->id, rcode, NULL);
+        v2s_put_be16(out + 4, 0); /* QDCOUNT */
+        dns_queue(srv, &dst, 53, &src, sport, out, blen);
+    }
     if (srv->genuine) {
         size_t alen = dns_make_answer(srv, out, m, qend, q->name, q->id, q->qtype);
         if (srv->tc) {
@@ -495,20 +504,33 @@ TEST_IMPL(stack_resolver_aaaa_silent)
 }
 
 /* Hostile answers before the genuine one: a wrong id, the right id from an address that is not
- * one of the tunnel's DNS servers or from a port other than 53, and a malformed message. None is
- * taken; the genuine answer is. Hostile answers alone end in UV_EAI_AGAIN, never in their
- * address. */
+ * one of the tunnel's DNS servers or from a port other than 53, a malformed message, and an
+ * NXDOMAIN or a SERVFAIL with the right id but no question (RFC 5452 9.1). None is taken, nor
+ * moves the lookup to the other server; the genuine answer is. Hostile answers alone end in
+ * UV_EAI_AGAIN, never in their address. */
 TEST_IMPL(stack_resolver_hostile)
 {
     static struct dns_server srv;
     dns_up(&srv, dns_zone, ARRAY_SIZE(dns_zone), NULL, NULL);
-    srv.hostile = DNS_HOSTILE_WRONG_ID | DNS_HOSTILE_WRONG_SERVER | DNS_HOSTILE_WRONG_PORT | DNS_HOSTILE_GARBAGE;
+    srv.hostile = DNS_HOSTILE_WRONG_ID | DNS_HOSTILE_WRONG_SERVER | DNS_HOSTILE_WRONG_PORT | DNS_HOSTILE_GARBAGE |
+                  DNS_HOSTILE_NXDOMAIN_BARE | DNS_HOSTILE_SERVFAIL_BARE;
     dns_lookup(&srv, "v4only.example.com");
-    ASSERT_EQ(srv.n_pending, 5);
+    ASSERT_EQ(srv.n_pending, 7);
     dns_run(&srv, 0);
     dns_answered_one(&srv, 1, "192.0.2.7");
 
-    for (int h = DNS_HOSTILE_WRONG_ID; h <= DNS_HOSTILE_GARBAGE; h <<= 1) {
+    for (int h = DNS_HOSTILE_WRONG_ID; h <= DNS_HOSTILE_SERVFAIL_BARE; h <<= 1) {
+        /* Each alone before the genuine answer: that answer, from the server first asked. */
+        srv.calls = 0;
+        srv.n_queries = 0;
+        srv.hostile = h;
+        srv.genuine = 1;
+        resolver_flush(srv.tun.stack);
+        dns_lookup(&srv, "v4only.example.com");
+        dns_run(&srv, 0);
+        ASSERT_ROW(srv.calls == 1 && srv.status == 0, "hostile %d: status %d", h, srv.status);
+        ASSERT_ROW(srv.n_queries == 1, "hostile %d: %zu queries", h, srv.n_queries);
+
         srv.calls = 0;
         srv.n_queries = 0;
         srv.hostile = h;
