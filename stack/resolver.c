@@ -8,7 +8,9 @@
  * answered SERVFAIL/REFUSED, or was named by an ICMP error for the attempt's query (port or host
  * unreachable: the attempt ends at once) has one failure more; any answer from it clears them;
  * failures older than RESOLVER_FORGET_MS are forgotten, so a server that came back is tried
- * again.
+ * again. A server that let an attempt go unanswered is named in one warning (dns_server_down),
+ * and in one info line (dns_server_up) when it answers again: a line per change of its state,
+ * never per query, however many lookups waited on it; forgetting its failures is no change.
  *
  * Truncated answers (TC): the same question goes to the same server over TCP (dnstcp.c) within the
  * attempt's time. When that exchange fails (a server or a firewall that refuses DNS over TCP) or
@@ -93,6 +95,7 @@ struct resolver_state {
     int v6;
     unsigned fails[TUNNEL_MAX_DNS];
     uint32_t failed_at[TUNNEL_MAX_DNS];
+    unsigned char down[TUNNEL_MAX_DNS]; /* logged as not answering, not yet as answering again */
     struct resolver_cached cache[RESOLVER_CACHE_SIZE];
 };
 
@@ -197,16 +200,37 @@ static unsigned resolver_fails(struct resolver_state *st, size_t i, uint32_t now
     return st->fails[i];
 }
 
-static void resolver_health(struct stack *s, size_t server, int ok)
+/* Logs a change of the state of server (the index of addr), once: dns_server_down or
+ * dns_server_up. */
+static void resolver_log_server(struct resolver_state *st, size_t server, const struct v2s_addr *addr, int down)
+{
+    if (st->down[server] == down)
+        return;
+    st->down[server] = (unsigned char)down;
+    char text[V2S_ADDR_STRLEN];
+    v2s_addr_format(addr, text, sizeof(text));
+    struct v2s_log_field f = V2S_LOG_TEXT("server", text);
+    if (down)
+        v2s_log_event(V2S_LOG_WARN, "dns_server_down", &f, 1, "resolver: DNS server %s is not answering", text);
+    else
+        v2s_log_event(V2S_LOG_INFO, "dns_server_up", &f, 1, "resolver: DNS server %s answers again", text);
+}
+
+/* ok: server answered; else it failed an attempt, silent (no answer in time, or an ICMP error)
+ * or not (SERVFAIL, REFUSED). */
+static void resolver_health(struct stack *s, size_t server, int ok, int silent)
 {
     struct resolver_state *st = s->resolver;
-    if (!st || server >= st->n_servers)
+    if (!st || server >= st->n_servers || server >= s->n_dns)
         return;
     if (ok) {
         st->fails[server] = 0;
+        resolver_log_server(st, server, &s->dns[server], 0);
     } else {
         st->fails[server]++;
         st->failed_at[server] = resolver_now();
+        if (silent)
+            resolver_log_server(st, server, &s->dns[server], 1);
     }
 }
 
@@ -407,7 +431,7 @@ static void resolver_timeout(void *arg)
 {
     struct resolver_query *q = arg;
     if (!q->heard)
-        resolver_health(q->s, resolver_server_now(q), 0);
+        resolver_health(q->s, resolver_server_now(q), 0, 1);
     /* An exchange over TCP that did not finish in the attempt's time is asked again, over UDP
      * first, of the next server. */
     for (size_t i = 0; i < q->n_sub; i++) {
@@ -442,7 +466,7 @@ static void resolver_take(struct resolver_query *q, struct resolver_sub *sub, co
     else
         sub->state = RESOLVER_SUB_ANSWERED;
     if (sub->state == RESOLVER_SUB_FAILED)
-        resolver_health(q->s, resolver_server_now(q), 0);
+        resolver_health(q->s, resolver_server_now(q), 0, 0);
     if (ans->n_addrs > 0) {
         if (q->n_addrs == 0 || ans->ttl < q->ttl)
             q->ttl = ans->ttl;
@@ -520,7 +544,7 @@ static void resolver_on_recv(void *arg, struct udp_pcb *pcb, struct pbuf *p, con
         }
         if ((size_t)idx == resolver_server_now(q))
             q->heard = 1;
-        resolver_health(q->s, (size_t)idx, 1);
+        resolver_health(q->s, (size_t)idx, 1, 0);
         if (ans.truncated && ans.rcode == DNSMSG_RCODE_NOERROR) {
             sub->has_partial = ans.n_addrs > 0;
             if (sub->has_partial)
