@@ -12,6 +12,7 @@
 #   - the single label "web" (searched as web.lab.test): the page, asked of the good server first
 #     (the dead one's failure is remembered: nothing more reaches it, so its 2 s timeout is not
 #     paid again; the time is logged, not asserted);
+#   - the dead server is named in one warning ("is not answering"), the good one never;
 #   - outside.example (not under lab.test): resolved by the host's resolver, the page through
 #     the tunnel; neither tunnel DNS server ever hears the name;
 #   - web.lab<U+3002>test (the ideographic full stop the host's resolver reads as a dot): through
@@ -87,6 +88,8 @@ lab_check_eq "... which answered it over UDP and TCP" "2 2" \
 # No check on the time it took (tests assert no timings): the dead server's log above shows it
 # was not asked, which is what spares its 2 s timeout.
 lab_log "the single label took ${ms} ms"
+lab_check_eq "the dead server named in one warning, the good one in none" "1 0" \
+    "$(grep -c "warn: resolver: DNS server $DEAD is not answering" "$S/v2s.log") $(grep -c "DNS server $GOOD" "$S/v2s.log")"
 
 lab_check "outside.example (not the tunnel's) through SOCKS: the page, by the host's resolver" fetch outside.example
 lab_check_eq "... the tunnel's DNS servers never heard the name" 0 \
