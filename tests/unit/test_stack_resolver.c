@@ -20,6 +20,7 @@
 #include "stack/stack.h"
 #include "test.h"
 #include "tunnel/settings.h"
+#include "uvtest.h"
 
 enum {
     DNS_MAX_QUERIES = 64,
@@ -641,29 +642,6 @@ TEST_IMPL(stack_resolver_failover_health)
     return 0;
 }
 
-/* Sends stderr (where the log goes) to a temporary file until dns_log_restore(); returns it. */
-static FILE *dns_log_capture(int *saved)
-{
-    FILE *f = tmpfile();
-    ASSERT(f != NULL);
-    fflush(stderr);
-    *saved = dup(2);
-    ASSERT(*saved >= 0 && dup2(fileno(f), 2) == 2);
-    return f;
-}
-
-/* Puts stderr back; what was logged meanwhile is in buf, NUL-terminated. */
-static void dns_log_restore(FILE *f, int saved, char *buf, size_t cap)
-{
-    fflush(stderr);
-    ASSERT(dup2(saved, 2) == 2);
-    close(saved);
-    ASSERT_EQ(fseek(f, 0, SEEK_SET), 0);
-    size_t got = fread(buf, 1, cap - 1, f);
-    buf[got] = '\0';
-    fclose(f);
-}
-
 /* How many times needle occurs in text. */
 static int dns_count(const char *text, const char *needle)
 {
@@ -680,12 +658,12 @@ static int dns_count(const char *text, const char *needle)
 TEST_IMPL(stack_resolver_server_down_log)
 {
     static struct dns_server srv;
-    static char logged[8192];
-    int saved_level = v2s_log_level, saved_fd;
+    const char *logged;
+    int saved_level = v2s_log_level;
     dns_up(&srv, dns_zone, ARRAY_SIZE(dns_zone), NULL, NULL);
     ASSERT_EQ(v2s_log_level, V2S_LOG_WARN); /* the default */
     srv.dead = 1;
-    FILE *f = dns_log_capture(&saved_fd);
+    uvtest_log_begin();
     static const char *const names[] = {"www.example.com", "v4only.example.com", "intranet.lab.example"};
     for (size_t i = 0; i < ARRAY_SIZE(names); i++)
         dns_lookup(&srv, names[i]);
@@ -699,14 +677,14 @@ TEST_IMPL(stack_resolver_server_down_log)
     dns_run(&srv, DNS_TIMEOUT_MS + 100);
     ASSERT_EQ(srv.calls, 4);
     ASSERT_EQ(srv.status, 0);
-    dns_log_restore(f, saved_fd, logged, sizeof(logged));
+    logged = uvtest_log_end();
     ASSERT_ROW(dns_count(logged, "DNS server 10.9.0.53 is not answering") == 1, "%s", logged);
     ASSERT_ROW(dns_count(logged, "DNS server") == 1, "%s", logged);
 
     /* It answers again: one info line. */
     v2s_log_level = V2S_LOG_INFO;
     srv.dead = 0;
-    f = dns_log_capture(&saved_fd);
+    uvtest_log_begin();
     dns_run(&srv, 60 * 1000);
     for (size_t i = 0; i < ARRAY_SIZE(names); i++) {
         resolver_flush(srv.tun.stack);
@@ -715,7 +693,7 @@ TEST_IMPL(stack_resolver_server_down_log)
     }
     ASSERT_EQ(srv.calls, 7);
     ASSERT_EQ(srv.status, 0);
-    dns_log_restore(f, saved_fd, logged, sizeof(logged));
+    logged = uvtest_log_end();
     v2s_log_level = saved_level;
     ASSERT_ROW(dns_count(logged, "DNS server 10.9.0.53 answers again") == 1, "%s", logged);
     ASSERT_ROW(dns_count(logged, "DNS server") == 1, "%s", logged);
