@@ -92,6 +92,7 @@ struct server {
     uint8_t held[16][FAKE_PKT];
     size_t held_len[16];
     size_t n_held;
+    int bad_reneg_km2;    /* a renegotiated key's key-method 2 message is junk */
 };
 
 /* One test's world: the loop, the client, the fake link and the server. */
@@ -347,7 +348,12 @@ static void srv_progress(struct world *w, struct srv_key *k)
                 /* The client's key-method 2 message comes as one record. */
                 s->client_km2++;
                 srv_read_client_km2(s, (const uint8_t *)k->msg + k->msg_len, (size_t)n);
-                srv_send_km2(k);
+                if (s->bad_reneg_km2 && k->key_id != 0) {
+                    srv_tls_write(k, "junk", 4);
+                    k->keyed = 1;
+                } else {
+                    srv_send_km2(k);
+                }
                 continue;
             }
             k->msg_len += (size_t)n;
@@ -1466,6 +1472,63 @@ TEST_IMPL(ovpn_client_reneg_hand_window_restarts)
         pump(&w);
         ASSERT_EQ(w.c->keys[w.c->primary].key_id, 1);
         ASSERT_EQ(w.c->state, OVPN_CLIENT_UP);
+        world_close(&w);
+    }
+    return 0;
+}
+
+/* A renegotiation that fails in TLS or in the key exchange (the server's TLS refuses it with a
+ * fatal alert; its key-method 2 message is junk) ends the session as a renegotiation that runs
+ * out of hand-window does, as OpenVPN 2.6's client ends it (ssl.c tls_multi_process: the key in
+ * S_ERROR, the session reset; forward.c check_tls_errors): over UDP a new session at once on the
+ * same link (a hard reset with a new session id, from the same port: to the server its same
+ * client, whose address it keeps), over TCP a reconnect. Over UDP the client closed the link and
+ * reconnected from a new port after a second's wait instead. */
+TEST_IMPL(ovpn_client_reneg_tls_error_new_session)
+{
+    static const uint8_t ip[28] = {0x45, 0, 0, 28, 0, 0, 0, 0, 64, 17};
+    /* A TLS record: a fatal handshake_failure alert, what a server refusing the handshake sends. */
+    static const uint8_t alert[7] = {0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x28};
+    static const struct {
+        const char *proto;
+        int bad_km2; /* else the alert */
+    } rows[] = {{"udp", 0}, {"udp", 1}, {"tcp", 0}, {"tcp", 1}};
+    for (size_t r = 0; r < sizeof(rows) / sizeof(rows[0]); r++) {
+        int udp = strcmp(rows[r].proto, "udp") == 0;
+        struct world w;
+        world_up(&w, rows[r].proto, push_reply_ping, NULL);
+        ASSERT_EQ(w.c->state, OVPN_CLIENT_UP);
+        uint8_t sid[OVPN_SID_LEN];
+        memcpy(sid, w.c->sid, sizeof(sid));
+        w.srv.bad_reneg_km2 = rows[r].bad_km2;
+        srv_renegotiate(&w, 1);
+        if (!rows[r].bad_km2) {
+            /* The alert as the server's first TLS record of key 1, right after its soft reset. */
+            struct srv_key *k = srv_key_find(&w.srv, 1);
+            ASSERT(ovpn_rel_send(&k->rel, OVPN_OP_CONTROL_V1, alert, sizeof(alert), w.now) >= 0);
+            srv_flush(&w, k);
+        }
+        pump(&w);
+        struct tunnel_stats ts;
+        if (udp) {
+            /* The new session ran to its end within the pump: the same link, no wait. */
+            if (w.closes != 0)
+                TEST_FAIL_AT("row %zu: the link was closed (%s)", r, ovpn_client_state_name(w.c->state));
+            ASSERT(memcmp(sid, w.c->sid, sizeof(sid)) != 0);
+        } else {
+            if (w.c->state != OVPN_CLIENT_WAITING)
+                TEST_FAIL_AT("row %zu: %s after the failed renegotiation", r, ovpn_client_state_name(w.c->state));
+            ASSERT_EQ(w.closes, 1);
+            world_reconnect(&w, 1000);
+        }
+        ASSERT_EQ(w.downs, 0);
+        tunnel_get_stats(&w.c->t, &ts);
+        ASSERT_EQ(ts.reconnects[TUNNEL_RECONNECT_SESSION], 1);
+        ASSERT_EQ(w.c->state, OVPN_CLIENT_UP);
+        ASSERT_EQ(w.opens, udp ? 1 : 2);
+        ASSERT_EQ(w.srv.hard_resets, 2);
+        ASSERT_EQ(w.ups, 2);
+        ASSERT_EQ(send_key(&w, ip, sizeof(ip)), 0);
         world_close(&w);
     }
     return 0;

@@ -511,27 +511,50 @@ static void ovpn_client_message(struct ovpn_client *c, struct ovpn_ks *ks, const
     v2s_debug("openvpn: control message ignored: %s", v2s_shown(msg, shown, 64));
 }
 
-/* Reads TLS plaintext: first the server's key-method 2 message, then NUL-terminated messages. */
-static void ovpn_client_read_tls(struct ovpn_client *c, struct ovpn_ks *ks)
+/* The negotiation of ks failed: TLS, or the key exchange over it. A renegotiation that fails
+ * ends the session, as one that runs out of hand-window does (timers.c), since OpenVPN 2.6's
+ * client treats both alike (ssl.c tls_multi_process: the key in S_ERROR, its session reset, the
+ * key before it kept for data; forward.c check_tls_errors): over UDP a new session at once on the
+ * same socket, which the server takes as the same client and whose address it keeps, over TCP a
+ * reconnect. It never tries that key again on its own. Over UDP we reconnected from a new port
+ * after a wait instead, the tunnel's connections lost. Any other failure restarts the client. */
+static void ovpn_client_key_failed(struct ovpn_client *c, struct ovpn_ks *ks, const char *why)
+{
+    int slot = ovpn_ks_slot(c, ks);
+    if (c->state != OVPN_CLIENT_UP || slot == c->primary || ovpn_timers_key_retire_at(&c->timers, slot)) {
+        ovpn_client_enter_restart(c, why);
+        return;
+    }
+    char msg[400];
+    snprintf(msg, sizeof(msg), "renegotiation of key %u failed: %s", ks->key_id, why);
+    if (c->proto == OVPN_PROTO_UDP)
+        ovpn_client_enter_new_session(c, msg);
+    else
+        ovpn_client_enter_restart(c, msg);
+}
+
+/* Reads TLS plaintext: first the server's key-method 2 message, then NUL-terminated messages.
+ * 0, or -1 when the session ended under it (a new one may have taken ks's slot). */
+static int ovpn_client_read_tls(struct ovpn_client *c, struct ovpn_ks *ks)
 {
     for (;;) {
         ssize_t n = ovpn_tls_read(ks->tls, c->ctl, OVPN_BUF);
         if (n == 0)
-            return;
+            return 0;
         if (n < 0) {
             char why[300];
             snprintf(why, sizeof(why), "%s", ovpn_tls_error(ks->tls)); /* tls.c escapes certificate text */
             if (n == -EACCES)
                 ovpn_client_enter_failed(c, TUNNEL_DOWN_AUTH, why);
             else
-                ovpn_client_enter_restart(c, why);
-            return;
+                ovpn_client_key_failed(c, ks, why);
+            return -1;
         }
         if (ks->state == OVPN_KS_KM) {
             char options[512];
             if (ovpn_km2_parse_server(c->ctl, (size_t)n, &ks->theirs, options, sizeof(options)) < 0) {
-                ovpn_client_enter_restart(c, "malformed key-method 2 message from the server");
-                return;
+                ovpn_client_key_failed(c, ks, "malformed key-method 2 message from the server");
+                return -1;
             }
             char shown[sizeof(options)];
             v2s_debug("openvpn: server options: %s", v2s_shown(options, shown, sizeof(shown)));
@@ -539,13 +562,13 @@ static void ovpn_client_read_tls(struct ovpn_client *c, struct ovpn_ks *ks)
             if (c->state == OVPN_CLIENT_HANDSHAKE) {
                 ovpn_ncp_options_cipher(options, c->server_cipher, sizeof(c->server_cipher));
                 if (ovpn_client_enter_push_wait(c) < 0)
-                    return;
+                    return -1;
                 ovpn_client_install_early(c, ks);
                 ovpn_timers_push_started(&c->timers);
                 ovpn_client_send_push_request(c);
             } else if (ovpn_client_install_keys(c, ks) < 0) {
-                ovpn_client_enter_restart(c, "cannot set up the renegotiated data channel keys");
-                return;
+                ovpn_client_key_failed(c, ks, "cannot set up the renegotiated data channel keys");
+                return -1;
             } else {
                 ovpn_client_keys_final(ks);
                 v2s_info("openvpn: renegotiated, key %u", ks->key_id);
@@ -561,12 +584,12 @@ static void ovpn_client_read_tls(struct ovpn_client *c, struct ovpn_ks *ks)
             size_t part = nul ? (size_t)(nul - (c->ctl + off)) : (size_t)n - off;
             if (ks->msg_len + part + 1 > OVPN_MAX_MSG) {
                 ovpn_client_enter_restart(c, "control message too long");
-                return;
+                return -1;
             }
             /* Grown by hand rather than realloc(): messages carry tokens, and no copy may be left. */
             char *m = malloc(ks->msg_len + part + 1);
             if (!m)
-                return;
+                return 0;
             if (ks->msg) {
                 memcpy(m, ks->msg, ks->msg_len);
                 OPENSSL_cleanse(ks->msg, ks->msg_len + 1);
@@ -581,7 +604,7 @@ static void ovpn_client_read_tls(struct ovpn_client *c, struct ovpn_ks *ks)
                 if (ks->msg_len)
                     ovpn_client_message(c, ks, m);
                 if (ovpn_client_session_over(c))
-                    return; /* the key state is gone */
+                    return -1; /* the key state is gone */
                 /* Acted on: the copy goes now, wiped (a PUSH_REPLY carries the auth-token). */
                 OPENSSL_cleanse(ks->msg, ks->msg_len + 1);
                 free(ks->msg);
@@ -590,7 +613,7 @@ static void ovpn_client_read_tls(struct ovpn_client *c, struct ovpn_ks *ks)
             }
         }
         if (ovpn_client_session_over(c))
-            return;
+            return -1;
     }
 }
 
@@ -661,7 +684,7 @@ static void ovpn_client_progress(struct ovpn_client *c, struct ovpn_ks *ks)
             if (rc == -EACCES)
                 ovpn_client_enter_failed(c, TUNNEL_DOWN_AUTH, why);
             else
-                ovpn_client_enter_restart(c, why);
+                ovpn_client_key_failed(c, ks, why);
             return;
         }
         if (rc == 1) {
@@ -669,16 +692,13 @@ static void ovpn_client_progress(struct ovpn_client *c, struct ovpn_ks *ks)
             ovpn_tls_describe(ks->tls, desc, sizeof(desc)); /* the server's CN escaped by tls.c */
             v2s_info("openvpn: TLS up (%s)", desc);
             if (ovpn_client_send_km2(c, ks) < 0) {
-                ovpn_client_enter_restart(c, "cannot send the key exchange message");
+                ovpn_client_key_failed(c, ks, "cannot send the key exchange message");
                 return;
             }
         }
     }
-    if (ks->state >= OVPN_KS_KM) {
-        ovpn_client_read_tls(c, ks);
-        if (ovpn_client_session_over(c) || !ks->used)
-            return;
-    }
+    if (ks->state >= OVPN_KS_KM && ovpn_client_read_tls(c, ks) < 0)
+        return;
 flush:
     ovpn_client_flush(c, ks);
 }
