@@ -2745,3 +2745,70 @@ TEST_IMPL(ovpn_client_exit_notify_control_channel)
     }
     return 0;
 }
+
+/* A session that was up is tried again on its own remote first, as OpenVPN tries it (init.c
+ * next_connection_entry: no_advance once initialized), and the next failure moves on: the client
+ * went to the next remote after any session that was up, so a config listing UDP before a TCP
+ * fallback ended up on TCP after a network glitch, and an auth-token went to a server that never
+ * issued it. The server's "RESTART,[N]..." moves on at once, its plain RESTART does not; RESTART
+ * and HALT say the server's reason (escaped), which the log left out. */
+TEST_IMPL(ovpn_client_restart_keeps_remote)
+{
+    struct world w;
+    world_up(&w, "udp", push_reply, "remote 127.0.0.2 1194 udp\n");
+    ASSERT_EQ(w.c->state, OVPN_CLIENT_UP);
+    ASSERT_EQ(w.c->remote, 0);
+    /* ping-restart: the same remote again, ... */
+    advance(&w, 3000);
+    ASSERT_EQ(w.c->state, OVPN_CLIENT_WAITING);
+    ASSERT_EQ(w.c->remote, 0);
+    /* ... and when that attempt fails, the next one. */
+    advance(&w, 1000);
+    world_wait_link(&w);
+    w.link->ev.failed(w.link->ev.arg, UV_ECONNREFUSED, "connection refused");
+    ASSERT_EQ(w.c->state, OVPN_CLIENT_WAITING);
+    ASSERT_EQ(w.c->remote, 1);
+    world_reconnect(&w, 5000);
+    ASSERT_EQ(w.c->state, OVPN_CLIENT_UP);
+    ASSERT_EQ(w.ups, 2);
+
+    int level = v2s_log_level, saved;
+    v2s_log_level = V2S_LOG_INFO;
+    FILE *f = log_capture(&saved);
+    /* RESTART with the flag N: the next remote at once (the first, round again). */
+    srv_send_message(&w, 0, "RESTART,[N]maintenance\x1b[2J");
+    ASSERT_EQ(w.c->state, OVPN_CLIENT_WAITING);
+    ASSERT_EQ(w.c->remote, 0);
+    world_reconnect(&w, 1000);
+    ASSERT_EQ(w.c->state, OVPN_CLIENT_UP);
+    /* A plain RESTART: the same remote. */
+    srv_send_message(&w, 0, "RESTART,reloading");
+    ASSERT_EQ(w.c->state, OVPN_CLIENT_WAITING);
+    ASSERT_EQ(w.c->remote, 0);
+    world_reconnect(&w, 1000);
+    ASSERT_EQ(w.c->state, OVPN_CLIENT_UP);
+    char log[8192];
+    log_restore(f, saved, log, sizeof(log));
+    v2s_log_level = level;
+    ASSERT(strstr(log, "the server asked for a restart ([N]maintenance\\x1b[2J)") != NULL);
+    ASSERT(strstr(log, "the server asked for a restart (reloading)") != NULL);
+    ASSERT_EQ(w.downs, 0);
+    world_close(&w);
+
+    /* A push refused once up (pull-filter) still moves on to the next remote, as it says. */
+    world_up(&w, "udp", push_reply, "remote 127.0.0.2 1194 udp\npull-filter reject \"route 10.9.\"\n");
+    ASSERT_EQ(w.c->state, OVPN_CLIENT_UP);
+    srv_send_message(&w, 0, "PUSH_REPLY,route 10.9.0.0 255.255.0.0");
+    ASSERT_EQ(w.c->state, OVPN_CLIENT_WAITING);
+    ASSERT_EQ(w.c->remote, 1);
+    world_close(&w);
+
+    /* HALT: the client stops, saying why. */
+    world_up(&w, "udp", "HALT,account disabled", NULL);
+    ASSERT_EQ(w.c->state, OVPN_CLIENT_DONE);
+    ASSERT_EQ(w.downs, 1);
+    ASSERT_EQ(w.down_reason, TUNNEL_DOWN_CLOSED);
+    ASSERT_STR_EQ(w.down_why, "the server told us to stop (HALT): account disabled");
+    world_close(&w);
+    return 0;
+}

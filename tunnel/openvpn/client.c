@@ -224,6 +224,8 @@ void ovpn_client_enter_restart_as(struct ovpn_client *c, enum tunnel_reconnect_r
     if (!ovpn_client_may_enter(c, from, OVPN_CLIENT_WAITING))
         return;
     int was_up = c->state == OVPN_CLIENT_UP;
+    int advance = !was_up || c->advance_remote;
+    c->advance_remote = 0;
     c->reconnects[reason]++;
     ovpn_client_close_link(c);
     /* A wait the server asked for, used once; no server parks us longer than our own longest. */
@@ -266,7 +268,13 @@ void ovpn_client_enter_restart_as(struct ovpn_client *c, enum tunnel_reconnect_r
     if (delay < backoff)
         delay = backoff;
     c->attempts++;
-    c->remote = (c->remote + 1) % c->cfg->n_remotes;
+    /* A session that was up is tried again on its own remote first, as OpenVPN tries it (init.c
+     * next_connection_entry: no_advance once initialized): what ended it (ping-restart on a
+     * network glitch, the server restarting) says nothing against that server, its auth-token
+     * is good there alone, and a config that lists UDP before a TCP fallback stays on UDP. The
+     * next failure moves on. */
+    if (advance)
+        c->remote = (c->remote + 1) % c->cfg->n_remotes;
     v2s_log_event(V2S_LOG_WARN, "reconnect", NULL, 0, "openvpn: %s; reconnecting in %u s", why, delay);
     ovpn_client_set_state(c, from, OVPN_CLIENT_WAITING);
     ovpn_timers_reconnect_wait(&c->timers, delay * 1000ULL, 0);

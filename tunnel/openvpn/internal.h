@@ -93,6 +93,8 @@ struct ovpn_client {
     unsigned attempts;          /* failed connection attempts in a row */
     unsigned push_rejects;      /* remotes in a row whose push was refused (session.c) */
     unsigned server_backoff;    /* s: the next reconnect waits at least this (AUTH_FAILED,TEMP) */
+    int advance_remote;         /* the next restart moves on to the next remote even from a session
+                                 * that was up (client.c: a server's RESTART,[N], a push refused) */
     struct ovpn_transport *transport;
     enum ovpn_proto proto;
     struct ovpn_wrap wrap;
@@ -151,7 +153,8 @@ int ovpn_client_enter_handshake(struct ovpn_client *c);  /* from CONNECTING */
 int ovpn_client_enter_push_wait(struct ovpn_client *c);  /* from HANDSHAKE */
 int ovpn_client_enter_up(struct ovpn_client *c);         /* from PUSH */
 /* The session ends and the client waits before the next attempt (WAITING): at once with the
- * remote's next address when this one never came up, else after a back-off; once connect-retry-max
+ * remote's next address when this one never came up, else after a back-off, with the next remote,
+ * or the same one again when its session was up (unless advance_remote); once connect-retry-max
  * is used up it fails instead. Nothing happens once DONE. */
 void ovpn_client_enter_restart(struct ovpn_client *c, const char *why);
 /* The same, counted as a reconnect for reason rather than for the phase the client was in (a UDP

@@ -408,6 +408,7 @@ static void ovpn_client_push_failed(struct ovpn_client *c, const char *why)
     }
     /* enter_restart says "trying the next address" itself. */
     snprintf(msg, sizeof(msg), "%s%s", why, next_addr ? "" : "; trying the next remote");
+    c->advance_remote = !next_addr; /* a session that was up would try its remote again */
     ovpn_client_enter_restart(c, msg);
 }
 
@@ -484,12 +485,25 @@ static void ovpn_client_message(struct ovpn_client *c, struct ovpn_ks *ks, const
         ovpn_client_enter_failed(c, TUNNEL_DOWN_AUTH, why);
         return;
     }
-    if (strncmp(msg, "RESTART", 7) == 0) {
-        ovpn_client_enter_restart(c, "the server asked for a restart");
-        return;
-    }
-    if (strncmp(msg, "HALT", 4) == 0) {
-        ovpn_client_enter_failed(c, TUNNEL_DOWN_CLOSED, "the server told us to stop (HALT)");
+    if (strncmp(msg, "RESTART", 7) == 0 || strncmp(msg, "HALT", 4) == 0) {
+        /* "RESTART,[flags]reason" or "HALT,reason" (OpenVPN push.c server_pushed_signal): the
+         * reason goes to the log, escaped; the flag N sends us to the next remote at once. */
+        int restart = msg[0] == 'R';
+        const char *text = msg + (restart ? 7 : 4);
+        text = text[0] == ',' ? text + 1 : "";
+        const char *end = text[0] == '[' ? strchr(text, ']') : NULL;
+        if (end && restart && memchr(text, 'N', (size_t)(end - text)))
+            c->advance_remote = 1;
+        char shown[200], why[300];
+        v2s_shown(text, shown, sizeof(shown));
+        if (restart) {
+            snprintf(why, sizeof(why), "the server asked for a restart%s%s%s", shown[0] ? " (" : "", shown,
+                     shown[0] ? ")" : "");
+            ovpn_client_enter_restart(c, why);
+        } else {
+            snprintf(why, sizeof(why), "the server told us to stop (HALT)%s%s", shown[0] ? ": " : "", shown);
+            ovpn_client_enter_failed(c, TUNNEL_DOWN_CLOSED, why);
+        }
         return;
     }
     if (strncmp(msg, "EXIT", 4) == 0) {
