@@ -2710,13 +2710,24 @@ TEST_IMPL(ovpn_client_reload_any_state)
 static const char push_reply_cc_exit[] = "PUSH_REPLY,ifconfig 10.8.0.2 255.255.255.0,topology subnet,ping 1,"
                                          "cipher AES-256-GCM,peer-id 0,protocol-flags cc-exit";
 
+/* The same, with explicit-exit-notify pushed by the server. */
+static const char push_reply_cc_exit_een3[] = "PUSH_REPLY,ifconfig 10.8.0.2 255.255.255.0,topology subnet,ping 1,"
+                                              "cipher AES-256-GCM,peer-id 0,protocol-flags cc-exit,"
+                                              "explicit-exit-notify 3";
+static const char push_reply_een[] = "PUSH_REPLY,ifconfig 10.8.0.2 255.255.255.0,topology subnet,ping 1,"
+                                     "cipher AES-256-GCM,peer-id 0,explicit-exit-notify";
+static const char push_reply_een0[] = "PUSH_REPLY,ifconfig 10.8.0.2 255.255.255.0,topology subnet,ping 1,"
+                                      "cipher AES-256-GCM,peer-id 0,explicit-exit-notify 0";
+
 /* explicit-exit-notify against a 2.6 server goes over the control channel, as from openvpn 2.6:
  * the client announces the bit (IV_PROTO 128), the server answers "protocol-flags cc-exit", and
  * the close sends an EXIT control message, its packet as many times as the config asks (five at
  * most), with no OCC EXIT on the data channel, which a server running its data channel in the
  * kernel (DCO) never reads. Before, the exit always went as OCC EXIT data packets. A server that
  * pushes no such flag (2.4, 2.5, or one that ignored the bit) still gets the OCC EXIT packets
- * and no EXIT message; over TCP neither goes out, as openvpn sends none there. */
+ * and no EXIT message; over TCP neither goes out, as openvpn sends none there. A server may push
+ * explicit-exit-notify (openvpn 2.6 takes it from a push, over the config's): the client ignored
+ * it, and the server kept our address until its ping-restart. */
 TEST_IMPL(ovpn_client_exit_notify_control_channel)
 {
     struct world w;
@@ -2730,6 +2741,11 @@ TEST_IMPL(ovpn_client_exit_notify_control_channel)
         {"udp", push_reply_ping, "explicit-exit-notify 2\n", 0, 0, 2},
         {"udp", push_reply_cc_exit, NULL, 0, 0, 0},
         {"tcp", push_reply_cc_exit, "explicit-exit-notify 2\n", 0, 0, 0},
+        /* Pushed, it stands over the config's, as in openvpn 2.6 (pull_permission_mask). */
+        {"udp", push_reply_cc_exit_een3, NULL, 1, 3, 0},
+        {"udp", push_reply_een, NULL, 0, 0, 1},
+        {"udp", push_reply_een0, "explicit-exit-notify 2\n", 0, 0, 0},
+        {"tcp", push_reply_cc_exit_een3, NULL, 0, 0, 0},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         world_up(&w, cases[i].proto, cases[i].reply, cases[i].extra);

@@ -390,6 +390,8 @@ TEST_IMPL(ovpn_push_errors)
         {"PUSH_REPLY,tun-mtu 70000", "tun-mtu '70000': not a number in range"},
         {"PUSH_REPLY,ping x", "ping 'x': not a number in range"},
         {"PUSH_REPLY,ping-restart", "ping-restart needs a number"},
+        {"PUSH_REPLY,explicit-exit-notify 1 2", "explicit-exit-notify takes at most 1 argument"},
+        {"PUSH_REPLY,explicit-exit-notify 101", "explicit-exit-notify '101': not a number in range"},
         {"PUSH_REPLY,push-continuation 3", "push-continuation takes 0, 1 or 2"},
         {"PUSH_REPLY,cipher", "cipher takes 1 argument"},
         {"PUSH_REPLY,cipher AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",

@@ -443,9 +443,11 @@ static void ovpn_client_get_stats(const struct tunnel *t, struct tunnel_stats *o
  * close does not wait for an answer. */
 static void ovpn_client_exit_notify(struct ovpn_client *c)
 {
-    if (c->state != OVPN_CLIENT_UP || c->proto != OVPN_PROTO_UDP || !c->cfg->explicit_exit_notify)
+    /* A pushed explicit-exit-notify stands over the config's, as in openvpn 2.6. */
+    unsigned want = c->push.explicit_exit_notify_set ? c->push.explicit_exit_notify : c->cfg->explicit_exit_notify;
+    if (c->state != OVPN_CLIENT_UP || c->proto != OVPN_PROTO_UDP || !want)
         return;
-    unsigned copies = c->cfg->explicit_exit_notify < 5 ? c->cfg->explicit_exit_notify : 5;
+    unsigned copies = want < 5 ? want : 5;
     if (c->push.cc_exit) {
         int rc = ovpn_client_send_exit(c, copies);
         if (rc == 0)

@@ -323,6 +323,16 @@ static int push_option(struct ovpn_push *p, char **w, int n, char *err, size_t e
         return push_number(&p->ping_restart, 1000000, w, n, err, errcap);
     if (strcmp(name, "auth-token") == 0 || strcmp(name, "auth-token-user") == 0)
         return push_auth_token(p, w, n, err, errcap);
+    if (strcmp(name, "explicit-exit-notify") == 0) {
+        /* Pushable in OpenVPN 2.6 (pull_permission_mask); no count means 1, as in a config. */
+        if (n > 2)
+            return v2s_fail(err, errcap, "explicit-exit-notify takes at most 1 argument");
+        p->explicit_exit_notify = 1;
+        if (n == 2 && (r = push_number(&p->explicit_exit_notify, 100, w, n, err, errcap)) < 0)
+            return r;
+        p->explicit_exit_notify_set = 1;
+        return 0;
+    }
     if (strcmp(name, "push-continuation") == 0) {
         if (n != 2 || v2s_parse_uint(w[1], 2, &v) != 0)
             return v2s_fail(err, errcap, "push-continuation takes 0, 1 or 2");

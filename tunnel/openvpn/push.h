@@ -33,6 +33,8 @@ struct ovpn_push {
     uint32_t peer_id;
     int key_derivation_ekm;          /* key-derivation tls-ekm, or protocol-flags ... tls-ekm */
     int cc_exit;                     /* protocol-flags cc-exit */
+    int explicit_exit_notify_set;    /* explicit-exit-notify pushed: it stands over the config's */
+    unsigned explicit_exit_notify;   /* its count (0: off) */
     int comp_set;                    /* compress / comp-lzo pushed */
     enum ovpn_comp_framing comp;
     unsigned ping;                   /* 0 = not pushed */
