@@ -900,6 +900,51 @@ TEST_IMPL(ovpn_client_auth_failed)
     return 0;
 }
 
+/* With auth-retry nointeract (or interact: we ask nobody) AUTH_FAILED reconnects with the same
+ * credentials, as OpenVPN does (push.c receive_auth_failed, a SIGUSR1), for a server whose
+ * authentication backend refused us for a while; the option was ignored, and the client stopped
+ * for good (exit status 2). auth-retry none stays the default; a value OpenVPN does not know is
+ * refused with its line. */
+TEST_IMPL(ovpn_client_auth_retry)
+{
+    static const char *const modes[] = {"nointeract", "interact"};
+    for (size_t i = 0; i < sizeof(modes) / sizeof(modes[0]); i++) {
+        char extra[64];
+        snprintf(extra, sizeof(extra), "auth-retry %s\n", modes[i]);
+        struct world w;
+        world_up(&w, "udp", "AUTH_FAILED,backend down", extra);
+        ASSERT_EQ(w.srv.push_requests, 1);
+        if (w.c->state != OVPN_CLIENT_WAITING)
+            TEST_FAIL_AT("auth-retry %s: %s after AUTH_FAILED", modes[i], ovpn_client_state_name(w.c->state));
+        ASSERT_EQ(w.downs, 0);
+        ASSERT_EQ(w.closes, 1);
+        w.srv.reply = push_reply;
+        world_reconnect(&w, 1000);
+        ASSERT_EQ(w.c->state, OVPN_CLIENT_UP);
+        ASSERT_EQ(w.srv.client_km2, 2);
+        world_close(&w);
+    }
+    struct world w;
+    world_up(&w, "udp", "AUTH_FAILED", "auth-retry none\n");
+    ASSERT_EQ(w.c->state, OVPN_CLIENT_DONE);
+    ASSERT_EQ(w.down_reason, TUNNEL_DOWN_AUTH);
+    world_close(&w);
+
+    struct ovpn_config_parser *p;
+    struct ovpn_config cfg;
+    char err[256] = "";
+    static const char text[] = "client\nremote gw\nauth-retry sometimes\n";
+    memset(&cfg, 0, sizeof(cfg));
+    ASSERT_EQ(ovpn_config_parser_new(&p, "t.ovpn"), 0);
+    ovpn_config_parser_feed(p, text, sizeof(text) - 1, err, sizeof(err));
+    int rc = ovpn_config_parser_finish(p, &cfg, err, sizeof(err)); /* the same error; cfg safe to free */
+    ovpn_config_parser_free(p);
+    ovpn_config_free(&cfg);
+    ASSERT(rc < 0);
+    ASSERT_STR_EQ(err, "t.ovpn:3: auth-retry 'sometimes': expected none, nointeract or interact");
+    return 0;
+}
+
 /* AUTH_FAILED,TEMP (OpenVPN 2.6: the server is busy, or its authentication backend is down)
  * is no verdict on the credentials: OpenVPN reconnects, after the backoff the server names.
  * The client used to give up for good, reporting a failed authentication (exit status 3). */

@@ -204,6 +204,22 @@ static int config_apply_auth_nocache(struct ovpn_config_parser *p, char **w, int
     return 0;
 }
 
+/* auth-retry none|nointeract|interact: what an AUTH_FAILED does. We ask nobody for credentials,
+ * so interact retries as nointeract does. */
+static int config_apply_auth_retry(struct ovpn_config_parser *p, char **w, int n, const char *block)
+{
+    (void)n, (void)block;
+    char shown[64];
+    if (strcmp(w[1], "none") == 0)
+        p->cfg.auth_retry = 0;
+    else if (strcmp(w[1], "nointeract") == 0 || strcmp(w[1], "interact") == 0)
+        p->cfg.auth_retry = 1;
+    else
+        return config_fail(p, "auth-retry '%s': expected none, nointeract or interact",
+                           v2s_shown(w[1], shown, sizeof(shown)));
+    return 0;
+}
+
 static int config_apply_cipher(struct ovpn_config_parser *p, char **w, int n, const char *block)
 {
     (void)n, (void)block;
@@ -498,6 +514,7 @@ const struct config_option ovpn_config_tls_options[] = {
     CONFIG_APPLY_ROW("key-direction", CONFIG_CONN, 1, 1, config_apply_key_direction),
     CONFIG_APPLY_ROW("auth-user-pass", CONFIG_BLOCK, 0, 1, config_apply_auth_user_pass),
     CONFIG_APPLY_ROW("auth-nocache", 0, 0, 0, config_apply_auth_nocache),
+    CONFIG_APPLY_ROW("auth-retry", 0, 1, 1, config_apply_auth_retry),
     CONFIG_APPLY_ROW("cipher", 0, 1, 1, config_apply_cipher),
     CONFIG_APPLY_ROW("data-ciphers", 0, 1, 1, config_apply_data_ciphers),
     CONFIG_APPLY_ROW("ncp-ciphers", 0, 1, 1, config_apply_data_ciphers),

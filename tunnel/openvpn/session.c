@@ -480,9 +480,15 @@ static void ovpn_client_message(struct ovpn_client *c, struct ovpn_ks *ks, const
             return;
         }
         char reason[200];
-        snprintf(why, sizeof(why), "authentication failed%s%s", msg[11] == ',' ? ": " : "",
-                 msg[11] == ',' ? v2s_shown(msg + 12, reason, sizeof(reason)) : "");
-        ovpn_client_enter_failed(c, TUNNEL_DOWN_AUTH, why);
+        snprintf(why, sizeof(why), "authentication failed%s%s%s", msg[11] == ',' ? ": " : "",
+                 msg[11] == ',' ? v2s_shown(msg + 12, reason, sizeof(reason)) : "",
+                 cfg->auth_retry ? " (auth-retry)" : "");
+        /* auth-retry nointeract: OpenVPN reconnects (push.c receive_auth_failed, a SIGUSR1) with
+         * the same credentials, for a server whose authentication backend failed for a while. */
+        if (cfg->auth_retry)
+            ovpn_client_enter_restart(c, why);
+        else
+            ovpn_client_enter_failed(c, TUNNEL_DOWN_AUTH, why);
         return;
     }
     if (strncmp(msg, "RESTART", 7) == 0 || strncmp(msg, "HALT", 4) == 0) {
