@@ -48,8 +48,8 @@ const char *listener_spec_name(const struct listener_spec *s, char *buf, size_t 
 /* From the running listeners (run) to the ones asked for (want): keep[i] is 1 when run[i] is also
  * in want (it keeps running, its connections untouched) and 0 when it is to be closed; from[j] is
  * the index in run of want[j], or -1 when want[j] is to be started. Each running listener stands
- * for at most one wanted one, so a listener asked for twice is started a second time (and fails
- * to bind, as it would at startup). */
+ * for at most one wanted one, so a listener asked for twice would be started a second time (and
+ * fail to bind); options_check() refuses such a configuration before it gets here. */
 void listener_diff(const struct listener_spec *run, size_t n_run, const struct listener_spec *want, size_t n_want,
                    unsigned char *keep, int *from);
 

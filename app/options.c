@@ -9,6 +9,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 
+#include "base/addr.h"
 #include "base/log.h"
 
 /* Connection caps (see base/conn_limit.h), chosen against what comparable tools do. ocproxy and
@@ -793,6 +794,97 @@ int options_apply_setting(struct options *o, const char *name, const char *value
     return rc;
 }
 
+/* Where a listener takes its port: this host's TCP or UDP ports, or the tunnel address's (lwIP). */
+enum options_port_space { PORTS_HOST_TCP, PORTS_HOST_UDP, PORTS_TUNNEL_TCP, PORTS_TUNNEL_UDP };
+
+struct options_bind {
+    const struct sockaddr_storage *addr;
+    enum options_port_space space;
+    const char *flag; /* as the user typed it: "-D", "--status", ... */
+};
+
+static uint16_t bind_port(const struct sockaddr_storage *ss)
+{
+    return ss->ss_family == AF_INET ? ((const struct sockaddr_in *)ss)->sin_port
+                                    : ((const struct sockaddr_in6 *)ss)->sin6_port;
+}
+
+static int bind_unspecified(const struct sockaddr_storage *ss)
+{
+    if (ss->ss_family == AF_INET)
+        return ((const struct sockaddr_in *)ss)->sin_addr.s_addr == htonl(INADDR_ANY);
+    return IN6_IS_ADDR_UNSPECIFIED(&((const struct sockaddr_in6 *)ss)->sin6_addr);
+}
+
+static int bind_same_addr(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
+{
+    if (a->ss_family != b->ss_family)
+        return 0;
+    if (a->ss_family == AF_INET)
+        return ((const struct sockaddr_in *)a)->sin_addr.s_addr == ((const struct sockaddr_in *)b)->sin_addr.s_addr;
+    return IN6_ARE_ADDR_EQUAL(&((const struct sockaddr_in6 *)a)->sin6_addr,
+                              &((const struct sockaddr_in6 *)b)->sin6_addr);
+}
+
+/* Whether b cannot bind once a has: the same port and address, or on this host a wildcard address
+ * beside another of its family (the kernel refuses that even with SO_REUSEADDR). lwIP, built
+ * with SO_REUSE, lets -R on one tunnel address sit beside one on all of them. Only what surely
+ * fails: an IPv6 wildcard beside an IPv4 address depends on net.ipv6.bindv6only. */
+static int binds_clash(const struct options_bind *a, const struct options_bind *b)
+{
+    if (a->space != b->space || bind_port(a->addr) != bind_port(b->addr))
+        return 0;
+    if (bind_same_addr(a->addr, b->addr))
+        return 1;
+    return (a->space == PORTS_HOST_TCP || a->space == PORTS_HOST_UDP) && a->addr->ss_family == b->addr->ss_family &&
+           (bind_unspecified(a->addr) || bind_unspecified(b->addr));
+}
+
+/* "-D 127.0.0.1:1080", "-L 127.0.0.1:5353/udp", "-R 8022" (every tunnel address). */
+static void bind_name(const struct options_bind *b, char *buf, size_t cap)
+{
+    char where[V2S_ADDR_STRLEN];
+    int tunnel = b->space == PORTS_TUNNEL_TCP || b->space == PORTS_TUNNEL_UDP;
+    if (tunnel && b->addr->ss_family == AF_INET && bind_unspecified(b->addr))
+        snprintf(where, sizeof(where), "%u", ntohs(bind_port(b->addr)));
+    else
+        v2s_sockaddr_format((const struct sockaddr *)b->addr, where, sizeof(where));
+    snprintf(buf, cap, "%s %s%s", b->flag, where,
+             b->space == PORTS_HOST_UDP || b->space == PORTS_TUNNEL_UDP ? "/udp" : "");
+}
+
+/* Two listeners on one port: the second failed at start with "address already in use", as if
+ * another process held the port, and a reload closed the running listener before failing so. */
+static int options_check_ports(const struct options *o, char *err, size_t errcap)
+{
+    struct options_bind b[2 * OPTIONS_MAX_LISTENERS + OPTIONS_MAX_FORWARDS + 1];
+    size_t n = 0;
+    for (size_t i = 0; i < o->n_socks; i++)
+        b[n++] = (struct options_bind){&o->socks[i], PORTS_HOST_TCP, "-D"};
+    for (size_t i = 0; i < o->n_http; i++)
+        b[n++] = (struct options_bind){&o->http[i], PORTS_HOST_TCP, "-H"};
+    for (size_t i = 0; i < o->n_forwards; i++) {
+        const struct options_forward *f = &o->forwards[i];
+        b[n++] = (struct options_bind){&f->listen,
+                                       f->remote ? (f->udp ? PORTS_TUNNEL_UDP : PORTS_TUNNEL_TCP)
+                                                 : (f->udp ? PORTS_HOST_UDP : PORTS_HOST_TCP),
+                                       f->remote ? "-R" : "-L"};
+    }
+    if (o->has_status)
+        b[n++] = (struct options_bind){&o->status, PORTS_HOST_TCP, "--status"};
+    for (size_t j = 1; j < n; j++)
+        for (size_t i = 0; i < j; i++) {
+            if (!binds_clash(&b[i], &b[j]))
+                continue;
+            char first[V2S_ADDR_STRLEN + 16], second[V2S_ADDR_STRLEN + 16];
+            bind_name(&b[i], first, sizeof(first));
+            bind_name(&b[j], second, sizeof(second));
+            snprintf(err, errcap, "%s and %s listen on the same port: give each listener its own", first, second);
+            return -EINVAL;
+        }
+    return 0;
+}
+
 int options_check(const struct options *o, char *err, size_t errcap)
 {
     if (o->auth_user_pass && !o->config) {
@@ -815,7 +907,7 @@ int options_check(const struct options *o, char *err, size_t errcap)
                               "-L PORT:HOST:HOSTPORT or -R PORT:HOST:HOSTPORT)");
         return -EINVAL;
     }
-    return 0;
+    return options_check_ports(o, err, errcap);
 }
 
 void options_name_file(char *err, size_t errcap, const char *option, const char *path)

@@ -14,7 +14,7 @@ void options_usage(FILE *f)
           "A VPN endpoint in one unprivileged process: the tunnel's IP packets end in an embedded\n"
           "TCP/IP stack, and applications reach the VPN through a local SOCKS5 proxy.\n"
           "\n"
-          "Listeners:\n"
+          "Listeners (each on a port of its own):\n"
           "  -D, --socks [ADDR:]PORT     SOCKS5/4a proxy (ADDR defaults to 127.0.0.1; repeatable).\n"
           "                              SOCKS5 CONNECT, UDP ASSOCIATE (a relay on ADDR for the client\n"
           "                              that asked) and BIND (a port on the tunnel address for one\n"

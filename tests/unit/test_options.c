@@ -235,6 +235,48 @@ TEST_IMPL(options_nothing_to_serve)
     return 0;
 }
 
+/* Two listeners on one port are refused with both named: "-D 1080 -H 1080", or a config file's
+ * `socks = 1080` beside `http = 1080`, started the first and then stopped on "HTTP listener
+ * 127.0.0.1:1080: address already in use", which sent the user looking for another process that
+ * held the port. A wildcard address takes the port on every address of its family; in the tunnel
+ * (lwIP, SO_REUSE) one address beside all of them is allowed, as are TCP and UDP on one port. */
+TEST_IMPL(options_listeners_one_port)
+{
+    static const struct refused bad[] = {
+        {"-D 1080 -H 1080", "-D 127.0.0.1:1080 and -H 127.0.0.1:1080 listen on the same port: give each "
+                            "listener its own"},
+        {"-D 1080 -D localhost:1080", "-D 127.0.0.1:1080 and -D 127.0.0.1:1080 listen on the same port: give "
+                                      "each listener its own"},
+        {"-D 0.0.0.0:1080 -L 1080:db:5432", "-D 0.0.0.0:1080 and -L 127.0.0.1:1080 listen on the same port: give "
+                                            "each listener its own"},
+        {"-H [::1]:8080 -D [::]:8080", "-D [::]:8080 and -H [::1]:8080 listen on the same port: give each "
+                                       "listener its own"},
+        {"-D 1080 --status 1080", "-D 127.0.0.1:1080 and --status 127.0.0.1:1080 listen on the same port: give "
+                                  "each listener its own"},
+        {"-L 5353:ns:53/udp -L 5353:ns2:53/udp", "-L 127.0.0.1:5353/udp and -L 127.0.0.1:5353/udp listen on the "
+                                                 "same port: give each listener its own"},
+        {"-R 8022:h:22 -R 8022:h:23", "-R 8022 and -R 8022 listen on the same port: give each listener its own"},
+        {"-R 10.0.0.2:53:ns:53/udp -R 10.0.0.2:53:ns:5353/udp", "-R 10.0.0.2:53/udp and -R 10.0.0.2:53/udp listen "
+                                                                "on the same port: give each listener its own"},
+    };
+    expect_refused(bad, ARRAY_SIZE(bad));
+    static const char *const good[] = {
+        "-D 1080 -H 1081 -L 1082:db:5432 --status 1083",
+        "-D 127.0.0.1:1080 -D 127.0.0.2:1080 -D [::1]:1080",
+        "-L 5353:ns:53/udp -L 5353:ns:53",
+        "-D 1080 -L 1080:ns:53/udp -R 1080:h:80",
+        "-R 8022:h:22 -R 10.0.0.2:8022:h:23",
+        "-R 8022:h:22 -R 8022:h:22/udp",
+    };
+    struct options o;
+    char err[256];
+    for (size_t i = 0; i < ARRAY_SIZE(good); i++) {
+        ASSERT_ROW(parse(&o, good[i], err, sizeof(err)) == 0, "%s: %s", good[i], err);
+        options_free(&o);
+    }
+    return 0;
+}
+
 /* What only the packet fd takes is refused with --config, which brings its own tunnel: --mtu was
  * taken and ignored without a word, the .ovpn's tun-mtu (or the server's push) setting the MTU. */
 TEST_IMPL(options_config_own_tunnel)
