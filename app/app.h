@@ -70,7 +70,7 @@ struct app {
                               * running session was started on (app_reload_openvpn) */
     struct tunnel_settings tunnel_addrs; /* the last tunnel up's addresses (nothing else) */
     int tunnel_was_up;
-    uv_signal_t sig[4];
+    uv_signal_t sig[5]; /* SIGINT, SIGTERM, SIGHUP, SIGUSR1, SIGUSR2 */
     uv_timer_t stop_timer; /* runs app_stop() from the loop, never from inside the stack or a tunnel */
     struct memtrim memtrim;
     struct loop_exit loop_exit; /* the stop leaves the loop without waiting for host lookups */

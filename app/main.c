@@ -148,7 +148,9 @@ static void app_signal(uv_signal_t *h, int signum)
         app_tunnel_down(a, TUNNEL_DOWN_CLOSED, "the VPN client ended the session (SIGHUP)");
         return;
     }
-    if (signum == SIGUSR1) {
+    /* SIGUSR2 too: it is openvpn's signal for its statistics, and its default action ended the
+     * process without a word. */
+    if (signum == SIGUSR1 || signum == SIGUSR2) {
         if (a->tunnel)
             tunnel_log_stats(a->tunnel);
         if (a->stack)
@@ -206,6 +208,7 @@ static void app_stop(struct app *a, int code)
      * group as it ends, which must not kill us halfway through a clean exit. */
     signal(SIGHUP, SIG_IGN);
     signal(SIGUSR1, SIG_IGN);
+    signal(SIGUSR2, SIG_IGN);
     uv_close((uv_handle_t *)&a->stop_timer, NULL);
     memtrim_close(&a->memtrim);
     app_unwatch_vpn_client(a);
@@ -361,7 +364,9 @@ static int app_run(struct app *a)
     uv_timer_init(a->loop, &a->stop_timer);
     a->stop_timer.data = a;
     memtrim_init(&a->memtrim, a->loop);
-    static const int signals[] = {SIGINT, SIGTERM, SIGHUP, SIGUSR1};
+    static const int signals[] = {SIGINT, SIGTERM, SIGHUP, SIGUSR1, SIGUSR2};
+    _Static_assert(sizeof(signals) / sizeof(signals[0]) == sizeof(a->sig) / sizeof(a->sig[0]),
+                   "a->sig holds one watcher per signal");
     for (size_t i = 0; i < sizeof(signals) / sizeof(signals[0]); i++) {
         uv_signal_init(a->loop, &a->sig[i]);
         a->sig[i].data = a;
