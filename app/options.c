@@ -647,7 +647,8 @@ static int options_getopt(struct options *o, int argc, char **argv, unsigned lin
             break;
         }
         case 'v':
-            o->verbosity++;
+            /* After -q, counted from the default level: the last of -q and -v wins. */
+            o->verbosity = o->verbosity < 0 ? 1 : o->verbosity + 1;
             break;
         case 'q':
             o->verbosity = -1;

@@ -116,7 +116,7 @@ void options_usage(FILE *f)
           "                              session\n"
           "\n"
           "  -v, --verbose               more logging (repeat for more)\n"
-          "  -q, --quiet                 errors only\n"
+          "  -q, --quiet                 errors only (the last of -q and -v wins)\n"
           "  --log-format plain|json     plain: lines for people (the default); json: one object a\n"
           "                              line for log collectors, with time (UTC), level, event (a\n"
           "                              stable name: tunnel_up, relay_open, ...; \"message\" for the\n"

@@ -277,6 +277,27 @@ TEST_IMPL(options_listeners_one_port)
     return 0;
 }
 
+/* -q and -v on one command line: the last one wins, as with ssh. -v after -q counted up from
+ * -q's level, so "-q -v" logged at the default level, neither quiet nor verbose. */
+TEST_IMPL(options_quiet_verbose_last_wins)
+{
+    static const struct {
+        const char *line;
+        int verbosity;
+    } rows[] = {
+        {"-D 1080 -q -v", 1}, {"-D 1080 -q -vv", 2}, {"-D 1080 -v -q", -1},
+        {"-D 1080 -vv -q -v", 1}, {"-D 1080 -vv", 2}, {"-D 1080 -q", -1},
+    };
+    struct options o;
+    char err[256];
+    for (size_t i = 0; i < ARRAY_SIZE(rows); i++) {
+        ASSERT_ROW(parse(&o, rows[i].line, err, sizeof(err)) == 0, "%s: %s", rows[i].line, err);
+        ASSERT_ROW(o.verbosity == rows[i].verbosity, "%s: verbosity %d", rows[i].line, o.verbosity);
+        options_free(&o);
+    }
+    return 0;
+}
+
 /* What only the packet fd takes is refused with --config, which brings its own tunnel: --mtu was
  * taken and ignored without a word, the .ovpn's tun-mtu (or the server's push) setting the MTU. */
 TEST_IMPL(options_config_own_tunnel)
