@@ -8,6 +8,7 @@
 #   with tests/lab/push_rewrite.c preloaded, which rewrites the cipher in its PUSH_REPLY;
 #   the same server without the rewrite is taken (the control case);
 #   cipher none when our own config lists it: a warning at start, and the tunnel carries data;
+#   data-ciphers written in lower case: offered as OpenVPN spells them, so the server finds them;
 #   reneg-bytes 1000000 in the client's config: an 8 MiB download and a 4 MiB echo through
 #   SOCKS intact while the client renegotiates every megabyte (counted in its log and the
 #   server's), and the exit line counts the data packets dropped, by reason;
@@ -118,6 +119,22 @@ else
     lab_fail "plain2: the tunnel comes up"
 fi
 lab_stop_openvpn_server plain2
+
+# ================================================================ cipher names in any case
+# OpenVPN 2.6 reads cipher names in any case and offers them spelt its way; the server matches
+# IV_CIPHERS case-sensitively. A config's "data-ciphers aes-128-gcm" against a server with only
+# AES-128-GCM found no shared cipher while we offered the name as written.
+lab_start_openvpn_server lower --ciphers AES-128-GCM
+lab_openvpn_client_config lower -- "data-ciphers aes-128-gcm:aes-256-gcm"
+if v2s_start_ovpn lower "$LAB_OVPN_CLIENT_DIR"; then
+    lab_check "lower: data channel AES-128-GCM" logged 'data channel AES-128-GCM' "$S/v2s.log"
+    lab_check "lower: a file through the tunnel, sha256 matches" \
+        v2s_fetch_check "$PROXY" "$LAB_WEB_URL/$LAB_SMALL_FILE" "$S/small" 20 "$LAB_SMALL_SHA256"
+    lab_check_eq "lower: SIGTERM, status 0" 0 "$(v2s_stop)"
+else
+    lab_fail "lower: the tunnel comes up with data-ciphers written in lower case"
+fi
+lab_stop_openvpn_server lower
 
 # ================================================================ reneg-bytes
 lab_start_openvpn_server reneg

@@ -10,6 +10,7 @@
 #include "base/log.h"
 #include "test.h"
 #include "tunnel/openvpn/config.h"
+#include "tunnel/openvpn/keymethod.h"
 
 /* ---- helpers ---- */
 
@@ -1743,7 +1744,7 @@ TEST_IMPL(ovpn_config_data_ciphers)
         {"data-ciphers AES-256-GCM:AES-128-GCM:?CHACHA20-POLY1305", "AES-256-GCM:AES-128-GCM:CHACHA20-POLY1305",
          NULL},
         {"data-ciphers AES-256-GCM:?BF-CBC", "AES-256-GCM", NULL},
-        {"data-ciphers AES-256-GCM:BF-CBC:aes-128-cbc", "AES-256-GCM:aes-128-cbc",
+        {"data-ciphers AES-256-GCM:BF-CBC:aes-128-cbc", "AES-256-GCM:AES-128-CBC",
          "data-ciphers: BF-CBC"},
         {"ncp-ciphers AES256GCM:AES-128-GCM", "AES-128-GCM",
          "ncp-ciphers: AES256GCM"},
@@ -1775,6 +1776,40 @@ TEST_IMPL(ovpn_config_data_ciphers)
     snprintf(want, sizeof(want), "client.ovpn:2: data-ciphers-fallback: BF-CBC is not a data cipher vpn2socks "
                                  "has (%s)", have);
     expect_error("client\ndata-ciphers-fallback BF-CBC\nremote gw\n", want);
+    return 0;
+}
+
+/* Cipher names in any case, as OpenVPN 2.6 reads them, are offered spelt its way: a 2.6 server
+ * matches IV_CIPHERS case-sensitively, so "data-ciphers aes-128-gcm" against a server with
+ * data-ciphers AES-128-GCM found no shared cipher (PIA's profiles say "cipher aes-128-cbc"). */
+TEST_IMPL(ovpn_config_cipher_case)
+{
+    static const struct {
+        const char *text, *data_ciphers, *cipher, *fallback, *offered;
+    } rows[] = {
+        {"data-ciphers aes-128-gcm:?Chacha20-Poly1305\n", "AES-128-GCM:CHACHA20-POLY1305", "", "",
+         "AES-128-GCM:CHACHA20-POLY1305"},
+        {"cipher aes-128-cbc\n", "", "AES-128-CBC", "",
+         "AES-256-GCM:AES-128-GCM:CHACHA20-POLY1305:AES-128-CBC"},
+        {"data-ciphers AES-256-GCM\ndata-ciphers-fallback aes-256-cbc\n", "AES-256-GCM", "", "AES-256-CBC",
+         "AES-256-GCM:AES-256-CBC"},
+        {"data-ciphers NONE:aes-256-gcm\n", "none:AES-256-GCM", "", "", "none:AES-256-GCM"},
+        /* A name we do not have stays as written (it is never offered). */
+        {"cipher bf-cbc\n", "", "bf-cbc", "", "AES-256-GCM:AES-128-GCM:CHACHA20-POLY1305"},
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(rows); i++) {
+        struct ovpn_config cfg;
+        char err[512] = "", text[256], offered[512];
+        snprintf(text, sizeof(text), "remote gw\n%s", rows[i].text);
+        ASSERT_ROW(parse(text, &cfg, err, sizeof(err)) == 0, "%zu: %s", i, err);
+        ASSERT_ROW(strcmp(cfg.data_ciphers, rows[i].data_ciphers) == 0, "%zu: data-ciphers %s", i, cfg.data_ciphers);
+        ASSERT_ROW(strcmp(cfg.cipher, rows[i].cipher) == 0, "%zu: cipher %s", i, cfg.cipher);
+        ASSERT_ROW(strcmp(cfg.data_ciphers_fallback, rows[i].fallback) == 0, "%zu: fallback %s", i,
+                   cfg.data_ciphers_fallback);
+        ovpn_km2_offered_ciphers(offered, sizeof(offered), &cfg);
+        ASSERT_ROW(strcmp(offered, rows[i].offered) == 0, "%zu: offered %s", i, offered);
+        ovpn_config_free(&cfg);
+    }
     return 0;
 }
 

@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "tunnel/openvpn/cipher.h"
 #include "tunnel/openvpn/data.h"
 
 /* Sets a PEM field from an inline block, or records the file that holds it. The later of the two
@@ -220,10 +221,23 @@ static int config_apply_auth_retry(struct ovpn_config_parser *p, char **w, int n
     return 0;
 }
 
+/* A cipher name as OpenVPN spells it (AES-128-CBC for aes-128-cbc), or the name as written when
+ * we do not have it. OpenVPN 2.6 takes names in any case and sends them spelt its way, and a 2.6
+ * server matches IV_CIPHERS case-sensitively: an offer of aes-128-cbc matched nothing there. */
+static void config_cipher_canonical(char *name)
+{
+    const struct ovpn_data_cipher_info *c = ovpn_data_cipher_find(name);
+    if (c != NULL)
+        memcpy(name, c->name, strlen(c->name) + 1); /* the same length: only the case differs */
+}
+
 static int config_apply_cipher(struct ovpn_config_parser *p, char **w, int n, const char *block)
 {
     (void)n, (void)block;
-    return ovpn_config_copy_name(p, p->cfg.cipher, sizeof(p->cfg.cipher), w);
+    if (ovpn_config_copy_name(p, p->cfg.cipher, sizeof(p->cfg.cipher), w) < 0)
+        return -EINVAL;
+    config_cipher_canonical(p->cfg.cipher);
+    return 0;
 }
 
 /* data-ciphers A:?B:C as OpenVPN 2.6 reads it: a name after '?' is optional, left out quietly when
@@ -231,7 +245,8 @@ static int config_apply_cipher(struct ovpn_config_parser *p, char **w, int n, co
  * dropped whole here as an unknown name). OpenVPN refuses any other name its OpenSSL lacks; we
  * leave it out with a warning naming the line, so that a config a 2.6 client accepts still
  * connects on the ciphers we share, and refuse the list when none of it is left: the default list
- * was then offered instead, and a misspelt list connected on ciphers the user had not named. */
+ * was then offered instead, and a misspelt list connected on ciphers the user had not named. The
+ * names kept are spelt OpenVPN's way (config_cipher_canonical). */
 static int config_apply_data_ciphers(struct ovpn_config_parser *p, char **w, int n, const char *block)
 {
     char list[sizeof(p->cfg.data_ciphers)], name[64], shown[CONFIG_SHOWN_MAX], have[160];
@@ -246,9 +261,11 @@ static int config_apply_data_ciphers(struct ovpn_config_parser *p, char **w, int
             size_t l = strcspn(s, ":");
             int optional = *s == '?';
             snprintf(name, sizeof(name), "%.*s", (int)(l - (size_t)optional), s + optional);
-            if (pass == 0 && ovpn_data_cipher_supported(name))
+            if (pass == 0 && ovpn_data_cipher_supported(name)) {
+                config_cipher_canonical(name);
                 used += (size_t)snprintf(p->cfg.data_ciphers + used, sizeof(p->cfg.data_ciphers) - used, "%s%s",
                                          used ? ":" : "", name); /* fits: no longer than list */
+            }
             else if (pass == 1 && !optional && !ovpn_data_cipher_supported(name))
                 ovpn_config_warn(p, p->opt_line, "%s: %s is not a data cipher vpn2socks has (%s); left out",
                                  w[0], v2s_shown(name, shown, sizeof(shown)), have);
@@ -271,8 +288,10 @@ static int config_apply_data_ciphers_fallback(struct ovpn_config_parser *p, char
     (void)n, (void)block;
     if (ovpn_config_copy_name(p, p->cfg.data_ciphers_fallback, sizeof(p->cfg.data_ciphers_fallback), w) < 0)
         return -EINVAL;
-    if (ovpn_data_cipher_supported(p->cfg.data_ciphers_fallback))
+    if (ovpn_data_cipher_supported(p->cfg.data_ciphers_fallback)) {
+        config_cipher_canonical(p->cfg.data_ciphers_fallback);
         return 0;
+    }
     ovpn_data_cipher_names(have, sizeof(have));
     return config_fail(p, "%s: %s is not a data cipher vpn2socks has (%s)", w[0],
                        v2s_shown(w[1], shown, sizeof(shown)), have);
