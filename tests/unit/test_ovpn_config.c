@@ -1220,6 +1220,12 @@ TEST_IMPL(ovpn_config_ignored_options)
               "allow-compression asym\nallow-pull-fqdn\nblock-ipv6\ndh none\nsetenv CLIENT_CERT 0\n"
               "setenv FORWARD_COMPATIBLE 0\n"
               "remote gw\n");
+    /* OpenVPN 2.6 client options that were "unknown option" here (PIA's say disable-occ). */
+    expect_ok("remote gw\ndisable-occ\ntcp-queue-limit 64\nsetenv-safe FOO bar\n"
+              "allow-recursive-routing\ntmp-dir /tmp\nip-remote-hint 10.0.0.1\n"
+              "use-prediction-resistance\nkeying-material-exporter EXPORTER-x 32\n"
+              "msg-channel 1234\nopt-verify\nudp-mtu 1500\nmax-packet-size 1400\n"
+              "<connection>\nremote gw2\nudp-mtu 1500\nmax-packet-size 1400\n</connection>\n");
     return 0;
 }
 

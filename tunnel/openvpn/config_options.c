@@ -96,8 +96,19 @@ static const struct config_option config_options[] = {
     CONFIG_IGNORE_ROW("x509-track", 0), CONFIG_IGNORE_ROW("tls-export-cert", 0),
     CONFIG_IGNORE_ROW("ecdh-curve", 0), CONFIG_IGNORE_ROW("memstats", 0), CONFIG_IGNORE_ROW("prng", 0),
     CONFIG_IGNORE_ROW("compat-names", 0), CONFIG_IGNORE_ROW("pause-exit", 0), CONFIG_IGNORE_ROW("service", 0),
+    /* OpenVPN 2.6 takes these in a client config too (PIA's profiles say disable-occ); they were
+     * "unknown option", which reads as a typo and stopped a profile openvpn runs. */
+    CONFIG_IGNORE_ROW("disable-occ", 0), CONFIG_IGNORE_ROW("tcp-queue-limit", 0),
+    CONFIG_IGNORE_ROW("setenv-safe", 0), CONFIG_IGNORE_ROW("allow-recursive-routing", 0),
+    CONFIG_IGNORE_ROW("tmp-dir", 0), CONFIG_IGNORE_ROW("ip-remote-hint", 0),
+    CONFIG_IGNORE_ROW("use-prediction-resistance", 0),
+    CONFIG_IGNORE_ROW("keying-material-exporter", 0),
+    CONFIG_IGNORE_ROW("msg-channel", 0), CONFIG_IGNORE_ROW("opt-verify", 0),
     /* Accepted, but the user should know it does nothing here. */
     CONFIG_WARN_ROW("link-mtu", CONFIG_CONN, "link-mtu is ignored; tun-mtu sets the size"),
+    CONFIG_WARN_ROW("udp-mtu", CONFIG_CONN, "udp-mtu is ignored; tun-mtu sets the size"),
+    CONFIG_WARN_ROW("max-packet-size", CONFIG_CONN,
+                    "max-packet-size is ignored; tun-mtu and mssfix set the sizes"),
     CONFIG_WARN_ROW("ifconfig", 0, "ifconfig is ignored; the server pushes the tunnel address"),
     CONFIG_WARN_ROW("ifconfig-ipv6", 0, "ifconfig-ipv6 is ignored; the server pushes the tunnel address"),
     CONFIG_WARN_ROW("tls-version-max", 0, "tls-version-max is ignored"),
