@@ -116,6 +116,9 @@ struct world {
     char up_addr4[V2S_ADDR_STRLEN]; /* its IPv4 address and prefix */
     unsigned up_prefix4;
     size_t up_routes6; /* its IPv6 routes */
+    char up_routes[256]; /* its routes and excludes ("-" before one), space-separated */
+    char up_dns[128];    /* its DNS servers, space-separated */
+    char up_domains[128]; /* its domains, "" when none */
     size_t link_mss;   /* what the fake link says its TCP_MAXSEG is (0: cannot say) */
     enum tunnel_down_reason down_reason;
     char down_why[512];
@@ -515,6 +518,22 @@ static void ev_up(void *arg, const struct tunnel_settings *s)
     w->up_routes6 = 0;
     for (size_t i = 0; i < s->n_routes; i++)
         w->up_routes6 += s->routes[i].addr.family == AF_INET6;
+    w->up_routes[0] = w->up_dns[0] = '\0';
+    for (size_t i = 0; i < s->n_routes + s->n_excludes; i++) {
+        char cidr[64];
+        int ex = i >= s->n_routes;
+        v2s_cidr_format(ex ? &s->excludes[i - s->n_routes] : &s->routes[i], cidr, sizeof(cidr));
+        size_t used = strlen(w->up_routes);
+        snprintf(w->up_routes + used, sizeof(w->up_routes) - used, "%s%s%s", used ? " " : "",
+                 ex ? "-" : "", cidr);
+    }
+    for (size_t i = 0; i < s->n_dns; i++) {
+        char addr[V2S_ADDR_STRLEN];
+        size_t used = strlen(w->up_dns);
+        v2s_addr_format(&s->dns[i], addr, sizeof(addr));
+        snprintf(w->up_dns + used, sizeof(w->up_dns) - used, "%s%s", used ? " " : "", addr);
+    }
+    snprintf(w->up_domains, sizeof(w->up_domains), "%s", s->domains ? s->domains : "");
 }
 
 static void ev_packet(void *arg, const uint8_t *pkt, size_t len)
@@ -2093,6 +2112,42 @@ TEST_IMPL(ovpn_client_config_topology)
     ASSERT_STR_EQ(w.up_addr4, "10.8.0.2");
     ASSERT_EQ(w.up_prefix4, 24);
     world_close(&w);
+    return 0;
+}
+
+/* The config's own routes and DNS join what the server pushed; with route-nopull they replace it,
+ * DNS servers and domains included, as OpenVPN 2.6 takes no pushed route, dhcp-option or dns
+ * under it. The pushed DNS server and domain were kept: names still went to the server's DNS,
+ * and names under its domain into the tunnel, though the user had opted out of its settings. */
+TEST_IMPL(ovpn_client_route_nopull)
+{
+    static const char reply[] = "PUSH_REPLY,topology subnet,ifconfig 10.8.0.2 255.255.255.0,"
+                                "route 10.2.0.0 255.255.0.0,redirect-gateway def1,"
+                                "dhcp-option DNS 10.8.0.1,dhcp-option DOMAIN corp.example,"
+                                "dns server 0 address 10.8.0.9,cipher AES-256-GCM,peer-id 0";
+    static const char own[] = "route 10.1.0.0 255.255.0.0\n"
+                              "route 10.1.9.0 255.255.255.0 net_gateway\n"
+                              "dhcp-option DNS 10.1.0.53\ndhcp-option DOMAIN own.example\n";
+    static const struct {
+        int nopull;
+        const char *routes, *dns, *domains;
+    } cases[] = {
+        {0, "10.2.0.0/16 0.0.0.0/0 10.1.0.0/16 -10.1.9.0/24", "10.8.0.1 10.8.0.9 10.1.0.53",
+         "corp.example"},
+        {1, "10.1.0.0/16 -10.1.9.0/24", "10.1.0.53", "own.example"},
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+        struct world w;
+        char config[512];
+        snprintf(config, sizeof(config), "%s%s", cases[i].nopull ? "route-nopull\n" : "", own);
+        world_up(&w, "udp", reply, config);
+        ASSERT_EQ(w.c->state, OVPN_CLIENT_UP);
+        ASSERT_STR_EQ(w.up_addr4, "10.8.0.2");
+        ASSERT_STR_EQ(w.up_routes, cases[i].routes);
+        ASSERT_STR_EQ(w.up_dns, cases[i].dns);
+        ASSERT_STR_EQ(w.up_domains, cases[i].domains);
+        world_close(&w);
+    }
     return 0;
 }
 

@@ -217,7 +217,11 @@ static void ovpn_client_promote(struct ovpn_client *c, struct ovpn_ks *ks)
     c->primary = idx;
 }
 
-/* Adds the config file's own routes and DNS to what the server pushed (route-nopull: instead). */
+/* Adds the config file's own routes and DNS to what the server pushed. route-nopull drops the
+ * pushed routes (redirect-gateway's included), DNS servers and domains first, as OpenVPN 2.6
+ * leaves out every pushed route, dhcp-option and dns option under it (init.c pull_permission_mask);
+ * the pushed DNS servers and domains were kept, so names went to a server the user had opted out
+ * of, and a pushed domain still pulled its names into the tunnel. */
 static int ovpn_client_merge_settings(struct ovpn_client *c, struct tunnel_settings *s)
 {
     const struct tunnel_settings *own = &c->cfg->settings;
@@ -226,6 +230,9 @@ static int ovpn_client_merge_settings(struct ovpn_client *c, struct tunnel_setti
         free(s->excludes);
         s->routes = s->excludes = NULL;
         s->n_routes = s->n_excludes = 0;
+        s->n_dns = 0;
+        free(s->domains);
+        s->domains = NULL;
     }
     for (size_t i = 0; i < own->n_routes; i++)
         if (tunnel_settings_add_route(s, &own->routes[i], 0) < 0)
