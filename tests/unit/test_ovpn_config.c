@@ -1785,6 +1785,40 @@ TEST_IMPL(ovpn_config_data_ciphers)
     return 0;
 }
 
+/* Where ca, cert and key came from (a file with the line naming it, or an inline block's line),
+ * for TLS setup's messages: a key that does not match the certificate was "key: does not match
+ * the certificate in cert", naming neither file. The later of a block and a file wins here too. */
+TEST_IMPL(ovpn_config_pem_origin)
+{
+    struct tmp t;
+    struct ovpn_config cfg;
+    char err[512] = "", want[512], text[512];
+    tmp_init(&t);
+    tmp_mkdir(&t, "pki");
+    tmp_file(&t, "pki/ca.pem", ca_pem);
+    tmp_file(&t, "client.crt", cert_pem);
+    snprintf(text, sizeof(text),
+             "remote gw\nca pki/ca.pem\n<cert>\n%s</cert>\ncert client.crt\n"
+             "<key>\n%s</key>\n", cert_pem, key_pem);
+    tmp_file(&t, "c.ovpn", text);
+    ASSERT_EQ(ovpn_config_load(&cfg, tmp_path(&t, "c.ovpn"), NULL, err, sizeof(err)), 0);
+    snprintf(want, sizeof(want), "ca 'pki/ca.pem' (line 2, %s/pki/ca.pem)", t.root);
+    ASSERT_STR_EQ(cfg.ca_origin, want);
+    snprintf(want, sizeof(want), "cert 'client.crt' (line 8, %s/client.crt)", t.root);
+    ASSERT_STR_EQ(cfg.cert_origin, want);
+    ASSERT_STR_EQ(cfg.key_origin, "<key> (line 9)");
+    ovpn_config_free(&cfg);
+    /* Parsed, not loaded: the blocks' lines, and nothing for a file not read. */
+    snprintf(text, sizeof(text), "remote gw\nca ca.pem\n<cert>\n%s</cert>\n", cert_pem);
+    ASSERT_EQ(parse(text, &cfg, err, sizeof(err)), 0);
+    ASSERT(cfg.ca_origin == NULL);
+    ASSERT_STR_EQ(cfg.cert_origin, "<cert> (line 3)");
+    ASSERT(cfg.key_origin == NULL);
+    ovpn_config_free(&cfg);
+    tmp_cleanup(&t);
+    return 0;
+}
+
 /* Cipher names in any case, as OpenVPN 2.6 reads them, are offered spelt its way: a 2.6 server
  * matches IV_CIPHERS case-sensitively, so "data-ciphers aes-128-gcm" against a server with
  * data-ciphers AES-128-GCM found no shared cipher (PIA's profiles say "cipher aes-128-cbc"). */

@@ -366,3 +366,72 @@ TEST_IMPL(ovpn_tls_identity_warning)
     cert_free(&ca);
     return 0;
 }
+
+/* PEM text of a private key; free() it. */
+static char *key_pem(EVP_PKEY *k)
+{
+    BIO *b = BIO_new(BIO_s_mem());
+    ASSERT(b != NULL && PEM_write_bio_PrivateKey(b, k, NULL, NULL, 0, NULL, NULL) == 1);
+    char *data;
+    long len = BIO_get_mem_data(b, &data);
+    char *pem = strndup(data, (size_t)len);
+    BIO_free(b);
+    ASSERT(pem != NULL);
+    return pem;
+}
+
+/* A ca, cert or key OpenSSL refuses is named by where the loader found it (the file and the line
+ * naming it, or the inline block): a key of another certificate said only "key: does not match
+ * the certificate in cert", naming neither file. Parsed configs carry no origin: the option. */
+TEST_IMPL(ovpn_tls_credentials_named)
+{
+    struct cert ca = cert_named("test CA", -1, CERT_CA, NULL);
+    struct cert client = cert_named("client", -1, CERT_PLAIN, &ca);
+    struct cert other = cert_named("other", -1, CERT_PLAIN, &ca);
+    char *ca_text = cert_pem(ca.x), *cert_text = cert_pem(client.x);
+    char *key_text = key_pem(client.key), *other_key = key_pem(other.key);
+    char ca_from[] = "ca 'ca.crt' (line 3, /vpn/ca.crt)";
+    char cert_from[] = "cert 'c.crt' (line 4, /vpn/c.crt)";
+    char key_from[] = "<key> (line 9)";
+    char garbage[] = "-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n";
+    struct {
+        struct ovpn_config cfg;
+        const char *why;
+    } rows[] = {
+        {{.ca = ca_text, .cert = cert_text, .key = other_key, .ca_origin = ca_from,
+          .cert_origin = cert_from, .key_origin = key_from},
+         "<key> (line 9): does not match the certificate of cert 'c.crt' (line 4, /vpn/c.crt)"},
+        {{.ca = ca_text, .cert = cert_text, .key = other_key},
+         "key: does not match the certificate of cert"},
+        {{.ca = garbage, .ca_origin = ca_from},
+         "ca 'ca.crt' (line 3, /vpn/ca.crt): no certificate found; the server's certificate is "
+         "always verified"},
+        {{.ca = ca_text, .cert = garbage, .key = key_text, .cert_origin = cert_from},
+         "cert 'c.crt' (line 4, /vpn/c.crt): not a PEM certificate"},
+        {{.ca = ca_text, .cert = cert_text, .key = garbage, .key_origin = key_from},
+         "<key> (line 9): not a PEM private key (or protected by a passphrase, which is not "
+         "supported)"},
+    };
+    char why[512];
+    for (size_t i = 0; i < ARRAY_SIZE(rows); i++) {
+        struct ovpn_tls_ctx *ctx = NULL;
+        why[0] = '\0';
+        int rc = ovpn_tls_ctx_new(&ctx, &rows[i].cfg, why, sizeof(why));
+        ASSERT_ROW(rc < 0, "%zu: accepted", i);
+        ASSERT_ROW(strcmp(why, rows[i].why) == 0, "%zu: %s", i, why);
+    }
+    /* The right key loads. */
+    struct ovpn_tls_ctx *ctx = NULL;
+    struct ovpn_config good = {.ca = ca_text, .cert = cert_text, .key = key_text,
+                               .remote_cert_tls_server = 1};
+    ASSERT_EQ(ovpn_tls_ctx_new(&ctx, &good, why, sizeof(why)), 0);
+    ovpn_tls_ctx_free(ctx);
+    free(ca_text);
+    free(cert_text);
+    free(key_text);
+    free(other_key);
+    cert_free(&other);
+    cert_free(&client);
+    cert_free(&ca);
+    return 0;
+}

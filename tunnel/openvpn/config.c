@@ -312,6 +312,9 @@ void ovpn_config_free(struct ovpn_config *cfg)
     free(cfg->cert);
     ovpn_secret_free(&cfg->key);
     free(cfg->extra_certs);
+    free(cfg->ca_origin);
+    free(cfg->cert_origin);
+    free(cfg->key_origin);
     ovpn_secret_free(&cfg->username);
     ovpn_secret_free(&cfg->password);
     free(cfg->auth_file);

@@ -50,6 +50,12 @@ struct ovpn_config {
     char *cert;
     char *key;
     char *extra_certs;
+    /* Where ca, cert and key came from, for the messages of TLS setup, which judges what is in
+     * them: "cert 'client.crt' (line 4, /etc/vpn/client.crt)" or "<cert> (line 12)". NULL when
+     * the config was parsed rather than loaded; messages then name the option alone. */
+    char *ca_origin;
+    char *cert_origin;
+    char *key_origin;
     uint8_t tls_auth_key[OVPN_STATIC_KEY_LEN];
     int has_tls_auth;
     int key_direction;            /* -1 none (bidirectional), 0 or 1 */

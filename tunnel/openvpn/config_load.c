@@ -172,6 +172,18 @@ static int config_load_ref(struct ovpn_config_parser *p, struct ovpn_config *cfg
         ovpn_secret_free(field);
         *field = text;
         text = NULL;
+        if (ref != CONFIG_REF_EXTRA_CERTS) {
+            char **origin = ref == CONFIG_REF_CA     ? &cfg->ca_origin
+                          : ref == CONFIG_REF_CERT ? &cfg->cert_origin
+                                                   : &cfg->key_origin;
+            size_t cap = strlen(name) + strlen(shown) + strlen(full) + 32;
+            free(*origin);
+            if ((*origin = malloc(cap)) == NULL) {
+                rc = ovpn_config_nomem(p);
+                goto out;
+            }
+            snprintf(*origin, cap, "%s '%s' (line %u, %s)", name, shown, fr->line, full);
+        }
         break;
     }
     case CONFIG_REF_TLS_AUTH:

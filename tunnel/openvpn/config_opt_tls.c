@@ -25,11 +25,17 @@
 #include "tunnel/openvpn/data.h"
 
 /* Sets a PEM field from an inline block, or records the file that holds it. The later of the two
- * wins, as with any repeated option. */
-static int config_set_text(struct ovpn_config_parser *p, enum config_ref ref, char **field, char **w,
-                           const char *block)
+ * wins, as with any repeated option. origin (NULL for extra-certs) says where an inline block
+ * was; the loader sets it for a file. */
+static int config_set_text(struct ovpn_config_parser *p, enum config_ref ref, char **field,
+                           char **origin, char **w, const char *block)
 {
     struct config_file_ref *fr = &p->refs[ref];
+    char where[CONFIG_MAX_TAG + 32];
+    if (origin != NULL) {
+        free(*origin);
+        *origin = NULL;
+    }
     if (block != NULL) {
         if (block[0] == '\0')
             return config_fail(p, "the <%s> block is empty", ovpn_config_ref_names[ref]);
@@ -42,7 +48,8 @@ static int config_set_text(struct ovpn_config_parser *p, enum config_ref ref, ch
         *field = copy;
         free(fr->path);
         fr->path = NULL;
-        return 0;
+        snprintf(where, sizeof(where), "<%s> (line %u)", ovpn_config_ref_names[ref], p->opt_line);
+        return origin != NULL ? ovpn_config_set_string(p, origin, where) : 0;
     }
     char *path = strdup(w[1]);
     if (path == NULL)
@@ -57,25 +64,25 @@ static int config_set_text(struct ovpn_config_parser *p, enum config_ref ref, ch
 static int config_apply_ca(struct ovpn_config_parser *p, char **w, int n, const char *block)
 {
     (void)n;
-    return config_set_text(p, CONFIG_REF_CA, &p->cfg.ca, w, block);
+    return config_set_text(p, CONFIG_REF_CA, &p->cfg.ca, &p->cfg.ca_origin, w, block);
 }
 
 static int config_apply_cert(struct ovpn_config_parser *p, char **w, int n, const char *block)
 {
     (void)n;
-    return config_set_text(p, CONFIG_REF_CERT, &p->cfg.cert, w, block);
+    return config_set_text(p, CONFIG_REF_CERT, &p->cfg.cert, &p->cfg.cert_origin, w, block);
 }
 
 static int config_apply_key(struct ovpn_config_parser *p, char **w, int n, const char *block)
 {
     (void)n;
-    return config_set_text(p, CONFIG_REF_KEY, &p->cfg.key, w, block);
+    return config_set_text(p, CONFIG_REF_KEY, &p->cfg.key, &p->cfg.key_origin, w, block);
 }
 
 static int config_apply_extra_certs(struct ovpn_config_parser *p, char **w, int n, const char *block)
 {
     (void)n;
-    return config_set_text(p, CONFIG_REF_EXTRA_CERTS, &p->cfg.extra_certs, w, block);
+    return config_set_text(p, CONFIG_REF_EXTRA_CERTS, &p->cfg.extra_certs, NULL, w, block);
 }
 
 static int config_parse_key_direction(struct ovpn_config_parser *p, const char *text, int *out)

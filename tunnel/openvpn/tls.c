@@ -90,7 +90,8 @@ static int ovpn_tls_load_cas(X509_STORE *store, const char *pem)
 
 /* 0, -1 for no certificate, or -EKEYEXPIRED when ours is outside its validity period (the server
  * would refuse it, and under TLS 1.3 we would only learn that from a silent timeout). */
-static int ovpn_tls_load_cert_chain(SSL_CTX *c, const char *pem, const char *extra, char *err, size_t errcap)
+static int ovpn_tls_load_cert_chain(SSL_CTX *c, const char *pem, const char *extra,
+                                    const char *origin, char *err, size_t errcap)
 {
     BIO *b = BIO_new_mem_buf(pem, -1);
     X509 *x = b ? PEM_read_bio_X509(b, NULL, NULL, NULL) : NULL;
@@ -104,7 +105,8 @@ static int ovpn_tls_load_cert_chain(SSL_CTX *c, const char *pem, const char *ext
             when[n > 0 ? n : 0] = '\0';
         }
         BIO_free(m);
-        snprintf(err, errcap, "cert: the client certificate %s %s", expired ? "expired on" : "is not valid before", when);
+        snprintf(err, errcap, "%s: the client certificate %s %s", origin,
+                 expired ? "expired on" : "is not valid before", when);
         X509_free(x);
         BIO_free(b);
         return -EKEYEXPIRED;
@@ -338,6 +340,11 @@ static int ovpn_tls_verify_cb(int preverify_ok, X509_STORE_CTX *store)
 
 int ovpn_tls_ctx_new(struct ovpn_tls_ctx **out, const struct ovpn_config *cfg, char *err, size_t errcap)
 {
+    /* Where each came from, when the loader said: OpenSSL judges the contents here, where the
+     * option alone would leave the user to guess which file or block it meant. */
+    const char *ca_from = cfg->ca_origin ? cfg->ca_origin : "ca";
+    const char *cert_from = cfg->cert_origin ? cfg->cert_origin : "cert";
+    const char *key_from = cfg->key_origin ? cfg->key_origin : "key";
     struct ovpn_tls_ctx *ctx = calloc(1, sizeof(*ctx));
     if (!ctx)
         return -ENOMEM;
@@ -355,7 +362,8 @@ int ovpn_tls_ctx_new(struct ovpn_tls_ctx **out, const struct ovpn_config *cfg, c
     SSL_CTX_set_min_proto_version(c, minv);
     if (cfg->ca) {
         if (ovpn_tls_load_cas(SSL_CTX_get_cert_store(c), cfg->ca) <= 0) {
-            snprintf(err, errcap, "ca: no certificate found; the server's certificate is always verified");
+            snprintf(err, errcap, "%s: no certificate found; the server's certificate is always "
+                                  "verified", ca_from);
             goto fail;
         }
     } else if (cfg->n_peer_fingerprints > 0) {
@@ -372,13 +380,13 @@ int ovpn_tls_ctx_new(struct ovpn_tls_ctx **out, const struct ovpn_config *cfg, c
             snprintf(err, errcap, "cert and key go together; only %s given", cfg->cert ? "cert" : "key");
             goto fail;
         }
-        int rc = ovpn_tls_load_cert_chain(c, cfg->cert, cfg->extra_certs, err, errcap);
+        int rc = ovpn_tls_load_cert_chain(c, cfg->cert, cfg->extra_certs, cert_from, err, errcap);
         if (rc == -EKEYEXPIRED) {
             ovpn_tls_ctx_free(ctx);
             return rc;
         }
         if (rc < 0) {
-            snprintf(err, errcap, "cert: not a PEM certificate");
+            snprintf(err, errcap, "%s: not a PEM certificate", cert_from);
             goto fail;
         }
         BIO *b = BIO_new_mem_buf(cfg->key, -1);
@@ -387,14 +395,15 @@ int ovpn_tls_ctx_new(struct ovpn_tls_ctx **out, const struct ovpn_config *cfg, c
         BIO_free(b);
         if (!k) {
             ERR_clear_error();
-            snprintf(err, errcap, "key: not a PEM private key (or protected by a passphrase, which is not supported)");
+            snprintf(err, errcap, "%s: not a PEM private key (or protected by a passphrase, which "
+                                  "is not supported)", key_from);
             goto fail;
         }
         int ok = SSL_CTX_use_PrivateKey(c, k) == 1 && SSL_CTX_check_private_key(c) == 1;
         EVP_PKEY_free(k);
         if (!ok) {
             ERR_clear_error();
-            snprintf(err, errcap, "key: does not match the certificate in cert");
+            snprintf(err, errcap, "%s: does not match the certificate of %s", key_from, cert_from);
             goto fail;
         }
     }
