@@ -1819,6 +1819,39 @@ TEST_IMPL(ovpn_config_pem_origin)
     return 0;
 }
 
+/* crl-verify FILE and <crl-verify> load the CRL text for TLS setup (test_ovpn_tls.c checks it is
+ * applied); a folder of CRLs (dir) is refused with what to do. It was refused whole: "crl-verify
+ * is not supported", and a profile carrying one (PIA's) did not load. */
+TEST_IMPL(ovpn_config_crl_verify)
+{
+    static const char crl[] = "-----BEGIN X509 CRL-----\nMIIB\n-----END X509 CRL-----\n";
+    struct tmp t;
+    struct ovpn_config cfg;
+    char err[512] = "", text[512], want[512];
+    snprintf(text, sizeof(text), "remote gw\n<crl-verify>\n%s</crl-verify>\n", crl);
+    ASSERT_EQ(parse(text, &cfg, err, sizeof(err)), 0);
+    ASSERT_STR_EQ(cfg.crl, crl);
+    ASSERT_STR_EQ(cfg.crl_origin, "<crl-verify> (line 2)");
+    ovpn_config_free(&cfg);
+    tmp_init(&t);
+    tmp_file(&t, "crl.pem", crl);
+    tmp_file(&t, "c.ovpn", "remote gw\ncrl-verify crl.pem\n");
+    ASSERT_EQ(ovpn_config_load(&cfg, tmp_path(&t, "c.ovpn"), NULL, err, sizeof(err)), 0);
+    ASSERT_STR_EQ(cfg.crl, crl);
+    snprintf(want, sizeof(want), "crl-verify 'crl.pem' (line 2, %s/crl.pem)", t.root);
+    ASSERT_STR_EQ(cfg.crl_origin, want);
+    ovpn_config_free(&cfg);
+    tmp_cleanup(&t);
+    expect_error("remote gw\ncrl-verify /etc/openvpn/crl dir\n",
+                 "client.ovpn:2: crl-verify DIR dir (a folder of CRLs) is not supported: give one "
+                 "file holding the CRLs (cat them together)");
+    expect_error("remote gw\ncrl-verify crl.pem file\n",
+                 "client.ovpn:2: crl-verify: 'file' is not dir");
+    expect_error("remote gw\n<crl-verify>\nnot a crl\n</crl-verify>\n",
+                 "client.ovpn:2: the <crl-verify> block is not PEM (no -----BEGIN line)");
+    return 0;
+}
+
 /* Cipher names in any case, as OpenVPN 2.6 reads them, are offered spelt its way: a 2.6 server
  * matches IV_CIPHERS case-sensitively, so "data-ciphers aes-128-gcm" against a server with
  * data-ciphers AES-128-GCM found no shared cipher (PIA's profiles say "cipher aes-128-cbc"). */

@@ -28,7 +28,7 @@
 #include "base/errmsg.h"
 
 const char *const ovpn_config_ref_names[CONFIG_REF_COUNT] = {
-    "ca", "cert", "key", "extra-certs", "tls-auth", "tls-crypt", "auth-user-pass",
+    "ca", "cert", "key", "extra-certs", "tls-auth", "tls-crypt", "auth-user-pass", "crl-verify",
 };
 
 /* ---- errors and warnings ---- */
@@ -315,6 +315,8 @@ void ovpn_config_free(struct ovpn_config *cfg)
     free(cfg->ca_origin);
     free(cfg->cert_origin);
     free(cfg->key_origin);
+    free(cfg->crl);
+    free(cfg->crl_origin);
     ovpn_secret_free(&cfg->username);
     ovpn_secret_free(&cfg->password);
     free(cfg->auth_file);

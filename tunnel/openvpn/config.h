@@ -56,6 +56,9 @@ struct ovpn_config {
     char *ca_origin;
     char *cert_origin;
     char *key_origin;
+    char *crl;                    /* crl-verify: PEM CRLs the server's chain is checked against;
+                                   * NULL: none (read once at load, and again on SIGHUP) */
+    char *crl_origin;
     uint8_t tls_auth_key[OVPN_STATIC_KEY_LEN];
     int has_tls_auth;
     int key_direction;            /* -1 none (bidirectional), 0 or 1 */

@@ -158,9 +158,13 @@ static int config_load_ref(struct ovpn_config_parser *p, struct ovpn_config *cfg
     case CONFIG_REF_CA:
     case CONFIG_REF_CERT:
     case CONFIG_REF_KEY:
-    case CONFIG_REF_EXTRA_CERTS: {
-        char **field = ref == CONFIG_REF_CA ? &cfg->ca : ref == CONFIG_REF_CERT ? &cfg->cert
-                     : ref == CONFIG_REF_KEY ? &cfg->key : &cfg->extra_certs;
+    case CONFIG_REF_EXTRA_CERTS:
+    case CONFIG_REF_CRL: {
+        char **field = ref == CONFIG_REF_CA     ? &cfg->ca
+                     : ref == CONFIG_REF_CERT ? &cfg->cert
+                     : ref == CONFIG_REF_KEY  ? &cfg->key
+                     : ref == CONFIG_REF_CRL  ? &cfg->crl
+                                              : &cfg->extra_certs;
         if (len == 0) {
             rc = ovpn_config_fail_at(p, fr->line, "%s '%s': %s is empty", name, shown, full);
             goto out;
@@ -175,6 +179,7 @@ static int config_load_ref(struct ovpn_config_parser *p, struct ovpn_config *cfg
         if (ref != CONFIG_REF_EXTRA_CERTS) {
             char **origin = ref == CONFIG_REF_CA     ? &cfg->ca_origin
                           : ref == CONFIG_REF_CERT ? &cfg->cert_origin
+                          : ref == CONFIG_REF_CRL  ? &cfg->crl_origin
                                                    : &cfg->key_origin;
             size_t cap = strlen(name) + strlen(shown) + strlen(full) + 32;
             free(*origin);

@@ -85,6 +85,20 @@ static int config_apply_extra_certs(struct ovpn_config_parser *p, char **w, int 
     return config_set_text(p, CONFIG_REF_EXTRA_CERTS, &p->cfg.extra_certs, NULL, w, block);
 }
 
+/* crl-verify FILE, or a <crl-verify> block: PEM CRLs that the server's chain is checked against
+ * (tls.c), as OpenVPN 2.6 does; PIA's profiles carry one inline, and were refused here. A folder
+ * of CRLs named by hash (crl-verify DIR dir) is not read. */
+static int config_apply_crl_verify(struct ovpn_config_parser *p, char **w, int n, const char *block)
+{
+    char shown[CONFIG_SHOWN_MAX];
+    if (n == 3 && strcmp(w[2], "dir") == 0)
+        return config_fail(p, "crl-verify DIR dir (a folder of CRLs) is not supported: give one "
+                              "file holding the CRLs (cat them together)");
+    if (n == 3)
+        return config_fail(p, "crl-verify: '%s' is not dir", v2s_shown(w[2], shown, sizeof(shown)));
+    return config_set_text(p, CONFIG_REF_CRL, &p->cfg.crl, &p->cfg.crl_origin, w, block);
+}
+
 static int config_parse_key_direction(struct ovpn_config_parser *p, const char *text, int *out)
 {
     char shown[CONFIG_SHOWN_MAX];
@@ -535,6 +549,7 @@ const struct config_option ovpn_config_tls_options[] = {
     CONFIG_APPLY_ROW("cert", CONFIG_BLOCK, 1, 1, config_apply_cert),
     CONFIG_APPLY_ROW("key", CONFIG_BLOCK, 1, 1, config_apply_key),
     CONFIG_APPLY_ROW("extra-certs", CONFIG_BLOCK, 1, 1, config_apply_extra_certs),
+    CONFIG_APPLY_ROW("crl-verify", CONFIG_BLOCK, 1, 2, config_apply_crl_verify),
     CONFIG_APPLY_ROW("tls-auth", CONFIG_BLOCK | CONFIG_CONN, 1, 2, config_apply_tls_auth),
     CONFIG_APPLY_ROW("tls-crypt", CONFIG_BLOCK | CONFIG_CONN, 1, 2, config_apply_tls_crypt),
     CONFIG_APPLY_ROW("key-direction", CONFIG_CONN, 1, 1, config_apply_key_direction),

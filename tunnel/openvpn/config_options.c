@@ -159,7 +159,6 @@ static const struct config_option config_options[] = {
         "(openssl pkey -in KEY -out KEY2)"),
     CONFIG_REFUSE_ROW("static-challenge", 0,
         "static-challenge (an interactive one-time password prompt) is not supported"),
-    CONFIG_REFUSE_ROW("crl-verify", CONFIG_BLOCK, "crl-verify is not supported"),
     CONFIG_REFUSE_ROW("capath", 0, "capath is not supported: put the CA certificates into one ca file"),
     CONFIG_REFUSE_ROW("verify-hash", CONFIG_BLOCK,
         "verify-hash (pinning the CA's hash) is not supported: use ca, or peer-fingerprint for the "

@@ -88,6 +88,29 @@ static int ovpn_tls_load_cas(X509_STORE *store, const char *pem)
     return n;
 }
 
+/* Loads every CRL in a PEM text into the store and turns on the checks OpenVPN 2.6 turns on with
+ * crl-verify (ssl_openssl.c): each certificate of the server's chain against its issuer's CRL, so
+ * a CRL missing for one of them, or past its next update, fails the chain as it does there.
+ * Returns how many were loaded, or -1. */
+static int ovpn_tls_load_crls(X509_STORE *store, const char *pem)
+{
+    BIO *b = BIO_new_mem_buf(pem, -1);
+    int n = 0;
+    X509_CRL *crl;
+    if (!b)
+        return -1;
+    while ((crl = PEM_read_bio_X509_CRL(b, NULL, NULL, NULL))) {
+        if (X509_STORE_add_crl(store, crl) == 1)
+            n++;
+        X509_CRL_free(crl);
+    }
+    ERR_clear_error(); /* the loop ends on "no start line" */
+    BIO_free(b);
+    if (n > 0)
+        X509_STORE_set_flags(store, X509_V_FLAG_CRL_CHECK | X509_V_FLAG_CRL_CHECK_ALL);
+    return n;
+}
+
 /* 0, -1 for no certificate, or -EKEYEXPIRED when ours is outside its validity period (the server
  * would refuse it, and under TLS 1.3 we would only learn that from a silent timeout). */
 static int ovpn_tls_load_cert_chain(SSL_CTX *c, const char *pem, const char *extra,
@@ -366,9 +389,17 @@ int ovpn_tls_ctx_new(struct ovpn_tls_ctx **out, const struct ovpn_config *cfg, c
                                   "verified", ca_from);
             goto fail;
         }
+        if (cfg->crl && ovpn_tls_load_crls(SSL_CTX_get_cert_store(c), cfg->crl) <= 0) {
+            snprintf(err, errcap, "%s: no CRL found",
+                     cfg->crl_origin ? cfg->crl_origin : "crl-verify");
+            goto fail;
+        }
     } else if (cfg->n_peer_fingerprints > 0) {
         ctx->pinned_only = 1;
         v2s_info("openvpn: no ca: the server's certificate is verified by its peer-fingerprint alone");
+        if (cfg->crl)
+            v2s_warn("openvpn: crl-verify is not applied without ca: peer-fingerprint names the "
+                     "server's certificate itself");
     } else {
         snprintf(err, errcap, "neither ca nor peer-fingerprint: the server's certificate cannot be verified; give "
                               "ca (the CA that signed it) or peer-fingerprint (its SHA-256 fingerprint)");
