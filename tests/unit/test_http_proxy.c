@@ -1626,16 +1626,18 @@ TEST_IMPL(http_proxy_origin_timeout)
 }
 
 /* An origin slower than the timeout in all, but never silent for as long: its head in three
- * pieces, then its body in six, each 250 ms after the last (the timeout is 400 ms), reaches the
- * client whole, bytes intact: the timeout is the longest silence, not a deadline. A connection
- * idle between requests for longer than the timeout stays (its kept upstream too), and so does
- * a quiet CONNECT tunnel. A regression guard for the fix (the wait between reads, only while an
- * answer is owed); a timer started once per answer, never again, fails it (seen). */
+ * pieces, then its body in six, each 250 ms after the last, reaches the client whole, bytes
+ * intact: the timeout is the longest silence, not a deadline. The timeout is 1 s, the whole
+ * answer 2.25 s: with 400 ms, a loaded machine (a parallel ASan run) stretched one 250 ms wait
+ * past it. A connection idle between requests for longer than the timeout stays (its kept
+ * upstream too), and so does a quiet CONNECT tunnel. A regression guard for the fix (the wait
+ * between reads, only while an answer is owed); a timer started once per answer, never again,
+ * fails it (seen). */
 TEST_IMPL(http_proxy_origin_slow_in_time)
 {
     struct htest t;
     char buf[2048];
-    htest_start_full(&t, 5000, NULL, 3000, 0, 400);
+    htest_start_full(&t, 5000, NULL, 3000, 0, 1000);
     uint16_t port;
     int l = uvtest_listen(&port);
     int fd = uvtest_connect(t.port), remote = -1, never = 0;
@@ -1666,7 +1668,7 @@ TEST_IMPL(http_proxy_origin_slow_in_time)
 
     /* Idle between requests for three times the timeout: the next request goes out on the same
      * upstream connection. */
-    uvtest_run_until(&t.loop, &never, 1200);
+    uvtest_run_until(&t.loop, &never, 3000);
     snprintf(buf, sizeof(buf), "GET http://127.0.0.1:%u/next HTTP/1.1\r\n\r\n", port);
     htest_request(&t, fd, l, &remote, buf, NULL);
     htest_answer(&t, remote, fd, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
@@ -1679,7 +1681,7 @@ TEST_IMPL(http_proxy_origin_slow_in_time)
     snprintf(buf, sizeof(buf), "CONNECT 127.0.0.1:%u HTTP/1.1\r\n\r\n", port);
     htest_send(&t, fd, buf);
     remote = htest_tunnel(&t, fd, l, "", "hi");
-    uvtest_run_until(&t.loop, &never, 1200);
+    uvtest_run_until(&t.loop, &never, 3000);
     htest_send(&t, remote, "still");
     htest_read(&t, fd, buf, 5);
     ASSERT_STR_EQ(buf, "still");
