@@ -717,6 +717,22 @@ int stack_resolver_icmp_error(struct stack *s, const struct v2s_addr *src, const
     return -1;
 }
 
+void stack_resolver_tunnel_back(struct stack *s)
+{
+    /* Only sends, which call nothing back (a tunnel without DNS servers now is left to the
+     * attempt's timer, whose resolver_send() ends the lookup): the walk is safe. */
+    if (s->n_dns == 0)
+        return;
+    struct v2s_list *n;
+    V2S_LIST_FOREACH(n, &s->queries) {
+        struct resolver_query *q = V2S_LIST_ENTRY(n, struct resolver_query, node);
+        if (q->cached_status || !q->pcb)
+            continue;
+        sys_untimeout(resolver_timeout, q);
+        resolver_send(q);
+    }
+}
+
 void stack_resolver_abort_all(struct stack *s, int status)
 {
     struct v2s_list *n;

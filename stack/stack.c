@@ -587,7 +587,8 @@ int stack_tunnel_up(struct stack *s, const struct tunnel_settings *ts)
         s->mtu = STACK_TX_BUF_SIZE;
     s->n_dns = ts->n_dns < TUNNEL_MAX_DNS ? ts->n_dns : TUNNEL_MAX_DNS;
     memcpy(s->dns, ts->dns, s->n_dns * sizeof(s->dns[0]));
-    if (s->netif_added) {
+    int again = s->netif_added;
+    if (again) {
         /* Up again after a reconnect: connections survive only if their family's address
          * stayed. An IPv6 address that came or went (a server whose push differs from the last
          * one's) reset every IPv4 connection too. */
@@ -611,6 +612,8 @@ int stack_tunnel_up(struct stack *s, const struct tunnel_settings *ts)
     stack_tcp_listeners_readdress(s);
     s->up = 1;
     s->tunnel_congested = 0;
+    if (again)
+        stack_resolver_tunnel_back(s); /* what the lookups sent meanwhile was lost */
     return 0;
 }
 

@@ -594,6 +594,42 @@ TEST_IMPL(stack_resolver_down_cancel)
     return 0;
 }
 
+/* The tunnel comes back after a reconnect, with the same address and servers, while a lookup
+ * waits on a query the gone server never got: the query goes again at once, and the answer
+ * comes without waiting out the attempt's 2 s (the lab saw a -L to a name reset with "temporary
+ * failure" a second after the tunnel was back, its last attempt sent while it was gone). The
+ * attempt is not spent: a lookup on its last attempt still gets the answer. */
+TEST_IMPL(stack_resolver_tunnel_back)
+{
+    static struct dns_server srv;
+    dns_up(&srv, dns_zone, ARRAY_SIZE(dns_zone), NULL, NULL);
+    srv.dead = 3; /* the server is gone: nothing answers */
+    dns_lookup(&srv, "v4only.example.com");
+    dns_run(&srv, 3 * DNS_TIMEOUT_MS + 500); /* on its fourth and last attempt */
+    ASSERT_EQ(srv.n_queries, 4);
+    ASSERT_EQ(srv.calls, 0);
+
+    srv.dead = 0;
+    struct tunnel_settings ts;
+    tunnel_settings_init(&ts);
+    ASSERT_EQ(v2s_addr_parse(&ts.addr4, "10.8.0.2"), 0);
+    ts.prefix4 = 24;
+    ts.mtu = 1400;
+    for (size_t i = 0; i < 2; i++)
+        ASSERT_EQ(v2s_addr_parse(&ts.dns[ts.n_dns++], dns_servers[i]), 0);
+    ASSERT_EQ(stack_tunnel_up(srv.tun.stack, &ts), 0);
+    tunnel_settings_free(&ts);
+    ASSERT_EQ(srv.n_queries, 5);
+    ASSERT_EQ(srv.queries[4].id, srv.queries[3].id); /* the same question again */
+    dns_run(&srv, 0);
+    dns_answered_one(&srv, 1, "192.0.2.7");
+    dns_run(&srv, 4 * DNS_TIMEOUT_MS);
+    ASSERT_EQ(srv.calls, 1);
+    ASSERT_EQ(srv.n_queries, 5);
+    ASSERT_EQ(harness_tun_down(&srv.tun), 0);
+    return 0;
+}
+
 /* Failover and the servers' health: the first server is dead; the first lookup asks it, hears
  * nothing for 2 s and gets its answer from the second. Every lookup after that asks the second
  * server first and is answered at once. A minute later the failure is forgotten and the first
