@@ -142,6 +142,11 @@ int stack_err_to_uv(err_t err);
 int stack_tcp_icmp_error(struct stack *s, const struct v2s_addr *src, const struct v2s_addr *dst,
                          uint16_t sport, uint16_t dport, uint32_t seq, int status);
 void stack_tcp_abort_all(struct stack *s, int family); /* family 0: every connection */
+/* tcp.c: the tunnel is back after a reconnect with the same addresses: every connection still
+ * opening sends its SYN again at once. The ones sent while the tunnel was gone were lost, and
+ * the SYN's backoff (1 s doubled per SYN) left a -L or SOCKS client waiting up to 8 s more after
+ * the tunnel was back (the lab: 6 s). */
+void stack_tcp_tunnel_back(struct stack *s);
 /* tcp_listen.c: after the netif took the tunnel's addresses, puts listeners back on the address
  * they were given (lwIP moves them with a changed IPv4 address). */
 void stack_tcp_listeners_readdress(struct stack *s);

@@ -612,8 +612,11 @@ int stack_tunnel_up(struct stack *s, const struct tunnel_settings *ts)
     stack_tcp_listeners_readdress(s);
     s->up = 1;
     s->tunnel_congested = 0;
-    if (again)
-        stack_resolver_tunnel_back(s); /* what the lookups sent meanwhile was lost */
+    if (again) {
+        /* What the lookups and the connects sent meanwhile was lost: again, now. */
+        stack_resolver_tunnel_back(s);
+        stack_tcp_tunnel_back(s);
+    }
     return 0;
 }
 

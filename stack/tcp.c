@@ -557,6 +557,19 @@ void stack_tcp_abort_all(struct stack *s, int family)
     }
 }
 
+void stack_tcp_tunnel_back(struct stack *s)
+{
+    struct v2s_list *n;
+    /* Only sends, which call nothing back: the walk is safe. */
+    V2S_LIST_FOREACH(n, &s->conns) {
+        struct stack_tcp *c = V2S_LIST_ENTRY(n, struct stack_tcp, node);
+        if (c->state != STACK_TCP_CONNECTING || !c->pcb || c->pcb->state != SYN_SENT)
+            continue;
+        sys_untimeout(stack_tcp_syn_timer, c);
+        stack_tcp_syn_timer(c); /* the SYN now, the next one after the usual backoff */
+    }
+}
+
 void stack_tcp_resume_all(struct stack *s)
 {
     struct v2s_list *n;
