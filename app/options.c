@@ -226,9 +226,16 @@ int options_parse_forward(struct options_forward *out, const char *text, int rem
         snprintf(listen, sizeof(listen), "%s:%s", f[0], f[1]);
     else
         snprintf(listen, sizeof(listen), remote ? "0.0.0.0:%s" : "%s", f[0]);
-    /* Inside the tunnel there is no "localhost" or "*": an address, or none for all of them. */
-    if (remote && n == 4 && (strcmp(f[0], "localhost") == 0 || strcmp(f[0], "*") == 0))
-        listen[0] = '\0';
+    /* Inside the tunnel there is no "localhost" or "*": an address, or none for all of them.
+     * ssh users write both (ssh -R binds the server's loopback by default, "*" all of its
+     * addresses), and were told that the listening address "is not an IP address". */
+    if (remote && n == 4 && (strcmp(f[0], "localhost") == 0 || strcmp(f[0], "*") == 0)) {
+        snprintf(err, errcap,
+                 "%s: the listening [ADDR:]PORT is inside the tunnel, which has no %s: give PORT alone "
+                 "(every tunnel address) or the tunnel's ADDR:PORT",
+                 expected, f[0][0] == '*' ? "\"*\"" : "localhost");
+        return -EINVAL;
+    }
     unsigned long port;
     if (!f[n - 3][0] || options_parse_listen(&out->listen, listen) < 0 || v2s_parse_uint(f[n - 3], 65535, &port) < 0 ||
         port == 0) {
@@ -494,7 +501,7 @@ static int options_getopt(struct options *o, int argc, char **argv, unsigned lin
             break;
         case 'L':
         case 'R': {
-            char why[160];
+            char why[256];
             struct options_forward *f = &o->forwards[o->n_forwards];
             if (o->n_forwards == OPTIONS_MAX_FORWARDS) {
                 snprintf(err, errcap, "too many -L and -R forwards (at most %d)", OPTIONS_MAX_FORWARDS);
