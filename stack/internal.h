@@ -175,11 +175,12 @@ void stack_tcp_reclaim(struct stack *s);
  * none. */
 int stack_resolver_icmp_error(struct stack *s, const struct v2s_addr *src, const struct v2s_addr *dst,
                               uint16_t sport, uint16_t dport);
-/* resolver.c: the tunnel is back after a reconnect with the same addresses: every lookup asks
- * its current attempt's questions again at once, without spending an attempt. What it sent while
- * the tunnel was gone (the server restarting, the link dark) was lost, and its timer (2 s an
- * attempt) made a -L to a name or a SOCKS client wait that long after the tunnel was back, or
- * fail with "temporary failure" when it was the last attempt. */
+/* resolver.c: the tunnel is back after a reconnect, with its addresses or new ones: every lookup
+ * asks its current attempt's questions again at once (from the new address, if it changed),
+ * without spending an attempt. What it sent while the tunnel was gone (the server restarting,
+ * the link dark) was lost, and its timer (2 s an attempt) made a -L to a name or a SOCKS client
+ * wait that long after the tunnel was back, or fail with "temporary failure" when it was the
+ * last attempt. */
 void stack_resolver_tunnel_back(struct stack *s);
 /* resolver.c: fail every query (tunnel down or stack closing). */
 void stack_resolver_abort_all(struct stack *s, int status);

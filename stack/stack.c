@@ -604,7 +604,9 @@ int stack_tunnel_up(struct stack *s, const struct tunnel_settings *ts)
         if (!same4 || !same6) {
             v2s_info("stack: the tunnel's %s address changed; resetting its open connections",
                      !same4 && !same6 ? "IPv4 and IPv6" : !same4 ? "IPv4" : "IPv6");
-            stack_resolver_abort_all(s, UV_ENETDOWN);
+            /* Not the lookups: their sockets are bound to no address, and they ask again from
+             * the new one below. Failing them reset every -L or SOCKS client waiting on a name
+             * at the very moment the tunnel came back (the lab: six at once). */
             stack_tcp_abort_all(s, !same4 && !same6 ? 0 : !same4 ? AF_INET : AF_INET6);
         }
     }

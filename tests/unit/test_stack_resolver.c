@@ -630,6 +630,37 @@ TEST_IMPL(stack_resolver_tunnel_back)
     return 0;
 }
 
+/* The tunnel comes back with another address (a server that restarted with a new pool) while a
+ * lookup waits: the lookup asks again from the new address and gets its answer, where it was
+ * failed with UV_ENETDOWN before, and the -L or SOCKS client waiting on the name was reset at the
+ * moment the tunnel was back (the lab: six clients at once). */
+TEST_IMPL(stack_resolver_new_address)
+{
+    static struct dns_server srv;
+    dns_up(&srv, dns_zone, ARRAY_SIZE(dns_zone), NULL, NULL);
+    srv.dead = 3;
+    dns_lookup(&srv, "v4only.example.com");
+    dns_run(&srv, 500);
+    ASSERT_EQ(srv.n_queries, 1);
+
+    srv.dead = 0;
+    struct tunnel_settings ts;
+    tunnel_settings_init(&ts);
+    ASSERT_EQ(v2s_addr_parse(&ts.addr4, "10.8.0.77"), 0);
+    ts.prefix4 = 24;
+    ts.mtu = 1400;
+    for (size_t i = 0; i < 2; i++)
+        ASSERT_EQ(v2s_addr_parse(&ts.dns[ts.n_dns++], dns_servers[i]), 0);
+    ASSERT_EQ(stack_tunnel_up(srv.tun.stack, &ts), 0);
+    tunnel_settings_free(&ts);
+    ASSERT_EQ(srv.calls, 0);
+    ASSERT_EQ(srv.n_queries, 2);
+    dns_run(&srv, 0);
+    dns_answered_one(&srv, 1, "192.0.2.7");
+    ASSERT_EQ(harness_tun_down(&srv.tun), 0);
+    return 0;
+}
+
 /* Failover and the servers' health: the first server is dead; the first lookup asks it, hears
  * nothing for 2 s and gets its answer from the second. Every lookup after that asks the second
  * server first and is answered at once. A minute later the failure is forgotten and the first
