@@ -168,6 +168,8 @@ int app_listener_start(struct app *a, struct app_listener *l)
         if ((rc = app_start_udp_forward(a, f, &pu)) < 0)
             return rc;
         l->h = pu;
+        if (f->remote && a->tunnel_was_up)
+            port_udp_tunnel_up(pu, &a->tunnel_addrs); /* started by a reload */
         return 0;
     }
     case LISTENER_REMOTE_TCP: {
@@ -278,7 +280,10 @@ void app_listeners_reload(struct app *a, const struct options *o, struct app_rel
 
 void app_listeners_tunnel_up(struct app *a, const struct tunnel_settings *ts)
 {
-    for (size_t i = 0; i < a->n_listeners; i++)
+    for (size_t i = 0; i < a->n_listeners; i++) {
         if (a->listeners[i].spec.kind == LISTENER_REMOTE_TCP)
             port_reverse_tunnel_up(a->listeners[i].h, ts);
+        else if (a->listeners[i].spec.kind == LISTENER_REMOTE_UDP)
+            port_udp_tunnel_up(a->listeners[i].h, ts);
+    }
 }

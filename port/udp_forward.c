@@ -47,6 +47,7 @@
 #include "route/listener.h"
 #include "route/outbound.h"
 #include "stack/udp.h"
+#include "tunnel/settings.h"
 
 enum {
     UFWD_BUF_SIZE = 0x10000,         /* the largest UDP payload (65507 over IPv4) and more */
@@ -122,6 +123,7 @@ struct port_udp {
     unsigned long cap_dropped;
     int open_failed_logged; /* -L: outbound_udp_open() failed and said so */
     char where[V2S_ADDR_STRLEN + 16]; /* the listening address, for the log */
+    struct v2s_addr local;  /* -R: the one tunnel address it listens on; family 0: every one */
     int closing;
     int handles_open;       /* the socket (-L), the timer, each -R flow still closing */
     void (*close_cb)(void *arg);
@@ -714,11 +716,30 @@ int port_udp_remote_new(struct port_udp **out, const struct port_udp_config *cfg
     }
     char a[V2S_ADDR_STRLEN];
     if (local)
+        pu->local = *local; /* where says "tunnel ADDR:PORT": port_udp_tunnel_up() */
+    if (local)
         snprintf(pu->where, sizeof(pu->where), "tunnel %s", v2s_addr_format_port(local, port, a, sizeof(a)));
     else
         snprintf(pu->where, sizeof(pu->where), "tunnel port %u", port);
     *out = pu;
     return 0;
+}
+
+void port_udp_tunnel_up(struct port_udp *pu, const struct tunnel_settings *ts)
+{
+    if (pu->kind != UFWD_REMOTE || !pu->local.family || pu->closing)
+        return;
+    if (v2s_addr_equal(&pu->local, &ts->addr4) || v2s_addr_equal(&pu->local, &ts->addr6))
+        return;
+    char wanted[V2S_ADDR_STRLEN], has[2][V2S_ADDR_STRLEN] = {"", ""};
+    if (ts->addr4.family)
+        v2s_addr_format(&ts->addr4, has[0], sizeof(has[0]));
+    if (ts->addr6.family)
+        v2s_addr_format(&ts->addr6, has[1], sizeof(has[1]));
+    v2s_warn("remote forward %s/udp: %s is not the tunnel's address (the tunnel has %s%s%s): no datagram "
+             "can arrive there; give -R PORT:HOST:HOSTPORT/udp to listen on whatever address the tunnel has",
+             pu->where + strlen("tunnel "), v2s_addr_format(&pu->local, wanted, sizeof(wanted)), has[0],
+             has[0][0] && has[1][0] ? " and " : "", has[1]);
 }
 
 int port_udp_local(const struct port_udp *pu, struct sockaddr *addr, int *len)

@@ -12,6 +12,7 @@
 struct port_udp;
 struct outbound;
 struct stack;
+struct tunnel_settings;
 struct sockaddr;
 struct v2s_addr;
 typedef struct uv_loop_s uv_loop_t;
@@ -36,6 +37,9 @@ int port_udp_local_new(struct port_udp **out, const struct port_udp_config *cfg,
  * error. */
 int port_udp_remote_new(struct port_udp **out, const struct port_udp_config *cfg, struct stack *s,
                         const struct v2s_addr *local, uint16_t port);
+/* -R: the tunnel came up with ts: warns when the forward listens on one address and it is not
+ * one the tunnel has (no datagram can arrive there then), as a TCP -R does. Nothing for -L. */
+void port_udp_tunnel_up(struct port_udp *pu, const struct tunnel_settings *ts);
 /* -L: the address the socket is bound to (the port the kernel chose for port 0). 0 or a uv
  * error (UV_EINVAL for -R). */
 int port_udp_local(const struct port_udp *pu, struct sockaddr *addr, int *len);

@@ -25,6 +25,7 @@
 #include "harness_tun.h"
 #include "stack/stack.h"
 #include "test.h"
+#include "tunnel/settings.h"
 #include "uvtest.h"
 
 enum { FAKE_MAX_ASSOCS = 8, FAKE_MAX_LEN = 9000 };
@@ -620,6 +621,52 @@ TEST_IMPL(port_udp_remote_any6)
     ASSERT_EQ(harness_tun_down(&r->tun), 0);
     ASSERT(r->closed);
     close(svc);
+    rtest_free(r);
+    return 0;
+}
+
+/* -R ADDR:PORT:.../udp with an ADDR the tunnel does not have: a warning at tunnel up names it and
+ * what the tunnel has, as for a TCP -R. Before, nothing was said, and every datagram to the
+ * tunnel's real address was answered port unreachable with no hint why. None when the tunnel
+ * has ADDR, and none for a forward on every tunnel address. */
+TEST_IMPL(port_udp_remote_wrong_address)
+{
+    struct rtest *r = rtest_new();
+    struct port_udp_config pcfg = {
+        .loop = &r->tun.loop,
+        .host = "127.0.0.1",
+        .port = 7,
+        .idle_timeout_ms = 5000,
+        .max_flows = 4,
+    };
+    struct v2s_addr wrong;
+    ASSERT_EQ(v2s_addr_parse(&wrong, "10.96.0.9"), 0);
+    struct port_udp *every;
+    ASSERT_EQ(port_udp_remote_new(&r->pu, &pcfg, r->tun.stack, &wrong, 7002), 0);
+    ASSERT_EQ(port_udp_remote_new(&every, &pcfg, r->tun.stack, NULL, 7003), 0);
+    struct tunnel_settings ts;
+    tunnel_settings_init(&ts);
+    ASSERT_EQ(v2s_addr_parse(&ts.addr4, "10.8.0.2"), 0);
+    ts.prefix4 = 24;
+
+    uvtest_log_begin();
+    port_udp_tunnel_up(r->pu, &ts);
+    port_udp_tunnel_up(every, &ts);
+    const char *log = uvtest_log_end();
+    ASSERT(strstr(log, "10.96.0.9 is not the tunnel's address (the tunnel has 10.8.0.2)") != NULL);
+    ASSERT(strstr(log, "7003") == NULL);
+
+    ts.addr4 = wrong;
+    uvtest_log_begin();
+    port_udp_tunnel_up(r->pu, &ts);
+    log = uvtest_log_end();
+    ASSERT(strstr(log, "is not the tunnel's address") == NULL);
+
+    tunnel_settings_free(&ts);
+    port_udp_close(every, NULL, NULL);
+    port_udp_close(r->pu, rtest_closed, r);
+    ASSERT_EQ(harness_tun_down(&r->tun), 0);
+    ASSERT(r->closed);
     rtest_free(r);
     return 0;
 }
