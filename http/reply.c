@@ -106,6 +106,14 @@ void http_conn_linger(struct http_conn *c)
         http_conn_close(c, 0);
 }
 
+/* Whether the request answered is a HEAD, whose answer has no content (RFC 9110 9.3.2), the
+ * proxy's own answers included: a body after the head is read by a client as the start of the
+ * next answer, or reported as excess (curl). The method is known once its target began. */
+static int http_conn_head_request(const struct http_conn *c)
+{
+    return c->req.p.method == HTTP_HEAD && c->req.target_len > 0;
+}
+
 /* Answers status with a short text body (and extra header lines, or NULL), then closes the
  * connection. */
 void http_conn_fail_with(struct http_conn *c, int status, const char *why, const char *extra)
@@ -142,7 +150,7 @@ void http_conn_fail_with(struct http_conn *c, int status, const char *why, const
     int n = snprintf((char *)c->wbuf, cap,
                      "HTTP/1.1 %d %s\r\n%sContent-Type: text/plain\r\nContent-Length: %d\r\nConnection: close\r\n"
                      "\r\n%s",
-                     status, http_reason(status), extra, bl, body);
+                     status, http_reason(status), extra, bl, http_conn_head_request(c) ? "" : body);
     uv_buf_t b = uv_buf_init((char *)c->wbuf, (unsigned)n);
     c->wreq.data = c;
     c->writing = 1;

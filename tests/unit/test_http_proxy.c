@@ -1858,3 +1858,52 @@ TEST_IMPL(http_proxy_client_stall)
     htest_finish_origin(&t, fd, remote, l);
     return 0;
 }
+
+/* One request on a fresh connection: the status of the proxy's own answer, and how many bytes
+ * came after its head before the end (*after). */
+static int htest_ask_after(struct htest *t, const char *request, size_t *after)
+{
+    char buf[1024];
+    int fd = uvtest_connect(t->port);
+    htest_send(t, fd, request);
+    htest_read_head(t, fd, buf, sizeof(buf));
+    int status = htest_status(buf);
+    *after = 0;
+    ASSERT_EQ(uvtest_wait_end(&t->loop, fd, after, 3000), 1);
+    close(fd);
+    return status;
+}
+
+/* The proxy's own error answer to a HEAD has no body (RFC 9110 9.3.2), whatever refused it: the
+ * destination, the router, the head's size; the same request as a GET still gets its text.
+ * Failed before the fix: the text followed every head, which curl -I reports as excess and a
+ * client reading the next answer on the connection would take for the start of it. */
+TEST_IMPL(http_proxy_head_error_no_body)
+{
+    struct htest t;
+    char req[256];
+    size_t after;
+    htest_start(&t);
+    uint16_t closed = uvtest_closed_port();
+    snprintf(req, sizeof(req), "HEAD http://127.0.0.1:%u/ HTTP/1.1\r\n\r\n", closed);
+    ASSERT_EQ(htest_ask_after(&t, req, &after), 502);
+    ASSERT_EQ(after, 0);
+    snprintf(req, sizeof(req), "GET http://127.0.0.1:%u/ HTTP/1.1\r\n\r\n", closed);
+    ASSERT_EQ(htest_ask_after(&t, req, &after), 502);
+    ASSERT(after > 0);
+    ASSERT_EQ(htest_ask_after(&t, "HEAD http://203.0.113.1/ HTTP/1.1\r\n\r\n", &after), 403);
+    ASSERT_EQ(after, 0);
+    ASSERT_EQ(htest_ask_after(&t, "HEAD https://127.0.0.1/ HTTP/1.1\r\n\r\n", &after), 501);
+    ASSERT_EQ(after, 0);
+    size_t big = 70 * 1024;
+    char *huge = malloc(big + 128);
+    ASSERT(huge != NULL);
+    int n = snprintf(huge, 128, "HEAD http://127.0.0.1/ HTTP/1.1\r\nX-Big: ");
+    memset(huge + n, 'a', big);
+    strcpy(huge + n + big, "\r\n\r\n");
+    ASSERT_EQ(htest_ask_after(&t, huge, &after), 431);
+    ASSERT_EQ(after, 0);
+    free(huge);
+    htest_finish(&t);
+    return 0;
+}
