@@ -93,13 +93,16 @@ static int http_msg_on_field(http_parser *p, const char *at, size_t len)
     /* After the head, fields are a chunked body's trailers, which are dropped: kept, they would
      * count against the head's caps, and a message whose head and trailers passed them together
      * failed in the middle of its body. (http-parser caps the trailers' size itself.) */
-    if (!m->in_head)
+    if (!m->in_head || m->too_many)
         return 0;
     if (m->last_was_value || m->n_headers == 0) {
         if (m->n_headers == HTTP_MSG_HEADERS_MAX) {
-            m->status = 431;
-            m->why = "too many headers";
-            return -1;
+            /* Answered at the head's end, not here: the parser calls back at the end of each piece
+             * it has, so this comes at the line's first byte when the bytes come one by one and at
+             * its colon when they come together, and an error in between (400) would come first
+             * or not depending on how the network split the head. The rest is not kept. */
+            m->too_many = 1;
+            return 0;
         }
         struct http_msg_header *h = &m->headers[m->n_headers++];
         memset(h, 0, sizeof(*h));
@@ -115,8 +118,8 @@ static int http_msg_on_field(http_parser *p, const char *at, size_t len)
 static int http_msg_on_value(http_parser *p, const char *at, size_t len)
 {
     struct http_msg *m = http_msg_of(p);
-    if (!m->in_head)
-        return 0; /* a trailer's */
+    if (!m->in_head || m->too_many)
+        return 0; /* a trailer's, or past the cap */
     if (m->n_headers == 0)
         return -1;
     struct http_msg_header *h = &m->headers[m->n_headers - 1];
@@ -134,6 +137,11 @@ static int http_msg_on_headers_complete(http_parser *p)
 {
     struct http_msg *m = http_msg_of(p);
     m->in_head = 0;
+    if (m->too_many) {
+        m->status = 431;
+        m->why = "too many headers";
+        return -1;
+    }
     for (size_t i = 0; i < m->n_headers; i++) {
         /* RFC 9112 5.1: no whitespace between a field name and its colon. http-parser takes
          * "Content-Length : 5" and "Transfer-Encoding : chunked" for the framing headers they
@@ -254,6 +262,7 @@ void http_msg_next(struct http_msg *m)
     m->text_len = 0;
     m->target = m->target_len = 0;
     m->n_headers = 0;
+    m->too_many = 0;
     m->last_was_value = 0;
     m->chunked = 0;
     m->in_head = 0;

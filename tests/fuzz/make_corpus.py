@@ -260,6 +260,8 @@ seed("fuzz_http_msg", "response-continue-chunked", b"\x01HTTP/1.1 100 Continue\r
 seed("fuzz_http_msg", "response-eof", b"\x01HTTP/1.0 200 OK\r\nServer: x\r\n\r\ntwo")
 seed("fuzz_http_msg", "response-head", b"\x03HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n"
      b"HTTP/1.1 304 Not Modified\r\n\r\n")
+# A header past the cap whose name is malformed: the same answer (400) fed whole or byte by byte.
+seed("fuzz_http_msg", "headers-past-cap", b"\x00GET http://a/ HTTP/1.1\r\n" + b"X: y\r\n" * 128 + b"Ba\x01d: z\r\n\r\n")
 
 # fuzz_idna: the first byte is also the output buffer's size.
 seed("fuzz_idna", "ascii", b"\xffwww.example.com")

@@ -1907,3 +1907,47 @@ TEST_IMPL(http_proxy_head_error_no_body)
     htest_finish(&t);
     return 0;
 }
+
+/* A head with one header past the cap (128) whose name holds a byte no name may have: the answer
+ * is the same whether the line comes with the rest of the head or on its own, a byte at a time
+ * (400: the parser's error comes before the head's end, where the cap is answered). Failed
+ * before the fix: 400 in one piece, 431 when the line's first bytes came alone, since the cap was
+ * counted as the parser called back, which it does at the end of each piece it has. */
+TEST_IMPL(http_proxy_too_many_headers_split)
+{
+    struct htest t;
+    htest_start(&t);
+    static const char bad[] = "Ba\001d: z\r\n\r\n";
+    size_t cap = 64 + 128 * 8 + sizeof(bad);
+    char *head = malloc(cap), buf[1024];
+    ASSERT(head != NULL);
+    size_t n = (size_t)snprintf(head, cap, "GET http://127.0.0.1:1/ HTTP/1.1\r\n");
+    for (int i = 0; i < 128; i++)
+        n += (size_t)snprintf(head + n, cap - n, "X: %03d\r\n", i);
+    for (int split = 0; split < 2; split++) {
+        int fd = uvtest_connect(t.port);
+        uvtest_send(&t.loop, fd, head, n);
+        if (!split)
+            uvtest_send(&t.loop, fd, bad, sizeof(bad) - 1);
+        else
+            for (size_t i = 0; i < sizeof(bad) - 1; i++) {
+                uvtest_send(&t.loop, fd, bad + i, 1);
+                int never = 0;
+                uvtest_run_until(&t.loop, &never, 5);
+            }
+        htest_read_head(&t, fd, buf, sizeof(buf));
+        ASSERT_ROW(htest_status(buf) == 400, "split %d: %s", split, buf);
+        ASSERT_EQ(uvtest_wait_end(&t.loop, fd, NULL, 3000), 1);
+        close(fd);
+    }
+    /* One header past the cap, and nothing wrong: 431, at the head's end. */
+    int fd = uvtest_connect(t.port);
+    uvtest_send(&t.loop, fd, head, n);
+    htest_send(&t, fd, "X: 128\r\n\r\n");
+    htest_read_head(&t, fd, buf, sizeof(buf));
+    ASSERT_EQ(htest_status(buf), 431);
+    close(fd);
+    free(head);
+    htest_finish(&t);
+    return 0;
+}
