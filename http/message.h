@@ -41,6 +41,7 @@ struct http_msg {
     int in_head;       /* between the first byte and the end of the head */
     int last_was_value;
     int too_many;      /* a header past HTTP_MSG_HEADERS_MAX began: 431 at the head's end */
+    int line_state;    /* requests: 0 before the request line, 1 in it, 2 past it */
     int chunked;       /* the body comes chunked and goes out chunked */
     int status;        /* on HTTP_MSG_ERROR: 400, 414, 431 or 505 */
     enum http_msg_event event; /* what paused the parser */
