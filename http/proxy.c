@@ -34,12 +34,12 @@
  * body gets 408 when none of it came for HTTP_BODY_TIMEOUT_MS while the proxy waited. An origin
  * that sends nothing for HTTP_ORIGIN_TIMEOUT_MS while its answer is owed gets its connection
  * closed, and the client a 504 (http/upstream.c); a client that takes no byte of an answer for
- * HTTP_CLIENT_TIMEOUT_MS is reset, and the origin let go. Errors answer with a status and close:
- * 400 malformed (414 a target, 431 a head over 64 KiB, 505 a version other than 1.x), 403 the
- * router rejected the destination, 407 no or wrong credentials, 501 a scheme other than http,
- * 502 the destination refused, was unreachable, did not resolve or gave no proper answer, 504 it
- * did not answer the connect, or the request, in time. Once part of an answer went out, an error
- * can only reset the client. */
+ * HTTP_CLIENT_TIMEOUT_MS is reset, and the origin let go. Errors answer with a status (and a line
+ * of text, but to a HEAD) and close: 400 malformed (414 a target, 431 a head over 64 KiB or of
+ * more than 128 headers, 505 a version other than 1.x), 403 the router rejected the destination,
+ * 407 no or wrong credentials, 501 a scheme other than http, 502 the destination refused, was
+ * unreachable, did not resolve or gave no proper answer, 504 it did not answer the connect, or
+ * the request, in time. Once part of an answer went out, an error can only reset the client. */
 #include "http/proxy.h"
 
 #include <errno.h>
