@@ -135,6 +135,10 @@ void stack_maybe_free(struct stack *s);
 void stack_addr_to_lwip(const struct v2s_addr *a, ip_addr_t *out);
 void stack_addr_from_lwip(const ip_addr_t *a, struct v2s_addr *out);
 int stack_err_to_uv(err_t err);
+/* Whether ip can be no host behind the VPN whatever its routes: the unspecified address and
+ * "this network" (0.0.0.0/8, ::) or loopback (127/8, ::1) (RFC 1122 3.2.1.3, RFC 4291
+ * 2.5.2-2.5.3). lwIP would send a packet to one of them into the tunnel all the same. */
+int stack_addr_no_host(const ip_addr_t *ip);
 
 /* tcp.c: an ICMP error quoting src:sport -> dst:dport with sequence number seq fails the
  * connection still opening that it names with status; -1 when it names none (or a sequence

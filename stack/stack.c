@@ -44,6 +44,14 @@ void stack_addr_to_lwip(const struct v2s_addr *a, ip_addr_t *out)
     }
 }
 
+int stack_addr_no_host(const ip_addr_t *ip)
+{
+    if (IP_IS_V6(ip))
+        return ip6_addr_isany(ip_2_ip6(ip)) || ip6_addr_isloopback(ip_2_ip6(ip));
+    u32_t top = lwip_ntohl(ip4_addr_get_u32(ip_2_ip4(ip))) >> 24;
+    return top == 0 || top == 127;
+}
+
 void stack_addr_from_lwip(const ip_addr_t *a, struct v2s_addr *out)
 {
     memset(out, 0, sizeof(*out));

@@ -297,21 +297,18 @@ void stack_tcp_bind_port(struct tcp_pcb *pcb, const ip_addr_t *any)
     }
 }
 
-/* Whether a TCP peer can have the address ip. The unspecified address and "this network"
- * (0.0.0.0/8, ::), IPv6's loopback, multicast and the limited broadcast are no host behind the
- * VPN (RFC 1122 3.2.1.3 and 4.2.3.10, RFC 4291 2.5.2-2.5.3): lwIP would send the SYNs into the
- * tunnel all the same, and the caller learnt nothing until its connect timeout. It routes no
- * IPv4 loopback address (127/8) already, which is checked here too so that both families read
- * alike. */
+/* Whether a TCP peer can have the address ip: besides what is no host at all
+ * (stack_addr_no_host()), multicast and the limited broadcast are no TCP peer (RFC 1122
+ * 4.2.3.10). lwIP would send the SYNs into the tunnel all the same, and the caller learnt
+ * nothing until its connect timeout. */
 static int stack_tcp_peer_possible(const ip_addr_t *ip)
 {
-    if (IP_IS_V6(ip)) {
-        const ip6_addr_t *a = ip_2_ip6(ip);
-        return !ip6_addr_isany(a) && !ip6_addr_isloopback(a) && !ip6_addr_ismulticast(a);
-    }
+    if (stack_addr_no_host(ip))
+        return 0;
+    if (IP_IS_V6(ip))
+        return !ip6_addr_ismulticast(ip_2_ip6(ip));
     const ip4_addr_t *a = ip_2_ip4(ip);
-    u32_t host = lwip_ntohl(ip4_addr_get_u32(a));
-    return (host >> 24) != 0 && (host >> 24) != 127 && !ip4_addr_ismulticast(a) && host != 0xFFFFFFFFUL;
+    return !ip4_addr_ismulticast(a) && lwip_ntohl(ip4_addr_get_u32(a)) != 0xFFFFFFFFUL;
 }
 
 int stack_tcp_connect(struct stack *s, const struct v2s_addr *dst, uint16_t port, unsigned timeout_ms,

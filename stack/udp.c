@@ -145,6 +145,14 @@ int stack_udp_send(struct stack_udp *u, const struct v2s_addr *dst, uint16_t por
         s->udp_dropped++;
         return UV_EAFNOSUPPORT;
     }
+    ip_addr_t ip;
+    stack_addr_to_lwip(dst, &ip);
+    /* As Linux's sendto() answers: no datagram to port 0, none into the tunnel for an address
+     * no host there can have (a SOCKS client's or a forward's mistake). */
+    if (port == 0 || stack_addr_no_host(&ip)) {
+        s->udp_dropped++;
+        return port == 0 ? UV_EINVAL : UV_ENETUNREACH;
+    }
     /* Room for the headers in front, so lwIP adds them without a second pbuf. */
     struct pbuf *p = pbuf_alloc(PBUF_TRANSPORT, (u16_t)len, PBUF_RAM);
     if (!p) {
@@ -153,8 +161,6 @@ int stack_udp_send(struct stack_udp *u, const struct v2s_addr *dst, uint16_t por
     }
     if (len)
         memcpy(p->payload, data, len);
-    ip_addr_t ip;
-    stack_addr_to_lwip(dst, &ip);
     err_t e = udp_sendto(u->pcb, p, &ip, port);
     pbuf_free(p);
     if (e != ERR_OK) {

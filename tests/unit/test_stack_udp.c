@@ -343,6 +343,32 @@ TEST_IMPL(stack_udp_down)
     return 0;
 }
 
+/* A datagram to no host behind the VPN, the unspecified address and "this network" (0.0.0.0/8,
+ * ::) or loopback (127/8, ::1), or to port 0, is refused as Linux refuses it (ENETUNREACH,
+ * EINVAL) and nothing goes into the tunnel; a datagram to a host behind it still goes. */
+TEST_IMPL(stack_udp_no_host)
+{
+    static struct ut u;
+    ut_up(&u, "10.8.0.2", "fd08::2");
+    struct stack_udp *sock = NULL;
+    ASSERT_EQ(stack_udp_open(u.tun.stack, NULL, 0, ut_recv, &u, &sock), 0);
+    static const char *const nowhere[] = {"0.0.0.0", "0.1.2.3", "127.0.0.1", "127.9.9.9", "::", "::1"};
+    for (size_t i = 0; i < sizeof(nowhere) / sizeof(nowhere[0]); i++) {
+        struct v2s_addr a = ut_addr(nowhere[i]);
+        ASSERT_EQ(stack_udp_send(sock, &a, 53, (const uint8_t *)"x", 1), UV_ENETUNREACH);
+    }
+    struct v2s_addr peer = ut_addr("10.9.0.7"), peer6 = ut_addr("fd09::7");
+    ASSERT_EQ(stack_udp_send(sock, &peer, 0, (const uint8_t *)"x", 1), UV_EINVAL);
+    ASSERT_EQ(stack_udp_send(sock, &peer6, 0, (const uint8_t *)"x", 1), UV_EINVAL);
+    ASSERT_EQ(u.n_pkts, 0);
+    ASSERT_EQ(stack_udp_send(sock, &peer, 53, (const uint8_t *)"x", 1), 0);
+    ASSERT_EQ(stack_udp_send(sock, &peer6, 53, (const uint8_t *)"x", 1), 0);
+    ASSERT_EQ(u.n_pkts, 2);
+    stack_udp_close(sock);
+    ASSERT_EQ(harness_tun_down(&u.tun), 0);
+    return 0;
+}
+
 /* The first ICMP or ICMPv6 message captured, checked for its addresses and checksum: a pointer
  * to it and its length. */
 static const uint8_t *ut_icmp(struct ut *u, const struct v2s_addr *from, const struct v2s_addr *to, size_t *n)
