@@ -52,7 +52,9 @@
  *     the packet too big to a connection.
  *   - snd_wnd_max (read by lwIP only in tcp_write(), to size segments): tcp_send.c raises it to
  *     twice the MSS while it is 0 or 1, so that the size tcp_write() makes never shrinks below a
- *     segment still unsent (its "mss_local is too small" assertion).
+ *     segment still unsent (its "mss_local is too small" assertion). stack.c's input hook also
+ *     reads it, with lastack and snd_nxt (which lwIP never moves back), to drop a segment whose
+ *     ACK field no peer could send (stack_tcp_ack_unacceptable(), RFC 5961 5.2).
  *   - persist_backoff: timers.c stops the persist timer of a pcb with nothing unsent before
  *     tcp_slowtmr() (which asserts there is something: the ACK of a one-byte probe frees it),
  *     and resets a pcb let go in CLOSING that still probes 2 * TCP_MSL after its close (reads

@@ -144,6 +144,28 @@ static void stack_tcp_options_mss(struct tcp_hdr *hdr, u16_t optlen, u16_t opt1l
 #undef STACK_OPT
 }
 
+/* A segment of a synchronized connection whose ACK field no peer of it could send: 1 when lwIP
+ * must drop it. lwIP 2.1.3 answers an ACK of data it never sent with an ACK, as RFC 9293 3.10.7.4
+ * says, but then goes on and takes the segment's data; one that acknowledges data from further
+ * back than the peer's largest window (RFC 5961 5.2) it takes without a word, and one without the
+ * ACK flag too. So anyone who guessed the ports and a sequence number inside our receive window
+ * (4 MiB: one try in a thousand) put bytes into the stream whatever ACK field they wrote. Here
+ * the first two are answered with an ACK and dropped, the third only dropped. snd_nxt never moves
+ * back in lwIP (a timeout resends from lastack but keeps it), so it is the most ever sent. RST
+ * and SYN are left to lwIP, which checks their sequence number first (RFC 5961 3 and 4). */
+static int stack_tcp_ack_unacceptable(struct tcp_pcb *pcb, const struct tcp_hdr *hdr)
+{
+    if (pcb->state < ESTABLISHED || pcb->state == TIME_WAIT || (TCPH_FLAGS(hdr) & (TCP_RST | TCP_SYN)))
+        return 0;
+    if (!(TCPH_FLAGS(hdr) & TCP_ACK))
+        return 1;
+    if (TCP_SEQ_LEQ(hdr->ackno, pcb->snd_nxt) && TCP_SEQ_GEQ(hdr->ackno, pcb->lastack - pcb->snd_wnd_max))
+        return 0;
+    tcp_ack_now(pcb);
+    stack_tcp_output(pcb);
+    return 1;
+}
+
 /* After the MSS option (above): data at the left edge of a hole, which fills it or part of it, is
  * acknowledged at once (RFC 5681 4.2); lwIP would hold the ACK for a whole hole filled to its next
  * fast timer tick when the segment is an odd one, and the sender's recovery waits for that ACK.
@@ -157,6 +179,8 @@ err_t stack_hook_tcp_input(struct tcp_pcb *pcb, struct tcp_hdr *hdr, u16_t optle
                               (pcb->state == SYN_SENT || pcb->state == LISTEN) && (TCPH_FLAGS(hdr) & TCP_SYN));
     /* Before lwIP stamps the pcb with tcp_ticks (timers.c). */
     stack_timers_tcp_touched();
+    if (stack_tcp_ack_unacceptable(pcb, hdr))
+        return ERR_MEM;
     if ((pcb->state == ESTABLISHED || pcb->state == FIN_WAIT_1 || pcb->state == FIN_WAIT_2) && pcb->ooseq) {
         if (p->tot_len > 0 && hdr->seqno == pcb->rcv_nxt)
             tcp_ack_now(pcb);

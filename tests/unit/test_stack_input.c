@@ -590,3 +590,65 @@ TEST_IMPL(stack_input_mss_floor)
     harness_tun_tcp_close(&in.tcp);
     return 0;
 }
+
+/* What the stack last acknowledged, and how many segments it sent (input_ack_check). */
+static uint32_t ackchk_ack;
+static int ackchk_sent;
+
+static void input_ackchk_send(struct harness_tun *t, const uint8_t *pkt, size_t len)
+{
+    input_send(t, pkt, len);
+    const uint8_t *tcp = pkt + 20;
+    if (tcp[13] & 0x10)
+        ackchk_ack = v2s_get_be32(tcp + 8);
+    ackchk_sent++;
+}
+
+/* Segments whose ACK field no real peer of this connection sends, each carrying 100 bytes at the
+ * right sequence number: one acknowledging data never sent (RFC 9293 3.10.7.4: "send an ACK, drop
+ * the segment"), one acknowledging data from further back than the peer's largest window
+ * (RFC 5961 5.2: dropped and answered with an ACK), one without the ACK flag (RFC 9293: dropped).
+ * lwIP 2.1.3 answered the first two with an ACK and then delivered their data anyway, and took
+ * the third's, so anyone who guessed the ports and a sequence number inside our 4 MiB receive
+ * window could put bytes into the stream the application reads, whatever ACK field they wrote.
+ * None of the three may move what the stack acknowledges; the real segment after them is taken. */
+TEST_IMPL(stack_input_ack_unacceptable)
+{
+    static struct input in;
+    memset(&in, 0, sizeof(in));
+    ackchk_ack = 0;
+    ackchk_sent = 0;
+    const struct harness_tun_tcp_config cfg = {.seed = 29, .port = 7, .isn = INPUT_PEER_ISN, .wnd = 65535, .mss = 1400};
+    harness_tun_tcp_open(&in.tcp, &cfg, input_ackchk_send, &in);
+    uint32_t seq = INPUT_PEER_ISN + 1, our = in.tcp.syn_seq + 1;
+
+    /* Data never sent: an ACK answers it at once, and says the 100 bytes were not taken. */
+    int sent = ackchk_sent;
+    input_segment(&in, 0x18, seq, our + 100000, 65535, 100);
+    ASSERT(ackchk_sent > sent);
+    ASSERT_EQ(ackchk_ack, seq);
+    harness_tun_advance(&in.tcp.tun, 500);
+    ASSERT_EQ(ackchk_ack, seq);
+
+    /* Far behind anything the peer could still acknowledge. */
+    sent = ackchk_sent;
+    input_segment(&in, 0x18, seq, our - 200000, 65535, 100);
+    ASSERT(ackchk_sent > sent);
+    ASSERT_EQ(ackchk_ack, seq);
+    harness_tun_advance(&in.tcp.tun, 500);
+    ASSERT_EQ(ackchk_ack, seq);
+
+    /* No ACK flag at all. */
+    input_segment(&in, 0x08, seq, 0, 65535, 100);
+    harness_tun_advance(&in.tcp.tun, 500);
+    ASSERT_EQ(ackchk_ack, seq);
+
+    /* The real segment is taken and acknowledged. */
+    input_segment(&in, 0x18, seq, our, 65535, 100);
+    harness_tun_advance(&in.tcp.tun, 500);
+    ASSERT_EQ(ackchk_ack, seq + 100);
+    ASSERT_EQ(in.resets, 0);
+
+    harness_tun_tcp_close(&in.tcp);
+    return 0;
+}
