@@ -17,6 +17,7 @@
 #include "stack/lwip_pin.h"
 #include "stack/stack.h"
 #include "stack/tcp.h"
+#include "stack/tcp_internal.h"
 #include "test.h"
 
 enum { INPUT_PEER_ISN = 7000000 };
@@ -648,6 +649,59 @@ TEST_IMPL(stack_input_ack_unacceptable)
     harness_tun_advance(&in.tcp.tun, 500);
     ASSERT_EQ(ackchk_ack, seq + 100);
     ASSERT_EQ(in.resets, 0);
+
+    harness_tun_tcp_close(&in.tcp);
+    return 0;
+}
+
+/* Flags and fields lwIP 2.1.3 already answers as RFC 5961 and RFC 7323 say, kept that way: a RST
+ * and a SYN inside the receive window but not at its left edge get a challenge ACK and leave the
+ * connection be; a window scale of 200 in the SYN-ACK is taken as 14 (a shift of 200 would be
+ * undefined, which the sanitizer build would report); a segment with the right ports and numbers
+ * but to an address that is not ours is not taken. The real segment after them is. */
+TEST_IMPL(stack_input_hostile_flags)
+{
+    static struct input in;
+    memset(&in, 0, sizeof(in));
+    ackchk_ack = 0;
+    ackchk_sent = 0;
+    const struct harness_tun_tcp_config cfg = {
+        .seed = 31, .port = 7, .isn = INPUT_PEER_ISN, .wnd = 65535, .mss = 1400, .scaled = 1, .wscale = 200};
+    harness_tun_tcp_open(&in.tcp, &cfg, input_ackchk_send, &in);
+    uint32_t seq = INPUT_PEER_ISN + 1, our = in.tcp.syn_seq + 1;
+    ASSERT_EQ(in.tcp.c->pcb->snd_scale, 14);
+
+    int sent = ackchk_sent;
+    input_segment(&in, 0x04, seq + 1000, our, 1, 0);
+    harness_tun_settle(&in.tcp.tun);
+    ASSERT(ackchk_sent > sent);
+    ASSERT_EQ(ackchk_ack, seq);
+    ASSERT(in.tcp.c->pcb != NULL);
+
+    sent = ackchk_sent;
+    input_segment(&in, 0x02, seq + 1000, 0, 1, 0);
+    harness_tun_settle(&in.tcp.tun);
+    ASSERT(ackchk_sent > sent);
+    ASSERT_EQ(ackchk_ack, seq);
+    ASSERT(in.tcp.c->pcb != NULL);
+    ASSERT_EQ(in.tcp.c->pcb->state, ESTABLISHED);
+
+    uint8_t pkt[1500], data[100];
+    memset(data, 'x', sizeof(data));
+    struct v2s_addr other = in.tcp.us;
+    other.bytes[3] ^= 0x40;
+    size_t len = harness_tun_tcp4(pkt, sizeof(pkt), &in.tcp.peer, 7, &other, in.tcp.sport, 0x18, seq, our, 1, NULL,
+                                  0, data, sizeof(data));
+    ASSERT(len > 0);
+    harness_tun_inject(&in.tcp.tun, pkt, len);
+    harness_tun_advance(&in.tcp.tun, 500);
+    ASSERT_EQ(ackchk_ack, seq);
+
+    input_segment(&in, 0x18, seq, our, 1, 100);
+    harness_tun_advance(&in.tcp.tun, 500);
+    ASSERT_EQ(ackchk_ack, seq + 100);
+    ASSERT_EQ(in.resets, 0);
+    ASSERT_EQ(in.tcp.app.done, 0);
 
     harness_tun_tcp_close(&in.tcp);
     return 0;
