@@ -20,7 +20,11 @@ for md in "$root/README.md" "$root"/examples/*.md "$root"/examples/*/*.md; do
     awk -v out="$tmp/$base" '
         /^```/ {
             if (inblock) {
-                if (hasconf) { n++; printf "%s", text > (out "." n ".conf"); close(out "." n ".conf") }
+                if (hasconf) {
+                    f = out "." ++n ".conf"
+                    printf "%s", text > f
+                    close(f)
+                }
                 inblock = 0
             } else {
                 inblock = 1; text = ""; hasconf = 0; here = 0; ended = 0
