@@ -702,6 +702,55 @@ TEST_IMPL(ovpn_config_relative_paths)
     return 0;
 }
 
+/* A port may be a service name, as OpenVPN hands it to getaddrinfo(): the loader turns it into the
+ * number for the remote's protocol and names the line of a name the system does not know. The
+ * parser alone keeps the name. The names used are in every /etc/services. */
+TEST_IMPL(ovpn_config_port_service_name)
+{
+    struct tmp t;
+    struct ovpn_config cfg;
+    char err[512] = "";
+    char path[512], want[1024];
+
+    ASSERT_EQ(parse("remote gw https\n", &cfg, err, sizeof(err)), 0);
+    ASSERT_STR_EQ(cfg.remotes[0].port, "https");
+    ovpn_config_free(&cfg);
+
+    tmp_init(&t);
+    tmp_file(&t, "a.ovpn", "remote gw.example.com https tcp\nremote gw2\nport openvpn\n");
+    tmp_file(&t, "b.ovpn", "rport ssh\n<connection>\nremote gw\nproto tcp\n</connection>\n"
+                           "<connection>\nremote gw\nport domain\n</connection>\n");
+    tmp_file(&t, "c.ovpn", "remote gw 1194\nport no-such-service-here\nremote gw2\n");
+    tmp_file(&t, "d.ovpn", "remote gw no-such-service-here\n");
+    snprintf(path, sizeof(path), "%s", tmp_path(&t, "a.ovpn"));
+    ASSERT_EQ(ovpn_config_load(&cfg, path, NULL, err, sizeof(err)), 0);
+    ASSERT_EQ(cfg.n_remotes, 2);
+    ASSERT_STR_EQ(cfg.remotes[0].port, "443");
+    ASSERT_STR_EQ(cfg.remotes[1].port, "1194"); /* the port line at the end of the file */
+    ovpn_config_free(&cfg);
+    snprintf(path, sizeof(path), "%s", tmp_path(&t, "b.ovpn"));
+    ASSERT_EQ(ovpn_config_load(&cfg, path, NULL, err, sizeof(err)), 0);
+    ASSERT_EQ(cfg.n_remotes, 2);
+    ASSERT_STR_EQ(cfg.remotes[0].port, "22");
+    ASSERT_STR_EQ(cfg.remotes[1].port, "53");
+    ovpn_config_free(&cfg);
+    /* The error names the line that gave the name, not the remote that inherited it. */
+    snprintf(path, sizeof(path), "%s", tmp_path(&t, "c.ovpn"));
+    snprintf(want, sizeof(want), "%s:2: port 'no-such-service-here' is not a service the system knows for udp "
+             "(/etc/services), nor a number in 1..65535", path);
+    ASSERT_EQ(ovpn_config_load(&cfg, path, NULL, err, sizeof(err)), -EINVAL);
+    ASSERT_STR_EQ(err, want);
+    ovpn_config_free(&cfg);
+    snprintf(path, sizeof(path), "%s", tmp_path(&t, "d.ovpn"));
+    snprintf(want, sizeof(want), "%s:1: port 'no-such-service-here' is not a service the system knows for udp "
+             "(/etc/services), nor a number in 1..65535", path);
+    ASSERT_EQ(ovpn_config_load(&cfg, path, NULL, err, sizeof(err)), -EINVAL);
+    ASSERT_STR_EQ(err, want);
+    ovpn_config_free(&cfg);
+    tmp_cleanup(&t);
+    return 0;
+}
+
 TEST_IMPL(ovpn_config_auth_user_pass)
 {
     struct tmp t;
@@ -1055,9 +1104,12 @@ TEST_IMPL(ovpn_config_errors)
         /* Values */
         {"remote\n", "client.ovpn:1: remote takes 1 to 3 arguments, not 0"},
         {"remote a 1 udp extra\n", "client.ovpn:1: remote takes 1 to 3 arguments, not 4"},
-        {"remote gw 0\n", "client.ovpn:1: port '0' is not a number in 1..65535"},
-        {"remote gw 65536\n", "client.ovpn:1: port '65536' is not a number in 1..65535"},
-        {"remote gw 99999999999999999999\n", "client.ovpn:1: port '99999999999999999999' is not a number in 1..65535"},
+        {"remote gw 0\n", "client.ovpn:1: port '0' is neither a number in 1..65535 nor a service name"},
+        {"remote gw 65536\n", "client.ovpn:1: port '65536' is neither a number in 1..65535 nor a service name"},
+        {"remote gw 99999999999999999999\n",
+         "client.ovpn:1: port '99999999999999999999' is neither a number in 1..65535 nor a service name"},
+        {"remote gw 443x\n", "client.ovpn:1: port '443x' is neither a number in 1..65535 nor a service name"},
+        {"port a/b\nremote gw\n", "client.ovpn:1: port 'a/b' is neither a number in 1..65535 nor a service name"},
         {"remote gw 1194 sctp\n",
          "client.ovpn:1: unknown protocol 'sctp': expected udp, udp4, udp6, tcp, tcp4 or tcp6"},
         {"proto tcp-server\n", "client.ovpn:1: proto tcp-server is for servers; a client uses udp or tcp"},

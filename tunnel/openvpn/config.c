@@ -187,11 +187,33 @@ int ovpn_config_parser_new(struct ovpn_config_parser **out, const char *source_n
     return 0;
 }
 
+/* A port given as a service name becomes its number for the remote's protocol, when the loader
+ * gave a way to look it up; OpenVPN's getaddrinfo() fails the same names for that socket type. */
+static int config_finish_service(struct ovpn_config_parser *p, struct config_remote *r)
+{
+    char shown[CONFIG_SHOWN_MAX];
+    const char *proto = r->r.proto == OVPN_PROTO_TCP ? "tcp" : "udp";
+    unsigned port = 0;
+    int rc;
+    if (p->service_port == NULL || (r->r.port[0] >= '0' && r->r.port[0] <= '9'))
+        return 0;
+    rc = p->service_port(r->r.port, r->r.proto, &port);
+    if (rc == -ENOMEM)
+        return ovpn_config_nomem(p);
+    if (rc < 0 || port == 0 || port > 65535)
+        return ovpn_config_fail_at(p, r->port_line, "port '%s' is not a service the system knows for %s "
+                                   "(/etc/services), nor a number in 1..65535",
+                                   v2s_shown(r->r.port, shown, sizeof(shown)), proto);
+    snprintf(r->r.port, sizeof(r->r.port), "%u", port);
+    return 0;
+}
+
 /* Plain remote lines take the proto and port in force at the end of the file; when <connection>
  * blocks exist they are dropped, as OpenVPN does. */
 static int config_finish_remotes(struct ovpn_config_parser *p, struct ovpn_config *cfg)
 {
     size_t n = 0;
+    int rc;
     unsigned dropped_line = 0;
     for (size_t i = 0; i < p->n_remotes; i++) {
         struct config_remote *r = &p->remotes[i];
@@ -213,12 +235,16 @@ static int config_finish_remotes(struct ovpn_config_parser *p, struct ovpn_confi
         struct config_remote *r = &p->remotes[i];
         if (p->has_connections && !r->in_connection)
             continue;
-        if (!r->port_given)
+        if (!r->port_given) {
             memcpy(r->r.port, p->ce.port, sizeof(r->r.port));
+            r->port_line = p->ce.port_line;
+        }
         if (!r->proto_given) {
             r->r.proto = p->ce.proto;
             r->r.family = p->ce.family;
         }
+        if ((rc = config_finish_service(p, r)) < 0)
+            return rc;
         cfg->remotes[cfg->n_remotes++] = r->r;
     }
     return 0;

@@ -23,7 +23,7 @@ enum ovpn_proto {
 
 struct ovpn_remote {
     char host[256];
-    char port[8];          /* "1194" when not given */
+    char port[32];         /* "1194" when not given; a number once loaded (config_load.c) */
     enum ovpn_proto proto;
     int family;            /* 0 = any, AF_INET (udp4/tcp4), AF_INET6 (udp6/tcp6) */
 };

@@ -49,8 +49,10 @@ static int config_connection_end(struct ovpn_config_parser *p)
     p->in_connection = 0;
     if (!p->conn_has_remote)
         return ovpn_config_fail_at(p, p->conn_line, "a <connection> block needs a remote");
-    if (!r->port_given)
+    if (!r->port_given) {
         memcpy(r->r.port, p->conn_ce.port, sizeof(r->r.port));
+        r->port_line = p->conn_ce.port_line;
+    }
     if (!r->proto_given) {
         r->r.proto = p->conn_ce.proto;
         r->r.family = p->conn_ce.family;

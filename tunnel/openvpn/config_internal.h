@@ -56,6 +56,7 @@ struct config_ce {
     enum ovpn_proto proto;
     int family;
     char port[sizeof(((struct ovpn_remote *)0)->port)];
+    unsigned port_line; /* where port or rport set it; 0 for the default */
 };
 
 struct config_remote {
@@ -64,6 +65,7 @@ struct config_remote {
     int proto_given;
     int in_connection;
     unsigned line;
+    unsigned port_line; /* where its port was given or, once settled, inherited from */
 };
 
 struct config_option;
@@ -111,6 +113,10 @@ struct ovpn_config_parser {
 
     ovpn_config_warn_fn warn;       /* where warnings go; NULL: dropped */
     void *warn_arg;
+    /* Turns a port given as a service name ("https") into its number, as OpenVPN's getaddrinfo()
+     * does; 0 or a negative errno. Set by the loader; NULL (the fuzzers, tests of the parser
+     * alone) leaves the name for the connect-time lookup, which reads it the same way. */
+    int (*service_port)(const char *name, enum ovpn_proto proto, unsigned *port);
 
     struct ovpn_config cfg;
 };

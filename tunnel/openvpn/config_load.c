@@ -24,7 +24,10 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <netdb.h>
+#include <netinet/in.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 
 #include <openssl/evp.h>
@@ -32,6 +35,28 @@
 #include "base/errmsg.h"
 #include "base/log.h"
 #include "base/secret_file.h"
+
+/* A service name's port for the remote's socket type, read as OpenVPN's getaddrinfo() reads it
+ * (no host: only the services database is consulted, no DNS). */
+static int config_service_port(const char *name, enum ovpn_proto proto, unsigned *port)
+{
+    struct addrinfo hints = {
+        .ai_family = AF_INET,
+        .ai_socktype = proto == OVPN_PROTO_TCP ? SOCK_STREAM : SOCK_DGRAM,
+        .ai_flags = AI_PASSIVE,
+    };
+    struct addrinfo *res = NULL;
+    int rc = getaddrinfo(NULL, name, &hints, &res);
+    if (rc == EAI_MEMORY)
+        return -ENOMEM;
+    if (rc != 0 || res == NULL || res->ai_family != AF_INET)
+        rc = -ENOENT;
+    else
+        *port = ntohs(((const struct sockaddr_in *)(const void *)res->ai_addr)->sin_port);
+    if (res != NULL)
+        freeaddrinfo(res);
+    return rc < 0 ? rc : 0;
+}
 
 /* The parser's warnings, logged as they are met. */
 static void config_log_warning(void *arg, const char *text)
@@ -315,6 +340,7 @@ int ovpn_config_load_flags(struct ovpn_config *cfg, const char *path, const char
         goto out;
     }
     ovpn_config_parser_set_warn(p, config_log_warning, NULL);
+    p->service_port = config_service_port;
     if ((rc = ovpn_config_parser_feed(p, text, len, NULL, 0)) < 0 || (rc = ovpn_config_finish(p, &got)) < 0)
         goto fail;
     if ((secret = config_inline_secret(p, &got)) != NULL &&

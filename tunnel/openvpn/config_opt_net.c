@@ -6,10 +6,14 @@
  * What it guarantees, following OpenVPN 2.6 (options.c add_option):
  * - Only a TUN client: dev tap, dev null, mode server and the *-server protocols are refused with
  *   the reason rather than misbehaving later.
- * - A remote is a host name or address without spaces or control characters, an optional port in
- *   1..65535 and an optional protocol; what it does not say it takes from its <connection> block
+ * - A remote is a host name or address without spaces or control characters, an optional port
+ *   and an optional protocol; what it does not say it takes from its <connection> block
  *   (settled when the block ends) or, for plain remote lines, from the proto and port in force at
  *   the end of the file. A <connection> block takes exactly one remote.
+ * - A port (remote, port, rport) is a number in 1..65535 or a service name such as "https", which
+ *   OpenVPN hands to getaddrinfo() with the remote's socket type. The name is looked up when the
+ *   file is loaded (config.c, config_load.c), so an unknown one fails there, naming the line,
+ *   rather than at every connection attempt as in OpenVPN.
  * - keepalive A B on a client is ping A plus ping-restart B; the restart must be at least twice
  *   the ping (OpenVPN's rule); the conflict with ping lines is checked at the end (config.c).
  *   ping-exit is taken as ping-restart, with a warning.
@@ -97,12 +101,34 @@ static int config_parse_proto(struct ovpn_config_parser *p, const char *text, en
                        v2s_shown(text, shown, sizeof(shown)));
 }
 
+/* Whether text can be a service name (RFC 6335: letters, digits and hyphens, at least one letter);
+ * '.', '_' and '+' are let through too, as /etc/services has such names. A leading digit makes it
+ * a number, as getaddrinfo() reads "443x" as no service at all. */
+static int config_is_service_name(const char *text, size_t cap)
+{
+    size_t len = strlen(text);
+    if (len == 0 || len >= cap || !((text[0] >= 'a' && text[0] <= 'z') || (text[0] >= 'A' && text[0] <= 'Z')))
+        return 0;
+    for (size_t i = 0; i < len; i++) {
+        char c = text[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+              c == '.' || c == '_' || c == '+'))
+            return 0;
+    }
+    return 1;
+}
+
 static int config_parse_port(struct ovpn_config_parser *p, const char *text, char *port, size_t cap)
 {
     unsigned long v;
     char shown[CONFIG_SHOWN_MAX];
+    if (config_is_service_name(text, cap)) {
+        memcpy(port, text, strlen(text) + 1); /* looked up when the file is finished */
+        return 0;
+    }
     if (v2s_parse_uint(text, 65535, &v) != 0 || v == 0)
-        return config_fail(p, "port '%s' is not a number in 1..65535", v2s_shown(text, shown, sizeof(shown)));
+        return config_fail(p, "port '%s' is neither a number in 1..65535 nor a service name",
+                           v2s_shown(text, shown, sizeof(shown)));
     snprintf(port, cap, "%u", (unsigned)(v & 0xFFFF)); /* v <= 65535 */
     return 0;
 }
@@ -123,6 +149,7 @@ static int config_apply_port(struct ovpn_config_parser *p, char **w, int n, cons
 {
     struct config_ce *ce = config_current_ce(p);
     (void)n, (void)block;
+    ce->port_line = p->opt_line;
     return config_parse_port(p, w[1], ce->port, sizeof(ce->port));
 }
 
@@ -164,6 +191,7 @@ static int config_apply_remote(struct ovpn_config_parser *p, char **w, int n, co
         if ((rc = config_parse_port(p, w[2], r.r.port, sizeof(r.r.port))) < 0)
             return rc;
         r.port_given = 1;
+        r.port_line = p->opt_line;
     }
     if (n >= 4) {
         if ((rc = config_parse_proto(p, w[3], &r.r.proto, &r.r.family)) < 0)
