@@ -766,9 +766,10 @@ TEST_IMPL(ovpn_config_auth_user_pass)
     ASSERT_STR_EQ(cfg.username, "user1");
     ASSERT_STR_EQ(cfg.password, "pass word");
     ovpn_config_free(&cfg);
-    ASSERT_EQ(parse("remote gw\n<auth-user-pass>\nuser1\n\n</auth-user-pass>\n", &cfg, err, sizeof(err)), 0);
-    ASSERT_STR_EQ(cfg.password, ""); /* an empty line 2 is an empty password */
-    ovpn_config_free(&cfg);
+    /* An empty line 2 is refused: OpenVPN would ask for the password, or die without a terminal. */
+    expect_error("remote gw\n<auth-user-pass>\nuser1\n\n</auth-user-pass>\n",
+                 "client.ovpn:2: <auth-user-pass>: the password on line 2 is empty (OpenVPN would ask for "
+                 "it on the terminal; vpn2socks cannot ask)");
     expect_error("remote gw\n<auth-user-pass>\nuser1\n</auth-user-pass>\n",
                  "client.ovpn:2: <auth-user-pass>: no password on line 2");
     expect_error("remote gw\n<auth-user-pass>\n</auth-user-pass>\n",
@@ -780,6 +781,7 @@ TEST_IMPL(ovpn_config_auth_user_pass)
     tmp_file(&t, "creds.txt", "carol\nfrom-config\n");
     tmp_file(&t, "cli.txt", "dave\nfrom-cli\nextra lines are ignored\n");
     tmp_file(&t, "short.txt", "erin\n");
+    tmp_file(&t, "empty.txt", "frank\r\n\r\n");
     tmp_file(&t, "noauth.ovpn", "remote gw\n");
     tmp_file(&t, "missing.ovpn", "remote gw\nauth-user-pass gone.txt\n");
     snprintf(path, sizeof(path), "%s", tmp_path(&t, "c.ovpn"));
@@ -805,6 +807,12 @@ TEST_IMPL(ovpn_config_auth_user_pass)
     char shortp[512];
     snprintf(shortp, sizeof(shortp), "%s", tmp_path(&t, "short.txt"));
     snprintf(want, sizeof(want), "%s: no password on line 2", shortp);
+    ASSERT_EQ(ovpn_config_load(&cfg, path, shortp, err, sizeof(err)), -EINVAL);
+    ASSERT_STR_EQ(err, want);
+    ovpn_config_free(&cfg);
+    snprintf(shortp, sizeof(shortp), "%s", tmp_path(&t, "empty.txt"));
+    snprintf(want, sizeof(want), "%s: the password on line 2 is empty (OpenVPN would ask for it on the "
+             "terminal; vpn2socks cannot ask)", shortp);
     ASSERT_EQ(ovpn_config_load(&cfg, path, shortp, err, sizeof(err)), -EINVAL);
     ASSERT_STR_EQ(err, want);
     ovpn_config_free(&cfg);

@@ -5,7 +5,10 @@
  *   start a line; between BEGIN and END only hex digits and white space, exactly 256 bytes' worth.
  *   Anything else is -EINVAL, never a partly filled key (OpenVPN's read_key_file).
  * - Credentials are line 1 and line 2, CR and LF stripped, as OpenVPN's get_user_pass reads a
- *   file; a missing user or password line is refused with a reason the caller shows.
+ *   file; a missing or empty user or password line is refused with a reason the caller shows.
+ *   OpenVPN 2.6 (misc.c get_user_pass_cr) never sends an empty password from a file or block: it
+ *   asks for one on the terminal, and dies when it has none (--daemon). We cannot ask, and an empty
+ *   password sent would only come back as AUTH_FAILED after the handshake.
  * - Every temporary copy of key material is wiped before it is freed (explicit_bzero on the one
  *   exit), and ovpn_secret_free wipes what it frees. */
 #include "tunnel/openvpn/keyfile.h"
@@ -91,7 +94,7 @@ out:
     return rc;
 }
 
-/* Line 1 is the user, line 2 the password (possibly empty); CR and LF are stripped. */
+/* Line 1 is the user, line 2 the password, neither empty; CR and LF are stripped. */
 int ovpn_user_pass_parse(const char *text, char **user, char **pass, const char **why)
 {
     const char *nl = strchr(text, '\n');
@@ -117,6 +120,11 @@ int ovpn_user_pass_parse(const char *text, char **user, char **pass, const char 
         plen--;
     if (nl == NULL && plen == 0 && ptext[0] == '\0') {
         *why = "no password on line 2";
+        return -EINVAL;
+    }
+    if (plen == 0) {
+        *why = "the password on line 2 is empty (OpenVPN would ask for it on the terminal; vpn2socks "
+               "cannot ask)";
         return -EINVAL;
     }
     if (ulen > KEYFILE_MAX_CRED || plen > KEYFILE_MAX_CRED) {
