@@ -551,6 +551,23 @@ TEST_IMPL(ovpn_config_connection_blocks)
     ASSERT_STR_EQ(cfg.remotes[1].port, "1");
     ovpn_config_free(&cfg);
 
+    /* Inside a block the later line wins, as OpenVPN writes the remote's port and proto into the
+     * block's settings when it reads the remote line; a port above the remote does not override it. */
+    ASSERT_EQ(parse("<connection>\nremote a 1194 udp4\nport 443\nproto tcp\n</connection>\n"
+                    "<connection>\nport 443\nproto tcp\nremote b 1195 udp\n</connection>\n"
+                    "<connection>\nremote c 1196 tcp\nrport 8443\n</connection>\n",
+                    &cfg, err, sizeof(err)),
+              0);
+    ASSERT_EQ(cfg.n_remotes, 3);
+    ASSERT_STR_EQ(cfg.remotes[0].port, "443");
+    ASSERT_EQ(cfg.remotes[0].proto, OVPN_PROTO_TCP);
+    ASSERT_EQ(cfg.remotes[0].family, 0);
+    ASSERT_STR_EQ(cfg.remotes[1].port, "1195");
+    ASSERT_EQ(cfg.remotes[1].proto, OVPN_PROTO_UDP);
+    ASSERT_STR_EQ(cfg.remotes[2].port, "8443");
+    ASSERT_EQ(cfg.remotes[2].proto, OVPN_PROTO_TCP);
+    ovpn_config_free(&cfg);
+
     /* A block may carry its own inline key; the same key in two blocks is fine. */
     make_static_key(key, sizeof(key), 0x80);
     snprintf(text, sizeof(text),

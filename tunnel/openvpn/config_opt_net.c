@@ -9,7 +9,8 @@
  * - A remote is a host name or address without spaces or control characters, an optional port
  *   and an optional protocol; what it does not say it takes from its <connection> block
  *   (settled when the block ends) or, for plain remote lines, from the proto and port in force at
- *   the end of the file. A <connection> block takes exactly one remote.
+ *   the end of the file. A <connection> block takes exactly one remote, and a port, rport or
+ *   proto line after the remote in the block overrides what the remote line said.
  * - A port (remote, port, rport) is a number in 1..65535 or a service name such as "https", which
  *   OpenVPN hands to getaddrinfo() with the remote's socket type. The name is looked up when the
  *   file is loaded (config.c, config_load.c), so an unknown one fails there, naming the line,
@@ -138,10 +139,15 @@ static struct config_ce *config_current_ce(struct ovpn_config_parser *p)
     return p->in_connection ? &p->conn_ce : &p->ce;
 }
 
+/* Inside a <connection> block OpenVPN writes a remote's port and proto into the block's settings
+ * as it reads the remote line, so a port, rport or proto line after it in the same block wins;
+ * outside blocks a remote's own port and proto always win. */
 static int config_apply_proto(struct ovpn_config_parser *p, char **w, int n, const char *block)
 {
     struct config_ce *ce = config_current_ce(p);
     (void)n, (void)block;
+    if (p->in_connection)
+        p->conn_remote.proto_given = 0;
     return config_parse_proto(p, w[1], &ce->proto, &ce->family);
 }
 
@@ -149,6 +155,8 @@ static int config_apply_port(struct ovpn_config_parser *p, char **w, int n, cons
 {
     struct config_ce *ce = config_current_ce(p);
     (void)n, (void)block;
+    if (p->in_connection)
+        p->conn_remote.port_given = 0;
     ce->port_line = p->opt_line;
     return config_parse_port(p, w[1], ce->port, sizeof(ce->port));
 }
