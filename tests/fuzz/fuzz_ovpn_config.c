@@ -26,6 +26,22 @@ static void fuzz_check_cidr(const struct v2s_cidr *c)
         abort();
 }
 
+/* A port is a number in 1..65535 or, the parser alone not looking names up, a service name: a
+ * letter, then letters, digits, '-', '.', '_' or '+'. */
+static void fuzz_check_port(const char *port)
+{
+    if ((port[0] >= 'a' && port[0] <= 'z') || (port[0] >= 'A' && port[0] <= 'Z')) {
+        for (const char *c = port; *c; c++)
+            if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
+                  *c == '-' || *c == '.' || *c == '_' || *c == '+'))
+                abort();
+        return;
+    }
+    long n = strtol(port, NULL, 10);
+    if (n < 1 || n > 65535)
+        abort();
+}
+
 static void fuzz_check_config(const struct ovpn_config *cfg)
 {
     if (cfg->n_remotes == 0 || cfg->n_remotes > 1024 || cfg->remotes == NULL)
@@ -34,8 +50,8 @@ static void fuzz_check_config(const struct ovpn_config *cfg)
         const struct ovpn_remote *r = &cfg->remotes[i];
         fuzz_check_text(r->host, sizeof(r->host));
         fuzz_check_text(r->port, sizeof(r->port));
-        long port = strtol(r->port, NULL, 10);
-        if (r->host[0] == '\0' || port < 1 || port > 65535)
+        fuzz_check_port(r->port);
+        if (r->host[0] == '\0')
             abort();
         for (const char *c = r->host; *c; c++)
             if ((unsigned char)*c <= 0x20 || *c == 0x7F)
@@ -51,7 +67,8 @@ static void fuzz_check_config(const struct ovpn_config *cfg)
         abort();
     if ((cfg->username == NULL) != (cfg->password == NULL))
         abort();
-    if (cfg->username != NULL && (cfg->username[0] == '\0' || strchr(cfg->username, '\n') != NULL ||
+    if (cfg->username != NULL && (cfg->username[0] == '\0' || cfg->password[0] == '\0' ||
+                                  strchr(cfg->username, '\n') != NULL ||
                                   strchr(cfg->password, '\n') != NULL))
         abort();
     fuzz_check_text(cfg->cipher, sizeof(cfg->cipher));
