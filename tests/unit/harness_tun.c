@@ -79,9 +79,14 @@ int harness_tun_up(struct harness_tun *t, const struct harness_tun_config *cfg, 
         return rc;
     if ((rc = stack_new(&t->stack, &t->loop, &t->tunnel)) < 0)
         return rc;
+    return harness_tun_again(t, cfg);
+}
+
+int harness_tun_again(struct harness_tun *t, const struct harness_tun_config *cfg)
+{
     struct tunnel_settings ts;
     tunnel_settings_init(&ts);
-    rc = 0;
+    int rc = 0;
     if (cfg->addr4 && (rc = v2s_addr_parse(&ts.addr4, cfg->addr4)) == 0)
         ts.prefix4 = 24;
     if (rc == 0 && cfg->addr6 && (rc = v2s_addr_parse(&ts.addr6, cfg->addr6)) == 0)

@@ -51,6 +51,9 @@ struct harness_tun {
 /* Starts a loop and a stack, and brings the tunnel up with cfg. 0 or a negative errno. */
 int harness_tun_up(struct harness_tun *t, const struct harness_tun_config *cfg, harness_tun_send_fn on_send,
                    void *arg);
+/* Brings the tunnel up again with cfg's addresses, DNS servers and domains, as after a
+ * reconnect (its seed and rx_room are not read). 0 or a negative errno. */
+int harness_tun_again(struct harness_tun *t, const struct harness_tun_config *cfg);
 /* Hands pkt (borrowed) to the stack as a packet from the VPN and runs what it set off. */
 void harness_tun_inject(struct harness_tun *t, const uint8_t *pkt, size_t len);
 /* Moves the virtual clock on by ms, running lwIP's timeouts and the loop as it goes (each

@@ -276,13 +276,8 @@ TEST_IMPL(dial_dns_reup_without_dns)
     uvtest_run_until(&d.tun.loop, &never, 20);
     ASSERT_EQ(d.n_asked, 1);
     d.n_answers = 0; /* the server never answers */
-    struct tunnel_settings ts;
-    tunnel_settings_init(&ts);
-    ASSERT_EQ(v2s_addr_parse(&ts.addr4, "10.8.0.2"), 0);
-    ts.prefix4 = 24;
-    ts.mtu = 1400;
-    ASSERT_EQ(stack_tunnel_up(d.tun.stack, &ts), 0);
-    tunnel_settings_free(&ts);
+    struct harness_tun_config again = {.addr4 = "10.8.0.2"};
+    ASSERT_EQ(harness_tun_again(&d.tun, &again), 0);
     harness_tun_advance(&d.tun, 10000);
     ASSERT_EQ(dd_reply(&d, fd), 3);
     close(fd);

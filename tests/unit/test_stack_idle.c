@@ -412,13 +412,8 @@ TEST_IMPL(stack_idle_syn_after_reconnect)
     harness_tun_advance(&d.tun, 1600); /* the second SYN within 1.25 s, the third not before 3 s */
     ASSERT_EQ(d.syns, 2);
 
-    struct tunnel_settings ts;
-    tunnel_settings_init(&ts);
-    ASSERT_EQ(v2s_addr_parse(&ts.addr4, "10.8.0.2"), 0);
-    ts.prefix4 = 24;
-    ts.mtu = 1400;
-    ASSERT_EQ(stack_tunnel_up(d.tun.stack, &ts), 0);
-    tunnel_settings_free(&ts);
+    struct harness_tun_config again = {.addr4 = "10.8.0.2"};
+    ASSERT_EQ(harness_tun_again(&d.tun, &again), 0);
     ASSERT_EQ(d.syns, 3);
     ASSERT_EQ(app.status, 1); /* still opening */
 

@@ -356,19 +356,11 @@ static void dns_up(struct dns_server *srv, const struct dns_record *zone, size_t
     ASSERT_EQ(harness_tun_up(&srv->tun, &cfg, dns_on_send, srv), 0);
 }
 
-/* The tunnel comes up again (a reconnect) with IPv4 address addr4 and the first n_dns of
- * dns_servers. */
-static void dns_tunnel_again(struct dns_server *srv, const char *addr4, size_t n_dns)
+/* The tunnel comes up again (a reconnect) with IPv4 address addr4 and both DNS servers. */
+static void dns_tunnel_again(struct dns_server *srv, const char *addr4)
 {
-    struct tunnel_settings ts;
-    tunnel_settings_init(&ts);
-    ASSERT_EQ(v2s_addr_parse(&ts.addr4, addr4), 0);
-    ts.prefix4 = 24;
-    ts.mtu = 1400;
-    for (size_t i = 0; i < n_dns; i++)
-        ASSERT_EQ(v2s_addr_parse(&ts.dns[ts.n_dns++], dns_servers[i]), 0);
-    ASSERT_EQ(stack_tunnel_up(srv->tun.stack, &ts), 0);
-    tunnel_settings_free(&ts);
+    struct harness_tun_config cfg = {.addr4 = addr4, .dns = {dns_servers[0], dns_servers[1]}};
+    ASSERT_EQ(harness_tun_again(&srv->tun, &cfg), 0);
 }
 
 /* Starts a lookup of name; the first queries are out when it returns. */
@@ -625,7 +617,7 @@ TEST_IMPL(stack_resolver_tunnel_back)
     ASSERT_EQ(srv.calls, 0);
 
     srv.dead = 0;
-    dns_tunnel_again(&srv, "10.8.0.2", 2);
+    dns_tunnel_again(&srv, "10.8.0.2");
     ASSERT_EQ(srv.n_queries, 5);
     ASSERT_EQ(srv.queries[4].id, srv.queries[3].id); /* the same question again */
     dns_run(&srv, 0);
@@ -651,7 +643,7 @@ TEST_IMPL(stack_resolver_new_address)
     ASSERT_EQ(srv.n_queries, 1);
 
     srv.dead = 0;
-    dns_tunnel_again(&srv, "10.8.0.77", 2);
+    dns_tunnel_again(&srv, "10.8.0.77");
     ASSERT_EQ(srv.calls, 0);
     ASSERT_EQ(srv.n_queries, 2);
     dns_run(&srv, 0);
