@@ -93,17 +93,23 @@ static void cert_free(struct cert *c)
     EVP_PKEY_free(c->key);
 }
 
+/* What a memory BIO holds, as a string (free() it); the BIO is freed. */
+static char *bio_text(BIO *b)
+{
+    char *data;
+    long len = BIO_get_mem_data(b, &data);
+    char *text = strndup(data, (size_t)len);
+    BIO_free(b);
+    ASSERT(text != NULL);
+    return text;
+}
+
 /* PEM text of a certificate; free() it. */
 static char *cert_pem(X509 *x)
 {
     BIO *b = BIO_new(BIO_s_mem());
     ASSERT(b != NULL && PEM_write_bio_X509(b, x) == 1);
-    char *data;
-    long len = BIO_get_mem_data(b, &data);
-    char *pem = strndup(data, (size_t)len);
-    BIO_free(b);
-    ASSERT(pem != NULL);
-    return pem;
+    return bio_text(b);
 }
 
 static void cert_fingerprint(X509 *x, uint8_t out[OVPN_FINGERPRINT_LEN])
@@ -373,12 +379,7 @@ static char *key_pem(EVP_PKEY *k)
 {
     BIO *b = BIO_new(BIO_s_mem());
     ASSERT(b != NULL && PEM_write_bio_PrivateKey(b, k, NULL, NULL, 0, NULL, NULL) == 1);
-    char *data;
-    long len = BIO_get_mem_data(b, &data);
-    char *pem = strndup(data, (size_t)len);
-    BIO_free(b);
-    ASSERT(pem != NULL);
-    return pem;
+    return bio_text(b);
 }
 
 /* A ca, cert or key OpenSSL refuses is named by where the loader found it (the file and the line
@@ -461,11 +462,7 @@ static char *crl_pem(const struct cert *ca, X509 *revoked, long next_s)
     ASSERT(X509_CRL_sign(crl, ca->key, EVP_sha256()) > 0);
     BIO *b = BIO_new(BIO_s_mem());
     ASSERT(b != NULL && PEM_write_bio_X509_CRL(b, crl) == 1);
-    char *data;
-    long len = BIO_get_mem_data(b, &data);
-    char *pem = strndup(data, (size_t)len);
-    ASSERT(pem != NULL);
-    BIO_free(b);
+    char *pem = bio_text(b);
     ASN1_TIME_free(t);
     X509_CRL_free(crl);
     return pem;
