@@ -11,6 +11,7 @@
 #include "test.h"
 #include "tunnel/openvpn/config.h"
 #include "tunnel/openvpn/keymethod.h"
+#include "ovpn_keytext.h"
 
 /* ---- helpers ---- */
 
@@ -2096,5 +2097,90 @@ TEST_IMPL(ovpn_config_digest)
     digest_of(&t, "cli.txt", d);
     ASSERT(memcmp(first, d, sizeof(d)) != 0);
     tmp_cleanup(&t);
+    return 0;
+}
+
+/* A tls-crypt-v2 client key, as OpenVPN writes one, is read into Kc and WKc; every way one can be
+ * wrong is refused with its own reason, and a server key given instead is named as one. */
+TEST_IMPL(ovpn_tls_crypt_v2_key_parse)
+{
+    static const char label[] = "OpenVPN tls-crypt-v2 client key";
+    uint8_t bytes[256 + 1100];
+    char text[4096];
+    struct ovpn_tls_crypt_v2_key k;
+    const char *why = NULL;
+
+    /* The smallest, a usual one (metadata of a type byte and a timestamp) and the largest. */
+    static const size_t good[] = {290, 299, 1024};
+    for (size_t i = 0; i < ARRAY_SIZE(good); i++) {
+        size_t n = test_tcv2_key_bytes(bytes, sizeof(bytes), 11, good[i], 0);
+        /* Comment lines may come first, as they do before a static key. */
+        size_t len = (size_t)snprintf(text, sizeof(text), "# made by hand\n");
+        test_pem_text(text + len, sizeof(text) - len, label, bytes, n);
+        ASSERT_ROW(ovpn_tls_crypt_v2_key_parse(text, &k, &why) == 0, "%zu: %s", good[i], why);
+        ASSERT_EQ(k.wkc_len, good[i]);
+        ASSERT(memcmp(k.key, bytes, 256) == 0);
+        ASSERT(memcmp(k.wkc, bytes + 256, good[i]) == 0);
+    }
+    /* CRLF line ends, as a key copied through Windows has them. */
+    size_t n = test_tcv2_key_bytes(bytes, sizeof(bytes), 3, 299, 0);
+    char crlf[4096];
+    test_pem_text(text, sizeof(text), label, bytes, n);
+    size_t j = 0;
+    for (const char *c = text; *c; c++) {
+        if (*c == '\n')
+            crlf[j++] = '\r';
+        crlf[j++] = *c;
+    }
+    crlf[j] = '\0';
+    ASSERT_EQ(ovpn_tls_crypt_v2_key_parse(crlf, &k, &why), 0);
+    ASSERT_EQ(k.wkc_len, 299);
+
+    /* Each wrong key, and the reason given. */
+    static const struct {
+        const char *what, *label;
+        size_t wkc_len;
+        int skew;
+        const char *edit; /* replaces the first base64 character when not NULL */
+        const char *why;
+    } bad[] = {
+        {"a server key", "OpenVPN tls-crypt-v2 server key", 299, 0, NULL, "is a tls-crypt-v2 server key"},
+        {"a static key's label", "OpenVPN Static key V1", 299, 0, NULL, "is not a tls-crypt-v2 client key"},
+        {"not base64", label, 299, 0, "*", "is not valid base64"},
+        {"WKc too short", label, 289, 0, NULL, "is too short"},
+        {"WKc too long", label, 1025, 0, NULL, "is too long"},
+        {"WKc length field one off", label, 299, 1, NULL, "length field does not match"},
+        {"WKc length field zero", label, 299, -299, NULL, "length field does not match"},
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+        n = test_tcv2_key_bytes(bytes, sizeof(bytes), 1, bad[i].wkc_len, bad[i].skew);
+        test_pem_text(text, sizeof(text), bad[i].label, bytes, n);
+        if (bad[i].edit)
+            *(strchr(text, '\n') + 1) = bad[i].edit[0];
+        memset(&k, 0x5a, sizeof(k));
+        why = NULL;
+        ASSERT_ROW(ovpn_tls_crypt_v2_key_parse(text, &k, &why) == -EINVAL, "%s", bad[i].what);
+        ASSERT_ROW(why != NULL && strstr(why, bad[i].why) != NULL, "%s: %s", bad[i].what, why ? why : "(none)");
+        /* Nothing of a refused key is left behind. */
+        ASSERT_ROW(k.wkc_len == 0 && k.key[0] == 0 && k.wkc[0] == 0, "%s", bad[i].what);
+    }
+    /* Broken text: a padding character inside, a cut-off end, a missing END line. */
+    n = test_tcv2_key_bytes(bytes, sizeof(bytes), 1, 299, 0);
+    test_pem_text(text, sizeof(text), label, bytes, n);
+    char *body = strchr(text, '\n') + 1;
+    body[2] = '=';
+    ASSERT_EQ(ovpn_tls_crypt_v2_key_parse(text, &k, &why), -EINVAL);
+    ASSERT(strstr(why, "is not valid base64") != NULL);
+    test_pem_text(text, sizeof(text), label, bytes, n);
+    *strstr(text, "-----END") = '\0';
+    ASSERT_EQ(ovpn_tls_crypt_v2_key_parse(text, &k, &why), -EINVAL);
+    ASSERT(strstr(why, "has no -----END OpenVPN tls-crypt-v2 client key----- line") != NULL);
+    /* 555 bytes: one base64 digit too few leaves a group of 3 with no padding. */
+    test_pem_text(text, sizeof(text), label, bytes, n);
+    char *end = strstr(text, "\n-----END");
+    memmove(end - 1, end, strlen(end) + 1);
+    ASSERT_EQ(ovpn_tls_crypt_v2_key_parse(text, &k, &why), -EINVAL);
+    ASSERT_EQ(ovpn_tls_crypt_v2_key_parse("", &k, &why), -EINVAL);
+    ASSERT_EQ(ovpn_tls_crypt_v2_key_parse("-----BEGIN OpenVPN tls-crypt-v2 client key-----", &k, &why), -EINVAL);
     return 0;
 }

@@ -4,6 +4,9 @@
  * - A static key is accepted only whole: comment lines may precede the BEGIN line, which must
  *   start a line; between BEGIN and END only hex digits and white space, exactly 256 bytes' worth.
  *   Anything else is -EINVAL, never a partly filled key (OpenVPN's read_key_file).
+ * - A tls-crypt-v2 client key is accepted only whole too: its PEM label, strict base64, a size that
+ *   a key made by OpenVPN can have, and a wrapped key whose trailing length field is its size (the
+ *   server reads it from there). A server key given instead is named as one.
  * - Credentials are line 1 and line 2, CR and LF stripped, as OpenVPN's get_user_pass reads a
  *   file; a missing or empty user or password line is refused with a reason the caller shows.
  *   OpenVPN 2.6 (misc.c get_user_pass_cr) never sends an empty password from a file or block: it
@@ -91,6 +94,141 @@ int ovpn_static_key_parse(const char *text, uint8_t out[OVPN_STATIC_KEY_LEN])
     }
 out:
     explicit_bzero(key, sizeof(key));
+    return rc;
+}
+
+/* The value of one base64 digit, or -1. */
+static int keyfile_b64_digit(char c)
+{
+    if (c >= 'A' && c <= 'Z')
+        return c - 'A';
+    if (c >= 'a' && c <= 'z')
+        return c - 'a' + 26;
+    if (c >= '0' && c <= '9')
+        return c - '0' + 52;
+    if (c == '+')
+        return 62;
+    if (c == '/')
+        return 63;
+    return -1;
+}
+
+/* Stores one decoded byte while there is room; counts it either way, so that the caller can say
+ * how long the key was. */
+static void keyfile_put(uint8_t *out, size_t cap, size_t *n, uint8_t b)
+{
+    if (*n < cap)
+        out[*n] = b;
+    (*n)++;
+}
+
+/* Decodes the base64 between p and the end line (a line starting with '-') into out: white space
+ * is skipped, '=' may only pad the last group. *end is set to the end line. The decoded length,
+ * which may exceed cap (only cap bytes are stored), or -1 (not base64, no end line). */
+static long keyfile_b64_decode(const char *p, const char **end, uint8_t *out, size_t cap)
+{
+    size_t n = 0;
+    unsigned acc = 0, digits = 0, pad = 0;
+    for (;; p++) {
+        if (*p == '\0')
+            return -1;
+        if (*p == '-' && (p[-1] == '\n'))
+            break;
+        if (ovpn_is_space(*p))
+            continue;
+        if (*p == '=') {
+            pad++;
+            continue;
+        }
+        int v = keyfile_b64_digit(*p);
+        if (v < 0 || pad > 0)
+            return -1;
+        acc = acc << 6 | (unsigned)v;
+        if (++digits == 4) {
+            keyfile_put(out, cap, &n, (uint8_t)(acc >> 16));
+            keyfile_put(out, cap, &n, (uint8_t)(acc >> 8));
+            keyfile_put(out, cap, &n, (uint8_t)acc);
+            acc = digits = 0;
+        }
+    }
+    /* A last group of 2 or 3 digits carries 1 or 2 bytes; its padding must make it whole. */
+    if ((digits == 0 && pad != 0) || digits == 1 || (digits > 1 && digits + pad != 4))
+        return -1;
+    if (digits > 1) {
+        acc <<= 6 * (4 - digits);
+        keyfile_put(out, cap, &n, (uint8_t)(acc >> 16));
+        if (digits == 3)
+            keyfile_put(out, cap, &n, (uint8_t)(acc >> 8));
+    }
+    *end = p;
+    return (long)n;
+}
+
+int ovpn_tls_crypt_v2_key_parse(const char *text, struct ovpn_tls_crypt_v2_key *out, const char **why)
+{
+    static const char head[] = "-----BEGIN OpenVPN tls-crypt-v2 client key-----";
+    static const char foot[] = "-----END OpenVPN tls-crypt-v2 client key-----";
+    static const char server_head[] = "-----BEGIN OpenVPN tls-crypt-v2 server key-----";
+    uint8_t buf[OVPN_STATIC_KEY_LEN + OVPN_WKC_MAX_LEN];
+    const char *p = text, *end = NULL;
+    long n;
+    int rc = -EINVAL;
+
+    memset(out, 0, sizeof(*out));
+    /* Comment lines may come before the head line; it must start a line. */
+    while (strncmp(p, head, sizeof(head) - 1) != 0) {
+        if (strncmp(p, server_head, sizeof(server_head) - 1) == 0) {
+            *why = "is a tls-crypt-v2 server key, which stays on the server; the client needs a client key "
+                   "made from it (openvpn --tls-crypt-v2 server.key --genkey tls-crypt-v2-client client.key)";
+            return -EINVAL;
+        }
+        p = strchr(p, '\n');
+        if (p == NULL) {
+            *why = "is not a tls-crypt-v2 client key (no -----BEGIN OpenVPN tls-crypt-v2 client key----- line)";
+            return -EINVAL;
+        }
+        p++;
+    }
+    p += sizeof(head) - 1;
+    while (*p == ' ' || *p == '\t' || *p == '\r')
+        p++;
+    if (*p != '\n') {
+        *why = "has text after its BEGIN line";
+        return -EINVAL;
+    }
+    n = keyfile_b64_decode(p + 1, &end, buf, sizeof(buf));
+    if (n < 0 && end == NULL && strstr(p, foot) == NULL) {
+        *why = "has no -----END OpenVPN tls-crypt-v2 client key----- line";
+        goto out;
+    }
+    if (n < 0) {
+        *why = "is not valid base64 between its BEGIN and END lines";
+        goto out;
+    }
+    if (strncmp(end, foot, sizeof(foot) - 1) != 0) {
+        *why = "has no -----END OpenVPN tls-crypt-v2 client key----- line";
+        goto out;
+    }
+    if ((size_t)n < OVPN_STATIC_KEY_LEN + OVPN_WKC_MIN_LEN) {
+        *why = "is too short for a tls-crypt-v2 client key (a 256-byte key and a wrapped key of at least "
+               "290 bytes)";
+        goto out;
+    }
+    if ((size_t)n > OVPN_STATIC_KEY_LEN + OVPN_WKC_MAX_LEN) {
+        *why = "is too long for a tls-crypt-v2 client key (its wrapped key has more than 1024 bytes)";
+        goto out;
+    }
+    size_t wkc_len = (size_t)n - OVPN_STATIC_KEY_LEN;
+    if (((size_t)buf[n - 2] << 8 | buf[n - 1]) != wkc_len) {
+        *why = "has a wrapped key whose length field does not match its size: the key is damaged";
+        goto out;
+    }
+    memcpy(out->key, buf, OVPN_STATIC_KEY_LEN);
+    memcpy(out->wkc, buf + OVPN_STATIC_KEY_LEN, wkc_len);
+    out->wkc_len = wkc_len;
+    rc = 0;
+out:
+    explicit_bzero(buf, sizeof(buf));
     return rc;
 }
 

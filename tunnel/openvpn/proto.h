@@ -25,6 +25,8 @@ enum ovpn_sizes {
     OVPN_PEER_ID_LEN = 3,
     OVPN_PEER_ID_UNDEF = 0xFFFFFF,
     OVPN_STATIC_KEY_LEN = 256,    /* a tls-auth / tls-crypt key file: four 64-byte slots */
+    OVPN_WKC_MAX_LEN = 1024,      /* tls-crypt-v2: the wrapped client key, at most */
+    OVPN_WKC_MIN_LEN = 290,       /* its tag (32), the client key (256) and its length (2) */
     OVPN_KEY_BLOCK_LEN = 256,     /* data channel key material: cipher/hmac each way */
     OVPN_KEY_SLOT_LEN = 64,
     OVPN_PRE_MASTER_LEN = 48,
