@@ -1,6 +1,8 @@
 /* libFuzzer target for control channel packets (tunnel/openvpn/control.c) in every wrapping we
  * implement: plain, tls-auth (SHA1, SHA256, SHA384, SHA512, with and without key-direction) and
- * tls-crypt. tls-crypt-v2 is refused by the config parser, so it has no decoder to fuzz.
+ * tls-crypt. tls-crypt-v2 changes only what the client sends (its reset is HARD_RESET_CLIENT_V3
+ * with the wrapped client key after it, unit test ovpn_control_tls_crypt_v2_reset); what a server
+ * sends under it is tls-crypt, fuzzed here.
  *
  * Byte 0 picks the wrapping (low nibble) and the action (high nibble):
  *   0  hostile: the rest is a packet from the server. Decoding gives 0, -EBADMSG or -EALREADY;

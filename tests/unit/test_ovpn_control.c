@@ -3,11 +3,13 @@
 #include <errno.h>
 #include <string.h>
 
+#include "base/bytes.h"
 #include "test.h"
 #include "tunnel/openvpn/config.h"
 #include "tunnel/openvpn/control.h"
 #include "tunnel/openvpn/keymethod.h"
 #include "tunnel/openvpn/reliable.h"
+#include "ovpn_keytext.h"
 
 static void fill_key(uint8_t *k)
 {
@@ -267,5 +269,65 @@ TEST_IMPL(ovpn_keymethod_ciphers)
     ASSERT(strstr(info, "IV_PROTO=134\n") != NULL); /* compat-mode before 2.6: no TLS exporter */
     ASSERT(strstr(info, "IV_CIPHERS=CHACHA20-POLY1305:aes-128-cbc\n") != NULL);
     ASSERT(strstr(info, "IV_NCP=2\n") != NULL);
+    return 0;
+}
+
+/* tls-crypt-v2: HARD_RESET_CLIENT_V3 (opcode 10) is an ordinary tls-crypt packet under the client
+ * key, with the wrapped client key after it in the clear, each time it is encoded; no other packet
+ * carries it. Without tls-crypt-v2 there is no V3 to encode, and a V3 from a server is refused. */
+TEST_IMPL(ovpn_control_tls_crypt_v2_reset)
+{
+    uint8_t bytes[256 + 1100], out[2048], again[2048], plain[2048], scratch[2048];
+    size_t n = test_tcv2_key_bytes(bytes, sizeof(bytes), 40, 299, 0);
+    const uint8_t *key = bytes, *wkc = bytes + 256;
+    size_t wkc_len = n - 256;
+    struct ovpn_wrap cw, sw, auth;
+
+    ASSERT_EQ(ovpn_wrap_init(&cw, OVPN_WRAP_CRYPT, key, 1, NULL), 0);
+    ASSERT_EQ(ovpn_wrap_init(&sw, OVPN_WRAP_CRYPT, key, 0, NULL), 0);
+    ASSERT_EQ(ovpn_wrap_init(&auth, OVPN_WRAP_AUTH, key, 1, "SHA1"), 0);
+    struct ovpn_ctrl reset = {.op = OVPN_OP_CONTROL_HARD_RESET_CLIENT_V3, .has_msg_id = 1, .msg_id = 0};
+    memset(reset.sid, 0xC3, OVPN_SID_LEN);
+    /* No wrapped key yet, or a wrapping that cannot carry one: no V3. */
+    ASSERT_EQ(ovpn_ctrl_encode(&cw, &reset, out, sizeof(out)), -EINVAL);
+    ASSERT_EQ(ovpn_wrap_set_wkc(&auth, wkc, wkc_len), -EINVAL);
+    ASSERT_EQ(ovpn_wrap_set_wkc(&cw, wkc, OVPN_WKC_MAX_LEN + 1), -EINVAL);
+    ASSERT_EQ(ovpn_wrap_set_wkc(&cw, wkc, wkc_len), 0);
+
+    /* The first reset and its retransmission: opcode 10, key id 0, the session id, then a
+     * tls-crypt packet that opens with the client key, then WKc byte for byte. */
+    for (int round = 0; round < 2; round++) {
+        int len = ovpn_ctrl_encode(&cw, &reset, out, sizeof(out));
+        size_t tc_len = 1 + OVPN_SID_LEN + 8 + 32 + 1 + 4;
+        ASSERT_EQ(len, (int)(tc_len + wkc_len));
+        ASSERT_EQ(out[0], 10 << 3);
+        ASSERT_MEM_EQ(out + 1, reset.sid, OVPN_SID_LEN);
+        ASSERT_MEM_EQ(out + tc_len, wkc, wkc_len);
+        ASSERT_EQ((size_t)out[len - 2] << 8 | out[len - 1], wkc_len);
+        ASSERT_EQ(test_tls_crypt_open(key, out, tc_len, plain, sizeof(plain)), 5);
+        ASSERT_EQ(plain[0], 0);                  /* no acks */
+        ASSERT_EQ(plain[1] | plain[2] | plain[3] | plain[4], 0); /* message id 0 */
+        ASSERT_EQ(v2s_get_be32(out + 1 + OVPN_SID_LEN), (uint32_t)round + 1); /* its replay id */
+        /* A server never sends V3: refused on the way in. */
+        ASSERT_EQ(ovpn_ctrl_decode(&sw, out, (size_t)len, scratch, sizeof(scratch), &(struct ovpn_ctrl){0}),
+                  -EBADMSG);
+        /* Too little room for WKc. */
+        ASSERT_EQ(ovpn_ctrl_encode(&cw, &reset, again, tc_len + wkc_len - 1), -ENOSPC);
+    }
+    /* Every later packet is plain tls-crypt: the server's codec takes it whole (bytes after it
+     * would fail the tag). */
+    struct ovpn_ctrl later[] = {sample(OVPN_OP_CONTROL_V1), sample(OVPN_OP_ACK_V1)};
+    later[1].has_msg_id = 0;
+    later[1].len = 0;
+    for (size_t i = 0; i < ARRAY_SIZE(later); i++) {
+        int len = ovpn_ctrl_encode(&cw, &later[i], out, sizeof(out));
+        ASSERT(len > 0);
+        struct ovpn_ctrl got;
+        ASSERT_EQ(ovpn_ctrl_decode(&sw, out, (size_t)len, scratch, sizeof(scratch), &got), 0);
+        check_same(&later[i], &got);
+    }
+    ovpn_wrap_clear(&cw);
+    ovpn_wrap_clear(&sw);
+    ovpn_wrap_clear(&auth);
     return 0;
 }

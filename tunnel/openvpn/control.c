@@ -79,6 +79,15 @@ int ovpn_wrap_init(struct ovpn_wrap *w, enum ovpn_wrap_mode mode, const uint8_t 
     return 0;
 }
 
+int ovpn_wrap_set_wkc(struct ovpn_wrap *w, const uint8_t *wkc, size_t len)
+{
+    if (w->mode != OVPN_WRAP_CRYPT || len == 0 || len > sizeof(w->wkc))
+        return -EINVAL;
+    memcpy(w->wkc, wkc, len);
+    w->wkc_len = len;
+    return 0;
+}
+
 void ovpn_wrap_start(struct ovpn_wrap *w, const struct ovpn_wrap *keys)
 {
     *w = *keys;
@@ -186,16 +195,20 @@ static int ovpn_ctr(const uint8_t key[32], const uint8_t iv[16], const uint8_t *
 
 int ovpn_ctrl_encode(struct ovpn_wrap *w, const struct ovpn_ctrl *c, uint8_t *out, size_t cap)
 {
-    if (!ovpn_op_is_control(c->op) || c->n_acks > OVPN_MAX_ACKS_ACK || (c->op == OVPN_OP_ACK_V1) == c->has_msg_id)
+    int v3 = c->op == OVPN_OP_CONTROL_HARD_RESET_CLIENT_V3;
+    if ((v3 ? w->wkc_len == 0 : !ovpn_op_is_control(c->op)) || c->n_acks > OVPN_MAX_ACKS_ACK ||
+        (c->op == OVPN_OP_ACK_V1) == c->has_msg_id)
         return -EINVAL;
     size_t head = 1 + OVPN_SID_LEN;
     size_t over = ovpn_wrap_overhead(w);
-    if (cap < head + over)
+    size_t tail = v3 ? w->wkc_len : 0; /* room kept for WKc, so that no replay id is spent on a
+                                        * packet that then does not fit */
+    if (cap < head + over + tail)
         return -ENOSPC;
     out[0] = OVPN_OP_BYTE(c->op, c->key_id);
     memcpy(out + 1, c->sid, OVPN_SID_LEN);
     uint8_t *body = out + head + over;
-    int blen = ovpn_ctrl_write_body(c, body, cap - head - over);
+    int blen = ovpn_ctrl_write_body(c, body, cap - head - over - tail);
     if (blen < 0)
         return blen;
     if (w->mode == OVPN_WRAP_NONE)
@@ -225,7 +238,14 @@ int ovpn_ctrl_encode(struct ovpn_wrap *w, const struct ovpn_ctrl *c, uint8_t *ou
     if (ovpn_ctr(w->cipher_out, tag, body, (size_t)blen, body) < 0)
         return -EIO;
     (void)rec;
-    return (int)(head + over) + blen;
+    size_t len = head + over + (size_t)blen;
+    if (v3) {
+        /* The server reads WKc's length from the packet's last two bytes, unwraps Kc from it, and
+         * only then can check the tls-crypt packet before it; so WKc itself goes in the clear. */
+        memcpy(out + len, w->wkc, w->wkc_len);
+        len += w->wkc_len;
+    }
+    return (int)len;
 }
 
 int ovpn_ctrl_decode(struct ovpn_wrap *w, const uint8_t *pkt, size_t len, uint8_t *scratch, size_t scap,

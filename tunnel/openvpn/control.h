@@ -25,6 +25,9 @@ struct ovpn_wrap {
     uint8_t hmac_in[OVPN_WRAP_MAX_HMAC];
     uint8_t cipher_out[32];             /* tls-crypt only */
     uint8_t cipher_in[32];
+    uint8_t wkc[OVPN_WKC_MAX_LEN];      /* tls-crypt-v2: the wrapped client key, sent in the clear
+                                         * after HARD_RESET_CLIENT_V3; wkc_len 0 without */
+    size_t wkc_len;
     uint32_t send_id;                   /* replay id of the last packet sent */
     uint32_t send_time;
     struct ovpn_replay replay;
@@ -36,6 +39,10 @@ struct ovpn_wrap {
  * reverse. tls-crypt treats -1 as 1. digest is the tls-auth HMAC ("SHA1"). 0 or -EINVAL. */
 int ovpn_wrap_init(struct ovpn_wrap *w, enum ovpn_wrap_mode mode, const uint8_t *key, int key_direction,
                    const char *digest);
+/* Makes a tls-crypt wrapping tls-crypt-v2: wkc (the wrapped client key, at most OVPN_WKC_MAX_LEN
+ * bytes) follows every HARD_RESET_CLIENT_V3 that ovpn_ctrl_encode writes, and that opcode becomes
+ * encodable. 0, or -EINVAL (not tls-crypt, or too long). */
+int ovpn_wrap_set_wkc(struct ovpn_wrap *w, const uint8_t *wkc, size_t len);
 /* Starts a new session's wrapping from keys that ovpn_wrap_init set up once: the keys copied, the
  * replay window and packet ids new. The client expands its static key once this way and wipes the
  * key file's bytes. */
@@ -60,7 +67,8 @@ struct ovpn_ctrl {
 };
 
 /* Encodes c into out. Returns the length, -ENOSPC, or -EINVAL (too many acks, opcode not a
- * control one). */
+ * control one). HARD_RESET_CLIENT_V3 is encoded only under tls-crypt-v2, with the wrapped client key
+ * after the packet; a server never sends it, so ovpn_ctrl_decode refuses it. */
 int ovpn_ctrl_encode(struct ovpn_wrap *w, const struct ovpn_ctrl *c, uint8_t *out, size_t cap);
 
 /* Decodes a control packet: checks and strips the wrapping (tls-crypt decrypts into scratch, which

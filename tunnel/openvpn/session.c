@@ -845,6 +845,9 @@ void ovpn_client_session_start(struct ovpn_client *c)
         return;
     }
     c->primary = ovpn_ks_slot(c, ks);
-    ovpn_rel_send(&ks->rel, OVPN_OP_CONTROL_HARD_RESET_CLIENT_V2, NULL, 0, now_ms(c));
+    /* Under tls-crypt-v2 the reset is V3, which carries the wrapped client key each time it is
+     * sent (ovpn_ctrl_encode), so a lost first packet is retransmitted whole. */
+    uint8_t reset_op = c->wrap.wkc_len ? OVPN_OP_CONTROL_HARD_RESET_CLIENT_V3 : OVPN_OP_CONTROL_HARD_RESET_CLIENT_V2;
+    ovpn_rel_send(&ks->rel, reset_op, NULL, 0, now_ms(c));
     ovpn_client_flush(c, ks);
 }
