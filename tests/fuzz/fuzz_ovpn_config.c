@@ -1,4 +1,5 @@
-/* libFuzzer target for the .ovpn parser, the word splitter and the static key reader. The first
+/* libFuzzer target for the .ovpn parser, the word splitter, the static key reader and the
+ * tls-crypt-v2 client key reader. The first
  * byte picks where the rest is cut into two feeds, so every split point gets exercised. A parsed
  * config must hold the invariants the client relies on; an error must be one line naming the
  * file. */
@@ -42,6 +43,14 @@ static void fuzz_check_port(const char *port)
         abort();
 }
 
+/* A client key taken holds a WKc the server can read: a possible size, its own length at its end. */
+static void fuzz_check_wkc(const struct ovpn_tls_crypt_v2_key *k)
+{
+    if (k->wkc_len < OVPN_WKC_MIN_LEN || k->wkc_len > OVPN_WKC_MAX_LEN ||
+        ((size_t)k->wkc[k->wkc_len - 2] << 8 | k->wkc[k->wkc_len - 1]) != k->wkc_len)
+        abort();
+}
+
 static void fuzz_check_config(const struct ovpn_config *cfg)
 {
     if (cfg->n_remotes == 0 || cfg->n_remotes > 1024 || cfg->remotes == NULL)
@@ -76,6 +85,10 @@ static void fuzz_check_config(const struct ovpn_config *cfg)
     fuzz_check_text(cfg->data_ciphers_fallback, sizeof(cfg->data_ciphers_fallback));
     fuzz_check_text(cfg->auth, sizeof(cfg->auth));
     fuzz_check_text(cfg->tls_version_min, sizeof(cfg->tls_version_min));
+    if (cfg->has_tls_crypt_v2)
+        fuzz_check_wkc(&cfg->tls_crypt_v2);
+    else if (cfg->tls_crypt_v2.wkc_len != 0)
+        abort();
     /* The parser alone never reads files: a named file leaves its field empty. */
     if (cfg->auth_token != NULL)
         abort();
@@ -128,6 +141,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     memcpy(copy, text, len);
     copy[len] = '\0';
     (void)ovpn_static_key_parse(copy, key);
+    struct ovpn_tls_crypt_v2_key v2;
+    const char *why = NULL;
+    if (ovpn_tls_crypt_v2_key_parse(copy, &v2, &why) == 0)
+        fuzz_check_wkc(&v2);
+    else if (why == NULL || v2.wkc_len != 0)
+        abort(); /* a refusal says why and leaves nothing behind */
     free(copy);
 
     if (ovpn_config_parser_new(&p, "fuzz.ovpn") != 0)

@@ -8,6 +8,7 @@ laid out as each target reads its input (see the comment at the top of tests/fuz
 corpus only gives the fuzzer a start: small, valid, and reaching every mode of its target.
 Files a fuzzer finds are not added here; a long run by hand keeps its own folder (FUZZ_KEEP).
 """
+import base64
 import os
 import shutil
 import struct
@@ -108,6 +109,15 @@ seed("fuzz_ovpn_config", "alibaba", b"\x80" + ALIBABA.encode())
 seed("fuzz_ovpn_config", "server-profile", b"\x40" + PROFILE.encode())
 seed("fuzz_ovpn_config", "connection-blocks", b"\xc0" + BLOCKS.encode())
 seed("fuzz_ovpn_config", "static-key", b"\x00" + STATIC_KEY.encode())
+# A tls-crypt-v2 client key laid out as OpenVPN's: Kc (256 bytes), then WKc ending in its length.
+_wkc = bytes((i * 7 + 5) & 0xFF for i in range(297))
+_wkc += u16(len(_wkc) + 2)
+_b64 = base64.b64encode(bytes(range(256)) + _wkc).decode()
+TCV2_KEY = ("-----BEGIN OpenVPN tls-crypt-v2 client key-----\n"
+            + "".join(_b64[i:i + 64] + "\n" for i in range(0, len(_b64), 64))
+            + "-----END OpenVPN tls-crypt-v2 client key-----\n")
+seed("fuzz_ovpn_config", "tls-crypt-v2",
+     b"\x60" + ("client\nremote vpn.example.com 1194\n<tls-crypt-v2>\n" + TCV2_KEY + "</tls-crypt-v2>\n").encode())
 
 # ---------------------------------------------------------------- fuzz_ovpn_push (test_ovpn_push.c)
 seed("fuzz_ovpn_push", "subnet-2.6",

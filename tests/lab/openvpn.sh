@@ -19,6 +19,8 @@
 #                               topology net30, comp-lzo yes + allow-compression yes (really compresses)
 #       --auth DIGEST           --comp-lzo yes|no|adaptive (yes turns on allow-compression yes)
 #       --tls-auth | --tls-crypt   a fresh key in the instance dir (server: key-direction 0)
+#       --tls-crypt-v2          a fresh server key (tcv2-server.key) and a client key made from it
+#                               (tcv2.key) in the instance dir
 #       --password              auth-user-pass-verify (via-file) accepting $LAB_OVPN_USER/$LAB_OVPN_PASS
 #       --verify-client-cert none|optional|require (require)
 #       --reneg-sec N           --keepalive "PING RESTART" ("10 60")   --exit-notify (UDP: tell
@@ -39,7 +41,7 @@
 #       --dir DIR  --inline  --cert client|client-expired|client-otherca|client-selfsigned|none
 #       --ca lab|other|none (none: no ca line)   --no-remote-cert-tls (the line is there by default)
 #       --password P (what auth.txt holds; default the right one)   --no-auth-user-pass
-#       --tls-key none|FILE  leave out the server's tls-auth/tls-crypt key, or use another one
+#       --tls-key none|FILE  leave out the server's tls-auth/tls-crypt/tls-crypt-v2 key, or use another
 #   lab_start_stock_openvpn_client CONFIGDIR [openvpn args]   root, kernel TUN, client ns
 #   lab_stop_stock_openvpn_client [SIGNAL]
 #
@@ -240,6 +242,7 @@ lab_start_openvpn_server() {
         --comp-lzo) comp=$2; shift 2 ;;
         --tls-auth) ta=1; shift ;;
         --tls-crypt) tc=1; shift ;;
+        --tls-crypt-v2) tc=2; shift ;;
         --password) password=1; shift ;;
         --verify-client-cert) vcc=$2; shift 2 ;;
         --reneg-sec) reneg=$2; shift 2 ;;
@@ -292,6 +295,12 @@ lab_start_openvpn_server() {
     [ "$ta" = 1 ] && openvpn --genkey secret "$dir/ta.key" >/dev/null
     [ "$tc" = 1 ] && openvpn --genkey secret "$dir/tc.key" >/dev/null
     [ "$ta" = 1 ] || [ "$tc" = 1 ] && chmod 644 "$dir"/t?.key
+    if [ "$tc" = 2 ]; then
+        openvpn --genkey tls-crypt-v2-server "$dir/tcv2-server.key" >/dev/null &&
+            openvpn --tls-crypt-v2 "$dir/tcv2-server.key" --genkey tls-crypt-v2-client "$dir/tcv2.key" >/dev/null ||
+            lab_die "lab_start_openvpn_server: cannot make tls-crypt-v2 keys"
+        chmod 644 "$dir"/tcv2*.key
+    fi
     [ "$password" = 1 ] && lab_openvpn_auth_script
 
     local net=10.97.$idx.0 gw=10.97.$idx.1 dev=ovs$idx
@@ -332,6 +341,7 @@ lab_start_openvpn_server() {
         fi
         [ "$ta" = 1 ] && echo "tls-auth $dir/ta.key 0"
         [ "$tc" = 1 ] && echo "tls-crypt $dir/tc.key"
+        [ "$tc" = 2 ] && echo "tls-crypt-v2 $dir/tcv2-server.key"
         if [ "$password" = 1 ]; then
             echo "script-security 2"
             echo "auth-user-pass-verify $LAB_OVPN_AUTH_SCRIPT via-file"
@@ -518,6 +528,7 @@ lab_openvpn_client_config() {
 
     local proto=${LAB_OVPN_PROTO[$name]} c cipher='' ta=${LAB_OVPN_TA[$name]}
     local tc=${LAB_OVPN_TC[$name]} takey=${LAB_OVPN_DIR[$name]}/ta.key tckey=${LAB_OVPN_DIR[$name]}/tc.key
+    [ "$tc" = 2 ] && tckey=${LAB_OVPN_DIR[$name]}/tcv2.key
     if [ "$tlskey" = none ]; then ta=0; tc=0
     elif [ -n "$tlskey" ]; then takey=$tlskey; tckey=$tlskey; fi
     # a cipher line only when a 2.6 client's default data-ciphers share nothing with the server's
@@ -556,6 +567,9 @@ lab_openvpn_client_config() {
         if [ "$tc" = 1 ]; then
             if [ "$inline" = 1 ]; then pem tls-crypt "$tckey"; else echo "tls-crypt tc.key"; fi
         fi
+        if [ "$tc" = 2 ]; then
+            if [ "$inline" = 1 ]; then pem tls-crypt-v2 "$tckey"; else echo "tls-crypt-v2 tcv2.key"; fi
+        fi
         [ -n "$cipher" ] && echo "cipher $cipher"
         [ "${LAB_OVPN_PROFILE[$name]}" = default ] && [ -n "${LAB_OVPN_AUTH[$name]}" ] &&
             echo "auth ${LAB_OVPN_AUTH[$name]}"
@@ -577,11 +591,12 @@ lab_openvpn_client_config() {
         fi
         [ "$ta" = 1 ] && cp "$takey" "$dir/ta.key"
         [ "$tc" = 1 ] && cp "$tckey" "$dir/tc.key"
+        [ "$tc" = 2 ] && cp "$tckey" "$dir/tcv2.key"
     fi
     [ "$aup" = 1 ] && printf '%s\n%s\n' "$LAB_OVPN_USER" "$pass" >"$dir/auth.txt"
     chmod 755 "$dir"
     chmod 644 "$dir"/*
-    local f secrets=(client.key ta.key tc.key auth.txt)
+    local f secrets=(client.key ta.key tc.key tcv2.key auth.txt)
     [ "$inline" = 1 ] && secrets+=(config.ovpn)
     for f in "${secrets[@]}"; do
         [ -f "$dir/$f" ] || continue

@@ -13,7 +13,11 @@
 #   SOCKS intact while the client renegotiates every megabyte (counted in its log and the
 #   server's), and the exit line counts the data packets dropped, by reason;
 #   forged data packets from the server's address (bad tag, unknown key id, too short, a replay
-#   of a real one): dropped, counted by reason at exit, the tunnel still carries data.
+#   of a real one): dropped, counted by reason at exit, the tunnel still carries data;
+#   tls-crypt-v2, the server's key made with --genkey tls-crypt-v2-server and the client's from it:
+#   the tunnel comes up with the key as a file and inline, a file through it intact; a client key
+#   made from another server key: the server says it cannot unwrap it, and vpn2socks gives up
+#   after its hand-window with the handshake named, exit status 3, not a hang or a crash.
 # Needs root (skips with exit 77 otherwise). The binary: $VPN2SOCKS_BIN, else build/vpn2socks.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
@@ -135,6 +139,36 @@ else
     lab_fail "lower: the tunnel comes up with data-ciphers written in lower case"
 fi
 lab_stop_openvpn_server lower
+
+# ================================================================ tls-crypt-v2
+# The client key is used as a tls-crypt key; its wrapped copy follows the first reset (opcode 10)
+# in the clear, which the server unwraps with its own key before it can check that reset.
+lab_start_openvpn_server tcv2 --tls-crypt-v2
+for how in file inline; do
+    if [ "$how" = inline ]; then lab_openvpn_client_config tcv2 --inline; else lab_openvpn_client_config tcv2; fi
+    if v2s_start_ovpn "tcv2-$how" "$LAB_OVPN_CLIENT_DIR"; then
+        lab_check "tcv2 ($how): a file through the tunnel, sha256 matches" \
+            v2s_fetch_check "$PROXY" "$LAB_WEB_URL/$LAB_SMALL_FILE" "$S/small" 20 "$LAB_SMALL_SHA256"
+        lab_check_eq "tcv2 ($how): SIGTERM, status 0" 0 "$(v2s_stop)"
+    else
+        lab_fail "tcv2 ($how): the tunnel comes up with a tls-crypt-v2 client key"
+    fi
+done
+lab_check "tcv2: the server took the client's key (P_CONTROL_HARD_RESET_CLIENT_V3)" \
+    not_logged 'can not extract tls-crypt-v2 client key' "${LAB_OVPN_LOG[tcv2]}"
+# A client key wrapped by another server's key: the server cannot unwrap it and drops the reset.
+openvpn --genkey tls-crypt-v2-server "$LAB_RUN_DIR/tcv2-other-server.key" >/dev/null
+openvpn --tls-crypt-v2 "$LAB_RUN_DIR/tcv2-other-server.key" --genkey tls-crypt-v2-client \
+    "$LAB_RUN_DIR/tcv2-other.key" >/dev/null
+lab_openvpn_client_config tcv2 --tls-key "$LAB_RUN_DIR/tcv2-other.key" -- "hand-window 5" "connect-retry-max 1"
+v2s_run_ovpn_fail tcv2-other "$LAB_OVPN_CLIENT_DIR" -v
+lab_check_eq "tcv2-other: vpn2socks gives up (connect-retry-max 1), exit status 3" 3 "$FAIL_STATUS"
+lab_check "tcv2-other: it names the handshake that did not happen" logged \
+    'no TLS handshake within hand-window \(5 s\)' "$FAIL_LOG"
+lab_check "tcv2-other: the server could not unwrap the client key" logged \
+    'can not extract tls-crypt-v2 client key' "${LAB_OVPN_LOG[tcv2]}"
+lab_check "tcv2-other: no tunnel" not_logged 'tunnel up' "$FAIL_LOG"
+lab_stop_openvpn_server tcv2
 
 # ================================================================ reneg-bytes
 lab_start_openvpn_server reneg

@@ -33,6 +33,7 @@
 #include "tunnel/openvpn/internal.h"
 #include "tunnel/openvpn/reliable.h"
 #include "tunnel/openvpn/transport.h"
+#include "ovpn_keytext.h"
 
 enum {
     FAKE_QUEUE = 256,
@@ -93,6 +94,10 @@ struct server {
     size_t held_len[16];
     size_t n_held;
     int bad_reneg_km2;    /* a renegotiated key's key-method 2 message is junk */
+    uint8_t tcv2_key[256]; /* tls-crypt-v2: the client key (Kc) and the wrapped key the client */
+    uint8_t wkc[1024];     /* must send with its reset, which unwraps to Kc on a real server */
+    size_t wkc_len;        /* 0: no tls-crypt-v2 */
+    int v3_resets;         /* HARD_RESET_CLIENT_V3 packets taken (each carrying WKc) */
 };
 
 /* One test's world: the loop, the client, the fake link and the server. */
@@ -398,6 +403,24 @@ static void srv_renegotiate(struct world *w, uint8_t key_id)
     srv_flush(w, k);
 }
 
+/* A tls-crypt-v2 server's view of HARD_RESET_CLIENT_V3: WKc at the end, in the clear (a real
+ * server unwraps Kc from it; this one knows Kc), before it a tls-crypt packet under Kc that holds
+ * no acks and message id 0. */
+static void srv_open_v3(struct server *s, const uint8_t *pkt, size_t len, uint8_t *plain, struct ovpn_ctrl *p)
+{
+    ASSERT(s->wkc_len > 0 && len > s->wkc_len);
+    ASSERT_MEM_EQ(pkt + len - s->wkc_len, s->wkc, s->wkc_len);
+    ASSERT_EQ(test_tls_crypt_open(s->tcv2_key, pkt, len - s->wkc_len, plain, FAKE_PKT), 5);
+    ASSERT_EQ(plain[0], 0);
+    s->v3_resets++;
+    memset(p, 0, sizeof(*p));
+    p->op = OVPN_OP_OF(pkt[0]);
+    p->key_id = OVPN_KEY_ID_OF(pkt[0]);
+    memcpy(p->sid, pkt + 1, OVPN_SID_LEN);
+    p->has_msg_id = 1;
+    p->msg_id = v2s_get_be32(plain + 1);
+}
+
 static void srv_packet(struct world *w, const uint8_t *pkt, size_t len)
 {
     struct server *s = &w->srv;
@@ -418,10 +441,13 @@ static void srv_packet(struct world *w, const uint8_t *pkt, size_t len)
     }
     struct ovpn_ctrl p;
     uint8_t scratch[FAKE_PKT];
-    ASSERT_EQ(ovpn_ctrl_decode(&s->wrap, pkt, len, scratch, sizeof(scratch), &p), 0);
+    if (op == OVPN_OP_CONTROL_HARD_RESET_CLIENT_V3)
+        srv_open_v3(s, pkt, len, scratch, &p);
+    else
+        ASSERT_EQ(ovpn_ctrl_decode(&s->wrap, pkt, len, scratch, sizeof(scratch), &p), 0);
     if (s->mute_reneg && p.key_id != 0)
         return;
-    if (p.op == OVPN_OP_CONTROL_HARD_RESET_CLIENT_V2) {
+    if (p.op == OVPN_OP_CONTROL_HARD_RESET_CLIENT_V2 || p.op == OVPN_OP_CONTROL_HARD_RESET_CLIENT_V3) {
         if (!s->have_client_sid || memcmp(s->client_sid, p.sid, OVPN_SID_LEN) != 0) {
             /* A new session: everything of the old one goes. */
             for (int i = 0; i < SRV_KEYS; i++)
@@ -2925,6 +2951,47 @@ TEST_IMPL(ovpn_client_restart_keeps_remote)
     ASSERT_EQ(w.downs, 1);
     ASSERT_EQ(w.down_reason, TUNNEL_DOWN_CLOSED);
     ASSERT_STR_EQ(w.down_why, "the server told us to stop (HALT): account disabled");
+    world_close(&w);
+    return 0;
+}
+
+/* tls-crypt-v2: the client's reset is HARD_RESET_CLIENT_V3 with WKc after it, the first one and
+ * its retransmission alike; every later packet is plain tls-crypt under the client key (the
+ * server's codec takes each whole, which it could not with WKc after it), and the tunnel comes
+ * up. Before, a tls-crypt-v2 profile did not load. */
+TEST_IMPL(ovpn_client_tls_crypt_v2)
+{
+    struct world w;
+    uint8_t bytes[256 + 1100];
+    char extra[4096];
+    size_t n = test_tcv2_key_bytes(bytes, sizeof(bytes), 90, 299, 0);
+    size_t len = (size_t)snprintf(extra, sizeof(extra), "hand-window 10\n<tls-crypt-v2>\n");
+    len += test_pem_text(extra + len, sizeof(extra) - len, "OpenVPN tls-crypt-v2 client key", bytes, n);
+    snprintf(extra + len, sizeof(extra) - len, "</tls-crypt-v2>\n");
+
+    world_init(&w, "udp", push_reply, extra);
+    ASSERT_EQ(ovpn_wrap_init(&w.srv.wrap_keys, OVPN_WRAP_CRYPT, bytes, 0, NULL), 0);
+    ovpn_wrap_start(&w.srv.wrap, &w.srv.wrap_keys);
+    memcpy(w.srv.tcv2_key, bytes, 256);
+    memcpy(w.srv.wkc, bytes + 256, n - 256);
+    w.srv.wkc_len = n - 256;
+    world_start(&w);
+    world_link_up(&w);
+    /* The reset, and after 2 s unanswered its retransmission: both V3 ending in WKc. */
+    ASSERT_EQ(w.n_to_server, 1);
+    advance(&w, 2000);
+    ASSERT_EQ(w.n_to_server, 2);
+    for (size_t i = 0; i < 2; i++) {
+        ASSERT_EQ(w.to_server[i][0], OVPN_OP_BYTE(OVPN_OP_CONTROL_HARD_RESET_CLIENT_V3, 0));
+        ASSERT(w.to_server_len[i] > w.srv.wkc_len);
+        ASSERT_MEM_EQ(w.to_server[i] + w.to_server_len[i] - w.srv.wkc_len, w.srv.wkc, w.srv.wkc_len);
+    }
+    /* Now the server hears both and answers; the rest must be ordinary tls-crypt. */
+    pump(&w);
+    ASSERT_EQ(w.srv.v3_resets, 2);
+    ASSERT_EQ(w.srv.hard_resets, 1);
+    ASSERT_EQ(w.c->state, OVPN_CLIENT_UP);
+    ASSERT_EQ(w.ups, 1);
     world_close(&w);
     return 0;
 }

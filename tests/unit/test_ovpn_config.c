@@ -1093,8 +1093,6 @@ TEST_IMPL(ovpn_config_errors)
         {"tls-server\n", "client.ovpn:1: tls-server: this is a server config; vpn2socks is a client"},
         {"server 10.8.0.0 255.255.255.0\n", "client.ovpn:1: server is a server option: this is not a client config"},
         {"push \"route 10.0.0.0 255.0.0.0\"\n", "client.ovpn:1: push is a server option: this is not a client config"},
-        {"tls-crypt-v2 v2.key\n",
-         "client.ovpn:1: tls-crypt-v2 is not supported: ask the server's admin for a tls-crypt or tls-auth key"},
         {"askpass\n",
          "client.ovpn:1: askpass (an encrypted private key) is not supported: decrypt the key (openssl pkey -in "
          "KEY -out KEY2)"},
@@ -2182,5 +2180,96 @@ TEST_IMPL(ovpn_tls_crypt_v2_key_parse)
     ASSERT_EQ(ovpn_tls_crypt_v2_key_parse(text, &k, &why), -EINVAL);
     ASSERT_EQ(ovpn_tls_crypt_v2_key_parse("", &k, &why), -EINVAL);
     ASSERT_EQ(ovpn_tls_crypt_v2_key_parse("-----BEGIN OpenVPN tls-crypt-v2 client key-----", &k, &why), -EINVAL);
+    return 0;
+}
+
+/* tls-crypt-v2 FILE and <tls-crypt-v2> load the client key; a bad one is refused naming the file
+ * and the line that names it, or the line of the block; it cannot go with tls-crypt or tls-auth;
+ * the second argument a server takes is accepted. It was refused: "tls-crypt-v2 is not
+ * supported". */
+TEST_IMPL(ovpn_config_tls_crypt_v2)
+{
+    struct tmp t;
+    struct ovpn_config cfg;
+    char err[1024], key[4096], text[8192], want[2048], path[512], full[512];
+    uint8_t bytes[256 + 1100];
+    size_t n = test_tcv2_key_bytes(bytes, sizeof(bytes), 21, 299, 0);
+
+    tmp_init(&t);
+    test_tcv2_key_text(key, sizeof(key), 21, 299);
+    tmp_file(&t, "ca.crt", ca_pem);
+    tmp_file(&t, "client.crt", cert_pem);
+    tmp_file(&t, "client.key", key_pem);
+    tmp_file(&t, "v2.key", key);
+    static const char *const lines[] = {"tls-crypt-v2 v2.key\n", "tls-crypt-v2 v2.key force-cookie\n",
+                                        "tls-crypt-v2 v2.key allow-noncookie\n"};
+    for (size_t i = 0; i < ARRAY_SIZE(lines); i++) {
+        snprintf(text, sizeof(text), "client\nremote gw\nca ca.crt\ncert client.crt\nkey client.key\n%s", lines[i]);
+        tmp_file(&t, "c.ovpn", text);
+        snprintf(path, sizeof(path), "%s", tmp_path(&t, "c.ovpn"));
+        int rc = ovpn_config_load(&cfg, path, NULL, err, sizeof(err));
+        if (rc != 0)
+            TEST_FAIL_AT("%s: %d %s", lines[i], rc, err);
+        ASSERT_EQ(cfg.has_tls_crypt_v2, 1);
+        ASSERT_EQ(cfg.has_tls_crypt, 0);
+        ASSERT_EQ(cfg.tls_crypt_v2.wkc_len, 299);
+        ASSERT(memcmp(cfg.tls_crypt_v2.key, bytes, 256) == 0);
+        ASSERT(memcmp(cfg.tls_crypt_v2.wkc, bytes + 256, n - 256) == 0);
+        ovpn_config_free(&cfg);
+    }
+    /* Inline. */
+    snprintf(text, sizeof(text), "client\nremote gw\n<tls-crypt-v2>\n%s</tls-crypt-v2>\n", key);
+    ASSERT_EQ(parse(text, &cfg, err, sizeof(err)), 0);
+    ASSERT_EQ(cfg.has_tls_crypt_v2, 1);
+    ASSERT(memcmp(cfg.tls_crypt_v2.wkc, bytes + 256, n - 256) == 0);
+    ovpn_config_free(&cfg);
+
+    /* A server key in the file: refused naming the file, its line, and what to do. */
+    test_pem_text(key, sizeof(key), "OpenVPN tls-crypt-v2 server key", bytes, 128);
+    tmp_file(&t, "srv.key", key);
+    tmp_file(&t, "c.ovpn", "client\nremote gw\nca ca.crt\ncert client.crt\nkey client.key\ntls-crypt-v2 srv.key\n");
+    snprintf(path, sizeof(path), "%s", tmp_path(&t, "c.ovpn"));
+    snprintf(full, sizeof(full), "%s", tmp_path(&t, "srv.key"));
+    ASSERT_EQ(ovpn_config_load(&cfg, path, NULL, err, sizeof(err)), -EINVAL);
+    snprintf(want, sizeof(want), "%s:6: tls-crypt-v2 'srv.key': %s is a tls-crypt-v2 server key, which stays on "
+             "the server; the client needs a client key made from it (openvpn --tls-crypt-v2 server.key --genkey "
+             "tls-crypt-v2-client client.key)", path, full);
+    ASSERT_STR_EQ(err, want);
+    ovpn_config_free(&cfg);
+    /* Damaged, in a file and inline. */
+    test_tcv2_key_text(key, sizeof(key), 21, 299);
+    key[strlen(key) - 60] = '!'; /* in the last base64 line, before the END line */
+    tmp_file(&t, "bad.key", key);
+    tmp_file(&t, "c.ovpn", "client\nremote gw\nca ca.crt\ncert client.crt\nkey client.key\ntls-crypt-v2 bad.key\n");
+    snprintf(full, sizeof(full), "%s", tmp_path(&t, "bad.key"));
+    ASSERT_EQ(ovpn_config_load(&cfg, path, NULL, err, sizeof(err)), -EINVAL);
+    snprintf(want, sizeof(want), "%s:6: tls-crypt-v2 'bad.key': %s is not valid base64 between its BEGIN and END "
+             "lines", path, full);
+    ASSERT_STR_EQ(err, want);
+    ovpn_config_free(&cfg);
+    snprintf(text, sizeof(text), "client\nremote gw\n\n<tls-crypt-v2>\n%s</tls-crypt-v2>\n", key);
+    expect_error(text, "client.ovpn:4: the <tls-crypt-v2> block is not valid base64 between its BEGIN and END lines");
+    tmp_file(&t, "c.ovpn", "client\nremote gw\nca ca.crt\ncert client.crt\nkey client.key\ntls-crypt-v2 none.key\n");
+    ASSERT(ovpn_config_load(&cfg, path, NULL, err, sizeof(err)) < 0);
+    ASSERT(strstr(err, ":6: tls-crypt-v2 'none.key'") != NULL);
+    ovpn_config_free(&cfg);
+
+    /* With another control channel key, and a server's argument misspelt. */
+    test_tcv2_key_text(key, sizeof(key), 21, 299);
+    snprintf(text, sizeof(text), "remote gw\ntls-crypt tc.key\n<tls-crypt-v2>\n%s</tls-crypt-v2>\n", key);
+    expect_error(text, "client.ovpn:3: tls-crypt (line 2) and tls-crypt-v2 (line 3) cannot be used together; keep "
+                       "the one the server uses");
+    expect_error("remote gw\ntls-crypt-v2 v2.key\ntls-auth ta.key 1\n",
+                 "client.ovpn:3: tls-auth (line 3) and tls-crypt-v2 (line 2) cannot be used together; keep the one "
+                 "the server uses");
+    expect_error("remote gw\ntls-crypt-v2 v2.key force\n",
+                 "client.ovpn:2: tls-crypt-v2: unknown argument 'force' (force-cookie or allow-noncookie)");
+    /* <connection> blocks may share the key, not differ in it. */
+    expect_ok("remote gw\n<connection>\nremote a\ntls-crypt-v2 v2.key\n</connection>\n"
+              "<connection>\nremote b\ntls-crypt-v2 v2.key\n</connection>\n");
+    expect_error("remote gw\n<connection>\nremote a\ntls-crypt-v2 v2.key\n</connection>\n"
+                 "<connection>\nremote b\ntls-crypt-v2 other.key\n</connection>\n",
+                 "client.ovpn:8: <connection> blocks with different tls-crypt-v2 keys are not supported");
+    tmp_cleanup(&t);
     return 0;
 }

@@ -532,6 +532,7 @@ static void ovpn_client_forget_key_files(struct ovpn_config *cfg)
     }
     OPENSSL_cleanse(cfg->tls_auth_key, sizeof(cfg->tls_auth_key));
     OPENSSL_cleanse(cfg->tls_crypt_key, sizeof(cfg->tls_crypt_key));
+    OPENSSL_cleanse(cfg->tls_crypt_v2.key, sizeof(cfg->tls_crypt_v2.key));
 }
 
 /* What a client needs made from a config before it can run on it, made before anything of a
@@ -575,7 +576,12 @@ static int ovpn_client_setup_new(struct ovpn_client_setup *s, struct ovpn_config
                  "no file to read it from again)");
     if ((rc = ovpn_tls_ctx_new(&s->tls_ctx, cfg, err, errcap)) < 0)
         goto fail;
-    if (cfg->has_tls_crypt)
+    /* A tls-crypt-v2 client key is used as a tls-crypt key is, sending with its second half. */
+    if (cfg->has_tls_crypt_v2) {
+        rc = ovpn_wrap_init(&s->wrap_keys, OVPN_WRAP_CRYPT, cfg->tls_crypt_v2.key, 1, NULL);
+        if (rc == 0)
+            rc = ovpn_wrap_set_wkc(&s->wrap_keys, cfg->tls_crypt_v2.wkc, cfg->tls_crypt_v2.wkc_len);
+    } else if (cfg->has_tls_crypt)
         rc = ovpn_wrap_init(&s->wrap_keys, OVPN_WRAP_CRYPT, cfg->tls_crypt_key, 1, NULL);
     else if (cfg->has_tls_auth)
         rc = ovpn_wrap_init(&s->wrap_keys, OVPN_WRAP_AUTH, cfg->tls_auth_key, cfg->key_direction, cfg->auth);

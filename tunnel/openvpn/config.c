@@ -29,6 +29,7 @@
 
 const char *const ovpn_config_ref_names[CONFIG_REF_COUNT] = {
     "ca", "cert", "key", "extra-certs", "tls-auth", "tls-crypt", "auth-user-pass", "crl-verify",
+    "tls-crypt-v2",
 };
 
 /* ---- errors and warnings ---- */
@@ -286,6 +287,17 @@ int ovpn_config_finish(struct ovpn_config_parser *p, struct ovpn_config *cfg)
         return ovpn_config_fail_at(p, p->tls_auth_line > p->tls_crypt_line ? p->tls_auth_line : p->tls_crypt_line,
                                    "tls-auth (line %u) and tls-crypt (line %u) cannot be used together; keep the "
                                    "one the server uses", p->tls_auth_line, p->tls_crypt_line);
+    /* OpenVPN refuses a client with two of them too: the server takes the one the reset names. */
+    if (p->cfg.has_tls_crypt_v2 || p->refs[CONFIG_REF_TLS_CRYPT_V2].path != NULL) {
+        int auth = p->cfg.has_tls_auth || p->refs[CONFIG_REF_TLS_AUTH].path != NULL;
+        int crypt = p->cfg.has_tls_crypt || p->refs[CONFIG_REF_TLS_CRYPT].path != NULL;
+        unsigned other = crypt ? p->tls_crypt_line : p->tls_auth_line;
+        if (auth || crypt)
+            return ovpn_config_fail_at(p, other > p->tls_crypt_v2_line ? other : p->tls_crypt_v2_line,
+                                       "%s (line %u) and tls-crypt-v2 (line %u) cannot be used together; keep "
+                                       "the one the server uses", crypt ? "tls-crypt" : "tls-auth", other,
+                                       p->tls_crypt_v2_line);
+    }
     if (p->allow_comp_no_line != 0 && p->comp_compresses)
         return ovpn_config_fail_at(p, p->allow_comp_no_line, "allow-compression no conflicts with compression "
                                    "turned on by comp-lzo or compress");

@@ -64,6 +64,9 @@ struct ovpn_config {
     int key_direction;            /* -1 none (bidirectional), 0 or 1 */
     uint8_t tls_crypt_key[OVPN_STATIC_KEY_LEN];
     int has_tls_crypt;
+    struct ovpn_tls_crypt_v2_key tls_crypt_v2; /* tls-crypt-v2: the client key, and the wrapped key
+                                                * the first reset carries */
+    int has_tls_crypt_v2;
     char cipher[64];              /* "cipher": the NCP fallback; "" when not given (BF-CBC legacy) */
     char data_ciphers[512];       /* "data-ciphers", colon separated; "" = default list */
     char data_ciphers_fallback[64];

@@ -40,6 +40,7 @@ enum config_ref {
     CONFIG_REF_TLS_CRYPT,
     CONFIG_REF_AUTH_USER_PASS,
     CONFIG_REF_CRL,
+    CONFIG_REF_TLS_CRYPT_V2,
     CONFIG_REF_COUNT,
 };
 
@@ -107,7 +108,8 @@ struct ovpn_config_parser {
     unsigned keepalive_line, keepalive_ping, keepalive_restart;
     unsigned ping_line;
     unsigned connect_retry_max_line;
-    unsigned tls_auth_line, tls_crypt_line; /* the latest of each, for the error naming both */
+    unsigned tls_auth_line, tls_crypt_line, tls_crypt_v2_line; /* the latest of each, for the error
+                                                                * naming two */
     unsigned allow_comp_no_line;
     int comp_compresses;            /* the framing picked also compresses (not a stub) */
 

@@ -116,6 +116,7 @@ static const char *const config_ref_secrets[CONFIG_REF_COUNT] = {
     [CONFIG_REF_KEY] = "a private key",
     [CONFIG_REF_TLS_AUTH] = "a tls-auth key",
     [CONFIG_REF_TLS_CRYPT] = "a tls-crypt key",
+    [CONFIG_REF_TLS_CRYPT_V2] = "a tls-crypt-v2 key",
     [CONFIG_REF_AUTH_USER_PASS] = "a password",
 };
 
@@ -228,6 +229,15 @@ static int config_load_ref(struct ovpn_config_parser *p, struct ovpn_config *cfg
         *(ref == CONFIG_REF_TLS_AUTH ? &cfg->has_tls_auth : &cfg->has_tls_crypt) = 1;
         break;
     }
+    case CONFIG_REF_TLS_CRYPT_V2: {
+        const char *why;
+        if (ovpn_tls_crypt_v2_key_parse(text, &cfg->tls_crypt_v2, &why) != 0) {
+            rc = ovpn_config_fail_at(p, fr->line, "%s '%s': %s %s", name, shown, full, why);
+            goto out;
+        }
+        cfg->has_tls_crypt_v2 = 1;
+        break;
+    }
     case CONFIG_REF_AUTH_USER_PASS: {
         const char *why;
         ovpn_secret_free(&cfg->username);
@@ -298,6 +308,8 @@ static const char *config_inline_secret(const struct ovpn_config_parser *p, cons
         return "a private key (<key>)";
     if (cfg->has_tls_crypt && p->refs[CONFIG_REF_TLS_CRYPT].path == NULL)
         return "a tls-crypt key (<tls-crypt>)";
+    if (cfg->has_tls_crypt_v2 && p->refs[CONFIG_REF_TLS_CRYPT_V2].path == NULL)
+        return "a tls-crypt-v2 key (<tls-crypt-v2>)";
     if (cfg->has_tls_auth && p->refs[CONFIG_REF_TLS_AUTH].path == NULL)
         return "a tls-auth key (<tls-auth>)";
     if (cfg->password != NULL && p->refs[CONFIG_REF_AUTH_USER_PASS].path == NULL)

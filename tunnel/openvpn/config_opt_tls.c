@@ -192,6 +192,49 @@ static int config_apply_tls_crypt(struct ovpn_config_parser *p, char **w, int n,
                                   block);
 }
 
+/* tls-crypt-v2 FILE [force-cookie|allow-noncookie]: the client key is used as a tls-crypt key, and
+ * its wrapped copy rides on the first reset (session.c). The second argument tells a server which
+ * clients to take; a client has no use for it, as OpenVPN's has none. An inline key is read now, a
+ * file by the loader; per-connection keys must all be the same one, as with tls-crypt. */
+static int config_apply_tls_crypt_v2(struct ovpn_config_parser *p, char **w, int n, const char *block)
+{
+    struct config_file_ref *fr = &p->refs[CONFIG_REF_TLS_CRYPT_V2];
+    struct ovpn_tls_crypt_v2_key *have = &p->cfg.tls_crypt_v2;
+
+    if (block == NULL && n == 3 && strcmp(w[2], "force-cookie") != 0 && strcmp(w[2], "allow-noncookie") != 0)
+        return config_fail(p, "tls-crypt-v2: unknown argument '%s' (force-cookie or allow-noncookie)", w[2]);
+    p->tls_crypt_v2_line = p->opt_line;
+    if (block != NULL) {
+        struct ovpn_tls_crypt_v2_key parsed;
+        const char *why;
+        if (ovpn_tls_crypt_v2_key_parse(block, &parsed, &why) != 0)
+            return config_fail(p, "the <tls-crypt-v2> block %s", why);
+        int same = p->cfg.has_tls_crypt_v2 && parsed.wkc_len == have->wkc_len &&
+                   memcmp(&parsed, have, sizeof(parsed)) == 0;
+        if (p->in_connection && (fr->path != NULL || (p->cfg.has_tls_crypt_v2 && !same))) {
+            explicit_bzero(&parsed, sizeof(parsed));
+            return config_fail(p, "<connection> blocks with different tls-crypt-v2 keys are not supported");
+        }
+        *have = parsed;
+        explicit_bzero(&parsed, sizeof(parsed));
+        p->cfg.has_tls_crypt_v2 = 1;
+        free(fr->path);
+        fr->path = NULL;
+        return 0;
+    }
+    if (p->in_connection && (p->cfg.has_tls_crypt_v2 || (fr->path != NULL && strcmp(fr->path, w[1]) != 0)))
+        return config_fail(p, "<connection> blocks with different tls-crypt-v2 keys are not supported");
+    char *path = strdup(w[1]);
+    if (path == NULL)
+        return ovpn_config_nomem(p);
+    free(fr->path);
+    fr->path = path;
+    fr->line = p->opt_line;
+    explicit_bzero(have, sizeof(*have));
+    p->cfg.has_tls_crypt_v2 = 0; /* set by the loader once the file is read */
+    return 0;
+}
+
 static int config_apply_auth_user_pass(struct ovpn_config_parser *p, char **w, int n, const char *block)
 {
     struct config_file_ref *fr = &p->refs[CONFIG_REF_AUTH_USER_PASS];
@@ -552,6 +595,7 @@ const struct config_option ovpn_config_tls_options[] = {
     CONFIG_APPLY_ROW("crl-verify", CONFIG_BLOCK, 1, 2, config_apply_crl_verify),
     CONFIG_APPLY_ROW("tls-auth", CONFIG_BLOCK | CONFIG_CONN, 1, 2, config_apply_tls_auth),
     CONFIG_APPLY_ROW("tls-crypt", CONFIG_BLOCK | CONFIG_CONN, 1, 2, config_apply_tls_crypt),
+    CONFIG_APPLY_ROW("tls-crypt-v2", CONFIG_BLOCK | CONFIG_CONN, 1, 2, config_apply_tls_crypt_v2),
     CONFIG_APPLY_ROW("key-direction", CONFIG_CONN, 1, 1, config_apply_key_direction),
     CONFIG_APPLY_ROW("auth-user-pass", CONFIG_BLOCK, 0, 1, config_apply_auth_user_pass),
     CONFIG_APPLY_ROW("auth-nocache", 0, 0, 0, config_apply_auth_nocache),

@@ -152,8 +152,6 @@ static const struct config_option config_options[] = {
     CONFIG_REFUSE_ROW("secret", CONFIG_BLOCK,
         "secret (static key mode) is not supported: vpn2socks needs a TLS server (client, ca, cert, key)"),
     CONFIG_REFUSE_ROW("tls-server", 0, "tls-server: this is a server config; vpn2socks is a client"),
-    CONFIG_REFUSE_ROW("tls-crypt-v2", CONFIG_CONN | CONFIG_BLOCK,
-        "tls-crypt-v2 is not supported: ask the server's admin for a tls-crypt or tls-auth key"),
     CONFIG_REFUSE_ROW("askpass", 0,
         "askpass (an encrypted private key) is not supported: decrypt the key "
         "(openssl pkey -in KEY -out KEY2)"),
