@@ -97,22 +97,6 @@ out:
     return rc;
 }
 
-/* The value of one base64 digit, or -1. */
-static int keyfile_b64_digit(char c)
-{
-    if (c >= 'A' && c <= 'Z')
-        return c - 'A';
-    if (c >= 'a' && c <= 'z')
-        return c - 'a' + 26;
-    if (c >= '0' && c <= '9')
-        return c - '0' + 52;
-    if (c == '+')
-        return 62;
-    if (c == '/')
-        return 63;
-    return -1;
-}
-
 /* Stores one decoded byte while there is room; counts it either way, so that the caller can say
  * how long the key was. */
 static void keyfile_put(uint8_t *out, size_t cap, size_t *n, uint8_t b)
@@ -140,7 +124,7 @@ static long keyfile_b64_decode(const char *p, const char **end, uint8_t *out, si
             pad++;
             continue;
         }
-        int v = keyfile_b64_digit(*p);
+        int v = ovpn_base64_digit(*p);
         if (v < 0 || pad > 0)
             return -1;
         acc = acc << 6 | (unsigned)v;

@@ -188,21 +188,6 @@ static int push_compression(struct ovpn_push *p, char **w, int n, char *err, siz
     return 0;
 }
 
-static int push_base64_value(int c)
-{
-    if (c >= 'A' && c <= 'Z')
-        return c - 'A';
-    if (c >= 'a' && c <= 'z')
-        return c - 'a' + 26;
-    if (c >= '0' && c <= '9')
-        return c - '0' + 52;
-    if (c == '+')
-        return 62;
-    if (c == '/')
-        return 63;
-    return -1;
-}
-
 /* Decodes standard base64 (padding optional) into a new string; NULL on bad input, an empty or
  * NUL-containing result, or no memory. */
 static char *push_base64_decode(const char *in)
@@ -217,7 +202,7 @@ static char *push_base64_decode(const char *in)
     if (out == NULL)
         return NULL;
     for (size_t i = 0; i < len; i++) {
-        int v = push_base64_value((unsigned char)in[i]);
+        int v = ovpn_base64_digit((unsigned char)in[i]);
         if (v < 0)
             goto bad;
         acc = (acc << 6) | (unsigned)v;

@@ -18,6 +18,21 @@ int ovpn_is_space(char c)
     return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
 }
 
+int ovpn_base64_digit(int c)
+{
+    if (c >= 'A' && c <= 'Z')
+        return c - 'A';
+    if (c >= 'a' && c <= 'z')
+        return c - 'a' + 26;
+    if (c >= '0' && c <= '9')
+        return c - '0' + 52;
+    if (c == '+')
+        return 62;
+    if (c == '/')
+        return 63;
+    return -1;
+}
+
 /* The splitter behind ovpn_split_words, with a reason for the failures. It writes each word over
  * the text it came from: the write position never passes the read position. */
 int ovpn_split_words_why(char *buf, char **words, int max, const char **why)

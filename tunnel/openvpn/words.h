@@ -1,4 +1,5 @@
-/* OpenVPN's word splitter, shared by the .ovpn parser and the PUSH_REPLY parser. Pure code. */
+/* OpenVPN's word splitter, shared by the .ovpn parser and the PUSH_REPLY parser, and the text
+ * classes both read (white space, base64 digits). Pure code. */
 #ifndef VPN2SOCKS_OPENVPN_WORDS_H
 #define VPN2SOCKS_OPENVPN_WORDS_H
 
@@ -12,5 +13,7 @@ int ovpn_split_words(char *buf, char **words, int max);
 int ovpn_split_words_why(char *buf, char **words, int max, const char **why);
 /* The characters OpenVPN counts as white space between words: space, \t, \n, \r, \v, \f. */
 int ovpn_is_space(char c);
+/* The value of one digit of standard base64 (RFC 4648 4: A-Z a-z 0-9 + /), or -1. */
+int ovpn_base64_digit(int c);
 
 #endif
