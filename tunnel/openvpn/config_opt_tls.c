@@ -130,6 +130,22 @@ static int config_apply_key_direction(struct ovpn_config_parser *p, char **w, in
     return config_set_key_direction(p, dir);
 }
 
+/* A key named by its file (read by the loader): in a <connection> block it must be the one every
+ * block names, inline (have_inline) or by path; the path and its line are recorded. */
+static int config_key_file(struct ovpn_config_parser *p, struct config_file_ref *fr, const char *path,
+                           int have_inline, const char *name)
+{
+    if (p->in_connection && (have_inline || (fr->path != NULL && strcmp(fr->path, path) != 0)))
+        return config_fail(p, "<connection> blocks with different %s keys are not supported", name);
+    char *copy = strdup(path);
+    if (copy == NULL)
+        return ovpn_config_nomem(p);
+    free(fr->path);
+    fr->path = copy;
+    fr->line = p->opt_line;
+    return 0;
+}
+
 /* tls-auth and tls-crypt: an inline key is read now, a file by the loader. Per-connection keys
  * are shared by every connection, so two blocks may not name different ones. */
 static int config_set_static_key(struct ovpn_config_parser *p, enum config_ref ref, uint8_t *key,
@@ -156,14 +172,9 @@ static int config_set_static_key(struct ovpn_config_parser *p, enum config_ref r
         fr->path = NULL;
         return 0;
     }
-    if (p->in_connection && (*has_key || (fr->path != NULL && strcmp(fr->path, w[1]) != 0)))
-        return config_fail(p, "<connection> blocks with different %s keys are not supported", name);
-    char *path = strdup(w[1]);
-    if (path == NULL)
-        return ovpn_config_nomem(p);
-    free(fr->path);
-    fr->path = path;
-    fr->line = p->opt_line;
+    int rc = config_key_file(p, fr, w[1], *has_key, name);
+    if (rc < 0)
+        return rc;
     explicit_bzero(key, OVPN_STATIC_KEY_LEN);
     *has_key = 0; /* set by the loader once the file is read */
     return 0;
@@ -222,14 +233,9 @@ static int config_apply_tls_crypt_v2(struct ovpn_config_parser *p, char **w, int
         fr->path = NULL;
         return 0;
     }
-    if (p->in_connection && (p->cfg.has_tls_crypt_v2 || (fr->path != NULL && strcmp(fr->path, w[1]) != 0)))
-        return config_fail(p, "<connection> blocks with different tls-crypt-v2 keys are not supported");
-    char *path = strdup(w[1]);
-    if (path == NULL)
-        return ovpn_config_nomem(p);
-    free(fr->path);
-    fr->path = path;
-    fr->line = p->opt_line;
+    int rc = config_key_file(p, fr, w[1], p->cfg.has_tls_crypt_v2, "tls-crypt-v2");
+    if (rc < 0)
+        return rc;
     explicit_bzero(have, sizeof(*have));
     p->cfg.has_tls_crypt_v2 = 0; /* set by the loader once the file is read */
     return 0;
