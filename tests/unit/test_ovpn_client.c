@@ -1624,6 +1624,81 @@ TEST_IMPL(ovpn_client_reneg_tls_error_new_session)
     return 0;
 }
 
+/* The server's TLS from here on shows a certificate of its own making: same name, a new key,
+ * not the one in the client's <ca> (a certificate renewed from another CA); trusted: the world's
+ * certificate again. Keys under way keep the context they started with. */
+static void srv_use_cert(struct world *w, int trusted)
+{
+    static SSL_CTX *saved;
+    SSL_CTX *ctx = saved;
+    if (trusted) {
+        ASSERT(saved != NULL);
+        saved = NULL;
+    } else {
+        EVP_PKEY *key = EVP_EC_gen("P-256");
+        ASSERT(key != NULL);
+        X509 *x = make_cert(key);
+        ctx = SSL_CTX_new(TLS_server_method());
+        ASSERT(ctx != NULL);
+        ASSERT_EQ(SSL_CTX_use_certificate(ctx, x), 1);
+        ASSERT_EQ(SSL_CTX_use_PrivateKey(ctx, key), 1);
+        X509_free(x);
+        EVP_PKEY_free(key);
+        saved = w->srv.ctx;
+        w->srv.ctx = ctx;
+        return;
+    }
+    SSL_CTX_free(w->srv.ctx);
+    w->srv.ctx = ctx;
+}
+
+/* A server certificate refused in a renegotiation (it expired during a long session, or was
+ * renewed from a new CA) is a TLS error like another once the tunnel has been up: OpenVPN 2.6
+ * restarts (forward.c check_tls_errors, SIGUSR1), and the client reconnects, backing off, until
+ * the server is fixed. It stopped for good with exit status 2, as for a wrong config at the
+ * start, which still stops it (test_ovpn_tls.c, and the last part here). */
+TEST_IMPL(ovpn_client_reneg_cert_refused_restarts)
+{
+    static const char *const protos[] = {"udp", "tcp"};
+    for (size_t r = 0; r < 2; r++) {
+        struct world w;
+        world_up(&w, protos[r], push_reply_ping, NULL);
+        ASSERT_EQ(w.c->state, OVPN_CLIENT_UP);
+        srv_use_cert(&w, 0);
+        srv_renegotiate(&w, 1);
+        pump(&w);
+        if (w.downs != 0)
+            TEST_FAIL_AT("%s: the client stopped: %s", protos[r], w.down_why);
+        /* UDP tried a new session on the same link first; it met the same certificate. */
+        ASSERT_EQ(w.c->state, OVPN_CLIENT_WAITING);
+        ASSERT_EQ(w.closes, 1);
+        advance(&w, 1000);
+        world_wait_link(&w);
+        world_connect(&w);
+        ASSERT_EQ(w.c->state, OVPN_CLIENT_WAITING);
+        ASSERT_EQ(w.downs, 0);
+        /* The server has its proper certificate back. */
+        srv_use_cert(&w, 1);
+        world_reconnect(&w, 5000);
+        ASSERT_EQ(w.c->state, OVPN_CLIENT_UP);
+        ASSERT_EQ(w.downs, 0);
+        ASSERT_EQ(w.ups, 2);
+        world_close(&w);
+    }
+    /* Never up: the same certificate stops the client at once. */
+    struct world w;
+    world_init(&w, "udp", push_reply_ping, NULL);
+    srv_use_cert(&w, 0);
+    world_start(&w);
+    world_connect(&w);
+    ASSERT_EQ(w.c->state, OVPN_CLIENT_DONE);
+    ASSERT_EQ(w.down_reason, TUNNEL_DOWN_AUTH);
+    ASSERT(strstr(w.down_why, "server certificate verify failed") != NULL);
+    srv_use_cert(&w, 1);
+    world_close(&w);
+    return 0;
+}
+
 /* The guard of the case above: the server answers the renegotiation only 59 s in (its answer to
  * every packet of the new key held back until then). The new key comes in before hand-window,
  * the old one carries the data meanwhile and the new one after, and the session stays. */

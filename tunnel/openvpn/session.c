@@ -560,6 +560,23 @@ static void ovpn_client_key_failed(struct ovpn_client *c, struct ovpn_ks *ks, co
         ovpn_client_enter_restart(c, msg);
 }
 
+/* We refused the server's certificate (tls.c: its chain, verify-x509-name, remote-cert-tls, a
+ * pin). Before the tunnel was ever up the config names a server this is not, or trusts the wrong
+ * CA: the client stops (exit status 2) rather than knock forever. Once it has been up the config
+ * was right, and what changed is the server's: a certificate that expired, or was renewed from a
+ * new CA, during a long session. OpenVPN 2.6 takes that as any TLS error (forward.c
+ * check_tls_errors: a SIGUSR1 restart unless tls-exit), and so do we: a failed renegotiation, a
+ * new session, then reconnects that back off until the server is fixed, where the client stopped
+ * for good and a tunnel meant to run for weeks had to be started again by hand. */
+static void ovpn_client_refused_server(struct ovpn_client *c, struct ovpn_ks *ks, const char *why)
+{
+    if (!c->was_up) {
+        ovpn_client_enter_failed(c, TUNNEL_DOWN_AUTH, why);
+        return;
+    }
+    ovpn_client_key_failed(c, ks, why);
+}
+
 /* Reads TLS plaintext: first the server's key-method 2 message, then NUL-terminated messages.
  * 0, or -1 when the session ended under it (a new one may have taken ks's slot). */
 static int ovpn_client_read_tls(struct ovpn_client *c, struct ovpn_ks *ks)
@@ -572,7 +589,7 @@ static int ovpn_client_read_tls(struct ovpn_client *c, struct ovpn_ks *ks)
             char why[300];
             snprintf(why, sizeof(why), "%s", ovpn_tls_error(ks->tls)); /* tls.c escapes certificate text */
             if (n == -EACCES)
-                ovpn_client_enter_failed(c, TUNNEL_DOWN_AUTH, why);
+                ovpn_client_refused_server(c, ks, why);
             else
                 ovpn_client_key_failed(c, ks, why);
             return -1;
@@ -709,7 +726,7 @@ static void ovpn_client_progress(struct ovpn_client *c, struct ovpn_ks *ks)
             snprintf(why, sizeof(why), "%s", ovpn_tls_error(ks->tls)); /* tls.c escapes certificate text */
             ovpn_client_flush(c, ks); /* our alert, if any, still goes out */
             if (rc == -EACCES)
-                ovpn_client_enter_failed(c, TUNNEL_DOWN_AUTH, why);
+                ovpn_client_refused_server(c, ks, why);
             else
                 ovpn_client_key_failed(c, ks, why);
             return;
