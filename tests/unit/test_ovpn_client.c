@@ -964,7 +964,7 @@ TEST_IMPL(ovpn_client_auth_retry)
         ASSERT_EQ(w.downs, 0);
         ASSERT_EQ(w.closes, 1);
         w.srv.reply = push_reply;
-        world_reconnect(&w, 1000);
+        world_reconnect(&w, 10000); /* OpenVPN's wait under auth-retry */
         ASSERT_EQ(w.c->state, OVPN_CLIENT_UP);
         ASSERT_EQ(w.srv.client_km2, 2);
         world_close(&w);
@@ -1029,6 +1029,50 @@ TEST_IMPL(ovpn_client_auth_failed_temp)
     ASSERT_EQ(w.c->state, OVPN_CLIENT_RESOLVING);
     ASSERT_EQ(w.downs, 0);
     world_close(&w);
+    return 0;
+}
+
+/* After AUTH_FAILED the next attempt goes to the same remote (OpenVPN push.c receive_auth_failed:
+ * no_advance), unless AUTH_FAILED,TEMP's flags say "advance addr" or "advance remote"
+ * (options_util.c parse_auth_failed_temp); the client went to the next remote, asking another
+ * server with credentials this one had refused, and ignored the flags. Under auth-retry the wait
+ * is OpenVPN's 10 s, not 1 s; a server's backoff is cut to connect-retry's maximum. */
+TEST_IMPL(ovpn_client_auth_failed_remote)
+{
+    static const struct {
+        const char *reply, *extra;
+        int token;        /* the client holds an auth-token the server refuses */
+        size_t remote;    /* where the next attempt goes */
+        uint64_t wait_ms; /* and when */
+    } rows[] = {
+        {"AUTH_FAILED,backend down", "auth-retry nointeract\n", 0, 0, 10000},
+        {"AUTH_FAILED,SESSION:token expired", NULL, 1, 0, 1000},
+        {"AUTH_FAILED,TEMP:busy", NULL, 0, 0, 1000},
+        {"AUTH_FAILED,TEMP[advance no]:busy", NULL, 0, 0, 1000},
+        {"AUTH_FAILED,TEMP[advance remote]", NULL, 0, 1, 1000},
+        {"AUTH_FAILED,TEMP[advance addr]", NULL, 0, 1, 1000}, /* one address: the next remote */
+        {"AUTH_FAILED,TEMP[backoff 60,advance remote]", "connect-retry 1 20\n", 0, 1, 20000},
+    };
+    for (size_t r = 0; r < sizeof(rows) / sizeof(rows[0]); r++) {
+        char extra[128];
+        snprintf(extra, sizeof(extra), "remote 127.0.0.2 1194 udp\n%s", rows[r].extra ? rows[r].extra : "");
+        struct world w;
+        world_init(&w, "udp", rows[r].reply, extra);
+        if (rows[r].token)
+            w.c->auth_token = strdup("token");
+        world_start(&w);
+        world_connect(&w);
+        ASSERT_EQ(w.srv.push_requests, 1);
+        if (w.c->state != OVPN_CLIENT_WAITING || w.c->remote != rows[r].remote)
+            TEST_FAIL_AT("row %zu: %s with remote %zu", r, ovpn_client_state_name(w.c->state), w.c->remote);
+        advance(&w, rows[r].wait_ms - 100);
+        if (w.c->state != OVPN_CLIENT_WAITING)
+            TEST_FAIL_AT("row %zu: %s before the wait was over", r, ovpn_client_state_name(w.c->state));
+        advance(&w, 100);
+        ASSERT_EQ(w.c->state, OVPN_CLIENT_RESOLVING);
+        ASSERT_EQ(w.downs, 0);
+        world_close(&w);
+    }
     return 0;
 }
 

@@ -224,14 +224,18 @@ void ovpn_client_enter_restart_as(struct ovpn_client *c, enum tunnel_reconnect_r
     if (!ovpn_client_may_enter(c, from, OVPN_CLIENT_WAITING))
         return;
     int was_up = c->state == OVPN_CLIENT_UP;
-    int advance = !was_up || c->advance_remote;
-    c->advance_remote = 0;
+    enum ovpn_client_pick pick = c->next_pick;
+    c->next_pick = OVPN_PICK_AUTO;
+    if (pick == OVPN_PICK_AUTO)
+        pick = was_up ? OVPN_PICK_SAME : OVPN_PICK_NEXT;
     c->reconnects[reason]++;
     ovpn_client_close_link(c);
-    /* A wait the server asked for, used once; no server parks us longer than our own longest. */
-    unsigned backoff = c->server_backoff < OVPN_RETRY_MAX_S ? c->server_backoff : OVPN_RETRY_MAX_S;
+    /* A wait the server asked for, used once; no server parks us longer than our own longest
+     * (OpenVPN: connect-retry's maximum, init.c socket_restart_pause). */
+    unsigned max = c->cfg->connect_retry_wait_max ? c->cfg->connect_retry_wait_max : OVPN_RETRY_MAX_S;
+    unsigned backoff = c->server_backoff < max ? c->server_backoff : max;
     c->server_backoff = 0;
-    if (!was_up && c->addr_next) {
+    if (pick == OVPN_PICK_NEXT && !was_up && c->addr_next) {
         /* This address never answered properly: the remote's next one goes first, at once
          * (from the tick: we may be deep inside the old session's processing here). */
         if (backoff)
@@ -258,7 +262,6 @@ void ovpn_client_enter_restart_as(struct ovpn_client *c, enum tunnel_reconnect_r
      * ten or more) each failed one cost twice the last, and the tenth was tried after about
      * 15 minutes. OpenVPN (init.c socket_restart_pause) waits connect-retry between attempts and
      * backs off by rounds of the remote list too. One remote: 1, 5, 10, 20, ... s as before. */
-    unsigned max = c->cfg->connect_retry_wait_max ? c->cfg->connect_retry_wait_max : OVPN_RETRY_MAX_S;
     unsigned delay = c->attempts == 0 ? 1 : cr;
     unsigned rounds = c->attempts == 0 ? 0 : (c->attempts - 1) / (unsigned)c->cfg->n_remotes;
     for (unsigned i = 0; i < rounds && delay < max; i++)
@@ -273,7 +276,7 @@ void ovpn_client_enter_restart_as(struct ovpn_client *c, enum tunnel_reconnect_r
      * network glitch, the server restarting) says nothing against that server, its auth-token
      * is good there alone, and a config that lists UDP before a TCP fallback stays on UDP. The
      * next failure moves on. */
-    if (advance)
+    if (pick != OVPN_PICK_SAME)
         c->remote = (c->remote + 1) % c->cfg->n_remotes;
     v2s_log_event(V2S_LOG_WARN, "reconnect", NULL, 0, "openvpn: %s; reconnecting in %u s", why, delay);
     ovpn_client_set_state(c, from, OVPN_CLIENT_WAITING);
@@ -700,6 +703,7 @@ int ovpn_client_reload(struct tunnel *t, struct ovpn_config *cfg, char *err, siz
     c->attempts = 0;
     c->push_rejects = 0;
     c->server_backoff = 0;
+    c->next_pick = OVPN_PICK_AUTO;
     ovpn_client_order_remotes(c);
     if (started)
         ovpn_client_enter_reloaded(c);

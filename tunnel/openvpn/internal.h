@@ -60,6 +60,18 @@ enum ovpn_client_state {
     OVPN_CLIENT_DONE,      /* failed for good or closing */
 };
 
+/* Which server the next attempt after a restart goes to (OpenVPN's no_advance and
+ * advance_next_remote, init.c next_connection_entry). */
+enum ovpn_client_pick {
+    OVPN_PICK_AUTO,        /* by how the session ended: one that never came up is left for the
+                            * remote's next address or the next remote, one that was up tries
+                            * its remote again */
+    OVPN_PICK_SAME,        /* the same remote again, looked up afresh (after AUTH_FAILED) */
+    OVPN_PICK_NEXT,        /* the remote's next address when the session never came up, else
+                            * the next remote (RESTART,[N], a push refused) */
+    OVPN_PICK_NEXT_REMOTE, /* the next remote (AUTH_FAILED,TEMP[advance remote]) */
+};
+
 struct sockaddr;
 struct ovpn_transport_events;
 
@@ -93,8 +105,7 @@ struct ovpn_client {
     unsigned attempts;          /* failed connection attempts in a row */
     unsigned push_rejects;      /* remotes in a row whose push was refused (session.c) */
     unsigned server_backoff;    /* s: the next reconnect waits at least this (AUTH_FAILED,TEMP) */
-    int advance_remote;         /* the next restart moves on to the next remote even from a session
-                                 * that was up (client.c: a server's RESTART,[N], a push refused) */
+    enum ovpn_client_pick next_pick; /* where the next restart goes (client.c), when not AUTO */
     struct ovpn_transport *transport;
     enum ovpn_proto proto;
     struct ovpn_wrap wrap;
@@ -154,8 +165,8 @@ int ovpn_client_enter_push_wait(struct ovpn_client *c);  /* from HANDSHAKE */
 int ovpn_client_enter_up(struct ovpn_client *c);         /* from PUSH */
 /* The session ends and the client waits before the next attempt (WAITING): at once with the
  * remote's next address when this one never came up, else after a back-off, with the next remote,
- * or the same one again when its session was up (unless advance_remote); once connect-retry-max
- * is used up it fails instead. Nothing happens once DONE. */
+ * or the same one again when its session was up (unless next_pick says otherwise); once
+ * connect-retry-max is used up it fails instead. Nothing happens once DONE. */
 void ovpn_client_enter_restart(struct ovpn_client *c, const char *why);
 /* The same, counted as a reconnect for reason rather than for the phase the client was in (a UDP
  * link refused during the handshake: the link, not the handshake, failed). */

@@ -25,6 +25,7 @@
 enum {
     OVPN_MAX_MSG = 64 * 1024, /* longest control message (PUSH_REPLY parts are ~1.5 KB) */
     OVPN_IPV6_MTU_MIN = 1280, /* RFC 8200 5: no IPv6 on a link with a smaller MTU */
+    OVPN_AUTH_RETRY_WAIT_S = 10, /* auth-retry's wait after AUTH_FAILED, as OpenVPN's */
 };
 
 static void ovpn_client_set_token(struct ovpn_client *c, const char *token, const char *user);
@@ -415,8 +416,32 @@ static void ovpn_client_push_failed(struct ovpn_client *c, const char *why)
     }
     /* enter_restart says "trying the next address" itself. */
     snprintf(msg, sizeof(msg), "%s%s", why, next_addr ? "" : "; trying the next remote");
-    c->advance_remote = !next_addr; /* a session that was up would try its remote again */
+    c->next_pick = OVPN_PICK_NEXT; /* a session that was up would try its remote again */
     ovpn_client_enter_restart(c, msg);
+}
+
+/* The flags of "AUTH_FAILED,TEMP[flags]:reason" (flags at '[', end at its ']' or NULL), as
+ * OpenVPN 2.6 reads them (options_util.c parse_auth_failed_temp): "backoff N" the least wait
+ * before the next attempt, "advance no", "addr" or "remote" where it goes; without one the same
+ * remote again. Unknown flags are skipped. Returns where the next attempt goes. */
+static enum ovpn_client_pick ovpn_client_temp_flags(struct ovpn_client *c, const char *flags, const char *end)
+{
+    enum ovpn_client_pick pick = OVPN_PICK_SAME;
+    for (const char *f = flags + 1; end && f < end;) {
+        const char *comma = memchr(f, ',', (size_t)(end - f));
+        size_t len = (size_t)((comma ? comma : end) - f);
+        if (len > 8 && strncmp(f, "backoff ", 8) == 0) {
+            unsigned long s = strtoul(f + 8, NULL, 10);
+            c->server_backoff = s > UINT32_MAX ? UINT32_MAX : (unsigned)s;
+        } else if (len == 10 && strncmp(f, "advance no", 10) == 0)
+            pick = OVPN_PICK_SAME;
+        else if (len == 12 && strncmp(f, "advance addr", 12) == 0)
+            pick = OVPN_PICK_NEXT;
+        else if (len == 14 && strncmp(f, "advance remote", 14) == 0)
+            pick = OVPN_PICK_NEXT_REMOTE;
+        f += len + 1;
+    }
+    return pick;
 }
 
 static void ovpn_client_message(struct ovpn_client *c, struct ovpn_ks *ks, const char *msg)
@@ -465,9 +490,7 @@ static void ovpn_client_message(struct ovpn_client *c, struct ovpn_ks *ks, const
          * Giving up here ended the process with the exit status of a wrong password. */
         const char *flags = msg + 16, *end = flags[0] == '[' ? strchr(flags, ']') : NULL;
         const char *reason = end ? end + 1 : flags;
-        const char *b = end ? strstr(flags, "backoff ") : NULL;
-        if (b && b < end)
-            c->server_backoff = (unsigned)strtoul(b + 8, NULL, 10);
+        c->next_pick = ovpn_client_temp_flags(c, flags, end);
         if (reason[0] == ':')
             reason++;
         while (reason[0] == ' ')
@@ -480,6 +503,10 @@ static void ovpn_client_message(struct ovpn_client *c, struct ovpn_ks *ks, const
     }
     if (strncmp(msg, "AUTH_FAILED", 11) == 0) {
         char why[300];
+        /* Whatever follows, on the same remote (OpenVPN push.c receive_auth_failed: no_advance):
+         * another server of the list would be asked with the same credentials, and it was
+         * this one that refused them. */
+        c->next_pick = OVPN_PICK_SAME;
         if (c->auth_token) {
             /* The token expired or the server forgot it: reconnect once with the password. */
             ovpn_client_set_token(c, NULL, NULL);
@@ -491,10 +518,12 @@ static void ovpn_client_message(struct ovpn_client *c, struct ovpn_ks *ks, const
                  msg[11] == ',' ? v2s_shown(msg + 12, reason, sizeof(reason)) : "",
                  cfg->auth_retry ? " (auth-retry)" : "");
         /* auth-retry nointeract: OpenVPN reconnects (push.c receive_auth_failed, a SIGUSR1) with
-         * the same credentials, for a server whose authentication backend failed for a while. */
-        if (cfg->auth_retry)
+         * the same credentials, for a server whose authentication backend failed for a while,
+         * 10 s later at the soonest (init.c socket_restart_pause), not once a second. */
+        if (cfg->auth_retry) {
+            c->server_backoff = OVPN_AUTH_RETRY_WAIT_S;
             ovpn_client_enter_restart(c, why);
-        else
+        } else
             ovpn_client_enter_failed(c, TUNNEL_DOWN_AUTH, why);
         return;
     }
@@ -506,7 +535,7 @@ static void ovpn_client_message(struct ovpn_client *c, struct ovpn_ks *ks, const
         text = text[0] == ',' ? text + 1 : "";
         const char *end = text[0] == '[' ? strchr(text, ']') : NULL;
         if (end && restart && memchr(text, 'N', (size_t)(end - text)))
-            c->advance_remote = 1;
+            c->next_pick = OVPN_PICK_NEXT;
         char shown[200], why[300];
         v2s_shown(text, shown, sizeof(shown));
         if (restart) {
