@@ -3074,6 +3074,43 @@ TEST_IMPL(ovpn_client_restart_keeps_remote)
     return 0;
 }
 
+/* The server's RESTART without the flag P makes OpenVPN forget the username and password
+ * (push.c server_pushed_signal, ssl_purge_auth) and read its auth-user-pass file again for the
+ * next attempt; RESTART,[P] keeps them. The client kept them always: a password changed in the
+ * file (a new one-time password) was never sent, the old one went again. */
+TEST_IMPL(ovpn_client_restart_rereads_password)
+{
+    char path[] = "/tmp/v2s-test-authXXXXXX";
+    int fd = mkstemp(path);
+    ASSERT(fd >= 0);
+    static const char creds[] = "alice\nsecond\n";
+    ASSERT_EQ(write(fd, creds, sizeof(creds) - 1), (ssize_t)(sizeof(creds) - 1));
+    close(fd);
+    struct world w;
+    world_init(&w, "udp", push_reply, "<auth-user-pass>\nalice\nfirst\n</auth-user-pass>\n");
+    w.c->cfg->auth_file = strdup(path); /* as if the credentials had come from that file */
+    ASSERT(w.c->cfg->auth_file != NULL);
+    world_start(&w);
+    world_connect(&w);
+    ASSERT_EQ(w.c->state, OVPN_CLIENT_UP);
+    ASSERT_STR_EQ(w.srv.km2_pass, "first");
+    /* [P]: the credentials held are sent again. */
+    srv_send_message(&w, 0, "RESTART,[P]keep them");
+    world_reconnect(&w, 1000);
+    ASSERT_EQ(w.c->state, OVPN_CLIENT_UP);
+    ASSERT_STR_EQ(w.srv.km2_pass, "first");
+    /* Plain: the file is read again. */
+    srv_send_message(&w, 0, "RESTART,log in again");
+    world_reconnect(&w, 1000);
+    ASSERT_EQ(w.c->state, OVPN_CLIENT_UP);
+    ASSERT_STR_EQ(w.srv.km2_pass, "second");
+    ASSERT_STR_EQ(w.srv.km2_user, "alice");
+    ASSERT_EQ(w.downs, 0);
+    world_close(&w);
+    unlink(path);
+    return 0;
+}
+
 /* tls-crypt-v2: the client's reset is HARD_RESET_CLIENT_V3 with WKc after it, the first one and
  * its retransmission alike; every later packet is plain tls-crypt under the client key (the
  * server's codec takes each whole, which it could not with WKc after it), and the tunnel comes

@@ -536,6 +536,14 @@ static void ovpn_client_message(struct ovpn_client *c, struct ovpn_ks *ks, const
         const char *end = text[0] == '[' ? strchr(text, ']') : NULL;
         if (end && restart && memchr(text, 'N', (size_t)(end - text)))
             c->next_pick = OVPN_PICK_NEXT;
+        /* Without the flag P ("preserve") the server wants the credentials asked for again:
+         * OpenVPN forgets its username and password (ssl_purge_auth), and reads the
+         * auth-user-pass file again for the next attempt. So do we, and a password changed in
+         * the file since the start (a new one-time password, a rotated secret) is the one sent
+         * next; the old one went again. Inline credentials have nothing to be read from and
+         * stay; an auth-token stays too, as OpenVPN keeps it. */
+        if (restart && !(end && memchr(text, 'P', (size_t)(end - text))) && c->cfg->auth_file)
+            ovpn_client_set_secret(&c->cfg->password, NULL);
         char shown[200], why[300];
         v2s_shown(text, shown, sizeof(shown));
         if (restart) {
