@@ -2370,6 +2370,55 @@ static void fail_then_wait(struct world *w, uint64_t wait_ms)
     world_wait_link(w);
 }
 
+/* connect-retry-max N: N attempts at each remote in all, as OpenVPN counts them (init.c
+ * next_connection_entry: it stops before an attempt past N times the remotes). The client made
+ * one attempt more: with connect-retry-max 1 and two remotes it tried the first one again. */
+TEST_IMPL(ovpn_client_connect_retry_max)
+{
+    static const struct {
+        const char *extra;
+        int attempts;
+    } rows[] = {
+        {"connect-retry-max 1\n", 1},
+        {"connect-retry-max 2\n", 2},
+        {"connect-retry-max 1\nremote 127.0.0.2 1194 udp\n", 2},
+        {"connect-retry-max 2\nremote 127.0.0.2 1194 udp\n", 4},
+    };
+    for (size_t r = 0; r < sizeof(rows) / sizeof(rows[0]); r++) {
+        struct world w;
+        world_init(&w, "udp", push_reply, rows[r].extra);
+        world_start(&w);
+        for (int i = 0; i < 10 && w.c->state != OVPN_CLIENT_DONE; i++) {
+            w.link->ev.failed(w.link->ev.arg, -111, "connection refused");
+            if (w.c->state == OVPN_CLIENT_DONE)
+                break;
+            advance(&w, 600 * 1000);
+            world_wait_link(&w);
+        }
+        if (w.opens != rows[r].attempts || w.c->state != OVPN_CLIENT_DONE)
+            TEST_FAIL_AT("row %zu: %d attempts (%s), expected %d", r, w.opens, ovpn_client_state_name(w.c->state),
+                         rows[r].attempts);
+        ASSERT_EQ(w.down_reason, TUNNEL_DOWN_CLOSED);
+        world_close(&w);
+    }
+    /* Once up the count starts again, and trying the same remote after the loss is free: with
+     * connect-retry-max 1, that attempt and one more. */
+    struct world w;
+    world_up(&w, "udp", push_reply, "connect-retry-max 1\n");
+    ASSERT_EQ(w.c->state, OVPN_CLIENT_UP);
+    advance(&w, 3000); /* ping-restart */
+    ASSERT_EQ(w.c->state, OVPN_CLIENT_WAITING);
+    for (int i = 0; i < 10 && w.c->state != OVPN_CLIENT_DONE; i++) {
+        advance(&w, 600 * 1000);
+        world_wait_link(&w);
+        w.link->ev.failed(w.link->ev.arg, -111, "connection refused");
+    }
+    ASSERT_EQ(w.c->state, OVPN_CLIENT_DONE);
+    ASSERT_EQ(w.opens, 3);
+    world_close(&w);
+    return 0;
+}
+
 /* The wait between failed attempts backs off by rounds of the remote list, as OpenVPN's does,
  * not by attempts: with four remotes each is tried connect-retry (5 s) after the last, and the
  * wait doubles only once all four failed again; it stops at connect-retry's second argument

@@ -178,6 +178,7 @@ int ovpn_client_enter_up(struct ovpn_client *c)
     if (rc == 0) {
         c->was_up = 1;
         c->attempts = 0;
+        c->retry_count = 0;
         c->push_rejects = 0;
     }
     return rc;
@@ -251,9 +252,15 @@ void ovpn_client_enter_restart_as(struct ovpn_client *c, enum tunnel_reconnect_r
         c->addrs = c->addr_next = NULL;
     }
     unsigned cr = c->cfg->connect_retry ? c->cfg->connect_retry : 5;
-    if (c->cfg->connect_retry_max && c->attempts >= (uint64_t)c->cfg->connect_retry_max * c->cfg->n_remotes) {
+    /* connect-retry-max N: N attempts at each remote, counted as OpenVPN counts them (init.c
+     * next_connection_entry): each attempt that moves on counts, the first one too; one that
+     * tries the same remote again (after a session that was up, or AUTH_FAILED) does not. The
+     * client made one attempt more than that. */
+    if (pick != OVPN_PICK_SAME && c->cfg->connect_retry_max &&
+        ++c->retry_count > (uint64_t)c->cfg->connect_retry_max * c->cfg->n_remotes) {
         char msg[300];
-        snprintf(msg, sizeof(msg), "%s; giving up after %u attempts (connect-retry-max)", why, c->attempts);
+        snprintf(msg, sizeof(msg), "%s; giving up after %u attempt%s in a row (connect-retry-max %u)", why,
+                 c->attempts + 1, c->attempts ? "s" : "", c->cfg->connect_retry_max);
         ovpn_client_enter_failed(c, TUNNEL_DOWN_CLOSED, msg);
         return;
     }
@@ -618,6 +625,7 @@ int ovpn_client_new(struct tunnel **out, uv_loop_t *loop, struct ovpn_config *cf
     }
     c->cfg = cfg;
     c->primary = -1;
+    c->retry_count = 1; /* the first attempt */
     ovpn_push_init(&c->push);
     c->push.topology = cfg->topology;
     struct ovpn_client_setup s;
@@ -701,6 +709,7 @@ int ovpn_client_reload(struct tunnel *t, struct ovpn_config *cfg, char *err, siz
     }
     c->remote = 0;
     c->attempts = 0;
+    c->retry_count = 1;
     c->push_rejects = 0;
     c->server_backoff = 0;
     c->next_pick = OVPN_PICK_AUTO;

@@ -103,6 +103,9 @@ struct ovpn_client {
     size_t remote;              /* index into cfg->remotes */
     size_t *order;              /* remote order (remote-random shuffles it) */
     unsigned attempts;          /* failed connection attempts in a row */
+    unsigned retry_count;       /* connect-retry-max's count, OpenVPN's unsuccessful_attempts:
+                                 * 1 for the first attempt, 0 once up, 1 more for each attempt
+                                 * that moves on to another remote (client.c) */
     unsigned push_rejects;      /* remotes in a row whose push was refused (session.c) */
     unsigned server_backoff;    /* s: the next reconnect waits at least this (AUTH_FAILED,TEMP) */
     enum ovpn_client_pick next_pick; /* where the next restart goes (client.c), when not AUTO */
