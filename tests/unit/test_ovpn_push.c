@@ -62,6 +62,28 @@ TEST_IMPL(ovpn_push_subnet)
 }
 
 /* The default topology: the second ifconfig argument is the peer. */
+/* A pushed ping-exit sets the timeout ping-restart sets, the later of the two winning, as in
+ * OpenVPN (options.c ping_rec_timeout); it was ignored, and with no ping-restart in the config a
+ * dead server went unnoticed. */
+TEST_IMPL(ovpn_push_ping_exit)
+{
+    struct ovpn_push p;
+    ovpn_push_init(&p);
+    parse1(&p, "PUSH_REPLY,ping 10,ping-exit 60,ifconfig 10.8.0.2 255.255.255.0");
+    ASSERT_EQ(p.ping, 10);
+    ASSERT_EQ(p.ping_restart, 60);
+    ovpn_push_free(&p);
+    ovpn_push_init(&p);
+    parse1(&p, "PUSH_REPLY,ping-exit 60,ping-restart 120");
+    ASSERT_EQ(p.ping_restart, 120);
+    ovpn_push_free(&p);
+    ovpn_push_init(&p);
+    parse1(&p, "PUSH_REPLY,ping-restart 120,ping-exit 30");
+    ASSERT_EQ(p.ping_restart, 30);
+    ovpn_push_free(&p);
+    return 0;
+}
+
 TEST_IMPL(ovpn_push_net30)
 {
     struct ovpn_push p;

@@ -304,7 +304,11 @@ static int push_option(struct ovpn_push *p, char **w, int n, char *err, size_t e
     }
     if (strcmp(name, "ping") == 0)
         return push_number(&p->ping, 1000000, w, n, err, errcap);
-    if (strcmp(name, "ping-restart") == 0)
+    /* ping-exit shares ping-restart's timeout in OpenVPN, the later of the two winning (options.c
+     * ping_rec_timeout); a server may push it (OPT_P_TIMER). Pushed, it was ignored, and a client
+     * whose config set no ping-restart never noticed a dead server. We restart on it, as on a
+     * config's ping-exit (config_opt_net.c): the proxy stays for the tunnel to come back. */
+    if (strcmp(name, "ping-restart") == 0 || strcmp(name, "ping-exit") == 0)
         return push_number(&p->ping_restart, 1000000, w, n, err, errcap);
     if (strcmp(name, "auth-token") == 0 || strcmp(name, "auth-token-user") == 0)
         return push_auth_token(p, w, n, err, errcap);
@@ -336,7 +340,7 @@ static int push_is_known(const char *name, size_t len)
     static const char *const known[] = {
         "route", "route-ipv6", "dhcp-option", "dns", "redirect-gateway", "redirect-private",
         "ifconfig", "ifconfig-ipv6", "topology", "peer-id", "cipher", "auth", "key-derivation",
-        "protocol-flags", "tun-mtu", "ping", "ping-restart", "auth-token", "auth-token-user",
+        "protocol-flags", "tun-mtu", "ping", "ping-restart", "ping-exit", "auth-token", "auth-token-user",
         "push-continuation", "comp-lzo", "compress",
     };
     for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
