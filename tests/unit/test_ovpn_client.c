@@ -2469,6 +2469,65 @@ static void srv_send_message(struct world *w, uint8_t key_id, const char *msg)
     pump(w);
 }
 
+/* Runs the client and the server for ms, a second at a time. */
+static void run_for(struct world *w, uint64_t ms)
+{
+    for (uint64_t t = 0; t < ms; t += 1000) {
+        advance(w, 1000);
+        pump(w);
+    }
+}
+
+/* AUTH_PENDING,timeout N (a web login, a second factor): the client waits N s for PUSH_REPLY, at
+ * most reneg-sec / 2 or hand-window, whichever is longer, as OpenVPN 2.6 does (push.c
+ * receive_auth_pending). It waited hand-window (60 s) whatever the server said, and a login
+ * that took the user longer ended in a reconnect. Without a timeout, hand-window as before. */
+TEST_IMPL(ovpn_client_auth_pending_timeout)
+{
+    static const struct {
+        const char *msg, *extra;
+        uint64_t window_s; /* the wait for PUSH_REPLY from the AUTH_PENDING on */
+    } rows[] = {
+        {"AUTH_PENDING,timeout 300", NULL, 300},
+        {"AUTH_PENDING,timeout 300", "reneg-sec 120\n", 60},  /* hand-window is longer */
+        {"AUTH_PENDING,timeout 300", "reneg-sec 400\n", 200}, /* reneg-sec / 2 */
+        {"AUTH_PENDING,timeout 90,extra 1", "hand-window 30\n", 90},
+        {"AUTH_PENDING", NULL, 60},
+    };
+    for (size_t r = 0; r < sizeof(rows) / sizeof(rows[0]); r++) {
+        struct world w;
+        world_init(&w, "udp", push_reply, rows[r].extra);
+        w.srv.defer_auth = 1; /* every PUSH_REQUEST dropped until the login is done */
+        world_start(&w);
+        world_connect(&w);
+        ASSERT_EQ(w.c->state, OVPN_CLIENT_PUSH);
+        srv_send_message(&w, 0, rows[r].msg);
+        run_for(&w, (rows[r].window_s - 2) * 1000);
+        if (w.c->state != OVPN_CLIENT_PUSH)
+            TEST_FAIL_AT("row %zu: %s before %llu s", r, ovpn_client_state_name(w.c->state),
+                         (unsigned long long)rows[r].window_s);
+        run_for(&w, 3000);
+        if (w.c->state != OVPN_CLIENT_WAITING)
+            TEST_FAIL_AT("row %zu: %s after %llu s", r, ovpn_client_state_name(w.c->state),
+                         (unsigned long long)rows[r].window_s);
+        world_close(&w);
+    }
+    /* The login done in time: the tunnel comes up. */
+    struct world w;
+    world_init(&w, "udp", push_reply_ping, NULL);
+    w.srv.defer_auth = 1;
+    world_start(&w);
+    world_connect(&w);
+    srv_send_message(&w, 0, "AUTH_PENDING,timeout 300");
+    run_for(&w, 200 * 1000);
+    w.srv.defer_auth = 0;
+    run_for(&w, 10 * 1000);
+    ASSERT_EQ(w.c->state, OVPN_CLIENT_UP);
+    ASSERT_EQ(w.opens, 1);
+    world_close(&w);
+    return 0;
+}
+
 /* auth-token-user names the user a pushed auth-token belongs to: an OpenVPN server keys the
  * token's HMAC with that name (the one it locked the session to, override-username's), so the
  * token goes with it, on a renegotiation and on a reconnect, as OpenVPN's client sends it. The

@@ -564,8 +564,21 @@ static void ovpn_client_message(struct ovpn_client *c, struct ovpn_ks *ks, const
     char shown[256];
     if (strncmp(msg, "AUTH_PENDING", 12) == 0) {
         v2s_info("openvpn: authentication pending (%s)", v2s_shown(msg, shown, sizeof(shown)));
-        /* The server takes its time: give it a fresh hand-window. */
-        ovpn_timers_auth_pending(&c->timers, ovpn_ks_slot(c, ks));
+        /* The server takes its time: a fresh hand-window, as long as the time it gives the user
+         * in "AUTH_PENDING,timeout N[,...]" (OpenVPN push.c parse_auth_pending_keywords). */
+        unsigned timeout = 0;
+        const char *k = msg[12] == ',' ? msg + 13 : NULL;
+        while (k) {
+            char *end;
+            if (strncmp(k, "timeout ", 8) == 0 && k[8] >= '0' && k[8] <= '9') {
+                unsigned long v = strtoul(k + 8, &end, 10);
+                if (*end == ',' || *end == '\0')
+                    timeout = v > 86400 ? 86400 : (unsigned)v; /* the client's limit is lower */
+            }
+            k = strchr(k, ',');
+            k = k ? k + 1 : NULL;
+        }
+        ovpn_timers_auth_pending(&c->timers, ovpn_ks_slot(c, ks), timeout);
         return;
     }
     if (strncmp(msg, "INFO", 4) == 0) {

@@ -6,7 +6,8 @@
  *   hand-window     a key negotiation not finished in hand-window seconds (60) fails and the
  *                   session ends: the first key's (a reconnect), and a renegotiation's too, ours
  *                   or the server's, as OpenVPN 2.6 does: a new session at once on the same link
- *                   over UDP, a reconnect over TCP (ovpn_timers_run_keys)
+ *                   over UDP, a reconnect over TCP (ovpn_timers_run_keys). AUTH_PENDING starts
+ *                   it again, as long as the server's timeout (ovpn_timers_auth_pending)
  *   push-request    PUSH_REQUEST again until PUSH_REPLY: every second for the first 10 s, then
  *                   every 5 s (ovpn_timers_push_started). OpenVPN's client sends its first one on
  *                   its 1 s tick after the key exchange, then one every 5 s; ours goes at once
@@ -153,6 +154,7 @@ void ovpn_timers_keepalive(struct ovpn_timers *t, uint64_t ping_ms, uint64_t pin
 void ovpn_timers_key_started(struct ovpn_timers *t, int slot)
 {
     t->key_started[slot] = ovpn_timers_now(t);
+    t->key_window[slot] = 0;
     t->key_retire_at[slot] = 0;
 }
 
@@ -182,9 +184,21 @@ void ovpn_timers_key_promoted(struct ovpn_timers *t, int slot, int old_slot)
     t->keyed_at = now;
 }
 
-void ovpn_timers_auth_pending(struct ovpn_timers *t, int slot)
+/* A pending authentication (a web login, a second factor) may take longer than hand-window: the
+ * server names the time it gives the user ("AUTH_PENDING,timeout 300"), and OpenVPN 2.6 waits
+ * that long for PUSH_REPLY, at most reneg-sec / 2 or hand-window, whichever is longer (push.c
+ * receive_auth_pending). We waited hand-window (60 s) whatever the server said, and a login that
+ * took the user a minute and more ended in a reconnect, the pending authentication lost. */
+void ovpn_timers_auth_pending(struct ovpn_timers *t, int slot, unsigned timeout_s)
 {
+    const struct ovpn_config *cfg = t->c->cfg;
+    uint64_t hand = (uint64_t)(cfg->hand_window ? cfg->hand_window : 60) * 1000;
+    uint64_t most = (uint64_t)cfg->reneg_sec * 1000 / 2;
+    if (most < hand)
+        most = hand;
+    uint64_t want = timeout_s ? (uint64_t)timeout_s * 1000 : hand;
     t->key_started[slot] = ovpn_timers_now(t);
+    t->key_window[slot] = want < most ? want : most;
 }
 
 uint64_t ovpn_timers_key_retire_at(const struct ovpn_timers *t, int slot)
@@ -285,7 +299,8 @@ static int ovpn_timers_run_keys(struct ovpn_timers *t, uint64_t now)
             continue;
         }
         int negotiating = ks->state != OVPN_KS_KEYED || (i == c->primary && c->state == OVPN_CLIENT_PUSH);
-        if (negotiating && now - t->key_started[i] > hand) {
+        uint64_t window = t->key_window[i] ? t->key_window[i] : hand;
+        if (negotiating && now - t->key_started[i] > window) {
             /* A renegotiation that failed ends the session, as in OpenVPN 2.6's client (ssl.c
              * tls_process_state: "TLS key negotiation failed to occur within", the key in
              * S_ERROR). Over TCP that error restarts it (forward.c check_tls_errors_co: SIGUSR1
@@ -297,15 +312,16 @@ static int ovpn_timers_run_keys(struct ovpn_timers *t, uint64_t now)
              * the soft reset again, as we did, kept a session the server may have lost (it
              * answers no soft reset) until the key wore out or ping-restart fired. */
             char why[160];
-            unsigned hand_s = (unsigned)(hand / 1000);
+            unsigned window_s = (unsigned)(window / 1000);
             if (i == c->primary || c->state != OVPN_CLIENT_UP) {
-                snprintf(why, sizeof(why), "no %s within hand-window (%u s)",
-                         c->state == OVPN_CLIENT_PUSH ? "PUSH_REPLY" : "TLS handshake", hand_s);
+                snprintf(why, sizeof(why), "no %s within %s (%u s)",
+                         c->state == OVPN_CLIENT_PUSH ? "PUSH_REPLY" : "TLS handshake",
+                         t->key_window[i] ? "the pending authentication's time" : "hand-window", window_s);
                 t->act->restart(c, why);
                 return -1;
             }
             snprintf(why, sizeof(why), "renegotiation of key %u did not finish within hand-window (%u s)",
-                     ks->key_id, hand_s);
+                     ks->key_id, window_s);
             if (c->proto == OVPN_PROTO_UDP)
                 t->act->new_session(c, why);
             else

@@ -58,6 +58,7 @@ struct ovpn_timers {
     uint32_t push_count;        /* PUSH_REQUESTs sent in this session: the retry slows down */
     uint64_t keyed_at;          /* when the primary key went live, for reneg-sec */
     uint64_t key_started[OVPN_CLIENT_KEYS];   /* per key slot, for hand-window */
+    uint64_t key_window[OVPN_CLIENT_KEYS];    /* per key slot: hand-window in ms, or (0) the config's */
     int send_old_slot;          /* the key before the primary, which data goes out with ... */
     uint64_t send_new_at;       /* ... until then (0: the primary sends); ovpn_timers_send_slot */
     uint64_t key_retire_at[OVPN_CLIENT_KEYS]; /* per key slot: a lame duck goes then (0: not one) */
@@ -95,8 +96,9 @@ void ovpn_timers_push_sent(struct ovpn_timers *t);
 void ovpn_timers_keepalive(struct ovpn_timers *t, uint64_t ping_ms, uint64_t ping_restart_ms);
 /* A key negotiation in slot began. */
 void ovpn_timers_key_started(struct ovpn_timers *t, int slot);
-/* The server said AUTH_PENDING for the key in slot: its hand-window starts again. */
-void ovpn_timers_auth_pending(struct ovpn_timers *t, int slot);
+/* The server said AUTH_PENDING for the key in slot, naming timeout_s (0: none): its hand-window
+ * starts again, as long as the server asks within the client's limit. */
+void ovpn_timers_auth_pending(struct ovpn_timers *t, int slot, unsigned timeout_s);
 /* The key in slot carries the data now; old_slot (-1: none) is a lame duck for an hour (OpenVPN's
  * tran-window). */
 void ovpn_timers_key_promoted(struct ovpn_timers *t, int slot, int old_slot);
