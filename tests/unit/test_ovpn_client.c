@@ -2662,6 +2662,38 @@ static const char *log_restore(FILE *f, int saved, char *buf, size_t cap)
     return buf;
 }
 
+/* The login URL of a pending authentication (INFO_PRE,WEB_AUTH::URL) reaches the log whole:
+ * SAML and OAuth URLs run to several hundred bytes, and the client showed 256 bytes of the
+ * message, which left the user a URL that does not work. */
+TEST_IMPL(ovpn_client_auth_pending_url_logged)
+{
+    char url[700], msg[760], want[840];
+    int n = snprintf(url, sizeof(url), "https://login.example/saml?req=");
+    for (; n < 600; n++)
+        url[n] = (char)('a' + n % 26);
+    url[n] = '\0';
+    snprintf(msg, sizeof(msg), "INFO_PRE,WEB_AUTH::%s", url);
+    snprintf(want, sizeof(want), "openvpn: server says %s\n", msg);
+    struct world w;
+    world_init(&w, "udp", push_reply_ping, NULL);
+    w.srv.defer_auth = 1;
+    world_start(&w);
+    world_connect(&w);
+    int level = v2s_log_level, saved;
+    v2s_log_level = V2S_LOG_INFO;
+    FILE *f = log_capture(&saved);
+    srv_send_message(&w, 0, "AUTH_PENDING,timeout 300");
+    srv_send_message(&w, 0, msg);
+    char log[4096];
+    log_restore(f, saved, log, sizeof(log));
+    v2s_log_level = level;
+    if (strstr(log, want) == NULL)
+        TEST_FAIL_AT("the URL was not logged whole: %s", log);
+    ASSERT_EQ(w.c->state, OVPN_CLIENT_PUSH);
+    world_close(&w);
+    return 0;
+}
+
 /* Hostile input the client drops must say so in the log (at debug level for each packet, as the
  * other drops do; a warning for a message): a packet with an opcode we do not speak, a control
  * packet for a key the session does not have, the server's reset once the session is up, and a

@@ -582,7 +582,11 @@ static void ovpn_client_message(struct ovpn_client *c, struct ovpn_ks *ks, const
         return;
     }
     if (strncmp(msg, "INFO", 4) == 0) {
-        v2s_info("openvpn: server says %s", v2s_shown(msg, shown, sizeof(shown)));
+        /* INFO_PRE,WEB_AUTH::URL or OPEN_URL:URL is the login page of a pending authentication,
+         * and the user needs all of it: such URLs (a SAML request, an OAuth state) run to several
+         * hundred bytes, and the 256 shown cut them. As much as a log line holds now. */
+        char info[960];
+        v2s_info("openvpn: server says %s", v2s_shown(msg, info, sizeof(info)));
         return;
     }
     v2s_debug("openvpn: control message ignored: %s", v2s_shown(msg, shown, 64));
