@@ -111,11 +111,15 @@ void app_listener_close(struct app_listener *l);
 struct app_reload_scratch {
     struct listener_spec run[LISTENERS_MAX], want[LISTENERS_MAX];
     unsigned char keep[LISTENERS_MAX];
+    unsigned char late[LISTENERS_MAX]; /* want[j] starts once the closes are done */
     int from[LISTENERS_MAX];
     struct app_listener next[LISTENERS_MAX];
 };
-/* The reload's apply step: moves the running listeners to those o asks for. */
-void app_listeners_reload(struct app *a, const struct options *o, struct app_reload_scratch *w);
+/* The reload's apply step: moves the running listeners to those o asks for, all or nothing. 0, or
+ * a negative uv error with err naming the listener that could not start and why, every listener
+ * that ran before running again. */
+int app_listeners_reload(struct app *a, const struct options *o, struct app_reload_scratch *w, char *err,
+                         size_t errcap);
 /* Tells the running -R (TCP) forwards where the tunnel is now. */
 void app_listeners_tunnel_up(struct app *a, const struct tunnel_settings *ts);
 

@@ -66,6 +66,16 @@ static int same_sockaddr(const struct sockaddr_storage *a, const struct sockaddr
     return 0;
 }
 
+int listener_spec_same_port(const struct listener_spec *a, const struct listener_spec *b)
+{
+    const struct sockaddr *x = (const struct sockaddr *)&a->fwd.listen, *y = (const struct sockaddr *)&b->fwd.listen;
+    struct v2s_addr ax, ay;
+    uint16_t px = 0, py = 0; /* stays 0 for a family it does not know: then the same */
+    v2s_addr_from_sockaddr(x, &ax, &px);
+    v2s_addr_from_sockaddr(y, &ay, &py);
+    return px == py;
+}
+
 int listener_spec_equal(const struct listener_spec *a, const struct listener_spec *b)
 {
     if (a->kind != b->kind || !same_sockaddr(&a->fwd.listen, &b->fwd.listen))

@@ -30,6 +30,10 @@ struct listener_spec {
 /* The listeners o asks for, SOCKS first, then HTTP, then the forwards in their order; at most cap. */
 size_t listener_specs(const struct options *o, struct listener_spec *out, size_t cap);
 int listener_spec_equal(const struct listener_spec *a, const struct listener_spec *b);
+/* Whether a and b listen on one port number, whatever their addresses and kinds. A reload starts
+ * a new listener that shares its port with one it closes only after the close, as they may clash:
+ * one address, or on this host a wildcard address beside another of its family. */
+int listener_spec_same_port(const struct listener_spec *a, const struct listener_spec *b);
 /* The most descriptors one connection of o's listeners can hold, for fitting the open files limit
  * to --max-connections: a SOCKS UDP association holds its client's, the relay's socket and a
  * direct socket per address family (4); an HTTP request its client's, a socketpair toward the

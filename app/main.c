@@ -289,8 +289,8 @@ static void app_reload_socks_auth(struct app *a, struct options *next)
 /* SIGHUP with --conf: the file and the command line read again, as at startup. What can change
  * while running does (listeners, forwards, routes, the --socks-auth users, the log level and
  * format, and for our OpenVPN client the .ovpn: app_reload_openvpn restarts the session when it or
- * a file it names changed); what cannot is named and left as it is. A file that does not parse
- * changes nothing. */
+ * a file it names changed); what cannot is named and left as it is. A file that does not parse,
+ * or asks for a listener that cannot start, changes nothing. */
 static void app_reload(struct app *a)
 {
     struct options next;
@@ -308,17 +308,6 @@ static void app_reload(struct app *a)
         v2s_log_event(V2S_LOG_ERROR, "reload_failed", NULL, 0, "reload: %s; the running configuration is kept", err);
         goto out;
     }
-    if (router_set_user(&a->router, &next.route) < 0) {
-        v2s_error("reload: out of memory; the running configuration is kept");
-        goto out;
-    }
-    char changed[512];
-    options_restart_only_changes(&a->opt, &next, changed, sizeof(changed));
-    if (changed[0])
-        v2s_warn("reload: %s: %s changed, ignored until a restart", next.conf, changed);
-    app_set_log_level(next.verbosity);
-    v2s_log_format = (enum v2s_log_format)next.log_format;
-    app_reload_socks_auth(a, &next);
     /* The first -D or -H added to forwards: a connection may now hold 4 descriptors, not 2 (see
      * app_fit_descriptors). The caps stay as they started, so the soft limit is raised for them;
      * only the hard limit can stop that, and then a warning says so. */
@@ -331,11 +320,27 @@ static void app_reload(struct app *a)
                      a->max_conns, (unsigned long long)need, (unsigned long long)now,
                      (unsigned long long)(now > APP_FD_RESERVE + per ? (now - APP_FD_RESERVE) / per : 1));
     }
-    app_listeners_reload(a, &next, w);
+    /* The listeners first: the only step that another process can make fail (a port it holds),
+     * and then nothing of the file applies. */
+    if (app_listeners_reload(a, &next, w, err, sizeof(err)) < 0) {
+        v2s_log_event(V2S_LOG_ERROR, "reload_failed", NULL, 0, "reload: %s; the running configuration is kept", err);
+        goto out;
+    }
+    char changed[512];
+    options_restart_only_changes(&a->opt, &next, changed, sizeof(changed));
+    if (changed[0])
+        v2s_warn("reload: %s: %s changed, ignored until a restart", next.conf, changed);
+    if (router_set_user(&a->router, &next.route) < 0)
+        v2s_error("reload: out of memory; the routes are kept as they were");
+    else {
+        struct router_config route = a->opt.route;
+        a->opt.route = next.route;
+        next.route = route;
+    }
+    app_set_log_level(next.verbosity);
+    v2s_log_format = (enum v2s_log_format)next.log_format;
+    app_reload_socks_auth(a, &next);
     /* The running configuration takes what was reloaded; the rest stays as it started. */
-    struct router_config route = a->opt.route;
-    a->opt.route = next.route;
-    next.route = route;
     memcpy(a->opt.socks, next.socks, sizeof(next.socks));
     a->opt.n_socks = next.n_socks;
     memcpy(a->opt.http, next.http, sizeof(next.http));

@@ -225,18 +225,65 @@ void app_listener_close(struct app_listener *l)
     l->h = NULL;
 }
 
-/* Moves the running listeners to those o asks for: the ones in both keep running untouched, the
- * others are closed first (so that a listener moved to a new destination can bind its address
- * again), then the new ones start. One that cannot start is logged and left out (a later reload
- * tries it again); the rest go on. */
-void app_listeners_reload(struct app *a, const struct options *o, struct app_reload_scratch *w)
+/* The reload's undo: the listeners it started are closed and those it closed start again, so that
+ * what ran before runs again. One that cannot start again (its port taken meanwhile) is logged
+ * and left out. */
+static void app_listeners_undo(struct app *a, struct app_reload_scratch *w, size_t n_want, int closed)
 {
     char name[V2S_ADDR_STRLEN + 300];
-    size_t n_want = listener_specs(o, w->want, LISTENERS_MAX), n_next = 0;
-    size_t kept = 0, closed = 0, started = 0, failed = 0;
+    size_t n = 0;
+    for (size_t j = 0; j < n_want; j++)
+        if (w->from[j] < 0 && w->next[j].h)
+            app_listener_close(&w->next[j]);
+    for (size_t i = 0; i < a->n_listeners; i++) {
+        struct app_listener *l = &a->listeners[i];
+        if (!w->keep[i] && closed && app_listener_start(a, l) < 0) {
+            v2s_error("reload: %s could not start again; it is gone until a reload or a restart",
+                      listener_spec_name(&l->spec, name, sizeof(name)));
+            continue;
+        }
+        a->listeners[n++] = *l;
+    }
+    a->n_listeners = n;
+}
+
+/* Moves the running listeners to those o asks for, all or nothing, as nginx and haproxy do: the
+ * ones in both keep running untouched; the new ones start, then the others close. A new one
+ * that shares its port with one that closes starts only after that close (a forward moved to a
+ * new destination binds its address again). When one cannot start (its port taken by another
+ * process), what the reload did is undone and every listener that ran keeps serving: an operator
+ * who moved a listener to a taken port would otherwise be left with neither. 0, or the negative
+ * uv error of the listener that failed, named in err. */
+int app_listeners_reload(struct app *a, const struct options *o, struct app_reload_scratch *w, char *err,
+                         size_t errcap)
+{
+    char name[V2S_ADDR_STRLEN + 300];
+    size_t n_want = listener_specs(o, w->want, LISTENERS_MAX);
+    size_t kept = 0, closed = 0, started = 0, j;
+    int rc = 0;
     for (size_t i = 0; i < a->n_listeners; i++)
         w->run[i] = a->listeners[i].spec;
     listener_diff(w->run, a->n_listeners, w->want, n_want, w->keep, w->from);
+    for (j = 0; j < n_want; j++) {
+        w->late[j] = 0;
+        if (w->from[j] >= 0) {
+            w->next[j] = a->listeners[w->from[j]];
+            kept++;
+            continue;
+        }
+        w->next[j].spec = w->want[j];
+        w->next[j].h = NULL;
+        for (size_t i = 0; i < a->n_listeners && !w->late[j]; i++)
+            w->late[j] = !w->keep[i] && listener_spec_same_port(&w->run[i], &w->want[j]);
+    }
+    /* First the new listeners no closing one stands in the way of, then the closes, then the
+     * others (w->late). */
+    for (j = 0; j < n_want; j++)
+        if (w->from[j] < 0 && !w->late[j]) {
+            if ((rc = app_listener_start(a, &w->next[j])) < 0)
+                goto fail;
+            started++;
+        }
     for (size_t i = 0; i < a->n_listeners; i++) {
         if (w->keep[i])
             continue;
@@ -248,34 +295,21 @@ void app_listeners_reload(struct app *a, const struct options *o, struct app_rel
         app_listener_close(&a->listeners[i]);
         closed++;
     }
-    for (size_t j = 0; j < n_want; j++) {
-        struct app_listener *l = &w->next[n_next];
-        if (w->from[j] >= 0) {
-            *l = a->listeners[w->from[j]];
-            n_next++;
-            kept++;
-            continue;
+    for (j = 0; j < n_want; j++)
+        if (w->late[j]) {
+            if ((rc = app_listener_start(a, &w->next[j])) < 0)
+                goto fail;
+            started++;
         }
-        l->spec = w->want[j];
-        l->h = NULL;
-        if (app_listener_start(a, l) < 0) {
-            v2s_error("reload: %s not started; the rest of the reload goes on",
-                      listener_spec_name(&l->spec, name, sizeof(name)));
-            failed++;
-            continue;
-        }
-        n_next++;
-        started++;
-    }
-    memcpy(a->listeners, w->next, n_next * sizeof(w->next[0]));
-    a->n_listeners = n_next;
-    if (failed)
-        v2s_log_event(V2S_LOG_WARN, "reload_done", NULL, 0,
-                      "reload: %zu listener%s kept, %zu started, %zu closed, %zu failed to start", kept,
-                      kept == 1 ? "" : "s", started, closed, failed);
-    else
-        v2s_event(V2S_LOG_INFO, "reload_done", "reload: %zu listener%s kept, %zu started, %zu closed", kept,
-                  kept == 1 ? "" : "s", started, closed);
+    memcpy(a->listeners, w->next, n_want * sizeof(w->next[0]));
+    a->n_listeners = n_want;
+    v2s_event(V2S_LOG_INFO, "reload_done", "reload: %zu listener%s kept, %zu started, %zu closed", kept,
+              kept == 1 ? "" : "s", started, closed);
+    return 0;
+fail:
+    snprintf(err, errcap, "%s: %s", listener_spec_name(&w->next[j].spec, name, sizeof(name)), uv_strerror(rc));
+    app_listeners_undo(a, w, n_want, closed > 0);
+    return rc;
 }
 
 void app_listeners_tunnel_up(struct app *a, const struct tunnel_settings *ts)
