@@ -120,6 +120,18 @@ void options_free(struct options *o)
     o->config = o->auth_user_pass = o->socks_auth = o->conf = NULL;
 }
 
+/* A port from 1 to 65535 in decimal. Port 0 would bind a port the kernel picks, which nothing
+ * tells the user: the start line said "listening on 127.0.0.1:0" and no client could find it. A
+ * leading zero is refused as inet_pton refuses it in an address: 01080 is octal to C's strtol
+ * with base 0 and to the tools built on it, so whoever wrote it may have meant 576, and a typo
+ * is likelier than either. 0, -EINVAL, or -EDOM for a leading zero. */
+static int options_parse_port(const char *text, unsigned long *out)
+{
+    if (v2s_parse_uint(text, 65535, out) < 0 || *out == 0)
+        return -EINVAL;
+    return text[0] == '0' ? -EDOM : 0;
+}
+
 int options_parse_listen(struct sockaddr_storage *out, const char *text)
 {
     char host[64] = "127.0.0.1";
@@ -143,10 +155,9 @@ int options_parse_listen(struct sockaddr_storage *out, const char *text)
         }
     }
     unsigned long p;
-    /* Port 0 would bind a port the kernel picks, which nothing tells the user: the start line said
-     * "listening on 127.0.0.1:0" and no client could find it. -L and -R refuse 0 as well. */
-    if (v2s_parse_uint(port, 65535, &p) < 0 || p == 0)
-        return -EINVAL;
+    int rc = options_parse_port(port, &p);
+    if (rc < 0)
+        return rc;
     struct sockaddr_in *sin = (struct sockaddr_in *)out;
     struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)out;
     if (strcmp(host, "*") == 0)
@@ -237,8 +248,13 @@ int options_parse_forward(struct options_forward *out, const char *text, int rem
         return -EINVAL;
     }
     unsigned long port;
-    if (!f[n - 3][0] || options_parse_listen(&out->listen, listen) < 0 || v2s_parse_uint(f[n - 3], 65535, &port) < 0 ||
-        port == 0) {
+    int rc = f[n - 3][0] ? options_parse_listen(&out->listen, listen) : -EINVAL;
+    if (rc == -EDOM) {
+        snprintf(err, errcap, "%s: the listening PORT %s has a leading zero (a port is written in decimal)",
+                 expected, f[n - 3]);
+        return -EINVAL;
+    }
+    if (rc < 0) {
         snprintf(err, errcap, "%s: the listening [ADDR:]PORT is not an IP address and a port from 1 to 65535",
                  expected);
         return -EINVAL;
@@ -261,13 +277,29 @@ int options_parse_forward(struct options_forward *out, const char *text, int rem
         }
         memcpy(out->host, host, hl + 1);
     }
-    if (v2s_parse_uint(f[n - 1], 65535, &port) < 0 || port == 0) {
+    if ((rc = options_parse_port(f[n - 1], &port)) == -EDOM) {
+        snprintf(err, errcap, "%s: HOSTPORT %s has a leading zero (a port is written in decimal)", expected,
+                 f[n - 1]);
+        return -EINVAL;
+    }
+    if (rc < 0) {
         snprintf(err, errcap, "%s: HOSTPORT must be a port from 1 to 65535", expected);
         return -EINVAL;
     }
     out->port = (uint16_t)port;
     out->remote = remote;
     return 0;
+}
+
+/* -D, -H or --status (flag) [ADDR:]PORT into out. 0, or -EINVAL with the message in err. */
+static int listen_arg(struct sockaddr_storage *out, const char *flag, const char *text, char *err, size_t errcap)
+{
+    int rc = options_parse_listen(out, text);
+    if (rc == -EDOM)
+        snprintf(err, errcap, "%s %s: the port has a leading zero (a port is written in decimal)", flag, text);
+    else if (rc < 0)
+        snprintf(err, errcap, "%s %s: expected [ADDR:]PORT", flag, text);
+    return rc < 0 ? -EINVAL : 0;
 }
 
 int options_listen_is_loopback(const struct sockaddr *addr)
@@ -475,17 +507,13 @@ static int options_getopt(struct options *o, int argc, char **argv, unsigned lin
                 snprintf(err, errcap, "too many -D listeners (at most %d)", OPTIONS_MAX_LISTENERS);
                 return -EINVAL;
             }
-            if (options_parse_listen(&o->socks[o->n_socks], optarg) < 0) {
-                snprintf(err, errcap, "-D %s: expected [ADDR:]PORT", optarg);
+            if (listen_arg(&o->socks[o->n_socks], "-D", optarg, err, errcap) < 0)
                 return -EINVAL;
-            }
             o->n_socks++;
             break;
         case OPT_STATUS:
-            if (options_parse_listen(&o->status, optarg) < 0) {
-                snprintf(err, errcap, "--status %s: expected [ADDR:]PORT", optarg);
+            if (listen_arg(&o->status, "--status", optarg, err, errcap) < 0)
                 return -EINVAL;
-            }
             o->has_status = 1;
             break;
         case 'H':
@@ -493,10 +521,8 @@ static int options_getopt(struct options *o, int argc, char **argv, unsigned lin
                 snprintf(err, errcap, "too many -H listeners (at most %d)", OPTIONS_MAX_LISTENERS);
                 return -EINVAL;
             }
-            if (options_parse_listen(&o->http[o->n_http], optarg) < 0) {
-                snprintf(err, errcap, "-H %s: expected [ADDR:]PORT", optarg);
+            if (listen_arg(&o->http[o->n_http], "-H", optarg, err, errcap) < 0)
                 return -EINVAL;
-            }
             o->n_http++;
             break;
         case 'L':
@@ -570,6 +596,13 @@ static int options_getopt(struct options *o, int argc, char **argv, unsigned lin
             if (v2s_addr_parse(&a, text) < 0 ||
                 (slash && v2s_parse_uint(slash + 1, a.family == AF_INET ? 32 : 128, &prefix) < 0)) {
                 snprintf(err, errcap, "--address %s: expected ADDR[/PREFIX]", optarg);
+                return -EINVAL;
+            }
+            /* /0 made every address the tunnel's own subnet, which the router sends into the
+             * tunnel: --others no longer applied to anything. */
+            if (slash && prefix == 0) {
+                snprintf(err, errcap, "--address %s: a prefix of 0 would make every address the tunnel's subnet; "
+                         "give the tunnel's own (/24, /64) or none (a host address)", optarg);
                 return -EINVAL;
             }
             /* One address of each family: a second one replaced the first without a word. */

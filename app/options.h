@@ -87,7 +87,8 @@ void options_restart_only_changes(const struct options *run, const struct option
  * ..." becomes "OPTION PATH: why" (truncated to errcap). Any other message, such as one about a
  * line of the file ("PATH:3: ..."), which names the file's contents, is left as it is. */
 void options_name_file(char *err, size_t errcap, const char *option, const char *path);
-/* Parses "[ADDR:]PORT" ("[v6]:PORT" for IPv6); a bare port binds 127.0.0.1. 0 or -EINVAL. */
+/* Parses "[ADDR:]PORT" ("[v6]:PORT" for IPv6); a bare port binds 127.0.0.1. 0, -EINVAL, or -EDOM
+ * for a port written with a leading zero (01080). */
 int options_parse_listen(struct sockaddr_storage *out, const char *text);
 /* Parses "[ADDR:]PORT:HOST:HOSTPORT[/tcp|/udp]" (IPv6 addresses in brackets). For -L (remote 0)
  * ADDR defaults to 127.0.0.1; for -R (remote 1) it must be an IP address and defaults to 0.0.0.0,

@@ -516,6 +516,49 @@ TEST_IMPL(options_listen_port_zero)
     return 0;
 }
 
+/* A port with a leading zero is refused, with why: "-D 01080" listened on 1080 without a word,
+ * when 01080 reads as octal (576) to C's strtol and to the tools built on it. */
+TEST_IMPL(options_port_leading_zero)
+{
+    static const struct refused bad[] = {
+        {"-D 01080", "-D 01080: the port has a leading zero (a port is written in decimal)"},
+        {"-D 127.0.0.1:080", "-D 127.0.0.1:080: the port has a leading zero (a port is written in decimal)"},
+        {"-H [::1]:08080", "-H [::1]:08080: the port has a leading zero (a port is written in decimal)"},
+        {"-D 1080 --status 09100", "--status 09100: the port has a leading zero (a port is written in decimal)"},
+        {"-L 05432:db:5432", "-L 05432:db:5432: expected [ADDR:]PORT:HOST:HOSTPORT: the listening PORT 05432 has a "
+                             "leading zero (a port is written in decimal)"},
+        {"-L 5432:db:05432", "-L 5432:db:05432: expected [ADDR:]PORT:HOST:HOSTPORT: HOSTPORT 05432 has a leading "
+                             "zero (a port is written in decimal)"},
+        {"-R 08022:h:22", "-R 08022:h:22: expected [ADDR:]PORT:HOST:HOSTPORT: the listening PORT 08022 has a "
+                          "leading zero (a port is written in decimal)"},
+    };
+    expect_refused(bad, ARRAY_SIZE(bad));
+    struct options o;
+    char err[256];
+    ASSERT_EQ(parse(&o, "-D 1080 -H 10 -L 5432:db:5432 -R 8022:h:22", err, sizeof(err)), 0);
+    options_free(&o);
+    return 0;
+}
+
+/* --address ADDR/0 is refused: every address became the tunnel's own subnet, which the router
+ * sends into the tunnel, so --others applied to nothing. */
+TEST_IMPL(options_address_prefix_zero)
+{
+    static const struct refused bad[] = {
+        {"-D 1080 --address 10.0.0.2/0", "--address 10.0.0.2/0: a prefix of 0 would make every address the "
+                                          "tunnel's subnet; give the tunnel's own (/24, /64) or none (a host address)"},
+        {"-D 1080 --address fd00::2/0", "--address fd00::2/0: a prefix of 0 would make every address the "
+                                         "tunnel's subnet; give the tunnel's own (/24, /64) or none (a host address)"},
+    };
+    expect_refused(bad, ARRAY_SIZE(bad));
+    struct options o;
+    char err[256];
+    ASSERT_EQ(parse(&o, "-D 1080 --address 10.0.0.2/1 --address fd00::2/128", err, sizeof(err)), 0);
+    ASSERT_EQ(o.overrides.prefix4, 1);
+    options_free(&o);
+    return 0;
+}
+
 /* --domain takes a name's characters only: a config file's `domain = "corp.example"` kept its
  * quotes as part of the domain, so no name was ever under it and split DNS sent the tunnel's
  * names to the host's resolver, without a word. */
