@@ -509,11 +509,13 @@ static int options_getopt(struct options *o, int argc, char **argv, unsigned lin
             }
             if (listen_arg(&o->socks[o->n_socks], "-D", optarg, err, errcap) < 0)
                 return -EINVAL;
+            o->socks_line[o->n_socks] = line;
             o->n_socks++;
             break;
         case OPT_STATUS:
             if (listen_arg(&o->status, "--status", optarg, err, errcap) < 0)
                 return -EINVAL;
+            o->status_line = line;
             o->has_status = 1;
             break;
         case 'H':
@@ -523,6 +525,7 @@ static int options_getopt(struct options *o, int argc, char **argv, unsigned lin
             }
             if (listen_arg(&o->http[o->n_http], "-H", optarg, err, errcap) < 0)
                 return -EINVAL;
+            o->http_line[o->n_http] = line;
             o->n_http++;
             break;
         case 'L':
@@ -537,6 +540,7 @@ static int options_getopt(struct options *o, int argc, char **argv, unsigned lin
                 snprintf(err, errcap, "-%c %s: %s", c, optarg, why);
                 return -EINVAL;
             }
+            f->line = line;
             o->n_forwards++;
             break;
         }

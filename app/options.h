@@ -23,6 +23,7 @@ struct options_forward {
     uint16_t port;
     int udp;        /* /udp: datagrams, in flows per client address and port */
     int remote;     /* -R: listens in the tunnel, connects from this host */
+    unsigned line;  /* the config file's line that gave it; 0: the command line */
 };
 
 struct options {
@@ -30,9 +31,12 @@ struct options {
     size_t n_socks;
     struct sockaddr_storage http[OPTIONS_MAX_LISTENERS]; /* -H */
     size_t n_http;
+    unsigned socks_line[OPTIONS_MAX_LISTENERS]; /* the config file's line of each; 0: the command */
+    unsigned http_line[OPTIONS_MAX_LISTENERS];  /* line (for messages that name it) */
     struct options_forward forwards[OPTIONS_MAX_FORWARDS]; /* -L and -R, in the order given */
     struct sockaddr_storage status; /* --status: the health and metrics endpoint */
     int has_status;
+    unsigned status_line;
     size_t n_forwards;
     int tunnel_fd;             /* -1 = from VPNFD */
     char *config;              /* --config: a .ovpn file for the native OpenVPN client (owned) */

@@ -18,6 +18,8 @@ struct options_bind {
     const struct sockaddr_storage *addr;
     enum options_port_space space;
     const char *flag; /* as the user typed it: "-D", "--status", ... */
+    const char *name; /* as the config file names it: "socks", "status", ... */
+    unsigned line;    /* the config file's line; 0: the command line */
 };
 
 static uint16_t bind_port(const struct sockaddr_storage *ss)
@@ -57,7 +59,8 @@ static int binds_clash(const struct options_bind *a, const struct options_bind *
            (bind_unspecified(a->addr) || bind_unspecified(b->addr));
 }
 
-/* "-D 127.0.0.1:1080", "-L 127.0.0.1:5353/udp", "-R 8022" (every tunnel address). */
+/* "-D 127.0.0.1:1080", "-L 127.0.0.1:5353/udp", "-R 8022" (every tunnel address); from the config
+ * file, by its name there: "socks 127.0.0.1:1080". */
 static void bind_name(const struct options_bind *b, char *buf, size_t cap)
 {
     char where[V2S_ADDR_STRLEN];
@@ -66,37 +69,46 @@ static void bind_name(const struct options_bind *b, char *buf, size_t cap)
         snprintf(where, sizeof(where), "%u", ntohs(bind_port(b->addr)));
     else
         v2s_sockaddr_format((const struct sockaddr *)b->addr, where, sizeof(where));
-    snprintf(buf, cap, "%s %s%s", b->flag, where,
+    snprintf(buf, cap, "%s %s%s", b->line ? b->name : b->flag, where,
              b->space == PORTS_HOST_UDP || b->space == PORTS_TUNNEL_UDP ? "/udp" : "");
 }
 
 /* Two listeners on one port: the second failed at start with "address already in use", as if
- * another process held the port, and a reload closed the running listener before failing so. */
+ * another process held the port, and a reload closed the running listener before failing so.
+ * When the config file gave either, the message starts with FILE:LINE (the later line when it
+ * gave both) and names them as the file does: "-D" would send the user looking for a command
+ * line that has none. */
 static int options_check_ports(const struct options *o, char *err, size_t errcap)
 {
     struct options_bind b[2 * OPTIONS_MAX_LISTENERS + OPTIONS_MAX_FORWARDS + 1];
     size_t n = 0;
     for (size_t i = 0; i < o->n_socks; i++)
-        b[n++] = (struct options_bind){&o->socks[i], PORTS_HOST_TCP, "-D"};
+        b[n++] = (struct options_bind){&o->socks[i], PORTS_HOST_TCP, "-D", "socks", o->socks_line[i]};
     for (size_t i = 0; i < o->n_http; i++)
-        b[n++] = (struct options_bind){&o->http[i], PORTS_HOST_TCP, "-H"};
+        b[n++] = (struct options_bind){&o->http[i], PORTS_HOST_TCP, "-H", "http", o->http_line[i]};
     for (size_t i = 0; i < o->n_forwards; i++) {
         const struct options_forward *f = &o->forwards[i];
         b[n++] = (struct options_bind){&f->listen,
                                        f->remote ? (f->udp ? PORTS_TUNNEL_UDP : PORTS_TUNNEL_TCP)
                                                  : (f->udp ? PORTS_HOST_UDP : PORTS_HOST_TCP),
-                                       f->remote ? "-R" : "-L"};
+                                       f->remote ? "-R" : "-L", f->remote ? "remote" : "local", f->line};
     }
     if (o->has_status)
-        b[n++] = (struct options_bind){&o->status, PORTS_HOST_TCP, "--status"};
+        b[n++] = (struct options_bind){&o->status, PORTS_HOST_TCP, "--status", "status", o->status_line};
     for (size_t j = 1; j < n; j++)
         for (size_t i = 0; i < j; i++) {
             if (!binds_clash(&b[i], &b[j]))
                 continue;
-            char first[V2S_ADDR_STRLEN + 16], second[V2S_ADDR_STRLEN + 16];
-            bind_name(&b[i], first, sizeof(first));
-            bind_name(&b[j], second, sizeof(second));
-            snprintf(err, errcap, "%s and %s listen on the same port: give each listener its own", first, second);
+            const struct options_bind *at = b[i].line > b[j].line ? &b[i] : &b[j], *other = at == &b[i] ? &b[j] : &b[i];
+            char first[V2S_ADDR_STRLEN + 16], second[V2S_ADDR_STRLEN + 16], where[300] = "", line[32] = "";
+            bind_name(at->line ? at : &b[i], first, sizeof(first));
+            bind_name(at->line ? other : &b[j], second, sizeof(second));
+            if (at->line)
+                snprintf(where, sizeof(where), "%s:%u: ", o->conf ? o->conf : "line", at->line);
+            if (at->line && other->line)
+                snprintf(line, sizeof(line), " (line %u)", other->line);
+            snprintf(err, errcap, "%s%s and %s%s listen on the same port: give each listener its own", where, first,
+                     second, line);
             return -EINVAL;
         }
     return 0;

@@ -201,6 +201,42 @@ static int conf_cmdline(struct options *o, const char *line, char *err, size_t e
     return conf_options(o, argc, argv, err, errcap);
 }
 
+/* Two listeners on one port, where the file gave one or both: the message starts with FILE:LINE and
+ * names them as the file does. It said "-D 127.0.0.1:1080 and -H 127.0.0.1:1080" for two lines of
+ * the file, sending the user to a command line that had neither. */
+TEST_IMPL(conf_port_clash_names_the_line)
+{
+    char dir[] = "/tmp/v2s-conf-XXXXXX", path[256], line[512], err[512] = "", want[600];
+    struct options o;
+    ASSERT(mkdtemp(dir) != NULL);
+    write_conf(dir, "v.conf", "address = 10.0.0.2\nsocks = 1080\nstatus = 9100\nlocal = 9100:db:5432\n", path,
+               sizeof(path));
+    snprintf(line, sizeof(line), "--tunnel-fd 3 --conf %s", path);
+    ASSERT_EQ(conf_cmdline(&o, line, err, sizeof(err)), -EINVAL);
+    snprintf(want, sizeof(want), "%s:4: local 127.0.0.1:9100 and status 127.0.0.1:9100 (line 3) listen on the "
+             "same port: give each listener its own", path);
+    ASSERT_STR_EQ(err, want);
+    options_free(&o);
+
+    /* One from the file, one from the command line. */
+    snprintf(line, sizeof(line), "--tunnel-fd 3 --conf %s -H 1080 --status 9101", path);
+    ASSERT_EQ(conf_cmdline(&o, line, err, sizeof(err)), -EINVAL);
+    snprintf(want, sizeof(want), "%s:2: socks 127.0.0.1:1080 and -H 127.0.0.1:1080 listen on the same port: give "
+             "each listener its own", path);
+    ASSERT_STR_EQ(err, want);
+    options_free(&o);
+
+    /* Neither from the file: as before. */
+    snprintf(line, sizeof(line), "--tunnel-fd 3 --conf %s --status 9101 -D 2000 -L 2000:db:1", path);
+    ASSERT_EQ(conf_cmdline(&o, line, err, sizeof(err)), -EINVAL);
+    ASSERT_STR_EQ(err, "-D 127.0.0.1:2000 and -L 127.0.0.1:2000 listen on the same port: give each listener its "
+                       "own");
+    options_free(&o);
+    unlink(path);
+    rmdir(dir);
+    return 0;
+}
+
 /* The command line wins: a single-valued option takes its value, a repeatable one replaces all of
  * the file's lines of it (and only of it), -v replaces the file's level. */
 TEST_IMPL(conf_command_line_wins)
@@ -426,6 +462,14 @@ TEST_IMPL(listeners_diff)
         ASSERT_ROW(keep[i] == want_keep[i], "run %zu", i);
     for (size_t j = 0; j < ARRAY_SIZE(want); j++)
         ASSERT_ROW(from[j] == want_from[j], "want %zu: %d", j, from[j]);
+
+    /* A new listener on a port one that closes holds starts after the close, whatever the
+     * addresses (a wildcard clashes with the others of its family) and kinds. */
+    ASSERT(listener_spec_same_port(&run[3], &want[2]));
+    ASSERT(listener_spec_same_port(&run[4], &want[3]));
+    ASSERT(!listener_spec_same_port(&run[2], &want[8]));
+    const struct listener_spec any = spec(LISTENER_SOCKS, "0.0.0.0:1080");
+    ASSERT(listener_spec_same_port(&run[0], &any));
 
     /* Nothing running: everything starts; nothing wanted: everything closes. */
     listener_diff(NULL, 0, want, ARRAY_SIZE(want), keep, from);
