@@ -151,6 +151,12 @@ static void app_signal(uv_signal_t *h, int signum)
     /* SIGUSR2 too: it is openvpn's signal for its statistics, and its default action ended the
      * process without a word. */
     if (signum == SIGUSR1 || signum == SIGUSR2) {
+        /* Asked for by name, so shown at any level, at info priority: the default level shows
+         * warnings, and the signal printed nothing there (openvpn prints its SIGUSR2 statistics
+         * at its default verbosity). */
+        int level = v2s_log_level;
+        if (level < V2S_LOG_INFO)
+            v2s_log_level = V2S_LOG_INFO;
         if (a->tunnel)
             tunnel_log_stats(a->tunnel);
         if (a->stack)
@@ -158,6 +164,7 @@ static void app_signal(uv_signal_t *h, int signum)
         struct metrics m;
         app_metrics_collect(a, &m);
         metrics_log(&m); /* what /metrics would answer now */
+        v2s_log_level = level;
         return;
     }
     v2s_event(V2S_LOG_INFO, "stopping", "%s: stopping", strsignal(signum));
