@@ -498,6 +498,7 @@ int main(int argc, char **argv)
     }
     app_set_log_level(a.opt.verbosity);
     v2s_log_format = (enum v2s_log_format)a.opt.log_format;
+    v2s_log_stamp = v2s_log_stamp_for(STDERR_FILENO);
     /* A peer that goes away mid-write must not kill the process. */
     signal(SIGPIPE, SIG_IGN);
 

@@ -8,13 +8,19 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
+#include <sys/stat.h>
 
 int v2s_log_level = V2S_LOG_WARN;
 enum v2s_log_format v2s_log_format = V2S_LOG_PLAIN;
+enum v2s_log_stamp v2s_log_stamp = V2S_LOG_STAMP_TIME;
 
 static const char *const level_names[] = {"error", "warn", "info", "debug", "trace"};
+/* syslog's priorities (sd-daemon(3)'s "<N>" prefix): err, warning, info, debug, debug. */
+static const char journal_priority[] = {'3', '4', '6', '7', '7'};
 
 /* The message as formatted; the JSON line is at most 6 bytes per message byte (\u00XX) plus the
  * time, level, event and fields. */
@@ -170,6 +176,41 @@ size_t v2s_log_json(char *buf, size_t cap, const struct timespec *when, enum v2s
     return o.len;
 }
 
+size_t v2s_log_plain(char *buf, size_t cap, const struct timespec *when, enum v2s_log_stamp stamp,
+                     enum v2s_log_level level, const char *msg)
+{
+    struct tm tm;
+    int w;
+    if (!cap)
+        return 0;
+    localtime_r(&when->tv_sec, &tm);
+    if (stamp == V2S_LOG_STAMP_JOURNAL)
+        w = snprintf(buf, cap, "<%c>%s: %s", journal_priority[level], level_names[level], msg);
+    else if (stamp == V2S_LOG_STAMP_DATE)
+        w = snprintf(buf, cap, "%04d-%02d-%02d %02d:%02d:%02d.%03ld vpn2socks %s: %s", tm.tm_year + 1900,
+                     tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, when->tv_nsec / 1000000,
+                     level_names[level], msg);
+    else
+        w = snprintf(buf, cap, "%02d:%02d:%02d.%03ld vpn2socks %s: %s", tm.tm_hour, tm.tm_min, tm.tm_sec,
+                     when->tv_nsec / 1000000, level_names[level], msg);
+    if (w < 0) {
+        buf[0] = '\0';
+        return 0;
+    }
+    return (size_t)w < cap ? (size_t)w : cap - 1;
+}
+
+enum v2s_log_stamp v2s_log_stamp_for(int fd)
+{
+    const char *js = getenv("JOURNAL_STREAM");
+    unsigned long long dev, ino;
+    struct stat st;
+    if (js && sscanf(js, "%llu:%llu", &dev, &ino) == 2 && fstat(fd, &st) == 0 &&
+        (unsigned long long)st.st_dev == dev && (unsigned long long)st.st_ino == ino)
+        return V2S_LOG_STAMP_JOURNAL;
+    return isatty(fd) ? V2S_LOG_STAMP_TIME : V2S_LOG_STAMP_DATE;
+}
+
 static void log_write(enum v2s_log_level level, const char *event, const struct v2s_log_field *fields, size_t n,
                       const char *fmt, va_list ap) __attribute__((format(printf, 5, 0)));
 
@@ -178,20 +219,19 @@ static void log_write(enum v2s_log_level level, const char *event, const struct 
 {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
+    char msg[LOG_MSG_MAX], line[LOG_JSON_MAX];
+    vsnprintf(msg, sizeof(msg), fmt, ap);
     if (v2s_log_format == V2S_LOG_JSON) {
-        char msg[LOG_MSG_MAX], line[LOG_JSON_MAX];
-        vsnprintf(msg, sizeof(msg), fmt, ap);
+        /* journald takes the priority off the front, and the MESSAGE is the object alone. */
         v2s_log_json(line, sizeof(line), &ts, level, event, fields, n, msg);
-        fprintf(stderr, "%s\n", line);
+        if (v2s_log_stamp == V2S_LOG_STAMP_JOURNAL)
+            fprintf(stderr, "<%c>%s\n", journal_priority[level], line);
+        else
+            fprintf(stderr, "%s\n", line);
         return;
     }
-    char line[LOG_MSG_MAX];
-    struct tm tm;
-    localtime_r(&ts.tv_sec, &tm);
-    int w = snprintf(line, sizeof(line), "%02d:%02d:%02d.%03ld vpn2socks %s: ", tm.tm_hour, tm.tm_min, tm.tm_sec,
-                     ts.tv_nsec / 1000000, level_names[level]);
-    if (w > 0 && (size_t)w < sizeof(line))
-        vsnprintf(line + w, sizeof(line) - (size_t)w, fmt, ap);
+    /* A plain line stays within LOG_MSG_MAX, as it always has. */
+    v2s_log_plain(line, LOG_MSG_MAX, &ts, v2s_log_stamp, level, msg);
     fprintf(stderr, "%s\n", line);
 }
 

@@ -23,8 +23,19 @@ enum v2s_log_format {
     V2S_LOG_JSON = 1,
 };
 
+/* What starts a line, for where stderr goes (v2s_log_stamp_for()). */
+enum v2s_log_stamp {
+    V2S_LOG_STAMP_TIME = 0, /* a terminal: "08:10:00.123 vpn2socks warn: ..." (the default) */
+    V2S_LOG_STAMP_DATE = 1, /* a file or a pipe (nohup, docker, kubectl logs): the date as well,
+                             * "2026-12-07 08:10:00.123 vpn2socks warn: ...", as a log kept for
+                             * days cannot tell them apart otherwise */
+    V2S_LOG_STAMP_JOURNAL = 2, /* journald, which stamps the line itself: "<4>warn: ...", the
+                                * sd-daemon prefix giving the journal the line's priority */
+};
+
 extern int v2s_log_level;
 extern enum v2s_log_format v2s_log_format;
+extern enum v2s_log_stamp v2s_log_stamp;
 
 /* One named value of an event: text when text is not NULL, else the number num. JSON only: the
  * plain line says the same in its message. */
@@ -51,6 +62,16 @@ void v2s_log_event(enum v2s_log_level level, const char *event, const struct v2s
  * whole object: a message too long for cap is cut at a character boundary. Returns its length. */
 size_t v2s_log_json(char *buf, size_t cap, const struct timespec *when, enum v2s_log_level level, const char *event,
                     const struct v2s_log_field *fields, size_t n, const char *msg);
+
+/* Writes one plain line (no newline) into buf as v2s_log_stamp says, local time; NUL-terminated,
+ * cut to cap. Returns its length. */
+size_t v2s_log_plain(char *buf, size_t cap, const struct timespec *when, enum v2s_log_stamp stamp,
+                     enum v2s_log_level level, const char *msg);
+
+/* The stamp for a log written to fd: journald's when $JOURNAL_STREAM names fd's device and inode
+ * (systemd sets it for a service's stderr, and a child keeps it when its stderr goes elsewhere,
+ * hence the check), the time on a terminal, the date and time anywhere else. */
+enum v2s_log_stamp v2s_log_stamp_for(int fd);
 
 /* Parses "plain" or "json". 0 or -EINVAL. */
 int v2s_log_format_parse(const char *text, enum v2s_log_format *out);

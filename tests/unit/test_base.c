@@ -1,7 +1,13 @@
 /* base/list.h, base/bytes.h, the socket address conversions of base/addr.c and the log lines of
  * base/log.c. */
+#define _XOPEN_SOURCE 600 /* posix_openpt, for a terminal to log to */
+#define _DEFAULT_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <time.h>
@@ -200,6 +206,57 @@ TEST_IMPL(base_log_json_fields)
     ASSERT_EQ(n, strlen(buf));
     v2s_log_json(buf, sizeof(buf), &when, V2S_LOG_ERROR, NULL, NULL, 0, "x");
     ASSERT_STR_EQ(buf, "{\"time\":\"2026-12-05T09:30:00.123Z\",\"level\":\"error\",\"event\":\"message\",\"msg\":\"x\"}");
+    return 0;
+}
+
+/* A plain line's stamp: the time on a terminal, the date too in a file or a pipe (a log kept for
+ * days under nohup or docker had lines nobody could date), and under journald, which stamps lines
+ * itself, the sd-daemon priority prefix (every line was priority info, so `journalctl -p warning`
+ * showed none of the warnings). */
+TEST_IMPL(base_log_plain_stamps)
+{
+    char buf[256];
+    setenv("TZ", "UTC", 1);
+    tzset();
+    struct timespec when = {1796634600, 123456789}; /* 2026-12-07T09:10:00.123Z */
+    ASSERT_EQ(v2s_log_plain(buf, sizeof(buf), &when, V2S_LOG_STAMP_TIME, V2S_LOG_WARN, "m"), strlen(buf));
+    ASSERT_STR_EQ(buf, "09:10:00.123 vpn2socks warn: m");
+    v2s_log_plain(buf, sizeof(buf), &when, V2S_LOG_STAMP_DATE, V2S_LOG_INFO, "m");
+    ASSERT_STR_EQ(buf, "2026-12-07 09:10:00.123 vpn2socks info: m");
+    v2s_log_plain(buf, sizeof(buf), &when, V2S_LOG_STAMP_JOURNAL, V2S_LOG_ERROR, "m");
+    ASSERT_STR_EQ(buf, "<3>error: m");
+    v2s_log_plain(buf, sizeof(buf), &when, V2S_LOG_STAMP_JOURNAL, V2S_LOG_DEBUG, "m");
+    ASSERT_STR_EQ(buf, "<7>debug: m");
+    ASSERT_EQ(v2s_log_plain(buf, 8, &when, V2S_LOG_STAMP_JOURNAL, V2S_LOG_WARN, "a long message"), 7);
+    ASSERT_STR_EQ(buf, "<4>warn");
+
+    /* Where the log goes: a pipe is not a terminal; $JOURNAL_STREAM counts only when it names the
+     * descriptor itself (a child of a service, its stderr sent to a file, keeps the variable). */
+    int p[2];
+    struct stat st;
+    char js[64];
+    ASSERT_EQ(pipe(p), 0);
+    ASSERT_EQ(fstat(p[1], &st), 0);
+    unsetenv("JOURNAL_STREAM");
+    ASSERT_EQ(v2s_log_stamp_for(p[1]), V2S_LOG_STAMP_DATE);
+    snprintf(js, sizeof(js), "%llu:%llu", (unsigned long long)st.st_dev, (unsigned long long)st.st_ino);
+    setenv("JOURNAL_STREAM", js, 1);
+    ASSERT_EQ(v2s_log_stamp_for(p[1]), V2S_LOG_STAMP_JOURNAL);
+    snprintf(js, sizeof(js), "%llu:%llu", (unsigned long long)st.st_dev, (unsigned long long)st.st_ino + 1);
+    setenv("JOURNAL_STREAM", js, 1);
+    ASSERT_EQ(v2s_log_stamp_for(p[1]), V2S_LOG_STAMP_DATE);
+    unsetenv("JOURNAL_STREAM");
+    close(p[0]);
+    close(p[1]);
+    int m = posix_openpt(O_RDWR | O_NOCTTY);
+    if (m >= 0 && grantpt(m) == 0 && unlockpt(m) == 0) {
+        int t = open(ptsname(m), O_RDWR | O_NOCTTY);
+        ASSERT(t >= 0);
+        ASSERT_EQ(v2s_log_stamp_for(t), V2S_LOG_STAMP_TIME);
+        close(t);
+    }
+    if (m >= 0)
+        close(m);
     return 0;
 }
 
