@@ -76,6 +76,10 @@ static void app_metrics_collect(const struct app *a, struct metrics *m)
         m->listeners[i].dial = a->dial_stats[i];
     }
     m->n_listeners = APP_DIALS;
+    m->has_clients = 1;
+    m->clients_open = a->conns.count;
+    m->clients_max = a->conns.max;
+    m->clients_refused = a->conns.refused_total;
 }
 
 static void app_status_metrics(void *arg, struct metrics_text *t)
@@ -430,7 +434,7 @@ static int app_run(struct app *a)
         }
     }
     app_fit_descriptors(a);
-    conn_limit_init(&a->conns, a->max_conns, "SOCKS listeners together", "--max-connections");
+    conn_limit_init(&a->conns, a->max_conns, "every listener together", "--max-connections");
     struct listener_spec *specs = calloc(LISTENERS_MAX, sizeof(*specs));
     size_t n = specs ? listener_specs(&a->opt, specs, LISTENERS_MAX) : 0;
     for (size_t i = 0; specs && i < n; i++) {

@@ -19,6 +19,12 @@ static const struct metric_family
     fam_open = {"vpn2socks_connections_open", "gauge", "Connections relaying now, by listener."},
     fam_conns = {"vpn2socks_connections_total", "counter",
                  "Connections asked for, by listener and route verdict."},
+    fam_clients = {"vpn2socks_clients_open", "gauge",
+                   "Client connections held now, every listener together, handshakes too (what "
+                   "--max-connections caps)."},
+    fam_clients_max = {"vpn2socks_clients_max", "gauge", "The cap on vpn2socks_clients_open (--max-connections)."},
+    fam_clients_refused = {"vpn2socks_clients_refused_total", "counter",
+                           "Client connections refused at --max-connections."},
     fam_dns = {"vpn2socks_dns_queries_total", "counter", "Name lookups through the tunnel's DNS servers."},
     fam_dns_hits = {"vpn2socks_dns_cache_hits_total", "counter", "Lookups answered from the cache."},
     fam_dns_fail = {"vpn2socks_dns_failures_total", "counter", "Lookups that ended without an address."},
@@ -61,6 +67,11 @@ void metrics_walk(const struct metrics *m, metrics_emit_fn emit, void *ctx)
             struct metric_label l[2] = {{"listener", m->listeners[i].name}, {"verdict", verdicts[v]}};
             emit(ctx, &fam_conns, l, 2, m->listeners[i].dial.total[v]);
         }
+    }
+    if (m->has_clients) {
+        emit0(emit, ctx, &fam_clients, m->clients_open);
+        emit0(emit, ctx, &fam_clients_max, m->clients_max);
+        emit0(emit, ctx, &fam_clients_refused, m->clients_refused);
     }
     if (m->has_stack) {
         const struct stack_stats *s = &m->stack;

@@ -28,6 +28,12 @@ struct metrics {
     struct stack_stats stack;
     struct metrics_listener listeners[METRICS_LISTENERS_MAX];
     size_t n_listeners;
+    /* Every client connection from accept to close, a handshake too, against --max-connections:
+     * connections_open counts only those relaying, so idle or slow clients filling the cap went
+     * unseen while new ones were refused. */
+    int has_clients;
+    unsigned clients_open, clients_max; /* clients_max 0: no cap */
+    uint64_t clients_refused;
 };
 
 struct metric_family {

@@ -234,7 +234,7 @@ cap_lines() { grep -c "$1" "$S/v2s.log"; }
 lab_check_eq "s2: one log line for the listener's cap over 2,777 refusals" 1 \
     "$(cap_lines 'SOCKS listener 127.0.0.1:1080: 1024 connections, its cap (--listener-max-connections)')"
 lab_check_eq "s2: one log line for the global cap over 1,524 refusals" 1 \
-    "$(cap_lines 'SOCKS listeners together: 1500 connections, its cap (--max-connections)')"
+    "$(cap_lines 'every listener together: 1500 connections, its cap (--max-connections)')"
 lab_check_eq "s2: no other line about the caps" 0 "$(cap_lines 'still at its cap')"
 
 flood_release

@@ -83,6 +83,10 @@ TEST_IMPL(metrics_every_family)
     m.listeners[0].dial.total[ROUTER_REJECT] = 9;
     m.listeners[0].dial.open = 2;
     m.n_listeners = 1;
+    m.has_clients = 1;
+    m.clients_open = 11;
+    m.clients_max = 1000;
+    m.clients_refused = 12;
     char buf[METRICS_TEXT_MAX];
     struct metrics_text t = {.buf = buf, .cap = sizeof(buf)};
     metrics_prometheus(&m, &t);
@@ -101,6 +105,9 @@ TEST_IMPL(metrics_every_family)
         "\nvpn2socks_connections_total{listener=\"socks\",verdict=\"tunnel\"} 8\n",
         "\nvpn2socks_connections_total{listener=\"socks\",verdict=\"direct\"} 0\n",
         "\nvpn2socks_connections_total{listener=\"socks\",verdict=\"rejected\"} 9\n",
+        "\nvpn2socks_clients_open 11\n",
+        "\nvpn2socks_clients_max 1000\n",
+        "\nvpn2socks_clients_refused_total 12\n",
         "\nvpn2socks_dns_queries_total 5\n",
         "\nvpn2socks_dns_cache_hits_total 2\n",
         "\nvpn2socks_dns_failures_total 1\n",
