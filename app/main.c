@@ -485,8 +485,14 @@ int main(int argc, char **argv)
     a.argc = argc;
     a.argv = argv;
     options_init(&a.opt);
+    v2s_log_stamp = v2s_log_stamp_for(STDERR_FILENO);
     if (conf_options(&a.opt, argc, argv, err, sizeof(err)) < 0) {
-        fprintf(stderr, "vpn2socks: %s\nTry 'vpn2socks --help'.\n", err);
+        /* Under systemd the most common failure of all, a bad line in the --conf file, is an
+         * error to the journal too (journalctl -p err), and nobody there can try --help. */
+        if (v2s_log_stamp == V2S_LOG_STAMP_JOURNAL)
+            fprintf(stderr, "<3>vpn2socks: %s\n", err);
+        else
+            fprintf(stderr, "vpn2socks: %s\nTry 'vpn2socks --help'.\n", err);
         options_free(&a.opt);
         return EXIT_USAGE;
     }
@@ -502,7 +508,6 @@ int main(int argc, char **argv)
     }
     app_set_log_level(a.opt.verbosity);
     v2s_log_format = (enum v2s_log_format)a.opt.log_format;
-    v2s_log_stamp = v2s_log_stamp_for(STDERR_FILENO);
     /* A peer that goes away mid-write must not kill the process. */
     signal(SIGPIPE, SIG_IGN);
 

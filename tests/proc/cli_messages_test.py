@@ -11,7 +11,10 @@ and that stderr holds the message expected:
 - no listener at all: every kind of listener is offered, -R too;
 - --mtu with --config: refused, with what sets the MTU there (it was taken and ignored: vpn2socks
   ran, connecting, until the 10 s timeout here);
-- a prefix of several long options (--co): the candidates are named (it was "unknown option").
+- a prefix of several long options (--co): the candidates are named (it was "unknown option");
+- under journald ($JOURNAL_STREAM naming stderr, as systemd sets it): the message is an error to
+  the journal, "<3>vpn2socks: ...", without "Try --help" (it went in at priority info, so
+  `journalctl -p err` did not show why the service failed to start).
 No VPN server: the .ovpn names a port nothing answers on, and each run stops before connecting.
 Exit 0 on success, 1 on failure (with the reason on stderr), 77 when it cannot run here.
 """
@@ -69,6 +72,15 @@ def main():
             (["--co", ovpn] + listen, "ambiguous option --co: it could be --conf, --config or --connect-timeout"),
         ]
         wrong = [w for w in (refused(binary, args, want) for args, want in rows) if w]
+        with open(os.path.join(d, "journal"), "w+") as err:
+            st = os.fstat(err.fileno())
+            env = dict(os.environ, JOURNAL_STREAM=f"{st.st_dev}:{st.st_ino}")
+            p = subprocess.run([binary, "--conf", missing + ".conf"], stderr=err, env=env, timeout=10)
+            err.seek(0)
+            text = err.read()
+        want = f"<3>vpn2socks: --conf {missing}.conf: No such file or directory\n"
+        if p.returncode != 1 or text != want:
+            wrong.append(f"under journald: exit {p.returncode}, stderr {text!r}; expected exit 1 with {want!r}")
         if wrong:
             fail(f"{len(wrong)} of {len(rows)} rows:\n" + "\n".join(wrong))
     print(f"cli_messages: {len(rows)} command lines refused with the expected messages")
