@@ -93,6 +93,15 @@ static int conf_setting(void *arg, const char *section, const char *name, const 
         return 1; /* the first error is the one reported; inih carries on regardless */
     char msg[sizeof(cp->msg)];
     if (options_apply_setting(cp->o, name, value ? value : "", cp->line, cp->dir, msg, sizeof(msg)) < 0) {
+        /* `socks = 1080  # the proxy` is how many INI files comment a line, and inih (as Debian
+         * builds it) keeps the `#` and what follows in the value: say so, or the user stares at
+         * a value that looks right. */
+        const char *hash = value ? strchr(value, '#') : NULL;
+        if (hash && hash > value && (hash[-1] == ' ' || hash[-1] == '\t')) {
+            size_t n = strlen(msg);
+            snprintf(msg + n, sizeof(msg) - n, " (a `#` after a value is part of it: a comment goes on a line of "
+                                               "its own, or after ` ;`)");
+        }
         conf_fail(cp, msg);
         return 0;
     }

@@ -142,6 +142,9 @@ TEST_IMPL(conf_errors_name_the_line)
         {"log-format = xml\n", "t.conf:1: log-format = xml: expected plain or json"},
         {"log-format = json\nlog-format = plain\n", "t.conf:2: log-format is already set on line 1"},
         {"socks = 1080x\n", "t.conf:1: socks = 1080x: expected [ADDR:]PORT"},
+        /* An INI-style comment after the value: the message says why the value is wrong. */
+        {"socks = 1080  # the proxy\n", "t.conf:1: socks = 1080  # the proxy: expected [ADDR:]PORT (a `#` after a "
+                                        "value is part of it: a comment goes on a line of its own, or after ` ;`)"},
         {"socks = 1\nlocal = 8080\n", "t.conf:2: local = 8080: expected [ADDR:]PORT:HOST:HOSTPORT"},
         {"socks = 1\nmtu = 100\n", "t.conf:2: mtu = 100: expected a number from 576 to 65535"},
         {"socks = 1\nothers = sideways\n", "t.conf:2: others = sideways: expected direct, tunnel or reject"},
