@@ -1,8 +1,10 @@
 /* dial: name -> addresses -> route verdict -> the outbound of that verdict -> relay.
  *
  * A TCP connection tries the name's addresses in turn within the one connect timeout
- * (dial_connected()). Its one timer, the dialer's retry_timer, runs at 0 ms: the next address is
- * tried from the loop, never from inside the failed path's callback. */
+ * (dial_connected()). While more addresses wait, an attempt gets only its share of the time left
+ * (dial_attempt_ms()), so one that never answers (a blackholed IPv6 address the host's resolver
+ * put first) leaves time for the next. Its one timer, the dialer's retry_timer, runs at 0 ms: the
+ * next address is tried from the loop, never from inside the failed path's callback. */
 #include "route/dial.h"
 #include "route/dial_internal.h"
 
@@ -32,6 +34,9 @@ enum dial_state {
 
 enum {
     DIAL_ADDRS_MAX = 16, /* the addresses of a name a dial keeps and tries */
+    /* The least an attempt gets while others wait: a lost SYN is sent again after 1 s by Linux
+     * and 3 s by lwIP, and the answer to it must still count. */
+    DIAL_ATTEMPT_MIN_MS = 4000,
 };
 
 struct dial {
@@ -92,6 +97,18 @@ void dial_count(struct dialer *r, enum router_verdict v)
         r->cfg.stats->total[v]++;
 }
 
+/* How long the attempt at an address may take, left ms before the deadline and waiting others
+ * after it: an equal share of what is left, at least DIAL_ATTEMPT_MIN_MS; the last gets it all.
+ * Before, the first attempt had the whole timeout, and a destination whose first address never
+ * answered failed with a timeout though its second would have connected at once. */
+static unsigned dial_attempt_ms(unsigned left, size_t waiting)
+{
+    unsigned share = left / (unsigned)(waiting + 1);
+    if (share < DIAL_ATTEMPT_MIN_MS)
+        share = DIAL_ATTEMPT_MIN_MS;
+    return share < left ? share : left;
+}
+
 /* Tries the next of d's addresses that the router lets through on a path that can carry it,
  * while time is left. 0 (dial_connected() follows), or a negative error for the caller to
  * report: UV_ELOOP when an address to go direct is one of our own listeners, else the last
@@ -138,6 +155,7 @@ static int dial_try_next(struct dial *d)
             dial_count(r, v);
         }
         unsigned left = d->deadline > now ? (unsigned)(d->deadline - now) : 0;
+        left = dial_attempt_ms(left, d->n_addrs - d->next_addr);
         int rc = outbound_connect(via, NULL, &d->dst, d->port, left, dial_connected, d, &d->conn);
         if (rc == 0)
             return 0;

@@ -42,6 +42,7 @@ struct da {
     int closed;
     const char *addrs[2]; /* multi.example.com's A records, in the answer's order */
     int syns;             /* SYNs the stack sent into the tunnel (each answered with a reset) */
+    int blackhole;        /* ... or with nothing: the address never answers */
     int datagrams;        /* UDP datagrams into the tunnel to another port than 53 */
     struct v2s_addr datagram_dst; /* the last one's destination */
     uint8_t answers[DA_MAX_ANSWERS][DA_PKT_MAX];
@@ -58,6 +59,8 @@ static void da_on_send(struct harness_tun *t, const uint8_t *pkt, size_t len)
     uint8_t *out = d->answers[d->n_answers];
     if (len >= 40 && pkt[0] == 0x45 && pkt[9] == 6 && (pkt[33] & 0x12) == 0x02) {
         d->syns++;
+        if (d->blackhole)
+            return;
         struct v2s_addr from = {.family = AF_INET}, to = {.family = AF_INET};
         memcpy(from.bytes, pkt + 16, 4);
         memcpy(to.bytes, pkt + 12, 4);
@@ -124,6 +127,9 @@ static void da_closed(void *arg)
     ((struct da *)arg)->closed++;
 }
 
+/* The forwards' --connect-timeout. */
+static unsigned da_timeout_ms = 3000;
+
 /* The tunnel up with one DNS server (names go to it: the router has not seen the tunnel's
  * settings), 127.0.0.0/8 direct (--allow-direct-local), everything else into the tunnel; a -L
  * forward on 127.0.0.1 to multi.example.com:port, whose addresses are a0 then a1. */
@@ -149,7 +155,7 @@ static void da_up(struct da *d, const char *a0, const char *a1, uint16_t port)
     struct port_forward_config fcfg = {
         .loop = &d->tun.loop,
         .out = d->dialer,
-        .connect_timeout_ms = 3000,
+        .connect_timeout_ms = da_timeout_ms,
         .host = "multi.example.com",
         .port = port,
     };
@@ -217,6 +223,46 @@ TEST_IMPL(dial_addrs_next_after_refused)
         close(l);
         da_down(&d);
     }
+    return 0;
+}
+
+/* The first address (in the tunnel) never answers a SYN, the second (direct, 127.0.0.1)
+ * listens, and the connect timeout is 8 s: once the SYN is out, lwIP's clock jumps 5 s (the
+ * dial's own deadline, on the loop's clock, is far off), which ends the first attempt if it was
+ * given its share (4 s) and not the whole timeout; then the client reaches the second address.
+ * Failed before the fix: the first attempt had the whole timeout and was still waiting, the
+ * second address never tried (with the clocks together, the client's connection was reset when
+ * the 8 s ran out, "connection timed out"). */
+TEST_IMPL(dial_addrs_next_after_silent)
+{
+    static struct da d;
+    uint16_t port;
+    int l = uvtest_listen(&port);
+    da_timeout_ms = 8000;
+    da_up(&d, "10.9.0.8", "127.0.0.1", port);
+    da_timeout_ms = 3000;
+    d.blackhole = 1;
+    int fd = uvtest_connect(d.fport);
+    for (int k = 0; k < 400 && d.syns == 0; k++)
+        da_pump(&d);
+    ASSERT_EQ(d.syns, 1); /* the tunnel's address is tried first */
+    harness_tun_advance(&d.tun, 5000);
+    int remote = -1;
+    for (int k = 0; k < 400 && remote < 0; k++) {
+        da_pump(&d);
+        remote = accept(l, NULL, NULL);
+    }
+    ASSERT(remote >= 0); /* the second address was reached */
+    uint8_t buf[8];
+    int end;
+    uvtest_send(&d.tun.loop, fd, "ping", 4);
+    ASSERT_EQ(uvtest_recv(&d.tun.loop, remote, buf, 4, &end, 3000), 4);
+    ASSERT_MEM_EQ(buf, "ping", 4);
+    close(fd);
+    ASSERT_EQ(uvtest_wait_end(&d.tun.loop, remote, NULL, 3000), 1);
+    close(remote);
+    close(l);
+    da_down(&d);
     return 0;
 }
 
