@@ -1,6 +1,8 @@
-/* DNS over TCP: one connection per question, from a random local port. The answer is gathered
- * into one buffer (at most 2 + 65535 bytes, the most a length prefix can announce); anything
- * after it is ignored. */
+/* DNS over TCP: one connection per question, from a random local port. The answer's two-byte
+ * length comes first; only then is a buffer of that size allocated, so an exchange holds what the
+ * server announced rather than the 64 KiB a length prefix can announce (each lookup may have two
+ * exchanges open, A and AAAA, and every client of the proxy may start lookups). Anything after
+ * the answer is ignored. */
 #include "stack/dnstcp.h"
 
 #include <stdlib.h>
@@ -15,15 +17,17 @@
 
 enum {
     DNSTCP_PORT = 53,
-    DNSTCP_MAX_IN = 2 + 65535,
 };
 
 struct dnstcp {
     struct tcp_pcb *pcb;
     uint8_t out[2 + DNSMSG_MAX_UDP];
     size_t out_len;
-    uint8_t *in;
+    uint8_t prefix[2];  /* the answer's length, as it came */
+    size_t prefix_len;
+    uint8_t *in;        /* the answer, allocated once its length is known */
     size_t in_len;
+    size_t in_want;
     dnstcp_cb cb;
     void *arg;
 };
@@ -59,11 +63,11 @@ static err_t dnstcp_finish(struct dnstcp *t, int status)
     err_t e = dnstcp_drop_pcb(t);
     dnstcp_cb cb = t->cb;
     void *arg = t->arg;
-    size_t len = status == 0 ? (size_t)t->in[0] << 8 | t->in[1] : 0;
+    size_t len = status == 0 ? t->in_len : 0;
     uint8_t *in = t->in;
     t->in = NULL;
     dnstcp_free(t);
-    cb(arg, status, status == 0 ? in + 2 : NULL, len);
+    cb(arg, status, status == 0 ? in : NULL, len);
     free(in);
     return e;
 }
@@ -75,12 +79,23 @@ static err_t dnstcp_on_recv(void *arg, struct tcp_pcb *pcb, struct pbuf *p, err_
     if (!p)
         return dnstcp_finish(t, UV_ECONNRESET); /* closed before a whole answer */
     tcp_recved(pcb, p->tot_len);
-    size_t room = DNSTCP_MAX_IN - t->in_len;
-    size_t take = p->tot_len < room ? p->tot_len : room;
-    pbuf_copy_partial(p, t->in + t->in_len, (u16_t)take, 0);
+    size_t off = 0;
+    while (t->prefix_len < 2 && off < p->tot_len)
+        t->prefix[t->prefix_len++] = pbuf_get_at(p, (u16_t)off++);
+    if (t->prefix_len == 2 && !t->in) {
+        t->in_want = (size_t)t->prefix[0] << 8 | t->prefix[1];
+        if (!(t->in = malloc(t->in_want ? t->in_want : 1))) {
+            pbuf_free(p);
+            return dnstcp_finish(t, UV_ENOMEM);
+        }
+    }
+    size_t room = t->in_want - t->in_len;
+    size_t take = p->tot_len - off < room ? p->tot_len - off : room;
+    if (take > 0)
+        pbuf_copy_partial(p, t->in + t->in_len, (u16_t)take, (u16_t)off);
     t->in_len += take;
     pbuf_free(p);
-    if (t->in_len >= 2 && t->in_len >= 2 + ((size_t)t->in[0] << 8 | t->in[1]))
+    if (t->in && t->in_len == t->in_want)
         return dnstcp_finish(t, 0);
     return ERR_OK;
 }
@@ -113,10 +128,8 @@ int dnstcp_ask(struct stack *s, const struct v2s_addr *server, const uint8_t *qu
     if (!s->up || s->closing)
         return UV_ENETDOWN;
     struct dnstcp *t = calloc(1, sizeof(*t));
-    if (!t || !(t->in = malloc(DNSTCP_MAX_IN))) {
-        free(t);
+    if (!t)
         return UV_ENOMEM;
-    }
     t->cb = cb;
     t->arg = arg;
     t->out[0] = (uint8_t)(qlen >> 8);
