@@ -9,9 +9,25 @@
 #include "base/addr.h"
 #include "base/log.h"
 
-/* Every socket of this process recorded by listener_own_add() (listener_is_own()). One loop, one
- * thread: a process-wide list, as the sockets are the process's own. */
-static struct v2s_list listener_open_list = {&listener_open_list, &listener_open_list};
+/* Every socket of this process recorded by listener_own_add() (listener_is_own()), in lists by
+ * port. One loop, one thread: process-wide, as the sockets are the process's own. The routed
+ * outbound asks for every direct datagram, and every SOCKS UDP association records its relay's
+ * socket: with one list, each datagram was compared with every association's socket (thousands
+ * under load); by port, with the few sockets that share its bucket. */
+enum {
+    LISTENER_OWN_BUCKETS = 256,
+};
+static struct v2s_list listener_own_buckets[LISTENER_OWN_BUCKETS];
+
+unsigned long listener_own_compared;
+
+static struct v2s_list *listener_own_bucket(uint16_t port)
+{
+    struct v2s_list *b = &listener_own_buckets[port % LISTENER_OWN_BUCKETS];
+    if (!b->next)
+        v2s_list_init(b);
+    return b;
+}
 
 void listener_init(struct listener *l, const struct listener_ops *ops, void *owner, struct conn_limit *shared,
                    const char *who)
@@ -116,7 +132,7 @@ void listener_own_add(struct listener_own *o, const uv_handle_t *h)
     if (rc == 0 && !v2s_list_linked(&o->node) &&
         v2s_addr_from_sockaddr((struct sockaddr *)&ss, &o->addr, &o->port) == 0) {
         v2s_addr_unmap_v4(&o->addr);
-        v2s_list_push_back(&listener_open_list, &o->node);
+        v2s_list_push_back(listener_own_bucket(o->port), &o->node);
     }
 }
 
@@ -172,9 +188,10 @@ int listener_is_own(const struct v2s_addr *addr, uint16_t port, int socktype)
             a.bytes[15] = 1;
         }
     }
-    struct v2s_list *n;
-    V2S_LIST_FOREACH(n, &listener_open_list) {
+    struct v2s_list *n, *bucket = listener_own_bucket(port);
+    V2S_LIST_FOREACH(n, bucket) {
         const struct listener_own *o = V2S_LIST_ENTRY(n, struct listener_own, node);
+        listener_own_compared++;
         if (o->port != port || o->socktype != socktype)
             continue;
         if (v2s_addr_equal(&o->addr, &a))

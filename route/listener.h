@@ -90,5 +90,7 @@ void listener_own_remove(struct listener_own *o);
  * them. The routed outbound refuses such a direct destination (route/dial.c): each connection
  * would make another to itself, each datagram would be sent again. */
 int listener_is_own(const struct v2s_addr *addr, uint16_t port, int socktype);
+/* Tests only: how many recorded sockets listener_is_own() has compared addr:port with, in all. */
+extern unsigned long listener_own_compared;
 
 #endif

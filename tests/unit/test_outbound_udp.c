@@ -19,6 +19,7 @@
 #include "route/dgram.h"
 #include "route/dial.h"
 #include "route/direct.h"
+#include "route/listener.h"
 #include "route/outbound.h"
 #include "route/router.h"
 #include "route/via_stack.h"
@@ -224,6 +225,48 @@ TEST_IMPL(direct_outbound_udp)
     uv_close((uv_handle_t *)&echo4.h, NULL);
     if (port6)
         uv_close((uv_handle_t *)&echo6.h, NULL);
+    uvtest_loop_finish(&loop);
+    return 0;
+}
+
+/* The record of this process's own sockets with many UDP sockets in it (a SOCKS relay's each):
+ * every one is found by its address and port, not as a TCP socket nor on another address, and a
+ * question compares addr:port with the few recorded sockets of its port's bucket, not with all of
+ * them. Failed before the fix: one list held every socket, and asking for each of the 200 ports
+ * once compared 20,100 times (the assertion allows 2,000; with the fix, about 300). */
+TEST_IMPL(listener_own_many)
+{
+    enum { N = 200 };
+    uv_loop_t loop;
+    static uv_udp_t socks[N];
+    static struct listener_own own[N];
+    static uint16_t ports[N];
+    ASSERT_EQ(uv_loop_init(&loop), 0);
+    struct sockaddr_in sin = {.sin_family = AF_INET};
+    sin.sin_addr.s_addr = htonl(0x7F000001);
+    for (int i = 0; i < N; i++) {
+        ASSERT_EQ(uv_udp_init(&loop, &socks[i]), 0);
+        ASSERT_EQ(uv_udp_bind(&socks[i], (const struct sockaddr *)&sin, 0), 0);
+        listener_own_init(&own[i]);
+        listener_own_add(&own[i], (const uv_handle_t *)&socks[i]);
+        ports[i] = own[i].port;
+        ASSERT(ports[i] != 0);
+    }
+    struct v2s_addr lo, lo2;
+    ASSERT_EQ(v2s_addr_parse(&lo, "127.0.0.1"), 0);
+    ASSERT_EQ(v2s_addr_parse(&lo2, "127.0.0.2"), 0);
+    unsigned long before = listener_own_compared;
+    for (int i = 0; i < N; i++)
+        ASSERT_ROW(listener_is_own(&lo, ports[i], SOCK_DGRAM), "socket %d (port %u) not found", i, ports[i]);
+    unsigned long compared = listener_own_compared - before;
+    ASSERT_ROW(compared < 2000, "%lu comparisons for %d questions", compared, N);
+    ASSERT_EQ(listener_is_own(&lo, ports[0], SOCK_STREAM), 0);
+    ASSERT_EQ(listener_is_own(&lo2, ports[0], SOCK_DGRAM), 0);
+    for (int i = 0; i < N; i++) {
+        listener_own_remove(&own[i]);
+        uv_close((uv_handle_t *)&socks[i], NULL);
+    }
+    ASSERT_EQ(listener_is_own(&lo, ports[0], SOCK_DGRAM), 0);
     uvtest_loop_finish(&loop);
     return 0;
 }
