@@ -6,11 +6,13 @@
  * Servers: a lookup starts at the server with the fewest recent failures (ties: the first in the
  * tunnel's order, as resolv.conf does). A server that let an attempt time out without a word,
  * answered SERVFAIL/REFUSED, or was named by an ICMP error for the attempt's query (port or host
- * unreachable: the attempt ends at once) has one failure more; any answer from it clears them;
- * failures older than RESOLVER_FORGET_MS are forgotten, so a server that came back is tried
- * again. A server that let an attempt go unanswered is named in one warning (dns_server_down),
- * and in one info line (dns_server_up) when it answers again: a line per change of its state,
- * never per query, however many lookups waited on it; forgetting its failures is no change.
+ * unreachable: the attempt ends at once) has one failure more; any other answer from it clears
+ * them. A SERVFAIL/REFUSED from a server an earlier attempt asked, coming late, is that server's
+ * failure and leaves the attempt at the server asked now running. Failures older than
+ * RESOLVER_FORGET_MS are forgotten, so a server that came back is tried again. A server that let an
+ * attempt go unanswered is named in one warning (dns_server_down), and in one info line
+ * (dns_server_up) when it answers again: a line per change of its state, never per query, however
+ * many lookups waited on it; forgetting its failures is no change.
  *
  * Truncated answers (TC): the same question goes to the same server over TCP (dnstcp.c) within the
  * attempt's time. When that exchange fails (a server or a firewall that refuses DNS over TCP) or
@@ -217,7 +219,7 @@ static void resolver_log_server(struct resolver_state *st, size_t server, const 
 }
 
 /* ok: server answered; else it failed an attempt, silent (no answer in time, or an ICMP error)
- * or not (SERVFAIL, REFUSED). */
+ * or not (SERVFAIL, REFUSED: it answers, but no use). */
 static void resolver_health(struct stack *s, size_t server, int ok, int silent)
 {
     struct resolver_state *st = s->resolver;
@@ -225,13 +227,11 @@ static void resolver_health(struct stack *s, size_t server, int ok, int silent)
         return;
     if (ok) {
         st->fails[server] = 0;
-        resolver_log_server(st, server, &s->dns[server], 0);
     } else {
         st->fails[server]++;
         st->failed_at[server] = resolver_now();
-        if (silent)
-            resolver_log_server(st, server, &s->dns[server], 1);
     }
+    resolver_log_server(st, server, &s->dns[server], !ok && silent);
 }
 
 /* The server a new lookup asks first. */
@@ -456,17 +456,24 @@ static void resolver_timeout(void *arg)
     resolver_send(q);
 }
 
-/* What an answer to sub says, from UDP or TCP. */
+/* Whether an answer says the server failed the question (SERVFAIL, REFUSED, ..., or truncated
+ * with nothing in it) rather than answering it. */
+static int resolver_answer_failed(const struct dnsmsg_answer *ans)
+{
+    return ans->rcode != DNSMSG_RCODE_NXDOMAIN &&
+           (ans->rcode != DNSMSG_RCODE_NOERROR || (ans->truncated && ans->n_addrs == 0));
+}
+
+/* What an answer to sub says, from UDP or TCP; the health of the server that failed it is the
+ * caller's. */
 static void resolver_take(struct resolver_query *q, struct resolver_sub *sub, const struct dnsmsg_answer *ans)
 {
     if (ans->rcode == DNSMSG_RCODE_NXDOMAIN)
         sub->state = RESOLVER_SUB_NXDOMAIN;
-    else if (ans->rcode != DNSMSG_RCODE_NOERROR || (ans->truncated && ans->n_addrs == 0))
+    else if (resolver_answer_failed(ans))
         sub->state = RESOLVER_SUB_FAILED;
     else
         sub->state = RESOLVER_SUB_ANSWERED;
-    if (sub->state == RESOLVER_SUB_FAILED)
-        resolver_health(q->s, resolver_server_now(q), 0, 0);
     if (ans->n_addrs > 0) {
         if (q->n_addrs == 0 || ans->ttl < q->ttl)
             q->ttl = ans->ttl;
@@ -492,6 +499,8 @@ static void resolver_tcp_answer(void *arg, int status, const uint8_t *msg, size_
     if (status == 0 &&
         dnsmsg_parse_answer(msg, len, sub->id, q->cands[q->cand], sub->qtype, &ans) == 0) {
         ans.truncated = 0; /* over TCP, what came is all there is */
+        if (resolver_answer_failed(&ans)) /* the exchange ends with the attempt: its server */
+            resolver_health(q->s, resolver_server_now(q), 0, 0);
         resolver_take(q, sub, &ans);
     } else {
         v2s_debug("resolver: DNS over TCP failed: %s", status < 0 ? uv_strerror(status) : "not the answer");
@@ -542,9 +551,18 @@ static void resolver_on_recv(void *arg, struct udp_pcb *pcb, struct pbuf *p, con
             v2s_debug("resolver: malformed answer for %s ignored", v2s_shown(q->cands[q->cand], shown, sizeof(shown)));
             return;
         }
-        if ((size_t)idx == resolver_server_now(q))
+        int current = (size_t)idx == resolver_server_now(q);
+        if (current)
             q->heard = 1;
-        resolver_health(q->s, (size_t)idx, 1, 0);
+        int failed = ans.rcode != DNSMSG_RCODE_NOERROR && ans.rcode != DNSMSG_RCODE_NXDOMAIN;
+        resolver_health(q->s, (size_t)idx, !failed, 0);
+        if (failed && !current) {
+            /* A server asked in an earlier attempt failed late: that is its failure, and the
+             * server asked now is still waited for. Before, the failure counted against the
+             * server asked now, which the next lookups then avoided, and ended its attempt at
+             * once. */
+            return;
+        }
         if (ans.truncated && ans.rcode == DNSMSG_RCODE_NOERROR) {
             sub->has_partial = ans.n_addrs > 0;
             if (sub->has_partial)

@@ -708,6 +708,57 @@ TEST_IMPL(stack_resolver_failover_health)
     return 0;
 }
 
+/* A server asked in an earlier attempt answers SERVFAIL after the lookup moved on to the other:
+ * the lookup keeps waiting for the server it asks now (no new query goes out), and the failure is
+ * the late server's. Failed before the fix: the late
+ * SERVFAIL ended the attempt at once (a third query, to the first server again) and counted
+ * against the server asked now. */
+TEST_IMPL(stack_resolver_late_servfail)
+{
+    static struct dns_server srv;
+    dns_up(&srv, dns_zone, ARRAY_SIZE(dns_zone), NULL, NULL);
+    srv.dead = 3;
+    dns_lookup(&srv, "v4only.example.com");
+    dns_run(&srv, DNS_TIMEOUT_MS + 100);
+    ASSERT_EQ(srv.n_queries, 2);
+    ASSERT(dns_is_text(&srv.queries[0].to, dns_servers[0]));
+    ASSERT(dns_is_text(&srv.queries[1].to, dns_servers[1]));
+    ASSERT_EQ(srv.queries[0].id, srv.queries[1].id);
+
+    /* The first server's SERVFAIL to the first query, now. */
+    uint8_t query[DNSMSG_MAX_UDP], answer[DNS_PKT_MAX], pkt[DNS_PKT_MAX];
+    int qlen = dnsmsg_build_query(query, sizeof(query), srv.queries[0].id, "v4only.example.com", DNSMSG_TYPE_A);
+    ASSERT(qlen > 0);
+    size_t alen = harness_tun_dns_answer(answer, query, (size_t)qlen, srv.queries[0].id, DNSMSG_RCODE_SERVFAIL, NULL);
+    struct v2s_addr from, to;
+    ASSERT_EQ(v2s_addr_parse(&from, dns_servers[0]), 0);
+    ASSERT_EQ(v2s_addr_parse(&to, "10.8.0.2"), 0);
+    size_t plen = harness_tun_udp(pkt, sizeof(pkt), &from, 53, &to, srv.queries[0].sport, answer, alen);
+    ASSERT(plen > 0);
+    harness_tun_inject(&srv.tun, pkt, plen);
+    dns_run(&srv, 0);
+    ASSERT_EQ(srv.n_queries, 2); /* still waiting for the second server */
+    ASSERT_EQ(srv.calls, 0);
+
+    /* From now on the second server answers: the lookup's third attempt (the first server,
+     * silent) times out, its fourth (the second server) is answered. */
+    srv.dead = 1;
+    dns_run(&srv, 3 * DNS_TIMEOUT_MS);
+    dns_answered_one(&srv, 1, "192.0.2.7");
+    ASSERT_EQ(srv.n_queries, 4);
+
+    /* The next lookup starts with the second server, which answered last. */
+    srv.n_queries = 0;
+    srv.calls = 0;
+    dns_lookup(&srv, "www.example.com");
+    ASSERT_EQ(srv.n_queries, 1);
+    ASSERT(dns_is_text(&srv.queries[0].to, dns_servers[1]));
+    dns_run(&srv, 0);
+    dns_answered_one(&srv, 1, "93.184.216.34");
+    ASSERT_EQ(harness_tun_down(&srv.tun), 0);
+    return 0;
+}
+
 /* How many times needle occurs in text. */
 static int dns_count(const char *text, const char *needle)
 {
