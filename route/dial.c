@@ -97,13 +97,29 @@ void dial_count(struct dialer *r, enum router_verdict v)
         r->cfg.stats->total[v]++;
 }
 
-/* How long the attempt at an address may take, left ms before the deadline and waiting others
- * after it: an equal share of what is left, at least DIAL_ATTEMPT_MIN_MS; the last gets it all.
- * Before, the first attempt had the whole timeout, and a destination whose first address never
- * answered failed with a timeout though its second would have connected at once. */
-static unsigned dial_attempt_ms(unsigned left, size_t waiting)
+/* The path the router gives a, if it is one a connection to a can take now (the log line and
+ * the counts of a refused one are dial_try_next()'s). */
+static struct outbound *dial_path(const struct dial *d, const struct v2s_addr *a)
 {
-    unsigned share = left / (unsigned)(waiting + 1);
+    const struct dial_config *cfg = &dialer_of(d->base.ob)->cfg;
+    enum router_verdict v = router_decide(cfg->router, a);
+    if (v == ROUTER_REJECT || (v == ROUTER_DIRECT && listener_is_own(a, d->port, SOCK_STREAM)))
+        return NULL;
+    struct outbound *via = cfg->via[v];
+    return via && outbound_can_reach(via, a->family) ? via : NULL;
+}
+
+/* How long the attempt at an address may take, left ms before the deadline: an equal share of
+ * what is left among it and the addresses after it that can be tried, at least
+ * DIAL_ATTEMPT_MIN_MS; the last gets it all. Before, the first attempt had the whole timeout, and
+ * a destination whose first address never answered failed with a timeout though its second
+ * would have connected at once. */
+static unsigned dial_attempt_ms(const struct dial *d, unsigned left)
+{
+    unsigned waiting = 0;
+    for (size_t i = d->next_addr; i < d->n_addrs; i++)
+        waiting += dial_path(d, &d->addrs[i]) != NULL;
+    unsigned share = left / (waiting + 1);
     if (share < DIAL_ATTEMPT_MIN_MS)
         share = DIAL_ATTEMPT_MIN_MS;
     return share < left ? share : left;
@@ -155,7 +171,7 @@ static int dial_try_next(struct dial *d)
             dial_count(r, v);
         }
         unsigned left = d->deadline > now ? (unsigned)(d->deadline - now) : 0;
-        left = dial_attempt_ms(left, d->n_addrs - d->next_addr);
+        left = dial_attempt_ms(d, left);
         int rc = outbound_connect(via, NULL, &d->dst, d->port, left, dial_connected, d, &d->conn);
         if (rc == 0)
             return 0;

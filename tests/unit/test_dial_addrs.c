@@ -266,6 +266,41 @@ TEST_IMPL(dial_addrs_next_after_silent)
     return 0;
 }
 
+/* The same, but the second address is one the router refuses: the first is the only one that can
+ * be tried, and its attempt keeps the whole timeout. After the same 5 s jump of lwIP's clock the
+ * client is still waiting (its connection neither reset nor closed), and another 4 s end it.
+ * Guards the count of the addresses that share the time: counted by how many follow, a refused
+ * one among them, the attempt got 4 s and the client was reset at the jump. */
+TEST_IMPL(dial_addrs_silent_alone)
+{
+    static struct da d;
+    da_timeout_ms = 8000;
+    da_up(&d, "10.9.0.8", "10.99.0.1", 80);
+    da_timeout_ms = 3000;
+    struct v2s_cidr c;
+    ASSERT_EQ(v2s_cidr_parse(&c, "10.99.0.0/16", 1), 0);
+    ASSERT_EQ(router_add_user(&d.router, &c, ROUTER_REJECT), 0);
+    d.blackhole = 1;
+    int fd = uvtest_connect(d.fport);
+    for (int k = 0; k < 400 && d.syns == 0; k++)
+        da_pump(&d);
+    ASSERT_EQ(d.syns, 1);
+    harness_tun_advance(&d.tun, 5000);
+    for (int k = 0; k < 20; k++)
+        da_pump(&d);
+    ASSERT_EQ(uvtest_wait_end(&d.tun.loop, fd, NULL, 1), 0); /* still waiting */
+    harness_tun_advance(&d.tun, 4000);
+    int end = 0;
+    for (int k = 0; k < 400 && end == 0; k++) {
+        da_pump(&d);
+        end = uvtest_wait_end(&d.tun.loop, fd, NULL, 1);
+    }
+    ASSERT_EQ(end, -ECONNRESET);
+    close(fd);
+    da_down(&d);
+    return 0;
+}
+
 /* Every address refuses: the client's connection is reset once the last has been tried, with one
  * line naming the failure; the forward goes on serving. Never failed: a guard of the end of the
  * list and of the retry's bookkeeping (run under ASan). */
