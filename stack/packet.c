@@ -4,6 +4,7 @@
 #include <sys/socket.h>
 
 #include "base/bytes.h"
+#include "stack/lwipopts.h" /* stack_chksum() */
 
 enum {
     IPPROTO_ICMP_NUM = 1,
@@ -117,6 +118,43 @@ static int packet_icmp6_reason(uint8_t type, uint8_t code)
     case 4: return PACKET_ICMP_REFUSED;
     default: return -1;
     }
+}
+
+/* The one's complement sum of the n bytes at p added to sum, folded to 16 bits: 0xFFFF over a
+ * packet whose checksum is right (RFC 1071), in either byte order. */
+static uint32_t packet_sum(uint32_t sum, const uint8_t *p, size_t n)
+{
+    sum += stack_chksum(p, (int)n);
+    while (sum >> 16)
+        sum = (sum & 0xFFFF) + (sum >> 16);
+    return sum;
+}
+
+size_t packet_icmp_intact(const uint8_t *pkt, size_t len)
+{
+    if (len >= 20 && pkt[0] >> 4 == 4) {
+        size_t ihl = (size_t)(pkt[0] & 0x0F) * 4, tot = v2s_get_be16(pkt + 2);
+        if (pkt[9] != IPPROTO_ICMP_NUM || ihl < 20 || tot < ihl + 8 || tot > len || (v2s_get_be16(pkt + 6) & 0x3FFF))
+            return 0;
+        if (packet_sum(0, pkt, ihl) != 0xFFFF || packet_sum(0, pkt + ihl, tot - ihl) != 0xFFFF)
+            return 0;
+        return tot;
+    }
+    if (len >= 40 && pkt[0] >> 4 == 6) {
+        size_t plen = v2s_get_be16(pkt + 4);
+        if (pkt[6] != IPPROTO_ICMPV6_NUM || plen < 8 || plen > len - 40)
+            return 0;
+        /* RFC 8200 8.1: the addresses, the upper-layer length and the next header. */
+        uint8_t pseudo[40];
+        memcpy(pseudo, pkt + 8, 32);
+        v2s_put_be32(pseudo + 32, (uint32_t)plen);
+        memset(pseudo + 36, 0, 3);
+        pseudo[39] = IPPROTO_ICMPV6_NUM;
+        if (packet_sum(packet_sum(0, pseudo, sizeof(pseudo)), pkt + 40, plen) != 0xFFFF)
+            return 0;
+        return 40 + plen;
+    }
+    return 0;
 }
 
 int packet_parse_icmp_error(const uint8_t *pkt, size_t len, struct packet_icmp_error *err)

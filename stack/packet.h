@@ -63,6 +63,12 @@ enum { PACKET_PROTO_TCP = 6, PACKET_PROTO_UDP = 17 };
  * headers, a packet that is not ICMP). Checksums are not looked at. */
 int packet_parse_icmp_error(const uint8_t *pkt, size_t len, struct packet_icmp_error *err);
 
+/* The length of the IPv4 ICMP or IPv6 ICMPv6 packet pkt (len bytes read) as its IP header gives
+ * it, when that fits in len and its checksums are right (the IPv4 header's and the ICMP one, or
+ * ICMPv6's over its pseudo-header) and it is no IPv4 fragment; 0 for anything else. The two
+ * parsers here check none of it: lwIP checks the checksums only after stack.c read the error. */
+size_t packet_icmp_intact(const uint8_t *pkt, size_t len);
+
 /* An ICMPv6 packet too big (RFC 4443 3.2) and the packet it quotes, one we sent: src is our
  * address. */
 struct packet_too_big {

@@ -668,10 +668,16 @@ void stack_input(struct stack *s, const uint8_t *pkt, size_t len)
         return;
     }
     pbuf_take(p, pkt, (u16_t)len);
-    if ((pkt[0] >> 4 == 4 && len >= 20 && pkt[9] == 1) || (pkt[0] >> 4 == 6 && len >= 40 && pkt[6] == 58))
-        stack_check_icmp_error(s, pkt, len);
-    if (pkt[0] >> 4 == 6 && len >= 48 && pkt[6] == 58 && pkt[40] == 2)
-        stack_pmtu_too_big(s, pkt, len);
+    /* An error is read here, before lwIP has checked anything of it, so its checksums and
+     * length are checked here, or a packet garbled on the way (or a later IPv4 fragment, read
+     * as if it began with an ICMP header) failed a connection or lowered a path MTU. */
+    size_t icmp_len;
+    if (((pkt[0] >> 4 == 4 && len >= 20 && pkt[9] == 1) || (pkt[0] >> 4 == 6 && len >= 40 && pkt[6] == 58)) &&
+        (icmp_len = packet_icmp_intact(pkt, len)) != 0) {
+        stack_check_icmp_error(s, pkt, icmp_len);
+        if (pkt[0] >> 4 == 6 && icmp_len >= 48 && pkt[40] == 2)
+            stack_pmtu_too_big(s, pkt, icmp_len);
+    }
     /* ip_input() owns p from here, whatever it returns. */
     if (s->netif.input(p, &s->netif) != ERR_OK)
         s->rx_bad++;

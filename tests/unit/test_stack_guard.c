@@ -218,9 +218,23 @@ TEST_IMPL(stack_icmp_forged_ignored)
     return 0;
 }
 
+/* The ICMPv6 checksum of the len-byte IPv6 packet pkt (RFC 8200 8.1's pseudo-header). */
+static void guard_checksum6(uint8_t *pkt, size_t len)
+{
+    uint8_t pseudo[40] = {0};
+    memcpy(pseudo, pkt + 8, 32);
+    pseudo[34] = (uint8_t)((len - 40) >> 8);
+    pseudo[35] = (uint8_t)(len - 40);
+    pseudo[39] = 58;
+    pkt[42] = pkt[43] = 0;
+    uint16_t sum = harness_tun_fold(harness_tun_sum(harness_tun_sum(0, pseudo, 40), pkt + 40, len - 40));
+    pkt[42] = (uint8_t)(sum >> 8);
+    pkt[43] = (uint8_t)sum;
+}
+
 /* An ICMP or ICMPv6 error of type and code from the remote host, quoting the first 8 bytes of
  * the transport header of our packet (proto) that the SYN syn names, with sequence number seq.
- * ICMPv6's checksum is left zero: the stack reads the error before lwIP checks it. */
+ * Every checksum is right. */
 static size_t guard_icmp_any(uint8_t *pkt, uint8_t type, uint8_t code, uint8_t proto, const struct guard_syn *syn,
                              uint32_t seq)
 {
@@ -258,6 +272,7 @@ static size_t guard_icmp_any(uint8_t *pkt, uint8_t type, uint8_t code, uint8_t p
     tcp[5] = (uint8_t)(seq >> 16);
     tcp[6] = (uint8_t)(seq >> 8);
     tcp[7] = (uint8_t)seq;
+    guard_checksum6(pkt, len);
     return len;
 }
 
@@ -310,6 +325,65 @@ TEST_IMPL(stack_icmp_reasons)
         ASSERT_ROW(g.results[i] == rows[i].status, "%zu: status %d", i, g.results[i]);
         ASSERT_ROW(g.tun.stack->icmp_ignored == ignored, "%zu", i);
     }
+    guard_down(&g);
+    return 0;
+}
+
+/* An ICMP error that would fail a connection still opening, but garbled on the way or not one
+ * whole packet, leaves it opening, IPv4 and IPv6: a bad IPv4 header checksum, a bad ICMP or
+ * ICMPv6 checksum, an IP length longer than what arrived, an IPv4 fragment. The stack reads
+ * errors before lwIP checks them, and took each of these. */
+TEST_IMPL(stack_icmp_garbled_ignored)
+{
+    static struct guard g;
+    guard_up(&g);
+    struct v2s_addr dst6 = {.family = AF_INET6};
+    memcpy(dst6.bytes, guard_remote6, 16);
+    guard_open(&g, 1);
+    guard_open_to(&g, &dst6, 1);
+    const struct guard_syn *syn4 = &g.syns[0], *syn6 = &g.syns[1];
+    uint8_t pkt[128];
+    size_t len;
+    for (int i = 0; i < 5; i++) {
+        len = guard_icmp(pkt, guard_local, syn4->sport, syn4->dport, syn4->seq);
+        switch (i) {
+        case 0: pkt[10] ^= 1; break;                 /* the IPv4 header's checksum */
+        case 1: pkt[22] ^= 1; break;                 /* the ICMP checksum */
+        case 2: pkt[55] ^= 1; break;                 /* a byte it covers */
+        case 3:                                      /* 4 bytes more than arrive */
+            memset(pkt + len, 0, 4);
+            pkt[3] = (uint8_t)(len + 4);
+            pkt[22] = pkt[23] = 0;
+            guard_checksum(pkt + 20, len + 4 - 20, pkt + 22);
+            break;
+        case 4: pkt[6] = 0x20; break;                /* more fragments */
+        }
+        if (i >= 3) {
+            pkt[10] = pkt[11] = 0;
+            guard_checksum(pkt, 20, pkt + 10);
+        }
+        harness_tun_inject(&g.tun, pkt, len);
+        ASSERT_ROW(g.results[0] == 1, "v4 %d: status %d", i, g.results[0]);
+    }
+    for (int i = 0; i < 3; i++) {
+        len = guard_icmp_any(pkt, 1, 4, 6, syn6, syn6->seq);
+        switch (i) {
+        case 0: pkt[43] ^= 1; break;                 /* the checksum */
+        case 1: pkt[8] ^= 1; break;                  /* the pseudo-header's source address */
+        case 2:                                      /* 8 bytes more than arrive */
+            memset(pkt + len, 0, 8);
+            pkt[5] = (uint8_t)(len + 8 - 40);
+            guard_checksum6(pkt, len + 8);
+            break;
+        }
+        harness_tun_inject(&g.tun, pkt, len);
+        ASSERT_ROW(g.results[1] == 1, "v6 %d: status %d", i, g.results[1]);
+    }
+    /* The same errors whole. */
+    harness_tun_inject(&g.tun, pkt, guard_icmp(pkt, guard_local, syn4->sport, syn4->dport, syn4->seq));
+    ASSERT_EQ(g.results[0], UV_ECONNREFUSED);
+    harness_tun_inject(&g.tun, pkt, guard_icmp_any(pkt, 1, 4, 6, syn6, syn6->seq));
+    ASSERT_EQ(g.results[1], UV_ECONNREFUSED);
     guard_down(&g);
     return 0;
 }

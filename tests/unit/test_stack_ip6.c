@@ -34,6 +34,7 @@ struct ptb {
     uint32_t link_mtu;      /* the router drops what is larger */
     uint32_t said_mtu;      /* ... and says this in its packet too big */
     int forge;              /* quote a sequence number off by 100000 */
+    int garble;             /* ... or a byte of the quote changed after the checksum */
     uint16_t syn_mss;       /* the server's MSS option (0: 1440) */
     size_t first;           /* the first write's size (0: two thirds of the upload) */
     size_t total;           /* the upload's (0: PTB_UPLOAD) */
@@ -158,6 +159,8 @@ static void ptb_send(struct harness_tun *t, const uint8_t *pkt, size_t len)
         if (b->forge)
             v2s_put_be32(out + 48 + 44, v2s_get_be32(out + 48 + 44) + 100000);
         ptb_checksum6(out, 58, out + 40, 8 + quote, out + 42);
+        if (b->garble)
+            out[48 + 40 + 20] ^= 1; /* the quoted segment's data */
         ptb_queue(b, out, 48 + quote);
         return;
     }
@@ -323,6 +326,21 @@ TEST_IMPL(stack_icmp_too_big_forged)
     memset(&b, 0, sizeof(b));
     b.link_mtu = b.said_mtu = 1280;
     b.forge = 1;
+    ASSERT(ptb_upload(&b) < PTB_UPLOAD);
+    ASSERT(b.too_big >= 2);
+    ASSERT_EQ(b.frags, 0);
+    return 0;
+}
+
+/* A packet too big whose ICMPv6 checksum does not match (garbled on the way) is ignored as lwIP
+ * would have ignored it: nothing is fragmented for it. The stack reads it before lwIP checks
+ * it, and took it. */
+TEST_IMPL(stack_icmp_too_big_garbled)
+{
+    static struct ptb b;
+    memset(&b, 0, sizeof(b));
+    b.link_mtu = b.said_mtu = 1280;
+    b.garble = 1;
     ASSERT(ptb_upload(&b) < PTB_UPLOAD);
     ASSERT(b.too_big >= 2);
     ASSERT_EQ(b.frags, 0);
