@@ -627,9 +627,35 @@ static void stack_check_icmp_error(struct stack *s, const uint8_t *pkt, size_t l
         s->icmp_ignored++;
 }
 
+/* 1 when the source of the packet pkt can be no host behind the VPN: the tunnel's own address,
+ * "this network" or loopback (stack_addr_no_host()). Linux drops such a packet as a martian
+ * (RFC 1122 3.2.1.3: loopback addresses never appear outside a host); lwIP drops only broadcast
+ * and multicast sources. From the tunnel they are forged or a server's misrouting, and the
+ * answers went back into the tunnel to loopback or to ourselves; a VPN server sends a packet
+ * for our address back to us, so a datagram from our own address and port to a -R UDP forward
+ * whose service answers (an echo) would come back to that forward as a new datagram, round and
+ * round, and a SYN from our own address opened a connection to a -R forward, logged as ours. */
+static int stack_source_martian(const struct stack *s, const uint8_t *pkt, size_t len)
+{
+    ip_addr_t src;
+    if (len >= 20 && pkt[0] >> 4 == 4) {
+        ip_addr_set_zero_ip4(&src);
+        memcpy(&ip_2_ip4(&src)->addr, pkt + 12, 4);
+        return stack_addr_no_host(&src) || (!ip4_addr_isany_val(*netif_ip4_addr(&s->netif)) &&
+                                            ip4_addr_cmp(ip_2_ip4(&src), netif_ip4_addr(&s->netif)));
+    }
+    if (len >= 40 && pkt[0] >> 4 == 6) {
+        ip_addr_set_zero_ip6(&src);
+        memcpy(ip_2_ip6(&src)->addr, pkt + 8, 16);
+        return stack_addr_no_host(&src) || (ip6_addr_isvalid(netif_ip6_addr_state(&s->netif, 0)) &&
+                                            memcmp(netif_ip6_addr(&s->netif, 0)->addr, pkt + 8, 16) == 0);
+    }
+    return 0;
+}
+
 void stack_input(struct stack *s, const uint8_t *pkt, size_t len)
 {
-    if (!s->up || len == 0 || len > 0xFFFF) {
+    if (!s->up || len == 0 || len > 0xFFFF || stack_source_martian(s, pkt, len)) {
         s->rx_bad++;
         return;
     }

@@ -435,3 +435,36 @@ TEST_IMPL(stack_udp_icmp_answers)
     ASSERT_EQ(harness_tun_down(&u.tun), 0);
     return 0;
 }
+
+/* A packet whose source can be no host behind the VPN (the tunnel's own address, loopback, "this
+ * network", IPv4 and IPv6) is dropped unanswered and counted, as Linux drops a martian; the same
+ * ping and datagram from a real peer are answered (an echo reply, a port unreachable). lwIP
+ * answered every one, into the tunnel to ourselves or to loopback. */
+TEST_IMPL(stack_input_martian_source)
+{
+    static struct ut u;
+    ut_up(&u, "10.8.0.2", "fd00::2");
+    static const struct {
+        const char *src, *self;
+        int answered;
+    } rows[] = {
+        {"10.8.0.2", "10.8.0.2", 0}, {"127.0.0.1", "10.8.0.2", 0}, {"0.0.0.0", "10.8.0.2", 0},
+        {"0.1.2.3", "10.8.0.2", 0},  {"fd00::2", "fd00::2", 0},     {"::1", "fd00::2", 0},
+        {"::", "fd00::2", 0},        {"10.8.0.3", "10.8.0.2", 1},   {"fd00::3", "fd00::2", 1},
+    };
+    for (size_t row = 0; row < ARRAY_SIZE(rows); row++) {
+        struct v2s_addr src = ut_addr(rows[row].src), self = ut_addr(rows[row].self);
+        uint8_t pkt[256];
+        const uint8_t data[] = "ping";
+        size_t len = harness_tun_icmp_echo(pkt, sizeof(pkt), &src, &self, 0x1234, 7, data, sizeof(data));
+        ASSERT(len > 0);
+        uint64_t bad = u.tun.stack->rx_bad;
+        u.n_pkts = 0;
+        harness_tun_inject(&u.tun, pkt, len);
+        ut_inject(&u, rows[row].src, 40000, rows[row].self, 9, (const uint8_t *)"nobody", 6);
+        ASSERT_ROW(u.n_pkts == (rows[row].answered ? 2u : 0u), "%s: %zu sent", rows[row].src, u.n_pkts);
+        ASSERT_ROW(u.tun.stack->rx_bad == bad + (rows[row].answered ? 0 : 2), "%s", rows[row].src);
+    }
+    ASSERT_EQ(harness_tun_down(&u.tun), 0);
+    return 0;
+}
