@@ -273,6 +273,56 @@ seed("fuzz_http_msg", "response-head", b"\x03HTTP/1.1 200 OK\r\nContent-Length: 
 # A header past the cap whose name is malformed: the same answer (400) fed whole or byte by byte.
 seed("fuzz_http_msg", "headers-past-cap", b"\x00GET http://a/ HTTP/1.1\r\n" + b"X: y\r\n" * 128 + b"Ba\x01d: z\r\n\r\n")
 
+# ---------------------------------------------------------------- fuzz_packet (test_packet.c,
+# test_stack_guard.c): IP packets from the tunnel, with right checksums.
+def csum(data):
+    if len(data) % 2:
+        data += b"\x00"
+    s = sum(struct.unpack(">%dH" % (len(data) // 2), data))
+    while s >> 16:
+        s = (s & 0xFFFF) + (s >> 16)
+    return ~s & 0xFFFF
+
+
+US4, THEM4 = bytes([10, 8, 0, 2]), bytes([10, 9, 0, 1])
+US6, THEM6 = bytes([0xfd] + [0] * 14 + [2]), bytes([0xfd] + [0] * 6 + [9] + [0] * 7 + [1])
+
+
+def ip4(proto, src, dst, payload, frag=0):
+    head = bytes([0x45, 0]) + u16(20 + len(payload)) + u16(1) + u16(frag) + bytes([64, proto]) + u16(0) + src + dst
+    return head[:10] + u16(csum(head)) + head[12:] + payload
+
+
+def ip6(nexth, src, dst, payload):
+    return bytes([0x60, 0, 0, 0]) + u16(len(payload)) + bytes([nexth, 64]) + src + dst + payload
+
+
+def icmp4(typ, code, rest, body):
+    msg = bytes([typ, code]) + u16(0) + rest + body
+    return msg[:2] + u16(csum(msg)) + msg[4:]
+
+
+def icmp6(src, dst, typ, code, rest, body):
+    msg = bytes([typ, code]) + u16(0) + rest + body
+    pseudo = src + dst + u32(len(msg)) + b"\x00\x00\x00\x3a"
+    return msg[:2] + u16(csum(pseudo + msg)) + msg[4:]
+
+
+TCP_QUOTE = u16(49153) + u16(443) + u32(0x01020304)
+seed("fuzz_packet", "icmp4-port-unreachable-tcp",
+     ip4(1, THEM4, US4, icmp4(3, 3, bytes(4), ip4(6, US4, THEM4, TCP_QUOTE + bytes(12))[:28])))
+seed("fuzz_packet", "icmp4-fragment", ip4(1, THEM4, US4, icmp4(3, 3, bytes(4), bytes(28)), frag=0x2000))
+seed("fuzz_packet", "icmp6-port-unreachable-udp",
+     ip6(58, THEM6, US6, icmp6(THEM6, US6, 1, 4, bytes(4), ip6(17, US6, THEM6, bytes(8))[:40] + bytes(8))))
+seed("fuzz_packet", "icmp6-too-big-tcp",
+     ip6(58, THEM6, US6, icmp6(THEM6, US6, 2, 0, u32(1280), ip6(6, US6, THEM6, TCP_QUOTE + bytes(12)))))
+seed("fuzz_packet", "tcp4-ack-sack",
+     ip4(6, US4, THEM4, u16(49153) + u16(8080) + u32(1) + u32(2) + bytes([0x80, 0x10]) + u16(512) + bytes(4)
+         + bytes([1, 1, 5, 10]) + u32(100) + u32(200) + bytes([0, 0])))
+seed("fuzz_packet", "udp6-hopbyhop-fragment",
+     ip6(0, THEM6, US6, bytes([44, 0, 1, 4, 0, 0, 0, 0]) + bytes([17, 0, 0, 1]) + u32(7) + u16(53) + u16(40000)
+         + u16(12) + u16(0) + b"abcd"))
+
 # fuzz_idna: the first byte is also the output buffer's size.
 seed("fuzz_idna", "ascii", b"\xffwww.example.com")
 seed("fuzz_idna", "umlaut", b"\xff" + "www.b\u00fccher.example".encode())
