@@ -190,6 +190,14 @@ void stack_resolver_tunnel_back(struct stack *s);
 void stack_resolver_abort_all(struct stack *s, int status);
 /* resolver.c: frees what the resolver remembers (the stack is being freed). */
 void stack_resolver_free(struct stack *s);
+/* udp.c, in a receive callback of lwIP's: 1 when the datagram p's UDP length field counts
+ * exactly what lwIP hands over. stack.c drops a packet where it does not (packet_udp_drop()),
+ * but a datagram lwIP put together from fragments is seen only here, and lwIP 2.1.3 puts one
+ * together from every fragment it holds once those from 0 to the last have no hole, fragments
+ * past the last included (Linux drops the datagram): anyone who guessed a fragmented datagram's
+ * identification could append bytes to it, with a checksum still right. */
+struct pbuf;
+int stack_udp_length_ok(const struct pbuf *p);
 /* udp.c: takes every socket's pcb away (stack closing): recv never runs again, send answers
  * UV_ENETDOWN, and stack_udp_close() only frees the socket. */
 void stack_udp_detach_all(struct stack *s);

@@ -134,6 +134,10 @@
  *   - a packet too big is dropped unless ND6's destination cache (which our netif never fills)
  *     holds its destination, and ip6_frag() moves the payload pointers of the pbufs it cuts
  *     (stack.c keeps path MTUs and fragments flat copies itself);
+ *   - ip4_reass() and ip6_reass() complete a datagram once its fragments from 0 to the last
+ *     have no hole, and keep fragments past the last in it, so what udp_input() and tcp_input()
+ *     get may run past the datagram's length (udp.c compares the UDP length field; it reads the
+ *     header just before the payload udp_input() hands over, in the first pbuf);
  *   - after reassembling an IPv6 datagram, ip6_input() goes on with ip6_current_header() still
  *     the last fragment's, and ip6_reass() asserts on it for a fragment header inside the
  *     datagram (stack.c drops fragments whose next header is an extension header);

@@ -71,6 +71,15 @@ void stack_mem_free(void *p);
 /* Servers may send fragments (DNS answers, UDP); reassemble, and fragment what we send. */
 #define IP_REASSEMBLY               1
 #define IP_FRAG                     1
+/* The bound on fragments waiting for the rest of their datagram, for IPv4 and for IPv6 each
+ * (MEMP_NUM_REASSDATA is none with malloc'd pools): past it lwIP gives up the oldest datagrams,
+ * and what stays incomplete is given up after IP_REASS_MAXAGE (15 s) or IPV6_REASS_MAXAGE (60 s).
+ * Each fragment is one packet from the tunnel in a buffer of its size (stack_input()), so a
+ * flood of fragments that never complete holds 512 tunnel MTUs per family (about 750 KiB at
+ * 1500), at most 32 MiB of 64 KiB packets where the tunnel passes those. Overlapping and
+ * repeated fragments are dropped (IP_REASS_CHECK_OVERLAP), the first copy kept; a datagram
+ * longer than 65535 bytes is never put together; fragments past the last one are put in, and
+ * udp.c drops such a datagram by its UDP length (stack_udp_length_ok()). */
 #define IP_REASS_MAX_PBUFS          512
 #define IP_DEFAULT_TTL              64
 

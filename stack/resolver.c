@@ -529,6 +529,10 @@ static void resolver_on_recv(void *arg, struct udp_pcb *pcb, struct pbuf *p, con
     struct resolver_query *q = arg;
     static uint8_t msg[RESOLVER_MAX_MSG];
     (void)pcb;
+    if (!stack_udp_length_ok(p)) {
+        pbuf_free(p);
+        return;
+    }
     size_t len = p->tot_len < sizeof(msg) ? p->tot_len : sizeof(msg);
     pbuf_copy_partial(p, msg, (u16_t)len, 0);
     pbuf_free(p);

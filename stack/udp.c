@@ -54,11 +54,23 @@ struct stack_udp {
     void *arg;
 };
 
+int stack_udp_length_ok(const struct pbuf *p)
+{
+    /* udp_input() checked that the header lies in the first pbuf and moved the payload past it. */
+    const u8_t *udp = (const u8_t *)p->payload - UDP_HLEN;
+    return ((size_t)udp[4] << 8 | udp[5]) == (size_t)p->tot_len + UDP_HLEN;
+}
+
 static void stack_udp_on_recv(void *arg, struct udp_pcb *pcb, struct pbuf *p, const ip_addr_t *addr, u16_t port)
 {
     struct stack_udp *u = arg;
     struct stack *s = u->s;
     (void)pcb;
+    if (!stack_udp_length_ok(p)) {
+        s->udp_dropped++;
+        pbuf_free(p);
+        return;
+    }
     const uint8_t *data = p->payload;
     size_t len = p->tot_len;
     if (p->len != p->tot_len) {

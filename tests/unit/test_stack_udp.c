@@ -468,3 +468,44 @@ TEST_IMPL(stack_input_martian_source)
     ASSERT_EQ(harness_tun_down(&u.tun), 0);
     return 0;
 }
+
+/* A fragment past the end of a datagram (after the one without "more fragments") joins it in
+ * lwIP 2.1.3, which puts a datagram together once it runs from 0 to its last fragment with no
+ * hole, whatever lies beyond; Linux drops the whole datagram (ip_frag_queue()). So anyone who
+ * guessed the identification of a fragmented datagram could append bytes to it, checksum kept
+ * (its first two bytes make up for the length the pseudo-header gains). The datagram is dropped:
+ * its UDP length no longer matches, and nothing of it reaches the socket. */
+TEST_IMPL(stack_udp_fragment_past_end)
+{
+    static struct ut u;
+    ut_up(&u, "10.8.0.2", "fd00::2");
+    struct stack_udp *sock = NULL;
+    ASSERT_EQ(stack_udp_open(u.tun.stack, NULL, 0, ut_recv, &u, &sock), 0);
+    struct v2s_addr peer = ut_addr("10.9.0.7"), self = ut_addr("10.8.0.2");
+    /* The datagram: 8 bytes of data after the UDP header; then a copy with 8 more, the
+     * appended fragment's bytes, which sum to minus 8 so the checksum still holds. */
+    static const uint8_t real[8] = "realdata", more[16] = {'r', 'e', 'a', 'l', 'd', 'a', 't', 'a', 0xFF, 0xF7};
+    uint8_t pkt[128], longer[128], frag[128];
+    size_t len = harness_tun_udp(pkt, sizeof(pkt), &peer, 6000, &self, stack_udp_port(sock), real, sizeof(real));
+    size_t llen = harness_tun_udp(longer, sizeof(longer), &peer, 6000, &self, stack_udp_port(sock), more, sizeof(more));
+    ASSERT(len == 36 && llen == 44);
+    /* The first fragment (the UDP header), the forged one past the end, the last. */
+    size_t flen = harness_tun_fragment4(frag, sizeof(frag), pkt, len, 0, 8);
+    harness_tun_inject(&u.tun, frag, flen);
+    flen = harness_tun_fragment4(frag, sizeof(frag), longer, llen, 16, 8);
+    v2s_put_be16(frag + 6, (uint16_t)(16 / 8 | 0x2000));
+    v2s_put_be16(frag + 10, 0);
+    v2s_put_be16(frag + 10, harness_tun_fold(harness_tun_sum(0, frag, 20)));
+    harness_tun_inject(&u.tun, frag, flen);
+    ASSERT_EQ(u.calls, 0);
+    flen = harness_tun_fragment4(frag, sizeof(frag), pkt, len, 8, 8);
+    harness_tun_inject(&u.tun, frag, flen);
+    ASSERT_ROW(u.calls == 0, "delivered %zu bytes", u.len);
+    /* The same datagram whole is taken. */
+    harness_tun_inject(&u.tun, pkt, len);
+    ASSERT_EQ(u.calls, 1);
+    ASSERT_EQ(u.len, sizeof(real));
+    stack_udp_close(sock);
+    ASSERT_EQ(harness_tun_down(&u.tun), 0);
+    return 0;
+}
