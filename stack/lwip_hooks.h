@@ -10,9 +10,9 @@ struct pbuf;
 struct tcp_pcb;
 struct tcp_hdr;
 
-/* stack/stack.c: lwIP's TCP input hook, before lwIP processes a segment of pcb: its MSS option
- * (kept on a SYN only, raised to a floor there), loss recovery (recovery.c). ERR_OK, or ERR_MEM
- * to drop it. */
+/* stack/stack.c: lwIP's TCP input hook, before lwIP processes a segment of pcb: an IPv4 segment
+ * reassembled past its IP length (dropped), its MSS option (kept on a SYN only, raised to a
+ * floor there), loss recovery (recovery.c). ERR_OK, or ERR_MEM to drop it. */
 err_t stack_hook_tcp_input(struct tcp_pcb *pcb, struct tcp_hdr *hdr, u16_t optlen, u16_t opt1len,
                            const u8_t *opt2, struct pbuf *p);
 

@@ -137,7 +137,8 @@
  *   - ip4_reass() and ip6_reass() complete a datagram once its fragments from 0 to the last
  *     have no hole, and keep fragments past the last in it, so what udp_input() and tcp_input()
  *     get may run past the datagram's length (udp.c compares the UDP length field; it reads the
- *     header just before the payload udp_input() hands over, in the first pbuf);
+ *     header just before the payload udp_input() hands over, in the first pbuf; stack.c's TCP
+ *     input hook compares the length in ip4_current_header(), the reassembled header);
  *   - after reassembling an IPv6 datagram, ip6_input() goes on with ip6_current_header() still
  *     the last fragment's, and ip6_reass() asserts on it for a fragment header inside the
  *     datagram (stack.c drops fragments whose next header is an extension header);

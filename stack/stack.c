@@ -108,6 +108,20 @@ static int stack_tcp_ack_unacceptable(struct tcp_pcb *pcb, const struct tcp_hdr 
     return 1;
 }
 
+/* 1 when lwIP put the IPv4 segment together from fragments and kept some past the last one (see
+ * stack_udp_length_ok() in internal.h): its data runs past what the reassembled IP header's
+ * length says, and whoever guessed a fragmented segment's identification could append bytes to
+ * the stream, the checksum made up for. A whole packet was cut to its IP length by ip4_input().
+ * Not over IPv6: after reassembly ip6_current_header() is still the last fragment's, and a TCP
+ * sender there sizes its segments to the path and never fragments them. */
+static int stack_tcp_past_ip_end(u16_t optlen, const struct pbuf *p)
+{
+    if (ip_current_is_v6())
+        return 0;
+    const struct ip_hdr *ip = ip4_current_header();
+    return (size_t)lwip_ntohs(IPH_LEN(ip)) != (size_t)IPH_HL_BYTES(ip) + TCP_HLEN + optlen + p->tot_len;
+}
+
 /* After the MSS option (above): data at the left edge of a hole, which fills it or part of it, is
  * acknowledged at once (RFC 5681 4.2); lwIP would hold the ACK for a whole hole filled to its next
  * fast timer tick when the segment is an odd one, and the sender's recovery waits for that ACK.
@@ -116,6 +130,8 @@ static int stack_tcp_ack_unacceptable(struct tcp_pcb *pcb, const struct tcp_hdr 
 err_t stack_hook_tcp_input(struct tcp_pcb *pcb, struct tcp_hdr *hdr, u16_t optlen, u16_t opt1len,
                            const u8_t *opt2, struct pbuf *p)
 {
+    if (stack_tcp_past_ip_end(optlen, p))
+        return ERR_MEM;
     if (optlen > 0)
         stack_tcp_options_mss(hdr, optlen, opt1len, opt2,
                               (pcb->state == SYN_SENT || pcb->state == LISTEN) && (TCPH_FLAGS(hdr) & TCP_SYN));

@@ -654,6 +654,49 @@ TEST_IMPL(stack_input_ack_unacceptable)
     return 0;
 }
 
+/* A fragment past the end of a fragmented IPv4 segment (after the one without "more fragments")
+ * joins it in lwIP 2.1.3 (see stack_udp_length_ok()), the checksum still right when its first
+ * two bytes make up for the length the pseudo-header gains: anyone who guessed the segment's
+ * identification put 8 bytes of their own into the stream after the server's. The segment is
+ * dropped, as its IP length says less than what arrived; the server's resend is taken. */
+TEST_IMPL(stack_input_fragment_past_end)
+{
+    static struct input in;
+    memset(&in, 0, sizeof(in));
+    ackchk_ack = 0;
+    ackchk_sent = 0;
+    const struct harness_tun_tcp_config cfg = {.seed = 31, .port = 7, .isn = INPUT_PEER_ISN, .wnd = 65535, .mss = 1400};
+    harness_tun_tcp_open(&in.tcp, &cfg, input_ackchk_send, &in);
+    uint32_t seq = INPUT_PEER_ISN + 1, our = in.tcp.syn_seq + 1;
+    uint8_t data[28], pkt[128], longer[128], frag[128];
+    memset(data, 'z', sizeof(data));
+    size_t len = harness_tun_tcp4(pkt, sizeof(pkt), &in.tcp.peer, 7, &in.tcp.us, in.tcp.sport, 0x18, seq, our,
+                                  65535, NULL, 0, data, 20);
+    data[20] = 0xFF, data[21] = 0xF7;
+    memset(data + 22, 0, 6);
+    size_t llen = harness_tun_tcp4(longer, sizeof(longer), &in.tcp.peer, 7, &in.tcp.us, in.tcp.sport, 0x18, seq,
+                                   our, 65535, NULL, 0, data, 28);
+    ASSERT(len == 60 && llen == 68);
+    size_t flen = harness_tun_fragment4(frag, sizeof(frag), pkt, len, 0, 24);
+    harness_tun_inject(&in.tcp.tun, frag, flen);
+    flen = harness_tun_fragment4(frag, sizeof(frag), longer, llen, 40, 8);
+    v2s_put_be16(frag + 6, (uint16_t)(40 / 8 | 0x2000));
+    v2s_put_be16(frag + 10, 0);
+    v2s_put_be16(frag + 10, harness_tun_fold(harness_tun_sum(0, frag, 20)));
+    harness_tun_inject(&in.tcp.tun, frag, flen);
+    flen = harness_tun_fragment4(frag, sizeof(frag), pkt, len, 24, 16);
+    harness_tun_inject(&in.tcp.tun, frag, flen);
+    harness_tun_advance(&in.tcp.tun, 500);
+    ASSERT_ROW(ackchk_ack == 0 || ackchk_ack == seq, "acknowledged %u bytes", (unsigned)(ackchk_ack - seq));
+    /* The resend, whole, is taken. */
+    harness_tun_inject(&in.tcp.tun, pkt, len);
+    harness_tun_advance(&in.tcp.tun, 500);
+    ASSERT_EQ(ackchk_ack, seq + 20);
+    ASSERT_EQ(in.resets, 0);
+    harness_tun_tcp_close(&in.tcp);
+    return 0;
+}
+
 /* Flags and fields lwIP 2.1.3 already answers as RFC 5961 and RFC 7323 say, kept that way: a RST
  * and a SYN inside the receive window but not at its left edge get a challenge ACK and leave the
  * connection be; a window scale of 200 in the SYN-ACK is taken as 14 (a shift of 200 would be
