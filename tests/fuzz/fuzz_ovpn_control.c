@@ -14,7 +14,10 @@
  *   2  tamper: as 1, then one byte changed and the packet cut short: a wrapped packet must fail
  *      authentication either way;
  *   3  replay: up to 16 packets encoded in order, then delivered in an order the input picks,
- *      repeats included: each is accepted the first time and refused after (wrapped).
+ *      repeats included: each is accepted the first time and refused after (wrapped);
+ *   4  early negotiation: the rest is the payload of a server's reset to a tls-crypt-v2 client
+ *      (ovpn_early_neg_parse): 0 or -EBADMSG, the same answer twice, and a payload that parsed
+ *      still parses with a well-formed record after it.
  * Packets and scratch are allocated to their exact size so ASan sees any overrun. */
 #include <errno.h>
 #include <stdint.h>
@@ -280,6 +283,26 @@ static void fuzz_replay(struct ovpn_wrap *ours, struct ovpn_wrap *server, struct
         free(pkts[i]);
 }
 
+static void fuzz_early_neg(const uint8_t *data, size_t len)
+{
+    static const uint8_t flags_record[] = {0, 1, 0, 2, 0, 1};
+    uint8_t *copy = malloc(len + sizeof(flags_record));
+    if (copy == NULL)
+        abort();
+    if (len)
+        memcpy(copy, data, len);
+    unsigned flags, again;
+    int rc = ovpn_early_neg_parse(copy, len, &flags);
+    if ((rc != 0 && rc != -EBADMSG) || ovpn_early_neg_parse(copy, len, &again) != rc ||
+        (rc == 0 && again != flags))
+        abort();
+    memcpy(copy + len, flags_record, sizeof(flags_record));
+    if (rc == 0 && (ovpn_early_neg_parse(copy, len + sizeof(flags_record), &again) != 0 ||
+                    again != (flags | OVPN_EARLY_NEG_RESEND_WKC)))
+        abort();
+    free(copy);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static uint8_t key[OVPN_STATIC_KEY_LEN];
@@ -288,7 +311,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             key[i] = (uint8_t)(i * 7 + 3);
     if (size < 1 || size > 1 + 4096)
         return 0;
-    unsigned pairing = (data[0] & 0x0F) % FUZZ_N_PAIRINGS, action = (data[0] >> 4) % 4;
+    unsigned pairing = (data[0] & 0x0F) % FUZZ_N_PAIRINGS, action = (data[0] >> 4) % 5;
     enum ovpn_wrap_mode mode = fuzz_pairings[pairing].mode;
     const char *digest = fuzz_pairings[pairing].digest;
     struct ovpn_wrap ours, server, mirror;
@@ -302,7 +325,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     case 0: fuzz_hostile(&ours, in.p, in.left); break;
     case 1: fuzz_roundtrip(&ours, &server, &mirror, &in, 0); break;
     case 2: fuzz_roundtrip(&ours, &server, &mirror, &in, 1); break;
-    default: fuzz_replay(&ours, &server, &in); break;
+    case 3: fuzz_replay(&ours, &server, &in); break;
+    default: fuzz_early_neg(in.p, in.left); break;
     }
     ovpn_wrap_clear(&ours);
     ovpn_wrap_clear(&server);

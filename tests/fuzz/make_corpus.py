@@ -164,9 +164,9 @@ seed("fuzz_ovpn_comp", "v2-lz4", b"\x03\x10\x50\x01" + LZ4_BLOCK)
 
 # ---------------------------------------------------------------- fuzz_ovpn_control (test_ovpn_control.c)
 # byte 0: wrapping (low nibble: 0 plain, 1-5 tls-auth, 6-7 tls-crypt) and action (high nibble:
-# 0 hostile packet, 1 round trip, 2 tamper, 3 replay). A described packet: op/key id byte
-# (op = [3, 4, 5, 7, 8][b % 5], key id = b >> 4 & 7), ack count byte, sid, acks, ack sid, msg id,
-# payload.
+# 0 hostile packet, 1 round trip, 2 tamper, 3 replay, 4 early negotiation records). A described
+# packet: op/key id byte (op = [3, 4, 5, 7, 8][b % 5], key id = b >> 4 & 7), ack count byte, sid,
+# acks, ack sid, msg id, payload.
 SID_C, SID_S = bytes.fromhex("a1a2a3a4a5a6a7a8"), bytes.fromhex("b1b2b3b4b5b6b7b8")
 CLIENT_HELLO_HEAD = bytes.fromhex("16030100f5010000f10303") + bytes(range(32))
 OPS = {3: 0, 4: 1, 5: 2, 7: 3, 8: 4}
@@ -206,6 +206,9 @@ for wrap in range(8):
     for i in range(5):
         replay += bytes([16]) + described([8, 5, 4, 4, 4][i], 0, [i] if i else [], i, b"")
     seed("fuzz_ovpn_control", "w%d-replay" % wrap, replay + bytes([0, 1, 2, 1, 3, 4, 4, 0]))
+# A 2.6 server's stateless reset to a tls-crypt-v2 client: EARLY_NEG_FLAGS with RESEND_WKC, and a
+# record of a type the client skips.
+seed("fuzz_ovpn_control", "early-neg", b"\x40" + bytes.fromhex("000100020001" "00090003aabbcc"))
 
 # ---------------------------------------------------------------- fuzz_ovpn_reliable (test_ovpn_control.c)
 # Steps: 0 send (byte: op bit, length << 1; then the bytes), 1 ack (byte: id selector), 2 time

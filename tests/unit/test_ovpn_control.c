@@ -331,3 +331,71 @@ TEST_IMPL(ovpn_control_tls_crypt_v2_reset)
     ovpn_wrap_clear(&auth);
     return 0;
 }
+
+/* OpenVPN 2.6's early negotiation for tls-crypt-v2 (ssl_pkt.h, ssl.c): CONTROL_WKC_V1 is a tls-crypt packet with WKc after it,
+ * like the V3 reset, and encodes only under tls-crypt-v2; and the server's records parse as
+ * OpenVPN reads them: EARLY_NEG_FLAGS with its u16 value (flags of two records add up), other
+ * types skipped, anything cut short or a flags record of another length refused. */
+TEST_IMPL(ovpn_control_tls_crypt_v2_cookie)
+{
+    uint8_t bytes[256 + 1100], out[2048], plain[2048];
+    size_t n = test_tcv2_key_bytes(bytes, sizeof(bytes), 41, 299, 0);
+    size_t wkc_len = n - 256;
+    struct ovpn_wrap keys, plain_keys, cw;
+    ASSERT_EQ(ovpn_wrap_init(&keys, OVPN_WRAP_CRYPT, bytes, 1, NULL), 0);
+    ASSERT_EQ(ovpn_wrap_init(&plain_keys, OVPN_WRAP_CRYPT, bytes, 1, NULL), 0);
+    struct ovpn_ctrl c = sample(OVPN_OP_CONTROL_WKC_V1);
+    c.key_id = 0;
+    c.n_acks = 1;
+    c.msg_id = 1;
+    ovpn_wrap_start(&cw, &plain_keys);
+    ASSERT_EQ(ovpn_ctrl_encode(&cw, &c, out, sizeof(out)), -EINVAL);
+    ASSERT_EQ(ovpn_wrap_set_wkc(&keys, bytes + 256, wkc_len), 0);
+    ovpn_wrap_start(&cw, &keys);
+    int len = ovpn_ctrl_encode(&cw, &c, out, sizeof(out));
+    size_t tc_len = 1 + OVPN_SID_LEN + 8 + 32 + 1 + 4 + OVPN_SID_LEN + 4 + c.len;
+    ASSERT_EQ(len, (int)(tc_len + wkc_len));
+    ASSERT_EQ(out[0], 11 << 3);
+    ASSERT_MEM_EQ(out + tc_len, bytes + 256, wkc_len);
+    ASSERT_EQ(test_tls_crypt_open(bytes, out, tc_len, plain, sizeof(plain)), (long)(tc_len - 49));
+    ASSERT_EQ(plain[0], 1);                              /* one ack: message 0 */
+    ASSERT_EQ(v2s_get_be32(plain + 1), 0);
+    ASSERT_MEM_EQ(plain + 5, c.ack_sid, OVPN_SID_LEN);   /* the server's session id, the cookie */
+    ASSERT_EQ(v2s_get_be32(plain + 13), 1);              /* message 1 */
+    ASSERT_MEM_EQ(plain + 17, c.payload, c.len);
+    ASSERT_EQ(ovpn_ctrl_encode(&cw, &c, out, tc_len + wkc_len - 1), -ENOSPC);
+
+    static const struct {
+        const char *hex;
+        int rc;
+        unsigned flags;
+    } rows[] = {
+        {"", 0, 0},
+        {"000100020001", 0, OVPN_EARLY_NEG_RESEND_WKC},          /* what a 2.6 server sends */
+        {"00010002000000090003aabbcc", 0, 0},                    /* no flags; a type unknown */
+        {"00090000000100020001", 0, 1},                           /* an empty record skipped */
+        {"000100020002000100020001", 0, 3},
+        {"00", -EBADMSG, 0},
+        {"000100", -EBADMSG, 0},
+        {"00010002", -EBADMSG, 0},
+        {"0001000200", -EBADMSG, 0},
+        {"000100030001ff", -EBADMSG, 0},
+        {"00010000", -EBADMSG, 0},
+        {"000900050001", -EBADMSG, 0},
+        {"00010002000100", -EBADMSG, 0},
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(rows); i++) {
+        uint8_t tlv[32];
+        size_t tlen = strlen(rows[i].hex) / 2;
+        for (size_t k = 0; k < tlen; k++)
+            ASSERT_EQ(sscanf(rows[i].hex + 2 * k, "%2hhx", &tlv[k]), 1);
+        unsigned flags = 99;
+        ASSERT_EQ(ovpn_early_neg_parse(tlv, tlen, &flags), rows[i].rc);
+        if (rows[i].rc == 0)
+            ASSERT_EQ(flags, rows[i].flags);
+    }
+    ovpn_wrap_clear(&cw);
+    ovpn_wrap_clear(&keys);
+    ovpn_wrap_clear(&plain_keys);
+    return 0;
+}

@@ -5,6 +5,8 @@
  *              replay record moved to the front)
  *   tls-crypt: op | sid | replay_id | time | tag[32] | AES-256-CTR(n_acks ...)   tag =
  *              HMAC-SHA256(op | sid | replay_id | time | plaintext), CTR IV = tag[0..16)
+ *   tls-crypt-v2: tls-crypt under the client key; after HARD_RESET_CLIENT_V3 and CONTROL_WKC_V1
+ *              the wrapped client key (WKc) follows in the clear
  * A static key is two key records, each a 64-byte cipher key and a 64-byte HMAC key; which record
  * signs what depends on the key direction. */
 #include "tunnel/openvpn/control.h"
@@ -195,14 +197,15 @@ static int ovpn_ctr(const uint8_t key[32], const uint8_t iv[16], const uint8_t *
 
 int ovpn_ctrl_encode(struct ovpn_wrap *w, const struct ovpn_ctrl *c, uint8_t *out, size_t cap)
 {
-    int v3 = c->op == OVPN_OP_CONTROL_HARD_RESET_CLIENT_V3;
-    if ((v3 ? w->wkc_len == 0 : !ovpn_op_is_control(c->op)) || c->n_acks > OVPN_MAX_ACKS_ACK ||
+    int with_wkc = c->op == OVPN_OP_CONTROL_HARD_RESET_CLIENT_V3 || c->op == OVPN_OP_CONTROL_WKC_V1;
+    if ((with_wkc ? w->wkc_len == 0 : !ovpn_op_is_control(c->op)) ||
+        c->n_acks > OVPN_MAX_ACKS_ACK ||
         (c->op == OVPN_OP_ACK_V1) == c->has_msg_id)
         return -EINVAL;
     size_t head = 1 + OVPN_SID_LEN;
     size_t over = ovpn_wrap_overhead(w);
-    size_t tail = v3 ? w->wkc_len : 0; /* room kept for WKc, so that no replay id is spent on a
-                                        * packet that then does not fit */
+    /* Room kept for WKc, so that no replay id is spent on a packet that then does not fit. */
+    size_t tail = with_wkc ? w->wkc_len : 0;
     if (cap < head + over + tail)
         return -ENOSPC;
     out[0] = OVPN_OP_BYTE(c->op, c->key_id);
@@ -239,13 +242,35 @@ int ovpn_ctrl_encode(struct ovpn_wrap *w, const struct ovpn_ctrl *c, uint8_t *ou
         return -EIO;
     (void)rec;
     size_t len = head + over + (size_t)blen;
-    if (v3) {
+    if (with_wkc) {
         /* The server reads WKc's length from the packet's last two bytes, unwraps Kc from it, and
          * only then can check the tls-crypt packet before it; so WKc itself goes in the clear. */
         memcpy(out + len, w->wkc, w->wkc_len);
         len += w->wkc_len;
     }
     return (int)len;
+}
+
+int ovpn_early_neg_parse(const uint8_t *p, size_t len, unsigned *flags)
+{
+    *flags = 0;
+    while (len > 0) {
+        if (len < 4)
+            return -EBADMSG;
+        unsigned type = v2s_get_be16(p), vlen = v2s_get_be16(p + 2);
+        p += 4;
+        len -= 4;
+        if (vlen > len)
+            return -EBADMSG;
+        if (type == OVPN_TLV_EARLY_NEG_FLAGS) {
+            if (vlen != 2)
+                return -EBADMSG;
+            *flags |= v2s_get_be16(p);
+        }
+        p += vlen;
+        len -= vlen;
+    }
+    return 0;
 }
 
 int ovpn_ctrl_decode(struct ovpn_wrap *w, const uint8_t *pkt, size_t len, uint8_t *scratch, size_t scap,

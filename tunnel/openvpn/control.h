@@ -26,7 +26,8 @@ struct ovpn_wrap {
     uint8_t cipher_out[32];             /* tls-crypt only */
     uint8_t cipher_in[32];
     uint8_t wkc[OVPN_WKC_MAX_LEN];      /* tls-crypt-v2: the wrapped client key, sent in the clear
-                                         * after HARD_RESET_CLIENT_V3; wkc_len 0 without */
+                                         * after HARD_RESET_CLIENT_V3 and CONTROL_WKC_V1; wkc_len
+                                         * 0 without */
     size_t wkc_len;
     uint32_t send_id;                   /* replay id of the last packet sent */
     uint32_t send_time;
@@ -40,8 +41,8 @@ struct ovpn_wrap {
 int ovpn_wrap_init(struct ovpn_wrap *w, enum ovpn_wrap_mode mode, const uint8_t *key, int key_direction,
                    const char *digest);
 /* Makes a tls-crypt wrapping tls-crypt-v2: wkc (the wrapped client key, at most OVPN_WKC_MAX_LEN
- * bytes) follows every HARD_RESET_CLIENT_V3 that ovpn_ctrl_encode writes, and that opcode becomes
- * encodable. 0, or -EINVAL (not tls-crypt, or too long). */
+ * bytes) follows every HARD_RESET_CLIENT_V3 and CONTROL_WKC_V1 that ovpn_ctrl_encode writes, and
+ * those opcodes become encodable. 0, or -EINVAL (not tls-crypt, or too long). */
 int ovpn_wrap_set_wkc(struct ovpn_wrap *w, const uint8_t *wkc, size_t len);
 /* Starts a new session's wrapping from keys that ovpn_wrap_init set up once: the keys copied, the
  * replay window and packet ids new. The client expands its static key once this way and wipes the
@@ -67,8 +68,9 @@ struct ovpn_ctrl {
 };
 
 /* Encodes c into out. Returns the length, -ENOSPC, or -EINVAL (too many acks, opcode not a
- * control one). HARD_RESET_CLIENT_V3 is encoded only under tls-crypt-v2, with the wrapped client key
- * after the packet; a server never sends it, so ovpn_ctrl_decode refuses it. */
+ * control one). HARD_RESET_CLIENT_V3 and CONTROL_WKC_V1 (a CONTROL_V1 that carries the wrapped
+ * client key too) are encoded only under tls-crypt-v2, with the wrapped client key after the
+ * packet; a server never sends them, so ovpn_ctrl_decode refuses them. */
 int ovpn_ctrl_encode(struct ovpn_wrap *w, const struct ovpn_ctrl *c, uint8_t *out, size_t cap);
 
 /* Decodes a control packet: checks and strips the wrapping (tls-crypt decrypts into scratch, which
@@ -76,6 +78,12 @@ int ovpn_ctrl_encode(struct ovpn_wrap *w, const struct ovpn_ctrl *c, uint8_t *ou
  * authentication failed), -EALREADY (a replayed wrapped packet). */
 int ovpn_ctrl_decode(struct ovpn_wrap *w, const uint8_t *pkt, size_t len, uint8_t *scratch, size_t scap,
                      struct ovpn_ctrl *out);
+
+/* Reads the early negotiation records of a server's HARD_RESET_SERVER_V2 payload (proto.h) into
+ * *flags (the OVPN_TLV_EARLY_NEG_FLAGS value; 0 when absent); records of other types are skipped,
+ * as OpenVPN skips them. An empty payload is none. 0, or -EBADMSG (a record cut short, or a flags
+ * record not 2 bytes long). */
+int ovpn_early_neg_parse(const uint8_t *p, size_t len, unsigned *flags);
 
 /* Whether an opcode is a control channel one. */
 int ovpn_op_is_control(uint8_t op);

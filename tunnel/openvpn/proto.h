@@ -38,6 +38,19 @@ enum ovpn_sizes {
     OVPN_MAX_PACKET = 65535,
 };
 
+/* OpenVPN 2.6's early negotiation (its ssl_pkt.h), which tls-crypt-v2 servers with force-cookie
+ * require. A client announces it by counting its control channel replay ids from
+ * OVPN_EARLY_NEG_START (its first packet carries START + 1); such a server then answers without
+ * keeping state, with a session id that is an HMAC of the client's, and puts type-length-value
+ * records (u16 type, u16 length, value) in its reset's payload. OVPN_TLV_EARLY_NEG_FLAGS holds a
+ * u16 of flags; OVPN_EARLY_NEG_RESEND_WKC asks for the wrapped client key again on the client's
+ * next message (P_CONTROL_WKC_V1), which is what lets the server create its state then. */
+enum ovpn_early_neg {
+    OVPN_EARLY_NEG_START = 0x0f000000,
+    OVPN_TLV_EARLY_NEG_FLAGS = 0x0001,
+    OVPN_EARLY_NEG_RESEND_WKC = 0x0001,
+};
+
 /* Payloads sent as data but meant for the OpenVPN peer, never for the IP stack. */
 extern const uint8_t ovpn_ping_magic[16];  /* 2a187bf3641eb4cb07ed2d0a981fc748 */
 extern const uint8_t ovpn_occ_magic[16];   /* 287f346bd4ef7a812d56b8d3afc5459c, then a type byte */
