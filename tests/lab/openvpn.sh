@@ -21,6 +21,8 @@
 #       --tls-auth | --tls-crypt   a fresh key in the instance dir (server: key-direction 0)
 #       --tls-crypt-v2          a fresh server key (tcv2-server.key) and a client key made from it
 #                               (tcv2.key) in the instance dir
+#       --tls-crypt-v2-mode force-cookie|allow-noncookie   the same, with that second argument
+#                               on the server's tls-crypt-v2 line (OpenVPN 2.6)
 #       --password              auth-user-pass-verify (via-file) accepting $LAB_OVPN_USER/$LAB_OVPN_PASS
 #       --verify-client-cert none|optional|require (require)
 #       --reneg-sec N           --keepalive "PING RESTART" ("10 60")   --exit-notify (UDP: tell
@@ -224,7 +226,8 @@ lab_start_openvpn_server() {
     shift
     [ -z "${LAB_OVPN_DIR[$name]:-}" ] || lab_die "openvpn server $name exists already"
     local proto=udp port='' topology=subnet ciphers=$LAB_OVPN_DEFAULT_CIPHERS cipher='' auth=''
-    local comp='' ta=0 tc=0 password=0 vcc=require reneg='' keepalive='10 60' exitnotify=0
+    local comp='' ta=0 tc=0 tcv2mode='' password=0 vcc=require reneg='' keepalive='10 60'
+    local exitnotify=0
     local dns=$LAB_DNS_IP d
     local cert=server clientca=lab verb=3 profile=default extra=() line env=()
     while [ $# -gt 0 ]; do
@@ -243,6 +246,7 @@ lab_start_openvpn_server() {
         --tls-auth) ta=1; shift ;;
         --tls-crypt) tc=1; shift ;;
         --tls-crypt-v2) tc=2; shift ;;
+        --tls-crypt-v2-mode) tc=2; tcv2mode=$2; shift 2 ;;
         --password) password=1; shift ;;
         --verify-client-cert) vcc=$2; shift 2 ;;
         --reneg-sec) reneg=$2; shift 2 ;;
@@ -341,7 +345,7 @@ lab_start_openvpn_server() {
         fi
         [ "$ta" = 1 ] && echo "tls-auth $dir/ta.key 0"
         [ "$tc" = 1 ] && echo "tls-crypt $dir/tc.key"
-        [ "$tc" = 2 ] && echo "tls-crypt-v2 $dir/tcv2-server.key"
+        [ "$tc" = 2 ] && echo "tls-crypt-v2 $dir/tcv2-server.key${tcv2mode:+ $tcv2mode}"
         if [ "$password" = 1 ]; then
             echo "script-security 2"
             echo "auth-user-pass-verify $LAB_OVPN_AUTH_SCRIPT via-file"

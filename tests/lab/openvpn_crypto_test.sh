@@ -17,7 +17,10 @@
 #   tls-crypt-v2, the server's key made with --genkey tls-crypt-v2-server and the client's from it:
 #   the tunnel comes up with the key as a file and inline, a file through it intact; a client key
 #   made from another server key: the server says it cannot unwrap it, and vpn2socks gives up
-#   after its hand-window with the handshake named, exit status 3, not a hang or a crash.
+#   after its hand-window with the handshake named, exit status 3, not a hang or a crash;
+#   tls-crypt-v2 force-cookie (2.6: the UDP server keeps no state for a reset until the client,
+#   which offered early negotiation, brings its wrapped key again in P_CONTROL_WKC_V1), over UDP
+#   and TCP, and allow-noncookie: the tunnel comes up, a file through it intact.
 # Needs root (skips with exit 77 otherwise). The binary: $VPN2SOCKS_BIN, else build/vpn2socks.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
@@ -169,6 +172,31 @@ lab_check "tcv2-other: the server could not unwrap the client key" logged \
     'can not extract tls-crypt-v2 client key' "${LAB_OVPN_LOG[tcv2]}"
 lab_check "tcv2-other: no tunnel" not_logged 'tunnel up' "$FAIL_LOG"
 lab_stop_openvpn_server tcv2
+# force-cookie ignores a reset that does not offer early negotiation ("ignoring connection attempt
+# from old client", logged only at verb 7); over TCP a 2.6 server keeps state per connection and
+# asks for nothing more. allow-noncookie (the default) answers an offer the same stateless way.
+if lab_openvpn_server_at_least 2.6; then
+    for mode in force-cookie/udp force-cookie/tcp allow-noncookie/udp; do
+        name=tcv2-${mode%/*}-${mode#*/}
+        lab_start_openvpn_server "$name" --tls-crypt-v2-mode "${mode%/*}" --proto "${mode#*/}"
+        lab_openvpn_client_config "$name"
+        if v2s_start_ovpn "$name" "$LAB_OVPN_CLIENT_DIR"; then
+            lab_check "$name: a file through the tunnel, sha256 matches" v2s_fetch_check \
+                "$PROXY" "$LAB_WEB_URL/$LAB_SMALL_FILE" "$S/small" 20 "$LAB_SMALL_SHA256"
+            lab_check_eq "$name: SIGTERM, status 0" 0 "$(v2s_stop)"
+            if [ "${mode#*/}" = udp ]; then
+                lab_check "$name: the server's reset asked for the wrapped key again" logged \
+                    'keeps no state until it has the wrapped client key again' "$S/v2s.log"
+            else
+                lab_check "$name: over TCP the server asked for nothing more" not_logged \
+                    'keeps no state until' "$S/v2s.log"
+            fi
+        else
+            lab_fail "$name: the tunnel comes up with tls-crypt-v2 ${mode%/*} (${mode#*/})"
+        fi
+        lab_stop_openvpn_server "$name"
+    done
+fi
 
 # ================================================================ reneg-bytes
 lab_start_openvpn_server reneg

@@ -98,6 +98,17 @@ struct server {
     uint8_t wkc[1024];     /* must send with its reset, which unwraps to Kc on a real server */
     size_t wkc_len;        /* 0: no tls-crypt-v2 */
     int v3_resets;         /* HARD_RESET_CLIENT_V3 packets taken (each carrying WKc) */
+    int force_cookie;      /* tls-crypt-v2 force-cookie, as an OpenVPN 2.6 UDP server: a V3 that
+                            * offers no early negotiation is ignored, one that does gets a reset
+                            * with a session id derived from the client's and RESEND_WKC, and the
+                            * server keeps nothing until a CONTROL_WKC_V1 acks that reset */
+    int bad_tlv;           /* that reset's early negotiation records are cut short */
+    int cookie_resets;     /* stateless resets sent */
+    int cookie_ignored;    /* V3 resets ignored for offering no early negotiation */
+    int cookie_dropped;    /* packets dropped for want of state, or for not proving the cookie */
+    int wkc_packets;       /* CONTROL_WKC_V1 packets taken (each carrying WKc) */
+    uint32_t wkc_msg_id;   /* the last one's message id and TLS payload length */
+    size_t wkc_payload;
 };
 
 /* One test's world: the loop, the client, the fake link and the server. */
@@ -421,6 +432,126 @@ static void srv_open_v3(struct server *s, const uint8_t *pkt, size_t len, uint8_
     p->msg_id = v2s_get_be32(plain + 1);
 }
 
+/* The force-cookie server's session id for a client: any function of the client's session id
+ * alone does, as long as the server can compute it again without having stored it (OpenVPN's
+ * is an HMAC of it, the client's address and the time). */
+static void srv_cookie_sid(const uint8_t *client_sid, uint8_t *sid)
+{
+    for (size_t i = 0; i < OVPN_SID_LEN; i++)
+        sid[i] = (uint8_t)(client_sid[i] * 7 + 0x5a + i);
+}
+
+/* The force-cookie server's answer to a V3 that offered early negotiation: HARD_RESET_SERVER_V2
+ * acking message 0, message 0 itself, the cookie as its session id and EARLY_NEG_FLAGS with
+ * RESEND_WKC in its payload, wrapped with a fresh replay id; no state is kept. */
+static void srv_cookie_reset(struct world *w, const struct ovpn_ctrl *v3)
+{
+    struct server *s = &w->srv;
+    static const uint8_t tlv[] = {0, 1, 0, 2, 0, 1};
+    static const uint8_t bad[] = {0, 1, 0, 3, 0, 1};
+    struct ovpn_ctrl p = {.op = OVPN_OP_CONTROL_HARD_RESET_SERVER_V2, .n_acks = 1, .acks = {0},
+                          .has_msg_id = 1, .msg_id = 0, .payload = s->bad_tlv ? bad : tlv,
+                          .len = sizeof(tlv)};
+    srv_cookie_sid(v3->sid, p.sid);
+    memcpy(p.ack_sid, v3->sid, OVPN_SID_LEN);
+    struct ovpn_wrap once;
+    ovpn_wrap_start(&once, &s->wrap_keys);
+    uint8_t pkt[FAKE_PKT];
+    int len = ovpn_ctrl_encode(&once, &p, pkt, sizeof(pkt));
+    ovpn_wrap_clear(&once);
+    ASSERT(len > 0);
+    queue_push(w->to_client, w->to_client_len, &w->n_to_client, pkt, (size_t)len);
+    s->cookie_resets++;
+}
+
+/* A CONTROL_WKC_V1 as a tls-crypt-v2 server reads it: WKc at the end, before it a tls-crypt
+ * packet under Kc (which the server unwraps from WKc, so it needs no state to read it) holding
+ * acks, the acked session id, a message id and TLS bytes. Returns 0, or -1 when it is not one. */
+static int srv_open_wkc(struct server *s, const uint8_t *pkt, size_t len, uint8_t *plain,
+                        struct ovpn_ctrl *p)
+{
+    ASSERT(s->wkc_len > 0 && len > s->wkc_len && len <= OVPN_CONTROL_MAX_PACKET);
+    ASSERT_MEM_EQ(pkt + len - s->wkc_len, s->wkc, s->wkc_len);
+    long n = test_tls_crypt_open(s->tcv2_key, pkt, len - s->wkc_len, plain, FAKE_PKT);
+    memset(p, 0, sizeof(*p));
+    p->op = OVPN_OP_CONTROL_V1; /* what the server makes of it once WKc is off */
+    p->key_id = OVPN_KEY_ID_OF(pkt[0]);
+    memcpy(p->sid, pkt + 1, OVPN_SID_LEN);
+    if (n < 1 || plain[0] > OVPN_MAX_ACKS_CONTROL)
+        return -1;
+    p->n_acks = plain[0];
+    size_t off = 1 + 4 * p->n_acks + (p->n_acks ? OVPN_SID_LEN : 0);
+    if ((size_t)n < off + 4)
+        return -1;
+    for (size_t i = 0; i < p->n_acks; i++)
+        p->acks[i] = v2s_get_be32(plain + 1 + 4 * i);
+    if (p->n_acks)
+        memcpy(p->ack_sid, plain + 1 + 4 * p->n_acks, OVPN_SID_LEN);
+    p->has_msg_id = 1;
+    p->msg_id = v2s_get_be32(plain + off);
+    p->payload = plain + off + 4;
+    p->len = (size_t)n - off - 4;
+    s->wkc_packets++;
+    s->wkc_msg_id = p->msg_id;
+    s->wkc_payload = p->len;
+    return 0;
+}
+
+/* What a force-cookie server does with a packet of a client it has no state for. Returns 1 when
+ * the packet was answered or dropped, 0 when it goes on as the first packet of a new session (a
+ * CONTROL_WKC_V1 that acks only the server's reset, with its cookie; OpenVPN's mudp.c
+ * do_pre_decrypt_check and check_session_hmac_and_pkt_id) or of one the server has. */
+static int srv_cookie_gate(struct world *w, const uint8_t *pkt, size_t len, uint8_t *plain,
+                           struct ovpn_ctrl *p)
+{
+    struct server *s = &w->srv;
+    uint8_t op = OVPN_OP_OF(pkt[0]);
+    if (op == OVPN_OP_CONTROL_HARD_RESET_CLIENT_V3) {
+        srv_open_v3(s, pkt, len, plain, p);
+        uint32_t replay_id = v2s_get_be32(pkt + 1 + OVPN_SID_LEN);
+        if ((replay_id & 0xff000000u) != OVPN_EARLY_NEG_START)
+            s->cookie_ignored++; /* an old client: "ignoring connection attempt" */
+        else
+            srv_cookie_reset(w, p);
+        return 1;
+    }
+    int known = s->have_client_sid && memcmp(s->client_sid, pkt + 1, OVPN_SID_LEN) == 0;
+    if (op != OVPN_OP_CONTROL_WKC_V1) {
+        if (!known)
+            s->cookie_dropped++;
+        return !known;
+    }
+    if (srv_open_wkc(s, pkt, len, plain, p) < 0) {
+        s->cookie_dropped++;
+        return 1;
+    }
+    if (known)
+        return 0;
+    uint8_t cookie[OVPN_SID_LEN];
+    srv_cookie_sid(p->sid, cookie);
+    int ok = p->n_acks > 0 && memcmp(p->ack_sid, cookie, OVPN_SID_LEN) == 0 && p->msg_id <= 1;
+    for (size_t i = 0; i < p->n_acks; i++)
+        ok = ok && p->acks[i] <= 1;
+    if (!ok) {
+        s->cookie_dropped++;
+        return 1;
+    }
+    /* The session starts here, as if both resets had been exchanged: the server's own (message 0,
+     * replay id 1) sent and acked, the client's delivered. */
+    for (int i = 0; i < SRV_KEYS; i++)
+        srv_key_free(&s->keys[i]);
+    memcpy(s->client_sid, p->sid, OVPN_SID_LEN);
+    s->have_client_sid = 1;
+    memcpy(s->sid, cookie, OVPN_SID_LEN);
+    ovpn_wrap_start(&s->wrap, &s->wrap_keys);
+    s->wrap.send_id = 1;
+    s->hard_resets++;
+    struct srv_key *k = srv_key_new(s, 0);
+    k->rel.send_next = 1;
+    k->rel.recv_next = 1;
+    return 0;
+}
+
 static void srv_packet(struct world *w, const uint8_t *pkt, size_t len)
 {
     struct server *s = &w->srv;
@@ -441,8 +572,12 @@ static void srv_packet(struct world *w, const uint8_t *pkt, size_t len)
     }
     struct ovpn_ctrl p;
     uint8_t scratch[FAKE_PKT];
+    if (s->force_cookie && srv_cookie_gate(w, pkt, len, scratch, &p))
+        return; /* answered without state, or dropped */
     if (op == OVPN_OP_CONTROL_HARD_RESET_CLIENT_V3)
         srv_open_v3(s, pkt, len, scratch, &p);
+    else if (op == OVPN_OP_CONTROL_WKC_V1)
+        ASSERT(s->force_cookie); /* asked for only by that server, whose gate opened it into p */
     else
         ASSERT_EQ(ovpn_ctrl_decode(&s->wrap, pkt, len, scratch, sizeof(scratch), &p), 0);
     if (s->mute_reneg && p.key_id != 0)
@@ -3255,24 +3390,32 @@ TEST_IMPL(ovpn_client_restart_rereads_password)
  * its retransmission alike; every later packet is plain tls-crypt under the client key (the
  * server's codec takes each whole, which it could not with WKc after it), and the tunnel comes
  * up. Before, a tls-crypt-v2 profile did not load. */
-TEST_IMPL(ovpn_client_tls_crypt_v2)
+/* A world whose client has a tls-crypt-v2 key with a WKc of wkc_len bytes, inline, and whose
+ * server knows Kc and WKc; the client is started and its link up. */
+static void world_tcv2(struct world *w, size_t wkc_len, int force_cookie)
 {
-    struct world w;
     uint8_t bytes[256 + 1100];
     char extra[4096];
-    size_t n = test_tcv2_key_bytes(bytes, sizeof(bytes), 90, 299, 0);
+    size_t n = test_tcv2_key_bytes(bytes, sizeof(bytes), 90, wkc_len, 0);
     size_t len = (size_t)snprintf(extra, sizeof(extra), "hand-window 10\n<tls-crypt-v2>\n");
     len += test_pem_text(extra + len, sizeof(extra) - len, "OpenVPN tls-crypt-v2 client key", bytes, n);
     snprintf(extra + len, sizeof(extra) - len, "</tls-crypt-v2>\n");
 
-    world_init(&w, "udp", push_reply, extra);
-    ASSERT_EQ(ovpn_wrap_init(&w.srv.wrap_keys, OVPN_WRAP_CRYPT, bytes, 0, NULL), 0);
-    ovpn_wrap_start(&w.srv.wrap, &w.srv.wrap_keys);
-    memcpy(w.srv.tcv2_key, bytes, 256);
-    memcpy(w.srv.wkc, bytes + 256, n - 256);
-    w.srv.wkc_len = n - 256;
-    world_start(&w);
-    world_link_up(&w);
+    world_init(w, "udp", push_reply, extra);
+    ASSERT_EQ(ovpn_wrap_init(&w->srv.wrap_keys, OVPN_WRAP_CRYPT, bytes, 0, NULL), 0);
+    ovpn_wrap_start(&w->srv.wrap, &w->srv.wrap_keys);
+    memcpy(w->srv.tcv2_key, bytes, 256);
+    memcpy(w->srv.wkc, bytes + 256, n - 256);
+    w->srv.wkc_len = n - 256;
+    w->srv.force_cookie = force_cookie;
+    world_start(w);
+    world_link_up(w);
+}
+
+TEST_IMPL(ovpn_client_tls_crypt_v2)
+{
+    struct world w;
+    world_tcv2(&w, 299, 0);
     /* The reset, and after 2 s unanswered its retransmission: both V3 ending in WKc. */
     ASSERT_EQ(w.n_to_server, 1);
     advance(&w, 2000);
@@ -3288,6 +3431,85 @@ TEST_IMPL(ovpn_client_tls_crypt_v2)
     ASSERT_EQ(w.srv.hard_resets, 1);
     ASSERT_EQ(w.c->state, OVPN_CLIENT_UP);
     ASSERT_EQ(w.ups, 1);
+    world_close(&w);
+    return 0;
+}
+
+/* A carried packet from the client to the server, in order. */
+static void to_server_one(struct world *w)
+{
+    uint8_t pkt[FAKE_PKT];
+    ASSERT(w->n_to_server > 0);
+    size_t len = queue_pop(w->to_server, w->to_server_len, &w->n_to_server, pkt);
+    srv_packet(w, pkt, len);
+}
+
+/* ...and one from the server to the client. */
+static void to_client_one(struct world *w)
+{
+    uint8_t pkt[FAKE_PKT];
+    ASSERT(w->n_to_client > 0);
+    size_t len = queue_pop(w->to_client, w->to_client_len, &w->n_to_client, pkt);
+    w->link->ev.packet(w->link->ev.arg, pkt, len);
+}
+
+/* An OpenVPN 2.6 UDP server with tls-crypt-v2 ... force-cookie keeps no state for a V3 reset: it
+ * ignores one that does not offer early negotiation (a replay id counted from 0x0f000000), and
+ * answers one that does with a reset whose session id is its cookie and whose payload asks for
+ * WKc again (EARLY_NEG_FLAGS, RESEND_WKC); only a CONTROL_WKC_V1 that acks that reset with the
+ * cookie makes it a session. The client offers it and sends its ClientHello as message 1 in
+ * CONTROL_WKC_V1 (a WKc of 1024 bytes leaves room for part of it; the packet stays within 1250
+ * bytes), the retransmission after a loss again with WKc and the ack; later packets are plain
+ * tls-crypt. The server's records are parsed: cut short, the session restarts. Before, the reset
+ * offered nothing, the server ignored it, and the tunnel never came up. */
+TEST_IMPL(ovpn_client_tls_crypt_v2_cookie)
+{
+    static const size_t wkc_lens[] = {299, 1024};
+    for (size_t i = 0; i < ARRAY_SIZE(wkc_lens); i++) {
+        struct world w;
+        world_tcv2(&w, wkc_lens[i], 1);
+        ASSERT_EQ(w.n_to_server, 1);
+        uint8_t reset[FAKE_PKT];
+        memcpy(reset, w.to_server[0], w.to_server_len[0]);
+        pump(&w);
+        ASSERT_EQ(w.srv.cookie_ignored, 0);
+        ASSERT_EQ(w.c->state, OVPN_CLIENT_UP);
+        ASSERT_EQ(w.ups, 1);
+        ASSERT_EQ(v2s_get_be32(reset + 1 + OVPN_SID_LEN), 0x0f000001u); /* the offer */
+        ASSERT_EQ(w.srv.cookie_resets, 1);
+        ASSERT_EQ(w.srv.cookie_dropped, 0);
+        ASSERT_EQ(w.srv.wkc_packets, 1);
+        ASSERT_EQ(w.srv.wkc_msg_id, 1);
+        ASSERT(w.srv.wkc_payload > 0); /* the ClientHello, or its first part */
+        ASSERT_EQ(w.srv.hard_resets, 1);
+        world_close(&w);
+    }
+
+    /* The CONTROL_WKC_V1 is lost: the retransmission carries WKc and the ack again. */
+    struct world w;
+    world_tcv2(&w, 299, 1);
+    to_server_one(&w);
+    to_client_one(&w);
+    ASSERT_EQ(w.n_to_server, 1);
+    ASSERT_EQ(w.to_server[0][0], OVPN_OP_BYTE(OVPN_OP_CONTROL_WKC_V1, 0));
+    w.n_to_server = 0;
+    advance(&w, 2000);
+    ASSERT_EQ(w.n_to_server, 1);
+    ASSERT_EQ(w.to_server[0][0], OVPN_OP_BYTE(OVPN_OP_CONTROL_WKC_V1, 0));
+    pump(&w);
+    ASSERT_EQ(w.c->state, OVPN_CLIENT_UP);
+    ASSERT_EQ(w.srv.wkc_packets, 1);
+    ASSERT_EQ(w.srv.cookie_dropped, 0);
+    world_close(&w);
+
+    /* The records are cut short: no session on a reset the client cannot read. */
+    world_tcv2(&w, 299, 1);
+    w.srv.bad_tlv = 1;
+    pump(&w);
+    ASSERT_EQ(w.srv.cookie_resets, 1);
+    ASSERT_EQ(w.srv.wkc_packets, 0);
+    ASSERT_EQ(w.c->state, OVPN_CLIENT_WAITING);
+    ASSERT_EQ(w.ups, 0);
     world_close(&w);
     return 0;
 }

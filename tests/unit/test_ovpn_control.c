@@ -332,7 +332,9 @@ TEST_IMPL(ovpn_control_tls_crypt_v2_reset)
     return 0;
 }
 
-/* OpenVPN 2.6's early negotiation for tls-crypt-v2 (ssl_pkt.h, ssl.c): CONTROL_WKC_V1 is a tls-crypt packet with WKc after it,
+/* OpenVPN 2.6's early negotiation for tls-crypt-v2 (ssl_pkt.h, ssl.c): a session's replay ids
+ * count from 0x0f000000, the offer a force-cookie server waits for (not without WKc: tls-crypt
+ * and tls-auth sessions count from 0); CONTROL_WKC_V1 is a tls-crypt packet with WKc after it,
  * like the V3 reset, and encodes only under tls-crypt-v2; and the server's records parse as
  * OpenVPN reads them: EARLY_NEG_FLAGS with its u16 value (flags of two records add up), other
  * types skipped, anything cut short or a flags record of another length refused. */
@@ -351,6 +353,13 @@ TEST_IMPL(ovpn_control_tls_crypt_v2_cookie)
     ovpn_wrap_start(&cw, &plain_keys);
     ASSERT_EQ(ovpn_ctrl_encode(&cw, &c, out, sizeof(out)), -EINVAL);
     ASSERT_EQ(ovpn_wrap_set_wkc(&keys, bytes + 256, wkc_len), 0);
+    for (int round = 0; round < 2; round++) {
+        ovpn_wrap_start(&cw, round ? &plain_keys : &keys);
+        struct ovpn_ctrl any = sample(OVPN_OP_CONTROL_V1);
+        int len = ovpn_ctrl_encode(&cw, &any, out, sizeof(out));
+        ASSERT(len > 0);
+        ASSERT_EQ(v2s_get_be32(out + 1 + OVPN_SID_LEN), round ? 1u : 0x0f000001u);
+    }
     ovpn_wrap_start(&cw, &keys);
     int len = ovpn_ctrl_encode(&cw, &c, out, sizeof(out));
     size_t tc_len = 1 + OVPN_SID_LEN + 8 + 32 + 1 + 4 + OVPN_SID_LEN + 4 + c.len;

@@ -204,7 +204,8 @@ static int config_apply_tls_crypt(struct ovpn_config_parser *p, char **w, int n,
 }
 
 /* tls-crypt-v2 FILE [force-cookie|allow-noncookie]: the client key is used as a tls-crypt key, and
- * its wrapped copy rides on the first reset (session.c). The second argument tells a server which
+ * its wrapped copy rides on the first reset, and on the first TLS packet when the server asks for
+ * it again (control.c, session.c). The second argument tells a server which
  * clients to take; a client has no use for it, as OpenVPN's has none. An inline key is read now, a
  * file by the loader; per-connection keys must all be the same one, as with tls-crypt. */
 static int config_apply_tls_crypt_v2(struct ovpn_config_parser *p, char **w, int n, const char *block)

@@ -93,7 +93,10 @@ int ovpn_wrap_set_wkc(struct ovpn_wrap *w, const uint8_t *wkc, size_t len)
 void ovpn_wrap_start(struct ovpn_wrap *w, const struct ovpn_wrap *keys)
 {
     *w = *keys;
-    w->send_id = 0;
+    /* Under tls-crypt-v2 a 2.6 server reads a replay id of 0x0f...... in our reset as the offer of
+     * early negotiation, and with force-cookie ignores a client that does not make it. A 2.5
+     * server takes any first replay id. */
+    w->send_id = w->wkc_len ? OVPN_EARLY_NEG_START : 0;
     w->send_time = (uint32_t)time(NULL);
     ovpn_replay_init(&w->replay);
 }

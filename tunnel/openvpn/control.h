@@ -46,7 +46,8 @@ int ovpn_wrap_init(struct ovpn_wrap *w, enum ovpn_wrap_mode mode, const uint8_t 
 int ovpn_wrap_set_wkc(struct ovpn_wrap *w, const uint8_t *wkc, size_t len);
 /* Starts a new session's wrapping from keys that ovpn_wrap_init set up once: the keys copied, the
  * replay window and packet ids new. The client expands its static key once this way and wipes the
- * key file's bytes. */
+ * key file's bytes. Under tls-crypt-v2 the replay ids count from OVPN_EARLY_NEG_START, which
+ * announces early negotiation, as OpenVPN 2.6's client does. */
 void ovpn_wrap_start(struct ovpn_wrap *w, const struct ovpn_wrap *keys);
 /* Wipes the keys. */
 void ovpn_wrap_clear(struct ovpn_wrap *w);

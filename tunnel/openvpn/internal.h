@@ -45,6 +45,8 @@ struct ovpn_ks {
     struct ovpn_key_source theirs;
     struct ovpn_data_key *data;
     int server_reset;      /* the server's reset for this key arrived */
+    int resend_wkc;        /* tls-crypt-v2: that reset asked for the wrapped client key again
+                            * (early negotiation), so our message 1 goes as CONTROL_WKC_V1 */
     char *msg;             /* a control message still missing its NUL */
     size_t msg_len;
 };

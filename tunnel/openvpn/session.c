@@ -53,8 +53,14 @@ void ovpn_client_flush(struct ovpn_client *c, struct ovpn_ks *ks)
     if (ks->tls) {
         size_t max = ovpn_client_control_payload(c);
         while (ovpn_tls_pending_output(ks->tls) && ovpn_rel_can_send(&ks->rel)) {
-            size_t n = ovpn_tls_take_output(ks->tls, c->buf3, max);
-            if (n == 0 || ovpn_rel_send(&ks->rel, OVPN_OP_CONTROL_V1, c->buf3, n, now) < 0)
+            /* A server that asked for WKc again (early negotiation) has no state for us until
+             * our message 1 brings it: that one is CONTROL_WKC_V1, each (re)transmission with
+             * WKc after it (ovpn_ctrl_encode), so it is smaller by WKc (at most 1024 bytes, and
+             * max is over 1100). Later messages are CONTROL_V1, as OpenVPN 2.6 sends them. */
+            int wkc = ks->resend_wkc && ks->rel.send_next == 1;
+            size_t n = ovpn_tls_take_output(ks->tls, c->buf3, wkc ? max - c->wrap.wkc_len : max);
+            uint8_t op = wkc ? OVPN_OP_CONTROL_WKC_V1 : OVPN_OP_CONTROL_V1;
+            if (n == 0 || ovpn_rel_send(&ks->rel, op, c->buf3, n, now) < 0)
                 break;
         }
     }
@@ -801,6 +807,27 @@ flush:
     ovpn_client_flush(c, ks);
 }
 
+/* The server's reset (message 0) answering our tls-crypt-v2 reset, which offered early negotiation
+ * (control.c ovpn_wrap_start): a 2.6 UDP server puts its records in the payload, a 2.5 server or
+ * a 2.6 TCP one nothing. -1 when they are malformed: the session restarts, as OpenVPN's client
+ * fails the key (ssl.c parse_early_negotiation_tlvs). */
+static int ovpn_client_early_neg(struct ovpn_client *c, struct ovpn_ks *ks,
+                                 const struct ovpn_rel_msg *m)
+{
+    unsigned flags;
+    if (!c->wrap.wkc_len || m->id != 0)
+        return 0;
+    if (ovpn_early_neg_parse(m->data, m->len, &flags) < 0) {
+        ovpn_client_key_failed(c, ks, "malformed early negotiation records in the server's reset");
+        return -1;
+    }
+    if (flags & OVPN_EARLY_NEG_RESEND_WKC) {
+        v2s_debug("openvpn: the server keeps no state until it has the wrapped client key again");
+        ks->resend_wkc = 1;
+    }
+    return 0;
+}
+
 void ovpn_client_on_control(struct ovpn_client *c, const uint8_t *pkt, size_t len)
 {
     struct ovpn_ctrl p;
@@ -865,9 +892,13 @@ void ovpn_client_on_control(struct ovpn_client *c, const uint8_t *pkt, size_t le
         while ((m = ovpn_rel_peek(&ks->rel))) {
             if (m->op == OVPN_OP_CONTROL_V1 && ks->state >= OVPN_KS_TLS && ks->tls)
                 ovpn_tls_feed(ks->tls, m->data, m->len);
-            else if (m->op == OVPN_OP_CONTROL_HARD_RESET_SERVER_V2 || m->op == OVPN_OP_CONTROL_SOFT_RESET_V1)
+            else if (m->op == OVPN_OP_CONTROL_SOFT_RESET_V1)
                 ks->server_reset = 1;
-            else if (m->op == OVPN_OP_CONTROL_V1) {
+            else if (m->op == OVPN_OP_CONTROL_HARD_RESET_SERVER_V2) {
+                ks->server_reset = 1;
+                if (ovpn_client_early_neg(c, ks, m) < 0)
+                    return; /* the session is gone */
+            } else if (m->op == OVPN_OP_CONTROL_V1) {
                 /* TLS data before the reset exchange finished: keep it for the session. */
                 ks->server_reset = 1;
                 if (!ks->tls && ovpn_tls_new(&ks->tls, c->tls_ctx) == 0)
