@@ -214,6 +214,10 @@ static int app_open_fd_tunnel(struct app *a, const struct tunnel_events *ev)
     if (fd < 0) {
         char err[512];
         int rc = tunnel_env_vpnfd(app_getenv, NULL, &fd, err, sizeof(err));
+        if (rc == -ENOENT && err[0]) {
+            v2s_error("no tunnel: %s", err);
+            return EXIT_USAGE;
+        }
         if (rc == -ENOENT) {
             v2s_error("no tunnel: give --config client.ovpn, run me from openconnect --script-tun, or give --tunnel-fd");
             return EXIT_USAGE;

@@ -472,8 +472,20 @@ const char *tunnel_env_get(void *arg, const char *name)
 int tunnel_env_vpnfd(tunnel_getenv_fn get, void *arg, int *fd, char *err, size_t errcap)
 {
     const char *env = get(arg, "VPNFD");
-    if (!env)
+    if (!env) {
+        /* openconnect (and vpnc) set reason only for a vpnc-script, which configures a TUN device
+         * the VPN client made; with --script-tun it is never set. So reason without VPNFD means
+         * --script without --script-tun: say that, rather than only that no tunnel was given. */
+        const char *reason = get(arg, "reason");
+        char shown[48];
+        if (reason && *reason)
+            snprintf(err, errcap, "the VPN client ran me as a vpnc-script (reason=%s), which hands over no "
+                     "packet socket: give openconnect --script-tun too (openconnect --script-tun --script "
+                     "\"vpn2socks ...\")", v2s_shown(reason, shown, sizeof(shown)));
+        else if (errcap > 0)
+            err[0] = '\0';
         return -ENOENT;
+    }
     unsigned long v;
     if (v2s_parse_uint(env, 65535, &v) != 0) {
         /* Escaped, as every other value of this environment is (settings_fail()). */

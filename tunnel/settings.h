@@ -64,8 +64,9 @@ const char *tunnel_env_get(void *arg, const char *name);
  * line), returns 0 with s initialised and empty. */
 int tunnel_settings_from_script_env(struct tunnel_settings *s, tunnel_getenv_fn get, void *arg,
                                     char *err, size_t errcap);
-/* VPNFD, the packet fd openconnect hands over: 0 with *fd set, -ENOENT when unset, or -EINVAL with
- * "VPNFD=... is not a file descriptor number" in err. */
+/* VPNFD, the packet fd openconnect hands over: 0 with *fd set; -ENOENT when unset, with err empty
+ * or, when a vpnc-script's reason is set (openconnect given --script without --script-tun), a line
+ * that says so; or -EINVAL with "VPNFD=... is not a file descriptor number" in err. */
 int tunnel_env_vpnfd(tunnel_getenv_fn get, void *arg, int *fd, char *err, size_t errcap);
 /* VPNPID, openconnect's process (watched so that its end is noticed): the pid, or 0 when unset or
  * not a positive number. */

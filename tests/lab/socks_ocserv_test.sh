@@ -6,7 +6,8 @@
 #   small and 100 MiB downloads, 100 parallel small + 10 parallel big downloads, names through the
 #   tunnel's DNS (FQDN, single label via the search domain, NXDOMAIN -> reply 4), TCP half-close
 #   both ways, refused port -> reply 5, hostile SOCKS input during a download, and the tunnel
-#   going away (openconnect TERM -> SIGHUP, openconnect KILL -> VPNPID watch): exit status 3.
+#   going away (openconnect TERM -> SIGHUP, openconnect KILL -> VPNPID watch): exit status 3;
+#   openconnect given --script without --script-tun: exit status 1 and a line that says to add it.
 # (Routing outside the split routes, --others, is not covered here.)
 # Needs root (skips with exit 77 otherwise). The binary: $VPN2SOCKS_BIN, else build/vpn2socks.
 # LAB_KEEP=1 keeps the run dir (logs of vpn2socks in out/s*/v2s.log).
@@ -167,6 +168,22 @@ if v2s_start_session s2; then
 else
     lab_fail "session 2: openconnect starts vpn2socks again"
 fi
+
+# ================================================================ session 3: --script alone
+# A user who leaves out --script-tun: openconnect runs the script as a vpnc-script (reason=pre-init,
+# then it wants a TUN device, which nobody may make), with no packet socket. vpn2socks says what to
+# add and exits 1, rather than only that no tunnel was given.
+S=$LAB_RUN_DIR/out/s3
+mkdir -m 1777 "$S"
+: >"$LAB_RUN_DIR/log/openconnect-noscripttun.log"
+ip netns exec "$LAB_CLIENT_NS" setpriv --reuid=nobody --regid=nogroup --clear-groups \
+    timeout 30 openconnect --non-inter --passwd-on-stdin -u "$LAB_VPN_USER" --cafile "$LAB_CA_CERT" \
+    --script "$WRAP $S -D $SOCKS_ADDR:$SOCKS_PORT" "$LAB_VPN_URL" <<<"$LAB_VPN_PASS" \
+    >>"$LAB_RUN_DIR/log/openconnect-noscripttun.log" 2>&1
+lab_check_eq "openconnect --script without --script-tun: vpn2socks exit status" 1 "$(v2s_wait_exit "$S" 10)"
+lab_check "openconnect --script without --script-tun: vpn2socks says to add --script-tun" \
+    grep -E 'vpn2socks error: no tunnel: the VPN client ran me as a vpnc-script \(reason=pre-init\).*--script-tun' \
+    "$S/v2s.log"
 
 lab_log "tests took $((SECONDS - t_start))s after setup"
 if [ "$LAB_FAILED" -gt 0 ]; then

@@ -335,6 +335,17 @@ TEST_IMPL(settings_script_env)
     ASSERT_EQ(tunnel_env_vpnfd(fake_getenv, (void *)none, &fd, err, sizeof(err)), -ENOENT);
     ASSERT_EQ(fd, -1);
     ASSERT_EQ(tunnel_env_vpnpid(fake_getenv, (void *)none), 0);
+    /* reason is set for a vpnc-script only, never with --script-tun: openconnect was given --script
+     * alone, and the line says what to add, the value escaped (it said only "no tunnel"). */
+    ASSERT(strstr(err, "vpnc-script (reason=connect)") != NULL);
+    ASSERT(strstr(err, "--script-tun") != NULL);
+    static const char *const forged[] = {"reason=pre-init\n12:00 vpn2socks error: x", NULL};
+    ASSERT_EQ(tunnel_env_vpnfd(fake_getenv, (void *)forged, &fd, err, sizeof(err)), -ENOENT);
+    ASSERT(strstr(err, "(reason=pre-init\\x0a12:00") != NULL);
+    static const char *const nothing[] = {"reason=", NULL};
+    strcpy(err, "stale");
+    ASSERT_EQ(tunnel_env_vpnfd(fake_getenv, (void *)nothing, &fd, err, sizeof(err)), -ENOENT);
+    ASSERT_STR_EQ(err, "");
 
     /* What the message shows of each: the value escaped, so that it cannot forge a log line. */
     static const struct {
