@@ -13,6 +13,8 @@ static const struct metric_family
     fam_packets = {"vpn2socks_tunnel_packets_total", "counter", "IP packets through the tunnel, by direction."},
     fam_bytes = {"vpn2socks_tunnel_bytes_total", "counter",
                  "Bytes of the IP packets through the tunnel, by direction."},
+    fam_refused = {"vpn2socks_tunnel_packets_refused_total", "counter",
+                   "IP packets the tunnel could not take: down, or the VPN client not reading."},
     fam_reconnects = {"vpn2socks_tunnel_reconnects_total", "counter",
                       "Reconnects of the tunnel, by the phase that failed."},
     fam_reneg = {"vpn2socks_tunnel_renegotiations_total", "counter", "Data channel keys renewed while up."},
@@ -56,6 +58,7 @@ void metrics_walk(const struct metrics *m, metrics_emit_fn emit, void *ctx)
         emit1(emit, ctx, &fam_packets, "direction", "out", t->packets_out);
         emit1(emit, ctx, &fam_bytes, "direction", "in", t->bytes_in);
         emit1(emit, ctx, &fam_bytes, "direction", "out", t->bytes_out);
+        emit0(emit, ctx, &fam_refused, t->packets_refused);
         for (int r = 0; r < TUNNEL_RECONNECT_REASONS; r++)
             emit1(emit, ctx, &fam_reconnects, "reason", tunnel_reconnect_reason_name(r), t->reconnects[r]);
         emit0(emit, ctx, &fam_reneg, t->renegotiations);

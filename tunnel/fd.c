@@ -393,6 +393,7 @@ static int tunnel_fd_send(struct tunnel *t, const uint8_t *pkt, size_t len)
     if (len > TUNNEL_FD_MAX_PACKET)
         return -EMSGSIZE;
     if (tf->queued + tf->tx_len + len > TUNNEL_FD_QUEUE_MAX) {
+        tf->stats.packets_refused++;
         if (!tf->refused++)
             v2s_warn("packet fd: the VPN client is not reading (%zu KiB wait for it): packets to it are "
                      "dropped until it reads", (tf->queued + tf->tx_len) / 1024);

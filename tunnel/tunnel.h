@@ -55,6 +55,9 @@ struct tunnel_stats {
     enum tunnel_state state;
     uint64_t packets_in, packets_out;
     uint64_t bytes_in, bytes_out;
+    /* Packets from the stack the tunnel did not take, since none could leave: no data key while
+     * down (OpenVPN), the VPN client not reading past the queue's cap (packet fd). */
+    uint64_t packets_refused;
     uint64_t reconnects[TUNNEL_RECONNECT_REASONS];
     uint64_t renegotiations; /* data channel keys renewed while up */
 };

@@ -70,6 +70,7 @@ TEST_IMPL(metrics_every_family)
     m.tunnel.bytes_out = 2000;
     m.tunnel.packets_in = 10;
     m.tunnel.packets_out = 20;
+    m.tunnel.packets_refused = 11;
     m.tunnel.reconnects[TUNNEL_RECONNECT_SESSION] = 3;
     m.tunnel.renegotiations = 4;
     m.has_stack = 1;
@@ -98,6 +99,7 @@ TEST_IMPL(metrics_every_family)
         "\nvpn2socks_tunnel_bytes_total{direction=\"in\"} 1000\n",
         "\nvpn2socks_tunnel_bytes_total{direction=\"out\"} 2000\n",
         "\nvpn2socks_tunnel_packets_total{direction=\"out\"} 20\n",
+        "\nvpn2socks_tunnel_packets_refused_total 11\n",
         "\nvpn2socks_tunnel_reconnects_total{reason=\"session\"} 3\n",
         "\nvpn2socks_tunnel_reconnects_total{reason=\"connect\"} 0\n",
         "\nvpn2socks_tunnel_renegotiations_total 4\n",

@@ -333,6 +333,12 @@ TEST_IMPL(tunnel_fd_queue_cap)
     ASSERT((size_t)taken * sizeof(pkt) < 24u * 1024 * 1024);
     ASSERT(strstr(log, "packet fd: the VPN client is not reading") != NULL);
     ASSERT_EQ(f.downs, 0);
+    /* Counted for /metrics too (vpn2socks_tunnel_packets_refused_total): the one line says only
+     * that it began, and its total comes only if the client reads again. */
+    struct tunnel_stats st;
+    tunnel_get_stats(f.t, &st);
+    ASSERT_EQ(st.packets_refused, (uint64_t)refused);
+    ASSERT_EQ(st.packets_out, (uint64_t)taken);
 
     uvtest_log_begin();
     fdt_drain_in_order(&f, taken, sizeof(pkt));

@@ -438,6 +438,7 @@ static void ovpn_client_get_stats(const struct tunnel *t, struct tunnel_stats *o
     out->packets_out = c->tx_ip_packets;
     out->bytes_in = c->rx_bytes;
     out->bytes_out = c->tx_bytes;
+    out->packets_refused = c->tx_dropped;
     memcpy(out->reconnects, c->reconnects, sizeof(out->reconnects));
     out->renegotiations = c->renegotiations;
 }
