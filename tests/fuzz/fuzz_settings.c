@@ -73,6 +73,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         abort();
     }
     tunnel_settings_free(&s);
+
+    /* VPNFD, and the vpnc-script reason named when it is missing: one line, the values escaped. */
+    int fd;
+    rc = tunnel_env_vpnfd(fuzz_getenv, &env, &fd, err, sizeof(err));
+    if (rc == -EINVAL && err[0] == '\0')
+        abort();
+    if (rc == 0 && (fd < 0 || fd > 65535))
+        abort();
+    if (rc != 0 && rc != -EINVAL && rc != -ENOENT)
+        abort();
+    for (const char *p = rc == 0 ? "" : err; *p; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7F)
+            abort();
     free(text);
     return 0;
 }
