@@ -235,8 +235,13 @@ static int app_open_fd_tunnel(struct app *a, const struct tunnel_events *ev)
     int rc = tunnel_fd_new(&a->tunnel, a->loop, fd, &ts, ev);
     tunnel_settings_free(&ts);
     if (rc < 0) {
-        v2s_error("packet fd %d: %s", fd,
+        /* Not open: VPNFD came through, the descriptor did not. A program between openconnect and
+         * us closed it, most often sudo (it closes every descriptor above 2), and "Bad file
+         * descriptor" alone did not say where to look. */
+        v2s_error("packet fd %d%s: %s", fd, a->opt.tunnel_fd < 0 ? " (VPNFD)" : "",
                   rc == -EPROTOTYPE ? "a stream socket; packets need a datagram or seqpacket socket"
+                  : rc == -EBADF    ? "not open in this process: a program between the VPN client and "
+                                      "vpn2socks closed it (sudo, for one, closes every descriptor above 2)"
                                     : strerror(-rc));
         a->tunnel = NULL;
         return EXIT_USAGE;

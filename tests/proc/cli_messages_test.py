@@ -12,6 +12,9 @@ and that stderr holds the message expected:
 - --mtu with --config: refused, with what sets the MTU there (it was taken and ignored: vpn2socks
   ran, connecting, until the 10 s timeout here);
 - a prefix of several long options (--co): the candidates are named (it was "unknown option");
+- openconnect's environment with VPNFD naming a descriptor that is not open (a wrapper such as
+  sudo closed it): the message says so (it was "Bad file descriptor"); reason set and no VPNFD
+  (openconnect given --script without --script-tun): the message says to add --script-tun;
 - under journald ($JOURNAL_STREAM naming stderr, as systemd sets it): the message is an error to
   the journal, "<3>vpn2socks: ...", without "Try --help" (it went in at priority info, so
   `journalctl -p err` did not show why the service failed to start).
@@ -32,10 +35,12 @@ OVPN = (
 )
 
 
-def refused(binary, args, want):
-    """Runs binary with args: None when it exits with 1 and stderr holds want, else what it did."""
+def refused(binary, args, want, env=None):
+    """Runs binary with args (and env added to the environment): None when it exits with 1 and
+    stderr holds want, else what it did."""
     try:
-        p = subprocess.run([binary] + args, capture_output=True, text=True, timeout=10)
+        p = subprocess.run([binary] + args, capture_output=True, text=True, timeout=10,
+                           env=dict(os.environ, **(env or {})))
     except subprocess.TimeoutExpired:
         return f"{' '.join(args)}: still running after 10 s; expected a refusal"
     if p.returncode != 1 or want not in p.stderr:
@@ -71,7 +76,17 @@ def main():
              "--config brings its own tunnel: --mtu does not apply (the MTU is the .ovpn's tun-mtu"),
             (["--co", ovpn] + listen, "ambiguous option --co: it could be --conf, --config or --connect-timeout"),
         ]
-        wrong = [w for w in (refused(binary, args, want) for args, want in rows) if w]
+        # openconnect's environment without its descriptor (a wrapper closed it: sudo does), and
+        # openconnect given --script without --script-tun (reason set, no VPNFD).
+        oc_env = {"INTERNAL_IP4_ADDRESS": "10.0.0.2", "INTERNAL_IP4_MTU": "1334"}
+        env_rows = [
+            (listen, "packet fd 987 (VPNFD): not open in this process: a program between the VPN client",
+             dict(oc_env, VPNFD="987")),
+            (listen, "no tunnel: the VPN client ran me as a vpnc-script (reason=connect)",
+             dict(oc_env, reason="connect")),
+        ]
+        rows = [(args, want, None) for args, want in rows] + env_rows
+        wrong = [w for w in (refused(binary, args, want, env) for args, want, env in rows) if w]
         with open(os.path.join(d, "journal"), "w+") as err:
             st = os.fstat(err.fileno())
             env = dict(os.environ, JOURNAL_STREAM=f"{st.st_dev}:{st.st_ino}")
