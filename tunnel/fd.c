@@ -108,6 +108,7 @@ struct tunnel_fd {
     int down;
     int congested;   /* tunnel_send() returned 1 and writable has not fired since */
     uint64_t refused; /* packets refused at TUNNEL_FD_QUEUE_MAX since the queue was last low */
+    uint64_t oversized; /* datagrams longer than any IP packet, dropped (tunnel_fd_read_socket) */
     struct tunnel_settings settings;
     uint8_t *rbuf; /* TUNNEL_FD_RX_SLOTS slots of TUNNEL_FD_MAX_PACKET (one on a non-socket) */
     uint8_t *tx;   /* gathered packets, back to back; their lengths in tx_sizes */
@@ -304,6 +305,15 @@ static void tunnel_fd_read_socket(struct tunnel_fd *tf)
         }
         for (int i = 0; i < n && !tf->down; i++) {
             size_t len = msgs[i].msg_len;
+            if (msgs[i].msg_hdr.msg_flags & MSG_TRUNC) {
+                /* Longer than the largest IP packet (an AF_UNIX datagram may be ~200 KiB): not
+                 * one, and its first 65535 bytes, which is all a slot holds, were handed to the
+                 * stack as if they were. */
+                if (!tf->oversized++)
+                    v2s_warn("packet fd: a datagram longer than %d bytes, which no IP packet is, was "
+                             "dropped (and any more will be, with no further line)", TUNNEL_FD_MAX_PACKET);
+                continue;
+            }
             if (len == 0) {
                 if (tf->zero_is_eof) {
                     tunnel_fd_go_down(tf, TUNNEL_DOWN_CLOSED, "the VPN client closed the packet fd");

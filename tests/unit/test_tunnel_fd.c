@@ -353,6 +353,37 @@ TEST_IMPL(tunnel_fd_queue_cap)
     return 0;
 }
 
+/* A datagram longer than any IP packet (an AF_UNIX datagram may be ~200 KiB) is dropped with one
+ * line, and the packets around it arrive: its first 65535 bytes, all a read slot holds, went to
+ * the stack as a packet. */
+TEST_IMPL(tunnel_fd_oversized_datagram)
+{
+    static struct fdt f;
+    static uint8_t big[70000];
+    fdt_open(&f);
+    uint8_t pkt[100];
+    v2s_log_level = V2S_LOG_INFO;
+    uvtest_log_begin();
+    fdt_make(pkt, sizeof(pkt), 1);
+    ASSERT_EQ(send(f.sv[1], pkt, sizeof(pkt), 0), (ssize_t)sizeof(pkt));
+    fdt_make(big, sizeof(big), 9);
+    ASSERT_EQ(send(f.sv[1], big, sizeof(big), 0), (ssize_t)sizeof(big));
+    ASSERT_EQ(send(f.sv[1], big, sizeof(big), 0), (ssize_t)sizeof(big));
+    fdt_make(pkt, sizeof(pkt), 2);
+    ASSERT_EQ(send(f.sv[1], pkt, sizeof(pkt), 0), (ssize_t)sizeof(pkt));
+    uv_run(&f.loop, UV_RUN_NOWAIT);
+    const char *log = uvtest_log_end();
+    ASSERT_EQ(f.packets, 2);
+    ASSERT_EQ(f.seq[0], 1);
+    ASSERT_EQ(f.seq[1], 2);
+    ASSERT_EQ(f.downs, 0);
+    const char *line = strstr(log, "packet fd: a datagram longer than 65535 bytes");
+    ASSERT(line != NULL);
+    ASSERT(strstr(line + 1, "packet fd: a datagram longer") == NULL); /* one line for both */
+    fdt_close(&f);
+    return 0;
+}
+
 /* openconnect's end of the pair is a datagram socket, where an empty datagram is just that, not
  * the end: the tunnel stays up and the packets around it arrive in order. On a seqpacket socket
  * a 0-byte read is the end, and the tunnel goes down as closed. A regression guard. */
