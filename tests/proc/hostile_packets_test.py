@@ -8,7 +8,8 @@ script is the VPN side. It plays a TCP server at 10.255.0.1:80 by hand: a SOCKS5
 through vpn2socks, the script answers the SYN and moves a few KiB each way. Between those steps
 it writes malformed and forged packets into the tunnel: bad IP versions, header and total
 lengths, truncated headers, bad IP and TCP checksums, an unknown protocol, forged ICMP errors,
-an IPv6 packet longer than it says, and segments for connections that do not exist. Then:
+an IPv6 packet longer than it says, a datagram longer than any IP packet, and segments for
+connections that do not exist. Then:
 - the real connection's bytes arrive intact both ways and it closes cleanly;
 - vpn2socks still runs, and on SIGUSR1 logs the drops by reason (the figures asserted are lower
   bounds: each kind written must be counted where lwIP counts it);
@@ -119,6 +120,9 @@ def garbage(sport, seq, ack):
     v6 = struct.pack("!IHBB16s16s", 6 << 28, 4000, 6, 64, b"\xfd" + b"\0" * 15, b"\xfd" + b"\0" * 14 + b"\2")
     out.append((v6 + b"\0" * 20, ""))
     out.append((b"\x60" + b"\0" * 10, ""))
+    # a datagram longer than any IP packet, starting as a real one: dropped whole (its first
+    # 65535 bytes went to the stack as a packet)
+    out.append((ipv4(6, good_tcp) + b"\0" * 70000, ""))
     # a flood of the same: 2,000 packets with random bytes after a plausible first byte
     for i in range(2000):
         out.append((b"\x45" + os.urandom(19 + i % 200), ""))
@@ -229,6 +233,9 @@ def main():
             if have[k] < n:
                 fail(f"{k}: {have[k]} counted, at least {n} written: {line}")
             print(f"ok: {k} counted {have[k]} (at least {n} written)")
+        if "packet fd: a datagram longer than 65535 bytes" not in log_text():
+            fail(f"no line for the datagram longer than any IP packet:\n{log_text()}")
+        print("ok: the datagram longer than any IP packet dropped, with its line")
         proc.send_signal(signal.SIGTERM)
         try:
             rc = proc.wait(DEADLINE_S)
