@@ -42,10 +42,15 @@ def write_conf(path, socks, forward, extra="", socks_host="127.0.0.1"):
 
 
 def refused(port):
+    """Whether nothing listens on port. A forward accepts and then resets at once, as its
+    destination (127.0.0.1 through the tunnel) cannot be reached: when the reset comes before
+    connect() has returned, connect() fails with ECONNRESET, which still means a listener."""
     try:
         socket.create_connection(("127.0.0.1", port), timeout=WAIT_S).close()
     except ConnectionRefusedError:
         return True
+    except ConnectionResetError:
+        return False
     return False
 
 
