@@ -42,7 +42,12 @@ int http_status_for(int err)
     case UV_EACCES:
     case UV_EPERM:
     case UV_ELOOP: return 403;
-    case UV_ETIMEDOUT: return 504;
+    case UV_ETIMEDOUT:
+    /* The name's servers gave no answer: they timed out, or said SERVFAIL, which is a resolver's
+     * way of saying that the servers it asked timed out. RFC 9110 15.6.5: no timely answer from
+     * an upstream server the proxy needed is 504, and it tells the user to try again, where 502
+     * (what a name that does not exist gets) says the destination answered wrongly. */
+    case UV_EAI_AGAIN: return 504;
     default: return 502;
     }
 }

@@ -18,6 +18,7 @@
 
 #include "base/credentials.h"
 #include "base/log.h"
+#include "http/internal.h"
 #include "http/proxy.h"
 #include "route/dial.h"
 #include "route/direct.h"
@@ -1965,5 +1966,23 @@ TEST_IMPL(http_proxy_too_many_headers_split)
     close(fd);
     free(head);
     htest_finish(&t);
+    return 0;
+}
+
+/* What the client is told when the destination cannot be reached: a name whose servers did not
+ * answer (UV_EAI_AGAIN: the resolver's timeout, or a SERVFAIL) is a 504, as a connect that timed
+ * out; a name that does not exist, a refusal, an unreachable network a 502. Failed before the
+ * fix: 502 for UV_EAI_AGAIN. */
+TEST_IMPL(http_proxy_status_for)
+{
+    static const struct {
+        int err, status;
+    } rows[] = {
+        {UV_ETIMEDOUT, 504},     {UV_EAI_AGAIN, 504},    {UV_EAI_NONAME, 502}, {UV_ECONNREFUSED, 502},
+        {UV_ENETUNREACH, 502},   {UV_EHOSTUNREACH, 502}, {UV_EACCES, 403},     {UV_ELOOP, 403},
+    };
+    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++)
+        ASSERT_ROW(http_status_for(rows[i].err) == rows[i].status, "%s: %d", uv_err_name(rows[i].err),
+                   http_status_for(rows[i].err));
     return 0;
 }
