@@ -96,13 +96,24 @@ static int http_msg_on_field(http_parser *p, const char *at, size_t len)
     if (!m->in_head || m->too_many)
         return 0;
     if (m->last_was_value || m->n_headers == 0) {
-        if (m->n_headers == HTTP_MSG_HEADERS_MAX) {
+        if (m->n_headers == (m->response ? HTTP_MSG_RESPONSE_HEADERS_MAX : HTTP_MSG_HEADERS_MAX)) {
             /* Answered at the head's end, not here: the parser calls back at the end of each piece
              * it has, so this comes at the line's first byte when the bytes come one by one and at
              * its colon when they come together, and an error in between (400) would come first
              * or not depending on how the network split the head. The rest is not kept. */
             m->too_many = 1;
             return 0;
+        }
+        if (m->n_headers == m->headers_cap) {
+            size_t cap = m->headers_cap ? m->headers_cap * 2 : 32;
+            struct http_msg_header *hs = realloc(m->headers, cap * sizeof(*hs));
+            if (!hs) {
+                m->status = 500;
+                m->why = "out of memory";
+                return -1;
+            }
+            m->headers = hs;
+            m->headers_cap = cap;
         }
         struct http_msg_header *h = &m->headers[m->n_headers++];
         memset(h, 0, sizeof(*h));
@@ -252,9 +263,11 @@ void http_msg_free(struct http_msg *m)
 {
     free(m->text);
     free(m->out);
+    free(m->headers);
     m->text = NULL;
     m->out = NULL;
-    m->text_cap = m->out_cap = 0;
+    m->headers = NULL;
+    m->text_cap = m->out_cap = m->headers_cap = 0;
 }
 
 void http_msg_next(struct http_msg *m)

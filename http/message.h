@@ -20,7 +20,12 @@
 
 enum {
     HTTP_MSG_HEAD_MAX = 64 * 1024, /* a head (request line and headers) longer than this is refused */
-    HTTP_MSG_HEADERS_MAX = 128,    /* and one with more headers */
+    HTTP_MSG_HEADERS_MAX = 128,    /* and a request with more header lines */
+    /* An answer may have more: Set-Cookie, Link and security policy lines add up on some sites,
+     * and the origin is not the proxy's user to be told 431 (the client would get a 502 for a page
+     * its browser shows without the proxy). Squid and nginx cap an answer's head by its size only;
+     * the cap here keeps the work per header line (looking for Connection's names) bounded. */
+    HTTP_MSG_RESPONSE_HEADERS_MAX = 1024,
 };
 
 enum http_msg_event {
@@ -40,7 +45,7 @@ struct http_msg {
     int skip_body;     /* a response to HEAD: no body whatever its headers say */
     int in_head;       /* between the first byte and the end of the head */
     int last_was_value;
-    int too_many;      /* a header past HTTP_MSG_HEADERS_MAX began: 431 at the head's end */
+    int too_many;      /* a header past the cap began: 431 at the head's end */
     int line_state;    /* requests: 0 before the request line, 1 in it, 2 past it */
     int chunked;       /* the body comes chunked and goes out chunked */
     int status;        /* on HTTP_MSG_ERROR: 400, 414, 431 or 505 */
@@ -51,8 +56,8 @@ struct http_msg {
     char *text;
     size_t text_len, text_cap;
     uint32_t target, target_len;
-    struct http_msg_header headers[HTTP_MSG_HEADERS_MAX];
-    size_t n_headers;
+    struct http_msg_header *headers; /* grown as lines come, up to the cap */
+    size_t n_headers, headers_cap;
     /* What is to be sent onward: body bytes (re-framed) after each feed. The caller takes it. */
     uint8_t *out;
     size_t out_len, out_cap;

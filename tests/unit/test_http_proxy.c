@@ -1969,6 +1969,44 @@ TEST_IMPL(http_proxy_too_many_headers_split)
     return 0;
 }
 
+/* An answer may have more header lines than a request (128): 300 go through whole; past 1024 it
+ * is refused (502). Failed before the fix: the 300 got 502. */
+TEST_IMPL(http_proxy_many_answer_headers)
+{
+    struct htest t;
+    uint16_t port;
+    int l, fd = htest_start_origin(&t, &port, &l);
+    size_t cap = 64 + 1100 * 32;
+    char *answer = malloc(cap), buf[512];
+    char *got = malloc(cap);
+    ASSERT(answer != NULL && got != NULL);
+    int remote = -1;
+    snprintf(buf, sizeof(buf), "GET http://127.0.0.1:%u/ HTTP/1.1\r\nHost: x\r\n\r\n", port);
+    htest_request(&t, fd, l, &remote, buf, NULL);
+    size_t n = (size_t)snprintf(answer, cap, "HTTP/1.1 200 OK\r\n");
+    for (int i = 0; i < 300; i++)
+        n += (size_t)snprintf(answer + n, cap - n, "Set-Cookie: c%d=1\r\n", i);
+    size_t lines = n;
+    n += (size_t)snprintf(answer + n, cap - n, "Content-Length: 0\r\n\r\n");
+    htest_send(&t, remote, answer);
+    htest_read_head(&t, fd, got, cap);
+    ASSERT_EQ(htest_status(got), 200);
+    ASSERT_MEM_EQ(got, answer, lines);
+    htest_finish_origin(&t, fd, remote, l);
+    htest_start(&t);
+    l = uvtest_listen(&port);
+    n = lines;
+    for (int i = 300; i < 1025; i++)
+        n += (size_t)snprintf(answer + n, cap - n, "Set-Cookie: c%d=1\r\n", i);
+    snprintf(answer + n, cap - n, "Content-Length: 0\r\n\r\n");
+    htest_origin_answers(&t, l, port, answer, 502);
+    close(l);
+    htest_finish(&t);
+    free(answer);
+    free(got);
+    return 0;
+}
+
 /* What the client is told when the destination cannot be reached: a name whose servers did not
  * answer (UV_EAI_AGAIN: the resolver's timeout, or a SERVFAIL) is a 504, as a connect that timed
  * out; a name that does not exist, a refusal, an unreachable network a 502. Failed before the
