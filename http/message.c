@@ -38,6 +38,13 @@ static int http_msg_outs(struct http_msg *m, const char *s)
     return http_msg_out(m, s, strlen(s));
 }
 
+/* Whether header h is called name (lower case). */
+static int http_msg_named(const struct http_msg *m, const struct http_msg_header *h, const char *name)
+{
+    size_t nl = strlen(name);
+    return h->name_len == nl && strncasecmp(m->text + h->name, name, nl) == 0;
+}
+
 static struct http_msg *http_msg_of(http_parser *p)
 {
     return p->data;
@@ -393,6 +400,14 @@ const char *http_msg_header(const struct http_msg *m, const char *name, size_t *
         }
     }
     return NULL;
+}
+
+size_t http_msg_header_count(const struct http_msg *m, const char *name)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < m->n_headers; i++)
+        n += http_msg_named(m, &m->headers[i], name);
+    return n;
 }
 
 /* Whether the comma-separated list list (len bytes) names token (case-insensitive). */

@@ -77,6 +77,8 @@ enum http_msg_event http_msg_finish(struct http_msg *m);
 
 /* The value of the first header called name (any case), or NULL; its length in *len. */
 const char *http_msg_header(const struct http_msg *m, const char *name, size_t *len);
+/* How many header lines are called name (lower case). */
+size_t http_msg_header_count(const struct http_msg *m, const char *name);
 /* Whether header i is hop-by-hop: one of the fixed names, or named by a Connection header. */
 int http_msg_hop_by_hop(const struct http_msg *m, size_t i);
 /* Appends to out: the request line "METHOD target HTTP/x.y" (target given by the caller) and

@@ -337,6 +337,18 @@ static void http_conn_request(struct http_conn *c)
     c->keep_alive = http_should_keep_alive(&m->p);
     c->req_done = c->resp_done = c->resp_started = 0;
     http_conn_replay_drop(c);
+    /* RFC 9112 3.2: a server MUST answer 400 to an HTTP/1.1 request without Host, and to any
+     * request with more than one; nginx does both. No client Host reaches the origin (the URI's
+     * authority replaces them), but a client that breaks the rule is broken or probing, and is
+     * told so rather than served. (The status endpoint, an origin of its own, goes on answering
+     * health checks that leave Host out.) */
+    size_t hosts = http_msg_header_count(m, "host");
+    if (hosts > 1 || (hosts == 0 && m->p.http_minor >= 1)) {
+        const char *why = hosts ? "more than one Host header" : "an HTTP/1.1 request without Host";
+        v2s_info("%s: bad HTTP request: %s", c->peer, why);
+        http_conn_fail(c, 400, why);
+        return;
+    }
     if (http_conn_is_pac(c)) {
         http_conn_pac(c);
         return;

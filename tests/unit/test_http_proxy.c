@@ -374,7 +374,7 @@ TEST_IMPL(http_proxy_get_keep_alive)
     /* The third goes to another origin: the first connection is closed, a new one made; two
      * requests pipelined in one write are answered in order, the second only after the first. */
     snprintf(buf, sizeof(buf),
-             "GET http://127.0.0.1:%u/1 HTTP/1.1\r\n\r\nGET http://127.0.0.1:%u/2 HTTP/1.1\r\n\r\n", port2, port2);
+             "GET http://127.0.0.1:%u/1 HTTP/1.1\r\nHost: x\r\n\r\nGET http://127.0.0.1:%u/2 HTTP/1.1\r\nHost: x\r\n\r\n", port2, port2);
     htest_send(&t, fd, buf);
     ASSERT_EQ(uvtest_wait_end(&t.loop, remote, NULL, 3000), 1);
     close(remote);
@@ -412,7 +412,7 @@ TEST_IMPL(http_proxy_chunked_post)
     uint16_t port;
     int l, fd = htest_start_origin(&t, &port, &l);
     snprintf(buf, sizeof(buf),
-             "POST http://127.0.0.1:%u/up HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Type: text/plain\r\n\r\n"
+             "POST http://127.0.0.1:%u/up HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Type: text/plain\r\n\r\n"
              "5\r\nhello\r\n",
              port);
     snprintf(want, sizeof(want),
@@ -434,7 +434,7 @@ TEST_IMPL(http_proxy_chunked_post)
     ASSERT_STR_EQ(buf, "ok");
     /* An Upgrade (h2c) is dropped like any hop-by-hop header: the body that follows is a body. */
     snprintf(buf, sizeof(buf),
-             "POST http://127.0.0.1:%u/u HTTP/1.1\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\n"
+             "POST http://127.0.0.1:%u/u HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\n"
              "HTTP2-Settings: AAMAAABkAAQAoAAAAAIAAAAA\r\nContent-Length: 3\r\n\r\nabc",
              port);
     snprintf(want, sizeof(want), "POST /u HTTP/1.1\r\nHost: 127.0.0.1:%u\r\nContent-Length: 3\r\n\r\n", port);
@@ -442,7 +442,7 @@ TEST_IMPL(http_proxy_chunked_post)
     htest_read(&t, remote, buf, 3);
     ASSERT_STR_EQ(buf, "abc");
     htest_answer(&t, remote, fd, "HTTP/1.1 204 No Content\r\n\r\n", "HTTP/1.1 204 No Content\r\n\r\n", NULL);
-    snprintf(buf, sizeof(buf), "PUT http://127.0.0.1:%u/p HTTP/1.1\r\nContent-Length: 4\r\n\r\nbody", port);
+    snprintf(buf, sizeof(buf), "PUT http://127.0.0.1:%u/p HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\nbody", port);
     snprintf(want, sizeof(want), "PUT /p HTTP/1.1\r\nHost: 127.0.0.1:%u\r\nContent-Length: 4\r\n\r\n", port);
     htest_request(&t, fd, l, &remote, buf, want);
     htest_read(&t, remote, buf, 4);
@@ -477,24 +477,24 @@ TEST_IMPL(http_proxy_errors)
     htest_start(&t);
     ASSERT_EQ(htest_ask(&t, "this is not HTTP\r\n\r\n"), 400);
     ASSERT_EQ(htest_ask(&t, "GET /origin-form HTTP/1.1\r\nHost: x\r\n\r\n"), 400);
-    ASSERT_EQ(htest_ask(&t, "GET https://127.0.0.1/ HTTP/1.1\r\n\r\n"), 501);
+    ASSERT_EQ(htest_ask(&t, "GET https://127.0.0.1/ HTTP/1.1\r\nHost: x\r\n\r\n"), 501);
     /* Content-Length and chunked together (request smuggling): 400. */
-    ASSERT_EQ(htest_ask(&t, "GET http://127.0.0.1:1/ HTTP/1.1\r\nContent-Length: 1\r\n"
+    ASSERT_EQ(htest_ask(&t, "GET http://127.0.0.1:1/ HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n"
                             "Transfer-Encoding: chunked\r\n\r\n"),
               400);
     /* --others reject: the router's verdict is 403, for both kinds of request. */
-    ASSERT_EQ(htest_ask(&t, "GET http://203.0.113.1/ HTTP/1.1\r\n\r\n"), 403);
-    ASSERT_EQ(htest_ask(&t, "CONNECT 203.0.113.1:443 HTTP/1.1\r\n\r\n"), 403);
+    ASSERT_EQ(htest_ask(&t, "GET http://203.0.113.1/ HTTP/1.1\r\nHost: x\r\n\r\n"), 403);
+    ASSERT_EQ(htest_ask(&t, "CONNECT 203.0.113.1:443 HTTP/1.1\r\nHost: x\r\n\r\n"), 403);
     /* Nothing listens: 502. */
-    snprintf(buf, sizeof(buf), "GET http://127.0.0.1:%u/ HTTP/1.1\r\n\r\n", uvtest_closed_port());
+    snprintf(buf, sizeof(buf), "GET http://127.0.0.1:%u/ HTTP/1.1\r\nHost: x\r\n\r\n", uvtest_closed_port());
     ASSERT_EQ(htest_ask(&t, buf), 502);
-    snprintf(buf, sizeof(buf), "CONNECT 127.0.0.1:%u HTTP/1.1\r\n\r\n", uvtest_closed_port());
+    snprintf(buf, sizeof(buf), "CONNECT 127.0.0.1:%u HTTP/1.1\r\nHost: x\r\n\r\n", uvtest_closed_port());
     ASSERT_EQ(htest_ask(&t, buf), 502);
     /* A head over 64 KiB: 431. */
     size_t big = 70 * 1024;
     char *req = malloc(big + 128);
     ASSERT(req != NULL);
-    int n = snprintf(req, 128, "GET http://127.0.0.1/ HTTP/1.1\r\nX-Big: ");
+    int n = snprintf(req, 128, "GET http://127.0.0.1/ HTTP/1.1\r\nHost: x\r\nX-Big: ");
     memset(req + n, 'a', big);
     strcpy(req + n + big, "\r\n\r\n");
     ASSERT_EQ(htest_ask(&t, req), 431);
@@ -524,7 +524,7 @@ TEST_IMPL(http_proxy_own_listener)
         {"GET http://", "localhost", "/"},
     };
     for (size_t i = 0; i < sizeof(forms) / sizeof(forms[0]); i++) {
-        snprintf(req, sizeof(req), "%s%s:%u%s HTTP/1.1\r\n\r\n", forms[i].method, forms[i].host, t.port,
+        snprintf(req, sizeof(req), "%s%s:%u%s HTTP/1.1\r\nHost: x\r\n\r\n", forms[i].method, forms[i].host, t.port,
                  forms[i].path);
         int fd = uvtest_connect(t.port);
         htest_send(&t, fd, req);
@@ -546,7 +546,7 @@ static void htest_origin_answers(struct htest *t, int l, uint16_t port, const ch
 {
     char buf[1024];
     int fd = uvtest_connect(t->port);
-    snprintf(buf, sizeof(buf), "GET http://127.0.0.1:%u/ HTTP/1.1\r\n\r\n", port);
+    snprintf(buf, sizeof(buf), "GET http://127.0.0.1:%u/ HTTP/1.1\r\nHost: x\r\n\r\n", port);
     int remote = -1;
     htest_request(t, fd, l, &remote, buf, NULL);
     htest_send(t, remote, answer);
@@ -602,7 +602,7 @@ TEST_IMPL(http_proxy_origin_reset_while_idle)
     char buf[1024], want[256];
     uint16_t port;
     int l, fd = htest_start_origin(&t, &port, &l);
-    snprintf(buf, sizeof(buf), "GET http://127.0.0.1:%u/1 HTTP/1.1\r\n\r\n", port);
+    snprintf(buf, sizeof(buf), "GET http://127.0.0.1:%u/1 HTTP/1.1\r\nHost: x\r\n\r\n", port);
     int remote = -1;
     htest_request(&t, fd, l, &remote, buf, NULL);
     htest_send(&t, remote, "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nx");
@@ -613,7 +613,7 @@ TEST_IMPL(http_proxy_origin_reset_while_idle)
     close(remote);
     int never = 0;
     uvtest_run_until(&t.loop, &never, 200);
-    snprintf(buf, sizeof(buf), "GET http://127.0.0.1:%u/2 HTTP/1.1\r\n\r\n", port);
+    snprintf(buf, sizeof(buf), "GET http://127.0.0.1:%u/2 HTTP/1.1\r\nHost: x\r\n\r\n", port);
     snprintf(want, sizeof(want), "GET /2 HTTP/1.1\r\nHost: 127.0.0.1:%u\r\n\r\n", port);
     remote = -1;
     htest_request(&t, fd, l, &remote, buf, want);
@@ -660,11 +660,11 @@ TEST_IMPL(http_proxy_auth)
     };
     uvtest_log_begin();
     for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
-        snprintf(buf, sizeof(buf), "GET http://127.0.0.1:%u/ HTTP/1.1\r\n%s\r\n", port, refused[i]);
+        snprintf(buf, sizeof(buf), "GET http://127.0.0.1:%u/ HTTP/1.1\r\nHost: x\r\n%s\r\n", port, refused[i]);
         ASSERT_ROW(htest_ask_head(&t, buf, buf, sizeof(buf)) == 407, "%zu", i);
         ASSERT_ROW(strstr(buf, "\r\nProxy-Authenticate: Basic realm=\"vpn2socks\"\r\n") != NULL, "%zu: %s", i, buf);
     }
-    snprintf(buf, sizeof(buf), "CONNECT 127.0.0.1:%u HTTP/1.1\r\n\r\n", port);
+    snprintf(buf, sizeof(buf), "CONNECT 127.0.0.1:%u HTTP/1.1\r\nHost: x\r\n\r\n", port);
     ASSERT_EQ(htest_ask_head(&t, buf, buf, sizeof(buf)), 407);
     const char *log = uvtest_log_end();
     /* Each refusal with credentials is logged, naming the listener and the user, never a password. */
@@ -679,7 +679,7 @@ TEST_IMPL(http_proxy_auth)
     /* The right user: the request goes on, without the header. */
     int fd = uvtest_connect(t.port);
     snprintf(buf, sizeof(buf),
-             "GET http://127.0.0.1:%u/ok HTTP/1.1\r\nProxy-Authorization: basic  YWxpY2U6czM6Y3IjdA==\r\n\r\n", port);
+             "GET http://127.0.0.1:%u/ok HTTP/1.1\r\nHost: x\r\nProxy-Authorization: basic  YWxpY2U6czM6Y3IjdA==\r\n\r\n", port);
     snprintf(want, sizeof(want), "GET /ok HTTP/1.1\r\nHost: 127.0.0.1:%u\r\n\r\n", port);
     int remote = -1;
     htest_request(&t, fd, l, &remote, buf, want);
@@ -687,7 +687,7 @@ TEST_IMPL(http_proxy_auth)
     htest_read_head(&t, fd, buf, sizeof(buf));
     ASSERT_EQ(htest_status(buf), 204);
     /* Each request is checked: the next one on the connection without credentials is refused. */
-    snprintf(buf, sizeof(buf), "GET http://127.0.0.1:%u/again HTTP/1.1\r\n\r\n", port);
+    snprintf(buf, sizeof(buf), "GET http://127.0.0.1:%u/again HTTP/1.1\r\nHost: x\r\n\r\n", port);
     htest_send(&t, fd, buf);
     htest_read_head(&t, fd, buf, sizeof(buf));
     ASSERT_EQ(htest_status(buf), 407);
@@ -695,7 +695,7 @@ TEST_IMPL(http_proxy_auth)
     close(remote);
     /* CONNECT with bob's. */
     fd = uvtest_connect(t.port);
-    snprintf(buf, sizeof(buf), "CONNECT 127.0.0.1:%u HTTP/1.1\r\nProxy-Authorization: Basic Ym9iOmIwYg==\r\n\r\n",
+    snprintf(buf, sizeof(buf), "CONNECT 127.0.0.1:%u HTTP/1.1\r\nHost: x\r\nProxy-Authorization: Basic Ym9iOmIwYg==\r\n\r\n",
              port);
     htest_send(&t, fd, buf);
     remote = uvtest_accept(&t.loop, l, 3000);
@@ -722,7 +722,7 @@ TEST_IMPL(http_proxy_close_finishes_answer)
     int l = uvtest_listen(&port);
     int idle = uvtest_connect(t.port);
     int fd = uvtest_connect(t.port);
-    snprintf(buf, sizeof(buf), "GET http://127.0.0.1:%u/ HTTP/1.1\r\n\r\n", port);
+    snprintf(buf, sizeof(buf), "GET http://127.0.0.1:%u/ HTTP/1.1\r\nHost: x\r\n\r\n", port);
     int remote = -1;
     htest_request(&t, fd, l, &remote, buf, NULL);
     http_proxy_close(t.hp, htest_hp_closed, &t);
@@ -772,10 +772,10 @@ TEST_IMPL(http_proxy_connect_timeout)
     int never = 0;
     uvtest_run_until(&t.loop, &never, 100);
     uint64_t start = uv_now(&t.loop);
-    snprintf(buf, sizeof(buf), "GET http://127.0.0.1:%u/ HTTP/1.1\r\n\r\n", port);
+    snprintf(buf, sizeof(buf), "GET http://127.0.0.1:%u/ HTTP/1.1\r\nHost: x\r\n\r\n", port);
     ASSERT_EQ(htest_ask(&t, buf), 504);
     ASSERT(uv_now(&t.loop) - start >= 250);
-    snprintf(buf, sizeof(buf), "CONNECT 127.0.0.1:%u HTTP/1.1\r\n\r\n", port);
+    snprintf(buf, sizeof(buf), "CONNECT 127.0.0.1:%u HTTP/1.1\r\nHost: x\r\n\r\n", port);
     ASSERT_EQ(htest_ask(&t, buf), 504);
     close(fill[0]);
     close(fill[1]);
@@ -907,7 +907,7 @@ TEST_IMPL(http_proxy_bodiless_with_length)
     int l, fd = htest_start_origin(&t, &port, &l);
     int remote = -1;
     for (size_t i = 0; i < sizeof(answers) / sizeof(answers[0]); i++) {
-        snprintf(buf, sizeof(buf), "GET http://127.0.0.1:%u/%zu HTTP/1.1\r\nIf-None-Match: \"x\"\r\n\r\n", port, i);
+        snprintf(buf, sizeof(buf), "GET http://127.0.0.1:%u/%zu HTTP/1.1\r\nHost: x\r\nIf-None-Match: \"x\"\r\n\r\n", port, i);
         snprintf(want, sizeof(want), "GET /%zu HTTP/1.1\r\nHost: 127.0.0.1:%u\r\nIf-None-Match: \"x\"\r\n\r\n", i,
                  port);
         htest_request(&t, fd, l, &remote, buf, want);
@@ -915,7 +915,7 @@ TEST_IMPL(http_proxy_bodiless_with_length)
     }
     /* And the last answer is followed by nothing: a 200 of one byte is the next thing the client
      * reads. */
-    snprintf(buf, sizeof(buf), "GET http://127.0.0.1:%u/end HTTP/1.1\r\n\r\n", port);
+    snprintf(buf, sizeof(buf), "GET http://127.0.0.1:%u/end HTTP/1.1\r\nHost: x\r\n\r\n", port);
     htest_request(&t, fd, l, &remote, buf, NULL);
     htest_answer(&t, remote, fd, "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nz",
                  "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n", "z");
@@ -935,7 +935,7 @@ TEST_IMPL(http_proxy_connection_names_framing)
     uint16_t port;
     int l, fd = htest_start_origin(&t, &port, &l);
     snprintf(buf, sizeof(buf),
-             "POST http://127.0.0.1:%u/p HTTP/1.1\r\nConnection: keep-alive, Content-Length, X-Hop\r\n"
+             "POST http://127.0.0.1:%u/p HTTP/1.1\r\nHost: x\r\nConnection: keep-alive, Content-Length, X-Hop\r\n"
              "X-Hop: 1\r\nContent-Length: 5\r\n\r\nhello",
              port);
     snprintf(want, sizeof(want), "POST /p HTTP/1.1\r\nHost: 127.0.0.1:%u\r\nContent-Length: 5\r\n\r\n", port);
@@ -950,7 +950,7 @@ TEST_IMPL(http_proxy_connection_names_framing)
     ASSERT_STR_EQ(htest_read_chunked(&t, fd, buf, sizeof(buf)), "ok");
     /* Chunked up as well. */
     snprintf(buf, sizeof(buf),
-             "PUT http://127.0.0.1:%u/q HTTP/1.1\r\nConnection: transfer-encoding\r\n"
+             "PUT http://127.0.0.1:%u/q HTTP/1.1\r\nHost: x\r\nConnection: transfer-encoding\r\n"
              "Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
              port);
     snprintf(want, sizeof(want), "PUT /q HTTP/1.1\r\nHost: 127.0.0.1:%u\r\nTransfer-Encoding: chunked\r\n\r\n",
@@ -1005,7 +1005,7 @@ TEST_IMPL(http_proxy_early_answer_no_reset)
     int small = 4096; /* the origin takes little of the body: the proxy soon stops reading it */
     ASSERT_EQ(setsockopt(l, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small)), 0);
     int fd = uvtest_connect(t.port);
-    snprintf(buf, sizeof(buf), "POST http://127.0.0.1:%u/up HTTP/1.1\r\nContent-Length: 1000000000\r\n\r\n", port);
+    snprintf(buf, sizeof(buf), "POST http://127.0.0.1:%u/up HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000000\r\n\r\n", port);
     int remote = -1;
     htest_request(&t, fd, l, &remote, buf, NULL);
     /* The body until every buffer on the way is full. */
@@ -1027,7 +1027,7 @@ TEST_IMPL(http_proxy_byte_at_a_time)
     uint16_t port;
     int l, fd = htest_start_origin(&t, &port, &l);
     int n = snprintf(req, sizeof(req),
-                     "POST http://127.0.0.1:%u/b HTTP/1.1\r\nX-A: 1\r\nTransfer-Encoding: chunked\r\n\r\n"
+                     "POST http://127.0.0.1:%u/b HTTP/1.1\r\nHost: x\r\nX-A: 1\r\nTransfer-Encoding: chunked\r\n\r\n"
                      "3\r\nabc\r\n2;x=y\r\nde\r\n0\r\n\r\n",
                      port);
     int remote = -1;
@@ -1090,26 +1090,26 @@ TEST_IMPL(http_proxy_reused_closed_retry)
     uint16_t port;
     int l, fd = htest_start_origin(&t, &port, &l);
     int remote = -1;
-    snprintf(buf, sizeof(buf), "GET http://127.0.0.1:%u/1 HTTP/1.1\r\n\r\n", port);
+    snprintf(buf, sizeof(buf), "GET http://127.0.0.1:%u/1 HTTP/1.1\r\nHost: x\r\n\r\n", port);
     htest_request(&t, fd, l, &remote, buf, NULL);
     htest_answer(&t, remote, fd, "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nx",
                  "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n", "x");
 
     /* A GET on the kept connection, which the origin closes without a word. */
-    snprintf(buf, sizeof(buf), "GET http://127.0.0.1:%u/2 HTTP/1.1\r\n\r\n", port);
+    snprintf(buf, sizeof(buf), "GET http://127.0.0.1:%u/2 HTTP/1.1\r\nHost: x\r\n\r\n", port);
     snprintf(want, sizeof(want), "GET /2 HTTP/1.1\r\nHost: 127.0.0.1:%u\r\n\r\n", port);
     remote = htest_sent_again(&t, fd, l, remote, buf, want, "");
     htest_answer(&t, remote, fd, "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\ny",
                  "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n", "y");
 
     /* A PUT with its body: both go again. */
-    snprintf(buf, sizeof(buf), "PUT http://127.0.0.1:%u/3 HTTP/1.1\r\nContent-Length: 4\r\n\r\nbody", port);
+    snprintf(buf, sizeof(buf), "PUT http://127.0.0.1:%u/3 HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\nbody", port);
     snprintf(want, sizeof(want), "PUT /3 HTTP/1.1\r\nHost: 127.0.0.1:%u\r\nContent-Length: 4\r\n\r\n", port);
     remote = htest_sent_again(&t, fd, l, remote, buf, want, "body");
     htest_answer(&t, remote, fd, "HTTP/1.1 204 No Content\r\n\r\n", "HTTP/1.1 204 No Content\r\n\r\n", NULL);
 
     /* A GET whose answer began: 502, and no new connection. */
-    snprintf(buf, sizeof(buf), "GET http://127.0.0.1:%u/4 HTTP/1.1\r\n\r\n", port);
+    snprintf(buf, sizeof(buf), "GET http://127.0.0.1:%u/4 HTTP/1.1\r\nHost: x\r\n\r\n", port);
     htest_request(&t, fd, l, &remote, buf, NULL);
     htest_send(&t, remote, "HTTP/1.1 200 OK\r\nContent-Le");
     int never = 0;
@@ -1124,11 +1124,11 @@ TEST_IMPL(http_proxy_reused_closed_retry)
     /* A POST on a kept connection the origin closes: 502, and no new connection. */
     fd = uvtest_connect(t.port);
     remote = -1;
-    snprintf(buf, sizeof(buf), "GET http://127.0.0.1:%u/5 HTTP/1.1\r\n\r\n", port);
+    snprintf(buf, sizeof(buf), "GET http://127.0.0.1:%u/5 HTTP/1.1\r\nHost: x\r\n\r\n", port);
     htest_request(&t, fd, l, &remote, buf, NULL);
     htest_answer(&t, remote, fd, "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nz",
                  "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n", "z");
-    snprintf(buf, sizeof(buf), "POST http://127.0.0.1:%u/6 HTTP/1.1\r\nContent-Length: 1\r\n\r\np", port);
+    snprintf(buf, sizeof(buf), "POST http://127.0.0.1:%u/6 HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\np", port);
     htest_request(&t, fd, l, &remote, buf, NULL);
     htest_read(&t, remote, buf, 1);
     close(remote);
@@ -1156,7 +1156,7 @@ TEST_IMPL(http_proxy_body_timeout)
     int l = uvtest_listen(&port);
     int fd = uvtest_connect(t.port);
     int remote = -1, never = 0;
-    snprintf(buf, sizeof(buf), "POST http://127.0.0.1:%u/t HTTP/1.1\r\nContent-Length: 10\r\n\r\n", port);
+    snprintf(buf, sizeof(buf), "POST http://127.0.0.1:%u/t HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n", port);
     snprintf(want, sizeof(want), "POST /t HTTP/1.1\r\nHost: 127.0.0.1:%u\r\nContent-Length: 10\r\n\r\n", port);
     htest_request(&t, fd, l, &remote, buf, want);
     for (int i = 0; i < 10; i++) {
@@ -1170,7 +1170,7 @@ TEST_IMPL(http_proxy_body_timeout)
 
     /* The next request on the connection sends 3 bytes of its 10, then nothing. */
     uint64_t start = uv_now(&t.loop);
-    snprintf(buf, sizeof(buf), "PUT http://127.0.0.1:%u/s HTTP/1.1\r\nContent-Length: 10\r\n\r\nabc", port);
+    snprintf(buf, sizeof(buf), "PUT http://127.0.0.1:%u/s HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc", port);
     htest_request(&t, fd, l, &remote, buf, NULL);
     htest_read(&t, remote, buf, 3);
     htest_read_head(&t, fd, buf, sizeof(buf));
@@ -1187,7 +1187,7 @@ TEST_IMPL(http_proxy_body_timeout)
     fd = uvtest_connect(t.port);
     remote = -1;
     size_t total = htest_beyond_buffers();
-    snprintf(buf, sizeof(buf), "POST http://127.0.0.1:%u/big HTTP/1.1\r\nContent-Length: %zu\r\n\r\n", port, total);
+    snprintf(buf, sizeof(buf), "POST http://127.0.0.1:%u/big HTTP/1.1\r\nHost: x\r\nContent-Length: %zu\r\n\r\n", port, total);
     htest_request(&t, fd, l, &remote, buf, NULL);
     size_t sent = htest_fill(&t, fd, total), got = 0;
     ASSERT(sent < total);
@@ -1221,9 +1221,9 @@ TEST_IMPL(http_proxy_pipelined_behind_bodies)
     int l, fd = htest_start_origin(&t, &port, &l);
     int remote = -1;
     snprintf(buf, sizeof(buf),
-             "POST http://127.0.0.1:%u/a HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+             "POST http://127.0.0.1:%u/a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
              "3;x=1\r\nabc\r\n0\r\nX-T: 1\r\n\r\n"
-             "GET http://127.0.0.1:%u/b HTTP/1.1\r\n\r\n",
+             "GET http://127.0.0.1:%u/b HTTP/1.1\r\nHost: x\r\n\r\n",
              port, port);
     snprintf(want, sizeof(want), "POST /a HTTP/1.1\r\nHost: 127.0.0.1:%u\r\nTransfer-Encoding: chunked\r\n\r\n",
              port);
@@ -1240,7 +1240,7 @@ TEST_IMPL(http_proxy_pipelined_behind_bodies)
                  "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n", "2");
 
     snprintf(buf, sizeof(buf),
-             "GET http://127.0.0.1:%u/c HTTP/1.1\r\n\r\nCONNECT 127.0.0.1:%u HTTP/1.1\r\n\r\nearly", port, port);
+             "GET http://127.0.0.1:%u/c HTTP/1.1\r\nHost: x\r\n\r\nCONNECT 127.0.0.1:%u HTTP/1.1\r\nHost: x\r\n\r\nearly", port, port);
     snprintf(want, sizeof(want), "GET /c HTTP/1.1\r\nHost: 127.0.0.1:%u\r\n\r\n", port);
     htest_request(&t, fd, l, &remote, buf, want);
     htest_answer(&t, remote, fd, "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n3",
@@ -1261,7 +1261,7 @@ TEST_IMPL(http_proxy_interim_answers)
     uint16_t port;
     int l, fd = htest_start_origin(&t, &port, &l);
     int remote = -1;
-    snprintf(buf, sizeof(buf), "PUT http://127.0.0.1:%u/a HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\n",
+    snprintf(buf, sizeof(buf), "PUT http://127.0.0.1:%u/a HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\n",
              port);
     snprintf(want, sizeof(want),
              "PUT /a HTTP/1.1\r\nHost: 127.0.0.1:%u\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\n", port);
@@ -1276,7 +1276,7 @@ TEST_IMPL(http_proxy_interim_answers)
     ASSERT_STR_EQ(buf, "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n");
     htest_read(&t, fd, buf, 1);
     ASSERT_STR_EQ(buf, "z");
-    snprintf(buf, sizeof(buf), "PUT http://127.0.0.1:%u/b HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\n",
+    snprintf(buf, sizeof(buf), "PUT http://127.0.0.1:%u/b HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\n",
              port);
     htest_request(&t, fd, l, &remote, buf, NULL);
     htest_send(&t, remote, "HTTP/1.1 417 Expectation Failed\r\nContent-Length: 0\r\n\r\n");
@@ -1297,7 +1297,7 @@ TEST_IMPL(http_proxy_head_trickle_timeout)
     htest_start_with(&t, 300);
     uint64_t start = uv_now(&t.loop);
     int fd = uvtest_connect(t.port);
-    static const char head[] = "GET http://127.0.0.1/ HTTP/1.1\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+    static const char head[] = "GET http://127.0.0.1/ HTTP/1.1\r\nHost: x\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
     int got = 0;
     for (size_t i = 0; i < sizeof(head) - 1 && !got; i++) {
         uvtest_send(&t.loop, fd, head + i, 1);
@@ -1354,24 +1354,24 @@ TEST_IMPL(http_proxy_header_name_whitespace)
         "Connection : close\r\n\r\n",
     };
     for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
-        snprintf(buf, sizeof(buf), "POST http://127.0.0.1:%u/ HTTP/1.1\r\n%s", port, refused[i]);
+        snprintf(buf, sizeof(buf), "POST http://127.0.0.1:%u/ HTTP/1.1\r\nHost: x\r\n%s", port, refused[i]);
         ASSERT_ROW(htest_ask(&t, buf) == 400, "%zu", i);
     }
     ASSERT_EQ(uvtest_accept(&t.loop, l, 200), -1);
 
     int remote = -1;
-    snprintf(buf, sizeof(buf), "GET http://127.0.0.1:%u/1 HTTP/1.1\r\n\r\n", port);
+    snprintf(buf, sizeof(buf), "GET http://127.0.0.1:%u/1 HTTP/1.1\r\nHost: x\r\n\r\n", port);
     htest_request(&t, fd, l, &remote, buf, NULL);
     htest_answer(&t, remote, fd,
                  "HTTP/1.1 200 OK\r\n X-Lead: 1\r\nContent-Length : 2\r\nX Inner: 2\r\nX-Ok: 3\r\n\r\nok",
                  "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-Ok: 3\r\n\r\n", "ok");
-    snprintf(buf, sizeof(buf), "GET http://127.0.0.1:%u/2 HTTP/1.1\r\n\r\n", port);
+    snprintf(buf, sizeof(buf), "GET http://127.0.0.1:%u/2 HTTP/1.1\r\nHost: x\r\n\r\n", port);
     htest_request(&t, fd, l, &remote, buf, NULL);
     htest_answer(&t, remote, fd, "HTTP/1.1 200 OK\r\nTransfer-Encoding : chunked\r\n\r\n2\r\nhi\r\n0\r\n\r\n",
                  "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", NULL);
     ASSERT_STR_EQ(htest_read_chunked(&t, fd, buf, sizeof(buf)), "hi");
     /* The connection carries the next request: the answers were framed as the client reads them. */
-    snprintf(buf, sizeof(buf), "GET http://127.0.0.1:%u/3 HTTP/1.1\r\n\r\n", port);
+    snprintf(buf, sizeof(buf), "GET http://127.0.0.1:%u/3 HTTP/1.1\r\nHost: x\r\n\r\n", port);
     htest_request(&t, fd, l, &remote, buf, NULL);
     htest_answer(&t, remote, fd, "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nz",
                  "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n", "z");
@@ -1418,7 +1418,7 @@ TEST_IMPL(http_proxy_target_too_long)
     ASSERT(req != NULL);
     int n = snprintf(req, 128, "GET http://127.0.0.1/");
     memset(req + n, 'a', big);
-    strcpy(req + n + big, " HTTP/1.1\r\n\r\n");
+    strcpy(req + n + big, " HTTP/1.1\r\nHost: x\r\n\r\n");
     ASSERT_EQ(htest_ask(&t, req), 414);
     free(req);
     /* Past the parser's own cap on a head (80 KiB), which it reaches before handing the target
@@ -1428,9 +1428,9 @@ TEST_IMPL(http_proxy_target_too_long)
     ASSERT(req != NULL);
     n = snprintf(req, 128, "GET http://127.0.0.1/");
     memset(req + n, 'a', big);
-    strcpy(req + n + big, " HTTP/1.1\r\n\r\n");
+    strcpy(req + n + big, " HTTP/1.1\r\nHost: x\r\n\r\n");
     ASSERT_EQ(htest_ask(&t, req), 414);
-    n = snprintf(req, 128, "GET http://127.0.0.1/ HTTP/1.1\r\nX: ");
+    n = snprintf(req, 128, "GET http://127.0.0.1/ HTTP/1.1\r\nHost: x\r\nX: ");
     memset(req + n, 'a', big);
     strcpy(req + n + big, "\r\n\r\n");
     ASSERT_EQ(htest_ask(&t, req), 431);
@@ -1456,7 +1456,7 @@ TEST_IMPL(http_proxy_http10_no_interim)
     htest_request(&t, fd, l, &remote, buf, NULL);
     htest_answer(&t, remote, fd, answer, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: keep-alive\r\n\r\n",
                  "ok");
-    snprintf(buf, sizeof(buf), "GET http://127.0.0.1:%u/b HTTP/1.1\r\n\r\n", port);
+    snprintf(buf, sizeof(buf), "GET http://127.0.0.1:%u/b HTTP/1.1\r\nHost: x\r\n\r\n", port);
     htest_request(&t, fd, l, &remote, buf, NULL);
     htest_answer(&t, remote, fd, answer, "HTTP/1.1 103 Early Hints\r\nLink: </s.css>; rel=preload\r\n\r\n", NULL);
     htest_read_head(&t, fd, buf, sizeof(buf));
@@ -1486,7 +1486,7 @@ TEST_IMPL(http_proxy_trailers_not_head)
     for (int i = 0; i < 130; i++)
         tn += (size_t)snprintf(trailers + tn, cap - tn, "X-T%d: %d\r\n", i, i);
     snprintf(buf, cap,
-             "POST http://127.0.0.1:%u/t HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n%s\r\n", port,
+             "POST http://127.0.0.1:%u/t HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n%s\r\n", port,
              trailers);
     snprintf(want, sizeof(want), "POST /t HTTP/1.1\r\nHost: 127.0.0.1:%u\r\nTransfer-Encoding: chunked\r\n\r\n", port);
     int remote = -1;
@@ -1499,7 +1499,7 @@ TEST_IMPL(http_proxy_trailers_not_head)
     ASSERT(strstr(buf, "\r\nX-H99: 99\r\n") != NULL);
     ASSERT_STR_EQ(htest_read_chunked(&t, fd, buf, cap), "ok");
     /* And the connection carries the next request. */
-    snprintf(buf, cap, "GET http://127.0.0.1:%u/n HTTP/1.1\r\n\r\n", port);
+    snprintf(buf, cap, "GET http://127.0.0.1:%u/n HTTP/1.1\r\nHost: x\r\n\r\n", port);
     htest_request(&t, fd, l, &remote, buf, NULL);
     htest_answer(&t, remote, fd, "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nz",
                  "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n", "z");
@@ -1527,7 +1527,7 @@ TEST_IMPL(http_proxy_options_star)
         {"GET", "", "/"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        snprintf(buf, sizeof(buf), "%s http://127.0.0.1:%u%s HTTP/1.1\r\n\r\n", cases[i][0], port, cases[i][1]);
+        snprintf(buf, sizeof(buf), "%s http://127.0.0.1:%u%s HTTP/1.1\r\nHost: x\r\n\r\n", cases[i][0], port, cases[i][1]);
         snprintf(want, sizeof(want), "%s %s HTTP/1.1\r\nHost: 127.0.0.1:%u\r\n\r\n", cases[i][0], cases[i][2], port);
         htest_request(&t, fd, l, &remote, buf, want);
         htest_answer(&t, remote, fd, "HTTP/1.1 204 No Content\r\n\r\n", "HTTP/1.1 204 No Content\r\n\r\n", NULL);
@@ -1548,21 +1548,21 @@ TEST_IMPL(http_proxy_line_endings)
     uint16_t port;
     int l, fd = htest_start_origin(&t, &port, &l);
     int remote = -1;
-    snprintf(buf, sizeof(buf), "POST http://127.0.0.1:%u/lf HTTP/1.1\nX-A: 1\nContent-Length: 2\n\nok", port);
+    snprintf(buf, sizeof(buf), "POST http://127.0.0.1:%u/lf HTTP/1.1\nHost: x\nX-A: 1\nContent-Length: 2\n\nok", port);
     snprintf(want, sizeof(want), "POST /lf HTTP/1.1\r\nHost: 127.0.0.1:%u\r\nX-A: 1\r\nContent-Length: 2\r\n\r\n", port);
     htest_request(&t, fd, l, &remote, buf, want);
     htest_read(&t, remote, buf, 2);
     ASSERT_STR_EQ(buf, "ok");
     htest_answer(&t, remote, fd, "HTTP/1.1 204 No Content\r\n\r\n", "HTTP/1.1 204 No Content\r\n\r\n", NULL);
-    snprintf(buf, sizeof(buf), "GET http://127.0.0.1:%u/fold HTTP/1.1\r\nX-A: one\r\n two\r\nX-B: 3\r\n\r\n", port);
+    snprintf(buf, sizeof(buf), "GET http://127.0.0.1:%u/fold HTTP/1.1\r\nHost: x\r\nX-A: one\r\n two\r\nX-B: 3\r\n\r\n", port);
     snprintf(want, sizeof(want), "GET /fold HTTP/1.1\r\nHost: 127.0.0.1:%u\r\nX-A: one two\r\nX-B: 3\r\n\r\n", port);
     htest_request(&t, fd, l, &remote, buf, want);
     htest_answer(&t, remote, fd, "HTTP/1.1 204 No Content\r\n\r\n", "HTTP/1.1 204 No Content\r\n\r\n", NULL);
     close(fd);
     close(remote);
-    snprintf(buf, sizeof(buf), "GET http://127.0.0.1:%u/ HTTP/1.1\r\nX-A: a\rb\r\n\r\n", port);
+    snprintf(buf, sizeof(buf), "GET http://127.0.0.1:%u/ HTTP/1.1\r\nHost: x\r\nX-A: a\rb\r\n\r\n", port);
     ASSERT_EQ(htest_ask(&t, buf), 400);
-    snprintf(buf, sizeof(buf), "POST http://127.0.0.1:%u/ HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\nx", port);
+    snprintf(buf, sizeof(buf), "POST http://127.0.0.1:%u/ HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\nx", port);
     ASSERT_EQ(htest_ask(&t, buf), 400);
     htest_origin_answers(&t, l, port, "HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n"
                                       "3\r\nabc\r\n0\r\n\r\n", 502);
@@ -1585,7 +1585,7 @@ TEST_IMPL(http_proxy_origin_timeout)
     uint16_t port;
     int l = uvtest_listen(&port);
     int fd = uvtest_connect(t.port), remote = -1;
-    snprintf(buf, sizeof(buf), "GET http://127.0.0.1:%u/never HTTP/1.1\r\n\r\n", port);
+    snprintf(buf, sizeof(buf), "GET http://127.0.0.1:%u/never HTTP/1.1\r\nHost: x\r\n\r\n", port);
     htest_request(&t, fd, l, &remote, buf, NULL);
     uint64_t start = uv_now(&t.loop);
     htest_read_head(&t, fd, buf, sizeof(buf));
@@ -1603,7 +1603,7 @@ TEST_IMPL(http_proxy_origin_timeout)
     /* The head and 4 bytes of 10, then nothing. */
     fd = uvtest_connect(t.port);
     remote = -1;
-    snprintf(buf, sizeof(buf), "GET http://127.0.0.1:%u/half HTTP/1.1\r\n\r\n", port);
+    snprintf(buf, sizeof(buf), "GET http://127.0.0.1:%u/half HTTP/1.1\r\nHost: x\r\n\r\n", port);
     htest_request(&t, fd, l, &remote, buf, NULL);
     htest_answer(&t, remote, fd, "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n0123",
                  "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n", "0123");
@@ -1624,7 +1624,7 @@ TEST_IMPL(http_proxy_origin_timeout)
     fd = uvtest_connect(t.port);
     remote = -1;
     size_t total = htest_beyond_buffers();
-    snprintf(buf, sizeof(buf), "POST http://127.0.0.1:%u/big HTTP/1.1\r\nContent-Length: %zu\r\n\r\n", port, total);
+    snprintf(buf, sizeof(buf), "POST http://127.0.0.1:%u/big HTTP/1.1\r\nHost: x\r\nContent-Length: %zu\r\n\r\n", port, total);
     htest_request(&t, fd, l, &remote, buf, NULL);
     ASSERT(htest_fill_stuck(&t, fd, total, 30) < total);
     htest_read_head(&t, fd, buf, sizeof(buf));
@@ -1656,7 +1656,7 @@ TEST_IMPL(http_proxy_origin_slow_in_time)
     uint16_t port;
     int l = uvtest_listen(&port);
     int fd = uvtest_connect(t.port), remote = -1, never = 0;
-    snprintf(buf, sizeof(buf), "GET http://127.0.0.1:%u/slow HTTP/1.1\r\n\r\n", port);
+    snprintf(buf, sizeof(buf), "GET http://127.0.0.1:%u/slow HTTP/1.1\r\nHost: x\r\n\r\n", port);
     htest_request(&t, fd, l, &remote, buf, NULL);
     uint64_t start = uv_now(&t.loop);
     /* The head in three pieces: what the client is sent only once it is whole. */
@@ -1684,7 +1684,7 @@ TEST_IMPL(http_proxy_origin_slow_in_time)
     /* Idle between requests for three times the timeout: the next request goes out on the same
      * upstream connection. */
     uvtest_run_until(&t.loop, &never, 3000);
-    snprintf(buf, sizeof(buf), "GET http://127.0.0.1:%u/next HTTP/1.1\r\n\r\n", port);
+    snprintf(buf, sizeof(buf), "GET http://127.0.0.1:%u/next HTTP/1.1\r\nHost: x\r\n\r\n", port);
     htest_request(&t, fd, l, &remote, buf, NULL);
     htest_answer(&t, remote, fd, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
                  "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n", "ok");
@@ -1693,7 +1693,7 @@ TEST_IMPL(http_proxy_origin_slow_in_time)
 
     /* A CONNECT tunnel quiet for three times the timeout. */
     fd = uvtest_connect(t.port);
-    snprintf(buf, sizeof(buf), "CONNECT 127.0.0.1:%u HTTP/1.1\r\n\r\n", port);
+    snprintf(buf, sizeof(buf), "CONNECT 127.0.0.1:%u HTTP/1.1\r\nHost: x\r\n\r\n", port);
     htest_send(&t, fd, buf);
     remote = htest_tunnel(&t, fd, l, "", "hi");
     uvtest_run_until(&t.loop, &never, 3000);
@@ -1717,7 +1717,7 @@ TEST_IMPL(http_proxy_origin_timeout_slow_client)
     uint16_t port;
     int l = uvtest_listen(&port);
     int fd = uvtest_connect(t.port), remote = -1, never = 0;
-    snprintf(buf, sizeof(buf), "GET http://127.0.0.1:%u/big HTTP/1.1\r\n\r\n", port);
+    snprintf(buf, sizeof(buf), "GET http://127.0.0.1:%u/big HTTP/1.1\r\nHost: x\r\n\r\n", port);
     htest_request(&t, fd, l, &remote, buf, NULL);
     size_t total = htest_beyond_buffers();
     snprintf(buf, sizeof(buf), "HTTP/1.1 200 OK\r\nContent-Length: %zu\r\n\r\n", total);
@@ -1752,7 +1752,7 @@ TEST_IMPL(http_proxy_origin_timeout_slow_client)
     }
     ASSERT_EQ(got, total);
     /* And the connection carries the next request. */
-    snprintf(buf, sizeof(buf), "GET http://127.0.0.1:%u/next HTTP/1.1\r\n\r\n", port);
+    snprintf(buf, sizeof(buf), "GET http://127.0.0.1:%u/next HTTP/1.1\r\nHost: x\r\n\r\n", port);
     htest_request(&t, fd, l, &remote, buf, NULL);
     htest_answer(&t, remote, fd, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
                  "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n", "ok");
@@ -1807,7 +1807,7 @@ TEST_IMPL(http_proxy_client_stall)
     int fd = uvtest_connect(t.port), remote = -1, never = 0;
     int small = 64 * 1024;
     ASSERT_EQ(setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small)), 0);
-    snprintf(buf, sizeof(buf), "GET http://127.0.0.1:%u/slow HTTP/1.1\r\n\r\n", port);
+    snprintf(buf, sizeof(buf), "GET http://127.0.0.1:%u/slow HTTP/1.1\r\nHost: x\r\n\r\n", port);
     htest_request(&t, fd, l, &remote, buf, NULL);
     snprintf(buf, sizeof(buf), "HTTP/1.1 200 OK\r\nContent-Length: %zu\r\n\r\n", total);
     htest_send(&t, remote, buf);
@@ -1843,7 +1843,7 @@ TEST_IMPL(http_proxy_client_stall)
     uvtest_log_begin();
     fd = uvtest_connect(t.port);
     remote = -1;
-    snprintf(buf, sizeof(buf), "GET http://127.0.0.1:%u/stall HTTP/1.1\r\n\r\n", port);
+    snprintf(buf, sizeof(buf), "GET http://127.0.0.1:%u/stall HTTP/1.1\r\nHost: x\r\n\r\n", port);
     htest_request(&t, fd, l, &remote, buf, NULL);
     snprintf(buf, sizeof(buf), "HTTP/1.1 200 OK\r\nContent-Length: %zu\r\n\r\n", total);
     htest_send(&t, remote, buf);
@@ -1902,20 +1902,20 @@ TEST_IMPL(http_proxy_head_error_no_body)
     size_t after;
     htest_start(&t);
     uint16_t closed = uvtest_closed_port();
-    snprintf(req, sizeof(req), "HEAD http://127.0.0.1:%u/ HTTP/1.1\r\n\r\n", closed);
+    snprintf(req, sizeof(req), "HEAD http://127.0.0.1:%u/ HTTP/1.1\r\nHost: x\r\n\r\n", closed);
     ASSERT_EQ(htest_ask_after(&t, req, &after), 502);
     ASSERT_EQ(after, 0);
-    snprintf(req, sizeof(req), "GET http://127.0.0.1:%u/ HTTP/1.1\r\n\r\n", closed);
+    snprintf(req, sizeof(req), "GET http://127.0.0.1:%u/ HTTP/1.1\r\nHost: x\r\n\r\n", closed);
     ASSERT_EQ(htest_ask_after(&t, req, &after), 502);
     ASSERT(after > 0);
-    ASSERT_EQ(htest_ask_after(&t, "HEAD http://203.0.113.1/ HTTP/1.1\r\n\r\n", &after), 403);
+    ASSERT_EQ(htest_ask_after(&t, "HEAD http://203.0.113.1/ HTTP/1.1\r\nHost: x\r\n\r\n", &after), 403);
     ASSERT_EQ(after, 0);
-    ASSERT_EQ(htest_ask_after(&t, "HEAD https://127.0.0.1/ HTTP/1.1\r\n\r\n", &after), 501);
+    ASSERT_EQ(htest_ask_after(&t, "HEAD https://127.0.0.1/ HTTP/1.1\r\nHost: x\r\n\r\n", &after), 501);
     ASSERT_EQ(after, 0);
     size_t big = 70 * 1024;
     char *huge = malloc(big + 128);
     ASSERT(huge != NULL);
-    int n = snprintf(huge, 128, "HEAD http://127.0.0.1/ HTTP/1.1\r\nX-Big: ");
+    int n = snprintf(huge, 128, "HEAD http://127.0.0.1/ HTTP/1.1\r\nHost: x\r\nX-Big: ");
     memset(huge + n, 'a', big);
     strcpy(huge + n + big, "\r\n\r\n");
     ASSERT_EQ(htest_ask_after(&t, huge, &after), 431);
@@ -1966,6 +1966,36 @@ TEST_IMPL(http_proxy_too_many_headers_split)
     close(fd);
     free(head);
     htest_finish(&t);
+    return 0;
+}
+
+/* RFC 9112 3.2: an HTTP/1.1 request without Host, and any request with two, get 400 and reach no
+ * origin; an HTTP/1.0 request without one goes on (1.0 has no such rule), with the URI's Host.
+ * Failed before the fix: the Host-less 1.1 request and the one with two Hosts were forwarded. */
+TEST_IMPL(http_proxy_host_required)
+{
+    struct htest t;
+    char buf[512];
+    htest_start(&t);
+    uint16_t port;
+    int l = uvtest_listen(&port);
+    snprintf(buf, sizeof(buf), "GET http://127.0.0.1:%u/ HTTP/1.1\r\n\r\n", port);
+    ASSERT_EQ(htest_ask(&t, buf), 400);
+    snprintf(buf, sizeof(buf), "GET http://127.0.0.1:%u/ HTTP/1.1\r\nHost: a\r\nhost: b\r\n\r\n", port);
+    ASSERT_EQ(htest_ask(&t, buf), 400);
+    snprintf(buf, sizeof(buf), "GET http://127.0.0.1:%u/ HTTP/1.0\r\nHost: a\r\nHost: a\r\n\r\n", port);
+    ASSERT_EQ(htest_ask(&t, buf), 400);
+    snprintf(buf, sizeof(buf), "CONNECT 127.0.0.1:%u HTTP/1.1\r\n\r\n", port);
+    ASSERT_EQ(htest_ask(&t, buf), 400);
+    ASSERT_EQ(uvtest_accept(&t.loop, l, 200), -1);
+    int fd = uvtest_connect(t.port), remote = -1;
+    char want[256];
+    snprintf(buf, sizeof(buf), "GET http://127.0.0.1:%u/old HTTP/1.0\r\n\r\n", port);
+    snprintf(want, sizeof(want), "GET /old HTTP/1.0\r\nHost: 127.0.0.1:%u\r\n\r\n", port);
+    htest_request(&t, fd, l, &remote, buf, want);
+    htest_answer(&t, remote, fd, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+                 "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\n", "ok");
+    htest_finish_origin(&t, fd, remote, l);
     return 0;
 }
 
