@@ -164,6 +164,10 @@ void http_conn_client_written(uv_write_t *req, int status);
 /* reply.c: the answers the proxy writes itself. */
 /* The status for a destination that could not be reached (err a uv error). */
 int http_status_for(int err);
+/* Answers status with extra header lines (or NULL), a Content-Type of type (or none) and len
+ * bytes of body (the caller keeps it; none to a HEAD), then closes the connection. */
+void http_conn_reply(struct http_conn *c, int status, const char *extra, const char *type, const void *body,
+                     size_t len);
 /* Answers status with a short text body (and extra header lines, or NULL), then closes the
  * connection. */
 void http_conn_fail_with(struct http_conn *c, int status, const char *why, const char *extra);

@@ -215,6 +215,9 @@ static int http_msg_on_headers_complete(http_parser *p)
      * answer's bytes as their body, or wait for bytes that never come. */
     int skip = m->response && ((m->skip_body && p->status_code >= 200) || bodiless);
     m->chunked = (p->flags & F_CHUNKED) && !skip && !bodiless;
+    m->unchunked = m->chunked && m->response && m->unchunk;
+    if (m->unchunked)
+        m->chunked = 0;
     /* The proxy drops Upgrade (a hop-by-hop header) from requests: what follows such a head is
      * its body and the next request, not another protocol. Only CONNECT switches. */
     if (!m->response && p->method != HTTP_CONNECT)
@@ -286,6 +289,7 @@ void http_msg_next(struct http_msg *m)
     m->line_state = 0;
     m->last_was_value = 0;
     m->chunked = 0;
+    m->unchunked = 0;
     m->in_head = 0;
 }
 
@@ -455,23 +459,96 @@ int http_msg_hop_by_hop(const struct http_msg *m, size_t i)
     return 0;
 }
 
-/* The end-to-end headers, all but skip (or NULL), then extra and the blank line. */
+long http_msg_max_forwards(const struct http_msg *m)
+{
+    if (m->response || (m->p.method != HTTP_TRACE && m->p.method != HTTP_OPTIONS))
+        return -1;
+    size_t len;
+    const char *v = http_msg_header(m, "max-forwards", &len);
+    if (!v || len == 0)
+        return -1;
+    long n = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (v[i] < '0' || v[i] > '9')
+            return -1;
+        if (n < 0x7fffffffL / 10)
+            n = n * 10 + (v[i] - '0');
+        else
+            n = 0x7fffffffL; /* a hop count that large is as good as unlimited */
+    }
+    return n;
+}
+
+/* A Transfer-Encoding's value without its last coding (http-parser takes a body as chunked only
+ * when chunked is the last): what the body is still coded with once the chunks are undone. */
+static size_t http_msg_unchunked_len(const char *v, size_t len)
+{
+    while (len > 0 && (v[len - 1] == ' ' || v[len - 1] == '\t'))
+        len--;
+    while (len > 0 && v[len - 1] != ',')
+        len--;
+    while (len > 0 && (v[len - 1] == ',' || v[len - 1] == ' ' || v[len - 1] == '\t'))
+        len--;
+    return len;
+}
+
+/* The end-to-end headers, all but skip (or NULL), then extra, Via and the blank line. */
 static int http_msg_write_headers(struct http_msg *m, const char *skip, const char *extra)
 {
-    size_t sl = skip ? strlen(skip) : 0;
+    long hops = http_msg_max_forwards(m);
+    size_t last_te = m->n_headers; /* the line that ends in chunked, when unchunked */
+    for (size_t i = 0; m->unchunked && i < m->n_headers; i++)
+        if (http_msg_named(m, &m->headers[i], "transfer-encoding"))
+            last_te = i;
     for (size_t i = 0; i < m->n_headers; i++) {
         const struct http_msg_header *h = &m->headers[i];
-        if (h->name_len == 0 || http_msg_hop_by_hop(m, i))
+        if (h->name_len == 0 || http_msg_hop_by_hop(m, i) || (skip && http_msg_named(m, h, skip)))
             continue;
-        if (skip && h->name_len == sl && strncasecmp(m->text + h->name, skip, sl) == 0)
+        size_t vl = h->value_len;
+        if (i == last_te)
+            vl = http_msg_unchunked_len(m->text + h->value, vl);
+        if (vl == 0 && h->value_len > 0)
+            continue; /* it said only chunked */
+        if (hops > 0 && http_msg_named(m, h, "max-forwards"))
+            continue; /* written below, one less */
+        if (http_msg_out(m, m->text + h->name, h->name_len) < 0 || http_msg_out(m, ": ", 2) < 0 ||
+            http_msg_out(m, m->text + h->value, vl) < 0 || http_msg_out(m, "\r\n", 2) < 0)
+            return -ENOMEM;
+    }
+    char line[96];
+    if (hops > 0) {
+        snprintf(line, sizeof(line), "Max-Forwards: %ld\r\n", hops - 1);
+        if (http_msg_outs(m, line) < 0)
+            return -ENOMEM;
+    }
+    /* RFC 9110 7.6.3: a proxy MUST send Via, with the protocol the message came with, appended
+     * after any the message had (the order of Via lines is the order of the hops). */
+    snprintf(line, sizeof(line), "Via: %u.%u " HTTP_MSG_VIA_NAME "\r\n", m->p.http_major, m->p.http_minor);
+    if ((extra && http_msg_outs(m, extra) < 0) || http_msg_outs(m, line) < 0 || http_msg_out(m, "\r\n", 2) < 0)
+        return -ENOMEM;
+    return 0;
+}
+
+int http_msg_write_trace(struct http_msg *m)
+{
+    static const char *const secret[] = {"authorization", "proxy-authorization", "cookie"};
+    char version[32];
+    snprintf(version, sizeof(version), " HTTP/%u.%u\r\n", m->p.http_major, m->p.http_minor);
+    if (http_msg_outs(m, http_method_str((enum http_method)m->p.method)) < 0 || http_msg_out(m, " ", 1) < 0 ||
+        http_msg_out(m, m->text + m->target, m->target_len) < 0 || http_msg_outs(m, version) < 0)
+        return -ENOMEM;
+    for (size_t i = 0; i < m->n_headers; i++) {
+        const struct http_msg_header *h = &m->headers[i];
+        int hide = h->name_len == 0;
+        for (size_t k = 0; k < sizeof(secret) / sizeof(secret[0]) && !hide; k++)
+            hide = http_msg_named(m, h, secret[k]);
+        if (hide)
             continue;
         if (http_msg_out(m, m->text + h->name, h->name_len) < 0 || http_msg_out(m, ": ", 2) < 0 ||
             http_msg_out(m, m->text + h->value, h->value_len) < 0 || http_msg_out(m, "\r\n", 2) < 0)
             return -ENOMEM;
     }
-    if ((extra && http_msg_outs(m, extra) < 0) || http_msg_out(m, "\r\n", 2) < 0)
-        return -ENOMEM;
-    return 0;
+    return http_msg_out(m, "\r\n", 2);
 }
 
 int http_msg_write_request_head(struct http_msg *m, const char *target, size_t target_len, const char *host,

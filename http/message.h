@@ -28,6 +28,10 @@ enum {
     HTTP_MSG_RESPONSE_HEADERS_MAX = 1024,
 };
 
+/* What a forwarded message's Via says after the protocol it came with (RFC 9110 7.6.3): a
+ * pseudonym, never the machine's name or the version. */
+#define HTTP_MSG_VIA_NAME "vpn2socks"
+
 enum http_msg_event {
     HTTP_MSG_NEED_MORE, /* every byte used; feed more */
     HTTP_MSG_HEAD,      /* the head is complete (and paused there); the body follows */
@@ -48,6 +52,11 @@ struct http_msg {
     int too_many;      /* a header past the cap began: 431 at the head's end */
     int line_state;    /* requests: 0 before the request line, 1 in it, 2 past it */
     int chunked;       /* the body comes chunked and goes out chunked */
+    /* Set by the caller before a response's head: a chunked body goes out as its bare bytes, its
+     * Transfer-Encoding's "chunked" left out, to be framed by the connection's end (the answer to
+     * an HTTP/1.0 client, which cannot read chunks: RFC 9112 7.1). */
+    int unchunk;
+    int unchunked;     /* and this one is (chunked came, bare bytes go) */
     int status;        /* on HTTP_MSG_ERROR: 400, 414, 431 or 505 */
     enum http_msg_event event; /* what paused the parser */
     int done_pending;  /* the message ended with its head: DONE is the next feed's answer */
@@ -81,12 +90,21 @@ const char *http_msg_header(const struct http_msg *m, const char *name, size_t *
 size_t http_msg_header_count(const struct http_msg *m, const char *name);
 /* Whether header i is hop-by-hop: one of the fixed names, or named by a Connection header. */
 int http_msg_hop_by_hop(const struct http_msg *m, size_t i);
+/* A TRACE's or an OPTIONS's Max-Forwards (RFC 9110 7.6.2), the first one's, up to 2^31 - 1:
+ * -1 for another method, or none, or one that is not digits (forwarded as it came then). */
+long http_msg_max_forwards(const struct http_msg *m);
+/* Appends to out the request head as it came, for the answer to a TRACE (RFC 9110 9.3.8), less
+ * the lines that carry credentials (Authorization, Proxy-Authorization, Cookie), which 9.3.8 has
+ * the recipient leave out. 0 or -ENOMEM. */
+int http_msg_write_trace(struct http_msg *m);
 /* Appends to out: the request line "METHOD target HTTP/x.y" (target given by the caller) and
- * the end-to-end headers, with Host set to host (replacing the client's), and extra (raw header
- * lines, or NULL) before the blank line. 0 or -ENOMEM. */
+ * the end-to-end headers, with Host set to host (replacing the client's), a Max-Forwards one less
+ * (see http_msg_max_forwards(); the caller answers one at 0 itself), extra (raw header lines, or
+ * NULL) and a Via line before the blank line. 0 or -ENOMEM. */
 int http_msg_write_request_head(struct http_msg *m, const char *target, size_t target_len, const char *host,
                                 const char *extra);
-/* Appends the status line "HTTP/1.1 CODE REASON" and the end-to-end headers, then extra. */
+/* Appends the status line "HTTP/1.1 CODE REASON" and the end-to-end headers (Transfer-Encoding
+ * without its "chunked" when unchunked), extra, then a Via line. */
 int http_msg_write_response_head(struct http_msg *m, const char *extra);
 /* Reads a Proxy-Authorization value "Basic BASE64(user:password)" (the scheme in any case) into
  * buf (cap bytes): the user is buf[0, *user_len), the password buf[*user_len + 1, ... + *pass_len).

@@ -329,6 +329,30 @@ static int http_conn_authorize(struct http_conn *c)
     return 0;
 }
 
+/* A TRACE or OPTIONS with Max-Forwards: 0 is for this proxy (RFC 9110 7.6.2), which answers it
+ * as its final recipient: a TRACE with the request as it came (message/http, 9.3.8), an OPTIONS
+ * with 200 and nothing more. Forwarded, it would probe the hop beyond; this is how "curl -X TRACE
+ * -H 'Max-Forwards: 0'" finds out what a client's request looks like on reaching the proxy. */
+static void http_conn_final(struct http_conn *c)
+{
+    struct http_msg *m = &c->req;
+    v2s_debug("%s: %s with Max-Forwards: 0, answered here", c->peer,
+              http_method_str((enum http_method)m->p.method));
+    if (m->p.method != HTTP_TRACE) {
+        http_conn_reply(c, 200, NULL, NULL, NULL, 0);
+        return;
+    }
+    size_t len;
+    free(http_msg_take_out(m, &len)); /* nothing of its body yet, but to be sure */
+    if (http_msg_write_trace(m) < 0) {
+        http_conn_fail(c, 500, "out of memory");
+        return;
+    }
+    uint8_t *echo = http_msg_take_out(m, &len);
+    http_conn_reply(c, 200, NULL, "message/http", echo, len);
+    free(echo);
+}
+
 /* A request head is complete: where it goes, and how it is sent there. */
 static void http_conn_request(struct http_conn *c)
 {
@@ -423,6 +447,10 @@ static void http_conn_request(struct http_conn *c)
         return;
     }
     c->head_method = m->p.method == HTTP_HEAD;
+    if (http_msg_max_forwards(m) == 0) {
+        http_conn_final(c);
+        return;
+    }
     v2s_debug("%s: %s to %s", c->peer, http_method_str((enum http_method)m->p.method), c->target);
     if (c->up && c->up->reusable && strcmp(c->up->authority, c->target) == 0) {
         c->up->reusable = 0;

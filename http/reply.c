@@ -20,6 +20,7 @@ enum {
 static const char *http_reason(int status)
 {
     switch (status) {
+    case 200: return "OK";
     case 400: return "Bad Request";
     case 403: return "Forbidden";
     case 407: return "Proxy Authentication Required";
@@ -119,9 +120,8 @@ static int http_conn_head_request(const struct http_conn *c)
     return c->req.p.method == HTTP_HEAD && c->req.target_len > 0;
 }
 
-/* Answers status with a short text body (and extra header lines, or NULL), then closes the
- * connection. */
-void http_conn_fail_with(struct http_conn *c, int status, const char *why, const char *extra)
+void http_conn_reply(struct http_conn *c, int status, const char *extra, const char *type, const void *body,
+                     size_t len)
 {
     if (c->state == HTTP_CONN_ENDING || c->state == HTTP_CONN_CLOSING)
         return;
@@ -140,22 +140,25 @@ void http_conn_fail_with(struct http_conn *c, int status, const char *why, const
     c->reading = 0;
     uv_timer_stop(&c->timer);
     uv_timer_stop(&c->origin_timer);
-    char body[400];
-    int bl = snprintf(body, sizeof(body), "vpn2socks: %s\n", why);
-    if (bl < 0 || bl >= (int)sizeof(body))
-        bl = (int)strlen(body);
     if (!extra)
         extra = "";
-    size_t cap = (size_t)bl + strlen(extra) + 256;
+    size_t cap = len + strlen(extra) + (type ? strlen(type) : 0) + 256;
     c->wbuf = malloc(cap);
     if (!c->wbuf) {
         http_conn_close(c, 1);
         return;
     }
-    int n = snprintf((char *)c->wbuf, cap,
-                     "HTTP/1.1 %d %s\r\n%sContent-Type: text/plain\r\nContent-Length: %d\r\nConnection: close\r\n"
-                     "\r\n%s",
-                     status, http_reason(status), extra, bl, http_conn_head_request(c) ? "" : body);
+    int n = snprintf((char *)c->wbuf, cap, "HTTP/1.1 %d %s\r\n%s%s%s%sContent-Length: %zu\r\nConnection: close\r\n\r\n",
+                     status, http_reason(status), extra, type ? "Content-Type: " : "", type ? type : "",
+                     type ? "\r\n" : "", len);
+    if (n < 0 || (size_t)n + len > cap) {
+        http_conn_close(c, 1);
+        return;
+    }
+    if (!http_conn_head_request(c) && len > 0) {
+        memcpy(c->wbuf + n, body, len);
+        n += (int)len;
+    }
     uv_buf_t b = uv_buf_init((char *)c->wbuf, (unsigned)n);
     c->wreq.data = c;
     c->writing = 1;
@@ -163,6 +166,17 @@ void http_conn_fail_with(struct http_conn *c, int status, const char *why, const
         c->writing = 0;
         http_conn_close(c, 1);
     }
+}
+
+/* Answers status with a short text body (and extra header lines, or NULL), then closes the
+ * connection. */
+void http_conn_fail_with(struct http_conn *c, int status, const char *why, const char *extra)
+{
+    char body[400];
+    int bl = snprintf(body, sizeof(body), "vpn2socks: %s\n", why);
+    if (bl < 0 || bl >= (int)sizeof(body))
+        bl = (int)strlen(body);
+    http_conn_reply(c, status, extra, "text/plain", body, (size_t)bl);
 }
 
 void http_conn_fail(struct http_conn *c, int status, const char *why)

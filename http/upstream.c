@@ -160,6 +160,10 @@ void http_conn_forward_start(struct http_conn *c)
     http_msg_free(&c->resp);
     http_msg_init(&c->resp, 1);
     c->resp.skip_body = c->head_method;
+    /* An origin may answer an HTTP/1.0 request chunked (RFC 9112 7.1 says it must not), and such
+     * a client cannot read chunks: it would show their sizes as part of the page. The bare bytes
+     * go to it instead, ended by the connection's end, as RFC 9112 7.1.3 has a proxy do. */
+    c->resp.unchunk = c->req.p.http_major == 1 && c->req.p.http_minor == 0;
     int rc = uv_read_start((uv_stream_t *)&c->up->pipe, http_upstream_alloc_cb, http_upstream_read_cb);
     if (rc < 0 && rc != UV_EALREADY) {
         http_conn_fail(c, 502, "cannot read the destination's connection");
@@ -358,8 +362,9 @@ static void http_upstream_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t 
             struct http_msg *m = &c->resp;
             const char *extra = NULL;
             if (m->p.status_code >= 200) {
-                int eof_framed = !(m->p.flags & F_CHUNKED) && m->p.content_length == UINT64_MAX && !m->skip_body &&
-                                 m->p.status_code != 204 && m->p.status_code != 304;
+                int eof_framed = (!(m->p.flags & F_CHUNKED) && m->p.content_length == UINT64_MAX && !m->skip_body &&
+                                  m->p.status_code != 204 && m->p.status_code != 304) ||
+                                 m->unchunked;
                 if (eof_framed || !c->req_done)
                     c->keep_alive = 0;
                 if (!c->keep_alive)

@@ -138,6 +138,16 @@ static void htest_finish_origin(struct htest *t, int fd, int remote, int l)
     htest_finish(t);
 }
 
+/* head (a forwarded message's, through its blank line) with the proxy's Via line that carries
+ * the protocol the message came with (version, "1.1" or "1.0"): what the next hop must get. */
+static const char *htest_via(const char *head, const char *version, char *out, size_t cap)
+{
+    size_t n = strlen(head);
+    ASSERT(n >= 2 && n + 64 < cap);
+    snprintf(out, cap, "%.*sVia: %s vpn2socks\r\n\r\n", (int)(n - 2), head, version);
+    return out;
+}
+
 /* Reads a message head (through the blank line) from fd into buf, NUL-terminated. */
 static size_t htest_read_head(struct htest *t, int fd, char *buf, size_t cap)
 {
@@ -277,18 +287,21 @@ static void htest_request(struct htest *t, int fd, int l, int *remote, const cha
         *remote = uvtest_accept(&t->loop, l, 3000);
     ASSERT(*remote >= 0);
     htest_read_head(t, *remote, buf, sizeof(buf));
-    if (want)
-        ASSERT_STR_EQ(buf, want);
+    if (want) {
+        char via[2048];
+        ASSERT_STR_EQ(buf, htest_via(want, strstr(want, " HTTP/1.0\r\n") ? "1.0" : "1.1", via, sizeof(via)));
+    }
 }
 
-/* The origin's connection (remote) sends answer; the client (fd) reads a head, which must be
- * head, then as many bytes as body has (unless NULL), which must be body. */
+/* The origin's connection (remote) sends answer (HTTP/1.1); the client (fd) reads a head, which
+ * must be head with the proxy's Via, then as many bytes as body has (unless NULL), which must be
+ * body. */
 static void htest_answer(struct htest *t, int remote, int fd, const char *answer, const char *head, const char *body)
 {
-    char buf[2048];
+    char buf[2048], via[2048];
     htest_send(t, remote, answer);
     htest_read_head(t, fd, buf, sizeof(buf));
-    ASSERT_STR_EQ(buf, head);
+    ASSERT_STR_EQ(buf, htest_via(head, "1.1", via, sizeof(via)));
     if (body) {
         htest_read(t, fd, buf, strlen(body));
         ASSERT_STR_EQ(buf, body);
@@ -393,7 +406,7 @@ TEST_IMPL(http_proxy_get_keep_alive)
     htest_send(&t, remote2, "HTTP/1.1 200 OK\r\n\r\ntwo");
     ASSERT_EQ(shutdown(remote2, SHUT_WR), 0);
     htest_read_head(&t, fd, buf, sizeof(buf));
-    ASSERT_STR_EQ(buf, "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n");
+    ASSERT_STR_EQ(buf, "HTTP/1.1 200 OK\r\nConnection: close\r\nVia: 1.1 vpn2socks\r\n\r\n");
     htest_read(&t, fd, buf, 3);
     ASSERT_STR_EQ(buf, "two");
     ASSERT_EQ(uvtest_wait_end(&t.loop, fd, NULL, 3000), 1);
@@ -946,7 +959,7 @@ TEST_IMPL(http_proxy_connection_names_framing)
     htest_send(&t, remote, "HTTP/1.1 200 OK\r\nConnection: Transfer-Encoding\r\nTransfer-Encoding: chunked\r\n\r\n"
                            "2\r\nok\r\n0\r\n\r\n");
     htest_read_head(&t, fd, buf, sizeof(buf));
-    ASSERT_STR_EQ(buf, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n");
+    ASSERT_STR_EQ(buf, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nVia: 1.1 vpn2socks\r\n\r\n");
     ASSERT_STR_EQ(htest_read_chunked(&t, fd, buf, sizeof(buf)), "ok");
     /* Chunked up as well. */
     snprintf(buf, sizeof(buf),
@@ -983,7 +996,7 @@ TEST_IMPL(http_proxy_http10_keep_alive)
     htest_request(&t, fd, l, &remote, buf, NULL);
     htest_send(&t, remote, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
     htest_read_head(&t, fd, buf, sizeof(buf));
-    ASSERT_STR_EQ(buf, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\n");
+    ASSERT_STR_EQ(buf, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\nVia: 1.1 vpn2socks\r\n\r\n");
     htest_read(&t, fd, buf, 2);
     ASSERT_EQ(uvtest_wait_end(&t.loop, fd, NULL, 3000), 1);
     htest_finish_origin(&t, fd, remote, l);
@@ -1041,7 +1054,9 @@ TEST_IMPL(http_proxy_byte_at_a_time)
     }
     ASSERT(remote >= 0);
     htest_read_head(&t, remote, buf, sizeof(buf));
-    snprintf(want, sizeof(want), "POST /b HTTP/1.1\r\nHost: 127.0.0.1:%u\r\nX-A: 1\r\nTransfer-Encoding: chunked\r\n\r\n",
+    snprintf(want, sizeof(want),
+             "POST /b HTTP/1.1\r\nHost: 127.0.0.1:%u\r\nX-A: 1\r\nTransfer-Encoding: chunked\r\n"
+             "Via: 1.1 vpn2socks\r\n\r\n",
              port);
     ASSERT_STR_EQ(buf, want);
     ASSERT_STR_EQ(htest_read_chunked(&t, remote, buf, sizeof(buf)), "abcde");
@@ -1052,7 +1067,7 @@ TEST_IMPL(http_proxy_byte_at_a_time)
         uvtest_run_until(&t.loop, &never, 2);
     }
     htest_read_head(&t, fd, buf, sizeof(buf));
-    ASSERT_STR_EQ(buf, "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\n");
+    ASSERT_STR_EQ(buf, "HTTP/1.1 200 OK\r\nContent-Length: 3\r\nVia: 1.1 vpn2socks\r\n\r\n");
     htest_read(&t, fd, buf, 3);
     ASSERT_STR_EQ(buf, "xyz");
     htest_finish_origin(&t, fd, remote, l);
@@ -1273,7 +1288,7 @@ TEST_IMPL(http_proxy_interim_answers)
     htest_answer(&t, remote, fd, "HTTP/1.1 102 Processing\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nz",
                  "HTTP/1.1 102 Processing\r\n\r\n", NULL);
     htest_read_head(&t, fd, buf, sizeof(buf));
-    ASSERT_STR_EQ(buf, "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n");
+    ASSERT_STR_EQ(buf, "HTTP/1.1 200 OK\r\nContent-Length: 1\r\nVia: 1.1 vpn2socks\r\n\r\n");
     htest_read(&t, fd, buf, 1);
     ASSERT_STR_EQ(buf, "z");
     snprintf(buf, sizeof(buf), "PUT http://127.0.0.1:%u/b HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\n",
@@ -1281,7 +1296,7 @@ TEST_IMPL(http_proxy_interim_answers)
     htest_request(&t, fd, l, &remote, buf, NULL);
     htest_send(&t, remote, "HTTP/1.1 417 Expectation Failed\r\nContent-Length: 0\r\n\r\n");
     htest_read_head(&t, fd, buf, sizeof(buf));
-    ASSERT_STR_EQ(buf, "HTTP/1.1 417 Expectation Failed\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+    ASSERT_STR_EQ(buf, "HTTP/1.1 417 Expectation Failed\r\nContent-Length: 0\r\nConnection: close\r\nVia: 1.1 vpn2socks\r\n\r\n");
     ASSERT_EQ(uvtest_wait_end(&t.loop, fd, NULL, 3000), 1);
     htest_finish_origin(&t, fd, remote, l);
     return 0;
@@ -1460,7 +1475,7 @@ TEST_IMPL(http_proxy_http10_no_interim)
     htest_request(&t, fd, l, &remote, buf, NULL);
     htest_answer(&t, remote, fd, answer, "HTTP/1.1 103 Early Hints\r\nLink: </s.css>; rel=preload\r\n\r\n", NULL);
     htest_read_head(&t, fd, buf, sizeof(buf));
-    ASSERT_STR_EQ(buf, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n");
+    ASSERT_STR_EQ(buf, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nVia: 1.1 vpn2socks\r\n\r\n");
     htest_read(&t, fd, buf, 2);
     ASSERT_STR_EQ(buf, "ok");
     htest_finish_origin(&t, fd, remote, l);
@@ -1666,7 +1681,7 @@ TEST_IMPL(http_proxy_origin_slow_in_time)
         htest_send(&t, remote, head[i]);
     }
     htest_read_head(&t, fd, buf, sizeof(buf));
-    ASSERT_STR_EQ(buf, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n");
+    ASSERT_STR_EQ(buf, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nVia: 1.1 vpn2socks\r\n\r\n");
     char piece[64], want[64];
     for (int i = 0; i < 6; i++) {
         uvtest_run_until(&t.loop, &never, 250);
@@ -1726,7 +1741,7 @@ TEST_IMPL(http_proxy_origin_timeout_slow_client)
     ASSERT(sent < total);
     uvtest_run_until(&t.loop, &never, 900);
     char want[128];
-    snprintf(want, sizeof(want), "HTTP/1.1 200 OK\r\nContent-Length: %zu\r\n\r\n", total);
+    snprintf(want, sizeof(want), "HTTP/1.1 200 OK\r\nContent-Length: %zu\r\nVia: 1.1 vpn2socks\r\n\r\n", total);
     htest_read_head(&t, fd, buf, sizeof(buf));
     ASSERT_STR_EQ(buf, want);
     size_t got = 0;
@@ -1996,6 +2011,117 @@ TEST_IMPL(http_proxy_host_required)
     htest_answer(&t, remote, fd, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
                  "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\n", "ok");
     htest_finish_origin(&t, fd, remote, l);
+    return 0;
+}
+
+/* RFC 9110 7.6.3: the proxy adds its Via, after the ones a message had, to the request the origin
+ * gets (with the client's version) and to the answer the client gets (with the origin's), and
+ * names itself by a pseudonym only. Failed before the fix: no Via either way. */
+TEST_IMPL(http_proxy_via)
+{
+    struct htest t;
+    char buf[1024], want[512];
+    uint16_t port;
+    int l, fd = htest_start_origin(&t, &port, &l);
+    int remote = -1;
+    snprintf(buf, sizeof(buf), "GET http://127.0.0.1:%u/v HTTP/1.1\r\nHost: x\r\nVia: 1.1 corp\r\n\r\n", port);
+    htest_send(&t, fd, buf);
+    remote = uvtest_accept(&t.loop, l, 3000);
+    ASSERT(remote >= 0);
+    htest_read_head(&t, remote, buf, sizeof(buf));
+    snprintf(want, sizeof(want), "GET /v HTTP/1.1\r\nHost: 127.0.0.1:%u\r\nVia: 1.1 corp\r\nVia: 1.1 vpn2socks\r\n\r\n",
+             port);
+    ASSERT_STR_EQ(buf, want);
+    htest_send(&t, remote, "HTTP/1.0 200 OK\r\nVia: 1.0 cdn\r\nContent-Length: 1\r\n\r\nz");
+    htest_read_head(&t, fd, buf, sizeof(buf));
+    ASSERT_STR_EQ(buf, "HTTP/1.1 200 OK\r\nVia: 1.0 cdn\r\nContent-Length: 1\r\n"
+                       "Via: 1.0 vpn2socks\r\n\r\n");
+    htest_finish_origin(&t, fd, remote, l);
+    return 0;
+}
+
+/* RFC 9110 7.6.2: a TRACE or OPTIONS with Max-Forwards: 0 is answered by the proxy (a TRACE with
+ * the request as it came, less its credentials), one above goes on one less, and other methods'
+ * Max-Forwards goes on as it came. Failed before the fix: Max-Forwards: 0 went to the origin,
+ * and the others unchanged. */
+TEST_IMPL(http_proxy_max_forwards)
+{
+    struct htest t;
+    char buf[1024], want[512];
+    uint16_t port;
+    int l, fd = htest_start_origin(&t, &port, &l);
+    snprintf(buf, sizeof(buf),
+             "TRACE http://127.0.0.1:%u/t HTTP/1.1\r\nHost: x\r\nMax-Forwards: 0\r\nCookie: secret\r\n"
+             "X-A: 1\r\nProxy-Authorization: Basic eDp5\r\n\r\n",
+             port);
+    htest_send(&t, fd, buf);
+    htest_read_head(&t, fd, buf, sizeof(buf));
+    snprintf(want, sizeof(want), "TRACE http://127.0.0.1:%u/t HTTP/1.1\r\nHost: x\r\nMax-Forwards: 0\r\nX-A: 1\r\n\r\n",
+             port);
+    char head[256];
+    snprintf(head, sizeof(head),
+             "HTTP/1.1 200 OK\r\nContent-Type: message/http\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n",
+             strlen(want));
+    ASSERT_STR_EQ(buf, head);
+    htest_read(&t, fd, buf, strlen(want));
+    ASSERT_STR_EQ(buf, want);
+    ASSERT_EQ(uvtest_wait_end(&t.loop, fd, NULL, 3000), 1);
+    close(fd);
+    snprintf(buf, sizeof(buf), "OPTIONS http://127.0.0.1:%u/ HTTP/1.1\r\nHost: x\r\nMax-Forwards: 0\r\n\r\n", port);
+    ASSERT_EQ(htest_ask(&t, buf), 200);
+    ASSERT_EQ(uvtest_accept(&t.loop, l, 200), -1);
+    fd = uvtest_connect(t.port);
+    int remote = -1;
+    snprintf(buf, sizeof(buf), "OPTIONS http://127.0.0.1:%u/o HTTP/1.1\r\nHost: x\r\nMax-Forwards: 10\r\n\r\n", port);
+    snprintf(want, sizeof(want), "OPTIONS /o HTTP/1.1\r\nHost: 127.0.0.1:%u\r\nMax-Forwards: 9\r\n\r\n", port);
+    htest_request(&t, fd, l, &remote, buf, want);
+    htest_answer(&t, remote, fd, "HTTP/1.1 204 No Content\r\n\r\n", "HTTP/1.1 204 No Content\r\n\r\n", NULL);
+    snprintf(buf, sizeof(buf), "GET http://127.0.0.1:%u/g HTTP/1.1\r\nHost: x\r\nMax-Forwards: 0\r\n\r\n", port);
+    snprintf(want, sizeof(want), "GET /g HTTP/1.1\r\nHost: 127.0.0.1:%u\r\nMax-Forwards: 0\r\n\r\n", port);
+    htest_request(&t, fd, l, &remote, buf, want);
+    htest_answer(&t, remote, fd, "HTTP/1.1 204 No Content\r\n\r\n", "HTTP/1.1 204 No Content\r\n\r\n", NULL);
+    htest_finish_origin(&t, fd, remote, l);
+    return 0;
+}
+
+/* A chunked answer to an HTTP/1.0 client (the origin should not send one, some do): the client,
+ * which cannot read chunks, gets the bare body ended by the connection's end, and no
+ * Transfer-Encoding but for the codings before chunked. Failed before the fix: the client got
+ * "Transfer-Encoding: chunked" and the chunks' framing as part of the body. */
+TEST_IMPL(http_proxy_http10_unchunked)
+{
+    struct htest t;
+    char buf[1024], want[256];
+    uint16_t port;
+    int l, fd = htest_start_origin(&t, &port, &l);
+    static const char *const codings[][2] = {
+        {"chunked", ""},
+        {"gzip, chunked", "Transfer-Encoding: gzip\r\n"},
+        {"gzip\r\nTransfer-Encoding: chunked", "Transfer-Encoding: gzip\r\n"},
+    };
+    for (size_t i = 0; i < sizeof(codings) / sizeof(codings[0]); i++) {
+        int remote = -1;
+        if (i > 0)
+            fd = uvtest_connect(t.port);
+        snprintf(buf, sizeof(buf), "GET http://127.0.0.1:%u/%zu HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", port, i);
+        htest_request(&t, fd, l, &remote, buf, NULL);
+        snprintf(buf, sizeof(buf), "HTTP/1.1 200 OK\r\nTransfer-Encoding: %s\r\nX-A: 1\r\n\r\n"
+                                   "3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n", codings[i][0]);
+        htest_send(&t, remote, buf);
+        htest_read_head(&t, fd, buf, sizeof(buf));
+        snprintf(want, sizeof(want), "HTTP/1.1 200 OK\r\n%sX-A: 1\r\nConnection: close\r\nVia: 1.1 vpn2socks\r\n\r\n",
+                 codings[i][1]);
+        ASSERT_STR_EQ(buf, want);
+        size_t extra = 0;
+        htest_read(&t, fd, buf, 5);
+        ASSERT_STR_EQ(buf, "abcde");
+        ASSERT_EQ(uvtest_wait_end(&t.loop, fd, &extra, 3000), 1);
+        ASSERT_EQ(extra, 0);
+        close(fd);
+        close(remote);
+    }
+    close(l);
+    htest_finish(&t);
     return 0;
 }
 
