@@ -1,9 +1,10 @@
 /* libFuzzer target for the HTTP message reader (http/message.c) over http-parser. The first byte
- * picks the mode (bit 0: responses, bit 1: responses to HEAD), the rest is what a connection
- * carries, up to a CONNECT or a 101. Fed whole and then one byte at a time, it must give the same
- * events at the same offsets (an error: the same status), the same rebuilt heads and the same
- * bodies; a re-chunked body must be well framed. A Proxy-Authorization is decoded too (within
- * its buffer). */
+ * picks the mode (bit 0: responses, bit 1: responses to HEAD, bit 2: responses to an HTTP/1.0
+ * client, de-chunked; a request's head is also written as a TRACE's answer), the rest is what a
+ * connection carries, up to a CONNECT or a 101. Fed whole and then one byte at a time, it must
+ * give the same events at the same offsets (an error: the same status), the same rebuilt heads
+ * and the same bodies; a re-chunked body must be well framed. A Proxy-Authorization is decoded
+ * too (within its buffer). */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -81,6 +82,7 @@ static void fuzz_run(int mode, const uint8_t *data, size_t size, size_t step, st
     memset(o, 0, sizeof(*o));
     http_msg_init(&m, mode & 1);
     m.skip_body = (mode & 2) != 0;
+    m.unchunk = (mode & 4) != 0;
     size_t off = 0;
     int finished = 0;
     while (o->n < FUZZ_MAX_EVENTS) {
@@ -119,6 +121,10 @@ static void fuzz_run(int mode, const uint8_t *data, size_t size, size_t step, st
             uint8_t cred[64];
             const char *v = http_msg_header(&m, "proxy-authorization", &vl);
             if (v && http_msg_basic_auth(v, vl, cred, sizeof(cred), &ul, &pl) == 0 && ul + 1 + pl > sizeof(cred))
+                abort();
+            if (m.chunked && m.unchunked)
+                abort();
+            if (!m.response && (http_msg_max_forwards(&m) < -1 || http_msg_write_trace(&m) < 0))
                 abort();
             int rc = m.response ? http_msg_write_response_head(&m, "X-Fuzz: 1\r\n")
                                 : http_msg_write_request_head(&m, "/", 1, "host", NULL);

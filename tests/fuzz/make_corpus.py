@@ -257,7 +257,8 @@ seed("fuzz_ovpn_keymethod", "ciphers-none", b"\x02\xff\nnone\nnone")
 
 
 # ---------------------------------------------------------------- fuzz_http_msg (test_http_proxy.c)
-# First byte: bit 0 responses, bit 1 responses to HEAD; then the connection's bytes.
+# First byte: bit 0 responses, bit 1 responses to HEAD, bit 2 de-chunked (to an HTTP/1.0 client);
+# then the connection's bytes.
 seed("fuzz_http_msg", "get-hop-by-hop", b"\x00GET http://127.0.0.1:8080/a/b?c=d#frag HTTP/1.1\r\nHost: wrong\r\n"
      b"Connection: keep-alive, X-Hop\r\nProxy-Connection: keep-alive\r\nX-Hop: 1\r\nAccept: */*\r\n\r\n")
 seed("fuzz_http_msg", "proxy-authorization", b"\x00GET http://h/ HTTP/1.1\r\n"
@@ -273,6 +274,10 @@ seed("fuzz_http_msg", "response-continue-chunked", b"\x01HTTP/1.1 100 Continue\r
 seed("fuzz_http_msg", "response-eof", b"\x01HTTP/1.0 200 OK\r\nServer: x\r\n\r\ntwo")
 seed("fuzz_http_msg", "response-head", b"\x03HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n"
      b"HTTP/1.1 304 Not Modified\r\n\r\n")
+seed("fuzz_http_msg", "trace-max-forwards", b"\x00TRACE http://h/t HTTP/1.1\r\nHost: h\r\nMax-Forwards: 3\r\n"
+     b"Cookie: c=1\r\nVia: 1.0 a\r\n\r\nOPTIONS http://h HTTP/1.1\r\nHost: h\r\nMax-Forwards: 0\r\n\r\n")
+seed("fuzz_http_msg", "response-unchunked", b"\x05HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n"
+     b"Transfer-Encoding: x, chunked\r\n\r\n3\r\none\r\n0\r\n\r\n")
 # A header past the cap whose name is malformed: the same answer (400) fed whole or byte by byte.
 seed("fuzz_http_msg", "headers-past-cap", b"\x00GET http://a/ HTTP/1.1\r\n" + b"X: y\r\n" * 128 + b"Ba\x01d: z\r\n\r\n")
 
