@@ -11,7 +11,11 @@
 #   - https:// through CONNECT to a TLS server behind the tunnel (openssl s_server -WWW serving
 #     the web root, its certificate checked by curl against the lab CA), byte-exact;
 #   - a destination outside the pushed routes: 403, for a GET and for a CONNECT;
-#   - a name the tunnel's DNS does not know: 502.
+#   - a name the tunnel's DNS does not know: 502;
+#   - Via: "1.1 vpn2socks" on the request the web server gets and "1.0 vpn2socks" on its answer;
+#   - a GET without Host (curl -H 'Host:'): 400;
+#   - TRACE with Max-Forwards: 0: the proxy's own answer, the request it got without its Cookie;
+#   - curl --http1.0 and a chunked answer: the body de-chunked.
 # Then again with --socks-auth USERS (owned by nobody, mode 600) and -H 0.0.0.0:8120:
 #   - no start warning for the listener beyond loopback (it has authentication);
 #   - curl --proxy-user with the right user: a GET and a CONNECT byte-exact;
@@ -119,6 +123,35 @@ lab_check "https:// through CONNECT to a TLS server in the tunnel (certificate c
 lab_check_eq "GET outside the routes (--others reject): 403" 403 "$(outside_get)"
 lab_check_eq "CONNECT outside the routes (--others reject): 403" 403 "$(outside_connect)"
 lab_check_eq "GET of a name the tunnel's DNS does not know: 502" 502 "$(nosuch_name)"
+# RFC 9110 7.6.3: the proxy's Via, a pseudonym, on the request the origin gets and on the answer.
+via_both() {
+    local head body
+    body=$(hcurl -f -m 20 -D "$S/via-head" "$WEB/echo-headers") || return 1
+    head=$(tr -d '\r' <"$S/via-head")
+    grep -qx 'Via: 1.1 vpn2socks' <<<"$body" || { echo "the origin got no Via: $body"; return 1; }
+    grep -qx 'Via: 1.0 vpn2socks' <<<"$head" || { echo "the answer has no Via (a 1.0 origin): $head"; return 1; }
+}
+# RFC 9112 3.2: an HTTP/1.1 request without Host is refused (curl -H 'Host:' leaves it out).
+no_host() { hcurl -m 20 -o /dev/null -w '%{http_code}' -H 'Host:' "$WEB/$LAB_SMALL_FILE"; }
+# RFC 9110 7.6.2: a TRACE with Max-Forwards: 0 is the proxy's to answer, with the request it got.
+trace_here() {
+    local body
+    body=$(hcurl -f -m 20 -X TRACE -H 'Max-Forwards: 0' -H 'Cookie: c=1' "$WEB/t") || return 1
+    head -n1 <<<"$body" | grep -q "^TRACE $WEB/t HTTP/1.1" || { echo "not the request: $body"; return 1; }
+    if grep -qi '^Cookie' <<<"$body"; then echo "the Cookie was echoed: $body"; return 1; fi
+}
+# RFC 9112 7.1: an HTTP/1.0 client gets a chunked answer de-chunked.
+http10_chunked() {
+    local body
+    body=$(hcurl -f -m 20 --http1.0 -D "$S/h10-head" "$WEB/chunked-anyway") || return 1
+    [ "$body" = hello ] || { echo "the body was '$body', expected 'hello'"; return 1; }
+    # curl reads chunks whatever the version; a real HTTP/1.0 client would not.
+    if grep -qi '^Transfer-Encoding' "$S/h10-head"; then echo "still chunked: $(cat "$S/h10-head")"; return 1; fi
+}
+lab_check "Via: 1.1 vpn2socks to the origin, Via: 1.0 vpn2socks on its answer" via_both
+lab_check_eq "an HTTP/1.1 GET without Host: 400" 400 "$(no_host)"
+lab_check "TRACE with Max-Forwards: 0: answered by the proxy with the request, no Cookie" trace_here
+lab_check "curl --http1.0 and an origin that answers chunked: the bare body" http10_chunked
 lab_check "vpn2socks is still running" v2s_alive
 lab_check_eq "SIGTERM: exit status 0" 0 "$(v2s_stop)"
 

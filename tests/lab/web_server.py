@@ -7,6 +7,9 @@ Unlike `python3 -m http.server` (listen backlog 5), the accept queue holds 1024 
 test opening a hundred connections at once does not lose handshakes to the server's own queue.
 A POST (any path) is an upload: the server reads Content-Length bytes (or a chunked body) and
 answers 200 with "LENGTH SHA256" of what it received, so a client can check that every byte arrived.
+Two paths are not files: GET /echo-headers answers the request's head as it arrived (to see what a
+proxy sent), and GET /chunked-anyway answers "hello" chunked whatever the request's version (as
+some origins do to HTTP/1.0), then closes.
 """
 import functools
 import hashlib
@@ -39,6 +42,22 @@ class Handler(http.server.SimpleHTTPRequestHandler):
             self.rfile.readline()  # the chunk's CRLF
             h.update(data)
             got += len(data)
+
+    def do_GET(self):
+        if self.path.endswith("/echo-headers"):
+            body = (self.requestline + "\r\n" + str(self.headers)).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            return
+        if self.path.endswith("/chunked-anyway"):
+            self.wfile.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                             b"3\r\nhel\r\n2\r\nlo\r\n0\r\n\r\n")
+            self.close_connection = True
+            return
+        super().do_GET()
 
     def do_POST(self):
         want = int(self.headers.get("Content-Length") or 0)
