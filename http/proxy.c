@@ -18,6 +18,12 @@
  * came), an idempotent request goes again, once, on a new connection (http/upstream.c). An answer
  * framed by the connection's end (no length, not chunked) goes out with "Connection: close".
  *
+ * As RFC 9110 asks of a proxy: requests and answers go on with "Via: 1.x vpn2socks" (7.6.3; a
+ * pseudonym, so that no origin learns the machine's name); a TRACE or OPTIONS with Max-Forwards:
+ * 0 is answered here, one with more goes on with one less (7.6.2); an HTTP/1.1 request without
+ * Host, or any with two, is a 400 (RFC 9112 3.2); a chunked answer to an HTTP/1.0 client goes to
+ * it de-chunked and ended by the connection's end (RFC 9112 7.1).
+ *
  * The proxy's other jobs have a file each: http/upstream.c the connections to the origins and the
  * answers read from them, http/reply.c the error answers the proxy writes itself, and
  * http/pac_serve.c the PAC file; http/internal.h holds what they share.
@@ -38,8 +44,9 @@
  * of text, but to a HEAD) and close: 400 malformed (414 a target, 431 a head over 64 KiB or of
  * more than 128 headers, 505 a version other than 1.x), 403 the router rejected the destination,
  * 407 no or wrong credentials, 501 a scheme other than http, 502 the destination refused, was
- * unreachable, did not resolve or gave no proper answer, 504 it did not answer the connect, or
- * the request, in time. Once part of an answer went out, an error can only reset the client. */
+ * unreachable, did not resolve or gave no proper answer (an answer of more than 1024 header lines
+ * included), 504 it did not answer the connect, or the request, in time, or its name's servers
+ * did not answer. Once part of an answer went out, an error can only reset the client. */
 #include "http/proxy.h"
 
 #include <errno.h>
