@@ -221,17 +221,25 @@ static void socks_conn_reply_and_close(struct socks_conn *c, uint8_t rep)
         socks_conn_close(c);
 }
 
-/* What the client is told when the connection could not be opened. */
+/* What the client is told when the connection could not be opened. Besides the errors the
+ * tunnel's path gives, a direct connect can fail with what the host's kernel says: EAFNOSUPPORT
+ * (a host without IPv6 at all), ENONET (ICMP "host isolated"), EHOSTDOWN (ICMP "host unknown"),
+ * ECONNRESET (a reset while connecting); each is the unreachable network, host or refusal it
+ * names, not the "general failure" of a proxy that broke. */
 static uint8_t socks_reply_for(int status)
 {
     switch (status) {
-    case UV_ECONNREFUSED: return SOCKS5_REP_REFUSED;
+    case UV_ECONNREFUSED:
+    case UV_ECONNRESET: return SOCKS5_REP_REFUSED;
     case UV_EHOSTUNREACH:
+    case UV_EHOSTDOWN:
     case UV_EAI_NONAME:
     case UV_EAI_AGAIN:
     case UV_EAI_NODATA: return SOCKS5_REP_HOST_UNREACHABLE;
     case UV_ENETUNREACH:
-    case UV_ENETDOWN: return SOCKS5_REP_NET_UNREACHABLE;
+    case UV_ENETDOWN:
+    case UV_ENONET:
+    case UV_EAFNOSUPPORT: return SOCKS5_REP_NET_UNREACHABLE;
     case UV_ETIMEDOUT: return SOCKS5_REP_TTL_EXPIRED;
     case UV_EACCES:
     case UV_EPERM:

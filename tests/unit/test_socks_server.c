@@ -337,6 +337,8 @@ TEST_IMPL(socks_server_outcomes)
     } rows[] = {
         {UV_ECONNREFUSED, 5}, {UV_ETIMEDOUT, 6}, {UV_EHOSTUNREACH, 4}, {UV_EAI_NONAME, 4},
         {UV_ENETUNREACH, 3},  {UV_ENETDOWN, 3},  {UV_EACCES, 2},       {UV_ECANCELED, 1},
+        /* What the host's kernel can say to a direct connect. */
+        {UV_EAFNOSUPPORT, 3}, {UV_ENONET, 3},    {UV_EHOSTDOWN, 4},    {UV_ECONNRESET, 5},
     };
     for (size_t i = 0; i < ARRAY_SIZE(rows); i++) {
         struct sstest t;
