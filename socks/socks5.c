@@ -8,7 +8,8 @@
  *   pos < 8            header VN CD DSTPORT DSTIP (need = 8)
  *   need == 8          reading USERID up to its NUL
  *   need > 8           SOCKS4a: reading HOST, which starts at buf[need], up to its NUL
- * The whole SOCKS4 request must fit in buf; a longer one is refused (no real client sends one).
+ * The whole SOCKS4 request must fit in buf; a longer one is refused with 91 (no real client sends
+ * one).
  *
  * The username/password sub-negotiation (RFC 1929: VER ULEN UNAME PLEN PASSWD, up to 513 bytes)
  * does not fit in buf at once, so it is read in two messages: VER ULEN UNAME PLEN (at most 258
@@ -199,17 +200,19 @@ static enum socks5_event socks4_step(struct socks5_parser *p)
         p->port = v2s_get_be16(p->buf + 2);
         return SOCKS5_EV_NEED_MORE; /* USERID follows, even when empty (just its NUL) */
     }
+    /* A request longer than buf is refused, but answered: a SOCKS4 reply's layout is known
+     * whatever the request held, and a client closed on without it cannot tell why. */
     uint8_t last = p->buf[p->pos - 1];
     if (last != 0) {
         if (p->pos == sizeof(p->buf))
-            return socks5_fail(p, -1, "SOCKS4 user id or host name too long");
+            return socks5_fail(p, SOCKS4_REP_REJECTED, "SOCKS4 user id or host name too long");
         return SOCKS5_EV_NEED_MORE;
     }
     const uint8_t *ip = p->buf + 4;
     int is_4a = ip[0] == 0 && ip[1] == 0 && ip[2] == 0 && ip[3] != 0;
     if (p->need == SOCKS4_HDR && is_4a) {
         if (p->pos == sizeof(p->buf))
-            return socks5_fail(p, -1, "SOCKS4 user id or host name too long");
+            return socks5_fail(p, SOCKS4_REP_REJECTED, "SOCKS4 user id or host name too long");
         p->need = p->pos; /* the host name starts after the user id's NUL */
         return SOCKS5_EV_NEED_MORE;
     }

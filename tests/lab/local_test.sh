@@ -125,8 +125,8 @@ lab_check "s1 garbage: domain name of length 0: reply 0x01, then closed" sc requ
 lab_check "s1 garbage: request of version 4 after a SOCKS5 greeting: 0500, reply 0x01, then closed" \
     sc close "0501000401${req_hex:4}" 050005010001000000000000
 lab_check "s1 garbage: CMD 0x7f: reply 0x07, then closed" sc request "057f0001${ip_hex}${port_hex}" 0x07
-lab_check "s1 garbage: SOCKS4 with a 300-byte user id: closed" \
-    sc close "04010050${ip_hex}$(hex "$(printf 'A%.0s' {1..300})")"
+lab_check "s1 garbage: SOCKS4 with a 300-byte user id: reply 0x5b, then closed" \
+    sc answer "04010050${ip_hex}$(hex "$(printf 'A%.0s' {1..300})")" 005b000000000000
 lab_check "s1 garbage: SOCKS4a without a host name: reply 0x5b, then closed" \
     sc close 04010050000000010000 005b000000000000
 lab_check "s1 garbage: 1 MB of random bytes: closed" sc random 1000000

@@ -1038,12 +1038,29 @@ TEST_IMPL(socks_server_bad_requests)
     many[1] = 255;
     for (int i = 0; i < 255; i++)
         many[2 + i] = (uint8_t)(i + 1); /* every method but "no authentication" */
-    for (size_t i = 0; i <= ARRAY_SIZE(rows); i++) {
-        const char *what = i < ARRAY_SIZE(rows) ? rows[i].what : "255 methods, none acceptable";
-        const uint8_t *in = i < ARRAY_SIZE(rows) ? (const uint8_t *)rows[i].in : many;
-        size_t n = i < ARRAY_SIZE(rows) ? rows[i].n : sizeof(many);
-        const uint8_t *out = i < ARRAY_SIZE(rows) ? (const uint8_t *)rows[i].out : (const uint8_t *)"\x05\xff";
-        size_t out_n = i < ARRAY_SIZE(rows) ? rows[i].out_n : 2;
+    /* A SOCKS4 request longer than the parser holds (262 bytes, the user id not ended): its
+     * reply's layout is known, so it is answered 91 as any refused SOCKS4 request is. */
+    uint8_t long4[262];
+    memcpy(long4, "\x04\x01\x00\x50\x01\x02\x03\x04", 8);
+    memset(long4 + 8, 'u', sizeof(long4) - 8);
+    const struct {
+        const char *what;
+        const uint8_t *in;
+        size_t n;
+        const char *out;
+        size_t out_n;
+    } extra[] = {
+        {"255 methods, none acceptable", many, sizeof(many), "\x05\xff", 2},
+        {"SOCKS4 user id too long", long4, sizeof(long4), "\x00\x5b\x00\x00\x00\x00\x00\x00", 8},
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(rows) + ARRAY_SIZE(extra); i++) {
+        int x = i >= ARRAY_SIZE(rows);
+        size_t j = x ? i - ARRAY_SIZE(rows) : i;
+        const char *what = x ? extra[j].what : rows[j].what;
+        const uint8_t *in = x ? extra[j].in : (const uint8_t *)rows[j].in;
+        size_t n = x ? extra[j].n : rows[j].n;
+        const uint8_t *out = (const uint8_t *)(x ? extra[j].out : rows[j].out);
+        size_t out_n = x ? extra[j].out_n : rows[j].out_n;
         for (int split = 0; split < 2; split++) {
             struct sstest t;
             sstest_start(&t, FAKE_ANSWER, 0);
