@@ -309,6 +309,25 @@ int dial_lookup_failed(int rc)
     return rc == UV_EINVAL ? UV_EAI_NONAME : rc;
 }
 
+/* An IPv6 address in brackets is how a URL writes one, and a SOCKS client that passes its URL's
+ * host on as a name sends it so (reqwest and tokio-socks with socks5h:// do): asked of a resolver,
+ * it did not resolve (reply 4), and went to the tunnel's DNS servers as a name. Only IPv6 goes in
+ * brackets, as in a URL. */
+int dial_name_numeric(const char *name, struct v2s_addr *out)
+{
+    if (v2s_addr_parse(out, name) == 0)
+        return 0;
+    size_t len = strlen(name);
+    char inner[V2S_ADDR_STRLEN];
+    if (len < 3 || name[0] != '[' || name[len - 1] != ']' || len - 2 >= sizeof(inner))
+        return -EINVAL;
+    memcpy(inner, name + 1, len - 2);
+    inner[len - 2] = '\0';
+    if (v2s_addr_parse(out, inner) != 0 || out->family != AF_INET6)
+        return -EINVAL;
+    return 0;
+}
+
 static void dial_resolved(void *arg, int status, const struct v2s_addr *addrs, size_t n)
 {
     struct dial *d = arg;
@@ -364,7 +383,7 @@ static int dial_connect(struct outbound *ob, const char *name, const struct v2s_
     d->cb = cb;
     d->arg = arg;
     struct v2s_addr numeric;
-    if (name && v2s_addr_parse(&numeric, name) == 0) {
+    if (name && dial_name_numeric(name, &numeric) == 0) {
         addr = &numeric;
         name = NULL;
     }

@@ -47,6 +47,9 @@ struct dial_udp;
 int dial_name_route(struct dialer *r, const char *name, const char *shown, struct dial_udp *u, char *ascii);
 /* What a lookup that could not start (rc < 0) tells the caller (UV_EINVAL: UV_EAI_NONAME). */
 int dial_lookup_failed(int rc);
+/* 0 and *out when name is an address rather than a name to resolve: a.b.c.d, an IPv6 address,
+ * or one in brackets ("[2001:db8::1]"); else -EINVAL. */
+int dial_name_numeric(const char *name, struct v2s_addr *out);
 
 /* The UDP side (dial_udp.c): the outbound_ops of an association, a log line once per association
  * and destination, and the end of every association of a closing dialer. */

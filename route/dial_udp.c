@@ -327,7 +327,7 @@ int dial_udp_send(struct outbound_udp *base, const char *name, const struct v2s_
     if (u->ended)
         return UV_ECANCELED;
     struct v2s_addr numeric;
-    if (name && v2s_addr_parse(&numeric, name) == 0) {
+    if (name && dial_name_numeric(name, &numeric) == 0) {
         dst = &numeric;
         name = NULL;
     }

@@ -533,6 +533,15 @@ TEST_IMPL(dial_udp_routes)
     ASSERT_STR_EQ(got.data[1], "echo:direct");
     ASSERT_EQ(r.n_sent, 11);
 
+    /* An IPv6 address in brackets, as a URL writes it, given as a name: that address, sent at
+     * once without a lookup. Failed before the fix: the tunnel's DNS server was asked for it. */
+    ASSERT_EQ(ot_send(u, "[::ffff:10.9.0.7]", NULL, 5003, "bracketed"), 0);
+    ASSERT_EQ(r.n_sent, 12);
+    ASSERT(ot_is(&r.sent[11].dst, "10.9.0.7"));
+    ASSERT_EQ(r.sent[11].dport, 5003);
+    ASSERT_STR_EQ(r.sent[11].data, "bracketed");
+    ASSERT_EQ(r.n_asked, 2);
+
     /* The tunnel's own outbound takes addresses only. */
     ASSERT_EQ(outbound_udp_open(via, ot_recv, &got, &raw), 0);
     ASSERT_EQ(ot_send(raw, "svc.corp", NULL, 53, "x"), UV_EINVAL);

@@ -605,6 +605,25 @@ TEST_IMPL(dial_routes_per_verdict)
     close(remote);
     ASSERT_EQ(t.s.fake.connects, 1); /* not the tunnel's */
 
+    /* An IPv6 address in brackets, as a URL writes it, given as a name (ATYP 3; reqwest with
+     * socks5h:// sends one so): that address, as if given as one; no resolver is asked. Failed
+     * before the fix: the host's resolver was asked for "[::ffff:192.0.2.9]", reply 4. */
+    ASSERT_EQ(rtest_ask(&t, "[::ffff:192.0.2.9]", 80, &fd), 0);
+    ASSERT_EQ(t.s.fake.connects, 2);
+    ASSERT_STR_EQ(t.s.fake.name, "");
+    char shown[V2S_ADDR_STRLEN];
+    ASSERT_STR_EQ(v2s_addr_format(&t.s.fake.addr, shown, sizeof(shown)), "192.0.2.9");
+    c = t.s.fake.conn;
+    close(fd);
+    ASSERT(uvtest_run_until(&t.s.loop, &c->got_eof, 3000) != 0);
+    fake_end(c);
+    /* Brackets around what is no address stay a name, which does not resolve. */
+    ASSERT_EQ(rtest_ask(&t, "[192.0.2.9]", 80, &fd), 4);
+    close(fd);
+    ASSERT_EQ(rtest_ask(&t, "[not-an-address]", 80, &fd), 4);
+    close(fd);
+    ASSERT_EQ(t.s.fake.connects, 2);
+
     /* A name, through the host's resolver (no stack): a refused port gives "connection refused". */
     ASSERT_EQ(rtest_ask(&t, "localhost", uvtest_closed_port(), &fd), 5);
     close(fd);
@@ -615,7 +634,7 @@ TEST_IMPL(dial_routes_per_verdict)
     t.router.allow_direct_local = 0;
     ASSERT_EQ(rtest_ask(&t, "127.0.0.1", port, &fd), 2);
     close(fd);
-    ASSERT_EQ(t.s.fake.connects, 1);
+    ASSERT_EQ(t.s.fake.connects, 2);
 
     close(l);
     socks_server_close(t.s.srv, sstest_server_closed, &t.s);
