@@ -4,12 +4,13 @@
  * known to be needed so far; it grows as the length fields arrive (NMETHODS, ATYP, domain length).
  * Input is copied only up to need, so the result cannot depend on how the input was split.
  *
- * SOCKS4 has no length fields, only NUL-terminated strings, so there need means something else:
- *   pos < 8            header VN CD DSTPORT DSTIP (need = 8)
- *   need == 8          reading USERID up to its NUL
- *   need > 8           SOCKS4a: reading HOST, which starts at buf[need], up to its NUL
- * The whole SOCKS4 request must fit in buf; a longer one is refused with 91 (no real client sends
- * one).
+ * SOCKS4 has no length fields, only NUL-terminated strings, read one byte at a time past the
+ * header (VN CD DSTPORT DSTIP, collected in buf as a message of 8 bytes). USERID, which nothing
+ * here uses, is only counted up to its NUL; a SOCKS4a HOST is collected in name, pos counting
+ * its bytes past the header. So a 4a request holds a host name as long as SOCKS5's (255 bytes)
+ * whatever its user id: when both had to fit in buf, a 253-byte name, which DNS allows, was
+ * refused. Past SOCKS4_USERID_MAX bytes of user id or SOCKS4_HOST_MAX of host name without a NUL
+ * the request is refused with 91.
  *
  * The username/password sub-negotiation (RFC 1929: VER ULEN UNAME PLEN PASSWD, up to 513 bytes)
  * does not fit in buf at once, so it is read in two messages: VER ULEN UNAME PLEN (at most 258
@@ -30,6 +31,8 @@ enum {
     SOCKS5_REQUEST_HDR = 4,  /* VER CMD RSV ATYP */
     SOCKS4_HDR = 8,          /* VN CD DSTPORT DSTIP */
     SOCKS5_AUTH_HDR = 2,     /* VER ULEN */
+    SOCKS4_USERID_MAX = 255, /* as long as a SOCKS5 user name; curl sends no longer */
+    SOCKS4_HOST_MAX = 255,   /* as long as a SOCKS5 name */
 };
 
 void socks5_parse_init(struct socks5_parser *p)
@@ -192,44 +195,56 @@ static enum socks5_event socks5_step_request(struct socks5_parser *p)
     return SOCKS5_EV_REQUEST;
 }
 
-/* SOCKS4 and 4a: VN CD DSTPORT DSTIP USERID\0, then HOST\0 when DSTIP is 0.0.0.x with x != 0. */
-static enum socks5_event socks4_step(struct socks5_parser *p)
+/* SOCKS4 and 4a: VN CD DSTPORT DSTIP USERID\0, then HOST\0 when DSTIP is 0.0.0.x with x != 0.
+ * The header is complete; the request is complete too when it holds neither a user id nor a
+ * host: asks for the bytes after it otherwise. */
+static enum socks5_event socks4_step_header(struct socks5_parser *p)
 {
-    if (p->pos == SOCKS4_HDR && p->need == SOCKS4_HDR) {
-        p->cmd = p->buf[1];
-        p->port = v2s_get_be16(p->buf + 2);
-        return SOCKS5_EV_NEED_MORE; /* USERID follows, even when empty (just its NUL) */
-    }
-    /* A request longer than buf is refused, but answered: a SOCKS4 reply's layout is known
-     * whatever the request held, and a client closed on without it cannot tell why. */
-    uint8_t last = p->buf[p->pos - 1];
-    if (last != 0) {
-        if (p->pos == sizeof(p->buf))
-            return socks5_fail(p, SOCKS4_REP_REJECTED, "SOCKS4 user id or host name too long");
-        return SOCKS5_EV_NEED_MORE;
-    }
-    const uint8_t *ip = p->buf + 4;
-    int is_4a = ip[0] == 0 && ip[1] == 0 && ip[2] == 0 && ip[3] != 0;
-    if (p->need == SOCKS4_HDR && is_4a) {
-        if (p->pos == sizeof(p->buf))
-            return socks5_fail(p, SOCKS4_REP_REJECTED, "SOCKS4 user id or host name too long");
-        p->need = p->pos; /* the host name starts after the user id's NUL */
-        return SOCKS5_EV_NEED_MORE;
-    }
-    if (p->need > SOCKS4_HDR) {
-        size_t n = p->pos - 1 - p->need;
-        if (n == 0)
-            return socks5_fail(p, SOCKS4_REP_REJECTED, "SOCKS4a request with an empty host name");
-        memcpy(p->name, p->buf + p->need, n); /* n < sizeof(buf) - 8 < sizeof(name) */
-        p->name[n] = '\0';
-        p->atyp = SOCKS5_ATYP_DOMAIN;
-    } else {
+    p->cmd = p->buf[1];
+    p->port = v2s_get_be16(p->buf + 2);
+    p->s4_state = SOCKS4_READ_USERID;
+    return SOCKS5_EV_NEED_MORE; /* USERID follows, even when empty (just its NUL) */
+}
+
+static enum socks5_event socks4_done(struct socks5_parser *p)
+{
+    p->state = SOCKS5_PARSE_DONE;
+    return SOCKS5_EV_REQUEST;
+}
+
+/* One byte of USERID or HOST. A request too long is refused, but answered: a SOCKS4 reply's
+ * layout is known whatever the request held, and a client closed on without it cannot tell why. */
+static enum socks5_event socks4_step_byte(struct socks5_parser *p, uint8_t b)
+{
+    if (p->s4_state == SOCKS4_READ_USERID) {
+        if (b != 0) {
+            if (++p->s4_userid_len > SOCKS4_USERID_MAX)
+                return socks5_fail(p, SOCKS4_REP_REJECTED, "SOCKS4 user id too long");
+            return SOCKS5_EV_NEED_MORE;
+        }
+        const uint8_t *ip = p->buf + 4;
+        if (ip[0] == 0 && ip[1] == 0 && ip[2] == 0 && ip[3] != 0) {
+            p->s4_state = SOCKS4_READ_HOST;
+            return SOCKS5_EV_NEED_MORE;
+        }
         p->addr.family = AF_INET;
         memcpy(p->addr.bytes, ip, 4);
         p->atyp = SOCKS5_ATYP_IPV4;
+        return socks4_done(p);
     }
-    p->state = SOCKS5_PARSE_DONE;
-    return SOCKS5_EV_REQUEST;
+    size_t n = p->pos - SOCKS4_HDR; /* the host name's bytes so far, collected in name */
+    if (b != 0) {
+        if (n == SOCKS4_HOST_MAX)
+            return socks5_fail(p, SOCKS4_REP_REJECTED, "SOCKS4a host name too long");
+        p->name[n] = (char)b; /* n < SOCKS4_HOST_MAX < sizeof(name) */
+        p->pos++;
+        return SOCKS5_EV_NEED_MORE;
+    }
+    if (n == 0)
+        return socks5_fail(p, SOCKS4_REP_REJECTED, "SOCKS4a request with an empty host name");
+    p->name[n] = '\0';
+    p->atyp = SOCKS5_ATYP_DOMAIN;
+    return socks4_done(p);
 }
 
 enum socks5_event socks5_parse_feed(struct socks5_parser *p, const uint8_t *data, size_t len,
@@ -246,20 +261,21 @@ enum socks5_event socks5_parse_feed(struct socks5_parser *p, const uint8_t *data
         return SOCKS5_EV_ERROR;
     }
     while (used < len && ev == SOCKS5_EV_NEED_MORE) {
-        int socks4 = p->version == SOCKS4_VERSION;
         /* SOCKS4 strings end at a NUL, so past its header it reads one byte at a time. */
-        size_t want = socks4 && p->pos >= SOCKS4_HDR ? 1 : p->need - p->pos;
+        if (p->version == SOCKS4_VERSION && p->s4_state != SOCKS4_READ_HEADER) {
+            ev = socks4_step_byte(p, data[used++]);
+            continue;
+        }
+        size_t want = p->need - p->pos;
         if (want > len - used)
             want = len - used;
         memcpy(p->buf + p->pos, data + used, want);
         p->pos += want;
         used += want;
-        if (!socks4 && p->pos < p->need)
+        if (p->pos < p->need)
             continue;
-        if (socks4 && p->pos < SOCKS4_HDR)
-            continue;
-        if (socks4)
-            ev = socks4_step(p);
+        if (p->version == SOCKS4_VERSION)
+            ev = socks4_step_header(p);
         else if (p->state == SOCKS5_PARSE_METHODS)
             ev = socks5_step_greeting(p);
         else if (p->state == SOCKS5_PARSE_AUTH || p->state == SOCKS5_PARSE_AUTH_PASSWORD)

@@ -61,6 +61,13 @@ enum {
     SOCKS5_ERROR_USERPASS = 0x100,
 };
 
+/* Where a SOCKS4 request's parse is, past its version byte (private to the parser). */
+enum socks4_read {
+    SOCKS4_READ_HEADER, /* VN CD DSTPORT DSTIP, into buf */
+    SOCKS4_READ_USERID, /* counted up to its NUL, not kept */
+    SOCKS4_READ_HOST,   /* SOCKS4a: into name, up to its NUL */
+};
+
 /* What socks5_parse_feed() found. */
 enum socks5_event {
     SOCKS5_EV_NEED_MORE = 0,  /* all input consumed, nothing complete yet */
@@ -97,6 +104,10 @@ struct socks5_parser {
     size_t pos;
     size_t need;
     uint8_t buf[262];
+    /* private: where a SOCKS4 request is (its strings have no length), and how long its user id
+     * is so far (the bytes are not kept) */
+    enum socks4_read s4_state;
+    size_t s4_userid_len;
 };
 
 void socks5_parse_init(struct socks5_parser *p);

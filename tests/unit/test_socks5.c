@@ -360,50 +360,76 @@ TEST_IMPL(socks4_requests)
     return 0;
 }
 
-/* SOCKS4 strings have no length: too long must end in an error, never an overflow. */
+/* SOCKS4 strings have no length: too long must end in an error (answered 91, as any refused
+ * SOCKS4 request), never an overflow. The user id is only counted, so a 4a host name may be as
+ * long as a SOCKS5 one (255 bytes) beside a user id as long as a SOCKS5 user name. Failed before
+ * the fix: the user id and the host had to fit in 262 bytes together, so a 253-byte host name
+ * (as long as DNS allows) beside an empty user id was refused, and beside a 20-byte one a 234-byte
+ * host name. */
 TEST_IMPL(socks4_too_long)
 {
     static uint8_t in[1024];
     struct socks_outcome o;
     static const size_t ones[] = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 7, 100, 3, 0};
 
-    /* A user id that never ends. */
+    /* A user id that never ends: refused past 255 bytes. */
     memcpy(in, "\x04\x01\x00\x50\x01\x02\x03\x04", 8);
     memset(in + 8, 'u', sizeof(in) - 8);
     socks_run_whole(&o, in, sizeof(in));
     ASSERT_EQ(o.events[0], SOCKS5_EV_ERROR);
-    ASSERT_EQ(o.p.error, SOCKS4_REP_REJECTED); /* answered 91, as any refused SOCKS4 request */
-    ASSERT(o.request_end <= sizeof(o.p.buf));
+    ASSERT_EQ(o.p.error, SOCKS4_REP_REJECTED);
+    ASSERT_EQ(o.request_end, 8 + 256);
     socks_run(&o, in, sizeof(in), ones);
     ASSERT_EQ(o.events[0], SOCKS5_EV_ERROR);
 
-    /* A 4a host name that never ends. */
+    /* A 4a host name that never ends: refused past 255 bytes. */
     memcpy(in, "\x04\x01\x00\x50\x00\x00\x00\x01\x00", 9);
     memset(in + 9, 'h', sizeof(in) - 9);
     socks_run_whole(&o, in, sizeof(in));
     ASSERT_EQ(o.events[0], SOCKS5_EV_ERROR);
     ASSERT_EQ(o.p.error, SOCKS4_REP_REJECTED);
+    ASSERT_EQ(o.request_end, 9 + 256);
 
-    /* Every split of user id and host lengths around the buffer's edge: either a request with the
-     * right name, or an error; never anything past the buffer (ASan watches). */
-    for (size_t uid = 240; uid <= 256; uid++) {
-        for (size_t host = 0; host <= 20; host++) {
-            size_t n = 0;
-            memcpy(in, "\x04\x01\x00\x50\x00\x00\x00\x01", 8);
-            n = 8;
-            memset(in + n, 'u', uid);
-            n += uid;
-            in[n++] = 0;
-            memset(in + n, 'h', host);
-            n += host;
-            in[n++] = 0;
-            socks_run_whole(&o, in, n);
-            ASSERT_EQ(o.n_events, 1);
-            if (o.events[0] == SOCKS5_EV_REQUEST) {
-                ASSERT(n <= sizeof(o.p.buf));
-                ASSERT_EQ(strlen(o.p.name), host);
-            } else {
-                ASSERT(n > sizeof(o.p.buf) || host == 0);
+    /* User ids and host names around their bounds, SOCKS4a and plain SOCKS4 (whose DSTIP is
+     * no 0.0.0.x: the bytes after the user id are then not its): a request with the right name
+     * and the whole request consumed, or an error exactly past a bound. */
+    static const size_t uids[] = {0, 1, 20, 254, 255, 256, 300};
+    static const size_t hosts[] = {0, 1, 234, 253, 254, 255, 256, 300};
+    for (int four_a = 0; four_a < 2; four_a++) {
+        for (size_t i = 0; i < ARRAY_SIZE(uids); i++) {
+            for (size_t j = 0; j < ARRAY_SIZE(hosts); j++) {
+                size_t uid = uids[i], host = hosts[j], n = 0;
+                static const uint8_t hdr4a[8] = {4, 1, 0, 0x50, 0, 0, 0, 1};
+                static const uint8_t hdr4[8] = {4, 1, 0, 0x50, 10, 0, 0, 1};
+                memcpy(in, four_a ? hdr4a : hdr4, 8);
+                n = 8;
+                memset(in + n, 'u', uid);
+                n += uid;
+                in[n++] = 0;
+                size_t request_end = n;
+                memset(in + n, 'h', host);
+                n += host;
+                in[n++] = 0;
+                if (four_a)
+                    request_end = n;
+                socks_run_whole(&o, in, n);
+                ASSERT_EQ(o.n_events, 1);
+                int ok = uid <= 255 && (!four_a || (host >= 1 && host <= 255));
+                ASSERT_ROW(o.events[0] == (ok ? SOCKS5_EV_REQUEST : SOCKS5_EV_ERROR),
+                           "4a %d uid %zu host %zu", four_a, uid, host);
+                if (!ok) {
+                    ASSERT_EQ(o.p.error, SOCKS4_REP_REJECTED);
+                    continue;
+                }
+                ASSERT_EQ(o.request_end, request_end);
+                if (four_a) {
+                    ASSERT_EQ(o.p.atyp, SOCKS5_ATYP_DOMAIN);
+                    ASSERT_EQ(strlen(o.p.name), host);
+                } else {
+                    ASSERT_EQ(o.p.atyp, SOCKS5_ATYP_IPV4);
+                    ASSERT_MEM_EQ(o.p.addr.bytes, "\x0a\x00\x00\x01", 4);
+                }
+                ASSERT_EQ(o.p.port, 0x50);
             }
         }
     }

@@ -1057,9 +1057,9 @@ TEST_IMPL(socks_server_bad_requests)
     many[1] = 255;
     for (int i = 0; i < 255; i++)
         many[2 + i] = (uint8_t)(i + 1); /* every method but "no authentication" */
-    /* A SOCKS4 request longer than the parser holds (262 bytes, the user id not ended): its
-     * reply's layout is known, so it is answered 91 as any refused SOCKS4 request is. */
-    uint8_t long4[262];
+    /* A SOCKS4 user id longer than the parser takes (256 bytes, not ended): the reply's layout is
+     * known, so it is answered 91 as any refused SOCKS4 request is. */
+    uint8_t long4[8 + 256];
     memcpy(long4, "\x04\x01\x00\x50\x01\x02\x03\x04", 8);
     memset(long4 + 8, 'u', sizeof(long4) - 8);
     const struct {
