@@ -42,6 +42,10 @@ seed("fuzz_socks5", "udp-associate", b"\x05\x01\x00" b"\x05\x03\x00\x01\x00\x00\
 seed("fuzz_socks5", "bind-rsv7", b"\x05\x01\x00" b"\x05\x02\x07\x01\x0a\x00\x00\x01\x00\x50")
 seed("fuzz_socks5", "socks4-user", b"\x04\x01\x15\x38\x00\x00\x00\x09bob\x00")
 seed("fuzz_socks5", "socks4a-host", b"\x04\x01\x00\x50\x00\x00\x00\x01\x00web.lab.test\x00")
+# a user id and a host name, each near its bound (the user id is counted, not kept)
+seed("fuzz_socks5", "socks4a-long-host",
+     b"\x04\x01\x00\x50\x00\x00\x00\x01" + b"u" * 250 + b"\x00"
+     + (b"a" * 63 + b".") * 3 + b"b" * 61 + b"\x00")
 seed("fuzz_socks5", "nmethods-0", b"\x05\x00\x05\x01")
 # with --socks-auth (the target parses every input both ways): curl's greeting, a login, a request
 seed("fuzz_socks5", "auth-userpass",
