@@ -30,7 +30,7 @@ import sys
 import tempfile
 import time
 
-from proclib import fail, free_port
+from proclib import fail, free_port, term_exits_0
 
 WAIT_S = 10
 
@@ -159,13 +159,7 @@ def main():
         if not refused(s_port):
             fail(f"T free: S still listens:\n{log_text()}")
 
-        proc.send_signal(signal.SIGTERM)
-        try:
-            rc = proc.wait(WAIT_S)
-        except subprocess.TimeoutExpired:
-            fail("no exit within 10 s of SIGTERM")
-        if rc != 0:
-            fail(f"exit status {rc} after SIGTERM, not 0:\n{log_text()}")
+        term_exits_0(proc, log_text)
     finally:
         if proc.poll() is None:
             proc.kill()

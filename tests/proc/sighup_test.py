@@ -36,7 +36,7 @@ import sys
 import tempfile
 import time
 
-from proclib import fail, free_port
+from proclib import fail, free_port, term_exits_0
 
 HARD_RESET_CLIENT_V2 = 7
 WAIT_S = 10
@@ -172,13 +172,7 @@ def main():
         alive("after SIGHUP with a bad .ovpn")
         socks_accepts("after SIGHUP with a bad .ovpn")
 
-        proc.send_signal(signal.SIGTERM)
-        try:
-            rc = proc.wait(WAIT_S)
-        except subprocess.TimeoutExpired:
-            fail("no exit within 10 s of SIGTERM")
-        if rc != 0:
-            fail(f"exit status {rc} after SIGTERM, not 0:\n{log_text()}")
+        term_exits_0(proc, log_text)
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -256,13 +250,7 @@ def main():
             fail(f"--conf: a reload said something waits for a restart:\n{log_text()}")
         socks_accepts("--conf, after SIGHUP with another .ovpn")
 
-        proc.send_signal(signal.SIGTERM)
-        try:
-            rc = proc.wait(WAIT_S)
-        except subprocess.TimeoutExpired:
-            fail("--conf: no exit within 10 s of SIGTERM")
-        if rc != 0:
-            fail(f"--conf: exit status {rc} after SIGTERM, not 0:\n{log_text()}")
+        term_exits_0(proc, log_text, "--conf")
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -25,7 +25,7 @@ import sys
 import tempfile
 import time
 
-from proclib import fail, free_port
+from proclib import fail, free_port, term_exits_0
 
 WAIT_S = 10
 
@@ -149,13 +149,7 @@ def main():
         logs_in("after a bad file", "bob", "three", True)
         logs_in("after a bad file", "carol", "four", False)
 
-        proc.send_signal(signal.SIGTERM)
-        try:
-            rc = proc.wait(WAIT_S)
-        except subprocess.TimeoutExpired:
-            fail("no exit within 10 s of SIGTERM")
-        if rc != 0:
-            fail(f"exit status {rc} after SIGTERM, not 0:\n{log_text()}")
+        term_exits_0(proc, log_text)
     finally:
         if proc.poll() is None:
             proc.kill()
