@@ -3,7 +3,8 @@
  *            (the only code that writes c->state)
  * link.c     resolving, connecting and reconnecting: the transport and its events
  * session.c  the control channel: resets, reliability, TLS, key method 2, PUSH_REQUEST /
- *            PUSH_REPLY and NCP, control messages, renegotiation
+ *            PUSH_REPLY and NCP, renegotiation
+ * messages.c what the server says on it: PUSH_REPLY, AUTH_FAILED, RESTART, HALT, INFO, ...
  * datapath.c data channel packets: encrypt and send, decrypt and deliver, drop counts
  * timers.c   every timer (timers.h) */
 #ifndef VPN2SOCKS_OPENVPN_INTERNAL_H
@@ -231,6 +232,16 @@ void ovpn_client_send_push_request(struct ovpn_client *c);
 int ovpn_client_send_exit(struct ovpn_client *c, unsigned copies);
 /* Starts a renegotiation of our own unless one is under way; why goes to the log. */
 void ovpn_client_renegotiate(struct ovpn_client *c, const char *why);
+/* The whole PUSH_REPLY is in c->push: settles the tunnel's settings and comes up, or fails. */
+void ovpn_client_pushed(struct ovpn_client *c);
+
+/* messages.c */
+/* One NUL-terminated message from the server on ks. */
+void ovpn_client_message(struct ovpn_client *c, struct ovpn_ks *ks, const char *msg);
+/* Replaces the auth-token and, with user, the user it is for; NULL for token forgets both. */
+void ovpn_client_set_token(struct ovpn_client *c, const char *token, const char *user);
+/* The client refused the push (why): a restart, or the end once every remote refused in turn. */
+void ovpn_client_push_failed(struct ovpn_client *c, const char *why);
 
 /* datapath.c */
 /* Frames, encrypts and sends one payload with the primary key. 0, or -ENETDOWN without one. */
