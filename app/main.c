@@ -15,6 +15,7 @@
 #include "app/listeners.h"
 #include "app/metrics.h"
 #include "app/status.h"
+#include "app/version.h"
 #include "base/conn_limit.h"
 #include "base/credentials.h"
 #include "base/log.h"
@@ -502,7 +503,7 @@ int main(int argc, char **argv)
         return 0;
     }
     if (a.opt.version) {
-        printf("vpn2socks %s\n", VPN2SOCKS_VERSION);
+        version_print(stdout, VPN2SOCKS_VERSION);
         options_free(&a.opt);
         return 0;
     }

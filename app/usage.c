@@ -123,7 +123,7 @@ void options_usage(FILE *f)
           "                              stable name: tunnel_up, relay_open, ...; \"message\" for the\n"
           "                              rest), msg, and fields such as client, destination, bytes_up\n"
           "  -h, --help                  this help\n"
-          "  -V, --version               print the version\n"
+          "  -V, --version               print the version, and those of OpenSSL, libuv and lwIP\n"
           "\n"
           "A long option may be shortened to a prefix no other starts with (--verb for --verbose);\n"
           "a whole name wins over longer ones (--conf is not --config). A config file takes whole names.\n"

@@ -774,6 +774,11 @@ const char *stack_domains(const struct stack *s)
     return s->domains;
 }
 
+const char *stack_lwip_version(void)
+{
+    return LWIP_VERSION_STRING;
+}
+
 void stack_maybe_free(struct stack *s)
 {
     if (!s->closing || s->handles_open > 0 || !v2s_list_empty(&s->conns) || !v2s_list_empty(&s->queries) ||

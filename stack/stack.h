@@ -47,6 +47,8 @@ struct stack_stats {
 void stack_get_stats(const struct stack *s, struct stack_stats *out);
 /* "not_taken", "checksum", ... for the metrics' reason label. */
 const char *stack_drop_reason_name(enum stack_drop_reason r);
+/* The lwIP release compiled in ("2.2.0"), for --version: only stack/ sees lwIP's headers. */
+const char *stack_lwip_version(void);
 
 /* Tunnel events, forwarded by whoever owns the tunnel. */
 /* The MTU taken when the tunnel gives none (ts->mtu 0): IPv6's minimum, safe for IPv4 too. */

@@ -109,7 +109,10 @@ bin=$root/usr/bin/vpn2socks
 check_eq() {
     if [ "$2" = "$3" ]; then pass "$1"; else fail "$1: expected '$2', got '$3'"; fi
 }
-check_eq "installed vpn2socks --version" "vpn2socks $version" "$("$bin" --version 2>&1)"
+# --version's second line names the libraries it runs with, whose versions are this machine's.
+check_eq "installed vpn2socks --version" "vpn2socks $version" "$("$bin" --version 2>&1 | sed -n 1p)"
+check "installed vpn2socks --version names the libraries" \
+    sh -c "'$bin' --version | sed -n 2p | grep -q '^library versions: OpenSSL .*, libuv .*, lwIP '"
 check "installed vpn2socks --help names --conf" sh -c "'$bin' --help | grep -q -- '--conf FILE'"
 "$bin" --no-such-option >/dev/null 2>&1
 check_eq "installed vpn2socks --no-such-option: exit status 1" 1 "$?"
@@ -179,7 +182,7 @@ step() { echo "== $*"; chroot "$m" sh -c "$*"; echo "== exit $?"; }
 step 'dpkg -i /tmp/v.deb'
 step 'dpkg -s vpn2socks | grep "^Status:"'
 step 'getent group vpn2socks && test -d /etc/vpn2socks && echo /etc/vpn2socks'
-step 'vpn2socks --version'
+step 'v=$(vpn2socks --version) && printf "%s\n" "$v" | sed -n 1p'
 step 'man -w vpn2socks'
 step 'cp /usr/lib/systemd/system/vpn2socks@.service /tmp/vpn2socks@test.service && systemd-analyze verify /tmp/vpn2socks@test.service 2>&1'
 # The files laid out as examples/systemd/README.md says, read as the unit reads them: an

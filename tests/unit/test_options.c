@@ -1,11 +1,16 @@
 /* app/options.c: the connection caps, the handshake timeout, --allow-direct-local, and which
- * listen addresses only this host can reach. */
+ * listen addresses only this host can reach; and app/version.c, what --version prints. */
 #include <errno.h>
 #include <netinet/in.h>
 
+#include <openssl/crypto.h>
+#include <uv.h>
+
 #include "app/options.h"
+#include "app/version.h"
 #include "base/addr.h"
 #include "base/log.h"
+#include "lwip/init.h"
 #include "test.h"
 
 /* Parses a command line given as one string of words; returns what options_parse() returned. */
@@ -577,5 +582,25 @@ TEST_IMPL(options_domain_names)
                     sizeof(err)), 0);
     ASSERT_STR_EQ(o.overrides.domains, "corp.example .Lab-1.internal. _srv.x");
     options_free(&o);
+    return 0;
+}
+
+/* --version named vpn2socks alone, and operators who check the OpenSSL in use against an advisory
+ * (as openvpn --version lets them) had nothing to go on. The second line names each library, with
+ * the version the loaded OpenSSL and libuv report and the lwIP compiled in. */
+TEST_IMPL(version_names_libraries)
+{
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    ASSERT(f != NULL);
+    version_print(f, "1.2.3");
+    ASSERT_EQ(fclose(f), 0);
+    char want[512];
+    snprintf(want, sizeof(want), "vpn2socks 1.2.3\nlibrary versions: %s, libuv %s, lwIP %s\n",
+             OpenSSL_version(OPENSSL_VERSION), uv_version_string(), LWIP_VERSION_STRING);
+    ASSERT_STR_EQ(text, want);
+    ASSERT(strncmp(OpenSSL_version(OPENSSL_VERSION), "OpenSSL ", 8) == 0);
+    free(text);
     return 0;
 }

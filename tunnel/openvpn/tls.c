@@ -603,6 +603,11 @@ const char *ovpn_tls_error(const struct ovpn_tls *t)
     return t->error[0] ? t->error : "unknown TLS error";
 }
 
+const char *ovpn_tls_library_version(void)
+{
+    return OpenSSL_version(OPENSSL_VERSION);
+}
+
 void ovpn_tls_describe(const struct ovpn_tls *t, char *buf, size_t cap)
 {
     char cn[OVPN_TLS_SHOWN] = "";

@@ -41,5 +41,9 @@ int ovpn_tls_export_keys(struct ovpn_tls *t, uint8_t *out, size_t len);
 const char *ovpn_tls_error(const struct ovpn_tls *t);
 /* "TLSv1.3, cipher TLS_AES_256_GCM_SHA384, peer CN=server" for the log. */
 void ovpn_tls_describe(const struct ovpn_tls *t, char *buf, size_t cap);
+/* The OpenSSL the process runs with ("OpenSSL 3.0.13 30 Jan 2024"), asked of the library at run
+ * time rather than taken from the headers built against: --version prints it, and operators
+ * check it against security advisories, so it must be the one actually loaded. */
+const char *ovpn_tls_library_version(void);
 
 #endif
