@@ -697,12 +697,15 @@ static int options_getopt(struct options *o, int argc, char **argv, unsigned lin
         case 'q':
             o->verbosity = -1;
             break;
+        /* --help and --version read the rest of the command line as any option does: returning
+         * here left a stray word after them unread ("vpn2socks -V extra" printed the version and
+         * exited 0), where everywhere else it is refused. */
         case 'h':
             o->help = 1;
-            return 0;
+            break;
         case 'V':
             o->version = 1;
-            return 0;
+            break;
         case ':':
             snprintf(err, errcap, "%s needs a value", argv[optind - 1]);
             return -EINVAL;

@@ -15,6 +15,8 @@ and that stderr holds the message expected:
 - openconnect's environment with VPNFD naming a descriptor that is not open (a wrapper such as
   sudo closed it): the message says so (it was "Bad file descriptor"); reason set and no VPNFD
   (openconnect given --script without --script-tun): the message says to add --script-tun;
+- a stray word after --version (-V extra): refused as anywhere else (it was ignored, exit 0); and
+  --version alone exits 0 with a second line naming OpenSSL, libuv and lwIP;
 - under journald ($JOURNAL_STREAM naming stderr, as systemd sets it): the message is an error to
   the journal, "<3>vpn2socks: ...", without "Try --help" (it went in at priority info, so
   `journalctl -p err` did not show why the service failed to start).
@@ -22,6 +24,7 @@ No VPN server: the .ovpn names a port nothing answers on, and each run stops bef
 Exit 0 on success, 1 on failure (with the reason on stderr), 77 when it cannot run here.
 """
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -75,6 +78,8 @@ def main():
             (["--config", ovpn, "--auth-user-pass", up, "--mtu", "1400"] + listen,
              "--config brings its own tunnel: --mtu does not apply (the MTU is the .ovpn's tun-mtu"),
             (["--co", ovpn] + listen, "ambiguous option --co: it could be --conf, --config or --connect-timeout"),
+            (["-V", "extra"], "unexpected argument 'extra'"),
+            (["--version", "extra"], "unexpected argument 'extra'"),
         ]
         # openconnect's environment without its descriptor (a wrapper closed it: sudo does), and
         # openconnect given --script without --script-tun (reason set, no VPNFD).
@@ -96,6 +101,13 @@ def main():
         want = f"<3>vpn2socks: --conf {missing}.conf: No such file or directory\n"
         if p.returncode != 1 or text != want:
             wrong.append(f"under journald: exit {p.returncode}, stderr {text!r}; expected exit 1 with {want!r}")
+        p = subprocess.run([binary, "--version"], capture_output=True, text=True, timeout=10)
+        lines = p.stdout.splitlines()
+        if p.returncode != 0 or len(lines) != 2 or not lines[0].startswith("vpn2socks ") or \
+                not re.fullmatch(r"library versions: OpenSSL \S.*, libuv \d+\.\d+\.\d+\S*, lwIP \d+\.\d+\.\d+\S*",
+                                 lines[1]):
+            wrong.append(f"--version: exit {p.returncode}, stdout {p.stdout!r}; expected exit 0 with the "
+                         "library versions")
         if wrong:
             fail(f"{len(wrong)} of {len(rows)} rows:\n" + "\n".join(wrong))
     print(f"cli_messages: {len(rows)} command lines refused with the expected messages")

@@ -417,6 +417,13 @@ TEST_IMPL(options_unknown_named)
         /* A .ovpn file given alone, as "openvpn client.ovpn" takes it: the message says where it goes. */
         {"-D 1080 client.ovpn", "unexpected argument 'client.ovpn': a .ovpn file goes after --config (-c)"},
         {"-D 1080 extra", "unexpected argument 'extra'"},
+        /* After --help or --version as anywhere else (the word was ignored, and the exit 0). */
+        {"-V extra", "unexpected argument 'extra'"},
+        {"--version extra", "unexpected argument 'extra'"},
+        {"extra --version", "unexpected argument 'extra'"},
+        {"-h extra", "unexpected argument 'extra'"},
+        {"--help client.ovpn", "unexpected argument 'client.ovpn': a .ovpn file goes after --config (-c)"},
+        {"-V --bogus", "unknown option --bogus"},
         /* A flag given a value is named as the flag it is, not as an unknown option. */
         {"-D 1080 --allow-direct-local=yes", "--allow-direct-local takes no value: give it alone"},
         {"-D 1080 --verbose=2", "--verbose takes no value: give it alone"},
