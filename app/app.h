@@ -114,6 +114,7 @@ struct app_reload_scratch {
     unsigned char late[LISTENERS_MAX]; /* want[j] starts once the closes are done */
     int from[LISTENERS_MAX];
     struct app_listener next[LISTENERS_MAX];
+    size_t kept, started, closed; /* what app_listeners_reload did, for the reload's summary */
 };
 /* The reload's apply step: moves the running listeners to those o asks for, all or nothing. 0, or
  * a negative uv error with err naming the listener that could not start and why, every listener

@@ -1,6 +1,7 @@
 /* vpn2socks: wires a tunnel, the stack, the router and the listeners together on one loop. main.c
  * runs the loop, the signals, the --status wiring and the stop; the tunnel is opened in
  * tunnel_setup.c and the listeners are started, closed and reloaded in serve.c (app/app.h). */
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -363,13 +364,29 @@ static void app_reload(struct app *a)
     a->opt.log_format = next.log_format;
     /* Last, once the listeners are in place: the session restarts only on a .ovpn (or another
      * one) that reads differently; the paths the session runs on move only once it does. */
-    if (a->opt.config && next.config && app_reload_openvpn(a, next.config, next.auth_user_pass, 0) >= 0) {
+    int session = 0;
+    if (a->opt.config && next.config && (session = app_reload_openvpn(a, next.config, next.auth_user_pass, 0)) >= 0) {
         char *config = a->opt.config, *auth = a->opt.auth_user_pass;
         a->opt.config = next.config;
         a->opt.auth_user_pass = next.auth_user_pass;
         next.config = config;
         next.auth_user_pass = auth;
     }
+    /* One line says the reload happened, at any level: at the default one (warnings) an operator
+     * who sent SIGHUP saw nothing, and could not tell a reload from a signal that never came. The
+     * .ovpn's failure, if any, was an error line of its own just before. */
+    const char *sep = "", *path = "", *note = "";
+    if (session > 0) {
+        sep = "; ";
+        path = a->opt.config;
+        note = " changed: the session restarts on it";
+    } else if (session < 0 && session != -ESHUTDOWN)
+        note = "; the running session is kept";
+    const struct v2s_log_field fields[] = {V2S_LOG_NUM("kept", w->kept), V2S_LOG_NUM("started", w->started),
+                                           V2S_LOG_NUM("closed", w->closed)};
+    v2s_log_event_requested(V2S_LOG_INFO, "reload_done", fields, sizeof(fields) / sizeof(fields[0]),
+                            "reload: %zu listener%s kept, %zu started, %zu closed%s%s%s", w->kept,
+                            w->kept == 1 ? "" : "s", w->started, w->closed, sep, path, note);
 out:
     options_free(&next);
     free(w);

@@ -303,8 +303,9 @@ int app_listeners_reload(struct app *a, const struct options *o, struct app_relo
         }
     memcpy(a->listeners, w->next, n_want * sizeof(w->next[0]));
     a->n_listeners = n_want;
-    v2s_event(V2S_LOG_INFO, "reload_done", "reload: %zu listener%s kept, %zu started, %zu closed", kept,
-              kept == 1 ? "" : "s", started, closed);
+    w->kept = kept;
+    w->started = started;
+    w->closed = closed;
     return 0;
 fail:
     snprintf(err, errcap, "%s: %s", listener_spec_name(&w->next[j].spec, name, sizeof(name)), uv_strerror(rc));

@@ -330,8 +330,13 @@ int app_reload_openvpn(struct app *a, const char *config, const char *auth_user_
         return rc;
     }
     memcpy(a->ovpn_digest, digest, sizeof(digest));
-    v2s_event(V2S_LOG_INFO, "reload_done", "reload: %s read%s; the session restarts on it, the listeners stay",
-              config, always ? "" : " (changed)");
+    /* A plain SIGHUP's summary, shown at any level as the operator asked for it; under --conf the
+     * reload's own summary (app_reload) says the session restarts, and this line is detail. */
+    if (always)
+        v2s_log_event_requested(V2S_LOG_INFO, "reload_done", NULL, 0,
+                                "reload: %s read; the session restarts on it, the listeners stay", config);
+    else
+        v2s_info("reload: %s read (changed); the session restarts on it, the listeners stay", config);
     return 1;
 }
 

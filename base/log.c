@@ -255,3 +255,12 @@ void v2s_log_event(enum v2s_log_level level, const char *event, const struct v2s
     log_write(level, event, fields, n, fmt, ap);
     va_end(ap);
 }
+
+void v2s_log_event_requested(enum v2s_log_level level, const char *event, const struct v2s_log_field *fields,
+                             size_t n, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    log_write(level, event, fields, n, fmt, ap);
+    va_end(ap);
+}

@@ -58,6 +58,12 @@ void v2s_log(enum v2s_log_level level, const char *fmt, ...) __attribute__((form
 void v2s_log_event(enum v2s_log_level level, const char *event, const struct v2s_log_field *fields, size_t n,
                    const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
+/* As v2s_log_event, for the answer to an operator's request by name (the summary of a SIGHUP
+ * reload): written at any level, as the request asked for it, with level as its priority. At the
+ * default level (warnings) an info line was dropped, and the operator saw nothing happen. */
+void v2s_log_event_requested(enum v2s_log_level level, const char *event, const struct v2s_log_field *fields,
+                             size_t n, const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
 /* Writes the JSON object of one line into buf (no newline), always NUL-terminated and always a
  * whole object: a message too long for cap is cut at a character boundary. Returns its length. */
 size_t v2s_log_json(char *buf, size_t cap, const struct timespec *when, enum v2s_log_level level, const char *event,
