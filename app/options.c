@@ -770,6 +770,53 @@ static int parse_bool(const char *v)
     return -1;
 }
 
+/* Edits from a to b (insertions, deletions, substitutions and swaps of two neighbours: "scoks" is
+ * one from "socks"), counted up to limit + 1 and no further. */
+static size_t option_distance(const char *a, const char *b, size_t limit)
+{
+    enum { MAX = 64 };
+    size_t la = strlen(a), lb = strlen(b);
+    if (la > MAX || lb > MAX || (la > lb ? la - lb : lb - la) > limit)
+        return limit + 1;
+    size_t rows[3][MAX + 1], *prev2 = rows[0], *prev = rows[1], *cur = rows[2];
+    for (size_t j = 0; j <= lb; j++)
+        prev[j] = j;
+    for (size_t i = 1; i <= la; i++) {
+        cur[0] = i;
+        for (size_t j = 1; j <= lb; j++) {
+            size_t d = prev[j - 1] + (a[i - 1] != b[j - 1]);
+            if (prev[j] + 1 < d)
+                d = prev[j] + 1;
+            if (cur[j - 1] + 1 < d)
+                d = cur[j - 1] + 1;
+            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] && prev2[j - 2] + 1 < d)
+                d = prev2[j - 2] + 1;
+            cur[j] = d;
+        }
+        size_t *t = prev2;
+        prev2 = prev;
+        prev = cur;
+        cur = t;
+    }
+    return prev[lb] > limit ? limit + 1 : prev[lb];
+}
+
+/* The one name a config file takes that is within two edits of name, or NULL when none or several
+ * are: "sock = 1080" was only "unknown option 'sock'", and the user had to find socks alone. */
+static const char *option_suggestion(const char *name)
+{
+    const char *best = NULL;
+    for (int i = 0; i < OPTIONS_N_NAMES; i++) {
+        int c = long_options[i].val;
+        if (c == OPT_CONF || c == 'h' || c == 'V' || option_distance(name, long_options[i].name, 2) > 2)
+            continue;
+        if (best)
+            return NULL;
+        best = long_options[i].name;
+    }
+    return best;
+}
+
 int options_apply_setting(struct options *o, const char *name, const char *value, unsigned line, const char *dir,
                           char *err, size_t errcap)
 {
@@ -782,7 +829,9 @@ int options_apply_setting(struct options *o, const char *name, const char *value
         if (strcmp(long_options[i].name, name) == 0)
             slot = i;
     if (slot < 0) {
-        snprintf(err, errcap, "unknown option '%s'", name);
+        const char *near = option_suggestion(name);
+        snprintf(err, errcap, "unknown option '%s'%s%s%s", name, near ? ": did you mean '" : "", near ? near : "",
+                 near ? "'?" : "");
         return -EINVAL;
     }
     int c = long_options[slot].val;

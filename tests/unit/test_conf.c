@@ -126,7 +126,17 @@ TEST_IMPL(conf_errors_name_the_line)
         const char *message;
     } rows[] = {
         {"socks = 1080\nbogus = 1\n", "t.conf:2: unknown option 'bogus'"},
-        {"sock = 1080\n", "t.conf:1: unknown option 'sock'"}, /* no abbreviations, unlike getopt */
+        /* No abbreviations, unlike getopt; a name within two edits of one it takes is offered. */
+        {"sock = 1080\n", "t.conf:1: unknown option 'sock': did you mean 'socks'?"},
+        {"scoks = 1080\n", "t.conf:1: unknown option 'scoks': did you mean 'socks'?"},
+        {"socks = 1\nsock-auth = u\n", "t.conf:2: unknown option 'sock-auth': did you mean 'socks-auth'?"},
+        {"socks = 1\nallow-direct-locals = yes\n",
+         "t.conf:2: unknown option 'allow-direct-locals': did you mean 'allow-direct-local'?"},
+        {"socks = 1\nconfg = a.ovpn\n", "t.conf:2: unknown option 'confg': did you mean 'config'?"},
+        /* Two within reach (mtu and route), or only names the file does not take: no guess. */
+        {"socks = 1\nute = 1\n", "t.conf:2: unknown option 'ute'"},
+        {"socks = 1\nversio = 1\n", "t.conf:2: unknown option 'versio'"},
+        {"socks = 1\nbogus = 1\n", "t.conf:2: unknown option 'bogus'"},
         {"--socks = 1080\n", "t.conf:1: '--socks': write the option's name without dashes"},
         {"socks = 1080\nmtu =\n", "t.conf:2: mtu needs a value"},
         {"socks = 1080\n\n# c\nallow-direct-local\n", "t.conf:4: expected `name = value` (a flag too: `name = yes`)"},
