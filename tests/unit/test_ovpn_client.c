@@ -1878,6 +1878,46 @@ TEST_IMPL(ovpn_client_reneg_cert_refused_restarts)
     return 0;
 }
 
+/* tls-exit: the certificate refused in a renegotiation, and a renegotiation the server never
+ * answers within hand-window, stop the client (exit status 2, TUNNEL_DOWN_AUTH) instead of the
+ * new session or reconnect above. It was accepted and ignored, and the client went on. */
+TEST_IMPL(ovpn_client_tls_exit_stops)
+{
+    static const char *const protos[] = {"udp", "tcp"};
+    for (size_t r = 0; r < 2; r++) {
+        struct world w;
+        world_up(&w, protos[r], push_reply_ping, "tls-exit\n");
+        ASSERT_EQ(w.c->state, OVPN_CLIENT_UP);
+        srv_use_cert(&w, 0);
+        srv_renegotiate(&w, 1);
+        pump(&w);
+        if (w.c->state != OVPN_CLIENT_DONE)
+            TEST_FAIL_AT("%s: refused certificate: the client goes on (state %d)", protos[r], (int)w.c->state);
+        ASSERT_EQ(w.down_reason, TUNNEL_DOWN_AUTH);
+        ASSERT(strstr(w.down_why, "tls-exit: ") == w.down_why);
+        ASSERT(strstr(w.down_why, "server certificate verify failed") != NULL);
+        srv_use_cert(&w, 1);
+        world_close(&w);
+
+        world_up(&w, protos[r], push_reply_ping, "tls-exit\n");
+        ASSERT_EQ(w.c->state, OVPN_CLIENT_UP);
+        w.srv.hold_reneg = 1;
+        ovpn_client_renegotiate(w.c, "test");
+        pump(&w);
+        for (int i = 0; i < 70 && w.c->state == OVPN_CLIENT_UP; i++) {
+            advance(&w, 1000);
+            pump(&w);
+        }
+        if (w.c->state != OVPN_CLIENT_DONE)
+            TEST_FAIL_AT("%s: hand-window: the client goes on (state %d)", protos[r], (int)w.c->state);
+        ASSERT_EQ(w.down_reason, TUNNEL_DOWN_AUTH);
+        ASSERT(strstr(w.down_why, "tls-exit: renegotiation of key 1 did not finish") == w.down_why);
+        w.srv.hold_reneg = 0;
+        world_close(&w);
+    }
+    return 0;
+}
+
 /* The guard of the case above: the server answers the renegotiation only 59 s in (its answer to
  * every packet of the new key held back until then). The new key comes in before hand-window,
  * the old one carries the data meanwhile and the new one after, and the session stays. */

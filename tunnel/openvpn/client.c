@@ -194,6 +194,17 @@ void ovpn_client_enter_failed(struct ovpn_client *c, enum tunnel_down_reason rea
     c->t.ev.down(c->t.ev.arg, reason, why);
 }
 
+/* OpenVPN's tls-exit turns the SIGUSR1 of a TLS error into a SIGTERM (init.c tls_exit_signal,
+ * forward.c check_tls_errors), which exits with success there. We stop with the exit status of a
+ * certificate failure, 2, since the error is one in the TLS of the server or of its certificate,
+ * and a supervisor that restarts on failure should see one. */
+void ovpn_client_enter_tls_exit(struct ovpn_client *c, const char *why)
+{
+    char msg[400];
+    snprintf(msg, sizeof(msg), "tls-exit: %s", why);
+    ovpn_client_enter_failed(c, TUNNEL_DOWN_AUTH, msg);
+}
+
 /* Why a restart happens, by the phase it ends (tunnel_reconnect_reason). */
 static enum tunnel_reconnect_reason ovpn_client_restart_reason(enum ovpn_client_state s)
 {
@@ -337,6 +348,7 @@ static const struct ovpn_timer_actions ovpn_client_timer_actions = {
     .ping = ovpn_client_send_ping,
     .push_request = ovpn_client_send_push_request,
     .renegotiate = ovpn_client_renegotiate,
+    .tls_exit = ovpn_client_enter_tls_exit,
 };
 
 /* --- the tunnel interface --- */

@@ -79,6 +79,7 @@ struct ovpn_config {
     char *auth_file;              /* the file the credentials came from (resolved); NULL: inline */
     int auth_nocache;             /* auth-nocache: wipe the password once sent, read the file again */
     int auth_retry;               /* auth-retry nointeract or interact: AUTH_FAILED reconnects */
+    int tls_exit;                 /* tls-exit: a TLS error stops the client instead of a restart */
     unsigned load_flags;          /* what ovpn_config_load_flags was given, for reading it again */
     uint8_t digest[OVPN_CONFIG_DIGEST_LEN]; /* SHA-256 of every file the load read, each after its
                                   * role and length: a reload that reads the same digest again

@@ -276,6 +276,16 @@ static int config_apply_auth_nocache(struct ovpn_config_parser *p, char **w, int
     return 0;
 }
 
+/* tls-exit: a TLS error (a failed handshake or renegotiation, a refused server certificate)
+ * stops the client, where it restarts without (OpenVPN's forward.c check_tls_errors sends SIGTERM
+ * instead of SIGUSR1). It was accepted and ignored, so a client told to stop kept reconnecting. */
+static int config_apply_tls_exit(struct ovpn_config_parser *p, char **w, int n, const char *block)
+{
+    (void)w, (void)n, (void)block;
+    p->cfg.tls_exit = 1;
+    return 0;
+}
+
 /* auth-retry none|nointeract|interact: what an AUTH_FAILED does. We ask nobody for credentials,
  * so interact retries as nointeract does. */
 static int config_apply_auth_retry(struct ovpn_config_parser *p, char **w, int n, const char *block)
@@ -607,6 +617,7 @@ const struct config_option ovpn_config_tls_options[] = {
     CONFIG_APPLY_ROW("auth-user-pass", CONFIG_BLOCK, 0, 1, config_apply_auth_user_pass),
     CONFIG_APPLY_ROW("auth-nocache", 0, 0, 0, config_apply_auth_nocache),
     CONFIG_APPLY_ROW("auth-retry", 0, 1, 1, config_apply_auth_retry),
+    CONFIG_APPLY_ROW("tls-exit", 0, 0, 0, config_apply_tls_exit),
     CONFIG_APPLY_ROW("cipher", 0, 1, 1, config_apply_cipher),
     CONFIG_APPLY_ROW("data-ciphers", 0, 1, 1, config_apply_data_ciphers),
     CONFIG_APPLY_ROW("ncp-ciphers", 0, 1, 1, config_apply_data_ciphers),

@@ -82,7 +82,7 @@ static const struct config_option config_options[] = {
     CONFIG_IGNORE_ROW("errors-to-stderr", 0), CONFIG_IGNORE_ROW("echo", 0), CONFIG_IGNORE_ROW("parameter", 0),
     CONFIG_IGNORE_ROW("management", 0), CONFIG_IGNORE_ROW("allow-pull-fqdn", 0),
     CONFIG_IGNORE_ROW("block-ipv6", 0), CONFIG_IGNORE_ROW("push-peer-info", 0),
-    CONFIG_IGNORE_ROW("comp-noadapt", 0), CONFIG_IGNORE_ROW("tls-exit", 0),
+    CONFIG_IGNORE_ROW("comp-noadapt", 0),
     CONFIG_IGNORE_ROW("single-session", 0), CONFIG_IGNORE_ROW("dh", 0), CONFIG_IGNORE_ROW("tran-window", 0),
     CONFIG_IGNORE_ROW("tls-timeout", 0),
     CONFIG_IGNORE_ROW("replay-persist", 0), CONFIG_IGNORE_ROW("mtu-disc", CONFIG_CONN),

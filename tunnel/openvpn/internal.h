@@ -188,6 +188,10 @@ void ovpn_client_enter_new_session(struct ovpn_client *c, const char *why);
 void ovpn_client_enter_reloaded(struct ovpn_client *c);
 /* Gives up for good (DONE): the process exits with the reason's code. Nothing happens once DONE. */
 void ovpn_client_enter_failed(struct ovpn_client *c, enum tunnel_down_reason reason, const char *why);
+/* A TLS error (session.c: a failed handshake or renegotiation, a refused server certificate;
+ * timers.c: one not finished within hand-window) under tls-exit: the client stops (DONE, exit
+ * status 2) with "tls-exit: why". Callers check cfg->tls_exit and restart as usual without. */
+void ovpn_client_enter_tls_exit(struct ovpn_client *c, const char *why);
 /* Whether the session the caller works on ended under it (WAITING or DONE): its keys are gone. */
 int ovpn_client_session_over(const struct ovpn_client *c);
 /* Whether data moves: the session is up, or it is a resumed one waiting for PUSH_REPLY whose

@@ -387,9 +387,14 @@ void ovpn_client_pushed(struct ovpn_client *c)
  * key before it kept for data; forward.c check_tls_errors): over UDP a new session at once on the
  * same socket, which the server takes as the same client and whose address it keeps, over TCP a
  * reconnect. It never tries that key again on its own. Over UDP we reconnected from a new port
- * after a wait instead, the tunnel's connections lost. Any other failure restarts the client. */
+ * after a wait instead, the tunnel's connections lost. Any other failure restarts the client.
+ * Under tls-exit every one of them stops it (forward.c check_tls_errors: SIGTERM). */
 static void ovpn_client_key_failed(struct ovpn_client *c, struct ovpn_ks *ks, const char *why)
 {
+    if (c->cfg->tls_exit) {
+        ovpn_client_enter_tls_exit(c, why);
+        return;
+    }
     int slot = ovpn_ks_slot(c, ks);
     if (c->state != OVPN_CLIENT_UP || slot == c->primary || ovpn_timers_key_retire_at(&c->timers, slot)) {
         ovpn_client_enter_restart(c, why);
@@ -410,7 +415,8 @@ static void ovpn_client_key_failed(struct ovpn_client *c, struct ovpn_ks *ks, co
  * new CA, during a long session. OpenVPN 2.6 takes that as any TLS error (forward.c
  * check_tls_errors: a SIGUSR1 restart unless tls-exit), and so do we: a failed renegotiation, a
  * new session, then reconnects that back off until the server is fixed, where the client stopped
- * for good and a tunnel meant to run for weeks had to be started again by hand. */
+ * for good and a tunnel meant to run for weeks had to be started again by hand. Under tls-exit
+ * key_failed stops it. */
 static void ovpn_client_refused_server(struct ovpn_client *c, struct ovpn_ks *ks, const char *why)
 {
     if (!c->was_up) {

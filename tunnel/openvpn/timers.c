@@ -314,15 +314,22 @@ static int ovpn_timers_run_keys(struct ovpn_timers *t, uint64_t now)
             char why[160];
             unsigned window_s = (unsigned)(window / 1000);
             if (i == c->primary || c->state != OVPN_CLIENT_UP) {
-                snprintf(why, sizeof(why), "no %s within %s (%u s)",
-                         c->state == OVPN_CLIENT_PUSH ? "PUSH_REPLY" : "TLS handshake",
+                int push = c->state == OVPN_CLIENT_PUSH;
+                snprintf(why, sizeof(why), "no %s within %s (%u s)", push ? "PUSH_REPLY" : "TLS handshake",
                          t->key_window[i] ? "the pending authentication's time" : "hand-window", window_s);
-                t->act->restart(c, why);
+                /* A missing PUSH_REPLY is no TLS error in OpenVPN (push.c: no-push-reply), so
+                 * tls-exit leaves it alone; a handshake out of time puts the key in S_ERROR. */
+                if (c->cfg->tls_exit && !push)
+                    t->act->tls_exit(c, why);
+                else
+                    t->act->restart(c, why);
                 return -1;
             }
             snprintf(why, sizeof(why), "renegotiation of key %u did not finish within hand-window (%u s)",
                      ks->key_id, window_s);
-            if (c->proto == OVPN_PROTO_UDP)
+            if (c->cfg->tls_exit)
+                t->act->tls_exit(c, why);
+            else if (c->proto == OVPN_PROTO_UDP)
                 t->act->new_session(c, why);
             else
                 t->act->restart(c, why);

@@ -35,6 +35,9 @@ struct ovpn_timer_actions {
     void (*push_request)(struct ovpn_client *c);
     /* A new key of our own; why goes to the log. */
     void (*renegotiate)(struct ovpn_client *c, const char *why);
+    /* A key negotiation ran out of hand-window under tls-exit: the client stops; why goes to the
+     * log. */
+    void (*tls_exit)(struct ovpn_client *c, const char *why);
 };
 
 struct ovpn_timers {
