@@ -6,7 +6,15 @@
  * The TCP link with a loopback TCP server: in a bulk download the drain timer, not the poll,
  * reads what is below the raised low-water mark. The send queue's ceiling, with a TCP server
  * that reads nothing. */
+#define _GNU_SOURCE /* unshare, CLONE_NEWNET */
+#include <arpa/inet.h>
 #include <errno.h>
+#include <linux/if_ether.h>
+#include <linux/if_packet.h>
+#include <net/if.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <sys/ioctl.h>
 #include <netinet/in.h>
 #include <netinet/udp.h>
@@ -678,5 +686,98 @@ TEST_IMPL(ovpn_transport_queue_cap)
     uvtest_loop_finish(&o.loop);
     close(conn);
     close(lfd);
+    return 0;
+}
+
+/* The close sends the last datagrams (the client's explicit-exit-notify) while libuv's send queue
+ * holds others: a link behind a saturated uplink, here a veth whose qdisc (tbf at 1 kbit) holds
+ * what the socket sent until the test lets it go, so that the socket's buffer is full and
+ * datagrams wait in libuv's queue. Round 0: the qdisc lets go before the close, the socket has
+ * room again, and the last datagram goes ahead of the queue the close cancels. Round 1: it lets
+ * go only after the close, and the last datagram goes once the socket has room. Before, the close
+ * sent nothing while libuv's queue was not empty, so both were lost. Needs root (a network
+ * namespace of the test's own, ip and tc); skipped without. */
+enum { OTT_LAST_LEN = 77, OTT_LAST_BYTE = 0xee };
+
+static int ott_sh(const char *cmd)
+{
+    int rc = system(cmd);
+    return rc == 0 ? 0 : -1;
+}
+
+/* Whether the capture socket on the veth's far end saw the last datagram within ms. */
+static int ott_saw_last(int cap, unsigned ms)
+{
+    uint8_t buf[2048];
+    for (unsigned waited = 0; waited <= ms; waited++) {
+        ssize_t n;
+        while ((n = recv(cap, buf, sizeof(buf), MSG_DONTWAIT)) > 0) {
+            if (n == 20 + 8 + OTT_LAST_LEN && buf[n - 1] == OTT_LAST_BYTE)
+                return 1;
+        }
+        usleep(1000);
+    }
+    return 0;
+}
+
+TEST_IMPL(ovpn_transport_udp_close_sends_last)
+{
+    if (geteuid() != 0 || unshare(CLONE_NEWNET) != 0 ||
+        ott_sh("ip link set lo up && ip link add v2sa type veth peer name v2sb && ip link set v2sa up && "
+               "ip link set v2sb up && ip addr add 10.9.0.1/24 dev v2sa && "
+               "ip neigh add 10.9.0.3 lladdr 02:00:00:00:00:03 dev v2sa") != 0) {
+        fprintf(stderr, "skipped: needs root, a network namespace, ip and tc\n");
+        return 0;
+    }
+    int cap = socket(AF_PACKET, SOCK_DGRAM, htons(ETH_P_IP));
+    ASSERT(cap >= 0);
+    int big = 256 * 1024 * 1024;
+    ASSERT_EQ(setsockopt(cap, SOL_SOCKET, SO_RCVBUFFORCE, &big, sizeof(big)), 0);
+    struct sockaddr_ll ll = {.sll_family = AF_PACKET, .sll_protocol = htons(ETH_P_IP),
+                             .sll_ifindex = (int)if_nametoindex("v2sb")};
+    ASSERT(ll.sll_ifindex > 0);
+    ASSERT_EQ(bind(cap, (struct sockaddr *)&ll, sizeof(ll)), 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(9)};
+    ASSERT_EQ(inet_pton(AF_INET, "10.9.0.3", &sa.sin_addr), 1);
+
+    for (int round = 0; round < 2; round++) {
+        if (ott_sh("tc qdisc replace dev v2sa root tbf rate 1kbit burst 2000 limit 200000000") != 0) {
+            fprintf(stderr, "skipped: no tbf qdisc\n");
+            close(cap);
+            return 0;
+        }
+        struct ott o = {0};
+        ASSERT_EQ(uv_loop_init(&o.loop), 0);
+        struct ovpn_transport_events ev = {
+            .connected = ott_connected, .packet = ott_packet, .writable = ott_writable, .failed = ott_failed, .arg = &o};
+        ASSERT_EQ(ovpn_transport_open(&o.t, &o.loop, (struct sockaddr *)&sa, OVPN_PROTO_UDP, &ev), 0);
+        ASSERT(uvtest_run_until(&o.loop, &o.connected, 1000));
+        /* Until the socket's buffer is full and libuv's queue holds a MiB (the send says 1). */
+        static uint8_t pkt[OTT_BIG];
+        memset(pkt, 0x11, sizeof(pkt));
+        int rc = 0;
+        for (unsigned i = 0; i < 200000 && rc != 1; i++) {
+            rc = ovpn_transport_send(o.t, pkt, sizeof(pkt));
+            ASSERT(rc >= 0);
+            if (i % 64 == 0)
+                uv_run(&o.loop, UV_RUN_NOWAIT);
+        }
+        if (rc != 1)
+            TEST_FAIL_AT("round %d: the socket took everything; no queue to test", round);
+        while (recv(cap, pkt, sizeof(pkt), MSG_DONTWAIT) > 0) {
+        }
+        if (round == 0)
+            ASSERT_EQ(ott_sh("tc qdisc replace dev v2sa root pfifo limit 100000"), 0);
+        uint8_t last[OTT_LAST_LEN];
+        memset(last, OTT_LAST_BYTE, sizeof(last));
+        ASSERT(ovpn_transport_send(o.t, last, sizeof(last)) >= 0);
+        ovpn_transport_close(o.t);
+        if (round == 1)
+            ASSERT_EQ(ott_sh("tc qdisc replace dev v2sa root pfifo limit 100000"), 0);
+        uvtest_loop_finish(&o.loop);
+        if (!ott_saw_last(cap, 5000))
+            TEST_FAIL_AT("round %d: the last datagram never left", round);
+    }
+    close(cap);
     return 0;
 }

@@ -10,6 +10,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <uv.h>
 
@@ -70,6 +71,11 @@ enum {
      * slow link (OpenVPN over TCP on a thin uplink) grew the queue without end. Past this mark
      * each packet is refused with UV_ENOBUFS (TCP sends its own again) and one line says so. */
     OVPN_TRANSPORT_QUEUE_MAX = 16 * 1024 * 1024,
+    /* A closing UDP link whose last datagrams (the exit notice) the socket did not take tries
+     * again every LINGER_TICK_MS for LINGER_MS at most: openvpn 2.6 stays up 1 s after sending
+     * explicit-exit-notify. */
+    OVPN_TRANSPORT_LINGER_MS = 1000,
+    OVPN_TRANSPORT_LINGER_TICK_MS = 5,
 };
 
 struct ovpn_transport {
@@ -88,6 +94,8 @@ struct ovpn_transport {
     uv_connect_t connect_req;
     struct ovpn_transport_events ev;
     int closing;
+    int linger_fd;      /* closed by the owner: a dup of the UDP socket with tx still to send */
+    unsigned linger_ticks;
     int handles_open;
     int congested;
     int deferred_status; /* a send failure waiting to be reported */
@@ -845,14 +853,72 @@ static void ovpn_transport_handle_closed(uv_handle_t *h)
     free(t);
 }
 
+/* Sends tx's datagrams one by one from the first, on fd, as far as the socket takes them; the
+ * rest move to the front of tx. Whether any are left. */
+static int ovpn_transport_linger_send(struct ovpn_transport *t, int fd)
+{
+    unsigned i = 0;
+    size_t off = 0;
+    while (i < t->tx_count) {
+        ssize_t n = send(fd, t->tx + off, t->tx_sizes[i], MSG_DONTWAIT);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS))
+            break;
+        off += t->tx_sizes[i++]; /* sent, or lost like any datagram */
+    }
+    memmove(t->tx, t->tx + off, t->tx_len - off);
+    memmove(t->tx_sizes, t->tx_sizes + i, (t->tx_count - i) * sizeof(t->tx_sizes[0]));
+    t->tx_len -= off;
+    t->tx_count -= i;
+    return t->tx_count > 0;
+}
+
+/* The lingering close: the rest of tx goes out once the socket has room, or is given up after
+ * OVPN_TRANSPORT_LINGER_MS. The send comes first, so that a tick that came late still sends. */
+static void ovpn_transport_linger_tick(uv_timer_t *timer)
+{
+    struct ovpn_transport *t = timer->data;
+    if (ovpn_transport_linger_send(t, t->linger_fd) &&
+        ++t->linger_ticks < OVPN_TRANSPORT_LINGER_MS / OVPN_TRANSPORT_LINGER_TICK_MS)
+        return;
+    if (t->tx_count)
+        v2s_debug("openvpn: %u datagram%s to the server not sent at the close: the socket took nothing",
+                  t->tx_count, t->tx_count == 1 ? "" : "s");
+    close(t->linger_fd);
+    t->linger_fd = -1;
+    uv_close((uv_handle_t *)&t->timer, ovpn_transport_handle_closed);
+}
+
 void ovpn_transport_close(struct ovpn_transport *t)
 {
-    /* Packets gathered in this iteration still leave if the socket takes them now: the client
-     * sends explicit-exit-notify right before closing. Nothing is queued behind them any more,
-     * as closing the socket would cancel it. */
-    if (!t->closing && !t->deferred_status)
-        ovpn_transport_flush(t, 0);
+    /* Packets gathered in this iteration still leave: the client sends explicit-exit-notify right
+     * before closing. Nothing goes into libuv's queue any more, as closing the socket cancels it.
+     * Over UDP they go to the socket ahead of that queue: behind a saturated uplink the queue is
+     * rarely empty, and the notice was dropped whenever it was not. Should the socket's buffer be
+     * full, a dup of the socket outlives the handle (whose queue the close cancels, so the
+     * notice is next in line) and sends them as soon as the kernel has room, for a second at most. */
+    int linger = 0;
+    if (!t->closing && !t->deferred_status && t->tx_len) {
+        uv_os_fd_t fd;
+        if (t->proto == OVPN_PROTO_TCP)
+            ovpn_transport_tcp_flush(t, 0);
+        else if (uv_fileno(&t->sock.handle, &fd) == 0 && ovpn_transport_linger_send(t, fd))
+            linger = (t->linger_fd = dup(fd)) >= 0;
+    }
     t->closing = 1;
-    ovpn_transport_close_helpers(t);
+    if (!linger) {
+        t->tx_len = 0;
+        t->tx_count = 0;
+        ovpn_transport_close_helpers(t);
+        uv_close(&t->sock.handle, ovpn_transport_handle_closed);
+        return;
+    }
+    uv_close((uv_handle_t *)&t->idle, ovpn_transport_handle_closed);
+    uv_close((uv_handle_t *)&t->check, ovpn_transport_handle_closed);
+    uv_close((uv_handle_t *)&t->drain, ovpn_transport_handle_closed);
     uv_close(&t->sock.handle, ovpn_transport_handle_closed);
+    uv_timer_stop(&t->timer);
+    uv_timer_start(&t->timer, ovpn_transport_linger_tick, OVPN_TRANSPORT_LINGER_TICK_MS,
+                   OVPN_TRANSPORT_LINGER_TICK_MS);
 }
