@@ -3426,6 +3426,47 @@ TEST_IMPL(ovpn_client_restart_rereads_password)
     return 0;
 }
 
+/* auth-retry interact: after AUTH_FAILED OpenVPN forgets the credentials (push.c
+ * receive_auth_failed, ssl_purge_auth) and reads its auth-user-pass file again, so a password
+ * corrected in the file is the one tried next; nointeract sends the same ones again. We treated
+ * interact as nointeract, and the refused password went again at every retry. */
+TEST_IMPL(ovpn_client_auth_retry_interact_rereads)
+{
+    static const struct {
+        const char *mode;
+        const char *want;
+    } rows[] = {{"interact", "second"}, {"nointeract", "first"}};
+    for (size_t r = 0; r < sizeof(rows) / sizeof(rows[0]); r++) {
+        char path[] = "/tmp/v2s-test-authXXXXXX";
+        int fd = mkstemp(path);
+        ASSERT(fd >= 0);
+        static const char creds[] = "alice\nsecond\n";
+        ASSERT_EQ(write(fd, creds, sizeof(creds) - 1), (ssize_t)(sizeof(creds) - 1));
+        close(fd);
+        char extra[128];
+        snprintf(extra, sizeof(extra), "auth-retry %s\n<auth-user-pass>\nalice\nfirst\n</auth-user-pass>\n",
+                 rows[r].mode);
+        struct world w;
+        world_init(&w, "udp", "AUTH_FAILED,wrong password", extra);
+        w.c->cfg->auth_file = strdup(path); /* as if the credentials had come from that file */
+        ASSERT(w.c->cfg->auth_file != NULL);
+        world_start(&w);
+        world_connect(&w);
+        ASSERT_STR_EQ(w.srv.km2_pass, "first");
+        ASSERT_EQ(w.c->state, OVPN_CLIENT_WAITING);
+        w.srv.reply = push_reply;
+        world_reconnect(&w, 10000);
+        ASSERT_EQ(w.c->state, OVPN_CLIENT_UP);
+        if (strcmp(w.srv.km2_pass, rows[r].want) != 0)
+            TEST_FAIL_AT("auth-retry %s: sent \"%s\", not \"%s\"", rows[r].mode, w.srv.km2_pass, rows[r].want);
+        ASSERT_STR_EQ(w.srv.km2_user, "alice");
+        ASSERT_EQ(w.downs, 0);
+        world_close(&w);
+        unlink(path);
+    }
+    return 0;
+}
+
 /* tls-crypt-v2: the client's reset is HARD_RESET_CLIENT_V3 with WKc after it, the first one and
  * its retransmission alike; every later packet is plain tls-crypt under the client key (the
  * server's codec takes each whole, which it could not with WKc after it), and the tunnel comes

@@ -42,6 +42,13 @@ enum ovpn_x509_name_type {
 
 /* What a loaded config holds. Strings are owned (freed by ovpn_config_free). Inline blocks and
  * named files end up in the same fields. */
+/* auth-retry: what an AUTH_FAILED does (OpenVPN push.c receive_auth_failed). */
+enum ovpn_auth_retry {
+    OVPN_AUTH_RETRY_NONE = 0,   /* none (the default): the client stops, exit status 2 */
+    OVPN_AUTH_RETRY_NOINTERACT, /* nointeract: reconnects with the same credentials */
+    OVPN_AUTH_RETRY_INTERACT,   /* interact: reconnects, the auth-user-pass file read again */
+};
+
 struct ovpn_config {
     struct ovpn_remote *remotes;  /* <connection> blocks and remote lines, in order */
     size_t n_remotes;
@@ -78,7 +85,7 @@ struct ovpn_config {
     char *password;               /* NULL also once auth-nocache wiped it (auth_file has it) */
     char *auth_file;              /* the file the credentials came from (resolved); NULL: inline */
     int auth_nocache;             /* auth-nocache: wipe the password once sent, read the file again */
-    int auth_retry;               /* auth-retry nointeract or interact: AUTH_FAILED reconnects */
+    int auth_retry;               /* OVPN_AUTH_RETRY_*: whether AUTH_FAILED reconnects, and how */
     int tls_exit;                 /* tls-exit: a TLS error stops the client instead of a restart */
     unsigned load_flags;          /* what ovpn_config_load_flags was given, for reading it again */
     uint8_t digest[OVPN_CONFIG_DIGEST_LEN]; /* SHA-256 of every file the load read, each after its

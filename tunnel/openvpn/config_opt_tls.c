@@ -286,16 +286,20 @@ static int config_apply_tls_exit(struct ovpn_config_parser *p, char **w, int n, 
     return 0;
 }
 
-/* auth-retry none|nointeract|interact: what an AUTH_FAILED does. We ask nobody for credentials,
- * so interact retries as nointeract does. */
+/* auth-retry none|nointeract|interact: what an AUTH_FAILED does. OpenVPN's interact forgets the
+ * credentials (ssl_purge_auth) and asks for them again: from the auth-user-pass file when there is
+ * one (misc.c get_user_pass_cr reads it again), on the terminal only for what the file lacks. We
+ * ask nobody, so interact reads the file again, and keeps inline credentials as nointeract does. */
 static int config_apply_auth_retry(struct ovpn_config_parser *p, char **w, int n, const char *block)
 {
     (void)n, (void)block;
     char shown[64];
     if (strcmp(w[1], "none") == 0)
-        p->cfg.auth_retry = 0;
-    else if (strcmp(w[1], "nointeract") == 0 || strcmp(w[1], "interact") == 0)
-        p->cfg.auth_retry = 1;
+        p->cfg.auth_retry = OVPN_AUTH_RETRY_NONE;
+    else if (strcmp(w[1], "nointeract") == 0)
+        p->cfg.auth_retry = OVPN_AUTH_RETRY_NOINTERACT;
+    else if (strcmp(w[1], "interact") == 0)
+        p->cfg.auth_retry = OVPN_AUTH_RETRY_INTERACT;
     else
         return config_fail(p, "auth-retry '%s': expected none, nointeract or interact",
                            v2s_shown(w[1], shown, sizeof(shown)));

@@ -157,6 +157,11 @@ void ovpn_client_message(struct ovpn_client *c, struct ovpn_ks *ks, const char *
          * the same credentials, for a server whose authentication backend failed for a while,
          * 10 s later at the soonest (init.c socket_restart_pause), not once a second. */
         if (cfg->auth_retry) {
+            /* interact: OpenVPN forgets the credentials and reads its auth-user-pass file again
+             * (it prompts only for what no file gives), so a password fixed in the file since is
+             * the one tried next; the refused one went again before. */
+            if (cfg->auth_retry == OVPN_AUTH_RETRY_INTERACT && c->cfg->auth_file)
+                ovpn_client_set_secret(&c->cfg->password, NULL);
             c->server_backoff = OVPN_AUTH_RETRY_WAIT_S;
             ovpn_client_enter_restart(c, why);
         } else
