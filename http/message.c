@@ -246,6 +246,7 @@ static int http_msg_on_complete(http_parser *p)
     if (m->chunked && http_msg_outs(m, "0\r\n\r\n") < 0)
         return -1;
     m->event = HTTP_MSG_DONE;
+    m->method_state = HTTP_MSG_METHOD_BEFORE; /* what comes next is the next request's */
     http_parser_pause(p, 1);
     return 0;
 }
@@ -322,17 +323,68 @@ static enum http_msg_event http_msg_error(struct http_msg *m)
     return HTTP_MSG_ERROR;
 }
 
-enum http_msg_event http_msg_feed(struct http_msg *m, const uint8_t *data, size_t len, size_t *used)
+/* RFC 9110 5.6.2: the characters of a token. */
+static int http_msg_tchar(uint8_t ch)
 {
-    *used = 0;
-    if (m->done_pending) {
-        m->done_pending = 0;
-        return HTTP_MSG_DONE;
+    if ((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z'))
+        return 1;
+    return ch != '\0' && strchr("!#$%&'*+-.^_`|~", ch) != NULL;
+}
+
+/* The methods http-parser reads, by name. */
+static const char *const http_msg_known_methods[] = {
+#define HTTP_MSG_XX(num, name, string) #string,
+    HTTP_METHOD_MAP(HTTP_MSG_XX)
+#undef HTTP_MSG_XX
+};
+
+/* Reads a request's method ahead of the parser (see method in message.h): the empty lines before
+ * it (which the parser skips too), the method and the space after it. Once the space came, the
+ * parser is given the method, or POST for one it does not know (never HEAD or CONNECT, whose
+ * answers and connections go otherwise). *used says how much of data was taken. 0, or -1 when
+ * the method is malformed (not a token, empty, too long) or the parser refused it (a request
+ * after the last one a connection may carry). */
+static int http_msg_read_method(struct http_msg *m, const uint8_t *data, size_t len, size_t *used)
+{
+    size_t i = 0;
+    for (; i < len; i++) {
+        uint8_t ch = data[i];
+        if (m->method_state == HTTP_MSG_METHOD_BEFORE && (ch == '\r' || ch == '\n'))
+            continue;
+        if (m->method_state == HTTP_MSG_METHOD_BEFORE) {
+            m->method_state = HTTP_MSG_METHOD_IN;
+            m->method_len = 0;
+            m->method_ext = 0;
+        }
+        if (ch == ' ' && m->method_len > 0)
+            break;
+        if (!http_msg_tchar(ch) || m->method_len == HTTP_MSG_METHOD_MAX) {
+            *used = i;
+            m->status = 400;
+            m->why = http_msg_tchar(ch) ? "method too long" : "malformed method (not a token)";
+            return -1;
+        }
+        m->method[m->method_len++] = (char)ch;
     }
-    if (m->event == HTTP_MSG_ERROR)
-        return HTTP_MSG_ERROR;
-    if (len == 0)
-        return HTTP_MSG_NEED_MORE; /* no bytes would mean the end to the parser */
+    *used = i;
+    if (i == len)
+        return 0;
+    *used = i + 1;
+    m->method[m->method_len] = '\0';
+    m->method_ext = 1;
+    for (size_t k = 0; k < sizeof(http_msg_known_methods) / sizeof(http_msg_known_methods[0]); k++)
+        if (strcmp(m->method, http_msg_known_methods[k]) == 0)
+            m->method_ext = 0;
+    char line[HTTP_MSG_METHOD_MAX + 2];
+    int n = snprintf(line, sizeof(line), "%s ", m->method_ext ? "POST" : m->method);
+    m->method_state = HTTP_MSG_METHOD_GIVEN;
+    http_parser_execute(&m->p, &http_msg_settings, line, (size_t)n);
+    return HTTP_PARSER_ERRNO(&m->p) == HPE_OK ? 0 : -1;
+}
+
+/* Feeds the parser what follows a request's method (or a response). */
+static enum http_msg_event http_msg_feed_parser(struct http_msg *m, const uint8_t *data, size_t len, size_t *used)
+{
     size_t n = http_parser_execute(&m->p, &http_msg_settings, (const char *)data, len);
     http_msg_track_line(m, data, n);
     enum http_errno e = HTTP_PARSER_ERRNO(&m->p);
@@ -370,6 +422,36 @@ enum http_msg_event http_msg_feed(struct http_msg *m, const uint8_t *data, size_
     return ev;
 }
 
+enum http_msg_event http_msg_feed(struct http_msg *m, const uint8_t *data, size_t len, size_t *used)
+{
+    *used = 0;
+    if (m->done_pending) {
+        m->done_pending = 0;
+        return HTTP_MSG_DONE;
+    }
+    if (m->event == HTTP_MSG_ERROR)
+        return HTTP_MSG_ERROR;
+    if (len == 0)
+        return HTTP_MSG_NEED_MORE; /* no bytes would mean the end to the parser */
+    size_t taken = 0;
+    if (!m->response && m->method_state != HTTP_MSG_METHOD_GIVEN) {
+        int rc = http_msg_read_method(m, data, len, &taken);
+        http_msg_track_line(m, data, taken);
+        if (rc < 0) {
+            *used = taken;
+            m->event = HTTP_MSG_ERROR;
+            return http_msg_error(m);
+        }
+        if (taken == len) {
+            *used = len;
+            return HTTP_MSG_NEED_MORE;
+        }
+    }
+    enum http_msg_event ev = http_msg_feed_parser(m, data + taken, len - taken, used);
+    *used += taken;
+    return ev;
+}
+
 enum http_msg_event http_msg_finish(struct http_msg *m)
 {
     if (m->done_pending) {
@@ -378,6 +460,12 @@ enum http_msg_event http_msg_finish(struct http_msg *m)
     }
     if (m->event == HTTP_MSG_ERROR)
         return HTTP_MSG_ERROR;
+    if (!m->response && m->method_state == HTTP_MSG_METHOD_IN) {
+        m->event = HTTP_MSG_ERROR;
+        m->status = 400;
+        m->why = "the connection ended inside a message";
+        return HTTP_MSG_ERROR;
+    }
     http_parser_execute(&m->p, &http_msg_settings, NULL, 0);
     enum http_errno e = HTTP_PARSER_ERRNO(&m->p);
     if (e == HPE_PAUSED) {
@@ -391,6 +479,11 @@ enum http_msg_event http_msg_finish(struct http_msg *m)
         return http_msg_error(m);
     }
     return HTTP_MSG_NEED_MORE;
+}
+
+const char *http_msg_method(const struct http_msg *m)
+{
+    return m->method;
 }
 
 const char *http_msg_header(const struct http_msg *m, const char *name, size_t *len)
@@ -534,7 +627,7 @@ int http_msg_write_trace(struct http_msg *m)
     static const char *const secret[] = {"authorization", "proxy-authorization", "cookie"};
     char version[32];
     snprintf(version, sizeof(version), " HTTP/%u.%u\r\n", m->p.http_major, m->p.http_minor);
-    if (http_msg_outs(m, http_method_str((enum http_method)m->p.method)) < 0 || http_msg_out(m, " ", 1) < 0 ||
+    if (http_msg_outs(m, m->method) < 0 || http_msg_out(m, " ", 1) < 0 ||
         http_msg_out(m, m->text + m->target, m->target_len) < 0 || http_msg_outs(m, version) < 0)
         return -ENOMEM;
     for (size_t i = 0; i < m->n_headers; i++) {
@@ -554,10 +647,9 @@ int http_msg_write_trace(struct http_msg *m)
 int http_msg_write_request_head(struct http_msg *m, const char *target, size_t target_len, const char *host,
                                 const char *extra)
 {
-    const char *method = http_method_str((enum http_method)m->p.method);
     char version[32];
     snprintf(version, sizeof(version), " HTTP/%u.%u\r\nHost: ", m->p.http_major, m->p.http_minor);
-    if (http_msg_outs(m, method) < 0 || http_msg_out(m, " ", 1) < 0 || http_msg_out(m, target, target_len) < 0 ||
+    if (http_msg_outs(m, m->method) < 0 || http_msg_out(m, " ", 1) < 0 || http_msg_out(m, target, target_len) < 0 ||
         http_msg_outs(m, version) < 0 || http_msg_outs(m, host) < 0 || http_msg_out(m, "\r\n", 2) < 0)
         return -ENOMEM;
     return http_msg_write_headers(m, "host", extra);

@@ -26,6 +26,9 @@ enum {
      * its browser shows without the proxy). Squid and nginx cap an answer's head by its size only;
      * the cap here keeps the work per header line (looking for Connection's names) bounded. */
     HTTP_MSG_RESPONSE_HEADERS_MAX = 1024,
+    /* A request's method (RFC 9110 9.1: any token) longer than this is refused (400). The longest
+     * in IANA's registry has 17 characters (UPDATEREDIRECTREF). */
+    HTTP_MSG_METHOD_MAX = 32,
 };
 
 /* What a forwarded message's Via says after the protocol it came with (RFC 9110 7.6.3): a
@@ -37,6 +40,13 @@ enum http_msg_event {
     HTTP_MSG_HEAD,      /* the head is complete (and paused there); the body follows */
     HTTP_MSG_DONE,      /* the message is complete (and paused there) */
     HTTP_MSG_ERROR,     /* malformed; why says how; status the answer (400, 414, 431, 505) */
+};
+
+/* Where a request's reading stands in its method (see method in struct http_msg). */
+enum http_msg_method_state {
+    HTTP_MSG_METHOD_BEFORE, /* before its first byte: method still says the last request's */
+    HTTP_MSG_METHOD_IN,     /* in it */
+    HTTP_MSG_METHOD_GIVEN,  /* it and its space went to the parser */
 };
 
 struct http_msg_header {
@@ -51,6 +61,18 @@ struct http_msg {
     int last_was_value;
     int too_many;      /* a header past the cap began: 431 at the head's end */
     int line_state;    /* requests: 0 before the request line, 1 in it, 2 past it */
+    /* Requests: the method as it came, read here before the parser sees the request line. The
+     * parser knows a fixed list of methods (those of RFC 9110 and WebDAV) and refuses any other
+     * with 400, where RFC 9110 9.1 has a proxy forward a method it does not know (QUERY, or an
+     * extension), as Squid and nginx do. A method the parser does not know is given to it as
+     * POST, whose framing (by Content-Length or chunked, the answer read as any) is every such
+     * method's: p.method then says POST, and method_ext is set. The checks of p.method against
+     * GET, HEAD, CONNECT, OPTIONS, TRACE, PUT or DELETE hold for it as for any method that is not
+     * one of these. method stays valid until the next request's first byte is fed. */
+    char method[HTTP_MSG_METHOD_MAX + 1];
+    size_t method_len;
+    enum http_msg_method_state method_state;
+    int method_ext;
     int chunked;       /* the body comes chunked and goes out chunked */
     /* Set by the caller before a response's head: a chunked body goes out as its bare bytes, its
      * Transfer-Encoding's "chunked" left out, to be framed by the connection's end (the answer to
@@ -84,6 +106,8 @@ enum http_msg_event http_msg_feed(struct http_msg *m, const uint8_t *data, size_
  * NEED_MORE when no message had begun. */
 enum http_msg_event http_msg_finish(struct http_msg *m);
 
+/* A request's method as it came (NUL-terminated), once its head was read. */
+const char *http_msg_method(const struct http_msg *m);
 /* The value of the first header called name (any case), or NULL; its length in *len. */
 const char *http_msg_header(const struct http_msg *m, const char *name, size_t *len);
 /* How many header lines are called name (lower case). */

@@ -343,8 +343,7 @@ static int http_conn_authorize(struct http_conn *c)
 static void http_conn_final(struct http_conn *c)
 {
     struct http_msg *m = &c->req;
-    v2s_debug("%s: %s with Max-Forwards: 0, answered here", c->peer,
-              http_method_str((enum http_method)m->p.method));
+    v2s_debug("%s: %s with Max-Forwards: 0, answered here", c->peer, http_msg_method(m));
     if (m->p.method != HTTP_TRACE) {
         http_conn_reply(c, 200, NULL, NULL, NULL, 0);
         return;
@@ -458,12 +457,13 @@ static void http_conn_request(struct http_conn *c)
         http_conn_final(c);
         return;
     }
-    v2s_debug("%s: %s to %s", c->peer, http_method_str((enum http_method)m->p.method), c->target);
+    v2s_debug("%s: %s to %s", c->peer, http_msg_method(m), c->target);
     if (c->up && c->up->reusable && strcmp(c->up->authority, c->target) == 0) {
         c->up->reusable = 0;
         /* The origin may close a kept connection just as the request goes out on it (its idle
          * timeout): RFC 9112 9.3.1 lets an idempotent request go again then, and browsers,
-         * Squid and nginx do, once. */
+         * Squid and nginx do, once. A method the parser does not know (QUERY is idempotent, but
+         * the proxy cannot tell an extension that is) reads as POST and goes once. */
         enum http_method meth = (enum http_method)m->p.method;
         c->may_retry = meth == HTTP_GET || meth == HTTP_HEAD || meth == HTTP_OPTIONS || meth == HTTP_TRACE ||
                        meth == HTTP_PUT || meth == HTTP_DELETE;

@@ -284,6 +284,11 @@ seed("fuzz_http_msg", "response-unchunked", b"\x05HTTP/1.1 200 OK\r\nTransfer-En
      b"Transfer-Encoding: x, chunked\r\n\r\n3\r\none\r\n0\r\n\r\n")
 # A header past the cap whose name is malformed: the same answer (400) fed whole or byte by byte.
 seed("fuzz_http_msg", "headers-past-cap", b"\x00GET http://a/ HTTP/1.1\r\n" + b"X: y\r\n" * 128 + b"Ba\x01d: z\r\n\r\n")
+# Methods the parser does not know, read ahead of it (http_msg_read_method): QUERY with a body
+# after an empty line, a chunked extension, a method of every token character, then a GET.
+seed("fuzz_http_msg", "extension-methods", b"\x00\r\nQUERY http://h/q HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc"
+     b"VERSION-CONTROL http://h/v HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nx\r\n0\r\n\r\n"
+     b"Z!#$%&'*+-.^_`|~09az http://h/z HTTP/1.1\r\n\r\nGET http://h/ HTTP/1.1\r\n\r\n")
 
 # ---------------------------------------------------------------- fuzz_packet (test_packet.c,
 # test_stack_guard.c): IP packets from the tunnel, with right checksums.

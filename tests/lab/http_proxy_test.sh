@@ -15,7 +15,10 @@
 #   - Via: "1.1 vpn2socks" on the request the web server gets and "1.0 vpn2socks" on its answer;
 #   - a GET without Host (curl -H 'Host:'): 400;
 #   - TRACE with Max-Forwards: 0: the proxy's own answer, the request it got without its Cookie;
-#   - curl --http1.0 and a chunked answer: the body de-chunked.
+#   - curl --http1.0 and a chunked answer: the body de-chunked;
+#   - curl -X QUERY (a method http-parser does not know) with a Content-Length body and with a
+#     chunked one: the web server gets the method and every byte; a method that is not a token
+#     (curl -X 'QU(ERY'): 400.
 # Then again with --socks-auth USERS (owned by nobody, mode 600) and -H 0.0.0.0:8120:
 #   - no start warning for the listener beyond loopback (it has authentication);
 #   - curl --proxy-user with the right user: a GET and a CONNECT byte-exact;
@@ -152,6 +155,21 @@ lab_check "Via: 1.1 vpn2socks to the origin, Via: 1.0 vpn2socks on its answer" v
 lab_check_eq "an HTTP/1.1 GET without Host: 400" 400 "$(no_host)"
 lab_check "TRACE with Max-Forwards: 0: answered by the proxy with the request, no Cookie" trace_here
 lab_check "curl --http1.0 and an origin that answers chunked: the bare body" http10_chunked
+# RFC 9110 9.1: a proxy forwards a method it does not know, its body framed as any other's.
+query_method() {
+    local got want
+    head -c "$1" /dev/urandom >"$S/query"
+    want="QUERY $1 $(sha256sum <"$S/query" | cut -d' ' -f1)"
+    got=$(hcurl -f -m 30 -X QUERY -H 'Content-Type: application/octet-stream' "${@:2}" \
+        --data-binary @"$S/query" "$WEB/q") || return 1
+    [ "$got" = "$want" ] || { echo "the web server got '$got', expected '$want'"; return 1; }
+}
+bad_method() { hcurl -m 20 -o /dev/null -w '%{http_code}' -X 'QU(ERY' "$WEB/$LAB_SMALL_FILE"; }
+lab_check "curl -X QUERY --data-binary (Content-Length): the web server gets QUERY and every byte" \
+    query_method 200000
+lab_check "curl -X QUERY, chunked: the web server gets QUERY and every byte" query_method 300000 \
+    -H 'Transfer-Encoding: chunked'
+lab_check_eq "a method that is not a token (QU(ERY): 400" 400 "$(bad_method)"
 lab_check "vpn2socks is still running" v2s_alive
 lab_check_eq "SIGTERM: exit status 0" 0 "$(v2s_stop)"
 

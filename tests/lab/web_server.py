@@ -7,6 +7,8 @@ Unlike `python3 -m http.server` (listen backlog 5), the accept queue holds 1024 
 test opening a hundred connections at once does not lose handshakes to the server's own queue.
 A POST (any path) is an upload: the server reads Content-Length bytes (or a chunked body) and
 answers 200 with "LENGTH SHA256" of what it received, so a client can check that every byte arrived.
+A QUERY (the safe method with a body, which the standard library does not know) is read the same
+way and answered "QUERY LENGTH SHA256", so a client can check that the method came as it was sent.
 Two paths are not files: GET /echo-headers answers the request's head as it arrived (to see what a
 proxy sent), and GET /chunked-anyway answers "hello" chunked whatever the request's version (as
 some origins do to HTTP/1.0), then closes.
@@ -60,6 +62,12 @@ class Handler(http.server.SimpleHTTPRequestHandler):
         super().do_GET()
 
     def do_POST(self):
+        self.upload("")
+
+    def do_QUERY(self):
+        self.upload("QUERY ")
+
+    def upload(self, prefix):
         want = int(self.headers.get("Content-Length") or 0)
         h = hashlib.sha256()
         got = 0
@@ -72,7 +80,7 @@ class Handler(http.server.SimpleHTTPRequestHandler):
                 break
             h.update(chunk)
             got += len(chunk)
-        body = f"{got} {h.hexdigest()}\n".encode()
+        body = f"{prefix}{got} {h.hexdigest()}\n".encode()
         self.send_response(200)
         self.send_header("Content-Type", "text/plain")
         self.send_header("Content-Length", str(len(body)))
