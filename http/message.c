@@ -352,6 +352,9 @@ static int http_msg_read_method(struct http_msg *m, const uint8_t *data, size_t 
         if (m->method_state == HTTP_MSG_METHOD_BEFORE && (ch == '\r' || ch == '\n'))
             continue;
         if (m->method_state == HTTP_MSG_METHOD_BEFORE) {
+            /* A request has begun (the parser's on_message_begin comes only with the method):
+             * a head cut short here is answered 408, not closed on as an idle connection. */
+            m->in_head = 1;
             m->method_state = HTTP_MSG_METHOD_IN;
             m->method_len = 0;
             m->method_ext = 0;

@@ -2242,3 +2242,25 @@ TEST_IMPL(http_proxy_extension_methods)
     htest_finish_origin(&t, fd, remote, l);
     return 0;
 }
+
+/* A head that stops inside its method (read ahead of the parser, see http_msg_read_method) is a
+ * request begun: the head timeout answers it 408, as one that stops later. Failed before the fix:
+ * the connection was closed without an answer, as an idle one (and http_proxy_head_trickle_timeout
+ * failed now and then on a loaded machine, when the timeout came before the method's end). */
+TEST_IMPL(http_proxy_method_cut_short)
+{
+    static const char *const parts[] = {"G", "QUE", "VERSION-CON"};
+    for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++) {
+        struct htest t;
+        char buf[256];
+        htest_start_with(&t, 200);
+        int fd = uvtest_connect(t.port);
+        htest_send(&t, fd, parts[i]);
+        htest_read_head(&t, fd, buf, sizeof(buf));
+        ASSERT_ROW(htest_status(buf) == 408, "%s: %s", parts[i], buf);
+        ASSERT(uvtest_wait_end(&t.loop, fd, NULL, 3000) != 0);
+        close(fd);
+        htest_finish(&t);
+    }
+    return 0;
+}
