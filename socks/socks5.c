@@ -178,11 +178,14 @@ static enum socks5_event socks5_step_request(struct socks5_parser *p)
     const uint8_t *port = p->buf + p->pos - 2;
     p->port = v2s_get_be16(port);
     if (p->atyp == SOCKS5_ATYP_DOMAIN) {
+        /* A name no resolver can be asked about is the client's, not a broken proxy's: it gets
+         * host unreachable (4), as any other name that does not resolve (dial_lookup_failed()),
+         * where general failure (1) would have the client blame and retry the proxy. */
         size_t n = p->buf[4];
         if (n == 0)
-            return socks5_fail(p, SOCKS5_REP_GENERAL_FAILURE, "empty domain name");
+            return socks5_fail(p, SOCKS5_REP_HOST_UNREACHABLE, "empty domain name");
         if (memchr(p->buf + 5, 0, n) != NULL)
-            return socks5_fail(p, SOCKS5_REP_GENERAL_FAILURE, "NUL byte in domain name");
+            return socks5_fail(p, SOCKS5_REP_HOST_UNREACHABLE, "NUL byte in domain name");
         memcpy(p->name, p->buf + 5, n);
         p->name[n] = '\0';
     } else {

@@ -121,7 +121,11 @@ lab_check "s1 garbage: greeting with no methods: 05ff, then closed" sc answer 05
 lab_check "s1 garbage: greeting offering only user/password: 05ff, then closed" \
     sc answer 050102 05ff
 lab_check "s1 garbage: ATYP 0x09: reply 0x08, then closed" sc request "05010009${ip_hex}${port_hex}" 0x08
-lab_check "s1 garbage: domain name of length 0: reply 0x01, then closed" sc request "0501000300${port_hex}" 0x01
+# A name no resolver can be asked about is the client's fault, answered as a name that does not
+# resolve (4), not as a broken proxy (1).
+lab_check "s1 garbage: domain name of length 0: reply 0x04, then closed" sc request "0501000300${port_hex}" 0x04
+lab_check "s1 garbage: domain name with a NUL byte: reply 0x04, then closed" \
+    sc request "0501000303610062${port_hex}" 0x04
 lab_check "s1 garbage: request of version 4 after a SOCKS5 greeting: 0500, reply 0x01, then closed" \
     sc close "0501000401${req_hex:4}" 050005010001000000000000
 lab_check "s1 garbage: CMD 0x7f: reply 0x07, then closed" sc request "057f0001${ip_hex}${port_hex}" 0x07

@@ -225,9 +225,9 @@ TEST_IMPL(socks5_errors)
         {"CMD 0", {0x05, 0x01, 0x00, 0x05, 0x00, 0x00, 0x03, 1, 'a', 0, 80}, 11,
          SOCKS5_REP_CMD_UNSUPPORTED, 11},
         {"empty domain", {0x05, 0x01, 0x00, 0x05, 0x01, 0x00, 0x03, 0, 0, 80, 'x'}, 11,
-         SOCKS5_REP_GENERAL_FAILURE, 10},
+         SOCKS5_REP_HOST_UNREACHABLE, 10},
         {"NUL in domain", {0x05, 0x01, 0x00, 0x05, 0x01, 0x00, 0x03, 3, 'a', 0, 'b', 0, 80}, 13,
-         SOCKS5_REP_GENERAL_FAILURE, 13},
+         SOCKS5_REP_HOST_UNREACHABLE, 13},
         {"SOCKS4a empty host", {0x04, 0x01, 0, 80, 0, 0, 0, 1, 0, 0}, 10, SOCKS4_REP_REJECTED, 10},
     };
     for (size_t i = 0; i < ARRAY_SIZE(rows); i++) {
