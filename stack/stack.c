@@ -668,9 +668,26 @@ static int stack_source_martian(const struct stack *s, const uint8_t *pkt, size_
     return 0;
 }
 
+/* 1 when the packet pkt is for a multicast group: we join none. lwIP without IGMP takes every
+ * IPv4 group as joined, so a datagram from the tunnel to 224.0.0.251 reached a -R UDP forward
+ * bound to every address, where Linux, which joined no such group, drops it. lwIP without MLD
+ * takes IPv6's all-nodes and our solicited-node groups, which serve neighbour discovery, and a
+ * point-to-point tunnel has no neighbours to discover: stack_netif_output6() writes straight into
+ * the tunnel, and our DNS asks unicast servers. Dropped too, so a router advertisement to ff02::1
+ * is not taken as one either (lwIP's nd6_input() would lower the IPv6 MTU it names). */
+static int stack_dest_multicast(const uint8_t *pkt, size_t len)
+{
+    if (len >= 20 && pkt[0] >> 4 == 4)
+        return (pkt[16] & 0xF0) == 0xE0; /* 224.0.0.0/4 */
+    if (len >= 40 && pkt[0] >> 4 == 6)
+        return pkt[24] == 0xFF; /* ff00::/8 */
+    return 0;
+}
+
 void stack_input(struct stack *s, const uint8_t *pkt, size_t len)
 {
-    if (!s->up || len == 0 || len > 0xFFFF || stack_source_martian(s, pkt, len)) {
+    if (!s->up || len == 0 || len > 0xFFFF || stack_source_martian(s, pkt, len) ||
+        stack_dest_multicast(pkt, len)) {
         s->rx_bad++;
         return;
     }

@@ -469,6 +469,38 @@ TEST_IMPL(stack_input_martian_source)
     return 0;
 }
 
+/* A datagram for a multicast group, IPv4 or IPv6, is dropped and counted: we join none, as Linux
+ * drops one for a group it did not join. lwIP without IGMP took every IPv4 group as joined, and
+ * without MLD the IPv6 all-nodes group, so a socket bound to every address (a -R .../udp
+ * forward) got them. The same datagram to the tunnel address still arrives. */
+TEST_IMPL(stack_input_multicast_dest)
+{
+    static struct ut u;
+    ut_up(&u, "10.8.0.2", "fd00::2");
+    struct stack_udp *sock = NULL;
+    ASSERT_EQ(stack_udp_open(u.tun.stack, NULL, 5353, ut_recv, &u, &sock), 0);
+    static const struct {
+        const char *src, *dst;
+        int delivered;
+    } rows[] = {
+        {"10.9.0.7", "224.0.0.251", 0}, {"10.9.0.7", "224.0.0.1", 0},  {"10.9.0.7", "239.1.2.3", 0},
+        {"fd09::7", "ff02::1", 0},      {"fd09::7", "ff02::fb", 0},    {"fd09::7", "ff02::1:ff00:2", 0},
+        {"fd09::7", "ff05::1:3", 0},    {"10.9.0.7", "10.8.0.2", 1},   {"fd09::7", "fd00::2", 1},
+    };
+    for (size_t row = 0; row < ARRAY_SIZE(rows); row++) {
+        uint64_t bad = u.tun.stack->rx_bad;
+        u.calls = 0;
+        u.n_pkts = 0;
+        ut_inject(&u, rows[row].src, 40000, rows[row].dst, 5353, (const uint8_t *)"query", 5);
+        ASSERT_ROW(u.calls == rows[row].delivered, "%s: %d delivered", rows[row].dst, u.calls);
+        ASSERT_ROW(u.n_pkts == 0, "%s: %zu sent", rows[row].dst, u.n_pkts);
+        ASSERT_ROW(u.tun.stack->rx_bad == bad + (rows[row].delivered ? 0 : 1), "%s", rows[row].dst);
+    }
+    stack_udp_close(sock);
+    ASSERT_EQ(harness_tun_down(&u.tun), 0);
+    return 0;
+}
+
 /* A fragment past the end of a datagram (after the one without "more fragments") joins it in
  * lwIP 2.1.3, which puts a datagram together once it runs from 0 to its last fragment with no
  * hole, whatever lies beyond; Linux drops the whole datagram (ip_frag_queue()). So anyone who
