@@ -85,6 +85,47 @@ static void stack_tcp_options_mss(struct tcp_hdr *hdr, u16_t optlen, u16_t opt1l
 #undef STACK_OPT
 }
 
+/* Challenge ACKs (RFC 5961: the answer to a RST or SYN inside the window, and to an ACK field no
+ * peer could send) are limited to about STACK_CHALLENGE_ACKS a second in all, as RFC 5961 7
+ * asks and Linux does (tcp_challenge_ack_limit): lwIP 2.1.3 answers every one, so whoever can
+ * send into the tunnel made us send an ACK per forged segment. The budget of each second is drawn
+ * at random between half and one and a half times the figure, as Linux draws it since
+ * CVE-2016-5696: a fixed budget shared by every connection let an attacker who holds one of them
+ * count the challenge ACKs it gets while forging segments for another, and so learn whether that
+ * other connection exists and where its window lies. */
+enum { STACK_CHALLENGE_ACKS = 1000 };
+static u32_t challenge_second;   /* sys_now() when this second's budget was drawn */
+static unsigned challenge_left;  /* challenge ACKs left in it */
+static int challenge_drawn;
+
+/* 1 when one more challenge ACK may leave now, counting it. */
+static int stack_tcp_challenge_allowed(void)
+{
+    u32_t now = sys_now();
+    if (!challenge_drawn || now - challenge_second >= 1000) {
+        challenge_drawn = 1;
+        challenge_second = now;
+        challenge_left = STACK_CHALLENGE_ACKS / 2 + stack_random() % STACK_CHALLENGE_ACKS;
+    }
+    if (challenge_left == 0)
+        return 0;
+    challenge_left--;
+    return 1;
+}
+
+/* 1 when lwIP would answer the segment with a challenge ACK (tcp_process() in a synchronized
+ * state): a RST inside the receive window but not at its left edge (RFC 5961 3.2), any SYN
+ * (RFC 5961 4.2). lwIP does nothing else with such a segment, so dropping it sends nothing. */
+static int stack_tcp_challenges(const struct tcp_pcb *pcb, const struct tcp_hdr *hdr)
+{
+    if (pcb->state < ESTABLISHED || pcb->state == TIME_WAIT)
+        return 0;
+    u32_t seqno = hdr->seqno; /* in host order: tcp_input() turned it before the hook */
+    if (TCPH_FLAGS(hdr) & TCP_RST)
+        return seqno != pcb->rcv_nxt && TCP_SEQ_BETWEEN(seqno, pcb->rcv_nxt, pcb->rcv_nxt + pcb->rcv_wnd);
+    return (TCPH_FLAGS(hdr) & TCP_SYN) != 0;
+}
+
 /* A segment of a synchronized connection whose ACK field no peer of it could send: 1 when lwIP
  * must drop it. lwIP 2.1.3 answers an ACK of data it never sent with an ACK, as RFC 9293 3.10.7.4
  * says, but then goes on and takes the segment's data; one that acknowledges data from further
@@ -102,8 +143,10 @@ static int stack_tcp_ack_unacceptable(struct tcp_pcb *pcb, const struct tcp_hdr 
         return 1;
     if (TCP_SEQ_LEQ(hdr->ackno, pcb->snd_nxt) && TCP_SEQ_GEQ(hdr->ackno, pcb->lastack - pcb->snd_wnd_max))
         return 0;
-    tcp_ack_now(pcb);
-    stack_tcp_output(pcb);
+    if (stack_tcp_challenge_allowed()) {
+        tcp_ack_now(pcb);
+        stack_tcp_output(pcb);
+    }
     return 1;
 }
 
@@ -137,6 +180,8 @@ err_t stack_hook_tcp_input(struct tcp_pcb *pcb, struct tcp_hdr *hdr, u16_t optle
     /* Before lwIP stamps the pcb with tcp_ticks (timers.c). */
     stack_timers_tcp_touched();
     if (stack_tcp_ack_unacceptable(pcb, hdr))
+        return ERR_MEM;
+    if (stack_tcp_challenges(pcb, hdr) && !stack_tcp_challenge_allowed())
         return ERR_MEM;
     if ((pcb->state == ESTABLISHED || pcb->state == FIN_WAIT_1 || pcb->state == FIN_WAIT_2) && pcb->ooseq) {
         if (p->tot_len > 0 && hdr->seqno == pcb->rcv_nxt)

@@ -749,3 +749,48 @@ TEST_IMPL(stack_input_hostile_flags)
     harness_tun_tcp_close(&in.tcp);
     return 0;
 }
+
+/* A flood of forged RSTs and SYNs inside the window, and of segments whose ACK field acknowledges
+ * data never sent: each would get a challenge ACK (RFC 5961), and lwIP 2.1.3 sent one for every
+ * segment. RFC 5961 7 asks for a limit: about 1000 a second (a budget drawn between 500 and 1499),
+ * so 3000 forged segments within one second get at most 1499 ACKs and the connection lives on;
+ * a second later a forged RST is answered again, and the real data is taken. */
+TEST_IMPL(stack_input_challenge_ack_limit)
+{
+    static struct input in;
+    memset(&in, 0, sizeof(in));
+    ackchk_ack = 0;
+    ackchk_sent = 0;
+    const struct harness_tun_tcp_config cfg = {
+        .seed = 37, .port = 7, .isn = INPUT_PEER_ISN, .wnd = 65535, .mss = 1400, .scaled = 1, .wscale = 7};
+    harness_tun_tcp_open(&in.tcp, &cfg, input_ackchk_send, &in);
+    uint32_t seq = INPUT_PEER_ISN + 1, our = in.tcp.syn_seq + 1;
+
+    int sent = ackchk_sent;
+    for (int i = 0; i < 3000; i++) {
+        switch (i % 3) {
+        case 0: input_segment(&in, 0x04, seq + 1000 + (uint32_t)i, our, 1, 0); break;
+        case 1: input_segment(&in, 0x02, seq + 1000, 0, 1, 0); break;
+        default: input_segment(&in, 0x10, seq, our + 5000, 1, 0); break;
+        }
+    }
+    int answered = ackchk_sent - sent;
+    ASSERT(in.tcp.c->pcb != NULL);
+    ASSERT_EQ(in.tcp.c->pcb->state, ESTABLISHED);
+    ASSERT(answered >= 500);
+    ASSERT(answered <= 1499);
+
+    harness_tun_advance(&in.tcp.tun, 1000);
+    sent = ackchk_sent;
+    input_segment(&in, 0x04, seq + 1000, our, 1, 0);
+    ASSERT_EQ(ackchk_sent - sent, 1);
+    ASSERT_EQ(ackchk_ack, seq);
+
+    input_segment(&in, 0x18, seq, our, 1, 100);
+    harness_tun_advance(&in.tcp.tun, 500);
+    ASSERT_EQ(ackchk_ack, seq + 100);
+    ASSERT_EQ(in.resets, 0);
+    ASSERT_EQ(in.tcp.app.done, 0);
+    harness_tun_tcp_close(&in.tcp);
+    return 0;
+}
