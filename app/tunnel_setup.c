@@ -204,6 +204,16 @@ static int app_settings(struct app *a, struct tunnel_settings *ts)
         v2s_error("no tunnel address: run me from openconnect --script-tun, or give --address");
         return -EINVAL;
     }
+    /* As over OpenVPN (tunnel_settings_ipv6_mtu()): openconnect hands over an IPv6 address
+     * whatever the MTU it settled on, and IPv6 under 1280 bytes fails in ways hard to trace. */
+    char msg[200];
+    rc = tunnel_settings_ipv6_mtu(ts, msg, sizeof(msg));
+    if (rc < 0) {
+        v2s_error("%s, and the tunnel has no IPv4 address (INTERNAL_IP4_ADDRESS or --address)", msg);
+        return -EINVAL;
+    }
+    if (rc > 0)
+        v2s_warn("%s", msg);
     return 0;
 }
 

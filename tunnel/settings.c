@@ -32,7 +32,8 @@ enum { SETTINGS_MAX_ROUTES = 4096 };
 
 /* MTU bounds: 68 is the smallest MTU IPv4 allows (RFC 791); 65535 is the largest IP datagram.
  * 0 means "unknown" (openconnect exports its MTU even before one was negotiated). A small MTU with
- * IPv6 (which needs 1280) is left for the stack to refuse or work around. */
+ * IPv6 (which needs 1280) is judged once the command line had its say
+ * (tunnel_settings_ipv6_mtu()). */
 enum { SETTINGS_MTU_MIN = 68, SETTINGS_MTU_MAX = 65535 };
 
 /* Longest environment variable name we build: "CISCO_IPV6_SPLIT_INC_4095_MASKLEN" and room. */
@@ -51,6 +52,29 @@ void tunnel_settings_free(struct tunnel_settings *s)
     free(s->routes);
     free(s->excludes);
     tunnel_settings_init(s);
+}
+
+/* Below 1280 the VPN server's own tun carries no IPv6 (Linux turns IPv6 off on such a link;
+ * OpenVPN on Linux then fails to add the address and exits, ocserv gives the client none), and
+ * our packets would leave in fragments under 1280, which Linux receivers drop. So IPv6 stays off
+ * and IPv4 works. The IPv6 routes stay: what the VPN routes through the tunnel fails there
+ * rather than leaving directly. */
+int tunnel_settings_ipv6_mtu(struct tunnel_settings *s, char *msg, size_t cap)
+{
+    if (!s->addr6.family || s->mtu == 0 || s->mtu >= TUNNEL_IPV6_MTU_MIN)
+        return 0;
+    if (!s->addr4.family) {
+        snprintf(msg, cap, "the tunnel MTU %u is below IPv6's minimum of %u", s->mtu,
+                 (unsigned)TUNNEL_IPV6_MTU_MIN);
+        return -EINVAL;
+    }
+    char a6[V2S_ADDR_STRLEN];
+    v2s_addr_format(&s->addr6, a6, sizeof(a6));
+    snprintf(msg, cap, "the tunnel MTU %u is below IPv6's minimum of %u: IPv6 (%s) left off on this tunnel, "
+             "IPv4 only", s->mtu, (unsigned)TUNNEL_IPV6_MTU_MIN, a6);
+    memset(&s->addr6, 0, sizeof(s->addr6));
+    s->prefix6 = 0;
+    return 1;
 }
 
 int tunnel_settings_add_route(struct tunnel_settings *s, const struct v2s_cidr *c, int exclude)

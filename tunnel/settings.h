@@ -23,7 +23,17 @@ struct tunnel_settings {
     size_t n_excludes;
 };
 
+/* IPv6 needs a link MTU of 1280 (RFC 8200 5). */
+enum { TUNNEL_IPV6_MTU_MIN = 1280 };
+
 void tunnel_settings_init(struct tunnel_settings *s);
+/* IPv6 on a tunnel whose MTU (mtu; 0, unknown, is not judged) is under TUNNEL_IPV6_MTU_MIN: 0
+ * when there is none or the MTU is large enough; 1 when IPv6 was turned off and IPv4 stays, with
+ * a warning line for the log in msg ("the tunnel MTU 1200 is below IPv6's minimum of 1280: IPv6
+ * (fd00::2) left off on this tunnel, IPv4 only"); -EINVAL when the tunnel has no IPv4 to fall
+ * back on, with "the tunnel MTU 1200 is below IPv6's minimum of 1280" in msg for the caller to
+ * finish with where the IPv4 address was to come from. Both tunnels (OpenVPN, packet fd) ask. */
+int tunnel_settings_ipv6_mtu(struct tunnel_settings *s, char *msg, size_t cap);
 void tunnel_settings_free(struct tunnel_settings *s);
 /* Appends a prefix to routes or excludes. 0 or -ENOMEM. */
 int tunnel_settings_add_route(struct tunnel_settings *s, const struct v2s_cidr *c, int exclude);

@@ -15,6 +15,8 @@ and that stderr holds the message expected:
 - openconnect's environment with VPNFD naming a descriptor that is not open (a wrapper such as
   sudo closed it): the message says so (it was "Bad file descriptor"); reason set and no VPNFD
   (openconnect given --script without --script-tun): the message says to add --script-tun;
+- openconnect's environment with an MTU under 1280 and an IPv6 address: refused when the tunnel
+  has no IPv4, IPv6 left off with a warning when it has (IPv6 stayed on);
 - a stray word after --version (-V extra): refused as anywhere else (it was ignored, exit 0); and
   --version alone exits 0 with a second line naming OpenSSL, libuv and lwIP;
 - under journald ($JOURNAL_STREAM naming stderr, as systemd sets it): the message is an error to
@@ -89,6 +91,13 @@ def main():
              dict(oc_env, VPNFD="987")),
             (listen, "no tunnel: the VPN client ran me as a vpnc-script (reason=connect)",
              dict(oc_env, reason="connect")),
+            # An MTU under IPv6's 1280 (RFC 8200 5): IPv6 only is refused, and with IPv4 too the
+            # IPv6 address is left off with a warning (then the closed descriptor stops it), as
+            # over OpenVPN; IPv6 stayed on before.
+            (listen, "the tunnel MTU 1200 is below IPv6's minimum of 1280, and the tunnel has no IPv4 address",
+             {"INTERNAL_IP6_ADDRESS": "fd00::2", "INTERNAL_IP4_MTU": "1200", "VPNFD": "987"}),
+            (listen, "IPv6 (fd00::2) left off on this tunnel, IPv4 only",
+             dict(oc_env, INTERNAL_IP6_ADDRESS="fd00::2", INTERNAL_IP4_MTU="1200", VPNFD="987")),
         ]
         rows = [(args, want, None) for args, want in rows] + env_rows
         wrong = [w for w in (refused(binary, args, want, env) for args, want, env in rows) if w]

@@ -492,3 +492,43 @@ TEST_IMPL(settings_split_per_family)
     ASSERT_EQ(route_of(both, "192.0.2.1"), ROUTER_DIRECT);
     return 0;
 }
+
+/* IPv6 under IPv6's minimum MTU of 1280 (RFC 8200 5), as both tunnels judge it: turned off with a
+ * warning when IPv4 stays, refused when the tunnel has IPv6 only, left alone at 1280 and above and
+ * when the MTU is unknown (0). The packet-fd tunnel kept IPv6 on at any MTU. */
+TEST_IMPL(settings_ipv6_mtu)
+{
+    static const struct {
+        const char *addr4, *addr6;
+        unsigned mtu;
+        int rc;
+        const char *msg; /* NULL: left empty */
+    } rows[] = {
+        {"10.0.0.2", "fd00::2", 1279, 1,
+         "the tunnel MTU 1279 is below IPv6's minimum of 1280: IPv6 (fd00::2) left off on this tunnel, IPv4 only"},
+        {NULL, "fd00::2", 576, -EINVAL, "the tunnel MTU 576 is below IPv6's minimum of 1280"},
+        {"10.0.0.2", "fd00::2", 1280, 0, NULL},
+        {NULL, "fd00::2", 0, 0, NULL},
+        {"10.0.0.2", NULL, 576, 0, NULL},
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(rows); i++) {
+        struct tunnel_settings s;
+        tunnel_settings_init(&s);
+        if (rows[i].addr4)
+            ASSERT_EQ(v2s_addr_parse(&s.addr4, rows[i].addr4), 0);
+        if (rows[i].addr6) {
+            ASSERT_EQ(v2s_addr_parse(&s.addr6, rows[i].addr6), 0);
+            s.prefix6 = 64;
+        }
+        s.mtu = rows[i].mtu;
+        char msg[200] = "";
+        int rc = tunnel_settings_ipv6_mtu(&s, msg, sizeof(msg));
+        ASSERT_ROW(rc == rows[i].rc, "%zu: %d", i, rc);
+        ASSERT_ROW(strcmp(msg, rows[i].msg ? rows[i].msg : "") == 0, "%zu: %s", i, msg);
+        ASSERT_ROW((s.addr6.family != 0) == (rows[i].addr6 && rc != 1), "%zu", i);
+        ASSERT_ROW((s.addr4.family != 0) == (rows[i].addr4 != NULL), "%zu", i);
+        ASSERT_EQ(s.mtu, rows[i].mtu);
+        tunnel_settings_free(&s);
+    }
+    return 0;
+}

@@ -25,7 +25,6 @@
 
 enum {
     OVPN_MAX_MSG = 64 * 1024, /* longest control message (PUSH_REPLY parts are ~1.5 KB) */
-    OVPN_IPV6_MTU_MIN = 1280, /* RFC 8200 5: no IPv6 on a link with a smaller MTU */
 };
 
 static uint64_t now_ms(const struct ovpn_client *c)
@@ -287,26 +286,17 @@ static int ovpn_client_settle(struct ovpn_client *c)
         if (mss >= OVPN_TCP_MTU_MIN + over && s->mtu > mss - over)
             s->mtu = (unsigned)(mss - over);
     }
-    /* IPv6 needs a link MTU of 1280 (RFC 8200 5). Below it the server's own tun carries no IPv6
-     * (Linux turns IPv6 off on such a link; OpenVPN on Linux then fails to add the address and
-     * exits), and our packets would leave in fragments under 1280, which Linux receivers drop.
-     * So IPv6 stays off on this tunnel and IPv4 works. The IPv6 routes stay: what the server
-     * routes through the tunnel fails there rather than leaving directly. */
-    if (s->addr6.family && s->mtu < OVPN_IPV6_MTU_MIN) {
-        char a6[V2S_ADDR_STRLEN];
-        v2s_addr_format(&s->addr6, a6, sizeof(a6));
-        if (!s->addr4.family) {
-            char why[200];
-            snprintf(why, sizeof(why), "the tunnel MTU %u is below IPv6's minimum of %u, and the server "
-                     "pushed no IPv4 address (ifconfig)", s->mtu, (unsigned)OVPN_IPV6_MTU_MIN);
-            ovpn_client_push_failed(c, why);
-            return -1;
-        }
-        v2s_warn("openvpn: the tunnel MTU %u is below IPv6's minimum of %u: IPv6 (%s) left off on this "
-                 "tunnel, IPv4 only", s->mtu, (unsigned)OVPN_IPV6_MTU_MIN, a6);
-        memset(&s->addr6, 0, sizeof(s->addr6));
-        s->prefix6 = 0;
+    /* IPv6 needs a link MTU of 1280 (RFC 8200 5): off below it, the tunnel IPv4 only. */
+    char msg[200];
+    int v6 = tunnel_settings_ipv6_mtu(s, msg, sizeof(msg));
+    if (v6 < 0) {
+        char why[300];
+        snprintf(why, sizeof(why), "%s, and the server pushed no IPv4 address (ifconfig)", msg);
+        ovpn_client_push_failed(c, why);
+        return -1;
     }
+    if (v6 > 0)
+        v2s_warn("openvpn: %s", msg);
     if (!s->addr4.family && !s->addr6.family) {
         ovpn_client_push_failed(c, "the server pushed no address (ifconfig)");
         return -1;
