@@ -89,6 +89,10 @@ seed("fuzz_settings", "openconnect-dual-stack", "\n".join([
     "CISCO_IPV6_SPLIT_INC=1", "CISCO_IPV6_SPLIT_INC_0_ADDR=fd00::", "CISCO_IPV6_SPLIT_INC_0_MASKLEN=48"]))
 seed("fuzz_settings", "minimal", "INTERNAL_IP4_ADDRESS=192.0.2.10")
 seed("fuzz_settings", "ipv6-only", "INTERNAL_IP6_NETMASK=2001:db8:1::5/64\nINTERNAL_IP6_ADDRESS=2001:db8:1::5")
+# a vpnc-script's environment (reason set, an escape sequence and DEL in it) and VPNFD
+seed("fuzz_settings", "vpnc-script-reason",
+     "reason=pre-init\x1b[31m\x7f\rx\nINTERNAL_IP4_ADDRESS=10.0.0.2\nINTERNAL_IP4_MTU=1334")
+seed("fuzz_settings", "vpnfd", "VPNFD=7\nreason=connect")
 
 # ---------------------------------------------------------------- fuzz_ovpn_config (test_ovpn_config.c)
 ALIBABA = ("client\ndev tun\nproto udp\nremote 47.100.1.2 1194\nresolv-retry infinite\nnobind\n"
