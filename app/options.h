@@ -11,6 +11,9 @@
 #include "route/router.h"
 #include "tunnel/settings.h"
 
+/* What a host or domain name is made of, as -L's HOST and --domain take it. */
+#define OPTIONS_DOMAIN_CHARS "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_"
+
 enum { OPTIONS_MAX_LISTENERS = 8, OPTIONS_MAX_FORWARDS = 64 };
 /* More than the long options there are (options.c checks): one slot each in options.file_line. */
 enum { OPTIONS_MAX_NAMES = 48 };
