@@ -154,8 +154,9 @@ bench_tools() {
     done
     lab_log "no built netbench/relay found; compiling them into the run dir"
     NETBENCH=$LAB_RUN_DIR/netbench RELAY=$LAB_RUN_DIR/relay
-    if ! cc -O2 -o "$NETBENCH" "$here/netbench.c" -lcrypto || ! cc -O2 -o "$RELAY" "$here/relay.c"; then
-        lab_die "compiling bench/netbench.c or bench/relay.c failed"
+    if ! cc -O2 -o "$NETBENCH" "$here/netbench.c" -lcrypto ||
+        ! cc -O2 -o "$RELAY" "$here/relay.c" "$here/relay_udp.c" "$here/relay_tcp.c"; then
+        lab_die "compiling bench/netbench.c or bench/relay*.c failed"
     fi
 }
 bench_tools
